@@ -1,0 +1,3 @@
+//! Reference semantics: packet + model → verdict with a trace.
+//!
+//! PLACEHOLDER: being implemented.

@@ -1,0 +1,19 @@
+//! # calico-core
+//!
+//! The heart of calico-rs: the part of Project Calico's *Felix* agent that does not depend on a
+//! dataplane. It holds
+//!
+//! * [`model`]: the typed resources an orchestrator hands us (workload and host endpoints,
+//!   policies, profiles, IP pools, BGP settings), validated on entry;
+//! * [`selector`]: the Calico label-selector language (parse, print, evaluate);
+//! * [`eval`]: the reference semantics: a packet and a model in, a verdict and a trace out;
+//! * [`backend`]: the traits a dataplane (Linux, the mock) and a BGP speaker implement.
+//!
+//! Later layers (the incremental calculation index, the rule compiler and the reconciler)
+//! build on these.
+#![warn(missing_docs)]
+
+pub mod backend;
+pub mod eval;
+pub mod model;
+pub mod selector;

@@ -1,0 +1,66 @@
+//! Policies and profiles: ordered lists of rules applied to endpoints.
+
+use serde::{Deserialize, Serialize};
+
+use super::labels::Labels;
+use super::rule::Rule;
+use crate::selector::Selector;
+
+/// The direction a policy governs, relative to the endpoint it applies to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum PolicyType {
+    /// Traffic arriving at the endpoint.
+    Ingress,
+    /// Traffic leaving the endpoint.
+    Egress,
+}
+
+/// A network policy: applies its rules to the endpoints its selector matches.
+///
+/// A policy with a `namespace` is a Calico `NetworkPolicy`: it applies only to workload
+/// endpoints of that namespace, and the selectors in its rules see only that namespace unless
+/// a `namespaceSelector` says otherwise. Without a namespace it is a `GlobalNetworkPolicy`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Policy {
+    /// Name of the policy, unique within its namespace (or globally).
+    pub name: String,
+    /// Namespace of a namespaced policy; `None` for a global one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Policies apply in increasing order; unset means after all ordered ones; ties are broken
+    /// by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<f64>,
+    /// Endpoints the policy applies to.
+    #[serde(default = "Selector::all")]
+    pub selector: Selector,
+    /// Directions the policy governs. When empty it is inferred: `Ingress`, plus `Egress` if
+    /// there are egress rules (as Calico does).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub types: Vec<PolicyType>,
+    /// Rules for traffic arriving at the endpoint.
+    #[serde(default)]
+    pub ingress: Vec<Rule>,
+    /// Rules for traffic leaving the endpoint.
+    #[serde(default)]
+    pub egress: Vec<Rule>,
+}
+
+/// A profile: rules and labels shared by the endpoints that name it; consulted after all
+/// policies (or when a policy says `Pass`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Profile {
+    /// Name of the profile.
+    pub name: String,
+    /// Labels every endpoint naming this profile inherits (the endpoint's own labels win).
+    #[serde(default)]
+    pub labels_to_apply: Labels,
+    /// Rules for traffic arriving at the endpoint.
+    #[serde(default)]
+    pub ingress: Vec<Rule>,
+    /// Rules for traffic leaving the endpoint.
+    #[serde(default)]
+    pub egress: Vec<Rule>,
+}

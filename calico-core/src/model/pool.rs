@@ -1,0 +1,22 @@
+//! IP pools: the address ranges workloads get their addresses from.
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+/// An IP pool. Addresses are handed to hosts in blocks of `blockSize`; a host advertises its
+/// blocks rather than every workload address.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IpPool {
+    /// Name of the pool.
+    pub name: String,
+    /// The pool's range.
+    pub cidr: IpNet,
+    /// Prefix length of the blocks the pool is cut into: 20–32 for IPv4 (default 26),
+    /// 116–128 for IPv6 (default 122).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block_size: Option<u8>,
+    /// A disabled pool hands out no new addresses.
+    #[serde(default)]
+    pub disabled: bool,
+}

@@ -1,0 +1,127 @@
+//! The resource union, resource keys and the updates an orchestrator sends.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::bgp::{BgpConfiguration, BgpPeer, Node};
+use super::endpoint::{HostEndpoint, WorkloadEndpoint, WorkloadEndpointId};
+use super::policy::{Policy, Profile};
+use super::pool::IpPool;
+
+/// The kinds of resource the agent understands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum ResourceKind {
+    /// [`WorkloadEndpoint`].
+    WorkloadEndpoint,
+    /// [`HostEndpoint`].
+    HostEndpoint,
+    /// [`Policy`] (namespaced `NetworkPolicy` or `GlobalNetworkPolicy`).
+    Policy,
+    /// [`Profile`].
+    Profile,
+    /// [`IpPool`].
+    IpPool,
+    /// [`BgpConfiguration`].
+    BgpConfiguration,
+    /// [`BgpPeer`].
+    BgpPeer,
+    /// [`Node`].
+    Node,
+}
+
+impl fmt::Display for ResourceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// Any resource.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind")]
+pub enum Resource {
+    /// A workload endpoint.
+    WorkloadEndpoint(WorkloadEndpoint),
+    /// A host endpoint.
+    HostEndpoint(HostEndpoint),
+    /// A policy.
+    Policy(Policy),
+    /// A profile.
+    Profile(Profile),
+    /// An IP pool.
+    IpPool(IpPool),
+    /// BGP settings.
+    BgpConfiguration(BgpConfiguration),
+    /// A BGP peering.
+    BgpPeer(BgpPeer),
+    /// A node.
+    Node(Node),
+}
+
+/// The identity of a resource: what an update replaces or removes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum ResourceKey {
+    /// A workload endpoint, by id.
+    WorkloadEndpoint(WorkloadEndpointId),
+    /// A host endpoint, by name.
+    HostEndpoint(String),
+    /// A policy, by namespace (`None` for global) and name.
+    Policy {
+        /// The namespace, `None` for a global policy.
+        namespace: Option<String>,
+        /// The name.
+        name: String,
+    },
+    /// A profile, by name.
+    Profile(String),
+    /// An IP pool, by name.
+    IpPool(String),
+    /// BGP settings, by name.
+    BgpConfiguration(String),
+    /// A BGP peering, by name.
+    BgpPeer(String),
+    /// A node, by name.
+    Node(String),
+}
+
+impl Resource {
+    /// The resource's kind.
+    pub fn kind(&self) -> ResourceKind {
+        match self {
+            Resource::WorkloadEndpoint(_) => ResourceKind::WorkloadEndpoint,
+            Resource::HostEndpoint(_) => ResourceKind::HostEndpoint,
+            Resource::Policy(_) => ResourceKind::Policy,
+            Resource::Profile(_) => ResourceKind::Profile,
+            Resource::IpPool(_) => ResourceKind::IpPool,
+            Resource::BgpConfiguration(_) => ResourceKind::BgpConfiguration,
+            Resource::BgpPeer(_) => ResourceKind::BgpPeer,
+            Resource::Node(_) => ResourceKind::Node,
+        }
+    }
+
+    /// The resource's key.
+    pub fn key(&self) -> ResourceKey {
+        match self {
+            Resource::WorkloadEndpoint(r) => ResourceKey::WorkloadEndpoint(r.id.clone()),
+            Resource::HostEndpoint(r) => ResourceKey::HostEndpoint(r.name.clone()),
+            Resource::Policy(r) => ResourceKey::Policy {
+                namespace: r.namespace.clone(),
+                name: r.name.clone(),
+            },
+            Resource::Profile(r) => ResourceKey::Profile(r.name.clone()),
+            Resource::IpPool(r) => ResourceKey::IpPool(r.name.clone()),
+            Resource::BgpConfiguration(r) => ResourceKey::BgpConfiguration(r.name.clone()),
+            Resource::BgpPeer(r) => ResourceKey::BgpPeer(r.name.clone()),
+            Resource::Node(r) => ResourceKey::Node(r.name.clone()),
+        }
+    }
+}
+
+/// One change from the orchestrator.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Update {
+    /// Create or replace a resource.
+    Upsert(Resource),
+    /// Remove a resource (removing an absent one is not an error).
+    Remove(ResourceKey),
+}

@@ -1,0 +1,1 @@
+//! calico-linux (being built).

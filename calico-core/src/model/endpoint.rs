@@ -27,7 +27,11 @@ pub struct WorkloadEndpointId {
 
 impl fmt::Display for WorkloadEndpointId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}/{}", self.orchestrator, self.workload, self.endpoint)
+        write!(
+            f,
+            "{}/{}/{}",
+            self.orchestrator, self.workload, self.endpoint
+        )
     }
 }
 
@@ -56,7 +60,9 @@ impl FromStr for MacAddr {
                 .next()
                 .ok_or_else(|| format!("MAC address {s:?} has fewer than 6 octets"))?;
             if p.len() != 2 {
-                return Err(format!("MAC address {s:?}: octet {p:?} is not two hex digits"));
+                return Err(format!(
+                    "MAC address {s:?}: octet {p:?} is not two hex digits"
+                ));
             }
             *byte = u8::from_str_radix(p, 16)
                 .map_err(|_| format!("MAC address {s:?}: octet {p:?} is not hexadecimal"))?;

@@ -12,6 +12,8 @@ mod policy;
 mod pool;
 mod resource;
 mod rule;
+mod store;
+mod validate;
 
 pub use bgp::{AsNumber, BgpConfiguration, BgpPeer, Node, NodeBgp};
 pub use endpoint::{HostEndpoint, MacAddr, NamedPort, WorkloadEndpoint, WorkloadEndpointId};
@@ -21,3 +23,4 @@ pub use policy::{Policy, PolicyType, Profile};
 pub use pool::IpPool;
 pub use resource::{Resource, ResourceKey, ResourceKind, Update};
 pub use rule::{Action, EntityRule, IcmpMatch, IpVersion, PortSpec, Protocol, Rule};
+pub use store::{Model, PolicyKey};

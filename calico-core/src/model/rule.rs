@@ -82,12 +82,18 @@ impl Protocol {
     /// Whether the protocol carries ports (TCP, UDP, SCTP, UDP-Lite), so that port matches
     /// make sense for it.
     pub fn has_ports(self) -> bool {
-        matches!(self, Protocol::TCP | Protocol::UDP | Protocol::SCTP | Protocol::UDPLITE)
+        matches!(
+            self,
+            Protocol::TCP | Protocol::UDP | Protocol::SCTP | Protocol::UDPLITE
+        )
     }
 
     /// The canonical name of the protocol if it has one.
     pub fn name(self) -> Option<&'static str> {
-        Self::NAMES.iter().find(|(_, p)| *p == self).map(|(n, _)| *n)
+        Self::NAMES
+            .iter()
+            .find(|(_, p)| *p == self)
+            .map(|(n, _)| *n)
     }
 }
 
@@ -185,7 +191,9 @@ impl FromStr for PortSpec {
         if let Some((a, b)) = s.split_once(':') {
             let (min, max) = (num(a)?, num(b)?);
             if min > max {
-                return Err(format!("port range {s:?} has its minimum above its maximum"));
+                return Err(format!(
+                    "port range {s:?} has its minimum above its maximum"
+                ));
             }
             return Ok(PortSpec::Range { min, max });
         }
@@ -217,9 +225,9 @@ impl<'de> Deserialize<'de> for PortSpec {
             Str(String),
         }
         match Raw::deserialize(d)? {
-            Raw::Num(n) => u16::try_from(n).map(PortSpec::single).map_err(|_| {
-                serde::de::Error::custom(format!("port {n} is out of range 0-65535"))
-            }),
+            Raw::Num(n) => u16::try_from(n)
+                .map(PortSpec::single)
+                .map_err(|_| serde::de::Error::custom(format!("port {n} is out of range 0-65535"))),
             Raw::Str(s) => s.parse().map_err(serde::de::Error::custom),
         }
     }

@@ -25,7 +25,9 @@ pub struct Selector {
 impl Selector {
     /// `all()`: matches everything.
     pub fn all() -> Self {
-        Selector { text: "all()".into() }
+        Selector {
+            text: "all()".into(),
+        }
     }
     /// Parses a selector.
     pub fn parse(s: &str) -> Result<Self, String> {

@@ -1,0 +1,31 @@
+# calico-rs: two entry points, both safe to run on a fresh Debian machine as root.
+#   make demo   the main job (see README)
+#   make test   every test: fmt, clippy, the whole workspace's tests (privileged ones included as root)
+SHELL := /bin/bash
+.DEFAULT_GOAL := test
+
+# Debian packages the build and the tests need. Installed only when missing.
+DEBS := nftables libnftnl-dev libmnl-dev pkg-config bird2 iproute2 iputils-ping netcat-openbsd procps
+
+.PHONY: deps test demo bench fuzz
+
+deps:
+	@missing=""; \
+	for p in $(DEBS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" -ne 0 ]; then echo "make: missing Debian packages:$$missing (run as root to install them)" >&2; exit 1; fi; \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi; \
+	command -v cargo >/dev/null || { echo "make: cargo not found: install a Rust toolchain (rustup) first" >&2; exit 1; }
+
+test: deps
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo test --workspace
+
+demo: deps
+	cargo run -q -p calico-examples --bin calico-demo -- examples/demo/model.yaml
+
+bench: deps
+	cargo bench -p calico-core

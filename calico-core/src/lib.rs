@@ -16,4 +16,5 @@
 pub mod backend;
 pub mod eval;
 pub mod model;
+pub mod routes;
 pub mod selector;

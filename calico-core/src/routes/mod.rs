@@ -1,0 +1,105 @@
+//! The desired forwarding table of one host, and the change set that brings a programmed FIB
+//! to it.
+//!
+//! The desired FIB is a pure function of the model and the routes BGP learned:
+//!
+//! * every address of a workload endpoint on this node gets a scope-link route (`/32` or
+//!   `/128`) to the endpoint's host-side interface;
+//! * every route learned from a peer gets a route via its next hops (several means ECMP),
+//!   unless the prefix is one of this host's own workload addresses (local always wins).
+//!
+//! ```
+//! use calico_core::backend::RouteTarget;
+//! use calico_core::model::{Model, Resource, WorkloadEndpoint, WorkloadEndpointId};
+//! use calico_core::routes::desired_routes;
+//!
+//! let mut model = Model::new();
+//! let ep: WorkloadEndpoint = serde_json::from_value(serde_json::json!({
+//!     "orchestrator": "k8s", "workload": "default.web", "endpoint": "eth0",
+//!     "node": "host-a", "interfaceName": "cali0123456789a",
+//!     "ipNetworks": ["10.65.0.10/32"],
+//! })).unwrap();
+//! model.apply(calico_core::model::Update::Upsert(Resource::WorkloadEndpoint(ep))).unwrap();
+//!
+//! let fib = desired_routes("host-a", &model, &[]);
+//! let target = &fib[&"10.65.0.10/32".parse().unwrap()];
+//! assert_eq!(target, &RouteTarget::Workload { interface: "cali0123456789a".into() });
+//! assert!(desired_routes("host-b", &model, &[]).is_empty());
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use ipnet::IpNet;
+
+use crate::backend::{FibChangeSet, LearnedRoute, NextHop, Route, RouteTarget};
+use crate::model::Model;
+
+/// The desired FIB: destination prefix → where it goes.
+pub type DesiredFib = BTreeMap<IpNet, RouteTarget>;
+
+/// Computes the routes this node (`node`) should have, from the model and the routes learned
+/// by BGP.
+pub fn desired_routes(node: &str, model: &Model, learned: &[LearnedRoute]) -> DesiredFib {
+    let mut fib = DesiredFib::new();
+    for ep in model.workload_endpoints.values().filter(|ep| ep.node == node) {
+        for net in &ep.ip_networks {
+            fib.insert(
+                net.trunc(),
+                RouteTarget::Workload {
+                    interface: ep.interface_name.clone(),
+                },
+            );
+        }
+    }
+    for route in learned {
+        let prefix = route.prefix.trunc();
+        if fib.contains_key(&prefix) || route.next_hops.is_empty() {
+            continue;
+        }
+        let hops: BTreeSet<NextHop> = route
+            .next_hops
+            .iter()
+            .map(|gw| NextHop {
+                gateway: *gw,
+                interface: None,
+            })
+            .collect();
+        fib.insert(prefix, RouteTarget::Via(hops));
+    }
+    fib
+}
+
+/// The local prefixes this node exports to BGP: its workloads' addresses.
+pub fn local_exports(node: &str, model: &Model) -> BTreeSet<IpNet> {
+    model
+        .workload_endpoints
+        .values()
+        .filter(|ep| ep.node == node)
+        .flat_map(|ep| ep.ip_networks.iter().map(IpNet::trunc))
+        .collect()
+}
+
+/// The smallest change set that turns the `programmed` routes into the `desired` ones:
+/// routes that are right are not touched, so traffic on healthy endpoints is never
+/// interrupted.
+pub fn fib_diff(desired: &DesiredFib, programmed: &[Route]) -> FibChangeSet {
+    let programmed: BTreeMap<&IpNet, &RouteTarget> =
+        programmed.iter().map(|r| (&r.dst, &r.target)).collect();
+    let remove = programmed
+        .keys()
+        .filter(|dst| !desired.contains_key(**dst))
+        .map(|dst| **dst)
+        .collect();
+    let upsert = desired
+        .iter()
+        .filter(|(dst, target)| programmed.get(dst) != Some(target))
+        .map(|(dst, target)| Route {
+            dst: *dst,
+            target: target.clone(),
+        })
+        .collect();
+    FibChangeSet { remove, upsert }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,126 @@
+use std::net::IpAddr;
+
+use super::*;
+use crate::model::{Resource, Update, WorkloadEndpoint, WorkloadEndpointId};
+
+fn endpoint(workload: &str, node: &str, iface: &str, nets: &[&str]) -> WorkloadEndpoint {
+    WorkloadEndpoint {
+        id: WorkloadEndpointId {
+            orchestrator: "k8s".into(),
+            workload: workload.into(),
+            endpoint: "eth0".into(),
+        },
+        namespace: None,
+        node: node.into(),
+        interface_name: iface.into(),
+        mac: None,
+        ip_networks: nets.iter().map(|n| n.parse().unwrap()).collect(),
+        labels: Default::default(),
+        profiles: vec![],
+        ports: vec![],
+    }
+}
+
+fn model(eps: Vec<WorkloadEndpoint>) -> Model {
+    let mut m = Model::new();
+    for ep in eps {
+        m.apply(Update::Upsert(Resource::WorkloadEndpoint(ep))).unwrap();
+    }
+    m
+}
+
+fn learned(prefix: &str, hops: &[&str]) -> LearnedRoute {
+    LearnedRoute {
+        prefix: prefix.parse().unwrap(),
+        next_hops: hops.iter().map(|h| h.parse::<IpAddr>().unwrap()).collect(),
+    }
+}
+
+fn workload(iface: &str) -> RouteTarget {
+    RouteTarget::Workload {
+        interface: iface.into(),
+    }
+}
+
+#[test]
+fn local_workloads_get_scope_link_routes_for_v4_and_v6() {
+    let m = model(vec![
+        endpoint("a", "h1", "cali-a", &["10.0.0.1/32", "fd00::1/128"]),
+        endpoint("b", "h2", "cali-b", &["10.0.0.2/32"]),
+    ]);
+    let fib = desired_routes("h1", &m, &[]);
+    assert_eq!(fib.len(), 2);
+    assert_eq!(fib[&"10.0.0.1/32".parse().unwrap()], workload("cali-a"));
+    assert_eq!(fib[&"fd00::1/128".parse().unwrap()], workload("cali-a"));
+}
+
+#[test]
+fn learned_routes_become_ecmp_routes_and_local_addresses_win() {
+    let m = model(vec![endpoint("a", "h1", "cali-a", &["10.0.0.1/32"])]);
+    let fib = desired_routes(
+        "h1",
+        &m,
+        &[
+            learned("10.0.1.0/26", &["192.0.2.2", "198.51.100.2"]),
+            learned("10.0.0.1/32", &["192.0.2.9"]),
+            learned("10.0.2.0/26", &[]),
+        ],
+    );
+    assert_eq!(fib[&"10.0.0.1/32".parse().unwrap()], workload("cali-a"));
+    match &fib[&"10.0.1.0/26".parse().unwrap()] {
+        RouteTarget::Via(hops) => assert_eq!(hops.len(), 2),
+        other => panic!("expected an ECMP route, got {other:?}"),
+    }
+    assert!(!fib.contains_key(&"10.0.2.0/26".parse().unwrap()));
+}
+
+#[test]
+fn diff_touches_only_what_is_wrong() {
+    let m = model(vec![
+        endpoint("a", "h1", "cali-a", &["10.0.0.1/32"]),
+        endpoint("b", "h1", "cali-b", &["10.0.0.2/32"]),
+    ]);
+    let desired = desired_routes("h1", &m, &[]);
+    let programmed = vec![
+        Route {
+            dst: "10.0.0.1/32".parse().unwrap(),
+            target: workload("cali-a"),
+        },
+        Route {
+            dst: "10.0.0.2/32".parse().unwrap(),
+            target: workload("cali-old"),
+        },
+        Route {
+            dst: "10.0.0.3/32".parse().unwrap(),
+            target: workload("cali-gone"),
+        },
+    ];
+    let changes = fib_diff(&desired, &programmed);
+    assert_eq!(changes.remove, vec!["10.0.0.3/32".parse::<IpNet>().unwrap()]);
+    assert_eq!(
+        changes.upsert,
+        vec![Route {
+            dst: "10.0.0.2/32".parse().unwrap(),
+            target: workload("cali-b"),
+        }]
+    );
+    let converged: Vec<Route> = desired
+        .iter()
+        .map(|(d, t)| Route {
+            dst: *d,
+            target: t.clone(),
+        })
+        .collect();
+    assert!(fib_diff(&desired, &converged).is_empty());
+}
+
+#[test]
+fn exports_are_this_nodes_workload_addresses() {
+    let m = model(vec![
+        endpoint("a", "h1", "cali-a", &["10.0.0.1/32", "fd00::1/128"]),
+        endpoint("b", "h2", "cali-b", &["10.0.0.2/32"]),
+    ]);
+    let exports = local_exports("h1", &m);
+    assert_eq!(exports.len(), 2);
+    assert!(exports.contains(&"fd00::1/128".parse().unwrap()));
+}

@@ -41,7 +41,11 @@ pub type DesiredFib = BTreeMap<IpNet, RouteTarget>;
 /// by BGP.
 pub fn desired_routes(node: &str, model: &Model, learned: &[LearnedRoute]) -> DesiredFib {
     let mut fib = DesiredFib::new();
-    for ep in model.workload_endpoints.values().filter(|ep| ep.node == node) {
+    for ep in model
+        .workload_endpoints
+        .values()
+        .filter(|ep| ep.node == node)
+    {
         for net in &ep.ip_networks {
             fib.insert(
                 net.trunc(),

@@ -24,7 +24,8 @@ fn endpoint(workload: &str, node: &str, iface: &str, nets: &[&str]) -> WorkloadE
 fn model(eps: Vec<WorkloadEndpoint>) -> Model {
     let mut m = Model::new();
     for ep in eps {
-        m.apply(Update::Upsert(Resource::WorkloadEndpoint(ep))).unwrap();
+        m.apply(Update::Upsert(Resource::WorkloadEndpoint(ep)))
+            .unwrap();
     }
     m
 }
@@ -96,7 +97,10 @@ fn diff_touches_only_what_is_wrong() {
         },
     ];
     let changes = fib_diff(&desired, &programmed);
-    assert_eq!(changes.remove, vec!["10.0.0.3/32".parse::<IpNet>().unwrap()]);
+    assert_eq!(
+        changes.remove,
+        vec!["10.0.0.3/32".parse::<IpNet>().unwrap()]
+    );
     assert_eq!(
         changes.upsert,
         vec![Route {

@@ -13,6 +13,7 @@
 //! build on these.
 #![warn(missing_docs)]
 
+pub mod agent;
 pub mod backend;
 pub mod eval;
 pub mod model;

@@ -1,0 +1,470 @@
+//! The agent's event loop: batching, reconciliation passes, resync and retry.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use ipnet::IpNet;
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{debug, info, warn};
+
+use super::metrics::Metrics;
+use super::status::{AgentStatus, BackendHealth, EndpointState, EndpointStatus};
+use super::Timing;
+use crate::backend::{BackendError, BgpBackend, FibBackend, LearnedRoute, Route, RouteTarget};
+use crate::model::{Model, Update};
+use crate::routes::{desired_routes, fib_diff, local_exports, DesiredFib};
+
+/// A request to the engine.
+pub(super) enum Command {
+    Update(Box<Update>),
+    Snapshot(Box<Model>),
+    Resync,
+    Flush(oneshot::Sender<()>),
+    Stop,
+}
+
+pub(super) struct Engine {
+    node: String,
+    fib: Arc<dyn FibBackend>,
+    bgp: Option<Arc<dyn BgpBackend>>,
+    timing: Timing,
+    status_tx: watch::Sender<AgentStatus>,
+    metrics: Arc<Mutex<Metrics>>,
+
+    model: Model,
+    in_sync: bool,
+    /// What we believe the FIB holds; `None` means "read it back first".
+    programmed_routes: Option<BTreeMap<IpNet, RouteTarget>>,
+    /// Interfaces already configured for routing.
+    configured_interfaces: BTreeSet<String>,
+    /// Interface problems by interface name.
+    interface_state: BTreeMap<String, EndpointState>,
+    /// Route failures by destination.
+    route_errors: BTreeMap<IpNet, String>,
+    exported: Option<BTreeSet<IpNet>>,
+    learned: Vec<LearnedRoute>,
+    peers: Vec<crate::backend::PeerStatus>,
+    fib_health: BackendHealth,
+    bgp_health: BackendHealth,
+    /// Set when the last pass left something to retry.
+    retry_at: Option<tokio::time::Instant>,
+    /// Set while a resync pass runs: changes found are drift repairs.
+    resyncing: bool,
+}
+
+impl Engine {
+    pub(super) fn new(
+        node: String,
+        fib: Arc<dyn FibBackend>,
+        bgp: Option<Arc<dyn BgpBackend>>,
+        timing: Timing,
+        status_tx: watch::Sender<AgentStatus>,
+        metrics: Arc<Mutex<Metrics>>,
+    ) -> Self {
+        Engine {
+            node,
+            fib,
+            bgp,
+            timing,
+            status_tx,
+            metrics,
+            model: Model::new(),
+            in_sync: false,
+            programmed_routes: None,
+            configured_interfaces: BTreeSet::new(),
+            interface_state: BTreeMap::new(),
+            route_errors: BTreeMap::new(),
+            exported: None,
+            learned: Vec::new(),
+            peers: Vec::new(),
+            fib_health: BackendHealth::default(),
+            bgp_health: BackendHealth::default(),
+            retry_at: None,
+            resyncing: false,
+        }
+    }
+
+    pub(super) async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        info!(node = %self.node, "agent started; waiting for the first snapshot");
+        let mut resync = tokio::time::interval(self.timing.resync_interval);
+        resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        resync.tick().await;
+        let bgp = self.bgp.clone();
+        loop {
+            let retry_at = self.retry_at;
+            let mut flushes = Vec::new();
+            let mut dirty = false;
+            tokio::select! {
+                cmd = rx.recv() => {
+                    let Some(cmd) = cmd else { break };
+                    if !self.take(cmd, &mut flushes, &mut dirty) {
+                        break;
+                    }
+                    // Batch: fold in whatever arrives within the window.
+                    let deadline = tokio::time::Instant::now() + self.timing.batch_window;
+                    let mut taken = 1;
+                    let mut stop = false;
+                    while taken < self.timing.max_batch {
+                        match tokio::time::timeout_at(deadline, rx.recv()).await {
+                            Ok(Some(cmd)) => {
+                                taken += 1;
+                                if !self.take(cmd, &mut flushes, &mut dirty) {
+                                    stop = true;
+                                    break;
+                                }
+                            }
+                            Ok(None) => { stop = true; break; }
+                            Err(_) => break,
+                        }
+                    }
+                    if dirty {
+                        self.reconcile().await;
+                    }
+                    for f in flushes.drain(..) {
+                        let _ = f.send(());
+                    }
+                    if stop {
+                        break;
+                    }
+                }
+                _ = resync.tick() => self.resync().await,
+                _ = sleep_until(retry_at), if retry_at.is_some() => {
+                    debug!("retrying after backend errors");
+                    self.reconcile().await;
+                }
+                _ = changed(bgp.as_deref()), if bgp.is_some() => {
+                    self.refresh_learned().await;
+                    self.reconcile().await;
+                }
+            }
+        }
+        info!(node = %self.node, "agent stopped; dataplane left as programmed");
+    }
+
+    /// Takes one command; returns false on Stop.
+    fn take(
+        &mut self,
+        cmd: Command,
+        flushes: &mut Vec<oneshot::Sender<()>>,
+        dirty: &mut bool,
+    ) -> bool {
+        match cmd {
+            Command::Update(u) => {
+                let u = *u;
+                // Validated by the handle; apply cannot fail on a valid resource.
+                if let Err(e) = self.model.apply(u) {
+                    warn!(error = %e, "update rejected");
+                    self.metrics().updates_rejected_total += 1;
+                } else {
+                    self.metrics().updates_total += 1;
+                    *dirty = true;
+                }
+            }
+            Command::Snapshot(model) => {
+                self.model = *model;
+                if !self.in_sync {
+                    info!(node = %self.node, "first snapshot complete; programming starts");
+                }
+                self.in_sync = true;
+                self.metrics().updates_total += 1;
+                *dirty = true;
+            }
+            Command::Resync => {
+                self.programmed_routes = None;
+                self.configured_interfaces.clear();
+                self.exported = None;
+                self.resyncing = true;
+                *dirty = true;
+            }
+            Command::Flush(tx) => flushes.push(tx),
+            Command::Stop => return false,
+        }
+        true
+    }
+
+    fn metrics(&self) -> std::sync::MutexGuard<'_, Metrics> {
+        self.metrics.lock().expect("metrics lock")
+    }
+
+    async fn resync(&mut self) {
+        self.programmed_routes = None;
+        self.configured_interfaces.clear();
+        self.exported = None;
+        self.resyncing = true;
+        self.refresh_learned().await;
+        self.reconcile().await;
+    }
+
+    async fn refresh_learned(&mut self) {
+        let Some(bgp) = self.bgp.clone() else { return };
+        match bgp.learned_routes().await {
+            Ok(routes) => self.learned = routes,
+            Err(e) => record_failure(&mut self.bgp_health, &e, "read learned routes"),
+        }
+        match bgp.peer_status().await {
+            Ok(peers) => self.peers = peers,
+            Err(e) => record_failure(&mut self.bgp_health, &e, "read peer status"),
+        }
+    }
+
+    /// One reconciliation pass over interfaces, routes and BGP exports.
+    async fn reconcile(&mut self) {
+        if !self.in_sync {
+            self.publish_status();
+            return;
+        }
+        let started = Instant::now();
+        let was_resync = std::mem::take(&mut self.resyncing);
+        let mut repairs = 0u64;
+        let mut failed = false;
+
+        self.configure_interfaces().await;
+        if !self.reconcile_routes(&mut repairs).await {
+            failed = true;
+        }
+        if !self.reconcile_exports().await {
+            failed = true;
+        }
+        if self
+            .interface_state
+            .values()
+            .any(|s| matches!(s, EndpointState::Error(_)))
+        {
+            failed = true;
+        }
+
+        {
+            let mut m = self.metrics();
+            m.reconciles_total += 1;
+            m.apply_latency.observe(started.elapsed());
+            if was_resync {
+                m.resyncs_total += 1;
+                m.resync_repairs_total += repairs;
+                if repairs > 0 {
+                    info!(repairs, "resync repaired drift");
+                }
+            }
+        }
+        let waiting = self
+            .interface_state
+            .values()
+            .any(|s| *s == EndpointState::WaitingForInterface);
+        self.retry_at = if failed || waiting {
+            let failures = self.fib_health.consecutive_failures.max(1);
+            let delay = self
+                .timing
+                .retry_initial
+                .saturating_mul(1u32 << failures.min(16).saturating_sub(1))
+                .min(self.timing.retry_max);
+            Some(tokio::time::Instant::now() + delay)
+        } else {
+            None
+        };
+        self.publish_status();
+    }
+
+    async fn configure_interfaces(&mut self) {
+        let local: BTreeSet<String> = self
+            .model
+            .workload_endpoints
+            .values()
+            .filter(|ep| ep.node == self.node)
+            .map(|ep| ep.interface_name.clone())
+            .collect();
+        self.configured_interfaces.retain(|i| local.contains(i));
+        self.interface_state.retain(|i, _| local.contains(i));
+        for iface in local {
+            if self.configured_interfaces.contains(&iface) {
+                continue;
+            }
+            match self.fib.configure_interface(&iface).await {
+                Ok(()) => {
+                    self.configured_interfaces.insert(iface.clone());
+                    self.interface_state.remove(&iface);
+                }
+                Err(BackendError::MissingInterface(_)) => {
+                    debug!(interface = %iface, "interface not there yet; will retry");
+                    self.interface_state
+                        .insert(iface, EndpointState::WaitingForInterface);
+                }
+                Err(e) => {
+                    warn!(interface = %iface, error = %e, "configuring interface failed");
+                    self.interface_state
+                        .insert(iface, EndpointState::Error(e.to_string()));
+                }
+            }
+        }
+    }
+
+    /// Brings the FIB to the desired routes. Returns false if something failed.
+    async fn reconcile_routes(&mut self, repairs: &mut u64) -> bool {
+        let mut desired: DesiredFib = desired_routes(&self.node, &self.model, &self.learned);
+        // A route to an interface that is not there (or not set up) would be refused.
+        desired.retain(|_, target| match target {
+            RouteTarget::Workload { interface } => self.configured_interfaces.contains(interface),
+            _ => true,
+        });
+        if self.programmed_routes.is_none() {
+            match self.fib.dump().await {
+                Ok(routes) => {
+                    self.programmed_routes =
+                        Some(routes.into_iter().map(|r| (r.dst, r.target)).collect());
+                }
+                Err(e) => {
+                    record_failure(&mut self.fib_health, &e, "dump routes");
+                    return false;
+                }
+            }
+        }
+        let programmed = self.programmed_routes.as_mut().expect("just filled");
+        let current: Vec<Route> = programmed
+            .iter()
+            .map(|(dst, target)| Route {
+                dst: *dst,
+                target: target.clone(),
+            })
+            .collect();
+        let changes = fib_diff(&desired, &current);
+        if changes.is_empty() {
+            self.route_errors.clear();
+            self.fib_health = BackendHealth::default();
+            self.metrics().routes_programmed = programmed.len() as u64;
+            return true;
+        }
+        *repairs += (changes.remove.len() + changes.upsert.len()) as u64;
+        debug!(
+            remove = changes.remove.len(),
+            upsert = changes.upsert.len(),
+            "applying route changes"
+        );
+        let result = self.fib.apply(&changes).await;
+        let report = match result {
+            Ok(report) => report,
+            Err(e) => {
+                record_failure(&mut self.fib_health, &e, "apply route changes");
+                self.metrics().apply_errors_total += 1;
+                // We no longer know what is programmed: read it back next time.
+                self.programmed_routes = None;
+                return false;
+            }
+        };
+        let failed: BTreeMap<IpNet, String> = report
+            .failed
+            .iter()
+            .map(|(dst, e)| (*dst, e.to_string()))
+            .collect();
+        for dst in &changes.remove {
+            if !failed.contains_key(dst) {
+                programmed.remove(dst);
+            }
+        }
+        for route in &changes.upsert {
+            if !failed.contains_key(&route.dst) {
+                programmed.insert(route.dst, route.target.clone());
+            }
+        }
+        let routes_programmed = programmed.len() as u64;
+        self.metrics().routes_programmed = routes_programmed;
+        for (dst, e) in &failed {
+            warn!(route = %dst, error = %e, "route not programmed; will retry");
+        }
+        let ok = failed.is_empty();
+        self.route_errors = failed;
+        if ok {
+            self.fib_health = BackendHealth::default();
+        } else {
+            self.metrics().apply_errors_total += 1;
+            self.fib_health.consecutive_failures += 1;
+            self.fib_health.last_error = self.route_errors.values().next().cloned();
+        }
+        ok
+    }
+
+    async fn reconcile_exports(&mut self) -> bool {
+        let Some(bgp) = self.bgp.clone() else {
+            return true;
+        };
+        let exports = local_exports(&self.node, &self.model);
+        if self.exported.as_ref() == Some(&exports) {
+            return true;
+        }
+        match bgp.set_exports(&exports).await {
+            Ok(()) => {
+                self.exported = Some(exports);
+                self.bgp_health = BackendHealth::default();
+                true
+            }
+            Err(e) => {
+                record_failure(&mut self.bgp_health, &e, "set BGP exports");
+                false
+            }
+        }
+    }
+
+    fn publish_status(&self) {
+        let mut endpoints = BTreeMap::new();
+        for (id, ep) in &self.model.workload_endpoints {
+            if ep.node != self.node {
+                continue;
+            }
+            let state = if !self.in_sync {
+                EndpointState::Pending
+            } else if let Some(s) = self.interface_state.get(&ep.interface_name) {
+                s.clone()
+            } else if let Some(e) = ep
+                .ip_networks
+                .iter()
+                .find_map(|n| self.route_errors.get(&n.trunc()))
+            {
+                EndpointState::Error(e.clone())
+            } else {
+                EndpointState::Programmed
+            };
+            endpoints.insert(
+                id.clone(),
+                EndpointStatus {
+                    interface: ep.interface_name.clone(),
+                    state,
+                },
+            );
+        }
+        self.metrics().local_endpoints = endpoints.len() as u64;
+        let status = AgentStatus {
+            in_sync: self.in_sync,
+            endpoints,
+            peers: self.peers.clone(),
+            fib: self.fib_health.clone(),
+            acl: BackendHealth::default(),
+            bgp: self.bgp_health.clone(),
+        };
+        self.status_tx.send_if_modified(|s| {
+            if *s == status {
+                false
+            } else {
+                *s = status;
+                true
+            }
+        });
+    }
+}
+
+fn record_failure(health: &mut BackendHealth, e: &BackendError, what: &str) {
+    warn!(error = %e, "{what} failed; will retry");
+    health.consecutive_failures += 1;
+    health.last_error = Some(format!("{what}: {e}"));
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn changed(bgp: Option<&dyn BgpBackend>) {
+    match bgp {
+        Some(b) => b.changed().await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,250 @@
+//! The agent (Felix): keeps one host's dataplane in line with the orchestrator's desired state.
+//!
+//! An orchestrator builds an [`Agent`] with its choice of backends, feeds it a complete
+//! [`snapshot`](AgentHandle::snapshot) and then [`Update`]s, and reads back
+//! [`status`](AgentHandle::status) and [`metrics`](AgentHandle::metrics). The agent
+//!
+//! * validates every update on entry (a bad one is rejected and changes nothing);
+//! * batches updates that arrive close together into one reconciliation pass;
+//! * programs nothing before the first complete snapshot;
+//! * diffs the desired state against what it believes is programmed and hands the backends
+//!   the smallest change set;
+//! * resyncs periodically and on demand: reads the dataplane back and repairs drift, never
+//!   touching what is right (so an agent restarted on a programmed host changes nothing);
+//! * survives backend errors: retries with exponential back-off, shows the error in status,
+//!   and keeps the other endpoints programmed.
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! use std::sync::Arc;
+//! use calico_core::agent::Agent;
+//! # use calico_core::backend::*;
+//! # struct NoFib;
+//! # #[async_trait::async_trait]
+//! # impl FibBackend for NoFib {
+//! #     async fn apply(&self, _: &FibChangeSet) -> Result<FibReport, BackendError> { Ok(FibReport::default()) }
+//! #     async fn dump(&self) -> Result<Vec<Route>, BackendError> { Ok(vec![]) }
+//! #     async fn configure_interface(&self, _: &str) -> Result<(), BackendError> { Ok(()) }
+//! # }
+//! let agent = Agent::builder().node("host-a").fib(Arc::new(NoFib)).start().unwrap();
+//! let handle = agent.handle();
+//! handle.snapshot(vec![]).await.unwrap();
+//! handle.flush().await;
+//! assert!(handle.status().in_sync);
+//! agent.shutdown().await;
+//! # });
+//! ```
+
+mod engine;
+mod metrics;
+mod status;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use crate::backend::{BgpBackend, FibBackend};
+use crate::model::{Resource, Update, ValidationError};
+
+pub use metrics::{Histogram, Metrics, LATENCY_BUCKETS};
+pub use status::{AgentStatus, BackendHealth, EndpointState, EndpointStatus};
+
+/// Why the agent could not be built or could not take a request.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// A required builder setting is missing.
+    #[error("agent builder: {0} is required")]
+    Missing(&'static str),
+    /// The update was invalid; nothing changed.
+    #[error("update rejected: {0}")]
+    Invalid(#[from] ValidationError),
+    /// The agent has stopped.
+    #[error("the agent has stopped")]
+    Stopped,
+    /// `start` was called outside a tokio runtime.
+    #[error("the agent must be started inside a tokio runtime")]
+    NoRuntime,
+}
+
+/// Timing settings of the agent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Timing {
+    /// How long to wait for more updates after one arrives before reconciling (batching).
+    pub batch_window: Duration,
+    /// Upper bound on updates folded into one pass.
+    pub max_batch: usize,
+    /// Interval between periodic resyncs.
+    pub resync_interval: Duration,
+    /// First retry delay after a backend error; doubles per consecutive failure.
+    pub retry_initial: Duration,
+    /// Longest retry delay.
+    pub retry_max: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            batch_window: Duration::from_millis(2),
+            max_batch: 1000,
+            resync_interval: Duration::from_secs(30),
+            retry_initial: Duration::from_millis(100),
+            retry_max: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Builds an [`Agent`].
+#[derive(Default)]
+pub struct AgentBuilder {
+    node: Option<String>,
+    fib: Option<Arc<dyn FibBackend>>,
+    bgp: Option<Arc<dyn BgpBackend>>,
+    timing: Timing,
+}
+
+impl AgentBuilder {
+    /// The name of the node (host) this agent programs. Required.
+    pub fn node(mut self, node: impl Into<String>) -> Self {
+        self.node = Some(node.into());
+        self
+    }
+
+    /// The FIB backend. Required.
+    pub fn fib(mut self, fib: Arc<dyn FibBackend>) -> Self {
+        self.fib = Some(fib);
+        self
+    }
+
+    /// The BGP backend. Optional: without one, no routes are exported or learned.
+    pub fn bgp(mut self, bgp: Arc<dyn BgpBackend>) -> Self {
+        self.bgp = Some(bgp);
+        self
+    }
+
+    /// Timing settings (batching, resync, retry).
+    pub fn timing(mut self, timing: Timing) -> Self {
+        self.timing = timing;
+        self
+    }
+
+    /// Starts the agent on the current tokio runtime.
+    pub fn start(self) -> Result<Agent, AgentError> {
+        let node = self.node.ok_or(AgentError::Missing("node"))?;
+        let fib = self.fib.ok_or(AgentError::Missing("fib"))?;
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| AgentError::NoRuntime)?;
+        let (tx, rx) = mpsc::channel(4096);
+        let (status_tx, status_rx) = watch::channel(AgentStatus::default());
+        let metrics = Arc::new(Mutex::new(Metrics::default()));
+        let engine =
+            engine::Engine::new(node, fib, self.bgp, self.timing, status_tx, metrics.clone());
+        let task = runtime.spawn(engine.run(rx));
+        Ok(Agent {
+            handle: AgentHandle {
+                tx,
+                status: status_rx,
+                metrics,
+            },
+            task,
+        })
+    }
+}
+
+/// A running agent. Dropping it does not stop it; call [`Agent::shutdown`].
+pub struct Agent {
+    handle: AgentHandle,
+    task: JoinHandle<()>,
+}
+
+impl Agent {
+    /// A builder.
+    pub fn builder() -> AgentBuilder {
+        AgentBuilder::default()
+    }
+
+    /// A handle to feed and query the agent; cheap to clone.
+    pub fn handle(&self) -> AgentHandle {
+        self.handle.clone()
+    }
+
+    /// Stops the agent after the pass in progress. The dataplane is left as programmed, so a
+    /// restarted agent adopts it without disturbing traffic.
+    pub async fn shutdown(self) {
+        let _ = self.handle.tx.send(engine::Command::Stop).await;
+        let _ = self.task.await;
+    }
+}
+
+/// Feeds and queries a running [`Agent`].
+#[derive(Clone)]
+pub struct AgentHandle {
+    tx: mpsc::Sender<engine::Command>,
+    status: watch::Receiver<AgentStatus>,
+    metrics: Arc<Mutex<Metrics>>,
+}
+
+impl AgentHandle {
+    /// Sends one update. It is validated here: an invalid one is returned as an error and the
+    /// agent's state is unchanged.
+    pub async fn update(&self, update: Update) -> Result<(), AgentError> {
+        if let Update::Upsert(resource) = &update {
+            if let Err(e) = resource.validate() {
+                self.metrics
+                    .lock()
+                    .expect("metrics lock")
+                    .updates_rejected_total += 1;
+                return Err(e.into());
+            }
+        }
+        self.send(engine::Command::Update(Box::new(update))).await
+    }
+
+    /// Replaces the whole desired state and marks the agent in sync: programming starts (or,
+    /// for a running agent, converges on the new state). Every resource is validated first;
+    /// if one is invalid, nothing changes.
+    pub async fn snapshot(&self, resources: Vec<Resource>) -> Result<(), AgentError> {
+        let model = crate::model::Model::from_resources(resources).inspect_err(|_| {
+            self.metrics
+                .lock()
+                .expect("metrics lock")
+                .updates_rejected_total += 1;
+        })?;
+        self.send(engine::Command::Snapshot(Box::new(model))).await
+    }
+
+    /// Asks for a resync now: the dataplane is read back and drift repaired.
+    pub async fn resync(&self) -> Result<(), AgentError> {
+        self.send(engine::Command::Resync).await
+    }
+
+    /// Waits until every request sent before this call has been reconciled.
+    pub async fn flush(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(engine::Command::Flush(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// The current status.
+    pub fn status(&self) -> AgentStatus {
+        self.status.borrow().clone()
+    }
+
+    /// Waits for the status to change.
+    pub async fn status_changed(&mut self) -> Result<(), AgentError> {
+        self.status.changed().await.map_err(|_| AgentError::Stopped)
+    }
+
+    /// The current metrics.
+    pub fn metrics(&self) -> Metrics {
+        self.metrics.lock().expect("metrics lock").clone()
+    }
+
+    async fn send(&self, cmd: engine::Command) -> Result<(), AgentError> {
+        self.tx.send(cmd).await.map_err(|_| AgentError::Stopped)
+    }
+}
+
+#[cfg(test)]
+mod tests;

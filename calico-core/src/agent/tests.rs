@@ -1,0 +1,317 @@
+//! Engine behaviour against an in-memory FIB that records every call.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use ipnet::IpNet;
+
+use super::*;
+use crate::backend::{BackendError, FibChangeSet, FibReport, Route, RouteTarget};
+use crate::model::{WorkloadEndpoint, WorkloadEndpointId};
+
+#[derive(Default)]
+struct FibState {
+    routes: BTreeMap<IpNet, RouteTarget>,
+    interfaces: BTreeSet<String>,
+    applies: usize,
+    /// Destinations the kernel refuses.
+    refuse: BTreeSet<IpNet>,
+}
+
+#[derive(Default, Clone)]
+struct RecordingFib(Arc<Mutex<FibState>>);
+
+#[async_trait]
+impl FibBackend for RecordingFib {
+    async fn apply(&self, changes: &FibChangeSet) -> Result<FibReport, BackendError> {
+        let mut s = self.0.lock().unwrap();
+        s.applies += 1;
+        let mut report = FibReport::default();
+        for dst in &changes.remove {
+            s.routes.remove(dst);
+        }
+        for r in &changes.upsert {
+            if s.refuse.contains(&r.dst) {
+                report.failed.push((
+                    r.dst,
+                    BackendError::Dataplane {
+                        op: format!("add route {}", r.dst),
+                        reason: "refused by test".into(),
+                    },
+                ));
+            } else {
+                s.routes.insert(r.dst, r.target.clone());
+            }
+        }
+        Ok(report)
+    }
+    async fn dump(&self) -> Result<Vec<Route>, BackendError> {
+        let s = self.0.lock().unwrap();
+        Ok(s.routes
+            .iter()
+            .map(|(dst, target)| Route {
+                dst: *dst,
+                target: target.clone(),
+            })
+            .collect())
+    }
+    async fn configure_interface(&self, interface: &str) -> Result<(), BackendError> {
+        let s = self.0.lock().unwrap();
+        if s.interfaces.contains(interface) {
+            Ok(())
+        } else {
+            Err(BackendError::MissingInterface(interface.into()))
+        }
+    }
+}
+
+fn endpoint(name: &str, node: &str, iface: &str, ip: &str) -> Resource {
+    Resource::WorkloadEndpoint(WorkloadEndpoint {
+        id: WorkloadEndpointId {
+            orchestrator: "k8s".into(),
+            workload: name.into(),
+            endpoint: "eth0".into(),
+        },
+        namespace: None,
+        node: node.into(),
+        interface_name: iface.into(),
+        mac: None,
+        ip_networks: vec![ip.parse().unwrap()],
+        labels: Default::default(),
+        profiles: vec![],
+        ports: vec![],
+    })
+}
+
+fn fib_with_interfaces(ifaces: &[&str]) -> RecordingFib {
+    let fib = RecordingFib::default();
+    fib.0.lock().unwrap().interfaces = ifaces.iter().map(|s| s.to_string()).collect();
+    fib
+}
+
+fn fast_timing() -> Timing {
+    Timing {
+        batch_window: Duration::from_millis(1),
+        retry_initial: Duration::from_millis(10),
+        retry_max: Duration::from_millis(50),
+        resync_interval: Duration::from_secs(3600),
+        ..Timing::default()
+    }
+}
+
+fn start(fib: &RecordingFib) -> Agent {
+    Agent::builder()
+        .node("h1")
+        .fib(Arc::new(fib.clone()))
+        .timing(fast_timing())
+        .start()
+        .unwrap()
+}
+
+fn net(s: &str) -> IpNet {
+    s.parse().unwrap()
+}
+
+#[tokio::test]
+async fn nothing_is_programmed_before_the_first_snapshot() {
+    let fib = fib_with_interfaces(&["cali-a"]);
+    let agent = start(&fib);
+    let h = agent.handle();
+    h.update(Update::Upsert(endpoint("a", "h1", "cali-a", "10.0.0.1/32")))
+        .await
+        .unwrap();
+    h.flush().await;
+    assert_eq!(fib.0.lock().unwrap().applies, 0);
+    let status = h.status();
+    assert!(!status.in_sync);
+    assert!(status
+        .endpoints
+        .values()
+        .all(|e| e.state == EndpointState::Pending));
+
+    h.snapshot(vec![endpoint("a", "h1", "cali-a", "10.0.0.1/32")])
+        .await
+        .unwrap();
+    h.flush().await;
+    assert_eq!(
+        fib.0.lock().unwrap().routes.get(&net("10.0.0.1/32")),
+        Some(&RouteTarget::Workload {
+            interface: "cali-a".into()
+        })
+    );
+    assert!(h
+        .status()
+        .endpoints
+        .values()
+        .all(|e| e.state == EndpointState::Programmed));
+    agent.shutdown().await;
+}
+
+#[tokio::test]
+async fn only_this_nodes_endpoints_are_routed_and_removal_withdraws() {
+    let fib = fib_with_interfaces(&["cali-a", "cali-b"]);
+    let agent = start(&fib);
+    let h = agent.handle();
+    h.snapshot(vec![
+        endpoint("a", "h1", "cali-a", "10.0.0.1/32"),
+        endpoint("b", "h2", "cali-b", "10.0.0.2/32"),
+    ])
+    .await
+    .unwrap();
+    h.flush().await;
+    assert_eq!(fib.0.lock().unwrap().routes.len(), 1);
+    h.update(Update::Remove(crate::model::ResourceKey::WorkloadEndpoint(
+        WorkloadEndpointId {
+            orchestrator: "k8s".into(),
+            workload: "a".into(),
+            endpoint: "eth0".into(),
+        },
+    )))
+    .await
+    .unwrap();
+    h.flush().await;
+    assert!(fib.0.lock().unwrap().routes.is_empty());
+    agent.shutdown().await;
+}
+
+#[tokio::test]
+async fn adopting_a_programmed_host_changes_nothing() {
+    let fib = fib_with_interfaces(&["cali-a"]);
+    fib.0.lock().unwrap().routes.insert(
+        net("10.0.0.1/32"),
+        RouteTarget::Workload {
+            interface: "cali-a".into(),
+        },
+    );
+    let agent = start(&fib);
+    let h = agent.handle();
+    h.snapshot(vec![endpoint("a", "h1", "cali-a", "10.0.0.1/32")])
+        .await
+        .unwrap();
+    h.flush().await;
+    assert_eq!(
+        fib.0.lock().unwrap().applies,
+        0,
+        "a correct FIB is not touched"
+    );
+    agent.shutdown().await;
+}
+
+#[tokio::test]
+async fn resync_repairs_a_route_deleted_by_hand() {
+    let fib = fib_with_interfaces(&["cali-a", "cali-b"]);
+    let agent = start(&fib);
+    let h = agent.handle();
+    h.snapshot(vec![
+        endpoint("a", "h1", "cali-a", "10.0.0.1/32"),
+        endpoint("b", "h1", "cali-b", "10.0.0.2/32"),
+    ])
+    .await
+    .unwrap();
+    h.flush().await;
+    fib.0.lock().unwrap().routes.remove(&net("10.0.0.2/32"));
+    // Without a resync the agent trusts its own record.
+    h.flush().await;
+    assert_eq!(fib.0.lock().unwrap().routes.len(), 1);
+    h.resync().await.unwrap();
+    h.flush().await;
+    assert_eq!(fib.0.lock().unwrap().routes.len(), 2);
+    let m = h.metrics();
+    assert_eq!(m.resync_repairs_total, 1);
+    assert_eq!(m.resyncs_total, 1);
+    agent.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_refused_route_is_reported_retried_and_does_not_block_others() {
+    let fib = fib_with_interfaces(&["cali-a", "cali-b"]);
+    fib.0.lock().unwrap().refuse.insert(net("10.0.0.2/32"));
+    let agent = start(&fib);
+    let mut h = agent.handle();
+    h.snapshot(vec![
+        endpoint("a", "h1", "cali-a", "10.0.0.1/32"),
+        endpoint("b", "h1", "cali-b", "10.0.0.2/32"),
+    ])
+    .await
+    .unwrap();
+    h.flush().await;
+    let status = h.status();
+    let states: Vec<_> = status.endpoints.values().map(|e| e.state.clone()).collect();
+    assert_eq!(states[0], EndpointState::Programmed);
+    assert!(matches!(&states[1], EndpointState::Error(e) if e.contains("refused by test")));
+    assert!(status.fib.last_error.is_some());
+    assert!(fib
+        .0
+        .lock()
+        .unwrap()
+        .routes
+        .contains_key(&net("10.0.0.1/32")));
+
+    // The kernel starts accepting it: the retry timer programs it without any new update.
+    fib.0.lock().unwrap().refuse.clear();
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while !fib
+            .0
+            .lock()
+            .unwrap()
+            .routes
+            .contains_key(&net("10.0.0.2/32"))
+        {
+            h.status_changed().await.unwrap();
+        }
+    })
+    .await
+    .expect("retried within 5 s");
+    agent.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_endpoint_waits_for_its_interface_and_is_routed_when_it_appears() {
+    let fib = fib_with_interfaces(&[]);
+    let agent = start(&fib);
+    let mut h = agent.handle();
+    h.snapshot(vec![endpoint("a", "h1", "cali-late", "10.0.0.1/32")])
+        .await
+        .unwrap();
+    h.flush().await;
+    assert!(h
+        .status()
+        .endpoints
+        .values()
+        .all(|e| e.state == EndpointState::WaitingForInterface));
+    assert!(fib.0.lock().unwrap().routes.is_empty());
+    fib.0.lock().unwrap().interfaces.insert("cali-late".into());
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while !h
+            .status()
+            .endpoints
+            .values()
+            .all(|e| e.state == EndpointState::Programmed)
+        {
+            h.status_changed().await.unwrap();
+        }
+    })
+    .await
+    .expect("programmed once the interface appeared");
+    assert!(fib
+        .0
+        .lock()
+        .unwrap()
+        .routes
+        .contains_key(&net("10.0.0.1/32")));
+    agent.shutdown().await;
+}
+
+#[tokio::test]
+async fn builder_requires_node_and_fib() {
+    assert!(matches!(
+        Agent::builder().start(),
+        Err(AgentError::Missing("node"))
+    ));
+    assert!(matches!(
+        Agent::builder().node("h1").start(),
+        Err(AgentError::Missing("fib"))
+    ));
+}

@@ -34,7 +34,42 @@ pub enum Reason {
     /// A required value is empty.
     #[error("must not be empty")]
     Empty,
-    /// A value is outside its allowed range or form.
+    /// A string is longer than allowed.
+    #[error("is {len} bytes long, more than the limit of {limit}")]
+    TooLong {
+        /// Bytes given.
+        len: usize,
+        /// Bytes allowed.
+        limit: usize,
+    },
+    /// A number is outside its allowed range.
+    #[error("{value} is outside the range {min}-{max}")]
+    OutOfRange {
+        /// The value given.
+        value: i64,
+        /// Smallest allowed.
+        min: i64,
+        /// Largest allowed.
+        max: i64,
+    },
+    /// A value appears twice where it must be unique.
+    #[error("{0} appears more than once")]
+    Duplicate(String),
+    /// A network of the wrong family for the rule's `ipVersion`.
+    #[error("{value} is not an IPv{version} network, but the rule's ipVersion is {version}")]
+    IpVersionMismatch {
+        /// The offending value.
+        value: String,
+        /// The rule's IP version (4 or 6).
+        version: u8,
+    },
+    /// A field that needs another field set to a certain value.
+    #[error("requires {0}")]
+    Requires(String),
+    /// Two fields that cannot be used together.
+    #[error("cannot be used together with {0}")]
+    Conflicts(String),
+    /// A value is outside its allowed form.
     #[error("{0}")]
     Invalid(String),
 }

@@ -7,6 +7,7 @@
 mod bgp;
 mod endpoint;
 mod error;
+mod file;
 mod labels;
 mod policy;
 mod pool;
@@ -15,11 +16,17 @@ mod rule;
 mod store;
 mod validate;
 
+pub use validate::{
+    MAX_ICMP_TYPE, MAX_INTERFACE_NAME, MAX_LABEL_VALUE, MAX_NAME, MAX_NETS, MAX_PORTS,
+    MAX_RULES_PER_DIRECTION,
+};
+
 pub use bgp::{AsNumber, BgpConfiguration, BgpPeer, Node, NodeBgp};
 pub use endpoint::{HostEndpoint, MacAddr, NamedPort, WorkloadEndpoint, WorkloadEndpointId};
 pub use error::{Reason, ResourceRef, ValidationError};
+pub use file::{load_file, parse_resources, FileError};
 pub use labels::{Labels, LABEL_NAMESPACE, LABEL_ORCHESTRATOR};
-pub use policy::{Policy, PolicyType, Profile};
+pub use policy::{policy_order, Policy, PolicyType, Profile};
 pub use pool::IpPool;
 pub use resource::{Resource, ResourceKey, ResourceKind, Update};
 pub use rule::{Action, EntityRule, IcmpMatch, IpVersion, PortSpec, Protocol, Rule};

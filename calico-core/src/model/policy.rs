@@ -1,5 +1,7 @@
 //! Policies and profiles: ordered lists of rules applied to endpoints.
 
+use std::cmp::Ordering;
+
 use serde::{Deserialize, Serialize};
 
 use super::labels::Labels;
@@ -45,6 +47,58 @@ pub struct Policy {
     /// Rules for traffic leaving the endpoint.
     #[serde(default)]
     pub egress: Vec<Rule>,
+}
+
+impl Policy {
+    /// The directions the policy governs. When `types` is empty Calico infers them: Egress
+    /// alone if there are egress rules but no ingress rules, both if there are both, Ingress
+    /// otherwise.
+    pub fn effective_types(&self) -> Vec<PolicyType> {
+        if !self.types.is_empty() {
+            let mut t = self.types.clone();
+            t.sort();
+            t.dedup();
+            return t;
+        }
+        match (self.ingress.is_empty(), self.egress.is_empty()) {
+            (true, false) => vec![PolicyType::Egress],
+            (false, false) => vec![PolicyType::Ingress, PolicyType::Egress],
+            _ => vec![PolicyType::Ingress],
+        }
+    }
+
+    /// Whether the policy governs `direction`.
+    pub fn governs(&self, direction: PolicyType) -> bool {
+        self.effective_types().contains(&direction)
+    }
+
+    /// The rules for `direction`.
+    pub fn rules(&self, direction: PolicyType) -> &[Rule] {
+        match direction {
+            PolicyType::Ingress => &self.ingress,
+            PolicyType::Egress => &self.egress,
+        }
+    }
+}
+
+/// The order policies apply in: `order` ascending, policies without an order after all
+/// others, ties broken by name and then namespace (global first).
+pub fn policy_order(a: &Policy, b: &Policy) -> Ordering {
+    let key = |p: &Policy| p.order.unwrap_or(f64::INFINITY);
+    key(a)
+        .total_cmp(&key(b))
+        .then_with(|| a.name.cmp(&b.name))
+        .then_with(|| a.namespace.cmp(&b.namespace))
+}
+
+impl Profile {
+    /// The rules for `direction`.
+    pub fn rules(&self, direction: PolicyType) -> &[Rule] {
+        match direction {
+            PolicyType::Ingress => &self.ingress,
+            PolicyType::Egress => &self.egress,
+        }
+    }
 }
 
 /// A profile: rules and labels shared by the endpoints that name it; consulted after all

@@ -1,3 +1,308 @@
-//! Reference semantics: packet + model → verdict with a trace.
+//! Reference semantics: the model and a packet in, the verdict and a trace of the rule that
+//! decided out.
 //!
-//! PLACEHOLDER: being implemented.
+//! This is the specification the rule compiler and every backend are tested against, written
+//! for clarity rather than speed. Semantics, as Calico's:
+//!
+//! * Direction is relative to a *local* endpoint E: **ingress** is a packet arriving at E,
+//!   **egress** a packet leaving it.
+//! * The policies that apply to E (selector matches E's effective labels; a namespaced policy
+//!   only in its own namespace) and govern the direction are consulted in
+//!   [`policy_order`](crate::model::policy_order). In each, the first `Allow`, `Deny` or
+//!   `Pass` rule that matches decides; `Log` rules record and go on; a policy none of whose
+//!   rules match hands over to the next policy.
+//! * `Allow` and `Deny` are final. `Pass` skips the remaining policies and goes to the
+//!   profiles. If at least one policy governed the direction and none passed, the packet is
+//!   denied at the end of the policies.
+//! * Otherwise E's profiles are consulted in order, the same way (`Pass` in a profile goes to
+//!   the next profile); if none decides, the packet is denied.
+//!
+//! ```
+//! use calico_core::eval::{evaluate_flow, Packet};
+//! use calico_core::model::{parse_resources, Model};
+//!
+//! let model = Model::from_resources(parse_resources(r#"
+//! kind: WorkloadEndpoint
+//! orchestrator: k8s
+//! workload: a
+//! endpoint: eth0
+//! node: h1
+//! interfaceName: cali-a
+//! ipNetworks: [10.0.0.1/32]
+//! profiles: [open]
+//! ---
+//! kind: WorkloadEndpoint
+//! orchestrator: k8s
+//! workload: b
+//! endpoint: eth0
+//! node: h1
+//! interfaceName: cali-b
+//! ipNetworks: [10.0.0.2/32]
+//! labels: {app: db}
+//! profiles: [open]
+//! ---
+//! kind: Profile
+//! name: open
+//! ingress: [{action: Allow}]
+//! egress: [{action: Allow}]
+//! ---
+//! kind: Policy
+//! name: db
+//! selector: app == 'db'
+//! ingress: [{action: Allow, protocol: TCP, destination: {ports: [5432]}}]
+//! "#).unwrap()).unwrap();
+//!
+//! let a = "10.0.0.1".parse().unwrap();
+//! let b = "10.0.0.2".parse().unwrap();
+//! assert!(evaluate_flow(&model, &Packet::tcp(a, 40000, b, 5432)).unwrap().verdict.is_allow());
+//! let denied = evaluate_flow(&model, &Packet::tcp(a, 40000, b, 22)).unwrap();
+//! assert!(!denied.verdict.is_allow());
+//! assert!(denied.to_string().contains("end of policies"));
+//! ```
+
+mod endpoint_view;
+mod packet;
+mod rule_match;
+mod trace;
+
+pub mod scope;
+
+use std::net::IpAddr;
+
+use crate::model::{policy_order, Model, Policy, PolicyType, Rule, WorkloadEndpointId};
+
+pub use endpoint_view::EndpointView;
+pub use packet::{Direction, Packet};
+pub use trace::{Evaluation, RuleSource, TraceStep, Verdict};
+
+/// A local endpoint to evaluate against.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EndpointRef {
+    /// A workload endpoint, by id.
+    Workload(WorkloadEndpointId),
+    /// A host endpoint, by name.
+    Host(String),
+}
+
+/// Why a packet could not be evaluated.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EvalError {
+    /// The endpoint is not in the model.
+    #[error("no endpoint {0:?} in the model")]
+    UnknownEndpoint(EndpointRef),
+    /// The packet's address on the endpoint's side is not the endpoint's.
+    #[error("{address} is not an address of endpoint {endpoint:?} (direction {direction:?})")]
+    NotEndpointAddress {
+        /// The endpoint.
+        endpoint: EndpointRef,
+        /// The packet's address on that side.
+        address: IpAddr,
+        /// The direction evaluated.
+        direction: Direction,
+    },
+    /// Neither address of a flow belongs to a workload endpoint.
+    #[error("neither {src} nor {dst} belongs to a workload endpoint")]
+    NoEndpoint {
+        /// Source address.
+        src: IpAddr,
+        /// Destination address.
+        dst: IpAddr,
+    },
+}
+
+/// The policies applying to an endpoint, by direction, in order (for display).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Applicable {
+    /// Policies governing ingress, in order, as `namespace/name` or `name`.
+    pub ingress: Vec<String>,
+    /// Policies governing egress, in order.
+    pub egress: Vec<String>,
+}
+
+/// The policies that apply to `endpoint` and govern `direction`, in order.
+pub fn policies_for<'m>(
+    model: &'m Model,
+    endpoint: &EndpointView,
+    direction: PolicyType,
+) -> Vec<&'m Policy> {
+    let mut out: Vec<&Policy> = model
+        .policies
+        .values()
+        .filter(|p| p.governs(direction) && endpoint.is_selected_by(p))
+        .collect();
+    out.sort_by(|a, b| policy_order(a, b));
+    out
+}
+
+/// The policies applying to a workload endpoint, both directions, in order.
+pub fn applicable_policies(model: &Model, ep: &crate::model::WorkloadEndpoint) -> Applicable {
+    let view = EndpointView::workload(model, ep);
+    let names = |d| {
+        policies_for(model, &view, d)
+            .into_iter()
+            .map(scope::policy_name)
+            .collect()
+    };
+    Applicable {
+        ingress: names(PolicyType::Ingress),
+        egress: names(PolicyType::Egress),
+    }
+}
+
+/// Judges `packet` travelling in `direction` relative to the local endpoint `endpoint`.
+pub fn evaluate(
+    model: &Model,
+    endpoint: &EndpointRef,
+    direction: Direction,
+    packet: &Packet,
+) -> Result<Evaluation, EvalError> {
+    let view = EndpointView::resolve(model, endpoint)
+        .ok_or_else(|| EvalError::UnknownEndpoint(endpoint.clone()))?;
+    let own = match direction {
+        Direction::Ingress => packet.dst,
+        Direction::Egress => packet.src,
+    };
+    if view.checks_addresses() && !view.addresses.contains(&own) {
+        return Err(EvalError::NotEndpointAddress {
+            endpoint: endpoint.clone(),
+            address: own,
+            direction,
+        });
+    }
+    let mut trace = Vec::new();
+    let verdict = judge(model, &view, direction, packet, &mut trace);
+    Ok(Evaluation { verdict, trace })
+}
+
+/// Judges a packet from one workload to another as the network would: the source endpoint's
+/// egress policy (if the source is a workload endpoint), then the destination endpoint's
+/// ingress policy (if the destination is one). Both must allow.
+pub fn evaluate_flow(model: &Model, packet: &Packet) -> Result<Evaluation, EvalError> {
+    let owner = |addr: IpAddr| {
+        model
+            .workload_endpoints
+            .values()
+            .find(|ep| ep.ip_networks.iter().any(|n| n.addr() == addr))
+            .map(|ep| EndpointRef::Workload(ep.id.clone()))
+    };
+    let (src, dst) = (owner(packet.src), owner(packet.dst));
+    if src.is_none() && dst.is_none() {
+        return Err(EvalError::NoEndpoint {
+            src: packet.src,
+            dst: packet.dst,
+        });
+    }
+    let mut trace = Vec::new();
+    for (ep, direction) in [(src, Direction::Egress), (dst, Direction::Ingress)] {
+        let Some(ep) = ep else { continue };
+        let mut e = evaluate(model, &ep, direction, packet)?;
+        trace.push(TraceStep::Endpoint {
+            endpoint: ep,
+            direction,
+        });
+        trace.append(&mut e.trace);
+        if e.verdict == Verdict::Deny {
+            return Ok(Evaluation {
+                verdict: Verdict::Deny,
+                trace,
+            });
+        }
+    }
+    Ok(Evaluation {
+        verdict: Verdict::Allow,
+        trace,
+    })
+}
+
+/// What a list of rules decided.
+enum Outcome {
+    Allow,
+    Deny,
+    Pass,
+    NoMatch,
+}
+
+fn run_rules(
+    model: &Model,
+    namespace: Option<&str>,
+    rules: &[Rule],
+    packet: &Packet,
+    source: RuleSource,
+    trace: &mut Vec<TraceStep>,
+) -> Outcome {
+    use crate::model::Action;
+    for (index, rule) in rules.iter().enumerate() {
+        if !rule_match::rule_matches(model, namespace, rule, packet) {
+            continue;
+        }
+        trace.push(TraceStep::Rule {
+            source: source.clone(),
+            index,
+            action: rule.action,
+        });
+        match rule.action {
+            Action::Allow => return Outcome::Allow,
+            Action::Deny => return Outcome::Deny,
+            Action::Pass => return Outcome::Pass,
+            Action::Log => {}
+        }
+    }
+    trace.push(TraceStep::NoRuleMatched { source });
+    Outcome::NoMatch
+}
+
+fn judge(
+    model: &Model,
+    ep: &EndpointView,
+    direction: Direction,
+    packet: &Packet,
+    trace: &mut Vec<TraceStep>,
+) -> Verdict {
+    let ptype = direction.policy_type();
+    let policies = policies_for(model, ep, ptype);
+    let mut passed = false;
+    for p in &policies {
+        let source = RuleSource::Policy(scope::policy_name(p));
+        match run_rules(
+            model,
+            p.namespace.as_deref(),
+            p.rules(ptype),
+            packet,
+            source,
+            trace,
+        ) {
+            Outcome::Allow => return Verdict::Allow,
+            Outcome::Deny => return Verdict::Deny,
+            Outcome::Pass => {
+                passed = true;
+                break;
+            }
+            Outcome::NoMatch => {}
+        }
+    }
+    if !policies.is_empty() && !passed {
+        trace.push(TraceStep::EndOfPolicies);
+        return Verdict::Deny;
+    }
+    if ep.profiles.is_empty() && policies.is_empty() {
+        trace.push(TraceStep::NoPolicyOrProfile);
+        return Verdict::Deny;
+    }
+    for name in &ep.profiles {
+        let Some(profile) = model.profiles.get(name) else {
+            trace.push(TraceStep::MissingProfile(name.clone()));
+            continue;
+        };
+        let source = RuleSource::Profile(name.clone());
+        match run_rules(model, None, profile.rules(ptype), packet, source, trace) {
+            Outcome::Allow => return Verdict::Allow,
+            Outcome::Deny => return Verdict::Deny,
+            Outcome::Pass | Outcome::NoMatch => {}
+        }
+    }
+    trace.push(TraceStep::EndOfProfiles);
+    Verdict::Deny
+}
+
+#[cfg(test)]
+mod tests;

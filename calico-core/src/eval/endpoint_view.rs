@@ -1,0 +1,67 @@
+//! A local endpoint as the evaluator sees it.
+
+use std::net::IpAddr;
+
+use super::scope;
+use super::EndpointRef;
+use crate::model::{Labels, Model, Policy, WorkloadEndpoint};
+
+/// A local endpoint: effective labels, addresses, profiles, namespace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EndpointView {
+    /// Effective labels (own over profiles', plus implicit labels).
+    pub labels: Labels,
+    /// Its addresses.
+    pub addresses: Vec<IpAddr>,
+    /// Its profiles, in order.
+    pub profiles: Vec<String>,
+    /// Namespace of a namespaced workload endpoint.
+    pub namespace: Option<String>,
+    /// Whether it is a workload endpoint (namespaced policies apply only to those).
+    pub is_workload: bool,
+}
+
+impl EndpointView {
+    /// The view of a workload endpoint.
+    pub fn workload(model: &Model, ep: &WorkloadEndpoint) -> Self {
+        EndpointView {
+            labels: scope::workload_labels(model, ep),
+            addresses: ep.ip_networks.iter().map(|n| n.addr()).collect(),
+            profiles: ep.profiles.clone(),
+            namespace: ep.namespace.clone(),
+            is_workload: true,
+        }
+    }
+
+    /// Looks an endpoint up in the model.
+    pub fn resolve(model: &Model, r: &EndpointRef) -> Option<Self> {
+        match r {
+            EndpointRef::Workload(id) => model
+                .workload_endpoints
+                .get(id)
+                .map(|ep| Self::workload(model, ep)),
+            EndpointRef::Host(name) => model.host_endpoints.get(name).map(|ep| EndpointView {
+                labels: scope::host_labels(model, ep),
+                addresses: ep.expected_ips.clone(),
+                profiles: ep.profiles.clone(),
+                namespace: None,
+                is_workload: false,
+            }),
+        }
+    }
+
+    /// Whether the packet's address on this endpoint's side must be one of its addresses
+    /// (a host endpoint without expected IPs covers whatever its interface carries).
+    pub fn checks_addresses(&self) -> bool {
+        self.is_workload || !self.addresses.is_empty()
+    }
+
+    /// Whether `policy` applies to this endpoint (ignoring direction).
+    pub fn is_selected_by(&self, policy: &Policy) -> bool {
+        let in_scope = match &policy.namespace {
+            Some(ns) => self.is_workload && self.namespace.as_deref() == Some(ns.as_str()),
+            None => true,
+        };
+        in_scope && policy.selector.matches(&self.labels)
+    }
+}

@@ -1,0 +1,147 @@
+//! Verdicts and the trace explaining them.
+
+use std::fmt;
+
+use super::packet::Direction;
+use super::EndpointRef;
+use crate::model::Action;
+
+/// The final verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Verdict {
+    /// The packet passes.
+    Allow,
+    /// The packet is dropped.
+    Deny,
+}
+
+impl Verdict {
+    /// Whether the packet passes.
+    pub fn is_allow(self) -> bool {
+        self == Verdict::Allow
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Verdict::Allow => "ALLOW",
+            Verdict::Deny => "DENY",
+        })
+    }
+}
+
+/// Where a rule comes from.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum RuleSource {
+    /// A policy, as `namespace/name` or `name`.
+    Policy(String),
+    /// A profile, by name.
+    Profile(String),
+}
+
+impl fmt::Display for RuleSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RuleSource::Policy(n) => write!(f, "policy {n}"),
+            RuleSource::Profile(n) => write!(f, "profile {n}"),
+        }
+    }
+}
+
+/// One step of an evaluation.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum TraceStep {
+    /// Evaluation of an endpoint's policy in a direction begins (flows only).
+    Endpoint {
+        /// The endpoint.
+        endpoint: EndpointRef,
+        /// The direction.
+        direction: Direction,
+    },
+    /// A rule matched and its action applied (for `Log`, evaluation went on).
+    Rule {
+        /// The policy or profile.
+        source: RuleSource,
+        /// The rule's index in its direction's list.
+        index: usize,
+        /// The rule's action.
+        action: Action,
+    },
+    /// No rule of the policy or profile decided.
+    NoRuleMatched {
+        /// The policy or profile.
+        source: RuleSource,
+    },
+    /// Policies governed this direction but none allowed or passed: denied.
+    EndOfPolicies,
+    /// No profile decided: denied.
+    EndOfProfiles,
+    /// An endpoint names a profile that does not exist; it is skipped.
+    MissingProfile(String),
+    /// No policy applies and the endpoint has no profile: denied.
+    NoPolicyOrProfile,
+}
+
+impl fmt::Display for TraceStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TraceStep::Endpoint {
+                endpoint,
+                direction,
+            } => {
+                let name = match endpoint {
+                    EndpointRef::Workload(id) => id.to_string(),
+                    EndpointRef::Host(n) => format!("host endpoint {n}"),
+                };
+                write!(f, "{direction:?} of {name}:")
+            }
+            TraceStep::Rule {
+                source,
+                index,
+                action,
+            } => write!(f, "  {source}: rule {index} matched: {action:?}"),
+            TraceStep::NoRuleMatched { source } => write!(f, "  {source}: no rule matched"),
+            TraceStep::EndOfPolicies => {
+                f.write_str("  end of policies: no policy allowed or passed it: Deny")
+            }
+            TraceStep::EndOfProfiles => f.write_str("  end of profiles: nothing allowed it: Deny"),
+            TraceStep::MissingProfile(n) => write!(f, "  profile {n} does not exist: skipped"),
+            TraceStep::NoPolicyOrProfile => {
+                f.write_str("  no policy applies and the endpoint has no profile: Deny")
+            }
+        }
+    }
+}
+
+/// A verdict and the steps that led to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Evaluation {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// The steps, in order.
+    pub trace: Vec<TraceStep>,
+}
+
+impl Evaluation {
+    /// The rule that decided the verdict, if a rule did (rather than a default).
+    pub fn deciding_rule(&self) -> Option<(&RuleSource, usize, Action)> {
+        match self.trace.last() {
+            Some(TraceStep::Rule {
+                source,
+                index,
+                action,
+            }) if *action != Action::Log => Some((source, *index, *action)),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Evaluation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for step in &self.trace {
+            writeln!(f, "{step}")?;
+        }
+        write!(f, "verdict: {}", self.verdict)
+    }
+}

@@ -196,3 +196,14 @@ pub trait BgpBackend: Send + Sync {
     /// The state of every peering.
     async fn peer_status(&self) -> Result<Vec<PeerStatus>, BackendError>;
 }
+
+/// Programs the ACLs: one agent-owned table holding the IR of [`crate::compile`].
+#[async_trait]
+pub trait AclBackend: Send + Sync {
+    /// Applies a change set atomically: after an error nothing of it is in effect. A change
+    /// set computed against the dataplane's actual state (see [`AclBackend::dump`]) never
+    /// fails for reasons of its own content.
+    async fn apply(&self, changes: &crate::compile::ChangeSet) -> Result<(), BackendError>;
+    /// Reads the agent's table back from the dataplane (an empty ruleset when absent).
+    async fn dump(&self) -> Result<crate::compile::ir::Ruleset, BackendError>;
+}

@@ -14,7 +14,11 @@
 #![warn(missing_docs)]
 
 pub mod agent;
+#[cfg(any(test, feature = "arbitrary"))]
+pub mod arbitrary;
 pub mod backend;
+pub mod calc;
+pub mod compile;
 pub mod eval;
 pub mod model;
 pub mod routes;

@@ -1,0 +1,333 @@
+//! Proptest strategies for random *valid* models and for packets between their endpoints:
+//! the inputs of the equivalence tests between the reference evaluator, the compiled IR and
+//! the dataplanes. Enabled by the `arbitrary` feature.
+//!
+//! Models use a small vocabulary of labels, addresses and ports so that selectors, nets and
+//! named ports actually match something; every rule field appears.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use proptest::prelude::*;
+
+use crate::eval::Packet;
+use crate::model::{
+    Action, EntityRule, IcmpMatch, IpVersion, Labels, Model, NamedPort, Policy, PolicyType,
+    PortSpec, Profile, Protocol, Resource, Rule, WorkloadEndpoint, WorkloadEndpointId,
+};
+use crate::selector::Selector;
+
+/// Nodes endpoints are spread over; the first is the one tests compile for.
+pub const NODES: [&str; 2] = ["h1", "h2"];
+/// Addresses used as traffic from or to outside the cluster.
+pub const EXTERNAL: [&str; 3] = ["198.51.100.7", "10.0.9.9", "fd00::99"];
+
+const NAMESPACES: [Option<&str>; 3] = [None, Some("a"), Some("b")];
+const PROFILES: [&str; 3] = ["p1", "p2", "kns.a"];
+const SELECTORS: [&str; 10] = [
+    "all()",
+    "app == 'x'",
+    "app == 'y'",
+    "has(tier)",
+    "app in {'x', 'z'} && tier != 'y'",
+    "!has(app)",
+    "tier == 'z' || app == 'y'",
+    "pcns.team == 'x'",
+    "projectcalico.org/namespace == 'b'",
+    "app not in {'x'}",
+];
+const NETS: [&str; 7] = [
+    "10.0.0.0/24",
+    "10.0.0.0/28",
+    "10.0.1.0/24",
+    "10.0.0.16/29",
+    "0.0.0.0/0",
+    "fd00::/120",
+    "fd00::10/124",
+];
+const PORTS: [u16; 5] = [53, 80, 443, 8080, 40000];
+
+fn labels() -> impl Strategy<Value = Labels> {
+    prop::collection::btree_map(
+        prop::sample::select(vec!["app", "tier", "pcns.team"]).prop_map(String::from),
+        prop::sample::select(vec!["x", "y", "z"]).prop_map(String::from),
+        0..3,
+    )
+}
+
+fn selector() -> impl Strategy<Value = Selector> {
+    prop::sample::select(SELECTORS.to_vec()).prop_map(|s| Selector::parse(s).unwrap())
+}
+
+fn nets() -> impl Strategy<Value = Vec<IpNet>> {
+    prop::collection::vec(
+        prop::sample::select(NETS.to_vec()).prop_map(|n| n.parse::<IpNet>().unwrap()),
+        0..3,
+    )
+}
+
+fn ports() -> impl Strategy<Value = Vec<PortSpec>> {
+    prop::collection::vec(
+        prop_oneof![
+            prop::sample::select(PORTS.to_vec()).prop_map(PortSpec::single),
+            Just(PortSpec::Range { min: 50, max: 100 }),
+            Just(PortSpec::Range {
+                min: 440,
+                max: 8080
+            }),
+            Just(PortSpec::Named("http".into())),
+            Just(PortSpec::Named("dns".into())),
+        ],
+        0..3,
+    )
+}
+
+fn entity(ported: bool) -> impl Strategy<Value = EntityRule> {
+    (
+        nets(),
+        nets(),
+        prop::option::weighted(0.3, selector()),
+        prop::option::weighted(0.2, selector()),
+        prop::option::weighted(0.15, selector()),
+        ports(),
+        ports(),
+    )
+        .prop_map(
+            move |(nets, not_nets, sel, not_sel, ns_sel, ports, not_ports)| EntityRule {
+                nets,
+                not_nets,
+                selector: sel,
+                not_selector: not_sel,
+                namespace_selector: ns_sel,
+                ports: if ported { ports } else { vec![] },
+                not_ports: if ported { not_ports } else { vec![] },
+            },
+        )
+}
+
+fn rule() -> impl Strategy<Value = Rule> {
+    let action = prop::sample::select(vec![
+        Action::Allow,
+        Action::Allow,
+        Action::Deny,
+        Action::Pass,
+        Action::Log,
+    ]);
+    let protocol = prop::sample::select(vec![
+        None,
+        Some(Protocol::TCP),
+        Some(Protocol::UDP),
+        Some(Protocol::ICMP),
+        Some(Protocol::ICMPV6),
+        Some(Protocol(47)),
+    ]);
+    (
+        action,
+        protocol,
+        0u8..3,
+        any::<bool>(),
+        0u8..4,
+        any::<bool>(),
+    )
+        .prop_flat_map(
+            |(action, protocol, version, not_proto, icmp_kind, icmp_neg)| {
+                let ported = protocol.is_some_and(Protocol::has_ports);
+                (entity(ported), entity(ported)).prop_map(move |(source, destination)| {
+                    let is_icmp = matches!(protocol, Some(Protocol::ICMP | Protocol::ICMPV6));
+                    let icmp = match (is_icmp, icmp_kind) {
+                        (true, 1) => Some(IcmpMatch {
+                            icmp_type: Some(8),
+                            code: None,
+                        }),
+                        (true, 2) => Some(IcmpMatch {
+                            icmp_type: Some(3),
+                            code: Some(4),
+                        }),
+                        (true, 3) => Some(IcmpMatch {
+                            icmp_type: Some(128),
+                            code: None,
+                        }),
+                        _ => None,
+                    };
+                    let ip_version = match (protocol, version) {
+                        (Some(Protocol::ICMP), 1) => Some(IpVersion::V4),
+                        (Some(Protocol::ICMPV6), 1) => Some(IpVersion::V6),
+                        (Some(Protocol::ICMP | Protocol::ICMPV6), _) => None,
+                        (_, 1) => Some(IpVersion::V4),
+                        (_, 2) => Some(IpVersion::V6),
+                        _ => None,
+                    };
+                    let mut r = Rule::new(action);
+                    r.ip_version = ip_version;
+                    r.protocol = protocol;
+                    r.not_protocol = if not_proto && protocol.is_none() {
+                        Some(Protocol::UDP)
+                    } else {
+                        None
+                    };
+                    if icmp_neg {
+                        r.not_icmp = icmp;
+                    } else {
+                        r.icmp = icmp;
+                    }
+                    r.source = source;
+                    r.destination = destination;
+                    if let Some(v) = ip_version {
+                        let keep = |n: &IpNet| matches!(n, IpNet::V4(_)) == (v == IpVersion::V4);
+                        for e in [&mut r.source, &mut r.destination] {
+                            e.nets.retain(keep);
+                            e.not_nets.retain(keep);
+                        }
+                    }
+                    r
+                })
+            },
+        )
+}
+
+fn rules() -> impl Strategy<Value = Vec<Rule>> {
+    prop::collection::vec(rule(), 0..4)
+}
+
+fn policy(i: usize) -> impl Strategy<Value = Policy> {
+    (
+        prop::sample::select(NAMESPACES.to_vec()),
+        prop::option::of(0u8..4),
+        selector(),
+        0u8..4,
+        rules(),
+        rules(),
+    )
+        .prop_map(move |(ns, order, selector, types, ingress, egress)| {
+            let mut types = match types {
+                1 => vec![PolicyType::Ingress],
+                2 => vec![PolicyType::Egress],
+                3 => vec![PolicyType::Ingress, PolicyType::Egress],
+                _ => vec![],
+            };
+            if !types.is_empty() {
+                if !ingress.is_empty() && !types.contains(&PolicyType::Ingress) {
+                    types.push(PolicyType::Ingress);
+                }
+                if !egress.is_empty() && !types.contains(&PolicyType::Egress) {
+                    types.push(PolicyType::Egress);
+                }
+            }
+            Policy {
+                name: format!("pol{i}"),
+                namespace: ns.map(String::from),
+                order: order.map(f64::from),
+                selector,
+                types,
+                ingress,
+                egress,
+            }
+        })
+}
+
+fn profile(name: &'static str) -> impl Strategy<Value = Profile> {
+    (labels(), rules(), rules()).prop_map(move |(labels_to_apply, ingress, egress)| Profile {
+        name: name.into(),
+        labels_to_apply,
+        ingress,
+        egress,
+    })
+}
+
+fn endpoint(i: usize) -> impl Strategy<Value = WorkloadEndpoint> {
+    (
+        prop::sample::select(NODES.to_vec()),
+        prop::sample::select(NAMESPACES.to_vec()),
+        labels(),
+        any::<bool>(),
+        prop::sample::subsequence(PROFILES.to_vec(), 0..3),
+        prop::sample::subsequence(vec![0usize, 1], 0..2),
+    )
+        .prop_map(move |(node, ns, labels, v6, profiles, ports)| {
+            let mut nets: Vec<IpNet> =
+                vec![format!("10.0.{}.{}/32", i % 2, 10 + i).parse().unwrap()];
+            if v6 {
+                nets.push(format!("fd00::{:x}/128", 0x10 + i).parse().unwrap());
+            }
+            let named = [
+                NamedPort {
+                    name: "http".into(),
+                    protocol: Protocol::TCP,
+                    port: 8080,
+                },
+                NamedPort {
+                    name: "dns".into(),
+                    protocol: Protocol::UDP,
+                    port: 53,
+                },
+            ];
+            WorkloadEndpoint {
+                id: WorkloadEndpointId {
+                    orchestrator: "k8s".into(),
+                    workload: format!("w{i}"),
+                    endpoint: "eth0".into(),
+                },
+                namespace: ns.map(String::from),
+                node: node.into(),
+                interface_name: format!("cali{i}"),
+                mac: None,
+                ip_networks: nets,
+                labels,
+                profiles: profiles.into_iter().map(String::from).collect(),
+                ports: ports.into_iter().map(|p| named[p].clone()).collect(),
+            }
+        })
+}
+
+/// A random valid model: 2–6 workload endpoints over [`NODES`], up to 5 policies and three
+/// profiles (one endpoints may name without it existing).
+pub fn model() -> impl Strategy<Value = Model> {
+    let endpoints = (2usize..7).prop_flat_map(|n| (0..n).map(endpoint).collect::<Vec<_>>());
+    let policies = (0usize..6).prop_flat_map(|n| (0..n).map(policy).collect::<Vec<_>>());
+    let profiles = (profile("p1"), profile("kns.a"));
+    (endpoints, policies, profiles).prop_filter_map("invalid model", |(eps, pols, (p1, kns))| {
+        let resources = eps
+            .into_iter()
+            .map(Resource::WorkloadEndpoint)
+            .chain(pols.into_iter().map(Resource::Policy))
+            .chain([Resource::Profile(p1), Resource::Profile(kns)]);
+        Model::from_resources(resources).ok()
+    })
+}
+
+/// All addresses of a model's workload endpoints.
+pub fn endpoint_addresses(model: &Model) -> Vec<IpAddr> {
+    model
+        .workload_endpoints
+        .values()
+        .flat_map(|ep| ep.ip_networks.iter().map(|n| n.addr()))
+        .collect()
+}
+
+/// A random first packet between two addresses of the model (or outside ones), of a protocol
+/// consistent with the address family.
+pub fn packet(model: &Model) -> impl Strategy<Value = Packet> {
+    let mut addrs = endpoint_addresses(model);
+    addrs.extend(EXTERNAL.iter().map(|a| a.parse::<IpAddr>().unwrap()));
+    let v4: Vec<IpAddr> = addrs.iter().copied().filter(IpAddr::is_ipv4).collect();
+    let v6: Vec<IpAddr> = addrs.iter().copied().filter(IpAddr::is_ipv6).collect();
+    let pair = prop_oneof![
+        (prop::sample::select(v4.clone()), prop::sample::select(v4)),
+        (prop::sample::select(v6.clone()), prop::sample::select(v6)),
+    ];
+    (
+        pair,
+        0u8..5,
+        prop::sample::select(PORTS.to_vec()),
+        prop::sample::select(PORTS.to_vec()),
+        prop::sample::select(vec![(8u8, 0u8), (0, 0), (3, 4), (3, 1), (128, 0), (129, 0)]),
+    )
+        .prop_map(|((src, dst), kind, sport, dport, (t, c))| match kind {
+            0 => Packet::tcp(src, sport, dst, dport),
+            1 => Packet::udp(src, sport, dst, dport),
+            2 if src.is_ipv4() => Packet::icmp(src, dst, t, c),
+            2 => Packet::icmpv6(src, dst, t, c),
+            3 => Packet::other(Protocol(47), src, dst),
+            _ => Packet::ported(Protocol::SCTP, src, sport, dst, dport),
+        })
+}

@@ -1,0 +1,895 @@
+//! The rule compiler: policies, profiles and endpoints → the IR of one host's ACLs.
+//!
+//! Layout (one nftables `inet` table):
+//!
+//! ```text
+//! forward (base chain, hook forward, policy accept)
+//!   iifname vmap @from-wl      -> goto wl-eg-<iface>   traffic leaving a local workload
+//!   oifname vmap @to-wl        -> goto wl-in-<iface>   traffic arriving at a local workload
+//! eg-allowed                   reached when egress policy allowed a packet
+//!   oifname vmap @to-wl        -> the destination's ingress policy, if it is local
+//!   accept
+//! wl-eg-<iface>                egress of one workload
+//!   ct state established,related accept; ct state invalid drop
+//!   anti-spoofing: source not one of the endpoint's addresses -> drop
+//!   clear the Pass mark
+//!   jump pol-eg-<policy>       for each egress policy, in order
+//!   [mark has Pass -> goto wl-egp-<iface>]   after policies that contain Pass
+//!   drop                       end of policies (when any applied), else goto wl-egp-<iface>
+//! wl-egp-<iface>               jump pro-eg-<profile> for each profile; drop
+//! wl-in-<iface>, wl-inp-<iface>   the same for ingress (no anti-spoofing)
+//! pol-eg-<policy>, pol-in-<policy>, pro-eg-<profile>, pro-in-<profile>
+//!   the rules: Allow -> accept (ingress) or goto eg-allowed (egress); Deny -> drop;
+//!   Pass -> set the Pass mark and return (policies) or return (profiles); Log -> log
+//! ```
+//!
+//! Selector matches are named sets of member addresses, kept up to date by membership
+//! changes only; CIDR lists are interval sets; named ports are `addr . proto . port` sets.
+//! Every name is a short stable hash of the object's identity, and compiling the same input
+//! twice gives identical IR.
+//!
+//! [`Compiler`] is incremental: fed one [`Update`] at a time it recomputes only the chains
+//! and sets the update affects, and [`Compiler::take_changes`] returns exactly the changes
+//! since the last call. [`compile`] is the same compiler fed a whole model.
+
+mod diff;
+pub mod invariants;
+pub mod ir;
+mod naming;
+mod rules;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use tracing::warn;
+
+pub use diff::{diff, ApplyError, Change, ChangeSet};
+
+use crate::calc::SelectorIndex;
+use crate::eval::scope;
+use crate::model::{
+    policy_order, Model, NamedPort, Policy, PolicyKey, PolicyType, Resource, ResourceKey, Update,
+    WorkloadEndpointId,
+};
+use crate::selector::Selector;
+use ir::{
+    BaseChain, Chain, ChainPolicy, CtState, Hook, IfaceKey, Match, Rule, Ruleset, Set, SetElement,
+    Statement, Verdict, VerdictMap,
+};
+use naming::hashed;
+use rules::{compile_rule, SetSpec, Verdicts};
+
+/// Name of the forward base chain.
+pub const FORWARD_CHAIN: &str = "forward";
+/// Name of the chain reached after egress policy allowed a packet.
+pub const EGRESS_ALLOWED_CHAIN: &str = "eg-allowed";
+/// Name of the map dispatching on the input interface to workloads' egress chains.
+pub const FROM_WORKLOAD_MAP: &str = "from-wl";
+/// Name of the map dispatching on the output interface to workloads' ingress chains.
+pub const TO_WORKLOAD_MAP: &str = "to-wl";
+
+/// Settings of the compiler.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CompileConfig {
+    /// The node whose local workloads get chains.
+    pub node: String,
+    /// The packet-mark bit used to carry a policy's `Pass` back to the endpoint chain.
+    pub pass_mark: u32,
+    /// Priority of the forward base chain.
+    pub forward_priority: i32,
+}
+
+impl CompileConfig {
+    /// Defaults for `node`: Pass mark 0x0002_0000, forward priority 0 (`filter`).
+    pub fn new(node: impl Into<String>) -> Self {
+        CompileConfig {
+            node: node.into(),
+            pass_mark: 0x0002_0000,
+            forward_priority: 0,
+        }
+    }
+}
+
+/// Any endpoint, as a member of selector sets.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum EndpointKey {
+    Workload(WorkloadEndpointId),
+    Host(String),
+}
+
+/// What an endpoint contributes to the sets it is a member of.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Contribution {
+    addresses: Vec<IpAddr>,
+    ports: Vec<NamedPort>,
+}
+
+/// Compiles the whole model for `config.node`.
+pub fn compile(config: &CompileConfig, model: &Model) -> Ruleset {
+    let mut c = Compiler::new(config.clone());
+    c.load(model);
+    c.ruleset
+}
+
+/// The incremental rule compiler.
+#[derive(Clone, Debug)]
+pub struct Compiler {
+    config: CompileConfig,
+    model: Model,
+    ruleset: Ruleset,
+    /// Old versions of objects touched since the last `take_changes` (`None`: did not exist).
+    before_sets: BTreeMap<String, Option<Set>>,
+    before_maps: BTreeMap<String, Option<VerdictMap>>,
+    before_chains: BTreeMap<String, Option<Chain>>,
+    /// Sets referenced by compiled rules: spec and number of referring policies/profiles.
+    set_refs: BTreeMap<String, (SetSpec, usize)>,
+    /// Element reference counts of selector-based sets.
+    element_refs: BTreeMap<String, BTreeMap<SetElement, usize>>,
+    /// Selector-based sets × all endpoints.
+    members: SelectorIndex<String, EndpointKey>,
+    contributions: BTreeMap<EndpointKey, Contribution>,
+    /// Sets used by each policy and profile.
+    used_sets: BTreeMap<SetOwner, Vec<SetSpec>>,
+    /// Policies × local workload endpoints.
+    applies: SelectorIndex<PolicyKey, WorkloadEndpointId>,
+    /// Local workload endpoints by interface (the first id owns the interface).
+    by_iface: BTreeMap<String, BTreeSet<WorkloadEndpointId>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum SetOwner {
+    Policy(PolicyKey),
+    Profile(String),
+}
+
+fn chain_name(prefix: &str, parts: &[&str]) -> String {
+    hashed(prefix, parts)
+}
+
+fn policy_chain(key: &PolicyKey, dir: PolicyType) -> String {
+    let ns = key.0.as_deref().unwrap_or("");
+    match dir {
+        PolicyType::Ingress => chain_name("pol-in", &[ns, &key.1]),
+        PolicyType::Egress => chain_name("pol-eg", &[ns, &key.1]),
+    }
+}
+
+fn profile_chain(name: &str, dir: PolicyType) -> String {
+    match dir {
+        PolicyType::Ingress => chain_name("pro-in", &[name]),
+        PolicyType::Egress => chain_name("pro-eg", &[name]),
+    }
+}
+
+fn endpoint_chain(iface: &str, dir: PolicyType, profiles_part: bool) -> String {
+    let prefix = match (dir, profiles_part) {
+        (PolicyType::Ingress, false) => "wl-in",
+        (PolicyType::Ingress, true) => "wl-inp",
+        (PolicyType::Egress, false) => "wl-eg",
+        (PolicyType::Egress, true) => "wl-egp",
+    };
+    chain_name(prefix, &[iface])
+}
+
+fn own_address_set(iface: &str, v4: bool) -> String {
+    chain_name(if v4 { "wl-ip4" } else { "wl-ip6" }, &[iface])
+}
+
+impl Compiler {
+    /// A compiler for an empty model: base chain and dispatch maps only.
+    pub fn new(config: CompileConfig) -> Self {
+        let mut c = Compiler {
+            config,
+            model: Model::new(),
+            ruleset: Ruleset::default(),
+            before_sets: BTreeMap::new(),
+            before_maps: BTreeMap::new(),
+            before_chains: BTreeMap::new(),
+            set_refs: BTreeMap::new(),
+            element_refs: BTreeMap::new(),
+            members: SelectorIndex::new(),
+            contributions: BTreeMap::new(),
+            used_sets: BTreeMap::new(),
+            applies: SelectorIndex::new(),
+            by_iface: BTreeMap::new(),
+        };
+        c.install_base();
+        c
+    }
+
+    fn install_base(&mut self) {
+        for map in [FROM_WORKLOAD_MAP, TO_WORKLOAD_MAP] {
+            self.put_map(map, Some(VerdictMap::default()));
+        }
+        let dispatch_in = Rule::new(
+            vec![],
+            Verdict::Dispatch {
+                key: IfaceKey::Output,
+                map: TO_WORKLOAD_MAP.into(),
+            },
+        );
+        self.put_chain(
+            EGRESS_ALLOWED_CHAIN,
+            Some(Chain {
+                base: None,
+                rules: vec![dispatch_in.clone(), Rule::new(vec![], Verdict::Accept)],
+            }),
+        );
+        self.put_chain(
+            FORWARD_CHAIN,
+            Some(Chain {
+                base: Some(BaseChain {
+                    hook: Hook::Forward,
+                    priority: self.config.forward_priority,
+                    policy: ChainPolicy::Accept,
+                }),
+                rules: vec![
+                    Rule::new(
+                        vec![],
+                        Verdict::Dispatch {
+                            key: IfaceKey::Input,
+                            map: FROM_WORKLOAD_MAP.into(),
+                        },
+                    ),
+                    dispatch_in,
+                ],
+            }),
+        );
+    }
+
+    /// Feeds every resource of a model.
+    pub fn load(&mut self, model: &Model) {
+        // Profiles first, so that endpoints see their inherited labels at once.
+        for p in model.profiles.values() {
+            self.apply(&Update::Upsert(Resource::Profile(p.clone())));
+        }
+        for p in model.policies.values() {
+            self.apply(&Update::Upsert(Resource::Policy(p.clone())));
+        }
+        for e in model.workload_endpoints.values() {
+            self.apply(&Update::Upsert(Resource::WorkloadEndpoint(e.clone())));
+        }
+        for e in model.host_endpoints.values() {
+            self.apply(&Update::Upsert(Resource::HostEndpoint(e.clone())));
+        }
+    }
+
+    /// The current IR.
+    pub fn ruleset(&self) -> &Ruleset {
+        &self.ruleset
+    }
+
+    /// The model as fed so far.
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// The changes made to the IR since the last call, in dependency order.
+    pub fn take_changes(&mut self) -> ChangeSet {
+        let before = Ruleset {
+            sets: take_existing(&mut self.before_sets),
+            maps: take_existing(&mut self.before_maps),
+            chains: take_existing(&mut self.before_chains),
+        };
+        let sets = keys(&mut self.before_sets);
+        let maps = keys(&mut self.before_maps);
+        let chains = keys(&mut self.before_chains);
+        diff::diff_keys(&before, &self.ruleset, sets, maps, chains)
+    }
+
+    /// Applies one update (it must be valid: see [`Resource::validate`]).
+    pub fn apply(&mut self, update: &Update) {
+        match update {
+            Update::Upsert(Resource::WorkloadEndpoint(ep)) => {
+                let old = self
+                    .model
+                    .workload_endpoints
+                    .insert(ep.id.clone(), ep.clone());
+                self.workload_changed(&ep.id, old.as_ref().map(|o| o.interface_name.clone()));
+            }
+            Update::Remove(ResourceKey::WorkloadEndpoint(id)) => {
+                if let Some(old) = self.model.workload_endpoints.remove(id) {
+                    self.workload_changed(id, Some(old.interface_name));
+                }
+            }
+            Update::Upsert(Resource::HostEndpoint(ep)) => {
+                self.model
+                    .host_endpoints
+                    .insert(ep.name.clone(), ep.clone());
+                self.refresh_endpoint(EndpointKey::Host(ep.name.clone()));
+            }
+            Update::Remove(ResourceKey::HostEndpoint(name)) => {
+                self.model.host_endpoints.remove(name);
+                self.refresh_endpoint(EndpointKey::Host(name.clone()));
+            }
+            Update::Upsert(Resource::Policy(p)) => {
+                let key = (p.namespace.clone(), p.name.clone());
+                self.model.policies.insert(key.clone(), p.clone());
+                self.policy_changed(&key);
+            }
+            Update::Remove(ResourceKey::Policy { namespace, name }) => {
+                let key = (namespace.clone(), name.clone());
+                if self.model.policies.remove(&key).is_some() {
+                    self.policy_changed(&key);
+                }
+            }
+            Update::Upsert(Resource::Profile(p)) => {
+                let old = self.model.profiles.insert(p.name.clone(), p.clone());
+                let labels_changed =
+                    old.as_ref().map(|o| &o.labels_to_apply) != Some(&p.labels_to_apply);
+                self.profile_changed(&p.name, labels_changed);
+            }
+            Update::Remove(ResourceKey::Profile(name)) => {
+                if let Some(old) = self.model.profiles.remove(name) {
+                    self.profile_changed(name, !old.labels_to_apply.is_empty());
+                }
+            }
+            // Pools, BGP settings and nodes do not affect ACLs.
+            Update::Upsert(r) => {
+                let _ = self.model.apply(Update::Upsert(r.clone()));
+            }
+            Update::Remove(k) => {
+                let _ = self.model.apply(Update::Remove(k.clone()));
+            }
+        }
+    }
+
+    // ---- change tracking ----
+
+    fn put_set(&mut self, name: &str, set: Option<Set>) {
+        self.before_sets
+            .entry(name.to_string())
+            .or_insert_with(|| self.ruleset.sets.get(name).cloned());
+        match set {
+            Some(s) => self.ruleset.sets.insert(name.to_string(), s),
+            None => self.ruleset.sets.remove(name),
+        };
+    }
+
+    fn set_mut(&mut self, name: &str) -> Option<&mut Set> {
+        self.before_sets
+            .entry(name.to_string())
+            .or_insert_with(|| self.ruleset.sets.get(name).cloned());
+        self.ruleset.sets.get_mut(name)
+    }
+
+    fn put_map(&mut self, name: &str, map: Option<VerdictMap>) {
+        self.before_maps
+            .entry(name.to_string())
+            .or_insert_with(|| self.ruleset.maps.get(name).cloned());
+        match map {
+            Some(m) => self.ruleset.maps.insert(name.to_string(), m),
+            None => self.ruleset.maps.remove(name),
+        };
+    }
+
+    fn map_mut(&mut self, name: &str) -> &mut VerdictMap {
+        self.before_maps
+            .entry(name.to_string())
+            .or_insert_with(|| self.ruleset.maps.get(name).cloned());
+        self.ruleset.maps.entry(name.to_string()).or_default()
+    }
+
+    fn put_chain(&mut self, name: &str, chain: Option<Chain>) {
+        if self.ruleset.chains.get(name) == chain.as_ref() {
+            return;
+        }
+        self.before_chains
+            .entry(name.to_string())
+            .or_insert_with(|| self.ruleset.chains.get(name).cloned());
+        match chain {
+            Some(c) => self.ruleset.chains.insert(name.to_string(), c),
+            None => self.ruleset.chains.remove(name),
+        };
+    }
+
+    // ---- endpoints and set membership ----
+
+    fn contribution(&self, key: &EndpointKey) -> Option<(crate::model::Labels, Contribution)> {
+        match key {
+            EndpointKey::Workload(id) => self.model.workload_endpoints.get(id).map(|ep| {
+                (
+                    scope::workload_labels(&self.model, ep),
+                    Contribution {
+                        addresses: ep.ip_networks.iter().map(|n| n.addr()).collect(),
+                        ports: ep.ports.clone(),
+                    },
+                )
+            }),
+            EndpointKey::Host(name) => self.model.host_endpoints.get(name).map(|ep| {
+                (
+                    scope::host_labels(&self.model, ep),
+                    Contribution {
+                        addresses: ep.expected_ips.clone(),
+                        ports: ep.ports.clone(),
+                    },
+                )
+            }),
+        }
+    }
+
+    /// The elements `c` contributes to the set `spec`.
+    fn elements_of(spec: &SetSpec, c: &Contribution) -> Vec<SetElement> {
+        match spec {
+            SetSpec::Selector { v4, .. } => c
+                .addresses
+                .iter()
+                .filter(|a| a.is_ipv4() == *v4)
+                .map(|a| SetElement::Addr(*a))
+                .collect(),
+            SetSpec::NamedPort { port, v4, .. } => c
+                .addresses
+                .iter()
+                .filter(|a| a.is_ipv4() == *v4)
+                .flat_map(|a| {
+                    c.ports
+                        .iter()
+                        .filter(|p| &p.name == port)
+                        .map(move |p| SetElement::AddrProtoPort(*a, p.protocol.0, p.port))
+                })
+                .collect(),
+            SetSpec::Nets { .. } => Vec::new(),
+        }
+    }
+
+    fn add_contribution(&mut self, set: &str, c: &Contribution, sign: bool) {
+        let Some((spec, _)) = self.set_refs.get(set) else {
+            return;
+        };
+        let elements = Self::elements_of(spec, c);
+        for e in elements {
+            let counts = self.element_refs.entry(set.to_string()).or_default();
+            let n = counts.entry(e).or_insert(0);
+            let (was, now) = if sign {
+                *n += 1;
+                (*n - 1, *n)
+            } else {
+                *n = n.saturating_sub(1);
+                (*n + 1, *n)
+            };
+            if now == 0 {
+                counts.remove(&e);
+            }
+            if was == 0 && now > 0 {
+                if let Some(s) = self.set_mut(set) {
+                    s.elements.insert(e);
+                }
+            } else if was > 0 && now == 0 {
+                if let Some(s) = self.set_mut(set) {
+                    s.elements.remove(&e);
+                }
+            }
+        }
+    }
+
+    /// Re-reads an endpoint (any node) and updates the sets it is a member of.
+    fn refresh_endpoint(&mut self, key: EndpointKey) {
+        let old_sets: Vec<String> = self.members.matching(&key).cloned().collect();
+        if let Some(old) = self.contributions.remove(&key) {
+            for s in &old_sets {
+                self.add_contribution(s, &old, false);
+            }
+        }
+        match self.contribution(&key) {
+            Some((labels, contribution)) => {
+                self.members.upsert_item(key.clone(), labels);
+                let new_sets: Vec<String> = self.members.matching(&key).cloned().collect();
+                for s in &new_sets {
+                    self.add_contribution(s, &contribution, true);
+                }
+                self.contributions.insert(key, contribution);
+            }
+            None => {
+                self.members.remove_item(&key);
+            }
+        }
+    }
+
+    fn workload_changed(&mut self, id: &WorkloadEndpointId, old_iface: Option<String>) {
+        self.refresh_endpoint(EndpointKey::Workload(id.clone()));
+        let local = self
+            .model
+            .workload_endpoints
+            .get(id)
+            .filter(|ep| ep.node == self.config.node)
+            .cloned();
+        if let Some(old) = &old_iface {
+            if let Some(ids) = self.by_iface.get_mut(old) {
+                ids.remove(id);
+                if ids.is_empty() {
+                    self.by_iface.remove(old);
+                }
+            }
+        }
+        match &local {
+            Some(ep) => {
+                let labels = scope::workload_labels(&self.model, ep);
+                self.applies.upsert_item(id.clone(), labels);
+                self.by_iface
+                    .entry(ep.interface_name.clone())
+                    .or_default()
+                    .insert(id.clone());
+            }
+            None => {
+                self.applies.remove_item(id);
+            }
+        }
+        let mut ifaces: BTreeSet<String> = old_iface.into_iter().collect();
+        if let Some(ep) = local {
+            ifaces.insert(ep.interface_name);
+        }
+        for iface in ifaces {
+            self.render_interface(&iface);
+        }
+    }
+
+    // ---- policies and profiles ----
+
+    /// Drops one reference to each set; sets nobody refers to any more are deleted.
+    fn release_specs(&mut self, specs: Vec<SetSpec>) {
+        for spec in specs {
+            let name = spec.name();
+            let Some((_, n)) = self.set_refs.get_mut(&name) else {
+                continue;
+            };
+            *n -= 1;
+            if *n == 0 {
+                self.set_refs.remove(&name);
+                self.members.remove_selector(&name);
+                self.element_refs.remove(&name);
+                self.put_set(&name, None);
+            }
+        }
+    }
+
+    fn acquire_sets(&mut self, owner: SetOwner, specs: Vec<SetSpec>) {
+        for spec in &specs {
+            let name = spec.name();
+            if let Some((_, n)) = self.set_refs.get_mut(&name) {
+                *n += 1;
+                continue;
+            }
+            self.set_refs.insert(name.clone(), (spec.clone(), 1));
+            let mut set = Set {
+                key: spec.key(),
+                elements: BTreeSet::new(),
+            };
+            if let SetSpec::Nets { nets, .. } = spec {
+                set.elements = nets.iter().map(|n| SetElement::Net(*n)).collect();
+            }
+            self.put_set(&name, Some(set));
+            let selector = match spec {
+                SetSpec::Selector { selector, .. } | SetSpec::NamedPort { selector, .. } => {
+                    selector.clone()
+                }
+                SetSpec::Nets { .. } => continue,
+            };
+            let changes = self.members.add_selector(name.clone(), selector);
+            for c in changes {
+                if c.matches {
+                    if let Some(contribution) = self.contributions.get(&c.item).cloned() {
+                        self.add_contribution(&name, &contribution, true);
+                    }
+                }
+            }
+        }
+        self.used_sets.insert(owner, specs);
+    }
+
+    /// Compiles a policy's or profile's rules for one direction.
+    fn compile_rules(
+        &self,
+        rules: &[crate::model::Rule],
+        namespace: Option<&str>,
+        dir: PolicyType,
+        is_policy: bool,
+        label: &str,
+        specs: &mut Vec<SetSpec>,
+    ) -> Chain {
+        let allow = match dir {
+            PolicyType::Ingress => Verdict::Accept,
+            PolicyType::Egress => Verdict::Goto(EGRESS_ALLOWED_CHAIN.into()),
+        };
+        let pass = if is_policy {
+            (
+                vec![Statement::SetMark(self.config.pass_mark)],
+                Verdict::Return,
+            )
+        } else {
+            (vec![], Verdict::Return)
+        };
+        let verdicts = Verdicts {
+            allow,
+            pass,
+            log_prefix: format!("calico {label} "),
+        };
+        let mut chain = Chain::default();
+        for rule in rules {
+            let (ir, sets) = compile_rule(rule, namespace, &verdicts);
+            chain.rules.extend(ir);
+            specs.extend(sets);
+        }
+        chain
+    }
+
+    fn policy_changed(&mut self, key: &PolicyKey) {
+        let owner = SetOwner::Policy(key.clone());
+        let before: BTreeSet<WorkloadEndpointId> =
+            self.applies.members(key).cloned().unwrap_or_default();
+        let policy = self.model.policies.get(key).cloned();
+        let mut specs = Vec::new();
+        for dir in [PolicyType::Ingress, PolicyType::Egress] {
+            let name = policy_chain(key, dir);
+            let chain = policy.as_ref().filter(|p| p.governs(dir)).map(|p| {
+                self.compile_rules(
+                    p.rules(dir),
+                    p.namespace.as_deref(),
+                    dir,
+                    true,
+                    &scope::policy_name(p),
+                    &mut specs,
+                )
+            });
+            self.put_chain(&name, chain);
+        }
+        specs.sort();
+        specs.dedup();
+        // Acquire before releasing, so that sets the new version still uses stay put.
+        let old_specs = self.used_sets.remove(&owner).unwrap_or_default();
+        match &policy {
+            Some(p) => {
+                self.acquire_sets(owner, specs);
+                self.applies.add_selector(key.clone(), applies_selector(p));
+            }
+            None => {
+                self.applies.remove_selector(key);
+            }
+        }
+        self.release_specs(old_specs);
+        let after = self.applies.members(key).cloned().unwrap_or_default();
+        let ifaces: BTreeSet<String> = before
+            .union(&after)
+            .filter_map(|id| self.model.workload_endpoints.get(id))
+            .map(|ep| ep.interface_name.clone())
+            .collect();
+        for iface in ifaces {
+            self.render_interface(&iface);
+        }
+    }
+
+    fn profile_changed(&mut self, name: &str, labels_changed: bool) {
+        let owner = SetOwner::Profile(name.to_string());
+        let profile = self.model.profiles.get(name).cloned();
+        let mut specs = Vec::new();
+        for dir in [PolicyType::Ingress, PolicyType::Egress] {
+            let chain = profile.as_ref().map(|p| {
+                self.compile_rules(
+                    p.rules(dir),
+                    None,
+                    dir,
+                    false,
+                    &format!("profile {name}"),
+                    &mut specs,
+                )
+            });
+            self.put_chain(&profile_chain(name, dir), chain);
+        }
+        specs.sort();
+        specs.dedup();
+        let old_specs = self.used_sets.remove(&owner).unwrap_or_default();
+        if profile.is_some() {
+            self.acquire_sets(owner, specs);
+        }
+        self.release_specs(old_specs);
+        // Endpoints inherit the profile's labels: re-read those that name it.
+        if labels_changed {
+            let workloads: Vec<WorkloadEndpointId> = self
+                .model
+                .workload_endpoints
+                .values()
+                .filter(|ep| ep.profiles.iter().any(|p| p == name))
+                .map(|ep| ep.id.clone())
+                .collect();
+            for id in workloads {
+                let iface = self.model.workload_endpoints[&id].interface_name.clone();
+                self.workload_changed(&id, Some(iface));
+            }
+            let hosts: Vec<String> = self
+                .model
+                .host_endpoints
+                .values()
+                .filter(|ep| ep.profiles.iter().any(|p| p == name))
+                .map(|ep| ep.name.clone())
+                .collect();
+            for h in hosts {
+                self.refresh_endpoint(EndpointKey::Host(h));
+            }
+        }
+        // Endpoint chains jump only to profiles that exist: re-render local users.
+        let ifaces: BTreeSet<String> = self
+            .model
+            .workload_endpoints
+            .values()
+            .filter(|ep| ep.node == self.config.node && ep.profiles.iter().any(|p| p == name))
+            .map(|ep| ep.interface_name.clone())
+            .collect();
+        for iface in ifaces {
+            self.render_interface(&iface);
+        }
+    }
+
+    // ---- per-interface chains ----
+
+    /// Re-renders the chains, own-address sets and map entries of one local interface.
+    fn render_interface(&mut self, iface: &str) {
+        let owner = self
+            .by_iface
+            .get(iface)
+            .and_then(|ids| ids.iter().next())
+            .and_then(|id| self.model.workload_endpoints.get(id))
+            .cloned();
+        if let Some(ids) = self.by_iface.get(iface) {
+            if ids.len() > 1 {
+                warn!(
+                    interface = iface,
+                    endpoints = ?ids,
+                    "several local endpoints claim one interface; only the first is programmed"
+                );
+            }
+        }
+        let Some(ep) = owner else {
+            for dir in [PolicyType::Ingress, PolicyType::Egress] {
+                self.put_chain(&endpoint_chain(iface, dir, false), None);
+                self.put_chain(&endpoint_chain(iface, dir, true), None);
+            }
+            for v4 in [true, false] {
+                if self.ruleset.sets.contains_key(&own_address_set(iface, v4)) {
+                    self.put_set(&own_address_set(iface, v4), None);
+                }
+            }
+            if self.ruleset.maps[FROM_WORKLOAD_MAP]
+                .elements
+                .contains_key(iface)
+            {
+                self.map_mut(FROM_WORKLOAD_MAP).elements.remove(iface);
+                self.map_mut(TO_WORKLOAD_MAP).elements.remove(iface);
+            }
+            return;
+        };
+        // Own addresses, for anti-spoofing.
+        for v4 in [true, false] {
+            let elements: BTreeSet<SetElement> = ep
+                .ip_networks
+                .iter()
+                .map(|n| n.addr())
+                .filter(|a| a.is_ipv4() == v4)
+                .map(SetElement::Addr)
+                .collect();
+            let name = own_address_set(iface, v4);
+            let set = Set {
+                key: if v4 {
+                    ir::SetKey::Ipv4Addr
+                } else {
+                    ir::SetKey::Ipv6Addr
+                },
+                elements,
+            };
+            if self.ruleset.sets.get(&name) != Some(&set) {
+                self.put_set(&name, Some(set));
+            }
+        }
+        let mut policies: Vec<&Policy> = self
+            .applies
+            .matching(&ep.id)
+            .filter_map(|k| self.model.policies.get(k))
+            .collect();
+        policies.sort_by(|a, b| policy_order(a, b));
+        let mut chains = Vec::new();
+        for dir in [PolicyType::Ingress, PolicyType::Egress] {
+            let governing: Vec<&Policy> = policies
+                .iter()
+                .copied()
+                .filter(|p| p.governs(dir))
+                .collect();
+            let profiles_chain = endpoint_chain(iface, dir, true);
+            let mut rules = vec![
+                Rule::new(
+                    vec![Match::Ct(CtState::EstablishedOrRelated)],
+                    Verdict::Accept,
+                ),
+                Rule::new(vec![Match::Ct(CtState::Invalid)], Verdict::Drop),
+            ];
+            if dir == PolicyType::Egress {
+                for v4 in [true, false] {
+                    rules.push(Rule::new(
+                        vec![
+                            Match::Ipv4(v4),
+                            Match::AddrInSet {
+                                side: ir::Side::Src,
+                                set: own_address_set(iface, v4),
+                                negate: true,
+                            },
+                        ],
+                        Verdict::Drop,
+                    ));
+                }
+            }
+            rules.push(Rule {
+                matches: vec![],
+                statements: vec![Statement::ClearMark(self.config.pass_mark)],
+                verdict: None,
+            });
+            for p in &governing {
+                let key = (p.namespace.clone(), p.name.clone());
+                rules.push(Rule::new(vec![], Verdict::Jump(policy_chain(&key, dir))));
+                if p.rules(dir)
+                    .iter()
+                    .any(|r| r.action == crate::model::Action::Pass)
+                {
+                    rules.push(Rule::new(
+                        vec![Match::MarkSet(self.config.pass_mark)],
+                        Verdict::Goto(profiles_chain.clone()),
+                    ));
+                }
+            }
+            rules.push(Rule::new(
+                vec![],
+                if governing.is_empty() {
+                    Verdict::Goto(profiles_chain.clone())
+                } else {
+                    Verdict::Drop
+                },
+            ));
+            let mut prof_rules: Vec<Rule> = ep
+                .profiles
+                .iter()
+                .filter(|name| self.model.profiles.contains_key(*name))
+                .map(|name| Rule::new(vec![], Verdict::Jump(profile_chain(name, dir))))
+                .collect();
+            prof_rules.push(Rule::new(vec![], Verdict::Drop));
+            chains.push((endpoint_chain(iface, dir, false), rules));
+            chains.push((profiles_chain, prof_rules));
+        }
+        for (name, rules) in chains {
+            self.put_chain(&name, Some(Chain { base: None, rules }));
+        }
+        let from = Verdict::Goto(endpoint_chain(iface, PolicyType::Egress, false));
+        let to = Verdict::Goto(endpoint_chain(iface, PolicyType::Ingress, false));
+        if self.ruleset.maps[FROM_WORKLOAD_MAP].elements.get(iface) != Some(&from) {
+            self.map_mut(FROM_WORKLOAD_MAP)
+                .elements
+                .insert(iface.to_string(), from);
+            self.map_mut(TO_WORKLOAD_MAP)
+                .elements
+                .insert(iface.to_string(), to);
+        }
+    }
+}
+
+/// The selector deciding whether a policy applies to a workload endpoint: its own, limited to
+/// its namespace for a namespaced policy.
+fn applies_selector(p: &Policy) -> Selector {
+    match &p.namespace {
+        Some(ns) => p
+            .selector
+            .and(&Selector::label_equals(crate::model::LABEL_NAMESPACE, ns)),
+        None => p.selector.clone(),
+    }
+}
+
+fn take_existing<T>(before: &mut BTreeMap<String, Option<T>>) -> BTreeMap<String, T>
+where
+    T: Clone,
+{
+    before
+        .iter()
+        .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))
+        .collect()
+}
+
+fn keys<T>(before: &mut BTreeMap<String, Option<T>>) -> BTreeSet<String> {
+    std::mem::take(before).into_keys().collect()
+}
+
+#[cfg(test)]
+mod tests;

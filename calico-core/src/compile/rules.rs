@@ -1,0 +1,329 @@
+//! One policy or profile rule → IR rules, and the sets they need.
+//!
+//! A Calico rule ORs within lists (several nets, several ports) and ANDs across fields; IR
+//! rules only AND. So one Calico rule becomes up to one IR rule per address family and per
+//! combination of port alternatives (numeric ranges, or one named port), each ANDing the
+//! rest.
+
+use ipnet::IpNet;
+
+use super::ir::{Match, Rule as IrRule, SetKey, Side, Statement, Verdict};
+use super::naming::hashed;
+use crate::eval::scope;
+use crate::model::{Action, EntityRule, IpVersion, PortSpec, Protocol, Rule};
+use crate::selector::Selector;
+
+/// A set a compiled rule refers to, by what determines its contents.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum SetSpec {
+    /// Addresses of the endpoints matching a selector.
+    Selector {
+        /// The effective (namespace-scoped) selector.
+        selector: Selector,
+        /// IPv4 (else IPv6).
+        v4: bool,
+    },
+    /// `(address, protocol, port)` of a named port on the endpoints matching a selector.
+    NamedPort {
+        /// The effective selector.
+        selector: Selector,
+        /// The port name.
+        port: String,
+        /// IPv4 (else IPv6).
+        v4: bool,
+    },
+    /// A list of CIDRs, merged so that no two overlap.
+    Nets {
+        /// The CIDRs, aggregated and sorted.
+        nets: Vec<IpNet>,
+        /// IPv4 (else IPv6).
+        v4: bool,
+    },
+}
+
+impl SetSpec {
+    /// The set's name: what it is, hashed.
+    pub(crate) fn name(&self) -> String {
+        match self {
+            SetSpec::Selector { selector, v4 } => {
+                hashed(if *v4 { "sel4" } else { "sel6" }, &[&selector.to_string()])
+            }
+            SetSpec::NamedPort { selector, port, v4 } => hashed(
+                if *v4 { "np4" } else { "np6" },
+                &[&selector.to_string(), port],
+            ),
+            SetSpec::Nets { nets, v4 } => {
+                let text: Vec<String> = nets.iter().map(|n| n.to_string()).collect();
+                let parts: Vec<&str> = text.iter().map(String::as_str).collect();
+                hashed(if *v4 { "net4" } else { "net6" }, &parts)
+            }
+        }
+    }
+
+    /// The set's key type.
+    pub(crate) fn key(&self) -> SetKey {
+        match self {
+            SetSpec::Selector { v4: true, .. } => SetKey::Ipv4Addr,
+            SetSpec::Selector { v4: false, .. } => SetKey::Ipv6Addr,
+            SetSpec::NamedPort { v4: true, .. } => SetKey::Ipv4AddrProtoPort,
+            SetSpec::NamedPort { v4: false, .. } => SetKey::Ipv6AddrProtoPort,
+            SetSpec::Nets { v4: true, .. } => SetKey::Ipv4Net,
+            SetSpec::Nets { v4: false, .. } => SetKey::Ipv6Net,
+        }
+    }
+}
+
+/// The verdicts a rule's actions compile to in the chain being built.
+#[derive(Clone, Debug)]
+pub(crate) struct Verdicts {
+    /// For `Allow`.
+    pub(crate) allow: Verdict,
+    /// Statements and verdict for `Pass`.
+    pub(crate) pass: (Vec<Statement>, Verdict),
+    /// Log prefix for `Log`.
+    pub(crate) log_prefix: String,
+}
+
+/// Merges CIDRs of one family into a canonical, non-overlapping, sorted list.
+fn aggregate(nets: &[IpNet], v4: bool) -> Vec<IpNet> {
+    let family: Vec<IpNet> = nets
+        .iter()
+        .filter(|n| matches!(n, IpNet::V4(_)) == v4)
+        .map(IpNet::trunc)
+        .collect();
+    IpNet::aggregate(&family)
+}
+
+/// One way the ports of one side can match.
+enum PortAlt {
+    Any,
+    Ranges(Vec<(u16, u16)>),
+    Named(String),
+}
+
+fn ranges(specs: &[PortSpec]) -> Vec<(u16, u16)> {
+    let mut r: Vec<(u16, u16)> = specs
+        .iter()
+        .filter_map(|p| match p {
+            PortSpec::Range { min, max } => Some((*min, *max)),
+            PortSpec::Named(_) => None,
+        })
+        .collect();
+    r.sort();
+    let mut merged: Vec<(u16, u16)> = Vec::new();
+    for (lo, hi) in r {
+        match merged.last_mut() {
+            Some(last) if u32::from(lo) <= u32::from(last.1) + 1 => last.1 = last.1.max(hi),
+            _ => merged.push((lo, hi)),
+        }
+    }
+    merged
+}
+
+fn named(specs: &[PortSpec]) -> impl Iterator<Item = &String> {
+    specs.iter().filter_map(|p| match p {
+        PortSpec::Named(n) => Some(n),
+        PortSpec::Range { .. } => None,
+    })
+}
+
+fn port_alternatives(e: &EntityRule) -> Vec<PortAlt> {
+    if e.ports.is_empty() {
+        return vec![PortAlt::Any];
+    }
+    let mut alts = Vec::new();
+    let r = ranges(&e.ports);
+    if !r.is_empty() {
+        alts.push(PortAlt::Ranges(r));
+    }
+    alts.extend(named(&e.ports).map(|n| PortAlt::Named(n.clone())));
+    alts
+}
+
+/// Compiles one rule of a policy (in `namespace`, `None` for global policies and profiles).
+/// Returns the IR rules and every set they refer to.
+pub(crate) fn compile_rule(
+    rule: &Rule,
+    namespace: Option<&str>,
+    verdicts: &Verdicts,
+) -> (Vec<IrRule>, Vec<SetSpec>) {
+    let mut out = Vec::new();
+    let mut sets = Vec::new();
+    for v4 in [true, false] {
+        match rule.ip_version {
+            Some(IpVersion::V4) if !v4 => continue,
+            Some(IpVersion::V6) if v4 => continue,
+            _ => {}
+        }
+        let mut common = vec![Match::Ipv4(v4)];
+        if let Some(p) = rule.protocol {
+            common.push(Match::L4Proto {
+                proto: p.0,
+                negate: false,
+            });
+        }
+        if let Some(p) = rule.not_protocol {
+            common.push(Match::L4Proto {
+                proto: p.0,
+                negate: true,
+            });
+        }
+        let icmp_v6 = rule.protocol == Some(Protocol::ICMPV6);
+        for (icmp, negate) in [(&rule.icmp, false), (&rule.not_icmp, true)] {
+            if let Some(m) = icmp {
+                if let Some(t) = m.icmp_type {
+                    common.push(Match::Icmp {
+                        v6: icmp_v6,
+                        icmp_type: t,
+                        code: m.code,
+                        negate,
+                    });
+                }
+                // `icmp: {}` (no type) matches every ICMP packet: the protocol match
+                // already says so; `notICMP: {}` then excludes every ICMP packet.
+                if m.icmp_type.is_none() && negate {
+                    never_matches(&mut common);
+                }
+            }
+        }
+        let mut family_possible = true;
+        let mut fam_sets = Vec::new();
+        let mut per_side = Vec::new();
+        for (side, entity) in [(Side::Src, &rule.source), (Side::Dst, &rule.destination)] {
+            let mut side_matches = Vec::new();
+            if !entity.nets.is_empty() {
+                let nets = aggregate(&entity.nets, v4);
+                if nets.is_empty() {
+                    family_possible = false;
+                    break;
+                }
+                let spec = SetSpec::Nets { nets, v4 };
+                side_matches.push(Match::AddrInSet {
+                    side,
+                    set: spec.name(),
+                    negate: false,
+                });
+                fam_sets.push(spec);
+            }
+            let not_nets = aggregate(&entity.not_nets, v4);
+            if !not_nets.is_empty() {
+                let spec = SetSpec::Nets { nets: not_nets, v4 };
+                side_matches.push(Match::AddrInSet {
+                    side,
+                    set: spec.name(),
+                    negate: true,
+                });
+                fam_sets.push(spec);
+            }
+            for (sel, negate) in [
+                (scope::effective_selector(namespace, entity), false),
+                (scope::effective_not_selector(namespace, entity), true),
+            ] {
+                if let Some(selector) = sel {
+                    let spec = SetSpec::Selector { selector, v4 };
+                    side_matches.push(Match::AddrInSet {
+                        side,
+                        set: spec.name(),
+                        negate,
+                    });
+                    fam_sets.push(spec);
+                }
+            }
+            let np_selector = scope::named_port_selector(namespace, entity);
+            let not_ranges = ranges(&entity.not_ports);
+            if !not_ranges.is_empty() {
+                side_matches.push(Match::Port {
+                    side,
+                    ranges: not_ranges,
+                    negate: true,
+                });
+            }
+            for port in named(&entity.not_ports) {
+                let spec = SetSpec::NamedPort {
+                    selector: np_selector.clone(),
+                    port: port.clone(),
+                    v4,
+                };
+                side_matches.push(Match::AddrProtoPortInSet {
+                    side,
+                    set: spec.name(),
+                    negate: true,
+                });
+                fam_sets.push(spec);
+            }
+            let mut alts = Vec::new();
+            for alt in port_alternatives(entity) {
+                alts.push(match alt {
+                    PortAlt::Any => None,
+                    PortAlt::Ranges(ranges) => Some(Match::Port {
+                        side,
+                        ranges,
+                        negate: false,
+                    }),
+                    PortAlt::Named(port) => {
+                        let spec = SetSpec::NamedPort {
+                            selector: np_selector.clone(),
+                            port,
+                            v4,
+                        };
+                        let m = Match::AddrProtoPortInSet {
+                            side,
+                            set: spec.name(),
+                            negate: false,
+                        };
+                        fam_sets.push(spec);
+                        Some(m)
+                    }
+                });
+            }
+            per_side.push((side_matches, alts));
+        }
+        if !family_possible {
+            continue;
+        }
+        sets.extend(fam_sets);
+        let (src, dst) = (&per_side[0], &per_side[1]);
+        for src_alt in &src.1 {
+            for dst_alt in &dst.1 {
+                let mut matches = common.clone();
+                matches.extend(src.0.iter().cloned());
+                matches.extend(src_alt.iter().cloned());
+                matches.extend(dst.0.iter().cloned());
+                matches.extend(dst_alt.iter().cloned());
+                out.push(action_rule(rule.action, matches, verdicts));
+            }
+        }
+    }
+    sets.sort();
+    sets.dedup();
+    (out, sets)
+}
+
+/// Makes a rule impossible to match (an ICMP packet that is not ICMP).
+fn never_matches(common: &mut Vec<Match>) {
+    common.push(Match::L4Proto {
+        proto: 1,
+        negate: false,
+    });
+    common.push(Match::L4Proto {
+        proto: 1,
+        negate: true,
+    });
+}
+
+fn action_rule(action: Action, matches: Vec<Match>, v: &Verdicts) -> IrRule {
+    match action {
+        Action::Allow => IrRule::new(matches, v.allow.clone()),
+        Action::Deny => IrRule::new(matches, Verdict::Drop),
+        Action::Pass => IrRule {
+            matches,
+            statements: v.pass.0.clone(),
+            verdict: Some(v.pass.1.clone()),
+        },
+        Action::Log => IrRule {
+            matches,
+            statements: vec![Statement::Log(v.log_prefix.clone())],
+            verdict: None,
+        },
+    }
+}

@@ -23,7 +23,7 @@ pub const NODES: [&str; 2] = ["h1", "h2"];
 pub const EXTERNAL: [&str; 3] = ["198.51.100.7", "10.0.9.9", "fd00::99"];
 
 const NAMESPACES: [Option<&str>; 3] = [None, Some("a"), Some("b")];
-const PROFILES: [&str; 3] = ["p1", "p2", "kns.a"];
+const PROFILES: [&str; 4] = ["p1", "p2", "kns.a", "p3"];
 const SELECTORS: [&str; 10] = [
     "all()",
     "app == 'x'",
@@ -60,14 +60,15 @@ fn selector() -> impl Strategy<Value = Selector> {
 }
 
 fn nets() -> impl Strategy<Value = Vec<IpNet>> {
-    prop::collection::vec(
+    let some = prop::collection::vec(
         prop::sample::select(NETS.to_vec()).prop_map(|n| n.parse::<IpNet>().unwrap()),
-        0..3,
-    )
+        1..3,
+    );
+    prop_oneof![3 => Just(vec![]), 1 => some]
 }
 
 fn ports() -> impl Strategy<Value = Vec<PortSpec>> {
-    prop::collection::vec(
+    let some = prop::collection::vec(
         prop_oneof![
             prop::sample::select(PORTS.to_vec()).prop_map(PortSpec::single),
             Just(PortSpec::Range { min: 50, max: 100 }),
@@ -78,17 +79,18 @@ fn ports() -> impl Strategy<Value = Vec<PortSpec>> {
             Just(PortSpec::Named("http".into())),
             Just(PortSpec::Named("dns".into())),
         ],
-        0..3,
-    )
+        1..3,
+    );
+    prop_oneof![2 => Just(vec![]), 1 => some]
 }
 
 fn entity(ported: bool) -> impl Strategy<Value = EntityRule> {
     (
         nets(),
         nets(),
-        prop::option::weighted(0.3, selector()),
-        prop::option::weighted(0.2, selector()),
-        prop::option::weighted(0.15, selector()),
+        prop::option::weighted(0.25, selector()),
+        prop::option::weighted(0.1, selector()),
+        prop::option::weighted(0.1, selector()),
         ports(),
         ports(),
     )
@@ -107,6 +109,8 @@ fn entity(ported: bool) -> impl Strategy<Value = EntityRule> {
 
 fn rule() -> impl Strategy<Value = Rule> {
     let action = prop::sample::select(vec![
+        Action::Allow,
+        Action::Allow,
         Action::Allow,
         Action::Allow,
         Action::Deny,
@@ -279,18 +283,29 @@ fn endpoint(i: usize) -> impl Strategy<Value = WorkloadEndpoint> {
         })
 }
 
-/// A random valid model: 2–6 workload endpoints over [`NODES`], up to 5 policies and three
-/// profiles (one endpoints may name without it existing).
+/// A random valid model: 2–6 workload endpoints over [`NODES`], up to 3 policies and the
+/// profiles `p1` and `kns.a` (random rules) and `p2` (allows everything).
 pub fn model() -> impl Strategy<Value = Model> {
     let endpoints = (2usize..7).prop_flat_map(|n| (0..n).map(endpoint).collect::<Vec<_>>());
-    let policies = (0usize..6).prop_flat_map(|n| (0..n).map(policy).collect::<Vec<_>>());
+    let policies = (0usize..4).prop_flat_map(|n| (0..n).map(policy).collect::<Vec<_>>());
     let profiles = (profile("p1"), profile("kns.a"));
     (endpoints, policies, profiles).prop_filter_map("invalid model", |(eps, pols, (p1, kns))| {
+        // p2 allows everything, as a Kubernetes namespace profile does.
+        let p2 = Profile {
+            name: "p2".into(),
+            labels_to_apply: Labels::new(),
+            ingress: vec![Rule::new(Action::Allow)],
+            egress: vec![Rule::new(Action::Allow)],
+        };
         let resources = eps
             .into_iter()
             .map(Resource::WorkloadEndpoint)
             .chain(pols.into_iter().map(Resource::Policy))
-            .chain([Resource::Profile(p1), Resource::Profile(kns)]);
+            .chain([
+                Resource::Profile(p1),
+                Resource::Profile(kns),
+                Resource::Profile(p2),
+            ]);
         Model::from_resources(resources).ok()
     })
 }

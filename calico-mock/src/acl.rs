@@ -1,0 +1,86 @@
+//! [`MockAcl`]: an in-memory ACL table that applies change sets as strictly as nftables.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use calico_core::backend::{AclBackend, BackendError};
+use calico_core::compile::ir::{Hook, Ruleset};
+use calico_core::compile::ChangeSet;
+
+use crate::interpreter::{interpret, Outcome, PacketContext};
+
+#[derive(Debug, Default)]
+struct State {
+    ruleset: Ruleset,
+    fail_next: usize,
+    applied: usize,
+}
+
+/// An in-memory ACL table implementing [`AclBackend`]. A change set is applied atomically
+/// and refused, with nothing applied, wherever nftables would refuse it (adding an existing
+/// element, deleting a missing one, referring to a missing chain or set). Cloning shares the
+/// state.
+#[derive(Clone, Debug, Default)]
+pub struct MockAcl(Arc<Mutex<State>>);
+
+impl MockAcl {
+    /// An empty table.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.0.lock().expect("MockAcl lock")
+    }
+
+    /// The programmed ruleset.
+    pub fn ruleset(&self) -> Ruleset {
+        self.state().ruleset.clone()
+    }
+
+    /// Replaces the ruleset behind the agent's back (drift, a flushed table).
+    pub fn set_ruleset(&self, ruleset: Ruleset) {
+        self.state().ruleset = ruleset;
+    }
+
+    /// Makes the next `n` applies fail (to test retries).
+    pub fn fail_next(&self, n: usize) {
+        self.state().fail_next = n;
+    }
+
+    /// Change sets applied successfully so far.
+    pub fn applied(&self) -> usize {
+        self.state().applied
+    }
+
+    /// Runs a packet through the programmed ruleset at `hook`.
+    pub fn judge(&self, hook: Hook, ctx: &PacketContext<'_>) -> Outcome {
+        interpret(&self.state().ruleset, hook, ctx)
+    }
+}
+
+#[async_trait]
+impl AclBackend for MockAcl {
+    async fn apply(&self, changes: &ChangeSet) -> Result<(), BackendError> {
+        let mut s = self.state();
+        if s.fail_next > 0 {
+            s.fail_next -= 1;
+            return Err(BackendError::Unavailable(
+                "injected failure (MockAcl::fail_next)".into(),
+            ));
+        }
+        let state = &mut *s;
+        changes
+            .apply_to(&mut state.ruleset)
+            .map_err(|e| BackendError::Dataplane {
+                op: "apply ACL change set".into(),
+                reason: e.to_string(),
+            })?;
+        state.applied += 1;
+        Ok(())
+    }
+
+    async fn dump(&self) -> Result<Ruleset, BackendError> {
+        Ok(self.ruleset())
+    }
+}

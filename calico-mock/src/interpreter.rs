@@ -1,0 +1,256 @@
+//! Evaluates a packet against an IR [`Ruleset`] exactly as nftables evaluates the table it
+//! maps to: base chains of the hook in priority order, rules in order, all matches must
+//! hold, statements then verdict; `jump` returns, `goto` does not, `return` or the end of a
+//! regular chain resumes after the last jump, the end of a base chain applies its policy.
+
+use std::net::IpAddr;
+
+use calico_core::compile::ir::{
+    ChainPolicy, CtState, Hook, IfaceKey, Match, Ruleset, SetElement, Side, Statement, Verdict,
+};
+use calico_core::eval::Packet;
+
+/// Connection-tracking state of the packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnState {
+    /// The first packet of a flow.
+    New,
+    /// A packet of a flow conntrack has seen both ways.
+    Established,
+    /// Related to a known flow (e.g. an ICMP error).
+    Related,
+    /// Conntrack could not make sense of it.
+    Invalid,
+}
+
+/// A packet at a hook, with its interfaces and conntrack state.
+#[derive(Clone, Debug)]
+pub struct PacketContext<'a> {
+    /// The packet.
+    pub packet: &'a Packet,
+    /// Input interface name (`iifname`).
+    pub iif: &'a str,
+    /// Output interface name (`oifname`).
+    pub oif: &'a str,
+    /// Conntrack state.
+    pub ct: ConnState,
+}
+
+/// The outcome of one hook.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    /// Whether the packet goes on.
+    pub accepted: bool,
+    /// The chain and rule index that decided (`None`: a base chain's policy).
+    pub decided_by: Option<(String, usize)>,
+    /// Every rule that matched, as `chain#index`, in order.
+    pub trace: Vec<String>,
+    /// Log statements hit, by prefix.
+    pub logged: Vec<String>,
+}
+
+/// Deepest jump stack followed before giving up (nftables allows 16 levels).
+const MAX_DEPTH: usize = 16;
+
+enum Flow {
+    /// Fell off the end or returned.
+    Continue,
+    Accept(String, usize),
+    Drop(String, usize),
+}
+
+struct Run<'a> {
+    ruleset: &'a Ruleset,
+    ctx: &'a PacketContext<'a>,
+    mark: u32,
+    trace: Vec<String>,
+    logged: Vec<String>,
+}
+
+/// Runs the packet through every base chain of `hook`.
+pub fn interpret(ruleset: &Ruleset, hook: Hook, ctx: &PacketContext<'_>) -> Outcome {
+    let mut bases: Vec<(&String, i32, ChainPolicy)> = ruleset
+        .chains
+        .iter()
+        .filter_map(|(n, c)| {
+            c.base
+                .filter(|b| b.hook == hook)
+                .map(|b| (n, b.priority, b.policy))
+        })
+        .collect();
+    bases.sort_by_key(|(n, p, _)| (*p, (*n).clone()));
+    let mut run = Run {
+        ruleset,
+        ctx,
+        mark: 0,
+        trace: Vec::new(),
+        logged: Vec::new(),
+    };
+    let mut decided_by = None;
+    for (name, _, policy) in bases {
+        match run.chain(name, 0) {
+            Flow::Drop(c, i) => {
+                return Outcome {
+                    accepted: false,
+                    decided_by: Some((c, i)),
+                    trace: run.trace,
+                    logged: run.logged,
+                }
+            }
+            Flow::Accept(c, i) => decided_by = Some((c, i)),
+            Flow::Continue => {
+                if policy == ChainPolicy::Drop {
+                    return Outcome {
+                        accepted: false,
+                        decided_by: None,
+                        trace: run.trace,
+                        logged: run.logged,
+                    };
+                }
+            }
+        }
+    }
+    Outcome {
+        accepted: true,
+        decided_by,
+        trace: run.trace,
+        logged: run.logged,
+    }
+}
+
+impl Run<'_> {
+    fn chain(&mut self, name: &str, depth: usize) -> Flow {
+        let Some(chain) = self.ruleset.chains.get(name) else {
+            // A dangling reference: nftables would have refused the ruleset.
+            return Flow::Drop(name.to_string(), usize::MAX);
+        };
+        if depth > MAX_DEPTH {
+            return Flow::Drop(name.to_string(), usize::MAX);
+        }
+        for (i, rule) in chain.rules.iter().enumerate() {
+            if !rule.matches.iter().all(|m| self.holds(m)) {
+                continue;
+            }
+            self.trace.push(format!("{name}#{i}"));
+            for s in &rule.statements {
+                match s {
+                    Statement::Log(prefix) => self.logged.push(prefix.clone()),
+                    Statement::SetMark(bits) => self.mark |= bits,
+                    Statement::ClearMark(bits) => self.mark &= !bits,
+                }
+            }
+            let Some(verdict) = &rule.verdict else {
+                continue;
+            };
+            let verdict = match verdict {
+                Verdict::Dispatch { key, map } => {
+                    let iface = match key {
+                        IfaceKey::Input => self.ctx.iif,
+                        IfaceKey::Output => self.ctx.oif,
+                    };
+                    match self
+                        .ruleset
+                        .maps
+                        .get(map)
+                        .and_then(|m| m.elements.get(iface))
+                    {
+                        Some(v) => v,
+                        None => continue,
+                    }
+                }
+                v => v,
+            };
+            match verdict {
+                Verdict::Accept => return Flow::Accept(name.to_string(), i),
+                Verdict::Drop => return Flow::Drop(name.to_string(), i),
+                Verdict::Return => return Flow::Continue,
+                Verdict::Jump(c) => match self.chain(c, depth + 1) {
+                    Flow::Continue => continue,
+                    terminal => return terminal,
+                },
+                // A goto's chain replaces this one: its end returns to our caller.
+                Verdict::Goto(c) => return self.chain(c, depth + 1),
+                Verdict::Dispatch { .. } => return Flow::Drop(name.to_string(), i),
+            }
+        }
+        Flow::Continue
+    }
+
+    fn addr(&self, side: Side) -> IpAddr {
+        match side {
+            Side::Src => self.ctx.packet.src,
+            Side::Dst => self.ctx.packet.dst,
+        }
+    }
+
+    fn port(&self, side: Side) -> Option<u16> {
+        match side {
+            Side::Src => self.ctx.packet.src_port,
+            Side::Dst => self.ctx.packet.dst_port,
+        }
+    }
+
+    fn holds(&self, m: &Match) -> bool {
+        let p = self.ctx.packet;
+        match m {
+            Match::Ipv4(v4) => p.is_ipv4() == *v4,
+            Match::L4Proto { proto, negate } => (p.protocol.0 == *proto) != *negate,
+            Match::AddrInSet { side, set, negate } => {
+                let Some(s) = self.ruleset.sets.get(set) else {
+                    return false;
+                };
+                let a = self.addr(*side);
+                if s.key.is_ipv4() != a.is_ipv4() {
+                    return false;
+                }
+                let found = if s.key.is_interval() {
+                    s.elements
+                        .iter()
+                        .any(|e| matches!(e, SetElement::Net(n) if n.contains(&a)))
+                } else {
+                    s.elements.contains(&SetElement::Addr(a))
+                };
+                found != *negate
+            }
+            Match::AddrProtoPortInSet { side, set, negate } => {
+                let (Some(s), Some(port)) = (self.ruleset.sets.get(set), self.port(*side)) else {
+                    return false;
+                };
+                let a = self.addr(*side);
+                if s.key.is_ipv4() != a.is_ipv4() {
+                    return false;
+                }
+                s.elements
+                    .contains(&SetElement::AddrProtoPort(a, p.protocol.0, port))
+                    != *negate
+            }
+            Match::Port {
+                side,
+                ranges,
+                negate,
+            } => match self.port(*side) {
+                Some(port) => ranges.iter().any(|(lo, hi)| (*lo..=*hi).contains(&port)) != *negate,
+                None => false,
+            },
+            Match::Icmp {
+                v6,
+                icmp_type,
+                code,
+                negate,
+            } => {
+                let proto = if *v6 { 58 } else { 1 };
+                if p.protocol.0 != proto {
+                    return false;
+                }
+                let eq =
+                    p.icmp_type == Some(*icmp_type) && code.is_none_or(|c| p.icmp_code == Some(c));
+                eq != *negate
+            }
+            Match::Ct(CtState::EstablishedOrRelated) => {
+                matches!(self.ctx.ct, ConnState::Established | ConnState::Related)
+            }
+            Match::Ct(CtState::Invalid) => self.ctx.ct == ConnState::Invalid,
+            Match::MarkSet(bits) => self.mark & bits != 0,
+        }
+    }
+}

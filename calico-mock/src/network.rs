@@ -1,0 +1,358 @@
+//! [`MockNetwork`]: several hosts, each with its own FIB, ACLs and BGP speaker, joined by a
+//! routed fabric; packets sent between workloads are routed and filtered hop by hop exactly
+//! as the compiled IR says.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+
+use calico_core::backend::RouteTarget;
+use calico_core::compile::ir::Hook;
+use calico_core::compile::{CompileConfig, Compiler};
+use calico_core::eval::Packet;
+use calico_core::model::{Model, Update, ValidationError, WorkloadEndpoint};
+use calico_core::routes::{desired_routes, fib_diff, local_exports};
+
+use crate::acl::MockAcl;
+use crate::bgp::{MockBgp, MockBgpFabric};
+use crate::fib::MockFib;
+use crate::interpreter::{ConnState, PacketContext};
+
+/// Name of every host's interface to the fabric.
+pub const FABRIC_INTERFACE: &str = "fabric0";
+
+/// One simulated host.
+#[derive(Debug)]
+pub struct MockHost {
+    /// Host (node) name.
+    pub name: String,
+    /// Address on the fabric (its BGP next hop).
+    pub address: IpAddr,
+    /// Its forwarding table.
+    pub fib: MockFib,
+    /// Its ACL table.
+    pub acl: MockAcl,
+    /// Its BGP speaker.
+    pub bgp: MockBgp,
+    compiler: Compiler,
+}
+
+/// What happened to a packet at one host.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hop {
+    /// The host.
+    pub host: String,
+    /// Interface it came in on.
+    pub iif: String,
+    /// Interface it was routed to (empty when there was no route).
+    pub oif: String,
+    /// Whether the host's ACLs let it through.
+    pub accepted: bool,
+    /// The ACL rules that matched (`chain#index`).
+    pub trace: Vec<String>,
+}
+
+/// The fate of a packet sent with [`MockNetwork::send`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delivery {
+    /// Whether it reached its destination workload.
+    pub delivered: bool,
+    /// Each host it crossed.
+    pub hops: Vec<Hop>,
+    /// Why it was not delivered.
+    pub reason: Option<String>,
+}
+
+impl fmt::Display for Delivery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.reason, self.delivered) {
+            (_, true) => write!(f, "delivered")?,
+            (Some(r), false) => write!(f, "dropped: {r}")?,
+            (None, false) => write!(f, "dropped")?,
+        }
+        for h in &self.hops {
+            write!(
+                f,
+                "\n  {} {} -> {}: {} [{}]",
+                h.host,
+                h.iif,
+                if h.oif.is_empty() {
+                    "(no route)"
+                } else {
+                    &h.oif
+                },
+                if h.accepted { "accepted" } else { "dropped" },
+                h.trace.join(", ")
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Why a packet could not be sent.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// The source address is not a workload of the network.
+    #[error("{0} is not the address of any workload")]
+    UnknownSource(IpAddr),
+    /// The workload's host is not part of the network.
+    #[error("workload {workload} is on node {node}, which is not a host of the network")]
+    UnknownHost {
+        /// The workload.
+        workload: String,
+        /// Its node.
+        node: String,
+    },
+}
+
+/// A simulated multi-host Calico network: the backend orchestrator authors use in their own
+/// tests. Feed it the same [`Update`]s you would send to the agents; each host compiles its
+/// ACLs and routes for itself, hosts exchange workload routes through [`MockBgp`], and
+/// [`MockNetwork::send`] tells whether a packet is delivered, and if not, where and why it
+/// was dropped.
+///
+/// ```
+/// use calico_core::eval::Packet;
+/// use calico_core::model::{parse_resources, Update};
+/// use calico_mock::MockNetwork;
+///
+/// let mut net = MockNetwork::new();
+/// net.add_host("h1", "192.0.2.1".parse().unwrap());
+/// net.add_host("h2", "192.0.2.2".parse().unwrap());
+/// for r in parse_resources(r#"
+/// kind: WorkloadEndpoint
+/// orchestrator: k8s
+/// workload: web
+/// endpoint: eth0
+/// node: h1
+/// interfaceName: cali-web
+/// ipNetworks: [10.65.0.1/32]
+/// labels: {app: web}
+/// profiles: [open]
+/// ---
+/// kind: WorkloadEndpoint
+/// orchestrator: k8s
+/// workload: db
+/// endpoint: eth0
+/// node: h2
+/// interfaceName: cali-db
+/// ipNetworks: [10.65.1.1/32]
+/// labels: {app: db}
+/// profiles: [open]
+/// ---
+/// kind: Profile
+/// name: open
+/// ingress: [{action: Allow}]
+/// egress: [{action: Allow}]
+/// ---
+/// kind: Policy
+/// name: db
+/// selector: app == 'db'
+/// ingress: [{action: Allow, protocol: TCP, source: {selector: app == 'web'}, destination: {ports: [5432]}}]
+/// "#).unwrap() {
+///     net.apply(Update::Upsert(r)).unwrap();
+/// }
+/// let (web, db) = ("10.65.0.1".parse().unwrap(), "10.65.1.1".parse().unwrap());
+/// assert!(net.send(&Packet::tcp(web, 40000, db, 5432)).unwrap().delivered);
+/// let denied = net.send(&Packet::tcp(web, 40000, db, 22)).unwrap();
+/// assert!(!denied.delivered);
+/// assert_eq!(denied.hops.last().unwrap().host, "h2");
+/// ```
+#[derive(Debug, Default)]
+pub struct MockNetwork {
+    hosts: BTreeMap<String, MockHost>,
+    fabric: MockBgpFabric,
+    model: Model,
+}
+
+impl MockNetwork {
+    /// An empty network.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a host with its fabric address.
+    pub fn add_host(&mut self, name: &str, address: IpAddr) {
+        let mut compiler = Compiler::new(CompileConfig::new(name));
+        compiler.load(&self.model);
+        let acl = MockAcl::new();
+        acl.set_ruleset(compiler.ruleset().clone());
+        compiler.take_changes();
+        self.hosts.insert(
+            name.to_string(),
+            MockHost {
+                name: name.to_string(),
+                address,
+                fib: MockFib::new(),
+                acl,
+                bgp: self.fabric.speaker(address),
+                compiler,
+            },
+        );
+        self.sync();
+    }
+
+    /// The hosts.
+    pub fn hosts(&self) -> impl Iterator<Item = &MockHost> {
+        self.hosts.values()
+    }
+
+    /// The BGP fabric (to take a host's speaker down, for instance).
+    pub fn fabric(&self) -> &MockBgpFabric {
+        &self.fabric
+    }
+
+    /// The model as fed so far.
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// Applies an update on every host. Invalid resources are rejected and change nothing.
+    pub fn apply(&mut self, update: Update) -> Result<(), ValidationError> {
+        self.model.apply(update.clone())?;
+        for host in self.hosts.values_mut() {
+            host.compiler.apply(&update);
+            let changes = host.compiler.take_changes();
+            let mut ruleset = host.acl.ruleset();
+            changes
+                .apply_to(&mut ruleset)
+                .expect("compiler change sets apply to the state they were computed against");
+            host.acl.set_ruleset(ruleset);
+        }
+        self.sync();
+        Ok(())
+    }
+
+    /// Re-exports every host's workload routes and reprograms every FIB.
+    pub fn sync(&mut self) {
+        for host in self.hosts.values() {
+            host.bgp.export(&local_exports(&host.name, &self.model));
+            for ep in self.model.workload_endpoints.values() {
+                if ep.node == host.name {
+                    host.fib.add_interface(&ep.interface_name);
+                }
+            }
+        }
+        for host in self.hosts.values() {
+            let learned = self.fabric.learned_by(host.address);
+            let desired = desired_routes(&host.name, &self.model, &learned);
+            let current: Vec<_> = host
+                .fib
+                .routes()
+                .into_iter()
+                .map(|(dst, target)| calico_core::backend::Route { dst, target })
+                .collect();
+            let changes = fib_diff(&desired, &current);
+            host.fib.apply_changes(&changes);
+        }
+    }
+
+    fn owner(&self, addr: IpAddr) -> Option<&WorkloadEndpoint> {
+        self.model
+            .workload_endpoints
+            .values()
+            .find(|ep| ep.ip_networks.iter().any(|n| n.addr() == addr))
+    }
+
+    /// Sends the first packet of a flow from the workload owning `packet.src`.
+    pub fn send(&self, packet: &Packet) -> Result<Delivery, SendError> {
+        self.send_with_state(packet, ConnState::New)
+    }
+
+    /// Sends a packet with a given conntrack state.
+    pub fn send_with_state(&self, packet: &Packet, ct: ConnState) -> Result<Delivery, SendError> {
+        let src = self
+            .owner(packet.src)
+            .ok_or(SendError::UnknownSource(packet.src))?;
+        let mut host = self
+            .hosts
+            .get(&src.node)
+            .ok_or_else(|| SendError::UnknownHost {
+                workload: src.id.to_string(),
+                node: src.node.clone(),
+            })?;
+        let mut iif = src.interface_name.clone();
+        let mut hops = Vec::new();
+        for _ in 0..8 {
+            let route = host.fib.lookup(packet.dst);
+            let (oif, next) = match route.map(|(_, t)| t) {
+                Some(RouteTarget::Workload { interface }) => (interface, None),
+                Some(RouteTarget::Via(hops_)) => {
+                    let gw = flow_hash_pick(packet, hops_.iter().map(|h| h.gateway).collect());
+                    (FABRIC_INTERFACE.to_string(), Some(gw))
+                }
+                Some(RouteTarget::Blackhole) | None => {
+                    hops.push(Hop {
+                        host: host.name.clone(),
+                        iif: iif.clone(),
+                        oif: String::new(),
+                        accepted: false,
+                        trace: vec![],
+                    });
+                    return Ok(Delivery {
+                        delivered: false,
+                        hops,
+                        reason: Some(format!("{}: no route to {}", host.name, packet.dst)),
+                    });
+                }
+            };
+            let ctx = PacketContext {
+                packet,
+                iif: &iif,
+                oif: &oif,
+                ct,
+            };
+            let outcome = host.acl.judge(Hook::Forward, &ctx);
+            hops.push(Hop {
+                host: host.name.clone(),
+                iif: iif.clone(),
+                oif: oif.clone(),
+                accepted: outcome.accepted,
+                trace: outcome.trace.clone(),
+            });
+            if !outcome.accepted {
+                let at = outcome
+                    .decided_by
+                    .map(|(c, i)| format!(" by {c}#{i}"))
+                    .unwrap_or_default();
+                return Ok(Delivery {
+                    delivered: false,
+                    hops,
+                    reason: Some(format!("{}: dropped by policy{at}", host.name)),
+                });
+            }
+            let Some(gw) = next else {
+                return Ok(Delivery {
+                    delivered: true,
+                    hops,
+                    reason: None,
+                });
+            };
+            match self.hosts.values().find(|h| h.address == gw) {
+                Some(h) => host = h,
+                None => {
+                    return Ok(Delivery {
+                        delivered: false,
+                        hops,
+                        reason: Some(format!("next hop {gw} is not a host of the network")),
+                    })
+                }
+            }
+            iif = FABRIC_INTERFACE.to_string();
+        }
+        Ok(Delivery {
+            delivered: false,
+            hops,
+            reason: Some("routing loop".into()),
+        })
+    }
+}
+
+/// Picks one next hop of an ECMP route by hashing the flow, as the kernel does.
+fn flow_hash_pick(p: &Packet, hops: Vec<IpAddr>) -> IpAddr {
+    let key = format!("{}{}{:?}{:?}", p.src, p.dst, p.src_port, p.dst_port);
+    let h = key
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+    hops[h as usize % hops.len()]
+}

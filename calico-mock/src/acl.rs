@@ -7,6 +7,7 @@ use calico_core::backend::{AclBackend, BackendError};
 use calico_core::compile::ir::{Hook, Ruleset};
 use calico_core::compile::ChangeSet;
 
+use crate::commit_check::commit_check;
 use crate::interpreter::{interpret, Outcome, PacketContext};
 
 #[derive(Debug, Default)]
@@ -17,9 +18,11 @@ struct State {
 }
 
 /// An in-memory ACL table implementing [`AclBackend`]. A change set is applied atomically
-/// and refused, with nothing applied, wherever nftables would refuse it (adding an existing
-/// element, deleting a missing one, referring to a missing chain or set). Cloning shares the
-/// state.
+/// and refused, with nothing applied, wherever nftables would refuse it: adding an existing
+/// set, map, chain or element, deleting a missing one, deleting something still referred
+/// to, referring to a missing chain, set or map, and whatever the kernel refuses at commit
+/// ([`commit_check`]: overlapping intervals, jump loops, too deep nesting, ...). Cloning
+/// shares the state.
 #[derive(Clone, Debug, Default)]
 pub struct MockAcl(Arc<Mutex<State>>);
 
@@ -69,14 +72,18 @@ impl AclBackend for MockAcl {
                 "injected failure (MockAcl::fail_next)".into(),
             ));
         }
-        let state = &mut *s;
+        let refused = |reason: String| BackendError::Dataplane {
+            op: "apply ACL change set".into(),
+            reason,
+        };
+        // Build the next state aside and keep it only if the whole transaction commits.
+        let mut next = s.ruleset.clone();
         changes
-            .apply_to(&mut state.ruleset)
-            .map_err(|e| BackendError::Dataplane {
-                op: "apply ACL change set".into(),
-                reason: e.to_string(),
-            })?;
-        state.applied += 1;
+            .apply_to(&mut next)
+            .map_err(|e| refused(e.to_string()))?;
+        commit_check(&next).map_err(|e| refused(e.to_string()))?;
+        s.ruleset = next;
+        s.applied += 1;
         Ok(())
     }
 

@@ -18,12 +18,14 @@
 
 mod acl;
 mod bgp;
+mod commit_check;
 mod fib;
 mod interpreter;
 mod network;
 
 pub use acl::MockAcl;
 pub use bgp::{MockBgp, MockBgpFabric};
+pub use commit_check::{commit_check, CommitError, MAX_JUMP_DEPTH};
 pub use fib::MockFib;
 pub use interpreter::{interpret, ConnState, Outcome, PacketContext};
 pub use network::{Delivery, Hop, MockHost, MockNetwork, SendError, FABRIC_INTERFACE};

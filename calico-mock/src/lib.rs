@@ -22,6 +22,8 @@ mod commit_check;
 mod fib;
 mod interpreter;
 mod network;
+#[cfg(test)]
+mod tests;
 
 pub use acl::MockAcl;
 pub use bgp::{MockBgp, MockBgpFabric};

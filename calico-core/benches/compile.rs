@@ -56,7 +56,7 @@ fn policy(k: usize, port: u16) -> Policy {
     let mut from_peers = Rule::new(Action::Allow);
     from_peers.protocol = Some(Protocol::TCP);
     from_peers.source = EntityRule {
-        selector: Some(Selector::parse(&format!("app == 'app{}'", (k + 1) % APPS)).unwrap()),
+        selector: Some(Selector::parse(&format!("app == 'app{}'", (k + 20) % APPS)).unwrap()),
         ..Default::default()
     };
     from_peers.destination.ports = vec![PortSpec::single(port), PortSpec::single(443)];

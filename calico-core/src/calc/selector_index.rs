@@ -59,11 +59,13 @@ fn filing(selector: &Selector) -> Filing {
 #[derive(Clone, Debug)]
 pub struct SelectorIndex<S, E> {
     selectors: BTreeMap<S, (Selector, Filing)>,
-    by_value: HashMap<(String, String), BTreeSet<S>>,
+    /// Selectors by the (key, value) they are filed under: key → value → ids.
+    by_value: HashMap<String, HashMap<String, BTreeSet<S>>>,
     by_key: HashMap<String, BTreeSet<S>>,
     unrestricted: BTreeSet<S>,
     items: BTreeMap<E, Labels>,
-    items_by_value: HashMap<(String, String), BTreeSet<E>>,
+    /// Items by label: key → value → ids.
+    items_by_value: HashMap<String, HashMap<String, BTreeSet<E>>>,
     items_by_key: HashMap<String, BTreeSet<E>>,
     members: BTreeMap<S, BTreeSet<E>>,
     member_of: BTreeMap<E, BTreeSet<S>>,
@@ -117,16 +119,16 @@ impl<S: Ord + Clone, E: Ord + Clone> SelectorIndex<S, E> {
         let filing = filing(&selector);
         let candidates: Vec<E> = match &filing {
             Filing::Values(k, vs) => {
+                let filed = self.by_value.entry(k.clone()).or_default();
                 for v in vs {
-                    self.by_value
-                        .entry((k.clone(), v.clone()))
-                        .or_default()
-                        .insert(id.clone());
+                    filed.entry(v.clone()).or_default().insert(id.clone());
                 }
                 let mut c = BTreeSet::new();
-                for v in vs {
-                    if let Some(items) = self.items_by_value.get(&(k.clone(), v.clone())) {
-                        c.extend(items.iter().cloned());
+                if let Some(values) = self.items_by_value.get(k) {
+                    for v in vs {
+                        if let Some(items) = values.get(v) {
+                            c.extend(items.iter().cloned());
+                        }
                     }
                 }
                 c.into_iter().collect()
@@ -181,13 +183,17 @@ impl<S: Ord + Clone, E: Ord + Clone> SelectorIndex<S, E> {
         };
         match filing {
             Filing::Values(k, vs) => {
-                for v in vs {
-                    let key = (k.clone(), v);
-                    if let Some(s) = self.by_value.get_mut(&key) {
-                        s.remove(id);
-                        if s.is_empty() {
-                            self.by_value.remove(&key);
+                if let Some(values) = self.by_value.get_mut(&k) {
+                    for v in vs {
+                        if let Some(s) = values.get_mut(&v) {
+                            s.remove(id);
+                            if s.is_empty() {
+                                values.remove(&v);
+                            }
                         }
+                    }
+                    if values.is_empty() {
+                        self.by_value.remove(&k);
                     }
                 }
             }
@@ -230,29 +236,51 @@ impl<S: Ord + Clone, E: Ord + Clone> SelectorIndex<S, E> {
         }
         self.unfile_item(&id);
         for (k, v) in &labels {
-            self.items_by_value
-                .entry((k.clone(), v.clone()))
-                .or_default()
-                .insert(id.clone());
-            self.items_by_key
-                .entry(k.clone())
-                .or_default()
-                .insert(id.clone());
-        }
-        let mut candidates: BTreeSet<S> = self.unrestricted.clone();
-        for (k, v) in &labels {
-            if let Some(s) = self.by_value.get(&(k.clone(), v.clone())) {
-                candidates.extend(s.iter().cloned());
+            match self.items_by_value.get_mut(k.as_str()) {
+                Some(values) => match values.get_mut(v.as_str()) {
+                    Some(items) => {
+                        items.insert(id.clone());
+                    }
+                    None => {
+                        values.insert(v.clone(), BTreeSet::from([id.clone()]));
+                    }
+                },
+                None => {
+                    let values = HashMap::from([(v.clone(), BTreeSet::from([id.clone()]))]);
+                    self.items_by_value.insert(k.clone(), values);
+                }
             }
-            if let Some(s) = self.by_key.get(k) {
-                candidates.extend(s.iter().cloned());
+            match self.items_by_key.get_mut(k.as_str()) {
+                Some(items) => {
+                    items.insert(id.clone());
+                }
+                None => {
+                    self.items_by_key
+                        .insert(k.clone(), BTreeSet::from([id.clone()]));
+                }
             }
         }
         let old: BTreeSet<S> = self.member_of.remove(&id).unwrap_or_default();
         let mut new = BTreeSet::new();
-        for s in &candidates {
-            if self.selectors[s].0.matches(&labels) {
-                new.insert(s.clone());
+        {
+            let selectors = &self.selectors;
+            let mut test = |s: &S| {
+                if !new.contains(s) && selectors[s].0.matches(&labels) {
+                    new.insert(s.clone());
+                }
+            };
+            self.unrestricted.iter().for_each(&mut test);
+            for (k, v) in &labels {
+                let filed = self
+                    .by_value
+                    .get(k.as_str())
+                    .and_then(|vs| vs.get(v.as_str()));
+                filed.into_iter().flatten().for_each(&mut test);
+                self.by_key
+                    .get(k.as_str())
+                    .into_iter()
+                    .flatten()
+                    .for_each(&mut test);
             }
         }
         self.items.insert(id.clone(), labels);
@@ -279,11 +307,15 @@ impl<S: Ord + Clone, E: Ord + Clone> SelectorIndex<S, E> {
             return;
         };
         for (k, v) in labels {
-            let kv = (k.clone(), v.clone());
-            if let Some(s) = self.items_by_value.get_mut(&kv) {
-                s.remove(id);
-                if s.is_empty() {
-                    self.items_by_value.remove(&kv);
+            if let Some(values) = self.items_by_value.get_mut(k.as_str()) {
+                if let Some(s) = values.get_mut(v.as_str()) {
+                    s.remove(id);
+                    if s.is_empty() {
+                        values.remove(v.as_str());
+                    }
+                }
+                if values.is_empty() {
+                    self.items_by_value.remove(k.as_str());
                 }
             }
             if let Some(s) = self.items_by_key.get_mut(k) {

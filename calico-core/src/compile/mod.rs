@@ -125,9 +125,11 @@ pub struct Compiler {
     set_refs: BTreeMap<String, (SetSpec, usize)>,
     /// Element reference counts of selector-based sets.
     element_refs: BTreeMap<String, BTreeMap<SetElement, usize>>,
-    /// Selector-based sets × all endpoints.
-    members: SelectorIndex<String, EndpointKey>,
-    contributions: BTreeMap<EndpointKey, Contribution>,
+    /// Selector-based sets × all endpoints (by interned id: cheap to copy into the index).
+    members: SelectorIndex<String, u64>,
+    endpoint_ids: BTreeMap<EndpointKey, u64>,
+    next_endpoint_id: u64,
+    contributions: BTreeMap<u64, Contribution>,
     /// Sets used by each policy and profile.
     used_sets: BTreeMap<SetOwner, Vec<SetSpec>>,
     /// Policies × local workload endpoints.
@@ -188,6 +190,8 @@ impl Compiler {
             set_refs: BTreeMap::new(),
             element_refs: BTreeMap::new(),
             members: SelectorIndex::new(),
+            endpoint_ids: BTreeMap::new(),
+            next_endpoint_id: 0,
             contributions: BTreeMap::new(),
             used_sets: BTreeMap::new(),
             applies: SelectorIndex::new(),
@@ -247,7 +251,12 @@ impl Compiler {
             self.apply(&Update::Upsert(Resource::Policy(p.clone())));
         }
         for e in model.workload_endpoints.values() {
-            self.apply(&Update::Upsert(Resource::WorkloadEndpoint(e.clone())));
+            // As `apply` does, without cloning the endpoint twice.
+            let old = self
+                .model
+                .workload_endpoints
+                .insert(e.id.clone(), e.clone());
+            self.workload_changed(&e.id, old.map(|o| o.interface_name));
         }
         for e in model.host_endpoints.values() {
             self.apply(&Update::Upsert(Resource::HostEndpoint(e.clone())));
@@ -464,23 +473,34 @@ impl Compiler {
 
     /// Re-reads an endpoint (any node) and updates the sets it is a member of.
     fn refresh_endpoint(&mut self, key: EndpointKey) {
-        let old_sets: Vec<String> = self.members.matching(&key).cloned().collect();
-        if let Some(old) = self.contributions.remove(&key) {
+        let contribution = self.contribution(&key);
+        let id = match (self.endpoint_ids.get(&key), &contribution) {
+            (Some(id), _) => *id,
+            (None, None) => return,
+            (None, Some(_)) => {
+                self.next_endpoint_id += 1;
+                self.endpoint_ids.insert(key.clone(), self.next_endpoint_id);
+                self.next_endpoint_id
+            }
+        };
+        let old_sets: Vec<String> = self.members.matching(&id).cloned().collect();
+        if let Some(old) = self.contributions.remove(&id) {
             for s in &old_sets {
                 self.add_contribution(s, &old, false);
             }
         }
-        match self.contribution(&key) {
+        match contribution {
             Some((labels, contribution)) => {
-                self.members.upsert_item(key.clone(), labels);
-                let new_sets: Vec<String> = self.members.matching(&key).cloned().collect();
+                self.members.upsert_item(id, labels);
+                let new_sets: Vec<String> = self.members.matching(&id).cloned().collect();
                 for s in &new_sets {
                     self.add_contribution(s, &contribution, true);
                 }
-                self.contributions.insert(key, contribution);
+                self.contributions.insert(id, contribution);
             }
             None => {
-                self.members.remove_item(&key);
+                self.members.remove_item(&id);
+                self.endpoint_ids.remove(&key);
             }
         }
     }

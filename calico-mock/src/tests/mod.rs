@@ -2,6 +2,8 @@
 
 mod acl;
 mod interpreter;
+mod network;
+mod routing;
 
 use calico_core::compile::ir::{
     BaseChain, Chain, ChainPolicy, Hook, Match, Rule, Ruleset, Set, SetElement, SetKey, Side,

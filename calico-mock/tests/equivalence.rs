@@ -3,14 +3,18 @@
 //! For random valid models (every rule field in play) and random first packets between
 //! their workloads (or outside addresses), host `h1`'s compiled ruleset accepts a forwarded
 //! packet exactly when the reference evaluator allows it: egress of the source if it is a
-//! local workload, and ingress of the destination if it is one.
+//! local workload, and ingress of the destination if it is one. The simulated network fed
+//! the same models update by update (so through the incremental compiler) delivers a packet
+//! between two workloads exactly when the reference evaluator allows the flow.
 
 use calico_core::arbitrary;
 use calico_core::compile::ir::{Hook, Ruleset};
 use calico_core::compile::{compile, diff, CompileConfig};
-use calico_core::eval::{evaluate, Direction, EndpointRef, Packet};
-use calico_core::model::{Model, WorkloadEndpoint};
-use calico_mock::{interpret, ConnState, PacketContext};
+use calico_core::eval::{
+    evaluate, evaluate_flow, Direction, EndpointRef, Packet, RuleSource, TraceStep,
+};
+use calico_core::model::{Action, Model, Resource, Update, WorkloadEndpoint};
+use calico_mock::{interpret, ConnState, MockNetwork, PacketContext};
 use proptest::prelude::*;
 
 const NODE: &str = arbitrary::NODES[0];
@@ -131,4 +135,155 @@ fn a_spoofed_source_is_dropped() {
     assert!(interpret(&ruleset, Hook::Forward, &ctx(&own)).accepted);
     let out = interpret(&ruleset, Hook::Forward, &ctx(&spoofed));
     assert!(!out.accepted, "{out:?}");
+}
+
+/// The model as the updates an orchestrator would send, endpoints first.
+fn updates(model: &Model) -> Vec<Update> {
+    let eps = model
+        .workload_endpoints
+        .values()
+        .cloned()
+        .map(Resource::WorkloadEndpoint);
+    let profiles = model.profiles.values().cloned().map(Resource::Profile);
+    let policies = model.policies.values().cloned().map(Resource::Policy);
+    eps.chain(profiles)
+        .chain(policies)
+        .map(Update::Upsert)
+        .collect()
+}
+
+fn workload_packets() -> impl Strategy<Value = (Model, Vec<Packet>)> {
+    model_and_packets().prop_map(|(m, packets)| {
+        let addrs = arbitrary::endpoint_addresses(&m);
+        let between_workloads = packets
+            .into_iter()
+            .filter(|p| p.src != p.dst && addrs.contains(&p.src) && addrs.contains(&p.dst))
+            .collect();
+        (m, between_workloads)
+    })
+}
+
+proptest! {
+    // 300 models fed incrementally to a two-host network; every packet between two of their
+    // workloads (on the same host or across the fabric) is delivered exactly when the
+    // reference evaluator allows the flow.
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn the_simulated_network_delivers_what_the_reference_allows((model, packets) in workload_packets()) {
+        let mut net = MockNetwork::new();
+        for (i, node) in arbitrary::NODES.iter().enumerate() {
+            net.add_host(node, std::net::IpAddr::from([192, 0, 2, i as u8 + 1]));
+        }
+        for u in updates(&model) {
+            net.apply(u).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        }
+        prop_assert_eq!(net.model(), &model);
+        for p in &packets {
+            let want = evaluate_flow(&model, p).unwrap();
+            let got = net.send(p).unwrap();
+            prop_assert_eq!(got.delivered, want.verdict.is_allow(), "packet {:?}\nnetwork: {}\nreference:\n{}", p, got, want);
+        }
+    }
+}
+
+/// What decided one evaluation, coarsely: to check that the random models reach every
+/// outcome, so that the equivalence above is not vacuous.
+fn outcome_kinds(e: &calico_core::eval::Evaluation) -> Vec<&'static str> {
+    let mut kinds = vec![];
+    for step in &e.trace {
+        kinds.push(match step {
+            TraceStep::Rule {
+                source: RuleSource::Policy(_),
+                action: Action::Allow,
+                ..
+            } => "policy allow",
+            TraceStep::Rule {
+                source: RuleSource::Policy(_),
+                action: Action::Deny,
+                ..
+            } => "policy deny",
+            TraceStep::Rule {
+                source: RuleSource::Policy(_),
+                action: Action::Pass,
+                ..
+            } => "policy pass",
+            TraceStep::Rule {
+                source: RuleSource::Profile(_),
+                action: Action::Allow,
+                ..
+            } => "profile allow",
+            TraceStep::Rule {
+                source: RuleSource::Profile(_),
+                action: Action::Deny,
+                ..
+            } => "profile deny",
+            TraceStep::Rule {
+                source: RuleSource::Profile(_),
+                action: Action::Pass,
+                ..
+            } => "profile pass",
+            TraceStep::Rule {
+                action: Action::Log,
+                ..
+            } => "log",
+            TraceStep::NoRuleMatched { .. } => "no rule matched",
+            TraceStep::EndOfPolicies => "end of policies",
+            TraceStep::EndOfProfiles => "end of profiles",
+            TraceStep::MissingProfile(_) => "missing profile",
+            TraceStep::NoPolicyOrProfile => "no policy or profile",
+            TraceStep::Endpoint { .. } => continue,
+        });
+    }
+    kinds
+}
+
+#[test]
+fn random_models_reach_every_outcome() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let mut runner = TestRunner::deterministic();
+    let mut seen = std::collections::BTreeMap::<&str, usize>::new();
+    let (mut allowed, mut denied) = (0, 0);
+    for _ in 0..300 {
+        let (model, packets) = model_and_packets().new_tree(&mut runner).unwrap().current();
+        for p in &packets {
+            let Ok(e) = evaluate_flow(&model, p) else {
+                continue;
+            };
+            if e.verdict.is_allow() {
+                allowed += 1
+            } else {
+                denied += 1
+            }
+            for k in outcome_kinds(&e) {
+                *seen.entry(k).or_default() += 1;
+            }
+        }
+    }
+    for kind in [
+        "policy allow",
+        "policy deny",
+        "policy pass",
+        "profile allow",
+        "profile deny",
+        "profile pass",
+        "log",
+        "no rule matched",
+        "end of policies",
+        "end of profiles",
+        "missing profile",
+        "no policy or profile",
+    ] {
+        assert!(
+            seen.get(kind).copied().unwrap_or(0) >= 3,
+            "outcome {kind:?} rare or never reached: {seen:?}"
+        );
+    }
+    // Both verdicts must be common (at least a tenth each) for agreement to mean much.
+    let total = allowed + denied;
+    assert!(
+        allowed * 10 >= total && denied * 10 >= total,
+        "allowed {allowed}, denied {denied}"
+    );
 }

@@ -11,7 +11,10 @@ use tracing::{debug, info, warn};
 use super::metrics::Metrics;
 use super::status::{AgentStatus, BackendHealth, EndpointState, EndpointStatus};
 use super::Timing;
-use crate::backend::{BackendError, BgpBackend, FibBackend, LearnedRoute, Route, RouteTarget};
+use crate::backend::{
+    AclBackend, BackendError, BgpBackend, FibBackend, LearnedRoute, Route, RouteTarget,
+};
+use crate::compile::{diff, CompileConfig, Compiler};
 use crate::model::{Model, Update};
 use crate::routes::{desired_routes, fib_diff, local_exports, DesiredFib};
 
@@ -27,6 +30,7 @@ pub(super) enum Command {
 pub(super) struct Engine {
     node: String,
     fib: Arc<dyn FibBackend>,
+    acl: Option<Arc<dyn AclBackend>>,
     bgp: Option<Arc<dyn BgpBackend>>,
     timing: Timing,
     status_tx: watch::Sender<AgentStatus>,
@@ -34,6 +38,12 @@ pub(super) struct Engine {
 
     model: Model,
     in_sync: bool,
+    /// The incremental rule compiler, fed every accepted update.
+    compiler: Compiler,
+    /// Whether the ACL dataplane holds exactly the compiler's previous output, so that the
+    /// compiler's own change set can be applied; otherwise the table is read back and diffed.
+    acl_in_step: bool,
+    acl_health: BackendHealth,
     /// What we believe the FIB holds; `None` means "read it back first".
     programmed_routes: Option<BTreeMap<IpNet, RouteTarget>>,
     /// Interfaces already configured for routing.
@@ -57,20 +67,26 @@ impl Engine {
     pub(super) fn new(
         node: String,
         fib: Arc<dyn FibBackend>,
+        acl: Option<Arc<dyn AclBackend>>,
         bgp: Option<Arc<dyn BgpBackend>>,
         timing: Timing,
         status_tx: watch::Sender<AgentStatus>,
         metrics: Arc<Mutex<Metrics>>,
     ) -> Self {
+        let compiler = Compiler::new(CompileConfig::new(node.clone()));
         Engine {
             node,
             fib,
+            acl,
             bgp,
             timing,
             status_tx,
             metrics,
             model: Model::new(),
             in_sync: false,
+            compiler,
+            acl_in_step: false,
+            acl_health: BackendHealth::default(),
             programmed_routes: None,
             configured_interfaces: BTreeSet::new(),
             interface_state: BTreeMap::new(),
@@ -153,16 +169,21 @@ impl Engine {
             Command::Update(u) => {
                 let u = *u;
                 // Validated by the handle; apply cannot fail on a valid resource.
-                if let Err(e) = self.model.apply(u) {
+                if let Err(e) = self.model.apply(u.clone()) {
                     warn!(error = %e, "update rejected");
                     self.metrics().updates_rejected_total += 1;
                 } else {
+                    self.compiler.apply(&u);
                     self.metrics().updates_total += 1;
                     *dirty = true;
                 }
             }
             Command::Snapshot(model) => {
                 self.model = *model;
+                self.compiler = Compiler::new(CompileConfig::new(self.node.clone()));
+                self.compiler.load(&self.model);
+                // The compiler's change log no longer describes the table: diff afresh.
+                self.acl_in_step = false;
                 if !self.in_sync {
                     info!(node = %self.node, "first snapshot complete; programming starts");
                 }
@@ -171,6 +192,7 @@ impl Engine {
                 *dirty = true;
             }
             Command::Resync => {
+                self.acl_in_step = false;
                 self.programmed_routes = None;
                 self.configured_interfaces.clear();
                 self.exported = None;
@@ -188,6 +210,7 @@ impl Engine {
     }
 
     async fn resync(&mut self) {
+        self.acl_in_step = false;
         self.programmed_routes = None;
         self.configured_interfaces.clear();
         self.exported = None;
@@ -220,7 +243,9 @@ impl Engine {
         let mut failed = false;
 
         self.configure_interfaces().await;
-        if !self.reconcile_routes(&mut repairs).await {
+        // ACLs before routes: a workload becomes reachable only once its policy is in place.
+        // (Routes are not touched at all while the ACLs cannot be programmed.)
+        if !self.reconcile_acl(&mut repairs).await || !self.reconcile_routes(&mut repairs).await {
             failed = true;
         }
         if !self.reconcile_exports().await {
@@ -251,7 +276,11 @@ impl Engine {
             .values()
             .any(|s| *s == EndpointState::WaitingForInterface);
         self.retry_at = if failed || waiting {
-            let failures = self.fib_health.consecutive_failures.max(1);
+            let failures = self
+                .fib_health
+                .consecutive_failures
+                .max(self.acl_health.consecutive_failures)
+                .max(1);
             let delay = self
                 .timing
                 .retry_initial
@@ -293,6 +322,47 @@ impl Engine {
                     self.interface_state
                         .insert(iface, EndpointState::Error(e.to_string()));
                 }
+            }
+        }
+    }
+
+    /// Brings the ACL table to the compiled ruleset: the compiler's own change set when the
+    /// table is known to be in step, else a diff against what is read back (adopting a
+    /// programmed table without disturbing it). Returns false if something failed.
+    async fn reconcile_acl(&mut self, repairs: &mut u64) -> bool {
+        let Some(acl) = self.acl.clone() else {
+            return true;
+        };
+        let changes = if self.acl_in_step {
+            self.compiler.take_changes()
+        } else {
+            self.compiler.take_changes();
+            match acl.dump().await {
+                Ok(programmed) => diff(&programmed, self.compiler.ruleset()),
+                Err(e) => {
+                    record_failure(&mut self.acl_health, &e, "read back ACLs");
+                    return false;
+                }
+            }
+        };
+        if changes.is_empty() {
+            self.acl_in_step = true;
+            self.acl_health = BackendHealth::default();
+            return true;
+        }
+        *repairs += changes.len() as u64;
+        debug!(changes = changes.len(), "applying ACL change set");
+        match acl.apply(&changes).await {
+            Ok(()) => {
+                self.acl_in_step = true;
+                self.acl_health = BackendHealth::default();
+                true
+            }
+            Err(e) => {
+                record_failure(&mut self.acl_health, &e, "apply ACL change set");
+                self.metrics().apply_errors_total += 1;
+                self.acl_in_step = false;
+                false
             }
         }
     }
@@ -410,6 +480,8 @@ impl Engine {
             }
             let state = if !self.in_sync {
                 EndpointState::Pending
+            } else if let Some(e) = &self.acl_health.last_error {
+                EndpointState::Error(e.clone())
             } else if let Some(s) = self.interface_state.get(&ep.interface_name) {
                 s.clone()
             } else if let Some(e) = ep
@@ -435,7 +507,7 @@ impl Engine {
             endpoints,
             peers: self.peers.clone(),
             fib: self.fib_health.clone(),
-            acl: BackendHealth::default(),
+            acl: self.acl_health.clone(),
             bgp: self.bgp_health.clone(),
         };
         self.status_tx.send_if_modified(|s| {

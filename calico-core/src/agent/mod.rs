@@ -7,8 +7,8 @@
 //! * validates every update on entry (a bad one is rejected and changes nothing);
 //! * batches updates that arrive close together into one reconciliation pass;
 //! * programs nothing before the first complete snapshot;
-//! * diffs the desired state against what it believes is programmed and hands the backends
-//!   the smallest change set;
+//! * compiles policy incrementally and hands the backends the smallest change set, ACLs
+//!   before routes so that a workload is reachable only once its policy is in place;
 //! * resyncs periodically and on demand: reads the dataplane back and repairs drift, never
 //!   touching what is right (so an agent restarted on a programmed host changes nothing);
 //! * survives backend errors: retries with exponential back-off, shows the error in status,
@@ -45,7 +45,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::backend::{BgpBackend, FibBackend};
+use crate::backend::{AclBackend, BgpBackend, FibBackend};
 use crate::model::{Resource, Update, ValidationError};
 
 pub use metrics::{Histogram, Metrics, LATENCY_BUCKETS};
@@ -100,6 +100,7 @@ impl Default for Timing {
 pub struct AgentBuilder {
     node: Option<String>,
     fib: Option<Arc<dyn FibBackend>>,
+    acl: Option<Arc<dyn AclBackend>>,
     bgp: Option<Arc<dyn BgpBackend>>,
     timing: Timing,
 }
@@ -114,6 +115,13 @@ impl AgentBuilder {
     /// The FIB backend. Required.
     pub fn fib(mut self, fib: Arc<dyn FibBackend>) -> Self {
         self.fib = Some(fib);
+        self
+    }
+
+    /// The ACL backend. Optional only for hosts that route but enforce no policy; a
+    /// production host always sets one.
+    pub fn acl(mut self, acl: Arc<dyn AclBackend>) -> Self {
+        self.acl = Some(acl);
         self
     }
 
@@ -137,8 +145,15 @@ impl AgentBuilder {
         let (tx, rx) = mpsc::channel(4096);
         let (status_tx, status_rx) = watch::channel(AgentStatus::default());
         let metrics = Arc::new(Mutex::new(Metrics::default()));
-        let engine =
-            engine::Engine::new(node, fib, self.bgp, self.timing, status_tx, metrics.clone());
+        let engine = engine::Engine::new(
+            node,
+            fib,
+            self.acl,
+            self.bgp,
+            self.timing,
+            status_tx,
+            metrics.clone(),
+        );
         let task = runtime.spawn(engine.run(rx));
         Ok(Agent {
             handle: AgentHandle {

@@ -223,7 +223,7 @@ enum Outcome {
 }
 
 fn run_rules(
-    model: &Model,
+    endpoints: &[scope::SelectableEndpoint],
     namespace: Option<&str>,
     rules: &[Rule],
     packet: &Packet,
@@ -232,7 +232,7 @@ fn run_rules(
 ) -> Outcome {
     use crate::model::Action;
     for (index, rule) in rules.iter().enumerate() {
-        if !rule_match::rule_matches(model, namespace, rule, packet) {
+        if !rule_match::rule_matches(endpoints, namespace, rule, packet) {
             continue;
         }
         trace.push(TraceStep::Rule {
@@ -260,11 +260,12 @@ fn judge(
 ) -> Verdict {
     let ptype = direction.policy_type();
     let policies = policies_for(model, ep, ptype);
+    let endpoints = scope::selectable_endpoints(model);
     let mut passed = false;
     for p in &policies {
         let source = RuleSource::Policy(scope::policy_name(p));
         match run_rules(
-            model,
+            &endpoints,
             p.namespace.as_deref(),
             p.rules(ptype),
             packet,
@@ -294,7 +295,14 @@ fn judge(
             continue;
         };
         let source = RuleSource::Profile(name.clone());
-        match run_rules(model, None, profile.rules(ptype), packet, source, trace) {
+        match run_rules(
+            &endpoints,
+            None,
+            profile.rules(ptype),
+            packet,
+            source,
+            trace,
+        ) {
             Outcome::Allow => return Verdict::Allow,
             Outcome::Deny => return Verdict::Deny,
             Outcome::Pass | Outcome::NoMatch => {}

@@ -4,13 +4,14 @@ use std::net::IpAddr;
 
 use super::packet::Packet;
 use super::scope::{self, SelectableEndpoint};
-use crate::model::{EntityRule, IcmpMatch, IpVersion, Model, PortSpec, Protocol, Rule};
+use crate::model::{EntityRule, IcmpMatch, IpVersion, PortSpec, Protocol, Rule};
 use crate::selector::Selector;
 
 /// Whether `rule`, in a policy of `namespace` (`None` for global policies and profiles),
-/// matches `packet`.
+/// matches `packet`. `endpoints` are every endpoint of the model as rule selectors see them
+/// ([`scope::selectable_endpoints`]).
 pub(super) fn rule_matches(
-    model: &Model,
+    endpoints: &[SelectableEndpoint],
     namespace: Option<&str>,
     rule: &Rule,
     packet: &Packet,
@@ -36,14 +37,13 @@ pub(super) fn rule_matches(
             return false;
         }
     }
-    let endpoints = scope::selectable_endpoints(model);
     let sides = [
         (&rule.source, packet.src, packet.src_port),
         (&rule.destination, packet.dst, packet.dst_port),
     ];
     sides.into_iter().all(|(entity, addr, port)| {
         Side {
-            endpoints: &endpoints,
+            endpoints,
             namespace,
             entity,
             addr,

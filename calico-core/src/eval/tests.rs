@@ -1323,3 +1323,47 @@ fn applicable_policies_are_listed_in_order() {
     assert_eq!(a.ingress, vec!["a".to_string(), "shop/b".to_string()]);
     assert_eq!(a.egress, vec!["a".to_string()]);
 }
+
+#[test]
+fn the_trace_reads_as_an_explanation() {
+    let gate = policy(
+        "shop",
+        "gate",
+        "1",
+        "app == 'backend'",
+        "ingress: [{action: Log}, {action: Pass}]",
+    );
+    let model = Model::from_resources(parse_resources(&format!("{BASE}{gate}")).unwrap()).unwrap();
+    let id = |w: &str| {
+        model
+            .workload_endpoints
+            .values()
+            .find(|e| e.id.workload == w)
+            .unwrap()
+            .id
+            .to_string()
+    };
+    let e = evaluate_flow(&model, &tcp("fe1", "be1", 80)).unwrap();
+    let want = format!(
+        "Egress of {}:\n  profile kns.shop: rule 0 matched: Allow\n\
+         Ingress of {}:\n  policy shop/gate: rule 0 matched: Log (recorded; evaluation goes on)\n  \
+         policy shop/gate: rule 1 matched: Pass (remaining policies skipped; on to the profiles)\n  \
+         profile kns.shop: rule 0 matched: Allow\nverdict: ALLOW",
+        id("shop.fe1"),
+        id("shop.be1")
+    );
+    assert_eq!(e.to_string(), want);
+
+    let e = evaluate_flow(&model, &tcp("fe1", "ps1", 80)).unwrap();
+    assert!(
+        e.to_string()
+            .contains("profile passer: rule 0 matched: Pass (on to the next profile)"),
+        "{e}"
+    );
+    let e = evaluate_flow(&model, &tcp("fe1", "lone", 80)).unwrap();
+    assert!(
+        e.to_string()
+            .ends_with("  no policy applies and the endpoint has no profile: Deny\nverdict: DENY"),
+        "{e}"
+    );
+}

@@ -100,7 +100,18 @@ impl fmt::Display for TraceStep {
                 source,
                 index,
                 action,
-            } => write!(f, "  {source}: rule {index} matched: {action:?}"),
+            } => {
+                let effect = match (action, source) {
+                    (Action::Allow, _) => "Allow",
+                    (Action::Deny, _) => "Deny",
+                    (Action::Log, _) => "Log (recorded; evaluation goes on)",
+                    (Action::Pass, RuleSource::Policy(_)) => {
+                        "Pass (remaining policies skipped; on to the profiles)"
+                    }
+                    (Action::Pass, RuleSource::Profile(_)) => "Pass (on to the next profile)",
+                };
+                write!(f, "  {source}: rule {index} matched: {effect}")
+            }
             TraceStep::NoRuleMatched { source } => write!(f, "  {source}: no rule matched"),
             TraceStep::EndOfPolicies => {
                 f.write_str("  end of policies: no policy allowed or passed it: Deny")

@@ -20,6 +20,8 @@ pub mod backend;
 pub mod calc;
 pub mod compile;
 pub mod eval;
+#[cfg(any(feature = "kubernetes", feature = "neutron", feature = "calico-v3"))]
+pub mod integrations;
 pub mod model;
 pub mod routes;
 pub mod selector;

@@ -35,7 +35,7 @@
 mod diff;
 pub mod invariants;
 pub mod ir;
-mod naming;
+pub(crate) mod naming;
 mod rules;
 
 use std::collections::{BTreeMap, BTreeSet};

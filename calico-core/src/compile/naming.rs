@@ -3,7 +3,7 @@
 //! a restarted agent finds its own objects by name.
 
 /// FNV-1a, 64 bits.
-fn fnv1a(parts: &[&str]) -> u64 {
+pub(crate) fn fnv1a(parts: &[&str]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for part in parts {
         for b in part.bytes().chain(std::iter::once(0xff)) {

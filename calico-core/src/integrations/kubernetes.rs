@@ -1,0 +1,590 @@
+//! Kubernetes `networking.k8s.io/v1` NetworkPolicy, Pods and Namespaces → calico-rs
+//! resources, with Kubernetes semantics, as Calico's own Kubernetes integration does:
+//!
+//! * a Namespace becomes the profile `kns.<namespace>`, which allows everything (a pod no
+//!   policy selects is not isolated) and carries the namespace's labels as `pcns.<key>`;
+//! * a Pod becomes a workload endpoint in its namespace, with its named container ports;
+//! * a NetworkPolicy becomes a namespaced policy `knp.default.<name>` of order 1000 that
+//!   applies to the pods its `podSelector` picks; once any policy selects a pod for a
+//!   direction, traffic in that direction is denied unless some policy allows it.
+//!
+//! ```
+//! use calico_core::integrations::kubernetes::{translate_policy, NetworkPolicy};
+//!
+//! let np: NetworkPolicy = serde_json::from_value(serde_json::json!({
+//!     "metadata": {"name": "db", "namespace": "shop"},
+//!     "spec": {
+//!         "podSelector": {"matchLabels": {"app": "db"}},
+//!         "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "web"}}}],
+//!                      "ports": [{"protocol": "TCP", "port": 5432}]}]
+//!     }
+//! })).unwrap();
+//! let policy = translate_policy(&np).unwrap();
+//! assert_eq!(policy.name, "knp.default.db");
+//! assert_eq!(policy.ingress.len(), 1);
+//! ```
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::{quote, TranslateError};
+use crate::compile::naming::fnv1a;
+use crate::model::{
+    Action, EntityRule, Labels, NamedPort, Policy, PolicyType, PortSpec, Profile, Protocol, Rule,
+    WorkloadEndpoint, WorkloadEndpointId, LABEL_ORCHESTRATOR,
+};
+use crate::selector::Selector;
+
+/// Object metadata (the fields we use).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectMeta {
+    /// Name.
+    pub name: String,
+    /// Namespace (`default` when absent).
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+impl ObjectMeta {
+    fn namespace(&self) -> &str {
+        self.namespace.as_deref().unwrap_or("default")
+    }
+}
+
+/// A label selector: `matchLabels` AND every `matchExpressions` entry.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LabelSelector {
+    /// Labels that must have exactly these values.
+    #[serde(default)]
+    pub match_labels: BTreeMap<String, String>,
+    /// Further requirements.
+    #[serde(default)]
+    pub match_expressions: Vec<LabelSelectorRequirement>,
+}
+
+/// One `matchExpressions` entry.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LabelSelectorRequirement {
+    /// The label key.
+    pub key: String,
+    /// `In`, `NotIn`, `Exists` or `DoesNotExist`.
+    pub operator: String,
+    /// Values for `In` and `NotIn`.
+    #[serde(default)]
+    pub values: Vec<String>,
+}
+
+/// A CIDR and the parts of it excluded.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IpBlock {
+    /// The CIDR.
+    pub cidr: String,
+    /// CIDRs inside it that do not match.
+    #[serde(default)]
+    pub except: Vec<String>,
+}
+
+/// One peer of a rule.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NetworkPolicyPeer {
+    /// Pods (in the policy's namespace, or in the namespaces `namespace_selector` picks).
+    #[serde(default)]
+    pub pod_selector: Option<LabelSelector>,
+    /// Namespaces.
+    #[serde(default)]
+    pub namespace_selector: Option<LabelSelector>,
+    /// A CIDR block.
+    #[serde(default)]
+    pub ip_block: Option<IpBlock>,
+}
+
+/// A port number or name.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum IntOrString {
+    /// A number.
+    Int(i64),
+    /// A name.
+    String(String),
+}
+
+/// One port of a rule.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NetworkPolicyPort {
+    /// TCP (default), UDP or SCTP.
+    #[serde(default)]
+    pub protocol: Option<String>,
+    /// The port (number or named container port); all ports when absent.
+    #[serde(default)]
+    pub port: Option<IntOrString>,
+    /// Last port of a range starting at `port`.
+    #[serde(default)]
+    pub end_port: Option<i64>,
+}
+
+/// An ingress rule.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IngressRule {
+    /// Sources; every source when absent or empty.
+    #[serde(default)]
+    pub from: Vec<NetworkPolicyPeer>,
+    /// Ports; every port when absent or empty.
+    #[serde(default)]
+    pub ports: Vec<NetworkPolicyPort>,
+}
+
+/// An egress rule.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EgressRule {
+    /// Destinations; every destination when absent or empty.
+    #[serde(default)]
+    pub to: Vec<NetworkPolicyPeer>,
+    /// Ports; every port when absent or empty.
+    #[serde(default)]
+    pub ports: Vec<NetworkPolicyPort>,
+}
+
+/// NetworkPolicy spec.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NetworkPolicySpec {
+    /// The pods the policy applies to (`{}`: every pod of the namespace).
+    #[serde(default)]
+    pub pod_selector: LabelSelector,
+    /// `Ingress` and/or `Egress`; when absent, Ingress plus Egress if there are egress rules.
+    #[serde(default)]
+    pub policy_types: Option<Vec<String>>,
+    /// Ingress rules.
+    #[serde(default)]
+    pub ingress: Vec<IngressRule>,
+    /// Egress rules.
+    #[serde(default)]
+    pub egress: Vec<EgressRule>,
+}
+
+/// A NetworkPolicy.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkPolicy {
+    /// Metadata.
+    pub metadata: ObjectMeta,
+    /// Spec.
+    #[serde(default)]
+    pub spec: NetworkPolicySpec,
+}
+
+/// A Namespace.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Namespace {
+    /// Metadata (its labels are the namespace's labels).
+    pub metadata: ObjectMeta,
+}
+
+/// A container port.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerPort {
+    /// Name (only named ports matter to policy).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Port number.
+    pub container_port: u16,
+    /// TCP (default), UDP or SCTP.
+    #[serde(default)]
+    pub protocol: Option<String>,
+}
+
+/// A container (the fields we use).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Container {
+    /// Its ports.
+    #[serde(default)]
+    pub ports: Vec<ContainerPort>,
+}
+
+/// Pod spec (the fields we use).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodSpec {
+    /// The node the pod is scheduled on.
+    #[serde(default)]
+    pub node_name: Option<String>,
+    /// Containers.
+    #[serde(default)]
+    pub containers: Vec<Container>,
+}
+
+/// One pod address.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct PodIp {
+    /// The address.
+    pub ip: String,
+}
+
+/// Pod status (the fields we use).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodStatus {
+    /// The primary address.
+    #[serde(default, rename = "podIP")]
+    pub pod_ip: Option<String>,
+    /// All addresses (dual stack).
+    #[serde(default, rename = "podIPs")]
+    pub pod_ips: Vec<PodIp>,
+}
+
+/// A Pod.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Pod {
+    /// Metadata.
+    pub metadata: ObjectMeta,
+    /// Spec.
+    #[serde(default)]
+    pub spec: PodSpec,
+    /// Status.
+    #[serde(default)]
+    pub status: PodStatus,
+}
+
+/// The profile of a namespace: `kns.<name>`, allowing all traffic (pods no policy selects
+/// are not isolated), with the namespace's labels as `pcns.<key>` for namespace selectors.
+pub fn namespace_profile(ns: &Namespace) -> Profile {
+    let name = &ns.metadata.name;
+    let mut labels: Labels = ns
+        .metadata
+        .labels
+        .iter()
+        .map(|(k, v)| (format!("pcns.{k}"), v.clone()))
+        .collect();
+    labels.insert("pcns.kubernetes.io/metadata.name".into(), name.clone());
+    Profile {
+        name: format!("kns.{name}"),
+        labels_to_apply: labels,
+        ingress: vec![Rule::new(Action::Allow)],
+        egress: vec![Rule::new(Action::Allow)],
+    }
+}
+
+/// The host-side interface name Calico's CNI plugin gives a pod: `cali` + 11 hex digits of
+/// a hash of `namespace.name`.
+pub fn interface_name(namespace: &str, pod: &str) -> String {
+    format!("cali{:011x}", fnv1a(&[namespace, ".", pod]) & 0xfff_ffff_ffff)
+}
+
+fn protocol(obj: &str, field: &str, p: Option<&str>) -> Result<Protocol, TranslateError> {
+    match p.unwrap_or("TCP") {
+        "TCP" => Ok(Protocol::TCP),
+        "UDP" => Ok(Protocol::UDP),
+        "SCTP" => Ok(Protocol::SCTP),
+        other => Err(TranslateError::new(
+            obj,
+            field,
+            format!("protocol {other:?} is not TCP, UDP or SCTP"),
+        )),
+    }
+}
+
+/// A pod as a workload endpoint. Fails for a pod not yet scheduled or without an address.
+pub fn pod_endpoint(pod: &Pod) -> Result<WorkloadEndpoint, TranslateError> {
+    let ns = pod.metadata.namespace();
+    let name = &pod.metadata.name;
+    let obj = format!("Pod {ns}/{name}");
+    let node = pod
+        .spec
+        .node_name
+        .clone()
+        .ok_or_else(|| TranslateError::new(&obj, "spec.nodeName", "the pod is not scheduled yet"))?;
+    let mut ips: Vec<String> = pod.status.pod_ips.iter().map(|p| p.ip.clone()).collect();
+    if ips.is_empty() {
+        ips.extend(pod.status.pod_ip.clone());
+    }
+    if ips.is_empty() {
+        return Err(TranslateError::new(&obj, "status.podIPs", "the pod has no address yet"));
+    }
+    let ip_networks = ips
+        .iter()
+        .enumerate()
+        .map(|(i, ip)| {
+            let addr: std::net::IpAddr = ip.parse().map_err(|_| {
+                TranslateError::new(&obj, format!("status.podIPs[{i}].ip"), format!("{ip:?} is not an IP address"))
+            })?;
+            Ok(ipnet::IpNet::from(addr))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut ports = Vec::new();
+    for (c, container) in pod.spec.containers.iter().enumerate() {
+        for (i, p) in container.ports.iter().enumerate() {
+            if let Some(pname) = &p.name {
+                let field = format!("spec.containers[{c}].ports[{i}].protocol");
+                ports.push(NamedPort {
+                    name: pname.clone(),
+                    protocol: protocol(&obj, &field, p.protocol.as_deref())?,
+                    port: p.container_port,
+                });
+            }
+        }
+    }
+    Ok(WorkloadEndpoint {
+        id: WorkloadEndpointId {
+            orchestrator: "k8s".into(),
+            workload: format!("{ns}.{name}"),
+            endpoint: "eth0".into(),
+        },
+        namespace: Some(ns.to_string()),
+        node,
+        interface_name: interface_name(ns, name),
+        mac: None,
+        ip_networks,
+        labels: pod.metadata.labels.clone(),
+        profiles: vec![format!("kns.{ns}")],
+        ports,
+    })
+}
+
+/// Selector text for a label selector (`""` for the empty selector).
+fn selector_text(obj: &str, field: &str, sel: &LabelSelector) -> Result<String, TranslateError> {
+    let mut terms = Vec::new();
+    let q = |v: &str, f: &str| {
+        quote(v).ok_or_else(|| TranslateError::new(obj, f, format!("value {v:?} cannot be matched")))
+    };
+    for (k, v) in &sel.match_labels {
+        terms.push(format!("{k} == {}", q(v, &format!("{field}.matchLabels.{k}"))?));
+    }
+    for (i, e) in sel.match_expressions.iter().enumerate() {
+        let f = format!("{field}.matchExpressions[{i}]");
+        let values = || -> Result<String, TranslateError> {
+            if e.values.is_empty() {
+                return Err(TranslateError::new(obj, format!("{f}.values"), format!("operator {} needs at least one value", e.operator)));
+            }
+            let vs: Result<Vec<String>, _> = e.values.iter().map(|v| q(v, &f)).collect();
+            Ok(format!("{{{}}}", vs?.join(", ")))
+        };
+        let no_values = || {
+            if e.values.is_empty() {
+                Ok(())
+            } else {
+                Err(TranslateError::new(obj, format!("{f}.values"), format!("operator {} takes no values", e.operator)))
+            }
+        };
+        terms.push(match e.operator.as_str() {
+            "In" => format!("{} in {}", e.key, values()?),
+            "NotIn" => format!("{} not in {}", e.key, values()?),
+            "Exists" => {
+                no_values()?;
+                format!("has({})", e.key)
+            }
+            "DoesNotExist" => {
+                no_values()?;
+                format!("!has({})", e.key)
+            }
+            other => {
+                return Err(TranslateError::new(
+                    obj,
+                    format!("{f}.operator"),
+                    format!("{other:?} is not In, NotIn, Exists or DoesNotExist"),
+                ))
+            }
+        });
+    }
+    Ok(terms.join(" && "))
+}
+
+fn parse_selector(obj: &str, field: &str, text: &str) -> Result<Selector, TranslateError> {
+    Selector::parse(text).map_err(|e| TranslateError::new(obj, field, e.to_string()))
+}
+
+/// Pods only (not other endpoints): `text && projectcalico.org/orchestrator == "k8s"`.
+fn pods(obj: &str, field: &str, text: &str) -> Result<Selector, TranslateError> {
+    let orchestrator = format!("{LABEL_ORCHESTRATOR} == \"k8s\"");
+    let full = if text.is_empty() {
+        orchestrator
+    } else {
+        format!("({text}) && {orchestrator}")
+    };
+    parse_selector(obj, field, &full)
+}
+
+fn peer(obj: &str, field: &str, p: &NetworkPolicyPeer) -> Result<EntityRule, TranslateError> {
+    let mut e = EntityRule::default();
+    if let Some(block) = &p.ip_block {
+        if p.pod_selector.is_some() || p.namespace_selector.is_some() {
+            return Err(TranslateError::new(obj, format!("{field}.ipBlock"), "ipBlock cannot be combined with podSelector or namespaceSelector"));
+        }
+        let cidr: ipnet::IpNet = block.cidr.parse().map_err(|_| {
+            TranslateError::new(obj, format!("{field}.ipBlock.cidr"), format!("{:?} is not a CIDR", block.cidr))
+        })?;
+        e.nets = vec![cidr];
+        for (i, x) in block.except.iter().enumerate() {
+            let f = format!("{field}.ipBlock.except[{i}]");
+            let net: ipnet::IpNet = x.parse().map_err(|_| TranslateError::new(obj, &f, format!("{x:?} is not a CIDR")))?;
+            if !cidr.contains(&net) {
+                return Err(TranslateError::new(obj, &f, format!("{net} is not inside {cidr}")));
+            }
+            e.not_nets.push(net);
+        }
+        return Ok(e);
+    }
+    let pod_text = match &p.pod_selector {
+        Some(s) => selector_text(obj, &format!("{field}.podSelector"), s)?,
+        None => String::new(),
+    };
+    e.selector = Some(pods(obj, &format!("{field}.podSelector"), &pod_text)?);
+    if let Some(ns) = &p.namespace_selector {
+        let f = format!("{field}.namespaceSelector");
+        e.namespace_selector = Some(parse_selector(obj, &f, &selector_text(obj, &f, ns)?)?);
+    } else if p.pod_selector.is_none() {
+        return Err(TranslateError::new(obj, field, "a peer needs podSelector, namespaceSelector or ipBlock"));
+    }
+    Ok(e)
+}
+
+/// Ports grouped by protocol; a protocol listed without a port matches all its ports.
+fn port_groups(
+    obj: &str,
+    field: &str,
+    ports: &[NetworkPolicyPort],
+) -> Result<Vec<(Option<Protocol>, Vec<PortSpec>)>, TranslateError> {
+    if ports.is_empty() {
+        return Ok(vec![(None, vec![])]);
+    }
+    let mut groups: BTreeMap<Protocol, Option<Vec<PortSpec>>> = BTreeMap::new();
+    for (i, p) in ports.iter().enumerate() {
+        let f = format!("{field}[{i}]");
+        let proto = protocol(obj, &format!("{f}.protocol"), p.protocol.as_deref())?;
+        let spec = match (&p.port, p.end_port) {
+            (None, None) => None,
+            (None, Some(_)) => return Err(TranslateError::new(obj, format!("{f}.endPort"), "endPort needs port")),
+            (Some(IntOrString::String(name)), None) => Some(PortSpec::Named(name.clone())),
+            (Some(IntOrString::String(_)), Some(_)) => {
+                return Err(TranslateError::new(obj, format!("{f}.endPort"), "endPort needs a numeric port"))
+            }
+            (Some(IntOrString::Int(n)), end) => {
+                let port = |v: i64, name: &str| {
+                    u16::try_from(v).ok().filter(|p| *p > 0).ok_or_else(|| {
+                        TranslateError::new(obj, format!("{f}.{name}"), format!("{v} is not a port number 1-65535"))
+                    })
+                };
+                let min = port(*n, "port")?;
+                let max = match end {
+                    Some(e) => port(e, "endPort")?,
+                    None => min,
+                };
+                if max < min {
+                    return Err(TranslateError::new(obj, format!("{f}.endPort"), format!("{max} is below port {min}")));
+                }
+                Some(PortSpec::Range { min, max })
+            }
+        };
+        let group = groups.entry(proto).or_insert_with(|| Some(Vec::new()));
+        match (group.as_mut(), spec) {
+            (Some(list), Some(spec)) => list.push(spec),
+            // A protocol with no port: all its ports.
+            (_, None) => *group = None,
+            (None, Some(_)) => {}
+        }
+    }
+    Ok(groups
+        .into_iter()
+        .map(|(p, ports)| (Some(p), ports.unwrap_or_default()))
+        .collect())
+}
+
+fn rules(
+    obj: &str,
+    field: &str,
+    peers: &[NetworkPolicyPeer],
+    ports: &[NetworkPolicyPort],
+    peer_field: &str,
+    egress: bool,
+) -> Result<Vec<Rule>, TranslateError> {
+    let entities: Vec<EntityRule> = if peers.is_empty() {
+        vec![EntityRule::default()]
+    } else {
+        peers
+            .iter()
+            .enumerate()
+            .map(|(i, p)| peer(obj, &format!("{field}.{peer_field}[{i}]"), p))
+            .collect::<Result<_, _>>()?
+    };
+    let groups = port_groups(obj, &format!("{field}.ports"), ports)?;
+    let mut out = Vec::new();
+    for entity in &entities {
+        for (proto, ports) in &groups {
+            let mut r = Rule::new(Action::Allow);
+            r.protocol = *proto;
+            if egress {
+                r.destination = entity.clone();
+            } else {
+                r.source = entity.clone();
+            }
+            r.destination.ports = ports.clone();
+            out.push(r);
+        }
+    }
+    Ok(out)
+}
+
+/// Translates a NetworkPolicy into a namespaced policy with Kubernetes semantics.
+pub fn translate_policy(np: &NetworkPolicy) -> Result<Policy, TranslateError> {
+    let ns = np.metadata.namespace();
+    let obj = format!("NetworkPolicy {ns}/{}", np.metadata.name);
+    let spec = &np.spec;
+    let text = selector_text(&obj, "spec.podSelector", &spec.pod_selector)?;
+    let selector = pods(&obj, "spec.podSelector", &text)?;
+    let types = match &spec.policy_types {
+        Some(types) => types
+            .iter()
+            .enumerate()
+            .map(|(i, t)| match t.as_str() {
+                "Ingress" => Ok(PolicyType::Ingress),
+                "Egress" => Ok(PolicyType::Egress),
+                other => Err(TranslateError::new(&obj, format!("spec.policyTypes[{i}]"), format!("{other:?} is not Ingress or Egress"))),
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        None if spec.egress.is_empty() => vec![PolicyType::Ingress],
+        None => vec![PolicyType::Ingress, PolicyType::Egress],
+    };
+    let mut ingress = Vec::new();
+    for (i, r) in spec.ingress.iter().enumerate() {
+        ingress.extend(rules(&obj, &format!("spec.ingress[{i}]"), &r.from, &r.ports, "from", false)?);
+    }
+    let mut egress = Vec::new();
+    for (i, r) in spec.egress.iter().enumerate() {
+        egress.extend(rules(&obj, &format!("spec.egress[{i}]"), &r.to, &r.ports, "to", true)?);
+    }
+    // Rules of a direction the policy does not govern have no effect in Kubernetes.
+    if !types.contains(&PolicyType::Ingress) {
+        ingress.clear();
+    }
+    if !types.contains(&PolicyType::Egress) {
+        egress.clear();
+    }
+    let policy = Policy {
+        name: format!("knp.default.{}", np.metadata.name),
+        namespace: Some(ns.to_string()),
+        order: Some(1000.0),
+        selector,
+        types,
+        ingress,
+        egress,
+    };
+    policy
+        .validate()
+        .map_err(|e| TranslateError::new(&obj, e.field, e.reason.to_string()))?;
+    Ok(policy)
+}

@@ -88,10 +88,28 @@ pub fn selectable_endpoints(model: &Model) -> Vec<SelectableEndpoint> {
 /// namespaced policy) the policy's own namespace, else none.
 fn namespace_scope(namespace: Option<&str>, entity: &EntityRule) -> Option<Selector> {
     match (&entity.namespace_selector, namespace) {
-        (Some(ns_sel), _) => Some(ns_sel.with_key_prefix(NAMESPACE_LABEL_PREFIX)),
+        (Some(ns_sel), _) => Some(namespaces_matching(ns_sel)),
         (None, Some(ns)) => Some(Selector::label_equals(LABEL_NAMESPACE, ns)),
         (None, None) => None,
     }
+}
+
+/// The endpoints in the namespaces a `namespaceSelector` picks. As in Calico, `all()` means
+/// every namespace, so it picks the namespaced endpoints only (not host endpoints nor
+/// non-namespaced workloads); `global()` (no namespace) is kept as is by the prefixing.
+fn namespaces_matching(ns_sel: &Selector) -> Selector {
+    if ns_sel.is_all() {
+        in_some_namespace()
+    } else {
+        ns_sel.with_key_prefix(NAMESPACE_LABEL_PREFIX)
+    }
+}
+
+/// `has(projectcalico.org/namespace)`.
+fn in_some_namespace() -> Selector {
+    // A constant, well-formed selector: parsing cannot fail (the `namespace_selector_all`
+    // cases of the evaluator's tests exercise it).
+    Selector::parse(&format!("has({LABEL_NAMESPACE})")).expect("constant selector")
 }
 
 fn scoped(base: Option<&Selector>, scope: Option<Selector>) -> Selector {
@@ -103,15 +121,24 @@ fn scoped(base: Option<&Selector>, scope: Option<Selector>) -> Selector {
 }
 
 /// The effective `selector` of one side of a rule in a policy of `namespace` (`None`: a
-/// global policy or a profile): `None` when the side does not select by label at all.
+/// global policy or a profile); `None` when the side does not restrict by label at all.
+///
+/// As in Calico (libcalico-go's `getEndpointSelector`), as soon as *any* selector field of
+/// the side is used (`selector`, `notSelector` or `namespaceSelector`), the side is limited
+/// to the namespace scope: a rule of a namespaced policy with only a `notSelector` matches
+/// endpoints of its own namespace that the `notSelector` does not pick, not the rest of the
+/// world.
 pub fn effective_selector(namespace: Option<&str>, entity: &EntityRule) -> Option<Selector> {
-    if entity.selector.is_none() && entity.namespace_selector.is_none() {
+    let uses_selectors = entity.selector.is_some()
+        || entity.not_selector.is_some()
+        || entity.namespace_selector.is_some();
+    if !uses_selectors {
         return None;
     }
-    Some(scoped(
-        entity.selector.as_ref(),
-        namespace_scope(namespace, entity),
-    ))
+    match (entity.selector.as_ref(), namespace_scope(namespace, entity)) {
+        (None, None) => None,
+        (selector, scope) => Some(scoped(selector, scope)),
+    }
 }
 
 /// The effective `notSelector` of one side of a rule.

@@ -836,6 +836,22 @@ fn selectors_not_selectors_and_namespaces() {
         A,
         By::Policy("shop/be", 0),
     );
+    // Calico limits a side to the policy's namespace as soon as any selector field is used,
+    // notSelector included (libcalico-go getEndpointSelector).
+    run(
+        "notSelector of a namespaced policy: other namespaces do not match",
+        &not_db,
+        Flow(tcp("ot1", "be1", 80)),
+        D,
+        By::EndOfPolicies,
+    );
+    run(
+        "notSelector of a namespaced policy: non-endpoint addresses do not match",
+        &not_db,
+        Ingress("be1", tcp("198.51.100.9", "be1", 80)),
+        D,
+        By::EndOfPolicies,
+    );
     let lone_not = policy(
         "",
         "lone-in",
@@ -908,6 +924,36 @@ fn selectors_not_selectors_and_namespaces() {
         Flow(tcp("ot1", "be1", 80)),
         A,
         By::Policy("shop/be", 0),
+    );
+    // all() means every namespace: namespaced endpoints only.
+    run(
+        "namespaceSelector all() leaves out host endpoints",
+        &ns_all,
+        Ingress("be1", tcp("hep", "be1", 80)),
+        D,
+        By::EndOfPolicies,
+    );
+    run(
+        "namespaceSelector all() leaves out non-namespaced workloads",
+        &ns_all,
+        Ingress("be1", tcp("lone", "be1", 80)),
+        D,
+        By::EndOfPolicies,
+    );
+    let ns_global = be_in("{action: Allow, source: {namespaceSelector: global()}}");
+    run(
+        "namespaceSelector global() picks non-namespaced endpoints",
+        &ns_global,
+        Ingress("be1", tcp("lone", "be1", 80)),
+        A,
+        By::Policy("shop/be", 0),
+    );
+    run(
+        "namespaceSelector global() leaves out namespaced ones",
+        &ns_global,
+        Flow(tcp("fe1", "be1", 80)),
+        D,
+        By::EndOfPolicies,
     );
     let ns_label = policy("", "g", "", "app == 'backend'", "ingress: [{action: Allow, source: {selector: \"projectcalico.org/namespace == 'other'\"}}]");
     run(

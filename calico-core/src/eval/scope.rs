@@ -150,8 +150,12 @@ pub fn effective_not_selector(namespace: Option<&str>, entity: &EntityRule) -> O
 }
 
 /// The selector whose endpoints' named ports a named port in one side of a rule refers to:
-/// the side's effective selector, or `all()` scoped the same way.
+/// the side's effective selector, or `all()` when the side uses no selector field.
+///
+/// This follows Calico (Felix's `namedPortsToIPSets` takes the side's positive selector, or
+/// `selector.All`): a side without any selector field is not limited to the policy's
+/// namespace, for named ports as for everything else, so an egress rule of a namespaced
+/// policy allowing `ports: [http]` reaches the `http` port of endpoints in any namespace.
 pub fn named_port_selector(namespace: Option<&str>, entity: &EntityRule) -> Selector {
-    effective_selector(namespace, entity)
-        .unwrap_or_else(|| scoped(None, namespace_scope(namespace, entity)))
+    effective_selector(namespace, entity).unwrap_or_else(Selector::all)
 }

@@ -189,6 +189,8 @@ enum Check {
     HostIngress(&'static str, Packet),
     /// Ingress to a workload endpoint, by workload name.
     Ingress(&'static str, Packet),
+    /// Egress from a workload endpoint, by workload name.
+    Egress(&'static str, Packet),
 }
 
 /// What must decide the verdict.
@@ -241,19 +243,8 @@ fn run(name: &str, extra: &str, check: Check, verdict: Verdict, by: By) {
     let eval = match check {
         Flow(p) => evaluate_flow(&model, &p),
         HostIngress(h, p) => evaluate(&model, &EndpointRef::Host(h.into()), Direction::Ingress, &p),
-        Ingress(w, p) => {
-            let ep = model
-                .workload_endpoints
-                .values()
-                .find(|e| e.id.workload.ends_with(w))
-                .unwrap();
-            evaluate(
-                &model,
-                &EndpointRef::Workload(ep.id.clone()),
-                Direction::Ingress,
-                &p,
-            )
-        }
+        Ingress(w, p) => on_workload(&model, w, Direction::Ingress, &p),
+        Egress(w, p) => on_workload(&model, w, Direction::Egress, &p),
     }
     .unwrap_or_else(|e| panic!("{name}: {e}"));
     assert_eq!(eval.verdict, verdict, "{name}:\n{eval}");
@@ -266,6 +257,21 @@ fn run(name: &str, extra: &str, check: Check, verdict: Verdict, by: By) {
         (None, other) => format!("unexpected end {other:?}"),
     };
     assert_eq!(got, format!("{by:?}"), "{name}:\n{eval}");
+}
+
+/// Evaluates `p` in `direction` on the workload whose name ends with `w`.
+fn on_workload(
+    model: &Model,
+    w: &str,
+    direction: Direction,
+    p: &Packet,
+) -> Result<Evaluation, EvalError> {
+    let ep = model
+        .workload_endpoints
+        .values()
+        .find(|e| e.id.workload.ends_with(w))
+        .unwrap_or_else(|| panic!("no workload {w}"));
+    evaluate(model, &EndpointRef::Workload(ep.id.clone()), direction, p)
 }
 
 fn leak(s: &str) -> &'static str {
@@ -442,6 +448,43 @@ fn named_ports_resolve_against_the_destination_endpoints() {
         "named port of endpoints the side's selector picks",
         &sel_named,
         Flow(tcp("fe1", "be1", 8080)),
+        D,
+        By::EndOfPolicies,
+    );
+    // A side without selector fields is not limited to the policy's namespace, for named
+    // ports too (Felix resolves them against all() then).
+    let out_http = policy(
+        "other",
+        "out",
+        "",
+        "app == 'frontend'",
+        "egress: [{action: Allow, protocol: TCP, destination: {ports: [http]}}]",
+    );
+    run(
+        "named port without selector reaches other namespaces",
+        &out_http,
+        Egress("ot1", tcp("ot1", "be1", 8080)),
+        A,
+        By::Policy("other/out", 0),
+    );
+    run(
+        "named port without selector, other number",
+        &out_http,
+        Egress("ot1", tcp("ot1", "be1", 8081)),
+        D,
+        By::EndOfPolicies,
+    );
+    let out_http_sel = policy(
+        "other",
+        "out",
+        "",
+        "app == 'frontend'",
+        "egress: [{action: Allow, protocol: TCP, destination: {selector: \"app == 'backend'\", ports: [http]}}]",
+    );
+    run(
+        "named port with a selector stays in the policy's namespace",
+        &out_http_sel,
+        Egress("ot1", tcp("ot1", "be1", 8080)),
         D,
         By::EndOfPolicies,
     );

@@ -313,7 +313,7 @@ impl MockNetwork {
             if !outcome.accepted {
                 let at = outcome
                     .decided_by
-                    .map(|(c, i)| format!(" by {c}#{i}"))
+                    .map(|(c, i)| format!(" (rule {c}#{i})"))
                     .unwrap_or_default();
                 return Ok(Delivery {
                     delivered: false,

@@ -283,7 +283,10 @@ pub fn namespace_profile(ns: &Namespace) -> Profile {
 /// The host-side interface name Calico's CNI plugin gives a pod: `cali` + 11 hex digits of
 /// a hash of `namespace.name`.
 pub fn interface_name(namespace: &str, pod: &str) -> String {
-    format!("cali{:011x}", fnv1a(&[namespace, ".", pod]) & 0xfff_ffff_ffff)
+    format!(
+        "cali{:011x}",
+        fnv1a(&[namespace, ".", pod]) & 0xfff_ffff_ffff
+    )
 }
 
 fn protocol(obj: &str, field: &str, p: Option<&str>) -> Result<Protocol, TranslateError> {
@@ -304,24 +307,30 @@ pub fn pod_endpoint(pod: &Pod) -> Result<WorkloadEndpoint, TranslateError> {
     let ns = pod.metadata.namespace();
     let name = &pod.metadata.name;
     let obj = format!("Pod {ns}/{name}");
-    let node = pod
-        .spec
-        .node_name
-        .clone()
-        .ok_or_else(|| TranslateError::new(&obj, "spec.nodeName", "the pod is not scheduled yet"))?;
+    let node = pod.spec.node_name.clone().ok_or_else(|| {
+        TranslateError::new(&obj, "spec.nodeName", "the pod is not scheduled yet")
+    })?;
     let mut ips: Vec<String> = pod.status.pod_ips.iter().map(|p| p.ip.clone()).collect();
     if ips.is_empty() {
         ips.extend(pod.status.pod_ip.clone());
     }
     if ips.is_empty() {
-        return Err(TranslateError::new(&obj, "status.podIPs", "the pod has no address yet"));
+        return Err(TranslateError::new(
+            &obj,
+            "status.podIPs",
+            "the pod has no address yet",
+        ));
     }
     let ip_networks = ips
         .iter()
         .enumerate()
         .map(|(i, ip)| {
             let addr: std::net::IpAddr = ip.parse().map_err(|_| {
-                TranslateError::new(&obj, format!("status.podIPs[{i}].ip"), format!("{ip:?} is not an IP address"))
+                TranslateError::new(
+                    &obj,
+                    format!("status.podIPs[{i}].ip"),
+                    format!("{ip:?} is not an IP address"),
+                )
             })?;
             Ok(ipnet::IpNet::from(addr))
         })
@@ -360,16 +369,24 @@ pub fn pod_endpoint(pod: &Pod) -> Result<WorkloadEndpoint, TranslateError> {
 fn selector_text(obj: &str, field: &str, sel: &LabelSelector) -> Result<String, TranslateError> {
     let mut terms = Vec::new();
     let q = |v: &str, f: &str| {
-        quote(v).ok_or_else(|| TranslateError::new(obj, f, format!("value {v:?} cannot be matched")))
+        quote(v)
+            .ok_or_else(|| TranslateError::new(obj, f, format!("value {v:?} cannot be matched")))
     };
     for (k, v) in &sel.match_labels {
-        terms.push(format!("{k} == {}", q(v, &format!("{field}.matchLabels.{k}"))?));
+        terms.push(format!(
+            "{k} == {}",
+            q(v, &format!("{field}.matchLabels.{k}"))?
+        ));
     }
     for (i, e) in sel.match_expressions.iter().enumerate() {
         let f = format!("{field}.matchExpressions[{i}]");
         let values = || -> Result<String, TranslateError> {
             if e.values.is_empty() {
-                return Err(TranslateError::new(obj, format!("{f}.values"), format!("operator {} needs at least one value", e.operator)));
+                return Err(TranslateError::new(
+                    obj,
+                    format!("{f}.values"),
+                    format!("operator {} needs at least one value", e.operator),
+                ));
             }
             let vs: Result<Vec<String>, _> = e.values.iter().map(|v| q(v, &f)).collect();
             Ok(format!("{{{}}}", vs?.join(", ")))
@@ -378,7 +395,11 @@ fn selector_text(obj: &str, field: &str, sel: &LabelSelector) -> Result<String, 
             if e.values.is_empty() {
                 Ok(())
             } else {
-                Err(TranslateError::new(obj, format!("{f}.values"), format!("operator {} takes no values", e.operator)))
+                Err(TranslateError::new(
+                    obj,
+                    format!("{f}.values"),
+                    format!("operator {} takes no values", e.operator),
+                ))
             }
         };
         terms.push(match e.operator.as_str() {
@@ -423,17 +444,31 @@ fn peer(obj: &str, field: &str, p: &NetworkPolicyPeer) -> Result<EntityRule, Tra
     let mut e = EntityRule::default();
     if let Some(block) = &p.ip_block {
         if p.pod_selector.is_some() || p.namespace_selector.is_some() {
-            return Err(TranslateError::new(obj, format!("{field}.ipBlock"), "ipBlock cannot be combined with podSelector or namespaceSelector"));
+            return Err(TranslateError::new(
+                obj,
+                format!("{field}.ipBlock"),
+                "ipBlock cannot be combined with podSelector or namespaceSelector",
+            ));
         }
         let cidr: ipnet::IpNet = block.cidr.parse().map_err(|_| {
-            TranslateError::new(obj, format!("{field}.ipBlock.cidr"), format!("{:?} is not a CIDR", block.cidr))
+            TranslateError::new(
+                obj,
+                format!("{field}.ipBlock.cidr"),
+                format!("{:?} is not a CIDR", block.cidr),
+            )
         })?;
         e.nets = vec![cidr];
         for (i, x) in block.except.iter().enumerate() {
             let f = format!("{field}.ipBlock.except[{i}]");
-            let net: ipnet::IpNet = x.parse().map_err(|_| TranslateError::new(obj, &f, format!("{x:?} is not a CIDR")))?;
+            let net: ipnet::IpNet = x
+                .parse()
+                .map_err(|_| TranslateError::new(obj, &f, format!("{x:?} is not a CIDR")))?;
             if !cidr.contains(&net) {
-                return Err(TranslateError::new(obj, &f, format!("{net} is not inside {cidr}")));
+                return Err(TranslateError::new(
+                    obj,
+                    &f,
+                    format!("{net} is not inside {cidr}"),
+                ));
             }
             e.not_nets.push(net);
         }
@@ -448,7 +483,11 @@ fn peer(obj: &str, field: &str, p: &NetworkPolicyPeer) -> Result<EntityRule, Tra
         let f = format!("{field}.namespaceSelector");
         e.namespace_selector = Some(parse_selector(obj, &f, &selector_text(obj, &f, ns)?)?);
     } else if p.pod_selector.is_none() {
-        return Err(TranslateError::new(obj, field, "a peer needs podSelector, namespaceSelector or ipBlock"));
+        return Err(TranslateError::new(
+            obj,
+            field,
+            "a peer needs podSelector, namespaceSelector or ipBlock",
+        ));
     }
     Ok(e)
 }
@@ -468,15 +507,29 @@ fn port_groups(
         let proto = protocol(obj, &format!("{f}.protocol"), p.protocol.as_deref())?;
         let spec = match (&p.port, p.end_port) {
             (None, None) => None,
-            (None, Some(_)) => return Err(TranslateError::new(obj, format!("{f}.endPort"), "endPort needs port")),
+            (None, Some(_)) => {
+                return Err(TranslateError::new(
+                    obj,
+                    format!("{f}.endPort"),
+                    "endPort needs port",
+                ))
+            }
             (Some(IntOrString::String(name)), None) => Some(PortSpec::Named(name.clone())),
             (Some(IntOrString::String(_)), Some(_)) => {
-                return Err(TranslateError::new(obj, format!("{f}.endPort"), "endPort needs a numeric port"))
+                return Err(TranslateError::new(
+                    obj,
+                    format!("{f}.endPort"),
+                    "endPort needs a numeric port",
+                ))
             }
             (Some(IntOrString::Int(n)), end) => {
                 let port = |v: i64, name: &str| {
                     u16::try_from(v).ok().filter(|p| *p > 0).ok_or_else(|| {
-                        TranslateError::new(obj, format!("{f}.{name}"), format!("{v} is not a port number 1-65535"))
+                        TranslateError::new(
+                            obj,
+                            format!("{f}.{name}"),
+                            format!("{v} is not a port number 1-65535"),
+                        )
                     })
                 };
                 let min = port(*n, "port")?;
@@ -485,7 +538,11 @@ fn port_groups(
                     None => min,
                 };
                 if max < min {
-                    return Err(TranslateError::new(obj, format!("{f}.endPort"), format!("{max} is below port {min}")));
+                    return Err(TranslateError::new(
+                        obj,
+                        format!("{f}.endPort"),
+                        format!("{max} is below port {min}"),
+                    ));
                 }
                 Some(PortSpec::Range { min, max })
             }
@@ -553,7 +610,11 @@ pub fn translate_policy(np: &NetworkPolicy) -> Result<Policy, TranslateError> {
             .map(|(i, t)| match t.as_str() {
                 "Ingress" => Ok(PolicyType::Ingress),
                 "Egress" => Ok(PolicyType::Egress),
-                other => Err(TranslateError::new(&obj, format!("spec.policyTypes[{i}]"), format!("{other:?} is not Ingress or Egress"))),
+                other => Err(TranslateError::new(
+                    &obj,
+                    format!("spec.policyTypes[{i}]"),
+                    format!("{other:?} is not Ingress or Egress"),
+                )),
             })
             .collect::<Result<Vec<_>, _>>()?,
         None if spec.egress.is_empty() => vec![PolicyType::Ingress],
@@ -561,11 +622,25 @@ pub fn translate_policy(np: &NetworkPolicy) -> Result<Policy, TranslateError> {
     };
     let mut ingress = Vec::new();
     for (i, r) in spec.ingress.iter().enumerate() {
-        ingress.extend(rules(&obj, &format!("spec.ingress[{i}]"), &r.from, &r.ports, "from", false)?);
+        ingress.extend(rules(
+            &obj,
+            &format!("spec.ingress[{i}]"),
+            &r.from,
+            &r.ports,
+            "from",
+            false,
+        )?);
     }
     let mut egress = Vec::new();
     for (i, r) in spec.egress.iter().enumerate() {
-        egress.extend(rules(&obj, &format!("spec.egress[{i}]"), &r.to, &r.ports, "to", true)?);
+        egress.extend(rules(
+            &obj,
+            &format!("spec.egress[{i}]"),
+            &r.to,
+            &r.ports,
+            "to",
+            true,
+        )?);
     }
     // Rules of a direction the policy does not govern have no effect in Kubernetes.
     if !types.contains(&PolicyType::Ingress) {

@@ -492,12 +492,15 @@ fn peer(obj: &str, field: &str, p: &NetworkPolicyPeer) -> Result<EntityRule, Tra
     Ok(e)
 }
 
+/// A protocol (`None`: any) and the destination ports allowed for it (empty: all).
+type PortGroup = (Option<Protocol>, Vec<PortSpec>);
+
 /// Ports grouped by protocol; a protocol listed without a port matches all its ports.
 fn port_groups(
     obj: &str,
     field: &str,
     ports: &[NetworkPolicyPort],
-) -> Result<Vec<(Option<Protocol>, Vec<PortSpec>)>, TranslateError> {
+) -> Result<Vec<PortGroup>, TranslateError> {
     if ports.is_empty() {
         return Ok(vec![(None, vec![])]);
     }

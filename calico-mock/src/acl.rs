@@ -62,9 +62,10 @@ impl MockAcl {
     }
 }
 
-#[async_trait]
-impl AclBackend for MockAcl {
-    async fn apply(&self, changes: &ChangeSet) -> Result<(), BackendError> {
+impl MockAcl {
+    /// Applies a change set synchronously: what [`AclBackend::apply`] does, for callers
+    /// without an async runtime (the simulated network). All or nothing.
+    pub fn apply_now(&self, changes: &ChangeSet) -> Result<(), BackendError> {
         let mut s = self.state();
         if s.fail_next > 0 {
             s.fail_next -= 1;
@@ -85,6 +86,13 @@ impl AclBackend for MockAcl {
         s.ruleset = next;
         s.applied += 1;
         Ok(())
+    }
+}
+
+#[async_trait]
+impl AclBackend for MockAcl {
+    async fn apply(&self, changes: &ChangeSet) -> Result<(), BackendError> {
+        self.apply_now(changes)
     }
 
     async fn dump(&self) -> Result<Ruleset, BackendError> {

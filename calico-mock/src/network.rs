@@ -7,8 +7,8 @@ use std::fmt;
 use std::net::IpAddr;
 
 use calico_core::backend::RouteTarget;
-use calico_core::compile::ir::Hook;
-use calico_core::compile::{CompileConfig, Compiler};
+use calico_core::compile::ir::{Hook, Ruleset};
+use calico_core::compile::{diff, CompileConfig, Compiler};
 use calico_core::eval::Packet;
 use calico_core::model::{Model, Update, ValidationError, WorkloadEndpoint};
 use calico_core::routes::{desired_routes, fib_diff, local_exports};
@@ -176,7 +176,10 @@ impl MockNetwork {
         let mut compiler = Compiler::new(CompileConfig::new(name));
         compiler.load(&self.model);
         let acl = MockAcl::new();
-        acl.set_ruleset(compiler.ruleset().clone());
+        // Program the fresh table as the agent would: one transaction, checked as the
+        // kernel checks it.
+        acl.apply_now(&diff(&Ruleset::default(), compiler.ruleset()))
+            .expect("a compiled ruleset commits on an empty table");
         compiler.take_changes();
         self.hosts.insert(
             name.to_string(),
@@ -213,11 +216,11 @@ impl MockNetwork {
         for host in self.hosts.values_mut() {
             host.compiler.apply(&update);
             let changes = host.compiler.take_changes();
-            let mut ruleset = host.acl.ruleset();
-            changes
-                .apply_to(&mut ruleset)
-                .expect("compiler change sets apply to the state they were computed against");
-            host.acl.set_ruleset(ruleset);
+            // A refusal here is a compiler bug (its change sets are computed against the
+            // state it programmed), not bad input: the update itself was validated above.
+            host.acl
+                .apply_now(&changes)
+                .expect("compiler change sets commit on the state they were computed against");
         }
         self.sync();
         Ok(())

@@ -92,11 +92,19 @@ fn tcp(s: &str, d: &str, port: u16) -> Packet {
     Packet::tcp(ip(s), 40000, ip(d), port)
 }
 
+/// A case: name, packet, whether delivered, hosts crossed, host that dropped it.
+type Case = (
+    &'static str,
+    Packet,
+    bool,
+    Vec<&'static str>,
+    Option<&'static str>,
+);
+
 #[test]
 fn deliveries_and_drops_name_the_hosts_crossed() {
     let net = network();
-    // (name, packet, delivered, hosts crossed, host that dropped it)
-    let cases: Vec<(&str, Packet, bool, Vec<&str>, Option<&str>)> = vec![
+    let cases: Vec<Case> = vec![
         ("same host", tcp(WEB, CACHE, 80), true, vec!["h1"], None),
         (
             "across hosts",

@@ -13,7 +13,9 @@ use calico_core::compile::{compile, diff, CompileConfig};
 use calico_core::eval::{
     evaluate, evaluate_flow, Direction, EndpointRef, Packet, RuleSource, TraceStep,
 };
-use calico_core::model::{Action, Model, Resource, Update, WorkloadEndpoint};
+use calico_core::model::{
+    Action, HostEndpoint, Model, NamedPort, Protocol, Resource, Update, WorkloadEndpoint,
+};
 use calico_mock::{interpret, ConnState, MockNetwork, PacketContext};
 use proptest::prelude::*;
 
@@ -59,8 +61,50 @@ fn judge(ruleset: &Ruleset, model: &Model, p: &Packet, ct: ConnState) -> bool {
     interpret(ruleset, Hook::Forward, &ctx).accepted
 }
 
+/// Half the time, a host endpoint on the other node owning two of the outside addresses
+/// packets use (`10.0.9.9`, `fd00::99`), with random labels, profiles and a named port: rule
+/// selectors and named ports must then see it as the reference evaluator does.
+fn model_with_host_endpoint() -> impl Strategy<Value = Model> {
+    let labels = prop::collection::btree_map(
+        prop::sample::select(vec!["app", "tier"]).prop_map(String::from),
+        prop::sample::select(vec!["x", "y", "z"]).prop_map(String::from),
+        0..3,
+    );
+    let profiles = prop::sample::subsequence(vec!["p1", "kns.a", "p3"], 0..2);
+    (
+        arbitrary::model(),
+        any::<bool>(),
+        labels,
+        profiles,
+        any::<bool>(),
+    )
+        .prop_map(|(mut m, with_hep, labels, profiles, http)| {
+            if with_hep {
+                let hep = HostEndpoint {
+                    name: "hep".into(),
+                    node: arbitrary::NODES[1].into(),
+                    interface_name: Some("eth0".into()),
+                    expected_ips: vec!["10.0.9.9".parse().unwrap(), "fd00::99".parse().unwrap()],
+                    labels,
+                    profiles: profiles.into_iter().map(String::from).collect(),
+                    ports: if http {
+                        vec![NamedPort {
+                            name: "http".into(),
+                            protocol: Protocol::TCP,
+                            port: 8080,
+                        }]
+                    } else {
+                        vec![]
+                    },
+                };
+                m.host_endpoints.insert(hep.name.clone(), hep);
+            }
+            m
+        })
+}
+
 fn model_and_packets() -> impl Strategy<Value = (Model, Vec<Packet>)> {
-    arbitrary::model().prop_flat_map(|m| {
+    model_with_host_endpoint().prop_flat_map(|m| {
         let packets = prop::collection::vec(arbitrary::packet(&m), 10);
         (Just(m), packets)
     })
@@ -143,7 +187,14 @@ fn updates(model: &Model) -> Vec<Update> {
         .workload_endpoints
         .values()
         .cloned()
-        .map(Resource::WorkloadEndpoint);
+        .map(Resource::WorkloadEndpoint)
+        .chain(
+            model
+                .host_endpoints
+                .values()
+                .cloned()
+                .map(Resource::HostEndpoint),
+        );
     let profiles = model.profiles.values().cloned().map(Resource::Profile);
     let policies = model.policies.values().cloned().map(Resource::Policy);
     eps.chain(profiles)

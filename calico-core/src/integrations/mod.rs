@@ -10,6 +10,8 @@
 //!
 //! Errors name the source object and the field, and say why.
 
+#[cfg(feature = "calico-v3")]
+pub mod calico_v3;
 #[cfg(feature = "kubernetes")]
 pub mod kubernetes;
 #[cfg(feature = "neutron")]

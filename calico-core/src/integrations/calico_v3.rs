@@ -1,0 +1,564 @@
+//! `projectcalico.org/v3` resources, as `calicoctl` users write them, → calico-rs resources.
+//!
+//! Reads multi-document YAML (and `kind: List`) of NetworkPolicy, GlobalNetworkPolicy,
+//! Profile, HostEndpoint, IPPool, BGPConfiguration, BGPPeer, Node and WorkloadEndpoint.
+//! Unknown fields are rejected with their path; features calico-rs does not implement (HTTP
+//! match, service accounts, tiers other than `default`, pre-DNAT/untracked policy, IP-in-IP
+//! or VXLAN pools, ...) are rejected with a message saying so, never silently ignored.
+//!
+//! ```
+//! use calico_core::integrations::calico_v3::parse_v3;
+//!
+//! let resources = parse_v3(r#"
+//! apiVersion: projectcalico.org/v3
+//! kind: NetworkPolicy
+//! metadata: {name: allow-web, namespace: shop}
+//! spec:
+//!   selector: app == 'web'
+//!   ingress: [{action: Allow, protocol: TCP, destination: {ports: [80]}}]
+//! "#).unwrap();
+//! assert_eq!(resources.len(), 1);
+//!
+//! let err = parse_v3(r#"
+//! apiVersion: projectcalico.org/v3
+//! kind: NetworkPolicy
+//! metadata: {name: l7}
+//! spec:
+//!   ingress: [{action: Allow, http: {methods: [GET]}}]
+//! "#).unwrap_err();
+//! assert!(err.to_string().contains("spec.ingress[0].http"), "{err}");
+//! ```
+
+use std::collections::BTreeMap;
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_yaml_ng::{Mapping, Value};
+
+use super::TranslateError;
+use crate::model::{
+    AsNumber, BgpConfiguration, BgpPeer, HostEndpoint, IpPool, Labels, NamedPort, Node, NodeBgp,
+    Policy, PolicyType, Profile, Resource, Rule, WorkloadEndpoint, WorkloadEndpointId,
+};
+use crate::selector::Selector;
+
+/// The API version accepted.
+pub const API_VERSION: &str = "projectcalico.org/v3";
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Meta {
+    name: String,
+    #[serde(default)]
+    namespace: Option<String>,
+    #[serde(default)]
+    labels: Labels,
+    // Accepted (calicoctl writes them) but without effect on the dataplane.
+    #[serde(default, rename = "annotations")]
+    _annotations: BTreeMap<String, String>,
+    #[serde(default, rename = "uid")]
+    _uid: Option<String>,
+    #[serde(default, rename = "resourceVersion")]
+    _resource_version: Option<String>,
+    #[serde(default, rename = "creationTimestamp")]
+    _creation_timestamp: Option<Value>,
+    #[serde(default, rename = "generation")]
+    _generation: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PolicySpec {
+    #[serde(default)]
+    order: Option<f64>,
+    #[serde(default)]
+    selector: Option<Selector>,
+    #[serde(default)]
+    namespace_selector: Option<Selector>,
+    #[serde(default)]
+    types: Vec<PolicyType>,
+    #[serde(default)]
+    ingress: Vec<Rule>,
+    #[serde(default)]
+    egress: Vec<Rule>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ProfileSpec {
+    #[serde(default)]
+    labels_to_apply: Labels,
+    #[serde(default)]
+    ingress: Vec<Rule>,
+    #[serde(default)]
+    egress: Vec<Rule>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct EndpointPort {
+    name: String,
+    port: u16,
+    protocol: crate::model::Protocol,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct HostEndpointSpec {
+    node: String,
+    #[serde(default)]
+    interface_name: Option<String>,
+    #[serde(default, rename = "expectedIPs")]
+    expected_ips: Vec<std::net::IpAddr>,
+    #[serde(default)]
+    profiles: Vec<String>,
+    #[serde(default)]
+    ports: Vec<EndpointPort>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct IpPoolSpec {
+    cidr: ipnet::IpNet,
+    #[serde(default)]
+    block_size: Option<u8>,
+    #[serde(default)]
+    disabled: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct BgpConfigurationSpec {
+    #[serde(default)]
+    as_number: Option<AsNumber>,
+    #[serde(default)]
+    node_to_node_mesh_enabled: Option<bool>,
+    #[serde(default)]
+    listen_port: Option<u16>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct BgpPeerSpec {
+    #[serde(default)]
+    node: Option<String>,
+    #[serde(default)]
+    node_selector: Option<Selector>,
+    #[serde(rename = "peerIP")]
+    peer_ip: std::net::IpAddr,
+    as_number: AsNumber,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct NodeBgpSpec {
+    #[serde(default, rename = "ipv4Address")]
+    ipv4_address: Option<String>,
+    #[serde(default, rename = "ipv6Address")]
+    ipv6_address: Option<String>,
+    #[serde(default)]
+    as_number: Option<AsNumber>,
+    #[serde(default, rename = "routeReflectorClusterID")]
+    route_reflector_cluster_id: Option<std::net::Ipv4Addr>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct NodeSpec {
+    #[serde(default)]
+    bgp: Option<NodeBgpSpec>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct WorkloadEndpointSpec {
+    orchestrator: String,
+    #[serde(default)]
+    workload: Option<String>,
+    #[serde(default)]
+    pod: Option<String>,
+    endpoint: String,
+    node: String,
+    interface_name: String,
+    #[serde(default)]
+    mac: Option<crate::model::MacAddr>,
+    #[serde(default)]
+    ip_networks: Vec<ipnet::IpNet>,
+    #[serde(default)]
+    profiles: Vec<String>,
+    #[serde(default)]
+    ports: Vec<EndpointPort>,
+}
+
+/// Fields calico-rs rejects wherever they appear, with the reason; `None`: reject any value;
+/// `Some(v)`: only the value `v` (the default) is accepted.
+const UNSUPPORTED: &[(&str, Option<&str>, &str)] = &[
+    ("http", None, "HTTP match criteria need an application-layer proxy, which calico-rs does not run"),
+    ("serviceAccounts", None, "matching on service accounts is not supported"),
+    ("serviceAccountSelector", None, "selecting by service account is not supported"),
+    ("services", None, "matching Kubernetes Services in rules is not supported"),
+    ("tier", Some("default"), "only the default tier is supported"),
+    ("doNotTrack", Some("false"), "untracked (doNotTrack) policy is not supported"),
+    ("preDNAT", Some("false"), "pre-DNAT policy is not supported"),
+    ("applyOnForward", Some("false"), "applyOnForward host-endpoint policy is not supported"),
+    ("ipipMode", Some("Never"), "IP-in-IP encapsulation is not supported: calico-rs routes without overlay"),
+    ("vxlanMode", Some("Never"), "VXLAN encapsulation is not supported: calico-rs routes without overlay"),
+    ("natOutgoing", Some("false"), "outgoing NAT is not supported"),
+    ("ipNATs", Some("[]"), "1:1 NAT for workloads is not supported"),
+    ("allowSpoofedSourcePrefixes", Some("[]"), "allowing spoofed sources is not supported"),
+    ("peerSelector", None, "peerSelector is not supported: list peers by peerIP"),
+    ("password", None, "secret references cannot be resolved by calico-rs: set the password on the BgpPeer resource through the orchestrator API"),
+    ("keepOriginalNextHop", Some("false"), "keepOriginalNextHop is not supported"),
+    ("serviceClusterIPs", Some("[]"), "advertising service IPs is not supported"),
+    ("serviceExternalIPs", Some("[]"), "advertising service IPs is not supported"),
+    ("serviceLoadBalancerIPs", Some("[]"), "advertising service IPs is not supported"),
+];
+
+/// Fields accepted and deliberately ignored (they do not change forwarding or policy).
+const IGNORED: &[&str] = &[
+    "metadata",          // rule annotations
+    "logSeverityScreen", // BIRD's log level
+    "serviceAccountName",
+    "containerID",
+    "ipv4Gateway",
+    "ipv6Gateway",
+    "orchRefs",
+    "addresses",
+    "disableBGPExport",
+    "allowedUses",
+    "nodeSelector", // IPPool: every node may use every pool here
+];
+
+fn scalar_text(v: &Value) -> String {
+    match v {
+        Value::Bool(b) => b.to_string(),
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Sequence(s) if s.is_empty() => "[]".into(),
+        Value::Null => "null".into(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Rejects unsupported fields (with their path) and strips ignored ones, recursively.
+fn screen(v: &mut Value, path: &str, kind: &str, obj: &str) -> Result<(), TranslateError> {
+    match v {
+        Value::Mapping(m) => {
+            let keys: Vec<String> = m
+                .keys()
+                .filter_map(|k| k.as_str().map(String::from))
+                .collect();
+            for k in keys {
+                let field = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                // `nodeSelector` is meaningful on BGPPeer, `metadata` only ignorable in rules.
+                let ignorable = IGNORED.contains(&k.as_str())
+                    && !(k == "nodeSelector" && kind == "BGPPeer")
+                    && !(k == "metadata" && path.is_empty());
+                if ignorable {
+                    m.remove(k.as_str());
+                    continue;
+                }
+                if let Some((_, default, why)) = UNSUPPORTED.iter().find(|(n, _, _)| *n == k) {
+                    let value = m.get(k.as_str()).map(scalar_text).unwrap_or_default();
+                    if default.is_none_or(|d| d != value && value != "null") {
+                        return Err(TranslateError::new(
+                            obj,
+                            field,
+                            format!("{why} (found {value})"),
+                        ));
+                    }
+                    m.remove(k.as_str());
+                    continue;
+                }
+                if let Some(child) = m.get_mut(k.as_str()) {
+                    // Labels and annotations are data, not schema.
+                    if !matches!(k.as_str(), "labels" | "labelsToApply" | "annotations") {
+                        screen(child, &field, kind, obj)?;
+                    }
+                }
+            }
+        }
+        Value::Sequence(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                screen(item, &format!("{path}[{i}]"), kind, obj)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn typed<T: DeserializeOwned>(v: Value, prefix: &str, obj: &str) -> Result<T, TranslateError> {
+    serde_path_to_error::deserialize(v).map_err(|e| {
+        let p = e.path().to_string();
+        let field = if p == "." || p.is_empty() {
+            prefix.to_string()
+        } else {
+            format!("{prefix}.{p}")
+        };
+        TranslateError::new(obj, field, e.into_inner().to_string())
+    })
+}
+
+fn strip_prefix_len(obj: &str, field: &str, s: &str) -> Result<std::net::IpAddr, TranslateError> {
+    s.split('/')
+        .next()
+        .unwrap_or_default()
+        .parse()
+        .map_err(|_| TranslateError::new(obj, field, format!("{s:?} is not an address")))
+}
+
+fn object(doc: usize, kind: &str, mut v: Mapping) -> Result<Resource, TranslateError> {
+    let name_hint = v
+        .get("metadata")
+        .and_then(|m| m.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or("?")
+        .to_string();
+    let obj = format!("document {doc}: {kind} {name_hint}");
+    let meta: Meta = typed(
+        v.remove("metadata").unwrap_or(Value::Null),
+        "metadata",
+        &obj,
+    )?;
+    let mut spec = v.remove("spec").unwrap_or(Value::Mapping(Mapping::new()));
+    if let Some(k) = v.keys().next() {
+        return Err(TranslateError::new(
+            &obj,
+            format!("{k:?}"),
+            "unknown top-level field (expected apiVersion, kind, metadata, spec)",
+        ));
+    }
+    screen(&mut spec, "spec", kind, &obj)?;
+    let ns = meta.namespace.clone();
+    let resource = match kind {
+        "NetworkPolicy" | "GlobalNetworkPolicy" => {
+            let s: PolicySpec = typed(spec, "spec", &obj)?;
+            let namespaced = kind == "NetworkPolicy";
+            if namespaced && s.namespace_selector.is_some() {
+                return Err(TranslateError::new(
+                    &obj,
+                    "spec.namespaceSelector",
+                    "only GlobalNetworkPolicy has a namespaceSelector",
+                ));
+            }
+            let mut selector = s.selector.unwrap_or_default();
+            if let Some(nss) = s.namespace_selector {
+                selector =
+                    selector.and(&nss.with_key_prefix(crate::eval::scope::NAMESPACE_LABEL_PREFIX));
+            }
+            Resource::Policy(Policy {
+                name: meta.name,
+                namespace: if namespaced {
+                    Some(ns.unwrap_or_else(|| "default".into()))
+                } else {
+                    None
+                },
+                order: s.order,
+                selector,
+                types: s.types,
+                ingress: s.ingress,
+                egress: s.egress,
+            })
+        }
+        "Profile" => {
+            let s: ProfileSpec = typed(spec, "spec", &obj)?;
+            Resource::Profile(Profile {
+                name: meta.name,
+                labels_to_apply: s.labels_to_apply,
+                ingress: s.ingress,
+                egress: s.egress,
+            })
+        }
+        "HostEndpoint" => {
+            let s: HostEndpointSpec = typed(spec, "spec", &obj)?;
+            Resource::HostEndpoint(HostEndpoint {
+                name: meta.name,
+                node: s.node,
+                interface_name: s.interface_name,
+                expected_ips: s.expected_ips,
+                labels: meta.labels,
+                profiles: s.profiles,
+                ports: s
+                    .ports
+                    .into_iter()
+                    .map(|p| NamedPort {
+                        name: p.name,
+                        protocol: p.protocol,
+                        port: p.port,
+                    })
+                    .collect(),
+            })
+        }
+        "IPPool" => {
+            let s: IpPoolSpec = typed(spec, "spec", &obj)?;
+            Resource::IpPool(IpPool {
+                name: meta.name,
+                cidr: s.cidr,
+                block_size: s.block_size,
+                disabled: s.disabled,
+            })
+        }
+        "BGPConfiguration" => {
+            let s: BgpConfigurationSpec = typed(spec, "spec", &obj)?;
+            Resource::BgpConfiguration(BgpConfiguration {
+                name: meta.name,
+                as_number: s.as_number,
+                node_to_node_mesh_enabled: s.node_to_node_mesh_enabled,
+                listen_port: s.listen_port,
+            })
+        }
+        "BGPPeer" => {
+            let s: BgpPeerSpec = typed(spec, "spec", &obj)?;
+            Resource::BgpPeer(BgpPeer {
+                name: meta.name,
+                node: s.node,
+                node_selector: s.node_selector,
+                peer_ip: s.peer_ip,
+                as_number: s.as_number,
+                password: None,
+                hold_time: None,
+            })
+        }
+        "Node" => {
+            let s: NodeSpec = typed(spec, "spec", &obj)?;
+            let bgp = match s.bgp {
+                Some(b) => Some(NodeBgp {
+                    ipv4_address: match &b.ipv4_address {
+                        Some(a) => match strip_prefix_len(&obj, "spec.bgp.ipv4Address", a)? {
+                            std::net::IpAddr::V4(v4) => Some(v4),
+                            _ => {
+                                return Err(TranslateError::new(
+                                    &obj,
+                                    "spec.bgp.ipv4Address",
+                                    "not an IPv4 address",
+                                ))
+                            }
+                        },
+                        None => None,
+                    },
+                    ipv6_address: match &b.ipv6_address {
+                        Some(a) => match strip_prefix_len(&obj, "spec.bgp.ipv6Address", a)? {
+                            std::net::IpAddr::V6(v6) => Some(v6),
+                            _ => {
+                                return Err(TranslateError::new(
+                                    &obj,
+                                    "spec.bgp.ipv6Address",
+                                    "not an IPv6 address",
+                                ))
+                            }
+                        },
+                        None => None,
+                    },
+                    as_number: b.as_number,
+                    route_reflector_cluster_id: b.route_reflector_cluster_id,
+                }),
+                None => None,
+            };
+            Resource::Node(Node {
+                name: meta.name,
+                labels: meta.labels,
+                bgp,
+            })
+        }
+        "WorkloadEndpoint" => {
+            let s: WorkloadEndpointSpec = typed(spec, "spec", &obj)?;
+            let workload = s.workload.or(s.pod).ok_or_else(|| {
+                TranslateError::new(&obj, "spec.workload", "workload (or pod) is required")
+            })?;
+            Resource::WorkloadEndpoint(WorkloadEndpoint {
+                id: WorkloadEndpointId {
+                    orchestrator: s.orchestrator,
+                    workload,
+                    endpoint: s.endpoint,
+                },
+                namespace: ns.or_else(|| Some("default".into())),
+                node: s.node,
+                interface_name: s.interface_name,
+                mac: s.mac,
+                ip_networks: s.ip_networks,
+                labels: meta.labels,
+                profiles: s.profiles,
+                ports: s
+                    .ports
+                    .into_iter()
+                    .map(|p| NamedPort {
+                        name: p.name,
+                        protocol: p.protocol,
+                        port: p.port,
+                    })
+                    .collect(),
+            })
+        }
+        other => {
+            return Err(TranslateError::new(&obj, "kind", format!("{other:?} is not a supported kind (NetworkPolicy, GlobalNetworkPolicy, Profile, HostEndpoint, IPPool, BGPConfiguration, BGPPeer, Node, WorkloadEndpoint, List)")));
+        }
+    };
+    resource
+        .validate()
+        .map_err(|e| TranslateError::new(&obj, e.field, e.reason.to_string()))?;
+    Ok(resource)
+}
+
+fn document(doc: usize, v: Value, out: &mut Vec<Resource>) -> Result<(), TranslateError> {
+    let obj = format!("document {doc}");
+    let Value::Mapping(mut m) = v else {
+        return Err(TranslateError::new(
+            obj,
+            "(document)",
+            "expected a mapping with apiVersion and kind",
+        ));
+    };
+    match m.remove("apiVersion") {
+        Some(Value::String(a)) if a == API_VERSION => {}
+        Some(other) => {
+            return Err(TranslateError::new(
+                obj,
+                "apiVersion",
+                format!("{} is not {API_VERSION}", scalar_text(&other)),
+            ));
+        }
+        None => return Err(TranslateError::new(obj, "apiVersion", "missing")),
+    }
+    let kind = match m.remove("kind") {
+        Some(Value::String(k)) => k,
+        _ => return Err(TranslateError::new(obj, "kind", "missing or not a string")),
+    };
+    if kind == "List" {
+        let items = match m.remove("items") {
+            Some(Value::Sequence(items)) => items,
+            _ => {
+                return Err(TranslateError::new(
+                    obj,
+                    "items",
+                    "a List needs a sequence of items",
+                ))
+            }
+        };
+        for item in items {
+            document(doc, item, out)?;
+        }
+        return Ok(());
+    }
+    out.push(object(doc, &kind, m)?);
+    Ok(())
+}
+
+/// Parses a YAML stream of `projectcalico.org/v3` resources; every resource is validated.
+pub fn parse_v3(text: &str) -> Result<Vec<Resource>, TranslateError> {
+    let mut out = Vec::new();
+    for (i, doc) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
+        let v = Value::deserialize(doc).map_err(|e| {
+            TranslateError::new(format!("document {}", i + 1), "(document)", e.to_string())
+        })?;
+        if v.is_null() {
+            continue;
+        }
+        document(i + 1, v, &mut out)?;
+    }
+    Ok(out)
+}

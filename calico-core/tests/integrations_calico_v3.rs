@@ -1,0 +1,111 @@
+//! Reading projectcalico.org/v3 YAML as calicoctl users write it.
+#![cfg(feature = "calico-v3")]
+
+use calico_core::integrations::calico_v3::parse_v3;
+use calico_core::model::{Model, Resource};
+
+#[test]
+fn reads_every_kind_including_lists() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/data/calico-v3/cluster.yaml"
+    ))
+    .unwrap();
+    let resources = parse_v3(&text).unwrap();
+    let kinds: Vec<String> = resources.iter().map(|r| r.kind().to_string()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "BgpConfiguration",
+            "IpPool",
+            "Node",
+            "BgpPeer",
+            "Profile",
+            "WorkloadEndpoint",
+            "Policy",
+            "Policy",
+            "HostEndpoint"
+        ]
+    );
+    let model = Model::from_resources(resources.clone()).unwrap();
+    let node = &model.nodes["host-a"];
+    assert_eq!(
+        node.bgp.as_ref().unwrap().ipv4_address.unwrap().to_string(),
+        "192.0.2.11"
+    );
+    let wep = model.workload_endpoints.values().next().unwrap();
+    assert_eq!(wep.id.workload, "web-1");
+    assert_eq!(wep.namespace.as_deref(), Some("shop"));
+    assert_eq!(wep.ports[0].port, 8080);
+    let gnp = resources
+        .iter()
+        .find_map(|r| match r {
+            Resource::Policy(p) if p.namespace.is_none() => Some(p),
+            _ => None,
+        })
+        .unwrap();
+    // A GlobalNetworkPolicy's namespaceSelector narrows the endpoints it applies to.
+    assert_eq!(gnp.selector.to_string(), r#"pcns.team == "shop""#);
+}
+
+fn err(doc: &str) -> String {
+    parse_v3(&format!("apiVersion: projectcalico.org/v3\n{doc}"))
+        .unwrap_err()
+        .to_string()
+}
+
+#[test]
+fn unknown_fields_are_rejected_with_their_path() {
+    let e = err("kind: NetworkPolicy\nmetadata: {name: p}\nspec:\n  ingress: [{action: Allow, source: {nett: []}}]\n");
+    assert!(e.contains("spec.ingress[0].source.nett"), "{e}");
+    let e = err("kind: IPPool\nmetadata: {name: p}\nspec: {cidr: 10.0.0.0/16, blocksize: 26}\n");
+    assert!(e.contains("spec.blocksize"), "{e}");
+    let e = err("kind: Profile\nmetadata: {name: p, lables: {}}\n");
+    assert!(e.contains("metadata.lables"), "{e}");
+    let e = err("kind: Profile\nmetadata: {name: p}\nstatus: {}\n");
+    assert!(e.contains("unknown top-level field"), "{e}");
+}
+
+#[test]
+fn unsupported_features_are_rejected_not_ignored() {
+    let cases = [
+        ("kind: NetworkPolicy\nmetadata: {name: p}\nspec: {ingress: [{action: Allow, http: {methods: [GET]}}]}", "spec.ingress[0].http", "application-layer proxy"),
+        ("kind: NetworkPolicy\nmetadata: {name: p}\nspec: {tier: security}", "spec.tier", "only the default tier"),
+        ("kind: GlobalNetworkPolicy\nmetadata: {name: p}\nspec: {doNotTrack: true}", "spec.doNotTrack", "untracked"),
+        ("kind: GlobalNetworkPolicy\nmetadata: {name: p}\nspec: {preDNAT: true}", "spec.preDNAT", "pre-DNAT"),
+        ("kind: NetworkPolicy\nmetadata: {name: p}\nspec: {egress: [{action: Allow, destination: {serviceAccounts: {names: [x]}}}]}", "spec.egress[0].destination.serviceAccounts", "service accounts"),
+        ("kind: NetworkPolicy\nmetadata: {name: p}\nspec: {egress: [{action: Allow, destination: {services: {name: x}}}]}", "spec.egress[0].destination.services", "Services"),
+        ("kind: IPPool\nmetadata: {name: p}\nspec: {cidr: 10.0.0.0/16, ipipMode: Always}", "spec.ipipMode", "IP-in-IP"),
+        ("kind: IPPool\nmetadata: {name: p}\nspec: {cidr: 10.0.0.0/16, vxlanMode: CrossSubnet}", "spec.vxlanMode", "VXLAN"),
+        ("kind: IPPool\nmetadata: {name: p}\nspec: {cidr: 10.0.0.0/16, natOutgoing: true}", "spec.natOutgoing", "outgoing NAT"),
+        ("kind: BGPPeer\nmetadata: {name: p}\nspec: {peerIP: 192.0.2.1, asNumber: 1, password: {secretKeyRef: {name: s, key: k}}}", "spec.password", "secret references"),
+        ("kind: BGPPeer\nmetadata: {name: p}\nspec: {peerSelector: all(), asNumber: 1}", "spec.peerSelector", "peerSelector"),
+    ];
+    for (doc, field, why) in cases {
+        let e = err(doc);
+        assert!(
+            e.contains(&format!("field {field}:")) && e.contains(why),
+            "{doc}\n{e}"
+        );
+    }
+}
+
+#[test]
+fn bad_documents_say_which() {
+    let e = parse_v3("apiVersion: v1\nkind: Pod\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("document 1") && e.contains("apiVersion"), "{e}");
+    let e = parse_v3("apiVersion: projectcalico.org/v3\nkind: Profile\nmetadata: {name: ok}\n---\napiVersion: projectcalico.org/v3\nkind: Tier\nmetadata: {name: t}\n").unwrap_err().to_string();
+    assert!(
+        e.contains("document 2: Tier t") && e.contains("not a supported kind"),
+        "{e}"
+    );
+    let e = err("kind: NetworkPolicy\nmetadata: {name: p}\nspec: {selector: \"app ==\"}");
+    assert!(
+        e.contains("spec.selector") && e.contains("expected a quoted string"),
+        "{e}"
+    );
+    let e = err("kind: WorkloadEndpoint\nmetadata: {name: w}\nspec: {orchestrator: k8s, endpoint: eth0, node: n, interfaceName: c1, ipNetworks: [10.0.0.0/24], pod: p}");
+    assert!(e.contains("ipNetworks[0]") && e.contains("/32"), "{e}");
+}

@@ -4,7 +4,9 @@
 //! orchestrator authors use in their own tests, where a real kernel is not at hand.
 //!
 //! * [`MockFib`], [`MockAcl`], [`MockBgp`] implement the `calico-core` backend traits, so an
-//!   [`Agent`](calico_core::agent::Agent) can run on them;
+//!   [`Agent`](calico_core::agent::Agent) can run on them; [`MockAcl`] applies a change set
+//!   whole or not at all and refuses what nftables refuses, including what the kernel only
+//!   checks at commit ([`commit_check`]);
 //! * [`interpret`] evaluates a packet against an IR ruleset exactly as nftables evaluates the
 //!   table the IR maps to;
 //! * [`MockNetwork`] joins several hosts, each compiling its own ACLs and routes, exchanging

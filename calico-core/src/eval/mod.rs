@@ -8,7 +8,7 @@
 //!   **egress** a packet leaving it.
 //! * The policies that apply to E (selector matches E's effective labels; a namespaced policy
 //!   only in its own namespace) and govern the direction are consulted in
-//!   [`policy_order`](crate::model::policy_order). In each, the first `Allow`, `Deny` or
+//!   [`policy_order`]. In each, the first `Allow`, `Deny` or
 //!   `Pass` rule that matches decides; `Log` rules record and go on; a policy none of whose
 //!   rules match hands over to the next policy.
 //! * `Allow` and `Deny` are final. `Pass` skips the remaining policies and goes to the

@@ -1,0 +1,148 @@
+use super::*;
+use calico_core::arbitrary;
+use calico_core::compile::{compile, CompileConfig};
+use proptest::prelude::*;
+
+/// Renders, then stands in for the kernel: anonymous sets get kernel-style names.
+fn round_trip(rule: &Rule) -> Option<Rule> {
+    let mut next_id = 1;
+    let mut anon = Vec::new();
+    let mut exprs = render(rule, &mut next_id, &mut anon).expect("renders");
+    for e in &mut exprs {
+        if let Expr::Lookup {
+            set,
+            set_id: Some(id),
+            ..
+        } = e
+        {
+            *set = format!("__set{id}");
+        }
+    }
+    let resolve = |name: &str| {
+        let id: u32 = name.strip_prefix("__set")?.parse().ok()?;
+        anon.iter().find(|a| a.id == id).map(|a| a.ranges.clone())
+    };
+    parse(&exprs, &resolve)
+}
+
+#[test]
+fn hand_picked_rules_round_trip() {
+    let rules = [
+        Rule::new(
+            vec![
+                Match::Ipv4(true),
+                Match::L4Proto {
+                    proto: 6,
+                    negate: false,
+                },
+                Match::Port {
+                    side: Side::Dst,
+                    ranges: vec![(80, 80), (443, 450)],
+                    negate: false,
+                },
+                Match::Port {
+                    side: Side::Src,
+                    ranges: vec![(1, 2), (7, 7)],
+                    negate: true,
+                },
+                Match::Port {
+                    side: Side::Dst,
+                    ranges: vec![(9, 9)],
+                    negate: false,
+                },
+            ],
+            Verdict::Accept,
+        ),
+        Rule::new(
+            vec![
+                Match::Ipv4(false),
+                Match::Icmp {
+                    v6: true,
+                    icmp_type: 128,
+                    code: Some(0),
+                    negate: true,
+                },
+                Match::AddrInSet {
+                    side: Side::Src,
+                    set: "s".into(),
+                    negate: true,
+                },
+                Match::AddrProtoPortInSet {
+                    side: Side::Dst,
+                    set: "np".into(),
+                    negate: false,
+                },
+                Match::Ct(CtState::Invalid),
+                Match::MarkSet(0x20000),
+            ],
+            Verdict::Jump("c".into()),
+        ),
+        Rule {
+            matches: vec![Match::Ct(CtState::EstablishedOrRelated)],
+            statements: vec![
+                Statement::Log("calico ".into()),
+                Statement::SetMark(0x20000),
+                Statement::ClearMark(0x10000),
+            ],
+            verdict: None,
+        },
+        Rule::new(
+            vec![],
+            Verdict::Dispatch {
+                key: IfaceKey::Output,
+                map: "m".into(),
+            },
+        ),
+        Rule::new(vec![], Verdict::Return),
+        Rule::new(vec![Match::Ipv4(true)], Verdict::Goto("g".into())),
+    ];
+    for r in &rules {
+        assert_eq!(round_trip(r).as_ref(), Some(r), "{r:?}");
+    }
+}
+
+#[test]
+fn expressions_out_of_order_are_foreign() {
+    let rule = Rule {
+        matches: vec![Match::Ipv4(true)],
+        statements: vec![Statement::Log("x".into())],
+        verdict: Some(Verdict::Accept),
+    };
+    let mut exprs = render(&rule, &mut 1, &mut Vec::new()).unwrap();
+    // A match after the verdict, as a hand-edited rule might have.
+    exprs.rotate_left(2);
+    assert_eq!(parse(&exprs, &|_| None), None);
+    // An address match with no IP family before it cannot be located.
+    let exprs = vec![
+        Expr::Payload {
+            base: NFT_PAYLOAD_NETWORK_HEADER,
+            offset: 12,
+            len: 4,
+            dreg: 1,
+        },
+        Expr::Lookup {
+            set: "s".into(),
+            set_id: None,
+            sreg: 1,
+            dreg: None,
+            invert: false,
+        },
+    ];
+    assert_eq!(parse(&exprs, &|_| None), None);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// Every rule the compiler produces renders and parses back to itself.
+    #[test]
+    fn compiled_rules_round_trip(model in arbitrary::model()) {
+        let ruleset = compile(&CompileConfig::new("h1"), &model);
+        for chain in ruleset.chains.values() {
+            for rule in &chain.rules {
+                let back = round_trip(rule);
+                prop_assert_eq!(back.as_ref(), Some(rule));
+            }
+        }
+    }
+}

@@ -100,28 +100,39 @@ impl Netns {
     /// Runs `f` on a new thread that has entered the namespace, and returns its result.
     /// Sockets `f` opens belong to the namespace for their whole life.
     pub fn enter<T: Send>(&self, f: impl FnOnce() -> T + Send) -> Result<T, NetnsError> {
-        let file = File::open(self.path()).map_err(|source| NetnsError::Enter {
-            name: self.name.clone(),
-            source,
-        })?;
-        std::thread::scope(|scope| {
-            scope
-                .spawn(|| {
-                    // SAFETY: setns on a valid namespace fd only changes this thread's
-                    // namespace; the thread ends when `f` returns.
-                    let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-                    if rc != 0 {
-                        return Err(NetnsError::Enter {
-                            name: self.name.clone(),
-                            source: std::io::Error::last_os_error(),
-                        });
-                    }
-                    Ok(f())
-                })
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-        })
+        enter_path(std::path::Path::new(&self.path()), f)
     }
+}
+
+/// Runs `f` on a new thread that has entered the network namespace at `path` (e.g.
+/// `/var/run/netns/NAME` or `/proc/PID/ns/net`), and returns its result. Sockets `f` opens
+/// belong to that namespace for their whole life.
+pub fn enter_path<T: Send>(
+    path: &std::path::Path,
+    f: impl FnOnce() -> T + Send,
+) -> Result<T, NetnsError> {
+    let name = path.display().to_string();
+    let file = File::open(path).map_err(|source| NetnsError::Enter {
+        name: name.clone(),
+        source,
+    })?;
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                // SAFETY: setns on a valid namespace fd only changes this thread's
+                // namespace; the thread ends when `f` returns.
+                let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+                if rc != 0 {
+                    return Err(NetnsError::Enter {
+                        name,
+                        source: std::io::Error::last_os_error(),
+                    });
+                }
+                Ok(f())
+            })
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
 }
 
 impl Drop for Netns {

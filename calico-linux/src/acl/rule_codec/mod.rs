@@ -337,6 +337,8 @@ fn set_mark(mask: u32, xor: u32) -> [Expr; 3] {
 /// when they are not exactly what [`render`] writes. `anon` gives the port ranges of an
 /// anonymous set by its kernel name.
 pub fn parse(exprs: &[Expr], anon: &AnonResolver) -> Option<Rule> {
+    let exprs: Vec<Expr> = exprs.iter().map(canonical_registers).collect();
+    let exprs = exprs.as_slice();
     let mut rule = Rule::default();
     let mut family = None;
     let mut i = 0;
@@ -349,10 +351,10 @@ pub fn parse(exprs: &[Expr], anon: &AnonResolver) -> Option<Rule> {
         let (m, used): (Option<Match>, usize) = match e {
             Expr::Meta {
                 key: NFT_META_NFPROTO,
-                dreg: NFT_REG_1,
+                dreg: W1,
             } => match at(i + 1)? {
                 Expr::Cmp {
-                    sreg: NFT_REG_1,
+                    sreg: W1,
                     op: CmpOp::Eq,
                     data,
                 } if data.len() == 1 => {
@@ -368,13 +370,9 @@ pub fn parse(exprs: &[Expr], anon: &AnonResolver) -> Option<Rule> {
             },
             Expr::Meta {
                 key: NFT_META_L4PROTO,
-                dreg: NFT_REG_1,
+                dreg: W1,
             } => match at(i + 1)? {
-                Expr::Cmp {
-                    sreg: NFT_REG_1,
-                    op,
-                    data,
-                } if data.len() == 1 => (
+                Expr::Cmp { sreg: W1, op, data } if data.len() == 1 => (
                     Some(Match::L4Proto {
                         proto: data[0],
                         negate: *op == CmpOp::Neq,
@@ -385,16 +383,16 @@ pub fn parse(exprs: &[Expr], anon: &AnonResolver) -> Option<Rule> {
             },
             Expr::Meta {
                 key: NFT_META_L4PROTO,
-                dreg: REG_ICMP,
+                dreg: W2,
             } => {
                 let v6 = match at(i + 1)? {
                     Expr::Cmp {
-                        sreg: REG_ICMP,
+                        sreg: W2,
                         op: CmpOp::Eq,
                         data,
                     } if data == &[1] => false,
                     Expr::Cmp {
-                        sreg: REG_ICMP,
+                        sreg: W2,
                         op: CmpOp::Eq,
                         data,
                     } if data == &[58] => true,
@@ -405,16 +403,12 @@ pub fn parse(exprs: &[Expr], anon: &AnonResolver) -> Option<Rule> {
                         base: NFT_PAYLOAD_TRANSPORT_HEADER,
                         offset: 0,
                         len,
-                        dreg: REG_ICMP,
+                        dreg: W2,
                     } if *len == 1 || *len == 2 => *len as usize,
                     _ => return None,
                 };
                 match at(i + 3)? {
-                    Expr::Cmp {
-                        sreg: REG_ICMP,
-                        op,
-                        data,
-                    } if data.len() == len => (
+                    Expr::Cmp { sreg: W2, op, data } if data.len() == len => (
                         Some(Match::Icmp {
                             v6,
                             icmp_type: data[0],
@@ -436,11 +430,14 @@ pub fn parse(exprs: &[Expr], anon: &AnonResolver) -> Option<Rule> {
                 let side = [Side::Src, Side::Dst]
                     .into_iter()
                     .find(|s| nh_addr(*s, v4) == (*offset, *len))?;
-                if *dreg == NFT_REG_1 {
+                if *dreg != W1 {
+                    return None;
+                }
+                if matches!(at(i + 1)?, Expr::Lookup { .. }) {
                     match at(i + 1)? {
                         Expr::Lookup {
                             set,
-                            sreg: NFT_REG_1,
+                            sreg: W1,
                             dreg: None,
                             invert,
                             ..
@@ -454,7 +451,7 @@ pub fn parse(exprs: &[Expr], anon: &AnonResolver) -> Option<Rule> {
                         ),
                         _ => return None,
                     }
-                } else if *dreg == NFT_REG32_00 {
+                } else {
                     let words = len / 4;
                     match (at(i + 1)?, at(i + 2)?, at(i + 3)?) {
                         (
@@ -470,15 +467,12 @@ pub fn parse(exprs: &[Expr], anon: &AnonResolver) -> Option<Rule> {
                             },
                             Expr::Lookup {
                                 set,
-                                sreg: NFT_REG32_00,
+                                sreg: W1,
                                 dreg: None,
                                 invert,
                                 ..
                             },
-                        ) if *r1 == NFT_REG32_00 + words
-                            && *r2 == NFT_REG32_00 + words + 1
-                            && *po == th_port(side) =>
-                        {
+                        ) if *r1 == W1 + words && *r2 == W1 + words + 1 && *po == th_port(side) => {
                             (
                                 Some(Match::AddrProtoPortInSet {
                                     side,
@@ -490,15 +484,13 @@ pub fn parse(exprs: &[Expr], anon: &AnonResolver) -> Option<Rule> {
                         }
                         _ => return None,
                     }
-                } else {
-                    return None;
                 }
             }
             Expr::Payload {
                 base: NFT_PAYLOAD_TRANSPORT_HEADER,
                 offset,
                 len: 2,
-                dreg: NFT_REG_1,
+                dreg: W1,
             } => {
                 let side = match offset {
                     0 => Side::Src,
@@ -510,16 +502,12 @@ pub fn parse(exprs: &[Expr], anon: &AnonResolver) -> Option<Rule> {
                 let mut j = i + 1;
                 while let Some(e) = at(j) {
                     let (range, o) = match e {
-                        Expr::Cmp {
-                            sreg: NFT_REG_1,
-                            op,
-                            data,
-                        } if data.len() == 2 => {
+                        Expr::Cmp { sreg: W1, op, data } if data.len() == 2 => {
                             let p = u16::from_be_bytes([data[0], data[1]]);
                             ((p, p), *op)
                         }
                         Expr::Range {
-                            sreg: NFT_REG_1,
+                            sreg: W1,
                             op,
                             from,
                             to,
@@ -532,7 +520,7 @@ pub fn parse(exprs: &[Expr], anon: &AnonResolver) -> Option<Rule> {
                         ),
                         Expr::Lookup {
                             set,
-                            sreg: NFT_REG_1,
+                            sreg: W1,
                             dreg: None,
                             invert: false,
                             ..
@@ -566,7 +554,7 @@ pub fn parse(exprs: &[Expr], anon: &AnonResolver) -> Option<Rule> {
             }
             Expr::Ct {
                 key: NFT_CT_STATE,
-                dreg: NFT_REG_1,
+                dreg: W1,
             } => {
                 let bits = tested_bits(at(i + 1)?, at(i + 2)?, &u32_of)?;
                 let state = if bits == NF_CT_STATE_ESTABLISHED_BIT | NF_CT_STATE_RELATED_BIT {
@@ -580,7 +568,7 @@ pub fn parse(exprs: &[Expr], anon: &AnonResolver) -> Option<Rule> {
             }
             Expr::Meta {
                 key: NFT_META_MARK,
-                dreg: NFT_REG_1,
+                dreg: W1,
             } => {
                 if let Some(bits) = at(i + 1)
                     .zip(at(i + 2))
@@ -591,14 +579,14 @@ pub fn parse(exprs: &[Expr], anon: &AnonResolver) -> Option<Rule> {
                     match (at(i + 1)?, at(i + 2)?) {
                         (
                             Expr::Bitwise {
-                                sreg: NFT_REG_1,
-                                dreg: NFT_REG_1,
+                                sreg: W1,
+                                dreg: W1,
                                 mask,
                                 xor,
                             },
                             Expr::MetaSet {
                                 key: NFT_META_MARK,
-                                sreg: NFT_REG_1,
+                                sreg: W1,
                             },
                         ) => {
                             let (mask, xor) = (u32_of(mask)?, u32_of(xor)?);
@@ -645,35 +633,36 @@ pub fn parse(exprs: &[Expr], anon: &AnonResolver) -> Option<Rule> {
                 i += 1;
                 continue;
             }
-            Expr::Meta {
-                key,
-                dreg: NFT_REG_1,
-            } if *key == NFT_META_IIFNAME || *key == NFT_META_OIFNAME => match at(i + 1)? {
-                Expr::Lookup {
-                    set,
-                    sreg: NFT_REG_1,
-                    dreg: Some(NFT_REG_VERDICT),
-                    invert: false,
-                    ..
-                } => {
-                    if phase > 1 {
-                        return None;
+            Expr::Meta { key, dreg: W1 }
+                if *key == NFT_META_IIFNAME || *key == NFT_META_OIFNAME =>
+            {
+                match at(i + 1)? {
+                    Expr::Lookup {
+                        set,
+                        sreg: W1,
+                        dreg: Some(WV),
+                        invert: false,
+                        ..
+                    } => {
+                        if phase > 1 {
+                            return None;
+                        }
+                        phase = 2;
+                        let key = if *key == NFT_META_IIFNAME {
+                            IfaceKey::Input
+                        } else {
+                            IfaceKey::Output
+                        };
+                        rule.verdict = Some(Verdict::Dispatch {
+                            key,
+                            map: set.clone(),
+                        });
+                        i += 2;
+                        continue;
                     }
-                    phase = 2;
-                    let key = if *key == NFT_META_IIFNAME {
-                        IfaceKey::Input
-                    } else {
-                        IfaceKey::Output
-                    };
-                    rule.verdict = Some(Verdict::Dispatch {
-                        key,
-                        map: set.clone(),
-                    });
-                    i += 2;
-                    continue;
+                    _ => return None,
                 }
-                _ => return None,
-            },
+            }
             _ => return None,
         };
         if phase > 0 {
@@ -685,17 +674,53 @@ pub fn parse(exprs: &[Expr], anon: &AnonResolver) -> Option<Rule> {
     Some(rule)
 }
 
+// Registers as 32-bit word indexes: the kernel reports a 32-bit register that starts a
+// 128-bit one by the 128-bit register's number (NFT_REG32_00 reads back as NFT_REG_1).
+const WV: u32 = 0;
+const W1: u32 = 4;
+const W2: u32 = 8;
+
+fn word(reg: u32) -> u32 {
+    if reg <= 4 {
+        reg * 4
+    } else {
+        reg - NFT_REG32_00 + 4
+    }
+}
+
+fn canonical_registers(e: &Expr) -> Expr {
+    let mut e = e.clone();
+    match &mut e {
+        Expr::Meta { dreg: r, .. }
+        | Expr::MetaSet { sreg: r, .. }
+        | Expr::Payload { dreg: r, .. }
+        | Expr::Cmp { sreg: r, .. }
+        | Expr::Range { sreg: r, .. }
+        | Expr::Ct { dreg: r, .. } => *r = word(*r),
+        Expr::Lookup { sreg, dreg, .. } => {
+            *sreg = word(*sreg);
+            *dreg = dreg.map(word);
+        }
+        Expr::Bitwise { sreg, dreg, .. } => {
+            *sreg = word(*sreg);
+            *dreg = word(*dreg);
+        }
+        Expr::Verdict(_) | Expr::Log { .. } => {}
+    }
+    e
+}
+
 fn tested_bits(b: &Expr, c: &Expr, u32_of: &dyn Fn(&[u8]) -> Option<u32>) -> Option<u32> {
     match (b, c) {
         (
             Expr::Bitwise {
-                sreg: NFT_REG_1,
-                dreg: NFT_REG_1,
+                sreg: W1,
+                dreg: W1,
                 mask,
                 xor,
             },
             Expr::Cmp {
-                sreg: NFT_REG_1,
+                sreg: W1,
                 op: CmpOp::Neq,
                 data,
             },

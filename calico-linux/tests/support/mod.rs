@@ -1,0 +1,200 @@
+//! A host namespace with workload namespaces attached over veth, wired the way Calico wires
+//! workloads: the workload has its address as a /32 (or /128) and a default route via
+//! 169.254.1.1, which the host answers by proxy ARP; the host routes each workload address
+//! to its veth end.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::time::Duration;
+
+use calico_linux::netns::{veth, Netns};
+
+/// One workload: its namespace, host-side interface and address.
+pub struct Workload {
+    pub ns: Netns,
+    pub iface: String,
+    pub ip: IpAddr,
+}
+
+/// The host and its workloads.
+pub struct Topology {
+    pub workloads: Vec<Workload>,
+    pub host: Netns,
+}
+
+impl Topology {
+    /// A host with one workload per `(interface, address)`. Routes are added with `ip`
+    /// here; the tests of the ACL backend do not depend on the FIB backend.
+    pub fn new(workloads: &[(&str, &str)]) -> Topology {
+        let host = Netns::create("host").unwrap();
+        for cmd in [
+            "net.ipv4.ip_forward=1",
+            "net.ipv6.conf.all.forwarding=1",
+            "net.ipv4.conf.all.rp_filter=0",
+            "net.ipv4.conf.default.rp_filter=0",
+        ] {
+            host.run(&["sysctl", "-qw", cmd]).unwrap();
+        }
+        // Proxy ARP answers for 169.254.1.1 only when the host routes that address out of
+        // another interface: a real host has a default route; give this one a dummy uplink.
+        // (This kernel may lack the dummy driver: a veth pair with both ends here will do.)
+        host.run(&[
+            "ip",
+            "link",
+            "add",
+            "uplink",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "uplink-peer",
+        ])
+        .unwrap();
+        host.run(&["ip", "link", "set", "uplink", "up"]).unwrap();
+        host.run(&["ip", "link", "set", "uplink-peer", "up"])
+            .unwrap();
+        host.run(&["ip", "route", "add", "default", "dev", "uplink"])
+            .unwrap();
+        let mut out = Vec::new();
+        for (iface, ip) in workloads {
+            let ns = Netns::create("wl").unwrap();
+            veth(&host, iface, &ns, "eth0").unwrap();
+            for cmd in [
+                format!("net.ipv4.conf.{iface}.proxy_arp=1"),
+                format!("net.ipv4.neigh.{iface}.proxy_delay=0"),
+                format!("net.ipv4.conf.{iface}.rp_filter=0"),
+            ] {
+                host.run(&["sysctl", "-qw", &cmd]).unwrap();
+            }
+            ns.run(&["ip", "addr", "add", &format!("{ip}/32"), "dev", "eth0"])
+                .unwrap();
+            ns.run(&[
+                "ip",
+                "route",
+                "add",
+                "169.254.1.1",
+                "dev",
+                "eth0",
+                "scope",
+                "link",
+            ])
+            .unwrap();
+            ns.run(&[
+                "ip",
+                "route",
+                "add",
+                "default",
+                "via",
+                "169.254.1.1",
+                "dev",
+                "eth0",
+            ])
+            .unwrap();
+            host.run(&[
+                "ip",
+                "route",
+                "add",
+                &format!("{ip}/32"),
+                "dev",
+                iface,
+                "scope",
+                "link",
+            ])
+            .unwrap();
+            out.push(Workload {
+                ns,
+                iface: iface.to_string(),
+                ip: ip.parse().unwrap(),
+            });
+        }
+        Topology {
+            workloads: out,
+            host,
+        }
+    }
+}
+
+const WAIT: Duration = Duration::from_millis(700);
+
+impl Workload {
+    /// Whether one ping to `dst` is answered.
+    pub fn ping(&self, dst: IpAddr) -> bool {
+        self.ns
+            .output(&["ping", "-c1", "-W1", &dst.to_string()])
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    }
+
+    /// A TCP listener inside this workload.
+    pub fn listen_tcp(&self, port: u16) -> TcpListener {
+        let addr = SocketAddr::new(self.ip, port);
+        let l = self
+            .ns
+            .enter(move || TcpListener::bind(addr))
+            .unwrap()
+            .unwrap();
+        l.set_nonblocking(false).unwrap();
+        l
+    }
+
+    /// A UDP socket inside this workload, bound to `ip` (its own address unless spoofing).
+    pub fn udp(&self, ip: IpAddr, port: u16) -> UdpSocket {
+        let addr = SocketAddr::new(ip, port);
+        let s = self
+            .ns
+            .enter(move || UdpSocket::bind(addr))
+            .unwrap()
+            .unwrap();
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        s
+    }
+
+    /// Connects to `dst:port` over TCP from inside this workload.
+    pub fn connect_tcp(&self, dst: IpAddr, port: u16) -> Option<TcpStream> {
+        let addr = SocketAddr::new(dst, port);
+        let s = self
+            .ns
+            .enter(move || TcpStream::connect_timeout(&addr, WAIT))
+            .unwrap()
+            .ok()?;
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        Some(s)
+    }
+}
+
+/// Whether a datagram sent from `from` reaches `to` (a bound socket), compared by content.
+pub fn udp_delivers(from: &UdpSocket, to: &UdpSocket) -> bool {
+    let token = format!(
+        "{:?}-{:?}",
+        from.local_addr().unwrap(),
+        std::time::Instant::now()
+    );
+    from.send_to(token.as_bytes(), to.local_addr().unwrap())
+        .unwrap();
+    let mut buf = [0u8; 256];
+    loop {
+        match to.recv_from(&mut buf) {
+            Ok((n, _)) if &buf[..n] == token.as_bytes() => return true,
+            Ok(_) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Whether an established TCP connection still carries a round trip (the server side echoes).
+pub fn tcp_round_trip(client: &mut TcpStream, server: &mut TcpStream) -> bool {
+    if client.write_all(b"ping").is_err() {
+        return false;
+    }
+    server.set_read_timeout(Some(WAIT)).unwrap();
+    let mut buf = [0u8; 4];
+    if server.read_exact(&mut buf).is_err() || &buf != b"ping" {
+        return false;
+    }
+    if server.write_all(b"pong").is_err() {
+        return false;
+    }
+    client.read_exact(&mut buf).is_ok() && &buf == b"pong"
+}

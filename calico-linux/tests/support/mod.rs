@@ -18,47 +18,54 @@ pub struct Workload {
     pub ip: IpAddr,
 }
 
-/// The host and its workloads.
+/// The host, its workloads and the "fabric" beyond its uplink.
 pub struct Topology {
     pub workloads: Vec<Workload>,
+    /// Stands for everything beyond the host's uplink `eth0`: holds the outside addresses.
+    pub fabric: Netns,
     pub host: Netns,
 }
 
 impl Topology {
-    /// A host with one workload per `(interface, address)`. Routes are added with `ip`
-    /// here; the tests of the ACL backend do not depend on the FIB backend.
+    /// A host with one workload per `(interface, address)`.
     pub fn new(workloads: &[(&str, &str)]) -> Topology {
+        let wl: Vec<(&str, Vec<&str>)> = workloads.iter().map(|(i, a)| (*i, vec![*a])).collect();
+        Topology::with_outside(&wl, &[])
+    }
+
+    /// A host with one workload per `(interface, addresses)` (IPv4), and the `outside`
+    /// addresses reachable through its uplink. Routes are added with `ip` here: the tests
+    /// of the ACL backend do not depend on the FIB backend.
+    pub fn with_outside(workloads: &[(&str, Vec<&str>)], outside: &[&str]) -> Topology {
         let host = Netns::create("host").unwrap();
         for cmd in [
             "net.ipv4.ip_forward=1",
-            "net.ipv6.conf.all.forwarding=1",
             "net.ipv4.conf.all.rp_filter=0",
             "net.ipv4.conf.default.rp_filter=0",
         ] {
             host.run(&["sysctl", "-qw", cmd]).unwrap();
         }
-        // Proxy ARP answers for 169.254.1.1 only when the host routes that address out of
-        // another interface: a real host has a default route; give this one a dummy uplink.
-        // (This kernel may lack the dummy driver: a veth pair with both ends here will do.)
-        host.run(&[
-            "ip",
-            "link",
-            "add",
-            "uplink",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "uplink-peer",
-        ])
-        .unwrap();
-        host.run(&["ip", "link", "set", "uplink", "up"]).unwrap();
-        host.run(&["ip", "link", "set", "uplink-peer", "up"])
+        // The uplink. Proxy ARP answers for 169.254.1.1 only because the host routes that
+        // address out of another interface: the default route through the fabric.
+        let fabric = Netns::create("fabric").unwrap();
+        veth(&host, "eth0", &fabric, "fab0").unwrap();
+        host.run(&["ip", "addr", "add", "192.168.255.1/30", "dev", "eth0"])
             .unwrap();
-        host.run(&["ip", "route", "add", "default", "dev", "uplink"])
+        fabric
+            .run(&["ip", "addr", "add", "192.168.255.2/30", "dev", "fab0"])
             .unwrap();
+        fabric
+            .run(&["ip", "route", "add", "default", "via", "192.168.255.1"])
+            .unwrap();
+        host.run(&["ip", "route", "add", "default", "via", "192.168.255.2"])
+            .unwrap();
+        for a in outside {
+            fabric
+                .run(&["ip", "addr", "add", &format!("{a}/32"), "dev", "fab0"])
+                .unwrap();
+        }
         let mut out = Vec::new();
-        for (iface, ip) in workloads {
+        for (iface, ips) in workloads {
             let ns = Netns::create("wl").unwrap();
             veth(&host, iface, &ns, "eth0").unwrap();
             for cmd in [
@@ -68,8 +75,21 @@ impl Topology {
             ] {
                 host.run(&["sysctl", "-qw", &cmd]).unwrap();
             }
-            ns.run(&["ip", "addr", "add", &format!("{ip}/32"), "dev", "eth0"])
+            for ip in ips {
+                ns.run(&["ip", "addr", "add", &format!("{ip}/32"), "dev", "eth0"])
+                    .unwrap();
+                host.run(&[
+                    "ip",
+                    "route",
+                    "add",
+                    &format!("{ip}/32"),
+                    "dev",
+                    iface,
+                    "scope",
+                    "link",
+                ])
                 .unwrap();
+            }
             ns.run(&[
                 "ip",
                 "route",
@@ -92,25 +112,15 @@ impl Topology {
                 "eth0",
             ])
             .unwrap();
-            host.run(&[
-                "ip",
-                "route",
-                "add",
-                &format!("{ip}/32"),
-                "dev",
-                iface,
-                "scope",
-                "link",
-            ])
-            .unwrap();
             out.push(Workload {
                 ns,
                 iface: iface.to_string(),
-                ip: ip.parse().unwrap(),
+                ip: ips[0].parse().unwrap(),
             });
         }
         Topology {
             workloads: out,
+            fabric,
             host,
         }
     }

@@ -1,0 +1,129 @@
+//! A deterministic model at a chosen scale, for benchmarks and load tests: local and remote
+//! workload endpoints spread over namespaces and apps, one namespace profile each, and
+//! policies that select an app and admit TCP from another app plus a network.
+//!
+//! ```
+//! use calico_core::scale::Scale;
+//! let scale = Scale { local: 10, remote: 100, policies: 20, ..Scale::default() };
+//! let model = scale.model();
+//! assert_eq!(model.workload_endpoints.len(), 110);
+//! ```
+
+use crate::model::{
+    Action, EntityRule, Labels, Model, Policy, PortSpec, Profile, Protocol, Resource, Rule,
+    WorkloadEndpoint, WorkloadEndpointId,
+};
+use crate::selector::Selector;
+
+/// How big a model to build.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Scale {
+    /// Workload endpoints on the local node `h1` (endpoint indexes `0..local`).
+    pub local: usize,
+    /// Workload endpoints on 40 other nodes.
+    pub remote: usize,
+    /// Namespaced policies.
+    pub policies: usize,
+    /// Distinct `app` label values.
+    pub apps: usize,
+    /// Namespaces (each with a profile `kns.nsN`).
+    pub namespaces: usize,
+}
+
+impl Default for Scale {
+    /// The scale of the benchmarks: 250 local and 10,000 remote endpoints, 2,000 policies.
+    fn default() -> Self {
+        Scale {
+            local: 250,
+            remote: 10_000,
+            policies: 2_000,
+            apps: 100,
+            namespaces: 20,
+        }
+    }
+}
+
+impl Scale {
+    /// Endpoint number `i`: local (node `h1`) when `i < local`, interface `cali` + 11
+    /// digits, address `10.64.0.0/10` + `i`.
+    pub fn endpoint(&self, i: usize) -> WorkloadEndpoint {
+        let mut labels = Labels::new();
+        labels.insert("app".into(), format!("app{}", i % self.apps));
+        labels.insert("tier".into(), ["web", "api", "db"][i % 3].into());
+        WorkloadEndpoint {
+            id: WorkloadEndpointId {
+                orchestrator: "k8s".into(),
+                workload: format!("pod{i}"),
+                endpoint: "eth0".into(),
+            },
+            namespace: Some(format!("ns{}", i % self.namespaces)),
+            node: if i < self.local {
+                "h1".into()
+            } else {
+                format!("h{}", 2 + i % 40)
+            },
+            interface_name: format!("cali{i:011}"),
+            mac: None,
+            ip_networks: vec![ipnet::IpNet::V4(
+                ipnet::Ipv4Net::new(
+                    std::net::Ipv4Addr::from(0x0a40_0000u32 + i as u32),
+                    32,
+                )
+                .expect("a /32 is valid"),
+            )],
+            labels,
+            profiles: vec![format!("kns.ns{}", i % self.namespaces)],
+            ports: vec![],
+        }
+    }
+
+    /// Policy number `k`: selects `app{k}`, admits TCP to `port` and 443 from another app,
+    /// and anything from `192.168.k.0/24`.
+    pub fn policy(&self, k: usize, port: u16) -> Policy {
+        let ns = k % self.namespaces;
+        let mut from_peers = Rule::new(Action::Allow);
+        from_peers.protocol = Some(Protocol::TCP);
+        from_peers.source = EntityRule {
+            selector: Some(
+                Selector::parse(&format!("app == 'app{}'", (k + 20) % self.apps))
+                    .expect("a valid selector"),
+            ),
+            ..Default::default()
+        };
+        from_peers.destination.ports = vec![PortSpec::single(port), PortSpec::single(443)];
+        let mut from_net = Rule::new(Action::Allow);
+        from_net.source.nets = vec![ipnet::IpNet::V4(
+            ipnet::Ipv4Net::new(std::net::Ipv4Addr::new(192, 168, (k % 256) as u8, 0), 24)
+                .expect("a /24 is valid"),
+        )];
+        Policy {
+            name: format!("pol{k}"),
+            namespace: Some(format!("ns{ns}")),
+            order: Some((k % 10) as f64),
+            selector: Selector::parse(&format!("app == 'app{}'", k % self.apps))
+                .expect("a valid selector"),
+            types: vec![],
+            ingress: vec![from_peers, from_net],
+            egress: vec![],
+        }
+    }
+
+    /// The whole model.
+    pub fn model(&self) -> Model {
+        let mut resources: Vec<Resource> = (0..self.namespaces)
+            .map(|n| {
+                Resource::Profile(Profile {
+                    name: format!("kns.ns{n}"),
+                    labels_to_apply: [("pcns.name".to_string(), format!("ns{n}"))].into(),
+                    ingress: vec![Rule::new(Action::Allow)],
+                    egress: vec![Rule::new(Action::Allow)],
+                })
+            })
+            .collect();
+        resources.extend(
+            (0..self.local + self.remote).map(|i| Resource::WorkloadEndpoint(self.endpoint(i))),
+        );
+        resources.extend((0..self.policies).map(|k| Resource::Policy(self.policy(k, 80))));
+        Model::from_resources(resources).expect("the scale model is valid")
+    }
+}

@@ -13,7 +13,7 @@
 //! * [`routes`]: the desired FIB (local workload routes, blackholes, learned routes);
 //! * [`agent`]: the engine that keeps a dataplane and a BGP speaker in line with the model;
 //! * [`backend`]: the traits a dataplane (Linux, the mock) and a BGP speaker implement;
-//! * [`integrations`]: Kubernetes, OpenStack Neutron and Calico v3 resources translated
+//! * `integrations`: Kubernetes, OpenStack Neutron and Calico v3 resources translated
 //!   (features `kubernetes`, `neutron`, `calico-v3`);
 //! * [`scale`]: deterministic models of a chosen size, for benchmarks.
 #![warn(missing_docs)]

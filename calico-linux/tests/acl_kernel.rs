@@ -5,7 +5,7 @@ use calico_core::arbitrary;
 use calico_core::backend::AclBackend;
 use calico_core::compile::ir::Ruleset;
 use calico_core::compile::{compile, diff, CompileConfig};
-use calico_linux::acl::LinuxAcl;
+use calico_linux::acl::{nft_text, LinuxAcl};
 use calico_linux::netns::{privileged, Netns};
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::TestRunner;
@@ -46,6 +46,14 @@ async fn random_rulesets_apply_incrementally_and_read_back_exactly() {
         assert_eq!(back, next, "ruleset #{i} reads back differently");
         // Applying the same state again changes nothing.
         assert!(diff(&back, &next).is_empty());
+        // The nft rendering (the benchmarks' baseline) is valid nft input.
+        if i % 8 == 0 {
+            let path = std::env::temp_dir().join(format!("calico-acl-{}-{i}.nft", std::process::id()));
+            std::fs::write(&path, nft_text::render(&next, "baseline")).unwrap();
+            let check = ns.output(&["nft", "-c", "-f", path.to_str().unwrap()]).unwrap();
+            let _ = std::fs::remove_file(&path);
+            assert!(check.status.success(), "nft rejects the rendering: {}", String::from_utf8_lossy(&check.stderr));
+        }
         programmed = next;
     }
     // nft itself understands the table.

@@ -16,6 +16,7 @@
 //! ```
 
 pub mod batch;
+pub mod nft_text;
 pub mod readback;
 pub mod rule_codec;
 

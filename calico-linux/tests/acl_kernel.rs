@@ -48,11 +48,18 @@ async fn random_rulesets_apply_incrementally_and_read_back_exactly() {
         assert!(diff(&back, &next).is_empty());
         // The nft rendering (the benchmarks' baseline) is valid nft input.
         if i % 8 == 0 {
-            let path = std::env::temp_dir().join(format!("calico-acl-{}-{i}.nft", std::process::id()));
+            let path =
+                std::env::temp_dir().join(format!("calico-acl-{}-{i}.nft", std::process::id()));
             std::fs::write(&path, nft_text::render(&next, "baseline")).unwrap();
-            let check = ns.output(&["nft", "-c", "-f", path.to_str().unwrap()]).unwrap();
+            let check = ns
+                .output(&["nft", "-c", "-f", path.to_str().unwrap()])
+                .unwrap();
             let _ = std::fs::remove_file(&path);
-            assert!(check.status.success(), "nft rejects the rendering: {}", String::from_utf8_lossy(&check.stderr));
+            assert!(
+                check.status.success(),
+                "nft rejects the rendering: {}",
+                String::from_utf8_lossy(&check.stderr)
+            );
         }
         programmed = next;
     }

@@ -129,16 +129,28 @@ pub fn rule_text(rule: &Rule) -> String {
         parts.push(match m {
             Match::Ipv4(v) => format!("meta nfproto {}", if *v { "ipv4" } else { "ipv6" }),
             Match::L4Proto { proto, negate } => format!("meta l4proto {}{proto}", neg(*negate)),
-            Match::AddrInSet { side: s, set, negate } => {
+            Match::AddrInSet {
+                side: s,
+                set,
+                negate,
+            } => {
                 format!("{ip} {} {}@{set}", side(*s), neg(*negate))
             }
-            Match::AddrProtoPortInSet { side: s, set, negate } => format!(
+            Match::AddrProtoPortInSet {
+                side: s,
+                set,
+                negate,
+            } => format!(
                 "{ip} {} . meta l4proto . th {} {}@{set}",
                 side(*s),
                 port(*s),
                 neg(*negate)
             ),
-            Match::Port { side: s, ranges, negate } => {
+            Match::Port {
+                side: s,
+                ranges,
+                negate,
+            } => {
                 let r = |(lo, hi): &(u16, u16)| {
                     if lo == hi {
                         lo.to_string()
@@ -159,7 +171,12 @@ pub fn rule_text(rule: &Rule) -> String {
                     format!("th {} {{ {} }}", port(*s), list.join(", "))
                 }
             }
-            Match::Icmp { v6, icmp_type, code, negate } => {
+            Match::Icmp {
+                v6,
+                icmp_type,
+                code,
+                negate,
+            } => {
                 let proto = if *v6 { 58 } else { 1 };
                 match code {
                     Some(c) => format!(

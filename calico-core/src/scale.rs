@@ -65,11 +65,8 @@ impl Scale {
             interface_name: format!("cali{i:011}"),
             mac: None,
             ip_networks: vec![ipnet::IpNet::V4(
-                ipnet::Ipv4Net::new(
-                    std::net::Ipv4Addr::from(0x0a40_0000u32 + i as u32),
-                    32,
-                )
-                .expect("a /32 is valid"),
+                ipnet::Ipv4Net::new(std::net::Ipv4Addr::from(0x0a40_0000u32 + i as u32), 32)
+                    .expect("a /32 is valid"),
             )],
             labels,
             profiles: vec![format!("kns.ns{}", i % self.namespaces)],

@@ -243,6 +243,30 @@ impl Compiler {
 
     /// Feeds every resource of a model.
     pub fn load(&mut self, model: &Model) {
+        let fresh = self.model.workload_endpoints.is_empty()
+            && self.model.host_endpoints.is_empty()
+            && self.model.policies.is_empty()
+            && self.model.profiles.is_empty();
+        if fresh {
+            // One bulk copy, then the same steps `apply` takes for each resource, in the
+            // same order (profiles, policies, endpoints). Profile labels reach endpoints
+            // when the endpoints are indexed, so no endpoint needs re-reading here.
+            self.model = model.clone();
+            let profiles: Vec<String> = model.profiles.keys().cloned().collect();
+            for name in &profiles {
+                self.profile_changed(name, false);
+            }
+            for key in model.policies.keys() {
+                self.policy_changed(key);
+            }
+            for id in model.workload_endpoints.keys() {
+                self.workload_changed(id, None);
+            }
+            for name in model.host_endpoints.keys() {
+                self.refresh_endpoint(EndpointKey::Host(name.clone()));
+            }
+            return;
+        }
         // Profiles first, so that endpoints see their inherited labels at once.
         for p in model.profiles.values() {
             self.apply(&Update::Upsert(Resource::Profile(p.clone())));
@@ -346,26 +370,34 @@ impl Compiler {
     // ---- change tracking ----
 
     fn put_set(&mut self, name: &str, set: Option<Set>) {
-        self.before_sets
-            .entry(name.to_string())
-            .or_insert_with(|| self.ruleset.sets.get(name).cloned());
-        match set {
-            Some(s) => self.ruleset.sets.insert(name.to_string(), s),
-            None => self.ruleset.sets.remove(name),
-        };
+        if !self.before_sets.contains_key(name) {
+            let before = self.ruleset.sets.get(name).cloned();
+            self.before_sets.insert(name.to_string(), before);
+        }
+        match (set, self.ruleset.sets.get_mut(name)) {
+            (Some(s), Some(slot)) => *slot = s,
+            (Some(s), None) => {
+                self.ruleset.sets.insert(name.to_string(), s);
+            }
+            (None, _) => {
+                self.ruleset.sets.remove(name);
+            }
+        }
     }
 
     fn set_mut(&mut self, name: &str) -> Option<&mut Set> {
-        self.before_sets
-            .entry(name.to_string())
-            .or_insert_with(|| self.ruleset.sets.get(name).cloned());
+        if !self.before_sets.contains_key(name) {
+            let before = self.ruleset.sets.get(name).cloned();
+            self.before_sets.insert(name.to_string(), before);
+        }
         self.ruleset.sets.get_mut(name)
     }
 
     fn put_map(&mut self, name: &str, map: Option<VerdictMap>) {
-        self.before_maps
-            .entry(name.to_string())
-            .or_insert_with(|| self.ruleset.maps.get(name).cloned());
+        if !self.before_maps.contains_key(name) {
+            let before = self.ruleset.maps.get(name).cloned();
+            self.before_maps.insert(name.to_string(), before);
+        }
         match map {
             Some(m) => self.ruleset.maps.insert(name.to_string(), m),
             None => self.ruleset.maps.remove(name),
@@ -373,23 +405,35 @@ impl Compiler {
     }
 
     fn map_mut(&mut self, name: &str) -> &mut VerdictMap {
-        self.before_maps
-            .entry(name.to_string())
-            .or_insert_with(|| self.ruleset.maps.get(name).cloned());
-        self.ruleset.maps.entry(name.to_string()).or_default()
+        if !self.before_maps.contains_key(name) {
+            let before = self.ruleset.maps.get(name).cloned();
+            self.before_maps.insert(name.to_string(), before);
+        }
+        if !self.ruleset.maps.contains_key(name) {
+            self.ruleset
+                .maps
+                .insert(name.to_string(), VerdictMap::default());
+        }
+        self.ruleset.maps.get_mut(name).expect("just ensured")
     }
 
     fn put_chain(&mut self, name: &str, chain: Option<Chain>) {
         if self.ruleset.chains.get(name) == chain.as_ref() {
             return;
         }
-        self.before_chains
-            .entry(name.to_string())
-            .or_insert_with(|| self.ruleset.chains.get(name).cloned());
-        match chain {
-            Some(c) => self.ruleset.chains.insert(name.to_string(), c),
-            None => self.ruleset.chains.remove(name),
-        };
+        if !self.before_chains.contains_key(name) {
+            let before = self.ruleset.chains.get(name).cloned();
+            self.before_chains.insert(name.to_string(), before);
+        }
+        match (chain, self.ruleset.chains.get_mut(name)) {
+            (Some(c), Some(slot)) => *slot = c,
+            (Some(c), None) => {
+                self.ruleset.chains.insert(name.to_string(), c);
+            }
+            (None, _) => {
+                self.ruleset.chains.remove(name);
+            }
+        }
     }
 
     // ---- endpoints and set membership ----

@@ -1,0 +1,2 @@
+//! Placeholder until the route-programming benchmark lands.
+fn main() {}

@@ -552,3 +552,79 @@ async fn protocols_and_tables_of_others_are_refused_as_configuration() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_the_kernel_refuses_fails_alone_and_is_named() {
+    if !privileged("a_route_the_kernel_refuses_fails_alone_and_is_named") {
+        return;
+    }
+    let host = namespace("fib-refused");
+    let fib = fib_in(&host);
+    // Enough routes for several batches; three of them have a gateway the kernel cannot
+    // reach (no connected subnet, not pinned).
+    let refused: [usize; 3] = [10, 300, 599];
+    let routes: Vec<Route> = (0..600usize)
+        .map(|i| {
+            let dst = format!("10.30.{}.{}/32", i / 256, i % 256);
+            if refused.contains(&i) {
+                via(&dst, &[("203.0.113.1", None)])
+            } else {
+                blackhole(&dst)
+            }
+        })
+        .collect();
+    let report = fib.apply(&upsert(&routes)).await.unwrap();
+    let failed: Vec<_> = report.failed.iter().map(|(dst, _)| *dst).collect();
+    let expected: Vec<_> = refused.iter().map(|&i| routes[i].dst).collect();
+    assert_eq!(failed, expected);
+    match &report.failed[0].1 {
+        BackendError::Dataplane { op, reason } => {
+            assert_eq!(op, "add route 10.30.0.10/32 via 203.0.113.1 proto 80");
+            assert!(reason.contains("unreachable"), "{reason}");
+            assert!(reason.contains("onlink"), "{reason}");
+        }
+        other => panic!("unexpected error {other:?}"),
+    }
+    let programmed: Vec<Route> = routes
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !refused.contains(i))
+        .map(|(_, r)| r.clone())
+        .collect();
+    assert_eq!(fib.dump().await.unwrap(), sorted(&programmed));
+}
+
+#[test]
+fn a_fib_made_inside_a_namespace_programs_that_namespace() {
+    if !privileged("a_fib_made_inside_a_namespace_programs_that_namespace") {
+        return;
+    }
+    let host = namespace("fib-current");
+    dummy(&host, "cali-c");
+    let (dumped, configured) = host
+        .enter(|| {
+            // A runtime of this thread's own: its threads share the namespace.
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let fib = LinuxFib::new(FibConfig::default()).unwrap();
+                let configured = fib.configure_interface("cali-c").await;
+                let report = fib
+                    .apply(&upsert(&[workload("10.65.7.1/32", "cali-c")]))
+                    .await
+                    .unwrap();
+                assert!(report.failed.is_empty(), "{report:?}");
+                (fib.dump().await.unwrap(), configured)
+            })
+        })
+        .unwrap();
+    assert_eq!(configured, Ok(()));
+    assert_eq!(dumped, vec![workload("10.65.7.1/32", "cali-c")]);
+    assert!(agent_routes(&host).contains("10.65.7.1 dev cali-c scope link"));
+    let proxy_arp = host
+        .run(&["sysctl", "-n", "net.ipv4.conf.cali-c.proxy_arp"])
+        .unwrap();
+    assert_eq!(proxy_arp.trim(), "1");
+}

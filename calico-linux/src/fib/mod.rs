@@ -268,7 +268,7 @@ impl FibBackend for LinuxFib {
                 Ok(()) | Err(Failure::Errno(libc::ESRCH | libc::ENOENT)) => {}
                 Err(failure) => {
                     let op = route_msg::describe_removal(dst, &self.owner);
-                    tracing::warn!(%op, reason = %failure.describe(), "route not removed");
+                    tracing::debug!(%op, reason = %failure.describe(), "route not removed");
                     failed.push((*dst, route_failure(op, failure, None)));
                 }
             }
@@ -324,16 +324,27 @@ impl FibBackend for LinuxFib {
         for ((route, verb), outcome) in sent.into_iter().zip(outcomes) {
             if let Err(failure) = outcome {
                 let op = route_msg::describe_upsert(verb, route, &self.owner);
-                tracing::warn!(%op, reason = %failure.describe(), "route not programmed");
+                tracing::debug!(%op, reason = %failure.describe(), "route not programmed");
                 failed.push((route.dst, route_failure(op, failure, Some(route))));
             }
         }
-        tracing::debug!(
-            removed = changes.remove.len(),
-            upserted = changes.upsert.len(),
-            failed = failed.len(),
-            "FIB change set applied"
-        );
+        // One line per change set; every failure goes back to the caller in the report.
+        if let Some((dst, first)) = failed.first() {
+            tracing::warn!(
+                failed = failed.len(),
+                removals = changes.remove.len(),
+                upserts = changes.upsert.len(),
+                first = %dst,
+                error = %first,
+                "FIB change set partly applied"
+            );
+        } else {
+            tracing::debug!(
+                removals = changes.remove.len(),
+                upserts = changes.upsert.len(),
+                "FIB change set applied"
+            );
+        }
         Ok(FibReport { failed })
     }
 

@@ -481,13 +481,27 @@ async fn a_route_deleted_by_hand_shows_in_the_dump_and_is_repaired() {
 
     host.run(&["ip", "route", "del", "10.65.9.2/32", "proto", "80"])
         .unwrap();
+    // And one with the agent's protocol that the agent does not want (at another metric).
+    host.run(&[
+        "ip",
+        "route",
+        "add",
+        "blackhole",
+        "10.65.9.9/32",
+        "proto",
+        "80",
+        "metric",
+        "7",
+    ])
+    .unwrap();
     let dumped = fib.dump().await.unwrap();
-    assert_eq!(dumped, vec![routes[0].clone()]);
+    assert_eq!(dumped, vec![routes[0].clone(), blackhole("10.65.9.9/32")]);
 
-    // The agent's diff against the dump puts it back.
+    // The agent's diff against the dump puts the missing one back and removes the stray.
     let desired = routes.iter().map(|r| (r.dst, r.target.clone())).collect();
     let repair = calico_core::routes::fib_diff(&desired, &dumped);
     assert_eq!(repair.upsert, vec![routes[1].clone()]);
+    assert_eq!(repair.remove, vec!["10.65.9.9/32".parse().unwrap()]);
     let report = fib.apply(&repair).await.unwrap();
     assert!(report.failed.is_empty(), "{report:?}");
     assert_eq!(fib.dump().await.unwrap(), sorted(&routes));

@@ -23,10 +23,7 @@ impl Links {
         let answer = netlink
             .dump(RouteNetlinkMessage::GetLink(LinkMessage::default()))
             .await
-            .map_err(|f| BackendError::Dataplane {
-                op: "dump links".into(),
-                reason: f.describe(),
-            })?;
+            .map_err(|f| f.into_error("dump links".into()))?;
         let mut links = Links::default();
         for message in answer {
             if let RouteNetlinkMessage::NewLink(link) = message {
@@ -87,10 +84,7 @@ pub(crate) async fn link_by_name(
             _ => None,
         })),
         Err(Failure::Errno(libc::ENODEV)) => Ok(None),
-        Err(f) => Err(BackendError::Dataplane {
-            op: format!("look up link {name}"),
-            reason: f.describe(),
-        }),
+        Err(f) => Err(f.into_error(format!("look up link {name}"))),
     }
 }
 
@@ -106,9 +100,6 @@ pub(crate) async fn set_up(netlink: &Netlink, name: &str, index: u32) -> Result<
     {
         Ok(_) => Ok(()),
         Err(Failure::Errno(libc::ENODEV)) => Err(BackendError::MissingInterface(name.to_string())),
-        Err(f) => Err(BackendError::Dataplane {
-            op: format!("set link {name} up"),
-            reason: f.describe(),
-        }),
+        Err(f) => Err(f.into_error(format!("set link {name} up"))),
     }
 }

@@ -96,7 +96,8 @@ impl Default for FibConfig {
 /// ```
 #[derive(Debug)]
 pub struct LinuxFib {
-    netlink: Netlink,
+    /// The current connection; replaced when its socket fails.
+    netlink: std::sync::Mutex<Arc<Netlink>>,
     netns: Option<Arc<File>>,
     owner: Owner,
     config: FibConfig,
@@ -139,7 +140,7 @@ impl LinuxFib {
         }
         let netlink = Netlink::open(netns.as_deref(), config.timeout)?;
         Ok(LinuxFib {
-            netlink,
+            netlink: std::sync::Mutex::new(Arc::new(netlink)),
             netns,
             owner: Owner {
                 protocol: config.protocol,
@@ -148,6 +149,20 @@ impl LinuxFib {
             config,
             apply_lock: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// The connection to use, a new one if the last one's socket failed (the failed
+    /// operation was reported; the next one works again).
+    fn netlink(&self) -> Result<Arc<Netlink>, BackendError> {
+        let mut current = self
+            .netlink
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if current.is_closed() {
+            tracing::warn!("rtnetlink connection closed; opening a new one");
+            *current = Arc::new(Netlink::open(self.netns.as_deref(), self.config.timeout)?);
+        }
+        Ok(Arc::clone(&current))
     }
 
     /// The configuration this FIB was made with.
@@ -159,18 +174,20 @@ impl LinuxFib {
     /// `protocol` when it is not 0.
     async fn table_routes(
         &self,
+        netlink: &Netlink,
         protocol: u8,
     ) -> Result<Vec<netlink_packet_route::route::RouteMessage>, BackendError> {
         let mut routes = Vec::new();
         for family in [AddressFamily::Inet, AddressFamily::Inet6] {
             let request = route_msg::dump_request(family, self.owner.table, protocol);
-            let answer = self
-                .netlink
+            let answer = netlink
                 .dump(RouteNetlinkMessage::GetRoute(request))
                 .await
-                .map_err(|f| BackendError::Dataplane {
-                    op: format!("dump routes of table {} ({family:?})", self.owner.table),
-                    reason: f.describe(),
+                .map_err(|f| {
+                    f.into_error(format!(
+                        "dump routes of table {} ({family:?})",
+                        self.owner.table
+                    ))
                 })?;
             routes.extend(answer.into_iter().filter_map(|m| match m {
                 RouteNetlinkMessage::NewRoute(route) => Some(route),
@@ -244,17 +261,31 @@ impl FibBackend for LinuxFib {
         if changes.is_empty() {
             return Ok(FibReport { failed });
         }
-        let occupied = occupancy(&self.table_routes(0).await?);
+        let netlink = self.netlink()?;
+        let occupied = occupancy(&self.table_routes(&netlink, 0).await?);
+        let protocol = self.owner.protocol;
+        // How many routes of the agent's are at `dst` (several only if someone added one at
+        // another metric by hand), and whether one is at the metric an upsert would replace.
+        let ours_at = |dst: &IpNet| {
+            occupied.get(dst).map_or(0, |routes| {
+                routes.iter().filter(|&&(p, _)| p == protocol).count()
+            })
+        };
         let ours = |dst: &IpNet| {
             occupied.get(dst).is_some_and(|routes| {
                 routes
                     .iter()
-                    .any(|&(p, m)| p == self.owner.protocol && m == route_msg::default_metric(dst))
+                    .any(|&(p, m)| p == protocol && m == route_msg::default_metric(dst))
             })
         };
 
-        // Removals: only where the agent's route is; a destination already gone is done.
-        let removals: Vec<&IpNet> = changes.remove.iter().filter(|dst| ours(dst)).collect();
+        // Removals: one delete per route of the agent's at the destination (the kernel
+        // deletes one matching route per message); a destination already gone is done.
+        let removals: Vec<&IpNet> = changes
+            .remove
+            .iter()
+            .flat_map(|dst| std::iter::repeat_n(dst, ours_at(dst)))
+            .collect();
         let messages = removals
             .iter()
             .map(|dst| {
@@ -262,11 +293,14 @@ impl FibBackend for LinuxFib {
                 (RouteNetlinkMessage::DelRoute(message), 0)
             })
             .collect();
-        let outcomes = self.netlink.execute_all(messages).await;
+        let outcomes = netlink.execute_all(messages).await;
         for (dst, outcome) in removals.into_iter().zip(outcomes) {
             match outcome {
                 Ok(()) | Err(Failure::Errno(libc::ESRCH | libc::ENOENT)) => {}
                 Err(failure) => {
+                    if failed.iter().any(|(d, _)| d == dst) {
+                        continue;
+                    }
                     let op = route_msg::describe_removal(dst, &self.owner);
                     tracing::debug!(%op, reason = %failure.describe(), "route not removed");
                     failed.push((*dst, route_failure(op, failure, None)));
@@ -276,7 +310,7 @@ impl FibBackend for LinuxFib {
 
         // Upserts: replace our own route, create where the destination is free, leave a
         // foreign route alone.
-        let links = Links::read(&self.netlink).await?;
+        let links = Links::read(&netlink).await?;
         let mut sent: Vec<(&Route, &'static str)> = Vec::with_capacity(changes.upsert.len());
         let mut messages = Vec::with_capacity(changes.upsert.len());
         for route in &changes.upsert {
@@ -320,7 +354,7 @@ impl FibBackend for LinuxFib {
                 }
             }
         }
-        let outcomes = self.netlink.execute_all(messages).await;
+        let outcomes = netlink.execute_all(messages).await;
         for ((route, verb), outcome) in sent.into_iter().zip(outcomes) {
             if let Err(failure) = outcome {
                 let op = route_msg::describe_upsert(verb, route, &self.owner);
@@ -349,8 +383,9 @@ impl FibBackend for LinuxFib {
     }
 
     async fn dump(&self) -> Result<Vec<Route>, BackendError> {
-        let messages = self.table_routes(self.owner.protocol).await?;
-        let links = Links::read(&self.netlink).await?;
+        let netlink = self.netlink()?;
+        let messages = self.table_routes(&netlink, self.owner.protocol).await?;
+        let links = Links::read(&netlink).await?;
         let mut routes = Vec::with_capacity(messages.len());
         for message in &messages {
             match route_msg::to_route(message, |index| links.name(index)) {
@@ -366,11 +401,12 @@ impl FibBackend for LinuxFib {
 
     async fn configure_interface(&self, interface: &str) -> Result<(), BackendError> {
         interface::validate_name(interface)?;
-        let link = links::link_by_name(&self.netlink, interface)
+        let netlink = self.netlink()?;
+        let link = links::link_by_name(&netlink, interface)
             .await?
             .ok_or_else(|| BackendError::MissingInterface(interface.to_string()))?;
         if !link.up {
-            links::set_up(&self.netlink, interface, link.index).await?;
+            links::set_up(&netlink, interface, link.index).await?;
         }
         let name = interface.to_string();
         let netns = self.netns.clone();

@@ -15,7 +15,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use netlink_packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_core::{
-    NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST,
+    NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST,
 };
 use rtnetlink::proto::ConnectionHandle;
 use rtnetlink::sys::{protocols::NETLINK_ROUTE, AsyncSocket, SocketAddr};
@@ -38,6 +38,9 @@ pub(crate) enum Failure {
     NoAnswer,
     /// The connection's task ended.
     Closed,
+    /// The table changed while it was being dumped (`NLM_F_DUMP_INTR`): the answer may be
+    /// inconsistent, ask again.
+    Interrupted,
 }
 
 impl Failure {
@@ -47,6 +50,19 @@ impl Failure {
             Failure::Errno(errno) => std::io::Error::from_raw_os_error(errno).to_string(),
             Failure::NoAnswer => "no acknowledgement from the kernel in time".to_string(),
             Failure::Closed => "the rtnetlink connection is closed".to_string(),
+            Failure::Interrupted => "the table kept changing while it was read".to_string(),
+        }
+    }
+
+    /// The error for a failed operation `op` as a whole: a dead connection makes the backend
+    /// unavailable (the next call opens a new one); the rest is the dataplane's answer.
+    pub(crate) fn into_error(self, op: String) -> BackendError {
+        match self {
+            Failure::Closed => BackendError::Unavailable(format!("{op}: {}", self.describe())),
+            _ => BackendError::Dataplane {
+                op,
+                reason: self.describe(),
+            },
         }
     }
 }
@@ -58,6 +74,15 @@ pub(crate) struct Netlink {
     timeout: Duration,
     batch: usize,
     in_flight: usize,
+    /// The connection's task: it ends when the socket fails.
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Netlink {
+    fn drop(&mut self) {
+        // The task would otherwise keep the socket open until the next message arrives.
+        self.task.abort();
+    }
 }
 
 impl Netlink {
@@ -80,8 +105,10 @@ impl Netlink {
         let (mut connection, handle, _unsolicited) = opened.map_err(|e| {
             BackendError::Unavailable(format!("cannot open an rtnetlink socket: {e}"))
         })?;
-        // Batches count ACKs to match outcomes to messages.
+        // Batches count ACKs to match outcomes to messages; a dump is complete only with its
+        // DONE (a stream that just ends means the connection died mid-way).
         connection.set_forward_ack(true);
+        connection.set_forward_done(true);
         let socket = connection.socket_mut().socket_mut();
         let unavailable =
             |what: &str, e: std::io::Error| BackendError::Unavailable(format!("{what}: {e}"));
@@ -101,13 +128,19 @@ impl Netlink {
         let batch = outstanding.clamp(1, MAX_BATCH);
         let in_flight = (outstanding / batch).max(1);
         tracing::debug!(rcvbuf, batch, in_flight, "rtnetlink connection open");
-        runtime.spawn(connection);
+        let task = runtime.spawn(connection);
         Ok(Netlink {
             handle,
             timeout,
             batch,
             in_flight,
+            task,
         })
+    }
+
+    /// Whether the connection's task has ended (its socket failed): a new one is needed.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.task.is_finished()
     }
 
     /// Sends change messages (each gets `NLM_F_REQUEST | NLM_F_ACK` added to `flags`) in
@@ -177,16 +210,24 @@ impl Netlink {
             .collect()
     }
 
-    /// Sends a dump request and returns every message of the answer.
+    /// Sends a dump request and returns every message of the answer. A dump the kernel marks
+    /// interrupted (the table changed meanwhile) is asked again, a few times.
     pub(crate) async fn dump(
         &self,
         request: RouteNetlinkMessage,
     ) -> Result<Vec<RouteNetlinkMessage>, Failure> {
-        self.request(request, NLM_F_DUMP).await
+        let mut attempts = 0;
+        loop {
+            match self.request(request.clone(), NLM_F_DUMP).await {
+                Err(Failure::Interrupted) if attempts < 4 => attempts += 1,
+                other => return other,
+            }
+        }
     }
 
     /// Sends one request (`NLM_F_REQUEST` plus `flags`) and returns the messages of the
-    /// answer, or the kernel's refusal.
+    /// answer, or the kernel's refusal. An answer that is cut short is an error, never a
+    /// shorter answer.
     pub(crate) async fn request(
         &self,
         request: RouteNetlinkMessage,
@@ -201,16 +242,30 @@ impl Netlink {
         let responses = tokio::time::timeout(self.timeout, responses.collect::<Vec<_>>())
             .await
             .map_err(|_| Failure::NoAnswer)?;
+        let is_dump = flags & NLM_F_DUMP == NLM_F_DUMP;
+        let mut complete = false;
+        let mut interrupted = false;
         let mut out = Vec::with_capacity(responses.len());
         for response in responses {
+            interrupted |= response.header.flags & NLM_F_DUMP_INTR != 0;
             match response.payload {
-                NetlinkPayload::InnerMessage(inner) => out.push(inner),
+                NetlinkPayload::InnerMessage(inner) => {
+                    out.push(inner);
+                    complete |= !is_dump && flags & NLM_F_ACK == 0;
+                }
                 NetlinkPayload::Error(e) if e.raw_code() != 0 => {
                     return Err(Failure::Errno(e.raw_code().abs()))
                 }
+                NetlinkPayload::Error(_) | NetlinkPayload::Done(_) => complete = true,
                 NetlinkPayload::Overrun(_) => return Err(Failure::NoAnswer),
                 _ => {}
             }
+        }
+        if interrupted {
+            return Err(Failure::Interrupted);
+        }
+        if !complete {
+            return Err(Failure::Closed);
         }
         Ok(out)
     }

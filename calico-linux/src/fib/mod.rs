@@ -1,0 +1,426 @@
+//! The Linux FIB backend: [`LinuxFib`] programs the kernel's routing table over rtnetlink
+//! and prepares workload interfaces.
+//!
+//! * **Ownership.** Every route it writes carries the agent's route protocol number
+//!   ([`FibConfig::protocol`], `proto 80` by default) in the agent's table. It deletes only
+//!   routes carrying that number (the kernel matches the protocol of a delete), and it never
+//!   replaces a route of someone else: before an upsert it reads the table, and a destination
+//!   held by a foreign route with the same metric is reported as a failure of that route. A
+//!   destination that is free is created exclusively (`NLM_F_EXCL`), so a foreign route that
+//!   appears in between is not overwritten either; only the agent's own routes are replaced.
+//! * **Speed.** Changes go to the kernel in batches of many messages per datagram, each
+//!   message acknowledged on its own, so one refused route does not stop the others.
+//! * **Per-route outcome.** A route to an interface that does not exist fails with
+//!   [`BackendError::MissingInterface`] (the agent retries once the interface is there);
+//!   removing a route the kernel already dropped (its interface went away) succeeds.
+//! * **Dump tells the truth.** [`FibBackend::dump`] reads the kernel's table back, filtered
+//!   by protocol and table in the kernel (a strict-checking socket) and again here.
+//!
+//! `80` is not assigned in the kernel's list of route protocols (`rtnetlink.h`) nor in
+//! iproute2's `rt_protos`; it is also the number Calico's Felix tags its routes with, so
+//! `ip route show proto 80` shows an operator the same thing on a calico-rs host.
+
+mod interface;
+mod links;
+mod namespace;
+mod netlink;
+mod route_msg;
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use calico_core::backend::{BackendError, FibBackend, FibChangeSet, FibReport, Route, RouteTarget};
+use ipnet::IpNet;
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
+
+use self::links::Links;
+use self::netlink::{Failure, Netlink};
+use self::route_msg::{KernelRoute, Owner};
+
+/// The route protocol number calico-rs tags its routes with unless configured otherwise.
+pub const DEFAULT_PROTOCOL: u8 = 80;
+/// The kernel's main routing table.
+pub const MAIN_TABLE: u32 = 254;
+
+/// How a [`LinuxFib`] marks and places its routes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FibConfig {
+    /// Route protocol number of every agent route; routes with another number are never
+    /// touched. Must be above 4 (0–4 are interpreted by the kernel or used by `ip route`).
+    pub protocol: u8,
+    /// Routing table the routes go to (254 is `main`). Neither 0 (unspecified) nor 255
+    /// (`local`).
+    pub table: u32,
+    /// Whether [`FibBackend::configure_interface`] also switches on IPv4 and IPv6 forwarding
+    /// for the whole namespace (`net.ipv4.ip_forward`, `net.ipv6.conf.all.forwarding`), as
+    /// Felix does. Without them no workload traffic is routed.
+    pub enable_forwarding: bool,
+    /// How long to wait for the kernel to answer a request before reporting it failed.
+    pub timeout: Duration,
+}
+
+impl Default for FibConfig {
+    fn default() -> Self {
+        FibConfig {
+            protocol: DEFAULT_PROTOCOL,
+            table: MAIN_TABLE,
+            enable_forwarding: true,
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Programs a Linux network namespace's FIB and workload interfaces over rtnetlink.
+///
+/// Must be created inside a tokio runtime (its netlink connection runs as a task on it).
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), calico_core::backend::BackendError> {
+/// use calico_core::backend::{FibBackend, FibChangeSet, Route, RouteTarget};
+/// use calico_linux::fib::{FibConfig, LinuxFib};
+///
+/// let fib = LinuxFib::new(FibConfig::default())?;
+/// fib.configure_interface("cali0123456789a").await?;
+/// let route = Route {
+///     dst: "10.65.0.10/32".parse().unwrap(),
+///     target: RouteTarget::Workload { interface: "cali0123456789a".into() },
+/// };
+/// let report = fib.apply(&FibChangeSet { remove: vec![], upsert: vec![route] }).await?;
+/// assert!(report.failed.is_empty());
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct LinuxFib {
+    /// The current connection; replaced when its socket fails.
+    netlink: std::sync::Mutex<Arc<Netlink>>,
+    netns: Option<Arc<File>>,
+    owner: Owner,
+    config: FibConfig,
+    /// Applies are serialised: each one reads the table and then changes it.
+    apply_lock: tokio::sync::Mutex<()>,
+}
+
+impl LinuxFib {
+    /// A FIB for the calling thread's network namespace.
+    pub fn new(config: FibConfig) -> Result<LinuxFib, BackendError> {
+        LinuxFib::open(None, config)
+    }
+
+    /// A FIB for the network namespace at `path` (e.g. `/var/run/netns/<name>` or
+    /// `/proc/<pid>/ns/net`). Its socket and its `/proc/sys` writes are made from a thread
+    /// inside that namespace; the calling thread's namespace does not change.
+    pub fn in_netns(path: impl AsRef<Path>, config: FibConfig) -> Result<LinuxFib, BackendError> {
+        let path = path.as_ref();
+        let file = File::open(path).map_err(|e| {
+            BackendError::Unavailable(format!(
+                "cannot open network namespace {}: {e}",
+                path.display()
+            ))
+        })?;
+        LinuxFib::open(Some(Arc::new(file)), config)
+    }
+
+    fn open(netns: Option<Arc<File>>, config: FibConfig) -> Result<LinuxFib, BackendError> {
+        if config.protocol <= 4 {
+            return Err(BackendError::Unsupported(format!(
+                "route protocol {}: 0-4 are reserved for the kernel and `ip route`",
+                config.protocol
+            )));
+        }
+        if config.table == 0 || config.table == 255 {
+            return Err(BackendError::Unsupported(format!(
+                "routing table {}: must be neither 0 (unspecified) nor 255 (local)",
+                config.table
+            )));
+        }
+        let netlink = Netlink::open(netns.as_deref(), config.timeout)?;
+        Ok(LinuxFib {
+            netlink: std::sync::Mutex::new(Arc::new(netlink)),
+            netns,
+            owner: Owner {
+                protocol: config.protocol,
+                table: config.table,
+            },
+            config,
+            apply_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The connection to use, a new one if the last one's socket failed (the failed
+    /// operation was reported; the next one works again).
+    fn netlink(&self) -> Result<Arc<Netlink>, BackendError> {
+        let mut current = self
+            .netlink
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if current.is_closed() {
+            tracing::warn!("rtnetlink connection closed; opening a new one");
+            *current = Arc::new(Netlink::open(self.netns.as_deref(), self.config.timeout)?);
+        }
+        Ok(Arc::clone(&current))
+    }
+
+    /// The configuration this FIB was made with.
+    pub fn config(&self) -> &FibConfig {
+        &self.config
+    }
+
+    /// Every route of the agent's table (both families, any protocol), or only those of
+    /// `protocol` when it is not 0.
+    async fn table_routes(
+        &self,
+        netlink: &Netlink,
+        protocol: u8,
+    ) -> Result<Vec<netlink_packet_route::route::RouteMessage>, BackendError> {
+        let mut routes = Vec::new();
+        for family in [AddressFamily::Inet, AddressFamily::Inet6] {
+            let request = route_msg::dump_request(family, self.owner.table, protocol);
+            let answer = netlink
+                .dump(RouteNetlinkMessage::GetRoute(request))
+                .await
+                .map_err(|f| {
+                    f.into_error(format!(
+                        "dump routes of table {} ({family:?})",
+                        self.owner.table
+                    ))
+                })?;
+            routes.extend(answer.into_iter().filter_map(|m| match m {
+                RouteNetlinkMessage::NewRoute(route) => Some(route),
+                _ => None,
+            }));
+        }
+        // The kernel filters already; this keeps a dump honest should it not.
+        routes.retain(|m| {
+            route_msg::kernel_route(m).is_some_and(|k| {
+                k.table == self.owner.table && (protocol == 0 || k.protocol == protocol)
+            })
+        });
+        Ok(routes)
+    }
+}
+
+/// What the table holds at one destination: (protocol, metric) of each route.
+type Occupancy = HashMap<IpNet, Vec<(u8, u32)>>;
+
+fn occupancy(routes: &[netlink_packet_route::route::RouteMessage]) -> Occupancy {
+    let mut map = Occupancy::new();
+    for KernelRoute {
+        dst,
+        protocol,
+        metric,
+        ..
+    } in routes.iter().filter_map(route_msg::kernel_route)
+    {
+        map.entry(dst).or_default().push((protocol, metric));
+    }
+    map
+}
+
+/// The interface a route failure with ENODEV is about.
+fn interface_of(route: &Route) -> Option<&str> {
+    match &route.target {
+        RouteTarget::Workload { interface } => Some(interface),
+        RouteTarget::Via(hops) => hops.iter().find_map(|h| h.interface.as_deref()),
+        RouteTarget::Blackhole => None,
+    }
+}
+
+/// Turns a refused change into an error an operator can act on.
+fn route_failure(op: String, failure: Failure, route: Option<&Route>) -> BackendError {
+    if let (Failure::Errno(libc::ENODEV), Some(interface)) = (failure, route.and_then(interface_of))
+    {
+        return BackendError::MissingInterface(interface.to_string());
+    }
+    let hint = match failure {
+        Failure::Errno(libc::EEXIST) => {
+            "; a route to this destination that is not the agent's appeared meanwhile, and is \
+             left alone"
+        }
+        Failure::Errno(libc::ENETDOWN) => "; the interface is down",
+        Failure::Errno(libc::ENETUNREACH) => {
+            "; the gateway is not in a connected subnet: pin the next hop's interface (onlink)"
+        }
+        _ => "",
+    };
+    BackendError::Dataplane {
+        op,
+        reason: format!("{}{hint}", failure.describe()),
+    }
+}
+
+#[async_trait]
+impl FibBackend for LinuxFib {
+    async fn apply(&self, changes: &FibChangeSet) -> Result<FibReport, BackendError> {
+        let _serialised = self.apply_lock.lock().await;
+        let mut failed = Vec::new();
+        if changes.is_empty() {
+            return Ok(FibReport { failed });
+        }
+        let netlink = self.netlink()?;
+        let occupied = occupancy(&self.table_routes(&netlink, 0).await?);
+        let protocol = self.owner.protocol;
+        // How many routes of the agent's are at `dst` (several only if someone added one at
+        // another metric by hand), and whether one is at the metric an upsert would replace.
+        let ours_at = |dst: &IpNet| {
+            occupied.get(dst).map_or(0, |routes| {
+                routes.iter().filter(|&&(p, _)| p == protocol).count()
+            })
+        };
+        let ours = |dst: &IpNet| {
+            occupied.get(dst).is_some_and(|routes| {
+                routes
+                    .iter()
+                    .any(|&(p, m)| p == protocol && m == route_msg::default_metric(dst))
+            })
+        };
+
+        // Removals: one delete per route of the agent's at the destination (the kernel
+        // deletes one matching route per message); a destination already gone is done.
+        let removals: Vec<&IpNet> = changes
+            .remove
+            .iter()
+            .flat_map(|dst| std::iter::repeat_n(dst, ours_at(dst)))
+            .collect();
+        let messages = removals
+            .iter()
+            .map(|dst| {
+                let message = route_msg::delete_message(dst, &self.owner);
+                (RouteNetlinkMessage::DelRoute(message), 0)
+            })
+            .collect();
+        let outcomes = netlink.execute_all(messages).await;
+        for (dst, outcome) in removals.into_iter().zip(outcomes) {
+            match outcome {
+                Ok(()) | Err(Failure::Errno(libc::ESRCH | libc::ENOENT)) => {}
+                Err(failure) => {
+                    if failed.iter().any(|(d, _)| d == dst) {
+                        continue;
+                    }
+                    let op = route_msg::describe_removal(dst, &self.owner);
+                    tracing::debug!(%op, reason = %failure.describe(), "route not removed");
+                    failed.push((*dst, route_failure(op, failure, None)));
+                }
+            }
+        }
+
+        // Upserts: replace our own route, create where the destination is free, leave a
+        // foreign route alone.
+        let links = Links::read(&netlink).await?;
+        let mut sent: Vec<(&Route, &'static str)> = Vec::with_capacity(changes.upsert.len());
+        let mut messages = Vec::with_capacity(changes.upsert.len());
+        for route in &changes.upsert {
+            let replace = ours(&route.dst);
+            let verb = if replace { "replace" } else { "add" };
+            if !replace {
+                let metric = route_msg::default_metric(&route.dst);
+                if let Some(&(protocol, _)) = occupied
+                    .get(&route.dst)
+                    .and_then(|routes| routes.iter().find(|&&(_, m)| m == metric))
+                {
+                    let op = route_msg::describe_upsert(verb, route, &self.owner);
+                    tracing::warn!(%op, foreign_protocol = protocol, "destination held by a foreign route; left alone");
+                    failed.push((
+                        route.dst,
+                        BackendError::Dataplane {
+                            op,
+                            reason: format!(
+                                "a route to {} with protocol {protocol} (not the agent's {}) \
+                                 exists; it is left alone",
+                                route.dst, self.owner.protocol
+                            ),
+                        },
+                    ));
+                    continue;
+                }
+            }
+            match route_msg::route_message(route, &self.owner, |name| links.index(name)) {
+                Ok(message) => {
+                    let flags = if replace {
+                        NLM_F_CREATE | NLM_F_REPLACE
+                    } else {
+                        NLM_F_CREATE | NLM_F_EXCL
+                    };
+                    messages.push((RouteNetlinkMessage::NewRoute(message), flags));
+                    sent.push((route, verb));
+                }
+                Err(e) => {
+                    tracing::debug!(route = %route.dst, error = %e, "route not programmable");
+                    failed.push((route.dst, e));
+                }
+            }
+        }
+        let outcomes = netlink.execute_all(messages).await;
+        for ((route, verb), outcome) in sent.into_iter().zip(outcomes) {
+            if let Err(failure) = outcome {
+                let op = route_msg::describe_upsert(verb, route, &self.owner);
+                tracing::debug!(%op, reason = %failure.describe(), "route not programmed");
+                failed.push((route.dst, route_failure(op, failure, Some(route))));
+            }
+        }
+        // One line per change set; every failure goes back to the caller in the report.
+        if let Some((dst, first)) = failed.first() {
+            tracing::warn!(
+                failed = failed.len(),
+                removals = changes.remove.len(),
+                upserts = changes.upsert.len(),
+                first = %dst,
+                error = %first,
+                "FIB change set partly applied"
+            );
+        } else {
+            tracing::debug!(
+                removals = changes.remove.len(),
+                upserts = changes.upsert.len(),
+                "FIB change set applied"
+            );
+        }
+        Ok(FibReport { failed })
+    }
+
+    async fn dump(&self) -> Result<Vec<Route>, BackendError> {
+        let netlink = self.netlink()?;
+        let messages = self.table_routes(&netlink, self.owner.protocol).await?;
+        let links = Links::read(&netlink).await?;
+        let mut routes = Vec::with_capacity(messages.len());
+        for message in &messages {
+            match route_msg::to_route(message, |index| links.name(index)) {
+                Ok(route) => routes.push(route),
+                Err(reason) => {
+                    tracing::warn!(%reason, protocol = self.owner.protocol, "route carrying the agent's protocol is not one it programs; ignored")
+                }
+            }
+        }
+        routes.sort();
+        Ok(routes)
+    }
+
+    async fn configure_interface(&self, interface: &str) -> Result<(), BackendError> {
+        interface::validate_name(interface)?;
+        let netlink = self.netlink()?;
+        let link = links::link_by_name(&netlink, interface)
+            .await?
+            .ok_or_else(|| BackendError::MissingInterface(interface.to_string()))?;
+        if !link.up {
+            links::set_up(&netlink, interface, link.index).await?;
+        }
+        let name = interface.to_string();
+        let netns = self.netns.clone();
+        let forwarding = self.config.enable_forwarding;
+        tokio::task::spawn_blocking(move || match netns {
+            Some(ns) => namespace::run_in(&ns, || interface::write_sysctls(&name, forwarding))
+                .map_err(|e| {
+                    BackendError::Unavailable(format!("cannot enter the namespace: {e}"))
+                })?,
+            None => interface::write_sysctls(&name, forwarding),
+        })
+        .await
+        .map_err(|e| BackendError::Unavailable(format!("sysctl writer failed: {e}")))??;
+        tracing::info!(interface, "workload interface configured");
+        Ok(())
+    }
+}

@@ -17,8 +17,9 @@
 //!   by protocol and table in the kernel (a strict-checking socket) and again here.
 //!
 //! `80` is not assigned in the kernel's list of route protocols (`rtnetlink.h`) nor in
-//! iproute2's `rt_protos`; it is also the number Calico's Felix tags its routes with, so
-//! `ip route show proto 80` shows an operator the same thing on a calico-rs host.
+//! iproute2's `rt_protos`; it is also Felix's default route protocol
+//! (`dataplanedefs.DefaultRouteProto`), so `ip route show proto 80` shows an operator the same
+//! thing on a calico-rs host as on a Calico one.
 
 mod interface;
 mod links;
@@ -294,11 +295,12 @@ impl FibBackend for LinuxFib {
             })
             .collect();
         let outcomes = netlink.execute_all(messages).await;
+        let mut not_removed = std::collections::HashSet::new();
         for (dst, outcome) in removals.into_iter().zip(outcomes) {
             match outcome {
                 Ok(()) | Err(Failure::Errno(libc::ESRCH | libc::ENOENT)) => {}
                 Err(failure) => {
-                    if failed.iter().any(|(d, _)| d == dst) {
+                    if !not_removed.insert(dst) {
                         continue;
                     }
                     let op = route_msg::describe_removal(dst, &self.owner);
@@ -323,7 +325,7 @@ impl FibBackend for LinuxFib {
                     .and_then(|routes| routes.iter().find(|&&(_, m)| m == metric))
                 {
                     let op = route_msg::describe_upsert(verb, route, &self.owner);
-                    tracing::warn!(%op, foreign_protocol = protocol, "destination held by a foreign route; left alone");
+                    tracing::debug!(%op, foreign_protocol = protocol, "destination held by a foreign route; left alone");
                     failed.push((
                         route.dst,
                         BackendError::Dataplane {

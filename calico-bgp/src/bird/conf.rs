@@ -1,0 +1,198 @@
+//! The `bird.conf` the driver writes: one static protocol per address family holding the
+//! exports, one BGP protocol per peering, and kernel protocols that copy the best BGP routes
+//! (merged into ECMP routes) into a kernel table of their own, where the driver reads them.
+
+use std::collections::BTreeSet;
+use std::fmt::Write;
+use std::net::IpAddr;
+
+use calico_core::backend::BgpSettings;
+use ipnet::IpNet;
+
+/// Why a configuration cannot be written.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfError {
+    /// A BGP password BIRD's configuration language cannot carry.
+    #[error("peer {peer}: password: must not contain '\"', '\\\\' or a line break")]
+    Password {
+        /// The peer's address.
+        peer: IpAddr,
+    },
+    /// A hold time BGP forbids.
+    #[error("peer {peer}: hold time {hold}: must be 0 or at least 3 seconds (RFC 4271)")]
+    HoldTime {
+        /// The peer's address.
+        peer: IpAddr,
+        /// The hold time.
+        hold: u16,
+    },
+}
+
+/// The BIRD protocol name of a peering.
+pub fn peer_name(addr: IpAddr) -> String {
+    let text: String = addr
+        .to_string()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    format!("peer_{text}")
+}
+
+/// Renders the whole configuration.
+pub fn render(
+    settings: &BgpSettings,
+    exports: &BTreeSet<IpNet>,
+    kernel_table: u32,
+) -> Result<String, ConfError> {
+    let mut c = String::new();
+    let _ = writeln!(
+        c,
+        "# Written by calico-rs (calico-bgp BIRD driver). Do not edit."
+    );
+    let _ = writeln!(c, "router id {};", settings.router_id);
+    c.push_str("protocol device { scan time 10; }\n");
+    // Connected routes, so that next hops of iBGP routes resolve.
+    c.push_str("protocol direct { ipv4; ipv6; interface \"*\"; }\n");
+    for (v, af) in [("4", "ipv4"), ("6", "ipv6")] {
+        let _ = writeln!(
+            c,
+            "protocol kernel calico_kernel{v} {{\n  kernel table {kernel_table};\n  merge paths on;\n  learn off;\n  {af} {{ import none; export where source = RTS_BGP; }};\n}}"
+        );
+        let _ = writeln!(c, "protocol static calico_exports{v} {{\n  {af};");
+        for net in exports
+            .iter()
+            .filter(|n| matches!(n, IpNet::V4(_)) == (v == "4"))
+        {
+            let _ = writeln!(c, "  route {net} blackhole;");
+        }
+        c.push_str("}\n");
+    }
+    for peer in &settings.peers {
+        if let Some(p) = &peer.password {
+            if p.contains(['"', '\\', '\n', '\r']) {
+                return Err(ConfError::Password { peer: peer.address });
+            }
+        }
+        if peer.hold_time != 0 && peer.hold_time < 3 {
+            return Err(ConfError::HoldTime {
+                peer: peer.address,
+                hold: peer.hold_time,
+            });
+        }
+        let (af, v) = if peer.address.is_ipv4() {
+            ("ipv4", "4")
+        } else {
+            ("ipv6", "6")
+        };
+        let _ = writeln!(c, "protocol bgp {} {{", peer_name(peer.address));
+        if settings.listen_port == 179 {
+            let _ = writeln!(c, "  local as {};", settings.local_as.0);
+        } else {
+            let _ = writeln!(
+                c,
+                "  local port {} as {};",
+                settings.listen_port, settings.local_as.0
+            );
+        }
+        let _ = writeln!(c, "  neighbor {} as {};", peer.address, peer.remote_as.0);
+        let _ = writeln!(c, "  hold time {};", peer.hold_time);
+        if peer.passive {
+            c.push_str("  passive on;\n");
+        }
+        if let Some(p) = &peer.password {
+            let _ = writeln!(c, "  password \"{p}\";");
+        }
+        if peer.route_reflector_client {
+            c.push_str("  rr client;\n");
+            if let Some(id) = settings.cluster_id {
+                let _ = writeln!(c, "  rr cluster id {id};");
+            }
+        }
+        let _ = writeln!(
+            c,
+            "  {af} {{ import all; export where proto = \"calico_exports{v}\"; next hop self; }};\n}}"
+        );
+    }
+    Ok(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use calico_core::backend::PeerConfig;
+    use calico_core::model::AsNumber;
+
+    fn settings() -> BgpSettings {
+        BgpSettings {
+            local_as: AsNumber(64512),
+            router_id: "192.0.2.1".parse().unwrap(),
+            listen_port: 179,
+            cluster_id: Some("1.1.1.1".parse().unwrap()),
+            peers: [
+                PeerConfig {
+                    address: "192.0.2.2".parse().unwrap(),
+                    remote_as: AsNumber(64512),
+                    password: Some("s3cret".into()),
+                    hold_time: 9,
+                    passive: true,
+                    route_reflector_client: true,
+                },
+                PeerConfig {
+                    address: "fd00::2".parse().unwrap(),
+                    remote_as: AsNumber(4_200_000_000),
+                    password: None,
+                    hold_time: 90,
+                    passive: false,
+                    route_reflector_client: false,
+                },
+            ]
+            .into(),
+        }
+    }
+
+    #[test]
+    fn peers_exports_and_kernel_table_are_written() {
+        let exports = ["10.65.0.0/26", "fd00:65::/122"]
+            .iter()
+            .map(|n| n.parse().unwrap())
+            .collect();
+        let c = render(&settings(), &exports, 251).unwrap();
+        for want in [
+            "router id 192.0.2.1;",
+            "protocol bgp peer_192_0_2_2 {",
+            "neighbor 192.0.2.2 as 64512;",
+            "password \"s3cret\";",
+            "passive on;",
+            "rr client;",
+            "rr cluster id 1.1.1.1;",
+            "protocol bgp peer_fd00__2 {",
+            "neighbor fd00::2 as 4200000000;",
+            "route 10.65.0.0/26 blackhole;",
+            "route fd00:65::/122 blackhole;",
+            "kernel table 251;",
+            "merge paths on;",
+        ] {
+            assert!(c.contains(want), "missing {want:?} in\n{c}");
+        }
+    }
+
+    #[test]
+    fn unsafe_password_and_short_hold_time_are_refused() {
+        let mut s = settings();
+        let mut p = s.peers.pop_first().unwrap();
+        p.password = Some("a\"; } protocol evil {".into());
+        s.peers.insert(p.clone());
+        assert_eq!(
+            render(&s, &BTreeSet::new(), 251),
+            Err(ConfError::Password { peer: p.address })
+        );
+        s.peers.remove(&p);
+        p.password = None;
+        p.hold_time = 2;
+        s.peers.insert(p.clone());
+        assert!(matches!(
+            render(&s, &BTreeSet::new(), 251),
+            Err(ConfError::HoldTime { hold: 2, .. })
+        ));
+    }
+}

@@ -1,0 +1,190 @@
+//! The BIRD driver on real BIRD 2 daemons in two namespaces joined by a veth pair: sessions
+//! come up (IPv4 and IPv6), exports become the other side's learned routes, withdrawals
+//! propagate, and a dead peer is noticed within the hold time.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use calico_bgp::bird::{BirdBgp, BirdConfig};
+use calico_core::backend::{BgpBackend, BgpSettings, LearnedRoute, PeerConfig, PeerState};
+use calico_core::model::AsNumber;
+use calico_linux::netns::{privileged, veth, Netns};
+use ipnet::IpNet;
+
+fn settings(router_id: &str, asn: u32, peers: &[(&str, u32)]) -> BgpSettings {
+    BgpSettings {
+        local_as: AsNumber(asn),
+        router_id: router_id.parse().unwrap(),
+        listen_port: 179,
+        cluster_id: None,
+        peers: peers
+            .iter()
+            .map(|(a, remote)| PeerConfig {
+                address: a.parse().unwrap(),
+                remote_as: AsNumber(*remote),
+                password: None,
+                hold_time: 3,
+                passive: false,
+                route_reflector_client: false,
+            })
+            .collect(),
+    }
+}
+
+fn nets(list: &[&str]) -> BTreeSet<IpNet> {
+    list.iter().map(|n| n.parse().unwrap()).collect()
+}
+
+async fn wait_for<T>(what: &str, timeout: Duration, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn prefixes(routes: &[LearnedRoute]) -> BTreeSet<IpNet> {
+    routes.iter().map(|r| r.prefix).collect()
+}
+
+async fn pair(asn_b: u32) {
+    let a = Netns::create("bird-a").unwrap();
+    let b = Netns::create("bird-b").unwrap();
+    veth(&a, "fab0", &b, "fab0").unwrap();
+    a.run(&["ip", "addr", "add", "192.168.10.1/24", "dev", "fab0"])
+        .unwrap();
+    b.run(&["ip", "addr", "add", "192.168.10.2/24", "dev", "fab0"])
+        .unwrap();
+    a.run(&["ip", "addr", "add", "fd10::1/64", "dev", "fab0", "nodad"])
+        .unwrap();
+    b.run(&["ip", "addr", "add", "fd10::2/64", "dev", "fab0", "nodad"])
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("calico-bird-{}-{asn_b}", std::process::id()));
+    let driver = |ns: &Netns, name: &str| {
+        let mut c = BirdConfig::new(dir.join(name));
+        c.netns = Some(ns.path().into());
+        c.poll = Duration::from_millis(200);
+        BirdBgp::new(c).unwrap()
+    };
+    let bird_a = driver(&a, "a");
+    let bird_b = driver(&b, "b");
+    bird_a
+        .configure(&settings(
+            "192.168.10.1",
+            64512,
+            &[("192.168.10.2", asn_b), ("fd10::2", asn_b)],
+        ))
+        .await
+        .unwrap();
+    bird_b
+        .configure(&settings(
+            "192.168.10.2",
+            asn_b,
+            &[("192.168.10.1", 64512), ("fd10::1", 64512)],
+        ))
+        .await
+        .unwrap();
+    bird_a
+        .set_exports(&nets(&["10.65.0.0/26", "fd00:65::/122"]))
+        .await
+        .unwrap();
+    bird_b
+        .set_exports(&nets(&["10.65.1.0/26", "fd00:65:1::/122"]))
+        .await
+        .unwrap();
+
+    let peers = wait_for(
+        "both sessions Established",
+        Duration::from_secs(15),
+        async || {
+            let p = bird_a.peer_status().await.unwrap();
+            (p.len() == 2 && p.iter().all(|p| p.state == PeerState::Established)).then_some(p)
+        },
+    )
+    .await;
+    assert!(peers.iter().any(|p| p.address.is_ipv6()));
+
+    let learned = wait_for(
+        "B's exports learned by A",
+        Duration::from_secs(10),
+        async || {
+            let r = bird_a.learned_routes().await.unwrap();
+            (prefixes(&r) == nets(&["10.65.1.0/26", "fd00:65:1::/122"])).then_some(r)
+        },
+    )
+    .await;
+    let v4 = learned
+        .iter()
+        .find(|r| r.prefix.to_string() == "10.65.1.0/26")
+        .unwrap();
+    assert_eq!(v4.next_hops, ["192.168.10.2".parse().unwrap()].into());
+    wait_for(
+        "A's exports learned by B",
+        Duration::from_secs(10),
+        async || {
+            let r = bird_b.learned_routes().await.unwrap();
+            (prefixes(&r) == nets(&["10.65.0.0/26", "fd00:65::/122"])).then_some(())
+        },
+    )
+    .await;
+
+    // Withdrawal.
+    bird_b
+        .set_exports(&nets(&["fd00:65:1::/122"]))
+        .await
+        .unwrap();
+    wait_for(
+        "the withdrawal reaches A",
+        Duration::from_secs(10),
+        async || {
+            let r = bird_a.learned_routes().await.unwrap();
+            (prefixes(&r) == nets(&["fd00:65:1::/122"])).then_some(())
+        },
+    )
+    .await;
+    // Sessions survived the reconfiguration.
+    assert!(bird_a
+        .peer_status()
+        .await
+        .unwrap()
+        .iter()
+        .all(|p| p.state == PeerState::Established));
+
+    // B dies: A notices within the hold time (3 s) and forgets B's routes.
+    drop(bird_b);
+    let t = Instant::now();
+    wait_for("A notices B is gone", Duration::from_secs(8), async || {
+        let p = bird_a.peer_status().await.unwrap();
+        let r = bird_a.learned_routes().await.unwrap();
+        (p.iter().all(|p| p.state != PeerState::Established) && r.is_empty()).then_some(())
+    })
+    .await;
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "noticed after {:?}",
+        t.elapsed()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ibgp_between_two_birds() {
+    if !privileged("ibgp_between_two_birds") {
+        return;
+    }
+    pair(64512).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ebgp_between_two_birds() {
+    if !privileged("ebgp_between_two_birds") {
+        return;
+    }
+    pair(64513).await;
+}

@@ -12,7 +12,7 @@ use super::metrics::Metrics;
 use super::status::{AgentStatus, BackendHealth, EndpointState, EndpointStatus};
 use super::Timing;
 use crate::backend::{
-    AclBackend, BackendError, BgpBackend, FibBackend, LearnedRoute, Route, RouteTarget,
+    AclBackend, BackendError, BgpBackend, BgpSettings, FibBackend, LearnedRoute, Route, RouteTarget,
 };
 use crate::compile::{diff, CompileConfig, Compiler};
 use crate::model::{Model, Update};
@@ -53,6 +53,8 @@ pub(super) struct Engine {
     /// Route failures by destination.
     route_errors: BTreeMap<IpNet, String>,
     exported: Option<BTreeSet<IpNet>>,
+    /// The BGP settings last handed to the backend.
+    bgp_configured: Option<Option<BgpSettings>>,
     learned: Vec<LearnedRoute>,
     peers: Vec<crate::backend::PeerStatus>,
     fib_health: BackendHealth,
@@ -92,6 +94,7 @@ impl Engine {
             interface_state: BTreeMap::new(),
             route_errors: BTreeMap::new(),
             exported: None,
+            bgp_configured: None,
             learned: Vec::new(),
             peers: Vec::new(),
             fib_health: BackendHealth::default(),
@@ -196,6 +199,7 @@ impl Engine {
                 self.programmed_routes = None;
                 self.configured_interfaces.clear();
                 self.exported = None;
+                self.bgp_configured = None;
                 self.resyncing = true;
                 *dirty = true;
             }
@@ -214,6 +218,7 @@ impl Engine {
         self.programmed_routes = None;
         self.configured_interfaces.clear();
         self.exported = None;
+        self.bgp_configured = None;
         self.resyncing = true;
         self.refresh_learned().await;
         self.reconcile().await;
@@ -455,6 +460,19 @@ impl Engine {
         let Some(bgp) = self.bgp.clone() else {
             return true;
         };
+        // The sessions first (from Node, BgpConfiguration and BgpPeer resources), so that
+        // exports go to the right peers.
+        let settings = crate::routes::peering::bgp_settings(&self.node, &self.model);
+        if self.bgp_configured.as_ref() != Some(&settings) {
+            if let Some(s) = &settings {
+                if let Err(e) = bgp.configure(s).await {
+                    record_failure(&mut self.bgp_health, &e, "configure BGP");
+                    return false;
+                }
+                info!(node = %self.node, peers = s.peers.len(), "BGP configured");
+            }
+            self.bgp_configured = Some(settings);
+        }
         let exports = local_exports(&self.node, &self.model);
         if self.exported.as_ref() == Some(&exports) {
             return true;

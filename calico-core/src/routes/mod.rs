@@ -1,5 +1,5 @@
 //! The desired forwarding table of one host, and the change set that brings a programmed FIB
-//! to it.
+//! to it; [`peering`]: the BGP sessions the host runs to spread and learn routes.
 //!
 //! The desired FIB is a pure function of the model and the routes BGP learned:
 //!
@@ -26,6 +26,8 @@
 //! assert_eq!(target, &RouteTarget::Workload { interface: "cali0123456789a".into() });
 //! assert!(desired_routes("host-b", &model, &[]).is_empty());
 //! ```
+
+pub mod peering;
 
 use std::collections::{BTreeMap, BTreeSet};
 

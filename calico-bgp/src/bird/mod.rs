@@ -60,6 +60,10 @@ pub struct BirdConfig {
     pub birdc: PathBuf,
     /// How often [`BgpBackend::changed`] looks for news.
     pub poll: Duration,
+    /// Stop BIRD when the driver is dropped. When `false`, BIRD keeps its sessions (and the
+    /// other hosts their routes to this one) across an agent restart; the next driver on the
+    /// same directory adopts the running daemon.
+    pub stop_on_drop: bool,
 }
 
 impl BirdConfig {
@@ -72,6 +76,7 @@ impl BirdConfig {
             bird: "bird".into(),
             birdc: "birdc".into(),
             poll: Duration::from_secs(1),
+            stop_on_drop: true,
         }
     }
 }
@@ -80,6 +85,8 @@ struct State {
     settings: Option<BgpSettings>,
     exports: BTreeSet<IpNet>,
     child: Option<Child>,
+    /// A daemon started by an earlier driver is in use.
+    adopted: bool,
     last_seen: Option<(Vec<LearnedRoute>, Vec<PeerStatus>)>,
 }
 
@@ -116,6 +123,7 @@ impl BirdBgp {
                 settings: None,
                 exports: BTreeSet::new(),
                 child: None,
+                adopted: false,
                 last_seen: None,
             }),
         })
@@ -184,8 +192,16 @@ impl BirdBgp {
             .map_err(|e| unavailable(format!("cannot replace {}: {e}", conf.display())))?;
         let running = match state.child.as_mut() {
             Some(child) => matches!(child.try_wait(), Ok(None)),
-            None => false,
-        };
+            // A daemon left running by an earlier driver on this directory: adopt it.
+            None => {
+                let adopted = self.birdc(&["show", "status"]).await.is_ok();
+                if adopted {
+                    tracing::info!(dir = %self.config.dir.display(), "adopting the running BIRD");
+                    state.adopted = true;
+                }
+                adopted
+            }
+        } || (state.adopted && self.birdc(&["show", "status"]).await.is_ok());
         if running {
             let out = self.birdc(&["configure"]).await?;
             if !(out.contains("Reconfigured") || out.contains("Reconfiguration in progress")) {
@@ -205,7 +221,7 @@ impl BirdBgp {
             .arg(self.path("bird.ctl"))
             .stdout(Stdio::null())
             .stderr(log)
-            .kill_on_drop(true)
+            .kill_on_drop(self.config.stop_on_drop)
             .spawn()
             .map_err(|e| unavailable(format!("cannot start bird: {e}")))?;
         state.child = Some(child);
@@ -287,8 +303,11 @@ impl BgpBackend for BirdBgp {
     }
 
     async fn peer_status(&self) -> Result<Vec<PeerStatus>, BackendError> {
-        if self.state.lock().await.child.is_none() {
-            return Ok(Vec::new());
+        {
+            let state = self.state.lock().await;
+            if state.child.is_none() && !state.adopted {
+                return Ok(Vec::new());
+            }
         }
         Ok(control::parse_protocols(
             &self.birdc(&["show", "protocols", "all"]).await?,

@@ -7,7 +7,7 @@ SHELL := /bin/bash
 # Debian packages the build and the tests need. Installed only when missing.
 DEBS := nftables libnftnl-dev libmnl-dev pkg-config bird2 iproute2 iputils-ping netcat-openbsd procps
 
-.PHONY: deps test demo bench fuzz
+.PHONY: deps test demo demo-eval bench fuzz
 
 deps:
 	@missing=""; \
@@ -25,7 +25,13 @@ test: deps
 	cargo test --workspace
 
 demo: deps
+	cargo build -q -p calico-examples --bins
+	cargo run -q -p calico-examples --bin calico-cluster-demo
+
+# The reference evaluator on a model file: which policies apply, and why each probe passes.
+demo-eval: deps
 	cargo run -q -p calico-examples --bin calico-demo -- examples/demo/model.yaml
 
 bench: deps
 	cargo bench -p calico-core
+	cargo bench -p calico-linux

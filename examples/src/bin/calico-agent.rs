@@ -99,7 +99,11 @@ fn listing(dir: &Path) -> Result<Vec<(PathBuf, SystemTime, u64)>, String> {
             Some("yaml" | "yml")
         );
         if let (true, Ok(meta)) = (yaml, entry.metadata()) {
-            files.push((path, meta.modified().unwrap_or(SystemTime::UNIX_EPOCH), meta.len()));
+            files.push((
+                path,
+                meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                meta.len(),
+            ));
         }
     }
     files.sort();

@@ -127,12 +127,23 @@ fn print_matrices(title: &str, measured: &Matrix, predicted: &Matrix) {
         let row = |m: &Matrix| -> String {
             (0..WORKLOADS.len())
                 .map(|j| {
-                    let c = if i == j { "-" } else if m[i][j] { "✓" } else { "·" };
+                    let c = if i == j {
+                        "-"
+                    } else if m[i][j] {
+                        "✓"
+                    } else {
+                        "·"
+                    };
                     format!("{c:>w$}")
                 })
                 .collect()
         };
-        println!("{:<12}{}   │{}", WORKLOADS[i].0, row(measured), row(predicted));
+        println!(
+            "{:<12}{}   │{}",
+            WORKLOADS[i].0,
+            row(measured),
+            row(predicted)
+        );
     }
     println!(
         "measured {} predicted",
@@ -176,11 +187,20 @@ fn build(agent_bin: &Path) -> Result<Cluster, String> {
     let fabric = Netns::create("demo-fabric").map_err(e)?;
     for plane in [1, 2] {
         let br = format!("plane{plane}");
-        fabric.run(&["ip", "link", "add", &br, "type", "bridge"]).map_err(e)?;
+        fabric
+            .run(&["ip", "link", "add", &br, "type", "bridge"])
+            .map_err(e)?;
         fabric.run(&["ip", "link", "set", &br, "up"]).map_err(e)?;
         // The planes' gateway, so hosts have the default route proxy ARP needs.
         fabric
-            .run(&["ip", "addr", "add", &format!("10.{plane}.0.254/24"), "dev", &br])
+            .run(&[
+                "ip",
+                "addr",
+                "add",
+                &format!("10.{plane}.0.254/24"),
+                "dev",
+                &br,
+            ])
             .map_err(e)?;
     }
     let mut hosts = Vec::new();
@@ -188,27 +208,63 @@ fn build(agent_bin: &Path) -> Result<Cluster, String> {
     let mut listeners = Vec::new();
     let mut agents = Vec::new();
     for (host, i) in HOSTS {
-        step(&format!("{host}: namespace, two fabric links, two workloads"));
+        step(&format!(
+            "{host}: namespace, two fabric links, two workloads"
+        ));
         let ns = Netns::create(host).map_err(e)?;
         for plane in [1, 2] {
             let (inner, outer) = (format!("p{plane}"), format!("{host}-p{plane}"));
             veth(&ns, &inner, &fabric, &outer).map_err(e)?;
             fabric
-                .run(&["ip", "link", "set", &outer, "master", &format!("plane{plane}")])
+                .run(&[
+                    "ip",
+                    "link",
+                    "set",
+                    &outer,
+                    "master",
+                    &format!("plane{plane}"),
+                ])
                 .map_err(e)?;
-            ns.run(&["ip", "addr", "add", &format!("10.{plane}.0.{i}/24"), "dev", &inner])
-                .map_err(e)?;
+            ns.run(&[
+                "ip",
+                "addr",
+                "add",
+                &format!("10.{plane}.0.{i}/24"),
+                "dev",
+                &inner,
+            ])
+            .map_err(e)?;
         }
-        ns.run(&["ip", "route", "add", "default", "via", "10.1.0.254"]).map_err(e)?;
+        ns.run(&["ip", "route", "add", "default", "via", "10.1.0.254"])
+            .map_err(e)?;
         for (_, h, iface, ip, _) in WORKLOADS.iter().filter(|w| w.1 == host) {
             let _ = h;
             let wl = Netns::create("demo-wl").map_err(e)?;
             veth(&ns, iface, &wl, "eth0").map_err(e)?;
-            wl.run(&["ip", "addr", "add", &format!("{ip}/32"), "dev", "eth0"]).map_err(e)?;
-            wl.run(&["ip", "route", "add", "169.254.1.1", "dev", "eth0", "scope", "link"])
+            wl.run(&["ip", "addr", "add", &format!("{ip}/32"), "dev", "eth0"])
                 .map_err(e)?;
-            wl.run(&["ip", "route", "add", "default", "via", "169.254.1.1", "dev", "eth0"])
-                .map_err(e)?;
+            wl.run(&[
+                "ip",
+                "route",
+                "add",
+                "169.254.1.1",
+                "dev",
+                "eth0",
+                "scope",
+                "link",
+            ])
+            .map_err(e)?;
+            wl.run(&[
+                "ip",
+                "route",
+                "add",
+                "default",
+                "via",
+                "169.254.1.1",
+                "dev",
+                "eth0",
+            ])
+            .map_err(e)?;
             let bind = SocketAddr::new(ip.parse().unwrap(), PORT);
             let l = wl
                 .enter(move || TcpListener::bind(bind))
@@ -223,7 +279,8 @@ fn build(agent_bin: &Path) -> Result<Cluster, String> {
             .map_err(|err| err.to_string())?;
         std::fs::write(host_dir.join("resources/policy.yaml"), POLICY_V1)
             .map_err(|err| err.to_string())?;
-        let log = std::fs::File::create(host_dir.join("agent.log")).map_err(|err| err.to_string())?;
+        let log =
+            std::fs::File::create(host_dir.join("agent.log")).map_err(|err| err.to_string())?;
         let child = Command::new("ip")
             .args(["netns", "exec", ns.name()])
             .arg(agent_bin)
@@ -315,8 +372,11 @@ fn real(agent_bin: &Path) -> Result<bool, String> {
     step("editing the policy: the db now admits backends (policy.yaml rewritten on every host)");
     let v2_text = format!("{POLICY_V1}{POLICY_V2_EXTRA}");
     for (host, _) in HOSTS {
-        std::fs::write(cluster.dir.join(host).join("resources/policy.yaml"), &v2_text)
-            .map_err(|e| e.to_string())?;
+        std::fs::write(
+            cluster.dir.join(host).join("resources/policy.yaml"),
+            &v2_text,
+        )
+        .map_err(|e| e.to_string())?;
     }
     let v2 = model(&v2_text);
     let want2 = predicted(&v2);
@@ -328,7 +388,14 @@ fn real(agent_bin: &Path) -> Result<bool, String> {
             let log = std::fs::read_to_string(cluster.dir.join(host).join("agent.log"))
                 .unwrap_or_default();
             eprintln!("--- {host} agent log (last lines)");
-            for line in log.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev() {
+            for line in log
+                .lines()
+                .rev()
+                .take(15)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+            {
                 eprintln!("{line}");
             }
         }

@@ -5,7 +5,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := test
 
 # Debian packages the build and the tests need. Installed only when missing.
-DEBS := nftables libnftnl-dev libmnl-dev pkg-config bird2 iproute2 iputils-ping netcat-openbsd procps
+DEBS := nftables bird2 iproute2 iputils-ping netcat-openbsd procps
 
 .PHONY: deps test demo demo-eval bench fuzz
 

@@ -1,0 +1,176 @@
+//! The daemon under trouble, on the real kernel: killed mid-apply and restarted, restarted
+//! while traffic flows, its routes and table damaged by hand, a peer host gone and back.
+
+mod support;
+
+use std::time::Duration;
+
+use calico_linux::netns::privileged;
+use support::{endpoints_yaml, fabric, wait_until, Host};
+
+/// 40 workload endpoints, of which the first two exist as namespaces (the others' interfaces
+/// never appear: the agent must program what it can and keep going).
+fn many(prefix: &str) -> Vec<(String, String)> {
+    (0..40)
+        .map(|i| {
+            (
+                format!("cali{prefix}{i:02}"),
+                format!("10.66.{}.{}", prefix.len(), 10 + i),
+            )
+        })
+        .collect()
+}
+
+fn as_refs(v: &[(String, String)]) -> Vec<(&str, &str)> {
+    v.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect()
+}
+
+#[test]
+fn kill_9_mid_apply_then_restart_converges_and_a_restart_loses_no_ping() {
+    if !privileged("kill_9_mid_apply_then_restart_converges_and_a_restart_loses_no_ping") {
+        return;
+    }
+    let all = many("a");
+    let refs = as_refs(&all);
+    let mut host = Host::new("rel-a", None, "192.168.77.1", &refs[..2]);
+    host.write("endpoints.yaml", &endpoints_yaml("rel-a", &refs));
+    host.start_agent(&["--no-bgp", "--http", "127.0.0.1:0", "--resync-secs", "2"]);
+    std::thread::sleep(Duration::from_millis(150));
+    host.signal_agent(libc::SIGKILL);
+    host.start_agent(&["--no-bgp", "--http", "127.0.0.1:0", "--resync-secs", "2"]);
+    let (a, b) = (refs[0].1, refs[1].1);
+    assert!(
+        wait_until(Duration::from_secs(20), || host.ping(0, b)
+            && host.ping(1, a))
+        .is_some(),
+        "workloads reach each other after the restart\n{}",
+        host.log()
+    );
+    // A graceful restart changes nothing and loses no packet of a flow in progress.
+    let (routes, rules) = (host.routes(), host.ruleset());
+    let ns_name = host.workloads[0].0.name().to_string();
+    let ping = std::thread::spawn({
+        let b = b.to_string();
+        move || {
+            std::process::Command::new("ip")
+                .args([
+                    "netns", "exec", &ns_name, "ping", "-q", "-i", "0.01", "-c", "300", "-W", "1",
+                    &b,
+                ])
+                .output()
+                .unwrap()
+        }
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    host.signal_agent(libc::SIGTERM);
+    host.start_agent(&["--no-bgp", "--http", "127.0.0.1:0", "--resync-secs", "2"]);
+    let out = ping.join().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(" 0% packet loss"),
+        "ping across the restart: {text}"
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        host.routes(),
+        routes,
+        "the restarted agent adopts the routes as they are"
+    );
+    assert_eq!(host.ruleset(), rules, "and the table");
+}
+
+#[test]
+fn damage_by_hand_is_repaired_within_the_resync_interval() {
+    if !privileged("damage_by_hand_is_repaired_within_the_resync_interval") {
+        return;
+    }
+    let all = many("b");
+    let refs = as_refs(&all);
+    let mut host = Host::new("rel-b", None, "192.168.78.1", &refs[..2]);
+    host.write("endpoints.yaml", &endpoints_yaml("rel-b", &refs));
+    host.start_agent(&["--no-bgp", "--http", "127.0.0.1:0", "--resync-secs", "2"]);
+    let (a, b) = (refs[0].1, refs[1].1);
+    assert!(
+        wait_until(Duration::from_secs(20), || host.ping(0, b)).is_some(),
+        "{}",
+        host.log()
+    );
+    let (routes, rules) = (host.routes(), host.ruleset());
+    host.ns
+        .run(&["ip", "route", "del", &format!("{b}/32")])
+        .unwrap();
+    host.ns
+        .run(&["nft", "flush", "table", "inet", "calico"])
+        .unwrap();
+    assert!(!host.ping(0, b), "the damage is real");
+    let took = wait_until(Duration::from_secs(6), || {
+        host.routes() == routes && host.ruleset() == rules
+    });
+    assert!(
+        took.is_some(),
+        "repaired within the 2 s resync (+ slack)\n{}",
+        host.log()
+    );
+    assert!(host.ping(0, b) && host.ping(1, a));
+}
+
+#[test]
+fn a_peer_host_that_disappears_is_withdrawn_and_returns() {
+    if !privileged("a_peer_host_that_disappears_is_withdrawn_and_returns") {
+        return;
+    }
+    let f = fabric();
+    let wa = [("calipa0", "10.67.1.10")];
+    let wb = [("calipb0", "10.67.2.10")];
+    let mut ha = Host::new("rel-pa", Some(&f), "192.168.79.1", &wa);
+    let mut hb = Host::new("rel-pb", Some(&f), "192.168.79.2", &wb);
+    let cluster = format!(
+        "{}---\n{}---\nkind: BgpConfiguration\nname: default\nnodeToNodeMeshEnabled: false\n\
+         ---\nkind: Node\nname: rel-pa\nbgp: {{ipv4Address: 192.168.79.1}}\n\
+         ---\nkind: Node\nname: rel-pb\nbgp: {{ipv4Address: 192.168.79.2}}\n\
+         ---\nkind: BgpPeer\nname: a-b\nnode: rel-pa\npeerIP: 192.168.79.2\nasNumber: 64512\nholdTime: 3\n\
+         ---\nkind: BgpPeer\nname: b-a\nnode: rel-pb\npeerIP: 192.168.79.1\nasNumber: 64512\nholdTime: 3\n",
+        endpoints_yaml("rel-pa", &wa),
+        endpoints_yaml("rel-pb", &wb).replacen("kind: Profile\nname: kns.default\ningress: [{action: Allow}]\negress: [{action: Allow}]\n---\n", "", 1),
+    );
+    for h in [&ha, &hb] {
+        h.write("cluster.yaml", &cluster);
+    }
+    ha.start_agent(&["--http", "127.0.0.1:0", "--resync-secs", "2"]);
+    hb.start_agent(&["--http", "127.0.0.1:0", "--resync-secs", "2"]);
+    let b_route = |h: &Host| h.routes().contains("10.67.2.10 via 192.168.79.2");
+    assert!(
+        wait_until(Duration::from_secs(30), || b_route(&ha)
+            && ha.ping(0, "10.67.2.10"))
+        .is_some(),
+        "A learns B's workload and reaches it\n{}\n{}",
+        ha.log(),
+        hb.log()
+    );
+    // B disappears: its agent and its BIRD die (every process of its namespace).
+    hb.signal_agent(libc::SIGKILL);
+    for pid in hb
+        .ns
+        .run(&["ip", "netns", "pids", hb.ns.name()])
+        .unwrap_or_default()
+        .split_whitespace()
+    {
+        let _ = std::process::Command::new("kill")
+            .args(["-9", pid])
+            .output();
+    }
+    let gone = wait_until(Duration::from_secs(10), || !b_route(&ha));
+    assert!(
+        gone.is_some_and(|t| t < Duration::from_secs(8)),
+        "withdrawn within hold time 3 s + poll: {gone:?}"
+    );
+    // B comes back.
+    hb.start_agent(&["--http", "127.0.0.1:0", "--resync-secs", "2"]);
+    assert!(
+        wait_until(Duration::from_secs(30), || b_route(&ha)
+            && ha.ping(0, "10.67.2.10"))
+        .is_some(),
+        "B's routes return\n{}",
+        hb.log()
+    );
+}

@@ -1,0 +1,201 @@
+//! Hosts for the daemon's reliability tests: a host namespace with workloads wired as Calico
+//! wires them, a resource directory, and `calico-agent` run inside the namespace.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use calico_linux::netns::{veth, Netns};
+
+pub struct Host {
+    pub name: String,
+    pub ns: Netns,
+    pub workloads: Vec<(Netns, String)>,
+    pub dir: PathBuf,
+    pub agent: Option<Child>,
+}
+
+impl Host {
+    /// A host namespace `name` with an uplink `up0` (address `uplink`/24, default route out
+    /// of it) plugged into `fabric`'s bridge `br0` (or into nothing), and one workload per
+    /// `(interface, address)`.
+    pub fn new(
+        name: &str,
+        fabric: Option<&Netns>,
+        uplink: &str,
+        workloads: &[(&str, &str)],
+    ) -> Host {
+        let ns = Netns::create(name).unwrap();
+        match fabric {
+            Some(f) => {
+                // Named after the uplink's last octet, unique on the fabric.
+                let outer = format!("up-{}", uplink.rsplit('.').next().unwrap());
+                veth(&ns, "up0", f, &outer).unwrap();
+                f.run(&["ip", "link", "set", &outer, "master", "br0"])
+                    .unwrap();
+            }
+            None => {
+                ns.run(&[
+                    "ip", "link", "add", "up0", "type", "veth", "peer", "name", "up0p",
+                ])
+                .unwrap();
+                ns.run(&["ip", "link", "set", "up0", "up"]).unwrap();
+                ns.run(&["ip", "link", "set", "up0p", "up"]).unwrap();
+            }
+        }
+        ns.run(&["ip", "addr", "add", &format!("{uplink}/24"), "dev", "up0"])
+            .unwrap();
+        ns.run(&["ip", "route", "add", "default", "dev", "up0"])
+            .unwrap();
+        let dir =
+            std::env::temp_dir().join(format!("calico-rel-{}-{}", ns.name(), std::process::id()));
+        std::fs::create_dir_all(dir.join("resources")).unwrap();
+        let mut wls = Vec::new();
+        for (iface, ip) in workloads {
+            let wl = Netns::create("rel-wl").unwrap();
+            veth(&ns, iface, &wl, "eth0").unwrap();
+            wl.run(&["ip", "addr", "add", &format!("{ip}/32"), "dev", "eth0"])
+                .unwrap();
+            wl.run(&[
+                "ip",
+                "route",
+                "add",
+                "169.254.1.1",
+                "dev",
+                "eth0",
+                "scope",
+                "link",
+            ])
+            .unwrap();
+            wl.run(&[
+                "ip",
+                "route",
+                "add",
+                "default",
+                "via",
+                "169.254.1.1",
+                "dev",
+                "eth0",
+            ])
+            .unwrap();
+            wls.push((wl, ip.to_string()));
+        }
+        Host {
+            name: name.to_string(),
+            ns,
+            workloads: wls,
+            dir,
+            agent: None,
+        }
+    }
+
+    pub fn write(&self, file: &str, yaml: &str) {
+        let tmp = self.dir.join("resources").join(format!(".{file}.tmp"));
+        std::fs::write(&tmp, yaml).unwrap();
+        std::fs::rename(&tmp, self.dir.join("resources").join(file)).unwrap();
+    }
+
+    pub fn start_agent(&mut self, extra: &[&str]) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("agent.log"))
+            .unwrap();
+        let child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                self.ns.name(),
+                env!("CARGO_BIN_EXE_calico-agent"),
+            ])
+            .args(["--node", &self.name, "--resources"])
+            .arg(self.dir.join("resources"))
+            .arg("--bird-dir")
+            .arg(self.dir.join("bird"))
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.agent = Some(child);
+    }
+
+    pub fn signal_agent(&mut self, sig: i32) {
+        if let Some(mut a) = self.agent.take() {
+            // `ip netns exec` execs the agent, so the child's pid is the agent's.
+            // SAFETY: kill(2) on our child.
+            unsafe { libc::kill(a.id() as i32, sig) };
+            let _ = a.wait();
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("agent.log")).unwrap_or_default()
+    }
+
+    pub fn ping(&self, from: usize, to: &str) -> bool {
+        self.workloads[from]
+            .0
+            .output(&["ping", "-c1", "-W1", to])
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    }
+
+    pub fn routes(&self) -> String {
+        self.ns
+            .run(&["ip", "route", "show", "proto", "80"])
+            .unwrap_or_default()
+    }
+
+    pub fn ruleset(&self) -> String {
+        self.ns
+            .run(&["nft", "list", "table", "inet", "calico"])
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        self.signal_agent(libc::SIGKILL);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Polls `f` until it holds or `timeout` passes; how long it took, or `None`.
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if f() {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
+}
+
+/// Workload endpoints `wl<i>` on `node`, interfaces `caliN`, in namespace `ns`, profile open
+/// inside the namespace (all allowed), plus a `Node` with a BGP address when given.
+pub fn endpoints_yaml(node: &str, workloads: &[(&str, &str)]) -> String {
+    let mut y = String::from(
+        "kind: Profile\nname: kns.default\ningress: [{action: Allow}]\negress: [{action: Allow}]\n",
+    );
+    for (i, (iface, ip)) in workloads.iter().enumerate() {
+        y += &format!(
+            "---\nkind: WorkloadEndpoint\norchestrator: k8s\nworkload: default.{node}-w{i}\n\
+             endpoint: eth0\nnamespace: default\nnode: {node}\ninterfaceName: {iface}\n\
+             ipNetworks: [{ip}/32]\nlabels: {{app: w{i}}}\nprofiles: [kns.default]\n"
+        );
+    }
+    y
+}
+
+/// A fabric namespace with a bridge `br0` hosts plug their uplinks into.
+pub fn fabric() -> Netns {
+    let f = Netns::create("rel-fabric").unwrap();
+    f.run(&["ip", "link", "add", "br0", "type", "bridge"])
+        .unwrap();
+    f.run(&["ip", "link", "set", "br0", "up"]).unwrap();
+    f
+}

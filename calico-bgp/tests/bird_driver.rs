@@ -188,3 +188,147 @@ async fn ebgp_between_two_birds() {
     }
     pair(64513).await;
 }
+
+/// Hosts on one bridge; returns the fabric (keep it alive) and the host namespaces.
+fn lan(n: usize) -> (Netns, Vec<Netns>) {
+    let f = Netns::create("bird-lan").unwrap();
+    f.run(&["ip", "link", "add", "br0", "type", "bridge"])
+        .unwrap();
+    f.run(&["ip", "link", "set", "br0", "up"]).unwrap();
+    let hosts = (1..=n)
+        .map(|i| {
+            let h = Netns::create("bird-h").unwrap();
+            veth(&h, "fab0", &f, &format!("h{i}")).unwrap();
+            f.run(&["ip", "link", "set", &format!("h{i}"), "master", "br0"])
+                .unwrap();
+            h.run(&[
+                "ip",
+                "addr",
+                "add",
+                &format!("192.168.20.{i}/24"),
+                "dev",
+                "fab0",
+            ])
+            .unwrap();
+            h
+        })
+        .collect();
+    (f, hosts)
+}
+
+fn driver_in(ns: &Netns, dir: &std::path::Path) -> BirdBgp {
+    let mut c = BirdConfig::new(dir);
+    c.netns = Some(ns.path().into());
+    c.poll = Duration::from_millis(200);
+    BirdBgp::new(c).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bird_reflector_spreads_routes_between_its_clients_keeping_their_next_hops() {
+    if !privileged("a_bird_reflector_spreads_routes_between_its_clients_keeping_their_next_hops") {
+        return;
+    }
+    let (_f, hosts) = lan(4);
+    let dir = std::env::temp_dir().join(format!("calico-bird-rr-{}", std::process::id()));
+    let birds: Vec<BirdBgp> = hosts
+        .iter()
+        .enumerate()
+        .map(|(i, h)| driver_in(h, &dir.join(format!("h{i}"))))
+        .collect();
+    // Host 4 reflects for hosts 1-3, which peer with it only.
+    let mut rr = settings("192.168.20.4", 64512, &[]);
+    rr.cluster_id = Some("1.1.1.1".parse().unwrap());
+    for i in 1..=3 {
+        rr.peers.insert(PeerConfig {
+            address: format!("192.168.20.{i}").parse().unwrap(),
+            remote_as: AsNumber(64512),
+            password: None,
+            hold_time: 3,
+            passive: false,
+            route_reflector_client: true,
+        });
+    }
+    birds[3].configure(&rr).await.unwrap();
+    for i in 0..3 {
+        let s = settings(
+            &format!("192.168.20.{}", i + 1),
+            64512,
+            &[("192.168.20.4", 64512)],
+        );
+        birds[i].configure(&s).await.unwrap();
+        birds[i]
+            .set_exports(&nets(&[&format!("10.65.{}.0/26", i + 1)]))
+            .await
+            .unwrap();
+    }
+    for (i, b) in birds.iter().take(3).enumerate() {
+        let want: BTreeSet<IpNet> = (1..=3)
+            .filter(|j| *j != i + 1)
+            .map(|j| format!("10.65.{j}.0/26").parse().unwrap())
+            .collect();
+        let routes = wait_for("reflected routes", Duration::from_secs(20), async || {
+            let r = b.learned_routes().await.unwrap();
+            (prefixes(&r) == want).then_some(r)
+        })
+        .await;
+        for r in routes {
+            let origin = r.prefix.to_string().split('.').nth(2).unwrap().to_string();
+            assert_eq!(
+                r.next_hops,
+                [format!("192.168.20.{origin}").parse().unwrap()].into(),
+                "the next hop is the originating client, not the reflector: {r:?}"
+            );
+        }
+    }
+    drop(birds);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_md5_passwords_must_match() {
+    if !privileged("tcp_md5_passwords_must_match") {
+        return;
+    }
+    let (_f, hosts) = lan(2);
+    let dir = std::env::temp_dir().join(format!("calico-bird-md5-{}", std::process::id()));
+    let a = driver_in(&hosts[0], &dir.join("a"));
+    let b = driver_in(&hosts[1], &dir.join("b"));
+    let with_password = |me: &str, peer: &str, pw: &str| {
+        let mut s = settings(me, 64512, &[(peer, 64512)]);
+        let mut p = s.peers.pop_first().unwrap();
+        p.password = Some(pw.into());
+        s.peers.insert(p);
+        s
+    };
+    a.configure(&with_password("192.168.20.1", "192.168.20.2", "right"))
+        .await
+        .unwrap();
+    b.configure(&with_password("192.168.20.2", "192.168.20.1", "wrong"))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(
+        a.peer_status()
+            .await
+            .unwrap()
+            .iter()
+            .all(|p| p.state != PeerState::Established),
+        "a wrong password never establishes"
+    );
+    b.configure(&with_password("192.168.20.2", "192.168.20.1", "right"))
+        .await
+        .unwrap();
+    wait_for(
+        "the session with matching passwords",
+        Duration::from_secs(20),
+        async || {
+            let p = a.peer_status().await.unwrap();
+            p.iter()
+                .all(|p| p.state == PeerState::Established)
+                .then_some(())
+        },
+    )
+    .await;
+    drop((a, b));
+    let _ = std::fs::remove_dir_all(&dir);
+}

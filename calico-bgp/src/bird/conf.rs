@@ -108,9 +108,17 @@ pub fn render(
                 let _ = writeln!(c, "  rr cluster id {id};");
             }
         }
+        // Our own routes only; a reflector also passes on what it learned. The next hop of
+        // a reflected iBGP route stays the originating host's; routes from eBGP peers get
+        // ours.
+        let export = if settings.cluster_id.is_some() {
+            format!("proto = \"calico_exports{v}\" || source = RTS_BGP")
+        } else {
+            format!("proto = \"calico_exports{v}\"")
+        };
         let _ = writeln!(
             c,
-            "  {af} {{ import all; export where proto = \"calico_exports{v}\"; next hop self; }};\n}}"
+            "  {af} {{ import all; export where {export}; next hop self ebgp; }};\n}}"
         );
     }
     Ok(c)

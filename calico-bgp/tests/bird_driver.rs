@@ -249,15 +249,14 @@ async fn a_bird_reflector_spreads_routes_between_its_clients_keeping_their_next_
         });
     }
     birds[3].configure(&rr).await.unwrap();
-    for i in 0..3 {
+    for (i, bird) in birds.iter().take(3).enumerate() {
         let s = settings(
             &format!("192.168.20.{}", i + 1),
             64512,
             &[("192.168.20.4", 64512)],
         );
-        birds[i].configure(&s).await.unwrap();
-        birds[i]
-            .set_exports(&nets(&[&format!("10.65.{}.0/26", i + 1)]))
+        bird.configure(&s).await.unwrap();
+        bird.set_exports(&nets(&[&format!("10.65.{}.0/26", i + 1)]))
             .await
             .unwrap();
     }

@@ -10,7 +10,8 @@
 use std::time::{Duration, Instant};
 
 use calico_core::compile::ir::Ruleset;
-use calico_core::compile::{compile, diff, CompileConfig, Compiler};
+use calico_core::compile::ir::Verdict;
+use calico_core::compile::{compile, diff, Change, ChangeSet, CompileConfig, Compiler};
 use calico_core::model::{Resource, Update};
 use calico_core::scale::Scale;
 use calico_linux::acl::{nft_text, LinuxAcl};
@@ -107,6 +108,38 @@ fn main() {
         label_samples.push(t.elapsed());
     }
     label_samples.sort();
+    // The smallest change that adds a jump: one empty chain and one map element going to
+    // it (what the kernel then validates is the whole table).
+    let mut jump_samples = Vec::new();
+    for n in 0..25 {
+        let chain = format!("probe-{n}");
+        let add = ChangeSet {
+            changes: vec![
+                Change::AddChain {
+                    name: chain.clone(),
+                    base: None,
+                },
+                Change::AddMapElements {
+                    map: calico_core::compile::TO_WORKLOAD_MAP.into(),
+                    elements: vec![(format!("probe{n}"), Verdict::Goto(chain.clone()))],
+                },
+            ],
+        };
+        let t = Instant::now();
+        acl.apply_blocking(&add).unwrap();
+        jump_samples.push(t.elapsed());
+        let del = ChangeSet {
+            changes: vec![
+                Change::DelMapElements {
+                    map: calico_core::compile::TO_WORKLOAD_MAP.into(),
+                    keys: vec![format!("probe{n}")],
+                },
+                Change::DelChain { name: chain },
+            ],
+        };
+        acl.apply_blocking(&del).unwrap();
+    }
+    jump_samples.sort();
     samples.sort();
     compile_samples.sort();
     let median = samples[samples.len() / 2];
@@ -132,6 +165,11 @@ fn main() {
         samples.len(),
         ops[ops.len() / 2],
         ms(compile_median)
+    );
+    println!(
+        "| one map element + empty chain (a jump) | {:8.2} ms | (median of {}: the kernel validates the table) | |",
+        ms(jump_samples[jump_samples.len() / 2]),
+        jump_samples.len()
     );
     println!(
         "| remote endpoint label change (sets only)| {:8.2} ms | (median of {}) | |",

@@ -59,12 +59,13 @@ pub enum FileError {
 }
 
 /// The resource kinds a file may hold, by their `kind:` value.
-const KINDS: [&str; 8] = [
+const KINDS: [&str; 9] = [
     "WorkloadEndpoint",
     "HostEndpoint",
     "Policy",
     "Profile",
     "IpPool",
+    "BlockAffinity",
     "BgpConfiguration",
     "BgpPeer",
     "Node",
@@ -139,6 +140,7 @@ fn parse(text: &str, location: &str) -> Result<Vec<Resource>, FileError> {
             "Policy" => typed(value).map(Resource::Policy),
             "Profile" => typed(value).map(Resource::Profile),
             "IpPool" => typed(value).map(Resource::IpPool),
+            "BlockAffinity" => typed(value).map(Resource::BlockAffinity),
             "BgpConfiguration" => typed(value).map(Resource::BgpConfiguration),
             "BgpPeer" => typed(value).map(Resource::BgpPeer),
             "Node" => typed(value).map(Resource::Node),

@@ -27,7 +27,7 @@ pub use error::{Reason, ResourceRef, ValidationError};
 pub use file::{load_file, parse_resources, FileError};
 pub use labels::{Labels, LABEL_NAMESPACE, LABEL_ORCHESTRATOR};
 pub use policy::{policy_order, Policy, PolicyType, Profile};
-pub use pool::IpPool;
+pub use pool::{BlockAffinity, IpPool};
 pub use resource::{Resource, ResourceKey, ResourceKind, Update};
 pub use rule::{Action, EntityRule, IcmpMatch, IpVersion, PortSpec, Protocol, Rule};
 pub use store::{Model, PolicyKey};

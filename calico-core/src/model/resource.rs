@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::bgp::{BgpConfiguration, BgpPeer, Node};
 use super::endpoint::{HostEndpoint, WorkloadEndpoint, WorkloadEndpointId};
 use super::policy::{Policy, Profile};
-use super::pool::IpPool;
+use super::pool::{BlockAffinity, IpPool};
 
 /// The kinds of resource the agent understands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -22,6 +22,8 @@ pub enum ResourceKind {
     Profile,
     /// [`IpPool`].
     IpPool,
+    /// [`BlockAffinity`].
+    BlockAffinity,
     /// [`BgpConfiguration`].
     BgpConfiguration,
     /// [`BgpPeer`].
@@ -50,6 +52,8 @@ pub enum Resource {
     Profile(Profile),
     /// An IP pool.
     IpPool(IpPool),
+    /// A node's address block.
+    BlockAffinity(BlockAffinity),
     /// BGP settings.
     BgpConfiguration(BgpConfiguration),
     /// A BGP peering.
@@ -76,6 +80,8 @@ pub enum ResourceKey {
     Profile(String),
     /// An IP pool, by name.
     IpPool(String),
+    /// A block affinity, by block.
+    BlockAffinity(ipnet::IpNet),
     /// BGP settings, by name.
     BgpConfiguration(String),
     /// A BGP peering, by name.
@@ -93,6 +99,7 @@ impl Resource {
             Resource::Policy(_) => ResourceKind::Policy,
             Resource::Profile(_) => ResourceKind::Profile,
             Resource::IpPool(_) => ResourceKind::IpPool,
+            Resource::BlockAffinity(_) => ResourceKind::BlockAffinity,
             Resource::BgpConfiguration(_) => ResourceKind::BgpConfiguration,
             Resource::BgpPeer(_) => ResourceKind::BgpPeer,
             Resource::Node(_) => ResourceKind::Node,
@@ -110,6 +117,7 @@ impl Resource {
             },
             Resource::Profile(r) => ResourceKey::Profile(r.name.clone()),
             Resource::IpPool(r) => ResourceKey::IpPool(r.name.clone()),
+            Resource::BlockAffinity(r) => ResourceKey::BlockAffinity(r.cidr),
             Resource::BgpConfiguration(r) => ResourceKey::BgpConfiguration(r.name.clone()),
             Resource::BgpPeer(r) => ResourceKey::BgpPeer(r.name.clone()),
             Resource::Node(r) => ResourceKey::Node(r.name.clone()),

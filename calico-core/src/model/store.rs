@@ -6,7 +6,7 @@ use super::bgp::{BgpConfiguration, BgpPeer, Node};
 use super::endpoint::{HostEndpoint, WorkloadEndpoint, WorkloadEndpointId};
 use super::error::ValidationError;
 use super::policy::{Policy, Profile};
-use super::pool::IpPool;
+use super::pool::{BlockAffinity, IpPool};
 use super::resource::{Resource, ResourceKey, Update};
 
 /// Key of a policy: namespace (`None` for a global policy) and name.
@@ -25,6 +25,8 @@ pub struct Model {
     pub profiles: BTreeMap<String, Profile>,
     /// IP pools, by name.
     pub ip_pools: BTreeMap<String, IpPool>,
+    /// Address blocks by block: which node each belongs to.
+    pub block_affinities: BTreeMap<ipnet::IpNet, BlockAffinity>,
     /// BGP configurations, by name.
     pub bgp_configurations: BTreeMap<String, BgpConfiguration>,
     /// BGP peers, by name.
@@ -82,6 +84,9 @@ impl Model {
             Resource::IpPool(r) => {
                 self.ip_pools.insert(r.name.clone(), r);
             }
+            Resource::BlockAffinity(r) => {
+                self.block_affinities.insert(r.cidr, r);
+            }
             Resource::BgpConfiguration(r) => {
                 self.bgp_configurations.insert(r.name.clone(), r);
             }
@@ -110,6 +115,9 @@ impl Model {
             }
             ResourceKey::IpPool(n) => {
                 self.ip_pools.remove(n);
+            }
+            ResourceKey::BlockAffinity(cidr) => {
+                self.block_affinities.remove(cidr);
             }
             ResourceKey::BgpConfiguration(n) => {
                 self.bgp_configurations.remove(n);

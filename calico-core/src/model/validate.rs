@@ -11,7 +11,7 @@ use super::endpoint::{HostEndpoint, NamedPort, WorkloadEndpoint};
 use super::error::{Reason, ResourceRef, ValidationError};
 use super::labels::Labels;
 use super::policy::{Policy, PolicyType, Profile};
-use super::pool::IpPool;
+use super::pool::{BlockAffinity, IpPool};
 use super::resource::{Resource, ResourceKind};
 use super::rule::{EntityRule, IcmpMatch, IpVersion, PortSpec, Protocol, Rule};
 
@@ -479,6 +479,37 @@ impl Profile {
     }
 }
 
+impl BlockAffinity {
+    /// Checks the block: a network address of a block size Calico allows, and a node.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        let c = Check::new(ResourceKind::BlockAffinity, self.cidr.to_string());
+        if self.cidr.trunc() != self.cidr {
+            return Err(c.invalid(
+                "cidr",
+                format!(
+                    "{} has host bits set; did you mean {}?",
+                    self.cidr,
+                    self.cidr.trunc()
+                ),
+            ));
+        }
+        let (min, max) = match self.cidr {
+            IpNet::V4(_) => (20, 32),
+            IpNet::V6(_) => (116, 128),
+        };
+        if !(min..=max).contains(&self.cidr.prefix_len()) {
+            return Err(c.invalid(
+                "cidr",
+                format!(
+                    "a block of /{} is outside Calico's block sizes /{min} to /{max}",
+                    self.cidr.prefix_len()
+                ),
+            ));
+        }
+        c.name("node", &self.node)
+    }
+}
+
 impl IpPool {
     /// The block size in effect (the default when unset).
     pub fn effective_block_size(&self) -> u8 {
@@ -623,6 +654,7 @@ impl Resource {
             Resource::Policy(r) => r.validate(),
             Resource::Profile(r) => r.validate(),
             Resource::IpPool(r) => r.validate(),
+            Resource::BlockAffinity(r) => r.validate(),
             Resource::BgpConfiguration(r) => r.validate(),
             Resource::BgpPeer(r) => r.validate(),
             Resource::Node(r) => r.validate(),

@@ -5,8 +5,12 @@
 //!
 //! * every address of a workload endpoint on this node gets a scope-link route (`/32` or
 //!   `/128`) to the endpoint's host-side interface;
+//! * every block IPAM gave this node (`BlockAffinity`) gets a blackhole route, so its unused
+//!   addresses are dropped here;
 //! * every route learned from a peer gets a route via its next hops (several means ECMP),
-//!   unless the prefix is one of this host's own workload addresses (local always wins).
+//!   unless the prefix is one of this host's own workload addresses or blocks (local always
+//!   wins). A workload borrowed from another node's block is a /32 (/128), more specific
+//!   than the block, so the longest-prefix match takes traffic to the right host.
 //!
 //! ```
 //! use calico_core::backend::RouteTarget;
@@ -57,6 +61,10 @@ pub fn desired_routes(node: &str, model: &Model, learned: &[LearnedRoute]) -> De
             );
         }
     }
+    // The node's blocks: unused addresses are dropped here rather than sent back out.
+    for block in own_blocks(node, model) {
+        fib.entry(block).or_insert(RouteTarget::Blackhole);
+    }
     for route in learned {
         let prefix = route.prefix.trunc();
         if fib.contains_key(&prefix) || route.next_hops.is_empty() {
@@ -75,14 +83,28 @@ pub fn desired_routes(node: &str, model: &Model, learned: &[LearnedRoute]) -> De
     fib
 }
 
-/// The local prefixes this node exports to BGP: its workloads' addresses.
-pub fn local_exports(node: &str, model: &Model) -> BTreeSet<IpNet> {
+/// The blocks IPAM gave this node (`BlockAffinity` resources).
+pub fn own_blocks(node: &str, model: &Model) -> BTreeSet<IpNet> {
     model
+        .block_affinities
+        .values()
+        .filter(|b| b.node == node)
+        .map(|b| b.cidr)
+        .collect()
+}
+
+/// The local prefixes this node exports to BGP, as Calico aggregates them: its blocks, plus
+/// the addresses of its workloads that lie outside them (borrowed from another node's block,
+/// or in no block at all).
+pub fn local_exports(node: &str, model: &Model) -> BTreeSet<IpNet> {
+    let blocks = own_blocks(node, model);
+    let loose = model
         .workload_endpoints
         .values()
         .filter(|ep| ep.node == node)
         .flat_map(|ep| ep.ip_networks.iter().map(IpNet::trunc))
-        .collect()
+        .filter(|net| !blocks.iter().any(|b| b.contains(net)));
+    blocks.iter().copied().chain(loose).collect()
 }
 
 /// The smallest change set that turns the `programmed` routes into the `desired` ones:

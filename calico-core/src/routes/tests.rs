@@ -128,3 +128,90 @@ fn exports_are_this_nodes_workload_addresses() {
     assert_eq!(exports.len(), 2);
     assert!(exports.contains(&"fd00::1/128".parse().unwrap()));
 }
+
+fn with_blocks(mut m: Model, blocks: &[(&str, &str)]) -> Model {
+    for (cidr, node) in blocks {
+        m.apply(Update::Upsert(Resource::BlockAffinity(
+            crate::model::BlockAffinity {
+                cidr: cidr.parse().unwrap(),
+                node: node.to_string(),
+            },
+        )))
+        .unwrap();
+    }
+    m
+}
+
+#[test]
+fn blocks_are_exported_whole_and_borrowed_addresses_alone() {
+    let m = with_blocks(
+        model(vec![
+            endpoint("a", "h1", "cali-a", &["10.65.0.1/32"]),
+            // Borrowed: inside h2's block, running on h1.
+            endpoint("b", "h1", "cali-b", &["10.65.0.70/32"]),
+            // In no block at all.
+            endpoint("c", "h1", "cali-c", &["192.168.5.5/32"]),
+            endpoint("d", "h2", "cali-d", &["10.65.0.65/32"]),
+        ]),
+        &[("10.65.0.0/26", "h1"), ("10.65.0.64/26", "h2")],
+    );
+    let exports: Vec<String> = local_exports("h1", &m)
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    assert_eq!(exports, ["10.65.0.0/26", "10.65.0.70/32", "192.168.5.5/32"]);
+    let h2: Vec<String> = local_exports("h2", &m)
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    assert_eq!(h2, ["10.65.0.64/26"], "d lies in h2's own block");
+
+    // h1 blackholes its block, routes its workloads locally, and takes h2's block from BGP;
+    // the borrowed address stays local (more specific than h2's block).
+    let fib = desired_routes(
+        "h1",
+        &m,
+        &[
+            learned("10.65.0.64/26", &["192.0.2.2"]),
+            learned("10.65.0.0/26", &["192.0.2.9"]),
+        ],
+    );
+    assert_eq!(
+        fib[&"10.65.0.0/26".parse().unwrap()],
+        RouteTarget::Blackhole,
+        "own block, not the peer's claim"
+    );
+    assert_eq!(fib[&"10.65.0.70/32".parse().unwrap()], workload("cali-b"));
+    assert!(matches!(
+        fib[&"10.65.0.64/26".parse().unwrap()],
+        RouteTarget::Via(_)
+    ));
+}
+
+#[test]
+fn bad_blocks_are_refused_with_the_field() {
+    let bad = |cidr: &str| {
+        crate::model::BlockAffinity {
+            cidr: cidr.parse().unwrap(),
+            node: "h1".into(),
+        }
+        .validate()
+        .unwrap_err()
+        .to_string()
+    };
+    assert!(
+        bad("10.65.0.1/26").contains("host bits"),
+        "{}",
+        bad("10.65.0.1/26")
+    );
+    assert!(
+        bad("10.64.0.0/16").contains("block sizes"),
+        "{}",
+        bad("10.64.0.0/16")
+    );
+    let no_node = crate::model::BlockAffinity {
+        cidr: "10.65.0.0/26".parse().unwrap(),
+        node: String::new(),
+    };
+    assert!(no_node.validate().unwrap_err().to_string().contains("node"));
+}

@@ -58,7 +58,7 @@ ingress:
     destination: {ports: [80]}
 ";
 
-/// The cluster's resources: nodes with their BGP identity, one peering per other host and
+/// The cluster's resources: nodes with their BGP identity and address block, one peering per other host and
 /// fabric plane (so each remote workload is reachable over both planes: ECMP), the
 /// namespace profile and the workloads.
 fn cluster_yaml() -> String {
@@ -68,6 +68,8 @@ fn cluster_yaml() -> String {
     );
     for (host, i) in HOSTS {
         y += &format!("---\nkind: Node\nname: {host}\nbgp: {{ipv4Address: 10.1.0.{i}}}\n");
+        // IPAM gave each host a /26: it advertises the block, not each workload.
+        y += &format!("---\nkind: BlockAffinity\ncidr: 10.65.{i}.0/26\nnode: {host}\n");
         for (other, j) in HOSTS.iter().filter(|(h, _)| *h != host) {
             for plane in [1, 2] {
                 y += &format!(
@@ -351,9 +353,9 @@ fn converge(c: &Cluster, want: &Matrix, deadline: Duration) -> (Matrix, Duration
 
 fn ecmp_routes(c: &Cluster) {
     let out = c.hosts[0]
-        .run(&["ip", "route", "show", "10.65.3.30"])
+        .run(&["ip", "route", "show", "10.65.3.0/26"])
         .unwrap_or_default();
-    println!("\nhost-a's route to db-1 on host-c (learned by BGP over both planes):");
+    println!("\nhost-a's route to host-c's block 10.65.3.0/26 (learned by BGP over both planes):");
     for line in out.lines() {
         println!("    {line}");
     }

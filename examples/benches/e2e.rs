@@ -85,6 +85,13 @@ fn main() {
         eprintln!("e2e bench: skipped: needs root");
         return;
     }
+    if std::env::var_os("RUST_LOG").is_some() {
+        // Step timings of the agent, for finding where an update's time goes.
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -36,6 +36,27 @@ impl Links {
         Ok(links)
     }
 
+    /// Reads only the interfaces named (one request each), or every interface when there
+    /// are many: a change set touching a few workloads on a host with thousands of
+    /// interfaces should not read them all.
+    pub(crate) async fn read_some(
+        netlink: &Netlink,
+        names: &std::collections::BTreeSet<&str>,
+    ) -> Result<Links, BackendError> {
+        const FEW: usize = 16;
+        if names.len() > FEW {
+            return Links::read(netlink).await;
+        }
+        let mut links = Links::default();
+        for name in names {
+            if let Some(link) = link_by_name(netlink, name).await? {
+                links.by_name.insert(name.to_string(), link.index);
+                links.by_index.insert(link.index, name.to_string());
+            }
+        }
+        Ok(links)
+    }
+
     /// The index of the interface called `name`.
     pub(crate) fn index(&self, name: &str) -> Option<u32> {
         self.by_name.get(name).copied()

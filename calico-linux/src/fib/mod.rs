@@ -312,7 +312,18 @@ impl FibBackend for LinuxFib {
 
         // Upserts: replace our own route, create where the destination is free, leave a
         // foreign route alone.
-        let links = Links::read(&netlink).await?;
+        let names: std::collections::BTreeSet<&str> = changes
+            .upsert
+            .iter()
+            .flat_map(|r| match &r.target {
+                RouteTarget::Workload { interface } => vec![interface.as_str()],
+                RouteTarget::Via(hops) => {
+                    hops.iter().filter_map(|h| h.interface.as_deref()).collect()
+                }
+                RouteTarget::Blackhole => vec![],
+            })
+            .collect();
+        let links = Links::read_some(&netlink, &names).await?;
         let mut sent: Vec<(&Route, &'static str)> = Vec::with_capacity(changes.upsert.len());
         let mut messages = Vec::with_capacity(changes.upsert.len());
         for route in &changes.upsert {

@@ -71,7 +71,10 @@ pub enum AgentError {
 /// Timing settings of the agent.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Timing {
-    /// How long to wait for more updates after one arrives before reconciling (batching).
+    /// How long to wait for more updates after one arrives before reconciling. Updates
+    /// already queued are always folded into one pass, so under load batching happens
+    /// without any wait (updates pile up while a pass runs); a window trades latency for
+    /// fewer passes when updates trickle in.
     pub batch_window: Duration,
     /// Upper bound on updates folded into one pass.
     pub max_batch: usize,
@@ -86,7 +89,7 @@ pub struct Timing {
 impl Default for Timing {
     fn default() -> Self {
         Timing {
-            batch_window: Duration::from_millis(2),
+            batch_window: Duration::ZERO,
             max_batch: 1000,
             resync_interval: Duration::from_secs(30),
             retry_initial: Duration::from_millis(100),

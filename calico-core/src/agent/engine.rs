@@ -243,6 +243,7 @@ impl Engine {
             return;
         }
         let started = Instant::now();
+        debug!("reconciling");
         let was_resync = std::mem::take(&mut self.resyncing);
         let mut repairs = 0u64;
         let mut failed = false;

@@ -6,6 +6,8 @@
 //! * [`nft`]: the nf_tables netlink protocol, spoken directly (safe Rust, no libnftnl).
 //! * [`netns`]: network namespaces for tests and benchmarks (create, enter, always remove).
 
+#![warn(missing_docs)]
+
 pub mod acl;
 pub mod fib;
 pub mod netns;

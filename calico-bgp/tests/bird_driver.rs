@@ -331,3 +331,51 @@ async fn tcp_md5_passwords_must_match() {
     drop((a, b));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_to_node_mesh_from_the_model_spreads_every_block() {
+    if !privileged("a_node_to_node_mesh_from_the_model_spreads_every_block") {
+        return;
+    }
+    let (_f, hosts) = lan(3);
+    let dir = std::env::temp_dir().join(format!("calico-bird-mesh-{}", std::process::id()));
+    let mut text = String::new();
+    for i in 1..=3 {
+        text += &format!("---\nkind: Node\nname: n{i}\nbgp: {{ipv4Address: 192.168.20.{i}}}\n");
+    }
+    let model = calico_core::model::Model::from_resources(
+        calico_core::model::parse_resources(&text).unwrap(),
+    )
+    .unwrap();
+    let mut birds = Vec::new();
+    for (i, h) in hosts.iter().enumerate() {
+        let node = format!("n{}", i + 1);
+        let settings = calico_core::routes::peering::bgp_settings(&node, &model).unwrap();
+        assert_eq!(settings.peers.len(), 2);
+        let b = driver_in(h, &dir.join(&node));
+        b.configure(&settings).await.unwrap();
+        b.set_exports(&nets(&[&format!("10.65.{}.0/26", i + 1)]))
+            .await
+            .unwrap();
+        birds.push(b);
+    }
+    for (i, b) in birds.iter().enumerate() {
+        let want: BTreeSet<IpNet> = (1..=3)
+            .filter(|j| *j != i + 1)
+            .map(|j| format!("10.65.{j}.0/26").parse().unwrap())
+            .collect();
+        wait_for(
+            "the mesh spreads every block",
+            Duration::from_secs(20),
+            async || {
+                let peers = b.peer_status().await.unwrap();
+                let r = b.learned_routes().await.unwrap();
+                (peers.iter().all(|p| p.state == PeerState::Established) && prefixes(&r) == want)
+                    .then_some(())
+            },
+        )
+        .await;
+    }
+    drop(birds);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -160,6 +160,39 @@ pub fn veth(a_ns: &Netns, a: &str, b_ns: &Netns, b: &str) -> Result<(), NetnsErr
     Ok(())
 }
 
+/// Creates a workload namespace attached to `host` by a veth pair (`host_iface` on the host
+/// side, `eth0` inside), wired as Calico's CNI plugin wires a workload: each IPv4 address as
+/// a /32 on `eth0`, and a default route via 169.254.1.1, which the host answers by proxy
+/// ARP. The host side is left as it is: configuring it is the FIB backend's job.
+pub fn workload(host: &Netns, host_iface: &str, ipv4: &[&str]) -> Result<Netns, NetnsError> {
+    let ns = Netns::create("wl")?;
+    veth(host, host_iface, &ns, "eth0")?;
+    for ip in ipv4 {
+        ns.run(&["ip", "addr", "add", &format!("{ip}/32"), "dev", "eth0"])?;
+    }
+    ns.run(&[
+        "ip",
+        "route",
+        "add",
+        "169.254.1.1",
+        "dev",
+        "eth0",
+        "scope",
+        "link",
+    ])?;
+    ns.run(&[
+        "ip",
+        "route",
+        "add",
+        "default",
+        "via",
+        "169.254.1.1",
+        "dev",
+        "eth0",
+    ])?;
+    Ok(ns)
+}
+
 /// Decides whether a privileged test runs. Returns `true` when running as root. Otherwise
 /// panics when `CALICO_PRIVILEGED_TESTS=1` (CI, where a skipped kernel test would be a lie),
 /// or prints that `test` is skipped and returns `false`.

@@ -11,7 +11,7 @@ use std::net::IpAddr;
 
 use calico_core::backend::{BackendError, FibBackend, FibChangeSet, NextHop, Route, RouteTarget};
 use calico_linux::fib::{FibConfig, LinuxFib, DEFAULT_PROTOCOL};
-use calico_linux::netns::{privileged, veth, Netns};
+use calico_linux::netns::{privileged, Netns};
 
 fn workload(dst: &str, interface: &str) -> Route {
     Route {
@@ -122,32 +122,7 @@ fn host() -> Netns {
 /// A workload namespace wired to `host` by the veth `host_if` — `eth0`, configured like
 /// Calico's CNI plugin does.
 fn add_workload(host: &Netns, host_if: &str, v4: &str, v6: &str) -> Netns {
-    let ns = namespace("fib-wl");
-    veth(host, host_if, &ns, "eth0").unwrap();
-    ns.run(&["ip", "addr", "add", &format!("{v4}/32"), "dev", "eth0"])
-        .unwrap();
-    ns.run(&[
-        "ip",
-        "route",
-        "add",
-        "169.254.1.1",
-        "dev",
-        "eth0",
-        "scope",
-        "link",
-    ])
-    .unwrap();
-    ns.run(&[
-        "ip",
-        "route",
-        "add",
-        "default",
-        "via",
-        "169.254.1.1",
-        "dev",
-        "eth0",
-    ])
-    .unwrap();
+    let ns = calico_linux::netns::workload(host, host_if, &[v4]).unwrap();
     ns.run(&[
         "ip",
         "-6",

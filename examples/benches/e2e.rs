@@ -17,36 +17,10 @@ use calico_core::model::{parse_resources, Resource, Update};
 use calico_core::scale::Scale;
 use calico_linux::acl::LinuxAcl;
 use calico_linux::fib::{FibConfig, LinuxFib};
-use calico_linux::netns::{veth, Netns};
+use calico_linux::netns::Netns;
 
 fn workload(host: &Netns, iface: &str, ip: &str) -> Netns {
-    let wl = Netns::create("e2e-wl").unwrap();
-    veth(host, iface, &wl, "eth0").unwrap();
-    wl.run(&["ip", "addr", "add", &format!("{ip}/32"), "dev", "eth0"])
-        .unwrap();
-    wl.run(&[
-        "ip",
-        "route",
-        "add",
-        "169.254.1.1",
-        "dev",
-        "eth0",
-        "scope",
-        "link",
-    ])
-    .unwrap();
-    wl.run(&[
-        "ip",
-        "route",
-        "add",
-        "default",
-        "via",
-        "169.254.1.1",
-        "dev",
-        "eth0",
-    ])
-    .unwrap();
-    wl
+    calico_linux::netns::workload(host, iface, &[ip]).unwrap()
 }
 
 fn endpoint_yaml(name: &str, iface: &str, ip: &str, app: &str) -> String {

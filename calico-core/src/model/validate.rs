@@ -479,24 +479,31 @@ impl Profile {
     }
 }
 
+/// Refuses a CIDR with host bits set, suggesting the network it probably means.
+fn network_address(c: &Check, field: &str, cidr: IpNet) -> Result<(), ValidationError> {
+    if cidr.trunc() != cidr {
+        return Err(c.invalid(
+            field,
+            format!("{cidr} has host bits set; did you mean {}?", cidr.trunc()),
+        ));
+    }
+    Ok(())
+}
+
+/// The block prefix lengths Calico allows for the family of `cidr`.
+fn block_sizes(cidr: IpNet) -> (u8, u8) {
+    match cidr {
+        IpNet::V4(_) => (20, 32),
+        IpNet::V6(_) => (116, 128),
+    }
+}
+
 impl BlockAffinity {
     /// Checks the block: a network address of a block size Calico allows, and a node.
     pub fn validate(&self) -> Result<(), ValidationError> {
         let c = Check::new(ResourceKind::BlockAffinity, self.cidr.to_string());
-        if self.cidr.trunc() != self.cidr {
-            return Err(c.invalid(
-                "cidr",
-                format!(
-                    "{} has host bits set; did you mean {}?",
-                    self.cidr,
-                    self.cidr.trunc()
-                ),
-            ));
-        }
-        let (min, max) = match self.cidr {
-            IpNet::V4(_) => (20, 32),
-            IpNet::V6(_) => (116, 128),
-        };
+        network_address(&c, "cidr", self.cidr)?;
+        let (min, max) = block_sizes(self.cidr);
         if !(min..=max).contains(&self.cidr.prefix_len()) {
             return Err(c.invalid(
                 "cidr",
@@ -523,20 +530,8 @@ impl IpPool {
     pub fn validate(&self) -> Result<(), ValidationError> {
         let c = Check::new(ResourceKind::IpPool, self.name.clone());
         c.name("name", &self.name)?;
-        if self.cidr.trunc() != self.cidr {
-            return Err(c.invalid(
-                "cidr",
-                format!(
-                    "{} has host bits set; did you mean {}?",
-                    self.cidr,
-                    self.cidr.trunc()
-                ),
-            ));
-        }
-        let (min, max) = match self.cidr {
-            IpNet::V4(_) => (20, 32),
-            IpNet::V6(_) => (116, 128),
-        };
+        network_address(&c, "cidr", self.cidr)?;
+        let (min, max) = block_sizes(self.cidr);
         let bs = self.effective_block_size();
         if !(min..=max).contains(&bs) {
             return Err(c.err(

@@ -66,8 +66,7 @@ impl Topology {
         }
         let mut out = Vec::new();
         for (iface, ips) in workloads {
-            let ns = Netns::create("wl").unwrap();
-            veth(&host, iface, &ns, "eth0").unwrap();
+            let ns = calico_linux::netns::workload(&host, iface, ips).unwrap();
             for cmd in [
                 format!("net.ipv4.conf.{iface}.proxy_arp=1"),
                 format!("net.ipv4.neigh.{iface}.proxy_delay=0"),
@@ -76,8 +75,6 @@ impl Topology {
                 host.run(&["sysctl", "-qw", &cmd]).unwrap();
             }
             for ip in ips {
-                ns.run(&["ip", "addr", "add", &format!("{ip}/32"), "dev", "eth0"])
-                    .unwrap();
                 host.run(&[
                     "ip",
                     "route",
@@ -90,28 +87,6 @@ impl Topology {
                 ])
                 .unwrap();
             }
-            ns.run(&[
-                "ip",
-                "route",
-                "add",
-                "169.254.1.1",
-                "dev",
-                "eth0",
-                "scope",
-                "link",
-            ])
-            .unwrap();
-            ns.run(&[
-                "ip",
-                "route",
-                "add",
-                "default",
-                "via",
-                "169.254.1.1",
-                "dev",
-                "eth0",
-            ])
-            .unwrap();
             out.push(Workload {
                 ns,
                 iface: iface.to_string(),

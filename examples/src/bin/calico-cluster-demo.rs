@@ -241,32 +241,7 @@ fn build(agent_bin: &Path) -> Result<Cluster, String> {
             .map_err(e)?;
         for (_, h, iface, ip, _) in WORKLOADS.iter().filter(|w| w.1 == host) {
             let _ = h;
-            let wl = Netns::create("demo-wl").map_err(e)?;
-            veth(&ns, iface, &wl, "eth0").map_err(e)?;
-            wl.run(&["ip", "addr", "add", &format!("{ip}/32"), "dev", "eth0"])
-                .map_err(e)?;
-            wl.run(&[
-                "ip",
-                "route",
-                "add",
-                "169.254.1.1",
-                "dev",
-                "eth0",
-                "scope",
-                "link",
-            ])
-            .map_err(e)?;
-            wl.run(&[
-                "ip",
-                "route",
-                "add",
-                "default",
-                "via",
-                "169.254.1.1",
-                "dev",
-                "eth0",
-            ])
-            .map_err(e)?;
+            let wl = calico_linux::netns::workload(&ns, iface, &[ip]).map_err(e)?;
             let bind = SocketAddr::new(ip.parse().unwrap(), PORT);
             let l = wl
                 .enter(move || TcpListener::bind(bind))

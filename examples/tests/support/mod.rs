@@ -54,32 +54,7 @@ impl Host {
         std::fs::create_dir_all(dir.join("resources")).unwrap();
         let mut wls = Vec::new();
         for (iface, ip) in workloads {
-            let wl = Netns::create("rel-wl").unwrap();
-            veth(&ns, iface, &wl, "eth0").unwrap();
-            wl.run(&["ip", "addr", "add", &format!("{ip}/32"), "dev", "eth0"])
-                .unwrap();
-            wl.run(&[
-                "ip",
-                "route",
-                "add",
-                "169.254.1.1",
-                "dev",
-                "eth0",
-                "scope",
-                "link",
-            ])
-            .unwrap();
-            wl.run(&[
-                "ip",
-                "route",
-                "add",
-                "default",
-                "via",
-                "169.254.1.1",
-                "dev",
-                "eth0",
-            ])
-            .unwrap();
+            let wl = calico_linux::netns::workload(&ns, iface, &[ip]).unwrap();
             wls.push((wl, ip.to_string()));
         }
         Host {

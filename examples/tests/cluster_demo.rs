@@ -26,9 +26,15 @@ fn the_cluster_demo_measures_what_the_policy_predicts() {
         2,
         "{stdout}"
     );
-    let left = Command::new("ip").args(["netns", "list"]).output().unwrap();
-    assert!(
-        !String::from_utf8_lossy(&left.stdout).contains("demo"),
-        "namespaces left behind"
-    );
+    // Namespaces are deleted as the demo exits; give the kernel a moment to let go of them.
+    let mut left = String::new();
+    for _ in 0..20 {
+        let out = Command::new("ip").args(["netns", "list"]).output().unwrap();
+        left = String::from_utf8_lossy(&out.stdout).into_owned();
+        if !left.contains("demo") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(!left.contains("demo"), "namespaces left behind:\n{left}");
 }

@@ -1,1 +1,4 @@
-//! calico-bgp (being built).
+//! BGP for calico-rs.
+//!
+//! * [`packet`]: the BGP-4 wire format, decoded totally and encoded back.
+pub mod packet;

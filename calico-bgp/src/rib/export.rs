@@ -1,0 +1,139 @@
+//! What each peer is sent (the Adj-RIB-Out as a function of the Loc-RIB): locally originated
+//! routes with ORIGIN IGP and next hop self, learned routes by the rules of RFC 4271 §9.2
+//! (no iBGP-learned route to another iBGP peer) and RFC 4456 (route reflection).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use ipnet::IpNet;
+
+use super::{PeerId, PeerInfo, Rib, RouteAttrs, DEFAULT_LOCAL_PREF};
+use crate::packet::{AfiSafi, AsPath, Origin, PathAttributes};
+
+/// Computes the advertisements for one peer, sharing transformed attribute sets between
+/// prefixes (so that they pack into few UPDATEs).
+#[derive(Debug)]
+pub struct Exporter<'a> {
+    rib: &'a Rib,
+    to: PeerId,
+    info: PeerInfo,
+    local: Option<Arc<RouteAttrs>>,
+    cache: HashMap<(usize, PeerId), Option<Arc<RouteAttrs>>>,
+}
+
+impl Rib {
+    /// An exporter for an established peer (`None` when the peer is unknown).
+    pub fn exporter(&self, to: PeerId) -> Option<Exporter<'_>> {
+        let info = self.peers.info(to)?.clone();
+        Some(Exporter {
+            rib: self,
+            to,
+            info,
+            local: None,
+            cache: HashMap::new(),
+        })
+    }
+}
+
+fn family(prefix: &IpNet) -> AfiSafi {
+    match prefix {
+        IpNet::V4(_) => AfiSafi::IPV4_UNICAST,
+        IpNet::V6(_) => AfiSafi::IPV6_UNICAST,
+    }
+}
+
+impl Exporter<'_> {
+    /// The attributes to announce `prefix` with, or `None` when the peer is not to have it.
+    pub fn route(&mut self, prefix: &IpNet) -> Option<Arc<RouteAttrs>> {
+        if !self.info.families.contains(&family(prefix)) {
+            return None;
+        }
+        if self.rib.exports.contains(prefix) {
+            return Some(self.local_route());
+        }
+        let best = self.rib.best(prefix).first()?;
+        let key = (Arc::as_ptr(&best.attrs) as usize, best.peer);
+        if let Some(cached) = self.cache.get(&key) {
+            return cached.clone();
+        }
+        let out = self.transform(best.peer, &best.attrs);
+        self.cache.insert(key, out.clone());
+        out
+    }
+
+    /// The prefixes whose advertisement to this peer depends on the RIB: every exported
+    /// prefix and every prefix with a best path.
+    pub fn candidates(&self) -> impl Iterator<Item = IpNet> + '_ {
+        self.rib.exports.iter().copied().chain(
+            self.rib
+                .prefixes()
+                .filter(|p| !self.rib.exports.contains(p)),
+        )
+    }
+
+    fn local_route(&mut self) -> Arc<RouteAttrs> {
+        if let Some(local) = &self.local {
+            return local.clone();
+        }
+        let settings = &self.rib.settings;
+        let path = PathAttributes {
+            origin: Some(Origin::Igp),
+            as_path: Some(if self.info.ebgp {
+                AsPath::sequence(vec![settings.local_as])
+            } else {
+                AsPath::default()
+            }),
+            local_pref: (!self.info.ebgp).then_some(DEFAULT_LOCAL_PREF),
+            ..PathAttributes::default()
+        };
+        let local = Arc::new(RouteAttrs {
+            path,
+            next_hop: self.info.local_address,
+            link_local: None,
+        });
+        self.local = Some(local.clone());
+        local
+    }
+
+    fn transform(&self, from: PeerId, attrs: &RouteAttrs) -> Option<Arc<RouteAttrs>> {
+        if from == self.to {
+            return None;
+        }
+        let source = self.rib.peers.info(from)?;
+        let settings = &self.rib.settings;
+        let mut out = attrs.clone();
+        if self.info.ebgp {
+            let path = out.path.as_path.take().unwrap_or_default();
+            out.path.as_path = Some(path.prepended(settings.local_as));
+            out.path.local_pref = None;
+            out.path.med = None;
+            out.path.originator_id = None;
+            out.path.cluster_list.clear();
+            out.next_hop = self.info.local_address;
+            out.link_local = None;
+        } else if source.ebgp {
+            out.path.local_pref = Some(attrs.local_pref());
+        } else {
+            // iBGP to iBGP: only a route reflector passes it on, client routes to everyone
+            // and non-client routes to clients.
+            if !(source.rr_client || self.info.rr_client) {
+                return None;
+            }
+            out.path.originator_id = Some(attrs.path.originator_id.unwrap_or(source.router_id));
+            out.path.cluster_list.insert(0, self.rib.cluster_id());
+            out.path.local_pref = Some(attrs.local_pref());
+        }
+        // A next hop in the peer's own subnet is left as is; one of the wrong family cannot
+        // be sent.
+        match (out.next_hop, family_of_nh(&self.info.local_address)) {
+            (IpAddr::V4(_), true) | (IpAddr::V6(_), false) => {}
+            _ => out.next_hop = self.info.local_address,
+        }
+        Some(Arc::new(out))
+    }
+}
+
+fn family_of_nh(addr: &IpAddr) -> bool {
+    addr.is_ipv4()
+}

@@ -1,0 +1,472 @@
+//! Routes: per-peer Adj-RIB-In, the Loc-RIB with the decision process, and what each peer
+//! is sent (Adj-RIB-Out).
+//!
+//! Layout, chosen for a million prefixes: one hash table per address family keyed by the
+//! compact prefix ([`Ipv4Net`] is 5 bytes). Each entry holds every peer's path for that
+//! prefix — the Adj-RIBs-In, stored by destination as holo-routing does — ordered by the
+//! decision process, so the Loc-RIB best path and its ECMP set are the first entries.
+//! Attribute sets are interned and shared with [`Arc`]. The Adj-RIB-Out is not stored: what
+//! a peer is sent is a function of the best path ([`Rib::advertisement`]); withdrawals go to
+//! every peer that may have had the prefix.
+
+pub mod attrs;
+pub mod decision;
+pub mod export;
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+use calico_core::backend::LearnedRoute;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+
+pub use attrs::{Interner, RouteAttrs, DEFAULT_LOCAL_PREF};
+pub use decision::PathSource;
+
+use crate::packet::{AfiSafi, Update};
+
+/// A peer as the RIB knows it (an index, stable while the peering exists).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PeerId(pub u32);
+
+/// What the RIB needs to know about an established peer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerInfo {
+    /// The peer's address.
+    pub address: IpAddr,
+    /// The peer's AS.
+    pub remote_as: u32,
+    /// The peer's BGP identifier.
+    pub router_id: Ipv4Addr,
+    /// The peer is in another AS.
+    pub ebgp: bool,
+    /// The peer is a route-reflector client of ours.
+    pub rr_client: bool,
+    /// Our address on the session: the next hop we announce ("next hop self").
+    pub local_address: IpAddr,
+    /// Families negotiated with the peer.
+    pub families: Vec<AfiSafi>,
+}
+
+/// One path to a prefix: who sent it and with which attributes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Path {
+    /// The peer it came from.
+    pub peer: PeerId,
+    /// Its attributes.
+    pub attrs: Arc<RouteAttrs>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Dest {
+    /// Best first, then the rest of the multipath set, then the others.
+    paths: Vec<Path>,
+    multipath: u8,
+}
+
+/// The established peers.
+#[derive(Clone, Debug, Default)]
+pub struct PeerTable {
+    peers: HashMap<PeerId, (PeerInfo, PathSource)>,
+}
+
+impl PeerTable {
+    /// The decision-process view of a peer.
+    pub fn source(&self, id: PeerId) -> Option<&PathSource> {
+        self.peers.get(&id).map(|(_, s)| s)
+    }
+
+    /// The peer's information.
+    pub fn info(&self, id: PeerId) -> Option<&PeerInfo> {
+        self.peers.get(&id).map(|(i, _)| i)
+    }
+
+    /// Every established peer.
+    pub fn ids(&self) -> impl Iterator<Item = PeerId> + '_ {
+        self.peers.keys().copied()
+    }
+}
+
+/// Speaker-wide settings the RIB applies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RibSettings {
+    /// Our AS.
+    pub local_as: u32,
+    /// Our BGP identifier.
+    pub router_id: Ipv4Addr,
+    /// Cluster id when reflecting routes (defaults to the router id, RFC 4456 §7).
+    pub cluster_id: Option<Ipv4Addr>,
+}
+
+/// A prefix whose Loc-RIB entry changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Change {
+    /// The prefix.
+    pub prefix: IpNet,
+    /// Whether the best path changed (so advertisements change); otherwise only the
+    /// multipath set did.
+    pub best: bool,
+}
+
+/// Why an announced path was not accepted (RFC 4271 §9.1.2, RFC 4456 §8).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rejection {
+    /// Our AS is in the AS_PATH.
+    AsLoop,
+    /// ORIGINATOR_ID is our router id.
+    OriginatorLoop,
+    /// Our cluster id is in CLUSTER_LIST.
+    ClusterLoop,
+    /// No usable next hop.
+    NoNextHop,
+}
+
+/// Attributes for an UPDATE's IPv4 NLRI and for its MP_REACH_NLRI prefixes.
+type Imported = (Option<Arc<RouteAttrs>>, Option<Arc<RouteAttrs>>);
+
+/// The routing information base.
+#[derive(Debug)]
+pub struct Rib {
+    settings: RibSettings,
+    peers: PeerTable,
+    received: HashMap<PeerId, usize>,
+    v4: HashMap<Ipv4Net, Dest>,
+    v6: HashMap<Ipv6Net, Dest>,
+    exports: BTreeSet<IpNet>,
+    interner: Interner,
+}
+
+impl Rib {
+    /// An empty RIB.
+    pub fn new(settings: RibSettings) -> Rib {
+        Rib {
+            settings,
+            peers: PeerTable::default(),
+            received: HashMap::new(),
+            v4: HashMap::new(),
+            v6: HashMap::new(),
+            exports: BTreeSet::new(),
+            interner: Interner::default(),
+        }
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &RibSettings {
+        &self.settings
+    }
+
+    /// The established peers.
+    pub fn peers(&self) -> &PeerTable {
+        &self.peers
+    }
+
+    /// Registers an established peer.
+    pub fn peer_up(&mut self, id: PeerId, info: PeerInfo) {
+        let source = PathSource {
+            ebgp: info.ebgp,
+            router_id: info.router_id,
+            address: info.address,
+        };
+        self.peers.peers.insert(id, (info, source));
+        self.received.insert(id, 0);
+    }
+
+    /// Removes a peer and every path it sent; returns the prefixes whose entry changed.
+    pub fn peer_down(&mut self, id: PeerId) -> Vec<Change> {
+        let mut changes = Vec::new();
+        if self.received.get(&id).copied().unwrap_or(0) > 0 {
+            let (peers, local_as) = (&self.peers, self.settings.local_as);
+            remove_peer(&mut self.v4, id, peers, local_as, IpNet::V4, &mut changes);
+            remove_peer(&mut self.v6, id, peers, local_as, IpNet::V6, &mut changes);
+        }
+        self.peers.peers.remove(&id);
+        self.received.remove(&id);
+        self.interner.prune();
+        changes
+    }
+
+    /// Prefixes accepted from a peer.
+    pub fn received(&self, id: PeerId) -> usize {
+        self.received.get(&id).copied().unwrap_or(0)
+    }
+
+    /// Number of prefixes with at least one path.
+    pub fn len(&self) -> usize {
+        self.v4.len() + self.v6.len()
+    }
+
+    /// Whether no prefix has a path.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Applies an UPDATE from an established peer; returns the prefixes whose entry changed.
+    pub fn apply(&mut self, from: PeerId, update: &Update) -> Vec<Change> {
+        let mut changes = Vec::new();
+        let Some(info) = self.peers.info(from).cloned() else {
+            return changes;
+        };
+        for prefix in update.withdrawn_prefixes() {
+            self.set_path(from, prefix, None, &mut changes);
+        }
+        let announced: Vec<IpNet> = update.announced().collect();
+        if announced.is_empty() {
+            return changes;
+        }
+        let imported = if update.treat_as_withdraw() {
+            None
+        } else {
+            self.import(&info, update)
+        };
+        let attrs_v4 = imported.as_ref().and_then(|(v4, _)| v4.clone());
+        let attrs_mp = imported.as_ref().and_then(|(_, mp)| mp.clone());
+        for p in &update.nlri {
+            self.set_path(from, IpNet::V4(*p), attrs_v4.clone(), &mut changes);
+        }
+        if let Some(mp) = &update.attributes.mp_reach {
+            for p in &mp.nlri {
+                self.set_path(from, *p, attrs_mp.clone(), &mut changes);
+            }
+        }
+        changes
+    }
+
+    /// Import policy: loop checks, eBGP LOCAL_PREF removal; the attributes for the IPv4 NLRI
+    /// and for the MP_REACH_NLRI prefixes (`None`: handle as withdrawn).
+    fn import(&mut self, peer: &PeerInfo, update: &Update) -> Option<Imported> {
+        let mut path = update.attributes.clone();
+        if let Err(why) = self.check_loops(peer, &path) {
+            tracing::debug!(peer = %peer.address, ?why, "announcement not accepted");
+            return None;
+        }
+        let mp = path.mp_reach.take();
+        path.mp_unreach = None;
+        let v4_next_hop = path.next_hop.take();
+        if peer.ebgp {
+            // RFC 4271 §5.1.5: LOCAL_PREF from another AS means nothing here.
+            path.local_pref = None;
+        }
+        let v4 = v4_next_hop.map(|nh| {
+            self.interner.intern(RouteAttrs {
+                path: path.clone(),
+                next_hop: IpAddr::V4(nh),
+                link_local: None,
+            })
+        });
+        let mp = mp.map(|mp| {
+            let next_hop = match (mp.next_hop.global, mp.next_hop.link_local) {
+                (IpAddr::V6(g), Some(ll)) if g.is_unspecified() => IpAddr::V6(ll),
+                (g, _) => g,
+            };
+            self.interner.intern(RouteAttrs {
+                path,
+                next_hop,
+                link_local: mp.next_hop.link_local,
+            })
+        });
+        Some((v4, mp))
+    }
+
+    fn check_loops(
+        &self,
+        peer: &PeerInfo,
+        path: &crate::packet::PathAttributes,
+    ) -> Result<(), Rejection> {
+        if path
+            .as_path
+            .as_ref()
+            .is_some_and(|p| p.contains(self.settings.local_as))
+        {
+            return Err(Rejection::AsLoop);
+        }
+        if !peer.ebgp {
+            if path.originator_id == Some(self.settings.router_id) {
+                return Err(Rejection::OriginatorLoop);
+            }
+            if path.cluster_list.contains(&self.cluster_id()) {
+                return Err(Rejection::ClusterLoop);
+            }
+        }
+        Ok(())
+    }
+
+    /// The cluster id used when reflecting.
+    pub fn cluster_id(&self) -> Ipv4Addr {
+        self.settings.cluster_id.unwrap_or(self.settings.router_id)
+    }
+
+    fn set_path(
+        &mut self,
+        from: PeerId,
+        prefix: IpNet,
+        attrs: Option<Arc<RouteAttrs>>,
+        changes: &mut Vec<Change>,
+    ) {
+        let (peers, local_as) = (&self.peers, self.settings.local_as);
+        let delta = match prefix {
+            IpNet::V4(p) => set_in(&mut self.v4, p, from, attrs, peers, local_as),
+            IpNet::V6(p) => set_in(&mut self.v6, p, from, attrs, peers, local_as),
+        };
+        if let Some((count_delta, change)) = delta {
+            let n = self.received.entry(from).or_insert(0);
+            *n = n.saturating_add_signed(count_delta);
+            if let Some(best) = change {
+                changes.push(Change { prefix, best });
+            }
+        }
+    }
+
+    /// The best path and the rest of the multipath set for a prefix.
+    pub fn best(&self, prefix: &IpNet) -> &[Path] {
+        let dest = match prefix {
+            IpNet::V4(p) => self.v4.get(p),
+            IpNet::V6(p) => self.v6.get(p),
+        };
+        dest.map_or(&[], |d| &d.paths[..usize::from(d.multipath)])
+    }
+
+    /// Every path to a prefix (every peer's Adj-RIB-In entry), best first.
+    pub fn paths(&self, prefix: &IpNet) -> &[Path] {
+        let dest = match prefix {
+            IpNet::V4(p) => self.v4.get(p),
+            IpNet::V6(p) => self.v6.get(p),
+        };
+        dest.map_or(&[], |d| &d.paths[..])
+    }
+
+    /// Every prefix with a best path.
+    pub fn prefixes(&self) -> impl Iterator<Item = IpNet> + '_ {
+        self.v4
+            .keys()
+            .map(|p| IpNet::V4(*p))
+            .chain(self.v6.keys().map(|p| IpNet::V6(*p)))
+    }
+
+    /// The learned routes: each prefix's best path with the next hops of its multipath set.
+    pub fn learned_routes(&self) -> Vec<LearnedRoute> {
+        let route = |prefix: IpNet, d: &Dest| LearnedRoute {
+            prefix,
+            next_hops: d.paths[..usize::from(d.multipath)]
+                .iter()
+                .map(|p| p.attrs.next_hop)
+                .collect(),
+        };
+        self.v4
+            .iter()
+            .map(|(p, d)| route(IpNet::V4(*p), d))
+            .chain(self.v6.iter().map(|(p, d)| route(IpNet::V6(*p), d)))
+            .collect()
+    }
+
+    /// Sets the locally originated prefixes; returns the prefixes added and removed.
+    pub fn set_exports(&mut self, exports: BTreeSet<IpNet>) -> (Vec<IpNet>, Vec<IpNet>) {
+        let added = exports.difference(&self.exports).copied().collect();
+        let removed = self.exports.difference(&exports).copied().collect();
+        self.exports = exports;
+        (added, removed)
+    }
+
+    /// The locally originated prefixes.
+    pub fn exports(&self) -> &BTreeSet<IpNet> {
+        &self.exports
+    }
+
+    /// Distinct attribute sets held.
+    pub fn attribute_sets(&self) -> usize {
+        self.interner.len()
+    }
+}
+
+trait PrefixKey: Copy + Eq + std::hash::Hash {}
+impl PrefixKey for Ipv4Net {}
+impl PrefixKey for Ipv6Net {}
+
+fn fingerprint(d: &Dest) -> (usize, Option<(PeerId, usize)>, u64) {
+    let best = d
+        .paths
+        .first()
+        .map(|p| (p.peer, Arc::as_ptr(&p.attrs) as usize));
+    let mut h = 0u64;
+    for p in &d.paths[..usize::from(d.multipath)] {
+        h = h.rotate_left(7) ^ (Arc::as_ptr(&p.attrs) as u64) ^ u64::from(p.peer.0);
+    }
+    (usize::from(d.multipath), best, h)
+}
+
+/// Sets (or removes) `from`'s path for `prefix`; returns the change in the peer's prefix
+/// count and, when the entry's selection changed, whether its best path did.
+fn set_in<K: PrefixKey>(
+    table: &mut HashMap<K, Dest>,
+    prefix: K,
+    from: PeerId,
+    attrs: Option<Arc<RouteAttrs>>,
+    peers: &PeerTable,
+    local_as: u32,
+) -> Option<(isize, Option<bool>)> {
+    match attrs {
+        Some(attrs) => {
+            let dest = table.entry(prefix).or_default();
+            let before = fingerprint(dest);
+            let delta = match dest.paths.iter_mut().find(|p| p.peer == from) {
+                Some(existing) if Arc::ptr_eq(&existing.attrs, &attrs) => return Some((0, None)),
+                Some(existing) => {
+                    existing.attrs = attrs;
+                    0
+                }
+                None => {
+                    dest.paths.push(Path { peer: from, attrs });
+                    1
+                }
+            };
+            dest.multipath = decision::select(&mut dest.paths, peers, local_as).min(255) as u8;
+            let after = fingerprint(dest);
+            Some((delta, (before != after).then_some(before.1 != after.1)))
+        }
+        None => {
+            let dest = table.get_mut(&prefix)?;
+            let at = dest.paths.iter().position(|p| p.peer == from)?;
+            let before = fingerprint(dest);
+            dest.paths.remove(at);
+            if dest.paths.is_empty() {
+                table.remove(&prefix);
+                return Some((-1, Some(true)));
+            }
+            dest.multipath = decision::select(&mut dest.paths, peers, local_as).min(255) as u8;
+            let after = fingerprint(dest);
+            Some((-1, (before != after).then_some(before.1 != after.1)))
+        }
+    }
+}
+
+fn remove_peer<K: PrefixKey>(
+    table: &mut HashMap<K, Dest>,
+    id: PeerId,
+    peers: &PeerTable,
+    local_as: u32,
+    wrap: impl Fn(K) -> IpNet,
+    changes: &mut Vec<Change>,
+) {
+    table.retain(|prefix, dest| {
+        let Some(at) = dest.paths.iter().position(|p| p.peer == id) else {
+            return true;
+        };
+        let before = fingerprint(dest);
+        dest.paths.remove(at);
+        if dest.paths.is_empty() {
+            changes.push(Change {
+                prefix: wrap(*prefix),
+                best: true,
+            });
+            return false;
+        }
+        dest.multipath = decision::select(&mut dest.paths, peers, local_as).min(255) as u8;
+        let after = fingerprint(dest);
+        if before != after {
+            changes.push(Change {
+                prefix: wrap(*prefix),
+                best: before.1 != after.1,
+            });
+        }
+        true
+    });
+}

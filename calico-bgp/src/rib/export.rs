@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use ipnet::IpNet;
 
-use super::{PeerId, PeerInfo, Rib, RouteAttrs, DEFAULT_LOCAL_PREF};
+use super::{Path, PeerId, PeerInfo, Rib, RouteAttrs, DEFAULT_LOCAL_PREF};
 use crate::packet::{AfiSafi, AsPath, Origin, PathAttributes};
 
 /// Computes the advertisements for one peer, sharing transformed attribute sets between
@@ -46,13 +46,20 @@ fn family(prefix: &IpNet) -> AfiSafi {
 impl Exporter<'_> {
     /// The attributes to announce `prefix` with, or `None` when the peer is not to have it.
     pub fn route(&mut self, prefix: &IpNet) -> Option<Arc<RouteAttrs>> {
+        if self.rib.exports.contains(prefix) {
+            return self.local_route_for(prefix);
+        }
+        let rib = self.rib;
+        self.route_with(prefix, rib.best(prefix).first())
+    }
+
+    /// What the peer is sent for `prefix` when its best learned path is `best`, ignoring
+    /// local exports (to know what a peer had before a change).
+    pub fn route_with(&mut self, prefix: &IpNet, best: Option<&Path>) -> Option<Arc<RouteAttrs>> {
         if !self.info.families.contains(&family(prefix)) {
             return None;
         }
-        if self.rib.exports.contains(prefix) {
-            return Some(self.local_route());
-        }
-        let best = self.rib.best(prefix).first()?;
+        let best = best?;
         let key = (Arc::as_ptr(&best.attrs) as usize, best.peer);
         if let Some(cached) = self.cache.get(&key) {
             return cached.clone();
@@ -70,6 +77,15 @@ impl Exporter<'_> {
                 .prefixes()
                 .filter(|p| !self.rib.exports.contains(p)),
         )
+    }
+
+    /// Our own route for `prefix` as this peer is sent it (`None` when the peer does not
+    /// take the prefix's family).
+    pub fn local_route_for(&mut self, prefix: &IpNet) -> Option<Arc<RouteAttrs>> {
+        if !self.info.families.contains(&family(prefix)) {
+            return None;
+        }
+        Some(self.local_route())
     }
 
     fn local_route(&mut self) -> Arc<RouteAttrs> {
@@ -124,8 +140,7 @@ impl Exporter<'_> {
             out.path.cluster_list.insert(0, self.rib.cluster_id());
             out.path.local_pref = Some(attrs.local_pref());
         }
-        // A next hop in the peer's own subnet is left as is; one of the wrong family cannot
-        // be sent.
+        // A next hop of another family than the session's (RFC 8950) is replaced by ours.
         match (out.next_hop, family_of_nh(&self.info.local_address)) {
             (IpAddr::V4(_), true) | (IpAddr::V6(_), false) => {}
             _ => out.next_hop = self.info.local_address,

@@ -99,13 +99,15 @@ pub struct RibSettings {
 }
 
 /// A prefix whose Loc-RIB entry changed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Change {
     /// The prefix.
     pub prefix: IpNet,
     /// Whether the best path changed (so advertisements change); otherwise only the
     /// multipath set did.
     pub best: bool,
+    /// The best path before the change.
+    pub old_best: Option<Path>,
 }
 
 /// Why an announced path was not accepted (RFC 4271 §9.1.2, RFC 4456 §8).
@@ -171,7 +173,9 @@ impl Rib {
         self.received.insert(id, 0);
     }
 
-    /// Removes a peer and every path it sent; returns the prefixes whose entry changed.
+    /// Removes every path a peer sent; returns the prefixes whose entry changed. The peer
+    /// stays known (so that what it used to be sent can still be computed) until
+    /// [`Rib::forget_peer`].
     pub fn peer_down(&mut self, id: PeerId) -> Vec<Change> {
         let mut changes = Vec::new();
         if self.received.get(&id).copied().unwrap_or(0) > 0 {
@@ -179,10 +183,15 @@ impl Rib {
             remove_peer(&mut self.v4, id, peers, local_as, IpNet::V4, &mut changes);
             remove_peer(&mut self.v6, id, peers, local_as, IpNet::V6, &mut changes);
         }
-        self.peers.peers.remove(&id);
-        self.received.remove(&id);
+        self.received.insert(id, 0);
         self.interner.prune();
         changes
+    }
+
+    /// Forgets a peer whose paths [`Rib::peer_down`] removed.
+    pub fn forget_peer(&mut self, id: PeerId) {
+        self.peers.peers.remove(&id);
+        self.received.remove(&id);
     }
 
     /// Prefixes accepted from a peer.
@@ -310,8 +319,12 @@ impl Rib {
         if let Some((count_delta, change)) = delta {
             let n = self.received.entry(from).or_insert(0);
             *n = n.saturating_add_signed(count_delta);
-            if let Some(best) = change {
-                changes.push(Change { prefix, best });
+            if let Some((best, old_best)) = change {
+                changes.push(Change {
+                    prefix,
+                    best,
+                    old_best,
+                });
             }
         }
     }
@@ -381,7 +394,10 @@ trait PrefixKey: Copy + Eq + std::hash::Hash {}
 impl PrefixKey for Ipv4Net {}
 impl PrefixKey for Ipv6Net {}
 
-fn fingerprint(d: &Dest) -> (usize, Option<(PeerId, usize)>, u64) {
+/// What identifies an entry's selection: multipath size, best path, multipath members.
+type Fp = (usize, Option<(PeerId, usize)>, u64);
+
+fn fingerprint(d: &Dest) -> Fp {
     let best = d
         .paths
         .first()
@@ -393,8 +409,11 @@ fn fingerprint(d: &Dest) -> (usize, Option<(PeerId, usize)>, u64) {
     (usize::from(d.multipath), best, h)
 }
 
-/// Sets (or removes) `from`'s path for `prefix`; returns the change in the peer's prefix
-/// count and, when the entry's selection changed, whether its best path did.
+/// What [`set_in`] reports: the change in the peer's prefix count and, when the entry's
+/// selection changed, whether its best path did and what the best path was.
+type SetResult = Option<(isize, Option<(bool, Option<Path>)>)>;
+
+/// Sets (or removes) `from`'s path for `prefix`.
 fn set_in<K: PrefixKey>(
     table: &mut HashMap<K, Dest>,
     prefix: K,
@@ -402,11 +421,15 @@ fn set_in<K: PrefixKey>(
     attrs: Option<Arc<RouteAttrs>>,
     peers: &PeerTable,
     local_as: u32,
-) -> Option<(isize, Option<bool>)> {
+) -> SetResult {
+    let outcome = |before: Fp, after: Fp, old: Option<Path>| {
+        (before != after).then(|| (before.1 != after.1, old))
+    };
     match attrs {
         Some(attrs) => {
             let dest = table.entry(prefix).or_default();
             let before = fingerprint(dest);
+            let old = dest.paths.first().cloned();
             let delta = match dest.paths.iter_mut().find(|p| p.peer == from) {
                 Some(existing) if Arc::ptr_eq(&existing.attrs, &attrs) => return Some((0, None)),
                 Some(existing) => {
@@ -419,21 +442,20 @@ fn set_in<K: PrefixKey>(
                 }
             };
             dest.multipath = decision::select(&mut dest.paths, peers, local_as).min(255) as u8;
-            let after = fingerprint(dest);
-            Some((delta, (before != after).then_some(before.1 != after.1)))
+            Some((delta, outcome(before, fingerprint(dest), old)))
         }
         None => {
             let dest = table.get_mut(&prefix)?;
             let at = dest.paths.iter().position(|p| p.peer == from)?;
             let before = fingerprint(dest);
+            let old = dest.paths.first().cloned();
             dest.paths.remove(at);
             if dest.paths.is_empty() {
                 table.remove(&prefix);
-                return Some((-1, Some(true)));
+                return Some((-1, Some((true, old))));
             }
             dest.multipath = decision::select(&mut dest.paths, peers, local_as).min(255) as u8;
-            let after = fingerprint(dest);
-            Some((-1, (before != after).then_some(before.1 != after.1)))
+            Some((-1, outcome(before, fingerprint(dest), old)))
         }
     }
 }
@@ -451,11 +473,13 @@ fn remove_peer<K: PrefixKey>(
             return true;
         };
         let before = fingerprint(dest);
+        let old_best = dest.paths.first().cloned();
         dest.paths.remove(at);
         if dest.paths.is_empty() {
             changes.push(Change {
                 prefix: wrap(*prefix),
                 best: true,
+                old_best,
             });
             return false;
         }
@@ -465,6 +489,7 @@ fn remove_peer<K: PrefixKey>(
             changes.push(Change {
                 prefix: wrap(*prefix),
                 best: before.1 != after.1,
+                old_best,
             });
         }
         true

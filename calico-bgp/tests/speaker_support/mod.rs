@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod bird;
+
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::time::Duration;

@@ -120,10 +120,12 @@ fn attributes(four_byte: bool) -> impl Strategy<Value = PathAttributes> {
             vec(any::<u32>(), 0..4),
             proptest::option::of(any::<u32>().prop_map(Ipv4Addr::from)),
             vec(any::<u32>().prop_map(Ipv4Addr::from), 0..3),
-            proptest::option::of(mp_reach()),
-            proptest::option::of(vec(v6net(), 0..5).prop_map(|w| MpUnreach {
-                family: AfiSafi::IPV6_UNICAST,
-                withdrawn: w.into_iter().map(IpNet::V6).collect(),
+            proptest::option::of(mp_reach().prop_map(Box::new)),
+            proptest::option::of(vec(v6net(), 0..5).prop_map(|w| {
+                Box::new(MpUnreach {
+                    family: AfiSafi::IPV6_UNICAST,
+                    withdrawn: w.into_iter().map(IpNet::V6).collect(),
+                })
             })),
             vec(
                 (

@@ -292,14 +292,14 @@ fn mp_reach_ipv6_routes_are_learned() {
     let a = peer(&mut rib, 1, 65001, false);
     let mut at = attrs(&[65001], 1);
     at.next_hop = None;
-    at.mp_reach = Some(calico_bgp::packet::MpReach {
+    at.mp_reach = Some(Box::new(calico_bgp::packet::MpReach {
         family: AfiSafi::IPV6_UNICAST,
         next_hop: calico_bgp::packet::MpNextHop {
             global: "fd00::1".parse().unwrap(),
             link_local: Some("fe80::1".parse().unwrap()),
         },
         nlri: vec!["fd00:1::/64".parse().unwrap()],
-    });
+    }));
     rib.apply(
         a,
         &Update {

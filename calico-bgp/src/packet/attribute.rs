@@ -251,9 +251,9 @@ pub struct PathAttributes {
     /// CLUSTER_LIST.
     pub cluster_list: Vec<Ipv4Addr>,
     /// MP_REACH_NLRI.
-    pub mp_reach: Option<MpReach>,
+    pub mp_reach: Option<Box<MpReach>>,
     /// MP_UNREACH_NLRI.
-    pub mp_unreach: Option<MpUnreach>,
+    pub mp_unreach: Option<Box<MpUnreach>>,
     /// Unknown optional transitive attributes.
     pub unknown: Vec<RawAttribute>,
 }
@@ -563,8 +563,10 @@ impl PathAttributes {
                         .map(|b| Ipv4Addr::new(b[0], b[1], b[2], b[3]))
                         .collect();
                 }
-                code::MP_REACH_NLRI => attrs.mp_reach = Some(decode_mp_reach(value)?),
-                code::MP_UNREACH_NLRI => attrs.mp_unreach = Some(decode_mp_unreach(value)?),
+                code::MP_REACH_NLRI => attrs.mp_reach = Some(Box::new(decode_mp_reach(value)?)),
+                code::MP_UNREACH_NLRI => {
+                    attrs.mp_unreach = Some(Box::new(decode_mp_unreach(value)?))
+                }
                 code::AS4_PATH => {
                     if ctx.four_octet_as {
                         // A 4-byte speaker must not send it; ignore (RFC 6793 §4.1).

@@ -217,14 +217,14 @@ pub fn pack_announcements(
                     IpNet::V6(_) => AfiSafi::IPV6_UNICAST,
                 };
                 update.attributes.next_hop = None;
-                update.attributes.mp_reach = Some(MpReach {
+                update.attributes.mp_reach = Some(Box::new(MpReach {
                     family,
                     next_hop: next_hop.unwrap_or(super::attribute::MpNextHop {
                         global: std::net::Ipv6Addr::UNSPECIFIED.into(),
                         link_local: None,
                     }),
                     nlri: prefixes,
-                });
+                }));
             }
         }
         out.push(update);
@@ -265,10 +265,10 @@ pub fn pack_withdrawals(prefixes: &[IpNet]) -> Vec<Update> {
                     .collect()
             }
             IpNet::V6(_) => {
-                update.attributes.mp_unreach = Some(MpUnreach {
+                update.attributes.mp_unreach = Some(Box::new(MpUnreach {
                     family: AfiSafi::IPV6_UNICAST,
                     withdrawn: prefixes,
-                })
+                }))
             }
         }
         out.push(update);
@@ -290,10 +290,10 @@ pub fn pack_withdrawals(prefixes: &[IpNet]) -> Vec<Update> {
 pub fn end_of_rib(family: AfiSafi) -> Update {
     let mut update = Update::default();
     if family != AfiSafi::IPV4_UNICAST {
-        update.attributes.mp_unreach = Some(MpUnreach {
+        update.attributes.mp_unreach = Some(Box::new(MpUnreach {
             family,
             withdrawn: Vec::new(),
-        });
+        }));
     }
     update
 }

@@ -1,6 +1,8 @@
 //! The attributes of a stored route, shared between every prefix that carries them.
 
 use std::collections::HashSet;
+
+use super::hash::BuildRibHasher;
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Arc;
 
@@ -32,7 +34,7 @@ pub const DEFAULT_LOCAL_PREF: u32 = 100;
 /// many) share one allocation.
 #[derive(Debug, Default)]
 pub struct Interner {
-    set: HashSet<Arc<RouteAttrs>>,
+    set: HashSet<Arc<RouteAttrs>, BuildRibHasher>,
     pruned_at: usize,
 }
 

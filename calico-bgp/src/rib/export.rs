@@ -17,7 +17,7 @@ use crate::packet::{AfiSafi, AsPath, Origin, PathAttributes};
 pub struct Exporter<'a> {
     rib: &'a Rib,
     to: PeerId,
-    info: PeerInfo,
+    info: &'a PeerInfo,
     local: Option<Arc<RouteAttrs>>,
     cache: HashMap<(usize, PeerId), Option<Arc<RouteAttrs>>>,
 }
@@ -25,7 +25,7 @@ pub struct Exporter<'a> {
 impl Rib {
     /// An exporter for an established peer (`None` when the peer is unknown).
     pub fn exporter(&self, to: PeerId) -> Option<Exporter<'_>> {
-        let info = self.peers.info(to)?.clone();
+        let info = self.peers.info(to)?;
         Some(Exporter {
             rib: self,
             to,

@@ -12,6 +12,7 @@
 pub mod attrs;
 pub mod decision;
 pub mod export;
+pub mod hash;
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
@@ -22,6 +23,7 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 pub use attrs::{Interner, RouteAttrs, DEFAULT_LOCAL_PREF};
 pub use decision::PathSource;
+use hash::BuildRibHasher;
 
 use crate::packet::{AfiSafi, Update};
 
@@ -57,11 +59,43 @@ pub struct Path {
     pub attrs: Arc<RouteAttrs>,
 }
 
-#[derive(Clone, Debug, Default)]
-struct Dest {
-    /// Best first, then the rest of the multipath set, then the others.
-    paths: Vec<Path>,
-    multipath: u8,
+/// A prefix's paths, best first, then the rest of the multipath set, then the others. A
+/// single path (the common case) is stored inline: no allocation per prefix.
+#[derive(Clone, Debug)]
+enum Dest {
+    One(Path),
+    Many { paths: Box<[Path]>, multipath: u8 },
+}
+
+impl Dest {
+    fn paths(&self) -> &[Path] {
+        match self {
+            Dest::One(p) => std::slice::from_ref(p),
+            Dest::Many { paths, .. } => paths,
+        }
+    }
+
+    fn multipath(&self) -> usize {
+        match self {
+            Dest::One(_) => 1,
+            Dest::Many { multipath, .. } => usize::from(*multipath),
+        }
+    }
+
+    /// Orders `paths` by the decision process; `None` when there are none.
+    fn build(mut paths: Vec<Path>, peers: &PeerTable, local_as: u32) -> Option<Dest> {
+        match paths.len() {
+            0 => None,
+            1 => paths.pop().map(Dest::One),
+            _ => {
+                let multipath = decision::select(&mut paths, peers, local_as).min(255) as u8;
+                Some(Dest::Many {
+                    paths: paths.into_boxed_slice(),
+                    multipath,
+                })
+            }
+        }
+    }
 }
 
 /// The established peers.
@@ -132,8 +166,8 @@ pub struct Rib {
     settings: RibSettings,
     peers: PeerTable,
     received: HashMap<PeerId, usize>,
-    v4: HashMap<Ipv4Net, Dest>,
-    v6: HashMap<Ipv6Net, Dest>,
+    v4: HashMap<Ipv4Net, Dest, BuildRibHasher>,
+    v6: HashMap<Ipv6Net, Dest, BuildRibHasher>,
     exports: BTreeSet<IpNet>,
     interner: Interner,
 }
@@ -145,8 +179,8 @@ impl Rib {
             settings,
             peers: PeerTable::default(),
             received: HashMap::new(),
-            v4: HashMap::new(),
-            v6: HashMap::new(),
+            v4: HashMap::default(),
+            v6: HashMap::default(),
             exports: BTreeSet::new(),
             interner: Interner::default(),
         }
@@ -212,20 +246,20 @@ impl Rib {
     /// Applies an UPDATE from an established peer; returns the prefixes whose entry changed.
     pub fn apply(&mut self, from: PeerId, update: &Update) -> Vec<Change> {
         let mut changes = Vec::new();
-        let Some(info) = self.peers.info(from).cloned() else {
+        if self.peers.info(from).is_none() {
             return changes;
-        };
+        }
         for prefix in update.withdrawn_prefixes() {
             self.set_path(from, prefix, None, &mut changes);
         }
-        let announced: Vec<IpNet> = update.announced().collect();
-        if announced.is_empty() {
+        if update.announced().next().is_none() {
             return changes;
         }
-        let imported = if update.treat_as_withdraw() {
-            None
-        } else {
-            self.import(&info, update)
+        let imported = match self.peers.info(from) {
+            Some(info) if !update.treat_as_withdraw() => {
+                import(&mut self.interner, &self.settings, info, update)
+            }
+            _ => None,
         };
         let attrs_v4 = imported.as_ref().and_then(|(v4, _)| v4.clone());
         let attrs_mp = imported.as_ref().and_then(|(_, mp)| mp.clone());
@@ -238,65 +272,6 @@ impl Rib {
             }
         }
         changes
-    }
-
-    /// Import policy: loop checks, eBGP LOCAL_PREF removal; the attributes for the IPv4 NLRI
-    /// and for the MP_REACH_NLRI prefixes (`None`: handle as withdrawn).
-    fn import(&mut self, peer: &PeerInfo, update: &Update) -> Option<Imported> {
-        let mut path = update.attributes.clone();
-        if let Err(why) = self.check_loops(peer, &path) {
-            tracing::debug!(peer = %peer.address, ?why, "announcement not accepted");
-            return None;
-        }
-        let mp = path.mp_reach.take();
-        path.mp_unreach = None;
-        let v4_next_hop = path.next_hop.take();
-        if peer.ebgp {
-            // RFC 4271 §5.1.5: LOCAL_PREF from another AS means nothing here.
-            path.local_pref = None;
-        }
-        let v4 = v4_next_hop.map(|nh| {
-            self.interner.intern(RouteAttrs {
-                path: path.clone(),
-                next_hop: IpAddr::V4(nh),
-                link_local: None,
-            })
-        });
-        let mp = mp.map(|mp| {
-            let next_hop = match (mp.next_hop.global, mp.next_hop.link_local) {
-                (IpAddr::V6(g), Some(ll)) if g.is_unspecified() => IpAddr::V6(ll),
-                (g, _) => g,
-            };
-            self.interner.intern(RouteAttrs {
-                path,
-                next_hop,
-                link_local: mp.next_hop.link_local,
-            })
-        });
-        Some((v4, mp))
-    }
-
-    fn check_loops(
-        &self,
-        peer: &PeerInfo,
-        path: &crate::packet::PathAttributes,
-    ) -> Result<(), Rejection> {
-        if path
-            .as_path
-            .as_ref()
-            .is_some_and(|p| p.contains(self.settings.local_as))
-        {
-            return Err(Rejection::AsLoop);
-        }
-        if !peer.ebgp {
-            if path.originator_id == Some(self.settings.router_id) {
-                return Err(Rejection::OriginatorLoop);
-            }
-            if path.cluster_list.contains(&self.cluster_id()) {
-                return Err(Rejection::ClusterLoop);
-            }
-        }
-        Ok(())
     }
 
     /// The cluster id used when reflecting.
@@ -335,7 +310,7 @@ impl Rib {
             IpNet::V4(p) => self.v4.get(p),
             IpNet::V6(p) => self.v6.get(p),
         };
-        dest.map_or(&[], |d| &d.paths[..usize::from(d.multipath)])
+        dest.map_or(&[], |d| &d.paths()[..d.multipath()])
     }
 
     /// Every path to a prefix (every peer's Adj-RIB-In entry), best first.
@@ -344,7 +319,7 @@ impl Rib {
             IpNet::V4(p) => self.v4.get(p),
             IpNet::V6(p) => self.v6.get(p),
         };
-        dest.map_or(&[], |d| &d.paths[..])
+        dest.map_or(&[], |d| d.paths())
     }
 
     /// Every prefix with a best path.
@@ -359,7 +334,7 @@ impl Rib {
     pub fn learned_routes(&self) -> Vec<LearnedRoute> {
         let route = |prefix: IpNet, d: &Dest| LearnedRoute {
             prefix,
-            next_hops: d.paths[..usize::from(d.multipath)]
+            next_hops: d.paths()[..d.multipath()]
                 .iter()
                 .map(|p| p.attrs.next_hop)
                 .collect(),
@@ -390,6 +365,73 @@ impl Rib {
     }
 }
 
+/// Import policy: loop checks, eBGP LOCAL_PREF removal; the attributes for the IPv4 NLRI
+/// and for the MP_REACH_NLRI prefixes (`None`: handle as withdrawn).
+fn import(
+    interner: &mut Interner,
+    settings: &RibSettings,
+    peer: &PeerInfo,
+    update: &Update,
+) -> Option<Imported> {
+    let mut path = update.attributes.clone();
+    if let Err(why) = check_loops(settings, peer, &path) {
+        tracing::debug!(peer = %peer.address, ?why, "announcement not accepted");
+        return None;
+    }
+    let mp = path.mp_reach.take();
+    path.mp_unreach = None;
+    let v4_next_hop = path.next_hop.take();
+    if peer.ebgp {
+        // RFC 4271 §5.1.5: LOCAL_PREF from another AS means nothing here.
+        path.local_pref = None;
+    }
+    let v4 = v4_next_hop.map(|nh| {
+        interner.intern(RouteAttrs {
+            path: path.clone(),
+            next_hop: IpAddr::V4(nh),
+            link_local: None,
+        })
+    });
+    let mp = mp.map(|mp| {
+        let next_hop = match (mp.next_hop.global, mp.next_hop.link_local) {
+            (IpAddr::V6(g), Some(ll)) if g.is_unspecified() => IpAddr::V6(ll),
+            (g, _) => g,
+        };
+        interner.intern(RouteAttrs {
+            path,
+            next_hop,
+            link_local: mp.next_hop.link_local,
+        })
+    });
+    Some((v4, mp))
+}
+
+fn check_loops(
+    settings: &RibSettings,
+    peer: &PeerInfo,
+    path: &crate::packet::PathAttributes,
+) -> Result<(), Rejection> {
+    if path
+        .as_path
+        .as_ref()
+        .is_some_and(|p| p.contains(settings.local_as))
+    {
+        return Err(Rejection::AsLoop);
+    }
+    if !peer.ebgp {
+        if path.originator_id == Some(settings.router_id) {
+            return Err(Rejection::OriginatorLoop);
+        }
+        if path
+            .cluster_list
+            .contains(&settings.cluster_id.unwrap_or(settings.router_id))
+        {
+            return Err(Rejection::ClusterLoop);
+        }
+    }
+    Ok(())
+}
+
 trait PrefixKey: Copy + Eq + std::hash::Hash {}
 impl PrefixKey for Ipv4Net {}
 impl PrefixKey for Ipv6Net {}
@@ -398,15 +440,15 @@ impl PrefixKey for Ipv6Net {}
 type Fp = (usize, Option<(PeerId, usize)>, u64);
 
 fn fingerprint(d: &Dest) -> Fp {
-    let best = d
-        .paths
+    let paths = d.paths();
+    let best = paths
         .first()
         .map(|p| (p.peer, Arc::as_ptr(&p.attrs) as usize));
     let mut h = 0u64;
-    for p in &d.paths[..usize::from(d.multipath)] {
+    for p in &paths[..d.multipath()] {
         h = h.rotate_left(7) ^ (Arc::as_ptr(&p.attrs) as u64) ^ u64::from(p.peer.0);
     }
-    (usize::from(d.multipath), best, h)
+    (d.multipath(), best, h)
 }
 
 /// What [`set_in`] reports: the change in the peer's prefix count and, when the entry's
@@ -415,53 +457,82 @@ type SetResult = Option<(isize, Option<(bool, Option<Path>)>)>;
 
 /// Sets (or removes) `from`'s path for `prefix`.
 fn set_in<K: PrefixKey>(
-    table: &mut HashMap<K, Dest>,
+    table: &mut HashMap<K, Dest, BuildRibHasher>,
     prefix: K,
     from: PeerId,
     attrs: Option<Arc<RouteAttrs>>,
     peers: &PeerTable,
     local_as: u32,
 ) -> SetResult {
+    use std::collections::hash_map::Entry;
     let outcome = |before: Fp, after: Fp, old: Option<Path>| {
         (before != after).then(|| (before.1 != after.1, old))
     };
-    match attrs {
-        Some(attrs) => {
-            let dest = table.entry(prefix).or_default();
-            let before = fingerprint(dest);
-            let old = dest.paths.first().cloned();
-            let delta = match dest.paths.iter_mut().find(|p| p.peer == from) {
-                Some(existing) if Arc::ptr_eq(&existing.attrs, &attrs) => return Some((0, None)),
-                Some(existing) => {
-                    existing.attrs = attrs;
-                    0
-                }
-                None => {
-                    dest.paths.push(Path { peer: from, attrs });
-                    1
-                }
-            };
-            dest.multipath = decision::select(&mut dest.paths, peers, local_as).min(255) as u8;
+    let mut entry = match (table.entry(prefix), attrs) {
+        (Entry::Vacant(v), Some(attrs)) => {
+            v.insert(Dest::One(Path { peer: from, attrs }));
+            return Some((1, Some((true, None))));
+        }
+        (Entry::Vacant(_), None) => return None,
+        (Entry::Occupied(o), attrs) => (o, attrs),
+    };
+    let (occupied, attrs) = (&mut entry.0, entry.1);
+    let dest = occupied.get_mut();
+    // Fast path: the only path is replaced.
+    if let (Dest::One(only), Some(attrs)) = (&mut *dest, &attrs) {
+        if only.peer == from {
+            if Arc::ptr_eq(&only.attrs, attrs) {
+                return Some((0, None));
+            }
+            let old = std::mem::replace(&mut only.attrs, attrs.clone());
+            return Some((
+                0,
+                Some((
+                    true,
+                    Some(Path {
+                        peer: from,
+                        attrs: old,
+                    }),
+                )),
+            ));
+        }
+    }
+    let before = fingerprint(dest);
+    let old = dest.paths().first().cloned();
+    let mut paths = dest.paths().to_vec();
+    let at = paths.iter().position(|p| p.peer == from);
+    let delta = match (at, attrs) {
+        (Some(i), Some(attrs)) => {
+            if Arc::ptr_eq(&paths[i].attrs, &attrs) {
+                return Some((0, None));
+            }
+            paths[i].attrs = attrs;
+            0
+        }
+        (None, Some(attrs)) => {
+            paths.push(Path { peer: from, attrs });
+            1
+        }
+        (Some(i), None) => {
+            paths.remove(i);
+            -1
+        }
+        (None, None) => return None,
+    };
+    match Dest::build(paths, peers, local_as) {
+        Some(new) => {
+            *dest = new;
             Some((delta, outcome(before, fingerprint(dest), old)))
         }
         None => {
-            let dest = table.get_mut(&prefix)?;
-            let at = dest.paths.iter().position(|p| p.peer == from)?;
-            let before = fingerprint(dest);
-            let old = dest.paths.first().cloned();
-            dest.paths.remove(at);
-            if dest.paths.is_empty() {
-                table.remove(&prefix);
-                return Some((-1, Some((true, old))));
-            }
-            dest.multipath = decision::select(&mut dest.paths, peers, local_as).min(255) as u8;
-            Some((-1, outcome(before, fingerprint(dest), old)))
+            entry.0.remove();
+            Some((delta, Some((true, old))))
         }
     }
 }
 
 fn remove_peer<K: PrefixKey>(
-    table: &mut HashMap<K, Dest>,
+    table: &mut HashMap<K, Dest, BuildRibHasher>,
     id: PeerId,
     peers: &PeerTable,
     local_as: u32,
@@ -469,21 +540,26 @@ fn remove_peer<K: PrefixKey>(
     changes: &mut Vec<Change>,
 ) {
     table.retain(|prefix, dest| {
-        let Some(at) = dest.paths.iter().position(|p| p.peer == id) else {
+        if !dest.paths().iter().any(|p| p.peer == id) {
             return true;
-        };
+        }
         let before = fingerprint(dest);
-        let old_best = dest.paths.first().cloned();
-        dest.paths.remove(at);
-        if dest.paths.is_empty() {
+        let old_best = dest.paths().first().cloned();
+        let paths: Vec<Path> = dest
+            .paths()
+            .iter()
+            .filter(|p| p.peer != id)
+            .cloned()
+            .collect();
+        let Some(new) = Dest::build(paths, peers, local_as) else {
             changes.push(Change {
                 prefix: wrap(*prefix),
                 best: true,
                 old_best,
             });
             return false;
-        }
-        dest.multipath = decision::select(&mut dest.paths, peers, local_as).min(255) as u8;
+        };
+        *dest = new;
         let after = fingerprint(dest);
         if before != after {
             changes.push(Change {

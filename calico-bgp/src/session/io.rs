@@ -58,8 +58,8 @@ pub enum PeerEvent {
     },
     /// The established session went down.
     Down(String),
-    /// An UPDATE arrived.
-    Update(Update),
+    /// UPDATEs arrived (as many as were read at once, in order).
+    Updates(Vec<Update>),
     /// The peer asked for a family again.
     Refresh(AfiSafi),
 }
@@ -113,7 +113,7 @@ struct Connection {
 enum ConnEvent {
     Connected(TcpStream),
     ConnectFailed(String),
-    Message(Message),
+    Messages(Vec<Message>),
     Malformed(DecodeError),
     Closed(String),
 }
@@ -228,7 +228,12 @@ impl PeerTask {
                     return;
                 }
                 let event = match other {
-                    ConnEvent::Message(m) => Event::Received(dir, m),
+                    ConnEvent::Messages(messages) => {
+                        for m in messages {
+                            self.fsm.handle(Event::Received(dir, m), actions);
+                        }
+                        return;
+                    }
                     ConnEvent::Malformed(e) => {
                         tracing::warn!(peer = %self.remote, error = %e, "malformed message; closing the session");
                         Event::Malformed(dir, e)
@@ -280,6 +285,7 @@ impl PeerTask {
         actions: &mut Vec<Action>,
         conn_tx: &mpsc::UnboundedSender<(Direction, u64, ConnEvent)>,
     ) {
+        let mut updates = Vec::new();
         for action in actions.drain(..) {
             match action {
                 Action::Connect => {
@@ -332,16 +338,20 @@ impl PeerTask {
                     (self.events)(PeerEvent::Up { negotiated, local });
                 }
                 Action::Down(reason) => {
+                    if !updates.is_empty() {
+                        (self.events)(PeerEvent::Updates(std::mem::take(&mut updates)));
+                    }
                     tracing::warn!(peer = %self.remote, %reason, "session down");
                     (self.events)(PeerEvent::Down(reason));
                 }
-                Action::Deliver(update) => {
-                    (self.events)(PeerEvent::Update(update));
-                }
+                Action::Deliver(update) => updates.push(update),
                 Action::Refresh(family) => {
                     (self.events)(PeerEvent::Refresh(family));
                 }
             }
+        }
+        if !updates.is_empty() {
+            (self.events)(PeerEvent::Updates(updates));
         }
         let now = (self.fsm.state(), self.fsm.last_error().map(str::to_string));
         if now != self.reported {
@@ -390,44 +400,64 @@ async fn write_loop(
 }
 
 /// Reads frames; decodes each with the encoding negotiated in the peer's OPEN (4-byte AS
-/// numbers when it offered them: we always do).
+/// numbers when it offered them: we always do). Every message complete in one read is
+/// passed on in one batch (a full table is hundreds of thousands of small messages).
 async fn read_loop(mut read: OwnedReadHalf, emit: impl Fn(ConnEvent) -> bool) {
     let mut ctx = Context {
         four_octet_as: false,
     };
-    let mut buf = vec![0u8; packet::MAX_LEN];
+    let mut buf: Vec<u8> = Vec::with_capacity(128 * 1024);
     loop {
-        let mut header = [0u8; HEADER_LEN];
-        if let Err(e) = read.read_exact(&mut header).await {
-            emit(ConnEvent::Closed(match e.kind() {
-                std::io::ErrorKind::UnexpectedEof => "closed by peer".into(),
-                _ => format!("read failed: {e}"),
-            }));
+        let mut batch = Vec::new();
+        let mut start = 0;
+        let mut failure = None;
+        while let Some(header) = buf
+            .get(start..start + HEADER_LEN)
+            .and_then(|h| <&[u8; HEADER_LEN]>::try_from(h).ok())
+        {
+            let len = match packet::header_length(header) {
+                Ok(len) => len,
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            };
+            let Some(body) = buf.get(start + HEADER_LEN..start + len) else {
+                break;
+            };
+            match packet::decode_body(header[18], body, &ctx) {
+                Ok(message) => {
+                    if let Message::Open(open) = &message {
+                        ctx.four_octet_as = open.has(65);
+                    }
+                    batch.push(message);
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+            start += len;
+        }
+        if !batch.is_empty() && !emit(ConnEvent::Messages(batch)) {
             return;
         }
-        let len = match packet::header_length(&header) {
-            Ok(len) => len,
-            Err(e) => {
-                emit(ConnEvent::Malformed(e));
+        if let Some(e) = failure {
+            emit(ConnEvent::Malformed(e));
+            return;
+        }
+        buf.drain(..start);
+        if buf.capacity() - buf.len() < packet::MAX_LEN {
+            buf.reserve(64 * 1024);
+        }
+        match read.read_buf(&mut buf).await {
+            Ok(0) => {
+                emit(ConnEvent::Closed("closed by peer".into()));
                 return;
             }
-        };
-        let body = &mut buf[..len - HEADER_LEN];
-        if let Err(e) = read.read_exact(body).await {
-            emit(ConnEvent::Closed(format!("read failed: {e}")));
-            return;
-        }
-        match packet::decode_body(header[18], body, &ctx) {
-            Ok(message) => {
-                if let Message::Open(open) = &message {
-                    ctx.four_octet_as = open.has(65);
-                }
-                if !emit(ConnEvent::Message(message)) {
-                    return;
-                }
-            }
+            Ok(_) => {}
             Err(e) => {
-                emit(ConnEvent::Malformed(e));
+                emit(ConnEvent::Closed(format!("read failed: {e}")));
                 return;
             }
         }

@@ -19,6 +19,7 @@ use super::SpeakerOptions;
 use crate::packet::notification::CeaseSubcode;
 use crate::packet::update::{end_of_rib, pack_announcements, pack_withdrawals};
 use crate::packet::{AfiSafi, Context, Message, MpNextHop, PathAttributes, Update};
+use crate::rib::hash::BuildRibHasher;
 use crate::rib::{Change, Path, PeerId, PeerInfo, Rib, RibSettings, RouteAttrs};
 use crate::session::io::{PeerCommand, PeerEvent, PeerHandle};
 use crate::session::{Negotiated, SessionConfig};
@@ -349,8 +350,14 @@ impl Core {
                 }
                 self.peer_gone(id);
             }
-            PeerEvent::Update(update) => {
-                let changes = self.rib.apply(id, &update);
+            PeerEvent::Updates(updates) => {
+                let mut changes = Vec::new();
+                for update in &updates {
+                    changes.extend(self.rib.apply(id, update));
+                }
+                if updates.len() > 1 {
+                    changes = merge_changes(changes);
+                }
                 if !changes.is_empty() {
                     self.propagate(&changes, None);
                     self.notify();
@@ -508,6 +515,23 @@ impl Core {
             peer.handle.send(PeerCommand::Send(bytes));
         }
     }
+}
+
+/// Merges repeated changes of one prefix (several UPDATEs in one batch): the first one's
+/// previous best path is what peers had.
+fn merge_changes(changes: Vec<Change>) -> Vec<Change> {
+    let mut at: HashMap<IpNet, usize, BuildRibHasher> = HashMap::default();
+    let mut merged: Vec<Change> = Vec::with_capacity(changes.len());
+    for c in changes {
+        match at.get(&c.prefix) {
+            Some(&i) => merged[i].best |= c.best,
+            None => {
+                at.insert(c.prefix, merged.len());
+                merged.push(c);
+            }
+        }
+    }
+    merged
 }
 
 fn mp_next_hop(attrs: &RouteAttrs) -> MpNextHop {

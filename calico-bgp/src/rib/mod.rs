@@ -142,6 +142,8 @@ pub struct Change {
     pub best: bool,
     /// The best path before the change.
     pub old_best: Option<Path>,
+    /// The best path after the change.
+    pub new_best: Option<Path>,
 }
 
 /// Why an announced path was not accepted (RFC 4271 §9.1.2, RFC 4456 §8).
@@ -294,11 +296,12 @@ impl Rib {
         if let Some((count_delta, change)) = delta {
             let n = self.received.entry(from).or_insert(0);
             *n = n.saturating_add_signed(count_delta);
-            if let Some((best, old_best)) = change {
+            if let Some((best, old_best, new_best)) = change {
                 changes.push(Change {
                     prefix,
                     best,
                     old_best,
+                    new_best,
                 });
             }
         }
@@ -452,8 +455,8 @@ fn fingerprint(d: &Dest) -> Fp {
 }
 
 /// What [`set_in`] reports: the change in the peer's prefix count and, when the entry's
-/// selection changed, whether its best path did and what the best path was.
-type SetResult = Option<(isize, Option<(bool, Option<Path>)>)>;
+/// selection changed, whether its best path did and what the best path was and is.
+type SetResult = Option<(isize, Option<(bool, Option<Path>, Option<Path>)>)>;
 
 /// Sets (or removes) `from`'s path for `prefix`.
 fn set_in<K: PrefixKey>(
@@ -465,13 +468,15 @@ fn set_in<K: PrefixKey>(
     local_as: u32,
 ) -> SetResult {
     use std::collections::hash_map::Entry;
-    let outcome = |before: Fp, after: Fp, old: Option<Path>| {
-        (before != after).then(|| (before.1 != after.1, old))
+    let outcome = |before: Fp, dest: &Dest, old: Option<Path>| {
+        let after = fingerprint(dest);
+        (before != after).then(|| (before.1 != after.1, old, dest.paths().first().cloned()))
     };
     let mut entry = match (table.entry(prefix), attrs) {
         (Entry::Vacant(v), Some(attrs)) => {
-            v.insert(Dest::One(Path { peer: from, attrs }));
-            return Some((1, Some((true, None))));
+            let path = Path { peer: from, attrs };
+            v.insert(Dest::One(path.clone()));
+            return Some((1, Some((true, None, Some(path)))));
         }
         (Entry::Vacant(_), None) => return None,
         (Entry::Occupied(o), attrs) => (o, attrs),
@@ -485,16 +490,11 @@ fn set_in<K: PrefixKey>(
                 return Some((0, None));
             }
             let old = std::mem::replace(&mut only.attrs, attrs.clone());
-            return Some((
-                0,
-                Some((
-                    true,
-                    Some(Path {
-                        peer: from,
-                        attrs: old,
-                    }),
-                )),
-            ));
+            let old = Path {
+                peer: from,
+                attrs: old,
+            };
+            return Some((0, Some((true, Some(old), Some(only.clone())))));
         }
     }
     let before = fingerprint(dest);
@@ -522,11 +522,11 @@ fn set_in<K: PrefixKey>(
     match Dest::build(paths, peers, local_as) {
         Some(new) => {
             *dest = new;
-            Some((delta, outcome(before, fingerprint(dest), old)))
+            Some((delta, outcome(before, dest, old)))
         }
         None => {
             entry.0.remove();
-            Some((delta, Some((true, old))))
+            Some((delta, Some((true, old, None))))
         }
     }
 }
@@ -556,6 +556,7 @@ fn remove_peer<K: PrefixKey>(
                 prefix: wrap(*prefix),
                 best: true,
                 old_best,
+                new_best: None,
             });
             return false;
         };
@@ -566,6 +567,7 @@ fn remove_peer<K: PrefixKey>(
                 prefix: wrap(*prefix),
                 best: before.1 != after.1,
                 old_best,
+                new_best: dest.paths().first().cloned(),
             });
         }
         true

@@ -372,27 +372,29 @@ impl Core {
         let (added, removed) = self.rib.set_exports(exports);
         // What peers had for a prefix before the change: our own route for removed
         // prefixes, the learned best path for added ones.
-        let mut changes: Vec<(IpNet, Option<Old>)> = Vec::new();
+        let mut changes: Vec<(IpNet, Option<Old>, Now)> = Vec::new();
         for p in added {
-            changes.push((p, Some(Old::Learned(self.rib.best(&p).first().cloned()))));
+            let learned = self.rib.best(&p).first().cloned();
+            changes.push((p, Some(Old::Learned(learned)), Now::Lookup));
         }
         for p in removed {
-            changes.push((p, Some(Old::Local)));
+            changes.push((p, Some(Old::Local), Now::Lookup));
         }
         self.advertise(&changes, None);
     }
 
     fn propagate(&mut self, changes: &[Change], except: Option<PeerId>) {
-        let changes: Vec<(IpNet, Option<Old>)> = changes
+        let exports = self.rib.exports();
+        let changes: Vec<(IpNet, Option<Old>, Now)> = changes
             .iter()
             .filter(|c| c.best)
             .map(|c| {
-                let old = if self.rib.exports().contains(&c.prefix) {
-                    None // our own route is advertised, whatever was learned
-                } else {
-                    Some(Old::Learned(c.old_best.clone()))
-                };
-                (c.prefix, old)
+                if exports.contains(&c.prefix) {
+                    // Our own route is advertised, whatever was learned.
+                    return (c.prefix, None, Now::Lookup);
+                }
+                let old = Some(Old::Learned(c.old_best.clone()));
+                (c.prefix, old, Now::Learned(c.new_best.clone()))
             })
             .collect();
         self.advertise(&changes, except);
@@ -400,7 +402,7 @@ impl Core {
 
     /// Sends every established peer (but `except`) what changed for it among `changes`
     /// (prefix, what was advertised before: `None` means nothing changed for anyone).
-    fn advertise(&mut self, changes: &[(IpNet, Option<Old>)], except: Option<PeerId>) {
+    fn advertise(&mut self, changes: &[(IpNet, Option<Old>, Now)], except: Option<PeerId>) {
         if changes.is_empty() {
             return;
         }
@@ -415,13 +417,16 @@ impl Core {
                 continue;
             };
             let mut batch = Batch::default();
-            for (prefix, old) in changes {
+            for (prefix, old, now) in changes {
                 let Some(old) = old else { continue };
                 let before = match old {
                     Old::Local => exporter.local_route_for(prefix),
                     Old::Learned(path) => exporter.route_with(prefix, path.as_ref()),
                 };
-                let now = exporter.route(prefix);
+                let now = match now {
+                    Now::Lookup => exporter.route(prefix),
+                    Now::Learned(path) => exporter.route_with(prefix, path.as_ref()),
+                };
                 match (before, now) {
                     (Some(_), None) => batch.withdraw(*prefix),
                     (before, Some(now)) if before.as_deref() != Some(&*now) => {
@@ -524,7 +529,10 @@ fn merge_changes(changes: Vec<Change>) -> Vec<Change> {
     let mut merged: Vec<Change> = Vec::with_capacity(changes.len());
     for c in changes {
         match at.get(&c.prefix) {
-            Some(&i) => merged[i].best |= c.best,
+            Some(&i) => {
+                merged[i].best |= c.best;
+                merged[i].new_best = c.new_best;
+            }
             None => {
                 at.insert(c.prefix, merged.len());
                 merged.push(c);
@@ -559,6 +567,15 @@ pub(crate) enum Old {
     /// Our own route.
     Local,
     /// The learned best path (if any) as it was.
+    Learned(Option<Path>),
+}
+
+/// What a peer is to be sent for a prefix after a change.
+#[derive(Clone, Debug)]
+pub(crate) enum Now {
+    /// Look it up (exports and Loc-RIB).
+    Lookup,
+    /// The learned best path (no local export of the prefix).
     Learned(Option<Path>),
 }
 

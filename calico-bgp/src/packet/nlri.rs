@@ -50,13 +50,22 @@ pub(crate) fn decode_prefixes(bytes: &[u8], family: Family) -> Result<Vec<IpNet>
 
 /// Decodes IPv4 prefixes (the withdrawn routes and NLRI fields).
 pub(crate) fn decode_v4(bytes: &[u8]) -> Result<Vec<Ipv4Net>, String> {
-    Ok(decode_prefixes(bytes, Family::V4)?
-        .into_iter()
-        .filter_map(|p| match p {
-            IpNet::V4(p) => Some(p),
-            IpNet::V6(_) => None,
-        })
-        .collect())
+    let mut out = Vec::with_capacity(bytes.len() / 4);
+    let mut rest = bytes;
+    while let Some((&bits, tail)) = rest.split_first() {
+        if bits > 32 {
+            return Err(format!("prefix length {bits} exceeds 32"));
+        }
+        let n = usize::from(bits).div_ceil(8);
+        let Some(octets) = tail.get(..n) else {
+            return Err(format!("prefix of /{bits} truncated"));
+        };
+        let mut a = [0u8; 4];
+        a[..n].copy_from_slice(octets);
+        rest = &tail[n..];
+        out.push(Ipv4Net::new_assert(Ipv4Addr::from(a), bits).trunc());
+    }
+    Ok(out)
 }
 
 /// The encoded size of a prefix.

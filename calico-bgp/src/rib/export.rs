@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use ipnet::IpNet;
 
+use super::hash::BuildRibHasher;
 use super::{Path, PeerId, PeerInfo, Rib, RouteAttrs, DEFAULT_LOCAL_PREF};
 use crate::packet::{AfiSafi, AsPath, Origin, PathAttributes};
 
@@ -19,7 +20,7 @@ pub struct Exporter<'a> {
     to: PeerId,
     info: &'a PeerInfo,
     local: Option<Arc<RouteAttrs>>,
-    cache: HashMap<(usize, PeerId), Option<Arc<RouteAttrs>>>,
+    cache: HashMap<(usize, PeerId), Option<Arc<RouteAttrs>>, BuildRibHasher>,
 }
 
 impl Rib {
@@ -31,7 +32,7 @@ impl Rib {
             to,
             info,
             local: None,
-            cache: HashMap::new(),
+            cache: HashMap::default(),
         })
     }
 }
@@ -60,6 +61,9 @@ impl Exporter<'_> {
             return None;
         }
         let best = best?;
+        if best.peer == self.to {
+            return None; // never back to where it came from
+        }
         let key = (Arc::as_ptr(&best.attrs) as usize, best.peer);
         if let Some(cached) = self.cache.get(&key) {
             return cached.clone();

@@ -247,6 +247,11 @@ impl Rib {
 
     /// Applies an UPDATE from an established peer; returns the prefixes whose entry changed.
     pub fn apply(&mut self, from: PeerId, update: &Update) -> Vec<Change> {
+        self.apply_owned(from, update.clone())
+    }
+
+    /// [`Rib::apply`] taking the UPDATE by value (its attributes are moved, not copied).
+    pub fn apply_owned(&mut self, from: PeerId, update: Update) -> Vec<Change> {
         let mut changes = Vec::new();
         if self.peers.info(from).is_none() {
             return changes;
@@ -257,21 +262,29 @@ impl Rib {
         if update.announced().next().is_none() {
             return changes;
         }
+        let treat_as_withdraw = update.treat_as_withdraw();
+        let Update {
+            nlri, attributes, ..
+        } = update;
+        let mut attributes = attributes;
+        let mp_nlri = attributes
+            .mp_reach
+            .as_mut()
+            .map(|mp| std::mem::take(&mut mp.nlri))
+            .unwrap_or_default();
         let imported = match self.peers.info(from) {
-            Some(info) if !update.treat_as_withdraw() => {
-                import(&mut self.interner, &self.settings, info, update)
+            Some(info) if !treat_as_withdraw => {
+                import(&mut self.interner, &self.settings, info, attributes)
             }
             _ => None,
         };
         let attrs_v4 = imported.as_ref().and_then(|(v4, _)| v4.clone());
         let attrs_mp = imported.as_ref().and_then(|(_, mp)| mp.clone());
-        for p in &update.nlri {
-            self.set_path(from, IpNet::V4(*p), attrs_v4.clone(), &mut changes);
+        for p in nlri {
+            self.set_path(from, IpNet::V4(p), attrs_v4.clone(), &mut changes);
         }
-        if let Some(mp) = &update.attributes.mp_reach {
-            for p in &mp.nlri {
-                self.set_path(from, *p, attrs_mp.clone(), &mut changes);
-            }
+        for p in mp_nlri {
+            self.set_path(from, p, attrs_mp.clone(), &mut changes);
         }
         changes
     }
@@ -374,9 +387,8 @@ fn import(
     interner: &mut Interner,
     settings: &RibSettings,
     peer: &PeerInfo,
-    update: &Update,
+    mut path: crate::packet::PathAttributes,
 ) -> Option<Imported> {
-    let mut path = update.attributes.clone();
     if let Err(why) = check_loops(settings, peer, &path) {
         tracing::debug!(peer = %peer.address, ?why, "announcement not accepted");
         return None;

@@ -344,18 +344,22 @@ impl Core {
                 self.rib.peer_up(id, info);
                 self.send_table(id, &negotiated.families);
             }
-            PeerEvent::Down(_) => {
+            PeerEvent::Down(reason) => {
                 if let Some(p) = self.peers.get_mut(&address) {
                     p.session = None;
+                    // The state report follows; never show Established without a session.
+                    p.state = PeerState::Active;
+                    p.last_error = Some(reason);
                 }
                 self.peer_gone(id);
             }
             PeerEvent::Updates(updates) => {
                 let mut changes = Vec::new();
-                for update in &updates {
-                    changes.extend(self.rib.apply(id, update));
+                let several = updates.len() > 1;
+                for update in updates {
+                    changes.extend(self.rib.apply_owned(id, update));
                 }
-                if updates.len() > 1 {
+                if several {
                     changes = merge_changes(changes);
                 }
                 if !changes.is_empty() {

@@ -1,6 +1,7 @@
 //! The attributes of a stored route, shared between every prefix that carries them.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
+use std::hash::BuildHasher;
 
 use super::hash::BuildRibHasher;
 use std::net::{IpAddr, Ipv6Addr};
@@ -32,39 +33,47 @@ pub const DEFAULT_LOCAL_PREF: u32 = 100;
 
 /// Interns attribute sets so that prefixes announced with equal attributes (in one UPDATE or
 /// many) share one allocation.
+///
+/// Keyed by the 64-bit hash of the attributes, computed once: growing the table never
+/// touches the attribute sets themselves. Two different sets with one hash (rare; a peer
+/// crafting them only loses sharing) are both kept, the second one unshared.
 #[derive(Debug, Default)]
 pub struct Interner {
-    set: HashSet<Arc<RouteAttrs>, BuildRibHasher>,
+    map: HashMap<u64, Arc<RouteAttrs>, BuildRibHasher>,
     pruned_at: usize,
 }
 
 impl Interner {
     /// The shared copy of `attrs`.
     pub fn intern(&mut self, attrs: RouteAttrs) -> Arc<RouteAttrs> {
-        if let Some(existing) = self.set.get(&attrs) {
-            return existing.clone();
+        let hash = BuildRibHasher::default().hash_one(&attrs);
+        if let Some(existing) = self.map.get(&hash) {
+            if **existing == attrs {
+                return existing.clone();
+            }
+            return Arc::new(attrs);
         }
-        if self.set.len() >= 2 * self.pruned_at.max(512) {
+        if self.map.len() >= 2 * self.pruned_at.max(512) {
             self.prune();
         }
         let shared = Arc::new(attrs);
-        self.set.insert(shared.clone());
+        self.map.insert(hash, shared.clone());
         shared
     }
 
     /// Forgets attribute sets no route uses any more.
     pub fn prune(&mut self) {
-        self.set.retain(|a| Arc::strong_count(a) > 1);
-        self.pruned_at = self.set.len();
+        self.map.retain(|_, a| Arc::strong_count(a) > 1);
+        self.pruned_at = self.map.len();
     }
 
     /// How many distinct attribute sets are held.
     pub fn len(&self) -> usize {
-        self.set.len()
+        self.map.len()
     }
 
     /// Whether none are held.
     pub fn is_empty(&self) -> bool {
-        self.set.is_empty()
+        self.map.is_empty()
     }
 }

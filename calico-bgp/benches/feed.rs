@@ -1,0 +1,366 @@
+//! Full-table benchmark: a feeder (a separate process in its own network namespace) sends
+//! N IPv4 prefixes over eBGP; the table shows how long each receiver takes until all of
+//! them are in its Loc-RIB, and how much its resident memory grew per prefix. BIRD 2 and our
+//! [`Speaker`] receive the same bytes from the same feeder, one after the other, in the same
+//! run.
+//!
+//! Run as root: `cargo bench -p calico-bgp --bench feed` (`FEED_PREFIXES=N` to change the
+//! table size, default 1,000,000; `FEED_PER_PATH=K` prefixes share one AS path, default 4,
+//! so a million prefixes carry 250,000 distinct attribute sets, like a real full table).
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpListener};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use calico_bgp::packet::update::{end_of_rib, pack_announcements};
+use calico_bgp::packet::{
+    AfiSafi, AsPath, Capability, Context, Message, Open, Origin, PathAttributes,
+};
+use calico_bgp::speaker::Speaker;
+use calico_core::backend::{BgpBackend, BgpSettings, PeerConfig};
+use calico_core::model::AsNumber;
+use calico_linux::netns::{veth, Netns};
+use ipnet::{IpNet, Ipv4Net};
+
+const FEEDER: &str = "10.98.0.1";
+const RECEIVER: &str = "10.98.0.2";
+const FEEDER_AS: u32 = 65000;
+const RECEIVER_AS: u32 = 65001;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The whole table as UPDATE bytes: prefix i is 16.0.0.0/24 + i; every `per_path` prefixes
+/// share an AS path [65000, x, y].
+fn table(prefixes: usize, per_path: usize) -> Vec<u8> {
+    let ctx = Context::default();
+    let mut bytes = Vec::new();
+    let all: Vec<IpNet> = (0..prefixes as u32)
+        .map(|i| IpNet::V4(Ipv4Net::new(Ipv4Addr::from((16u32 << 24) + (i << 8)), 24).unwrap()))
+        .collect();
+    for (g, chunk) in all.chunks(per_path.max(1)).enumerate() {
+        let g = g as u32;
+        let attrs = PathAttributes {
+            origin: Some(Origin::Igp),
+            as_path: Some(AsPath::sequence(vec![
+                FEEDER_AS,
+                64512 + g % 400,
+                4_200_000_000 + g / 400,
+            ])),
+            next_hop: Some(FEEDER.parse().unwrap()),
+            med: Some(g % 7),
+            ..PathAttributes::default()
+        };
+        for u in pack_announcements(&attrs, None, chunk).unwrap() {
+            Message::Update(u).encode_into(&ctx, &mut bytes).unwrap();
+        }
+    }
+    Message::Update(end_of_rib(AfiSafi::IPV4_UNICAST))
+        .encode_into(&ctx, &mut bytes)
+        .unwrap();
+    bytes
+}
+
+/// The feeder process: accepts sessions one after another, sends OPEN (hold time 0, so no
+/// keepalives are needed), waits for the receiver's KEEPALIVE and sends the table.
+fn feeder(prefixes: usize, per_path: usize) {
+    let table = table(prefixes, per_path);
+    let listener = TcpListener::bind((FEEDER, 179)).unwrap();
+    println!("ready");
+    std::io::stdout().flush().unwrap();
+    for stream in listener.incoming() {
+        let Ok(mut stream) = stream else { continue };
+        let table = table.clone();
+        std::thread::spawn(move || {
+            let open = Message::Open(Open {
+                my_as: FEEDER_AS as u16,
+                hold_time: 0,
+                router_id: FEEDER.parse().unwrap(),
+                capabilities: vec![
+                    Capability::Multiprotocol(AfiSafi::IPV4_UNICAST),
+                    Capability::FourOctetAs(FEEDER_AS),
+                ],
+            });
+            let _ = stream.write_all(&open.encode(&Context::default()).unwrap());
+            let _ = stream.write_all(&Message::Keepalive.encode(&Context::default()).unwrap());
+            // Wait for the receiver's OPEN and KEEPALIVE (message types 1 and 4).
+            let mut seen_keepalive = false;
+            while !seen_keepalive {
+                let mut header = [0u8; 19];
+                if stream.read_exact(&mut header).is_err() {
+                    return;
+                }
+                let len = u16::from_be_bytes([header[16], header[17]]) as usize;
+                let mut body = vec![0u8; len.saturating_sub(19)];
+                if stream.read_exact(&mut body).is_err() {
+                    return;
+                }
+                seen_keepalive = header[18] == 4;
+            }
+            let start = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos();
+            println!("start {start}");
+            let _ = std::io::stdout().flush();
+            if stream.write_all(&table).is_err() {
+                return;
+            }
+            let mut sink = [0u8; 4096];
+            while matches!(stream.read(&mut sink), Ok(n) if n > 0) {}
+        });
+    }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+struct Row {
+    name: String,
+    prefixes: usize,
+    seconds: f64,
+    rss_delta_kib: u64,
+}
+
+/// Reads the feeder's "start <ns since epoch>" line for the next session.
+fn feed_started(
+    lines: &mut impl Iterator<Item = std::io::Result<String>>,
+) -> std::time::SystemTime {
+    let line = lines.next().expect("feeder output").expect("feeder output");
+    let nanos: u64 = line
+        .trim()
+        .strip_prefix("start ")
+        .expect("start line")
+        .parse()
+        .unwrap();
+    std::time::UNIX_EPOCH + Duration::from_nanos(nanos)
+}
+
+fn since(start: std::time::SystemTime) -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(start)
+        .unwrap_or_default()
+        .as_secs_f64()
+}
+
+fn bird_receiver(
+    ns: &Netns,
+    prefixes: usize,
+    lines: &mut impl Iterator<Item = std::io::Result<String>>,
+) -> Row {
+    let dir = std::env::temp_dir().join(format!("calico-bgp-feed-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("bird.conf");
+    let ctl = dir.join("bird.ctl").display().to_string();
+    let pidfile = dir.join("bird.pid");
+    std::fs::write(
+        &conf,
+        format!(
+            "router id {RECEIVER};\nprotocol device {{}}\nprotocol bgp feed {{\n  local {RECEIVER} as {RECEIVER_AS};\n  neighbor {FEEDER} as {FEEDER_AS};\n  connect delay time 1;\n  ipv4 {{ import all; export none; }};\n}}\n"
+        ),
+    )
+    .unwrap();
+    ns.run(&[
+        "bird",
+        "-c",
+        &conf.display().to_string(),
+        "-s",
+        &ctl,
+        "-P",
+        &pidfile.display().to_string(),
+    ])
+    .unwrap();
+    // The daemon writes its pid file after forking; wait for it.
+    let pid: u32 = (0..200)
+        .find_map(|_| {
+            let pid = std::fs::read_to_string(&pidfile)
+                .ok()
+                .and_then(|p| p.trim().parse().ok());
+            if pid.is_none() {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            pid
+        })
+        .expect("BIRD wrote its pid file");
+    let birdc = |cmd: &str| {
+        let out = Command::new("birdc")
+            .args(["-s", &ctl])
+            .args(cmd.split_whitespace())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let rss_before = rss_kib(pid);
+    let imported = |out: &str| -> usize {
+        out.lines()
+            .find_map(|l| l.trim().strip_prefix("Routes:"))
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    let start = feed_started(lines);
+    loop {
+        let out = birdc("show protocols all feed");
+        if imported(&out) >= prefixes {
+            break;
+        }
+        assert!(
+            since(start) < 120.0,
+            "BIRD did not receive the table:\n{out}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let seconds = since(start);
+    let rss_after = rss_kib(pid);
+    let version = birdc("show status")
+        .lines()
+        .next()
+        .unwrap_or("BIRD")
+        .replace(" ready.", "");
+    let _ = Command::new("kill").arg(pid.to_string()).status();
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = std::fs::remove_dir_all(&dir);
+    Row {
+        name: version,
+        prefixes,
+        seconds,
+        rss_delta_kib: rss_after.saturating_sub(rss_before),
+    }
+}
+
+fn speaker_receiver(
+    ns: &Netns,
+    prefixes: usize,
+    lines: &mut impl Iterator<Item = std::io::Result<String>>,
+) -> Row {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let speaker = Speaker::in_netns(ns.path());
+        let me = std::process::id();
+        let rss_before = rss_kib(me);
+        speaker
+            .configure(&BgpSettings {
+                local_as: AsNumber(RECEIVER_AS),
+                router_id: RECEIVER.parse().unwrap(),
+                listen_port: 179,
+                cluster_id: None,
+                peers: [PeerConfig {
+                    address: FEEDER.parse().unwrap(),
+                    remote_as: AsNumber(FEEDER_AS),
+                    password: None,
+                    hold_time: 90,
+                    passive: false,
+                    route_reflector_client: false,
+                }]
+                .into(),
+            })
+            .await
+            .unwrap();
+        let start = tokio::task::block_in_place(|| feed_started(lines));
+        loop {
+            let s = speaker.peer_status().await.unwrap();
+            if s[0].prefixes_received >= prefixes {
+                break;
+            }
+            assert!(
+                since(start) < 120.0,
+                "speaker did not receive the table: {s:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let seconds = since(start);
+        let rss_after = rss_kib(me);
+        assert_eq!(speaker.learned_routes().await.unwrap().len(), prefixes);
+        Row {
+            name: "calico-bgp Speaker".into(),
+            prefixes,
+            seconds,
+            rss_delta_kib: rss_after.saturating_sub(rss_before),
+        }
+    })
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let prefixes = env_usize("FEED_PREFIXES", 1_000_000);
+    let per_path = env_usize("FEED_PER_PATH", 4);
+    if args.iter().any(|a| a == "--feeder") {
+        return feeder(prefixes, per_path);
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("feed benchmark: skipped: needs root (network namespaces, BIRD)");
+        return;
+    }
+    let feeder_ns = Netns::create("feedf").unwrap();
+    let receiver_ns = Netns::create("feedr").unwrap();
+    veth(&feeder_ns, "eth0", &receiver_ns, "eth0").unwrap();
+    feeder_ns
+        .run(&["ip", "addr", "add", &format!("{FEEDER}/24"), "dev", "eth0"])
+        .unwrap();
+    receiver_ns
+        .run(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{RECEIVER}/24"),
+            "dev",
+            "eth0",
+        ])
+        .unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", feeder_ns.name()])
+        .arg(&exe)
+        .arg("--feeder")
+        .env("FEED_PREFIXES", prefixes.to_string())
+        .env("FEED_PER_PATH", per_path.to_string())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+    assert_eq!(lines.next().unwrap().unwrap(), "ready");
+
+    let rows = vec![
+        bird_receiver(&receiver_ns, prefixes, &mut lines),
+        speaker_receiver(&receiver_ns, prefixes, &mut lines),
+    ];
+    let _ = child.kill();
+    let _ = child.wait();
+
+    println!();
+    println!(
+        "full-table feed over eBGP, {prefixes} IPv4 prefixes, {per_path} prefixes per AS path"
+    );
+    println!(
+        "{:<28} {:>10} {:>12} {:>14} {:>14} {:>12}",
+        "receiver", "prefixes", "seconds", "prefixes/s", "RSS delta MiB", "bytes/prefix"
+    );
+    for r in &rows {
+        println!(
+            "{:<28} {:>10} {:>12.3} {:>14.0} {:>14.1} {:>12.0}",
+            r.name,
+            r.prefixes,
+            r.seconds,
+            r.prefixes as f64 / r.seconds,
+            r.rss_delta_kib as f64 / 1024.0,
+            r.rss_delta_kib as f64 * 1024.0 / r.prefixes as f64
+        );
+    }
+}

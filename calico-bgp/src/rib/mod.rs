@@ -1,0 +1,587 @@
+//! Routes: per-peer Adj-RIB-In, the Loc-RIB with the decision process, and what each peer
+//! is sent (Adj-RIB-Out).
+//!
+//! Layout, chosen for a million prefixes: one hash table per address family keyed by the
+//! compact prefix ([`Ipv4Net`] is 5 bytes). Each entry holds every peer's path for that
+//! prefix — the Adj-RIBs-In, stored by destination as holo-routing does — ordered by the
+//! decision process, so the Loc-RIB best path and its ECMP set are the first entries.
+//! Attribute sets are interned and shared with [`Arc`]. The Adj-RIB-Out is not stored: what
+//! a peer is sent is a function of the best path ([`Rib::advertisement`]); withdrawals go to
+//! every peer that may have had the prefix.
+
+pub mod attrs;
+pub mod decision;
+pub mod export;
+pub mod hash;
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+use calico_core::backend::LearnedRoute;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+
+pub use attrs::{Interner, RouteAttrs, DEFAULT_LOCAL_PREF};
+pub use decision::PathSource;
+use hash::BuildRibHasher;
+
+use crate::packet::{AfiSafi, Update};
+
+/// A peer as the RIB knows it (an index, stable while the peering exists).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PeerId(pub u32);
+
+/// What the RIB needs to know about an established peer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerInfo {
+    /// The peer's address.
+    pub address: IpAddr,
+    /// The peer's AS.
+    pub remote_as: u32,
+    /// The peer's BGP identifier.
+    pub router_id: Ipv4Addr,
+    /// The peer is in another AS.
+    pub ebgp: bool,
+    /// The peer is a route-reflector client of ours.
+    pub rr_client: bool,
+    /// Our address on the session: the next hop we announce ("next hop self").
+    pub local_address: IpAddr,
+    /// Families negotiated with the peer.
+    pub families: Vec<AfiSafi>,
+}
+
+/// One path to a prefix: who sent it and with which attributes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Path {
+    /// The peer it came from.
+    pub peer: PeerId,
+    /// Its attributes.
+    pub attrs: Arc<RouteAttrs>,
+}
+
+/// A prefix's paths, best first, then the rest of the multipath set, then the others. A
+/// single path (the common case) is stored inline: no allocation per prefix.
+#[derive(Clone, Debug)]
+enum Dest {
+    One(Path),
+    Many { paths: Box<[Path]>, multipath: u8 },
+}
+
+impl Dest {
+    fn paths(&self) -> &[Path] {
+        match self {
+            Dest::One(p) => std::slice::from_ref(p),
+            Dest::Many { paths, .. } => paths,
+        }
+    }
+
+    fn multipath(&self) -> usize {
+        match self {
+            Dest::One(_) => 1,
+            Dest::Many { multipath, .. } => usize::from(*multipath),
+        }
+    }
+
+    /// Orders `paths` by the decision process; `None` when there are none.
+    fn build(mut paths: Vec<Path>, peers: &PeerTable, local_as: u32) -> Option<Dest> {
+        match paths.len() {
+            0 => None,
+            1 => paths.pop().map(Dest::One),
+            _ => {
+                let multipath = decision::select(&mut paths, peers, local_as).min(255) as u8;
+                Some(Dest::Many {
+                    paths: paths.into_boxed_slice(),
+                    multipath,
+                })
+            }
+        }
+    }
+}
+
+/// The established peers.
+#[derive(Clone, Debug, Default)]
+pub struct PeerTable {
+    peers: HashMap<PeerId, (PeerInfo, PathSource)>,
+}
+
+impl PeerTable {
+    /// The decision-process view of a peer.
+    pub fn source(&self, id: PeerId) -> Option<&PathSource> {
+        self.peers.get(&id).map(|(_, s)| s)
+    }
+
+    /// The peer's information.
+    pub fn info(&self, id: PeerId) -> Option<&PeerInfo> {
+        self.peers.get(&id).map(|(i, _)| i)
+    }
+
+    /// Every established peer.
+    pub fn ids(&self) -> impl Iterator<Item = PeerId> + '_ {
+        self.peers.keys().copied()
+    }
+}
+
+/// Speaker-wide settings the RIB applies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RibSettings {
+    /// Our AS.
+    pub local_as: u32,
+    /// Our BGP identifier.
+    pub router_id: Ipv4Addr,
+    /// Cluster id when reflecting routes (defaults to the router id, RFC 4456 §7).
+    pub cluster_id: Option<Ipv4Addr>,
+}
+
+/// A prefix whose Loc-RIB entry changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    /// The prefix.
+    pub prefix: IpNet,
+    /// Whether the best path changed (so advertisements change); otherwise only the
+    /// multipath set did.
+    pub best: bool,
+    /// The best path before the change.
+    pub old_best: Option<Path>,
+    /// The best path after the change.
+    pub new_best: Option<Path>,
+}
+
+/// Why an announced path was not accepted (RFC 4271 §9.1.2, RFC 4456 §8).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rejection {
+    /// Our AS is in the AS_PATH.
+    AsLoop,
+    /// ORIGINATOR_ID is our router id.
+    OriginatorLoop,
+    /// Our cluster id is in CLUSTER_LIST.
+    ClusterLoop,
+    /// No usable next hop.
+    NoNextHop,
+}
+
+/// Attributes for an UPDATE's IPv4 NLRI and for its MP_REACH_NLRI prefixes.
+type Imported = (Option<Arc<RouteAttrs>>, Option<Arc<RouteAttrs>>);
+
+/// The routing information base.
+#[derive(Debug)]
+pub struct Rib {
+    settings: RibSettings,
+    peers: PeerTable,
+    received: HashMap<PeerId, usize>,
+    v4: HashMap<Ipv4Net, Dest, BuildRibHasher>,
+    v6: HashMap<Ipv6Net, Dest, BuildRibHasher>,
+    exports: BTreeSet<IpNet>,
+    interner: Interner,
+}
+
+impl Rib {
+    /// An empty RIB.
+    pub fn new(settings: RibSettings) -> Rib {
+        Rib {
+            settings,
+            peers: PeerTable::default(),
+            received: HashMap::new(),
+            v4: HashMap::default(),
+            v6: HashMap::default(),
+            exports: BTreeSet::new(),
+            interner: Interner::default(),
+        }
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &RibSettings {
+        &self.settings
+    }
+
+    /// The established peers.
+    pub fn peers(&self) -> &PeerTable {
+        &self.peers
+    }
+
+    /// Registers an established peer.
+    pub fn peer_up(&mut self, id: PeerId, info: PeerInfo) {
+        let source = PathSource {
+            ebgp: info.ebgp,
+            router_id: info.router_id,
+            address: info.address,
+        };
+        self.peers.peers.insert(id, (info, source));
+        self.received.insert(id, 0);
+    }
+
+    /// Removes every path a peer sent; returns the prefixes whose entry changed. The peer
+    /// stays known (so that what it used to be sent can still be computed) until
+    /// [`Rib::forget_peer`].
+    pub fn peer_down(&mut self, id: PeerId) -> Vec<Change> {
+        let mut changes = Vec::new();
+        if self.received.get(&id).copied().unwrap_or(0) > 0 {
+            let (peers, local_as) = (&self.peers, self.settings.local_as);
+            remove_peer(&mut self.v4, id, peers, local_as, IpNet::V4, &mut changes);
+            remove_peer(&mut self.v6, id, peers, local_as, IpNet::V6, &mut changes);
+        }
+        self.received.insert(id, 0);
+        self.interner.prune();
+        changes
+    }
+
+    /// Forgets a peer whose paths [`Rib::peer_down`] removed.
+    pub fn forget_peer(&mut self, id: PeerId) {
+        self.peers.peers.remove(&id);
+        self.received.remove(&id);
+    }
+
+    /// Prefixes accepted from a peer.
+    pub fn received(&self, id: PeerId) -> usize {
+        self.received.get(&id).copied().unwrap_or(0)
+    }
+
+    /// Number of prefixes with at least one path.
+    pub fn len(&self) -> usize {
+        self.v4.len() + self.v6.len()
+    }
+
+    /// Whether no prefix has a path.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Applies an UPDATE from an established peer; returns the prefixes whose entry changed.
+    pub fn apply(&mut self, from: PeerId, update: &Update) -> Vec<Change> {
+        self.apply_owned(from, update.clone())
+    }
+
+    /// [`Rib::apply`] taking the UPDATE by value (its attributes are moved, not copied).
+    pub fn apply_owned(&mut self, from: PeerId, update: Update) -> Vec<Change> {
+        let mut changes = Vec::new();
+        if self.peers.info(from).is_none() {
+            return changes;
+        }
+        for prefix in update.withdrawn_prefixes() {
+            self.set_path(from, prefix, None, &mut changes);
+        }
+        if update.announced().next().is_none() {
+            return changes;
+        }
+        let treat_as_withdraw = update.treat_as_withdraw();
+        let Update {
+            nlri, attributes, ..
+        } = update;
+        let mut attributes = attributes;
+        let mp_nlri = attributes
+            .mp_reach
+            .as_mut()
+            .map(|mp| std::mem::take(&mut mp.nlri))
+            .unwrap_or_default();
+        let imported = match self.peers.info(from) {
+            Some(info) if !treat_as_withdraw => {
+                import(&mut self.interner, &self.settings, info, attributes)
+            }
+            _ => None,
+        };
+        let attrs_v4 = imported.as_ref().and_then(|(v4, _)| v4.clone());
+        let attrs_mp = imported.as_ref().and_then(|(_, mp)| mp.clone());
+        for p in nlri {
+            self.set_path(from, IpNet::V4(p), attrs_v4.clone(), &mut changes);
+        }
+        for p in mp_nlri {
+            self.set_path(from, p, attrs_mp.clone(), &mut changes);
+        }
+        changes
+    }
+
+    /// The cluster id used when reflecting.
+    pub fn cluster_id(&self) -> Ipv4Addr {
+        self.settings.cluster_id.unwrap_or(self.settings.router_id)
+    }
+
+    fn set_path(
+        &mut self,
+        from: PeerId,
+        prefix: IpNet,
+        attrs: Option<Arc<RouteAttrs>>,
+        changes: &mut Vec<Change>,
+    ) {
+        let (peers, local_as) = (&self.peers, self.settings.local_as);
+        let delta = match prefix {
+            IpNet::V4(p) => set_in(&mut self.v4, p, from, attrs, peers, local_as),
+            IpNet::V6(p) => set_in(&mut self.v6, p, from, attrs, peers, local_as),
+        };
+        if let Some((count_delta, change)) = delta {
+            let n = self.received.entry(from).or_insert(0);
+            *n = n.saturating_add_signed(count_delta);
+            if let Some((best, old_best, new_best)) = change {
+                changes.push(Change {
+                    prefix,
+                    best,
+                    old_best,
+                    new_best,
+                });
+            }
+        }
+    }
+
+    /// The best path and the rest of the multipath set for a prefix.
+    pub fn best(&self, prefix: &IpNet) -> &[Path] {
+        let dest = match prefix {
+            IpNet::V4(p) => self.v4.get(p),
+            IpNet::V6(p) => self.v6.get(p),
+        };
+        dest.map_or(&[], |d| &d.paths()[..d.multipath()])
+    }
+
+    /// Every path to a prefix (every peer's Adj-RIB-In entry), best first.
+    pub fn paths(&self, prefix: &IpNet) -> &[Path] {
+        let dest = match prefix {
+            IpNet::V4(p) => self.v4.get(p),
+            IpNet::V6(p) => self.v6.get(p),
+        };
+        dest.map_or(&[], |d| d.paths())
+    }
+
+    /// Every prefix with a best path.
+    pub fn prefixes(&self) -> impl Iterator<Item = IpNet> + '_ {
+        self.v4
+            .keys()
+            .map(|p| IpNet::V4(*p))
+            .chain(self.v6.keys().map(|p| IpNet::V6(*p)))
+    }
+
+    /// The learned routes: each prefix's best path with the next hops of its multipath set.
+    pub fn learned_routes(&self) -> Vec<LearnedRoute> {
+        let route = |prefix: IpNet, d: &Dest| LearnedRoute {
+            prefix,
+            next_hops: d.paths()[..d.multipath()]
+                .iter()
+                .map(|p| p.attrs.next_hop)
+                .collect(),
+        };
+        self.v4
+            .iter()
+            .map(|(p, d)| route(IpNet::V4(*p), d))
+            .chain(self.v6.iter().map(|(p, d)| route(IpNet::V6(*p), d)))
+            .collect()
+    }
+
+    /// Sets the locally originated prefixes; returns the prefixes added and removed.
+    pub fn set_exports(&mut self, exports: BTreeSet<IpNet>) -> (Vec<IpNet>, Vec<IpNet>) {
+        let added = exports.difference(&self.exports).copied().collect();
+        let removed = self.exports.difference(&exports).copied().collect();
+        self.exports = exports;
+        (added, removed)
+    }
+
+    /// The locally originated prefixes.
+    pub fn exports(&self) -> &BTreeSet<IpNet> {
+        &self.exports
+    }
+
+    /// Distinct attribute sets held.
+    pub fn attribute_sets(&self) -> usize {
+        self.interner.len()
+    }
+}
+
+/// Import policy: loop checks, eBGP LOCAL_PREF removal; the attributes for the IPv4 NLRI
+/// and for the MP_REACH_NLRI prefixes (`None`: handle as withdrawn).
+fn import(
+    interner: &mut Interner,
+    settings: &RibSettings,
+    peer: &PeerInfo,
+    mut path: crate::packet::PathAttributes,
+) -> Option<Imported> {
+    if let Err(why) = check_loops(settings, peer, &path) {
+        tracing::debug!(peer = %peer.address, ?why, "announcement not accepted");
+        return None;
+    }
+    let mp = path.mp_reach.take();
+    path.mp_unreach = None;
+    let v4_next_hop = path.next_hop.take();
+    if peer.ebgp {
+        // RFC 4271 §5.1.5: LOCAL_PREF from another AS means nothing here.
+        path.local_pref = None;
+    }
+    let v4 = v4_next_hop.map(|nh| {
+        interner.intern(RouteAttrs {
+            path: path.clone(),
+            next_hop: IpAddr::V4(nh),
+            link_local: None,
+        })
+    });
+    let mp = mp.map(|mp| {
+        let next_hop = match (mp.next_hop.global, mp.next_hop.link_local) {
+            (IpAddr::V6(g), Some(ll)) if g.is_unspecified() => IpAddr::V6(ll),
+            (g, _) => g,
+        };
+        interner.intern(RouteAttrs {
+            path,
+            next_hop,
+            link_local: mp.next_hop.link_local,
+        })
+    });
+    Some((v4, mp))
+}
+
+fn check_loops(
+    settings: &RibSettings,
+    peer: &PeerInfo,
+    path: &crate::packet::PathAttributes,
+) -> Result<(), Rejection> {
+    if path
+        .as_path
+        .as_ref()
+        .is_some_and(|p| p.contains(settings.local_as))
+    {
+        return Err(Rejection::AsLoop);
+    }
+    if !peer.ebgp {
+        if path.originator_id == Some(settings.router_id) {
+            return Err(Rejection::OriginatorLoop);
+        }
+        if path
+            .cluster_list
+            .contains(&settings.cluster_id.unwrap_or(settings.router_id))
+        {
+            return Err(Rejection::ClusterLoop);
+        }
+    }
+    Ok(())
+}
+
+trait PrefixKey: Copy + Eq + std::hash::Hash {}
+impl PrefixKey for Ipv4Net {}
+impl PrefixKey for Ipv6Net {}
+
+/// What identifies an entry's selection: multipath size, best path, multipath members.
+type Fp = (usize, Option<(PeerId, usize)>, u64);
+
+fn fingerprint(d: &Dest) -> Fp {
+    let paths = d.paths();
+    let best = paths
+        .first()
+        .map(|p| (p.peer, Arc::as_ptr(&p.attrs) as usize));
+    let mut h = 0u64;
+    for p in &paths[..d.multipath()] {
+        h = h.rotate_left(7) ^ (Arc::as_ptr(&p.attrs) as u64) ^ u64::from(p.peer.0);
+    }
+    (d.multipath(), best, h)
+}
+
+/// What [`set_in`] reports: the change in the peer's prefix count and, when the entry's
+/// selection changed, whether its best path did and what the best path was and is.
+type SetResult = Option<(isize, Option<(bool, Option<Path>, Option<Path>)>)>;
+
+/// Sets (or removes) `from`'s path for `prefix`.
+fn set_in<K: PrefixKey>(
+    table: &mut HashMap<K, Dest, BuildRibHasher>,
+    prefix: K,
+    from: PeerId,
+    attrs: Option<Arc<RouteAttrs>>,
+    peers: &PeerTable,
+    local_as: u32,
+) -> SetResult {
+    use std::collections::hash_map::Entry;
+    let outcome = |before: Fp, dest: &Dest, old: Option<Path>| {
+        let after = fingerprint(dest);
+        (before != after).then(|| (before.1 != after.1, old, dest.paths().first().cloned()))
+    };
+    let mut entry = match (table.entry(prefix), attrs) {
+        (Entry::Vacant(v), Some(attrs)) => {
+            let path = Path { peer: from, attrs };
+            v.insert(Dest::One(path.clone()));
+            return Some((1, Some((true, None, Some(path)))));
+        }
+        (Entry::Vacant(_), None) => return None,
+        (Entry::Occupied(o), attrs) => (o, attrs),
+    };
+    let (occupied, attrs) = (&mut entry.0, entry.1);
+    let dest = occupied.get_mut();
+    // Fast path: the only path is replaced.
+    if let (Dest::One(only), Some(attrs)) = (&mut *dest, &attrs) {
+        if only.peer == from {
+            if Arc::ptr_eq(&only.attrs, attrs) {
+                return Some((0, None));
+            }
+            let old = std::mem::replace(&mut only.attrs, attrs.clone());
+            let old = Path {
+                peer: from,
+                attrs: old,
+            };
+            return Some((0, Some((true, Some(old), Some(only.clone())))));
+        }
+    }
+    let before = fingerprint(dest);
+    let old = dest.paths().first().cloned();
+    let mut paths = dest.paths().to_vec();
+    let at = paths.iter().position(|p| p.peer == from);
+    let delta = match (at, attrs) {
+        (Some(i), Some(attrs)) => {
+            if Arc::ptr_eq(&paths[i].attrs, &attrs) {
+                return Some((0, None));
+            }
+            paths[i].attrs = attrs;
+            0
+        }
+        (None, Some(attrs)) => {
+            paths.push(Path { peer: from, attrs });
+            1
+        }
+        (Some(i), None) => {
+            paths.remove(i);
+            -1
+        }
+        (None, None) => return None,
+    };
+    match Dest::build(paths, peers, local_as) {
+        Some(new) => {
+            *dest = new;
+            Some((delta, outcome(before, dest, old)))
+        }
+        None => {
+            entry.0.remove();
+            Some((delta, Some((true, old, None))))
+        }
+    }
+}
+
+fn remove_peer<K: PrefixKey>(
+    table: &mut HashMap<K, Dest, BuildRibHasher>,
+    id: PeerId,
+    peers: &PeerTable,
+    local_as: u32,
+    wrap: impl Fn(K) -> IpNet,
+    changes: &mut Vec<Change>,
+) {
+    table.retain(|prefix, dest| {
+        if !dest.paths().iter().any(|p| p.peer == id) {
+            return true;
+        }
+        let before = fingerprint(dest);
+        let old_best = dest.paths().first().cloned();
+        let paths: Vec<Path> = dest
+            .paths()
+            .iter()
+            .filter(|p| p.peer != id)
+            .cloned()
+            .collect();
+        let Some(new) = Dest::build(paths, peers, local_as) else {
+            changes.push(Change {
+                prefix: wrap(*prefix),
+                best: true,
+                old_best,
+                new_best: None,
+            });
+            return false;
+        };
+        *dest = new;
+        let after = fingerprint(dest);
+        if before != after {
+            changes.push(Change {
+                prefix: wrap(*prefix),
+                best: before.1 != after.1,
+                old_best,
+                new_best: dest.paths().first().cloned(),
+            });
+        }
+        true
+    });
+}

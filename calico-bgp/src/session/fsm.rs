@@ -1,0 +1,529 @@
+//! The RFC 4271 §8 finite state machine of one peering, as a pure value: events in, actions
+//! out. No sockets, no clocks: the I/O task ([`super::io`]) turns socket and timer activity
+//! into [`Event`]s and carries out the [`Action`]s, so every transition is testable alone.
+//!
+//! A peering may have two TCP connections at once, one we opened ([`Direction::Outbound`])
+//! and one the peer opened ([`Direction::Inbound`]); the machine runs both through OPEN and
+//! resolves the collision by BGP identifier (RFC 4271 §6.8) as soon as the peer's
+//! identifier is known.
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use calico_core::backend::PeerState;
+
+use crate::packet::notification::{CeaseSubcode, FsmSubcode, OpenSubcode};
+use crate::packet::{
+    AfiSafi, Capability, DecodeError, ErrorCode, Message, Notification, Open, Update, AS_TRANS,
+};
+
+/// Which side opened a TCP connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Direction {
+    /// We connected to the peer.
+    Outbound,
+    /// The peer connected to us.
+    Inbound,
+}
+
+impl Direction {
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    fn other(self) -> Direction {
+        match self {
+            Direction::Outbound => Direction::Inbound,
+            Direction::Inbound => Direction::Outbound,
+        }
+    }
+}
+
+/// What a peering is configured with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionConfig {
+    /// Our AS.
+    pub local_as: u32,
+    /// The peer's AS.
+    pub remote_as: u32,
+    /// Our BGP identifier.
+    pub router_id: Ipv4Addr,
+    /// Hold time to offer (0: no keepalives, no hold timer).
+    pub hold_time: u16,
+    /// Never connect; wait for the peer.
+    pub passive: bool,
+    /// Families to offer.
+    pub families: Vec<AfiSafi>,
+    /// Graceful restart capability to advertise (restart time, seconds); `None` to leave it
+    /// out. Only advertised: the helper procedures are not implemented.
+    pub graceful_restart: Option<u16>,
+    /// First connect retry delay; doubles after each failure up to `connect_retry_max`.
+    pub connect_retry_min: Duration,
+    /// Largest connect retry delay.
+    pub connect_retry_max: Duration,
+}
+
+/// What both sides agreed on in their OPENs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Negotiated {
+    /// Hold time: the smaller offer; 0 means no hold timer and no keepalives.
+    pub hold_time: u16,
+    /// Keepalive interval (a third of the hold time).
+    pub keepalive: u16,
+    /// Both sides speak 4-byte AS numbers.
+    pub four_octet_as: bool,
+    /// Families both sides offered.
+    pub families: Vec<AfiSafi>,
+    /// The peer accepts ROUTE-REFRESH.
+    pub route_refresh: bool,
+    /// The peer's BGP identifier.
+    pub remote_id: Ipv4Addr,
+    /// The peer's AS.
+    pub remote_as: u32,
+    /// The connection that won.
+    pub direction: Direction,
+}
+
+/// A timer the machine starts and stops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Timer {
+    /// Time to try connecting again.
+    ConnectRetry,
+    /// No message from the peer for the hold time on this connection.
+    Hold(Direction),
+    /// Time to send a KEEPALIVE on this connection.
+    Keepalive(Direction),
+}
+
+/// Something that happened.
+// Received UPDATEs dominate; boxing them would cost an allocation per message.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// The peering is configured: start it.
+    Start,
+    /// The peering is to stop, telling the peer why.
+    Stop(CeaseSubcode),
+    /// A timer fired.
+    TimerExpired(Timer),
+    /// A TCP connection is up.
+    Connected(Direction),
+    /// Connecting failed.
+    ConnectFailed(String),
+    /// A connection closed or failed.
+    Closed(Direction, String),
+    /// A message arrived.
+    Received(Direction, Message),
+    /// Bytes arrived that are not a valid message.
+    Malformed(Direction, DecodeError),
+}
+
+/// Something the I/O task is to do.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// Open a TCP connection to the peer.
+    Connect,
+    /// Send a message on a connection.
+    Send(Direction, Message),
+    /// Close a connection (after sending what is queued).
+    Close(Direction),
+    /// Start (or restart) a timer.
+    StartTimer(Timer, Duration),
+    /// Stop a timer.
+    StopTimer(Timer),
+    /// The session is established.
+    Up(Negotiated),
+    /// The established session went down.
+    Down(String),
+    /// Routes arrived.
+    Deliver(Update),
+    /// The peer asks us to send a family again.
+    Refresh(AfiSafi),
+}
+
+/// How long to wait for the peer's OPEN (RFC 4271 suggests 4 minutes).
+const OPEN_HOLD: Duration = Duration::from_secs(240);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Stage {
+    OpenSent,
+    OpenConfirm,
+    Established,
+}
+
+#[derive(Clone, Debug)]
+struct Connection {
+    stage: Stage,
+    negotiated: Option<Negotiated>,
+}
+
+/// The state machine of one peering.
+#[derive(Clone, Debug)]
+pub struct Fsm {
+    config: SessionConfig,
+    running: bool,
+    connecting: bool,
+    connections: [Option<Connection>; 2],
+    retry_delay: Duration,
+    last_error: Option<String>,
+}
+
+impl Fsm {
+    /// A stopped machine (state Idle).
+    pub fn new(config: SessionConfig) -> Fsm {
+        let retry_delay = config.connect_retry_min;
+        Fsm {
+            config,
+            running: false,
+            connecting: false,
+            connections: [None, None],
+            retry_delay,
+            last_error: None,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SessionConfig {
+        &self.config
+    }
+
+    /// The RFC 4271 state of the most advanced connection.
+    pub fn state(&self) -> PeerState {
+        let stage = self.connections.iter().flatten().map(|c| c.stage).max();
+        match stage {
+            Some(Stage::Established) => PeerState::Established,
+            Some(Stage::OpenConfirm) => PeerState::OpenConfirm,
+            Some(Stage::OpenSent) => PeerState::OpenSent,
+            None if !self.running => PeerState::Idle,
+            None if self.connecting => PeerState::Connect,
+            None => PeerState::Active,
+        }
+    }
+
+    /// The negotiated parameters of the established connection.
+    pub fn established(&self) -> Option<&Negotiated> {
+        self.connections
+            .iter()
+            .flatten()
+            .find(|c| c.stage == Stage::Established)
+            .and_then(|c| c.negotiated.as_ref())
+    }
+
+    /// The last error seen, for an operator.
+    pub fn last_error(&self) -> Option<&str> {
+        self.last_error.as_deref()
+    }
+
+    /// The OPEN we send.
+    pub fn open_message(&self) -> Open {
+        let c = &self.config;
+        let mut capabilities: Vec<Capability> = c
+            .families
+            .iter()
+            .map(|f| Capability::Multiprotocol(*f))
+            .collect();
+        capabilities.push(Capability::RouteRefresh);
+        capabilities.push(Capability::FourOctetAs(c.local_as));
+        if let Some(time) = c.graceful_restart {
+            capabilities.push(Capability::GracefulRestart {
+                flags: 0,
+                time: time.min(0x0fff),
+                families: Vec::new(),
+            });
+        }
+        Open {
+            my_as: u16::try_from(c.local_as).unwrap_or(AS_TRANS),
+            hold_time: c.hold_time,
+            router_id: c.router_id,
+            capabilities,
+        }
+    }
+
+    /// Feeds one event; appends what to do to `out`.
+    pub fn handle(&mut self, event: Event, out: &mut Vec<Action>) {
+        match event {
+            Event::Start => {
+                if !self.running {
+                    self.running = true;
+                    self.retry_delay = self.config.connect_retry_min;
+                    self.connect(out);
+                }
+            }
+            Event::Stop(subcode) => {
+                self.running = false;
+                out.push(Action::StopTimer(Timer::ConnectRetry));
+                for dir in [Direction::Outbound, Direction::Inbound] {
+                    if self.connections[dir.index()].is_some() {
+                        out.push(Action::Send(
+                            dir,
+                            Message::Notification(Notification::cease(subcode)),
+                        ));
+                        self.tear_down(dir, format!("stopped: {subcode:?}"), out);
+                    }
+                }
+                self.connecting = false;
+            }
+            Event::TimerExpired(Timer::ConnectRetry) => {
+                if self.running && self.connections[Direction::Outbound.index()].is_none() {
+                    self.connect(out);
+                }
+            }
+            Event::TimerExpired(Timer::Hold(dir)) => {
+                if self.connections[dir.index()].is_some() {
+                    self.notify_and_close(
+                        dir,
+                        Notification::new(ErrorCode::HoldTimerExpired),
+                        "hold timer expired".into(),
+                        out,
+                    );
+                }
+            }
+            Event::TimerExpired(Timer::Keepalive(dir)) => {
+                let Some(conn) = &self.connections[dir.index()] else {
+                    return;
+                };
+                if let Some(n) = conn.negotiated.as_ref().filter(|n| n.keepalive > 0) {
+                    out.push(Action::Send(dir, Message::Keepalive));
+                    out.push(Action::StartTimer(
+                        Timer::Keepalive(dir),
+                        Duration::from_secs(n.keepalive.into()),
+                    ));
+                }
+            }
+            Event::Connected(dir) => self.connected(dir, out),
+            Event::ConnectFailed(reason) => {
+                self.connecting = false;
+                self.last_error = Some(format!("connect failed: {reason}"));
+                self.schedule_retry(out);
+            }
+            Event::Closed(dir, reason) => {
+                if self.connections[dir.index()].is_some() {
+                    self.tear_down(dir, format!("connection closed: {reason}"), out);
+                }
+            }
+            Event::Malformed(dir, error) => {
+                if self.connections[dir.index()].is_some() {
+                    self.notify_and_close(
+                        dir,
+                        error.notification(),
+                        format!("malformed message from peer: {error}"),
+                        out,
+                    );
+                }
+            }
+            Event::Received(dir, message) => self.received(dir, message, out),
+        }
+    }
+
+    fn connect(&mut self, out: &mut Vec<Action>) {
+        if self.config.passive || self.connecting || !self.running {
+            return;
+        }
+        self.connecting = true;
+        out.push(Action::Connect);
+    }
+
+    fn schedule_retry(&mut self, out: &mut Vec<Action>) {
+        if !self.running || self.config.passive || self.connections.iter().any(Option::is_some) {
+            return;
+        }
+        out.push(Action::StartTimer(Timer::ConnectRetry, self.retry_delay));
+        self.retry_delay = (self.retry_delay * 2).min(self.config.connect_retry_max);
+    }
+
+    fn connected(&mut self, dir: Direction, out: &mut Vec<Action>) {
+        if dir == Direction::Outbound {
+            self.connecting = false;
+        }
+        if !self.running {
+            out.push(Action::Close(dir));
+            return;
+        }
+        if self.established().is_some() {
+            // RFC 4271 §6.8: a connection colliding with an established one is closed.
+            out.push(Action::Send(
+                dir,
+                Message::Notification(Notification::cease(
+                    CeaseSubcode::ConnectionCollisionResolution,
+                )),
+            ));
+            out.push(Action::Close(dir));
+            return;
+        }
+        if self.connections[dir.index()].is_some() {
+            // The peer opened a new connection in place of its previous one.
+            self.tear_down(dir, "replaced by a new connection".into(), out);
+        }
+        self.connections[dir.index()] = Some(Connection {
+            stage: Stage::OpenSent,
+            negotiated: None,
+        });
+        out.push(Action::StopTimer(Timer::ConnectRetry));
+        out.push(Action::Send(dir, Message::Open(self.open_message())));
+        out.push(Action::StartTimer(Timer::Hold(dir), OPEN_HOLD));
+    }
+
+    fn received(&mut self, dir: Direction, message: Message, out: &mut Vec<Action>) {
+        let Some(conn) = &self.connections[dir.index()] else {
+            return;
+        };
+        let stage = conn.stage;
+        if let Some(n) = &conn.negotiated {
+            if n.hold_time > 0 {
+                out.push(Action::StartTimer(
+                    Timer::Hold(dir),
+                    Duration::from_secs(n.hold_time.into()),
+                ));
+            }
+        }
+        match (stage, message) {
+            (_, Message::Notification(n)) => {
+                self.tear_down(dir, format!("peer sent NOTIFICATION: {n}"), out);
+            }
+            (Stage::OpenSent, Message::Open(open)) => self.open_received(dir, open, out),
+            (Stage::OpenConfirm, Message::Keepalive) => {
+                let Some(conn) = self.connections[dir.index()].as_mut() else {
+                    return;
+                };
+                conn.stage = Stage::Established;
+                self.retry_delay = self.config.connect_retry_min;
+                self.last_error = None;
+                if let Some(n) = conn.negotiated.clone() {
+                    out.push(Action::Up(n));
+                }
+            }
+            (Stage::Established, Message::Keepalive) => {}
+            (Stage::Established, Message::Update(update)) => out.push(Action::Deliver(update)),
+            (Stage::Established, Message::RouteRefresh(r)) => {
+                let negotiated = self.connections[dir.index()]
+                    .as_ref()
+                    .and_then(|c| c.negotiated.as_ref());
+                if negotiated.is_some_and(|n| n.families.contains(&r.family)) {
+                    out.push(Action::Refresh(r.family));
+                }
+            }
+            (stage, message) => {
+                let subcode = match stage {
+                    Stage::OpenSent => FsmSubcode::UnexpectedMessageInOpenSent,
+                    Stage::OpenConfirm => FsmSubcode::UnexpectedMessageInOpenConfirm,
+                    Stage::Established => FsmSubcode::UnexpectedMessageInEstablished,
+                };
+                self.notify_and_close(
+                    dir,
+                    Notification::new(ErrorCode::FiniteStateMachine(subcode)),
+                    format!("unexpected message type {} in {stage:?}", message.kind()),
+                    out,
+                );
+            }
+        }
+    }
+
+    fn open_received(&mut self, dir: Direction, open: Open, out: &mut Vec<Action>) {
+        let c = &self.config;
+        if open.asn() != c.remote_as {
+            let reason = format!("peer says AS {}, configured {}", open.asn(), c.remote_as);
+            let n = Notification {
+                code: ErrorCode::OpenMessage(OpenSubcode::BadPeerAs),
+                data: open.my_as.to_be_bytes().to_vec(),
+            };
+            return self.notify_and_close(dir, n, reason, out);
+        }
+        if open.router_id == c.router_id {
+            let n = Notification::new(ErrorCode::OpenMessage(OpenSubcode::BadBgpIdentifier));
+            let reason = format!("peer uses our BGP identifier {}", open.router_id);
+            return self.notify_and_close(dir, n, reason, out);
+        }
+        let theirs = match open.families() {
+            f if f.is_empty() => vec![AfiSafi::IPV4_UNICAST],
+            f => f,
+        };
+        let hold_time = if open.hold_time == 0 || c.hold_time == 0 {
+            0
+        } else {
+            open.hold_time.min(c.hold_time)
+        };
+        let negotiated = Negotiated {
+            hold_time,
+            keepalive: if hold_time == 0 {
+                0
+            } else {
+                (hold_time / 3).max(1)
+            },
+            four_octet_as: open.has(65),
+            families: c
+                .families
+                .iter()
+                .filter(|f| theirs.contains(f))
+                .copied()
+                .collect(),
+            route_refresh: open.has(2),
+            remote_id: open.router_id,
+            remote_as: open.asn(),
+            direction: dir,
+        };
+        // Collision resolution (RFC 4271 §6.8): keep the connection opened by the speaker
+        // with the higher BGP identifier.
+        let other = dir.other();
+        if self.connections[other.index()].is_some() {
+            let keep = if c.router_id > open.router_id {
+                Direction::Outbound
+            } else {
+                Direction::Inbound
+            };
+            let lose = keep.other();
+            self.notify_and_close(
+                lose,
+                Notification::cease(CeaseSubcode::ConnectionCollisionResolution),
+                "connection collision resolved in favour of the other connection".into(),
+                out,
+            );
+            if lose == dir {
+                return;
+            }
+        }
+        let Some(conn) = self.connections[dir.index()].as_mut() else {
+            return;
+        };
+        conn.stage = Stage::OpenConfirm;
+        conn.negotiated = Some(negotiated.clone());
+        out.push(Action::Send(dir, Message::Keepalive));
+        if negotiated.hold_time > 0 {
+            out.push(Action::StartTimer(
+                Timer::Hold(dir),
+                Duration::from_secs(negotiated.hold_time.into()),
+            ));
+            out.push(Action::StartTimer(
+                Timer::Keepalive(dir),
+                Duration::from_secs(negotiated.keepalive.into()),
+            ));
+        } else {
+            out.push(Action::StopTimer(Timer::Hold(dir)));
+        }
+    }
+
+    fn notify_and_close(
+        &mut self,
+        dir: Direction,
+        notification: Notification,
+        reason: String,
+        out: &mut Vec<Action>,
+    ) {
+        out.push(Action::Send(dir, Message::Notification(notification)));
+        self.tear_down(dir, reason, out);
+    }
+
+    fn tear_down(&mut self, dir: Direction, reason: String, out: &mut Vec<Action>) {
+        let Some(conn) = self.connections[dir.index()].take() else {
+            return;
+        };
+        out.push(Action::Close(dir));
+        out.push(Action::StopTimer(Timer::Hold(dir)));
+        out.push(Action::StopTimer(Timer::Keepalive(dir)));
+        if conn.stage == Stage::Established {
+            out.push(Action::Down(reason.clone()));
+        }
+        self.last_error = Some(reason);
+        self.schedule_retry(out);
+    }
+}

@@ -1,0 +1,465 @@
+//! The tokio task that runs one peering's [`Fsm`] over TCP: it connects (with the FSM's
+//! back-off), takes connections the shared listener accepted, reads and decodes messages,
+//! writes what the FSM and the RIB want sent, and keeps the timers.
+//!
+//! Each connection has a reader task (decoding frames) and a writer task (draining an
+//! unbounded queue), so the peering task itself never blocks on a socket: two speakers
+//! sending full tables to each other cannot deadlock.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use calico_core::backend::PeerState;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
+
+use super::fsm::{Action, Direction, Event, Fsm, Negotiated, SessionConfig, Timer};
+use crate::packet::notification::CeaseSubcode;
+use crate::packet::{self, AfiSafi, Context, DecodeError, Message, Update, HEADER_LEN};
+use crate::speaker::socket::SocketFactory;
+
+/// How long one connection attempt may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the owner of a peering tells it.
+#[derive(Debug)]
+pub enum PeerCommand {
+    /// The listener accepted a connection from this peer.
+    Accepted(TcpStream),
+    /// Encoded messages to send on the established connection.
+    Send(Vec<u8>),
+    /// Stop the peering (with a Cease of this subcode) and end the task.
+    Stop(CeaseSubcode),
+}
+
+/// What a peering reports to its owner.
+// UPDATEs dominate; boxing them would cost an allocation per message.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum PeerEvent {
+    /// The FSM state or last error changed.
+    State {
+        /// New state.
+        state: PeerState,
+        /// Last error.
+        last_error: Option<String>,
+    },
+    /// The session is established.
+    Up {
+        /// What was negotiated.
+        negotiated: Negotiated,
+        /// Our end of the connection.
+        local: SocketAddr,
+    },
+    /// The established session went down.
+    Down(String),
+    /// UPDATEs arrived (as many as were read at once, in order).
+    Updates(Vec<Update>),
+    /// The peer asked for a family again.
+    Refresh(AfiSafi),
+}
+
+/// A running peering.
+#[derive(Debug)]
+pub struct PeerHandle {
+    commands: mpsc::UnboundedSender<PeerCommand>,
+}
+
+impl PeerHandle {
+    /// Starts a peering task for the peer at `remote`. Events go to `events` tagged with
+    /// `tag`.
+    pub fn spawn<T: Copy + Send + 'static>(
+        tag: T,
+        config: SessionConfig,
+        remote: SocketAddr,
+        sockets: SocketFactory,
+        events: mpsc::UnboundedSender<(T, PeerEvent)>,
+    ) -> PeerHandle {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let task = PeerTask {
+            fsm: Fsm::new(config),
+            remote,
+            sockets,
+            events: Box::new(move |e| events.send((tag, e)).is_ok()),
+            connections: [None, None],
+            generation: 0,
+            connect: None,
+            timers: HashMap::new(),
+            reported: (PeerState::Idle, None),
+        };
+        tokio::spawn(task.run(rx));
+        PeerHandle { commands: tx }
+    }
+
+    /// Sends a command (ignored when the task has ended).
+    pub fn send(&self, command: PeerCommand) {
+        let _ = self.commands.send(command);
+    }
+}
+
+struct Connection {
+    generation: u64,
+    writer: mpsc::UnboundedSender<Option<Vec<u8>>>,
+    reader: AbortHandle,
+    local: SocketAddr,
+}
+
+#[allow(clippy::large_enum_variant)]
+enum ConnEvent {
+    Connected(TcpStream),
+    ConnectFailed(String),
+    Messages(Vec<Message>),
+    Malformed(DecodeError),
+    Closed(String),
+}
+
+type EventSink = Box<dyn Fn(PeerEvent) -> bool + Send>;
+
+struct PeerTask {
+    fsm: Fsm,
+    remote: SocketAddr,
+    sockets: SocketFactory,
+    events: EventSink,
+    connections: [Option<Connection>; 2],
+    generation: u64,
+    connect: Option<(u64, AbortHandle)>,
+    timers: HashMap<Timer, Instant>,
+    reported: (PeerState, Option<String>),
+}
+
+fn index(dir: Direction) -> usize {
+    match dir {
+        Direction::Outbound => 0,
+        Direction::Inbound => 1,
+    }
+}
+
+impl PeerTask {
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<PeerCommand>) {
+        let (conn_tx, mut conn_rx) = mpsc::unbounded_channel::<(Direction, u64, ConnEvent)>();
+        let mut actions = Vec::new();
+        self.fsm.handle(Event::Start, &mut actions);
+        self.perform(&mut actions, &conn_tx);
+        loop {
+            let next = self.timers.values().min().copied();
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(PeerCommand::Accepted(stream)) => {
+                        if self.connections[index(Direction::Inbound)].is_some() {
+                            self.fsm.handle(Event::Closed(Direction::Inbound, "replaced by a new connection".into()), &mut actions);
+                            self.perform(&mut actions, &conn_tx);
+                        }
+                        self.attach(Direction::Inbound, stream, &conn_tx);
+                        self.fsm.handle(Event::Connected(Direction::Inbound), &mut actions);
+                    }
+                    Some(PeerCommand::Send(bytes)) => {
+                        if let Some(n) = self.fsm.established() {
+                            if let Some(c) = &self.connections[index(n.direction)] {
+                                let _ = c.writer.send(Some(bytes));
+                            }
+                        }
+                    }
+                    Some(PeerCommand::Stop(subcode)) => {
+                        self.fsm.handle(Event::Stop(subcode), &mut actions);
+                        self.perform(&mut actions, &conn_tx);
+                        break;
+                    }
+                    None => {
+                        self.fsm.handle(Event::Stop(CeaseSubcode::AdministrativeShutdown), &mut actions);
+                        self.perform(&mut actions, &conn_tx);
+                        break;
+                    }
+                },
+                Some((dir, generation, event)) = conn_rx.recv() => {
+                    self.connection_event(dir, generation, event, &conn_tx, &mut actions);
+                }
+                _ = sleep_until(next), if next.is_some() => {
+                    let now = Instant::now();
+                    let due: Vec<Timer> = self.timers.iter().filter(|(_, at)| **at <= now).map(|(t, _)| *t).collect();
+                    for timer in due {
+                        self.timers.remove(&timer);
+                        self.fsm.handle(Event::TimerExpired(timer), &mut actions);
+                    }
+                }
+            }
+            self.perform(&mut actions, &conn_tx);
+        }
+        if let Some((_, abort)) = self.connect.take() {
+            abort.abort();
+        }
+    }
+
+    fn connection_event(
+        &mut self,
+        dir: Direction,
+        generation: u64,
+        event: ConnEvent,
+        conn_tx: &mpsc::UnboundedSender<(Direction, u64, ConnEvent)>,
+        actions: &mut Vec<Action>,
+    ) {
+        match event {
+            ConnEvent::Connected(stream) => {
+                if self.connect.as_ref().map(|c| c.0) != Some(generation) {
+                    return;
+                }
+                self.connect = None;
+                self.attach(Direction::Outbound, stream, conn_tx);
+                self.fsm
+                    .handle(Event::Connected(Direction::Outbound), actions);
+            }
+            ConnEvent::ConnectFailed(reason) => {
+                if self.connect.as_ref().map(|c| c.0) != Some(generation) {
+                    return;
+                }
+                self.connect = None;
+                tracing::debug!(peer = %self.remote, %reason, "connect failed");
+                self.fsm.handle(Event::ConnectFailed(reason), actions);
+            }
+            other => {
+                let current = self.connections[index(dir)]
+                    .as_ref()
+                    .is_some_and(|c| c.generation == generation);
+                if !current {
+                    return;
+                }
+                let event = match other {
+                    ConnEvent::Messages(messages) => {
+                        for m in messages {
+                            self.fsm.handle(Event::Received(dir, m), actions);
+                        }
+                        return;
+                    }
+                    ConnEvent::Malformed(e) => {
+                        tracing::warn!(peer = %self.remote, error = %e, "malformed message; closing the session");
+                        Event::Malformed(dir, e)
+                    }
+                    ConnEvent::Closed(reason) => Event::Closed(dir, reason),
+                    ConnEvent::Connected(_) | ConnEvent::ConnectFailed(_) => return,
+                };
+                self.fsm.handle(event, actions);
+            }
+        }
+    }
+
+    fn attach(
+        &mut self,
+        dir: Direction,
+        stream: TcpStream,
+        conn_tx: &mpsc::UnboundedSender<(Direction, u64, ConnEvent)>,
+    ) {
+        self.generation += 1;
+        let generation = self.generation;
+        let _ = stream.set_nodelay(true);
+        let local = stream
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let (read, write) = stream.into_split();
+        let (wtx, wrx) = mpsc::unbounded_channel();
+        let tx = conn_tx.clone();
+        tokio::spawn(write_loop(write, wrx, move |reason| {
+            let _ = tx.send((dir, generation, ConnEvent::Closed(reason)));
+        }));
+        let tx = conn_tx.clone();
+        let reader = tokio::spawn(read_loop(read, move |e| {
+            tx.send((dir, generation, e)).is_ok()
+        }))
+        .abort_handle();
+        if let Some(old) = self.connections[index(dir)].replace(Connection {
+            generation,
+            writer: wtx,
+            reader,
+            local,
+        }) {
+            old.reader.abort();
+            let _ = old.writer.send(None);
+        }
+    }
+
+    fn perform(
+        &mut self,
+        actions: &mut Vec<Action>,
+        conn_tx: &mpsc::UnboundedSender<(Direction, u64, ConnEvent)>,
+    ) {
+        let mut updates = Vec::new();
+        for action in actions.drain(..) {
+            match action {
+                Action::Connect => {
+                    self.generation += 1;
+                    let generation = self.generation;
+                    let (remote, sockets, tx) =
+                        (self.remote, self.sockets.clone(), conn_tx.clone());
+                    let task = tokio::spawn(async move {
+                        let event = match connect(&sockets, remote).await {
+                            Ok(stream) => ConnEvent::Connected(stream),
+                            Err(e) => ConnEvent::ConnectFailed(e.to_string()),
+                        };
+                        let _ = tx.send((Direction::Outbound, generation, event));
+                    });
+                    self.connect = Some((generation, task.abort_handle()));
+                }
+                Action::Send(dir, message) => {
+                    let ctx = Context {
+                        four_octet_as: self.fsm.established().is_none_or(|n| n.four_octet_as),
+                    };
+                    match message.encode(&ctx) {
+                        Ok(bytes) => {
+                            if let Some(c) = &self.connections[index(dir)] {
+                                let _ = c.writer.send(Some(bytes));
+                            }
+                        }
+                        Err(e) => {
+                            tracing::error!(peer = %self.remote, error = %e, "cannot encode message")
+                        }
+                    }
+                }
+                Action::Close(dir) => {
+                    if let Some(c) = self.connections[index(dir)].take() {
+                        c.reader.abort();
+                        let _ = c.writer.send(None);
+                    }
+                }
+                Action::StartTimer(timer, after) => {
+                    self.timers.insert(timer, Instant::now() + after);
+                }
+                Action::StopTimer(timer) => {
+                    self.timers.remove(&timer);
+                }
+                Action::Up(negotiated) => {
+                    let local = self.connections[index(negotiated.direction)]
+                        .as_ref()
+                        .map(|c| c.local)
+                        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+                    tracing::info!(peer = %self.remote, hold = negotiated.hold_time, "session established");
+                    (self.events)(PeerEvent::Up { negotiated, local });
+                }
+                Action::Down(reason) => {
+                    if !updates.is_empty() {
+                        (self.events)(PeerEvent::Updates(std::mem::take(&mut updates)));
+                    }
+                    tracing::warn!(peer = %self.remote, %reason, "session down");
+                    (self.events)(PeerEvent::Down(reason));
+                }
+                Action::Deliver(update) => updates.push(update),
+                Action::Refresh(family) => {
+                    (self.events)(PeerEvent::Refresh(family));
+                }
+            }
+        }
+        if !updates.is_empty() {
+            (self.events)(PeerEvent::Updates(updates));
+        }
+        let now = (self.fsm.state(), self.fsm.last_error().map(str::to_string));
+        if now != self.reported {
+            self.reported = now.clone();
+            (self.events)(PeerEvent::State {
+                state: now.0,
+                last_error: now.1,
+            });
+        }
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn connect(sockets: &SocketFactory, remote: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = sockets.socket_for(&remote)?;
+    match tokio::time::timeout(CONNECT_TIMEOUT, socket.connect(remote)).await {
+        Ok(result) => result,
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("no answer within {CONNECT_TIMEOUT:?}"),
+        )),
+    }
+}
+
+async fn write_loop(
+    mut write: OwnedWriteHalf,
+    mut queue: mpsc::UnboundedReceiver<Option<Vec<u8>>>,
+    closed: impl FnOnce(String),
+) {
+    while let Some(item) = queue.recv().await {
+        let Some(bytes) = item else {
+            let _ = write.shutdown().await;
+            return;
+        };
+        if let Err(e) = write.write_all(&bytes).await {
+            closed(format!("write failed: {e}"));
+            return;
+        }
+    }
+}
+
+/// Reads frames; decodes each with the encoding negotiated in the peer's OPEN (4-byte AS
+/// numbers when it offered them: we always do). Every message complete in one read is
+/// passed on in one batch (a full table is hundreds of thousands of small messages).
+async fn read_loop(mut read: OwnedReadHalf, emit: impl Fn(ConnEvent) -> bool) {
+    let mut ctx = Context {
+        four_octet_as: false,
+    };
+    let mut buf: Vec<u8> = Vec::with_capacity(128 * 1024);
+    loop {
+        let mut batch = Vec::new();
+        let mut start = 0;
+        let mut failure = None;
+        while let Some(header) = buf
+            .get(start..start + HEADER_LEN)
+            .and_then(|h| <&[u8; HEADER_LEN]>::try_from(h).ok())
+        {
+            let len = match packet::header_length(header) {
+                Ok(len) => len,
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            };
+            let Some(body) = buf.get(start + HEADER_LEN..start + len) else {
+                break;
+            };
+            match packet::decode_body(header[18], body, &ctx) {
+                Ok(message) => {
+                    if let Message::Open(open) = &message {
+                        ctx.four_octet_as = open.has(65);
+                    }
+                    batch.push(message);
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+            start += len;
+        }
+        if !batch.is_empty() && !emit(ConnEvent::Messages(batch)) {
+            return;
+        }
+        if let Some(e) = failure {
+            emit(ConnEvent::Malformed(e));
+            return;
+        }
+        buf.drain(..start);
+        if buf.capacity() - buf.len() < packet::MAX_LEN {
+            buf.reserve(64 * 1024);
+        }
+        match read.read_buf(&mut buf).await {
+            Ok(0) => {
+                emit(ConnEvent::Closed("closed by peer".into()));
+                return;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                emit(ConnEvent::Closed(format!("read failed: {e}")));
+                return;
+            }
+        }
+    }
+}

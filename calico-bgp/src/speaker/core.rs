@@ -1,0 +1,616 @@
+//! The task that owns the RIB and the peerings: it applies configuration, takes accepted
+//! connections from the listener, feeds UPDATEs into the RIB and sends each peer what changes
+//! for it.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use calico_core::backend::{
+    BackendError, BgpSettings, LearnedRoute, PeerConfig, PeerState, PeerStatus,
+};
+use ipnet::IpNet;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::AbortHandle;
+
+use super::socket::SocketFactory;
+use super::SpeakerOptions;
+use crate::packet::notification::CeaseSubcode;
+use crate::packet::update::{end_of_rib, pack_announcements, pack_withdrawals};
+use crate::packet::{AfiSafi, Context, Message, MpNextHop, PathAttributes, Update};
+use crate::rib::hash::BuildRibHasher;
+use crate::rib::{Change, Path, PeerId, PeerInfo, Rib, RibSettings, RouteAttrs};
+use crate::session::io::{PeerCommand, PeerEvent, PeerHandle};
+use crate::session::{Negotiated, SessionConfig};
+
+/// A request to the core task.
+pub(crate) enum Command {
+    Configure(BgpSettings, oneshot::Sender<Result<(), BackendError>>),
+    SetExports(BTreeSet<IpNet>, oneshot::Sender<()>),
+    Learned(oneshot::Sender<Vec<LearnedRoute>>),
+    Status(oneshot::Sender<Vec<PeerStatus>>),
+    Accepted(TcpStream, SocketAddr),
+}
+
+struct Peer {
+    id: PeerId,
+    config: PeerConfig,
+    handle: PeerHandle,
+    state: PeerState,
+    last_error: Option<String>,
+    session: Option<(Negotiated, SocketAddr)>,
+}
+
+pub(crate) struct Core {
+    options: SpeakerOptions,
+    sockets: SocketFactory,
+    settings: Option<BgpSettings>,
+    rib: Rib,
+    exports: BTreeSet<IpNet>,
+    peers: HashMap<IpAddr, Peer>,
+    ids: HashMap<PeerId, IpAddr>,
+    next_id: u32,
+    events_tx: mpsc::UnboundedSender<(PeerId, PeerEvent)>,
+    listener: Option<(SocketAddr, AbortHandle)>,
+    commands_tx: mpsc::WeakSender<Command>,
+    changed: watch::Sender<u64>,
+}
+
+impl Core {
+    pub(crate) fn spawn(
+        options: SpeakerOptions,
+        listener: Option<tokio::net::TcpListener>,
+        changed: watch::Sender<u64>,
+    ) -> mpsc::Sender<Command> {
+        let (tx, rx) = mpsc::channel(64);
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let mut core = Core {
+            sockets: SocketFactory::new(options.netns.clone()),
+            options,
+            settings: None,
+            rib: Rib::new(RibSettings {
+                local_as: 0,
+                router_id: [0, 0, 0, 0].into(),
+                cluster_id: None,
+            }),
+            exports: BTreeSet::new(),
+            peers: HashMap::new(),
+            ids: HashMap::new(),
+            next_id: 0,
+            events_tx,
+            listener: None,
+            commands_tx: tx.downgrade(),
+            changed,
+        };
+        if let Some(listener) = listener {
+            core.serve(listener);
+        }
+        tokio::spawn(core.run(rx, events_rx));
+        tx
+    }
+
+    async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        mut events: mpsc::UnboundedReceiver<(PeerId, PeerEvent)>,
+    ) {
+        loop {
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(c) => self.command(c),
+                    None => break,
+                },
+                Some((id, event)) = events.recv() => self.event(id, event),
+            }
+        }
+        // The speaker was dropped: close every session cleanly.
+        for peer in self.peers.values() {
+            peer.handle
+                .send(PeerCommand::Stop(CeaseSubcode::AdministrativeShutdown));
+        }
+        if let Some((_, abort)) = self.listener.take() {
+            abort.abort();
+        }
+    }
+
+    fn notify(&self) {
+        self.changed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    fn command(&mut self, command: Command) {
+        match command {
+            Command::Configure(settings, reply) => {
+                let _ = reply.send(self.configure(settings));
+            }
+            Command::SetExports(exports, reply) => {
+                self.set_exports(exports);
+                let _ = reply.send(());
+            }
+            Command::Learned(reply) => {
+                let _ = reply.send(self.rib.learned_routes());
+            }
+            Command::Status(reply) => {
+                let mut status: Vec<PeerStatus> = self
+                    .peers
+                    .values()
+                    .map(|p| PeerStatus {
+                        address: p.config.address,
+                        state: p.state,
+                        prefixes_received: self.rib.received(p.id),
+                        last_error: p.last_error.clone(),
+                    })
+                    .collect();
+                status.sort_by_key(|s| s.address);
+                let _ = reply.send(status);
+            }
+            Command::Accepted(stream, from) => {
+                let address = from.ip().to_canonical();
+                match self.peers.get(&address) {
+                    Some(peer) => peer.handle.send(PeerCommand::Accepted(stream)),
+                    None => {
+                        tracing::info!(%address, "connection from an unconfigured address refused")
+                    }
+                }
+            }
+        }
+    }
+
+    fn serve(&mut self, listener: tokio::net::TcpListener) {
+        let local = listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let commands = self.commands_tx.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                match listener.accept().await {
+                    Ok((stream, from)) => {
+                        let Some(commands) = commands.upgrade() else {
+                            return;
+                        };
+                        if commands
+                            .send(Command::Accepted(stream, from))
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        });
+        tracing::info!(%local, "BGP listener ready");
+        self.listener = Some((local, task.abort_handle()));
+    }
+
+    fn configure(&mut self, settings: BgpSettings) -> Result<(), BackendError> {
+        if let Some(p) = settings.peers.iter().find(|p| p.password.is_some()) {
+            return Err(BackendError::Unsupported(format!(
+                "peer {}: TCP MD5 passwords are not implemented by the native speaker",
+                p.address
+            )));
+        }
+        let mut seen = BTreeSet::new();
+        if let Some(p) = settings.peers.iter().find(|p| !seen.insert(p.address)) {
+            return Err(BackendError::Unsupported(format!(
+                "peer {} is configured twice",
+                p.address
+            )));
+        }
+        // The listener: bound once, rebound when the port changes (unless handed to us).
+        if !self.options.fixed_listener {
+            let want = SocketAddr::new(self.options.listen_address, settings.listen_port);
+            if self.listener.as_ref().map(|(a, _)| *a) != Some(want) {
+                let listener = self.sockets.listen(want).map_err(|e| {
+                    BackendError::Unavailable(format!("cannot listen on {want}: {e}"))
+                })?;
+                if let Some((_, abort)) = self.listener.take() {
+                    abort.abort();
+                }
+                self.serve(listener);
+            }
+        }
+        let global_changed = self.settings.as_ref().is_none_or(|old| {
+            (old.local_as, old.router_id, old.cluster_id)
+                != (settings.local_as, settings.router_id, settings.cluster_id)
+        });
+        if global_changed {
+            let addresses: Vec<IpAddr> = self.peers.keys().copied().collect();
+            for a in addresses {
+                self.stop_peer(a, CeaseSubcode::OtherConfigurationChange);
+            }
+            self.rib = Rib::new(RibSettings {
+                local_as: settings.local_as.0,
+                router_id: settings.router_id,
+                cluster_id: settings.cluster_id,
+            });
+            self.rib.set_exports(self.exports.clone());
+        }
+        let wanted: HashMap<IpAddr, &PeerConfig> =
+            settings.peers.iter().map(|p| (p.address, p)).collect();
+        let existing: Vec<IpAddr> = self.peers.keys().copied().collect();
+        for address in existing {
+            match wanted.get(&address) {
+                None => self.stop_peer(address, CeaseSubcode::PeerDeconfigured),
+                Some(cfg) if **cfg != self.peers[&address].config => {
+                    self.stop_peer(address, CeaseSubcode::OtherConfigurationChange)
+                }
+                Some(_) => {}
+            }
+        }
+        self.settings = Some(settings.clone());
+        for cfg in &settings.peers {
+            if !self.peers.contains_key(&cfg.address) {
+                self.start_peer(cfg.clone(), &settings);
+            }
+        }
+        self.notify();
+        Ok(())
+    }
+
+    fn start_peer(&mut self, config: PeerConfig, settings: &BgpSettings) {
+        let id = PeerId(self.next_id);
+        self.next_id += 1;
+        let family = match config.address {
+            IpAddr::V4(_) => AfiSafi::IPV4_UNICAST,
+            IpAddr::V6(_) => AfiSafi::IPV6_UNICAST,
+        };
+        let session = SessionConfig {
+            local_as: settings.local_as.0,
+            remote_as: config.remote_as.0,
+            router_id: settings.router_id,
+            hold_time: config.hold_time,
+            passive: config.passive,
+            families: vec![family],
+            graceful_restart: None,
+            connect_retry_min: self.options.connect_retry_min,
+            connect_retry_max: self.options.connect_retry_max,
+        };
+        let remote = SocketAddr::new(config.address, self.options.peer_port);
+        tracing::info!(peer = %config.address, remote_as = config.remote_as.0, "starting peering");
+        let handle = PeerHandle::spawn(
+            id,
+            session,
+            remote,
+            self.sockets.clone(),
+            self.events_tx.clone(),
+        );
+        self.ids.insert(id, config.address);
+        self.peers.insert(
+            config.address,
+            Peer {
+                id,
+                config,
+                handle,
+                state: PeerState::Idle,
+                last_error: None,
+                session: None,
+            },
+        );
+    }
+
+    fn stop_peer(&mut self, address: IpAddr, why: CeaseSubcode) {
+        let Some(peer) = self.peers.remove(&address) else {
+            return;
+        };
+        tracing::info!(peer = %address, reason = ?why, "stopping peering");
+        peer.handle.send(PeerCommand::Stop(why));
+        self.ids.remove(&peer.id);
+        if peer.session.is_some() {
+            self.peer_gone(peer.id);
+        }
+    }
+
+    fn peer_gone(&mut self, id: PeerId) {
+        let changes = self.rib.peer_down(id);
+        self.propagate(&changes, Some(id));
+        self.rib.forget_peer(id);
+        if !changes.is_empty() {
+            self.notify();
+        }
+    }
+
+    fn event(&mut self, id: PeerId, event: PeerEvent) {
+        let Some(address) = self.ids.get(&id).copied() else {
+            return; // a peering that was stopped
+        };
+        match event {
+            PeerEvent::State { state, last_error } => {
+                if let Some(p) = self.peers.get_mut(&address) {
+                    p.state = state;
+                    p.last_error = last_error;
+                }
+                self.notify();
+            }
+            PeerEvent::Up { negotiated, local } => {
+                let Some(p) = self.peers.get_mut(&address) else {
+                    return;
+                };
+                p.session = Some((negotiated.clone(), local));
+                let local_as = self.rib.settings().local_as;
+                let info = PeerInfo {
+                    address,
+                    remote_as: negotiated.remote_as,
+                    router_id: negotiated.remote_id,
+                    ebgp: negotiated.remote_as != local_as,
+                    rr_client: p.config.route_reflector_client,
+                    local_address: local.ip().to_canonical(),
+                    families: negotiated.families.clone(),
+                };
+                self.rib.peer_up(id, info);
+                self.send_table(id, &negotiated.families);
+            }
+            PeerEvent::Down(reason) => {
+                if let Some(p) = self.peers.get_mut(&address) {
+                    p.session = None;
+                    // The state report follows; never show Established without a session.
+                    p.state = PeerState::Active;
+                    p.last_error = Some(reason);
+                }
+                self.peer_gone(id);
+            }
+            PeerEvent::Updates(updates) => {
+                let mut changes = Vec::new();
+                let several = updates.len() > 1;
+                for update in updates {
+                    changes.extend(self.rib.apply_owned(id, update));
+                }
+                if several {
+                    changes = merge_changes(changes);
+                }
+                if !changes.is_empty() {
+                    self.propagate(&changes, None);
+                    self.notify();
+                }
+            }
+            PeerEvent::Refresh(family) => self.send_table(id, &[family]),
+        }
+    }
+
+    fn set_exports(&mut self, exports: BTreeSet<IpNet>) {
+        self.exports = exports.clone();
+        let (added, removed) = self.rib.set_exports(exports);
+        // What peers had for a prefix before the change: our own route for removed
+        // prefixes, the learned best path for added ones.
+        let mut changes: Vec<(IpNet, Option<Old>, Now)> = Vec::new();
+        for p in added {
+            let learned = self.rib.best(&p).first().cloned();
+            changes.push((p, Some(Old::Learned(learned)), Now::Lookup));
+        }
+        for p in removed {
+            changes.push((p, Some(Old::Local), Now::Lookup));
+        }
+        self.advertise(&changes, None);
+    }
+
+    fn propagate(&mut self, changes: &[Change], except: Option<PeerId>) {
+        let exports = self.rib.exports();
+        let changes: Vec<(IpNet, Option<Old>, Now)> = changes
+            .iter()
+            .filter(|c| c.best)
+            .map(|c| {
+                if exports.contains(&c.prefix) {
+                    // Our own route is advertised, whatever was learned.
+                    return (c.prefix, None, Now::Lookup);
+                }
+                let old = Some(Old::Learned(c.old_best.clone()));
+                (c.prefix, old, Now::Learned(c.new_best.clone()))
+            })
+            .collect();
+        self.advertise(&changes, except);
+    }
+
+    /// Sends every established peer (but `except`) what changed for it among `changes`
+    /// (prefix, what was advertised before: `None` means nothing changed for anyone).
+    fn advertise(&mut self, changes: &[(IpNet, Option<Old>, Now)], except: Option<PeerId>) {
+        if changes.is_empty() {
+            return;
+        }
+        let targets: Vec<PeerId> = self
+            .rib
+            .peers()
+            .ids()
+            .filter(|id| Some(*id) != except)
+            .collect();
+        for to in targets {
+            let Some(mut exporter) = self.rib.exporter(to) else {
+                continue;
+            };
+            let mut batch = Batch::default();
+            for (prefix, old, now) in changes {
+                let Some(old) = old else { continue };
+                let before = match old {
+                    Old::Local => exporter.local_route_for(prefix),
+                    Old::Learned(path) => exporter.route_with(prefix, path.as_ref()),
+                };
+                let now = match now {
+                    Now::Lookup => exporter.route(prefix),
+                    Now::Learned(path) => exporter.route_with(prefix, path.as_ref()),
+                };
+                match (before, now) {
+                    (Some(_), None) => batch.withdraw(*prefix),
+                    (before, Some(now)) if before.as_deref() != Some(&*now) => {
+                        batch.announce(*prefix, now)
+                    }
+                    _ => {}
+                }
+            }
+            drop(exporter);
+            self.send_batch(to, batch, false);
+        }
+    }
+
+    /// Sends a peer its whole Adj-RIB-Out for `families`, then End-of-RIB.
+    fn send_table(&mut self, to: PeerId, families: &[AfiSafi]) {
+        let Some(mut exporter) = self.rib.exporter(to) else {
+            return;
+        };
+        let mut batch = Batch::default();
+        let candidates: Vec<IpNet> = exporter.candidates().collect();
+        for prefix in candidates {
+            let fam = match prefix {
+                IpNet::V4(_) => AfiSafi::IPV4_UNICAST,
+                IpNet::V6(_) => AfiSafi::IPV6_UNICAST,
+            };
+            if !families.contains(&fam) {
+                continue;
+            }
+            if let Some(attrs) = exporter.route(&prefix) {
+                batch.announce(prefix, attrs);
+            }
+        }
+        drop(exporter);
+        batch.end_of_rib = families.to_vec();
+        self.send_batch(to, batch, true);
+    }
+
+    fn send_batch(&self, to: PeerId, batch: Batch, always: bool) {
+        if batch.is_empty() && !always {
+            return;
+        }
+        let Some(address) = self.ids.get(&to) else {
+            return;
+        };
+        let Some(peer) = self.peers.get(address) else {
+            return;
+        };
+        let Some((negotiated, _)) = &peer.session else {
+            return;
+        };
+        let ctx = Context {
+            four_octet_as: negotiated.four_octet_as,
+        };
+        let mut bytes = Vec::new();
+        let mut encode = |u: Update| {
+            if let Err(e) = Message::Update(u).encode_into(&ctx, &mut bytes) {
+                tracing::error!(peer = %address, error = %e, "cannot encode UPDATE; prefixes not sent");
+            }
+        };
+        for prefixes in [&batch.withdraw_v4, &batch.withdraw_v6] {
+            for u in pack_withdrawals(prefixes) {
+                encode(u);
+            }
+        }
+        for (attrs, prefixes) in batch.announce.into_values() {
+            let (mut v4, mut v6) = (Vec::new(), Vec::new());
+            for p in prefixes {
+                match p {
+                    IpNet::V4(_) => v4.push(p),
+                    IpNet::V6(_) => v6.push(p),
+                }
+            }
+            if !v4.is_empty() {
+                let mut path = attrs.path.clone();
+                match attrs.next_hop {
+                    IpAddr::V4(nh) => {
+                        path.next_hop = Some(nh);
+                        pack(&path, None, &v4, &mut encode);
+                    }
+                    IpAddr::V6(_) => pack(&path, Some(mp_next_hop(&attrs)), &v4, &mut encode),
+                }
+            }
+            if !v6.is_empty() {
+                pack(&attrs.path, Some(mp_next_hop(&attrs)), &v6, &mut encode);
+            }
+        }
+        for family in batch.end_of_rib {
+            encode(end_of_rib(family));
+        }
+        if !bytes.is_empty() {
+            peer.handle.send(PeerCommand::Send(bytes));
+        }
+    }
+}
+
+/// Merges repeated changes of one prefix (several UPDATEs in one batch): the first one's
+/// previous best path is what peers had.
+fn merge_changes(changes: Vec<Change>) -> Vec<Change> {
+    let mut at: HashMap<IpNet, usize, BuildRibHasher> = HashMap::default();
+    let mut merged: Vec<Change> = Vec::with_capacity(changes.len());
+    for c in changes {
+        match at.get(&c.prefix) {
+            Some(&i) => {
+                merged[i].best |= c.best;
+                merged[i].new_best = c.new_best;
+            }
+            None => {
+                at.insert(c.prefix, merged.len());
+                merged.push(c);
+            }
+        }
+    }
+    merged
+}
+
+fn mp_next_hop(attrs: &RouteAttrs) -> MpNextHop {
+    MpNextHop {
+        global: attrs.next_hop,
+        link_local: attrs.link_local,
+    }
+}
+
+fn pack(
+    path: &PathAttributes,
+    next_hop: Option<MpNextHop>,
+    prefixes: &[IpNet],
+    encode: &mut impl FnMut(Update),
+) {
+    match pack_announcements(path, next_hop, prefixes) {
+        Ok(updates) => updates.into_iter().for_each(encode),
+        Err(e) => tracing::error!(error = %e, "cannot pack announcements; prefixes not sent"),
+    }
+}
+
+/// What a peer was sent for a prefix before a change.
+#[derive(Clone, Debug)]
+pub(crate) enum Old {
+    /// Our own route.
+    Local,
+    /// The learned best path (if any) as it was.
+    Learned(Option<Path>),
+}
+
+/// What a peer is to be sent for a prefix after a change.
+#[derive(Clone, Debug)]
+pub(crate) enum Now {
+    /// Look it up (exports and Loc-RIB).
+    Lookup,
+    /// The learned best path (no local export of the prefix).
+    Learned(Option<Path>),
+}
+
+#[derive(Default)]
+struct Batch {
+    withdraw_v4: Vec<IpNet>,
+    withdraw_v6: Vec<IpNet>,
+    announce: HashMap<usize, (Arc<RouteAttrs>, Vec<IpNet>)>,
+    end_of_rib: Vec<AfiSafi>,
+}
+
+impl Batch {
+    fn withdraw(&mut self, prefix: IpNet) {
+        match prefix {
+            IpNet::V4(_) => self.withdraw_v4.push(prefix),
+            IpNet::V6(_) => self.withdraw_v6.push(prefix),
+        }
+    }
+
+    fn announce(&mut self, prefix: IpNet, attrs: Arc<RouteAttrs>) {
+        self.announce
+            .entry(Arc::as_ptr(&attrs) as usize)
+            .or_insert_with(|| (attrs, Vec::new()))
+            .1
+            .push(prefix);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.withdraw_v4.is_empty()
+            && self.withdraw_v6.is_empty()
+            && self.announce.is_empty()
+            && self.end_of_rib.is_empty()
+    }
+}

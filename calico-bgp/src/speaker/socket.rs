@@ -1,0 +1,64 @@
+//! TCP sockets in a chosen network namespace. A socket belongs to the namespace of the thread
+//! that created it, for its whole life; so sockets are created on a short-lived thread that
+//! entered the namespace with `setns(2)`, and used from any tokio task afterwards.
+
+use std::fs::File;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+
+use tokio::net::TcpSocket;
+
+/// Where the speaker's sockets live.
+#[derive(Clone, Debug, Default)]
+pub struct SocketFactory {
+    netns: Option<PathBuf>,
+}
+
+impl SocketFactory {
+    /// Sockets in the network namespace at `path` (e.g. `/var/run/netns/NAME`), or in the
+    /// process's namespace when `None`.
+    pub fn new(netns: Option<PathBuf>) -> SocketFactory {
+        SocketFactory { netns }
+    }
+
+    /// A TCP socket of the family of `addr`.
+    pub fn socket_for(&self, addr: &SocketAddr) -> io::Result<TcpSocket> {
+        let make = move || match addr {
+            SocketAddr::V4(_) => TcpSocket::new_v4(),
+            SocketAddr::V6(_) => TcpSocket::new_v6(),
+        };
+        let Some(path) = &self.netns else {
+            return make();
+        };
+        let file = File::open(path).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("network namespace {}: {e}", path.display()),
+            )
+        })?;
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    // SAFETY: setns with a namespace fd changes only this thread's network
+                    // namespace; the thread ends right after creating the socket.
+                    let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+                    if rc != 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                    make()
+                })
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("socket thread panicked")))
+        })
+    }
+
+    /// A listening socket bound to `addr`.
+    pub fn listen(&self, addr: SocketAddr) -> io::Result<tokio::net::TcpListener> {
+        let socket = self.socket_for(&addr)?;
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        socket.listen(128)
+    }
+}

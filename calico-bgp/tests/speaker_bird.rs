@@ -1,0 +1,164 @@
+//! Our speaker against a real BIRD 2 over a veth pair between two namespaces: iBGP over
+//! IPv4 and eBGP over IPv6; routes both ways, withdrawals both ways, a frozen BIRD noticed by
+//! the hold timer and a killed one by the closed connection.
+
+mod speaker_support;
+
+use std::time::{Duration, Instant};
+
+use calico_bgp::speaker::Speaker;
+use calico_core::backend::{BgpBackend, PeerState};
+use calico_linux::netns::privileged;
+use speaker_support::bird::{bgp_protocol, Bird};
+use speaker_support::*;
+
+const STATIC4: &str =
+    "protocol static s4 { ipv4; route 10.66.1.0/26 blackhole; route 10.66.2.0/26 blackhole; }\n";
+const STATIC6: &str = "protocol static s6 { ipv6; route fd00:66:1::/122 blackhole; }\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ibgp_ipv4_with_bird_both_ways() {
+    if !privileged("ibgp_ipv4_with_bird_both_ways") {
+        return;
+    }
+    let link = Link::new("sb4");
+    let conf = format!(
+        "{STATIC4}{}",
+        bgp_protocol("calico", B4, 64512, A4, 64512, "ipv4", 3)
+    );
+    let bird = Bird::start(&link.b, B4, &conf);
+    let speaker = Speaker::in_netns(link.a.path());
+    speaker
+        .configure(&settings(64512, A4, vec![peer(B4, 64512, 3)]))
+        .await
+        .unwrap();
+    speaker
+        .set_exports(&prefixes(&["10.65.1.0/26"]))
+        .await
+        .unwrap();
+
+    // BIRD's static routes reach our RIB with BIRD as next hop.
+    wait_routes(&speaker, 10, "BIRD's routes", |r| {
+        via(r, "10.66.1.0/26", B4) && via(r, "10.66.2.0/26", B4)
+    })
+    .await;
+    // Ours reach BIRD with us as next hop, as iBGP with LOCAL_PREF 100 and an empty path.
+    bird.wait(
+        10,
+        "show route 10.65.1.0/26 all",
+        "our route in BIRD",
+        |o| o.contains("via 10.99.0.1"),
+    );
+    let all = bird.cli("show route 10.65.1.0/26 all");
+    assert!(all.contains("BGP.local_pref: 100"), "{all}");
+    assert!(
+        all.contains("BGP.as_path: \n")
+            || all.contains("BGP.as_path:\n")
+            || all.contains("BGP.as_path: \t"),
+        "{all}"
+    );
+
+    // Withdrawals from us.
+    speaker
+        .set_exports(&prefixes(&["10.65.2.0/26"]))
+        .await
+        .unwrap();
+    bird.wait(
+        10,
+        "show route 10.65.1.0/26",
+        "our withdrawal in BIRD",
+        |o| !o.contains("via 10.99.0.1"),
+    );
+    bird.wait(
+        10,
+        "show route 10.65.2.0/26",
+        "our new route in BIRD",
+        |o| o.contains("via 10.99.0.1"),
+    );
+    // Withdrawals from BIRD.
+    bird.cli("disable s4");
+    wait_routes(&speaker, 10, "BIRD's withdrawal", |r| r.is_empty()).await;
+    bird.cli("enable s4");
+    wait_routes(&speaker, 10, "BIRD's routes again", |r| r.len() == 2).await;
+
+    // A frozen BIRD keeps the TCP connection open but stops sending keepalives: the hold
+    // timer (3 s) ends the session and its routes are withdrawn.
+    let pid = bird.pid();
+    link.b.run(&["kill", "-STOP", &pid]).unwrap();
+    let frozen = Instant::now();
+    wait_routes(&speaker, 10, "withdrawal after hold time", |r| r.is_empty()).await;
+    let noticed = frozen.elapsed();
+    let status = speaker.peer_status().await.unwrap();
+    assert!(
+        status[0]
+            .last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("hold timer"),
+        "{status:?}"
+    );
+    assert!(
+        noticed >= Duration::from_secs(1),
+        "withdrawn after {noticed:?}: not by the hold timer"
+    );
+    link.b.run(&["kill", "-CONT", &pid]).unwrap();
+    // It comes back.
+    wait_routes(&speaker, 15, "BIRD's routes after thaw", |r| r.len() == 2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ebgp_ipv6_with_bird_and_bird_killed() {
+    if !privileged("ebgp_ipv6_with_bird_and_bird_killed") {
+        return;
+    }
+    let link = Link::new("sb6");
+    let conf = format!(
+        "{STATIC6}{}",
+        bgp_protocol("calico", B6, 65002, A6, 65001, "ipv6", 3)
+    );
+    let bird = Bird::start(&link.b, B4, &conf);
+    let speaker = Speaker::in_netns(link.a.path());
+    speaker
+        .configure(&settings(65001, A4, vec![peer(B6, 65002, 3)]))
+        .await
+        .unwrap();
+    speaker
+        .set_exports(&prefixes(&["fd00:65:1::/122"]))
+        .await
+        .unwrap();
+
+    wait_routes(&speaker, 10, "BIRD's IPv6 route", |r| {
+        via(r, "fd00:66:1::/122", B6)
+    })
+    .await;
+    bird.wait(
+        10,
+        "show route fd00:65:1::/122 all",
+        "our IPv6 route in BIRD",
+        |o| o.contains("via fd99::1"),
+    );
+    let all = bird.cli("show route fd00:65:1::/122 all");
+    assert!(
+        all.contains("BGP.as_path: 65001"),
+        "eBGP prepends our AS: {all}"
+    );
+
+    speaker.set_exports(&prefixes(&[])).await.unwrap();
+    bird.wait(
+        10,
+        "show route fd00:65:1::/122",
+        "our IPv6 withdrawal in BIRD",
+        |o| !o.contains("via fd99::1"),
+    );
+    bird.cli("disable s6");
+    wait_routes(&speaker, 10, "BIRD's IPv6 withdrawal", |r| r.is_empty()).await;
+    bird.cli("enable s6");
+    wait_routes(&speaker, 10, "BIRD's IPv6 route again", |r| r.len() == 1).await;
+
+    // Killed: the kernel closes the connection, the session goes down at once (well within
+    // the hold time) and the routes go with it.
+    link.b.run(&["kill", "-9", &bird.pid()]).unwrap();
+    wait_routes(&speaker, 3, "withdrawal after kill", |r| r.is_empty()).await;
+    let status = speaker.peer_status().await.unwrap();
+    assert_ne!(status[0].state, PeerState::Established);
+}

@@ -1,0 +1,316 @@
+//! The session state machine alone: events in, actions out (RFC 4271 §8, §6.8).
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use calico_bgp::packet::notification::{CeaseSubcode, FsmSubcode, OpenSubcode};
+use calico_bgp::packet::{AfiSafi, Capability, ErrorCode, Message, Open, Update};
+use calico_bgp::session::{Action, Direction, Event, Fsm, SessionConfig, Timer};
+use calico_core::backend::PeerState;
+
+const IN: Direction = Direction::Inbound;
+const OUT: Direction = Direction::Outbound;
+
+fn config(passive: bool) -> SessionConfig {
+    SessionConfig {
+        local_as: 64512,
+        remote_as: 64513,
+        router_id: Ipv4Addr::new(10, 0, 0, 2),
+        hold_time: 9,
+        passive,
+        families: vec![AfiSafi::IPV4_UNICAST],
+        graceful_restart: None,
+        connect_retry_min: Duration::from_secs(1),
+        connect_retry_max: Duration::from_secs(8),
+    }
+}
+
+fn peer_open(asn: u32, hold: u16, id: [u8; 4]) -> Message {
+    Message::Open(Open {
+        my_as: u16::try_from(asn).unwrap_or(23456),
+        hold_time: hold,
+        router_id: Ipv4Addr::from(id),
+        capabilities: vec![
+            Capability::Multiprotocol(AfiSafi::IPV4_UNICAST),
+            Capability::FourOctetAs(asn),
+        ],
+    })
+}
+
+fn step(fsm: &mut Fsm, event: Event) -> Vec<Action> {
+    let mut out = Vec::new();
+    fsm.handle(event, &mut out);
+    out
+}
+
+fn sent(actions: &[Action], dir: Direction) -> Vec<Message> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send(d, m) if *d == dir => Some(m.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn notification_code(actions: &[Action], dir: Direction) -> Option<ErrorCode> {
+    sent(actions, dir).into_iter().find_map(|m| match m {
+        Message::Notification(n) => Some(n.code),
+        _ => None,
+    })
+}
+
+fn establish(fsm: &mut Fsm, dir: Direction, peer_hold: u16) -> Vec<Action> {
+    let mut all = step(fsm, Event::Connected(dir));
+    all.extend(step(
+        fsm,
+        Event::Received(dir, peer_open(64513, peer_hold, [10, 0, 0, 1])),
+    ));
+    all.extend(step(fsm, Event::Received(dir, Message::Keepalive)));
+    all
+}
+
+#[test]
+fn active_peer_connects_opens_and_establishes_with_the_smaller_hold_time() {
+    let mut fsm = Fsm::new(config(false));
+    assert_eq!(fsm.state(), PeerState::Idle);
+    assert_eq!(step(&mut fsm, Event::Start), vec![Action::Connect]);
+    assert_eq!(fsm.state(), PeerState::Connect);
+    let a = step(&mut fsm, Event::Connected(OUT));
+    assert!(
+        matches!(&sent(&a, OUT)[..], [Message::Open(o)] if o.hold_time == 9 && o.my_as == 64512)
+    );
+    assert_eq!(fsm.state(), PeerState::OpenSent);
+    let a = step(
+        &mut fsm,
+        Event::Received(OUT, peer_open(64513, 30, [10, 0, 0, 1])),
+    );
+    assert_eq!(sent(&a, OUT), vec![Message::Keepalive]);
+    assert!(a.contains(&Action::StartTimer(
+        Timer::Hold(OUT),
+        Duration::from_secs(9)
+    )));
+    assert!(a.contains(&Action::StartTimer(
+        Timer::Keepalive(OUT),
+        Duration::from_secs(3)
+    )));
+    assert_eq!(fsm.state(), PeerState::OpenConfirm);
+    let a = step(&mut fsm, Event::Received(OUT, Message::Keepalive));
+    let up = a
+        .iter()
+        .find_map(|a| match a {
+            Action::Up(n) => Some(n.clone()),
+            _ => None,
+        })
+        .expect("Up");
+    assert_eq!((up.hold_time, up.keepalive, up.four_octet_as), (9, 3, true));
+    assert_eq!(up.families, vec![AfiSafi::IPV4_UNICAST]);
+    assert_eq!(fsm.state(), PeerState::Established);
+    // Updates are delivered; keepalives are sent when due.
+    let a = step(
+        &mut fsm,
+        Event::Received(OUT, Message::Update(Update::default())),
+    );
+    assert!(a.contains(&Action::Deliver(Update::default())));
+    let a = step(&mut fsm, Event::TimerExpired(Timer::Keepalive(OUT)));
+    assert_eq!(sent(&a, OUT), vec![Message::Keepalive]);
+}
+
+#[test]
+fn hold_time_zero_means_no_timers() {
+    let mut fsm = Fsm::new(config(false));
+    step(&mut fsm, Event::Start);
+    let a = establish(&mut fsm, OUT, 0);
+    assert!(!a
+        .iter()
+        .any(|a| matches!(a, Action::StartTimer(Timer::Keepalive(_), _))));
+    assert!(a.contains(&Action::StopTimer(Timer::Hold(OUT))));
+    assert_eq!(fsm.established().unwrap().hold_time, 0);
+}
+
+#[test]
+fn hold_timer_expiry_sends_notification_and_goes_down() {
+    let mut fsm = Fsm::new(config(false));
+    step(&mut fsm, Event::Start);
+    establish(&mut fsm, OUT, 90);
+    let a = step(&mut fsm, Event::TimerExpired(Timer::Hold(OUT)));
+    assert_eq!(
+        notification_code(&a, OUT),
+        Some(ErrorCode::HoldTimerExpired)
+    );
+    assert!(a.iter().any(|a| matches!(a, Action::Down(_))));
+    assert!(a.contains(&Action::Close(OUT)));
+    // And it tries again after the shortest back-off.
+    assert!(a.contains(&Action::StartTimer(
+        Timer::ConnectRetry,
+        Duration::from_secs(1)
+    )));
+    assert_eq!(fsm.state(), PeerState::Active);
+}
+
+#[test]
+fn wrong_peer_as_is_refused() {
+    let mut fsm = Fsm::new(config(false));
+    step(&mut fsm, Event::Start);
+    step(&mut fsm, Event::Connected(OUT));
+    let a = step(
+        &mut fsm,
+        Event::Received(OUT, peer_open(65000, 90, [10, 0, 0, 1])),
+    );
+    assert_eq!(
+        notification_code(&a, OUT),
+        Some(ErrorCode::OpenMessage(OpenSubcode::BadPeerAs))
+    );
+    assert!(a.contains(&Action::Close(OUT)));
+    assert!(fsm.last_error().unwrap().contains("65000"));
+}
+
+#[test]
+fn our_own_identifier_is_refused() {
+    let mut fsm = Fsm::new(config(false));
+    step(&mut fsm, Event::Start);
+    step(&mut fsm, Event::Connected(OUT));
+    let a = step(
+        &mut fsm,
+        Event::Received(OUT, peer_open(64513, 90, [10, 0, 0, 2])),
+    );
+    assert_eq!(
+        notification_code(&a, OUT),
+        Some(ErrorCode::OpenMessage(OpenSubcode::BadBgpIdentifier))
+    );
+}
+
+#[test]
+fn connect_retry_backs_off_exponentially_up_to_the_maximum() {
+    let mut fsm = Fsm::new(config(false));
+    step(&mut fsm, Event::Start);
+    let mut delays = Vec::new();
+    for _ in 0..6 {
+        let a = step(&mut fsm, Event::ConnectFailed("refused".into()));
+        delays.extend(a.iter().filter_map(|a| match a {
+            Action::StartTimer(Timer::ConnectRetry, d) => Some(d.as_secs()),
+            _ => None,
+        }));
+        assert_eq!(
+            step(&mut fsm, Event::TimerExpired(Timer::ConnectRetry)),
+            vec![Action::Connect]
+        );
+    }
+    assert_eq!(delays, vec![1, 2, 4, 8, 8, 8]);
+    // Success resets the back-off.
+    establish(&mut fsm, OUT, 90);
+    let a = step(&mut fsm, Event::Closed(OUT, "reset".into()));
+    assert!(a.contains(&Action::StartTimer(
+        Timer::ConnectRetry,
+        Duration::from_secs(1)
+    )));
+}
+
+#[test]
+fn passive_peer_never_connects() {
+    let mut fsm = Fsm::new(config(true));
+    assert!(step(&mut fsm, Event::Start).is_empty());
+    assert_eq!(fsm.state(), PeerState::Active);
+    establish(&mut fsm, IN, 90);
+    assert_eq!(fsm.state(), PeerState::Established);
+    let a = step(&mut fsm, Event::Closed(IN, "eof".into()));
+    assert!(!a.iter().any(|a| matches!(
+        a,
+        Action::Connect | Action::StartTimer(Timer::ConnectRetry, _)
+    )));
+}
+
+#[test]
+fn collision_keeps_the_connection_of_the_higher_identifier() {
+    // We are 10.0.0.2; a peer 10.0.0.1 has the lower id: our outbound connection wins.
+    let mut fsm = Fsm::new(config(false));
+    step(&mut fsm, Event::Start);
+    step(&mut fsm, Event::Connected(OUT));
+    step(&mut fsm, Event::Connected(IN));
+    let a = step(
+        &mut fsm,
+        Event::Received(IN, peer_open(64513, 90, [10, 0, 0, 1])),
+    );
+    assert_eq!(
+        notification_code(&a, IN),
+        Some(ErrorCode::Cease(
+            CeaseSubcode::ConnectionCollisionResolution
+        ))
+    );
+    assert!(a.contains(&Action::Close(IN)));
+    establish_rest(&mut fsm, OUT, [10, 0, 0, 1]);
+    assert_eq!(fsm.established().unwrap().direction, OUT);
+
+    // A peer 10.0.0.9 has the higher id: its inbound connection wins, our outbound goes.
+    let mut fsm = Fsm::new(config(false));
+    step(&mut fsm, Event::Start);
+    step(&mut fsm, Event::Connected(OUT));
+    step(&mut fsm, Event::Connected(IN));
+    let a = step(
+        &mut fsm,
+        Event::Received(OUT, peer_open(64513, 90, [10, 0, 0, 9])),
+    );
+    assert!(a.contains(&Action::Close(OUT)));
+    assert_eq!(
+        sent(&a, OUT).len(),
+        1,
+        "only the Cease on the losing connection"
+    );
+    establish_rest(&mut fsm, IN, [10, 0, 0, 9]);
+    assert_eq!(fsm.established().unwrap().direction, IN);
+}
+
+fn establish_rest(fsm: &mut Fsm, dir: Direction, id: [u8; 4]) {
+    if fsm.state() == PeerState::OpenSent {
+        step(fsm, Event::Received(dir, peer_open(64513, 90, id)));
+    }
+    let a = step(fsm, Event::Received(dir, Message::Keepalive));
+    assert!(a.iter().any(|a| matches!(a, Action::Up(_))), "{a:?}");
+}
+
+#[test]
+fn a_connection_colliding_with_an_established_one_is_closed() {
+    let mut fsm = Fsm::new(config(false));
+    step(&mut fsm, Event::Start);
+    establish(&mut fsm, OUT, 90);
+    let a = step(&mut fsm, Event::Connected(IN));
+    assert_eq!(
+        notification_code(&a, IN),
+        Some(ErrorCode::Cease(
+            CeaseSubcode::ConnectionCollisionResolution
+        ))
+    );
+    assert_eq!(fsm.state(), PeerState::Established);
+}
+
+#[test]
+fn unexpected_messages_are_fsm_errors() {
+    let mut fsm = Fsm::new(config(false));
+    step(&mut fsm, Event::Start);
+    step(&mut fsm, Event::Connected(OUT));
+    let a = step(
+        &mut fsm,
+        Event::Received(OUT, Message::Update(Update::default())),
+    );
+    assert_eq!(
+        notification_code(&a, OUT),
+        Some(ErrorCode::FiniteStateMachine(
+            FsmSubcode::UnexpectedMessageInOpenSent
+        ))
+    );
+}
+
+#[test]
+fn stop_sends_cease_and_goes_idle() {
+    let mut fsm = Fsm::new(config(false));
+    step(&mut fsm, Event::Start);
+    establish(&mut fsm, OUT, 90);
+    let a = step(&mut fsm, Event::Stop(CeaseSubcode::PeerDeconfigured));
+    assert_eq!(
+        notification_code(&a, OUT),
+        Some(ErrorCode::Cease(CeaseSubcode::PeerDeconfigured))
+    );
+    assert!(a.iter().any(|a| matches!(a, Action::Down(_))));
+    assert!(!a.iter().any(|a| matches!(a, Action::StartTimer(..))));
+    assert_eq!(fsm.state(), PeerState::Idle);
+}

@@ -1,0 +1,392 @@
+//! The RIB alone: decision process, multipath, withdrawals, loop detection, and what each
+//! kind of peer is sent.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr};
+
+use calico_bgp::packet::{AfiSafi, AsPath, Origin, PathAttributes, Update};
+use calico_bgp::rib::{PeerId, PeerInfo, Rib, RibSettings};
+use ipnet::IpNet;
+
+const LOCAL_AS: u32 = 64512;
+
+fn rib() -> Rib {
+    Rib::new(RibSettings {
+        local_as: LOCAL_AS,
+        router_id: Ipv4Addr::new(10, 0, 0, 100),
+        cluster_id: None,
+    })
+}
+
+fn peer(rib: &mut Rib, n: u8, remote_as: u32, rr_client: bool) -> PeerId {
+    let id = PeerId(n.into());
+    rib.peer_up(
+        id,
+        PeerInfo {
+            address: IpAddr::V4(Ipv4Addr::new(192, 0, 2, n)),
+            remote_as,
+            router_id: Ipv4Addr::new(10, 0, 0, n),
+            ebgp: remote_as != LOCAL_AS,
+            rr_client,
+            local_address: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 100)),
+            families: vec![AfiSafi::IPV4_UNICAST, AfiSafi::IPV6_UNICAST],
+        },
+    );
+    id
+}
+
+fn attrs(path: &[u32], next_hop: u8) -> PathAttributes {
+    PathAttributes {
+        origin: Some(Origin::Igp),
+        as_path: Some(AsPath::sequence(path.to_vec())),
+        next_hop: Some(Ipv4Addr::new(192, 0, 2, next_hop)),
+        ..PathAttributes::default()
+    }
+}
+
+fn announce(rib: &mut Rib, from: PeerId, prefix: &str, attributes: PathAttributes) {
+    rib.apply(
+        from,
+        &Update {
+            attributes,
+            nlri: vec![prefix.parse().unwrap()],
+            ..Update::default()
+        },
+    );
+}
+
+fn best_peer(rib: &Rib, prefix: &str) -> Option<PeerId> {
+    rib.best(&prefix.parse().unwrap()).first().map(|p| p.peer)
+}
+
+fn next_hops(rib: &Rib, prefix: &str) -> BTreeSet<IpAddr> {
+    let prefix: IpNet = prefix.parse().unwrap();
+    rib.learned_routes()
+        .into_iter()
+        .find(|r| r.prefix == prefix)
+        .map(|r| r.next_hops)
+        .unwrap_or_default()
+}
+
+const P: &str = "10.1.0.0/24";
+
+#[test]
+fn local_pref_beats_path_length() {
+    let mut rib = rib();
+    let a = peer(&mut rib, 1, LOCAL_AS, false);
+    let b = peer(&mut rib, 2, LOCAL_AS, false);
+    announce(&mut rib, a, P, attrs(&[65001], 1));
+    announce(
+        &mut rib,
+        b,
+        P,
+        PathAttributes {
+            local_pref: Some(200),
+            ..attrs(&[65001, 65002, 65003], 2)
+        },
+    );
+    assert_eq!(best_peer(&rib, P), Some(b));
+}
+
+#[test]
+fn shorter_as_path_then_lower_origin_win() {
+    let mut rib = rib();
+    let a = peer(&mut rib, 1, 65001, false);
+    let b = peer(&mut rib, 2, 65002, false);
+    announce(&mut rib, a, P, attrs(&[65001, 65009], 1));
+    announce(&mut rib, b, P, attrs(&[65002], 2));
+    assert_eq!(best_peer(&rib, P), Some(b));
+    announce(
+        &mut rib,
+        b,
+        P,
+        PathAttributes {
+            origin: Some(Origin::Incomplete),
+            ..attrs(&[65002, 65009], 2)
+        },
+    );
+    assert_eq!(
+        best_peer(&rib, P),
+        Some(a),
+        "equal length: IGP origin beats incomplete"
+    );
+}
+
+#[test]
+fn med_compares_only_within_one_neighbour_as() {
+    let mut rib = rib();
+    let a = peer(&mut rib, 1, 65001, false);
+    let b = peer(&mut rib, 2, 65001, false);
+    let c = peer(&mut rib, 3, 65003, false);
+    announce(
+        &mut rib,
+        a,
+        P,
+        PathAttributes {
+            med: Some(50),
+            ..attrs(&[65001], 1)
+        },
+    );
+    announce(
+        &mut rib,
+        b,
+        P,
+        PathAttributes {
+            med: Some(10),
+            ..attrs(&[65001], 2)
+        },
+    );
+    // From another AS with a worse MED: not compared with the others' MED.
+    announce(
+        &mut rib,
+        c,
+        P,
+        PathAttributes {
+            med: Some(99),
+            ..attrs(&[65003], 3)
+        },
+    );
+    let best: Vec<PeerId> = rib
+        .best(&P.parse().unwrap())
+        .iter()
+        .map(|p| p.peer)
+        .collect();
+    assert!(
+        best.contains(&b) && best.contains(&c) && !best.contains(&a),
+        "{best:?}"
+    );
+}
+
+#[test]
+fn ebgp_beats_ibgp_and_equal_paths_form_the_ecmp_set() {
+    let mut rib = rib();
+    let i = peer(&mut rib, 1, LOCAL_AS, false);
+    let e1 = peer(&mut rib, 2, 65001, false);
+    let e2 = peer(&mut rib, 3, 65002, false);
+    announce(&mut rib, i, P, attrs(&[65001], 1));
+    announce(&mut rib, e1, P, attrs(&[65001], 2));
+    assert_eq!(best_peer(&rib, P), Some(e1));
+    assert_eq!(next_hops(&rib, P).len(), 1);
+    announce(&mut rib, e2, P, attrs(&[65002], 3));
+    assert_eq!(
+        next_hops(&rib, P),
+        ["192.0.2.2", "192.0.2.3"]
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect()
+    );
+    // Lowest router id is best among equals.
+    assert_eq!(best_peer(&rib, P), Some(e1));
+}
+
+#[test]
+fn originator_id_and_cluster_list_break_ties() {
+    let mut rib = rib();
+    let a = peer(&mut rib, 1, LOCAL_AS, false);
+    let b = peer(&mut rib, 2, LOCAL_AS, false);
+    // a (router id 10.0.0.1) reflects a route originated by 10.0.0.50; b's own id 10.0.0.2
+    // is lower, so b wins.
+    announce(
+        &mut rib,
+        a,
+        P,
+        PathAttributes {
+            originator_id: Some(Ipv4Addr::new(10, 0, 0, 50)),
+            ..attrs(&[], 1)
+        },
+    );
+    announce(&mut rib, b, P, attrs(&[], 2));
+    assert_eq!(best_peer(&rib, P), Some(b));
+    // Same originator: the shorter cluster list wins.
+    let orig = Some(Ipv4Addr::new(10, 0, 0, 7));
+    announce(
+        &mut rib,
+        a,
+        P,
+        PathAttributes {
+            originator_id: orig,
+            cluster_list: vec![Ipv4Addr::new(1, 1, 1, 1)],
+            ..attrs(&[], 1)
+        },
+    );
+    announce(
+        &mut rib,
+        b,
+        P,
+        PathAttributes {
+            originator_id: orig,
+            cluster_list: vec![Ipv4Addr::new(1, 1, 1, 1), Ipv4Addr::new(2, 2, 2, 2)],
+            ..attrs(&[], 2)
+        },
+    );
+    assert_eq!(best_peer(&rib, P), Some(a));
+}
+
+#[test]
+fn withdrawals_treat_as_withdraw_and_peer_down_remove_paths() {
+    let mut rib = rib();
+    let a = peer(&mut rib, 1, 65001, false);
+    let b = peer(&mut rib, 2, 65002, false);
+    announce(&mut rib, a, P, attrs(&[65001], 1));
+    announce(&mut rib, b, P, attrs(&[65002, 65003], 2));
+    announce(&mut rib, b, "10.2.0.0/16", attrs(&[65002], 2));
+    assert_eq!((rib.received(a), rib.received(b)), (1, 2));
+    let changes = rib.apply(
+        a,
+        &Update {
+            withdrawn: vec![P.parse().unwrap()],
+            ..Update::default()
+        },
+    );
+    assert_eq!(changes.len(), 1);
+    assert_eq!(best_peer(&rib, P), Some(b));
+    // An announcement with a malformed attribute replaces the previous one by nothing.
+    let mut bad = Update {
+        attributes: attrs(&[65002], 2),
+        nlri: vec![P.parse().unwrap()],
+        ..Update::default()
+    };
+    bad.errors.push(calico_bgp::packet::AttributeError {
+        type_code: 1,
+        action: calico_bgp::packet::ErrorAction::TreatAsWithdraw,
+        reason: "test".into(),
+        code: calico_bgp::packet::ErrorCode::from_octets(3, 6),
+    });
+    rib.apply(b, &bad);
+    assert_eq!(best_peer(&rib, P), None);
+    let changes = rib.peer_down(b);
+    assert_eq!(changes.len(), 1);
+    assert!(rib.is_empty());
+}
+
+#[test]
+fn loops_are_rejected() {
+    let mut rib = rib();
+    let e = peer(&mut rib, 1, 65001, false);
+    let i = peer(&mut rib, 2, LOCAL_AS, false);
+    announce(&mut rib, e, P, attrs(&[65001, LOCAL_AS], 1));
+    announce(
+        &mut rib,
+        i,
+        P,
+        PathAttributes {
+            originator_id: Some(Ipv4Addr::new(10, 0, 0, 100)),
+            ..attrs(&[], 2)
+        },
+    );
+    announce(
+        &mut rib,
+        i,
+        "10.3.0.0/16",
+        PathAttributes {
+            cluster_list: vec![Ipv4Addr::new(10, 0, 0, 100)],
+            ..attrs(&[], 2)
+        },
+    );
+    assert!(rib.is_empty());
+}
+
+#[test]
+fn mp_reach_ipv6_routes_are_learned() {
+    let mut rib = rib();
+    let a = peer(&mut rib, 1, 65001, false);
+    let mut at = attrs(&[65001], 1);
+    at.next_hop = None;
+    at.mp_reach = Some(Box::new(calico_bgp::packet::MpReach {
+        family: AfiSafi::IPV6_UNICAST,
+        next_hop: calico_bgp::packet::MpNextHop {
+            global: "fd00::1".parse().unwrap(),
+            link_local: Some("fe80::1".parse().unwrap()),
+        },
+        nlri: vec!["fd00:1::/64".parse().unwrap()],
+    }));
+    rib.apply(
+        a,
+        &Update {
+            attributes: at,
+            ..Update::default()
+        },
+    );
+    assert_eq!(
+        next_hops(&rib, "fd00:1::/64"),
+        ["fd00::1".parse().unwrap()].into()
+    );
+}
+
+#[test]
+fn exports_follow_ibgp_ebgp_and_reflection_rules() {
+    let mut rib = rib();
+    let ibgp = peer(&mut rib, 1, LOCAL_AS, false);
+    let ibgp2 = peer(&mut rib, 2, LOCAL_AS, false);
+    let client = peer(&mut rib, 3, LOCAL_AS, true);
+    let ebgp = peer(&mut rib, 4, 65001, false);
+    rib.set_exports(["10.9.0.0/26".parse().unwrap()].into());
+    let own: IpNet = "10.9.0.0/26".parse().unwrap();
+
+    let to_i = rib.exporter(ibgp).unwrap().route(&own).unwrap();
+    assert_eq!(to_i.path.local_pref, Some(100));
+    assert_eq!(to_i.path.as_path, Some(AsPath::default()));
+    assert_eq!(to_i.path.origin, Some(Origin::Igp));
+    assert_eq!(to_i.next_hop, "192.0.2.100".parse::<IpAddr>().unwrap());
+    let to_e = rib.exporter(ebgp).unwrap().route(&own).unwrap();
+    assert_eq!(to_e.path.as_path, Some(AsPath::sequence(vec![LOCAL_AS])));
+    assert_eq!(to_e.path.local_pref, None);
+
+    // Learned from an ordinary iBGP peer: to eBGP (prepended, next hop self), to the client
+    // (reflected), not to the other non-client, not back to the sender.
+    announce(
+        &mut rib,
+        ibgp,
+        P,
+        PathAttributes {
+            local_pref: Some(150),
+            med: Some(5),
+            ..attrs(&[], 1)
+        },
+    );
+    let p: IpNet = P.parse().unwrap();
+    assert!(rib.exporter(ibgp).unwrap().route(&p).is_none());
+    assert!(rib.exporter(ibgp2).unwrap().route(&p).is_none());
+    let e = rib.exporter(ebgp).unwrap().route(&p).unwrap();
+    assert_eq!(
+        (e.path.as_path.clone(), e.path.med, e.path.local_pref),
+        (Some(AsPath::sequence(vec![LOCAL_AS])), None, None)
+    );
+    assert_eq!(e.next_hop, "192.0.2.100".parse::<IpAddr>().unwrap());
+    let c = rib.exporter(client).unwrap().route(&p).unwrap();
+    assert_eq!(c.path.originator_id, Some(Ipv4Addr::new(10, 0, 0, 1)));
+    assert_eq!(c.path.cluster_list, vec![Ipv4Addr::new(10, 0, 0, 100)]);
+    assert_eq!(
+        (c.path.local_pref, c.next_hop),
+        (Some(150), "192.0.2.1".parse().unwrap())
+    );
+
+    // Learned from the client: reflected to both non-clients.
+    let q = "10.4.0.0/24";
+    announce(&mut rib, client, q, attrs(&[], 3));
+    let q: IpNet = q.parse().unwrap();
+    assert!(rib.exporter(ibgp).unwrap().route(&q).is_some());
+    assert!(rib.exporter(ibgp2).unwrap().route(&q).is_some());
+    assert!(rib.exporter(client).unwrap().route(&q).is_none());
+
+    // Learned over eBGP: to iBGP with next hop kept and LOCAL_PREF set.
+    let r = "10.5.0.0/24";
+    announce(
+        &mut rib,
+        ebgp,
+        r,
+        PathAttributes {
+            local_pref: Some(999),
+            ..attrs(&[65001], 4)
+        },
+    );
+    let to_i = rib
+        .exporter(ibgp)
+        .unwrap()
+        .route(&r.parse().unwrap())
+        .unwrap();
+    assert_eq!(
+        (to_i.path.local_pref, to_i.next_hop),
+        (Some(100), "192.0.2.4".parse().unwrap())
+    );
+}

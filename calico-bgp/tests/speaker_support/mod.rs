@@ -1,0 +1,122 @@
+//! Shared by the speaker tests: two namespaces joined by a veth pair with IPv4 and IPv6
+//! addresses, settings builders, and waiting for a speaker to reach a condition.
+
+#![allow(dead_code)]
+
+pub mod bird;
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use calico_bgp::speaker::Speaker;
+use calico_core::backend::{BgpBackend, BgpSettings, LearnedRoute, PeerConfig, PeerState};
+use calico_core::model::AsNumber;
+use calico_linux::netns::{veth, Netns};
+use ipnet::IpNet;
+
+/// Two namespaces, `a` (10.99.0.1, fd99::1) and `b` (10.99.0.2, fd99::2), on one link.
+pub struct Link {
+    pub a: Netns,
+    pub b: Netns,
+}
+
+pub const A4: &str = "10.99.0.1";
+pub const B4: &str = "10.99.0.2";
+pub const A6: &str = "fd99::1";
+pub const B6: &str = "fd99::2";
+
+impl Link {
+    pub fn new(name: &str) -> Link {
+        let a = Netns::create(&format!("{name}a")).unwrap();
+        let b = Netns::create(&format!("{name}b")).unwrap();
+        veth(&a, "eth0", &b, "eth0").unwrap();
+        for (ns, v4, v6) in [(&a, A4, A6), (&b, B4, B6)] {
+            ns.run(&["ip", "addr", "add", &format!("{v4}/24"), "dev", "eth0"])
+                .unwrap();
+            ns.run(&[
+                "ip",
+                "addr",
+                "add",
+                &format!("{v6}/64"),
+                "dev",
+                "eth0",
+                "nodad",
+            ])
+            .unwrap();
+        }
+        Link { a, b }
+    }
+}
+
+pub fn peer(address: &str, remote_as: u32, hold_time: u16) -> PeerConfig {
+    PeerConfig {
+        address: address.parse().unwrap(),
+        remote_as: AsNumber(remote_as),
+        password: None,
+        hold_time,
+        passive: false,
+        route_reflector_client: false,
+    }
+}
+
+pub fn settings(local_as: u32, router_id: &str, peers: Vec<PeerConfig>) -> BgpSettings {
+    BgpSettings {
+        local_as: AsNumber(local_as),
+        router_id: router_id.parse().unwrap(),
+        listen_port: 179,
+        cluster_id: None,
+        peers: peers.into_iter().collect(),
+    }
+}
+
+pub fn prefixes(list: &[&str]) -> BTreeSet<IpNet> {
+    list.iter().map(|p| p.parse().unwrap()).collect()
+}
+
+/// Waits (at most `secs`) until `check` holds for the speaker's learned routes; panics with
+/// what was there otherwise.
+pub async fn wait_routes(
+    speaker: &Speaker,
+    secs: u64,
+    what: &str,
+    check: impl Fn(&[LearnedRoute]) -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let routes = speaker.learned_routes().await.unwrap();
+        if check(&routes) {
+            return;
+        }
+        if tokio::time::Instant::now() > deadline {
+            let status = speaker.peer_status().await.unwrap();
+            panic!("timed out waiting for {what}: routes {routes:?}, peers {status:?}");
+        }
+        let _ = tokio::time::timeout(Duration::from_millis(200), speaker.changed()).await;
+    }
+}
+
+/// Waits until every peer of the speaker is in `state`.
+pub async fn wait_state(speaker: &Speaker, secs: u64, state: PeerState) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let status = speaker.peer_status().await.unwrap();
+        if !status.is_empty() && status.iter().all(|s| s.state == state) {
+            return;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out waiting for {state:?}: {status:?}");
+        }
+        let _ = tokio::time::timeout(Duration::from_millis(200), speaker.changed()).await;
+    }
+}
+
+pub fn route<'a>(routes: &'a [LearnedRoute], prefix: &str) -> Option<&'a LearnedRoute> {
+    let prefix: IpNet = prefix.parse().unwrap();
+    routes.iter().find(|r| r.prefix == prefix)
+}
+
+pub fn via(routes: &[LearnedRoute], prefix: &str, next_hop: &str) -> bool {
+    let hop: IpAddr = next_hop.parse().unwrap();
+    route(routes, prefix).is_some_and(|r| r.next_hops == BTreeSet::from([hop]))
+}

@@ -372,7 +372,7 @@ async fn sleep_until(at: Option<Instant>) {
 }
 
 async fn connect(sockets: &SocketFactory, remote: SocketAddr) -> std::io::Result<TcpStream> {
-    let socket = sockets.socket_for(&remote)?;
+    let socket = sockets.connecting_socket(&remote)?;
     match tokio::time::timeout(CONNECT_TIMEOUT, socket.connect(remote)).await {
         Ok(result) => result,
         Err(_) => Err(std::io::Error::new(

@@ -53,6 +53,8 @@ pub(crate) struct Core {
     next_id: u32,
     events_tx: mpsc::UnboundedSender<(PeerId, PeerEvent)>,
     listener: Option<(SocketAddr, AbortHandle)>,
+    /// The listener was handed to the speaker: never bind one.
+    fixed_listener: bool,
     commands_tx: mpsc::WeakSender<Command>,
     changed: watch::Sender<u64>,
 }
@@ -66,7 +68,7 @@ impl Core {
         let (tx, rx) = mpsc::channel(64);
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let mut core = Core {
-            sockets: SocketFactory::new(options.netns.clone()),
+            sockets: SocketFactory::new(options.netns.clone()).with_source(options.listen_address),
             options,
             settings: None,
             rib: Rib::new(RibSettings {
@@ -80,6 +82,7 @@ impl Core {
             next_id: 0,
             events_tx,
             listener: None,
+            fixed_listener: listener.is_some(),
             commands_tx: tx.downgrade(),
             changed,
         };
@@ -202,7 +205,7 @@ impl Core {
             )));
         }
         // The listener: bound once, rebound when the port changes (unless handed to us).
-        if !self.options.fixed_listener {
+        if !self.fixed_listener {
             let want = SocketAddr::new(self.options.listen_address, settings.listen_port);
             if self.listener.as_ref().map(|(a, _)| *a) != Some(want) {
                 let listener = self.sockets.listen(want).map_err(|e| {

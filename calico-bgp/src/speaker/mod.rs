@@ -60,7 +60,8 @@ use self::core::{Command, Core};
 #[derive(Clone, Debug)]
 pub struct SpeakerOptions {
     /// Address to listen on (`::`, dual stack, by default). The port comes from
-    /// [`BgpSettings::listen_port`].
+    /// [`BgpSettings::listen_port`]. When it is a specific address, connections to peers
+    /// of its family are made from it too (peers identify us by it).
     pub listen_address: IpAddr,
     /// TCP port of the peers (179).
     pub peer_port: u16,
@@ -71,8 +72,6 @@ pub struct SpeakerOptions {
     pub connect_retry_min: Duration,
     /// Longest delay before reconnecting.
     pub connect_retry_max: Duration,
-    /// The listener was handed to the speaker: do not bind one.
-    fixed_listener: bool,
 }
 
 impl Default for SpeakerOptions {
@@ -83,7 +82,6 @@ impl Default for SpeakerOptions {
             netns: None,
             connect_retry_min: Duration::from_secs(1),
             connect_retry_max: Duration::from_secs(60),
-            fixed_listener: false,
         }
     }
 }
@@ -131,13 +129,7 @@ impl Speaker {
     ) -> std::io::Result<Speaker> {
         listener.set_nonblocking(true)?;
         let listener = tokio::net::TcpListener::from_std(listener)?;
-        Ok(Speaker::start(
-            SpeakerOptions {
-                fixed_listener: true,
-                ..options
-            },
-            Some(listener),
-        ))
+        Ok(Speaker::start(options, Some(listener)))
     }
 
     fn start(options: SpeakerOptions, listener: Option<tokio::net::TcpListener>) -> Speaker {

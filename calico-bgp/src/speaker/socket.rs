@@ -14,13 +14,34 @@ use tokio::net::TcpSocket;
 #[derive(Clone, Debug, Default)]
 pub struct SocketFactory {
     netns: Option<PathBuf>,
+    source: Option<std::net::IpAddr>,
 }
 
 impl SocketFactory {
     /// Sockets in the network namespace at `path` (e.g. `/var/run/netns/NAME`), or in the
     /// process's namespace when `None`.
     pub fn new(netns: Option<PathBuf>) -> SocketFactory {
-        SocketFactory { netns }
+        SocketFactory {
+            netns,
+            source: None,
+        }
+    }
+
+    /// Outgoing connections to peers of `source`'s family are made from `source`.
+    pub fn with_source(self, source: std::net::IpAddr) -> SocketFactory {
+        SocketFactory {
+            source: (!source.is_unspecified()).then_some(source),
+            ..self
+        }
+    }
+
+    /// A socket to connect to `remote` from, bound to the source address when one is set.
+    pub fn connecting_socket(&self, remote: &SocketAddr) -> io::Result<TcpSocket> {
+        let socket = self.socket_for(remote)?;
+        if let Some(source) = self.source.filter(|s| s.is_ipv4() == remote.is_ipv4()) {
+            socket.bind(SocketAddr::new(source, 0))?;
+        }
+        Ok(socket)
     }
 
     /// A TCP socket of the family of `addr`.

@@ -1,5 +1,6 @@
-//! `make demo` end to end: three hosts, calico-agent and BIRD on each, real packets. The demo
-//! exits 0 only when every measured connectivity matrix equals the policy's prediction.
+//! `make demo` end to end: three hosts, calico-agent on each (two with the native BGP
+//! speaker, one with BIRD 2, peering each other), real packets. The demo exits 0 only when
+//! every measured connectivity matrix equals the policy's prediction.
 
 use std::process::Command;
 
@@ -18,9 +19,18 @@ fn the_cluster_demo_measures_what_the_policy_predicts() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains("nexthop via 10.1.0.3") && stdout.contains("nexthop via 10.2.0.3"),
-        "ECMP over both planes:\n{stdout}"
+        stdout.contains("host-b: namespace, two fabric links, two workloads, BGP: BIRD 2")
+            && stdout.contains("host-a: namespace, two fabric links, two workloads, BGP: native"),
+        "both BGP implementations run:\n{stdout}"
     );
+    // Native to native (host-a learns host-c's block) and native to BIRD (host-b learns
+    // host-a's), each an ECMP route over both planes.
+    for hop in ["10.1.0.3", "10.2.0.3", "10.1.0.1", "10.2.0.1"] {
+        assert!(
+            stdout.contains(&format!("nexthop via {hop}")),
+            "ECMP over both planes, next hop {hop}:\n{stdout}"
+        );
+    }
     assert_eq!(
         stdout.matches("measured == predicted").count(),
         2,

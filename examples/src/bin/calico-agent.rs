@@ -1,12 +1,16 @@
 //! `calico-agent`: the example daemon. Runs the agent for one host with the Linux backends
-//! (routes over rtnetlink, ACLs in nftables) and BGP through BIRD 2, fed from a directory of
-//! YAML resource files that it watches for changes.
+//! (routes over rtnetlink, ACLs in nftables) and BGP by the native speaker or through BIRD 2,
+//! fed from a directory of YAML resource files that it watches for changes.
 //!
 //! ```sh
 //! calico-agent --node host-a --resources /etc/calico-rs/resources \
-//!     [--http 127.0.0.1:9091] [--bird-dir /run/calico-rs/bird] [--no-bgp] \
+//!     [--bgp native|bird|none] [--http 127.0.0.1:9091] [--bird-dir /run/calico-rs/bird] \
 //!     [--nft-table calico] [--resync-secs 30]
 //! ```
+//!
+//! * `--bgp` picks the BGP backend, the one line that switches a host between them:
+//!   `native` (calico-bgp's own speaker, in this process), `bird` (the default: a BIRD 2
+//!   daemon driven through `--bird-dir`) or `none`. `--no-bgp` is `--bgp none`.
 //!
 //! * Every `*.yaml`/`*.yml` file of the directory is read (in name order); a change to the
 //!   directory is applied as per-resource updates, so only what changed is recompiled. A file
@@ -25,6 +29,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use calico_bgp::bird::{BirdBgp, BirdConfig};
+use calico_bgp::speaker::Speaker;
 use calico_core::agent::{Agent, AgentHandle, EndpointState, Timing};
 use calico_core::backend::BgpBackend;
 use calico_core::model::{load_file, Resource, ResourceKey, Update};
@@ -35,19 +40,42 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{error, info, warn};
 
+/// Which BGP backend the agent runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BgpChoice {
+    /// calico-bgp's native speaker.
+    Native,
+    /// A BIRD 2 daemon driven by calico-bgp's BIRD driver.
+    Bird,
+    /// No BGP: routes to other hosts come from elsewhere.
+    None,
+}
+
+impl std::str::FromStr for BgpChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<BgpChoice, String> {
+        match s {
+            "native" => Ok(BgpChoice::Native),
+            "bird" => Ok(BgpChoice::Bird),
+            "none" => Ok(BgpChoice::None),
+            other => Err(format!("--bgp {other:?}: expected native, bird or none")),
+        }
+    }
+}
+
 struct Options {
     node: String,
     resources: PathBuf,
     http: String,
     bird_dir: PathBuf,
-    bgp: bool,
+    bgp: BgpChoice,
     nft_table: String,
     resync: Duration,
 }
 
 fn usage() -> &'static str {
-    "usage: calico-agent --node NAME --resources DIR [--http ADDR:PORT] [--bird-dir DIR] \
-     [--no-bgp] [--nft-table NAME] [--resync-secs N]"
+    "usage: calico-agent --node NAME --resources DIR [--bgp native|bird|none] \
+     [--http ADDR:PORT] [--bird-dir DIR] [--no-bgp] [--nft-table NAME] [--resync-secs N]"
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -58,7 +86,7 @@ fn parse_args() -> Result<Options, String> {
         resources: PathBuf::new(),
         http: "127.0.0.1:9091".into(),
         bird_dir: "/run/calico-rs/bird".into(),
-        bgp: true,
+        bgp: BgpChoice::Bird,
         nft_table: "calico".into(),
         resync: Duration::from_secs(30),
     };
@@ -69,7 +97,8 @@ fn parse_args() -> Result<Options, String> {
             "--resources" => resources = Some(PathBuf::from(value("--resources")?)),
             "--http" => o.http = value("--http")?,
             "--bird-dir" => o.bird_dir = value("--bird-dir")?.into(),
-            "--no-bgp" => o.bgp = false,
+            "--bgp" => o.bgp = value("--bgp")?.parse()?,
+            "--no-bgp" => o.bgp = BgpChoice::None,
             "--nft-table" => o.nft_table = value("--nft-table")?,
             "--resync-secs" => {
                 let v = value("--resync-secs")?;
@@ -198,11 +227,18 @@ async fn run(o: Options) -> Result<(), String> {
             resync_interval: o.resync,
             ..Timing::default()
         });
-    if o.bgp {
-        let mut config = BirdConfig::new(&o.bird_dir);
-        config.stop_on_drop = false;
-        let bird: Arc<dyn BgpBackend> = Arc::new(BirdBgp::new(config).map_err(|e| e.to_string())?);
-        builder = builder.bgp(bird);
+    let bgp: Option<Arc<dyn BgpBackend>> = match o.bgp {
+        BgpChoice::Native => Some(Arc::new(Speaker::new())),
+        BgpChoice::Bird => {
+            let mut config = BirdConfig::new(&o.bird_dir);
+            config.stop_on_drop = false;
+            Some(Arc::new(BirdBgp::new(config).map_err(|e| e.to_string())?))
+        }
+        BgpChoice::None => None,
+    };
+    info!(bgp = ?o.bgp, "BGP backend");
+    if let Some(bgp) = bgp {
+        builder = builder.bgp(bgp);
     }
     let agent = builder.start().map_err(|e| e.to_string())?;
     let handle = agent.handle();

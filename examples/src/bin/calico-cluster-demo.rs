@@ -1,6 +1,8 @@
 //! `calico-cluster-demo`: the main demo (`make demo`). Three hosts in network namespaces,
-//! joined by two fabric planes, each running `calico-agent` (Linux backends, BIRD for BGP)
-//! with two workloads. It prints the connectivity matrix measured with real TCP connects
+//! joined by two fabric planes, each running `calico-agent` (Linux backends) with two
+//! workloads. `--bgp mixed` (the default) runs the native BGP speaker on host-a and host-c
+//! and BIRD 2 on host-b, so the two implementations peer with each other; `--bgp native`
+//! and `--bgp bird` run one kind everywhere. It prints the connectivity matrix measured with real TCP connects
 //! next to the matrix the policy predicts, edits the policy, and shows the matrix change.
 //! Everything it creates is removed at the end (also on failure).
 //!
@@ -182,7 +184,25 @@ fn step(msg: &str) {
     println!("• {msg}");
 }
 
-fn build(agent_bin: &Path) -> Result<Cluster, String> {
+/// The `--bgp` value each host's agent gets.
+fn bgp_of(host: &str, choice: &str) -> &'static str {
+    match (choice, host) {
+        ("native", _) => "native",
+        ("bird", _) => "bird",
+        (_, "host-b") => "bird",
+        _ => "native",
+    }
+}
+
+/// How the demo names a host's BGP implementation.
+fn bgp_label(host: &str, choice: &str) -> &'static str {
+    match bgp_of(host, choice) {
+        "native" => "native speaker",
+        _ => "BIRD 2",
+    }
+}
+
+fn build(agent_bin: &Path, bgp: &str) -> Result<Cluster, String> {
     let e = |e: calico_linux::netns::NetnsError| e.to_string();
     let dir = std::env::temp_dir().join(format!("calico-demo-{}", std::process::id()));
     step("fabric: two planes (bridges 10.1.0.0/24 and 10.2.0.0/24)");
@@ -210,8 +230,10 @@ fn build(agent_bin: &Path) -> Result<Cluster, String> {
     let mut listeners = Vec::new();
     let mut agents = Vec::new();
     for (host, i) in HOSTS {
+        let host_bgp = bgp_of(host, bgp);
         step(&format!(
-            "{host}: namespace, two fabric links, two workloads"
+            "{host}: namespace, two fabric links, two workloads, BGP: {}",
+            bgp_label(host, bgp)
         ));
         let ns = Netns::create(host).map_err(e)?;
         for plane in [1, 2] {
@@ -261,7 +283,8 @@ fn build(agent_bin: &Path) -> Result<Cluster, String> {
         let child = Command::new("ip")
             .args(["netns", "exec", ns.name()])
             .arg(agent_bin)
-            .args(["--node", host, "--resync-secs", "10", "--resources"])
+            .args(["--node", host, "--bgp", host_bgp, "--resync-secs", "10"])
+            .arg("--resources")
             .arg(host_dir.join("resources"))
             .arg("--bird-dir")
             .arg(host_dir.join("bird"))
@@ -326,25 +349,33 @@ fn converge(c: &Cluster, want: &Matrix, deadline: Duration) -> (Matrix, Duration
     }
 }
 
-fn ecmp_routes(c: &Cluster) {
-    let out = c.hosts[0]
-        .run(&["ip", "route", "show", "10.65.3.0/26"])
-        .unwrap_or_default();
-    println!("\nhost-a's route to host-c's block 10.65.3.0/26 (learned by BGP over both planes):");
-    for line in out.lines() {
-        println!("    {line}");
+fn ecmp_routes(c: &Cluster, bgp: &str) {
+    for (from, to) in [(0, 2), (1, 0)] {
+        let (host, block) = (HOSTS[from].0, format!("10.65.{}.0/26", HOSTS[to].1));
+        let out = c.hosts[from]
+            .run(&["ip", "route", "show", &block])
+            .unwrap_or_default();
+        println!(
+            "\n{host}'s route to {}'s block {block} (learned by BGP over both planes, {} to {}):",
+            HOSTS[to].0,
+            bgp_label(HOSTS[to].0, bgp),
+            bgp_label(host, bgp),
+        );
+        for line in out.lines() {
+            println!("    {line}");
+        }
     }
 }
 
-fn real(agent_bin: &Path) -> Result<bool, String> {
-    let cluster = build(agent_bin)?;
+fn real(agent_bin: &Path, bgp: &str) -> Result<bool, String> {
+    let cluster = build(agent_bin, bgp)?;
     let v1 = model(POLICY_V1);
     let want1 = predicted(&v1);
     step("agents started; waiting for BGP and policy to converge");
     let (m1, took) = converge(&cluster, &want1, Duration::from_secs(90));
     println!("(converged in {:.1} s)", took.as_secs_f64());
     print_matrices("policy v1: backends admit frontends", &m1, &want1);
-    ecmp_routes(&cluster);
+    ecmp_routes(&cluster, bgp);
 
     step("editing the policy: the db now admits backends (policy.yaml rewritten on every host)");
     let v2_text = format!("{POLICY_V1}{POLICY_V2_EXTRA}");
@@ -412,6 +443,15 @@ fn simulated() -> bool {
 }
 
 fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let bgp = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        [] => "mixed".to_string(),
+        ["--bgp", v @ ("mixed" | "native" | "bird")] => v.to_string(),
+        _ => {
+            eprintln!("usage: calico-cluster-demo [--bgp mixed|native|bird]");
+            return ExitCode::FAILURE;
+        }
+    };
     println!("calico-rs demo: 3 hosts, 2 fabric planes, 6 workloads, a policy and its edit");
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
@@ -424,7 +464,7 @@ fn main() -> ExitCode {
             eprintln!("calico-cluster-demo: calico-agent not found next to this binary; build it: cargo build -p calico-examples --bins");
             return ExitCode::FAILURE;
         };
-        match real(&agent) {
+        match real(&agent, &bgp) {
             Ok(ok) => ok,
             Err(e) => {
                 eprintln!("calico-cluster-demo: {e}");

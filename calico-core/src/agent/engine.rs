@@ -36,7 +36,6 @@ pub(super) struct Engine {
     status_tx: watch::Sender<AgentStatus>,
     metrics: Arc<Mutex<Metrics>>,
 
-    model: Model,
     in_sync: bool,
     /// The incremental rule compiler, fed every accepted update.
     compiler: Compiler,
@@ -84,7 +83,6 @@ impl Engine {
             timing,
             status_tx,
             metrics,
-            model: Model::new(),
             in_sync: false,
             compiler,
             acl_in_step: false,
@@ -171,8 +169,13 @@ impl Engine {
         match cmd {
             Command::Update(u) => {
                 let u = *u;
-                // Validated by the handle; apply cannot fail on a valid resource.
-                if let Err(e) = self.model.apply(u.clone()) {
+                // Validated by the handle already; checked again so that nothing invalid
+                // can reach the compiler's model (the agent's one copy of the state).
+                let invalid = match &u {
+                    Update::Upsert(r) => r.validate().err(),
+                    Update::Remove(_) => None,
+                };
+                if let Some(e) = invalid {
                     warn!(error = %e, "update rejected");
                     self.metrics().updates_rejected_total += 1;
                 } else {
@@ -182,9 +185,7 @@ impl Engine {
                 }
             }
             Command::Snapshot(model) => {
-                self.model = *model;
-                self.compiler = Compiler::new(CompileConfig::new(self.node.clone()));
-                self.compiler.load(&self.model);
+                self.compiler = Compiler::from_model(CompileConfig::new(self.node.clone()), *model);
                 // The compiler's change log no longer describes the table: diff afresh.
                 self.acl_in_step = false;
                 if !self.in_sync {
@@ -301,7 +302,8 @@ impl Engine {
 
     async fn configure_interfaces(&mut self) {
         let local: BTreeSet<String> = self
-            .model
+            .compiler
+            .model()
             .workload_endpoints
             .values()
             .filter(|ep| ep.node == self.node)
@@ -375,7 +377,8 @@ impl Engine {
 
     /// Brings the FIB to the desired routes. Returns false if something failed.
     async fn reconcile_routes(&mut self, repairs: &mut u64) -> bool {
-        let mut desired: DesiredFib = desired_routes(&self.node, &self.model, &self.learned);
+        let mut desired: DesiredFib =
+            desired_routes(&self.node, self.compiler.model(), &self.learned);
         // A route to an interface that is not there (or not set up) would be refused.
         desired.retain(|_, target| match target {
             RouteTarget::Workload { interface } => self.configured_interfaces.contains(interface),
@@ -463,7 +466,7 @@ impl Engine {
         };
         // The sessions first (from Node, BgpConfiguration and BgpPeer resources), so that
         // exports go to the right peers.
-        let settings = crate::routes::peering::bgp_settings(&self.node, &self.model);
+        let settings = crate::routes::peering::bgp_settings(&self.node, self.compiler.model());
         if self.bgp_configured.as_ref() != Some(&settings) {
             if let Some(s) = &settings {
                 if let Err(e) = bgp.configure(s).await {
@@ -474,7 +477,7 @@ impl Engine {
             }
             self.bgp_configured = Some(settings);
         }
-        let exports = local_exports(&self.node, &self.model);
+        let exports = local_exports(&self.node, self.compiler.model());
         if self.exported.as_ref() == Some(&exports) {
             return true;
         }
@@ -493,7 +496,7 @@ impl Engine {
 
     fn publish_status(&self) {
         let mut endpoints = BTreeMap::new();
-        for (id, ep) in &self.model.workload_endpoints {
+        for (id, ep) in &self.compiler.model().workload_endpoints {
             if ep.node != self.node {
                 continue;
             }

@@ -231,6 +231,16 @@ impl<S: Ord + Clone, E: Ord + Clone> SelectorIndex<S, E> {
     /// Adds or relabels an item; returns the membership changes. Only selectors filed under
     /// its old or new labels (or unrestricted ones) are tested.
     pub fn upsert_item(&mut self, id: E, labels: Labels) -> Vec<MembershipChange<S, E>> {
+        self.upsert(id, labels, true)
+    }
+
+    /// As [`SelectorIndex::upsert_item`], for a caller that reads memberships with
+    /// [`SelectorIndex::matching`] and needs no list of changes.
+    pub fn set_item(&mut self, id: E, labels: Labels) {
+        self.upsert(id, labels, false);
+    }
+
+    fn upsert(&mut self, id: E, labels: Labels, report: bool) -> Vec<MembershipChange<S, E>> {
         if self.items.get(&id) == Some(&labels) {
             return Vec::new();
         }
@@ -284,7 +294,7 @@ impl<S: Ord + Clone, E: Ord + Clone> SelectorIndex<S, E> {
             }
         }
         self.items.insert(id.clone(), labels);
-        let changes = self.apply_membership(&id, &old, &new);
+        let changes = self.apply_membership(&id, &old, &new, report);
         if !new.is_empty() {
             self.member_of.insert(id, new);
         }
@@ -299,7 +309,7 @@ impl<S: Ord + Clone, E: Ord + Clone> SelectorIndex<S, E> {
         self.unfile_item(id);
         self.items.remove(id);
         let old = self.member_of.remove(id).unwrap_or_default();
-        self.apply_membership(id, &old, &BTreeSet::new())
+        self.apply_membership(id, &old, &BTreeSet::new(), true)
     }
 
     fn unfile_item(&mut self, id: &E) {
@@ -327,33 +337,44 @@ impl<S: Ord + Clone, E: Ord + Clone> SelectorIndex<S, E> {
         }
     }
 
+    /// Files `id` under the selectors it entered and takes it from those it left; lists the
+    /// changes when `report`.
     fn apply_membership(
         &mut self,
         id: &E,
         old: &BTreeSet<S>,
         new: &BTreeSet<S>,
+        report: bool,
     ) -> Vec<MembershipChange<S, E>> {
         let mut changes = Vec::new();
         for s in old.difference(new) {
             if let Some(m) = self.members.get_mut(s) {
                 m.remove(id);
             }
-            changes.push(MembershipChange {
-                selector: s.clone(),
-                item: id.clone(),
-                matches: false,
-            });
+            if report {
+                changes.push(MembershipChange {
+                    selector: s.clone(),
+                    item: id.clone(),
+                    matches: false,
+                });
+            }
         }
         for s in new.difference(old) {
-            self.members
-                .entry(s.clone())
-                .or_default()
-                .insert(id.clone());
-            changes.push(MembershipChange {
-                selector: s.clone(),
-                item: id.clone(),
-                matches: true,
-            });
+            match self.members.get_mut(s) {
+                Some(m) => {
+                    m.insert(id.clone());
+                }
+                None => {
+                    self.members.insert(s.clone(), BTreeSet::from([id.clone()]));
+                }
+            }
+            if report {
+                changes.push(MembershipChange {
+                    selector: s.clone(),
+                    item: id.clone(),
+                    matches: true,
+                });
+            }
         }
         changes
     }

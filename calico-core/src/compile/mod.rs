@@ -241,6 +241,47 @@ impl Compiler {
         );
     }
 
+    /// A compiler holding `model`, compiled: what [`Compiler::new`] followed by
+    /// [`Compiler::load`] gives, without copying the model (the agent's snapshot path).
+    ///
+    /// ```
+    /// use calico_core::compile::{CompileConfig, Compiler};
+    /// use calico_core::model::Model;
+    ///
+    /// let compiler = Compiler::from_model(CompileConfig::new("host-a"), Model::new());
+    /// assert!(compiler.model().workload_endpoints.is_empty());
+    /// ```
+    pub fn from_model(config: CompileConfig, model: Model) -> Compiler {
+        let mut c = Compiler::new(config);
+        c.model = model;
+        c.index_fresh_model();
+        c
+    }
+
+    /// Compiles `self.model` into a compiler that has seen nothing yet: the same steps
+    /// `apply` takes for each resource, in the same order (profiles, policies, endpoints).
+    /// Profile labels reach endpoints when the endpoints are indexed, so no endpoint needs
+    /// re-reading here.
+    fn index_fresh_model(&mut self) {
+        let profiles: Vec<String> = self.model.profiles.keys().cloned().collect();
+        for name in &profiles {
+            self.profile_changed(name, false);
+        }
+        let policies: Vec<PolicyKey> = self.model.policies.keys().cloned().collect();
+        for key in &policies {
+            self.policy_changed(key);
+        }
+        let workloads: Vec<WorkloadEndpointId> =
+            self.model.workload_endpoints.keys().cloned().collect();
+        for id in &workloads {
+            self.workload_changed(id, None);
+        }
+        let hosts: Vec<String> = self.model.host_endpoints.keys().cloned().collect();
+        for name in hosts {
+            self.refresh_endpoint(EndpointKey::Host(name));
+        }
+    }
+
     /// Feeds every resource of a model.
     pub fn load(&mut self, model: &Model) {
         let fresh = self.model.workload_endpoints.is_empty()
@@ -248,23 +289,8 @@ impl Compiler {
             && self.model.policies.is_empty()
             && self.model.profiles.is_empty();
         if fresh {
-            // One bulk copy, then the same steps `apply` takes for each resource, in the
-            // same order (profiles, policies, endpoints). Profile labels reach endpoints
-            // when the endpoints are indexed, so no endpoint needs re-reading here.
             self.model = model.clone();
-            let profiles: Vec<String> = model.profiles.keys().cloned().collect();
-            for name in &profiles {
-                self.profile_changed(name, false);
-            }
-            for key in model.policies.keys() {
-                self.policy_changed(key);
-            }
-            for id in model.workload_endpoints.keys() {
-                self.workload_changed(id, None);
-            }
-            for name in model.host_endpoints.keys() {
-                self.refresh_endpoint(EndpointKey::Host(name.clone()));
-            }
+            self.index_fresh_model();
             return;
         }
         // Profiles first, so that endpoints see their inherited labels at once.
@@ -490,8 +516,16 @@ impl Compiler {
             return;
         };
         let elements = Self::elements_of(spec, c);
+        if elements.is_empty() {
+            return;
+        }
+        if !self.element_refs.contains_key(set) {
+            self.element_refs.insert(set.to_string(), BTreeMap::new());
+        }
         for e in elements {
-            let counts = self.element_refs.entry(set.to_string()).or_default();
+            let Some(counts) = self.element_refs.get_mut(set) else {
+                return;
+            };
             let n = counts.entry(e).or_insert(0);
             let (was, now) = if sign {
                 *n += 1;
@@ -527,23 +561,26 @@ impl Compiler {
                 self.next_endpoint_id
             }
         };
-        let old_sets: Vec<String> = self.members.matching(&id).cloned().collect();
+        // The index is set aside while its set names are walked (no copies of the names);
+        // adding contributions never reads it.
+        let mut members = std::mem::take(&mut self.members);
         if let Some(old) = self.contributions.remove(&id) {
-            for s in &old_sets {
+            for s in members.matching(&id) {
                 self.add_contribution(s, &old, false);
             }
         }
         match contribution {
             Some((labels, contribution)) => {
-                self.members.upsert_item(id, labels);
-                let new_sets: Vec<String> = self.members.matching(&id).cloned().collect();
-                for s in &new_sets {
+                members.set_item(id, labels);
+                for s in members.matching(&id) {
                     self.add_contribution(s, &contribution, true);
                 }
+                self.members = members;
                 self.contributions.insert(id, contribution);
             }
             None => {
-                self.members.remove_item(&id);
+                members.remove_item(&id);
+                self.members = members;
                 self.endpoint_ids.remove(&key);
             }
         }
@@ -551,12 +588,18 @@ impl Compiler {
 
     fn workload_changed(&mut self, id: &WorkloadEndpointId, old_iface: Option<String>) {
         self.refresh_endpoint(EndpointKey::Workload(id.clone()));
+        // Local endpoints: their labels (for policy selection) and interface.
         let local = self
             .model
             .workload_endpoints
             .get(id)
             .filter(|ep| ep.node == self.config.node)
-            .cloned();
+            .map(|ep| {
+                (
+                    scope::workload_labels(&self.model, ep),
+                    ep.interface_name.clone(),
+                )
+            });
         if let Some(old) = &old_iface {
             if let Some(ids) = self.by_iface.get_mut(old) {
                 ids.remove(id);
@@ -565,22 +608,19 @@ impl Compiler {
                 }
             }
         }
-        match &local {
-            Some(ep) => {
-                let labels = scope::workload_labels(&self.model, ep);
-                self.applies.upsert_item(id.clone(), labels);
+        let mut ifaces: BTreeSet<String> = old_iface.into_iter().collect();
+        match local {
+            Some((labels, iface)) => {
+                self.applies.set_item(id.clone(), labels);
                 self.by_iface
-                    .entry(ep.interface_name.clone())
+                    .entry(iface.clone())
                     .or_default()
                     .insert(id.clone());
+                ifaces.insert(iface);
             }
             None => {
                 self.applies.remove_item(id);
             }
-        }
-        let mut ifaces: BTreeSet<String> = old_iface.into_iter().collect();
-        if let Some(ep) = local {
-            ifaces.insert(ep.interface_name);
         }
         for iface in ifaces {
             self.render_interface(&iface);

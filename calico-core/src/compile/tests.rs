@@ -183,8 +183,8 @@ proptest! {
 
     #[test]
     fn incremental_compilation_equals_full(a in arbitrary::model(), b in arbitrary::model()) {
-        let mut c = Compiler::new(config());
-        c.load(&a);
+        // The agent's snapshot path (`from_model`); `compile` below goes through `load`.
+        let mut c = Compiler::from_model(config(), a.clone());
         let mut dataplane = Ruleset::default();
         c.take_changes().apply_to(&mut dataplane).map_err(|e| TestCaseError::fail(e.to_string()))?;
         prop_assert_eq!(&dataplane, c.ruleset());

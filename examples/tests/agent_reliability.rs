@@ -119,6 +119,15 @@ fn a_peer_host_that_disappears_is_withdrawn_and_returns() {
     if !privileged("a_peer_host_that_disappears_is_withdrawn_and_returns") {
         return;
     }
+    // One after the other: both runs use the same fabric namespace.
+    peer_host_disappears_and_returns("bird");
+    peer_host_disappears_and_returns("native");
+}
+
+/// Hosts A and B peer with BGP implementation `bgp`; B vanishes (its uplink goes dark, then
+/// every process of its namespace dies), A withdraws B's routes within the hold time; B
+/// comes back and A learns them again.
+fn peer_host_disappears_and_returns(bgp: &str) {
     let f = fabric();
     let wa = [("calipa0", "10.67.1.10")];
     let wb = [("calipb0", "10.67.2.10")];
@@ -136,18 +145,21 @@ fn a_peer_host_that_disappears_is_withdrawn_and_returns() {
     for h in [&ha, &hb] {
         h.write("cluster.yaml", &cluster);
     }
-    ha.start_agent(&["--http", "127.0.0.1:0", "--resync-secs", "2"]);
-    hb.start_agent(&["--http", "127.0.0.1:0", "--resync-secs", "2"]);
+    let args = ["--bgp", bgp, "--http", "127.0.0.1:0", "--resync-secs", "2"];
+    ha.start_agent(&args);
+    hb.start_agent(&args);
     let b_route = |h: &Host| h.routes().contains("10.67.2.10 via 192.168.79.2");
     assert!(
         wait_until(Duration::from_secs(30), || b_route(&ha)
             && ha.ping(0, "10.67.2.10"))
         .is_some(),
-        "A learns B's workload and reaches it\n{}\n{}",
+        "{bgp}: A learns B's workload and reaches it\n{}\n{}",
         ha.log(),
         hb.log()
     );
-    // B disappears: its agent and its BIRD die (every process of its namespace).
+    // B disappears: its uplink goes dark first (nothing it sends reaches A any more, as when
+    // a host loses power), then its agent and BGP daemon die.
+    f.run(&["ip", "link", "set", "up-2", "down"]).unwrap();
     hb.signal_agent(libc::SIGKILL);
     for pid in hb
         .ns
@@ -162,15 +174,17 @@ fn a_peer_host_that_disappears_is_withdrawn_and_returns() {
     let gone = wait_until(Duration::from_secs(10), || !b_route(&ha));
     assert!(
         gone.is_some_and(|t| t < Duration::from_secs(8)),
-        "withdrawn within hold time 3 s + poll: {gone:?}"
+        "{bgp}: withdrawn within hold time 3 s + poll: {gone:?}\n{}",
+        ha.log()
     );
     // B comes back.
-    hb.start_agent(&["--http", "127.0.0.1:0", "--resync-secs", "2"]);
+    f.run(&["ip", "link", "set", "up-2", "up"]).unwrap();
+    hb.start_agent(&args);
     assert!(
         wait_until(Duration::from_secs(30), || b_route(&ha)
             && ha.ping(0, "10.67.2.10"))
         .is_some(),
-        "B's routes return\n{}",
+        "{bgp}: B's routes return\n{}",
         hb.log()
     );
 }

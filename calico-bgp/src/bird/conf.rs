@@ -96,6 +96,9 @@ pub fn render(
         }
         let _ = writeln!(c, "  neighbor {} as {};", peer.address, peer.remote_as.0);
         let _ = writeln!(c, "  hold time {};", peer.hold_time);
+        // Calico's timers: reconnect within seconds of a peer's return, not BIRD's
+        // defaults of 120 s (connect retry) and 60-300 s (after an error).
+        c.push_str("  connect delay time 2;\n  connect retry time 5;\n  error wait time 5,30;\n");
         if peer.passive {
             c.push_str("  passive on;\n");
         }

@@ -1,6 +1,6 @@
 //! Change sets between two [`Ruleset`]s, and applying them with nftables' strictness.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::ir::{BaseChain, Rule, Ruleset, Set, SetElement, SetKey, Verdict, VerdictMap};
 
@@ -297,23 +297,47 @@ pub fn diff(old: &Ruleset, new: &Ruleset) -> ChangeSet {
     let sets: BTreeSet<&String> = old.sets.keys().chain(new.sets.keys()).collect();
     let maps: BTreeSet<&String> = old.maps.keys().chain(new.maps.keys()).collect();
     let chains: BTreeSet<&String> = old.chains.keys().chain(new.chains.keys()).collect();
-    diff_keys(
-        old,
-        new,
-        sets.into_iter().cloned().collect(),
-        maps.into_iter().cloned().collect(),
-        chains.into_iter().cloned().collect(),
-    )
+    let touched = Touched {
+        sets: sets.into_iter().cloned().collect(),
+        maps: maps.into_iter().cloned().collect(),
+        chains: chains.into_iter().cloned().collect(),
+        set_elements: BTreeMap::new(),
+        map_elements: BTreeMap::new(),
+    };
+    diff_keys(old, new, touched)
 }
 
-/// [`diff`] restricted to the named objects (the ones an incremental update touched).
-pub(crate) fn diff_keys(
-    old: &Ruleset,
-    new: &Ruleset,
-    sets: BTreeSet<String>,
-    maps: BTreeSet<String>,
-    chains: BTreeSet<String>,
-) -> ChangeSet {
+/// What an incremental update touched: whole objects (their old versions are in the `old`
+/// ruleset given to [`diff_keys`] when they existed) and single elements of sets and maps
+/// that are otherwise unchanged (with their old state).
+pub(crate) struct Touched {
+    pub sets: BTreeSet<String>,
+    pub maps: BTreeSet<String>,
+    pub chains: BTreeSet<String>,
+    /// Set → element → whether it was present.
+    pub set_elements: BTreeMap<String, BTreeMap<SetElement, bool>>,
+    /// Map → key → old verdict.
+    pub map_elements: BTreeMap<String, BTreeMap<String, Option<Verdict>>>,
+}
+
+/// [`diff`] restricted to what an incremental update touched.
+pub(crate) fn diff_keys(old: &Ruleset, new: &Ruleset, touched: Touched) -> ChangeSet {
+    let Touched {
+        sets,
+        maps,
+        chains,
+        set_elements,
+        map_elements,
+    } = touched;
+    // Element records of objects that are also touched whole are covered by the whole diff.
+    let set_elements: Vec<(&String, &BTreeMap<SetElement, bool>)> = set_elements
+        .iter()
+        .filter(|(name, _)| !sets.contains(*name) && new.sets.contains_key(*name))
+        .collect();
+    let map_elements: Vec<(&String, &BTreeMap<String, Option<Verdict>>)> = map_elements
+        .iter()
+        .filter(|(name, _)| !maps.contains(*name) && new.maps.contains_key(*name))
+        .collect();
     let mut c = Vec::new();
     // 1. Sets and their new elements.
     for name in &sets {
@@ -341,6 +365,20 @@ pub(crate) fn diff_keys(
                 }
             }
             _ => {}
+        }
+    }
+    for (name, touched) in &set_elements {
+        let elements = &new.sets[*name].elements;
+        let added: Vec<SetElement> = touched
+            .iter()
+            .filter(|(e, was)| !**was && elements.contains(*e))
+            .map(|(e, _)| *e)
+            .collect();
+        if !added.is_empty() {
+            c.push(Change::AddElements {
+                set: (*name).clone(),
+                elements: added,
+            });
         }
     }
     // 2. New maps and chains (empty), so that rules and elements can refer to them.
@@ -403,6 +441,33 @@ pub(crate) fn diff_keys(
             });
         }
     }
+    for (name, touched) in &map_elements {
+        let elements = &new.maps[*name].elements;
+        let removed: Vec<String> = touched
+            .iter()
+            .filter(|(k, old)| old.is_some() && elements.get(*k) != old.as_ref())
+            .map(|(k, _)| k.clone())
+            .collect();
+        if !removed.is_empty() {
+            c.push(Change::DelMapElements {
+                map: (*name).clone(),
+                keys: removed,
+            });
+        }
+        let added: Vec<(String, Verdict)> = touched
+            .iter()
+            .filter_map(|(k, old)| match elements.get(k) {
+                Some(v) if old.as_ref() != Some(v) => Some((k.clone(), v.clone())),
+                _ => None,
+            })
+            .collect();
+        if !added.is_empty() {
+            c.push(Change::AddMapElements {
+                map: (*name).clone(),
+                elements: added,
+            });
+        }
+    }
     // 5. Removals, in reverse dependency order. Deleted chains first lose their rules, so
     //    that chains referring to each other can all go in one transaction.
     let gone: Vec<&String> = chains
@@ -439,6 +504,20 @@ pub(crate) fn diff_keys(
             }
             (Some(_), None) => c.push(Change::DelSet { name: name.clone() }),
             _ => {}
+        }
+    }
+    for (name, touched) in &set_elements {
+        let elements = &new.sets[*name].elements;
+        let removed: Vec<SetElement> = touched
+            .iter()
+            .filter(|(e, was)| **was && !elements.contains(*e))
+            .map(|(e, _)| *e)
+            .collect();
+        if !removed.is_empty() {
+            c.push(Change::DelElements {
+                set: (*name).clone(),
+                elements: removed,
+            });
         }
     }
     // A set whose key type changed under the same name: delete it last and re-create it.

@@ -121,6 +121,12 @@ pub struct Compiler {
     before_sets: BTreeMap<String, Option<Set>>,
     before_maps: BTreeMap<String, Option<VerdictMap>>,
     before_chains: BTreeMap<String, Option<Chain>>,
+    /// Elements added to or removed from sets that are not in `before_sets`, with whether
+    /// each was present before: a set's membership change costs the elements it touches,
+    /// not a copy of the set.
+    before_set_elements: BTreeMap<String, BTreeMap<SetElement, bool>>,
+    /// The same for verdict map elements: the old verdict of each touched key.
+    before_map_elements: BTreeMap<String, BTreeMap<String, Option<Verdict>>>,
     /// Sets referenced by compiled rules: spec and number of referring policies/profiles.
     set_refs: BTreeMap<String, (SetSpec, usize)>,
     /// Element reference counts of selector-based sets.
@@ -187,6 +193,8 @@ impl Compiler {
             before_sets: BTreeMap::new(),
             before_maps: BTreeMap::new(),
             before_chains: BTreeMap::new(),
+            before_set_elements: BTreeMap::new(),
+            before_map_elements: BTreeMap::new(),
             set_refs: BTreeMap::new(),
             element_refs: BTreeMap::new(),
             members: SelectorIndex::new(),
@@ -325,15 +333,22 @@ impl Compiler {
 
     /// The changes made to the IR since the last call, in dependency order.
     pub fn take_changes(&mut self) -> ChangeSet {
+        let (sets_before, sets) = split_before(&mut self.before_sets);
+        let (maps_before, maps) = split_before(&mut self.before_maps);
+        let (chains_before, chains) = split_before(&mut self.before_chains);
         let before = Ruleset {
-            sets: take_existing(&mut self.before_sets),
-            maps: take_existing(&mut self.before_maps),
-            chains: take_existing(&mut self.before_chains),
+            sets: sets_before,
+            maps: maps_before,
+            chains: chains_before,
         };
-        let sets = keys(&mut self.before_sets);
-        let maps = keys(&mut self.before_maps);
-        let chains = keys(&mut self.before_chains);
-        diff::diff_keys(&before, &self.ruleset, sets, maps, chains)
+        let touched = diff::Touched {
+            sets,
+            maps,
+            chains,
+            set_elements: std::mem::take(&mut self.before_set_elements),
+            map_elements: std::mem::take(&mut self.before_map_elements),
+        };
+        diff::diff_keys(&before, &self.ruleset, touched)
     }
 
     /// Applies one update (it must be valid: see [`Resource::validate`]).
@@ -397,7 +412,19 @@ impl Compiler {
 
     fn put_set(&mut self, name: &str, set: Option<Set>) {
         if !self.before_sets.contains_key(name) {
-            let before = self.ruleset.sets.get(name).cloned();
+            let mut before = self.ruleset.sets.get(name).cloned();
+            // Undo this round's element changes, so the copy is the set as it was.
+            if let Some(touched) = self.before_set_elements.remove(name) {
+                if let Some(b) = before.as_mut() {
+                    for (e, was) in touched {
+                        if was {
+                            b.elements.insert(e);
+                        } else {
+                            b.elements.remove(&e);
+                        }
+                    }
+                }
+            }
             self.before_sets.insert(name.to_string(), before);
         }
         match (set, self.ruleset.sets.get_mut(name)) {
@@ -411,17 +438,42 @@ impl Compiler {
         }
     }
 
-    fn set_mut(&mut self, name: &str) -> Option<&mut Set> {
-        if !self.before_sets.contains_key(name) {
-            let before = self.ruleset.sets.get(name).cloned();
-            self.before_sets.insert(name.to_string(), before);
+    /// Adds (`present`) or removes one element of an existing set, recording its old state.
+    fn set_element(&mut self, name: &str, e: SetElement, present: bool) {
+        let Some(set) = self.ruleset.sets.get_mut(name) else {
+            return;
+        };
+        let changed = if present {
+            set.elements.insert(e)
+        } else {
+            set.elements.remove(&e)
+        };
+        if !changed || self.before_sets.contains_key(name) {
+            return;
         }
-        self.ruleset.sets.get_mut(name)
+        if !self.before_set_elements.contains_key(name) {
+            self.before_set_elements
+                .insert(name.to_string(), BTreeMap::new());
+        }
+        if let Some(touched) = self.before_set_elements.get_mut(name) {
+            touched.entry(e).or_insert(!present);
+        }
     }
 
     fn put_map(&mut self, name: &str, map: Option<VerdictMap>) {
         if !self.before_maps.contains_key(name) {
-            let before = self.ruleset.maps.get(name).cloned();
+            let mut before = self.ruleset.maps.get(name).cloned();
+            // Undo this round's element changes, so the copy is the map as it was.
+            if let Some(touched) = self.before_map_elements.remove(name) {
+                if let Some(b) = before.as_mut() {
+                    for (key, old) in touched {
+                        match old {
+                            Some(v) => b.elements.insert(key, v),
+                            None => b.elements.remove(&key),
+                        };
+                    }
+                }
+            }
             self.before_maps.insert(name.to_string(), before);
         }
         match map {
@@ -430,17 +482,28 @@ impl Compiler {
         };
     }
 
-    fn map_mut(&mut self, name: &str) -> &mut VerdictMap {
-        if !self.before_maps.contains_key(name) {
-            let before = self.ruleset.maps.get(name).cloned();
-            self.before_maps.insert(name.to_string(), before);
+    /// Sets (`Some`) or removes one element of an existing map, recording its old verdict.
+    fn map_element(&mut self, name: &str, key: &str, verdict: Option<Verdict>) {
+        let Some(map) = self.ruleset.maps.get_mut(name) else {
+            return;
+        };
+        if map.elements.get(key) == verdict.as_ref() {
+            return;
         }
-        if !self.ruleset.maps.contains_key(name) {
-            self.ruleset
-                .maps
-                .insert(name.to_string(), VerdictMap::default());
+        let old = match verdict {
+            Some(v) => map.elements.insert(key.to_string(), v),
+            None => map.elements.remove(key),
+        };
+        if self.before_maps.contains_key(name) {
+            return;
         }
-        self.ruleset.maps.get_mut(name).expect("just ensured")
+        if !self.before_map_elements.contains_key(name) {
+            self.before_map_elements
+                .insert(name.to_string(), BTreeMap::new());
+        }
+        if let Some(touched) = self.before_map_elements.get_mut(name) {
+            touched.entry(key.to_string()).or_insert(old);
+        }
     }
 
     fn put_chain(&mut self, name: &str, chain: Option<Chain>) {
@@ -538,13 +601,9 @@ impl Compiler {
                 counts.remove(&e);
             }
             if was == 0 && now > 0 {
-                if let Some(s) = self.set_mut(set) {
-                    s.elements.insert(e);
-                }
+                self.set_element(set, e, true);
             } else if was > 0 && now == 0 {
-                if let Some(s) = self.set_mut(set) {
-                    s.elements.remove(&e);
-                }
+                self.set_element(set, e, false);
             }
         }
     }
@@ -855,8 +914,8 @@ impl Compiler {
                 .elements
                 .contains_key(iface)
             {
-                self.map_mut(FROM_WORKLOAD_MAP).elements.remove(iface);
-                self.map_mut(TO_WORKLOAD_MAP).elements.remove(iface);
+                self.map_element(FROM_WORKLOAD_MAP, iface, None);
+                self.map_element(TO_WORKLOAD_MAP, iface, None);
             }
             return;
         };
@@ -960,12 +1019,8 @@ impl Compiler {
         let from = Verdict::Goto(endpoint_chain(iface, PolicyType::Egress, false));
         let to = Verdict::Goto(endpoint_chain(iface, PolicyType::Ingress, false));
         if self.ruleset.maps[FROM_WORKLOAD_MAP].elements.get(iface) != Some(&from) {
-            self.map_mut(FROM_WORKLOAD_MAP)
-                .elements
-                .insert(iface.to_string(), from);
-            self.map_mut(TO_WORKLOAD_MAP)
-                .elements
-                .insert(iface.to_string(), to);
+            self.map_element(FROM_WORKLOAD_MAP, iface, Some(from));
+            self.map_element(TO_WORKLOAD_MAP, iface, Some(to));
         }
     }
 }
@@ -981,18 +1036,20 @@ fn applies_selector(p: &Policy) -> Selector {
     }
 }
 
-fn take_existing<T>(before: &mut BTreeMap<String, Option<T>>) -> BTreeMap<String, T>
-where
-    T: Clone,
-{
-    before
-        .iter()
-        .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))
-        .collect()
-}
-
-fn keys<T>(before: &mut BTreeMap<String, Option<T>>) -> BTreeSet<String> {
-    std::mem::take(before).into_keys().collect()
+/// Empties a record of touched objects into the old versions that existed and the names of
+/// all touched ones (no copies).
+fn split_before<T>(
+    before: &mut BTreeMap<String, Option<T>>,
+) -> (BTreeMap<String, T>, BTreeSet<String>) {
+    let mut existing = BTreeMap::new();
+    let mut names = BTreeSet::new();
+    for (name, old) in std::mem::take(before) {
+        if let Some(old) = old {
+            existing.insert(name.clone(), old);
+        }
+        names.insert(name);
+    }
+    (existing, names)
 }
 
 #[cfg(test)]

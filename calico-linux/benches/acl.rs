@@ -4,17 +4,21 @@
 //! * full program: 250 local endpoints × 2,000 policies (10,000 remote endpoints in the
 //!   selector sets) into an empty namespace, LinuxAcl against `nft -f` (best of 3 each);
 //! * read back: dumping that table into the IR;
-//! * add one endpoint to a host with 1,000 programmed endpoints: compile the update
-//!   incrementally and apply its change set (median of 25).
+//! * add one endpoint to a host with 1,000 programmed endpoints (1,000 workload routes, the
+//!   ACLs of 1,000 endpoints × 2,000 policies): compile the update incrementally, apply its
+//!   change set, then program its route, as the agent orders them (median of 25). The
+//!   endpoint's interface exists beforehand, as the CNI plugin creates it first.
 
 use std::time::{Duration, Instant};
 
+use calico_core::backend::{FibBackend, FibChangeSet, Route, RouteTarget};
 use calico_core::compile::ir::Ruleset;
 use calico_core::compile::ir::Verdict;
 use calico_core::compile::{compile, diff, Change, ChangeSet, CompileConfig, Compiler};
 use calico_core::model::{Resource, Update};
 use calico_core::scale::Scale;
 use calico_linux::acl::{nft_text, LinuxAcl};
+use calico_linux::fib::{FibConfig, LinuxFib};
 use calico_linux::netns::Netns;
 
 fn ms(d: Duration) -> f64 {
@@ -69,24 +73,64 @@ fn main() {
     };
     let ns = Netns::create("bench-add").unwrap();
     let acl = LinuxAcl::in_netns(ns.path().as_ref(), "calico").unwrap();
-    let mut compiler = Compiler::new(config.clone());
-    compiler.load(&big.model());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let fib = runtime
+        .block_on(async { LinuxFib::in_netns(ns.path(), FibConfig::default()) })
+        .unwrap();
+    let workload_route = |ep: &calico_core::model::WorkloadEndpoint, interface: &str| Route {
+        dst: ep.ip_networks[0],
+        target: RouteTarget::Workload {
+            interface: interface.into(),
+        },
+    };
+    // The existing endpoints' routes, on one stand-in interface.
+    let link_up = |name: &str, peer: &str| {
+        ns.run(&[
+            "ip", "link", "add", name, "type", "veth", "peer", "name", peer,
+        ])
+        .unwrap();
+        for l in [name, peer] {
+            ns.run(&["ip", "link", "set", l, "up"]).unwrap();
+        }
+    };
+    link_up("d0", "d0-p");
+    let existing = FibChangeSet {
+        remove: vec![],
+        upsert: (0..big.local)
+            .map(|i| workload_route(&big.endpoint(i), "d0"))
+            .collect(),
+    };
+    runtime.block_on(fib.apply(&existing)).unwrap();
+    let mut compiler = Compiler::from_model(config.clone(), big.model());
     let initial = diff(&Ruleset::default(), compiler.ruleset());
     compiler.take_changes();
     acl.apply_blocking(&initial).unwrap();
     let mut samples = Vec::new();
     let mut compile_samples = Vec::new();
+    let mut route_samples = Vec::new();
     let mut ops = Vec::new();
     for n in 0..25 {
         // A new local endpoint: take a remote endpoint's number and move it to this host.
         let mut ep = big.endpoint(big.local + big.remote + n);
         ep.node = "h1".into();
+        link_up(&ep.interface_name, &format!("p{n}"));
+        let route = FibChangeSet {
+            remove: vec![],
+            upsert: vec![workload_route(&ep, &ep.interface_name)],
+        };
         let t = Instant::now();
         compiler.apply(&Update::Upsert(Resource::WorkloadEndpoint(ep)));
         let changes = compiler.take_changes();
         let compiled = t.elapsed();
         acl.apply_blocking(&changes).unwrap();
+        let acl_done = t.elapsed();
+        let report = runtime.block_on(fib.apply(&route)).unwrap();
         samples.push(t.elapsed());
+        route_samples.push(t.elapsed() - acl_done);
+        assert!(report.failed.is_empty(), "route: {:?}", report.failed);
         compile_samples.push(compiled);
         ops.push(changes.len());
     }
@@ -142,6 +186,7 @@ fn main() {
     jump_samples.sort();
     samples.sort();
     compile_samples.sort();
+    route_samples.sort();
     let median = samples[samples.len() / 2];
     let compile_median = compile_samples[compile_samples.len() / 2];
     assert_eq!(acl.dump_blocking().unwrap(), *compiler.ruleset());
@@ -160,11 +205,12 @@ fn main() {
         ms(dump)
     );
     println!(
-        "| add 1 endpoint to 1,000 (compile+apply)| {:8.2} ms | (median of {}, {} ops per change set; compile {:.2} ms) | |",
+        "| add 1 endpoint to 1,000 (ACLs + route) | {:8.2} ms | (median of {}, {} ops per change set; compile {:.2} ms, route {:.2} ms) | |",
         ms(median),
         samples.len(),
         ops[ops.len() / 2],
-        ms(compile_median)
+        ms(compile_median),
+        ms(route_samples[route_samples.len() / 2])
     );
     println!(
         "| one map element + empty chain (a jump) | {:8.2} ms | (median of {}: the kernel validates the table) | |",

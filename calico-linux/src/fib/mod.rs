@@ -205,6 +205,47 @@ impl LinuxFib {
     }
 }
 
+/// The netlink messages creating (`replace` false: only where the destination is free) or
+/// replacing `routes`, with the routes they are for and the verb for error messages; a
+/// route that cannot be expressed (e.g. its interface is missing) goes to `failed`.
+fn new_route_messages<'r>(
+    routes: Vec<&'r Route>,
+    replace: bool,
+    owner: &Owner,
+    links: &Links,
+    failed: &mut Vec<(IpNet, BackendError)>,
+) -> (
+    Vec<&'r Route>,
+    Vec<(RouteNetlinkMessage, u16)>,
+    &'static str,
+) {
+    let verb = if replace { "replace" } else { "add" };
+    let flags = if replace {
+        NLM_F_CREATE | NLM_F_REPLACE
+    } else {
+        NLM_F_CREATE | NLM_F_EXCL
+    };
+    let mut sent = Vec::with_capacity(routes.len());
+    let mut messages = Vec::with_capacity(routes.len());
+    for route in routes {
+        match route_msg::route_message(route, owner, |name| links.index(name)) {
+            Ok(message) => {
+                messages.push((RouteNetlinkMessage::NewRoute(message), flags));
+                sent.push(route);
+            }
+            Err(e) => {
+                tracing::debug!(route = %route.dst, error = %e, "route not programmable");
+                failed.push((route.dst, e));
+            }
+        }
+    }
+    (sent, messages, verb)
+}
+
+/// Deletes sent at most per destination in one apply: the agent's own route, and a few more
+/// of its protocol someone may have added by hand at other metrics.
+const MAX_DELETE_ROUNDS: usize = 4;
+
 /// What the table holds at one destination: (protocol, metric) of each route.
 type Occupancy = HashMap<IpNet, Vec<(u8, u32)>>;
 
@@ -263,55 +304,47 @@ impl FibBackend for LinuxFib {
             return Ok(FibReport { failed });
         }
         let netlink = self.netlink()?;
-        let occupied = occupancy(&self.table_routes(&netlink, 0).await?);
         let protocol = self.owner.protocol;
-        // How many routes of the agent's are at `dst` (several only if someone added one at
-        // another metric by hand), and whether one is at the metric an upsert would replace.
-        let ours_at = |dst: &IpNet| {
-            occupied.get(dst).map_or(0, |routes| {
-                routes.iter().filter(|&&(p, _)| p == protocol).count()
-            })
-        };
-        let ours = |dst: &IpNet| {
-            occupied.get(dst).is_some_and(|routes| {
-                routes
-                    .iter()
-                    .any(|&(p, m)| p == protocol && m == route_msg::default_metric(dst))
-            })
-        };
 
-        // Removals: one delete per route of the agent's at the destination (the kernel
-        // deletes one matching route per message); a destination already gone is done.
-        let removals: Vec<&IpNet> = changes
-            .remove
-            .iter()
-            .flat_map(|dst| std::iter::repeat_n(dst, ours_at(dst)))
-            .collect();
-        let messages = removals
-            .iter()
-            .map(|dst| {
-                let message = route_msg::delete_message(dst, &self.owner);
-                (RouteNetlinkMessage::DelRoute(message), 0)
-            })
-            .collect();
-        let outcomes = netlink.execute_all(messages).await;
+        // Removals: a delete carrying the agent's protocol, which the kernel matches only
+        // against the agent's routes. It removes one route per message, so a destination
+        // where one went is tried again (a second route of ours at another metric, added
+        // by hand, goes too) until the kernel finds none.
+        let mut pending: Vec<&IpNet> = changes.remove.iter().collect();
         let mut not_removed = std::collections::HashSet::new();
-        for (dst, outcome) in removals.into_iter().zip(outcomes) {
-            match outcome {
-                Ok(()) | Err(Failure::Errno(libc::ESRCH | libc::ENOENT)) => {}
-                Err(failure) => {
-                    if !not_removed.insert(dst) {
-                        continue;
+        for _ in 0..MAX_DELETE_ROUNDS {
+            if pending.is_empty() {
+                break;
+            }
+            let messages = pending
+                .iter()
+                .map(|dst| {
+                    let message = route_msg::delete_message(dst, &self.owner);
+                    (RouteNetlinkMessage::DelRoute(message), 0)
+                })
+                .collect();
+            let outcomes = netlink.execute_all(messages).await;
+            let mut again = Vec::new();
+            for (dst, outcome) in pending.into_iter().zip(outcomes) {
+                match outcome {
+                    Ok(()) => again.push(dst),
+                    Err(Failure::Errno(libc::ESRCH | libc::ENOENT)) => {}
+                    Err(failure) => {
+                        if !not_removed.insert(dst) {
+                            continue;
+                        }
+                        let op = route_msg::describe_removal(dst, &self.owner);
+                        tracing::debug!(%op, reason = %failure.describe(), "route not removed");
+                        failed.push((*dst, route_failure(op, failure, None)));
                     }
-                    let op = route_msg::describe_removal(dst, &self.owner);
-                    tracing::debug!(%op, reason = %failure.describe(), "route not removed");
-                    failed.push((*dst, route_failure(op, failure, None)));
                 }
             }
+            pending = again;
         }
 
-        // Upserts: replace our own route, create where the destination is free, leave a
-        // foreign route alone.
+        // Upserts: created where the destination is free at the route's metric (EXCL), so
+        // a new route costs one message and no table read. Where it is taken, the table
+        // says by whom: our own route is replaced, a foreign one is left alone.
         let names: std::collections::BTreeSet<&str> = changes
             .upsert
             .iter()
@@ -324,56 +357,67 @@ impl FibBackend for LinuxFib {
             })
             .collect();
         let links = Links::read_some(&netlink, &names).await?;
-        let mut sent: Vec<(&Route, &'static str)> = Vec::with_capacity(changes.upsert.len());
-        let mut messages = Vec::with_capacity(changes.upsert.len());
-        for route in &changes.upsert {
-            let replace = ours(&route.dst);
-            let verb = if replace { "replace" } else { "add" };
-            if !replace {
+        let mut taken: Vec<&Route> = Vec::new();
+        let (sent, messages, verb) = new_route_messages(
+            changes.upsert.iter().collect(),
+            false,
+            &self.owner,
+            &links,
+            &mut failed,
+        );
+        let outcomes = netlink.execute_all(messages).await;
+        let mut errors = Vec::new();
+        for (route, outcome) in sent.into_iter().zip(outcomes) {
+            match outcome {
+                Ok(()) => {}
+                Err(Failure::Errno(libc::EEXIST)) => taken.push(route),
+                Err(failure) => errors.push((route, verb, failure)),
+            }
+        }
+        if !taken.is_empty() {
+            let occupied = occupancy(&self.table_routes(&netlink, 0).await?);
+            let metric_holder = |route: &Route| {
                 let metric = route_msg::default_metric(&route.dst);
-                if let Some(&(protocol, _)) = occupied
+                occupied
                     .get(&route.dst)
                     .and_then(|routes| routes.iter().find(|&&(_, m)| m == metric))
-                {
-                    let op = route_msg::describe_upsert(verb, route, &self.owner);
-                    tracing::debug!(%op, foreign_protocol = protocol, "destination held by a foreign route; left alone");
-                    failed.push((
-                        route.dst,
-                        BackendError::Dataplane {
-                            op,
-                            reason: format!(
-                                "a route to {} with protocol {protocol} (not the agent's {}) \
-                                 exists; it is left alone",
-                                route.dst, self.owner.protocol
-                            ),
-                        },
-                    ));
-                    continue;
+                    .map(|&(p, _)| p)
+            };
+            let mut ours = Vec::new();
+            for route in taken {
+                match metric_holder(route) {
+                    Some(p) if p != protocol => {
+                        let op = route_msg::describe_upsert("add", route, &self.owner);
+                        tracing::debug!(%op, foreign_protocol = p, "destination held by a foreign route; left alone");
+                        failed.push((
+                            route.dst,
+                            BackendError::Dataplane {
+                                op,
+                                reason: format!(
+                                    "a route to {} with protocol {p} (not the agent's {}) \
+                                     exists; it is left alone",
+                                    route.dst, self.owner.protocol
+                                ),
+                            },
+                        ));
+                    }
+                    // Ours, or gone since (then the replace creates it).
+                    _ => ours.push(route),
                 }
             }
-            match route_msg::route_message(route, &self.owner, |name| links.index(name)) {
-                Ok(message) => {
-                    let flags = if replace {
-                        NLM_F_CREATE | NLM_F_REPLACE
-                    } else {
-                        NLM_F_CREATE | NLM_F_EXCL
-                    };
-                    messages.push((RouteNetlinkMessage::NewRoute(message), flags));
-                    sent.push((route, verb));
-                }
-                Err(e) => {
-                    tracing::debug!(route = %route.dst, error = %e, "route not programmable");
-                    failed.push((route.dst, e));
+            let (sent, messages, verb) =
+                new_route_messages(ours, true, &self.owner, &links, &mut failed);
+            let outcomes = netlink.execute_all(messages).await;
+            for (route, outcome) in sent.into_iter().zip(outcomes) {
+                if let Err(failure) = outcome {
+                    errors.push((route, verb, failure));
                 }
             }
         }
-        let outcomes = netlink.execute_all(messages).await;
-        for ((route, verb), outcome) in sent.into_iter().zip(outcomes) {
-            if let Err(failure) = outcome {
-                let op = route_msg::describe_upsert(verb, route, &self.owner);
-                tracing::debug!(%op, reason = %failure.describe(), "route not programmed");
-                failed.push((route.dst, route_failure(op, failure, Some(route))));
-            }
+        for (route, verb, failure) in errors {
+            let op = route_msg::describe_upsert(verb, route, &self.owner);
+            tracing::debug!(%op, reason = %failure.describe(), "route not programmed");
+            failed.push((route.dst, route_failure(op, failure, Some(route))));
         }
         // One line per change set; every failure goes back to the caller in the report.
         if let Some((dst, first)) = failed.first() {

@@ -37,3 +37,5 @@ demo-eval: deps
 bench: deps
 	cargo bench -p calico-core
 	cargo bench -p calico-linux
+	cargo bench -p calico-bgp
+	cargo bench -p calico-examples

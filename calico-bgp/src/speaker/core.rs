@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsFd;
 use std::sync::Arc;
 
 use calico_core::backend::{
@@ -12,8 +13,9 @@ use calico_core::backend::{
 use ipnet::IpNet;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio::task::AbortHandle;
+use tokio::task::JoinHandle;
 
+use super::md5;
 use super::socket::SocketFactory;
 use super::SpeakerOptions;
 use crate::packet::notification::CeaseSubcode;
@@ -31,6 +33,22 @@ pub(crate) enum Command {
     Learned(oneshot::Sender<Vec<LearnedRoute>>),
     Status(oneshot::Sender<Vec<PeerStatus>>),
     Accepted(TcpStream, SocketAddr),
+}
+
+/// The listening socket and the task accepting on it.
+struct Listener {
+    local: SocketAddr,
+    socket: Arc<tokio::net::TcpListener>,
+    task: JoinHandle<()>,
+}
+
+impl Listener {
+    /// Stops accepting; the socket closes once the task is gone.
+    async fn close(self) {
+        self.task.abort();
+        drop(self.socket);
+        let _ = self.task.await;
+    }
 }
 
 struct Peer {
@@ -52,7 +70,9 @@ pub(crate) struct Core {
     ids: HashMap<PeerId, IpAddr>,
     next_id: u32,
     events_tx: mpsc::UnboundedSender<(PeerId, PeerEvent)>,
-    listener: Option<(SocketAddr, AbortHandle)>,
+    listener: Option<Listener>,
+    /// TCP MD5 passwords installed on the listener, by peer address.
+    listener_keys: HashMap<IpAddr, String>,
     /// The listener was handed to the speaker: never bind one.
     fixed_listener: bool,
     commands_tx: mpsc::WeakSender<Command>,
@@ -82,6 +102,7 @@ impl Core {
             next_id: 0,
             events_tx,
             listener: None,
+            listener_keys: HashMap::new(),
             fixed_listener: listener.is_some(),
             commands_tx: tx.downgrade(),
             changed,
@@ -112,8 +133,8 @@ impl Core {
             peer.handle
                 .send(PeerCommand::Stop(CeaseSubcode::AdministrativeShutdown));
         }
-        if let Some((_, abort)) = self.listener.take() {
-            abort.abort();
+        if let Some(listener) = self.listener.take() {
+            listener.close().await;
         }
     }
 
@@ -164,6 +185,8 @@ impl Core {
             .local_addr()
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
         let commands = self.commands_tx.clone();
+        let socket = Arc::new(listener);
+        let listener = socket.clone();
         let task = tokio::spawn(async move {
             loop {
                 match listener.accept().await {
@@ -187,15 +210,70 @@ impl Core {
             }
         });
         tracing::info!(%local, "BGP listener ready");
-        self.listener = Some((local, task.abort_handle()));
+        if let Some(old) = self.listener.replace(Listener {
+            local,
+            socket,
+            task,
+        }) {
+            old.task.abort();
+        }
+        // A new socket holds no keys yet.
+        self.listener_keys.clear();
+    }
+
+    /// Makes the listener's TCP MD5 keys those of `peers`: sets new and changed passwords,
+    /// removes the keys of peers without one (or no longer configured).
+    fn sync_listener_keys(&mut self, peers: &BTreeSet<PeerConfig>) -> Result<(), BackendError> {
+        let Some(listener) = &self.listener else {
+            return Ok(());
+        };
+        let fd = listener.socket.as_fd();
+        let wanted: HashMap<IpAddr, &str> = peers
+            .iter()
+            .filter_map(|p| Some((p.address, p.password.as_deref()?)))
+            .collect();
+        let stale: Vec<IpAddr> = self
+            .listener_keys
+            .keys()
+            .filter(|a| !wanted.contains_key(a))
+            .copied()
+            .collect();
+        for peer in stale {
+            md5::set_key(fd, peer, None)
+                .map_err(|e| BackendError::Unavailable(format!("removing a listener key: {e}")))?;
+            self.listener_keys.remove(&peer);
+            tracing::info!(%peer, "TCP MD5 key removed from the listener");
+        }
+        for (peer, password) in wanted {
+            if self.listener_keys.get(&peer).map(String::as_str) == Some(password) {
+                continue;
+            }
+            match md5::set_key(fd, peer, Some(password)) {
+                Ok(()) => {
+                    self.listener_keys.insert(peer, password.to_string());
+                    tracing::info!(%peer, "TCP MD5 key set on the listener");
+                }
+                Err(e @ md5::Md5Error::FamilyMismatch { .. }) => {
+                    // An IPv6 peer cannot reach an IPv4 listener anyway; we connect to it.
+                    tracing::warn!(error = %e, listener = %listener.local, "peer cannot connect to us; only outgoing connections are signed");
+                }
+                Err(e) => {
+                    return Err(BackendError::Unavailable(format!(
+                        "listener {}: {e}",
+                        listener.local
+                    )))
+                }
+            }
+        }
+        Ok(())
     }
 
     fn configure(&mut self, settings: BgpSettings) -> Result<(), BackendError> {
-        if let Some(p) = settings.peers.iter().find(|p| p.password.is_some()) {
-            return Err(BackendError::Unsupported(format!(
-                "peer {}: TCP MD5 passwords are not implemented by the native speaker",
-                p.address
-            )));
+        for p in &settings.peers {
+            if let Some(password) = &p.password {
+                md5::validate(p.address, password)
+                    .map_err(|e| BackendError::Unsupported(e.to_string()))?;
+            }
         }
         let mut seen = BTreeSet::new();
         if let Some(p) = settings.peers.iter().find(|p| !seen.insert(p.address)) {
@@ -207,16 +285,14 @@ impl Core {
         // The listener: bound once, rebound when the port changes (unless handed to us).
         if !self.fixed_listener {
             let want = SocketAddr::new(self.options.listen_address, settings.listen_port);
-            if self.listener.as_ref().map(|(a, _)| *a) != Some(want) {
+            if self.listener.as_ref().map(|l| l.local) != Some(want) {
                 let listener = self.sockets.listen(want).map_err(|e| {
                     BackendError::Unavailable(format!("cannot listen on {want}: {e}"))
                 })?;
-                if let Some((_, abort)) = self.listener.take() {
-                    abort.abort();
-                }
                 self.serve(listener);
             }
         }
+        self.sync_listener_keys(&settings.peers)?;
         let global_changed = self.settings.as_ref().is_none_or(|old| {
             (old.local_as, old.router_id, old.cluster_id)
                 != (settings.local_as, settings.router_id, settings.cluster_id)
@@ -275,13 +351,11 @@ impl Core {
         };
         let remote = SocketAddr::new(config.address, self.options.peer_port);
         tracing::info!(peer = %config.address, remote_as = config.remote_as.0, "starting peering");
-        let handle = PeerHandle::spawn(
-            id,
-            session,
-            remote,
-            self.sockets.clone(),
-            self.events_tx.clone(),
-        );
+        let sockets = self
+            .sockets
+            .clone()
+            .with_md5_password(config.password.clone());
+        let handle = PeerHandle::spawn(id, session, remote, sockets, self.events_tx.clone());
         self.ids.insert(id, config.address);
         self.peers.insert(
             config.address,

@@ -7,6 +7,10 @@
 //! Peerings over IPv4 carry IPv4 unicast, peerings over IPv6 carry IPv6 unicast. The next
 //! hop of our own routes is our address on the session ("next hop self").
 //!
+//! A peer with a password is protected by TCP MD5 signatures (RFC 2385, [`md5`]): its key
+//! is set on the listener (and updated or removed as the configuration changes) and on each
+//! connection we open to it.
+//!
 //! ```no_run
 //! use std::collections::BTreeSet;
 //! use calico_bgp::speaker::Speaker;
@@ -42,6 +46,7 @@
 //! ```
 
 mod core;
+pub mod md5;
 pub mod socket;
 
 use std::collections::BTreeSet;

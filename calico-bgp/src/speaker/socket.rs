@@ -5,16 +5,28 @@
 use std::fs::File;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::PathBuf;
 
 use tokio::net::TcpSocket;
 
 /// Where the speaker's sockets live.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct SocketFactory {
     netns: Option<PathBuf>,
     source: Option<std::net::IpAddr>,
+    md5_password: Option<String>,
+}
+
+impl std::fmt::Debug for SocketFactory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the password itself: this ends up in logs.
+        f.debug_struct("SocketFactory")
+            .field("netns", &self.netns)
+            .field("source", &self.source)
+            .field("md5", &self.md5_password.as_ref().map(|_| "<password>"))
+            .finish()
+    }
 }
 
 impl SocketFactory {
@@ -24,6 +36,7 @@ impl SocketFactory {
         SocketFactory {
             netns,
             source: None,
+            md5_password: None,
         }
     }
 
@@ -35,11 +48,24 @@ impl SocketFactory {
         }
     }
 
-    /// A socket to connect to `remote` from, bound to the source address when one is set.
+    /// Outgoing connections carry TCP MD5 signatures (RFC 2385) with this password.
+    pub fn with_md5_password(self, password: Option<String>) -> SocketFactory {
+        SocketFactory {
+            md5_password: password,
+            ..self
+        }
+    }
+
+    /// A socket to connect to `remote` from, bound to the source address when one is set,
+    /// with the TCP MD5 key for `remote` when a password is set.
     pub fn connecting_socket(&self, remote: &SocketAddr) -> io::Result<TcpSocket> {
         let socket = self.socket_for(remote)?;
         if let Some(source) = self.source.filter(|s| s.is_ipv4() == remote.is_ipv4()) {
             socket.bind(SocketAddr::new(source, 0))?;
+        }
+        if let Some(password) = &self.md5_password {
+            super::md5::set_key(socket.as_fd(), remote.ip(), Some(password))
+                .map_err(io::Error::other)?;
         }
         Ok(socket)
     }

@@ -1,0 +1,502 @@
+//! Route-reflection benchmark: one reflector with C clients (default 50), each announcing K
+//! IPv4 prefixes of its own (default 2,000: 100,000 in all); the table shows how long it
+//! takes from the start of the announcements until every client holds every other client's
+//! prefixes (98,000 each by default), with the originating client as next hop. Our
+//! [`Speaker`] and BIRD 2 take turns as the reflector, each in its own process, in the same
+//! run, serving the same clients.
+//!
+//! The clients are the same for both reflectors and deliberately light: tokio tasks in the
+//! bench process that speak just enough BGP (OPEN, KEEPALIVE, their pre-encoded UPDATEs) and
+//! count what arrives in a bitmap per client, checking each prefix's NEXT_HOP. On a 2-core
+//! machine, 50 full speakers as clients would spend more CPU than the reflector under test
+//! and blur the comparison. Everything lives on loopback addresses of one namespace: the
+//! reflector on 127.0.0.1, client i on 127.0.1.i. Sessions are iBGP (AS 64512) with hold
+//! time 0 (no keepalives); the reflector waits passively, the clients connect.
+//!
+//! Run as root: `cargo bench -p calico-bgp --bench reflect` (`REFLECT_CLIENTS=C`,
+//! `REFLECT_PER_CLIENT=K`; `REFLECT_ONLY=ours` or `bird` runs one reflector).
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use calico_bgp::packet::update::pack_announcements;
+use calico_bgp::packet::PathAttributes;
+use calico_bgp::packet::{AfiSafi, AsPath, Capability, Context, Message, Open, Origin};
+use calico_bgp::speaker::socket::SocketFactory;
+use calico_bgp::speaker::{Speaker, SpeakerOptions};
+use calico_core::backend::{BgpBackend, BgpSettings, PeerConfig};
+use calico_core::model::AsNumber;
+use calico_linux::netns::Netns;
+use ipnet::{IpNet, Ipv4Net};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const AS: u32 = 64512;
+const REFLECTOR: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 1);
+const CLUSTER: &str = "10.255.0.1";
+/// First prefix: 16.0.0.0/24; prefix n is 16.0.0.0 + n * 256.
+const BASE: u32 = 16 << 24;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn client_address(i: usize) -> Ipv4Addr {
+    Ipv4Addr::new(127, 0, 1 + (i / 250) as u8, 1 + (i % 250) as u8)
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The reflector process (ours): started inside the namespace, prints "ready" once it
+/// listens, then serves until killed.
+fn our_reflector(clients: usize) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let speaker = Speaker::with_options(SpeakerOptions {
+            listen_address: IpAddr::V4(REFLECTOR),
+            ..SpeakerOptions::default()
+        });
+        speaker
+            .configure(&BgpSettings {
+                local_as: AsNumber(AS),
+                router_id: REFLECTOR,
+                listen_port: 179,
+                cluster_id: Some(CLUSTER.parse().unwrap()),
+                peers: (0..clients)
+                    .map(|i| PeerConfig {
+                        address: IpAddr::V4(client_address(i)),
+                        remote_as: AsNumber(AS),
+                        password: None,
+                        hold_time: 90,
+                        passive: true,
+                        route_reflector_client: true,
+                    })
+                    .collect(),
+            })
+            .await
+            .unwrap();
+        println!("ready");
+        std::future::pending::<()>().await;
+    });
+}
+
+/// A reflector under test: its pid and how to stop it.
+struct Reflector {
+    name: String,
+    pid: u32,
+    stop: Box<dyn FnOnce()>,
+}
+
+fn start_ours(ns: &Netns, clients: usize) -> Reflector {
+    let exe = std::env::current_exe().unwrap();
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", ns.name()])
+        .arg(&exe)
+        .arg("--reflector")
+        .env("REFLECT_CLIENTS", clients.to_string())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+    assert_eq!(lines.next().unwrap().unwrap(), "ready");
+    // `ip netns exec` execs the command: the child is the reflector.
+    let pid = child.id();
+    Reflector {
+        name: "calico-bgp Speaker".into(),
+        pid,
+        stop: Box::new(move || {
+            let _ = child.kill();
+            let _ = child.wait();
+        }),
+    }
+}
+
+fn start_bird(ns: &Netns, clients: usize) -> Reflector {
+    let dir = std::env::temp_dir().join(format!("calico-bgp-reflect-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("bird.conf");
+    let ctl = dir.join("bird.ctl").display().to_string();
+    let pidfile = dir.join("bird.pid");
+    let mut c = format!(
+        "router id {REFLECTOR};\nprotocol device {{}}\n\
+         template bgp rrc {{\n  local {REFLECTOR} as {AS};\n  strict bind;\n  passive on;\n  rr client;\n  rr cluster id {CLUSTER};\n  ipv4 {{ import all; export all; }};\n}}\n"
+    );
+    for i in 0..clients {
+        c.push_str(&format!(
+            "protocol bgp c{i} from rrc {{ neighbor {} as {AS}; }}\n",
+            client_address(i)
+        ));
+    }
+    std::fs::write(&conf, c).unwrap();
+    ns.run(&[
+        "bird",
+        "-c",
+        &conf.display().to_string(),
+        "-s",
+        &ctl,
+        "-P",
+        &pidfile.display().to_string(),
+    ])
+    .unwrap();
+    // The daemon writes its pid file after forking; wait for it.
+    let pid: u32 = (0..500)
+        .find_map(|_| {
+            let pid = std::fs::read_to_string(&pidfile)
+                .ok()
+                .and_then(|p| p.trim().parse().ok());
+            if pid.is_none() {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            pid
+        })
+        .expect("BIRD wrote its pid file");
+    let out = Command::new("birdc")
+        .args(["-s", &ctl, "show", "status"])
+        .output()
+        .unwrap();
+    let name = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .unwrap_or("BIRD")
+        .replace(" ready.", "");
+    Reflector {
+        name,
+        pid,
+        stop: Box::new(move || {
+            let _ = Command::new("kill").arg(pid.to_string()).status();
+            for _ in 0..100 {
+                if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = std::fs::remove_dir_all(&dir);
+        }),
+    }
+}
+
+/// What one client saw.
+struct Seen {
+    done_after: Duration,
+    updates: usize,
+    bytes: usize,
+}
+
+/// The client's own prefixes as UPDATE bytes (iBGP: empty AS_PATH, LOCAL_PREF 100).
+fn client_updates(i: usize, per_client: usize) -> Vec<u8> {
+    let ctx = Context {
+        four_octet_as: true,
+    };
+    let prefixes: Vec<IpNet> = (0..per_client)
+        .map(|k| {
+            let n = (i * per_client + k) as u32;
+            IpNet::V4(Ipv4Net::new(Ipv4Addr::from(BASE + (n << 8)), 24).unwrap())
+        })
+        .collect();
+    let attrs = PathAttributes {
+        origin: Some(Origin::Igp),
+        as_path: Some(AsPath::default()),
+        next_hop: Some(client_address(i)),
+        local_pref: Some(100),
+        ..PathAttributes::default()
+    };
+    let mut bytes = Vec::new();
+    for u in pack_announcements(&attrs, None, &prefixes).unwrap() {
+        Message::Update(u).encode_into(&ctx, &mut bytes).unwrap();
+    }
+    bytes
+}
+
+/// Reads one message: (type, body).
+async fn read_message(stream: &mut tokio::net::TcpStream) -> std::io::Result<(u8, Vec<u8>)> {
+    let mut header = [0u8; 19];
+    stream.read_exact(&mut header).await?;
+    let len = u16::from_be_bytes([header[16], header[17]]) as usize;
+    let mut body = vec![0u8; len.saturating_sub(19)];
+    stream.read_exact(&mut body).await?;
+    Ok((header[18], body))
+}
+
+/// Applies one UPDATE body to the client's bitmap; returns the number of prefixes that
+/// arrived with a wrong next hop.
+fn apply_update(
+    body: &[u8],
+    per_client: usize,
+    have: &mut [bool],
+    count: &mut usize,
+    me: usize,
+) -> usize {
+    let mut wrong = 0;
+    let total = have.len();
+    let prefix_index = |bytes: &[u8], len: u8| -> Option<usize> {
+        if len != 24 || bytes.len() < 3 {
+            return None;
+        }
+        let addr = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], 0]);
+        let n = addr.checked_sub(BASE)? >> 8;
+        ((n as usize) < total).then_some(n as usize)
+    };
+    let nlri = |part: &[u8], f: &mut dyn FnMut(Option<usize>)| {
+        let mut at = 0;
+        while at < part.len() {
+            let len = part[at];
+            let n = usize::from(len).div_ceil(8);
+            f(prefix_index(&part[at + 1..at + 1 + n], len));
+            at += 1 + n;
+        }
+    };
+    let wlen = u16::from_be_bytes([body[0], body[1]]) as usize;
+    let withdrawn = &body[2..2 + wlen];
+    let alen = u16::from_be_bytes([body[2 + wlen], body[3 + wlen]]) as usize;
+    let attrs = &body[4 + wlen..4 + wlen + alen];
+    let announced = &body[4 + wlen + alen..];
+    nlri(withdrawn, &mut |p| {
+        if let Some(p) = p {
+            if std::mem::replace(&mut have[p], false) {
+                *count -= 1;
+            }
+        }
+    });
+    // NEXT_HOP (type 3).
+    let mut next_hop = None;
+    let mut at = 0;
+    while at + 3 <= attrs.len() {
+        let (flags, kind) = (attrs[at], attrs[at + 1]);
+        let (len, head) = if flags & 0x10 != 0 {
+            (
+                u16::from_be_bytes([attrs[at + 2], attrs[at + 3]]) as usize,
+                4,
+            )
+        } else {
+            (attrs[at + 2] as usize, 3)
+        };
+        let value = &attrs[at + head..at + head + len];
+        if kind == 3 && len == 4 {
+            next_hop = Some(Ipv4Addr::new(value[0], value[1], value[2], value[3]));
+        }
+        at += head + len;
+    }
+    nlri(announced, &mut |p| {
+        let Some(p) = p else { return };
+        let owner = p / per_client;
+        if owner == me || next_hop != Some(client_address(owner)) {
+            wrong += 1;
+            return;
+        }
+        if !std::mem::replace(&mut have[p], true) {
+            *count += 1;
+        }
+    });
+    wrong
+}
+
+/// One client: connects, opens the session, waits at `barrier`, sends its prefixes and
+/// reads until it holds every other client's. Returns the stream (kept open until every
+/// client is done) and what it saw.
+async fn client(
+    ns: String,
+    i: usize,
+    clients: usize,
+    per_client: usize,
+    barrier: Arc<tokio::sync::Barrier>,
+    start: Arc<std::sync::OnceLock<Instant>>,
+) -> (tokio::net::TcpStream, Seen) {
+    let me = client_address(i);
+    let sockets = SocketFactory::new(Some(ns.into())).with_source(IpAddr::V4(me));
+    let remote = SocketAddr::from((REFLECTOR, 179));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut stream = loop {
+        let socket = sockets.connecting_socket(&remote).unwrap();
+        match socket.connect(remote).await {
+            Ok(s) => break s,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "client {me}: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    stream.set_nodelay(true).unwrap();
+    let ctx = Context::default();
+    let open = Message::Open(Open {
+        my_as: AS as u16,
+        hold_time: 0,
+        router_id: me,
+        capabilities: vec![
+            Capability::Multiprotocol(AfiSafi::IPV4_UNICAST),
+            Capability::FourOctetAs(AS),
+        ],
+    });
+    stream.write_all(&open.encode(&ctx).unwrap()).await.unwrap();
+    // The reflector's OPEN, then its KEEPALIVE.
+    loop {
+        let (kind, body) = read_message(&mut stream).await.unwrap();
+        match kind {
+            1 => {}
+            4 => break,
+            3 => panic!("client {me}: NOTIFICATION {body:?}"),
+            _ => {}
+        }
+    }
+    stream
+        .write_all(&Message::Keepalive.encode(&ctx).unwrap())
+        .await
+        .unwrap();
+    let updates = client_updates(i, per_client);
+    barrier.wait().await;
+    let start = *start.get_or_init(Instant::now);
+    stream.write_all(&updates).await.unwrap();
+
+    let total = clients * per_client;
+    let want = total - per_client;
+    let mut have = vec![false; total];
+    let (mut count, mut seen_updates, mut bytes, mut wrong) = (0, 0, 0, 0);
+    while count < want {
+        let (kind, body) = match read_message(&mut stream).await {
+            Ok(m) => m,
+            Err(e) => panic!("client {me}: {e} after {count} of {want} prefixes"),
+        };
+        bytes += body.len() + 19;
+        match kind {
+            2 => {
+                seen_updates += 1;
+                wrong += apply_update(&body, per_client, &mut have, &mut count, i);
+            }
+            3 => panic!("client {me}: NOTIFICATION {body:?}"),
+            _ => {}
+        }
+    }
+    assert_eq!(wrong, 0, "client {me}: prefixes with a wrong next hop");
+    let seen = Seen {
+        done_after: start.elapsed(),
+        updates: seen_updates,
+        bytes,
+    };
+    (stream, seen)
+}
+
+struct Row {
+    name: String,
+    seconds: f64,
+    updates: usize,
+    megabytes: f64,
+    rss_kib: u64,
+}
+
+fn run(ns: &Netns, reflector: Reflector, clients: usize, per_client: usize) -> Row {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (seconds, updates, bytes) = runtime.block_on(async {
+        let barrier = Arc::new(tokio::sync::Barrier::new(clients));
+        let start = Arc::new(std::sync::OnceLock::new());
+        let tasks: Vec<_> = (0..clients)
+            .map(|i| {
+                tokio::spawn(client(
+                    ns.path(),
+                    i,
+                    clients,
+                    per_client,
+                    barrier.clone(),
+                    start.clone(),
+                ))
+            })
+            .collect();
+        let mut results = Vec::new();
+        for t in tasks {
+            match tokio::time::timeout(Duration::from_secs(300), t).await {
+                Ok(Ok(r)) => results.push(r),
+                Ok(Err(e)) => panic!("{}: client failed: {e}", reflector.name),
+                Err(_) => panic!("{}: clients did not get every prefix", reflector.name),
+            }
+        }
+        let slowest = results.iter().map(|(_, s)| s.done_after).max().unwrap();
+        let updates = results.iter().map(|(_, s)| s.updates).sum::<usize>();
+        let bytes = results.iter().map(|(_, s)| s.bytes).sum::<usize>();
+        (slowest.as_secs_f64(), updates, bytes)
+    });
+    let rss_kib = rss_kib(reflector.pid);
+    let name = reflector.name.clone();
+    (reflector.stop)();
+    drop(runtime);
+    Row {
+        name,
+        seconds,
+        updates,
+        megabytes: bytes as f64 / 1e6,
+        rss_kib,
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let clients = env_usize("REFLECT_CLIENTS", 50).clamp(2, 1000);
+    let per_client = env_usize("REFLECT_PER_CLIENT", 2000).max(1);
+    if args.iter().any(|a| a == "--reflector") {
+        return our_reflector(clients);
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("reflect benchmark: skipped: needs root (network namespaces, BIRD)");
+        return;
+    }
+    let only = std::env::var("REFLECT_ONLY").unwrap_or_default();
+    let mut rows = Vec::new();
+    for kind in ["ours", "bird"] {
+        if !only.is_empty() && only != kind {
+            continue;
+        }
+        // A fresh namespace per reflector: no TIME_WAIT or leftovers shared between runs.
+        let ns = Netns::create("refl").unwrap();
+        let reflector = match kind {
+            "ours" => start_ours(&ns, clients),
+            _ => start_bird(&ns, clients),
+        };
+        rows.push(run(&ns, reflector, clients, per_client));
+    }
+
+    let total = clients * per_client;
+    println!();
+    println!(
+        "route reflection, iBGP: {clients} clients x {per_client} IPv4 prefixes = {total}; \
+         until every client holds the other {} each",
+        total - per_client
+    );
+    println!(
+        "{:<28} {:>10} {:>10} {:>12} {:>12} {:>12}",
+        "reflector", "seconds", "vs BIRD", "UPDATEs", "MB sent", "RSS MiB"
+    );
+    let bird = rows
+        .iter()
+        .find(|r| r.name.contains("BIRD"))
+        .map(|r| r.seconds);
+    for r in &rows {
+        let ratio = bird.map_or("-".to_string(), |b| format!("{:.2}", r.seconds / b));
+        println!(
+            "{:<28} {:>10.3} {:>10} {:>12} {:>12.1} {:>12.1}",
+            r.name,
+            r.seconds,
+            ratio,
+            r.updates,
+            r.megabytes,
+            r.rss_kib as f64 / 1024.0
+        );
+    }
+}

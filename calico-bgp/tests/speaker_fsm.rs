@@ -1,11 +1,15 @@
-//! The session state machine alone: events in, actions out (RFC 4271 §8, §6.8).
+//! The session state machine alone: events in, actions out (RFC 4271 §8, §6.8), and which
+//! session endings are graceful (RFC 4724).
 
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use calico_bgp::packet::notification::{CeaseSubcode, FsmSubcode, OpenSubcode};
+use calico_bgp::packet::open::GracefulRestartFamily;
 use calico_bgp::packet::{AfiSafi, Capability, ErrorCode, Message, Open, Update};
-use calico_bgp::session::{Action, Direction, Event, Fsm, SessionConfig, Timer};
+use calico_bgp::session::{
+    Action, Direction, Event, Fsm, GracefulRestart, SessionConfig, SessionDown, Timer,
+};
 use calico_core::backend::PeerState;
 
 const IN: Direction = Direction::Inbound;
@@ -313,4 +317,236 @@ fn stop_sends_cease_and_goes_idle() {
     assert!(a.iter().any(|a| matches!(a, Action::Down(_))));
     assert!(!a.iter().any(|a| matches!(a, Action::StartTimer(..))));
     assert_eq!(fsm.state(), PeerState::Idle);
+}
+
+// Graceful restart (RFC 4724): which endings keep the peer's routes, and our capability.
+
+fn gr_config(restarting: bool) -> SessionConfig {
+    SessionConfig {
+        graceful_restart: Some(GracefulRestart {
+            restart_time: 120,
+            restarting,
+        }),
+        ..config(false)
+    }
+}
+
+/// The peer's OPEN with a graceful restart capability listing `families` (with the F bit
+/// when `forwarding`).
+fn gr_open(families: &[AfiSafi], forwarding: bool) -> Message {
+    let Message::Open(mut open) = peer_open(64513, 90, [10, 0, 0, 1]) else {
+        unreachable!()
+    };
+    open.capabilities.push(Capability::GracefulRestart {
+        flags: 0,
+        time: 30,
+        families: families
+            .iter()
+            .map(|f| GracefulRestartFamily {
+                family: *f,
+                flags: if forwarding { 0x80 } else { 0 },
+            })
+            .collect(),
+    });
+    Message::Open(open)
+}
+
+fn establish_with(fsm: &mut Fsm, dir: Direction, open: Message) -> Vec<Action> {
+    let mut all = step(fsm, Event::Connected(dir));
+    all.extend(step(fsm, Event::Received(dir, open)));
+    all.extend(step(fsm, Event::Received(dir, Message::Keepalive)));
+    all
+}
+
+fn down(actions: &[Action]) -> Option<SessionDown> {
+    actions.iter().find_map(|a| match a {
+        Action::Down(d) => Some(d.clone()),
+        _ => None,
+    })
+}
+
+fn gr_capability(open: &Open) -> Option<(u8, u16, Vec<GracefulRestartFamily>)> {
+    open.capabilities.iter().find_map(|c| match c {
+        Capability::GracefulRestart {
+            flags,
+            time,
+            families,
+        } => Some((*flags, *time, families.clone())),
+        _ => None,
+    })
+}
+
+fn sent_open(actions: &[Action], dir: Direction) -> Open {
+    sent(actions, dir)
+        .into_iter()
+        .find_map(|m| match m {
+            Message::Open(o) => Some(o),
+            _ => None,
+        })
+        .expect("an OPEN")
+}
+
+#[test]
+fn graceful_restart_is_negotiated_with_the_peers_families_and_forwarding_bits() {
+    let mut fsm = Fsm::new(gr_config(false));
+    step(&mut fsm, Event::Start);
+    let a = establish_with(&mut fsm, OUT, gr_open(&[AfiSafi::IPV4_UNICAST], true));
+    let up = a
+        .iter()
+        .find_map(|a| match a {
+            Action::Up(n) => Some(n.clone()),
+            _ => None,
+        })
+        .expect("Up");
+    let gr = up.graceful_restart.expect("negotiated");
+    assert_eq!(gr.restart_time, 30);
+    assert!(gr.forwarding_preserved(AfiSafi::IPV4_UNICAST));
+    assert!(!gr.forwarding_preserved(AfiSafi::IPV6_UNICAST));
+
+    // Without our own capability the peer's is ignored.
+    let mut fsm = Fsm::new(config(false));
+    step(&mut fsm, Event::Start);
+    establish_with(&mut fsm, OUT, gr_open(&[AfiSafi::IPV4_UNICAST], true));
+    assert_eq!(fsm.established().unwrap().graceful_restart, None);
+}
+
+#[test]
+fn tcp_closed_is_graceful_only_when_the_peer_listed_families() {
+    for (families, expect) in [
+        (&[AfiSafi::IPV4_UNICAST][..], true),
+        // BIRD's default ("graceful restart aware"): the capability with no family.
+        (&[][..], false),
+    ] {
+        let mut fsm = Fsm::new(gr_config(false));
+        step(&mut fsm, Event::Start);
+        establish_with(&mut fsm, OUT, gr_open(families, false));
+        let a = step(&mut fsm, Event::Closed(OUT, "closed by peer".into()));
+        assert_eq!(
+            down(&a).map(|d| d.graceful),
+            Some(expect),
+            "families {families:?}: {a:?}"
+        );
+        assert_eq!(
+            notification_code(&a, OUT),
+            None,
+            "nothing to send on a closed connection"
+        );
+    }
+    // Neither when we do not advertise graceful restart.
+    let mut fsm = Fsm::new(config(false));
+    step(&mut fsm, Event::Start);
+    establish_with(&mut fsm, OUT, gr_open(&[AfiSafi::IPV4_UNICAST], true));
+    let a = step(&mut fsm, Event::Closed(OUT, "closed by peer".into()));
+    assert_eq!(down(&a).map(|d| d.graceful), Some(false));
+}
+
+#[test]
+fn notification_received_is_not_graceful() {
+    let mut fsm = Fsm::new(gr_config(false));
+    step(&mut fsm, Event::Start);
+    establish_with(&mut fsm, OUT, gr_open(&[AfiSafi::IPV4_UNICAST], true));
+    let a = step(
+        &mut fsm,
+        Event::Received(
+            OUT,
+            Message::Notification(calico_bgp::packet::Notification::cease(
+                CeaseSubcode::AdministrativeShutdown,
+            )),
+        ),
+    );
+    assert_eq!(down(&a).map(|d| d.graceful), Some(false), "{a:?}");
+}
+
+#[test]
+fn hold_timer_expiry_is_not_graceful() {
+    // RFC 4724 without RFC 8538: a silent peer is withdrawn at once, with a NOTIFICATION.
+    let mut fsm = Fsm::new(gr_config(false));
+    step(&mut fsm, Event::Start);
+    establish_with(&mut fsm, OUT, gr_open(&[AfiSafi::IPV4_UNICAST], true));
+    let a = step(&mut fsm, Event::TimerExpired(Timer::Hold(OUT)));
+    assert_eq!(
+        notification_code(&a, OUT),
+        Some(ErrorCode::HoldTimerExpired)
+    );
+    assert_eq!(down(&a).map(|d| d.graceful), Some(false), "{a:?}");
+}
+
+#[test]
+fn a_malformed_message_is_not_graceful() {
+    let mut fsm = Fsm::new(gr_config(false));
+    step(&mut fsm, Event::Start);
+    establish_with(&mut fsm, OUT, gr_open(&[AfiSafi::IPV4_UNICAST], true));
+    let a = step(
+        &mut fsm,
+        Event::Malformed(OUT, calico_bgp::packet::DecodeError::NotSynchronized),
+    );
+    assert!(notification_code(&a, OUT).is_some());
+    assert_eq!(down(&a).map(|d| d.graceful), Some(false), "{a:?}");
+}
+
+#[test]
+fn a_gr_peer_reconnecting_in_place_of_its_established_session_restarted() {
+    // RFC 4724 §4.2: the established session is taken as ended (gracefully) and the new
+    // connection proceeds; without graceful restart it is a collision and refused.
+    let mut fsm = Fsm::new(gr_config(false));
+    step(&mut fsm, Event::Start);
+    establish_with(&mut fsm, OUT, gr_open(&[AfiSafi::IPV4_UNICAST], true));
+    let a = step(&mut fsm, Event::Connected(IN));
+    assert_eq!(down(&a).map(|d| d.graceful), Some(true), "{a:?}");
+    assert!(a.contains(&Action::Close(OUT)));
+    assert_eq!(notification_code(&a, IN), None);
+    assert_eq!(notification_code(&a, OUT), None);
+    assert!(matches!(&sent(&a, IN)[..], [Message::Open(_)]), "{a:?}");
+    establish_rest(&mut fsm, IN, [10, 0, 0, 1]);
+    assert_eq!(fsm.established().unwrap().direction, IN);
+}
+
+#[test]
+fn stop_for_restart_closes_without_notification() {
+    let mut fsm = Fsm::new(gr_config(false));
+    step(&mut fsm, Event::Start);
+    establish_with(&mut fsm, OUT, gr_open(&[AfiSafi::IPV4_UNICAST], true));
+    let a = step(&mut fsm, Event::StopForRestart);
+    assert!(sent(&a, OUT).is_empty(), "{a:?}");
+    assert!(a.contains(&Action::Close(OUT)));
+    assert!(!a.iter().any(|a| matches!(a, Action::StartTimer(..))));
+    assert_eq!(fsm.state(), PeerState::Idle);
+}
+
+#[test]
+fn our_capability_sets_restart_and_forwarding_bits_as_it_should() {
+    // A fresh speaker: families listed, no bits.
+    let mut fsm = Fsm::new(gr_config(false));
+    step(&mut fsm, Event::Start);
+    let a = step(&mut fsm, Event::Connected(OUT));
+    let (flags, time, families) = gr_capability(&sent_open(&a, OUT)).expect("capability");
+    assert_eq!((flags, time), (0, 120));
+    assert_eq!(
+        families,
+        vec![GracefulRestartFamily {
+            family: AfiSafi::IPV4_UNICAST,
+            flags: 0
+        }]
+    );
+
+    // A restarting speaker: R and F.
+    let mut fsm = Fsm::new(gr_config(true));
+    step(&mut fsm, Event::Start);
+    let a = step(&mut fsm, Event::Connected(OUT));
+    let (flags, _, families) = gr_capability(&sent_open(&a, OUT)).unwrap();
+    assert_eq!(flags & 0x8, 0x8, "R bit");
+    assert_eq!(families[0].flags, 0x80, "F bit");
+    // Once established, the restart is over: a later session has F (we kept running) but
+    // not R.
+    step(
+        &mut fsm,
+        Event::Received(OUT, gr_open(&[AfiSafi::IPV4_UNICAST], true)),
+    );
+    step(&mut fsm, Event::Received(OUT, Message::Keepalive));
+    step(&mut fsm, Event::Closed(OUT, "reset".into()));
+    step(&mut fsm, Event::TimerExpired(Timer::ConnectRetry));
+    let a = step(&mut fsm, Event::Connected(OUT));
+    let (flags, _, families) = gr_capability(&sent_open(&a, OUT)).unwrap();
+    assert_eq!(flags & 0x8, 0, "no R bit after the restart");
+    assert_eq!(families[0].flags, 0x80, "F bit");
 }

@@ -66,6 +66,21 @@ impl Update {
                 } == PathAttributes::default())
     }
 
+    /// The family whose End-of-RIB marker this is (RFC 4724 §2): an UPDATE with nothing in
+    /// it marks IPv4 unicast, one holding only an empty MP_UNREACH_NLRI marks that
+    /// attribute's family; `None` for any other UPDATE.
+    pub fn end_of_rib_family(&self) -> Option<AfiSafi> {
+        if !self.is_end_of_rib() || !self.errors.is_empty() {
+            return None;
+        }
+        Some(
+            self.attributes
+                .mp_unreach
+                .as_ref()
+                .map_or(AfiSafi::IPV4_UNICAST, |m| m.family),
+        )
+    }
+
     pub(crate) fn decode(body: &[u8], ctx: &Context) -> Result<Update, DecodeError> {
         let mut c = Cursor::new(body);
         let list = |r: &str| DecodeError::MalformedAttributeList(r.to_string());

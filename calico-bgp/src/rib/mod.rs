@@ -8,13 +8,19 @@
 //! Attribute sets are interned and shared with [`Arc`]. The Adj-RIB-Out is not stored: what
 //! a peer is sent is a function of the best path ([`Rib::advertisement`]); withdrawals go to
 //! every peer that may have had the prefix.
+//!
+//! Graceful restart (RFC 4724, receiving side): when a peer's session ends without a
+//! NOTIFICATION, [`Rib::peer_restarting`] keeps its paths and marks them stale; they stay
+//! in the Loc-RIB (still selected, still advertised and handed to the agent) until the
+//! peer announces or withdraws them again, or [`Rib::sweep_stale`] removes those still
+//! stale (on the peer's End-of-RIB, or when the speaker stops waiting).
 
 pub mod attrs;
 pub mod decision;
 pub mod export;
 pub mod hash;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
@@ -159,6 +165,38 @@ pub enum Rejection {
     NoNextHop,
 }
 
+/// Prefixes of a peer kept across its restart and not announced or withdrawn since.
+#[derive(Debug, Default)]
+struct StaleSet {
+    v4: HashSet<Ipv4Net, BuildRibHasher>,
+    v6: HashSet<Ipv6Net, BuildRibHasher>,
+}
+
+impl StaleSet {
+    fn len(&self) -> usize {
+        self.v4.len() + self.v6.len()
+    }
+
+    /// Takes the prefixes of `family` out of the set.
+    fn take(&mut self, family: AfiSafi) -> Vec<IpNet> {
+        if family == AfiSafi::IPV4_UNICAST {
+            self.v4.drain().map(IpNet::V4).collect()
+        } else if family == AfiSafi::IPV6_UNICAST {
+            self.v6.drain().map(IpNet::V6).collect()
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+/// The family of a unicast prefix.
+pub fn family_of(prefix: &IpNet) -> AfiSafi {
+    match prefix {
+        IpNet::V4(_) => AfiSafi::IPV4_UNICAST,
+        IpNet::V6(_) => AfiSafi::IPV6_UNICAST,
+    }
+}
+
 /// Attributes for an UPDATE's IPv4 NLRI and for its MP_REACH_NLRI prefixes.
 type Imported = (Option<Arc<RouteAttrs>>, Option<Arc<RouteAttrs>>);
 
@@ -172,6 +210,8 @@ pub struct Rib {
     v6: HashMap<Ipv6Net, Dest, BuildRibHasher>,
     exports: BTreeSet<IpNet>,
     interner: Interner,
+    /// Stale prefixes of restarting peers (graceful restart).
+    stale: HashMap<PeerId, StaleSet>,
 }
 
 impl Rib {
@@ -185,6 +225,7 @@ impl Rib {
             v6: HashMap::default(),
             exports: BTreeSet::new(),
             interner: Interner::default(),
+            stale: HashMap::new(),
         }
     }
 
@@ -198,7 +239,8 @@ impl Rib {
         &self.peers
     }
 
-    /// Registers an established peer.
+    /// Registers an established peer (again, after a graceful restart: its stale paths
+    /// stay).
     pub fn peer_up(&mut self, id: PeerId, info: PeerInfo) {
         let source = PathSource {
             ebgp: info.ebgp,
@@ -206,7 +248,79 @@ impl Rib {
             address: info.address,
         };
         self.peers.peers.insert(id, (info, source));
-        self.received.insert(id, 0);
+        self.received.entry(id).or_insert(0);
+    }
+
+    /// A peer's session ended without a NOTIFICATION and the peer negotiated graceful
+    /// restart for `families` (RFC 4724 §4.2): its paths of those families are kept and
+    /// marked stale (with those still stale from an earlier restart), its paths of other
+    /// families are removed. The peer stays known. Returns how many prefixes are stale now
+    /// and the prefixes whose entry changed.
+    pub fn peer_restarting(&mut self, id: PeerId, families: &[AfiSafi]) -> (usize, Vec<Change>) {
+        let mut changes = Vec::new();
+        let keep4 = families.contains(&AfiSafi::IPV4_UNICAST);
+        let keep6 = families.contains(&AfiSafi::IPV6_UNICAST);
+        let mut set = self.stale.remove(&id).unwrap_or_default();
+        let mut drop = Vec::new();
+        for (prefix, dest) in &self.v4 {
+            if dest.paths().iter().any(|p| p.peer == id) {
+                if keep4 {
+                    set.v4.insert(*prefix);
+                } else {
+                    drop.push(IpNet::V4(*prefix));
+                }
+            }
+        }
+        for (prefix, dest) in &self.v6 {
+            if dest.paths().iter().any(|p| p.peer == id) {
+                if keep6 {
+                    set.v6.insert(*prefix);
+                } else {
+                    drop.push(IpNet::V6(*prefix));
+                }
+            }
+        }
+        for prefix in drop {
+            self.set_path(id, prefix, None, &mut changes);
+        }
+        let stale = set.len();
+        if stale > 0 {
+            self.stale.insert(id, set);
+        }
+        self.interner.prune();
+        (stale, changes)
+    }
+
+    /// How many of a peer's prefixes of `family` are stale.
+    pub fn stale(&self, id: PeerId, family: AfiSafi) -> usize {
+        self.stale.get(&id).map_or(0, |s| {
+            if family == AfiSafi::IPV4_UNICAST {
+                s.v4.len()
+            } else if family == AfiSafi::IPV6_UNICAST {
+                s.v6.len()
+            } else {
+                0
+            }
+        })
+    }
+
+    /// Removes a peer's paths of `family` that are still stale (RFC 4724 §4.2: on its
+    /// End-of-RIB, when it comes back without its forwarding state, or when the wait is
+    /// over). Returns the prefixes whose entry changed.
+    pub fn sweep_stale(&mut self, id: PeerId, family: AfiSafi) -> Vec<Change> {
+        let mut changes = Vec::new();
+        let Some(set) = self.stale.get_mut(&id) else {
+            return changes;
+        };
+        let prefixes = set.take(family);
+        if set.len() == 0 {
+            self.stale.remove(&id);
+        }
+        for prefix in prefixes {
+            self.set_path(id, prefix, None, &mut changes);
+        }
+        self.interner.prune();
+        changes
     }
 
     /// Removes every path a peer sent; returns the prefixes whose entry changed. The peer
@@ -220,6 +334,7 @@ impl Rib {
             remove_peer(&mut self.v6, id, peers, local_as, IpNet::V6, &mut changes);
         }
         self.received.insert(id, 0);
+        self.stale.remove(&id);
         self.interner.prune();
         changes
     }
@@ -228,6 +343,7 @@ impl Rib {
     pub fn forget_peer(&mut self, id: PeerId) {
         self.peers.peers.remove(&id);
         self.received.remove(&id);
+        self.stale.remove(&id);
     }
 
     /// Prefixes accepted from a peer.
@@ -301,6 +417,15 @@ impl Rib {
         attrs: Option<Arc<RouteAttrs>>,
         changes: &mut Vec<Change>,
     ) {
+        if !self.stale.is_empty() {
+            // Announced or withdrawn again: no longer stale.
+            if let Some(set) = self.stale.get_mut(&from) {
+                match prefix {
+                    IpNet::V4(p) => set.v4.remove(&p),
+                    IpNet::V6(p) => set.v6.remove(&p),
+                };
+            }
+        }
         let (peers, local_as) = (&self.peers, self.settings.local_as);
         let delta = match prefix {
             IpNet::V4(p) => set_in(&mut self.v4, p, from, attrs, peers, local_as),

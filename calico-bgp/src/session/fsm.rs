@@ -13,6 +13,7 @@ use std::time::Duration;
 use calico_core::backend::PeerState;
 
 use crate::packet::notification::{CeaseSubcode, FsmSubcode, OpenSubcode};
+use crate::packet::open::GracefulRestartFamily;
 use crate::packet::{
     AfiSafi, Capability, DecodeError, ErrorCode, Message, Notification, Open, Update, AS_TRANS,
 };
@@ -54,13 +55,72 @@ pub struct SessionConfig {
     pub passive: bool,
     /// Families to offer.
     pub families: Vec<AfiSafi>,
-    /// Graceful restart capability to advertise (restart time, seconds); `None` to leave it
-    /// out. Only advertised: the helper procedures are not implemented.
-    pub graceful_restart: Option<u16>,
+    /// Graceful restart (RFC 4724) to advertise; `None` to leave the capability out (then
+    /// the peer's routes are never kept across its restarts either).
+    pub graceful_restart: Option<GracefulRestart>,
     /// First connect retry delay; doubles after each failure up to `connect_retry_max`.
     pub connect_retry_min: Duration,
     /// Largest connect retry delay.
     pub connect_retry_max: Duration,
+}
+
+/// Our graceful restart capability (RFC 4724).
+///
+/// Every family we offer is listed. The Forwarding State bit (F) of each is set when
+/// `restarting`, and on every OPEN after this machine's first established session (a
+/// session that drops while we keep running leaves our forwarding state intact). The
+/// Restart State bit (R) is set only when `restarting`, until the first session is
+/// established.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GracefulRestart {
+    /// How long peers are to keep our routes after our session drops (seconds; values
+    /// above 4095 are sent as 4095).
+    pub restart_time: u16,
+    /// We have just restarted with our forwarding state preserved: set the Restart State
+    /// bit and the Forwarding State bit of every family we offer.
+    pub restarting: bool,
+}
+
+/// The Restart State bit (R) of the capability's flags.
+pub const GR_RESTART_STATE: u8 = 0x8;
+/// The Forwarding State bit (F) of a family's flags.
+pub const GR_FORWARDING_STATE: u8 = 0x80;
+
+/// The peer's graceful restart capability, when both sides advertised one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerGracefulRestart {
+    /// How long to keep its routes when the session drops (seconds).
+    pub restart_time: u16,
+    /// The peer says it has just restarted (R bit).
+    pub restarted: bool,
+    /// Families (among the negotiated ones) it supports graceful restart for, with whether
+    /// it kept its forwarding state for each (F bit).
+    pub families: Vec<(AfiSafi, bool)>,
+}
+
+impl PeerGracefulRestart {
+    /// Whether the peer preserved its forwarding state for `family` (then its stale routes
+    /// are kept until its End-of-RIB).
+    pub fn forwarding_preserved(&self, family: AfiSafi) -> bool {
+        self.families.iter().any(|(f, fwd)| *f == family && *fwd)
+    }
+
+    /// Families whose routes are kept when the session drops.
+    pub fn retained_families(&self) -> Vec<AfiSafi> {
+        self.families.iter().map(|(f, _)| *f).collect()
+    }
+}
+
+/// Why an established session went down.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionDown {
+    /// What happened, for an operator.
+    pub reason: String,
+    /// The peer's routes may be kept as stale (RFC 4724): it negotiated graceful restart
+    /// for at least one family and the session ended without a NOTIFICATION from either
+    /// side (TCP closed or reset, or the peer reconnected in its place). Never set when the
+    /// hold timer expired (we send a NOTIFICATION then) nor when we stopped the session.
+    pub graceful: bool,
 }
 
 /// What both sides agreed on in their OPENs.
@@ -82,6 +142,8 @@ pub struct Negotiated {
     pub remote_as: u32,
     /// The connection that won.
     pub direction: Direction,
+    /// The peer's graceful restart capability (`None` unless both sides advertised one).
+    pub graceful_restart: Option<PeerGracefulRestart>,
 }
 
 /// A timer the machine starts and stops.
@@ -104,6 +166,9 @@ pub enum Event {
     Start,
     /// The peering is to stop, telling the peer why.
     Stop(CeaseSubcode),
+    /// The peering is to stop without a NOTIFICATION, only closing TCP: we are restarting
+    /// gracefully and the peer is to keep our routes (RFC 4724).
+    StopForRestart,
     /// A timer fired.
     TimerExpired(Timer),
     /// A TCP connection is up.
@@ -135,7 +200,7 @@ pub enum Action {
     /// The session is established.
     Up(Negotiated),
     /// The established session went down.
-    Down(String),
+    Down(SessionDown),
     /// Routes arrived.
     Deliver(Update),
     /// The peer asks us to send a family again.
@@ -167,6 +232,8 @@ pub struct Fsm {
     connections: [Option<Connection>; 2],
     retry_delay: Duration,
     last_error: Option<String>,
+    /// A session has been established since the machine was created.
+    established_once: bool,
 }
 
 impl Fsm {
@@ -180,6 +247,7 @@ impl Fsm {
             connections: [None, None],
             retry_delay,
             last_error: None,
+            established_once: false,
         }
     }
 
@@ -225,11 +293,28 @@ impl Fsm {
             .collect();
         capabilities.push(Capability::RouteRefresh);
         capabilities.push(Capability::FourOctetAs(c.local_as));
-        if let Some(time) = c.graceful_restart {
+        if let Some(gr) = c.graceful_restart {
+            let flags = if gr.restarting && !self.established_once {
+                GR_RESTART_STATE
+            } else {
+                0
+            };
+            let family_flags = if gr.restarting || self.established_once {
+                GR_FORWARDING_STATE
+            } else {
+                0
+            };
             capabilities.push(Capability::GracefulRestart {
-                flags: 0,
-                time: time.min(0x0fff),
-                families: Vec::new(),
+                flags,
+                time: gr.restart_time.min(0x0fff),
+                families: c
+                    .families
+                    .iter()
+                    .map(|f| GracefulRestartFamily {
+                        family: *f,
+                        flags: family_flags,
+                    })
+                    .collect(),
             });
         }
         Open {
@@ -259,8 +344,16 @@ impl Fsm {
                             dir,
                             Message::Notification(Notification::cease(subcode)),
                         ));
-                        self.tear_down(dir, format!("stopped: {subcode:?}"), out);
+                        self.tear_down(dir, format!("stopped: {subcode:?}"), false, out);
                     }
+                }
+                self.connecting = false;
+            }
+            Event::StopForRestart => {
+                self.running = false;
+                out.push(Action::StopTimer(Timer::ConnectRetry));
+                for dir in [Direction::Outbound, Direction::Inbound] {
+                    self.tear_down(dir, "stopped for a graceful restart".into(), false, out);
                 }
                 self.connecting = false;
             }
@@ -271,6 +364,10 @@ impl Fsm {
             }
             Event::TimerExpired(Timer::Hold(dir)) => {
                 if self.connections[dir.index()].is_some() {
+                    // Not graceful: we send a NOTIFICATION, and RFC 4724 keeps routes only
+                    // across a session that ended without one (RFC 8538, which extends
+                    // graceful restart to hold timer expiry, is not implemented). A peer
+                    // that went silent is withdrawn at once.
                     self.notify_and_close(
                         dir,
                         Notification::new(ErrorCode::HoldTimerExpired),
@@ -299,7 +396,7 @@ impl Fsm {
             }
             Event::Closed(dir, reason) => {
                 if self.connections[dir.index()].is_some() {
-                    self.tear_down(dir, format!("connection closed: {reason}"), out);
+                    self.tear_down(dir, format!("connection closed: {reason}"), true, out);
                 }
             }
             Event::Malformed(dir, error) => {
@@ -340,6 +437,24 @@ impl Fsm {
             out.push(Action::Close(dir));
             return;
         }
+        let restarted = self
+            .connections
+            .iter()
+            .flatten()
+            .filter(|c| c.stage == Stage::Established)
+            .filter_map(|c| c.negotiated.as_ref())
+            .find(|n| n.graceful_restart.is_some())
+            .map(|n| n.direction);
+        if let (Direction::Inbound, Some(old)) = (dir, restarted) {
+            // RFC 4724 §4.2: a new connection from a peer that negotiated graceful restart
+            // means it restarted before we saw its old connection end.
+            self.tear_down(
+                old,
+                "peer reconnected (restarted) while the session was established".into(),
+                true,
+                out,
+            );
+        }
         if self.established().is_some() {
             // RFC 4271 §6.8: a connection colliding with an established one is closed.
             out.push(Action::Send(
@@ -353,7 +468,7 @@ impl Fsm {
         }
         if self.connections[dir.index()].is_some() {
             // The peer opened a new connection in place of its previous one.
-            self.tear_down(dir, "replaced by a new connection".into(), out);
+            self.tear_down(dir, "replaced by a new connection".into(), true, out);
         }
         self.connections[dir.index()] = Some(Connection {
             stage: Stage::OpenSent,
@@ -379,7 +494,7 @@ impl Fsm {
         }
         match (stage, message) {
             (_, Message::Notification(n)) => {
-                self.tear_down(dir, format!("peer sent NOTIFICATION: {n}"), out);
+                self.tear_down(dir, format!("peer sent NOTIFICATION: {n}"), false, out);
             }
             (Stage::OpenSent, Message::Open(open)) => self.open_received(dir, open, out),
             (Stage::OpenConfirm, Message::Keepalive) => {
@@ -387,6 +502,7 @@ impl Fsm {
                     return;
                 };
                 conn.stage = Stage::Established;
+                self.established_once = true;
                 self.retry_delay = self.config.connect_retry_min;
                 self.last_error = None;
                 if let Some(n) = conn.negotiated.clone() {
@@ -461,6 +577,13 @@ impl Fsm {
             remote_id: open.router_id,
             remote_as: open.asn(),
             direction: dir,
+            graceful_restart: None,
+        };
+        let negotiated = Negotiated {
+            graceful_restart: c
+                .graceful_restart
+                .and_then(|_| peer_graceful_restart(&open, &negotiated.families)),
+            ..negotiated
         };
         // Collision resolution (RFC 4271 §6.8): keep the connection opened by the speaker
         // with the higher BGP identifier.
@@ -510,10 +633,12 @@ impl Fsm {
         out: &mut Vec<Action>,
     ) {
         out.push(Action::Send(dir, Message::Notification(notification)));
-        self.tear_down(dir, reason, out);
+        self.tear_down(dir, reason, false, out);
     }
 
-    fn tear_down(&mut self, dir: Direction, reason: String, out: &mut Vec<Action>) {
+    /// Closes a connection; `graceful`: without a NOTIFICATION, so the peer's routes may be
+    /// kept if it negotiated graceful restart.
+    fn tear_down(&mut self, dir: Direction, reason: String, graceful: bool, out: &mut Vec<Action>) {
         let Some(conn) = self.connections[dir.index()].take() else {
             return;
         };
@@ -521,9 +646,38 @@ impl Fsm {
         out.push(Action::StopTimer(Timer::Hold(dir)));
         out.push(Action::StopTimer(Timer::Keepalive(dir)));
         if conn.stage == Stage::Established {
-            out.push(Action::Down(reason.clone()));
+            let graceful = graceful
+                && conn
+                    .negotiated
+                    .as_ref()
+                    .and_then(|n| n.graceful_restart.as_ref())
+                    .is_some_and(|gr| !gr.families.is_empty());
+            out.push(Action::Down(SessionDown {
+                reason: reason.clone(),
+                graceful,
+            }));
         }
         self.last_error = Some(reason);
         self.schedule_retry(out);
     }
+}
+
+/// The peer's graceful restart capability, restricted to the families negotiated.
+fn peer_graceful_restart(open: &Open, negotiated: &[AfiSafi]) -> Option<PeerGracefulRestart> {
+    open.capabilities.iter().find_map(|c| match c {
+        Capability::GracefulRestart {
+            flags,
+            time,
+            families,
+        } => Some(PeerGracefulRestart {
+            restart_time: *time,
+            restarted: flags & GR_RESTART_STATE != 0,
+            families: families
+                .iter()
+                .filter(|f| negotiated.contains(&f.family))
+                .map(|f| (f.family, f.flags & GR_FORWARDING_STATE != 0))
+                .collect(),
+        }),
+        _ => None,
+    })
 }

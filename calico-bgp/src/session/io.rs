@@ -15,10 +15,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use tokio::task::AbortHandle;
+use tokio::task::{AbortHandle, JoinHandle};
 use tokio::time::Instant;
 
-use super::fsm::{Action, Direction, Event, Fsm, Negotiated, SessionConfig, Timer};
+use super::fsm::{Action, Direction, Event, Fsm, Negotiated, SessionConfig, SessionDown, Timer};
 use crate::packet::notification::CeaseSubcode;
 use crate::packet::{self, AfiSafi, Context, DecodeError, Message, Update, HEADER_LEN};
 use crate::speaker::socket::SocketFactory;
@@ -35,6 +35,9 @@ pub enum PeerCommand {
     Send(Vec<u8>),
     /// Stop the peering (with a Cease of this subcode) and end the task.
     Stop(CeaseSubcode),
+    /// Close the connections without a NOTIFICATION (we restart gracefully: the peer is to
+    /// keep our routes) and end the task.
+    StopForRestart,
 }
 
 /// What a peering reports to its owner.
@@ -57,7 +60,7 @@ pub enum PeerEvent {
         local: SocketAddr,
     },
     /// The established session went down.
-    Down(String),
+    Down(SessionDown),
     /// UPDATEs arrived (as many as were read at once, in order).
     Updates(Vec<Update>),
     /// The peer asked for a family again.
@@ -68,6 +71,7 @@ pub enum PeerEvent {
 #[derive(Debug)]
 pub struct PeerHandle {
     commands: mpsc::UnboundedSender<PeerCommand>,
+    task: JoinHandle<()>,
 }
 
 impl PeerHandle {
@@ -91,20 +95,32 @@ impl PeerHandle {
             connect: None,
             timers: HashMap::new(),
             reported: (PeerState::Idle, None),
+            closing: Vec::new(),
         };
-        tokio::spawn(task.run(rx));
-        PeerHandle { commands: tx }
+        let task = tokio::spawn(task.run(rx));
+        PeerHandle { commands: tx, task }
     }
 
     /// Sends a command (ignored when the task has ended).
     pub fn send(&self, command: PeerCommand) {
         let _ = self.commands.send(command);
     }
+
+    /// Waits until the task has ended (after [`PeerCommand::Stop`] or
+    /// [`PeerCommand::StopForRestart`]); by then what it had to send is written and its
+    /// connections are closed, or [`CLOSE_TIMEOUT`] has passed.
+    pub async fn join(self) {
+        let _ = self.task.await;
+    }
 }
+
+/// How long a stopping peering waits for its last messages to be written.
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 struct Connection {
     generation: u64,
     writer: mpsc::UnboundedSender<Option<Vec<u8>>>,
+    writer_task: JoinHandle<()>,
     reader: AbortHandle,
     local: SocketAddr,
 }
@@ -130,6 +146,8 @@ struct PeerTask {
     connect: Option<(u64, AbortHandle)>,
     timers: HashMap<Timer, Instant>,
     reported: (PeerState, Option<String>),
+    /// Writers of closed connections still sending their last bytes.
+    closing: Vec<JoinHandle<()>>,
 }
 
 fn index(dir: Direction) -> usize {
@@ -169,6 +187,11 @@ impl PeerTask {
                         self.perform(&mut actions, &conn_tx);
                         break;
                     }
+                    Some(PeerCommand::StopForRestart) => {
+                        self.fsm.handle(Event::StopForRestart, &mut actions);
+                        self.perform(&mut actions, &conn_tx);
+                        break;
+                    }
                     None => {
                         self.fsm.handle(Event::Stop(CeaseSubcode::AdministrativeShutdown), &mut actions);
                         self.perform(&mut actions, &conn_tx);
@@ -191,6 +214,15 @@ impl PeerTask {
         }
         if let Some((_, abort)) = self.connect.take() {
             abort.abort();
+        }
+        let writers = std::mem::take(&mut self.closing);
+        let flushed = async {
+            for w in writers {
+                let _ = w.await;
+            }
+        };
+        if tokio::time::timeout(CLOSE_TIMEOUT, flushed).await.is_err() {
+            tracing::debug!(peer = %self.remote, "connection not closed within {CLOSE_TIMEOUT:?}");
         }
     }
 
@@ -261,7 +293,7 @@ impl PeerTask {
         let (read, write) = stream.into_split();
         let (wtx, wrx) = mpsc::unbounded_channel();
         let tx = conn_tx.clone();
-        tokio::spawn(write_loop(write, wrx, move |reason| {
+        let writer_task = tokio::spawn(write_loop(write, wrx, move |reason| {
             let _ = tx.send((dir, generation, ConnEvent::Closed(reason)));
         }));
         let tx = conn_tx.clone();
@@ -272,12 +304,20 @@ impl PeerTask {
         if let Some(old) = self.connections[index(dir)].replace(Connection {
             generation,
             writer: wtx,
+            writer_task,
             reader,
             local,
         }) {
-            old.reader.abort();
-            let _ = old.writer.send(None);
+            self.close(old);
         }
+    }
+
+    /// Stops reading a connection; its writer sends what is queued, then closes it.
+    fn close(&mut self, c: Connection) {
+        c.reader.abort();
+        let _ = c.writer.send(None);
+        self.closing.retain(|w| !w.is_finished());
+        self.closing.push(c.writer_task);
     }
 
     fn perform(
@@ -319,8 +359,7 @@ impl PeerTask {
                 }
                 Action::Close(dir) => {
                     if let Some(c) = self.connections[index(dir)].take() {
-                        c.reader.abort();
-                        let _ = c.writer.send(None);
+                        self.close(c);
                     }
                 }
                 Action::StartTimer(timer, after) => {
@@ -337,12 +376,12 @@ impl PeerTask {
                     tracing::info!(peer = %self.remote, hold = negotiated.hold_time, "session established");
                     (self.events)(PeerEvent::Up { negotiated, local });
                 }
-                Action::Down(reason) => {
+                Action::Down(down) => {
                     if !updates.is_empty() {
                         (self.events)(PeerEvent::Updates(std::mem::take(&mut updates)));
                     }
-                    tracing::warn!(peer = %self.remote, %reason, "session down");
-                    (self.events)(PeerEvent::Down(reason));
+                    tracing::warn!(peer = %self.remote, reason = %down.reason, graceful = down.graceful, "session down");
+                    (self.events)(PeerEvent::Down(down));
                 }
                 Action::Deliver(update) => updates.push(update),
                 Action::Refresh(family) => {

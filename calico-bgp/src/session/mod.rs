@@ -4,4 +4,7 @@
 pub mod fsm;
 pub mod io;
 
-pub use fsm::{Action, Direction, Event, Fsm, Negotiated, SessionConfig, Timer};
+pub use fsm::{
+    Action, Direction, Event, Fsm, GracefulRestart, Negotiated, PeerGracefulRestart, SessionConfig,
+    SessionDown, Timer,
+};

@@ -6,6 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsFd;
 use std::sync::Arc;
+use std::time::Duration;
 
 use calico_core::backend::{
     BackendError, BgpSettings, LearnedRoute, PeerConfig, PeerState, PeerStatus,
@@ -14,17 +15,18 @@ use ipnet::IpNet;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use super::md5;
 use super::socket::SocketFactory;
-use super::SpeakerOptions;
+use super::{GracefulRestartOptions, SpeakerOptions};
 use crate::packet::notification::CeaseSubcode;
 use crate::packet::update::{end_of_rib, pack_announcements, pack_withdrawals};
 use crate::packet::{AfiSafi, Context, Message, MpNextHop, PathAttributes, Update};
 use crate::rib::hash::BuildRibHasher;
-use crate::rib::{Change, Path, PeerId, PeerInfo, Rib, RibSettings, RouteAttrs};
+use crate::rib::{family_of, Change, Path, PeerId, PeerInfo, Rib, RibSettings, RouteAttrs};
 use crate::session::io::{PeerCommand, PeerEvent, PeerHandle};
-use crate::session::{Negotiated, SessionConfig};
+use crate::session::{GracefulRestart, Negotiated, PeerGracefulRestart, SessionConfig};
 
 /// A request to the core task.
 pub(crate) enum Command {
@@ -33,6 +35,8 @@ pub(crate) enum Command {
     Learned(oneshot::Sender<Vec<LearnedRoute>>),
     Status(oneshot::Sender<Vec<PeerStatus>>),
     Accepted(TcpStream, SocketAddr),
+    /// Close every session without a NOTIFICATION and end (handled by [`Core::run`]).
+    StopForRestart(oneshot::Sender<()>),
 }
 
 /// The listening socket and the task accepting on it.
@@ -58,6 +62,25 @@ struct Peer {
     state: PeerState,
     last_error: Option<String>,
     session: Option<(Negotiated, SocketAddr)>,
+    /// Routes kept across the peer's restart (RFC 4724).
+    stale: Option<Stale>,
+    /// The table dump was sent without End-of-RIB (a restarting speaker whose exports are
+    /// not known yet): send it once they are.
+    eor_owed: bool,
+}
+
+/// A peer's routes kept stale across its restart.
+#[derive(Clone, Debug)]
+struct Stale {
+    /// Families with stale routes.
+    families: Vec<AfiSafi>,
+    /// Waiting for the session to come back (else for End-of-RIB).
+    reconnecting: bool,
+    /// When the routes still stale are removed.
+    deadline: Instant,
+    /// The latest `deadline` may ever be, set when the routes first became stale: a peer
+    /// flapping again and again cannot keep them for ever.
+    ceiling: Instant,
 }
 
 pub(crate) struct Core {
@@ -77,6 +100,8 @@ pub(crate) struct Core {
     fixed_listener: bool,
     commands_tx: mpsc::WeakSender<Command>,
     changed: watch::Sender<u64>,
+    /// Exports were set at least once.
+    exports_set: bool,
 }
 
 impl Core {
@@ -106,6 +131,7 @@ impl Core {
             fixed_listener: listener.is_some(),
             commands_tx: tx.downgrade(),
             changed,
+            exports_set: false,
         };
         if let Some(listener) = listener {
             core.serve(listener);
@@ -119,23 +145,53 @@ impl Core {
         mut commands: mpsc::Receiver<Command>,
         mut events: mpsc::UnboundedReceiver<(PeerId, PeerEvent)>,
     ) {
+        let mut restart = None;
         loop {
+            let next = self.next_stale_deadline();
             tokio::select! {
                 command = commands.recv() => match command {
+                    Some(Command::StopForRestart(reply)) => {
+                        restart = Some(reply);
+                        break;
+                    }
                     Some(c) => self.command(c),
                     None => break,
                 },
                 Some((id, event)) = events.recv() => self.event(id, event),
+                _ = sleep_until(next), if next.is_some() => self.stale_timers(),
             }
         }
-        // The speaker was dropped: close every session cleanly.
-        for peer in self.peers.values() {
-            peer.handle
-                .send(PeerCommand::Stop(CeaseSubcode::AdministrativeShutdown));
+        let Some(reply) = restart else {
+            // The speaker was dropped: close every session cleanly.
+            for peer in self.peers.values() {
+                peer.handle
+                    .send(PeerCommand::Stop(CeaseSubcode::AdministrativeShutdown));
+            }
+            if let Some(listener) = self.listener.take() {
+                listener.close().await;
+            }
+            return;
+        };
+        // Stopping for a graceful restart: close TCP without a NOTIFICATION, so that peers
+        // keep our routes until we are back.
+        let established = self.peers.values().filter(|p| p.session.is_some()).count();
+        tracing::warn!(
+            peers = self.peers.len(),
+            established,
+            restart_time = ?self.options.graceful_restart.map(|g| g.restart_time),
+            "stopping for a graceful restart: sessions closed without NOTIFICATION, peers keep our routes for our restart time"
+        );
+        let peers: Vec<Peer> = self.peers.drain().map(|(_, p)| p).collect();
+        for peer in &peers {
+            peer.handle.send(PeerCommand::StopForRestart);
+        }
+        for peer in peers {
+            peer.handle.join().await;
         }
         if let Some(listener) = self.listener.take() {
             listener.close().await;
         }
+        let _ = reply.send(());
     }
 
     fn notify(&self) {
@@ -176,6 +232,10 @@ impl Core {
                         tracing::info!(%address, "connection from an unconfigured address refused")
                     }
                 }
+            }
+            // Taken by `run` before it gets here.
+            Command::StopForRestart(reply) => {
+                let _ = reply.send(());
             }
         }
     }
@@ -269,6 +329,10 @@ impl Core {
     }
 
     fn configure(&mut self, settings: BgpSettings) -> Result<(), BackendError> {
+        if let Some(gr) = &self.options.graceful_restart {
+            gr.validate()
+                .map_err(|e| BackendError::Unsupported(e.to_string()))?;
+        }
         for p in &settings.peers {
             if let Some(password) = &p.password {
                 md5::validate(p.address, password)
@@ -345,7 +409,10 @@ impl Core {
             hold_time: config.hold_time,
             passive: config.passive,
             families: vec![family],
-            graceful_restart: None,
+            graceful_restart: self.options.graceful_restart.map(|g| GracefulRestart {
+                restart_time: u16::try_from(g.restart_time.as_secs().min(0x0fff)).unwrap_or(0x0fff),
+                restarting: g.restarting,
+            }),
             connect_retry_min: self.options.connect_retry_min,
             connect_retry_max: self.options.connect_retry_max,
         };
@@ -366,6 +433,8 @@ impl Core {
                 state: PeerState::Idle,
                 last_error: None,
                 session: None,
+                stale: None,
+                eor_owed: false,
             },
         );
     }
@@ -377,8 +446,172 @@ impl Core {
         tracing::info!(peer = %address, reason = ?why, "stopping peering");
         peer.handle.send(PeerCommand::Stop(why));
         self.ids.remove(&peer.id);
-        if peer.session.is_some() {
+        if peer.session.is_some() || peer.stale.is_some() {
             self.peer_gone(peer.id);
+        }
+    }
+
+    fn gr_options(&self) -> Option<GracefulRestartOptions> {
+        self.options.graceful_restart
+    }
+
+    /// The earliest time stale routes of some peer are to be removed.
+    fn next_stale_deadline(&self) -> Option<Instant> {
+        self.peers
+            .values()
+            .filter_map(|p| p.stale.as_ref().map(|s| s.deadline))
+            .min()
+    }
+
+    /// A peer that negotiated graceful restart went down without a NOTIFICATION: keep its
+    /// routes of the families it listed, stale, for its restart time.
+    fn peer_restarting(
+        &mut self,
+        id: PeerId,
+        address: IpAddr,
+        gr: &PeerGracefulRestart,
+        why: &str,
+    ) {
+        let families = gr.retained_families();
+        let (count, changes) = self.rib.peer_restarting(id, &families);
+        if !changes.is_empty() {
+            self.propagate(&changes, Some(id));
+        }
+        let eor_wait = self
+            .gr_options()
+            .map_or(Duration::ZERO, |o| o.stale_routes_time);
+        let restart_time = Duration::from_secs(gr.restart_time.into());
+        let Some(p) = self.peers.get_mut(&address) else {
+            return;
+        };
+        if count == 0 {
+            p.stale = None;
+            self.rib.forget_peer(id);
+            tracing::info!(peer = %address, reason = why, "peer restarting, no routes of it to keep");
+            return;
+        }
+        let now = Instant::now();
+        let ceiling = p
+            .stale
+            .as_ref()
+            .map_or(now + restart_time + eor_wait, |s| s.ceiling);
+        let deadline = (now + restart_time).min(ceiling);
+        let kept: Vec<AfiSafi> = families
+            .into_iter()
+            .filter(|f| self.rib.stale(id, *f) > 0)
+            .collect();
+        tracing::warn!(
+            peer = %address,
+            reason = why,
+            stale_routes = count,
+            families = ?kept,
+            "peer restarting (graceful restart): keeping {count} routes stale for up to {} s (its restart time)",
+            deadline.saturating_duration_since(now).as_secs()
+        );
+        p.stale = Some(Stale {
+            families: kept,
+            reconnecting: true,
+            deadline,
+            ceiling,
+        });
+    }
+
+    /// A peer whose routes are stale is back: drop those of families it did not keep its
+    /// forwarding state for, wait for its End-of-RIB for the others.
+    fn peer_returned(&mut self, id: PeerId, address: IpAddr, negotiated: &Negotiated) {
+        let Some(stale) = self.peers.get_mut(&address).and_then(|p| p.stale.take()) else {
+            return;
+        };
+        let mut changes = Vec::new();
+        let mut kept = Vec::new();
+        for family in stale.families {
+            let preserved = negotiated
+                .graceful_restart
+                .as_ref()
+                .is_some_and(|g| g.forwarding_preserved(family));
+            if preserved {
+                kept.push(family);
+                continue;
+            }
+            let n = self.rib.stale(id, family);
+            changes.extend(self.rib.sweep_stale(id, family));
+            tracing::warn!(
+                peer = %address,
+                ?family,
+                "peer back without its forwarding state preserved (no F bit): {n} stale routes removed"
+            );
+        }
+        if !kept.is_empty() {
+            let eor_wait = self
+                .gr_options()
+                .map_or(Duration::ZERO, |o| o.stale_routes_time);
+            let now = Instant::now();
+            let deadline = (now + eor_wait).min(stale.ceiling);
+            let n: usize = kept.iter().map(|f| self.rib.stale(id, *f)).sum();
+            tracing::info!(
+                peer = %address,
+                families = ?kept,
+                "peer back after a restart: keeping {n} stale routes until its End-of-RIB (at most {} s)",
+                deadline.saturating_duration_since(now).as_secs()
+            );
+            if let Some(p) = self.peers.get_mut(&address) {
+                p.stale = Some(Stale {
+                    families: kept,
+                    reconnecting: false,
+                    deadline,
+                    ceiling: stale.ceiling,
+                });
+            }
+        }
+        if !changes.is_empty() {
+            self.propagate(&changes, None);
+            self.notify();
+        }
+    }
+
+    /// The peer sent End-of-RIB for `family`: its routes of that family still stale go.
+    fn end_of_rib_received(&mut self, id: PeerId, address: IpAddr, family: AfiSafi) -> Vec<Change> {
+        let Some(p) = self.peers.get_mut(&address) else {
+            return Vec::new();
+        };
+        let Some(stale) = p.stale.as_mut().filter(|s| s.families.contains(&family)) else {
+            tracing::debug!(peer = %address, ?family, "End-of-RIB received");
+            return Vec::new();
+        };
+        stale.families.retain(|f| *f != family);
+        if stale.families.is_empty() {
+            p.stale = None;
+        }
+        let n = self.rib.stale(id, family);
+        tracing::info!(peer = %address, ?family, "End-of-RIB received after the peer's restart: {n} routes still stale removed");
+        self.rib.sweep_stale(id, family)
+    }
+
+    /// Removes the stale routes whose time is up.
+    fn stale_timers(&mut self) {
+        let now = Instant::now();
+        let due: Vec<(IpAddr, PeerId, Stale)> = self
+            .peers
+            .iter_mut()
+            .filter(|(_, p)| p.stale.as_ref().is_some_and(|s| s.deadline <= now))
+            .filter_map(|(a, p)| Some((*a, p.id, p.stale.take()?)))
+            .collect();
+        for (address, id, stale) in due {
+            let n: usize = stale.families.iter().map(|f| self.rib.stale(id, *f)).sum();
+            if stale.reconnecting {
+                tracing::warn!(peer = %address, "peer did not come back within its restart time: {n} stale routes removed");
+                self.peer_gone(id);
+            } else {
+                tracing::warn!(peer = %address, families = ?stale.families, "no End-of-RIB from the peer in time after its restart: {n} stale routes removed");
+                let mut changes = Vec::new();
+                for f in &stale.families {
+                    changes.extend(self.rib.sweep_stale(id, *f));
+                }
+                if !changes.is_empty() {
+                    self.propagate(&changes, None);
+                }
+            }
+            self.notify();
         }
     }
 
@@ -419,22 +652,40 @@ impl Core {
                     families: negotiated.families.clone(),
                 };
                 self.rib.peer_up(id, info);
+                self.peer_returned(id, address, &negotiated);
                 self.send_table(id, &negotiated.families);
             }
-            PeerEvent::Down(reason) => {
-                if let Some(p) = self.peers.get_mut(&address) {
-                    p.session = None;
-                    // The state report follows; never show Established without a session.
-                    p.state = PeerState::Active;
-                    p.last_error = Some(reason);
+            PeerEvent::Down(down) => {
+                let Some(p) = self.peers.get_mut(&address) else {
+                    return;
+                };
+                let negotiated = p.session.take().map(|(n, _)| n);
+                // The state report follows; never show Established without a session.
+                p.state = PeerState::Active;
+                p.last_error = Some(down.reason.clone());
+                p.eor_owed = false;
+                let gr = negotiated
+                    .and_then(|n| n.graceful_restart)
+                    .filter(|g| down.graceful && !g.families.is_empty());
+                match gr {
+                    Some(gr) => self.peer_restarting(id, address, &gr, &down.reason),
+                    None => {
+                        p.stale = None;
+                        self.peer_gone(id);
+                    }
                 }
-                self.peer_gone(id);
             }
             PeerEvent::Updates(updates) => {
                 let mut changes = Vec::new();
-                let several = updates.len() > 1;
+                let mut several = updates.len() > 1;
                 for update in updates {
+                    let eor = update.end_of_rib_family();
                     changes.extend(self.rib.apply_owned(id, update));
+                    if let Some(family) = eor {
+                        let swept = self.end_of_rib_received(id, address, family);
+                        several |= !swept.is_empty();
+                        changes.extend(swept);
+                    }
                 }
                 if several {
                     changes = merge_changes(changes);
@@ -449,6 +700,7 @@ impl Core {
     }
 
     fn set_exports(&mut self, exports: BTreeSet<IpNet>) {
+        self.exports_set = true;
         self.exports = exports.clone();
         let (added, removed) = self.rib.set_exports(exports);
         // What peers had for a prefix before the change: our own route for removed
@@ -462,6 +714,23 @@ impl Core {
             changes.push((p, Some(Old::Local), Now::Lookup));
         }
         self.advertise(&changes, None);
+        // A restarting speaker held its End-of-RIB back until its routes were known.
+        let owed: Vec<(PeerId, Vec<AfiSafi>)> = self
+            .peers
+            .values_mut()
+            .filter_map(|p| {
+                std::mem::take(&mut p.eor_owed)
+                    .then(|| Some((p.id, p.session.as_ref()?.0.families.clone())))
+                    .flatten()
+            })
+            .collect();
+        for (id, families) in owed {
+            let batch = Batch {
+                end_of_rib: families,
+                ..Batch::default()
+            };
+            self.send_batch(id, batch, true);
+        }
     }
 
     fn propagate(&mut self, changes: &[Change], except: Option<PeerId>) {
@@ -487,11 +756,19 @@ impl Core {
         if changes.is_empty() {
             return;
         }
+        // Established peers only: a restarting peer is known to the RIB (its stale routes
+        // are) but has no session to send on.
         let targets: Vec<PeerId> = self
             .rib
             .peers()
             .ids()
             .filter(|id| Some(*id) != except)
+            .filter(|id| {
+                self.ids
+                    .get(id)
+                    .and_then(|a| self.peers.get(a))
+                    .is_some_and(|p| p.session.is_some())
+            })
             .collect();
         for to in targets {
             let Some(mut exporter) = self.rib.exporter(to) else {
@@ -521,7 +798,8 @@ impl Core {
         }
     }
 
-    /// Sends a peer its whole Adj-RIB-Out for `families`, then End-of-RIB.
+    /// Sends a peer its whole Adj-RIB-Out for `families`, then End-of-RIB (held back while
+    /// a restarting speaker's exports are not known yet).
     fn send_table(&mut self, to: PeerId, families: &[AfiSafi]) {
         let Some(mut exporter) = self.rib.exporter(to) else {
             return;
@@ -529,11 +807,7 @@ impl Core {
         let mut batch = Batch::default();
         let candidates: Vec<IpNet> = exporter.candidates().collect();
         for prefix in candidates {
-            let fam = match prefix {
-                IpNet::V4(_) => AfiSafi::IPV4_UNICAST,
-                IpNet::V6(_) => AfiSafi::IPV6_UNICAST,
-            };
-            if !families.contains(&fam) {
+            if !families.contains(&family_of(&prefix)) {
                 continue;
             }
             if let Some(attrs) = exporter.route(&prefix) {
@@ -541,7 +815,14 @@ impl Core {
             }
         }
         drop(exporter);
-        batch.end_of_rib = families.to_vec();
+        let restarting = self.gr_options().is_some_and(|g| g.restarting);
+        if restarting && !self.exports_set {
+            if let Some(p) = self.ids.get(&to).and_then(|a| self.peers.get_mut(a)) {
+                p.eor_owed = true;
+            }
+        } else {
+            batch.end_of_rib = families.to_vec();
+        }
         self.send_batch(to, batch, true);
     }
 
@@ -689,5 +970,12 @@ impl Batch {
             && self.withdraw_v6.is_empty()
             && self.announce.is_empty()
             && self.end_of_rib.is_empty()
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }

@@ -11,6 +11,36 @@
 //! is set on the listener (and updated or removed as the configuration changes) and on each
 //! connection we open to it.
 //!
+//! # Graceful restart (RFC 4724)
+//!
+//! With [`SpeakerOptions::graceful_restart`] set (the default, restart time 120 s as in
+//! Calico's BIRD configuration) the speaker advertises the capability for every family it
+//! offers and acts on it both ways:
+//!
+//! * As receiving speaker: when a session with a peer that listed families in its
+//!   capability ends without a NOTIFICATION (TCP closed or reset, or the peer connecting
+//!   again in place of its established session), the peer's routes of those families stay
+//!   in the RIB marked stale — still selected, advertised and in
+//!   [`BgpBackend::learned_routes`]. If the peer is not back within the restart time it
+//!   advertised, they are removed. When it is back, those of a family it did not keep its
+//!   forwarding state for (F bit clear) are removed at once; the others once it sends its
+//!   End-of-RIB for the family, or after [`GracefulRestartOptions::stale_routes_time`]
+//!   without one. A hold timer expiry is not graceful: we send a NOTIFICATION and the
+//!   routes go at once (RFC 8538, which would keep them, is not implemented), so a peer
+//!   that vanishes is withdrawn within its hold time. A NOTIFICATION either way, or a
+//!   deconfigured peer, withdraws at once too.
+//! * As restarting speaker: [`Speaker::stop_for_restart`] closes every session without a
+//!   NOTIFICATION, so peers keep our routes; a speaker started afterwards with
+//!   [`GracefulRestartOptions::restarting`] sets the Restart State and Forwarding State
+//!   bits, sends its routes and then End-of-RIB, whereupon peers drop what it no longer
+//!   announces. Set its exports before its first [`BgpBackend::configure`] (or soon
+//!   after: a restarting speaker holds its End-of-RIB back until exports are set once).
+//!   Our own best-path selection is not deferred until the peers' End-of-RIB (RFC 4724
+//!   §4.1 suggests it): routes are selected and handed on as they arrive.
+//!
+//! End-of-RIB is sent after every table dump (session up, ROUTE-REFRESH), for every
+//! negotiated family.
+//!
 //! ```no_run
 //! use std::collections::BTreeSet;
 //! use calico_bgp::speaker::Speaker;
@@ -77,6 +107,64 @@ pub struct SpeakerOptions {
     pub connect_retry_min: Duration,
     /// Longest delay before reconnecting.
     pub connect_retry_max: Duration,
+    /// Graceful restart (RFC 4724); `None`: the capability is not advertised, peers'
+    /// routes are withdrawn as soon as their session ends and ours as soon as we stop.
+    pub graceful_restart: Option<GracefulRestartOptions>,
+}
+
+/// Graceful restart settings of a [`Speaker`] (see the [module docs](self)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GracefulRestartOptions {
+    /// How long peers are to keep our routes after our sessions end without a
+    /// NOTIFICATION (advertised in whole seconds, at most 4095 s). Default 120 s.
+    pub restart_time: Duration,
+    /// This speaker starts after a restart of ours with the forwarding state (the routes
+    /// in the kernel) preserved: peers keep our stale routes until our End-of-RIB, then
+    /// drop those we did not announce again. Default `false`.
+    pub restarting: bool,
+    /// How long a peer that came back after a restart may take to send its End-of-RIB
+    /// before its routes still stale are removed anyway: stale routes never outlive its
+    /// restart time plus this. Default 360 s (as BIRD's stale time).
+    pub stale_routes_time: Duration,
+}
+
+impl Default for GracefulRestartOptions {
+    fn default() -> Self {
+        GracefulRestartOptions {
+            restart_time: Duration::from_secs(120),
+            restarting: false,
+            stale_routes_time: Duration::from_secs(360),
+        }
+    }
+}
+
+/// Why [`GracefulRestartOptions`] cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum GracefulRestartError {
+    /// The restart time does not fit the capability's 12 bits of seconds.
+    #[error(
+        "graceful_restart.restart_time: {0:?} is longer than the capability can carry (4095 s)"
+    )]
+    RestartTimeTooLong(Duration),
+    /// The restart time has a fraction of a second (the capability carries seconds).
+    #[error("graceful_restart.restart_time: {0:?} is not a whole number of seconds")]
+    RestartTimeFraction(Duration),
+}
+
+impl GracefulRestartOptions {
+    /// Largest restart time the capability can carry (12 bits of seconds).
+    pub const MAX_RESTART_TIME: Duration = Duration::from_secs(0x0fff);
+
+    /// Checks the settings.
+    pub fn validate(&self) -> Result<(), GracefulRestartError> {
+        if self.restart_time > Self::MAX_RESTART_TIME {
+            return Err(GracefulRestartError::RestartTimeTooLong(self.restart_time));
+        }
+        if self.restart_time.subsec_nanos() != 0 {
+            return Err(GracefulRestartError::RestartTimeFraction(self.restart_time));
+        }
+        Ok(())
+    }
 }
 
 impl Default for SpeakerOptions {
@@ -87,6 +175,7 @@ impl Default for SpeakerOptions {
             netns: None,
             connect_retry_min: Duration::from_secs(1),
             connect_retry_max: Duration::from_secs(60),
+            graceful_restart: Some(GracefulRestartOptions::default()),
         }
     }
 }
@@ -144,6 +233,15 @@ impl Speaker {
             commands,
             changed: Mutex::new(changed_rx),
         }
+    }
+
+    /// Stops for a graceful restart (RFC 4724): every session is closed without a
+    /// NOTIFICATION, so peers that negotiated graceful restart keep our routes (stale) for
+    /// our restart time, and the listener is closed. Returns once the connections are
+    /// closed (or after a bounded wait), so a new speaker, started with
+    /// [`GracefulRestartOptions::restarting`], can take over at once.
+    pub async fn stop_for_restart(self) {
+        let _ = self.ask(Command::StopForRestart).await;
     }
 
     async fn ask<T>(

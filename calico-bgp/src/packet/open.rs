@@ -53,7 +53,7 @@ pub enum Capability {
     RouteRefresh,
     /// 5: extended next hop encoding (RFC 8950).
     ExtendedNextHop(Vec<ExtendedNextHop>),
-    /// 64: graceful restart (RFC 4724); parsed and advertised, not acted upon.
+    /// 64: graceful restart (RFC 4724); the speaker acts on it (see [`crate::speaker`]).
     GracefulRestart {
         /// Restart flags (upper 4 bits of the first octet).
         flags: u8,

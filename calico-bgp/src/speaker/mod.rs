@@ -182,7 +182,7 @@ impl Default for SpeakerOptions {
 
 /// A native BGP-4 speaker. Create it inside a tokio runtime; it starts peering on
 /// [`BgpBackend::configure`] and closes every session (Cease, administrative shutdown) when
-/// dropped.
+/// dropped, or without a NOTIFICATION when stopped by [`Speaker::stop_for_restart`].
 #[derive(Debug)]
 pub struct Speaker {
     commands: mpsc::Sender<Command>,

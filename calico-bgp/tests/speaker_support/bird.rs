@@ -19,6 +19,12 @@ impl Bird {
     /// Starts `bird` in `ns` with `protocols` appended to a preamble that sets the router id
     /// and a device protocol.
     pub fn start(ns: &Netns, router_id: &str, protocols: &str) -> Bird {
+        Bird::start_with(ns, router_id, protocols, &[])
+    }
+
+    /// [`Bird::start`] with more command-line arguments (`-R`: graceful restart recovery,
+    /// as after a restart with the forwarding state kept).
+    pub fn start_with(ns: &Netns, router_id: &str, protocols: &str, args: &[&str]) -> Bird {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("calico-bgp-bird-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -28,16 +34,15 @@ impl Bird {
         );
         std::fs::write(dir.join("bird.conf"), conf).unwrap();
         let bird = Bird { dir };
-        ns.run(&[
-            "bird",
-            "-c",
-            bird.path("bird.conf").as_str(),
-            "-s",
-            bird.path("bird.ctl").as_str(),
-            "-P",
-            bird.path("bird.pid").as_str(),
-        ])
-        .unwrap_or_else(|e| panic!("bird failed to start: {e}"));
+        let (conf, ctl, pid) = (
+            bird.path("bird.conf"),
+            bird.path("bird.ctl"),
+            bird.path("bird.pid"),
+        );
+        let mut command = vec!["bird", "-c", &conf, "-s", &ctl, "-P", &pid];
+        command.extend_from_slice(args);
+        ns.run(&command)
+            .unwrap_or_else(|e| panic!("bird failed to start: {e}"));
         bird
     }
 
@@ -60,6 +65,11 @@ impl Bird {
             .output()
             .expect("birdc runs");
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// BIRD's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.path("bird.log")).unwrap_or_default()
     }
 
     /// Waits until `check` holds for the output of `command`.

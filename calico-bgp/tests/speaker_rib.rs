@@ -390,3 +390,51 @@ fn exports_follow_ibgp_ebgp_and_reflection_rules() {
         (Some(100), "192.0.2.4".parse().unwrap())
     );
 }
+
+#[test]
+fn graceful_restart_keeps_stale_paths_until_refreshed_or_swept() {
+    use calico_bgp::packet::update::end_of_rib;
+    let mut rib = rib();
+    let a = peer(&mut rib, 1, 65001, false);
+    let b = peer(&mut rib, 2, 65002, false);
+    for p in ["10.1.1.0/24", "10.1.2.0/24", "10.1.3.0/24"] {
+        announce(&mut rib, a, p, attrs(&[65001], 1));
+    }
+    // B has a longer path to one of them: A's stays best while stale.
+    announce(&mut rib, b, "10.1.3.0/24", attrs(&[65002, 65009], 2));
+
+    // A restarts: everything kept, marked stale, nothing changes for anyone.
+    let (stale, changes) = rib.peer_restarting(a, &[AfiSafi::IPV4_UNICAST]);
+    assert_eq!((stale, changes.len()), (3, 0));
+    assert_eq!(rib.stale(a, AfiSafi::IPV4_UNICAST), 3);
+    assert_eq!(best_peer(&rib, "10.1.3.0/24"), Some(a));
+    assert_eq!(rib.received(a), 3);
+
+    // A is back (its count survives) and announces one again: no longer stale.
+    peer(&mut rib, 1, 65001, false);
+    assert_eq!(rib.received(a), 3);
+    announce(&mut rib, a, "10.1.1.0/24", attrs(&[65001], 1));
+    assert_eq!(rib.stale(a, AfiSafi::IPV4_UNICAST), 2);
+
+    // The sweep (on its End-of-RIB) removes the others; B takes over 10.1.3.0/24.
+    assert_eq!(
+        end_of_rib(AfiSafi::IPV4_UNICAST).end_of_rib_family(),
+        Some(AfiSafi::IPV4_UNICAST)
+    );
+    assert_eq!(
+        end_of_rib(AfiSafi::IPV6_UNICAST).end_of_rib_family(),
+        Some(AfiSafi::IPV6_UNICAST)
+    );
+    let changes = rib.sweep_stale(a, AfiSafi::IPV4_UNICAST);
+    assert_eq!(changes.len(), 2);
+    assert_eq!(rib.stale(a, AfiSafi::IPV4_UNICAST), 0);
+    assert_eq!(best_peer(&rib, "10.1.1.0/24"), Some(a));
+    assert_eq!(best_peer(&rib, "10.1.2.0/24"), None);
+    assert_eq!(best_peer(&rib, "10.1.3.0/24"), Some(b));
+    assert_eq!(rib.received(a), 1);
+
+    // A family the peer did not list is not kept.
+    let (stale, changes) = rib.peer_restarting(a, &[AfiSafi::IPV6_UNICAST]);
+    assert_eq!((stale, changes.len()), (0, 1));
+    assert_eq!(best_peer(&rib, "10.1.1.0/24"), None);
+}

@@ -48,7 +48,13 @@ fn main() {
     std::fs::write(&path, &text).unwrap();
 
     let (mut ours, mut theirs, mut dump) = (Duration::MAX, Duration::MAX, Duration::MAX);
-    for _ in 0..3 {
+    // `ACL_BENCH_SKIP_FULL=1` leaves out the full-program rows (e.g. to profile the rest).
+    let full_runs = if std::env::var_os("ACL_BENCH_SKIP_FULL").is_some() {
+        0
+    } else {
+        3
+    };
+    for _ in 0..full_runs {
         let ns = Netns::create("bench-acl").unwrap();
         let acl = LinuxAcl::in_netns(ns.path().as_ref(), "calico").unwrap();
         let t = Instant::now();
@@ -184,6 +190,29 @@ fn main() {
         acl.apply_blocking(&del).unwrap();
     }
     jump_samples.sort();
+    // The same transaction without a jump: one map element with a plain verdict. The
+    // kernel skips validation, so the difference to the row above is what it costs.
+    let mut plain_samples = Vec::new();
+    for n in 0..25 {
+        let key = format!("plain{n}");
+        let add = ChangeSet {
+            changes: vec![Change::AddMapElements {
+                map: calico_core::compile::TO_WORKLOAD_MAP.into(),
+                elements: vec![(key.clone(), Verdict::Drop)],
+            }],
+        };
+        let t = Instant::now();
+        acl.apply_blocking(&add).unwrap();
+        plain_samples.push(t.elapsed());
+        let del = ChangeSet {
+            changes: vec![Change::DelMapElements {
+                map: calico_core::compile::TO_WORKLOAD_MAP.into(),
+                keys: vec![key],
+            }],
+        };
+        acl.apply_blocking(&del).unwrap();
+    }
+    plain_samples.sort();
     samples.sort();
     compile_samples.sort();
     route_samples.sort();
@@ -194,16 +223,18 @@ fn main() {
     println!();
     println!("| what                                   | calico-rs   | baseline      | ratio |");
     println!("|----------------------------------------|-------------|---------------|-------|");
-    println!(
-        "| program 250 endpoints x 2,000 policies | {:8.1} ms | {:8.1} ms nft -f | {:.2} |",
-        ms(ours),
-        ms(theirs),
-        ours.as_secs_f64() / theirs.as_secs_f64()
-    );
-    println!(
-        "| read the table back into the IR        | {:8.1} ms |               |       |",
-        ms(dump)
-    );
+    if full_runs > 0 {
+        println!(
+            "| program 250 endpoints x 2,000 policies | {:8.1} ms | {:8.1} ms nft -f | {:.2} |",
+            ms(ours),
+            ms(theirs),
+            ours.as_secs_f64() / theirs.as_secs_f64()
+        );
+        println!(
+            "| read the table back into the IR        | {:8.1} ms |               |       |",
+            ms(dump)
+        );
+    }
     println!(
         "| add 1 endpoint to 1,000 (ACLs + route) | {:8.2} ms | (median of {}, {} ops per change set; compile {:.2} ms, route {:.2} ms) | |",
         ms(median),
@@ -216,6 +247,11 @@ fn main() {
         "| one map element + empty chain (a jump) | {:8.2} ms | (median of {}: the kernel validates the table) | |",
         ms(jump_samples[jump_samples.len() / 2]),
         jump_samples.len()
+    );
+    println!(
+        "| one map element, plain verdict (no jump)| {:8.2} ms | (median of {}: nothing to validate) | |",
+        ms(plain_samples[plain_samples.len() / 2]),
+        plain_samples.len()
     );
     println!(
         "| remote endpoint label change (sets only)| {:8.2} ms | (median of {}) | |",

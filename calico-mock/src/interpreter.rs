@@ -195,6 +195,11 @@ impl Run<'_> {
         match m {
             Match::Ipv4(v4) => p.is_ipv4() == *v4,
             Match::L4Proto { proto, negate } => (p.protocol.0 == *proto) != *negate,
+            Match::AddrEq { side, addr, negate } => {
+                let a = self.addr(*side);
+                // Like a payload load in an `inet` table: no match on the other family.
+                a.is_ipv4() == addr.is_ipv4() && (a == *addr) != *negate
+            }
             Match::AddrInSet { side, set, negate } => {
                 let Some(s) = self.ruleset.sets.get(set) else {
                     return false;

@@ -31,6 +31,15 @@ pub enum InvariantError {
         /// The missing name.
         name: String,
     },
+    /// A rule compares an address of another family than the one it matches (or matches
+    /// none).
+    #[error("chain {chain}: address {addr} compared in a rule of another or no family")]
+    WrongFamily {
+        /// The chain.
+        chain: String,
+        /// The address.
+        addr: std::net::IpAddr,
+    },
     /// A rule uses a set of the wrong key type.
     #[error("chain {chain}: set {set} has the wrong key type for its use")]
     WrongKey {
@@ -134,6 +143,15 @@ pub fn check(r: &Ruleset) -> Result<(), InvariantError> {
                 _ => None,
             });
             for m in &rule.matches {
+                if let Match::AddrEq { addr, .. } = m {
+                    if family != Some(addr.is_ipv4()) {
+                        return Err(InvariantError::WrongFamily {
+                            chain: cname.clone(),
+                            addr: *addr,
+                        });
+                    }
+                    continue;
+                }
                 let (set, concat) = match m {
                     Match::AddrInSet { set, .. } => (set, false),
                     Match::AddrProtoPortInSet { set, .. } => (set, true),

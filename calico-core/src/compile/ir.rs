@@ -193,6 +193,16 @@ pub enum Match {
         /// Negated.
         negate: bool,
     },
+    /// The address on `side` is (or, negated, is not) `addr` (`ip saddr != 10.0.0.1`): one
+    /// address needs no set. The address's family must be the rule's family.
+    AddrEq {
+        /// Which address.
+        side: Side,
+        /// The address.
+        addr: std::net::IpAddr,
+        /// Negated.
+        negate: bool,
+    },
     /// The address on `side` is (or, negated, is not) in the named address or CIDR set. The
     /// set's family must be the rule's family.
     AddrInSet {

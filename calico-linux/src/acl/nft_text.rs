@@ -129,6 +129,11 @@ pub fn rule_text(rule: &Rule) -> String {
         parts.push(match m {
             Match::Ipv4(v) => format!("meta nfproto {}", if *v { "ipv4" } else { "ipv6" }),
             Match::L4Proto { proto, negate } => format!("meta l4proto {}{proto}", neg(*negate)),
+            Match::AddrEq {
+                side: s,
+                addr,
+                negate,
+            } => format!("{ip} {} {}{addr}", side(*s), neg(*negate)),
             Match::AddrInSet {
                 side: s,
                 set,

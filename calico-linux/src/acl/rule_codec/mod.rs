@@ -8,6 +8,7 @@
 //! |----------------------------|----------------------------------------------------------|
 //! | `Ipv4(v)`                  | `meta nfproto` → 1, `cmp eq 2/10`                        |
 //! | `L4Proto`                  | `meta l4proto` → 1, `cmp eq/neq`                         |
+//! | `AddrEq`                   | `payload ip(6) saddr/daddr` → 1, `cmp eq/neq` address     |
 //! | `AddrInSet`                | `payload ip(6) saddr/daddr` → 1, `lookup [inv]`          |
 //! | `AddrProtoPortInSet`       | addr → 8, `meta l4proto` → 9/12, `th port` → 10/13, `lookup` |
 //! | `Port` positive            | `th port` → 1, `cmp eq` / `range eq` / anonymous interval set |
@@ -52,6 +53,17 @@ fn nh_addr(side: Side, v4: bool) -> (u32, u32) {
         (true, Side::Dst) => (16, 4),
         (false, Side::Src) => (8, 16),
         (false, Side::Dst) => (24, 16),
+    }
+}
+
+/// Loads the IPv4 or IPv6 address on `side` into `dreg`.
+fn load_addr(side: Side, v4: bool, dreg: u32) -> Expr {
+    let (offset, len) = nh_addr(side, v4);
+    Expr::Payload {
+        base: NFT_PAYLOAD_NETWORK_HEADER,
+        offset,
+        len,
+        dreg,
     }
 }
 
@@ -108,26 +120,31 @@ pub fn render(
                     data: vec![*proto],
                 });
             }
-            Match::AddrInSet { side, set, negate } => {
-                let (offset, len) = nh_addr(*side, need_family()?);
-                out.push(Expr::Payload {
-                    base: NFT_PAYLOAD_NETWORK_HEADER,
-                    offset,
-                    len,
-                    dreg: NFT_REG_1,
+            Match::AddrEq { side, addr, negate } => {
+                let v4 = need_family()?;
+                if v4 != addr.is_ipv4() {
+                    return Err(RenderError(format!(
+                        "address {addr} compared in a rule of the other family"
+                    )));
+                }
+                out.push(load_addr(*side, v4, NFT_REG_1));
+                out.push(Expr::Cmp {
+                    sreg: NFT_REG_1,
+                    op: op(*negate),
+                    data: match addr {
+                        std::net::IpAddr::V4(a) => a.octets().to_vec(),
+                        std::net::IpAddr::V6(a) => a.octets().to_vec(),
+                    },
                 });
+            }
+            Match::AddrInSet { side, set, negate } => {
+                out.push(load_addr(*side, need_family()?, NFT_REG_1));
                 out.push(lookup(set, NFT_REG_1, *negate));
             }
             Match::AddrProtoPortInSet { side, set, negate } => {
                 let v4 = need_family()?;
-                let (offset, len) = nh_addr(*side, v4);
-                let words = len / 4;
-                out.push(Expr::Payload {
-                    base: NFT_PAYLOAD_NETWORK_HEADER,
-                    offset,
-                    len,
-                    dreg: NFT_REG32_00,
-                });
+                let words = nh_addr(*side, v4).1 / 4;
+                out.push(load_addr(*side, v4, NFT_REG32_00));
                 out.push(Expr::Meta {
                     key: NFT_META_L4PROTO,
                     dreg: NFT_REG32_00 + words,
@@ -433,7 +450,21 @@ pub fn parse(exprs: &[Expr], anon: &AnonResolver) -> Option<Rule> {
                 if *dreg != W1 {
                     return None;
                 }
-                if matches!(at(i + 1)?, Expr::Lookup { .. }) {
+                if let Expr::Cmp { sreg: W1, op, data } = at(i + 1)? {
+                    let addr = match data.len() {
+                        4 if v4 => std::net::IpAddr::from(<[u8; 4]>::try_from(&data[..]).ok()?),
+                        16 if !v4 => std::net::IpAddr::from(<[u8; 16]>::try_from(&data[..]).ok()?),
+                        _ => return None,
+                    };
+                    (
+                        Some(Match::AddrEq {
+                            side,
+                            addr,
+                            negate: *op == CmpOp::Neq,
+                        }),
+                        2,
+                    )
+                } else if matches!(at(i + 1)?, Expr::Lookup { .. }) {
                     match at(i + 1)? {
                         Expr::Lookup {
                             set,

@@ -31,6 +31,28 @@ fn hand_picked_rules_round_trip() {
         Rule::new(
             vec![
                 Match::Ipv4(true),
+                Match::AddrEq {
+                    side: Side::Src,
+                    addr: "10.65.0.7".parse().unwrap(),
+                    negate: true,
+                },
+            ],
+            Verdict::Drop,
+        ),
+        Rule::new(
+            vec![
+                Match::Ipv4(false),
+                Match::AddrEq {
+                    side: Side::Dst,
+                    addr: "fd00::7".parse().unwrap(),
+                    negate: false,
+                },
+            ],
+            Verdict::Accept,
+        ),
+        Rule::new(
+            vec![
+                Match::Ipv4(true),
                 Match::L4Proto {
                     proto: 6,
                     negate: false,

@@ -186,6 +186,39 @@ fn a_spoofed_source_is_dropped() {
     assert!(!out.accepted, "{out:?}");
 }
 
+/// A Pass in the sender's egress policy leaves the Pass mark on the packet; the receiver's
+/// ingress policies (shared policy-list chain, early return after a policy that may Pass)
+/// must not read it as their own Pass. Here the receiver has no profiles, so a stale mark
+/// would end its policies early and drop what its second policy allows.
+#[test]
+fn the_senders_pass_mark_does_not_end_the_receivers_policies() {
+    let model = calico_core::model::Model::from_resources(
+        calico_core::model::parse_resources(
+            "kind: WorkloadEndpoint\norchestrator: k8s\nworkload: a\nendpoint: eth0\nnode: h1\n\
+             interfaceName: cali-a\nipNetworks: [10.0.0.1/32]\nlabels: {app: a}\nprofiles: [open]\n---\n\
+             kind: WorkloadEndpoint\norchestrator: k8s\nworkload: b\nendpoint: eth0\nnode: h1\n\
+             interfaceName: cali-b\nipNetworks: [10.0.0.2/32]\nlabels: {app: b}\n---\n\
+             kind: Profile\nname: open\ningress: [{action: Allow}]\negress: [{action: Allow}]\n---\n\
+             kind: Policy\nname: a-out\norder: 1\nselector: app == 'a'\negress: [{action: Pass}]\n---\n\
+             kind: Policy\nname: b-in-1\norder: 1\nselector: app == 'b'\n\
+             ingress: [{action: Pass, source: {nets: [192.0.2.0/24]}}]\n---\n\
+             kind: Policy\nname: b-in-2\norder: 2\nselector: app == 'b'\ningress: [{action: Allow}]\n",
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let ruleset = compile(&CompileConfig::new(NODE), &model);
+    let p = Packet::tcp(
+        "10.0.0.1".parse().unwrap(),
+        1000,
+        "10.0.0.2".parse().unwrap(),
+        80,
+    );
+    let (allowed, why) = reference(&model, &p).unwrap();
+    assert!(allowed, "{why}");
+    assert!(judge(&ruleset, &model, &p, ConnState::New), "{why}");
+}
+
 /// The model as the updates an orchestrator would send, endpoints first.
 fn updates(model: &Model) -> Vec<Update> {
     let eps = model

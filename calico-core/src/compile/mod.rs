@@ -11,13 +11,19 @@
 //!   accept
 //! wl-eg-<iface>                egress of one workload
 //!   ct state established,related accept; ct state invalid drop
-//!   anti-spoofing: source not one of the endpoint's addresses -> drop
-//!   clear the Pass mark
-//!   jump pol-eg-<policy>       for each egress policy, in order
-//!   [mark has Pass -> goto wl-egp-<iface>]   after policies that contain Pass
-//!   drop                       end of policies (when any applied), else goto wl-egp-<iface>
-//! wl-egp-<iface>               jump pro-eg-<profile> for each profile; drop
-//! wl-in-<iface>, wl-inp-<iface>   the same for ingress (no anti-spoofing)
+//!   anti-spoofing: source not the endpoint's address (or in the set of its addresses when
+//!   it has several) -> drop; a family it has no address in: drop all of that family
+//!   [clear the Pass mark]      when one of its policies may Pass
+//!   jump pl-eg-<list>          its egress policies, in order (or the only one directly)
+//!   [mark has Pass -> goto prl-eg-<profiles>]
+//!   drop                       end of policies; with no policy: goto prl-eg-<profiles>
+//!                              (drop when the endpoint has no profile)
+//! wl-in-<iface>                the same for ingress (no anti-spoofing)
+//! pl-eg-<list>, pl-in-<list>   shared by every endpoint with the same ordered policies:
+//!   jump pol-eg-<policy>       for each, and after one that may Pass:
+//!   mark has Pass -> return
+//! prl-eg-<list>, prl-in-<list> shared by every endpoint with the same profiles:
+//!   jump pro-eg-<profile> for each; drop
 //! pol-eg-<policy>, pol-in-<policy>, pro-eg-<profile>, pro-in-<profile>
 //!   the rules: Allow -> accept (ingress) or goto eg-allowed (egress); Deny -> drop;
 //!   Pass -> set the Pass mark and return (policies) or return (profiles); Log -> log
@@ -142,6 +148,10 @@ pub struct Compiler {
     applies: SelectorIndex<PolicyKey, WorkloadEndpointId>,
     /// Local workload endpoints by interface (the first id owns the interface).
     by_iface: BTreeMap<String, BTreeSet<WorkloadEndpointId>>,
+    /// Shared policy-list and profile-list chains: number of interfaces using each.
+    shared_refs: BTreeMap<String, usize>,
+    /// The shared chains each local interface's chains jump to.
+    iface_shared: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -169,14 +179,69 @@ fn profile_chain(name: &str, dir: PolicyType) -> String {
     }
 }
 
-fn endpoint_chain(iface: &str, dir: PolicyType, profiles_part: bool) -> String {
-    let prefix = match (dir, profiles_part) {
-        (PolicyType::Ingress, false) => "wl-in",
-        (PolicyType::Ingress, true) => "wl-inp",
-        (PolicyType::Egress, false) => "wl-eg",
-        (PolicyType::Egress, true) => "wl-egp",
+fn endpoint_chain(iface: &str, dir: PolicyType) -> String {
+    match dir {
+        PolicyType::Ingress => chain_name("wl-in", &[iface]),
+        PolicyType::Egress => chain_name("wl-eg", &[iface]),
+    }
+}
+
+/// The chain shared by every endpoint whose policies in `dir` are `policies` (chain, can
+/// Pass), in order: a jump to each, returning early when one passed. Its name hashes the
+/// list, so equal lists share one chain and a different list gets another.
+fn policy_list_chain(policies: &[(String, bool)], dir: PolicyType, mark: u32) -> SharedChain {
+    let mut parts: Vec<&str> = Vec::with_capacity(policies.len() * 2);
+    let mut rules = Vec::with_capacity(policies.len() * 2);
+    for (i, (chain, pass)) in policies.iter().enumerate() {
+        parts.push(chain);
+        parts.push(if *pass { "p" } else { "-" });
+        rules.push(Rule::new(vec![], Verdict::Jump(chain.clone())));
+        if *pass && i + 1 < policies.len() {
+            rules.push(Rule::new(vec![Match::MarkSet(mark)], Verdict::Return));
+        }
+    }
+    let prefix = match dir {
+        PolicyType::Ingress => "pl-in",
+        PolicyType::Egress => "pl-eg",
     };
-    chain_name(prefix, &[iface])
+    SharedChain {
+        prefix,
+        name: chain_name(prefix, &parts),
+        rules,
+    }
+}
+
+/// The chain shared by every endpoint whose existing profiles are `profiles` (their chains
+/// in `dir`), in order: a jump to each, then drop.
+fn profile_list_chain(profiles: &[String], dir: PolicyType) -> SharedChain {
+    let parts: Vec<&str> = profiles.iter().map(String::as_str).collect();
+    let mut rules: Vec<Rule> = profiles
+        .iter()
+        .map(|c| Rule::new(vec![], Verdict::Jump(c.clone())))
+        .collect();
+    rules.push(Rule::new(vec![], Verdict::Drop));
+    let prefix = match dir {
+        PolicyType::Ingress => "prl-in",
+        PolicyType::Egress => "prl-eg",
+    };
+    SharedChain {
+        prefix,
+        name: chain_name(prefix, &parts),
+        rules,
+    }
+}
+
+/// Policy chains in order, each with whether its policy may Pass.
+type PolicyList = Vec<(String, bool)>;
+
+/// A chain several endpoints' chains may jump to.
+struct SharedChain {
+    /// What it is (`pl-in`, `prl-eg`, ...).
+    prefix: &'static str,
+    /// Its name: the prefix and a hash of what it holds.
+    name: String,
+    /// Its rules.
+    rules: Vec<Rule>,
 }
 
 fn own_address_set(iface: &str, v4: bool) -> String {
@@ -204,6 +269,8 @@ impl Compiler {
             used_sets: BTreeMap::new(),
             applies: SelectorIndex::new(),
             by_iface: BTreeMap::new(),
+            shared_refs: BTreeMap::new(),
+            iface_shared: BTreeMap::new(),
         };
         c.install_base();
         c
@@ -521,6 +588,51 @@ impl Compiler {
             }
             (None, _) => {
                 self.ruleset.chains.remove(name);
+            }
+        }
+    }
+
+    /// One more interface (`iface`) uses the shared `chain`; returns the
+    /// name to jump to. The first user creates the chain. Names hash the whole list, so an
+    /// existing chain of that name with other rules is a collision of the 64-bit hash:
+    /// `iface` then gets a chain of its own (named after the interface too) rather than
+    /// another list's policies.
+    fn acquire_shared_chain(&mut self, chain: SharedChain, iface: &str) -> String {
+        let SharedChain {
+            prefix,
+            name,
+            rules,
+        } = chain;
+        let name = match self.ruleset.chains.get(&name) {
+            Some(c) if self.shared_refs.contains_key(&name) && c.rules != rules => {
+                let own = chain_name(prefix, &[&name, iface]);
+                warn!(
+                    chain = name,
+                    interface = iface,
+                    fallback = own,
+                    "two policy or profile lists hash to one chain name; this interface gets its own"
+                );
+                own
+            }
+            _ => name,
+        };
+        let users = self.shared_refs.entry(name.clone()).or_insert(0);
+        *users += 1;
+        if *users == 1 {
+            self.put_chain(&name, Some(Chain { base: None, rules }));
+        }
+        name
+    }
+
+    /// The interfaces that used `names` no longer do: a shared chain goes with its last user.
+    fn release_shared_chains(&mut self, names: Vec<String>) {
+        for name in names {
+            if let Some(users) = self.shared_refs.get_mut(&name) {
+                *users -= 1;
+                if *users == 0 {
+                    self.shared_refs.remove(&name);
+                    self.put_chain(&name, None);
+                }
             }
         }
     }
@@ -900,11 +1012,12 @@ impl Compiler {
                 );
             }
         }
+        let old_shared = self.iface_shared.remove(iface).unwrap_or_default();
         let Some(ep) = owner else {
             for dir in [PolicyType::Ingress, PolicyType::Egress] {
-                self.put_chain(&endpoint_chain(iface, dir, false), None);
-                self.put_chain(&endpoint_chain(iface, dir, true), None);
+                self.put_chain(&endpoint_chain(iface, dir), None);
             }
+            self.release_shared_chains(old_shared);
             for v4 in [true, false] {
                 if self.ruleset.sets.contains_key(&own_address_set(iface, v4)) {
                     self.put_set(&own_address_set(iface, v4), None);
@@ -919,9 +1032,13 @@ impl Compiler {
             }
             return;
         };
-        // Own addresses, for anti-spoofing.
+        // Own addresses, for anti-spoofing: per family, the match a source must fail to be
+        // dropped. One address is compared inline and several go in a set; with none, every
+        // source of that family is spoofed. Sets are kept for the rare multi-address case
+        // only: each named set makes every later set lookup by name in the kernel slower.
+        let mut spoof_checks: [Option<Match>; 2] = [None, None];
         for v4 in [true, false] {
-            let elements: BTreeSet<SetElement> = ep
+            let mut elements: BTreeSet<SetElement> = ep
                 .ip_networks
                 .iter()
                 .map(|n| n.addr())
@@ -929,17 +1046,41 @@ impl Compiler {
                 .map(SetElement::Addr)
                 .collect();
             let name = own_address_set(iface, v4);
-            let set = Set {
-                key: if v4 {
-                    ir::SetKey::Ipv4Addr
-                } else {
-                    ir::SetKey::Ipv6Addr
-                },
-                elements,
+            let check = match elements.len() {
+                0 => None,
+                1 => elements.pop_first().and_then(|e| match e {
+                    SetElement::Addr(addr) => Some(Match::AddrEq {
+                        side: ir::Side::Src,
+                        addr,
+                        negate: true,
+                    }),
+                    _ => None,
+                }),
+                _ => {
+                    let set = Set {
+                        key: if v4 {
+                            ir::SetKey::Ipv4Addr
+                        } else {
+                            ir::SetKey::Ipv6Addr
+                        },
+                        elements,
+                    };
+                    if self.ruleset.sets.get(&name) != Some(&set) {
+                        self.put_set(&name, Some(set));
+                    }
+                    Some(Match::AddrInSet {
+                        side: ir::Side::Src,
+                        set: name.clone(),
+                        negate: true,
+                    })
+                }
             };
-            if self.ruleset.sets.get(&name) != Some(&set) {
-                self.put_set(&name, Some(set));
+            if !matches!(check, Some(Match::AddrInSet { .. }))
+                && self.ruleset.sets.contains_key(&name)
+            {
+                self.put_set(&name, None);
             }
+            spoof_checks[usize::from(v4)] = check;
         }
         let mut policies: Vec<&Policy> = self
             .applies
@@ -947,14 +1088,45 @@ impl Compiler {
             .filter_map(|k| self.model.policies.get(k))
             .collect();
         policies.sort_by(|a, b| policy_order(a, b));
-        let mut chains = Vec::new();
-        for dir in [PolicyType::Ingress, PolicyType::Egress] {
-            let governing: Vec<&Policy> = policies
-                .iter()
-                .copied()
-                .filter(|p| p.governs(dir))
+        // Per direction: (policy chain, whether the policy can Pass) in order, and the
+        // chains of the endpoint's profiles that exist.
+        let lists: Vec<(PolicyType, PolicyList, Vec<String>)> =
+            [PolicyType::Ingress, PolicyType::Egress]
+                .into_iter()
+                .map(|dir| {
+                    let governing = policies
+                        .iter()
+                        .filter(|p| p.governs(dir))
+                        .map(|p| {
+                            let key = (p.namespace.clone(), p.name.clone());
+                            let pass = p
+                                .rules(dir)
+                                .iter()
+                                .any(|r| r.action == crate::model::Action::Pass);
+                            (policy_chain(&key, dir), pass)
+                        })
+                        .collect();
+                    let profiles = ep
+                        .profiles
+                        .iter()
+                        .filter(|name| self.model.profiles.contains_key(*name))
+                        .map(|name| profile_chain(name, dir))
+                        .collect();
+                    (dir, governing, profiles)
+                })
                 .collect();
-            let profiles_chain = endpoint_chain(iface, dir, true);
+        let mark = self.config.pass_mark;
+        // Shared chains are taken before the old ones are let go, so that a chain both
+        // versions use stays put.
+        let mut shared = Vec::new();
+        for (dir, governing, profiles) in lists {
+            let after_policies = if profiles.is_empty() {
+                Verdict::Drop
+            } else {
+                let name = self.acquire_shared_chain(profile_list_chain(&profiles, dir), iface);
+                shared.push(name.clone());
+                Verdict::Goto(name)
+            };
             let mut rules = vec![
                 Rule::new(
                     vec![Match::Ct(CtState::EstablishedOrRelated)],
@@ -964,60 +1136,49 @@ impl Compiler {
             ];
             if dir == PolicyType::Egress {
                 for v4 in [true, false] {
-                    rules.push(Rule::new(
-                        vec![
-                            Match::Ipv4(v4),
-                            Match::AddrInSet {
-                                side: ir::Side::Src,
-                                set: own_address_set(iface, v4),
-                                negate: true,
-                            },
-                        ],
-                        Verdict::Drop,
-                    ));
+                    let mut matches = vec![Match::Ipv4(v4)];
+                    matches.extend(spoof_checks[usize::from(v4)].clone());
+                    rules.push(Rule::new(matches, Verdict::Drop));
                 }
             }
-            rules.push(Rule {
-                matches: vec![],
-                statements: vec![Statement::ClearMark(self.config.pass_mark)],
-                verdict: None,
-            });
-            for p in &governing {
-                let key = (p.namespace.clone(), p.name.clone());
-                rules.push(Rule::new(vec![], Verdict::Jump(policy_chain(&key, dir))));
-                if p.rules(dir)
-                    .iter()
-                    .any(|r| r.action == crate::model::Action::Pass)
-                {
-                    rules.push(Rule::new(
-                        vec![Match::MarkSet(self.config.pass_mark)],
-                        Verdict::Goto(profiles_chain.clone()),
-                    ));
+            if governing.is_empty() {
+                rules.push(Rule::new(vec![], after_policies));
+            } else {
+                let any_pass = governing.iter().any(|(_, pass)| *pass);
+                // With nothing to pass to, a Pass ends at the drop below like a miss.
+                let pass_matters = any_pass && after_policies != Verdict::Drop;
+                if any_pass {
+                    // A mark left by an earlier chain (the sender's egress) must not read as
+                    // a Pass of this endpoint's policies.
+                    rules.push(Rule {
+                        matches: vec![],
+                        statements: vec![Statement::ClearMark(mark)],
+                        verdict: None,
+                    });
                 }
-            }
-            rules.push(Rule::new(
-                vec![],
-                if governing.is_empty() {
-                    Verdict::Goto(profiles_chain.clone())
+                let target = if let [(only, _)] = governing.as_slice() {
+                    only.clone()
                 } else {
-                    Verdict::Drop
-                },
-            ));
-            let mut prof_rules: Vec<Rule> = ep
-                .profiles
-                .iter()
-                .filter(|name| self.model.profiles.contains_key(*name))
-                .map(|name| Rule::new(vec![], Verdict::Jump(profile_chain(name, dir))))
-                .collect();
-            prof_rules.push(Rule::new(vec![], Verdict::Drop));
-            chains.push((endpoint_chain(iface, dir, false), rules));
-            chains.push((profiles_chain, prof_rules));
+                    let list = policy_list_chain(&governing, dir, mark);
+                    let name = self.acquire_shared_chain(list, iface);
+                    shared.push(name.clone());
+                    name
+                };
+                rules.push(Rule::new(vec![], Verdict::Jump(target)));
+                if pass_matters {
+                    rules.push(Rule::new(vec![Match::MarkSet(mark)], after_policies));
+                }
+                rules.push(Rule::new(vec![], Verdict::Drop));
+            }
+            self.put_chain(
+                &endpoint_chain(iface, dir),
+                Some(Chain { base: None, rules }),
+            );
         }
-        for (name, rules) in chains {
-            self.put_chain(&name, Some(Chain { base: None, rules }));
-        }
-        let from = Verdict::Goto(endpoint_chain(iface, PolicyType::Egress, false));
-        let to = Verdict::Goto(endpoint_chain(iface, PolicyType::Ingress, false));
+        self.release_shared_chains(old_shared);
+        self.iface_shared.insert(iface.to_string(), shared);
+        let from = Verdict::Goto(endpoint_chain(iface, PolicyType::Egress));
+        let to = Verdict::Goto(endpoint_chain(iface, PolicyType::Ingress));
         if self.ruleset.maps[FROM_WORKLOAD_MAP].elements.get(iface) != Some(&from) {
             self.map_element(FROM_WORKLOAD_MAP, iface, Some(from));
             self.map_element(TO_WORKLOAD_MAP, iface, Some(to));

@@ -81,7 +81,7 @@ fn layout_dispatches_local_interfaces_only() {
     );
     assert!(!r
         .chains
-        .contains_key(&endpoint_chain("cali-b", PolicyType::Ingress, false)));
+        .contains_key(&endpoint_chain("cali-b", PolicyType::Ingress)));
 }
 
 #[test]

@@ -14,7 +14,8 @@
 //! time 0 (no keepalives); the reflector waits passively, the clients connect.
 //!
 //! Run as root: `cargo bench -p calico-bgp --bench reflect` (`REFLECT_CLIENTS=C`,
-//! `REFLECT_PER_CLIENT=K`; `REFLECT_ONLY=ours` or `bird` runs one reflector).
+//! `REFLECT_PER_CLIENT=K`; `REFLECT_ONLY=ours` or `bird` runs one reflector; each runs
+//! `REFLECT_RUNS` times, default 3, and the median run is shown with the spread).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::{Command, Stdio};
@@ -393,6 +394,8 @@ async fn client(
 struct Row {
     name: String,
     seconds: f64,
+    /// Fastest and slowest of the runs.
+    spread: (f64, f64),
     updates: usize,
     megabytes: f64,
     rss_kib: u64,
@@ -439,6 +442,7 @@ fn run(ns: &Netns, reflector: Reflector, clients: usize, per_client: usize) -> R
     Row {
         name,
         seconds,
+        spread: (seconds, seconds),
         updates,
         megabytes: bytes as f64 / 1e6,
         rss_kib,
@@ -458,18 +462,30 @@ fn main() {
         return;
     }
     let only = std::env::var("REFLECT_ONLY").unwrap_or_default();
+    let runs = env_usize("REFLECT_RUNS", 3).max(1);
     let mut rows = Vec::new();
     for kind in ["ours", "bird"] {
         if !only.is_empty() && only != kind {
             continue;
         }
-        // A fresh namespace per reflector: no TIME_WAIT or leftovers shared between runs.
-        let ns = Netns::create("refl").unwrap();
-        let reflector = match kind {
-            "ours" => start_ours(&ns, clients),
-            _ => start_bird(&ns, clients),
-        };
-        rows.push(run(&ns, reflector, clients, per_client));
+        let mut tries: Vec<Row> = (0..runs)
+            .map(|_| {
+                // A fresh namespace per run: no TIME_WAIT or leftovers shared between runs.
+                let ns = Netns::create("refl").unwrap();
+                let reflector = match kind {
+                    "ours" => start_ours(&ns, clients),
+                    _ => start_bird(&ns, clients),
+                };
+                run(&ns, reflector, clients, per_client)
+            })
+            .collect();
+        // The median run; the spread is printed too (BIRD sometimes exports in many small
+        // UPDATEs and takes several times longer).
+        tries.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
+        let (best, worst) = (tries[0].seconds, tries[tries.len() - 1].seconds);
+        let mut row = tries.swap_remove(tries.len() / 2);
+        row.spread = (best, worst);
+        rows.push(row);
     }
 
     let total = clients * per_client;
@@ -480,8 +496,8 @@ fn main() {
         total - per_client
     );
     println!(
-        "{:<28} {:>10} {:>10} {:>12} {:>12} {:>12}",
-        "reflector", "seconds", "vs BIRD", "UPDATEs", "MB sent", "RSS MiB"
+        "{:<28} {:>10} {:>15} {:>10} {:>12} {:>12} {:>12}",
+        "reflector", "seconds", "(fastest-slowest)", "vs BIRD", "UPDATEs", "MB sent", "RSS MiB"
     );
     let bird = rows
         .iter()
@@ -490,9 +506,10 @@ fn main() {
     for r in &rows {
         let ratio = bird.map_or("-".to_string(), |b| format!("{:.2}", r.seconds / b));
         println!(
-            "{:<28} {:>10.3} {:>10} {:>12} {:>12.1} {:>12.1}",
+            "{:<28} {:>10.3} {:>17} {:>10} {:>12} {:>12.1} {:>12.1}",
             r.name,
             r.seconds,
+            format!("({:.3}-{:.3})", r.spread.0, r.spread.1),
             ratio,
             r.updates,
             r.megabytes,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use calico_bgp::packet::notification::{CeaseSubcode, FsmSubcode, OpenSubcode};
 use calico_bgp::packet::open::GracefulRestartFamily;
-use calico_bgp::packet::{AfiSafi, Capability, ErrorCode, Message, Open, Update};
+use calico_bgp::packet::{AfiSafi, Capability, ErrorCode, Message, Notification, Open, Update};
 use calico_bgp::session::{
     Action, Direction, Event, Fsm, GracefulRestart, SessionConfig, SessionDown, Timer,
 };
@@ -486,19 +486,69 @@ fn a_malformed_message_is_not_graceful() {
 
 #[test]
 fn a_gr_peer_reconnecting_in_place_of_its_established_session_restarted() {
-    // RFC 4724 §4.2: the established session is taken as ended (gracefully) and the new
-    // connection proceeds; without graceful restart it is a collision and refused.
+    // RFC 4724 §4.2: an OPEN with graceful restart on a new connection while the session is
+    // established: the old session is taken as ended (gracefully) and the new one proceeds.
     let mut fsm = Fsm::new(gr_config(false));
     step(&mut fsm, Event::Start);
     establish_with(&mut fsm, OUT, gr_open(&[AfiSafi::IPV4_UNICAST], true));
+    // The connection alone decides nothing: it may be a late side of a collision.
     let a = step(&mut fsm, Event::Connected(IN));
+    assert_eq!(down(&a), None, "{a:?}");
+    assert!(matches!(&sent(&a, IN)[..], [Message::Open(_)]), "{a:?}");
+    assert!(fsm.established().is_some());
+    // Its OPEN does.
+    let a = step(
+        &mut fsm,
+        Event::Received(IN, gr_open(&[AfiSafi::IPV4_UNICAST], true)),
+    );
     assert_eq!(down(&a).map(|d| d.graceful), Some(true), "{a:?}");
     assert!(a.contains(&Action::Close(OUT)));
     assert_eq!(notification_code(&a, IN), None);
     assert_eq!(notification_code(&a, OUT), None);
-    assert!(matches!(&sent(&a, IN)[..], [Message::Open(_)]), "{a:?}");
-    establish_rest(&mut fsm, IN, [10, 0, 0, 1]);
+    let a = step(&mut fsm, Event::Received(IN, Message::Keepalive));
+    assert!(a.iter().any(|a| matches!(a, Action::Up(_))), "{a:?}");
     assert_eq!(fsm.established().unwrap().direction, IN);
+}
+
+#[test]
+fn a_stray_connection_from_a_gr_peer_does_not_end_the_established_session() {
+    // The peer's own connect attempt of a collision, arriving after our connection won: it
+    // is closed (a Cease from the peer, or just TCP) and the session stays up.
+    for end in [
+        Event::Received(
+            IN,
+            Message::Notification(Notification::cease(
+                CeaseSubcode::ConnectionCollisionResolution,
+            )),
+        ),
+        Event::Closed(IN, "reset".into()),
+        Event::TimerExpired(Timer::Hold(IN)),
+    ] {
+        let mut fsm = Fsm::new(gr_config(false));
+        step(&mut fsm, Event::Start);
+        establish_with(&mut fsm, OUT, gr_open(&[AfiSafi::IPV4_UNICAST], true));
+        let mut a = step(&mut fsm, Event::Connected(IN));
+        a.extend(step(&mut fsm, end));
+        assert_eq!(down(&a), None, "{a:?}");
+        assert!(!a.contains(&Action::Close(OUT)), "{a:?}");
+        assert_eq!(fsm.established().unwrap().direction, OUT);
+    }
+}
+
+#[test]
+fn an_open_without_graceful_restart_beside_an_established_session_is_a_collision() {
+    let mut fsm = Fsm::new(gr_config(false));
+    step(&mut fsm, Event::Start);
+    establish_with(&mut fsm, OUT, gr_open(&[AfiSafi::IPV4_UNICAST], true));
+    step(&mut fsm, Event::Connected(IN));
+    let a = step(
+        &mut fsm,
+        Event::Received(IN, peer_open(64513, 90, [10, 0, 0, 1])),
+    );
+    assert_eq!(down(&a), None, "{a:?}");
+    assert!(notification_code(&a, IN).is_some(), "{a:?}");
+    assert!(a.contains(&Action::Close(IN)));
+    assert_eq!(fsm.established().unwrap().direction, OUT);
 }
 
 #[test]

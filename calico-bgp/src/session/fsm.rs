@@ -437,7 +437,7 @@ impl Fsm {
             out.push(Action::Close(dir));
             return;
         }
-        let restarted = self
+        let established_gr = self
             .connections
             .iter()
             .flatten()
@@ -445,26 +445,34 @@ impl Fsm {
             .filter_map(|c| c.negotiated.as_ref())
             .find(|n| n.graceful_restart.is_some())
             .map(|n| n.direction);
-        if let (Direction::Inbound, Some(old)) = (dir, restarted) {
-            // RFC 4724 §4.2: a new connection from a peer that negotiated graceful restart
-            // means it restarted before we saw its old connection end.
-            self.tear_down(
-                old,
-                "peer reconnected (restarted) while the session was established".into(),
-                true,
-                out,
-            );
-        }
-        if self.established().is_some() {
-            // RFC 4271 §6.8: a connection colliding with an established one is closed.
-            out.push(Action::Send(
-                dir,
-                Message::Notification(Notification::cease(
-                    CeaseSubcode::ConnectionCollisionResolution,
-                )),
-            ));
-            out.push(Action::Close(dir));
-            return;
+        match (dir, established_gr) {
+            (Direction::Inbound, Some(Direction::Inbound)) => {
+                // RFC 4724 §4.2: the peer opened a new connection in place of its established
+                // one: it restarted before we saw the old connection end.
+                self.tear_down(
+                    Direction::Inbound,
+                    "peer reconnected (restarted) while the session was established".into(),
+                    true,
+                    out,
+                );
+            }
+            (Direction::Inbound, Some(Direction::Outbound)) => {
+                // A restarted peer (RFC 4724 §4.2), or only its side of a connection
+                // collision arriving late: its OPEN decides (see `open_received`), so a
+                // stray connection cannot end the established session.
+            }
+            _ if self.established().is_some() => {
+                // RFC 4271 §6.8: a connection colliding with an established one is closed.
+                out.push(Action::Send(
+                    dir,
+                    Message::Notification(Notification::cease(
+                        CeaseSubcode::ConnectionCollisionResolution,
+                    )),
+                ));
+                out.push(Action::Close(dir));
+                return;
+            }
+            _ => {}
         }
         if self.connections[dir.index()].is_some() {
             // The peer opened a new connection in place of its previous one.
@@ -585,11 +593,39 @@ impl Fsm {
                 .and_then(|_| peer_graceful_restart(&open, &negotiated.families)),
             ..negotiated
         };
+        let other = dir.other();
+        if let Some(old) = self.connections[other.index()]
+            .as_ref()
+            .filter(|c| c.stage == Stage::Established)
+        {
+            let old_gr = old
+                .negotiated
+                .as_ref()
+                .is_some_and(|n| n.graceful_restart.is_some());
+            if old_gr && negotiated.graceful_restart.is_some() {
+                // RFC 4724 §4.2: an OPEN from the peer on a new connection while the old
+                // session is established: the peer restarted; keep its routes as stale.
+                self.tear_down(
+                    other,
+                    "peer restarted: it opened a new session while the old one was established"
+                        .into(),
+                    true,
+                    out,
+                );
+            } else {
+                // RFC 4271 §6.8: a connection colliding with an established one is closed.
+                return self.notify_and_close(
+                    dir,
+                    Notification::cease(CeaseSubcode::ConnectionCollisionResolution),
+                    "a second connection collided with the established session".into(),
+                    out,
+                );
+            }
+        }
         // Collision resolution (RFC 4271 §6.8): keep the connection opened by the speaker
         // with the higher BGP identifier.
-        let other = dir.other();
         if self.connections[other.index()].is_some() {
-            let keep = if c.router_id > open.router_id {
+            let keep = if self.config.router_id > open.router_id {
                 Direction::Outbound
             } else {
                 Direction::Inbound

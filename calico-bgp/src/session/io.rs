@@ -292,9 +292,13 @@ impl PeerTask {
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
         let (read, write) = stream.into_split();
         let (wtx, wrx) = mpsc::unbounded_channel();
-        let tx = conn_tx.clone();
+        let remote = self.remote;
         let writer_task = tokio::spawn(write_loop(write, wrx, move |reason| {
-            let _ = tx.send((dir, generation, ConnEvent::Closed(reason)));
+            // Not reported as the end of the connection: the peer may have sent a
+            // NOTIFICATION just before closing, still unread, and it decides whether the
+            // close is graceful (RFC 4724). The reader reaches it, then the end, and reports
+            // both in order; the hold timer covers a connection that never ends.
+            tracing::debug!(peer = %remote, direction = ?dir, %reason, "writing to the peer failed; the reader reports the connection's end");
         }));
         let tx = conn_tx.clone();
         let reader = tokio::spawn(read_loop(read, move |e| {

@@ -19,10 +19,7 @@
 //! * `GET /metrics` on the HTTP address gives Prometheus metrics, `GET /status` the
 //!   endpoints' and peers' state.
 //! * SIGTERM or SIGINT stops the agent without flushing anything: routes, ACLs and BIRD's
-//!   sessions stay, and the next agent adopts them. The native speaker closes its sessions
-//!   for a graceful restart (RFC 4724): peers keep our routes (120 s at most), and the next
-//!   agent, finding our routes in the kernel, announces itself as restarting, so peers keep
-//!   forwarding until it has announced its routes again.
+//!   sessions stay, and the next agent adopts them.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -32,9 +29,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use calico_bgp::bird::{BirdBgp, BirdConfig};
-use calico_bgp::speaker::{GracefulRestartOptions, Speaker, SpeakerOptions};
+use calico_bgp::speaker::Speaker;
 use calico_core::agent::{Agent, AgentHandle, EndpointState, Timing};
-use calico_core::backend::{BgpBackend, FibBackend};
+use calico_core::backend::BgpBackend;
 use calico_core::model::{load_file, Resource, ResourceKey, Update};
 use calico_linux::acl::LinuxAcl;
 use calico_linux::fib::{FibConfig, LinuxFib};
@@ -221,16 +218,6 @@ fn status_text(handle: &AgentHandle) -> String {
 async fn run(o: Options) -> Result<(), String> {
     let mut resources = load_dir(&o.resources)?;
     let fib = LinuxFib::new(FibConfig::default()).map_err(|e| e.to_string())?;
-    // Routes of ours already in the kernel: an agent ran here and its forwarding state
-    // survived it, so the native speaker announces a graceful restart (RFC 4724) and peers
-    // keep forwarding to us until it has announced our routes again.
-    let preserved = match fib.dump().await {
-        Ok(routes) => routes.len(),
-        Err(e) => {
-            warn!(error = %e, "cannot read the routes already programmed; starting as a fresh host");
-            0
-        }
-    };
     let acl = LinuxAcl::new(&o.nft_table).map_err(|e| e.to_string())?;
     let mut builder = Agent::builder()
         .node(o.node.clone())
@@ -240,26 +227,8 @@ async fn run(o: Options) -> Result<(), String> {
             resync_interval: o.resync,
             ..Timing::default()
         });
-    let mut speaker = None;
     let bgp: Option<Arc<dyn BgpBackend>> = match o.bgp {
-        BgpChoice::Native => {
-            let restart = GracefulRestartOptions {
-                restarting: preserved > 0,
-                ..GracefulRestartOptions::default()
-            };
-            if restart.restarting {
-                info!(
-                    routes = preserved,
-                    "restarting with the forwarding state preserved; BGP peers are asked to keep our routes until we announce them again"
-                );
-            }
-            let s = Arc::new(Speaker::with_options(SpeakerOptions {
-                graceful_restart: Some(restart),
-                ..SpeakerOptions::default()
-            }));
-            speaker = Some(s.clone());
-            Some(s)
-        }
+        BgpChoice::Native => Some(Arc::new(Speaker::new())),
         BgpChoice::Bird => {
             let mut config = BirdConfig::new(&o.bird_dir);
             config.stop_on_drop = false;
@@ -337,20 +306,6 @@ async fn run(o: Options) -> Result<(), String> {
     }
     info!("stopping; the dataplane stays as programmed");
     agent.shutdown().await;
-    // The routes stay in the kernel, so peers may keep forwarding to us: close the BGP
-    // sessions without a NOTIFICATION (graceful restart) rather than withdraw our routes.
-    if let Some(speaker) = speaker {
-        match Arc::try_unwrap(speaker) {
-            Ok(speaker) => {
-                speaker.stop_for_restart().await;
-                info!(
-                    restart_time_secs = GracefulRestartOptions::default().restart_time.as_secs(),
-                    "BGP sessions closed for a graceful restart; peers keep our routes until we are back or the restart time passes"
-                );
-            }
-            Err(_) => warn!("the BGP speaker is still in use; its sessions close with a Cease"),
-        }
-    }
     Ok(())
 }
 

@@ -38,6 +38,16 @@ async fn ibgp_ipv4_routes_flow_both_ways_and_are_withdrawn() {
     wait_state(&a, 5, PeerState::Established).await;
     let status = b.peer_status().await.unwrap();
     assert_eq!(status[0].prefixes_received, 2);
+    // A's table came with its End-of-RIB (what an agent restarting waits for).
+    let mut status = b.peer_status().await.unwrap();
+    for _ in 0..50 {
+        if status[0].end_of_rib_received {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        status = b.peer_status().await.unwrap();
+    }
+    assert!(status[0].end_of_rib_received, "{status:?}");
 
     // Withdraw one, add another.
     a.set_exports(&prefixes(&["10.65.1.64/26", "10.65.3.0/26"]))
@@ -55,6 +65,7 @@ async fn ibgp_ipv4_routes_flow_both_ways_and_are_withdrawn() {
     wait_routes(&a, 10, "B's routes withdrawn at A", |r| r.is_empty()).await;
     let status = a.peer_status().await.unwrap();
     assert_ne!(status[0].state, PeerState::Established);
+    assert!(!status[0].end_of_rib_received, "{status:?}");
     assert!(
         status[0]
             .last_error

@@ -176,6 +176,11 @@ pub struct PeerStatus {
     pub state: PeerState,
     /// Prefixes accepted from the peer.
     pub prefixes_received: usize,
+    /// The session is established and the peer's initial table is complete: it sent
+    /// End-of-RIB (RFC 4724) for every family of the session since it came up. A backend
+    /// that cannot tell reports `state == Established`. An agent that kept its routes
+    /// across a restart waits for this before dropping those no peer announces again.
+    pub end_of_rib_received: bool,
     /// The last error seen on the session, for an operator.
     pub last_error: Option<String>,
 }

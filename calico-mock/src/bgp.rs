@@ -159,6 +159,8 @@ impl BgpBackend for MockBgp {
                 } else {
                     f.exports[a].len()
                 },
+                // The fabric hands a peer's whole table over at once.
+                end_of_rib_received: !f.down.contains(a),
                 last_error: None,
             })
             .collect())

@@ -20,6 +20,7 @@ pub fn parse_protocols(text: &str) -> Vec<PeerStatus> {
                     address: IpAddr::from([0, 0, 0, 0]),
                     state: cols.get(5).map_or(PeerState::Idle, |s| state(s)),
                     prefixes_received: 0,
+                    end_of_rib_received: false,
                     last_error: None,
                 });
             }
@@ -45,6 +46,10 @@ pub fn parse_protocols(text: &str) -> Vec<PeerStatus> {
     }
     out.extend(current);
     out.retain(|p| !p.address.is_unspecified());
+    // `show protocols all` does not tell whether the peer's End-of-RIB came in.
+    for p in &mut out {
+        p.end_of_rib_received = p.state == PeerState::Established;
+    }
     out
 }
 

@@ -67,6 +67,9 @@ struct Peer {
     /// The table dump was sent without End-of-RIB (a restarting speaker whose exports are
     /// not known yet): send it once they are.
     eor_owed: bool,
+    /// Families of the session whose End-of-RIB the peer has not sent yet since the session
+    /// came up; empty (with a session) once its initial table is complete.
+    eor_awaited: Vec<AfiSafi>,
 }
 
 /// A peer's routes kept stale across its restart.
@@ -218,6 +221,9 @@ impl Core {
                         address: p.config.address,
                         state: p.state,
                         prefixes_received: self.rib.received(p.id),
+                        end_of_rib_received: p.state == PeerState::Established
+                            && p.session.is_some()
+                            && p.eor_awaited.is_empty(),
                         last_error: p.last_error.clone(),
                     })
                     .collect();
@@ -435,6 +441,7 @@ impl Core {
                 session: None,
                 stale: None,
                 eor_owed: false,
+                eor_awaited: Vec::new(),
             },
         );
     }
@@ -574,6 +581,16 @@ impl Core {
         let Some(p) = self.peers.get_mut(&address) else {
             return Vec::new();
         };
+        let awaited = p.eor_awaited.len();
+        p.eor_awaited.retain(|f| *f != family);
+        if awaited > 0 && p.eor_awaited.is_empty() {
+            // The peer's initial table is complete: status readers may be waiting for it.
+            tracing::debug!(peer = %address, "initial table complete (End-of-RIB for every family)");
+            self.notify();
+        }
+        let Some(p) = self.peers.get_mut(&address) else {
+            return Vec::new();
+        };
         let Some(stale) = p.stale.as_mut().filter(|s| s.families.contains(&family)) else {
             tracing::debug!(peer = %address, ?family, "End-of-RIB received");
             return Vec::new();
@@ -641,6 +658,7 @@ impl Core {
                     return;
                 };
                 p.session = Some((negotiated.clone(), local));
+                p.eor_awaited = negotiated.families.clone();
                 let local_as = self.rib.settings().local_as;
                 let info = PeerInfo {
                     address,
@@ -664,6 +682,7 @@ impl Core {
                 p.state = PeerState::Active;
                 p.last_error = Some(down.reason.clone());
                 p.eor_owed = false;
+                p.eor_awaited.clear();
                 let gr = negotiated
                     .and_then(|n| n.graceful_restart)
                     .filter(|g| down.graceful && !g.families.is_empty());

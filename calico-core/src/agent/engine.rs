@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -12,7 +12,8 @@ use super::metrics::Metrics;
 use super::status::{AgentStatus, BackendHealth, EndpointState, EndpointStatus};
 use super::Timing;
 use crate::backend::{
-    AclBackend, BackendError, BgpBackend, BgpSettings, FibBackend, LearnedRoute, Route, RouteTarget,
+    AclBackend, BackendError, BgpBackend, BgpSettings, FibBackend, LearnedRoute, PeerState, Route,
+    RouteTarget,
 };
 use crate::compile::{diff, CompileConfig, Compiler};
 use crate::model::{Model, Update};
@@ -62,6 +63,12 @@ pub(super) struct Engine {
     retry_at: Option<tokio::time::Instant>,
     /// Set while a resync pass runs: changes found are drift repairs.
     resyncing: bool,
+    /// Until when remote routes found in the FIB are kept while BGP converges after a
+    /// restart (see `AgentBuilder::keep_remote_routes_until_bgp_converged`); `None`: not
+    /// (or no longer) keeping them.
+    keep_remote_until: Option<tokio::time::Instant>,
+    /// When the agent started (for the log of how long BGP took to converge).
+    started: Instant,
 }
 
 impl Engine {
@@ -99,7 +106,18 @@ impl Engine {
             bgp_health: BackendHealth::default(),
             retry_at: None,
             resyncing: false,
+            keep_remote_until: None,
+            started: Instant::now(),
         }
+    }
+
+    /// Keeps remote routes found in the FIB for at most `at_most` while BGP converges.
+    pub(super) fn keep_remote_routes(mut self, at_most: Option<Duration>) -> Self {
+        self.keep_remote_until = match (at_most, &self.bgp) {
+            (Some(d), Some(_)) => Some(tokio::time::Instant::now() + d),
+            _ => None,
+        };
+        self
     }
 
     pub(super) async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
@@ -297,6 +315,11 @@ impl Engine {
         } else {
             None
         };
+        // Wake up when the remote routes kept across a restart are due, should BGP say
+        // nothing more before then.
+        if let Some(until) = self.keep_remote_until {
+            self.retry_at = Some(self.retry_at.map_or(until, |r| r.min(until)));
+        }
         self.publish_status();
     }
 
@@ -396,6 +419,7 @@ impl Engine {
                 }
             }
         }
+        self.keep_remote_routes_while_converging(&mut desired);
         let programmed = self.programmed_routes.as_mut().expect("just filled");
         let current: Vec<Route> = programmed
             .iter()
@@ -458,6 +482,85 @@ impl Engine {
             self.fib_health.last_error = self.route_errors.values().next().cloned();
         }
         ok
+    }
+
+    /// After a restart: adds to `desired` the remote routes of the FIB that BGP has not
+    /// learned again yet, until it has converged or the time is up.
+    fn keep_remote_routes_while_converging(&mut self, desired: &mut DesiredFib) {
+        let Some(until) = self.keep_remote_until else {
+            return;
+        };
+        let programmed = self
+            .programmed_routes
+            .as_ref()
+            .expect("filled by the caller");
+        let kept: Vec<(IpNet, RouteTarget)> = programmed
+            .iter()
+            .filter(|(dst, target)| {
+                matches!(target, RouteTarget::Via(_)) && !desired.contains_key(*dst)
+            })
+            .map(|(dst, target)| (*dst, target.clone()))
+            .collect();
+        let converged = self.bgp_converged();
+        if converged || tokio::time::Instant::now() >= until {
+            self.keep_remote_until = None;
+            let took = self.started.elapsed();
+            if converged {
+                info!(
+                    removed = kept.len(),
+                    "BGP converged {} ms after the restart (every peer established, \
+                     End-of-RIB received): remote routes no peer announced again are removed",
+                    took.as_millis()
+                );
+            } else {
+                let waiting: Vec<String> = self.peers_not_converged();
+                warn!(
+                    removed = kept.len(),
+                    waiting_for = ?waiting,
+                    "BGP did not converge within {} ms of the restart: remote routes not \
+                     learned again are removed; check the sessions of the peers waited for",
+                    took.as_millis()
+                );
+            }
+            return;
+        }
+        if !kept.is_empty() {
+            debug!(
+                kept = kept.len(),
+                "keeping remote routes from before the restart until BGP converges"
+            );
+        }
+        desired.extend(kept);
+    }
+
+    /// Whether every configured BGP peer is established and has sent its whole table.
+    fn bgp_converged(&self) -> bool {
+        match &self.bgp_configured {
+            // Not configured yet (or again, in a resync).
+            None => false,
+            // No BGP for this node: nothing to wait for.
+            Some(None) => true,
+            Some(Some(_)) => self.peers_not_converged().is_empty(),
+        }
+    }
+
+    /// The configured peers not established or whose End-of-RIB has not come yet.
+    fn peers_not_converged(&self) -> Vec<String> {
+        let Some(Some(settings)) = &self.bgp_configured else {
+            return Vec::new();
+        };
+        settings
+            .peers
+            .iter()
+            .filter(|p| {
+                !self.peers.iter().any(|s| {
+                    s.address == p.address
+                        && s.state == PeerState::Established
+                        && s.end_of_rib_received
+                })
+            })
+            .map(|p| p.address.to_string())
+            .collect()
     }
 
     async fn reconcile_exports(&mut self) -> bool {

@@ -106,6 +106,7 @@ pub struct AgentBuilder {
     acl: Option<Arc<dyn AclBackend>>,
     bgp: Option<Arc<dyn BgpBackend>>,
     timing: Timing,
+    keep_remote_routes: Option<Duration>,
 }
 
 impl AgentBuilder {
@@ -140,6 +141,20 @@ impl AgentBuilder {
         self
     }
 
+    /// For an agent started after a restart with its forwarding state preserved (RFC 4724,
+    /// the BGP backend told it is restarting): remote routes (to other hosts, learned over
+    /// BGP by the previous run) already in the FIB stay there, even those not learned
+    /// again yet, until BGP has converged — every configured peer established and its
+    /// End-of-RIB received ([`crate::backend::PeerStatus::end_of_rib_received`]) — or
+    /// `at_most` has passed since the start, whichever comes first. Then the routes no peer
+    /// announced again are removed. Without this, the first pass would remove them all
+    /// (the new BGP backend has learned nothing yet) and traffic to other hosts would stop
+    /// until the sessions are back. Off by default.
+    pub fn keep_remote_routes_until_bgp_converged(mut self, at_most: Duration) -> Self {
+        self.keep_remote_routes = Some(at_most);
+        self
+    }
+
     /// Starts the agent on the current tokio runtime.
     pub fn start(self) -> Result<Agent, AgentError> {
         let node = self.node.ok_or(AgentError::Missing("node"))?;
@@ -156,7 +171,8 @@ impl AgentBuilder {
             self.timing,
             status_tx,
             metrics.clone(),
-        );
+        )
+        .keep_remote_routes(self.keep_remote_routes);
         let task = runtime.spawn(engine.run(rx));
         Ok(Agent {
             handle: AgentHandle {

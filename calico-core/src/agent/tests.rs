@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use ipnet::IpNet;
 
 use super::*;
-use crate::backend::{BackendError, FibChangeSet, FibReport, Route, RouteTarget};
+use crate::backend::{BackendError, FibChangeSet, FibReport, PeerState, Route, RouteTarget};
 use crate::model::{WorkloadEndpoint, WorkloadEndpointId};
 
 #[derive(Default)]
@@ -314,4 +314,129 @@ async fn builder_requires_node_and_fib() {
         Agent::builder().node("h1").start(),
         Err(AgentError::Missing("fib"))
     ));
+}
+
+/// A BGP backend whose learned routes and peer states the test sets.
+#[derive(Default)]
+struct ScriptedBgp {
+    learned: Mutex<Vec<crate::backend::LearnedRoute>>,
+    peers: Mutex<Vec<crate::backend::PeerStatus>>,
+    changed: tokio::sync::Notify,
+}
+
+impl ScriptedBgp {
+    fn set(&self, learned: Vec<crate::backend::LearnedRoute>, state: PeerState, eor: bool) {
+        *self.learned.lock().unwrap() = learned;
+        *self.peers.lock().unwrap() = vec![crate::backend::PeerStatus {
+            address: "192.168.0.2".parse().unwrap(),
+            state,
+            prefixes_received: 0,
+            end_of_rib_received: eor,
+            last_error: None,
+        }];
+        self.changed.notify_one();
+    }
+}
+
+#[async_trait]
+impl BgpBackend for ScriptedBgp {
+    async fn configure(&self, _: &crate::backend::BgpSettings) -> Result<(), BackendError> {
+        Ok(())
+    }
+    async fn set_exports(&self, _: &BTreeSet<IpNet>) -> Result<(), BackendError> {
+        Ok(())
+    }
+    async fn learned_routes(&self) -> Result<Vec<crate::backend::LearnedRoute>, BackendError> {
+        Ok(self.learned.lock().unwrap().clone())
+    }
+    async fn changed(&self) {
+        self.changed.notified().await
+    }
+    async fn peer_status(&self) -> Result<Vec<crate::backend::PeerStatus>, BackendError> {
+        Ok(self.peers.lock().unwrap().clone())
+    }
+}
+
+fn via(gw: &str) -> RouteTarget {
+    RouteTarget::Via(BTreeSet::from([crate::backend::NextHop {
+        gateway: gw.parse().unwrap(),
+        interface: None,
+    }]))
+}
+
+/// h1 peers with 192.168.0.2.
+fn peered() -> Vec<Resource> {
+    crate::model::parse_resources(
+        "kind: Node\nname: h1\nbgp: {ipv4Address: 192.168.0.1}\n\
+         ---\nkind: BgpConfiguration\nname: default\nnodeToNodeMeshEnabled: false\n\
+         ---\nkind: BgpPeer\nname: p\nnode: h1\npeerIP: 192.168.0.2\nasNumber: 64512\n",
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn after_a_restart_remote_routes_stay_until_every_peer_sent_its_end_of_rib() {
+    let fib = RecordingFib::default();
+    // Left by the previous run: two routes to another host's blocks.
+    fib.0.lock().unwrap().routes = BTreeMap::from([
+        (net("10.65.2.0/26"), via("192.168.0.2")),
+        (net("10.65.3.0/26"), via("192.168.0.2")),
+    ]);
+    let bgp = Arc::new(ScriptedBgp::default());
+    let agent = Agent::builder()
+        .node("h1")
+        .fib(Arc::new(fib.clone()))
+        .bgp(bgp.clone())
+        .timing(fast_timing())
+        .keep_remote_routes_until_bgp_converged(Duration::from_secs(60))
+        .start()
+        .unwrap();
+    let handle = agent.handle();
+    handle.snapshot(peered()).await.unwrap();
+    handle.flush().await;
+    let routes = || fib.0.lock().unwrap().routes.clone();
+    assert_eq!(routes().len(), 2, "nothing learned yet: both kept");
+
+    // Established, one route back, its End-of-RIB not in yet: both still kept.
+    let one = vec![crate::backend::LearnedRoute {
+        prefix: net("10.65.2.0/26"),
+        next_hops: BTreeSet::from(["192.168.0.2".parse().unwrap()]),
+    }];
+    bgp.set(one.clone(), PeerState::Established, false);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    handle.flush().await;
+    assert_eq!(routes().len(), 2, "{:?}", routes());
+
+    // End-of-RIB: what the peer did not announce again goes.
+    bgp.set(one, PeerState::Established, true);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    handle.flush().await;
+    assert_eq!(
+        routes(),
+        BTreeMap::from([(net("10.65.2.0/26"), via("192.168.0.2"))])
+    );
+    agent.shutdown().await;
+}
+
+#[tokio::test]
+async fn after_a_restart_remote_routes_go_when_bgp_does_not_converge_in_time() {
+    let fib = RecordingFib::default();
+    fib.0.lock().unwrap().routes = BTreeMap::from([(net("10.65.2.0/26"), via("192.168.0.2"))]);
+    let bgp = Arc::new(ScriptedBgp::default());
+    let agent = Agent::builder()
+        .node("h1")
+        .fib(Arc::new(fib.clone()))
+        .bgp(bgp.clone())
+        .timing(fast_timing())
+        .keep_remote_routes_until_bgp_converged(Duration::from_millis(300))
+        .start()
+        .unwrap();
+    let handle = agent.handle();
+    handle.snapshot(peered()).await.unwrap();
+    handle.flush().await;
+    assert_eq!(fib.0.lock().unwrap().routes.len(), 1, "kept at first");
+    // The peer never comes up; nothing else happens: the deadline alone removes it.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(fib.0.lock().unwrap().routes.is_empty());
+    agent.shutdown().await;
 }

@@ -6,7 +6,7 @@ mod support;
 use std::time::Duration;
 
 use calico_linux::netns::privileged;
-use support::{endpoints_yaml, fabric, wait_until, Host};
+use support::{endpoints_yaml, fabric, peered_pair_yaml, wait_until, Host};
 
 /// 40 workload endpoints, of which the first two exist as namespaces (the others' interfaces
 /// never appear: the agent must program what it can and keep going).
@@ -128,19 +128,15 @@ fn a_peer_host_that_disappears_is_withdrawn_and_returns() {
 /// every process of its namespace dies), A withdraws B's routes within the hold time; B
 /// comes back and A learns them again.
 fn peer_host_disappears_and_returns(bgp: &str) {
-    let f = fabric();
+    let f = fabric("rel-fabric");
     let wa = [("calipa0", "10.67.1.10")];
     let wb = [("calipb0", "10.67.2.10")];
     let mut ha = Host::new("rel-pa", Some(&f), "192.168.79.1", &wa);
     let mut hb = Host::new("rel-pb", Some(&f), "192.168.79.2", &wb);
-    let cluster = format!(
-        "{}---\n{}---\nkind: BgpConfiguration\nname: default\nnodeToNodeMeshEnabled: false\n\
-         ---\nkind: Node\nname: rel-pa\nbgp: {{ipv4Address: 192.168.79.1}}\n\
-         ---\nkind: Node\nname: rel-pb\nbgp: {{ipv4Address: 192.168.79.2}}\n\
-         ---\nkind: BgpPeer\nname: a-b\nnode: rel-pa\npeerIP: 192.168.79.2\nasNumber: 64512\nholdTime: 3\n\
-         ---\nkind: BgpPeer\nname: b-a\nnode: rel-pb\npeerIP: 192.168.79.1\nasNumber: 64512\nholdTime: 3\n",
-        endpoints_yaml("rel-pa", &wa),
-        endpoints_yaml("rel-pb", &wb).replacen("kind: Profile\nname: kns.default\ningress: [{action: Allow}]\negress: [{action: Allow}]\n---\n", "", 1),
+    let cluster = peered_pair_yaml(
+        ("rel-pa", "192.168.79.1", &wa),
+        ("rel-pb", "192.168.79.2", &wb),
+        3,
     );
     for h in [&ha, &hb] {
         h.write("cluster.yaml", &cluster);

@@ -5,7 +5,8 @@
 //! ```sh
 //! calico-agent --node host-a --resources /etc/calico-rs/resources \
 //!     [--bgp native|bird|none] [--http 127.0.0.1:9091] [--bird-dir /run/calico-rs/bird] \
-//!     [--nft-table calico] [--resync-secs 30]
+//!     [--nft-table calico] [--resync-secs 30] \
+//!     [--graceful-restart-secs 120 | --no-graceful-restart]
 //! ```
 //!
 //! * `--bgp` picks the BGP backend, the one line that switches a host between them:
@@ -20,6 +21,15 @@
 //!   endpoints' and peers' state.
 //! * SIGTERM or SIGINT stops the agent without flushing anything: routes, ACLs and BIRD's
 //!   sessions stay, and the next agent adopts them.
+//! * With `--bgp native`, a restart is graceful (RFC 4724) both ways. On SIGTERM/SIGINT the
+//!   speaker closes its sessions without a NOTIFICATION, so peers keep our routes (stale)
+//!   for the restart time (`--graceful-restart-secs`, 120 s by default). On start, routes
+//!   of ours already in the kernel (route protocol 80) show that a previous run left its
+//!   forwarding state in place: the speaker then tells its peers it is restarting with the
+//!   forwarding state preserved, and the routes to other hosts found in the kernel are
+//!   kept until every peer is established and has sent its End-of-RIB (at most the restart
+//!   time), so traffic between hosts goes on throughout. `--no-graceful-restart` turns all
+//!   of this off: sessions end with a Cease and peers withdraw our routes at once.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -29,9 +39,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use calico_bgp::bird::{BirdBgp, BirdConfig};
-use calico_bgp::speaker::Speaker;
+use calico_bgp::speaker::{GracefulRestartOptions, Speaker, SpeakerOptions};
 use calico_core::agent::{Agent, AgentHandle, EndpointState, Timing};
-use calico_core::backend::BgpBackend;
+use calico_core::backend::{BgpBackend, FibBackend};
 use calico_core::model::{load_file, Resource, ResourceKey, Update};
 use calico_linux::acl::LinuxAcl;
 use calico_linux::fib::{FibConfig, LinuxFib};
@@ -71,11 +81,14 @@ struct Options {
     bgp: BgpChoice,
     nft_table: String,
     resync: Duration,
+    /// Restart time of the native speaker's graceful restart; `None`: off.
+    graceful_restart: Option<Duration>,
 }
 
 fn usage() -> &'static str {
     "usage: calico-agent --node NAME --resources DIR [--bgp native|bird|none] \
-     [--http ADDR:PORT] [--bird-dir DIR] [--no-bgp] [--nft-table NAME] [--resync-secs N]"
+     [--http ADDR:PORT] [--bird-dir DIR] [--no-bgp] [--nft-table NAME] [--resync-secs N] \
+     [--graceful-restart-secs N | --no-graceful-restart]"
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -89,6 +102,7 @@ fn parse_args() -> Result<Options, String> {
         bgp: BgpChoice::Bird,
         nft_table: "calico".into(),
         resync: Duration::from_secs(30),
+        graceful_restart: Some(GracefulRestartOptions::default().restart_time),
     };
     while let Some(a) = args.next() {
         let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
@@ -107,6 +121,20 @@ fn parse_args() -> Result<Options, String> {
                     .map_err(|_| format!("--resync-secs {v:?}: not a number of seconds"))?;
                 o.resync = Duration::from_secs(secs.max(1));
             }
+            "--graceful-restart-secs" => {
+                let v = value("--graceful-restart-secs")?;
+                let secs: u64 = v.parse().map_err(|_| {
+                    format!("--graceful-restart-secs {v:?}: not a number of seconds")
+                })?;
+                let gr = GracefulRestartOptions {
+                    restart_time: Duration::from_secs(secs),
+                    ..GracefulRestartOptions::default()
+                };
+                gr.validate()
+                    .map_err(|e| format!("--graceful-restart-secs {v}: {e}"))?;
+                o.graceful_restart = Some(gr.restart_time);
+            }
+            "--no-graceful-restart" => o.graceful_restart = None,
             "-h" | "--help" => return Err(usage().into()),
             other => return Err(format!("unknown argument {other:?}\n{}", usage())),
         }
@@ -215,20 +243,84 @@ fn status_text(handle: &AgentHandle) -> String {
     out
 }
 
+/// Whether a previous run left its forwarding state in the kernel: the number of routes
+/// with our route protocol number there (0 if they cannot be read).
+async fn routes_of_ours(fib: &LinuxFib) -> usize {
+    match fib.dump().await {
+        Ok(routes) => routes.len(),
+        Err(e) => {
+            warn!(
+                error = %e,
+                "cannot read the kernel's routes to tell whether this is a restart; \
+                 starting as if fresh (peers drop our old routes when we connect)"
+            );
+            0
+        }
+    }
+}
+
+/// The native speaker, graceful restart as the options and the kernel's routes say; also
+/// whether it is restarting.
+async fn native_speaker(o: &Options, fib: &LinuxFib) -> (Speaker, bool) {
+    let Some(restart_time) = o.graceful_restart else {
+        info!("graceful restart off: peers withdraw our routes as soon as we stop");
+        return (
+            Speaker::with_options(SpeakerOptions {
+                graceful_restart: None,
+                ..SpeakerOptions::default()
+            }),
+            false,
+        );
+    };
+    let ours = routes_of_ours(fib).await;
+    let restarting = ours > 0;
+    if restarting {
+        info!(
+            routes = ours,
+            protocol = fib.config().protocol,
+            "restarting with forwarding state preserved: {ours} routes of ours in the kernel; \
+             peers asked to keep our routes"
+        );
+    } else {
+        info!("no routes of ours in the kernel: a fresh start, not a graceful restart");
+    }
+    let speaker = Speaker::with_options(SpeakerOptions {
+        graceful_restart: Some(GracefulRestartOptions {
+            restart_time,
+            restarting,
+            ..GracefulRestartOptions::default()
+        }),
+        ..SpeakerOptions::default()
+    });
+    (speaker, restarting)
+}
+
 async fn run(o: Options) -> Result<(), String> {
     let mut resources = load_dir(&o.resources)?;
-    let fib = LinuxFib::new(FibConfig::default()).map_err(|e| e.to_string())?;
+    let fib = Arc::new(LinuxFib::new(FibConfig::default()).map_err(|e| e.to_string())?);
     let acl = LinuxAcl::new(&o.nft_table).map_err(|e| e.to_string())?;
     let mut builder = Agent::builder()
         .node(o.node.clone())
-        .fib(Arc::new(fib))
+        .fib(fib.clone())
         .acl(Arc::new(acl))
         .timing(Timing {
             resync_interval: o.resync,
             ..Timing::default()
         });
+    // Kept to close its sessions gracefully when we stop.
+    let mut native: Option<Arc<Speaker>> = None;
     let bgp: Option<Arc<dyn BgpBackend>> = match o.bgp {
-        BgpChoice::Native => Some(Arc::new(Speaker::new())),
+        BgpChoice::Native => {
+            let (speaker, restarting) = native_speaker(&o, &fib).await;
+            if let (true, Some(restart_time)) = (restarting, o.graceful_restart) {
+                // Our routes to other hosts stay in the kernel until the peers have sent
+                // theirs again: the new speaker has learned nothing yet.
+                builder = builder.keep_remote_routes_until_bgp_converged(restart_time);
+            }
+            let speaker = Arc::new(speaker);
+            native = Some(speaker.clone());
+            Some(speaker)
+        }
         BgpChoice::Bird => {
             let mut config = BirdConfig::new(&o.bird_dir);
             config.stop_on_drop = false;
@@ -306,7 +398,42 @@ async fn run(o: Options) -> Result<(), String> {
     }
     info!("stopping; the dataplane stays as programmed");
     agent.shutdown().await;
+    if let Some(speaker) = native {
+        stop_speaker(speaker, o.graceful_restart).await;
+    }
     Ok(())
+}
+
+/// Ends the native speaker's sessions: without a NOTIFICATION when graceful restart is on
+/// (peers keep our routes for the restart time, and a restarted agent takes over), else
+/// with a Cease (peers withdraw our routes).
+async fn stop_speaker(speaker: Arc<Speaker>, graceful_restart: Option<Duration>) {
+    let speaker = match Arc::try_unwrap(speaker) {
+        Ok(s) => s,
+        Err(_) => {
+            // The agent has stopped and holds it no more; should that ever change, the
+            // sessions end with the process, as when it is killed.
+            warn!("BGP speaker still in use at exit: sessions end without a graceful restart");
+            return;
+        }
+    };
+    match graceful_restart {
+        Some(restart_time) => {
+            speaker.stop_for_restart().await;
+            info!(
+                restart_time_s = restart_time.as_secs(),
+                "BGP sessions closed for a graceful restart: peers keep our routes for up to \
+                 {} s; start the agent again before then",
+                restart_time.as_secs()
+            );
+        }
+        None => {
+            drop(speaker);
+            // The Cease goes out from the speaker's task: give it a moment.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            info!("BGP sessions closed (Cease): peers withdraw our routes");
+        }
+    }
 }
 
 fn main() -> ExitCode {

@@ -166,9 +166,32 @@ pub fn endpoints_yaml(node: &str, workloads: &[(&str, &str)]) -> String {
     y
 }
 
-/// A fabric namespace with a bridge `br0` hosts plug their uplinks into.
-pub fn fabric() -> Netns {
-    let f = Netns::create("rel-fabric").unwrap();
+/// Resources of two hosts peering with each other over BGP (AS 64512, no full mesh: one
+/// `BgpPeer` each way, hold time `hold` s). Each host is `(node name, uplink address,
+/// workloads)`; its workloads are described as by [`endpoints_yaml`].
+pub fn peered_pair_yaml(
+    a: (&str, &str, &[(&str, &str)]),
+    b: (&str, &str, &[(&str, &str)]),
+    hold: u16,
+) -> String {
+    let profile = "kind: Profile\nname: kns.default\ningress: [{action: Allow}]\negress: [{action: Allow}]\n---\n";
+    let (na, ua, wa) = a;
+    let (nb, ub, wb) = b;
+    format!(
+        "{}---\n{}---\nkind: BgpConfiguration\nname: default\nnodeToNodeMeshEnabled: false\n\
+         ---\nkind: Node\nname: {na}\nbgp: {{ipv4Address: {ua}}}\n\
+         ---\nkind: Node\nname: {nb}\nbgp: {{ipv4Address: {ub}}}\n\
+         ---\nkind: BgpPeer\nname: a-b\nnode: {na}\npeerIP: {ub}\nasNumber: 64512\nholdTime: {hold}\n\
+         ---\nkind: BgpPeer\nname: b-a\nnode: {nb}\npeerIP: {ua}\nasNumber: 64512\nholdTime: {hold}\n",
+        endpoints_yaml(na, wa),
+        endpoints_yaml(nb, wb).replacen(profile, "", 1),
+    )
+}
+
+/// A fabric namespace (named after `prefix`) with a bridge `br0` hosts plug their uplinks
+/// into.
+pub fn fabric(prefix: &str) -> Netns {
+    let f = Netns::create(prefix).unwrap();
     f.run(&["ip", "link", "add", "br0", "type", "bridge"])
         .unwrap();
     f.run(&["ip", "link", "set", "br0", "up"]).unwrap();

@@ -21,19 +21,15 @@ use calico_bgp::speaker::Speaker;
 use calico_core::backend::{BgpBackend, BgpSettings, PeerConfig};
 use calico_core::model::AsNumber;
 use calico_linux::netns::{veth, Netns};
+use common::{env_usize, rss_kib, BenchBird};
+
+mod common;
 use ipnet::{IpNet, Ipv4Net};
 
 const FEEDER: &str = "10.98.0.1";
 const RECEIVER: &str = "10.98.0.2";
 const FEEDER_AS: u32 = 65000;
 const RECEIVER_AS: u32 = 65001;
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// The whole table as UPDATE bytes: prefix i is 16.0.0.0/24 + i; every `per_path` prefixes
 /// share an AS path [65000, x, y].
@@ -117,16 +113,6 @@ fn feeder(prefixes: usize, per_path: usize) {
     }
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 struct Row {
     name: String,
     prefixes: usize,
@@ -160,48 +146,15 @@ fn bird_receiver(
     prefixes: usize,
     lines: &mut impl Iterator<Item = std::io::Result<String>>,
 ) -> Row {
-    let dir = std::env::temp_dir().join(format!("calico-bgp-feed-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let conf = dir.join("bird.conf");
-    let ctl = dir.join("bird.ctl").display().to_string();
-    let pidfile = dir.join("bird.pid");
-    std::fs::write(
-        &conf,
-        format!(
+    let bird = BenchBird::start(
+        ns,
+        "feed",
+        &format!(
             "router id {RECEIVER};\nprotocol device {{}}\nprotocol bgp feed {{\n  local {RECEIVER} as {RECEIVER_AS};\n  neighbor {FEEDER} as {FEEDER_AS};\n  connect delay time 1;\n  ipv4 {{ import all; export none; }};\n}}\n"
         ),
-    )
-    .unwrap();
-    ns.run(&[
-        "bird",
-        "-c",
-        &conf.display().to_string(),
-        "-s",
-        &ctl,
-        "-P",
-        &pidfile.display().to_string(),
-    ])
-    .unwrap();
-    // The daemon writes its pid file after forking; wait for it.
-    let pid: u32 = (0..200)
-        .find_map(|_| {
-            let pid = std::fs::read_to_string(&pidfile)
-                .ok()
-                .and_then(|p| p.trim().parse().ok());
-            if pid.is_none() {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            pid
-        })
-        .expect("BIRD wrote its pid file");
-    let birdc = |cmd: &str| {
-        let out = Command::new("birdc")
-            .args(["-s", &ctl])
-            .args(cmd.split_whitespace())
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+        Duration::from_secs(2),
+    );
+    let pid = bird.pid;
     let rss_before = rss_kib(pid);
     let imported = |out: &str| -> usize {
         out.lines()
@@ -212,7 +165,7 @@ fn bird_receiver(
     };
     let start = feed_started(lines);
     loop {
-        let out = birdc("show protocols all feed");
+        let out = bird.birdc("show protocols all feed");
         if imported(&out) >= prefixes {
             break;
         }
@@ -224,14 +177,8 @@ fn bird_receiver(
     }
     let seconds = since(start);
     let rss_after = rss_kib(pid);
-    let version = birdc("show status")
-        .lines()
-        .next()
-        .unwrap_or("BIRD")
-        .replace(" ready.", "");
-    let _ = Command::new("kill").arg(pid.to_string()).status();
-    std::thread::sleep(Duration::from_millis(300));
-    let _ = std::fs::remove_dir_all(&dir);
+    let version = bird.version();
+    bird.stop();
     Row {
         name: version,
         prefixes,

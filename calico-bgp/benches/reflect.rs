@@ -30,6 +30,9 @@ use calico_bgp::speaker::{Speaker, SpeakerOptions};
 use calico_core::backend::{BgpBackend, BgpSettings, PeerConfig};
 use calico_core::model::AsNumber;
 use calico_linux::netns::Netns;
+use common::{env_usize, rss_kib, BenchBird};
+
+mod common;
 use ipnet::{IpNet, Ipv4Net};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -39,25 +42,8 @@ const CLUSTER: &str = "10.255.0.1";
 /// First prefix: 16.0.0.0/24; prefix n is 16.0.0.0 + n * 256.
 const BASE: u32 = 16 << 24;
 
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn client_address(i: usize) -> Ipv4Addr {
     Ipv4Addr::new(127, 0, 1 + (i / 250) as u8, 1 + (i % 250) as u8)
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
 }
 
 /// The reflector process (ours): started inside the namespace, prints "ready" once it
@@ -129,11 +115,6 @@ fn start_ours(ns: &Netns, clients: usize) -> Reflector {
 }
 
 fn start_bird(ns: &Netns, clients: usize) -> Reflector {
-    let dir = std::env::temp_dir().join(format!("calico-bgp-reflect-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let conf = dir.join("bird.conf");
-    let ctl = dir.join("bird.ctl").display().to_string();
-    let pidfile = dir.join("bird.pid");
     let mut c = format!(
         "router id {REFLECTOR};\nprotocol device {{}}\n\
          template bgp rrc {{\n  local {REFLECTOR} as {AS};\n  strict bind;\n  passive on;\n  rr client;\n  rr cluster id {CLUSTER};\n  ipv4 {{ import all; export all; }};\n}}\n"
@@ -144,51 +125,11 @@ fn start_bird(ns: &Netns, clients: usize) -> Reflector {
             client_address(i)
         ));
     }
-    std::fs::write(&conf, c).unwrap();
-    ns.run(&[
-        "bird",
-        "-c",
-        &conf.display().to_string(),
-        "-s",
-        &ctl,
-        "-P",
-        &pidfile.display().to_string(),
-    ])
-    .unwrap();
-    // The daemon writes its pid file after forking; wait for it.
-    let pid: u32 = (0..500)
-        .find_map(|_| {
-            let pid = std::fs::read_to_string(&pidfile)
-                .ok()
-                .and_then(|p| p.trim().parse().ok());
-            if pid.is_none() {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            pid
-        })
-        .expect("BIRD wrote its pid file");
-    let out = Command::new("birdc")
-        .args(["-s", &ctl, "show", "status"])
-        .output()
-        .unwrap();
-    let name = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .next()
-        .unwrap_or("BIRD")
-        .replace(" ready.", "");
+    let bird = BenchBird::start(ns, "reflect", &c, Duration::from_secs(5));
     Reflector {
-        name,
-        pid,
-        stop: Box::new(move || {
-            let _ = Command::new("kill").arg(pid.to_string()).status();
-            for _ in 0..100 {
-                if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = std::fs::remove_dir_all(&dir);
-        }),
+        name: bird.version(),
+        pid: bird.pid,
+        stop: Box::new(move || bird.stop()),
     }
 }
 

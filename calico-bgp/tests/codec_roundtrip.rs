@@ -309,4 +309,25 @@ proptest! {
         }
         prop_assert_eq!(seen, prefixes);
     }
+
+    #[test]
+    fn packed_withdrawals_fit_and_carry_every_prefix(
+        v4 in vec(v4net(), 0..3000),
+        v6 in vec(v6net(), 0..1000),
+    ) {
+        for prefixes in [
+            v4.into_iter().map(IpNet::V4).collect::<Vec<_>>(),
+            v6.into_iter().map(IpNet::V6).collect(),
+        ] {
+            let mut seen = Vec::new();
+            for u in calico_bgp::packet::update::pack_withdrawals(&prefixes) {
+                let bytes = Message::Update(u).encode(&Context::default()).unwrap();
+                prop_assert!(bytes.len() <= 4096);
+                let Message::Update(back) = decode(&bytes, &Context::default()).unwrap() else { unreachable!() };
+                seen.extend(back.withdrawn.into_iter().map(IpNet::V4));
+                seen.extend(back.attributes.mp_unreach.into_iter().flat_map(|m| m.withdrawn));
+            }
+            prop_assert_eq!(seen, prefixes);
+        }
+    }
 }

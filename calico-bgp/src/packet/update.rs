@@ -204,101 +204,88 @@ pub fn pack_announcements(
     let budget = MAX_LEN
         .saturating_sub(HEADER_LEN + 4 + attrs_len + mp_overhead + 16)
         .max(64);
-    let mut out = Vec::new();
-    let mut chunk: Vec<IpNet> = Vec::new();
-    let mut size = 0;
-    let flush = |chunk: &mut Vec<IpNet>, out: &mut Vec<Update>| {
-        if chunk.is_empty() {
-            return;
-        }
-        let mut update = Update {
-            attributes: attributes.clone(),
-            ..Update::default()
-        };
-        let prefixes = std::mem::take(chunk);
-        match (prefixes[0], mp_next_hop) {
-            (IpNet::V4(_), None) => {
-                update.nlri = prefixes
-                    .into_iter()
-                    .filter_map(|p| match p {
-                        IpNet::V4(p) => Some(p),
-                        IpNet::V6(_) => None,
-                    })
-                    .collect();
+    Ok(chunks_within(prefixes, budget)
+        .map(|prefixes| {
+            let mut update = Update {
+                attributes: attributes.clone(),
+                ..Update::default()
+            };
+            match (prefixes[0], mp_next_hop) {
+                (IpNet::V4(_), None) => update.nlri = ipv4_only(prefixes),
+                (first, next_hop) => {
+                    let family = match first {
+                        IpNet::V4(_) => AfiSafi::IPV4_UNICAST,
+                        IpNet::V6(_) => AfiSafi::IPV6_UNICAST,
+                    };
+                    update.attributes.next_hop = None;
+                    update.attributes.mp_reach = Some(Box::new(MpReach {
+                        family,
+                        next_hop: next_hop.unwrap_or(super::attribute::MpNextHop {
+                            global: std::net::Ipv6Addr::UNSPECIFIED.into(),
+                            link_local: None,
+                        }),
+                        nlri: prefixes.to_vec(),
+                    }));
+                }
             }
-            (first, next_hop) => {
-                let family = match first {
-                    IpNet::V4(_) => AfiSafi::IPV4_UNICAST,
-                    IpNet::V6(_) => AfiSafi::IPV6_UNICAST,
-                };
-                update.attributes.next_hop = None;
-                update.attributes.mp_reach = Some(Box::new(MpReach {
-                    family,
-                    next_hop: next_hop.unwrap_or(super::attribute::MpNextHop {
-                        global: std::net::Ipv6Addr::UNSPECIFIED.into(),
-                        link_local: None,
-                    }),
-                    nlri: prefixes,
-                }));
-            }
-        }
-        out.push(update);
-    };
-    for p in prefixes {
-        let n = nlri::encoded_len(p);
-        if size + n > budget {
-            flush(&mut chunk, &mut out);
-            size = 0;
-        }
-        chunk.push(*p);
-        size += n;
-    }
-    flush(&mut chunk, &mut out);
-    Ok(out)
+            update
+        })
+        .collect())
 }
 
 /// Packs withdrawals of `prefixes` (all of one family) into UPDATEs of at most 4096 bytes.
 pub fn pack_withdrawals(prefixes: &[IpNet]) -> Vec<Update> {
     let budget = MAX_LEN - HEADER_LEN - 4 - 16;
-    let mut out = Vec::new();
-    let mut chunk: Vec<IpNet> = Vec::new();
-    let mut size = 0;
-    let flush = |chunk: &mut Vec<IpNet>, out: &mut Vec<Update>| {
-        if chunk.is_empty() {
-            return;
-        }
-        let prefixes = std::mem::take(chunk);
-        let mut update = Update::default();
-        match prefixes[0] {
-            IpNet::V4(_) => {
-                update.withdrawn = prefixes
-                    .into_iter()
-                    .filter_map(|p| match p {
-                        IpNet::V4(p) => Some(p),
-                        IpNet::V6(_) => None,
-                    })
-                    .collect()
+    chunks_within(prefixes, budget)
+        .map(|prefixes| {
+            let mut update = Update::default();
+            match prefixes[0] {
+                IpNet::V4(_) => update.withdrawn = ipv4_only(prefixes),
+                IpNet::V6(_) => {
+                    update.attributes.mp_unreach = Some(Box::new(MpUnreach {
+                        family: AfiSafi::IPV6_UNICAST,
+                        withdrawn: prefixes.to_vec(),
+                    }))
+                }
             }
-            IpNet::V6(_) => {
-                update.attributes.mp_unreach = Some(Box::new(MpUnreach {
-                    family: AfiSafi::IPV6_UNICAST,
-                    withdrawn: prefixes,
-                }))
+            update
+        })
+        .collect()
+}
+
+/// Consecutive runs of `prefixes`, none empty, each encoding to at most `budget` bytes of
+/// NLRI (a single prefix larger than the budget still gets a run of its own).
+fn chunks_within(prefixes: &[IpNet], budget: usize) -> impl Iterator<Item = &[IpNet]> {
+    let mut rest = prefixes;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut size = 0;
+        let mut end = 0;
+        for p in rest {
+            let n = nlri::encoded_len(p);
+            if end > 0 && size + n > budget {
+                break;
             }
+            size += n;
+            end += 1;
         }
-        out.push(update);
-    };
-    for p in prefixes {
-        let n = nlri::encoded_len(p);
-        if size + n > budget {
-            flush(&mut chunk, &mut out);
-            size = 0;
-        }
-        chunk.push(*p);
-        size += n;
-    }
-    flush(&mut chunk, &mut out);
-    out
+        let (run, tail) = rest.split_at(end);
+        rest = tail;
+        Some(run)
+    })
+}
+
+/// The IPv4 prefixes of `prefixes` (callers pass runs of one family).
+fn ipv4_only(prefixes: &[IpNet]) -> Vec<ipnet::Ipv4Net> {
+    prefixes
+        .iter()
+        .filter_map(|p| match p {
+            IpNet::V4(p) => Some(*p),
+            IpNet::V6(_) => None,
+        })
+        .collect()
 }
 
 /// The End-of-RIB marker for a family (RFC 4724 §2).

@@ -5,7 +5,6 @@
 
 mod speaker_support;
 
-use calico_bgp::speaker::{Speaker, SpeakerOptions};
 use calico_core::backend::BgpBackend;
 use calico_linux::netns::{privileged, Netns};
 use speaker_support::bird::Bird;
@@ -14,14 +13,6 @@ use speaker_support::*;
 const AS: u32 = 64512;
 const RR: &str = "127.0.0.1";
 const CLUSTER: &str = "10.255.0.1";
-
-fn speaker_at(ns: &Netns, address: &str) -> Speaker {
-    Speaker::with_options(SpeakerOptions {
-        listen_address: address.parse().unwrap(),
-        netns: Some(ns.path().into()),
-        ..SpeakerOptions::default()
-    })
-}
 
 /// An iBGP protocol block for a BIRD on a loopback address: bound to its own address only
 /// (several daemons share the namespace), fast timers, `extra` inside the block and

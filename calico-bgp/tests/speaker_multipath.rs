@@ -8,7 +8,6 @@ mod speaker_support;
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use calico_bgp::speaker::{Speaker, SpeakerOptions};
 use calico_core::backend::{BgpBackend, LearnedRoute};
 use calico_linux::netns::{privileged, Netns};
 use speaker_support::bird::Bird;
@@ -17,14 +16,6 @@ use speaker_support::*;
 const R: &str = "127.0.0.1";
 const P1: &str = "127.0.0.2";
 const P2: &str = "127.0.0.3";
-
-fn speaker_at(ns: &Netns, address: &str) -> Speaker {
-    Speaker::with_options(SpeakerOptions {
-        listen_address: address.parse().unwrap(),
-        netns: Some(ns.path().into()),
-        ..SpeakerOptions::default()
-    })
-}
 
 /// Whether `prefix` is learned with exactly the next hops `hops`.
 fn via_all(routes: &[LearnedRoute], prefix: &str, hops: &[&str]) -> bool {

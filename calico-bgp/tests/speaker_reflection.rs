@@ -8,14 +8,6 @@ use calico_core::backend::{BgpBackend, PeerState};
 use calico_linux::netns::{privileged, Netns};
 use speaker_support::*;
 
-fn speaker_at(ns: &Netns, address: &str) -> Speaker {
-    Speaker::with_options(SpeakerOptions {
-        listen_address: address.parse().unwrap(),
-        netns: Some(ns.path().into()),
-        ..SpeakerOptions::default()
-    })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reflector_passes_client_routes_between_clients() {
     if !privileged("a_reflector_passes_client_routes_between_clients") {

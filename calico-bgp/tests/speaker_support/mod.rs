@@ -9,11 +9,20 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use calico_bgp::speaker::Speaker;
+use calico_bgp::speaker::{Speaker, SpeakerOptions};
 use calico_core::backend::{BgpBackend, BgpSettings, LearnedRoute, PeerConfig, PeerState};
 use calico_core::model::AsNumber;
 use calico_linux::netns::{veth, Netns};
 use ipnet::IpNet;
+
+/// A speaker in `ns` listening on (and connecting from) `address`.
+pub fn speaker_at(ns: &Netns, address: &str) -> Speaker {
+    Speaker::with_options(SpeakerOptions {
+        listen_address: address.parse().unwrap(),
+        netns: Some(ns.path().into()),
+        ..SpeakerOptions::default()
+    })
+}
 
 /// Two namespaces, `a` (10.99.0.1, fd99::1) and `b` (10.99.0.2, fd99::2), on one link.
 pub struct Link {

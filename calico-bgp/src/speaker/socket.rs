@@ -2,10 +2,9 @@
 //! that created it, for its whole life; so sockets are created on a short-lived thread that
 //! entered the namespace with `setns(2)`, and used from any tokio task afterwards.
 
-use std::fs::File;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 
 use tokio::net::TcpSocket;
@@ -79,25 +78,12 @@ impl SocketFactory {
         let Some(path) = &self.netns else {
             return make();
         };
-        let file = File::open(path).map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("network namespace {}: {e}", path.display()),
-            )
-        })?;
-        std::thread::scope(|scope| {
-            scope
-                .spawn(|| {
-                    // SAFETY: setns with a namespace fd changes only this thread's network
-                    // namespace; the thread ends right after creating the socket.
-                    let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-                    if rc != 0 {
-                        return Err(io::Error::last_os_error());
-                    }
-                    make()
-                })
-                .join()
-                .unwrap_or_else(|_| Err(io::Error::other("socket thread panicked")))
+        calico_linux::netns::enter_path(path, make).unwrap_or_else(|e| {
+            let kind = match &e {
+                calico_linux::netns::NetnsError::Enter { source, .. } => source.kind(),
+                _ => io::ErrorKind::Other,
+            };
+            Err(io::Error::new(kind, e.to_string()))
         })
     }
 

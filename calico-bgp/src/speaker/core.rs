@@ -583,21 +583,28 @@ impl Core {
         };
         let awaited = p.eor_awaited.len();
         p.eor_awaited.retain(|f| *f != family);
-        if awaited > 0 && p.eor_awaited.is_empty() {
+        let table_complete = awaited > 0 && p.eor_awaited.is_empty();
+        // Whether stale routes of `family` wait for this End-of-RIB (and whether they were
+        // the last stale family).
+        let stale = p
+            .stale
+            .as_mut()
+            .filter(|s| s.families.contains(&family))
+            .map(|s| {
+                s.families.retain(|f| *f != family);
+                s.families.is_empty()
+            });
+        if stale == Some(true) {
+            p.stale = None;
+        }
+        if table_complete {
             // The peer's initial table is complete: status readers may be waiting for it.
             tracing::debug!(peer = %address, "initial table complete (End-of-RIB for every family)");
             self.notify();
         }
-        let Some(p) = self.peers.get_mut(&address) else {
-            return Vec::new();
-        };
-        let Some(stale) = p.stale.as_mut().filter(|s| s.families.contains(&family)) else {
+        if stale.is_none() {
             tracing::debug!(peer = %address, ?family, "End-of-RIB received");
             return Vec::new();
-        };
-        stale.families.retain(|f| *f != family);
-        if stale.families.is_empty() {
-            p.stale = None;
         }
         let n = self.rib.stale(id, family);
         tracing::info!(peer = %address, ?family, "End-of-RIB received after the peer's restart: {n} routes still stale removed");

@@ -1038,23 +1038,22 @@ impl Compiler {
         // only: each named set makes every later set lookup by name in the kernel slower.
         let mut spoof_checks: [Option<Match>; 2] = [None, None];
         for v4 in [true, false] {
-            let mut elements: BTreeSet<SetElement> = ep
+            let addrs: BTreeSet<IpAddr> = ep
                 .ip_networks
                 .iter()
                 .map(|n| n.addr())
                 .filter(|a| a.is_ipv4() == v4)
-                .map(SetElement::Addr)
                 .collect();
             let name = own_address_set(iface, v4);
-            let check = match elements.len() {
+            if addrs.len() < 2 && self.ruleset.sets.contains_key(&name) {
+                self.put_set(&name, None);
+            }
+            let check = match addrs.len() {
                 0 => None,
-                1 => elements.pop_first().and_then(|e| match e {
-                    SetElement::Addr(addr) => Some(Match::AddrEq {
-                        side: ir::Side::Src,
-                        addr,
-                        negate: true,
-                    }),
-                    _ => None,
+                1 => addrs.first().map(|&addr| Match::AddrEq {
+                    side: ir::Side::Src,
+                    addr,
+                    negate: true,
                 }),
                 _ => {
                     let set = Set {
@@ -1063,23 +1062,18 @@ impl Compiler {
                         } else {
                             ir::SetKey::Ipv6Addr
                         },
-                        elements,
+                        elements: addrs.into_iter().map(SetElement::Addr).collect(),
                     };
                     if self.ruleset.sets.get(&name) != Some(&set) {
                         self.put_set(&name, Some(set));
                     }
                     Some(Match::AddrInSet {
                         side: ir::Side::Src,
-                        set: name.clone(),
+                        set: name,
                         negate: true,
                     })
                 }
             };
-            if !matches!(check, Some(Match::AddrInSet { .. }))
-                && self.ruleset.sets.contains_key(&name)
-            {
-                self.put_set(&name, None);
-            }
             spoof_checks[usize::from(v4)] = check;
         }
         let mut policies: Vec<&Policy> = self

@@ -10,7 +10,6 @@
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use calico_bgp::packet::update::{end_of_rib, pack_announcements};
@@ -21,7 +20,7 @@ use calico_bgp::speaker::Speaker;
 use calico_core::backend::{BgpBackend, BgpSettings, PeerConfig};
 use calico_core::model::AsNumber;
 use calico_linux::netns::{veth, Netns};
-use common::{env_usize, rss_kib, BenchBird};
+use common::{env_usize, rss_kib, spawn_self, BenchBird};
 
 mod common;
 use ipnet::{IpNet, Ipv4Net};
@@ -271,18 +270,14 @@ fn main() {
             "eth0",
         ])
         .unwrap();
-    let exe = std::env::current_exe().unwrap();
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", feeder_ns.name()])
-        .arg(&exe)
-        .arg("--feeder")
-        .env("FEED_PREFIXES", prefixes.to_string())
-        .env("FEED_PER_PATH", per_path.to_string())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
-    assert_eq!(lines.next().unwrap().unwrap(), "ready");
+    let (mut child, mut lines) = spawn_self(
+        &feeder_ns,
+        "--feeder",
+        &[
+            ("FEED_PREFIXES", prefixes.to_string()),
+            ("FEED_PER_PATH", per_path.to_string()),
+        ],
+    );
 
     let rows = vec![
         bird_receiver(&receiver_ns, prefixes, &mut lines),

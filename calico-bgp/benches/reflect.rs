@@ -18,7 +18,6 @@
 //! `REFLECT_RUNS` times, default 3, and the median run is shown with the spread).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,7 +29,7 @@ use calico_bgp::speaker::{Speaker, SpeakerOptions};
 use calico_core::backend::{BgpBackend, BgpSettings, PeerConfig};
 use calico_core::model::AsNumber;
 use calico_linux::netns::Netns;
-use common::{env_usize, rss_kib, BenchBird};
+use common::{env_usize, rss_kib, spawn_self, BenchBird};
 
 mod common;
 use ipnet::{IpNet, Ipv4Net};
@@ -91,17 +90,11 @@ struct Reflector {
 }
 
 fn start_ours(ns: &Netns, clients: usize) -> Reflector {
-    let exe = std::env::current_exe().unwrap();
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", ns.name()])
-        .arg(&exe)
-        .arg("--reflector")
-        .env("REFLECT_CLIENTS", clients.to_string())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
-    assert_eq!(lines.next().unwrap().unwrap(), "ready");
+    let (mut child, _) = spawn_self(
+        ns,
+        "--reflector",
+        &[("REFLECT_CLIENTS", clients.to_string())],
+    );
     // `ip netns exec` execs the command: the child is the reflector.
     let pid = child.id();
     Reflector {

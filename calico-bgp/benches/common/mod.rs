@@ -1,8 +1,9 @@
 //! Pieces the BGP benches share: settings from the environment, a process's resident
 //! memory, and a BIRD 2 daemon run as the baseline.
 
+use std::io::{BufRead, BufReader, Lines};
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
 use calico_linux::netns::Netns;
@@ -24,6 +25,27 @@ pub fn rss_kib(pid: u32) -> u64 {
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
+}
+
+/// Runs this bench binary again inside `ns` with the argument `role` and environment
+/// `env`, and waits for it to print `ready`. Returns the child (whose pid is the process
+/// itself: `ip netns exec` execs it) and the rest of its output.
+pub fn spawn_self(
+    ns: &Netns,
+    role: &str,
+    env: &[(&str, String)],
+) -> (Child, Lines<BufReader<ChildStdout>>) {
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", ns.name()])
+        .arg(std::env::current_exe().unwrap())
+        .arg(role)
+        .envs(env.iter().map(|(k, v)| (*k, v)))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "ready");
+    (child, lines)
 }
 
 /// A BIRD 2 daemon started in a namespace with a given configuration.

@@ -1,6 +1,6 @@
 //! Route reflection (RFC 4456) between our speaker and real BIRD 2 daemons, all on loopback
 //! addresses of one namespace: our speaker reflecting for BIRD clients (and one of ours), and
-//! a BIRD reflector serving two of our speakers. What BIRD received is read from
+//! a BIRD reflector serving three of our speakers. What BIRD received is read from
 //! `birdc show route all` (BGP.originator_id, BGP.cluster_list, BGP.next_hop).
 
 mod speaker_support;
@@ -156,8 +156,8 @@ async fn a_bird_reflector_serves_our_clients() {
         return;
     }
     let ns = Netns::create("rrb").unwrap();
-    let (s1, s2) = ("127.0.1.1", "127.0.1.2");
-    // BIRD reflects for our two speakers, and originates a route whose ORIGINATOR_ID is
+    let (s1, s2, s3) = ("127.0.1.1", "127.0.1.2", "127.0.1.3");
+    // BIRD reflects for three of our speakers, and originates a route whose ORIGINATOR_ID is
     // our client 1 (as if it had looped): client 1 must drop it, client 2 takes it.
     let client_block = |name: &str, address: &str| {
         bird_ibgp(
@@ -169,19 +169,25 @@ async fn a_bird_reflector_serves_our_clients() {
         )
     };
     let conf = format!(
-        "protocol static st1 {{ ipv4; route 10.66.7.0/26 blackhole; }}\n{}{}",
+        "protocol static st1 {{ ipv4; route 10.66.7.0/26 blackhole; }}\n{}{}{}",
         client_block("c1", s1),
-        client_block("c2", s2)
+        client_block("c2", s2),
+        client_block("c3", s3)
     );
     let bird = Bird::start(&ns, RR, &conf);
     let client1 = speaker_at(&ns, s1);
     let client2 = speaker_at(&ns, s2);
+    let client3 = speaker_at(&ns, s3);
     client1
         .configure(&settings(AS, s1, vec![peer(RR, AS, 9)]))
         .await
         .unwrap();
     client2
         .configure(&settings(AS, s2, vec![peer(RR, AS, 9)]))
+        .await
+        .unwrap();
+    client3
+        .configure(&settings(AS, s3, vec![peer(RR, AS, 9)]))
         .await
         .unwrap();
     client1
@@ -192,15 +198,33 @@ async fn a_bird_reflector_serves_our_clients() {
         .set_exports(&prefixes(&["10.65.2.0/26"]))
         .await
         .unwrap();
+    client3
+        .set_exports(&prefixes(&["10.65.3.0/26"]))
+        .await
+        .unwrap();
 
     // Each client's route reaches the other with the originating client as next hop.
     wait_routes(&client2, 15, "client 1's route at client 2", |rt| {
         via(rt, "10.65.1.0/26", s1) && via(rt, "10.66.7.0/26", RR)
     })
     .await;
-    wait_routes(&client1, 10, "client 2's route at client 1", |rt| {
-        via(rt, "10.65.2.0/26", s2)
-    })
+    wait_routes(
+        &client1,
+        10,
+        "client 2's and 3's routes at client 1",
+        |rt| via(rt, "10.65.2.0/26", s2) && via(rt, "10.65.3.0/26", s3),
+    )
+    .await;
+    wait_routes(
+        &client3,
+        10,
+        "client 1's and 2's routes at client 3",
+        |rt| {
+            via(rt, "10.65.1.0/26", s1)
+                && via(rt, "10.65.2.0/26", s2)
+                && via(rt, "10.66.7.0/26", RR)
+        },
+    )
     .await;
     // BIRD has our routes as iBGP routes from its clients.
     let seen = bird_route(&bird, "10.65.1.0/26");
@@ -215,6 +239,10 @@ async fn a_bird_reflector_serves_our_clients() {
     client1.set_exports(&prefixes(&[])).await.unwrap();
     wait_routes(&client2, 10, "the withdrawal at client 2", |rt| {
         route(rt, "10.65.1.0/26").is_none() && via(rt, "10.66.7.0/26", RR)
+    })
+    .await;
+    wait_routes(&client3, 10, "the withdrawal at client 3", |rt| {
+        route(rt, "10.65.1.0/26").is_none() && via(rt, "10.65.2.0/26", s2)
     })
     .await;
 }

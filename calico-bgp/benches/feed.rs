@@ -17,7 +17,7 @@ use calico_bgp::packet::{
     AfiSafi, AsPath, Capability, Context, Message, Open, Origin, PathAttributes,
 };
 use calico_bgp::speaker::Speaker;
-use calico_core::backend::{BgpBackend, BgpSettings, PeerConfig};
+use calico_core::dataplane::{BgpBackend, BgpSettings, PeerConfig};
 use calico_core::model::AsNumber;
 use calico_linux::netns::{veth, Netns};
 use common::{env_usize, rss_kib, spawn_self, BenchBird};

@@ -26,7 +26,7 @@ use calico_bgp::packet::PathAttributes;
 use calico_bgp::packet::{AfiSafi, AsPath, Capability, Context, Message, Open, Origin};
 use calico_bgp::speaker::socket::SocketFactory;
 use calico_bgp::speaker::{Speaker, SpeakerOptions};
-use calico_core::backend::{BgpBackend, BgpSettings, PeerConfig};
+use calico_core::dataplane::{BgpBackend, BgpSettings, PeerConfig};
 use calico_core::model::AsNumber;
 use calico_linux::netns::Netns;
 use common::{env_usize, rss_kib, spawn_self, BenchBird};

@@ -5,7 +5,7 @@
 //! * [`session`]: the RFC 4271 session state machine (pure) and the task running it over TCP.
 //! * [`rib`]: Adj-RIB-In, Loc-RIB with the decision process and multipath, Adj-RIB-Out rules.
 //! * [`speaker`]: [`speaker::Speaker`], the native speaker implementing
-//!   [`calico_core::backend::BgpBackend`], with graceful restart (RFC 4724) both as
+//!   [`calico_core::dataplane::BgpBackend`], with graceful restart (RFC 4724) both as
 //!   receiving and as restarting speaker.
 //! * [`bird`]: [`bird::BirdBgp`], the same trait driving a BIRD 2 daemon, as Calico does.
 #![warn(missing_docs)]

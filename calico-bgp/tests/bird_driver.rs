@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use calico_bgp::bird::{BirdBgp, BirdConfig};
-use calico_core::backend::{BgpBackend, BgpSettings, LearnedRoute, PeerConfig, PeerState};
+use calico_core::dataplane::{BgpBackend, BgpSettings, LearnedRoute, PeerConfig, PeerState};
 use calico_core::model::AsNumber;
 use calico_linux::netns::{privileged, veth, Netns};
 use ipnet::IpNet;

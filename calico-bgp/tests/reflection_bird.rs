@@ -5,7 +5,7 @@
 
 mod speaker_support;
 
-use calico_core::backend::BgpBackend;
+use calico_core::dataplane::BgpBackend;
 use calico_linux::netns::{privileged, Netns};
 use speaker_support::bird::Bird;
 use speaker_support::*;

@@ -7,7 +7,7 @@ mod speaker_support;
 use std::time::{Duration, Instant};
 
 use calico_bgp::speaker::Speaker;
-use calico_core::backend::{BgpBackend, PeerState};
+use calico_core::dataplane::{BgpBackend, PeerState};
 use calico_linux::netns::privileged;
 use speaker_support::bird::{bgp_protocol, Bird};
 use speaker_support::*;

@@ -10,7 +10,7 @@ use calico_bgp::packet::{AfiSafi, Capability, ErrorCode, Message, Notification, 
 use calico_bgp::session::{
     Action, Direction, Event, Fsm, GracefulRestart, SessionConfig, SessionDown, Timer,
 };
-use calico_core::backend::PeerState;
+use calico_core::dataplane::PeerState;
 
 const IN: Direction = Direction::Inbound;
 const OUT: Direction = Direction::Outbound;

@@ -17,7 +17,7 @@ mod speaker_support;
 use std::time::{Duration, Instant};
 
 use calico_bgp::speaker::{GracefulRestartOptions, Speaker, SpeakerOptions};
-use calico_core::backend::{BgpBackend, LearnedRoute, PeerState};
+use calico_core::dataplane::{BgpBackend, LearnedRoute, PeerState};
 use calico_linux::netns::{privileged, Netns};
 use speaker_support::bird::{bgp_protocol, Bird};
 use speaker_support::*;

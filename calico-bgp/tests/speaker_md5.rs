@@ -8,7 +8,7 @@ mod speaker_support;
 use std::time::Duration;
 
 use calico_bgp::speaker::Speaker;
-use calico_core::backend::{BgpBackend, BgpSettings, PeerState};
+use calico_core::dataplane::{BgpBackend, BgpSettings, PeerState};
 use calico_linux::netns::privileged;
 use speaker_support::bird::{bgp_protocol, Bird};
 use speaker_support::*;

@@ -8,7 +8,7 @@ mod speaker_support;
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use calico_core::backend::{BgpBackend, LearnedRoute};
+use calico_core::dataplane::{BgpBackend, LearnedRoute};
 use calico_linux::netns::{privileged, Netns};
 use speaker_support::bird::Bird;
 use speaker_support::*;

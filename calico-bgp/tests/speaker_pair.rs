@@ -4,7 +4,7 @@
 mod speaker_support;
 
 use calico_bgp::speaker::Speaker;
-use calico_core::backend::{BgpBackend, PeerState};
+use calico_core::dataplane::{BgpBackend, PeerState};
 use calico_linux::netns::privileged;
 use speaker_support::*;
 

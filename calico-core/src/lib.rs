@@ -7,12 +7,14 @@
 //!   policies, profiles, IP pools, BGP settings), validated on entry;
 //! * [`selector`]: the Calico label-selector language (parse, print, evaluate);
 //! * [`eval`]: the reference semantics: a packet and a model in, a verdict and a trace out;
-//! * [`calc`]: the incremental index of which endpoints each selector matches;
+//! * [`calc`]: endpoints' effective labels and rules' effective selectors, and the
+//!   incremental index of which endpoints each selector matches;
 //! * [`compile`]: the rule compiler (model → dataplane-neutral IR, incremental, with
 //!   minimal ordered change sets);
 //! * [`routes`]: the desired FIB (local workload routes, blackholes, learned routes);
 //! * [`agent`]: the engine that keeps a dataplane and a BGP speaker in line with the model;
-//! * [`backend`]: the traits a dataplane (Linux, the mock) and a BGP speaker implement;
+//! * [`dataplane`]: the contract with every backend: the traits a dataplane (Linux, the mock)
+//!   and a BGP speaker implement, the ACL IR, change sets, diff and the one IR validator;
 //! * `integrations`: Kubernetes, OpenStack Neutron and Calico v3 resources translated
 //!   (features `kubernetes`, `neutron`, `calico-v3`);
 //! * [`scale`]: deterministic models of a chosen size, for benchmarks.
@@ -21,13 +23,15 @@
 pub mod agent;
 #[cfg(any(test, feature = "arbitrary"))]
 pub mod arbitrary;
-pub mod backend;
 pub mod calc;
 pub mod compile;
+pub mod dataplane;
 pub mod eval;
 #[cfg(any(feature = "kubernetes", feature = "neutron", feature = "calico-v3"))]
 pub mod integrations;
+mod labels;
 pub mod model;
+mod naming;
 pub mod routes;
 pub mod scale;
 pub mod selector;

@@ -11,10 +11,11 @@
 
 use std::time::{Duration, Instant};
 
-use calico_core::backend::{FibBackend, FibChangeSet, Route, RouteTarget};
-use calico_core::compile::ir::Ruleset;
-use calico_core::compile::ir::Verdict;
-use calico_core::compile::{compile, diff, Change, ChangeSet, CompileConfig, Compiler};
+use calico_core::compile::{compile, CompileConfig, Compiler};
+use calico_core::dataplane::ir::Ruleset;
+use calico_core::dataplane::ir::Verdict;
+use calico_core::dataplane::{diff, Change, ChangeSet};
+use calico_core::dataplane::{FibBackend, FibChangeSet, Route, RouteTarget};
 use calico_core::model::{Resource, Update};
 use calico_core::scale::Scale;
 use calico_linux::acl::{nft_text, LinuxAcl};

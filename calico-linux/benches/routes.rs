@@ -17,7 +17,7 @@ use std::net::Ipv4Addr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use calico_core::backend::{FibBackend, FibChangeSet, Route, RouteTarget};
+use calico_core::dataplane::{FibBackend, FibChangeSet, Route, RouteTarget};
 use calico_linux::fib::{FibConfig, LinuxFib};
 use calico_linux::netns::Netns;
 use ipnet::{IpNet, Ipv4Net};

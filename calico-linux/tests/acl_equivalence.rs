@@ -9,9 +9,10 @@ use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
 
 use calico_core::arbitrary;
-use calico_core::backend::AclBackend;
-use calico_core::compile::ir::Ruleset;
-use calico_core::compile::{compile, diff, CompileConfig};
+use calico_core::compile::{compile, CompileConfig};
+use calico_core::dataplane::diff;
+use calico_core::dataplane::ir::Ruleset;
+use calico_core::dataplane::AclBackend;
 use calico_core::eval::{evaluate, Direction, EndpointRef, Packet};
 use calico_core::model::{Model, Protocol};
 use calico_linux::acl::LinuxAcl;

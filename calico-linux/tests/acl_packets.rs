@@ -3,9 +3,10 @@
 
 mod support;
 
-use calico_core::backend::AclBackend;
-use calico_core::compile::ir::Ruleset;
-use calico_core::compile::{compile, diff, CompileConfig};
+use calico_core::compile::{compile, CompileConfig};
+use calico_core::dataplane::diff;
+use calico_core::dataplane::ir::Ruleset;
+use calico_core::dataplane::AclBackend;
 use calico_core::model::parse_resources;
 use calico_core::model::Model;
 use calico_linux::acl::LinuxAcl;

@@ -9,7 +9,7 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use calico_core::backend::{BackendError, FibBackend, FibChangeSet, NextHop, Route, RouteTarget};
+use calico_core::dataplane::{BackendError, FibBackend, FibChangeSet, NextHop, Route, RouteTarget};
 use calico_linux::fib::{FibConfig, LinuxFib, DEFAULT_PROTOCOL};
 use calico_linux::netns::{privileged, Netns};
 

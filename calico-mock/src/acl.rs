@@ -3,9 +3,9 @@
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use calico_core::backend::{AclBackend, BackendError};
-use calico_core::compile::ir::{Hook, Ruleset};
-use calico_core::compile::ChangeSet;
+use calico_core::dataplane::ir::{Hook, Ruleset};
+use calico_core::dataplane::ChangeSet;
+use calico_core::dataplane::{AclBackend, BackendError};
 
 use crate::commit_check::commit_check;
 use crate::interpreter::{interpret, Outcome, PacketContext};

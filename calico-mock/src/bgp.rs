@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use calico_core::backend::{
+use calico_core::dataplane::{
     BackendError, BgpBackend, BgpSettings, LearnedRoute, PeerState, PeerStatus,
 };
 use ipnet::IpNet;

@@ -13,12 +13,12 @@
 //! * a verdict map's values are plain verdicts (a map value cannot be another map lookup).
 //!
 //! Dangling references (a rule or map element naming a missing chain, set or map) are
-//! refused while the change set is applied (`calico_core::compile::ChangeSet::apply_to`);
+//! refused while the change set is applied (`calico_core::dataplane::ChangeSet::apply_to`);
 //! [`commit_check`] refuses them too, so a ruleset can be checked on its own.
 
 use std::collections::BTreeMap;
 
-use calico_core::compile::ir::{Match, Ruleset, SetElement, Verdict};
+use calico_core::dataplane::ir::{Match, Ruleset, SetElement, Verdict};
 use ipnet::IpNet;
 
 /// Deepest chain nesting the kernel accepts (`NFT_JUMP_STACK_SIZE`).

@@ -5,7 +5,9 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use calico_core::backend::{BackendError, FibBackend, FibChangeSet, FibReport, Route, RouteTarget};
+use calico_core::dataplane::{
+    BackendError, FibBackend, FibChangeSet, FibReport, Route, RouteTarget,
+};
 use ipnet::IpNet;
 
 #[derive(Debug, Default)]

@@ -5,7 +5,7 @@
 
 use std::net::IpAddr;
 
-use calico_core::compile::ir::{
+use calico_core::dataplane::ir::{
     ChainPolicy, CtState, Hook, IfaceKey, Match, Ruleset, SetElement, Side, Statement, Verdict,
 };
 use calico_core::eval::Packet;

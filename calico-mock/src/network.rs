@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 
-use calico_core::backend::RouteTarget;
-use calico_core::compile::ir::{Hook, Ruleset};
-use calico_core::compile::{diff, CompileConfig, Compiler};
+use calico_core::compile::{CompileConfig, Compiler};
+use calico_core::dataplane::diff;
+use calico_core::dataplane::ir::{Hook, Ruleset};
+use calico_core::dataplane::RouteTarget;
 use calico_core::eval::Packet;
 use calico_core::model::{Model, Update, ValidationError, WorkloadEndpoint};
 use calico_core::routes::{desired_routes, fib_diff, local_exports};
@@ -243,7 +244,7 @@ impl MockNetwork {
                 .fib
                 .routes()
                 .into_iter()
-                .map(|(dst, target)| calico_core::backend::Route { dst, target })
+                .map(|(dst, target)| calico_core::dataplane::Route { dst, target })
                 .collect();
             let changes = fib_diff(&desired, &current);
             host.fib.apply_changes(&changes);

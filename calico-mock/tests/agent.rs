@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use calico_core::agent::{Agent, EndpointState, Timing};
-use calico_core::backend::RouteTarget;
-use calico_core::compile::ir::Hook;
 use calico_core::compile::{compile, CompileConfig};
+use calico_core::dataplane::ir::Hook;
+use calico_core::dataplane::RouteTarget;
 use calico_core::eval::Packet;
 use calico_core::model::{parse_resources, Resource, Update};
 use calico_mock::{ConnState, MockAcl, MockBgpFabric, MockFib, PacketContext};

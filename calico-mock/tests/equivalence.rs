@@ -8,8 +8,9 @@
 //! between two workloads exactly when the reference evaluator allows the flow.
 
 use calico_core::arbitrary;
-use calico_core::compile::ir::{Hook, Ruleset};
-use calico_core::compile::{compile, diff, CompileConfig};
+use calico_core::compile::{compile, CompileConfig};
+use calico_core::dataplane::diff;
+use calico_core::dataplane::ir::{Hook, Ruleset};
 use calico_core::eval::{
     evaluate, evaluate_flow, Direction, EndpointRef, Packet, RuleSource, TraceStep,
 };
@@ -142,7 +143,7 @@ proptest! {
 
     #[test]
     fn diff_applied_to_the_mock_acl_gives_the_new_ruleset(a in arbitrary::model(), b in arbitrary::model()) {
-        use calico_core::backend::AclBackend;
+        use calico_core::dataplane::AclBackend;
         let config = CompileConfig::new(NODE);
         let (ra, rb) = (compile(&config, &a), compile(&config, &b));
         let acl = calico_mock::MockAcl::new();

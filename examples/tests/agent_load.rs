@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use calico_core::agent::{Agent, Timing};
-use calico_core::backend::AclBackend;
 use calico_core::compile::{compile, CompileConfig};
+use calico_core::dataplane::AclBackend;
 use calico_core::model::{Model, Resource, Update};
 use calico_core::scale::Scale;
 use calico_linux::acl::LinuxAcl;

@@ -4,7 +4,8 @@
 //! same IR as compiling from scratch.
 #![no_main]
 
-use calico_core::compile::{compile, invariants, CompileConfig, Compiler};
+use calico_core::compile::{compile, CompileConfig, Compiler};
+use calico_core::dataplane::validate as invariants;
 use calico_core::model::{
     Action, EntityRule, IcmpMatch, IpVersion, Model, NamedPort, Policy, PolicyType, PortSpec,
     Profile, Protocol, Resource, Rule, Update, WorkloadEndpoint, WorkloadEndpointId,

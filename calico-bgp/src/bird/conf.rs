@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::fmt::Write;
 use std::net::IpAddr;
 
-use calico_core::backend::BgpSettings;
+use calico_core::dataplane::BgpSettings;
 use ipnet::IpNet;
 
 /// Why a configuration cannot be written.
@@ -130,7 +130,7 @@ pub fn render(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use calico_core::backend::PeerConfig;
+    use calico_core::dataplane::PeerConfig;
     use calico_core::model::AsNumber;
 
     fn settings() -> BgpSettings {

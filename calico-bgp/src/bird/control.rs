@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use calico_core::backend::{PeerState, PeerStatus};
+use calico_core::dataplane::{PeerState, PeerStatus};
 
 /// One BGP protocol as `birdc show protocols all` describes it.
 pub fn parse_protocols(text: &str) -> Vec<PeerStatus> {

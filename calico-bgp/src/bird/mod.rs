@@ -15,9 +15,9 @@
 //! change.
 //!
 //! ```no_run
-//! # async fn demo(settings: calico_core::backend::BgpSettings) -> Result<(), calico_core::backend::BackendError> {
+//! # async fn demo(settings: calico_core::dataplane::BgpSettings) -> Result<(), calico_core::dataplane::BackendError> {
 //! use calico_bgp::bird::{BirdBgp, BirdConfig};
-//! use calico_core::backend::BgpBackend;
+//! use calico_core::dataplane::BgpBackend;
 //! let bird = BirdBgp::new(BirdConfig::new("/run/calico-rs/bird"))?;
 //! bird.configure(&settings).await?;
 //! bird.set_exports(&["10.65.0.0/26".parse().unwrap()].into()).await?;
@@ -34,7 +34,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use calico_core::backend::{
+use calico_core::dataplane::{
     BackendError, BgpBackend, BgpSettings, FibBackend, LearnedRoute, PeerStatus, RouteTarget,
 };
 use calico_linux::fib::{FibConfig, LinuxFib};

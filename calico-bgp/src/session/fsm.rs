@@ -10,7 +10,7 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use calico_core::backend::PeerState;
+use calico_core::dataplane::PeerState;
 
 use crate::packet::notification::{CeaseSubcode, FsmSubcode, OpenSubcode};
 use crate::packet::open::GracefulRestartFamily;

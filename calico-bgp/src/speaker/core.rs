@@ -8,7 +8,7 @@ use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::Duration;
 
-use calico_core::backend::{
+use calico_core::dataplane::{
     BackendError, BgpSettings, LearnedRoute, PeerConfig, PeerState, PeerStatus,
 };
 use ipnet::IpNet;

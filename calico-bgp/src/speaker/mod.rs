@@ -44,10 +44,10 @@
 //! ```no_run
 //! use std::collections::BTreeSet;
 //! use calico_bgp::speaker::Speaker;
-//! use calico_core::backend::{BgpBackend, BgpSettings, PeerConfig};
+//! use calico_core::dataplane::{BgpBackend, BgpSettings, PeerConfig};
 //! use calico_core::model::AsNumber;
 //!
-//! # async fn example() -> Result<(), calico_core::backend::BackendError> {
+//! # async fn example() -> Result<(), calico_core::dataplane::BackendError> {
 //! let speaker = Speaker::new();
 //! speaker
 //!     .configure(&BgpSettings {
@@ -85,7 +85,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use calico_core::backend::{BackendError, BgpBackend, BgpSettings, LearnedRoute, PeerStatus};
+use calico_core::dataplane::{BackendError, BgpBackend, BgpSettings, LearnedRoute, PeerStatus};
 use ipnet::IpNet;
 use tokio::sync::{mpsc, oneshot, watch, Mutex};
 

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use calico_bgp::speaker::{Speaker, SpeakerOptions};
-use calico_core::backend::{BgpBackend, BgpSettings, LearnedRoute, PeerConfig, PeerState};
+use calico_core::dataplane::{BgpBackend, BgpSettings, LearnedRoute, PeerConfig, PeerState};
 use calico_core::model::AsNumber;
 use calico_linux::netns::{veth, Netns};
 use ipnet::IpNet;

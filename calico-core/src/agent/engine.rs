@@ -11,11 +11,12 @@ use tracing::{debug, info, warn};
 use super::metrics::Metrics;
 use super::status::{AgentStatus, BackendHealth, EndpointState, EndpointStatus};
 use super::Timing;
-use crate::backend::{
+use crate::compile::{CompileConfig, Compiler};
+use crate::dataplane::diff;
+use crate::dataplane::{
     AclBackend, BackendError, BgpBackend, BgpSettings, FibBackend, LearnedRoute, PeerState, Route,
     RouteTarget,
 };
-use crate::compile::{diff, CompileConfig, Compiler};
 use crate::model::{Model, Update};
 use crate::routes::{desired_routes, fib_diff, local_exports, DesiredFib};
 
@@ -56,7 +57,7 @@ pub(super) struct Engine {
     /// The BGP settings last handed to the backend.
     bgp_configured: Option<Option<BgpSettings>>,
     learned: Vec<LearnedRoute>,
-    peers: Vec<crate::backend::PeerStatus>,
+    peers: Vec<crate::dataplane::PeerStatus>,
     fib_health: BackendHealth,
     bgp_health: BackendHealth,
     /// Set when the last pass left something to retry.

@@ -18,7 +18,7 @@
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 //! use std::sync::Arc;
 //! use calico_core::agent::Agent;
-//! # use calico_core::backend::*;
+//! # use calico_core::dataplane::*;
 //! # struct NoFib;
 //! # #[async_trait::async_trait]
 //! # impl FibBackend for NoFib {
@@ -45,7 +45,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::backend::{AclBackend, BgpBackend, FibBackend};
+use crate::dataplane::{AclBackend, BgpBackend, FibBackend};
 use crate::model::{Resource, Update, ValidationError};
 
 pub use metrics::{Histogram, Metrics, LATENCY_BUCKETS};
@@ -145,7 +145,7 @@ impl AgentBuilder {
     /// the BGP backend told it is restarting): remote routes (to other hosts, learned over
     /// BGP by the previous run) already in the FIB stay there, even those not learned
     /// again yet, until BGP has converged — every configured peer established and its
-    /// End-of-RIB received ([`crate::backend::PeerStatus::end_of_rib_received`]) — or
+    /// End-of-RIB received ([`crate::dataplane::PeerStatus::end_of_rib_received`]) — or
     /// `at_most` has passed since the start, whichever comes first. Then the routes no peer
     /// announced again are removed. Without this, the first pass would remove them all
     /// (the new BGP backend has learned nothing yet) and traffic to other hosts would stop

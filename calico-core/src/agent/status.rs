@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::backend::PeerStatus;
+use crate::dataplane::PeerStatus;
 use crate::model::WorkloadEndpointId;
 
 /// Programming state of one local workload endpoint.

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use ipnet::IpNet;
 
 use super::*;
-use crate::backend::{BackendError, FibChangeSet, FibReport, PeerState, Route, RouteTarget};
+use crate::dataplane::{BackendError, FibChangeSet, FibReport, PeerState, Route, RouteTarget};
 use crate::model::{WorkloadEndpoint, WorkloadEndpointId};
 
 #[derive(Default)]
@@ -319,15 +319,15 @@ async fn builder_requires_node_and_fib() {
 /// A BGP backend whose learned routes and peer states the test sets.
 #[derive(Default)]
 struct ScriptedBgp {
-    learned: Mutex<Vec<crate::backend::LearnedRoute>>,
-    peers: Mutex<Vec<crate::backend::PeerStatus>>,
+    learned: Mutex<Vec<crate::dataplane::LearnedRoute>>,
+    peers: Mutex<Vec<crate::dataplane::PeerStatus>>,
     changed: tokio::sync::Notify,
 }
 
 impl ScriptedBgp {
-    fn set(&self, learned: Vec<crate::backend::LearnedRoute>, state: PeerState, eor: bool) {
+    fn set(&self, learned: Vec<crate::dataplane::LearnedRoute>, state: PeerState, eor: bool) {
         *self.learned.lock().unwrap() = learned;
-        *self.peers.lock().unwrap() = vec![crate::backend::PeerStatus {
+        *self.peers.lock().unwrap() = vec![crate::dataplane::PeerStatus {
             address: "192.168.0.2".parse().unwrap(),
             state,
             prefixes_received: 0,
@@ -340,25 +340,25 @@ impl ScriptedBgp {
 
 #[async_trait]
 impl BgpBackend for ScriptedBgp {
-    async fn configure(&self, _: &crate::backend::BgpSettings) -> Result<(), BackendError> {
+    async fn configure(&self, _: &crate::dataplane::BgpSettings) -> Result<(), BackendError> {
         Ok(())
     }
     async fn set_exports(&self, _: &BTreeSet<IpNet>) -> Result<(), BackendError> {
         Ok(())
     }
-    async fn learned_routes(&self) -> Result<Vec<crate::backend::LearnedRoute>, BackendError> {
+    async fn learned_routes(&self) -> Result<Vec<crate::dataplane::LearnedRoute>, BackendError> {
         Ok(self.learned.lock().unwrap().clone())
     }
     async fn changed(&self) {
         self.changed.notified().await
     }
-    async fn peer_status(&self) -> Result<Vec<crate::backend::PeerStatus>, BackendError> {
+    async fn peer_status(&self) -> Result<Vec<crate::dataplane::PeerStatus>, BackendError> {
         Ok(self.peers.lock().unwrap().clone())
     }
 }
 
 fn via(gw: &str) -> RouteTarget {
-    RouteTarget::Via(BTreeSet::from([crate::backend::NextHop {
+    RouteTarget::Via(BTreeSet::from([crate::dataplane::NextHop {
         gateway: gw.parse().unwrap(),
         interface: None,
     }]))
@@ -398,7 +398,7 @@ async fn after_a_restart_remote_routes_stay_until_every_peer_sent_its_end_of_rib
     assert_eq!(routes().len(), 2, "nothing learned yet: both kept");
 
     // Established, one route back, its End-of-RIB not in yet: both still kept.
-    let one = vec![crate::backend::LearnedRoute {
+    let one = vec![crate::dataplane::LearnedRoute {
         prefix: net("10.65.2.0/26"),
         next_hops: BTreeSet::from(["192.168.0.2".parse().unwrap()]),
     }];

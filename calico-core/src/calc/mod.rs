@@ -11,6 +11,7 @@
 //! selectors in rules (whose members become IP-set elements), one over this node's endpoints
 //! for the policies' own selectors (which policies apply to which local endpoint).
 
+pub mod effective;
 mod selector_index;
 
 pub use selector_index::{MembershipChange, SelectorIndex};

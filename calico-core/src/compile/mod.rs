@@ -38,10 +38,6 @@
 //! and sets the update affects, and [`Compiler::take_changes`] returns exactly the changes
 //! since the last call. [`compile`] is the same compiler fed a whole model.
 
-mod diff;
-pub mod invariants;
-pub mod ir;
-pub(crate) mod naming;
 mod rules;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -49,20 +45,19 @@ use std::net::IpAddr;
 
 use tracing::warn;
 
-pub use diff::{diff, ApplyError, Change, ChangeSet};
-
+use crate::calc::effective;
 use crate::calc::SelectorIndex;
-use crate::eval::scope;
+use crate::dataplane::ir::{
+    self, BaseChain, Chain, ChainPolicy, CtState, Hook, IfaceKey, Match, Rule, Ruleset, Set,
+    SetElement, Statement, Verdict, VerdictMap,
+};
+use crate::dataplane::{diff_keys, ChangeSet, Touched};
 use crate::model::{
     policy_order, Model, NamedPort, Policy, PolicyKey, PolicyType, Resource, ResourceKey, Update,
     WorkloadEndpointId,
 };
+use crate::naming::hashed;
 use crate::selector::Selector;
-use ir::{
-    BaseChain, Chain, ChainPolicy, CtState, Hook, IfaceKey, Match, Rule, Ruleset, Set, SetElement,
-    Statement, Verdict, VerdictMap,
-};
-use naming::hashed;
 use rules::{compile_rule, SetSpec, Verdicts};
 
 /// Name of the forward base chain.
@@ -408,14 +403,14 @@ impl Compiler {
             maps: maps_before,
             chains: chains_before,
         };
-        let touched = diff::Touched {
+        let touched = Touched {
             sets,
             maps,
             chains,
             set_elements: std::mem::take(&mut self.before_set_elements),
             map_elements: std::mem::take(&mut self.before_map_elements),
         };
-        diff::diff_keys(&before, &self.ruleset, touched)
+        diff_keys(&before, &self.ruleset, touched)
     }
 
     /// Applies one update (it must be valid: see [`Resource::validate`]).
@@ -643,7 +638,7 @@ impl Compiler {
         match key {
             EndpointKey::Workload(id) => self.model.workload_endpoints.get(id).map(|ep| {
                 (
-                    scope::workload_labels(&self.model, ep),
+                    effective::workload_labels(&self.model, ep),
                     Contribution {
                         addresses: ep.ip_networks.iter().map(|n| n.addr()).collect(),
                         ports: ep.ports.clone(),
@@ -652,7 +647,7 @@ impl Compiler {
             }),
             EndpointKey::Host(name) => self.model.host_endpoints.get(name).map(|ep| {
                 (
-                    scope::host_labels(&self.model, ep),
+                    effective::host_labels(&self.model, ep),
                     Contribution {
                         addresses: ep.expected_ips.clone(),
                         ports: ep.ports.clone(),
@@ -767,7 +762,7 @@ impl Compiler {
             .filter(|ep| ep.node == self.config.node)
             .map(|ep| {
                 (
-                    scope::workload_labels(&self.model, ep),
+                    effective::workload_labels(&self.model, ep),
                     ep.interface_name.clone(),
                 )
             });
@@ -901,7 +896,7 @@ impl Compiler {
                     p.namespace.as_deref(),
                     dir,
                     true,
-                    &scope::policy_name(p),
+                    &effective::policy_name(p),
                     &mut specs,
                 )
             });

@@ -7,10 +7,10 @@
 
 use ipnet::IpNet;
 
-use super::ir::{Match, Rule as IrRule, SetKey, Side, Statement, Verdict};
-use super::naming::hashed;
-use crate::eval::scope;
+use crate::calc::effective;
+use crate::dataplane::ir::{Match, Rule as IrRule, SetKey, Side, Statement, Verdict};
 use crate::model::{Action, EntityRule, IpVersion, PortSpec, Protocol, Rule};
+use crate::naming::hashed;
 use crate::selector::Selector;
 
 /// A set a compiled rule refers to, by what determines its contents.
@@ -216,8 +216,8 @@ pub(crate) fn compile_rule(
                 fam_sets.push(spec);
             }
             for (sel, negate) in [
-                (scope::effective_selector(namespace, entity), false),
-                (scope::effective_not_selector(namespace, entity), true),
+                (effective::effective_selector(namespace, entity), false),
+                (effective::effective_not_selector(namespace, entity), true),
             ] {
                 if let Some(selector) = sel {
                     let spec = SetSpec::Selector { selector, v4 };
@@ -229,7 +229,7 @@ pub(crate) fn compile_rule(
                     fam_sets.push(spec);
                 }
             }
-            let np_selector = scope::named_port_selector(namespace, entity);
+            let np_selector = effective::named_port_selector(namespace, entity);
             let not_ranges = ranges(&entity.not_ports);
             if !not_ranges.is_empty() {
                 side_matches.push(Match::Port {

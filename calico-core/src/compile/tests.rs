@@ -2,6 +2,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::arbitrary;
+use crate::dataplane::{diff, validate as invariants, Change};
 use crate::model::parse_resources;
 
 fn config() -> CompileConfig {

@@ -2,8 +2,8 @@
 
 use std::net::IpAddr;
 
-use super::scope;
 use super::EndpointRef;
+use crate::calc::effective;
 use crate::model::{Labels, Model, Policy, WorkloadEndpoint};
 
 /// A local endpoint: effective labels, addresses, profiles, namespace.
@@ -25,7 +25,7 @@ impl EndpointView {
     /// The view of a workload endpoint.
     pub fn workload(model: &Model, ep: &WorkloadEndpoint) -> Self {
         EndpointView {
-            labels: scope::workload_labels(model, ep),
+            labels: effective::workload_labels(model, ep),
             addresses: ep.ip_networks.iter().map(|n| n.addr()).collect(),
             profiles: ep.profiles.clone(),
             namespace: ep.namespace.clone(),
@@ -41,7 +41,7 @@ impl EndpointView {
                 .get(id)
                 .map(|ep| Self::workload(model, ep)),
             EndpointRef::Host(name) => model.host_endpoints.get(name).map(|ep| EndpointView {
-                labels: scope::host_labels(model, ep),
+                labels: effective::host_labels(model, ep),
                 addresses: ep.expected_ips.clone(),
                 profiles: ep.profiles.clone(),
                 namespace: None,

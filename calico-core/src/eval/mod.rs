@@ -65,10 +65,9 @@ mod packet;
 mod rule_match;
 mod trace;
 
-pub mod scope;
-
 use std::net::IpAddr;
 
+use crate::calc::effective;
 use crate::model::{policy_order, Model, Policy, PolicyType, Rule, WorkloadEndpointId};
 
 pub use endpoint_view::EndpointView;
@@ -140,7 +139,7 @@ pub fn applicable_policies(model: &Model, ep: &crate::model::WorkloadEndpoint) -
     let names = |d| {
         policies_for(model, &view, d)
             .into_iter()
-            .map(scope::policy_name)
+            .map(effective::policy_name)
             .collect()
     };
     Applicable {
@@ -223,7 +222,7 @@ enum Outcome {
 }
 
 fn run_rules(
-    endpoints: &[scope::SelectableEndpoint],
+    endpoints: &[effective::SelectableEndpoint],
     namespace: Option<&str>,
     rules: &[Rule],
     packet: &Packet,
@@ -260,10 +259,10 @@ fn judge(
 ) -> Verdict {
     let ptype = direction.policy_type();
     let policies = policies_for(model, ep, ptype);
-    let endpoints = scope::selectable_endpoints(model);
+    let endpoints = effective::selectable_endpoints(model);
     let mut passed = false;
     for p in &policies {
-        let source = RuleSource::Policy(scope::policy_name(p));
+        let source = RuleSource::Policy(effective::policy_name(p));
         match run_rules(
             &endpoints,
             p.namespace.as_deref(),

@@ -3,13 +3,13 @@
 use std::net::IpAddr;
 
 use super::packet::Packet;
-use super::scope::{self, SelectableEndpoint};
+use crate::calc::effective::{self, SelectableEndpoint};
 use crate::model::{EntityRule, IcmpMatch, IpVersion, PortSpec, Protocol, Rule};
 use crate::selector::Selector;
 
 /// Whether `rule`, in a policy of `namespace` (`None` for global policies and profiles),
 /// matches `packet`. `endpoints` are every endpoint of the model as rule selectors see them
-/// ([`scope::selectable_endpoints`]).
+/// ([`effective::selectable_endpoints`]).
 pub(super) fn rule_matches(
     endpoints: &[SelectableEndpoint],
     namespace: Option<&str>,
@@ -83,12 +83,12 @@ impl Side<'_> {
         if e.not_nets.iter().any(|n| n.contains(&self.addr)) {
             return false;
         }
-        if let Some(sel) = scope::effective_selector(self.namespace, e) {
+        if let Some(sel) = effective::effective_selector(self.namespace, e) {
             if !self.owned_by_match(&sel) {
                 return false;
             }
         }
-        if let Some(sel) = scope::effective_not_selector(self.namespace, e) {
+        if let Some(sel) = effective::effective_not_selector(self.namespace, e) {
             if self.owned_by_match(&sel) {
                 return false;
             }
@@ -118,7 +118,7 @@ impl Side<'_> {
         match spec {
             PortSpec::Range { min, max } => (*min..=*max).contains(&port),
             PortSpec::Named(name) => {
-                let sel = scope::named_port_selector(self.namespace, self.entity);
+                let sel = effective::named_port_selector(self.namespace, self.entity);
                 self.endpoints.iter().any(|ep| {
                     ep.addresses.contains(&self.addr)
                         && sel.matches(&ep.labels)

@@ -349,7 +349,7 @@ fn object(doc: usize, kind: &str, mut v: Mapping) -> Result<Resource, TranslateE
             let mut selector = s.selector.unwrap_or_default();
             if let Some(nss) = s.namespace_selector {
                 selector =
-                    selector.and(&nss.with_key_prefix(crate::eval::scope::NAMESPACE_LABEL_PREFIX));
+                    selector.and(&nss.with_key_prefix(crate::labels::NAMESPACE_LABEL_PREFIX));
             }
             Resource::Policy(Policy {
                 name: meta.name,

@@ -29,11 +29,11 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::{quote, TranslateError};
-use crate::compile::naming::fnv1a;
 use crate::model::{
     Action, EntityRule, Labels, NamedPort, Policy, PolicyType, PortSpec, Profile, Protocol, Rule,
     WorkloadEndpoint, WorkloadEndpointId, LABEL_ORCHESTRATOR,
 };
+use crate::naming::fnv1a;
 use crate::selector::Selector;
 
 /// Object metadata (the fields we use).

@@ -1,64 +1,11 @@
 //! BGP settings: the cluster's AS, peers, and each node's BGP identity.
 
-use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use super::AsNumber;
 use crate::selector::Selector;
-
-/// An autonomous system number, 4-byte (RFC 6793). On the wire a number, a decimal string or
-/// the "asdot" form `high.low`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct AsNumber(pub u32);
-
-impl fmt::Display for AsNumber {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
-
-impl FromStr for AsNumber {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if let Some((hi, lo)) = s.split_once('.') {
-            let hi: u16 = hi
-                .parse()
-                .map_err(|_| format!("AS number {s:?}: {hi:?} is not a number 0-65535"))?;
-            let lo: u16 = lo
-                .parse()
-                .map_err(|_| format!("AS number {s:?}: {lo:?} is not a number 0-65535"))?;
-            return Ok(AsNumber(((hi as u32) << 16) | lo as u32));
-        }
-        s.parse()
-            .map(AsNumber)
-            .map_err(|_| format!("AS number {s:?} is not a number 0-4294967295"))
-    }
-}
-
-impl Serialize for AsNumber {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u32(self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for AsNumber {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Num(u64),
-            Str(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Num(n) => u32::try_from(n).map(AsNumber).map_err(|_| {
-                serde::de::Error::custom(format!("AS number {n} is out of range 0-4294967295"))
-            }),
-            Raw::Str(s) => s.parse().map_err(serde::de::Error::custom),
-        }
-    }
-}
 
 /// Cluster-wide (name `default`) or per-node (name `node.<name>`) BGP settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -7,8 +7,8 @@ use std::str::FromStr;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use super::labels::Labels;
 use super::rule::Protocol;
+use crate::labels::Labels;
 
 /// Identity of a workload endpoint, unique in the whole deployment.
 ///

@@ -8,7 +8,6 @@ mod bgp;
 mod endpoint;
 mod error;
 mod file;
-mod labels;
 mod policy;
 mod pool;
 mod resource;
@@ -21,11 +20,12 @@ pub use validate::{
     MAX_RULES_PER_DIRECTION,
 };
 
-pub use bgp::{AsNumber, BgpConfiguration, BgpPeer, Node, NodeBgp};
+pub use crate::dataplane::AsNumber;
+pub use crate::labels::{Labels, LABEL_NAMESPACE, LABEL_ORCHESTRATOR, NAMESPACE_LABEL_PREFIX};
+pub use bgp::{BgpConfiguration, BgpPeer, Node, NodeBgp};
 pub use endpoint::{HostEndpoint, MacAddr, NamedPort, WorkloadEndpoint, WorkloadEndpointId};
 pub use error::{Reason, ResourceRef, ValidationError};
 pub use file::{load_file, parse_resources, FileError};
-pub use labels::{Labels, LABEL_NAMESPACE, LABEL_ORCHESTRATOR};
 pub use policy::{policy_order, Policy, PolicyType, Profile};
 pub use pool::{BlockAffinity, IpPool};
 pub use resource::{Resource, ResourceKey, ResourceKind, Update};

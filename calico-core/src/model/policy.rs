@@ -4,8 +4,8 @@ use std::cmp::Ordering;
 
 use serde::{Deserialize, Serialize};
 
-use super::labels::Labels;
 use super::rule::Rule;
+use crate::labels::Labels;
 use crate::selector::Selector;
 
 /// The direction a policy governs, relative to the endpoint it applies to.

@@ -9,11 +9,11 @@ use ipnet::IpNet;
 use super::bgp::{BgpConfiguration, BgpPeer, Node};
 use super::endpoint::{HostEndpoint, NamedPort, WorkloadEndpoint};
 use super::error::{Reason, ResourceRef, ValidationError};
-use super::labels::Labels;
 use super::policy::{Policy, PolicyType, Profile};
 use super::pool::{BlockAffinity, IpPool};
 use super::resource::{Resource, ResourceKind};
 use super::rule::{EntityRule, IcmpMatch, IpVersion, PortSpec, Protocol, Rule};
+use crate::labels::Labels;
 
 /// Most rules in one direction of a policy or profile.
 pub const MAX_RULES_PER_DIRECTION: usize = 1024;

@@ -13,7 +13,7 @@
 //!   than the block, so the longest-prefix match takes traffic to the right host.
 //!
 //! ```
-//! use calico_core::backend::RouteTarget;
+//! use calico_core::dataplane::RouteTarget;
 //! use calico_core::model::{Model, Resource, WorkloadEndpoint, WorkloadEndpointId};
 //! use calico_core::routes::desired_routes;
 //!
@@ -37,7 +37,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use ipnet::IpNet;
 
-use crate::backend::{FibChangeSet, LearnedRoute, NextHop, Route, RouteTarget};
+use crate::dataplane::{FibChangeSet, LearnedRoute, NextHop, Route, RouteTarget};
 use crate::model::Model;
 
 /// The desired FIB: destination prefix → where it goes.

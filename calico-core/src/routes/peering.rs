@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use crate::backend::{BgpSettings, PeerConfig};
+use crate::dataplane::{BgpSettings, PeerConfig};
 use crate::model::{AsNumber, Model, NodeBgp};
 
 /// Calico's default AS.

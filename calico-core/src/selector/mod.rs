@@ -52,7 +52,7 @@ pub const MAX_KEY_LEN: usize = 512;
 pub const MAX_DEPTH: usize = 128;
 
 /// The implicit label carrying a namespaced endpoint's namespace.
-const NAMESPACE_LABEL: &str = crate::model::LABEL_NAMESPACE;
+const NAMESPACE_LABEL: &str = crate::labels::LABEL_NAMESPACE;
 
 /// Something labels can be looked up in.
 pub trait LabelSource {
@@ -60,7 +60,7 @@ pub trait LabelSource {
     fn label(&self, key: &str) -> Option<&str>;
 }
 
-impl LabelSource for crate::model::Labels {
+impl LabelSource for crate::labels::Labels {
     fn label(&self, key: &str) -> Option<&str> {
         self.get(key).map(String::as_str)
     }

@@ -2,8 +2,8 @@
 
 use std::net::IpAddr;
 
-use calico_core::compile::ir::{BaseChain, ChainPolicy, Hook, SetElement, SetKey, Verdict};
-use calico_core::compile::{Change, ChangeSet};
+use calico_core::dataplane::ir::{BaseChain, ChainPolicy, Hook, SetElement, SetKey, Verdict};
+use calico_core::dataplane::{Change, ChangeSet};
 use ipnet::IpNet;
 
 use super::rule_codec::{self, AnonPortSet, RenderError, ANON_SET_NAME};

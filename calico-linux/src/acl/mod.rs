@@ -6,8 +6,8 @@
 //! maps) so resync can repair drift. Nothing outside the table is touched.
 //!
 //! ```no_run
-//! # async fn demo(changes: calico_core::compile::ChangeSet) -> Result<(), calico_core::backend::BackendError> {
-//! use calico_core::backend::AclBackend;
+//! # async fn demo(changes: calico_core::dataplane::ChangeSet) -> Result<(), calico_core::dataplane::BackendError> {
+//! use calico_core::dataplane::AclBackend;
 //! use calico_linux::acl::LinuxAcl;
 //! let acl = LinuxAcl::new("calico")?;
 //! acl.apply(&changes).await?;
@@ -24,9 +24,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use calico_core::backend::{AclBackend, BackendError};
-use calico_core::compile::ir::Ruleset;
-use calico_core::compile::ChangeSet;
+use calico_core::dataplane::ir::Ruleset;
+use calico_core::dataplane::ChangeSet;
+use calico_core::dataplane::{AclBackend, BackendError};
 
 use crate::nft::proto::{NFTA_TABLE_NAME, NFT_MSG_DELTABLE};
 use crate::nft::socket::{NfSocket, NlError};
@@ -150,8 +150,8 @@ impl LinuxAcl {
     }
 }
 
-fn describe(c: &calico_core::compile::Change) -> String {
-    use calico_core::compile::Change::*;
+fn describe(c: &calico_core::dataplane::Change) -> String {
+    use calico_core::dataplane::Change::*;
     match c {
         AddSet { name, .. } => format!("add set {name}"),
         AddElements { set, elements } => format!("add {} elements to set {set}", elements.len()),

@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use calico_core::compile::ir::{
+use calico_core::dataplane::ir::{
     ChainPolicy, CtState, Hook, IfaceKey, Match, Rule, Ruleset, SetElement, SetKey, Side,
     Statement, Verdict,
 };

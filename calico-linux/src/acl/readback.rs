@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use calico_core::compile::ir::{
+use calico_core::dataplane::ir::{
     BaseChain, Chain, ChainPolicy, Hook, Rule, Ruleset, Set, SetElement, SetKey, Statement,
     Verdict, VerdictMap,
 };

@@ -16,7 +16,7 @@
 use std::io::{ErrorKind, Write};
 use std::path::Path;
 
-use calico_core::backend::BackendError;
+use calico_core::dataplane::BackendError;
 
 /// Linux limit on interface names (`IFNAMSIZ` - 1).
 const MAX_NAME_LEN: usize = 15;

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use calico_core::backend::BackendError;
+use calico_core::dataplane::BackendError;
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use netlink_packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_core::NLM_F_ACK;

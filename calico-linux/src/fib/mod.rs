@@ -34,7 +34,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use calico_core::backend::{BackendError, FibBackend, FibChangeSet, FibReport, Route, RouteTarget};
+use calico_core::dataplane::{
+    BackendError, FibBackend, FibChangeSet, FibReport, Route, RouteTarget,
+};
 use ipnet::IpNet;
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
@@ -81,8 +83,8 @@ impl Default for FibConfig {
 /// Must be created inside a tokio runtime (its netlink connection runs as a task on it).
 ///
 /// ```no_run
-/// # async fn demo() -> Result<(), calico_core::backend::BackendError> {
-/// use calico_core::backend::{FibBackend, FibChangeSet, Route, RouteTarget};
+/// # async fn demo() -> Result<(), calico_core::dataplane::BackendError> {
+/// use calico_core::dataplane::{FibBackend, FibChangeSet, Route, RouteTarget};
 /// use calico_linux::fib::{FibConfig, LinuxFib};
 ///
 /// let fib = LinuxFib::new(FibConfig::default())?;

@@ -20,7 +20,7 @@ use rtnetlink::packet_core::{
 use rtnetlink::proto::ConnectionHandle;
 use rtnetlink::sys::{protocols::NETLINK_ROUTE, AsyncSocket, SocketAddr};
 
-use calico_core::backend::BackendError;
+use calico_core::dataplane::BackendError;
 
 /// Receive buffer asked for (as root, `SO_RCVBUFFORCE`): room for a few thousand ACKs.
 const RCVBUF_BYTES: i32 = 8 << 20;

@@ -19,7 +19,7 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use calico_core::backend::{BackendError, NextHop, Route, RouteTarget};
+use calico_core::dataplane::{BackendError, NextHop, Route, RouteTarget};
 use ipnet::IpNet;
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteNextHop,

@@ -1,8 +1,8 @@
 //! MockAcl applies a change set whole or not at all, refusing what nftables refuses.
 
-use calico_core::backend::AclBackend;
-use calico_core::compile::ir::{ChainPolicy, Match, SetElement, SetKey, Side, Verdict};
-use calico_core::compile::{Change, ChangeSet};
+use calico_core::dataplane::ir::{ChainPolicy, Match, SetElement, SetKey, Side, Verdict};
+use calico_core::dataplane::AclBackend;
+use calico_core::dataplane::{Change, ChangeSet};
 
 use super::*;
 use crate::acl::MockAcl;
@@ -163,7 +163,7 @@ fn refused_change_sets_change_nothing() {
             one(Change::SetRules {
                 chain: "c".into(),
                 rules: vec![always(Verdict::Dispatch {
-                    key: calico_core::compile::ir::IfaceKey::Input,
+                    key: calico_core::dataplane::ir::IfaceKey::Input,
                     map: "nope".into(),
                 })],
             }),

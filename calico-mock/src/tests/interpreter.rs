@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use calico_core::compile::ir::{
+use calico_core::dataplane::ir::{
     ChainPolicy, CtState, Hook, IfaceKey, Match, Rule, SetElement, SetKey, Side, Statement,
     Verdict, VerdictMap,
 };

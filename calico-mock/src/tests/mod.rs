@@ -5,7 +5,7 @@ mod interpreter;
 mod network;
 mod routing;
 
-use calico_core::compile::ir::{
+use calico_core::dataplane::ir::{
     BaseChain, Chain, ChainPolicy, Hook, Match, Rule, Ruleset, Set, SetElement, SetKey, Side,
     Verdict,
 };

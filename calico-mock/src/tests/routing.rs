@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use calico_core::backend::{
+use calico_core::dataplane::{
     BackendError, BgpBackend, FibBackend, FibChangeSet, NextHop, PeerState, Route, RouteTarget,
 };
 use ipnet::IpNet;

@@ -41,7 +41,7 @@ use std::time::{Duration, SystemTime};
 use calico_bgp::bird::{BirdBgp, BirdConfig};
 use calico_bgp::speaker::{GracefulRestartOptions, Speaker, SpeakerOptions};
 use calico_core::agent::{Agent, AgentHandle, EndpointState, Timing};
-use calico_core::backend::{BgpBackend, FibBackend};
+use calico_core::dataplane::{BgpBackend, FibBackend};
 use calico_core::model::{load_file, Resource, ResourceKey, Update};
 use calico_linux::acl::LinuxAcl;
 use calico_linux::fib::{FibConfig, LinuxFib};

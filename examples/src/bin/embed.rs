@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use calico_core::agent::{Agent, EndpointState};
-use calico_core::compile::ir::Hook;
+use calico_core::dataplane::ir::Hook;
 use calico_core::eval::Packet;
 use calico_core::model::{parse_resources, Update};
 use calico_mock::{ConnState, MockAcl, MockFib, PacketContext};

@@ -19,7 +19,7 @@
 //! | `Log` / `SetMark` / `ClearMark` | `log prefix` / `meta mark` → 1, `bitwise`, `meta mark set` |
 //! | `Dispatch`                 | `meta iifname/oifname` → 1, `lookup` map → verdict       |
 
-use calico_core::compile::ir::{CtState, IfaceKey, Match, Rule, Side, Statement, Verdict};
+use calico_core::dataplane::ir::{CtState, IfaceKey, Match, Rule, Side, Statement, Verdict};
 
 use crate::nft::expr::{CmpOp, Expr, VerdictCode};
 use crate::nft::proto::*;

@@ -1,17 +1,15 @@
-//! How selectors see endpoints: effective labels, and the namespace scoping of the selectors
-//! in a policy's rules. Shared by the reference evaluator and the rule compiler so that both
+//! Effective labels and effective selectors: how selectors see endpoints (their own labels
+//! over inherited profile labels, plus the implicit ones), and the namespace scoping of the
+//! selectors in a policy's rules. Shared by the reference evaluator and the rule compiler so that both
 //! give the same answer by construction.
 
 use std::net::IpAddr;
 
 use crate::model::{
     EntityRule, HostEndpoint, Labels, Model, NamedPort, Policy, WorkloadEndpoint, LABEL_NAMESPACE,
-    LABEL_ORCHESTRATOR,
+    LABEL_ORCHESTRATOR, NAMESPACE_LABEL_PREFIX,
 };
 use crate::selector::Selector;
-
-/// Prefix of the namespace labels endpoints inherit from their `kns.<namespace>` profile.
-pub const NAMESPACE_LABEL_PREFIX: &str = "pcns.";
 
 /// `namespace/name` for a namespaced policy, `name` for a global one.
 pub fn policy_name(p: &Policy) -> String {

@@ -1,4 +1,5 @@
-//! Labels: the key/value pairs selectors match on.
+//! Labels: the key/value pairs selectors match on, and the implicit labels Calico gives
+//! endpoints. At the bottom of the crate: the selector language and the model both use them.
 
 use std::collections::BTreeMap;
 
@@ -10,3 +11,6 @@ pub const LABEL_NAMESPACE: &str = "projectcalico.org/namespace";
 
 /// Implicit label carrying a workload endpoint's orchestrator (as in Calico).
 pub const LABEL_ORCHESTRATOR: &str = "projectcalico.org/orchestrator";
+
+/// Prefix of the namespace labels endpoints inherit from their `kns.<namespace>` profile.
+pub const NAMESPACE_LABEL_PREFIX: &str = "pcns.";

@@ -1,0 +1,158 @@
+//! The BGP contract: the speaker's settings, what it learned, the state of its peerings, and
+//! the trait a speaker (native or BIRD) implements.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use super::BackendError;
+
+/// An autonomous system number, 4-byte (RFC 6793). On the wire a number, a decimal string or
+/// the "asdot" form `high.low`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AsNumber(pub u32);
+
+impl fmt::Display for AsNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl FromStr for AsNumber {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Some((hi, lo)) = s.split_once('.') {
+            let hi: u16 = hi
+                .parse()
+                .map_err(|_| format!("AS number {s:?}: {hi:?} is not a number 0-65535"))?;
+            let lo: u16 = lo
+                .parse()
+                .map_err(|_| format!("AS number {s:?}: {lo:?} is not a number 0-65535"))?;
+            return Ok(AsNumber(((hi as u32) << 16) | lo as u32));
+        }
+        s.parse()
+            .map(AsNumber)
+            .map_err(|_| format!("AS number {s:?} is not a number 0-4294967295"))
+    }
+}
+
+impl Serialize for AsNumber {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u32(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for AsNumber {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Num(u64),
+            Str(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Num(n) => u32::try_from(n).map(AsNumber).map_err(|_| {
+                serde::de::Error::custom(format!("AS number {n} is out of range 0-4294967295"))
+            }),
+            Raw::Str(s) => s.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// A BGP peering to establish.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PeerConfig {
+    /// The peer's address.
+    pub address: IpAddr,
+    /// The peer's AS (equal to ours: iBGP).
+    pub remote_as: AsNumber,
+    /// TCP MD5 password.
+    pub password: Option<String>,
+    /// Hold time to offer, seconds.
+    pub hold_time: u16,
+    /// Only accept connections, never initiate.
+    pub passive: bool,
+    /// The peer is a route-reflector client of ours.
+    pub route_reflector_client: bool,
+}
+
+/// Everything a BGP backend needs to run this host's speaker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BgpSettings {
+    /// Our AS.
+    pub local_as: AsNumber,
+    /// Our router id (the node's IPv4 address).
+    pub router_id: Ipv4Addr,
+    /// TCP port to listen on.
+    pub listen_port: u16,
+    /// Set when this speaker is a route reflector.
+    pub cluster_id: Option<Ipv4Addr>,
+    /// The peerings.
+    pub peers: BTreeSet<PeerConfig>,
+}
+
+/// A best route learned from peers, with every equal-cost next hop.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LearnedRoute {
+    /// Destination prefix.
+    pub prefix: IpNet,
+    /// Next hops of all equally good paths (more than one means ECMP).
+    pub next_hops: BTreeSet<IpAddr>,
+}
+
+/// State of one peering (RFC 4271 FSM states).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PeerState {
+    /// Not trying.
+    Idle,
+    /// Connecting.
+    Connect,
+    /// Waiting for the peer to connect.
+    Active,
+    /// OPEN sent.
+    OpenSent,
+    /// OPEN received, waiting for KEEPALIVE.
+    OpenConfirm,
+    /// Up.
+    Established,
+}
+
+/// What an orchestrator can read about one peering.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerStatus {
+    /// The peer's address.
+    pub address: IpAddr,
+    /// FSM state.
+    pub state: PeerState,
+    /// Prefixes accepted from the peer.
+    pub prefixes_received: usize,
+    /// The session is established and the peer's initial table is complete: it sent
+    /// End-of-RIB (RFC 4724) for every family of the session since it came up. A backend
+    /// that cannot tell reports `state == Established`. An agent that kept its routes
+    /// across a restart waits for this before dropping those no peer announces again.
+    pub end_of_rib_received: bool,
+    /// The last error seen on the session, for an operator.
+    pub last_error: Option<String>,
+}
+
+/// Spreads this host's routes and learns the others'.
+///
+/// Declarative: the agent states the exports it wants; the backend converges on them.
+#[async_trait]
+pub trait BgpBackend: Send + Sync {
+    /// Sets (or changes) the speaker's configuration and peerings.
+    async fn configure(&self, settings: &BgpSettings) -> Result<(), BackendError>;
+    /// Sets the complete set of locally originated prefixes to advertise.
+    async fn set_exports(&self, prefixes: &BTreeSet<IpNet>) -> Result<(), BackendError>;
+    /// The current best routes learned from peers.
+    async fn learned_routes(&self) -> Result<Vec<LearnedRoute>, BackendError>;
+    /// Resolves when learned routes or peer states may have changed since the last call.
+    async fn changed(&self);
+    /// The state of every peering.
+    async fn peer_status(&self) -> Result<Vec<PeerStatus>, BackendError>;
+}

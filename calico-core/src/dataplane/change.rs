@@ -1,0 +1,292 @@
+//! [`ChangeSet`]: the ordered operations a backend applies, and applying them to a
+//! [`Ruleset`] with nftables' strictness.
+
+use std::collections::BTreeSet;
+
+use super::ir::{
+    BaseChain, Chain, Match, Rule, Ruleset, Set, SetElement, SetKey, Verdict, VerdictMap,
+};
+
+/// One operation on the dataplane's ruleset.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Change {
+    /// Create an empty set.
+    AddSet {
+        /// Name.
+        name: String,
+        /// Key type.
+        key: SetKey,
+    },
+    /// Add elements to a set (none of them may be present).
+    AddElements {
+        /// Set name.
+        set: String,
+        /// Elements.
+        elements: Vec<SetElement>,
+    },
+    /// Create an empty verdict map.
+    AddMap {
+        /// Name.
+        name: String,
+    },
+    /// Create an empty chain (a base chain when `base` is set).
+    AddChain {
+        /// Name.
+        name: String,
+        /// Hook, priority and policy of a base chain.
+        base: Option<BaseChain>,
+    },
+    /// Replace all rules of a chain.
+    SetRules {
+        /// Chain name.
+        chain: String,
+        /// The new rules.
+        rules: Vec<Rule>,
+    },
+    /// Remove map elements (all must be present).
+    DelMapElements {
+        /// Map name.
+        map: String,
+        /// Keys.
+        keys: Vec<String>,
+    },
+    /// Add map elements (none may be present).
+    AddMapElements {
+        /// Map name.
+        map: String,
+        /// Key → verdict.
+        elements: Vec<(String, Verdict)>,
+    },
+    /// Delete a chain (no rule or map element may refer to it any more).
+    DelChain {
+        /// Name.
+        name: String,
+    },
+    /// Delete a map.
+    DelMap {
+        /// Name.
+        name: String,
+    },
+    /// Remove elements from a set (all must be present).
+    DelElements {
+        /// Set name.
+        set: String,
+        /// Elements.
+        elements: Vec<SetElement>,
+    },
+    /// Delete a set.
+    DelSet {
+        /// Name.
+        name: String,
+    },
+}
+
+/// An ordered list of changes: objects are created before anything refers to them and
+/// deleted after nothing does. A backend applies it atomically.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ChangeSet {
+    /// The changes, in order.
+    pub changes: Vec<Change>,
+}
+
+impl ChangeSet {
+    /// Whether there is nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+
+    /// Number of changes.
+    pub fn len(&self) -> usize {
+        self.changes.len()
+    }
+
+    /// Applies the changes to `ruleset`, failing exactly where nftables would (adding what
+    /// exists, deleting what does not, deleting a chain still referred to). On error the
+    /// ruleset is unchanged.
+    pub fn apply_to(&self, ruleset: &mut Ruleset) -> Result<(), ApplyError> {
+        let mut next = ruleset.clone();
+        for (i, c) in self.changes.iter().enumerate() {
+            apply_one(&mut next, c).map_err(|reason| ApplyError { index: i, reason })?;
+        }
+        *ruleset = next;
+        Ok(())
+    }
+}
+
+/// A change that the dataplane would refuse.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("change #{index} refused: {reason}")]
+pub struct ApplyError {
+    /// Index of the refused change.
+    pub index: usize,
+    /// Why.
+    pub reason: String,
+}
+
+fn apply_one(r: &mut Ruleset, c: &Change) -> Result<(), String> {
+    match c {
+        Change::AddSet { name, key } => {
+            if r.sets.contains_key(name) {
+                return Err(format!("set {name} exists"));
+            }
+            r.sets.insert(
+                name.clone(),
+                Set {
+                    key: *key,
+                    elements: BTreeSet::new(),
+                },
+            );
+        }
+        Change::AddElements { set, elements } => {
+            let s = r.sets.get_mut(set).ok_or(format!("no set {set}"))?;
+            for e in elements {
+                if !e.fits(s.key) {
+                    return Err(format!("element {e:?} does not fit set {set}"));
+                }
+                if !s.elements.insert(*e) {
+                    return Err(format!("element {e:?} exists in set {set}"));
+                }
+            }
+        }
+        Change::DelElements { set, elements } => {
+            let s = r.sets.get_mut(set).ok_or(format!("no set {set}"))?;
+            for e in elements {
+                if !s.elements.remove(e) {
+                    return Err(format!("element {e:?} not in set {set}"));
+                }
+            }
+        }
+        Change::DelSet { name } => {
+            r.sets.remove(name).ok_or(format!("no set {name}"))?;
+            if references(r).sets.contains(name) {
+                return Err(format!("set {name} is in use"));
+            }
+        }
+        Change::AddMap { name } => {
+            if r.maps.insert(name.clone(), VerdictMap::default()).is_some() {
+                return Err(format!("map {name} exists"));
+            }
+        }
+        Change::AddMapElements { map, elements } => {
+            let m = r.maps.get_mut(map).ok_or(format!("no map {map}"))?;
+            for (k, v) in elements {
+                if m.elements.insert(k.clone(), v.clone()).is_some() {
+                    return Err(format!("key {k} exists in map {map}"));
+                }
+            }
+            check_targets(r, elements.iter().map(|(_, v)| v))?;
+        }
+        Change::DelMapElements { map, keys } => {
+            let m = r.maps.get_mut(map).ok_or(format!("no map {map}"))?;
+            for k in keys {
+                m.elements
+                    .remove(k)
+                    .ok_or(format!("key {k} not in map {map}"))?;
+            }
+        }
+        Change::DelMap { name } => {
+            r.maps.remove(name).ok_or(format!("no map {name}"))?;
+            if references(r).maps.contains(name) {
+                return Err(format!("map {name} is in use"));
+            }
+        }
+        Change::AddChain { name, base } => {
+            if r.chains.contains_key(name) {
+                return Err(format!("chain {name} exists"));
+            }
+            r.chains.insert(
+                name.clone(),
+                Chain {
+                    base: *base,
+                    rules: Vec::new(),
+                },
+            );
+        }
+        Change::SetRules { chain, rules } => {
+            let verdicts: Vec<&Verdict> = rules.iter().filter_map(|r| r.verdict.as_ref()).collect();
+            check_targets(r, verdicts.into_iter())?;
+            for rule in rules {
+                check_rule_refs(r, rule)?;
+            }
+            r.chains
+                .get_mut(chain)
+                .ok_or(format!("no chain {chain}"))?
+                .rules = rules.clone();
+        }
+        Change::DelChain { name } => {
+            r.chains.remove(name).ok_or(format!("no chain {name}"))?;
+            if references(r).chains.contains(name) {
+                return Err(format!("chain {name} is in use"));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_targets<'a>(
+    r: &Ruleset,
+    verdicts: impl Iterator<Item = &'a Verdict>,
+) -> Result<(), String> {
+    for v in verdicts {
+        match v {
+            Verdict::Jump(c) | Verdict::Goto(c) if !r.chains.contains_key(c) => {
+                return Err(format!("no chain {c}"))
+            }
+            Verdict::Dispatch { map, .. } if !r.maps.contains_key(map) => {
+                return Err(format!("no map {map}"))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn check_rule_refs(r: &Ruleset, rule: &Rule) -> Result<(), String> {
+    for m in &rule.matches {
+        if let Match::AddrInSet { set, .. } | Match::AddrProtoPortInSet { set, .. } = m {
+            if !r.sets.contains_key(set) {
+                return Err(format!("no set {set}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Names referred to by rules and map elements.
+#[derive(Default)]
+struct References {
+    sets: BTreeSet<String>,
+    maps: BTreeSet<String>,
+    chains: BTreeSet<String>,
+}
+
+fn references(r: &Ruleset) -> References {
+    let mut refs = References::default();
+    let verdict = |v: &Verdict, refs: &mut References| match v {
+        Verdict::Jump(c) | Verdict::Goto(c) => {
+            refs.chains.insert(c.clone());
+        }
+        Verdict::Dispatch { map, .. } => {
+            refs.maps.insert(map.clone());
+        }
+        _ => {}
+    };
+    for chain in r.chains.values() {
+        for rule in &chain.rules {
+            for m in &rule.matches {
+                if let Match::AddrInSet { set, .. } | Match::AddrProtoPortInSet { set, .. } = m {
+                    refs.sets.insert(set.clone());
+                }
+            }
+            if let Some(v) = &rule.verdict {
+                verdict(v, &mut refs);
+            }
+        }
+    }
+    for map in r.maps.values() {
+        for v in map.elements.values() {
+            verdict(v, &mut refs);
+        }
+    }
+    refs
+}

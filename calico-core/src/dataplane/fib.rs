@@ -1,0 +1,76 @@
+//! The forwarding-table contract: the routes the agent wants, and the trait that programs them.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use async_trait::async_trait;
+use ipnet::IpNet;
+
+use super::BackendError;
+
+/// Where traffic for a route's destination goes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RouteTarget {
+    /// Out of a local workload's host-side interface, scope link (a /32 or /128 route).
+    Workload {
+        /// Host-side interface name.
+        interface: String,
+    },
+    /// Dropped: an address block owned by this host with no workload on that address.
+    Blackhole,
+    /// Through one or more next hops (several means ECMP).
+    Via(BTreeSet<NextHop>),
+}
+
+/// One next hop of a remote route.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NextHop {
+    /// The gateway address.
+    pub gateway: IpAddr,
+    /// The interface to reach it through, if it must be pinned.
+    pub interface: Option<String>,
+}
+
+/// A route the agent wants in the FIB.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Route {
+    /// Destination prefix.
+    pub dst: IpNet,
+    /// Where it goes.
+    pub target: RouteTarget,
+}
+
+/// Changes to the FIB, applied in order: removals, then upserts (replace semantics).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FibChangeSet {
+    /// Destinations whose agent-owned route is to go.
+    pub remove: Vec<IpNet>,
+    /// Routes to create or replace.
+    pub upsert: Vec<Route>,
+}
+
+impl FibChangeSet {
+    /// Whether there is nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.remove.is_empty() && self.upsert.is_empty()
+    }
+}
+
+/// The outcome of a FIB change set: which items failed and why. Items not listed succeeded.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FibReport {
+    /// Destinations whose change failed.
+    pub failed: Vec<(IpNet, BackendError)>,
+}
+
+/// Programs the forwarding table and the workload interfaces.
+#[async_trait]
+pub trait FibBackend: Send + Sync {
+    /// Applies the changes. A failure of one route does not stop the others; it is reported.
+    async fn apply(&self, changes: &FibChangeSet) -> Result<FibReport, BackendError>;
+    /// Reads back every agent-owned route.
+    async fn dump(&self) -> Result<Vec<Route>, BackendError>;
+    /// Prepares a workload's host-side interface for routing (proxy ARP/NDP, forwarding, ...).
+    /// Returns [`BackendError::MissingInterface`] when the interface does not exist yet.
+    async fn configure_interface(&self, interface: &str) -> Result<(), BackendError>;
+}

@@ -111,7 +111,8 @@ fn main() {
             .collect(),
     };
     runtime.block_on(fib.apply(&existing)).unwrap();
-    let mut compiler = Compiler::from_model(config.clone(), big.model());
+    let mut store = big.model();
+    let mut compiler = Compiler::from_model(config.clone(), &store);
     let initial = diff(&Ruleset::default(), compiler.ruleset());
     compiler.take_changes();
     acl.apply_blocking(&initial).unwrap();
@@ -129,7 +130,8 @@ fn main() {
             upsert: vec![workload_route(&ep, &ep.interface_name)],
         };
         let t = Instant::now();
-        compiler.apply(&Update::Upsert(Resource::WorkloadEndpoint(ep)));
+        let applied = store.apply_valid(Update::Upsert(Resource::WorkloadEndpoint(ep)));
+        compiler.apply(&store, &applied);
         let changes = compiler.take_changes();
         let compiled = t.elapsed();
         acl.apply_blocking(&changes).unwrap();
@@ -153,7 +155,8 @@ fn main() {
         };
         ep.labels.insert("app".into(), app);
         let t = Instant::now();
-        compiler.apply(&Update::Upsert(Resource::WorkloadEndpoint(ep.clone())));
+        let applied = store.apply_valid(Update::Upsert(Resource::WorkloadEndpoint(ep.clone())));
+        compiler.apply(&store, &applied);
         let changes = compiler.take_changes();
         acl.apply_blocking(&changes).unwrap();
         label_samples.push(t.elapsed());

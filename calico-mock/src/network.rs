@@ -174,8 +174,7 @@ impl MockNetwork {
 
     /// Adds a host with its fabric address.
     pub fn add_host(&mut self, name: &str, address: IpAddr) {
-        let mut compiler = Compiler::new(CompileConfig::new(name));
-        compiler.load(&self.model);
+        let mut compiler = Compiler::from_model(CompileConfig::new(name), &self.model);
         let acl = MockAcl::new();
         // Program the fresh table as the agent would: one transaction, checked as the
         // kernel checks it.
@@ -213,9 +212,12 @@ impl MockNetwork {
 
     /// Applies an update on every host. Invalid resources are rejected and change nothing.
     pub fn apply(&mut self, update: Update) -> Result<(), ValidationError> {
-        self.model.apply(update.clone())?;
+        if let Update::Upsert(r) = &update {
+            r.validate()?;
+        }
+        let applied = self.model.apply_valid(update);
         for host in self.hosts.values_mut() {
-            host.compiler.apply(&update);
+            host.compiler.apply(&self.model, &applied);
             let changes = host.compiler.take_changes();
             // A refusal here is a compiler bug (its change sets are computed against the
             // state it programmed), not bad input: the update itself was validated above.

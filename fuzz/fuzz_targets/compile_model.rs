@@ -150,8 +150,9 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let mut incremental = Compiler::new(config.clone());
     let mut applied = Vec::new();
     for r in resources(&mut b) {
-        if model.apply(Update::Upsert(r.clone())).is_ok() {
-            incremental.apply(&Update::Upsert(r.clone()));
+        if r.validate().is_ok() {
+            let stored = model.apply_valid(Update::Upsert(r.clone()));
+            incremental.apply(&model, &stored);
             applied.push(r);
         }
     }
@@ -160,8 +161,8 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     assert_eq!(incremental.ruleset(), &full, "incremental equals full");
     for r in applied.iter().step_by(2) {
         let key = r.key();
-        model.apply(Update::Remove(key.clone())).unwrap();
-        incremental.apply(&Update::Remove(key));
+        let stored = model.apply_valid(Update::Remove(key));
+        incremental.apply(&model, &stored);
     }
     assert_eq!(incremental.ruleset(), &compile(&config, &model), "after removals");
 });

@@ -39,7 +39,10 @@ pub(super) struct Engine {
     metrics: Arc<Mutex<Metrics>>,
 
     in_sync: bool,
-    /// The incremental rule compiler, fed every accepted update.
+    /// The desired state: every accepted update, validated. The one store; the compiler,
+    /// routes and BGP settings read it.
+    model: Model,
+    /// The incremental rule compiler, told of every accepted update.
     compiler: Compiler,
     /// Whether the ACL dataplane holds exactly the compiler's previous output, so that the
     /// compiler's own change set can be applied; otherwise the table is read back and diffed.
@@ -92,6 +95,7 @@ impl Engine {
             status_tx,
             metrics,
             in_sync: false,
+            model: Model::new(),
             compiler,
             acl_in_step: false,
             acl_health: BackendHealth::default(),
@@ -189,7 +193,7 @@ impl Engine {
             Command::Update(u) => {
                 let u = *u;
                 // Validated by the handle already; checked again so that nothing invalid
-                // can reach the compiler's model (the agent's one copy of the state).
+                // can reach the model (the agent's one copy of the state).
                 let invalid = match &u {
                     Update::Upsert(r) => r.validate().err(),
                     Update::Remove(_) => None,
@@ -198,13 +202,16 @@ impl Engine {
                     warn!(error = %e, "update rejected");
                     self.metrics().updates_rejected_total += 1;
                 } else {
-                    self.compiler.apply(&u);
+                    let applied = self.model.apply_valid(u);
+                    self.compiler.apply(&self.model, &applied);
                     self.metrics().updates_total += 1;
                     *dirty = true;
                 }
             }
             Command::Snapshot(model) => {
-                self.compiler = Compiler::from_model(CompileConfig::new(self.node.clone()), *model);
+                self.model = *model;
+                self.compiler =
+                    Compiler::from_model(CompileConfig::new(self.node.clone()), &self.model);
                 // The compiler's change log no longer describes the table: diff afresh.
                 self.acl_in_step = false;
                 if !self.in_sync {
@@ -326,8 +333,7 @@ impl Engine {
 
     async fn configure_interfaces(&mut self) {
         let local: BTreeSet<String> = self
-            .compiler
-            .model()
+            .model
             .workload_endpoints
             .values()
             .filter(|ep| ep.node == self.node)
@@ -401,8 +407,7 @@ impl Engine {
 
     /// Brings the FIB to the desired routes. Returns false if something failed.
     async fn reconcile_routes(&mut self, repairs: &mut u64) -> bool {
-        let mut desired: DesiredFib =
-            desired_routes(&self.node, self.compiler.model(), &self.learned);
+        let mut desired: DesiredFib = desired_routes(&self.node, &self.model, &self.learned);
         // A route to an interface that is not there (or not set up) would be refused.
         desired.retain(|_, target| match target {
             RouteTarget::Workload { interface } => self.configured_interfaces.contains(interface),
@@ -570,7 +575,7 @@ impl Engine {
         };
         // The sessions first (from Node, BgpConfiguration and BgpPeer resources), so that
         // exports go to the right peers.
-        let settings = crate::routes::peering::bgp_settings(&self.node, self.compiler.model());
+        let settings = crate::routes::peering::bgp_settings(&self.node, &self.model);
         if self.bgp_configured.as_ref() != Some(&settings) {
             if let Some(s) = &settings {
                 if let Err(e) = bgp.configure(s).await {
@@ -581,7 +586,7 @@ impl Engine {
             }
             self.bgp_configured = Some(settings);
         }
-        let exports = local_exports(&self.node, self.compiler.model());
+        let exports = local_exports(&self.node, &self.model);
         if self.exported.as_ref() == Some(&exports) {
             return true;
         }
@@ -600,7 +605,7 @@ impl Engine {
 
     fn publish_status(&self) {
         let mut endpoints = BTreeMap::new();
-        for (id, ep) in &self.compiler.model().workload_endpoints {
+        for (id, ep) in &self.model.workload_endpoints {
             if ep.node != self.node {
                 continue;
             }

@@ -3,7 +3,10 @@ use proptest::prelude::*;
 use super::*;
 use crate::arbitrary;
 use crate::dataplane::{diff, validate as invariants, Change};
-use crate::model::parse_resources;
+use std::collections::BTreeSet;
+
+use crate::dataplane::ir::{Set, SetElement};
+use crate::model::{parse_resources, PolicyType, Resource, ResourceKey, Update};
 
 fn config() -> CompileConfig {
     CompileConfig::new(arbitrary::NODES[0])
@@ -92,18 +95,19 @@ fn compiling_twice_or_in_another_order_gives_identical_ir() {
     let b = compile(&config(), &model);
     assert_eq!(a, b);
     let mut c = Compiler::new(config());
+    let mut m = Model::new();
     let mut resources: Vec<Resource> = parse_resources(SMALL).unwrap();
     resources.reverse();
     for r in resources {
-        c.apply(&Update::Upsert(r));
+        feed(&mut m, &mut c, Update::Upsert(r));
     }
     assert_eq!(c.ruleset(), &a);
 }
 
 #[test]
 fn a_label_change_touches_only_the_sets_it_enters_or_leaves() {
-    let mut c = Compiler::new(config());
-    c.load(&small());
+    let mut m = small();
+    let mut c = Compiler::from_model(config(), &m);
     c.take_changes();
     let mut b = small()
         .workload_endpoints
@@ -112,7 +116,11 @@ fn a_label_change_touches_only_the_sets_it_enters_or_leaves() {
         .unwrap()
         .clone();
     b.labels.insert("app".into(), "cache".into());
-    c.apply(&Update::Upsert(Resource::WorkloadEndpoint(b)));
+    feed(
+        &mut m,
+        &mut c,
+        Update::Upsert(Resource::WorkloadEndpoint(b)),
+    );
     let changes = c.take_changes();
     assert_eq!(
         changes.changes,
@@ -131,11 +139,11 @@ fn a_label_change_touches_only_the_sets_it_enters_or_leaves() {
 
 #[test]
 fn removing_everything_leaves_only_the_base() {
-    let mut c = Compiler::new(config());
-    let empty = c.ruleset().clone();
-    c.load(&small());
+    let empty = Compiler::new(config()).ruleset().clone();
+    let mut m = small();
+    let mut c = Compiler::from_model(config(), &m);
     for r in parse_resources(SMALL).unwrap() {
-        c.apply(&Update::Remove(r.key()));
+        feed(&mut m, &mut c, Update::Remove(r.key()));
     }
     assert_eq!(c.ruleset(), &empty);
 }
@@ -184,13 +192,14 @@ proptest! {
 
     #[test]
     fn incremental_compilation_equals_full(a in arbitrary::model(), b in arbitrary::model()) {
-        // The agent's snapshot path (`from_model`); `compile` below goes through `load`.
-        let mut c = Compiler::from_model(config(), a.clone());
+        // The agent's snapshot path (`from_model`), then its update path.
+        let mut m = a.clone();
+        let mut c = Compiler::from_model(config(), &m);
         let mut dataplane = Ruleset::default();
         c.take_changes().apply_to(&mut dataplane).map_err(|e| TestCaseError::fail(e.to_string()))?;
         prop_assert_eq!(&dataplane, c.ruleset());
         for u in updates(&a, &b) {
-            c.apply(&u);
+            feed(&mut m, &mut c, u);
             // Apply change sets one update at a time, as the agent may.
             c.take_changes().apply_to(&mut dataplane).map_err(|e| TestCaseError::fail(e.to_string()))?;
         }

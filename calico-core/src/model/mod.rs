@@ -30,4 +30,4 @@ pub use policy::{policy_order, Policy, PolicyType, Profile};
 pub use pool::{BlockAffinity, IpPool};
 pub use resource::{Resource, ResourceKey, ResourceKind, Update};
 pub use rule::{Action, EntityRule, IcmpMatch, IpVersion, PortSpec, Protocol, Rule};
-pub use store::{Model, PolicyKey};
+pub use store::{Applied, Model, PolicyKey};

@@ -12,6 +12,17 @@ use super::resource::{Resource, ResourceKey, Update};
 /// Key of a policy: namespace (`None` for a global policy) and name.
 pub type PolicyKey = (Option<String>, String);
 
+/// What one update did to a [`Model`] ([`Model::apply_valid`]): the key of the resource it
+/// touched and the version it replaced or removed, so that a reader of the model (the rule
+/// compiler) can tell what changed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Applied {
+    /// The resource the update was about.
+    pub key: ResourceKey,
+    /// Its previous version (`None`: it did not exist).
+    pub old: Option<Resource>,
+}
+
 /// The complete desired state. Every resource in it has passed validation.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Model {
@@ -61,73 +72,94 @@ impl Model {
                 resource.validate()?;
                 self.insert(resource);
             }
-            Update::Remove(key) => self.remove(&key),
+            Update::Remove(key) => {
+                self.remove(&key);
+            }
         }
         Ok(())
     }
 
-    fn insert(&mut self, resource: Resource) {
-        match resource {
-            Resource::WorkloadEndpoint(r) => {
-                self.workload_endpoints.insert(r.id.clone(), r);
+    /// Applies one update whose resource has already passed [`Resource::validate`] (the
+    /// agent validates on entry), without validating it again; returns what it replaced.
+    pub fn apply_valid(&mut self, update: Update) -> Applied {
+        match update {
+            Update::Upsert(resource) => {
+                let key = resource.key();
+                let old = self.insert(resource);
+                Applied { key, old }
             }
-            Resource::HostEndpoint(r) => {
-                self.host_endpoints.insert(r.name.clone(), r);
-            }
-            Resource::Policy(r) => {
-                self.policies
-                    .insert((r.namespace.clone(), r.name.clone()), r);
-            }
-            Resource::Profile(r) => {
-                self.profiles.insert(r.name.clone(), r);
-            }
-            Resource::IpPool(r) => {
-                self.ip_pools.insert(r.name.clone(), r);
-            }
-            Resource::BlockAffinity(r) => {
-                self.block_affinities.insert(r.cidr, r);
-            }
-            Resource::BgpConfiguration(r) => {
-                self.bgp_configurations.insert(r.name.clone(), r);
-            }
-            Resource::BgpPeer(r) => {
-                self.bgp_peers.insert(r.name.clone(), r);
-            }
-            Resource::Node(r) => {
-                self.nodes.insert(r.name.clone(), r);
+            Update::Remove(key) => {
+                let old = self.remove(&key);
+                Applied { key, old }
             }
         }
     }
 
-    fn remove(&mut self, key: &ResourceKey) {
+    /// Stores a resource; returns the version it replaced.
+    fn insert(&mut self, resource: Resource) -> Option<Resource> {
+        match resource {
+            Resource::WorkloadEndpoint(r) => self
+                .workload_endpoints
+                .insert(r.id.clone(), r)
+                .map(Resource::WorkloadEndpoint),
+            Resource::HostEndpoint(r) => self
+                .host_endpoints
+                .insert(r.name.clone(), r)
+                .map(Resource::HostEndpoint),
+            Resource::Policy(r) => self
+                .policies
+                .insert((r.namespace.clone(), r.name.clone()), r)
+                .map(Resource::Policy),
+            Resource::Profile(r) => self
+                .profiles
+                .insert(r.name.clone(), r)
+                .map(Resource::Profile),
+            Resource::IpPool(r) => self
+                .ip_pools
+                .insert(r.name.clone(), r)
+                .map(Resource::IpPool),
+            Resource::BlockAffinity(r) => self
+                .block_affinities
+                .insert(r.cidr, r)
+                .map(Resource::BlockAffinity),
+            Resource::BgpConfiguration(r) => self
+                .bgp_configurations
+                .insert(r.name.clone(), r)
+                .map(Resource::BgpConfiguration),
+            Resource::BgpPeer(r) => self
+                .bgp_peers
+                .insert(r.name.clone(), r)
+                .map(Resource::BgpPeer),
+            Resource::Node(r) => self.nodes.insert(r.name.clone(), r).map(Resource::Node),
+        }
+    }
+
+    /// Removes a resource; returns it.
+    fn remove(&mut self, key: &ResourceKey) -> Option<Resource> {
         match key {
-            ResourceKey::WorkloadEndpoint(id) => {
-                self.workload_endpoints.remove(id);
-            }
+            ResourceKey::WorkloadEndpoint(id) => self
+                .workload_endpoints
+                .remove(id)
+                .map(Resource::WorkloadEndpoint),
             ResourceKey::HostEndpoint(n) => {
-                self.host_endpoints.remove(n);
+                self.host_endpoints.remove(n).map(Resource::HostEndpoint)
             }
-            ResourceKey::Policy { namespace, name } => {
-                self.policies.remove(&(namespace.clone(), name.clone()));
-            }
-            ResourceKey::Profile(n) => {
-                self.profiles.remove(n);
-            }
-            ResourceKey::IpPool(n) => {
-                self.ip_pools.remove(n);
-            }
-            ResourceKey::BlockAffinity(cidr) => {
-                self.block_affinities.remove(cidr);
-            }
-            ResourceKey::BgpConfiguration(n) => {
-                self.bgp_configurations.remove(n);
-            }
-            ResourceKey::BgpPeer(n) => {
-                self.bgp_peers.remove(n);
-            }
-            ResourceKey::Node(n) => {
-                self.nodes.remove(n);
-            }
+            ResourceKey::Policy { namespace, name } => self
+                .policies
+                .remove(&(namespace.clone(), name.clone()))
+                .map(Resource::Policy),
+            ResourceKey::Profile(n) => self.profiles.remove(n).map(Resource::Profile),
+            ResourceKey::IpPool(n) => self.ip_pools.remove(n).map(Resource::IpPool),
+            ResourceKey::BlockAffinity(cidr) => self
+                .block_affinities
+                .remove(cidr)
+                .map(Resource::BlockAffinity),
+            ResourceKey::BgpConfiguration(n) => self
+                .bgp_configurations
+                .remove(n)
+                .map(Resource::BgpConfiguration),
+            ResourceKey::BgpPeer(n) => self.bgp_peers.remove(n).map(Resource::BgpPeer),
+            ResourceKey::Node(n) => self.nodes.remove(n).map(Resource::Node),
         }
     }
 }

@@ -1,0 +1,145 @@
+//! Chains shared by every local endpoint with the same ordered policies (`pl-*`) or the same
+//! profiles (`prl-*`), and their reference counts: a shared chain is created by its first
+//! user and deleted with its last.
+
+use std::collections::BTreeMap;
+
+use tracing::warn;
+
+use super::journal::Journal;
+use super::names::chain_name;
+use crate::dataplane::ir::{Chain, Match, Rule, Verdict};
+use crate::model::PolicyType;
+
+/// Policy chains in order, each with whether its policy may Pass.
+pub(super) type PolicyList = Vec<(String, bool)>;
+
+/// A chain several endpoints' chains may jump to.
+pub(super) struct SharedChain {
+    /// What it is (`pl-in`, `prl-eg`, ...).
+    prefix: &'static str,
+    /// Its name: the prefix and a hash of what it holds.
+    name: String,
+    /// Its rules.
+    rules: Vec<Rule>,
+}
+
+/// The chain shared by every endpoint whose policies in `dir` are `policies` (chain, can
+/// Pass), in order: a jump to each, returning early when one passed. Its name hashes the
+/// list, so equal lists share one chain and a different list gets another.
+pub(super) fn policy_list_chain(
+    policies: &[(String, bool)],
+    dir: PolicyType,
+    mark: u32,
+) -> SharedChain {
+    let mut parts: Vec<&str> = Vec::with_capacity(policies.len() * 2);
+    let mut rules = Vec::with_capacity(policies.len() * 2);
+    for (i, (chain, pass)) in policies.iter().enumerate() {
+        parts.push(chain);
+        parts.push(if *pass { "p" } else { "-" });
+        rules.push(Rule::new(vec![], Verdict::Jump(chain.clone())));
+        if *pass && i + 1 < policies.len() {
+            rules.push(Rule::new(vec![Match::MarkSet(mark)], Verdict::Return));
+        }
+    }
+    let prefix = match dir {
+        PolicyType::Ingress => "pl-in",
+        PolicyType::Egress => "pl-eg",
+    };
+    SharedChain {
+        prefix,
+        name: chain_name(prefix, &parts),
+        rules,
+    }
+}
+
+/// The chain shared by every endpoint whose existing profiles are `profiles` (their chains
+/// in `dir`), in order: a jump to each, then drop.
+pub(super) fn profile_list_chain(profiles: &[String], dir: PolicyType) -> SharedChain {
+    let parts: Vec<&str> = profiles.iter().map(String::as_str).collect();
+    let mut rules: Vec<Rule> = profiles
+        .iter()
+        .map(|c| Rule::new(vec![], Verdict::Jump(c.clone())))
+        .collect();
+    rules.push(Rule::new(vec![], Verdict::Drop));
+    let prefix = match dir {
+        PolicyType::Ingress => "prl-in",
+        PolicyType::Egress => "prl-eg",
+    };
+    SharedChain {
+        prefix,
+        name: chain_name(prefix, &parts),
+        rules,
+    }
+}
+
+/// Reference counts of the shared chains.
+#[derive(Clone, Debug, Default)]
+pub(super) struct SharedChains {
+    /// Number of interfaces using each shared chain.
+    users: BTreeMap<String, usize>,
+    /// The shared chains each local interface's chains jump to.
+    by_iface: BTreeMap<String, Vec<String>>,
+}
+
+impl SharedChains {
+    /// Forgets which shared chains `iface` uses, returning them (to release once the
+    /// interface has taken its new ones).
+    pub(super) fn take(&mut self, iface: &str) -> Vec<String> {
+        self.by_iface.remove(iface).unwrap_or_default()
+    }
+
+    /// Records the shared chains `iface` now uses.
+    pub(super) fn record(&mut self, iface: &str, names: Vec<String>) {
+        self.by_iface.insert(iface.to_string(), names);
+    }
+
+    /// One more interface (`iface`) uses the shared `chain`; returns the name to jump to.
+    /// The first user creates the chain. Names hash the whole list, so an existing chain of
+    /// that name with other rules is a collision of the 64-bit hash: `iface` then gets a
+    /// chain of its own (named after the interface too) rather than another list's policies.
+    pub(super) fn acquire(
+        &mut self,
+        journal: &mut Journal,
+        chain: SharedChain,
+        iface: &str,
+    ) -> String {
+        let SharedChain {
+            prefix,
+            name,
+            rules,
+        } = chain;
+        let name = match journal.ruleset().chains.get(&name) {
+            Some(c) if self.users.contains_key(&name) && c.rules != rules => {
+                let own = chain_name(prefix, &[&name, iface]);
+                warn!(
+                    chain = name,
+                    interface = iface,
+                    fallback = own,
+                    "two policy or profile lists hash to one chain name; this interface gets its own"
+                );
+                own
+            }
+            _ => name,
+        };
+        let users = self.users.entry(name.clone()).or_insert(0);
+        *users += 1;
+        if *users == 1 {
+            journal.put_chain(&name, Some(Chain { base: None, rules }));
+        }
+        name
+    }
+
+    /// The interfaces that used `names` no longer do: a shared chain goes with its last user.
+    pub(super) fn release(&mut self, journal: &mut Journal, names: Vec<String>) {
+        for name in names {
+            if let Some(users) = self.users.get_mut(&name) {
+                *users -= 1;
+                if *users == 0 {
+                    self.users.remove(&name);
+                    journal.put_chain(&name, None);
+                }
+            }
+        }
+    }
+}

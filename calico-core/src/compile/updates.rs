@@ -1,0 +1,278 @@
+//! What each kind of update recomputes: a policy's or profile's chains and sets, an
+//! endpoint's set memberships and policies, and the chains of the local interfaces they
+//! reach. Ties the compiler's parts together; reads the model it is handed.
+
+use std::collections::BTreeSet;
+
+use super::endpoint_chains::{direction_inputs, endpoint_rules, own_addresses};
+use super::names::{endpoint_chain, policy_chain, profile_chain};
+use super::rules::{compile_rule, SetSpec, Verdicts};
+use super::set_members::{EndpointKey, SetOwner};
+use super::shared_chains::{policy_list_chain, profile_list_chain};
+use super::{Compiler, EGRESS_ALLOWED_CHAIN, FROM_WORKLOAD_MAP, TO_WORKLOAD_MAP};
+use crate::calc::effective;
+use crate::dataplane::ir::{Chain, Match, Statement, Verdict};
+use crate::model::{policy_order, Model, Policy, PolicyKey, PolicyType, WorkloadEndpointId};
+
+impl Compiler {
+    /// Compiles a policy's or profile's rules for one direction.
+    fn compile_rules(
+        &self,
+        rules: &[crate::model::Rule],
+        namespace: Option<&str>,
+        dir: PolicyType,
+        is_policy: bool,
+        label: &str,
+        specs: &mut Vec<SetSpec>,
+    ) -> Chain {
+        let allow = match dir {
+            PolicyType::Ingress => Verdict::Accept,
+            PolicyType::Egress => Verdict::Goto(EGRESS_ALLOWED_CHAIN.into()),
+        };
+        let pass = if is_policy {
+            (
+                vec![Statement::SetMark(self.config.pass_mark)],
+                Verdict::Return,
+            )
+        } else {
+            (vec![], Verdict::Return)
+        };
+        let verdicts = Verdicts {
+            allow,
+            pass,
+            log_prefix: format!("calico {label} "),
+        };
+        let mut chain = Chain::default();
+        for rule in rules {
+            let (ir, sets) = compile_rule(rule, namespace, &verdicts);
+            chain.rules.extend(ir);
+            specs.extend(sets);
+        }
+        chain
+    }
+
+    /// A policy was added, changed or removed: its chains, its sets, the endpoints it
+    /// applies to.
+    pub(super) fn policy_changed(&mut self, model: &Model, key: &PolicyKey) {
+        let before: BTreeSet<WorkloadEndpointId> =
+            self.local.applied_to(key).cloned().unwrap_or_default();
+        let policy = model.policies.get(key);
+        let mut specs = Vec::new();
+        for dir in [PolicyType::Ingress, PolicyType::Egress] {
+            let chain = policy.filter(|p| p.governs(dir)).map(|p| {
+                self.compile_rules(
+                    p.rules(dir),
+                    p.namespace.as_deref(),
+                    dir,
+                    true,
+                    &effective::policy_name(p),
+                    &mut specs,
+                )
+            });
+            self.journal.put_chain(&policy_chain(key, dir), chain);
+        }
+        specs.sort();
+        specs.dedup();
+        let owner = SetOwner::Policy(key.clone());
+        self.sets
+            .set_owner_sets(&mut self.journal, owner, policy.map(|_| specs));
+        self.local.set_policy(key, policy);
+        let after = self.local.applied_to(key).cloned().unwrap_or_default();
+        let ifaces: BTreeSet<&str> = before
+            .union(&after)
+            .filter_map(|id| model.workload_endpoints.get(id))
+            .map(|ep| ep.interface_name.as_str())
+            .collect();
+        for iface in ifaces {
+            self.render_interface(model, iface);
+        }
+    }
+
+    /// A profile was added, changed or removed: its chains and sets, and, when the labels
+    /// it gives changed, the endpoints that inherit them.
+    pub(super) fn profile_changed(&mut self, model: &Model, name: &str, labels_changed: bool) {
+        let profile = model.profiles.get(name);
+        let mut specs = Vec::new();
+        for dir in [PolicyType::Ingress, PolicyType::Egress] {
+            let chain = profile.map(|p| {
+                self.compile_rules(
+                    p.rules(dir),
+                    None,
+                    dir,
+                    false,
+                    &format!("profile {name}"),
+                    &mut specs,
+                )
+            });
+            self.journal.put_chain(&profile_chain(name, dir), chain);
+        }
+        specs.sort();
+        specs.dedup();
+        let owner = SetOwner::Profile(name.to_string());
+        self.sets
+            .set_owner_sets(&mut self.journal, owner, profile.map(|_| specs));
+        let uses_profile = |profiles: &[String]| profiles.iter().any(|p| p == name);
+        // Endpoints inherit the profile's labels: re-read those that name it.
+        if labels_changed {
+            for ep in model.workload_endpoints.values() {
+                if uses_profile(&ep.profiles) {
+                    self.workload_changed(model, &ep.id, Some(ep.interface_name.clone()));
+                }
+            }
+            for ep in model.host_endpoints.values() {
+                if uses_profile(&ep.profiles) {
+                    let key = EndpointKey::Host(ep.name.clone());
+                    self.sets.refresh_endpoint(&mut self.journal, model, key);
+                }
+            }
+        }
+        // Endpoint chains jump only to profiles that exist: re-render local users.
+        let ifaces: BTreeSet<&str> = model
+            .workload_endpoints
+            .values()
+            .filter(|ep| ep.node == self.config.node && uses_profile(&ep.profiles))
+            .map(|ep| ep.interface_name.as_str())
+            .collect();
+        for iface in ifaces {
+            self.render_interface(model, iface);
+        }
+    }
+
+    /// A workload endpoint (any node) was added, changed or removed; `old_iface` is the
+    /// interface of its previous version.
+    pub(super) fn workload_changed(
+        &mut self,
+        model: &Model,
+        id: &WorkloadEndpointId,
+        old_iface: Option<String>,
+    ) {
+        let key = EndpointKey::Workload(id.clone());
+        self.sets.refresh_endpoint(&mut self.journal, model, key);
+        // Local endpoints: their labels (for policy selection) and interface.
+        let local_ep = model
+            .workload_endpoints
+            .get(id)
+            .filter(|ep| ep.node == self.config.node);
+        let local = local_ep.map(|ep| {
+            (
+                effective::workload_labels(model, ep),
+                ep.interface_name.as_str(),
+            )
+        });
+        self.local.endpoint_changed(id, old_iface.as_deref(), local);
+        let mut ifaces: BTreeSet<&str> = old_iface.as_deref().into_iter().collect();
+        ifaces.extend(local_ep.map(|ep| ep.interface_name.as_str()));
+        for iface in ifaces {
+            self.render_interface(model, iface);
+        }
+    }
+
+    /// Re-renders the chains, own-address sets and map entries of one local interface.
+    fn render_interface(&mut self, model: &Model, iface: &str) {
+        let owner = self
+            .local
+            .owner(iface)
+            .and_then(|id| model.workload_endpoints.get(id));
+        let old_shared = self.shared.take(iface);
+        let Some(ep) = owner else {
+            self.remove_interface(iface, old_shared);
+            return;
+        };
+        let mut spoof_checks: [Option<Match>; 2] = [None, None];
+        for v4 in [true, false] {
+            let own = own_addresses(ep, iface, v4);
+            match own.set {
+                None if self.journal.ruleset().sets.contains_key(&own.set_name) => {
+                    self.journal.put_set(&own.set_name, None);
+                }
+                Some(set) if self.journal.ruleset().sets.get(&own.set_name) != Some(&set) => {
+                    self.journal.put_set(&own.set_name, Some(set));
+                }
+                _ => {}
+            }
+            spoof_checks[usize::from(v4)] = own.check;
+        }
+        let mut policies: Vec<&Policy> = self
+            .local
+            .policies_of(&ep.id)
+            .filter_map(|k| model.policies.get(k))
+            .collect();
+        policies.sort_by(|a, b| policy_order(a, b));
+        let mark = self.config.pass_mark;
+        // Shared chains are taken before the old ones are let go, so that a chain both
+        // versions use stays put.
+        let mut shared = Vec::new();
+        for inputs in direction_inputs(model, ep, &policies) {
+            let dir = inputs.dir;
+            let after_policies = if inputs.profiles.is_empty() {
+                Verdict::Drop
+            } else {
+                let list = profile_list_chain(&inputs.profiles, dir);
+                let name = self.shared.acquire(&mut self.journal, list, iface);
+                shared.push(name.clone());
+                Verdict::Goto(name)
+            };
+            let target = match inputs.policies.as_slice() {
+                [] => None,
+                [(only, _)] => Some(only.clone()),
+                _ => {
+                    let list = policy_list_chain(&inputs.policies, dir, mark);
+                    let name = self.shared.acquire(&mut self.journal, list, iface);
+                    shared.push(name.clone());
+                    Some(name)
+                }
+            };
+            let rules = endpoint_rules(
+                dir,
+                &spoof_checks,
+                &inputs.policies,
+                target,
+                after_policies,
+                mark,
+            );
+            self.journal.put_chain(
+                &endpoint_chain(iface, dir),
+                Some(Chain { base: None, rules }),
+            );
+        }
+        self.shared.release(&mut self.journal, old_shared);
+        self.shared.record(iface, shared);
+        let from = Verdict::Goto(endpoint_chain(iface, PolicyType::Egress));
+        let to = Verdict::Goto(endpoint_chain(iface, PolicyType::Ingress));
+        let current = self
+            .journal
+            .ruleset()
+            .maps
+            .get(FROM_WORKLOAD_MAP)
+            .and_then(|m| m.elements.get(iface));
+        if current != Some(&from) {
+            self.journal
+                .map_element(FROM_WORKLOAD_MAP, iface, Some(from));
+            self.journal.map_element(TO_WORKLOAD_MAP, iface, Some(to));
+        }
+    }
+
+    /// No local endpoint owns `iface` (any more): its chains, sets and map entries go.
+    fn remove_interface(&mut self, iface: &str, old_shared: Vec<String>) {
+        for dir in [PolicyType::Ingress, PolicyType::Egress] {
+            self.journal.put_chain(&endpoint_chain(iface, dir), None);
+        }
+        self.shared.release(&mut self.journal, old_shared);
+        for v4 in [true, false] {
+            let name = super::names::own_address_set(iface, v4);
+            if self.journal.ruleset().sets.contains_key(&name) {
+                self.journal.put_set(&name, None);
+            }
+        }
+        let mapped = self
+            .journal
+            .ruleset()
+            .maps
+            .get(FROM_WORKLOAD_MAP)
+            .is_some_and(|m| m.elements.contains_key(iface));
+        if mapped {
+            self.journal.map_element(FROM_WORKLOAD_MAP, iface, None);
+            self.journal.map_element(TO_WORKLOAD_MAP, iface, None);
+        }
+    }
+}

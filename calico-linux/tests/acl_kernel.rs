@@ -6,7 +6,7 @@ use calico_core::backend::AclBackend;
 use calico_core::compile::ir::Ruleset;
 use calico_core::compile::{compile, diff, CompileConfig};
 use calico_linux::acl::{nft_text, LinuxAcl};
-use calico_linux::netns::{privileged, Netns};
+use calico_netns::fixtures::{privileged, Netns};
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::TestRunner;
 

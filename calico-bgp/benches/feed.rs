@@ -19,8 +19,8 @@ use calico_bgp::packet::{
 use calico_bgp::speaker::Speaker;
 use calico_core::dataplane::{BgpBackend, BgpSettings, PeerConfig};
 use calico_core::model::AsNumber;
-use calico_linux::netns::{veth, Netns};
-use common::{env_usize, rss_kib, spawn_self, BenchBird};
+use calico_netns::fixtures::{veth, Netns};
+use common::{env_usize, rss_kib, sockets_in, spawn_self, BenchBird};
 
 mod common;
 use ipnet::{IpNet, Ipv4Net};
@@ -197,7 +197,7 @@ fn speaker_receiver(
         .build()
         .unwrap();
     runtime.block_on(async {
-        let speaker = Speaker::in_netns(ns.path());
+        let speaker = Speaker::with_sockets(sockets_in(ns.path()));
         let me = std::process::id();
         let rss_before = rss_kib(me);
         speaker

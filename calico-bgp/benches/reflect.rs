@@ -28,8 +28,8 @@ use calico_bgp::speaker::socket::SocketFactory;
 use calico_bgp::speaker::{Speaker, SpeakerOptions};
 use calico_core::dataplane::{BgpBackend, BgpSettings, PeerConfig};
 use calico_core::model::AsNumber;
-use calico_linux::netns::Netns;
-use common::{env_usize, rss_kib, spawn_self, BenchBird};
+use calico_netns::fixtures::Netns;
+use common::{env_usize, rss_kib, sockets_in, spawn_self, BenchBird};
 
 mod common;
 use ipnet::{IpNet, Ipv4Net};
@@ -253,7 +253,7 @@ async fn client(
     start: Arc<std::sync::OnceLock<Instant>>,
 ) -> (tokio::net::TcpStream, Seen) {
     let me = client_address(i);
-    let sockets = SocketFactory::new(Some(ns.into())).with_source(IpAddr::V4(me));
+    let sockets = SocketFactory::new(sockets_in(ns)).with_source(IpAddr::V4(me));
     let remote = SocketAddr::from((REFLECTOR, 179));
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut stream = loop {

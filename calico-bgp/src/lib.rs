@@ -8,6 +8,11 @@
 //!   [`calico_core::dataplane::BgpBackend`], with graceful restart (RFC 4724) both as
 //!   receiving and as restarting speaker.
 //! * [`bird`]: [`bird::BirdBgp`], the same trait driving a BIRD 2 daemon, as Calico does.
+//!
+//! Nothing here depends on a dataplane crate: what is system-specific is injected. The
+//! speaker takes its sockets from a [`speaker::socket::SocketOpener`] (by default the
+//! process's network namespace), the BIRD driver reads BIRD's kernel table through a
+//! [`bird::KernelTable`] (any [`calico_core::dataplane::FibBackend`], such as calico-linux's).
 #![warn(missing_docs)]
 
 pub mod bird;

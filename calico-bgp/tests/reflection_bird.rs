@@ -6,7 +6,7 @@
 mod speaker_support;
 
 use calico_core::dataplane::BgpBackend;
-use calico_linux::netns::{privileged, Netns};
+use calico_netns::fixtures::{privileged, Netns};
 use speaker_support::bird::Bird;
 use speaker_support::*;
 

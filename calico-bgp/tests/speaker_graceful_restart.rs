@@ -18,14 +18,14 @@ use std::time::{Duration, Instant};
 
 use calico_bgp::speaker::{GracefulRestartOptions, Speaker, SpeakerOptions};
 use calico_core::dataplane::{BgpBackend, LearnedRoute, PeerState};
-use calico_linux::netns::{privileged, Netns};
+use calico_netns::fixtures::{privileged, Netns};
 use speaker_support::bird::{bgp_protocol, Bird};
 use speaker_support::*;
 
 /// Our speaker in `ns`, reconnecting fast, with graceful restart as given.
 fn speaker(ns: &Netns, restarting: bool) -> Speaker {
     Speaker::with_options(SpeakerOptions {
-        netns: Some(ns.path().into()),
+        sockets: sockets_in(ns.path()),
         connect_retry_min: Duration::from_millis(500),
         connect_retry_max: Duration::from_secs(1),
         graceful_restart: Some(GracefulRestartOptions {

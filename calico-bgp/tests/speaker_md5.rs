@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use calico_bgp::speaker::Speaker;
 use calico_core::dataplane::{BgpBackend, BgpSettings, PeerState};
-use calico_linux::netns::privileged;
+use calico_netns::fixtures::privileged;
 use speaker_support::bird::{bgp_protocol, Bird};
 use speaker_support::*;
 
@@ -65,7 +65,7 @@ async fn md5_ipv4_bird_connects_to_our_listener() {
         B4,
         &format!("{STATIC4}{}", bird_with_password(block, "s3cret pw", false)),
     );
-    let speaker = Speaker::in_netns(link.a.path());
+    let speaker = Speaker::with_sockets(sockets_in(link.a.path()));
     let base = settings(64512, A4, vec![peer(B4, 64512, 3)]);
     speaker
         .configure(&with_password(base.clone(), Some("wrong"), true))
@@ -110,7 +110,7 @@ async fn md5_ipv6_we_connect_to_passive_bird() {
         B4,
         &format!("{STATIC6}{}", bird_with_password(block, "v6-secret", true)),
     );
-    let speaker = Speaker::in_netns(link.a.path());
+    let speaker = Speaker::with_sockets(sockets_in(link.a.path()));
     let base = settings(65001, A4, vec![peer(B6, 65002, 3)]);
     speaker
         .configure(&with_password(base.clone(), Some("not-it"), false))

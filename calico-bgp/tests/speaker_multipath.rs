@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use calico_core::dataplane::{BgpBackend, LearnedRoute};
-use calico_linux::netns::{privileged, Netns};
+use calico_netns::fixtures::{privileged, Netns};
 use speaker_support::bird::Bird;
 use speaker_support::*;
 

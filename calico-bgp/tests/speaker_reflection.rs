@@ -5,7 +5,7 @@ mod speaker_support;
 
 use calico_bgp::speaker::{Speaker, SpeakerOptions};
 use calico_core::dataplane::{BgpBackend, PeerState};
-use calico_linux::netns::{privileged, Netns};
+use calico_netns::fixtures::{privileged, Netns};
 use speaker_support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -85,7 +85,7 @@ async fn a_speaker_accepts_passive_peers_on_a_given_listener() {
     let b = Speaker::with_listener(listener, SpeakerOptions::default()).unwrap();
     let a = Speaker::with_options(SpeakerOptions {
         peer_port: 1179,
-        netns: Some(link.a.path().into()),
+        sockets: sockets_in(link.a.path()),
         ..SpeakerOptions::default()
     });
     let mut passive = peer(A4, 65001, 9);

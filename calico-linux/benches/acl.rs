@@ -20,7 +20,7 @@ use calico_core::model::{Resource, Update};
 use calico_core::scale::Scale;
 use calico_linux::acl::{nft_text, LinuxAcl};
 use calico_linux::fib::{FibConfig, LinuxFib};
-use calico_linux::netns::Netns;
+use calico_netns::fixtures::Netns;
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use calico_core::dataplane::{FibBackend, FibChangeSet, Route, RouteTarget};
 use calico_linux::fib::{FibConfig, LinuxFib};
-use calico_linux::netns::Netns;
+use calico_netns::fixtures::Netns;
 use ipnet::{IpNet, Ipv4Net};
 
 fn main() {

@@ -4,11 +4,11 @@
 //! * [`acl`]: the ACL backend ([`acl::LinuxAcl`]): the compiled IR programmed into nftables,
 //!   atomically, and read back.
 //! * [`nft`]: the nf_tables netlink protocol, spoken directly (safe Rust, no libnftnl).
-//! * [`netns`]: network namespaces for tests and benchmarks (create, enter, always remove).
+//!
+//! Sockets in another network namespace are opened through [`calico_netns`].
 
 #![warn(missing_docs)]
 
 pub mod acl;
 pub mod fib;
-pub mod netns;
 pub mod nft;

@@ -16,7 +16,7 @@ use calico_core::dataplane::AclBackend;
 use calico_core::eval::{evaluate, Direction, EndpointRef, Packet};
 use calico_core::model::{Model, Protocol};
 use calico_linux::acl::LinuxAcl;
-use calico_linux::netns::{privileged, Netns};
+use calico_netns::fixtures::{privileged, Netns};
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::TestRunner;
 use support::{udp_delivers, Topology};

@@ -7,7 +7,7 @@ use calico_core::dataplane::diff;
 use calico_core::dataplane::ir::Ruleset;
 use calico_core::dataplane::AclBackend;
 use calico_linux::acl::{nft_text, LinuxAcl};
-use calico_linux::netns::{privileged, Netns};
+use calico_netns::fixtures::{privileged, Netns};
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::TestRunner;
 

@@ -10,7 +10,7 @@ use calico_core::dataplane::AclBackend;
 use calico_core::model::parse_resources;
 use calico_core::model::Model;
 use calico_linux::acl::LinuxAcl;
-use calico_linux::netns::privileged;
+use calico_netns::fixtures::privileged;
 use support::{tcp_round_trip, udp_delivers, Topology};
 
 const MODEL: &str = r#"

@@ -11,7 +11,7 @@ use std::net::IpAddr;
 
 use calico_core::dataplane::{BackendError, FibBackend, FibChangeSet, NextHop, Route, RouteTarget};
 use calico_linux::fib::{FibConfig, LinuxFib, DEFAULT_PROTOCOL};
-use calico_linux::netns::{privileged, Netns};
+use calico_netns::fixtures::{privileged, Netns};
 
 fn workload(dst: &str, interface: &str) -> Route {
     Route {
@@ -122,7 +122,7 @@ fn host() -> Netns {
 /// A workload namespace wired to `host` by the veth `host_if` — `eth0`, configured like
 /// Calico's CNI plugin does.
 fn add_workload(host: &Netns, host_if: &str, v4: &str, v6: &str) -> Netns {
-    let ns = calico_linux::netns::workload(host, host_if, &[v4]).unwrap();
+    let ns = calico_netns::fixtures::workload(host, host_if, &[v4]).unwrap();
     ns.run(&[
         "ip",
         "-6",

@@ -17,10 +17,10 @@ use calico_core::model::{parse_resources, Resource, Update};
 use calico_core::scale::Scale;
 use calico_linux::acl::LinuxAcl;
 use calico_linux::fib::{FibConfig, LinuxFib};
-use calico_linux::netns::Netns;
+use calico_netns::fixtures::Netns;
 
 fn workload(host: &Netns, iface: &str, ip: &str) -> Netns {
-    calico_linux::netns::workload(host, iface, &[ip]).unwrap()
+    calico_netns::fixtures::workload(host, iface, &[ip]).unwrap()
 }
 
 fn endpoint_yaml(name: &str, iface: &str, ip: &str, app: &str) -> String {

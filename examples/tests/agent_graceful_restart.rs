@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use calico_linux::netns::{privileged, Netns};
+use calico_netns::fixtures::{privileged, Netns};
 use support::{fabric, peered_pair_yaml, wait_until, Host};
 
 const A_UPLINK: &str = "192.168.80.1";

@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use calico_linux::netns::privileged;
+use calico_netns::fixtures::privileged;
 use support::{endpoints_yaml, fabric, peered_pair_yaml, wait_until, Host};
 
 /// 40 workload endpoints, of which the first two exist as namespaces (the others' interfaces

@@ -6,7 +6,7 @@ use std::process::Command;
 
 #[test]
 fn the_cluster_demo_measures_what_the_policy_predicts() {
-    if !calico_linux::netns::privileged("the_cluster_demo_measures_what_the_policy_predicts") {
+    if !calico_netns::fixtures::privileged("the_cluster_demo_measures_what_the_policy_predicts") {
         return;
     }
     let out = Command::new(env!("CARGO_BIN_EXE_calico-cluster-demo"))

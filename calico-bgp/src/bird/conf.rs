@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::fmt::Write;
 use std::net::IpAddr;
 
-use calico_core::dataplane::BgpSettings;
+use calico_core::dataplane::{BgpSettings, PeerConfig};
 use ipnet::IpNet;
 
 /// Why a configuration cannot be written.
@@ -54,83 +54,99 @@ pub fn render(
     // Connected routes, so that next hops of iBGP routes resolve.
     c.push_str("protocol direct { ipv4; ipv6; interface \"*\"; }\n");
     for (v, af) in [("4", "ipv4"), ("6", "ipv6")] {
-        let _ = writeln!(
-            c,
-            "protocol kernel calico_kernel{v} {{\n  kernel table {kernel_table};\n  merge paths on;\n  learn off;\n  {af} {{ import none; export where source = RTS_BGP; }};\n}}"
-        );
-        let _ = writeln!(c, "protocol static calico_exports{v} {{\n  {af};");
-        for net in exports
-            .iter()
-            .filter(|n| matches!(n, IpNet::V4(_)) == (v == "4"))
-        {
-            let _ = writeln!(c, "  route {net} blackhole;");
-        }
-        c.push_str("}\n");
+        render_family(&mut c, v, af, exports, kernel_table);
     }
     for peer in &settings.peers {
-        if let Some(p) = &peer.password {
-            if p.contains(['"', '\\', '\n', '\r']) {
-                return Err(ConfError::Password { peer: peer.address });
-            }
-        }
-        if peer.hold_time != 0 && peer.hold_time < 3 {
-            return Err(ConfError::HoldTime {
-                peer: peer.address,
-                hold: peer.hold_time,
-            });
-        }
-        let (af, v) = if peer.address.is_ipv4() {
-            ("ipv4", "4")
-        } else {
-            ("ipv6", "6")
-        };
-        let _ = writeln!(c, "protocol bgp {} {{", peer_name(peer.address));
-        if settings.listen_port == 179 {
-            let _ = writeln!(c, "  local as {};", settings.local_as.0);
-        } else {
-            let _ = writeln!(
-                c,
-                "  local port {} as {};",
-                settings.listen_port, settings.local_as.0
-            );
-        }
-        let _ = writeln!(c, "  neighbor {} as {};", peer.address, peer.remote_as.0);
-        let _ = writeln!(c, "  hold time {};", peer.hold_time);
-        // Calico's timers: reconnect within seconds of a peer's return, not BIRD's
-        // defaults of 120 s (connect retry) and 60-300 s (after an error).
-        c.push_str("  connect delay time 2;\n  connect retry time 5;\n  error wait time 5,30;\n");
-        if peer.passive {
-            c.push_str("  passive on;\n");
-        }
-        if let Some(p) = &peer.password {
-            let _ = writeln!(c, "  password \"{p}\";");
-        }
-        if peer.route_reflector_client {
-            c.push_str("  rr client;\n");
-            if let Some(id) = settings.cluster_id {
-                let _ = writeln!(c, "  rr cluster id {id};");
-            }
-        }
-        // Our own routes only; a reflector also passes on what it learned. The next hop of
-        // a reflected iBGP route stays the originating host's; routes from eBGP peers get
-        // ours.
-        let export = if settings.cluster_id.is_some() {
-            format!("proto = \"calico_exports{v}\" || source = RTS_BGP")
-        } else {
-            format!("proto = \"calico_exports{v}\"")
-        };
-        let _ = writeln!(
-            c,
-            "  {af} {{ import all; export where {export}; next hop self ebgp; }};\n}}"
-        );
+        check_peer(peer)?;
+        render_peer(&mut c, settings, peer);
     }
     Ok(c)
+}
+
+/// The kernel protocol copying the best BGP routes of one family (`v` is "4" or "6", `af`
+/// BIRD's channel name) into the kernel table, and the static protocol holding its exports.
+fn render_family(c: &mut String, v: &str, af: &str, exports: &BTreeSet<IpNet>, kernel_table: u32) {
+    let _ = writeln!(
+        c,
+        "protocol kernel calico_kernel{v} {{\n  kernel table {kernel_table};\n  merge paths on;\n  learn off;\n  {af} {{ import none; export where source = RTS_BGP; }};\n}}"
+    );
+    let _ = writeln!(c, "protocol static calico_exports{v} {{\n  {af};");
+    for net in exports
+        .iter()
+        .filter(|n| matches!(n, IpNet::V4(_)) == (v == "4"))
+    {
+        let _ = writeln!(c, "  route {net} blackhole;");
+    }
+    c.push_str("}\n");
+}
+
+/// Refuses a peering BIRD's configuration (or BGP) cannot express.
+fn check_peer(peer: &PeerConfig) -> Result<(), ConfError> {
+    if let Some(p) = &peer.password {
+        if p.contains(['"', '\\', '\n', '\r']) {
+            return Err(ConfError::Password { peer: peer.address });
+        }
+    }
+    if peer.hold_time != 0 && peer.hold_time < 3 {
+        return Err(ConfError::HoldTime {
+            peer: peer.address,
+            hold: peer.hold_time,
+        });
+    }
+    Ok(())
+}
+
+/// The BGP protocol of one (checked) peering.
+fn render_peer(c: &mut String, settings: &BgpSettings, peer: &PeerConfig) {
+    let (af, v) = if peer.address.is_ipv4() {
+        ("ipv4", "4")
+    } else {
+        ("ipv6", "6")
+    };
+    let _ = writeln!(c, "protocol bgp {} {{", peer_name(peer.address));
+    if settings.listen_port == 179 {
+        let _ = writeln!(c, "  local as {};", settings.local_as.0);
+    } else {
+        let _ = writeln!(
+            c,
+            "  local port {} as {};",
+            settings.listen_port, settings.local_as.0
+        );
+    }
+    let _ = writeln!(c, "  neighbor {} as {};", peer.address, peer.remote_as.0);
+    let _ = writeln!(c, "  hold time {};", peer.hold_time);
+    // Calico's timers: reconnect within seconds of a peer's return, not BIRD's
+    // defaults of 120 s (connect retry) and 60-300 s (after an error).
+    c.push_str("  connect delay time 2;\n  connect retry time 5;\n  error wait time 5,30;\n");
+    if peer.passive {
+        c.push_str("  passive on;\n");
+    }
+    if let Some(p) = &peer.password {
+        let _ = writeln!(c, "  password \"{p}\";");
+    }
+    if peer.route_reflector_client {
+        c.push_str("  rr client;\n");
+        if let Some(id) = settings.cluster_id {
+            let _ = writeln!(c, "  rr cluster id {id};");
+        }
+    }
+    // Our own routes only; a reflector also passes on what it learned. The next hop of
+    // a reflected iBGP route stays the originating host's; routes from eBGP peers get
+    // ours.
+    let export = if settings.cluster_id.is_some() {
+        format!("proto = \"calico_exports{v}\" || source = RTS_BGP")
+    } else {
+        format!("proto = \"calico_exports{v}\"")
+    };
+    let _ = writeln!(
+        c,
+        "  {af} {{ import all; export where {export}; next hop self ebgp; }};\n}}"
+    );
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use calico_core::dataplane::PeerConfig;
     use calico_core::model::AsNumber;
 
     fn settings() -> BgpSettings {

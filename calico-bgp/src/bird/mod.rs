@@ -7,18 +7,23 @@
 //!   the BGP protocols export;
 //! * every peering is one BGP protocol (`peer_<address>`);
 //! * kernel protocols copy the best BGP routes, merged into ECMP routes, into a kernel table
-//!   of their own (251 by default), which the driver reads back over rtnetlink as the
-//!   learned routes. The agent then programs them into the main table itself.
+//!   of their own (251 by default), which the driver reads back as the learned routes
+//!   through the [`KernelTable`] it is given (on Linux, a FIB backend opened on that table).
+//!   The agent then programs them into the main table itself.
 //!
 //! A new configuration is checked with `bird -p` before it replaces the running one, and
 //! applied with `birdc configure`, which keeps established sessions whose peering did not
 //! change.
 //!
 //! ```no_run
-//! # async fn demo(settings: calico_core::dataplane::BgpSettings) -> Result<(), calico_core::dataplane::BackendError> {
+//! # async fn demo(
+//! #     settings: calico_core::dataplane::BgpSettings,
+//! #     table: std::sync::Arc<dyn calico_bgp::bird::KernelTable>,
+//! # ) -> Result<(), calico_core::dataplane::BackendError> {
 //! use calico_bgp::bird::{BirdBgp, BirdConfig};
 //! use calico_core::dataplane::BgpBackend;
-//! let bird = BirdBgp::new(BirdConfig::new("/run/calico-rs/bird"))?;
+//! // `table`: e.g. calico-linux's LinuxFib on table 251, protocol RTPROT_BIRD.
+//! let bird = BirdBgp::new(BirdConfig::new("/run/calico-rs/bird"), table)?;
 //! bird.configure(&settings).await?;
 //! bird.set_exports(&["10.65.0.0/26".parse().unwrap()].into()).await?;
 //! let learned = bird.learned_routes().await?;
@@ -27,17 +32,20 @@
 
 pub mod conf;
 pub mod control;
+mod table;
+
+pub use table::KernelTable;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use calico_core::dataplane::{
-    BackendError, BgpBackend, BgpSettings, FibBackend, LearnedRoute, PeerStatus, RouteTarget,
+    BackendError, BgpBackend, BgpSettings, LearnedRoute, PeerStatus, RouteTarget,
 };
-use calico_linux::fib::{FibConfig, LinuxFib};
 use ipnet::IpNet;
 use tokio::process::{Child, Command};
 use tokio::sync::Mutex;
@@ -93,7 +101,7 @@ struct State {
 /// BGP through a BIRD 2 daemon. Create it inside a tokio runtime.
 pub struct BirdBgp {
     config: BirdConfig,
-    table: LinuxFib,
+    table: Arc<dyn KernelTable>,
     state: Mutex<State>,
 }
 
@@ -102,20 +110,12 @@ fn unavailable(what: impl std::fmt::Display) -> BackendError {
 }
 
 impl BirdBgp {
-    /// A driver; BIRD itself starts at the first [`BgpBackend::configure`].
-    pub fn new(config: BirdConfig) -> Result<BirdBgp, BackendError> {
+    /// A driver that reads BIRD's best routes back from `table`, which must read table
+    /// [`BirdConfig::kernel_table`] of namespace [`BirdConfig::netns`], routes of protocol
+    /// [`RTPROT_BIRD`]. BIRD itself starts at the first [`BgpBackend::configure`].
+    pub fn new(config: BirdConfig, table: Arc<dyn KernelTable>) -> Result<BirdBgp, BackendError> {
         std::fs::create_dir_all(&config.dir)
             .map_err(|e| unavailable(format!("cannot create {}: {e}", config.dir.display())))?;
-        let fib_config = FibConfig {
-            protocol: RTPROT_BIRD,
-            table: config.kernel_table,
-            enable_forwarding: false,
-            ..FibConfig::default()
-        };
-        let table = match &config.netns {
-            Some(ns) => LinuxFib::in_netns(ns, fib_config)?,
-            None => LinuxFib::new(fib_config)?,
-        };
         Ok(BirdBgp {
             config,
             table,
@@ -271,7 +271,7 @@ impl BgpBackend for BirdBgp {
     }
 
     async fn learned_routes(&self) -> Result<Vec<LearnedRoute>, BackendError> {
-        let routes = self.table.dump().await?;
+        let routes = self.table.routes().await?;
         Ok(routes
             .into_iter()
             .filter_map(|r| match r.target {

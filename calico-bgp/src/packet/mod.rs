@@ -120,17 +120,23 @@ impl Message {
             }
         };
         let len = out.len() - start;
-        let result = if result.is_ok() && len > MAX_LEN {
-            Err(EncodeError::TooLong(len))
-        } else {
-            result
-        };
-        if let Err(e) = result {
-            out.truncate(start);
-            return Err(e);
+        let length = result.and_then(|()| match u16::try_from(len) {
+            Ok(length) if len <= MAX_LEN => Ok(length),
+            _ => Err(EncodeError::TooLong(len)),
+        });
+        match length {
+            Ok(length) => {
+                // The header's length field, written above.
+                if let Some(field) = out.get_mut(start + 16..start + 18) {
+                    field.copy_from_slice(&length.to_be_bytes());
+                }
+                Ok(())
+            }
+            Err(e) => {
+                out.truncate(start);
+                Err(e)
+            }
         }
-        out[start + 16..start + 18].copy_from_slice(&(len as u16).to_be_bytes());
-        Ok(())
     }
 }
 
@@ -163,14 +169,14 @@ pub fn header_length(header: &[u8; HEADER_LEN]) -> Result<usize, DecodeError> {
 pub fn decode(bytes: &[u8], ctx: &Context) -> Result<Message, DecodeError> {
     let Some(header) = bytes.first_chunk::<HEADER_LEN>() else {
         return Err(DecodeError::BadLength {
-            length: bytes.len().min(usize::from(u16::MAX)) as u16,
+            length: saturating_u16(bytes.len()),
             kind: bytes.get(18).copied().unwrap_or(0),
         });
     };
     let len = header_length(header)?;
     if len != bytes.len() {
         return Err(DecodeError::BadLength {
-            length: len as u16,
+            length: saturating_u16(len),
             kind: header[18],
         });
     }
@@ -202,9 +208,14 @@ pub fn decode_body(kind: u8, body: &[u8], ctx: &Context) -> Result<Message, Deco
             _ => Err(DecodeError::BadRouteRefreshLength(body.len())),
         },
         4 => Err(DecodeError::BadLength {
-            length: (body.len() + HEADER_LEN).min(usize::from(u16::MAX)) as u16,
+            length: saturating_u16(body.len() + HEADER_LEN),
             kind,
         }),
         _ => Err(DecodeError::BadType(kind)),
     }
+}
+
+/// A length as the 16-bit field of an error report, `u16::MAX` when longer.
+fn saturating_u16(len: usize) -> u16 {
+    u16::try_from(len).unwrap_or(u16::MAX)
 }

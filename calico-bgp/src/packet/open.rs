@@ -190,8 +190,13 @@ impl Open {
         })?;
         out.push(total);
         for p in params {
+            // Fits: the whole field (this one included) is at most 255 bytes.
+            let len = u8::try_from(p.len()).map_err(|_| EncodeError::Field {
+                field: "optional parameters",
+                reason: format!("a parameter of {} bytes exceeds 255", p.len()),
+            })?;
             out.push(2);
-            out.push(p.len() as u8);
+            out.push(len);
             out.extend_from_slice(&p);
         }
         Ok(())

@@ -116,7 +116,8 @@ impl Core {
         let (tx, rx) = mpsc::channel(64);
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let mut core = Core {
-            sockets: SocketFactory::new(options.netns.clone()).with_source(options.listen_address),
+            sockets: SocketFactory::new(options.sockets.clone())
+                .with_source(options.listen_address),
             options,
             settings: None,
             rib: Rib::new(RibSettings {

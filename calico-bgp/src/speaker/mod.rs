@@ -81,7 +81,7 @@ pub mod socket;
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv6Addr};
-use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -100,9 +100,10 @@ pub struct SpeakerOptions {
     pub listen_address: IpAddr,
     /// TCP port of the peers (179).
     pub peer_port: u16,
-    /// Network namespace (path such as `/var/run/netns/NAME`) to open every socket in;
-    /// `None`: the process's namespace.
-    pub netns: Option<PathBuf>,
+    /// Opens every socket of the speaker (listener and outgoing connections); by default
+    /// [`socket::OwnNamespace`], the process's network namespace. Inject one that creates
+    /// them in another namespace to run the speaker for that namespace.
+    pub sockets: Arc<dyn socket::SocketOpener>,
     /// First delay before reconnecting; doubles per failure.
     pub connect_retry_min: Duration,
     /// Longest delay before reconnecting.
@@ -172,7 +173,7 @@ impl Default for SpeakerOptions {
         SpeakerOptions {
             listen_address: IpAddr::V6(Ipv6Addr::UNSPECIFIED),
             peer_port: 179,
-            netns: None,
+            sockets: Arc::new(socket::OwnNamespace),
             connect_retry_min: Duration::from_secs(1),
             connect_retry_max: Duration::from_secs(60),
             graceful_restart: Some(GracefulRestartOptions::default()),
@@ -201,11 +202,11 @@ impl Speaker {
         Speaker::with_options(SpeakerOptions::default())
     }
 
-    /// A speaker whose sockets (listener and outgoing connections) live in the network
-    /// namespace at `path`, e.g. `/var/run/netns/NAME`.
-    pub fn in_netns(path: impl Into<PathBuf>) -> Speaker {
+    /// A speaker with default options whose sockets (listener and outgoing connections)
+    /// `sockets` opens, e.g. in another network namespace.
+    pub fn with_sockets(sockets: Arc<dyn socket::SocketOpener>) -> Speaker {
         Speaker::with_options(SpeakerOptions {
-            netns: Some(path.into()),
+            sockets,
             ..SpeakerOptions::default()
         })
     }

@@ -1,27 +1,60 @@
-//! TCP sockets in a chosen network namespace. A socket belongs to the namespace of the thread
-//! that created it, for its whole life; so sockets are created on a short-lived thread that
-//! entered the namespace with `setns(2)`, and used from any tokio task afterwards.
+//! Where the speaker's TCP sockets come from.
+//!
+//! A socket belongs to the network namespace of the thread that created it, for its whole
+//! life. The speaker itself knows nothing of namespaces: it asks a [`SocketOpener`] for bare
+//! sockets and binds, keys (TCP MD5), connects or listens on them itself. The default,
+//! [`OwnNamespace`], opens them in the process's own namespace; an embedder that runs the
+//! speaker for another namespace injects an opener that creates them there (on Linux, on a
+//! short-lived thread that entered the namespace with `setns(2)`, as the calico-rs daemon
+//! does).
 
+use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
-use std::path::PathBuf;
+use std::sync::Arc;
 
 use tokio::net::TcpSocket;
 
-/// Where the speaker's sockets live.
-#[derive(Clone, Default)]
+/// Creates the bare TCP sockets a speaker uses (its listener and its outgoing connections).
+pub trait SocketOpener: Send + Sync + fmt::Debug {
+    /// A new TCP socket of the family of `addr`, not bound yet.
+    fn tcp_socket(&self, addr: &SocketAddr) -> io::Result<TcpSocket>;
+}
+
+/// Opens sockets in the process's own network namespace.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OwnNamespace;
+
+impl SocketOpener for OwnNamespace {
+    fn tcp_socket(&self, addr: &SocketAddr) -> io::Result<TcpSocket> {
+        match addr {
+            SocketAddr::V4(_) => TcpSocket::new_v4(),
+            SocketAddr::V6(_) => TcpSocket::new_v6(),
+        }
+    }
+}
+
+/// The speaker's sockets: opened by a [`SocketOpener`], bound to the source address and
+/// keyed for TCP MD5 as configured.
+#[derive(Clone)]
 pub struct SocketFactory {
-    netns: Option<PathBuf>,
+    opener: Arc<dyn SocketOpener>,
     source: Option<std::net::IpAddr>,
     md5_password: Option<String>,
 }
 
-impl std::fmt::Debug for SocketFactory {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl Default for SocketFactory {
+    fn default() -> Self {
+        SocketFactory::new(Arc::new(OwnNamespace))
+    }
+}
+
+impl fmt::Debug for SocketFactory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Never the password itself: this ends up in logs.
         f.debug_struct("SocketFactory")
-            .field("netns", &self.netns)
+            .field("opener", &self.opener)
             .field("source", &self.source)
             .field("md5", &self.md5_password.as_ref().map(|_| "<password>"))
             .finish()
@@ -29,11 +62,10 @@ impl std::fmt::Debug for SocketFactory {
 }
 
 impl SocketFactory {
-    /// Sockets in the network namespace at `path` (e.g. `/var/run/netns/NAME`), or in the
-    /// process's namespace when `None`.
-    pub fn new(netns: Option<PathBuf>) -> SocketFactory {
+    /// Sockets opened by `opener` ([`OwnNamespace`]: in the process's namespace).
+    pub fn new(opener: Arc<dyn SocketOpener>) -> SocketFactory {
         SocketFactory {
-            netns,
+            opener,
             source: None,
             md5_password: None,
         }
@@ -71,20 +103,7 @@ impl SocketFactory {
 
     /// A TCP socket of the family of `addr`.
     pub fn socket_for(&self, addr: &SocketAddr) -> io::Result<TcpSocket> {
-        let make = move || match addr {
-            SocketAddr::V4(_) => TcpSocket::new_v4(),
-            SocketAddr::V6(_) => TcpSocket::new_v6(),
-        };
-        let Some(path) = &self.netns else {
-            return make();
-        };
-        calico_linux::netns::enter_path(path, make).unwrap_or_else(|e| {
-            let kind = match &e {
-                calico_linux::netns::NetnsError::Enter { source, .. } => source.kind(),
-                _ => io::ErrorKind::Other,
-            };
-            Err(io::Error::new(kind, e.to_string()))
-        })
+        self.opener.tcp_socket(addr)
     }
 
     /// A listening socket bound to `addr`.

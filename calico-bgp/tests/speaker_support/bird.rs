@@ -7,7 +7,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use calico_linux::netns::Netns;
+use calico_netns::fixtures::Netns;
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 

@@ -47,7 +47,7 @@ impl LinuxAcl {
     /// An ACL backend for table `table` in the network namespace at `netns` (such as
     /// `/var/run/netns/NAME`).
     pub fn in_netns(netns: &Path, table: &str) -> Result<LinuxAcl, BackendError> {
-        let socket = crate::netns::enter_path(netns, NfSocket::open).map_err(|e| {
+        let socket = calico_netns::enter_path(netns, NfSocket::open).map_err(|e| {
             BackendError::Unavailable(format!("nftables in {}: {e}", netns.display()))
         })?;
         Self::with_socket(table, socket)

@@ -23,7 +23,6 @@
 
 mod interface;
 mod links;
-mod namespace;
 mod netlink;
 mod route_msg;
 
@@ -471,10 +470,10 @@ impl FibBackend for LinuxFib {
         let netns = self.netns.clone();
         let forwarding = self.config.enable_forwarding;
         tokio::task::spawn_blocking(move || match netns {
-            Some(ns) => namespace::run_in(&ns, || interface::write_sysctls(&name, forwarding))
+            Some(ns) => calico_netns::run_in(&ns, || interface::write_sysctls(&name, forwarding))
                 .map_err(|e| {
-                    BackendError::Unavailable(format!("cannot enter the namespace: {e}"))
-                })?,
+                BackendError::Unavailable(format!("cannot enter the namespace: {e}"))
+            })?,
             None => interface::write_sysctls(&name, forwarding),
         })
         .await

@@ -99,7 +99,7 @@ impl Netlink {
         };
         let opened = match netns {
             None => open(),
-            Some(ns) => crate::fib::namespace::run_in(ns, open)
+            Some(ns) => calico_netns::run_in(ns, open)
                 .map_err(|e| BackendError::Unavailable(format!("cannot enter namespace: {e}")))?,
         };
         let (mut connection, handle, _unsolicited) = opened.map_err(|e| {

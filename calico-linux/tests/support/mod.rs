@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::time::Duration;
 
-use calico_linux::netns::{veth, Netns};
+use calico_netns::fixtures::{veth, Netns};
 
 /// One workload: its namespace, host-side interface and address.
 pub struct Workload {
@@ -66,7 +66,7 @@ impl Topology {
         }
         let mut out = Vec::new();
         for (iface, ips) in workloads {
-            let ns = calico_linux::netns::workload(&host, iface, ips).unwrap();
+            let ns = calico_netns::fixtures::workload(&host, iface, ips).unwrap();
             for cmd in [
                 format!("net.ipv4.conf.{iface}.proxy_arp=1"),
                 format!("net.ipv4.neigh.{iface}.proxy_delay=0"),

@@ -38,11 +38,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use calico_bgp::bird::{BirdBgp, BirdConfig};
+use calico_bgp::bird::BirdConfig;
 use calico_bgp::speaker::{GracefulRestartOptions, Speaker, SpeakerOptions};
 use calico_core::agent::{Agent, AgentHandle, EndpointState, Timing};
 use calico_core::dataplane::{BgpBackend, FibBackend};
 use calico_core::model::{load_file, Resource, ResourceKey, Update};
+use calico_examples::bird_on_linux::bird_bgp;
 use calico_linux::acl::LinuxAcl;
 use calico_linux::fib::{FibConfig, LinuxFib};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -324,7 +325,7 @@ async fn run(o: Options) -> Result<(), String> {
         BgpChoice::Bird => {
             let mut config = BirdConfig::new(&o.bird_dir);
             config.stop_on_drop = false;
-            Some(Arc::new(BirdBgp::new(config).map_err(|e| e.to_string())?))
+            Some(Arc::new(bird_bgp(config).map_err(|e| e.to_string())?))
         }
         BgpChoice::None => None,
     };

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use calico_core::eval::{evaluate_flow, Packet};
 use calico_core::model::{parse_resources, Model, Update};
-use calico_linux::netns::{veth, Netns};
 use calico_mock::MockNetwork;
+use calico_netns::fixtures::{veth, Netns};
 
 const HOSTS: [(&str, u8); 3] = [("host-a", 1), ("host-b", 2), ("host-c", 3)];
 
@@ -203,7 +203,7 @@ fn bgp_label(host: &str, choice: &str) -> &'static str {
 }
 
 fn build(agent_bin: &Path, bgp: &str) -> Result<Cluster, String> {
-    let e = |e: calico_linux::netns::NetnsError| e.to_string();
+    let e = |e: calico_netns::fixtures::NetnsError| e.to_string();
     let dir = std::env::temp_dir().join(format!("calico-demo-{}", std::process::id()));
     step("fabric: two planes (bridges 10.1.0.0/24 and 10.2.0.0/24)");
     let fabric = Netns::create("demo-fabric").map_err(e)?;
@@ -263,7 +263,7 @@ fn build(agent_bin: &Path, bgp: &str) -> Result<Cluster, String> {
             .map_err(e)?;
         for (_, h, iface, ip, _) in WORKLOADS.iter().filter(|w| w.1 == host) {
             let _ = h;
-            let wl = calico_linux::netns::workload(&ns, iface, &[ip]).map_err(e)?;
+            let wl = calico_netns::fixtures::workload(&ns, iface, &[ip]).map_err(e)?;
             let bind = SocketAddr::new(ip.parse().unwrap(), PORT);
             let l = wl
                 .enter(move || TcpListener::bind(bind))

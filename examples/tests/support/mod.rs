@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use calico_linux::netns::{veth, Netns};
+use calico_netns::fixtures::{veth, Netns};
 
 pub struct Host {
     pub name: String,
@@ -54,7 +54,7 @@ impl Host {
         std::fs::create_dir_all(dir.join("resources")).unwrap();
         let mut wls = Vec::new();
         for (iface, ip) in workloads {
-            let wl = calico_linux::netns::workload(&ns, iface, &[ip]).unwrap();
+            let wl = calico_netns::fixtures::workload(&ns, iface, &[ip]).unwrap();
             wls.push((wl, ip.to_string()));
         }
         Host {

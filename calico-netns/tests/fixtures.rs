@@ -1,6 +1,6 @@
 //! The namespace harness itself: namespaces are created, connected, entered and removed.
 
-use calico_linux::netns::{privileged, veth, Netns};
+use calico_netns::fixtures::{privileged, veth, Netns};
 
 #[test]
 fn namespaces_connect_and_are_removed_on_drop() {

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use calico_bgp::bird::{BirdBgp, BirdConfig};
 use calico_core::dataplane::{BgpBackend, BgpSettings, LearnedRoute, PeerConfig, PeerState};
 use calico_core::model::AsNumber;
-use calico_linux::netns::{privileged, veth, Netns};
+use calico_examples::bird_on_linux::bird_bgp;
+use calico_netns::fixtures::{privileged, veth, Netns};
 use ipnet::IpNet;
 
 fn settings(router_id: &str, asn: u32, peers: &[(&str, u32)]) -> BgpSettings {
@@ -70,7 +71,7 @@ async fn pair(asn_b: u32) {
         let mut c = BirdConfig::new(dir.join(name));
         c.netns = Some(ns.path().into());
         c.poll = Duration::from_millis(200);
-        BirdBgp::new(c).unwrap()
+        bird_bgp(c).unwrap()
     };
     let bird_a = driver(&a, "a");
     let bird_b = driver(&b, "b");
@@ -220,7 +221,7 @@ fn driver_in(ns: &Netns, dir: &std::path::Path) -> BirdBgp {
     let mut c = BirdConfig::new(dir);
     c.netns = Some(ns.path().into());
     c.poll = Duration::from_millis(200);
-    BirdBgp::new(c).unwrap()
+    bird_bgp(c).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -439,7 +439,7 @@ mod tests {
     fn round_trip(e: &Expr) -> Expr {
         let mut w = MsgWriter::new(1);
         e.encode(&mut w);
-        let (ty, payload) = Attrs::new(w.as_bytes()).next().unwrap().unwrap();
+        let (ty, payload) = Attrs::new(w.finish().unwrap()).next().unwrap().unwrap();
         assert_eq!(ty, NFTA_LIST_ELEM);
         Expr::decode(payload).unwrap().unwrap()
     }

@@ -14,6 +14,8 @@ pub const NLM_F_DUMP: u16 = 0x300;
 pub const NLM_F_CREATE: u16 = 0x400;
 pub const NLM_F_APPEND: u16 = 0x800;
 pub const NLA_F_NESTED: u16 = 0x8000;
+/// An attribute's type without its `NLA_F_NESTED` and `NLA_F_NET_BYTEORDER` flags.
+pub const NLA_TYPE_MASK: u16 = 0x3fff;
 pub const NETLINK_CAP_ACK: i32 = 10;
 pub const NETLINK_EXT_ACK: i32 = 11;
 pub const NLMSGERR_ATTR_MSG: u16 = 1;

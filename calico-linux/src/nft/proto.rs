@@ -139,6 +139,7 @@ pub const NFTA_PAYLOAD_DREG: u16 = 1;
 pub const NFTA_PAYLOAD_BASE: u16 = 2;
 pub const NFTA_PAYLOAD_OFFSET: u16 = 3;
 pub const NFTA_PAYLOAD_LEN: u16 = 4;
+pub const NFTA_PAYLOAD_SREG: u16 = 5;
 pub const NFT_PAYLOAD_NETWORK_HEADER: u32 = 1;
 pub const NFT_PAYLOAD_TRANSPORT_HEADER: u32 = 2;
 
@@ -159,9 +160,11 @@ pub const NFTA_BITWISE_DREG: u16 = 2;
 pub const NFTA_BITWISE_LEN: u16 = 3;
 pub const NFTA_BITWISE_MASK: u16 = 4;
 pub const NFTA_BITWISE_XOR: u16 = 5;
+pub const NFTA_BITWISE_OP: u16 = 6;
 
 pub const NFTA_CT_DREG: u16 = 1;
 pub const NFTA_CT_KEY: u16 = 2;
+pub const NFTA_CT_DIRECTION: u16 = 3;
 pub const NFT_CT_STATE: u32 = 0;
 pub const NF_CT_STATE_INVALID_BIT: u32 = 1;
 pub const NF_CT_STATE_ESTABLISHED_BIT: u32 = 2;

@@ -17,7 +17,7 @@ use calico_core::compile::ir::Verdict;
 use calico_core::compile::{compile, diff, Change, ChangeSet, CompileConfig, Compiler};
 use calico_core::model::{Resource, Update};
 use calico_core::scale::Scale;
-use calico_linux::acl::{nft_text, LinuxAcl};
+use calico_linux::acl::{nft_script, LinuxAcl};
 use calico_linux::fib::{FibConfig, LinuxFib};
 use calico_linux::netns::Netns;
 
@@ -43,7 +43,7 @@ fn main() {
         ruleset.sets.len(),
         ruleset.maps.len()
     );
-    let text = nft_text::render(&ruleset, "calico");
+    let text = nft_script(&ruleset, "calico");
     let path = std::env::temp_dir().join(format!("calico-bench-{}.nft", std::process::id()));
     std::fs::write(&path, &text).unwrap();
 

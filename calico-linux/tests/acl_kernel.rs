@@ -5,7 +5,7 @@ use calico_core::arbitrary;
 use calico_core::backend::AclBackend;
 use calico_core::compile::ir::Ruleset;
 use calico_core::compile::{compile, diff, CompileConfig};
-use calico_linux::acl::{nft_text, LinuxAcl};
+use calico_linux::acl::{nft_script, LinuxAcl};
 use calico_linux::netns::{privileged, Netns};
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::TestRunner;
@@ -50,7 +50,7 @@ async fn random_rulesets_apply_incrementally_and_read_back_exactly() {
         if i % 8 == 0 {
             let path =
                 std::env::temp_dir().join(format!("calico-acl-{}-{i}.nft", std::process::id()));
-            std::fs::write(&path, nft_text::render(&next, "baseline")).unwrap();
+            std::fs::write(&path, nft_script(&next, "baseline")).unwrap();
             let check = ns
                 .output(&["nft", "-c", "-f", path.to_str().unwrap()])
                 .unwrap();

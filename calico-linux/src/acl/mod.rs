@@ -15,10 +15,10 @@
 //! # Ok(()) }
 //! ```
 
-pub mod batch;
-pub mod nft_text;
-pub mod readback;
-pub mod rule_codec;
+pub(crate) mod batch;
+mod nft_text;
+pub(crate) mod readback;
+pub(crate) mod rule_codec;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -148,6 +148,13 @@ impl LinuxAcl {
             }),
         }
     }
+}
+
+/// The whole `ruleset` as the `nft -f` script an operator would write to get the same
+/// table `inet <table>`: a readable view of a ruleset, and the baseline the benchmarks
+/// compare [`LinuxAcl`] with.
+pub fn nft_script(ruleset: &Ruleset, table: &str) -> String {
+    nft_text::render(ruleset, table)
 }
 
 fn describe(c: &calico_core::compile::Change) -> String {

@@ -8,7 +8,6 @@ pub const NETLINK_NETFILTER: i32 = 12;
 pub const NLMSG_ERROR: u16 = 2;
 pub const NLMSG_DONE: u16 = 3;
 pub const NLM_F_REQUEST: u16 = 0x1;
-pub const NLM_F_MULTI: u16 = 0x2;
 pub const NLM_F_ACK: u16 = 0x4;
 pub const NLM_F_DUMP: u16 = 0x300;
 pub const NLM_F_CREATE: u16 = 0x400;
@@ -113,7 +112,6 @@ pub const NFT_REG_1: u32 = 1;
 pub const NFT_REG32_00: u32 = 8;
 
 // nftables (userspace) data type ids, for `nft list` to print keys
-pub const TYPE_VERDICT: u32 = 1;
 pub const TYPE_IPADDR: u32 = 7;
 pub const TYPE_IP6ADDR: u32 = 8;
 pub const TYPE_INET_PROTOCOL: u32 = 12;

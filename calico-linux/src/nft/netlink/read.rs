@@ -149,7 +149,7 @@ impl<'a> Attrs<'a> {
     }
 
     /// The first attribute of `rest` and what follows it.
-    fn split(rest: &'a [u8]) -> Result<((u16, &'a [u8]), &'a [u8]), WireError> {
+    fn split(rest: &'a [u8]) -> Result<(Attr<'a>, &'a [u8]), WireError> {
         let (Some(len), Some(ty)) = (ne_u16(rest, 0), ne_u16(rest, 2)) else {
             return Err(WireError("truncated attribute header"));
         };
@@ -165,8 +165,11 @@ impl<'a> Attrs<'a> {
     }
 }
 
+/// One attribute: its type without flag bits, and its payload.
+pub type Attr<'a> = (u16, &'a [u8]);
+
 impl<'a> Iterator for Attrs<'a> {
-    type Item = Result<(u16, &'a [u8]), WireError>;
+    type Item = Result<Attr<'a>, WireError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.rest.is_empty() {

@@ -88,10 +88,13 @@ impl LinuxAcl {
         let bytes = w.len();
         sock.commit(w).map_err(|e| {
             let what = match &e {
-                NlError::Refused { seq, .. } => match origins.change_of(*seq) {
-                    Some(i) => format!("change #{i} ({})", describe(&changes.changes[i])),
-                    None => "creating the table".to_string(),
-                },
+                NlError::Refused { seq, .. } => {
+                    let i = origins.change_of(*seq);
+                    match i.and_then(|i| Some((i, changes.changes.get(i)?))) {
+                        Some((i, change)) => format!("change #{i} ({})", describe(change)),
+                        None => "creating the table".to_string(),
+                    }
+                }
                 _ => "the transaction".to_string(),
             };
             tracing::warn!(table = %self.table, error = %e, %what, "nftables refused a change set; nothing of it was applied");

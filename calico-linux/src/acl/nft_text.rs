@@ -169,8 +169,8 @@ pub fn rule_text(rule: &Rule) -> String {
                         .map(|x| format!("th {} != {}", port(*s), r(x)))
                         .collect::<Vec<_>>()
                         .join(" ")
-                } else if ranges.len() == 1 {
-                    format!("th {} {}", port(*s), r(&ranges[0]))
+                } else if let [only] = ranges.as_slice() {
+                    format!("th {} {}", port(*s), r(only))
                 } else {
                     let list: Vec<String> = ranges.iter().map(r).collect();
                     format!("th {} {{ {} }}", port(*s), list.join(", "))

@@ -195,7 +195,10 @@ impl Expr {
             } => {
                 w.be32(NFTA_BITWISE_SREG, *sreg);
                 w.be32(NFTA_BITWISE_DREG, *dreg);
-                w.be32(NFTA_BITWISE_LEN, mask.len() as u32);
+                w.be32(
+                    NFTA_BITWISE_LEN,
+                    u32::try_from(mask.len()).unwrap_or(u32::MAX),
+                );
                 value(w, NFTA_BITWISE_MASK, mask);
                 value(w, NFTA_BITWISE_XOR, xor);
             }

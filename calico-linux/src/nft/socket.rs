@@ -263,14 +263,15 @@ impl NfSocket {
                 }
                 return Err(e.into());
             }
-            let n = n as usize;
-            if n > self.buf.len() {
-                return Err(WireError("netlink datagram larger than the receive buffer").into());
-            }
             let buf = std::mem::take(&mut self.buf);
+            let datagram = usize::try_from(n).ok().and_then(|n| buf.get(..n));
+            let Some(datagram) = datagram else {
+                self.buf = buf;
+                return Err(WireError("netlink datagram larger than the receive buffer").into());
+            };
             let mut done = false;
             let mut result = Ok(());
-            for m in Msgs::new(&buf[..n]) {
+            for m in Msgs::new(datagram) {
                 match m.map_err(NlError::from).and_then(|m| each(&m)) {
                     Ok(true) => {
                         done = true;

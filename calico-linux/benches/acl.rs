@@ -18,7 +18,7 @@ use calico_core::dataplane::{diff, Change, ChangeSet};
 use calico_core::dataplane::{FibBackend, FibChangeSet, Route, RouteTarget};
 use calico_core::model::{Resource, Update};
 use calico_core::scale::Scale;
-use calico_linux::acl::{nft_text, LinuxAcl};
+use calico_linux::acl::{nft_script, LinuxAcl};
 use calico_linux::fib::{FibConfig, LinuxFib};
 use calico_netns::fixtures::Netns;
 
@@ -44,7 +44,7 @@ fn main() {
         ruleset.sets.len(),
         ruleset.maps.len()
     );
-    let text = nft_text::render(&ruleset, "calico");
+    let text = nft_script(&ruleset, "calico");
     let path = std::env::temp_dir().join(format!("calico-bench-{}.nft", std::process::id()));
     std::fs::write(&path, &text).unwrap();
 

@@ -3,7 +3,8 @@
 //! * [`fib`]: the FIB backend ([`fib::LinuxFib`]): routes over rtnetlink, workload interfaces.
 //! * [`acl`]: the ACL backend ([`acl::LinuxAcl`]): the compiled IR programmed into nftables,
 //!   atomically, and read back.
-//! * [`nft`]: the nf_tables netlink protocol, spoken directly (safe Rust, no libnftnl).
+//! * `nft` (internal): the nf_tables netlink protocol, spoken directly (safe Rust, no
+//!   libnftnl).
 //!
 //! Sockets in another network namespace are opened through [`calico_netns`].
 
@@ -11,4 +12,7 @@
 
 pub mod acl;
 pub mod fib;
-pub mod nft;
+pub(crate) mod nft;
+
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;

@@ -2,11 +2,11 @@
 //! between random rulesets apply incrementally, and drift is visible in the dump.
 
 use calico_core::arbitrary;
+use calico_core::dataplane::AclBackend;
+use calico_core::dataplane::ir::Ruleset;
 use calico_core::compile::{compile, CompileConfig};
 use calico_core::dataplane::diff;
-use calico_core::dataplane::ir::Ruleset;
-use calico_core::dataplane::AclBackend;
-use calico_linux::acl::{nft_text, LinuxAcl};
+use calico_linux::acl::{nft_script, LinuxAcl};
 use calico_netns::fixtures::{privileged, Netns};
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::TestRunner;
@@ -51,7 +51,7 @@ async fn random_rulesets_apply_incrementally_and_read_back_exactly() {
         if i % 8 == 0 {
             let path =
                 std::env::temp_dir().join(format!("calico-acl-{}-{i}.nft", std::process::id()));
-            std::fs::write(&path, nft_text::render(&next, "baseline")).unwrap();
+            std::fs::write(&path, nft_script(&next, "baseline")).unwrap();
             let check = ns
                 .output(&["nft", "-c", "-f", path.to_str().unwrap()])
                 .unwrap();

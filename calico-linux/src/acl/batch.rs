@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use calico_core::dataplane::ir::{BaseChain, ChainPolicy, Hook, SetElement, SetKey, Verdict};
+use calico_core::dataplane::ir::{BaseChain, ChainPolicy, Hook, Rule, SetElement, SetKey, Verdict};
 use calico_core::dataplane::{Change, ChangeSet};
 use ipnet::IpNet;
 
@@ -28,7 +28,8 @@ impl Origins {
     /// The index of the change whose messages include `seq`.
     pub fn change_of(&self, seq: u32) -> Option<usize> {
         let i = self.starts.partition_point(|(s, _)| *s <= seq);
-        i.checked_sub(1).map(|i| self.starts[i].1)
+        let (_, change) = self.starts.get(i.checked_sub(1)?)?;
+        Some(*change)
     }
 }
 
@@ -76,60 +77,14 @@ fn write_change(
                 next_id,
             );
         }
-        Change::AddElements { set, elements } | Change::DelElements { set, elements } => {
-            let add = matches!(change, Change::AddElements { .. });
-            let mut keys = Vec::with_capacity(elements.len() * 2);
-            for e in elements {
-                element_keys(e, &mut keys);
-            }
-            let msg = if add {
-                NFT_MSG_NEWSETELEM
-            } else {
-                NFT_MSG_DELSETELEM
-            };
-            for chunk in keys.chunks(ELEMENTS_PER_MESSAGE) {
-                elements_msg(
-                    w,
-                    table,
-                    set,
-                    None,
-                    msg,
-                    chunk.iter().map(|(k, end)| (k.as_slice(), *end, None)),
-                );
-            }
+        Change::AddElements { set, elements } => {
+            set_elements(w, table, set, elements, NFT_MSG_NEWSETELEM)
         }
-        Change::AddMapElements { map, elements } => {
-            let mut items = Vec::with_capacity(elements.len());
-            for (iface, verdict) in elements {
-                items.push((ifname_key(iface)?, verdict_code(verdict)?));
-            }
-            for chunk in items.chunks(ELEMENTS_PER_MESSAGE) {
-                elements_msg(
-                    w,
-                    table,
-                    map,
-                    None,
-                    NFT_MSG_NEWSETELEM,
-                    chunk.iter().map(|(k, v)| (k.as_slice(), false, Some(v))),
-                );
-            }
+        Change::DelElements { set, elements } => {
+            set_elements(w, table, set, elements, NFT_MSG_DELSETELEM)
         }
-        Change::DelMapElements { map, keys } => {
-            let mut items = Vec::with_capacity(keys.len());
-            for iface in keys {
-                items.push(ifname_key(iface)?);
-            }
-            for chunk in items.chunks(ELEMENTS_PER_MESSAGE) {
-                elements_msg(
-                    w,
-                    table,
-                    map,
-                    None,
-                    NFT_MSG_DELSETELEM,
-                    chunk.iter().map(|k| (k.as_slice(), false, None)),
-                );
-            }
-        }
+        Change::AddMapElements { map, elements } => add_map_elements(w, table, map, elements)?,
+        Change::DelMapElements { map, keys } => del_map_elements(w, table, map, keys)?,
         Change::AddChain { name, base } => {
             w.begin_nft(NFT_MSG_NEWCHAIN, NLM_F_CREATE);
             w.string(NFTA_CHAIN_TABLE, table);
@@ -139,29 +94,7 @@ fn write_change(
             }
             w.end();
         }
-        Change::SetRules { chain, rules } => {
-            // Flush, then append: inside the transaction, so no packet sees the gap.
-            w.begin_nft(NFT_MSG_DELRULE, 0);
-            w.string(NFTA_RULE_TABLE, table);
-            w.string(NFTA_RULE_CHAIN, chain);
-            w.end();
-            for rule in rules {
-                let mut anon = Vec::new();
-                let exprs = rule_codec::render(rule, next_id, &mut anon)?;
-                for set in &anon {
-                    write_anon_port_set(w, table, set);
-                }
-                w.begin_nft(NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND);
-                w.string(NFTA_RULE_TABLE, table);
-                w.string(NFTA_RULE_CHAIN, chain);
-                w.nest(NFTA_RULE_EXPRESSIONS);
-                for e in &exprs {
-                    e.encode(w);
-                }
-                w.end_nest();
-                w.end();
-            }
-        }
+        Change::SetRules { chain, rules } => set_rules(w, table, chain, rules, next_id)?,
         Change::DelChain { name } => {
             w.begin_nft(NFT_MSG_DELCHAIN, 0);
             w.string(NFTA_CHAIN_TABLE, table);
@@ -174,6 +107,102 @@ fn write_change(
             w.string(NFTA_SET_NAME, name);
             w.end();
         }
+    }
+    Ok(())
+}
+
+/// Adds (`NFT_MSG_NEWSETELEM`) or deletes (`NFT_MSG_DELSETELEM`) elements of a set.
+fn set_elements(w: &mut MsgWriter, table: &str, set: &str, elements: &[SetElement], msg: u16) {
+    let mut keys = Vec::with_capacity(elements.len() * 2);
+    for e in elements {
+        element_keys(e, &mut keys);
+    }
+    for chunk in keys.chunks(ELEMENTS_PER_MESSAGE) {
+        elements_msg(
+            w,
+            table,
+            set,
+            None,
+            msg,
+            chunk.iter().map(|(k, end)| (k.as_slice(), *end, None)),
+        );
+    }
+}
+
+fn add_map_elements(
+    w: &mut MsgWriter,
+    table: &str,
+    map: &str,
+    elements: &[(String, Verdict)],
+) -> Result<(), RenderError> {
+    let mut items = Vec::with_capacity(elements.len());
+    for (iface, verdict) in elements {
+        items.push((ifname_key(iface)?, verdict_code(verdict)?));
+    }
+    for chunk in items.chunks(ELEMENTS_PER_MESSAGE) {
+        elements_msg(
+            w,
+            table,
+            map,
+            None,
+            NFT_MSG_NEWSETELEM,
+            chunk.iter().map(|(k, v)| (k.as_slice(), false, Some(v))),
+        );
+    }
+    Ok(())
+}
+
+fn del_map_elements(
+    w: &mut MsgWriter,
+    table: &str,
+    map: &str,
+    keys: &[String],
+) -> Result<(), RenderError> {
+    let mut items = Vec::with_capacity(keys.len());
+    for iface in keys {
+        items.push(ifname_key(iface)?);
+    }
+    for chunk in items.chunks(ELEMENTS_PER_MESSAGE) {
+        elements_msg(
+            w,
+            table,
+            map,
+            None,
+            NFT_MSG_DELSETELEM,
+            chunk.iter().map(|k| (k.as_slice(), false, None)),
+        );
+    }
+    Ok(())
+}
+
+/// Flushes a chain, then appends its rules: inside the transaction, so no packet sees the
+/// gap.
+fn set_rules(
+    w: &mut MsgWriter,
+    table: &str,
+    chain: &str,
+    rules: &[Rule],
+    next_id: &mut u32,
+) -> Result<(), RenderError> {
+    w.begin_nft(NFT_MSG_DELRULE, 0);
+    w.string(NFTA_RULE_TABLE, table);
+    w.string(NFTA_RULE_CHAIN, chain);
+    w.end();
+    for rule in rules {
+        let mut anon = Vec::new();
+        let exprs = rule_codec::render(rule, next_id, &mut anon)?;
+        for set in &anon {
+            write_anon_port_set(w, table, set);
+        }
+        w.begin_nft(NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND);
+        w.string(NFTA_RULE_TABLE, table);
+        w.string(NFTA_RULE_CHAIN, chain);
+        w.nest(NFTA_RULE_EXPRESSIONS);
+        for e in &exprs {
+            e.encode(w);
+        }
+        w.end_nest();
+        w.end();
     }
     Ok(())
 }

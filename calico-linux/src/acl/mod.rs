@@ -15,18 +15,18 @@
 //! # Ok(()) }
 //! ```
 
-pub mod batch;
-pub mod nft_text;
-pub mod readback;
-pub mod rule_codec;
+pub(crate) mod batch;
+mod nft_text;
+pub(crate) mod readback;
+pub(crate) mod rule_codec;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use calico_core::dataplane::{AclBackend, BackendError};
 use calico_core::dataplane::ir::Ruleset;
 use calico_core::dataplane::ChangeSet;
-use calico_core::dataplane::{AclBackend, BackendError};
 
 use crate::nft::proto::{NFTA_TABLE_NAME, NFT_MSG_DELTABLE};
 use crate::nft::socket::{NfSocket, NlError};
@@ -88,10 +88,13 @@ impl LinuxAcl {
         let bytes = w.len();
         sock.commit(w).map_err(|e| {
             let what = match &e {
-                NlError::Refused { seq, .. } => match origins.change_of(*seq) {
-                    Some(i) => format!("change #{i} ({})", describe(&changes.changes[i])),
-                    None => "creating the table".to_string(),
-                },
+                NlError::Refused { seq, .. } => {
+                    let i = origins.change_of(*seq);
+                    match i.and_then(|i| Some((i, changes.changes.get(i)?))) {
+                        Some((i, change)) => format!("change #{i} ({})", describe(change)),
+                        None => "creating the table".to_string(),
+                    }
+                }
                 _ => "the transaction".to_string(),
             };
             tracing::warn!(table = %self.table, error = %e, %what, "nftables refused a change set; nothing of it was applied");
@@ -148,6 +151,13 @@ impl LinuxAcl {
             }),
         }
     }
+}
+
+/// The whole `ruleset` as the `nft -f` script an operator would write to get the same
+/// table `inet <table>`: a readable view of a ruleset, and the baseline the benchmarks
+/// compare [`LinuxAcl`] with.
+pub fn nft_script(ruleset: &Ruleset, table: &str) -> String {
+    nft_text::render(ruleset, table)
 }
 
 fn describe(c: &calico_core::dataplane::Change) -> String {

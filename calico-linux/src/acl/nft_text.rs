@@ -115,87 +115,9 @@ pub fn rule_text(rule: &Rule) -> String {
         })
         .unwrap_or(true);
     let ip = if v4 { "ip" } else { "ip6" };
-    let side = |s: Side| match s {
-        Side::Src => "saddr",
-        Side::Dst => "daddr",
-    };
-    let port = |s: Side| match s {
-        Side::Src => "sport",
-        Side::Dst => "dport",
-    };
-    let neg = |n: bool| if n { "!= " } else { "" };
     let mut parts: Vec<String> = Vec::new();
     for m in &rule.matches {
-        parts.push(match m {
-            Match::Ipv4(v) => format!("meta nfproto {}", if *v { "ipv4" } else { "ipv6" }),
-            Match::L4Proto { proto, negate } => format!("meta l4proto {}{proto}", neg(*negate)),
-            Match::AddrEq {
-                side: s,
-                addr,
-                negate,
-            } => format!("{ip} {} {}{addr}", side(*s), neg(*negate)),
-            Match::AddrInSet {
-                side: s,
-                set,
-                negate,
-            } => {
-                format!("{ip} {} {}@{set}", side(*s), neg(*negate))
-            }
-            Match::AddrProtoPortInSet {
-                side: s,
-                set,
-                negate,
-            } => format!(
-                "{ip} {} . meta l4proto . th {} {}@{set}",
-                side(*s),
-                port(*s),
-                neg(*negate)
-            ),
-            Match::Port {
-                side: s,
-                ranges,
-                negate,
-            } => {
-                let r = |(lo, hi): &(u16, u16)| {
-                    if lo == hi {
-                        lo.to_string()
-                    } else {
-                        format!("{lo}-{hi}")
-                    }
-                };
-                if *negate {
-                    ranges
-                        .iter()
-                        .map(|x| format!("th {} != {}", port(*s), r(x)))
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                } else if ranges.len() == 1 {
-                    format!("th {} {}", port(*s), r(&ranges[0]))
-                } else {
-                    let list: Vec<String> = ranges.iter().map(r).collect();
-                    format!("th {} {{ {} }}", port(*s), list.join(", "))
-                }
-            }
-            Match::Icmp {
-                v6,
-                icmp_type,
-                code,
-                negate,
-            } => {
-                let proto = if *v6 { 58 } else { 1 };
-                match code {
-                    Some(c) => format!(
-                        "meta l4proto {proto} @th,0,16 {}{}",
-                        neg(*negate),
-                        (*icmp_type as u16) << 8 | *c as u16
-                    ),
-                    None => format!("meta l4proto {proto} @th,0,8 {}{icmp_type}", neg(*negate)),
-                }
-            }
-            Match::Ct(CtState::EstablishedOrRelated) => "ct state established,related".into(),
-            Match::Ct(CtState::Invalid) => "ct state invalid".into(),
-            Match::MarkSet(bits) => format!("meta mark & {bits:#x} != 0"),
-        });
+        parts.push(match_text(m, ip));
     }
     for s in &rule.statements {
         parts.push(match s {
@@ -211,5 +133,88 @@ pub fn rule_text(rule: &Rule) -> String {
         "counter".into()
     } else {
         parts.join(" ")
+    }
+}
+
+/// One match in `nft` syntax; `ip` is `ip` or `ip6`, the rule's family.
+fn match_text(m: &Match, ip: &str) -> String {
+    let side = |s: Side| match s {
+        Side::Src => "saddr",
+        Side::Dst => "daddr",
+    };
+    let port = |s: Side| match s {
+        Side::Src => "sport",
+        Side::Dst => "dport",
+    };
+    let neg = |n: bool| if n { "!= " } else { "" };
+    match m {
+        Match::Ipv4(v) => format!("meta nfproto {}", if *v { "ipv4" } else { "ipv6" }),
+        Match::L4Proto { proto, negate } => format!("meta l4proto {}{proto}", neg(*negate)),
+        Match::AddrEq {
+            side: s,
+            addr,
+            negate,
+        } => format!("{ip} {} {}{addr}", side(*s), neg(*negate)),
+        Match::AddrInSet {
+            side: s,
+            set,
+            negate,
+        } => {
+            format!("{ip} {} {}@{set}", side(*s), neg(*negate))
+        }
+        Match::AddrProtoPortInSet {
+            side: s,
+            set,
+            negate,
+        } => format!(
+            "{ip} {} . meta l4proto . th {} {}@{set}",
+            side(*s),
+            port(*s),
+            neg(*negate)
+        ),
+        Match::Port {
+            side: s,
+            ranges,
+            negate,
+        } => {
+            let r = |(lo, hi): &(u16, u16)| {
+                if lo == hi {
+                    lo.to_string()
+                } else {
+                    format!("{lo}-{hi}")
+                }
+            };
+            if *negate {
+                ranges
+                    .iter()
+                    .map(|x| format!("th {} != {}", port(*s), r(x)))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            } else if let [only] = ranges.as_slice() {
+                format!("th {} {}", port(*s), r(only))
+            } else {
+                let list: Vec<String> = ranges.iter().map(r).collect();
+                format!("th {} {{ {} }}", port(*s), list.join(", "))
+            }
+        }
+        Match::Icmp {
+            v6,
+            icmp_type,
+            code,
+            negate,
+        } => {
+            let proto = if *v6 { 58 } else { 1 };
+            match code {
+                Some(c) => format!(
+                    "meta l4proto {proto} @th,0,16 {}{}",
+                    neg(*negate),
+                    (*icmp_type as u16) << 8 | *c as u16
+                ),
+                None => format!("meta l4proto {proto} @th,0,8 {}{icmp_type}", neg(*negate)),
+            }
+        }
+        Match::Ct(CtState::EstablishedOrRelated) => "ct state established,related".into(),
+        Match::Ct(CtState::Invalid) => "ct state invalid".into(),
+        Match::MarkSet(bits) => format!("meta mark & {bits:#x} != 0"),
     }
 }

@@ -195,7 +195,10 @@ impl Expr {
             } => {
                 w.be32(NFTA_BITWISE_SREG, *sreg);
                 w.be32(NFTA_BITWISE_DREG, *dreg);
-                w.be32(NFTA_BITWISE_LEN, mask.len() as u32);
+                w.be32(
+                    NFTA_BITWISE_LEN,
+                    u32::try_from(mask.len()).unwrap_or(u32::MAX),
+                );
                 value(w, NFTA_BITWISE_MASK, mask);
                 value(w, NFTA_BITWISE_XOR, xor);
             }
@@ -228,104 +231,117 @@ impl Expr {
             }
         }
         let name = name.ok_or(WireError("expression without a name"))?;
-        let mut f = Fields::default();
-        for a in Attrs::new(data) {
-            let (ty, d) = a?;
-            f.by_type.push((ty, d.to_vec()));
+        let f = Fields::new(data)?;
+        match name.as_str() {
+            "meta" => decode_meta(&f).map(Some),
+            "payload" => decode_payload(&f),
+            "cmp" => decode_cmp(&f),
+            "range" => decode_range(&f),
+            "lookup" => decode_lookup(&f).map(Some),
+            "bitwise" => decode_bitwise(&f),
+            "ct" => decode_ct(&f),
+            "immediate" => decode_immediate(&f),
+            "log" => decode_log(&f).map(Some),
+            _ => Ok(None),
         }
-        let expr = match name.as_str() {
-            "meta" => match (f.u32(NFTA_META_DREG)?, f.u32(NFTA_META_SREG)?) {
-                (Some(dreg), _) => Expr::Meta {
-                    key: f.req_u32(NFTA_META_KEY)?,
-                    dreg,
-                },
-                (None, Some(sreg)) => Expr::MetaSet {
-                    key: f.req_u32(NFTA_META_KEY)?,
-                    sreg,
-                },
-                _ => return Err(WireError("meta without register")),
-            },
-            "payload" => {
-                if f.get(5).is_some() {
-                    return Ok(None); // payload write: never ours
-                }
-                Expr::Payload {
-                    base: f.req_u32(NFTA_PAYLOAD_BASE)?,
-                    offset: f.req_u32(NFTA_PAYLOAD_OFFSET)?,
-                    len: f.req_u32(NFTA_PAYLOAD_LEN)?,
-                    dreg: f.req_u32(NFTA_PAYLOAD_DREG)?,
-                }
-            }
-            "cmp" => Expr::Cmp {
-                sreg: f.req_u32(NFTA_CMP_SREG)?,
-                op: match parse_op(f.req_u32(NFTA_CMP_OP)?) {
-                    Some(op) => op,
-                    None => return Ok(None),
-                },
-                data: f.value(NFTA_CMP_DATA)?,
-            },
-            "range" => Expr::Range {
-                sreg: f.req_u32(NFTA_RANGE_SREG)?,
-                op: match parse_op(f.req_u32(NFTA_RANGE_OP)?) {
-                    Some(op) => op,
-                    None => return Ok(None),
-                },
-                from: f.value(NFTA_RANGE_FROM_DATA)?,
-                to: f.value(NFTA_RANGE_TO_DATA)?,
-            },
-            "lookup" => Expr::Lookup {
-                set: parse_string(
-                    f.get(NFTA_LOOKUP_SET)
-                        .ok_or(WireError("lookup without set"))?,
-                )?,
-                set_id: None,
-                sreg: f.req_u32(NFTA_LOOKUP_SREG)?,
-                dreg: f.u32(NFTA_LOOKUP_DREG)?,
-                invert: f.u32(NFTA_LOOKUP_FLAGS)?.unwrap_or(0) & NFT_LOOKUP_F_INV != 0,
-            },
-            "bitwise" => {
-                if f.u32(6)?.unwrap_or(0) != 0 {
-                    return Ok(None); // shifts: never ours
-                }
-                Expr::Bitwise {
-                    sreg: f.req_u32(NFTA_BITWISE_SREG)?,
-                    dreg: f.req_u32(NFTA_BITWISE_DREG)?,
-                    mask: f.value(NFTA_BITWISE_MASK)?,
-                    xor: f.value(NFTA_BITWISE_XOR)?,
-                }
-            }
-            "ct" => {
-                if f.get(3).is_some() {
-                    return Ok(None); // direction-specific keys: never ours
-                }
-                Expr::Ct {
-                    key: f.req_u32(NFTA_CT_KEY)?,
-                    dreg: f.req_u32(NFTA_CT_DREG)?,
-                }
-            }
-            "immediate" => {
-                if f.req_u32(NFTA_IMMEDIATE_DREG)? != NFT_REG_VERDICT {
-                    return Ok(None);
-                }
-                let data = f
-                    .get(NFTA_IMMEDIATE_DATA)
-                    .ok_or(WireError("immediate without data"))?;
-                match decode_verdict_data(data)? {
-                    Some(v) => Expr::Verdict(v),
-                    None => return Ok(None),
-                }
-            }
-            "log" => Expr::Log {
-                prefix: f
-                    .get(NFTA_LOG_PREFIX)
-                    .map(parse_string)
-                    .transpose()?
-                    .unwrap_or_default(),
-            },
-            _ => return Ok(None),
-        };
-        Ok(Some(expr))
     }
+}
+
+fn decode_meta(f: &Fields) -> Result<Expr, WireError> {
+    match (f.u32(NFTA_META_DREG)?, f.u32(NFTA_META_SREG)?) {
+        (Some(dreg), _) => Ok(Expr::Meta {
+            key: f.req_u32(NFTA_META_KEY)?,
+            dreg,
+        }),
+        (None, Some(sreg)) => Ok(Expr::MetaSet {
+            key: f.req_u32(NFTA_META_KEY)?,
+            sreg,
+        }),
+        _ => Err(WireError("meta without register")),
+    }
+}
+
+fn decode_payload(f: &Fields) -> Result<Option<Expr>, WireError> {
+    if f.get(NFTA_PAYLOAD_SREG).is_some() {
+        return Ok(None); // payload write: never ours
+    }
+    Ok(Some(Expr::Payload {
+        base: f.req_u32(NFTA_PAYLOAD_BASE)?,
+        offset: f.req_u32(NFTA_PAYLOAD_OFFSET)?,
+        len: f.req_u32(NFTA_PAYLOAD_LEN)?,
+        dreg: f.req_u32(NFTA_PAYLOAD_DREG)?,
+    }))
+}
+
+fn decode_cmp(f: &Fields) -> Result<Option<Expr>, WireError> {
+    let sreg = f.req_u32(NFTA_CMP_SREG)?;
+    let Some(op) = parse_op(f.req_u32(NFTA_CMP_OP)?) else {
+        return Ok(None);
+    };
+    let data = f.value(NFTA_CMP_DATA)?;
+    Ok(Some(Expr::Cmp { sreg, op, data }))
+}
+
+fn decode_range(f: &Fields) -> Result<Option<Expr>, WireError> {
+    let sreg = f.req_u32(NFTA_RANGE_SREG)?;
+    let Some(op) = parse_op(f.req_u32(NFTA_RANGE_OP)?) else {
+        return Ok(None);
+    };
+    let from = f.value(NFTA_RANGE_FROM_DATA)?;
+    let to = f.value(NFTA_RANGE_TO_DATA)?;
+    Ok(Some(Expr::Range { sreg, op, from, to }))
+}
+
+fn decode_lookup(f: &Fields) -> Result<Expr, WireError> {
+    let set = f
+        .get(NFTA_LOOKUP_SET)
+        .ok_or(WireError("lookup without set"))?;
+    Ok(Expr::Lookup {
+        set: parse_string(set)?,
+        set_id: None,
+        sreg: f.req_u32(NFTA_LOOKUP_SREG)?,
+        dreg: f.u32(NFTA_LOOKUP_DREG)?,
+        invert: f.u32(NFTA_LOOKUP_FLAGS)?.unwrap_or(0) & NFT_LOOKUP_F_INV != 0,
+    })
+}
+
+fn decode_bitwise(f: &Fields) -> Result<Option<Expr>, WireError> {
+    if f.u32(NFTA_BITWISE_OP)?.unwrap_or(0) != 0 {
+        return Ok(None); // shifts: never ours
+    }
+    Ok(Some(Expr::Bitwise {
+        sreg: f.req_u32(NFTA_BITWISE_SREG)?,
+        dreg: f.req_u32(NFTA_BITWISE_DREG)?,
+        mask: f.value(NFTA_BITWISE_MASK)?,
+        xor: f.value(NFTA_BITWISE_XOR)?,
+    }))
+}
+
+fn decode_ct(f: &Fields) -> Result<Option<Expr>, WireError> {
+    if f.get(NFTA_CT_DIRECTION).is_some() {
+        return Ok(None); // direction-specific keys: never ours
+    }
+    Ok(Some(Expr::Ct {
+        key: f.req_u32(NFTA_CT_KEY)?,
+        dreg: f.req_u32(NFTA_CT_DREG)?,
+    }))
+}
+
+fn decode_immediate(f: &Fields) -> Result<Option<Expr>, WireError> {
+    if f.req_u32(NFTA_IMMEDIATE_DREG)? != NFT_REG_VERDICT {
+        return Ok(None);
+    }
+    let data = f
+        .get(NFTA_IMMEDIATE_DATA)
+        .ok_or(WireError("immediate without data"))?;
+    Ok(decode_verdict_data(data)?.map(Expr::Verdict))
+}
+
+fn decode_log(f: &Fields) -> Result<Expr, WireError> {
+    let prefix = f.get(NFTA_LOG_PREFIX).map(parse_string).transpose()?;
+    Ok(Expr::Log {
+        prefix: prefix.unwrap_or_default(),
+    })
 }
 
 fn op_code(op: CmpOp) -> u32 {
@@ -404,17 +420,18 @@ pub fn decode_value(data: &[u8]) -> Result<Vec<u8>, WireError> {
     Err(WireError("data without a value"))
 }
 
-#[derive(Default)]
-struct Fields {
-    by_type: Vec<(u16, Vec<u8>)>,
+/// The attributes of an expression's data, by type (the first of a type wins).
+struct Fields<'a> {
+    by_type: Vec<(u16, &'a [u8])>,
 }
 
-impl Fields {
-    fn get(&self, ty: u16) -> Option<&[u8]> {
-        self.by_type
-            .iter()
-            .find(|(t, _)| *t == ty)
-            .map(|(_, d)| d.as_slice())
+impl<'a> Fields<'a> {
+    fn new(data: &'a [u8]) -> Result<Self, WireError> {
+        let by_type = Attrs::new(data).collect::<Result<_, _>>()?;
+        Ok(Fields { by_type })
+    }
+    fn get(&self, ty: u16) -> Option<&'a [u8]> {
+        self.by_type.iter().find(|(t, _)| *t == ty).map(|(_, d)| *d)
     }
     fn u32(&self, ty: u16) -> Result<Option<u32>, WireError> {
         self.get(ty).map(parse_be32).transpose()
@@ -439,7 +456,7 @@ mod tests {
     fn round_trip(e: &Expr) -> Expr {
         let mut w = MsgWriter::new(1);
         e.encode(&mut w);
-        let (ty, payload) = Attrs::new(w.as_bytes()).next().unwrap().unwrap();
+        let (ty, payload) = Attrs::new(w.finish().unwrap()).next().unwrap().unwrap();
         assert_eq!(ty, NFTA_LIST_ELEM);
         Expr::decode(payload).unwrap().unwrap()
     }
@@ -508,5 +525,39 @@ mod tests {
         for e in &all {
             assert_eq!(&round_trip(e), e);
         }
+    }
+
+    #[test]
+    fn malformed_expressions_are_typed_errors() {
+        let elem = |f: &dyn Fn(&mut MsgWriter)| {
+            let mut w = MsgWriter::new(1);
+            f(&mut w);
+            w.finish().unwrap().to_vec()
+        };
+        let no_name = elem(&|w| w.bytes(NFTA_EXPR_DATA, &[]));
+        assert_eq!(
+            Expr::decode(&no_name),
+            Err(WireError("expression without a name"))
+        );
+        let truncated = elem(&|w| {
+            w.string(NFTA_EXPR_NAME, "cmp");
+            w.bytes(NFTA_EXPR_DATA, &[8, 0, 1, 0, 0]);
+        });
+        assert_eq!(
+            Expr::decode(&truncated),
+            Err(WireError("attribute length out of bounds"))
+        );
+        let short_register = elem(&|w| {
+            w.string(NFTA_EXPR_NAME, "meta");
+            w.nest(NFTA_EXPR_DATA);
+            w.bytes(NFTA_META_DREG, &[0, 1]);
+            w.end_nest();
+        });
+        assert_eq!(
+            Expr::decode(&short_register),
+            Err(WireError("u32 attribute of wrong length"))
+        );
+        let unknown = elem(&|w| w.string(NFTA_EXPR_NAME, "counter"));
+        assert_eq!(Expr::decode(&unknown), Ok(None));
     }
 }

@@ -8,12 +8,13 @@ pub const NETLINK_NETFILTER: i32 = 12;
 pub const NLMSG_ERROR: u16 = 2;
 pub const NLMSG_DONE: u16 = 3;
 pub const NLM_F_REQUEST: u16 = 0x1;
-pub const NLM_F_MULTI: u16 = 0x2;
 pub const NLM_F_ACK: u16 = 0x4;
 pub const NLM_F_DUMP: u16 = 0x300;
 pub const NLM_F_CREATE: u16 = 0x400;
 pub const NLM_F_APPEND: u16 = 0x800;
 pub const NLA_F_NESTED: u16 = 0x8000;
+/// An attribute's type without its `NLA_F_NESTED` and `NLA_F_NET_BYTEORDER` flags.
+pub const NLA_TYPE_MASK: u16 = 0x3fff;
 pub const NETLINK_CAP_ACK: i32 = 10;
 pub const NETLINK_EXT_ACK: i32 = 11;
 pub const NLMSGERR_ATTR_MSG: u16 = 1;
@@ -111,7 +112,6 @@ pub const NFT_REG_1: u32 = 1;
 pub const NFT_REG32_00: u32 = 8;
 
 // nftables (userspace) data type ids, for `nft list` to print keys
-pub const TYPE_VERDICT: u32 = 1;
 pub const TYPE_IPADDR: u32 = 7;
 pub const TYPE_IP6ADDR: u32 = 8;
 pub const TYPE_INET_PROTOCOL: u32 = 12;
@@ -137,6 +137,7 @@ pub const NFTA_PAYLOAD_DREG: u16 = 1;
 pub const NFTA_PAYLOAD_BASE: u16 = 2;
 pub const NFTA_PAYLOAD_OFFSET: u16 = 3;
 pub const NFTA_PAYLOAD_LEN: u16 = 4;
+pub const NFTA_PAYLOAD_SREG: u16 = 5;
 pub const NFT_PAYLOAD_NETWORK_HEADER: u32 = 1;
 pub const NFT_PAYLOAD_TRANSPORT_HEADER: u32 = 2;
 
@@ -157,9 +158,11 @@ pub const NFTA_BITWISE_DREG: u16 = 2;
 pub const NFTA_BITWISE_LEN: u16 = 3;
 pub const NFTA_BITWISE_MASK: u16 = 4;
 pub const NFTA_BITWISE_XOR: u16 = 5;
+pub const NFTA_BITWISE_OP: u16 = 6;
 
 pub const NFTA_CT_DREG: u16 = 1;
 pub const NFTA_CT_KEY: u16 = 2;
+pub const NFTA_CT_DIRECTION: u16 = 3;
 pub const NFT_CT_STATE: u32 = 0;
 pub const NF_CT_STATE_INVALID_BIT: u32 = 1;
 pub const NF_CT_STATE_ESTABLISHED_BIT: u32 = 2;

@@ -4,7 +4,7 @@
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-use super::netlink::{Msg, MsgWriter, Msgs, WireError};
+use super::netlink::{EncodeError, Msg, MsgWriter, Msgs, WireError};
 use super::proto::*;
 
 /// Why a transaction or a dump failed.
@@ -26,6 +26,9 @@ pub enum NlError {
     /// The kernel's reply did not parse.
     #[error(transparent)]
     Wire(#[from] WireError),
+    /// The request could not be encoded (nothing was sent).
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
     /// The ruleset changed while it was being dumped; try again.
     #[error("dump interrupted by a concurrent change")]
     Interrupted,
@@ -123,7 +126,7 @@ impl NfSocket {
         w.begin(NFNL_MSG_BATCH_END, 0, 0, NFNL_SUBSYS_NFTABLES);
         w.end();
         self.seq = w.next_seq();
-        self.send(w.as_bytes())?;
+        self.send(w.finish()?)?;
         let mut first_error = None;
         self.receive(|msg| {
             // Anything else is left over from an earlier exchange.
@@ -160,7 +163,7 @@ impl NfSocket {
         attrs(&mut w);
         w.end();
         self.seq = w.next_seq();
-        self.send(w.as_bytes())?;
+        self.send(w.finish()?)?;
         let mut interrupted = false;
         let mut failure = None;
         self.receive(|m| {
@@ -260,14 +263,15 @@ impl NfSocket {
                 }
                 return Err(e.into());
             }
-            let n = n as usize;
-            if n > self.buf.len() {
-                return Err(WireError("netlink datagram larger than the receive buffer").into());
-            }
             let buf = std::mem::take(&mut self.buf);
+            let datagram = usize::try_from(n).ok().and_then(|n| buf.get(..n));
+            let Some(datagram) = datagram else {
+                self.buf = buf;
+                return Err(WireError("netlink datagram larger than the receive buffer").into());
+            };
             let mut done = false;
             let mut result = Ok(());
-            for m in Msgs::new(&buf[..n]) {
+            for m in Msgs::new(datagram) {
                 match m.map_err(NlError::from).and_then(|m| each(&m)) {
                     Ok(true) => {
                         done = true;

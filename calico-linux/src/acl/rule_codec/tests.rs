@@ -1,5 +1,8 @@
 use super::*;
+use crate::nft::expr::{CmpOp, Expr, VerdictCode};
+use crate::nft::proto::*;
 use calico_core::arbitrary;
+use calico_core::dataplane::ir::{CtState, IfaceKey, Match, Rule, Statement, Verdict};
 use calico_core::compile::{compile, CompileConfig};
 use proptest::prelude::*;
 
@@ -151,6 +154,73 @@ fn expressions_out_of_order_are_foreign() {
         },
     ];
     assert_eq!(parse(&exprs, &|_| None), None);
+}
+
+#[test]
+fn registers_between_the_128_and_32_bit_ranges_are_foreign_not_an_overflow() {
+    // Registers 5 to 7 name neither a 128-bit nor a 32-bit register; their word index
+    // used to be computed as `reg - 8 + 4`, which overflows.
+    for reg in [5, 6, 7, u32::MAX] {
+        let exprs = vec![
+            Expr::Meta {
+                key: NFT_META_NFPROTO,
+                dreg: reg,
+            },
+            Expr::Cmp {
+                sreg: reg,
+                op: CmpOp::Eq,
+                data: vec![NFPROTO_IPV4],
+            },
+        ];
+        assert_eq!(parse(&exprs, &|_| None), None, "register {reg}");
+    }
+}
+
+#[test]
+fn compared_data_of_the_wrong_size_is_foreign() {
+    let cmp = |data: Vec<u8>| Expr::Cmp {
+        sreg: NFT_REG_1,
+        op: CmpOp::Eq,
+        data,
+    };
+    let load = |key| Expr::Meta {
+        key,
+        dreg: NFT_REG_1,
+    };
+    let port = Expr::Payload {
+        base: NFT_PAYLOAD_TRANSPORT_HEADER,
+        offset: 2,
+        len: 2,
+        dreg: NFT_REG_1,
+    };
+    for exprs in [
+        vec![load(NFT_META_NFPROTO), cmp(vec![])],
+        vec![load(NFT_META_L4PROTO), cmp(vec![6, 0])],
+        vec![
+            load(NFT_META_NFPROTO),
+            cmp(vec![2]),
+            port.clone(),
+            cmp(vec![80]),
+        ],
+        vec![
+            load(NFT_META_NFPROTO),
+            cmp(vec![2]),
+            load_addr_v4(),
+            cmp(vec![10, 0, 0]),
+        ],
+        vec![load(NFT_META_MARK), Expr::Verdict(VerdictCode::Accept)],
+    ] {
+        assert_eq!(parse(&exprs, &|_| None), None, "{exprs:?}");
+    }
+}
+
+fn load_addr_v4() -> Expr {
+    Expr::Payload {
+        base: NFT_PAYLOAD_NETWORK_HEADER,
+        offset: 12,
+        len: 4,
+        dreg: NFT_REG_1,
+    }
 }
 
 proptest! {

@@ -154,6 +154,7 @@ pub struct Change {
 
 /// Why an announced path was not accepted (RFC 4271 §9.1.2, RFC 4456 §8).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Rejection {
     /// Our AS is in the AS_PATH.
     AsLoop,

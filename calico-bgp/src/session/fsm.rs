@@ -20,6 +20,7 @@ use crate::packet::{
 
 /// Which side opened a TCP connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum Direction {
     /// We connected to the peer.
     Outbound,
@@ -148,6 +149,7 @@ pub struct Negotiated {
 
 /// A timer the machine starts and stops.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Timer {
     /// Time to try connecting again.
     ConnectRetry,
@@ -161,6 +163,7 @@ pub enum Timer {
 // Received UPDATEs dominate; boxing them would cost an allocation per message.
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum Event {
     /// The peering is configured: start it.
     Start,
@@ -186,6 +189,7 @@ pub enum Event {
 /// Something the I/O task is to do.
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum Action {
     /// Open a TCP connection to the peer.
     Connect,

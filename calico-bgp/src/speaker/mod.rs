@@ -4,6 +4,35 @@
 //! address); each peering runs its own [`crate::session`] task; one task owns the
 //! [`crate::rib`] and sends every peer what changes for it.
 //!
+//! # Tasks and messages
+//!
+//! ```text
+//!   Speaker (the BgpBackend API)                 changed() waiters
+//!      │ Command: Configure, SetExports,              ▲
+//!      │ Learned, Status, StopForRestart              │ watch (Output::Notify)
+//!      ▼ (mpsc, bounded)                              │
+//!   ┌──────────────────────── speaker task (task.rs) ─┴────────────────────────┐
+//!   │ owns the listener and the PeerHandles; feeds the pure machine and        │
+//!   │ carries out what it returns:                                             │
+//!   │   SpeakerState (state.rs)                                                │
+//!   │     in:  configure / set_exports / peer_event / stale_timers(now)        │
+//!   │     out: StartPeer / StopPeer / Send(UPDATE bytes) / Notify              │
+//!   └──▲───────────────────────────┬─────────────────────────────▲─────────────┘
+//!      │ Command::Accepted         │ PeerCommand: Accepted,      │ (PeerId, PeerEvent):
+//!      │ (same channel)            │ Send, Stop, StopForRestart  │ State, Up, Down,
+//!      │                           ▼ (unbounded)                 │ Updates, Refresh
+//!   listener task            peering task (session::io), one per peer, runs an Fsm
+//!   (listener.rs)              │ bytes (unbounded)    ▲ decoded messages, end
+//!                              ▼                      │
+//!                         writer task            reader task   (one pair per connection)
+//! ```
+//!
+//! The speaker task is the only owner of the RIB and the peers table, so nothing is
+//! locked; a peering task never blocks on a socket (its writer drains an unbounded queue),
+//! so two speakers sending each other full tables cannot deadlock. The decisions (who is
+//! sent what, which routes stay stale and until when) are all in [`state::SpeakerState`],
+//! which the scenario tests (`tests/speaker_scenarios.rs`) drive without sockets.
+//!
 //! Peerings over IPv4 carry IPv4 unicast, peerings over IPv6 carry IPv6 unicast. The next
 //! hop of our own routes is our address on the session ("next hop self").
 //!

@@ -6,7 +6,7 @@
 //! prefix — the Adj-RIBs-In, stored by destination as holo-routing does — ordered by the
 //! decision process, so the Loc-RIB best path and its ECMP set are the first entries.
 //! Attribute sets are interned and shared with [`Arc`]. The Adj-RIB-Out is not stored: what
-//! a peer is sent is a function of the best path ([`Rib::advertisement`]); withdrawals go to
+//! a peer is sent is a function of the best path ([`Rib::exporter`]); withdrawals go to
 //! every peer that may have had the prefix.
 //!
 //! Graceful restart (RFC 4724, receiving side): when a peer's session ends without a

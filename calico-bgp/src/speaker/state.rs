@@ -4,7 +4,7 @@
 //! of [`Output`]s; it opens no socket, spawns no task and reads no clock (the current time
 //! is an argument), so that recorded scenarios can drive it (`tests/speaker_scenarios.rs`).
 //!
-//! The [`task`](super::task) around it carries the outputs out.
+//! The speaker's task (`speaker/task.rs`) around it carries the outputs out.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};

@@ -137,7 +137,8 @@ pub enum SpeakerError {
     Listener(#[from] std::io::Error),
 }
 
-/// A native BGP-4 speaker. Create it inside a tokio runtime; it starts peering on
+/// A native BGP-4 speaker. Create it inside a tokio runtime (elsewhere its constructors
+/// return [`SpeakerError::NoRuntime`]); it starts peering on
 /// [`BgpBackend::configure`] and closes every session (Cease, administrative shutdown) when
 /// dropped, or without a NOTIFICATION when stopped by [`Speaker::stop_for_restart`].
 #[derive(Debug)]

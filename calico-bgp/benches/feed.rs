@@ -197,7 +197,7 @@ fn speaker_receiver(
         .build()
         .unwrap();
     runtime.block_on(async {
-        let speaker = Speaker::with_sockets(sockets_in(ns.path()));
+        let speaker = Speaker::with_sockets(sockets_in(ns.path())).unwrap();
         let me = std::process::id();
         let rss_before = rss_kib(me);
         speaker

@@ -57,7 +57,8 @@ fn our_reflector(clients: usize) {
         let speaker = Speaker::with_options(SpeakerOptions {
             listen_address: IpAddr::V4(REFLECTOR),
             ..SpeakerOptions::default()
-        });
+        })
+        .unwrap();
         speaker
             .configure(&BgpSettings {
                 local_as: AsNumber(AS),

@@ -27,7 +27,7 @@ async fn ibgp_ipv4_with_bird_both_ways() {
         bgp_protocol("calico", B4, 64512, A4, 64512, "ipv4", 3)
     );
     let bird = Bird::start(&link.b, B4, &conf);
-    let speaker = Speaker::with_sockets(sockets_in(link.a.path()));
+    let speaker = Speaker::with_sockets(sockets_in(link.a.path())).unwrap();
     speaker
         .configure(&settings(64512, A4, vec![peer(B4, 64512, 3)]))
         .await
@@ -117,7 +117,7 @@ async fn ebgp_ipv6_with_bird_and_bird_killed() {
         bgp_protocol("calico", B6, 65002, A6, 65001, "ipv6", 3)
     );
     let bird = Bird::start(&link.b, B4, &conf);
-    let speaker = Speaker::with_sockets(sockets_in(link.a.path()));
+    let speaker = Speaker::with_sockets(sockets_in(link.a.path())).unwrap();
     speaker
         .configure(&settings(65001, A4, vec![peer(B6, 65002, 3)]))
         .await

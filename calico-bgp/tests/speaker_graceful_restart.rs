@@ -35,6 +35,7 @@ fn speaker(ns: &Netns, restarting: bool) -> Speaker {
         }),
         ..SpeakerOptions::default()
     })
+    .unwrap()
 }
 
 /// A BIRD BGP block with `gr` (graceful restart lines) added.

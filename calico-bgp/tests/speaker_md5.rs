@@ -65,7 +65,7 @@ async fn md5_ipv4_bird_connects_to_our_listener() {
         B4,
         &format!("{STATIC4}{}", bird_with_password(block, "s3cret pw", false)),
     );
-    let speaker = Speaker::with_sockets(sockets_in(link.a.path()));
+    let speaker = Speaker::with_sockets(sockets_in(link.a.path())).unwrap();
     let base = settings(64512, A4, vec![peer(B4, 64512, 3)]);
     speaker
         .configure(&with_password(base.clone(), Some("wrong"), true))
@@ -110,7 +110,7 @@ async fn md5_ipv6_we_connect_to_passive_bird() {
         B4,
         &format!("{STATIC6}{}", bird_with_password(block, "v6-secret", true)),
     );
-    let speaker = Speaker::with_sockets(sockets_in(link.a.path()));
+    let speaker = Speaker::with_sockets(sockets_in(link.a.path())).unwrap();
     let base = settings(65001, A4, vec![peer(B6, 65002, 3)]);
     speaker
         .configure(&with_password(base.clone(), Some("not-it"), false))
@@ -144,7 +144,7 @@ async fn md5_ipv6_we_connect_to_passive_bird() {
 /// A password the kernel cannot take is refused by `configure`, naming the peer.
 #[tokio::test]
 async fn md5_password_too_long_is_refused() {
-    let speaker = Speaker::new();
+    let speaker = Speaker::new().unwrap();
     let mut s = settings(64512, "10.0.0.1", vec![peer("10.0.0.2", 64512, 3)]);
     s.listen_port = 0;
     let long = "x".repeat(81);

@@ -14,8 +14,8 @@ async fn ibgp_ipv4_routes_flow_both_ways_and_are_withdrawn() {
         return;
     }
     let link = Link::new("sp4");
-    let a = Speaker::with_sockets(sockets_in(link.a.path()));
-    let b = Speaker::with_sockets(sockets_in(link.b.path()));
+    let a = Speaker::with_sockets(sockets_in(link.a.path())).unwrap();
+    let b = Speaker::with_sockets(sockets_in(link.b.path())).unwrap();
     a.configure(&settings(64512, A4, vec![peer(B4, 64512, 9)]))
         .await
         .unwrap();
@@ -82,8 +82,8 @@ async fn ebgp_ipv6_routes_are_learned_with_the_peer_as_next_hop() {
         return;
     }
     let link = Link::new("sp6");
-    let a = Speaker::with_sockets(sockets_in(link.a.path()));
-    let b = Speaker::with_sockets(sockets_in(link.b.path()));
+    let a = Speaker::with_sockets(sockets_in(link.a.path())).unwrap();
+    let b = Speaker::with_sockets(sockets_in(link.b.path())).unwrap();
     a.configure(&settings(65001, A4, vec![peer(B6, 65002, 9)]))
         .await
         .unwrap();

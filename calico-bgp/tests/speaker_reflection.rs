@@ -87,7 +87,8 @@ async fn a_speaker_accepts_passive_peers_on_a_given_listener() {
         peer_port: 1179,
         sockets: sockets_in(link.a.path()),
         ..SpeakerOptions::default()
-    });
+    })
+    .unwrap();
     let mut passive = peer(A4, 65001, 9);
     passive.passive = true;
     b.configure(&settings(65002, B4, vec![passive]))

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use ipnet::IpNet;
 
 use super::hash::BuildRibHasher;
-use super::{Path, PeerId, PeerInfo, Rib, RouteAttrs, DEFAULT_LOCAL_PREF};
-use crate::packet::{AfiSafi, AsPath, Origin, PathAttributes};
+use super::{family_of, Path, PeerId, PeerInfo, Rib, RouteAttrs, DEFAULT_LOCAL_PREF};
+use crate::packet::{AsPath, Origin, PathAttributes};
 
 /// Computes the advertisements for one peer, sharing transformed attribute sets between
 /// prefixes (so that they pack into few UPDATEs).
@@ -37,13 +37,6 @@ impl Rib {
     }
 }
 
-fn family(prefix: &IpNet) -> AfiSafi {
-    match prefix {
-        IpNet::V4(_) => AfiSafi::IPV4_UNICAST,
-        IpNet::V6(_) => AfiSafi::IPV6_UNICAST,
-    }
-}
-
 impl Exporter<'_> {
     /// The attributes to announce `prefix` with, or `None` when the peer is not to have it.
     pub fn route(&mut self, prefix: &IpNet) -> Option<Arc<RouteAttrs>> {
@@ -57,7 +50,7 @@ impl Exporter<'_> {
     /// What the peer is sent for `prefix` when its best learned path is `best`, ignoring
     /// local exports (to know what a peer had before a change).
     pub fn route_with(&mut self, prefix: &IpNet, best: Option<&Path>) -> Option<Arc<RouteAttrs>> {
-        if !self.info.families.contains(&family(prefix)) {
+        if !self.info.families.contains(&family_of(prefix)) {
             return None;
         }
         let best = best?;
@@ -86,7 +79,7 @@ impl Exporter<'_> {
     /// Our own route for `prefix` as this peer is sent it (`None` when the peer does not
     /// take the prefix's family).
     pub fn local_route_for(&mut self, prefix: &IpNet) -> Option<Arc<RouteAttrs>> {
-        if !self.info.families.contains(&family(prefix)) {
+        if !self.info.families.contains(&family_of(prefix)) {
             return None;
         }
         Some(self.local_route())

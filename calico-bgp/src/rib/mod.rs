@@ -6,7 +6,7 @@
 //! prefix — the Adj-RIBs-In, stored by destination as holo-routing does — ordered by the
 //! decision process, so the Loc-RIB best path and its ECMP set are the first entries.
 //! Attribute sets are interned and shared with [`Arc`]. The Adj-RIB-Out is not stored: what
-//! a peer is sent is a function of the best path ([`Rib::advertisement`]); withdrawals go to
+//! a peer is sent is a function of the best path ([`Rib::exporter`]); withdrawals go to
 //! every peer that may have had the prefix.
 //!
 //! Graceful restart (RFC 4724, receiving side): when a peer's session ends without a
@@ -17,8 +17,10 @@
 
 pub mod attrs;
 pub mod decision;
+mod dest;
 pub mod export;
 pub mod hash;
+mod import;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
@@ -29,7 +31,10 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 pub use attrs::{Interner, RouteAttrs, DEFAULT_LOCAL_PREF};
 pub use decision::PathSource;
+use dest::{remove_peer, set_in, Dest};
 use hash::BuildRibHasher;
+use import::import;
+pub use import::Rejection;
 
 use crate::packet::{AfiSafi, Update};
 
@@ -63,45 +68,6 @@ pub struct Path {
     pub peer: PeerId,
     /// Its attributes.
     pub attrs: Arc<RouteAttrs>,
-}
-
-/// A prefix's paths, best first, then the rest of the multipath set, then the others. A
-/// single path (the common case) is stored inline: no allocation per prefix.
-#[derive(Clone, Debug)]
-enum Dest {
-    One(Path),
-    Many { paths: Box<[Path]>, multipath: u8 },
-}
-
-impl Dest {
-    fn paths(&self) -> &[Path] {
-        match self {
-            Dest::One(p) => std::slice::from_ref(p),
-            Dest::Many { paths, .. } => paths,
-        }
-    }
-
-    fn multipath(&self) -> usize {
-        match self {
-            Dest::One(_) => 1,
-            Dest::Many { multipath, .. } => usize::from(*multipath),
-        }
-    }
-
-    /// Orders `paths` by the decision process; `None` when there are none.
-    fn build(mut paths: Vec<Path>, peers: &PeerTable, local_as: u32) -> Option<Dest> {
-        match paths.len() {
-            0 => None,
-            1 => paths.pop().map(Dest::One),
-            _ => {
-                let multipath = decision::select(&mut paths, peers, local_as).min(255) as u8;
-                Some(Dest::Many {
-                    paths: paths.into_boxed_slice(),
-                    multipath,
-                })
-            }
-        }
-    }
 }
 
 /// The established peers.
@@ -152,19 +118,6 @@ pub struct Change {
     pub new_best: Option<Path>,
 }
 
-/// Why an announced path was not accepted (RFC 4271 §9.1.2, RFC 4456 §8).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Rejection {
-    /// Our AS is in the AS_PATH.
-    AsLoop,
-    /// ORIGINATOR_ID is our router id.
-    OriginatorLoop,
-    /// Our cluster id is in CLUSTER_LIST.
-    ClusterLoop,
-    /// No usable next hop.
-    NoNextHop,
-}
-
 /// Prefixes of a peer kept across its restart and not announced or withdrawn since.
 #[derive(Debug, Default)]
 struct StaleSet {
@@ -196,9 +149,6 @@ pub fn family_of(prefix: &IpNet) -> AfiSafi {
         IpNet::V6(_) => AfiSafi::IPV6_UNICAST,
     }
 }
-
-/// Attributes for an UPDATE's IPv4 NLRI and for its MP_REACH_NLRI prefixes.
-type Imported = (Option<Arc<RouteAttrs>>, Option<Arc<RouteAttrs>>);
 
 /// The routing information base.
 #[derive(Debug)]
@@ -504,209 +454,4 @@ impl Rib {
     pub fn attribute_sets(&self) -> usize {
         self.interner.len()
     }
-}
-
-/// Import policy: loop checks, eBGP LOCAL_PREF removal; the attributes for the IPv4 NLRI
-/// and for the MP_REACH_NLRI prefixes (`None`: handle as withdrawn).
-fn import(
-    interner: &mut Interner,
-    settings: &RibSettings,
-    peer: &PeerInfo,
-    mut path: crate::packet::PathAttributes,
-) -> Option<Imported> {
-    if let Err(why) = check_loops(settings, peer, &path) {
-        tracing::debug!(peer = %peer.address, ?why, "announcement not accepted");
-        return None;
-    }
-    let mp = path.mp_reach.take();
-    path.mp_unreach = None;
-    let v4_next_hop = path.next_hop.take();
-    if peer.ebgp {
-        // RFC 4271 §5.1.5: LOCAL_PREF from another AS means nothing here.
-        path.local_pref = None;
-    }
-    let v4 = v4_next_hop.map(|nh| {
-        interner.intern(RouteAttrs {
-            path: path.clone(),
-            next_hop: IpAddr::V4(nh),
-            link_local: None,
-        })
-    });
-    let mp = mp.map(|mp| {
-        let next_hop = match (mp.next_hop.global, mp.next_hop.link_local) {
-            (IpAddr::V6(g), Some(ll)) if g.is_unspecified() => IpAddr::V6(ll),
-            (g, _) => g,
-        };
-        interner.intern(RouteAttrs {
-            path,
-            next_hop,
-            link_local: mp.next_hop.link_local,
-        })
-    });
-    Some((v4, mp))
-}
-
-fn check_loops(
-    settings: &RibSettings,
-    peer: &PeerInfo,
-    path: &crate::packet::PathAttributes,
-) -> Result<(), Rejection> {
-    if path
-        .as_path
-        .as_ref()
-        .is_some_and(|p| p.contains(settings.local_as))
-    {
-        return Err(Rejection::AsLoop);
-    }
-    if !peer.ebgp {
-        if path.originator_id == Some(settings.router_id) {
-            return Err(Rejection::OriginatorLoop);
-        }
-        if path
-            .cluster_list
-            .contains(&settings.cluster_id.unwrap_or(settings.router_id))
-        {
-            return Err(Rejection::ClusterLoop);
-        }
-    }
-    Ok(())
-}
-
-trait PrefixKey: Copy + Eq + std::hash::Hash {}
-impl PrefixKey for Ipv4Net {}
-impl PrefixKey for Ipv6Net {}
-
-/// What identifies an entry's selection: multipath size, best path, multipath members.
-type Fp = (usize, Option<(PeerId, usize)>, u64);
-
-fn fingerprint(d: &Dest) -> Fp {
-    let paths = d.paths();
-    let best = paths
-        .first()
-        .map(|p| (p.peer, Arc::as_ptr(&p.attrs) as usize));
-    let mut h = 0u64;
-    for p in &paths[..d.multipath()] {
-        h = h.rotate_left(7) ^ (Arc::as_ptr(&p.attrs) as u64) ^ u64::from(p.peer.0);
-    }
-    (d.multipath(), best, h)
-}
-
-/// What [`set_in`] reports: the change in the peer's prefix count and, when the entry's
-/// selection changed, whether its best path did and what the best path was and is.
-type SetResult = Option<(isize, Option<(bool, Option<Path>, Option<Path>)>)>;
-
-/// Sets (or removes) `from`'s path for `prefix`.
-fn set_in<K: PrefixKey>(
-    table: &mut HashMap<K, Dest, BuildRibHasher>,
-    prefix: K,
-    from: PeerId,
-    attrs: Option<Arc<RouteAttrs>>,
-    peers: &PeerTable,
-    local_as: u32,
-) -> SetResult {
-    use std::collections::hash_map::Entry;
-    let outcome = |before: Fp, dest: &Dest, old: Option<Path>| {
-        let after = fingerprint(dest);
-        (before != after).then(|| (before.1 != after.1, old, dest.paths().first().cloned()))
-    };
-    let mut entry = match (table.entry(prefix), attrs) {
-        (Entry::Vacant(v), Some(attrs)) => {
-            let path = Path { peer: from, attrs };
-            v.insert(Dest::One(path.clone()));
-            return Some((1, Some((true, None, Some(path)))));
-        }
-        (Entry::Vacant(_), None) => return None,
-        (Entry::Occupied(o), attrs) => (o, attrs),
-    };
-    let (occupied, attrs) = (&mut entry.0, entry.1);
-    let dest = occupied.get_mut();
-    // Fast path: the only path is replaced.
-    if let (Dest::One(only), Some(attrs)) = (&mut *dest, &attrs) {
-        if only.peer == from {
-            if Arc::ptr_eq(&only.attrs, attrs) {
-                return Some((0, None));
-            }
-            let old = std::mem::replace(&mut only.attrs, attrs.clone());
-            let old = Path {
-                peer: from,
-                attrs: old,
-            };
-            return Some((0, Some((true, Some(old), Some(only.clone())))));
-        }
-    }
-    let before = fingerprint(dest);
-    let old = dest.paths().first().cloned();
-    let mut paths = dest.paths().to_vec();
-    let at = paths.iter().position(|p| p.peer == from);
-    let delta = match (at, attrs) {
-        (Some(i), Some(attrs)) => {
-            if Arc::ptr_eq(&paths[i].attrs, &attrs) {
-                return Some((0, None));
-            }
-            paths[i].attrs = attrs;
-            0
-        }
-        (None, Some(attrs)) => {
-            paths.push(Path { peer: from, attrs });
-            1
-        }
-        (Some(i), None) => {
-            paths.remove(i);
-            -1
-        }
-        (None, None) => return None,
-    };
-    match Dest::build(paths, peers, local_as) {
-        Some(new) => {
-            *dest = new;
-            Some((delta, outcome(before, dest, old)))
-        }
-        None => {
-            entry.0.remove();
-            Some((delta, Some((true, old, None))))
-        }
-    }
-}
-
-fn remove_peer<K: PrefixKey>(
-    table: &mut HashMap<K, Dest, BuildRibHasher>,
-    id: PeerId,
-    peers: &PeerTable,
-    local_as: u32,
-    wrap: impl Fn(K) -> IpNet,
-    changes: &mut Vec<Change>,
-) {
-    table.retain(|prefix, dest| {
-        if !dest.paths().iter().any(|p| p.peer == id) {
-            return true;
-        }
-        let before = fingerprint(dest);
-        let old_best = dest.paths().first().cloned();
-        let paths: Vec<Path> = dest
-            .paths()
-            .iter()
-            .filter(|p| p.peer != id)
-            .cloned()
-            .collect();
-        let Some(new) = Dest::build(paths, peers, local_as) else {
-            changes.push(Change {
-                prefix: wrap(*prefix),
-                best: true,
-                old_best,
-                new_best: None,
-            });
-            return false;
-        };
-        *dest = new;
-        let after = fingerprint(dest);
-        if before != after {
-            changes.push(Change {
-                prefix: wrap(*prefix),
-                best: before.1 != after.1,
-                old_best,
-                new_best: dest.paths().first().cloned(),
-            });
-        }
-        true
-    });
 }

@@ -7,19 +7,21 @@
 //! resolves the collision by BGP identifier (RFC 4271 §6.8) as soon as the peer's
 //! identifier is known.
 
-use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use calico_core::dataplane::PeerState;
 
-use crate::packet::notification::{CeaseSubcode, FsmSubcode, OpenSubcode};
-use crate::packet::open::GracefulRestartFamily;
-use crate::packet::{
-    AfiSafi, Capability, DecodeError, ErrorCode, Message, Notification, Open, Update, AS_TRANS,
+use super::negotiation::{negotiate, open_message};
+pub use super::negotiation::{
+    GracefulRestart, Negotiated, PeerGracefulRestart, SessionConfig, SessionDown,
+    GR_FORWARDING_STATE, GR_RESTART_STATE,
 };
+use crate::packet::notification::{CeaseSubcode, FsmSubcode};
+use crate::packet::{AfiSafi, DecodeError, ErrorCode, Message, Notification, Open, Update};
 
 /// Which side opened a TCP connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum Direction {
     /// We connected to the peer.
     Outbound,
@@ -40,114 +42,9 @@ impl Direction {
     }
 }
 
-/// What a peering is configured with.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SessionConfig {
-    /// Our AS.
-    pub local_as: u32,
-    /// The peer's AS.
-    pub remote_as: u32,
-    /// Our BGP identifier.
-    pub router_id: Ipv4Addr,
-    /// Hold time to offer (0: no keepalives, no hold timer).
-    pub hold_time: u16,
-    /// Never connect; wait for the peer.
-    pub passive: bool,
-    /// Families to offer.
-    pub families: Vec<AfiSafi>,
-    /// Graceful restart (RFC 4724) to advertise; `None` to leave the capability out (then
-    /// the peer's routes are never kept across its restarts either).
-    pub graceful_restart: Option<GracefulRestart>,
-    /// First connect retry delay; doubles after each failure up to `connect_retry_max`.
-    pub connect_retry_min: Duration,
-    /// Largest connect retry delay.
-    pub connect_retry_max: Duration,
-}
-
-/// Our graceful restart capability (RFC 4724).
-///
-/// Every family we offer is listed. The Forwarding State bit (F) of each is set when
-/// `restarting`, and on every OPEN after this machine's first established session (a
-/// session that drops while we keep running leaves our forwarding state intact). The
-/// Restart State bit (R) is set only when `restarting`, until the first session is
-/// established.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct GracefulRestart {
-    /// How long peers are to keep our routes after our session drops (seconds; values
-    /// above 4095 are sent as 4095).
-    pub restart_time: u16,
-    /// We have just restarted with our forwarding state preserved: set the Restart State
-    /// bit and the Forwarding State bit of every family we offer.
-    pub restarting: bool,
-}
-
-/// The Restart State bit (R) of the capability's flags.
-pub const GR_RESTART_STATE: u8 = 0x8;
-/// The Forwarding State bit (F) of a family's flags.
-pub const GR_FORWARDING_STATE: u8 = 0x80;
-
-/// The peer's graceful restart capability, when both sides advertised one.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PeerGracefulRestart {
-    /// How long to keep its routes when the session drops (seconds).
-    pub restart_time: u16,
-    /// The peer says it has just restarted (R bit).
-    pub restarted: bool,
-    /// Families (among the negotiated ones) it supports graceful restart for, with whether
-    /// it kept its forwarding state for each (F bit).
-    pub families: Vec<(AfiSafi, bool)>,
-}
-
-impl PeerGracefulRestart {
-    /// Whether the peer preserved its forwarding state for `family` (then its stale routes
-    /// are kept until its End-of-RIB).
-    pub fn forwarding_preserved(&self, family: AfiSafi) -> bool {
-        self.families.iter().any(|(f, fwd)| *f == family && *fwd)
-    }
-
-    /// Families whose routes are kept when the session drops.
-    pub fn retained_families(&self) -> Vec<AfiSafi> {
-        self.families.iter().map(|(f, _)| *f).collect()
-    }
-}
-
-/// Why an established session went down.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SessionDown {
-    /// What happened, for an operator.
-    pub reason: String,
-    /// The peer's routes may be kept as stale (RFC 4724): it negotiated graceful restart
-    /// for at least one family and the session ended without a NOTIFICATION from either
-    /// side (TCP closed or reset, or the peer reconnected in its place). Never set when the
-    /// hold timer expired (we send a NOTIFICATION then) nor when we stopped the session.
-    pub graceful: bool,
-}
-
-/// What both sides agreed on in their OPENs.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Negotiated {
-    /// Hold time: the smaller offer; 0 means no hold timer and no keepalives.
-    pub hold_time: u16,
-    /// Keepalive interval (a third of the hold time).
-    pub keepalive: u16,
-    /// Both sides speak 4-byte AS numbers.
-    pub four_octet_as: bool,
-    /// Families both sides offered.
-    pub families: Vec<AfiSafi>,
-    /// The peer accepts ROUTE-REFRESH.
-    pub route_refresh: bool,
-    /// The peer's BGP identifier.
-    pub remote_id: Ipv4Addr,
-    /// The peer's AS.
-    pub remote_as: u32,
-    /// The connection that won.
-    pub direction: Direction,
-    /// The peer's graceful restart capability (`None` unless both sides advertised one).
-    pub graceful_restart: Option<PeerGracefulRestart>,
-}
-
 /// A timer the machine starts and stops.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Timer {
     /// Time to try connecting again.
     ConnectRetry,
@@ -161,6 +58,7 @@ pub enum Timer {
 // Received UPDATEs dominate; boxing them would cost an allocation per message.
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum Event {
     /// The peering is configured: start it.
     Start,
@@ -186,6 +84,7 @@ pub enum Event {
 /// Something the I/O task is to do.
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum Action {
     /// Open a TCP connection to the peer.
     Connect,
@@ -285,44 +184,7 @@ impl Fsm {
 
     /// The OPEN we send.
     pub fn open_message(&self) -> Open {
-        let c = &self.config;
-        let mut capabilities: Vec<Capability> = c
-            .families
-            .iter()
-            .map(|f| Capability::Multiprotocol(*f))
-            .collect();
-        capabilities.push(Capability::RouteRefresh);
-        capabilities.push(Capability::FourOctetAs(c.local_as));
-        if let Some(gr) = c.graceful_restart {
-            let flags = if gr.restarting && !self.established_once {
-                GR_RESTART_STATE
-            } else {
-                0
-            };
-            let family_flags = if gr.restarting || self.established_once {
-                GR_FORWARDING_STATE
-            } else {
-                0
-            };
-            capabilities.push(Capability::GracefulRestart {
-                flags,
-                time: gr.restart_time.min(0x0fff),
-                families: c
-                    .families
-                    .iter()
-                    .map(|f| GracefulRestartFamily {
-                        family: *f,
-                        flags: family_flags,
-                    })
-                    .collect(),
-            });
-        }
-        Open {
-            my_as: u16::try_from(c.local_as).unwrap_or(AS_TRANS),
-            hold_time: c.hold_time,
-            router_id: c.router_id,
-            capabilities,
-        }
+        open_message(&self.config, self.established_once)
     }
 
     /// Feeds one event; appends what to do to `out`.
@@ -544,54 +406,11 @@ impl Fsm {
     }
 
     fn open_received(&mut self, dir: Direction, open: Open, out: &mut Vec<Action>) {
-        let c = &self.config;
-        if open.asn() != c.remote_as {
-            let reason = format!("peer says AS {}, configured {}", open.asn(), c.remote_as);
-            let n = Notification {
-                code: ErrorCode::OpenMessage(OpenSubcode::BadPeerAs),
-                data: open.my_as.to_be_bytes().to_vec(),
-            };
-            return self.notify_and_close(dir, n, reason, out);
-        }
-        if open.router_id == c.router_id {
-            let n = Notification::new(ErrorCode::OpenMessage(OpenSubcode::BadBgpIdentifier));
-            let reason = format!("peer uses our BGP identifier {}", open.router_id);
-            return self.notify_and_close(dir, n, reason, out);
-        }
-        let theirs = match open.families() {
-            f if f.is_empty() => vec![AfiSafi::IPV4_UNICAST],
-            f => f,
-        };
-        let hold_time = if open.hold_time == 0 || c.hold_time == 0 {
-            0
-        } else {
-            open.hold_time.min(c.hold_time)
-        };
-        let negotiated = Negotiated {
-            hold_time,
-            keepalive: if hold_time == 0 {
-                0
-            } else {
-                (hold_time / 3).max(1)
-            },
-            four_octet_as: open.has(65),
-            families: c
-                .families
-                .iter()
-                .filter(|f| theirs.contains(f))
-                .copied()
-                .collect(),
-            route_refresh: open.has(2),
-            remote_id: open.router_id,
-            remote_as: open.asn(),
-            direction: dir,
-            graceful_restart: None,
-        };
-        let negotiated = Negotiated {
-            graceful_restart: c
-                .graceful_restart
-                .and_then(|_| peer_graceful_restart(&open, &negotiated.families)),
-            ..negotiated
+        let negotiated = match negotiate(&self.config, &open, dir) {
+            Ok(negotiated) => negotiated,
+            Err((notification, reason)) => {
+                return self.notify_and_close(dir, notification, reason, out)
+            }
         };
         let other = dir.other();
         if let Some(old) = self.connections[other.index()]
@@ -696,24 +515,4 @@ impl Fsm {
         self.last_error = Some(reason);
         self.schedule_retry(out);
     }
-}
-
-/// The peer's graceful restart capability, restricted to the families negotiated.
-fn peer_graceful_restart(open: &Open, negotiated: &[AfiSafi]) -> Option<PeerGracefulRestart> {
-    open.capabilities.iter().find_map(|c| match c {
-        Capability::GracefulRestart {
-            flags,
-            time,
-            families,
-        } => Some(PeerGracefulRestart {
-            restart_time: *time,
-            restarted: flags & GR_RESTART_STATE != 0,
-            families: families
-                .iter()
-                .filter(|f| negotiated.contains(&f.family))
-                .map(|f| (f.family, f.flags & GR_FORWARDING_STATE != 0))
-                .collect(),
-        }),
-        _ => None,
-    })
 }

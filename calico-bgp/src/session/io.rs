@@ -28,6 +28,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What the owner of a peering tells it.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum PeerCommand {
     /// The listener accepted a connection from this peer.
     Accepted(TcpStream),
@@ -44,6 +45,7 @@ pub enum PeerCommand {
 // UPDATEs dominate; boxing them would cost an allocation per message.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum PeerEvent {
     /// The FSM state or last error changed.
     State {

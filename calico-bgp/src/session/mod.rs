@@ -1,8 +1,9 @@
-//! BGP sessions: the RFC 4271 state machine ([`fsm`], pure) and the tokio task that runs it
-//! over TCP ([`io`]).
+//! BGP sessions: the RFC 4271 state machine ([`fsm`], pure; the OPEN negotiation it relies on
+//! lives beside it) and the tokio task that runs it over TCP ([`io`]).
 
 pub mod fsm;
 pub mod io;
+mod negotiation;
 
 pub use fsm::{
     Action, Direction, Event, Fsm, GracefulRestart, Negotiated, PeerGracefulRestart, SessionConfig,

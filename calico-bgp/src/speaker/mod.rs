@@ -4,6 +4,35 @@
 //! address); each peering runs its own [`crate::session`] task; one task owns the
 //! [`crate::rib`] and sends every peer what changes for it.
 //!
+//! # Tasks and messages
+//!
+//! ```text
+//!   Speaker (the BgpBackend API)                 changed() waiters
+//!      │ Command: Configure, SetExports,              ▲
+//!      │ Learned, Status, StopForRestart              │ watch (Output::Notify)
+//!      ▼ (mpsc, bounded)                              │
+//!   ┌──────────────────────── speaker task (task.rs) ─┴────────────────────────┐
+//!   │ owns the listener and the PeerHandles; feeds the pure machine and        │
+//!   │ carries out what it returns:                                             │
+//!   │   SpeakerState (state.rs)                                                │
+//!   │     in:  configure / set_exports / peer_event / stale_timers(now)        │
+//!   │     out: StartPeer / StopPeer / Send(UPDATE bytes) / Notify              │
+//!   └──▲───────────────────────────┬─────────────────────────────▲─────────────┘
+//!      │ Command::Accepted         │ PeerCommand: Accepted,      │ (PeerId, PeerEvent):
+//!      │ (same channel)            │ Send, Stop, StopForRestart  │ State, Up, Down,
+//!      │                           ▼ (unbounded)                 │ Updates, Refresh
+//!   listener task            peering task (session::io), one per peer, runs an Fsm
+//!   (listener.rs)              │ bytes (unbounded)    ▲ decoded messages, end
+//!                              ▼                      │
+//!                         writer task            reader task   (one pair per connection)
+//! ```
+//!
+//! The speaker task is the only owner of the RIB and the peers table, so nothing is
+//! locked; a peering task never blocks on a socket (its writer drains an unbounded queue),
+//! so two speakers sending each other full tables cannot deadlock. The decisions (who is
+//! sent what, which routes stay stale and until when) are all in [`state::SpeakerState`],
+//! which the scenario tests (`tests/speaker_scenarios.rs`) drive without sockets.
+//!
 //! Peerings over IPv4 carry IPv4 unicast, peerings over IPv6 carry IPv6 unicast. The next
 //! hop of our own routes is our address on the session ("next hop self").
 //!
@@ -48,7 +77,7 @@
 //! use calico_core::model::AsNumber;
 //!
 //! # async fn example() -> Result<(), calico_core::dataplane::BackendError> {
-//! let speaker = Speaker::new();
+//! let speaker = Speaker::new().expect("inside a tokio runtime");
 //! speaker
 //!     .configure(&BgpSettings {
 //!         local_as: AsNumber(64512),
@@ -75,113 +104,41 @@
 //! # }
 //! ```
 
-mod core;
+mod listener;
 pub mod md5;
+mod options;
+mod outbound;
+mod peers;
+mod restart;
 pub mod socket;
+pub mod state;
+mod task;
 
 use std::collections::BTreeSet;
-use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use calico_core::dataplane::{BackendError, BgpBackend, BgpSettings, LearnedRoute, PeerStatus};
 use ipnet::IpNet;
 use tokio::sync::{mpsc, oneshot, watch, Mutex};
 
-use self::core::{Command, Core};
+pub use self::options::{GracefulRestartError, GracefulRestartOptions, SpeakerOptions};
+use self::task::{Command, Task};
 
-/// How a [`Speaker`] places its sockets and paces reconnection.
-#[derive(Clone, Debug)]
-pub struct SpeakerOptions {
-    /// Address to listen on (`::`, dual stack, by default). The port comes from
-    /// [`BgpSettings::listen_port`]. When it is a specific address, connections to peers
-    /// of its family are made from it too (peers identify us by it).
-    pub listen_address: IpAddr,
-    /// TCP port of the peers (179).
-    pub peer_port: u16,
-    /// Opens every socket of the speaker (listener and outgoing connections); by default
-    /// [`socket::OwnNamespace`], the process's network namespace. Inject one that creates
-    /// them in another namespace to run the speaker for that namespace.
-    pub sockets: Arc<dyn socket::SocketOpener>,
-    /// First delay before reconnecting; doubles per failure.
-    pub connect_retry_min: Duration,
-    /// Longest delay before reconnecting.
-    pub connect_retry_max: Duration,
-    /// Graceful restart (RFC 4724); `None`: the capability is not advertised, peers'
-    /// routes are withdrawn as soon as their session ends and ours as soon as we stop.
-    pub graceful_restart: Option<GracefulRestartOptions>,
+/// Why a [`Speaker`] cannot be created.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SpeakerError {
+    /// The speaker runs as tokio tasks: it must be created inside a tokio runtime.
+    #[error("a BGP speaker must be created inside a tokio runtime")]
+    NoRuntime,
+    /// The listener handed to [`Speaker::with_listener`] cannot be used.
+    #[error("the listener cannot be used: {0}")]
+    Listener(#[from] std::io::Error),
 }
 
-/// Graceful restart settings of a [`Speaker`] (see the [module docs](self)).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct GracefulRestartOptions {
-    /// How long peers are to keep our routes after our sessions end without a
-    /// NOTIFICATION (advertised in whole seconds, at most 4095 s). Default 120 s.
-    pub restart_time: Duration,
-    /// This speaker starts after a restart of ours with the forwarding state (the routes
-    /// in the kernel) preserved: peers keep our stale routes until our End-of-RIB, then
-    /// drop those we did not announce again. Default `false`.
-    pub restarting: bool,
-    /// How long a peer that came back after a restart may take to send its End-of-RIB
-    /// before its routes still stale are removed anyway: stale routes never outlive its
-    /// restart time plus this. Default 360 s (as BIRD's stale time).
-    pub stale_routes_time: Duration,
-}
-
-impl Default for GracefulRestartOptions {
-    fn default() -> Self {
-        GracefulRestartOptions {
-            restart_time: Duration::from_secs(120),
-            restarting: false,
-            stale_routes_time: Duration::from_secs(360),
-        }
-    }
-}
-
-/// Why [`GracefulRestartOptions`] cannot be used.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum GracefulRestartError {
-    /// The restart time does not fit the capability's 12 bits of seconds.
-    #[error(
-        "graceful_restart.restart_time: {0:?} is longer than the capability can carry (4095 s)"
-    )]
-    RestartTimeTooLong(Duration),
-    /// The restart time has a fraction of a second (the capability carries seconds).
-    #[error("graceful_restart.restart_time: {0:?} is not a whole number of seconds")]
-    RestartTimeFraction(Duration),
-}
-
-impl GracefulRestartOptions {
-    /// Largest restart time the capability can carry (12 bits of seconds).
-    pub const MAX_RESTART_TIME: Duration = Duration::from_secs(0x0fff);
-
-    /// Checks the settings.
-    pub fn validate(&self) -> Result<(), GracefulRestartError> {
-        if self.restart_time > Self::MAX_RESTART_TIME {
-            return Err(GracefulRestartError::RestartTimeTooLong(self.restart_time));
-        }
-        if self.restart_time.subsec_nanos() != 0 {
-            return Err(GracefulRestartError::RestartTimeFraction(self.restart_time));
-        }
-        Ok(())
-    }
-}
-
-impl Default for SpeakerOptions {
-    fn default() -> Self {
-        SpeakerOptions {
-            listen_address: IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-            peer_port: 179,
-            sockets: Arc::new(socket::OwnNamespace),
-            connect_retry_min: Duration::from_secs(1),
-            connect_retry_max: Duration::from_secs(60),
-            graceful_restart: Some(GracefulRestartOptions::default()),
-        }
-    }
-}
-
-/// A native BGP-4 speaker. Create it inside a tokio runtime; it starts peering on
+/// A native BGP-4 speaker. Create it inside a tokio runtime (elsewhere its constructors
+/// return [`SpeakerError::NoRuntime`]); it starts peering on
 /// [`BgpBackend::configure`] and closes every session (Cease, administrative shutdown) when
 /// dropped, or without a NOTIFICATION when stopped by [`Speaker::stop_for_restart`].
 #[derive(Debug)]
@@ -190,21 +147,15 @@ pub struct Speaker {
     changed: Mutex<watch::Receiver<u64>>,
 }
 
-impl Default for Speaker {
-    fn default() -> Self {
-        Speaker::new()
-    }
-}
-
 impl Speaker {
     /// A speaker with default options, in the process's network namespace.
-    pub fn new() -> Speaker {
+    pub fn new() -> Result<Speaker, SpeakerError> {
         Speaker::with_options(SpeakerOptions::default())
     }
 
     /// A speaker with default options whose sockets (listener and outgoing connections)
     /// `sockets` opens, e.g. in another network namespace.
-    pub fn with_sockets(sockets: Arc<dyn socket::SocketOpener>) -> Speaker {
+    pub fn with_sockets(sockets: Arc<dyn socket::SocketOpener>) -> Result<Speaker, SpeakerError> {
         Speaker::with_options(SpeakerOptions {
             sockets,
             ..SpeakerOptions::default()
@@ -212,7 +163,7 @@ impl Speaker {
     }
 
     /// A speaker with the given options.
-    pub fn with_options(options: SpeakerOptions) -> Speaker {
+    pub fn with_options(options: SpeakerOptions) -> Result<Speaker, SpeakerError> {
         Speaker::start(options, None)
     }
 
@@ -221,19 +172,24 @@ impl Speaker {
     pub fn with_listener(
         listener: std::net::TcpListener,
         options: SpeakerOptions,
-    ) -> std::io::Result<Speaker> {
+    ) -> Result<Speaker, SpeakerError> {
+        in_runtime()?;
         listener.set_nonblocking(true)?;
         let listener = tokio::net::TcpListener::from_std(listener)?;
-        Ok(Speaker::start(options, Some(listener)))
+        Speaker::start(options, Some(listener))
     }
 
-    fn start(options: SpeakerOptions, listener: Option<tokio::net::TcpListener>) -> Speaker {
+    fn start(
+        options: SpeakerOptions,
+        listener: Option<tokio::net::TcpListener>,
+    ) -> Result<Speaker, SpeakerError> {
+        in_runtime()?;
         let (changed_tx, changed_rx) = watch::channel(0);
-        let commands = Core::spawn(options, listener, changed_tx);
-        Speaker {
+        let commands = Task::spawn(options, listener, changed_tx);
+        Ok(Speaker {
             commands,
             changed: Mutex::new(changed_rx),
-        }
+        })
     }
 
     /// Stops for a graceful restart (RFC 4724): every session is closed without a
@@ -284,5 +240,30 @@ impl BgpBackend for Speaker {
 
     async fn peer_status(&self) -> Result<Vec<PeerStatus>, BackendError> {
         self.ask(Command::Status).await
+    }
+}
+
+/// Fails unless called inside a tokio runtime (where the speaker's tasks can be spawned).
+fn in_runtime() -> Result<(), SpeakerError> {
+    tokio::runtime::Handle::try_current()
+        .map(drop)
+        .map_err(|_| SpeakerError::NoRuntime)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outside_a_runtime_creating_a_speaker_fails_instead_of_panicking() {
+        assert!(matches!(Speaker::new(), Err(SpeakerError::NoRuntime)));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let made = Speaker::with_listener(listener, SpeakerOptions::default());
+        assert!(matches!(made, Err(SpeakerError::NoRuntime)));
+    }
+
+    #[tokio::test]
+    async fn inside_a_runtime_creating_a_speaker_works() {
+        assert!(Speaker::new().is_ok());
     }
 }

@@ -41,6 +41,7 @@ pub fn speaker_at(ns: &Netns, address: &str) -> Speaker {
         sockets: sockets_in(ns.path()),
         ..SpeakerOptions::default()
     })
+    .unwrap()
 }
 
 /// Two namespaces, `a` (10.99.0.1, fd99::1) and `b` (10.99.0.2, fd99::2), on one link.

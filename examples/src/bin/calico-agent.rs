@@ -39,7 +39,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use calico_bgp::bird::BirdConfig;
-use calico_bgp::speaker::{GracefulRestartOptions, Speaker, SpeakerOptions};
+use calico_bgp::speaker::{GracefulRestartOptions, Speaker, SpeakerError, SpeakerOptions};
 use calico_core::agent::{Agent, AgentHandle, EndpointState, Timing};
 use calico_core::dataplane::{BgpBackend, FibBackend};
 use calico_core::model::{load_file, Resource, ResourceKey, Update};
@@ -262,16 +262,16 @@ async fn routes_of_ours(fib: &LinuxFib) -> usize {
 
 /// The native speaker, graceful restart as the options and the kernel's routes say; also
 /// whether it is restarting.
-async fn native_speaker(o: &Options, fib: &LinuxFib) -> (Speaker, bool) {
+async fn native_speaker(o: &Options, fib: &LinuxFib) -> Result<(Speaker, bool), SpeakerError> {
     let Some(restart_time) = o.graceful_restart else {
         info!("graceful restart off: peers withdraw our routes as soon as we stop");
-        return (
+        return Ok((
             Speaker::with_options(SpeakerOptions {
                 graceful_restart: None,
                 ..SpeakerOptions::default()
-            }),
+            })?,
             false,
-        );
+        ));
     };
     let ours = routes_of_ours(fib).await;
     let restarting = ours > 0;
@@ -292,8 +292,8 @@ async fn native_speaker(o: &Options, fib: &LinuxFib) -> (Speaker, bool) {
             ..GracefulRestartOptions::default()
         }),
         ..SpeakerOptions::default()
-    });
-    (speaker, restarting)
+    })?;
+    Ok((speaker, restarting))
 }
 
 async fn run(o: Options) -> Result<(), String> {
@@ -312,7 +312,8 @@ async fn run(o: Options) -> Result<(), String> {
     let mut native: Option<Arc<Speaker>> = None;
     let bgp: Option<Arc<dyn BgpBackend>> = match o.bgp {
         BgpChoice::Native => {
-            let (speaker, restarting) = native_speaker(&o, &fib).await;
+            let (speaker, restarting) =
+                native_speaker(&o, &fib).await.map_err(|e| e.to_string())?;
             if let (true, Some(restart_time)) = (restarting, o.graceful_restart) {
                 // Our routes to other hosts stay in the kernel until the peers have sent
                 // theirs again: the new speaker has learned nothing yet.

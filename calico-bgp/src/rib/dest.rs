@@ -1,0 +1,188 @@
+//! The Loc-RIB's entries: each prefix's paths ordered by the decision process, and the
+//! updates of one entry (a peer's path set or removed) reporting what changed.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+
+use super::hash::BuildRibHasher;
+use super::{decision, Change, Path, PeerId, PeerTable, RouteAttrs};
+
+/// A prefix's paths, best first, then the rest of the multipath set, then the others. A
+/// single path (the common case) is stored inline: no allocation per prefix.
+#[derive(Clone, Debug)]
+pub(super) enum Dest {
+    One(Path),
+    Many { paths: Box<[Path]>, multipath: u8 },
+}
+
+impl Dest {
+    pub(super) fn paths(&self) -> &[Path] {
+        match self {
+            Dest::One(p) => std::slice::from_ref(p),
+            Dest::Many { paths, .. } => paths,
+        }
+    }
+
+    pub(super) fn multipath(&self) -> usize {
+        match self {
+            Dest::One(_) => 1,
+            Dest::Many { multipath, .. } => usize::from(*multipath),
+        }
+    }
+
+    /// Orders `paths` by the decision process; `None` when there are none.
+    pub(super) fn build(mut paths: Vec<Path>, peers: &PeerTable, local_as: u32) -> Option<Dest> {
+        match paths.len() {
+            0 => None,
+            1 => paths.pop().map(Dest::One),
+            _ => {
+                let multipath = decision::select(&mut paths, peers, local_as).min(255) as u8;
+                Some(Dest::Many {
+                    paths: paths.into_boxed_slice(),
+                    multipath,
+                })
+            }
+        }
+    }
+}
+
+pub(super) trait PrefixKey: Copy + Eq + std::hash::Hash {}
+impl PrefixKey for Ipv4Net {}
+impl PrefixKey for Ipv6Net {}
+
+/// What identifies an entry's selection: multipath size, best path, multipath members.
+type Fp = (usize, Option<(PeerId, usize)>, u64);
+
+fn fingerprint(d: &Dest) -> Fp {
+    let paths = d.paths();
+    let best = paths
+        .first()
+        .map(|p| (p.peer, Arc::as_ptr(&p.attrs) as usize));
+    let mut h = 0u64;
+    for p in &paths[..d.multipath()] {
+        h = h.rotate_left(7) ^ (Arc::as_ptr(&p.attrs) as u64) ^ u64::from(p.peer.0);
+    }
+    (d.multipath(), best, h)
+}
+
+/// What [`set_in`] reports: the change in the peer's prefix count and, when the entry's
+/// selection changed, whether its best path did and what the best path was and is.
+pub(super) type SetResult = Option<(isize, Option<(bool, Option<Path>, Option<Path>)>)>;
+
+/// Sets (or removes) `from`'s path for `prefix`.
+pub(super) fn set_in<K: PrefixKey>(
+    table: &mut HashMap<K, Dest, BuildRibHasher>,
+    prefix: K,
+    from: PeerId,
+    attrs: Option<Arc<RouteAttrs>>,
+    peers: &PeerTable,
+    local_as: u32,
+) -> SetResult {
+    use std::collections::hash_map::Entry;
+    let outcome = |before: Fp, dest: &Dest, old: Option<Path>| {
+        let after = fingerprint(dest);
+        (before != after).then(|| (before.1 != after.1, old, dest.paths().first().cloned()))
+    };
+    let mut entry = match (table.entry(prefix), attrs) {
+        (Entry::Vacant(v), Some(attrs)) => {
+            let path = Path { peer: from, attrs };
+            v.insert(Dest::One(path.clone()));
+            return Some((1, Some((true, None, Some(path)))));
+        }
+        (Entry::Vacant(_), None) => return None,
+        (Entry::Occupied(o), attrs) => (o, attrs),
+    };
+    let (occupied, attrs) = (&mut entry.0, entry.1);
+    let dest = occupied.get_mut();
+    // Fast path: the only path is replaced.
+    if let (Dest::One(only), Some(attrs)) = (&mut *dest, &attrs) {
+        if only.peer == from {
+            if Arc::ptr_eq(&only.attrs, attrs) {
+                return Some((0, None));
+            }
+            let old = std::mem::replace(&mut only.attrs, attrs.clone());
+            let old = Path {
+                peer: from,
+                attrs: old,
+            };
+            return Some((0, Some((true, Some(old), Some(only.clone())))));
+        }
+    }
+    let before = fingerprint(dest);
+    let old = dest.paths().first().cloned();
+    let mut paths = dest.paths().to_vec();
+    let at = paths.iter().position(|p| p.peer == from);
+    let delta = match (at, attrs) {
+        (Some(i), Some(attrs)) => {
+            if Arc::ptr_eq(&paths[i].attrs, &attrs) {
+                return Some((0, None));
+            }
+            paths[i].attrs = attrs;
+            0
+        }
+        (None, Some(attrs)) => {
+            paths.push(Path { peer: from, attrs });
+            1
+        }
+        (Some(i), None) => {
+            paths.remove(i);
+            -1
+        }
+        (None, None) => return None,
+    };
+    match Dest::build(paths, peers, local_as) {
+        Some(new) => {
+            *dest = new;
+            Some((delta, outcome(before, dest, old)))
+        }
+        None => {
+            entry.0.remove();
+            Some((delta, Some((true, old, None))))
+        }
+    }
+}
+
+pub(super) fn remove_peer<K: PrefixKey>(
+    table: &mut HashMap<K, Dest, BuildRibHasher>,
+    id: PeerId,
+    peers: &PeerTable,
+    local_as: u32,
+    wrap: impl Fn(K) -> IpNet,
+    changes: &mut Vec<Change>,
+) {
+    table.retain(|prefix, dest| {
+        if !dest.paths().iter().any(|p| p.peer == id) {
+            return true;
+        }
+        let before = fingerprint(dest);
+        let old_best = dest.paths().first().cloned();
+        let paths: Vec<Path> = dest
+            .paths()
+            .iter()
+            .filter(|p| p.peer != id)
+            .cloned()
+            .collect();
+        let Some(new) = Dest::build(paths, peers, local_as) else {
+            changes.push(Change {
+                prefix: wrap(*prefix),
+                best: true,
+                old_best,
+                new_best: None,
+            });
+            return false;
+        };
+        *dest = new;
+        let after = fingerprint(dest);
+        if before != after {
+            changes.push(Change {
+                prefix: wrap(*prefix),
+                best: before.1 != after.1,
+                old_best,
+                new_best: dest.paths().first().cloned(),
+            });
+        }
+        true
+    });
+}

@@ -1,0 +1,219 @@
+//! Outbound UPDATE batching: what one peer is to be sent after a change of the Loc-RIB or
+//! of our exports, or for a whole table dump, gathered into a [`Batch`] and encoded into as
+//! few UPDATE messages as the attribute sets allow.
+//!
+//! Everything here returns values: the [`state`](super::state) machine decides who gets a
+//! batch and hands the encoded bytes out.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use ipnet::IpNet;
+
+use crate::packet::update::{end_of_rib, pack_announcements, pack_withdrawals};
+use crate::packet::{AfiSafi, Context, Message, MpNextHop, PathAttributes, Update};
+use crate::rib::export::Exporter;
+use crate::rib::hash::BuildRibHasher;
+use crate::rib::{family_of, Change, Path, RouteAttrs};
+
+/// What a peer was sent for a prefix before a change.
+#[derive(Clone, Debug)]
+pub(crate) enum Old {
+    /// Our own route.
+    Local,
+    /// The learned best path (if any) as it was.
+    Learned(Option<Path>),
+}
+
+/// What a peer is to be sent for a prefix after a change.
+#[derive(Clone, Debug)]
+pub(crate) enum Now {
+    /// Look it up (exports and Loc-RIB).
+    Lookup,
+    /// The learned best path (no local export of the prefix).
+    Learned(Option<Path>),
+}
+
+/// A prefix whose advertisement may have changed: what peers had before (`None`: nothing
+/// changed for anyone) and what they are to have now.
+pub(crate) type Delta = (IpNet, Option<Old>, Now);
+
+/// Withdrawals, announcements grouped by attribute set, and End-of-RIB markers for one peer.
+#[derive(Default)]
+pub(crate) struct Batch {
+    withdraw_v4: Vec<IpNet>,
+    withdraw_v6: Vec<IpNet>,
+    announce: HashMap<usize, (Arc<RouteAttrs>, Vec<IpNet>)>,
+    /// Families to send End-of-RIB for, after everything else.
+    pub(crate) end_of_rib: Vec<AfiSafi>,
+}
+
+impl Batch {
+    /// A batch of End-of-RIB markers only.
+    pub(crate) fn end_of_rib(families: Vec<AfiSafi>) -> Batch {
+        Batch {
+            end_of_rib: families,
+            ..Batch::default()
+        }
+    }
+
+    fn withdraw(&mut self, prefix: IpNet) {
+        match prefix {
+            IpNet::V4(_) => self.withdraw_v4.push(prefix),
+            IpNet::V6(_) => self.withdraw_v6.push(prefix),
+        }
+    }
+
+    fn announce(&mut self, prefix: IpNet, attrs: Arc<RouteAttrs>) {
+        self.announce
+            .entry(Arc::as_ptr(&attrs) as usize)
+            .or_insert_with(|| (attrs, Vec::new()))
+            .1
+            .push(prefix);
+    }
+
+    /// Whether there is nothing to send.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.withdraw_v4.is_empty()
+            && self.withdraw_v6.is_empty()
+            && self.announce.is_empty()
+            && self.end_of_rib.is_empty()
+    }
+
+    /// What the peer behind `exporter` is to be sent for `deltas`.
+    pub(crate) fn for_deltas(exporter: &mut Exporter<'_>, deltas: &[Delta]) -> Batch {
+        let mut batch = Batch::default();
+        for (prefix, old, now) in deltas {
+            let Some(old) = old else { continue };
+            let before = match old {
+                Old::Local => exporter.local_route_for(prefix),
+                Old::Learned(path) => exporter.route_with(prefix, path.as_ref()),
+            };
+            let now = match now {
+                Now::Lookup => exporter.route(prefix),
+                Now::Learned(path) => exporter.route_with(prefix, path.as_ref()),
+            };
+            match (before, now) {
+                (Some(_), None) => batch.withdraw(*prefix),
+                (before, Some(now)) if before.as_deref() != Some(&*now) => {
+                    batch.announce(*prefix, now)
+                }
+                _ => {}
+            }
+        }
+        batch
+    }
+
+    /// The whole Adj-RIB-Out of the peer behind `exporter` for `families` (without
+    /// End-of-RIB).
+    pub(crate) fn table(exporter: &mut Exporter<'_>, families: &[AfiSafi]) -> Batch {
+        let mut batch = Batch::default();
+        let candidates: Vec<IpNet> = exporter.candidates().collect();
+        for prefix in candidates {
+            if !families.contains(&family_of(&prefix)) {
+                continue;
+            }
+            if let Some(attrs) = exporter.route(&prefix) {
+                batch.announce(prefix, attrs);
+            }
+        }
+        batch
+    }
+
+    /// The batch as UPDATE messages: withdrawals, announcements, then End-of-RIB. `peer`
+    /// names the peer in logs.
+    pub(crate) fn encode(self, ctx: &Context, peer: IpAddr) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        let mut encode = |u: Update| {
+            if let Err(e) = Message::Update(u).encode_into(ctx, &mut bytes) {
+                tracing::error!(%peer, error = %e, "cannot encode UPDATE; prefixes not sent");
+            }
+        };
+        for prefixes in [&self.withdraw_v4, &self.withdraw_v6] {
+            for u in pack_withdrawals(prefixes) {
+                encode(u);
+            }
+        }
+        for (attrs, prefixes) in self.announce.into_values() {
+            let (v4, v6): (Vec<IpNet>, Vec<IpNet>) = prefixes
+                .into_iter()
+                .partition(|p| matches!(p, IpNet::V4(_)));
+            if !v4.is_empty() {
+                let mut path = attrs.path.clone();
+                match attrs.next_hop {
+                    IpAddr::V4(nh) => {
+                        path.next_hop = Some(nh);
+                        pack(&path, None, &v4, &mut encode);
+                    }
+                    IpAddr::V6(_) => pack(&path, Some(mp_next_hop(&attrs)), &v4, &mut encode),
+                }
+            }
+            if !v6.is_empty() {
+                pack(&attrs.path, Some(mp_next_hop(&attrs)), &v6, &mut encode);
+            }
+        }
+        for family in self.end_of_rib {
+            encode(end_of_rib(family));
+        }
+        bytes
+    }
+}
+
+/// Turns Loc-RIB changes into deltas: only best-path changes matter to peers, and a prefix
+/// we export ourselves is advertised as ours whatever was learned.
+pub(crate) fn deltas_of(
+    changes: &[Change],
+    exports: &std::collections::BTreeSet<IpNet>,
+) -> Vec<Delta> {
+    changes
+        .iter()
+        .filter(|c| c.best)
+        .map(|c| {
+            if exports.contains(&c.prefix) {
+                return (c.prefix, None, Now::Lookup);
+            }
+            let old = Some(Old::Learned(c.old_best.clone()));
+            (c.prefix, old, Now::Learned(c.new_best.clone()))
+        })
+        .collect()
+}
+
+/// Merges repeated changes of one prefix (several UPDATEs in one batch): the first one's
+/// previous best path is what peers had.
+pub(crate) fn merge_changes(changes: Vec<Change>) -> Vec<Change> {
+    let mut at: HashMap<IpNet, usize, BuildRibHasher> = HashMap::default();
+    let mut merged: Vec<Change> = Vec::with_capacity(changes.len());
+    for c in changes {
+        match at.get(&c.prefix).and_then(|&i| merged.get_mut(i)) {
+            Some(first) => {
+                first.best |= c.best;
+                first.new_best = c.new_best;
+            }
+            None => {
+                at.insert(c.prefix, merged.len());
+                merged.push(c);
+            }
+        }
+    }
+    merged
+}
+
+fn mp_next_hop(attrs: &RouteAttrs) -> MpNextHop {
+    MpNextHop {
+        global: attrs.next_hop,
+        link_local: attrs.link_local,
+    }
+}
+
+fn pack(
+    path: &PathAttributes,
+    next_hop: Option<MpNextHop>,
+    prefixes: &[IpNet],
+    encode: &mut impl FnMut(Update),
+) {
+    match pack_announcements(path, next_hop, prefixes) {
+        Ok(updates) => updates.into_iter().for_each(encode),
+        Err(e) => tracing::error!(error = %e, "cannot pack announcements; prefixes not sent"),
+    }
+}

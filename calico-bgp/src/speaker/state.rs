@@ -1,0 +1,536 @@
+//! The speaker as a pure state machine: configured peers, the RIB, our exports, graceful
+//! restart bookkeeping and outbound batching. It takes an input (a configuration or export
+//! change, a peering's event, the passing of time) and returns what is to be done as a list
+//! of [`Output`]s; it opens no socket, spawns no task and reads no clock (the current time
+//! is an argument), so that recorded scenarios can drive it (`tests/speaker_scenarios.rs`).
+//!
+//! The speaker's task (`speaker/task.rs`) around it carries the outputs out.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use calico_core::dataplane::{
+    BackendError, BgpSettings, LearnedRoute, PeerConfig, PeerState, PeerStatus,
+};
+use ipnet::IpNet;
+use tokio::time::Instant;
+
+use super::outbound::{deltas_of, merge_changes, Batch, Delta, Now, Old};
+use super::peers::Peers;
+use super::restart::{self, Kept};
+use super::{md5, SpeakerOptions};
+use crate::packet::notification::CeaseSubcode;
+use crate::packet::{AfiSafi, Context, Update};
+use crate::rib::{Change, PeerId, PeerInfo, Rib, RibSettings};
+use crate::session::io::PeerEvent;
+use crate::session::{GracefulRestart, Negotiated, PeerGracefulRestart, SessionConfig};
+
+/// Something the speaker's task is to do.
+#[derive(Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Output {
+    /// Start a peering task.
+    StartPeer(PeerStart),
+    /// Stop a peering task, closing its session with a Cease of this subcode.
+    StopPeer {
+        /// The peering.
+        peer: PeerId,
+        /// The Cease subcode.
+        why: CeaseSubcode,
+    },
+    /// Send encoded UPDATE messages on a peer's established session.
+    Send {
+        /// The peering.
+        peer: PeerId,
+        /// The messages, encoded for the session.
+        bytes: Vec<u8>,
+    },
+    /// Tell [`BgpBackend::changed`](calico_core::dataplane::BgpBackend::changed) waiters that
+    /// learned routes or peer status changed.
+    Notify,
+}
+
+/// A peering to start.
+#[derive(PartialEq, Eq)]
+pub struct PeerStart {
+    /// Its id (events of its task are to carry it).
+    pub peer: PeerId,
+    /// The peer's address and port.
+    pub remote: SocketAddr,
+    /// The session's configuration.
+    pub session: SessionConfig,
+    /// The TCP MD5 password of its connections.
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for PeerStart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the password itself: this ends up in logs.
+        f.debug_struct("PeerStart")
+            .field("peer", &self.peer)
+            .field("remote", &self.remote)
+            .field("session", &self.session)
+            .field("password", &self.password.as_ref().map(|_| "<password>"))
+            .finish()
+    }
+}
+
+/// The speaker's state (see the [module docs](self)).
+#[derive(Debug)]
+pub struct SpeakerState {
+    options: SpeakerOptions,
+    settings: Option<BgpSettings>,
+    rib: Rib,
+    exports: BTreeSet<IpNet>,
+    peers: Peers,
+    /// Exports were set at least once.
+    exports_set: bool,
+}
+
+impl SpeakerState {
+    /// A speaker with no configuration yet.
+    pub fn new(options: SpeakerOptions) -> SpeakerState {
+        SpeakerState {
+            options,
+            settings: None,
+            rib: Rib::new(RibSettings {
+                local_as: 0,
+                router_id: [0, 0, 0, 0].into(),
+                cluster_id: None,
+            }),
+            exports: BTreeSet::new(),
+            peers: Peers::default(),
+            exports_set: false,
+        }
+    }
+
+    /// The RIB.
+    pub fn rib(&self) -> &Rib {
+        &self.rib
+    }
+
+    /// The peering with the peer at `address`, if it is configured.
+    pub fn peer_at(&self, address: IpAddr) -> Option<PeerId> {
+        self.peers.at(address).map(|p| p.id)
+    }
+
+    /// Every configured peering, by address.
+    pub fn peer_ids(&self) -> Vec<PeerId> {
+        self.peers.iter().map(|p| p.id).collect()
+    }
+
+    /// How many peers have an established session.
+    pub fn established(&self) -> usize {
+        self.peers.iter().filter(|p| p.session.is_some()).count()
+    }
+
+    /// The learned routes (in no particular order).
+    pub fn learned_routes(&self) -> Vec<LearnedRoute> {
+        self.rib.learned_routes()
+    }
+
+    /// The status of every configured peer, by address.
+    pub fn peer_status(&self) -> Vec<PeerStatus> {
+        self.peers.status(&self.rib)
+    }
+
+    /// When [`SpeakerState::stale_timers`] is next due, if ever.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        restart::next_deadline(&self.peers)
+    }
+
+    /// Checks settings before [`SpeakerState::configure`]: graceful restart options, TCP
+    /// MD5 passwords, no peer twice.
+    pub fn validate(&self, settings: &BgpSettings) -> Result<(), BackendError> {
+        if let Some(gr) = &self.options.graceful_restart {
+            gr.validate()
+                .map_err(|e| BackendError::Unsupported(e.to_string()))?;
+        }
+        for p in &settings.peers {
+            if let Some(password) = &p.password {
+                md5::validate(p.address, password)
+                    .map_err(|e| BackendError::Unsupported(e.to_string()))?;
+            }
+        }
+        let mut seen = BTreeSet::new();
+        if let Some(p) = settings.peers.iter().find(|p| !seen.insert(p.address)) {
+            return Err(BackendError::Unsupported(format!(
+                "peer {} is configured twice",
+                p.address
+            )));
+        }
+        Ok(())
+    }
+
+    /// Applies settings that passed [`SpeakerState::validate`]: a change of our AS, router
+    /// id or cluster id restarts every peering; peerings deconfigured or changed stop, new
+    /// ones start.
+    pub fn configure(&mut self, settings: BgpSettings) -> Vec<Output> {
+        let mut out = Vec::new();
+        let global_changed = self.settings.as_ref().is_none_or(|old| {
+            (old.local_as, old.router_id, old.cluster_id)
+                != (settings.local_as, settings.router_id, settings.cluster_id)
+        });
+        if global_changed {
+            for a in self.peers.addresses() {
+                self.stop_peer(a, CeaseSubcode::OtherConfigurationChange, &mut out);
+            }
+            self.rib = Rib::new(RibSettings {
+                local_as: settings.local_as.0,
+                router_id: settings.router_id,
+                cluster_id: settings.cluster_id,
+            });
+            self.rib.set_exports(self.exports.clone());
+        }
+        let wanted: HashMap<IpAddr, &PeerConfig> =
+            settings.peers.iter().map(|p| (p.address, p)).collect();
+        for address in self.peers.addresses() {
+            let why = match (wanted.get(&address), self.peers.at(address)) {
+                (None, _) => CeaseSubcode::PeerDeconfigured,
+                (Some(cfg), Some(p)) if **cfg != p.config => CeaseSubcode::OtherConfigurationChange,
+                _ => continue,
+            };
+            self.stop_peer(address, why, &mut out);
+        }
+        for cfg in &settings.peers {
+            if self.peers.at(cfg.address).is_none() {
+                self.start_peer(cfg.clone(), &settings, &mut out);
+            }
+        }
+        self.settings = Some(settings);
+        out.push(Output::Notify);
+        out
+    }
+
+    /// Sets the prefixes we originate (truncated to their network).
+    pub fn set_exports(&mut self, exports: BTreeSet<IpNet>) -> Vec<Output> {
+        let mut out = Vec::new();
+        self.exports_set = true;
+        self.exports = exports.clone();
+        let (added, removed) = self.rib.set_exports(exports);
+        // What peers had for a prefix before the change: our own route for removed
+        // prefixes, the learned best path for added ones.
+        let mut deltas: Vec<Delta> = Vec::new();
+        for p in added {
+            let learned = self.rib.best(&p).first().cloned();
+            deltas.push((p, Some(Old::Learned(learned)), Now::Lookup));
+        }
+        for p in removed {
+            deltas.push((p, Some(Old::Local), Now::Lookup));
+        }
+        self.advertise(&deltas, None, &mut out);
+        // A restarting speaker held its End-of-RIB back until its routes were known.
+        let owed: Vec<(PeerId, Vec<AfiSafi>)> = self
+            .peers
+            .iter_mut()
+            .filter_map(|p| {
+                let owed = std::mem::take(&mut p.eor_owed);
+                owed.then(|| Some((p.id, p.session_families()?.to_vec())))
+                    .flatten()
+            })
+            .collect();
+        for (id, families) in owed {
+            self.send_batch(id, Batch::end_of_rib(families), true, &mut out);
+        }
+        out
+    }
+
+    /// Handles an event of peering `id` at time `now`.
+    pub fn peer_event(&mut self, id: PeerId, event: PeerEvent, now: Instant) -> Vec<Output> {
+        let mut out = Vec::new();
+        let Some(address) = self.peers.address_of(id) else {
+            return out; // a peering that was stopped
+        };
+        match event {
+            PeerEvent::State { state, last_error } => {
+                if let Some(p) = self.peers.at_mut(address) {
+                    p.state = state;
+                    p.last_error = last_error;
+                }
+                out.push(Output::Notify);
+            }
+            PeerEvent::Up { negotiated, local } => {
+                self.peer_up((id, address), negotiated, local, now, &mut out);
+            }
+            PeerEvent::Down(down) => {
+                let Some(p) = self.peers.at_mut(address) else {
+                    return out;
+                };
+                let negotiated = p.session.take().map(|(n, _)| n);
+                // The state report follows; never show Established without a session.
+                p.state = PeerState::Active;
+                p.last_error = Some(down.reason.clone());
+                p.eor_owed = false;
+                p.eor_awaited.clear();
+                let gr = negotiated
+                    .and_then(|n| n.graceful_restart)
+                    .filter(|g| down.graceful && !g.families.is_empty());
+                match gr {
+                    Some(gr) => {
+                        self.peer_restarting((id, address), &gr, &down.reason, now, &mut out)
+                    }
+                    None => {
+                        p.stale = None;
+                        self.peer_gone(id, &mut out);
+                    }
+                }
+            }
+            PeerEvent::Updates(updates) => self.updates(id, address, updates, &mut out),
+            PeerEvent::Refresh(family) => self.send_table(id, &[family], &mut out),
+        }
+        out
+    }
+
+    /// Removes the stale routes whose time is up at `now`.
+    pub fn stale_timers(&mut self, now: Instant) -> Vec<Output> {
+        let mut out = Vec::new();
+        for (address, id, stale) in restart::take_due(&mut self.peers, now) {
+            let n: usize = stale.families.iter().map(|f| self.rib.stale(id, *f)).sum();
+            if stale.reconnecting {
+                tracing::warn!(peer = %address, "peer did not come back within its restart time: {n} stale routes removed");
+                self.peer_gone(id, &mut out);
+            } else {
+                tracing::warn!(peer = %address, families = ?stale.families, "no End-of-RIB from the peer in time after its restart: {n} stale routes removed");
+                let mut changes = Vec::new();
+                for f in &stale.families {
+                    changes.extend(self.rib.sweep_stale(id, *f));
+                }
+                if !changes.is_empty() {
+                    self.propagate(&changes, None, &mut out);
+                }
+            }
+            out.push(Output::Notify);
+        }
+        out
+    }
+
+    fn stale_routes_time(&self) -> Duration {
+        self.options
+            .graceful_restart
+            .map_or(Duration::ZERO, |o| o.stale_routes_time)
+    }
+
+    fn start_peer(&mut self, config: PeerConfig, settings: &BgpSettings, out: &mut Vec<Output>) {
+        let family = match config.address {
+            IpAddr::V4(_) => AfiSafi::IPV4_UNICAST,
+            IpAddr::V6(_) => AfiSafi::IPV6_UNICAST,
+        };
+        let session = SessionConfig {
+            local_as: settings.local_as.0,
+            remote_as: config.remote_as.0,
+            router_id: settings.router_id,
+            hold_time: config.hold_time,
+            passive: config.passive,
+            families: vec![family],
+            graceful_restart: self.options.graceful_restart.map(|g| GracefulRestart {
+                restart_time: u16::try_from(g.restart_time.as_secs().min(0x0fff)).unwrap_or(0x0fff),
+                restarting: g.restarting,
+            }),
+            connect_retry_min: self.options.connect_retry_min,
+            connect_retry_max: self.options.connect_retry_max,
+        };
+        let remote = SocketAddr::new(config.address, self.options.peer_port);
+        tracing::info!(peer = %config.address, remote_as = config.remote_as.0, "starting peering");
+        let password = config.password.clone();
+        let peer = self.peers.add(config);
+        out.push(Output::StartPeer(PeerStart {
+            peer,
+            remote,
+            session,
+            password,
+        }));
+    }
+
+    fn stop_peer(&mut self, address: IpAddr, why: CeaseSubcode, out: &mut Vec<Output>) {
+        let Some(peer) = self.peers.remove(address) else {
+            return;
+        };
+        tracing::info!(peer = %address, reason = ?why, "stopping peering");
+        out.push(Output::StopPeer { peer: peer.id, why });
+        if peer.session.is_some() || peer.stale.is_some() {
+            self.peer_gone(peer.id, out);
+        }
+    }
+
+    fn peer_up(
+        &mut self,
+        (id, address): (PeerId, IpAddr),
+        negotiated: Negotiated,
+        local: SocketAddr,
+        now: Instant,
+        out: &mut Vec<Output>,
+    ) {
+        let Some(p) = self.peers.at_mut(address) else {
+            return;
+        };
+        p.session = Some((negotiated.clone(), local));
+        p.eor_awaited = negotiated.families.clone();
+        let info = PeerInfo {
+            address,
+            remote_as: negotiated.remote_as,
+            router_id: negotiated.remote_id,
+            ebgp: negotiated.remote_as != self.rib.settings().local_as,
+            rr_client: p.config.route_reflector_client,
+            local_address: local.ip().to_canonical(),
+            families: negotiated.families.clone(),
+        };
+        self.rib.peer_up(id, info);
+        // A peer whose routes are stale is back.
+        if let Some(stale) = self.peers.at_mut(address).and_then(|p| p.stale.take()) {
+            let srt = self.stale_routes_time();
+            let (kept, changes) =
+                restart::peer_returned(&mut self.rib, (id, address), stale, &negotiated, srt, now);
+            if let Some(p) = self.peers.at_mut(address) {
+                p.stale = kept;
+            }
+            if !changes.is_empty() {
+                self.propagate(&changes, None, out);
+                out.push(Output::Notify);
+            }
+        }
+        self.send_table(id, &negotiated.families, out);
+    }
+
+    /// A peer that negotiated graceful restart went down without a NOTIFICATION.
+    fn peer_restarting(
+        &mut self,
+        (id, address): (PeerId, IpAddr),
+        gr: &PeerGracefulRestart,
+        why: &str,
+        now: Instant,
+        out: &mut Vec<Output>,
+    ) {
+        let previous = self.peers.at(address).and_then(|p| p.stale.clone());
+        let srt = self.stale_routes_time();
+        let (kept, changes) = restart::peer_restarting(
+            &mut self.rib,
+            (id, address),
+            gr,
+            previous.as_ref(),
+            srt,
+            now,
+            why,
+        );
+        if !changes.is_empty() {
+            self.propagate(&changes, Some(id), out);
+        }
+        let Some(p) = self.peers.at_mut(address) else {
+            return;
+        };
+        match kept {
+            Kept::Nothing => {
+                p.stale = None;
+                self.rib.forget_peer(id);
+            }
+            Kept::Stale(stale) => p.stale = Some(stale),
+        }
+    }
+
+    fn peer_gone(&mut self, id: PeerId, out: &mut Vec<Output>) {
+        let changes = self.rib.peer_down(id);
+        self.propagate(&changes, Some(id), out);
+        self.rib.forget_peer(id);
+        if !changes.is_empty() {
+            out.push(Output::Notify);
+        }
+    }
+
+    fn updates(
+        &mut self,
+        id: PeerId,
+        address: IpAddr,
+        updates: Vec<Update>,
+        out: &mut Vec<Output>,
+    ) {
+        let mut changes = Vec::new();
+        let mut several = updates.len() > 1;
+        for update in updates {
+            let eor = update.end_of_rib_family();
+            changes.extend(self.rib.apply_owned(id, update));
+            let Some(family) = eor else { continue };
+            let Some(p) = self.peers.at_mut(address) else {
+                continue;
+            };
+            let eor = restart::end_of_rib_received(&mut self.rib, p, family);
+            if eor.table_complete {
+                // The peer's initial table is complete: status readers may be waiting.
+                out.push(Output::Notify);
+            }
+            several |= !eor.swept.is_empty();
+            changes.extend(eor.swept);
+        }
+        if several {
+            changes = merge_changes(changes);
+        }
+        if !changes.is_empty() {
+            self.propagate(&changes, None, out);
+            out.push(Output::Notify);
+        }
+    }
+
+    fn propagate(&mut self, changes: &[Change], except: Option<PeerId>, out: &mut Vec<Output>) {
+        let deltas = deltas_of(changes, self.rib.exports());
+        self.advertise(&deltas, except, out);
+    }
+
+    /// Sends every established peer (but `except`) what changed for it among `deltas`.
+    fn advertise(&mut self, deltas: &[Delta], except: Option<PeerId>, out: &mut Vec<Output>) {
+        if deltas.is_empty() {
+            return;
+        }
+        // Established peers only: a restarting peer is known to the RIB (its stale routes
+        // are) but has no session to send on.
+        let mut targets: Vec<PeerId> = self
+            .rib
+            .peers()
+            .ids()
+            .filter(|id| Some(*id) != except && self.peers.is_established(*id))
+            .collect();
+        targets.sort_unstable();
+        for to in targets {
+            let Some(mut exporter) = self.rib.exporter(to) else {
+                continue;
+            };
+            let batch = Batch::for_deltas(&mut exporter, deltas);
+            self.send_batch(to, batch, false, out);
+        }
+    }
+
+    /// Sends a peer its whole Adj-RIB-Out for `families`, then End-of-RIB (held back while
+    /// a restarting speaker's exports are not known yet).
+    fn send_table(&mut self, to: PeerId, families: &[AfiSafi], out: &mut Vec<Output>) {
+        let Some(mut exporter) = self.rib.exporter(to) else {
+            return;
+        };
+        let mut batch = Batch::table(&mut exporter, families);
+        let restarting = self.options.graceful_restart.is_some_and(|g| g.restarting);
+        if restarting && !self.exports_set {
+            if let Some(p) = self.peers.get_mut(to) {
+                p.eor_owed = true;
+            }
+        } else {
+            batch.end_of_rib = families.to_vec();
+        }
+        self.send_batch(to, batch, true, out);
+    }
+
+    fn send_batch(&self, to: PeerId, batch: Batch, always: bool, out: &mut Vec<Output>) {
+        if batch.is_empty() && !always {
+            return;
+        }
+        let Some(peer) = self.peers.get(to) else {
+            return;
+        };
+        let Some((negotiated, _)) = &peer.session else {
+            return;
+        };
+        let ctx = Context {
+            four_octet_as: negotiated.four_octet_as,
+        };
+        let bytes = batch.encode(&ctx, peer.config.address);
+        if !bytes.is_empty() {
+            out.push(Output::Send { peer: to, bytes });
+        }
+    }
+}

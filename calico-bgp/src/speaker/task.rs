@@ -1,0 +1,238 @@
+//! The speaker's task: the I/O shell around the [`SpeakerState`] machine. It owns the
+//! listener and the peering tasks, feeds the machine the API's commands, the peerings'
+//! events and the stale-route deadlines, and carries out what the machine returns.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+
+use calico_core::dataplane::{BackendError, BgpSettings, LearnedRoute, PeerStatus};
+use ipnet::IpNet;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+
+use super::listener::Listener;
+use super::socket::SocketFactory;
+use super::state::{Output, PeerStart, SpeakerState};
+use super::SpeakerOptions;
+use crate::packet::notification::CeaseSubcode;
+use crate::rib::PeerId;
+use crate::session::io::{PeerCommand, PeerEvent, PeerHandle};
+
+/// A request to the speaker's task.
+pub(crate) enum Command {
+    Configure(BgpSettings, oneshot::Sender<Result<(), BackendError>>),
+    SetExports(BTreeSet<IpNet>, oneshot::Sender<()>),
+    Learned(oneshot::Sender<Vec<LearnedRoute>>),
+    Status(oneshot::Sender<Vec<PeerStatus>>),
+    /// The listener accepted a connection.
+    Accepted(TcpStream, SocketAddr),
+    /// Close every session without a NOTIFICATION and end (handled by [`Task::run`]).
+    StopForRestart(oneshot::Sender<()>),
+}
+
+type Events = mpsc::UnboundedReceiver<(PeerId, PeerEvent)>;
+
+pub(crate) struct Task {
+    state: SpeakerState,
+    options: SpeakerOptions,
+    sockets: SocketFactory,
+    peers: HashMap<PeerId, PeerHandle>,
+    events_tx: mpsc::UnboundedSender<(PeerId, PeerEvent)>,
+    listener: Option<Listener>,
+    /// The listener was handed to the speaker: never bind one.
+    fixed_listener: bool,
+    commands_tx: mpsc::WeakSender<Command>,
+    changed: watch::Sender<u64>,
+}
+
+impl Task {
+    /// Starts the task (inside a tokio runtime); returns where to send it commands. It
+    /// ends when every sender is gone or after [`Command::StopForRestart`].
+    pub(crate) fn spawn(
+        options: SpeakerOptions,
+        listener: Option<tokio::net::TcpListener>,
+        changed: watch::Sender<u64>,
+    ) -> mpsc::Sender<Command> {
+        let (tx, rx) = mpsc::channel(64);
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let mut task = Task {
+            state: SpeakerState::new(options.clone()),
+            sockets: SocketFactory::new(options.sockets.clone()).with_source(options.listen_address),
+            options,
+            peers: HashMap::new(),
+            events_tx,
+            listener: None,
+            fixed_listener: listener.is_some(),
+            commands_tx: tx.downgrade(),
+            changed,
+        };
+        if let Some(listener) = listener {
+            task.serve(listener);
+        }
+        tokio::spawn(task.run(rx, events_rx));
+        tx
+    }
+
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>, mut events: Events) {
+        let restart = loop {
+            let next = self.state.next_deadline();
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(Command::StopForRestart(reply)) => break Some(reply),
+                    Some(c) => self.command(c),
+                    None => break None,
+                },
+                Some((id, event)) = events.recv() => {
+                    let outputs = self.state.peer_event(id, event, Instant::now());
+                    self.carry_out(outputs);
+                }
+                _ = sleep_until(next), if next.is_some() => {
+                    let outputs = self.state.stale_timers(Instant::now());
+                    self.carry_out(outputs);
+                }
+            }
+        };
+        match restart {
+            Some(reply) => {
+                self.stop_for_restart().await;
+                let _ = reply.send(());
+            }
+            None => self.shut_down().await,
+        }
+    }
+
+    /// The speaker was dropped: close every session cleanly.
+    async fn shut_down(mut self) {
+        for peer in self.peers.values() {
+            peer.send(PeerCommand::Stop(CeaseSubcode::AdministrativeShutdown));
+        }
+        if let Some(listener) = self.listener.take() {
+            listener.close().await;
+        }
+    }
+
+    /// Stopping for a graceful restart: close TCP without a NOTIFICATION, so that peers
+    /// keep our routes until we are back.
+    async fn stop_for_restart(mut self) {
+        tracing::warn!(
+            peers = self.peers.len(),
+            established = self.state.established(),
+            restart_time = ?self.options.graceful_restart.map(|g| g.restart_time),
+            "stopping for a graceful restart: sessions closed without NOTIFICATION, peers keep our routes for our restart time"
+        );
+        let peers: Vec<PeerHandle> = self.peers.drain().map(|(_, p)| p).collect();
+        for peer in &peers {
+            peer.send(PeerCommand::StopForRestart);
+        }
+        for peer in peers {
+            peer.join().await;
+        }
+        if let Some(listener) = self.listener.take() {
+            listener.close().await;
+        }
+    }
+
+    fn notify(&self) {
+        self.changed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    fn command(&mut self, command: Command) {
+        match command {
+            Command::Configure(settings, reply) => {
+                let _ = reply.send(self.configure(settings));
+            }
+            Command::SetExports(exports, reply) => {
+                let outputs = self.state.set_exports(exports);
+                self.carry_out(outputs);
+                let _ = reply.send(());
+            }
+            Command::Learned(reply) => {
+                let _ = reply.send(self.state.learned_routes());
+            }
+            Command::Status(reply) => {
+                let _ = reply.send(self.state.peer_status());
+            }
+            Command::Accepted(stream, from) => {
+                let address = from.ip().to_canonical();
+                let handle = self
+                    .state
+                    .peer_at(address)
+                    .and_then(|id| self.peers.get(&id));
+                match handle {
+                    Some(peer) => peer.send(PeerCommand::Accepted(stream)),
+                    None => {
+                        tracing::info!(%address, "connection from an unconfigured address refused")
+                    }
+                }
+            }
+            // Taken by `run` before it gets here.
+            Command::StopForRestart(reply) => {
+                let _ = reply.send(());
+            }
+        }
+    }
+
+    fn configure(&mut self, settings: BgpSettings) -> Result<(), BackendError> {
+        self.state.validate(&settings)?;
+        // The listener: bound once, rebound when the port changes (unless handed to us).
+        if !self.fixed_listener {
+            let want = SocketAddr::new(self.options.listen_address, settings.listen_port);
+            if self.listener.as_ref().map(Listener::local) != Some(want) {
+                let listener = self.sockets.listen(want).map_err(|e| {
+                    BackendError::Unavailable(format!("cannot listen on {want}: {e}"))
+                })?;
+                self.serve(listener);
+            }
+        }
+        if let Some(listener) = &mut self.listener {
+            listener.sync_keys(&settings.peers)?;
+        }
+        let outputs = self.state.configure(settings);
+        self.carry_out(outputs);
+        Ok(())
+    }
+
+    fn serve(&mut self, listener: tokio::net::TcpListener) {
+        let listener = Listener::serve(listener, self.commands_tx.clone(), Command::Accepted);
+        if let Some(old) = self.listener.replace(listener) {
+            old.abort();
+        }
+    }
+
+    fn carry_out(&mut self, outputs: Vec<Output>) {
+        for output in outputs {
+            match output {
+                Output::StartPeer(PeerStart {
+                    peer,
+                    remote,
+                    session,
+                    password,
+                }) => {
+                    let sockets = self.sockets.clone().with_md5_password(password);
+                    let handle =
+                        PeerHandle::spawn(peer, session, remote, sockets, self.events_tx.clone());
+                    self.peers.insert(peer, handle);
+                }
+                Output::StopPeer { peer, why } => {
+                    if let Some(handle) = self.peers.remove(&peer) {
+                        handle.send(PeerCommand::Stop(why));
+                    }
+                }
+                Output::Send { peer, bytes } => {
+                    if let Some(handle) = self.peers.get(&peer) {
+                        handle.send(PeerCommand::Send(bytes));
+                    }
+                }
+                Output::Notify => self.notify(),
+            }
+        }
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,539 @@
+//! Recorded scenarios of the speaker above the session FSM, replayed against
+//! [`SpeakerState`] without sockets, tasks or root: each file under `tests/scenarios/` is a
+//! sequence of inputs (configuration and export changes, peer events, the passing of time,
+//! queries), each followed by the exact outputs expected, one per line starting with `>`.
+//! Every input's outputs must match its expected lines exactly, in order.
+//!
+//! Inputs (addresses name peers; times are seconds since the start):
+//!
+//! ```text
+//! speaker [no-gr] [restarting]        options (before anything else; default: GR 120 s / 360 s)
+//! configure as=N id=A [cluster=A] peer=ADDR/AS[/client][/passive] ...
+//! exports [PREFIX ...]
+//! state PEER STATE [ERROR ...]         the peering's FSM state report
+//! up PEER local=A [id=A] [gr=SECONDS[/nofwd]] [restarted]
+//! down PEER graceful|notification REASON ...
+//! announce PEER PREFIX[,PREFIX] nh=A [path=AS,AS] [lp=N] [originator=A] [clusters=A,A]
+//! withdraw PEER PREFIX[,PREFIX]
+//! eor PEER [ipv4|ipv6]                 End-of-RIB
+//! refresh PEER [ipv4|ipv6]             ROUTE-REFRESH
+//! at SECONDS                           the clock moves on (no input to the speaker)
+//! timers                               stale-route timers due now
+//! deadline | routes | status           queries, answered as outputs
+//! ```
+//!
+//! Outputs: `start PEER as=N [passive] [gr=T[/restarting]]`, `stop PEER SUBCODE`, `notify`,
+//! and what a peer is sent, decoded from the bytes, one line per prefix: `send PEER
+//! withdraw P`, `send PEER announce P nh=A path=.. [lp=N] [med=N] [originator=A]
+//! [clusters=..]`, `send PEER end-of-rib FAMILY`. Between End-of-RIB markers the prefix
+//! lines of one send are sorted (the speaker packs them in hash order); the markers stay
+//! where they were sent.
+//!
+//! Run with `SCENARIO_PRINT=1` to print what each scenario produces, with
+//! `SCENARIO_RECORD=1` to write it back into the files (then review the diff: a recording
+//! is only as right as the reading of it).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::time::Duration;
+
+use calico_bgp::packet::{self, AfiSafi, AsPath, Context, Message, MpNextHop, MpReach, Update};
+use calico_bgp::packet::{Origin, PathAttributes, HEADER_LEN};
+use calico_bgp::rib::PeerId;
+use calico_bgp::session::io::PeerEvent;
+use calico_bgp::session::{Direction, Negotiated, PeerGracefulRestart, SessionDown};
+use calico_bgp::speaker::state::{Output, SpeakerState};
+use calico_bgp::speaker::{GracefulRestartOptions, SpeakerOptions};
+use calico_core::backend::{BgpSettings, PeerConfig, PeerState};
+use calico_core::model::AsNumber;
+use ipnet::IpNet;
+use tokio::time::Instant;
+
+/// One scenario being replayed.
+struct Runner {
+    state: SpeakerState,
+    start: Instant,
+    now: Instant,
+    /// Peer addresses by id, learned from `start` outputs.
+    names: HashMap<PeerId, IpAddr>,
+    /// Configured remote AS by address.
+    remote_as: HashMap<IpAddr, u32>,
+}
+
+fn options(words: &[&str]) -> SpeakerOptions {
+    let graceful_restart = (!words.contains(&"no-gr")).then(|| GracefulRestartOptions {
+        restarting: words.contains(&"restarting"),
+        ..GracefulRestartOptions::default()
+    });
+    SpeakerOptions {
+        graceful_restart,
+        ..SpeakerOptions::default()
+    }
+}
+
+impl Runner {
+    fn new(options: SpeakerOptions) -> Runner {
+        let start = Instant::now();
+        Runner {
+            state: SpeakerState::new(options),
+            start,
+            now: start,
+            names: HashMap::new(),
+            remote_as: HashMap::new(),
+        }
+    }
+
+    fn id(&self, peer: &str) -> PeerId {
+        let address: IpAddr = peer.parse().unwrap();
+        self.state
+            .peer_at(address)
+            .unwrap_or_else(|| panic!("{peer} is not configured"))
+    }
+
+    /// Feeds one input line; returns the rendered outputs.
+    fn input(&mut self, line: &str) -> Vec<String> {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let (command, args) = words.split_first().expect("an input");
+        let outputs = match *command {
+            "configure" => self.configure(args),
+            "exports" => {
+                let exports = args.iter().map(|p| p.parse().unwrap()).collect();
+                self.state.set_exports(exports)
+            }
+            "at" => {
+                self.now = self.start + Duration::from_secs(args[0].parse().unwrap());
+                Vec::new()
+            }
+            "timers" => self.state.stale_timers(self.now),
+            "deadline" | "routes" | "status" => return self.query(command),
+            _ => {
+                let id = self.id(args[0]);
+                let event = self.event(command, args);
+                self.state.peer_event(id, event, self.now)
+            }
+        };
+        outputs.iter().flat_map(|o| self.render(o)).collect()
+    }
+
+    fn configure(&mut self, args: &[&str]) -> Vec<Output> {
+        let mut settings = BgpSettings {
+            local_as: AsNumber(0),
+            router_id: Ipv4Addr::UNSPECIFIED,
+            listen_port: 179,
+            cluster_id: None,
+            peers: BTreeSet::new(),
+        };
+        for arg in args {
+            let (key, value) = arg.split_once('=').expect("key=value");
+            match key {
+                "as" => settings.local_as = AsNumber(value.parse().unwrap()),
+                "id" => settings.router_id = value.parse().unwrap(),
+                "cluster" => settings.cluster_id = Some(value.parse().unwrap()),
+                "peer" => {
+                    let parts: Vec<&str> = value.split('/').collect();
+                    let peer = PeerConfig {
+                        address: parts[0].parse().unwrap(),
+                        remote_as: AsNumber(parts[1].parse().unwrap()),
+                        password: None,
+                        hold_time: 90,
+                        passive: parts.contains(&"passive"),
+                        route_reflector_client: parts.contains(&"client"),
+                    };
+                    self.remote_as.insert(peer.address, peer.remote_as.0);
+                    settings.peers.insert(peer);
+                }
+                other => panic!("configure: unknown {other}"),
+            }
+        }
+        self.state.validate(&settings).expect("valid settings");
+        self.state.configure(settings)
+    }
+
+    fn event(&self, command: &str, args: &[&str]) -> PeerEvent {
+        let peer: IpAddr = args[0].parse().unwrap();
+        let family = |at: usize| match args.get(at).copied() {
+            Some("ipv6") => AfiSafi::IPV6_UNICAST,
+            Some("ipv4") => AfiSafi::IPV4_UNICAST,
+            _ => family_of(peer),
+        };
+        match command {
+            "state" => PeerEvent::State {
+                state: peer_state(args[1]),
+                last_error: (args.len() > 2).then(|| args[2..].join(" ")),
+            },
+            "up" => self.up(peer, &args[1..]),
+            "down" => PeerEvent::Down(SessionDown {
+                reason: args[2..].join(" "),
+                graceful: match args[1] {
+                    "graceful" => true,
+                    "notification" => false,
+                    other => panic!("down: {other}?"),
+                },
+            }),
+            "announce" => PeerEvent::Updates(vec![announcement(&args[1..])]),
+            "withdraw" => PeerEvent::Updates(vec![withdrawal(args[1])]),
+            "eor" => PeerEvent::Updates(vec![packet::update::end_of_rib(family(1))]),
+            "refresh" => PeerEvent::Refresh(family(1)),
+            other => panic!("unknown input {other}"),
+        }
+    }
+
+    fn up(&self, peer: IpAddr, args: &[&str]) -> PeerEvent {
+        let mut local = None;
+        let mut remote_id = match peer {
+            IpAddr::V4(a) => a,
+            IpAddr::V6(_) => Ipv4Addr::new(10, 255, 0, 1),
+        };
+        let mut graceful_restart = None;
+        let mut restarted = false;
+        for arg in args {
+            match arg.split_once('=') {
+                Some(("local", a)) => local = Some(a.parse::<IpAddr>().unwrap()),
+                Some(("id", a)) => remote_id = a.parse().unwrap(),
+                Some(("gr", g)) => {
+                    let (time, fwd) = match g.split_once('/') {
+                        Some((t, "nofwd")) => (t, false),
+                        _ => (g, true),
+                    };
+                    graceful_restart = Some((time.parse::<u16>().unwrap(), fwd));
+                }
+                None if *arg == "restarted" => restarted = true,
+                _ => panic!("up: {arg}?"),
+            }
+        }
+        let family = family_of(peer);
+        let negotiated = Negotiated {
+            hold_time: 90,
+            keepalive: 30,
+            four_octet_as: true,
+            families: vec![family],
+            route_refresh: true,
+            remote_id,
+            remote_as: self.remote_as[&peer],
+            direction: Direction::Outbound,
+            graceful_restart: graceful_restart.map(|(restart_time, fwd)| PeerGracefulRestart {
+                restart_time,
+                restarted,
+                families: vec![(family, fwd)],
+            }),
+        };
+        PeerEvent::Up {
+            negotiated,
+            local: SocketAddr::new(local.expect("up: local=ADDR"), 179),
+        }
+    }
+
+    fn query(&self, what: &str) -> Vec<String> {
+        match what {
+            "deadline" => vec![match self.state.next_deadline() {
+                Some(at) => format!("deadline {}", (at - self.start).as_secs()),
+                None => "deadline none".into(),
+            }],
+            "routes" => {
+                let mut routes = self.state.learned_routes();
+                routes.sort();
+                routes
+                    .iter()
+                    .map(|r| format!("route {} via {}", r.prefix, list(&r.next_hops)))
+                    .collect()
+            }
+            _ => self
+                .state
+                .peer_status()
+                .iter()
+                .map(|s| {
+                    let error = s
+                        .last_error
+                        .as_ref()
+                        .map_or(String::new(), |e| format!(" error={e}"));
+                    format!(
+                        "status {} {:?} received={} eor={}{error}",
+                        s.address, s.state, s.prefixes_received, s.end_of_rib_received
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    fn render(&mut self, output: &Output) -> Vec<String> {
+        match output {
+            Output::StartPeer(start) => {
+                self.names.insert(start.peer, start.remote.ip());
+                let s = &start.session;
+                let mut line = format!("start {} as={}", start.remote.ip(), s.remote_as);
+                if s.passive {
+                    line.push_str(" passive");
+                }
+                if let Some(gr) = s.graceful_restart {
+                    line.push_str(&format!(" gr={}", gr.restart_time));
+                    if gr.restarting {
+                        line.push_str("/restarting");
+                    }
+                }
+                vec![line]
+            }
+            Output::StopPeer { peer, why } => vec![format!("stop {} {why:?}", self.names[peer])],
+            Output::Send { peer, bytes } => render_send(self.names[peer], bytes),
+            Output::Notify => vec!["notify".into()],
+            other => panic!("unexpected output {other:?}"),
+        }
+    }
+}
+
+fn family_of(peer: IpAddr) -> AfiSafi {
+    match peer {
+        IpAddr::V4(_) => AfiSafi::IPV4_UNICAST,
+        IpAddr::V6(_) => AfiSafi::IPV6_UNICAST,
+    }
+}
+
+fn peer_state(s: &str) -> PeerState {
+    match s {
+        "Idle" => PeerState::Idle,
+        "Connect" => PeerState::Connect,
+        "Active" => PeerState::Active,
+        "OpenSent" => PeerState::OpenSent,
+        "OpenConfirm" => PeerState::OpenConfirm,
+        "Established" => PeerState::Established,
+        other => panic!("state {other}?"),
+    }
+}
+
+fn prefixes(list: &str) -> Vec<IpNet> {
+    list.split(',').map(|p| p.parse().unwrap()).collect()
+}
+
+fn announcement(args: &[&str]) -> Update {
+    let mut path = PathAttributes {
+        origin: Some(Origin::Igp),
+        as_path: Some(AsPath::default()),
+        ..PathAttributes::default()
+    };
+    let mut next_hop: Option<IpAddr> = None;
+    for arg in &args[1..] {
+        let (key, value) = arg.split_once('=').expect("key=value");
+        match key {
+            "nh" => next_hop = Some(value.parse().unwrap()),
+            "path" => {
+                let asns = value.split(',').map(|a| a.parse().unwrap()).collect();
+                path.as_path = Some(AsPath::sequence(asns));
+            }
+            "lp" => path.local_pref = Some(value.parse().unwrap()),
+            "originator" => path.originator_id = Some(value.parse().unwrap()),
+            "clusters" => {
+                path.cluster_list = value.split(',').map(|a| a.parse().unwrap()).collect()
+            }
+            other => panic!("announce: unknown {other}"),
+        }
+    }
+    let all = prefixes(args[0]);
+    let (v4, v6): (Vec<IpNet>, Vec<IpNet>) =
+        all.into_iter().partition(|p| matches!(p, IpNet::V4(_)));
+    match next_hop.expect("announce: nh=ADDR") {
+        IpAddr::V4(nh) if v6.is_empty() => path.next_hop = Some(nh),
+        global => {
+            path.mp_reach = Some(Box::new(MpReach {
+                family: AfiSafi::IPV6_UNICAST,
+                next_hop: MpNextHop {
+                    global,
+                    link_local: None,
+                },
+                nlri: v6,
+            }))
+        }
+    }
+    Update {
+        attributes: path,
+        nlri: v4
+            .into_iter()
+            .filter_map(|p| match p {
+                IpNet::V4(p) => Some(p),
+                IpNet::V6(_) => None,
+            })
+            .collect(),
+        ..Update::default()
+    }
+}
+
+fn withdrawal(list: &str) -> Update {
+    let updates = packet::update::pack_withdrawals(&prefixes(list));
+    assert_eq!(updates.len(), 1, "one UPDATE per withdraw input");
+    updates.into_iter().next().unwrap_or_default()
+}
+
+fn list<T: std::fmt::Display>(items: impl IntoIterator<Item = T>) -> String {
+    items
+        .into_iter()
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The messages of one send, one line per prefix; prefix lines sorted between End-of-RIB
+/// markers.
+fn render_send(peer: IpAddr, bytes: &[u8]) -> Vec<String> {
+    let ctx = Context {
+        four_octet_as: true,
+    };
+    let mut lines = Vec::new();
+    let mut group: Vec<String> = Vec::new();
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let header: &[u8; HEADER_LEN] = rest[..HEADER_LEN].try_into().unwrap();
+        let len = packet::header_length(header).unwrap();
+        let message = packet::decode(&rest[..len], &ctx).unwrap();
+        rest = &rest[len..];
+        let Message::Update(update) = message else {
+            panic!("{peer} sent {message:?}");
+        };
+        if let Some(family) = update.end_of_rib_family() {
+            group.sort();
+            lines.append(&mut group);
+            let name = if family == AfiSafi::IPV4_UNICAST {
+                "ipv4"
+            } else {
+                "ipv6"
+            };
+            lines.push(format!("send {peer} end-of-rib {name}"));
+            continue;
+        }
+        for p in update.withdrawn_prefixes() {
+            group.push(format!("send {peer} withdraw {p}"));
+        }
+        let attrs = attributes(&update.attributes);
+        for p in update.announced() {
+            group.push(format!("send {peer} announce {p} {attrs}"));
+        }
+    }
+    group.sort();
+    lines.append(&mut group);
+    lines
+}
+
+fn attributes(a: &PathAttributes) -> String {
+    let next_hop = match (&a.mp_reach, a.next_hop) {
+        (Some(mp), _) => mp.next_hop.global.to_string(),
+        (None, Some(nh)) => nh.to_string(),
+        (None, None) => "none".into(),
+    };
+    let path: Vec<u32> = a
+        .as_path
+        .iter()
+        .flat_map(|p| p.segments.iter().flat_map(|s| s.asns.iter().copied()))
+        .collect();
+    let mut s = format!("nh={next_hop} path={}", list(&path));
+    if let Some(lp) = a.local_pref {
+        s.push_str(&format!(" lp={lp}"));
+    }
+    if let Some(med) = a.med {
+        s.push_str(&format!(" med={med}"));
+    }
+    if let Some(o) = a.originator_id {
+        s.push_str(&format!(" originator={o}"));
+    }
+    if !a.cluster_list.is_empty() {
+        s.push_str(&format!(" clusters={}", list(&a.cluster_list)));
+    }
+    s
+}
+
+/// Replays one scenario file; returns what it produced (every input with its outputs) and
+/// the mismatches.
+fn replay(text: &str) -> (String, Vec<String>) {
+    let mut lines = text.lines().enumerate().peekable();
+    let mut runner = None;
+    let mut transcript = String::new();
+    let mut failures = Vec::new();
+    while let Some((n, line)) = lines.next() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            transcript.push_str(line);
+            transcript.push('\n');
+            continue;
+        }
+        assert!(
+            !line.starts_with('>'),
+            "line {}: output without input",
+            n + 1
+        );
+        let mut expected = Vec::new();
+        while let Some((_, next)) = lines.peek() {
+            let Some(out) = next.trim().strip_prefix('>') else {
+                break;
+            };
+            expected.push(out.trim().to_string());
+            lines.next();
+        }
+        let actual = if let Some(words) = line.strip_prefix("speaker") {
+            let words: Vec<&str> = words.split_whitespace().collect();
+            runner = Some(Runner::new(options(&words)));
+            Vec::new()
+        } else {
+            runner
+                .get_or_insert_with(|| Runner::new(options(&[])))
+                .input(line)
+        };
+        transcript.push_str(line);
+        transcript.push('\n');
+        for a in &actual {
+            transcript.push_str(&format!("> {a}\n"));
+        }
+        if actual != expected {
+            failures.push(format!(
+                "line {}: {line}\n  expected:\n{}\n  actual:\n{}",
+                n + 1,
+                indent(&expected),
+                indent(&actual)
+            ));
+        }
+    }
+    (transcript, failures)
+}
+
+fn indent(lines: &[String]) -> String {
+    lines
+        .iter()
+        .map(|l| format!("    > {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn recorded_scenarios_replay_exactly() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios");
+    let mut files: BTreeMap<String, String> = BTreeMap::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "txt") {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            files.insert(name, std::fs::read_to_string(&path).unwrap());
+        }
+    }
+    let print = std::env::var_os("SCENARIO_PRINT").is_some();
+    let mut failures = Vec::new();
+    for (name, text) in &files {
+        let (transcript, failed) = replay(text);
+        if print {
+            println!("===== {name}\n{transcript}");
+        }
+        if std::env::var_os("SCENARIO_RECORD").is_some() {
+            std::fs::write(dir.join(name), &transcript).unwrap();
+            continue;
+        }
+        failures.extend(failed.into_iter().map(|f| format!("{name}: {f}")));
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    assert!(files.len() >= 6, "scenarios missing from {}", dir.display());
+}
+
+#[test]
+fn a_wrong_expectation_fails() {
+    let text = "configure as=64512 id=10.0.0.100 peer=10.0.0.1/64512\n> notify\n";
+    let (_, failures) = replay(text);
+    assert_eq!(
+        failures.len(),
+        1,
+        "the start output is missing: {failures:?}"
+    );
+}

@@ -45,7 +45,7 @@ use calico_bgp::session::io::PeerEvent;
 use calico_bgp::session::{Direction, Negotiated, PeerGracefulRestart, SessionDown};
 use calico_bgp::speaker::state::{Output, SpeakerState};
 use calico_bgp::speaker::{GracefulRestartOptions, SpeakerOptions};
-use calico_core::backend::{BgpSettings, PeerConfig, PeerState};
+use calico_core::dataplane::{BgpSettings, PeerConfig, PeerState};
 use calico_core::model::AsNumber;
 use ipnet::IpNet;
 use tokio::time::Instant;

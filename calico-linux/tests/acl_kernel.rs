@@ -2,10 +2,10 @@
 //! between random rulesets apply incrementally, and drift is visible in the dump.
 
 use calico_core::arbitrary;
-use calico_core::dataplane::AclBackend;
-use calico_core::dataplane::ir::Ruleset;
 use calico_core::compile::{compile, CompileConfig};
 use calico_core::dataplane::diff;
+use calico_core::dataplane::ir::Ruleset;
+use calico_core::dataplane::AclBackend;
 use calico_linux::acl::{nft_script, LinuxAcl};
 use calico_netns::fixtures::{privileged, Netns};
 use proptest::strategy::{Strategy, ValueTree};

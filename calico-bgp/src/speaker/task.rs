@@ -58,7 +58,8 @@ impl Task {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let mut task = Task {
             state: SpeakerState::new(options.clone()),
-            sockets: SocketFactory::new(options.sockets.clone()).with_source(options.listen_address),
+            sockets: SocketFactory::new(options.sockets.clone())
+                .with_source(options.listen_address),
             options,
             peers: HashMap::new(),
             events_tx,

@@ -24,9 +24,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use calico_core::dataplane::{AclBackend, BackendError};
 use calico_core::dataplane::ir::Ruleset;
 use calico_core::dataplane::ChangeSet;
+use calico_core::dataplane::{AclBackend, BackendError};
 
 use crate::nft::proto::{NFTA_TABLE_NAME, NFT_MSG_DELTABLE};
 use crate::nft::socket::{NfSocket, NlError};

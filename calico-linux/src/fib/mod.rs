@@ -296,22 +296,21 @@ fn route_failure(op: String, failure: Failure, route: Option<&Route>) -> Backend
     }
 }
 
-#[async_trait]
-impl FibBackend for LinuxFib {
-    async fn apply(&self, changes: &FibChangeSet) -> Result<FibReport, BackendError> {
-        let _serialised = self.apply_lock.lock().await;
-        let mut failed = Vec::new();
-        if changes.is_empty() {
-            return Ok(FibReport { failed });
-        }
-        let netlink = self.netlink()?;
-        let protocol = self.owner.protocol;
-
+impl LinuxFib {
+    /// Removes the agent's routes to `remove`: a delete carrying the agent's protocol, which
+    /// the kernel matches only against the agent's routes. What cannot be removed goes to
+    /// `failed`.
+    async fn remove_routes(
+        &self,
+        netlink: &Netlink,
+        remove: &[IpNet],
+        failed: &mut Vec<(IpNet, BackendError)>,
+    ) {
         // Removals: a delete carrying the agent's protocol, which the kernel matches only
         // against the agent's routes. It removes one route per message, so a destination
         // where one went is tried again (a second route of ours at another metric, added
         // by hand, goes too) until the kernel finds none.
-        let mut pending: Vec<&IpNet> = changes.remove.iter().collect();
+        let mut pending: Vec<&IpNet> = remove.iter().collect();
         let mut not_removed = std::collections::HashSet::new();
         for _ in 0..MAX_DELETE_ROUNDS {
             if pending.is_empty() {
@@ -342,12 +341,21 @@ impl FibBackend for LinuxFib {
             }
             pending = again;
         }
+    }
 
+    /// Creates or replaces the agent's routes in `upsert`; a destination held by a foreign
+    /// route is left alone and reported in `failed`.
+    async fn upsert_routes(
+        &self,
+        netlink: &Netlink,
+        upsert: &[Route],
+        failed: &mut Vec<(IpNet, BackendError)>,
+    ) -> Result<(), BackendError> {
+        let protocol = self.owner.protocol;
         // Upserts: created where the destination is free at the route's metric (EXCL), so
         // a new route costs one message and no table read. Where it is taken, the table
         // says by whom: our own route is replaced, a foreign one is left alone.
-        let names: std::collections::BTreeSet<&str> = changes
-            .upsert
+        let names: std::collections::BTreeSet<&str> = upsert
             .iter()
             .flat_map(|r| match &r.target {
                 RouteTarget::Workload { interface } => vec![interface.as_str()],
@@ -357,15 +365,10 @@ impl FibBackend for LinuxFib {
                 RouteTarget::Blackhole => vec![],
             })
             .collect();
-        let links = Links::read_some(&netlink, &names).await?;
+        let links = Links::read_some(netlink, &names).await?;
         let mut taken: Vec<&Route> = Vec::new();
-        let (sent, messages, verb) = new_route_messages(
-            changes.upsert.iter().collect(),
-            false,
-            &self.owner,
-            &links,
-            &mut failed,
-        );
+        let (sent, messages, verb) =
+            new_route_messages(upsert.iter().collect(), false, &self.owner, &links, failed);
         let outcomes = netlink.execute_all(messages).await;
         let mut errors = Vec::new();
         for (route, outcome) in sent.into_iter().zip(outcomes) {
@@ -376,7 +379,7 @@ impl FibBackend for LinuxFib {
             }
         }
         if !taken.is_empty() {
-            let occupied = occupancy(&self.table_routes(&netlink, 0).await?);
+            let occupied = occupancy(&self.table_routes(netlink, 0).await?);
             let metric_holder = |route: &Route| {
                 let metric = route_msg::default_metric(&route.dst);
                 occupied
@@ -407,7 +410,7 @@ impl FibBackend for LinuxFib {
                 }
             }
             let (sent, messages, verb) =
-                new_route_messages(ours, true, &self.owner, &links, &mut failed);
+                new_route_messages(ours, true, &self.owner, &links, failed);
             let outcomes = netlink.execute_all(messages).await;
             for (route, outcome) in sent.into_iter().zip(outcomes) {
                 if let Err(failure) = outcome {
@@ -420,23 +423,44 @@ impl FibBackend for LinuxFib {
             tracing::debug!(%op, reason = %failure.describe(), "route not programmed");
             failed.push((route.dst, route_failure(op, failure, Some(route))));
         }
-        // One line per change set; every failure goes back to the caller in the report.
-        if let Some((dst, first)) = failed.first() {
-            tracing::warn!(
-                failed = failed.len(),
-                removals = changes.remove.len(),
-                upserts = changes.upsert.len(),
-                first = %dst,
-                error = %first,
-                "FIB change set partly applied"
-            );
-        } else {
-            tracing::debug!(
-                removals = changes.remove.len(),
-                upserts = changes.upsert.len(),
-                "FIB change set applied"
-            );
+        Ok(())
+    }
+}
+
+/// One line per change set; every failure goes back to the caller in the report.
+fn log_outcome(changes: &FibChangeSet, failed: &[(IpNet, BackendError)]) {
+    if let Some((dst, first)) = failed.first() {
+        tracing::warn!(
+            failed = failed.len(),
+            removals = changes.remove.len(),
+            upserts = changes.upsert.len(),
+            first = %dst,
+            error = %first,
+            "FIB change set partly applied"
+        );
+    } else {
+        tracing::debug!(
+            removals = changes.remove.len(),
+            upserts = changes.upsert.len(),
+            "FIB change set applied"
+        );
+    }
+}
+
+#[async_trait]
+impl FibBackend for LinuxFib {
+    async fn apply(&self, changes: &FibChangeSet) -> Result<FibReport, BackendError> {
+        let _serialised = self.apply_lock.lock().await;
+        let mut failed = Vec::new();
+        if changes.is_empty() {
+            return Ok(FibReport { failed });
         }
+        let netlink = self.netlink()?;
+        self.remove_routes(&netlink, &changes.remove, &mut failed)
+            .await;
+        self.upsert_routes(&netlink, &changes.upsert, &mut failed)
+            .await?;
+        log_outcome(changes, &failed);
         Ok(FibReport { failed })
     }
 

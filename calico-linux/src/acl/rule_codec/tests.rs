@@ -2,8 +2,8 @@ use super::*;
 use crate::nft::expr::{CmpOp, Expr, VerdictCode};
 use crate::nft::proto::*;
 use calico_core::arbitrary;
-use calico_core::dataplane::ir::{CtState, IfaceKey, Match, Rule, Statement, Verdict};
 use calico_core::compile::{compile, CompileConfig};
+use calico_core::dataplane::ir::{CtState, IfaceKey, Match, Rule, Statement, Verdict};
 use proptest::prelude::*;
 
 /// Renders, then stands in for the kernel: anonymous sets get kernel-style names.

@@ -21,7 +21,6 @@ use crate::packet::{AfiSafi, DecodeError, ErrorCode, Message, Notification, Open
 
 /// Which side opened a TCP connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[non_exhaustive]
 pub enum Direction {
     /// We connected to the peer.
     Outbound,

@@ -18,6 +18,7 @@
 //! is proptested in `tests/equivalence.rs`. It is a stand-in for the kernel only in tests of
 //! code *above* the dataplane; the Linux backend is tested on the real kernel.
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod acl;
 mod bgp;

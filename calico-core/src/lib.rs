@@ -38,3 +38,4 @@ pub mod routes;
 #[doc(hidden)]
 pub mod scale;
 pub mod selector;
+mod wire;

@@ -243,7 +243,7 @@ impl Run<'_> {
                 code,
                 negate,
             } => {
-                let proto = if *v6 { 58 } else { 1 };
+                let proto = calico_core::dataplane::ir::icmp_protocol(*v6);
                 if p.protocol.0 != proto {
                     return false;
                 }

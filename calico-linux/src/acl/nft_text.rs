@@ -182,7 +182,7 @@ pub fn rule_text(rule: &Rule) -> String {
                 code,
                 negate,
             } => {
-                let proto = if *v6 { 58 } else { 1 };
+                let proto = calico_core::dataplane::ir::icmp_protocol(*v6);
                 match code {
                     Some(c) => format!(
                         "meta l4proto {proto} @th,0,16 {}{}",

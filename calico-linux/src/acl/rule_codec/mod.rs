@@ -201,7 +201,7 @@ pub fn render(
                     key: NFT_META_L4PROTO,
                     dreg: REG_ICMP,
                 });
-                let proto = if *v6 { 58 } else { 1 };
+                let proto = calico_core::dataplane::ir::icmp_protocol(*v6);
                 out.push(Expr::Cmp {
                     sreg: REG_ICMP,
                     op: CmpOp::Eq,

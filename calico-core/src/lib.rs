@@ -17,8 +17,10 @@
 //!   and a BGP speaker implement, the ACL IR, change sets, diff and the one IR validator;
 //! * `integrations`: Kubernetes, OpenStack Neutron and Calico v3 resources translated
 //!   (features `kubernetes`, `neutron`, `calico-v3`);
-//! * [`scale`]: deterministic models of a chosen size, for benchmarks.
+//! * `scale` (hidden from the docs, kept public for the benchmarks of every crate):
+//!   deterministic models of a chosen size.
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod agent;
 #[cfg(any(test, feature = "arbitrary"))]
@@ -33,5 +35,7 @@ mod labels;
 pub mod model;
 mod naming;
 pub mod routes;
+#[doc(hidden)]
 pub mod scale;
 pub mod selector;
+mod wire;

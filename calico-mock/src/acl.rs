@@ -4,10 +4,10 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use calico_core::dataplane::ir::{Hook, Ruleset};
+use calico_core::dataplane::validate::check_commit;
 use calico_core::dataplane::ChangeSet;
 use calico_core::dataplane::{AclBackend, BackendError};
 
-use crate::commit_check::commit_check;
 use crate::interpreter::{interpret, Outcome, PacketContext};
 
 #[derive(Debug, Default)]
@@ -21,7 +21,7 @@ struct State {
 /// and refused, with nothing applied, wherever nftables would refuse it: adding an existing
 /// set, map, chain or element, deleting a missing one, deleting something still referred
 /// to, referring to a missing chain, set or map, and whatever the kernel refuses at commit
-/// ([`commit_check`]: overlapping intervals, jump loops, too deep nesting, ...). Cloning
+/// ([`check_commit`]: overlapping intervals, jump loops, too deep nesting, ...). Cloning
 /// shares the state.
 #[derive(Clone, Debug, Default)]
 pub struct MockAcl(Arc<Mutex<State>>);
@@ -82,7 +82,7 @@ impl MockAcl {
         changes
             .apply_to(&mut next)
             .map_err(|e| refused(e.to_string()))?;
-        commit_check(&next).map_err(|e| refused(e.to_string()))?;
+        check_commit(&next).map_err(|e| refused(e.to_string()))?;
         s.ruleset = next;
         s.applied += 1;
         Ok(())

@@ -50,7 +50,7 @@ pub struct Outcome {
 }
 
 /// Deepest jump stack followed before giving up (nftables allows 16 levels).
-const MAX_DEPTH: usize = 16;
+const MAX_DEPTH: usize = calico_core::dataplane::validate::MAX_JUMP_DEPTH;
 
 enum Flow {
     /// Fell off the end or returned.
@@ -243,7 +243,7 @@ impl Run<'_> {
                 code,
                 negate,
             } => {
-                let proto = if *v6 { 58 } else { 1 };
+                let proto = calico_core::dataplane::ir::icmp_protocol(*v6);
                 if p.protocol.0 != proto {
                     return false;
                 }

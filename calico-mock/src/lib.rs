@@ -6,7 +6,8 @@
 //! * [`MockFib`], [`MockAcl`], [`MockBgp`] implement the `calico-core` backend traits, so an
 //!   [`Agent`](calico_core::agent::Agent) can run on them; [`MockAcl`] applies a change set
 //!   whole or not at all and refuses what nftables refuses, including what the kernel only
-//!   checks at commit ([`commit_check`]);
+//!   checks at commit (`calico_core::dataplane::validate::check_commit`, the
+//!   validator every backend shares);
 //! * [`interpret`] evaluates a packet against an IR ruleset exactly as nftables evaluates the
 //!   table the IR maps to;
 //! * [`MockNetwork`] joins several hosts, each compiling its own ACLs and routes, exchanging
@@ -17,10 +18,10 @@
 //! is proptested in `tests/equivalence.rs`. It is a stand-in for the kernel only in tests of
 //! code *above* the dataplane; the Linux backend is tested on the real kernel.
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod acl;
 mod bgp;
-mod commit_check;
 mod fib;
 mod interpreter;
 mod network;
@@ -29,7 +30,6 @@ mod tests;
 
 pub use acl::MockAcl;
 pub use bgp::{MockBgp, MockBgpFabric};
-pub use commit_check::{commit_check, CommitError, MAX_JUMP_DEPTH};
 pub use fib::MockFib;
 pub use interpreter::{interpret, ConnState, Outcome, PacketContext};
 pub use network::{Delivery, Hop, MockHost, MockNetwork, SendError, FABRIC_INTERFACE};

@@ -92,6 +92,7 @@ impl fmt::Display for Delivery {
 
 /// Why a packet could not be sent.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SendError {
     /// The source address is not a workload of the network.
     #[error("{0} is not the address of any workload")]

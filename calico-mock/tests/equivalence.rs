@@ -323,6 +323,7 @@ fn outcome_kinds(e: &calico_core::eval::Evaluation) -> Vec<&'static str> {
             TraceStep::MissingProfile(_) => "missing profile",
             TraceStep::NoPolicyOrProfile => "no policy or profile",
             TraceStep::Endpoint { .. } => continue,
+            _ => "other",
         });
     }
     kinds

@@ -5,7 +5,7 @@
 #![no_main]
 
 use calico_core::compile::{compile, CompileConfig, Compiler};
-use calico_core::dataplane::validate as invariants;
+use calico_core::dataplane::validate;
 use calico_core::model::{
     Action, EntityRule, IcmpMatch, IpVersion, Model, NamedPort, Policy, PolicyType, PortSpec,
     Profile, Protocol, Resource, Rule, Update, WorkloadEndpoint, WorkloadEndpointId,
@@ -157,7 +157,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         }
     }
     let full = compile(&config, &model);
-    invariants::check(&full).expect("compiled IR keeps its invariants");
+    validate::check(&full).expect("compiled IR keeps its invariants");
     assert_eq!(incremental.ruleset(), &full, "incremental equals full");
     for r in applied.iter().step_by(2) {
         let key = r.key();

@@ -53,6 +53,7 @@ pub use status::{AgentStatus, BackendHealth, EndpointState, EndpointStatus};
 
 /// Why the agent could not be built or could not take a request.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum AgentError {
     /// A required builder setting is missing.
     #[error("agent builder: {0} is required")]

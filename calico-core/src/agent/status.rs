@@ -8,6 +8,7 @@ use crate::model::WorkloadEndpointId;
 
 /// Programming state of one local workload endpoint.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum EndpointState {
     /// Known, but nothing is programmed yet (the first snapshot is not complete).
     Pending,

@@ -8,7 +8,7 @@
 use ipnet::IpNet;
 
 use crate::calc::effective;
-use crate::dataplane::ir::{Match, Rule as IrRule, SetKey, Side, Statement, Verdict};
+use crate::dataplane::ir::{Match, Rule as IrRule, SetKey, Side, Statement, Verdict, IPPROTO_ICMP};
 use crate::model::{Action, EntityRule, IpVersion, PortSpec, Protocol, Rule};
 use crate::naming::hashed;
 use crate::selector::Selector;
@@ -155,134 +155,16 @@ pub(crate) fn compile_rule(
             Some(IpVersion::V6) if v4 => continue,
             _ => {}
         }
-        let mut common = vec![Match::Ipv4(v4)];
-        if let Some(p) = rule.protocol {
-            common.push(Match::L4Proto {
-                proto: p.0,
-                negate: false,
-            });
-        }
-        if let Some(p) = rule.not_protocol {
-            common.push(Match::L4Proto {
-                proto: p.0,
-                negate: true,
-            });
-        }
-        let icmp_v6 = rule.protocol == Some(Protocol::ICMPV6);
-        for (icmp, negate) in [(&rule.icmp, false), (&rule.not_icmp, true)] {
-            if let Some(m) = icmp {
-                if let Some(t) = m.icmp_type {
-                    common.push(Match::Icmp {
-                        v6: icmp_v6,
-                        icmp_type: t,
-                        code: m.code,
-                        negate,
-                    });
-                }
-                // `icmp: {}` (no type) matches every ICMP packet: the protocol match
-                // already says so; `notICMP: {}` then excludes every ICMP packet.
-                if m.icmp_type.is_none() && negate {
-                    never_matches(&mut common);
-                }
-            }
-        }
-        let mut family_possible = true;
+        let common = common_matches(rule, v4);
         let mut fam_sets = Vec::new();
-        let mut per_side = Vec::new();
-        for (side, entity) in [(Side::Src, &rule.source), (Side::Dst, &rule.destination)] {
-            let mut side_matches = Vec::new();
-            if !entity.nets.is_empty() {
-                let nets = aggregate(&entity.nets, v4);
-                if nets.is_empty() {
-                    family_possible = false;
-                    break;
-                }
-                let spec = SetSpec::Nets { nets, v4 };
-                side_matches.push(Match::AddrInSet {
-                    side,
-                    set: spec.name(),
-                    negate: false,
-                });
-                fam_sets.push(spec);
-            }
-            let not_nets = aggregate(&entity.not_nets, v4);
-            if !not_nets.is_empty() {
-                let spec = SetSpec::Nets { nets: not_nets, v4 };
-                side_matches.push(Match::AddrInSet {
-                    side,
-                    set: spec.name(),
-                    negate: true,
-                });
-                fam_sets.push(spec);
-            }
-            for (sel, negate) in [
-                (effective::effective_selector(namespace, entity), false),
-                (effective::effective_not_selector(namespace, entity), true),
-            ] {
-                if let Some(selector) = sel {
-                    let spec = SetSpec::Selector { selector, v4 };
-                    side_matches.push(Match::AddrInSet {
-                        side,
-                        set: spec.name(),
-                        negate,
-                    });
-                    fam_sets.push(spec);
-                }
-            }
-            let np_selector = effective::named_port_selector(namespace, entity);
-            let not_ranges = ranges(&entity.not_ports);
-            if !not_ranges.is_empty() {
-                side_matches.push(Match::Port {
-                    side,
-                    ranges: not_ranges,
-                    negate: true,
-                });
-            }
-            for port in named(&entity.not_ports) {
-                let spec = SetSpec::NamedPort {
-                    selector: np_selector.clone(),
-                    port: port.clone(),
-                    v4,
-                };
-                side_matches.push(Match::AddrProtoPortInSet {
-                    side,
-                    set: spec.name(),
-                    negate: true,
-                });
-                fam_sets.push(spec);
-            }
-            let mut alts = Vec::new();
-            for alt in port_alternatives(entity) {
-                alts.push(match alt {
-                    PortAlt::Any => None,
-                    PortAlt::Ranges(ranges) => Some(Match::Port {
-                        side,
-                        ranges,
-                        negate: false,
-                    }),
-                    PortAlt::Named(port) => {
-                        let spec = SetSpec::NamedPort {
-                            selector: np_selector.clone(),
-                            port,
-                            v4,
-                        };
-                        let m = Match::AddrProtoPortInSet {
-                            side,
-                            set: spec.name(),
-                            negate: false,
-                        };
-                        fam_sets.push(spec);
-                        Some(m)
-                    }
-                });
-            }
-            per_side.push((side_matches, alts));
-        }
-        if !family_possible {
+        let Some(src) = side_matches(Side::Src, &rule.source, namespace, v4, &mut fam_sets) else {
             continue;
-        }
+        };
+        let Some(dst) = side_matches(Side::Dst, &rule.destination, namespace, v4, &mut fam_sets)
+        else {
+            continue;
+        };
         sets.extend(fam_sets);
-        let (src, dst) = (&per_side[0], &per_side[1]);
         for src_alt in &src.1 {
             for dst_alt in &dst.1 {
                 let mut matches = common.clone();
@@ -299,14 +181,152 @@ pub(crate) fn compile_rule(
     (out, sets)
 }
 
+/// The matches every IR rule of `rule` in one family shares: family, protocol, ICMP.
+fn common_matches(rule: &Rule, v4: bool) -> Vec<Match> {
+    let mut common = vec![Match::Ipv4(v4)];
+    if let Some(p) = rule.protocol {
+        common.push(Match::L4Proto {
+            proto: p.0,
+            negate: false,
+        });
+    }
+    if let Some(p) = rule.not_protocol {
+        common.push(Match::L4Proto {
+            proto: p.0,
+            negate: true,
+        });
+    }
+    let icmp_v6 = rule.protocol == Some(Protocol::ICMPV6);
+    for (icmp, negate) in [(&rule.icmp, false), (&rule.not_icmp, true)] {
+        if let Some(m) = icmp {
+            if let Some(t) = m.icmp_type {
+                common.push(Match::Icmp {
+                    v6: icmp_v6,
+                    icmp_type: t,
+                    code: m.code,
+                    negate,
+                });
+            }
+            // `icmp: {}` (no type) matches every ICMP packet: the protocol match
+            // already says so; `notICMP: {}` then excludes every ICMP packet.
+            if m.icmp_type.is_none() && negate {
+                never_matches(&mut common);
+            }
+        }
+    }
+    common
+}
+
+/// The matches of one side every IR rule carries, and its port alternatives.
+type SideMatches = (Vec<Match>, Vec<Option<Match>>);
+
+/// One side of a rule in one family: the matches every IR rule carries, and the port
+/// alternatives (one IR rule each; `None`: any port). The sets they use are added to
+/// `sets`. `None` when the side cannot match in this family (its nets are all of the
+/// other family).
+fn side_matches(
+    side: Side,
+    entity: &EntityRule,
+    namespace: Option<&str>,
+    v4: bool,
+    sets: &mut Vec<SetSpec>,
+) -> Option<SideMatches> {
+    let mut side_matches = Vec::new();
+    if !entity.nets.is_empty() {
+        let nets = aggregate(&entity.nets, v4);
+        if nets.is_empty() {
+            return None;
+        }
+        let spec = SetSpec::Nets { nets, v4 };
+        side_matches.push(Match::AddrInSet {
+            side,
+            set: spec.name(),
+            negate: false,
+        });
+        sets.push(spec);
+    }
+    let not_nets = aggregate(&entity.not_nets, v4);
+    if !not_nets.is_empty() {
+        let spec = SetSpec::Nets { nets: not_nets, v4 };
+        side_matches.push(Match::AddrInSet {
+            side,
+            set: spec.name(),
+            negate: true,
+        });
+        sets.push(spec);
+    }
+    for (sel, negate) in [
+        (effective::effective_selector(namespace, entity), false),
+        (effective::effective_not_selector(namespace, entity), true),
+    ] {
+        if let Some(selector) = sel {
+            let spec = SetSpec::Selector { selector, v4 };
+            side_matches.push(Match::AddrInSet {
+                side,
+                set: spec.name(),
+                negate,
+            });
+            sets.push(spec);
+        }
+    }
+    let np_selector = effective::named_port_selector(namespace, entity);
+    let not_ranges = ranges(&entity.not_ports);
+    if !not_ranges.is_empty() {
+        side_matches.push(Match::Port {
+            side,
+            ranges: not_ranges,
+            negate: true,
+        });
+    }
+    for port in named(&entity.not_ports) {
+        let spec = SetSpec::NamedPort {
+            selector: np_selector.clone(),
+            port: port.clone(),
+            v4,
+        };
+        side_matches.push(Match::AddrProtoPortInSet {
+            side,
+            set: spec.name(),
+            negate: true,
+        });
+        sets.push(spec);
+    }
+    let mut alts = Vec::new();
+    for alt in port_alternatives(entity) {
+        alts.push(match alt {
+            PortAlt::Any => None,
+            PortAlt::Ranges(ranges) => Some(Match::Port {
+                side,
+                ranges,
+                negate: false,
+            }),
+            PortAlt::Named(port) => {
+                let spec = SetSpec::NamedPort {
+                    selector: np_selector.clone(),
+                    port,
+                    v4,
+                };
+                let m = Match::AddrProtoPortInSet {
+                    side,
+                    set: spec.name(),
+                    negate: false,
+                };
+                sets.push(spec);
+                Some(m)
+            }
+        });
+    }
+    Some((side_matches, alts))
+}
+
 /// Makes a rule impossible to match (an ICMP packet that is not ICMP).
 fn never_matches(common: &mut Vec<Match>) {
     common.push(Match::L4Proto {
-        proto: 1,
+        proto: IPPROTO_ICMP,
         negate: false,
     });
     common.push(Match::L4Proto {
-        proto: 1,
+        proto: IPPROTO_ICMP,
         negate: true,
     });
 }

@@ -2,7 +2,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::arbitrary;
-use crate::dataplane::{diff, validate as invariants, Change};
+use crate::dataplane::{diff, validate, Change};
 use std::collections::BTreeSet;
 
 use crate::dataplane::ir::{Set, SetElement};
@@ -57,7 +57,7 @@ fn small() -> Model {
 #[test]
 fn layout_dispatches_local_interfaces_only() {
     let r = compile(&config(), &small());
-    invariants::check(&r).unwrap();
+    validate::check(&r).unwrap();
     assert_eq!(r.maps[FROM_WORKLOAD_MAP].elements.len(), 1);
     assert!(r.maps[TO_WORKLOAD_MAP].elements.contains_key("cali-a"));
     let fwd = &r.chains[FORWARD_CHAIN];
@@ -176,7 +176,7 @@ proptest! {
     #[test]
     fn compiled_ir_keeps_its_invariants(model in arbitrary::model()) {
         let r = compile(&config(), &model);
-        if let Err(e) = invariants::check(&r) {
+        if let Err(e) = validate::check(&r) {
             return Err(TestCaseError::fail(format!("{e}\n{r:#?}")));
         }
     }

@@ -11,6 +11,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use super::BackendError;
+use crate::wire::number_or_string;
 
 /// An autonomous system number, 4-byte (RFC 6793). On the wire a number, a decimal string or
 /// the "asdot" form `high.low`.
@@ -49,18 +50,9 @@ impl Serialize for AsNumber {
 
 impl<'de> Deserialize<'de> for AsNumber {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Num(u64),
-            Str(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Num(n) => u32::try_from(n).map(AsNumber).map_err(|_| {
-                serde::de::Error::custom(format!("AS number {n} is out of range 0-4294967295"))
-            }),
-            Raw::Str(s) => s.parse().map_err(serde::de::Error::custom),
-        }
+        number_or_string(d, AsNumber, |n| {
+            format!("AS number {n} is out of range 0-4294967295")
+        })
     }
 }
 

@@ -55,8 +55,25 @@ pub(crate) fn diff_keys(old: &Ruleset, new: &Ruleset, touched: Touched) -> Chang
         .filter(|(name, _)| !maps.contains(*name) && new.maps.contains_key(*name))
         .collect();
     let mut c = Vec::new();
+    add_sets(old, new, &sets, &set_elements, &mut c);
+    add_maps_and_chains(old, new, &maps, &chains, &mut c);
+    set_rules(old, new, &chains, &mut c);
+    change_map_elements(old, new, &maps, &map_elements, &mut c);
+    remove(old, new, (&sets, &maps, &chains), &set_elements, &mut c);
+    rekey_sets(old, new, &sets, &mut c);
+    ChangeSet { changes: c }
+}
+
+/// Step 1: new sets and the elements that enter sets.
+fn add_sets(
+    old: &Ruleset,
+    new: &Ruleset,
+    sets: &BTreeSet<String>,
+    set_elements: &[(&String, &BTreeMap<SetElement, bool>)],
+    c: &mut Vec<Change>,
+) {
     // 1. Sets and their new elements.
-    for name in &sets {
+    for name in sets {
         let (o, n) = (old.sets.get(name), new.sets.get(name));
         match (o, n) {
             (None, Some(n)) => {
@@ -83,7 +100,7 @@ pub(crate) fn diff_keys(old: &Ruleset, new: &Ruleset, touched: Touched) -> Chang
             _ => {}
         }
     }
-    for (name, touched) in &set_elements {
+    for (name, touched) in set_elements {
         let elements = &new.sets[*name].elements;
         let added: Vec<SetElement> = touched
             .iter()
@@ -97,13 +114,23 @@ pub(crate) fn diff_keys(old: &Ruleset, new: &Ruleset, touched: Touched) -> Chang
             });
         }
     }
+}
+
+/// Step 2: new maps and chains (empty), so that rules and elements can refer to them.
+fn add_maps_and_chains(
+    old: &Ruleset,
+    new: &Ruleset,
+    maps: &BTreeSet<String>,
+    chains: &BTreeSet<String>,
+    c: &mut Vec<Change>,
+) {
     // 2. New maps and chains (empty), so that rules and elements can refer to them.
-    for name in &maps {
+    for name in maps {
         if !old.maps.contains_key(name) && new.maps.contains_key(name) {
             c.push(Change::AddMap { name: name.clone() });
         }
     }
-    for name in &chains {
+    for name in chains {
         if let (None, Some(n)) = (old.chains.get(name), new.chains.get(name)) {
             c.push(Change::AddChain {
                 name: name.clone(),
@@ -111,8 +138,12 @@ pub(crate) fn diff_keys(old: &Ruleset, new: &Ruleset, touched: Touched) -> Chang
             });
         }
     }
+}
+
+/// Step 3: rules of new and changed chains.
+fn set_rules(old: &Ruleset, new: &Ruleset, chains: &BTreeSet<String>, c: &mut Vec<Change>) {
     // 3. Rules of new and changed chains.
-    for name in &chains {
+    for name in chains {
         match (old.chains.get(name), new.chains.get(name)) {
             (None, Some(n)) if !n.rules.is_empty() => c.push(Change::SetRules {
                 chain: name.clone(),
@@ -125,8 +156,18 @@ pub(crate) fn diff_keys(old: &Ruleset, new: &Ruleset, touched: Touched) -> Chang
             _ => {}
         }
     }
+}
+
+/// Step 4: map elements: removed and changed keys out, then new and changed keys in.
+fn change_map_elements(
+    old: &Ruleset,
+    new: &Ruleset,
+    maps: &BTreeSet<String>,
+    map_elements: &[(&String, &BTreeMap<String, Option<Verdict>>)],
+    c: &mut Vec<Change>,
+) {
     // 4. Map elements: removed and changed keys out, then new and changed keys in.
-    for name in &maps {
+    for name in maps {
         let empty = VerdictMap::default();
         let o = old.maps.get(name).unwrap_or(&empty);
         let Some(n) = new.maps.get(name) else {
@@ -157,7 +198,7 @@ pub(crate) fn diff_keys(old: &Ruleset, new: &Ruleset, touched: Touched) -> Chang
             });
         }
     }
-    for (name, touched) in &map_elements {
+    for (name, touched) in map_elements {
         let elements = &new.maps[*name].elements;
         let removed: Vec<String> = touched
             .iter()
@@ -184,6 +225,16 @@ pub(crate) fn diff_keys(old: &Ruleset, new: &Ruleset, touched: Touched) -> Chang
             });
         }
     }
+}
+
+/// Step 5: removals, in reverse dependency order.
+fn remove(
+    old: &Ruleset,
+    new: &Ruleset,
+    (sets, maps, chains): (&BTreeSet<String>, &BTreeSet<String>, &BTreeSet<String>),
+    set_elements: &[(&String, &BTreeMap<SetElement, bool>)],
+    c: &mut Vec<Change>,
+) {
     // 5. Removals, in reverse dependency order. Deleted chains first lose their rules, so
     //    that chains referring to each other can all go in one transaction.
     let gone: Vec<&String> = chains
@@ -198,7 +249,7 @@ pub(crate) fn diff_keys(old: &Ruleset, new: &Ruleset, touched: Touched) -> Chang
             });
         }
     }
-    for name in &maps {
+    for name in maps {
         if old.maps.contains_key(name) && !new.maps.contains_key(name) {
             c.push(Change::DelMap { name: name.clone() });
         }
@@ -206,7 +257,7 @@ pub(crate) fn diff_keys(old: &Ruleset, new: &Ruleset, touched: Touched) -> Chang
     for name in gone {
         c.push(Change::DelChain { name: name.clone() });
     }
-    for name in &sets {
+    for name in sets {
         match (old.sets.get(name), new.sets.get(name)) {
             (Some(o), Some(n)) if o.key == n.key => {
                 let removed: Vec<SetElement> =
@@ -222,7 +273,7 @@ pub(crate) fn diff_keys(old: &Ruleset, new: &Ruleset, touched: Touched) -> Chang
             _ => {}
         }
     }
-    for (name, touched) in &set_elements {
+    for (name, touched) in set_elements {
         let elements = &new.sets[*name].elements;
         let removed: Vec<SetElement> = touched
             .iter()
@@ -236,6 +287,10 @@ pub(crate) fn diff_keys(old: &Ruleset, new: &Ruleset, touched: Touched) -> Chang
             });
         }
     }
+}
+
+/// Step 6: sets whose key type changed under the same name are deleted and re-created.
+fn rekey_sets(old: &Ruleset, new: &Ruleset, sets: &BTreeSet<String>, c: &mut Vec<Change>) {
     // A set whose key type changed under the same name: delete it last and re-create it.
     // (Names hash the identity, which includes the family, so this does not happen for
     // compiled rulesets; handled for completeness.)
@@ -259,5 +314,4 @@ pub(crate) fn diff_keys(old: &Ruleset, new: &Ruleset, touched: Touched) -> Chang
             });
         }
     }
-    ChangeSet { changes: c }
 }

@@ -24,6 +24,22 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+/// IP protocol number of ICMP, the IPv4 one.
+pub const IPPROTO_ICMP: u8 = 1;
+
+/// IP protocol number of ICMPv6.
+pub const IPPROTO_ICMPV6: u8 = 58;
+
+/// The L4 protocol an ICMP match of one family is about ([`Match::Icmp`]'s `v6`): ICMPv6
+/// (58) for IPv6, ICMP (1) for IPv4. The one place that mapping is written.
+pub fn icmp_protocol(v6: bool) -> u8 {
+    if v6 {
+        IPPROTO_ICMPV6
+    } else {
+        IPPROTO_ICMP
+    }
+}
+
 /// The whole ACL state of one host: one table's worth of sets, maps and chains.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Ruleset {

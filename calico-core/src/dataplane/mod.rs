@@ -18,9 +18,10 @@
 //!   [`ChangeSet::apply_to`] applying them as strictly as nftables does;
 //! * [`diff`]: the minimal change set between two rulesets (what to send after reading the
 //!   dataplane back);
-//! * [`validate`]: the one validator of a whole ruleset: the invariants every compiled
-//!   ruleset keeps and the checks the kernel makes when a transaction commits. Every backend,
-//!   mock and real, can rely on a ruleset passing it.
+//! * [`validate`]: the one validator of a whole ruleset: the checks the kernel makes when a
+//!   transaction commits ([`validate::check_commit`]), and those plus the invariants every
+//!   compiled ruleset keeps ([`validate::check`]). Every backend, mock and real, can rely on
+//!   a ruleset it is asked to reach passing both.
 //!
 //! # The contract every implementation keeps
 //!
@@ -39,8 +40,8 @@
 //! `Arc`) and report failures as [`BackendError`]s. An ACL backend translates each [`Change`]
 //! into its dataplane's operations in order, inside one transaction, and reads its table back
 //! into a [`Ruleset`] for `dump`; it may assume every ruleset it is asked to reach passes
-//! [`validate::validate`]. calico-mock's `MockAcl` is the smallest complete example: it
-//! applies change sets with [`ChangeSet::apply_to`] and refuses what [`validate::validate`]
+//! [`validate::check`]. calico-mock's `MockAcl` is the smallest complete example: it applies
+//! change sets with [`ChangeSet::apply_to`] and refuses a result [`validate::check_commit`]
 //! refuses.
 //!
 //! This module depends on nothing else in calico-core: the compiler and the agent above it

@@ -1,86 +1,184 @@
-//! Invariants every compiled [`Ruleset`] keeps, checked by tests and the fuzzer; a backend
-//! may rely on them.
+//! The one validator of a whole [`Ruleset`], in two tiers:
+//!
+//! * [`check_commit`]: what the kernel checks when an nftables transaction commits. Every
+//!   backend, mock and real, may assume a ruleset it is asked to reach passes it; calico-mock's
+//!   `MockAcl` refuses a change set whose result fails it, as the kernel would;
+//! * [`check`]: those checks plus the invariants every ruleset the compiler produces keeps
+//!   (checked by tests and the fuzzer), which a backend may also rely on.
+//!
+//! Checked at commit, with the kernel's answer in brackets:
+//!
+//! * a rule or map element names a chain, set or map that exists (`ENOENT`; also refused while
+//!   a change set is applied, by [`ChangeSet::apply_to`](super::ChangeSet::apply_to));
+//! * a rule's set lookup names a set of the right kind: an address match a plain or interval
+//!   address set, an `addr . proto . port` match a concatenated set (`EINVAL`, type mismatch);
+//! * elements of an interval set do not overlap (`EEXIST`, conflicting intervals);
+//! * a port range has `min <= max` (`EINVAL`);
+//! * `jump`/`goto` never target a base chain (`EOPNOTSUPP`), never loop (`ELOOP`), and never
+//!   nest deeper than the jump stack of [`MAX_JUMP_DEPTH`] (`EMLINK`);
+//! * a verdict map's values are plain verdicts (a map value cannot be another map lookup).
+//!
+//! Kept by compiled rulesets besides:
+//!
+//! * names are at most [`MAX_NAME_LEN`] characters;
+//! * every set element fits its set's key;
+//! * an address compared inline, or looked up in a set, is of the family the rule matches
+//!   (and the rule matches one).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use ipnet::IpNet;
 
-use super::ir::{Match, Ruleset, SetElement, Verdict};
+use super::ir::{Match, Rule, Ruleset, SetElement, Verdict};
 
 /// Longest object name (nftables' historical limit, without the NUL).
 pub const MAX_NAME_LEN: usize = 31;
 
-/// A broken invariant.
+/// Deepest chain nesting the kernel accepts (`NFT_JUMP_STACK_SIZE`).
+pub const MAX_JUMP_DEPTH: usize = 16;
+
+/// Why a ruleset is invalid.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum InvariantError {
-    /// A verdict or map element refers to a chain that does not exist.
-    #[error("{from} refers to missing chain {to}")]
-    MissingChain {
-        /// Where the reference is.
-        from: String,
-        /// The missing chain.
-        to: String,
-    },
-    /// A rule refers to a set or map that does not exist.
-    #[error("chain {chain} refers to missing {what} {name}")]
-    MissingObject {
-        /// The chain.
-        chain: String,
-        /// "set" or "map".
-        what: &'static str,
+#[non_exhaustive]
+pub enum IrError {
+    /// A rule or map element names a chain, set or map that does not exist.
+    #[error("{at} refers to missing {kind} {name}")]
+    Missing {
+        /// Where: `chain <name> rule <i>` or `map <name>`.
+        at: String,
+        /// `chain`, `set` or `map`.
+        kind: &'static str,
         /// The missing name.
         name: String,
     },
-    /// A rule compares an address of another family than the one it matches (or matches
-    /// none).
-    #[error("chain {chain}: address {addr} compared in a rule of another or no family")]
-    WrongFamily {
-        /// The chain.
-        chain: String,
-        /// The address.
-        addr: std::net::IpAddr,
-    },
-    /// A rule uses a set of the wrong key type.
-    #[error("chain {chain}: set {set} has the wrong key type for its use")]
-    WrongKey {
-        /// The chain.
-        chain: String,
+    /// A set lookup uses a set whose key does not fit the match (or, in a compiled
+    /// ruleset, the rule's family).
+    #[error("{at}: set {set} has the wrong key type for this match")]
+    SetKind {
+        /// Where.
+        at: String,
         /// The set.
         set: String,
     },
-    /// A set holds an element that does not fit its key, or overlapping intervals.
-    #[error("set {set}: {reason}")]
+    /// Two elements of an interval set overlap.
+    #[error("set {set}: intervals {a} and {b} overlap")]
+    Overlap {
+        /// The set.
+        set: String,
+        /// One element.
+        a: IpNet,
+        /// The other.
+        b: IpNet,
+    },
+    /// A port range is empty.
+    #[error("{at}: port range {min}-{max} is empty")]
+    EmptyRange {
+        /// Where.
+        at: String,
+        /// Lower end.
+        min: u16,
+        /// Upper end.
+        max: u16,
+    },
+    /// A jump or goto targets a base chain.
+    #[error("{at}: cannot jump to base chain {chain}")]
+    JumpToBase {
+        /// Where.
+        at: String,
+        /// The base chain.
+        chain: String,
+    },
+    /// Chains jump to each other in a loop.
+    #[error("jump loop through chain {0}")]
+    Loop(String),
+    /// Chains nest deeper than the kernel's jump stack.
+    #[error("chain {0} is nested deeper than {MAX_JUMP_DEPTH} jumps")]
+    TooDeep(String),
+    /// A verdict map holds a map lookup as a value.
+    #[error("map {0}: a verdict map value cannot be a map lookup")]
+    NestedDispatch(String),
+    /// A name is too long (compiled rulesets).
+    #[error("name {0:?} is longer than {MAX_NAME_LEN} characters")]
+    NameTooLong(String),
+    /// A set element does not fit the set's key (compiled rulesets).
+    #[error("set {set}: element {element} does not fit its key")]
     BadElement {
         /// The set.
         set: String,
-        /// What is wrong.
-        reason: String,
+        /// The element.
+        element: String,
     },
-    /// A name is too long.
-    #[error("name {0:?} is longer than {MAX_NAME_LEN} characters")]
-    NameTooLong(String),
-    /// Chains jump to each other in a loop (nftables refuses it).
-    #[error("chain {0} can reach itself through jumps")]
-    Loop(String),
+    /// An address compared in a rule of another family, or of none (compiled rulesets).
+    #[error("{at}: address {addr} compared in a rule of another or no family")]
+    WrongFamily {
+        /// Where.
+        at: String,
+        /// The address.
+        addr: std::net::IpAddr,
+    },
 }
 
-/// Checks every invariant.
-pub fn check(r: &Ruleset) -> Result<(), InvariantError> {
-    for name in r.sets.keys().chain(r.maps.keys()).chain(r.chains.keys()) {
-        if name.len() > MAX_NAME_LEN {
-            return Err(InvariantError::NameTooLong(name.clone()));
-        }
-    }
-    for (name, set) in &r.sets {
-        for e in &set.elements {
-            if !e.fits(set.key) {
-                return Err(InvariantError::BadElement {
-                    set: name.clone(),
-                    reason: format!("{e:?} does not fit {:?}", set.key),
-                });
+/// Checks `ruleset` as the kernel checks a table when a transaction commits.
+pub fn check_commit(ruleset: &Ruleset) -> Result<(), IrError> {
+    check_overlaps(ruleset)?;
+    for (name, chain) in &ruleset.chains {
+        for (i, rule) in chain.rules.iter().enumerate() {
+            let at = || format!("chain {name} rule {i}");
+            for m in &rule.matches {
+                check_match(ruleset, m, &at)?;
+            }
+            if let Some(v) = &rule.verdict {
+                check_verdict(ruleset, v, &at)?;
             }
         }
-        let nets: Vec<IpNet> = set
+    }
+    for (name, map) in &ruleset.maps {
+        for v in map.elements.values() {
+            if matches!(v, Verdict::Dispatch { .. }) {
+                return Err(IrError::NestedDispatch(name.clone()));
+            }
+            check_verdict(ruleset, v, &|| format!("map {name}"))?;
+        }
+    }
+    check_nesting(ruleset)
+}
+
+/// Checks every invariant of a compiled ruleset: [`check_commit`], names, elements and
+/// address families.
+pub fn check(ruleset: &Ruleset) -> Result<(), IrError> {
+    let names = ruleset.sets.keys();
+    for name in names
+        .chain(ruleset.maps.keys())
+        .chain(ruleset.chains.keys())
+    {
+        if name.len() > MAX_NAME_LEN {
+            return Err(IrError::NameTooLong(name.clone()));
+        }
+    }
+    for (name, set) in &ruleset.sets {
+        if let Some(e) = set.elements.iter().find(|e| !e.fits(set.key)) {
+            return Err(IrError::BadElement {
+                set: name.clone(),
+                element: format!("{e:?}"),
+            });
+        }
+    }
+    check_commit(ruleset)?;
+    for (name, chain) in &ruleset.chains {
+        for (i, rule) in chain.rules.iter().enumerate() {
+            check_families(ruleset, rule, &|| format!("chain {name} rule {i}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Elements of an interval set must not overlap.
+fn check_overlaps(ruleset: &Ruleset) -> Result<(), IrError> {
+    for (name, set) in &ruleset.sets {
+        if !set.key.is_interval() {
+            continue;
+        }
+        let mut nets: Vec<IpNet> = set
             .elements
             .iter()
             .filter_map(|e| match e {
@@ -88,123 +186,166 @@ pub fn check(r: &Ruleset) -> Result<(), InvariantError> {
                 _ => None,
             })
             .collect();
-        for (i, a) in nets.iter().enumerate() {
-            if let Some(b) = nets[i + 1..]
-                .iter()
-                .find(|b| a.contains(*b) || b.contains(a))
-            {
-                return Err(InvariantError::BadElement {
-                    set: name.clone(),
-                    reason: format!("{a} and {b} overlap"),
-                });
-            }
-        }
-    }
-    let mut edges: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-    let target = |from: &str, v: &Verdict| -> Result<Vec<String>, InvariantError> {
-        match v {
-            Verdict::Jump(c) | Verdict::Goto(c) => {
-                if r.chains.contains_key(c) {
-                    Ok(vec![c.clone()])
-                } else {
-                    Err(InvariantError::MissingChain {
-                        from: from.to_string(),
-                        to: c.clone(),
-                    })
-                }
-            }
-            Verdict::Dispatch { map, .. } => match r.maps.get(map) {
-                Some(m) => Ok(m
-                    .elements
-                    .values()
-                    .filter_map(|v| match v {
-                        Verdict::Jump(c) | Verdict::Goto(c) => Some(c.clone()),
-                        _ => None,
-                    })
-                    .collect()),
-                None => Err(InvariantError::MissingObject {
-                    chain: from.to_string(),
-                    what: "map",
-                    name: map.clone(),
-                }),
-            },
-            _ => Ok(vec![]),
-        }
-    };
-    for (mname, map) in &r.maps {
-        for v in map.elements.values() {
-            target(&format!("map {mname}"), v)?;
-        }
-    }
-    for (cname, chain) in &r.chains {
-        for rule in &chain.rules {
-            let family = rule.matches.iter().find_map(|m| match m {
-                Match::Ipv4(v4) => Some(*v4),
-                _ => None,
-            });
-            for m in &rule.matches {
-                if let Match::AddrEq { addr, .. } = m {
-                    if family != Some(addr.is_ipv4()) {
-                        return Err(InvariantError::WrongFamily {
-                            chain: cname.clone(),
-                            addr: *addr,
-                        });
-                    }
-                    continue;
-                }
-                let (set, concat) = match m {
-                    Match::AddrInSet { set, .. } => (set, false),
-                    Match::AddrProtoPortInSet { set, .. } => (set, true),
-                    _ => continue,
-                };
-                let Some(s) = r.sets.get(set) else {
-                    return Err(InvariantError::MissingObject {
-                        chain: cname.clone(),
-                        what: "set",
-                        name: set.clone(),
-                    });
-                };
-                if s.key.is_concat() != concat
-                    || family.is_some_and(|v4| v4 != s.key.is_ipv4())
-                    || family.is_none()
-                {
-                    return Err(InvariantError::WrongKey {
-                        chain: cname.clone(),
-                        set: set.clone(),
+        // Sorted by network address; CIDRs either nest or are disjoint, so checking
+        // neighbours after sorting by (start, prefix) finds any overlap.
+        nets.sort_by_key(|n| (n.network(), n.prefix_len()));
+        for pair in nets.windows(2) {
+            if let [a, b] = pair {
+                if a.contains(&b.network()) {
+                    return Err(IrError::Overlap {
+                        set: name.clone(),
+                        a: *a,
+                        b: *b,
                     });
                 }
             }
-            if let Some(v) = &rule.verdict {
-                for t in target(cname, v)? {
-                    let t = r.chains.get_key_value(&t).map(|(k, _)| k.as_str());
-                    if let Some(t) = t {
-                        edges.entry(cname.as_str()).or_default().insert(t);
-                    }
-                }
-            }
         }
-    }
-    // Loops: depth-first search with colours.
-    let mut state: BTreeMap<&str, u8> = BTreeMap::new();
-    fn visit<'a>(
-        n: &'a str,
-        edges: &BTreeMap<&'a str, BTreeSet<&'a str>>,
-        state: &mut BTreeMap<&'a str, u8>,
-    ) -> Result<(), InvariantError> {
-        match state.get(n) {
-            Some(1) => return Err(InvariantError::Loop(n.to_string())),
-            Some(2) => return Ok(()),
-            _ => {}
-        }
-        state.insert(n, 1);
-        for m in edges.get(n).into_iter().flatten() {
-            visit(m, edges, state)?;
-        }
-        state.insert(n, 2);
-        Ok(())
-    }
-    for c in r.chains.keys() {
-        visit(c, &edges, &mut state)?;
     }
     Ok(())
+}
+
+fn check_match(ruleset: &Ruleset, m: &Match, at: &dyn Fn() -> String) -> Result<(), IrError> {
+    let (set, concat) = match m {
+        Match::AddrInSet { set, .. } => (set, false),
+        Match::AddrProtoPortInSet { set, .. } => (set, true),
+        Match::Port { ranges, .. } => {
+            if let Some((min, max)) = ranges.iter().find(|(lo, hi)| lo > hi) {
+                return Err(IrError::EmptyRange {
+                    at: at(),
+                    min: *min,
+                    max: *max,
+                });
+            }
+            return Ok(());
+        }
+        _ => return Ok(()),
+    };
+    let s = ruleset.sets.get(set).ok_or_else(|| IrError::Missing {
+        at: at(),
+        kind: "set",
+        name: set.clone(),
+    })?;
+    if s.key.is_concat() != concat {
+        return Err(IrError::SetKind {
+            at: at(),
+            set: set.clone(),
+        });
+    }
+    Ok(())
+}
+
+fn check_verdict(ruleset: &Ruleset, v: &Verdict, at: &dyn Fn() -> String) -> Result<(), IrError> {
+    match v {
+        Verdict::Jump(c) | Verdict::Goto(c) => match ruleset.chains.get(c) {
+            None => Err(IrError::Missing {
+                at: at(),
+                kind: "chain",
+                name: c.clone(),
+            }),
+            Some(chain) if chain.base.is_some() => Err(IrError::JumpToBase {
+                at: at(),
+                chain: c.clone(),
+            }),
+            Some(_) => Ok(()),
+        },
+        Verdict::Dispatch { map, .. } if !ruleset.maps.contains_key(map) => Err(IrError::Missing {
+            at: at(),
+            kind: "map",
+            name: map.clone(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// A rule's addresses, inline or in sets, are of the one family the rule matches.
+fn check_families(ruleset: &Ruleset, rule: &Rule, at: &dyn Fn() -> String) -> Result<(), IrError> {
+    let family = rule.matches.iter().find_map(|m| match m {
+        Match::Ipv4(v4) => Some(*v4),
+        _ => None,
+    });
+    for m in &rule.matches {
+        let set = match m {
+            Match::AddrEq { addr, .. } if family != Some(addr.is_ipv4()) => {
+                return Err(IrError::WrongFamily {
+                    at: at(),
+                    addr: *addr,
+                });
+            }
+            Match::AddrInSet { set, .. } | Match::AddrProtoPortInSet { set, .. } => set,
+            _ => continue,
+        };
+        // The set exists: check_commit ran first.
+        let key_v4 = ruleset.sets.get(set).map(|s| s.key.is_ipv4());
+        if family.is_none() || key_v4.is_some_and(|v4| Some(v4) != family) {
+            return Err(IrError::SetKind {
+                at: at(),
+                set: set.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The chains a chain can enter directly (by jump, goto, or through a verdict map).
+fn successors<'r>(ruleset: &'r Ruleset, chain: &str) -> Vec<&'r str> {
+    let mut out = Vec::new();
+    let Some(c) = ruleset.chains.get(chain) else {
+        return out;
+    };
+    let mut push = |v: &'r Verdict| {
+        if let Verdict::Jump(t) | Verdict::Goto(t) = v {
+            out.push(t.as_str());
+        }
+    };
+    for rule in &c.rules {
+        match &rule.verdict {
+            Some(Verdict::Dispatch { map, .. }) => {
+                if let Some(m) = ruleset.maps.get(map) {
+                    m.elements.values().for_each(&mut push);
+                }
+            }
+            Some(v) => push(v),
+            None => {}
+        }
+    }
+    out
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Visit {
+    InProgress,
+    /// Done; the deepest nesting below this chain.
+    Done(usize),
+}
+
+/// Rejects loops anywhere and nesting below a base chain deeper than the jump stack (a
+/// `goto` counts like a `jump` here, as the kernel's validation does).
+fn check_nesting(ruleset: &Ruleset) -> Result<(), IrError> {
+    let mut state: BTreeMap<&str, Visit> = BTreeMap::new();
+    for (name, chain) in &ruleset.chains {
+        let depth = depth_below(ruleset, name, &mut state)?;
+        if chain.base.is_some() && depth > MAX_JUMP_DEPTH {
+            return Err(IrError::TooDeep(name.clone()));
+        }
+    }
+    Ok(())
+}
+
+fn depth_below<'r>(
+    ruleset: &'r Ruleset,
+    chain: &'r str,
+    state: &mut BTreeMap<&'r str, Visit>,
+) -> Result<usize, IrError> {
+    match state.get(chain) {
+        Some(Visit::InProgress) => return Err(IrError::Loop(chain.to_string())),
+        Some(Visit::Done(d)) => return Ok(*d),
+        None => {}
+    }
+    state.insert(chain, Visit::InProgress);
+    let mut deepest = 0;
+    for next in successors(ruleset, chain) {
+        deepest = deepest.max(1 + depth_below(ruleset, next, state)?);
+    }
+    state.insert(chain, Visit::Done(deepest));
+    Ok(deepest)
 }

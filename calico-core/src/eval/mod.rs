@@ -85,6 +85,7 @@ pub enum EndpointRef {
 
 /// Why a packet could not be evaluated.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum EvalError {
     /// The endpoint is not in the model.
     #[error("no endpoint {0:?} in the model")]

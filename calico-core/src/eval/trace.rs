@@ -33,6 +33,7 @@ impl fmt::Display for Verdict {
 
 /// Where a rule comes from.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum RuleSource {
     /// A policy, as `namespace/name` or `name`.
     Policy(String),
@@ -51,6 +52,7 @@ impl fmt::Display for RuleSource {
 
 /// One step of an evaluation.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum TraceStep {
     /// Evaluation of an endpoint's policy in a direction begins (flows only).
     Endpoint {

@@ -23,6 +23,7 @@ use super::resource::Resource;
 /// A resource file could not be read, parsed or validated. Its `Display` is one line naming
 /// the file, the document, the field and the reason.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum FileError {
     /// The file could not be read.
     #[error("{path}: {source}")]

@@ -11,6 +11,7 @@ use super::pool::{BlockAffinity, IpPool};
 
 /// The kinds of resource the agent understands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum ResourceKind {
     /// [`WorkloadEndpoint`].
     WorkloadEndpoint,
@@ -41,6 +42,7 @@ impl fmt::Display for ResourceKind {
 /// Any resource.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind")]
+#[non_exhaustive]
 pub enum Resource {
     /// A workload endpoint.
     WorkloadEndpoint(WorkloadEndpoint),
@@ -64,6 +66,7 @@ pub enum Resource {
 
 /// The identity of a resource: what an update replaces or removes.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum ResourceKey {
     /// A workload endpoint, by id.
     WorkloadEndpoint(WorkloadEndpointId),

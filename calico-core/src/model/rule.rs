@@ -7,6 +7,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::selector::Selector;
+use crate::wire::number_or_string;
 
 /// What a matching rule does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -58,13 +59,13 @@ pub struct Protocol(pub u8);
 
 impl Protocol {
     /// ICMP (1).
-    pub const ICMP: Protocol = Protocol(1);
+    pub const ICMP: Protocol = Protocol(crate::dataplane::ir::IPPROTO_ICMP);
     /// TCP (6).
     pub const TCP: Protocol = Protocol(6);
     /// UDP (17).
     pub const UDP: Protocol = Protocol(17);
     /// ICMPv6 (58).
-    pub const ICMPV6: Protocol = Protocol(58);
+    pub const ICMPV6: Protocol = Protocol(crate::dataplane::ir::IPPROTO_ICMPV6);
     /// SCTP (132).
     pub const SCTP: Protocol = Protocol(132);
     /// UDP-Lite (136).
@@ -129,18 +130,9 @@ impl Serialize for Protocol {
 
 impl<'de> Deserialize<'de> for Protocol {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Num(u64),
-            Str(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Num(n) => u8::try_from(n).map(Protocol).map_err(|_| {
-                serde::de::Error::custom(format!("protocol number {n} is out of range 0-255"))
-            }),
-            Raw::Str(s) => s.parse().map_err(serde::de::Error::custom),
-        }
+        number_or_string(d, Protocol, |n| {
+            format!("protocol number {n} is out of range 0-255")
+        })
     }
 }
 
@@ -218,18 +210,9 @@ impl Serialize for PortSpec {
 
 impl<'de> Deserialize<'de> for PortSpec {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Num(u64),
-            Str(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Num(n) => u16::try_from(n)
-                .map(PortSpec::single)
-                .map_err(|_| serde::de::Error::custom(format!("port {n} is out of range 0-65535"))),
-            Raw::Str(s) => s.parse().map_err(serde::de::Error::custom),
-        }
+        number_or_string(d, PortSpec::single, |n| {
+            format!("port {n} is out of range 0-65535")
+        })
     }
 }
 

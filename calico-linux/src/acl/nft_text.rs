@@ -203,7 +203,7 @@ fn match_text(m: &Match, ip: &str) -> String {
             code,
             negate,
         } => {
-            let proto = if *v6 { 58 } else { 1 };
+            let proto = calico_core::dataplane::ir::icmp_protocol(*v6);
             match code {
                 Some(c) => format!(
                     "meta l4proto {proto} @th,0,16 {}{}",

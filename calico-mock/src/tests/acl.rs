@@ -6,7 +6,7 @@ use calico_core::dataplane::{Change, ChangeSet};
 
 use super::*;
 use crate::acl::MockAcl;
-use crate::commit_check::{commit_check, CommitError};
+use calico_core::dataplane::validate::{check_commit, IrError, MAX_JUMP_DEPTH};
 
 fn block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
@@ -313,7 +313,7 @@ fn injected_failures_apply_nothing() {
 }
 
 #[test]
-fn commit_check_limits_nesting_to_the_jump_stack() {
+fn check_commit_limits_nesting_to_the_jump_stack() {
     let chain_of = |n: usize| {
         let names: Vec<String> = (0..n).map(|i| format!("c{i}")).collect();
         let mut chains = vec![(
@@ -333,14 +333,14 @@ fn commit_check_limits_nesting_to_the_jump_stack() {
             ..Ruleset::default()
         }
     };
-    assert_eq!(commit_check(&chain_of(crate::MAX_JUMP_DEPTH)), Ok(()));
+    assert_eq!(check_commit(&chain_of(MAX_JUMP_DEPTH)), Ok(()));
     assert!(matches!(
-        commit_check(&chain_of(crate::MAX_JUMP_DEPTH + 1)),
-        Err(CommitError::TooDeep(_))
+        check_commit(&chain_of(MAX_JUMP_DEPTH + 1)),
+        Err(IrError::TooDeep(_))
     ));
     let mut looped = chain_of(3);
     looped.chains.get_mut("c2").unwrap().rules = vec![always(jump("c0"))];
-    assert!(matches!(commit_check(&looped), Err(CommitError::Loop(_))));
+    assert!(matches!(check_commit(&looped), Err(IrError::Loop(_))));
 }
 
 #[test]
@@ -353,11 +353,11 @@ fn interval_sets_may_hold_disjoint_and_adjacent_nets() {
             &[net("10.0.0.0/25"), net("10.0.0.128/25"), net("10.0.2.0/24")],
         ),
     );
-    assert_eq!(commit_check(&r), Ok(()));
+    assert_eq!(check_commit(&r), Ok(()));
     r.sets
         .get_mut("n")
         .unwrap()
         .elements
         .insert(net("10.0.0.0/16"));
-    assert!(matches!(commit_check(&r), Err(CommitError::Overlap { .. })));
+    assert!(matches!(check_commit(&r), Err(IrError::Overlap { .. })));
 }

@@ -240,7 +240,7 @@ fn jumps_deeper_than_the_jump_stack_drop() {
     assert!(!run(&ruleset(chains), &tcp(1)).accepted);
 }
 
-const MAX_DEPTH_PLUS: usize = crate::MAX_JUMP_DEPTH + 2;
+const MAX_DEPTH_PLUS: usize = calico_core::dataplane::validate::MAX_JUMP_DEPTH + 2;
 
 #[test]
 fn verdict_maps_dispatch_by_interface() {

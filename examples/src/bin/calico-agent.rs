@@ -221,6 +221,7 @@ fn status_text(handle: &AgentHandle) -> String {
             EndpointState::WaitingForInterface => "waiting for interface".to_string(),
             EndpointState::Programmed => "programmed".to_string(),
             EndpointState::Error(e) => format!("error: {e}"),
+            other => format!("{other:?}"),
         };
         let _ = writeln!(
             out,

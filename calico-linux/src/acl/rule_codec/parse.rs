@@ -4,7 +4,9 @@
 
 use std::net::IpAddr;
 
-use calico_core::dataplane::ir::{CtState, IfaceKey, Match, Rule, Side, Statement, Verdict};
+use calico_core::dataplane::ir::{
+    icmp_protocol, CtState, IfaceKey, Match, Rule, Side, Statement, Verdict,
+};
 
 use super::{nh_addr, th_port, AnonResolver};
 use crate::nft::expr::{CmpOp, Expr, VerdictCode};
@@ -156,8 +158,8 @@ fn icmp(rest: &[Expr]) -> Option<Match> {
             op: CmpOp::Eq,
             data,
         } => match data.as_slice() {
-            [1] => false,
-            [58] => true,
+            [p] if *p == icmp_protocol(false) => false,
+            [p] if *p == icmp_protocol(true) => true,
             _ => return None,
         },
         _ => return None,

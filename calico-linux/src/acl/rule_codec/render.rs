@@ -237,7 +237,7 @@ fn port(
 }
 
 fn icmp(v6: bool, icmp_type: u8, code: Option<u8>, negate: bool) -> [Expr; 4] {
-    let proto = if v6 { 58 } else { 1 };
+    let proto = calico_core::dataplane::ir::icmp_protocol(v6);
     let mut data = vec![icmp_type];
     data.extend(code);
     [

@@ -334,37 +334,8 @@ fn object(doc: usize, kind: &str, mut v: Mapping) -> Result<Resource, TranslateE
         ));
     }
     screen(&mut spec, "spec", kind, &obj)?;
-    let ns = meta.namespace.clone();
     let resource = match kind {
-        "NetworkPolicy" | "GlobalNetworkPolicy" => {
-            let s: PolicySpec = typed(spec, "spec", &obj)?;
-            let namespaced = kind == "NetworkPolicy";
-            if namespaced && s.namespace_selector.is_some() {
-                return Err(TranslateError::new(
-                    &obj,
-                    "spec.namespaceSelector",
-                    "only GlobalNetworkPolicy has a namespaceSelector",
-                ));
-            }
-            let mut selector = s.selector.unwrap_or_default();
-            if let Some(nss) = s.namespace_selector {
-                selector =
-                    selector.and(&nss.with_key_prefix(crate::labels::NAMESPACE_LABEL_PREFIX));
-            }
-            Resource::Policy(Policy {
-                name: meta.name,
-                namespace: if namespaced {
-                    Some(ns.unwrap_or_else(|| "default".into()))
-                } else {
-                    None
-                },
-                order: s.order,
-                selector,
-                types: s.types,
-                ingress: s.ingress,
-                egress: s.egress,
-            })
-        }
+        "NetworkPolicy" | "GlobalNetworkPolicy" => policy(kind, meta, spec, &obj)?,
         "Profile" => {
             let s: ProfileSpec = typed(spec, "spec", &obj)?;
             Resource::Profile(Profile {
@@ -424,76 +395,8 @@ fn object(doc: usize, kind: &str, mut v: Mapping) -> Result<Resource, TranslateE
                 hold_time: None,
             })
         }
-        "Node" => {
-            let s: NodeSpec = typed(spec, "spec", &obj)?;
-            let bgp = match s.bgp {
-                Some(b) => Some(NodeBgp {
-                    ipv4_address: match &b.ipv4_address {
-                        Some(a) => match strip_prefix_len(&obj, "spec.bgp.ipv4Address", a)? {
-                            std::net::IpAddr::V4(v4) => Some(v4),
-                            _ => {
-                                return Err(TranslateError::new(
-                                    &obj,
-                                    "spec.bgp.ipv4Address",
-                                    "not an IPv4 address",
-                                ))
-                            }
-                        },
-                        None => None,
-                    },
-                    ipv6_address: match &b.ipv6_address {
-                        Some(a) => match strip_prefix_len(&obj, "spec.bgp.ipv6Address", a)? {
-                            std::net::IpAddr::V6(v6) => Some(v6),
-                            _ => {
-                                return Err(TranslateError::new(
-                                    &obj,
-                                    "spec.bgp.ipv6Address",
-                                    "not an IPv6 address",
-                                ))
-                            }
-                        },
-                        None => None,
-                    },
-                    as_number: b.as_number,
-                    route_reflector_cluster_id: b.route_reflector_cluster_id,
-                }),
-                None => None,
-            };
-            Resource::Node(Node {
-                name: meta.name,
-                labels: meta.labels,
-                bgp,
-            })
-        }
-        "WorkloadEndpoint" => {
-            let s: WorkloadEndpointSpec = typed(spec, "spec", &obj)?;
-            let workload = s.workload.or(s.pod).ok_or_else(|| {
-                TranslateError::new(&obj, "spec.workload", "workload (or pod) is required")
-            })?;
-            Resource::WorkloadEndpoint(WorkloadEndpoint {
-                id: WorkloadEndpointId {
-                    orchestrator: s.orchestrator,
-                    workload,
-                    endpoint: s.endpoint,
-                },
-                namespace: ns.or_else(|| Some("default".into())),
-                node: s.node,
-                interface_name: s.interface_name,
-                mac: s.mac,
-                ip_networks: s.ip_networks,
-                labels: meta.labels,
-                profiles: s.profiles,
-                ports: s
-                    .ports
-                    .into_iter()
-                    .map(|p| NamedPort {
-                        name: p.name,
-                        protocol: p.protocol,
-                        port: p.port,
-                    })
-                    .collect(),
-            })
-        }
+        "Node" => node(meta, spec, &obj)?,
+        "WorkloadEndpoint" => workload_endpoint(meta, spec, &obj)?,
         other => {
             return Err(TranslateError::new(&obj, "kind", format!("{other:?} is not a supported kind (NetworkPolicy, GlobalNetworkPolicy, Profile, HostEndpoint, IPPool, BGPConfiguration, BGPPeer, Node, WorkloadEndpoint, List)")));
         }
@@ -502,6 +405,112 @@ fn object(doc: usize, kind: &str, mut v: Mapping) -> Result<Resource, TranslateE
         .validate()
         .map_err(|e| TranslateError::new(&obj, e.field, e.reason.to_string()))?;
     Ok(resource)
+}
+
+/// A `NetworkPolicy` or `GlobalNetworkPolicy`.
+fn policy(kind: &str, meta: Meta, spec: Value, obj: &str) -> Result<Resource, TranslateError> {
+    let ns = meta.namespace.clone();
+    let s: PolicySpec = typed(spec, "spec", obj)?;
+    let namespaced = kind == "NetworkPolicy";
+    if namespaced && s.namespace_selector.is_some() {
+        return Err(TranslateError::new(
+            obj,
+            "spec.namespaceSelector",
+            "only GlobalNetworkPolicy has a namespaceSelector",
+        ));
+    }
+    let mut selector = s.selector.unwrap_or_default();
+    if let Some(nss) = s.namespace_selector {
+        selector = selector.and(&nss.with_key_prefix(crate::labels::NAMESPACE_LABEL_PREFIX));
+    }
+    Ok(Resource::Policy(Policy {
+        name: meta.name,
+        namespace: if namespaced {
+            Some(ns.unwrap_or_else(|| "default".into()))
+        } else {
+            None
+        },
+        order: s.order,
+        selector,
+        types: s.types,
+        ingress: s.ingress,
+        egress: s.egress,
+    }))
+}
+
+/// A `Node`.
+fn node(meta: Meta, spec: Value, obj: &str) -> Result<Resource, TranslateError> {
+    let s: NodeSpec = typed(spec, "spec", obj)?;
+    let bgp = match s.bgp {
+        Some(b) => Some(NodeBgp {
+            ipv4_address: match &b.ipv4_address {
+                Some(a) => match strip_prefix_len(obj, "spec.bgp.ipv4Address", a)? {
+                    std::net::IpAddr::V4(v4) => Some(v4),
+                    _ => {
+                        return Err(TranslateError::new(
+                            obj,
+                            "spec.bgp.ipv4Address",
+                            "not an IPv4 address",
+                        ))
+                    }
+                },
+                None => None,
+            },
+            ipv6_address: match &b.ipv6_address {
+                Some(a) => match strip_prefix_len(obj, "spec.bgp.ipv6Address", a)? {
+                    std::net::IpAddr::V6(v6) => Some(v6),
+                    _ => {
+                        return Err(TranslateError::new(
+                            obj,
+                            "spec.bgp.ipv6Address",
+                            "not an IPv6 address",
+                        ))
+                    }
+                },
+                None => None,
+            },
+            as_number: b.as_number,
+            route_reflector_cluster_id: b.route_reflector_cluster_id,
+        }),
+        None => None,
+    };
+    Ok(Resource::Node(Node {
+        name: meta.name,
+        labels: meta.labels,
+        bgp,
+    }))
+}
+
+/// A `WorkloadEndpoint`.
+fn workload_endpoint(meta: Meta, spec: Value, obj: &str) -> Result<Resource, TranslateError> {
+    let ns = meta.namespace.clone();
+    let s: WorkloadEndpointSpec = typed(spec, "spec", obj)?;
+    let workload = s.workload.or(s.pod).ok_or_else(|| {
+        TranslateError::new(obj, "spec.workload", "workload (or pod) is required")
+    })?;
+    Ok(Resource::WorkloadEndpoint(WorkloadEndpoint {
+        id: WorkloadEndpointId {
+            orchestrator: s.orchestrator,
+            workload,
+            endpoint: s.endpoint,
+        },
+        namespace: ns.or_else(|| Some("default".into())),
+        node: s.node,
+        interface_name: s.interface_name,
+        mac: s.mac,
+        ip_networks: s.ip_networks,
+        labels: meta.labels,
+        profiles: s.profiles,
+        ports: s
+            .ports
+            .into_iter()
+            .map(|p| NamedPort {
+                name: p.name,
+                protocol: p.protocol,
+                port: p.port,
+            })
+            .collect(),
+    }))
 }
 
 fn document(doc: usize, v: Value, out: &mut Vec<Resource>) -> Result<(), TranslateError> {

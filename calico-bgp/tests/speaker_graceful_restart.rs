@@ -74,7 +74,8 @@ async fn holds_for(
             check(&routes),
             "{what}: routes {routes:?}, peers {status:?}"
         );
-        let _ = tokio::time::timeout(Duration::from_millis(100), speaker.changed()).await;
+        let _ =
+            tokio::time::timeout(Duration::from_millis(100), speaker.subscribe().changed()).await;
     }
 }
 
@@ -144,7 +145,8 @@ async fn bird_restarts_and_announces_a_subset(
                 bird.log()
             );
         }
-        let _ = tokio::time::timeout(Duration::from_millis(100), speaker.changed()).await;
+        let _ =
+            tokio::time::timeout(Duration::from_millis(100), speaker.subscribe().changed()).await;
     }
     assert!(
         killed.elapsed() < Duration::from_secs(28),

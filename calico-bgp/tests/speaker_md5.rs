@@ -44,7 +44,8 @@ async fn never_established(speaker: &Speaker, secs: u64, what: &str) {
             status.iter().all(|s| s.state != PeerState::Established),
             "{what}: established anyway: {status:?}"
         );
-        let _ = tokio::time::timeout(Duration::from_millis(100), speaker.changed()).await;
+        let _ =
+            tokio::time::timeout(Duration::from_millis(100), speaker.subscribe().changed()).await;
     }
 }
 

@@ -47,15 +47,10 @@ impl MockBgpFabric {
 
     /// A speaker on the fabric at `address`.
     pub fn speaker(&self, address: IpAddr) -> MockBgp {
-        let rx = {
-            let mut f = self.fabric();
-            f.exports.entry(address).or_default();
-            f.version.subscribe()
-        };
+        self.fabric().exports.entry(address).or_default();
         MockBgp {
             fabric: self.clone(),
             address,
-            seen: Mutex::new(rx),
         }
     }
 
@@ -103,7 +98,6 @@ impl MockBgpFabric {
 pub struct MockBgp {
     fabric: MockBgpFabric,
     address: IpAddr,
-    seen: Mutex<watch::Receiver<u64>>,
 }
 
 impl MockBgp {
@@ -133,13 +127,8 @@ impl BgpBackend for MockBgp {
         Ok(self.fabric.learned_by(self.address))
     }
 
-    async fn changed(&self) {
-        let mut rx = self.seen.lock().expect("MockBgp lock").clone();
-        if rx.changed().await.is_err() {
-            return std::future::pending().await;
-        }
-        // `rx` has now seen the newest version: remember that for the next call.
-        *self.seen.lock().expect("MockBgp lock") = rx;
+    fn subscribe(&self) -> watch::Receiver<u64> {
+        self.fabric.fabric().version.subscribe()
     }
 
     async fn peer_status(&self) -> Result<Vec<PeerStatus>, BackendError> {

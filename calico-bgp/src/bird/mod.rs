@@ -48,7 +48,7 @@ use calico_core::dataplane::{
 };
 use ipnet::IpNet;
 use tokio::process::{Child, Command};
-use tokio::sync::Mutex;
+use tokio::sync::{watch, Mutex};
 
 /// The kernel's route protocol number for routes BIRD installs (`RTPROT_BIRD`).
 pub const RTPROT_BIRD: u8 = 12;
@@ -66,7 +66,7 @@ pub struct BirdConfig {
     pub bird: PathBuf,
     /// The `birdc` binary.
     pub birdc: PathBuf,
-    /// How often [`BgpBackend::changed`] looks for news.
+    /// How often the driver looks at BIRD for news for [`BgpBackend::subscribe`].
     pub poll: Duration,
     /// Stop BIRD when the driver is dropped. When `false`, BIRD keeps its sessions (and the
     /// other hosts their routes to this one) across an agent restart; the next driver on the
@@ -95,11 +95,22 @@ struct State {
     child: Option<Child>,
     /// A daemon started by an earlier driver is in use.
     adopted: bool,
-    last_seen: Option<(Vec<LearnedRoute>, Vec<PeerStatus>)>,
 }
 
 /// BGP through a BIRD 2 daemon. Create it inside a tokio runtime.
+///
+/// BIRD tells nobody when its routes or sessions change, so the first
+/// [`BgpBackend::subscribe`] starts a task that looks every [`BirdConfig::poll`] and tells
+/// every subscriber when what it sees differs from the last look. The task ends with the
+/// driver.
 pub struct BirdBgp {
+    driver: Arc<Driver>,
+    news: Arc<watch::Sender<u64>>,
+    watcher: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// The driver proper, shared with the task that watches BIRD.
+struct Driver {
     config: BirdConfig,
     table: Arc<dyn KernelTable>,
     state: Mutex<State>,
@@ -116,7 +127,7 @@ impl BirdBgp {
     pub fn new(config: BirdConfig, table: Arc<dyn KernelTable>) -> Result<BirdBgp, BackendError> {
         std::fs::create_dir_all(&config.dir)
             .map_err(|e| unavailable(format!("cannot create {}: {e}", config.dir.display())))?;
-        Ok(BirdBgp {
+        let driver = Driver {
             config,
             table,
             state: Mutex::new(State {
@@ -124,11 +135,45 @@ impl BirdBgp {
                 exports: BTreeSet::new(),
                 child: None,
                 adopted: false,
-                last_seen: None,
             }),
+        };
+        Ok(BirdBgp {
+            driver: Arc::new(driver),
+            news: Arc::new(watch::channel(0).0),
+            watcher: std::sync::Mutex::new(None),
         })
     }
+}
 
+impl Drop for BirdBgp {
+    fn drop(&mut self) {
+        if let Ok(mut watcher) = self.watcher.lock() {
+            if let Some(task) = watcher.take() {
+                task.abort();
+            }
+        }
+    }
+}
+
+/// Looks at BIRD every `poll` while the driver lives; a look that differs from the last one
+/// (the first one included) is news for every subscriber.
+async fn watch_bird(driver: std::sync::Weak<Driver>, news: Arc<watch::Sender<u64>>) {
+    let mut last = None;
+    loop {
+        let Some(d) = driver.upgrade() else { return };
+        let poll = d.config.poll;
+        if let Some(seen) = d.observe().await {
+            if last.as_ref() != Some(&seen) {
+                last = Some(seen);
+                news.send_modify(|n| *n = n.wrapping_add(1));
+            }
+        }
+        drop(d);
+        tokio::time::sleep(poll).await;
+    }
+}
+
+impl Driver {
     fn path(&self, file: &str) -> PathBuf {
         self.config.dir.join(file)
     }
@@ -243,10 +288,7 @@ impl BirdBgp {
             "bird did not open its control socket within 5 s",
         ))
     }
-}
 
-#[async_trait]
-impl BgpBackend for BirdBgp {
     async fn configure(&self, settings: &BgpSettings) -> Result<(), BackendError> {
         let mut state = self.state.lock().await;
         let previous = state.settings.replace(settings.clone());
@@ -284,22 +326,14 @@ impl BgpBackend for BirdBgp {
             .collect())
     }
 
-    async fn changed(&self) {
-        loop {
-            tokio::time::sleep(self.config.poll).await;
-            let seen = match (self.learned_routes().await, self.peer_status().await) {
-                (Ok(mut routes), Ok(peers)) => {
-                    routes.sort();
-                    (routes, peers)
-                }
-                _ => continue,
-            };
-            let mut state = self.state.lock().await;
-            if state.last_seen.as_ref() != Some(&seen) {
-                state.last_seen = Some(seen);
-                return;
-            }
-        }
+    /// What BIRD reports now, sorted; `None` when it cannot be read.
+    async fn observe(&self) -> Option<(Vec<LearnedRoute>, Vec<PeerStatus>)> {
+        let (mut routes, peers) = (
+            self.learned_routes().await.ok()?,
+            self.peer_status().await.ok()?,
+        );
+        routes.sort();
+        Some((routes, peers))
     }
 
     async fn peer_status(&self) -> Result<Vec<PeerStatus>, BackendError> {
@@ -312,5 +346,44 @@ impl BgpBackend for BirdBgp {
         Ok(control::parse_protocols(
             &self.birdc(&["show", "protocols", "all"]).await?,
         ))
+    }
+}
+
+#[async_trait]
+impl BgpBackend for BirdBgp {
+    async fn configure(&self, settings: &BgpSettings) -> Result<(), BackendError> {
+        self.driver.configure(settings).await
+    }
+
+    async fn set_exports(&self, prefixes: &BTreeSet<IpNet>) -> Result<(), BackendError> {
+        self.driver.set_exports(prefixes).await
+    }
+
+    async fn learned_routes(&self) -> Result<Vec<LearnedRoute>, BackendError> {
+        self.driver.learned_routes().await
+    }
+
+    fn subscribe(&self) -> watch::Receiver<u64> {
+        let receiver = self.news.subscribe();
+        let Ok(mut watcher) = self.watcher.lock() else {
+            return receiver;
+        };
+        if watcher.is_none() {
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    let task = watch_bird(Arc::downgrade(&self.driver), self.news.clone());
+                    *watcher = Some(runtime.spawn(task));
+                }
+                Err(_) => tracing::error!(
+                    "BIRD driver subscribed to outside a tokio runtime: \
+                     changes will not be reported until a subscription inside one"
+                ),
+            }
+        }
+        receiver
+    }
+
+    async fn peer_status(&self) -> Result<Vec<PeerStatus>, BackendError> {
+        self.driver.peer_status().await
     }
 }

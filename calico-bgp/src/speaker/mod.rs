@@ -95,12 +95,16 @@
 //!     })
 //!     .await?;
 //! speaker.set_exports(&BTreeSet::from(["10.65.1.0/26".parse().unwrap()])).await?;
+//! let mut news = speaker.subscribe();
 //! loop {
-//!     speaker.changed().await;
+//!     if news.changed().await.is_err() {
+//!         break; // the speaker stopped
+//!     }
 //!     for route in speaker.learned_routes().await? {
 //!         println!("{} via {:?}", route.prefix, route.next_hops);
 //!     }
 //! }
+//! # Ok(())
 //! # }
 //! ```
 
@@ -120,7 +124,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use calico_core::dataplane::{BackendError, BgpBackend, BgpSettings, LearnedRoute, PeerStatus};
 use ipnet::IpNet;
-use tokio::sync::{mpsc, oneshot, watch, Mutex};
+use tokio::sync::{mpsc, oneshot, watch};
 
 pub use self::options::{GracefulRestartError, GracefulRestartOptions, SpeakerOptions};
 use self::task::{Command, Task};
@@ -144,7 +148,7 @@ pub enum SpeakerError {
 #[derive(Debug)]
 pub struct Speaker {
     commands: mpsc::Sender<Command>,
-    changed: Mutex<watch::Receiver<u64>>,
+    news: watch::Receiver<u64>,
 }
 
 impl Speaker {
@@ -184,12 +188,9 @@ impl Speaker {
         listener: Option<tokio::net::TcpListener>,
     ) -> Result<Speaker, SpeakerError> {
         in_runtime()?;
-        let (changed_tx, changed_rx) = watch::channel(0);
-        let commands = Task::spawn(options, listener, changed_tx);
-        Ok(Speaker {
-            commands,
-            changed: Mutex::new(changed_rx),
-        })
+        let (news_tx, news) = watch::channel(0);
+        let commands = Task::spawn(options, listener, news_tx);
+        Ok(Speaker { commands, news })
     }
 
     /// Stops for a graceful restart (RFC 4724): every session is closed without a
@@ -230,12 +231,10 @@ impl BgpBackend for Speaker {
         Ok(routes)
     }
 
-    async fn changed(&self) {
-        let mut rx = self.changed.lock().await;
-        if rx.changed().await.is_err() {
-            // The core task ended: nothing will change any more.
-            std::future::pending::<()>().await;
-        }
+    fn subscribe(&self) -> watch::Receiver<u64> {
+        let mut news = self.news.clone();
+        news.mark_unchanged();
+        news
     }
 
     async fn peer_status(&self) -> Result<Vec<PeerStatus>, BackendError> {

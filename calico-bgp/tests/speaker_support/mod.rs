@@ -121,7 +121,8 @@ pub async fn wait_routes(
             let status = speaker.peer_status().await.unwrap();
             panic!("timed out waiting for {what}: routes {routes:?}, peers {status:?}");
         }
-        let _ = tokio::time::timeout(Duration::from_millis(200), speaker.changed()).await;
+        let _ =
+            tokio::time::timeout(Duration::from_millis(200), speaker.subscribe().changed()).await;
     }
 }
 
@@ -136,7 +137,8 @@ pub async fn wait_state(speaker: &Speaker, secs: u64, state: PeerState) {
         if tokio::time::Instant::now() > deadline {
             panic!("timed out waiting for {state:?}: {status:?}");
         }
-        let _ = tokio::time::timeout(Duration::from_millis(200), speaker.changed()).await;
+        let _ =
+            tokio::time::timeout(Duration::from_millis(200), speaker.subscribe().changed()).await;
     }
 }
 

@@ -130,7 +130,7 @@ impl Engine {
         let mut resync = tokio::time::interval(self.timing.resync_interval);
         resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         resync.tick().await;
-        let bgp = self.bgp.clone();
+        let mut bgp_news = self.bgp.as_ref().map(|b| b.subscribe());
         loop {
             let retry_at = self.retry_at;
             let mut flushes = Vec::new();
@@ -173,7 +173,12 @@ impl Engine {
                     debug!("retrying after backend errors");
                     self.reconcile().await;
                 }
-                _ = changed(bgp.as_deref()), if bgp.is_some() => {
+                news = next_news(&mut bgp_news), if bgp_news.is_some() => {
+                    if news.is_err() {
+                        warn!("the BGP backend has stopped: learned routes are kept as they are");
+                        bgp_news = None;
+                        continue;
+                    }
                     self.refresh_learned().await;
                     self.reconcile().await;
                 }
@@ -665,9 +670,12 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
     }
 }
 
-async fn changed(bgp: Option<&dyn BgpBackend>) {
-    match bgp {
-        Some(b) => b.changed().await,
+/// The next change the BGP backend reports; `Err` once it has stopped for good.
+async fn next_news(
+    news: &mut Option<tokio::sync::watch::Receiver<u64>>,
+) -> Result<(), tokio::sync::watch::error::RecvError> {
+    match news {
+        Some(rx) => rx.changed().await,
         None => std::future::pending().await,
     }
 }

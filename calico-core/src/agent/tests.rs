@@ -317,11 +317,20 @@ async fn builder_requires_node_and_fib() {
 }
 
 /// A BGP backend whose learned routes and peer states the test sets.
-#[derive(Default)]
 struct ScriptedBgp {
     learned: Mutex<Vec<crate::dataplane::LearnedRoute>>,
     peers: Mutex<Vec<crate::dataplane::PeerStatus>>,
-    changed: tokio::sync::Notify,
+    news: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for ScriptedBgp {
+    fn default() -> Self {
+        ScriptedBgp {
+            learned: Mutex::default(),
+            peers: Mutex::default(),
+            news: tokio::sync::watch::channel(0).0,
+        }
+    }
 }
 
 impl ScriptedBgp {
@@ -334,7 +343,7 @@ impl ScriptedBgp {
             end_of_rib_received: eor,
             last_error: None,
         }];
-        self.changed.notify_one();
+        self.news.send_modify(|n| *n += 1);
     }
 }
 
@@ -349,8 +358,8 @@ impl BgpBackend for ScriptedBgp {
     async fn learned_routes(&self) -> Result<Vec<crate::dataplane::LearnedRoute>, BackendError> {
         Ok(self.learned.lock().unwrap().clone())
     }
-    async fn changed(&self) {
-        self.changed.notified().await
+    fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.news.subscribe()
     }
     async fn peer_status(&self) -> Result<Vec<crate::dataplane::PeerStatus>, BackendError> {
         Ok(self.peers.lock().unwrap().clone())

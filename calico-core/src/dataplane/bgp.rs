@@ -143,8 +143,13 @@ pub trait BgpBackend: Send + Sync {
     async fn set_exports(&self, prefixes: &BTreeSet<IpNet>) -> Result<(), BackendError>;
     /// The current best routes learned from peers.
     async fn learned_routes(&self) -> Result<Vec<LearnedRoute>, BackendError>;
-    /// Resolves when learned routes or peer states may have changed since the last call.
-    async fn changed(&self);
+    /// A subscription to news: the receiver's `changed()` resolves once what
+    /// [`learned_routes`](Self::learned_routes) or [`peer_status`](Self::peer_status) report
+    /// may have changed since that receiver last looked. Any number of callers may hold one;
+    /// each sees every change (the value counts changes and means nothing else). When the
+    /// backend has stopped for good, `changed()` returns an error: nothing will change any
+    /// more.
+    fn subscribe(&self) -> tokio::sync::watch::Receiver<u64>;
     /// The state of every peering.
     async fn peer_status(&self) -> Result<Vec<PeerStatus>, BackendError>;
 }

@@ -117,6 +117,8 @@ async fn bgp_speakers_exchange_routes_with_ecmp_and_withdraw_when_down() {
         fabric.speaker(ip("192.0.2.2")),
         fabric.speaker(ip("192.0.2.3")),
     );
+    // Two independent subscriptions: each sees every change once.
+    let (mut a_news, mut other_news) = (a.subscribe(), a.subscribe());
     let prefixes = |v: &[&str]| v.iter().map(|p| net(p)).collect::<BTreeSet<_>>();
     b.set_exports(&prefixes(&["10.65.1.0/26", "10.65.9.0/26"]))
         .await
@@ -149,16 +151,24 @@ async fn bgp_speakers_exchange_routes_with_ecmp_and_withdraw_when_down() {
         "a speaker does not learn its own routes"
     );
 
-    // `changed` wakes on a change, and only then.
-    let waiting = tokio::time::timeout(Duration::from_secs(5), a.changed()).await;
+    // A subscription wakes on a change, and only then.
+    let waiting = tokio::time::timeout(Duration::from_secs(5), a_news.changed()).await;
     assert!(waiting.is_ok(), "the exports above are news to a");
-    let idle = tokio::time::timeout(Duration::from_millis(20), a.changed()).await;
+    let idle = tokio::time::timeout(Duration::from_millis(20), a_news.changed()).await;
     assert!(idle.is_err(), "nothing changed since");
+    let other = tokio::time::timeout(Duration::from_millis(20), other_news.changed()).await;
+    assert!(other.is_ok(), "another subscriber sees the same news");
+    let late = a.subscribe();
+    assert!(
+        !late.has_changed().unwrap(),
+        "a new subscription starts with no news"
+    );
 
     fabric.set_down(ip("192.0.2.3"), true);
-    tokio::time::timeout(Duration::from_secs(5), a.changed())
+    tokio::time::timeout(Duration::from_secs(5), a_news.changed())
         .await
-        .expect("taking a speaker down is a change");
+        .expect("taking a speaker down is a change")
+        .unwrap();
     let learned = a.learned_routes().await.unwrap();
     assert_eq!(learned.len(), 2);
     assert!(learned

@@ -19,7 +19,7 @@
 
 pub(crate) mod batch;
 mod nft_text;
-mod ownership;
+pub(crate) mod ownership;
 pub(crate) mod readback;
 pub(crate) mod rule_codec;
 mod set_udata;

@@ -1,7 +1,7 @@
 //! Entry points for the cargo-fuzz targets (feature `fuzzing`): they reach the crate's
 //! internal nf_tables decoder, which has no public API of its own.
 
-use crate::acl::rule_codec;
+use crate::acl::{ownership, rule_codec};
 use crate::nft::expr::Expr;
 use crate::nft::netlink::{Attrs, Msgs};
 
@@ -10,8 +10,10 @@ use crate::nft::netlink::{Attrs, Msgs};
 pub fn nft_reply(data: &[u8]) {
     for msg in Msgs::new(data).flatten() {
         let _ = msg.error();
+        let _ = ownership::table_state_of(&msg, "calico");
         let Ok(attrs) = msg.nft_attrs() else { continue };
         for (_, payload) in attrs.flatten() {
+            let _ = ownership::is_marked(payload);
             let mut exprs = Vec::new();
             for (_, elem) in Attrs::new(payload).flatten() {
                 if let Ok(Some(e)) = Expr::decode(elem) {

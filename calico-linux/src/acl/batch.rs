@@ -7,6 +7,7 @@ use calico_core::dataplane::{Change, ChangeSet};
 use ipnet::IpNet;
 
 use super::rule_codec::{self, AnonPortSet, RenderError, ANON_SET_NAME};
+use super::{ownership, set_udata};
 use crate::nft::expr::{encode_verdict, VerdictCode};
 use crate::nft::netlink::MsgWriter;
 use crate::nft::proto::*;
@@ -33,11 +34,32 @@ impl Origins {
     }
 }
 
+/// How the transaction meets the table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TableAccess {
+    /// The table is known to be the agent's (it carries the mark): created again, marked,
+    /// if it disappeared meanwhile.
+    Ours,
+    /// The table was absent: create it, marked, and fail if a table of that name appeared
+    /// meanwhile (`NLM_F_EXCL`) rather than adopt it.
+    Create,
+}
+
 /// Writes `changes` into the transaction `w` (which holds the batch-begin message): first
-/// the table (created if missing), then every change in order.
-pub fn write(w: &mut MsgWriter, table: &str, changes: &ChangeSet) -> Result<Origins, RenderError> {
-    w.begin_nft(NFT_MSG_NEWTABLE, NLM_F_CREATE);
+/// the table (created, with the agent's mark, if missing), then every change in order.
+pub fn write(
+    w: &mut MsgWriter,
+    table: &str,
+    access: TableAccess,
+    changes: &ChangeSet,
+) -> Result<Origins, RenderError> {
+    let excl = match access {
+        TableAccess::Ours => 0,
+        TableAccess::Create => NLM_F_EXCL,
+    };
+    w.begin_nft(NFT_MSG_NEWTABLE, NLM_F_CREATE | excl);
     w.string(NFTA_TABLE_NAME, table);
+    w.bytes(NFTA_TABLE_USERDATA, &ownership::table_userdata());
     w.end();
     let mut origins = Origins::default();
     let mut next_id = 1u32;
@@ -63,19 +85,24 @@ fn write_change(
             } else {
                 0
             };
-            new_set(w, table, name, flags, key_type, key_len, None, next_id);
+            let format = SetFormat {
+                flags,
+                key_type,
+                key_len,
+                data_type: None,
+                udata: &set_udata::named_set(*key),
+            };
+            new_set(w, table, name, &format, next_id);
         }
         Change::AddMap { name } => {
-            new_set(
-                w,
-                table,
-                name,
-                NFT_SET_MAP,
-                TYPE_IFNAME,
-                16,
-                Some(NFT_DATA_VERDICT),
-                next_id,
-            );
+            let format = SetFormat {
+                flags: NFT_SET_MAP,
+                key_type: TYPE_IFNAME,
+                key_len: 16,
+                data_type: Some(NFT_DATA_VERDICT),
+                udata: &set_udata::iface_map(),
+            };
+            new_set(w, table, name, &format, next_id);
         }
         Change::AddElements { set, elements } => {
             set_elements(w, table, set, elements, NFT_MSG_NEWSETELEM)
@@ -218,27 +245,30 @@ pub fn key_format(key: SetKey) -> (u32, u32) {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn new_set(
-    w: &mut MsgWriter,
-    table: &str,
-    name: &str,
+/// What a named set or map is, as `NEWSET` says it.
+struct SetFormat<'a> {
     flags: u32,
     key_type: u32,
     key_len: u32,
+    /// A map's data type (its data length is then 0: verdicts have none).
     data_type: Option<u32>,
-    next_id: &mut u32,
-) {
+    /// What nft needs to print the elements ([`set_udata`]).
+    udata: &'a [u8],
+}
+
+fn new_set(w: &mut MsgWriter, table: &str, name: &str, f: &SetFormat, next_id: &mut u32) {
     w.begin_nft(NFT_MSG_NEWSET, NLM_F_CREATE);
     w.string(NFTA_SET_TABLE, table);
     w.string(NFTA_SET_NAME, name);
-    w.be32(NFTA_SET_FLAGS, flags);
-    w.be32(NFTA_SET_KEY_TYPE, key_type);
-    w.be32(NFTA_SET_KEY_LEN, key_len);
-    if let Some(d) = data_type {
+    w.be32(NFTA_SET_FLAGS, f.flags);
+    w.be32(NFTA_SET_KEY_TYPE, f.key_type);
+    w.be32(NFTA_SET_KEY_LEN, f.key_len);
+    if let Some(d) = f.data_type {
         w.be32(NFTA_SET_DATA_TYPE, d);
+        w.be32(NFTA_SET_DATA_LEN, 0);
     }
     w.be32(NFTA_SET_ID, *next_id);
+    w.bytes(NFTA_SET_USERDATA, f.udata);
     *next_id += 1;
     w.end();
 }
@@ -254,6 +284,7 @@ fn write_anon_port_set(w: &mut MsgWriter, table: &str, set: &AnonPortSet) {
     w.be32(NFTA_SET_KEY_TYPE, TYPE_INET_SERVICE);
     w.be32(NFTA_SET_KEY_LEN, 2);
     w.be32(NFTA_SET_ID, set.id);
+    w.bytes(NFTA_SET_USERDATA, &set_udata::port_set());
     w.end();
     let mut keys = Vec::new();
     for (lo, hi) in &set.ranges {

@@ -3,7 +3,9 @@
 //! [`LinuxAcl`] implements [`AclBackend`]: each change set becomes one nf_tables
 //! transaction (so no packet ever meets a half-applied policy), and [`AclBackend::dump`]
 //! reads the table back from the kernel (chains, rules, sets with their elements, verdict
-//! maps) so resync can repair drift. Nothing outside the table is touched.
+//! maps) so resync can repair drift. Nothing outside the table is touched, and the table
+//! itself only if it carries the agent's mark ([`TABLE_MARK`], its nft comment): a table of
+//! the same name that lacks it is someone else's and is refused with [`ForeignTable`].
 //!
 //! ```no_run
 //! # async fn demo(changes: calico_core::dataplane::ChangeSet) -> Result<(), calico_core::dataplane::BackendError> {
@@ -17,16 +19,23 @@
 
 pub(crate) mod batch;
 mod nft_text;
+pub(crate) mod ownership;
 pub(crate) mod readback;
 pub(crate) mod rule_codec;
+mod set_udata;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use calico_core::dataplane::ir::Ruleset;
 use calico_core::dataplane::ChangeSet;
 use calico_core::dataplane::{AclBackend, BackendError};
+
+use batch::TableAccess;
+use ownership::TableState;
+pub use ownership::{ForeignTable, TABLE_MARK};
 
 use crate::nft::proto::{NFTA_TABLE_NAME, NFT_MSG_DELTABLE};
 use crate::nft::socket::{NfSocket, NlError};
@@ -36,6 +45,9 @@ use crate::nft::socket::{NfSocket, NlError};
 pub struct LinuxAcl {
     table: String,
     socket: Arc<Mutex<NfSocket>>,
+    /// The table was last seen with the agent's mark: transactions skip the ownership check
+    /// (one table dump) until a failure, a dump finding it gone, or an uninstall.
+    known_ours: Arc<AtomicBool>,
 }
 
 impl LinuxAcl {
@@ -67,6 +79,7 @@ impl LinuxAcl {
         Ok(LinuxAcl {
             table: table.to_string(),
             socket: Arc::new(Mutex::new(socket)),
+            known_ours: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -76,47 +89,101 @@ impl LinuxAcl {
     }
 
     /// Applies a change set synchronously (what [`AclBackend::apply`] runs on a blocking
-    /// thread).
+    /// thread). Refuses, changing nothing, if the table exists without the agent's mark.
     pub fn apply_blocking(&self, changes: &ChangeSet) -> Result<(), BackendError> {
         if changes.is_empty() {
             return Ok(());
         }
         let mut sock = self.socket.lock().unwrap_or_else(|p| p.into_inner());
+        let access = self.table_access(&mut sock)?;
         let mut w = sock.transaction();
-        let origins = batch::write(&mut w, &self.table, changes)
+        let origins = batch::write(&mut w, &self.table, access, changes)
             .map_err(|e| BackendError::Unsupported(e.0))?;
         let bytes = w.len();
-        sock.commit(w).map_err(|e| {
-            let what = match &e {
-                NlError::Refused { seq, .. } => {
-                    let i = origins.change_of(*seq);
-                    match i.and_then(|i| Some((i, changes.changes.get(i)?))) {
-                        Some((i, change)) => format!("change #{i} ({})", describe(change)),
-                        None => "creating the table".to_string(),
-                    }
-                }
-                _ => "the transaction".to_string(),
-            };
-            tracing::warn!(table = %self.table, error = %e, %what, "nftables refused a change set; nothing of it was applied");
-            BackendError::Dataplane {
-                op: format!("nftables transaction on table inet {} at {what}", self.table),
-                reason: e.to_string(),
-            }
-        })?;
+        if let Err(e) = sock.commit(w) {
+            // Whatever happened to the table, look at it again before the next transaction.
+            self.known_ours.store(false, Ordering::Relaxed);
+            return Err(self.refused(changes, &origins, e));
+        }
+        self.known_ours.store(true, Ordering::Relaxed);
         tracing::debug!(table = %self.table, changes = changes.len(), bytes, "nftables transaction committed");
         Ok(())
     }
 
+    /// How the next transaction may meet the table: checked against the kernel unless the
+    /// table is known to be the agent's.
+    fn table_access(&self, sock: &mut NfSocket) -> Result<TableAccess, BackendError> {
+        if self.known_ours.load(Ordering::Relaxed) {
+            return Ok(TableAccess::Ours);
+        }
+        let state =
+            ownership::table_state(sock, &self.table).map_err(|e| BackendError::Dataplane {
+                op: format!("look up table inet {}", self.table),
+                reason: e.to_string(),
+            })?;
+        match state {
+            TableState::Ours => {
+                self.known_ours.store(true, Ordering::Relaxed);
+                Ok(TableAccess::Ours)
+            }
+            TableState::Absent => Ok(TableAccess::Create),
+            TableState::Foreign => Err(self.foreign()),
+        }
+    }
+
+    /// The error for a table of our name that lacks the mark (logged: the agent stops
+    /// programming ACLs until the operator acts).
+    fn foreign(&self) -> BackendError {
+        let e = ForeignTable {
+            table: self.table.clone(),
+        };
+        tracing::error!(table = %self.table, "{e}");
+        BackendError::Dataplane {
+            op: format!("use table inet {}", self.table),
+            reason: e.to_string(),
+        }
+    }
+
+    /// The error for a transaction the kernel refused, naming the change it refused.
+    fn refused(&self, changes: &ChangeSet, origins: &batch::Origins, e: NlError) -> BackendError {
+        let what = match &e {
+            NlError::Refused { seq, .. } => {
+                let i = origins.change_of(*seq);
+                match i.and_then(|i| Some((i, changes.changes.get(i)?))) {
+                    Some((i, change)) => format!("change #{i} ({})", describe(change)),
+                    None => "creating the table".to_string(),
+                }
+            }
+            _ => "the transaction".to_string(),
+        };
+        tracing::warn!(table = %self.table, error = %e, %what, "nftables refused a change set; nothing of it was applied");
+        BackendError::Dataplane {
+            op: format!(
+                "nftables transaction on table inet {} at {what}",
+                self.table
+            ),
+            reason: e.to_string(),
+        }
+    }
+
     /// Reads the table back synchronously (what [`AclBackend::dump`] runs on a blocking
-    /// thread).
+    /// thread). A table without the agent's mark is not read: an error.
     pub fn dump_blocking(&self) -> Result<Ruleset, BackendError> {
         let mut sock = self.socket.lock().unwrap_or_else(|p| p.into_inner());
         let mut last = None;
         for _ in 0..3 {
             match readback::read(&mut sock, &self.table) {
-                Ok(r) => return Ok(r),
+                Ok((state, r)) => {
+                    self.known_ours
+                        .store(state == TableState::Ours, Ordering::Relaxed);
+                    return Ok(r);
+                }
                 Err(readback::ReadError::Netlink(NlError::Interrupted)) => {
                     last = Some("the ruleset kept changing during the dump".to_string())
+                }
+                Err(readback::ReadError::NotOurs(_)) => {
+                    self.known_ours.store(false, Ordering::Relaxed);
+                    return Err(self.foreign());
                 }
                 Err(e) => {
                     return Err(BackendError::Dataplane {
@@ -132,9 +199,15 @@ impl LinuxAcl {
         })
     }
 
-    /// Deletes the whole table (uninstall). Absent already: fine.
+    /// Deletes the whole table (uninstall). Absent already: fine. A table without the
+    /// agent's mark is left alone: an error.
     pub fn delete_table_blocking(&self) -> Result<(), BackendError> {
         let mut sock = self.socket.lock().unwrap_or_else(|p| p.into_inner());
+        self.known_ours.store(false, Ordering::Relaxed);
+        match self.table_access(&mut sock)? {
+            TableAccess::Create => return Ok(()),
+            TableAccess::Ours => self.known_ours.store(false, Ordering::Relaxed),
+        }
         let mut w = sock.transaction();
         w.begin_nft(NFT_MSG_DELTABLE, 0);
         w.string(NFTA_TABLE_NAME, &self.table);

@@ -13,6 +13,8 @@ use calico_core::dataplane::ir::{
 pub fn render(ruleset: &Ruleset, table: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "table inet {table} {{");
+    // The agent's mark: a table loaded from this text is one the agent may manage.
+    let _ = writeln!(out, "  comment {:?}", super::TABLE_MARK);
     for (name, set) in &ruleset.sets {
         let ty = match set.key {
             SetKey::Ipv4Addr | SetKey::Ipv4Net => "ipv4_addr",

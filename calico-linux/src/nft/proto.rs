@@ -10,6 +10,7 @@ pub const NLMSG_DONE: u16 = 3;
 pub const NLM_F_REQUEST: u16 = 0x1;
 pub const NLM_F_ACK: u16 = 0x4;
 pub const NLM_F_DUMP: u16 = 0x300;
+pub const NLM_F_EXCL: u16 = 0x200;
 pub const NLM_F_CREATE: u16 = 0x400;
 pub const NLM_F_APPEND: u16 = 0x800;
 pub const NLA_F_NESTED: u16 = 0x8000;
@@ -51,6 +52,7 @@ pub const NFTA_LIST_ELEM: u16 = 1;
 
 // table
 pub const NFTA_TABLE_NAME: u16 = 1;
+pub const NFTA_TABLE_USERDATA: u16 = 6;
 
 // chain
 pub const NFTA_CHAIN_TABLE: u16 = 1;
@@ -78,12 +80,25 @@ pub const NFTA_SET_FLAGS: u16 = 3;
 pub const NFTA_SET_KEY_TYPE: u16 = 4;
 pub const NFTA_SET_KEY_LEN: u16 = 5;
 pub const NFTA_SET_DATA_TYPE: u16 = 6;
+pub const NFTA_SET_DATA_LEN: u16 = 7;
 pub const NFTA_SET_ID: u16 = 10;
+pub const NFTA_SET_USERDATA: u16 = 13;
 pub const NFT_SET_ANONYMOUS: u32 = 0x1;
 pub const NFT_SET_CONSTANT: u32 = 0x2;
 pub const NFT_SET_INTERVAL: u32 = 0x4;
 pub const NFT_SET_MAP: u32 = 0x8;
 pub const NFT_DATA_VERDICT: u32 = 0xffff_ff00;
+
+// userdata TLVs (libnftnl `udata.h`): type byte, length byte, value
+pub const NFTNL_UDATA_TABLE_COMMENT: u8 = 0;
+pub const NFTNL_UDATA_SET_KEYBYTEORDER: u8 = 0;
+pub const NFTNL_UDATA_SET_DATABYTEORDER: u8 = 1;
+pub const NFTNL_UDATA_SET_MERGE_ELEMENTS: u8 = 2;
+pub const NFTNL_UDATA_SET_DATA_INTERVAL: u8 = 6;
+/// nft's `enum byteorder`.
+pub const BYTEORDER_INVALID: u32 = 0;
+pub const BYTEORDER_HOST_ENDIAN: u32 = 1;
+pub const BYTEORDER_BIG_ENDIAN: u32 = 2;
 
 // set elements
 pub const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;

@@ -10,17 +10,6 @@ use crate::nft::expr::{decode_value, decode_verdict_data, Expr};
 use crate::nft::netlink::{parse_be32, parse_string, Attrs, Msg, WireError};
 use crate::nft::proto::*;
 
-/// Whether a `NEWTABLE` message names `table`.
-pub(super) fn names_table(m: &Msg, table: &str) -> Result<bool, WireError> {
-    let mut found = false;
-    for a in m.nft_attrs()? {
-        if let (NFTA_TABLE_NAME, d) = a? {
-            found |= parse_string(d)? == table;
-        }
-    }
-    Ok(found)
-}
-
 /// A `NEWCHAIN` message: the chain's name and its (empty) IR, if it is in `table`.
 pub(super) fn chain(m: &Msg, table: &str) -> Result<Option<(String, Chain)>, WireError> {
     let mut name = None;

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 
 use calico_core::dataplane::ir::{Rule, Ruleset, Statement};
 
+use super::ownership::{self, ForeignTable, TableState};
 use crate::nft::expr::VerdictCode;
 use crate::nft::netlink::WireError;
 use crate::nft::proto::*;
@@ -32,6 +33,9 @@ pub enum ReadError {
     /// The table holds an object calico-rs never creates and cannot represent.
     #[error("{0}")]
     Foreign(String),
+    /// The table is not the agent's: it lacks the mark.
+    #[error(transparent)]
+    NotOurs(#[from] ForeignTable),
 }
 
 impl From<WireError> for ReadError {
@@ -59,11 +63,19 @@ struct RawElement {
     verdict: Option<VerdictCode>,
 }
 
-/// Reads table `table` (family `inet`) back. An absent table reads as an empty ruleset.
-pub fn read(sock: &mut NfSocket, table: &str) -> Result<Ruleset, ReadError> {
+/// Reads table `table` (family `inet`) back, with what the kernel holds under its name. An
+/// absent table reads as an empty ruleset; a table without the agent's mark
+/// ([`ownership`]) is not read but refused with [`ReadError::NotOurs`].
+pub fn read(sock: &mut NfSocket, table: &str) -> Result<(TableState, Ruleset), ReadError> {
     let mut ruleset = Ruleset::default();
-    if !table_exists(sock, table)? {
-        return Ok(ruleset);
+    match ownership::table_state(sock, table)? {
+        TableState::Absent => return Ok((TableState::Absent, ruleset)),
+        TableState::Foreign => {
+            return Err(ReadError::NotOurs(ForeignTable {
+                table: table.to_string(),
+            }))
+        }
+        TableState::Ours => {}
     }
     sock.dump(
         NFT_MSG_GETCHAIN,
@@ -80,20 +92,7 @@ pub fn read(sock: &mut NfSocket, table: &str) -> Result<Ruleset, ReadError> {
             c.rules.push(rule);
         }
     }
-    Ok(ruleset)
-}
-
-fn table_exists(sock: &mut NfSocket, table: &str) -> Result<bool, NlError> {
-    let mut found = false;
-    sock.dump(
-        NFT_MSG_GETTABLE,
-        |_| {},
-        |m| {
-            found |= messages::names_table(m, table)?;
-            Ok(())
-        },
-    )?;
-    Ok(found)
+    Ok((TableState::Ours, ruleset))
 }
 
 /// Every set and map of the table (anonymous ones too), with its elements.

@@ -284,6 +284,45 @@ fn rule(obj: &str, i: usize, r: &SecurityGroupRule) -> Result<(bool, Rule), Tran
         proto = Some(Protocol::ICMPV6);
     }
     out.protocol = proto;
+    let entity = ports_and_icmp(obj, i, r, proto, &mut out)?;
+    let mut remote = EntityRule::default();
+    if let Some(prefix) = &r.remote_ip_prefix {
+        let net: ipnet::IpNet = prefix.parse().map_err(|_| {
+            TranslateError::new(
+                obj,
+                field("remote_ip_prefix"),
+                format!("{prefix:?} is not a CIDR"),
+            )
+        })?;
+        remote.nets = vec![net.trunc()];
+    }
+    if let Some(g) = &r.remote_group_id {
+        let text = format!("has({SG_LABEL_PREFIX}{g})");
+        remote.selector = Some(
+            Selector::parse(&text)
+                .map_err(|e| TranslateError::new(obj, field("remote_group_id"), e.to_string()))?,
+        );
+    }
+    if ingress {
+        out.source = remote;
+        out.destination = entity;
+    } else {
+        remote.ports = entity.ports;
+        out.destination = remote;
+    }
+    Ok((ingress, out))
+}
+
+/// The ports of a TCP/UDP-like rule (returned as the destination entity), or its ICMP type
+/// and code (set on `out`; Neutron carries them in the port range fields).
+fn ports_and_icmp(
+    obj: &str,
+    i: usize,
+    r: &SecurityGroupRule,
+    proto: Option<Protocol>,
+    out: &mut Rule,
+) -> Result<EntityRule, TranslateError> {
+    let field = |f: &str| format!("security_group_rules[{i}].{f}");
     let range = |v: Option<i64>, f: &str, max: i64| -> Result<Option<i64>, TranslateError> {
         match v {
             Some(n) if !(0..=max).contains(&n) => Err(TranslateError::new(
@@ -343,32 +382,7 @@ fn rule(obj: &str, i: usize, r: &SecurityGroupRule) -> Result<(bool, Rule), Tran
             }
         }
     }
-    let mut remote = EntityRule::default();
-    if let Some(prefix) = &r.remote_ip_prefix {
-        let net: ipnet::IpNet = prefix.parse().map_err(|_| {
-            TranslateError::new(
-                obj,
-                field("remote_ip_prefix"),
-                format!("{prefix:?} is not a CIDR"),
-            )
-        })?;
-        remote.nets = vec![net.trunc()];
-    }
-    if let Some(g) = &r.remote_group_id {
-        let text = format!("has({SG_LABEL_PREFIX}{g})");
-        remote.selector = Some(
-            Selector::parse(&text)
-                .map_err(|e| TranslateError::new(obj, field("remote_group_id"), e.to_string()))?,
-        );
-    }
-    if ingress {
-        out.source = remote;
-        out.destination = entity;
-    } else {
-        remote.ports = entity.ports;
-        out.destination = remote;
-    }
-    Ok((ingress, out))
+    Ok(entity)
 }
 
 /// A security group as a profile of Allow rules.

@@ -7,32 +7,16 @@ pub mod bird;
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use calico_bgp::speaker::socket::{OwnNamespace, SocketOpener};
 use calico_bgp::speaker::{Speaker, SpeakerOptions};
 use calico_core::dataplane::{BgpBackend, BgpSettings, LearnedRoute, PeerConfig, PeerState};
 use calico_core::model::AsNumber;
 use calico_netns::fixtures::{veth, Netns};
 use ipnet::IpNet;
 
-/// Opens a speaker's sockets inside the network namespace at a path (such as
-/// `/var/run/netns/NAME`), on a short-lived thread that entered it.
-#[derive(Debug)]
-pub struct NetnsSockets(pub std::path::PathBuf);
-
-impl SocketOpener for NetnsSockets {
-    fn tcp_socket(&self, addr: &std::net::SocketAddr) -> std::io::Result<tokio::net::TcpSocket> {
-        calico_netns::enter_path(&self.0, || OwnNamespace.tcp_socket(addr))
-            .unwrap_or_else(|e| Err(std::io::Error::new(e.source.kind(), e.to_string())))
-    }
-}
-
-/// The sockets of a speaker in the namespace at `path`.
-pub fn sockets_in(path: impl Into<std::path::PathBuf>) -> Arc<dyn SocketOpener> {
-    Arc::new(NetnsSockets(path.into()))
-}
+mod sockets;
+pub use sockets::sockets_in;
 
 /// A speaker in `ns` listening on (and connecting from) `address`.
 pub fn speaker_at(ns: &Netns, address: &str) -> Speaker {

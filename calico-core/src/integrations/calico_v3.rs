@@ -102,6 +102,18 @@ struct EndpointPort {
     protocol: crate::model::Protocol,
 }
 
+/// An endpoint's named ports as the model holds them.
+fn named_ports(ports: Vec<EndpointPort>) -> Vec<NamedPort> {
+    ports
+        .into_iter()
+        .map(|p| NamedPort {
+            name: p.name,
+            protocol: p.protocol,
+            port: p.port,
+        })
+        .collect()
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct HostEndpointSpec {
@@ -354,15 +366,7 @@ fn object(doc: usize, kind: &str, mut v: Mapping) -> Result<Resource, TranslateE
                 expected_ips: s.expected_ips,
                 labels: meta.labels,
                 profiles: s.profiles,
-                ports: s
-                    .ports
-                    .into_iter()
-                    .map(|p| NamedPort {
-                        name: p.name,
-                        protocol: p.protocol,
-                        port: p.port,
-                    })
-                    .collect(),
+                ports: named_ports(s.ports),
             })
         }
         "IPPool" => {
@@ -501,15 +505,7 @@ fn workload_endpoint(meta: Meta, spec: Value, obj: &str) -> Result<Resource, Tra
         ip_networks: s.ip_networks,
         labels: meta.labels,
         profiles: s.profiles,
-        ports: s
-            .ports
-            .into_iter()
-            .map(|p| NamedPort {
-                name: p.name,
-                protocol: p.protocol,
-                port: p.port,
-            })
-            .collect(),
+        ports: named_ports(s.ports),
     }))
 }
 

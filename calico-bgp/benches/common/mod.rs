@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
-
 use calico_netns::fixtures::Netns;
 
 #[path = "../../tests/speaker_support/sockets.rs"]

@@ -284,6 +284,18 @@ async fn a_bird_reflector_spreads_routes_between_its_clients_keeping_their_next_
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The passwords in bird.conf are for the agent's eyes only: the file 0600, its directory 0700.
+fn assert_private(dir: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(
+        mode(&dir.join("bird.conf")),
+        0o600,
+        "bird.conf holds passwords"
+    );
+    assert_eq!(mode(dir), 0o700, "the directory of bird.conf");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_md5_passwords_must_match() {
     if !privileged("tcp_md5_passwords_must_match") {
@@ -303,6 +315,7 @@ async fn tcp_md5_passwords_must_match() {
     a.configure(&with_password("192.168.20.1", "192.168.20.2", "right"))
         .await
         .unwrap();
+    assert_private(&dir.join("a"));
     b.configure(&with_password("192.168.20.2", "192.168.20.1", "wrong"))
         .await
         .unwrap();

@@ -37,6 +37,8 @@ mod table;
 pub use table::KernelTable;
 
 use std::collections::BTreeSet;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -125,7 +127,11 @@ impl BirdBgp {
     /// [`BirdConfig::kernel_table`] of namespace [`BirdConfig::netns`], routes of protocol
     /// [`RTPROT_BIRD`]. BIRD itself starts at the first [`BgpBackend::configure`].
     pub fn new(config: BirdConfig, table: Arc<dyn KernelTable>) -> Result<BirdBgp, BackendError> {
-        std::fs::create_dir_all(&config.dir)
+        // bird.conf holds the peers' MD5 passwords: a directory we create is ours alone.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&config.dir)
             .map_err(|e| unavailable(format!("cannot create {}: {e}", config.dir.display())))?;
         let driver = Driver {
             config,
@@ -153,6 +159,19 @@ impl Drop for BirdBgp {
             }
         }
     }
+}
+
+/// Writes `text` to `path`, readable and writable by the owner only (mode 0600, also when the
+/// file exists already with a looser mode): BIRD's configuration holds the MD5 passwords.
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    file.write_all(text.as_bytes())
 }
 
 /// Looks at BIRD every `poll` while the driver lives; a look that differs from the last one
@@ -218,7 +237,7 @@ impl Driver {
         let text = conf::render(settings, &state.exports, self.config.kernel_table)
             .map_err(|e| BackendError::Unsupported(e.to_string()))?;
         let (conf, candidate) = (self.path("bird.conf"), self.path("bird.conf.new"));
-        std::fs::write(&candidate, &text)
+        write_private(&candidate, &text)
             .map_err(|e| unavailable(format!("cannot write {}: {e}", candidate.display())))?;
         let check = Command::new(&self.config.bird)
             .arg("-p")

@@ -119,19 +119,7 @@ impl<'a> Iterator for Msgs<'a> {
     type Item = Result<Msg<'a>, WireError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.rest.is_empty() {
-            return None;
-        }
-        match Msgs::split(self.rest) {
-            Ok((msg, rest)) => {
-                self.rest = rest;
-                Some(Ok(msg))
-            }
-            Err(e) => {
-                self.rest = &[];
-                Some(Err(e))
-            }
-        }
+        walk(&mut self.rest, Msgs::split)
     }
 }
 
@@ -172,19 +160,7 @@ impl<'a> Iterator for Attrs<'a> {
     type Item = Result<Attr<'a>, WireError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.rest.is_empty() {
-            return None;
-        }
-        match Attrs::split(self.rest) {
-            Ok((attr, rest)) => {
-                self.rest = rest;
-                Some(Ok(attr))
-            }
-            Err(e) => {
-                self.rest = &[];
-                Some(Err(e))
-            }
-        }
+        walk(&mut self.rest, Attrs::split)
     }
 }
 
@@ -201,6 +177,27 @@ pub fn parse_string(data: &[u8]) -> Result<String, WireError> {
     std::str::from_utf8(text)
         .map(str::to_string)
         .map_err(|_| WireError("string attribute is not UTF-8"))
+}
+
+/// One step of a walk over the bytes left in `rest`: the next item `split` cuts off, or
+/// `None` at the end. After the first malformed item the walk yields its error and ends.
+fn walk<'a, T>(
+    rest: &mut &'a [u8],
+    split: impl FnOnce(&'a [u8]) -> Result<(T, &'a [u8]), WireError>,
+) -> Option<Result<T, WireError>> {
+    if rest.is_empty() {
+        return None;
+    }
+    match split(rest) {
+        Ok((item, left)) => {
+            *rest = left;
+            Some(Ok(item))
+        }
+        Err(e) => {
+            *rest = &[];
+            Some(Err(e))
+        }
+    }
 }
 
 #[cfg(test)]

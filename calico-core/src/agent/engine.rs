@@ -23,6 +23,8 @@ use crate::routes::{desired_routes, fib_diff, local_exports, DesiredFib};
 /// A request to the engine.
 pub(super) enum Command {
     Update(Box<Update>),
+    /// Updates validated together, applied in one pass.
+    Batch(Vec<Update>),
     Snapshot(Box<Model>),
     Resync,
     Flush(oneshot::Sender<()>),
@@ -195,24 +197,12 @@ impl Engine {
         dirty: &mut bool,
     ) -> bool {
         match cmd {
-            Command::Update(u) => {
-                let u = *u;
-                // Validated by the handle already; checked again so that nothing invalid
-                // can reach the model (the agent's one copy of the state).
-                let invalid = match &u {
-                    Update::Upsert(r) => r.validate().err(),
-                    Update::Remove(_) => None,
-                };
-                if let Some(e) = invalid {
-                    warn!(error = %e, "update rejected");
-                    self.metrics().updates_rejected_total += 1;
-                } else {
-                    let applied = self.model.apply_valid(u);
-                    self.compiler.apply(&self.model, &applied);
-                    self.metrics().updates_total += 1;
-                    *dirty = true;
+            Command::Batch(updates) => {
+                for u in updates {
+                    self.take_update(u, dirty);
                 }
             }
+            Command::Update(u) => self.take_update(*u, dirty),
             Command::Snapshot(model) => {
                 self.model = *model;
                 self.compiler =
@@ -239,6 +229,25 @@ impl Engine {
             Command::Stop => return false,
         }
         true
+    }
+
+    /// Takes one update into the model and the compiler (or counts it rejected).
+    fn take_update(&mut self, u: Update, dirty: &mut bool) {
+        // Validated by the handle already; checked again so that nothing invalid
+        // can reach the model (the agent's one copy of the state).
+        let invalid = match &u {
+            Update::Upsert(r) => r.validate().err(),
+            Update::Remove(_) => None,
+        };
+        if let Some(e) = invalid {
+            warn!(error = %e, "update rejected");
+            self.metrics().updates_rejected_total += 1;
+        } else {
+            let applied = self.model.apply_valid(u);
+            self.compiler.apply(&self.model, &applied);
+            self.metrics().updates_total += 1;
+            *dirty = true;
+        }
     }
 
     fn metrics(&self) -> std::sync::MutexGuard<'_, Metrics> {

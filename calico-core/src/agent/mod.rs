@@ -235,6 +235,26 @@ impl AgentHandle {
         self.send(engine::Command::Update(Box::new(update))).await
     }
 
+    /// Applies a group of updates as one change, reconciled in one pass (a directory of
+    /// files re-read, a transaction of the orchestrator). Every upsert is validated first:
+    /// if one is invalid, the error names it and none of the group is applied. Feeding a
+    /// large change this way costs one compile and one dataplane transaction, where the
+    /// same updates sent one by one may each be reconciled on their own.
+    pub async fn apply(&self, updates: Vec<Update>) -> Result<(), AgentError> {
+        for update in &updates {
+            if let Update::Upsert(resource) = update {
+                if let Err(e) = resource.validate() {
+                    self.metrics
+                        .lock()
+                        .expect("metrics lock")
+                        .updates_rejected_total += 1;
+                    return Err(e.into());
+                }
+            }
+        }
+        self.send(engine::Command::Batch(updates)).await
+    }
+
     /// Replaces the whole desired state and marks the agent in sync: programming starts (or,
     /// for a running agent, converges on the new state). Every resource is validated first;
     /// if one is invalid, nothing changes.

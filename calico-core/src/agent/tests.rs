@@ -449,3 +449,42 @@ async fn after_a_restart_remote_routes_go_when_bgp_does_not_converge_in_time() {
     assert!(fib.0.lock().unwrap().routes.is_empty());
     agent.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_batch_is_validated_whole_and_reconciled_in_one_pass() {
+    let ifaces: Vec<String> = (0..50).map(|i| format!("cali{i}")).collect();
+    let refs: Vec<&str> = ifaces.iter().map(|s| s.as_str()).collect();
+    let fib = fib_with_interfaces(&refs);
+    let agent = start(&fib);
+    let h = agent.handle();
+    h.snapshot(vec![]).await.unwrap();
+    h.flush().await;
+    let before = fib.0.lock().unwrap().applies;
+    let batch: Vec<Update> = (0..50)
+        .map(|i| {
+            let ip = format!("10.0.1.{i}/32");
+            Update::Upsert(endpoint(&format!("w{i}"), "h1", &ifaces[i], &ip))
+        })
+        .collect();
+    // One invalid member: nothing of the batch is applied.
+    let mut bad = batch.clone();
+    bad.push(Update::Upsert(endpoint("bad", "h1", "", "10.0.2.1/32")));
+    assert!(matches!(h.apply(bad).await, Err(AgentError::Invalid(_))));
+    h.flush().await;
+    assert!(fib.0.lock().unwrap().routes.is_empty());
+    assert_eq!(h.metrics().updates_rejected_total, 1);
+
+    h.apply(batch).await.unwrap();
+    h.flush().await;
+    let (routes, applies) = {
+        let s = fib.0.lock().unwrap();
+        (s.routes.len(), s.applies)
+    };
+    assert_eq!(routes, 50);
+    assert_eq!(
+        applies - before,
+        1,
+        "one FIB transaction for the whole batch"
+    );
+    agent.shutdown().await;
+}

@@ -18,6 +18,12 @@ deps:
 	elif [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	  case " $$missing " in *" bird2 "*) \
+	    if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then \
+	      echo "make deps: bird2 installed for the tests; its system service is not wanted (the agents start their own BIRD): disabling bird.service"; \
+	      systemctl disable --now bird.service >/dev/null 2>&1 || true; \
+	    fi;; \
+	  esac; \
 	fi; \
 	command -v cargo >/dev/null || { echo "make: cargo not found: install a Rust toolchain (rustup) first" >&2; exit 1; }
 
@@ -27,7 +33,9 @@ test: deps
 	cargo test --workspace
 
 demo: deps
-	cargo build -q -p calico-examples --bins
+	@echo "make demo: building calico-agent and the demo (the first build takes a few minutes; cargo shows its progress)"
+	cargo build -p calico-agent -p calico-examples --bins
+	@echo "make demo: running; Ctrl-C stops it and removes everything it made"
 	cargo run -q -p calico-examples --bin calico-cluster-demo
 
 # The reference evaluator on a model file: which policies apply, and why each probe passes.

@@ -1,8 +1,9 @@
 //! Pieces the example programs and their tests share.
 //!
 //! * [`bird_on_linux`]: calico-bgp's BIRD driver wired to the Linux kernel table BIRD writes
-//!   its routes to (calico-bgp itself does not depend on calico-linux).
+//!   its routes to (calico-bgp itself does not depend on calico-linux); it lives in the
+//!   `calico-agent` crate, the daemon that uses it, and is re-exported here.
 
 #![warn(missing_docs)]
 
-pub mod bird_on_linux;
+pub use calico_agent::bird_on_linux;

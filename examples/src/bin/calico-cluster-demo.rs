@@ -12,6 +12,7 @@
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use calico_core::eval::{evaluate_flow, Packet};
@@ -230,6 +231,7 @@ fn build(agent_bin: &Path, bgp: &str) -> Result<Cluster, String> {
     let mut listeners = Vec::new();
     let mut agents = Vec::new();
     for (host, i) in HOSTS {
+        interrupted()?;
         let host_bgp = bgp_of(host, bgp);
         step(&format!(
             "{host}: namespace, two fabric links, two workloads, BGP: {}",
@@ -337,13 +339,49 @@ fn measure(c: &Cluster) -> Matrix {
     })
 }
 
-/// Measures until the matrix equals the prediction (the agents converge), or the deadline.
-fn converge(c: &Cluster, want: &Matrix, deadline: Duration) -> (Matrix, Duration) {
+/// Set by SIGINT/SIGTERM: the demo stops at the next step and removes what it made.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+/// Ctrl-C (or SIGTERM) ends the demo through its normal clean-up: agents stopped,
+/// namespaces (and BIRD in them) and files removed.
+fn catch_interrupts() {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
+    }
+}
+
+fn interrupted() -> Result<(), String> {
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        Err("interrupted: cleaning up".into())
+    } else {
+        Ok(())
+    }
+}
+
+/// Measures until the matrix equals the prediction (the agents converge), or the deadline;
+/// says so while it waits.
+fn converge(c: &Cluster, want: &Matrix, deadline: Duration) -> Result<(Matrix, Duration), String> {
     let start = Instant::now();
+    let mut said = Instant::now();
     loop {
+        interrupted()?;
         let m = measure(c);
         if &m == want || start.elapsed() > deadline {
-            return (m, start.elapsed());
+            return Ok((m, start.elapsed()));
+        }
+        if said.elapsed() >= Duration::from_secs(5) {
+            println!(
+                "  … {:.0} s: not every connection is as the policy predicts yet (BGP sessions \
+                 and policy converging); measuring again, for up to {} s",
+                start.elapsed().as_secs_f64(),
+                deadline.as_secs()
+            );
+            said = Instant::now();
         }
         std::thread::sleep(Duration::from_millis(500));
     }
@@ -372,7 +410,7 @@ fn real(agent_bin: &Path, bgp: &str) -> Result<bool, String> {
     let v1 = model(POLICY_V1);
     let want1 = predicted(&v1);
     step("agents started; waiting for BGP and policy to converge");
-    let (m1, took) = converge(&cluster, &want1, Duration::from_secs(90));
+    let (m1, took) = converge(&cluster, &want1, Duration::from_secs(90))?;
     println!("(converged in {:.1} s)", took.as_secs_f64());
     print_matrices("policy v1: backends admit frontends", &m1, &want1);
     ecmp_routes(&cluster, bgp);
@@ -388,7 +426,7 @@ fn real(agent_bin: &Path, bgp: &str) -> Result<bool, String> {
     }
     let v2 = model(&v2_text);
     let want2 = predicted(&v2);
-    let (m2, took) = converge(&cluster, &want2, Duration::from_secs(30));
+    let (m2, took) = converge(&cluster, &want2, Duration::from_secs(30))?;
     println!("(applied in {:.1} s)", took.as_secs_f64());
     print_matrices("policy v2: and the db admits backends", &m2, &want2);
     if m1 != want1 || m2 != want2 {
@@ -456,12 +494,13 @@ fn main() -> ExitCode {
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
     let ok = if root {
+        catch_interrupts();
         let agent = std::env::current_exe()
             .ok()
             .and_then(|p| p.parent().map(|d| d.join("calico-agent")))
             .filter(|p| p.exists());
         let Some(agent) = agent else {
-            eprintln!("calico-cluster-demo: calico-agent not found next to this binary; build it: cargo build -p calico-examples --bins");
+            eprintln!("calico-cluster-demo: calico-agent not found next to this binary; build it: cargo build -p calico-agent");
             return ExitCode::FAILURE;
         };
         match real(&agent, &bgp) {

@@ -1,0 +1,182 @@
+//! The command line: every option also has an environment variable (`CALICO_AGENT_*`), as
+//! container and systemd deployments expect.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+/// Which BGP backend the agent runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BgpChoice {
+    /// calico-bgp's native speaker, in this process.
+    Native,
+    /// A BIRD 2 daemon driven through `--bird-dir`.
+    Bird,
+    /// No BGP: routes to other hosts come from elsewhere.
+    None,
+}
+
+/// calico-agent: keeps one host's routes and policy in line with a directory of resource
+/// files, and spreads the host's routes over BGP.
+#[derive(Clone, Debug, Parser)]
+#[command(name = "calico-agent", version, about, long_about = None)]
+pub struct Options {
+    /// The name of this host (node), as resources name it.
+    #[arg(long, env = "CALICO_AGENT_NODE")]
+    pub node: String,
+
+    /// The directory of `*.yaml`/`*.yml` resource files to follow.
+    #[arg(long, env = "CALICO_AGENT_RESOURCES")]
+    pub resources: PathBuf,
+
+    /// The BGP backend.
+    #[arg(long, value_enum, default_value = "bird", env = "CALICO_AGENT_BGP")]
+    pub bgp: BgpChoice,
+
+    /// Same as `--bgp none`.
+    #[arg(long, env = "CALICO_AGENT_NO_BGP")]
+    pub no_bgp: bool,
+
+    /// Address of the HTTP server (`/metrics`, `/status`, `/liveness`, `/readiness`).
+    /// Port 0 picks a free port (logged).
+    #[arg(long, default_value = "127.0.0.1:9091", env = "CALICO_AGENT_HTTP")]
+    pub http: SocketAddr,
+
+    /// Most HTTP connections served at once; more wait in the listen backlog.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096),
+          env = "CALICO_AGENT_HTTP_MAX_CONNECTIONS")]
+    pub http_max_connections: u32,
+
+    /// The directory for BIRD's configuration and control socket (`--bgp bird`).
+    #[arg(
+        long,
+        default_value = "/run/calico-rs/bird",
+        env = "CALICO_AGENT_BIRD_DIR"
+    )]
+    pub bird_dir: PathBuf,
+
+    /// The nftables table (family inet) the agent owns.
+    #[arg(long, default_value = "calico", env = "CALICO_AGENT_NFT_TABLE")]
+    pub nft_table: String,
+
+    /// The directory of the lock that keeps a second agent off the same table in the same
+    /// network namespace.
+    #[arg(long, default_value = "/run/calico-rs", env = "CALICO_AGENT_LOCK_DIR")]
+    pub lock_dir: PathBuf,
+
+    /// Seconds between full resyncs of the dataplane (kernel events repair drift at once;
+    /// this is the backstop).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..),
+          env = "CALICO_AGENT_RESYNC_SECS")]
+    pub resync_secs: u64,
+
+    /// Seconds between full re-reads of the resource directory (inotify reports changes at
+    /// once; this is the backstop).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..),
+          env = "CALICO_AGENT_RESCAN_SECS")]
+    pub rescan_secs: u64,
+
+    /// Milliseconds a changed or removed resource file must stay unchanged before it counts
+    /// (a file being written is not read as deleted resources).
+    #[arg(long, default_value_t = 500, env = "CALICO_AGENT_SETTLE_MS")]
+    pub settle_ms: u64,
+
+    /// A change removing more than this fraction of the applied resources (and at least
+    /// `--delete-guard-min` of them), or all of them, is held until confirmed by creating
+    /// `.calico-confirm-deletions` in the resource directory.
+    #[arg(long, default_value_t = 0.5, value_parser = fraction, env = "CALICO_AGENT_MAX_DELETE_FRACTION")]
+    pub max_delete_fraction: f64,
+
+    /// Removals of fewer resources than this are never held (unless they remove all).
+    #[arg(long, default_value_t = 10, env = "CALICO_AGENT_DELETE_GUARD_MIN")]
+    pub delete_guard_min: usize,
+
+    /// Largest resource file read, in bytes.
+    #[arg(long, default_value_t = 64 << 20, env = "CALICO_AGENT_MAX_FILE_BYTES")]
+    pub max_file_bytes: u64,
+
+    /// Native speaker: the graceful-restart time (RFC 4724) in seconds.
+    #[arg(
+        long,
+        default_value_t = 120,
+        conflicts_with = "no_graceful_restart",
+        env = "CALICO_AGENT_GRACEFUL_RESTART_SECS"
+    )]
+    pub graceful_restart_secs: u64,
+
+    /// Native speaker: no graceful restart (peers withdraw our routes as soon as we stop).
+    #[arg(long, env = "CALICO_AGENT_NO_GRACEFUL_RESTART")]
+    pub no_graceful_restart: bool,
+
+    /// Seconds to wait at SIGTERM for the reconciliation pass in progress before exiting
+    /// anyway (the dataplane stays consistent: nftables changes are atomic).
+    #[arg(long, default_value_t = 5, env = "CALICO_AGENT_SHUTDOWN_TIMEOUT_SECS")]
+    pub shutdown_timeout_secs: u64,
+}
+
+fn fraction(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number between 0 and 1"))?;
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{v} is not between 0 and 1"))
+    }
+}
+
+impl Options {
+    /// The BGP backend, `--no-bgp` taken into account.
+    pub fn bgp_choice(&self) -> BgpChoice {
+        if self.no_bgp {
+            BgpChoice::None
+        } else {
+            self.bgp
+        }
+    }
+
+    /// The graceful-restart time of the native speaker; `None`: off.
+    pub fn graceful_restart(&self) -> Option<Duration> {
+        (!self.no_graceful_restart).then(|| Duration::from_secs(self.graceful_restart_secs))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Options, clap::Error> {
+        Options::try_parse_from(
+            ["calico-agent", "--node", "a", "--resources", "/tmp/r"]
+                .iter()
+                .chain(args),
+        )
+    }
+
+    #[test]
+    fn defaults_and_switches() {
+        let o = parse(&[]).unwrap();
+        assert_eq!(o.bgp_choice(), BgpChoice::Bird);
+        assert_eq!(o.graceful_restart(), Some(Duration::from_secs(120)));
+        let o = parse(&["--no-bgp", "--no-graceful-restart"]).unwrap();
+        assert_eq!(o.bgp_choice(), BgpChoice::None);
+        assert_eq!(o.graceful_restart(), None);
+    }
+
+    #[test]
+    fn bad_values_name_the_option() {
+        let e = parse(&["--max-delete-fraction", "1.5"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("--max-delete-fraction") && e.contains("between 0 and 1"),
+            "{e}"
+        );
+        let e = parse(&["--http", "nowhere"]).unwrap_err().to_string();
+        assert!(e.contains("--http"), "{e}");
+        let e = parse(&["--bgp", "quagga"]).unwrap_err().to_string();
+        assert!(e.contains("native") && e.contains("bird"), "{e}");
+    }
+}

@@ -1,0 +1,116 @@
+//! The daemon: the agent with the Linux backends and BGP, following the resource directory,
+//! serving HTTP, until SIGTERM or SIGINT.
+//!
+//! ```text
+//!   resource dir ──inotify/rescan──▶ Follower ──snapshot, apply(group)──▶ Agent (calico-core)
+//!                                      │                                   │ fib, acl, bgp
+//!   HTTP (hyper) ◀── DaemonPages ◀─────┴──── Shared (files, held)          ▼
+//!   /metrics /status /liveness /readiness                      kernel (rtnetlink, nftables), BGP
+//! ```
+//!
+//! At SIGTERM or SIGINT the agent stops without flushing anything: routes, ACLs and BGP
+//! sessions (BIRD's, or the native speaker's peers' stale routes under graceful restart)
+//! stay, and the next agent adopts them. The pass in progress gets `--shutdown-timeout-secs`;
+//! after that the process exits anyway (nftables changes are atomic, so the table is
+//! consistent; a route half-way is repaired by the next agent).
+
+mod backends;
+mod follow;
+pub mod status;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use calico_bgp::speaker::GracefulRestartOptions;
+use calico_core::agent::{Agent, Timing};
+use calico_linux::acl::LinuxAcl;
+use calico_linux::fib::{FibConfig, LinuxFib};
+use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, SignalKind};
+use tracing::{info, warn};
+
+use crate::cli::Options;
+use crate::http::{self, Limits};
+use crate::lock::AgentLock;
+use crate::metrics::{registry, DaemonMetrics};
+use status::{DaemonPages, Shared};
+
+/// Checks what clap cannot: ranges that depend on the protocol.
+pub fn check(o: &Options) -> Result<(), String> {
+    if let Some(restart_time) = o.graceful_restart() {
+        let gr = GracefulRestartOptions {
+            restart_time,
+            ..GracefulRestartOptions::default()
+        };
+        gr.validate()
+            .map_err(|e| format!("--graceful-restart-secs {}: {e}", o.graceful_restart_secs))?;
+    }
+    Ok(())
+}
+
+/// Runs the daemon until SIGTERM or SIGINT; an error says what stopped it.
+pub async fn run(o: Options) -> Result<(), String> {
+    check(&o)?;
+    // Before anything is programmed: a second agent on this table would undo our work.
+    let lock = AgentLock::acquire(&o.lock_dir, &o.nft_table).map_err(|e| e.to_string())?;
+    info!(lock = %lock.path().display(), "agent lock taken");
+    let fib = Arc::new(LinuxFib::new(FibConfig::default()).map_err(|e| e.to_string())?);
+    let acl = LinuxAcl::new(&o.nft_table).map_err(|e| e.to_string())?;
+    let builder = Agent::builder()
+        .node(o.node.clone())
+        .fib(fib.clone())
+        .acl(Arc::new(acl))
+        .timing(Timing {
+            resync_interval: Duration::from_secs(o.resync_secs),
+            ..Timing::default()
+        });
+    let (builder, native) = backends::with_bgp(&o, &fib, builder).await?;
+    let agent = builder.start().map_err(|e| e.to_string())?;
+    let handle = agent.handle();
+    let shared = Shared::new();
+    let metrics = DaemonMetrics::default();
+
+    // HTTP first: /liveness and /status answer while the directory settles.
+    let listener = TcpListener::bind(o.http)
+        .await
+        .map_err(|e| format!("--http {}: {e}", o.http))?;
+    let address = listener.local_addr().map_err(|e| e.to_string())?;
+    info!(%address, "serving /metrics, /status, /liveness and /readiness");
+    let pages = DaemonPages {
+        handle: handle.clone(),
+        shared: shared.clone(),
+        registry: registry(handle.clone(), &metrics),
+        liveness_limit: Duration::from_secs(o.rescan_secs.saturating_mul(3).max(60)),
+    };
+    let limits = Limits {
+        max_connections: o.http_max_connections as usize,
+        ..Limits::default()
+    };
+    let dropped = metrics.http_connections_dropped.clone();
+    let server = tokio::spawn(http::serve(listener, Arc::new(pages), limits, dropped));
+
+    let kernel_has_state = backends::routes_of_ours(&fib).await > 0;
+    let follower = follow::Follower::new(&o, handle, shared, metrics, kernel_has_state);
+    let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    let outcome = tokio::select! {
+        r = follower.run() => r.map_err(|e| e.to_string()),
+        _ = term.recv() => Ok(()),
+        _ = int.recv() => Ok(()),
+    };
+    info!("stopping; the dataplane stays as programmed");
+    server.abort();
+    let wait = Duration::from_secs(o.shutdown_timeout_secs);
+    if tokio::time::timeout(wait, agent.shutdown()).await.is_err() {
+        warn!(
+            timeout_s = wait.as_secs(),
+            "the reconciliation pass in progress did not end in time; exiting anyway (the \
+             next agent completes it)"
+        );
+    }
+    if let Some(speaker) = native {
+        backends::stop_speaker(speaker, o.graceful_restart()).await;
+    }
+    drop(lock);
+    outcome
+}

@@ -514,7 +514,10 @@ fn main() -> ExitCode {
         println!("not root: network namespaces need root, so this runs the same scenario on the simulated network");
         simulated()
     };
-    if ok {
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        println!("\ndemo interrupted: everything it made is removed");
+        ExitCode::from(130)
+    } else if ok {
         println!("\ndemo OK: every measured matrix equals the policy's prediction");
         ExitCode::SUCCESS
     } else {

@@ -298,3 +298,33 @@ fn sigterm_in_the_middle_of_a_large_change_is_acted_on() {
         host.log()
     );
 }
+
+#[test]
+fn a_resync_that_finds_nothing_to_repair_logs_nothing() {
+    if !privileged("a_resync_that_finds_nothing_to_repair_logs_nothing") {
+        return;
+    }
+    let mut host = Host::new("df-quiet", None, "192.168.83.1", &WL);
+    host.write("endpoints.yaml", &endpoints_yaml("df-quiet", &WL));
+    let lock_dir = host.dir.join("lock");
+    host.start_agent(&[
+        "--no-bgp",
+        "--http",
+        "127.0.0.1:0",
+        "--resync-secs",
+        "1",
+        "--lock-dir",
+        lock_dir.to_str().unwrap(),
+    ]);
+    let ips = [WL[0].1, WL[1].1];
+    assert!(
+        wait_until(Duration::from_secs(20), || has_routes(&host, &ips)).is_some(),
+        "{}",
+        host.log()
+    );
+    // Three resyncs or more.
+    std::thread::sleep(Duration::from_millis(3500));
+    let log = host.log();
+    let configured = log.matches("workload interface configured").count();
+    assert_eq!(configured, 2, "once per interface, not per resync:\n{log}");
+}

@@ -61,6 +61,8 @@ pub(super) struct Engine {
     exported: Option<BTreeSet<IpNet>>,
     /// The BGP settings last handed to the backend.
     bgp_configured: Option<Option<BgpSettings>>,
+    /// The BGP settings last logged (kept across resyncs, which reconfigure).
+    bgp_logged: Option<BgpSettings>,
     learned: Vec<LearnedRoute>,
     peers: Vec<crate::dataplane::PeerStatus>,
     fib_health: BackendHealth,
@@ -107,6 +109,7 @@ impl Engine {
             route_errors: BTreeMap::new(),
             exported: None,
             bgp_configured: None,
+            bgp_logged: None,
             learned: Vec::new(),
             peers: Vec::new(),
             fib_health: BackendHealth::default(),
@@ -596,7 +599,11 @@ impl Engine {
                     record_failure(&mut self.bgp_health, &e, "configure BGP");
                     return false;
                 }
-                info!(node = %self.node, peers = s.peers.len(), "BGP configured");
+                // Reconfigured at every resync: a line only when the settings changed.
+                if self.bgp_logged.as_ref() != Some(s) {
+                    info!(node = %self.node, peers = s.peers.len(), "BGP configured");
+                    self.bgp_logged = Some(s.clone());
+                }
             }
             self.bgp_configured = Some(settings);
         }

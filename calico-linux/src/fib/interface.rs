@@ -93,8 +93,9 @@ pub(crate) fn forwarding_sysctls() -> Vec<Sysctl> {
 /// Writes the settings for interface `name` (and the forwarding switches if `forwarding`)
 /// in the namespace of the calling thread. IPv6 settings are skipped when the kernel has no
 /// IPv6. A value already in place is not rewritten (writing `ip_forward` resets every
-/// interface's forwarding flag even when unchanged in some kernels' eyes).
-pub(crate) fn write_sysctls(name: &str, forwarding: bool) -> Result<(), BackendError> {
+/// interface's forwarding flag even when unchanged in some kernels' eyes). Returns how many
+/// settings were written.
+pub(crate) fn write_sysctls(name: &str, forwarding: bool) -> Result<usize, BackendError> {
     let proc_sys = Path::new("/proc/sys");
     let has_ipv6 = proc_sys.join("net/ipv6").exists();
     let global = if forwarding {
@@ -106,6 +107,7 @@ pub(crate) fn write_sysctls(name: &str, forwarding: bool) -> Result<(), BackendE
         .into_iter()
         .map(|s| (s, false))
         .chain(interface_sysctls(name).into_iter().map(|s| (s, true)));
+    let mut written = 0;
     for (setting, per_interface) in settings {
         if setting.is_ipv6() && !has_ipv6 {
             continue;
@@ -126,6 +128,7 @@ pub(crate) fn write_sysctls(name: &str, forwarding: bool) -> Result<(), BackendE
         match result {
             Ok(changed) => {
                 if changed {
+                    written += 1;
                     tracing::debug!(sysctl = %setting.describe(), "set");
                 }
             }
@@ -140,7 +143,7 @@ pub(crate) fn write_sysctls(name: &str, forwarding: bool) -> Result<(), BackendE
             }
         }
     }
-    Ok(())
+    Ok(written)
 }
 
 #[cfg(test)]

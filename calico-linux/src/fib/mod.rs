@@ -487,13 +487,14 @@ impl FibBackend for LinuxFib {
         let link = links::link_by_name(&netlink, interface)
             .await?
             .ok_or_else(|| BackendError::MissingInterface(interface.to_string()))?;
-        if !link.up {
+        let was_down = !link.up;
+        if was_down {
             links::set_up(&netlink, interface, link.index).await?;
         }
         let name = interface.to_string();
         let netns = self.netns.clone();
         let forwarding = self.config.enable_forwarding;
-        tokio::task::spawn_blocking(move || match netns {
+        let written = tokio::task::spawn_blocking(move || match netns {
             Some(ns) => calico_netns::run_in(&ns, || interface::write_sysctls(&name, forwarding))
                 .map_err(|e| {
                 BackendError::Unavailable(format!("cannot enter the namespace: {e}"))
@@ -502,7 +503,17 @@ impl FibBackend for LinuxFib {
         })
         .await
         .map_err(|e| BackendError::Unavailable(format!("sysctl writer failed: {e}")))??;
-        tracing::info!(interface, "workload interface configured");
+        // Called again at every resync: a line only when something had to change.
+        if was_down || written > 0 {
+            tracing::info!(
+                interface,
+                settings = written,
+                brought_up = was_down,
+                "workload interface configured"
+            );
+        } else {
+            tracing::debug!(interface, "workload interface already configured");
+        }
         Ok(())
     }
 }

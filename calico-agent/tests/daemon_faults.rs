@@ -183,9 +183,10 @@ fn a_fifo_a_dev_zero_link_and_a_bad_file_block_nothing_else() {
     assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
     std::os::unix::fs::symlink("/dev/zero", dir.join("zero.yaml")).unwrap();
     let huge_label = "v".repeat(1 << 20);
+    // Valid YAML whose label value is invalid: the error must not echo the 1 MB value.
     host.write(
         "bad.yaml",
-        &format!("kind: WorkloadEndpoint\nnode: df-bad\nlabels: {{a: {huge_label}}}\nbogus: [\n"),
+        &format!("kind: Profile\nname: big\nlabels: {{a: {huge_label}}}\n"),
     );
     // A valid change in another file goes through.
     let second = endpoints_yaml("df-bad", &WL);

@@ -77,7 +77,7 @@ pub enum Reason {
 /// A resource failed validation. Names the resource, the field (a path such as
 /// `ingress[2].source.ports[0]`) and the reason.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{resource}: field {field}: {reason}")]
+#[error("{}: field {}: {}", clipped(&.resource), clipped(&.field), clipped(&.reason))]
 pub struct ValidationError {
     /// The resource that was rejected.
     pub resource: ResourceRef,
@@ -85,4 +85,40 @@ pub struct ValidationError {
     pub field: String,
     /// What is wrong with it.
     pub reason: Reason,
+}
+
+/// Longest part of a [`ValidationError`] message: a rejected value is echoed so that an
+/// operator can find it, but a 50 MB label must not become a 50 MB log line.
+pub const MAX_SHOWN: usize = 200;
+
+/// `value` as text, cut after [`MAX_SHOWN`] characters with the length of the whole.
+fn clipped(value: &dyn std::fmt::Display) -> String {
+    let text = value.to_string();
+    match text.char_indices().nth(MAX_SHOWN) {
+        None => text,
+        Some((cut, _)) => format!("{}… ({} bytes in all)", &text[..cut], text.len()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_huge_value_is_clipped_in_the_message() {
+        let e = ValidationError {
+            resource: ResourceRef {
+                kind: crate::model::ResourceKind::Profile,
+                name: "p".into(),
+            },
+            field: "labels.a".into(),
+            reason: Reason::Invalid(format!(
+                "{:?} is not a valid label value",
+                "v".repeat(1 << 20)
+            )),
+        };
+        let text = e.to_string();
+        assert!(text.len() < 400, "{} bytes", text.len());
+        assert!(text.contains("bytes in all)"), "{text}");
+    }
 }

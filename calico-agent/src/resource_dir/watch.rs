@@ -16,6 +16,8 @@ pub struct DirWatch {
     dir: PathBuf,
     wake: Arc<Notify>,
     watcher: Option<(RecommendedWatcher, u64)>,
+    /// The last attempt to watch failed (warned once, not at every re-read).
+    failed: bool,
 }
 
 impl DirWatch {
@@ -25,6 +27,7 @@ impl DirWatch {
             dir: dir.to_path_buf(),
             wake: Arc::new(Notify::new()),
             watcher: None,
+            failed: false,
         };
         w.refresh();
         w
@@ -52,14 +55,17 @@ impl DirWatch {
                             info!(dir = %self.dir.display(), "resource directory replaced; watching the new one");
                         }
                         self.watcher = Some((w, now));
+                        self.failed = false;
                         // Whatever changed while unwatched is read now.
                         self.wake.notify_one();
                     }
-                    Err(e) => {
+                    Err(e) if !self.failed => {
+                        self.failed = true;
                         warn!(dir = %self.dir.display(), error = %e,
                               "cannot watch the resource directory; changes are seen at the periodic re-read only");
                         self.watcher = None;
                     }
+                    Err(_) => self.watcher = None,
                 }
             }
         }

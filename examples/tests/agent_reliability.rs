@@ -102,7 +102,9 @@ fn damage_by_hand_is_repaired_within_the_resync_interval() {
     host.ns
         .run(&["nft", "flush", "table", "inet", "calico"])
         .unwrap();
-    assert!(!host.ping(0, b), "the damage is real");
+    // (No check that the damage is real: the kernel's events have the agent repair it within
+    // milliseconds, see the tests below; the resync is the backstop for what no event
+    // reports, tested in calico-core's `resync_repairs_a_route_deleted_by_hand`.)
     let took = wait_until(Duration::from_secs(6), || {
         host.routes() == routes && host.ruleset() == rules
     });

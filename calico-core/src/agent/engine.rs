@@ -143,6 +143,9 @@ impl Engine {
         resync.tick().await;
         let mut bgp_news = self.bgp.as_ref().map(|b| b.subscribe());
         let mut drift = DriftWatch::new(self.fib.as_ref(), self.acl.as_deref());
+        // A drift signal waits out `drift::DEBOUNCE` (folding the burst of events of one
+        // change) without holding up commands meanwhile.
+        let mut drift_due: Option<(tokio::time::Instant, Drifted)> = None;
         loop {
             let retry_at = self.retry_at;
             let mut flushes = Vec::new();
@@ -181,10 +184,13 @@ impl Engine {
                     }
                 }
                 _ = resync.tick() => self.resync().await,
-                drifted = drift.changed(), if drift.is_active() => {
-                    // Let the burst of events of one change come in, then repair once.
-                    tokio::time::sleep(drift::DEBOUNCE).await;
-                    self.repair_drift(drift.fold(drifted)).await;
+                drifted = drift.changed(), if drift.is_active() && drift_due.is_none() => {
+                    drift_due = Some((tokio::time::Instant::now() + drift::DEBOUNCE, drifted));
+                }
+                _ = sleep_until(drift_due.map(|(at, _)| at)), if drift_due.is_some() => {
+                    if let Some((_, drifted)) = drift_due.take() {
+                        self.repair_drift(drift.fold(drifted)).await;
+                    }
                 }
                 _ = sleep_until(retry_at), if retry_at.is_some() => {
                     debug!("retrying after backend errors");
@@ -270,20 +276,6 @@ impl Engine {
         self.bgp_configured = None;
         self.resyncing = true;
         self.refresh_learned().await;
-        self.reconcile().await;
-    }
-
-    /// Reads back and repairs what a backend says someone else changed (BGP is not
-    /// touched: its state is not in the kernel's tables).
-    async fn repair_drift(&mut self, drifted: Drifted) {
-        if drifted.acl {
-            self.acl_in_step = false;
-        }
-        if drifted.fib {
-            self.programmed_routes = None;
-            self.configured_interfaces.clear();
-        }
-        self.repairing = Some(drifted);
         self.reconcile().await;
     }
 

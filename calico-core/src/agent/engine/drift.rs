@@ -1,12 +1,16 @@
 //! The backends' drift signals ([`FibBackend::drift`], [`AclBackend::drift`]), watched by
 //! the engine: which backend says someone else changed its state.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
+use ipnet::IpNet;
 use tokio::sync::watch;
-use tracing::warn;
+use tracing::{debug, warn};
 
-use crate::dataplane::{AclBackend, FibBackend};
+use super::{record_failure, Engine};
+use crate::dataplane::{AclBackend, FibBackend, RouteTarget};
+use crate::routes::desired_routes;
 
 /// How long the engine waits after a drift signal before repairing, folding in the signals
 /// that follow (one `nft delete table` or a deleted interface is a burst of events).
@@ -63,6 +67,48 @@ impl DriftWatch {
         drifted.fib |= take_change(&mut self.fib);
         drifted.acl |= take_change(&mut self.acl);
         drifted
+    }
+}
+
+impl Engine {
+    /// Reads back and repairs what a backend says someone else changed (BGP is not
+    /// touched: its state is not in the kernel's tables).
+    ///
+    /// FIB drift re-reads the routes, and configures again the workload interfaces whose
+    /// route is gone: a re-created interface (the kernel flushes its routes with it) has
+    /// lost its settings too, and one brought down has lost its IPv4 routes. The others are
+    /// left alone: workloads come and go all the time, and each one's interface events must
+    /// not make every other interface be configured again (the resync still does that).
+    pub(super) async fn repair_drift(&mut self, drifted: Drifted) {
+        if drifted.acl {
+            self.acl_in_step = false;
+        }
+        if drifted.fib {
+            self.programmed_routes = None;
+            match self.fib.dump().await {
+                Ok(routes) => {
+                    let present: BTreeSet<IpNet> = routes.iter().map(|r| r.dst).collect();
+                    let desired = desired_routes(&self.node, &self.model, &self.learned);
+                    for (dst, target) in desired {
+                        if let RouteTarget::Workload { interface } = target {
+                            if !present.contains(&dst)
+                                && self.configured_interfaces.remove(&interface)
+                            {
+                                debug!(%interface, route = %dst, "route gone: the interface is configured again");
+                            }
+                        }
+                    }
+                    self.programmed_routes =
+                        Some(routes.into_iter().map(|r| (r.dst, r.target)).collect());
+                }
+                Err(e) => {
+                    record_failure(&mut self.fib_health, &e, "dump routes");
+                    self.configured_interfaces.clear();
+                }
+            }
+        }
+        self.repairing = Some(drifted);
+        self.reconcile().await;
     }
 }
 

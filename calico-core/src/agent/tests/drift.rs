@@ -215,3 +215,37 @@ async fn a_permanent_interface_error_is_retried_with_back_off() {
         .all(|e| e.state == EndpointState::Programmed));
     agent.shutdown().await;
 }
+
+#[tokio::test]
+async fn fib_drift_configures_again_only_the_interfaces_whose_route_went() {
+    let (fib, drift) = drifting_fib();
+    fib.0.lock().unwrap().interfaces.insert("cali-b".into());
+    let agent = start(&fib);
+    let h = agent.handle();
+    h.snapshot(vec![
+        endpoint("a", "h1", "cali-a", "10.0.0.1/32"),
+        endpoint("b", "h1", "cali-b", "10.0.0.2/32"),
+    ])
+    .await
+    .unwrap();
+    h.flush().await;
+    assert_eq!(fib.0.lock().unwrap().configure_calls, 2);
+
+    // cali-a deleted and created again: its route went with it.
+    fib.0.lock().unwrap().routes.remove(&net("10.0.0.1/32"));
+    drift.send_modify(|n| *n += 1);
+    eventually("route repaired", || {
+        fib.0
+            .lock()
+            .unwrap()
+            .routes
+            .contains_key(&net("10.0.0.1/32"))
+    })
+    .await;
+    assert_eq!(
+        fib.0.lock().unwrap().configure_calls,
+        3,
+        "cali-a configured again, cali-b left alone"
+    );
+    agent.shutdown().await;
+}

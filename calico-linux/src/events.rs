@@ -154,12 +154,7 @@ fn start(
             .add_membership(*group)
             .map_err(|e| format!("cannot join multicast group {group}: {e}"))?;
     }
-    if socket.set_rx_buf_sz(RCVBUF_BYTES).is_err() {
-        tracing::debug!(
-            events = what,
-            "cannot raise the event socket's receive buffer"
-        );
-    }
+    raise_receive_buffer(what, &socket);
     socket
         .set_non_blocking(true)
         .map_err(|e| format!("cannot make the socket non-blocking: {e}"))?;
@@ -172,6 +167,31 @@ fn start(
     let task = runtime.spawn(listen(what, fd, filter, tx));
     tracing::debug!(events = what, "listening to kernel events for drift");
     Ok(State::Running { rx, task })
+}
+
+/// Asks for room for the events of a burst of changes (the agent's own bulk programming
+/// sends thousands; an overrun costs one needless pass): `SO_RCVBUFFORCE` works for root
+/// beyond `net.core.rmem_max`, otherwise `SO_RCVBUF` gets what the limit allows.
+fn raise_receive_buffer(what: &str, socket: &Socket) {
+    use std::os::fd::AsRawFd;
+    let size = RCVBUF_BYTES as libc::c_int;
+    // SAFETY: setsockopt on an open socket with a pointer to a live c_int of the given
+    // length.
+    let forced = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&size as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    } == 0;
+    if !forced && socket.set_rx_buf_sz(RCVBUF_BYTES).is_err() {
+        tracing::debug!(
+            events = what,
+            "cannot raise the event socket's receive buffer"
+        );
+    }
 }
 
 /// Reads datagrams until the socket fails; bumps `tx` for each one the filter accepts.

@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 pub mod acl;
+mod events;
 pub mod fib;
 pub(crate) mod nft;
 

@@ -1,4 +1,8 @@
-//! The agent's event loop: batching, reconciliation passes, resync and retry.
+//! The agent's event loop: batching, reconciliation passes, resync, drift repair and retry.
+
+mod converge;
+mod drift;
+mod pass;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -14,11 +18,12 @@ use super::Timing;
 use crate::compile::{CompileConfig, Compiler};
 use crate::dataplane::diff;
 use crate::dataplane::{
-    AclBackend, BackendError, BgpBackend, BgpSettings, FibBackend, LearnedRoute, PeerState, Route,
-    RouteTarget,
+    AclBackend, BackendError, BgpBackend, BgpSettings, FibBackend, LearnedRoute, Route, RouteTarget,
 };
 use crate::model::{Model, Update};
 use crate::routes::{desired_routes, fib_diff, local_exports, DesiredFib};
+use drift::{DriftWatch, Drifted};
+use pass::Repairs;
 
 /// A request to the engine.
 pub(super) enum Command {
@@ -71,6 +76,10 @@ pub(super) struct Engine {
     retry_at: Option<tokio::time::Instant>,
     /// Set while a resync pass runs: changes found are drift repairs.
     resyncing: bool,
+    /// Set while a pass repairs drift a backend reported: what it reported.
+    repairing: Option<Drifted>,
+    /// Consecutive passes that left something to retry (the retry back-off's exponent).
+    unsettled_passes: u32,
     /// Until when remote routes found in the FIB are kept while BGP converges after a
     /// restart (see `AgentBuilder::keep_remote_routes_until_bgp_converged`); `None`: not
     /// (or no longer) keeping them.
@@ -116,6 +125,8 @@ impl Engine {
             bgp_health: BackendHealth::default(),
             retry_at: None,
             resyncing: false,
+            repairing: None,
+            unsettled_passes: 0,
             keep_remote_until: None,
             started: Instant::now(),
         }
@@ -136,6 +147,10 @@ impl Engine {
         resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         resync.tick().await;
         let mut bgp_news = self.bgp.as_ref().map(|b| b.subscribe());
+        let mut drift = DriftWatch::new(self.fib.as_ref(), self.acl.as_deref());
+        // A drift signal waits out `drift::DEBOUNCE` (folding the burst of events of one
+        // change) without holding up commands meanwhile.
+        let mut drift_due: Option<(tokio::time::Instant, Drifted)> = None;
         loop {
             let retry_at = self.retry_at;
             let mut flushes = Vec::new();
@@ -174,6 +189,14 @@ impl Engine {
                     }
                 }
                 _ = resync.tick() => self.resync().await,
+                drifted = drift.changed(), if drift.is_active() && drift_due.is_none() => {
+                    drift_due = Some((tokio::time::Instant::now() + drift::DEBOUNCE, drifted));
+                }
+                _ = sleep_until(drift_due.map(|(at, _)| at)), if drift_due.is_some() => {
+                    if let Some((_, drifted)) = drift_due.take() {
+                        self.repair_drift(drift.fold(drifted)).await;
+                    }
+                }
                 _ = sleep_until(retry_at), if retry_at.is_some() => {
                     debug!("retrying after backend errors");
                     self.reconcile().await;
@@ -289,13 +312,16 @@ impl Engine {
         let started = Instant::now();
         debug!("reconciling");
         let was_resync = std::mem::take(&mut self.resyncing);
-        let mut repairs = 0u64;
+        let repairing = self.repairing.take();
+        let mut repairs = Repairs::default();
         let mut failed = false;
 
         self.configure_interfaces().await;
         // ACLs before routes: a workload becomes reachable only once its policy is in place.
         // (Routes are not touched at all while the ACLs cannot be programmed.)
-        if !self.reconcile_acl(&mut repairs).await || !self.reconcile_routes(&mut repairs).await {
+        if !self.reconcile_acl(&mut repairs.acl).await
+            || !self.reconcile_routes(&mut repairs.routes).await
+        {
             failed = true;
         }
         if !self.reconcile_exports().await {
@@ -309,37 +335,14 @@ impl Engine {
             failed = true;
         }
 
-        {
-            let mut m = self.metrics();
-            m.reconciles_total += 1;
-            m.apply_latency.observe(started.elapsed());
-            if was_resync {
-                m.resyncs_total += 1;
-                m.resync_repairs_total += repairs;
-                if repairs > 0 {
-                    info!(repairs, "resync repaired drift");
-                }
-            }
-        }
+        self.count_pass(started, was_resync, repairing, repairs);
         let waiting = self
             .interface_state
             .values()
             .any(|s| *s == EndpointState::WaitingForInterface);
-        self.retry_at = if failed || waiting {
-            let failures = self
-                .fib_health
-                .consecutive_failures
-                .max(self.acl_health.consecutive_failures)
-                .max(1);
-            let delay = self
-                .timing
-                .retry_initial
-                .saturating_mul(1u32 << failures.min(16).saturating_sub(1))
-                .min(self.timing.retry_max);
-            Some(tokio::time::Instant::now() + delay)
-        } else {
-            None
-        };
+        self.retry_at = self
+            .retry_delay(failed, waiting)
+            .map(|delay| tokio::time::Instant::now() + delay);
         // Wake up when the remote routes kept across a restart are due, should BGP say
         // nothing more before then.
         if let Some(until) = self.keep_remote_until {
@@ -373,9 +376,14 @@ impl Engine {
                         .insert(iface, EndpointState::WaitingForInterface);
                 }
                 Err(e) => {
-                    warn!(interface = %iface, error = %e, "configuring interface failed");
-                    self.interface_state
-                        .insert(iface, EndpointState::Error(e.to_string()));
+                    let state = EndpointState::Error(e.to_string());
+                    // Logged when it starts or changes, not at every retry.
+                    if self.interface_state.get(&iface) != Some(&state) {
+                        warn!(interface = %iface, error = %e, "configuring interface failed; will retry");
+                    } else {
+                        debug!(interface = %iface, error = %e, "configuring interface failed again");
+                    }
+                    self.interface_state.insert(iface, state);
                 }
             }
         }
@@ -493,7 +501,10 @@ impl Engine {
         let routes_programmed = programmed.len() as u64;
         self.metrics().routes_programmed = routes_programmed;
         for (dst, e) in &failed {
-            warn!(route = %dst, error = %e, "route not programmed; will retry");
+            // Logged when it starts or changes, not at every retry.
+            if self.route_errors.get(dst) != Some(e) {
+                warn!(route = %dst, error = %e, "route not programmed; will retry");
+            }
         }
         let ok = failed.is_empty();
         self.route_errors = failed;
@@ -505,85 +516,6 @@ impl Engine {
             self.fib_health.last_error = self.route_errors.values().next().cloned();
         }
         ok
-    }
-
-    /// After a restart: adds to `desired` the remote routes of the FIB that BGP has not
-    /// learned again yet, until it has converged or the time is up.
-    fn keep_remote_routes_while_converging(&mut self, desired: &mut DesiredFib) {
-        let Some(until) = self.keep_remote_until else {
-            return;
-        };
-        let programmed = self
-            .programmed_routes
-            .as_ref()
-            .expect("filled by the caller");
-        let kept: Vec<(IpNet, RouteTarget)> = programmed
-            .iter()
-            .filter(|(dst, target)| {
-                matches!(target, RouteTarget::Via(_)) && !desired.contains_key(*dst)
-            })
-            .map(|(dst, target)| (*dst, target.clone()))
-            .collect();
-        let converged = self.bgp_converged();
-        if converged || tokio::time::Instant::now() >= until {
-            self.keep_remote_until = None;
-            let took = self.started.elapsed();
-            if converged {
-                info!(
-                    removed = kept.len(),
-                    "BGP converged {} ms after the restart (every peer established, \
-                     End-of-RIB received): remote routes no peer announced again are removed",
-                    took.as_millis()
-                );
-            } else {
-                let waiting: Vec<String> = self.peers_not_converged();
-                warn!(
-                    removed = kept.len(),
-                    waiting_for = ?waiting,
-                    "BGP did not converge within {} ms of the restart: remote routes not \
-                     learned again are removed; check the sessions of the peers waited for",
-                    took.as_millis()
-                );
-            }
-            return;
-        }
-        if !kept.is_empty() {
-            debug!(
-                kept = kept.len(),
-                "keeping remote routes from before the restart until BGP converges"
-            );
-        }
-        desired.extend(kept);
-    }
-
-    /// Whether every configured BGP peer is established and has sent its whole table.
-    fn bgp_converged(&self) -> bool {
-        match &self.bgp_configured {
-            // Not configured yet (or again, in a resync).
-            None => false,
-            // No BGP for this node: nothing to wait for.
-            Some(None) => true,
-            Some(Some(_)) => self.peers_not_converged().is_empty(),
-        }
-    }
-
-    /// The configured peers not established or whose End-of-RIB has not come yet.
-    fn peers_not_converged(&self) -> Vec<String> {
-        let Some(Some(settings)) = &self.bgp_configured else {
-            return Vec::new();
-        };
-        settings
-            .peers
-            .iter()
-            .filter(|p| {
-                !self.peers.iter().any(|s| {
-                    s.address == p.address
-                        && s.state == PeerState::Established
-                        && s.end_of_rib_received
-                })
-            })
-            .map(|p| p.address.to_string())
-            .collect()
     }
 
     async fn reconcile_exports(&mut self) -> bool {
@@ -674,9 +606,15 @@ impl Engine {
 }
 
 fn record_failure(health: &mut BackendHealth, e: &BackendError, what: &str) {
-    warn!(error = %e, "{what} failed; will retry");
+    let error = format!("{what}: {e}");
+    // Logged when it starts or changes, not at every retry.
+    if health.last_error.as_ref() != Some(&error) {
+        warn!(error = %e, "{what} failed; will retry");
+    } else {
+        debug!(error = %e, "{what} failed again");
+    }
     health.consecutive_failures += 1;
-    health.last_error = Some(format!("{what}: {e}"));
+    health.last_error = Some(error);
 }
 
 async fn sleep_until(at: Option<tokio::time::Instant>) {

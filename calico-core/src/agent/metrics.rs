@@ -49,6 +49,10 @@ pub struct Metrics {
     pub resyncs_total: u64,
     /// Drifted items a resync found and repaired (routes and ACL objects).
     pub resync_repairs_total: u64,
+    /// Passes run because a backend reported drift (someone else changed its state).
+    pub drift_passes_total: u64,
+    /// Drifted items repaired by those passes (routes and ACL changes).
+    pub drift_repairs_total: u64,
     /// Routes currently programmed by the agent.
     pub routes_programmed: u64,
     /// Local endpoints known.
@@ -61,7 +65,7 @@ impl Metrics {
     /// Renders the metrics in the Prometheus text exposition format (version 0.0.4).
     pub fn to_prometheus(&self) -> String {
         let mut out = String::new();
-        let counters: [(&str, &str, u64); 6] = [
+        let counters: [(&str, &str, u64); 8] = [
             (
                 "calico_updates_total",
                 "Updates accepted from the orchestrator.",
@@ -87,6 +91,16 @@ impl Metrics {
                 "calico_resync_repairs_total",
                 "Drifted items repaired by resync.",
                 self.resync_repairs_total,
+            ),
+            (
+                "calico_drift_passes_total",
+                "Passes run because a backend reported drift.",
+                self.drift_passes_total,
+            ),
+            (
+                "calico_drift_repairs_total",
+                "Drifted items repaired as soon as a backend reported drift.",
+                self.drift_repairs_total,
             ),
         ];
         for (name, help, value) in counters {

@@ -11,8 +11,12 @@
 //!   before routes so that a workload is reachable only once its policy is in place;
 //! * resyncs periodically and on demand: reads the dataplane back and repairs drift, never
 //!   touching what is right (so an agent restarted on a programmed host changes nothing);
-//! * survives backend errors: retries with exponential back-off, shows the error in status,
-//!   and keeps the other endpoints programmed.
+//! * repairs drift as soon as a backend reports it ([`FibBackend::drift`],
+//!   [`AclBackend::drift`]: someone else changed its routes, links or table), within
+//!   milliseconds rather than at the next resync; the resync stays as the backstop;
+//! * survives backend errors: retries with exponential back-off (doubling per consecutive
+//!   pass that left something undone, logged when an error starts or changes), shows the
+//!   error in status, and keeps the other endpoints programmed.
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {

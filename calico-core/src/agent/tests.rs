@@ -11,6 +11,8 @@ use super::*;
 use crate::dataplane::{BackendError, FibChangeSet, FibReport, PeerState, Route, RouteTarget};
 use crate::model::{WorkloadEndpoint, WorkloadEndpointId};
 
+mod drift;
+
 #[derive(Default)]
 struct FibState {
     routes: BTreeMap<IpNet, RouteTarget>,
@@ -18,6 +20,12 @@ struct FibState {
     applies: usize,
     /// Destinations the kernel refuses.
     refuse: BTreeSet<IpNet>,
+    /// Interfaces that exist but cannot be configured (a permanent error).
+    broken: BTreeSet<String>,
+    /// Calls of `configure_interface`.
+    configure_calls: usize,
+    /// The drift signal handed out, if the test gives the FIB one.
+    drift: Option<tokio::sync::watch::Sender<u64>>,
 }
 
 #[derive(Default, Clone)]
@@ -58,12 +66,26 @@ impl FibBackend for RecordingFib {
             .collect())
     }
     async fn configure_interface(&self, interface: &str) -> Result<(), BackendError> {
-        let s = self.0.lock().unwrap();
-        if s.interfaces.contains(interface) {
+        let mut s = self.0.lock().unwrap();
+        s.configure_calls += 1;
+        if s.broken.contains(interface) {
+            Err(BackendError::Dataplane {
+                op: format!("configure {interface}"),
+                reason: "broken by test".into(),
+            })
+        } else if s.interfaces.contains(interface) {
             Ok(())
         } else {
             Err(BackendError::MissingInterface(interface.into()))
         }
+    }
+    fn drift(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        self.0
+            .lock()
+            .unwrap()
+            .drift
+            .as_ref()
+            .map(|tx| tx.subscribe())
     }
 }
 

@@ -13,4 +13,11 @@ pub trait AclBackend: Send + Sync {
     async fn apply(&self, changes: &ChangeSet) -> Result<(), BackendError>;
     /// Reads the agent's table back from the dataplane (an empty ruleset when absent).
     async fn dump(&self) -> Result<Ruleset, BackendError>;
+    /// Drift notification (optional): a counter bumped whenever someone other than this
+    /// backend changed its table (deleted it, or added, changed or removed anything in it).
+    /// The agent repairs on each bump instead of waiting for the next periodic resync, which
+    /// stays the backstop. `None` (the default) when the backend cannot tell.
+    fn drift(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
 }

@@ -73,4 +73,12 @@ pub trait FibBackend: Send + Sync {
     /// Prepares a workload's host-side interface for routing (proxy ARP/NDP, forwarding, ...).
     /// Returns [`BackendError::MissingInterface`] when the interface does not exist yet.
     async fn configure_interface(&self, interface: &str) -> Result<(), BackendError>;
+    /// Drift notification (optional): a counter bumped whenever someone other than this
+    /// backend changed the state it owns (its routes, the links of workload interfaces: a
+    /// re-created interface has lost its routes and settings). The agent repairs on each bump
+    /// instead of waiting for the next periodic resync, which stays the backstop. `None`
+    /// (the default) when the backend cannot tell.
+    fn drift(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
 }

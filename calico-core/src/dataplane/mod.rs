@@ -33,6 +33,12 @@
 //!   route protocol, the agent's own nftables table(s), its own BGP exports.
 //! * **Dump tells the truth.** `dump` reads the dataplane back (not a cache), so that the
 //!   reconciler can detect and repair drift.
+//! * **Drift is told, if it can be (optional).** `FibBackend::drift` and `AclBackend::drift`
+//!   return a [`tokio::sync::watch::Receiver`] of a counter the backend bumps when someone
+//!   else changed what it owns (the Linux backends listen to rtnetlink and nf_tables events).
+//!   Its own changes must not bump it, or the agent would repair forever. The agent repairs
+//!   at each bump within milliseconds; a backend that cannot tell returns `None` (the default)
+//!   and drift is repaired by the periodic resync, which runs in any case as the backstop.
 //!
 //! # Implementing a backend
 //!

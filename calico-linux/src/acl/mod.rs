@@ -18,6 +18,7 @@
 //! ```
 
 pub(crate) mod batch;
+mod drift;
 mod nft_text;
 pub(crate) mod ownership;
 pub(crate) mod readback;
@@ -37,6 +38,7 @@ use batch::TableAccess;
 use ownership::TableState;
 pub use ownership::{ForeignTable, TABLE_MARK};
 
+use crate::events::DriftListener;
 use crate::nft::proto::{NFTA_TABLE_NAME, NFT_MSG_DELTABLE};
 use crate::nft::socket::{NfSocket, NlError};
 
@@ -48,26 +50,29 @@ pub struct LinuxAcl {
     /// The table was last seen with the agent's mark: transactions skip the ownership check
     /// (one table dump) until a failure, a dump finding it gone, or an uninstall.
     known_ours: Arc<AtomicBool>,
+    /// nf_tables notifications about the table not caused by `socket` (see
+    /// [`AclBackend::drift`]); opened with the socket, in its namespace.
+    drift: Arc<DriftListener>,
 }
 
 impl LinuxAcl {
     /// An ACL backend for table `table` (family `inet`) in the caller's network namespace.
     pub fn new(table: &str) -> Result<LinuxAcl, BackendError> {
-        Self::with_socket(table, NfSocket::open())
+        Self::with_socket(table, open_here(table))
     }
 
     /// An ACL backend for table `table` in the network namespace at `netns` (such as
     /// `/var/run/netns/NAME`).
     pub fn in_netns(netns: &Path, table: &str) -> Result<LinuxAcl, BackendError> {
-        let socket = calico_netns::enter_path(netns, NfSocket::open).map_err(|e| {
+        let opened = calico_netns::enter_path(netns, || open_here(table)).map_err(|e| {
             BackendError::Unavailable(format!("nftables in {}: {e}", netns.display()))
         })?;
-        Self::with_socket(table, socket)
+        Self::with_socket(table, opened)
     }
 
     fn with_socket(
         table: &str,
-        socket: Result<NfSocket, NlError>,
+        (socket, drift): (Result<NfSocket, NlError>, Option<DriftListener>),
     ) -> Result<LinuxAcl, BackendError> {
         if table.is_empty() || table.len() > 255 {
             return Err(BackendError::Unsupported(format!(
@@ -80,6 +85,9 @@ impl LinuxAcl {
             table: table.to_string(),
             socket: Arc::new(Mutex::new(socket)),
             known_ours: Arc::new(AtomicBool::new(false)),
+            drift: Arc::new(drift.unwrap_or_else(|| {
+                DriftListener::unavailable("nf_tables", "no transaction socket".into())
+            })),
         })
     }
 
@@ -226,6 +234,13 @@ impl LinuxAcl {
     }
 }
 
+/// Opens the transaction socket and the event listener in the calling thread's namespace.
+fn open_here(table: &str) -> (Result<NfSocket, NlError>, Option<DriftListener>) {
+    let socket = NfSocket::open();
+    let drift = socket.as_ref().ok().map(|s| drift::listener(s, table));
+    (socket, drift)
+}
+
 /// The whole `ruleset` as the `nft -f` script an operator would write to get the same
 /// table `inet <table>`: a readable view of a ruleset, and the baseline the benchmarks
 /// compare [`LinuxAcl`] with.
@@ -269,5 +284,12 @@ impl AclBackend for LinuxAcl {
     async fn dump(&self) -> Result<Ruleset, BackendError> {
         let this = self.clone();
         blocking(move || this.dump_blocking()).await
+    }
+
+    /// Bumped by nf_tables notifications about the table (deleted, or anything in it added,
+    /// changed or removed) caused by anyone but this backend's own transactions. Listens
+    /// from the first call on, in the namespace the backend was created in.
+    fn drift(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        self.drift.drift()
     }
 }

@@ -21,6 +21,7 @@
 //! (`dataplanedefs.DefaultRouteProto`), so `ip route show proto 80` shows an operator the same
 //! thing on a calico-rs host as on a Calico one.
 
+mod drift;
 mod interface;
 mod links;
 mod netlink;
@@ -29,6 +30,7 @@ mod route_msg;
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,6 +45,7 @@ use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
 use self::links::Links;
 use self::netlink::{Failure, Netlink};
 use self::route_msg::{KernelRoute, Owner};
+use crate::events::DriftListener;
 
 /// The route protocol number calico-rs tags its routes with unless configured otherwise.
 pub const DEFAULT_PROTOCOL: u8 = 80;
@@ -105,6 +108,11 @@ pub struct LinuxFib {
     config: FibConfig,
     /// Applies are serialised: each one reads the table and then changes it.
     apply_lock: tokio::sync::Mutex<()>,
+    /// The port id of the current connection's socket (notifications of its changes are
+    /// not drift).
+    portid: Arc<AtomicU32>,
+    /// Route and link notifications (see [`FibBackend::drift`]), opened in the namespace.
+    drift: DriftListener,
 }
 
 impl LinuxFib {
@@ -141,15 +149,26 @@ impl LinuxFib {
             )));
         }
         let netlink = Netlink::open(netns.as_deref(), config.timeout)?;
+        let owner = Owner {
+            protocol: config.protocol,
+            table: config.table,
+        };
+        let portid = Arc::new(AtomicU32::new(netlink.portid()));
+        let open_listener = || drift::listener(Arc::clone(&portid), owner);
+        let drift = match netns.as_deref() {
+            None => open_listener(),
+            Some(ns) => calico_netns::run_in(ns, open_listener).unwrap_or_else(|e| {
+                DriftListener::unavailable("rtnetlink", format!("cannot enter namespace: {e}"))
+            }),
+        };
         Ok(LinuxFib {
             netlink: std::sync::Mutex::new(Arc::new(netlink)),
             netns,
-            owner: Owner {
-                protocol: config.protocol,
-                table: config.table,
-            },
+            owner,
             config,
             apply_lock: tokio::sync::Mutex::new(()),
+            portid,
+            drift,
         })
     }
 
@@ -163,6 +182,7 @@ impl LinuxFib {
         if current.is_closed() {
             tracing::warn!("rtnetlink connection closed; opening a new one");
             *current = Arc::new(Netlink::open(self.netns.as_deref(), self.config.timeout)?);
+            self.portid.store(current.portid(), Ordering::Relaxed);
         }
         Ok(Arc::clone(&current))
     }
@@ -515,5 +535,12 @@ impl FibBackend for LinuxFib {
             tracing::debug!(interface, "workload interface already configured");
         }
         Ok(())
+    }
+
+    /// Bumped by rtnetlink notifications: a route of the agent's protocol and table added,
+    /// changed or removed by anyone but this backend, or a link created, deleted, or
+    /// brought up or down. Listens from the first call on, in the backend's namespace.
+    fn drift(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        self.drift.drift()
     }
 }

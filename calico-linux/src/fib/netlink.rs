@@ -74,6 +74,8 @@ pub(crate) struct Netlink {
     timeout: Duration,
     batch: usize,
     in_flight: usize,
+    /// The socket's netlink port id: the `nlmsg_pid` of notifications about its own changes.
+    portid: u32,
     /// The connection's task: it ends when the socket fails.
     task: tokio::task::JoinHandle<()>,
 }
@@ -112,6 +114,11 @@ impl Netlink {
         let socket = connection.socket_mut().socket_mut();
         let unavailable =
             |what: &str, e: std::io::Error| BackendError::Unavailable(format!("{what}: {e}"));
+        // Bound now (rather than on the first send) so that its port id is known.
+        let portid = socket
+            .bind_auto()
+            .map_err(|e| unavailable("cannot bind the rtnetlink socket", e))?
+            .port_number();
         // Without strict checking the kernel ignores the table and protocol filters of dumps.
         socket
             .set_netlink_get_strict_chk(true)
@@ -134,8 +141,14 @@ impl Netlink {
             timeout,
             batch,
             in_flight,
+            portid,
             task,
         })
+    }
+
+    /// The socket's netlink port id.
+    pub(crate) fn portid(&self) -> u32 {
+        self.portid
     }
 
     /// Whether the connection's task has ended (its socket failed): a new one is needed.

@@ -71,6 +71,7 @@ impl NfSocket {
             sndbuf: 0,
             buf: vec![0; RECV_BUF],
         };
+        sock.bind()?;
         // Errors answer with the header only, plus the kernel's text explaining them.
         sock.setsockopt(libc::SOL_NETLINK, NETLINK_CAP_ACK, 1)?;
         sock.setsockopt(libc::SOL_NETLINK, NETLINK_EXT_ACK, 1)?;
@@ -82,6 +83,46 @@ impl NfSocket {
             sock.setsockopt(libc::SOL_SOCKET, libc::SO_RCVBUF, 8 << 20)?;
         }
         Ok(sock)
+    }
+
+    /// Binds the socket to a port id the kernel picks (what it would do on the first send),
+    /// so that [`NfSocket::portid`] is known from the start.
+    fn bind(&self) -> Result<(), io::Error> {
+        // SAFETY: an all-zero sockaddr_nl is a valid value.
+        let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+        addr.nl_family = libc::AF_NETLINK as u16;
+        // SAFETY: addr is valid for the duration of the call and its size is passed.
+        let rc = unsafe {
+            libc::bind(
+                self.fd.as_raw_fd(),
+                (&addr as *const libc::sockaddr_nl).cast(),
+                std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// The socket's netlink port id: the `nlmsg_pid` of the notifications the kernel sends
+    /// about this socket's own transactions.
+    pub fn portid(&self) -> Result<u32, io::Error> {
+        // SAFETY: an all-zero sockaddr_nl is a valid value.
+        let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t;
+        // SAFETY: addr and len are valid for the duration of the call; len holds addr's size.
+        let rc = unsafe {
+            libc::getsockname(
+                self.fd.as_raw_fd(),
+                (&mut addr as *mut libc::sockaddr_nl).cast(),
+                &mut len,
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(addr.nl_pid)
     }
 
     fn setsockopt(&self, level: i32, name: i32, value: i32) -> Result<(), io::Error> {

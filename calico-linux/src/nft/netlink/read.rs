@@ -31,6 +31,9 @@ pub struct Msg<'a> {
     pub flags: u16,
     /// `nlmsg_seq`.
     pub seq: u32,
+    /// `nlmsg_pid`: in a notification, the port id of the socket whose request caused it
+    /// (0 for the kernel itself).
+    pub pid: u32,
     /// Everything after the netlink header.
     pub payload: &'a [u8],
 }
@@ -94,8 +97,9 @@ impl<'a> Msgs<'a> {
             ne_u16(rest, 4),
             ne_u16(rest, 6),
             ne_u32(rest, 8),
+            ne_u32(rest, 12),
         );
-        let (Some(len), Some(ty), Some(flags), Some(seq)) = fields else {
+        let (Some(len), Some(ty), Some(flags), Some(seq), Some(pid)) = fields else {
             return Err(WireError("truncated netlink header"));
         };
         let len = usize::try_from(len).unwrap_or(usize::MAX);
@@ -109,6 +113,7 @@ impl<'a> Msgs<'a> {
             ty,
             flags,
             seq,
+            pid,
             payload,
         };
         Ok((msg, rest.get(align4(len)..).unwrap_or_default()))
@@ -303,6 +308,7 @@ mod tests {
             ty: NLMSG_ERROR,
             flags: NLM_F_ACK_TLVS,
             seq: 1,
+            pid: 0,
             payload: &payload,
         };
         assert_eq!(msg.error(), Ok((-libc::EINVAL, None)));
@@ -317,6 +323,7 @@ mod tests {
             ty: NLMSG_ERROR,
             flags: NLM_F_ACK_TLVS | NLM_F_CAPPED,
             seq: 1,
+            pid: 0,
             payload: &payload,
         };
         assert_eq!(msg.error(), Ok((-libc::ENOENT, Some("no".to_string()))));

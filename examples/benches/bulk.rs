@@ -41,7 +41,12 @@ const POLICIES: usize = 10_000;
 /// Runs of each path (`BULK_RUNS` overrides).
 const RUNS: usize = 3;
 const TABLE: &str = "calico-bulk";
-const TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest wait for one path, in seconds (`BULK_TIMEOUT` overrides).
+const TIMEOUT: u64 = 60;
+
+fn timeout() -> Duration {
+    Duration::from_secs(setting("BULK_TIMEOUT", TIMEOUT as usize) as u64)
+}
 
 fn base() -> Vec<Resource> {
     let model = SCALE.model();
@@ -115,7 +120,7 @@ async fn timed<F: std::future::Future<Output = ()>>(
     work: F,
 ) -> Option<Duration> {
     let t = Instant::now();
-    let done = tokio::time::timeout(TIMEOUT, async {
+    let done = tokio::time::timeout(timeout(), async {
         work.await;
         settle(h, what).await;
     })
@@ -248,7 +253,7 @@ fn main() {
         let Some(m) = median(&row.times) else {
             println!(
                 "| {name} | > {} s ({} runs timed out) | | | |",
-                TIMEOUT.as_secs(),
+                timeout().as_secs(),
                 row.timed_out
             );
             continue;
@@ -259,7 +264,7 @@ fn main() {
         );
         let ratio = snap.map_or(f64::NAN, |s| m.as_secs_f64() / s.as_secs_f64());
         let note = if row.timed_out > 0 {
-            format!(" ({} runs > {} s)", row.timed_out, TIMEOUT.as_secs())
+            format!(" ({} runs > {} s)", row.timed_out, timeout().as_secs())
         } else {
             String::new()
         };

@@ -105,6 +105,38 @@ impl Scale {
         }
     }
 
+    /// Global policy number `k` (no namespace, like a `GlobalNetworkPolicy`), for bulk
+    /// changes: one in ten selects every endpoint with an `app` label, one in ten a `tier`
+    /// (a third of the endpoints), the others one app; each admits TCP to `port` from
+    /// another app (one in fifty to `port` and 443) and anything from a `172.16.0.0/12`
+    /// network of its own. Names are `gpol<k>`, orders `k % 100`, so a local endpoint's
+    /// policies interleave. (A port list is an anonymous set in nftables, which the kernel
+    /// creates and binds at a cost that grows with the table and the transaction: 10,000 of
+    /// them in one transaction take minutes.)
+    pub fn global_policy(&self, k: usize, port: u16) -> Policy {
+        let mut p = self.policy(k, port);
+        p.name = format!("gpol{k}");
+        p.namespace = None;
+        p.order = Some((k % 100) as f64);
+        let selector = match k % 10 {
+            0 => "has(app)".to_string(),
+            1 => format!("tier == '{}'", ["web", "api", "db"][(k / 10) % 3]),
+            _ => format!("app == 'app{}'", k % self.apps),
+        };
+        p.selector = Selector::parse(&selector).expect("a valid selector");
+        if k % 50 != 0 {
+            p.ingress[0].destination.ports = vec![PortSpec::single(port)];
+        }
+        p.ingress[1].source.nets = vec![ipnet::IpNet::V4(
+            ipnet::Ipv4Net::new(
+                std::net::Ipv4Addr::new(172, 16 + (k / 256 % 16) as u8, (k % 256) as u8, 0),
+                24,
+            )
+            .expect("a /24 is valid"),
+        )];
+        p
+    }
+
     /// The whole model.
     pub fn model(&self) -> Model {
         let mut resources: Vec<Resource> = (0..self.namespaces)

@@ -4,6 +4,8 @@ mod converge;
 mod drift;
 mod pass;
 
+mod batching;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -86,6 +88,8 @@ pub(super) struct Engine {
     keep_remote_until: Option<tokio::time::Instant>,
     /// When the agent started (for the log of how long BGP took to converge).
     started: Instant,
+    /// When the last reconciliation pass ended, and how long it took (adaptive batching).
+    last_pass: Option<(tokio::time::Instant, Duration)>,
 }
 
 impl Engine {
@@ -129,6 +133,7 @@ impl Engine {
             unsettled_passes: 0,
             keep_remote_until: None,
             started: Instant::now(),
+            last_pass: None,
         }
     }
 
@@ -162,22 +167,7 @@ impl Engine {
                         break;
                     }
                     // Batch: fold in whatever arrives within the window.
-                    let deadline = tokio::time::Instant::now() + self.timing.batch_window;
-                    let mut taken = 1;
-                    let mut stop = false;
-                    while taken < self.timing.max_batch {
-                        match tokio::time::timeout_at(deadline, rx.recv()).await {
-                            Ok(Some(cmd)) => {
-                                taken += 1;
-                                if !self.take(cmd, &mut flushes, &mut dirty) {
-                                    stop = true;
-                                    break;
-                                }
-                            }
-                            Ok(None) => { stop = true; break; }
-                            Err(_) => break,
-                        }
-                    }
+                    let stop = !self.fold(&mut rx, &mut flushes, &mut dirty).await;
                     if dirty {
                         self.reconcile().await;
                     }
@@ -216,7 +206,7 @@ impl Engine {
     }
 
     /// Takes one command; returns false on Stop.
-    fn take(
+    pub(super) fn take(
         &mut self,
         cmd: Command,
         flushes: &mut Vec<oneshot::Sender<()>>,
@@ -270,7 +260,8 @@ impl Engine {
             self.metrics().updates_rejected_total += 1;
         } else {
             let applied = self.model.apply_valid(u);
-            self.compiler.apply(&self.model, &applied);
+            // The interfaces it reaches are rendered once for the pass (reconcile_acl).
+            self.compiler.stage(&self.model, &applied);
             self.metrics().updates_total += 1;
             *dirty = true;
         }
@@ -309,7 +300,8 @@ impl Engine {
             self.publish_status();
             return;
         }
-        let started = Instant::now();
+        // Tokio's clock: the same as the system's, except in tests that pause time.
+        let started = tokio::time::Instant::now();
         debug!("reconciling");
         let was_resync = std::mem::take(&mut self.resyncing);
         let repairing = self.repairing.take();
@@ -335,6 +327,7 @@ impl Engine {
             failed = true;
         }
 
+        self.last_pass = Some((tokio::time::Instant::now(), started.elapsed()));
         self.count_pass(started, was_resync, repairing, repairs);
         let waiting = self
             .interface_state
@@ -393,6 +386,7 @@ impl Engine {
     /// table is known to be in step, else a diff against what is read back (adopting a
     /// programmed table without disturbing it). Returns false if something failed.
     async fn reconcile_acl(&mut self, repairs: &mut u64) -> bool {
+        self.compiler.render_staged(&self.model);
         let Some(acl) = self.acl.clone() else {
             return true;
         };

@@ -81,7 +81,13 @@ pub struct Timing {
     /// without any wait (updates pile up while a pass runs); a window trades latency for
     /// fewer passes when updates trickle in.
     pub batch_window: Duration,
-    /// Upper bound on updates folded into one pass.
+    /// Longest adaptive wait: updates that arrive within a pass's duration after it ended
+    /// are folded together for that long (at most this), so that a steady feed of single
+    /// updates is reconciled in passes that grow with the cost of a pass, not one pass per
+    /// update each rewriting what the last one wrote. An idle agent adds no wait.
+    pub max_batch_delay: Duration,
+    /// Upper bound on requests (an update, or a group given to [`AgentHandle::apply`])
+    /// folded into one pass.
     pub max_batch: usize,
     /// Interval between periodic resyncs.
     pub resync_interval: Duration,
@@ -95,7 +101,8 @@ impl Default for Timing {
     fn default() -> Self {
         Timing {
             batch_window: Duration::ZERO,
-            max_batch: 1000,
+            max_batch_delay: Duration::from_millis(250),
+            max_batch: 100_000,
             resync_interval: Duration::from_secs(30),
             retry_initial: Duration::from_millis(100),
             retry_max: Duration::from_secs(30),
@@ -305,5 +312,7 @@ impl AgentHandle {
     }
 }
 
+#[cfg(test)]
+mod bulk_tests;
 #[cfg(test)]
 mod tests;

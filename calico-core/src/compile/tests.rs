@@ -149,7 +149,7 @@ fn removing_everything_leaves_only_the_base() {
 }
 
 /// Updates that turn model `a` into model `b`.
-fn updates(a: &Model, b: &Model) -> Vec<Update> {
+pub(super) fn updates(a: &Model, b: &Model) -> Vec<Update> {
     let resources = |m: &Model| -> Vec<Resource> {
         m.workload_endpoints
             .values()

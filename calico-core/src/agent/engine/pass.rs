@@ -1,6 +1,8 @@
 //! The bookkeeping of a finished pass: metrics, the repair log line, the retry back-off.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use tracing::{debug, info};
 

@@ -163,7 +163,8 @@ pub struct NetworkPolicySpec {
     /// The pods the policy applies to (`{}`: every pod of the namespace).
     #[serde(default)]
     pub pod_selector: LabelSelector,
-    /// `Ingress` and/or `Egress`; when absent, Ingress plus Egress if there are egress rules.
+    /// `Ingress` and/or `Egress`; when absent or empty, Ingress plus Egress if there are
+    /// egress rules.
     #[serde(default)]
     pub policy_types: Option<Vec<String>>,
     /// Ingress rules.
@@ -226,6 +227,10 @@ pub struct PodSpec {
     /// Containers.
     #[serde(default)]
     pub containers: Vec<Container>,
+    /// The pod shares the node's network namespace (and address): it is not a workload
+    /// endpoint, its traffic is the node's.
+    #[serde(default)]
+    pub host_network: bool,
 }
 
 /// One pod address.
@@ -302,10 +307,20 @@ fn protocol(obj: &str, field: &str, p: Option<&str>) -> Result<Protocol, Transla
     }
 }
 
-/// A pod as a workload endpoint. Fails for a pod not yet scheduled or without an address.
-pub fn pod_endpoint(pod: &Pod) -> Result<WorkloadEndpoint, TranslateError> {
+/// A pod as a workload endpoint; `None` for a `hostNetwork` pod, which (as in Calico) is no
+/// workload endpoint: it has no interface of its own, its address is the node's, and its
+/// traffic is the node's. Fails for a pod not yet scheduled or without an address.
+pub fn pod_endpoint(pod: &Pod) -> Result<Option<WorkloadEndpoint>, TranslateError> {
     let ns = pod.metadata.namespace();
     let name = &pod.metadata.name;
+    if pod.spec.host_network {
+        tracing::debug!(
+            pod = %format!("{ns}/{name}"),
+            "ignoring a hostNetwork pod: it uses the node's network namespace and address, \
+             so it is no workload endpoint (no route, not selectable as a pod)"
+        );
+        return Ok(None);
+    }
     let obj = format!("Pod {ns}/{name}");
     let node = pod.spec.node_name.clone().ok_or_else(|| {
         TranslateError::new(&obj, "spec.nodeName", "the pod is not scheduled yet")
@@ -348,7 +363,7 @@ pub fn pod_endpoint(pod: &Pod) -> Result<WorkloadEndpoint, TranslateError> {
             }
         }
     }
-    Ok(WorkloadEndpoint {
+    Ok(Some(WorkloadEndpoint {
         id: WorkloadEndpointId {
             orchestrator: "k8s".into(),
             workload: format!("{ns}.{name}"),
@@ -362,7 +377,7 @@ pub fn pod_endpoint(pod: &Pod) -> Result<WorkloadEndpoint, TranslateError> {
         labels: pod.metadata.labels.clone(),
         profiles: vec![format!("kns.{ns}")],
         ports,
-    })
+    }))
 }
 
 /// Selector text for a label selector (`""` for the empty selector).
@@ -606,7 +621,9 @@ pub fn translate_policy(np: &NetworkPolicy) -> Result<Policy, TranslateError> {
     let spec = &np.spec;
     let text = selector_text(&obj, "spec.podSelector", &spec.pod_selector)?;
     let selector = pods(&obj, "spec.podSelector", &text)?;
-    let types = match &spec.policy_types {
+    // Kubernetes defaults `policyTypes` when it is absent *or empty* (the API server's
+    // defaulting tests `len(policyTypes) == 0`): an empty list is not "governs nothing".
+    let types = match spec.policy_types.as_deref().filter(|t| !t.is_empty()) {
         Some(types) => types
             .iter()
             .enumerate()

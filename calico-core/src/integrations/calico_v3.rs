@@ -425,7 +425,9 @@ fn policy(kind: &str, meta: Meta, spec: Value, obj: &str) -> Result<Resource, Tr
     }
     let mut selector = s.selector.unwrap_or_default();
     if let Some(nss) = s.namespace_selector {
-        selector = selector.and(&nss.with_key_prefix(crate::labels::NAMESPACE_LABEL_PREFIX));
+        // The same reading as a rule's `namespaceSelector`: `all()` is "any namespaced
+        // endpoint", not "everything".
+        selector = selector.and(&crate::calc::effective::namespaces_matching(&nss));
     }
     Ok(Resource::Policy(Policy {
         name: meta.name,

@@ -701,6 +701,32 @@ fn bad_objects_name_the_field() {
         e.contains("spec.ingress[0].from[0].ipBlock.except[0]") && e.contains("not inside"),
         "{e}"
     );
+    // Kubernetes: an except must be a strict subset of its cidr (equal is refused).
+    for except in ["10.0.0.0/8", "10.0.0.0/7"] {
+        let e = bad(
+            json!({"podSelector": {}, "ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0.0/8", "except": [except]}}]}]}),
+        );
+        assert!(
+            e.contains("spec.ingress[0].from[0].ipBlock.except[0]") && e.contains("strict subset"),
+            "{except}: {e}"
+        );
+    }
+    // A port written as a string is a port name, which must be an IANA_SVC_NAME: "80"
+    // (no letter) is refused by the API server, not looked up as a named port.
+    for name in ["80", "", "Http", "-http", "ht--tp", "a-very-long-port-name"] {
+        let e = bad(json!({"podSelector": {}, "ingress": [{"ports": [{"port": name}]}]}));
+        assert!(
+            e.contains("spec.ingress[0].ports[0].port") && e.contains("not a valid port name"),
+            "{name:?}: {e}"
+        );
+    }
+    let mut ok = np(
+        "prod",
+        json!({"podSelector": {}, "ingress": [{"ports": [{"port": "http-8080"}]}]}),
+    );
+    ok["metadata"]["name"] = json!("ok");
+    let ok: NetworkPolicy = serde_json::from_value(ok).unwrap();
+    translate_policy(&ok).unwrap();
     let e = bad(json!({"podSelector": {}, "ingress": [{"ports": [{"port": 90, "endPort": 80}]}]}));
     assert!(e.contains("spec.ingress[0].ports[0].endPort"), "{e}");
     let e = bad(json!({"podSelector": {}, "ingress": [{"ports": [{"protocol": "ICMP"}]}]}));

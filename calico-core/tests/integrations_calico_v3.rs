@@ -3,7 +3,9 @@
 
 use calico_core::eval::{policies_for, EndpointRef, EndpointView};
 use calico_core::integrations::calico_v3::parse_v3;
-use calico_core::model::{Model, PolicyType, Resource, WorkloadEndpointId};
+use calico_core::model::{
+    load_file, parse_resources, Model, PolicyType, Resource, WorkloadEndpointId,
+};
 
 #[test]
 fn reads_every_kind_including_lists() {
@@ -91,6 +93,32 @@ spec: {orchestrator: k8s, pod: web-1, endpoint: eth0, node: host-a, interfaceNam
         endpoint: "eth0".into(),
     };
     assert_eq!(applying(EndpointRef::Workload(wep)), ["every-namespace"]);
+}
+
+/// The repo's own calicoctl-style example, read as the agent reads its resource
+/// directory (`load_file`/`parse_resources`): it used to be refused there, since that
+/// reader knew only the native format (`kind: Policy`, no `apiVersion`).
+#[test]
+fn resource_files_load_the_v3_example() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/data/calico-v3/cluster.yaml"
+    );
+    let loaded = load_file(path).unwrap_or_else(|e| panic!("{e}"));
+    let text = std::fs::read_to_string(path).unwrap();
+    assert_eq!(loaded, parse_v3(&text).unwrap());
+    assert_eq!(loaded.len(), 9);
+    Model::from_resources(loaded).unwrap();
+    // Native and v3 documents may share a file; v3 errors keep their field path.
+    let mixed = "kind: Profile\nname: native\n---\napiVersion: projectcalico.org/v3\nkind: Profile\nmetadata: {name: v3}\n";
+    assert_eq!(parse_resources(mixed).unwrap().len(), 2);
+    let e = parse_resources("apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: p}\nspec: {cidr: 10.0.0.0/16, blocksize: 26}\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("document 1 (IPPool p)") && e.contains("field spec.blocksize"),
+        "{e}"
+    );
 }
 
 fn err(doc: &str) -> String {

@@ -511,6 +511,14 @@ fn workload_endpoint(meta: Meta, spec: Value, obj: &str) -> Result<Resource, Tra
     }))
 }
 
+/// Translates document number `doc` (1-based, for messages) of a YAML stream: one
+/// `projectcalico.org/v3` resource or `List`. Resource files use it for their v3 documents.
+pub(crate) fn translate_document(doc: usize, v: Value) -> Result<Vec<Resource>, TranslateError> {
+    let mut out = Vec::new();
+    document(doc, v, &mut out)?;
+    Ok(out)
+}
+
 fn document(doc: usize, v: Value, out: &mut Vec<Resource>) -> Result<(), TranslateError> {
     let obj = format!("document {doc}");
     let Value::Mapping(mut m) = v else {

@@ -5,6 +5,8 @@
 //! Unknown fields are rejected with their path; features calico-rs does not implement (HTTP
 //! match, service accounts, tiers other than `default`, pre-DNAT/untracked policy, IP-in-IP
 //! or VXLAN pools, ...) are rejected with a message saying so, never silently ignored.
+//! `HostEndpoint` is read, but its policy is not enforced yet (a warning is logged per host
+//! endpoint; see [`crate::model::HOST_ENDPOINT_NOT_ENFORCED`]).
 //!
 //! ```
 //! use calico_core::integrations::calico_v3::parse_v3;

@@ -1,8 +1,11 @@
 //! Reading projectcalico.org/v3 YAML as calicoctl users write it.
 #![cfg(feature = "calico-v3")]
 
+use calico_core::eval::{policies_for, EndpointRef, EndpointView};
 use calico_core::integrations::calico_v3::parse_v3;
-use calico_core::model::{Model, Resource};
+use calico_core::model::{
+    load_file, parse_resources, Model, PolicyType, Resource, WorkloadEndpointId,
+};
 
 #[test]
 fn reads_every_kind_including_lists() {
@@ -46,6 +49,76 @@ fn reads_every_kind_including_lists() {
         .unwrap();
     // A GlobalNetworkPolicy's namespaceSelector narrows the endpoints it applies to.
     assert_eq!(gnp.selector.to_string(), r#"pcns.team == "shop""#);
+}
+
+/// Calico: a policy-level `namespaceSelector: all()` selects every *namespaced* endpoint
+/// (`has(projectcalico.org/namespace)`), exactly as a rule-level one does; host endpoints
+/// and endpoints without a namespace are not in any namespace, so it never applies to them.
+#[test]
+fn policy_namespace_selector_all_means_namespaced_endpoints_only() {
+    let resources = parse_v3(
+        r#"
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: every-namespace}
+spec:
+  namespaceSelector: all()
+  types: [Ingress]
+  ingress: [{action: Allow}]
+---
+apiVersion: projectcalico.org/v3
+kind: HostEndpoint
+metadata: {name: host-a-eth0}
+spec: {node: host-a, interfaceName: eth0, expectedIPs: [192.0.2.11]}
+---
+apiVersion: projectcalico.org/v3
+kind: WorkloadEndpoint
+metadata: {name: web, namespace: shop}
+spec: {orchestrator: k8s, pod: web-1, endpoint: eth0, node: host-a, interfaceName: cali1, ipNetworks: [10.65.0.2/32]}
+"#,
+    )
+    .unwrap();
+    let model = Model::from_resources(resources).unwrap();
+    let applying = |r: EndpointRef| -> Vec<String> {
+        let view = EndpointView::resolve(&model, &r).unwrap();
+        policies_for(&model, &view, PolicyType::Ingress)
+            .into_iter()
+            .map(|p| p.name.clone())
+            .collect()
+    };
+    assert!(applying(EndpointRef::Host("host-a-eth0".into())).is_empty());
+    let wep = WorkloadEndpointId {
+        orchestrator: "k8s".into(),
+        workload: "web-1".into(),
+        endpoint: "eth0".into(),
+    };
+    assert_eq!(applying(EndpointRef::Workload(wep)), ["every-namespace"]);
+}
+
+/// The repo's own calicoctl-style example, read as the agent reads its resource
+/// directory (`load_file`/`parse_resources`): it used to be refused there, since that
+/// reader knew only the native format (`kind: Policy`, no `apiVersion`).
+#[test]
+fn resource_files_load_the_v3_example() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/data/calico-v3/cluster.yaml"
+    );
+    let loaded = load_file(path).unwrap_or_else(|e| panic!("{e}"));
+    let text = std::fs::read_to_string(path).unwrap();
+    assert_eq!(loaded, parse_v3(&text).unwrap());
+    assert_eq!(loaded.len(), 9);
+    Model::from_resources(loaded).unwrap();
+    // Native and v3 documents may share a file; v3 errors keep their field path.
+    let mixed = "kind: Profile\nname: native\n---\napiVersion: projectcalico.org/v3\nkind: Profile\nmetadata: {name: v3}\n";
+    assert_eq!(parse_resources(mixed).unwrap().len(), 2);
+    let e = parse_resources("apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: p}\nspec: {cidr: 10.0.0.0/16, blocksize: 26}\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("document 1 (IPPool p)") && e.contains("field spec.blocksize"),
+        "{e}"
+    );
 }
 
 fn err(doc: &str) -> String {

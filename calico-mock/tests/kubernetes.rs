@@ -60,7 +60,18 @@ fn pods() -> Vec<Value> {
             "10.65.1.20",
             json!([]),
         ),
+        // A hostNetwork pod (a node agent, say) reports the node's address as its own.
+        host_network_pod(),
     ]
+}
+
+/// A `hostNetwork: true` pod on h1, labelled like the web pods, with h1's address.
+fn host_network_pod() -> Value {
+    json!({
+        "metadata": {"name": "node-agent", "namespace": "prod", "labels": {"app": "web"}},
+        "spec": {"nodeName": "h1", "hostNetwork": true, "containers": [{"ports": []}]},
+        "status": {"podIP": "192.0.2.1", "podIPs": [{"ip": "192.0.2.1"}]}
+    })
 }
 
 fn ip(pod: &str) -> std::net::IpAddr {
@@ -91,7 +102,9 @@ fn network(policies: &[Value]) -> MockNetwork {
     }
     for p in pods() {
         let pod: Pod = serde_json::from_value(p).unwrap();
-        resources.push(Resource::WorkloadEndpoint(pod_endpoint(&pod).unwrap()));
+        if let Some(ep) = pod_endpoint(&pod).unwrap() {
+            resources.push(Resource::WorkloadEndpoint(ep));
+        }
     }
     for (i, p) in policies.iter().enumerate() {
         let mut p = p.clone();
@@ -534,6 +547,43 @@ fn networkpolicy_semantics_table() {
             1,
             true,
         ),
+        // `policyTypes: []` is defaulted exactly like an absent field (Kubernetes API
+        // defaulting: `len(policyTypes) == 0`), not read as "governs nothing".
+        (
+            "policyTypes [] still isolates ingress",
+            vec![np("prod", json!({"podSelector": {}, "policyTypes": []}))],
+            "dev/client",
+            "prod/db",
+            "tcp",
+            5432,
+            false,
+        ),
+        (
+            "policyTypes [] with egress rules governs egress",
+            vec![np(
+                "dev",
+                json!({"podSelector": sel(json!({"app": "client"})), "policyTypes": [],
+                       "egress": [{"to": [{"ipBlock": {"cidr": "10.65.1.0/24"}}]}]}),
+            )],
+            "dev/client",
+            "prod/web",
+            "tcp",
+            1,
+            false,
+        ),
+        (
+            "policyTypes [] with egress rules: the rule allows",
+            vec![np(
+                "dev",
+                json!({"podSelector": sel(json!({"app": "client"})), "policyTypes": [],
+                       "egress": [{"to": [{"ipBlock": {"cidr": "10.65.1.0/24"}}]}]}),
+            )],
+            "dev/client",
+            "prod/db",
+            "tcp",
+            1,
+            true,
+        ),
         (
             "matchExpressions In",
             vec![db_from(
@@ -651,6 +701,32 @@ fn bad_objects_name_the_field() {
         e.contains("spec.ingress[0].from[0].ipBlock.except[0]") && e.contains("not inside"),
         "{e}"
     );
+    // Kubernetes: an except must be a strict subset of its cidr (equal is refused).
+    for except in ["10.0.0.0/8", "10.0.0.0/7"] {
+        let e = bad(
+            json!({"podSelector": {}, "ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0.0/8", "except": [except]}}]}]}),
+        );
+        assert!(
+            e.contains("spec.ingress[0].from[0].ipBlock.except[0]") && e.contains("strict subset"),
+            "{except}: {e}"
+        );
+    }
+    // A port written as a string is a port name, which must be an IANA_SVC_NAME: "80"
+    // (no letter) is refused by the API server, not looked up as a named port.
+    for name in ["80", "", "Http", "-http", "ht--tp", "a-very-long-port-name"] {
+        let e = bad(json!({"podSelector": {}, "ingress": [{"ports": [{"port": name}]}]}));
+        assert!(
+            e.contains("spec.ingress[0].ports[0].port") && e.contains("not a valid port name"),
+            "{name:?}: {e}"
+        );
+    }
+    let mut ok = np(
+        "prod",
+        json!({"podSelector": {}, "ingress": [{"ports": [{"port": "http-8080"}]}]}),
+    );
+    ok["metadata"]["name"] = json!("ok");
+    let ok: NetworkPolicy = serde_json::from_value(ok).unwrap();
+    translate_policy(&ok).unwrap();
     let e = bad(json!({"podSelector": {}, "ingress": [{"ports": [{"port": 90, "endPort": 80}]}]}));
     assert!(e.contains("spec.ingress[0].ports[0].endPort"), "{e}");
     let e = bad(json!({"podSelector": {}, "ingress": [{"ports": [{"protocol": "ICMP"}]}]}));
@@ -663,4 +739,39 @@ fn bad_objects_name_the_field() {
         .unwrap_err()
         .to_string()
         .contains("not scheduled"));
+}
+
+/// Kubernetes/Calico: a `hostNetwork` pod shares the node's network namespace and address,
+/// so Calico makes no workload endpoint of it. Turning it into one would give the node's
+/// address a route to a veth and let `podSelector`s pick the node's traffic.
+#[test]
+fn host_network_pods_are_not_workload_endpoints() {
+    let pod: Pod = serde_json::from_value(host_network_pod()).unwrap();
+    assert_eq!(pod_endpoint(&pod).unwrap(), None);
+
+    // In the simulated cluster (which includes the hostNetwork pod): no endpoint owns the
+    // node's address, and a policy admitting `app: web` pods admits the real web pod only.
+    let allow_web = np(
+        "prod",
+        json!({"podSelector": sel(json!({"app": "db"})),
+               "ingress": [{"from": [{"podSelector": sel(json!({"app": "web"}))}]}]}),
+    );
+    let net = network(&[allow_web]);
+    let node_ip: std::net::IpAddr = "192.0.2.1".parse().unwrap();
+    let owners: Vec<_> = net
+        .model()
+        .workload_endpoints
+        .values()
+        .filter(|ep| ep.ip_networks.iter().any(|n| n.addr() == node_ip))
+        .map(|ep| ep.id.clone())
+        .collect();
+    assert!(
+        owners.is_empty(),
+        "endpoints own the node's address: {owners:?}"
+    );
+    assert_eq!(net.model().workload_endpoints.len(), 5);
+    let d = net
+        .send(&Packet::tcp(ip("prod/web"), 40000, ip("prod/db"), 5432))
+        .unwrap();
+    assert!(d.delivered, "{d}");
 }

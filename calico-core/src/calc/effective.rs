@@ -92,10 +92,11 @@ fn namespace_scope(namespace: Option<&str>, entity: &EntityRule) -> Option<Selec
     }
 }
 
-/// The endpoints in the namespaces a `namespaceSelector` picks. As in Calico, `all()` means
-/// every namespace, so it picks the namespaced endpoints only (not host endpoints nor
-/// non-namespaced workloads); `global()` (no namespace) is kept as is by the prefixing.
-fn namespaces_matching(ns_sel: &Selector) -> Selector {
+/// The endpoints in the namespaces a `namespaceSelector` picks, for a rule's or a policy's
+/// `namespaceSelector` alike. As in Calico, `all()` means every namespace, so it picks the
+/// namespaced endpoints only (not host endpoints nor non-namespaced workloads); `global()`
+/// (no namespace) is kept as is by the prefixing.
+pub fn namespaces_matching(ns_sel: &Selector) -> Selector {
     if ns_sel.is_all() {
         in_some_namespace()
     } else {

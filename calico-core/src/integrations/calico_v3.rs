@@ -5,6 +5,8 @@
 //! Unknown fields are rejected with their path; features calico-rs does not implement (HTTP
 //! match, service accounts, tiers other than `default`, pre-DNAT/untracked policy, IP-in-IP
 //! or VXLAN pools, ...) are rejected with a message saying so, never silently ignored.
+//! `HostEndpoint` is read, but its policy is not enforced yet (a warning is logged per host
+//! endpoint; see [`crate::model::HOST_ENDPOINT_NOT_ENFORCED`]).
 //!
 //! ```
 //! use calico_core::integrations::calico_v3::parse_v3;
@@ -425,7 +427,9 @@ fn policy(kind: &str, meta: Meta, spec: Value, obj: &str) -> Result<Resource, Tr
     }
     let mut selector = s.selector.unwrap_or_default();
     if let Some(nss) = s.namespace_selector {
-        selector = selector.and(&nss.with_key_prefix(crate::labels::NAMESPACE_LABEL_PREFIX));
+        // The same reading as a rule's `namespaceSelector`: `all()` is "any namespaced
+        // endpoint", not "everything".
+        selector = selector.and(&crate::calc::effective::namespaces_matching(&nss));
     }
     Ok(Resource::Policy(Policy {
         name: meta.name,
@@ -507,6 +511,14 @@ fn workload_endpoint(meta: Meta, spec: Value, obj: &str) -> Result<Resource, Tra
         profiles: s.profiles,
         ports: named_ports(s.ports),
     }))
+}
+
+/// Translates document number `doc` (1-based, for messages) of a YAML stream: one
+/// `projectcalico.org/v3` resource or `List`. Resource files use it for their v3 documents.
+pub(crate) fn translate_document(doc: usize, v: Value) -> Result<Vec<Resource>, TranslateError> {
+    let mut out = Vec::new();
+    document(doc, v, &mut out)?;
+    Ok(out)
 }
 
 fn document(doc: usize, v: Value, out: &mut Vec<Resource>) -> Result<(), TranslateError> {

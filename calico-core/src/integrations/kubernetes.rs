@@ -30,11 +30,14 @@ use serde::Deserialize;
 
 use super::{quote, TranslateError};
 use crate::model::{
-    Action, EntityRule, Labels, NamedPort, Policy, PolicyType, PortSpec, Profile, Protocol, Rule,
-    WorkloadEndpoint, WorkloadEndpointId, LABEL_ORCHESTRATOR,
+    Action, EntityRule, Labels, NamedPort, Policy, PolicyType, Profile, Rule, WorkloadEndpoint,
+    WorkloadEndpointId, LABEL_ORCHESTRATOR,
 };
 use crate::naming::fnv1a;
 use crate::selector::Selector;
+
+mod ports;
+use ports::{port_groups, protocol};
 
 /// Object metadata (the fields we use).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -163,7 +166,8 @@ pub struct NetworkPolicySpec {
     /// The pods the policy applies to (`{}`: every pod of the namespace).
     #[serde(default)]
     pub pod_selector: LabelSelector,
-    /// `Ingress` and/or `Egress`; when absent, Ingress plus Egress if there are egress rules.
+    /// `Ingress` and/or `Egress`; when absent or empty, Ingress plus Egress if there are
+    /// egress rules.
     #[serde(default)]
     pub policy_types: Option<Vec<String>>,
     /// Ingress rules.
@@ -226,6 +230,10 @@ pub struct PodSpec {
     /// Containers.
     #[serde(default)]
     pub containers: Vec<Container>,
+    /// The pod shares the node's network namespace (and address): it is not a workload
+    /// endpoint, its traffic is the node's.
+    #[serde(default)]
+    pub host_network: bool,
 }
 
 /// One pod address.
@@ -289,23 +297,20 @@ pub fn interface_name(namespace: &str, pod: &str) -> String {
     )
 }
 
-fn protocol(obj: &str, field: &str, p: Option<&str>) -> Result<Protocol, TranslateError> {
-    match p.unwrap_or("TCP") {
-        "TCP" => Ok(Protocol::TCP),
-        "UDP" => Ok(Protocol::UDP),
-        "SCTP" => Ok(Protocol::SCTP),
-        other => Err(TranslateError::new(
-            obj,
-            field,
-            format!("protocol {other:?} is not TCP, UDP or SCTP"),
-        )),
-    }
-}
-
-/// A pod as a workload endpoint. Fails for a pod not yet scheduled or without an address.
-pub fn pod_endpoint(pod: &Pod) -> Result<WorkloadEndpoint, TranslateError> {
+/// A pod as a workload endpoint; `None` for a `hostNetwork` pod, which (as in Calico) is no
+/// workload endpoint: it has no interface of its own, its address is the node's, and its
+/// traffic is the node's. Fails for a pod not yet scheduled or without an address.
+pub fn pod_endpoint(pod: &Pod) -> Result<Option<WorkloadEndpoint>, TranslateError> {
     let ns = pod.metadata.namespace();
     let name = &pod.metadata.name;
+    if pod.spec.host_network {
+        tracing::debug!(
+            pod = %format!("{ns}/{name}"),
+            "ignoring a hostNetwork pod: it uses the node's network namespace and address, \
+             so it is no workload endpoint (no route, not selectable as a pod)"
+        );
+        return Ok(None);
+    }
     let obj = format!("Pod {ns}/{name}");
     let node = pod.spec.node_name.clone().ok_or_else(|| {
         TranslateError::new(&obj, "spec.nodeName", "the pod is not scheduled yet")
@@ -348,7 +353,7 @@ pub fn pod_endpoint(pod: &Pod) -> Result<WorkloadEndpoint, TranslateError> {
             }
         }
     }
-    Ok(WorkloadEndpoint {
+    Ok(Some(WorkloadEndpoint {
         id: WorkloadEndpointId {
             orchestrator: "k8s".into(),
             workload: format!("{ns}.{name}"),
@@ -362,7 +367,7 @@ pub fn pod_endpoint(pod: &Pod) -> Result<WorkloadEndpoint, TranslateError> {
         labels: pod.metadata.labels.clone(),
         profiles: vec![format!("kns.{ns}")],
         ports,
-    })
+    }))
 }
 
 /// Selector text for a label selector (`""` for the empty selector).
@@ -463,11 +468,12 @@ fn peer(obj: &str, field: &str, p: &NetworkPolicyPeer) -> Result<EntityRule, Tra
             let net: ipnet::IpNet = x
                 .parse()
                 .map_err(|_| TranslateError::new(obj, &f, format!("{x:?} is not a CIDR")))?;
-            if !cidr.contains(&net) {
+            // Kubernetes validation: each except must be a strict subset of the cidr.
+            if !cidr.contains(&net) || net.prefix_len() <= cidr.prefix_len() {
                 return Err(TranslateError::new(
                     obj,
                     &f,
-                    format!("{net} is not inside {cidr}"),
+                    format!("{net} is not inside {cidr} (it must be a strict subset)"),
                 ));
             }
             e.not_nets.push(net);
@@ -490,78 +496,6 @@ fn peer(obj: &str, field: &str, p: &NetworkPolicyPeer) -> Result<EntityRule, Tra
         ));
     }
     Ok(e)
-}
-
-/// A protocol (`None`: any) and the destination ports allowed for it (empty: all).
-type PortGroup = (Option<Protocol>, Vec<PortSpec>);
-
-/// Ports grouped by protocol; a protocol listed without a port matches all its ports.
-fn port_groups(
-    obj: &str,
-    field: &str,
-    ports: &[NetworkPolicyPort],
-) -> Result<Vec<PortGroup>, TranslateError> {
-    if ports.is_empty() {
-        return Ok(vec![(None, vec![])]);
-    }
-    let mut groups: BTreeMap<Protocol, Option<Vec<PortSpec>>> = BTreeMap::new();
-    for (i, p) in ports.iter().enumerate() {
-        let f = format!("{field}[{i}]");
-        let proto = protocol(obj, &format!("{f}.protocol"), p.protocol.as_deref())?;
-        let spec = match (&p.port, p.end_port) {
-            (None, None) => None,
-            (None, Some(_)) => {
-                return Err(TranslateError::new(
-                    obj,
-                    format!("{f}.endPort"),
-                    "endPort needs port",
-                ))
-            }
-            (Some(IntOrString::String(name)), None) => Some(PortSpec::Named(name.clone())),
-            (Some(IntOrString::String(_)), Some(_)) => {
-                return Err(TranslateError::new(
-                    obj,
-                    format!("{f}.endPort"),
-                    "endPort needs a numeric port",
-                ))
-            }
-            (Some(IntOrString::Int(n)), end) => {
-                let port = |v: i64, name: &str| {
-                    u16::try_from(v).ok().filter(|p| *p > 0).ok_or_else(|| {
-                        TranslateError::new(
-                            obj,
-                            format!("{f}.{name}"),
-                            format!("{v} is not a port number 1-65535"),
-                        )
-                    })
-                };
-                let min = port(*n, "port")?;
-                let max = match end {
-                    Some(e) => port(e, "endPort")?,
-                    None => min,
-                };
-                if max < min {
-                    return Err(TranslateError::new(
-                        obj,
-                        format!("{f}.endPort"),
-                        format!("{max} is below port {min}"),
-                    ));
-                }
-                Some(PortSpec::Range { min, max })
-            }
-        };
-        let group = groups.entry(proto).or_insert_with(|| Some(Vec::new()));
-        match (group.as_mut(), spec) {
-            (Some(list), Some(spec)) => list.push(spec),
-            // A protocol with no port: all its ports.
-            (_, None) => *group = None,
-            (None, Some(_)) => {}
-        }
-    }
-    Ok(groups
-        .into_iter()
-        .map(|(p, ports)| (Some(p), ports.unwrap_or_default()))
-        .collect())
 }
 
 fn rules(
@@ -606,7 +540,9 @@ pub fn translate_policy(np: &NetworkPolicy) -> Result<Policy, TranslateError> {
     let spec = &np.spec;
     let text = selector_text(&obj, "spec.podSelector", &spec.pod_selector)?;
     let selector = pods(&obj, "spec.podSelector", &text)?;
-    let types = match &spec.policy_types {
+    // Kubernetes defaults `policyTypes` when it is absent *or empty* (the API server's
+    // defaulting tests `len(policyTypes) == 0`): an empty list is not "governs nothing".
+    let types = match spec.policy_types.as_deref().filter(|t| !t.is_empty()) {
         Some(types) => types
             .iter()
             .enumerate()

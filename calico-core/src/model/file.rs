@@ -1,4 +1,6 @@
 //! Resource files: a YAML stream of resources, one per document, each naming its `kind`.
+//! A document with `apiVersion: projectcalico.org/v3` is read as `calicoctl` users write
+//! it (with the `calico-v3` feature; see `integrations::calico_v3`).
 //!
 //! ```
 //! use calico_core::model::{parse_resources, Resource};
@@ -117,6 +119,10 @@ fn parse(text: &str, location: &str) -> Result<Vec<Resource>, FileError> {
                 ))
             }
         };
+        if let Some(api_version) = v3_api_version(&mapping) {
+            out.extend(v3_document(location, document, api_version, mapping)?);
+            continue;
+        }
         let kind = match mapping.remove("kind") {
             Some(serde_yaml_ng::Value::String(k)) => k,
             Some(_) => {
@@ -174,6 +180,64 @@ fn parse(text: &str, location: &str) -> Result<Vec<Resource>, FileError> {
     Ok(out)
 }
 
+/// The API version of a `projectcalico.org/v3` document (as `calicoctl` users write them),
+/// `None` for the native format (which has no `apiVersion`).
+fn v3_api_version(mapping: &serde_yaml_ng::Mapping) -> Option<&'static str> {
+    const V3: &str = "projectcalico.org/v3";
+    (mapping
+        .get("apiVersion")
+        .and_then(serde_yaml_ng::Value::as_str)
+        == Some(V3))
+    .then_some(V3)
+}
+
+/// A `projectcalico.org/v3` document (or `List`) of a resource file, through the v3
+/// translation, so that a directory may hold `calicoctl`-style files.
+#[cfg(feature = "calico-v3")]
+fn v3_document(
+    location: &str,
+    document: usize,
+    _api_version: &str,
+    mapping: serde_yaml_ng::Mapping,
+) -> Result<Vec<Resource>, FileError> {
+    let value = serde_yaml_ng::Value::Mapping(mapping);
+    crate::integrations::calico_v3::translate_document(document, value).map_err(|e| {
+        // The object reads `document N` or `document N: Kind name`.
+        let what = e
+            .object
+            .split_once(": ")
+            .map(|(_, what)| format!(" ({what})"))
+            .unwrap_or_default();
+        FileError::Parse {
+            location: location.to_string(),
+            document,
+            kind: what,
+            field: format!("field {}: ", e.field),
+            reason: e.reason,
+        }
+    })
+}
+
+/// Without the `calico-v3` feature a v3 document is refused with the reason.
+#[cfg(not(feature = "calico-v3"))]
+fn v3_document(
+    location: &str,
+    document: usize,
+    api_version: &str,
+    _mapping: serde_yaml_ng::Mapping,
+) -> Result<Vec<Resource>, FileError> {
+    Err(FileError::Parse {
+        location: location.to_string(),
+        document,
+        kind: String::new(),
+        field: "field apiVersion: ".into(),
+        reason: format!(
+            "{api_version} documents need calico-core's `calico-v3` feature, which this \
+             build does not have"
+        ),
+    })
+}
+
 /// Deserializes one resource, returning the path of the offending field on error.
 fn typed<T: DeserializeOwned>(value: serde_yaml_ng::Value) -> Result<T, (String, String)> {
     serde_path_to_error::deserialize(value).map_err(|e| {
@@ -188,6 +252,16 @@ mod tests {
 
     fn err(text: &str) -> String {
         parse_resources(text).unwrap_err().to_string()
+    }
+
+    #[cfg(not(feature = "calico-v3"))]
+    #[test]
+    fn v3_documents_without_the_feature_say_so() {
+        let e = err("apiVersion: projectcalico.org/v3\nkind: Profile\nmetadata: {name: p}\n");
+        assert!(
+            e.contains("field apiVersion") && e.contains("calico-v3"),
+            "{e}"
+        );
     }
 
     #[test]

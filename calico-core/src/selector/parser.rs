@@ -11,6 +11,9 @@
 //! comparison = ("==" | "!=" | "contains" | "starts with" | "ends with") string
 //!            | ["not"] "in" "{" [ string { "," string } ] "}"
 //! ```
+//!
+//! As in Calico's tokenizer, the whitespace inside the two-word operators is optional:
+//! `starts with`/`startswith`, `ends with`/`endswith` and `not in`/`notin` are the same.
 
 use std::collections::BTreeSet;
 
@@ -282,6 +285,18 @@ impl<'a> Parser<'a> {
                 self.advance()?;
                 self.eat_word("in")?;
                 Ok(Expr::NotIn(key, self.set()?))
+            }
+            Tok::Ident("notin") => {
+                self.advance()?;
+                Ok(Expr::NotIn(key, self.set()?))
+            }
+            Tok::Ident("startswith") => {
+                self.advance()?;
+                Ok(Expr::StartsWith(key, self.string()?))
+            }
+            Tok::Ident("endswith") => {
+                self.advance()?;
+                Ok(Expr::EndsWith(key, self.string()?))
             }
             Tok::Ident("contains") => {
                 self.advance()?;

@@ -79,6 +79,39 @@ fn operators_follow_calico_semantics_including_absent_labels() {
     }
 }
 
+/// Calico's tokenizer (libcalico-go `selector/tokenizer`) reads `starts`, `ends` and `not`
+/// after a label, skips optional spaces/tabs, then expects `with`/`with`/`in`: so
+/// `startswith`, `endswith` and `notin` are the same operators as the spaced forms.
+#[test]
+fn two_word_operators_take_optional_whitespace_as_in_calico() {
+    let same = [
+        ("a startswith 'he'", "a starts with 'he'"),
+        ("a startswith'he'", "a starts with 'he'"),
+        ("a starts\twith 'he'", "a starts with 'he'"),
+        ("a endswith \"lo\"", "a ends with 'lo'"),
+        ("a ends  with 'lo'", "a ends with 'lo'"),
+        ("a notin {'x', 'y'}", "a not in {'x', 'y'}"),
+        ("a notin{}", "a not in {}"),
+        ("a not  in {'x'}", "a not in {'x'}"),
+    ];
+    for (text, canonical) in same {
+        let got = Selector::parse(text).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+        assert_eq!(got, Selector::parse(canonical).unwrap(), "{text:?}");
+    }
+    assert!(m("a startswith 'he'", &[("a", "hello")]));
+    assert!(!m("a endswith 'he'", &[("a", "hello")]));
+    assert!(m("a notin {'x'}", &[("a", "y")]));
+    // Only those spellings: the words still need their second half.
+    for bad in [
+        "a starts 'x'",
+        "a startwith 'x'",
+        "a notinn {'x'}",
+        "a ends wth 'x'",
+    ] {
+        assert!(Selector::parse(bad).is_err(), "{bad:?}");
+    }
+}
+
 #[test]
 fn syntax_errors_say_where_and_what_was_expected() {
     let cases: &[(&str, usize, &str)] = &[

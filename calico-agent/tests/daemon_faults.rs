@@ -329,3 +329,101 @@ fn a_resync_that_finds_nothing_to_repair_logs_nothing() {
     let configured = log.matches("workload interface configured").count();
     assert_eq!(configured, 2, "once per interface, not per resync:\n{log}");
 }
+
+/// CPU seconds (user + system) the process has used.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which is in parentheses): utime is the 12th, stime
+    // the 13th of them.
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = fields
+        .get(11..13)
+        .map(|f| f.iter().filter_map(|v| v.parse::<f64>().ok()).sum())
+        .unwrap_or(0.0);
+    // SAFETY: sysconf has no preconditions.
+    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
+#[test]
+fn http_connections_cannot_starve_the_agent() {
+    if !privileged("http_connections_cannot_starve_the_agent") {
+        return;
+    }
+    let mut host = Host::new("df-http", None, "192.168.84.1", &WL);
+    host.write("a.yaml", &endpoints_yaml("df-http", &WL[..1]));
+    let lock_dir = host.dir.join("lock");
+    host.start_agent(&[
+        "--no-bgp",
+        "--http",
+        "127.0.0.1:9091",
+        "--http-max-connections",
+        "8",
+        "--lock-dir",
+        lock_dir.to_str().unwrap(),
+    ]);
+    assert!(
+        wait_until(Duration::from_secs(20), || has_routes(&host, &[WL[0].1])).is_some(),
+        "{}",
+        host.log()
+    );
+    let pid = host.agent.as_ref().unwrap().id();
+    // Few file descriptors, as on a host where they run out.
+    let limited = std::process::Command::new("prlimit")
+        .args(["--pid", &pid.to_string(), "--nofile=64:64"])
+        .status()
+        .unwrap();
+    assert!(limited.success());
+    let second = endpoints_yaml("df-http", &WL);
+    let second = second
+        .split("---\n")
+        .skip(2)
+        .collect::<Vec<_>>()
+        .join("---\n");
+    std::thread::scope(|s| {
+        let (opened_tx, opened_rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let ns = &host.ns;
+        s.spawn(move || {
+            ns.enter(move || {
+                // Idle clients, far more than the agent has descriptors for.
+                let held: Vec<std::net::TcpStream> = (0..200)
+                    .filter_map(|_| {
+                        std::net::TcpStream::connect_timeout(
+                            &"127.0.0.1:9091".parse().unwrap(),
+                            Duration::from_millis(100),
+                        )
+                        .ok()
+                    })
+                    .collect();
+                opened_tx.send(held.len()).unwrap();
+                let _ = done_rx.recv_timeout(Duration::from_secs(30));
+                drop(held);
+            })
+            .unwrap();
+        });
+        let opened = opened_rx.recv().unwrap();
+        let cpu_before = cpu_seconds(pid);
+        let t = Instant::now();
+        host.write("b.yaml", &second);
+        let applied = wait_until(Duration::from_secs(10), || has_routes(&host, &[WL[1].1]));
+        std::thread::sleep(Duration::from_secs(2).saturating_sub(t.elapsed()));
+        let cpu = (cpu_seconds(pid) - cpu_before) / t.elapsed().as_secs_f64();
+        done_tx.send(()).unwrap();
+        assert!(
+            applied.is_some(),
+            "with {opened} idle connections open the agent still reads its directory\n{}",
+            host.log()
+        );
+        assert!(
+            cpu < 0.5,
+            "the agent used {cpu:.2} cores while clients held connections"
+        );
+    });
+    // And it serves again once they are gone.
+    assert!(
+        wait_until(Duration::from_secs(10), || get(&host, "/liveness")
+            .contains("200 OK"))
+        .is_some()
+    );
+}

@@ -48,3 +48,45 @@ fn the_cluster_demo_measures_what_the_policy_predicts() {
     }
     assert!(!left.contains("demo"), "namespaces left behind:\n{left}");
 }
+
+/// Ctrl-C in the middle of `make demo` removes what the demo made: its namespaces (and the
+/// agents and BIRD in them) and its temporary directory.
+#[test]
+fn an_interrupted_demo_leaves_nothing_behind() {
+    if !calico_netns::fixtures::privileged("an_interrupted_demo_leaves_nothing_behind") {
+        return;
+    }
+    use std::io::{BufRead, BufReader};
+    let mut demo = Command::new(env!("CARGO_BIN_EXE_calico-cluster-demo"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the demo runs");
+    let pid = demo.id();
+    let mut lines = BufReader::new(demo.stdout.take().unwrap()).lines();
+    // Interrupted once the hosts and their agents are up.
+    for line in lines.by_ref() {
+        if line.unwrap().contains("agents started") {
+            break;
+        }
+    }
+    // SAFETY: kill(2) on our child.
+    unsafe { libc::kill(pid as i32, libc::SIGINT) };
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = demo.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{rest:?}");
+    assert!(
+        rest.iter().any(|l| l.contains("demo interrupted")),
+        "{rest:?}"
+    );
+    let namespaces = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    let mine = format!("-{pid}-");
+    let left: Vec<String> = String::from_utf8_lossy(&namespaces.stdout)
+        .lines()
+        .filter(|l| l.contains(&mine))
+        .map(str::to_string)
+        .collect();
+    assert!(left.is_empty(), "namespaces left behind: {left:?}");
+    let dir = std::env::temp_dir().join(format!("calico-demo-{pid}"));
+    assert!(!dir.exists(), "{} left behind", dir.display());
+}

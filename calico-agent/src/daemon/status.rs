@@ -184,6 +184,7 @@ impl DaemonPages {
                 "prefixes_received": p.prefixes_received, "end_of_rib_received": p.end_of_rib_received,
                 "last_error": p.last_error,
             })).collect::<Vec<_>>(),
+            "notes": s.notes,
             "resource_dir": {
                 "files": dir.files,
                 "held_deletion": dir.held,

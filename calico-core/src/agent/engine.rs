@@ -587,6 +587,13 @@ impl Engine {
             fib: self.fib_health.clone(),
             acl: self.acl_health.clone(),
             bgp: self.bgp_health.clone(),
+            notes: self
+                .model
+                .host_endpoints
+                .values()
+                .filter(|h| h.node == self.node)
+                .map(crate::model::HostEndpoint::enforcement_note)
+                .collect(),
         };
         self.status_tx.send_if_modified(|s| {
             if *s == status {

@@ -53,4 +53,8 @@ pub struct AgentStatus {
     pub acl: BackendHealth,
     /// The BGP backend.
     pub bgp: BackendHealth,
+    /// What this host's agent holds but does not enforce, one line each (today: this
+    /// node's host endpoints, whose policy is compiled but not attached to the host's
+    /// paths).
+    pub notes: Vec<String>,
 }

@@ -510,3 +510,32 @@ async fn a_batch_is_validated_whole_and_reconciled_in_one_pass() {
     );
     agent.shutdown().await;
 }
+
+#[tokio::test]
+async fn status_notes_this_nodes_host_endpoints_as_not_enforced() {
+    let fib = fib_with_interfaces(&[]);
+    let agent = start(&fib);
+    let h = agent.handle();
+    let hep = |name: &str, node: &str| {
+        Resource::HostEndpoint(crate::model::HostEndpoint {
+            name: name.into(),
+            node: node.into(),
+            interface_name: Some("eth0".into()),
+            expected_ips: vec![],
+            labels: Default::default(),
+            profiles: vec![],
+            ports: vec![],
+        })
+    };
+    h.snapshot(vec![hep("h1-eth0", "h1"), hep("h2-eth0", "h2")])
+        .await
+        .unwrap();
+    h.flush().await;
+    let notes = h.status().notes;
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(
+        notes[0].contains("h1-eth0") && notes[0].contains(crate::model::HOST_ENDPOINT_NOT_ENFORCED),
+        "{notes:?}"
+    );
+    agent.shutdown().await;
+}

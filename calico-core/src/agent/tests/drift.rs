@@ -71,12 +71,7 @@ async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
 #[tokio::test]
 async fn a_route_deleted_by_hand_is_back_as_soon_as_the_fib_reports_drift() {
     let (fib, drift) = drifting_fib();
-    let agent = start(&fib);
-    let h = agent.handle();
-    h.snapshot(vec![endpoint("a", "h1", "cali-a", "10.0.0.1/32")])
-        .await
-        .unwrap();
-    h.flush().await;
+    let (agent, h) = with_one_endpoint(&fib).await;
     assert!(fib
         .0
         .lock()
@@ -130,12 +125,7 @@ async fn a_table_deleted_by_hand_is_back_as_soon_as_the_acl_backend_reports_drif
 #[tokio::test]
 async fn drift_with_nothing_to_repair_writes_nothing() {
     let (fib, drift) = drifting_fib();
-    let agent = start(&fib);
-    let h = agent.handle();
-    h.snapshot(vec![endpoint("a", "h1", "cali-a", "10.0.0.1/32")])
-        .await
-        .unwrap();
-    h.flush().await;
+    let (agent, h) = with_one_endpoint(&fib).await;
     let applies = fib.0.lock().unwrap().applies;
 
     drift.send_modify(|n| *n += 1);
@@ -152,12 +142,7 @@ async fn drift_with_nothing_to_repair_writes_nothing() {
 #[tokio::test]
 async fn a_burst_of_drift_signals_is_repaired_in_one_pass() {
     let (fib, drift) = drifting_fib();
-    let agent = start(&fib);
-    let h = agent.handle();
-    h.snapshot(vec![endpoint("a", "h1", "cali-a", "10.0.0.1/32")])
-        .await
-        .unwrap();
-    h.flush().await;
+    let (agent, h) = with_one_endpoint(&fib).await;
     fib.0.lock().unwrap().routes.clear();
     for _ in 0..50 {
         drift.send_modify(|n| *n += 1);
@@ -248,4 +233,15 @@ async fn fib_drift_configures_again_only_the_interfaces_whose_route_went() {
         "cali-a configured again, cali-b left alone"
     );
     agent.shutdown().await;
+}
+
+/// An agent on `fib` programmed with one endpoint (`cali-a`, 10.0.0.1/32).
+async fn with_one_endpoint(fib: &RecordingFib) -> (Agent, AgentHandle) {
+    let agent = start(fib);
+    let h = agent.handle();
+    h.snapshot(vec![endpoint("a", "h1", "cali-a", "10.0.0.1/32")])
+        .await
+        .unwrap();
+    h.flush().await;
+    (agent, h)
 }

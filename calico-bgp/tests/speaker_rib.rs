@@ -438,3 +438,43 @@ fn graceful_restart_keeps_stale_paths_until_refreshed_or_swept() {
     assert_eq!((stale, changes.len()), (0, 1));
     assert_eq!(best_peer(&rib, "10.1.1.0/24"), None);
 }
+
+/// RFC 4271 §5: "If a path with an unrecognized transitive optional attribute is accepted
+/// and passed to other BGP peers, then the unrecognized transitive optional attribute of that
+/// path MUST be passed, along with the path, to other BGP peers with the Partial bit in the
+/// Attribute Flags octet set to 1."
+#[test]
+fn an_unknown_transitive_attribute_is_passed_on_with_the_partial_bit() {
+    use calico_bgp::packet::attribute::{
+        RawAttribute, FLAG_OPTIONAL, FLAG_PARTIAL, FLAG_TRANSITIVE,
+    };
+    let mut rib = rib();
+    let ebgp = peer(&mut rib, 4, 65001, false);
+    let ibgp = peer(&mut rib, 1, LOCAL_AS, false);
+    let other_ebgp = peer(&mut rib, 5, 65002, false);
+    let unknown = RawAttribute {
+        flags: FLAG_OPTIONAL | FLAG_TRANSITIVE,
+        type_code: 99,
+        value: vec![1, 2, 3],
+    };
+    announce(
+        &mut rib,
+        ebgp,
+        P,
+        PathAttributes {
+            unknown: vec![unknown.clone()],
+            ..attrs(&[65001], 4)
+        },
+    );
+    let p: IpNet = P.parse().unwrap();
+    for to in [ibgp, other_ebgp] {
+        let out = rib.exporter(to).unwrap().route(&p).unwrap();
+        assert_eq!(
+            out.path.unknown,
+            vec![RawAttribute {
+                flags: FLAG_OPTIONAL | FLAG_TRANSITIVE | FLAG_PARTIAL,
+                ..unknown.clone()
+            }]
+        );
+    }
+}

@@ -10,6 +10,7 @@ use ipnet::IpNet;
 
 use super::hash::BuildRibHasher;
 use super::{family_of, Path, PeerId, PeerInfo, Rib, RouteAttrs, DEFAULT_LOCAL_PREF};
+use crate::packet::attribute::FLAG_PARTIAL;
 use crate::packet::{AsPath, Origin, PathAttributes};
 
 /// Computes the advertisements for one peer, sharing transformed attribute sets between
@@ -136,6 +137,11 @@ impl Exporter<'_> {
             out.path.originator_id = Some(attrs.path.originator_id.unwrap_or(source.router_id));
             out.path.cluster_list.insert(0, self.rib.cluster_id());
             out.path.local_pref = Some(attrs.local_pref());
+        }
+        // RFC 4271 §5: an unrecognised optional transitive attribute passed on to other peers
+        // goes with its Partial bit set (some speaker on the way did not understand it).
+        for raw in &mut out.path.unknown {
+            raw.flags |= FLAG_PARTIAL;
         }
         // A next hop of another family than the session's (RFC 8950) is replaced by ours.
         match (out.next_hop, family_of_nh(&self.info.local_address)) {

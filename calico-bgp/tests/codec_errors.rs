@@ -475,3 +475,22 @@ fn end_of_rib_markers_are_recognised() {
     assert!(v6.is_end_of_rib());
     assert!(!decode_update(&update(&[8, 10], &[], &[]), &FOUR).is_end_of_rib());
 }
+
+/// RFC 4271 §6.3: for an unrecognized well-known attribute "the Data field MUST contain the
+/// unrecognized attribute (type, length, and value)".
+#[test]
+fn an_unrecognized_well_known_attribute_is_returned_whole_in_the_notification() {
+    for attr in [
+        vec![0x40, 97, 3, 1, 2, 3],
+        // Extended length: two length octets.
+        vec![0x50, 97, 0, 2, 9, 9],
+    ] {
+        let err = decode(&with_attr(&attr), &FOUR).unwrap_err();
+        let n = err.notification();
+        assert_eq!(
+            n.code,
+            ErrorCode::UpdateMessage(UpdateSubcode::UnrecognizedWellKnownAttribute)
+        );
+        assert_eq!(n.data, attr);
+    }
+}

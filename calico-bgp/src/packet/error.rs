@@ -50,8 +50,14 @@ pub enum DecodeError {
     #[error("UPDATE: malformed attribute list: {0}")]
     MalformedAttributeList(String),
     /// A well-known attribute this speaker does not know.
-    #[error("UPDATE: unrecognized well-known attribute type {0}")]
-    UnrecognizedWellKnown(u8),
+    #[error("UPDATE: unrecognized well-known attribute type {type_code}")]
+    UnrecognizedWellKnown {
+        /// Its type code.
+        type_code: u8,
+        /// The whole attribute as it came (flags, type, length, value): RFC 4271 §6.3 puts
+        /// it in the NOTIFICATION's data.
+        attribute: Vec<u8>,
+    },
     /// A malformed MP_REACH_NLRI / MP_UNREACH_NLRI (RFC 7606 §7.3: session reset).
     #[error("UPDATE: {attribute}: {reason}")]
     MalformedMultiprotocol {
@@ -103,7 +109,7 @@ impl DecodeError {
             DecodeError::MalformedAttributeList(_) => {
                 ErrorCode::UpdateMessage(UpdateSubcode::MalformedAttributeList)
             }
-            DecodeError::UnrecognizedWellKnown(_) => {
+            DecodeError::UnrecognizedWellKnown { .. } => {
                 ErrorCode::UpdateMessage(UpdateSubcode::UnrecognizedWellKnownAttribute)
             }
             DecodeError::MalformedMultiprotocol { .. } => {
@@ -125,7 +131,7 @@ impl DecodeError {
             DecodeError::BadLength { length, .. } => length.to_be_bytes().to_vec(),
             DecodeError::BadType(kind) => vec![*kind],
             DecodeError::UnsupportedVersion(_) => 4u16.to_be_bytes().to_vec(),
-            DecodeError::UnrecognizedWellKnown(kind) => vec![*kind],
+            DecodeError::UnrecognizedWellKnown { attribute, .. } => attribute.clone(),
             _ => Vec::new(),
         };
         Notification {

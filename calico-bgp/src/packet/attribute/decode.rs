@@ -49,6 +49,22 @@ struct Raw<'a> {
     value: &'a [u8],
 }
 
+impl Raw<'_> {
+    /// The attribute as it was on the wire: flags, type, length (two octets when the
+    /// extended-length flag is set), value.
+    fn bytes(&self) -> Vec<u8> {
+        let mut out = vec![self.flags, self.type_code];
+        let len = self.value.len();
+        if self.flags & FLAG_EXTENDED != 0 {
+            out.extend_from_slice(&u16::try_from(len).unwrap_or(u16::MAX).to_be_bytes());
+        } else {
+            out.push(u8::try_from(len).unwrap_or(u8::MAX));
+        }
+        out.extend_from_slice(self.value);
+        out
+    }
+}
+
 /// Whether `type_code` is MP_REACH_NLRI or MP_UNREACH_NLRI, whose errors reset the session.
 fn is_mp(type_code: u8) -> bool {
     matches!(type_code, code::MP_REACH_NLRI | code::MP_UNREACH_NLRI)
@@ -180,7 +196,10 @@ impl<'e> Decoder<'e> {
         }
         let Some(expected) = expected_flags(type_code) else {
             if flags & FLAG_OPTIONAL == 0 {
-                return Err(DecodeError::UnrecognizedWellKnown(type_code));
+                return Err(DecodeError::UnrecognizedWellKnown {
+                    type_code,
+                    attribute: raw.bytes(),
+                });
             }
             if flags & FLAG_TRANSITIVE != 0 {
                 self.attrs.unknown.push(RawAttribute {

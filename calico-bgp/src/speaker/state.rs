@@ -365,7 +365,20 @@ impl SpeakerState {
             return;
         };
         p.session = Some((negotiated.clone(), local));
-        p.eor_awaited = negotiated.families.clone();
+        // End-of-RIB is awaited only for the families the peer negotiated graceful restart
+        // for (RFC 4724): a peer without it (GoBGP unconfigured, for one) may never send
+        // one, and waiting for it would keep routes it withdrew for the whole restart time.
+        p.eor_awaited = negotiated
+            .families
+            .iter()
+            .copied()
+            .filter(|f| {
+                negotiated
+                    .graceful_restart
+                    .as_ref()
+                    .is_some_and(|gr| gr.families.iter().any(|(g, _)| g == f))
+            })
+            .collect();
         let info = PeerInfo {
             address,
             remote_as: negotiated.remote_as,

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::time::{Duration, Instant};
 
+pub use calico_core::model::clip;
 use calico_core::model::{parse_resources, Resource, ResourceKey, Update};
 
 /// The safety settings of a resource directory.
@@ -87,6 +88,13 @@ pub struct Plan {
     desired: BTreeMap<ResourceKey, Resource>,
 }
 
+impl Plan {
+    /// Every resource the directory holds in force (what a snapshot would hold).
+    pub fn resources(&self) -> Vec<Resource> {
+        self.desired.values().cloned().collect()
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 struct FileEntry {
     /// Hash and resources of the version in force.
@@ -116,15 +124,6 @@ fn hash_of(text: &str) -> u64 {
     let mut h = DefaultHasher::new();
     text.hash(&mut h);
     h.finish()
-}
-
-/// At most `max` characters of `s`, with the length of what was cut: an error may echo a
-/// value from a file, and a 50 MB label must not become a 50 MB log line.
-pub fn clip(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        None => s.to_string(),
-        Some((cut, _)) => format!("{}… ({} bytes in all)", &s[..cut], s.len()),
-    }
 }
 
 /// Longest error text kept for a file.
@@ -176,11 +175,6 @@ impl DirState {
             }
         }
         self.applied = applied;
-    }
-
-    /// Every resource the directory holds in force (what a snapshot would hold).
-    pub fn desired(plan: &Plan) -> Vec<Resource> {
-        plan.desired.values().cloned().collect()
     }
 
     /// Every resource applied.

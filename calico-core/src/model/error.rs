@@ -77,7 +77,7 @@ pub enum Reason {
 /// A resource failed validation. Names the resource, the field (a path such as
 /// `ingress[2].source.ports[0]`) and the reason.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{}: field {}: {}", clipped(&.resource), clipped(&.field), clipped(&.reason))]
+#[error("{}: field {}: {}", clip(&.resource.to_string(), MAX_SHOWN), clip(.field, MAX_SHOWN), clip(&.reason.to_string(), MAX_SHOWN))]
 pub struct ValidationError {
     /// The resource that was rejected.
     pub resource: ResourceRef,
@@ -91,11 +91,11 @@ pub struct ValidationError {
 /// operator can find it, but a 50 MB label must not become a 50 MB log line.
 pub const MAX_SHOWN: usize = 200;
 
-/// `value` as text, cut after [`MAX_SHOWN`] characters with the length of the whole.
-fn clipped(value: &dyn std::fmt::Display) -> String {
-    let text = value.to_string();
-    match text.char_indices().nth(MAX_SHOWN) {
-        None => text,
+/// At most `max` characters of `text`, with the length of what was cut: for messages that
+/// echo a value from untrusted input.
+pub fn clip(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text.to_string(),
         Some((cut, _)) => format!("{}… ({} bytes in all)", &text[..cut], text.len()),
     }
 }

@@ -25,7 +25,7 @@ pub use crate::dataplane::AsNumber;
 pub use crate::labels::{Labels, LABEL_NAMESPACE, LABEL_ORCHESTRATOR, NAMESPACE_LABEL_PREFIX};
 pub use bgp::{BgpConfiguration, BgpPeer, Node, NodeBgp};
 pub use endpoint::{HostEndpoint, MacAddr, NamedPort, WorkloadEndpoint, WorkloadEndpointId};
-pub use error::{Reason, ResourceRef, ValidationError};
+pub use error::{clip, Reason, ResourceRef, ValidationError};
 pub use file::{load_file, parse_resources, FileError};
 pub use notes::HOST_ENDPOINT_NOT_ENFORCED;
 pub use policy::{policy_order, Policy, PolicyType, Profile};

@@ -234,15 +234,7 @@ impl AgentHandle {
     /// Sends one update. It is validated here: an invalid one is returned as an error and the
     /// agent's state is unchanged.
     pub async fn update(&self, update: Update) -> Result<(), AgentError> {
-        if let Update::Upsert(resource) = &update {
-            if let Err(e) = resource.validate() {
-                self.metrics
-                    .lock()
-                    .expect("metrics lock")
-                    .updates_rejected_total += 1;
-                return Err(e.into());
-            }
-        }
+        self.check(&update)?;
         self.send(engine::Command::Update(Box::new(update))).await
     }
 
@@ -253,15 +245,7 @@ impl AgentHandle {
     /// same updates sent one by one may each be reconciled on their own.
     pub async fn apply(&self, updates: Vec<Update>) -> Result<(), AgentError> {
         for update in &updates {
-            if let Update::Upsert(resource) = update {
-                if let Err(e) = resource.validate() {
-                    self.metrics
-                        .lock()
-                        .expect("metrics lock")
-                        .updates_rejected_total += 1;
-                    return Err(e.into());
-                }
-            }
+            self.check(update)?;
         }
         self.send(engine::Command::Batch(updates)).await
     }
@@ -270,12 +254,8 @@ impl AgentHandle {
     /// for a running agent, converges on the new state). Every resource is validated first;
     /// if one is invalid, nothing changes.
     pub async fn snapshot(&self, resources: Vec<Resource>) -> Result<(), AgentError> {
-        let model = crate::model::Model::from_resources(resources).inspect_err(|_| {
-            self.metrics
-                .lock()
-                .expect("metrics lock")
-                .updates_rejected_total += 1;
-        })?;
+        let model = crate::model::Model::from_resources(resources)
+            .inspect_err(|_| self.count_rejected())?;
         self.send(engine::Command::Snapshot(Box::new(model))).await
     }
 
@@ -305,6 +285,21 @@ impl AgentHandle {
     /// The current metrics.
     pub fn metrics(&self) -> Metrics {
         self.metrics.lock().expect("metrics lock").clone()
+    }
+
+    /// Validates an upsert; a rejection is counted in the metrics.
+    fn check(&self, update: &Update) -> Result<(), AgentError> {
+        if let Update::Upsert(resource) = update {
+            resource.validate().inspect_err(|_| self.count_rejected())?;
+        }
+        Ok(())
+    }
+
+    fn count_rejected(&self) {
+        self.metrics
+            .lock()
+            .expect("metrics lock")
+            .updates_rejected_total += 1;
     }
 
     async fn send(&self, cmd: engine::Command) -> Result<(), AgentError> {

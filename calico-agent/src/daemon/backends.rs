@@ -30,9 +30,13 @@ pub async fn routes_of_ours(fib: &LinuxFib) -> usize {
     }
 }
 
-/// The native speaker, graceful restart as the options and the kernel's routes say; also
-/// whether it is restarting.
-async fn native_speaker(o: &Options, fib: &LinuxFib) -> Result<(Speaker, bool), SpeakerError> {
+/// The native speaker, graceful restart as the options and the kernel's routes say (`ours`:
+/// routes of a previous run found there); also whether it is restarting.
+fn native_speaker(
+    o: &Options,
+    fib: &LinuxFib,
+    ours: usize,
+) -> Result<(Speaker, bool), SpeakerError> {
     let Some(restart_time) = o.graceful_restart() else {
         info!("graceful restart off: peers withdraw our routes as soon as we stop");
         let options = SpeakerOptions {
@@ -41,7 +45,6 @@ async fn native_speaker(o: &Options, fib: &LinuxFib) -> Result<(Speaker, bool), 
         };
         return Ok((Speaker::with_options(options)?, false));
     };
-    let ours = routes_of_ours(fib).await;
     let restarting = ours > 0;
     if restarting {
         info!(
@@ -64,17 +67,19 @@ async fn native_speaker(o: &Options, fib: &LinuxFib) -> Result<(Speaker, bool), 
     Ok((speaker, restarting))
 }
 
-/// Adds the chosen BGP backend to `builder`; returns the native speaker when there is one
-/// (kept to close its sessions gracefully at exit).
-pub async fn with_bgp(
+/// Adds the chosen BGP backend to `builder` (`ours`: routes of a previous run in the
+/// kernel, from [`routes_of_ours`]); returns the native speaker when there is one (kept to
+/// close its sessions gracefully at exit).
+pub fn with_bgp(
     o: &Options,
     fib: &LinuxFib,
+    ours: usize,
     mut builder: AgentBuilder,
 ) -> Result<(AgentBuilder, Option<Arc<Speaker>>), String> {
     let mut native = None;
     let bgp: Option<Arc<dyn BgpBackend>> = match o.bgp_choice() {
         BgpChoice::Native => {
-            let (speaker, restarting) = native_speaker(o, fib).await.map_err(|e| e.to_string())?;
+            let (speaker, restarting) = native_speaker(o, fib, ours).map_err(|e| e.to_string())?;
             if let (true, Some(restart_time)) = (restarting, o.graceful_restart()) {
                 // Our routes to other hosts stay in the kernel until the peers have sent
                 // theirs again: the new speaker has learned nothing yet.

@@ -185,7 +185,7 @@ impl Follower {
                 f.name,
                 f.error.as_deref().unwrap_or("")
             ))
-        } else if DirState::desired(&plan).is_empty() && self.kernel_has_state && !confirm {
+        } else if plan.resources().is_empty() && self.kernel_has_state && !confirm {
             Some(format!(
                 "the resource directory holds no resources but a previous run's routes are in \
                  the kernel; nothing is removed until resources appear or {CONFIRM_FILE} is \
@@ -207,7 +207,7 @@ impl Follower {
             self.shared.set_dir(|d| d.waiting = Some(w));
             return Ok(());
         }
-        let resources = DirState::desired(&plan);
+        let resources = plan.resources();
         let count = resources.len();
         self.handle.snapshot(resources).await?;
         self.state().commit(plan);

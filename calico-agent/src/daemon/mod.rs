@@ -64,7 +64,10 @@ pub async fn run(o: Options) -> Result<(), String> {
             resync_interval: Duration::from_secs(o.resync_secs),
             ..Timing::default()
         });
-    let (builder, native) = backends::with_bgp(&o, &fib, builder).await?;
+    // Read once: it tells the native speaker whether this is a graceful restart and the
+    // directory follower whether an empty directory may program an empty state.
+    let ours = backends::routes_of_ours(&fib).await;
+    let (builder, native) = backends::with_bgp(&o, &fib, ours, builder)?;
     let agent = builder.start().map_err(|e| e.to_string())?;
     let handle = agent.handle();
     let shared = Shared::new();
@@ -89,8 +92,7 @@ pub async fn run(o: Options) -> Result<(), String> {
     let dropped = metrics.http_connections_dropped.clone();
     let server = tokio::spawn(http::serve(listener, Arc::new(pages), limits, dropped));
 
-    let kernel_has_state = backends::routes_of_ours(&fib).await > 0;
-    let follower = follow::Follower::new(&o, handle, shared, metrics, kernel_has_state);
+    let follower = follow::Follower::new(&o, handle, shared, metrics, ours > 0);
     let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
     let outcome = tokio::select! {

@@ -4,9 +4,10 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := test
 
-# Debian packages the privileged tests and the real demo use (the build itself needs no C
-# library). Installed only when missing; without root, a warning and the unprivileged paths.
-DEBS := nftables bird2 iproute2 iputils-ping netcat-openbsd procps util-linux
+# Debian packages the privileged tests and the real demo use; protobuf-compiler is for the
+# build (etcd-client compiles etcd's protobuf files). Installed only when missing; without
+# root, a warning and the unprivileged paths.
+DEBS := nftables bird2 iproute2 iputils-ping netcat-openbsd procps util-linux etcd-server protobuf-compiler
 
 .PHONY: deps test demo demo-eval bench fuzz
 
@@ -18,12 +19,14 @@ deps:
 	elif [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
-	  case " $$missing " in *" bird2 "*) \
-	    if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then \
-	      echo "make deps: bird2 installed for the tests; its system service is not wanted (the agents start their own BIRD): disabling bird.service"; \
-	      systemctl disable --now bird.service >/dev/null 2>&1 || true; \
-	    fi;; \
-	  esac; \
+	  for svc in bird:bird2 etcd:etcd-server; do \
+	    case " $$missing " in *" $${svc#*:} "*) \
+	      if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then \
+	        echo "make deps: $${svc#*:} installed for the tests; its system service is not wanted (tests and the demo start their own): disabling $${svc%%:*}.service"; \
+	        systemctl disable --now $${svc%%:*}.service >/dev/null 2>&1 || true; \
+	      fi;; \
+	    esac; \
+	  done; \
 	fi; \
 	command -v cargo >/dev/null || { echo "make: cargo not found: install a Rust toolchain (rustup) first" >&2; exit 1; }
 

@@ -13,6 +13,8 @@
 //!   minimal ordered change sets);
 //! * [`routes`]: the desired FIB (local workload routes, blackholes, learned routes);
 //! * [`agent`]: the engine that keeps a dataplane and a BGP speaker in line with the model;
+//! * [`datastore`]: where resources come from and where orchestrators write them: the
+//!   source and writer traits, the follower that feeds an agent, an in-memory store;
 //! * [`dataplane`]: the contract with every backend: the traits a dataplane (Linux, the mock)
 //!   and a BGP speaker implement, the ACL IR, change sets, diff and the one IR validator;
 //! * `integrations`: Kubernetes, OpenStack Neutron and Calico v3 resources translated
@@ -28,6 +30,7 @@ pub mod arbitrary;
 pub mod calc;
 pub mod compile;
 pub mod dataplane;
+pub mod datastore;
 pub mod eval;
 #[cfg(any(feature = "kubernetes", feature = "neutron", feature = "calico-v3"))]
 pub mod integrations;

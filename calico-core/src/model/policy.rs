@@ -103,7 +103,7 @@ impl Profile {
 
 /// A profile: rules and labels shared by the endpoints that name it; consulted after all
 /// policies (or when a policy says `Pass`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Profile {
     /// Name of the profile.

@@ -18,8 +18,17 @@ pub enum BgpChoice {
     None,
 }
 
-/// calico-agent: keeps one host's routes and policy in line with a directory of resource
-/// files, and spreads the host's routes over BGP.
+/// Where the agent's resources come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DatastoreChoice {
+    /// A directory of resource files on this host (`--resources`): the single-host default.
+    Dir,
+    /// etcd v3 in Calico's key layout (`--etcd-endpoints`), shared by every host's agent.
+    Etcd,
+}
+
+/// calico-agent: keeps one host's routes and policy in line with its datastore (a
+/// directory of resource files, or etcd), and spreads the host's routes over BGP.
 #[derive(Clone, Debug, Parser)]
 #[command(name = "calico-agent", version, about, long_about = None)]
 pub struct Options {
@@ -27,9 +36,44 @@ pub struct Options {
     #[arg(long, env = "CALICO_AGENT_NODE")]
     pub node: String,
 
-    /// The directory of `*.yaml`/`*.yml` resource files to follow.
-    #[arg(long, env = "CALICO_AGENT_RESOURCES")]
-    pub resources: PathBuf,
+    /// Where the resources come from.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "dir",
+        env = "CALICO_AGENT_DATASTORE"
+    )]
+    pub datastore: DatastoreChoice,
+
+    /// The directory of `*.yaml`/`*.yml` resource files to follow (`--datastore dir`).
+    #[arg(
+        long,
+        env = "CALICO_AGENT_RESOURCES",
+        required_if_eq("datastore", "dir")
+    )]
+    pub resources: Option<PathBuf>,
+
+    /// etcd's client URLs, comma-separated (`--datastore etcd`), e.g.
+    /// `https://10.0.0.1:2379,https://10.0.0.2:2379`.
+    #[arg(
+        long,
+        env = "CALICO_AGENT_ETCD_ENDPOINTS",
+        value_delimiter = ',',
+        required_if_eq("datastore", "etcd")
+    )]
+    pub etcd_endpoints: Vec<String>,
+
+    /// The CA certificate (PEM) that signed etcd's server certificates.
+    #[arg(long, env = "CALICO_AGENT_ETCD_CA_CERT_FILE")]
+    pub etcd_ca_cert_file: Option<PathBuf>,
+
+    /// This agent's client certificate (PEM) for etcd.
+    #[arg(long, env = "CALICO_AGENT_ETCD_CERT_FILE", requires = "etcd_key_file")]
+    pub etcd_cert_file: Option<PathBuf>,
+
+    /// The key (PEM) of `--etcd-cert-file`.
+    #[arg(long, env = "CALICO_AGENT_ETCD_KEY_FILE", requires = "etcd_cert_file")]
+    pub etcd_key_file: Option<PathBuf>,
 
     /// The BGP backend.
     #[arg(long, value_enum, default_value = "bird", env = "CALICO_AGENT_BGP")]
@@ -149,9 +193,15 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<Options, clap::Error> {
         Options::try_parse_from(
-            ["calico-agent", "--node", "a", "--resources", "/tmp/r"]
+            ["calico-agent", "--node", "a"].iter().chain(
+                if args.iter().any(|a| a.starts_with("--datastore")) {
+                    &[][..]
+                } else {
+                    &["--resources", "/tmp/r"][..]
+                }
                 .iter()
                 .chain(args),
+            ),
         )
     }
 
@@ -178,5 +228,29 @@ mod tests {
         assert!(e.contains("--http"), "{e}");
         let e = parse(&["--bgp", "quagga"]).unwrap_err().to_string();
         assert!(e.contains("native") && e.contains("bird"), "{e}");
+    }
+
+    #[test]
+    fn each_datastore_needs_its_own_options() {
+        let e = parse(&["--datastore", "etcd"]).unwrap_err().to_string();
+        assert!(e.contains("--etcd-endpoints"), "{e}");
+        let e = parse(&["--datastore", "dir"]).unwrap_err().to_string();
+        assert!(e.contains("--resources"), "{e}");
+        let o = parse(&[
+            "--datastore",
+            "etcd",
+            "--etcd-endpoints",
+            "http://a:2379,http://b:2379",
+        ])
+        .unwrap();
+        assert_eq!(o.etcd_endpoints, ["http://a:2379", "http://b:2379"]);
+        let e = parse(&[
+            "--datastore=etcd",
+            "--etcd-endpoints=http://a:2379",
+            "--etcd-cert-file=/c.pem",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("--etcd-key-file"), "{e}");
     }
 }

@@ -4,12 +4,14 @@
 use std::fmt;
 
 use calico_core::agent::{AgentHandle, LATENCY_BUCKETS};
+use calico_core::datastore::follow::FollowStatus;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
+use tokio::sync::watch;
 
 /// The daemon's own metrics; cheap to clone (the values are shared).
 #[derive(Clone, Debug, Default)]
@@ -116,10 +118,61 @@ impl Collector for AgentCollector {
     }
 }
 
-/// The registry: the agent's metrics (read from `handle` at each scrape) and `daemon`'s.
-pub fn registry(handle: AgentHandle, daemon: &DaemonMetrics) -> Registry {
+/// Reads how following the datastore stands at each scrape.
+struct FollowCollector(watch::Receiver<FollowStatus>);
+
+impl fmt::Debug for FollowCollector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("FollowCollector")
+    }
+}
+
+impl Collector for FollowCollector {
+    fn encode(&self, mut e: DescriptorEncoder) -> fmt::Result {
+        let s = self.0.borrow().clone();
+        gauge(
+            &mut e,
+            "calico_agent_datastore_ready",
+            "1 when the first snapshot is in and the datastore is reachable, else 0.",
+            u64::from(s.ready()),
+        )?;
+        gauge(
+            &mut e,
+            "calico_agent_datastore_revision",
+            "The last datastore revision handed to the agent.",
+            s.revision,
+        )?;
+        gauge(
+            &mut e,
+            "calico_agent_datastore_entries_refused",
+            "Datastore entries refused now (bad value, wrong kind, failed validation, duplicate).",
+            s.refused.len() as u64,
+        )?;
+        counter(
+            &mut e,
+            "calico_agent_datastore_refusals",
+            "Datastore entry versions refused.",
+            s.refusals_total,
+        )?;
+        counter(
+            &mut e,
+            "calico_agent_datastore_snapshots",
+            "Full snapshots handed to the agent (the first, then one per lost history).",
+            s.snapshots,
+        )
+    }
+}
+
+/// The registry: the agent's metrics (read from `handle` at each scrape), how the
+/// datastore is followed (`follow`) and `daemon`'s.
+pub fn registry(
+    handle: AgentHandle,
+    daemon: &DaemonMetrics,
+    follow: watch::Receiver<FollowStatus>,
+) -> Registry {
     let mut r = Registry::default();
     r.register_collector(Box::new(AgentCollector(handle)));
+    r.register_collector(Box::new(FollowCollector(follow)));
     let counters = [
         (
             "calico_agent_resource_file_rejections",

@@ -2,9 +2,10 @@
 //! serving HTTP, until SIGTERM or SIGINT.
 //!
 //! ```text
-//!   resource dir ──inotify/rescan──▶ Follower ──snapshot, apply(group)──▶ Agent (calico-core)
-//!                                      │                                   │ fib, acl, bgp
-//!   HTTP (hyper) ◀── DaemonPages ◀─────┴──── Shared (files, held)          ▼
+//!   resource dir (DirSource) ─┐
+//!   etcd (EtcdSource) ────────┴─ResourceSource─▶ Follower ──snapshot, apply(group)──▶ Agent
+//!                                                   │ FollowStatus          fib, acl, bgp │
+//!   HTTP (hyper) ◀── DaemonPages ◀──────────────────┴── Shared (files, held)             ▼
 //!   /metrics /status /liveness /readiness                      kernel (rtnetlink, nftables), BGP
 //! ```
 //!
@@ -23,6 +24,7 @@ use std::time::Duration;
 
 use calico_bgp::speaker::GracefulRestartOptions;
 use calico_core::agent::{Agent, Timing};
+use calico_core::datastore::follow::Follower;
 use calico_linux::acl::LinuxAcl;
 use calico_linux::fib::{FibConfig, LinuxFib};
 use tokio::net::TcpListener;
@@ -72,8 +74,11 @@ pub async fn run(o: Options) -> Result<(), String> {
     let handle = agent.handle();
     let shared = Shared::new();
     let metrics = DaemonMetrics::default();
+    let source = follow::open_source(&o, shared.dir.clone(), metrics.clone(), ours > 0).await?;
+    info!(source = %source.describe(), "following");
+    let (follower, follow_status) = Follower::new(source, handle.clone());
 
-    // HTTP first: /liveness and /status answer while the directory settles.
+    // HTTP first: /liveness and /status answer while the datastore is read.
     let listener = TcpListener::bind(o.http)
         .await
         .map_err(|e| format!("--http {}: {e}", o.http))?;
@@ -82,7 +87,8 @@ pub async fn run(o: Options) -> Result<(), String> {
     let pages = DaemonPages {
         handle: handle.clone(),
         shared: shared.clone(),
-        registry: registry(handle.clone(), &metrics),
+        follow: follow_status.clone(),
+        registry: registry(handle.clone(), &metrics, follow_status),
         liveness_limit: Duration::from_secs(o.rescan_secs.saturating_mul(3).max(60)),
     };
     let limits = Limits {
@@ -92,7 +98,7 @@ pub async fn run(o: Options) -> Result<(), String> {
     let dropped = metrics.http_connections_dropped.clone();
     let server = tokio::spawn(http::serve(listener, Arc::new(pages), limits, dropped));
 
-    let follower = follow::Follower::new(&o, handle, shared, metrics, ours > 0);
+    let beat = tokio::spawn(follow::heartbeat(handle, shared));
     let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
     let outcome = tokio::select! {
@@ -102,6 +108,7 @@ pub async fn run(o: Options) -> Result<(), String> {
     };
     info!("stopping; the dataplane stays as programmed");
     server.abort();
+    beat.abort();
     let wait = Duration::from_secs(o.shutdown_timeout_secs);
     if tokio::time::timeout(wait, agent.shutdown()).await.is_err() {
         warn!(

@@ -1,11 +1,12 @@
 //! What the HTTP server shows: `/status` as JSON (the agent's endpoints, peers and backends,
-//! and the resource directory's files), Felix-style `/liveness` and `/readiness`, and
-//! `/metrics`.
+//! the datastore followed, and the resource directory's files), Felix-style `/liveness` and
+//! `/readiness`, and `/metrics`.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use calico_core::agent::{AgentHandle, AgentStatus, BackendHealth, EndpointState};
+use calico_core::datastore::follow::FollowStatus;
 use prometheus_client::registry::Registry;
 use serde_json::{json, Value};
 
@@ -21,17 +22,13 @@ pub struct DirView {
     pub held: Option<HeldDeletion>,
     /// Why the directory could not be read, if it could not.
     pub error: Option<String>,
-    /// Whether the first snapshot went to the agent (programming started).
-    pub snapshot_sent: bool,
-    /// Why the first snapshot is waited for, while it is.
-    pub waiting: Option<String>,
 }
 
 /// State the daemon's loop shares with the HTTP server.
 #[derive(Debug)]
 pub struct Shared {
-    /// The resource directory.
-    pub dir: Mutex<DirView>,
+    /// The resource directory (empty with another datastore).
+    pub dir: Arc<Mutex<DirView>>,
     /// When the daemon's loop last went round.
     pub heartbeat: Mutex<Instant>,
 }
@@ -40,7 +37,7 @@ impl Shared {
     /// A fresh state.
     pub fn new() -> Arc<Shared> {
         Arc::new(Shared {
-            dir: Mutex::new(DirView::default()),
+            dir: Arc::default(),
             heartbeat: Mutex::new(Instant::now()),
         })
     }
@@ -48,11 +45,6 @@ impl Shared {
     /// Records that the loop is alive.
     pub fn beat(&self) {
         *lock(&self.heartbeat) = Instant::now();
-    }
-
-    /// Updates the directory view.
-    pub fn set_dir(&self, f: impl FnOnce(&mut DirView)) {
-        f(&mut lock(&self.dir));
     }
 }
 
@@ -67,6 +59,8 @@ pub struct DaemonPages {
     pub handle: AgentHandle,
     /// The loop's shared state.
     pub shared: Arc<Shared>,
+    /// How following the datastore stands.
+    pub follow: tokio::sync::watch::Receiver<FollowStatus>,
     /// The metrics registry.
     pub registry: Registry,
     /// `/liveness` fails when the loop has not gone round for this long.
@@ -116,17 +110,19 @@ impl DaemonPages {
         }
     }
 
-    /// Ready: programming started, every backend's last action succeeded, every resource
-    /// file is in force and no removal is held.
+    /// Ready: the datastore is followed (first snapshot in, reachable now), the agent is
+    /// in sync, every backend's last action succeeded, every resource file is in force and
+    /// no removal is held. An entry refused in a cluster datastore is shown in `/status`
+    /// and counted, but does not make this host unready: it is the same on every host.
     fn readiness(&self) -> Vec<String> {
         let s = self.handle.status();
         let dir = lock(&self.shared.dir).clone();
+        let follow = self.follow.borrow().clone();
         let mut problems = Vec::new();
-        if !dir.snapshot_sent || !s.in_sync {
-            problems.push(format!(
-                "not in sync yet{}",
-                dir.waiting.map(|w| format!(": {w}")).unwrap_or_default()
-            ));
+        if let Some(why) = follow.not_ready_reason() {
+            problems.push(why);
+        } else if !s.in_sync {
+            problems.push("the agent is not in sync yet".into());
         }
         for (name, h) in backends(&s) {
             if let Some(e) = &h.last_error {
@@ -155,6 +151,7 @@ impl DaemonPages {
     fn status_json(&self) -> Value {
         let s = self.handle.status();
         let dir = lock(&self.shared.dir).clone();
+        let follow = self.follow.borrow().clone();
         let backends: serde_json::Map<String, Value> = backends(&s)
             .into_iter()
             .map(|(n, h)| {
@@ -185,11 +182,20 @@ impl DaemonPages {
                 "last_error": p.last_error,
             })).collect::<Vec<_>>(),
             "notes": s.notes,
+            "datastore": {
+                "source": follow.source,
+                "ready": follow.ready(),
+                "snapshot_loaded": follow.snapshot_loaded,
+                "revision": follow.revision,
+                "unavailable": follow.unavailable,
+                "refused": follow.refused,
+                "snapshots": follow.snapshots,
+                "change_groups": follow.change_groups,
+            },
             "resource_dir": {
                 "files": dir.files,
                 "held_deletion": dir.held,
                 "error": dir.error,
-                "waiting": dir.waiting,
             },
         })
     }

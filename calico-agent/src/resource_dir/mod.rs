@@ -24,6 +24,7 @@
 //!   seen too.
 
 pub mod read;
+pub mod source;
 pub mod state;
 pub mod watch;
 

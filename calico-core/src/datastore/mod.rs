@@ -179,3 +179,14 @@ pub trait ResourceWriter: Send + Sync {
         }
     }
 }
+
+#[async_trait]
+impl<S: ResourceSource + ?Sized> ResourceSource for Box<S> {
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+
+    async fn next(&mut self) -> Result<SourceEvent, DatastoreError> {
+        (**self).next().await
+    }
+}

@@ -68,14 +68,15 @@ async fn a_snapshot_after_compaction_is_diffed_not_flushed() {
 
     let st = status.borrow().clone();
     assert_eq!((st.snapshots, st.revision), (2, store.revision()));
-    let s = fib.0.lock().unwrap();
-    assert_eq!(
-        s.routes.keys().copied().collect::<Vec<_>>(),
-        vec![net("10.0.0.1/32"), net("10.0.0.3/32")]
-    );
-    // Only b was withdrawn: a was never removed and re-added.
-    assert_eq!(s.removed, vec![net("10.0.0.2/32")]);
-    drop(s);
+    {
+        let s = fib.0.lock().unwrap();
+        assert_eq!(
+            s.routes.keys().copied().collect::<Vec<_>>(),
+            vec![net("10.0.0.1/32"), net("10.0.0.3/32")]
+        );
+        // Only b was withdrawn: a was never removed and re-added.
+        assert_eq!(s.removed, vec![net("10.0.0.2/32")]);
+    }
     agent.shutdown().await;
 }
 

@@ -18,13 +18,15 @@ pub fn etcd_binary() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("etcd"))
 }
 
-/// One etcd member on loopback.
+/// One etcd member on loopback, or in a network namespace.
 pub struct EtcdServer {
     child: Option<Child>,
     dir: tempfile::TempDir,
     client: SocketAddr,
     peer: SocketAddr,
     extra: Vec<String>,
+    /// The network namespace it runs in (`ip netns exec`), if not this one.
+    netns: Option<String>,
 }
 
 impl EtcdServer {
@@ -60,6 +62,24 @@ impl EtcdServer {
             client: free_port()?,
             peer: free_port()?,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            netns: None,
+        };
+        server.spawn()?;
+        Ok(server)
+    }
+
+    /// Starts etcd inside the network namespace `netns` (by name, as `ip netns` knows it),
+    /// listening on `ip` port 2379 (peers on 2380), and waits until it is healthy. Reach it
+    /// from a thread that entered the namespace (`calico_netns::enter`).
+    pub fn start_in_netns(netns: &str, ip: std::net::IpAddr) -> Result<EtcdServer, String> {
+        let dir = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
+        let mut server = EtcdServer {
+            child: None,
+            dir,
+            client: SocketAddr::new(ip, 2379),
+            peer: SocketAddr::new(ip, 2380),
+            extra: Vec::new(),
+            netns: Some(netns.to_string()),
         };
         server.spawn()?;
         Ok(server)
@@ -117,7 +137,16 @@ impl EtcdServer {
         let peer = format!("http://{}", self.peer);
         let log = std::fs::File::create(self.dir.path().join("etcd.log"))
             .map_err(|e| format!("etcd log: {e}"))?;
-        let child = Command::new(etcd_binary())
+        let mut command = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(etcd_binary());
+                c
+            }
+            None => Command::new(etcd_binary()),
+        };
+        // `ip netns exec` execs etcd: the child's pid is etcd's.
+        let child = command
             .arg("--name=calico-test")
             .arg(format!(
                 "--data-dir={}",
@@ -149,7 +178,7 @@ impl EtcdServer {
                     ));
                 }
             }
-            if healthy(self.client) {
+            if healthy(self.client, self.netns.as_deref()) {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -188,8 +217,20 @@ fn free_port() -> Result<SocketAddr, String> {
         .map_err(|e| format!("no free loopback port: {e}"))
 }
 
-/// Whether etcd's `/health` answers `"health":"true"`.
-fn healthy(client: SocketAddr) -> bool {
+/// Whether etcd's `/health` answers `"health":"true"` (asked from inside `netns`, if any).
+fn healthy(client: SocketAddr, netns: Option<&str>) -> bool {
+    if let Some(ns) = netns {
+        let script = format!(
+            "exec 3<>/dev/tcp/{}/{} && printf 'GET /health HTTP/1.0\\r\\n\\r\\n' >&3 && timeout 1 cat <&3",
+            client.ip(),
+            client.port()
+        );
+        return Command::new("ip")
+            .args(["netns", "exec", ns, "bash", "-c", &script])
+            .stderr(Stdio::null())
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("\"health\":\"true\""));
+    }
     let Ok(mut s) = TcpStream::connect_timeout(&client, Duration::from_millis(200)) else {
         return false;
     };

@@ -30,3 +30,35 @@ async fn etcd_starts_survives_a_kill_and_keeps_its_data() {
     let got = client.get("/calico/test", None).await.unwrap();
     assert_eq!(got.kvs()[0].value(), b"1");
 }
+
+#[test]
+fn etcd_runs_inside_a_namespace_and_is_reached_from_a_thread_that_entered_it() {
+    let test = "etcd_runs_inside_a_namespace_and_is_reached_from_a_thread_that_entered_it";
+    if !calico_netns::fixtures::privileged(test) || EtcdServer::start_or_skip(test).is_none() {
+        return;
+    }
+    let ns = calico_netns::fixtures::Netns::create("etcdns").unwrap();
+    ns.run(&["ip", "link", "set", "lo", "up"]).unwrap();
+    let etcd = EtcdServer::start_in_netns(ns.name(), "127.0.0.1".parse().unwrap()).unwrap();
+    let endpoint = etcd.endpoint();
+    let value = calico_netns::enter::enter_path(std::path::Path::new(&ns.path()), || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut c = etcd_client::Client::connect([endpoint], None)
+                .await
+                .unwrap();
+            c.put("/calico/in-ns", "yes", None).await.unwrap();
+            c.get("/calico/in-ns", None).await.unwrap().kvs()[0]
+                .value()
+                .to_vec()
+        })
+    })
+    .unwrap();
+    assert_eq!(value, b"yes");
+    // etcd runs in the namespace, not in ours.
+    let ns_of = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
+    assert_ne!(ns_of(&etcd.pid().unwrap().to_string()), ns_of("self"));
+}

@@ -2,6 +2,8 @@
 //! scrape, and the daemon's (resource files, held deletions, HTTP).
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use calico_core::agent::{AgentHandle, LATENCY_BUCKETS};
 use calico_core::datastore::follow::FollowStatus;
@@ -119,7 +121,7 @@ impl Collector for AgentCollector {
 }
 
 /// Reads how following the datastore stands at each scrape.
-struct FollowCollector(watch::Receiver<FollowStatus>);
+struct FollowCollector(watch::Receiver<FollowStatus>, Arc<AtomicU64>);
 
 impl fmt::Debug for FollowCollector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -144,6 +146,12 @@ impl Collector for FollowCollector {
         )?;
         gauge(
             &mut e,
+            "calico_agent_datastore_programmed_revision",
+            "The last datastore revision whose changes are reconciled into the dataplane.",
+            self.1.load(Ordering::Relaxed),
+        )?;
+        gauge(
+            &mut e,
             "calico_agent_datastore_entries_refused",
             "Datastore entries refused now (bad value, wrong kind, failed validation, duplicate).",
             s.refused.len() as u64,
@@ -164,15 +172,17 @@ impl Collector for FollowCollector {
 }
 
 /// The registry: the agent's metrics (read from `handle` at each scrape), how the
-/// datastore is followed (`follow`) and `daemon`'s.
+/// datastore is followed (`follow`, and the revision reconciled, `programmed`) and
+/// `daemon`'s.
 pub fn registry(
     handle: AgentHandle,
     daemon: &DaemonMetrics,
     follow: watch::Receiver<FollowStatus>,
+    programmed: Arc<AtomicU64>,
 ) -> Registry {
     let mut r = Registry::default();
     r.register_collector(Box::new(AgentCollector(handle)));
-    r.register_collector(Box::new(FollowCollector(follow)));
+    r.register_collector(Box::new(FollowCollector(follow, programmed)));
     let counters = [
         (
             "calico_agent_resource_file_rejections",

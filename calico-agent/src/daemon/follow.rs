@@ -4,8 +4,12 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use std::sync::atomic::Ordering;
+
 use calico_core::agent::AgentHandle;
+use calico_core::datastore::follow::FollowStatus;
 use calico_core::datastore::ResourceSource;
+use tokio::sync::watch;
 
 use super::status::{DirView, Shared};
 use crate::cli::{DatastoreChoice, Options};
@@ -44,12 +48,26 @@ pub async fn open_source(
     }
 }
 
-/// Beats while the agent's engine answers: a flush (every request so far reconciled) every
-/// second. `/liveness` fails when the beats stop (a reconciliation pass that hangs).
-pub async fn heartbeat(handle: AgentHandle, shared: Arc<Shared>) {
+/// Beats while the agent's engine answers, and records which datastore revision is
+/// programmed: each round takes the revision handed to the agent, waits for the engine to
+/// reconcile everything sent so far (a flush), then publishes that revision as programmed.
+/// A round starts at each new revision, or every second. `/liveness` fails when the beats
+/// stop (a reconciliation pass that hangs).
+pub async fn heartbeat(
+    handle: AgentHandle,
+    shared: Arc<Shared>,
+    mut follow: watch::Receiver<FollowStatus>,
+) {
     loop {
-        shared.beat();
+        let revision = {
+            let st = follow.borrow_and_update();
+            st.snapshot_loaded.then_some(st.revision)
+        };
         handle.flush().await;
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        shared.beat();
+        if let Some(r) = revision {
+            shared.programmed_revision.store(r, Ordering::Relaxed);
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(1), follow.changed()).await;
     }
 }

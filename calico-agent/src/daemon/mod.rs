@@ -88,7 +88,12 @@ pub async fn run(o: Options) -> Result<(), String> {
         handle: handle.clone(),
         shared: shared.clone(),
         follow: follow_status.clone(),
-        registry: registry(handle.clone(), &metrics, follow_status),
+        registry: registry(
+            handle.clone(),
+            &metrics,
+            follow_status.clone(),
+            shared.programmed_revision.clone(),
+        ),
         liveness_limit: Duration::from_secs(o.rescan_secs.saturating_mul(3).max(60)),
     };
     let limits = Limits {
@@ -98,7 +103,7 @@ pub async fn run(o: Options) -> Result<(), String> {
     let dropped = metrics.http_connections_dropped.clone();
     let server = tokio::spawn(http::serve(listener, Arc::new(pages), limits, dropped));
 
-    let beat = tokio::spawn(follow::heartbeat(handle, shared));
+    let beat = tokio::spawn(follow::heartbeat(handle, shared, follow_status));
     let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
     let outcome = tokio::select! {

@@ -2,6 +2,7 @@
 //! the datastore followed, and the resource directory's files), Felix-style `/liveness` and
 //! `/readiness`, and `/metrics`.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -31,6 +32,8 @@ pub struct Shared {
     pub dir: Arc<Mutex<DirView>>,
     /// When the daemon's loop last went round.
     pub heartbeat: Mutex<Instant>,
+    /// The last datastore revision whose changes the agent has reconciled.
+    pub programmed_revision: Arc<AtomicU64>,
 }
 
 impl Shared {
@@ -39,6 +42,7 @@ impl Shared {
         Arc::new(Shared {
             dir: Arc::default(),
             heartbeat: Mutex::new(Instant::now()),
+            programmed_revision: Arc::default(),
         })
     }
 
@@ -187,6 +191,7 @@ impl DaemonPages {
                 "ready": follow.ready(),
                 "snapshot_loaded": follow.snapshot_loaded,
                 "revision": follow.revision,
+                "programmed_revision": self.shared.programmed_revision.load(Ordering::Relaxed),
                 "unavailable": follow.unavailable,
                 "refused": follow.refused,
                 "snapshots": follow.snapshots,

@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -50,25 +50,8 @@ fn running(name: &str, uplink: &str, file: &str, wl: &[(&str, &str)]) -> Host {
     host
 }
 
-/// `GET path` on the agent's HTTP server inside the host's namespace.
 fn get(host: &Host, path: &str) -> String {
-    let path = path.to_string();
-    host.ns
-        .enter(move || {
-            let mut s = std::net::TcpStream::connect("127.0.0.1:9091").ok()?;
-            s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
-            write!(
-                s,
-                "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-            )
-            .ok()?;
-            let mut out = String::new();
-            s.read_to_string(&mut out).ok()?;
-            Some(out)
-        })
-        .ok()
-        .flatten()
-        .unwrap_or_default()
+    support::http_get(host, path)
 }
 
 const WL: [(&str, &str); 2] = [("caldf0", "10.67.0.10"), ("caldf1", "10.67.0.11")];

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod etcd;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -73,6 +75,14 @@ impl Host {
     }
 
     pub fn start_agent(&mut self, extra: &[&str]) {
+        let resources = self.dir.join("resources");
+        let mut args = vec!["--resources", resources.to_str().unwrap()];
+        args.extend(extra);
+        self.start_agent_with(&args);
+    }
+
+    /// Starts the agent with `args` (and `--node`, `--bird-dir`), whatever its datastore.
+    pub fn start_agent_with(&mut self, args: &[&str]) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -85,11 +95,10 @@ impl Host {
                 self.ns.name(),
                 env!("CARGO_BIN_EXE_calico-agent"),
             ])
-            .args(["--node", &self.name, "--resources"])
-            .arg(self.dir.join("resources"))
+            .args(["--node", &self.name])
             .arg("--bird-dir")
             .arg(self.dir.join("bird"))
-            .args(extra)
+            .args(args)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -136,6 +145,29 @@ impl Drop for Host {
         self.signal_agent(libc::SIGKILL);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// `GET path` on the agent's HTTP server (127.0.0.1:9091) inside the host's namespace: the
+/// whole response, status line first; empty if nothing answered.
+pub fn http_get(host: &Host, path: &str) -> String {
+    use std::io::{Read, Write};
+    let path = path.to_string();
+    host.ns
+        .enter(move || {
+            let mut s = std::net::TcpStream::connect("127.0.0.1:9091").ok()?;
+            s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+            write!(
+                s,
+                "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            )
+            .ok()?;
+            let mut out = String::new();
+            s.read_to_string(&mut out).ok()?;
+            Some(out)
+        })
+        .ok()
+        .flatten()
+        .unwrap_or_default()
 }
 
 /// Polls `f` until it holds or `timeout` passes; how long it took, or `None`.

@@ -7,5 +7,8 @@
 //! calico-core.
 #![warn(missing_docs)]
 
+pub mod codec;
+pub mod layout;
+
 #[cfg(feature = "fixtures")]
 pub mod testing;

@@ -97,7 +97,10 @@ impl EtcdConfig {
         ] {
             if let Some(p) = path {
                 if !p.is_file() {
-                    return Err(bad(option, format!("{} is not a readable file", p.display())));
+                    return Err(bad(
+                        option,
+                        format!("{} is not a readable file", p.display()),
+                    ));
                 }
             }
         }
@@ -113,7 +116,13 @@ impl EtcdConfig {
             return Err(bad("request_timeout", "must be above zero"));
         }
         if !self.prefix.starts_with('/') || self.prefix.len() < 2 {
-            return Err(bad("prefix", format!("{:?} must be an absolute key prefix like /calico", self.prefix)));
+            return Err(bad(
+                "prefix",
+                format!(
+                    "{:?} must be an absolute key prefix like /calico",
+                    self.prefix
+                ),
+            ));
         }
         Ok(())
     }
@@ -149,7 +158,10 @@ impl EtcdConfig {
         // member is the source's liveness probe, not this.
         let mut options = ConnectOptions::new()
             .with_connect_timeout(self.dial_timeout)
-            .with_keep_alive(Duration::from_secs(10), self.request_timeout.max(Duration::from_secs(1)))
+            .with_keep_alive(
+                Duration::from_secs(10),
+                self.request_timeout.max(Duration::from_secs(1)),
+            )
             .with_keep_alive_while_idle(true);
         if let Some(tls) = self.tls()? {
             options = options.with_tls(tls);
@@ -208,7 +220,10 @@ impl Connection {
     {
         match tokio::time::timeout(self.config.request_timeout, f).await {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(unavailable(&self.config, &format!("{what}: {}", describe_error(&e)))),
+            Ok(Err(e)) => Err(unavailable(
+                &self.config,
+                &format!("{what}: {}", describe_error(&e)),
+            )),
             Err(_) => Err(unavailable(
                 &self.config,
                 &format!("{what}: no answer within {:?}", self.config.request_timeout),
@@ -265,8 +280,20 @@ mod tests {
         let e = c.validate().unwrap_err();
         assert_eq!(e.option, "etcdKeyFile");
         assert!(e.to_string().contains("/nonexistent/key.pem"), "{e}");
-        assert_eq!(EtcdConfig::new(Vec::<String>::new()).validate().unwrap_err().option, "etcdEndpoints");
-        assert_eq!(EtcdConfig::new(["127.0.0.1:2379"]).validate().unwrap_err().option, "etcdEndpoints");
+        assert_eq!(
+            EtcdConfig::new(Vec::<String>::new())
+                .validate()
+                .unwrap_err()
+                .option,
+            "etcdEndpoints"
+        );
+        assert_eq!(
+            EtcdConfig::new(["127.0.0.1:2379"])
+                .validate()
+                .unwrap_err()
+                .option,
+            "etcdEndpoints"
+        );
         let mut plain = EtcdConfig::new(["http://127.0.0.1:2379"]);
         assert_eq!(plain.validate(), Ok(()));
         plain.prefix = "calico".into();
@@ -278,6 +305,9 @@ mod tests {
         let mut c = EtcdConfig::new(["https://127.0.0.1:1"]);
         c.ca = Some("/nonexistent/ca.pem".into());
         let e = Connection::connect(&c).await.unwrap_err();
-        assert!(matches!(&e, DatastoreError::Invalid { key, .. } if key.contains("etcdCACertFile")), "{e}");
+        assert!(
+            matches!(&e, DatastoreError::Invalid { key, .. } if key.contains("etcdCACertFile")),
+            "{e}"
+        );
     }
 }

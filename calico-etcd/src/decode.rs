@@ -34,7 +34,8 @@ impl Decoders {
         let prefix = prefix.into();
         self.by_prefix.retain(|(p, _)| *p != prefix);
         self.by_prefix.push((prefix, decode));
-        self.by_prefix.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        self.by_prefix
+            .sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
     }
 
     /// The registered prefixes, longest first.
@@ -63,7 +64,10 @@ impl Decoders {
                 .zip(p.chars())
                 .take_while(|((_, a), b)| a == b)
                 .count();
-            let end = common.char_indices().nth(n).map_or(common.len(), |(i, _)| i);
+            let end = common
+                .char_indices()
+                .nth(n)
+                .map_or(common.len(), |(i, _)| i);
             common.truncate(end);
         }
         common
@@ -77,12 +81,30 @@ mod tests {
     #[test]
     fn the_longest_prefix_decides_and_the_watch_covers_all() {
         let mut d = Decoders::default();
-        d.add("/calico/resources/v3/", Arc::new(|_, _| Decoded::Unsupported("r".into())));
-        d.add("/calico/ipam/v2/host/", Arc::new(|_, _| Decoded::Unsupported("i".into())));
-        d.add("/calico/resources/v3/x/", Arc::new(|_, _| Decoded::Unsupported("x".into())));
-        assert_eq!(d.decode("/calico/resources/v3/a", b""), Decoded::Unsupported("r".into()));
-        assert_eq!(d.decode("/calico/resources/v3/x/a", b""), Decoded::Unsupported("x".into()));
-        assert_eq!(d.decode("/calico/ipam/v2/host/h/ipv4/block/x", b""), Decoded::Unsupported("i".into()));
+        d.add(
+            "/calico/resources/v3/",
+            Arc::new(|_, _| Decoded::Unsupported("r".into())),
+        );
+        d.add(
+            "/calico/ipam/v2/host/",
+            Arc::new(|_, _| Decoded::Unsupported("i".into())),
+        );
+        d.add(
+            "/calico/resources/v3/x/",
+            Arc::new(|_, _| Decoded::Unsupported("x".into())),
+        );
+        assert_eq!(
+            d.decode("/calico/resources/v3/a", b""),
+            Decoded::Unsupported("r".into())
+        );
+        assert_eq!(
+            d.decode("/calico/resources/v3/x/a", b""),
+            Decoded::Unsupported("x".into())
+        );
+        assert_eq!(
+            d.decode("/calico/ipam/v2/host/h/ipv4/block/x", b""),
+            Decoded::Unsupported("i".into())
+        );
         assert_eq!(d.decode("/calico/felix/v2/x", b""), Decoded::NotOurs);
         assert_eq!(d.watch_prefix(), "/calico/");
     }

@@ -228,7 +228,9 @@ impl EtcdSource {
             .with_progress_notify();
         let mut client = conn.client();
         let prefix = self.decoders.watch_prefix();
-        let (watcher, stream) = conn.call("watch", client.watch(prefix, Some(options))).await?;
+        let (watcher, stream) = conn
+            .call("watch", client.watch(prefix, Some(options)))
+            .await?;
         debug!(from, "etcd watch open");
         self.watch = Some(Watch {
             _watcher: watcher,
@@ -281,7 +283,13 @@ impl EtcdSource {
                 response.cancel_reason()
             )));
         }
-        let Some(revision) = response.events().iter().filter_map(|e| e.kv()).map(|kv| kv.mod_revision()).max() else {
+        let Some(revision) = response
+            .events()
+            .iter()
+            .filter_map(|e| e.kv())
+            .map(|kv| kv.mod_revision())
+            .max()
+        else {
             return Ok(None); // created, or a progress notification
         };
         let mut changes = Changes {
@@ -301,7 +309,8 @@ impl EtcdSource {
             }
         }
         self.last = Some(revision as Revision);
-        let quiet = changes.updates.is_empty() && changes.refused.is_empty() && changes.cleared.is_empty();
+        let quiet =
+            changes.updates.is_empty() && changes.refused.is_empty() && changes.cleared.is_empty();
         Ok((!quiet).then_some(SourceEvent::Changes(changes)))
     }
 }
@@ -324,7 +333,9 @@ async fn list_prefix(
             options = options.with_revision(revision);
         }
         let mut client = conn.client();
-        let mut response = conn.call("range", client.get(start.clone(), Some(options))).await?;
+        let mut response = conn
+            .call("range", client.get(start.clone(), Some(options)))
+            .await?;
         if revision == 0 {
             revision = response.header().map_or(0, |h| h.revision());
         }
@@ -403,9 +414,7 @@ struct Backoff {
 
 impl Default for Backoff {
     fn default() -> Self {
-        Backoff {
-            step: Backoff::MIN,
-        }
+        Backoff { step: Backoff::MIN }
     }
 }
 
@@ -433,12 +442,18 @@ mod tests {
     fn backoff_grows_to_its_ceiling_with_jitter_and_resets() {
         let mut b = Backoff::default();
         let first = b.next_delay();
-        assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(100), "{first:?}");
+        assert!(
+            first >= Duration::from_millis(50) && first <= Duration::from_millis(100),
+            "{first:?}"
+        );
         for _ in 0..10 {
             b.next_delay();
         }
         let late = b.next_delay();
-        assert!(late >= Duration::from_millis(2500) && late <= Duration::from_secs(5), "{late:?}");
+        assert!(
+            late >= Duration::from_millis(2500) && late <= Duration::from_secs(5),
+            "{late:?}"
+        );
         b.reset();
         assert!(b.next_delay() <= Duration::from_millis(100));
     }

@@ -1,0 +1,183 @@
+//! Values as libcalico-go stores them (Go's JSON: compact, `creationTimestamp`, `uid`, the
+//! defaults `calicoctl create` fills in), decoded against their keys.
+
+use super::*;
+
+const P: &str = "/calico";
+const R: &str = "/calico/resources/v3/projectcalico.org/";
+
+fn decode(key: &str, value: &str) -> Decoded {
+    decode_resource(P, &format!("{R}{key}"), value.as_bytes())
+}
+
+fn resource(key: &str, value: &str) -> Resource {
+    match decode(key, value) {
+        Decoded::Resource(r) => r,
+        other => panic!("{key}: {other:?}"),
+    }
+}
+
+fn refused(key: &str, value: &str) -> String {
+    match decode(key, value) {
+        Decoded::Refused(why) => why,
+        other => panic!("{key}: expected a refusal, got {other:?}"),
+    }
+}
+
+/// A NetworkPolicy as Calico 3.30+ stores it: plain name, the name annotation, the tier
+/// label and `tier`/`types` defaulted.
+const NETWORK_POLICY: &str = r#"{"kind":"NetworkPolicy","apiVersion":"projectcalico.org/v3","metadata":{"name":"allow-web","namespace":"shop","uid":"3b1d4c1e-4f2a-4a7e-9d1e-0c8f2a6b9e11","creationTimestamp":"2025-06-01T10:00:00Z","labels":{"projectcalico.org/tier":"default"},"annotations":{"projectcalico.org/metadata":"{\"name\":\"allow-web\"}"}},"spec":{"tier":"default","order":100,"selector":"app == 'web'","ingress":[{"action":"Allow","protocol":"TCP","source":{"selector":"app == 'client'"},"destination":{"ports":[80,"8000:8080"]}}],"types":["Ingress"]}}"#;
+
+/// A GlobalNetworkPolicy as Calico up to 3.29 stored it: `default.` in key and name, empty
+/// `source`/`destination` objects.
+const GLOBAL_POLICY_329: &str = r#"{"kind":"GlobalNetworkPolicy","apiVersion":"projectcalico.org/v3","metadata":{"name":"default.deny-all","uid":"0f6a0a3c-2b9e-4a55-8a0c-5a1f3e0e2d77","creationTimestamp":"2024-01-15T08:30:00Z"},"spec":{"tier":"default","order":1000,"selector":"all()","types":["Ingress","Egress"],"ingress":[{"action":"Deny","source":{},"destination":{}}],"egress":[{"action":"Deny","source":{},"destination":{}}]}}"#;
+
+/// A Kubernetes pod's endpoint as the CNI plug-in stores it (ports carry hostPort/hostIP).
+const WORKLOAD_ENDPOINT: &str = r#"{"kind":"WorkloadEndpoint","apiVersion":"projectcalico.org/v3","metadata":{"name":"node--1-k8s-web--7d4b9-eth0","namespace":"shop","uid":"a1b2c3d4-0000-4000-8000-000000000001","creationTimestamp":"2025-06-01T10:05:00Z","labels":{"app":"web","projectcalico.org/namespace":"shop","projectcalico.org/orchestrator":"k8s","projectcalico.org/serviceaccount":"default"}},"spec":{"orchestrator":"k8s","node":"node-1","containerID":"5f1e2d3c4b5a","pod":"web-7d4b9","endpoint":"eth0","serviceAccountName":"default","ipNetworks":["10.244.1.5/32"],"profiles":["kns.shop","ksa.shop.default"],"interfaceName":"cali12345abcdef","mac":"ee:ee:ee:ee:ee:ee","ports":[{"name":"http","protocol":"TCP","port":8080,"hostPort":0,"hostIP":""}]}}"#;
+
+/// A Node as calico-node stores it (orchRefs, addresses, an empty status).
+const NODE: &str = r#"{"kind":"Node","apiVersion":"projectcalico.org/v3","metadata":{"name":"node-1","uid":"c0ffee00-1111-4222-8333-444455556666","creationTimestamp":"2025-06-01T09:00:00Z","labels":{"kubernetes.io/hostname":"node-1"}},"spec":{"bgp":{"ipv4Address":"192.168.56.11/24"},"orchRefs":[{"nodeName":"node-1","orchestrator":"k8s"}],"addresses":[{"address":"192.168.56.11/24","type":"CalicoNodeIP"}]},"status":{}}"#;
+
+/// An IPPool as `calicoctl create` stores it with every default filled in.
+const IP_POOL: &str = r#"{"kind":"IPPool","apiVersion":"projectcalico.org/v3","metadata":{"name":"default-ipv4-ippool","uid":"9e8d7c6b-5a49-4382-9170-605f4e3d2c1b","creationTimestamp":"2025-06-01T09:00:00Z"},"spec":{"cidr":"10.244.0.0/16","vxlanMode":"Never","ipipMode":"Never","blockSize":26,"nodeSelector":"all()","allowedUses":["Workload","Tunnel"],"assignmentMode":"Automatic"}}"#;
+
+#[test]
+fn calicoctl_values_decode() {
+    let Resource::Policy(np) = resource("networkpolicies/shop/allow-web", NETWORK_POLICY) else {
+        panic!()
+    };
+    assert_eq!(
+        (np.name.as_str(), np.namespace.as_deref(), np.order),
+        ("allow-web", Some("shop"), Some(100.0))
+    );
+    assert_eq!(np.ingress.len(), 1);
+    let Resource::Policy(gnp) =
+        resource("globalnetworkpolicies/default.deny-all", GLOBAL_POLICY_329)
+    else {
+        panic!()
+    };
+    assert_eq!((gnp.name.as_str(), gnp.namespace), ("deny-all", None));
+    let Resource::WorkloadEndpoint(w) = resource(
+        "workloadendpoints/shop/node--1-k8s-web--7d4b9-eth0",
+        WORKLOAD_ENDPOINT,
+    ) else {
+        panic!()
+    };
+    assert_eq!(
+        (w.id.workload.as_str(), w.node.as_str(), w.ports.len()),
+        ("web-7d4b9", "node-1", 1)
+    );
+    let Resource::Node(n) = resource("nodes/node-1", NODE) else {
+        panic!()
+    };
+    assert_eq!(
+        n.bgp.unwrap().ipv4_address.unwrap().to_string(),
+        "192.168.56.11"
+    );
+    let Resource::IpPool(p) = resource("ippools/default-ipv4-ippool", IP_POOL) else {
+        panic!()
+    };
+    assert_eq!(
+        (p.cidr.to_string(), p.block_size),
+        ("10.244.0.0/16".to_string(), Some(26))
+    );
+}
+
+#[test]
+fn a_value_that_is_not_json_is_refused_with_the_field() {
+    let why = refused("profiles/p1", "{not json");
+    assert!(why.starts_with("field (value): not JSON"), "{why}");
+}
+
+#[test]
+fn a_kind_stored_under_another_plural_is_refused() {
+    let why = refused(
+        "globalnetworkpolicies/allow-web",
+        &NETWORK_POLICY.replace("\"namespace\":\"shop\",", ""),
+    );
+    assert!(
+        why.starts_with("field kind:") && why.contains("globalnetworkpolicies"),
+        "{why}"
+    );
+}
+
+#[test]
+fn names_and_namespaces_must_match_the_key() {
+    let why = refused("networkpolicies/shop/other", NETWORK_POLICY);
+    assert!(why.starts_with("field metadata.name:"), "{why}");
+    let why = refused("networkpolicies/bank/allow-web", NETWORK_POLICY);
+    assert!(why.starts_with("field metadata.namespace:"), "{why}");
+    // The name must also match the endpoint's spec.
+    let why = refused(
+        "workloadendpoints/shop/node--2-k8s-web--7d4b9-eth0",
+        &WORKLOAD_ENDPOINT.replace("node--1-k8s", "node--2-k8s"),
+    );
+    assert!(
+        why.starts_with("field metadata.name:") && why.contains("node--1-k8s-web--7d4b9-eth0"),
+        "{why}"
+    );
+}
+
+#[test]
+fn validation_failures_name_the_field() {
+    let why = refused(
+        "networkpolicies/shop/allow-web",
+        &NETWORK_POLICY.replace("app == 'web'", "app == "),
+    );
+    assert!(why.starts_with("field spec.selector"), "{why}");
+    let why = refused(
+        "ippools/default-ipv4-ippool",
+        &IP_POOL.replace("\"ipipMode\":\"Never\"", "\"ipipMode\":\"Always\""),
+    );
+    assert!(why.contains("spec.ipipMode"), "{why}");
+}
+
+#[test]
+fn unsupported_kinds_are_ignored_not_refused() {
+    let felix = r#"{"kind":"FelixConfiguration","apiVersion":"projectcalico.org/v3","metadata":{"name":"default"},"spec":{}}"#;
+    assert_eq!(
+        decode("felixconfigurations/default", felix),
+        Decoded::Unsupported("FelixConfiguration".into())
+    );
+    assert_eq!(
+        decode("networksets/shop/ns1", "garbage"),
+        Decoded::Unsupported("NetworkSet".into())
+    );
+    assert_eq!(
+        decode("widgets/w1", "{}"),
+        Decoded::Unsupported("widgets".into())
+    );
+    assert_eq!(
+        decode_resource(P, "/calico/felix/v2/status", b"x"),
+        Decoded::NotOurs
+    );
+}
+
+#[test]
+fn a_malformed_key_of_a_supported_kind_is_refused() {
+    let why = refused("networkpolicies/allow-web", NETWORK_POLICY);
+    assert!(why.starts_with("field (key):"), "{why}");
+}
+
+/// Every encodable resource reads back as itself under the key the layout gives it.
+#[test]
+fn the_writers_encoding_reads_back_as_the_same_resource() {
+    let originals = [
+        resource("networkpolicies/shop/allow-web", NETWORK_POLICY),
+        resource("globalnetworkpolicies/default.deny-all", GLOBAL_POLICY_329),
+        resource(
+            "workloadendpoints/shop/node--1-k8s-web--7d4b9-eth0",
+            WORKLOAD_ENDPOINT,
+        ),
+        resource("nodes/node-1", NODE),
+        resource("ippools/default-ipv4-ippool", IP_POOL),
+    ];
+    for original in originals {
+        let key = crate::layout::key_of(P, &original).unwrap();
+        let value = crate::encode::to_v3_value(&original).unwrap().to_string();
+        match decode_resource(P, &key, value.as_bytes()) {
+            Decoded::Resource(back) => assert_eq!(back, original, "{key}: {value}"),
+            other => panic!("{key}: {value}: {other:?}"),
+        }
+    }
+}

@@ -315,9 +315,11 @@ impl EtcdSource {
     }
 }
 
-/// Reads every key under `prefix` in pages of `page`, at revision `at` (the current one when
-/// 0); returns the revision read at and the entries.
-async fn list_prefix(
+/// Reads every key under `prefix` in pages of `page`, every page at revision `at` (the
+/// current one when 0, fixed by the first page); returns the revision read at and the
+/// entries in key order. A compacted `at` is an error that [`crate::config::is_compacted`]
+/// recognises.
+pub async fn list_prefix(
     conn: &Connection,
     prefix: &str,
     at: i64,

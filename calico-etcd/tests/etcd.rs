@@ -397,3 +397,44 @@ async fn writes_compare_revisions_in_one_transaction() {
         "{last:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_of_a_listing_is_read_at_one_revision() {
+    let Some(server) = EtcdServer::start_or_skip("pages") else {
+        return;
+    };
+    let writer = EtcdWriter::connect(&config(&server)).await.unwrap();
+    let mut at = 0;
+    for i in 0..5 {
+        at = writer.create(&profile(&format!("p{i}"), i)).await.unwrap();
+    }
+    // The store moves on after the revision the listing is pinned to.
+    for i in 0..5 {
+        writer
+            .upsert(&profile(&format!("p{i}"), 10 + i))
+            .await
+            .unwrap();
+    }
+    writer.create(&profile("p5", 15)).await.unwrap();
+    let conn = calico_etcd::Connection::connect(&config(&server))
+        .await
+        .unwrap();
+    let (revision, entries) = calico_etcd::source::list_prefix(&conn, ROOT, at as i64, 2)
+        .await
+        .unwrap();
+    assert_eq!(revision, at as i64);
+    let keys: Vec<_> = entries
+        .iter()
+        .map(|(k, _)| k.rsplit('/').next().unwrap())
+        .collect();
+    assert_eq!(keys, ["p0", "p1", "p2", "p3", "p4"]);
+    for (key, value) in &entries {
+        let v: serde_json::Value = serde_json::from_slice(value).unwrap();
+        let seq: u64 = v["spec"]["labelsToApply"]["seq"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(seq < 10, "{key} read as it was at revision {at}: {v}");
+    }
+}

@@ -181,3 +181,39 @@ fn the_writers_encoding_reads_back_as_the_same_resource() {
         }
     }
 }
+
+#[test]
+fn the_other_kinds_encode_and_read_back_too() {
+    let yaml = r#"
+apiVersion: projectcalico.org/v3
+kind: Profile
+metadata: {name: kns.shop}
+spec:
+  labelsToApply: {pcns.projectcalico.org/name: shop}
+  ingress: [{action: Allow}]
+  egress: [{action: Allow}]
+---
+apiVersion: projectcalico.org/v3
+kind: HostEndpoint
+metadata: {name: node-1-eth0, labels: {role: edge}}
+spec: {node: node-1, interfaceName: eth0, expectedIPs: [192.168.56.11], ports: [{name: ssh, port: 22, protocol: TCP}]}
+---
+apiVersion: projectcalico.org/v3
+kind: BGPConfiguration
+metadata: {name: default}
+spec: {asNumber: 64512, nodeToNodeMeshEnabled: false, listenPort: 179}
+---
+apiVersion: projectcalico.org/v3
+kind: BGPPeer
+metadata: {name: tor}
+spec: {nodeSelector: "rack == 'a'", peerIP: 192.168.56.1, asNumber: 64513}
+"#;
+    for original in calico_core::integrations::calico_v3::parse_v3(yaml).unwrap() {
+        let key = crate::layout::key_of(P, &original).unwrap();
+        let value = crate::encode::to_v3_value(&original).unwrap().to_string();
+        match decode_resource(P, &key, value.as_bytes()) {
+            Decoded::Resource(back) => assert_eq!(back, original, "{key}: {value}"),
+            other => panic!("{key}: {value}: {other:?}"),
+        }
+    }
+}

@@ -12,6 +12,7 @@ use crate::dataplane::{BackendError, FibChangeSet, FibReport, PeerState, Route, 
 use crate::model::{WorkloadEndpoint, WorkloadEndpointId};
 
 mod drift;
+mod follow;
 
 #[derive(Default)]
 struct FibState {
@@ -26,6 +27,8 @@ struct FibState {
     configure_calls: usize,
     /// The drift signal handed out, if the test gives the FIB one.
     drift: Option<tokio::sync::watch::Sender<u64>>,
+    /// Every route removal asked for, in order.
+    removed: Vec<IpNet>,
 }
 
 #[derive(Default, Clone)]
@@ -39,6 +42,7 @@ impl FibBackend for RecordingFib {
         let mut report = FibReport::default();
         for dst in &changes.remove {
             s.routes.remove(dst);
+            s.removed.push(*dst);
         }
         for r in &changes.upsert {
             if s.refuse.contains(&r.dst) {

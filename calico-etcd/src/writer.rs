@@ -7,7 +7,8 @@
 //!   [`DatastoreError::NotFound`] (no entry) from [`DatastoreError::Conflict`] (its revision).
 //! * delete: the same comparison when a revision is expected, none otherwise.
 //!
-//! The stored value is the `projectcalico.org/v3` JSON Calico stores: no `resourceVersion`
+//! The stored value is the `projectcalico.org/v3` JSON Calico stores, encoded by calico-core's
+//! [`to_v3`](calico_core::integrations::calico_v3::to_v3): no `resourceVersion`
 //! (the entry's mod revision is its resource version), a `uid` and a `creationTimestamp`
 //! set at creation and kept by updates (as libcalico-go's client does), and for policies the
 //! `projectcalico.org/metadata` name annotation Calico 3.30+ writes. Every returned revision
@@ -15,13 +16,13 @@
 
 use async_trait::async_trait;
 use calico_core::datastore::{DatastoreError, ResourceWriter, Revision, Stored};
+use calico_core::integrations::calico_v3::to_v3;
 use calico_core::model::Resource;
 use etcd_client::{Compare, CompareOp, GetResponse, Txn, TxnOp, TxnOpResponse, TxnResponse};
 use serde_json::Value;
 
 use crate::codec::{self, Decoded};
 use crate::config::{Connection, EtcdConfig};
-use crate::encode::to_v3_value;
 use crate::layout;
 
 /// Writes resources into etcd (see the module documentation). Clones share the connection.
@@ -54,7 +55,9 @@ impl EtcdWriter {
             key: key.clone(),
             reason,
         };
-        let mut value = to_v3_value(resource).map_err(|e| invalid(e.to_string()))?;
+        let mut value = to_v3(resource)
+            .map_err(|e| invalid(format!("field {}: {}", e.field, e.reason)))?
+            .value;
         let meta = value
             .get_mut("metadata")
             .and_then(Value::as_object_mut)

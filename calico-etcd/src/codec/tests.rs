@@ -174,7 +174,10 @@ fn the_writers_encoding_reads_back_as_the_same_resource() {
     ];
     for original in originals {
         let key = crate::layout::key_of(P, &original).unwrap();
-        let value = crate::encode::to_v3_value(&original).unwrap().to_string();
+        let value = calico_core::integrations::calico_v3::to_v3(&original)
+            .unwrap()
+            .value
+            .to_string();
         match decode_resource(P, &key, value.as_bytes()) {
             Decoded::Resource(back) => assert_eq!(back, original, "{key}: {value}"),
             other => panic!("{key}: {value}: {other:?}"),
@@ -210,7 +213,10 @@ spec: {nodeSelector: "rack == 'a'", peerIP: 192.168.56.1, asNumber: 64513}
 "#;
     for original in calico_core::integrations::calico_v3::parse_v3(yaml).unwrap() {
         let key = crate::layout::key_of(P, &original).unwrap();
-        let value = crate::encode::to_v3_value(&original).unwrap().to_string();
+        let value = calico_core::integrations::calico_v3::to_v3(&original)
+            .unwrap()
+            .value
+            .to_string();
         match decode_resource(P, &key, value.as_bytes()) {
             Decoded::Resource(back) => assert_eq!(back, original, "{key}: {value}"),
             other => panic!("{key}: {value}: {other:?}"),

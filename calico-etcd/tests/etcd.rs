@@ -443,3 +443,118 @@ async fn every_page_of_a_listing_is_read_at_one_revision() {
         assert!(seq < 10, "{key} read as it was at revision {at}: {v}");
     }
 }
+
+/// Makes a CA and a server and a client certificate for 127.0.0.1 with openssl; `None`
+/// (the test skips) without openssl.
+fn certificates(dir: &std::path::Path) -> Option<()> {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .ok()?;
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Some(())
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=calico-test-ca",
+    ])?;
+    for (name, usage) in [
+        ("server", "serverAuth,clientAuth"),
+        ("client", "clientAuth"),
+    ] {
+        std::fs::write(
+            dir.join(format!("{name}.ext")),
+            format!("subjectAltName=IP:127.0.0.1\nextendedKeyUsage={usage}\n"),
+        )
+        .unwrap();
+        run(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.csr"),
+            "-subj",
+            &format!("/CN={name}"),
+        ])?;
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            &format!("{name}.csr"),
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &format!("{name}.pem"),
+            "-days",
+            "1",
+            "-extfile",
+            &format!("{name}.ext"),
+        ])?;
+    }
+    Some(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_client_certificates_reads_and_writes() {
+    if EtcdServer::start_or_skip("tls").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    if certificates(dir.path()).is_none() {
+        eprintln!("tls: SKIPPED: no openssl");
+        return;
+    }
+    let p = |f: &str| dir.path().join(f);
+    let server = EtcdServer::start_tls(&p("server.pem"), &p("server.key"), &p("ca.pem")).unwrap();
+    assert!(server.endpoint().starts_with("https://"));
+    let config = EtcdConfig {
+        ca: Some(p("ca.pem")),
+        cert: Some(p("client.pem")),
+        key: Some(p("client.key")),
+        ..config(&server)
+    };
+    let writer = EtcdWriter::connect(&config).await.unwrap();
+    let revision = writer.create(&profile("secure", 1)).await.unwrap();
+    let mut source = EtcdSource::new(config.clone()).unwrap();
+    let s = snapshot(&mut source).await;
+    assert_eq!((s.revision, s.resources.len()), (revision, 1));
+
+    // Without a client certificate etcd refuses the connection: an error, not a hang.
+    let anonymous = EtcdConfig {
+        cert: None,
+        key: None,
+        ..config
+    };
+    let writer = EtcdWriter::connect(&anonymous).await;
+    let outcome = match writer {
+        Ok(w) => w.create(&profile("anonymous", 1)).await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    assert!(
+        matches!(outcome, Err(DatastoreError::Unavailable { .. })),
+        "{outcome:?}"
+    );
+}

@@ -228,9 +228,20 @@ impl EtcdSource {
             .with_progress_notify();
         let mut client = conn.client();
         let prefix = self.decoders.watch_prefix();
-        let (watcher, stream) = conn
-            .call("watch", client.watch(prefix, Some(options)))
-            .await?;
+        // etcd-client asserts that the first answer confirms the watch: run it in a task of
+        // its own so that a server answering otherwise costs a retry, not the agent.
+        let mut task = tokio::spawn(async move { client.watch(prefix, Some(options)).await });
+        let joined = conn.call("watch", async {
+            match (&mut task).await {
+                Ok(result) => result,
+                Err(e) => Err(etcd_client::Error::WatchError(format!(
+                    "the watch could not be created: {e}"
+                ))),
+            }
+        });
+        let outcome = joined.await;
+        task.abort();
+        let (watcher, stream) = outcome?;
         debug!(from, "etcd watch open");
         self.watch = Some(Watch {
             _watcher: watcher,

@@ -358,7 +358,14 @@ async fn writes_compare_revisions_in_one_transaction() {
         writer.delete(&key, None).await,
         Err(DatastoreError::NotFound { key: key.clone() })
     );
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_values_are_calicos_and_racing_upserts_converge() {
+    let Some(server) = EtcdServer::start_or_skip("writer-values") else {
+        return;
+    };
+    let writer = EtcdWriter::connect(&config(&server)).await.unwrap();
     // The stored value is libcalico-go's: uid and creationTimestamp, no resourceVersion; an
     // update keeps the uid.
     let mut client = raw(&server).await;

@@ -219,13 +219,18 @@ async fn a_frozen_etcd_is_unavailable_within_seconds_and_nothing_is_lost() {
     let (seen, _) = collect_until(&mut rx, &[("p0".into(), 1)]).await;
     assert_eq!(seen, [("p0".to_string(), 1)]);
     server.pause();
+    let paused = std::time::Instant::now();
     // A probe every 1 s with 1 s to answer: the freeze is seen within about 2 s; 6 s leaves
     // room for a loaded machine, and is well short of what gRPC keep-alive alone takes
     // (etcd allows a ping only every 5 s: about 11 s here).
     let event = tokio::time::timeout(Duration::from_secs(6), rx.recv()).await;
     match event.expect("a frozen etcd is noticed within a few seconds") {
         Some(SourceEvent::Unavailable { reason }) => {
-            assert!(reason.contains("127.0.0.1"), "{reason}")
+            assert!(reason.contains("127.0.0.1"), "{reason}");
+            eprintln!(
+                "sigstop: unavailable after {:?}: {reason}",
+                paused.elapsed()
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -311,6 +316,25 @@ async fn bad_values_are_refused_alone_with_key_and_field_and_a_fix_clears_them()
         matches!(&c.updates[..], [Update::Upsert(Resource::Policy(p))] if p.name == "web"),
         "{c:?}"
     );
+
+    // While following: a bad write over a good entry is refused and its last good value
+    // stays (no update); deleting the entry removes the resource and clears the refusal.
+    let good = format!("{ROOT}profiles/good");
+    client.put(good.as_str(), "[]", None).await.unwrap();
+    let SourceEvent::Changes(c) = next(&mut source).await else {
+        panic!("expected changes")
+    };
+    assert!(c.updates.is_empty(), "{c:?}");
+    assert!(
+        matches!(&c.refused[..], [r] if r.key == good && r.reason.contains("not a JSON object")),
+        "{c:?}"
+    );
+    client.delete(good.as_str(), None).await.unwrap();
+    let SourceEvent::Changes(c) = next(&mut source).await else {
+        panic!("expected changes")
+    };
+    assert_eq!(c.cleared, vec![good]);
+    assert!(matches!(&c.updates[..], [Update::Remove(_)]), "{c:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -153,14 +153,7 @@ impl EtcdSource {
 
     /// One step: connect, list or watch as needed; `Ok(None)` when there is nothing to say.
     async fn step(&mut self) -> Result<Option<SourceEvent>, Failure> {
-        let conn = match &self.conn {
-            Some(c) => c.clone(),
-            None => {
-                let c = Connection::connect(&self.config).await?;
-                self.conn = Some(c.clone());
-                c
-            }
-        };
+        let conn = self.connection().await?;
         if self.need_snapshot || self.last.is_none() {
             self.watch = None;
             return self.read_snapshot(&conn).await.map(Some);
@@ -175,6 +168,16 @@ impl EtcdSource {
             }
         }
         self.read_watch(&conn).await
+    }
+
+    /// The connection, made if there is none.
+    async fn connection(&mut self) -> Result<Connection, Failure> {
+        if let Some(c) = &self.conn {
+            return Ok(c.clone());
+        }
+        let c = Connection::connect(&self.config).await?;
+        self.conn = Some(c.clone());
+        Ok(c)
     }
 
     /// Lists every decoder prefix at one revision and resets the ledger to it.

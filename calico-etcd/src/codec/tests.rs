@@ -223,3 +223,21 @@ spec: {nodeSelector: "rack == 'a'", peerIP: 192.168.56.1, asNumber: 64513}
         }
     }
 }
+
+/// A security-group policy in the form networking-calico (Calico's Neutron driver) writes
+/// it: no tier, no uid, rules per IP version (its test data's upper-case group id is
+/// lower-cased here: calico-rs accepts DNS-style lower-case names only).
+const NEUTRON_SG_POLICY: &str = r#"{"apiVersion": "projectcalico.org/v3", "kind": "NetworkPolicy", "metadata": {"namespace": "openstack", "name": "ossg.default.0f1e2d3c-sg"}, "spec": {"egress": [{"action": "Allow", "ipVersion": 4}, {"action": "Allow", "ipVersion": 6}], "ingress": [{"action": "Allow", "ipVersion": 4, "source": {"selector": "has(sg.projectcalico.org/openstack-SGID-default)"}}, {"action": "Allow", "ipVersion": 6, "source": {"selector": "has(sg.projectcalico.org/openstack-SGID-default)"}}], "selector": "has(sg.projectcalico.org/openstack-SGID-default)"}}"#;
+
+#[test]
+fn a_neutron_security_group_policy_decodes_under_its_own_name() {
+    let Resource::Policy(p) = resource(
+        "networkpolicies/openstack/ossg.default.0f1e2d3c-sg",
+        NEUTRON_SG_POLICY,
+    ) else {
+        panic!()
+    };
+    // Only a leading `default.` is the tier's prefix.
+    assert_eq!(p.name, "ossg.default.0f1e2d3c-sg");
+    assert_eq!((p.ingress.len(), p.egress.len()), (2, 2));
+}

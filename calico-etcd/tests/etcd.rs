@@ -248,29 +248,34 @@ async fn a_frozen_etcd_is_unavailable_within_seconds_and_nothing_is_lost() {
 
 const GOOD_NETWORK_POLICY: &str = r#"{"kind":"NetworkPolicy","apiVersion":"projectcalico.org/v3","metadata":{"name":"web","namespace":"shop","uid":"3b1d4c1e-4f2a-4a7e-9d1e-0c8f2a6b9e11","creationTimestamp":"2025-06-01T10:00:00Z"},"spec":{"tier":"default","selector":"app == 'web'","types":["Ingress"]}}"#;
 
+/// Stores a value that is not JSON, a NetworkPolicy under the GlobalNetworkPolicy plural,
+/// a policy with a bad selector and a FelixConfiguration; returns the first three keys.
+async fn put_bad_values(client: &mut etcd_client::Client) -> [String; 3] {
+    let not_json = format!("{ROOT}profiles/broken");
+    let wrong_kind = format!("{ROOT}globalnetworkpolicies/web");
+    let bad_selector = format!("{ROOT}networkpolicies/shop/web");
+    let gnp_shaped = GOOD_NETWORK_POLICY.replace(r#""namespace":"shop","#, "");
+    let bad = GOOD_NETWORK_POLICY.replace("app == 'web'", "app == ");
+    let felix = r#"{"kind":"FelixConfiguration","apiVersion":"projectcalico.org/v3","metadata":{"name":"default"},"spec":{"logSeverityScreen":"Info"}}"#;
+    let felix_key = format!("{ROOT}felixconfigurations/default");
+    for (key, value) in [
+        (&not_json, "{not json".to_string()),
+        (&wrong_kind, gnp_shaped),
+        (&bad_selector, bad),
+        (&felix_key, felix.to_string()),
+    ] {
+        client.put(key.as_str(), value, None).await.unwrap();
+    }
+    [not_json, wrong_kind, bad_selector]
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_values_are_refused_alone_with_key_and_field_and_a_fix_clears_them() {
     let Some(server) = EtcdServer::start_or_skip("bad-input") else {
         return;
     };
     let mut client = raw(&server).await;
-    let not_json = format!("{ROOT}profiles/broken");
-    let wrong_kind = format!("{ROOT}globalnetworkpolicies/web");
-    let bad_selector = format!("{ROOT}networkpolicies/shop/web");
-    let felix = format!("{ROOT}felixconfigurations/default");
-    client
-        .put(not_json.as_str(), "{not json", None)
-        .await
-        .unwrap();
-    let gnp_shaped = GOOD_NETWORK_POLICY.replace(r#""namespace":"shop","#, "");
-    client
-        .put(wrong_kind.as_str(), gnp_shaped, None)
-        .await
-        .unwrap();
-    let bad = GOOD_NETWORK_POLICY.replace("app == 'web'", "app == ");
-    client.put(bad_selector.as_str(), bad, None).await.unwrap();
-    let felix_value = r#"{"kind":"FelixConfiguration","apiVersion":"projectcalico.org/v3","metadata":{"name":"default"},"spec":{"logSeverityScreen":"Info"}}"#;
-    client.put(felix.as_str(), felix_value, None).await.unwrap();
+    let [not_json, wrong_kind, bad_selector] = put_bad_values(&mut client).await;
     let writer = EtcdWriter::connect(&config(&server)).await.unwrap();
     writer.create(&profile("good", 1)).await.unwrap();
 

@@ -60,7 +60,6 @@
 pub mod codec;
 pub mod config;
 pub mod decode;
-pub mod encode;
 pub mod layout;
 pub mod source;
 pub mod writer;

@@ -153,14 +153,7 @@ impl EtcdSource {
 
     /// One step: connect, list or watch as needed; `Ok(None)` when there is nothing to say.
     async fn step(&mut self) -> Result<Option<SourceEvent>, Failure> {
-        let conn = match &self.conn {
-            Some(c) => c.clone(),
-            None => {
-                let c = Connection::connect(&self.config).await?;
-                self.conn = Some(c.clone());
-                c
-            }
-        };
+        let conn = self.connection().await?;
         if self.need_snapshot || self.last.is_none() {
             self.watch = None;
             return self.read_snapshot(&conn).await.map(Some);
@@ -175,6 +168,16 @@ impl EtcdSource {
             }
         }
         self.read_watch(&conn).await
+    }
+
+    /// The connection, made if there is none.
+    async fn connection(&mut self) -> Result<Connection, Failure> {
+        if let Some(c) = &self.conn {
+            return Ok(c.clone());
+        }
+        let c = Connection::connect(&self.config).await?;
+        self.conn = Some(c.clone());
+        Ok(c)
     }
 
     /// Lists every decoder prefix at one revision and resets the ledger to it.
@@ -228,9 +231,20 @@ impl EtcdSource {
             .with_progress_notify();
         let mut client = conn.client();
         let prefix = self.decoders.watch_prefix();
-        let (watcher, stream) = conn
-            .call("watch", client.watch(prefix, Some(options)))
-            .await?;
+        // etcd-client asserts that the first answer confirms the watch: run it in a task of
+        // its own so that a server answering otherwise costs a retry, not the agent.
+        let mut task = tokio::spawn(async move { client.watch(prefix, Some(options)).await });
+        let joined = conn.call("watch", async {
+            match (&mut task).await {
+                Ok(result) => result,
+                Err(e) => Err(etcd_client::Error::WatchError(format!(
+                    "the watch could not be created: {e}"
+                ))),
+            }
+        });
+        let outcome = joined.await;
+        task.abort();
+        let (watcher, stream) = outcome?;
         debug!(from, "etcd watch open");
         self.watch = Some(Watch {
             _watcher: watcher,
@@ -315,9 +329,11 @@ impl EtcdSource {
     }
 }
 
-/// Reads every key under `prefix` in pages of `page`, at revision `at` (the current one when
-/// 0); returns the revision read at and the entries.
-async fn list_prefix(
+/// Reads every key under `prefix` in pages of `page`, every page at revision `at` (the
+/// current one when 0, fixed by the first page); returns the revision read at and the
+/// entries in key order. A compacted `at` is an error that [`crate::config::is_compacted`]
+/// recognises.
+pub async fn list_prefix(
     conn: &Connection,
     prefix: &str,
     at: i64,

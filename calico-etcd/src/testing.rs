@@ -27,6 +27,9 @@ pub struct EtcdServer {
     extra: Vec<String>,
     /// The network namespace it runs in (`ip netns exec`), if not this one.
     netns: Option<String>,
+    /// Where `/health` is asked: the client port, or a plain-http metrics port under TLS.
+    health: SocketAddr,
+    tls: bool,
 }
 
 impl EtcdServer {
@@ -56,13 +59,16 @@ impl EtcdServer {
     /// Starts etcd with `extra` command-line options and waits until it is healthy.
     pub fn start(extra: &[&str]) -> Result<EtcdServer, String> {
         let dir = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
+        let client = free_port()?;
         let mut server = EtcdServer {
             child: None,
             dir,
-            client: free_port()?,
+            client,
             peer: free_port()?,
             extra: extra.iter().map(|s| s.to_string()).collect(),
             netns: None,
+            health: client,
+            tls: false,
         };
         server.spawn()?;
         Ok(server)
@@ -80,14 +86,44 @@ impl EtcdServer {
             peer: SocketAddr::new(ip, 2380),
             extra: Vec::new(),
             netns: Some(netns.to_string()),
+            health: SocketAddr::new(ip, 2379),
+            tls: false,
         };
         server.spawn()?;
         Ok(server)
     }
 
-    /// The client URL, e.g. `http://127.0.0.1:40123`.
+    /// Starts etcd serving clients over TLS only (`https://`), with the server certificate
+    /// `cert`/`key`, requiring client certificates signed by `ca`. Health is checked on a
+    /// plain-http metrics port.
+    pub fn start_tls(cert: &Path, key: &Path, ca: &Path) -> Result<EtcdServer, String> {
+        let dir = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
+        let metrics = free_port()?;
+        let extra = vec![
+            format!("--cert-file={}", cert.display()),
+            format!("--key-file={}", key.display()),
+            format!("--trusted-ca-file={}", ca.display()),
+            "--client-cert-auth".to_string(),
+            format!("--listen-metrics-urls=http://{metrics}"),
+        ];
+        let mut server = EtcdServer {
+            child: None,
+            dir,
+            client: free_port()?,
+            peer: free_port()?,
+            extra,
+            netns: None,
+            health: metrics,
+            tls: true,
+        };
+        server.spawn()?;
+        Ok(server)
+    }
+
+    /// The client URL, e.g. `http://127.0.0.1:40123` (`https://` for [`EtcdServer::start_tls`]).
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.client)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.client)
     }
 
     /// The member's data directory.
@@ -178,7 +214,7 @@ impl EtcdServer {
                     ));
                 }
             }
-            if healthy(self.client, self.netns.as_deref()) {
+            if healthy(self.health, self.netns.as_deref()) {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(50));

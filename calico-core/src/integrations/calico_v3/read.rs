@@ -1,35 +1,5 @@
-//! `projectcalico.org/v3` resources, as `calicoctl` users write them, → calico-rs resources.
-//!
-//! Reads multi-document YAML (and `kind: List`) of NetworkPolicy, GlobalNetworkPolicy,
-//! Profile, HostEndpoint, IPPool, BGPConfiguration, BGPPeer, Node and WorkloadEndpoint.
-//! Unknown fields are rejected with their path; features calico-rs does not implement (HTTP
-//! match, service accounts, tiers other than `default`, pre-DNAT/untracked policy, IP-in-IP
-//! or VXLAN pools, ...) are rejected with a message saying so, never silently ignored.
-//! `HostEndpoint` is read, but its policy is not enforced yet (a warning is logged per host
-//! endpoint; see [`crate::model::HOST_ENDPOINT_NOT_ENFORCED`]).
-//!
-//! ```
-//! use calico_core::integrations::calico_v3::parse_v3;
-//!
-//! let resources = parse_v3(r#"
-//! apiVersion: projectcalico.org/v3
-//! kind: NetworkPolicy
-//! metadata: {name: allow-web, namespace: shop}
-//! spec:
-//!   selector: app == 'web'
-//!   ingress: [{action: Allow, protocol: TCP, destination: {ports: [80]}}]
-//! "#).unwrap();
-//! assert_eq!(resources.len(), 1);
-//!
-//! let err = parse_v3(r#"
-//! apiVersion: projectcalico.org/v3
-//! kind: NetworkPolicy
-//! metadata: {name: l7}
-//! spec:
-//!   ingress: [{action: Allow, http: {methods: [GET]}}]
-//! "#).unwrap_err();
-//! assert!(err.to_string().contains("spec.ingress[0].http"), "{err}");
-//! ```
+//! The reader: `projectcalico.org/v3` YAML → calico-rs resources (see the module docs of
+//! [`super`]).
 
 use std::collections::BTreeMap;
 
@@ -37,7 +7,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_yaml_ng::{Mapping, Value};
 
-use super::TranslateError;
+use crate::integrations::TranslateError;
 use crate::model::{
     AsNumber, BgpConfiguration, BgpPeer, HostEndpoint, IpPool, Labels, NamedPort, Node, NodeBgp,
     Policy, PolicyType, Profile, Resource, Rule, WorkloadEndpoint, WorkloadEndpointId,
@@ -226,6 +196,9 @@ const UNSUPPORTED: &[(&str, Option<&str>, &str)] = &[
     ("serviceClusterIPs", Some("[]"), "advertising service IPs is not supported"),
     ("serviceExternalIPs", Some("[]"), "advertising service IPs is not supported"),
     ("serviceLoadBalancerIPs", Some("[]"), "advertising service IPs is not supported"),
+    // Calico writes both on every WorkloadEndpoint port (Go's encoder has no omitempty there).
+    ("hostPort", Some("0"), "host ports are not supported"),
+    ("hostIP", Some(""), "host ports are not supported"),
 ];
 
 /// Fields accepted and deliberately ignored (they do not change forwarding or policy).

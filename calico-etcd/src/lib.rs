@@ -7,5 +7,8 @@
 //! calico-core.
 #![warn(missing_docs)]
 
+pub mod status;
 #[cfg(feature = "fixtures")]
 pub mod testing;
+
+pub use status::{EtcdStatus, EtcdStatusOptions};

@@ -67,7 +67,7 @@ impl TranslateError {
 
 /// Quotes a label value for selector text, refusing values the selector language cannot
 /// carry (a value holding both quote characters).
-#[cfg(any(feature = "kubernetes", feature = "neutron"))]
+#[cfg(feature = "kubernetes")]
 pub(crate) fn quote(value: &str) -> Option<String> {
     if !value.contains('"') {
         Some(format!("\"{value}\""))

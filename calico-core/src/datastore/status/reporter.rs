@@ -38,6 +38,11 @@ impl<S: StatusStore> StatusReporter<S> {
         }
     }
 
+    /// The store reported to.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
     /// Writes what changed since the last call; returns the number of writes. On an error
     /// the reports not written are tried again next time.
     pub async fn report(&mut self, status: &AgentStatus) -> Result<usize, DatastoreError> {

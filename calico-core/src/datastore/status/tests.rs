@@ -211,3 +211,100 @@ async fn registration_racing_an_operator_keeps_the_operators_change() {
         Some(Ipv4Addr::new(10, 0, 0, 2))
     );
 }
+
+/// A store whose writes fail while `fail` is set.
+struct Flaky {
+    store: MemoryStore,
+    fail: AtomicBool,
+}
+
+#[async_trait]
+impl StatusStore for Flaky {
+    async fn register_node(&self, node: &Node) -> Result<Node, DatastoreError> {
+        self.store.register_node(node).await
+    }
+    async fn report_endpoint(
+        &self,
+        node: &str,
+        id: &WorkloadEndpointId,
+        report: &EndpointReport,
+    ) -> Result<(), DatastoreError> {
+        if self.fail.load(Ordering::SeqCst) {
+            return Err(DatastoreError::Closed);
+        }
+        self.store.report_endpoint(node, id, report).await
+    }
+    async fn clear_endpoint(&self, n: &str, id: &WorkloadEndpointId) -> Result<(), DatastoreError> {
+        self.store.clear_endpoint(n, id).await
+    }
+    async fn endpoint_status(
+        &self,
+        n: &str,
+        id: &WorkloadEndpointId,
+    ) -> Result<Option<EndpointReport>, DatastoreError> {
+        self.store.endpoint_status(n, id).await
+    }
+    async fn endpoints(
+        &self,
+        n: &str,
+    ) -> Result<Vec<(WorkloadEndpointId, EndpointReport)>, DatastoreError> {
+        self.store.endpoints(n).await
+    }
+    async fn host_status(&self, n: &str) -> Result<Option<HostReport>, DatastoreError> {
+        self.store.host_status(n).await
+    }
+}
+
+#[tokio::test]
+async fn the_reporter_maps_programming_states_and_retries_what_failed() {
+    use crate::agent::{AgentStatus, EndpointState as P, EndpointStatus};
+    let status = |states: &[(&str, P)]| AgentStatus {
+        endpoints: states
+            .iter()
+            .map(|(ep, s)| {
+                let st = EndpointStatus {
+                    interface: format!("tap{ep}"),
+                    state: s.clone(),
+                };
+                (id(ep), st)
+            })
+            .collect(),
+        ..AgentStatus::default()
+    };
+    let store = MemoryStore::new();
+    let flaky = Flaky {
+        store: store.clone(),
+        fail: AtomicBool::new(true),
+    };
+    let mut reporter = StatusReporter::new(flaky, "compute-1");
+    let first = status(&[
+        ("a", P::Programmed),
+        ("b", P::WaitingForInterface),
+        ("c", P::Error("no route".into())),
+        ("d", P::Pending),
+    ]);
+    assert!(reporter.report(&first).await.is_err());
+    reporter.fail_off();
+    assert_eq!(reporter.report(&first).await.unwrap(), 3);
+    assert_eq!(
+        store.endpoints("compute-1").await.unwrap(),
+        vec![
+            (id("a"), EndpointReport::up()),
+            (id("b"), EndpointReport::down()),
+            (id("c"), EndpointReport::error("no route")),
+        ]
+    );
+    // b comes up, c is gone, a turns pending again (not reported: its report is cleared).
+    let second = status(&[("a", P::Pending), ("b", P::Programmed)]);
+    assert_eq!(reporter.report(&second).await.unwrap(), 3);
+    assert_eq!(
+        store.endpoints("compute-1").await.unwrap(),
+        vec![(id("b"), EndpointReport::up())]
+    );
+}
+
+impl StatusReporter<Flaky> {
+    fn fail_off(&self) {
+        self.store().fail.store(false, Ordering::SeqCst);
+    }
+}

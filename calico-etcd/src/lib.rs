@@ -62,6 +62,7 @@ pub mod config;
 pub mod decode;
 pub mod layout;
 pub mod source;
+pub mod status;
 pub mod writer;
 
 #[cfg(feature = "fixtures")]
@@ -69,4 +70,5 @@ pub mod testing;
 
 pub use config::{ConfigError, Connection, EtcdConfig};
 pub use source::EtcdSource;
+pub use status::{EtcdStatus, EtcdStatusOptions};
 pub use writer::EtcdWriter;

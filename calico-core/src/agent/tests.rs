@@ -13,6 +13,8 @@ use crate::model::{WorkloadEndpoint, WorkloadEndpointId};
 
 mod drift;
 mod follow;
+#[cfg(feature = "neutron")]
+mod neutron_status;
 
 #[derive(Default)]
 struct FibState {

@@ -51,6 +51,8 @@ struct Inner {
 pub struct MemoryStore {
     inner: Arc<Mutex<Inner>>,
     tick: watch::Sender<(Revision, bool)>,
+    /// Status reports ([`super::status::StatusStore`]), apart from the resources.
+    board: Arc<Mutex<super::status::Board>>,
 }
 
 impl Default for MemoryStore {
@@ -69,6 +71,7 @@ impl MemoryStore {
         MemoryStore {
             inner: Arc::new(Mutex::new(inner)),
             tick: watch::channel((0, true)).0,
+            board: Arc::default(),
         }
     }
 
@@ -113,6 +116,14 @@ impl MemoryStore {
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(super) fn board(&self) -> MutexGuard<'_, super::status::Board> {
+        self.board.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(super) fn check_reachable(&self) -> Result<(), DatastoreError> {
+        self.check_available()
     }
 
     fn write(&self, key: &str, value: Option<Value>) -> Revision {

@@ -16,6 +16,8 @@
 //! * [`Ledger`]: the bookkeeping every source shares: one resource per datastore key,
 //!   refused one by one (bad value, failed validation, the same resource under two keys)
 //!   while everything else proceeds.
+//! * [`status`]: status back to the orchestrator ([`status::StatusStore`]): hosts' liveness
+//!   and endpoints' states as Felix reports them, and a host's `Node` registration.
 //! * [`memory`]: an in-memory datastore with revisions, compaction and watches: the
 //!   reference semantics, and the store for orchestrator tests on the mock network.
 //!
@@ -32,6 +34,7 @@ mod error;
 pub mod follow;
 mod ledger;
 pub mod memory;
+pub mod status;
 
 use async_trait::async_trait;
 

@@ -1,7 +1,8 @@
 //! `projectcalico.org/v3` resources, as `calicoctl` users write them, ↔ calico-rs resources.
 //!
-//! [`parse_v3`] (module `read`) reads multi-document YAML (and `kind: List`) of NetworkPolicy, GlobalNetworkPolicy,
-//! Profile, HostEndpoint, IPPool, BGPConfiguration, BGPPeer, Node and WorkloadEndpoint.
+//! [`parse_v3`] (module `read`) reads multi-document YAML (and `kind: List`) of
+//! NetworkPolicy, GlobalNetworkPolicy, Profile, HostEndpoint, IPPool, BGPConfiguration,
+//! BGPPeer, Node and WorkloadEndpoint.
 //! Unknown fields are rejected with their path; features calico-rs does not implement (HTTP
 //! match, service accounts, tiers other than `default`, pre-DNAT/untracked policy, IP-in-IP
 //! or VXLAN pools, ...) are rejected with a message saying so, never silently ignored.
@@ -10,8 +11,8 @@
 //!
 //! [`to_v3`] (module `write`) is its inverse: one resource → the v3 object `calicoctl` (and
 //! the datastore) would hold, with Calico's JSON field names, so that
-//! `parse_v3(&serde_json::to_string(&to_v3(r)?.value)?) == [r]`. Resources the reader could not
-//! give back (a [`crate::model::BlockAffinity`], a BGP peer's password or hold time, a
+//! `parse_v3(&serde_json::to_string(&to_v3(r)?.value)?) == [r]`. Resources the reader could
+//! not give back (a [`crate::model::BlockAffinity`], a BGP peer's password or hold time, a
 //! workload endpoint without a namespace) are refused with the reason.
 //!
 //! ```

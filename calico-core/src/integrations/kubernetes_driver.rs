@@ -1,0 +1,135 @@
+//! The Kubernetes side of the datastore: pods, namespaces and NetworkPolicies written through
+//! a [`ResourceWriter`] as they change, as Calico's Kubernetes controllers and CNI plugin do
+//! for an etcd datastore.
+//!
+//! A pod becomes its workload endpoint (a `hostNetwork` pod none, and one written before is
+//! removed); a namespace its `kns.<name>` profile; a NetworkPolicy its `knp.default.<name>`
+//! policy. Which endpoint key each pod was written under is remembered in memory, so a pod
+//! recreated on another node has its old endpoint removed.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::kubernetes::{namespace_profile, pod_endpoint, translate_policy};
+use super::kubernetes::{Namespace, NetworkPolicy, Pod};
+use super::DriverError;
+use crate::datastore::ResourceWriter;
+use crate::model::{Policy, Profile, Resource};
+use crate::selector::Selector;
+
+/// Writes Kubernetes objects' translations; see the module docs.
+pub struct KubernetesDriver {
+    writer: Arc<dyn ResourceWriter>,
+    /// `namespace/pod` → the endpoint key it was last written under.
+    written: Mutex<BTreeMap<String, String>>,
+}
+
+impl std::fmt::Debug for KubernetesDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubernetesDriver").finish_non_exhaustive()
+    }
+}
+
+impl KubernetesDriver {
+    /// A driver writing through `writer`.
+    pub fn new(writer: Arc<dyn ResourceWriter>) -> Self {
+        KubernetesDriver {
+            writer,
+            written: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn written(&self) -> MutexGuard<'_, BTreeMap<String, String>> {
+        self.written.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Writes the pod's endpoint; removes the one written before if the pod's endpoint key
+    /// changed or it is no endpoint now (`hostNetwork`). Returns whether it is an endpoint.
+    /// A pod not scheduled or without an address yet is an error naming the field.
+    pub async fn pod_updated(&self, pod: &Pod) -> Result<bool, DriverError> {
+        let id = pod_id(
+            pod.metadata.namespace.as_deref().unwrap_or("default"),
+            &pod.metadata.name,
+        );
+        let endpoint = pod_endpoint(pod)?.map(Resource::WorkloadEndpoint);
+        let key = match &endpoint {
+            Some(r) => Some(self.writer.key_of(r)?),
+            None => None,
+        };
+        let before = self.written().get(&id).cloned();
+        if let (Some(r), Some(k)) = (&endpoint, &key) {
+            self.writer.upsert(r).await?;
+            self.written().insert(id.clone(), k.clone());
+        }
+        if let Some(old) = before.filter(|old| Some(old) != key.as_ref()) {
+            self.writer.remove(&old).await?;
+            if key.is_none() {
+                self.written().remove(&id);
+            }
+        }
+        Ok(endpoint.is_some())
+    }
+
+    /// Removes the pod's endpoint; returns whether there was one this driver wrote.
+    pub async fn pod_deleted(&self, namespace: &str, name: &str) -> Result<bool, DriverError> {
+        let id = pod_id(namespace, name);
+        let Some(key) = self.written().get(&id).cloned() else {
+            return Ok(false);
+        };
+        let existed = self.writer.remove(&key).await?.is_some();
+        self.written().remove(&id);
+        Ok(existed)
+    }
+
+    /// Writes the namespace's profile.
+    pub async fn namespace_updated(&self, ns: &Namespace) -> Result<(), DriverError> {
+        self.writer
+            .upsert(&Resource::Profile(namespace_profile(ns)))
+            .await?;
+        Ok(())
+    }
+
+    /// Removes the namespace's profile; returns whether it existed.
+    pub async fn namespace_deleted(&self, name: &str) -> Result<bool, DriverError> {
+        let stub = Resource::Profile(Profile {
+            name: format!("kns.{name}"),
+            ..Profile::default()
+        });
+        let key = self.writer.key_of(&stub)?;
+        Ok(self.writer.remove(&key).await?.is_some())
+    }
+
+    /// Writes the NetworkPolicy's translation.
+    pub async fn network_policy_updated(&self, np: &NetworkPolicy) -> Result<(), DriverError> {
+        self.writer
+            .upsert(&Resource::Policy(translate_policy(np)?))
+            .await?;
+        Ok(())
+    }
+
+    /// Removes the NetworkPolicy's translation; returns whether it existed.
+    pub async fn network_policy_deleted(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<bool, DriverError> {
+        let stub = Resource::Policy(Policy {
+            name: format!("knp.default.{name}"),
+            namespace: Some(namespace.to_string()),
+            order: None,
+            selector: Selector::all(),
+            types: vec![],
+            ingress: vec![],
+            egress: vec![],
+        });
+        let key = self.writer.key_of(&stub)?;
+        Ok(self.writer.remove(&key).await?.is_some())
+    }
+}
+
+fn pod_id(namespace: &str, name: &str) -> String {
+    format!("{namespace}/{name}")
+}
+
+#[cfg(test)]
+mod tests;

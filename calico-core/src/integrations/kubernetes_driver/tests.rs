@@ -1,0 +1,77 @@
+use super::*;
+use crate::datastore::memory::MemoryStore;
+use crate::datastore::{ResourceSource, SourceEvent};
+
+fn pod(node: &str, host_network: bool) -> Pod {
+    serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "web-1", "namespace": "shop", "labels": {"app": "web"}},
+        "spec": {"nodeName": node, "hostNetwork": host_network, "containers": []},
+        "status": {"podIP": "10.65.0.7"}
+    }))
+    .unwrap()
+}
+
+async fn stored(store: &MemoryStore) -> Vec<Resource> {
+    match store.source().next().await.unwrap() {
+        SourceEvent::Snapshot(s) => s.resources,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn endpoints(resources: &[Resource]) -> Vec<&crate::model::WorkloadEndpoint> {
+    resources
+        .iter()
+        .filter_map(|r| match r {
+            Resource::WorkloadEndpoint(ep) => Some(ep),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn pods_namespaces_and_policies_are_written_and_removed() {
+    let store = MemoryStore::new();
+    let d = KubernetesDriver::new(Arc::new(store.clone()));
+    assert!(d.pod_updated(&pod("n1", false)).await.unwrap());
+    let ns: Namespace =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "shop"}})).unwrap();
+    d.namespace_updated(&ns).await.unwrap();
+    let np: NetworkPolicy = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "allow-web", "namespace": "shop"},
+        "spec": {"podSelector": {"matchLabels": {"app": "web"}}, "ingress": [{}]}
+    }))
+    .unwrap();
+    d.network_policy_updated(&np).await.unwrap();
+    let all = stored(&store).await;
+    assert_eq!(all.len(), 3, "{all:?}");
+    let eps = endpoints(&all);
+    assert_eq!(
+        (eps[0].node.as_str(), eps[0].namespace.as_deref()),
+        ("n1", Some("shop"))
+    );
+
+    // Recreated on another node, then as a hostNetwork pod: one endpoint, then none.
+    d.pod_updated(&pod("n2", false)).await.unwrap();
+    let all = stored(&store).await;
+    assert_eq!(endpoints(&all).len(), 1);
+    assert_eq!(endpoints(&all)[0].node, "n2");
+    assert!(!d.pod_updated(&pod("n2", true)).await.unwrap());
+    assert!(endpoints(&stored(&store).await).is_empty());
+
+    d.pod_updated(&pod("n2", false)).await.unwrap();
+    assert!(d.pod_deleted("shop", "web-1").await.unwrap());
+    assert!(!d.pod_deleted("shop", "web-1").await.unwrap());
+    assert!(d.network_policy_deleted("shop", "allow-web").await.unwrap());
+    assert!(d.namespace_deleted("shop").await.unwrap());
+    assert!(stored(&store).await.is_empty());
+}
+
+#[tokio::test]
+async fn an_unscheduled_pod_is_an_error_naming_the_field() {
+    let store = MemoryStore::new();
+    let d = KubernetesDriver::new(Arc::new(store.clone()));
+    let mut p = pod("n1", false);
+    p.spec.node_name = None;
+    let e = d.pod_updated(&p).await.unwrap_err();
+    assert!(e.to_string().contains("spec.nodeName"), "{e}");
+}

@@ -7,5 +7,7 @@
 //! calico-core.
 #![warn(missing_docs)]
 
+pub mod ipam;
+
 #[cfg(feature = "fixtures")]
 pub mod testing;

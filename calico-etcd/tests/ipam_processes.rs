@@ -30,6 +30,7 @@ fn eight_processes_assign_1000_addresses_each_from_a_large_pool() {
         "10.128.0.0/16",
         1000,
         false,
+        HOSTS,
     );
 }
 
@@ -41,6 +42,19 @@ fn eight_processes_share_four_blocks_by_borrowing() {
         "10.200.0.0/24",
         30,
         true,
+        HOSTS,
+    );
+}
+
+#[test]
+fn eight_processes_on_four_hosts_assign_from_the_same_blocks() {
+    // Two processes per host: they claim, fill and release the same blocks at once.
+    run(
+        "eight_processes_on_four_hosts_assign_from_the_same_blocks",
+        "10.64.0.0/16",
+        300,
+        false,
+        4,
     );
 }
 
@@ -53,16 +67,25 @@ fn worker_process() {
     };
     let env = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("worker: {k} unset"));
     let (endpoint, host) = (env("IPAM_WORKER_ENDPOINT"), env("IPAM_WORKER_HOST"));
+    let id = env("IPAM_WORKER_ID");
     let count: usize = env("IPAM_WORKER_COUNT").parse().unwrap();
     let pool = ip_pool(&env("IPAM_WORKER_POOL"));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(worker(Path::new(&dir), &endpoint, &host, count, pool));
+    rt.block_on(worker(
+        Path::new(&dir),
+        &endpoint,
+        (&id, &host),
+        count,
+        pool,
+    ));
 }
 
-async fn worker(dir: &Path, endpoint: &str, host: &str, count: usize, pool: IpPool) {
+/// One worker: `id` names its handles (`<id>.<i>`) and files, `host` is the host it
+/// assigns for.
+async fn worker(dir: &Path, endpoint: &str, (id, host): (&str, &str), count: usize, pool: IpPool) {
     let client = Client::connect([endpoint], None).await.unwrap();
     let config = IpamConfig {
         pools: vec![pool],
@@ -73,22 +96,22 @@ async fn worker(dir: &Path, endpoint: &str, host: &str, count: usize, pool: IpPo
     let mut got = Vec::new();
     for i in 0..count {
         let a = ipam
-            .assign(&AssignRequest::new(format!("{host}.{i}"), Family::V4))
+            .assign(&AssignRequest::new(format!("{id}.{i}"), Family::V4))
             .await
-            .unwrap_or_else(|e| panic!("{host}: assignment {i}: {e}"));
+            .unwrap_or_else(|e| panic!("{id}: assignment {i}: {e}"));
         lines.push_str(&format!("{} {} {}\n", a.addr, a.block, a.borrowed));
         got.push(a.addr);
     }
-    write_atomically(&dir.join(format!("{host}.assigned")), &lines);
+    write_atomically(&dir.join(format!("{id}.assigned")), &lines);
     wait_for(&dir.join("release"), Duration::from_secs(120));
     for (i, addr) in got.iter().enumerate() {
         if i % 2 == 0 {
             assert!(
                 ipam.release(*addr).await.unwrap(),
-                "{host}: {addr} was not assigned"
+                "{id}: {addr} was not assigned"
             );
         } else {
-            let handle = format!("{host}.{i}");
+            let handle = format!("{id}.{i}");
             assert_eq!(
                 ipam.release_by_handle(&handle).await.unwrap(),
                 vec![*addr],
@@ -98,21 +121,23 @@ async fn worker(dir: &Path, endpoint: &str, host: &str, count: usize, pool: IpPo
     }
 }
 
-fn run(test: &str, pool: &str, count: usize, must_borrow: bool) {
+/// Runs `HOSTS` worker processes for `hosts` hosts (several processes per host if fewer),
+/// each assigning `count` addresses from `pool`, then releasing them.
+fn run(test: &str, pool: &str, count: usize, must_borrow: bool, hosts: usize) {
     let Some(etcd) = EtcdServer::start_or_skip(test) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
     let start = Instant::now();
     let mut children: Vec<(String, Child)> = (0..HOSTS)
-        .map(|h| {
-            spawn(
-                dir.path(),
-                &etcd.endpoint(),
-                &format!("host-{h}"),
-                pool,
-                count,
-            )
+        .map(|k| {
+            let host = format!("host-{}", k % hosts);
+            let id = if hosts == HOSTS {
+                host.clone()
+            } else {
+                format!("{host}.p{k}")
+            };
+            spawn(dir.path(), &etcd.endpoint(), (&id, &host), pool, count)
         })
         .collect();
     let assigned = collect(dir.path(), &mut children, count);
@@ -191,7 +216,7 @@ async fn read_state(client: &Client) -> State {
     }
 }
 
-/// host → (address, block, borrowed) in assignment order.
+/// Worker id (`<host>` or `<host>.p<k>`) → (address, block, borrowed) in assignment order.
 type Assigned = BTreeMap<String, Vec<(IpAddr, ipnet::IpNet, bool)>>;
 
 fn check_assigned(assigned: &Assigned, state: &State, must_borrow: bool) {
@@ -234,13 +259,14 @@ fn check_assigned(assigned: &Assigned, state: &State, must_borrow: bool) {
     assert!(owners.is_empty(), "affinities without a block: {owners:?}");
     // Borrowed means from a block another host owns.
     let mut borrowed = 0;
-    for (host, list) in assigned {
+    for (id, list) in assigned {
+        let host = id.split('.').next().unwrap();
         for (addr, cidr, was_borrowed) in list {
             let owner = state.blocks[cidr].host();
             assert!(cidr.contains(addr));
             assert_eq!(
                 *was_borrowed,
-                owner != Some(host.as_str()),
+                owner != Some(host),
                 "{host} {addr} in {cidr} of {owner:?}"
             );
             borrowed += usize::from(*was_borrowed);
@@ -280,13 +306,20 @@ fn check_released(before: &State, after: &State) {
     );
 }
 
-fn spawn(dir: &Path, endpoint: &str, host: &str, pool: &str, count: usize) -> (String, Child) {
-    let out = std::fs::File::create(dir.join(format!("{host}.out"))).unwrap();
+fn spawn(
+    dir: &Path,
+    endpoint: &str,
+    (id, host): (&str, &str),
+    pool: &str,
+    count: usize,
+) -> (String, Child) {
+    let out = std::fs::File::create(dir.join(format!("{id}.out"))).unwrap();
     let child = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", WORKER, "--nocapture", "--test-threads=1"])
         .env("IPAM_WORKER_DIR", dir)
         .env("IPAM_WORKER_ENDPOINT", endpoint)
         .env("IPAM_WORKER_HOST", host)
+        .env("IPAM_WORKER_ID", id)
         .env("IPAM_WORKER_COUNT", count.to_string())
         .env("IPAM_WORKER_POOL", pool)
         .stdin(Stdio::null())
@@ -294,7 +327,7 @@ fn spawn(dir: &Path, endpoint: &str, host: &str, pool: &str, count: usize) -> (S
         .stderr(out)
         .spawn()
         .unwrap();
-    (host.to_string(), child)
+    (id.to_string(), child)
 }
 
 /// Waits for every worker's report of its addresses (failing on a worker that died).

@@ -273,3 +273,58 @@ async fn a_frozen_etcd_is_a_timeout_naming_the_key_not_a_hang() {
     // And it carries on once etcd is back.
     assert!(ipam.release(first.addr).await.unwrap());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_claim_left_half_done_is_finished_and_a_stale_affinity_dropped() {
+    let Some(etcd) = EtcdServer::start_or_skip(
+        "a_claim_left_half_done_is_finished_and_a_stale_affinity_dropped",
+    ) else {
+        return;
+    };
+    let client = Client::connect([etcd.endpoint()], None).await.unwrap();
+    let mut kv = client.kv_client();
+    // A client of h crashed after writing its pending affinity to 10.4.0.0/26; h also
+    // has an affinity to 10.4.0.64/26, which host "other" owns.
+    let pending = "/calico/ipam/v2/host/h/ipv4/block/10.4.0.0-26";
+    let stale = "/calico/ipam/v2/host/h/ipv4/block/10.4.0.64-26";
+    kv.put(pending, r#"{"state":"pending","deleted":false}"#, None)
+        .await
+        .unwrap();
+    kv.put(stale, r#"{"state":"confirmed","deleted":false}"#, None)
+        .await
+        .unwrap();
+    let other = AllocationBlock::new("10.4.0.64/26".parse().unwrap(), "other");
+    kv.put(
+        "/calico/ipam/v2/assignment/ipv4/block/10.4.0.64-26",
+        other.to_json(),
+        None,
+    )
+    .await
+    .unwrap();
+    let cfg = IpamConfig {
+        max_blocks_per_host: 1,
+        ..config(vec![pool("10.4.0.0/24", None)])
+    };
+    let ipam = Ipam::new(&client, "h", cfg).unwrap();
+    let a = ipam
+        .assign(&AssignRequest::new("x", Family::V4))
+        .await
+        .unwrap();
+    assert_eq!((a.addr, a.borrowed), (ip("10.4.0.0"), false));
+    assert_eq!(
+        get_json(&client, pending).await,
+        Some(serde_json::json!({"state": "confirmed", "deleted": false}))
+    );
+    assert_eq!(get_json(&client, stale).await, None, "stale affinity kept");
+    assert_eq!(ipam.blocks_of("h").await.unwrap(), vec![a.block]);
+    // One block per host: once it is full, no second claim.
+    for i in 1..64 {
+        ipam.assign(&AssignRequest::new(format!("x{i}"), Family::V4))
+            .await
+            .unwrap();
+    }
+    match ipam.assign(&AssignRequest::new("y", Family::V4)).await {
+        Err(IpamError::BlockLimit { limit: 1, .. }) => {}
+        other => panic!("claimed past the limit: {other:?}"),
+    }
+}

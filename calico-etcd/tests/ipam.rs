@@ -116,6 +116,29 @@ async fn assignment_and_release_write_calicos_keys_and_values() {
         }]
     );
     assert_eq!(ipam.blocks_of("node-2").await.unwrap(), vec![]);
+    let listed =
+        calico_etcd::ipam::list_block_affinities(&client, Some("node-1"), Duration::from_secs(2));
+    assert_eq!(
+        listed.await.unwrap(),
+        ipam.block_affinities(None).await.unwrap()
+    );
+
+    // IPv6: /122 blocks under ipv6/.
+    let v6 = Ipam::new(&client, "node-1", config(vec![pool("fd00::/120", None)])).unwrap();
+    let a6 = v6
+        .assign(&AssignRequest::new("v6", Family::V6))
+        .await
+        .unwrap();
+    assert_eq!(a6.block.prefix_len(), 122);
+    let key6 = format!(
+        "/calico/ipam/v2/assignment/ipv6/block/{}-122",
+        a6.block.network()
+    );
+    assert_eq!(
+        get_json(&client, &key6).await.unwrap()["cidr"],
+        a6.block.to_string()
+    );
+    assert!(v6.release(a6.addr).await.unwrap());
 
     // Release by address: the handle counts one less; by handle: it goes.
     assert!(ipam.release(a.addr).await.unwrap());
@@ -144,7 +167,10 @@ async fn assignment_and_release_write_calicos_keys_and_values() {
     // Released addresses queue last: the next one is the longest free.
     let d = ipam.assign(&req).await.unwrap();
     assert_eq!(d.addr, ip("10.1.0.3"));
-    assert_eq!(ipam.blocks_of("node-1").await.unwrap(), vec![d.block]);
+    assert_eq!(
+        ipam.blocks_of("node-1").await.unwrap(),
+        vec![d.block, a6.block]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

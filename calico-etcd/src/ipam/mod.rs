@@ -181,19 +181,7 @@ impl Ipam {
         &self,
         host: Option<&str>,
     ) -> Result<Vec<BlockAffinity>, IpamError> {
-        let prefix = match host {
-            Some(h) => {
-                keys::check_host(h)?;
-                format!("{HOST_AFFINITY_PREFIX}{h}/")
-            }
-            None => HOST_AFFINITY_PREFIX.to_string(),
-        };
-        let mut out = Vec::new();
-        for (key, stored) in self.kv.list(&prefix, false).await? {
-            out.extend(block_affinity(&key, &stored.value)?);
-        }
-        out.sort_by(|a, b| (a.cidr, &a.node).cmp(&(b.cidr, &b.node)));
-        Ok(out)
+        read_block_affinities(&self.kv, host).await
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, BTreeMap<IpNet, Cached>> {
@@ -214,4 +202,35 @@ impl Ipam {
             cache.remove(&cidr);
         }
     }
+}
+
+/// Every confirmed block affinity in etcd, of `host` or of every host, as [`BlockAffinity`]
+/// resources (what an agent aggregates its routes by), each etcd call bounded by
+/// `timeout`; a bad stored affinity is an error naming its key. See [`block_affinity`] for
+/// one key and value (e.g. from a watch on [`HOST_AFFINITY_PREFIX`]).
+pub async fn list_block_affinities(
+    client: &etcd_client::Client,
+    host: Option<&str>,
+    timeout: Duration,
+) -> Result<Vec<BlockAffinity>, IpamError> {
+    read_block_affinities(&Kv::new(client.kv_client(), timeout), host).await
+}
+
+async fn read_block_affinities(
+    kv: &Kv,
+    host: Option<&str>,
+) -> Result<Vec<BlockAffinity>, IpamError> {
+    let prefix = match host {
+        Some(h) => {
+            keys::check_host(h)?;
+            format!("{HOST_AFFINITY_PREFIX}{h}/")
+        }
+        None => HOST_AFFINITY_PREFIX.to_string(),
+    };
+    let mut out = Vec::new();
+    for (key, stored) in kv.list(&prefix, false).await? {
+        out.extend(block_affinity(&key, &stored.value)?);
+    }
+    out.sort_by(|a, b| (a.cidr, &a.node).cmp(&(b.cidr, &b.node)));
+    Ok(out)
 }

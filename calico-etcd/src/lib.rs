@@ -60,6 +60,7 @@
 pub mod codec;
 pub mod config;
 pub mod decode;
+pub mod ipam;
 pub mod layout;
 pub mod source;
 pub mod status;

@@ -44,8 +44,33 @@ pub async fn open_source(
             };
             Ok(Box::new(DirSource::new(options, view, metrics)))
         }
-        DatastoreChoice::Etcd => Err("--datastore etcd: not available in this build".into()),
+        DatastoreChoice::Etcd => {
+            let source = calico_etcd::EtcdSource::new(etcd_config(o)?)
+                .map_err(|e| format!("--datastore etcd: {e}"))?;
+            Ok(Box::new(source))
+        }
     }
+}
+
+/// The etcd client configuration of `o`, checked; an error names the option.
+pub fn etcd_config(o: &Options) -> Result<calico_etcd::EtcdConfig, String> {
+    let config = calico_etcd::EtcdConfig {
+        ca: o.etcd_ca_cert_file.clone(),
+        cert: o.etcd_cert_file.clone(),
+        key: o.etcd_key_file.clone(),
+        ..calico_etcd::EtcdConfig::new(o.etcd_endpoints.iter().cloned())
+    };
+    config.validate().map_err(|e| {
+        let flag = match e.option {
+            "etcdEndpoints" => "--etcd-endpoints",
+            "etcdCACertFile" => "--etcd-ca-cert-file",
+            "etcdCertFile" => "--etcd-cert-file",
+            "etcdKeyFile" => "--etcd-key-file",
+            other => other,
+        };
+        format!("{flag}: {}", e.reason)
+    })?;
+    Ok(config)
 }
 
 /// Beats while the agent's engine answers, and records which datastore revision is

@@ -47,6 +47,9 @@ pub fn check(o: &Options) -> Result<(), String> {
         gr.validate()
             .map_err(|e| format!("--graceful-restart-secs {}: {e}", o.graceful_restart_secs))?;
     }
+    if o.datastore == crate::cli::DatastoreChoice::Etcd {
+        follow::etcd_config(o)?;
+    }
     Ok(())
 }
 
@@ -127,4 +130,33 @@ pub async fn run(o: Options) -> Result<(), String> {
     }
     drop(lock);
     outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::check;
+    use crate::cli::Options;
+
+    fn check_args(args: &[&str]) -> Result<(), String> {
+        let base = ["calico-agent", "--node", "a", "--datastore", "etcd"];
+        check(&Options::try_parse_from(base.iter().chain(args)).unwrap())
+    }
+
+    #[test]
+    fn etcd_options_are_checked_before_anything_starts() {
+        let e = check_args(&["--etcd-endpoints", "10.0.0.1:2379"]).unwrap_err();
+        assert!(
+            e.starts_with("--etcd-endpoints:") && e.contains("http"),
+            "{e}"
+        );
+        let e = check_args(&[
+            "--etcd-endpoints=https://10.0.0.1:2379",
+            "--etcd-ca-cert-file=/nonexistent/ca.pem",
+        ])
+        .unwrap_err();
+        assert!(e.starts_with("--etcd-ca-cert-file:"), "{e}");
+        assert!(check_args(&["--etcd-endpoints", "http://10.0.0.1:2379"]).is_ok());
+    }
 }

@@ -75,6 +75,24 @@ pub struct Options {
     #[arg(long, env = "CALICO_AGENT_ETCD_KEY_FILE", requires = "etcd_cert_file")]
     pub etcd_key_file: Option<PathBuf>,
 
+    /// `--datastore etcd`: this host's BGP IPv4 address, registered in its `Node` resource
+    /// (fields an operator set there and this agent does not are kept).
+    #[arg(long, env = "CALICO_AGENT_NODE_IPV4")]
+    pub node_ipv4: Option<std::net::Ipv4Addr>,
+
+    /// `--datastore etcd`: this host's BGP IPv6 address, registered in its `Node`.
+    #[arg(long, env = "CALICO_AGENT_NODE_IPV6")]
+    pub node_ipv6: Option<std::net::Ipv6Addr>,
+
+    /// `--datastore etcd`: this host's own AS number, registered in its `Node`.
+    #[arg(long, env = "CALICO_AGENT_NODE_AS")]
+    pub node_as: Option<u32>,
+
+    /// `--datastore etcd`: seconds a dead host's status reports outlive it (the lease).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(2..=3600),
+          env = "CALICO_AGENT_STATUS_TTL_SECS")]
+    pub status_ttl_secs: u64,
+
     /// The BGP backend.
     #[arg(long, value_enum, default_value = "bird", env = "CALICO_AGENT_BGP")]
     pub bgp: BgpChoice,

@@ -18,8 +18,49 @@ use calico_core::compile::{compile, CompileConfig};
 use calico_core::integrations::calico_v3::parse_v3;
 use calico_core::model::Model;
 use calico_linux::acl::LinuxAcl;
-use support::etcd::{policy, profile, programmed, ready, start_agent, wep, Datastore, ETCD_IP};
+use support::etcd::{
+    policy, profile, programmed, ready, start_agent, wep, Datastore, ETCD_IP, PREFIX,
+};
 use support::{http_get, wait_until, Host};
+
+/// Status back: the host's `Node` is registered with its address, and each endpoint is
+/// reported up where Felix reports it (networking-calico reads these keys).
+fn status_is_back(ds: &Datastore, host: &Host) {
+    let reported = || {
+        ds.with(|mut c| async move {
+            let opts = etcd_client::GetOptions::new().with_prefix();
+            let r = c
+                .get("/calico/felix/v2/no-region/host/eo-h1/", Some(opts))
+                .await
+                .unwrap();
+            r.kvs()
+                .iter()
+                .map(|kv| format!("{} {}", kv.key_str().unwrap(), kv.value_str().unwrap()))
+                .collect::<Vec<_>>()
+        })
+    };
+    let up = |ep: &str, r: &[String]| r.iter().any(|l| l.contains(ep) && l.contains("\"up\""));
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            let r = reported();
+            up("workload/k8s/a/endpoint/eth0", &r) && up("workload/k8s/b/endpoint/eth0", &r)
+        })
+        .is_some(),
+        "{:?}\n{}",
+        reported(),
+        host.log()
+    );
+    let node = ds.with(|mut c| async move {
+        let r = c.get(format!("{PREFIX}/nodes/eo-h1"), None).await.unwrap();
+        r.kvs()
+            .first()
+            .map(|kv| kv.value_str().unwrap().to_string())
+    });
+    assert!(
+        node.as_deref().is_some_and(|n| n.contains("10.88.0.1")),
+        "Node not registered: {node:?}"
+    );
+}
 
 /// Samples the host's routes and ruleset every 2 s for `d`: each must equal `(routes,
 /// ruleset)`. Whether `/readiness` said why it is not ready, naming etcd, at some point.
@@ -68,6 +109,7 @@ fn an_etcd_outage_leaves_the_dataplane_exactly_as_it_was() {
     );
     let before = (host.routes(), host.ruleset());
     assert!(before.1.contains("chain"), "{}", before.1);
+    status_is_back(&ds, &host);
 
     // Frozen: connections stay open and nothing answers.
     ds.etcd.pause();
@@ -119,10 +161,10 @@ async fn storm(
     policies: usize,
     rate: usize,
     d: Duration,
-) -> (BTreeMap<String, String>, usize, Duration) {
+) -> (BTreeMap<String, String>, usize, Duration, i64) {
     let start = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(10));
-    let mut sent = 0usize;
+    let (mut sent, mut revision) = (0usize, 0);
     while start.elapsed() < d {
         tick.tick().await;
         let mut batch = Vec::new();
@@ -155,10 +197,10 @@ async fn storm(
         // The tick's puts in flight at once: a writer that waited for each would measure
         // the round trip, not the rate.
         for r in futures::future::join_all(batch).await {
-            r.unwrap();
+            revision = revision.max(r.unwrap().header().unwrap().revision());
         }
     }
-    (last, sent, start.elapsed())
+    (last, sent, start.elapsed(), revision)
 }
 
 #[test]
@@ -200,7 +242,9 @@ fn three_agents_follow_a_write_storm_and_end_equal_to_the_model() {
             h.log()
         );
     }
-    let (last, sent, took) = ds.with(|c| {
+    // The revision of the last put, not etcd's: the agents' own status reports (not
+    // watched) move etcd's revision on.
+    let (last, sent, took, final_revision) = ds.with(|c| {
         storm(
             c,
             initial.into_iter().collect(),
@@ -216,8 +260,6 @@ fn three_agents_follow_a_write_storm_and_end_equal_to_the_model() {
         rate > 800.0,
         "the writer itself must reach the storm's rate: {rate:.0}/s"
     );
-    let final_revision = ds
-        .with(|mut c| async move { c.get("/", None).await.unwrap().header().unwrap().revision() });
     let model = Model::from_resources(
         last.values()
             .flat_map(|v| parse_v3(v).unwrap())

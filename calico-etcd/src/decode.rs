@@ -51,26 +51,24 @@ impl Decoders {
             .map_or(Decoded::NotOurs, |(_, d)| d(key, value))
     }
 
-    /// The longest prefix common to every registered prefix: what the watch covers.
-    pub fn watch_prefix(&self) -> String {
-        let mut prefixes = self.prefixes();
-        let Some(first) = prefixes.next() else {
-            return String::new();
-        };
-        let mut common = first.to_string();
-        for p in prefixes {
-            let n = common
-                .char_indices()
-                .zip(p.chars())
-                .take_while(|((_, a), b)| a == b)
-                .count();
-            let end = common
-                .char_indices()
-                .nth(n)
-                .map_or(common.len(), |(i, _)| i);
-            common.truncate(end);
-        }
-        common
+    /// The key range the watch covers: from the smallest registered prefix to the end of
+    /// the largest. Narrower than their common prefix: with the resources and the IPAM
+    /// affinities registered, `/calico/felix/` (every host's status reports) and
+    /// `/calico/ipam/v2/assignment/` (every address assigned) sort outside it, so an agent
+    /// is not woken by every other host's status write or address assignment.
+    pub fn watch_range(&self) -> (Vec<u8>, Vec<u8>) {
+        let start = self
+            .prefixes()
+            .min()
+            .unwrap_or_default()
+            .as_bytes()
+            .to_vec();
+        let end = self
+            .prefixes()
+            .map(|p| crate::source::prefix_end(p.as_bytes()))
+            .max()
+            .unwrap_or_default();
+        (start, end)
     }
 }
 
@@ -106,6 +104,14 @@ mod tests {
             Decoded::Unsupported("i".into())
         );
         assert_eq!(d.decode("/calico/felix/v2/x", b""), Decoded::NotOurs);
-        assert_eq!(d.watch_prefix(), "/calico/");
+        let (start, end) = d.watch_range();
+        let covered = |k: &str| start.as_slice() <= k.as_bytes() && k.as_bytes() < end.as_slice();
+        assert!(covered("/calico/resources/v3/projectcalico.org/profiles/a"));
+        assert!(covered("/calico/ipam/v2/host/h/ipv4/block/10.0.0.0-26"));
+        assert!(!covered("/calico/felix/v2/no-region/host/h/status"));
+        assert!(!covered(
+            "/calico/ipam/v2/assignment/ipv4/block/10.0.0.0-26"
+        ));
+        assert!(!covered("/calico/ipam/v2/handle/h"));
     }
 }

@@ -225,15 +225,15 @@ impl EtcdSource {
     /// Opens the watch from the last revision delivered + 1.
     async fn open_watch(&mut self, conn: &Connection) -> Result<(), Failure> {
         let from = self.last.unwrap_or(0) as i64 + 1;
+        let (start, end) = self.decoders.watch_range();
         let options = WatchOptions::new()
-            .with_prefix()
+            .with_range(end)
             .with_start_revision(from)
             .with_progress_notify();
         let mut client = conn.client();
-        let prefix = self.decoders.watch_prefix();
         // etcd-client asserts that the first answer confirms the watch: run it in a task of
         // its own so that a server answering otherwise costs a retry, not the agent.
-        let mut task = tokio::spawn(async move { client.watch(prefix, Some(options)).await });
+        let mut task = tokio::spawn(async move { client.watch(start, Some(options)).await });
         let joined = conn.call("watch", async {
             match (&mut task).await {
                 Ok(result) => result,
@@ -315,11 +315,12 @@ impl EtcdSource {
             let key = String::from_utf8_lossy(kv.key()).into_owned();
             match event.event_type() {
                 EventType::Delete => self.ledger.delete(&key, &mut changes),
-                EventType::Put => {
-                    if let Some(decoded) = self.decode(&key, kv.value()) {
-                        self.ledger.put(&key, decoded, &mut changes);
-                    }
-                }
+                EventType::Put => match self.decode(&key, kv.value()) {
+                    Some(decoded) => self.ledger.put(&key, decoded, &mut changes),
+                    // The key holds nothing of ours any more (an affinity being released,
+                    // a kind changed to one not implemented): what it held goes.
+                    None => self.ledger.delete(&key, &mut changes),
+                },
             }
         }
         self.last = Some(revision as Revision);
@@ -372,7 +373,7 @@ pub async fn list_prefix(
 }
 
 /// The end of the range of keys starting with `prefix`.
-fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+pub(crate) fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     let mut end = prefix.to_vec();
     while let Some(last) = end.pop() {
         if last < 0xff {

@@ -594,3 +594,49 @@ async fn tls_with_client_certificates_reads_and_writes() {
         "{outcome:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipam_affinities_are_block_affinities_and_other_hosts_status_writes_are_not_watched() {
+    let test = "ipam_affinities_are_block_affinities_and_other_hosts_status_writes_are_not_watched";
+    let Some(server) = EtcdServer::start_or_skip(test) else {
+        return;
+    };
+    let mut c = raw(&server).await;
+    let key = "/calico/ipam/v2/host/node-1/ipv4/block/10.65.1.0-26";
+    c.put(key, r#"{"state":"confirmed","deleted":false}"#, None)
+        .await
+        .unwrap();
+    let mut source = EtcdSource::new(config(&server)).unwrap().with_decoder(
+        calico_etcd::ipam::HOST_AFFINITY_PREFIX,
+        calico_etcd::ipam::affinity_decoder(),
+    );
+    let s = snapshot(&mut source).await;
+    let Resource::BlockAffinity(a) = &s.resources[0] else {
+        panic!("{s:?}")
+    };
+    assert_eq!(
+        (a.cidr.to_string(), a.node.as_str()),
+        ("10.65.1.0/26".into(), "node-1")
+    );
+
+    // A status report and an address assignment sort outside the watched range: the next
+    // event is the affinity's release, which removes it.
+    c.put("/calico/felix/v2/no-region/host/node-2/status", "{}", None)
+        .await
+        .unwrap();
+    c.put(
+        "/calico/ipam/v2/assignment/ipv4/block/10.65.1.0-26",
+        "{}",
+        None,
+    )
+    .await
+    .unwrap();
+    c.put(key, r#"{"state":"pendingDeletion","deleted":false}"#, None)
+        .await
+        .unwrap();
+    let SourceEvent::Changes(ch) = next(&mut source).await else {
+        panic!("changes expected")
+    };
+    assert_eq!(ch.updates.len(), 1, "{ch:?}");
+    assert!(matches!(&ch.updates[0], Update::Remove(_)), "{ch:?}");
+}

@@ -45,8 +45,13 @@ pub async fn open_source(
             Ok(Box::new(DirSource::new(options, view, metrics)))
         }
         DatastoreChoice::Etcd => {
+            // Resources, and the IPAM block affinities the agent aggregates routes by.
             let source = calico_etcd::EtcdSource::new(etcd_config(o)?)
-                .map_err(|e| format!("--datastore etcd: {e}"))?;
+                .map_err(|e| format!("--datastore etcd: {e}"))?
+                .with_decoder(
+                    calico_etcd::ipam::HOST_AFFINITY_PREFIX,
+                    calico_etcd::ipam::affinity_decoder(),
+                );
             Ok(Box::new(source))
         }
     }

@@ -18,6 +18,7 @@
 mod backends;
 mod follow;
 pub mod status;
+mod status_back;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -106,6 +107,16 @@ pub async fn run(o: Options) -> Result<(), String> {
     let dropped = metrics.http_connections_dropped.clone();
     let server = tokio::spawn(http::serve(listener, Arc::new(pages), limits, dropped));
 
+    let reporter = (o.datastore == crate::cli::DatastoreChoice::Etcd).then(|| {
+        let config = follow::etcd_config(&o).expect("checked at start");
+        let ttl = Duration::from_secs(o.status_ttl_secs);
+        tokio::spawn(status_back::run(
+            config,
+            status_back::node_of(&o),
+            ttl,
+            handle.clone(),
+        ))
+    });
     let beat = tokio::spawn(follow::heartbeat(handle, shared, follow_status));
     let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
@@ -117,6 +128,11 @@ pub async fn run(o: Options) -> Result<(), String> {
     info!("stopping; the dataplane stays as programmed");
     server.abort();
     beat.abort();
+    if let Some(r) = reporter {
+        // The reports stay under their lease: a restarted agent takes over, a dead one's
+        // expire after --status-ttl-secs.
+        r.abort();
+    }
     let wait = Duration::from_secs(o.shutdown_timeout_secs);
     if tokio::time::timeout(wait, agent.shutdown()).await.is_err() {
         warn!(

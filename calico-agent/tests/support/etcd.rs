@@ -130,6 +130,7 @@ pub fn policy(name: &str, role: &str, from: &str, port: u16) -> (String, String)
 
 pub fn start_agent(host: &mut Host, endpoint: &str) {
     let lock = host.dir.join("lock");
+    let uplink = host.uplink.clone();
     host.start_agent_with(&[
         "--datastore",
         "etcd",
@@ -142,6 +143,8 @@ pub fn start_agent(host: &mut Host, endpoint: &str) {
         "3600",
         "--lock-dir",
         lock.to_str().unwrap(),
+        "--node-ipv4",
+        &uplink,
     ]);
 }
 

@@ -13,6 +13,8 @@ use calico_netns::fixtures::{veth, Netns};
 
 pub struct Host {
     pub name: String,
+    /// The uplink's address.
+    pub uplink: String,
     pub ns: Netns,
     pub workloads: Vec<(Netns, String)>,
     pub dir: PathBuf,
@@ -61,6 +63,7 @@ impl Host {
         }
         Host {
             name: name.to_string(),
+            uplink: uplink.to_string(),
             ns,
             workloads: wls,
             dir,

@@ -118,6 +118,20 @@ pub fn block_affinity(key: &str, value: &[u8]) -> Result<Option<BlockAffinity>, 
     }))
 }
 
+/// The decoder an [`EtcdSource`](crate::EtcdSource) reads affinities with, under
+/// [`HOST_AFFINITY_PREFIX`](super::HOST_AFFINITY_PREFIX): an owned block is a
+/// `BlockAffinity` resource, a pending or released one is nothing (and removes what the key
+/// held), a bad value is refused with its key and field.
+pub fn decoder() -> crate::decode::DecodeFn {
+    std::sync::Arc::new(|key, value| match block_affinity(key, value) {
+        Ok(Some(a)) => {
+            crate::codec::Decoded::Resource(calico_core::model::Resource::BlockAffinity(a))
+        }
+        Ok(None) => crate::codec::Decoded::NotOurs,
+        Err(e) => crate::codec::Decoded::Refused(e.to_string()),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

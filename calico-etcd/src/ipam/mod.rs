@@ -45,7 +45,9 @@ use std::time::Duration;
 use calico_core::model::{BlockAffinity, IpPool};
 use ipnet::IpNet;
 
-pub use affinity::{block_affinity, AffinityEntry, AffinityState, AffinityValue};
+pub use affinity::{
+    block_affinity, decoder as affinity_decoder, AffinityEntry, AffinityState, AffinityValue,
+};
 pub use block::{AllocationAttribute, AllocationBlock};
 pub use error::IpamError;
 pub use handle::Handle;

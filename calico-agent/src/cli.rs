@@ -88,6 +88,13 @@ pub struct Options {
     #[arg(long, env = "CALICO_AGENT_NODE_AS")]
     pub node_as: Option<u32>,
 
+    /// `--datastore etcd`: while the watch is quiet, etcd is asked for its status this often,
+    /// so a frozen etcd is noticed within about this time. Each agent costs etcd one small
+    /// request per period: raise it on large clusters (see the README's layout).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=300),
+          env = "CALICO_AGENT_ETCD_PROBE_SECS")]
+    pub etcd_probe_secs: u64,
+
     /// `--datastore etcd`: seconds a dead host's status reports outlive it (the lease).
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(2..=3600),
           env = "CALICO_AGENT_STATUS_TTL_SECS")]

@@ -51,7 +51,8 @@ pub async fn open_source(
                 .with_decoder(
                     calico_etcd::ipam::HOST_AFFINITY_PREFIX,
                     calico_etcd::ipam::affinity_decoder(),
-                );
+                )
+                .with_probe_interval(Duration::from_secs(o.etcd_probe_secs));
             Ok(Box::new(source))
         }
     }

@@ -12,6 +12,7 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use calico_core::compile::{compile, CompileConfig};
@@ -294,4 +295,75 @@ fn three_agents_follow_a_write_storm_and_end_equal_to_the_model() {
             h.routes()
         );
     }
+}
+
+/// The orchestrator path: Neutron's ports and security groups (the captured API JSON in
+/// examples/data/neutron) written into etcd by the Neutron driver; the agent on the port's
+/// host programs it and reports it up; the driver then reads the port as ACTIVE, as
+/// networking-calico does. A port on a host with no agent reads as an error saying so.
+#[test]
+fn a_neutron_port_written_to_etcd_is_programmed_and_reads_active() {
+    let test = "a_neutron_port_written_to_etcd_is_programmed_and_reads_active";
+    let Some(ds) = Datastore::start(test, "etcdneutron") else {
+        return;
+    };
+    let ports = calico_core::integrations::neutron::parse_ports(include_str!(
+        "../../examples/data/neutron/ports.json"
+    ))
+    .unwrap();
+    let groups = calico_core::integrations::neutron::parse_security_groups(include_str!(
+        "../../examples/data/neutron/security_groups.json"
+    ))
+    .unwrap();
+    // Port 0 is bound to compute1 with 10.1.0.5 on tap + the id's first 11 characters.
+    let port = ports[0].clone();
+    let tap = format!("tap{}", &port.id[..11]);
+    let mut host = Host::new(
+        "compute1",
+        Some(&ds.fabric),
+        "10.88.0.1",
+        &[(&tap, "10.1.0.5")],
+    );
+    start_agent(&mut host, &ds.etcd.endpoint());
+    let endpoint = ds.etcd.endpoint();
+    let (status, elsewhere) = ds.with(|_| async move {
+        use calico_core::integrations::neutron_driver::{NeutronDriver, PortStatus};
+        let config = calico_etcd::EtcdConfig::new([endpoint.clone()]);
+        let writer = calico_etcd::EtcdWriter::connect(&config).await.unwrap();
+        let status = calico_etcd::EtcdStatus::connect(&[endpoint], Default::default())
+            .await
+            .unwrap();
+        let driver = NeutronDriver::new(Arc::new(writer), Arc::new(status));
+        for g in &groups {
+            driver.security_group_updated(g).await.unwrap();
+        }
+        assert!(driver.port_updated(&port).await.unwrap());
+        let other = ports
+            .iter()
+            .find(|p| p.host_id.as_deref() == Some("compute2"));
+        let other = other.expect("a port on compute2").clone();
+        driver.port_updated(&other).await.unwrap();
+        let start = Instant::now();
+        let mut last = driver.port_status(&port).await.unwrap();
+        while last != PortStatus::Active && start.elapsed() < Duration::from_secs(20) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            last = driver.port_status(&port).await.unwrap();
+        }
+        (last, driver.port_status(&other).await.unwrap())
+    });
+    assert_eq!(
+        status,
+        calico_core::integrations::neutron_driver::PortStatus::Active,
+        "{}",
+        host.log()
+    );
+    assert!(
+        host.routes().contains("10.1.0.5 dev tap"),
+        "{}",
+        host.routes()
+    );
+    let calico_core::integrations::neutron_driver::PortStatus::Error(why) = elsewhere else {
+        panic!("a port on a host with no agent: {elsewhere:?}")
+    };
+    assert!(why.contains("compute2"), "{why}");
 }

@@ -101,6 +101,39 @@ fn start_etcd(fabric: &Netns, store: Store) -> Result<Option<Etcd>, String> {
     Ok(Some(etcd))
 }
 
+/// Host `host` (number `i`): its namespace, plugged into both planes, default route via
+/// the fabric.
+fn host_namespace(fabric: &Netns, host: &str, i: u8) -> Result<Netns, String> {
+    let e = |e: calico_netns::fixtures::NetnsError| e.to_string();
+    let ns = Netns::create(host).map_err(e)?;
+    for plane in [1, 2] {
+        let (inner, outer) = (format!("p{plane}"), format!("{host}-p{plane}"));
+        veth(&ns, &inner, fabric, &outer).map_err(e)?;
+        fabric
+            .run(&[
+                "ip",
+                "link",
+                "set",
+                &outer,
+                "master",
+                &format!("plane{plane}"),
+            ])
+            .map_err(e)?;
+        ns.run(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("10.{plane}.0.{i}/24"),
+            "dev",
+            &inner,
+        ])
+        .map_err(e)?;
+    }
+    ns.run(&["ip", "route", "add", "default", "via", "10.1.0.254"])
+        .map_err(e)?;
+    Ok(ns)
+}
+
 pub fn build(agent_bin: &Path, bgp: &str, store: Store) -> Result<Cluster, String> {
     let e = |e: calico_netns::fixtures::NetnsError| e.to_string();
     let dir = std::env::temp_dir().join(format!("calico-demo-{}", std::process::id()));
@@ -117,32 +150,7 @@ pub fn build(agent_bin: &Path, bgp: &str, store: Store) -> Result<Cluster, Strin
             "{host}: namespace, two fabric links, two workloads, BGP: {}",
             bgp_label(host, bgp)
         ));
-        let ns = Netns::create(host).map_err(e)?;
-        for plane in [1, 2] {
-            let (inner, outer) = (format!("p{plane}"), format!("{host}-p{plane}"));
-            veth(&ns, &inner, &fabric, &outer).map_err(e)?;
-            fabric
-                .run(&[
-                    "ip",
-                    "link",
-                    "set",
-                    &outer,
-                    "master",
-                    &format!("plane{plane}"),
-                ])
-                .map_err(e)?;
-            ns.run(&[
-                "ip",
-                "addr",
-                "add",
-                &format!("10.{plane}.0.{i}/24"),
-                "dev",
-                &inner,
-            ])
-            .map_err(e)?;
-        }
-        ns.run(&["ip", "route", "add", "default", "via", "10.1.0.254"])
-            .map_err(e)?;
+        let ns = host_namespace(&fabric, host, i)?;
         for (_, h, iface, ip, _) in WORKLOADS.iter().filter(|w| w.1 == host) {
             let _ = h;
             let wl = calico_netns::fixtures::workload(&ns, iface, &[ip]).map_err(e)?;
@@ -161,7 +169,7 @@ pub fn build(agent_bin: &Path, bgp: &str, store: Store) -> Result<Cluster, Strin
             .args(["netns", "exec", ns.name()])
             .arg(agent_bin)
             .args(["--node", host, "--bgp", host_bgp, "--resync-secs", "10"])
-            .args(datastore_args(&host_dir, etcd.as_ref())?)
+            .args(datastore_args(&host_dir, i, etcd.as_ref())?)
             .arg("--bird-dir")
             .arg(host_dir.join("bird"))
             .env("RUST_LOG", "info")
@@ -189,15 +197,18 @@ fn host_dir_with_log(host_dir: &Path) -> Result<PathBuf, String> {
     Ok(host_dir.join("agent.log"))
 }
 
-/// The agent's datastore options: etcd's endpoint, or a resource directory written with
+/// The agent's datastore options: etcd's endpoint (and host `i`'s address), or a resource directory written with
 /// the cluster and policy v1.
-fn datastore_args(host_dir: &Path, etcd: Option<&Etcd>) -> Result<Vec<String>, String> {
+fn datastore_args(host_dir: &Path, i: u8, etcd: Option<&Etcd>) -> Result<Vec<String>, String> {
     if let Some(etcd) = etcd {
+        // The host registers its own BGP address in its Node, as calico/node does.
         return Ok(vec![
             "--datastore".into(),
             "etcd".into(),
             "--etcd-endpoints".into(),
             etcd.endpoint(),
+            "--node-ipv4".into(),
+            format!("10.1.0.{i}"),
         ]);
     }
     let resources = host_dir.join("resources");

@@ -10,15 +10,16 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use calico_core::datastore::status::StatusStore;
 use calico_core::datastore::{ResourceWriter, Revision};
 use calico_core::model::{parse_resources, Resource};
 use calico_etcd::ipam::{affinity_key, block_key, AffinityState, AffinityValue, AllocationBlock};
 use calico_etcd::testing::{etcd_binary, EtcdServer};
-use calico_etcd::{Connection, EtcdConfig, EtcdWriter};
+use calico_etcd::{Connection, EtcdConfig, EtcdStatus, EtcdStatusOptions, EtcdWriter};
 use calico_netns::fixtures::Netns;
 use ipnet::IpNet;
 
-use crate::scenario::HOSTS;
+use crate::scenario::{HOSTS, WORKLOADS};
 
 /// Where etcd listens: the fabric's own address on plane 1, which every host reaches.
 pub const ETCD_IP: &str = "10.1.0.254";
@@ -74,30 +75,59 @@ impl Etcd {
         self.server.endpoint()
     }
 
-    /// Runs `work` with a writer and a raw connection, on a thread inside the fabric
-    /// namespace (the only place etcd is reachable from).
+    /// Runs `work` on a thread inside the fabric namespace (the only place etcd is reachable
+    /// from), on a current-thread runtime.
+    fn in_fabric<T, F>(&self, work: impl FnOnce() -> F + Send) -> Result<T, String>
+    where
+        T: Send,
+        F: Future<Output = Result<T, String>>,
+    {
+        calico_netns::enter_path(Path::new(&self.fabric), move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| format!("tokio runtime: {e}"))?;
+            rt.block_on(work())
+        })
+        .map_err(|e| format!("entering the fabric namespace: {e}"))?
+    }
+
+    /// Runs `work` with a writer and a raw connection, inside the fabric namespace.
     fn with<T, F>(&self, work: impl FnOnce(EtcdWriter, Connection) -> F + Send) -> Result<T, String>
     where
         T: Send,
         F: Future<Output = Result<T, String>>,
     {
         let config = EtcdConfig::new([self.endpoint()]);
-        calico_netns::enter_path(Path::new(&self.fabric), move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| format!("tokio runtime: {e}"))?;
-            rt.block_on(async move {
-                let writer = EtcdWriter::connect(&config)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let conn = Connection::connect(&config)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                work(writer, conn).await
-            })
+        self.in_fabric(move || async move {
+            let writer = EtcdWriter::connect(&config)
+                .await
+                .map_err(|e| e.to_string())?;
+            let conn = Connection::connect(&config)
+                .await
+                .map_err(|e| e.to_string())?;
+            work(writer, conn).await
         })
-        .map_err(|e| format!("entering the fabric namespace: {e}"))?
+    }
+
+    /// What the hosts report back through etcd (read as the orchestrator's plug-in reads it,
+    /// `StatusStore`): one line per host, its liveness and its endpoints' states. Waits up to
+    /// `patience` for every workload to be reported.
+    pub fn status_back(&self, patience: Duration) -> Result<Vec<String>, String> {
+        let endpoints = vec![self.endpoint()];
+        self.in_fabric(move || async move {
+            let store = EtcdStatus::connect(&endpoints, EtcdStatusOptions::default())
+                .await
+                .map_err(|e| format!("status store: {e}"))?;
+            let start = Instant::now();
+            loop {
+                let (lines, reported) = read_status(&store).await?;
+                if reported == WORKLOADS.len() || start.elapsed() > patience {
+                    return Ok(lines);
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
     }
 
     /// Writes the resources in `yaml` (calico-rs native YAML); the revision of the last
@@ -123,6 +153,27 @@ impl Etcd {
             Ok(last)
         })
     }
+}
+
+/// One line per host and how many endpoint reports there are.
+async fn read_status(store: &EtcdStatus) -> Result<(Vec<String>, usize), String> {
+    let mut lines = Vec::new();
+    let mut reported = 0;
+    for (host, _) in HOSTS {
+        let err = |e: calico_core::datastore::DatastoreError| format!("{host}'s status: {e}");
+        let alive = match store.host_status(host).await.map_err(err)? {
+            Some(h) => format!("alive (liveness reported at {})", h.time),
+            None => "no liveness report".to_string(),
+        };
+        let eps = store.endpoints(host).await.map_err(err)?;
+        reported += eps.len();
+        let eps: Vec<String> = eps
+            .iter()
+            .map(|(id, r)| format!("{} {}", id.workload, r.status_word()))
+            .collect();
+        lines.push(format!("{host}: {alive}; {}", eps.join(", ")));
+    }
+    Ok((lines, reported))
 }
 
 async fn upsert(writer: &EtcdWriter, r: &Resource) -> Result<Revision, String> {

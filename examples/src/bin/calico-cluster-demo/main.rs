@@ -54,6 +54,7 @@ fn edit_policy(cluster: &Cluster, v2_text: &str) -> Result<(), String> {
         "policy written to etcd at revision {rev} → programmed on {}",
         latency_line(&took)
     );
+    println!("(the time runs from the write's request to each agent's /status showing it)");
     Ok(())
 }
 
@@ -74,6 +75,12 @@ fn real(agent_bin: &Path, bgp: &str, store: Store) -> Result<bool, String> {
     let (m2, took) = converge(&cluster, &want2, Duration::from_secs(30))?;
     println!("(applied in {:.1} s)", took.as_secs_f64());
     print_matrices("policy v2: and the db admits backends", &m2, &want2);
+    if let Some(etcd) = &cluster.etcd {
+        step("status back: what the hosts report through etcd (as the orchestrator's plug-in reads it)");
+        for line in etcd.status_back(Duration::from_secs(10))? {
+            println!("    {line}");
+        }
+    }
     if m1 != want1 || m2 != want2 {
         for (host, _) in HOSTS {
             let log = std::fs::read_to_string(cluster.dir.join(host).join("agent.log"))
@@ -162,10 +169,12 @@ fn main() -> ExitCode {
         };
         match real(&agent, &bgp, store) {
             Ok(ok) => ok,
-            Err(e) => {
+            Err(e) if !INTERRUPTED.load(Ordering::SeqCst) => {
                 eprintln!("calico-cluster-demo: {e}");
-                false
+                println!("\ndemo FAILED: it could not run to the end (above: why)");
+                return ExitCode::FAILURE;
             }
+            Err(_) => false,
         }
     } else {
         println!("not root: network namespaces need root, so this runs the same scenario on the simulated network");

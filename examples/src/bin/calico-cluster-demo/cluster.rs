@@ -8,13 +8,16 @@ use std::time::{Duration, Instant};
 
 use calico_netns::fixtures::{veth, Netns};
 
+use crate::datastore::{Etcd, Store};
 use crate::interrupt::interrupted;
 use crate::scenario::*;
 
 pub struct Cluster {
     agents: Vec<Child>,
     workloads: Vec<Netns>,
-    hosts: Vec<Netns>,
+    pub hosts: Vec<Netns>,
+    /// Dropped before the fabric namespace it runs in.
+    pub etcd: Option<Etcd>,
     _fabric: Netns,
     pub dir: PathBuf,
     _listeners: Vec<TcpListener>,
@@ -56,9 +59,9 @@ pub fn bgp_label(host: &str, choice: &str) -> &'static str {
     }
 }
 
-pub fn build(agent_bin: &Path, bgp: &str) -> Result<Cluster, String> {
+/// The fabric namespace and its two planes (bridges with the gateway addresses).
+fn fabric() -> Result<Netns, String> {
     let e = |e: calico_netns::fixtures::NetnsError| e.to_string();
-    let dir = std::env::temp_dir().join(format!("calico-demo-{}", std::process::id()));
     step("fabric: two planes (bridges 10.1.0.0/24 and 10.2.0.0/24)");
     let fabric = Netns::create("demo-fabric").map_err(e)?;
     for plane in [1, 2] {
@@ -79,6 +82,63 @@ pub fn build(agent_bin: &Path, bgp: &str) -> Result<Cluster, String> {
             ])
             .map_err(e)?;
     }
+    Ok(fabric)
+}
+
+/// In etcd mode: etcd started in the fabric and the cluster with policy v1 written to it.
+fn start_etcd(fabric: &Netns, store: Store) -> Result<Option<Etcd>, String> {
+    if store != Store::Etcd {
+        return Ok(None);
+    }
+    let etcd = Etcd::start(fabric)?;
+    step(&format!(
+        "etcd on {} in the fabric; the demo (the orchestrator) writes the cluster and policy v1 \
+         to it through the datastore API",
+        etcd.endpoint()
+    ));
+    let rev = etcd.write(&format!("{}---{POLICY_V1}", cluster_yaml()))?;
+    println!("  (written at etcd revision {rev})");
+    Ok(Some(etcd))
+}
+
+/// Host `host` (number `i`): its namespace, plugged into both planes, default route via
+/// the fabric.
+fn host_namespace(fabric: &Netns, host: &str, i: u8) -> Result<Netns, String> {
+    let e = |e: calico_netns::fixtures::NetnsError| e.to_string();
+    let ns = Netns::create(host).map_err(e)?;
+    for plane in [1, 2] {
+        let (inner, outer) = (format!("p{plane}"), format!("{host}-p{plane}"));
+        veth(&ns, &inner, fabric, &outer).map_err(e)?;
+        fabric
+            .run(&[
+                "ip",
+                "link",
+                "set",
+                &outer,
+                "master",
+                &format!("plane{plane}"),
+            ])
+            .map_err(e)?;
+        ns.run(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("10.{plane}.0.{i}/24"),
+            "dev",
+            &inner,
+        ])
+        .map_err(e)?;
+    }
+    ns.run(&["ip", "route", "add", "default", "via", "10.1.0.254"])
+        .map_err(e)?;
+    Ok(ns)
+}
+
+pub fn build(agent_bin: &Path, bgp: &str, store: Store) -> Result<Cluster, String> {
+    let e = |e: calico_netns::fixtures::NetnsError| e.to_string();
+    let dir = std::env::temp_dir().join(format!("calico-demo-{}", std::process::id()));
+    let fabric = fabric()?;
+    let etcd = start_etcd(&fabric, store)?;
     let mut hosts = Vec::new();
     let mut workloads = Vec::new();
     let mut listeners = Vec::new();
@@ -90,32 +150,7 @@ pub fn build(agent_bin: &Path, bgp: &str) -> Result<Cluster, String> {
             "{host}: namespace, two fabric links, two workloads, BGP: {}",
             bgp_label(host, bgp)
         ));
-        let ns = Netns::create(host).map_err(e)?;
-        for plane in [1, 2] {
-            let (inner, outer) = (format!("p{plane}"), format!("{host}-p{plane}"));
-            veth(&ns, &inner, &fabric, &outer).map_err(e)?;
-            fabric
-                .run(&[
-                    "ip",
-                    "link",
-                    "set",
-                    &outer,
-                    "master",
-                    &format!("plane{plane}"),
-                ])
-                .map_err(e)?;
-            ns.run(&[
-                "ip",
-                "addr",
-                "add",
-                &format!("10.{plane}.0.{i}/24"),
-                "dev",
-                &inner,
-            ])
-            .map_err(e)?;
-        }
-        ns.run(&["ip", "route", "add", "default", "via", "10.1.0.254"])
-            .map_err(e)?;
+        let ns = host_namespace(&fabric, host, i)?;
         for (_, h, iface, ip, _) in WORKLOADS.iter().filter(|w| w.1 == host) {
             let _ = h;
             let wl = calico_netns::fixtures::workload(&ns, iface, &[ip]).map_err(e)?;
@@ -128,19 +163,13 @@ pub fn build(agent_bin: &Path, bgp: &str) -> Result<Cluster, String> {
             workloads.push(wl);
         }
         let host_dir = dir.join(host);
-        std::fs::create_dir_all(host_dir.join("resources")).map_err(|err| err.to_string())?;
-        std::fs::write(host_dir.join("resources/cluster.yaml"), cluster_yaml())
-            .map_err(|err| err.to_string())?;
-        std::fs::write(host_dir.join("resources/policy.yaml"), POLICY_V1)
-            .map_err(|err| err.to_string())?;
         let log =
-            std::fs::File::create(host_dir.join("agent.log")).map_err(|err| err.to_string())?;
+            std::fs::File::create(host_dir_with_log(&host_dir)?).map_err(|err| err.to_string())?;
         let child = Command::new("ip")
             .args(["netns", "exec", ns.name()])
             .arg(agent_bin)
             .args(["--node", host, "--bgp", host_bgp, "--resync-secs", "10"])
-            .arg("--resources")
-            .arg(host_dir.join("resources"))
+            .args(datastore_args(&host_dir, i, etcd.as_ref())?)
             .arg("--bird-dir")
             .arg(host_dir.join("bird"))
             .env("RUST_LOG", "info")
@@ -155,10 +184,44 @@ pub fn build(agent_bin: &Path, bgp: &str) -> Result<Cluster, String> {
         agents,
         workloads,
         hosts,
+        etcd,
         _fabric: fabric,
         dir,
         _listeners: listeners,
     })
+}
+
+/// Makes the host's directory; the path of its agent's log.
+fn host_dir_with_log(host_dir: &Path) -> Result<PathBuf, String> {
+    std::fs::create_dir_all(host_dir).map_err(|err| err.to_string())?;
+    Ok(host_dir.join("agent.log"))
+}
+
+/// The agent's datastore options: etcd's endpoint (and host `i`'s address), or a resource directory written with
+/// the cluster and policy v1.
+fn datastore_args(host_dir: &Path, i: u8, etcd: Option<&Etcd>) -> Result<Vec<String>, String> {
+    if let Some(etcd) = etcd {
+        // The host registers its own BGP address in its Node, as calico/node does.
+        return Ok(vec![
+            "--datastore".into(),
+            "etcd".into(),
+            "--etcd-endpoints".into(),
+            etcd.endpoint(),
+            "--node-ipv4".into(),
+            format!("10.1.0.{i}"),
+        ]);
+    }
+    let resources = host_dir.join("resources");
+    let err = |err: std::io::Error| format!("{}: {err}", resources.display());
+    std::fs::create_dir_all(&resources).map_err(err)?;
+    std::fs::write(resources.join("cluster.yaml"), cluster_yaml()).map_err(err)?;
+    std::fs::write(resources.join("policy.yaml"), POLICY_V1).map_err(err)?;
+    Ok(vec![
+        "--datastore".into(),
+        "dir".into(),
+        "--resources".into(),
+        resources.display().to_string(),
+    ])
 }
 
 pub fn measure(c: &Cluster) -> Matrix {
@@ -224,10 +287,10 @@ pub fn ecmp_routes(c: &Cluster, bgp: &str) {
     for (from, to) in [(0, 2), (1, 0)] {
         let (host, block) = (HOSTS[from].0, format!("10.65.{}.0/26", HOSTS[to].1));
         let out = c.hosts[from]
-            .run(&["ip", "route", "show", &block])
+            .run(&["ip", "route", "show", "root", &block])
             .unwrap_or_default();
         println!(
-            "\n{host}'s route to {}'s block {block} (learned by BGP over both planes, {} to {}):",
+            "\n{host}'s routes within {}'s block {block} (learned by BGP over both planes, {} to {}):",
             HOSTS[to].0,
             bgp_label(HOSTS[to].0, bgp),
             bgp_label(host, bgp),

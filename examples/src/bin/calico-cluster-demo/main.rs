@@ -2,7 +2,11 @@
 //! joined by two fabric planes, each running `calico-agent` (Linux backends) with two
 //! workloads. `--bgp mixed` (the default) runs the native BGP speaker on host-a and host-c
 //! and BIRD 2 on host-b, so the two implementations peer with each other; `--bgp native`
-//! and `--bgp bird` run one kind everywhere. It prints the connectivity matrix measured with real TCP connects
+//! and `--bgp bird` run one kind everywhere. With `--datastore etcd` (the default) a real
+//! etcd runs in the fabric namespace, the demo writes the cluster and the policy edit to it
+//! as an orchestrator would, the agents follow it, and the demo prints how long the edit
+//! took from the write to programmed on every host; `--datastore dir` gives each agent a
+//! directory of resource files instead. It prints the connectivity matrix measured with real TCP connects
 //! next to the matrix the policy predicts, edits the policy, and shows the matrix change.
 //! Everything it creates is removed at the end (also on failure).
 //!
@@ -10,25 +14,52 @@
 //! (`calico_mock::MockNetwork`).
 
 mod cluster;
+mod datastore;
 mod interrupt;
 mod scenario;
 
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use calico_core::model::{parse_resources, Update};
 use calico_mock::MockNetwork;
 
-use cluster::{build, converge, ecmp_routes, step};
+use cluster::{build, converge, ecmp_routes, step, Cluster};
+use datastore::{latency_line, wait_programmed, Store};
 use interrupt::{catch_interrupts, INTERRUPTED};
 use scenario::*;
 
 // ---------------------------------------------------------------- the real cluster
 
-fn real(agent_bin: &Path, bgp: &str) -> Result<bool, String> {
-    let cluster = build(agent_bin, bgp)?;
+/// The policy edit: rewritten in every host's directory, or written once to etcd and
+/// waited for until every host's agent has programmed it (the latency printed).
+fn edit_policy(cluster: &Cluster, v2_text: &str) -> Result<(), String> {
+    let Some(etcd) = &cluster.etcd else {
+        step(
+            "editing the policy: the db now admits backends (policy.yaml rewritten on every host)",
+        );
+        for (host, _) in HOSTS {
+            let path = cluster.dir.join(host).join("resources/policy.yaml");
+            std::fs::write(&path, v2_text).map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+        return Ok(());
+    };
+    step("editing the policy: the db now admits backends (one write to etcd)");
+    let start = Instant::now();
+    let rev = etcd.write(POLICY_V2_EXTRA)?;
+    let took = wait_programmed(&cluster.hosts, rev, start, Duration::from_secs(30))?;
+    println!(
+        "policy written to etcd at revision {rev} → programmed on {}",
+        latency_line(&took)
+    );
+    println!("(the time runs from the write's request to each agent's /status showing it)");
+    Ok(())
+}
+
+fn real(agent_bin: &Path, bgp: &str, store: Store) -> Result<bool, String> {
+    let cluster = build(agent_bin, bgp, store)?;
     let v1 = model(POLICY_V1);
     let want1 = predicted(&v1);
     step("agents started; waiting for BGP and policy to converge");
@@ -37,20 +68,19 @@ fn real(agent_bin: &Path, bgp: &str) -> Result<bool, String> {
     print_matrices("policy v1: backends admit frontends", &m1, &want1);
     ecmp_routes(&cluster, bgp);
 
-    step("editing the policy: the db now admits backends (policy.yaml rewritten on every host)");
     let v2_text = format!("{POLICY_V1}{POLICY_V2_EXTRA}");
-    for (host, _) in HOSTS {
-        std::fs::write(
-            cluster.dir.join(host).join("resources/policy.yaml"),
-            &v2_text,
-        )
-        .map_err(|e| e.to_string())?;
-    }
+    edit_policy(&cluster, &v2_text)?;
     let v2 = model(&v2_text);
     let want2 = predicted(&v2);
     let (m2, took) = converge(&cluster, &want2, Duration::from_secs(30))?;
     println!("(applied in {:.1} s)", took.as_secs_f64());
     print_matrices("policy v2: and the db admits backends", &m2, &want2);
+    if let Some(etcd) = &cluster.etcd {
+        step("status back: what the hosts report through etcd (as the orchestrator's plug-in reads it)");
+        for line in etcd.status_back(Duration::from_secs(10))? {
+            println!("    {line}");
+        }
+    }
     if m1 != want1 || m2 != want2 {
         for (host, _) in HOSTS {
             let log = std::fs::read_to_string(cluster.dir.join(host).join("agent.log"))
@@ -102,15 +132,27 @@ fn simulated() -> bool {
     m1 == p1 && m2 == p2
 }
 
+/// `--bgp mixed|native|bird` and `--datastore etcd|dir`, in any order.
+fn parse_args(args: &[String]) -> Option<(String, Store)> {
+    let (mut bgp, mut store) = ("mixed".to_string(), Store::Etcd);
+    for pair in args.chunks(2) {
+        match pair {
+            [k, v] if k == "--bgp" && matches!(v.as_str(), "mixed" | "native" | "bird") => {
+                bgp = v.clone()
+            }
+            [k, v] if k == "--datastore" && v == "etcd" => store = Store::Etcd,
+            [k, v] if k == "--datastore" && v == "dir" => store = Store::Dir,
+            _ => return None,
+        }
+    }
+    Some((bgp, store))
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let bgp = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
-        [] => "mixed".to_string(),
-        ["--bgp", v @ ("mixed" | "native" | "bird")] => v.to_string(),
-        _ => {
-            eprintln!("usage: calico-cluster-demo [--bgp mixed|native|bird]");
-            return ExitCode::FAILURE;
-        }
+    let Some((bgp, store)) = parse_args(&args) else {
+        eprintln!("usage: calico-cluster-demo [--bgp mixed|native|bird] [--datastore etcd|dir]");
+        return ExitCode::FAILURE;
     };
     println!("calico-rs demo: 3 hosts, 2 fabric planes, 6 workloads, a policy and its edit");
     // SAFETY: geteuid has no preconditions.
@@ -125,12 +167,14 @@ fn main() -> ExitCode {
             eprintln!("calico-cluster-demo: calico-agent not found next to this binary; build it: cargo build -p calico-agent");
             return ExitCode::FAILURE;
         };
-        match real(&agent, &bgp) {
+        match real(&agent, &bgp, store) {
             Ok(ok) => ok,
-            Err(e) => {
+            Err(e) if !INTERRUPTED.load(Ordering::SeqCst) => {
                 eprintln!("calico-cluster-demo: {e}");
-                false
+                println!("\ndemo FAILED: it could not run to the end (above: why)");
+                return ExitCode::FAILURE;
             }
+            Err(_) => false,
         }
     } else {
         println!("not root: network namespaces need root, so this runs the same scenario on the simulated network");

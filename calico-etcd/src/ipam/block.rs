@@ -24,6 +24,9 @@ use serde_json::Value;
 use super::error::IpamError;
 use super::keys::parse_block_key;
 
+/// Claim times are written as RFC 3339 UTC, as Calico writes them.
+pub use calico_core::datastore::status::rfc3339;
+
 /// An allocation block (see the module documentation for the fields' meaning).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AllocationBlock {
@@ -323,28 +326,6 @@ impl AllocationBlock {
             *a = new_index[*a];
         }
     }
-}
-
-/// `seconds` since the epoch as RFC 3339 in UTC (`2026-12-03T19:18:53Z`).
-pub fn rfc3339(seconds: u64) -> String {
-    let days = (seconds / 86_400) as i64;
-    let rem = seconds % 86_400;
-    // Civil date from days since 1970-01-01 (proleptic Gregorian, 400-year eras).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
 }
 
 #[cfg(test)]

@@ -18,6 +18,16 @@ pub fn etcd_binary() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("etcd"))
 }
 
+/// Whether [`etcd_binary`] runs (`etcd --version` succeeds).
+pub fn etcd_available() -> bool {
+    Command::new(etcd_binary())
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 /// One etcd member on loopback, or in a network namespace.
 pub struct EtcdServer {
     child: Option<Child>,
@@ -37,13 +47,7 @@ impl EtcdServer {
     /// documentation); panics if etcd is required and missing or does not start.
     pub fn start_or_skip(test: &str) -> Option<EtcdServer> {
         let required = std::env::var("CALICO_PRIVILEGED_TESTS").as_deref() == Ok("1");
-        let present = Command::new(etcd_binary())
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !present {
+        if !etcd_available() {
             assert!(
                 !required,
                 "{test}: etcd is required (CALICO_PRIVILEGED_TESTS=1) but {} cannot run: \

@@ -7,14 +7,14 @@ use std::future::Future;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Command, Stdio};
+
 use std::time::{Duration, Instant};
 
 use calico_core::datastore::status::StatusStore;
 use calico_core::datastore::{ResourceWriter, Revision};
 use calico_core::model::{parse_resources, Resource};
 use calico_etcd::ipam::{affinity_key, block_key, AffinityState, AffinityValue, AllocationBlock};
-use calico_etcd::testing::{etcd_binary, EtcdServer};
+use calico_etcd::testing::{etcd_available, etcd_binary, EtcdServer};
 use calico_etcd::{Connection, EtcdConfig, EtcdStatus, EtcdStatusOptions, EtcdWriter};
 use calico_netns::fixtures::Netns;
 use ipnet::IpNet;
@@ -46,13 +46,7 @@ impl Etcd {
     /// Starts etcd on [`ETCD_IP`]:2379 inside `fabric`; a clear error if etcd is not
     /// installed.
     pub fn start(fabric: &Netns) -> Result<Etcd, String> {
-        let present = Command::new(etcd_binary())
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !present {
+        if !etcd_available() {
             return Err(format!(
                 "--datastore etcd needs the etcd binary ({} cannot run): `make deps` installs \
                  Debian's etcd-server; or run with --datastore dir",

@@ -99,6 +99,15 @@ fn pings(from: &Netns, to: &str) -> bool {
         .success()
 }
 
+/// Whether one of up to five pings (one second each) gets through. With the other tests of
+/// this file running beside it, the first ping after programming was lost in 2 runs of 5
+/// (never with the test alone; likely the failed neighbour entry for the gateway left by the
+/// "not reachable before any route" pings, re-resolved more slowly under load). Reachability
+/// is what the test asserts, not the first packet's timing.
+fn reaches(from: &Netns, to: &str) -> bool {
+    (0..5).any(|_| pings(from, to))
+}
+
 /// A namespace whose new interfaces skip IPv6 duplicate address detection, so that their
 /// addresses are usable at once.
 fn namespace(prefix: &str) -> Netns {
@@ -182,10 +191,10 @@ async fn workloads_reach_each_other_once_their_routes_and_interfaces_are_program
     let report = fib.apply(&upsert(&routes)).await.unwrap();
     assert!(report.failed.is_empty(), "{report:?}");
 
-    assert!(pings(&a, "10.65.0.2"), "a cannot reach b over IPv4");
-    assert!(pings(&b, "10.65.0.1"), "b cannot reach a over IPv4");
-    assert!(pings(&a, "fd00:65::2"), "a cannot reach b over IPv6");
-    assert!(pings(&b, "fd00:65::1"), "b cannot reach a over IPv6");
+    assert!(reaches(&a, "10.65.0.2"), "a cannot reach b over IPv4");
+    assert!(reaches(&b, "10.65.0.1"), "b cannot reach a over IPv4");
+    assert!(reaches(&a, "fd00:65::2"), "a cannot reach b over IPv6");
+    assert!(reaches(&b, "fd00:65::1"), "b cannot reach a over IPv6");
 
     // The settings landed in the host namespace (this test's namespace has no cali-a).
     let sysctl = |key: &str| host.run(&["sysctl", "-n", key]).unwrap().trim().to_string();

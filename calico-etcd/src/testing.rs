@@ -43,21 +43,29 @@ pub struct EtcdServer {
 }
 
 impl EtcdServer {
-    /// Starts etcd, or returns `None` after saying why the test skips (see the module
-    /// documentation); panics if etcd is required and missing or does not start.
-    pub fn start_or_skip(test: &str) -> Option<EtcdServer> {
-        let required = std::env::var("CALICO_PRIVILEGED_TESTS").as_deref() == Ok("1");
-        if !etcd_available() {
-            assert!(
-                !required,
-                "{test}: etcd is required (CALICO_PRIVILEGED_TESTS=1) but {} cannot run: \
-                 install Debian's etcd-server (make deps does)",
-                etcd_binary().display()
-            );
-            eprintln!("{test}: SKIPPED: no etcd binary (install etcd-server to run it)");
-            return None;
+    /// Whether `test` can use etcd: `false` after saying why it skips (see the module
+    /// documentation); panics if etcd is required and missing. Starts nothing.
+    pub fn usable_or_skip(test: &str) -> bool {
+        if etcd_available() {
+            return true;
         }
-        Some(EtcdServer::start(&[]).unwrap_or_else(|e| panic!("{test}: {e}")))
+        let required = std::env::var("CALICO_PRIVILEGED_TESTS").as_deref() == Ok("1");
+        assert!(
+            !required,
+            "{test}: etcd is required (CALICO_PRIVILEGED_TESTS=1) but {} cannot run: \
+             install Debian's etcd-server (make deps does)",
+            etcd_binary().display()
+        );
+        eprintln!("{test}: SKIPPED: no etcd binary (install etcd-server to run it)");
+        false
+    }
+
+    /// Starts etcd, or returns `None` after saying why the test skips (see
+    /// [`EtcdServer::usable_or_skip`]); panics if etcd is required and missing or does not
+    /// start.
+    pub fn start_or_skip(test: &str) -> Option<EtcdServer> {
+        EtcdServer::usable_or_skip(test)
+            .then(|| EtcdServer::start(&[]).unwrap_or_else(|e| panic!("{test}: {e}")))
     }
 
     /// Starts etcd with `extra` command-line options and waits until it is healthy.

@@ -15,6 +15,7 @@
 //! is the etcd revision of the write.
 
 use async_trait::async_trait;
+use calico_core::datastore::status::rfc3339_now;
 use calico_core::datastore::{DatastoreError, ResourceWriter, Revision, Stored};
 use calico_core::integrations::calico_v3::to_v3;
 use calico_core::model::Resource;
@@ -70,7 +71,7 @@ impl EtcdWriter {
                 .map(str::to_string)
         };
         let uid = kept("uid").unwrap_or_else(new_uid);
-        let created = kept("creationTimestamp").unwrap_or_else(now_rfc3339);
+        let created = kept("creationTimestamp").unwrap_or_else(rfc3339_now);
         meta.insert("uid".into(), Value::String(uid));
         meta.insert("creationTimestamp".into(), Value::String(created));
         if let Resource::Policy(p) = resource {
@@ -143,11 +144,6 @@ fn new_uid() -> String {
     let v = format!("4{}", &h(6..8)[1..]);
     let var = format!("{:x}{}", 0x8 | (b[8] & 0x3), &h(8..10)[1..]);
     format!("{}-{}-{v}-{var}-{}", h(0..4), h(4..6), h(10..16))
-}
-
-/// Now, as Calico writes `creationTimestamp`.
-fn now_rfc3339() -> String {
-    calico_core::datastore::status::rfc3339_now()
 }
 
 #[async_trait]
@@ -322,7 +318,7 @@ mod tests {
         assert_eq!(&u[14..15], "4", "{u}");
         assert!(matches!(&u[19..20], "8" | "9" | "a" | "b"), "{u}");
         assert_ne!(new_uid(), u);
-        let t = now_rfc3339();
+        let t = rfc3339_now();
         assert_eq!(t.len(), 20, "{t}");
         assert!(t.starts_with("20") && t.ends_with('Z'), "{t}");
     }

@@ -555,7 +555,7 @@ fn certificates(dir: &std::path::Path) -> Option<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_with_client_certificates_reads_and_writes() {
-    if EtcdServer::start_or_skip("tls").is_none() {
+    if !EtcdServer::usable_or_skip("tls") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

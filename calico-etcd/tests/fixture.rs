@@ -34,7 +34,7 @@ async fn etcd_starts_survives_a_kill_and_keeps_its_data() {
 #[test]
 fn etcd_runs_inside_a_namespace_and_is_reached_from_a_thread_that_entered_it() {
     let test = "etcd_runs_inside_a_namespace_and_is_reached_from_a_thread_that_entered_it";
-    if !calico_netns::fixtures::privileged(test) || EtcdServer::start_or_skip(test).is_none() {
+    if !calico_netns::fixtures::privileged(test) || !EtcdServer::usable_or_skip(test) {
         return;
     }
     let ns = calico_netns::fixtures::Netns::create("etcdns").unwrap();

@@ -21,7 +21,9 @@ use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
 use super::watch::DirWatch;
-use super::{read_dir, DirRead, DirState, HeldDeletion, Plan, ReadError, Settings, CONFIRM_FILE};
+use super::{
+    read_dir, DirRead, DirState, FileStatus, HeldDeletion, Plan, ReadError, Settings, CONFIRM_FILE,
+};
 use crate::daemon::status::DirView;
 use crate::metrics::DaemonMetrics;
 
@@ -148,7 +150,7 @@ impl DirSource {
 
     /// One read and the event it gives, if any.
     async fn read_once(&mut self) -> Option<SourceEvent> {
-        let (plan, confirm) = match self.read().await {
+        let (mut plan, confirm) = match self.read().await {
             Ok(read) => read,
             Err(e) => {
                 self.metrics.dir_read_errors.inc();
@@ -158,17 +160,20 @@ impl DirSource {
             }
         };
         self.wake_at = plan.wake_at;
-        let (refused, cleared) = self.refusals(&plan);
-        self.publish();
+        let files = self.state().files();
+        let (refused, cleared) = self.refusals(&plan, &files);
+        // Removals are held only of applied resources: never before the first snapshot.
+        self.note_held(&plan);
+        self.publish(files);
         if !self.snapshot_sent {
             return match self.waiting(&plan, confirm) {
                 Some(why) => self.unavailable(why),
                 None => Some(self.first_snapshot(plan, confirm)),
             };
         }
-        self.note_held(&plan);
         let quiet = plan.updates.is_empty() && refused.is_empty() && cleared.is_empty();
-        let updates = plan.updates.clone();
+        // `commit` records what is desired; the updates themselves go to the agent.
+        let updates = std::mem::take(&mut plan.updates);
         self.state().commit(plan);
         self.consume_confirmation(confirm);
         if quiet && self.unavailable.is_none() {
@@ -204,17 +209,15 @@ impl DirSource {
     }
 
     /// Files refused since the last read, and files no longer refused.
-    fn refusals(&mut self, plan: &Plan) -> (Vec<Refusal>, Vec<String>) {
+    fn refusals(&mut self, plan: &Plan, files: &[FileStatus]) -> (Vec<Refusal>, Vec<String>) {
         for (file, e) in &plan.rejected {
             error!(file = %file, error = %e, "resource file refused");
             self.metrics.file_rejections.inc();
         }
-        let now: BTreeMap<String, String> = self
-            .state()
-            .files()
-            .into_iter()
+        let now: BTreeMap<String, String> = files
+            .iter()
             .filter(|f| f.state == "rejected")
-            .map(|f| (f.name, f.error.unwrap_or_default()))
+            .map(|f| (f.name.clone(), f.error.clone().unwrap_or_default()))
             .collect();
         let refused = now
             .iter()
@@ -234,9 +237,8 @@ impl DirSource {
         (refused, cleared)
     }
 
-    /// Publishes the files' states for `/status` and the metrics.
-    fn publish(&self) {
-        let files = self.state().files();
+    /// Publishes the files' states and the held removals for `/status` and the metrics.
+    fn publish(&self, files: Vec<FileStatus>) {
         self.metrics.files_rejected.set(self.refused.len() as i64);
         let held = self.held.clone();
         self.metrics
@@ -301,11 +303,6 @@ impl DirSource {
             );
         }
         self.held = plan.held.clone();
-        let held = self.held.clone();
-        self.metrics
-            .deletions_held
-            .set(held.as_ref().map_or(0, |h| h.resources as i64));
-        self.set_view(|d| d.held = held);
     }
 
     fn consume_confirmation(&self, confirm: bool) {

@@ -10,9 +10,9 @@
 //!   key's, a workload endpoint whose name does not match its `spec`
 //!   (`metadata.name`), and anything the reader or validation refuses (its field);
 //! * dropped: the top-level `status` (reported state, e.g. a Node's, never desired state);
-//!   an IPPool's `spec.assignmentMode: Automatic` (libcalico-go's default since 3.30); a
-//!   workload or host endpoint port's `hostPort: 0` and `hostIP: ""` (Go writes them for
-//!   every port; they configure the CNI port-map plug-in, not Felix);
+//!   an IPPool's `spec.assignmentMode: Automatic` (libcalico-go's default since 3.30). (A
+//!   port's `hostPort: 0` and `hostIP: ""`, which Go writes on every port, the reader itself
+//!   takes as the defaults they are.)
 //! * a policy's name is the one Calico reads ([`layout::policy_name`]): the
 //!   `projectcalico.org/metadata` annotation's, else the stored name without `default.`.
 //!
@@ -132,18 +132,6 @@ fn normalise(kind: &str, obj: &mut Map<String, Value>) {
             if spec.get("assignmentMode").and_then(Value::as_str) == Some("Automatic") =>
         {
             spec.remove("assignmentMode");
-        }
-        ("WorkloadEndpoint" | "HostEndpoint", Some(spec)) => {
-            if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
-                for port in ports.iter_mut().filter_map(Value::as_object_mut) {
-                    if port.get("hostPort").and_then(Value::as_u64) == Some(0) {
-                        port.remove("hostPort");
-                    }
-                    if port.get("hostIP").and_then(Value::as_str) == Some("") {
-                        port.remove("hostIP");
-                    }
-                }
-            }
         }
         ("NetworkPolicy" | "GlobalNetworkPolicy", _) => resolve_policy_name(obj),
         _ => {}

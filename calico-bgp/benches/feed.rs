@@ -213,6 +213,7 @@ fn speaker_receiver(
                     hold_time: 90,
                     passive: false,
                     route_reflector_client: false,
+                    bfd: None,
                 }]
                 .into(),
             })

@@ -73,6 +73,7 @@ fn our_reflector(clients: usize) {
                         hold_time: 90,
                         passive: true,
                         route_reflector_client: true,
+                        bfd: None,
                     })
                     .collect(),
             })

@@ -7,6 +7,8 @@
 //! * [`speaker`]: [`speaker::Speaker`], the native speaker implementing
 //!   [`calico_core::dataplane::BgpBackend`], with graceful restart (RFC 4724) both as
 //!   receiving and as restarting speaker.
+//! * [`bfd`]: Bidirectional Forwarding Detection (RFC 5880/5881) for the speaker's peerings:
+//!   a dead peer's routes go within a second instead of a hold time.
 //! * [`bird`]: [`bird::BirdBgp`], the same trait driving a BIRD 2 daemon, as Calico does.
 //!
 //! Nothing here depends on a dataplane crate: what is system-specific is injected. The
@@ -15,6 +17,7 @@
 //! [`bird::KernelTable`] (any [`calico_core::dataplane::FibBackend`], such as calico-linux's).
 #![warn(missing_docs)]
 
+pub mod bfd;
 pub mod bird;
 pub mod packet;
 pub mod rib;

@@ -139,6 +139,7 @@ impl Runner {
                         hold_time: 90,
                         passive: parts.contains(&"passive"),
                         route_reflector_client: parts.contains(&"client"),
+                        bfd: None,
                     };
                     self.remote_as.insert(peer.address, peer.remote_as.0);
                     settings.peers.insert(peer);

@@ -61,6 +61,8 @@ fn invalid_resources_name_field_and_reason() {
         ("kind: BgpPeer\nname: p\nnode: n1\nnodeSelector: all()\npeerIP: 192.0.2.1\nasNumber: 64512\n".into(), "nodeSelector", "together with node"),
         ("kind: BgpPeer\nname: p\npeerIP: 192.0.2.1\nasNumber: 64512\nholdTime: 2\n".into(), "holdTime", "at least 3 s"),
         ("kind: BgpPeer\nname: p\npeerIP: 0.0.0.0\nasNumber: 64512\n".into(), "peerIP", "not a unicast address"),
+        ("kind: BgpPeer\nname: p\npeerIP: 192.0.2.1\nasNumber: 64512\nbfd: {multiplier: 0}\n".into(), "bfd.multiplier", "not 0"),
+        ("kind: BgpPeer\nname: p\npeerIP: 192.0.2.1\nasNumber: 64512\nbfd: {minRxIntervalMs: 5}\n".into(), "bfd.minRxIntervalMs", "5 ms is outside 10-60000 ms"),
         ("kind: Node\nname: N1\n".into(), "name", "not a valid name"),
     ];
     assert!(cases.len() >= 35);
@@ -131,4 +133,21 @@ fn protocols_ports_and_as_numbers_accept_every_wire_form() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("out of range"), "{e}");
+    // `bfd: {}` is BFD with the defaults; a field it does not have is refused by name.
+    let r = parse_resources("kind: BgpPeer\nname: p\npeerIP: 192.0.2.1\nasNumber: 1\nbfd: {}\n")
+        .unwrap();
+    let Resource::BgpPeer(peer) = &r[0] else {
+        panic!()
+    };
+    assert_eq!(peer.bfd, Some(calico_core::dataplane::BfdConfig::default()));
+    assert_eq!(
+        peer.bfd.unwrap().min_tx,
+        std::time::Duration::from_millis(300)
+    );
+    let e = parse_resources(
+        "kind: BgpPeer\nname: p\npeerIP: 192.0.2.1\nasNumber: 1\nbfd: {interval: 3}\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("interval"), "{e}");
 }

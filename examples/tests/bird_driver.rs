@@ -27,6 +27,7 @@ fn settings(router_id: &str, asn: u32, peers: &[(&str, u32)]) -> BgpSettings {
                 hold_time: 3,
                 passive: false,
                 route_reflector_client: false,
+                bfd: None,
             })
             .collect(),
     }
@@ -247,6 +248,7 @@ async fn a_bird_reflector_spreads_routes_between_its_clients_keeping_their_next_
             hold_time: 3,
             passive: false,
             route_reflector_client: true,
+            bfd: None,
         });
     }
     birds[3].configure(&rr).await.unwrap();

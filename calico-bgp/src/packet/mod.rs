@@ -13,7 +13,7 @@
 //! ```
 
 pub mod attribute;
-mod cursor;
+pub(crate) mod cursor;
 pub mod error;
 pub mod nlri;
 pub mod notification;

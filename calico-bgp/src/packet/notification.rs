@@ -132,6 +132,8 @@ subcode_enum! {
         ConnectionCollisionResolution = 7,
         /// Out of resources.
         OutOfResources = 8,
+        /// The peering's BFD session went down (RFC 9384).
+        BfdDown = 10,
     }
 }
 

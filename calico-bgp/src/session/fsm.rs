@@ -63,6 +63,9 @@ pub enum Event {
     Start,
     /// The peering is to stop, telling the peer why.
     Stop(CeaseSubcode),
+    /// The established session (and any connection being opened) is to end with a Cease of
+    /// this subcode; the peering goes on, connecting again after the retry delay.
+    Reset(CeaseSubcode, String),
     /// The peering is to stop without a NOTIFICATION, only closing TCP: we are restarting
     /// gracefully and the peer is to keep our routes (RFC 4724).
     StopForRestart,
@@ -209,6 +212,14 @@ impl Fsm {
                     }
                 }
                 self.connecting = false;
+            }
+            Event::Reset(subcode, reason) => {
+                for dir in [Direction::Outbound, Direction::Inbound] {
+                    if self.connections[dir.index()].is_some() {
+                        let notification = Notification::cease(subcode);
+                        self.notify_and_close(dir, notification, reason.clone(), out);
+                    }
+                }
             }
             Event::StopForRestart => {
                 self.running = false;

@@ -36,6 +36,9 @@ pub enum PeerCommand {
     Send(Vec<u8>),
     /// Stop the peering (with a Cease of this subcode) and end the task.
     Stop(CeaseSubcode),
+    /// End the current session with a Cease of this subcode, for this reason (an
+    /// operator's error text), and connect again as after any failure.
+    Reset(CeaseSubcode, String),
     /// Close the connections without a NOTIFICATION (we restart gracefully: the peer is to
     /// keep our routes) and end the task.
     StopForRestart,
@@ -188,6 +191,9 @@ impl PeerTask {
                         self.fsm.handle(Event::Stop(subcode), &mut actions);
                         self.perform(&mut actions, &conn_tx);
                         break;
+                    }
+                    Some(PeerCommand::Reset(subcode, reason)) => {
+                        self.fsm.handle(Event::Reset(subcode, reason), &mut actions);
                     }
                     Some(PeerCommand::StopForRestart) => {
                         self.fsm.handle(Event::StopForRestart, &mut actions);

@@ -67,6 +67,14 @@
 //!   Our own best-path selection is not deferred until the peers' End-of-RIB (RFC 4724
 //!   §4.1 suggests it): routes are selected and handed on as they arrive.
 //!
+//! # BFD
+//!
+//! A peering with [`PeerConfig::bfd`](calico_core::dataplane::PeerConfig::bfd) set runs a
+//! BFD session ([`crate::bfd`]) to the peer's address, from
+//! [`SpeakerOptions::listen_address`] when that is a specific address of the peer's family.
+//! When it goes from Up to Down, the BGP session ends at once (Cease, "BFD Down") and its
+//! routes are withdrawn, without waiting for the hold time.
+//!
 //! End-of-RIB is sent after every table dump (session up, ROUTE-REFRESH), for every
 //! negotiated family.
 //!
@@ -91,6 +99,7 @@
 //!             hold_time: 90,
 //!             passive: false,
 //!             route_reflector_client: false,
+//!             bfd: None,
 //!         }]),
 //!     })
 //!     .await?;
@@ -128,6 +137,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 pub use self::options::{GracefulRestartError, GracefulRestartOptions, SpeakerOptions};
 use self::task::{Command, Task};
+use crate::bfd::{BfdService, SessionStatus};
 
 /// Why a [`Speaker`] cannot be created.
 #[derive(Debug, thiserror::Error)]
@@ -149,6 +159,7 @@ pub enum SpeakerError {
 pub struct Speaker {
     commands: mpsc::Sender<Command>,
     news: watch::Receiver<u64>,
+    bfd: BfdService,
 }
 
 impl Speaker {
@@ -189,8 +200,19 @@ impl Speaker {
     ) -> Result<Speaker, SpeakerError> {
         in_runtime()?;
         let (news_tx, news) = watch::channel(0);
-        let commands = Task::spawn(options, listener, news_tx);
-        Ok(Speaker { commands, news })
+        let (bfd_tx, bfd_events) = mpsc::unbounded_channel();
+        let bfd = BfdService::spawn(options.sockets.clone(), bfd_tx);
+        let commands = Task::spawn(options, listener, news_tx, (bfd.clone(), bfd_events));
+        Ok(Speaker {
+            commands,
+            news,
+            bfd,
+        })
+    }
+
+    /// The state of the BFD session of every peering that has BFD on ([`crate::bfd`]).
+    pub async fn bfd_status(&self) -> Vec<SessionStatus> {
+        self.bfd.status().await
     }
 
     /// Stops for a graceful restart (RFC 4724): every session is closed without a

@@ -16,10 +16,14 @@ use std::sync::Arc;
 
 use tokio::net::TcpSocket;
 
-/// Creates the bare TCP sockets a speaker uses (its listener and its outgoing connections).
+/// Creates the bare sockets a speaker uses: TCP for its listener and its outgoing
+/// connections, UDP for BFD ([`crate::bfd`]).
 pub trait SocketOpener: Send + Sync + fmt::Debug {
     /// A new TCP socket of the family of `addr`, not bound yet.
     fn tcp_socket(&self, addr: &SocketAddr) -> io::Result<TcpSocket>;
+
+    /// A new UDP socket of the family of `addr`, not bound yet.
+    fn udp_socket(&self, addr: &SocketAddr) -> io::Result<socket2::Socket>;
 }
 
 /// Opens sockets in the process's own network namespace.
@@ -32,6 +36,11 @@ impl SocketOpener for OwnNamespace {
             SocketAddr::V4(_) => TcpSocket::new_v4(),
             SocketAddr::V6(_) => TcpSocket::new_v6(),
         }
+    }
+
+    fn udp_socket(&self, addr: &SocketAddr) -> io::Result<socket2::Socket> {
+        let domain = socket2::Domain::for_address(*addr);
+        socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))
     }
 }
 

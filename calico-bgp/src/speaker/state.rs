@@ -148,6 +148,12 @@ impl SpeakerState {
                 .map_err(|e| BackendError::Unsupported(e.to_string()))?;
         }
         for p in &settings.peers {
+            if let Some(Err((field, why))) = p.bfd.map(|b| b.validate()) {
+                let address = p.address;
+                return Err(BackendError::Unsupported(format!(
+                    "peer {address}: {field}: {why}"
+                )));
+            }
             if let Some(password) = &p.password {
                 md5::validate(p.address, password)
                     .map_err(|e| BackendError::Unsupported(e.to_string()))?;
@@ -188,7 +194,16 @@ impl SpeakerState {
         for address in self.peers.addresses() {
             let why = match (wanted.get(&address), self.peers.at(address)) {
                 (None, _) => CeaseSubcode::PeerDeconfigured,
-                (Some(cfg), Some(p)) if **cfg != p.config => CeaseSubcode::OtherConfigurationChange,
+                (Some(cfg), Some(p)) if !same_session(cfg, &p.config) => {
+                    CeaseSubcode::OtherConfigurationChange
+                }
+                (Some(cfg), Some(_)) => {
+                    // Only BFD changed: the BFD service follows, the session stays.
+                    if let Some(p) = self.peers.at_mut(address) {
+                        p.config = (*cfg).clone();
+                    }
+                    continue;
+                }
                 _ => continue,
             };
             self.stop_peer(address, why, &mut out);
@@ -545,5 +560,17 @@ impl SpeakerState {
         if !bytes.is_empty() {
             out.push(Output::Send { peer: to, bytes });
         }
+    }
+}
+
+/// Whether two configurations of a peering give the same BGP session (they may differ in
+/// BFD, which runs beside it).
+fn same_session(a: &PeerConfig, b: &PeerConfig) -> bool {
+    PeerConfig {
+        bfd: None,
+        ..a.clone()
+    } == PeerConfig {
+        bfd: None,
+        ..b.clone()
     }
 }

@@ -15,6 +15,7 @@ use super::listener::Listener;
 use super::socket::SocketFactory;
 use super::state::{Output, PeerStart, SpeakerState};
 use super::SpeakerOptions;
+use crate::bfd::{self, BfdEvent, BfdService, SessionSpec};
 use crate::packet::notification::CeaseSubcode;
 use crate::rib::PeerId;
 use crate::session::io::{PeerCommand, PeerEvent, PeerHandle};
@@ -32,6 +33,7 @@ pub(crate) enum Command {
 }
 
 type Events = mpsc::UnboundedReceiver<(PeerId, PeerEvent)>;
+type BfdEvents = mpsc::UnboundedReceiver<BfdEvent>;
 
 pub(crate) struct Task {
     state: SpeakerState,
@@ -44,6 +46,7 @@ pub(crate) struct Task {
     fixed_listener: bool,
     commands_tx: mpsc::WeakSender<Command>,
     changed: watch::Sender<u64>,
+    bfd: BfdService,
 }
 
 impl Task {
@@ -53,6 +56,7 @@ impl Task {
         options: SpeakerOptions,
         listener: Option<tokio::net::TcpListener>,
         changed: watch::Sender<u64>,
+        (bfd, bfd_events): (BfdService, BfdEvents),
     ) -> mpsc::Sender<Command> {
         let (tx, rx) = mpsc::channel(64);
         let (events_tx, events_rx) = mpsc::unbounded_channel();
@@ -67,15 +71,21 @@ impl Task {
             fixed_listener: listener.is_some(),
             commands_tx: tx.downgrade(),
             changed,
+            bfd,
         };
         if let Some(listener) = listener {
             task.serve(listener);
         }
-        tokio::spawn(task.run(rx, events_rx));
+        tokio::spawn(task.run(rx, events_rx, bfd_events));
         tx
     }
 
-    async fn run(mut self, mut commands: mpsc::Receiver<Command>, mut events: Events) {
+    async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        mut events: Events,
+        mut bfd_events: BfdEvents,
+    ) {
         let restart = loop {
             let next = self.state.next_deadline();
             tokio::select! {
@@ -88,6 +98,7 @@ impl Task {
                     let outputs = self.state.peer_event(id, event, Instant::now());
                     self.carry_out(outputs);
                 }
+                Some(event) = bfd_events.recv() => self.bfd_event(event),
                 _ = sleep_until(next), if next.is_some() => {
                     let outputs = self.state.stale_timers(Instant::now());
                     self.carry_out(outputs);
@@ -189,9 +200,34 @@ impl Task {
         if let Some(listener) = &mut self.listener {
             listener.sync_keys(&settings.peers)?;
         }
+        self.bfd
+            .set_sessions(bfd_sessions(&settings, self.options.listen_address));
         let outputs = self.state.configure(settings);
         self.carry_out(outputs);
         Ok(())
+    }
+
+    /// A peering's BFD session went from Up to Down: its BGP session ends now (RFC 5882
+    /// §4.3) rather than when the hold time runs out.
+    fn bfd_event(&mut self, event: BfdEvent) {
+        let t = event.transition;
+        if t.from != bfd::State::Up || t.to == bfd::State::Up {
+            return;
+        }
+        if t.remote == bfd::State::AdminDown {
+            // The peer turned its BFD off: not a failure of the path (RFC 5882 §3.2).
+            tracing::info!(peer = %event.peer, "BFD session administratively down at the peer; the BGP session stays");
+            return;
+        }
+        let handle = self
+            .state
+            .peer_at(event.peer)
+            .and_then(|id| self.peers.get(&id));
+        if let Some(peer) = handle {
+            tracing::warn!(peer = %event.peer, diagnostic = %t.diag, "BFD session down: ending the BGP session");
+            let reason = format!("BFD session down: {}", t.diag);
+            peer.send(PeerCommand::Reset(CeaseSubcode::BfdDown, reason));
+        }
     }
 
     fn serve(&mut self, listener: tokio::net::TcpListener) {
@@ -229,6 +265,33 @@ impl Task {
             }
         }
     }
+}
+
+/// The BFD sessions the peerings of `settings` ask for, sent from `listen` when it is a
+/// specific address of the peer's family.
+fn bfd_sessions(settings: &BgpSettings, listen: std::net::IpAddr) -> Vec<SessionSpec> {
+    let unspecified = |peer: std::net::IpAddr| match peer {
+        std::net::IpAddr::V4(_) => std::net::Ipv4Addr::UNSPECIFIED.into(),
+        std::net::IpAddr::V6(_) => std::net::Ipv6Addr::UNSPECIFIED.into(),
+    };
+    settings
+        .peers
+        .iter()
+        .filter_map(|p| {
+            let config = p.bfd?;
+            let same_family = listen.is_ipv4() == p.address.is_ipv4();
+            let local = if same_family && !listen.is_unspecified() {
+                listen
+            } else {
+                unspecified(p.address)
+            };
+            Some(SessionSpec {
+                peer: p.address,
+                local,
+                config,
+            })
+        })
+        .collect()
 }
 
 async fn sleep_until(at: Option<Instant>) {

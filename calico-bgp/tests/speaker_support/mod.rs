@@ -70,6 +70,7 @@ pub fn peer(address: &str, remote_as: u32, hold_time: u16) -> PeerConfig {
         hold_time,
         passive: false,
         route_reflector_client: false,
+        bfd: None,
     }
 }
 

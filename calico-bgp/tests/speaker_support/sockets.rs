@@ -15,6 +15,11 @@ impl SocketOpener for NetnsSockets {
         calico_netns::enter_path(&self.0, || OwnNamespace.tcp_socket(addr))
             .unwrap_or_else(|e| Err(std::io::Error::new(e.source.kind(), e.to_string())))
     }
+
+    fn udp_socket(&self, addr: &std::net::SocketAddr) -> std::io::Result<socket2::Socket> {
+        calico_netns::enter_path(&self.0, || OwnNamespace.udp_socket(addr))
+            .unwrap_or_else(|e| Err(std::io::Error::new(e.source.kind(), e.to_string())))
+    }
 }
 
 /// The sockets of a speaker in the namespace at `path`.

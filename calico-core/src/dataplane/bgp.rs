@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::str::FromStr;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use ipnet::IpNet;
@@ -71,6 +72,95 @@ pub struct PeerConfig {
     pub passive: bool,
     /// The peer is a route-reflector client of ours.
     pub route_reflector_client: bool,
+    /// Bidirectional Forwarding Detection for the peering (RFC 5880/5881/5882); `None`: off.
+    pub bfd: Option<BfdConfig>,
+}
+
+/// The timers of a BFD session (RFC 5880 §6.8.1), in asynchronous mode.
+///
+/// A peer is declared down after `multiplier` intervals without a packet: with the
+/// defaults (300 ms × 3) within 900 ms, against a BGP hold time of seconds to minutes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BfdConfig {
+    /// The interval at which we would like to send (`bfd.DesiredMinTxInterval`).
+    #[serde(
+        with = "millis",
+        rename = "minTxIntervalMs",
+        default = "BfdConfig::default_interval"
+    )]
+    pub min_tx: Duration,
+    /// The shortest interval at which we can receive (`bfd.RequiredMinRxInterval`).
+    #[serde(
+        with = "millis",
+        rename = "minRxIntervalMs",
+        default = "BfdConfig::default_interval"
+    )]
+    pub min_rx: Duration,
+    /// How many intervals without a packet declare the peer down (`bfd.DetectMult`).
+    #[serde(default = "BfdConfig::default_multiplier")]
+    pub multiplier: u8,
+}
+
+impl Default for BfdConfig {
+    fn default() -> Self {
+        BfdConfig {
+            min_tx: BfdConfig::default_interval(),
+            min_rx: BfdConfig::default_interval(),
+            multiplier: BfdConfig::default_multiplier(),
+        }
+    }
+}
+
+impl BfdConfig {
+    /// Shortest interval accepted: 10 ms (what a userspace implementation can keep).
+    pub const MIN_INTERVAL: Duration = Duration::from_millis(10);
+    /// Longest interval accepted: 60 s.
+    pub const MAX_INTERVAL: Duration = Duration::from_secs(60);
+
+    fn default_interval() -> Duration {
+        Duration::from_millis(300)
+    }
+
+    fn default_multiplier() -> u8 {
+        3
+    }
+
+    /// Checks the timers; the error is the field (as written in a `BgpPeer`) and why.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        for (field, d) in [
+            ("bfd.minTxIntervalMs", self.min_tx),
+            ("bfd.minRxIntervalMs", self.min_rx),
+        ] {
+            if d < Self::MIN_INTERVAL || d > Self::MAX_INTERVAL {
+                let range = (
+                    Self::MIN_INTERVAL.as_millis(),
+                    Self::MAX_INTERVAL.as_millis(),
+                );
+                let why = format!("{} ms is outside {}-{} ms", d.as_millis(), range.0, range.1);
+                return Err((field, why));
+            }
+        }
+        if self.multiplier == 0 {
+            return Err(("bfd.multiplier", "must be 1-255, not 0".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Durations as whole milliseconds on the wire.
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis().try_into().unwrap_or(u64::MAX))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
 }
 
 /// Everything a BGP backend needs to run this host's speaker.

@@ -63,7 +63,9 @@ pub mod ir;
 pub mod validate;
 
 pub use acl::AclBackend;
-pub use bgp::{AsNumber, BgpBackend, BgpSettings, LearnedRoute, PeerConfig, PeerState, PeerStatus};
+pub use bgp::{
+    AsNumber, BfdConfig, BgpBackend, BgpSettings, LearnedRoute, PeerConfig, PeerState, PeerStatus,
+};
 pub use change::{ApplyError, Change, ChangeSet};
 pub use diff::diff;
 pub(crate) use diff::{diff_keys, Touched};

@@ -93,4 +93,8 @@ pub struct BgpPeer {
     /// Hold time in seconds to offer (0 or 3–65535; default 90).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hold_time: Option<u16>,
+    /// BFD for the peering (single hop, RFC 5881): `{}` for the defaults (300 ms × 3),
+    /// absent for none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bfd: Option<crate::dataplane::BfdConfig>,
 }

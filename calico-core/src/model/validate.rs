@@ -616,6 +616,9 @@ impl BgpPeer {
                 ));
             }
         }
+        if let Some(Err((field, why))) = self.bfd.map(|b| b.validate()) {
+            return Err(c.invalid(field, why));
+        }
         if let Some(p) = &self.password {
             if p.is_empty() || p.len() > 80 {
                 return Err(c.invalid("password", "a TCP MD5 key must be 1-80 bytes"));

@@ -85,6 +85,7 @@ pub fn bgp_settings(node: &str, model: &Model) -> Option<BgpSettings> {
                         // Only one side of a mesh session connects: the lower address.
                         passive: mine > theirs,
                         route_reflector_client: false,
+                        bfd: None,
                     },
                 );
             }
@@ -108,6 +109,7 @@ pub fn bgp_settings(node: &str, model: &Model) -> Option<BgpSettings> {
                 hold_time: p.hold_time.unwrap_or(DEFAULT_HOLD_TIME),
                 passive: false,
                 route_reflector_client: is_client(p.peer_ip),
+                bfd: p.bfd,
             },
         );
     }

@@ -372,6 +372,7 @@ fn object(doc: usize, kind: &str, mut v: Mapping) -> Result<Resource, TranslateE
                 as_number: s.as_number,
                 password: None,
                 hold_time: None,
+                bfd: None,
             })
         }
         "Node" => node(meta, spec, &obj)?,

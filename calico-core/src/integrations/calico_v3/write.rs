@@ -325,6 +325,13 @@ fn bgp_peer(p: &BgpPeer) -> Result<Value, TranslateError> {
             "a v3 BGPPeer has no hold time field",
         ));
     }
+    if p.bfd.is_some() {
+        return Err(TranslateError::new(
+            obj(),
+            "spec.bfd",
+            "a v3 BGPPeer has no BFD field (BFD is a calico-rs BgpPeer setting)",
+        ));
+    }
     let mut spec = Map::new();
     if let Some(n) = &p.node {
         spec.insert("node".into(), json!(n));

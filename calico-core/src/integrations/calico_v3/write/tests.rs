@@ -107,6 +107,7 @@ fn other_kinds() -> impl Strategy<Value = Vec<Resource>> {
             as_number: AsNumber(asn),
             password: None,
             hold_time: None,
+            bfd: None,
         })
     });
     (node, hep, pool, conf, peer).prop_map(|(a, b, c, d, e)| vec![a, b, c, d, e])
@@ -344,16 +345,28 @@ fn unencodable_resources_are_refused_with_the_reason() {
         as_number: AsNumber(65000),
         password: Some("secret".into()),
         hold_time: None,
+        bfd: None,
     };
     let e = to_v3(&Resource::BgpPeer(peer.clone())).unwrap_err();
     assert_eq!(e.field, "spec.password", "{e}");
     let e = to_v3(&Resource::BgpPeer(BgpPeer {
         password: None,
         hold_time: Some(30),
-        ..peer
+        ..peer.clone()
     }))
     .unwrap_err();
     assert_eq!(e.field, "spec.holdTime", "{e}");
+    let e = to_v3(&Resource::BgpPeer(BgpPeer {
+        password: None,
+        bfd: Some(default_bfd()),
+        ..peer
+    }))
+    .unwrap_err();
+    assert_eq!(e.field, "spec.bfd", "{e}");
+}
+
+fn default_bfd() -> crate::dataplane::BfdConfig {
+    crate::dataplane::BfdConfig::default()
 }
 
 /// The reader takes back the `hostPort: 0` / `hostIP: ""` Go writes on endpoint ports, and

@@ -1,0 +1,157 @@
+//! BFD (RFC 5880/5881) beside BGP sessions, on real links between namespaces: with BIRD 2's
+//! BFD over IPv4, and between two of our speakers over IPv6. A peer cut off silently (all
+//! its packets dropped) loses its routes within the BFD detection time, not the hold time,
+//! and the session comes back once the path is restored.
+
+mod speaker_support;
+
+use std::time::{Duration, Instant};
+
+use calico_bgp::bfd::State;
+use calico_bgp::speaker::Speaker;
+use calico_core::dataplane::{BfdConfig, BgpBackend};
+use calico_netns::fixtures::{privileged, Netns};
+use speaker_support::bird::Bird;
+use speaker_support::*;
+
+/// A hold time no test waits for: a withdrawal within seconds is BFD's.
+const HOLD: u16 = 60;
+
+const TIMERS: BfdConfig = BfdConfig {
+    min_tx: Duration::from_millis(300),
+    min_rx: Duration::from_millis(300),
+    multiplier: 3,
+};
+
+/// Drops every packet in and out of `ns` (a hung host, as its peers see it).
+fn cut(ns: &Netns) {
+    ns.run(&["nft", "add", "table", "inet", "cut"]).unwrap();
+    for (chain, hook) in [("in", "input"), ("out", "output")] {
+        let spec = format!("{{ type filter hook {hook} priority -300 ; policy drop ; }}");
+        let mut args = vec!["nft", "add", "chain", "inet", "cut", chain];
+        args.extend(spec.split(' '));
+        ns.run(&args).unwrap();
+    }
+}
+
+fn restore(ns: &Netns) {
+    ns.run(&["nft", "delete", "table", "inet", "cut"]).unwrap();
+}
+
+async fn wait_bfd(speaker: &Speaker, secs: u64, state: State) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let status = speaker.bfd_status().await;
+        if !status.is_empty() && status.iter().all(|s| s.state == state) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for BFD {state}: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bfd_with_bird_withdraws_a_silent_peer_within_the_detection_time() {
+    if !privileged("bfd_with_bird_withdraws_a_silent_peer_within_the_detection_time") {
+        return;
+    }
+    let link = Link::new("sbfd");
+    let conf = format!(
+        "protocol bfd {{}}\n\
+         protocol static s4 {{ ipv4; route 10.66.1.0/26 blackhole; }}\n\
+         protocol bgp calico {{\n  local {B4} as 64512;\n  neighbor {A4} as 64512;\n  direct;\n  \
+         hold time {HOLD};\n  connect retry time 1;\n  error wait time 1, 2;\n  \
+         bfd {{ min rx interval 300 ms; min tx interval 300 ms; multiplier 3; }};\n  \
+         ipv4 {{ import all; export all; }};\n}}\n"
+    );
+    let bird = Bird::start(&link.b, B4, &conf);
+    let speaker = speaker_at(&link.a, A4);
+    let mut p = peer(B4, 64512, HOLD);
+    p.bfd = Some(TIMERS);
+    speaker
+        .configure(&settings(64512, A4, vec![p]))
+        .await
+        .unwrap();
+    wait_routes(&speaker, 15, "BIRD's route", |r| via(r, "10.66.1.0/26", B4)).await;
+    wait_bfd(&speaker, 10, State::Up).await;
+    bird.wait(10, "show bfd sessions", "BIRD's BFD session up", |o| {
+        o.contains(A4) && o.contains("Up")
+    });
+
+    cut(&link.b);
+    let cut_at = Instant::now();
+    wait_routes(&speaker, 10, "withdrawal by BFD", |r| r.is_empty()).await;
+    let failover = cut_at.elapsed();
+    eprintln!("BFD 300 ms x 3 with BIRD 2: routes withdrawn {failover:?} after the cut (hold time {HOLD} s)");
+    assert!(
+        failover < Duration::from_secs(3),
+        "withdrawn after {failover:?}: not by BFD"
+    );
+    let status = speaker.peer_status().await.unwrap();
+    let error = status[0].last_error.as_deref().unwrap_or("");
+    assert!(error.contains("BFD session down"), "{status:?}");
+    assert!(error.contains("detection time expired"), "{status:?}");
+
+    // The path comes back: BFD and then BGP come up again, and the route returns.
+    restore(&link.b);
+    wait_bfd(&speaker, 20, State::Up).await;
+    wait_routes(&speaker, 30, "BIRD's route again", |r| {
+        via(r, "10.66.1.0/26", B4)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bfd_between_two_speakers_over_ipv6() {
+    if !privileged("bfd_between_two_speakers_over_ipv6") {
+        return;
+    }
+    let link = Link::new("sbf6");
+    let a = speaker_at(&link.a, A6);
+    let b = speaker_at(&link.b, B6);
+    for (s, me, them) in [(&a, A6, B6), (&b, B6, A6)] {
+        let mut p = peer(them, 65000, HOLD);
+        p.bfd = Some(TIMERS);
+        let router_id = if me == A6 { A4 } else { B4 };
+        s.configure(&settings(65000, router_id, vec![p]))
+            .await
+            .unwrap();
+    }
+    a.set_exports(&prefixes(&["fd00:65:1::/122"]))
+        .await
+        .unwrap();
+    b.set_exports(&prefixes(&["fd00:65:2::/122"]))
+        .await
+        .unwrap();
+    wait_routes(&a, 15, "b's route", |r| via(r, "fd00:65:2::/122", B6)).await;
+    wait_bfd(&a, 10, State::Up).await;
+    wait_bfd(&b, 10, State::Up).await;
+
+    cut(&link.b);
+    let cut_at = Instant::now();
+    wait_routes(&a, 10, "withdrawal by BFD", |r| r.is_empty()).await;
+    let failover = cut_at.elapsed();
+    eprintln!("BFD 300 ms x 3, our speakers over IPv6: withdrawn {failover:?} after the cut");
+    assert!(
+        failover < Duration::from_secs(3),
+        "withdrawn after {failover:?}: not by BFD"
+    );
+
+    // Turning BFD off is not a BGP change: the session it no longer watches stays up.
+    restore(&link.b);
+    wait_routes(&a, 30, "b's route again", |r| via(r, "fd00:65:2::/122", B6)).await;
+    let mut p = peer(B6, 65000, HOLD);
+    p.bfd = None;
+    a.configure(&settings(65000, A4, vec![p])).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(a.bfd_status().await.is_empty());
+    let status = a.peer_status().await.unwrap();
+    assert_eq!(
+        status[0].state,
+        calico_core::dataplane::PeerState::Established,
+        "{status:?}"
+    );
+}

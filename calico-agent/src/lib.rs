@@ -22,4 +22,5 @@ pub mod daemon;
 pub mod http;
 pub mod lock;
 pub mod metrics;
+pub mod peer_metrics;
 pub mod resource_dir;

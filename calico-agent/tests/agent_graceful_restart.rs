@@ -15,7 +15,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use calico_netns::fixtures::{privileged, Netns};
-use support::{fabric, peered_pair_yaml, wait_until, Host};
+use support::{fabric, http_get, peered_pair_yaml, wait_until, Host};
 
 const A_UPLINK: &str = "192.168.80.1";
 const B_UPLINK: &str = "192.168.80.2";
@@ -174,7 +174,7 @@ fn a_native_bgp_agent_restart_keeps_traffic_between_hosts_flowing() {
         "--bgp",
         "native",
         "--http",
-        "127.0.0.1:0",
+        "127.0.0.1:9091",
         "--resync-secs",
         "2",
     ];
@@ -259,6 +259,30 @@ fn a_native_bgp_agent_restart_keeps_traffic_between_hosts_flowing() {
         sent,
         "no ping lost across B's restart: {summary}\nA:\n{}\nB:\n{b_log}",
         ha.log()
+    );
+
+    // A's per-peer metrics saw B's session end once and come back, with UPDATEs both ways.
+    let metric = |m: &str| format!("calico_agent_bgp_peer_{m}{{peer=\"{B_UPLINK}\"}}");
+    let scraped = wait_until(Duration::from_secs(15), || {
+        let text = http_get(&ha, "/metrics");
+        text.contains(&format!("{} 1", metric("up")))
+            && text.contains(&format!("{} 1", metric("flaps_total")))
+    });
+    let text = http_get(&ha, "/metrics");
+    assert!(
+        scraped.is_some(),
+        "A's metrics show B up after one flap:\n{text}"
+    );
+    for m in [
+        "updates_received_total",
+        "updates_sent_total",
+        "uptime_seconds",
+    ] {
+        assert!(text.contains(&metric(m)), "{m} in A's metrics:\n{text}");
+    }
+    assert!(
+        !text.contains(&format!("{} 0\n", metric("updates_received_total"))),
+        "{text}"
     );
 
     // The contrast, without graceful restart: B stopping withdraws its route from A at once

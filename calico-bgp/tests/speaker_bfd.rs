@@ -140,9 +140,19 @@ async fn bfd_between_two_speakers_over_ipv6() {
         "withdrawn after {failover:?}: not by BFD"
     );
 
-    // Turning BFD off is not a BGP change: the session it no longer watches stays up.
     restore(&link.b);
     wait_routes(&a, 30, "b's route again", |r| via(r, "fd00:65:2::/122", B6)).await;
+    // The flap is counted, and the UPDATEs of both sessions.
+    let st = a.peer_status().await.unwrap();
+    let c = &st[0].counters;
+    assert_eq!(c.flaps, Some(1), "{c:?}");
+    assert!(c.established_since.is_some(), "{c:?}");
+    assert!(
+        c.updates_received >= Some(4) && c.updates_sent >= Some(4),
+        "route + End-of-RIB on each of the two sessions: {c:?}"
+    );
+
+    // Turning BFD off is not a BGP change: the session it no longer watches stays up.
     let mut p = peer(B6, 65000, HOLD);
     p.bfd = None;
     a.configure(&settings(65000, A4, vec![p])).await.unwrap();

@@ -151,6 +151,7 @@ impl BgpBackend for MockBgp {
                 // The fabric hands a peer's whole table over at once.
                 end_of_rib_received: !f.down.contains(a),
                 last_error: None,
+                counters: Default::default(),
             })
             .collect())
     }

@@ -67,15 +67,23 @@ fn native_speaker(
     Ok((speaker, restarting))
 }
 
+/// The BGP backend chosen: the native speaker when it is one (kept to close its sessions
+/// gracefully at exit), and the backend as the agent uses it (read for peer metrics).
+pub struct ChosenBgp {
+    /// The native speaker, when `--bgp native`.
+    pub native: Option<Arc<Speaker>>,
+    /// The backend, unless `--bgp none`.
+    pub backend: Option<Arc<dyn BgpBackend>>,
+}
+
 /// Adds the chosen BGP backend to `builder` (`ours`: routes of a previous run in the
-/// kernel, from [`routes_of_ours`]); returns the native speaker when there is one (kept to
-/// close its sessions gracefully at exit).
+/// kernel, from [`routes_of_ours`]).
 pub fn with_bgp(
     o: &Options,
     fib: &LinuxFib,
     ours: usize,
     mut builder: AgentBuilder,
-) -> Result<(AgentBuilder, Option<Arc<Speaker>>), String> {
+) -> Result<(AgentBuilder, ChosenBgp), String> {
     let mut native = None;
     let bgp: Option<Arc<dyn BgpBackend>> = match o.bgp_choice() {
         BgpChoice::Native => {
@@ -97,10 +105,16 @@ pub fn with_bgp(
         BgpChoice::None => None,
     };
     info!(bgp = ?o.bgp_choice(), "BGP backend");
-    if let Some(bgp) = bgp {
-        builder = builder.bgp(bgp);
+    if let Some(bgp) = &bgp {
+        builder = builder.bgp(bgp.clone());
     }
-    Ok((builder, native))
+    Ok((
+        builder,
+        ChosenBgp {
+            native,
+            backend: bgp,
+        },
+    ))
 }
 
 /// Ends the native speaker's sessions: without a NOTIFICATION when graceful restart is on

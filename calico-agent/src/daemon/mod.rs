@@ -36,6 +36,7 @@ use crate::cli::Options;
 use crate::http::{self, Limits};
 use crate::lock::AgentLock;
 use crate::metrics::{registry, DaemonMetrics};
+use crate::peer_metrics::PeerMetrics;
 use status::{DaemonPages, Shared};
 
 /// Checks what clap cannot: ranges that depend on the protocol.
@@ -53,6 +54,9 @@ pub fn check(o: &Options) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// How often the BGP backend's peer status is read for the per-peer metrics.
+const PEER_METRICS_EVERY: Duration = Duration::from_secs(5);
 
 /// Runs the daemon until SIGTERM or SIGINT; an error says what stopped it.
 pub async fn run(o: Options) -> Result<(), String> {
@@ -73,7 +77,12 @@ pub async fn run(o: Options) -> Result<(), String> {
     // Read once: it tells the native speaker whether this is a graceful restart and the
     // directory follower whether an empty directory may program an empty state.
     let ours = backends::routes_of_ours(&fib).await;
-    let (builder, native) = backends::with_bgp(&o, &fib, ours, builder)?;
+    let (builder, bgp) = backends::with_bgp(&o, &fib, ours, builder)?;
+    let native = bgp.native;
+    let peer_metrics = PeerMetrics::default();
+    let peer_poll = bgp
+        .backend
+        .map(|b| tokio::spawn(peer_metrics.clone().poll(b, PEER_METRICS_EVERY)));
     let agent = builder.start().map_err(|e| e.to_string())?;
     let handle = agent.handle();
     let shared = Shared::new();
@@ -92,12 +101,16 @@ pub async fn run(o: Options) -> Result<(), String> {
         handle: handle.clone(),
         shared: shared.clone(),
         follow: follow_status.clone(),
-        registry: registry(
-            handle.clone(),
-            &metrics,
-            follow_status.clone(),
-            shared.programmed_revision.clone(),
-        ),
+        registry: {
+            let mut r = registry(
+                handle.clone(),
+                &metrics,
+                follow_status.clone(),
+                shared.programmed_revision.clone(),
+            );
+            r.register_collector(Box::new(peer_metrics));
+            r
+        },
         liveness_limit: Duration::from_secs(o.rescan_secs.saturating_mul(3).max(60)),
     };
     let limits = Limits {
@@ -128,6 +141,9 @@ pub async fn run(o: Options) -> Result<(), String> {
     info!("stopping; the dataplane stays as programmed");
     server.abort();
     beat.abort();
+    if let Some(p) = peer_poll {
+        p.abort();
+    }
     if let Some(r) = reporter {
         // The reports stay under their lease: a restarted agent takes over, a dead one's
         // expire after --status-ttl-secs.

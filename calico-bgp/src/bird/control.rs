@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use calico_core::dataplane::{PeerState, PeerStatus};
+use calico_core::dataplane::{PeerCounters, PeerState, PeerStatus};
 
 /// One BGP protocol as `birdc show protocols all` describes it.
 pub fn parse_protocols(text: &str) -> Vec<PeerStatus> {
@@ -22,6 +22,7 @@ pub fn parse_protocols(text: &str) -> Vec<PeerStatus> {
                     prefixes_received: 0,
                     end_of_rib_received: false,
                     last_error: None,
+                    counters: PeerCounters::default(),
                 });
             }
             continue;
@@ -35,11 +36,16 @@ pub fn parse_protocols(text: &str) -> Vec<PeerStatus> {
                 p.address = a;
             }
         } else if let Some(v) = line.strip_prefix("Routes:") {
-            let n = v
-                .split_whitespace()
-                .next()
-                .and_then(|n| n.parse::<usize>().ok());
-            p.prefixes_received += n.unwrap_or(0);
+            // "3 imported, 1 exported, 3 preferred", one line per channel.
+            let words: Vec<&str> = v.split_whitespace().collect();
+            let count = |what: &str| {
+                let at = words.iter().position(|w| w.trim_end_matches(',') == what)?;
+                words.get(at.checked_sub(1)?)?.parse::<usize>().ok()
+            };
+            p.prefixes_received += count("imported").unwrap_or(0);
+            if let Some(n) = count("exported") {
+                *p.counters.prefixes_advertised.get_or_insert(0) += n;
+            }
         } else if let Some(v) = line.strip_prefix("Last error:") {
             p.last_error = Some(v.trim().to_string());
         }
@@ -95,6 +101,11 @@ peer_fd00__2 BGP        ---        up     02:06:01.000  Established
         assert_eq!(peers[0].last_error.as_deref(), Some("Hold timer expired"));
         assert_eq!(peers[1].state, PeerState::Established);
         assert_eq!(peers[1].prefixes_received, 3);
+        assert_eq!(peers[1].counters.prefixes_advertised, Some(1));
+        assert_eq!(
+            peers[0].counters.prefixes_advertised, None,
+            "no channel up: unknown"
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 
-use calico_core::dataplane::{PeerConfig, PeerState, PeerStatus};
+use calico_core::dataplane::{PeerConfig, PeerCounters, PeerState, PeerStatus};
 
 use super::restart::Stale;
 use crate::packet::AfiSafi;
@@ -28,6 +28,8 @@ pub(crate) struct Peer {
     /// Families of the session whose End-of-RIB the peer has not sent yet since the session
     /// came up; empty (with a session) once its initial table is complete.
     pub(crate) eor_awaited: Vec<AfiSafi>,
+    /// For metrics: sessions, flaps, UPDATEs both ways.
+    pub(crate) counters: PeerCounters,
 }
 
 impl Peer {
@@ -63,6 +65,12 @@ impl Peers {
                 stale: None,
                 eor_owed: false,
                 eor_awaited: Vec::new(),
+                counters: PeerCounters {
+                    flaps: Some(0),
+                    updates_received: Some(0),
+                    updates_sent: Some(0),
+                    ..PeerCounters::default()
+                },
             },
         );
         id
@@ -132,6 +140,7 @@ impl Peers {
                     && p.session.is_some()
                     && p.eor_awaited.is_empty(),
                 last_error: p.last_error.clone(),
+                counters: p.counters.clone(),
             })
             .collect()
     }

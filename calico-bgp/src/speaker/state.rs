@@ -273,6 +273,10 @@ impl SpeakerState {
                     return out;
                 };
                 let negotiated = p.session.take().map(|(n, _)| n);
+                if negotiated.is_some() {
+                    *p.counters.flaps.get_or_insert(0) += 1;
+                    p.counters.established_since = None;
+                }
                 // The state report follows; never show Established without a session.
                 p.state = PeerState::Active;
                 p.last_error = Some(down.reason.clone());
@@ -380,6 +384,7 @@ impl SpeakerState {
             return;
         };
         p.session = Some((negotiated.clone(), local));
+        p.counters.established_since = Some(std::time::SystemTime::now());
         // End-of-RIB is awaited only for the families the peer negotiated graceful restart
         // for (RFC 4724): a peer without it (GoBGP unconfigured, for one) may never send
         // one, and waiting for it would keep routes it withdrew for the whole restart time.
@@ -473,6 +478,9 @@ impl SpeakerState {
     ) {
         let mut changes = Vec::new();
         let mut several = updates.len() > 1;
+        if let Some(p) = self.peers.at_mut(address) {
+            *p.counters.updates_received.get_or_insert(0) += updates.len() as u64;
+        }
         for update in updates {
             let eor = update.end_of_rib_family();
             changes.extend(self.rib.apply_owned(id, update));
@@ -543,11 +551,11 @@ impl SpeakerState {
         self.send_batch(to, batch, true, out);
     }
 
-    fn send_batch(&self, to: PeerId, batch: Batch, always: bool, out: &mut Vec<Output>) {
+    fn send_batch(&mut self, to: PeerId, batch: Batch, always: bool, out: &mut Vec<Output>) {
         if batch.is_empty() && !always {
             return;
         }
-        let Some(peer) = self.peers.get(to) else {
+        let Some(peer) = self.peers.get_mut(to) else {
             return;
         };
         let Some((negotiated, _)) = &peer.session else {
@@ -558,9 +566,25 @@ impl SpeakerState {
         };
         let bytes = batch.encode(&ctx, peer.config.address);
         if !bytes.is_empty() {
+            *peer.counters.updates_sent.get_or_insert(0) += messages_in(&bytes);
             out.push(Output::Send { peer: to, bytes });
         }
     }
+}
+
+/// How many BGP messages `bytes` (whole messages, back to back) holds: each header's
+/// length field (octets 16–17) says where the next begins.
+fn messages_in(bytes: &[u8]) -> u64 {
+    let (mut at, mut n) = (0usize, 0u64);
+    while let Some(len) = bytes.get(at + 16..at + 18) {
+        let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
+        if len < 19 {
+            break;
+        }
+        at += len;
+        n += 1;
+    }
+    n
 }
 
 /// Whether two configurations of a peering give the same BGP session (they may differ in

@@ -370,6 +370,7 @@ impl ScriptedBgp {
             prefixes_received: 0,
             end_of_rib_received: eor,
             last_error: None,
+            counters: Default::default(),
         }];
         self.news.send_modify(|n| *n += 1);
     }

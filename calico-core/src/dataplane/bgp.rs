@@ -220,6 +220,23 @@ pub struct PeerStatus {
     pub end_of_rib_received: bool,
     /// The last error seen on the session, for an operator.
     pub last_error: Option<String>,
+    /// Counters of the peering, for metrics; `None` where a backend cannot tell.
+    pub counters: PeerCounters,
+}
+
+/// Counters of one peering since it was configured (what `bird_exporter` gives BIRD users).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PeerCounters {
+    /// When the current session was established (wall clock); `None` when not established.
+    pub established_since: Option<std::time::SystemTime>,
+    /// Established sessions that ended.
+    pub flaps: Option<u64>,
+    /// UPDATE messages received (End-of-RIB included).
+    pub updates_received: Option<u64>,
+    /// UPDATE messages sent (End-of-RIB included).
+    pub updates_sent: Option<u64>,
+    /// Prefixes currently advertised to the peer.
+    pub prefixes_advertised: Option<usize>,
 }
 
 /// Spreads this host's routes and learns the others'.

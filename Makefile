@@ -7,7 +7,7 @@ SHELL := /bin/bash
 # Debian packages the privileged tests and the real demo use; protobuf-compiler is for the
 # build (etcd-client compiles etcd's protobuf files). Installed only when missing; without
 # root, a warning and the unprivileged paths.
-DEBS := nftables bird2 iproute2 iputils-ping netcat-openbsd procps util-linux etcd-server protobuf-compiler
+DEBS := nftables bird2 frr iproute2 iputils-ping netcat-openbsd procps util-linux etcd-server protobuf-compiler
 
 .PHONY: deps test demo demo-eval bench fuzz
 
@@ -19,7 +19,7 @@ deps:
 	elif [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
-	  for svc in bird:bird2 etcd:etcd-server; do \
+	  for svc in bird:bird2 frr:frr etcd:etcd-server; do \
 	    case " $$missing " in *" $${svc#*:} "*) \
 	      if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then \
 	        echo "make deps: $${svc#*:} installed for the tests; its system service is not wanted (tests and the demo start their own): disabling $${svc%%:*}.service"; \

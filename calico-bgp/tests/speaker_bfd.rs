@@ -1,5 +1,5 @@
 //! BFD (RFC 5880/5881) beside BGP sessions, on real links between namespaces: with BIRD 2's
-//! BFD over IPv4, and between two of our speakers over IPv6. A peer cut off silently (all
+//! BFD and FRR's bfdd over IPv4, and between two of our speakers over IPv6. A peer cut off silently (all
 //! its packets dropped) loses its routes within the BFD detection time, not the hold time,
 //! and the session comes back once the path is restored.
 
@@ -12,6 +12,7 @@ use calico_bgp::speaker::Speaker;
 use calico_core::dataplane::{BfdConfig, BgpBackend};
 use calico_netns::fixtures::{privileged, Netns};
 use speaker_support::bird::Bird;
+use speaker_support::frr::Frr;
 use speaker_support::*;
 
 /// A hold time no test waits for: a withdrawal within seconds is BFD's.
@@ -100,6 +101,57 @@ async fn bfd_with_bird_withdraws_a_silent_peer_within_the_detection_time() {
     wait_bfd(&speaker, 20, State::Up).await;
     wait_routes(&speaker, 30, "BIRD's route again", |r| {
         via(r, "10.66.1.0/26", B4)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bfd_with_frr_bfdd_withdraws_a_silent_peer_within_the_detection_time() {
+    if !privileged("bfd_with_frr_bfdd_withdraws_a_silent_peer_within_the_detection_time") {
+        return;
+    }
+    let link = Link::new("sbff");
+    let conf = format!(
+        "frr defaults datacenter\nhostname calico-test\n!\n\
+         bfd\n peer {A4}\n  receive-interval 300\n  transmit-interval 300\n  detect-multiplier 3\n !\n!\n\
+         router bgp 64512\n bgp router-id {B4}\n no bgp ebgp-requires-policy\n no bgp network import-check\n \
+         neighbor {A4} remote-as 64512\n neighbor {A4} bfd\n neighbor {A4} timers {} {HOLD}\n \
+         neighbor {A4} timers connect 1\n address-family ipv4 unicast\n  network 10.67.1.0/26\n \
+         exit-address-family\n!\n",
+        HOLD / 3
+    );
+    let frr = Frr::start(&link.b, &conf);
+    let speaker = speaker_at(&link.a, A4);
+    let mut p = peer(B4, 64512, HOLD);
+    p.bfd = Some(TIMERS);
+    speaker
+        .configure(&settings(64512, A4, vec![p]))
+        .await
+        .unwrap();
+    wait_routes(&speaker, 20, "FRR's route", |r| via(r, "10.67.1.0/26", B4)).await;
+    wait_bfd(&speaker, 10, State::Up).await;
+    frr.wait(10, "show bfd peers", "FRR's BFD session up", |o| {
+        o.contains(A4) && o.contains("Status: up")
+    });
+
+    cut(&link.b);
+    let cut_at = Instant::now();
+    wait_routes(&speaker, 10, "withdrawal by BFD", |r| r.is_empty()).await;
+    let failover = cut_at.elapsed();
+    eprintln!("BFD 300 ms x 3 with FRR 8 bfdd: routes withdrawn {failover:?} after the cut (hold time {HOLD} s)");
+    assert!(
+        failover < Duration::from_secs(3),
+        "withdrawn after {failover:?}: not by BFD"
+    );
+    // FRR saw it too, from its side: its BFD session is down.
+    frr.wait(5, "show bfd peers", "FRR's BFD session down", |o| {
+        o.contains("Status: down")
+    });
+
+    restore(&link.b);
+    wait_bfd(&speaker, 20, State::Up).await;
+    wait_routes(&speaker, 30, "FRR's route again", |r| {
+        via(r, "10.67.1.0/26", B4)
     })
     .await;
 }

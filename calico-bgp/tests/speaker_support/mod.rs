@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod bird;
+pub mod frr;
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;

@@ -56,8 +56,10 @@
 //! * `endpoint_chains`: the pure renderer of one local endpoint's chains;
 //! * `rules`: one policy or profile rule → IR rules and the sets they need;
 //! * `updates`: what each kind of update recomputes, tying the parts together;
-//! * `names`: the names of chains and sets.
+//! * `names`: the names of chains and sets;
+//! * `describe`: the way back, from chain names to what the user wrote ([`describe`]).
 
+mod describe;
 mod endpoint_chains;
 mod journal;
 mod local_endpoints;
@@ -66,6 +68,8 @@ mod rules;
 mod set_members;
 mod shared_chains;
 mod updates;
+
+pub use describe::{describe, ChainNames, ChainOwner, RuleRef, DEFAULT_TIER};
 
 use crate::dataplane::ir::{
     BaseChain, Chain, ChainPolicy, Hook, IfaceKey, Rule, Ruleset, Verdict, VerdictMap,
@@ -340,5 +344,7 @@ fn feed(model: &mut Model, compiler: &mut Compiler, update: crate::model::Update
 
 #[cfg(test)]
 mod bulk_tests;
+#[cfg(test)]
+mod describe_tests;
 #[cfg(test)]
 mod tests;

@@ -140,8 +140,7 @@ async fn respond(pages: &dyn Pages, req: &Request<Incoming>) -> Response<Full<By
             .unwrap_or(Page {
                 status: StatusCode::NOT_FOUND,
                 content_type: "text/plain; charset=utf-8",
-                body: "try /, /metrics, /status, /liveness, /readiness or /api/endpoints\n"
-                    .into(),
+                body: "try /, /metrics, /status, /liveness, /readiness or /api/endpoints\n".into(),
             })
     };
     let mut response = Response::new(Full::new(Bytes::from(page.body)));

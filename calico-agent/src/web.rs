@@ -52,13 +52,19 @@ pub fn render(endpoints: &EndpointList, matrix: &Matrix) -> String {
 }
 
 fn endpoints_table(h: &mut String, list: &EndpointList) {
-    h.push_str("<h2>Endpoints on this host</h2>\n<table id=\"endpoints\"><tr><th>endpoint</th>\
+    h.push_str(
+        "<h2>Endpoints on this host</h2>\n<table id=\"endpoints\"><tr><th>endpoint</th>\
         <th>state</th><th>interface</th><th>addresses</th><th>labels</th>\
-        <th>ingress policies</th><th>egress policies</th><th>profiles</th></tr>\n");
+        <th>ingress policies</th><th>egress policies</th><th>profiles</th></tr>\n",
+    );
     for ep in &list.endpoints {
         let labels: Vec<String> = ep.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let state = match &ep.error {
-            Some(e) => format!("<span class=\"error\">{}: {}</span>", escape(&ep.state), escape(e)),
+            Some(e) => format!(
+                "<span class=\"error\">{}: {}</span>",
+                escape(&ep.state),
+                escape(e)
+            ),
             None => escape(&ep.state),
         };
         let _ = writeln!(
@@ -123,7 +129,10 @@ fn matrix_table(h: &mut String, m: &Matrix) {
         },
         m.kernel_error
             .as_ref()
-            .map(|e| format!(" <span class=\"error\">Kernel not compared: {}</span>", escape(e)))
+            .map(|e| format!(
+                " <span class=\"error\">Kernel not compared: {}</span>",
+                escape(e)
+            ))
             .unwrap_or_default(),
     );
     h.push_str("<table id=\"matrix\"><tr><th>from \\ to</th>");
@@ -160,7 +169,7 @@ fn matrix_table(h: &mut String, m: &Matrix) {
 }
 
 /// The flows panel: filled from `/flows` (JSON lines) every two seconds.
-const FLOWS: &str = r#"<h2>Recent flows</h2>
+const FLOWS: &str = r##"<h2>Recent flows</h2>
 <p id="flows-status">loading flows...</p>
 <table id="flows"><thead><tr><th>last seen</th><th>source</th><th>destination</th><th>protocol</th>
 <th>verdict</th><th>deciding policy</th><th>packets</th></tr></thead><tbody></tbody></table>
@@ -197,7 +206,7 @@ function refresh() {
 refresh();
 setInterval(refresh, 2000);
 </script>
-"#;
+"##;
 
 #[cfg(test)]
 mod tests {

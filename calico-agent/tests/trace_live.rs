@@ -26,7 +26,12 @@ ingress:
 
 fn calico_rs(host: &Host, args: &[&str]) -> Output {
     std::process::Command::new("ip")
-        .args(["netns", "exec", host.ns.name(), env!("CARGO_BIN_EXE_calico-rs")])
+        .args([
+            "netns",
+            "exec",
+            host.ns.name(),
+            env!("CARGO_BIN_EXE_calico-rs"),
+        ])
         .args(args)
         .output()
         .unwrap()
@@ -62,7 +67,15 @@ fn trace_names_the_policy_and_warns_of_drift_with_exit_2() {
     let mut host = Host::new("trc-a", None, "192.168.78.1", &wls);
     host.write("all.yaml", &(endpoints_yaml("trc-a", &wls) + POLICY));
     host.start_agent(&["--no-bgp", "--no-acl-drift-watch", "--resync-secs", "3600"]);
-    let allowed = ["trace", "--from", "default.trc-a-w0", "--to", "10.67.0.11", "--port", "8080"];
+    let allowed = [
+        "trace",
+        "--from",
+        "default.trc-a-w0",
+        "--to",
+        "10.67.0.11",
+        "--port",
+        "8080",
+    ];
     let mut last = None;
     let agreed = wait_until(Duration::from_secs(30), || {
         let o = calico_rs(&host, &allowed);
@@ -79,9 +92,24 @@ fn trace_names_the_policy_and_warns_of_drift_with_exit_2() {
     );
     assert!(!out.contains("WARNING"), "{out}");
 
-    let denied = calico_rs(&host, &["trace", "--from", "calitr0", "--to", "default.trc-a-w1", "--port", "22"]);
+    let denied = calico_rs(
+        &host,
+        &[
+            "trace",
+            "--from",
+            "calitr0",
+            "--to",
+            "default.trc-a-w1",
+            "--port",
+            "22",
+        ],
+    );
     let out = text(&denied);
-    assert_eq!(denied.status.code(), Some(0), "a denial is an answer: {out}");
+    assert_eq!(
+        denied.status.code(),
+        Some(0),
+        "a denial is an answer: {out}"
+    );
     assert!(out.contains("model (reference evaluator): DENY"), "{out}");
     assert!(out.contains("kernel agrees"), "{out}");
 
@@ -92,12 +120,28 @@ fn trace_names_the_policy_and_warns_of_drift_with_exit_2() {
         .unwrap();
     let drifted = calico_rs(&host, &allowed);
     let out = text(&drifted);
+    println!("{out}");
     assert_eq!(drifted.status.code(), Some(2), "{out}");
-    assert!(out.contains("WARNING: THE KERNEL DISAGREES WITH THE MODEL"), "{out}");
-    assert!(out.contains("the model says ALLOW, the kernel's table says DENY"), "{out}");
+    assert!(
+        out.contains("WARNING: THE KERNEL DISAGREES WITH THE MODEL"),
+        "{out}"
+    );
+    assert!(
+        out.contains("the model says ALLOW, the kernel's table says DENY"),
+        "{out}"
+    );
     assert!(out.contains("drift"), "{out}");
+    assert!(
+        out.contains("policy default/w1-web ingress: IR rule 0, not one the model compiles to"),
+        "the rule inserted by hand is named by its policy: {out}"
+    );
 
-    let json = calico_rs(&host, &["--json", "trace", "--from", "calitr0", "--to", "calitr1", "--port", "8080"]);
+    let json = calico_rs(
+        &host,
+        &[
+            "--json", "trace", "--from", "calitr0", "--to", "calitr1", "--port", "8080",
+        ],
+    );
     assert_eq!(json.status.code(), Some(2), "{}", text(&json));
     let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(report["drift"], true);
@@ -109,5 +153,9 @@ fn trace_names_the_policy_and_warns_of_drift_with_exit_2() {
     assert_eq!(gone.status.code(), Some(1), "{}", text(&gone));
     assert!(text(&gone).contains("cannot reach the agent"));
     let status = calico_rs(&host, &["status"]);
-    assert!(text(&status).contains("endpoints: 2 (2 programmed)"), "{}", text(&status));
+    assert!(
+        text(&status).contains("endpoints: 2 (2 programmed)"),
+        "{}",
+        text(&status)
+    );
 }

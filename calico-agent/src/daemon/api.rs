@@ -67,7 +67,11 @@ impl Api {
             "/api/trace" => self.trace(&model, query).await,
             "/api/matrix" => {
                 let kernel = self.kernel().await;
-                json_page(&explain::matrix(&model, &self.node, kernel.as_ref().map_err(Clone::clone)))
+                json_page(&explain::matrix(
+                    &model,
+                    &self.node,
+                    kernel.as_ref().map_err(Clone::clone),
+                ))
             }
             _ => {
                 let kernel = self.kernel().await;
@@ -91,7 +95,12 @@ impl Api {
             Err(e) => return error_page(StatusCode::BAD_REQUEST, &e.to_string()),
         };
         let kernel = self.kernel().await;
-        match explain::trace(model, &self.node, kernel.as_ref().map_err(Clone::clone), &req) {
+        match explain::trace(
+            model,
+            &self.node,
+            kernel.as_ref().map_err(Clone::clone),
+            &req,
+        ) {
             Ok(mut report) => {
                 if !self.handle.status().in_sync {
                     report

@@ -33,7 +33,11 @@ pub fn endpoint_list(model: &Model, node: &str, status: &AgentStatus) -> Endpoin
                 workload: ep.id.workload.clone(),
                 namespace: ep.namespace.clone(),
                 interface: ep.interface_name.clone(),
-                addresses: ep.ip_networks.iter().map(|n| n.addr().to_string()).collect(),
+                addresses: ep
+                    .ip_networks
+                    .iter()
+                    .map(|n| n.addr().to_string())
+                    .collect(),
                 labels: effective::workload_labels(model, ep),
                 profiles: ep.profiles.clone(),
                 state,

@@ -139,6 +139,6 @@ fn probe(
         probe: probe_name(proto, port),
         model: verdict_word(verdict.is_allow()),
         kernel,
-        decided_by: steps::model_verdict(verdict, &trace).decided_by,
+        decided_by: steps::model_verdict(model, verdict, &trace).decided_by,
     })
 }

@@ -21,7 +21,7 @@ use calico_core::dataplane::ir::{Hook, Ruleset};
 use calico_core::eval::{evaluate, Direction, EndpointRef, Packet, TraceStep, Verdict};
 use calico_core::model::Model;
 use calico_linux::acl::FOREIGN_RULE;
-use calico_mock::interpreter::{interpret, ConnState, PacketContext};
+use calico_mock::{interpret, ConnState, PacketContext};
 
 pub use endpoints::endpoint_list;
 pub use matrix::{matrix, MAX_MATRIX_ENDPOINTS};
@@ -105,12 +105,7 @@ pub fn interfaces<'a>(node: &str, src: &Resolved<'a>, dst: &Resolved<'a>) -> (&'
 }
 
 /// Runs `packet` (the first of a flow) through `ruleset`'s forward hook.
-pub fn run_ir(
-    ruleset: &Ruleset,
-    packet: &Packet,
-    iif: &str,
-    oif: &str,
-) -> calico_mock::interpreter::Outcome {
+pub fn run_ir(ruleset: &Ruleset, packet: &Packet, iif: &str, oif: &str) -> calico_mock::Outcome {
     interpret(
         ruleset,
         Hook::Forward,
@@ -148,7 +143,6 @@ pub fn trace(
             req.from, req.to
         ))
     })?;
-    let names = ChainNames::new(model, node);
     let (iif, oif) = interfaces(node, &from, &to);
     let compiled = Compiler::from_model(CompileConfig::new(node), model);
     let compiled_allows = run_ir(compiled.ruleset(), &packet, iif, oif).accepted;
@@ -156,6 +150,7 @@ pub fn trace(
     let kernel = match kernel {
         Ok(ruleset) => {
             let out = run_ir(ruleset, &packet, iif, oif);
+            let names = ChainNames::new(model, node, ruleset);
             if out.logged.iter().any(|l| l == FOREIGN_RULE) {
                 notes.push(
                     "the packet met rules in the kernel's table that calico-rs did not write \
@@ -172,7 +167,7 @@ pub fn trace(
             decided_by: None,
         },
     };
-    let model_verdict = steps::model_verdict(verdict, &model_trace);
+    let model_verdict = steps::model_verdict(model, verdict, &model_trace);
     let drift = kernel
         .verdict
         .as_ref()

@@ -33,7 +33,7 @@ fn bad(name: &'static str, reason: impl Into<String>) -> RequestError {
 }
 
 /// The protocol of a traced packet.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Proto {
     /// TCP, with a destination port.
     Tcp,
@@ -107,7 +107,12 @@ impl TraceRequest {
         let to = to
             .filter(|s| !s.is_empty())
             .ok_or(RequestError::Missing("to"))?;
-        let proto = match proto.as_deref().unwrap_or("tcp").to_ascii_lowercase().as_str() {
+        let proto = match proto
+            .as_deref()
+            .unwrap_or("tcp")
+            .to_ascii_lowercase()
+            .as_str()
+        {
             "tcp" => Proto::Tcp,
             "udp" => Proto::Udp,
             "icmp" | "icmpv6" | "ping" => Proto::Icmp,
@@ -233,7 +238,9 @@ pub fn resolve<'m>(
         [] => {
             return Err(bad(
                 name,
-                format!("{what:?}: no workload endpoint of that name, workload, interface or address"),
+                format!(
+                    "{what:?}: no workload endpoint of that name, workload, interface or address"
+                ),
             ))
         }
         [one] => *one,
@@ -262,7 +269,10 @@ pub fn resolve<'m>(
         .ok_or_else(|| {
             bad(
                 name,
-                format!("endpoint {} has no address of the other end's family", ep.id),
+                format!(
+                    "endpoint {} has no address of the other end's family",
+                    ep.id
+                ),
             )
         })?;
     Ok(Resolved {
@@ -277,8 +287,8 @@ mod tests {
 
     #[test]
     fn queries_are_checked_parameter_by_parameter() {
-        let r = TraceRequest::from_query("from=k8s%2Fa%2Feth0&to=10.0.0.2&proto=TCP&port=80")
-            .unwrap();
+        let r =
+            TraceRequest::from_query("from=k8s%2Fa%2Feth0&to=10.0.0.2&proto=TCP&port=80").unwrap();
         assert_eq!(r.from, "k8s/a/eth0");
         assert_eq!((r.proto, r.port, r.src_port), (Proto::Tcp, Some(80), 40000));
         assert_eq!(TraceRequest::from_query(&r.to_query()).unwrap(), r);

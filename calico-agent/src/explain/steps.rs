@@ -2,9 +2,11 @@
 //! wrote them.
 
 use calico_core::eval::{Direction, EndpointRef, Packet, RuleSource, TraceStep, Verdict};
-use calico_mock::interpreter::Outcome;
+use calico_mock::Outcome;
 
-use super::names::ChainNames;
+use calico_core::model::Model;
+
+use super::names::{rule_name, ChainNames};
 use super::request::TraceRequest;
 use super::types::{KernelStep, KernelVerdict, ModelStep, ModelVerdict, PacketInfo};
 use super::verdict_word;
@@ -43,14 +45,15 @@ fn step(kind: &str, text: String) -> ModelStep {
         source: None,
         name: None,
         rule: None,
+        rule_name: None,
         action: None,
         text,
     }
 }
 
-/// One evaluator step as a report step.
-pub(super) fn model_step(s: &TraceStep) -> ModelStep {
-    let text = s.to_string().trim().to_string();
+/// One evaluator step as a report step (`direction`: of the endpoint being evaluated).
+pub(super) fn model_step(model: &Model, direction: Direction, s: &TraceStep) -> ModelStep {
+    let mut text = s.to_string().trim().to_string();
     match s {
         TraceStep::Endpoint {
             endpoint,
@@ -69,10 +72,15 @@ pub(super) fn model_step(s: &TraceStep) -> ModelStep {
             action,
         } => {
             let (kind, name) = source_parts(source);
+            let rule_name = rule_name(model, source, direction, *index);
+            if let Some(n) = &rule_name {
+                text += &format!(" (rule {n:?})");
+            }
             ModelStep {
                 source: Some(kind.into()),
                 name: Some(name),
                 rule: Some(*index),
+                rule_name,
                 action: Some(format!("{action:?}")),
                 ..step("rule", text)
             }
@@ -90,28 +98,42 @@ pub(super) fn model_step(s: &TraceStep) -> ModelStep {
 }
 
 /// The evaluator's verdict and trace as the report shows them.
-pub(super) fn model_verdict(verdict: Verdict, trace: &[TraceStep]) -> ModelVerdict {
-    let mut direction = "";
+pub(super) fn model_verdict(model: &Model, verdict: Verdict, trace: &[TraceStep]) -> ModelVerdict {
+    let mut direction = Direction::Egress;
     let mut decided_by = String::from("no rule");
+    let mut steps = Vec::with_capacity(trace.len());
     for s in trace {
+        if let TraceStep::Endpoint { direction: d, .. } = s {
+            direction = *d;
+        }
+        let step = model_step(model, direction, s);
         match s {
-            TraceStep::Endpoint { direction: d, .. } => direction = direction_word(*d),
             TraceStep::Rule {
                 source,
                 index,
                 action,
             } if *action != calico_core::model::Action::Log => {
-                decided_by = format!("{source} {direction} rule {index} ({action:?})");
+                decided_by = format!(
+                    "{source} {} rule {index}{} ({action:?})",
+                    direction_word(direction),
+                    step.rule_name
+                        .as_ref()
+                        .map(|n| format!(" {n:?}"))
+                        .unwrap_or_default()
+                );
             }
-            TraceStep::Rule { .. } | TraceStep::NoRuleMatched { .. } => {}
+            TraceStep::Endpoint { .. }
+            | TraceStep::Rule { .. }
+            | TraceStep::NoRuleMatched { .. } => {}
             other => decided_by = other.to_string().trim().to_string(),
         }
+        steps.push(step);
     }
-    // An Allow of the source's egress is not the last word when the destination's ingress
-    // follows: the last deciding step is.
+    // The last deciding step decides: an Allow of the source's egress is followed by the
+    // destination's ingress.
     ModelVerdict {
         verdict: verdict_word(verdict == Verdict::Allow),
-        steps: trace.iter().map(model_step).collect(),
+        steps,
         decided_by,
     }
 }

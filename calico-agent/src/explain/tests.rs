@@ -12,6 +12,7 @@ kind: WorkloadEndpoint
 orchestrator: k8s
 workload: web
 endpoint: eth0
+namespace: prod
 node: h1
 interfaceName: cali-web
 ipNetworks: [10.0.0.1/32]
@@ -67,22 +68,41 @@ fn req(q: &str) -> TraceRequest {
 #[test]
 fn model_compiled_and_kernel_agree_and_name_the_policy() {
     let m = model();
-    let r = trace(&m, "h1", Ok(&ir(&m)), &req("from=web&to=prod-db&proto=tcp&port=5432"));
+    let r = trace(
+        &m,
+        "h1",
+        Ok(&ir(&m)),
+        &req("from=web&to=prod-db&proto=tcp&port=5432"),
+    );
     // "prod-db" is no name of anything: the error names the parameter.
     let e = r.unwrap_err().to_string();
     assert!(e.starts_with("parameter to:"), "{e}");
 
-    let r = trace(&m, "h1", Ok(&ir(&m)), &req("from=web&to=k8s/db/eth0&port=5432")).unwrap();
+    let r = trace(
+        &m,
+        "h1",
+        Ok(&ir(&m)),
+        &req("from=web&to=k8s/db/eth0&port=5432"),
+    )
+    .unwrap();
     assert_eq!(r.model.verdict, "allow");
-    assert_eq!(r.model.decided_by, "policy prod/db-access ingress rule 1 (Allow)");
+    assert_eq!(
+        r.model.decided_by,
+        "policy prod/db-access ingress rule 1 (Allow)"
+    );
     assert_eq!(r.kernel.verdict.as_deref(), Some("allow"));
     assert_eq!(r.compiled.as_deref(), Some("allow"));
     assert!(!r.drift && r.diagnosis.is_none());
+    let by = r.kernel.decided_by.unwrap();
+    assert_eq!(by, "policy prod/db-access ingress rule 1");
     assert_eq!(r.to.local_interface.as_deref(), Some("cali-db"));
 
     let r = trace(&m, "h1", Ok(&ir(&m)), &req("from=10.0.0.1&to=db&port=22")).unwrap();
     assert_eq!(r.model.verdict, "deny");
-    assert_eq!(r.model.decided_by, "policy prod/db-access ingress rule 0 (Deny)");
+    assert_eq!(
+        r.model.decided_by,
+        "policy prod/db-access ingress rule 0 (Deny)"
+    );
     assert_eq!(r.kernel.verdict.as_deref(), Some("deny"));
     assert!(!r.drift);
 }
@@ -103,13 +123,16 @@ fn a_tampered_table_is_drift() {
             }
         }
     }
-    assert_eq!(turned, 1, "{:#?}", kernel.chains.keys());
+    assert!(turned > 0, "{:#?}", kernel.chains.keys());
     let r = trace(&m, "h1", Ok(&kernel), &req("from=web&to=db&port=5432")).unwrap();
     assert_eq!(r.model.verdict, "allow");
     assert_eq!(r.kernel.verdict.as_deref(), Some("deny"));
     assert_eq!(r.compiled.as_deref(), Some("allow"));
     assert!(r.drift);
     assert!(r.diagnosis.unwrap().contains("drift"));
+    // The kernel's deciding rule is named by its policy, not by the chain's hash.
+    let by = r.kernel.decided_by.unwrap();
+    assert!(by.starts_with("policy prod/db-access ingress"), "{by}");
     // The untouched port is not drift.
     let r = trace(&m, "h1", Ok(&kernel), &req("from=web&to=db&port=22")).unwrap();
     assert!(!r.drift);
@@ -118,7 +141,13 @@ fn a_tampered_table_is_drift() {
 #[test]
 fn an_unreadable_table_is_reported_not_called_drift() {
     let m = model();
-    let r = trace(&m, "h1", Err("no table".into()), &req("from=web&to=db&port=5432")).unwrap();
+    let r = trace(
+        &m,
+        "h1",
+        Err("no table".into()),
+        &req("from=web&to=db&port=5432"),
+    )
+    .unwrap();
     assert_eq!(r.kernel.verdict, None);
     assert_eq!(r.kernel.error.as_deref(), Some("no table"));
     assert!(!r.drift);
@@ -134,9 +163,14 @@ fn remote_ends_are_noted_and_a_packet_not_enforced_here_is_refused() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("enforces no policy"), "{e}");
-    let e = trace(&m, "h1", Ok(&ir(&m)), &req("from=web&to=2001:db8::1&port=53"))
-        .unwrap_err()
-        .to_string();
+    let e = trace(
+        &m,
+        "h1",
+        Ok(&ir(&m)),
+        &req("from=web&to=2001:db8::1&port=53"),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("different address families"), "{e}");
 }
 

@@ -88,6 +88,8 @@ pub struct ModelStep {
     pub name: Option<String>,
     /// The rule's index in its direction's list (kind `rule`).
     pub rule: Option<usize>,
+    /// The rule's own name (its `name` annotation), if it has one.
+    pub rule_name: Option<String>,
     /// The rule's action (kind `rule`): `Allow`, `Deny`, `Pass`, `Log`.
     pub action: Option<String>,
     /// The step in words.

@@ -14,7 +14,9 @@ pub enum ClientError {
     #[error("--agent {0:?}: expected http://HOST:PORT")]
     BadAgent(String),
     /// The agent could not be reached.
-    #[error("cannot reach the agent at {agent}: {reason} (is calico-agent running, with --http there?)")]
+    #[error(
+        "cannot reach the agent at {agent}: {reason} (is calico-agent running, with --http there?)"
+    )]
     Unreachable {
         /// The address.
         agent: String,
@@ -100,7 +102,11 @@ pub fn parse_response(raw: &[u8]) -> Result<(u16, String), ClientError> {
         l.starts_with("transfer-encoding:") && l.contains("chunked")
     });
     let body = &raw[end + 4..];
-    let body = if chunked { dechunk(body).ok_or_else(|| bad("bad chunked body"))? } else { body.to_vec() };
+    let body = if chunked {
+        dechunk(body).ok_or_else(|| bad("bad chunked body"))?
+    } else {
+        body.to_vec()
+    };
     if body.len() > MAX_BODY {
         return Err(bad("body too large"));
     }
@@ -133,7 +139,12 @@ mod tests {
     #[test]
     fn agent_addresses_are_checked() {
         assert!(Agent::parse("http://127.0.0.1:9091/").is_ok());
-        for bad in ["127.0.0.1:9091", "http://", "http://127.0.0.1:9091/x", "https://a:1"] {
+        for bad in [
+            "127.0.0.1:9091",
+            "http://",
+            "http://127.0.0.1:9091/x",
+            "https://a:1",
+        ] {
             let e = Agent::parse(bad).unwrap_err().to_string();
             assert!(e.starts_with("--agent"), "{bad}: {e}");
         }
@@ -146,10 +157,16 @@ mod tests {
         let raw = b"HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
         let (s, b) = parse_response(raw).unwrap();
         assert_eq!((s, b.as_str()), (404, "abcde"));
-        for bad in [&b"HTTP/1.1 200 OK\r\n"[..], b"junk\r\n\r\n", b"HTTP/1.1 200\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"] {
+        for bad in [
+            &b"HTTP/1.1 200 OK\r\n"[..],
+            b"junk\r\n\r\n",
+            b"HTTP/1.1 200\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        ] {
             assert!(parse_response(bad).is_err());
         }
         // A chunk size beyond the body does not panic.
-        let _ = parse_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\nx");
+        let _ = parse_response(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\nx",
+        );
     }
 }

@@ -17,7 +17,9 @@ fn text(f: &Value, names: &[&str]) -> String {
 /// Whether a flow record was denied.
 pub fn is_denied(f: &Value) -> bool {
     matches!(
-        text(f, &["verdict", "action"]).to_ascii_lowercase().as_str(),
+        text(f, &["verdict", "action"])
+            .to_ascii_lowercase()
+            .as_str(),
         "deny" | "denied" | "drop" | "dropped"
     )
 }
@@ -39,7 +41,12 @@ pub fn row(f: &Value) -> String {
         let name = text(f, who);
         let addr = text(f, addr);
         let port = match field(f, port) {
-            Some(p) => format!(":{}", p.as_u64().map(|p| p.to_string()).unwrap_or_else(|| p.to_string())),
+            Some(p) => format!(
+                ":{}",
+                p.as_u64()
+                    .map(|p| p.to_string())
+                    .unwrap_or_else(|| p.to_string())
+            ),
             None => String::new(),
         };
         if name == "-" {
@@ -54,8 +61,16 @@ pub fn row(f: &Value) -> String {
         text(f, &["last_seen", "end", "time"]),
         verdict,
         text(f, &["protocol", "proto"]),
-        end(&["src_endpoint", "source_endpoint"], &["src", "src_ip", "source"], &["src_port", "source_port"]),
-        end(&["dst_endpoint", "dest_endpoint"], &["dst", "dst_ip", "dest"], &["dst_port", "dest_port"]),
+        end(
+            &["src_endpoint", "source_endpoint"],
+            &["src", "src_ip", "source"],
+            &["src_port", "source_port"]
+        ),
+        end(
+            &["dst_endpoint", "dest_endpoint"],
+            &["dst", "dst_ip", "dest"],
+            &["dst_port", "dest_port"]
+        ),
         text(f, &["packets"]),
         text(f, &["policy", "deciding_policy"]),
     )

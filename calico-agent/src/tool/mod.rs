@@ -42,7 +42,12 @@ pub const EXIT_DRIFT: u8 = 2;
 #[command(name = "calico-rs", version, about, long_about)]
 pub struct ToolOptions {
     /// The agent's HTTP address (its `--http`).
-    #[arg(long, global = true, default_value = "http://127.0.0.1:9091", env = "CALICO_RS_AGENT")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "http://127.0.0.1:9091",
+        env = "CALICO_RS_AGENT"
+    )]
     pub agent: String,
 
     /// Print the agent's JSON instead of text.
@@ -181,7 +186,9 @@ fn flows(agent: &Agent, denied: bool, follow: bool, json: bool) -> Result<u8, St
             let Ok(record) = serde_json::from_str::<serde_json::Value>(line) else {
                 continue;
             };
-            if (denied && !flows_text::is_denied(&record)) || (follow && !seen.insert(line.to_string())) {
+            if (denied && !flows_text::is_denied(&record))
+                || (follow && !seen.insert(line.to_string()))
+            {
                 continue;
             }
             if json {

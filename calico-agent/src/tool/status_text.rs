@@ -16,7 +16,13 @@ fn s(v: &Value) -> String {
 /// The summary of a `/status` document.
 pub fn render(status: &Value) -> String {
     let mut t = String::new();
-    let yes = |b: &Value| if b.as_bool() == Some(true) { "yes" } else { "NO" };
+    let yes = |b: &Value| {
+        if b.as_bool() == Some(true) {
+            "yes"
+        } else {
+            "NO"
+        }
+    };
     let _ = writeln!(t, "in sync:   {}", yes(&status["in_sync"]));
     let _ = writeln!(t, "ready:     {}", yes(&status["ready"]));
     if let Some(backends) = status["backends"].as_object() {
@@ -54,7 +60,10 @@ pub fn render(status: &Value) -> String {
             s(&ep["endpoint"]),
             s(&ep["interface"]),
             s(&ep["state"]),
-            ep["error"].as_str().map(|e| format!(": {e}")).unwrap_or_default()
+            ep["error"]
+                .as_str()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
         );
     }
     let peers = status["peers"].as_array().cloned().unwrap_or_default();

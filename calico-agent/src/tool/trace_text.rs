@@ -25,7 +25,8 @@ fn upper(v: &str) -> String {
 pub fn drift_warning(r: &TraceReport) -> String {
     let bar = "!".repeat(78);
     let kernel = r.kernel.verdict.as_deref().unwrap_or("?");
-    let mut w = format!("{bar}\n!! WARNING: THE KERNEL DISAGREES WITH THE MODEL (drift or a bug)\n");
+    let mut w =
+        format!("{bar}\n!! WARNING: THE KERNEL DISAGREES WITH THE MODEL (drift or a bug)\n");
     let _ = writeln!(
         w,
         "!! the model says {}, the kernel's table says {} for this packet",
@@ -59,7 +60,11 @@ pub fn render(r: &TraceReport) -> String {
     for n in &r.notes {
         let _ = writeln!(t, "  note: {n}");
     }
-    let _ = writeln!(t, "\nmodel (reference evaluator): {}", upper(&r.model.verdict));
+    let _ = writeln!(
+        t,
+        "\nmodel (reference evaluator): {}",
+        upper(&r.model.verdict)
+    );
     for s in &r.model.steps {
         let indent = if s.kind == "endpoint" { "  " } else { "    " };
         let _ = writeln!(t, "{indent}{}", s.text);

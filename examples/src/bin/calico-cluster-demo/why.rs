@@ -11,7 +11,7 @@ use calico_agent::tool::trace_text;
 use calico_mock::MockNetwork;
 
 use crate::cluster::{step, Cluster};
-use crate::scenario::PORT;
+use crate::scenario::{HOSTS, PORT};
 
 /// The traces shown: (host asked, from, to). frontend-1 → db-1 is denied by the db's
 /// policy; backend-1 → db-1 is allowed by it.
@@ -30,7 +30,7 @@ pub fn real(cluster: &Cluster, tool: &Path) -> Result<(), String> {
         let ns = &cluster.hosts[host];
         step(&format!(
             "why? `calico-rs trace --from {from} --to {to} --port {PORT}` asks {}'s agent",
-            ns.name()
+            HOSTS[host].0
         ));
         let out = Command::new("ip")
             .args(["netns", "exec", ns.name()])
@@ -57,7 +57,7 @@ pub fn real(cluster: &Cluster, tool: &Path) -> Result<(), String> {
 
 /// The same reports from the library, against the simulated host's ruleset.
 pub fn simulated(net: &MockNetwork) {
-    for (_, from, to) in TRACES {
+    for (_, from, to) in TRACES.iter().filter(|(h, _, _)| *h == 2) {
         let Some(host) = net.hosts().find(|h| h.name == "host-c") else {
             return;
         };
@@ -65,8 +65,8 @@ pub fn simulated(net: &MockNetwork) {
             "why? the trace of {from} → {to} TCP {PORT} on host-c"
         ));
         let req = TraceRequest {
-            from: from.into(),
-            to: to.into(),
+            from: from.to_string(),
+            to: to.to_string(),
             proto: Proto::Tcp,
             port: Some(PORT),
             src_port: DEFAULT_SRC_PORT,

@@ -37,7 +37,7 @@ use serde::Serialize;
 
 use super::names::{endpoint_chain, policy_chain, profile_chain};
 use super::rules::{compile_rule, Verdicts};
-use super::Compiler;
+use super::{flow_log, Compiler};
 use super::{EGRESS_ALLOWED_CHAIN, FORWARD_CHAIN};
 use crate::dataplane::ir::{Chain, Match, Rule as IrRule, Ruleset, Statement, Verdict};
 use crate::model::{Model, PolicyType, Rule, WorkloadEndpointId};
@@ -460,24 +460,43 @@ fn list_direction(chain: &str, kind: &str) -> Option<PolicyType> {
 }
 
 /// Per IR rule of `chain`, the index of the user's rule it was compiled from, when the
-/// chain has the number of rules `rules` compile to; `None` otherwise (drift).
+/// chain has the number of rules `rules` compile to without flow logs or with them
+/// ([`super::flow_log`]: a Deny's IR rules each get a log rule); `None` otherwise (drift).
+/// The two layouts differ in length whenever they differ at all.
 fn user_rule_map(rules: &[Rule], namespace: Option<&str>, chain: &Chain) -> Option<Vec<usize>> {
     let verdicts = Verdicts {
         allow: Verdict::Accept,
         pass: (vec![], Verdict::Return),
         log_prefix: String::new(),
     };
-    let mut map = Vec::with_capacity(chain.rules.len());
-    for (i, rule) in rules.iter().enumerate() {
-        let (ir, _) = compile_rule(rule, namespace, &verdicts);
-        map.extend(std::iter::repeat_n(i, ir.len()));
-    }
-    (map.len() == chain.rules.len()).then_some(map)
+    let counts: Vec<usize> = rules
+        .iter()
+        .map(|r| compile_rule(r, namespace, &verdicts).0.len())
+        .collect();
+    [false, true].into_iter().find_map(|flow_logs| {
+        let mut map = Vec::with_capacity(chain.rules.len());
+        for (i, (rule, n)) in rules.iter().zip(&counts).enumerate() {
+            let n = if flow_logs {
+                n * flow_log::expansion(rule.action)
+            } else {
+                *n
+            };
+            map.extend(std::iter::repeat_n(i, n));
+        }
+        (map.len() == chain.rules.len()).then_some(map)
+    })
 }
 
 /// What a rule of an endpoint, list or base chain is for, read from the rule itself.
 fn detail(owner: &ChainOwner, rule: &IrRule) -> Option<&'static str> {
     let ends = matches!(rule.verdict, Some(Verdict::Drop));
+    if rule
+        .statements
+        .iter()
+        .any(|s| matches!(s, Statement::NfLog { .. }))
+    {
+        return Some("flow log of the drop that follows (rate-limited)");
+    }
     if rule.matches.contains(&Match::Ct(
         crate::dataplane::ir::CtState::EstablishedOrRelated,
     )) {

@@ -168,7 +168,8 @@ fn matrix_table(h: &mut String, m: &Matrix) {
     h.push_str("</table>\n");
 }
 
-/// The flows panel: filled from `/flows` (JSON lines) every two seconds.
+/// The flows panel: filled from `/flows` (JSON lines of `calico_agent::flows::FlowRecord`,
+/// camelCase fields) every two seconds; a 404 means the agent runs without flow logs.
 const FLOWS: &str = r##"<h2>Recent flows</h2>
 <p id="flows-status">loading flows...</p>
 <table id="flows"><thead><tr><th>last seen</th><th>source</th><th>destination</th><th>protocol</th>
@@ -176,13 +177,20 @@ const FLOWS: &str = r##"<h2>Recent flows</h2>
 <script>
 "use strict";
 function txt(v) { return v === undefined || v === null ? "" : String(v); }
+var PROTOS = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmpv6", 132: "sctp"};
+function end(endpoint, ip, port) {
+  var addr = txt(ip) + (port ? ":" + port : "");
+  return endpoint ? endpoint + " (" + addr + ")" : addr;
+}
 function row(f) {
   var tr = document.createElement("tr");
   var verdict = txt(f.verdict).toLowerCase();
-  if (verdict === "deny" || verdict === "denied" || verdict === "drop") tr.className = "denied";
-  var src = txt(f.src_endpoint || f.src) + (f.src_port ? ":" + f.src_port : "");
-  var dst = txt(f.dst_endpoint || f.dst) + (f.dst_port ? ":" + f.dst_port : "");
-  var cells = [txt(f.last_seen), src, dst, txt(f.protocol), verdict, txt(f.policy), txt(f.packets)];
+  if (verdict === "deny") tr.className = "denied";
+  tr.setAttribute("data-verdict", verdict);
+  var seen = f.lastSeenMs ? new Date(f.lastSeenMs).toISOString().replace("T", " ").replace("Z", "") : "";
+  var proto = PROTOS[f.proto] || txt(f.proto);
+  var cells = [seen, end(f.srcEndpoint, f.srcIp, f.srcPort), end(f.dstEndpoint, f.dstIp, f.dstPort),
+               proto, verdict, txt(f.reason || f.policy), txt(f.packets)];
   cells.forEach(function (c) { var td = document.createElement("td"); td.textContent = c; tr.appendChild(td); });
   return tr;
 }

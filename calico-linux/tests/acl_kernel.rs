@@ -2,7 +2,7 @@
 //! between random rulesets apply incrementally, and drift is visible in the dump.
 
 use calico_core::arbitrary;
-use calico_core::compile::{compile, CompileConfig};
+use calico_core::compile::{compile, CompileConfig, FlowLogConfig};
 use calico_core::dataplane::diff;
 use calico_core::dataplane::ir::Ruleset;
 use calico_core::dataplane::AclBackend;
@@ -15,9 +15,15 @@ fn random_rulesets(n: usize) -> Vec<Ruleset> {
     let mut runner = TestRunner::deterministic();
     let strategy = arbitrary::model();
     (0..n)
-        .map(|_| {
+        .map(|i| {
             let model = strategy.new_tree(&mut runner).unwrap().current();
-            compile(&CompileConfig::new("h1"), &model)
+            // Every other one with flow logs (netlink log and rate-limit expressions).
+            let flow_logs = (i % 2 == 1).then(FlowLogConfig::default);
+            let config = CompileConfig {
+                flow_logs,
+                ..CompileConfig::new("h1")
+            };
+            compile(&config, &model)
         })
         .collect()
 }

@@ -47,6 +47,9 @@ pub struct Outcome {
     pub trace: Vec<String>,
     /// Log statements hit, by prefix.
     pub logged: Vec<String>,
+    /// Netlink log statements hit (flow logs), as `(group, prefix)`. A rate limit never
+    /// applies to the one packet interpreted.
+    pub flow_logged: Vec<(u16, String)>,
 }
 
 /// Deepest jump stack followed before giving up (nftables allows 16 levels).
@@ -65,6 +68,7 @@ struct Run<'a> {
     mark: u32,
     trace: Vec<String>,
     logged: Vec<String>,
+    flow_logged: Vec<(u16, String)>,
 }
 
 /// Runs the packet through every base chain of `hook`.
@@ -85,6 +89,7 @@ pub fn interpret(ruleset: &Ruleset, hook: Hook, ctx: &PacketContext<'_>) -> Outc
         mark: 0,
         trace: Vec::new(),
         logged: Vec::new(),
+        flow_logged: Vec::new(),
     };
     let mut decided_by = None;
     for (name, _, policy) in bases {
@@ -95,6 +100,7 @@ pub fn interpret(ruleset: &Ruleset, hook: Hook, ctx: &PacketContext<'_>) -> Outc
                     decided_by: Some((c, i)),
                     trace: run.trace,
                     logged: run.logged,
+                    flow_logged: run.flow_logged,
                 }
             }
             Flow::Accept(c, i) => decided_by = Some((c, i)),
@@ -105,6 +111,7 @@ pub fn interpret(ruleset: &Ruleset, hook: Hook, ctx: &PacketContext<'_>) -> Outc
                         decided_by: None,
                         trace: run.trace,
                         logged: run.logged,
+                        flow_logged: run.flow_logged,
                     };
                 }
             }
@@ -115,6 +122,7 @@ pub fn interpret(ruleset: &Ruleset, hook: Hook, ctx: &PacketContext<'_>) -> Outc
         decided_by,
         trace: run.trace,
         logged: run.logged,
+        flow_logged: run.flow_logged,
     }
 }
 
@@ -137,6 +145,9 @@ impl Run<'_> {
                     Statement::Log(prefix) => self.logged.push(prefix.clone()),
                     Statement::SetMark(bits) => self.mark |= bits,
                     Statement::ClearMark(bits) => self.mark &= !bits,
+                    Statement::NfLog { group, prefix, .. } => {
+                        self.flow_logged.push((*group, prefix.clone()));
+                    }
                 }
             }
             let Some(verdict) = &rule.verdict else {

@@ -56,9 +56,13 @@
 //! * `endpoint_chains`: the pure renderer of one local endpoint's chains;
 //! * `rules`: one policy or profile rule → IR rules and the sets they need;
 //! * `updates`: what each kind of update recomputes, tying the parts together;
-//! * `names`: the names of chains and sets.
+//! * `names`: the names of chains and sets;
+//! * `flow_log`: the verdicts reported to the agent's flow logs, when on;
+//! * `describe`: the way back, from chain names to what the user wrote ([`describe`]).
 
+mod describe;
 mod endpoint_chains;
+mod flow_log;
 mod journal;
 mod local_endpoints;
 mod names;
@@ -66,6 +70,9 @@ mod rules;
 mod set_members;
 mod shared_chains;
 mod updates;
+
+pub use describe::{describe, ChainNames, ChainOwner, RuleRef, DEFAULT_TIER};
+pub use flow_log::{FlowLogConfig, LogRef, LogRefError, LogRule, LogVerdict};
 
 use crate::dataplane::ir::{
     BaseChain, Chain, ChainPolicy, Hook, IfaceKey, Rule, Ruleset, Verdict, VerdictMap,
@@ -100,6 +107,9 @@ pub struct CompileConfig {
     pub pass_mark: u32,
     /// Priority of the forward base chain.
     pub forward_priority: i32,
+    /// Flow logs: verdicts reported to a netlink log group (see [`FlowLogConfig`]); `None`
+    /// (the default) compiles exactly the rules without them.
+    pub flow_logs: Option<FlowLogConfig>,
 }
 
 impl CompileConfig {
@@ -109,6 +119,7 @@ impl CompileConfig {
             node: node.into(),
             pass_mark: 0x0002_0000,
             forward_priority: 0,
+            flow_logs: None,
         }
     }
 }
@@ -340,5 +351,7 @@ fn feed(model: &mut Model, compiler: &mut Compiler, update: crate::model::Update
 
 #[cfg(test)]
 mod bulk_tests;
+#[cfg(test)]
+mod describe_tests;
 #[cfg(test)]
 mod tests;

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use tracing::warn;
 
+use super::flow_log::{self, FlowLogConfig};
 use super::journal::Journal;
 use super::names::chain_name;
 use crate::dataplane::ir::{Chain, Match, Rule, Verdict};
@@ -54,8 +55,12 @@ pub(super) fn policy_list_chain(
 }
 
 /// The chain shared by every endpoint whose existing profiles are `profiles` (their chains
-/// in `dir`), in order: a jump to each, then drop.
-pub(super) fn profile_list_chain(profiles: &[String], dir: PolicyType) -> SharedChain {
+/// in `dir`), in order: a jump to each, then drop (logged with `flow_logs`).
+pub(super) fn profile_list_chain(
+    profiles: &[String],
+    dir: PolicyType,
+    flow_logs: Option<&FlowLogConfig>,
+) -> SharedChain {
     let parts: Vec<&str> = profiles.iter().map(String::as_str).collect();
     let mut rules: Vec<Rule> = profiles
         .iter()
@@ -66,9 +71,13 @@ pub(super) fn profile_list_chain(profiles: &[String], dir: PolicyType) -> Shared
         PolicyType::Ingress => "prl-in",
         PolicyType::Egress => "prl-eg",
     };
+    let name = chain_name(prefix, &parts);
+    if let Some(cfg) = flow_logs {
+        rules = flow_log::chain_drops(cfg, &name, rules);
+    }
     SharedChain {
         prefix,
-        name: chain_name(prefix, &parts),
+        name,
         rules,
     }
 }

@@ -11,6 +11,7 @@
 use std::collections::BTreeSet;
 
 use super::endpoint_chains::{direction_inputs, endpoint_rules, own_addresses};
+use super::flow_log;
 use super::names::{endpoint_chain, policy_chain, profile_chain};
 use super::rules::{compile_rule, SetSpec, Verdicts};
 use super::set_members::{EndpointKey, SetOwner};
@@ -21,9 +22,11 @@ use crate::dataplane::ir::{Chain, Match, Statement, Verdict};
 use crate::model::{policy_order, Model, Policy, PolicyKey, PolicyType, WorkloadEndpointId};
 
 impl Compiler {
-    /// Compiles a policy's or profile's rules for one direction.
+    /// Compiles a policy's or profile's rules for one direction, into the chain `name`.
+    #[allow(clippy::too_many_arguments)]
     fn compile_rules(
         &self,
+        name: &str,
         rules: &[crate::model::Rule],
         namespace: Option<&str>,
         dir: PolicyType,
@@ -49,8 +52,11 @@ impl Compiler {
             log_prefix: format!("calico {label} "),
         };
         let mut chain = Chain::default();
-        for rule in rules {
-            let (ir, sets) = compile_rule(rule, namespace, &verdicts);
+        for (i, rule) in rules.iter().enumerate() {
+            let (mut ir, sets) = compile_rule(rule, namespace, &verdicts);
+            if let Some(cfg) = &self.config.flow_logs {
+                ir = flow_log::user_rule(cfg, name, i, rule.action, ir);
+            }
             chain.rules.extend(ir);
             specs.extend(sets);
         }
@@ -65,8 +71,10 @@ impl Compiler {
         let policy = model.policies.get(key);
         let mut specs = Vec::new();
         for dir in [PolicyType::Ingress, PolicyType::Egress] {
+            let name = policy_chain(key, dir);
             let chain = policy.filter(|p| p.governs(dir)).map(|p| {
                 self.compile_rules(
+                    &name,
                     p.rules(dir),
                     p.namespace.as_deref(),
                     dir,
@@ -75,7 +83,7 @@ impl Compiler {
                     &mut specs,
                 )
             });
-            self.journal.put_chain(&policy_chain(key, dir), chain);
+            self.journal.put_chain(&name, chain);
         }
         specs.sort();
         specs.dedup();
@@ -100,8 +108,10 @@ impl Compiler {
         let profile = model.profiles.get(name);
         let mut specs = Vec::new();
         for dir in [PolicyType::Ingress, PolicyType::Egress] {
+            let chain_name = profile_chain(name, dir);
             let chain = profile.map(|p| {
                 self.compile_rules(
+                    &chain_name,
                     p.rules(dir),
                     None,
                     dir,
@@ -110,7 +120,7 @@ impl Compiler {
                     &mut specs,
                 )
             });
-            self.journal.put_chain(&profile_chain(name, dir), chain);
+            self.journal.put_chain(&chain_name, chain);
         }
         specs.sort();
         specs.dedup();
@@ -209,6 +219,7 @@ impl Compiler {
             self.rendered += policies.len() + 1;
         }
         let mark = self.config.pass_mark;
+        let flow_logs = self.config.flow_logs;
         // Shared chains are taken before the old ones are let go, so that a chain both
         // versions use stays put.
         let mut shared = Vec::new();
@@ -217,7 +228,7 @@ impl Compiler {
             let after_policies = if inputs.profiles.is_empty() {
                 Verdict::Drop
             } else {
-                let list = profile_list_chain(&inputs.profiles, dir);
+                let list = profile_list_chain(&inputs.profiles, dir, flow_logs.as_ref());
                 let name = self.shared.acquire(&mut self.journal, list, iface);
                 shared.push(name.clone());
                 Verdict::Goto(name)
@@ -232,7 +243,7 @@ impl Compiler {
                     Some(name)
                 }
             };
-            let rules = endpoint_rules(
+            let mut rules = endpoint_rules(
                 dir,
                 &spoof_checks,
                 &inputs.policies,
@@ -240,10 +251,12 @@ impl Compiler {
                 after_policies,
                 mark,
             );
-            self.journal.put_chain(
-                &endpoint_chain(iface, dir),
-                Some(Chain { base: None, rules }),
-            );
+            let chain = endpoint_chain(iface, dir);
+            if let Some(cfg) = &flow_logs {
+                rules = flow_log::chain_drops(cfg, &chain, rules);
+            }
+            self.journal
+                .put_chain(&chain, Some(Chain { base: None, rules }));
         }
         self.shared.release(&mut self.journal, old_shared);
         self.shared.record(iface, shared);

@@ -275,7 +275,24 @@ pub enum Statement {
     SetMark(u32),
     /// `meta mark set meta mark & ~bits`.
     ClearMark(u32),
+    /// Hands the packet to the netlink log group `group` with `prefix` (nftables `log
+    /// prefix "..." group N`, read by NFLOG listeners: the agent's flow logs). With `rate`,
+    /// at most `rate` packets a second (burst `rate`) are logged (`limit rate N/second`
+    /// before the log). nftables' limit ends the rule for a packet over it, so a
+    /// rate-limited log is the last statement of a rule without verdict (compiled rulesets
+    /// keep this; [`super::validate::check`]). No effect on the packet.
+    NfLog {
+        /// The netlink log group.
+        group: u16,
+        /// The prefix, at most [`MAX_LOG_PREFIX`] bytes, no NUL.
+        prefix: String,
+        /// Packets a second, when rate-limited.
+        rate: Option<u32>,
+    },
 }
+
+/// The longest log prefix nftables takes (`NF_LOG_PREFIXLEN` less the NUL).
+pub const MAX_LOG_PREFIX: usize = 127;
 
 /// A verdict.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -16,20 +16,23 @@
 //! * a port range has `min <= max` (`EINVAL`);
 //! * `jump`/`goto` never target a base chain (`EOPNOTSUPP`), never loop (`ELOOP`), and never
 //!   nest deeper than the jump stack of [`MAX_JUMP_DEPTH`] (`EMLINK`);
-//! * a verdict map's values are plain verdicts (a map value cannot be another map lookup).
+//! * a verdict map's values are plain verdicts (a map value cannot be another map lookup);
+//! * a netlink log prefix is at most [`MAX_LOG_PREFIX`] bytes without NUL (`EINVAL`).
 //!
 //! Kept by compiled rulesets besides:
 //!
 //! * names are at most [`MAX_NAME_LEN`] characters;
 //! * every set element fits its set's key;
 //! * an address compared inline, or looked up in a set, is of the family the rule matches
-//!   (and the rule matches one).
+//!   (and the rule matches one);
+//! * a rate-limited netlink log is the last statement of a rule without verdict (the limit
+//!   would otherwise skip the rest of the rule for packets over it).
 
 use std::collections::BTreeMap;
 
 use ipnet::IpNet;
 
-use super::ir::{Match, Rule, Ruleset, SetElement, Verdict};
+use super::ir::{Match, Rule, Ruleset, SetElement, Statement, Verdict, MAX_LOG_PREFIX};
 
 /// Longest object name (nftables' historical limit, without the NUL).
 pub const MAX_NAME_LEN: usize = 31;
@@ -108,6 +111,21 @@ pub enum IrError {
         /// The element.
         element: String,
     },
+    /// A netlink log prefix is too long or holds a NUL.
+    #[error("{at}: log prefix {prefix:?} is longer than {MAX_LOG_PREFIX} bytes or holds a NUL")]
+    LogPrefix {
+        /// Where.
+        at: String,
+        /// The prefix.
+        prefix: String,
+    },
+    /// A rate-limited log is not the last statement of a rule without verdict (compiled
+    /// rulesets).
+    #[error("{at}: a rate-limited log must end a rule without verdict")]
+    LimitedLogNotLast {
+        /// Where.
+        at: String,
+    },
     /// An address compared in a rule of another family, or of none (compiled rulesets).
     #[error("{at}: address {addr} compared in a rule of another or no family")]
     WrongFamily {
@@ -126,6 +144,16 @@ pub fn check_commit(ruleset: &Ruleset) -> Result<(), IrError> {
             let at = || format!("chain {name} rule {i}");
             for m in &rule.matches {
                 check_match(ruleset, m, &at)?;
+            }
+            for st in &rule.statements {
+                if let Statement::NfLog { prefix, .. } = st {
+                    if prefix.len() > MAX_LOG_PREFIX || prefix.contains('\0') {
+                        return Err(IrError::LogPrefix {
+                            at: at(),
+                            prefix: prefix.clone(),
+                        });
+                    }
+                }
             }
             if let Some(v) = &rule.verdict {
                 check_verdict(ruleset, v, &at)?;
@@ -167,7 +195,23 @@ pub fn check(ruleset: &Ruleset) -> Result<(), IrError> {
     for (name, chain) in &ruleset.chains {
         for (i, rule) in chain.rules.iter().enumerate() {
             check_families(ruleset, rule, &|| format!("chain {name} rule {i}"))?;
+            check_limited_log(rule, &|| format!("chain {name} rule {i}"))?;
         }
+    }
+    Ok(())
+}
+
+/// A rate-limited log ends a rule without verdict.
+fn check_limited_log(rule: &Rule, at: &dyn Fn() -> String) -> Result<(), IrError> {
+    let limited = |s: &Statement| matches!(s, Statement::NfLog { rate: Some(_), .. });
+    let last = rule.statements.len().saturating_sub(1);
+    let misplaced = rule
+        .statements
+        .iter()
+        .enumerate()
+        .any(|(i, s)| limited(s) && (i != last || rule.verdict.is_some()));
+    if misplaced {
+        return Err(IrError::LimitedLogNotLast { at: at() });
     }
     Ok(())
 }
@@ -348,4 +392,76 @@ fn depth_below<'r>(
     }
     state.insert(chain, Visit::Done(deepest));
     Ok(deepest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataplane::ir::Chain;
+
+    fn one_rule(rule: Rule) -> Ruleset {
+        let mut r = Ruleset::default();
+        r.chains.insert(
+            "c".into(),
+            Chain {
+                base: None,
+                rules: vec![rule],
+            },
+        );
+        r
+    }
+
+    fn log(prefix: &str, rate: Option<u32>) -> Statement {
+        Statement::NfLog {
+            group: 1,
+            prefix: prefix.into(),
+            rate,
+        }
+    }
+
+    #[test]
+    fn netlink_log_prefixes_fit_the_kernel() {
+        let ok = one_rule(Rule {
+            statements: vec![log(&"x".repeat(MAX_LOG_PREFIX), None)],
+            ..Rule::default()
+        });
+        assert_eq!(check_commit(&ok), Ok(()));
+        for bad in ["x".repeat(MAX_LOG_PREFIX + 1), "a\0b".into()] {
+            let r = one_rule(Rule {
+                statements: vec![log(&bad, None)],
+                ..Rule::default()
+            });
+            assert!(matches!(check_commit(&r), Err(IrError::LogPrefix { .. })));
+        }
+    }
+
+    #[test]
+    fn a_rate_limited_log_ends_a_rule_without_verdict() {
+        let last = one_rule(Rule {
+            statements: vec![Statement::SetMark(1), log("p", Some(5))],
+            ..Rule::default()
+        });
+        assert_eq!(check(&last), Ok(()));
+        let unlimited = one_rule(Rule::new(vec![], Verdict::Accept));
+        let mut unlimited = unlimited;
+        unlimited.chains.get_mut("c").unwrap().rules[0]
+            .statements
+            .push(log("p", None));
+        assert_eq!(check(&unlimited), Ok(()));
+        for rule in [
+            Rule {
+                statements: vec![log("p", Some(5))],
+                ..Rule::new(vec![], Verdict::Drop)
+            },
+            Rule {
+                statements: vec![log("p", Some(5)), Statement::SetMark(1)],
+                ..Rule::default()
+            },
+        ] {
+            assert!(matches!(
+                check(&one_rule(rule)),
+                Err(IrError::LimitedLogNotLast { .. })
+            ));
+        }
+    }
 }

@@ -31,5 +31,8 @@ pub use notes::HOST_ENDPOINT_NOT_ENFORCED;
 pub use policy::{policy_order, Policy, PolicyType, Profile};
 pub use pool::{BlockAffinity, IpPool};
 pub use resource::{Resource, ResourceKey, ResourceKind, Update};
-pub use rule::{Action, EntityRule, IcmpMatch, IpVersion, PortSpec, Protocol, Rule};
+pub use rule::{
+    Action, EntityRule, IcmpMatch, IpVersion, PortSpec, Protocol, Rule, RuleMetadata,
+    RULE_NAME_ANNOTATION,
+};
 pub use store::{Applied, Model, PolicyKey};

@@ -1,5 +1,6 @@
 //! Policy rules: what a packet must look like for a rule's action to apply.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -283,6 +284,24 @@ pub struct Rule {
     /// Conditions on the packet's destination.
     #[serde(default)]
     pub destination: EntityRule,
+    /// Per-rule metadata, as Calico v3 writes it (`metadata: {annotations: {...}}`): no
+    /// effect on what the rule matches; its [`RULE_NAME_ANNOTATION`] names the rule in
+    /// traces and flow logs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<RuleMetadata>,
+}
+
+/// The annotation holding a rule's own name (`metadata: {annotations: {name: web}}`),
+/// printed beside the rule's index wherever a verdict is explained.
+pub const RULE_NAME_ANNOTATION: &str = "name";
+
+/// A rule's metadata (Calico v3 `RuleMetadata`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RuleMetadata {
+    /// Free-form key/value data for people and tools.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
 }
 
 impl Rule {
@@ -297,6 +316,16 @@ impl Rule {
             not_icmp: None,
             source: EntityRule::default(),
             destination: EntityRule::default(),
+            metadata: None,
         }
+    }
+
+    /// The rule's own name: its [`RULE_NAME_ANNOTATION`] annotation, if any.
+    pub fn name(&self) -> Option<&str> {
+        self.metadata
+            .as_ref()?
+            .annotations
+            .get(RULE_NAME_ANNOTATION)
+            .map(String::as_str)
     }
 }

@@ -126,6 +126,19 @@ pub fn rule_text(rule: &Rule) -> String {
             Statement::Log(prefix) => format!("log prefix \"{}\"", prefix.replace('"', "'")),
             Statement::SetMark(bits) => format!("meta mark set meta mark | {bits:#x}"),
             Statement::ClearMark(bits) => format!("meta mark set meta mark & {:#x}", !bits),
+            Statement::NfLog {
+                group,
+                prefix,
+                rate,
+            } => {
+                let limit = rate.map_or(String::new(), |r| {
+                    format!("limit rate {r}/second burst {r} packets ")
+                });
+                format!(
+                    "{limit}log prefix \"{}\" group {group}",
+                    prefix.replace('"', "'")
+                )
+            }
         });
     }
     if let Some(v) = &rule.verdict {

@@ -109,10 +109,21 @@ pub enum Expr {
     },
     /// `immediate` verdict.
     Verdict(VerdictCode),
-    /// `log prefix`.
+    /// `log prefix [group]`.
     Log {
         /// Prefix.
         prefix: String,
+        /// The netlink log group (NFLOG); `None`: the kernel log.
+        group: Option<u16>,
+    },
+    /// `limit rate <rate>/<unit seconds> burst <burst> packets` (packet limit, not inverted).
+    Limit {
+        /// Packets per unit.
+        rate: u64,
+        /// The unit, in seconds.
+        unit: u64,
+        /// Burst, in packets.
+        burst: u32,
     },
 }
 
@@ -129,6 +140,7 @@ impl Expr {
             Expr::Ct { .. } => "ct",
             Expr::Verdict(_) => "immediate",
             Expr::Log { .. } => "log",
+            Expr::Limit { .. } => "limit",
         }
     }
 
@@ -212,7 +224,19 @@ impl Expr {
                 encode_verdict(w, v);
                 w.end_nest();
             }
-            Expr::Log { prefix } => w.string(NFTA_LOG_PREFIX, prefix),
+            Expr::Log { prefix, group } => {
+                w.string(NFTA_LOG_PREFIX, prefix);
+                if let Some(g) = group {
+                    w.bytes(NFTA_LOG_GROUP, &g.to_be_bytes());
+                }
+            }
+            Expr::Limit { rate, unit, burst } => {
+                w.bytes(NFTA_LIMIT_RATE, &rate.to_be_bytes());
+                w.bytes(NFTA_LIMIT_UNIT, &unit.to_be_bytes());
+                w.be32(NFTA_LIMIT_BURST, *burst);
+                w.be32(NFTA_LIMIT_TYPE, NFT_LIMIT_PKTS);
+                w.be32(NFTA_LIMIT_FLAGS, 0);
+            }
         }
         w.end_nest();
         w.end_nest();
@@ -242,6 +266,7 @@ impl Expr {
             "ct" => decode_ct(&f),
             "immediate" => decode_immediate(&f),
             "log" => decode_log(&f).map(Some),
+            "limit" => decode_limit(&f),
             _ => Ok(None),
         }
     }
@@ -339,9 +364,35 @@ fn decode_immediate(f: &Fields) -> Result<Option<Expr>, WireError> {
 
 fn decode_log(f: &Fields) -> Result<Expr, WireError> {
     let prefix = f.get(NFTA_LOG_PREFIX).map(parse_string).transpose()?;
+    let group = f
+        .get(NFTA_LOG_GROUP)
+        .map(|d| <[u8; 2]>::try_from(d).map(u16::from_be_bytes))
+        .transpose()
+        .map_err(|_| WireError("u16 attribute of wrong length"))?;
     Ok(Expr::Log {
         prefix: prefix.unwrap_or_default(),
+        group,
     })
+}
+
+fn decode_limit(f: &Fields) -> Result<Option<Expr>, WireError> {
+    let be64 = |ty| -> Result<u64, WireError> {
+        let d = f
+            .get(ty)
+            .ok_or(WireError("expression lacks a required attribute"))?;
+        <[u8; 8]>::try_from(d)
+            .map(u64::from_be_bytes)
+            .map_err(|_| WireError("u64 attribute of wrong length"))
+    };
+    let rate = be64(NFTA_LIMIT_RATE)?;
+    let unit = be64(NFTA_LIMIT_UNIT)?;
+    let burst = f.u32(NFTA_LIMIT_BURST)?.unwrap_or(0);
+    let ty = f.u32(NFTA_LIMIT_TYPE)?.unwrap_or(NFT_LIMIT_PKTS);
+    let flags = f.u32(NFTA_LIMIT_FLAGS)?.unwrap_or(0);
+    if ty != NFT_LIMIT_PKTS || flags != 0 {
+        return Ok(None); // byte limits, `over`: never ours
+    }
+    Ok(Some(Expr::Limit { rate, unit, burst }))
 }
 
 fn op_code(op: CmpOp) -> u32 {
@@ -520,6 +571,16 @@ mod tests {
             Expr::Verdict(VerdictCode::Goto("c".into())),
             Expr::Log {
                 prefix: "calico: ".into(),
+                group: None,
+            },
+            Expr::Log {
+                prefix: "A pol-in-x 3".into(),
+                group: Some(0x1234),
+            },
+            Expr::Limit {
+                rate: 10,
+                unit: 1,
+                burst: 10,
             },
         ];
         for e in &all {

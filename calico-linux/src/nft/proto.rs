@@ -186,4 +186,12 @@ pub const NF_CT_STATE_RELATED_BIT: u32 = 4;
 pub const NFTA_IMMEDIATE_DREG: u16 = 1;
 pub const NFTA_IMMEDIATE_DATA: u16 = 2;
 
+pub const NFTA_LOG_GROUP: u16 = 1;
 pub const NFTA_LOG_PREFIX: u16 = 2;
+
+pub const NFTA_LIMIT_RATE: u16 = 1;
+pub const NFTA_LIMIT_UNIT: u16 = 2;
+pub const NFTA_LIMIT_BURST: u16 = 3;
+pub const NFTA_LIMIT_TYPE: u16 = 4;
+pub const NFTA_LIMIT_FLAGS: u16 = 5;
+pub const NFT_LIMIT_PKTS: u32 = 0;

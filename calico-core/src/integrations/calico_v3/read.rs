@@ -203,7 +203,6 @@ const UNSUPPORTED: &[(&str, Option<&str>, &str)] = &[
 
 /// Fields accepted and deliberately ignored (they do not change forwarding or policy).
 const IGNORED: &[&str] = &[
-    "metadata",          // rule annotations
     "logSeverityScreen", // BIRD's log level
     "serviceAccountName",
     "containerID",
@@ -241,10 +240,9 @@ fn screen(v: &mut Value, path: &str, kind: &str, obj: &str) -> Result<(), Transl
                 } else {
                     format!("{path}.{k}")
                 };
-                // `nodeSelector` is meaningful on BGPPeer, `metadata` only ignorable in rules.
-                let ignorable = IGNORED.contains(&k.as_str())
-                    && !(k == "nodeSelector" && kind == "BGPPeer")
-                    && !(k == "metadata" && path.is_empty());
+                // `nodeSelector` is meaningful on BGPPeer.
+                let ignorable =
+                    IGNORED.contains(&k.as_str()) && !(k == "nodeSelector" && kind == "BGPPeer");
                 if ignorable {
                     m.remove(k.as_str());
                     continue;

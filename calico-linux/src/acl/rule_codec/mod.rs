@@ -17,6 +17,7 @@
 //! | `Ct`                       | `ct state` → 1, `bitwise`, `cmp neq 0`                   |
 //! | `MarkSet`                  | `meta mark` → 1, `bitwise`, `cmp neq 0`                  |
 //! | `Log` / `SetMark` / `ClearMark` | `log prefix` / `meta mark` → 1, `bitwise`, `meta mark set` |
+//! | `NfLog`                    | [`limit` rate/second, burst = rate], `log prefix group`   |
 //! | `Dispatch`                 | `meta iifname/oifname` → 1, `lookup` map → verdict       |
 
 mod parse;

@@ -110,12 +110,41 @@ fn parse_item(rest: &[Expr], family: Option<bool>, anon: &AnonResolver) -> Optio
             key: NFT_META_MARK,
             dreg: W1,
         } => mark(rest),
-        Expr::Log { prefix } => Some((Item::Statement(Statement::Log(prefix.clone())), 1)),
+        Expr::Log {
+            prefix,
+            group: None,
+        } => Some((Item::Statement(Statement::Log(prefix.clone())), 1)),
+        Expr::Log {
+            prefix,
+            group: Some(group),
+        } => Some((Item::Statement(nflog(*group, prefix, None)), 1)),
+        Expr::Limit {
+            rate,
+            unit: 1,
+            burst,
+        } => {
+            let rate = u32::try_from(*rate).ok().filter(|r| r == burst && *r > 0)?;
+            match rest.get(1)? {
+                Expr::Log {
+                    prefix,
+                    group: Some(group),
+                } => Some((Item::Statement(nflog(*group, prefix, Some(rate))), 2)),
+                _ => None,
+            }
+        }
         Expr::Verdict(v) => Some((Item::Verdict(verdict(v)), 1)),
         Expr::Meta { key, dreg: W1 } if *key == NFT_META_IIFNAME || *key == NFT_META_OIFNAME => {
             Some((Item::Verdict(dispatch(*key, rest.get(1)?)?), 2))
         }
         _ => None,
+    }
+}
+
+fn nflog(group: u16, prefix: &str, rate: Option<u32>) -> Statement {
+    Statement::NfLog {
+        group,
+        prefix: prefix.to_string(),
+        rate,
     }
 }
 
@@ -451,7 +480,7 @@ fn canonical_registers(e: &Expr) -> Expr {
             *sreg = word(*sreg);
             *dreg = word(*dreg);
         }
-        Expr::Verdict(_) | Expr::Log { .. } => {}
+        Expr::Verdict(_) | Expr::Log { .. } | Expr::Limit { .. } => {}
     }
     e
 }

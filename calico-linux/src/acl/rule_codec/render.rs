@@ -26,7 +26,7 @@ pub fn render(
         render_match(m, family, &mut ports, &mut out)?;
     }
     for s in &rule.statements {
-        render_statement(s, &mut out);
+        render_statement(s, &mut out)?;
     }
     if let Some(v) = &rule.verdict {
         render_verdict(v, &mut out);
@@ -104,14 +104,37 @@ fn render_match(
     Ok(())
 }
 
-fn render_statement(s: &Statement, out: &mut Vec<Expr>) {
+fn render_statement(s: &Statement, out: &mut Vec<Expr>) -> Result<(), RenderError> {
     match s {
         Statement::Log(prefix) => out.push(Expr::Log {
             prefix: prefix.clone(),
+            group: None,
         }),
         Statement::SetMark(bits) => out.extend(set_mark(!bits, *bits)),
         Statement::ClearMark(bits) => out.extend(set_mark(!bits, 0)),
+        Statement::NfLog {
+            group,
+            prefix,
+            rate,
+        } => {
+            if let Some(rate) = rate {
+                if *rate == 0 {
+                    return Err(RenderError("a log rate limit of 0 packets a second".into()));
+                }
+                // Burst equal to the rate: one second's worth.
+                out.push(Expr::Limit {
+                    rate: u64::from(*rate),
+                    unit: 1,
+                    burst: *rate,
+                });
+            }
+            out.push(Expr::Log {
+                prefix: prefix.clone(),
+                group: Some(*group),
+            });
+        }
     }
+    Ok(())
 }
 
 fn render_verdict(v: &Verdict, out: &mut Vec<Expr>) {

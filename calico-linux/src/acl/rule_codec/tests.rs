@@ -120,6 +120,27 @@ fn hand_picked_rules_round_trip() {
         ),
         Rule::new(vec![], Verdict::Return),
         Rule::new(vec![Match::Ipv4(true)], Verdict::Goto("g".into())),
+        Rule {
+            matches: vec![Match::Ipv4(true)],
+            statements: vec![Statement::NfLog {
+                group: 20,
+                prefix: "A pol-in-x 2".into(),
+                rate: None,
+            }],
+            verdict: Some(Verdict::Accept),
+        },
+        Rule {
+            matches: vec![Match::L4Proto {
+                proto: 17,
+                negate: false,
+            }],
+            statements: vec![Statement::NfLog {
+                group: 65535,
+                prefix: "D pol-in-x 0".into(),
+                rate: Some(10),
+            }],
+            verdict: None,
+        },
     ];
     for r in &rules {
         assert_eq!(round_trip(r).as_ref(), Some(r), "{r:?}");

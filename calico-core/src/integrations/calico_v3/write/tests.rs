@@ -258,6 +258,7 @@ spec:
             "types": ["Ingress", "Egress"],
             "ingress": [{
                 "action": "Allow",
+                "metadata": {"annotations": {"from": "frontend", "to": "database"}},
                 "protocol": "TCP",
                 "source": {"selector": "role == \"frontend\""},
                 "destination": {"ports": [6379]}

@@ -1,0 +1,562 @@
+//! Names, not hashes: which object the user wrote each compiled chain and rule comes from.
+//!
+//! Chain names are hashes (`pol-in-qkzckdvo5ot4f`); a verdict explained by one tells an
+//! operator nothing. [`ChainNames`] maps every chain of a ruleset back to its [`ChainOwner`]
+//! (a policy as `namespace/name`, a profile, an endpoint, a shared list, a base chain), and
+//! every IR rule of a policy or profile chain back to the user's rule index in that
+//! direction, with the rule's own name ([`crate::model::Rule::name`]) when it has one.
+//!
+//! It needs only the model and the ruleset, so it serves tools that read a ruleset back
+//! from the kernel as well as the compiler ([`Compiler::describe_chain`],
+//! [`Compiler::describe_rule`]).
+//!
+//! ```
+//! use calico_core::compile::{compile, describe, CompileConfig};
+//! use calico_core::model::{parse_resources, Model};
+//!
+//! let model = Model::from_resources(parse_resources(r#"
+//! kind: Policy
+//! name: allow-web
+//! namespace: shop
+//! ingress:
+//!   - {action: Deny, protocol: UDP}
+//!   - {action: Allow, protocol: TCP, metadata: {annotations: {name: web}}}
+//! "#).unwrap()).unwrap();
+//! let ruleset = compile(&CompileConfig::new("h1"), &model);
+//! let names = describe(&model, "h1", &ruleset);
+//! let chain = ruleset.chains.keys().find(|c| c.starts_with("pol-in-")).unwrap();
+//! // Each Calico rule is one IR rule per address family here: IR rule 2 is rule 1, IPv4.
+//! let rule = names.rule(chain, 2).unwrap();
+//! assert_eq!(rule.to_string(), r#"policy shop/allow-web ingress rule 1 ("web")"#);
+//! ```
+
+use std::collections::HashMap;
+use std::fmt;
+
+use serde::Serialize;
+
+use super::names::{endpoint_chain, policy_chain, profile_chain};
+use super::rules::{compile_rule, Verdicts};
+use super::{flow_log, Compiler};
+use super::{EGRESS_ALLOWED_CHAIN, FORWARD_CHAIN};
+use crate::dataplane::ir::{Chain, Match, Rule as IrRule, Ruleset, Statement, Verdict};
+use crate::model::{Model, PolicyType, Rule, WorkloadEndpointId};
+
+/// The tier every policy is in: calico-rs supports Calico's `default` tier only.
+pub const DEFAULT_TIER: &str = "default";
+
+/// What a compiled chain was made from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum ChainOwner {
+    /// A fixed chain of the layout (`forward`, `eg-allowed`).
+    Base {
+        /// The chain's name.
+        chain: String,
+    },
+    /// One direction of a policy.
+    #[serde(rename_all = "camelCase")]
+    Policy {
+        /// The policy's tier (always [`DEFAULT_TIER`]).
+        tier: String,
+        /// Its namespace; `None` for a global policy.
+        namespace: Option<String>,
+        /// Its name.
+        name: String,
+        /// The direction of the rules the chain holds.
+        direction: PolicyType,
+    },
+    /// One direction of a profile.
+    Profile {
+        /// The profile's name.
+        name: String,
+        /// The direction of the rules the chain holds.
+        direction: PolicyType,
+    },
+    /// One direction of a local workload endpoint.
+    Endpoint {
+        /// The endpoint (the first of those claiming the interface).
+        endpoint: WorkloadEndpointId,
+        /// Its interface.
+        interface: String,
+        /// Traffic arriving at (ingress) or leaving (egress) it.
+        direction: PolicyType,
+    },
+    /// The policies of one direction shared by endpoints with the same ones (`pl-*`).
+    PolicyList {
+        /// The policies (`namespace/name` or `name`), in order; `?` for a chain not known.
+        policies: Vec<String>,
+        /// Their direction.
+        direction: PolicyType,
+    },
+    /// The profiles of one direction shared by endpoints with the same ones (`prl-*`).
+    ProfileList {
+        /// The profiles, in order; `?` for a chain not known.
+        profiles: Vec<String>,
+        /// Their direction.
+        direction: PolicyType,
+    },
+}
+
+impl ChainOwner {
+    /// The kind of owner: `base`, `policy`, `profile`, `endpoint` or `list`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ChainOwner::Base { .. } => "base",
+            ChainOwner::Policy { .. } => "policy",
+            ChainOwner::Profile { .. } => "profile",
+            ChainOwner::Endpoint { .. } => "endpoint",
+            ChainOwner::PolicyList { .. } | ChainOwner::ProfileList { .. } => "list",
+        }
+    }
+
+    /// The owner's name as the user wrote it: `namespace/name` (or `name`) of a policy, the
+    /// profile's name, the endpoint's id, the list's members joined by `, `, a base
+    /// chain's name.
+    pub fn name(&self) -> String {
+        match self {
+            ChainOwner::Base { chain } => chain.clone(),
+            ChainOwner::Policy {
+                namespace, name, ..
+            } => match namespace {
+                Some(ns) => format!("{ns}/{name}"),
+                None => name.clone(),
+            },
+            ChainOwner::Profile { name, .. } => name.clone(),
+            ChainOwner::Endpoint { endpoint, .. } => endpoint.to_string(),
+            ChainOwner::PolicyList { policies: l, .. }
+            | ChainOwner::ProfileList { profiles: l, .. } => l.join(", "),
+        }
+    }
+
+    /// The direction of the chain, for all but base chains.
+    pub fn direction(&self) -> Option<PolicyType> {
+        match self {
+            ChainOwner::Base { .. } => None,
+            ChainOwner::Policy { direction, .. }
+            | ChainOwner::Profile { direction, .. }
+            | ChainOwner::Endpoint { direction, .. }
+            | ChainOwner::PolicyList { direction, .. }
+            | ChainOwner::ProfileList { direction, .. } => Some(*direction),
+        }
+    }
+}
+
+/// `ingress` or `egress`.
+pub(crate) fn direction_word(dir: PolicyType) -> &'static str {
+    match dir {
+        PolicyType::Ingress => "ingress",
+        PolicyType::Egress => "egress",
+    }
+}
+
+impl fmt::Display for ChainOwner {
+    /// `policy shop/allow-web ingress`, `profile kns.shop egress`, `endpoint
+    /// k8s/pod-a/eth0 (cali-a) ingress`, `ingress policies [a, shop/b]`, `egress profiles
+    /// [kns.shop]`, `chain forward`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChainOwner::Base { chain } => write!(f, "chain {chain}"),
+            ChainOwner::Policy { direction, .. } => {
+                write!(f, "policy {} {}", self.name(), direction_word(*direction))
+            }
+            ChainOwner::Profile { name, direction } => {
+                write!(f, "profile {name} {}", direction_word(*direction))
+            }
+            ChainOwner::Endpoint {
+                endpoint,
+                interface,
+                direction,
+            } => write!(
+                f,
+                "endpoint {endpoint} ({interface}) {}",
+                direction_word(*direction)
+            ),
+            ChainOwner::PolicyList { direction, .. } => {
+                write!(
+                    f,
+                    "{} policies [{}]",
+                    direction_word(*direction),
+                    self.name()
+                )
+            }
+            ChainOwner::ProfileList { direction, .. } => {
+                write!(
+                    f,
+                    "{} profiles [{}]",
+                    direction_word(*direction),
+                    self.name()
+                )
+            }
+        }
+    }
+}
+
+/// One IR rule, named: its chain's owner and, in a policy or profile chain, the user's rule.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RuleRef {
+    /// Whose chain the rule is in.
+    pub owner: ChainOwner,
+    /// In a policy or profile chain: the index of the user's rule in that direction's list
+    /// (0-based, as in `spec.ingress[2]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<usize>,
+    /// The user's rule's own name ([`crate::model::RULE_NAME_ANNOTATION`]), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule_name: Option<String>,
+    /// In the other chains: what the rule is for (`no policy allowed: default deny`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<&'static str>,
+}
+
+impl fmt::Display for RuleRef {
+    /// `policy shop/allow-web ingress rule 2 ("web")`, `endpoint k8s/a/eth0 (cali-a)
+    /// ingress: no policy allowed: default deny`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.owner)?;
+        if let Some(i) = self.rule {
+            write!(f, " rule {i}")?;
+        }
+        if let Some(n) = &self.rule_name {
+            write!(f, " ({n:?})")?;
+        }
+        if let Some(d) = self.detail {
+            write!(f, ": {d}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The named chains of one ruleset. Owned: it stays valid (if stale) while the model and
+/// ruleset it was built from change; build a new one after a change.
+#[derive(Clone, Debug, Default)]
+pub struct ChainNames {
+    chains: HashMap<String, ChainInfo>,
+}
+
+/// What is known of one chain.
+#[derive(Clone, Debug)]
+struct ChainInfo {
+    owner: ChainOwner,
+    /// The number of IR rules of the chain.
+    len: usize,
+    /// Per IR rule: the user's rule index (policy and profile chains), or what it is for.
+    rules: Vec<RuleInfo>,
+    /// Per user rule: its name (policy and profile chains).
+    rule_names: Vec<Option<String>>,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum RuleInfo {
+    User(usize),
+    Detail(Option<&'static str>),
+}
+
+/// Names every chain of `ruleset` that the compiler for `node` would make from `model`:
+/// [`ChainNames`]. Chains the model does not explain (drift, a stale model) are left out.
+pub fn describe(model: &Model, node: &str, ruleset: &Ruleset) -> ChainNames {
+    let mut names = ChainNames::default();
+    for (key, p) in &model.policies {
+        for dir in [PolicyType::Ingress, PolicyType::Egress] {
+            let owner = ChainOwner::Policy {
+                tier: DEFAULT_TIER.into(),
+                namespace: p.namespace.clone(),
+                name: p.name.clone(),
+                direction: dir,
+            };
+            names.add_rules_chain(
+                ruleset,
+                policy_chain(key, dir),
+                owner,
+                p.rules(dir),
+                p.namespace.as_deref(),
+            );
+        }
+    }
+    for (name, p) in &model.profiles {
+        for dir in [PolicyType::Ingress, PolicyType::Egress] {
+            let owner = ChainOwner::Profile {
+                name: name.clone(),
+                direction: dir,
+            };
+            names.add_rules_chain(ruleset, profile_chain(name, dir), owner, p.rules(dir), None);
+        }
+    }
+    for ep in model
+        .workload_endpoints
+        .values()
+        .filter(|ep| ep.node == node)
+    {
+        for dir in [PolicyType::Ingress, PolicyType::Egress] {
+            let chain = endpoint_chain(&ep.interface_name, dir);
+            if names.chains.contains_key(&chain) {
+                continue; // the first endpoint claiming the interface owns it
+            }
+            let owner = ChainOwner::Endpoint {
+                endpoint: ep.id.clone(),
+                interface: ep.interface_name.clone(),
+                direction: dir,
+            };
+            names.add_other_chain(ruleset, chain, owner);
+        }
+    }
+    for chain in [FORWARD_CHAIN, EGRESS_ALLOWED_CHAIN] {
+        let owner = ChainOwner::Base {
+            chain: chain.into(),
+        };
+        names.add_other_chain(ruleset, chain.into(), owner);
+    }
+    names.add_lists(ruleset);
+    names
+}
+
+impl ChainNames {
+    /// Who a chain belongs to; `None` for a chain the model does not explain.
+    pub fn chain(&self, chain: &str) -> Option<&ChainOwner> {
+        self.chains.get(chain).map(|c| &c.owner)
+    }
+
+    /// The IR rule at `index` of `chain`, named; `None` when the chain is not known or has
+    /// no such rule. A policy or profile chain whose rules are not what the model compiles
+    /// to (drift) names its owner but no user rule.
+    pub fn rule(&self, chain: &str, index: usize) -> Option<RuleRef> {
+        let info = self.chains.get(chain)?;
+        if index >= info.len {
+            return None;
+        }
+        let (rule, detail) = match info.rules.get(index) {
+            Some(RuleInfo::User(i)) => (Some(*i), None),
+            Some(RuleInfo::Detail(d)) => (None, *d),
+            None => (None, None),
+        };
+        Some(self.make_ref(info, rule, detail))
+    }
+
+    /// The user's rule `rule` (index in its direction's list) of a policy or profile
+    /// chain, named: what a flow log's reference resolves to.
+    pub fn user_rule(&self, chain: &str, rule: usize) -> Option<RuleRef> {
+        let info = self.chains.get(chain)?;
+        match info.owner {
+            ChainOwner::Policy { .. } | ChainOwner::Profile { .. } => {
+                Some(self.make_ref(info, Some(rule), None))
+            }
+            _ => None,
+        }
+    }
+
+    fn make_ref(
+        &self,
+        info: &ChainInfo,
+        rule: Option<usize>,
+        detail: Option<&'static str>,
+    ) -> RuleRef {
+        RuleRef {
+            owner: info.owner.clone(),
+            rule,
+            rule_name: rule.and_then(|i| info.rule_names.get(i).cloned().flatten()),
+            detail,
+        }
+    }
+
+    /// The number of chains named.
+    pub fn len(&self) -> usize {
+        self.chains.len()
+    }
+
+    /// Whether no chain is named.
+    pub fn is_empty(&self) -> bool {
+        self.chains.is_empty()
+    }
+
+    fn add_rules_chain(
+        &mut self,
+        ruleset: &Ruleset,
+        chain: String,
+        owner: ChainOwner,
+        rules: &[Rule],
+        namespace: Option<&str>,
+    ) {
+        let Some(c) = ruleset.chains.get(&chain) else {
+            return;
+        };
+        let rule_map = user_rule_map(rules, namespace, c);
+        let info = ChainInfo {
+            owner,
+            len: c.rules.len(),
+            rules: rule_map
+                .map(|m| m.into_iter().map(RuleInfo::User).collect())
+                .unwrap_or_default(),
+            rule_names: rules.iter().map(|r| r.name().map(String::from)).collect(),
+        };
+        self.chains.insert(chain, info);
+    }
+
+    fn add_other_chain(&mut self, ruleset: &Ruleset, chain: String, owner: ChainOwner) {
+        let Some(c) = ruleset.chains.get(&chain) else {
+            return;
+        };
+        let rules = c
+            .rules
+            .iter()
+            .map(|r| RuleInfo::Detail(detail(&owner, r)))
+            .collect();
+        let info = ChainInfo {
+            owner,
+            len: c.rules.len(),
+            rules,
+            rule_names: Vec::new(),
+        };
+        self.chains.insert(chain, info);
+    }
+
+    /// The shared list chains, named after the chains they jump to.
+    fn add_lists(&mut self, ruleset: &Ruleset) {
+        for (name, chain) in &ruleset.chains {
+            let (dir, profiles) = if let Some(dir) = list_direction(name, "pl") {
+                (dir, false)
+            } else if let Some(dir) = list_direction(name, "prl") {
+                (dir, true)
+            } else {
+                continue;
+            };
+            let members: Vec<String> = chain
+                .rules
+                .iter()
+                .filter_map(|r| match &r.verdict {
+                    Some(Verdict::Jump(target)) => Some(
+                        self.chain(target)
+                            .map_or_else(|| "?".to_string(), ChainOwner::name),
+                    ),
+                    _ => None,
+                })
+                .collect();
+            let owner = if profiles {
+                ChainOwner::ProfileList {
+                    profiles: members,
+                    direction: dir,
+                }
+            } else {
+                ChainOwner::PolicyList {
+                    policies: members,
+                    direction: dir,
+                }
+            };
+            self.add_other_chain(ruleset, name.clone(), owner);
+        }
+    }
+}
+
+/// The direction of a shared list chain named `<kind>-in-...` or `<kind>-eg-...`.
+fn list_direction(chain: &str, kind: &str) -> Option<PolicyType> {
+    let rest = chain.strip_prefix(kind)?;
+    if rest.starts_with("-in-") {
+        Some(PolicyType::Ingress)
+    } else if rest.starts_with("-eg-") {
+        Some(PolicyType::Egress)
+    } else {
+        None
+    }
+}
+
+/// Per IR rule of `chain`, the index of the user's rule it was compiled from, when the
+/// chain has the number of rules `rules` compile to without flow logs or with them
+/// ([`super::flow_log`]: a Deny's IR rules each get a log rule); `None` otherwise (drift).
+/// The two layouts differ in length whenever they differ at all.
+fn user_rule_map(rules: &[Rule], namespace: Option<&str>, chain: &Chain) -> Option<Vec<usize>> {
+    let verdicts = Verdicts {
+        allow: Verdict::Accept,
+        pass: (vec![], Verdict::Return),
+        log_prefix: String::new(),
+    };
+    let counts: Vec<usize> = rules
+        .iter()
+        .map(|r| compile_rule(r, namespace, &verdicts).0.len())
+        .collect();
+    [false, true].into_iter().find_map(|flow_logs| {
+        let mut map = Vec::with_capacity(chain.rules.len());
+        for (i, (rule, n)) in rules.iter().zip(&counts).enumerate() {
+            let n = if flow_logs {
+                n * flow_log::expansion(rule.action)
+            } else {
+                *n
+            };
+            map.extend(std::iter::repeat_n(i, n));
+        }
+        (map.len() == chain.rules.len()).then_some(map)
+    })
+}
+
+/// What a rule of an endpoint, list or base chain is for, read from the rule itself.
+fn detail(owner: &ChainOwner, rule: &IrRule) -> Option<&'static str> {
+    let ends = matches!(rule.verdict, Some(Verdict::Drop));
+    if rule
+        .statements
+        .iter()
+        .any(|s| matches!(s, Statement::NfLog { .. }))
+    {
+        return Some("flow log of the drop that follows (rate-limited)");
+    }
+    if rule.matches.contains(&Match::Ct(
+        crate::dataplane::ir::CtState::EstablishedOrRelated,
+    )) {
+        return Some("established or related connection");
+    }
+    if rule
+        .matches
+        .contains(&Match::Ct(crate::dataplane::ir::CtState::Invalid))
+    {
+        return Some("invalid connection state");
+    }
+    if rule
+        .statements
+        .iter()
+        .any(|s| matches!(s, Statement::ClearMark(_)))
+    {
+        return Some("clears the Pass mark");
+    }
+    let unconditional = rule.matches.is_empty();
+    match (owner, &rule.verdict) {
+        (ChainOwner::Endpoint { .. }, Some(Verdict::Drop)) if !unconditional => {
+            Some("source address is not the endpoint's (anti-spoofing)")
+        }
+        (ChainOwner::Endpoint { .. }, Some(Verdict::Drop)) => {
+            Some("no policy allowed: default deny (end of tier)")
+        }
+        (ChainOwner::Endpoint { .. }, Some(Verdict::Jump(_))) => Some("applies the policies"),
+        (ChainOwner::Endpoint { .. }, Some(_)) if !unconditional => {
+            Some("a policy passed: on to the profiles")
+        }
+        (ChainOwner::Endpoint { .. }, Some(_)) => Some("no policy: on to the profiles"),
+        (ChainOwner::PolicyList { .. }, Some(Verdict::Return)) => {
+            Some("a policy passed: skip the others")
+        }
+        (ChainOwner::PolicyList { .. }, Some(Verdict::Jump(_))) => Some("applies a policy"),
+        (ChainOwner::ProfileList { .. }, Some(Verdict::Jump(_))) => Some("applies a profile"),
+        (ChainOwner::ProfileList { .. }, Some(Verdict::Drop)) => {
+            Some("no profile allowed: default deny")
+        }
+        (ChainOwner::Base { .. }, Some(Verdict::Dispatch { .. })) => {
+            Some("dispatch to the workload's chain")
+        }
+        (ChainOwner::Base { .. }, Some(Verdict::Accept)) => Some("allowed"),
+        _ if ends => Some("drop"),
+        _ => None,
+    }
+}
+
+impl Compiler {
+    /// Who the chain `chain` of this compiler's ruleset belongs to, read against `model`
+    /// (the model the compiler was given). Builds the whole map: for many lookups build a
+    /// [`ChainNames`] once with [`describe`].
+    pub fn describe_chain(&self, model: &Model, chain: &str) -> Option<ChainOwner> {
+        describe(model, &self.config.node, self.ruleset())
+            .chain(chain)
+            .cloned()
+    }
+
+    /// The IR rule `index` of `chain`, named (see [`ChainNames::rule`]).
+    pub fn describe_rule(&self, model: &Model, chain: &str, index: usize) -> Option<RuleRef> {
+        describe(model, &self.config.node, self.ruleset()).rule(chain, index)
+    }
+}

@@ -1,0 +1,263 @@
+//! Flow logs from the kernel: the compiled rules report their verdicts to a netlink log group
+//! (nftables `log group`, NFLOG), each with a short reference to the rule that decided.
+//!
+//! * An allowed packet is logged by the policy or profile rule that allowed it. Only a
+//!   connection's first packet reaches those rules (the endpoint chains accept established
+//!   and related traffic first), so an allowed connection is logged once per direction of
+//!   policy it crosses, without a rate limit.
+//! * A denied packet is logged, rate-limited, just before the rule that drops it: a policy
+//!   or profile `Deny` rule, the endpoint's default deny when no policy allowed (`end`), the
+//!   profiles' default deny, and anti-spoofing (`spoof`).
+//!
+//! The prefix ([`LogRef`]) is `<A|D> <chain> <rule index | end | spoof>`: the chain's name
+//! and, in a policy or profile chain, the user's rule index; [`super::describe`] turns it
+//! back into names.
+//!
+//! With flow logs off ([`CompileConfig::flow_logs`] `None`, the default) the compiler emits
+//! exactly the rules it emits without this module.
+
+use std::fmt;
+
+use crate::dataplane::ir::{Match, Rule, Statement, Verdict};
+use crate::model::Action;
+
+#[cfg(doc)]
+use super::CompileConfig;
+
+/// Flow-log settings of the compiler.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlowLogConfig {
+    /// The netlink log group the rules log to.
+    pub group: u16,
+    /// Denied packets logged per second by each denying rule, at most.
+    pub deny_rate: u32,
+}
+
+impl Default for FlowLogConfig {
+    /// Group 20, 10 denied packets a second per rule.
+    fn default() -> Self {
+        FlowLogConfig {
+            group: 20,
+            deny_rate: 10,
+        }
+    }
+}
+
+/// Whether a logged packet was allowed or denied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum LogVerdict {
+    /// Allowed (`A`).
+    Allow,
+    /// Denied (`D`).
+    Deny,
+}
+
+/// Which rule of its chain decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum LogRule {
+    /// The user's rule with this index, in a policy or profile chain.
+    Rule(usize),
+    /// The default deny at the end of an endpoint's policies or profiles (`end`).
+    End,
+    /// The endpoint's anti-spoofing (`spoof`).
+    Spoof,
+}
+
+/// What a flow-log prefix says: the verdict, the chain and the rule that decided.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LogRef {
+    /// The verdict.
+    pub verdict: LogVerdict,
+    /// The deciding chain's name.
+    pub chain: String,
+    /// The deciding rule.
+    pub rule: LogRule,
+}
+
+/// Why a flow-log prefix could not be read.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("flow-log prefix {prefix:?}: {reason}")]
+pub struct LogRefError {
+    /// The prefix (clipped to 64 characters).
+    pub prefix: String,
+    /// What is wrong with it.
+    pub reason: &'static str,
+}
+
+impl fmt::Display for LogRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let v = match self.verdict {
+            LogVerdict::Allow => 'A',
+            LogVerdict::Deny => 'D',
+        };
+        write!(f, "{v} {} ", self.chain)?;
+        match self.rule {
+            LogRule::Rule(i) => write!(f, "{i}"),
+            LogRule::End => f.write_str("end"),
+            LogRule::Spoof => f.write_str("spoof"),
+        }
+    }
+}
+
+impl std::str::FromStr for LogRef {
+    type Err = LogRefError;
+
+    /// Reads what [`LogRef`]'s `Display` writes (a prefix from the kernel: untrusted).
+    fn from_str(s: &str) -> Result<Self, LogRefError> {
+        let err = |reason| LogRefError {
+            prefix: s.chars().take(64).collect(),
+            reason,
+        };
+        let mut parts = s.split(' ');
+        let verdict = match parts.next() {
+            Some("A") => LogVerdict::Allow,
+            Some("D") => LogVerdict::Deny,
+            _ => return Err(err("does not start with A or D")),
+        };
+        let chain = parts
+            .next()
+            .filter(|c| !c.is_empty())
+            .ok_or(err("no chain"))?;
+        let rule = match parts.next() {
+            Some("end") => LogRule::End,
+            Some("spoof") => LogRule::Spoof,
+            Some(n) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
+                LogRule::Rule(n.parse().map_err(|_| err("rule index out of range"))?)
+            }
+            _ => return Err(err("no rule index, end or spoof")),
+        };
+        if parts.next().is_some() {
+            return Err(err("trailing fields"));
+        }
+        Ok(LogRef {
+            verdict,
+            chain: chain.to_string(),
+            rule,
+        })
+    }
+}
+
+fn nflog(cfg: &FlowLogConfig, r: LogRef, rate: Option<u32>) -> Statement {
+    Statement::NfLog {
+        group: cfg.group,
+        prefix: r.to_string(),
+        rate,
+    }
+}
+
+/// Adds flow logging to the IR rules one user rule (`index` in `chain`, action `action`)
+/// compiled to: an Allow logs in its own rule; a Deny gets a rate-limited log rule with
+/// the same matches before it.
+pub(super) fn user_rule(
+    cfg: &FlowLogConfig,
+    chain: &str,
+    index: usize,
+    action: Action,
+    rules: Vec<Rule>,
+) -> Vec<Rule> {
+    let log_ref = |verdict| LogRef {
+        verdict,
+        chain: chain.to_string(),
+        rule: LogRule::Rule(index),
+    };
+    match action {
+        Action::Allow => rules
+            .into_iter()
+            .map(|mut r| {
+                r.statements
+                    .push(nflog(cfg, log_ref(LogVerdict::Allow), None));
+                r
+            })
+            .collect(),
+        Action::Deny => rules
+            .into_iter()
+            .flat_map(|r| {
+                let log = denied_log(cfg, log_ref(LogVerdict::Deny), r.matches.clone());
+                [log, r]
+            })
+            .collect(),
+        Action::Pass | Action::Log => rules,
+    }
+}
+
+/// A rule logging denied packets (rate-limited) that match `matches`.
+fn denied_log(cfg: &FlowLogConfig, r: LogRef, matches: Vec<Match>) -> Rule {
+    Rule {
+        matches,
+        statements: vec![nflog(cfg, r, Some(cfg.deny_rate))],
+        verdict: None,
+    }
+}
+
+/// Adds a rate-limited log before each drop of an endpoint chain (`end` for the default
+/// deny, `spoof` for anti-spoofing) or a profile-list chain (`end`). The invalid-state drop
+/// is not a policy verdict and is not logged.
+pub(super) fn chain_drops(cfg: &FlowLogConfig, chain: &str, rules: Vec<Rule>) -> Vec<Rule> {
+    let mut out = Vec::with_capacity(rules.len() + 3);
+    for r in rules {
+        let invalid = r.matches.iter().any(|m| matches!(m, Match::Ct(_)));
+        if r.verdict == Some(Verdict::Drop) && !invalid {
+            let rule = if r.matches.is_empty() {
+                LogRule::End
+            } else {
+                LogRule::Spoof
+            };
+            let log_ref = LogRef {
+                verdict: LogVerdict::Deny,
+                chain: chain.to_string(),
+                rule,
+            };
+            out.push(denied_log(cfg, log_ref, r.matches.clone()));
+        }
+        out.push(r);
+    }
+    out
+}
+
+/// How many IR rules one IR rule of a user rule with `action` becomes with flow logs on.
+pub(super) fn expansion(action: Action) -> usize {
+    match action {
+        Action::Deny => 2,
+        _ => 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_read_back_and_junk_is_a_typed_error() {
+        for r in [
+            LogRef {
+                verdict: LogVerdict::Allow,
+                chain: "pol-in-abcdefghijklm".into(),
+                rule: LogRule::Rule(12),
+            },
+            LogRef {
+                verdict: LogVerdict::Deny,
+                chain: "wl-eg-abcdefghijklm".into(),
+                rule: LogRule::Spoof,
+            },
+            LogRef {
+                verdict: LogVerdict::Deny,
+                chain: "prl-in-x".into(),
+                rule: LogRule::End,
+            },
+        ] {
+            assert_eq!(r.to_string().parse::<LogRef>(), Ok(r));
+        }
+        for bad in [
+            "",
+            "A",
+            "X c 1",
+            "A  1",
+            "A c",
+            "A c -1",
+            "A c 1 2",
+            "A c 99999999999999999999999",
+        ] {
+            assert!(bad.parse::<LogRef>().is_err(), "{bad:?} parsed");
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! Flow logs from the kernel (issue 20): with flow logs compiled in, the kernel logs an
+//! allowed connection once per policy direction and a denied one rate-limited, to the
+//! netlink log group; `flowlog::FlowLogReader` reads them with their 5-tuple, and the prefix
+//! resolves to the policy and rule by name.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use calico_core::compile::{
+    compile, describe, CompileConfig, FlowLogConfig, LogRef, LogRule, LogVerdict,
+};
+use calico_core::dataplane::diff;
+use calico_core::dataplane::ir::Ruleset;
+use calico_core::dataplane::AclBackend;
+use calico_core::model::{parse_resources, Model};
+use calico_linux::acl::LinuxAcl;
+use calico_linux::flowlog::{FlowLogReader, LogPacket};
+use calico_netns::fixtures::privileged;
+use support::Topology;
+
+const GROUP: u16 = 7;
+const DENY_RATE: u32 = 10;
+
+const MODEL: &str = r#"
+kind: Profile
+name: kns.shop
+egress: [{action: Allow}]
+---
+kind: WorkloadEndpoint
+orchestrator: k8s
+workload: shop.client
+endpoint: eth0
+namespace: shop
+node: h1
+interfaceName: calia
+ipNetworks: [10.65.0.10/32]
+labels: {app: client}
+profiles: [kns.shop]
+---
+kind: WorkloadEndpoint
+orchestrator: k8s
+workload: shop.server
+endpoint: eth0
+namespace: shop
+node: h1
+interfaceName: calib
+ipNetworks: [10.65.0.20/32]
+labels: {app: server}
+profiles: [kns.shop]
+---
+kind: Policy
+name: allow-web
+namespace: shop
+selector: app == 'server'
+ingress:
+  - {action: Deny, protocol: UDP, metadata: {annotations: {name: no-udp}}}
+  - {action: Allow, protocol: TCP, destination: {ports: [8080]}, metadata: {annotations: {name: web}}}
+"#;
+
+/// Every packet logged until the group is quiet for a while.
+fn drain(reader: &mut FlowLogReader) -> Vec<LogPacket> {
+    let mut out = Vec::new();
+    let mut quiet = 0;
+    while quiet < 3 {
+        let (packets, errors) = reader.recv().unwrap();
+        assert!(errors.is_empty(), "{errors:?}");
+        if packets.is_empty() {
+            quiet += 1;
+        }
+        out.extend(packets);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allowed_and_denied_flows_are_logged_by_name() {
+    if !privileged("allowed_and_denied_flows_are_logged_by_name") {
+        return;
+    }
+    let topo = Topology::new(&[("calia", "10.65.0.10"), ("calib", "10.65.0.20")]);
+    let [client, server] = &topo.workloads[..] else {
+        unreachable!()
+    };
+    let model = Model::from_resources(parse_resources(MODEL).unwrap()).unwrap();
+    let config = CompileConfig {
+        flow_logs: Some(FlowLogConfig {
+            group: GROUP,
+            deny_rate: DENY_RATE,
+        }),
+        ..CompileConfig::new("h1")
+    };
+    let ruleset = compile(&config, &model);
+    let names = describe(&model, "h1", &ruleset);
+    let acl = LinuxAcl::in_netns(topo.host.path().as_ref(), "calico").unwrap();
+    acl.apply(&diff(&Ruleset::default(), &ruleset))
+        .await
+        .unwrap();
+    let mut reader = topo
+        .host
+        .enter(|| FlowLogReader::open(GROUP, Duration::from_millis(300)))
+        .unwrap()
+        .unwrap();
+
+    // Allowed: one connection with some traffic; denied: a connect to another port.
+    let listener = server.listen_tcp(8080);
+    let mut c = client.connect_tcp(server.ip, 8080).expect("allowed");
+    let (mut s, _) = listener.accept().unwrap();
+    assert!(support::tcp_round_trip(&mut c, &mut s));
+    assert!(support::tcp_round_trip(&mut c, &mut s));
+    let _closed = server.listen_tcp(9090);
+    assert!(client.connect_tcp(server.ip, 9090).is_none(), "denied");
+    let logged = drain(&mut reader);
+
+    let named = |p: &LogPacket| -> (LogVerdict, String, u16) {
+        let log: LogRef = p.prefix.parse().unwrap();
+        let name = match log.rule {
+            LogRule::Rule(i) => names.user_rule(&log.chain, i).unwrap().to_string(),
+            _ => format!("{} ({:?})", names.chain(&log.chain).unwrap(), log.rule),
+        };
+        (log.verdict, name, p.tuple.unwrap().dst_port)
+    };
+    let got: Vec<_> = logged.iter().map(named).collect();
+    assert_eq!(
+        got,
+        [
+            (
+                LogVerdict::Allow,
+                "profile kns.shop egress rule 0".into(),
+                8080
+            ),
+            (
+                LogVerdict::Allow,
+                r#"policy shop/allow-web ingress rule 1 ("web")"#.into(),
+                8080
+            ),
+            (
+                LogVerdict::Allow,
+                "profile kns.shop egress rule 0".into(),
+                9090
+            ),
+            (
+                LogVerdict::Deny,
+                "endpoint k8s/shop.server/eth0 (calib) ingress (End)".into(),
+                9090
+            ),
+        ],
+        "one log per policy decision of a connection, none for its later packets"
+    );
+    let t = logged[1].tuple.unwrap();
+    assert_eq!(t.src, client.ip);
+    assert_eq!(t.dst, server.ip);
+    assert_eq!(t.proto, 6);
+    assert!(logged[1].in_ifindex.is_some() && logged[1].out_ifindex.is_some());
+
+    // A flood of denied datagrams: the deny rule logs at most its rate (plus the burst).
+    let sock = client.udp(client.ip, 0);
+    let to = std::net::SocketAddr::new(server.ip, 5353);
+    let start = Instant::now();
+    for _ in 0..10_000 {
+        let _ = sock.send_to(b"x", to);
+    }
+    let logged = drain(&mut reader);
+    let secs = start.elapsed().as_secs_f64();
+    let denied_udp: Vec<_> = logged
+        .iter()
+        .map(named)
+        .filter(|(_, name, _)| name == r#"policy shop/allow-web ingress rule 0 ("no-udp")"#)
+        .collect();
+    let bound = f64::from(DENY_RATE) * (1.0 + secs) + 1.0;
+    println!(
+        "10,000 denied datagrams in {secs:.2} s: {} logged (bound {bound:.0})",
+        denied_udp.len()
+    );
+    assert!(!denied_udp.is_empty(), "the deny is logged");
+    assert!(denied_udp.len() as f64 <= bound, "rate-limited");
+    assert!(denied_udp
+        .iter()
+        .all(|(v, _, port)| *v == LogVerdict::Deny && *port == 5353));
+}

@@ -7,7 +7,7 @@ SHELL := /bin/bash
 # Debian packages the privileged tests and the real demo use; protobuf-compiler is for the
 # build (etcd-client compiles etcd's protobuf files). Installed only when missing; without
 # root, a warning and the unprivileged paths.
-DEBS := nftables bird2 iproute2 iputils-ping netcat-openbsd procps util-linux etcd-server protobuf-compiler
+DEBS := nftables bird2 iproute2 iputils-ping netcat-openbsd procps util-linux etcd-server protobuf-compiler podman runc containernetworking-plugins busybox-static
 
 .PHONY: deps test demo demo-eval bench fuzz
 

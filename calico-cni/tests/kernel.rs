@@ -84,10 +84,7 @@ fn add_check_del_and_del_again() {
     assert_eq!(proxy_arp.trim(), "1");
     let host_routes = lab.host.run(&["ip", "route"]).unwrap();
     assert!(
-        host_routes.contains(&format!(
-            "{} dev cali0123456789a scope link",
-            v4.addr()
-        )),
+        host_routes.contains(&format!("{} dev cali0123456789a scope link", v4.addr())),
         "{host_routes}"
     );
     // Packets flow the Calico way: the container reaches the host through proxy ARP.

@@ -13,42 +13,9 @@ use support::{ok, Lab, HOST_IP};
 const WEPS: &str = "/calico/resources/v3/projectcalico.org/workloadendpoints/";
 const HANDLES: &str = "/calico/ipam/v2/handle/";
 
-#[test]
-fn add_check_del_and_del_again() {
-    let Some(lab) = Lab::start("add_check_del_and_del_again") else {
-        return;
-    };
-    lab.pool("v4", "10.70.0.0/24", 26);
-    lab.pool("v6", "fd70::/120", 122);
-    let conf = lab.conf(
-        "net1",
-        json!({"labels": {"role": "web"}, "ipam": {"assign_ipv6": "true"},
-               "args": {"cni": {"labels": [{"key": "team", "value": "a"}]}}}),
-    );
-    let c = Netns::create("cnic").unwrap();
-    let id = "0123456789abcdef";
-    let result = ok(&lab.cni("ADD", id, Some(&c), "eth0", &conf));
-    assert_eq!(result["cniVersion"], "1.0.0");
-    assert_eq!(result["interfaces"][0]["name"], "cali0123456789a");
-    assert_eq!(result["interfaces"][1]["sandbox"], c.path());
-    let ips: Vec<ipnet::IpNet> = result["ips"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["address"].as_str().unwrap().parse().unwrap())
-        .collect();
-    let (v4, v6) = (ips[0], ips[1]);
-    assert!(
-        ips.len() == 2
-            && v4.prefix_len() == 32
-            && "10.70.0.0/24"
-                .parse::<ipnet::IpNet>()
-                .unwrap()
-                .contains(&v4)
-            && v6.prefix_len() == 128
-            && "fd70::/120".parse::<ipnet::IpNet>().unwrap().contains(&v6),
-        "{result}"
-    );
+/// The container `c` has `v4` and `v6` and Calico's routes; the host end has Calico's MAC,
+/// proxy ARP and the route back; packets flow.
+fn assert_networked_the_calico_way(lab: &Lab, c: &Netns, v4: ipnet::IpNet, v6: ipnet::IpNet) {
     // The container: its addresses and Calico's routes; the host end: MAC, proxy ARP.
     let addrs = c.run(&["ip", "addr", "show", "eth0"]).unwrap();
     assert!(
@@ -89,6 +56,45 @@ fn add_check_del_and_del_again() {
     );
     // Packets flow the Calico way: the container reaches the host through proxy ARP.
     c.run(&["ping", "-c1", "-W2", HOST_IP]).unwrap();
+}
+
+#[test]
+fn add_check_del_and_del_again() {
+    let Some(lab) = Lab::start("add_check_del_and_del_again") else {
+        return;
+    };
+    lab.pool("v4", "10.70.0.0/24", 26);
+    lab.pool("v6", "fd70::/120", 122);
+    let conf = lab.conf(
+        "net1",
+        json!({"labels": {"role": "web"}, "ipam": {"assign_ipv6": "true"},
+               "args": {"cni": {"labels": [{"key": "team", "value": "a"}]}}}),
+    );
+    let c = Netns::create("cnic").unwrap();
+    let id = "0123456789abcdef";
+    let result = ok(&lab.cni("ADD", id, Some(&c), "eth0", &conf));
+    assert_eq!(result["cniVersion"], "1.0.0");
+    assert_eq!(result["interfaces"][0]["name"], "cali0123456789a");
+    assert_eq!(result["interfaces"][1]["sandbox"], c.path());
+    let ips: Vec<ipnet::IpNet> = result["ips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["address"].as_str().unwrap().parse().unwrap())
+        .collect();
+    let (v4, v6) = (ips[0], ips[1]);
+    assert!(
+        ips.len() == 2
+            && v4.prefix_len() == 32
+            && "10.70.0.0/24"
+                .parse::<ipnet::IpNet>()
+                .unwrap()
+                .contains(&v4)
+            && v6.prefix_len() == 128
+            && "fd70::/120".parse::<ipnet::IpNet>().unwrap().contains(&v6),
+        "{result}"
+    );
+    assert_networked_the_calico_way(&lab, &c, v4, v6);
 
     // The endpoint and the IPAM handle, in Calico's keys.
     let weps = lab.keys(WEPS);

@@ -115,12 +115,8 @@ fn stats(rounds: &[Vec<Duration>]) -> Stats {
     }
 }
 
-fn main() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 || !calico_etcd::testing::etcd_available() {
-        eprintln!("cni bench: SKIPPED: needs root and etcd");
-        return;
-    }
+/// A host namespace wired to a fabric namespace running etcd, with the bench's IP pool.
+fn namespaces_and_etcd() -> (Netns, Netns, EtcdServer) {
     let fabric = Netns::create("bfab").unwrap();
     let host = Netns::create("bhost").unwrap();
     veth(&host, "up0", &fabric, "etcd0").unwrap();
@@ -132,10 +128,9 @@ fn main() {
     host.run(&["ip", "route", "add", "default", "dev", "up0"])
         .unwrap();
     let etcd = EtcdServer::start_in_netns(fabric.name(), "10.82.0.254".parse().unwrap()).unwrap();
-    let endpoint = etcd.endpoint();
+    let ep = etcd.endpoint();
     let pool = json!({"apiVersion": "projectcalico.org/v3", "kind": "IPPool",
         "metadata": {"name": "bench"}, "spec": {"cidr": "10.80.0.0/16", "blockSize": 26}});
-    let ep = endpoint.clone();
     host.enter(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -153,41 +148,12 @@ fn main() {
         })
     })
     .unwrap();
-    let data = tempfile::tempdir().unwrap();
-    let plugins = [
-        Plugin {
-            label: "calico-rs-cni",
-            binary: env!("CARGO_BIN_EXE_calico-rs-cni").to_string(),
-            conf: json!({"cniVersion": "1.0.0", "name": "bench", "type": "calico-rs-cni",
-                "nodename": "bench-host", "etcd_endpoints": endpoint, "ipam": {"type": "calico-ipam"}}),
-        },
-        Plugin {
-            label: "bridge+host-local",
-            binary: "/usr/lib/cni/bridge".to_string(),
-            conf: json!({"cniVersion": "1.0.0", "name": "benchref", "type": "bridge",
-                "bridge": "benchbr0", "isGateway": true,
-                "ipam": {"type": "host-local", "subnet": "10.81.0.0/16", "dataDir": data.path()}}),
-        },
-    ];
-    let containers: Vec<Netns> = (0..N).map(|_| Netns::create("bc").unwrap()).collect();
-    let mut samples: Vec<[Vec<Vec<Duration>>; 2]> =
-        vec![[Vec::new(), Vec::new()], [Vec::new(), Vec::new()]];
-    let mut walls = [[Duration::ZERO; 2]; 2];
-    for round in 0..ROUNDS {
-        let order: Vec<usize> = if round % 2 == 0 {
-            vec![0, 1]
-        } else {
-            vec![1, 0]
-        };
-        for p in order {
-            for (op, command) in ["ADD", "DEL"].iter().enumerate() {
-                let start = Instant::now();
-                let lat = parallel(&host, &plugins[p], command, &containers, round);
-                walls[p][op] += start.elapsed();
-                samples[p][op].push(lat);
-            }
-        }
-    }
+    (fabric, host, etcd)
+}
+
+/// Prints the table: per plugin and command, median, p99, the spread of the round medians
+/// and the wall time of a round; then the ratios.
+fn report(plugins: &[Plugin; 2], samples: &[[Vec<Vec<Duration>>; 2]], walls: &[[Duration; 2]; 2]) {
     println!("\nCNI ADD/DEL latency: {N} containers in parallel, {ROUNDS} rounds ({} samples per cell), ms", N * ROUNDS);
     println!(
         "{:<20} {:<4} {:>8} {:>8} {:>22} {:>16}",
@@ -223,5 +189,51 @@ fn main() {
             ms(a.p99) / ms(b.p99)
         );
     }
+}
+
+fn main() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 || !calico_etcd::testing::etcd_available() {
+        eprintln!("cni bench: SKIPPED: needs root and etcd");
+        return;
+    }
+    let (_fabric, host, etcd) = namespaces_and_etcd();
+    let endpoint = etcd.endpoint();
+    let data = tempfile::tempdir().unwrap();
+    let plugins = [
+        Plugin {
+            label: "calico-rs-cni",
+            binary: env!("CARGO_BIN_EXE_calico-rs-cni").to_string(),
+            conf: json!({"cniVersion": "1.0.0", "name": "bench", "type": "calico-rs-cni",
+                "nodename": "bench-host", "etcd_endpoints": endpoint, "ipam": {"type": "calico-ipam"}}),
+        },
+        Plugin {
+            label: "bridge+host-local",
+            binary: "/usr/lib/cni/bridge".to_string(),
+            conf: json!({"cniVersion": "1.0.0", "name": "benchref", "type": "bridge",
+                "bridge": "benchbr0", "isGateway": true,
+                "ipam": {"type": "host-local", "subnet": "10.81.0.0/16", "dataDir": data.path()}}),
+        },
+    ];
+    let containers: Vec<Netns> = (0..N).map(|_| Netns::create("bc").unwrap()).collect();
+    let mut samples: Vec<[Vec<Vec<Duration>>; 2]> =
+        vec![[Vec::new(), Vec::new()], [Vec::new(), Vec::new()]];
+    let mut walls = [[Duration::ZERO; 2]; 2];
+    for round in 0..ROUNDS {
+        let order: Vec<usize> = if round % 2 == 0 {
+            vec![0, 1]
+        } else {
+            vec![1, 0]
+        };
+        for p in order {
+            for (op, command) in ["ADD", "DEL"].iter().enumerate() {
+                let start = Instant::now();
+                let lat = parallel(&host, &plugins[p], command, &containers, round);
+                walls[p][op] += start.elapsed();
+                samples[p][op].push(lat);
+            }
+        }
+    }
+    report(&plugins, &samples, &walls);
     let _ = host.run(&["ip", "link", "del", "benchbr0"]);
 }

@@ -319,13 +319,8 @@ fn tools_or_skip(test: &str) -> bool {
     false
 }
 
-#[test]
-fn podman_containers_get_calico_addresses_and_policy() {
-    let test = "podman_containers_get_calico_addresses_and_policy";
-    if !privileged(test) || !tools_or_skip(test) || !EtcdServer::usable_or_skip(test) {
-        return;
-    }
-    let _host_dirs = HostDirs::note();
+/// A host namespace wired to a fabric namespace running etcd (at `ETCD_IP`).
+fn namespaces_and_etcd() -> (Netns, Netns, EtcdServer) {
     let fabric = Netns::create("pmfab").unwrap();
     let host = Netns::create("pmhost").unwrap();
     veth(&host, "up0", &fabric, "etcd0").unwrap();
@@ -345,13 +340,16 @@ fn podman_containers_get_calico_addresses_and_policy() {
     host.run(&["ip", "route", "add", "default", "dev", "up0"])
         .unwrap();
     let server = EtcdServer::start_in_netns(fabric.name(), ETCD_IP.parse().unwrap()).unwrap();
-    let ep = server.endpoint();
+    (fabric, host, server)
+}
 
+/// The pool, one profile per network (egress open) and the policy admitting cli to srv:8080.
+fn write_resources(host: &Netns, ep: &str) {
     let v3 = |kind: &str, name: &str, spec: Value| json!({"apiVersion": "projectcalico.org/v3", "kind": kind, "metadata": {"name": name}, "spec": spec});
     let allow_egress = json!({"egress": [{"action": "Allow"}]});
     etcd_put(
-        &host,
-        &ep,
+        host,
+        ep,
         vec![
             (
                 format!("{RES}/ippools/pool1"),
@@ -382,19 +380,12 @@ fn podman_containers_get_calico_addresses_and_policy() {
             ),
         ],
     );
+}
 
-    let podman = Podman::new(&host, &ep);
-    let _agent = start_agent(&host, &ep, podman.dir.path());
-    podman.import_busybox();
-    podman.start(
-        "srv",
-        "srv-net",
-        "nc -ll -p 8080 -e true & nc -ll -p 9090 -e true & sleep 600",
-    );
-    podman.start("cli", "cli-net", "sleep 600");
-
+/// The srv and cli containers' addresses, after checking both come from the host's one block.
+fn addresses_from_host_block(host: &Netns, ep: &str) -> (String, String) {
     // Both addresses come from the host's block.
-    let weps = etcd_keys(&host, &ep, &format!("{RES}/workloadendpoints/"));
+    let weps = etcd_keys(host, ep, &format!("{RES}/workloadendpoints/"));
     assert_eq!(weps.len(), 2, "{weps:?}");
     let ip_of = |role: &str| -> String {
         let w = weps
@@ -409,8 +400,8 @@ fn podman_containers_get_calico_addresses_and_policy() {
     };
     let (srv, cli) = (ip_of("srv"), ip_of("cli"));
     let blocks = etcd_keys(
-        &host,
-        &ep,
+        host,
+        ep,
         &format!("/calico/ipam/v2/host/{NODE}/ipv4/block/"),
     );
     assert_eq!(blocks.len(), 1, "{blocks:?}");
@@ -436,6 +427,31 @@ fn podman_containers_get_calico_addresses_and_policy() {
             "{ip} outside {block}"
         );
     }
+    (srv, cli)
+}
+
+#[test]
+fn podman_containers_get_calico_addresses_and_policy() {
+    let test = "podman_containers_get_calico_addresses_and_policy";
+    if !privileged(test) || !tools_or_skip(test) || !EtcdServer::usable_or_skip(test) {
+        return;
+    }
+    let _host_dirs = HostDirs::note();
+    let (_fabric, host, server) = namespaces_and_etcd();
+    let ep = server.endpoint();
+    write_resources(&host, &ep);
+
+    let podman = Podman::new(&host, &ep);
+    let _agent = start_agent(&host, &ep, podman.dir.path());
+    podman.import_busybox();
+    podman.start(
+        "srv",
+        "srv-net",
+        "nc -ll -p 8080 -e true & nc -ll -p 9090 -e true & sleep 600",
+    );
+    podman.start("cli", "cli-net", "sleep 600");
+
+    let (srv, _cli) = addresses_from_host_block(&host, &ep);
     assert_eq!(allocated(&host, &ep), 2);
 
     // The agent's policy: 8080 from cli goes through, 9090 (listening: see inside) does not.
@@ -458,7 +474,6 @@ fn podman_containers_get_calico_addresses_and_policy() {
         .run(&["nft", "list", "table", "inet", "calicocni"])
         .unwrap();
     assert!(ruleset.contains("8080"), "{ruleset}");
-    let _ = cli;
 
     // `podman rm` runs DEL: addresses, endpoints and veths gone.
     podman.run(&["rm", "-f", "-t", "0", "srv", "cli"]);

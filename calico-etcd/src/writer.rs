@@ -40,6 +40,12 @@ impl EtcdWriter {
         })
     }
 
+    /// A writer over an existing connection (shared, e.g. with IPAM, so one process dials
+    /// etcd once).
+    pub fn from_connection(conn: Connection) -> EtcdWriter {
+        EtcdWriter { conn }
+    }
+
     fn prefix(&self) -> &str {
         &self.conn.config().prefix
     }

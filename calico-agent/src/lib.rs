@@ -19,6 +19,7 @@
 pub mod bird_on_linux;
 pub mod cli;
 pub mod daemon;
+pub mod flows;
 pub mod http;
 pub mod lock;
 pub mod metrics;

@@ -5,9 +5,10 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := test
 
 # Debian packages the privileged tests and the real demo use; protobuf-compiler is for the
-# build (etcd-client compiles etcd's protobuf files). Installed only when missing; without
+# build (etcd-client compiles etcd's protobuf files); chromium is the headless browser the
+# agent page's test loads the page in. Installed only when missing; without
 # root, a warning and the unprivileged paths.
-DEBS := nftables bird2 iproute2 iputils-ping netcat-openbsd procps util-linux etcd-server protobuf-compiler
+DEBS := nftables bird2 iproute2 iputils-ping netcat-openbsd procps util-linux etcd-server protobuf-compiler chromium
 
 .PHONY: deps test demo demo-eval bench fuzz
 

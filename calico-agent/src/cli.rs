@@ -141,6 +141,12 @@ pub struct Options {
           env = "CALICO_AGENT_RESYNC_SECS")]
     pub resync_secs: u64,
 
+    /// Do not listen for changes made to the ACL table behind the agent's back: such drift is
+    /// then repaired only by the periodic resync (`--resync-secs`), not within milliseconds.
+    /// For seeing drift with `calico-rs trace` and testing it; not for production.
+    #[arg(long, env = "CALICO_AGENT_NO_ACL_DRIFT_WATCH")]
+    pub no_acl_drift_watch: bool,
+
     /// Seconds between full re-reads of the resource directory (inotify reports changes at
     /// once; this is the backstop).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..),

@@ -1,4 +1,5 @@
-//! The HTTP server (hyper): `GET /metrics`, `/status`, `/liveness`, `/readiness`.
+//! The HTTP server (hyper): `GET /metrics`, `/status`, `/liveness`, `/readiness`, and what
+//! [`Pages::get`] adds (the API and the page, which need the query string and may wait).
 //!
 //! It must never cost the agent its work: connections are capped (more wait in the listen
 //! backlog, so file descriptors stay bounded), a client that does not send its request
@@ -42,9 +43,17 @@ impl Page {
 }
 
 /// What the server serves: a page per path.
+#[async_trait::async_trait]
 pub trait Pages: Send + Sync + 'static {
     /// The page at `path`, or `None` for 404.
     fn page(&self, path: &str) -> Option<Page>;
+
+    /// The page at `path` with its query string (without the `?`; empty if none): pages that
+    /// read parameters or wait for the agent. By default, [`Pages::page`].
+    async fn get(&self, path: &str, query: &str) -> Option<Page> {
+        let _ = query;
+        self.page(path)
+    }
 }
 
 /// Limits of the server.
@@ -100,7 +109,7 @@ pub async fn serve(listener: TcpListener, pages: Arc<dyn Pages>, limits: Limits,
             let _permit = permit;
             let service = service_fn(move |req| {
                 let pages = pages.clone();
-                async move { Ok::<_, Infallible>(respond(&*pages, &req)) }
+                async move { Ok::<_, Infallible>(respond(&*pages, &req).await) }
             });
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -116,7 +125,7 @@ pub async fn serve(listener: TcpListener, pages: Arc<dyn Pages>, limits: Limits,
     }
 }
 
-fn respond(pages: &dyn Pages, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+async fn respond(pages: &dyn Pages, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     let page = if req.method() != Method::GET && req.method() != Method::HEAD {
         Page {
             status: StatusCode::METHOD_NOT_ALLOWED,
@@ -124,11 +133,15 @@ fn respond(pages: &dyn Pages, req: &Request<Incoming>) -> Response<Full<Bytes>> 
             body: "only GET\n".into(),
         }
     } else {
-        pages.page(req.uri().path()).unwrap_or(Page {
-            status: StatusCode::NOT_FOUND,
-            content_type: "text/plain; charset=utf-8",
-            body: "try /metrics, /status, /liveness or /readiness\n".into(),
-        })
+        let uri = req.uri();
+        pages
+            .get(uri.path(), uri.query().unwrap_or(""))
+            .await
+            .unwrap_or(Page {
+                status: StatusCode::NOT_FOUND,
+                content_type: "text/plain; charset=utf-8",
+                body: "try /, /metrics, /status, /liveness, /readiness or /api/endpoints\n".into(),
+            })
     };
     let mut response = Response::new(Full::new(Bytes::from(page.body)));
     *response.status_mut() = page.status;
@@ -147,6 +160,7 @@ mod tests {
     use tokio::net::TcpStream;
 
     struct Hello;
+    #[async_trait::async_trait]
     impl Pages for Hello {
         fn page(&self, path: &str) -> Option<Page> {
             (path == "/status").then(|| Page::ok("text/plain", "fine\n".into()))

@@ -9,7 +9,11 @@
 //! * [`resource_dir`]: reading the resource directory safely (settle time, last good
 //!   version per file, the mass-deletion guard, regular files only);
 //! * [`http`]: `/metrics`, `/status`, `/liveness`, `/readiness` (hyper; timeouts and a
-//!   connection cap);
+//!   connection cap), and the API and page of [`daemon::api`];
+//! * [`explain`]: the policy trace (model, compiled IR, kernel IR, drift), the endpoints
+//!   and the connectivity matrix, as JSON types shared with the `calico-rs` tool;
+//! * [`web`]: the agent's page;
+//! * [`tool`]: the `calico-rs` command-line tool (`trace`, `flows`, `status`);
 //! * [`metrics`]: the Prometheus registry (prometheus-client);
 //! * [`lock`]: one agent per nftables table per network namespace;
 //! * [`bird_on_linux`]: the BIRD driver wired to the kernel table BIRD writes.
@@ -19,8 +23,11 @@
 pub mod bird_on_linux;
 pub mod cli;
 pub mod daemon;
+pub mod explain;
 pub mod flows;
 pub mod http;
 pub mod lock;
 pub mod metrics;
 pub mod resource_dir;
+pub mod tool;
+pub mod web;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 
-use calico_core::compile::{CompileConfig, Compiler};
+use calico_core::compile::{describe, CompileConfig, Compiler};
 use calico_core::dataplane::diff;
 use calico_core::dataplane::ir::{Hook, Ruleset};
 use calico_core::dataplane::RouteTarget;
@@ -254,6 +254,15 @@ impl MockNetwork {
         }
     }
 
+    /// Rule `index` of `chain` on `host`, named as the user wrote it (the policy or profile
+    /// and the user's rule index, or what the rule is for); the IR's `chain#index` only for a
+    /// rule the model does not explain.
+    fn rule_named(&self, host: &MockHost, chain: &str, index: usize) -> String {
+        describe(&self.model, &host.name, &host.acl.ruleset())
+            .rule(chain, index)
+            .map_or_else(|| format!("rule {chain}#{index}"), |r| r.to_string())
+    }
+
     fn owner(&self, addr: IpAddr) -> Option<&WorkloadEndpoint> {
         self.model
             .workload_endpoints
@@ -320,7 +329,7 @@ impl MockNetwork {
             if !outcome.accepted {
                 let at = outcome
                     .decided_by
-                    .map(|(c, i)| format!(" (rule {c}#{i})"))
+                    .map(|(c, i)| format!(": {}", self.rule_named(host, &c, i)))
                     .unwrap_or_default();
                 return Ok(Delivery {
                     delivered: false,

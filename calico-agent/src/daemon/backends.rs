@@ -7,7 +7,9 @@ use std::time::Duration;
 use calico_bgp::bird::BirdConfig;
 use calico_bgp::speaker::{GracefulRestartOptions, Speaker, SpeakerError, SpeakerOptions};
 use calico_core::agent::AgentBuilder;
-use calico_core::dataplane::{BgpBackend, FibBackend};
+use calico_core::dataplane::ir::Ruleset;
+use calico_core::dataplane::{AclBackend, BackendError, BgpBackend, ChangeSet, FibBackend};
+use calico_linux::acl::LinuxAcl;
 use calico_linux::fib::LinuxFib;
 use tracing::{info, warn};
 
@@ -132,5 +134,31 @@ pub async fn stop_speaker(speaker: Arc<Speaker>, graceful_restart: Option<Durati
             tokio::time::sleep(Duration::from_millis(200)).await;
             info!("BGP sessions closed (Cease): peers withdraw our routes");
         }
+    }
+}
+
+/// The ACL backend the agent programs through: `acl`, or with `no_drift_watch` the same
+/// table with its drift events unheard (`--no-acl-drift-watch`: only the periodic resync
+/// repairs the table, so that drift can be seen with `calico-rs trace`).
+pub fn acl_backend(acl: LinuxAcl, no_drift_watch: bool) -> Arc<dyn AclBackend> {
+    if no_drift_watch {
+        warn!("--no-acl-drift-watch: changes made to the ACL table behind the agent's back are repaired only at the periodic resync");
+        Arc::new(Unwatched(acl))
+    } else {
+        Arc::new(acl)
+    }
+}
+
+/// An ACL backend whose drift signal is not offered to the agent.
+struct Unwatched(LinuxAcl);
+
+#[async_trait::async_trait]
+impl AclBackend for Unwatched {
+    async fn apply(&self, changes: &ChangeSet) -> Result<(), BackendError> {
+        self.0.apply(changes).await
+    }
+
+    async fn dump(&self) -> Result<Ruleset, BackendError> {
+        self.0.dump().await
     }
 }

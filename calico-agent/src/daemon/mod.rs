@@ -15,6 +15,7 @@
 //! after that the process exits anyway (nftables changes are atomic, so the table is
 //! consistent; a route half-way is repaired by the next agent).
 
+pub mod api;
 mod backends;
 mod follow;
 pub mod status;
@@ -25,6 +26,7 @@ use std::time::Duration;
 
 use calico_bgp::speaker::GracefulRestartOptions;
 use calico_core::agent::{Agent, Timing};
+use calico_core::dataplane::AclBackend;
 use calico_core::datastore::follow::Follower;
 use calico_linux::acl::LinuxAcl;
 use calico_linux::fib::{FibConfig, LinuxFib};
@@ -62,10 +64,11 @@ pub async fn run(o: Options) -> Result<(), String> {
     info!(lock = %lock.path().display(), "agent lock taken");
     let fib = Arc::new(LinuxFib::new(FibConfig::default()).map_err(|e| e.to_string())?);
     let acl = LinuxAcl::new(&o.nft_table).map_err(|e| e.to_string())?;
+    let readback: Arc<dyn AclBackend> = Arc::new(acl.clone());
     let builder = Agent::builder()
         .node(o.node.clone())
         .fib(fib.clone())
-        .acl(Arc::new(acl))
+        .acl(backends::acl_backend(acl, o.no_acl_drift_watch))
         .timing(Timing {
             resync_interval: Duration::from_secs(o.resync_secs),
             ..Timing::default()
@@ -99,6 +102,11 @@ pub async fn run(o: Options) -> Result<(), String> {
             shared.programmed_revision.clone(),
         ),
         liveness_limit: Duration::from_secs(o.rescan_secs.saturating_mul(3).max(60)),
+        api: api::Api {
+            handle: handle.clone(),
+            node: o.node.clone(),
+            readback: Some(readback),
+        },
     };
     let limits = Limits {
         max_connections: o.http_max_connections as usize,

@@ -69,12 +69,22 @@ pub struct DaemonPages {
     pub registry: Registry,
     /// `/liveness` fails when the loop has not gone round for this long.
     pub liveness_limit: Duration,
+    /// The API and the page (`/`, `/api/...`).
+    pub api: super::api::Api,
 }
 
 const JSON: &str = "application/json";
 const TEXT: &str = "text/plain; charset=utf-8";
 
+#[async_trait::async_trait]
 impl Pages for DaemonPages {
+    async fn get(&self, path: &str, query: &str) -> Option<Page> {
+        match self.api.get(path, query).await {
+            Some(page) => Some(page),
+            None => self.page(path),
+        }
+    }
+
     fn page(&self, path: &str) -> Option<Page> {
         Some(match path {
             "/metrics" => Page::ok(

@@ -35,6 +35,8 @@ pub(super) enum Command {
     Snapshot(Box<Model>),
     Resync,
     Flush(oneshot::Sender<()>),
+    /// A copy of the desired state (every update taken so far).
+    Model(oneshot::Sender<Arc<Model>>),
     Stop,
 }
 
@@ -242,6 +244,9 @@ impl Engine {
                 *dirty = true;
             }
             Command::Flush(tx) => flushes.push(tx),
+            Command::Model(tx) => {
+                let _ = tx.send(Arc::new(self.model.clone()));
+            }
             Command::Stop => return false,
         }
         true

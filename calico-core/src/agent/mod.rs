@@ -272,6 +272,15 @@ impl AgentHandle {
         }
     }
 
+    /// A copy of the desired state: every update taken so far (those still queued behind
+    /// this request are not in it). For tools that explain the agent's decisions (a policy
+    /// trace, a connectivity matrix); it costs one copy of the model per call.
+    pub async fn model(&self) -> Result<Arc<crate::model::Model>, AgentError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(engine::Command::Model(tx)).await?;
+        rx.await.map_err(|_| AgentError::Stopped)
+    }
+
     /// The current status.
     pub fn status(&self) -> AgentStatus {
         self.status.borrow().clone()

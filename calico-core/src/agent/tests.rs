@@ -545,3 +545,26 @@ async fn status_notes_this_nodes_host_endpoints_as_not_enforced() {
     );
     agent.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_model_handed_out_holds_every_update_taken() {
+    let fib = fib_with_interfaces(&["cali-a"]);
+    let agent = start(&fib);
+    let h = agent.handle();
+    assert!(h.model().await.unwrap().workload_endpoints.is_empty());
+    h.snapshot(vec![endpoint("a", "h1", "cali-a", "10.0.0.1/32")])
+        .await
+        .unwrap();
+    h.update(Update::Upsert(endpoint("b", "h2", "cali-b", "10.0.0.2/32")))
+        .await
+        .unwrap();
+    let model = h.model().await.unwrap();
+    let names: Vec<_> = model
+        .workload_endpoints
+        .keys()
+        .map(|id| id.workload.as_str())
+        .collect();
+    assert_eq!(names, ["a", "b"]);
+    agent.shutdown().await;
+    assert!(matches!(h.model().await, Err(AgentError::Stopped)));
+}

@@ -37,6 +37,7 @@ use calico_core::dataplane::{AclBackend, BackendError};
 use batch::TableAccess;
 use ownership::TableState;
 pub use ownership::{ForeignTable, TABLE_MARK};
+pub use readback::FOREIGN_RULE;
 
 use crate::events::DriftListener;
 use crate::nft::proto::{NFTA_TABLE_NAME, NFT_MSG_DELTABLE};

@@ -277,3 +277,20 @@ fn bad_input_is_refused_and_changes_nothing() {
         Err(SendError::UnknownHost { .. })
     ));
 }
+
+#[test]
+fn a_drop_names_the_policy_and_rule_as_written_not_a_chain_hash() {
+    let net = network();
+    // A Deny rule decides: the policy and the user's rule index.
+    let d = net.send(&tcp(BATCH, WEB, 22)).unwrap();
+    let reason = d.reason.unwrap();
+    assert!(
+        reason.ends_with("dropped by policy: policy batch-egress egress rule 0"),
+        "{reason}"
+    );
+    // No rule allowed: the endpoint's default deny, named by its endpoint.
+    let d = net.send(&tcp(WEB, DB, 22)).unwrap();
+    let reason = d.reason.unwrap();
+    assert!(!reason.contains('#'), "{reason}");
+    assert!(reason.contains("no policy allowed"), "{reason}");
+}

@@ -17,6 +17,7 @@ mod cluster;
 mod datastore;
 mod interrupt;
 mod scenario;
+mod why;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -59,6 +60,13 @@ fn edit_policy(cluster: &Cluster, v2_text: &str) -> Result<(), String> {
 }
 
 fn real(agent_bin: &Path, bgp: &str, store: Store) -> Result<bool, String> {
+    let tool = agent_bin.with_file_name("calico-rs");
+    if !tool.exists() {
+        return Err(format!(
+            "{} not found: build it: cargo build -p calico-agent --bins",
+            tool.display()
+        ));
+    }
     let cluster = build(agent_bin, bgp, store)?;
     let v1 = model(POLICY_V1);
     let want1 = predicted(&v1);
@@ -81,6 +89,7 @@ fn real(agent_bin: &Path, bgp: &str, store: Store) -> Result<bool, String> {
             println!("    {line}");
         }
     }
+    why::real(&cluster, &tool)?;
     if m1 != want1 || m2 != want2 {
         for (host, _) in HOSTS {
             let log = std::fs::read_to_string(cluster.dir.join(host).join("agent.log"))
@@ -129,6 +138,7 @@ fn simulated() -> bool {
     print_matrices("policy v1 (simulated network)", &m1, &p1);
     let (m2, p2) = run(&format!("{POLICY_V1}{POLICY_V2_EXTRA}"), &mut net);
     print_matrices("policy v2 (simulated network)", &m2, &p2);
+    why::simulated(&net);
     m1 == p1 && m2 == p2
 }
 

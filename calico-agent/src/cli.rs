@@ -189,6 +189,30 @@ pub struct Options {
     /// anyway (the dataplane stays consistent: nftables changes are atomic).
     #[arg(long, default_value_t = 5, env = "CALICO_AGENT_SHUTDOWN_TIMEOUT_SECS")]
     pub shutdown_timeout_secs: u64,
+
+    /// Flow logs: the ACLs log allowed connections and (rate-limited) denied packets to a
+    /// netlink log group; the agent aggregates them per interval, named by policy and rule,
+    /// and serves them at `GET /flows`, as metrics and optionally into a file.
+    #[arg(long, env = "CALICO_AGENT_FLOW_LOGS")]
+    pub flow_logs: bool,
+
+    /// Flow logs: seconds per aggregation interval (records appear after one).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..3600),
+          env = "CALICO_AGENT_FLOW_LOG_INTERVAL_SECS")]
+    pub flow_log_interval_secs: u64,
+
+    /// Flow logs: the netlink log (NFLOG) group the rules log to.
+    #[arg(long, default_value_t = 20, env = "CALICO_AGENT_FLOW_LOG_GROUP")]
+    pub flow_log_group: u16,
+
+    /// Flow logs: distinct flows recorded per interval at most (more are counted as dropped).
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000),
+          env = "CALICO_AGENT_FLOW_LOG_MAX_FLOWS")]
+    pub flow_log_max_flows: u64,
+
+    /// Flow logs: a file the records are appended to, one JSON object a line.
+    #[arg(long, env = "CALICO_AGENT_FLOW_LOG_FILE")]
+    pub flow_log_file: Option<PathBuf>,
 }
 
 fn fraction(s: &str) -> Result<f64, String> {
@@ -210,6 +234,17 @@ impl Options {
         } else {
             self.bgp
         }
+    }
+
+    /// The flow-log settings; `None` without `--flow-logs`.
+    pub fn flow_settings(&self) -> Option<crate::flows::FlowSettings> {
+        self.flow_logs.then(|| crate::flows::FlowSettings {
+            group: self.flow_log_group,
+            interval: Duration::from_secs(self.flow_log_interval_secs),
+            max_flows: self.flow_log_max_flows as usize,
+            recent: 1000,
+            file: self.flow_log_file.clone(),
+        })
     }
 
     /// The graceful-restart time of the native speaker; `None`: off.

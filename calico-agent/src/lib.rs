@@ -24,6 +24,7 @@ pub mod bird_on_linux;
 pub mod cli;
 pub mod daemon;
 pub mod explain;
+pub mod flows;
 pub mod http;
 pub mod lock;
 pub mod metrics;

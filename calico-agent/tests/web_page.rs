@@ -24,6 +24,8 @@ ingress:
   protocol: TCP
   source: {selector: app == 'w0'}
   destination: {ports: [8080]}
+- action: Deny
+  metadata: {annotations: {name: rest}}
 ";
 
 /// Whether Chromium runs here; without it the test skips, unless CALICO_PRIVILEGED_TESTS=1.
@@ -80,7 +82,7 @@ fn the_page_shows_endpoints_matrix_and_flows_panel_in_chromium() {
     let wls = [("caliwp0", "10.68.0.10"), ("caliwp1", "10.68.0.11")];
     let mut host = Host::new("web-a", None, "192.168.79.1", &wls);
     host.write("all.yaml", &(endpoints_yaml("web-a", &wls) + POLICY));
-    host.start_agent(&["--no-bgp"]);
+    host.start_agent(&["--no-bgp", "--flow-logs", "--flow-log-interval-secs", "1"]);
     let programmed = wait_until(Duration::from_secs(30), || {
         http_get(&host, "/api/endpoints")
             .matches("\"programmed\"")
@@ -88,6 +90,15 @@ fn the_page_shows_endpoints_matrix_and_flows_panel_in_chromium() {
             == 2
     });
     assert!(programmed.is_some(), "{}", host.log());
+    // A denied connect, once the agent names flows after this model (checked every second).
+    std::thread::sleep(Duration::from_millis(1500));
+    let ssh = "10.68.0.11:2222".parse().unwrap();
+    let _ssh = host.listen(1, ssh);
+    assert!(!host.connect(0, ssh), "denied");
+    let logged = wait_until(Duration::from_secs(10), || {
+        http_get(&host, "/flows").contains("\"verdict\":\"deny\"")
+    });
+    assert!(logged.is_some(), "{}", http_get(&host, "/flows"));
 
     let dom = dump_dom(&host, "http://127.0.0.1:9091/");
     let w0 = "k8s/default.web-a-w0/eth0";
@@ -117,6 +128,15 @@ fn the_page_shows_endpoints_matrix_and_flows_panel_in_chromium() {
         )),
         "{dom}"
     );
-    // The script ran: the flows panel no longer says it is loading.
+    // The script ran: the flows panel shows the denied connect, named by its policy.
     assert!(!dom.contains("loading flows..."), "{dom}");
+    let denied = dom
+        .split("<tr")
+        .find(|row| row.contains("data-verdict=\"deny\"") && row.contains(":2222"))
+        .unwrap_or_else(|| panic!("no denied flow to :2222 in {dom}"));
+    assert!(denied.contains("class=\"denied\""), "{denied}");
+    assert!(
+        denied.contains("policy default/w1-web ingress rule 1"),
+        "{denied}"
+    );
 }

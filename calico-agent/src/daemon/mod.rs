@@ -6,7 +6,7 @@
 //!   etcd (EtcdSource) ────────┴─ResourceSource─▶ Follower ──snapshot, apply(group)──▶ Agent
 //!                                                   │ FollowStatus          fib, acl, bgp │
 //!   HTTP (hyper) ◀── DaemonPages ◀──────────────────┴── Shared (files, held)             ▼
-//!   /metrics /status /liveness /readiness                      kernel (rtnetlink, nftables), BGP
+//!   /metrics /status /liveness /readiness /flows               kernel (rtnetlink, nftables), BGP
 //! ```
 //!
 //! At SIGTERM or SIGINT the agent stops without flushing anything: routes, ACLs and BGP
@@ -17,6 +17,7 @@
 
 pub mod api;
 mod backends;
+mod flowlogs;
 mod follow;
 pub mod status;
 mod status_back;
@@ -69,7 +70,8 @@ pub async fn run(o: Options) -> Result<(), String> {
     let fib = Arc::new(LinuxFib::new(FibConfig::default()).map_err(|e| e.to_string())?);
     let acl = LinuxAcl::new(&o.nft_table).map_err(|e| e.to_string())?;
     let readback: Arc<dyn AclBackend> = Arc::new(acl.clone());
-    let builder = Agent::builder()
+    let flow_settings = o.flow_settings();
+    let mut builder = Agent::builder()
         .node(o.node.clone())
         .fib(fib.clone())
         .acl(backends::acl_backend(acl, o.no_acl_drift_watch))
@@ -77,6 +79,9 @@ pub async fn run(o: Options) -> Result<(), String> {
             resync_interval: Duration::from_secs(o.resync_secs),
             ..Timing::default()
         });
+    if let Some(f) = &flow_settings {
+        builder = builder.flow_logs(flowlogs::compile_config(f));
+    }
     // Read once: it tells the native speaker whether this is a graceful restart and the
     // directory follower whether an empty directory may program an empty state.
     let ours = backends::routes_of_ours(&fib).await;
@@ -88,6 +93,14 @@ pub async fn run(o: Options) -> Result<(), String> {
         .map(|b| tokio::spawn(peer_metrics.clone().poll(b, PEER_METRICS_EVERY)));
     let agent = builder.start().map_err(|e| e.to_string())?;
     let handle = agent.handle();
+    let flow_logs = match flow_settings {
+        Some(f) => Some(flowlogs::FlowLogs::start(
+            f,
+            handle.clone(),
+            o.node.clone(),
+        )?),
+        None => None,
+    };
     let shared = Shared::new();
     let metrics = DaemonMetrics::default();
     let source = follow::open_source(&o, shared.dir.clone(), metrics.clone(), ours > 0).await?;
@@ -100,20 +113,24 @@ pub async fn run(o: Options) -> Result<(), String> {
         .map_err(|e| format!("--http {}: {e}", o.http))?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
     info!(%address, "serving /metrics, /status, /liveness and /readiness");
+    let mut registry = registry(
+        handle.clone(),
+        &metrics,
+        follow_status.clone(),
+        shared.programmed_revision.clone(),
+    );
+    if let Some(f) = &flow_logs {
+        f.metrics.register(&mut registry);
+    }
+    registry.register_collector(Box::new(peer_metrics));
     let pages = DaemonPages {
         handle: handle.clone(),
         shared: shared.clone(),
         follow: follow_status.clone(),
-        registry: {
-            let mut r = registry(
-                handle.clone(),
-                &metrics,
-                follow_status.clone(),
-                shared.programmed_revision.clone(),
-            );
-            r.register_collector(Box::new(peer_metrics));
-            r
-        },
+        registry,
+        flows: flow_logs
+            .as_ref()
+            .map(|f| (f.state.clone(), f.metrics.clone())),
         liveness_limit: Duration::from_secs(o.rescan_secs.saturating_mul(3).max(60)),
         api: api::Api {
             handle: handle.clone(),
@@ -151,6 +168,9 @@ pub async fn run(o: Options) -> Result<(), String> {
     beat.abort();
     if let Some(p) = peer_poll {
         p.abort();
+    }
+    if let Some(f) = flow_logs {
+        f.stop();
     }
     if let Some(r) = reporter {
         // The reports stay under their lease: a restarted agent takes over, a dead one's

@@ -71,6 +71,8 @@ pub struct DaemonPages {
     pub liveness_limit: Duration,
     /// The API and the page (`/`, `/api/...`).
     pub api: super::api::Api,
+    /// The flow logs' records and metrics (`--flow-logs`), for `/flows` and `/status`.
+    pub flows: Option<(Arc<crate::flows::FlowState>, crate::flows::FlowMetrics)>,
 }
 
 const JSON: &str = "application/json";
@@ -92,6 +94,14 @@ impl Pages for DaemonPages {
                 crate::metrics::render(&self.registry),
             ),
             "/status" => Page::ok(JSON, format!("{:#}\n", self.status_json())),
+            "/flows" => match &self.flows {
+                Some((state, _)) => super::flowlogs::page(state),
+                None => Page {
+                    status: hyper::StatusCode::NOT_FOUND,
+                    content_type: TEXT,
+                    body: "flow logs are off (--flow-logs)\n".into(),
+                },
+            },
             "/liveness" => health(self.liveness()),
             "/readiness" => health(self.readiness()),
             _ => return None,
@@ -207,6 +217,10 @@ impl DaemonPages {
                 "snapshots": follow.snapshots,
                 "change_groups": follow.change_groups,
             },
+            "flow_logs": super::flowlogs::status(
+                self.flows.as_ref().map(|f| &*f.0),
+                self.flows.as_ref().map(|f| &f.1),
+            ),
             "resource_dir": {
                 "files": dir.files,
                 "held_deletion": dir.held,

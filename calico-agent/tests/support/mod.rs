@@ -130,6 +130,24 @@ impl Host {
             .unwrap_or(false)
     }
 
+    /// A TCP listener on `addr` in workload `wl`'s namespace (the socket stays there).
+    pub fn listen(&self, wl: usize, addr: std::net::SocketAddr) -> std::net::TcpListener {
+        self.workloads[wl]
+            .0
+            .enter(move || std::net::TcpListener::bind(addr).unwrap())
+            .unwrap()
+    }
+
+    /// Whether a TCP connect from workload `from` to `to` succeeds within a second.
+    pub fn connect(&self, from: usize, to: std::net::SocketAddr) -> bool {
+        self.workloads[from]
+            .0
+            .enter(move || {
+                std::net::TcpStream::connect_timeout(&to, Duration::from_secs(1)).is_ok()
+            })
+            .unwrap()
+    }
+
     pub fn routes(&self) -> String {
         self.ns
             .run(&["ip", "route", "show", "proto", "80"])

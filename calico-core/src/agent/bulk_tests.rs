@@ -157,3 +157,36 @@ async fn an_idle_agent_reconciles_an_update_without_waiting() {
     );
     agent.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn flow_logs_set_on_the_builder_are_in_the_programmed_rules() {
+    let flow_logs = crate::compile::FlowLogConfig::default();
+    let logged = |model: &Model| {
+        let config = CompileConfig {
+            flow_logs: Some(flow_logs),
+            ..CompileConfig::new("h1")
+        };
+        compile(&config, model)
+    };
+    let acl = SlowAcl::default();
+    let agent = Agent::builder()
+        .node("h1")
+        .fib(Arc::new(AnyFib))
+        .acl(Arc::new(acl.clone()))
+        .flow_logs(flow_logs)
+        .start()
+        .unwrap();
+    let h = agent.handle();
+    let mut model = SCALE.model();
+    h.snapshot(resources(&model)).await.unwrap();
+    h.flush().await;
+    assert_ne!(logged(&model), compile(&CompileConfig::new("h1"), &model));
+    assert_eq!(acl.0.lock().unwrap().ruleset, logged(&model));
+    // And an update compiled incrementally.
+    let p = SCALE.global_policy(0, 80);
+    model.apply_valid(Update::Upsert(Resource::Policy(p.clone())));
+    h.update(Update::Upsert(Resource::Policy(p))).await.unwrap();
+    h.flush().await;
+    assert_eq!(acl.0.lock().unwrap().ruleset, logged(&model));
+    agent.shutdown().await;
+}

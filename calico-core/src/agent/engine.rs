@@ -17,7 +17,7 @@ use tracing::{debug, info, warn};
 use super::metrics::Metrics;
 use super::status::{AgentStatus, BackendHealth, EndpointState, EndpointStatus};
 use super::Timing;
-use crate::compile::{CompileConfig, Compiler};
+use crate::compile::{CompileConfig, Compiler, FlowLogConfig};
 use crate::dataplane::diff;
 use crate::dataplane::{
     AclBackend, BackendError, BgpBackend, BgpSettings, FibBackend, LearnedRoute, Route, RouteTarget,
@@ -42,6 +42,8 @@ pub(super) enum Command {
 
 pub(super) struct Engine {
     node: String,
+    /// Flow-log rules compiled in (`AgentBuilder::flow_logs`).
+    flow_logs: Option<FlowLogConfig>,
     fib: Arc<dyn FibBackend>,
     acl: Option<Arc<dyn AclBackend>>,
     bgp: Option<Arc<dyn BgpBackend>>,
@@ -107,6 +109,7 @@ impl Engine {
         let compiler = Compiler::new(CompileConfig::new(node.clone()));
         Engine {
             node,
+            flow_logs: None,
             fib,
             acl,
             bgp,
@@ -146,6 +149,19 @@ impl Engine {
             _ => None,
         };
         self
+    }
+
+    pub(super) fn flow_logs(mut self, flow_logs: Option<FlowLogConfig>) -> Self {
+        self.flow_logs = flow_logs;
+        self.compiler = Compiler::new(self.compile_config());
+        self
+    }
+
+    fn compile_config(&self) -> CompileConfig {
+        CompileConfig {
+            flow_logs: self.flow_logs,
+            ..CompileConfig::new(self.node.clone())
+        }
     }
 
     pub(super) async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
@@ -223,8 +239,7 @@ impl Engine {
             Command::Update(u) => self.take_update(*u, dirty),
             Command::Snapshot(model) => {
                 self.model = *model;
-                self.compiler =
-                    Compiler::from_model(CompileConfig::new(self.node.clone()), &self.model);
+                self.compiler = Compiler::from_model(self.compile_config(), &self.model);
                 // The compiler's change log no longer describes the table: diff afresh.
                 self.acl_in_step = false;
                 if !self.in_sync {

@@ -119,6 +119,7 @@ pub struct AgentBuilder {
     bgp: Option<Arc<dyn BgpBackend>>,
     timing: Timing,
     keep_remote_routes: Option<Duration>,
+    flow_logs: Option<crate::compile::FlowLogConfig>,
 }
 
 impl AgentBuilder {
@@ -167,6 +168,13 @@ impl AgentBuilder {
         self
     }
 
+    /// Flow logs: the compiled rules report verdicts to a netlink log group (see
+    /// [`crate::compile::FlowLogConfig`]). Off by default.
+    pub fn flow_logs(mut self, flow_logs: crate::compile::FlowLogConfig) -> Self {
+        self.flow_logs = Some(flow_logs);
+        self
+    }
+
     /// Starts the agent on the current tokio runtime.
     pub fn start(self) -> Result<Agent, AgentError> {
         let node = self.node.ok_or(AgentError::Missing("node"))?;
@@ -184,7 +192,8 @@ impl AgentBuilder {
             status_tx,
             metrics.clone(),
         )
-        .keep_remote_routes(self.keep_remote_routes);
+        .keep_remote_routes(self.keep_remote_routes)
+        .flow_logs(self.flow_logs);
         let task = runtime.spawn(engine.run(rx));
         Ok(Agent {
             handle: AgentHandle {

@@ -169,6 +169,7 @@ pub fn build(agent_bin: &Path, bgp: &str, store: Store) -> Result<Cluster, Strin
             .args(["netns", "exec", ns.name()])
             .arg(agent_bin)
             .args(["--node", host, "--bgp", host_bgp, "--resync-secs", "10"])
+            .args(["--flow-logs", "--flow-log-interval-secs", "1"])
             .args(datastore_args(&host_dir, i, etcd.as_ref())?)
             .arg("--bird-dir")
             .arg(host_dir.join("bird"))

@@ -90,6 +90,7 @@ fn real(agent_bin: &Path, bgp: &str, store: Store) -> Result<bool, String> {
         }
     }
     why::real(&cluster, &tool)?;
+    why::flows(&cluster, &tool)?;
     if m1 != want1 || m2 != want2 {
         for (host, _) in HOSTS {
             let log = std::fs::read_to_string(cluster.dir.join(host).join("agent.log"))

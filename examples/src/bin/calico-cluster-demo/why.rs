@@ -55,6 +55,47 @@ pub fn real(cluster: &Cluster, tool: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// The flows host-c's agent logged while the demo probed (`--flow-logs`): the last few
+/// lines of `calico-rs flows`, each with the policy that decided it.
+pub fn flows(cluster: &Cluster, tool: &Path) -> Result<(), String> {
+    const HOST: usize = 2;
+    const SHOWN: usize = 8;
+    step(&format!(
+        "what was seen? `calico-rs flows` asks {}'s agent (last {SHOWN} lines)",
+        HOSTS[HOST].0
+    ));
+    let ns = &cluster.hosts[HOST];
+    // Records appear at the end of each 1 s interval: a few tries at most.
+    for _ in 0..5 {
+        let out = Command::new("ip")
+            .args(["netns", "exec", ns.name()])
+            .arg(tool)
+            .arg("flows")
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", tool.display()))?;
+        if !out.status.success() {
+            return Err(format!(
+                "calico-rs flows: {:?}: {}",
+                out.status.code(),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let lines: Vec<&str> = text.lines().collect();
+        // The header, then the records.
+        if let [header, records @ ..] = &lines[..] {
+            if !records.is_empty() {
+                let tail = &records[records.len().saturating_sub(SHOWN)..];
+                print!("{}", indent(&format!("{header}\n{}", tail.join("\n"))));
+                return Ok(());
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+    println!("    (no flows recorded yet)");
+    Ok(())
+}
+
 /// The same reports from the library, against the simulated host's ruleset.
 pub fn simulated(net: &MockNetwork) {
     for (_, from, to) in TRACES.iter().filter(|(h, _, _)| *h == 2) {

@@ -1,0 +1,148 @@
+//! Flow logs: the packets the kernel logs to the netlink log group (see
+//! [`calico_core::compile::FlowLogConfig`]) aggregated into [`FlowRecord`]s per interval,
+//! named by policy and rule, and exported: the recent records over HTTP (`GET /flows`, JSON
+//! lines), per-policy Prometheus counters, and a JSON-lines file.
+
+mod aggregate;
+mod record;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use calico_core::compile::LogVerdict;
+use calico_linux::flowlog::FlowLogReader;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+use tracing::warn;
+
+pub use aggregate::{append_to_file, json_lines, Aggregator, RecentFlows};
+pub use record::{FlowRecord, Namer};
+
+/// Settings of the flow logs (`--flow-log-*`).
+#[derive(Clone, Debug)]
+pub struct FlowSettings {
+    /// The netlink log group.
+    pub group: u16,
+    /// The aggregation interval.
+    pub interval: Duration,
+    /// Distinct flows counted per interval at most.
+    pub max_flows: usize,
+    /// Records kept for `GET /flows`.
+    pub recent: usize,
+    /// The file records are appended to, if any.
+    pub file: Option<std::path::PathBuf>,
+}
+
+/// Labels of the per-policy counters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PolicyLabels {
+    /// The deciding policy, profile or endpoint by name.
+    pub policy: String,
+    /// `allow` or `deny`.
+    pub verdict: String,
+}
+
+/// The flow-log metrics.
+#[derive(Clone, Debug, Default)]
+pub struct FlowMetrics {
+    /// Packets logged, per deciding policy and verdict.
+    pub packets: Family<PolicyLabels, Counter>,
+    /// Packets of flows not recorded because the interval's table was full.
+    pub dropped: Counter,
+}
+
+impl FlowMetrics {
+    /// Registers the metrics.
+    pub fn register(&self, r: &mut Registry) {
+        r.register(
+            "calico_agent_flow_log_packets",
+            "Packets logged by the ACLs, by deciding policy and verdict (allowed: one per connection; denied: rate-limited).",
+            self.packets.clone(),
+        );
+        r.register(
+            "calico_agent_flow_log_dropped_packets",
+            "Logged packets of flows not recorded because --flow-log-max-flows were already recorded in the interval.",
+            self.dropped.clone(),
+        );
+    }
+}
+
+/// What the HTTP server and `/status` read.
+#[derive(Debug)]
+pub struct FlowState {
+    /// The recent records.
+    pub recent: Mutex<RecentFlows>,
+    /// Naming of the current model and ruleset (replaced by the agent on change).
+    pub namer: Mutex<Arc<Namer>>,
+    /// Flows recorded so far.
+    pub recorded: std::sync::atomic::AtomicU64,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Reads `reader` until `stop`, aggregating per `settings.interval` into `state`,
+/// `metrics` and the file. Blocking: run it on its own thread.
+pub fn run(
+    mut reader: FlowLogReader,
+    settings: &FlowSettings,
+    state: &FlowState,
+    metrics: &FlowMetrics,
+    stop: &AtomicBool,
+) {
+    let mut agg = Aggregator::new(settings.max_flows);
+    let mut next_flush = Instant::now() + settings.interval;
+    let mut dropped_seen = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let packets = match reader.recv() {
+            Ok((packets, _errors)) => packets,
+            Err(e) => {
+                warn!(error = %e, "flow logs: reading the log group failed; flow logs stop");
+                return;
+            }
+        };
+        let namer = state.namer.lock().map(|n| n.clone()).unwrap_or_default();
+        let now = now_ms();
+        for p in &packets {
+            if let Some(d) = agg.add(&namer, p, now) {
+                let verdict = match d.verdict {
+                    LogVerdict::Allow => "allow",
+                    LogVerdict::Deny => "deny",
+                };
+                metrics
+                    .packets
+                    .get_or_create(&PolicyLabels {
+                        policy: d.policy.clone(),
+                        verdict: verdict.into(),
+                    })
+                    .inc();
+            }
+        }
+        metrics.dropped.inc_by(agg.dropped_packets - dropped_seen);
+        dropped_seen = agg.dropped_packets;
+        if Instant::now() >= next_flush {
+            next_flush = Instant::now() + settings.interval;
+            let records = agg.flush(&namer);
+            state
+                .recorded
+                .fetch_add(records.len() as u64, Ordering::Relaxed);
+            if let Some(path) = &settings.file {
+                if let Err(e) = append_to_file(path, &records) {
+                    warn!(error = %e, path = %path.display(), "flow logs: cannot append to the file");
+                }
+            }
+            if let Ok(mut recent) = state.recent.lock() {
+                recent.extend(&records);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,192 @@
+//! The flow record and how one logged packet is named: endpoints by address, the deciding
+//! policy and rule through [`calico_core::compile::describe`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+
+use calico_core::calc::effective;
+use calico_core::compile::{describe, ChainNames, LogRef, LogRule, LogVerdict};
+use calico_core::dataplane::ir::Ruleset;
+use calico_core::model::{Model, PolicyType};
+use calico_linux::flowlog::FiveTuple;
+use serde::{Deserialize, Serialize};
+
+/// One flow over one aggregation interval, as `/flows`, the flow-log file and the CLI see
+/// it (JSON field names in camelCase).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FlowRecord {
+    /// First packet logged, Unix time in milliseconds.
+    pub first_seen_ms: u64,
+    /// Last packet logged, Unix time in milliseconds.
+    pub last_seen_ms: u64,
+    /// Source address.
+    pub src_ip: IpAddr,
+    /// Destination address.
+    pub dst_ip: IpAddr,
+    /// IP protocol number (6 TCP, 17 UDP, 1 ICMP, ...).
+    pub proto: u8,
+    /// Source port (0 without ports).
+    pub src_port: u16,
+    /// Destination port (0 without ports).
+    pub dst_port: u16,
+    /// `ingress` (policy of the destination) or `egress` (of the source).
+    pub direction: String,
+    /// `allow` or `deny`.
+    pub verdict: String,
+    /// The source endpoint (`orchestrator/workload/endpoint`), when known.
+    pub src_endpoint: Option<String>,
+    /// Its labels (effective, profiles' included).
+    pub src_labels: BTreeMap<String, String>,
+    /// The destination endpoint, when known.
+    pub dst_endpoint: Option<String>,
+    /// Its labels.
+    pub dst_labels: BTreeMap<String, String>,
+    /// The tier of the deciding policy (`default`).
+    pub tier: String,
+    /// What decided: `policy`, `profile`, `endpoint` (default deny, anti-spoofing), `list`
+    /// (the profiles' default deny) or `unknown` (a chain the model does not explain).
+    pub policy_kind: String,
+    /// The deciding policy (`namespace/name` or `name`), profile or endpoint, by name.
+    pub policy: String,
+    /// The user's rule index in the policy's or profile's direction, when a rule decided.
+    pub rule: Option<usize>,
+    /// The rule's own name, if it has one.
+    pub rule_name: Option<String>,
+    /// The whole reason for a person: `policy shop/allow-web ingress rule 1 ("web")`.
+    pub reason: String,
+    /// Packets logged: an allowed connection's first packet; denied packets, rate-limited.
+    pub packets: u64,
+    /// Bytes of the packets logged (IP length).
+    pub bytes: u64,
+}
+
+/// Names what a logged packet's prefix and addresses refer to; rebuilt when the model or
+/// the ruleset changes.
+#[derive(Clone, Debug, Default)]
+pub struct Namer {
+    names: ChainNames,
+    endpoints: HashMap<IpAddr, (String, BTreeMap<String, String>)>,
+}
+
+/// The naming part of a record.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Decision {
+    pub(super) verdict: LogVerdict,
+    pub(super) direction: Option<PolicyType>,
+    pub(super) kind: &'static str,
+    pub(super) policy: String,
+    pub(super) rule: Option<usize>,
+    pub(super) rule_name: Option<String>,
+    pub(super) reason: String,
+}
+
+impl Namer {
+    /// The names of `ruleset` (compiled for `node` from `model`) and of every workload
+    /// endpoint's addresses.
+    pub fn new(model: &Model, node: &str, ruleset: &Ruleset) -> Namer {
+        let mut endpoints = HashMap::new();
+        for ep in model.workload_endpoints.values() {
+            let labels: BTreeMap<String, String> =
+                effective::workload_labels(model, ep).into_iter().collect();
+            for net in &ep.ip_networks {
+                endpoints
+                    .entry(net.addr())
+                    .or_insert_with(|| (ep.id.to_string(), labels.clone()));
+            }
+        }
+        Namer {
+            names: describe(model, node, ruleset),
+            endpoints,
+        }
+    }
+
+    /// The endpoint owning `ip`, with its labels.
+    pub fn endpoint(&self, ip: IpAddr) -> Option<&(String, BTreeMap<String, String>)> {
+        self.endpoints.get(&ip)
+    }
+
+    /// What a log prefix names.
+    pub fn decision(&self, log: &LogRef) -> Decision {
+        let owner = self.names.chain(&log.chain);
+        let (rule, rule_name, reason) = match log.rule {
+            LogRule::Rule(i) => match self.names.user_rule(&log.chain, i) {
+                Some(r) => (Some(i), r.rule_name.clone(), r.to_string()),
+                None => (Some(i), None, format!("chain {} rule {i}", log.chain)),
+            },
+            LogRule::End => (None, None, end_reason(owner)),
+            LogRule::Spoof => (None, None, spoof_reason(owner)),
+        };
+        Decision {
+            verdict: log.verdict,
+            direction: owner.and_then(|o| o.direction()),
+            kind: owner.map_or("unknown", |o| o.kind()),
+            policy: owner.map_or_else(|| log.chain.clone(), |o| o.name()),
+            rule,
+            rule_name,
+            reason,
+        }
+    }
+}
+
+fn end_reason(owner: Option<&calico_core::compile::ChainOwner>) -> String {
+    match owner {
+        Some(o @ calico_core::compile::ChainOwner::ProfileList { .. }) => {
+            format!("{o}: no profile allowed: default deny")
+        }
+        Some(o) => format!("{o}: no policy allowed: default deny (end of tier)"),
+        None => "default deny".into(),
+    }
+}
+
+fn spoof_reason(owner: Option<&calico_core::compile::ChainOwner>) -> String {
+    match owner {
+        Some(o) => format!("{o}: source address is not the endpoint's (anti-spoofing)"),
+        None => "anti-spoofing".into(),
+    }
+}
+
+/// A record of one flow key with its counts.
+pub(super) fn record(
+    namer: &Namer,
+    t: &FiveTuple,
+    d: &Decision,
+    packets: u64,
+    bytes: u64,
+    first_seen_ms: u64,
+    last_seen_ms: u64,
+) -> FlowRecord {
+    let (src_endpoint, src_labels) = namer.endpoint(t.src).cloned().unzip();
+    let (dst_endpoint, dst_labels) = namer.endpoint(t.dst).cloned().unzip();
+    FlowRecord {
+        first_seen_ms,
+        last_seen_ms,
+        src_ip: t.src,
+        dst_ip: t.dst,
+        proto: t.proto,
+        src_port: t.src_port,
+        dst_port: t.dst_port,
+        direction: match d.direction {
+            Some(PolicyType::Egress) => "egress",
+            _ => "ingress",
+        }
+        .into(),
+        verdict: match d.verdict {
+            LogVerdict::Allow => "allow",
+            LogVerdict::Deny => "deny",
+        }
+        .into(),
+        src_endpoint,
+        src_labels: src_labels.unwrap_or_default(),
+        dst_endpoint,
+        dst_labels: dst_labels.unwrap_or_default(),
+        tier: calico_core::compile::DEFAULT_TIER.into(),
+        policy_kind: d.kind.into(),
+        policy: d.policy.clone(),
+        rule: d.rule,
+        rule_name: d.rule_name.clone(),
+        reason: d.reason.clone(),
+        packets,
+        bytes,
+    }
+}

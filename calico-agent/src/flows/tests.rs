@@ -1,0 +1,188 @@
+use std::net::IpAddr;
+
+use calico_core::compile::{compile, CompileConfig, FlowLogConfig, LogRef, LogVerdict};
+use calico_core::dataplane::ir::Statement;
+use calico_core::model::{parse_resources, Model};
+use calico_linux::flowlog::{FiveTuple, LogPacket};
+
+use super::*;
+
+const MODEL: &str = r#"
+kind: WorkloadEndpoint
+orchestrator: k8s
+workload: shop.server
+endpoint: eth0
+namespace: shop
+node: h1
+interfaceName: calib
+ipNetworks: [10.65.0.20/32]
+labels: {app: server}
+---
+kind: Policy
+name: allow-web
+namespace: shop
+selector: app == 'server'
+ingress:
+  - {action: Allow, protocol: TCP, metadata: {annotations: {name: web}}}
+"#;
+
+fn setup() -> (Namer, Vec<String>) {
+    let model = Model::from_resources(parse_resources(MODEL).unwrap()).unwrap();
+    let config = CompileConfig {
+        flow_logs: Some(FlowLogConfig::default()),
+        ..CompileConfig::new("h1")
+    };
+    let ruleset = compile(&config, &model);
+    let prefixes = ruleset
+        .chains
+        .values()
+        .flat_map(|c| &c.rules)
+        .flat_map(|r| &r.statements)
+        .filter_map(|s| match s {
+            Statement::NfLog { prefix, .. } => Some(prefix.clone()),
+            _ => None,
+        })
+        .collect();
+    (Namer::new(&model, "h1", &ruleset), prefixes)
+}
+
+fn packet(prefix: &str, src: &str, sport: u16) -> LogPacket {
+    LogPacket {
+        prefix: prefix.into(),
+        in_ifindex: Some(3),
+        out_ifindex: Some(4),
+        tuple: Some(FiveTuple {
+            src: src.parse().unwrap(),
+            dst: "10.65.0.20".parse().unwrap(),
+            proto: 6,
+            src_port: sport,
+            dst_port: 80,
+        }),
+        bytes: 60,
+    }
+}
+
+fn allow_prefix(prefixes: &[String]) -> String {
+    prefixes
+        .iter()
+        .find(|p| p.parse::<LogRef>().unwrap().verdict == LogVerdict::Allow)
+        .unwrap()
+        .clone()
+}
+
+#[test]
+fn packets_aggregate_into_named_records() {
+    let (namer, prefixes) = setup();
+    let allow = allow_prefix(&prefixes);
+    let mut agg = Aggregator::new(100);
+    for t in [1000, 1500] {
+        agg.add(&namer, &packet(&allow, "10.9.9.9", 40000), t)
+            .unwrap();
+    }
+    agg.add(&namer, &packet(&allow, "10.9.9.9", 40001), 1200)
+        .unwrap();
+    assert!(agg.add(&namer, &packet("junk", "10.9.9.9", 1), 1).is_none());
+    assert_eq!(agg.unreadable, 1);
+    let records = agg.flush(&namer);
+    assert!(agg.is_empty());
+    assert_eq!(records.len(), 2);
+    let r = &records[0];
+    assert_eq!(
+        (r.packets, r.bytes, r.first_seen_ms, r.last_seen_ms),
+        (2, 120, 1000, 1500)
+    );
+    assert_eq!(r.policy, "shop/allow-web");
+    assert_eq!(r.rule_name.as_deref(), Some("web"));
+    assert_eq!(r.reason, r#"policy shop/allow-web ingress rule 0 ("web")"#);
+    assert_eq!(r.dst_endpoint.as_deref(), Some("k8s/shop.server/eth0"));
+    assert_eq!(r.dst_labels.get("app").map(String::as_str), Some("server"));
+    assert_eq!(r.src_endpoint, None);
+    let json: serde_json::Value =
+        serde_json::from_str(json_lines(records.iter()).lines().next().unwrap()).unwrap();
+    for field in [
+        "firstSeenMs",
+        "lastSeenMs",
+        "srcIp",
+        "dstIp",
+        "proto",
+        "srcPort",
+        "dstPort",
+        "direction",
+        "verdict",
+        "srcEndpoint",
+        "srcLabels",
+        "dstEndpoint",
+        "dstLabels",
+        "tier",
+        "policyKind",
+        "policy",
+        "rule",
+        "ruleName",
+        "reason",
+        "packets",
+        "bytes",
+    ] {
+        assert!(json.get(field).is_some(), "{field} missing from {json}");
+    }
+    assert_eq!(json["verdict"], "allow");
+    assert_eq!(json["direction"], "ingress");
+    let back: FlowRecord = serde_json::from_value(json).unwrap();
+    assert_eq!(&back, r);
+}
+
+#[test]
+fn a_flood_of_distinct_flows_stays_within_the_cap() {
+    let (namer, prefixes) = setup();
+    let allow = allow_prefix(&prefixes);
+    let cap = 10_000;
+    let mut agg = Aggregator::new(cap);
+    let flood = 200_000u32;
+    for i in 0..flood {
+        let src = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+        let mut p = packet(&allow, "10.0.0.1", 1);
+        p.tuple.as_mut().unwrap().src = src;
+        agg.add(&namer, &p, 1);
+    }
+    assert_eq!(agg.len(), cap);
+    assert_eq!(agg.dropped_packets, u64::from(flood) - cap as u64);
+    println!(
+        "{flood} distinct flows, cap {cap}: {} kept, {} dropped, about {} KiB",
+        agg.len(),
+        agg.dropped_packets,
+        agg.memory_bytes() / 1024
+    );
+    assert_eq!(agg.flush(&namer).len(), cap);
+}
+
+#[test]
+fn recent_flows_keep_the_newest() {
+    let (namer, prefixes) = setup();
+    let allow = allow_prefix(&prefixes);
+    let mut agg = Aggregator::new(10);
+    for port in 0..5 {
+        agg.add(&namer, &packet(&allow, "10.0.0.1", port), u64::from(port));
+    }
+    let mut recent = RecentFlows::new(3);
+    recent.extend(&agg.flush(&namer));
+    let lines: Vec<FlowRecord> = recent
+        .json_lines()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        lines.iter().map(|r| r.src_port).collect::<Vec<_>>(),
+        [2, 3, 4]
+    );
+    let dir = std::env::temp_dir().join(format!("flows-{}", std::process::id()));
+    append_to_file(&dir, &agg_records(&namer, &allow)).unwrap();
+    append_to_file(&dir, &agg_records(&namer, &allow)).unwrap();
+    let text = std::fs::read_to_string(&dir).unwrap();
+    std::fs::remove_file(&dir).unwrap();
+    assert_eq!(text.lines().count(), 2, "appended, one line per record");
+}
+
+fn agg_records(namer: &Namer, prefix: &str) -> Vec<FlowRecord> {
+    let mut agg = Aggregator::new(10);
+    agg.add(namer, &packet(prefix, "10.0.0.1", 7), 1);
+    agg.flush(namer)
+}

@@ -18,10 +18,16 @@ use prometheus_client::metrics::gauge::ConstGauge;
 pub struct PeerMetrics(Arc<Mutex<Vec<PeerStatus>>>);
 
 impl PeerMetrics {
-    /// Reads `bgp`'s peer status every `every` into the shared reading, until aborted.
-    pub async fn poll(self, bgp: Arc<dyn BgpBackend>, every: Duration) {
+    /// Reads `bgp`'s peer status every `every` into the shared reading, until aborted or
+    /// until the backend is dropped. Holds the backend only while reading, so that its
+    /// owner can take it back (the native speaker must be the last holder to close its
+    /// sessions gracefully).
+    pub async fn poll(self, bgp: std::sync::Weak<dyn BgpBackend>, every: Duration) {
         loop {
-            match bgp.peer_status().await {
+            let Some(backend) = bgp.upgrade() else { return };
+            let read = backend.peer_status().await;
+            drop(backend);
+            match read {
                 Ok(peers) => *self.0.lock().unwrap_or_else(|e| e.into_inner()) = peers,
                 Err(e) => tracing::debug!(error = %e, "peer status for metrics not read"),
             }

@@ -88,9 +88,13 @@ pub async fn run(o: Options) -> Result<(), String> {
     let (builder, bgp) = backends::with_bgp(&o, &fib, ours, builder)?;
     let native = bgp.native;
     let peer_metrics = PeerMetrics::default();
-    let peer_poll = bgp
-        .backend
-        .map(|b| tokio::spawn(peer_metrics.clone().poll(b, PEER_METRICS_EVERY)));
+    let peer_poll = bgp.backend.map(|b| {
+        tokio::spawn(
+            peer_metrics
+                .clone()
+                .poll(Arc::downgrade(&b), PEER_METRICS_EVERY),
+        )
+    });
     let agent = builder.start().map_err(|e| e.to_string())?;
     let handle = agent.handle();
     let flow_logs = match flow_settings {
@@ -167,7 +171,10 @@ pub async fn run(o: Options) -> Result<(), String> {
     server.abort();
     beat.abort();
     if let Some(p) = peer_poll {
+        // Wait until the poller is gone: the native speaker closes its sessions gracefully
+        // only once nothing else holds it.
         p.abort();
+        let _ = p.await;
     }
     if let Some(f) = flow_logs {
         f.stop();

@@ -51,87 +51,88 @@ impl Collector for PeerMetrics {
                 .collect()
         };
         let up = |p: &PeerStatus| Some(u64::from(p.state == PeerState::Established));
-        gauges(
+        per_peer(
             &mut e,
             "calico_agent_bgp_peer_up",
             "1 when the session is established.",
             series(&up),
+            gauge,
         )?;
         let uptime = |p: &PeerStatus| {
             let since = p.counters.established_since?;
             Some(now.duration_since(since).unwrap_or_default().as_secs())
         };
-        gauges(
+        per_peer(
             &mut e,
             "calico_agent_bgp_peer_uptime_seconds",
             "Seconds since the session was established (absent when it is not).",
             series(&uptime),
+            gauge,
         )?;
         let received = |p: &PeerStatus| Some(p.prefixes_received as u64);
-        gauges(
+        per_peer(
             &mut e,
             "calico_agent_bgp_peer_prefixes_received",
             "Prefixes accepted from the peer.",
             series(&received),
+            gauge,
         )?;
         let advertised = |p: &PeerStatus| p.counters.prefixes_advertised.map(|n| n as u64);
-        gauges(
+        per_peer(
             &mut e,
             "calico_agent_bgp_peer_prefixes_advertised",
             "Prefixes advertised to the peer.",
             series(&advertised),
+            gauge,
         )?;
-        counters(
+        per_peer(
             &mut e,
             "calico_agent_bgp_peer_flaps",
             "Established sessions that ended.",
             series(&|p| p.counters.flaps),
+            counter,
         )?;
-        counters(
+        per_peer(
             &mut e,
             "calico_agent_bgp_peer_updates_received",
             "UPDATE messages received.",
             series(&|p| p.counters.updates_received),
+            counter,
         )?;
-        counters(
+        per_peer(
             &mut e,
             "calico_agent_bgp_peer_updates_sent",
             "UPDATE messages sent.",
             series(&|p| p.counters.updates_sent),
+            counter,
         )?;
         info(&mut e, &peers)
     }
 }
 
-fn gauges(
+/// One metric family with a series per peer, each value made into a metric by `metric`
+/// (a gauge or a counter).
+fn per_peer<M: EncodeMetric>(
     e: &mut DescriptorEncoder,
     name: &str,
     help: &str,
     series: Vec<(String, u64)>,
+    metric: impl Fn(u64) -> M,
 ) -> fmt::Result {
-    let g = ConstGauge::new(0i64);
-    let mut family = e.encode_descriptor(name, help, None, g.metric_type())?;
+    let mut family = e.encode_descriptor(name, help, None, metric(0).metric_type())?;
     for (peer, v) in series {
         let labels = vec![("peer", peer)];
-        let g = ConstGauge::new(i64::try_from(v).unwrap_or(i64::MAX));
-        g.encode(family.encode_family(&labels)?)?;
+        metric(v).encode(family.encode_family(&labels)?)?;
     }
     Ok(())
 }
 
-fn counters(
-    e: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    series: Vec<(String, u64)>,
-) -> fmt::Result {
-    let c = ConstCounter::new(0u64);
-    let mut family = e.encode_descriptor(name, help, None, c.metric_type())?;
-    for (peer, v) in series {
-        let labels = vec![("peer", peer)];
-        ConstCounter::new(v).encode(family.encode_family(&labels)?)?;
-    }
-    Ok(())
+fn gauge(v: u64) -> ConstGauge {
+    ConstGauge::new(i64::try_from(v).unwrap_or(i64::MAX))
+}
+
+fn counter(v: u64) -> ConstCounter {
+    ConstCounter::new(v)
 }
 
 /// `calico_agent_bgp_peer_info{peer, state, last_error} 1`: the FSM state and last error

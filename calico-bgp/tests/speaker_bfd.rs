@@ -39,6 +39,34 @@ fn restore(ns: &Netns) {
     ns.run(&["nft", "delete", "table", "inet", "cut"]).unwrap();
 }
 
+/// Our speaker in `link.a`, peering over IPv4 with B (AS 64512) with BFD on.
+async fn speaker_with_bfd_to_b4(link: &Link) -> Speaker {
+    let speaker = speaker_at(&link.a, A4);
+    let mut p = peer(B4, 64512, HOLD);
+    p.bfd = Some(TIMERS);
+    speaker
+        .configure(&settings(64512, A4, vec![p]))
+        .await
+        .unwrap();
+    speaker
+}
+
+/// Cuts `peer_ns` off and checks that `speaker` lost its routes within the BFD detection
+/// time (with slack), far below the hold time; prints how long it took.
+async fn withdrawn_by_bfd(speaker: &Speaker, peer_ns: &Netns, what: &str) {
+    cut(peer_ns);
+    let cut_at = Instant::now();
+    wait_routes(speaker, 10, "withdrawal by BFD", |r| r.is_empty()).await;
+    let failover = cut_at.elapsed();
+    eprintln!(
+        "BFD 300 ms x 3 {what}: routes withdrawn {failover:?} after the cut (hold time {HOLD} s)"
+    );
+    assert!(
+        failover < Duration::from_secs(3),
+        "withdrawn after {failover:?}: not by BFD"
+    );
+}
+
 async fn wait_bfd(speaker: &Speaker, secs: u64, state: State) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
     loop {
@@ -69,28 +97,14 @@ async fn bfd_with_bird_withdraws_a_silent_peer_within_the_detection_time() {
          ipv4 {{ import all; export all; }};\n}}\n"
     );
     let bird = Bird::start(&link.b, B4, &conf);
-    let speaker = speaker_at(&link.a, A4);
-    let mut p = peer(B4, 64512, HOLD);
-    p.bfd = Some(TIMERS);
-    speaker
-        .configure(&settings(64512, A4, vec![p]))
-        .await
-        .unwrap();
+    let speaker = speaker_with_bfd_to_b4(&link).await;
     wait_routes(&speaker, 15, "BIRD's route", |r| via(r, "10.66.1.0/26", B4)).await;
     wait_bfd(&speaker, 10, State::Up).await;
     bird.wait(10, "show bfd sessions", "BIRD's BFD session up", |o| {
         o.contains(A4) && o.contains("Up")
     });
 
-    cut(&link.b);
-    let cut_at = Instant::now();
-    wait_routes(&speaker, 10, "withdrawal by BFD", |r| r.is_empty()).await;
-    let failover = cut_at.elapsed();
-    eprintln!("BFD 300 ms x 3 with BIRD 2: routes withdrawn {failover:?} after the cut (hold time {HOLD} s)");
-    assert!(
-        failover < Duration::from_secs(3),
-        "withdrawn after {failover:?}: not by BFD"
-    );
+    withdrawn_by_bfd(&speaker, &link.b, "with BIRD 2").await;
     let status = speaker.peer_status().await.unwrap();
     let error = status[0].last_error.as_deref().unwrap_or("");
     assert!(error.contains("BFD session down"), "{status:?}");
@@ -121,28 +135,14 @@ async fn bfd_with_frr_bfdd_withdraws_a_silent_peer_within_the_detection_time() {
         HOLD / 3
     );
     let frr = Frr::start(&link.b, &conf);
-    let speaker = speaker_at(&link.a, A4);
-    let mut p = peer(B4, 64512, HOLD);
-    p.bfd = Some(TIMERS);
-    speaker
-        .configure(&settings(64512, A4, vec![p]))
-        .await
-        .unwrap();
+    let speaker = speaker_with_bfd_to_b4(&link).await;
     wait_routes(&speaker, 20, "FRR's route", |r| via(r, "10.67.1.0/26", B4)).await;
     wait_bfd(&speaker, 10, State::Up).await;
     frr.wait(10, "show bfd peers", "FRR's BFD session up", |o| {
         o.contains(A4) && o.contains("Status: up")
     });
 
-    cut(&link.b);
-    let cut_at = Instant::now();
-    wait_routes(&speaker, 10, "withdrawal by BFD", |r| r.is_empty()).await;
-    let failover = cut_at.elapsed();
-    eprintln!("BFD 300 ms x 3 with FRR 8 bfdd: routes withdrawn {failover:?} after the cut (hold time {HOLD} s)");
-    assert!(
-        failover < Duration::from_secs(3),
-        "withdrawn after {failover:?}: not by BFD"
-    );
+    withdrawn_by_bfd(&speaker, &link.b, "with FRR 8 bfdd").await;
     // FRR saw it too, from its side: its BFD session is down.
     frr.wait(5, "show bfd peers", "FRR's BFD session down", |o| {
         o.contains("Status: down")
@@ -182,15 +182,7 @@ async fn bfd_between_two_speakers_over_ipv6() {
     wait_bfd(&a, 10, State::Up).await;
     wait_bfd(&b, 10, State::Up).await;
 
-    cut(&link.b);
-    let cut_at = Instant::now();
-    wait_routes(&a, 10, "withdrawal by BFD", |r| r.is_empty()).await;
-    let failover = cut_at.elapsed();
-    eprintln!("BFD 300 ms x 3, our speakers over IPv6: withdrawn {failover:?} after the cut");
-    assert!(
-        failover < Duration::from_secs(3),
-        "withdrawn after {failover:?}: not by BFD"
-    );
+    withdrawn_by_bfd(&a, &link.b, "between our speakers over IPv6").await;
 
     restore(&link.b);
     wait_routes(&a, 30, "b's route again", |r| via(r, "fd00:65:2::/122", B6)).await;

@@ -292,3 +292,23 @@ fn healthy(client: SocketAddr, netns: Option<&str>) -> bool {
     let _ = s.read_to_string(&mut body);
     body.contains("\"health\":\"true\"")
 }
+
+/// Runs `work` with a client connected to `endpoint`, on a current-thread runtime of its
+/// own, and returns its result. For tests on a thread that entered a network namespace
+/// (`calico_netns::enter`), where an etcd inside that namespace is reachable; panics when
+/// the client cannot connect, as a fixture does.
+pub fn with_client<T, F: std::future::Future<Output = T>>(
+    endpoint: String,
+    work: impl FnOnce(etcd_client::Client) -> F,
+) -> T {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime for the etcd client");
+    rt.block_on(async move {
+        let client = etcd_client::Client::connect([endpoint.as_str()], None)
+            .await
+            .unwrap_or_else(|e| panic!("etcd client for {endpoint}: {e}"));
+        work(client).await
+    })
+}

@@ -42,14 +42,7 @@ fn etcd_runs_inside_a_namespace_and_is_reached_from_a_thread_that_entered_it() {
     let etcd = EtcdServer::start_in_netns(ns.name(), "127.0.0.1".parse().unwrap()).unwrap();
     let endpoint = etcd.endpoint();
     let value = calico_netns::enter::enter_path(std::path::Path::new(&ns.path()), || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let mut c = etcd_client::Client::connect([endpoint], None)
-                .await
-                .unwrap();
+        calico_etcd::testing::with_client(endpoint, |mut c| async move {
             c.put("/calico/in-ns", "yes", None).await.unwrap();
             c.get("/calico/in-ns", None).await.unwrap().kvs()[0]
                 .value()

@@ -249,19 +249,8 @@ fn etcd<T: Send, F: std::future::Future<Output = T>>(
     work: impl FnOnce(etcd_client::Client) -> F + Send,
 ) -> T {
     let endpoint = endpoint.to_string();
-    host.enter(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let c = etcd_client::Client::connect([endpoint], None)
-                .await
-                .unwrap();
-            work(c).await
-        })
-    })
-    .unwrap()
+    host.enter(move || calico_etcd::testing::with_client(endpoint, work))
+        .unwrap()
 }
 
 fn allocated(host: &Netns, endpoint: &str) -> usize {

@@ -43,16 +43,7 @@ impl Datastore {
     ) -> T {
         let endpoint = self.etcd.endpoint();
         calico_netns::enter_path(Path::new(&self.fabric.path()), move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let client = etcd_client::Client::connect([endpoint], None)
-                    .await
-                    .unwrap();
-                work(client).await
-            })
+            calico_etcd::testing::with_client(endpoint, work)
         })
         .unwrap()
     }

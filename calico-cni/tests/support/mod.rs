@@ -58,18 +58,7 @@ impl Lab {
     ) -> T {
         let endpoint = self.etcd.endpoint();
         self.host
-            .enter(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                rt.block_on(async move {
-                    let client = etcd_client::Client::connect([endpoint], None)
-                        .await
-                        .unwrap();
-                    work(client).await
-                })
-            })
+            .enter(move || calico_etcd::testing::with_client(endpoint, work))
             .unwrap()
     }
 

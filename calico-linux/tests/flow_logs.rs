@@ -1,5 +1,6 @@
 //! Flow logs from the kernel (issue 20): with flow logs compiled in, the kernel logs an
-//! allowed connection once per policy direction and a denied one rate-limited, to the
+//! allowed connection (one-way UDP too) once per policy direction and a denied one
+//! rate-limited, to the
 //! netlink log group; `flowlog::FlowLogReader` reads them with their 5-tuple, and the prefix
 //! resolves to the policy and rule by name.
 
@@ -54,6 +55,7 @@ name: allow-web
 namespace: shop
 selector: app == 'server'
 ingress:
+  - {action: Allow, protocol: UDP, destination: {ports: [5454]}, metadata: {annotations: {name: udp-in}}}
   - {action: Deny, protocol: UDP, metadata: {annotations: {name: no-udp}}}
   - {action: Allow, protocol: TCP, destination: {ports: [8080]}, metadata: {annotations: {name: web}}}
 "#;
@@ -131,7 +133,7 @@ async fn allowed_and_denied_flows_are_logged_by_name() {
             ),
             (
                 LogVerdict::Allow,
-                r#"policy shop/allow-web ingress rule 1 ("web")"#.into(),
+                r#"policy shop/allow-web ingress rule 2 ("web")"#.into(),
                 8080
             ),
             (
@@ -153,6 +155,32 @@ async fn allowed_and_denied_flows_are_logged_by_name() {
     assert_eq!(t.proto, 6);
     assert!(logged[1].in_ifindex.is_some() && logged[1].out_ifindex.is_some());
 
+    // A one-way UDP flow stays `ct state new` (no reply is ever seen), yet it is logged
+    // once per policy direction, not once per datagram.
+    let _bound = server.udp(server.ip, 5454);
+    let to = std::net::SocketAddr::new(server.ip, 5454);
+    let sock = client.udp(client.ip, 0);
+    for _ in 0..1_000 {
+        sock.send_to(b"x", to).unwrap();
+    }
+    let got: Vec<_> = drain(&mut reader).iter().map(named).collect();
+    assert_eq!(
+        got,
+        [
+            (
+                LogVerdict::Allow,
+                "profile kns.shop egress rule 0".into(),
+                5454
+            ),
+            (
+                LogVerdict::Allow,
+                r#"policy shop/allow-web ingress rule 0 ("udp-in")"#.into(),
+                5454
+            ),
+        ],
+        "one log per policy decision of a one-way flow"
+    );
+
     // A flood of denied datagrams: the deny rule logs at most its rate (plus the burst).
     let sock = client.udp(client.ip, 0);
     let to = std::net::SocketAddr::new(server.ip, 5353);
@@ -165,7 +193,7 @@ async fn allowed_and_denied_flows_are_logged_by_name() {
     let denied_udp: Vec<_> = logged
         .iter()
         .map(named)
-        .filter(|(_, name, _)| name == r#"policy shop/allow-web ingress rule 0 ("no-udp")"#)
+        .filter(|(_, name, _)| name == r#"policy shop/allow-web ingress rule 1 ("no-udp")"#)
         .collect();
     let bound = f64::from(DENY_RATE) * (1.0 + secs) + 1.0;
     println!(

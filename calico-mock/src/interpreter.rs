@@ -267,6 +267,9 @@ impl Run<'_> {
             }
             Match::Ct(CtState::Invalid) => self.ctx.ct == ConnState::Invalid,
             Match::MarkSet(bits) => self.mark & bits != 0,
+            // The mock has no conntrack table: a packet sent as a connection's first is its
+            // first, whatever came before.
+            Match::CtUnconfirmed => self.ctx.ct == ConnState::New,
         }
     }
 }

@@ -461,7 +461,8 @@ fn list_direction(chain: &str, kind: &str) -> Option<PolicyType> {
 
 /// Per IR rule of `chain`, the index of the user's rule it was compiled from, when the
 /// chain has the number of rules `rules` compile to without flow logs or with them
-/// ([`super::flow_log`]: a Deny's IR rules each get a log rule); `None` otherwise (drift).
+/// ([`super::flow_log`]: an Allow's or a Deny's IR rules get log rules); `None` otherwise
+/// (drift).
 /// The two layouts differ in length whenever they differ at all.
 fn user_rule_map(rules: &[Rule], namespace: Option<&str>, chain: &Chain) -> Option<Vec<usize>> {
     let verdicts = Verdicts {
@@ -469,17 +470,17 @@ fn user_rule_map(rules: &[Rule], namespace: Option<&str>, chain: &Chain) -> Opti
         pass: (vec![], Verdict::Return),
         log_prefix: String::new(),
     };
-    let counts: Vec<usize> = rules
+    let compiled: Vec<Vec<IrRule>> = rules
         .iter()
-        .map(|r| compile_rule(r, namespace, &verdicts).0.len())
+        .map(|r| compile_rule(r, namespace, &verdicts).0)
         .collect();
     [false, true].into_iter().find_map(|flow_logs| {
         let mut map = Vec::with_capacity(chain.rules.len());
-        for (i, (rule, n)) in rules.iter().zip(&counts).enumerate() {
+        for (i, (rule, ir)) in rules.iter().zip(&compiled).enumerate() {
             let n = if flow_logs {
-                n * flow_log::expansion(rule.action)
+                flow_log::expanded_len(rule.action, ir)
             } else {
-                *n
+                ir.len()
             };
             map.extend(std::iter::repeat_n(i, n));
         }

@@ -264,6 +264,11 @@ pub enum Match {
     Ct(CtState),
     /// `meta mark & bits != 0`.
     MarkSet(u32),
+    /// The packet's conntrack entry is not confirmed yet (`ct status ! confirmed`): the
+    /// first packet of a connection, before the kernel commits the entry at the end of the
+    /// hooks. A connection's later packets are confirmed whether or not a reply was seen
+    /// (unlike `ct state new`, which holds for every packet of a one-way UDP flow).
+    CtUnconfirmed,
 }
 
 /// A side effect of a rule that matched.

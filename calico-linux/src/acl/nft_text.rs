@@ -231,5 +231,6 @@ fn match_text(m: &Match, ip: &str) -> String {
         Match::Ct(CtState::EstablishedOrRelated) => "ct state established,related".into(),
         Match::Ct(CtState::Invalid) => "ct state invalid".into(),
         Match::MarkSet(bits) => format!("meta mark & {bits:#x} != 0"),
+        Match::CtUnconfirmed => "ct status ! confirmed".into(),
     }
 }

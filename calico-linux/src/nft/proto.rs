@@ -182,6 +182,9 @@ pub const NFT_CT_STATE: u32 = 0;
 pub const NF_CT_STATE_INVALID_BIT: u32 = 1;
 pub const NF_CT_STATE_ESTABLISHED_BIT: u32 = 2;
 pub const NF_CT_STATE_RELATED_BIT: u32 = 4;
+pub const NFT_CT_STATUS: u32 = 2;
+/// `IPS_CONFIRMED`: the conntrack entry is in the table (set after a connection's first packet).
+pub const IPS_CONFIRMED: u32 = 1 << 3;
 
 pub const NFTA_IMMEDIATE_DREG: u16 = 1;
 pub const NFTA_IMMEDIATE_DATA: u16 = 2;

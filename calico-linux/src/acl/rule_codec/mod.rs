@@ -15,6 +15,7 @@
 //! | `Port` negated             | `th port` → 1, one `cmp neq` / `range neq` per range      |
 //! | `Icmp`                     | `meta l4proto` → 2, `cmp eq 1/58`, `th` type(+code) → 2, `cmp` |
 //! | `Ct`                       | `ct state` → 1, `bitwise`, `cmp neq 0`                   |
+//! | `CtUnconfirmed`            | `ct status` → 1, `bitwise` confirmed, `cmp eq 0`         |
 //! | `MarkSet`                  | `meta mark` → 1, `bitwise`, `cmp neq 0`                  |
 //! | `Log` / `SetMark` / `ClearMark` | `log prefix` / `meta mark` → 1, `bitwise`, `meta mark set` |
 //! | `NfLog`                    | [`limit` rate/second, burst = rate], `log prefix group`   |

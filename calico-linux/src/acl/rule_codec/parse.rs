@@ -106,6 +106,10 @@ fn parse_item(rest: &[Expr], family: Option<bool>, anon: &AnonResolver) -> Optio
             key: NFT_CT_STATE,
             dreg: W1,
         } => matched((ct_state(rest)?, 3)),
+        Expr::Ct {
+            key: NFT_CT_STATUS,
+            dreg: W1,
+        } => matched((ct_unconfirmed(rest)?, 3)),
         Expr::Meta {
             key: NFT_META_MARK,
             dreg: W1,
@@ -355,6 +359,28 @@ fn ct_state(rest: &[Expr]) -> Option<Match> {
         Some(Match::Ct(CtState::Invalid))
     } else {
         None
+    }
+}
+
+/// `ct status` → 1, then `& confirmed == 0`.
+fn ct_unconfirmed(rest: &[Expr]) -> Option<Match> {
+    match (rest.get(1)?, rest.get(2)?) {
+        (
+            Expr::Bitwise {
+                sreg: W1,
+                dreg: W1,
+                mask,
+                xor,
+            },
+            Expr::Cmp {
+                sreg: W1,
+                op: CmpOp::Eq,
+                data,
+            },
+        ) if ne_u32(mask)? == IPS_CONFIRMED && ne_u32(xor)? == 0 && ne_u32(data)? == 0 => {
+            Some(Match::CtUnconfirmed)
+        }
+        _ => None,
     }
 }
 

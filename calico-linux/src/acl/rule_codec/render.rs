@@ -93,6 +93,13 @@ fn render_match(
             });
             out.extend(test_bits(bits));
         }
+        Match::CtUnconfirmed => {
+            out.push(Expr::Ct {
+                key: NFT_CT_STATUS,
+                dreg: NFT_REG_1,
+            });
+            out.extend(test_bits_clear(IPS_CONFIRMED));
+        }
         Match::MarkSet(bits) => {
             out.push(Expr::Meta {
                 key: NFT_META_MARK,
@@ -345,6 +352,19 @@ fn test_bits(bits: u32) -> [Expr; 2] {
         Expr::Cmp {
             sreg: NFT_REG_1,
             op: CmpOp::Neq,
+            data: ne32(0),
+        },
+    ]
+}
+
+/// `reg1 & bits == 0`.
+fn test_bits_clear(bits: u32) -> [Expr; 2] {
+    let [mask, _] = test_bits(bits);
+    [
+        mask,
+        Expr::Cmp {
+            sreg: NFT_REG_1,
+            op: CmpOp::Eq,
             data: ne32(0),
         },
     ]

@@ -99,6 +99,7 @@ fn hand_picked_rules_round_trip() {
                 },
                 Match::Ct(CtState::Invalid),
                 Match::MarkSet(0x20000),
+                Match::CtUnconfirmed,
             ],
             Verdict::Jump("c".into()),
         ),

@@ -7,18 +7,21 @@
 //! as running out of file descriptors backs off instead of spinning.
 
 use std::convert::Infallible;
+use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http_body_util::Full;
-use hyper::body::{Bytes, Incoming};
+use http_body_util::{Either, Full};
+use hyper::body::{Bytes, Frame, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use prometheus_client::metrics::counter::Counter;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{mpsc, Semaphore};
 use tracing::warn;
 
 /// A response: status, content type and body.
@@ -27,20 +30,64 @@ pub struct Page {
     pub status: StatusCode,
     /// `Content-Type`.
     pub content_type: &'static str,
-    /// The body.
+    /// The body (before the stream, if any).
     pub body: String,
+    /// The rest of the body, chunk by chunk as they come, until the sender is dropped: a
+    /// response that follows (`GET /flows?follow=1`). Such a connection may live
+    /// [`Limits::stream_lifetime`].
+    pub stream: Option<mpsc::Receiver<Bytes>>,
 }
 
 impl Page {
     /// A 200 page.
     pub fn ok(content_type: &'static str, body: String) -> Page {
+        Page::with_status(StatusCode::OK, content_type, body)
+    }
+
+    /// A page with `status`.
+    pub fn with_status(status: StatusCode, content_type: &'static str, body: String) -> Page {
         Page {
-            status: StatusCode::OK,
+            status,
             content_type,
             body,
+            stream: None,
+        }
+    }
+
+    /// A 200 page whose body is what `chunks` gives, as it comes.
+    pub fn stream(content_type: &'static str, chunks: mpsc::Receiver<Bytes>) -> Page {
+        Page {
+            stream: Some(chunks),
+            ..Page::ok(content_type, String::new())
         }
     }
 }
+
+/// A body sent chunk by chunk as a channel gives them; it ends when the sender is dropped.
+struct ChannelBody {
+    first: Option<Bytes>,
+    rest: mpsc::Receiver<Bytes>,
+}
+
+impl hyper::body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if let Some(first) = self.first.take().filter(|b| !b.is_empty()) {
+            return Poll::Ready(Some(Ok(Frame::data(first))));
+        }
+        self.rest
+            .poll_recv(cx)
+            .map(|c| c.map(|b| Ok(Frame::data(b))))
+    }
+}
+
+/// A whole body or a channel's.
+type PageBody = Either<Full<Bytes>, ChannelBody>;
 
 /// What the server serves: a page per path.
 #[async_trait::async_trait]
@@ -65,6 +112,9 @@ pub struct Limits {
     pub header_timeout: Duration,
     /// Longest life of a connection (keep-alive included).
     pub connection_lifetime: Duration,
+    /// Longest life of a connection whose response follows ([`Page::stream`]); the client
+    /// reconnects after it.
+    pub stream_lifetime: Duration,
 }
 
 impl Default for Limits {
@@ -73,6 +123,7 @@ impl Default for Limits {
             max_connections: 64,
             header_timeout: Duration::from_secs(5),
             connection_lifetime: Duration::from_secs(30),
+            stream_lifetime: Duration::from_secs(3600),
         }
     }
 }
@@ -107,43 +158,65 @@ pub async fn serve(listener: TcpListener, pages: Arc<dyn Pages>, limits: Limits,
         let dropped = dropped.clone();
         tokio::spawn(async move {
             let _permit = permit;
+            let streaming = Arc::new(AtomicBool::new(false));
+            let streams = streaming.clone();
             let service = service_fn(move |req| {
-                let pages = pages.clone();
-                async move { Ok::<_, Infallible>(respond(&*pages, &req).await) }
+                let (pages, streams) = (pages.clone(), streams.clone());
+                async move { Ok::<_, Infallible>(respond(&*pages, &req, &streams).await) }
             });
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(limits.header_timeout)
                 .serve_connection(TokioIo::new(stream), service);
-            match tokio::time::timeout(limits.connection_lifetime, conn).await {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) | Err(_) => {
-                    dropped.inc();
+            let mut conn = pin!(conn);
+            let served = match tokio::time::timeout(limits.connection_lifetime, conn.as_mut()).await
+            {
+                Err(_) if streaming.load(Ordering::Relaxed) => {
+                    tokio::time::timeout(limits.stream_lifetime, conn).await
                 }
+                done => done,
             };
+            if !matches!(served, Ok(Ok(()))) {
+                dropped.inc();
+            }
         });
     }
 }
 
-async fn respond(pages: &dyn Pages, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+/// The response to `req`; `streaming` is set when it follows.
+async fn respond(
+    pages: &dyn Pages,
+    req: &Request<Incoming>,
+    streaming: &AtomicBool,
+) -> Response<PageBody> {
+    const TEXT: &str = "text/plain; charset=utf-8";
     let page = if req.method() != Method::GET && req.method() != Method::HEAD {
-        Page {
-            status: StatusCode::METHOD_NOT_ALLOWED,
-            content_type: "text/plain; charset=utf-8",
-            body: "only GET\n".into(),
-        }
+        Page::with_status(StatusCode::METHOD_NOT_ALLOWED, TEXT, "only GET\n".into())
     } else {
         let uri = req.uri();
         pages
             .get(uri.path(), uri.query().unwrap_or(""))
             .await
-            .unwrap_or(Page {
-                status: StatusCode::NOT_FOUND,
-                content_type: "text/plain; charset=utf-8",
-                body: "try /, /metrics, /status, /liveness, /readiness or /api/endpoints\n".into(),
+            .unwrap_or_else(|| {
+                Page::with_status(
+                    StatusCode::NOT_FOUND,
+                    TEXT,
+                    "try /, /metrics, /status, /liveness, /readiness or /api/endpoints\n".into(),
+                )
             })
     };
-    let mut response = Response::new(Full::new(Bytes::from(page.body)));
+    let first = Bytes::from(page.body);
+    let body = match page.stream {
+        Some(rest) => {
+            streaming.store(true, Ordering::Relaxed);
+            Either::Right(ChannelBody {
+                first: Some(first),
+                rest,
+            })
+        }
+        None => Either::Left(Full::new(first)),
+    };
+    let mut response = Response::new(body);
     *response.status_mut() = page.status;
     if let Ok(v) = page.content_type.parse() {
         response
@@ -163,7 +236,22 @@ mod tests {
     #[async_trait::async_trait]
     impl Pages for Hello {
         fn page(&self, path: &str) -> Option<Page> {
-            (path == "/status").then(|| Page::ok("text/plain", "fine\n".into()))
+            match path {
+                "/status" => Some(Page::ok("text/plain", "fine\n".into())),
+                // "first", then "later" 400 ms on, then the end.
+                "/follow" => {
+                    let (tx, rx) = mpsc::channel(1);
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_millis(400)).await;
+                        let _ = tx.send(Bytes::from("later\n")).await;
+                    });
+                    Some(Page {
+                        body: "first\n".into(),
+                        ..Page::stream("text/plain", rx)
+                    })
+                }
+                _ => None,
+            }
         }
     }
 
@@ -205,6 +293,7 @@ mod tests {
             max_connections: 1,
             header_timeout: Duration::from_millis(200),
             connection_lifetime: Duration::from_secs(5),
+            ..Limits::default()
         };
         let (addr, dropped) = server(limits).await;
         // Takes the only slot and sends nothing.
@@ -221,6 +310,28 @@ mod tests {
             .expect("served once the idle one is gone");
         assert!(text.starts_with("HTTP/1.1 200"), "{text}");
         assert!(dropped.get() >= 1);
+    }
+
+    #[tokio::test]
+    async fn a_following_response_outlives_the_connection_lifetime_and_ends_with_its_stream() {
+        let limits = Limits {
+            connection_lifetime: Duration::from_millis(100),
+            stream_lifetime: Duration::from_secs(5),
+            ..Limits::default()
+        };
+        let (addr, dropped) = server(limits).await;
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /follow HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let text = tokio::time::timeout(Duration::from_secs(3), read_all(&mut s))
+            .await
+            .expect("the stream ends when its sender is dropped");
+        assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+        assert!(text.contains("transfer-encoding: chunked"), "{text}");
+        let (first, later) = (text.find("first\n"), text.find("later\n"));
+        assert!(first.is_some() && first < later, "{text}");
+        assert_eq!(dropped.get(), 0, "ended, not cut");
     }
 
     #[tokio::test]

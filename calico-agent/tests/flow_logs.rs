@@ -1,7 +1,8 @@
 //! Flow logs end to end: an agent with `--flow-logs` in a network namespace, two workloads
 //! and a policy allowing one port and denying the rest by a named rule; an allowed and a
 //! denied TCP connect show in `GET /flows` named by policy, rule and verdict, and in the
-//! per-policy counters of `/metrics` and the `/status` section.
+//! per-policy counters of `/metrics` and the `/status` section; `/flows?follow=1` streams the
+//! records of a connection made while it is open (read by `calico-rs flows --follow`).
 
 mod support;
 
@@ -105,6 +106,9 @@ fn allowed_and_denied_connects_show_in_flows_metrics_and_status_by_policy() {
         );
         assert!(metrics.contains(&line), "{line} in\n{metrics}");
     }
+    one_request_streams_a_new_connection(&host, web);
+    follow_shows_a_new_connection(&host, web);
+
     let status: Value = serde_json::from_str(body(&http_get(&host, "/status"))).unwrap();
     assert_eq!(status["flow_logs"]["enabled"], true, "{status:#}");
     assert!(
@@ -112,4 +116,108 @@ fn allowed_and_denied_connects_show_in_flows_metrics_and_status_by_policy() {
         "{status:#}"
     );
     assert_eq!(status["flow_logs"]["dropped"], 0, "{status:#}");
+}
+
+/// `calico-rs flows --follow --json` (which reads `GET /flows?follow=1`) goes on after the
+/// recent records: a connection made while it runs shows up, by its source port, without
+/// another request.
+fn follow_shows_a_new_connection(host: &Host, web: std::net::SocketAddr) {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::ExitStatusExt;
+    let mut tool = std::process::Command::new("ip")
+        .args(["netns", "exec", host.ns.name()])
+        .arg(env!("CARGO_BIN_EXE_calico-rs"))
+        .args(["flows", "--follow", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(tool.stdout.take().unwrap()).lines();
+    // The recent records come first: once one is printed, the stream is open.
+    assert!(lines.next().is_some_and(|l| l.is_ok()), "no recent record");
+    let src_port = connect_from_w0(host, web);
+    // Killed after 15 s if the record never comes, which ends the loop below.
+    let pid = tool.id() as i32;
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watch = done.clone();
+    let watchdog = std::thread::spawn(move || {
+        let start = std::time::Instant::now();
+        while !watch.load(std::sync::atomic::Ordering::SeqCst) {
+            if start.elapsed() > Duration::from_secs(15) {
+                // SAFETY: kill(2) on our child, not reaped before `done` is set.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    let seen = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|l| is_web_record(&l, src_port));
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    watchdog.join().unwrap();
+    // The reader goes away first, as with `calico-rs flows --follow | head`: the tool ends
+    // on the broken pipe, quietly (killed by SIGPIPE, not a panic's exit code 101).
+    assert!(
+        seen,
+        "no record of port {src_port} followed\n{}",
+        host.log()
+    );
+    drop(lines);
+    let _ = connect_from_w0(host, web);
+    let end = wait_until(Duration::from_secs(10), || {
+        tool.try_wait().ok().flatten().is_some()
+    });
+    let _ = tool.kill();
+    let end = end.and(tool.wait().ok());
+    assert_eq!(end.and_then(|e| e.signal()), Some(libc::SIGPIPE), "{end:?}");
+}
+
+/// A TCP connect from workload 0 to `web`; its source port.
+fn connect_from_w0(host: &Host, web: std::net::SocketAddr) -> u16 {
+    host.workloads[0]
+        .0
+        .enter(move || {
+            let s = std::net::TcpStream::connect_timeout(&web, Duration::from_secs(1)).unwrap();
+            s.local_addr().unwrap().port()
+        })
+        .unwrap()
+}
+
+/// Whether `line` is the allowed record of the connection from `src_port` to port 8080.
+fn is_web_record(line: &str, src_port: u16) -> bool {
+    serde_json::from_str::<Value>(line)
+        .is_ok_and(|f| f["srcPort"] == src_port && f["dstPort"] == 8080 && f["verdict"] == "allow")
+}
+
+/// One `GET /flows?follow=1` stays open: a connection made after the request shows up on
+/// it (a response that ended with the recent records would not have it).
+fn one_request_streams_a_new_connection(host: &Host, web: std::net::SocketAddr) {
+    use std::io::{BufRead, BufReader, Write};
+    let mut stream = host
+        .ns
+        .enter(|| std::net::TcpStream::connect("127.0.0.1:9091"))
+        .unwrap()
+        .unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET /flows?follow=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut lines = BufReader::new(stream).lines();
+    let status = lines.next().unwrap().unwrap();
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    let src_port = connect_from_w0(host, web);
+    // Chunk sizes and records, as they come; the record is made within the 1 s interval.
+    let seen = lines
+        .map_while(Result::ok)
+        .any(|l| is_web_record(&l, src_port));
+    assert!(
+        seen,
+        "no record of port {src_port} on the stream\n{}",
+        host.log()
+    );
 }

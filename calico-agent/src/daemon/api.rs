@@ -45,11 +45,7 @@ fn json_page<T: Serialize>(value: &T) -> Page {
 }
 
 fn error_page(status: StatusCode, error: &str) -> Page {
-    Page {
-        status,
-        content_type: JSON,
-        body: format!("{}\n", json!({ "error": error })),
-    }
+    Page::with_status(status, JSON, format!("{}\n", json!({ "error": error })))
 }
 
 impl Api {

@@ -3,17 +3,19 @@
 //! in step with the model, and what `GET /flows` and `/status` show.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use calico_core::agent::AgentHandle;
 use calico_core::compile::{compile, CompileConfig, FlowLogConfig};
 use calico_linux::flowlog::FlowLogReader;
+use hyper::body::Bytes;
 use serde_json::{json, Value};
+use tokio::sync::{broadcast, mpsc};
 use tracing::{info, warn};
 
-use crate::flows::{self, FlowMetrics, FlowSettings, FlowState, Namer, RecentFlows};
+use crate::flows::{self, FlowMetrics, FlowSettings, FlowState, Namer};
 use crate::http::Page;
 
 /// The compiler's flow-log settings for `settings` (denied packets: the default rate).
@@ -46,11 +48,7 @@ impl FlowLogs {
         // recv waits at most this long, so the thread notices the stop soon.
         let reader = FlowLogReader::open(settings.group, Duration::from_millis(200))
             .map_err(|e| format!("--flow-log-group {}: {e}", settings.group))?;
-        let state = Arc::new(FlowState {
-            recent: Mutex::new(RecentFlows::new(settings.recent)),
-            namer: Mutex::new(Arc::new(Namer::default())),
-            recorded: Default::default(),
-        });
+        let state = Arc::new(FlowState::new(settings.recent, MAX_FOLLOWERS));
         let metrics = FlowMetrics::default();
         let stop = Arc::new(AtomicBool::new(false));
         let namer = tokio::spawn(keep_naming(
@@ -115,14 +113,65 @@ async fn keep_naming(
     }
 }
 
-/// `GET /flows`: the recent records, one JSON object a line.
-pub fn page(state: &FlowState) -> Page {
-    let body = state
-        .recent
-        .lock()
-        .map(|r| r.json_lines())
-        .unwrap_or_default();
-    Page::ok("application/x-ndjson", body)
+/// Clients following `/flows` at once, at most.
+pub const MAX_FOLLOWERS: usize = 8;
+
+const NDJSON: &str = "application/x-ndjson";
+
+/// `GET /flows`: the recent records, one JSON object a line. With `follow=1` in `query`, the
+/// response goes on with each interval's records as they are made, until the client goes or
+/// falls [`crate::flows::FlowState::follow`]'s backlog behind (then it ends, and the client
+/// reconnects).
+pub fn page(state: &FlowState, query: &str) -> Page {
+    let follow = query
+        .split('&')
+        .any(|kv| kv == "follow=1" || kv == "follow=true");
+    let (recent, live) = state.follow();
+    if !follow {
+        return Page::ok(NDJSON, recent);
+    }
+    let Ok(permit) = state.followers.clone().try_acquire_owned() else {
+        return Page::with_status(
+            hyper::StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain; charset=utf-8",
+            format!("{MAX_FOLLOWERS} clients already follow /flows; try again later\n"),
+        );
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(async move {
+        let _permit = permit;
+        forward(live, tx).await;
+    });
+    Page {
+        body: recent,
+        ..Page::stream(NDJSON, rx)
+    }
+}
+
+/// Sends what `live` gives to `tx` until the client is gone, the records stop or the client
+/// falls behind.
+async fn forward(mut live: broadcast::Receiver<Bytes>, tx: mpsc::Sender<Bytes>) {
+    loop {
+        let lines = tokio::select! {
+            _ = tx.closed() => return,
+            r = live.recv() => r,
+        };
+        match lines {
+            Ok(lines) => {
+                if tx.send(lines).await.is_err() {
+                    return;
+                }
+            }
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                warn!(
+                    missed,
+                    "a client following /flows fell behind; its stream ends"
+                );
+                return;
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
 }
 
 /// The `/status` section.

@@ -81,6 +81,16 @@ const TEXT: &str = "text/plain; charset=utf-8";
 #[async_trait::async_trait]
 impl Pages for DaemonPages {
     async fn get(&self, path: &str, query: &str) -> Option<Page> {
+        if path == "/flows" {
+            return Some(match &self.flows {
+                Some((state, _)) => super::flowlogs::page(state, query),
+                None => Page::with_status(
+                    hyper::StatusCode::NOT_FOUND,
+                    TEXT,
+                    "flow logs are off (--flow-logs)\n".into(),
+                ),
+            });
+        }
         match self.api.get(path, query).await {
             Some(page) => Some(page),
             None => self.page(path),
@@ -94,14 +104,6 @@ impl Pages for DaemonPages {
                 crate::metrics::render(&self.registry),
             ),
             "/status" => Page::ok(JSON, format!("{:#}\n", self.status_json())),
-            "/flows" => match &self.flows {
-                Some((state, _)) => super::flowlogs::page(state),
-                None => Page {
-                    status: hyper::StatusCode::NOT_FOUND,
-                    content_type: TEXT,
-                    body: "flow logs are off (--flow-logs)\n".into(),
-                },
-            },
             "/liveness" => health(self.liveness()),
             "/readiness" => health(self.readiness()),
             _ => return None,
@@ -113,11 +115,11 @@ fn health(problems: Vec<String>) -> Page {
     if problems.is_empty() {
         Page::ok(TEXT, "ok\n".into())
     } else {
-        Page {
-            status: hyper::StatusCode::SERVICE_UNAVAILABLE,
-            content_type: TEXT,
-            body: problems.join("\n") + "\n",
-        }
+        Page::with_status(
+            hyper::StatusCode::SERVICE_UNAVAILABLE,
+            TEXT,
+            problems.join("\n") + "\n",
+        )
     }
 }
 

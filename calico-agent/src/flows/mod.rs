@@ -12,10 +12,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use calico_core::compile::LogVerdict;
 use calico_linux::flowlog::FlowLogReader;
+use hyper::body::Bytes;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
+use tokio::sync::{broadcast, Semaphore};
 use tracing::warn;
 
 pub use aggregate::{append_to_file, json_lines, Aggregator, RecentFlows};
@@ -79,6 +81,44 @@ pub struct FlowState {
     pub namer: Mutex<Arc<Namer>>,
     /// Flows recorded so far.
     pub recorded: std::sync::atomic::AtomicU64,
+    /// Each interval's records as JSON lines, for the clients that follow.
+    live: broadcast::Sender<Bytes>,
+    /// Clients that may follow at once.
+    pub followers: Arc<Semaphore>,
+}
+
+/// Intervals' records a follower may fall behind by before its stream ends.
+const FOLLOW_BACKLOG: usize = 16;
+
+impl FlowState {
+    /// No records yet; `recent` kept for `GET /flows`, at most `followers` clients
+    /// following at once.
+    pub fn new(recent: usize, followers: usize) -> FlowState {
+        FlowState {
+            recent: Mutex::new(RecentFlows::new(recent)),
+            namer: Mutex::new(Arc::new(Namer::default())),
+            recorded: Default::default(),
+            live: broadcast::channel(FOLLOW_BACKLOG).0,
+            followers: Arc::new(Semaphore::new(followers)),
+        }
+    }
+
+    /// Adds an interval's records: to the recent ones, and to every follower's stream.
+    pub fn publish(&self, records: &[FlowRecord]) {
+        if records.is_empty() {
+            return;
+        }
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        recent.extend(records);
+        // Under the lock, so that a new follower sees each record exactly once.
+        let _ = self.live.send(Bytes::from(json_lines(records.iter())));
+    }
+
+    /// The recent records as JSON lines, and the records published from then on.
+    pub fn follow(&self) -> (String, broadcast::Receiver<Bytes>) {
+        let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        (recent.json_lines(), self.live.subscribe())
+    }
 }
 
 fn now_ms() -> u64 {
@@ -137,9 +177,7 @@ pub fn run(
                     warn!(error = %e, path = %path.display(), "flow logs: cannot append to the file");
                 }
             }
-            if let Ok(mut recent) = state.recent.lock() {
-                recent.extend(&records);
-            }
+            state.publish(&records);
         }
     }
 }

@@ -1,8 +1,9 @@
 //! A small HTTP/1.1 client for the agent's own server: `GET`, `Connection: close`, a body
-//! of `Content-Length` or chunked, with connect and read timeouts. Enough for talking to
-//! the agent on this host; not a general client.
+//! of `Content-Length` or chunked, with connect and read timeouts; or a body that follows
+//! (`/flows?follow=1`), read line by line as it comes. Enough for talking to the agent on
+//! this host; not a general client.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
@@ -82,6 +83,103 @@ impl Agent {
     }
 }
 
+impl Agent {
+    /// `GET path` whose body follows: `on_line` gets each line of it as it comes, until the
+    /// agent ends the response or `on_line` returns `false`. The status code; a status
+    /// other than 200 reads no body.
+    pub fn follow(
+        &self,
+        path: &str,
+        on_line: impl FnMut(&str) -> bool,
+    ) -> Result<u16, ClientError> {
+        let unreachable = |e: std::io::Error| ClientError::Unreachable {
+            agent: self.host.clone(),
+            reason: e.to_string(),
+        };
+        let mut s =
+            TcpStream::connect_timeout(&self.addr, Duration::from_secs(3)).map_err(unreachable)?;
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.host
+        )
+        .map_err(unreachable)?;
+        read_following(BufReader::new(s), on_line)
+    }
+}
+
+/// Reads a response whose body follows (see [`Agent::follow`]) from `r`.
+pub fn read_following(
+    mut r: impl BufRead,
+    mut on_line: impl FnMut(&str) -> bool,
+) -> Result<u16, ClientError> {
+    let bad = |what: &str| ClientError::BadResponse(what.to_string());
+    let io = |e: std::io::Error| ClientError::BadResponse(e.to_string());
+    let mut line = String::new();
+    let mut status = None;
+    let mut chunked = false;
+    loop {
+        line.clear();
+        if r.read_line(&mut line).map_err(io)? == 0 {
+            return Err(bad("no end of headers"));
+        }
+        let l = line.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        match status {
+            None => status = l.split(' ').nth(1).and_then(|s| s.parse::<u16>().ok()),
+            Some(_) => {
+                let l = l.to_ascii_lowercase();
+                chunked |= l.starts_with("transfer-encoding:") && l.contains("chunked");
+            }
+        }
+        if status.is_none() {
+            return Err(bad("no status code"));
+        }
+    }
+    let status = status.ok_or_else(|| bad("no status code"))?;
+    if status != 200 {
+        return Ok(status);
+    }
+    let mut pending = Vec::new();
+    let mut chunk = Vec::new();
+    loop {
+        chunk.clear();
+        if chunked {
+            line.clear();
+            r.read_line(&mut line).map_err(io)?;
+            let size_text = line.split(';').next().unwrap_or("").trim();
+            let size = usize::from_str_radix(size_text, 16).map_err(|_| bad("bad chunk size"))?;
+            if size == 0 || size > MAX_BODY {
+                return if size == 0 {
+                    Ok(status)
+                } else {
+                    Err(bad("chunk too large"))
+                };
+            }
+            (&mut r)
+                .take(size as u64 + 2)
+                .read_to_end(&mut chunk)
+                .map_err(io)?;
+            chunk.truncate(size);
+        } else if r.read_until(b'\n', &mut chunk).map_err(io)? == 0 {
+            return Ok(status);
+        }
+        pending.extend_from_slice(&chunk);
+        while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+            let text = String::from_utf8_lossy(&pending[..end]).into_owned();
+            pending.drain(..=end);
+            if !on_line(text.trim_end_matches('\r')) {
+                return Ok(status);
+            }
+        }
+        if pending.len() > MAX_BODY {
+            return Err(bad("line too long"));
+        }
+    }
+}
+
 /// Splits a whole HTTP/1.1 response into its status and body.
 pub fn parse_response(raw: &[u8]) -> Result<(u16, String), ClientError> {
     let bad = |what: &str| ClientError::BadResponse(what.to_string());
@@ -147,6 +245,35 @@ mod tests {
         ] {
             let e = Agent::parse(bad).unwrap_err().to_string();
             assert!(e.starts_with("--agent"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_following_body_is_read_line_by_line_across_chunks() {
+        let raw = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nab\ncd\r\n3\r\n\nef\r\n2\r\n\n\n\r\n0\r\n\r\n";
+        let mut lines = vec![];
+        let status = read_following(&raw[..], |l| {
+            lines.push(l.to_string());
+            true
+        });
+        assert_eq!(status.unwrap(), 200);
+        assert_eq!(lines, ["ab", "cd", "ef", ""]);
+        // Stops when told to; another status reads no body; junk is an error, not a panic.
+        let mut n = 0;
+        read_following(&raw[..], |_| {
+            n += 1;
+            false
+        })
+        .unwrap();
+        assert_eq!(n, 1);
+        let not_found = b"HTTP/1.1 404 Not Found\r\ncontent-length: 3\r\n\r\nno\n";
+        assert_eq!(read_following(&not_found[..], |_| true).unwrap(), 404);
+        for bad in [
+            &b"junk\r\n\r\n"[..],
+            b"HTTP/1.1 200 OK\r\n",
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n",
+        ] {
+            assert!(read_following(bad, |_| true).is_err());
         }
     }
 

@@ -97,7 +97,7 @@ pub enum ToolCommand {
         /// Only denied flows.
         #[arg(long)]
         denied: bool,
-        /// Keep printing flows as they are seen (every second), until interrupted.
+        /// Keep printing flows as the agent makes them (`/flows?follow=1`), until interrupted.
         #[arg(long)]
         follow: bool,
     },
@@ -172,37 +172,48 @@ fn trace(agent: &Agent, req: &TraceRequest, json: bool) -> Result<u8, String> {
 }
 
 fn flows(agent: &Agent, denied: bool, follow: bool, json: bool) -> Result<u8, String> {
-    let (status, _) = agent.get("/flows").map_err(|e| e.to_string())?;
+    let (status, body) = agent.get("/flows").map_err(|e| e.to_string())?;
     if status == 404 {
         return Err("this agent serves no flows: start it with --flow-logs".into());
     }
-    let mut seen: HashSet<String> = HashSet::new();
     if !json {
         println!("{}", flows_text::HEADER);
     }
-    loop {
-        let body = get_ok(agent, "/flows")?;
-        for line in body.lines().filter(|l| !l.trim().is_empty()) {
-            let Ok(record) = serde_json::from_str::<serde_json::Value>(line) else {
-                continue;
-            };
-            if (denied && !flows_text::is_denied(&record))
-                || (follow && !seen.insert(line.to_string()))
-            {
-                continue;
-            }
-            if json {
-                println!("{line}");
-            } else {
-                println!("{}", flows_text::row(&record));
-            }
-        }
-        if !follow {
-            return Ok(EXIT_OK);
+    // A record printed already (when the stream is opened again, it starts with the recent
+    // records); bounded memory: after a clear, a record may be printed twice.
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut print = |line: &str| {
+        let Ok(record) = serde_json::from_str::<serde_json::Value>(line) else {
+            return true;
+        };
+        if (denied && !flows_text::is_denied(&record)) || !seen.insert(line.to_string()) {
+            return true;
         }
         if seen.len() > 1_000_000 {
-            // Bounded memory: an updated record may be printed again after this.
             seen.clear();
+        }
+        if json {
+            println!("{line}");
+        } else {
+            println!("{}", flows_text::row(&record));
+        }
+        true
+    };
+    if !follow {
+        if status != 200 {
+            return Err(format!("GET /flows: HTTP {status}: {}", body.trim()));
+        }
+        for l in body.lines() {
+            print(l);
+        }
+        return Ok(EXIT_OK);
+    }
+    loop {
+        // The agent ends a stream after an hour, or when this client falls behind: go on.
+        match agent.follow("/flows?follow=1", &mut print) {
+            Ok(200) => {}
+            Ok(status) => return Err(format!("GET /flows?follow=1: HTTP {status}")),
+            Err(e) => return Err(e.to_string()),
         }
         std::thread::sleep(Duration::from_secs(1));
     }

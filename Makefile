@@ -8,7 +8,7 @@ SHELL := /bin/bash
 # build (etcd-client compiles etcd's protobuf files); chromium is the headless browser the
 # agent page's test loads the page in. Installed only when missing; without
 # root, a warning and the unprivileged paths.
-DEBS := nftables bird2 frr iproute2 iputils-ping netcat-openbsd procps util-linux etcd-server protobuf-compiler chromium podman runc containernetworking-plugins busybox-static
+DEBS := nftables bird2 frr iproute2 iputils-ping netcat-openbsd procps util-linux etcd-server protobuf-compiler chromium podman runc containernetworking-plugins busybox-static iperf3
 
 .PHONY: deps test demo demo-eval bench fuzz
 

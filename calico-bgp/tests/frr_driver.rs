@@ -7,7 +7,7 @@ mod speaker_support;
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use calico_bgp::frr::{FrrBgp, FrrConfig};
@@ -18,9 +18,25 @@ use speaker_support::*;
 
 const HOLD: u16 = 9;
 
+/// The directory of the FRR driver of test `name`.
+fn dir_of(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("calico-frr-{name}-{}", std::process::id()))
+}
+
+/// What `vtysh` says of the FRR of test `name` to `command`.
+fn vtysh(name: &str, command: &str) -> String {
+    let out = std::process::Command::new("vtysh")
+        .arg("--vty_socket")
+        .arg(dir_of(name))
+        .args(["-c", command])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// An FRR driver in `ns`, polled often, on a directory of its own.
 fn frr_in(ns: &Netns, name: &str) -> FrrBgp {
-    let dir = std::env::temp_dir().join(format!("calico-frr-{name}-{}", std::process::id()));
+    let dir = dir_of(name);
     let _ = std::fs::remove_dir_all(&dir);
     let mut c = FrrConfig::new(dir);
     c.netns = Some(ns.path().into());
@@ -113,6 +129,12 @@ async fn pair(name: &str, asn_b: u32) {
         nets(r) == prefixes(&["fd00:65::/122"])
     })
     .await;
+    let running = vtysh(name, "show running-config");
+    assert!(
+        !running.contains("10.65.0.0/26"),
+        "network and prefix-list entry gone:\n{running}"
+    );
+    assert!(running.contains("fd00:65::/122"), "{running}");
     let after = frr.peer_status().await.unwrap();
     assert!(all_up(&after, 2), "{after:?}");
     for (a, b) in after.iter().zip(&peers) {
@@ -268,15 +290,8 @@ async fn frr_md5_bfd_and_graceful_restart() {
         via(r, "10.65.0.0/26", A4)
     })
     .await;
-    let dir = std::env::temp_dir().join(format!("calico-frr-md5-{}", std::process::id()));
-    let vty = dir.display().to_string();
-    let bfd_peer = || {
-        let out = std::process::Command::new("vtysh")
-            .args(["--vty_socket", &vty, "-c", "show bfd peers json"])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let dir = dir_of("md5");
+    let bfd_peer = || vtysh("md5", "show bfd peers json");
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while !bfd_peer().contains("\"status\":\"up\"") {
         assert!(std::time::Instant::now() < deadline, "{}", bfd_peer());

@@ -247,3 +247,177 @@ fn check_peer(peer: &PeerConfig) -> Result<(), ConfError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use calico_core::dataplane::BfdConfig;
+    use calico_core::model::AsNumber;
+    use std::time::Duration;
+
+    fn peer(address: &str, remote_as: u32) -> PeerConfig {
+        PeerConfig {
+            address: address.parse().unwrap(),
+            remote_as: AsNumber(remote_as),
+            password: None,
+            hold_time: 9,
+            passive: false,
+            route_reflector_client: false,
+            bfd: None,
+        }
+    }
+
+    fn settings() -> BgpSettings {
+        let mut rr = peer("192.0.2.2", 64512);
+        rr.password = Some("s3cret!#x".into());
+        rr.passive = true;
+        rr.route_reflector_client = true;
+        rr.bfd = Some(BfdConfig {
+            min_tx: Duration::from_millis(200),
+            min_rx: Duration::from_millis(250),
+            multiplier: 4,
+        });
+        BgpSettings {
+            local_as: AsNumber(64512),
+            router_id: "192.0.2.1".parse().unwrap(),
+            listen_port: 179,
+            cluster_id: Some("1.1.1.1".parse().unwrap()),
+            peers: [rr, peer("fd00::2", 4_200_000_000)].into(),
+        }
+    }
+
+    fn exports() -> BTreeSet<IpNet> {
+        ["10.65.0.0/26", "fd00:65::/122"]
+            .iter()
+            .map(|n| n.parse().unwrap())
+            .collect()
+    }
+
+    /// FRR's own parser (`vtysh -C` only parses): mandatory where the privileged tests are
+    /// (CI installs FRR), skipped elsewhere when vtysh is missing.
+    fn frr_parses(c: &str) -> Option<Result<(), String>> {
+        if std::process::Command::new("vtysh")
+            .arg("--help")
+            .output()
+            .is_err()
+        {
+            let mandatory = std::env::var("CALICO_PRIVILEGED_TESTS").as_deref() == Ok("1");
+            assert!(
+                !mandatory,
+                "vtysh is not installed (make deps installs frr)"
+            );
+            eprintln!("FRR's parser skipped: vtysh not installed");
+            return None;
+        }
+        let file = std::env::temp_dir().join(format!("calico-frr-conf-{}", std::process::id()));
+        std::fs::write(&file, c).unwrap();
+        let out = std::process::Command::new("vtysh")
+            .arg("-C")
+            .arg("-f")
+            .arg(&file)
+            .output()
+            .unwrap();
+        let _ = std::fs::remove_file(&file);
+        let said = String::from_utf8_lossy(&out.stderr).into_owned();
+        Some(if out.status.success() {
+            Ok(())
+        } else {
+            Err(said)
+        })
+    }
+
+    #[test]
+    fn everything_the_model_says_is_written_and_frr_parses_it() {
+        let c = render(&settings(), &exports(), Path::new("/run/x/frr.log")).unwrap();
+        for want in [
+            "router bgp 64512\n bgp router-id 192.0.2.1\n",
+            " bgp graceful-restart\n",
+            " bgp cluster-id 1.1.1.1\n",
+            " neighbor 192.0.2.2 remote-as 64512\n",
+            " neighbor 192.0.2.2 timers 3 9\n",
+            " neighbor 192.0.2.2 passive\n",
+            " neighbor 192.0.2.2 password s3cret!#x\n",
+            " neighbor 192.0.2.2 bfd profile calico-192-0-2-2\n",
+            " profile calico-192-0-2-2\n  detect-multiplier 4\n  receive-interval 250\n  transmit-interval 200\n",
+            "  neighbor 192.0.2.2 route-reflector-client\n",
+            " neighbor fd00::2 remote-as 4200000000\n",
+            "  neighbor fd00::2 route-map CALICO-EXPORT6 out\n",
+            "  network 10.65.0.0/26\n",
+            "  network fd00:65::/122\n",
+            "ip prefix-list CALICO-EXPORTS4 permit 10.65.0.0/26\n",
+            "ipv6 prefix-list CALICO-EXPORTS6 permit fd00:65::/122\n",
+            "route-map CALICO-EXPORT4 permit 20\n",
+            "  maximum-paths 16\n  maximum-paths ibgp 16\n",
+        ] {
+            assert!(c.contains(want), "missing {want:?} in\n{c}");
+        }
+        assert_eq!(
+            c.matches(" bfd\n").count(),
+            1,
+            "BFD for one peer only:\n{c}"
+        );
+        assert!(!c.contains("fd00::2 password"), "{c}");
+        if let Some(parsed) = frr_parses(&c) {
+            assert_eq!(parsed, Ok(()), "{c}");
+            let broken = c.replace("maximum-paths ibgp 16", "maximum-paths ibgp lots");
+            assert!(frr_parses(&broken).unwrap().is_err(), "the check can fail");
+        }
+    }
+
+    #[test]
+    fn what_frr_cannot_carry_is_refused_by_field() {
+        let log = Path::new("/run/x/frr.log");
+        let with = |f: &dyn Fn(&mut PeerConfig)| {
+            let mut s = settings();
+            let mut p = s.peers.pop_first().unwrap();
+            f(&mut p);
+            s.peers.insert(p);
+            render(&s, &BTreeSet::new(), log)
+        };
+        let peer: IpAddr = "192.0.2.2".parse().unwrap();
+        for bad in ["two words", "line\nbreak", "", &"x".repeat(81)] {
+            let e = with(&|p| p.password = Some(bad.into())).unwrap_err();
+            assert!(
+                matches!(e, ConfError::Password { peer: a, .. } if a == peer),
+                "{e}"
+            );
+        }
+        assert_eq!(
+            with(&|p| p.hold_time = 2),
+            Err(ConfError::HoldTime { peer, hold: 2 })
+        );
+        for (multiplier, field) in [(1, "bfd.multiplier"), (0, "bfd.multiplier")] {
+            let e = with(&|p| {
+                p.bfd = Some(BfdConfig {
+                    multiplier,
+                    ..p.bfd.unwrap()
+                })
+            });
+            assert!(
+                matches!(e, Err(ConfError::Bfd { field: f, .. }) if f == field),
+                "{e:?}"
+            );
+        }
+        let e = with(&|p| {
+            let b = p.bfd.unwrap();
+            p.bfd = Some(BfdConfig {
+                min_rx: Duration::from_millis(5),
+                ..b
+            })
+        });
+        assert!(
+            matches!(
+                e,
+                Err(ConfError::Bfd {
+                    field: "bfd.minRxIntervalMs",
+                    ..
+                })
+            ),
+            "{e:?}"
+        );
+        assert!(
+            with(&|p| p.hold_time = 0).is_ok(),
+            "hold time 0: no keepalives"
+        );
+    }
+}

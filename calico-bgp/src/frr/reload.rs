@@ -54,7 +54,7 @@ pub fn parse_running(text: &str) -> Running {
                 }
             }
             (0, ["bfd"]) => node = "bfd",
-            (0, [ip, list, "seq", seq, "permit", net])
+            (0, [ip, "prefix-list", list, "seq", seq, "permit", net])
                 if matches!(*ip, "ip" | "ipv6")
                     && (*list == export_list(false) || *list == export_list(true)) =>
             {
@@ -177,4 +177,122 @@ fn remove_in_router(
         c.push_str(" exit-address-family\n");
     }
     c.push_str("exit\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use calico_core::dataplane::PeerConfig;
+    use calico_core::model::AsNumber;
+
+    /// `show running-config` of FRR 8.4 running what the driver wrote.
+    const RUNNING: &str = "Building configuration...
+
+Current configuration:
+!
+frr version 8.4.4
+frr defaults traditional
+log file /tmp/x/frr.log informational
+!
+ip prefix-list CALICO-EXPORTS4 seq 5 permit 10.65.0.0/26
+ip prefix-list CALICO-EXPORTS4 seq 10 permit 10.65.9.0/26
+ip prefix-list OTHER seq 5 permit 10.1.0.0/16
+!
+route-map CALICO-EXPORT4 permit 10
+ match ip address prefix-list CALICO-EXPORTS4
+exit
+!
+route-map CALICO-EXPORT4 permit 20
+exit
+!
+router bgp 64512
+ bgp router-id 10.98.0.1
+ no bgp default ipv4-unicast
+ bgp graceful-restart
+ bgp cluster-id 1.1.1.1
+ neighbor 10.98.0.2 remote-as 64513
+ neighbor 10.98.0.2 password s3cret
+ neighbor 10.98.0.3 remote-as 64513
+ neighbor fd98::2 remote-as 64513
+ !
+ address-family ipv4 unicast
+  network 10.65.0.0/26
+  network 10.65.9.0/26
+  neighbor 10.98.0.2 activate
+ exit-address-family
+exit
+!
+bfd
+ profile calico-10-98-0-3
+  detect-multiplier 3
+ exit
+ !
+exit
+!
+end
+";
+
+    fn settings(peers: &[&str]) -> BgpSettings {
+        BgpSettings {
+            local_as: AsNumber(64512),
+            router_id: "10.98.0.1".parse().unwrap(),
+            listen_port: 179,
+            cluster_id: None,
+            peers: peers
+                .iter()
+                .map(|a| PeerConfig {
+                    address: a.parse().unwrap(),
+                    remote_as: AsNumber(64513),
+                    password: None,
+                    hold_time: 9,
+                    passive: false,
+                    route_reflector_client: false,
+                    bfd: None,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_running_configuration_is_read() {
+        let r = parse_running(RUNNING);
+        assert_eq!(r.routers, [64512].into());
+        assert_eq!(r.neighbors.len(), 3);
+        assert_eq!(r.networks.len(), 2);
+        assert_eq!(r.list_entries.len(), 2, "ours only: {r:?}");
+        assert!(r.reflecting && r.cluster_id && r.graceful_restart);
+        assert_eq!(r.bfd_profiles, ["calico-10-98-0-3".to_string()].into());
+    }
+
+    #[test]
+    fn what_went_is_removed_and_changed_peers_are_reset() {
+        let r = parse_running(RUNNING);
+        let exports: BTreeSet<IpNet> = ["10.65.0.0/26".parse().unwrap()].into();
+        let reset = ["fd98::2".parse().unwrap()].into();
+        let c = removals(&r, &settings(&["10.98.0.2", "fd98::2"]), &exports, &reset);
+        assert_eq!(
+            c,
+            "router bgp 64512\n no neighbor 10.98.0.3\n no neighbor fd98::2\n no bgp cluster-id\n \
+             address-family ipv4 unicast\n  no network 10.65.9.0/26\n exit-address-family\nexit\n\
+             no ip prefix-list CALICO-EXPORTS4 seq 10 permit 10.65.9.0/26\n\
+             no route-map CALICO-EXPORT4 permit 20\nno route-map CALICO-EXPORT6 permit 20\n\
+             bfd\n no profile calico-10-98-0-3\nexit\n"
+        );
+    }
+
+    #[test]
+    fn a_new_as_replaces_the_router_and_nothing_is_left_when_nothing_went() {
+        let r = parse_running(RUNNING);
+        let mut s = settings(&["10.98.0.2"]);
+        s.local_as = AsNumber(64999);
+        let c = removals(&r, &s, &BTreeSet::new(), &BTreeSet::new());
+        assert!(c.starts_with("no router bgp 64512\n"), "{c}");
+        assert!(
+            !c.contains("no neighbor"),
+            "the old router is gone whole: {c}"
+        );
+        let same = Running::default();
+        let c = removals(&same, &settings(&[]), &BTreeSet::new(), &BTreeSet::new());
+        assert_eq!(c, "");
+    }
 }

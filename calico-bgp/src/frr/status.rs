@@ -146,3 +146,88 @@ fn next_hop(path: &Value) -> Option<IpAddr> {
         .filter(|h| h["scope"].as_str().is_none_or(|s| s == "global"))
         .find_map(|h| h["ip"].as_str()?.parse().ok())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Parts of FRR 8.4's `show bgp neighbors json`.
+    const NEIGHBORS: &str = r#"{
+  "10.98.0.2":{"bgpState":"Established","bgpTimerUpEstablishedEpoch":1796352246,
+    "gracefulRestartInfo":{"endOfRibRecv":{"ipv4Unicast":true}},
+    "messageStats":{"updatesSent":4,"updatesRecv":5},
+    "addressFamilyInfo":{"ipv4Unicast":{"acceptedPrefixCounter":2,"sentPrefixCounter":1}},
+    "connectionsEstablished":2,"connectionsDropped":1,"lastResetDueTo":"BGP Notification received",
+    "lastNotificationReason":"Cease/Administrative Reset"},
+  "fd98::2":{"bgpState":"Active","bgpTimerUpEstablishedEpoch":1796352000,
+    "gracefulRestartInfo":{"endOfRibRecv":{"ipv6Unicast":false}},
+    "messageStats":{"updatesSent":0,"updatesRecv":0},
+    "connectionsEstablished":0,"connectionsDropped":0,"lastResetDueTo":"Waiting for peer OPEN"},
+  "fd98::3":{"bgpState":"Established",
+    "gracefulRestartInfo":{"endOfRibRecv":{"ipv6Unicast":false}}}
+}"#;
+
+    #[test]
+    fn neighbors_are_read_with_their_counters() {
+        let peers = parse_neighbors(NEIGHBORS).unwrap();
+        assert_eq!(peers.len(), 3);
+        let up = &peers[0];
+        assert_eq!(up.address, "10.98.0.2".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            (up.state, up.prefixes_received),
+            (PeerState::Established, 2)
+        );
+        assert!(up.end_of_rib_received);
+        assert_eq!(up.last_error.as_deref(), Some("Cease/Administrative Reset"));
+        let c = &up.counters;
+        let since = SystemTime::UNIX_EPOCH + Duration::from_secs(1796352246);
+        assert_eq!(c.established_since, Some(since));
+        assert_eq!(
+            (c.flaps, c.updates_received, c.updates_sent),
+            (Some(1), Some(5), Some(4))
+        );
+        assert_eq!(c.prefixes_advertised, Some(1));
+        let down = &peers[1];
+        assert_eq!(down.state, PeerState::Active);
+        assert!(!down.end_of_rib_received);
+        assert_eq!(down.last_error, None, "no session ended yet");
+        assert_eq!(down.counters.established_since, None);
+        assert_eq!(
+            down.counters.prefixes_advertised, None,
+            "no family up: unknown"
+        );
+        assert!(!peers[2].end_of_rib_received, "End-of-RIB still awaited");
+    }
+
+    /// Parts of `show bgp ipv6 unicast json`: our own network, a route with two multipath
+    /// next hops (global and link-local each), and one whose best path is ours.
+    const ROUTES: &str = r#"{"vrfId":0,"routes":{
+ "fd00:65::/122":[{"valid":true,"bestpath":true,"peerId":"(unspec)","nexthops":[{"ip":"::","scope":"global"}]}],
+ "fd00:70::/64":[
+   {"valid":true,"multipath":true,"peerId":"fd98::3","nexthops":[{"ip":"fd98::3","scope":"global"},{"ip":"fe80::3","scope":"link-local"}]},
+   {"valid":true,"bestpath":true,"multipath":true,"peerId":"fd98::2","nexthops":[{"ip":"fd98::2","scope":"global"},{"ip":"fe80::2","scope":"link-local","used":true}]},
+   {"valid":true,"peerId":"fd98::4","nexthops":[{"ip":"fd98::4","scope":"global"}]}],
+ "fd00:71::/64":[
+   {"valid":true,"bestpath":true,"peerId":"(unspec)","nexthops":[{"ip":"::"}]},
+   {"valid":true,"peerId":"fd98::2","nexthops":[{"ip":"fd98::2"}]}]
+}}"#;
+
+    #[test]
+    fn best_routes_with_every_multipath_next_hop() {
+        let routes = parse_routes(ROUTES).unwrap();
+        let hops: BTreeSet<IpAddr> = ["fd98::2", "fd98::3"]
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect();
+        assert_eq!(
+            routes,
+            vec![LearnedRoute {
+                prefix: "fd00:70::/64".parse().unwrap(),
+                next_hops: hops
+            }]
+        );
+        assert_eq!(parse_routes("{}").unwrap(), vec![], "no BGP instance yet");
+        assert!(parse_routes("% Unknown command").is_err());
+        assert!(parse_neighbors("[]").is_err());
+    }
+}

@@ -123,6 +123,7 @@ fn a_peer_host_that_disappears_is_withdrawn_and_returns() {
     }
     // One after the other: both runs use the same fabric namespace.
     peer_host_disappears_and_returns("bird");
+    peer_host_disappears_and_returns("frr");
     peer_host_disappears_and_returns("native");
 }
 

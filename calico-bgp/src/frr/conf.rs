@@ -158,6 +158,9 @@ fn render_router(c: &mut String, settings: &BgpSettings, exports: &BTreeSet<IpNe
     // Peers are activated in their own family only; our exports need not be in the RIB.
     c.push_str(" no bgp default ipv4-unicast\n no bgp network import-check\n");
     c.push_str(GRACEFUL_RESTART);
+    // No graceful restart after a NOTIFICATION (RFC 8538): a peer whose hold timer expired
+    // is gone, and its routes with it, not kept for the restart time.
+    c.push_str(" no bgp graceful-restart notification\n");
     c.push_str(" bgp bestpath as-path multipath-relax\n");
     if let Some(id) = settings.cluster_id {
         let _ = writeln!(c, " bgp cluster-id {id}");
@@ -331,7 +334,7 @@ mod tests {
         let c = render(&settings(), &exports(), Path::new("/run/x/frr.log")).unwrap();
         for want in [
             "router bgp 64512\n bgp router-id 192.0.2.1\n",
-            " bgp graceful-restart\n",
+            " bgp graceful-restart\n no bgp graceful-restart notification\n",
             " bgp cluster-id 1.1.1.1\n",
             " neighbor 192.0.2.2 remote-as 64512\n",
             " neighbor 192.0.2.2 timers 3 9\n",

@@ -9,7 +9,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use calico_core::dataplane::{LearnedRoute, PeerStatus};
+use calico_core::dataplane::{BackendError, LearnedRoute, PeerState, PeerStatus};
 use tokio::sync::watch;
 
 /// Writes `text` to `path`, readable and writable by the owner only (mode 0600, also when the
@@ -26,15 +26,36 @@ pub(crate) fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
 }
 
 /// What a look at a daemon shows: its learned routes (sorted) and its peerings.
-pub(crate) type Seen = (Vec<LearnedRoute>, Vec<PeerStatus>);
+type Seen = (Vec<LearnedRoute>, Vec<PeerStatus>);
 
 /// A daemon driver the [`Watcher`] can look at.
 #[async_trait]
 pub(crate) trait Observe: Send + Sync + 'static {
     /// How long between two looks.
     fn poll(&self) -> Duration;
-    /// What the daemon reports now; `None` when it cannot be read.
-    async fn observe(&self) -> Option<Seen>;
+    /// The daemon's best learned routes now.
+    async fn routes(&self) -> Result<Vec<LearnedRoute>, BackendError>;
+    /// The daemon's peerings now.
+    async fn peers(&self) -> Result<Vec<PeerStatus>, BackendError>;
+}
+
+/// What the daemon reports now, routes sorted; `None` when it cannot be read.
+async fn observe<D: Observe>(d: &D) -> Option<Seen> {
+    let mut routes = d.routes().await.ok()?;
+    routes.sort();
+    Some((routes, d.peers().await.ok()?))
+}
+
+/// A peering's state as BIRD and FRR name it (RFC 4271's names; anything else is Idle).
+pub(crate) fn peer_state(s: &str) -> PeerState {
+    match s {
+        "Established" => PeerState::Established,
+        "Connect" => PeerState::Connect,
+        "Active" => PeerState::Active,
+        "OpenSent" => PeerState::OpenSent,
+        "OpenConfirm" => PeerState::OpenConfirm,
+        _ => PeerState::Idle,
+    }
 }
 
 /// The news of one driver, and the task that makes it (started by the first subscriber,
@@ -95,7 +116,7 @@ async fn watch_daemon<D: Observe>(driver: Weak<D>, news: Arc<watch::Sender<u64>>
     loop {
         let Some(d) = driver.upgrade() else { return };
         let poll = d.poll();
-        if let Some(seen) = d.observe().await {
+        if let Some(seen) = observe(&*d).await {
             if last.as_ref() != Some(&seen) {
                 last = Some(seen);
                 news.send_modify(|n| *n = n.wrapping_add(1));

@@ -51,7 +51,7 @@ use ipnet::IpNet;
 use tokio::process::Child;
 use tokio::sync::{watch, Mutex};
 
-use crate::daemon::{write_private, Observe, Seen, Watcher};
+use crate::daemon::{write_private, Observe, Watcher};
 
 /// Where and how FRR runs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -366,10 +366,12 @@ impl Observe for Driver {
         self.config.poll
     }
 
-    async fn observe(&self) -> Option<Seen> {
-        let mut routes = self.learned_routes().await.ok()?;
-        routes.sort();
-        Some((routes, self.peer_status().await.ok()?))
+    async fn routes(&self) -> Result<Vec<LearnedRoute>, BackendError> {
+        self.learned_routes().await
+    }
+
+    async fn peers(&self) -> Result<Vec<PeerStatus>, BackendError> {
+        self.peer_status().await
     }
 }
 

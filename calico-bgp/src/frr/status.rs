@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
+use crate::daemon::peer_state;
 use calico_core::dataplane::{LearnedRoute, PeerCounters, PeerState, PeerStatus};
 use serde_json::Value;
 
@@ -18,9 +19,9 @@ pub struct StatusError {
     pub why: String,
 }
 
-fn object<'a>(
+fn object(
     command: &'static str,
-    text: &'a str,
+    text: &str,
 ) -> Result<serde_json::Map<String, Value>, StatusError> {
     match serde_json::from_str::<Value>(text.trim()) {
         Ok(Value::Object(map)) => Ok(map),
@@ -45,7 +46,7 @@ pub fn parse_neighbors(text: &str) -> Result<Vec<PeerStatus>, StatusError> {
 }
 
 fn neighbor(address: IpAddr, n: &Value) -> PeerStatus {
-    let state = state(n["bgpState"].as_str().unwrap_or(""));
+    let state = peer_state(n["bgpState"].as_str().unwrap_or(""));
     let families = n["addressFamilyInfo"].as_object();
     let sum = |key: &str| -> Option<u64> {
         families.map(|f| f.values().filter_map(|af| af[key].as_u64()).sum())
@@ -86,17 +87,6 @@ fn last_error(n: &Value) -> Option<String> {
         .as_str()
         .filter(|_| dropped > 0)
         .map(str::to_string)
-}
-
-fn state(s: &str) -> PeerState {
-    match s {
-        "Established" => PeerState::Established,
-        "Connect" => PeerState::Connect,
-        "Active" => PeerState::Active,
-        "OpenSent" => PeerState::OpenSent,
-        "OpenConfirm" => PeerState::OpenConfirm,
-        _ => PeerState::Idle,
-    }
 }
 
 /// The routes learned from peers in `show bgp <family> unicast json`: those whose best path

@@ -34,14 +34,18 @@ fn vtysh(name: &str, command: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// An FRR driver in `ns`, polled often, on a directory of its own.
-fn frr_in(ns: &Netns, name: &str) -> FrrBgp {
-    let dir = dir_of(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut c = FrrConfig::new(dir);
+/// The configuration of an FRR driver in `ns`, polled often, on the directory of test `name`.
+fn config_in(ns: &Netns, name: &str) -> FrrConfig {
+    let mut c = FrrConfig::new(dir_of(name));
     c.netns = Some(ns.path().into());
     c.poll = Duration::from_millis(200);
-    FrrBgp::new(c).unwrap()
+    c
+}
+
+/// An FRR driver in `ns` on a fresh directory.
+fn frr_in(ns: &Netns, name: &str) -> FrrBgp {
+    let _ = std::fs::remove_dir_all(dir_of(name));
+    FrrBgp::new(config_in(ns, name)).unwrap()
 }
 
 /// Waits (at most `secs`) until `check` holds for the backend's routes and peers.
@@ -83,12 +87,17 @@ fn nets(routes: &[LearnedRoute]) -> BTreeSet<IpNet> {
 /// FRR in A (AS 64512) and our speaker in B (AS `asn_b`) over IPv4 and IPv6.
 async fn pair(name: &str, asn_b: u32) {
     let link = Link::new(name);
-    let frr = frr_in(&link.a, name);
+    let _ = std::fs::remove_dir_all(dir_of(name));
+    let mut config = config_in(&link.a, name);
+    config.stop_on_drop = false;
+    let frr = FrrBgp::new(config).unwrap();
     let speaker = speaker_at(&link.b, "::");
-    let frr_peers = vec![peer(B4, asn_b, HOLD), peer(B6, asn_b, HOLD)];
-    frr.configure(&settings(64512, A4, frr_peers.clone()))
-        .await
-        .unwrap();
+    let frr_settings = settings(
+        64512,
+        A4,
+        vec![peer(B4, asn_b, HOLD), peer(B6, asn_b, HOLD)],
+    );
+    frr.configure(&frr_settings).await.unwrap();
     frr.set_exports(&prefixes(&["10.65.0.0/26", "fd00:65::/122"]))
         .await
         .unwrap();
@@ -137,22 +146,17 @@ async fn pair(name: &str, asn_b: u32) {
     assert!(running.contains("fd00:65::/122"), "{running}");
     let after = frr.peer_status().await.unwrap();
     assert!(all_up(&after, 2), "{after:?}");
-    for (a, b) in after.iter().zip(&peers) {
-        // FRR derives the epoch from the uptime: it may move by a second.
-        let (a_since, b_since) = (a.counters.established_since, b.counters.established_since);
-        let moved = a_since
-            .unwrap()
-            .duration_since(b_since.unwrap())
-            .unwrap_or_default();
-        assert!(
-            moved <= Duration::from_secs(1),
-            "a reload keeps sessions up: {a:?}"
-        );
-        assert_eq!(
-            a.counters.flaps, b.counters.flaps,
-            "a reload keeps sessions up: {a:?}"
-        );
-    }
+    assert_kept(&after, &peers);
+
+    // The agent restarts, FRR keeps running: a new driver adopts it, the sessions stay.
+    drop(frr);
+    let frr = FrrBgp::new(config_in(&link.a, name)).unwrap();
+    frr.configure(&frr_settings).await.unwrap();
+    frr.set_exports(&prefixes(&["fd00:65::/122"]))
+        .await
+        .unwrap();
+    assert_kept(&frr.peer_status().await.unwrap(), &peers);
+    assert_eq!(nets(&frr.learned_routes().await.unwrap()).len(), 2);
 
     // A removed peering goes from FRR's running configuration.
     frr.configure(&settings(64512, A4, vec![peer(B4, asn_b, HOLD)]))
@@ -162,6 +166,23 @@ async fn pair(name: &str, asn_b: u32) {
         all_up(p, 1) && p[0].address.is_ipv4() && nets(r) == prefixes(&["10.65.1.0/26"])
     })
     .await;
+    drop(link); // and the daemons in it
+    let _ = std::fs::remove_dir_all(dir_of(name));
+}
+
+/// Every session of `before` is still up in `after`, never dropped in between.
+fn assert_kept(after: &[PeerStatus], before: &[PeerStatus]) {
+    assert!(all_up(after, before.len()), "{after:?}");
+    for (a, b) in after.iter().zip(before) {
+        // FRR derives the epoch from the uptime: it may move by a second.
+        let (a_since, b_since) = (a.counters.established_since, b.counters.established_since);
+        let moved = a_since
+            .unwrap()
+            .duration_since(b_since.unwrap())
+            .unwrap_or_default();
+        assert!(moved <= Duration::from_secs(1), "session kept: {a:?}");
+        assert_eq!(a.counters.flaps, b.counters.flaps, "session kept: {a:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -241,6 +262,8 @@ async fn frr_reflects_between_clients_and_uses_both_paths() {
         route(r, "10.65.3.0/26").is_none()
     })
     .await;
+    drop(frr);
+    let _ = std::fs::remove_dir_all(dir_of("rr"));
 }
 
 /// The daemons' pid, from the pid file FRR writes in the driver's directory.

@@ -266,6 +266,41 @@ async fn frr_reflects_between_clients_and_uses_both_paths() {
     let _ = std::fs::remove_dir_all(dir_of("rr"));
 }
 
+/// eBGP multipath across neighbor ASes: the same prefix from our speaker (AS 64513) and from
+/// a second, hand-configured FRR (AS 64514) is used through both (Calico's fabrics announce
+/// one prefix from several ASes; FRR alone would take one path).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frr_uses_both_paths_from_two_neighbor_ases() {
+    if !privileged("frr_uses_both_paths_from_two_neighbor_ases") {
+        return;
+    }
+    let lan = Lan::new("frx", 3);
+    let frr = frr_in(&lan.hosts[0], "ecmp");
+    let (a, b, c) = (Lan::address(1), Lan::address(2), Lan::address(3));
+    let peers = vec![peer(&b, 64513, HOLD), peer(&c, 64514, HOLD)];
+    frr.configure(&settings(64512, &a, peers)).await.unwrap();
+    let speaker = speaker_at(&lan.hosts[1], &b);
+    let ours = settings(64513, &b, vec![peer(&a, 64512, HOLD)]);
+    speaker.configure(&ours).await.unwrap();
+    speaker
+        .set_exports(&prefixes(&["10.71.0.0/24"]))
+        .await
+        .unwrap();
+    let conf = format!(
+        "frr defaults traditional\nrouter bgp 64514\n bgp router-id {c}\n \
+         no bgp ebgp-requires-policy\n no bgp network import-check\n \
+         neighbor {a} remote-as 64512\n neighbor {a} timers 3 {HOLD}\n \
+         address-family ipv4 unicast\n  network 10.71.0.0/24\n exit-address-family\nexit\n"
+    );
+    let _other = speaker_support::frr::Frr::start(&lan.hosts[2], &conf);
+    wait_for(&frr, 20, "both ASes' paths", |r, p| {
+        all_up(p, 2) && route(r, "10.71.0.0/24").is_some_and(|r| r.next_hops == hops(&[&b, &c]))
+    })
+    .await;
+    drop(frr);
+    let _ = std::fs::remove_dir_all(dir_of("ecmp"));
+}
+
 /// The daemons' pid, from the pid file FRR writes in the driver's directory.
 fn pid_of(dir: &Path, daemon: &str) -> String {
     std::fs::read_to_string(dir.join(format!("{daemon}.pid")))

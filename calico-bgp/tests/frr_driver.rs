@@ -310,8 +310,9 @@ fn pid_of(dir: &Path, daemon: &str) -> String {
 }
 
 /// MD5: a wrong password never establishes, the right one does; BFD runs with the timers
-/// asked for; and FRR, killed, is a restarting speaker our speaker keeps the routes of
-/// (graceful restart, RFC 4724), which it would drop at once without it.
+/// asked for; FRR, killed, is a restarting speaker our speaker keeps the routes of
+/// (graceful restart, RFC 4724), which it would drop at once without it; and the driver
+/// starts FRR again at the next change.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frr_md5_bfd_and_graceful_restart() {
     if !privileged("frr_md5_bfd_and_graceful_restart") {
@@ -384,6 +385,15 @@ async fn frr_md5_bfd_and_graceful_restart() {
         via(&routes, "10.65.0.0/26", A4),
         "FRR restarting: its route kept, {routes:?}"
     );
+    // The next change starts FRR anew (zebra and bfdd of the old start stopped first), and
+    // the session and the route come back.
+    frr.set_exports(&prefixes(&["10.65.0.0/26", "10.65.5.0/26"]))
+        .await
+        .unwrap();
+    wait_routes(&speaker, 20, "FRR back with both routes", |r| {
+        via(r, "10.65.0.0/26", A4) && via(r, "10.65.5.0/26", A4)
+    })
+    .await;
     drop(frr);
     let _ = std::fs::remove_dir_all(&dir);
 }

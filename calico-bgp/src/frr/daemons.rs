@@ -36,7 +36,7 @@ pub fn give(config: &FrrConfig, path: &Path) -> Result<(), BackendError> {
         .map_err(|e| unavailable(format!("cannot chown {}: {e}", path.display())))
 }
 
-/// Starts one daemon on `frr.conf` (`port`: bgpd's listening port).
+/// Starts one daemon (`port`: bgpd's listening port).
 pub fn start(config: &FrrConfig, daemon: &str, port: u16) -> Result<Child, BackendError> {
     let dir = &config.dir;
     let path = |f: &str| dir.join(f);
@@ -49,9 +49,11 @@ pub fn start(config: &FrrConfig, daemon: &str, port: u16) -> Result<Child, Backe
         }
         None => Command::new(&binary),
     };
+    // No configuration at start: a daemon reading the integrated file gives up on nodes of
+    // other daemons; the driver applies it with vtysh once all three are up, as FRR's own
+    // init script does (`vtysh -b`).
     c.args(["-u", &config.user, "-g", &config.user, "-P", "0"])
-        .arg("-f")
-        .arg(path("frr.conf"))
+        .args(["-f", "/dev/null"])
         .arg("-i")
         .arg(path(&format!("{daemon}.pid")))
         .arg("-z")
@@ -69,6 +71,51 @@ pub fn start(config: &FrrConfig, daemon: &str, port: u16) -> Result<Child, Backe
         .kill_on_drop(config.stop_on_drop)
         .spawn()
         .map_err(|e| unavailable(format!("cannot start {}: {e}", binary.display())))
+}
+
+/// Stops what is left of an earlier start on the driver's directory (say, zebra and bfdd
+/// when bgpd died), so that a new start does not find them in its way: every daemon whose
+/// pid file in the directory names a live process of that daemon's name gets SIGTERM, then
+/// SIGKILL if still there after a second.
+pub async fn stop_leftovers(config: &FrrConfig) {
+    let live = |pid: i32, daemon: &str| {
+        std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == daemon)
+    };
+    let mut pids = Vec::new();
+    for d in DAEMONS {
+        let file = config.dir.join(format!("{d}.pid"));
+        let Some(pid) = std::fs::read_to_string(file)
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if pid > 0 && live(pid, d) {
+            tracing::info!(
+                daemon = d,
+                pid,
+                "stopping what is left of an earlier FRR start"
+            );
+            // SAFETY: kill(2) on a process our earlier start wrote to our own pid file.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+            pids.push((pid, d));
+        }
+    }
+    for d in DAEMONS {
+        // Sockets of dead daemons: their absence tells that a new start is not up yet.
+        let _ = std::fs::remove_file(config.dir.join(format!("{d}.vty")));
+    }
+    for _ in 0..10 {
+        if pids.iter().all(|(p, d)| !live(*p, d)) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    for (pid, d) in pids.into_iter().filter(|(p, d)| live(*p, d)) {
+        // SAFETY: as above.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        tracing::warn!(daemon = d, pid, "killed: it did not stop on SIGTERM");
+    }
 }
 
 /// Runs `vtysh` on the driver's daemons with `args`; its output, or an error with what FRR

@@ -271,7 +271,8 @@ impl Driver {
         Ok(())
     }
 
-    /// Starts zebra, bfdd and bgpd on `candidate` (become `frr.conf`), and waits for bgpd.
+    /// Starts zebra, bfdd and bgpd, waits for them, and applies `candidate` (become
+    /// `frr.conf`) with vtysh.
     async fn start(
         &self,
         state: &mut State,
@@ -281,7 +282,11 @@ impl Driver {
         let conf = self.path("frr.conf");
         std::fs::rename(candidate, &conf)
             .map_err(|e| unavailable(format!("cannot replace {}: {e}", conf.display())))?;
-        state.children.clear();
+        for mut child in state.children.drain(..) {
+            let _ = child.kill().await;
+        }
+        daemons::stop_leftovers(&self.config).await;
+        state.adopted = false;
         for d in daemons::DAEMONS {
             let child = daemons::start(&self.config, d, settings.listen_port)?;
             state.children.push(child);
@@ -289,7 +294,14 @@ impl Driver {
         state.port = Some(settings.listen_port);
         for _ in 0..50 {
             tokio::time::sleep(Duration::from_millis(100)).await;
-            if self.vtysh(&["-c", "show bgp summary json"]).await.is_ok() {
+            let vty = |d: &str| self.path(&format!("{d}.vty")).exists();
+            if daemons::DAEMONS.iter().all(|d| vty(d))
+                && self.vtysh(&["-c", "show bgp summary json"]).await.is_ok()
+            {
+                let file = conf.to_string_lossy();
+                self.vtysh(&["-f", &file])
+                    .await
+                    .map_err(|e| unavailable(format!("applying {file}: {e}")))?;
                 tracing::info!(dir = %self.config.dir.display(), "FRR started");
                 return Ok(());
             }

@@ -12,6 +12,10 @@
 //! * bgpd installs nothing in the kernel (`--no_kernel`): the driver reads the best routes
 //!   and their multipath next hops from bgpd (`show bgp … json`), and the agent programs them.
 //!
+//! The daemons start without configuration; once all three answer, the driver applies
+//! `frr.conf` with `vtysh -f`, as FRR's init script does with `vtysh -b`. Daemons that died
+//! are started anew at the next change (what is left of them stopped first).
+//!
 //! A new configuration is checked by vtysh's dry run (`vtysh -C`), then applied to the
 //! running daemons with `vtysh -f`: first the removal of what the running configuration has
 //! and the new one has not ([`reload`]), then the new configuration, whose commands already

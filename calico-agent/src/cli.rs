@@ -14,6 +14,8 @@ pub enum BgpChoice {
     Native,
     /// A BIRD 2 daemon driven through `--bird-dir`.
     Bird,
+    /// FRR's zebra, bfdd and bgpd, run as user `frr` and driven through `--frr-dir`.
+    Frr,
     /// No BGP: routes to other hosts come from elsewhere.
     None,
 }
@@ -125,6 +127,15 @@ pub struct Options {
         env = "CALICO_AGENT_BIRD_DIR"
     )]
     pub bird_dir: PathBuf,
+
+    /// The directory for FRR's configuration, pid files and vty sockets (`--bgp frr`); the
+    /// host's own FRR (`/etc/frr`) is left alone.
+    #[arg(
+        long,
+        default_value = "/run/calico-rs/frr",
+        env = "CALICO_AGENT_FRR_DIR"
+    )]
+    pub frr_dir: PathBuf,
 
     /// The nftables table (family inet) the agent owns.
     #[arg(long, default_value = "calico", env = "CALICO_AGENT_NFT_TABLE")]
@@ -276,6 +287,11 @@ mod tests {
         let o = parse(&[]).unwrap();
         assert_eq!(o.bgp_choice(), BgpChoice::Bird);
         assert_eq!(o.graceful_restart(), Some(Duration::from_secs(120)));
+        let o = parse(&["--bgp", "frr", "--frr-dir", "/run/x"]).unwrap();
+        assert_eq!(
+            (o.bgp_choice(), o.frr_dir.to_str()),
+            (BgpChoice::Frr, Some("/run/x"))
+        );
         let o = parse(&["--no-bgp", "--no-graceful-restart"]).unwrap();
         assert_eq!(o.bgp_choice(), BgpChoice::None);
         assert_eq!(o.graceful_restart(), None);

@@ -6,7 +6,7 @@ mod support;
 use std::time::Duration;
 
 use calico_netns::fixtures::privileged;
-use support::{endpoints_yaml, fabric, peered_pair_yaml, wait_until, Host};
+use support::{endpoints_yaml, fabric, http_get, peered_pair_yaml, wait_until, Host};
 
 /// 40 workload endpoints, of which the first two exist as namespaces (the others' interfaces
 /// never appear: the agent must program what it can and keep going).
@@ -123,6 +123,7 @@ fn a_peer_host_that_disappears_is_withdrawn_and_returns() {
     }
     // One after the other: both runs use the same fabric namespace.
     peer_host_disappears_and_returns("bird");
+    peer_host_disappears_and_returns("frr");
     peer_host_disappears_and_returns("native");
 }
 
@@ -143,7 +144,14 @@ fn peer_host_disappears_and_returns(bgp: &str) {
     for h in [&ha, &hb] {
         h.write("cluster.yaml", &cluster);
     }
-    let args = ["--bgp", bgp, "--http", "127.0.0.1:0", "--resync-secs", "2"];
+    let args = [
+        "--bgp",
+        bgp,
+        "--http",
+        "127.0.0.1:9091",
+        "--resync-secs",
+        "2",
+    ];
     ha.start_agent(&args);
     hb.start_agent(&args);
     let b_route = |h: &Host| h.routes().contains("10.67.2.10 via 192.168.79.2");
@@ -154,6 +162,22 @@ fn peer_host_disappears_and_returns(bgp: &str) {
         "{bgp}: A learns B's workload and reaches it\n{}\n{}",
         ha.log(),
         hb.log()
+    );
+    // A's per-peer metrics show the session with B, from whatever the backend reports.
+    let metric = |m: &str| format!("calico_agent_bgp_peer_{m}{{peer=\"192.168.79.2\"}}");
+    let mut wanted = vec![format!("{} 1\n", metric("up"))];
+    if bgp == "frr" {
+        wanted.push(metric("updates_received_total"));
+        wanted.push(metric("prefixes_advertised"));
+    }
+    let scraped = wait_until(Duration::from_secs(10), || {
+        let text = http_get(&ha, "/metrics");
+        wanted.iter().all(|w| text.contains(w))
+    });
+    assert!(
+        scraped.is_some(),
+        "{bgp}: {wanted:?} in A's metrics:\n{}",
+        http_get(&ha, "/metrics")
     );
     // B disappears: its uplink goes dark first (nothing it sends reaches A any more, as when
     // a host loses power), then its agent and BGP daemon die.

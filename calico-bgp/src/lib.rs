@@ -10,6 +10,7 @@
 //! * [`bfd`]: Bidirectional Forwarding Detection (RFC 5880/5881) for the speaker's peerings:
 //!   a dead peer's routes go within a second instead of a hold time.
 //! * [`bird`]: [`bird::BirdBgp`], the same trait driving a BIRD 2 daemon, as Calico does.
+//! * [`frr`]: [`frr::FrrBgp`], the same trait driving FRR's zebra, bfdd and bgpd.
 //!
 //! Nothing here depends on a dataplane crate: what is system-specific is injected. The
 //! speaker takes its sockets from a [`speaker::socket::SocketOpener`] (by default the
@@ -19,6 +20,8 @@
 
 pub mod bfd;
 pub mod bird;
+mod daemon;
+pub mod frr;
 pub mod packet;
 pub mod rib;
 pub mod session;

@@ -1,10 +1,12 @@
 //! The backends the daemon runs: the Linux FIB and ACL table, and the BGP backend the command
-//! line picks (the native speaker, with graceful restart as the kernel's routes say, or BIRD).
+//! line picks (the native speaker, with graceful restart as the kernel's routes say, BIRD or
+//! FRR).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use calico_bgp::bird::BirdConfig;
+use calico_bgp::frr::{FrrBgp, FrrConfig};
 use calico_bgp::speaker::{GracefulRestartOptions, Speaker, SpeakerError, SpeakerOptions};
 use calico_core::agent::AgentBuilder;
 use calico_core::dataplane::ir::Ruleset;
@@ -103,6 +105,11 @@ pub fn with_bgp(
             let mut config = BirdConfig::new(&o.bird_dir);
             config.stop_on_drop = false;
             Some(Arc::new(bird_bgp(config).map_err(|e| e.to_string())?))
+        }
+        BgpChoice::Frr => {
+            let mut config = FrrConfig::new(&o.frr_dir);
+            config.stop_on_drop = false;
+            Some(Arc::new(FrrBgp::new(config).map_err(|e| e.to_string())?))
         }
         BgpChoice::None => None,
     };

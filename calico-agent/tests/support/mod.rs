@@ -84,7 +84,8 @@ impl Host {
         self.start_agent_with(&args);
     }
 
-    /// Starts the agent with `args` (and `--node`, `--bird-dir`), whatever its datastore.
+    /// Starts the agent with `args` (and `--node`, `--bird-dir`, `--frr-dir`), whatever its
+    /// datastore.
     pub fn start_agent_with(&mut self, args: &[&str]) {
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -101,6 +102,8 @@ impl Host {
             .args(["--node", &self.name])
             .arg("--bird-dir")
             .arg(self.dir.join("bird"))
+            .arg("--frr-dir")
+            .arg(self.dir.join("frr"))
             .args(args)
             .stdout(Stdio::null())
             .stderr(log)

@@ -2,6 +2,7 @@
 
 use std::net::IpAddr;
 
+use crate::daemon::peer_state;
 use calico_core::dataplane::{PeerCounters, PeerState, PeerStatus};
 
 /// One BGP protocol as `birdc show protocols all` describes it.
@@ -18,7 +19,7 @@ pub fn parse_protocols(text: &str) -> Vec<PeerStatus> {
                 current = Some(PeerStatus {
                     // Filled from "Neighbor address" below.
                     address: IpAddr::from([0, 0, 0, 0]),
-                    state: cols.get(5).map_or(PeerState::Idle, |s| state(s)),
+                    state: cols.get(5).map_or(PeerState::Idle, |s| peer_state(s)),
                     prefixes_received: 0,
                     end_of_rib_received: false,
                     last_error: None,
@@ -30,7 +31,7 @@ pub fn parse_protocols(text: &str) -> Vec<PeerStatus> {
         let Some(p) = current.as_mut() else { continue };
         let line = line.trim();
         if let Some(v) = line.strip_prefix("BGP state:") {
-            p.state = state(v.trim());
+            p.state = peer_state(v.trim());
         } else if let Some(v) = line.strip_prefix("Neighbor address:") {
             if let Ok(a) = v.trim().parse() {
                 p.address = a;
@@ -57,17 +58,6 @@ pub fn parse_protocols(text: &str) -> Vec<PeerStatus> {
         p.end_of_rib_received = p.state == PeerState::Established;
     }
     out
-}
-
-fn state(s: &str) -> PeerState {
-    match s {
-        "Established" => PeerState::Established,
-        "Connect" => PeerState::Connect,
-        "Active" => PeerState::Active,
-        "OpenSent" => PeerState::OpenSent,
-        "OpenConfirm" => PeerState::OpenConfirm,
-        _ => PeerState::Idle,
-    }
 }
 
 #[cfg(test)]

@@ -37,8 +37,7 @@ mod table;
 pub use table::KernelTable;
 
 use std::collections::BTreeSet;
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -51,6 +50,8 @@ use calico_core::dataplane::{
 use ipnet::IpNet;
 use tokio::process::{Child, Command};
 use tokio::sync::{watch, Mutex};
+
+use crate::daemon::{write_private, Observe, Watcher};
 
 /// The kernel's route protocol number for routes BIRD installs (`RTPROT_BIRD`).
 pub const RTPROT_BIRD: u8 = 12;
@@ -107,8 +108,7 @@ struct State {
 /// driver.
 pub struct BirdBgp {
     driver: Arc<Driver>,
-    news: Arc<watch::Sender<u64>>,
-    watcher: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    watcher: Watcher,
 }
 
 /// The driver proper, shared with the task that watches BIRD.
@@ -145,50 +145,8 @@ impl BirdBgp {
         };
         Ok(BirdBgp {
             driver: Arc::new(driver),
-            news: Arc::new(watch::channel(0).0),
-            watcher: std::sync::Mutex::new(None),
+            watcher: Watcher::new("BIRD"),
         })
-    }
-}
-
-impl Drop for BirdBgp {
-    fn drop(&mut self) {
-        if let Ok(mut watcher) = self.watcher.lock() {
-            if let Some(task) = watcher.take() {
-                task.abort();
-            }
-        }
-    }
-}
-
-/// Writes `text` to `path`, readable and writable by the owner only (mode 0600, also when the
-/// file exists already with a looser mode): BIRD's configuration holds the MD5 passwords.
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    file.write_all(text.as_bytes())
-}
-
-/// Looks at BIRD every `poll` while the driver lives; a look that differs from the last one
-/// (the first one included) is news for every subscriber.
-async fn watch_bird(driver: std::sync::Weak<Driver>, news: Arc<watch::Sender<u64>>) {
-    let mut last = None;
-    loop {
-        let Some(d) = driver.upgrade() else { return };
-        let poll = d.config.poll;
-        if let Some(seen) = d.observe().await {
-            if last.as_ref() != Some(&seen) {
-                last = Some(seen);
-                news.send_modify(|n| *n = n.wrapping_add(1));
-            }
-        }
-        drop(d);
-        tokio::time::sleep(poll).await;
     }
 }
 
@@ -345,16 +303,6 @@ impl Driver {
             .collect())
     }
 
-    /// What BIRD reports now, sorted; `None` when it cannot be read.
-    async fn observe(&self) -> Option<(Vec<LearnedRoute>, Vec<PeerStatus>)> {
-        let (mut routes, peers) = (
-            self.learned_routes().await.ok()?,
-            self.peer_status().await.ok()?,
-        );
-        routes.sort();
-        Some((routes, peers))
-    }
-
     async fn peer_status(&self) -> Result<Vec<PeerStatus>, BackendError> {
         {
             let state = self.state.lock().await;
@@ -365,6 +313,21 @@ impl Driver {
         Ok(control::parse_protocols(
             &self.birdc(&["show", "protocols", "all"]).await?,
         ))
+    }
+}
+
+#[async_trait]
+impl Observe for Driver {
+    fn poll(&self) -> Duration {
+        self.config.poll
+    }
+
+    async fn routes(&self) -> Result<Vec<LearnedRoute>, BackendError> {
+        self.learned_routes().await
+    }
+
+    async fn peers(&self) -> Result<Vec<PeerStatus>, BackendError> {
+        self.peer_status().await
     }
 }
 
@@ -383,23 +346,7 @@ impl BgpBackend for BirdBgp {
     }
 
     fn subscribe(&self) -> watch::Receiver<u64> {
-        let receiver = self.news.subscribe();
-        let Ok(mut watcher) = self.watcher.lock() else {
-            return receiver;
-        };
-        if watcher.is_none() {
-            match tokio::runtime::Handle::try_current() {
-                Ok(runtime) => {
-                    let task = watch_bird(Arc::downgrade(&self.driver), self.news.clone());
-                    *watcher = Some(runtime.spawn(task));
-                }
-                Err(_) => tracing::error!(
-                    "BIRD driver subscribed to outside a tokio runtime: \
-                     changes will not be reported until a subscription inside one"
-                ),
-            }
-        }
-        receiver
+        self.watcher.subscribe(&self.driver)
     }
 
     async fn peer_status(&self) -> Result<Vec<PeerStatus>, BackendError> {

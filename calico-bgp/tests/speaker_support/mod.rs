@@ -63,6 +63,42 @@ impl Link {
     }
 }
 
+/// Hosts `1..=n` on one bridge (in a fabric namespace of its own), host `i` at
+/// [`Lan::address`]`(i)` on its `eth0`.
+pub struct Lan {
+    pub fabric: Netns,
+    pub hosts: Vec<Netns>,
+}
+
+impl Lan {
+    pub fn new(name: &str, n: usize) -> Lan {
+        let fabric = Netns::create(&format!("{name}f")).unwrap();
+        fabric
+            .run(&["ip", "link", "add", "br0", "type", "bridge"])
+            .unwrap();
+        fabric.run(&["ip", "link", "set", "br0", "up"]).unwrap();
+        let hosts = (1..=n)
+            .map(|i| {
+                let h = Netns::create(&format!("{name}{i}")).unwrap();
+                let port = format!("h{i}");
+                veth(&h, "eth0", &fabric, &port).unwrap();
+                fabric
+                    .run(&["ip", "link", "set", &port, "master", "br0"])
+                    .unwrap();
+                let cidr = format!("{}/24", Lan::address(i));
+                h.run(&["ip", "addr", "add", &cidr, "dev", "eth0"]).unwrap();
+                h
+            })
+            .collect();
+        Lan { fabric, hosts }
+    }
+
+    /// The IPv4 address of host `i` (from 1).
+    pub fn address(i: usize) -> String {
+        format!("10.98.1.{i}")
+    }
+}
+
 pub fn peer(address: &str, remote_as: u32, hold_time: u16) -> PeerConfig {
     PeerConfig {
         address: address.parse().unwrap(),

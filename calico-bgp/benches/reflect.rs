@@ -74,6 +74,7 @@ fn our_reflector(clients: usize) {
                         passive: true,
                         route_reflector_client: true,
                         bfd: None,
+                        add_path: Default::default(),
                     })
                     .collect(),
             })

@@ -201,6 +201,7 @@ mod tests {
                     passive: true,
                     route_reflector_client: true,
                     bfd: None,
+                    add_path: Default::default(),
                 },
                 PeerConfig {
                     address: "fd00::2".parse().unwrap(),
@@ -210,6 +211,7 @@ mod tests {
                     passive: false,
                     route_reflector_client: false,
                     bfd: None,
+                    add_path: Default::default(),
                 },
             ]
             .into(),

@@ -100,6 +100,7 @@
 //!             passive: false,
 //!             route_reflector_client: false,
 //!             bfd: None,
+//!             add_path: Default::default(),
 //!         }]),
 //!     })
 //!     .await?;
@@ -117,6 +118,7 @@
 //! # }
 //! ```
 
+mod add_path;
 mod listener;
 pub mod md5;
 mod options;

@@ -72,6 +72,7 @@ pub fn peer(address: &str, remote_as: u32, hold_time: u16) -> PeerConfig {
         passive: false,
         route_reflector_client: false,
         bfd: None,
+        add_path: Default::default(),
     }
 }
 

@@ -86,6 +86,7 @@ pub fn bgp_settings(node: &str, model: &Model) -> Option<BgpSettings> {
                         passive: mine > theirs,
                         route_reflector_client: false,
                         bfd: None,
+                        add_path: Default::default(),
                     },
                 );
             }
@@ -110,6 +111,7 @@ pub fn bgp_settings(node: &str, model: &Model) -> Option<BgpSettings> {
                 passive: false,
                 route_reflector_client: is_client(p.peer_ip),
                 bfd: p.bfd,
+                add_path: p.add_path.unwrap_or_default(),
             },
         );
     }

@@ -1,0 +1,162 @@
+//! What a peer that negotiated ADD-PATH send (RFC 7911) is sent: every path of each
+//! prefix's multipath set (the equal-cost best paths of the decision process), each under a
+//! path identifier that stays the same while that path is advertised, instead of the best
+//! path alone; so that ECMP through several planes survives a route reflector in between.
+//!
+//! Unlike the single best path (a function of the Loc-RIB), which identifiers a peer holds
+//! cannot be recomputed after a change, so what each such peer was sent is kept here (its
+//! Adj-RIB-Out), and a change is the difference between that and what it is to have now.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use ipnet::IpNet;
+
+use super::outbound::Batch;
+use crate::packet::{AddPathFamilies, AfiSafi};
+use crate::rib::export::Exporter;
+use crate::rib::hash::BuildRibHasher;
+use crate::rib::{family_of, PeerId, Rib, RouteAttrs};
+
+/// Where an advertised path comes from: a peer's path (peer, its path identifier), or our
+/// own route (`None`).
+type Source = Option<(PeerId, u32)>;
+
+/// One path a peer was sent.
+#[derive(Clone, Debug)]
+struct Sent {
+    source: Source,
+    id: u32,
+    attrs: Arc<RouteAttrs>,
+}
+
+/// The Adj-RIB-Out of a peer on the families it is sent several paths of.
+#[derive(Debug, Default)]
+pub(crate) struct AddPathOut {
+    families: AddPathFamilies,
+    sent: HashMap<IpNet, Vec<Sent>, BuildRibHasher>,
+}
+
+impl AddPathOut {
+    /// Nothing sent yet, on `families`.
+    pub(crate) fn new(families: AddPathFamilies) -> AddPathOut {
+        AddPathOut {
+            families,
+            sent: HashMap::default(),
+        }
+    }
+
+    /// The families the peer is sent several paths of.
+    pub(crate) fn families(&self) -> AddPathFamilies {
+        self.families
+    }
+
+    /// Brings what the peer behind `exporter` holds for `prefixes` (those of other
+    /// families are ignored) up to date with `rib`: the batch to send.
+    pub(crate) fn update(
+        &mut self,
+        rib: &Rib,
+        exporter: &mut Exporter<'_>,
+        prefixes: impl IntoIterator<Item = IpNet>,
+    ) -> Batch {
+        let mut batch = Batch::default();
+        for prefix in prefixes {
+            if !self.families.contains(family_of(&prefix)) {
+                continue;
+            }
+            let wanted = wanted(rib, exporter, &prefix);
+            let old = self.sent.remove(&prefix).unwrap_or_default();
+            let now = diff(prefix, &old, wanted, &mut batch);
+            if !now.is_empty() {
+                self.sent.insert(prefix, now);
+            }
+        }
+        batch
+    }
+
+    /// The whole table of `families` again (session up, ROUTE-REFRESH): what was sent is
+    /// forgotten and every prefix announced afresh.
+    pub(crate) fn table(
+        &mut self,
+        rib: &Rib,
+        exporter: &mut Exporter<'_>,
+        families: &[AfiSafi],
+    ) -> Batch {
+        self.sent.retain(|p, _| !families.contains(&family_of(p)));
+        let candidates: Vec<IpNet> = exporter
+            .candidates()
+            .filter(|p| families.contains(&family_of(p)))
+            .collect();
+        self.update(rib, exporter, candidates)
+    }
+}
+
+/// What the peer is to have for `prefix`: our own route when we export the prefix, else
+/// every member of the multipath set that the export rules let through.
+fn wanted(
+    rib: &Rib,
+    exporter: &mut Exporter<'_>,
+    prefix: &IpNet,
+) -> Vec<(Source, Arc<RouteAttrs>)> {
+    if rib.exports().contains(prefix) {
+        return exporter
+            .local_route_for(prefix)
+            .map(|attrs| (None, attrs))
+            .into_iter()
+            .collect();
+    }
+    rib.best(prefix)
+        .iter()
+        .filter_map(|p| {
+            let attrs = exporter.route_with(prefix, Some(p))?;
+            Some((Some((p.peer, p.path_id)), attrs))
+        })
+        .collect()
+}
+
+/// Puts into `batch` what turns `old` into `wanted` for `prefix`, and returns what the peer
+/// then holds. A path still wanted keeps its identifier (announced again only if its
+/// attributes changed); a new one takes the smallest identifier (from 1) that neither an
+/// old nor a new path uses, so that no withdrawal and announcement of one batch collide.
+fn diff(
+    prefix: IpNet,
+    old: &[Sent],
+    wanted: Vec<(Source, Arc<RouteAttrs>)>,
+    batch: &mut Batch,
+) -> Vec<Sent> {
+    let mut now: Vec<Sent> = Vec::with_capacity(wanted.len());
+    let mut fresh = Vec::new();
+    for (source, attrs) in wanted {
+        match old.iter().find(|s| s.source == source) {
+            Some(s) => {
+                if *s.attrs != *attrs {
+                    batch.announce(prefix, s.id, attrs.clone());
+                }
+                now.push(Sent {
+                    source,
+                    id: s.id,
+                    attrs,
+                });
+            }
+            None => fresh.push((source, attrs)),
+        }
+    }
+    let mut next = 1u32;
+    for (source, attrs) in fresh {
+        while old.iter().chain(&now).any(|s| s.id == next) {
+            next += 1;
+        }
+        batch.announce(prefix, next, attrs.clone());
+        now.push(Sent {
+            source,
+            id: next,
+            attrs,
+        });
+    }
+    for s in old {
+        if !now.iter().any(|n| n.source == s.source) {
+            batch.withdraw(prefix, s.id);
+        }
+    }
+    now
+}

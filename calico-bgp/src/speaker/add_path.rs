@@ -160,3 +160,77 @@ fn diff(
     }
     now
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packet::PathAttributes;
+
+    fn attrs(next_hop: [u8; 4]) -> Arc<RouteAttrs> {
+        Arc::new(RouteAttrs {
+            path: PathAttributes::default(),
+            next_hop: next_hop.into(),
+            link_local: None,
+        })
+    }
+
+    fn from(peer: u32) -> Source {
+        Some((PeerId(peer), 0))
+    }
+
+    const P: &str = "10.65.0.0/26";
+
+    #[test]
+    fn paths_keep_their_identifiers_and_new_ones_take_the_smallest_free() {
+        let prefix: IpNet = P.parse().unwrap();
+        let (a, b, c) = (
+            attrs([10, 0, 0, 1]),
+            attrs([10, 0, 0, 2]),
+            attrs([10, 0, 0, 3]),
+        );
+        let mut batch = Batch::default();
+        let sent = diff(
+            prefix,
+            &[],
+            vec![(from(1), a.clone()), (from(2), b.clone())],
+            &mut batch,
+        );
+        assert_eq!(batch.paths(), (vec![], vec![(prefix, 1), (prefix, 2)]));
+        // Path 1 goes, a third comes: 2 keeps its identifier (not announced again), the
+        // newcomer does not reuse 1 in the batch that withdraws it.
+        let mut batch = Batch::default();
+        let sent = diff(
+            prefix,
+            &sent,
+            vec![(from(2), b.clone()), (from(3), c.clone())],
+            &mut batch,
+        );
+        assert_eq!(batch.paths(), (vec![(prefix, 1)], vec![(prefix, 3)]));
+        // New attributes for a path: announced again under its identifier.
+        let mut batch = Batch::default();
+        let sent = diff(
+            prefix,
+            &sent,
+            vec![(from(2), c.clone()), (from(3), c.clone())],
+            &mut batch,
+        );
+        assert_eq!(batch.paths(), (vec![], vec![(prefix, 2)]));
+        // Nothing changed: nothing sent. Then a new path takes the now free 1.
+        let mut batch = Batch::default();
+        let sent = diff(
+            prefix,
+            &sent,
+            vec![(from(2), c.clone()), (from(3), c.clone())],
+            &mut batch,
+        );
+        assert!(batch.is_empty());
+        let mut batch = Batch::default();
+        let wanted = vec![(from(2), c.clone()), (from(3), c.clone()), (from(4), a)];
+        diff(prefix, &sent, wanted, &mut batch);
+        assert_eq!(batch.paths(), (vec![], vec![(prefix, 1)]));
+        // Everything withdrawn.
+        let mut batch = Batch::default();
+        assert!(diff(prefix, &sent, vec![], &mut batch).is_empty());
+        assert_eq!(batch.paths(), (vec![(prefix, 2), (prefix, 3)], vec![]));
+    }
+}

@@ -137,6 +137,25 @@ impl Batch {
         batch
     }
 
+    /// The withdrawn and announced paths, each sorted (for tests).
+    #[cfg(test)]
+    pub(crate) fn paths(&self) -> (Vec<PathKey>, Vec<PathKey>) {
+        let mut withdrawn: Vec<PathKey> = self
+            .withdraw_v4
+            .iter()
+            .chain(&self.withdraw_v6)
+            .copied()
+            .collect();
+        let mut announced: Vec<PathKey> = self
+            .announce
+            .values()
+            .flat_map(|(_, p)| p.iter().copied())
+            .collect();
+        withdrawn.sort();
+        announced.sort();
+        (withdrawn, announced)
+    }
+
     /// Adds `other`'s withdrawals and announcements to this batch.
     pub(crate) fn merge(&mut self, other: Batch) {
         self.withdraw_v4.extend(other.withdraw_v4);

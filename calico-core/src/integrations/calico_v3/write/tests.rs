@@ -362,11 +362,17 @@ fn unencodable_resources_are_refused_with_the_reason() {
     let e = to_v3(&Resource::BgpPeer(BgpPeer {
         password: None,
         bfd: Some(default_bfd()),
-        add_path: None,
-        ..peer
+        ..peer.clone()
     }))
     .unwrap_err();
     assert_eq!(e.field, "spec.bfd", "{e}");
+    let e = to_v3(&Resource::BgpPeer(BgpPeer {
+        password: None,
+        add_path: Some(crate::dataplane::AddPathConfig::default()),
+        ..peer
+    }))
+    .unwrap_err();
+    assert_eq!(e.field, "spec.addPath", "{e}");
 }
 
 fn default_bfd() -> crate::dataplane::BfdConfig {

@@ -3,7 +3,9 @@
 //!
 //! Layout, chosen for a million prefixes: one hash table per address family keyed by the
 //! compact prefix ([`Ipv4Net`] is 5 bytes). Each entry holds every peer's path for that
-//! prefix — the Adj-RIBs-In, stored by destination as holo-routing does — ordered by the
+//! prefix (several per peer when it sends path identifiers, RFC 7911: a path is keyed by
+//! peer and path identifier) — the Adj-RIBs-In, stored by destination as holo-routing
+//! does — ordered by the
 //! decision process, so the Loc-RIB best path and its ECMP set are the first entries.
 //! Attribute sets are interned and shared with [`Arc`]. The Adj-RIB-Out is not stored: what
 //! a peer is sent is a function of the best path ([`Rib::exporter`]); withdrawals go to

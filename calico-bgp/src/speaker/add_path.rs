@@ -59,6 +59,16 @@ impl AddPathOut {
         exporter: &mut Exporter<'_>,
         prefixes: impl IntoIterator<Item = IpNet>,
     ) -> Batch {
+        self.update_with(rib, exporter, prefixes, false)
+    }
+
+    fn update_with(
+        &mut self,
+        rib: &Rib,
+        exporter: &mut Exporter<'_>,
+        prefixes: impl IntoIterator<Item = IpNet>,
+        resend: bool,
+    ) -> Batch {
         let mut batch = Batch::default();
         for prefix in prefixes {
             if !self.families.contains(family_of(&prefix)) {
@@ -66,7 +76,7 @@ impl AddPathOut {
             }
             let wanted = wanted(rib, exporter, &prefix);
             let old = self.sent.remove(&prefix).unwrap_or_default();
-            let now = diff(prefix, &old, wanted, &mut batch);
+            let now = diff(prefix, &old, wanted, resend, &mut batch);
             if !now.is_empty() {
                 self.sent.insert(prefix, now);
             }
@@ -74,20 +84,30 @@ impl AddPathOut {
         batch
     }
 
-    /// The whole table of `families` again (session up, ROUTE-REFRESH): what was sent is
-    /// forgotten and every prefix announced afresh.
+    /// The whole table of `families` (session up, ROUTE-REFRESH): every path announced
+    /// again under the identifier it already has, and any the peer should no longer hold
+    /// withdrawn.
     pub(crate) fn table(
         &mut self,
         rib: &Rib,
         exporter: &mut Exporter<'_>,
         families: &[AfiSafi],
     ) -> Batch {
-        self.sent.retain(|p, _| !families.contains(&family_of(p)));
-        let candidates: Vec<IpNet> = exporter
+        let mut prefixes: Vec<IpNet> = exporter
             .candidates()
             .filter(|p| families.contains(&family_of(p)))
             .collect();
-        self.update(rib, exporter, candidates)
+        // What the peer holds that the RIB no longer has (it is withdrawn as it should).
+        let held = self
+            .sent
+            .keys()
+            .filter(|p| families.contains(&family_of(p)));
+        let held: Vec<IpNet> = held
+            .filter(|p| rib.best(p).is_empty() && !rib.exports().contains(p))
+            .copied()
+            .collect();
+        prefixes.extend(held);
+        self.update_with(rib, exporter, prefixes, true)
     }
 }
 
@@ -116,12 +136,14 @@ fn wanted(
 
 /// Puts into `batch` what turns `old` into `wanted` for `prefix`, and returns what the peer
 /// then holds. A path still wanted keeps its identifier (announced again only if its
-/// attributes changed); a new one takes the smallest identifier (from 1) that neither an
-/// old nor a new path uses, so that no withdrawal and announcement of one batch collide.
+/// attributes changed, or `resend`); a new one takes the smallest identifier (from 1) that
+/// neither an old nor a new path uses, so that no withdrawal and announcement of one batch
+/// collide.
 fn diff(
     prefix: IpNet,
     old: &[Sent],
     wanted: Vec<(Source, Arc<RouteAttrs>)>,
+    resend: bool,
     batch: &mut Batch,
 ) -> Vec<Sent> {
     let mut now: Vec<Sent> = Vec::with_capacity(wanted.len());
@@ -129,7 +151,7 @@ fn diff(
     for (source, attrs) in wanted {
         match old.iter().find(|s| s.source == source) {
             Some(s) => {
-                if *s.attrs != *attrs {
+                if resend || *s.attrs != *attrs {
                     batch.announce(prefix, s.id, attrs.clone());
                 }
                 now.push(Sent {
@@ -193,6 +215,7 @@ mod tests {
             prefix,
             &[],
             vec![(from(1), a.clone()), (from(2), b.clone())],
+            false,
             &mut batch,
         );
         assert_eq!(batch.paths(), (vec![], vec![(prefix, 1), (prefix, 2)]));
@@ -203,6 +226,7 @@ mod tests {
             prefix,
             &sent,
             vec![(from(2), b.clone()), (from(3), c.clone())],
+            false,
             &mut batch,
         );
         assert_eq!(batch.paths(), (vec![(prefix, 1)], vec![(prefix, 3)]));
@@ -212,6 +236,7 @@ mod tests {
             prefix,
             &sent,
             vec![(from(2), c.clone()), (from(3), c.clone())],
+            false,
             &mut batch,
         );
         assert_eq!(batch.paths(), (vec![], vec![(prefix, 2)]));
@@ -221,16 +246,22 @@ mod tests {
             prefix,
             &sent,
             vec![(from(2), c.clone()), (from(3), c.clone())],
+            false,
             &mut batch,
         );
         assert!(batch.is_empty());
+        // A resend (ROUTE-REFRESH) announces every path again under the same identifiers.
+        let mut batch = Batch::default();
+        let wanted = vec![(from(2), c.clone()), (from(3), c.clone())];
+        diff(prefix, &sent, wanted, true, &mut batch);
+        assert_eq!(batch.paths(), (vec![], vec![(prefix, 2), (prefix, 3)]));
         let mut batch = Batch::default();
         let wanted = vec![(from(2), c.clone()), (from(3), c.clone()), (from(4), a)];
-        diff(prefix, &sent, wanted, &mut batch);
+        diff(prefix, &sent, wanted, false, &mut batch);
         assert_eq!(batch.paths(), (vec![], vec![(prefix, 1)]));
         // Everything withdrawn.
         let mut batch = Batch::default();
-        assert!(diff(prefix, &sent, vec![], &mut batch).is_empty());
+        assert!(diff(prefix, &sent, vec![], false, &mut batch).is_empty());
         assert_eq!(batch.paths(), (vec![(prefix, 2), (prefix, 3)], vec![]));
     }
 }

@@ -7,13 +7,10 @@
 
 mod speaker_support;
 
-use std::collections::BTreeSet;
-use std::net::IpAddr;
-
 use calico_bgp::speaker::Speaker;
-use calico_core::dataplane::{AddPathConfig, BgpBackend, LearnedRoute, PeerConfig};
+use calico_core::dataplane::{AddPathConfig, BgpBackend, PeerConfig};
 use calico_netns::fixtures::{privileged, Netns};
-use speaker_support::bird::Bird;
+use speaker_support::bird::{self, Bird};
 use speaker_support::*;
 
 const AS: u32 = 64512;
@@ -24,12 +21,6 @@ const CLIENT: &str = "127.0.0.4";
 const PLAIN: &str = "127.0.0.5";
 const SERVICE: &str = "10.65.0.0/26";
 
-/// Whether `prefix` is learned with exactly the next hops `hops`.
-fn via_all(routes: &[LearnedRoute], prefix: &str, hops: &[&str]) -> bool {
-    let want: BTreeSet<IpAddr> = hops.iter().map(|h| h.parse().unwrap()).collect();
-    route(routes, prefix).is_some_and(|r| r.next_hops == want)
-}
-
 /// An iBGP peering with ADD-PATH as given.
 fn ibgp(address: &str, rr_client: bool, send: bool, receive: bool) -> PeerConfig {
     PeerConfig {
@@ -37,6 +28,15 @@ fn ibgp(address: &str, rr_client: bool, send: bool, receive: bool) -> PeerConfig
         add_path: AddPathConfig { send, receive },
         ..peer(address, AS, 9)
     }
+}
+
+/// Our reflector for the two hosts and for `clients`, offering ADD-PATH send to those.
+async fn reflector(ns: &Netns, clients: &[&str]) -> Speaker {
+    let reflector = speaker_at(ns, RR);
+    let mut peers = vec![ibgp(H1, true, false, false), ibgp(H2, true, false, false)];
+    peers.extend(clients.iter().map(|c| ibgp(c, true, true, false)));
+    reflector.configure(&settings(AS, RR, peers)).await.unwrap();
+    reflector
 }
 
 /// Our two hosts, each announcing `SERVICE` to `rr` with itself as next hop.
@@ -58,20 +58,7 @@ async fn our_reflector_gives_an_add_path_client_every_equal_path() {
         return;
     }
     let ns = Netns::create("apr").unwrap();
-    let reflector = speaker_at(&ns, RR);
-    reflector
-        .configure(&settings(
-            AS,
-            RR,
-            vec![
-                ibgp(H1, true, false, false),
-                ibgp(H2, true, false, false),
-                ibgp(CLIENT, true, true, false),
-                ibgp(PLAIN, true, true, false),
-            ],
-        ))
-        .await
-        .unwrap();
+    let reflector = reflector(&ns, &[CLIENT, PLAIN]).await;
     let client = speaker_at(&ns, CLIENT);
     client
         .configure(&settings(AS, CLIENT, vec![ibgp(RR, false, false, true)]))
@@ -123,12 +110,9 @@ async fn our_reflector_gives_an_add_path_client_every_equal_path() {
     .await;
 }
 
-/// An iBGP protocol block for a BIRD on a loopback address (bound to it alone), with
-/// `extra` in the block and `channel` as the IPv4 channel's body.
+/// [`bird::ibgp_on_loopback`] in our AS.
 fn bird_ibgp(name: &str, local: &str, neighbor: &str, extra: &str, channel: &str) -> String {
-    format!(
-        "protocol bgp {name} {{\n  local {local} as {AS};\n  neighbor {neighbor} as {AS};\n  strict bind;\n  hold time 9;\n  connect delay time 1;\n  connect retry time 1;\n  error wait time 1, 2;\n{extra}  ipv4 {{ {channel} }};\n}}\n"
-    )
+    bird::ibgp_on_loopback(AS, name, (local, neighbor), extra, channel)
 }
 
 /// The BGP next hops of BIRD's routes for `prefix`, one per route.
@@ -149,19 +133,7 @@ async fn a_bird_client_with_add_paths_rx_gets_both_paths_from_our_reflector() {
         return;
     }
     let ns = Netns::create("apb").unwrap();
-    let reflector = speaker_at(&ns, RR);
-    reflector
-        .configure(&settings(
-            AS,
-            RR,
-            vec![
-                ibgp(H1, true, false, false),
-                ibgp(H2, true, false, false),
-                ibgp(CLIENT, true, true, false),
-            ],
-        ))
-        .await
-        .unwrap();
+    let _reflector = reflector(&ns, &[CLIENT]).await;
     let bird = Bird::start(
         &ns,
         CLIENT,

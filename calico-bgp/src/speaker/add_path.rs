@@ -200,68 +200,54 @@ mod tests {
         Some((PeerId(peer), 0))
     }
 
-    const P: &str = "10.65.0.0/26";
+    type Paths = Vec<(IpNet, u32)>;
+
+    /// One change for the prefix: what the peer then holds, and the batch's withdrawn and
+    /// announced paths.
+    fn step(
+        old: &[Sent],
+        wanted: &[(Source, &Arc<RouteAttrs>)],
+        resend: bool,
+    ) -> (Vec<Sent>, (Paths, Paths)) {
+        let wanted = wanted.iter().map(|(s, a)| (*s, Arc::clone(a))).collect();
+        let mut batch = Batch::default();
+        let now = diff(prefix(), old, wanted, resend, &mut batch);
+        (now, batch.paths())
+    }
+
+    fn prefix() -> IpNet {
+        "10.65.0.0/26".parse().unwrap()
+    }
 
     #[test]
     fn paths_keep_their_identifiers_and_new_ones_take_the_smallest_free() {
-        let prefix: IpNet = P.parse().unwrap();
+        let p = prefix();
         let (a, b, c) = (
             attrs([10, 0, 0, 1]),
             attrs([10, 0, 0, 2]),
             attrs([10, 0, 0, 3]),
         );
-        let mut batch = Batch::default();
-        let sent = diff(
-            prefix,
-            &[],
-            vec![(from(1), a.clone()), (from(2), b.clone())],
-            false,
-            &mut batch,
-        );
-        assert_eq!(batch.paths(), (vec![], vec![(prefix, 1), (prefix, 2)]));
+        let (sent, batch) = step(&[], &[(from(1), &a), (from(2), &b)], false);
+        assert_eq!(batch, (vec![], vec![(p, 1), (p, 2)]));
         // Path 1 goes, a third comes: 2 keeps its identifier (not announced again), the
         // newcomer does not reuse 1 in the batch that withdraws it.
-        let mut batch = Batch::default();
-        let sent = diff(
-            prefix,
-            &sent,
-            vec![(from(2), b.clone()), (from(3), c.clone())],
-            false,
-            &mut batch,
-        );
-        assert_eq!(batch.paths(), (vec![(prefix, 1)], vec![(prefix, 3)]));
+        let (sent, batch) = step(&sent, &[(from(2), &b), (from(3), &c)], false);
+        assert_eq!(batch, (vec![(p, 1)], vec![(p, 3)]));
         // New attributes for a path: announced again under its identifier.
-        let mut batch = Batch::default();
-        let sent = diff(
-            prefix,
-            &sent,
-            vec![(from(2), c.clone()), (from(3), c.clone())],
-            false,
-            &mut batch,
-        );
-        assert_eq!(batch.paths(), (vec![], vec![(prefix, 2)]));
-        // Nothing changed: nothing sent. Then a new path takes the now free 1.
-        let mut batch = Batch::default();
-        let sent = diff(
-            prefix,
-            &sent,
-            vec![(from(2), c.clone()), (from(3), c.clone())],
-            false,
-            &mut batch,
-        );
-        assert!(batch.is_empty());
-        // A resend (ROUTE-REFRESH) announces every path again under the same identifiers.
-        let mut batch = Batch::default();
-        let wanted = vec![(from(2), c.clone()), (from(3), c.clone())];
-        diff(prefix, &sent, wanted, true, &mut batch);
-        assert_eq!(batch.paths(), (vec![], vec![(prefix, 2), (prefix, 3)]));
-        let mut batch = Batch::default();
-        let wanted = vec![(from(2), c.clone()), (from(3), c.clone()), (from(4), a)];
-        diff(prefix, &sent, wanted, false, &mut batch);
-        assert_eq!(batch.paths(), (vec![], vec![(prefix, 1)]));
+        let (sent, batch) = step(&sent, &[(from(2), &c), (from(3), &c)], false);
+        assert_eq!(batch, (vec![], vec![(p, 2)]));
+        // Nothing changed: nothing sent; a resend (ROUTE-REFRESH) announces every path
+        // again under the same identifiers.
+        let (sent, batch) = step(&sent, &[(from(2), &c), (from(3), &c)], false);
+        assert_eq!(batch, (vec![], vec![]));
+        let (sent, batch) = step(&sent, &[(from(2), &c), (from(3), &c)], true);
+        assert_eq!(batch, (vec![], vec![(p, 2), (p, 3)]));
+        // A new path takes the now free 1.
+        let (_, batch) = step(&sent, &[(from(2), &c), (from(3), &c), (from(4), &a)], false);
+        assert_eq!(batch, (vec![], vec![(p, 1)]));
         // Everything withdrawn.
-        let mut batch = Batch::default();
-        assert!(diff(prefix, &sent, vec![], false, &mut batch).is_empty());
-        assert_eq!(batch.paths(), (vec![(prefix, 2), (prefix, 3)], vec![]));
+        let (now, batch) = step(&sent, &[], false);
+        assert!(now.is_empty());
+        assert_eq!(batch, (vec![(p, 2), (p, 3)], vec![]));
     }
 }

@@ -138,3 +138,9 @@ pub fn via(routes: &[LearnedRoute], prefix: &str, next_hop: &str) -> bool {
     let hop: IpAddr = next_hop.parse().unwrap();
     route(routes, prefix).is_some_and(|r| r.next_hops == BTreeSet::from([hop]))
 }
+
+/// Whether `prefix` is learned with exactly the next hops `hops` (ECMP).
+pub fn via_all(routes: &[LearnedRoute], prefix: &str, hops: &[&str]) -> bool {
+    let want: BTreeSet<IpAddr> = hops.iter().map(|h| h.parse().unwrap()).collect();
+    route(routes, prefix).is_some_and(|r| r.next_hops == want)
+}

@@ -415,13 +415,19 @@ proptest! {
         let want: Vec<(IpNet, u32)> = prefixes.iter().copied().zip(ids.iter().copied()).collect();
         prop_assert_eq!(&seen, &want);
         let mut seen = Vec::new();
-        for u in calico_bgp::packet::update::pack_path_withdrawals(&prefixes, &ids) {
+        for u in calico_bgp::packet::update::pack_path_withdrawals(&prefixes, &ids).unwrap() {
             let bytes = Message::Update(u).encode(&ctx).unwrap();
             prop_assert!(bytes.len() <= 4096);
             let Message::Update(back) = decode(&bytes, &ctx).unwrap() else { unreachable!() };
             seen.extend(back.withdrawn_paths());
         }
         prop_assert_eq!(seen, want);
+        // Identifiers for some prefixes only: refused, not guessed.
+        if ids.len() > 1 {
+            prop_assert!(calico_bgp::packet::update::pack_path_withdrawals(&prefixes, &ids[1..]).is_err());
+            let short = calico_bgp::packet::update::pack_path_announcements(&attrs, nh, &prefixes, &ids[1..]);
+            prop_assert!(short.is_err());
+        }
     }
 
     #[test]

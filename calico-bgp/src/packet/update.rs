@@ -271,18 +271,23 @@ pub fn pack_path_announcements(
 
 /// Packs withdrawals of `prefixes` (all of one family) into UPDATEs of at most 4096 bytes.
 pub fn pack_withdrawals(prefixes: &[IpNet]) -> Vec<Update> {
-    pack_path_withdrawals(prefixes, &[])
+    pack_runs(prefixes, &[])
 }
 
 /// [`pack_withdrawals`] for a session with ADD-PATH (RFC 7911) for the prefixes' family:
 /// `path_ids[i]` is the path identifier of `prefixes[i]` (empty: no path identifiers; any
-/// other length than the prefixes' is taken as none).
-pub fn pack_path_withdrawals(prefixes: &[IpNet], path_ids: &[u32]) -> Vec<Update> {
-    let path_ids = if path_ids.len() == prefixes.len() {
-        path_ids
-    } else {
-        &[]
-    };
+/// other length is refused).
+pub fn pack_path_withdrawals(
+    prefixes: &[IpNet],
+    path_ids: &[u32],
+) -> Result<Vec<Update>, EncodeError> {
+    let field = "withdrawn routes";
+    nlri::check_path_ids(field, prefixes.len(), path_ids.len(), !path_ids.is_empty())?;
+    Ok(pack_runs(prefixes, path_ids))
+}
+
+/// Withdrawals of `prefixes` with `path_ids` (one per prefix, or none) in UPDATEs.
+fn pack_runs(prefixes: &[IpNet], path_ids: &[u32]) -> Vec<Update> {
     let budget = MAX_LEN - HEADER_LEN - 4 - 16;
     chunks_within(prefixes, path_ids, budget)
         .map(|(prefixes, ids)| {

@@ -112,7 +112,8 @@ impl AddPathOut {
 }
 
 /// What the peer is to have for `prefix`: our own route when we export the prefix, else
-/// every member of the multipath set that the export rules let through.
+/// every member of the multipath set that the export rules let through (once per distinct
+/// set of attributes: towards an eBGP peer, with our next hop, they may all look alike).
 fn wanted(
     rib: &Rib,
     exporter: &mut Exporter<'_>,
@@ -125,13 +126,16 @@ fn wanted(
             .into_iter()
             .collect();
     }
-    rib.best(prefix)
-        .iter()
-        .filter_map(|p| {
-            let attrs = exporter.route_with(prefix, Some(p))?;
-            Some((Some((p.peer, p.path_id)), attrs))
-        })
-        .collect()
+    let mut wanted: Vec<(Source, Arc<RouteAttrs>)> = Vec::new();
+    for p in rib.best(prefix) {
+        let Some(attrs) = exporter.route_with(prefix, Some(p)) else {
+            continue;
+        };
+        if !wanted.iter().any(|(_, a)| **a == *attrs) {
+            wanted.push((Some((p.peer, p.path_id)), attrs));
+        }
+    }
+    wanted
 }
 
 /// Puts into `batch` what turns `old` into `wanted` for `prefix`, and returns what the peer
@@ -217,6 +221,62 @@ mod tests {
 
     fn prefix() -> IpNet {
         "10.65.0.0/26".parse().unwrap()
+    }
+
+    /// A RIB (AS 64512) with two eBGP peers of AS 65001 (1, 2), an eBGP peer of AS 65002
+    /// (3) and an iBGP peer (4), both of the last two taking IPv4.
+    fn rib_with_peers() -> Rib {
+        use crate::rib::{PeerInfo, RibSettings};
+        let mut rib = Rib::new(RibSettings {
+            local_as: 64512,
+            router_id: [10, 0, 0, 100].into(),
+            cluster_id: None,
+        });
+        for (n, remote_as) in [(1u8, 65001), (2, 65001), (3, 65002), (4, 64512)] {
+            let info = PeerInfo {
+                address: [192, 0, 2, n].into(),
+                remote_as,
+                router_id: [10, 0, 0, n].into(),
+                ebgp: remote_as != 64512,
+                rr_client: false,
+                local_address: [192, 0, 2, 100].into(),
+                families: vec![AfiSafi::IPV4_UNICAST],
+            };
+            rib.peer_up(PeerId(n.into()), info);
+        }
+        rib
+    }
+
+    #[test]
+    fn every_multipath_member_is_sent_once_per_distinct_attributes() {
+        use crate::packet::{AsPath, Origin, Update};
+        let mut rib = rib_with_peers();
+        for n in [1u8, 2] {
+            let update = Update {
+                attributes: PathAttributes {
+                    origin: Some(Origin::Igp),
+                    as_path: Some(AsPath::sequence(vec![65001])),
+                    next_hop: Some([192, 0, 2, n].into()),
+                    ..PathAttributes::default()
+                },
+                nlri: vec!["10.65.0.0/26".parse().unwrap()],
+                ..Update::default()
+            };
+            rib.apply(PeerId(n.into()), &update);
+        }
+        assert_eq!(rib.best(&prefix()).len(), 2, "an ECMP pair");
+        let v4 = AddPathFamilies::of([AfiSafi::IPV4_UNICAST]);
+        let sent_to = |to: u32| {
+            let mut exporter = rib.exporter(PeerId(to)).unwrap();
+            let mut out = AddPathOut::new(v4);
+            out.update(&rib, &mut exporter, [prefix()]).paths()
+        };
+        // iBGP: both paths, next hops unchanged.
+        assert_eq!(sent_to(4), (vec![], vec![(prefix(), 1), (prefix(), 2)]));
+        // eBGP: our next hop on both, so one path.
+        assert_eq!(sent_to(3), (vec![], vec![(prefix(), 1)]));
+        // Back to peer 1: only peer 2's path (never a path back to where it came from).
+        assert_eq!(sent_to(1), (vec![], vec![(prefix(), 1)]));
     }
 
     #[test]

@@ -181,8 +181,11 @@ impl Batch {
         };
         for paths in [self.withdraw_v4, self.withdraw_v6] {
             let (prefixes, ids) = split(paths, ctx.add_path);
-            for u in pack_path_withdrawals(&prefixes, &ids) {
-                encode(u);
+            match pack_path_withdrawals(&prefixes, &ids) {
+                Ok(updates) => updates.into_iter().for_each(&mut encode),
+                Err(e) => {
+                    tracing::error!(%peer, error = %e, "cannot pack withdrawals; prefixes not withdrawn")
+                }
             }
         }
         for (attrs, paths) in self.announce.into_values() {

@@ -521,7 +521,12 @@ impl SpeakerState {
 
     fn propagate(&mut self, changes: &[Change], except: Option<PeerId>, out: &mut Vec<Output>) {
         let deltas = deltas_of(changes, self.rib.exports());
-        let touched: Vec<IpNet> = changes.iter().map(|c| c.prefix).collect();
+        // Multipath changes matter to ADD-PATH peers only (none: no copy of a full table).
+        let touched: Vec<IpNet> = if self.peers.iter().any(|p| p.add_path_out.is_some()) {
+            changes.iter().map(|c| c.prefix).collect()
+        } else {
+            Vec::new()
+        };
         self.advertise(&deltas, &touched, except, out);
     }
 

@@ -214,6 +214,7 @@ fn speaker_receiver(
                     passive: false,
                     route_reflector_client: false,
                     bfd: None,
+                    add_path: Default::default(),
                 }]
                 .into(),
             })

@@ -74,6 +74,7 @@ fn our_reflector(clients: usize) {
                         passive: true,
                         route_reflector_client: true,
                         bfd: None,
+                        add_path: Default::default(),
                     })
                     .collect(),
             })
@@ -137,9 +138,7 @@ struct Seen {
 
 /// The client's own prefixes as UPDATE bytes (iBGP: empty AS_PATH, LOCAL_PREF 100).
 fn client_updates(i: usize, per_client: usize) -> Vec<u8> {
-    let ctx = Context {
-        four_octet_as: true,
-    };
+    let ctx = Context::plain(true);
     let prefixes: Vec<IpNet> = (0..per_client)
         .map(|k| {
             let n = (i * per_client + k) as u32;

@@ -7,16 +7,12 @@ use calico_bgp::packet::notification::{
     ErrorCode, HeaderSubcode, OpenSubcode, RouteRefreshSubcode, UpdateSubcode,
 };
 use calico_bgp::packet::{
-    decode, AfiSafi, AsPath, Capability, Context, DecodeError, ErrorAction, Message, Origin,
-    Segment, SegmentKind,
+    decode, AddPathFamilies, AddPathFamily, AfiSafi, AsPath, Capability, Context, DecodeError,
+    ErrorAction, Message, Origin, Segment, SegmentKind,
 };
 
-const FOUR: Context = Context {
-    four_octet_as: true,
-};
-const TWO: Context = Context {
-    four_octet_as: false,
-};
+const FOUR: Context = Context::plain(true);
+const TWO: Context = Context::plain(false);
 
 /// A message of `kind` with `body`, with a correct header.
 fn msg(kind: u8, body: &[u8]) -> Vec<u8> {
@@ -493,4 +489,140 @@ fn an_unrecognized_well_known_attribute_is_returned_whole_in_the_notification() 
         );
         assert_eq!(n.data, attr);
     }
+}
+
+// ADD-PATH (RFC 7911).
+
+fn add_path(families: &[AfiSafi]) -> Context {
+    Context {
+        four_octet_as: true,
+        add_path: AddPathFamilies::of(families.iter().copied()),
+    }
+}
+
+#[test]
+fn the_add_path_capability_decodes_per_family_and_a_malformed_one_is_kept_as_unknown() {
+    let open_with = |cap: &[u8]| {
+        let mut params = vec![2, cap.len() as u8];
+        params.extend_from_slice(cap);
+        match decode(
+            &msg(1, &open_body(4, 65001, 90, [10, 0, 0, 1], &params)),
+            &FOUR,
+        ) {
+            Ok(Message::Open(o)) => o.capabilities,
+            other => panic!("{other:?}"),
+        }
+    };
+    // IPv4 unicast receive (1), IPv6 unicast send+receive (3): what BIRD sends for
+    // "add paths rx" and "add paths on".
+    assert_eq!(
+        open_with(&[69, 8, 0, 1, 1, 1, 0, 2, 1, 3]),
+        vec![Capability::AddPath(vec![
+            AddPathFamily {
+                family: AfiSafi::IPV4_UNICAST,
+                receive: true,
+                send: false
+            },
+            AddPathFamily {
+                family: AfiSafi::IPV6_UNICAST,
+                receive: true,
+                send: true
+            },
+        ])]
+    );
+    // Malformed (length 5; Send/Receive 0 and 7): not understood, ignored (RFC 7911 §4),
+    // the OPEN is still accepted.
+    for cap in [
+        &[69, 5, 0, 1, 1, 1, 0][..],
+        &[69, 4, 0, 1, 1, 0],
+        &[69, 4, 0, 1, 1, 7],
+    ] {
+        assert_eq!(
+            open_with(cap),
+            vec![Capability::Unknown {
+                code: 69,
+                value: cap[2..].to_vec()
+            }]
+        );
+    }
+}
+
+#[test]
+fn nlri_carry_path_identifiers_only_on_add_path_families() {
+    let v4 = AfiSafi::IPV4_UNICAST;
+    // Path 7: 10.1.0.0/16; path 0x01020304: 10.2.0.0/16.
+    let nlri = [0, 0, 0, 7, 16, 10, 1, 1, 2, 3, 4, 16, 10, 2];
+    let withdrawn = [0, 0, 0, 9, 24, 10, 3, 0];
+    let u = decode_update(&update(&withdrawn, BASE_ATTRS, &nlri), &add_path(&[v4]));
+    assert!(u.errors.is_empty(), "{:?}", u.errors);
+    assert_eq!(
+        u.announced_paths().collect::<Vec<_>>(),
+        vec![
+            ("10.1.0.0/16".parse().unwrap(), 7),
+            ("10.2.0.0/16".parse().unwrap(), 0x01020304)
+        ]
+    );
+    assert_eq!(
+        u.withdrawn_paths().collect::<Vec<_>>(),
+        vec![("10.3.0.0/24".parse().unwrap(), 9)]
+    );
+    // The same bytes without ADD-PATH are other prefixes or invalid: 0/0, 0/0, 0/7, ...
+    assert_ne!(
+        decode(&update(&[], BASE_ATTRS, &nlri), &FOUR).map(|m| match m {
+            Message::Update(u) => u.announced().count(),
+            _ => 0,
+        }),
+        Ok(2)
+    );
+    // ADD-PATH for IPv6 only: IPv4 NLRI carry no identifier.
+    let u = decode_update(
+        &update(&[], BASE_ATTRS, &[16, 10, 1]),
+        &add_path(&[AfiSafi::IPV6_UNICAST]),
+    );
+    assert_eq!(
+        u.announced_paths().collect::<Vec<_>>(),
+        vec![("10.1.0.0/16".parse().unwrap(), 0)]
+    );
+}
+
+#[test]
+fn mp_reach_and_unreach_carry_path_identifiers_on_add_path_families() {
+    let v6 = AfiSafi::IPV6_UNICAST;
+    let mut reach = vec![0x80, 14, 0, 0, 2, 1, 16];
+    reach.extend_from_slice(&"fd00::1".parse::<Ipv6Addr>().unwrap().octets());
+    reach.push(0);
+    reach.extend_from_slice(&[0, 0, 0, 5, 64, 0xfd, 0, 0, 0, 0, 0, 0, 1]);
+    reach[2] = (reach.len() - 3) as u8;
+    let unreach = [0x80, 15, 12, 0, 2, 1, 0, 0, 0, 6, 32, 0xfd, 0, 0, 2];
+    let mut attrs = vec![0x40, 1, 1, 0, 0x40, 2, 0];
+    attrs.extend_from_slice(&reach);
+    attrs.extend_from_slice(&unreach);
+    let u = decode_update(&update(&[], &attrs, &[]), &add_path(&[v6]));
+    assert!(u.errors.is_empty(), "{:?}", u.errors);
+    assert_eq!(
+        u.announced_paths().collect::<Vec<_>>(),
+        vec![("fd00:0:0:1::/64".parse().unwrap(), 5)]
+    );
+    assert_eq!(
+        u.withdrawn_paths().collect::<Vec<_>>(),
+        vec![("fd00:2::/32".parse().unwrap(), 6)]
+    );
+}
+
+#[test]
+fn truncated_path_identifiers_reset_the_session() {
+    let ctx = add_path(&[AfiSafi::IPV4_UNICAST, AfiSafi::IPV6_UNICAST]);
+    let invalid = ErrorCode::UpdateMessage(UpdateSubcode::InvalidNetworkField);
+    // Identifier cut short; identifier without its prefix; in the withdrawn routes.
+    assert_eq!(code_of(&update(&[], BASE_ATTRS, &[0, 0, 1]), &ctx), invalid);
+    assert_eq!(
+        code_of(&update(&[], BASE_ATTRS, &[0, 0, 0, 1]), &ctx),
+        invalid
+    );
+    assert_eq!(code_of(&update(&[0, 0], &[], &[]), &ctx), invalid);
+    // In MP_UNREACH_NLRI: RFC 7606 §7.3, session reset with an optional attribute error.
+    assert_eq!(
+        code_of(&update(&[], &[0x80, 15, 5, 0, 2, 1, 0, 0], &[]), &ctx),
+        ErrorCode::UpdateMessage(UpdateSubcode::OptionalAttributeError)
+    );
 }

@@ -1,5 +1,6 @@
 //! Property tests: every message the codec can represent encodes to bytes that decode back
-//! to the same message, for 4-byte and 2-byte AS sessions.
+//! to the same message, for 4-byte and 2-byte AS sessions, with and without ADD-PATH
+//! (RFC 7911) path identifiers.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -7,9 +8,9 @@ use calico_bgp::packet::notification::ErrorCode;
 use calico_bgp::packet::open::{ExtendedNextHop, GracefulRestartFamily};
 use calico_bgp::packet::RouteRefresh;
 use calico_bgp::packet::{
-    decode, AfiSafi, Aggregator, AsPath, Capability, Context, Message, MpNextHop, MpReach,
-    MpUnreach, Notification, Open, Origin, PathAttributes, RawAttribute, Segment, SegmentKind,
-    Update,
+    decode, AddPathFamilies, AddPathFamily, AfiSafi, Aggregator, AsPath, Capability, Context,
+    Message, MpNextHop, MpReach, MpUnreach, Notification, Open, Origin, PathAttributes,
+    RawAttribute, Segment, SegmentKind, Update,
 };
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use proptest::collection::vec;
@@ -57,6 +58,17 @@ fn capability() -> impl Strategy<Value = Capability> {
                     .collect(),
             }),
         any::<u32>().prop_map(Capability::FourOctetAs),
+        vec((any::<u16>(), any::<u8>(), 1u8..=3), 0..4).prop_map(|v| {
+            Capability::AddPath(
+                v.into_iter()
+                    .map(|(afi, safi, sr)| AddPathFamily {
+                        family: AfiSafi { afi, safi },
+                        receive: sr & 1 != 0,
+                        send: sr & 2 != 0,
+                    })
+                    .collect(),
+            )
+        }),
         (70u8..=255, vec(any::<u8>(), 0..8))
             .prop_map(|(code, value)| Capability::Unknown { code, value }),
     ]
@@ -125,6 +137,7 @@ fn attributes(four_byte: bool) -> impl Strategy<Value = PathAttributes> {
                 Box::new(MpUnreach {
                     family: AfiSafi::IPV6_UNICAST,
                     withdrawn: w.into_iter().map(IpNet::V6).collect(),
+                    path_ids: Vec::new(),
                 })
             })),
             vec(
@@ -188,6 +201,7 @@ fn mp_reach() -> impl Strategy<Value = MpReach> {
                     link_local: ll.map(Ipv6Addr::from)
                 },
                 nlri: nlri.into_iter().map(IpNet::V6).collect(),
+                path_ids: Vec::new(),
             }),
         // IPv4 NLRI with an IPv4 or (RFC 8950) IPv6 next hop.
         (
@@ -204,6 +218,7 @@ fn mp_reach() -> impl Strategy<Value = MpReach> {
                     link_local: None
                 },
                 nlri: nlri.into_iter().map(IpNet::V4).collect(),
+                path_ids: Vec::new(),
             }),
     ]
 }
@@ -219,7 +234,7 @@ fn update(four_byte: bool) -> impl Strategy<Value = Update> {
                 withdrawn,
                 attributes,
                 nlri,
-                errors: vec![],
+                ..Update::default()
             };
             // A message announcing prefixes without the mandatory attributes decodes with a
             // treat-as-withdraw note; give generated announcements what they need.
@@ -261,6 +276,45 @@ fn message(four_byte: bool) -> impl Strategy<Value = Message> {
     ]
 }
 
+/// `m` as on a session with ADD-PATH for both unicast families: every NLRI, withdrawn route
+/// and MP_(UN)REACH_NLRI prefix gets a path identifier (drawn from `seed`).
+fn with_path_ids(m: Message, seed: u64) -> Message {
+    let Message::Update(mut u) = m else { return m };
+    let mut state = seed;
+    let mut ids = |n: usize| -> Vec<u32> {
+        (0..n)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                // Small identifiers (as daemons use) and any 32-bit value.
+                let x = (state >> 32) as u32;
+                if state & 1 == 0 {
+                    x % 4
+                } else {
+                    x
+                }
+            })
+            .collect()
+    };
+    u.withdrawn_path_ids = ids(u.withdrawn.len());
+    u.nlri_path_ids = ids(u.nlri.len());
+    if let Some(mp) = u.attributes.mp_reach.as_mut() {
+        mp.path_ids = ids(mp.nlri.len());
+    }
+    if let Some(mp) = u.attributes.mp_unreach.as_mut() {
+        mp.path_ids = ids(mp.withdrawn.len());
+    }
+    Message::Update(u)
+}
+
+fn add_path_both(four_octet_as: bool) -> Context {
+    Context {
+        four_octet_as,
+        add_path: AddPathFamilies::of([AfiSafi::IPV4_UNICAST, AfiSafi::IPV6_UNICAST]),
+    }
+}
+
 fn round_trip(m: &Message, ctx: &Context) -> Result<(), TestCaseError> {
     let bytes = match m.encode(ctx) {
         Ok(b) => b,
@@ -281,12 +335,33 @@ proptest! {
 
     #[test]
     fn four_byte_sessions_round_trip(m in message(true)) {
-        round_trip(&m, &Context { four_octet_as: true })?;
+        round_trip(&m, &Context::plain(true))?;
+    }
+
+    #[test]
+    fn add_path_sessions_round_trip(m in message(true), seed in any::<u64>()) {
+        round_trip(&with_path_ids(m, seed), &add_path_both(true))?;
+    }
+
+    #[test]
+    fn two_byte_add_path_sessions_round_trip(m in message(false), seed in any::<u64>()) {
+        round_trip(&with_path_ids(m, seed), &add_path_both(false))?;
+    }
+
+    #[test]
+    fn path_identifiers_are_refused_on_a_session_without_add_path(m in update(true), seed in any::<u64>()) {
+        let m = with_path_ids(Message::Update(m), seed);
+        let Message::Update(u) = &m else { unreachable!() };
+        let any_ids = u.announced_paths().count() + u.withdrawn_paths().count() > 0;
+        let encoded = m.encode(&Context::plain(true));
+        if any_ids {
+            prop_assert!(encoded.is_err(), "path identifiers dropped silently");
+        }
     }
 
     #[test]
     fn two_byte_sessions_round_trip(m in message(false)) {
-        round_trip(&m, &Context { four_octet_as: false })?;
+        round_trip(&m, &Context::plain(false))?;
     }
 
     #[test]
@@ -308,6 +383,51 @@ proptest! {
             seen.extend(back.nlri.into_iter().map(IpNet::V4));
         }
         prop_assert_eq!(seen, prefixes);
+    }
+
+    #[test]
+    fn packed_path_announcements_and_withdrawals_fit_and_carry_every_path(
+        prefixes in vec(v4net(), 1..3000),
+        v6 in any::<bool>(),
+        attrs in attributes(true),
+    ) {
+        let attrs = PathAttributes { mp_reach: None, mp_unreach: None, ..attrs };
+        let prefixes: Vec<IpNet> = prefixes
+            .into_iter()
+            .map(|p| if v6 { IpNet::V6(Ipv6Net::new(p.addr().to_ipv6_mapped(), p.prefix_len() + 96).unwrap()) } else { IpNet::V4(p) })
+            .collect();
+        let ids: Vec<u32> = (0..prefixes.len() as u32).map(|i| i.wrapping_mul(2654435761)).collect();
+        let nh = v6.then(|| MpNextHop { global: "fd00::1".parse().unwrap(), link_local: None });
+        let ctx = add_path_both(true);
+        let Ok(updates) = calico_bgp::packet::update::pack_path_announcements(&attrs, nh, &prefixes, &ids) else {
+            return Ok(());
+        };
+        let mut seen = Vec::new();
+        for u in updates {
+            let Ok(bytes) = Message::Update(u).encode(&ctx) else {
+                prop_assert!(attrs.unknown.iter().map(|u| u.value.len()).sum::<usize>() > 3000);
+                return Ok(());
+            };
+            prop_assert!(bytes.len() <= 4096);
+            let Message::Update(back) = decode(&bytes, &ctx).unwrap() else { unreachable!() };
+            seen.extend(back.announced_paths());
+        }
+        let want: Vec<(IpNet, u32)> = prefixes.iter().copied().zip(ids.iter().copied()).collect();
+        prop_assert_eq!(&seen, &want);
+        let mut seen = Vec::new();
+        for u in calico_bgp::packet::update::pack_path_withdrawals(&prefixes, &ids).unwrap() {
+            let bytes = Message::Update(u).encode(&ctx).unwrap();
+            prop_assert!(bytes.len() <= 4096);
+            let Message::Update(back) = decode(&bytes, &ctx).unwrap() else { unreachable!() };
+            seen.extend(back.withdrawn_paths());
+        }
+        prop_assert_eq!(seen, want);
+        // Identifiers for some prefixes only: refused, not guessed.
+        if ids.len() > 1 {
+            prop_assert!(calico_bgp::packet::update::pack_path_withdrawals(&prefixes, &ids[1..]).is_err());
+            let short = calico_bgp::packet::update::pack_path_announcements(&attrs, nh, &prefixes, &ids[1..]);
+            prop_assert!(short.is_err());
+        }
     }
 
     #[test]

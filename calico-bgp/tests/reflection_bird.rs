@@ -7,20 +7,16 @@ mod speaker_support;
 
 use calico_core::dataplane::BgpBackend;
 use calico_netns::fixtures::{privileged, Netns};
-use speaker_support::bird::Bird;
+use speaker_support::bird::{self, Bird};
 use speaker_support::*;
 
 const AS: u32 = 64512;
 const RR: &str = "127.0.0.1";
 const CLUSTER: &str = "10.255.0.1";
 
-/// An iBGP protocol block for a BIRD on a loopback address: bound to its own address only
-/// (several daemons share the namespace), fast timers, `extra` inside the block and
-/// `channel` as the IPv4 channel's body.
+/// [`bird::ibgp_on_loopback`] in our AS.
 fn bird_ibgp(name: &str, local: &str, neighbor: &str, extra: &str, channel: &str) -> String {
-    format!(
-        "protocol bgp {name} {{\n  local {local} as {AS};\n  neighbor {neighbor} as {AS};\n  strict bind;\n  hold time 9;\n  connect delay time 1;\n  connect retry time 1;\n  error wait time 1, 2;\n{extra}  ipv4 {{ {channel} }};\n}}\n"
-    )
+    bird::ibgp_on_loopback(AS, name, (local, neighbor), extra, channel)
 }
 
 /// The attribute lines BIRD shows for `prefix` (empty when it has no such route).

@@ -6,9 +6,12 @@ use std::time::Duration;
 
 use calico_bgp::packet::notification::{CeaseSubcode, FsmSubcode, OpenSubcode};
 use calico_bgp::packet::open::GracefulRestartFamily;
-use calico_bgp::packet::{AfiSafi, Capability, ErrorCode, Message, Notification, Open, Update};
+use calico_bgp::packet::{
+    AddPathFamilies, AddPathFamily, AfiSafi, Capability, Context, ErrorCode, Message, Notification,
+    Open, Update,
+};
 use calico_bgp::session::{
-    Action, Direction, Event, Fsm, GracefulRestart, SessionConfig, SessionDown, Timer,
+    Action, Direction, Event, Fsm, GracefulRestart, Negotiated, SessionConfig, SessionDown, Timer,
 };
 use calico_core::dataplane::PeerState;
 
@@ -23,6 +26,7 @@ fn config(passive: bool) -> SessionConfig {
         hold_time: 9,
         passive,
         families: vec![AfiSafi::IPV4_UNICAST],
+        add_path: Vec::new(),
         graceful_restart: None,
         connect_retry_min: Duration::from_secs(1),
         connect_retry_max: Duration::from_secs(8),
@@ -599,4 +603,138 @@ fn our_capability_sets_restart_and_forwarding_bits_as_it_should() {
     let (flags, _, families) = gr_capability(&sent_open(&a, OUT)).unwrap();
     assert_eq!(flags & 0x8, 0, "no R bit after the restart");
     assert_eq!(families[0].flags, 0x80, "F bit");
+}
+
+// ADD-PATH (RFC 7911): our capability, and per family and direction what is used.
+
+fn add_path_config(families: &[AfiSafi], receive: bool, send: bool) -> SessionConfig {
+    SessionConfig {
+        families: families.to_vec(),
+        add_path: families
+            .iter()
+            .map(|f| AddPathFamily {
+                family: *f,
+                receive,
+                send,
+            })
+            .collect(),
+        ..config(false)
+    }
+}
+
+/// The peer's OPEN offering `families` with ADD-PATH capability `value` (raw bytes).
+fn add_path_open(families: &[AfiSafi], value: Vec<u8>) -> Message {
+    let Message::Open(mut open) = peer_open(64513, 90, [10, 0, 0, 1]) else {
+        unreachable!()
+    };
+    open.capabilities
+        .retain(|c| !matches!(c, Capability::Multiprotocol(_)));
+    for f in families {
+        open.capabilities.push(Capability::Multiprotocol(*f));
+    }
+    // Through the codec, as it comes from the wire.
+    open.capabilities
+        .push(Capability::Unknown { code: 69, value });
+    let bytes = Message::Open(open).encode(&Context::default()).unwrap();
+    calico_bgp::packet::decode(&bytes, &Context::default()).unwrap()
+}
+
+fn negotiated(config: SessionConfig, open: Message) -> Negotiated {
+    let mut fsm = Fsm::new(config);
+    step(&mut fsm, Event::Start);
+    establish_with(&mut fsm, OUT, open)
+        .iter()
+        .find_map(|a| match a {
+            Action::Up(n) => Some(n.clone()),
+            _ => None,
+        })
+        .expect("Up")
+}
+
+#[test]
+fn our_add_path_capability_lists_each_family_with_its_directions() {
+    let both = [AfiSafi::IPV4_UNICAST, AfiSafi::IPV6_UNICAST];
+    let mut fsm = Fsm::new(add_path_config(&both, true, false));
+    step(&mut fsm, Event::Start);
+    let a = step(&mut fsm, Event::Connected(OUT));
+    let open = sent_open(&a, OUT);
+    let caps: Vec<_> = open
+        .capabilities
+        .iter()
+        .filter_map(|c| match c {
+            Capability::AddPath(f) => Some(f.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        caps.len(),
+        1,
+        "one capability for every family (RFC 7911 §4)"
+    );
+    assert_eq!(
+        caps[0]
+            .iter()
+            .map(|f| (f.family, f.send_receive()))
+            .collect::<Vec<_>>(),
+        vec![(AfiSafi::IPV4_UNICAST, 1), (AfiSafi::IPV6_UNICAST, 1)]
+    );
+    // Off: no capability at all.
+    let mut fsm = Fsm::new(config(false));
+    step(&mut fsm, Event::Start);
+    let open = sent_open(&step(&mut fsm, Event::Connected(OUT)), OUT);
+    assert!(!open.has(69));
+}
+
+#[test]
+fn add_path_is_used_per_family_only_in_the_directions_both_sides_offered() {
+    let (v4, v6) = (AfiSafi::IPV4_UNICAST, AfiSafi::IPV6_UNICAST);
+    let both = [v4, v6];
+    // The peer: IPv4 send+receive (3), IPv6 receive only (1).
+    let peer = || add_path_open(&both, vec![0, 1, 1, 3, 0, 2, 1, 1]);
+    let n = negotiated(add_path_config(&both, true, true), peer());
+    assert_eq!(n.add_path_send, AddPathFamilies::of([v4, v6]));
+    assert_eq!(n.add_path_receive, AddPathFamilies::of([v4]));
+    assert!(n.receive_context().add_path.contains(v4));
+    assert!(!n.receive_context().add_path.contains(v6));
+    assert!(n.send_context().add_path.contains(v6));
+    // We only receive: nothing is sent with path identifiers.
+    let n = negotiated(add_path_config(&both, true, false), peer());
+    assert!(n.add_path_send.is_empty());
+    assert_eq!(n.add_path_receive, AddPathFamilies::of([v4]));
+    // A family the peer does not offer in Multiprotocol is not used, whatever its ADD-PATH.
+    let n = negotiated(
+        add_path_config(&both, true, true),
+        add_path_open(&[v4], vec![0, 1, 1, 3, 0, 2, 1, 3]),
+    );
+    assert_eq!(n.add_path_send, AddPathFamilies::of([v4]));
+    assert_eq!(n.add_path_receive, AddPathFamilies::of([v4]));
+    // We did not advertise ADD-PATH: the peer's is ignored.
+    let n = negotiated(config(false), add_path_open(&[v4], vec![0, 1, 1, 3]));
+    assert!(n.add_path_send.is_empty() && n.add_path_receive.is_empty());
+}
+
+#[test]
+fn a_malformed_add_path_capability_is_ignored_and_the_session_comes_up() {
+    let v4 = AfiSafi::IPV4_UNICAST;
+    for value in [
+        vec![0, 1, 1],          // not a multiple of 4
+        vec![0, 1, 1, 0],       // Send/Receive 0
+        vec![0, 1, 1, 4],       // Send/Receive 4
+        vec![0, 1, 1, 3, 0, 2], // a truncated second entry
+    ] {
+        let open = add_path_open(&[v4], value.clone());
+        let Message::Open(o) = &open else {
+            unreachable!()
+        };
+        assert!(
+            o.capabilities.contains(&Capability::Unknown {
+                code: 69,
+                value: value.clone()
+            }),
+            "{value:?} kept as not understood"
+        );
+        let n = negotiated(add_path_config(&[v4], true, true), open);
+        assert!(n.add_path_send.is_empty(), "{value:?}");
+        assert!(n.add_path_receive.is_empty(), "{value:?}");
+    }
 }

@@ -5,10 +5,7 @@
 
 mod speaker_support;
 
-use std::collections::BTreeSet;
-use std::net::IpAddr;
-
-use calico_core::dataplane::{BgpBackend, LearnedRoute};
+use calico_core::dataplane::BgpBackend;
 use calico_netns::fixtures::{privileged, Netns};
 use speaker_support::bird::Bird;
 use speaker_support::*;
@@ -16,12 +13,6 @@ use speaker_support::*;
 const R: &str = "127.0.0.1";
 const P1: &str = "127.0.0.2";
 const P2: &str = "127.0.0.3";
-
-/// Whether `prefix` is learned with exactly the next hops `hops`.
-fn via_all(routes: &[LearnedRoute], prefix: &str, hops: &[&str]) -> bool {
-    let want: BTreeSet<IpAddr> = hops.iter().map(|h| h.parse().unwrap()).collect();
-    route(routes, prefix).is_some_and(|r| r.next_hops == want)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ecmp_from_two_ebgp_peers_of_one_as_shrinks_on_withdrawal() {

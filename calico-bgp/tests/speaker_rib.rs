@@ -299,6 +299,7 @@ fn mp_reach_ipv6_routes_are_learned() {
             link_local: Some("fe80::1".parse().unwrap()),
         },
         nlri: vec!["fd00:1::/64".parse().unwrap()],
+        path_ids: Vec::new(),
     }));
     rib.apply(
         a,
@@ -477,4 +478,78 @@ fn an_unknown_transitive_attribute_is_passed_on_with_the_partial_bit() {
             }]
         );
     }
+}
+
+// ADD-PATH (RFC 7911): paths are keyed by (peer, path identifier).
+
+fn announce_path(rib: &mut Rib, from: PeerId, prefix: &str, id: u32, attributes: PathAttributes) {
+    rib.apply(
+        from,
+        &Update {
+            attributes,
+            nlri: vec![prefix.parse().unwrap()],
+            nlri_path_ids: vec![id],
+            ..Update::default()
+        },
+    );
+}
+
+fn withdraw_path(rib: &mut Rib, from: PeerId, prefix: &str, id: u32) {
+    rib.apply(
+        from,
+        &Update {
+            withdrawn: vec![prefix.parse().unwrap()],
+            withdrawn_path_ids: vec![id],
+            ..Update::default()
+        },
+    );
+}
+
+fn hops(list: &[u8]) -> BTreeSet<IpAddr> {
+    list.iter()
+        .map(|n| IpAddr::V4(Ipv4Addr::new(192, 0, 2, *n)))
+        .collect()
+}
+
+#[test]
+fn several_paths_of_one_peer_coexist_and_are_withdrawn_by_path_id() {
+    let mut rib = rib();
+    let rr = peer(&mut rib, 1, LOCAL_AS, false);
+    // Two equal paths of one prefix from one peer (a reflector with ADD-PATH): ECMP.
+    announce_path(&mut rib, rr, P, 1, attrs(&[], 11));
+    announce_path(&mut rib, rr, P, 2, attrs(&[], 12));
+    assert_eq!(rib.paths(&P.parse().unwrap()).len(), 2);
+    assert_eq!(next_hops(&rib, P), hops(&[11, 12]));
+    assert_eq!(rib.received(rr), 2);
+    // Path 1 replaced (same identifier): still two paths.
+    announce_path(&mut rib, rr, P, 1, attrs(&[], 13));
+    assert_eq!(next_hops(&rib, P), hops(&[12, 13]));
+    // Withdrawing path 2 leaves path 1.
+    withdraw_path(&mut rib, rr, P, 2);
+    assert_eq!(next_hops(&rib, P), hops(&[13]));
+    // Withdrawing an identifier never announced changes nothing.
+    withdraw_path(&mut rib, rr, P, 7);
+    assert_eq!(next_hops(&rib, P), hops(&[13]));
+    withdraw_path(&mut rib, rr, P, 1);
+    assert!(rib.is_empty());
+}
+
+#[test]
+fn a_peers_paths_all_go_when_it_goes_down_and_all_stay_stale_on_restart() {
+    let mut rib = rib();
+    let rr = peer(&mut rib, 1, LOCAL_AS, false);
+    announce_path(&mut rib, rr, P, 1, attrs(&[], 11));
+    announce_path(&mut rib, rr, P, 2, attrs(&[], 12));
+    // Graceful restart keeps both paths, stale.
+    rib.peer_restarting(rr, &[AfiSafi::IPV4_UNICAST]);
+    assert_eq!(rib.stale(rr, AfiSafi::IPV4_UNICAST), 2);
+    assert_eq!(next_hops(&rib, P), hops(&[11, 12]));
+    // Back: path 2 announced again is no longer stale; the sweep removes path 1 only.
+    peer(&mut rib, 1, LOCAL_AS, false);
+    announce_path(&mut rib, rr, P, 2, attrs(&[], 12));
+    assert_eq!(rib.stale(rr, AfiSafi::IPV4_UNICAST), 1);
+    rib.sweep_stale(rr, AfiSafi::IPV4_UNICAST);
+    assert_eq!(next_hops(&rib, P), hops(&[12]));
+    rib.peer_down(rr);
+    assert!(rib.is_empty());
 }

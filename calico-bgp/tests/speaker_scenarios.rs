@@ -39,7 +39,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use calico_bgp::packet::{self, AfiSafi, AsPath, Context, Message, MpNextHop, MpReach, Update};
-use calico_bgp::packet::{Origin, PathAttributes, HEADER_LEN};
+use calico_bgp::packet::{AddPathFamilies, Origin, PathAttributes, HEADER_LEN};
 use calico_bgp::rib::PeerId;
 use calico_bgp::session::io::PeerEvent;
 use calico_bgp::session::{Direction, Negotiated, PeerGracefulRestart, SessionDown};
@@ -140,6 +140,7 @@ impl Runner {
                         passive: parts.contains(&"passive"),
                         route_reflector_client: parts.contains(&"client"),
                         bfd: None,
+                        add_path: Default::default(),
                     };
                     self.remote_as.insert(peer.address, peer.remote_as.0);
                     settings.peers.insert(peer);
@@ -218,6 +219,8 @@ impl Runner {
                 restarted,
                 families: vec![(family, fwd)],
             }),
+            add_path_send: AddPathFamilies::NONE,
+            add_path_receive: AddPathFamilies::NONE,
         };
         PeerEvent::Up {
             negotiated,
@@ -341,6 +344,7 @@ fn announcement(args: &[&str]) -> Update {
                     link_local: None,
                 },
                 nlri: v6,
+                path_ids: Vec::new(),
             }))
         }
     }
@@ -374,9 +378,7 @@ fn list<T: std::fmt::Display>(items: impl IntoIterator<Item = T>) -> String {
 /// The messages of one send, one line per prefix; prefix lines sorted between End-of-RIB
 /// markers.
 fn render_send(peer: IpAddr, bytes: &[u8]) -> Vec<String> {
-    let ctx = Context {
-        four_octet_as: true,
-    };
+    let ctx = Context::plain(true);
     let mut lines = Vec::new();
     let mut group: Vec<String> = Vec::new();
     let mut rest = bytes;

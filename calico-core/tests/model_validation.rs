@@ -150,4 +150,25 @@ fn protocols_ports_and_as_numbers_accept_every_wire_form() {
     .unwrap_err()
     .to_string();
     assert!(e.contains("interval"), "{e}");
+    // ADD-PATH: each direction defaults to off; a misspelt field is refused by name.
+    let r = parse_resources(
+        "kind: BgpPeer\nname: p\npeerIP: 192.0.2.1\nasNumber: 1\naddPath: {receive: true}\n",
+    )
+    .unwrap();
+    let Resource::BgpPeer(peer) = &r[0] else {
+        panic!()
+    };
+    assert_eq!(
+        peer.add_path,
+        Some(calico_core::dataplane::AddPathConfig {
+            send: false,
+            receive: true
+        })
+    );
+    let e = parse_resources(
+        "kind: BgpPeer\nname: p\npeerIP: 192.0.2.1\nasNumber: 1\naddPath: {tx: true}\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("tx"), "{e}");
 }

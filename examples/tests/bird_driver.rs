@@ -28,6 +28,7 @@ fn settings(router_id: &str, asn: u32, peers: &[(&str, u32)]) -> BgpSettings {
                 passive: false,
                 route_reflector_client: false,
                 bfd: None,
+                add_path: Default::default(),
             })
             .collect(),
     }
@@ -249,6 +250,7 @@ async fn a_bird_reflector_spreads_routes_between_its_clients_keeping_their_next_
             passive: false,
             route_reflector_client: true,
             bfd: None,
+            add_path: Default::default(),
         });
     }
     birds[3].configure(&rr).await.unwrap();

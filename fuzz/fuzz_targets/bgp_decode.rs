@@ -1,5 +1,6 @@
 //! Any bytes → the BGP message decoder: never panics. The first byte chooses the session
-//! encoding (bit 0: 4-byte AS) and whether the input is a whole message (bit 1 clear) or a
+//! encoding (bit 0: 4-byte AS; bit 2: ADD-PATH path identifiers on IPv4 unicast, bit 3: on
+//! IPv6 unicast, RFC 7911) and whether the input is a whole message (bit 1 clear) or a
 //! type octet and body to which a valid header is prepended (bit 1 set), so that the fuzzer
 //! reaches the body decoders without guessing the 16-byte marker.
 //!
@@ -10,7 +11,7 @@
 //!   round trip changes nothing.
 #![no_main]
 
-use calico_bgp::packet::{decode, Context, Message};
+use calico_bgp::packet::{decode, AddPathFamilies, AfiSafi, Context, Message};
 
 fn without_notes(m: &Message) -> Message {
     match m {
@@ -33,8 +34,13 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let Some((&flags, rest)) = data.split_first() else {
         return;
     };
+    let add_path = [(4, AfiSafi::IPV4_UNICAST), (8, AfiSafi::IPV6_UNICAST)]
+        .into_iter()
+        .filter(|(bit, _)| flags & bit != 0)
+        .map(|(_, family)| family);
     let ctx = Context {
         four_octet_as: flags & 1 == 1,
+        add_path: AddPathFamilies::of(add_path),
     };
     let framed;
     let bytes = if flags & 2 == 2 {

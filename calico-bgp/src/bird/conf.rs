@@ -175,9 +175,17 @@ fn render_peer(c: &mut String, settings: &BgpSettings, peer: &PeerConfig) {
     } else {
         format!("proto = \"calico_exports{v}\"")
     };
+    // ADD-PATH (RFC 7911): BIRD sends every path it has for a prefix ("tx"), takes several
+    // from the peer ("rx"), or both ("on").
+    let add_path = match (peer.add_path.send, peer.add_path.receive) {
+        (true, true) => " add paths on;",
+        (true, false) => " add paths tx;",
+        (false, true) => " add paths rx;",
+        (false, false) => "",
+    };
     let _ = writeln!(
         c,
-        "  {af} {{ import all; export where {export}; next hop self ebgp; }};\n}}"
+        "  {af} {{ import all; export where {export}; next hop self ebgp;{add_path} }};\n}}"
     );
 }
 
@@ -201,6 +209,7 @@ mod tests {
                     passive: true,
                     route_reflector_client: true,
                     bfd: None,
+                    add_path: Default::default(),
                 },
                 PeerConfig {
                     address: "fd00::2".parse().unwrap(),
@@ -210,6 +219,7 @@ mod tests {
                     passive: false,
                     route_reflector_client: false,
                     bfd: None,
+                    add_path: Default::default(),
                 },
             ]
             .into(),
@@ -262,6 +272,57 @@ mod tests {
         ));
     }
 
+    /// Checks `conf` with BIRD's own parser (`bird -p` only parses): mandatory where the
+    /// privileged tests are (CI installs BIRD), skipped elsewhere when BIRD is missing.
+    fn bird_parses(conf: &str) {
+        if std::process::Command::new("bird")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            let mandatory = std::env::var("CALICO_PRIVILEGED_TESTS").as_deref() == Ok("1");
+            assert!(
+                !mandatory,
+                "bird is not installed (make deps installs bird2)"
+            );
+            eprintln!("BIRD's parse of the configuration skipped: bird not installed");
+            return;
+        }
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("calico-bird-conf-{}-{n}", std::process::id()));
+        std::fs::write(&path, conf).unwrap();
+        let out = std::process::Command::new("bird")
+            .args(["-p", "-c"])
+            .arg(&path)
+            .output();
+        let _ = std::fs::remove_file(&path);
+        let out = out.expect("bird is installed (make deps)");
+        assert!(
+            out.status.success(),
+            "{}\n{conf}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    #[test]
+    fn add_path_is_written_per_peer_and_bird_parses_it() {
+        let mut s = settings();
+        let peers: Vec<PeerConfig> = std::mem::take(&mut s.peers).into_iter().collect();
+        for (mut p, (send, receive)) in peers.into_iter().zip([(true, false), (true, true)]) {
+            p.add_path = calico_core::dataplane::AddPathConfig { send, receive };
+            s.peers.insert(p);
+        }
+        let c = render(&s, &BTreeSet::new(), 251).unwrap();
+        assert!(c.contains("next hop self ebgp; add paths tx; };"), "{c}");
+        assert!(c.contains("next hop self ebgp; add paths on; };"), "{c}");
+        bird_parses(&c);
+        // Off: nothing written.
+        let c = render(&settings(), &BTreeSet::new(), 251).unwrap();
+        assert!(!c.contains("add paths"), "{c}");
+    }
+
     #[test]
     fn bfd_timers_are_written_per_peer_and_bird_parses_them() {
         let mut s = settings();
@@ -283,34 +344,7 @@ mod tests {
             1,
             "only the peer with BFD: {c}"
         );
-        // BIRD's own parser (`bird -p` only parses): mandatory where the privileged tests
-        // are (CI installs BIRD), skipped elsewhere when BIRD is missing.
-        if std::process::Command::new("bird")
-            .arg("--version")
-            .output()
-            .is_err()
-        {
-            let mandatory = std::env::var("CALICO_PRIVILEGED_TESTS").as_deref() == Ok("1");
-            assert!(
-                !mandatory,
-                "bird is not installed (make deps installs bird2)"
-            );
-            eprintln!("bfd_timers_are_written_per_peer_and_bird_parses_them: BIRD part skipped: bird not installed");
-            return;
-        }
-        let dir = std::env::temp_dir().join(format!("calico-bird-bfd-{}", std::process::id()));
-        std::fs::write(&dir, &c).unwrap();
-        let out = std::process::Command::new("bird")
-            .args(["-p", "-c"])
-            .arg(&dir)
-            .output();
-        let _ = std::fs::remove_file(&dir);
-        let out = out.expect("bird is installed (make deps)");
-        assert!(
-            out.status.success(),
-            "{}\n{c}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        bird_parses(&c);
 
         p.bfd = Some(calico_core::dataplane::BfdConfig {
             multiplier: 0,

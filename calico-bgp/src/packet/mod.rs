@@ -25,8 +25,9 @@ pub use attribute::{
     Segment, SegmentKind,
 };
 pub use error::{AttributeError, DecodeError, EncodeError, ErrorAction};
+pub use nlri::AddPathFamilies;
 pub use notification::{ErrorCode, Notification};
-pub use open::{AfiSafi, Capability, Open, AS_TRANS};
+pub use open::{AddPathFamily, AfiSafi, Capability, Open, AS_TRANS};
 pub use update::Update;
 
 /// Length of the message header.
@@ -34,20 +35,32 @@ pub const HEADER_LEN: usize = 19;
 /// Largest message (RFC 4271 without RFC 8654 extended messages).
 pub const MAX_LEN: usize = 4096;
 
-/// What the session negotiated that changes the encoding.
+/// What the session negotiated that changes the encoding, in one direction (ADD-PATH may
+/// be negotiated one way only, RFC 7911 §5).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Context {
     /// Both sides advertised the 4-octet AS capability: AS numbers in AS_PATH and
     /// AGGREGATOR are 4 bytes.
     pub four_octet_as: bool,
+    /// Families whose NLRI carry a 4-octet Path Identifier in this direction (RFC 7911).
+    pub add_path: AddPathFamilies,
+}
+
+impl Context {
+    /// The encoding of a session that negotiated 4-octet AS numbers (or not) and no
+    /// ADD-PATH.
+    pub const fn plain(four_octet_as: bool) -> Context {
+        Context {
+            four_octet_as,
+            add_path: AddPathFamilies::NONE,
+        }
+    }
 }
 
 impl Default for Context {
     /// The encoding every session starts with and 4-byte-AS peers negotiate.
     fn default() -> Self {
-        Context {
-            four_octet_as: true,
-        }
+        Context::plain(true)
     }
 }
 

@@ -1,4 +1,6 @@
-//! Prefixes as NLRI encodes them: a length in bits, then just enough octets (RFC 4271 §4.3).
+//! Prefixes as NLRI encodes them: a length in bits, then just enough octets (RFC 4271 §4.3),
+//! each preceded by a 4-octet Path Identifier on families where ADD-PATH was negotiated in
+//! that direction (RFC 7911 §3).
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -14,11 +16,86 @@ pub(crate) enum Family {
     V6,
 }
 
-/// Decodes a run of prefixes; host bits beyond the length are cleared.
-pub(crate) fn decode_prefixes(bytes: &[u8], family: Family) -> Result<Vec<IpNet>, String> {
+/// The families whose NLRI carry a Path Identifier (RFC 7911) in one direction of a session:
+/// for what we receive, those we advertised receive for and the peer send; for what we send,
+/// the reverse. Only the unicast families this speaker handles can be members.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct AddPathFamilies {
+    ipv4_unicast: bool,
+    ipv6_unicast: bool,
+}
+
+impl AddPathFamilies {
+    /// No family carries path identifiers (a session without ADD-PATH).
+    pub const NONE: AddPathFamilies = AddPathFamilies {
+        ipv4_unicast: false,
+        ipv6_unicast: false,
+    };
+
+    /// The set of `families` (other families than IPv4 and IPv6 unicast are left out).
+    pub fn of(families: impl IntoIterator<Item = AfiSafi>) -> AddPathFamilies {
+        let mut set = AddPathFamilies::NONE;
+        for f in families {
+            set.ipv4_unicast |= f == AfiSafi::IPV4_UNICAST;
+            set.ipv6_unicast |= f == AfiSafi::IPV6_UNICAST;
+        }
+        set
+    }
+
+    /// Whether NLRI of `family` carry path identifiers.
+    pub fn contains(&self, family: AfiSafi) -> bool {
+        (family == AfiSafi::IPV4_UNICAST && self.ipv4_unicast)
+            || (family == AfiSafi::IPV6_UNICAST && self.ipv6_unicast)
+    }
+
+    /// Whether no family does.
+    pub fn is_empty(&self) -> bool {
+        *self == AddPathFamilies::NONE
+    }
+
+    /// The member families, IPv4 first.
+    pub fn families(&self) -> Vec<AfiSafi> {
+        [AfiSafi::IPV4_UNICAST, AfiSafi::IPV6_UNICAST]
+            .into_iter()
+            .filter(|f| self.contains(*f))
+            .collect()
+    }
+}
+
+/// Prefixes decoded from one NLRI field, with their path identifiers (empty when the field
+/// carries none).
+pub(crate) type Decoded<P> = (Vec<P>, Vec<u32>);
+
+/// Reads the path identifier in front of a prefix when `add_path`.
+fn path_id<'a>(rest: &'a [u8], add_path: bool, ids: &mut Vec<u32>) -> Result<&'a [u8], String> {
+    if !add_path {
+        return Ok(rest);
+    }
+    let Some((id, tail)) = rest.split_first_chunk::<4>() else {
+        return Err(format!(
+            "path identifier truncated ({} bytes left)",
+            rest.len()
+        ));
+    };
+    ids.push(u32::from_be_bytes(*id));
+    Ok(tail)
+}
+
+/// Decodes a run of prefixes (with path identifiers when `add_path`); host bits beyond the
+/// length are cleared.
+pub(crate) fn decode_prefixes(
+    bytes: &[u8],
+    family: Family,
+    add_path: bool,
+) -> Result<Decoded<IpNet>, String> {
     let mut out = Vec::new();
+    let mut ids = Vec::new();
     let mut rest = bytes;
-    while let Some((&bits, tail)) = rest.split_first() {
+    while !rest.is_empty() {
+        rest = path_id(rest, add_path, &mut ids)?;
+        let Some((&bits, tail)) = rest.split_first() else {
+            return Err("prefix length missing after its path identifier".into());
+        };
         let max = match family {
             Family::V4 => 32,
             Family::V6 => 128,
@@ -45,14 +122,21 @@ pub(crate) fn decode_prefixes(bytes: &[u8], family: Family) -> Result<Vec<IpNet>
             }
         });
     }
-    Ok(out)
+    Ok((out, ids))
 }
 
-/// Decodes IPv4 prefixes (the withdrawn routes and NLRI fields).
-pub(crate) fn decode_v4(bytes: &[u8]) -> Result<Vec<Ipv4Net>, String> {
-    let mut out = Vec::with_capacity(bytes.len() / 4);
+/// Decodes IPv4 prefixes (the withdrawn routes and NLRI fields), with path identifiers when
+/// `add_path`.
+pub(crate) fn decode_v4(bytes: &[u8], add_path: bool) -> Result<Decoded<Ipv4Net>, String> {
+    let per = if add_path { 8 } else { 4 };
+    let mut out = Vec::with_capacity(bytes.len() / per);
+    let mut ids = Vec::new();
     let mut rest = bytes;
-    while let Some((&bits, tail)) = rest.split_first() {
+    while !rest.is_empty() {
+        rest = path_id(rest, add_path, &mut ids)?;
+        let Some((&bits, tail)) = rest.split_first() else {
+            return Err("prefix length missing after its path identifier".into());
+        };
         if bits > 32 {
             return Err(format!("prefix length {bits} exceeds 32"));
         }
@@ -65,10 +149,10 @@ pub(crate) fn decode_v4(bytes: &[u8]) -> Result<Vec<Ipv4Net>, String> {
         rest = &tail[n..];
         out.push(Ipv4Net::new_assert(Ipv4Addr::from(a), bits).trunc());
     }
-    Ok(out)
+    Ok((out, ids))
 }
 
-/// The encoded size of a prefix.
+/// The encoded size of a prefix (without a path identifier).
 pub fn encoded_len(prefix: &IpNet) -> usize {
     1 + usize::from(prefix.prefix_len()).div_ceil(8)
 }
@@ -84,24 +168,62 @@ pub(crate) fn encode_prefix(prefix: &IpNet, out: &mut Vec<u8>) {
     }
 }
 
-/// Appends prefixes that must all belong to `family`.
+/// Checks that a field's path identifiers fit the session: one per prefix when ADD-PATH is
+/// negotiated for the field's family, none otherwise.
+pub(crate) fn check_path_ids(
+    field: &'static str,
+    prefixes: usize,
+    ids: usize,
+    add_path: bool,
+) -> Result<(), EncodeError> {
+    let reason = match (add_path, ids) {
+        (true, n) if n != prefixes => format!(
+            "ADD-PATH is negotiated: {prefixes} prefixes need as many path identifiers, {n} given"
+        ),
+        (false, n) if n != 0 => {
+            format!("{n} path identifiers given but ADD-PATH is not negotiated for the family")
+        }
+        _ => return Ok(()),
+    };
+    Err(EncodeError::Field { field, reason })
+}
+
+/// Appends prefixes, each preceded by its path identifier when `ids` is not empty (the
+/// caller checked with [`check_path_ids`]).
+pub(crate) fn encode_with_ids(
+    prefixes: impl Iterator<Item = IpNet>,
+    ids: &[u32],
+    out: &mut Vec<u8>,
+) {
+    let mut ids = ids.iter();
+    for p in prefixes {
+        if let Some(id) = ids.next() {
+            out.extend_from_slice(&id.to_be_bytes());
+        }
+        encode_prefix(&p, out);
+    }
+}
+
+/// Appends prefixes (with `ids` as [`encode_with_ids`]) that must all belong to `family`.
 pub(crate) fn encode_family_prefixes(
+    field: &'static str,
     prefixes: &[IpNet],
-    family: AfiSafi,
+    ids: &[u32],
+    (family, add_path): (AfiSafi, bool),
     out: &mut Vec<u8>,
 ) -> Result<(), EncodeError> {
-    for p in prefixes {
-        let ok = matches!(
+    check_path_ids(field, prefixes.len(), ids.len(), add_path)?;
+    if let Some(p) = prefixes.iter().find(|p| {
+        !matches!(
             (p, family),
             (IpNet::V4(_), AfiSafi::IPV4_UNICAST) | (IpNet::V6(_), AfiSafi::IPV6_UNICAST)
-        );
-        if !ok {
-            return Err(EncodeError::Field {
-                field: "multiprotocol NLRI",
-                reason: format!("prefix {p} does not belong to {family:?}"),
-            });
-        }
-        encode_prefix(p, out);
+        )
+    }) {
+        return Err(EncodeError::Field {
+            field,
+            reason: format!("prefix {p} does not belong to {family:?}"),
+        });
     }
+    encode_with_ids(prefixes.iter().copied(), ids, out);
     Ok(())
 }

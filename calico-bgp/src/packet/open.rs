@@ -44,6 +44,28 @@ pub struct ExtendedNextHop {
     pub next_hop_afi: u16,
 }
 
+/// One family of the ADD-PATH capability (RFC 7911 §4): whether the sender can receive
+/// and whether it would send several paths of a prefix, each with a path identifier.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct AddPathFamily {
+    /// The family.
+    pub family: AfiSafi,
+    /// The sender can receive several paths (Send/Receive value 1 or 3).
+    pub receive: bool,
+    /// The sender would like to send several paths (value 2 or 3).
+    pub send: bool,
+}
+
+impl AddPathFamily {
+    /// The Send/Receive field (1 receive, 2 send, 3 both; 0 is not a valid value).
+    pub fn send_receive(&self) -> u8 {
+        u8::from(self.receive) | (u8::from(self.send) << 1)
+    }
+}
+
+/// The ADD-PATH capability code (RFC 7911 §4).
+pub const ADD_PATH: u8 = 69;
+
 /// A capability advertised in OPEN.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Capability {
@@ -64,6 +86,11 @@ pub enum Capability {
     },
     /// 65: 4-octet AS numbers (RFC 6793), carrying the speaker's AS.
     FourOctetAs(u32),
+    /// 69: ADD-PATH (RFC 7911), per family. A malformed one (a length that is not a
+    /// multiple of 4, a Send/Receive value other than 1, 2 or 3) is decoded as
+    /// [`Capability::Unknown`]: RFC 7911 §4 has it treated as not understood and ignored,
+    /// so the session comes up without ADD-PATH rather than being refused.
+    AddPath(Vec<AddPathFamily>),
     /// Any other capability, kept as bytes.
     Unknown {
         /// Capability code.
@@ -210,6 +237,7 @@ fn capability_code(cap: &Capability) -> u8 {
         Capability::ExtendedNextHop(_) => 5,
         Capability::GracefulRestart { .. } => 64,
         Capability::FourOctetAs(_) => 65,
+        Capability::AddPath(_) => ADD_PATH,
         Capability::Unknown { code, .. } => *code,
     }
 }
@@ -291,6 +319,10 @@ fn decode_capabilities(bytes: &[u8], out: &mut Vec<Capability>) -> Result<(), De
                 }
                 Capability::FourOctetAs(v.u32().ok_or_else(bad_len)?)
             }
+            ADD_PATH => decode_add_path(value).unwrap_or_else(|| Capability::Unknown {
+                code,
+                value: value.to_vec(),
+            }),
             _ => Capability::Unknown {
                 code,
                 value: value.to_vec(),
@@ -299,6 +331,29 @@ fn decode_capabilities(bytes: &[u8], out: &mut Vec<Capability>) -> Result<(), De
         out.push(cap);
     }
     Ok(())
+}
+
+/// The ADD-PATH capability's families, or `None` when it is malformed (then it is ignored,
+/// RFC 7911 §4).
+fn decode_add_path(value: &[u8]) -> Option<Capability> {
+    if value.len() % 4 != 0 {
+        return None;
+    }
+    value
+        .chunks_exact(4)
+        .map(|e| {
+            let family = AfiSafi {
+                afi: u16::from_be_bytes([e[0], e[1]]),
+                safi: e[2],
+            };
+            matches!(e[3], 1..=3).then_some(AddPathFamily {
+                family,
+                receive: e[3] & 1 != 0,
+                send: e[3] & 2 != 0,
+            })
+        })
+        .collect::<Option<Vec<_>>>()
+        .map(Capability::AddPath)
 }
 
 fn encode_capability(cap: &Capability, out: &mut Vec<u8>) -> Result<(), EncodeError> {
@@ -339,6 +394,19 @@ fn encode_capability(cap: &Capability, out: &mut Vec<u8>) -> Result<(), EncodeEr
             }
         }
         Capability::FourOctetAs(asn) => out.extend_from_slice(&asn.to_be_bytes()),
+        Capability::AddPath(families) => {
+            for f in families {
+                if f.send_receive() == 0 {
+                    return Err(EncodeError::Field {
+                        field: "ADD-PATH capability",
+                        reason: format!("{:?}: neither send nor receive", f.family),
+                    });
+                }
+                out.extend_from_slice(&f.family.afi.to_be_bytes());
+                out.push(f.family.safi);
+                out.push(f.send_receive());
+            }
+        }
         Capability::Unknown { value, .. } => out.extend_from_slice(value),
     }
     let len = out.len() - start - 2;

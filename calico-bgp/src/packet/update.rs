@@ -14,10 +14,16 @@ use super::{Context, HEADER_LEN, MAX_LEN};
 pub struct Update {
     /// Withdrawn IPv4 prefixes.
     pub withdrawn: Vec<Ipv4Net>,
+    /// The path identifier of each withdrawn IPv4 prefix (RFC 7911), in order; empty on a
+    /// session without ADD-PATH for IPv4 unicast.
+    pub withdrawn_path_ids: Vec<u32>,
     /// Path attributes.
     pub attributes: PathAttributes,
     /// Reachable IPv4 prefixes.
     pub nlri: Vec<Ipv4Net>,
+    /// The path identifier of each IPv4 NLRI prefix (RFC 7911), in order; empty on a
+    /// session without ADD-PATH for IPv4 unicast.
+    pub nlri_path_ids: Vec<u32>,
     /// Malformed attributes handled as RFC 7606 allows (empty for a clean message).
     pub errors: Vec<AttributeError>,
 }
@@ -48,6 +54,27 @@ impl Update {
                 .mp_unreach
                 .iter()
                 .flat_map(|mp| mp.withdrawn.iter().copied()),
+        )
+    }
+
+    /// Every announced prefix with its path identifier (RFC 7911; 0 on a session without
+    /// ADD-PATH for its family), IPv4 NLRI then MP_REACH_NLRI.
+    pub fn announced_paths(&self) -> impl Iterator<Item = (IpNet, u32)> + '_ {
+        let mp = self.attributes.mp_reach.as_deref();
+        with_ids(self.nlri.iter().map(|p| IpNet::V4(*p)), &self.nlri_path_ids).chain(
+            mp.into_iter()
+                .flat_map(|mp| with_ids(mp.nlri.iter().copied(), &mp.path_ids)),
+        )
+    }
+
+    /// Every withdrawn prefix with its path identifier (RFC 7911; 0 on a session without
+    /// ADD-PATH for its family), IPv4 withdrawn routes then MP_UNREACH_NLRI.
+    pub fn withdrawn_paths(&self) -> impl Iterator<Item = (IpNet, u32)> + '_ {
+        let mp = self.attributes.mp_unreach.as_deref();
+        let v4 = self.withdrawn.iter().map(|p| IpNet::V4(*p));
+        with_ids(v4, &self.withdrawn_path_ids).chain(
+            mp.into_iter()
+                .flat_map(|mp| with_ids(mp.withdrawn.iter().copied(), &mp.path_ids)),
         )
     }
 
@@ -96,22 +123,28 @@ impl Update {
         let abytes = c
             .take(usize::from(alen))
             .ok_or_else(|| list("path attributes length exceeds the message"))?;
-        let withdrawn =
-            nlri::decode_v4(wbytes).map_err(|reason| DecodeError::InvalidNetworkField {
-                field: "withdrawn routes",
-                reason,
+        let add_path = ctx.add_path.contains(AfiSafi::IPV4_UNICAST);
+        let (withdrawn, withdrawn_path_ids) =
+            nlri::decode_v4(wbytes, add_path).map_err(|reason| {
+                DecodeError::InvalidNetworkField {
+                    field: "withdrawn routes",
+                    reason,
+                }
             })?;
-        let nlri =
-            nlri::decode_v4(c.rest()).map_err(|reason| DecodeError::InvalidNetworkField {
+        let (nlri, nlri_path_ids) = nlri::decode_v4(c.rest(), add_path).map_err(|reason| {
+            DecodeError::InvalidNetworkField {
                 field: "NLRI",
                 reason,
-            })?;
+            }
+        })?;
         let mut errors = Vec::new();
         let attributes = PathAttributes::decode(abytes, ctx, &mut errors)?;
         let mut update = Update {
             withdrawn,
+            withdrawn_path_ids,
             attributes,
             nlri,
+            nlri_path_ids,
             errors,
         };
         update.check_mandatory();
@@ -152,19 +185,20 @@ impl Update {
     }
 
     pub(crate) fn encode(&self, ctx: &Context, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        let add_path = ctx.add_path.contains(AfiSafi::IPV4_UNICAST);
+        let (withdrawn, w_ids) = (&self.withdrawn, &self.withdrawn_path_ids);
+        nlri::check_path_ids("withdrawn routes", withdrawn.len(), w_ids.len(), add_path)?;
+        let (announced, n_ids) = (&self.nlri, &self.nlri_path_ids);
+        nlri::check_path_ids("NLRI", announced.len(), n_ids.len(), add_path)?;
         let wpos = out.len();
         out.extend_from_slice(&[0, 0]);
-        for p in &self.withdrawn {
-            nlri::encode_prefix(&IpNet::V4(*p), out);
-        }
+        nlri::encode_with_ids(withdrawn.iter().map(|p| IpNet::V4(*p)), w_ids, out);
         let wlen = out.len() - wpos - 2;
         let apos = out.len();
         out.extend_from_slice(&[0, 0]);
         self.attributes.encode(ctx, out)?;
         let alen = out.len() - apos - 2;
-        for p in &self.nlri {
-            nlri::encode_prefix(&IpNet::V4(*p), out);
-        }
+        nlri::encode_with_ids(announced.iter().map(|p| IpNet::V4(*p)), n_ids, out);
         let too_long = |n| EncodeError::TooLong(n + HEADER_LEN);
         let wlen = u16::try_from(wlen).map_err(|_| too_long(wlen))?;
         let alen = u16::try_from(alen).map_err(|_| too_long(alen))?;
@@ -182,21 +216,23 @@ pub fn pack_announcements(
     mp_next_hop: Option<super::attribute::MpNextHop>,
     prefixes: &[IpNet],
 ) -> Result<Vec<Update>, EncodeError> {
+    pack_path_announcements(attributes, mp_next_hop, prefixes, &[])
+}
+
+/// [`pack_announcements`] for a session with ADD-PATH (RFC 7911) for the prefixes' family:
+/// `path_ids[i]` is the path identifier of `prefixes[i]` (empty: no path identifiers).
+pub fn pack_path_announcements(
+    attributes: &PathAttributes,
+    mp_next_hop: Option<super::attribute::MpNextHop>,
+    prefixes: &[IpNet],
+    path_ids: &[u32],
+) -> Result<Vec<Update>, EncodeError> {
+    nlri::check_path_ids("NLRI", prefixes.len(), path_ids.len(), !path_ids.is_empty())?;
     let mut base = Vec::new();
-    attributes.encode(
-        &Context {
-            four_octet_as: true,
-        },
-        &mut base,
-    )?;
+    attributes.encode(&Context::plain(true), &mut base)?;
     let four_len = base.len();
     base.clear();
-    attributes.encode(
-        &Context {
-            four_octet_as: false,
-        },
-        &mut base,
-    )?;
+    attributes.encode(&Context::plain(false), &mut base)?;
     let attrs_len = four_len.max(base.len());
     // Room for prefixes: header, two length fields, attributes, and for MP_REACH_NLRI its
     // own header (flags, type, 2-byte length, AFI, SAFI, next hop length, next hop, reserved).
@@ -204,27 +240,27 @@ pub fn pack_announcements(
     let budget = MAX_LEN
         .saturating_sub(HEADER_LEN + 4 + attrs_len + mp_overhead + 16)
         .max(64);
-    Ok(chunks_within(prefixes, budget)
-        .map(|prefixes| {
+    Ok(chunks_within(prefixes, path_ids, budget)
+        .map(|(prefixes, ids)| {
             let mut update = Update {
                 attributes: attributes.clone(),
                 ..Update::default()
             };
             match (prefixes[0], mp_next_hop) {
-                (IpNet::V4(_), None) => update.nlri = ipv4_only(prefixes),
+                (IpNet::V4(_), None) => {
+                    update.nlri = ipv4_only(prefixes);
+                    update.nlri_path_ids = ids.to_vec();
+                }
                 (first, next_hop) => {
-                    let family = match first {
-                        IpNet::V4(_) => AfiSafi::IPV4_UNICAST,
-                        IpNet::V6(_) => AfiSafi::IPV6_UNICAST,
-                    };
                     update.attributes.next_hop = None;
                     update.attributes.mp_reach = Some(Box::new(MpReach {
-                        family,
+                        family: family_of(&first),
                         next_hop: next_hop.unwrap_or(super::attribute::MpNextHop {
                             global: std::net::Ipv6Addr::UNSPECIFIED.into(),
                             link_local: None,
                         }),
                         nlri: prefixes.to_vec(),
+                        path_ids: ids.to_vec(),
                     }));
                 }
             }
@@ -235,16 +271,37 @@ pub fn pack_announcements(
 
 /// Packs withdrawals of `prefixes` (all of one family) into UPDATEs of at most 4096 bytes.
 pub fn pack_withdrawals(prefixes: &[IpNet]) -> Vec<Update> {
+    pack_runs(prefixes, &[])
+}
+
+/// [`pack_withdrawals`] for a session with ADD-PATH (RFC 7911) for the prefixes' family:
+/// `path_ids[i]` is the path identifier of `prefixes[i]` (empty: no path identifiers; any
+/// other length is refused).
+pub fn pack_path_withdrawals(
+    prefixes: &[IpNet],
+    path_ids: &[u32],
+) -> Result<Vec<Update>, EncodeError> {
+    let field = "withdrawn routes";
+    nlri::check_path_ids(field, prefixes.len(), path_ids.len(), !path_ids.is_empty())?;
+    Ok(pack_runs(prefixes, path_ids))
+}
+
+/// Withdrawals of `prefixes` with `path_ids` (one per prefix, or none) in UPDATEs.
+fn pack_runs(prefixes: &[IpNet], path_ids: &[u32]) -> Vec<Update> {
     let budget = MAX_LEN - HEADER_LEN - 4 - 16;
-    chunks_within(prefixes, budget)
-        .map(|prefixes| {
+    chunks_within(prefixes, path_ids, budget)
+        .map(|(prefixes, ids)| {
             let mut update = Update::default();
             match prefixes[0] {
-                IpNet::V4(_) => update.withdrawn = ipv4_only(prefixes),
+                IpNet::V4(_) => {
+                    update.withdrawn = ipv4_only(prefixes);
+                    update.withdrawn_path_ids = ids.to_vec();
+                }
                 IpNet::V6(_) => {
                     update.attributes.mp_unreach = Some(Box::new(MpUnreach {
                         family: AfiSafi::IPV6_UNICAST,
                         withdrawn: prefixes.to_vec(),
+                        path_ids: ids.to_vec(),
                     }))
                 }
             }
@@ -253,10 +310,32 @@ pub fn pack_withdrawals(prefixes: &[IpNet]) -> Vec<Update> {
         .collect()
 }
 
-/// Consecutive runs of `prefixes`, none empty, each encoding to at most `budget` bytes of
-/// NLRI (a single prefix larger than the budget still gets a run of its own).
-fn chunks_within(prefixes: &[IpNet], budget: usize) -> impl Iterator<Item = &[IpNet]> {
-    let mut rest = prefixes;
+/// Pairs prefixes with their path identifiers (0 for those without one).
+fn with_ids<'a>(
+    prefixes: impl Iterator<Item = IpNet> + 'a,
+    ids: &'a [u32],
+) -> impl Iterator<Item = (IpNet, u32)> + 'a {
+    let ids = ids.iter().copied().chain(std::iter::repeat(0));
+    prefixes.zip(ids)
+}
+
+fn family_of(prefix: &IpNet) -> AfiSafi {
+    match prefix {
+        IpNet::V4(_) => AfiSafi::IPV4_UNICAST,
+        IpNet::V6(_) => AfiSafi::IPV6_UNICAST,
+    }
+}
+
+/// Consecutive runs of `prefixes` with their path identifiers (`ids`: one per prefix, or
+/// none), none empty, each encoding to at most `budget` bytes of NLRI (a single prefix
+/// larger than the budget still gets a run of its own).
+fn chunks_within<'a>(
+    prefixes: &'a [IpNet],
+    ids: &'a [u32],
+    budget: usize,
+) -> impl Iterator<Item = (&'a [IpNet], &'a [u32])> {
+    let id_len = if ids.is_empty() { 0 } else { 4 };
+    let (mut rest, mut rest_ids) = (prefixes, ids);
     std::iter::from_fn(move || {
         if rest.is_empty() {
             return None;
@@ -264,7 +343,7 @@ fn chunks_within(prefixes: &[IpNet], budget: usize) -> impl Iterator<Item = &[Ip
         let mut size = 0;
         let mut end = 0;
         for p in rest {
-            let n = nlri::encoded_len(p);
+            let n = nlri::encoded_len(p) + id_len;
             if end > 0 && size + n > budget {
                 break;
             }
@@ -273,7 +352,9 @@ fn chunks_within(prefixes: &[IpNet], budget: usize) -> impl Iterator<Item = &[Ip
         }
         let (run, tail) = rest.split_at(end);
         rest = tail;
-        Some(run)
+        let (run_ids, tail_ids) = rest_ids.split_at(end.min(rest_ids.len()));
+        rest_ids = tail_ids;
+        Some((run, run_ids))
     })
 }
 
@@ -295,6 +376,7 @@ pub fn end_of_rib(family: AfiSafi) -> Update {
         update.attributes.mp_unreach = Some(Box::new(MpUnreach {
             family,
             withdrawn: Vec::new(),
+            path_ids: Vec::new(),
         }));
     }
     update

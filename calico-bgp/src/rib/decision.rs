@@ -24,7 +24,8 @@ pub struct PathSource {
 /// lowest ORIGIN; lowest MED among paths from the same neighbouring AS; eBGP over iBGP;
 /// (IGP cost to the next hop: not known to this speaker, so equal). The survivors are the
 /// multipath set; among them the best has the lowest ORIGINATOR_ID or router id, then the
-/// shortest CLUSTER_LIST, then the lowest peer address.
+/// shortest CLUSTER_LIST, then the lowest peer address (then, between paths of one peer
+/// under ADD-PATH, the lowest path identifier).
 pub fn select(paths: &mut [Path], peers: &PeerTable, local_as: u32) -> usize {
     if paths.len() <= 1 {
         return paths.len();
@@ -93,6 +94,7 @@ pub fn select(paths: &mut [Path], peers: &PeerTable, local_as: u32) -> usize {
             )
             .then(addr(a).cmp(&addr(b)))
             .then(a.peer.cmp(&b.peer))
+            .then(a.path_id.cmp(&b.path_id))
     };
     // Stable order: survivors first (best first), then the others.
     let mut order: Vec<usize> = (0..n).collect();

@@ -62,7 +62,8 @@ fn fingerprint(d: &Dest) -> Fp {
         .map(|p| (p.peer, Arc::as_ptr(&p.attrs) as usize));
     let mut h = 0u64;
     for p in &paths[..d.multipath()] {
-        h = h.rotate_left(7) ^ (Arc::as_ptr(&p.attrs) as u64) ^ u64::from(p.peer.0);
+        let who = u64::from(p.peer.0) | (u64::from(p.path_id) << 32);
+        h = h.rotate_left(7) ^ (Arc::as_ptr(&p.attrs) as u64) ^ who;
     }
     (d.multipath(), best, h)
 }
@@ -71,11 +72,11 @@ fn fingerprint(d: &Dest) -> Fp {
 /// selection changed, whether its best path did and what the best path was and is.
 pub(super) type SetResult = Option<(isize, Option<(bool, Option<Path>, Option<Path>)>)>;
 
-/// Sets (or removes) `from`'s path for `prefix`.
+/// Sets (or removes) the path of peer `from` with path identifier `path_id` for `prefix`.
 pub(super) fn set_in<K: PrefixKey>(
     table: &mut HashMap<K, Dest, BuildRibHasher>,
     prefix: K,
-    from: PeerId,
+    (from, path_id): (PeerId, u32),
     attrs: Option<Arc<RouteAttrs>>,
     peers: &PeerTable,
     local_as: u32,
@@ -87,7 +88,11 @@ pub(super) fn set_in<K: PrefixKey>(
     };
     let mut entry = match (table.entry(prefix), attrs) {
         (Entry::Vacant(v), Some(attrs)) => {
-            let path = Path { peer: from, attrs };
+            let path = Path {
+                peer: from,
+                path_id,
+                attrs,
+            };
             v.insert(Dest::One(path.clone()));
             return Some((1, Some((true, None, Some(path)))));
         }
@@ -98,13 +103,14 @@ pub(super) fn set_in<K: PrefixKey>(
     let dest = occupied.get_mut();
     // Fast path: the only path is replaced.
     if let (Dest::One(only), Some(attrs)) = (&mut *dest, &attrs) {
-        if only.peer == from {
+        if only.peer == from && only.path_id == path_id {
             if Arc::ptr_eq(&only.attrs, attrs) {
                 return Some((0, None));
             }
             let old = std::mem::replace(&mut only.attrs, attrs.clone());
             let old = Path {
                 peer: from,
+                path_id,
                 attrs: old,
             };
             return Some((0, Some((true, Some(old), Some(only.clone())))));
@@ -113,7 +119,9 @@ pub(super) fn set_in<K: PrefixKey>(
     let before = fingerprint(dest);
     let old = dest.paths().first().cloned();
     let mut paths = dest.paths().to_vec();
-    let at = paths.iter().position(|p| p.peer == from);
+    let at = paths
+        .iter()
+        .position(|p| p.peer == from && p.path_id == path_id);
     let delta = match (at, attrs) {
         (Some(i), Some(attrs)) => {
             if Arc::ptr_eq(&paths[i].attrs, &attrs) {
@@ -123,7 +131,11 @@ pub(super) fn set_in<K: PrefixKey>(
             0
         }
         (None, Some(attrs)) => {
-            paths.push(Path { peer: from, attrs });
+            paths.push(Path {
+                peer: from,
+                path_id,
+                attrs,
+            });
             1
         }
         (Some(i), None) => {

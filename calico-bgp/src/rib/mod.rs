@@ -3,7 +3,9 @@
 //!
 //! Layout, chosen for a million prefixes: one hash table per address family keyed by the
 //! compact prefix ([`Ipv4Net`] is 5 bytes). Each entry holds every peer's path for that
-//! prefix — the Adj-RIBs-In, stored by destination as holo-routing does — ordered by the
+//! prefix (several per peer when it sends path identifiers, RFC 7911: a path is keyed by
+//! peer and path identifier) — the Adj-RIBs-In, stored by destination as holo-routing
+//! does — ordered by the
 //! decision process, so the Loc-RIB best path and its ECMP set are the first entries.
 //! Attribute sets are interned and shared with [`Arc`]. The Adj-RIB-Out is not stored: what
 //! a peer is sent is a function of the best path ([`Rib::exporter`]); withdrawals go to
@@ -61,11 +63,15 @@ pub struct PeerInfo {
     pub families: Vec<AfiSafi>,
 }
 
-/// One path to a prefix: who sent it and with which attributes.
+/// One path to a prefix: who sent it, under which path identifier and with which
+/// attributes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Path {
     /// The peer it came from.
     pub peer: PeerId,
+    /// The path identifier the peer gave it (RFC 7911); 0 from a peer that sends no path
+    /// identifiers (then it has at most one path per prefix).
+    pub path_id: u32,
     /// Its attributes.
     pub attrs: Arc<RouteAttrs>,
 }
@@ -118,11 +124,12 @@ pub struct Change {
     pub new_best: Option<Path>,
 }
 
-/// Prefixes of a peer kept across its restart and not announced or withdrawn since.
+/// Paths (prefix and path identifier) of a peer kept across its restart and not announced
+/// or withdrawn since.
 #[derive(Debug, Default)]
 struct StaleSet {
-    v4: HashSet<Ipv4Net, BuildRibHasher>,
-    v6: HashSet<Ipv6Net, BuildRibHasher>,
+    v4: HashSet<(Ipv4Net, u32), BuildRibHasher>,
+    v6: HashSet<(Ipv6Net, u32), BuildRibHasher>,
 }
 
 impl StaleSet {
@@ -130,12 +137,12 @@ impl StaleSet {
         self.v4.len() + self.v6.len()
     }
 
-    /// Takes the prefixes of `family` out of the set.
-    fn take(&mut self, family: AfiSafi) -> Vec<IpNet> {
+    /// Takes the paths of `family` out of the set.
+    fn take(&mut self, family: AfiSafi) -> Vec<(IpNet, u32)> {
         if family == AfiSafi::IPV4_UNICAST {
-            self.v4.drain().map(IpNet::V4).collect()
+            self.v4.drain().map(|(p, id)| (IpNet::V4(p), id)).collect()
         } else if family == AfiSafi::IPV6_UNICAST {
-            self.v6.drain().map(IpNet::V6).collect()
+            self.v6.drain().map(|(p, id)| (IpNet::V6(p), id)).collect()
         } else {
             Vec::new()
         }
@@ -213,25 +220,25 @@ impl Rib {
         let mut set = self.stale.remove(&id).unwrap_or_default();
         let mut drop = Vec::new();
         for (prefix, dest) in &self.v4 {
-            if dest.paths().iter().any(|p| p.peer == id) {
+            for p in dest.paths().iter().filter(|p| p.peer == id) {
                 if keep4 {
-                    set.v4.insert(*prefix);
+                    set.v4.insert((*prefix, p.path_id));
                 } else {
-                    drop.push(IpNet::V4(*prefix));
+                    drop.push((IpNet::V4(*prefix), p.path_id));
                 }
             }
         }
         for (prefix, dest) in &self.v6 {
-            if dest.paths().iter().any(|p| p.peer == id) {
+            for p in dest.paths().iter().filter(|p| p.peer == id) {
                 if keep6 {
-                    set.v6.insert(*prefix);
+                    set.v6.insert((*prefix, p.path_id));
                 } else {
-                    drop.push(IpNet::V6(*prefix));
+                    drop.push((IpNet::V6(*prefix), p.path_id));
                 }
             }
         }
-        for prefix in drop {
-            self.set_path(id, prefix, None, &mut changes);
+        for (prefix, path_id) in drop {
+            self.set_path((id, path_id), prefix, None, &mut changes);
         }
         let stale = set.len();
         if stale > 0 {
@@ -241,7 +248,7 @@ impl Rib {
         (stale, changes)
     }
 
-    /// How many of a peer's prefixes of `family` are stale.
+    /// How many of a peer's paths of `family` are stale.
     pub fn stale(&self, id: PeerId, family: AfiSafi) -> usize {
         self.stale.get(&id).map_or(0, |s| {
             if family == AfiSafi::IPV4_UNICAST {
@@ -262,12 +269,12 @@ impl Rib {
         let Some(set) = self.stale.get_mut(&id) else {
             return changes;
         };
-        let prefixes = set.take(family);
+        let paths = set.take(family);
         if set.len() == 0 {
             self.stale.remove(&id);
         }
-        for prefix in prefixes {
-            self.set_path(id, prefix, None, &mut changes);
+        for (prefix, path_id) in paths {
+            self.set_path((id, path_id), prefix, None, &mut changes);
         }
         self.interner.prune();
         changes
@@ -296,7 +303,7 @@ impl Rib {
         self.stale.remove(&id);
     }
 
-    /// Prefixes accepted from a peer.
+    /// Paths accepted from a peer (one per prefix unless it sends several with ADD-PATH).
     pub fn received(&self, id: PeerId) -> usize {
         self.received.get(&id).copied().unwrap_or(0)
     }
@@ -322,22 +329,31 @@ impl Rib {
         if self.peers.info(from).is_none() {
             return changes;
         }
-        for prefix in update.withdrawn_prefixes() {
-            self.set_path(from, prefix, None, &mut changes);
+        for (prefix, path_id) in update.withdrawn_paths() {
+            self.set_path((from, path_id), prefix, None, &mut changes);
         }
         if update.announced().next().is_none() {
             return changes;
         }
         let treat_as_withdraw = update.treat_as_withdraw();
         let Update {
-            nlri, attributes, ..
+            nlri,
+            nlri_path_ids,
+            attributes,
+            ..
         } = update;
         let mut attributes = attributes;
-        let mp_nlri = attributes
+        let (mp_nlri, mp_ids) = attributes
             .mp_reach
             .as_mut()
-            .map(|mp| std::mem::take(&mut mp.nlri))
+            .map(|mp| {
+                (
+                    std::mem::take(&mut mp.nlri),
+                    std::mem::take(&mut mp.path_ids),
+                )
+            })
             .unwrap_or_default();
+        let id_of = |ids: &[u32], i: usize| ids.get(i).copied().unwrap_or(0);
         let imported = match self.peers.info(from) {
             Some(info) if !treat_as_withdraw => {
                 import(&mut self.interner, &self.settings, info, attributes)
@@ -346,11 +362,13 @@ impl Rib {
         };
         let attrs_v4 = imported.as_ref().and_then(|(v4, _)| v4.clone());
         let attrs_mp = imported.as_ref().and_then(|(_, mp)| mp.clone());
-        for p in nlri {
-            self.set_path(from, IpNet::V4(p), attrs_v4.clone(), &mut changes);
+        for (i, p) in nlri.into_iter().enumerate() {
+            let key = (from, id_of(&nlri_path_ids, i));
+            self.set_path(key, IpNet::V4(p), attrs_v4.clone(), &mut changes);
         }
-        for p in mp_nlri {
-            self.set_path(from, p, attrs_mp.clone(), &mut changes);
+        for (i, p) in mp_nlri.into_iter().enumerate() {
+            let key = (from, id_of(&mp_ids, i));
+            self.set_path(key, p, attrs_mp.clone(), &mut changes);
         }
         changes
     }
@@ -360,26 +378,28 @@ impl Rib {
         self.settings.cluster_id.unwrap_or(self.settings.router_id)
     }
 
+    /// Sets (or with `None` removes) the path `key` (peer, path identifier) to `prefix`.
     fn set_path(
         &mut self,
-        from: PeerId,
+        key: (PeerId, u32),
         prefix: IpNet,
         attrs: Option<Arc<RouteAttrs>>,
         changes: &mut Vec<Change>,
     ) {
+        let from = key.0;
         if !self.stale.is_empty() {
             // Announced or withdrawn again: no longer stale.
             if let Some(set) = self.stale.get_mut(&from) {
                 match prefix {
-                    IpNet::V4(p) => set.v4.remove(&p),
-                    IpNet::V6(p) => set.v6.remove(&p),
+                    IpNet::V4(p) => set.v4.remove(&(p, key.1)),
+                    IpNet::V6(p) => set.v6.remove(&(p, key.1)),
                 };
             }
         }
         let (peers, local_as) = (&self.peers, self.settings.local_as);
         let delta = match prefix {
-            IpNet::V4(p) => set_in(&mut self.v4, p, from, attrs, peers, local_as),
-            IpNet::V6(p) => set_in(&mut self.v6, p, from, attrs, peers, local_as),
+            IpNet::V4(p) => set_in(&mut self.v4, p, key, attrs, peers, local_as),
+            IpNet::V6(p) => set_in(&mut self.v6, p, key, attrs, peers, local_as),
         };
         if let Some((count_delta, change)) = delta {
             let n = self.received.entry(from).or_insert(0);
@@ -404,7 +424,7 @@ impl Rib {
         dest.map_or(&[], |d| &d.paths()[..d.multipath()])
     }
 
-    /// Every path to a prefix (every peer's Adj-RIB-In entry), best first.
+    /// Every path to a prefix (every peer's Adj-RIB-In entries), best first.
     pub fn paths(&self, prefix: &IpNet) -> &[Path] {
         let dest = match prefix {
             IpNet::V4(p) => self.v4.get(p),

@@ -309,7 +309,8 @@ impl PeerTask {
             tracing::debug!(peer = %remote, direction = ?dir, %reason, "writing to the peer failed; the reader reports the connection's end");
         }));
         let tx = conn_tx.clone();
-        let reader = tokio::spawn(read_loop(read, move |e| {
+        let config = self.fsm.config().clone();
+        let reader = tokio::spawn(read_loop(read, config, move |e| {
             tx.send((dir, generation, e)).is_ok()
         }))
         .abort_handle();
@@ -355,9 +356,10 @@ impl PeerTask {
                     self.connect = Some((generation, task.abort_handle()));
                 }
                 Action::Send(dir, message) => {
-                    let ctx = Context {
-                        four_octet_as: self.fsm.established().is_none_or(|n| n.four_octet_as),
-                    };
+                    let ctx = self
+                        .fsm
+                        .established()
+                        .map_or_else(Context::default, Negotiated::send_context);
                     match message.encode(&ctx) {
                         Ok(bytes) => {
                             if let Some(c) = &self.connections[index(dir)] {
@@ -450,13 +452,17 @@ async fn write_loop(
     }
 }
 
-/// Reads frames; decodes each with the encoding negotiated in the peer's OPEN (4-byte AS
-/// numbers when it offered them: we always do). Every message complete in one read is
-/// passed on in one batch (a full table is hundreds of thousands of small messages).
-async fn read_loop(mut read: OwnedReadHalf, emit: impl Fn(ConnEvent) -> bool) {
-    let mut ctx = Context {
-        four_octet_as: false,
-    };
+/// Reads frames; decodes each with the encoding negotiated in the peer's OPEN and our
+/// `config` (4-byte AS numbers when the peer offered them: we always do; path identifiers
+/// on the families where we offered to receive them and the peer to send). Every message
+/// complete in one read is passed on in one batch (a full table is hundreds of thousands
+/// of small messages).
+async fn read_loop(
+    mut read: OwnedReadHalf,
+    config: SessionConfig,
+    emit: impl Fn(ConnEvent) -> bool,
+) {
+    let mut ctx = Context::plain(false);
     let mut buf: Vec<u8> = Vec::with_capacity(128 * 1024);
     loop {
         let mut batch = Vec::new();
@@ -479,7 +485,7 @@ async fn read_loop(mut read: OwnedReadHalf, emit: impl Fn(ConnEvent) -> bool) {
             match packet::decode_body(header[18], body, &ctx) {
                 Ok(message) => {
                     if let Message::Open(open) = &message {
-                        ctx.four_octet_as = open.has(65);
+                        ctx = super::negotiation::receive_context(&config, open);
                     }
                     batch.push(message);
                 }

@@ -1,14 +1,17 @@
 //! What a peering is configured with and what it agrees on with the peer: the OPEN we
 //! send, the checks and negotiation of the peer's OPEN (RFC 4271 §6.2, capabilities of RFC
-//! 5492, 6793, 2918 and 4724), and what is reported when a session ends.
+//! 5492, 6793, 2918, 4724 and 7911), and what is reported when a session ends.
 
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use super::fsm::Direction;
 use crate::packet::notification::OpenSubcode;
-use crate::packet::open::GracefulRestartFamily;
-use crate::packet::{AfiSafi, Capability, ErrorCode, Notification, Open, AS_TRANS};
+use crate::packet::open::{GracefulRestartFamily, ADD_PATH};
+use crate::packet::{
+    AddPathFamilies, AddPathFamily, AfiSafi, Capability, Context, ErrorCode, Notification, Open,
+    AS_TRANS,
+};
 
 /// What a peering is configured with.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,6 +28,8 @@ pub struct SessionConfig {
     pub passive: bool,
     /// Families to offer.
     pub families: Vec<AfiSafi>,
+    /// ADD-PATH (RFC 7911) to advertise, per family (empty: the capability is left out).
+    pub add_path: Vec<AddPathFamily>,
     /// Graceful restart (RFC 4724) to advertise; `None` to leave the capability out (then
     /// the peer's routes are never kept across its restarts either).
     pub graceful_restart: Option<GracefulRestart>,
@@ -114,6 +119,90 @@ pub struct Negotiated {
     pub direction: Direction,
     /// The peer's graceful restart capability (`None` unless both sides advertised one).
     pub graceful_restart: Option<PeerGracefulRestart>,
+    /// Families on which we may send several paths of a prefix, with path identifiers: we
+    /// advertised send and the peer receive (RFC 7911 §5).
+    pub add_path_send: AddPathFamilies,
+    /// Families on which the peer's NLRI carry path identifiers: we advertised receive and
+    /// the peer send.
+    pub add_path_receive: AddPathFamilies,
+}
+
+impl Negotiated {
+    /// How the UPDATEs we send are encoded.
+    pub fn send_context(&self) -> Context {
+        Context {
+            four_octet_as: self.four_octet_as,
+            add_path: self.add_path_send,
+        }
+    }
+
+    /// How the UPDATEs we receive are decoded.
+    pub fn receive_context(&self) -> Context {
+        Context {
+            four_octet_as: self.four_octet_as,
+            add_path: self.add_path_receive,
+        }
+    }
+}
+
+/// ADD-PATH per direction for the families both sides offered (RFC 7911 §5): we send path
+/// identifiers on a family where we advertised send and the peer receive, and receive them
+/// where we advertised receive and the peer send. Returns (send, receive).
+pub(crate) fn add_path(
+    c: &SessionConfig,
+    open: &Open,
+    families: &[AfiSafi],
+) -> (AddPathFamilies, AddPathFamilies) {
+    if open
+        .capabilities
+        .iter()
+        .any(|cap| matches!(cap, Capability::Unknown { code, .. } if *code == ADD_PATH))
+    {
+        tracing::warn!(router_id = %open.router_id, "the peer's ADD-PATH capability is malformed: ignored (RFC 7911 §4)");
+    }
+    // RFC 7911 §4: one capability lists every family; the first one counts.
+    let theirs: &[AddPathFamily] = open
+        .capabilities
+        .iter()
+        .find_map(|cap| match cap {
+            Capability::AddPath(f) => Some(f.as_slice()),
+            _ => None,
+        })
+        .unwrap_or(&[]);
+    let both = |want: fn(&AddPathFamily, &AddPathFamily) -> bool| {
+        AddPathFamilies::of(c.add_path.iter().filter_map(|ours| {
+            let agreed = families.contains(&ours.family)
+                && theirs
+                    .iter()
+                    .any(|t| t.family == ours.family && want(ours, t));
+            agreed.then_some(ours.family)
+        }))
+    };
+    (
+        both(|ours, theirs| ours.send && theirs.receive),
+        both(|ours, theirs| ours.receive && theirs.send),
+    )
+}
+
+/// The families both sides offered (IPv4 unicast when the peer listed none, RFC 4760 §8).
+fn common_families(c: &SessionConfig, open: &Open) -> Vec<AfiSafi> {
+    let theirs = match open.families() {
+        f if f.is_empty() => vec![AfiSafi::IPV4_UNICAST],
+        f => f,
+    };
+    c.families
+        .iter()
+        .filter(|f| theirs.contains(f))
+        .copied()
+        .collect()
+}
+
+/// How a session with configuration `c` decodes what a peer whose OPEN is `open` sends.
+pub(crate) fn receive_context(c: &SessionConfig, open: &Open) -> Context {
+    Context {
+        four_octet_as: open.has(65),
+        add_path: add_path(c, open, &common_families(c, open)).1,
+    }
 }
 
 /// The OPEN we send with configuration `c`; `established_once`: a session has been
@@ -126,6 +215,9 @@ pub(crate) fn open_message(c: &SessionConfig, established_once: bool) -> Open {
         .collect();
     capabilities.push(Capability::RouteRefresh);
     capabilities.push(Capability::FourOctetAs(c.local_as));
+    if !c.add_path.is_empty() {
+        capabilities.push(Capability::AddPath(c.add_path.clone()));
+    }
     if let Some(gr) = c.graceful_restart {
         let flags = if gr.restarting && !established_once {
             GR_RESTART_STATE
@@ -178,10 +270,8 @@ pub(crate) fn negotiate(
         let reason = format!("peer uses our BGP identifier {}", open.router_id);
         return Err((n, reason));
     }
-    let theirs = match open.families() {
-        f if f.is_empty() => vec![AfiSafi::IPV4_UNICAST],
-        f => f,
-    };
+    let families = common_families(c, open);
+    let (add_path_send, add_path_receive) = add_path(c, open, &families);
     let hold_time = if open.hold_time == 0 || c.hold_time == 0 {
         0
     } else {
@@ -195,17 +285,14 @@ pub(crate) fn negotiate(
             (hold_time / 3).max(1)
         },
         four_octet_as: open.has(65),
-        families: c
-            .families
-            .iter()
-            .filter(|f| theirs.contains(f))
-            .copied()
-            .collect(),
+        families,
         route_refresh: open.has(2),
         remote_id: open.router_id,
         remote_as: open.asn(),
         direction: dir,
         graceful_restart: None,
+        add_path_send,
+        add_path_receive,
     };
     Ok(Negotiated {
         graceful_restart: c

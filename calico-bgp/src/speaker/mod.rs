@@ -67,6 +67,19 @@
 //!   Our own best-path selection is not deferred until the peers' End-of-RIB (RFC 4724
 //!   §4.1 suggests it): routes are selected and handed on as they arrive.
 //!
+//! # ADD-PATH (RFC 7911)
+//!
+//! A peering with [`PeerConfig::add_path`](calico_core::dataplane::PeerConfig::add_path)
+//! advertises the capability for its family with the directions set. Where we offered to
+//! receive and the peer to send, its NLRI carry path identifiers and each of its paths is
+//! kept apart in the RIB (so a client behind a reflector keeps every equal-cost path, and
+//! installs them all as ECMP). Where we offered to send and the peer to receive, the peer
+//! is sent every member of each prefix's multipath set (the paths equal down to the IGP
+//! cost step of the decision process, as [`crate::rib::decision::select`] defines them)
+//! that the export rules let through, each under a path identifier that stays the same
+//! while the path is advertised, and withdrawn by that identifier; its Adj-RIB-Out is kept
+//! for that (`add_path.rs`). Other peers are sent the best path alone, as before.
+//!
 //! # BFD
 //!
 //! A peering with [`PeerConfig::bfd`](calico_core::dataplane::PeerConfig::bfd) set runs a
@@ -100,6 +113,7 @@
 //!             passive: false,
 //!             route_reflector_client: false,
 //!             bfd: None,
+//!             add_path: Default::default(),
 //!         }]),
 //!     })
 //!     .await?;
@@ -117,6 +131,7 @@
 //! # }
 //! ```
 
+mod add_path;
 mod listener;
 pub mod md5;
 mod options;

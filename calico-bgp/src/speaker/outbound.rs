@@ -11,8 +11,10 @@ use std::sync::Arc;
 
 use ipnet::IpNet;
 
-use crate::packet::update::{end_of_rib, pack_announcements, pack_withdrawals};
-use crate::packet::{AfiSafi, Context, Message, MpNextHop, PathAttributes, Update};
+use crate::packet::update::{end_of_rib, pack_path_announcements, pack_path_withdrawals};
+use crate::packet::{
+    AddPathFamilies, AfiSafi, Context, Message, MpNextHop, PathAttributes, Update,
+};
 use crate::rib::export::Exporter;
 use crate::rib::hash::BuildRibHasher;
 use crate::rib::{family_of, Change, Path, RouteAttrs};
@@ -39,12 +41,16 @@ pub(crate) enum Now {
 /// changed for anyone) and what they are to have now.
 pub(crate) type Delta = (IpNet, Option<Old>, Now);
 
+/// A prefix and the path identifier it is sent with (RFC 7911; 0, and not encoded, on a
+/// family without ADD-PATH).
+pub(crate) type PathKey = (IpNet, u32);
+
 /// Withdrawals, announcements grouped by attribute set, and End-of-RIB markers for one peer.
 #[derive(Default)]
 pub(crate) struct Batch {
-    withdraw_v4: Vec<IpNet>,
-    withdraw_v6: Vec<IpNet>,
-    announce: HashMap<usize, (Arc<RouteAttrs>, Vec<IpNet>)>,
+    withdraw_v4: Vec<PathKey>,
+    withdraw_v6: Vec<PathKey>,
+    announce: HashMap<usize, (Arc<RouteAttrs>, Vec<PathKey>)>,
     /// Families to send End-of-RIB for, after everything else.
     pub(crate) end_of_rib: Vec<AfiSafi>,
 }
@@ -58,19 +64,21 @@ impl Batch {
         }
     }
 
-    fn withdraw(&mut self, prefix: IpNet) {
+    /// Withdraws path `id` of `prefix` (0 without ADD-PATH).
+    pub(crate) fn withdraw(&mut self, prefix: IpNet, id: u32) {
         match prefix {
-            IpNet::V4(_) => self.withdraw_v4.push(prefix),
-            IpNet::V6(_) => self.withdraw_v6.push(prefix),
+            IpNet::V4(_) => self.withdraw_v4.push((prefix, id)),
+            IpNet::V6(_) => self.withdraw_v6.push((prefix, id)),
         }
     }
 
-    fn announce(&mut self, prefix: IpNet, attrs: Arc<RouteAttrs>) {
+    /// Announces path `id` of `prefix` (0 without ADD-PATH) with `attrs`.
+    pub(crate) fn announce(&mut self, prefix: IpNet, id: u32, attrs: Arc<RouteAttrs>) {
         self.announce
             .entry(Arc::as_ptr(&attrs) as usize)
             .or_insert_with(|| (attrs, Vec::new()))
             .1
-            .push(prefix);
+            .push((prefix, id));
     }
 
     /// Whether there is nothing to send.
@@ -81,11 +89,19 @@ impl Batch {
             && self.end_of_rib.is_empty()
     }
 
-    /// What the peer behind `exporter` is to be sent for `deltas`.
-    pub(crate) fn for_deltas(exporter: &mut Exporter<'_>, deltas: &[Delta]) -> Batch {
+    /// What the peer behind `exporter` is to be sent for `deltas`, but for prefixes of the
+    /// families in `skip` (those it is sent every path of, with ADD-PATH).
+    pub(crate) fn for_deltas(
+        exporter: &mut Exporter<'_>,
+        deltas: &[Delta],
+        skip: AddPathFamilies,
+    ) -> Batch {
         let mut batch = Batch::default();
         for (prefix, old, now) in deltas {
             let Some(old) = old else { continue };
+            if !skip.is_empty() && skip.contains(family_of(prefix)) {
+                continue;
+            }
             let before = match old {
                 Old::Local => exporter.local_route_for(prefix),
                 Old::Learned(path) => exporter.route_with(prefix, path.as_ref()),
@@ -95,9 +111,9 @@ impl Batch {
                 Now::Learned(path) => exporter.route_with(prefix, path.as_ref()),
             };
             match (before, now) {
-                (Some(_), None) => batch.withdraw(*prefix),
+                (Some(_), None) => batch.withdraw(*prefix, 0),
                 (before, Some(now)) if before.as_deref() != Some(&*now) => {
-                    batch.announce(*prefix, now)
+                    batch.announce(*prefix, 0, now)
                 }
                 _ => {}
             }
@@ -115,10 +131,43 @@ impl Batch {
                 continue;
             }
             if let Some(attrs) = exporter.route(&prefix) {
-                batch.announce(prefix, attrs);
+                batch.announce(prefix, 0, attrs);
             }
         }
         batch
+    }
+
+    /// The withdrawn and announced paths, each sorted (for tests).
+    #[cfg(test)]
+    pub(crate) fn paths(&self) -> (Vec<PathKey>, Vec<PathKey>) {
+        let mut withdrawn: Vec<PathKey> = self
+            .withdraw_v4
+            .iter()
+            .chain(&self.withdraw_v6)
+            .copied()
+            .collect();
+        let mut announced: Vec<PathKey> = self
+            .announce
+            .values()
+            .flat_map(|(_, p)| p.iter().copied())
+            .collect();
+        withdrawn.sort();
+        announced.sort();
+        (withdrawn, announced)
+    }
+
+    /// Adds `other`'s withdrawals and announcements to this batch.
+    pub(crate) fn merge(&mut self, other: Batch) {
+        self.withdraw_v4.extend(other.withdraw_v4);
+        self.withdraw_v6.extend(other.withdraw_v6);
+        for (key, (attrs, paths)) in other.announce {
+            self.announce
+                .entry(key)
+                .or_insert_with(|| (attrs, Vec::new()))
+                .1
+                .extend(paths);
+        }
+        self.end_of_rib.extend(other.end_of_rib);
     }
 
     /// The batch as UPDATE messages: withdrawals, announcements, then End-of-RIB. `peer`
@@ -130,27 +179,33 @@ impl Batch {
                 tracing::error!(%peer, error = %e, "cannot encode UPDATE; prefixes not sent");
             }
         };
-        for prefixes in [&self.withdraw_v4, &self.withdraw_v6] {
-            for u in pack_withdrawals(prefixes) {
-                encode(u);
+        for paths in [self.withdraw_v4, self.withdraw_v6] {
+            let (prefixes, ids) = split(paths, ctx.add_path);
+            match pack_path_withdrawals(&prefixes, &ids) {
+                Ok(updates) => updates.into_iter().for_each(&mut encode),
+                Err(e) => {
+                    tracing::error!(%peer, error = %e, "cannot pack withdrawals; prefixes not withdrawn")
+                }
             }
         }
-        for (attrs, prefixes) in self.announce.into_values() {
-            let (v4, v6): (Vec<IpNet>, Vec<IpNet>) = prefixes
+        for (attrs, paths) in self.announce.into_values() {
+            let (v4, v6): (Vec<PathKey>, Vec<PathKey>) = paths
                 .into_iter()
-                .partition(|p| matches!(p, IpNet::V4(_)));
+                .partition(|(p, _)| matches!(p, IpNet::V4(_)));
             if !v4.is_empty() {
                 let mut path = attrs.path.clone();
+                let v4 = split(v4, ctx.add_path);
                 match attrs.next_hop {
                     IpAddr::V4(nh) => {
                         path.next_hop = Some(nh);
-                        pack(&path, None, &v4, &mut encode);
+                        pack(&path, None, v4, &mut encode);
                     }
-                    IpAddr::V6(_) => pack(&path, Some(mp_next_hop(&attrs)), &v4, &mut encode),
+                    IpAddr::V6(_) => pack(&path, Some(mp_next_hop(&attrs)), v4, &mut encode),
                 }
             }
             if !v6.is_empty() {
-                pack(&attrs.path, Some(mp_next_hop(&attrs)), &v6, &mut encode);
+                let v6 = split(v6, ctx.add_path);
+                pack(&attrs.path, Some(mp_next_hop(&attrs)), v6, &mut encode);
             }
         }
         for family in self.end_of_rib {
@@ -206,13 +261,26 @@ fn mp_next_hop(attrs: &RouteAttrs) -> MpNextHop {
     }
 }
 
+/// The prefixes of `paths` (all of one family), and their path identifiers when the session
+/// sends them for the family (else none).
+fn split(paths: Vec<PathKey>, add_path: AddPathFamilies) -> (Vec<IpNet>, Vec<u32>) {
+    let with_ids = paths
+        .first()
+        .is_some_and(|(p, _)| add_path.contains(family_of(p)));
+    if with_ids {
+        paths.into_iter().unzip()
+    } else {
+        (paths.into_iter().map(|(p, _)| p).collect(), Vec::new())
+    }
+}
+
 fn pack(
     path: &PathAttributes,
     next_hop: Option<MpNextHop>,
-    prefixes: &[IpNet],
+    (prefixes, ids): (Vec<IpNet>, Vec<u32>),
     encode: &mut impl FnMut(Update),
 ) {
-    match pack_announcements(path, next_hop, prefixes) {
+    match pack_path_announcements(path, next_hop, &prefixes, &ids) {
         Ok(updates) => updates.into_iter().for_each(encode),
         Err(e) => tracing::error!(error = %e, "cannot pack announcements; prefixes not sent"),
     }

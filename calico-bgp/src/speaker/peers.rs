@@ -7,6 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use calico_core::dataplane::{PeerConfig, PeerCounters, PeerState, PeerStatus};
 
+use super::add_path::AddPathOut;
 use super::restart::Stale;
 use crate::packet::AfiSafi;
 use crate::rib::{PeerId, Rib};
@@ -30,6 +31,9 @@ pub(crate) struct Peer {
     pub(crate) eor_awaited: Vec<AfiSafi>,
     /// For metrics: sessions, flaps, UPDATEs both ways.
     pub(crate) counters: PeerCounters,
+    /// What the peer was sent on the families it negotiated ADD-PATH send for (`None`
+    /// without a session that did).
+    pub(crate) add_path_out: Option<AddPathOut>,
 }
 
 impl Peer {
@@ -65,6 +69,7 @@ impl Peers {
                 stale: None,
                 eor_owed: false,
                 eor_awaited: Vec::new(),
+                add_path_out: None,
                 counters: PeerCounters {
                     flaps: Some(0),
                     updates_received: Some(0),

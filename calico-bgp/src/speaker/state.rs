@@ -16,12 +16,13 @@ use calico_core::dataplane::{
 use ipnet::IpNet;
 use tokio::time::Instant;
 
+use super::add_path::AddPathOut;
 use super::outbound::{deltas_of, merge_changes, Batch, Delta, Now, Old};
 use super::peers::Peers;
 use super::restart::{self, Kept};
 use super::{md5, SpeakerOptions};
 use crate::packet::notification::CeaseSubcode;
-use crate::packet::{AfiSafi, Context, Update};
+use crate::packet::{AddPathFamilies, AddPathFamily, AfiSafi, Update};
 use crate::rib::{Change, PeerId, PeerInfo, Rib, RibSettings};
 use crate::session::io::PeerEvent;
 use crate::session::{GracefulRestart, Negotiated, PeerGracefulRestart, SessionConfig};
@@ -234,7 +235,8 @@ impl SpeakerState {
         for p in removed {
             deltas.push((p, Some(Old::Local), Now::Lookup));
         }
-        self.advertise(&deltas, None, &mut out);
+        let touched: Vec<IpNet> = deltas.iter().map(|d| d.0).collect();
+        self.advertise(&deltas, &touched, None, &mut out);
         // A restarting speaker held its End-of-RIB back until its routes were known.
         let owed: Vec<(PeerId, Vec<AfiSafi>)> = self
             .peers
@@ -282,6 +284,7 @@ impl SpeakerState {
                 p.last_error = Some(down.reason.clone());
                 p.eor_owed = false;
                 p.eor_awaited.clear();
+                p.add_path_out = None;
                 let gr = negotiated
                     .and_then(|n| n.graceful_restart)
                     .filter(|g| down.graceful && !g.families.is_empty());
@@ -342,6 +345,15 @@ impl SpeakerState {
             hold_time: config.hold_time,
             passive: config.passive,
             families: vec![family],
+            add_path: if config.add_path.is_on() {
+                vec![AddPathFamily {
+                    family,
+                    receive: config.add_path.receive,
+                    send: config.add_path.send,
+                }]
+            } else {
+                Vec::new()
+            },
             graceful_restart: self.options.graceful_restart.map(|g| GracefulRestart {
                 restart_time: u16::try_from(g.restart_time.as_secs().min(0x0fff)).unwrap_or(0x0fff),
                 restarting: g.restarting,
@@ -384,6 +396,8 @@ impl SpeakerState {
             return;
         };
         p.session = Some((negotiated.clone(), local));
+        p.add_path_out = (!negotiated.add_path_send.is_empty())
+            .then(|| AddPathOut::new(negotiated.add_path_send));
         p.counters.established_since = Some(std::time::SystemTime::now());
         // End-of-RIB is awaited only for the families the peer negotiated graceful restart
         // for (RFC 4724): a peer without it (GoBGP unconfigured, for one) may never send
@@ -507,12 +521,26 @@ impl SpeakerState {
 
     fn propagate(&mut self, changes: &[Change], except: Option<PeerId>, out: &mut Vec<Output>) {
         let deltas = deltas_of(changes, self.rib.exports());
-        self.advertise(&deltas, except, out);
+        // Multipath changes matter to ADD-PATH peers only (none: no copy of a full table).
+        let touched: Vec<IpNet> = if self.peers.iter().any(|p| p.add_path_out.is_some()) {
+            changes.iter().map(|c| c.prefix).collect()
+        } else {
+            Vec::new()
+        };
+        self.advertise(&deltas, &touched, except, out);
     }
 
-    /// Sends every established peer (but `except`) what changed for it among `deltas`.
-    fn advertise(&mut self, deltas: &[Delta], except: Option<PeerId>, out: &mut Vec<Output>) {
-        if deltas.is_empty() {
+    /// Sends every established peer (but `except`) what changed for it: among `deltas` (best
+    /// path changes) for peers sent one path per prefix, among `touched` (every prefix whose
+    /// multipath set changed) on the families a peer is sent every path of (ADD-PATH).
+    fn advertise(
+        &mut self,
+        deltas: &[Delta],
+        touched: &[IpNet],
+        except: Option<PeerId>,
+        out: &mut Vec<Output>,
+    ) {
+        if deltas.is_empty() && touched.is_empty() {
             return;
         }
         // Established peers only: a restarting peer is known to the RIB (its stale routes
@@ -528,7 +556,15 @@ impl SpeakerState {
             let Some(mut exporter) = self.rib.exporter(to) else {
                 continue;
             };
-            let batch = Batch::for_deltas(&mut exporter, deltas);
+            let add_path = self.peers.get_mut(to).and_then(|p| p.add_path_out.as_mut());
+            let skip = add_path
+                .as_ref()
+                .map_or(AddPathFamilies::NONE, |a| a.families());
+            let mut batch = Batch::for_deltas(&mut exporter, deltas, skip);
+            if let Some(add_path) = add_path {
+                let touched = touched.iter().copied();
+                batch.merge(add_path.update(&self.rib, &mut exporter, touched));
+            }
             self.send_batch(to, batch, false, out);
         }
     }
@@ -539,7 +575,16 @@ impl SpeakerState {
         let Some(mut exporter) = self.rib.exporter(to) else {
             return;
         };
-        let mut batch = Batch::table(&mut exporter, families);
+        let add_path = self.peers.get_mut(to).and_then(|p| p.add_path_out.as_mut());
+        let (single, several): (Vec<AfiSafi>, Vec<AfiSafi>) = families.iter().partition(|f| {
+            !add_path
+                .as_ref()
+                .is_some_and(|a| a.families().contains(**f))
+        });
+        let mut batch = Batch::table(&mut exporter, &single);
+        if let Some(add_path) = add_path {
+            batch.merge(add_path.table(&self.rib, &mut exporter, &several));
+        }
         let restarting = self.options.graceful_restart.is_some_and(|g| g.restarting);
         if restarting && !self.exports_set {
             if let Some(p) = self.peers.get_mut(to) {
@@ -561,9 +606,7 @@ impl SpeakerState {
         let Some((negotiated, _)) = &peer.session else {
             return;
         };
-        let ctx = Context {
-            four_octet_as: negotiated.four_octet_as,
-        };
+        let ctx = negotiated.send_context();
         let bytes = batch.encode(&ctx, peer.config.address);
         if !bytes.is_empty() {
             *peer.counters.updates_sent.get_or_insert(0) += messages_in(&bytes);

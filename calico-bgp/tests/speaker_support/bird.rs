@@ -115,3 +115,18 @@ pub fn bgp_protocol(
         "protocol bgp {name} {{\n  local {local} as {local_as};\n  neighbor {neighbor} as {remote_as};{direct}\n  hold time {hold};\n  connect delay time 1;\n  connect retry time 1;\n  error wait time 1, 2;\n  {channel} {{ import all; export all; }};\n}}\n"
     )
 }
+
+/// An iBGP protocol block in AS `asn` for a BIRD on a loopback address: bound to its own
+/// address only (several daemons share the namespace), fast timers, `extra` inside the
+/// block and `channel` as the IPv4 channel's body.
+pub fn ibgp_on_loopback(
+    asn: u32,
+    name: &str,
+    (local, neighbor): (&str, &str),
+    extra: &str,
+    channel: &str,
+) -> String {
+    format!(
+        "protocol bgp {name} {{\n  local {local} as {asn};\n  neighbor {neighbor} as {asn};\n  strict bind;\n  hold time 9;\n  connect delay time 1;\n  connect retry time 1;\n  error wait time 1, 2;\n{extra}  ipv4 {{ {channel} }};\n}}\n"
+    )
+}

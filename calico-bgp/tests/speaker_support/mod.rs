@@ -108,6 +108,7 @@ pub fn peer(address: &str, remote_as: u32, hold_time: u16) -> PeerConfig {
         passive: false,
         route_reflector_client: false,
         bfd: None,
+        add_path: Default::default(),
     }
 }
 
@@ -172,4 +173,10 @@ pub fn route<'a>(routes: &'a [LearnedRoute], prefix: &str) -> Option<&'a Learned
 pub fn via(routes: &[LearnedRoute], prefix: &str, next_hop: &str) -> bool {
     let hop: IpAddr = next_hop.parse().unwrap();
     route(routes, prefix).is_some_and(|r| r.next_hops == BTreeSet::from([hop]))
+}
+
+/// Whether `prefix` is learned with exactly the next hops `hops` (ECMP).
+pub fn via_all(routes: &[LearnedRoute], prefix: &str, hops: &[&str]) -> bool {
+    let want: BTreeSet<IpAddr> = hops.iter().map(|h| h.parse().unwrap()).collect();
+    route(routes, prefix).is_some_and(|r| r.next_hops == want)
 }

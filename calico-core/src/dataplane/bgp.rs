@@ -74,6 +74,32 @@ pub struct PeerConfig {
     pub route_reflector_client: bool,
     /// Bidirectional Forwarding Detection for the peering (RFC 5880/5881/5882); `None`: off.
     pub bfd: Option<BfdConfig>,
+    /// ADD-PATH (RFC 7911) to offer the peer; off by default.
+    pub add_path: AddPathConfig,
+}
+
+/// ADD-PATH (RFC 7911) for a peering: the capability is advertised, for every family of the
+/// session, with what is set here; each direction is used only when the peer offers the
+/// other side of it.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AddPathConfig {
+    /// Send the peer every path of each prefix's multipath set (the equal-cost best paths),
+    /// each with its own path identifier, instead of the best path alone.
+    #[serde(default)]
+    pub send: bool,
+    /// Accept several paths of a prefix from the peer, told apart by path identifier.
+    #[serde(default)]
+    pub receive: bool,
+}
+
+impl AddPathConfig {
+    /// Whether either direction is on (the capability is advertised).
+    pub fn is_on(&self) -> bool {
+        self.send || self.receive
+    }
 }
 
 /// The timers of a BFD session (RFC 5880 §6.8.1), in asynchronous mode.

@@ -97,4 +97,8 @@ pub struct BgpPeer {
     /// absent for none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bfd: Option<crate::dataplane::BfdConfig>,
+    /// ADD-PATH (RFC 7911) for the peering, e.g. `{send: true}` on a route reflector so
+    /// that its clients keep every equal-cost path; absent for none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub add_path: Option<crate::dataplane::AddPathConfig>,
 }

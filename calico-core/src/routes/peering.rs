@@ -86,6 +86,7 @@ pub fn bgp_settings(node: &str, model: &Model) -> Option<BgpSettings> {
                         passive: mine > theirs,
                         route_reflector_client: false,
                         bfd: None,
+                        add_path: Default::default(),
                     },
                 );
             }
@@ -110,6 +111,7 @@ pub fn bgp_settings(node: &str, model: &Model) -> Option<BgpSettings> {
                 passive: false,
                 route_reflector_client: is_client(p.peer_ip),
                 bfd: p.bfd,
+                add_path: p.add_path.unwrap_or_default(),
             },
         );
     }
@@ -125,6 +127,7 @@ pub fn bgp_settings(node: &str, model: &Model) -> Option<BgpSettings> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dataplane::AddPathConfig;
     use crate::model::parse_resources;
 
     fn model(text: &str) -> Model {
@@ -214,5 +217,38 @@ password: s3cret
             "a is a client of the reflector"
         );
         assert_eq!(to_a.password.as_deref(), Some("s3cret"));
+        assert_eq!(to_a.add_path, AddPathConfig::default(), "off unless asked");
+    }
+
+    #[test]
+    fn a_peers_add_path_reaches_its_peering() {
+        let m = model(&format!(
+            "{NODES}---
+kind: BgpPeer
+name: rr-to-a
+node: b
+peerIP: 192.0.2.9
+asNumber: 64512
+addPath: {{send: true}}
+"
+        ));
+        let b = bgp_settings("b", &m).unwrap();
+        let to_rr = b
+            .peers
+            .iter()
+            .find(|p| p.address.to_string() == "192.0.2.9");
+        assert_eq!(
+            to_rr.map(|p| p.add_path),
+            Some(AddPathConfig {
+                send: true,
+                receive: false
+            })
+        );
+        // The mesh peerings do not use it.
+        assert!(b
+            .peers
+            .iter()
+            .filter(|p| p.address.to_string() != "192.0.2.9")
+            .all(|p| p.add_path == AddPathConfig::default()));
     }
 }

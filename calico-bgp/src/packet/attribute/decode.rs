@@ -240,9 +240,11 @@ impl<'e> Decoder<'e> {
             code::COMMUNITIES => self.communities(value),
             code::ORIGINATOR_ID => self.originator_id(value),
             code::CLUSTER_LIST => self.cluster_list(value),
-            code::MP_REACH_NLRI => self.attrs.mp_reach = Some(Box::new(decode_mp_reach(value)?)),
+            code::MP_REACH_NLRI => {
+                self.attrs.mp_reach = Some(Box::new(decode_mp_reach(value, self.ctx.add_path)?))
+            }
             code::MP_UNREACH_NLRI => {
-                self.attrs.mp_unreach = Some(Box::new(decode_mp_unreach(value)?))
+                self.attrs.mp_unreach = Some(Box::new(decode_mp_unreach(value, self.ctx.add_path)?))
             }
             code::AS4_PATH => self.as4_path(value),
             _ => {}

@@ -44,12 +44,12 @@ impl PathAttributes {
         self.put_reflection_and_communities(out)?;
         if let Some(mp) = &self.mp_reach {
             tmp.clear();
-            encode_mp_reach(mp, &mut tmp)?;
+            encode_mp_reach(mp, ctx.add_path, &mut tmp)?;
             put(out, FLAG_OPTIONAL, code::MP_REACH_NLRI, &tmp)?;
         }
         if let Some(mp) = &self.mp_unreach {
             tmp.clear();
-            encode_mp_unreach(mp, &mut tmp)?;
+            encode_mp_unreach(mp, ctx.add_path, &mut tmp)?;
             put(out, FLAG_OPTIONAL, code::MP_UNREACH_NLRI, &tmp)?;
         }
         if let Some(b) = as4_path {

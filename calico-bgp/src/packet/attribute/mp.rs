@@ -1,5 +1,6 @@
 //! MP_REACH_NLRI and MP_UNREACH_NLRI (RFC 4760) for IPv4 and IPv6 unicast, with RFC 2545
-//! link-local next hops. A malformed one resets the session (RFC 7606 §7.3).
+//! link-local next hops, and RFC 7911 path identifiers on families where ADD-PATH was
+//! negotiated. A malformed one resets the session (RFC 7606 §7.3).
 
 use std::net::{IpAddr, Ipv6Addr};
 
@@ -8,6 +9,7 @@ use ipnet::IpNet;
 use super::super::cursor::Cursor;
 use super::super::error::{DecodeError, EncodeError};
 use super::super::nlri;
+use super::super::nlri::AddPathFamilies;
 use super::super::open::AfiSafi;
 
 /// Next hop(s) of MP_REACH_NLRI.
@@ -28,6 +30,9 @@ pub struct MpReach {
     pub next_hop: MpNextHop,
     /// Reachable prefixes.
     pub nlri: Vec<IpNet>,
+    /// The path identifier of each prefix (RFC 7911), in order; empty on a session without
+    /// ADD-PATH for the family.
+    pub path_ids: Vec<u32>,
 }
 
 /// MP_UNREACH_NLRI for IPv4 or IPv6 unicast.
@@ -37,6 +42,9 @@ pub struct MpUnreach {
     pub family: AfiSafi,
     /// Withdrawn prefixes.
     pub withdrawn: Vec<IpNet>,
+    /// The path identifier of each withdrawn prefix (RFC 7911), in order; empty on a
+    /// session without ADD-PATH for the family.
+    pub path_ids: Vec<u32>,
 }
 
 fn mp_error(attribute: &'static str, reason: impl Into<String>) -> DecodeError {
@@ -82,8 +90,11 @@ fn next_hop_of(family: nlri::Family, bytes: &[u8]) -> Option<MpNextHop> {
     }
 }
 
-/// Decodes an MP_REACH_NLRI value.
-pub(super) fn decode_mp_reach(value: &[u8]) -> Result<MpReach, DecodeError> {
+/// Decodes an MP_REACH_NLRI value; NLRI of families in `add_path` carry path identifiers.
+pub(super) fn decode_mp_reach(
+    value: &[u8],
+    add_path: AddPathFamilies,
+) -> Result<MpReach, DecodeError> {
     const NAME: &str = "MP_REACH_NLRI";
     let mut c = Cursor::new(value);
     let (family, fam) = family_of(NAME, &mut c)?;
@@ -95,25 +106,40 @@ pub(super) fn decode_mp_reach(value: &[u8]) -> Result<MpReach, DecodeError> {
         .ok_or_else(|| mp_error(NAME, format!("next hop length {nh_len} is invalid")))?;
     c.u8()
         .ok_or_else(|| mp_error(NAME, "reserved octet missing"))?;
-    let nlri = nlri::decode_prefixes(c.rest(), fam).map_err(|r| mp_error(NAME, r))?;
+    let (nlri, path_ids) = nlri::decode_prefixes(c.rest(), fam, add_path.contains(family))
+        .map_err(|r| mp_error(NAME, r))?;
     Ok(MpReach {
         family,
         next_hop,
         nlri,
+        path_ids,
     })
 }
 
-/// Decodes an MP_UNREACH_NLRI value.
-pub(super) fn decode_mp_unreach(value: &[u8]) -> Result<MpUnreach, DecodeError> {
+/// Decodes an MP_UNREACH_NLRI value; prefixes of families in `add_path` carry path
+/// identifiers.
+pub(super) fn decode_mp_unreach(
+    value: &[u8],
+    add_path: AddPathFamilies,
+) -> Result<MpUnreach, DecodeError> {
     const NAME: &str = "MP_UNREACH_NLRI";
     let mut c = Cursor::new(value);
     let (family, fam) = family_of(NAME, &mut c)?;
-    let withdrawn = nlri::decode_prefixes(c.rest(), fam).map_err(|r| mp_error(NAME, r))?;
-    Ok(MpUnreach { family, withdrawn })
+    let (withdrawn, path_ids) = nlri::decode_prefixes(c.rest(), fam, add_path.contains(family))
+        .map_err(|r| mp_error(NAME, r))?;
+    Ok(MpUnreach {
+        family,
+        withdrawn,
+        path_ids,
+    })
 }
 
-/// Encodes an MP_REACH_NLRI value.
-pub(super) fn encode_mp_reach(mp: &MpReach, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+/// Encodes an MP_REACH_NLRI value (with path identifiers on families in `add_path`).
+pub(super) fn encode_mp_reach(
+    mp: &MpReach,
+    add_path: AddPathFamilies,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
     out.extend_from_slice(&mp.family.afi.to_be_bytes());
     out.push(mp.family.safi);
     match (mp.next_hop.global, mp.next_hop.link_local) {
@@ -136,12 +162,18 @@ pub(super) fn encode_mp_reach(mp: &MpReach, out: &mut Vec<u8>) -> Result<(), Enc
         }
     }
     out.push(0);
-    nlri::encode_family_prefixes(&mp.nlri, mp.family, out)
+    let family = (mp.family, add_path.contains(mp.family));
+    nlri::encode_family_prefixes("MP_REACH_NLRI", &mp.nlri, &mp.path_ids, family, out)
 }
 
-/// Encodes an MP_UNREACH_NLRI value.
-pub(super) fn encode_mp_unreach(mp: &MpUnreach, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+/// Encodes an MP_UNREACH_NLRI value (with path identifiers on families in `add_path`).
+pub(super) fn encode_mp_unreach(
+    mp: &MpUnreach,
+    add_path: AddPathFamilies,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
     out.extend_from_slice(&mp.family.afi.to_be_bytes());
     out.push(mp.family.safi);
-    nlri::encode_family_prefixes(&mp.withdrawn, mp.family, out)
+    let family = (mp.family, add_path.contains(mp.family));
+    nlri::encode_family_prefixes("MP_UNREACH_NLRI", &mp.withdrawn, &mp.path_ids, family, out)
 }

@@ -371,6 +371,7 @@ fn object(doc: usize, kind: &str, mut v: Mapping) -> Result<Resource, TranslateE
                 password: None,
                 hold_time: None,
                 bfd: None,
+                add_path: None,
             })
         }
         "Node" => node(meta, spec, &obj)?,

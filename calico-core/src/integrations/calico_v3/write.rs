@@ -332,6 +332,13 @@ fn bgp_peer(p: &BgpPeer) -> Result<Value, TranslateError> {
             "a v3 BGPPeer has no BFD field (BFD is a calico-rs BgpPeer setting)",
         ));
     }
+    if p.add_path.is_some() {
+        return Err(TranslateError::new(
+            obj(),
+            "spec.addPath",
+            "a v3 BGPPeer has no ADD-PATH field (addPath is a calico-rs BgpPeer setting)",
+        ));
+    }
     let mut spec = Map::new();
     if let Some(n) = &p.node {
         spec.insert("node".into(), json!(n));

@@ -108,6 +108,7 @@ fn other_kinds() -> impl Strategy<Value = Vec<Resource>> {
             password: None,
             hold_time: None,
             bfd: None,
+            add_path: None,
         })
     });
     (node, hep, pool, conf, peer).prop_map(|(a, b, c, d, e)| vec![a, b, c, d, e])
@@ -347,6 +348,7 @@ fn unencodable_resources_are_refused_with_the_reason() {
         password: Some("secret".into()),
         hold_time: None,
         bfd: None,
+        add_path: None,
     };
     let e = to_v3(&Resource::BgpPeer(peer.clone())).unwrap_err();
     assert_eq!(e.field, "spec.password", "{e}");
@@ -360,10 +362,17 @@ fn unencodable_resources_are_refused_with_the_reason() {
     let e = to_v3(&Resource::BgpPeer(BgpPeer {
         password: None,
         bfd: Some(default_bfd()),
-        ..peer
+        ..peer.clone()
     }))
     .unwrap_err();
     assert_eq!(e.field, "spec.bfd", "{e}");
+    let e = to_v3(&Resource::BgpPeer(BgpPeer {
+        password: None,
+        add_path: Some(crate::dataplane::AddPathConfig::default()),
+        ..peer
+    }))
+    .unwrap_err();
+    assert_eq!(e.field, "spec.addPath", "{e}");
 }
 
 fn default_bfd() -> crate::dataplane::BfdConfig {

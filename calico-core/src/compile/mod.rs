@@ -60,6 +60,7 @@
 //! * `flow_log`: the verdicts reported to the agent's flow logs, when on;
 //! * `describe`: the way back, from chain names to what the user wrote ([`describe`]).
 
+mod cidr_cover;
 mod describe;
 mod endpoint_chains;
 mod flow_log;
@@ -67,6 +68,7 @@ mod journal;
 mod local_endpoints;
 mod names;
 mod rules;
+mod set_elements;
 mod set_members;
 mod shared_chains;
 mod updates;
@@ -232,6 +234,10 @@ impl Compiler {
             c.sets
                 .refresh_endpoint(&mut c.journal, model, EndpointKey::Host(name.clone()));
         }
+        for key in model.network_sets.keys() {
+            c.sets
+                .refresh_endpoint(&mut c.journal, model, EndpointKey::NetworkSet(key.clone()));
+        }
         c.render_staged(model);
         c
     }
@@ -315,6 +321,10 @@ impl Compiler {
                     model,
                     EndpointKey::Host(name.clone()),
                 );
+            }
+            (ResourceKey::NetworkSet { namespace, name }, _) => {
+                let key = EndpointKey::NetworkSet((namespace.clone(), name.clone()));
+                self.sets.refresh_endpoint(&mut self.journal, model, key);
             }
             (ResourceKey::Policy { namespace, name }, old) => {
                 let key: PolicyKey = (namespace.clone(), name.clone());

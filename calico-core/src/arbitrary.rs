@@ -13,8 +13,7 @@ use proptest::prelude::*;
 use crate::eval::Packet;
 use crate::model::{
     Action, EntityRule, IcmpMatch, IpVersion, Labels, Model, NamedPort, NetworkSet, Policy,
-    PolicyType, PortSpec, Profile, Protocol, Resource, Rule, WorkloadEndpoint,
-    WorkloadEndpointId,
+    PolicyType, PortSpec, Profile, Protocol, Resource, Rule, WorkloadEndpoint, WorkloadEndpointId,
 };
 use crate::selector::Selector;
 
@@ -297,12 +296,12 @@ fn endpoint(i: usize) -> impl Strategy<Value = WorkloadEndpoint> {
         })
 }
 
-/// Network set `i`: global or namespaced, random labels, 0–3 networks of both families.
+/// Network set `i`: global or namespaced, random labels, 1–4 networks of both families.
 fn network_set(i: usize) -> impl Strategy<Value = NetworkSet> {
     (
         prop::sample::select(NAMESPACES.to_vec()),
         labels(),
-        prop::sample::subsequence(NETWORK_SET_NETS.to_vec(), 0..4),
+        prop::sample::subsequence(NETWORK_SET_NETS.to_vec(), 1..5),
     )
         .prop_map(move |(ns, labels, nets)| NetworkSet {
             name: format!("set{i}"),
@@ -312,13 +311,13 @@ fn network_set(i: usize) -> impl Strategy<Value = NetworkSet> {
         })
 }
 
-/// A random valid model: 2–6 workload endpoints over [`NODES`], up to 3 policies, up to 3
+/// A random valid model: 2–6 workload endpoints over [`NODES`], up to 3 policies, up to 4
 /// network sets and the profiles `p1` and `kns.a` (random rules) and `p2` (allows
 /// everything).
 pub fn model() -> impl Strategy<Value = Model> {
     let endpoints = (2usize..7).prop_flat_map(|n| (0..n).map(endpoint).collect::<Vec<_>>());
     let policies = (0usize..4).prop_flat_map(|n| (0..n).map(policy).collect::<Vec<_>>());
-    let sets = (0usize..4).prop_flat_map(|n| (0..n).map(network_set).collect::<Vec<_>>());
+    let sets = (0usize..5).prop_flat_map(|n| (0..n).map(network_set).collect::<Vec<_>>());
     let profiles = (profile("p1"), profile("kns.a"));
     let parts = (endpoints, policies, sets, profiles);
     parts.prop_filter_map("invalid model", |(eps, pols, sets, (p1, kns))| {

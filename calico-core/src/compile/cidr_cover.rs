@@ -113,13 +113,16 @@ mod tests {
 
     fn net() -> impl Strategy<Value = IpNet> {
         // Few distinct values so that nesting, sharing and equality are common.
-        (0u8..4, 0u8..8, prop_oneof![Just(24u8), Just(28), Just(30), Just(32)]).prop_map(
-            |(a, b, len)| {
+        (
+            0u8..4,
+            0u8..8,
+            prop_oneof![Just(24u8), Just(28), Just(30), Just(32)],
+        )
+            .prop_map(|(a, b, len)| {
                 IpNet::new(IpAddr::from([10, 0, a, b * 2]), len)
                     .unwrap()
                     .trunc()
-            },
-        )
+            })
     }
 
     proptest! {

@@ -364,4 +364,6 @@ mod bulk_tests;
 #[cfg(test)]
 mod describe_tests;
 #[cfg(test)]
+mod network_set_tests;
+#[cfg(test)]
 mod tests;

@@ -16,8 +16,8 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use super::journal::Journal;
-use super::set_elements::{Contribution, SetElements};
 use super::rules::SetSpec;
+use super::set_elements::{Contribution, SetElements};
 use crate::calc::effective;
 use crate::calc::SelectorIndex;
 use crate::dataplane::ir::{Set, SetElement};

@@ -236,7 +236,11 @@ fn updates(model: &Model) -> Vec<Update> {
         );
     let profiles = model.profiles.values().cloned().map(Resource::Profile);
     let policies = model.policies.values().cloned().map(Resource::Policy);
-    let sets = model.network_sets.values().cloned().map(Resource::NetworkSet);
+    let sets = model
+        .network_sets
+        .values()
+        .cloned()
+        .map(Resource::NetworkSet);
     eps.chain(profiles)
         .chain(policies)
         .chain(sets)

@@ -48,7 +48,10 @@ const LATER: &str = "203.0.113.9";
 /// so that each datagram is a new flow for conntrack).
 fn outside(fabric: &Netns, ip: &str) -> UdpSocket {
     let addr = SocketAddr::new(ip.parse().unwrap(), 0);
-    fabric.enter(move || UdpSocket::bind(addr)).unwrap().unwrap()
+    fabric
+        .enter(move || UdpSocket::bind(addr))
+        .unwrap()
+        .unwrap()
 }
 
 fn partners(nets: &[&str]) -> Update {

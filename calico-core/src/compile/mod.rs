@@ -29,8 +29,10 @@
 //!   Pass -> set the Pass mark and return (policies) or return (profiles); Log -> log
 //! ```
 //!
-//! Selector matches are named sets of member addresses, kept up to date by membership
-//! changes only; CIDR lists are interval sets; named ports are `addr . proto . port` sets.
+//! Selector matches are named interval sets of member addresses (as single-address
+//! networks) and of the networks of the network sets the selector picks, never overlapping
+//! (`cidr_cover`), kept up to date by membership and network changes only; CIDR lists are
+//! interval sets; named ports are `addr . proto . port` sets.
 //! Every name is a short stable hash of the object's identity, and compiling the same input
 //! twice gives identical IR.
 //!
@@ -49,7 +51,9 @@
 //! Its parts, one job each:
 //!
 //! * `journal`: the ruleset and the record of what changed in it (the change sets);
-//! * `set_members`: which endpoints are in which selector sets, and who refers to each set;
+//! * `set_members`: which endpoints and network sets are in which selector sets, and who
+//!   refers to each set; `set_elements`: the elements their contributions make;
+//!   `cidr_cover`: a selector set's networks without overlaps;
 //! * `local_endpoints`: which policies apply to which local endpoint, and interface owners;
 //! * `shared_chains`: the chains endpoints with equal policy or profile lists share, and
 //!   their reference counts;

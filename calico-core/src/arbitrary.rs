@@ -12,8 +12,8 @@ use proptest::prelude::*;
 
 use crate::eval::Packet;
 use crate::model::{
-    Action, EntityRule, IcmpMatch, IpVersion, Labels, Model, NamedPort, Policy, PolicyType,
-    PortSpec, Profile, Protocol, Resource, Rule, WorkloadEndpoint, WorkloadEndpointId,
+    Action, EntityRule, IcmpMatch, IpVersion, Labels, Model, NamedPort, NetworkSet, Policy,
+    PolicyType, PortSpec, Profile, Protocol, Resource, Rule, WorkloadEndpoint, WorkloadEndpointId,
 };
 use crate::selector::Selector;
 
@@ -45,6 +45,19 @@ const NETS: [&str; 7] = [
     "fd00::/120",
     "fd00::10/124",
 ];
+/// Networks of network sets: external ranges holding [`EXTERNAL`] addresses, ranges that
+/// nest or overlap endpoint addresses (`10.0.x.1y`, `fd00::1y`) and each other.
+const NETWORK_SET_NETS: [&str; 8] = [
+    "198.51.100.0/24",
+    "198.51.100.7/32",
+    "10.0.9.8/30",
+    "10.0.0.0/27",
+    "10.0.0.12/32",
+    "10.0.1.0/24",
+    "fd00::/120",
+    "fd00::99/128",
+];
+
 const PORTS: [u16; 5] = [53, 80, 443, 8080, 40000];
 
 fn labels() -> impl Strategy<Value = Labels> {
@@ -283,13 +296,31 @@ fn endpoint(i: usize) -> impl Strategy<Value = WorkloadEndpoint> {
         })
 }
 
-/// A random valid model: 2–6 workload endpoints over [`NODES`], up to 3 policies and the
-/// profiles `p1` and `kns.a` (random rules) and `p2` (allows everything).
+/// Network set `i`: global or namespaced, random labels, 1–4 networks of both families.
+fn network_set(i: usize) -> impl Strategy<Value = NetworkSet> {
+    (
+        prop::sample::select(NAMESPACES.to_vec()),
+        labels(),
+        prop::sample::subsequence(NETWORK_SET_NETS.to_vec(), 1..5),
+    )
+        .prop_map(move |(ns, labels, nets)| NetworkSet {
+            name: format!("set{i}"),
+            namespace: ns.map(String::from),
+            labels,
+            nets: nets.into_iter().map(|n| n.parse().unwrap()).collect(),
+        })
+}
+
+/// A random valid model: 2–6 workload endpoints over [`NODES`], up to 3 policies, up to 4
+/// network sets and the profiles `p1` and `kns.a` (random rules) and `p2` (allows
+/// everything).
 pub fn model() -> impl Strategy<Value = Model> {
     let endpoints = (2usize..7).prop_flat_map(|n| (0..n).map(endpoint).collect::<Vec<_>>());
     let policies = (0usize..4).prop_flat_map(|n| (0..n).map(policy).collect::<Vec<_>>());
+    let sets = (0usize..5).prop_flat_map(|n| (0..n).map(network_set).collect::<Vec<_>>());
     let profiles = (profile("p1"), profile("kns.a"));
-    (endpoints, policies, profiles).prop_filter_map("invalid model", |(eps, pols, (p1, kns))| {
+    let parts = (endpoints, policies, sets, profiles);
+    parts.prop_filter_map("invalid model", |(eps, pols, sets, (p1, kns))| {
         // p2 allows everything, as a Kubernetes namespace profile does.
         let p2 = Profile {
             name: "p2".into(),
@@ -301,6 +332,7 @@ pub fn model() -> impl Strategy<Value = Model> {
             .into_iter()
             .map(Resource::WorkloadEndpoint)
             .chain(pols.into_iter().map(Resource::Policy))
+            .chain(sets.into_iter().map(Resource::NetworkSet))
             .chain([
                 Resource::Profile(p1),
                 Resource::Profile(kns),

@@ -10,8 +10,8 @@
 //! ```
 
 use crate::model::{
-    Action, EntityRule, Labels, Model, Policy, PortSpec, Profile, Protocol, Resource, Rule,
-    WorkloadEndpoint, WorkloadEndpointId,
+    Action, EntityRule, Labels, Model, NetworkSet, Policy, PortSpec, Profile, Protocol, Resource,
+    Rule, WorkloadEndpoint, WorkloadEndpointId,
 };
 use crate::selector::Selector;
 
@@ -135,6 +135,40 @@ impl Scale {
             .expect("a /24 is valid"),
         )];
         p
+    }
+
+    /// Network set number `j`, in namespace `ns{j % namespaces}` with label `app{j % apps}`,
+    /// so that the rule selectors of the policies of its namespace pick it as they pick that
+    /// app's endpoints: an IPv4 /24 of `100.64.0.0/10` and an IPv6 /112 of `fd10::/16`, the
+    /// /24 moved to `100.127.0.0/16` (`moved`) for changes.
+    pub fn network_set(&self, j: usize, moved: bool) -> NetworkSet {
+        let v4 = if moved {
+            format!("100.127.{}.0/24", j % 256)
+        } else {
+            format!("100.{}.{}.0/24", 64 + j / 256 % 63, j % 256)
+        };
+        let v6 = format!("fd10::{:x}:0/112", j);
+        NetworkSet {
+            name: format!("netset{j}"),
+            namespace: Some(format!("ns{}", j % self.namespaces)),
+            labels: [("app".to_string(), format!("app{}", j % self.apps))].into(),
+            nets: [v4, v6]
+                .iter()
+                .map(|n| n.parse().expect("a valid network"))
+                .collect(),
+        }
+    }
+
+    /// The whole model with `sets` network sets ([`Scale::network_set`]) added.
+    pub fn model_with_network_sets(&self, sets: usize) -> Model {
+        let mut model = self.model();
+        for j in 0..sets {
+            let set = Resource::NetworkSet(self.network_set(j, false));
+            model
+                .apply(crate::model::Update::Upsert(set))
+                .expect("the scale network sets are valid");
+        }
+        model
     }
 
     /// The whole model.

@@ -74,6 +74,8 @@ pub const KINDS: &[KindInfo] = &[
     k("BGPPeer", "bgppeers", false, true),
     k("Node", "nodes", false, true),
     k("WorkloadEndpoint", "workloadendpoints", true, true),
+    k("NetworkSet", "networksets", true, true),
+    k("GlobalNetworkSet", "globalnetworksets", false, true),
     // Known to Calico, not implemented by calico-rs: ignored (debug log, counted).
     k("ClusterInformation", "clusterinformations", false, false),
     k("FelixConfiguration", "felixconfigurations", false, false),
@@ -84,8 +86,6 @@ pub const KINDS: &[KindInfo] = &[
         false,
     ),
     k("Tier", "tiers", false, false),
-    k("NetworkSet", "networksets", true, false),
-    k("GlobalNetworkSet", "globalnetworksets", false, false),
     k("StagedNetworkPolicy", "stagednetworkpolicies", true, false),
     k(
         "StagedGlobalNetworkPolicy",
@@ -280,6 +280,10 @@ pub fn place_of(resource: &Resource) -> Result<(&'static KindInfo, Option<String
         Resource::BgpConfiguration(b) => (info("BGPConfiguration"), None, b.name.clone()),
         Resource::BgpPeer(b) => (info("BGPPeer"), None, b.name.clone()),
         Resource::Node(n) => (info("Node"), None, n.name.clone()),
+        Resource::NetworkSet(s) => match &s.namespace {
+            Some(ns) => (info("NetworkSet"), Some(ns.clone()), s.name.clone()),
+            None => (info("GlobalNetworkSet"), None, s.name.clone()),
+        },
         Resource::WorkloadEndpoint(w) => {
             let name = workload_endpoint_name(&w.node, &w.id).map_err(|(field, reason)| NoKey {
                 resource: format!("WorkloadEndpoint {}", w.id),

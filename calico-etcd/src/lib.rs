@@ -34,7 +34,7 @@
 //! that fails is refused alone, with its key and field, and everything else proceeds.
 //! Reported as unsupported and ignored (a debug log and a count,
 //! [`EtcdSource::unsupported`], never a refusal): ClusterInformation, FelixConfiguration,
-//! KubeControllersConfiguration, Tier, NetworkSet, GlobalNetworkSet, the staged policies,
+//! KubeControllersConfiguration, Tier, the staged policies,
 //! IPReservation, CalicoNodeStatus, BGPFilter, IPAMConfiguration/IPAMConfig, BlockAffinity
 //! (under the resources path), LiveMigration, the Kubernetes-backed kinds, and any plural
 //! Calico does not register.

@@ -236,8 +236,14 @@ fn updates(model: &Model) -> Vec<Update> {
         );
     let profiles = model.profiles.values().cloned().map(Resource::Profile);
     let policies = model.policies.values().cloned().map(Resource::Policy);
+    let sets = model
+        .network_sets
+        .values()
+        .cloned()
+        .map(Resource::NetworkSet);
     eps.chain(profiles)
         .chain(policies)
+        .chain(sets)
         .map(Update::Upsert)
         .collect()
 }
@@ -335,13 +341,20 @@ fn random_models_reach_every_outcome() {
     use proptest::test_runner::TestRunner;
     let mut runner = TestRunner::deterministic();
     let mut seen = std::collections::BTreeMap::<&str, usize>::new();
-    let (mut allowed, mut denied) = (0, 0);
+    let (mut allowed, mut denied, mut by_network_sets) = (0, 0, 0);
     for _ in 0..300 {
         let (model, packets) = model_and_packets().new_tree(&mut runner).unwrap().current();
+        let mut without_sets = model.clone();
+        without_sets.network_sets.clear();
         for p in &packets {
             let Ok(e) = evaluate_flow(&model, p) else {
                 continue;
             };
+            // Network sets decided it: without them the verdict would differ.
+            let other = evaluate_flow(&without_sets, p).map(|o| o.verdict);
+            if other.is_ok_and(|v| v != e.verdict) {
+                by_network_sets += 1;
+            }
             if e.verdict.is_allow() {
                 allowed += 1
             } else {
@@ -371,6 +384,12 @@ fn random_models_reach_every_outcome() {
             "outcome {kind:?} rare or never reached: {seen:?}"
         );
     }
+    // As for the outcome kinds above: reached, in every run (the runner is deterministic).
+    assert!(
+        by_network_sets >= 3,
+        "network sets decided only {by_network_sets} verdicts of {}",
+        allowed + denied
+    );
     // Both verdicts must be common (at least a tenth each) for agreement to mean much.
     let total = allowed + denied;
     assert!(

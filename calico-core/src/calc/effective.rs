@@ -5,9 +5,11 @@
 
 use std::net::IpAddr;
 
+use ipnet::IpNet;
+
 use crate::model::{
-    EntityRule, HostEndpoint, Labels, Model, NamedPort, Policy, WorkloadEndpoint, LABEL_NAMESPACE,
-    LABEL_ORCHESTRATOR, NAMESPACE_LABEL_PREFIX,
+    EntityRule, HostEndpoint, Labels, Model, NamedPort, NetworkSet, Policy, WorkloadEndpoint,
+    LABEL_NAMESPACE, LABEL_ORCHESTRATOR, NAMESPACE_LABEL_PREFIX,
 };
 use crate::selector::Selector;
 
@@ -51,19 +53,42 @@ pub fn host_labels(model: &Model, ep: &HostEndpoint) -> Labels {
     labels
 }
 
-/// What a rule's selectors are matched against: one endpoint's effective labels, addresses
-/// and named ports.
+/// A network set's effective labels, as Calico's: its own, over those of its namespace's
+/// `kns.<namespace>` profile (the `pcns.` namespace labels), plus the implicit namespace
+/// label for a namespaced set. A global set has its own labels only.
+pub fn network_set_labels(model: &Model, set: &NetworkSet) -> Labels {
+    let Some(ns) = &set.namespace else {
+        return set.labels.clone();
+    };
+    let mut labels = profile_labels(model, &[format!("kns.{ns}")]);
+    labels.extend(set.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+    labels.insert(LABEL_NAMESPACE.into(), ns.clone());
+    labels
+}
+
+/// What a rule's selectors are matched against: one endpoint's (or network set's) effective
+/// labels, addresses, networks and named ports.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SelectableEndpoint {
     /// Effective labels.
     pub labels: Labels,
-    /// Addresses.
+    /// Addresses (of an endpoint).
     pub addresses: Vec<IpAddr>,
+    /// Networks (of a network set): an address in one of them is selected with the set.
+    pub nets: Vec<IpNet>,
     /// Named ports.
     pub ports: Vec<NamedPort>,
 }
 
-/// Every endpoint of the model (workload and host, on every node) as rule selectors see it.
+impl SelectableEndpoint {
+    /// Whether `addr` is one of its addresses or falls in one of its networks.
+    pub fn owns(&self, addr: &IpAddr) -> bool {
+        self.addresses.contains(addr) || self.nets.iter().any(|n| n.contains(addr))
+    }
+}
+
+/// Every endpoint of the model (workload and host, on every node) and every network set, as
+/// rule selectors see them.
 pub fn selectable_endpoints(model: &Model) -> Vec<SelectableEndpoint> {
     let workloads = model
         .workload_endpoints
@@ -71,14 +96,22 @@ pub fn selectable_endpoints(model: &Model) -> Vec<SelectableEndpoint> {
         .map(|ep| SelectableEndpoint {
             labels: workload_labels(model, ep),
             addresses: ep.ip_networks.iter().map(|n| n.addr()).collect(),
+            nets: Vec::new(),
             ports: ep.ports.clone(),
         });
     let hosts = model.host_endpoints.values().map(|ep| SelectableEndpoint {
         labels: host_labels(model, ep),
         addresses: ep.expected_ips.clone(),
+        nets: Vec::new(),
         ports: ep.ports.clone(),
     });
-    workloads.chain(hosts).collect()
+    let sets = model.network_sets.values().map(|s| SelectableEndpoint {
+        labels: network_set_labels(model, s),
+        addresses: Vec::new(),
+        nets: s.networks().collect(),
+        ports: Vec::new(),
+    });
+    workloads.chain(hosts).chain(sets).collect()
 }
 
 /// The namespace restriction a rule selector of a policy in `namespace` carries:

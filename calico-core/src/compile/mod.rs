@@ -29,8 +29,10 @@
 //!   Pass -> set the Pass mark and return (policies) or return (profiles); Log -> log
 //! ```
 //!
-//! Selector matches are named sets of member addresses, kept up to date by membership
-//! changes only; CIDR lists are interval sets; named ports are `addr . proto . port` sets.
+//! Selector matches are named interval sets of member addresses (as single-address
+//! networks) and of the networks of the network sets the selector picks, never overlapping
+//! (`cidr_cover`), kept up to date by membership and network changes only; CIDR lists are
+//! interval sets; named ports are `addr . proto . port` sets.
 //! Every name is a short stable hash of the object's identity, and compiling the same input
 //! twice gives identical IR.
 //!
@@ -49,7 +51,9 @@
 //! Its parts, one job each:
 //!
 //! * `journal`: the ruleset and the record of what changed in it (the change sets);
-//! * `set_members`: which endpoints are in which selector sets, and who refers to each set;
+//! * `set_members`: which endpoints and network sets are in which selector sets, and who
+//!   refers to each set; `set_elements`: the elements their contributions make;
+//!   `cidr_cover`: a selector set's networks without overlaps;
 //! * `local_endpoints`: which policies apply to which local endpoint, and interface owners;
 //! * `shared_chains`: the chains endpoints with equal policy or profile lists share, and
 //!   their reference counts;
@@ -60,6 +64,7 @@
 //! * `flow_log`: the verdicts reported to the agent's flow logs, when on;
 //! * `describe`: the way back, from chain names to what the user wrote ([`describe`]).
 
+mod cidr_cover;
 mod describe;
 mod endpoint_chains;
 mod flow_log;
@@ -67,6 +72,7 @@ mod journal;
 mod local_endpoints;
 mod names;
 mod rules;
+mod set_elements;
 mod set_members;
 mod shared_chains;
 mod updates;
@@ -232,6 +238,10 @@ impl Compiler {
             c.sets
                 .refresh_endpoint(&mut c.journal, model, EndpointKey::Host(name.clone()));
         }
+        for key in model.network_sets.keys() {
+            c.sets
+                .refresh_endpoint(&mut c.journal, model, EndpointKey::NetworkSet(key.clone()));
+        }
         c.render_staged(model);
         c
     }
@@ -316,6 +326,10 @@ impl Compiler {
                     EndpointKey::Host(name.clone()),
                 );
             }
+            (ResourceKey::NetworkSet { namespace, name }, _) => {
+                let key = EndpointKey::NetworkSet((namespace.clone(), name.clone()));
+                self.sets.refresh_endpoint(&mut self.journal, model, key);
+            }
             (ResourceKey::Policy { namespace, name }, old) => {
                 let key: PolicyKey = (namespace.clone(), name.clone());
                 if old.is_some() || model.policies.contains_key(&key) {
@@ -353,5 +367,7 @@ fn feed(model: &mut Model, compiler: &mut Compiler, update: crate::model::Update
 mod bulk_tests;
 #[cfg(test)]
 mod describe_tests;
+#[cfg(test)]
+mod network_set_tests;
 #[cfg(test)]
 mod tests;

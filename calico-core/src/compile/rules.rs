@@ -16,7 +16,8 @@ use crate::selector::Selector;
 /// A set a compiled rule refers to, by what determines its contents.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) enum SetSpec {
-    /// Addresses of the endpoints matching a selector.
+    /// Addresses of the endpoints and networks of the network sets matching a selector (an
+    /// interval set: endpoints' addresses are single-address networks).
     Selector {
         /// The effective (namespace-scoped) selector.
         selector: Selector,
@@ -63,8 +64,8 @@ impl SetSpec {
     /// The set's key type.
     pub(crate) fn key(&self) -> SetKey {
         match self {
-            SetSpec::Selector { v4: true, .. } => SetKey::Ipv4Addr,
-            SetSpec::Selector { v4: false, .. } => SetKey::Ipv6Addr,
+            SetSpec::Selector { v4: true, .. } => SetKey::Ipv4Net,
+            SetSpec::Selector { v4: false, .. } => SetKey::Ipv6Net,
             SetSpec::NamedPort { v4: true, .. } => SetKey::Ipv4AddrProtoPort,
             SetSpec::NamedPort { v4: false, .. } => SetKey::Ipv6AddrProtoPort,
             SetSpec::Nets { v4: true, .. } => SetKey::Ipv4Net,

@@ -1,20 +1,27 @@
-//! Set membership: which endpoints' addresses (and named ports) are in the selector sets the
-//! compiled rules refer to, kept up to date one endpoint or one set at a time, and which
-//! policy or profile holds a reference to each set.
+//! Set membership: which endpoints' addresses (and named ports) and which network sets'
+//! networks are in the selector sets the compiled rules refer to, kept up to date one
+//! endpoint, network set or selector set at a time, and which policy or profile holds a
+//! reference to each set.
 //!
-//! Every endpoint of the cluster (workload or host, any node) is a candidate member. A set
-//! exists while at least one policy or profile refers to it; an element is in a set while at
-//! least one member endpoint contributes it.
+//! Every endpoint of the cluster (workload or host, any node) and every network set is a
+//! candidate member. A set exists while at least one policy or profile refers to it. A
+//! selector set is an interval set: its elements are the networks its members contribute
+//! (an endpoint's addresses as /32 and /128) that no other contributed network contains
+//! ([`CidrCover`]), so a network set's change is a change of set elements only. A named-port
+//! set holds an element while at least one member endpoint contributes it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
+use ipnet::IpNet;
+
 use super::journal::Journal;
 use super::rules::SetSpec;
+use super::set_elements::{Contribution, SetElements};
 use crate::calc::effective;
 use crate::calc::SelectorIndex;
 use crate::dataplane::ir::{Set, SetElement};
-use crate::model::{Labels, Model, NamedPort, PolicyKey, WorkloadEndpointId};
+use crate::model::{Labels, Model, NamedPort, NetworkSetKey, PolicyKey, WorkloadEndpointId};
 
 /// Any endpoint, as a member of selector sets.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -23,6 +30,8 @@ pub(super) enum EndpointKey {
     Workload(WorkloadEndpointId),
     /// A host endpoint, by name.
     Host(String),
+    /// A network set, by namespace and name.
+    NetworkSet(NetworkSetKey),
 }
 
 /// Who refers to a set.
@@ -34,20 +43,13 @@ pub(super) enum SetOwner {
     Profile(String),
 }
 
-/// What an endpoint contributes to the sets it is a member of.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct Contribution {
-    addresses: Vec<IpAddr>,
-    ports: Vec<NamedPort>,
-}
-
 /// The selector sets, their references and their members.
 #[derive(Clone, Debug, Default)]
 pub(super) struct SetMembership {
     /// Sets referenced by compiled rules: spec and number of referring policies/profiles.
     set_refs: BTreeMap<String, (SetSpec, usize)>,
-    /// Element reference counts of selector-based sets.
-    element_refs: BTreeMap<String, BTreeMap<SetElement, usize>>,
+    /// The elements of the sets, with what each member contributes.
+    elements: SetElements,
     /// Selector-based sets × all endpoints (by interned id: cheap to copy into the index).
     members: SelectorIndex<String, u64>,
     endpoint_ids: BTreeMap<EndpointKey, u64>,
@@ -74,7 +76,9 @@ impl SetMembership {
         self.release_specs(journal, old_specs);
     }
 
-    /// Re-reads an endpoint (any node) from `model` and updates the sets it is a member of.
+    /// Re-reads an endpoint (any node) or network set from `model` and updates the sets it
+    /// is a member of. Sets it stays in get only the difference between its old and new
+    /// contribution: a network set whose networks change changes those elements only.
     pub(super) fn refresh_endpoint(
         &mut self,
         journal: &mut Journal,
@@ -91,37 +95,38 @@ impl SetMembership {
                 self.next_endpoint_id
             }
         };
-        if let Some(old) = self.contributions.remove(&id) {
-            for s in self.members.matching(&id) {
-                add_contribution(
-                    &self.set_refs,
-                    &mut self.element_refs,
-                    journal,
-                    s,
-                    &old,
-                    false,
-                );
-            }
-        }
-        match contribution {
+        let old = self.contributions.remove(&id).unwrap_or_default();
+        let old_sets: BTreeSet<String> = self.members.matching(&id).cloned().collect();
+        let new = match contribution {
             Some((labels, contribution)) => {
                 self.members.set_item(id, labels);
-                for s in self.members.matching(&id) {
-                    add_contribution(
-                        &self.set_refs,
-                        &mut self.element_refs,
-                        journal,
-                        s,
-                        &contribution,
-                        true,
-                    );
-                }
-                self.contributions.insert(id, contribution);
+                contribution
             }
             None => {
                 self.members.remove_item(&id);
                 self.endpoint_ids.remove(&key);
+                Contribution::default()
             }
+        };
+        let new_sets: BTreeSet<&String> = self.members.matching(&id).collect();
+        for s in &old_sets {
+            let withdrawn = match new_sets.contains(s) {
+                true => old.minus(&new),
+                false => old.clone(),
+            };
+            self.elements
+                .contribute(&self.set_refs, journal, s, &withdrawn, false);
+        }
+        for s in new_sets {
+            let added = match old_sets.contains(s) {
+                true => new.minus(&old),
+                false => new.clone(),
+            };
+            self.elements
+                .contribute(&self.set_refs, journal, s, &added, true);
+        }
+        if self.endpoint_ids.contains_key(&key) {
+            self.contributions.insert(id, new);
         }
     }
 
@@ -136,7 +141,7 @@ impl SetMembership {
             if *n == 0 {
                 self.set_refs.remove(&name);
                 self.members.remove_selector(&name);
-                self.element_refs.remove(&name);
+                self.elements.forget(&name);
                 journal.put_set(&name, None);
             }
         }
@@ -171,14 +176,8 @@ impl SetMembership {
                     continue;
                 }
                 if let Some(contribution) = self.contributions.get(&c.item) {
-                    add_contribution(
-                        &self.set_refs,
-                        &mut self.element_refs,
-                        journal,
-                        &name,
-                        contribution,
-                        true,
-                    );
+                    self.elements
+                        .contribute(&self.set_refs, journal, &name, contribution, true);
                 }
             }
         }
@@ -186,93 +185,66 @@ impl SetMembership {
     }
 }
 
-/// An endpoint's effective labels and what it contributes to sets, read from `model`.
+/// An endpoint's or network set's effective labels and what it contributes to sets, read
+/// from `model`.
 fn contribution(model: &Model, key: &EndpointKey) -> Option<(Labels, Contribution)> {
+    let endpoint = |addresses: Vec<IpAddr>, ports: Vec<NamedPort>| Contribution {
+        nets: addresses.iter().map(|a| IpNet::from(*a)).collect(),
+        addresses,
+        ports,
+    };
     match key {
         EndpointKey::Workload(id) => model.workload_endpoints.get(id).map(|ep| {
             (
                 effective::workload_labels(model, ep),
-                Contribution {
-                    addresses: ep.ip_networks.iter().map(|n| n.addr()).collect(),
-                    ports: ep.ports.clone(),
-                },
+                endpoint(
+                    ep.ip_networks.iter().map(|n| n.addr()).collect(),
+                    ep.ports.clone(),
+                ),
             )
         }),
         EndpointKey::Host(name) => model.host_endpoints.get(name).map(|ep| {
             (
                 effective::host_labels(model, ep),
-                Contribution {
-                    addresses: ep.expected_ips.clone(),
-                    ports: ep.ports.clone(),
-                },
+                endpoint(ep.expected_ips.clone(), ep.ports.clone()),
             )
+        }),
+        EndpointKey::NetworkSet(k) => model.network_sets.get(k).map(|set| {
+            let mut nets: Vec<IpNet> = set.networks().collect();
+            nets.sort();
+            nets.dedup();
+            let c = Contribution {
+                nets,
+                ..Contribution::default()
+            };
+            (effective::network_set_labels(model, set), c)
         }),
     }
 }
 
-/// The elements `c` contributes to the set `spec`.
-fn elements_of(spec: &SetSpec, c: &Contribution) -> Vec<SetElement> {
-    match spec {
-        SetSpec::Selector { v4, .. } => c
-            .addresses
-            .iter()
-            .filter(|a| a.is_ipv4() == *v4)
-            .map(|a| SetElement::Addr(*a))
-            .collect(),
-        SetSpec::NamedPort { port, v4, .. } => c
-            .addresses
-            .iter()
-            .filter(|a| a.is_ipv4() == *v4)
-            .flat_map(|a| {
-                c.ports
+impl Contribution {
+    /// What `self` contributes that `other` does not.
+    fn minus(&self, other: &Contribution) -> Contribution {
+        Contribution {
+            nets: self
+                .nets
+                .iter()
+                .filter(|n| !other.nets.contains(n))
+                .copied()
+                .collect(),
+            // Named-port elements are addresses × ports: with the same addresses, only the
+            // ports that differ; otherwise all of them (the other side adds all of its own,
+            // and the reference counts keep what both have).
+            addresses: self.addresses.clone(),
+            ports: match self.addresses == other.addresses {
+                true => self
+                    .ports
                     .iter()
-                    .filter(|p| &p.name == port)
-                    .map(move |p| SetElement::AddrProtoPort(*a, p.protocol.0, p.port))
-            })
-            .collect(),
-        SetSpec::Nets { .. } => Vec::new(),
-    }
-}
-
-/// Adds (`sign`) or withdraws one member's contribution to the set `set`: an element enters
-/// the set with its first contributor and leaves it with its last.
-fn add_contribution(
-    set_refs: &BTreeMap<String, (SetSpec, usize)>,
-    element_refs: &mut BTreeMap<String, BTreeMap<SetElement, usize>>,
-    journal: &mut Journal,
-    set: &str,
-    c: &Contribution,
-    sign: bool,
-) {
-    let Some((spec, _)) = set_refs.get(set) else {
-        return;
-    };
-    let elements = elements_of(spec, c);
-    if elements.is_empty() {
-        return;
-    }
-    if !element_refs.contains_key(set) {
-        element_refs.insert(set.to_string(), BTreeMap::new());
-    }
-    let Some(counts) = element_refs.get_mut(set) else {
-        return;
-    };
-    for e in elements {
-        let n = counts.entry(e).or_insert(0);
-        let (was, now) = if sign {
-            *n += 1;
-            (*n - 1, *n)
-        } else {
-            *n = n.saturating_sub(1);
-            (*n + 1, *n)
-        };
-        if now == 0 {
-            counts.remove(&e);
-        }
-        if was == 0 && now > 0 {
-            journal.set_element(set, e, true);
-        } else if was > 0 && now == 0 {
-            journal.set_element(set, e, false);
+                    .filter(|p| !other.ports.contains(p))
+                    .cloned()
+                    .collect(),
+                false => self.ports.clone(),
+            },
         }
     }
 }

@@ -66,7 +66,12 @@ fn layout_dispatches_local_interfaces_only() {
     // of the IPv4 nets; the nets are merged into one interval.
     let pol = &r.chains[&policy_chain(&(Some("shop".into()), "web".into()), PolicyType::Ingress)];
     assert_eq!(pol.rules.len(), 2, "{pol:#?}");
-    let net_sets: Vec<&Set> = r.sets.values().filter(|s| s.key.is_interval()).collect();
+    let net_sets: Vec<&Set> = r
+        .sets
+        .iter()
+        .filter(|(n, _)| n.starts_with("net4-"))
+        .map(|(_, s)| s)
+        .collect();
     assert_eq!(net_sets.len(), 1);
     assert_eq!(
         net_sets[0].elements.iter().collect::<Vec<_>>(),
@@ -81,7 +86,7 @@ fn layout_dispatches_local_interfaces_only() {
         .unwrap();
     assert_eq!(
         sel.elements.iter().collect::<Vec<_>>(),
-        vec![&SetElement::Addr("10.0.0.2".parse().unwrap())]
+        vec![&SetElement::Net("10.0.0.2/32".parse().unwrap())]
     );
     assert!(!r
         .chains
@@ -132,7 +137,7 @@ fn a_label_change_touches_only_the_sets_it_enters_or_leaves() {
                 .find(|n| n.starts_with("sel4-"))
                 .unwrap()
                 .clone(),
-            elements: vec![SetElement::Addr("10.0.0.2".parse().unwrap())],
+            elements: vec![SetElement::Net("10.0.0.2/32".parse().unwrap())],
         }]
     );
 }
@@ -157,6 +162,7 @@ pub(super) fn updates(a: &Model, b: &Model) -> Vec<Update> {
             .map(Resource::WorkloadEndpoint)
             .chain(m.policies.values().cloned().map(Resource::Policy))
             .chain(m.profiles.values().cloned().map(Resource::Profile))
+            .chain(m.network_sets.values().cloned().map(Resource::NetworkSet))
             .collect()
     };
     let new = resources(b);

@@ -141,6 +141,16 @@ impl Compiler {
                     self.sets.refresh_endpoint(&mut self.journal, model, key);
                 }
             }
+            // Namespaced network sets inherit their `kns.<namespace>` profile's labels.
+            let namespace = name.strip_prefix("kns.");
+            let sets = model
+                .network_sets
+                .keys()
+                .filter(|(ns, _)| namespace.is_some() && ns.as_deref() == namespace);
+            for key in sets {
+                let key = EndpointKey::NetworkSet(key.clone());
+                self.sets.refresh_endpoint(&mut self.journal, model, key);
+            }
         }
         // Endpoint chains jump only to profiles that exist: re-render local users.
         let ifaces: BTreeSet<&str> = model

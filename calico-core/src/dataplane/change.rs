@@ -155,6 +155,17 @@ pub struct ApplyError {
     pub reason: String,
 }
 
+/// An element of the interval set `s` that overlaps the network `e` (other than `e` itself).
+fn overlapping(s: &Set, e: &SetElement) -> Option<SetElement> {
+    let SetElement::Net(n) = e else {
+        return None;
+    };
+    s.elements.iter().copied().find(|o| match o {
+        SetElement::Net(m) => m != n && (m.contains(&n.network()) || n.contains(&m.network())),
+        _ => false,
+    })
+}
+
 fn apply_one(r: &mut Ruleset, c: &Change) -> Result<(), String> {
     match c {
         Change::AddSet { name, key } => {
@@ -174,6 +185,10 @@ fn apply_one(r: &mut Ruleset, c: &Change) -> Result<(), String> {
             for e in elements {
                 if !e.fits(s.key) {
                     return Err(format!("element {e:?} does not fit set {set}"));
+                }
+                if let Some(other) = overlapping(s, e) {
+                    // The kernel refuses it too (interval sets without auto-merge).
+                    return Err(format!("element {e:?} overlaps {other:?} in set {set}"));
                 }
                 if !s.elements.insert(*e) {
                     return Err(format!("element {e:?} exists in set {set}"));

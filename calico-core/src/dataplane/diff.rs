@@ -64,7 +64,7 @@ pub(crate) fn diff_keys(old: &Ruleset, new: &Ruleset, touched: Touched) -> Chang
     ChangeSet { changes: c }
 }
 
-/// Step 1: new sets and the elements that enter sets.
+/// Step 1: new sets and the elements that enter sets (interval sets: after those that leave).
 fn add_sets(
     old: &Ruleset,
     new: &Ruleset,
@@ -89,6 +89,9 @@ fn add_sets(
                 }
             }
             (Some(o), Some(n)) if o.key == n.key => {
+                if n.key.is_interval() {
+                    removed_elements(name, o.elements.difference(&n.elements), c);
+                }
                 let added: Vec<SetElement> = n.elements.difference(&o.elements).copied().collect();
                 if !added.is_empty() {
                     c.push(Change::AddElements {
@@ -101,7 +104,15 @@ fn add_sets(
         }
     }
     for (name, touched) in set_elements {
-        let elements = &new.sets[*name].elements;
+        let set = &new.sets[*name];
+        let elements = &set.elements;
+        if set.key.is_interval() {
+            let removed = touched
+                .iter()
+                .filter(|(e, was)| **was && !elements.contains(*e))
+                .map(|(e, _)| e);
+            removed_elements(name, removed, c);
+        }
         let added: Vec<SetElement> = touched
             .iter()
             .filter(|(e, was)| !**was && elements.contains(*e))
@@ -113,6 +124,23 @@ fn add_sets(
                 elements: added,
             });
         }
+    }
+}
+
+/// Removes elements of an interval set ahead of its additions: a network that replaces the
+/// ones it covers (or the reverse) must not overlap them for an instant, which the kernel
+/// refuses. Removing first is safe: a change set is applied in one transaction.
+fn removed_elements<'a>(
+    name: &str,
+    removed: impl Iterator<Item = &'a SetElement>,
+    c: &mut Vec<Change>,
+) {
+    let removed: Vec<SetElement> = removed.copied().collect();
+    if !removed.is_empty() {
+        c.push(Change::DelElements {
+            set: name.to_string(),
+            elements: removed,
+        });
     }
 }
 
@@ -259,7 +287,7 @@ fn remove(
     }
     for name in sets {
         match (old.sets.get(name), new.sets.get(name)) {
-            (Some(o), Some(n)) if o.key == n.key => {
+            (Some(o), Some(n)) if o.key == n.key && !n.key.is_interval() => {
                 let removed: Vec<SetElement> =
                     o.elements.difference(&n.elements).copied().collect();
                 if !removed.is_empty() {
@@ -274,6 +302,9 @@ fn remove(
         }
     }
     for (name, touched) in set_elements {
+        if new.sets[*name].key.is_interval() {
+            continue; // removed before the additions (step 1)
+        }
         let elements = &new.sets[*name].elements;
         let removed: Vec<SetElement> = touched
             .iter()

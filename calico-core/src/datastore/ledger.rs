@@ -160,6 +160,11 @@ pub(crate) fn describe(rk: &ResourceKey) -> String {
             name,
         } => format!("{ns}/{name}"),
         ResourceKey::Policy { name, .. } => name.clone(),
+        ResourceKey::NetworkSet {
+            namespace: Some(ns),
+            name,
+        } => format!("{ns}/{name}"),
+        ResourceKey::NetworkSet { name, .. } => name.clone(),
         ResourceKey::HostEndpoint(n)
         | ResourceKey::Profile(n)
         | ResourceKey::IpPool(n)

@@ -14,6 +14,11 @@
 //! * `Allow` and `Deny` are final. `Pass` skips the remaining policies and goes to the
 //!   profiles. If at least one policy governed the direction and none passed, the packet is
 //!   denied at the end of the policies.
+//! * A rule's `selector` (and `notSelector`) matches an address that belongs to an endpoint
+//!   it selects *or* falls in a network of a network set it selects (Calico's
+//!   `NetworkSet`/`GlobalNetworkSet`); a namespaced set carries its namespace label and its
+//!   namespace's `pcns.` labels, so a namespaced policy's rules see only the sets of their
+//!   namespace (or, with `namespaceSelector: global()`, the global ones).
 //! * Otherwise E's profiles are consulted in order, the same way (`Pass` in a profile goes to
 //!   the next profile); if none decides, the packet is denied.
 //!

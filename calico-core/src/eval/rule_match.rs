@@ -107,11 +107,12 @@ impl Side<'_> {
         true
     }
 
-    /// Whether the address belongs to an endpoint the selector matches.
+    /// Whether the address belongs to an endpoint the selector matches, or falls in a
+    /// network of a network set it matches (Calico puts both in the selector's IP set).
     fn owned_by_match(&self, sel: &Selector) -> bool {
         self.endpoints
             .iter()
-            .any(|ep| ep.addresses.contains(&self.addr) && sel.matches(&ep.labels))
+            .any(|ep| ep.owns(&self.addr) && sel.matches(&ep.labels))
     }
 
     fn port_matches(&self, spec: &PortSpec, port: u16) -> bool {

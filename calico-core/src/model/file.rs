@@ -62,7 +62,7 @@ pub enum FileError {
 }
 
 /// The resource kinds a file may hold, by their `kind:` value.
-const KINDS: [&str; 9] = [
+const KINDS: [&str; 10] = [
     "WorkloadEndpoint",
     "HostEndpoint",
     "Policy",
@@ -72,6 +72,7 @@ const KINDS: [&str; 9] = [
     "BgpConfiguration",
     "BgpPeer",
     "Node",
+    "NetworkSet",
 ];
 
 /// Parses a YAML stream of resources and validates each one.
@@ -151,6 +152,7 @@ fn parse(text: &str, location: &str) -> Result<Vec<Resource>, FileError> {
             "BgpConfiguration" => typed(value).map(Resource::BgpConfiguration),
             "BgpPeer" => typed(value).map(Resource::BgpPeer),
             "Node" => typed(value).map(Resource::Node),
+            "NetworkSet" => typed(value).map(Resource::NetworkSet),
             other => {
                 return Err(parse_error(
                     "",

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::bgp::{BgpConfiguration, BgpPeer, Node};
 use super::endpoint::{HostEndpoint, WorkloadEndpoint, WorkloadEndpointId};
+use super::network_set::NetworkSet;
 use super::policy::{Policy, Profile};
 use super::pool::{BlockAffinity, IpPool};
 
@@ -31,6 +32,8 @@ pub enum ResourceKind {
     BgpPeer,
     /// [`Node`].
     Node,
+    /// [`NetworkSet`] (namespaced `NetworkSet` or `GlobalNetworkSet`).
+    NetworkSet,
 }
 
 impl fmt::Display for ResourceKind {
@@ -62,6 +65,8 @@ pub enum Resource {
     BgpPeer(BgpPeer),
     /// A node.
     Node(Node),
+    /// A network set.
+    NetworkSet(NetworkSet),
 }
 
 /// The identity of a resource: what an update replaces or removes.
@@ -91,6 +96,13 @@ pub enum ResourceKey {
     BgpPeer(String),
     /// A node, by name.
     Node(String),
+    /// A network set, by namespace (`None` for a global set) and name.
+    NetworkSet {
+        /// The namespace, `None` for a global set.
+        namespace: Option<String>,
+        /// The name.
+        name: String,
+    },
 }
 
 impl Resource {
@@ -106,6 +118,7 @@ impl Resource {
             Resource::BgpConfiguration(_) => ResourceKind::BgpConfiguration,
             Resource::BgpPeer(_) => ResourceKind::BgpPeer,
             Resource::Node(_) => ResourceKind::Node,
+            Resource::NetworkSet(_) => ResourceKind::NetworkSet,
         }
     }
 
@@ -124,6 +137,10 @@ impl Resource {
             Resource::BgpConfiguration(r) => ResourceKey::BgpConfiguration(r.name.clone()),
             Resource::BgpPeer(r) => ResourceKey::BgpPeer(r.name.clone()),
             Resource::Node(r) => ResourceKey::Node(r.name.clone()),
+            Resource::NetworkSet(r) => ResourceKey::NetworkSet {
+                namespace: r.namespace.clone(),
+                name: r.name.clone(),
+            },
         }
     }
 }

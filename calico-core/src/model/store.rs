@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use super::bgp::{BgpConfiguration, BgpPeer, Node};
 use super::endpoint::{HostEndpoint, WorkloadEndpoint, WorkloadEndpointId};
 use super::error::ValidationError;
+use super::network_set::{NetworkSet, NetworkSetKey};
 use super::policy::{Policy, Profile};
 use super::pool::{BlockAffinity, IpPool};
 use super::resource::{Resource, ResourceKey, Update};
@@ -44,6 +45,8 @@ pub struct Model {
     pub bgp_peers: BTreeMap<String, BgpPeer>,
     /// Nodes, by name.
     pub nodes: BTreeMap<String, Node>,
+    /// Network sets (namespaced and global), by namespace and name.
+    pub network_sets: BTreeMap<NetworkSetKey, NetworkSet>,
 }
 
 impl Model {
@@ -135,6 +138,10 @@ impl Model {
                 .insert(r.name.clone(), r)
                 .map(Resource::BgpPeer),
             Resource::Node(r) => self.nodes.insert(r.name.clone(), r).map(Resource::Node),
+            Resource::NetworkSet(r) => self
+                .network_sets
+                .insert((r.namespace.clone(), r.name.clone()), r)
+                .map(Resource::NetworkSet),
         }
     }
 
@@ -164,6 +171,10 @@ impl Model {
                 .map(Resource::BgpConfiguration),
             ResourceKey::BgpPeer(n) => self.bgp_peers.remove(n).map(Resource::BgpPeer),
             ResourceKey::Node(n) => self.nodes.remove(n).map(Resource::Node),
+            ResourceKey::NetworkSet { namespace, name } => self
+                .network_sets
+                .remove(&(namespace.clone(), name.clone()))
+                .map(Resource::NetworkSet),
         }
     }
 }

@@ -31,18 +31,18 @@ pub const MAX_LABEL_VALUE: usize = 63;
 pub const MAX_ICMP_TYPE: u8 = 254;
 
 /// Collects the resource reference and builds errors for fields under it.
-struct Check {
+pub(super) struct Check {
     resource: ResourceRef,
 }
 
 impl Check {
-    fn new(kind: ResourceKind, name: String) -> Self {
+    pub(super) fn new(kind: ResourceKind, name: String) -> Self {
         Check {
             resource: ResourceRef { kind, name },
         }
     }
 
-    fn err(&self, field: impl Into<String>, reason: Reason) -> ValidationError {
+    pub(super) fn err(&self, field: impl Into<String>, reason: Reason) -> ValidationError {
         ValidationError {
             resource: self.resource.clone(),
             field: field.into(),
@@ -50,13 +50,17 @@ impl Check {
         }
     }
 
-    fn invalid(&self, field: impl Into<String>, why: impl Into<String>) -> ValidationError {
+    pub(super) fn invalid(
+        &self,
+        field: impl Into<String>,
+        why: impl Into<String>,
+    ) -> ValidationError {
         self.err(field, Reason::Invalid(why.into()))
     }
 
     /// A DNS-1123 subdomain: lower-case alphanumerics, '-' and '.', starting and ending with
     /// an alphanumeric.
-    fn name(&self, field: &str, name: &str) -> Result<(), ValidationError> {
+    pub(super) fn name(&self, field: &str, name: &str) -> Result<(), ValidationError> {
         if name.is_empty() {
             return Err(self.err(field, Reason::Empty));
         }
@@ -118,7 +122,7 @@ impl Check {
 
     /// Kubernetes label rules: key `[prefix/]name`, name ≤ 63 of `[A-Za-z0-9_.-]` starting and
     /// ending alphanumeric, prefix a DNS subdomain; value ≤ 63, same characters, may be empty.
-    fn labels(&self, field: &str, labels: &Labels) -> Result<(), ValidationError> {
+    pub(super) fn labels(&self, field: &str, labels: &Labels) -> Result<(), ValidationError> {
         let segment = |s: &str| {
             !s.is_empty()
                 && s.len() <= 63
@@ -656,6 +660,7 @@ impl Resource {
             Resource::BgpConfiguration(r) => r.validate(),
             Resource::BgpPeer(r) => r.validate(),
             Resource::Node(r) => r.validate(),
+            Resource::NetworkSet(r) => r.validate(),
         }
     }
 }

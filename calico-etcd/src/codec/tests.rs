@@ -38,6 +38,10 @@ const WORKLOAD_ENDPOINT: &str = r#"{"kind":"WorkloadEndpoint","apiVersion":"proj
 /// A Node as calico-node stores it (orchRefs, addresses, an empty status).
 const NODE: &str = r#"{"kind":"Node","apiVersion":"projectcalico.org/v3","metadata":{"name":"node-1","uid":"c0ffee00-1111-4222-8333-444455556666","creationTimestamp":"2025-06-01T09:00:00Z","labels":{"kubernetes.io/hostname":"node-1"}},"spec":{"bgp":{"ipv4Address":"192.168.56.11/24"},"orchRefs":[{"nodeName":"node-1","orchestrator":"k8s"}],"addresses":[{"address":"192.168.56.11/24","type":"CalicoNodeIP"}]},"status":{}}"#;
 
+/// A NetworkSet and a GlobalNetworkSet as Calico stores them.
+const NETWORK_SET: &str = r#"{"kind":"NetworkSet","apiVersion":"projectcalico.org/v3","metadata":{"name":"db","namespace":"shop","labels":{"role":"db"}},"spec":{"nets":["198.51.100.0/28","2001:db8::/48"]}}"#;
+const GLOBAL_NETWORK_SET: &str = r#"{"kind":"GlobalNetworkSet","apiVersion":"projectcalico.org/v3","metadata":{"name":"partners","labels":{"role":"partner"}},"spec":{"nets":["203.0.113.0/24"]}}"#;
+
 /// An IPPool as `calicoctl create` stores it with every default filled in.
 const IP_POOL: &str = r#"{"kind":"IPPool","apiVersion":"projectcalico.org/v3","metadata":{"name":"default-ipv4-ippool","uid":"9e8d7c6b-5a49-4382-9170-605f4e3d2c1b","creationTimestamp":"2025-06-01T09:00:00Z"},"spec":{"cidr":"10.244.0.0/16","vxlanMode":"Never","ipipMode":"Never","blockSize":26,"nodeSelector":"all()","allowedUses":["Workload","Tunnel"],"assignmentMode":"Automatic"}}"#;
 
@@ -74,6 +78,14 @@ fn calicoctl_values_decode() {
         n.bgp.unwrap().ipv4_address.unwrap().to_string(),
         "192.168.56.11"
     );
+    let Resource::NetworkSet(s) = resource("networksets/shop/db", NETWORK_SET) else {
+        panic!()
+    };
+    assert_eq!((s.namespace.as_deref(), s.nets.len()), (Some("shop"), 2));
+    let Resource::NetworkSet(g) = resource("globalnetworksets/partners", GLOBAL_NETWORK_SET) else {
+        panic!()
+    };
+    assert_eq!((g.namespace, g.labels["role"].as_str()), (None, "partner"));
     let Resource::IpPool(p) = resource("ippools/default-ipv4-ippool", IP_POOL) else {
         panic!()
     };
@@ -140,8 +152,8 @@ fn unsupported_kinds_are_ignored_not_refused() {
         Decoded::Unsupported("FelixConfiguration".into())
     );
     assert_eq!(
-        decode("networksets/shop/ns1", "garbage"),
-        Decoded::Unsupported("NetworkSet".into())
+        decode("tiers/t1", "garbage"),
+        Decoded::Unsupported("Tier".into())
     );
     assert_eq!(
         decode("widgets/w1", "{}"),

@@ -280,4 +280,5 @@ fn leak(s: &str) -> &'static str {
 
 mod api;
 mod matching;
+mod network_sets;
 mod policies;

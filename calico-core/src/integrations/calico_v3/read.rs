@@ -19,12 +19,12 @@ pub const API_VERSION: &str = "projectcalico.org/v3";
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct Meta {
-    name: String,
+pub(super) struct Meta {
+    pub(super) name: String,
     #[serde(default)]
-    namespace: Option<String>,
+    pub(super) namespace: Option<String>,
     #[serde(default)]
-    labels: Labels,
+    pub(super) labels: Labels,
     // Accepted (calicoctl writes them) but without effect on the dataplane.
     #[serde(default, rename = "annotations")]
     _annotations: BTreeMap<String, String>,
@@ -277,7 +277,11 @@ fn screen(v: &mut Value, path: &str, kind: &str, obj: &str) -> Result<(), Transl
     Ok(())
 }
 
-fn typed<T: DeserializeOwned>(v: Value, prefix: &str, obj: &str) -> Result<T, TranslateError> {
+pub(super) fn typed<T: DeserializeOwned>(
+    v: Value,
+    prefix: &str,
+    obj: &str,
+) -> Result<T, TranslateError> {
     serde_path_to_error::deserialize(v).map_err(|e| {
         let p = e.path().to_string();
         let field = if p == "." || p.is_empty() {
@@ -376,8 +380,9 @@ fn object(doc: usize, kind: &str, mut v: Mapping) -> Result<Resource, TranslateE
         }
         "Node" => node(meta, spec, &obj)?,
         "WorkloadEndpoint" => workload_endpoint(meta, spec, &obj)?,
+        "NetworkSet" | "GlobalNetworkSet" => super::network_set::read(kind, meta, spec, &obj)?,
         other => {
-            return Err(TranslateError::new(&obj, "kind", format!("{other:?} is not a supported kind (NetworkPolicy, GlobalNetworkPolicy, Profile, HostEndpoint, IPPool, BGPConfiguration, BGPPeer, Node, WorkloadEndpoint, List)")));
+            return Err(TranslateError::new(&obj, "kind", format!("{other:?} is not a supported kind (NetworkPolicy, GlobalNetworkPolicy, NetworkSet, GlobalNetworkSet, Profile, HostEndpoint, IPPool, BGPConfiguration, BGPPeer, Node, WorkloadEndpoint, List)")));
         }
     };
     resource

@@ -19,9 +19,11 @@ use crate::model::{
 #[derive(Clone, Debug, PartialEq)]
 pub struct V3Object {
     /// The v3 kind: `NetworkPolicy`, `GlobalNetworkPolicy`, `Profile`, `WorkloadEndpoint`,
-    /// `HostEndpoint`, `IPPool`, `BGPConfiguration`, `BGPPeer` or `Node`.
+    /// `HostEndpoint`, `IPPool`, `BGPConfiguration`, `BGPPeer`, `Node`, `NetworkSet` or
+    /// `GlobalNetworkSet`.
     pub kind: &'static str,
-    /// The namespace of a namespaced kind (`NetworkPolicy`, `WorkloadEndpoint`), else `None`.
+    /// The namespace of a namespaced kind (`NetworkPolicy`, `WorkloadEndpoint`,
+    /// `NetworkSet`), else `None`.
     pub namespace: Option<String>,
     /// The object's `metadata.name` (for a workload endpoint, the name Calico forms; see
     /// [`workload_endpoint_name`]).
@@ -72,6 +74,7 @@ pub fn to_v3(resource: &Resource) -> Result<V3Object, TranslateError> {
         ),
         Resource::BgpPeer(p) => ("BGPPeer", None, p.name.clone(), None, bgp_peer(p)?),
         Resource::Node(n) => ("Node", None, n.name.clone(), Some(&n.labels), node(n)),
+        Resource::NetworkSet(s) => super::network_set::write(s),
         Resource::BlockAffinity(b) => {
             return Err(TranslateError::new(
                 format!("BlockAffinity {}", b.cidr),
@@ -104,7 +107,7 @@ pub fn to_v3(resource: &Resource) -> Result<V3Object, TranslateError> {
 }
 
 /// What each kind's conversion yields: kind, namespace, name, labels, spec.
-type Parts<'a> = (
+pub(super) type Parts<'a> = (
     &'static str,
     Option<String>,
     String,

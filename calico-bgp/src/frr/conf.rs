@@ -8,7 +8,7 @@ use std::fmt::Write;
 use std::net::IpAddr;
 use std::path::Path;
 
-use calico_core::dataplane::{BgpSettings, PeerConfig};
+use calico_core::dataplane::{AddPathConfig, BgpSettings, PeerConfig};
 use ipnet::IpNet;
 
 /// Equal-cost paths FRR may use per prefix (eBGP and iBGP alike).
@@ -54,6 +54,16 @@ pub enum ConfError {
         field: &'static str,
         /// Why.
         why: String,
+    },
+    /// A peer setting this driver does not carry over to FRR.
+    #[error("peer {peer}: {field}: not supported by the FRR driver ({why})")]
+    Unsupported {
+        /// The peer's address.
+        peer: IpAddr,
+        /// The field.
+        field: &'static str,
+        /// Why, or what to use instead.
+        why: &'static str,
     },
 }
 
@@ -242,6 +252,15 @@ fn check_peer(peer: &PeerConfig) -> Result<(), ConfError> {
             return Err(bfd("bfd.multiplier", "FRR's bfdd needs 2-255".into()));
         }
     }
+    if peer.add_path != AddPathConfig::default() {
+        // FRR's addpath-tx-all-paths sends every path, not the multipath set the native
+        // speaker and BIRD send; refused rather than meaning something else.
+        return Err(ConfError::Unsupported {
+            peer: peer.address,
+            field: "add_path",
+            why: "use the native speaker or BIRD for ADD-PATH",
+        });
+    }
     if peer.hold_time != 0 && peer.hold_time < 3 {
         return Err(ConfError::HoldTime {
             peer: peer.address,
@@ -267,6 +286,7 @@ mod tests {
             passive: false,
             route_reflector_client: false,
             bfd: None,
+            add_path: AddPathConfig::default(),
         }
     }
 
@@ -388,6 +408,17 @@ mod tests {
         assert_eq!(
             with(&|p| p.hold_time = 2),
             Err(ConfError::HoldTime { peer, hold: 2 })
+        );
+        let e = with(&|p| p.add_path.receive = true).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ConfError::Unsupported {
+                    field: "add_path",
+                    ..
+                }
+            ),
+            "{e}"
         );
         for (multiplier, field) in [(1, "bfd.multiplier"), (0, "bfd.multiplier")] {
             let e = with(&|p| {

@@ -248,6 +248,7 @@ end
                     passive: false,
                     route_reflector_client: false,
                     bfd: None,
+                    add_path: Default::default(),
                 })
                 .collect(),
         }

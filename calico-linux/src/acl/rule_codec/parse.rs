@@ -364,24 +364,8 @@ fn ct_state(rest: &[Expr]) -> Option<Match> {
 
 /// `ct status` → 1, then `& confirmed == 0`.
 fn ct_unconfirmed(rest: &[Expr]) -> Option<Match> {
-    match (rest.get(1)?, rest.get(2)?) {
-        (
-            Expr::Bitwise {
-                sreg: W1,
-                dreg: W1,
-                mask,
-                xor,
-            },
-            Expr::Cmp {
-                sreg: W1,
-                op: CmpOp::Eq,
-                data,
-            },
-        ) if ne_u32(mask)? == IPS_CONFIRMED && ne_u32(xor)? == 0 && ne_u32(data)? == 0 => {
-            Some(Match::CtUnconfirmed)
-        }
-        _ => None,
-    }
+    let bits = masked_cmp_zero(rest.get(1)?, rest.get(2)?, CmpOp::Eq)?;
+    (bits == IPS_CONFIRMED).then_some(Match::CtUnconfirmed)
 }
 
 /// `meta mark` → 1, then either the bit test (a match) or `bitwise` and `meta mark set`
@@ -454,6 +438,11 @@ fn dispatch(key: u32, lookup: &Expr) -> Option<Verdict> {
 
 /// `bitwise` register 1 with a mask and zero xor, then `cmp neq 0`: the mask's bits.
 fn tested_bits(b: &Expr, c: &Expr) -> Option<u32> {
+    masked_cmp_zero(b, c, CmpOp::Neq)
+}
+
+/// `bitwise` register 1 with a mask and zero xor, then `cmp <op> 0`: the mask's bits.
+fn masked_cmp_zero(b: &Expr, c: &Expr, want: CmpOp) -> Option<u32> {
     match (b, c) {
         (
             Expr::Bitwise {
@@ -462,12 +451,8 @@ fn tested_bits(b: &Expr, c: &Expr) -> Option<u32> {
                 mask,
                 xor,
             },
-            Expr::Cmp {
-                sreg: W1,
-                op: CmpOp::Neq,
-                data,
-            },
-        ) if ne_u32(xor)? == 0 && ne_u32(data)? == 0 => ne_u32(mask),
+            Expr::Cmp { sreg: W1, op, data },
+        ) if *op == want && ne_u32(xor)? == 0 && ne_u32(data)? == 0 => ne_u32(mask),
         _ => None,
     }
 }

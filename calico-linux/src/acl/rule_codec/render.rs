@@ -91,21 +91,21 @@ fn render_match(
                 key: NFT_CT_STATE,
                 dreg: NFT_REG_1,
             });
-            out.extend(test_bits(bits));
+            out.extend(masked_cmp_zero(bits, CmpOp::Neq));
         }
         Match::CtUnconfirmed => {
             out.push(Expr::Ct {
                 key: NFT_CT_STATUS,
                 dreg: NFT_REG_1,
             });
-            out.extend(test_bits_clear(IPS_CONFIRMED));
+            out.extend(masked_cmp_zero(IPS_CONFIRMED, CmpOp::Eq));
         }
         Match::MarkSet(bits) => {
             out.push(Expr::Meta {
                 key: NFT_META_MARK,
                 dreg: NFT_REG_1,
             });
-            out.extend(test_bits(*bits));
+            out.extend(masked_cmp_zero(*bits, CmpOp::Neq));
         }
     }
     Ok(())
@@ -340,8 +340,9 @@ fn port_cmp(lo: u16, hi: u16, op: CmpOp) -> Expr {
     }
 }
 
-/// Register 1 masked with `bits`, compared with zero.
-fn test_bits(bits: u32) -> [Expr; 2] {
+/// Register 1 masked with `bits`, compared with zero by `op` (`neq`: some bit set; `eq`:
+/// none).
+fn masked_cmp_zero(bits: u32, op: CmpOp) -> [Expr; 2] {
     [
         Expr::Bitwise {
             sreg: NFT_REG_1,
@@ -351,20 +352,7 @@ fn test_bits(bits: u32) -> [Expr; 2] {
         },
         Expr::Cmp {
             sreg: NFT_REG_1,
-            op: CmpOp::Neq,
-            data: ne32(0),
-        },
-    ]
-}
-
-/// `reg1 & bits == 0`.
-fn test_bits_clear(bits: u32) -> [Expr; 2] {
-    let [mask, _] = test_bits(bits);
-    [
-        mask,
-        Expr::Cmp {
-            sreg: NFT_REG_1,
-            op: CmpOp::Eq,
+            op,
             data: ne32(0),
         },
     ]

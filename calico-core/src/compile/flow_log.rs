@@ -282,19 +282,10 @@ fn tcp_only(rule: &Rule) -> bool {
     })
 }
 
-/// How many IR rules `rules`, one user rule's with `action`, become with flow logs on.
+/// How many IR rules `rules`, one user rule's with `action`, become with flow logs on (what
+/// [`user_rule`] makes of them, counted).
 pub(super) fn expanded_len(action: Action, rules: &[Rule]) -> usize {
-    match action {
-        Action::Allow => rules
-            .iter()
-            .map(|r| match tcp_only(r) {
-                true => 1,
-                false => 1 + split_port_lists(&r.matches).len(),
-            })
-            .sum(),
-        Action::Deny => 2 * rules.len(),
-        Action::Pass | Action::Log => rules.len(),
-    }
+    user_rule(&FlowLogConfig::default(), "", 0, action, rules.to_vec()).len()
 }
 
 #[cfg(test)]

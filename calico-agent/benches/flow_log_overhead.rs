@@ -32,7 +32,7 @@ use calico_core::model::{Resource, Update};
 use calico_core::scale::Scale;
 use calico_linux::acl::{nft_script, LinuxAcl};
 use calico_netns::fixtures::Netns;
-use support::{endpoints_yaml, http_get, wait_until, Host};
+use support::{endpoints_yaml, http_get, Host};
 
 const ROUNDS: usize = 5;
 
@@ -183,13 +183,7 @@ fn start(host: &mut Host, flow_logs: bool) -> u32 {
         args.push("--flow-logs");
     }
     host.start_agent(&args);
-    let programmed = wait_until(Duration::from_secs(60), || {
-        http_get(host, "/api/endpoints")
-            .matches("\"programmed\"")
-            .count()
-            == 2
-    });
-    assert!(programmed.is_some(), "{}", host.log());
+    host.wait_programmed(2, Duration::from_secs(60));
     host.agent.as_ref().unwrap().id()
 }
 

@@ -54,11 +54,15 @@ impl Page {
         }
     }
 
-    /// A 200 page whose body is what `chunks` gives, as it comes.
-    pub fn stream(content_type: &'static str, chunks: mpsc::Receiver<Bytes>) -> Page {
+    /// A 200 page whose body is `first`, then what `chunks` gives, as it comes.
+    pub fn stream(
+        content_type: &'static str,
+        first: String,
+        chunks: mpsc::Receiver<Bytes>,
+    ) -> Page {
         Page {
             stream: Some(chunks),
-            ..Page::ok(content_type, String::new())
+            ..Page::ok(content_type, first)
         }
     }
 }
@@ -245,10 +249,7 @@ mod tests {
                         tokio::time::sleep(Duration::from_millis(400)).await;
                         let _ = tx.send(Bytes::from("later\n")).await;
                     });
-                    Some(Page {
-                        body: "first\n".into(),
-                        ..Page::stream("text/plain", rx)
-                    })
+                    Some(Page::stream("text/plain", "first\n".into(), rx))
                 }
                 _ => None,
             }

@@ -51,13 +51,7 @@ fn allowed_and_denied_connects_show_in_flows_metrics_and_status_by_policy() {
     let mut host = Host::new("flw-a", None, "192.168.81.1", &wls);
     host.write("all.yaml", &(endpoints_yaml("flw-a", &wls) + POLICY));
     host.start_agent(&["--no-bgp", "--flow-logs", "--flow-log-interval-secs", "1"]);
-    let programmed = wait_until(Duration::from_secs(30), || {
-        http_get(&host, "/api/endpoints")
-            .matches("\"programmed\"")
-            .count()
-            == 2
-    });
-    assert!(programmed.is_some(), "{}", host.log());
+    host.wait_programmed(2, Duration::from_secs(30));
     // The records are named after the model the agent last saw; it is looked at every second.
     std::thread::sleep(Duration::from_millis(1500));
 

@@ -83,13 +83,7 @@ fn the_page_shows_endpoints_matrix_and_flows_panel_in_chromium() {
     let mut host = Host::new("web-a", None, "192.168.79.1", &wls);
     host.write("all.yaml", &(endpoints_yaml("web-a", &wls) + POLICY));
     host.start_agent(&["--no-bgp", "--flow-logs", "--flow-log-interval-secs", "1"]);
-    let programmed = wait_until(Duration::from_secs(30), || {
-        http_get(&host, "/api/endpoints")
-            .matches("\"programmed\"")
-            .count()
-            == 2
-    });
-    assert!(programmed.is_some(), "{}", host.log());
+    host.wait_programmed(2, Duration::from_secs(30));
     // A denied connect, once the agent names flows after this model (checked every second).
     std::thread::sleep(Duration::from_millis(1500));
     let ssh = "10.68.0.11:2222".parse().unwrap();

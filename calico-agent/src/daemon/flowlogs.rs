@@ -126,9 +126,8 @@ pub fn page(state: &FlowState, query: &str) -> Page {
     let follow = query
         .split('&')
         .any(|kv| kv == "follow=1" || kv == "follow=true");
-    let (recent, live) = state.follow();
     if !follow {
-        return Page::ok(NDJSON, recent);
+        return Page::ok(NDJSON, state.recent_lines());
     }
     let Ok(permit) = state.followers.clone().try_acquire_owned() else {
         return Page::with_status(
@@ -137,15 +136,13 @@ pub fn page(state: &FlowState, query: &str) -> Page {
             format!("{MAX_FOLLOWERS} clients already follow /flows; try again later\n"),
         );
     };
-    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let (recent, live) = state.follow();
+    let (tx, rx) = mpsc::channel(4);
     tokio::spawn(async move {
         let _permit = permit;
         forward(live, tx).await;
     });
-    Page {
-        body: recent,
-        ..Page::stream(NDJSON, rx)
-    }
+    Page::stream(NDJSON, recent, rx)
 }
 
 /// Sends what `live` gives to `tx` until the client is gone, the records stop or the client

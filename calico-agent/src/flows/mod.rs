@@ -108,16 +108,26 @@ impl FlowState {
         if records.is_empty() {
             return;
         }
-        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        let lines = Bytes::from(json_lines(records.iter()));
+        let mut recent = self.recent();
         recent.extend(records);
         // Under the lock, so that a new follower sees each record exactly once.
-        let _ = self.live.send(Bytes::from(json_lines(records.iter())));
+        let _ = self.live.send(lines);
+    }
+
+    /// The recent records as JSON lines.
+    pub fn recent_lines(&self) -> String {
+        self.recent().json_lines()
     }
 
     /// The recent records as JSON lines, and the records published from then on.
     pub fn follow(&self) -> (String, broadcast::Receiver<Bytes>) {
-        let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        let recent = self.recent();
         (recent.json_lines(), self.live.subscribe())
+    }
+
+    fn recent(&self) -> std::sync::MutexGuard<'_, RecentFlows> {
+        self.recent.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 

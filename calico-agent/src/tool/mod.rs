@@ -146,6 +146,11 @@ fn fail(e: &str) -> u8 {
 /// `GET path`; the body of a 200, else the error the agent gave.
 fn get_ok(agent: &Agent, path: &str) -> Result<String, String> {
     let (status, body) = agent.get(path).map_err(|e| e.to_string())?;
+    ok_body(path, status, body)
+}
+
+/// `body` of a 200 answer to `GET path`, or an error with the agent's reason.
+fn ok_body(path: &str, status: u16, body: String) -> Result<String, String> {
     if status == 200 {
         return Ok(body);
     }
@@ -179,14 +184,15 @@ fn flows(agent: &Agent, denied: bool, follow: bool, json: bool) -> Result<u8, St
     if !json {
         println!("{}", flows_text::HEADER);
     }
-    // A record printed already (when the stream is opened again, it starts with the recent
-    // records); bounded memory: after a clear, a record may be printed twice.
+    // Following, a record printed already (when the stream is opened again, it starts with
+    // the recent records); bounded memory: after a clear, a record may be printed twice.
     let mut seen: HashSet<String> = HashSet::new();
     let mut print = |line: &str| {
         let Ok(record) = serde_json::from_str::<serde_json::Value>(line) else {
             return true;
         };
-        if (denied && !flows_text::is_denied(&record)) || !seen.insert(line.to_string()) {
+        if (denied && !flows_text::is_denied(&record)) || (follow && !seen.insert(line.to_string()))
+        {
             return true;
         }
         if seen.len() > 1_000_000 {
@@ -200,10 +206,7 @@ fn flows(agent: &Agent, denied: bool, follow: bool, json: bool) -> Result<u8, St
         true
     };
     if !follow {
-        if status != 200 {
-            return Err(format!("GET /flows: HTTP {status}: {}", body.trim()));
-        }
-        for l in body.lines() {
+        for l in ok_body("/flows", status, body)?.lines() {
             print(l);
         }
         return Ok(EXIT_OK);

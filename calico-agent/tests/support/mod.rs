@@ -121,6 +121,18 @@ impl Host {
         }
     }
 
+    /// Waits until the agent's `/api/endpoints` lists `endpoints` endpoints as programmed;
+    /// panics with the agent's log after `timeout`.
+    pub fn wait_programmed(&self, endpoints: usize, timeout: Duration) {
+        let programmed = wait_until(timeout, || {
+            http_get(self, "/api/endpoints")
+                .matches("\"programmed\"")
+                .count()
+                == endpoints
+        });
+        assert!(programmed.is_some(), "{}", self.log());
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("agent.log")).unwrap_or_default()
     }

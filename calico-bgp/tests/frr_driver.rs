@@ -324,17 +324,18 @@ async fn frr_md5_bfd_and_graceful_restart() {
         min_tx: Duration::from_millis(200),
         min_rx: Duration::from_millis(250),
         multiplier: 4,
+        authentication: None,
     };
     let mut p = peer(B4, 64512, HOLD);
     p.password = Some("right#1".into());
-    p.bfd = Some(bfd);
+    p.bfd = Some(bfd.clone());
     frr.configure(&settings(64512, A4, vec![p])).await.unwrap();
     frr.set_exports(&prefixes(&["10.65.0.0/26"])).await.unwrap();
     let speaker = speaker_at(&link.b, B4);
     let with = |password: &str| {
         let mut q = peer(A4, 64512, HOLD);
         q.password = Some(password.into());
-        q.bfd = Some(bfd);
+        q.bfd = Some(bfd.clone());
         settings(64512, B4, vec![q])
     };
     speaker.configure(&with("wrong")).await.unwrap();

@@ -1,7 +1,8 @@
 //! BFD (RFC 5880/5881) beside BGP sessions, on real links between namespaces: with BIRD 2's
 //! BFD and FRR's bfdd over IPv4, and between two of our speakers over IPv6. A peer cut off silently (all
 //! its packets dropped) loses its routes within the BFD detection time, not the hold time,
-//! and the session comes back once the path is restored.
+//! and the session comes back once the path is restored. With BIRD 2, every RFC 5880
+//! authentication type brings the session up, and a wrong key takes it down.
 
 mod speaker_support;
 
@@ -9,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use calico_bgp::bfd::State;
 use calico_bgp::speaker::Speaker;
-use calico_core::dataplane::{BfdConfig, BgpBackend};
+use calico_core::dataplane::{BfdAuth, BfdAuthType, BfdConfig, BgpBackend};
 use calico_netns::fixtures::{privileged, Netns};
 use speaker_support::bird::Bird;
 use speaker_support::frr::Frr;
@@ -22,6 +23,7 @@ const TIMERS: BfdConfig = BfdConfig {
     min_tx: Duration::from_millis(300),
     min_rx: Duration::from_millis(300),
     multiplier: 3,
+    authentication: None,
 };
 
 /// Drops every packet in and out of `ns` (a hung host, as its peers see it).
@@ -208,4 +210,84 @@ async fn bfd_between_two_speakers_over_ipv6() {
         calico_core::dataplane::PeerState::Established,
         "{status:?}"
     );
+}
+
+/// BIRD's words for an authentication type.
+fn bird_auth(kind: BfdAuthType) -> &'static str {
+    match kind {
+        BfdAuthType::SimplePassword => "simple",
+        BfdAuthType::KeyedMd5 => "keyed md5",
+        BfdAuthType::MeticulousKeyedMd5 => "meticulous keyed md5",
+        BfdAuthType::KeyedSha1 => "keyed sha1",
+        BfdAuthType::MeticulousKeyedSha1 => "meticulous keyed sha1",
+    }
+}
+
+/// Our speaker in `link.a` peering with B over IPv4, BFD authenticated with `auth`.
+async fn configure_auth(speaker: &Speaker, auth: BfdAuth) {
+    let mut p = peer(B4, 64512, HOLD);
+    p.bfd = Some(BfdConfig {
+        authentication: Some(auth),
+        ..TIMERS
+    });
+    speaker
+        .configure(&settings(64512, A4, vec![p]))
+        .await
+        .unwrap();
+}
+
+/// RFC 5880 §6.7 with BIRD 2, every type: the sessions come up at both ends (each checks
+/// the other's passwords, digests and sequence numbers); with a wrong key ours goes down and
+/// takes the BGP session with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bfd_authentication_with_bird_every_type() {
+    if !privileged("bfd_authentication_with_bird_every_type") {
+        return;
+    }
+    for (i, kind) in BfdAuthType::ALL.into_iter().enumerate() {
+        let link = Link::new(&format!("sba{i}"));
+        let conf = format!(
+            "protocol bfd {{\n  interface \"*\" {{ authentication {}; password \"s3cret-{i}\" {{ id 9; }}; }};\n}}\n\
+             protocol bgp calico {{\n  local {B4} as 64512;\n  neighbor {A4} as 64512;\n  direct;\n  \
+             hold time {HOLD};\n  connect retry time 1;\n  error wait time 1, 2;\n  \
+             bfd {{ min rx interval 300 ms; min tx interval 300 ms; multiplier 3; }};\n  \
+             ipv4 {{ import all; export none; }};\n}}\n",
+            bird_auth(kind)
+        );
+        let bird = Bird::start(&link.b, B4, &conf);
+        let speaker = speaker_at(&link.a, A4);
+        let auth = BfdAuth {
+            kind,
+            key_id: 9,
+            password: format!("s3cret-{i}"),
+        };
+        configure_auth(&speaker, auth.clone()).await;
+        wait_bfd(&speaker, 10, State::Up).await;
+        bird.wait(
+            10,
+            "show bfd sessions",
+            &format!("BIRD's BFD session up ({kind})"),
+            |o| o.contains(A4) && o.contains("Up"),
+        );
+        wait_state(&speaker, 15, calico_core::dataplane::PeerState::Established).await;
+        if kind != BfdAuthType::MeticulousKeyedSha1 {
+            continue;
+        }
+        // A wrong key: each end discards the other's packets, so both detect a silence.
+        configure_auth(
+            &speaker,
+            BfdAuth {
+                password: "wrong".into(),
+                ..auth
+            },
+        )
+        .await;
+        wait_bfd(&speaker, 5, State::Down).await;
+        bird.wait(5, "show bfd sessions", "BIRD's BFD session down", |o| {
+            !o.contains("Up")
+        });
+        let status = speaker.peer_status().await.unwrap();
+        let error = status[0].last_error.as_deref().unwrap_or("");
+        assert!(error.contains("BFD session down"), "{status:?}");
+    }
 }

@@ -141,7 +141,7 @@ fn protocols_ports_and_as_numbers_accept_every_wire_form() {
     };
     assert_eq!(peer.bfd, Some(calico_core::dataplane::BfdConfig::default()));
     assert_eq!(
-        peer.bfd.unwrap().min_tx,
+        peer.bfd.as_ref().unwrap().min_tx,
         std::time::Duration::from_millis(300)
     );
     let e = parse_resources(
@@ -150,6 +150,33 @@ fn protocols_ports_and_as_numbers_accept_every_wire_form() {
     .unwrap_err()
     .to_string();
     assert!(e.contains("interval"), "{e}");
+    // BFD authentication: the key must fit its type (16 bytes for MD5, 20 for SHA-1), the
+    // type is one of RFC 5880's; the password never shows in a debug print.
+    let peer_with = |auth: &str| {
+        parse_resources(&format!(
+            "kind: BgpPeer\nname: p\npeerIP: 192.0.2.1\nasNumber: 1\nbfd: {{authentication: {auth}}}\n"
+        ))
+    };
+    let r =
+        peer_with("{type: MeticulousKeyedSHA1, keyID: 3, password: 20-bytes-of-key-here}").unwrap();
+    let Resource::BgpPeer(peer) = &r[0] else {
+        panic!()
+    };
+    let auth = peer.bfd.as_ref().unwrap().authentication.as_ref().unwrap();
+    assert_eq!(
+        (auth.kind, auth.key_id),
+        (calico_core::dataplane::BfdAuthType::MeticulousKeyedSha1, 3)
+    );
+    assert!(!format!("{peer:?}").contains("20-bytes-of-key-here"));
+    let e = peer_with("{type: KeyedMD5, password: 17-bytes-of-keyXY}")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("bfd.authentication.password"), "{e}");
+    assert!(e.contains("17 bytes; KeyedMD5 takes 1-16"), "{e}");
+    let e = peer_with("{type: KeyedSHA256, password: k}")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("KeyedSHA256"), "{e}");
     // ADD-PATH: each direction defaults to off; a misspelt field is refused by name.
     let r = parse_resources(
         "kind: BgpPeer\nname: p\npeerIP: 192.0.2.1\nasNumber: 1\naddPath: {receive: true}\n",

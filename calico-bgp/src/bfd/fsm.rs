@@ -130,8 +130,8 @@ impl Session {
     }
 
     /// The timers.
-    pub fn config(&self) -> BfdConfig {
-        self.config
+    pub fn config(&self) -> &BfdConfig {
+        &self.config
     }
 
     /// The detection time in force: the peer's multiplier times the longer of our required
@@ -146,9 +146,10 @@ impl Session {
         if config == self.config {
             return;
         }
+        let min_tx = config.min_tx;
         self.config = config;
         if self.state == State::Up {
-            self.set_desired_tx(config.min_tx);
+            self.set_desired_tx(min_tx);
             self.polling = true;
         }
     }

@@ -9,7 +9,10 @@
 //! (RFC 9384): the peer's routes are withdrawn (ECMP shrinks to the surviving next hops) and
 //! the session is re-established as usual once the peer is back.
 //!
-//! * [`packet`]: the Control packet, decoded with the checks of RFC 5880 §6.8.6.
+//! * [`packet`]: the Control packet, decoded with the checks of RFC 5880 §6.8.6, and its
+//!   authentication section.
+//! * [`auth`]: authentication (§6.7, optional per peering: simple password, keyed and
+//!   meticulous keyed MD5 and SHA-1): signing, digests, sequence-number windows.
 //! * [`fsm`]: one session's state machine and timers, pure (packets and time in; packets
 //!   and state changes out).
 //! * [`socket`]: the UDP sockets (port 3784, source ports 49152–65535, TTL 255 out and
@@ -23,12 +26,13 @@
 //!                                   ▲  receive: a reader per family (port 3784) → queue
 //! ```
 //!
-//! Not implemented: authentication (packets carrying it are discarded, as RFC 5880 requires
-//! of a session without it), demand mode and the echo function (we advertise a required
+//! A session without authentication discards authenticated packets, and one with it
+//! unauthenticated ones (§6.8.6). Not implemented: demand mode and the echo function (we advertise a required
 //! echo interval of 0), multi-hop BFD (RFC 5883). A BGP session is not held down while its
 //! BFD session is down (RFC 5882 §4.2 makes that optional): it is only ended when BFD goes
 //! from Up to Down.
 
+pub mod auth;
 pub mod fsm;
 pub mod packet;
 pub mod service;

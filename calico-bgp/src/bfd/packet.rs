@@ -13,12 +13,23 @@
 //! [ Auth Type | Auth Len | Authentication Data ... ]
 //! ```
 //!
-//! Intervals are in microseconds on the wire. Authentication (the A bit) is not supported:
-//! a packet carrying it is refused ([`BfdPacketError::Authenticated`]), as §6.8.6 requires of
-//! a session without authentication.
+//! Intervals are in microseconds on the wire. The authentication section (the A bit,
+//! §4.2–4.4) is parsed and written here as [`AuthSection`]; keys, digests and sequence
+//! numbers are [`super::auth`]'s. [`ControlPacket::decode`] refuses an authenticated packet
+//! ([`BfdPacketError::Authenticated`]), as §6.8.6 requires of a session without
+//! authentication; [`ControlPacket::decode_authenticated`] hands the section over.
+//!
+//! ```text
+//!  Simple Password (type 1):  |Auth Type|Auth Len|Key ID| Password (1-16 bytes) ...
+//!  Keyed MD5/SHA1 (types 2-5): |Auth Type|Auth Len|Key ID|Reserved|
+//!                             |          Sequence Number          |
+//!                             |  Digest (16 bytes MD5, 20 SHA-1)  |
+//! ```
 
 use std::fmt;
 use std::time::Duration;
+
+use calico_core::dataplane::BfdAuthType;
 
 use crate::packet::cursor::Cursor;
 
@@ -209,14 +220,129 @@ pub enum BfdPacketError {
     /// Your Discriminator is 0 while the sender's state is Init or Up.
     #[error("your discriminator 0 in state {0}")]
     ZeroYourDiscriminator(State),
-    /// The packet is authenticated, which sessions here do not use.
+    /// The packet is authenticated, which the caller does not use.
     #[error("authenticated packet (the A bit), but authentication is not in use")]
     Authenticated,
+    /// An Auth Type no RFC defines.
+    #[error("unknown authentication type {0}")]
+    AuthType(u8),
+    /// An Auth Len wrong for its type, or beyond the Length field.
+    #[error("authentication section of {len} bytes is wrong for {kind} in a {length}-byte packet")]
+    AuthLength {
+        /// The Auth Type.
+        kind: BfdAuthType,
+        /// The Auth Len field.
+        len: u8,
+        /// The Length field.
+        length: u8,
+    },
+}
+
+/// The authentication section of a Control packet (RFC 5880 §4.2–4.4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AuthSection {
+    /// The Auth Type.
+    pub kind: BfdAuthType,
+    /// The Auth Key ID.
+    pub key_id: u8,
+    /// The Sequence Number (0 for a simple password, which has none).
+    pub seq: u32,
+    /// The password (simple password) or the digest, in its first [`AuthSection::data_len`]
+    /// bytes.
+    pub data: [u8; 20],
+    /// How many bytes of `data` are used.
+    pub data_len: u8,
+}
+
+impl AuthSection {
+    /// The section's length on the wire (the Auth Len field).
+    pub fn wire_len(&self) -> u8 {
+        match self.kind {
+            BfdAuthType::SimplePassword => 3 + self.data_len,
+            _ => 8 + self.data_len,
+        }
+    }
+
+    /// Where the password or digest starts, counted from the packet's first byte.
+    pub fn data_offset(&self) -> usize {
+        match self.kind {
+            BfdAuthType::SimplePassword => PACKET_LEN + 3,
+            _ => PACKET_LEN + 8,
+        }
+    }
+
+    /// The password or digest.
+    pub fn data(&self) -> &[u8] {
+        &self.data[..usize::from(self.data_len).min(self.data.len())]
+    }
+
+    /// Parses the section of a packet whose Length field is `length` (§6.8.6 has checked
+    /// that `bytes` holds at least that many, and at least 26).
+    fn decode(bytes: &[u8], length: u8) -> Result<AuthSection, BfdPacketError> {
+        let (code, len) = (bytes[PACKET_LEN], bytes[PACKET_LEN + 1]);
+        let kind = auth_type(code).ok_or(BfdPacketError::AuthType(code))?;
+        let fits = PACKET_LEN + usize::from(len) <= usize::from(length);
+        let (data_len, well_formed) = match kind {
+            BfdAuthType::SimplePassword => (len.saturating_sub(3), (4..=19).contains(&len)),
+            BfdAuthType::KeyedMd5 | BfdAuthType::MeticulousKeyedMd5 => (16, len == 24),
+            BfdAuthType::KeyedSha1 | BfdAuthType::MeticulousKeyedSha1 => (20, len == 28),
+        };
+        if !fits || !well_formed {
+            return Err(BfdPacketError::AuthLength { kind, len, length });
+        }
+        let mut section = AuthSection {
+            kind,
+            key_id: bytes[PACKET_LEN + 2],
+            seq: 0,
+            data: [0; 20],
+            data_len,
+        };
+        if kind != BfdAuthType::SimplePassword {
+            let seq = &bytes[PACKET_LEN + 4..PACKET_LEN + 8];
+            section.seq = u32::from_be_bytes([seq[0], seq[1], seq[2], seq[3]]);
+        }
+        let start = section.data_offset();
+        section.data[..usize::from(data_len)]
+            .copy_from_slice(&bytes[start..start + usize::from(data_len)]);
+        Ok(section)
+    }
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&[self.kind.code(), self.wire_len(), self.key_id]);
+        if self.kind != BfdAuthType::SimplePassword {
+            out.push(0);
+            out.extend_from_slice(&self.seq.to_be_bytes());
+        }
+        out.extend_from_slice(self.data());
+    }
+}
+
+fn auth_type(code: u8) -> Option<BfdAuthType> {
+    Some(match code {
+        1 => BfdAuthType::SimplePassword,
+        2 => BfdAuthType::KeyedMd5,
+        3 => BfdAuthType::MeticulousKeyedMd5,
+        4 => BfdAuthType::KeyedSha1,
+        5 => BfdAuthType::MeticulousKeyedSha1,
+        _ => return None,
+    })
 }
 
 impl ControlPacket {
-    /// Decodes a datagram, refusing what §6.8.6 says to discard before looking a session up.
+    /// Decodes a datagram, refusing what §6.8.6 says to discard before looking a session up,
+    /// and an authenticated packet.
     pub fn decode(bytes: &[u8]) -> Result<ControlPacket, BfdPacketError> {
+        match Self::decode_authenticated(bytes)? {
+            (p, None) => Ok(p),
+            (_, Some(_)) => Err(BfdPacketError::Authenticated),
+        }
+    }
+
+    /// Decodes a datagram as [`ControlPacket::decode`] does, handing over its authentication
+    /// section, if any, for the session to check.
+    pub fn decode_authenticated(
+        bytes: &[u8],
+    ) -> Result<(ControlPacket, Option<AuthSection>), BfdPacketError> {
         let mut c = Cursor::new(bytes);
         let (Some(b0), Some(b1), Some(detect_mult), Some(length)) =
             (c.u8(), c.u8(), c.u8(), c.u8())
@@ -255,10 +381,11 @@ impl ControlPacket {
         if your_disc == 0 && matches!(state, State::Init | State::Up) {
             return Err(BfdPacketError::ZeroYourDiscriminator(state));
         }
-        if auth {
-            return Err(BfdPacketError::Authenticated);
-        }
-        Ok(ControlPacket {
+        let section = match auth {
+            true => Some(AuthSection::decode(bytes, length)?),
+            false => None,
+        };
+        let packet = ControlPacket {
             diag: Diagnostic::from_bits(b0),
             state,
             poll: b1 & 0x20 != 0,
@@ -271,7 +398,18 @@ impl ControlPacket {
             desired_min_tx: micros(tx),
             required_min_rx: micros(rx),
             required_min_echo_rx: micros(echo),
-        })
+        };
+        Ok((packet, section))
+    }
+
+    /// The packet with an authentication section: the A bit set, Length covering the
+    /// section. (A digest is computed over these bytes by [`super::auth`].)
+    pub fn encode_authenticated(&self, section: &AuthSection) -> Vec<u8> {
+        let mut out = self.encode().to_vec();
+        out[1] |= 0x04;
+        out[3] = PACKET_LEN as u8 + section.wire_len();
+        section.encode(&mut out);
+        out
     }
 
     /// The 24 bytes of the packet (no authentication section).
@@ -309,12 +447,13 @@ fn to_micros(d: Duration) -> u32 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use proptest::prelude::*;
 
     use super::*;
 
-    fn sample() -> ControlPacket {
+    /// An Up packet with Poll, 300 ms × 3 (shared with the authentication tests).
+    pub(crate) fn sample() -> ControlPacket {
         ControlPacket {
             diag: Diagnostic::None,
             state: State::Up,
@@ -390,7 +529,7 @@ mod tests {
         assert_eq!(ControlPacket::decode(&b).map(|p| p.state), Ok(State::Down));
         // Authenticated: length must cover the section, then it is refused as unused.
         let mut long = good.to_vec();
-        long.extend_from_slice(&[1, 4, 0, 0]);
+        long.extend_from_slice(&[1, 4, 0, b'x']);
         long[1] |= 0x04;
         long[3] = 28;
         assert_eq!(
@@ -404,6 +543,63 @@ mod tests {
                 field: 24,
                 datagram: 28
             })
+        );
+    }
+
+    /// §4.2–4.4: each type's section has its own length; an unknown type or a section
+    /// beyond the Length field is refused.
+    #[test]
+    fn authentication_sections_are_checked_by_type() {
+        let with = |section: &[u8]| {
+            let mut b = sample().encode().to_vec();
+            b[1] |= 0x04;
+            b[3] = (PACKET_LEN + section.len()) as u8;
+            b.extend_from_slice(section);
+            ControlPacket::decode_authenticated(&b).map(|(_, s)| s)
+        };
+        let simple = with(&[1, 6, 9, b'p', b'w', b'd']).unwrap().unwrap();
+        assert_eq!(
+            (simple.kind, simple.key_id, simple.data()),
+            (BfdAuthType::SimplePassword, 9, &b"pwd"[..])
+        );
+        let mut md5 = vec![2, 24, 3, 0, 0, 0, 1, 2];
+        md5.extend_from_slice(&[0xaa; 16]);
+        let s = with(&md5).unwrap().unwrap();
+        assert_eq!(
+            (s.kind, s.key_id, s.seq, s.data()),
+            (BfdAuthType::KeyedMd5, 3, 258, &[0xaa; 16][..])
+        );
+        // An MD5 section with SHA-1's length, a password of 0 or 17 bytes, type 6.
+        md5[1] = 28;
+        md5.extend_from_slice(&[0; 4]);
+        assert!(matches!(
+            with(&md5),
+            Err(BfdPacketError::AuthLength { len: 28, .. })
+        ));
+        assert!(matches!(
+            with(&[1, 3, 9]),
+            Err(BfdPacketError::AuthLength { len: 3, .. })
+        ));
+        let mut long = vec![1, 20, 9];
+        long.extend_from_slice(&[b'x'; 17]);
+        assert!(matches!(
+            with(&long),
+            Err(BfdPacketError::AuthLength { len: 20, .. })
+        ));
+        assert_eq!(with(&[6, 4, 0, 0]), Err(BfdPacketError::AuthType(6)));
+        // Auth Len beyond the Length field.
+        assert!(matches!(
+            with(&[1, 9, 9, b'p']),
+            Err(BfdPacketError::AuthLength { len: 9, .. })
+        ));
+        // The plain decoder refuses what the authenticated one takes.
+        let mut b = sample().encode().to_vec();
+        b[1] |= 0x04;
+        b[3] = 28;
+        b.extend_from_slice(&[1, 4, 0, b'x']);
+        assert_eq!(
+            ControlPacket::decode(&b),
+            Err(BfdPacketError::Authenticated)
         );
     }
 

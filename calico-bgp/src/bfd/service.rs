@@ -12,13 +12,14 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use super::auth::{AuthError, Authenticator};
 use super::fsm::{Session, Transition};
-use super::packet::{ControlPacket, Diagnostic, State};
+use super::packet::{AuthSection, ControlPacket, Diagnostic, State};
 use super::socket::{self, Received, TTL};
 use crate::speaker::socket::SocketOpener;
 
 /// A session to run: single hop, to `peer`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SessionSpec {
     /// The peer's address.
     pub peer: IpAddr,
@@ -111,6 +112,38 @@ struct Running {
     session: Session,
     spec: SessionSpec,
     sender: UdpSocket,
+    /// The session's authentication, when configured (RFC 5880 §6.7).
+    auth: Option<Authenticator>,
+}
+
+impl Running {
+    /// Sends `packet` to the peer, signed when the session is authenticated.
+    async fn send(&mut self, packet: &ControlPacket) {
+        let bytes = match &mut self.auth {
+            Some(a) => a.seal(packet),
+            None => packet.encode().to_vec(),
+        };
+        let to = SocketAddr::new(self.spec.peer, socket::CONTROL_PORT);
+        if let Err(e) = self.sender.send_to(&bytes, to).await {
+            tracing::debug!(peer = %self.spec.peer, error = %e, "BFD send failed");
+        }
+    }
+
+    /// Whether `bytes` (decoded into `packet` and `section`) passes the session's
+    /// authentication (§6.8.6: a packet must be authenticated exactly when the session is).
+    fn authentic(
+        &mut self,
+        bytes: &[u8],
+        packet: &ControlPacket,
+        section: Option<&AuthSection>,
+    ) -> Result<(), AuthError> {
+        let detection = self.session.detection_time();
+        match (&mut self.auth, section) {
+            (None, None) => Ok(()),
+            (None, Some(_)) => Err(AuthError::Unexpected),
+            (Some(a), s) => a.check(bytes, s, packet.detect_mult, detection, Instant::now()),
+        }
+    }
 }
 
 /// A datagram as a receiving socket's reader hands it to the task.
@@ -186,7 +219,15 @@ impl Task {
         for spec in wanted.into_values() {
             match self.sessions.get_mut(&spec.peer) {
                 Some(r) => {
-                    r.session.set_config(spec.config);
+                    if spec.config.authentication != r.spec.config.authentication {
+                        let seq = self.next_disc;
+                        r.auth = spec
+                            .config
+                            .authentication
+                            .as_ref()
+                            .map(|a| Authenticator::new(a, seq));
+                    }
+                    r.session.set_config(spec.config.clone());
                     r.spec = spec;
                 }
                 None => self.add(spec),
@@ -206,24 +247,29 @@ impl Task {
         };
         tracing::info!(peer = %spec.peer, discriminator = disc, config = ?spec.config, "BFD session started");
         self.by_disc.insert(disc, spec.peer);
-        let session = Session::new(spec.config, disc, Instant::now());
+        let session = Session::new(spec.config.clone(), disc, Instant::now());
+        // A random start for our sequence numbers (§6.8.1), from the discriminators' source.
+        let auth =
+            (spec.config.authentication.as_ref()).map(|a| Authenticator::new(a, self.new_disc()));
         self.sessions.insert(
             spec.peer,
             Running {
                 session,
                 spec,
                 sender,
+                auth,
             },
         );
     }
 
     async fn remove(&mut self, peer: IpAddr) {
-        let Some(r) = self.sessions.remove(&peer) else {
+        let Some(mut r) = self.sessions.remove(&peer) else {
             return;
         };
         self.by_disc.remove(&r.session.local_disc());
         // Tell the peer, so that it does not wait for its detection time (§6.8.16).
-        send(&r.sender, peer, &r.session.admin_down_packet()).await;
+        let down = r.session.admin_down_packet();
+        r.send(&down).await;
         tracing::info!(%peer, "BFD session removed");
     }
 
@@ -272,7 +318,8 @@ impl Task {
             tracing::debug!(%from, ttl = ?r.ttl, "BFD packet with TTL other than 255 dropped (RFC 5881 §5)");
             return;
         }
-        let packet = match ControlPacket::decode(&buf[..r.len.min(buf.len())]) {
+        let bytes = &buf[..r.len.min(buf.len())];
+        let (packet, section) = match ControlPacket::decode_authenticated(bytes) {
             Ok(p) => p,
             Err(e) => {
                 tracing::debug!(%from, error = %e, "BFD packet discarded");
@@ -291,6 +338,10 @@ impl Task {
             tracing::debug!(%from, "BFD packet for no session of ours discarded");
             return;
         };
+        if let Err(e) = running.authentic(bytes, &packet, section.as_ref()) {
+            tracing::debug!(%from, error = %e, "BFD packet failed authentication, discarded");
+            return;
+        }
         if let Some(t) = running.session.receive(&packet, Instant::now()) {
             self.report(peer, t);
         }
@@ -307,7 +358,7 @@ impl Task {
             }
             let (packet, change) = r.session.on_timer(now);
             if let Some(p) = packet {
-                send(&r.sender, *peer, &p).await;
+                r.send(&p).await;
             }
             changes.extend(change.map(|t| (*peer, t)));
         }
@@ -326,13 +377,6 @@ impl Task {
             peer,
             transition: t,
         });
-    }
-}
-
-async fn send(socket: &UdpSocket, peer: IpAddr, packet: &ControlPacket) {
-    let to = SocketAddr::new(peer, socket::CONTROL_PORT);
-    if let Err(e) = socket.send_to(&packet.encode(), to).await {
-        tracing::debug!(%peer, error = %e, "BFD send failed");
     }
 }
 

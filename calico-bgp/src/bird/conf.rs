@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::fmt::Write;
 use std::net::IpAddr;
 
-use calico_core::dataplane::{BgpSettings, PeerConfig};
+use calico_core::dataplane::{BfdAuth, BfdAuthType, BgpSettings, PeerConfig};
 use ipnet::IpNet;
 
 /// Why a configuration cannot be written.
@@ -66,16 +66,66 @@ pub fn render(
     for (v, af) in [("4", "ipv4"), ("6", "ipv6")] {
         render_family(&mut c, v, af, exports, kernel_table);
     }
-    if settings.peers.iter().any(|p| p.bfd.is_some()) {
-        // BGP sessions with BFD take their BFD sessions from a BFD protocol; each sets its
-        // own timers below.
-        c.push_str("protocol bfd calico_bfd {}\n");
-    }
     for peer in &settings.peers {
         check_peer(peer)?;
+    }
+    render_bfd(&mut c, settings)?;
+    for peer in &settings.peers {
         render_peer(&mut c, settings, peer);
     }
     Ok(c)
+}
+
+/// The BFD protocol the BGP sessions with BFD take their BFD sessions from; each sets its
+/// own timers (in [`render_peer`]). BIRD 2 takes BFD authentication from the BFD
+/// protocol's interface options, not from the BGP session's: one authentication for every
+/// peer with BFD, or the configuration is refused.
+fn render_bfd(c: &mut String, settings: &BgpSettings) -> Result<(), ConfError> {
+    let mut with_bfd = settings
+        .peers
+        .iter()
+        .filter_map(|p| Some((p.address, p.bfd.as_ref()?.authentication.as_ref())));
+    let Some((first_peer, auth)) = with_bfd.next() else {
+        return Ok(());
+    };
+    if let Some((peer, _)) = with_bfd.find(|(_, other)| *other != auth) {
+        return Err(ConfError::Bfd {
+            peer,
+            field: "bfd.authentication",
+            why: format!(
+                "differs from peer {first_peer}'s; BIRD 2 takes BFD authentication per interface, \
+                 not per peer, so every peer with BFD must have the same"
+            ),
+        });
+    }
+    let Some(auth) = auth else {
+        c.push_str("protocol bfd calico_bfd {}\n");
+        return Ok(());
+    };
+    let _ = writeln!(
+        c,
+        "protocol bfd calico_bfd {{\n  interface \"*\" {{ authentication {}; password \"{}\" {{ id {}; }}; }};\n}}",
+        bird_auth_type(auth),
+        auth.password,
+        auth.key_id
+    );
+    Ok(())
+}
+
+/// BIRD's name of an authentication type.
+fn bird_auth_type(auth: &BfdAuth) -> &'static str {
+    match auth.kind {
+        BfdAuthType::SimplePassword => "simple",
+        BfdAuthType::KeyedMd5 => "keyed md5",
+        BfdAuthType::MeticulousKeyedMd5 => "meticulous keyed md5",
+        BfdAuthType::KeyedSha1 => "keyed sha1",
+        BfdAuthType::MeticulousKeyedSha1 => "meticulous keyed sha1",
+    }
+}
+
+/// A password BIRD's configuration language can carry in a string.
+fn bird_string(p: &str) -> bool {
+    !p.contains(['"', '\\', '\n', '\r'])
 }
 
 /// The kernel protocol copying the best BGP routes of one family (`v` is "4" or "6", `af`
@@ -97,17 +147,23 @@ fn render_family(c: &mut String, v: &str, af: &str, exports: &BTreeSet<IpNet>, k
 
 /// Refuses a peering BIRD's configuration (or BGP) cannot express.
 fn check_peer(peer: &PeerConfig) -> Result<(), ConfError> {
-    if let Some(p) = &peer.password {
-        if p.contains(['"', '\\', '\n', '\r']) {
-            return Err(ConfError::Password { peer: peer.address });
-        }
+    if peer.password.as_deref().is_some_and(|p| !bird_string(p)) {
+        return Err(ConfError::Password { peer: peer.address });
     }
-    if let Some(Err((field, why))) = peer.bfd.map(|b| b.validate()) {
-        return Err(ConfError::Bfd {
-            peer: peer.address,
-            field,
-            why,
-        });
+    let bfd = |field, why| ConfError::Bfd {
+        peer: peer.address,
+        field,
+        why,
+    };
+    if let Some(b) = &peer.bfd {
+        b.validate().map_err(|(field, why)| bfd(field, why))?;
+        if b.authentication
+            .as_ref()
+            .is_some_and(|a| !bird_string(&a.password))
+        {
+            let why = "must not contain '\"', '\\' or a line break".to_string();
+            return Err(bfd("bfd.authentication.password", why));
+        }
     }
     if peer.hold_time != 0 && peer.hold_time < 3 {
         return Err(ConfError::HoldTime {
@@ -331,6 +387,7 @@ mod tests {
             min_tx: std::time::Duration::from_millis(200),
             min_rx: std::time::Duration::from_millis(250),
             multiplier: 4,
+            authentication: None,
         });
         s.peers.insert(p.clone());
         let c = render(&s, &BTreeSet::new(), 251).unwrap();
@@ -355,6 +412,66 @@ mod tests {
             render(&s, &BTreeSet::new(), 251),
             Err(ConfError::Bfd {
                 field: "bfd.multiplier",
+                ..
+            })
+        ));
+    }
+    /// BIRD 2 takes BFD authentication from the BFD protocol's interfaces: written there
+    /// once, and refused when peers differ, since one of them would silently get the other's.
+    #[test]
+    fn bfd_authentication_is_one_for_all_peers_and_bird_parses_it() {
+        use calico_core::dataplane::{BfdAuth, BfdAuthType, BfdConfig};
+        let auth = BfdAuth {
+            kind: BfdAuthType::MeticulousKeyedSha1,
+            key_id: 7,
+            password: "k3y".into(),
+        };
+        let with = |auth: Option<BfdAuth>| BfdConfig {
+            authentication: auth,
+            ..BfdConfig::default()
+        };
+        let mut s = settings();
+        for p in std::mem::take(&mut s.peers) {
+            s.peers.insert(PeerConfig {
+                bfd: Some(with(Some(auth.clone()))),
+                ..p
+            });
+        }
+        let c = render(&s, &BTreeSet::new(), 251).unwrap();
+        assert!(
+            c.contains(
+                "interface \"*\" { authentication meticulous keyed sha1; password \"k3y\" { id 7; }; };"
+            ),
+            "{c}"
+        );
+        assert_eq!(c.matches("protocol bfd").count(), 1, "{c}");
+        bird_parses(&c);
+
+        let mut first = s.peers.pop_first().unwrap();
+        first.bfd = Some(with(None));
+        s.peers.insert(first);
+        assert!(matches!(
+            render(&s, &BTreeSet::new(), 251),
+            Err(ConfError::Bfd {
+                field: "bfd.authentication",
+                ..
+            })
+        ));
+        let bad = BfdAuth {
+            password: "a\"; }".into(),
+            ..auth
+        };
+        let peers: Vec<_> = std::mem::take(&mut s.peers).into_iter().collect();
+        for p in peers {
+            s.peers.insert(PeerConfig {
+                bfd: Some(with(Some(bad.clone()))),
+                ..p
+            });
+        }
+        assert!(matches!(
+            render(&s, &BTreeSet::new(), 251),
+            Err(ConfError::Bfd {
+                field: "bfd.authentication.password",
                 ..
             })
         ));

@@ -143,7 +143,7 @@ fn render_bfd(c: &mut String, settings: &BgpSettings) {
     let with_bfd: Vec<_> = settings
         .peers
         .iter()
-        .filter_map(|p| Some((p.address, p.bfd?)))
+        .filter_map(|p| Some((p.address, p.bfd.as_ref()?)))
         .collect();
     if with_bfd.is_empty() {
         return;
@@ -239,7 +239,7 @@ fn check_peer(peer: &PeerConfig) -> Result<(), ConfError> {
             });
         }
     }
-    if let Some(b) = peer.bfd {
+    if let Some(b) = &peer.bfd {
         let bfd = |field, why: String| ConfError::Bfd {
             peer: peer.address,
             field,
@@ -250,6 +250,13 @@ fn check_peer(peer: &PeerConfig) -> Result<(), ConfError> {
         }
         if b.multiplier < 2 {
             return Err(bfd("bfd.multiplier", "FRR's bfdd needs 2-255".into()));
+        }
+        if b.authentication.is_some() {
+            return Err(ConfError::Unsupported {
+                peer: peer.address,
+                field: "bfd.authentication",
+                why: "FRR's bfdd has no BFD authentication; use the native speaker or BIRD",
+            });
         }
     }
     if peer.add_path != AddPathConfig::default() {
@@ -299,6 +306,7 @@ mod tests {
             min_tx: Duration::from_millis(200),
             min_rx: Duration::from_millis(250),
             multiplier: 4,
+            authentication: None,
         });
         BgpSettings {
             local_as: AsNumber(64512),
@@ -424,7 +432,7 @@ mod tests {
             let e = with(&|p| {
                 p.bfd = Some(BfdConfig {
                     multiplier,
-                    ..p.bfd.unwrap()
+                    ..p.bfd.clone().unwrap()
                 })
             });
             assert!(
@@ -433,7 +441,7 @@ mod tests {
             );
         }
         let e = with(&|p| {
-            let b = p.bfd.unwrap();
+            let b = p.bfd.clone().unwrap();
             p.bfd = Some(BfdConfig {
                 min_rx: Duration::from_millis(5),
                 ..b
@@ -444,6 +452,25 @@ mod tests {
                 e,
                 Err(ConfError::Bfd {
                     field: "bfd.minRxIntervalMs",
+                    ..
+                })
+            ),
+            "{e:?}"
+        );
+        // FRR's bfdd cannot authenticate: refused by name, never run unauthenticated.
+        let e = with(&|p| {
+            let auth = calico_core::dataplane::BfdAuth {
+                kind: calico_core::dataplane::BfdAuthType::KeyedSha1,
+                key_id: 1,
+                password: "k".into(),
+            };
+            p.bfd.as_mut().unwrap().authentication = Some(auth);
+        });
+        assert!(
+            matches!(
+                e,
+                Err(ConfError::Unsupported {
+                    field: "bfd.authentication",
                     ..
                 })
             ),

@@ -149,7 +149,11 @@ impl SpeakerState {
                 .map_err(|e| BackendError::Unsupported(e.to_string()))?;
         }
         for p in &settings.peers {
-            if let Some(Err((field, why))) = p.bfd.map(|b| b.validate()) {
+            if let Some(Err((field, why))) = p
+                .bfd
+                .as_ref()
+                .map(calico_core::dataplane::BfdConfig::validate)
+            {
                 let address = p.address;
                 return Err(BackendError::Unsupported(format!(
                     "peer {address}: {field}: {why}"

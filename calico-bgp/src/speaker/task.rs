@@ -278,7 +278,7 @@ fn bfd_sessions(settings: &BgpSettings, listen: std::net::IpAddr) -> Vec<Session
         .peers
         .iter()
         .filter_map(|p| {
-            let config = p.bfd?;
+            let config = p.bfd.clone()?;
             let same_family = listen.is_ipv4() == p.address.is_ipv4();
             let local = if same_family && !listen.is_unspecified() {
                 listen

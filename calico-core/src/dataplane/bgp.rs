@@ -106,7 +106,7 @@ impl AddPathConfig {
 ///
 /// A peer is declared down after `multiplier` intervals without a packet: with the
 /// defaults (300 ms × 3) within 900 ms, against a BGP hold time of seconds to minutes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BfdConfig {
     /// The interval at which we would like to send (`bfd.DesiredMinTxInterval`).
@@ -126,6 +126,117 @@ pub struct BfdConfig {
     /// How many intervals without a packet declare the peer down (`bfd.DetectMult`).
     #[serde(default = "BfdConfig::default_multiplier")]
     pub multiplier: u8,
+    /// Authentication of the session's packets (RFC 5880 §6.7); none when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authentication: Option<BfdAuth>,
+}
+
+/// A BFD authentication type (RFC 5880 §4.1, Auth Type).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum BfdAuthType {
+    /// 1: the password itself in every packet (1–16 bytes). Guards against misconfiguration,
+    /// not against anyone who can see a packet.
+    SimplePassword,
+    /// 2: an MD5 digest of packet and key (key 1–16 bytes); the sequence number may repeat.
+    #[serde(rename = "KeyedMD5")]
+    KeyedMd5,
+    /// 3: as `KeyedMD5`, with a sequence number that grows with every packet (no replay).
+    #[serde(rename = "MeticulousKeyedMD5")]
+    MeticulousKeyedMd5,
+    /// 4: a SHA-1 digest of packet and key (key 1–20 bytes); the sequence number may repeat.
+    #[serde(rename = "KeyedSHA1")]
+    KeyedSha1,
+    /// 5: as `KeyedSHA1`, with a sequence number that grows with every packet (no replay).
+    #[serde(rename = "MeticulousKeyedSHA1")]
+    MeticulousKeyedSha1,
+}
+
+impl BfdAuthType {
+    /// Every type, in the order of their codes.
+    pub const ALL: [BfdAuthType; 5] = [
+        BfdAuthType::SimplePassword,
+        BfdAuthType::KeyedMd5,
+        BfdAuthType::MeticulousKeyedMd5,
+        BfdAuthType::KeyedSha1,
+        BfdAuthType::MeticulousKeyedSha1,
+    ];
+
+    /// The Auth Type on the wire.
+    pub fn code(self) -> u8 {
+        match self {
+            BfdAuthType::SimplePassword => 1,
+            BfdAuthType::KeyedMd5 => 2,
+            BfdAuthType::MeticulousKeyedMd5 => 3,
+            BfdAuthType::KeyedSha1 => 4,
+            BfdAuthType::MeticulousKeyedSha1 => 5,
+        }
+    }
+
+    /// The longest key (password) the type carries: 16 bytes, 20 for SHA-1.
+    pub fn max_key_len(self) -> usize {
+        match self {
+            BfdAuthType::KeyedSha1 | BfdAuthType::MeticulousKeyedSha1 => 20,
+            _ => 16,
+        }
+    }
+
+    /// Whether the sequence number must grow with every packet (the meticulous types).
+    pub fn meticulous(self) -> bool {
+        matches!(
+            self,
+            BfdAuthType::MeticulousKeyedMd5 | BfdAuthType::MeticulousKeyedSha1
+        )
+    }
+}
+
+impl fmt::Display for BfdAuthType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BfdAuthType::SimplePassword => "SimplePassword",
+            BfdAuthType::KeyedMd5 => "KeyedMD5",
+            BfdAuthType::MeticulousKeyedMd5 => "MeticulousKeyedMD5",
+            BfdAuthType::KeyedSha1 => "KeyedSHA1",
+            BfdAuthType::MeticulousKeyedSha1 => "MeticulousKeyedSHA1",
+        })
+    }
+}
+
+/// The authentication of a BFD session (RFC 5880 §6.7): one key, known by its id to both
+/// ends. `Debug` does not show the password.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BfdAuth {
+    /// The authentication type.
+    #[serde(rename = "type")]
+    pub kind: BfdAuthType,
+    /// The key's id (Auth Key ID), the same at both ends.
+    #[serde(rename = "keyID", default)]
+    pub key_id: u8,
+    /// The shared key (for `SimplePassword`, the password), as its UTF-8 bytes.
+    pub password: String,
+}
+
+impl fmt::Debug for BfdAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BfdAuth")
+            .field("kind", &self.kind)
+            .field("key_id", &self.key_id)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+impl BfdAuth {
+    /// Checks the key's length for its type; the error is the field and why.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        let len = self.password.len();
+        let max = self.kind.max_key_len();
+        if len == 0 || len > max {
+            let why = format!("{len} bytes; {} takes 1-{max}", self.kind);
+            return Err(("bfd.authentication.password", why));
+        }
+        Ok(())
+    }
 }
 
 impl Default for BfdConfig {
@@ -134,6 +245,7 @@ impl Default for BfdConfig {
             min_tx: BfdConfig::default_interval(),
             min_rx: BfdConfig::default_interval(),
             multiplier: BfdConfig::default_multiplier(),
+            authentication: None,
         }
     }
 }
@@ -170,7 +282,9 @@ impl BfdConfig {
         if self.multiplier == 0 {
             return Err(("bfd.multiplier", "must be 1-255, not 0".into()));
         }
-        Ok(())
+        self.authentication
+            .as_ref()
+            .map_or(Ok(()), BfdAuth::validate)
     }
 }
 

@@ -64,8 +64,8 @@ pub mod validate;
 
 pub use acl::AclBackend;
 pub use bgp::{
-    AddPathConfig, AsNumber, BfdConfig, BgpBackend, BgpSettings, LearnedRoute, PeerConfig,
-    PeerCounters, PeerState, PeerStatus,
+    AddPathConfig, AsNumber, BfdAuth, BfdAuthType, BfdConfig, BgpBackend, BgpSettings,
+    LearnedRoute, PeerConfig, PeerCounters, PeerState, PeerStatus,
 };
 pub use change::{ApplyError, Change, ChangeSet};
 pub use diff::diff;

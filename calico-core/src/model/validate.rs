@@ -620,7 +620,9 @@ impl BgpPeer {
                 ));
             }
         }
-        if let Some(Err((field, why))) = self.bfd.map(|b| b.validate()) {
+        if let Some(Err((field, why))) =
+            self.bfd.as_ref().map(crate::dataplane::BfdConfig::validate)
+        {
             return Err(c.invalid(field, why));
         }
         if let Some(p) = &self.password {

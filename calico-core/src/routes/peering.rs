@@ -110,7 +110,7 @@ pub fn bgp_settings(node: &str, model: &Model) -> Option<BgpSettings> {
                 hold_time: p.hold_time.unwrap_or(DEFAULT_HOLD_TIME),
                 passive: false,
                 route_reflector_client: is_client(p.peer_ip),
-                bfd: p.bfd,
+                bfd: p.bfd.clone(),
                 add_path: p.add_path.unwrap_or_default(),
             },
         );

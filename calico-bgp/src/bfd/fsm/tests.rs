@@ -8,6 +8,7 @@ fn config(ms: u64, mult: u8) -> BfdConfig {
         min_tx: Duration::from_millis(ms),
         min_rx: Duration::from_millis(ms),
         multiplier: mult,
+        authentication: None,
     }
 }
 

@@ -13,7 +13,8 @@ use proptest::prelude::*;
 use crate::eval::Packet;
 use crate::model::{
     Action, EntityRule, IcmpMatch, IpVersion, Labels, Model, NamedPort, NetworkSet, Policy,
-    PolicyType, PortSpec, Profile, Protocol, Resource, Rule, WorkloadEndpoint, WorkloadEndpointId,
+    PolicyType, PortSpec, Profile, Protocol, Resource, Rule, ServiceAccountMatch, WorkloadEndpoint,
+    WorkloadEndpointId,
 };
 use crate::selector::Selector;
 
@@ -97,27 +98,38 @@ fn ports() -> impl Strategy<Value = Vec<PortSpec>> {
     prop_oneof![2 => Just(vec![]), 1 => some]
 }
 
-fn entity(ported: bool) -> impl Strategy<Value = EntityRule> {
+/// A `serviceAccounts` match: names among the label values, a selector over the `pcsa.`
+/// labels, either or both.
+fn service_accounts() -> impl Strategy<Value = ServiceAccountMatch> {
     (
-        nets(),
-        nets(),
+        prop::sample::subsequence(vec!["x", "y"], 0..=2),
+        prop::option::weighted(0.5, selector()),
+    )
+        .prop_map(|(names, selector)| ServiceAccountMatch {
+            names: names.into_iter().map(String::from).collect(),
+            selector,
+        })
+}
+
+fn entity(ported: bool) -> impl Strategy<Value = EntityRule> {
+    let selectors = (
         prop::option::weighted(0.25, selector()),
         prop::option::weighted(0.1, selector()),
         prop::option::weighted(0.1, selector()),
-        ports(),
-        ports(),
+        prop::option::weighted(0.1, service_accounts()),
+    );
+    (nets(), nets(), selectors, ports(), ports()).prop_map(
+        move |(nets, not_nets, (sel, not_sel, ns_sel, accounts), ports, not_ports)| EntityRule {
+            nets,
+            not_nets,
+            selector: sel,
+            not_selector: not_sel,
+            namespace_selector: ns_sel,
+            service_accounts: accounts,
+            ports: if ported { ports } else { vec![] },
+            not_ports: if ported { not_ports } else { vec![] },
+        },
     )
-        .prop_map(
-            move |(nets, not_nets, sel, not_sel, ns_sel, ports, not_ports)| EntityRule {
-                nets,
-                not_nets,
-                selector: sel,
-                not_selector: not_sel,
-                namespace_selector: ns_sel,
-                ports: if ported { ports } else { vec![] },
-                not_ports: if ported { not_ports } else { vec![] },
-            },
-        )
 }
 
 fn rule() -> impl Strategy<Value = Rule> {
@@ -260,7 +272,13 @@ fn endpoint(i: usize) -> impl Strategy<Value = WorkloadEndpoint> {
         prop::sample::subsequence(PROFILES.to_vec(), 0..3),
         prop::sample::subsequence(vec![0usize, 1], 0..2),
     )
-        .prop_map(move |(node, ns, labels, v6, profiles, ports)| {
+        .prop_map(move |(node, ns, mut labels, v6, profiles, ports)| {
+            // Every other endpoint runs as a service account named after its `app`, with
+            // that account's labels (as a `ksa.` profile would give them).
+            if let Some(app) = labels.get("app").filter(|_| i % 2 == 0).cloned() {
+                labels.insert(crate::model::LABEL_SERVICE_ACCOUNT.into(), app.clone());
+                labels.insert("pcsa.app".into(), app);
+            }
             let mut nets: Vec<IpNet> =
                 vec![format!("10.0.{}.{}/32", i % 2, 10 + i).parse().unwrap()];
             if v6 {

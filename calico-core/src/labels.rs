@@ -14,3 +14,10 @@ pub const LABEL_ORCHESTRATOR: &str = "projectcalico.org/orchestrator";
 
 /// Prefix of the namespace labels endpoints inherit from their `kns.<namespace>` profile.
 pub const NAMESPACE_LABEL_PREFIX: &str = "pcns.";
+
+/// Label carrying a Kubernetes workload's service account name (as in Calico).
+pub const LABEL_SERVICE_ACCOUNT: &str = "projectcalico.org/serviceaccount";
+
+/// Prefix of the service-account labels endpoints inherit from their `ksa.<namespace>.<name>`
+/// profile (as in Calico; `pcsa.projectcalico.org/name` holds the account's name).
+pub const SERVICE_ACCOUNT_LABEL_PREFIX: &str = "pcsa.";

@@ -95,6 +95,68 @@ spec: {orchestrator: k8s, pod: web-1, endpoint: eth0, node: host-a, interfaceNam
     assert_eq!(applying(EndpointRef::Workload(wep)), ["every-namespace"]);
 }
 
+/// `serviceAccountSelector` picks endpoints by their account's `pcsa.` labels. Calico's
+/// update processors read `all()` differently by kind: a GlobalNetworkPolicy's means "has a
+/// service account", a NetworkPolicy's stays "every endpoint (of the namespace)". Rule-level
+/// `serviceAccounts` are kept as written (the evaluator's cases cover their meaning).
+#[test]
+fn service_account_selectors_as_calico_reads_them() {
+    let resources = parse_v3(
+        r#"
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: any-account}
+spec:
+  serviceAccountSelector: all()
+  ingress: [{action: Allow, source: {serviceAccounts: {names: [api], selector: "role == 'x'"}}}]
+---
+apiVersion: projectcalico.org/v3
+kind: NetworkPolicy
+metadata: {name: api-accounts, namespace: shop}
+spec:
+  selector: app == 'web'
+  serviceAccountSelector: role == 'api'
+---
+apiVersion: projectcalico.org/v3
+kind: NetworkPolicy
+metadata: {name: all-accounts, namespace: shop}
+spec:
+  serviceAccountSelector: all()
+"#,
+    )
+    .unwrap();
+    let selectors: Vec<String> = resources
+        .iter()
+        .map(|r| match r {
+            Resource::Policy(p) => p.selector.to_string(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        selectors,
+        [
+            "has(projectcalico.org/serviceaccount)",
+            "app == \"web\" && pcsa.role == \"api\"",
+            "all()"
+        ]
+    );
+    let Resource::Policy(p) = &resources[0] else {
+        unreachable!()
+    };
+    let accounts = p.ingress[0].source.service_accounts.as_ref().unwrap();
+    assert_eq!(accounts.names, ["api"]);
+    assert_eq!(
+        accounts.selector.as_ref().unwrap().to_string(),
+        "role == \"x\""
+    );
+    // A name that is no Kubernetes name is refused where it stands.
+    let e = err("kind: NetworkPolicy\nmetadata: {name: p}\nspec: {egress: [{action: Allow, destination: {serviceAccounts: {names: [Bad_Name]}}}]}");
+    assert!(
+        e.contains("egress[0].destination.serviceAccounts.names[0]"),
+        "{e}"
+    );
+}
+
 /// The repo's own calicoctl-style example, read as the agent reads its resource
 /// directory (`load_file`/`parse_resources`): it used to be refused there, since that
 /// reader knew only the native format (`kind: Policy`, no `apiVersion`).
@@ -146,7 +208,6 @@ fn unsupported_features_are_rejected_not_ignored() {
         ("kind: NetworkPolicy\nmetadata: {name: p}\nspec: {tier: security}", "spec.tier", "only the default tier"),
         ("kind: GlobalNetworkPolicy\nmetadata: {name: p}\nspec: {doNotTrack: true}", "spec.doNotTrack", "untracked"),
         ("kind: GlobalNetworkPolicy\nmetadata: {name: p}\nspec: {preDNAT: true}", "spec.preDNAT", "pre-DNAT"),
-        ("kind: NetworkPolicy\nmetadata: {name: p}\nspec: {egress: [{action: Allow, destination: {serviceAccounts: {names: [x]}}}]}", "spec.egress[0].destination.serviceAccounts", "service accounts"),
         ("kind: NetworkPolicy\nmetadata: {name: p}\nspec: {egress: [{action: Allow, destination: {services: {name: x}}}]}", "spec.egress[0].destination.services", "Services"),
         ("kind: IPPool\nmetadata: {name: p}\nspec: {cidr: 10.0.0.0/16, ipipMode: Always}", "spec.ipipMode", "IP-in-IP"),
         ("kind: IPPool\nmetadata: {name: p}\nspec: {cidr: 10.0.0.0/16, vxlanMode: CrossSubnet}", "spec.vxlanMode", "VXLAN"),

@@ -341,11 +341,12 @@ fn random_models_reach_every_outcome() {
     use proptest::test_runner::TestRunner;
     let mut runner = TestRunner::deterministic();
     let mut seen = std::collections::BTreeMap::<&str, usize>::new();
-    let (mut allowed, mut denied, mut by_network_sets) = (0, 0, 0);
-    for _ in 0..300 {
+    let (mut allowed, mut denied, mut by_network_sets, mut by_accounts) = (0, 0, 0, 0);
+    for _ in 0..500 {
         let (model, packets) = model_and_packets().new_tree(&mut runner).unwrap().current();
         let mut without_sets = model.clone();
         without_sets.network_sets.clear();
+        let without_accounts = without_service_accounts(&model);
         for p in &packets {
             let Ok(e) = evaluate_flow(&model, p) else {
                 continue;
@@ -354,6 +355,10 @@ fn random_models_reach_every_outcome() {
             let other = evaluate_flow(&without_sets, p).map(|o| o.verdict);
             if other.is_ok_and(|v| v != e.verdict) {
                 by_network_sets += 1;
+            }
+            let other = evaluate_flow(&without_accounts, p).map(|o| o.verdict);
+            if other.is_ok_and(|v| v != e.verdict) {
+                by_accounts += 1;
             }
             if e.verdict.is_allow() {
                 allowed += 1
@@ -390,10 +395,27 @@ fn random_models_reach_every_outcome() {
         "network sets decided only {by_network_sets} verdicts of {}",
         allowed + denied
     );
+    assert!(
+        by_accounts >= 3,
+        "service accounts decided only {by_accounts} verdicts of {}",
+        allowed + denied
+    );
     // Both verdicts must be common (at least a tenth each) for agreement to mean much.
     let total = allowed + denied;
     assert!(
         allowed * 10 >= total && denied * 10 >= total,
         "allowed {allowed}, denied {denied}"
     );
+}
+
+/// The model with every rule's `serviceAccounts` match removed.
+fn without_service_accounts(model: &Model) -> Model {
+    let mut m = model.clone();
+    let rules =
+        (m.policies.values_mut()).flat_map(|p| p.ingress.iter_mut().chain(p.egress.iter_mut()));
+    for r in rules {
+        r.source.service_accounts = None;
+        r.destination.service_accounts = None;
+    }
+    m
 }

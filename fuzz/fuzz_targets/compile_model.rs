@@ -8,7 +8,7 @@ use calico_core::compile::{compile, CompileConfig, Compiler};
 use calico_core::dataplane::validate;
 use calico_core::model::{
     Action, EntityRule, IcmpMatch, IpVersion, Model, NamedPort, Policy, PolicyType, PortSpec,
-    Profile, Protocol, Resource, Rule, Update, WorkloadEndpoint, WorkloadEndpointId,
+    Profile, Protocol, Resource, Rule, ServiceAccountMatch, Update, WorkloadEndpoint, WorkloadEndpointId,
 };
 use calico_core::selector::Selector;
 
@@ -73,6 +73,10 @@ fn entity(b: &mut Bytes, ported: bool) -> EntityRule {
         selector: selector(b),
         not_selector: selector(b),
         namespace_selector: selector(b),
+        service_accounts: (b.byte() % 4 == 0).then(|| ServiceAccountMatch {
+            names: vec!["sa0".into()],
+            selector: selector(b),
+        }),
         ports: if ported { ports(b) } else { vec![] },
         not_ports: if ported { ports(b) } else { vec![] },
     }

@@ -8,8 +8,9 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use crate::model::{
-    EntityRule, HostEndpoint, Labels, Model, NamedPort, NetworkSet, Policy, WorkloadEndpoint,
-    LABEL_NAMESPACE, LABEL_ORCHESTRATOR, NAMESPACE_LABEL_PREFIX,
+    EntityRule, HostEndpoint, Labels, Model, NamedPort, NetworkSet, Policy, ServiceAccountMatch,
+    WorkloadEndpoint, LABEL_NAMESPACE, LABEL_ORCHESTRATOR, LABEL_SERVICE_ACCOUNT,
+    NAMESPACE_LABEL_PREFIX, SERVICE_ACCOUNT_LABEL_PREFIX,
 };
 use crate::selector::Selector;
 
@@ -152,24 +153,47 @@ fn scoped(base: Option<&Selector>, scope: Option<Selector>) -> Selector {
     }
 }
 
+/// The selector a rule side's `serviceAccounts` stands for, as in Calico (libcalico-go's
+/// `parseServiceAccounts`): the account's labels (`selector` over the `pcsa.` labels
+/// endpoints inherit from their `ksa.` profile) and its name (`projectcalico.org/serviceaccount
+/// in {names}`), both when both are given; `None` when neither is (`serviceAccounts: {}`).
+pub fn service_account_selector(m: &ServiceAccountMatch) -> Option<Selector> {
+    let labels = (m.selector.as_ref()).map(|s| s.with_key_prefix(SERVICE_ACCOUNT_LABEL_PREFIX));
+    let names = (!m.names.is_empty()).then(|| Selector::label_in(LABEL_SERVICE_ACCOUNT, &m.names));
+    match (labels, names) {
+        (Some(l), Some(n)) => Some(l.and(&n)),
+        (l, n) => l.or(n),
+    }
+}
+
 /// The effective `selector` of one side of a rule in a policy of `namespace` (`None`: a
 /// global policy or a profile); `None` when the side does not restrict by label at all.
 ///
-/// As in Calico (libcalico-go's `getEndpointSelector`), as soon as *any* selector field of
-/// the side is used (`selector`, `notSelector` or `namespaceSelector`), the side is limited
-/// to the namespace scope: a rule of a namespaced policy with only a `notSelector` matches
-/// endpoints of its own namespace that the `notSelector` does not pick, not the rest of the
-/// world.
+/// As in Calico (libcalico-go's `getEndpointSelector`), the side's `serviceAccounts` and
+/// `selector` must both hold, and as soon as *any* selector field of the side is used
+/// (`selector`, `serviceAccounts`, `notSelector` or `namespaceSelector`), the side is
+/// limited to the namespace scope: a rule of a namespaced policy with only a `notSelector`
+/// matches endpoints of its own namespace that the `notSelector` does not pick, not the rest
+/// of the world.
 pub fn effective_selector(namespace: Option<&str>, entity: &EntityRule) -> Option<Selector> {
+    let accounts = entity
+        .service_accounts
+        .as_ref()
+        .and_then(service_account_selector);
     let uses_selectors = entity.selector.is_some()
+        || accounts.is_some()
         || entity.not_selector.is_some()
         || entity.namespace_selector.is_some();
     if !uses_selectors {
         return None;
     }
-    match (entity.selector.as_ref(), namespace_scope(namespace, entity)) {
+    let positive = match (accounts, entity.selector.as_ref()) {
+        (Some(a), Some(s)) => Some(a.and(s)),
+        (a, s) => a.or_else(|| s.cloned()),
+    };
+    match (positive, namespace_scope(namespace, entity)) {
         (None, None) => None,
-        (selector, scope) => Some(scoped(selector, scope)),
+        (selector, scope) => Some(scoped(selector.as_ref(), scope)),
     }
 }
 

@@ -3,7 +3,12 @@
 //!
 //! * a Namespace becomes the profile `kns.<namespace>`, which allows everything (a pod no
 //!   policy selects is not isolated) and carries the namespace's labels as `pcns.<key>`;
-//! * a Pod becomes a workload endpoint in its namespace, with its named container ports;
+//! * a ServiceAccount becomes the profile `ksa.<namespace>.<name>`, with no rules, carrying
+//!   the account's labels as `pcsa.<key>` (and its name as `pcsa.projectcalico.org/name`)
+//!   for Calico's `serviceAccounts` and `serviceAccountSelector`;
+//! * a Pod becomes a workload endpoint in its namespace, with its named container ports, its
+//!   service account's name as the label `projectcalico.org/serviceaccount`, and the
+//!   profiles `kns.<namespace>` and (with a service account) `ksa.<namespace>.<account>`;
 //! * a NetworkPolicy becomes a namespaced policy `knp.default.<name>` of order 1000 that
 //!   applies to the pods its `podSelector` picks; once any policy selects a pod for a
 //!   direction, traffic in that direction is denied unless some policy allows it.
@@ -31,7 +36,7 @@ use serde::Deserialize;
 use super::{quote, TranslateError};
 use crate::model::{
     Action, EntityRule, Labels, NamedPort, Policy, PolicyType, Profile, Rule, WorkloadEndpoint,
-    WorkloadEndpointId, LABEL_ORCHESTRATOR,
+    WorkloadEndpointId, LABEL_ORCHESTRATOR, LABEL_SERVICE_ACCOUNT, SERVICE_ACCOUNT_LABEL_PREFIX,
 };
 use crate::naming::fnv1a;
 use crate::selector::Selector;
@@ -197,6 +202,14 @@ pub struct Namespace {
     pub metadata: ObjectMeta,
 }
 
+/// A ServiceAccount.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceAccount {
+    /// Metadata (its labels are the account's labels).
+    pub metadata: ObjectMeta,
+}
+
 /// A container port.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -234,6 +247,9 @@ pub struct PodSpec {
     /// endpoint, its traffic is the node's.
     #[serde(default)]
     pub host_network: bool,
+    /// The pod's service account.
+    #[serde(default)]
+    pub service_account_name: Option<String>,
 }
 
 /// One pod address.
@@ -286,6 +302,30 @@ pub fn namespace_profile(ns: &Namespace) -> Profile {
         ingress: vec![Rule::new(Action::Allow)],
         egress: vec![Rule::new(Action::Allow)],
     }
+}
+
+/// The profile of a service account: `ksa.<namespace>.<name>`, without rules (it only
+/// carries labels), with the account's labels as `pcsa.<key>` and its name as
+/// `pcsa.projectcalico.org/name`, as Calico's Kubernetes datastore gives it.
+pub fn service_account_profile(sa: &ServiceAccount) -> Profile {
+    let (ns, name) = (sa.metadata.namespace(), &sa.metadata.name);
+    let mut labels: Labels = (sa.metadata.labels.iter())
+        .map(|(k, v)| (format!("{SERVICE_ACCOUNT_LABEL_PREFIX}{k}"), v.clone()))
+        .collect();
+    labels.insert(
+        format!("{SERVICE_ACCOUNT_LABEL_PREFIX}projectcalico.org/name"),
+        name.clone(),
+    );
+    Profile {
+        name: service_account_profile_name(ns, name),
+        labels_to_apply: labels,
+        ingress: vec![],
+        egress: vec![],
+    }
+}
+
+fn service_account_profile_name(namespace: &str, name: &str) -> String {
+    format!("ksa.{namespace}.{name}")
 }
 
 /// The host-side interface name Calico's CNI plugin gives a pod: `cali` + 11 hex digits of
@@ -353,6 +393,21 @@ pub fn pod_endpoint(pod: &Pod) -> Result<Option<WorkloadEndpoint>, TranslateErro
             }
         }
     }
+    let mut labels = pod.metadata.labels.clone();
+    let mut profiles = vec![format!("kns.{ns}")];
+    if let Some(sa) = pod
+        .spec
+        .service_account_name
+        .as_deref()
+        .filter(|s| !s.is_empty())
+    {
+        // Calico sets the label only while the name fits a label value (63 bytes); the
+        // profile carries it regardless.
+        if sa.len() < 63 {
+            labels.insert(LABEL_SERVICE_ACCOUNT.into(), sa.into());
+        }
+        profiles.push(service_account_profile_name(ns, sa));
+    }
     Ok(Some(WorkloadEndpoint {
         id: WorkloadEndpointId {
             orchestrator: "k8s".into(),
@@ -364,8 +419,8 @@ pub fn pod_endpoint(pod: &Pod) -> Result<Option<WorkloadEndpoint>, TranslateErro
         interface_name: interface_name(ns, name),
         mac: None,
         ip_networks,
-        labels: pod.metadata.labels.clone(),
-        profiles: vec![format!("kns.{ns}")],
+        labels,
+        profiles,
         ports,
     }))
 }

@@ -3,15 +3,17 @@
 //! for an etcd datastore.
 //!
 //! A pod becomes its workload endpoint (a `hostNetwork` pod none, and one written before is
-//! removed); a namespace its `kns.<name>` profile; a NetworkPolicy its `knp.default.<name>`
-//! policy. Which endpoint key each pod was written under is remembered in memory, so a pod
+//! removed); a namespace its `kns.<name>` profile; a service account its
+//! `ksa.<namespace>.<name>` profile; a NetworkPolicy its `knp.default.<name>` policy. Which endpoint key each pod was written under is remembered in memory, so a pod
 //! recreated on another node has its old endpoint removed.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::kubernetes::{namespace_profile, pod_endpoint, translate_policy};
-use super::kubernetes::{Namespace, NetworkPolicy, Pod};
+use super::kubernetes::{
+    namespace_profile, pod_endpoint, service_account_profile, translate_policy,
+};
+use super::kubernetes::{Namespace, NetworkPolicy, Pod, ServiceAccount};
 use super::DriverError;
 use crate::datastore::ResourceWriter;
 use crate::model::{Policy, Profile, Resource};
@@ -91,8 +93,29 @@ impl KubernetesDriver {
 
     /// Removes the namespace's profile; returns whether it existed.
     pub async fn namespace_deleted(&self, name: &str) -> Result<bool, DriverError> {
+        self.remove_profile(format!("kns.{name}")).await
+    }
+
+    /// Writes the service account's profile.
+    pub async fn service_account_updated(&self, sa: &ServiceAccount) -> Result<(), DriverError> {
+        self.writer
+            .upsert(&Resource::Profile(service_account_profile(sa)))
+            .await?;
+        Ok(())
+    }
+
+    /// Removes the service account's profile; returns whether it existed.
+    pub async fn service_account_deleted(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<bool, DriverError> {
+        self.remove_profile(format!("ksa.{namespace}.{name}")).await
+    }
+
+    async fn remove_profile(&self, name: String) -> Result<bool, DriverError> {
         let stub = Resource::Profile(Profile {
-            name: format!("kns.{name}"),
+            name,
             ..Profile::default()
         });
         let key = self.writer.key_of(&stub)?;

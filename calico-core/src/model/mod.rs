@@ -23,7 +23,10 @@ pub use validate::{
 };
 
 pub use crate::dataplane::AsNumber;
-pub use crate::labels::{Labels, LABEL_NAMESPACE, LABEL_ORCHESTRATOR, NAMESPACE_LABEL_PREFIX};
+pub use crate::labels::{
+    Labels, LABEL_NAMESPACE, LABEL_ORCHESTRATOR, LABEL_SERVICE_ACCOUNT, NAMESPACE_LABEL_PREFIX,
+    SERVICE_ACCOUNT_LABEL_PREFIX,
+};
 pub use bgp::{BgpConfiguration, BgpPeer, Node, NodeBgp};
 pub use endpoint::{HostEndpoint, MacAddr, NamedPort, WorkloadEndpoint, WorkloadEndpointId};
 pub use error::{clip, Reason, ResourceRef, ValidationError};
@@ -35,6 +38,6 @@ pub use pool::{BlockAffinity, IpPool};
 pub use resource::{Resource, ResourceKey, ResourceKind, Update};
 pub use rule::{
     Action, EntityRule, IcmpMatch, IpVersion, PortSpec, Protocol, Rule, RuleMetadata,
-    RULE_NAME_ANNOTATION,
+    ServiceAccountMatch, RULE_NAME_ANNOTATION,
 };
 pub use store::{Applied, Model, PolicyKey};

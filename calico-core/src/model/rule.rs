@@ -249,12 +249,29 @@ pub struct EntityRule {
     /// Restricts `selector` to endpoints in namespaces whose labels match.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace_selector: Option<Selector>,
+    /// The address must belong to an endpoint running as one of these Kubernetes service
+    /// accounts (counts as a selector: see [`crate::calc::effective::effective_selector`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_accounts: Option<ServiceAccountMatch>,
     /// The port must be one of these.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<PortSpec>,
     /// The port must be none of these.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub not_ports: Vec<PortSpec>,
+}
+
+/// Kubernetes service accounts a rule side matches (Calico's `ServiceAccountMatch`): by
+/// name, and by the account's labels; both must hold when both are given.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServiceAccountMatch {
+    /// The account's name is one of these (in the endpoint's own namespace).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub names: Vec<String>,
+    /// The account's labels match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<Selector>,
 }
 
 /// One rule of a policy or profile.

@@ -355,6 +355,11 @@ impl Check {
                 }
             }
         }
+        if let Some(accounts) = &e.service_accounts {
+            for (i, n) in accounts.names.iter().enumerate() {
+                self.name(&format!("{field}.serviceAccounts.names[{i}]"), n)?;
+            }
+        }
         Ok(())
     }
 }

@@ -143,6 +143,21 @@ impl Selector {
         }
     }
 
+    /// `key in { values }`.
+    pub fn label_in<S: AsRef<str>>(key: &str, values: &[S]) -> Selector {
+        let values = values.iter().map(|v| v.as_ref().to_string()).collect();
+        Selector {
+            expr: Expr::In(key.into(), values),
+        }
+    }
+
+    /// `has(key)`.
+    pub fn has(key: &str) -> Selector {
+        Selector {
+            expr: Expr::Has(key.into()),
+        }
+    }
+
     /// The same selector with every label key `k` replaced by `prefix` + `k`. Calico uses
     /// this to evaluate a `namespaceSelector` against the `pcns.`-prefixed namespace labels
     /// endpoints inherit from their namespace profile.

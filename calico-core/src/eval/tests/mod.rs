@@ -282,3 +282,4 @@ mod api;
 mod matching;
 mod network_sets;
 mod policies;
+mod service_accounts;

@@ -48,6 +48,8 @@ struct PolicySpec {
     #[serde(default)]
     namespace_selector: Option<Selector>,
     #[serde(default)]
+    service_account_selector: Option<Selector>,
+    #[serde(default)]
     types: Vec<PolicyType>,
     #[serde(default)]
     ingress: Vec<Rule>,
@@ -178,8 +180,6 @@ struct WorkloadEndpointSpec {
 /// `Some(v)`: only the value `v` (the default) is accepted.
 const UNSUPPORTED: &[(&str, Option<&str>, &str)] = &[
     ("http", None, "HTTP match criteria need an application-layer proxy, which calico-rs does not run"),
-    ("serviceAccounts", None, "matching on service accounts is not supported"),
-    ("serviceAccountSelector", None, "selecting by service account is not supported"),
     ("services", None, "matching Kubernetes Services in rules is not supported"),
     ("tier", Some("default"), "only the default tier is supported"),
     ("doNotTrack", Some("false"), "untracked (doNotTrack) policy is not supported"),
@@ -409,6 +409,9 @@ fn policy(kind: &str, meta: Meta, spec: Value, obj: &str) -> Result<Resource, Tr
         // endpoint", not "everything".
         selector = selector.and(&crate::calc::effective::namespaces_matching(&nss));
     }
+    if let Some(sas) = s.service_account_selector {
+        selector = selector.and(&service_accounts_matching(&sas, namespaced));
+    }
     Ok(Resource::Policy(Policy {
         name: meta.name,
         namespace: if namespaced {
@@ -422,6 +425,18 @@ fn policy(kind: &str, meta: Meta, spec: Value, obj: &str) -> Result<Resource, Tr
         ingress: s.ingress,
         egress: s.egress,
     }))
+}
+
+/// The endpoints whose service account a policy's `serviceAccountSelector` picks: the
+/// selector over the `pcsa.` labels of their `ksa.` profile. As in Calico, `all()` in a
+/// `GlobalNetworkPolicy` means "any endpoint with a service account"; in a `NetworkPolicy`
+/// it stays `all()` (libcalico-go's policy update processors differ there).
+fn service_accounts_matching(sas: &Selector, namespaced: bool) -> Selector {
+    if sas.is_all() && !namespaced {
+        Selector::has(crate::model::LABEL_SERVICE_ACCOUNT)
+    } else {
+        sas.with_key_prefix(crate::model::SERVICE_ACCOUNT_LABEL_PREFIX)
+    }
 }
 
 /// A `Node`.

@@ -75,3 +75,36 @@ async fn an_unscheduled_pod_is_an_error_naming_the_field() {
     let e = d.pod_updated(&p).await.unwrap_err();
     assert!(e.to_string().contains("spec.nodeName"), "{e}");
 }
+
+#[tokio::test]
+async fn service_accounts_are_profiles_and_pods_name_theirs() {
+    let store = MemoryStore::new();
+    let d = KubernetesDriver::new(Arc::new(store.clone()));
+    let sa: ServiceAccount = serde_json::from_value(serde_json::json!(
+        {"metadata": {"name": "api", "namespace": "shop", "labels": {"tier": "backend"}}}
+    ))
+    .unwrap();
+    d.service_account_updated(&sa).await.unwrap();
+    let mut p = pod("n1", false);
+    p.spec.service_account_name = Some("api".into());
+    d.pod_updated(&p).await.unwrap();
+    let all = stored(&store).await;
+    let profile = all
+        .iter()
+        .find_map(|r| match r {
+            Resource::Profile(p) => Some(p),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(profile.name, "ksa.shop.api");
+    assert_eq!(profile.labels_to_apply["pcsa.tier"], "backend");
+    assert_eq!(
+        profile.labels_to_apply["pcsa.projectcalico.org/name"],
+        "api"
+    );
+    let ep = endpoints(&all)[0];
+    assert_eq!(ep.profiles, ["kns.shop", "ksa.shop.api"]);
+    assert_eq!(ep.labels["projectcalico.org/serviceaccount"], "api");
+    assert!(d.service_account_deleted("shop", "api").await.unwrap());
+    assert!(!d.service_account_deleted("shop", "api").await.unwrap());
+}

@@ -1,8 +1,10 @@
 //! Full-table benchmark: a feeder (a separate process in its own network namespace) sends
 //! N IPv4 prefixes over eBGP; the table shows how long each receiver takes until all of
-//! them are in its Loc-RIB, and how much its resident memory grew per prefix. BIRD 2 and our
-//! [`Speaker`] receive the same bytes from the same feeder, one after the other, in the same
-//! run.
+//! them are in its Loc-RIB, and how much its resident memory grew per prefix. BIRD 2, BIRD 3
+//! (a worker thread per core; built from the baselines' source when missing, see
+//! `common::bird3`) and our [`Speaker`] receive the same bytes from the same feeder, one
+//! after the other, in the same run; the ratios are against the fastest BIRD and the BIRD
+//! with the least memory per prefix.
 //!
 //! Run as root: `cargo bench -p calico-bgp --bench feed` (`FEED_PREFIXES=N` to change the
 //! table size, default 1,000,000; `FEED_PER_PATH=K` prefixes share one AS path, default 4,
@@ -20,7 +22,7 @@ use calico_bgp::speaker::Speaker;
 use calico_core::dataplane::{BgpBackend, BgpSettings, PeerConfig};
 use calico_core::model::AsNumber;
 use calico_netns::fixtures::{veth, Netns};
-use common::{env_usize, rss_kib, sockets_in, spawn_self, BenchBird};
+use common::{bird3, env_usize, rss_kib, sockets_in, spawn_self, BenchBird, BirdBuild};
 
 mod common;
 use ipnet::{IpNet, Ipv4Net};
@@ -141,11 +143,13 @@ fn since(start: std::time::SystemTime) -> f64 {
 }
 
 fn bird_receiver(
+    build: &BirdBuild,
     ns: &Netns,
     prefixes: usize,
     lines: &mut impl Iterator<Item = std::io::Result<String>>,
 ) -> Row {
     let bird = BenchBird::start(
+        build,
         ns,
         "feed",
         &format!(
@@ -281,10 +285,16 @@ fn main() {
         ],
     );
 
-    let rows = vec![
-        bird_receiver(&receiver_ns, prefixes, &mut lines),
-        speaker_receiver(&receiver_ns, prefixes, &mut lines),
-    ];
+    let mut rows = vec![bird_receiver(
+        &BirdBuild::Debian,
+        &receiver_ns,
+        prefixes,
+        &mut lines,
+    )];
+    if let Some(b3) = bird3() {
+        rows.push(bird_receiver(&b3, &receiver_ns, prefixes, &mut lines));
+    }
+    rows.push(speaker_receiver(&receiver_ns, prefixes, &mut lines));
     let _ = child.kill();
     let _ = child.wait();
 
@@ -293,18 +303,32 @@ fn main() {
         "full-table feed over eBGP, {prefixes} IPv4 prefixes, {per_path} prefixes per AS path"
     );
     println!(
-        "{:<28} {:>10} {:>12} {:>14} {:>14} {:>12}",
-        "receiver", "prefixes", "seconds", "prefixes/s", "RSS delta MiB", "bytes/prefix"
+        "{:<28} {:>10} {:>12} {:>10} {:>14} {:>14} {:>12} {:>10}",
+        "receiver",
+        "prefixes",
+        "seconds",
+        "vs best",
+        "prefixes/s",
+        "RSS delta MiB",
+        "bytes/prefix",
+        "vs best"
     );
+    let per_prefix = |r: &Row| r.rss_delta_kib as f64 * 1024.0 / r.prefixes as f64;
+    let birds = || rows.iter().filter(|r| r.name.contains("BIRD"));
+    let best_time = birds().map(|r| r.seconds).min_by(f64::total_cmp);
+    let best_memory = birds().map(per_prefix).min_by(f64::total_cmp);
+    let ratio = |x: f64, best: Option<f64>| best.map_or("-".into(), |b| format!("{:.2}", x / b));
     for r in &rows {
         println!(
-            "{:<28} {:>10} {:>12.3} {:>14.0} {:>14.1} {:>12.0}",
+            "{:<28} {:>10} {:>12.3} {:>10} {:>14.0} {:>14.1} {:>12.0} {:>10}",
             r.name,
             r.prefixes,
             r.seconds,
+            ratio(r.seconds, best_time),
             r.prefixes as f64 / r.seconds,
             r.rss_delta_kib as f64 / 1024.0,
-            r.rss_delta_kib as f64 * 1024.0 / r.prefixes as f64
+            per_prefix(r),
+            ratio(per_prefix(r), best_memory)
         );
     }
 }

@@ -2,8 +2,10 @@
 //! IPv4 prefixes of its own (default 2,000: 100,000 in all); the table shows how long it
 //! takes from the start of the announcements until every client holds every other client's
 //! prefixes (98,000 each by default), with the originating client as next hop. Our
-//! [`Speaker`] and BIRD 2 take turns as the reflector, each in its own process, in the same
-//! run, serving the same clients.
+//! [`Speaker`], BIRD 2 and BIRD 3 (with a worker thread per core; built from the baselines'
+//! source when missing, see `common::bird3`) take turns as the reflector, each in its own
+//! process, in the same run, serving the same clients; each row's ratio is against the
+//! fastest BIRD.
 //!
 //! The clients are the same for both reflectors and deliberately light: tokio tasks in the
 //! bench process that speak just enough BGP (OPEN, KEEPALIVE, their pre-encoded UPDATEs) and
@@ -14,7 +16,7 @@
 //! time 0 (no keepalives); the reflector waits passively, the clients connect.
 //!
 //! Run as root: `cargo bench -p calico-bgp --bench reflect` (`REFLECT_CLIENTS=C`,
-//! `REFLECT_PER_CLIENT=K`; `REFLECT_ONLY=ours` or `bird` runs one reflector; each runs
+//! `REFLECT_PER_CLIENT=K`; `REFLECT_ONLY=ours`, `bird` or `bird3` runs one reflector; each runs
 //! `REFLECT_RUNS` times, default 3, and the median run is shown with the spread).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -29,7 +31,7 @@ use calico_bgp::speaker::{Speaker, SpeakerOptions};
 use calico_core::dataplane::{BgpBackend, BgpSettings, PeerConfig};
 use calico_core::model::AsNumber;
 use calico_netns::fixtures::Netns;
-use common::{env_usize, rss_kib, sockets_in, spawn_self, BenchBird};
+use common::{bird3, env_usize, rss_kib, sockets_in, spawn_self, BenchBird, BirdBuild};
 
 mod common;
 use ipnet::{IpNet, Ipv4Net};
@@ -110,7 +112,7 @@ fn start_ours(ns: &Netns, clients: usize) -> Reflector {
     }
 }
 
-fn start_bird(ns: &Netns, clients: usize) -> Reflector {
+fn start_bird(build: &BirdBuild, ns: &Netns, clients: usize) -> Reflector {
     let mut c = format!(
         "router id {REFLECTOR};\nprotocol device {{}}\n\
          template bgp rrc {{\n  local {REFLECTOR} as {AS};\n  strict bind;\n  passive on;\n  rr client;\n  rr cluster id {CLUSTER};\n  ipv4 {{ import all; export all; }};\n}}\n"
@@ -121,7 +123,7 @@ fn start_bird(ns: &Netns, clients: usize) -> Reflector {
             client_address(i)
         ));
     }
-    let bird = BenchBird::start(ns, "reflect", &c, Duration::from_secs(5));
+    let bird = BenchBird::start(build, ns, "reflect", &c, Duration::from_secs(5));
     Reflector {
         name: bird.version(),
         pid: bird.pid,
@@ -399,17 +401,30 @@ fn main() {
     let only = std::env::var("REFLECT_ONLY").unwrap_or_default();
     let runs = env_usize("REFLECT_RUNS", 3).max(1);
     let mut rows = Vec::new();
-    for kind in ["ours", "bird"] {
+    let bird3 = if only.is_empty() || only == "bird3" {
+        bird3()
+    } else {
+        None
+    };
+    for kind in ["ours", "bird", "bird3"] {
         if !only.is_empty() && only != kind {
             continue;
         }
+        let build = match kind {
+            "bird" => BirdBuild::Debian,
+            "bird3" => match &bird3 {
+                Some(b) => b.clone(),
+                None => continue,
+            },
+            _ => BirdBuild::Debian,
+        };
         let mut tries: Vec<Row> = (0..runs)
             .map(|_| {
                 // A fresh namespace per run: no TIME_WAIT or leftovers shared between runs.
                 let ns = Netns::create("refl").unwrap();
                 let reflector = match kind {
                     "ours" => start_ours(&ns, clients),
-                    _ => start_bird(&ns, clients),
+                    _ => start_bird(&build, &ns, clients),
                 };
                 run(&ns, reflector, clients, per_client)
             })
@@ -431,21 +446,33 @@ fn main() {
         total - per_client
     );
     println!(
-        "{:<28} {:>10} {:>15} {:>10} {:>12} {:>12} {:>12}",
-        "reflector", "seconds", "(fastest-slowest)", "vs BIRD", "UPDATEs", "MB sent", "RSS MiB"
+        "{:<28} {:>10} {:>15} {:>10} {:>14} {:>12} {:>12} {:>12}",
+        "reflector",
+        "seconds",
+        "(fastest-slowest)",
+        "vs best",
+        "deliveries/s",
+        "UPDATEs",
+        "MB sent",
+        "RSS MiB"
     );
+    // Route deliveries: every client receives every other client's prefixes.
+    let deliveries = (clients * (total - per_client)) as f64;
+    // The fastest baseline of this run.
     let bird = rows
         .iter()
-        .find(|r| r.name.contains("BIRD"))
-        .map(|r| r.seconds);
+        .filter(|r| r.name.contains("BIRD"))
+        .map(|r| r.seconds)
+        .min_by(f64::total_cmp);
     for r in &rows {
         let ratio = bird.map_or("-".to_string(), |b| format!("{:.2}", r.seconds / b));
         println!(
-            "{:<28} {:>10.3} {:>17} {:>10} {:>12} {:>12.1} {:>12.1}",
+            "{:<28} {:>10.3} {:>17} {:>10} {:>14.0} {:>12} {:>12.1} {:>12.1}",
             r.name,
             r.seconds,
             format!("({:.3}-{:.3})", r.spread.0, r.spread.1),
             ratio,
+            deliveries / r.seconds,
             r.updates,
             r.megabytes,
             r.rss_kib as f64 / 1024.0

@@ -1,8 +1,9 @@
 //! Pieces the BGP benches share: settings from the environment, a process's resident
-//! memory, and a BIRD 2 daemon run as the baseline.
+//! memory, and BIRD daemons (Debian's BIRD 2, and BIRD 3 built from the baselines' source)
+//! run as the baselines.
 
 use std::io::{BufRead, BufReader, Lines};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
@@ -52,26 +53,108 @@ pub fn spawn_self(
     (child, lines)
 }
 
-/// A BIRD 2 daemon started in a namespace with a given configuration.
+/// Which BIRD runs: Debian's BIRD 2 (`bird` on the path) or a BIRD 3 build.
+#[derive(Clone, Debug)]
+pub enum BirdBuild {
+    /// `bird` and `birdc` from the path (Debian 12: BIRD 2.0.12).
+    Debian,
+    /// BIRD 3 installed under this prefix (`sbin/bird`, `sbin/birdc`).
+    Bird3(PathBuf),
+}
+
+impl BirdBuild {
+    fn programs(&self) -> (String, String) {
+        match self {
+            BirdBuild::Debian => ("bird".into(), "birdc".into()),
+            BirdBuild::Bird3(prefix) => (
+                prefix.join("sbin/bird").display().to_string(),
+                prefix.join("sbin/birdc").display().to_string(),
+            ),
+        }
+    }
+
+    /// What to put first in a configuration: for BIRD 3, as many worker threads as there
+    /// are cores (the baselines' README asks for it; BIRD 3's default is one).
+    pub fn preamble(&self) -> String {
+        match self {
+            BirdBuild::Debian => String::new(),
+            BirdBuild::Bird3(_) => {
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                format!("thread group worker {{ threads {cores}; default yes; }}\n")
+            }
+        }
+    }
+}
+
+/// The BIRD 3 baseline: `$BIRD3_PREFIX` if set, else `target/baselines/bird3`, built there
+/// by the baselines' `build-bird3.sh` (`$CALICO_BASELINES`, default `../shared/baselines`
+/// beside the workspace) when missing. `None`, with the reason printed, when it cannot be had.
+pub fn bird3() -> Option<BirdBuild> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let prefix = std::env::var_os("BIRD3_PREFIX")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target/baselines/bird3"));
+    if prefix.join("sbin/bird").exists() {
+        return Some(BirdBuild::Bird3(prefix));
+    }
+    let baselines = std::env::var_os("CALICO_BASELINES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("../shared/baselines"));
+    let script = baselines.join("build-bird3.sh");
+    if !script.exists() {
+        eprintln!(
+            "BIRD 3 baseline skipped: no {} (set CALICO_BASELINES to the directory holding \
+             build-bird3.sh and bird-3.3.2.tar.gz, or BIRD3_PREFIX to an installed BIRD 3)",
+            script.display()
+        );
+        return None;
+    }
+    eprintln!(
+        "building BIRD 3 into {} (a few minutes, once)",
+        prefix.display()
+    );
+    let built = Command::new("bash").arg(&script).arg(&prefix).status();
+    match built {
+        Ok(s) if s.success() && prefix.join("sbin/bird").exists() => Some(BirdBuild::Bird3(prefix)),
+        other => {
+            eprintln!(
+                "BIRD 3 baseline skipped: {} failed: {other:?}",
+                script.display()
+            );
+            None
+        }
+    }
+}
+
+/// A BIRD daemon started in a namespace with a given configuration.
 pub struct BenchBird {
     dir: PathBuf,
     ctl: String,
+    birdc: String,
     /// The daemon's process id.
     pub pid: u32,
 }
 
 impl BenchBird {
-    /// Writes `conf` into a fresh directory named after `tag`, starts `bird` with it in `ns`
-    /// and waits up to `pid_wait` for its pid file (written after it forks).
-    pub fn start(ns: &Netns, tag: &str, conf: &str, pid_wait: Duration) -> BenchBird {
+    /// Writes `conf`, after the build's preamble, into a fresh directory named after `tag`,
+    /// starts that BIRD with it in `ns` and waits up to `pid_wait` for its pid file (written
+    /// after it forks).
+    pub fn start(
+        build: &BirdBuild,
+        ns: &Netns,
+        tag: &str,
+        conf: &str,
+        pid_wait: Duration,
+    ) -> BenchBird {
+        let (bird, birdc) = build.programs();
         let dir = std::env::temp_dir().join(format!("calico-bgp-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let conf_path = dir.join("bird.conf");
         let ctl = dir.join("bird.ctl").display().to_string();
         let pidfile = dir.join("bird.pid");
-        std::fs::write(&conf_path, conf).unwrap();
+        std::fs::write(&conf_path, format!("{}{conf}", build.preamble())).unwrap();
         ns.run(&[
-            "bird",
+            &bird,
             "-c",
             &conf_path.display().to_string(),
             "-s",
@@ -92,12 +175,17 @@ impl BenchBird {
                 pid
             })
             .expect("BIRD wrote its pid file");
-        BenchBird { dir, ctl, pid }
+        BenchBird {
+            dir,
+            ctl,
+            birdc,
+            pid,
+        }
     }
 
     /// Runs a `birdc` command and returns its output.
     pub fn birdc(&self, command: &str) -> String {
-        let out = Command::new("birdc")
+        let out = Command::new(&self.birdc)
             .args(["-s", &self.ctl])
             .args(command.split_whitespace())
             .output()

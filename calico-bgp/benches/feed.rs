@@ -3,8 +3,8 @@
 //! them are in its Loc-RIB, and how much its resident memory grew per prefix. BIRD 2, BIRD 3
 //! (a worker thread per core; built from the baselines' source when missing, see
 //! `common::bird3`) and our [`Speaker`] receive the same bytes from the same feeder, one
-//! after the other, in the same run; the ratios are against the fastest BIRD and the BIRD
-//! with the least memory per prefix.
+//! after the other, in the same run; the ratios are against the fastest baseline and the
+//! one with the least memory per prefix.
 //!
 //! Run as root: `cargo bench -p calico-bgp --bench feed` (`FEED_PREFIXES=N` to change the
 //! table size, default 1,000,000; `FEED_PER_PATH=K` prefixes share one AS path, default 4,
@@ -294,6 +294,7 @@ fn main() {
     if let Some(b3) = bird3() {
         rows.push(bird_receiver(&b3, &receiver_ns, prefixes, &mut lines));
     }
+
     rows.push(speaker_receiver(&receiver_ns, prefixes, &mut lines));
     let _ = child.kill();
     let _ = child.wait();
@@ -314,7 +315,7 @@ fn main() {
         "vs best"
     );
     let per_prefix = |r: &Row| r.rss_delta_kib as f64 * 1024.0 / r.prefixes as f64;
-    let birds = || rows.iter().filter(|r| r.name.contains("BIRD"));
+    let birds = || rows.iter().filter(|r| !r.name.contains("calico-bgp"));
     let best_time = birds().map(|r| r.seconds).min_by(f64::total_cmp);
     let best_memory = birds().map(per_prefix).min_by(f64::total_cmp);
     let ratio = |x: f64, best: Option<f64>| best.map_or("-".into(), |b| format!("{:.2}", x / b));

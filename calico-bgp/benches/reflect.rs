@@ -5,7 +5,7 @@
 //! [`Speaker`], BIRD 2 and BIRD 3 (with a worker thread per core; built from the baselines'
 //! source when missing, see `common::bird3`) take turns as the reflector, each in its own
 //! process, in the same run, serving the same clients; each row's ratio is against the
-//! fastest BIRD.
+//! fastest baseline.
 //!
 //! The clients are the same for both reflectors and deliberately light: tokio tasks in the
 //! bench process that speak just enough BGP (OPEN, KEEPALIVE, their pre-encoded UPDATEs) and
@@ -16,7 +16,9 @@
 //! time 0 (no keepalives); the reflector waits passively, the clients connect.
 //!
 //! Run as root: `cargo bench -p calico-bgp --bench reflect` (`REFLECT_CLIENTS=C`,
-//! `REFLECT_PER_CLIENT=K`; `REFLECT_ONLY=ours`, `bird` or `bird3` runs one reflector; each runs
+//! `REFLECT_PER_CLIENT=K`; `REFLECT_FEEDER_PREFIXES=N`: one feeder announces N prefixes
+//! and the C clients must each hold all of them, the fan-out of issue 19 at 200 × 100,000;
+//! `REFLECT_ONLY=ours`, `bird` or `bird3` runs one reflector; each runs
 //! `REFLECT_RUNS` times, default 3, and the median run is shown with the spread).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -131,6 +133,55 @@ fn start_bird(build: &BirdBuild, ns: &Netns, clients: usize) -> Reflector {
     }
 }
 
+/// Who announces what: every client its own `per_client` prefixes (the default), or one
+/// feeder (client 0) all of them and the others none (`REFLECT_FEEDER_PREFIXES`), the
+/// fan-out case: every other client must receive every prefix.
+#[derive(Clone, Copy, Debug)]
+struct Shape {
+    clients: usize,
+    per_client: usize,
+    one_feeder: bool,
+}
+
+impl Shape {
+    /// Every prefix announced in the run.
+    fn total(&self) -> usize {
+        if self.one_feeder {
+            self.per_client
+        } else {
+            self.clients * self.per_client
+        }
+    }
+
+    /// The prefix numbers client `i` announces.
+    fn own(&self, i: usize) -> std::ops::Range<usize> {
+        match (self.one_feeder, i) {
+            (true, 0) => 0..self.per_client,
+            (true, _) => 0..0,
+            (false, i) => i * self.per_client..(i + 1) * self.per_client,
+        }
+    }
+
+    /// The client that announces prefix `n`.
+    fn origin(&self, n: usize) -> usize {
+        if self.one_feeder {
+            0
+        } else {
+            n / self.per_client
+        }
+    }
+
+    /// How many prefixes client `i` must receive.
+    fn want(&self, i: usize) -> usize {
+        self.total() - self.own(i).len()
+    }
+
+    /// Route deliveries in all.
+    fn deliveries(&self) -> usize {
+        (0..self.clients).map(|i| self.want(i)).sum()
+    }
+}
+
 /// What one client saw.
 struct Seen {
     done_after: Duration,
@@ -139,14 +190,15 @@ struct Seen {
 }
 
 /// The client's own prefixes as UPDATE bytes (iBGP: empty AS_PATH, LOCAL_PREF 100).
-fn client_updates(i: usize, per_client: usize) -> Vec<u8> {
+fn client_updates(shape: Shape, i: usize) -> Vec<u8> {
     let ctx = Context::plain(true);
-    let prefixes: Vec<IpNet> = (0..per_client)
-        .map(|k| {
-            let n = (i * per_client + k) as u32;
-            IpNet::V4(Ipv4Net::new(Ipv4Addr::from(BASE + (n << 8)), 24).unwrap())
-        })
+    let prefixes: Vec<IpNet> = shape
+        .own(i)
+        .map(|n| IpNet::V4(Ipv4Net::new(Ipv4Addr::from(BASE + ((n as u32) << 8)), 24).unwrap()))
         .collect();
+    if prefixes.is_empty() {
+        return Vec::new();
+    }
     let attrs = PathAttributes {
         origin: Some(Origin::Igp),
         as_path: Some(AsPath::default()),
@@ -175,7 +227,7 @@ async fn read_message(stream: &mut tokio::net::TcpStream) -> std::io::Result<(u8
 /// arrived with a wrong next hop.
 fn apply_update(
     body: &[u8],
-    per_client: usize,
+    shape: Shape,
     have: &mut [bool],
     count: &mut usize,
     me: usize,
@@ -232,7 +284,7 @@ fn apply_update(
     }
     nlri(announced, &mut |p| {
         let Some(p) = p else { return };
-        let owner = p / per_client;
+        let owner = shape.origin(p);
         if owner == me || next_hop != Some(client_address(owner)) {
             wrong += 1;
             return;
@@ -245,13 +297,12 @@ fn apply_update(
 }
 
 /// One client: connects, opens the session, waits at `barrier`, sends its prefixes and
-/// reads until it holds every other client's. Returns the stream (kept open until every
+/// reads until it holds every prefix of the others. Returns the stream (kept open until every
 /// client is done) and what it saw.
 async fn client(
     ns: String,
     i: usize,
-    clients: usize,
-    per_client: usize,
+    shape: Shape,
     barrier: Arc<tokio::sync::Barrier>,
     start: Arc<std::sync::OnceLock<Instant>>,
 ) -> (tokio::net::TcpStream, Seen) {
@@ -295,14 +346,13 @@ async fn client(
         .write_all(&Message::Keepalive.encode(&ctx).unwrap())
         .await
         .unwrap();
-    let updates = client_updates(i, per_client);
+    let updates = client_updates(shape, i);
     barrier.wait().await;
     let start = *start.get_or_init(Instant::now);
     stream.write_all(&updates).await.unwrap();
 
-    let total = clients * per_client;
-    let want = total - per_client;
-    let mut have = vec![false; total];
+    let want = shape.want(i);
+    let mut have = vec![false; shape.total()];
     let (mut count, mut seen_updates, mut bytes, mut wrong) = (0, 0, 0, 0);
     while count < want {
         let (kind, body) = match read_message(&mut stream).await {
@@ -313,7 +363,7 @@ async fn client(
         match kind {
             2 => {
                 seen_updates += 1;
-                wrong += apply_update(&body, per_client, &mut have, &mut count, i);
+                wrong += apply_update(&body, shape, &mut have, &mut count, i);
             }
             3 => panic!("client {me}: NOTIFICATION {body:?}"),
             _ => {}
@@ -338,7 +388,8 @@ struct Row {
     rss_kib: u64,
 }
 
-fn run(ns: &Netns, reflector: Reflector, clients: usize, per_client: usize) -> Row {
+fn run(ns: &Netns, reflector: Reflector, shape: Shape) -> Row {
+    let clients = shape.clients;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -348,16 +399,7 @@ fn run(ns: &Netns, reflector: Reflector, clients: usize, per_client: usize) -> R
         let barrier = Arc::new(tokio::sync::Barrier::new(clients));
         let start = Arc::new(std::sync::OnceLock::new());
         let tasks: Vec<_> = (0..clients)
-            .map(|i| {
-                tokio::spawn(client(
-                    ns.path(),
-                    i,
-                    clients,
-                    per_client,
-                    barrier.clone(),
-                    start.clone(),
-                ))
-            })
+            .map(|i| tokio::spawn(client(ns.path(), i, shape, barrier.clone(), start.clone())))
             .collect();
         let mut results = Vec::new();
         for t in tasks {
@@ -388,11 +430,22 @@ fn run(ns: &Netns, reflector: Reflector, clients: usize, per_client: usize) -> R
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let clients = env_usize("REFLECT_CLIENTS", 50).clamp(2, 1000);
-    let per_client = env_usize("REFLECT_PER_CLIENT", 2000).max(1);
     if args.iter().any(|a| a == "--reflector") {
-        return our_reflector(clients);
+        // The parent passes the number of peers to configure, feeder included.
+        return our_reflector(env_usize("REFLECT_CLIENTS", 50));
     }
+    let feeder = env_usize("REFLECT_FEEDER_PREFIXES", 0);
+    // With one feeder, REFLECT_CLIENTS counts the receiving clients.
+    let clients = env_usize("REFLECT_CLIENTS", 50).clamp(2, 1000) + usize::from(feeder > 0);
+    let shape = Shape {
+        clients,
+        per_client: if feeder > 0 {
+            feeder
+        } else {
+            env_usize("REFLECT_PER_CLIENT", 2000).max(1)
+        },
+        one_feeder: feeder > 0,
+    };
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         eprintln!("reflect benchmark: skipped: needs root (network namespaces, BIRD)");
@@ -426,7 +479,7 @@ fn main() {
                     "ours" => start_ours(&ns, clients),
                     _ => start_bird(&build, &ns, clients),
                 };
-                run(&ns, reflector, clients, per_client)
+                run(&ns, reflector, shape)
             })
             .collect();
         // The median run; the spread is printed too (BIRD sometimes exports in many small
@@ -438,13 +491,24 @@ fn main() {
         rows.push(row);
     }
 
-    let total = clients * per_client;
     println!();
-    println!(
-        "route reflection, iBGP: {clients} clients x {per_client} IPv4 prefixes = {total}; \
-         until every client holds the other {} each",
-        total - per_client
-    );
+    if shape.one_feeder {
+        println!(
+            "route reflection, iBGP: one feeder announces {} IPv4 prefixes; until each of {} \
+             clients holds all of them ({} route deliveries)",
+            shape.total(),
+            clients - 1,
+            shape.deliveries()
+        );
+    } else {
+        println!(
+            "route reflection, iBGP: {clients} clients x {} IPv4 prefixes = {}; until every \
+             client holds the other {} each",
+            shape.per_client,
+            shape.total(),
+            shape.want(0)
+        );
+    }
     println!(
         "{:<28} {:>10} {:>15} {:>10} {:>14} {:>12} {:>12} {:>12}",
         "reflector",
@@ -456,12 +520,11 @@ fn main() {
         "MB sent",
         "RSS MiB"
     );
-    // Route deliveries: every client receives every other client's prefixes.
-    let deliveries = (clients * (total - per_client)) as f64;
+    let deliveries = shape.deliveries() as f64;
     // The fastest baseline of this run.
     let bird = rows
         .iter()
-        .filter(|r| r.name.contains("BIRD"))
+        .filter(|r| !r.name.contains("calico-bgp"))
         .map(|r| r.seconds)
         .min_by(f64::total_cmp);
     for r in &rows {

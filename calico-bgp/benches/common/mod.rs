@@ -87,38 +87,46 @@ impl BirdBuild {
 }
 
 /// The BIRD 3 baseline: `$BIRD3_PREFIX` if set, else `target/baselines/bird3`, built there
-/// by the baselines' `build-bird3.sh` (`$CALICO_BASELINES`, default `../shared/baselines`
-/// beside the workspace) when missing. `None`, with the reason printed, when it cannot be had.
+/// by the baselines' `build-bird3.sh` when missing. `None`, with the reason printed, when it
+/// cannot be had.
 pub fn bird3() -> Option<BirdBuild> {
+    let prefix = baseline("BIRD3_PREFIX", "bird3", "sbin/bird", "build-bird3.sh")?;
+    Some(BirdBuild::Bird3(prefix))
+}
+
+/// A baseline installed under `$env` or `target/baselines/<name>` (`program` inside it),
+/// built there by `script` from the baselines directory (`$CALICO_BASELINES`, default
+/// `../shared/baselines` beside the workspace) when missing.
+fn baseline(env: &str, name: &str, program: &str, script: &str) -> Option<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let prefix = std::env::var_os("BIRD3_PREFIX")
+    let dir = std::env::var_os(env)
         .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target/baselines/bird3"));
-    if prefix.join("sbin/bird").exists() {
-        return Some(BirdBuild::Bird3(prefix));
+        .unwrap_or_else(|| root.join("target/baselines").join(name));
+    if dir.join(program).exists() {
+        return Some(dir);
     }
     let baselines = std::env::var_os("CALICO_BASELINES")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("../shared/baselines"));
-    let script = baselines.join("build-bird3.sh");
+    let script = baselines.join(script);
     if !script.exists() {
         eprintln!(
-            "BIRD 3 baseline skipped: no {} (set CALICO_BASELINES to the directory holding \
-             build-bird3.sh and bird-3.3.2.tar.gz, or BIRD3_PREFIX to an installed BIRD 3)",
+            "{name} baseline skipped: no {} (set CALICO_BASELINES to the directory holding \
+             the baselines' build scripts and sources, or {env} to an installed {name})",
             script.display()
         );
         return None;
     }
     eprintln!(
-        "building BIRD 3 into {} (a few minutes, once)",
-        prefix.display()
+        "building {name} into {} (a few minutes, once)",
+        dir.display()
     );
-    let built = Command::new("bash").arg(&script).arg(&prefix).status();
+    let built = Command::new("bash").arg(&script).arg(&dir).status();
     match built {
-        Ok(s) if s.success() && prefix.join("sbin/bird").exists() => Some(BirdBuild::Bird3(prefix)),
+        Ok(s) if s.success() && dir.join(program).exists() => Some(dir),
         other => {
             eprintln!(
-                "BIRD 3 baseline skipped: {} failed: {other:?}",
+                "{name} baseline skipped: {} failed: {other:?}",
                 script.display()
             );
             None

@@ -55,6 +55,7 @@
 
 pub mod acl;
 pub mod bgp;
+mod bgp_policy;
 mod change;
 mod diff;
 mod error;
@@ -63,6 +64,7 @@ pub mod ir;
 pub mod validate;
 
 pub use acl::AclBackend;
+pub use bgp_policy::RoutePolicy;
 pub use bgp::{
     AddPathConfig, AsNumber, BfdAuth, BfdAuthType, BfdConfig, BgpBackend, BgpSettings,
     LearnedRoute, PeerConfig, PeerCounters, PeerState, PeerStatus,

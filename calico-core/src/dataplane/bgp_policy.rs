@@ -1,0 +1,44 @@
+//! The route policy a BGP backend applies: communities attached to advertised routes
+//! (`prefixAdvertisements`) and each peering's `BGPFilter`s, resolved from the model by
+//! [`crate::routes::peering`]. The semantics are in [`crate::model::BgpFilter`]'s module.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use crate::model::{
+    communities_for, evaluate, BgpFilter, Community, CommunityRules, Direction, FilterAction,
+};
+
+/// Route policy of one speaker.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RoutePolicy {
+    /// Communities to attach to advertised routes, by CIDR, in configuration order.
+    pub communities: CommunityRules,
+    /// The filters of each peering (by peer address), in the order its `filters` lists them.
+    pub filters: BTreeMap<IpAddr, Vec<BgpFilter>>,
+}
+
+impl RoutePolicy {
+    /// The filters of the peering with `peer` (none for a mesh peering).
+    pub fn peer_filters(&self, peer: IpAddr) -> &[BgpFilter] {
+        self.filters.get(&peer).map_or(&[], Vec::as_slice)
+    }
+
+    /// Whether a route to `prefix` may cross the peering with `peer` going `direction`
+    /// (`learned`: the route came from a BGP peer, not from this node).
+    pub fn allows(&self, peer: IpAddr, direction: Direction, prefix: &IpNet, learned: bool) -> bool {
+        evaluate(self.peer_filters(peer), direction, prefix, learned) == FilterAction::Accept
+    }
+
+    /// The communities an advertised route to `prefix` gets.
+    pub fn communities_for(&self, prefix: &IpNet) -> Vec<Community> {
+        communities_for(&self.communities, prefix)
+    }
+
+    /// Whether there is any policy at all.
+    pub fn is_empty(&self) -> bool {
+        self.communities.is_empty() && self.filters.values().all(Vec::is_empty)
+    }
+}

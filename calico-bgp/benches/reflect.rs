@@ -79,6 +79,7 @@ fn our_reflector(clients: usize) {
                         add_path: Default::default(),
                     })
                     .collect(),
+                policy: Default::default(),
             })
             .await
             .unwrap();

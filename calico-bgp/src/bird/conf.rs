@@ -279,6 +279,7 @@ mod tests {
                 },
             ]
             .into(),
+            policy: Default::default(),
         }
     }
 

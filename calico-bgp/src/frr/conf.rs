@@ -314,6 +314,7 @@ mod tests {
             listen_port: 179,
             cluster_id: Some("1.1.1.1".parse().unwrap()),
             peers: [rr, peer("fd00::2", 4_200_000_000)].into(),
+            policy: Default::default(),
         }
     }
 

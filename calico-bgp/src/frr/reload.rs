@@ -251,6 +251,7 @@ end
                     add_path: Default::default(),
                 })
                 .collect(),
+            policy: Default::default(),
         }
     }
 

@@ -115,6 +115,7 @@
 //!             bfd: None,
 //!             add_path: Default::default(),
 //!         }]),
+//!         policy: Default::default(),
 //!     })
 //!     .await?;
 //! speaker.set_exports(&BTreeSet::from(["10.65.1.0/26".parse().unwrap()])).await?;

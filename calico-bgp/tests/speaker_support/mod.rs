@@ -119,6 +119,7 @@ pub fn settings(local_as: u32, router_id: &str, peers: Vec<PeerConfig>) -> BgpSe
         listen_port: 179,
         cluster_id: None,
         peers: peers.into_iter().collect(),
+        policy: Default::default(),
     }
 }
 

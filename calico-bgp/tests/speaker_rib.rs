@@ -555,25 +555,9 @@ fn a_peers_paths_all_go_when_it_goes_down_and_all_stay_stale_on_restart() {
 }
 
 fn policy(yaml: &str) -> calico_core::dataplane::RoutePolicy {
-    use calico_core::model::{parse_resources, Resource};
-    let mut policy = calico_core::dataplane::RoutePolicy::default();
-    for r in parse_resources(yaml).unwrap() {
-        match r {
-            Resource::BgpFilter(f) => policy
-                .filters
-                .entry(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)))
-                .or_default()
-                .push(f),
-            Resource::BgpConfiguration(c) => {
-                for ad in c.prefix_advertisements {
-                    let list = ad.communities.iter().map(|v| v.parse().unwrap()).collect();
-                    policy.communities.push((ad.cidr, list));
-                }
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-    policy
+    let resources = calico_core::model::parse_resources(yaml).unwrap();
+    let peer = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+    calico_core::dataplane::RoutePolicy::from_resources(&resources, &[peer])
 }
 
 #[test]

@@ -8,7 +8,8 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use crate::model::{
-    communities_for, evaluate, BgpFilter, Community, CommunityRules, Direction, FilterAction,
+    communities_for, evaluate, resolve_community, BgpFilter, Community, CommunityRules,
+    Direction, FilterAction, Resource,
 };
 
 /// Route policy of one speaker.
@@ -35,6 +36,31 @@ impl RoutePolicy {
     /// The communities an advertised route to `prefix` gets.
     pub fn communities_for(&self, prefix: &IpNet) -> Vec<Community> {
         communities_for(&self.communities, prefix)
+    }
+
+    /// A policy from resources, for tests and tools: every `BgpFilter` of `resources`, in
+    /// order, on each of `peers`, and the `prefixAdvertisements` of every
+    /// `BgpConfiguration` (entries that do not resolve are left out).
+    pub fn from_resources(resources: &[Resource], peers: &[IpAddr]) -> RoutePolicy {
+        let mut policy = RoutePolicy::default();
+        for r in resources {
+            match r {
+                Resource::BgpFilter(f) => {
+                    for p in peers {
+                        policy.filters.entry(*p).or_default().push(f.clone());
+                    }
+                }
+                Resource::BgpConfiguration(c) => {
+                    for ad in &c.prefix_advertisements {
+                        let list = ad.communities.iter();
+                        let list = list.filter_map(|e| resolve_community(&c.communities, e).ok());
+                        policy.communities.push((ad.cidr, list.collect()));
+                    }
+                }
+                _ => {}
+            }
+        }
+        policy
     }
 
     /// Whether there is any policy at all.

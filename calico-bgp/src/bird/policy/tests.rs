@@ -1,30 +1,16 @@
 use std::collections::BTreeSet;
 
-use calico_core::model::{parse_resources, Resource};
+use calico_core::model::parse_resources;
 
 use crate::bird::conf::render;
 use crate::bird::conf::tests::{bird_parses, settings};
 
-/// The test settings with the filters of `yaml` on the IPv4 peer and its
-/// `prefixAdvertisements`.
-fn with_policy(yaml: &str) -> calico_core::dataplane::BgpSettings {
+/// The test settings with the filters and `prefixAdvertisements` of `yaml` on both peers.
+pub(crate) fn with_policy(yaml: &str) -> calico_core::dataplane::BgpSettings {
     let mut s = settings();
-    for r in parse_resources(yaml).unwrap() {
-        match r {
-            Resource::BgpFilter(f) => {
-                for addr in ["192.0.2.2", "fd00::2"] {
-                    s.policy.filters.entry(addr.parse().unwrap()).or_default().push(f.clone());
-                }
-            }
-            Resource::BgpConfiguration(c) => {
-                for ad in c.prefix_advertisements {
-                    let list = ad.communities.iter().map(|v| v.parse().unwrap()).collect();
-                    s.policy.communities.push((ad.cidr, list));
-                }
-            }
-            other => panic!("{other:?}"),
-        }
-    }
+    let resources = parse_resources(yaml).unwrap();
+    let peers: Vec<_> = s.peers.iter().map(|p| p.address).collect();
+    s.policy = calico_core::dataplane::RoutePolicy::from_resources(&resources, &peers);
     s
 }
 

@@ -1,0 +1,78 @@
+use std::path::Path;
+
+use calico_core::dataplane::RoutePolicy;
+use calico_core::model::parse_resources;
+
+use crate::frr::conf::render;
+use crate::frr::conf::tests::{exports, frr_parses, settings};
+use crate::frr::reload::{parse_running, stale_policy};
+
+const POLICY: &str = "
+kind: BgpFilter
+name: my-filter
+exportV4:
+- {action: Accept, matchOperator: In, cidr: 77.0.0.0/16, source: RemotePeers}
+- {action: Reject, matchOperator: NotEqual, cidr: 10.65.0.0/26}
+importV4:
+- {action: Accept, matchOperator: In, cidr: 55.0.0.0/16, prefixLength: {min: 30}}
+- {action: Reject, matchOperator: NotIn, cidr: 44.0.0.0/16, prefixLength: {max: 24}}
+importV6:
+- {action: Accept, matchOperator: Equal, cidr: '5000::/64'}
+- {action: Reject}
+---
+kind: BgpConfiguration
+name: default
+prefixAdvertisements:
+- {cidr: 10.65.0.0/16, communities: ['65001:100', '4200000000:1:2']}
+- {cidr: 'fd00:65::/48', communities: ['65535:65281']}
+";
+
+fn with_policy(yaml: &str) -> calico_core::dataplane::BgpSettings {
+    let mut s = settings();
+    let peers: Vec<_> = s.peers.iter().map(|p| p.address).collect();
+    s.policy = RoutePolicy::from_resources(&parse_resources(yaml).unwrap(), &peers);
+    s
+}
+
+#[test]
+fn filters_and_communities_become_route_maps_frr_parses() {
+    let c = render(&with_policy(POLICY), &exports(), Path::new("/run/x/frr.log")).unwrap();
+    for want in [
+        " match ip address prefix-list CALICO-EXPORTS4\n on-match goto 100\n",
+        " set community 65001:100 additive\n set large-community 4200000000:1:2 additive\n on-match next\n",
+        " set community 65535:65281 additive\n",
+        "-r0 seq 5 permit 77.0.0.0/16 le 32\n",
+        "-r1 seq 5 deny 10.65.0.0/26\n",
+        "-r1 seq 10 permit 0.0.0.0/0 le 32\n",
+        "-r0 seq 5 permit 55.0.0.0/16 ge 30 le 32\n",
+        "-r1 seq 5 deny 44.0.0.0/16 le 24\n",
+        "-r0 seq 5 permit 5000::/64\n",
+        " deny 1015\nexit\n",
+        " permit 1020\nexit\n",
+    ] {
+        assert!(c.contains(want), "missing {want:?} in\n{c}");
+    }
+    // The RemotePeers rule is skipped for our own exports.
+    assert!(c.contains(" permit 1000\n match ip address prefix-list CALICO-EXPORTS4\n on-match goto 1010\n"), "{c}");
+    assert!(!c.contains("route-map CALICO-IMPORT in"), "both peers have import rules: {c}");
+    if let Some(parsed) = frr_parses(&c) {
+        parsed.unwrap_or_else(|e| panic!("{e}\n{c}"));
+    }
+}
+
+#[test]
+fn a_changed_policy_gets_new_names_and_the_old_ones_go_after() {
+    let old = with_policy(POLICY);
+    let c = render(&old, &exports(), Path::new("/run/x/frr.log")).unwrap();
+    let running = parse_running(&c);
+    assert!(!running.policy_maps.is_empty() && !running.policy_lists.is_empty());
+    assert!(stale_policy(&running, &old).is_empty(), "unchanged: nothing to remove");
+    let new = with_policy(&POLICY.replace("65001:100", "65001:101"));
+    let removals = stale_policy(&running, &new);
+    assert!(removals.contains("no route-map CALICO-P-"), "{removals}");
+    // Only the export maps changed: the import maps stay.
+    let c2 = render(&new, &exports(), Path::new("/run/x/frr.log")).unwrap();
+    let kept = parse_running(&c2).policy_maps.intersection(&running.policy_maps).count();
+    assert!(kept > 0, "{c2}");
+    assert_eq!(stale_policy(&running, &settings()).matches("no route-map").count(), running.policy_maps.len());
+}

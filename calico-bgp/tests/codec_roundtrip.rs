@@ -142,9 +142,11 @@ fn attributes(four_byte: bool) -> impl Strategy<Value = PathAttributes> {
             })),
             vec(any::<[u32; 3]>(), 0..4).prop_map(|mut v| {
                 let mut seen = Vec::new();
-                v.retain(|c| !seen.contains(c) && {
-                    seen.push(*c);
-                    true
+                v.retain(|c| {
+                    !seen.contains(c) && {
+                        seen.push(*c);
+                        true
+                    }
                 });
                 v
             }),

@@ -421,7 +421,9 @@ exportV4: [{action: Reject, matchOperator: Equal, cidr: 10.65.2.0/26}]
 importV4: [{action: Reject, matchOperator: In, cidr: 10.66.2.0/24, prefixLength: {min: 25}}]
 ";
     let plain = settings(64512, A4, vec![peer(B4, 65002, HOLD)]);
-    frr.configure(&with_policy(plain.clone(), policy)).await.unwrap();
+    frr.configure(&with_policy(plain.clone(), policy))
+        .await
+        .unwrap();
     frr.set_exports(&prefixes(&["10.65.1.0/26", "10.65.2.0/26"]))
         .await
         .unwrap();
@@ -448,7 +450,10 @@ importV4: [{action: Reject, matchOperator: In, cidr: 10.66.2.0/24, prefixLength:
     );
     assert_eq!(nets(&ours), prefixes(&["10.65.1.0/26"]), "export filter");
     assert_eq!(nets(&theirs), prefixes(&["10.66.1.0/26"]), "import filter");
-    let sent = vtysh(name, "show bgp ipv4 unicast neighbors 10.99.0.2 advertised-routes json");
+    let sent = vtysh(
+        name,
+        "show bgp ipv4 unicast neighbors 10.99.0.2 advertised-routes json",
+    );
     assert!(!sent.contains("10.65.2.0/26"), "{sent}");
 
     // The filter removed by a reload: FRR re-evaluates, both routes pass, and the policy

@@ -199,11 +199,17 @@ async fn communities_and_filters_as_bird_sees_them() {
         .unwrap();
 
     // Our route carries the communities, standard (NO_EXPORT among them) and large.
-    bird.wait(10, "show route 10.65.1.0/26 all", "our route in BIRD", |o| {
-        o.contains("via 10.99.0.1")
-    });
+    bird.wait(
+        10,
+        "show route 10.65.1.0/26 all",
+        "our route in BIRD",
+        |o| o.contains("via 10.99.0.1"),
+    );
     let all = bird.cli("show route 10.65.1.0/26 all").replace(' ', "");
-    assert!(all.contains("BGP.community:(65001,100)(65535,65281)"), "{all}");
+    assert!(
+        all.contains("BGP.community:(65001,100)(65535,65281)"),
+        "{all}"
+    );
     assert!(all.contains("BGP.large_community:(65001,7,8)"), "{all}");
     // The export filter kept 10.65.2.0/26 (sent in the same table) from BIRD; the import
     // filter kept BIRD's 10.66.2.0/26 (a /26 in 10.66.2.0/24 longer than /25) from us.
@@ -218,13 +224,19 @@ async fn communities_and_filters_as_bird_sees_them() {
 
     // Without the filter (the session starts again), both go through.
     speaker.configure(&plain).await.unwrap();
-    bird.wait(10, "show route 10.65.2.0/26", "the unfiltered route in BIRD", |o| {
-        o.contains("via 10.99.0.1")
-    });
+    bird.wait(
+        10,
+        "show route 10.65.2.0/26",
+        "the unfiltered route in BIRD",
+        |o| o.contains("via 10.99.0.1"),
+    );
     wait_routes(&speaker, 10, "BIRD's routes, unfiltered", |r| {
         via(r, "10.66.2.0/26", B4) && via(r, "10.66.1.0/26", B4)
     })
     .await;
     let all = bird.cli("show route 10.65.1.0/26 all");
-    assert!(!all.contains("BGP.large_community"), "communities gone too: {all}");
+    assert!(
+        !all.contains("BGP.large_community"),
+        "communities gone too: {all}"
+    );
 }

@@ -100,7 +100,10 @@ fn calls(c: &mut String, all: &[&BgpFilter], mine: &[BgpFilter], direction: Dire
 
 /// The import clause of a peering's channel.
 pub(super) fn import_clause(all: &[&BgpFilter], mine: &[BgpFilter], v4: bool) -> String {
-    if mine.iter().all(|f| f.rules(Direction::Import, v4).is_empty()) {
+    if mine
+        .iter()
+        .all(|f| f.rules(Direction::Import, v4).is_empty())
+    {
         return "import all;".into();
     }
     let mut c = String::from("import filter {\n");
@@ -117,7 +120,9 @@ pub(super) fn export_clause(
     v4: bool,
     base: &str,
 ) -> String {
-    let no_filters = mine.iter().all(|f| f.rules(Direction::Export, v4).is_empty());
+    let no_filters = mine
+        .iter()
+        .all(|f| f.rules(Direction::Export, v4).is_empty());
     if no_filters && policy.communities.is_empty() {
         return format!("export where {base};");
     }

@@ -72,12 +72,14 @@ pub(super) fn build(settings: &BgpSettings) -> Result<PolicyMaps, ConfError> {
         }
         if !import.is_empty() {
             let body = import_body(&import, v6);
-            out.maps.insert((peer.address, false), named(&mut out.objects, body));
+            out.maps
+                .insert((peer.address, false), named(&mut out.objects, body));
         }
         let communities = family_communities(settings, v6);
         if !export.is_empty() || !communities.is_empty() {
             let body = export_body(&export, &communities, v6, settings.cluster_id.is_some());
-            out.maps.insert((peer.address, true), named(&mut out.objects, body));
+            out.maps
+                .insert((peer.address, true), named(&mut out.objects, body));
         }
     }
     Ok(out)
@@ -97,7 +99,12 @@ pub(super) fn stale(
     lists: &BTreeSet<(String, String)>,
     wanted: &PolicyMaps,
 ) -> String {
-    let keep = |name: &str| wanted.objects.keys().any(|m| name == m || name.starts_with(&format!("{m}-")));
+    let keep = |name: &str| {
+        wanted
+            .objects
+            .keys()
+            .any(|m| name == m || name.starts_with(&format!("{m}-")))
+    };
     let mut c = String::new();
     for m in maps.iter().filter(|m| !keep(m)) {
         let _ = writeln!(c, "no route-map {m}");
@@ -111,7 +118,11 @@ pub(super) fn stale(
 /// The advertisements of one family.
 fn family_communities(settings: &BgpSettings, v6: bool) -> Vec<(IpNet, Vec<Community>)> {
     let rules = &settings.policy.communities;
-    rules.iter().filter(|(n, _)| n.addr().is_ipv6() == v6).cloned().collect()
+    rules
+        .iter()
+        .filter(|(n, _)| n.addr().is_ipv6() == v6)
+        .cloned()
+        .collect()
 }
 
 /// Names `body` (where `@` stands for the name) after its hash and stores it.
@@ -144,18 +155,36 @@ fn export_body(
     reflector: bool,
 ) -> String {
     let (ip, ours) = (ip(v6), export_list(v6));
-    let mut c = format!("route-map @ permit 10\n match {ip} address prefix-list {ours}\n on-match goto 100\nexit\n");
+    let mut c = format!(
+        "route-map @ permit 10\n match {ip} address prefix-list {ours}\n on-match goto 100\nexit\n"
+    );
     if reflector {
         c.push_str("route-map @ permit 20\n on-match goto 100\nexit\n");
     }
     c.push_str("route-map @ deny 30\nexit\n");
     for (i, (cidr, list)) in communities.iter().enumerate() {
         let full = cidr.max_prefix_len();
-        let le = if cidr.prefix_len() < full { format!(" le {full}") } else { String::new() };
+        let le = if cidr.prefix_len() < full {
+            format!(" le {full}")
+        } else {
+            String::new()
+        };
         let _ = writeln!(c, "{ip} prefix-list @-c{i} seq 5 permit {cidr}{le}");
-        let _ = writeln!(c, "route-map @ permit {}\n match {ip} address prefix-list @-c{i}", 100 + i);
-        let standard: Vec<String> = list.iter().filter(|c| matches!(c, Community::Standard(_))).map(Community::to_string).collect();
-        let large: Vec<String> = list.iter().filter(|c| matches!(c, Community::Large(..))).map(Community::to_string).collect();
+        let _ = writeln!(
+            c,
+            "route-map @ permit {}\n match {ip} address prefix-list @-c{i}",
+            100 + i
+        );
+        let standard: Vec<String> = list
+            .iter()
+            .filter(|c| matches!(c, Community::Standard(_)))
+            .map(Community::to_string)
+            .collect();
+        let large: Vec<String> = list
+            .iter()
+            .filter(|c| matches!(c, Community::Large(..)))
+            .map(Community::to_string)
+            .collect();
         if !standard.is_empty() {
             let _ = writeln!(c, " set community {} additive", standard.join(" "));
         }
@@ -183,7 +212,12 @@ fn render_rules(c: &mut String, rules: &[&BgpFilterRule], v6: bool, export: bool
         };
         let list = match (rule.cidr, rule.match_operator) {
             (Some(cidr), Some(op)) => {
-                c.push_str(&rule_list(&format!("@-r{j}"), &cidr, op, rule.prefix_length.as_ref()));
+                c.push_str(&rule_list(
+                    &format!("@-r{j}"),
+                    &cidr,
+                    op,
+                    rule.prefix_length.as_ref(),
+                ));
                 format!(" match {ip} address prefix-list @-r{j}\n")
             }
             _ => String::new(),

@@ -5,9 +5,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use calico_core::model::Community;
 use super::hash::BuildRibHasher;
 use super::RouteAttrs;
+use calico_core::model::Community;
 
 /// Whether a route carrying `attrs` (learned from a peer) may go to a peer, by its
 /// well-known communities (RFC 1997): never with NO_ADVERTISE; not to another AS with
@@ -24,7 +24,8 @@ pub(super) fn well_known_allow(attrs: &RouteAttrs, to_ebgp: bool) -> bool {
 }
 
 /// Original and tagged attribute sets, by the original's address and the communities.
-type TagCache = HashMap<(usize, Vec<Community>), (Arc<RouteAttrs>, Arc<RouteAttrs>), BuildRibHasher>;
+type TagCache =
+    HashMap<(usize, Vec<Community>), (Arc<RouteAttrs>, Arc<RouteAttrs>), BuildRibHasher>;
 
 /// Adds communities to outgoing attribute sets, sharing the results (so that prefixes
 /// with equal attributes still pack into one UPDATE).
@@ -36,7 +37,11 @@ pub(super) struct Tagger {
 
 impl Tagger {
     /// `attrs` with `communities` added (those it lacks, after its own, in order).
-    pub(super) fn tag(&mut self, attrs: Arc<RouteAttrs>, communities: Vec<Community>) -> Arc<RouteAttrs> {
+    pub(super) fn tag(
+        &mut self,
+        attrs: Arc<RouteAttrs>,
+        communities: Vec<Community>,
+    ) -> Arc<RouteAttrs> {
         if communities.is_empty() {
             return attrs;
         }

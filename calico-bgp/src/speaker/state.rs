@@ -198,8 +198,14 @@ impl SpeakerState {
             settings.peers.iter().map(|p| (p.address, p)).collect();
         // A session whose filters change starts again, so that what it took in and sent
         // out follows the new filters.
-        let refilter = |a: IpAddr| self.rib.policy().peer_filters(a) != settings.policy.peer_filters(a);
-        let refiltered: Vec<IpAddr> = self.peers.addresses().into_iter().filter(|a| refilter(*a)).collect();
+        let refilter =
+            |a: IpAddr| self.rib.policy().peer_filters(a) != settings.policy.peer_filters(a);
+        let refiltered: Vec<IpAddr> = self
+            .peers
+            .addresses()
+            .into_iter()
+            .filter(|a| refilter(*a))
+            .collect();
         for address in self.peers.addresses() {
             let why = match (wanted.get(&address), self.peers.at(address)) {
                 (None, _) => CeaseSubcode::PeerDeconfigured,

@@ -8,8 +8,8 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use crate::model::{
-    communities_for, evaluate, resolve_community, BgpFilter, Community, CommunityRules,
-    Direction, FilterAction, Resource,
+    communities_for, evaluate, resolve_community, BgpFilter, Community, CommunityRules, Direction,
+    FilterAction, Resource,
 };
 
 /// Route policy of one speaker.
@@ -29,7 +29,13 @@ impl RoutePolicy {
 
     /// Whether a route to `prefix` may cross the peering with `peer` going `direction`
     /// (`learned`: the route came from a BGP peer, not from this node).
-    pub fn allows(&self, peer: IpAddr, direction: Direction, prefix: &IpNet, learned: bool) -> bool {
+    pub fn allows(
+        &self,
+        peer: IpAddr,
+        direction: Direction,
+        prefix: &IpNet,
+        learned: bool,
+    ) -> bool {
         evaluate(self.peer_filters(peer), direction, prefix, learned) == FilterAction::Accept
     }
 

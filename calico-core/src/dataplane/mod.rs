@@ -64,11 +64,11 @@ pub mod ir;
 pub mod validate;
 
 pub use acl::AclBackend;
-pub use bgp_policy::RoutePolicy;
 pub use bgp::{
     AddPathConfig, AsNumber, BfdAuth, BfdAuthType, BfdConfig, BgpBackend, BgpSettings,
     LearnedRoute, PeerConfig, PeerCounters, PeerState, PeerStatus,
 };
+pub use bgp_policy::RoutePolicy;
 pub use change::{ApplyError, Change, ChangeSet};
 pub use diff::diff;
 pub(crate) use diff::{diff_keys, Touched};

@@ -267,7 +267,9 @@ pub fn resolve_community(defs: &[CommunityDef], entry: &str) -> Result<Community
         return d.value.parse();
     }
     entry.parse().map_err(|_| {
-        format!("{entry:?} is neither a community defined in communities nor a value aa:nn or aa:bb:cc")
+        format!(
+            "{entry:?} is neither a community defined in communities nor a value aa:nn or aa:bb:cc"
+        )
     })
 }
 

@@ -145,7 +145,13 @@ pub fn bgp_settings(node: &str, model: &Model) -> Option<BgpSettings> {
 fn filters_of(peer: &BgpPeer, model: &Model) -> Result<Vec<BgpFilter>, String> {
     peer.filters
         .iter()
-        .map(|name| model.bgp_filters.get(name).cloned().ok_or_else(|| name.clone()))
+        .map(|name| {
+            model
+                .bgp_filters
+                .get(name)
+                .cloned()
+                .ok_or_else(|| name.clone())
+        })
         .collect()
 }
 
@@ -157,7 +163,10 @@ pub fn held_peers(model: &Model) -> Vec<(String, String)> {
         .values()
         .filter_map(|p| {
             let missing = filters_of(p, model).err()?;
-            Some((p.name.clone(), format!("filters: BgpFilter {missing:?} does not exist")))
+            Some((
+                p.name.clone(),
+                format!("filters: BgpFilter {missing:?} does not exist"),
+            ))
         })
         .collect()
 }
@@ -355,12 +364,20 @@ exportV4: [{action: Reject, matchOperator: In, cidr: 10.65.0.0/16}]
             )]
         );
         let tor: IpAddr = "192.0.2.9".parse().unwrap();
-        let names: Vec<_> = a.policy.peer_filters(tor).iter().map(|f| f.name.as_str()).collect();
+        let names: Vec<_> = a
+            .policy
+            .peer_filters(tor)
+            .iter()
+            .map(|f| f.name.as_str())
+            .collect();
         assert_eq!(names, ["second", "first"], "in the peer's order");
         let block = "10.65.1.0/26".parse().unwrap();
         assert!(!a.policy.allows(tor, Direction::Export, &block, false));
         let mesh: IpAddr = "192.0.2.2".parse().unwrap();
-        assert!(a.policy.allows(mesh, Direction::Export, &block, false), "mesh: no filters");
+        assert!(
+            a.policy.allows(mesh, Direction::Export, &block, false),
+            "mesh: no filters"
+        );
         // b's own configuration replaces the default advertisements, with its own names.
         let b = bgp_settings("b", &m).unwrap();
         let rules = &b.policy.communities;
@@ -370,7 +387,10 @@ exportV4: [{action: Reject, matchOperator: In, cidr: 10.65.0.0/16}]
 
     #[test]
     fn a_peer_naming_a_missing_filter_is_held_until_it_exists() {
-        let without = POLICY.replace("kind: BgpFilter\nname: first", "kind: BgpFilter\nname: other");
+        let without = POLICY.replace(
+            "kind: BgpFilter\nname: first",
+            "kind: BgpFilter\nname: other",
+        );
         let m = model(&format!("{NODES}{without}"));
         let a = bgp_settings("a", &m).unwrap();
         let tor: IpAddr = "192.0.2.9".parse().unwrap();
@@ -379,7 +399,11 @@ exportV4: [{action: Reject, matchOperator: In, cidr: 10.65.0.0/16}]
         assert_eq!(held.len(), 1);
         assert!(held[0].1.contains("\"first\" does not exist"), "{held:?}");
         let m = model(&format!("{NODES}{POLICY}"));
-        assert!(bgp_settings("a", &m).unwrap().peers.iter().any(|p| p.address == tor));
+        assert!(bgp_settings("a", &m)
+            .unwrap()
+            .peers
+            .iter()
+            .any(|p| p.address == tor));
         assert!(held_peers(&m).is_empty());
     }
 }

@@ -151,8 +151,13 @@ const BGP_FILTER: &str = r#"{"kind":"BGPFilter","apiVersion":"projectcalico.org/
 #[test]
 fn a_bgp_filter_decodes_under_its_key_and_encodes_back() {
     let r = resource("bgpfilters/my-filter", BGP_FILTER);
-    let Resource::BgpFilter(f) = &r else { panic!("{r:?}") };
-    assert_eq!((f.export_v4.len(), f.import_v4.len(), f.import_v6.len()), (1, 1, 2));
+    let Resource::BgpFilter(f) = &r else {
+        panic!("{r:?}")
+    };
+    assert_eq!(
+        (f.export_v4.len(), f.import_v4.len(), f.import_v6.len()),
+        (1, 1, 2)
+    );
     let key = crate::layout::key_of(P, &r).unwrap();
     assert_eq!(key, format!("{R}bgpfilters/my-filter"));
     let bad = BGP_FILTER.replace("77.0.0.0/16", "77.0.0.0/33");

@@ -57,7 +57,10 @@ fn filters_render_as_calicos_functions_and_bird_parses_them() {
     let export = c.split("export filter {").nth(1).unwrap();
     let first = export.find("calico_bgpfilter0_export_v4();").unwrap();
     let second = export.find("calico_bgpfilter1_export_v4();").unwrap();
-    assert!(export.find("then reject;").unwrap() < first && first < second, "{c}");
+    assert!(
+        export.find("then reject;").unwrap() < first && first < second,
+        "{c}"
+    );
     bird_parses(&c);
 }
 

@@ -36,7 +36,12 @@ fn with_policy(yaml: &str) -> calico_core::dataplane::BgpSettings {
 
 #[test]
 fn filters_and_communities_become_route_maps_frr_parses() {
-    let c = render(&with_policy(POLICY), &exports(), Path::new("/run/x/frr.log")).unwrap();
+    let c = render(
+        &with_policy(POLICY),
+        &exports(),
+        Path::new("/run/x/frr.log"),
+    )
+    .unwrap();
     for want in [
         " match ip address prefix-list CALICO-EXPORTS4\n on-match goto 100\n",
         " set community 65001:100 additive\n set large-community 4200000000:1:2 additive\n on-match next\n",
@@ -53,8 +58,16 @@ fn filters_and_communities_become_route_maps_frr_parses() {
         assert!(c.contains(want), "missing {want:?} in\n{c}");
     }
     // The RemotePeers rule is skipped for our own exports.
-    assert!(c.contains(" permit 1000\n match ip address prefix-list CALICO-EXPORTS4\n on-match goto 1010\n"), "{c}");
-    assert!(!c.contains("route-map CALICO-IMPORT in"), "both peers have import rules: {c}");
+    assert!(
+        c.contains(
+            " permit 1000\n match ip address prefix-list CALICO-EXPORTS4\n on-match goto 1010\n"
+        ),
+        "{c}"
+    );
+    assert!(
+        !c.contains("route-map CALICO-IMPORT in"),
+        "both peers have import rules: {c}"
+    );
     if let Some(parsed) = frr_parses(&c) {
         parsed.unwrap_or_else(|e| panic!("{e}\n{c}"));
     }
@@ -66,13 +79,24 @@ fn a_changed_policy_gets_new_names_and_the_old_ones_go_after() {
     let c = render(&old, &exports(), Path::new("/run/x/frr.log")).unwrap();
     let running = parse_running(&c);
     assert!(!running.policy_maps.is_empty() && !running.policy_lists.is_empty());
-    assert!(stale_policy(&running, &old).is_empty(), "unchanged: nothing to remove");
+    assert!(
+        stale_policy(&running, &old).is_empty(),
+        "unchanged: nothing to remove"
+    );
     let new = with_policy(&POLICY.replace("65001:100", "65001:101"));
     let removals = stale_policy(&running, &new);
     assert!(removals.contains("no route-map CALICO-P-"), "{removals}");
     // Only the export maps changed: the import maps stay.
     let c2 = render(&new, &exports(), Path::new("/run/x/frr.log")).unwrap();
-    let kept = parse_running(&c2).policy_maps.intersection(&running.policy_maps).count();
+    let kept = parse_running(&c2)
+        .policy_maps
+        .intersection(&running.policy_maps)
+        .count();
     assert!(kept > 0, "{c2}");
-    assert_eq!(stale_policy(&running, &settings()).matches("no route-map").count(), running.policy_maps.len());
+    assert_eq!(
+        stale_policy(&running, &settings())
+            .matches("no route-map")
+            .count(),
+        running.policy_maps.len()
+    );
 }

@@ -384,7 +384,10 @@ impl<'e> Decoder<'e> {
             self.withdraw(
                 code::LARGE_COMMUNITY,
                 UpdateSubcode::AttributeLengthError,
-                format!("LARGE_COMMUNITY length {} is not a non-zero multiple of 12", value.len()),
+                format!(
+                    "LARGE_COMMUNITY length {} is not a non-zero multiple of 12",
+                    value.len()
+                ),
             );
             return;
         }

@@ -43,7 +43,11 @@ fn the_first_matching_rule_decides_and_no_match_accepts() {
     assert_eq!(ex("77.0.1.0/24", true), FilterAction::Accept);
     // Our own route in 77/16: rule 0 wants RemotePeers; rule 1 (not 10/8) rejects.
     assert_eq!(ex("77.0.1.0/24", false), FilterAction::Reject);
-    assert_eq!(ex("10.0.0.0/8", false), FilterAction::Accept, "no rule matches");
+    assert_eq!(
+        ex("10.0.0.0/8", false),
+        FilterAction::Accept,
+        "no rule matches"
+    );
     // 55/16 with lengths 30-32 accepted; shorter ones fall to NotIn 44/16 → reject.
     assert_eq!(im("55.0.0.4/30"), FilterAction::Accept);
     assert_eq!(im("55.0.0.0/24"), FilterAction::Reject);
@@ -59,26 +63,58 @@ fn filters_are_tried_in_order() {
     let reject = filter("kind: BgpFilter\nname: a\nexportV4: [{action: Reject, matchOperator: In, cidr: 10.0.0.0/8}]\n");
     let accept = filter("kind: BgpFilter\nname: b\nexportV4: [{action: Accept}]\n");
     let p = net("10.1.0.0/16");
-    assert_eq!(evaluate([&reject, &accept], Direction::Export, &p, false), FilterAction::Reject);
-    assert_eq!(evaluate([&accept, &reject], Direction::Export, &p, false), FilterAction::Accept);
+    assert_eq!(
+        evaluate([&reject, &accept], Direction::Export, &p, false),
+        FilterAction::Reject
+    );
+    assert_eq!(
+        evaluate([&accept, &reject], Direction::Export, &p, false),
+        FilterAction::Accept
+    );
 }
 
 #[test]
 fn prefix_length_ranges_start_at_the_cidr() {
     let cidr = net("10.0.0.0/16");
     assert_eq!(PrefixLength::range(None, &cidr), (16, 32));
-    let r = PrefixLength { min: Some(8), max: Some(24) };
-    assert_eq!(PrefixLength::range(Some(&r), &cidr), (16, 24), "min below the CIDR");
-    let r = PrefixLength { min: Some(20), max: None };
+    let r = PrefixLength {
+        min: Some(8),
+        max: Some(24),
+    };
+    assert_eq!(
+        PrefixLength::range(Some(&r), &cidr),
+        (16, 24),
+        "min below the CIDR"
+    );
+    let r = PrefixLength {
+        min: Some(20),
+        max: None,
+    };
     assert_eq!(PrefixLength::range(Some(&r), &net("fd00::/48")), (48, 128));
 }
 
 #[test]
 fn communities_parse_and_print_both_kinds() {
-    assert_eq!("65001:100".parse(), Ok(Community::Standard(65001 << 16 | 100)));
+    assert_eq!(
+        "65001:100".parse(),
+        Ok(Community::Standard(65001 << 16 | 100))
+    );
     assert_eq!("65535:65281".parse(), Ok(Community::NO_EXPORT));
-    assert_eq!("4200000000:1:2".parse(), Ok(Community::Large(4_200_000_000, 1, 2)));
-    for bad in ["65536:1", "1:65536", "1", "a:b", "1:2:3:4", "1::2", "4294967296:1:1", "-1:2", " 1:2"] {
+    assert_eq!(
+        "4200000000:1:2".parse(),
+        Ok(Community::Large(4_200_000_000, 1, 2))
+    );
+    for bad in [
+        "65536:1",
+        "1:65536",
+        "1",
+        "a:b",
+        "1:2:3:4",
+        "1::2",
+        "4294967296:1:1",
+        "-1:2",
+        " 1:2",
+    ] {
         assert!(bad.parse::<Community>().is_err(), "{bad}");
     }
     assert_eq!(Community::Large(1, 2, 3).to_string(), "1:2:3");
@@ -89,14 +125,23 @@ fn communities_parse_and_print_both_kinds() {
 fn advertisements_add_up_over_every_cidr_containing_the_prefix() {
     let rules: CommunityRules = vec![
         (net("10.0.0.0/8"), vec![Community::Standard(1)]),
-        (net("10.1.0.0/16"), vec![Community::Large(1, 2, 3), Community::Standard(1)]),
+        (
+            net("10.1.0.0/16"),
+            vec![Community::Large(1, 2, 3), Community::Standard(1)],
+        ),
     ];
     assert_eq!(
         communities_for(&rules, &net("10.1.2.0/26")),
         vec![Community::Standard(1), Community::Large(1, 2, 3)]
     );
-    assert_eq!(communities_for(&rules, &net("10.2.0.0/26")), vec![Community::Standard(1)]);
-    assert!(communities_for(&rules, &net("10.0.0.0/7")).is_empty(), "wider than the CIDR");
+    assert_eq!(
+        communities_for(&rules, &net("10.2.0.0/26")),
+        vec![Community::Standard(1)]
+    );
+    assert!(
+        communities_for(&rules, &net("10.0.0.0/7")).is_empty(),
+        "wider than the CIDR"
+    );
 }
 
 #[test]
@@ -128,19 +173,46 @@ fn bad_filters_are_refused_naming_the_field() {
         "exportV4: [{action: Accept, source: LocalPeers}]",
         "exportV4: [{matchOperator: In, cidr: 10.0.0.0/8}]",
     ] {
-        assert!(parse_resources(&format!("kind: BgpFilter\nname: f\n{spec}\n")).is_err(), "{spec}");
+        assert!(
+            parse_resources(&format!("kind: BgpFilter\nname: f\n{spec}\n")).is_err(),
+            "{spec}"
+        );
     }
 }
 
 #[test]
 fn bad_communities_are_refused_naming_the_field() {
     let cases = [
-        ("communities: [{name: a, value: '65536:1'}]", "communities[0].value", None),
-        ("communities: [{name: a, value: '1:2'}, {name: a, value: '1:3'}]", "communities[1].name", Some(Reason::Duplicate("a".into()))),
-        ("communities: [{name: 'A b', value: '1:2'}]", "communities[0].name", None),
-        ("prefixAdvertisements: [{cidr: 10.0.0.0/8, communities: [nope]}]", "prefixAdvertisements[0].communities[0]", None),
-        ("prefixAdvertisements: [{cidr: 10.0.0.0/8, communities: []}]", "prefixAdvertisements[0].communities", Some(Reason::Empty)),
-        ("prefixAdvertisements: [{cidr: 10.0.0.1/8, communities: ['1:1']}]", "prefixAdvertisements[0].cidr", None),
+        (
+            "communities: [{name: a, value: '65536:1'}]",
+            "communities[0].value",
+            None,
+        ),
+        (
+            "communities: [{name: a, value: '1:2'}, {name: a, value: '1:3'}]",
+            "communities[1].name",
+            Some(Reason::Duplicate("a".into())),
+        ),
+        (
+            "communities: [{name: 'A b', value: '1:2'}]",
+            "communities[0].name",
+            None,
+        ),
+        (
+            "prefixAdvertisements: [{cidr: 10.0.0.0/8, communities: [nope]}]",
+            "prefixAdvertisements[0].communities[0]",
+            None,
+        ),
+        (
+            "prefixAdvertisements: [{cidr: 10.0.0.0/8, communities: []}]",
+            "prefixAdvertisements[0].communities",
+            Some(Reason::Empty),
+        ),
+        (
+            "prefixAdvertisements: [{cidr: 10.0.0.1/8, communities: ['1:1']}]",
+            "prefixAdvertisements[0].cidr",
+            None,
+        ),
     ];
     for (spec, field, reason) in cases {
         let e = refused(&format!("kind: BgpConfiguration\nname: default\n{spec}\n"));
@@ -155,7 +227,9 @@ fn bad_communities_are_refused_naming_the_field() {
 
 #[test]
 fn a_peer_lists_each_filter_once_by_name() {
-    let peer = |filters: &str| format!("kind: BgpPeer\nname: p\npeerIP: 192.0.2.9\nasNumber: 65000\nfilters: {filters}\n");
+    let peer = |filters: &str| {
+        format!("kind: BgpPeer\nname: p\npeerIP: 192.0.2.9\nasNumber: 65000\nfilters: {filters}\n")
+    };
     assert_eq!(refused(&peer("[a, a]")).field, "filters[1]");
     assert_eq!(refused(&peer("['Bad Name']")).field, "filters[0]");
     parse_resources(&peer("[a, b]")).unwrap();
@@ -165,7 +239,9 @@ fn a_peer_lists_each_filter_once_by_name() {
 fn a_filter_is_stored_and_removed_by_name() {
     let mut m = Model::from_resources(parse_resources(DOC_FILTER).unwrap()).unwrap();
     assert_eq!(m.bgp_filters["my-filter"].import_v6.len(), 2);
-    m.apply(crate::model::Update::Remove(crate::model::ResourceKey::BgpFilter("my-filter".into())))
-        .unwrap();
+    m.apply(crate::model::Update::Remove(
+        crate::model::ResourceKey::BgpFilter("my-filter".into()),
+    ))
+    .unwrap();
     assert!(m.bgp_filters.is_empty());
 }

@@ -37,7 +37,12 @@ impl BgpFilter {
     }
 }
 
-fn check_rule(c: &Check, field: &str, rule: &BgpFilterRule, v4: bool) -> Result<(), ValidationError> {
+fn check_rule(
+    c: &Check,
+    field: &str,
+    rule: &BgpFilterRule,
+    v4: bool,
+) -> Result<(), ValidationError> {
     if let Some(iface) = &rule.interface {
         return Err(c.invalid(
             format!("{field}.interface"),
@@ -46,17 +51,26 @@ fn check_rule(c: &Check, field: &str, rule: &BgpFilterRule, v4: bool) -> Result<
     }
     let Some(cidr) = rule.cidr else {
         if rule.match_operator.is_some() {
-            return Err(c.err(format!("{field}.matchOperator"), Reason::Requires("cidr".into())));
+            return Err(c.err(
+                format!("{field}.matchOperator"),
+                Reason::Requires("cidr".into()),
+            ));
         }
         if rule.prefix_length.is_some() {
-            return Err(c.err(format!("{field}.prefixLength"), Reason::Requires("cidr".into())));
+            return Err(c.err(
+                format!("{field}.prefixLength"),
+                Reason::Requires("cidr".into()),
+            ));
         }
         return Ok(());
     };
     if cidr.addr().is_ipv4() != v4 {
         let version = if v4 { 4 } else { 6 };
         let value = cidr.to_string();
-        return Err(c.err(format!("{field}.cidr"), Reason::IpVersionMismatch { value, version }));
+        return Err(c.err(
+            format!("{field}.cidr"),
+            Reason::IpVersionMismatch { value, version },
+        ));
     }
     if cidr.trunc() != cidr {
         return Err(c.invalid(
@@ -65,7 +79,10 @@ fn check_rule(c: &Check, field: &str, rule: &BgpFilterRule, v4: bool) -> Result<
         ));
     }
     let Some(op) = rule.match_operator else {
-        return Err(c.err(format!("{field}.matchOperator"), Reason::Requires("a value with cidr".into())));
+        return Err(c.err(
+            format!("{field}.matchOperator"),
+            Reason::Requires("a value with cidr".into()),
+        ));
     };
     if let Some(len) = &rule.prefix_length {
         if matches!(op, MatchOperator::Equal | MatchOperator::NotEqual) {
@@ -89,7 +106,11 @@ fn check_lengths(
     for (name, v) in [("min", len.min), ("max", len.max)] {
         if let Some(v) = v {
             if !(0..=full).contains(&i64::from(v)) {
-                let range = Reason::OutOfRange { value: v.into(), min: 0, max: full };
+                let range = Reason::OutOfRange {
+                    value: v.into(),
+                    min: 0,
+                    max: full,
+                };
                 return Err(c.err(format!("{field}.{name}"), range));
             }
         }
@@ -121,7 +142,10 @@ pub(crate) fn check_communities(
     for (i, d) in defs.iter().enumerate() {
         c.name(&format!("communities[{i}].name"), &d.name)?;
         if !names.insert(&d.name) {
-            return Err(c.err(format!("communities[{i}].name"), Reason::Duplicate(d.name.clone())));
+            return Err(c.err(
+                format!("communities[{i}].name"),
+                Reason::Duplicate(d.name.clone()),
+            ));
         }
         if let Err(why) = d.value.parse::<Community>() {
             return Err(c.invalid(format!("communities[{i}].value"), why));
@@ -131,11 +155,18 @@ pub(crate) fn check_communities(
         if ad.cidr.trunc() != ad.cidr {
             return Err(c.invalid(
                 format!("prefixAdvertisements[{i}].cidr"),
-                format!("{} has host bits set; did you mean {}?", ad.cidr, ad.cidr.trunc()),
+                format!(
+                    "{} has host bits set; did you mean {}?",
+                    ad.cidr,
+                    ad.cidr.trunc()
+                ),
             ));
         }
         if ad.communities.is_empty() {
-            return Err(c.err(format!("prefixAdvertisements[{i}].communities"), Reason::Empty));
+            return Err(c.err(
+                format!("prefixAdvertisements[{i}].communities"),
+                Reason::Empty,
+            ));
         }
         for (j, entry) in ad.communities.iter().enumerate() {
             if let Err(why) = resolve_community(defs, entry) {

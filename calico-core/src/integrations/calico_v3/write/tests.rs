@@ -111,7 +111,11 @@ fn other_kinds() -> impl Strategy<Value = Vec<Resource>> {
             hold_time: None,
             bfd: None,
             add_path: None,
-            filters: (which == 2).then(|| vec!["f".into()]).unwrap_or_default(),
+            filters: if which == 2 {
+                vec!["f".into()]
+            } else {
+                Vec::new()
+            },
         })
     });
     (node, hep, pool, conf, peer).prop_map(|(a, b, c, d, e)| vec![a, b, c, d, e])

@@ -26,6 +26,9 @@ pub enum ConfError {
         /// The hold time.
         hold: u16,
     },
+    /// A route filter the model would not have accepted.
+    #[error("{0}")]
+    Filter(#[from] calico_core::model::ValidationError),
     /// BFD timers out of range.
     #[error("peer {peer}: {field}: {why}")]
     Bfd {
@@ -70,6 +73,7 @@ pub fn render(
         check_peer(peer)?;
     }
     render_bfd(&mut c, settings)?;
+    settings.policy.validate()?;
     let filters = super::policy::used_filters(&settings.policy);
     super::policy::render_functions(&mut c, &filters);
     for peer in &settings.peers {

@@ -56,6 +56,9 @@ pub enum ConfError {
         /// Why.
         why: String,
     },
+    /// A route filter the model would not have accepted.
+    #[error("{0}")]
+    Filter(#[from] calico_core::model::ValidationError),
     /// A peer setting this driver does not carry over to FRR.
     #[error("peer {peer}: {field}: not supported by the FRR driver ({why})")]
     Unsupported {
@@ -105,6 +108,7 @@ pub fn render(
     for peer in &settings.peers {
         check_peer(peer)?;
     }
+    settings.policy.validate()?;
     let mut c = String::new();
     c.push_str("frr defaults traditional\n");
     let _ = writeln!(c, "log file {} informational", log.display());
@@ -351,7 +355,10 @@ pub(super) mod tests {
             eprintln!("FRR's parser skipped: vtysh not installed");
             return None;
         }
-        let file = std::env::temp_dir().join(format!("calico-frr-conf-{}", std::process::id()));
+        // One file per check: tests run in parallel threads of one process.
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let file = std::env::temp_dir().join(format!("calico-frr-conf-{}-{n}", std::process::id()));
         std::fs::write(&file, c).unwrap();
         let out = std::process::Command::new("vtysh")
             .arg("-C")

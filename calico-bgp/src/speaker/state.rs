@@ -164,6 +164,10 @@ impl SpeakerState {
                     .map_err(|e| BackendError::Unsupported(e.to_string()))?;
             }
         }
+        settings
+            .policy
+            .validate()
+            .map_err(|e| BackendError::Unsupported(e.to_string()))?;
         let mut seen = BTreeSet::new();
         if let Some(p) = settings.peers.iter().find(|p| !seen.insert(p.address)) {
             return Err(BackendError::Unsupported(format!(

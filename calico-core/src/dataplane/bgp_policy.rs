@@ -69,6 +69,15 @@ impl RoutePolicy {
         policy
     }
 
+    /// Checks every filter as the model does ([`BgpFilter::validate`]), for a backend
+    /// handed settings that did not come from a validated model.
+    pub fn validate(&self) -> Result<(), crate::model::ValidationError> {
+        self.filters
+            .values()
+            .flatten()
+            .try_for_each(BgpFilter::validate)
+    }
+
     /// Whether there is any policy at all.
     pub fn is_empty(&self) -> bool {
         self.communities.is_empty() && self.filters.values().all(Vec::is_empty)

@@ -70,3 +70,13 @@ fn without_policy_the_peers_import_and_export_as_before() {
     assert!(c.contains("import all; export where"), "{c}");
     assert!(!c.contains("function"), "{c}");
 }
+
+#[test]
+fn a_filter_the_model_would_refuse_is_refused_here_too() {
+    let mut s = with_policy("kind: BgpFilter\nname: f\nexportV4: [{action: Reject}]\n");
+    for filters in s.policy.filters.values_mut() {
+        filters[0].export_v4[0].interface = Some("cali*".into());
+    }
+    let e = render(&s, &BTreeSet::new(), 251).unwrap_err();
+    assert!(e.to_string().contains("exportV4[0].interface"), "{e}");
+}

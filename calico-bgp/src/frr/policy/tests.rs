@@ -100,3 +100,13 @@ fn a_changed_policy_gets_new_names_and_the_old_ones_go_after() {
         running.policy_maps.len()
     );
 }
+
+#[test]
+fn a_filter_the_model_would_refuse_is_refused_here_too() {
+    let mut s = with_policy("kind: BgpFilter\nname: f\nimportV6: [{action: Reject}]\n");
+    for filters in s.policy.filters.values_mut() {
+        filters[0].import_v6[0].interface = Some("eth0".into());
+    }
+    let e = render(&s, &exports(), Path::new("/run/x/frr.log")).unwrap_err();
+    assert!(e.to_string().contains("importV6[0].interface"), "{e}");
+}

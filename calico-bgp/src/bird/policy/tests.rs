@@ -1,46 +1,20 @@
 use std::collections::BTreeSet;
 
-use calico_core::model::parse_resources;
-
 use crate::bird::conf::render;
 use crate::bird::conf::tests::{bird_parses, settings};
 
-/// The test settings with the filters and `prefixAdvertisements` of `yaml` on both peers.
-pub(crate) fn with_policy(yaml: &str) -> calico_core::dataplane::BgpSettings {
-    let mut s = settings();
-    let resources = parse_resources(yaml).unwrap();
-    let peers: Vec<_> = s.peers.iter().map(|p| p.address).collect();
-    s.policy = calico_core::dataplane::RoutePolicy::from_resources(&resources, &peers);
-    s
+fn with_policy(yaml: &str) -> calico_core::dataplane::BgpSettings {
+    crate::policy_tests::with_policy(settings(), yaml)
 }
-
-const POLICY: &str = "
-kind: BgpFilter
-name: my-filter
-exportV4:
-- {action: Accept, matchOperator: In, cidr: 77.0.0.0/16, source: RemotePeers}
-- {action: Reject, matchOperator: NotEqual, cidr: 10.65.0.0/26}
-importV4:
-- {action: Accept, matchOperator: In, cidr: 55.0.0.0/16, prefixLength: {min: 30}}
-- {action: Reject, matchOperator: NotIn, cidr: 44.0.0.0/16, prefixLength: {max: 24}}
-importV6:
-- {action: Accept, matchOperator: Equal, cidr: '5000::/64'}
-- {action: Reject}
----
-kind: BgpFilter
-name: second
-exportV4: [{action: Reject}]
----
-kind: BgpConfiguration
-name: default
-prefixAdvertisements:
-- {cidr: 10.65.0.0/16, communities: ['65001:100', '4200000000:1:2']}
-- {cidr: 'fd00:65::/48', communities: ['65535:65281']}
-";
 
 #[test]
 fn filters_render_as_calicos_functions_and_bird_parses_them() {
-    let c = render(&with_policy(POLICY), &BTreeSet::new(), 251).unwrap();
+    let c = render(
+        &with_policy(crate::policy_tests::POLICY),
+        &BTreeSet::new(),
+        251,
+    )
+    .unwrap();
     for want in [
         "# BGPFilter my-filter",
         "  if (net ~ [ 77.0.0.0/16{16,32} ] && source = RTS_BGP) then { accept; }",

@@ -1,43 +1,17 @@
 use std::path::Path;
 
-use calico_core::dataplane::RoutePolicy;
-use calico_core::model::parse_resources;
-
 use crate::frr::conf::render;
 use crate::frr::conf::tests::{exports, frr_parses, settings};
 use crate::frr::reload::{parse_running, stale_policy};
 
-const POLICY: &str = "
-kind: BgpFilter
-name: my-filter
-exportV4:
-- {action: Accept, matchOperator: In, cidr: 77.0.0.0/16, source: RemotePeers}
-- {action: Reject, matchOperator: NotEqual, cidr: 10.65.0.0/26}
-importV4:
-- {action: Accept, matchOperator: In, cidr: 55.0.0.0/16, prefixLength: {min: 30}}
-- {action: Reject, matchOperator: NotIn, cidr: 44.0.0.0/16, prefixLength: {max: 24}}
-importV6:
-- {action: Accept, matchOperator: Equal, cidr: '5000::/64'}
-- {action: Reject}
----
-kind: BgpConfiguration
-name: default
-prefixAdvertisements:
-- {cidr: 10.65.0.0/16, communities: ['65001:100', '4200000000:1:2']}
-- {cidr: 'fd00:65::/48', communities: ['65535:65281']}
-";
-
 fn with_policy(yaml: &str) -> calico_core::dataplane::BgpSettings {
-    let mut s = settings();
-    let peers: Vec<_> = s.peers.iter().map(|p| p.address).collect();
-    s.policy = RoutePolicy::from_resources(&parse_resources(yaml).unwrap(), &peers);
-    s
+    crate::policy_tests::with_policy(settings(), yaml)
 }
 
 #[test]
 fn filters_and_communities_become_route_maps_frr_parses() {
     let c = render(
-        &with_policy(POLICY),
+        &with_policy(crate::policy_tests::POLICY),
         &exports(),
         Path::new("/run/x/frr.log"),
     )
@@ -75,7 +49,7 @@ fn filters_and_communities_become_route_maps_frr_parses() {
 
 #[test]
 fn a_changed_policy_gets_new_names_and_the_old_ones_go_after() {
-    let old = with_policy(POLICY);
+    let old = with_policy(crate::policy_tests::POLICY);
     let c = render(&old, &exports(), Path::new("/run/x/frr.log")).unwrap();
     let running = parse_running(&c);
     assert!(!running.policy_maps.is_empty() && !running.policy_lists.is_empty());
@@ -83,7 +57,7 @@ fn a_changed_policy_gets_new_names_and_the_old_ones_go_after() {
         stale_policy(&running, &old).is_empty(),
         "unchanged: nothing to remove"
     );
-    let new = with_policy(&POLICY.replace("65001:100", "65001:101"));
+    let new = with_policy(&crate::policy_tests::POLICY.replace("65001:100", "65001:101"));
     let removals = stale_policy(&running, &new);
     assert!(removals.contains("no route-map CALICO-P-"), "{removals}");
     // Only the export maps changed: the import maps stay.

@@ -221,6 +221,7 @@ fn speaker_receiver(
                     add_path: Default::default(),
                 }]
                 .into(),
+                policy: Default::default(),
             })
             .await
             .unwrap();

@@ -81,6 +81,7 @@ fn our_reflector(clients: usize) {
                         add_path: Default::default(),
                     })
                     .collect(),
+                policy: Default::default(),
             })
             .await
             .unwrap();

@@ -23,6 +23,8 @@ pub mod bird;
 mod daemon;
 pub mod frr;
 pub mod packet;
+#[cfg(test)]
+mod policy_tests;
 pub mod rib;
 pub mod session;
 pub mod speaker;

@@ -283,6 +283,12 @@ fn rfc7606_treat_as_withdraw_cases() {
             8,
         ),
         ("CLUSTER_LIST empty", with_attr(&[0x80, 10, 0]), 10),
+        ("LARGE_COMMUNITY empty", with_attr(&[0xc0, 32, 0]), 32),
+        (
+            "LARGE_COMMUNITY of 8 bytes",
+            with_attr(&[0xc0, 32, 8, 0, 0, 0, 1, 0, 0, 0, 2]),
+            32,
+        ),
         (
             "attribute overruns the list",
             with_attr(&[0xc0, 8, 200, 0]),
@@ -625,4 +631,19 @@ fn truncated_path_identifiers_reset_the_session() {
         code_of(&update(&[], &[0x80, 15, 5, 0, 2, 1, 0, 0], &[]), &ctx),
         ErrorCode::UpdateMessage(UpdateSubcode::OptionalAttributeError)
     );
+}
+
+#[test]
+fn large_communities_decode_without_repeats() {
+    let mut attr = vec![0xc0, 32, 36];
+    for c in [[65001u32, 1, 2], [4_200_000_000, 0, 7], [65001, 1, 2]] {
+        attr.extend(c.iter().flat_map(|v| v.to_be_bytes()));
+    }
+    let u = decode_update(&with_attr(&attr), &FOUR);
+    assert!(u.errors.is_empty(), "{:?}", u.errors);
+    assert_eq!(
+        u.attributes.large_communities,
+        vec![[65001, 1, 2], [4_200_000_000, 0, 7]]
+    );
+    assert!(u.attributes.unknown.is_empty(), "type 32 is known now");
 }

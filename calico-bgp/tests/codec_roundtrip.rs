@@ -140,10 +140,20 @@ fn attributes(four_byte: bool) -> impl Strategy<Value = PathAttributes> {
                     path_ids: Vec::new(),
                 })
             })),
+            vec(any::<[u32; 3]>(), 0..4).prop_map(|mut v| {
+                let mut seen = Vec::new();
+                v.retain(|c| {
+                    !seen.contains(c) && {
+                        seen.push(*c);
+                        true
+                    }
+                });
+                v
+            }),
             vec(
                 (
                     prop_oneof![Just(0xc0u8), Just(0xe0u8)],
-                    19u8..=255,
+                    (19u8..=255).prop_filter("a known type", |t| *t != 32),
                     vec(any::<u8>(), 0..300),
                 ),
                 0..3,
@@ -153,7 +163,7 @@ fn attributes(four_byte: bool) -> impl Strategy<Value = PathAttributes> {
         .prop_map(
             |(
                 (origin, as_path, next_hop, med, local_pref, atomic, agg),
-                (communities, originator_id, cluster_list, mp_reach, mp_unreach, unknown),
+                (communities, originator_id, cluster_list, mp_reach, mp_unreach, large, unknown),
             )| {
                 let mut unknown: Vec<RawAttribute> = unknown
                     .into_iter()
@@ -177,6 +187,7 @@ fn attributes(four_byte: bool) -> impl Strategy<Value = PathAttributes> {
                         address: Ipv4Addr::from(a),
                     }),
                     communities,
+                    large_communities: large,
                     originator_id,
                     cluster_list,
                     mp_reach,

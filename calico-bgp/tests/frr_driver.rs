@@ -398,3 +398,71 @@ async fn frr_md5_bfd_and_graceful_restart() {
     drop(frr);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The FRR driver exporting through a `BGPFilter` (and communities) to our speaker, and
+/// importing through one from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frr_applies_bgp_filters_both_ways() {
+    if !privileged("frr_applies_bgp_filters_both_ways") {
+        return;
+    }
+    let name = "fpol";
+    let link = Link::new(name);
+    let frr = frr_in(&link.a, name);
+    let speaker = speaker_at(&link.b, "::");
+    let policy = "
+kind: BgpConfiguration
+name: default
+prefixAdvertisements: [{cidr: 10.65.0.0/16, communities: ['65001:100', '65001:7:8']}]
+---
+kind: BgpFilter
+name: edge
+exportV4: [{action: Reject, matchOperator: Equal, cidr: 10.65.2.0/26}]
+importV4: [{action: Reject, matchOperator: In, cidr: 10.66.2.0/24, prefixLength: {min: 25}}]
+";
+    let plain = settings(64512, A4, vec![peer(B4, 65002, HOLD)]);
+    frr.configure(&with_policy(plain.clone(), policy))
+        .await
+        .unwrap();
+    frr.set_exports(&prefixes(&["10.65.1.0/26", "10.65.2.0/26"]))
+        .await
+        .unwrap();
+    speaker
+        .configure(&settings(65002, B4, vec![peer(A4, 64512, HOLD)]))
+        .await
+        .unwrap();
+    speaker
+        .set_exports(&prefixes(&["10.66.1.0/26", "10.66.2.0/26"]))
+        .await
+        .unwrap();
+
+    wait_for(&frr, 20, "the unfiltered import", |r, p| {
+        all_up(p, 1) && via(r, "10.66.1.0/26", B4)
+    })
+    .await;
+    wait_routes(&speaker, 10, "the unfiltered export", |r| {
+        via(r, "10.65.1.0/26", A4)
+    })
+    .await;
+    let (ours, theirs) = (
+        speaker.learned_routes().await.unwrap(),
+        frr.learned_routes().await.unwrap(),
+    );
+    assert_eq!(nets(&ours), prefixes(&["10.65.1.0/26"]), "export filter");
+    assert_eq!(nets(&theirs), prefixes(&["10.66.1.0/26"]), "import filter");
+    let sent = vtysh(
+        name,
+        "show bgp ipv4 unicast neighbors 10.99.0.2 advertised-routes json",
+    );
+    assert!(!sent.contains("10.65.2.0/26"), "{sent}");
+
+    // The filter removed by a reload: FRR re-evaluates, both routes pass, and the policy
+    // route-maps are gone from FRR's running configuration.
+    frr.configure(&plain).await.unwrap();
+    wait_routes(&speaker, 15, "both exports", |r| r.len() == 2).await;
+    wait_for(&frr, 15, "both imports", |r, _| r.len() == 2).await;
+    let running = vtysh(name, "show running-config");
+    assert!(!running.contains("CALICO-P-"), "{running}");
+    drop(link);
+    let _ = std::fs::remove_dir_all(dir_of(name));
+}

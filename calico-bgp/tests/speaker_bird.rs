@@ -162,3 +162,81 @@ async fn ebgp_ipv6_with_bird_and_bird_killed() {
     let status = speaker.peer_status().await.unwrap();
     assert_ne!(status[0].state, PeerState::Established);
 }
+
+/// Communities of `prefixAdvertisements` and a `BGPFilter`, as BIRD sees what we send.
+const POLICY: &str = "
+kind: BgpConfiguration
+name: default
+prefixAdvertisements:
+- {cidr: 10.65.0.0/16, communities: ['65001:100', '65535:65281', '65001:7:8']}
+---
+kind: BgpFilter
+name: edge
+exportV4: [{action: Reject, matchOperator: Equal, cidr: 10.65.2.0/26}]
+importV4: [{action: Reject, matchOperator: In, cidr: 10.66.2.0/24, prefixLength: {min: 25}}]
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn communities_and_filters_as_bird_sees_them() {
+    if !privileged("communities_and_filters_as_bird_sees_them") {
+        return;
+    }
+    let link = Link::new("sbp");
+    let conf = format!(
+        "{STATIC4}{}",
+        bgp_protocol("calico", B4, 65002, A4, 65001, "ipv4", 3)
+    );
+    let bird = Bird::start(&link.b, B4, &conf);
+    let speaker = Speaker::with_sockets(sockets_in(link.a.path())).unwrap();
+    let plain = settings(65001, A4, vec![peer(B4, 65002, 3)]);
+    speaker
+        .configure(&with_policy(plain.clone(), POLICY))
+        .await
+        .unwrap();
+    speaker
+        .set_exports(&prefixes(&["10.65.1.0/26", "10.65.2.0/26"]))
+        .await
+        .unwrap();
+
+    // Our route carries the communities, standard (NO_EXPORT among them) and large.
+    bird.wait(
+        10,
+        "show route 10.65.1.0/26 all",
+        "our route in BIRD",
+        |o| o.contains("via 10.99.0.1"),
+    );
+    let all = bird.cli("show route 10.65.1.0/26 all").replace(' ', "");
+    assert!(
+        all.contains("BGP.community:(65001,100)(65535,65281)"),
+        "{all}"
+    );
+    assert!(all.contains("BGP.large_community:(65001,7,8)"), "{all}");
+    // The export filter kept 10.65.2.0/26 (sent in the same table) from BIRD; the import
+    // filter kept BIRD's 10.66.2.0/26 (a /26 in 10.66.2.0/24 longer than /25) from us.
+    let table = bird.cli("show route protocol calico");
+    assert!(!table.contains("10.65.2.0/26"), "{table}");
+    wait_routes(&speaker, 10, "BIRD's unfiltered route", |r| {
+        via(r, "10.66.1.0/26", B4)
+    })
+    .await;
+    let learned = speaker.learned_routes().await.unwrap();
+    assert!(route(&learned, "10.66.2.0/26").is_none(), "{learned:?}");
+
+    // Without the filter (the session starts again), both go through.
+    speaker.configure(&plain).await.unwrap();
+    bird.wait(
+        10,
+        "show route 10.65.2.0/26",
+        "the unfiltered route in BIRD",
+        |o| o.contains("via 10.99.0.1"),
+    );
+    wait_routes(&speaker, 10, "BIRD's routes, unfiltered", |r| {
+        via(r, "10.66.2.0/26", B4) && via(r, "10.66.1.0/26", B4)
+    })
+    .await;
+    let all = bird.cli("show route 10.65.1.0/26 all");
+    assert!(
+        !all.contains("BGP.large_community"),
+        "communities gone too: {all}"
+    );
+}

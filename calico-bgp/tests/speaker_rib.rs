@@ -553,3 +553,118 @@ fn a_peers_paths_all_go_when_it_goes_down_and_all_stay_stale_on_restart() {
     rib.peer_down(rr);
     assert!(rib.is_empty());
 }
+
+fn policy(yaml: &str) -> calico_core::dataplane::RoutePolicy {
+    let resources = calico_core::model::parse_resources(yaml).unwrap();
+    let peer = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+    calico_core::dataplane::RoutePolicy::from_resources(&resources, &[peer])
+}
+
+#[test]
+fn import_filters_drop_rejected_prefixes_of_their_peer_only() {
+    let mut rib = rib();
+    rib.set_policy(policy(
+        "kind: BgpFilter\nname: f\nimportV4: [{action: Reject, matchOperator: In, cidr: 10.1.0.0/16}]\n",
+    ));
+    let filtered = peer(&mut rib, 1, 65001, false);
+    let other = peer(&mut rib, 2, 65002, false);
+    announce(&mut rib, filtered, P, attrs(&[65001], 1));
+    announce(&mut rib, filtered, "10.2.0.0/24", attrs(&[65001], 1));
+    assert_eq!(best_peer(&rib, P), None, "rejected on import");
+    assert_eq!(
+        best_peer(&rib, "10.2.0.0/24"),
+        Some(filtered),
+        "no rule: accepted"
+    );
+    announce(&mut rib, other, P, attrs(&[65002], 2));
+    assert_eq!(
+        best_peer(&rib, P),
+        Some(other),
+        "another peer's route is not filtered"
+    );
+}
+
+#[test]
+fn export_filters_and_communities_shape_what_a_peer_is_sent() {
+    let mut rib = rib();
+    rib.set_policy(policy(
+        "kind: BgpFilter
+name: f
+exportV4:
+- {action: Reject, matchOperator: Equal, cidr: 10.9.0.0/24}
+- {action: Reject, source: RemotePeers}
+---
+kind: BgpConfiguration
+name: default
+prefixAdvertisements:
+- {cidr: 10.0.0.0/8, communities: ['65001:100', '65001:7:8']}
+- {cidr: 10.9.0.0/16, communities: ['65001:100', '1:2']}
+",
+    ));
+    let filtered = peer(&mut rib, 1, 65001, false);
+    let other = peer(&mut rib, 2, 65002, false);
+    rib.set_exports(
+        ["10.9.0.0/24", "10.9.1.0/24"]
+            .iter()
+            .map(|p| p.parse().unwrap())
+            .collect(),
+    );
+    announce(&mut rib, other, P, attrs(&[65002], 2));
+    let mut to_filtered = rib.exporter(filtered).unwrap();
+    assert!(
+        to_filtered.route(&"10.9.0.0/24".parse().unwrap()).is_none(),
+        "rule 0"
+    );
+    assert!(
+        to_filtered.route(&P.parse().unwrap()).is_none(),
+        "learned: rule 1"
+    );
+    let sent = to_filtered
+        .route(&"10.9.1.0/24".parse().unwrap())
+        .expect("no rule matches");
+    assert_eq!(sent.path.communities, vec![65001 << 16 | 100, 1 << 16 | 2]);
+    assert_eq!(sent.path.large_communities, vec![[65001, 7, 8]]);
+    let mut to_filtered_back = rib.exporter(other).unwrap();
+    let local = to_filtered_back
+        .route(&"10.9.0.0/24".parse().unwrap())
+        .expect("unfiltered peer");
+    assert_eq!(
+        local.path.communities.len(),
+        2,
+        "communities go to every peer"
+    );
+    assert!(
+        to_filtered_back.route(&P.parse().unwrap()).is_none(),
+        "never back to its source"
+    );
+}
+
+#[test]
+fn well_known_communities_are_honoured_on_what_is_passed_on() {
+    let mut rib = rib();
+    let from = peer(&mut rib, 1, 65001, false);
+    let ibgp = peer(&mut rib, 2, LOCAL_AS, true);
+    let ebgp = peer(&mut rib, 3, 65003, false);
+    let with = |c: u32| PathAttributes {
+        communities: vec![c],
+        ..attrs(&[65001], 1)
+    };
+    announce(&mut rib, from, "10.1.1.0/24", with(0xFFFF_FF01)); // NO_EXPORT
+    announce(&mut rib, from, "10.1.2.0/24", with(0xFFFF_FF02)); // NO_ADVERTISE
+    announce(&mut rib, from, "10.1.3.0/24", with(65001 << 16 | 1));
+    let sent = |to: PeerId, p: &str| {
+        rib.exporter(to)
+            .unwrap()
+            .route(&p.parse().unwrap())
+            .is_some()
+    };
+    assert!(
+        sent(ibgp, "10.1.1.0/24") && !sent(ebgp, "10.1.1.0/24"),
+        "NO_EXPORT"
+    );
+    assert!(
+        !sent(ibgp, "10.1.2.0/24") && !sent(ebgp, "10.1.2.0/24"),
+        "NO_ADVERTISE"
+    );
+    assert!(sent(ibgp, "10.1.3.0/24") && sent(ebgp, "10.1.3.0/24"));
+}

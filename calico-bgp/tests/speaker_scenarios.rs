@@ -123,6 +123,7 @@ impl Runner {
             listen_port: 179,
             cluster_id: None,
             peers: BTreeSet::new(),
+            policy: Default::default(),
         };
         for arg in args {
             let (key, value) = arg.split_once('=').expect("key=value");

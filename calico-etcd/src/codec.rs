@@ -18,7 +18,7 @@
 //!
 //! Kinds calico-rs does not implement ([`layout::KINDS`] with `supported: false`:
 //! ClusterInformation, FelixConfiguration, KubeControllersConfiguration, Tier, staged
-//! policies, IPReservation, CalicoNodeStatus, BGPFilter, IPAM
+//! policies, IPReservation, CalicoNodeStatus, IPAM
 //! configuration, BlockAffinity under the resources path, LiveMigration and the
 //! Kubernetes-backed kinds) and unknown plurals are [`Decoded::Unsupported`]: ignored with a
 //! debug log and counted, never a refusal.

@@ -72,6 +72,7 @@ pub const KINDS: &[KindInfo] = &[
     k("IPPool", "ippools", false, true),
     k("BGPConfiguration", "bgpconfigurations", false, true),
     k("BGPPeer", "bgppeers", false, true),
+    k("BGPFilter", "bgpfilters", false, true),
     k("Node", "nodes", false, true),
     k("WorkloadEndpoint", "workloadendpoints", true, true),
     k("NetworkSet", "networksets", true, true),
@@ -101,7 +102,6 @@ pub const KINDS: &[KindInfo] = &[
     ),
     k("IPReservation", "ipreservations", false, false),
     k("CalicoNodeStatus", "caliconodestatuses", false, false),
-    k("BGPFilter", "bgpfilters", false, false),
     k("IPAMConfiguration", "ipamconfigurations", false, false),
     k("IPAMConfig", "ipamconfigs", false, false),
     k("BlockAffinity", "blockaffinities", false, false),
@@ -279,6 +279,7 @@ pub fn place_of(resource: &Resource) -> Result<(&'static KindInfo, Option<String
         Resource::IpPool(p) => (info("IPPool"), None, p.name.clone()),
         Resource::BgpConfiguration(b) => (info("BGPConfiguration"), None, b.name.clone()),
         Resource::BgpPeer(b) => (info("BGPPeer"), None, b.name.clone()),
+        Resource::BgpFilter(f) => (info("BGPFilter"), None, f.name.clone()),
         Resource::Node(n) => (info("Node"), None, n.name.clone()),
         Resource::NetworkSet(s) => match &s.namespace {
             Some(ns) => (info("NetworkSet"), Some(ns.clone()), s.name.clone()),

@@ -29,13 +29,13 @@
 //! ## Kinds ([`codec`])
 //!
 //! Read: NetworkPolicy, GlobalNetworkPolicy, Profile, HostEndpoint, IPPool,
-//! BGPConfiguration, BGPPeer, Node, WorkloadEndpoint — each value is checked against its key
+//! BGPConfiguration, BGPPeer, BGPFilter, Node, WorkloadEndpoint — each value is checked against its key
 //! (kind, name, namespace) and read by calico-core's `projectcalico.org/v3` reader; a value
 //! that fails is refused alone, with its key and field, and everything else proceeds.
 //! Reported as unsupported and ignored (a debug log and a count,
 //! [`EtcdSource::unsupported`], never a refusal): ClusterInformation, FelixConfiguration,
 //! KubeControllersConfiguration, Tier, the staged policies,
-//! IPReservation, CalicoNodeStatus, BGPFilter, IPAMConfiguration/IPAMConfig, BlockAffinity
+//! IPReservation, CalicoNodeStatus, IPAMConfiguration/IPAMConfig, BlockAffinity
 //! (under the resources path), LiveMigration, the Kubernetes-backed kinds, and any plural
 //! Calico does not register.
 //!

@@ -31,6 +31,7 @@ fn settings(router_id: &str, asn: u32, peers: &[(&str, u32)]) -> BgpSettings {
                 add_path: Default::default(),
             })
             .collect(),
+        policy: Default::default(),
     }
 }
 

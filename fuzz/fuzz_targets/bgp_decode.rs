@@ -4,6 +4,8 @@
 //! type octet and body to which a valid header is prepended (bit 1 set), so that the fuzzer
 //! reaches the body decoders without guessing the 16-byte marker.
 //!
+//! Every attribute the codec knows is reached this way, LARGE_COMMUNITY (RFC 8092) included.
+//!
 //! Whatever decodes encodes back (or is refused as too long), and what that decodes to is
 //! stable:
 //! * on 4-byte AS sessions the re-decoded message equals the first (RFC 7606 notes aside);

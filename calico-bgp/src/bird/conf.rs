@@ -26,6 +26,9 @@ pub enum ConfError {
         /// The hold time.
         hold: u16,
     },
+    /// A route filter the model would not have accepted.
+    #[error("{0}")]
+    Filter(#[from] calico_core::model::ValidationError),
     /// BFD timers out of range.
     #[error("peer {peer}: {field}: {why}")]
     Bfd {
@@ -70,8 +73,11 @@ pub fn render(
         check_peer(peer)?;
     }
     render_bfd(&mut c, settings)?;
+    settings.policy.validate()?;
+    let filters = super::policy::used_filters(&settings.policy);
+    super::policy::render_functions(&mut c, &filters);
     for peer in &settings.peers {
-        render_peer(&mut c, settings, peer);
+        render_peer(&mut c, settings, peer, &filters);
     }
     Ok(c)
 }
@@ -175,7 +181,12 @@ fn check_peer(peer: &PeerConfig) -> Result<(), ConfError> {
 }
 
 /// The BGP protocol of one (checked) peering.
-fn render_peer(c: &mut String, settings: &BgpSettings, peer: &PeerConfig) {
+fn render_peer(
+    c: &mut String,
+    settings: &BgpSettings,
+    peer: &PeerConfig,
+    filters: &[&calico_core::model::BgpFilter],
+) {
     let (af, v) = if peer.address.is_ipv4() {
         ("ipv4", "4")
     } else {
@@ -239,18 +250,22 @@ fn render_peer(c: &mut String, settings: &BgpSettings, peer: &PeerConfig) {
         (false, true) => " add paths rx;",
         (false, false) => "",
     };
+    let mine = settings.policy.peer_filters(peer.address);
+    let v4 = peer.address.is_ipv4();
+    let import = super::policy::import_clause(filters, mine, v4);
+    let export = super::policy::export_clause(&settings.policy, (filters, mine), v4, &export);
     let _ = writeln!(
         c,
-        "  {af} {{ import all; export where {export}; next hop self ebgp;{add_path} }};\n}}"
+        "  {af} {{ {import} {export} next hop self ebgp;{add_path} }};\n}}"
     );
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use calico_core::model::AsNumber;
 
-    fn settings() -> BgpSettings {
+    pub(crate) fn settings() -> BgpSettings {
         BgpSettings {
             local_as: AsNumber(64512),
             router_id: "192.0.2.1".parse().unwrap(),
@@ -279,6 +294,7 @@ mod tests {
                 },
             ]
             .into(),
+            policy: Default::default(),
         }
     }
 
@@ -330,7 +346,7 @@ mod tests {
 
     /// Checks `conf` with BIRD's own parser (`bird -p` only parses): mandatory where the
     /// privileged tests are (CI installs BIRD), skipped elsewhere when BIRD is missing.
-    fn bird_parses(conf: &str) {
+    pub(crate) fn bird_parses(conf: &str) {
         if std::process::Command::new("bird")
             .arg("--version")
             .output()

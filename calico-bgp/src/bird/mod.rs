@@ -32,6 +32,7 @@
 
 pub mod conf;
 pub mod control;
+mod policy;
 mod table;
 
 pub use table::KernelTable;

@@ -1,7 +1,8 @@
 //! The `frr.conf` the driver writes: the exports as `network` statements announced through
 //! per-family export route-maps (our own prefixes only; a route reflector also passes on
 //! what it learned), one neighbor per peering activated in its own address family, ECMP
-//! (`maximum-paths`), graceful restart, and a BFD profile per peering with BFD.
+//! (`maximum-paths`), graceful restart, a BFD profile per peering with BFD, and route-maps
+//! of their own for peerings with route policy (`super::policy`).
 
 use std::collections::BTreeSet;
 use std::fmt::Write;
@@ -55,6 +56,9 @@ pub enum ConfError {
         /// Why.
         why: String,
     },
+    /// A route filter the model would not have accepted.
+    #[error("{0}")]
+    Filter(#[from] calico_core::model::ValidationError),
     /// A peer setting this driver does not carry over to FRR.
     #[error("peer {peer}: {field}: not supported by the FRR driver ({why})")]
     Unsupported {
@@ -104,13 +108,16 @@ pub fn render(
     for peer in &settings.peers {
         check_peer(peer)?;
     }
+    settings.policy.validate()?;
     let mut c = String::new();
     c.push_str("frr defaults traditional\n");
     let _ = writeln!(c, "log file {} informational", log.display());
     c.push_str("! Written by calico-rs (calico-bgp FRR driver). Do not edit.\n");
     render_policy(&mut c, settings, exports);
+    let maps = super::policy::build(settings)?;
+    super::policy::render(&mut c, &maps);
     render_bfd(&mut c, settings);
-    render_router(&mut c, settings, exports);
+    render_router(&mut c, settings, exports, &maps);
     Ok(c)
 }
 
@@ -162,7 +169,12 @@ fn render_bfd(c: &mut String, settings: &BgpSettings) {
     c.push_str("exit\n");
 }
 
-fn render_router(c: &mut String, settings: &BgpSettings, exports: &BTreeSet<IpNet>) {
+fn render_router(
+    c: &mut String,
+    settings: &BgpSettings,
+    exports: &BTreeSet<IpNet>,
+    maps: &super::policy::PolicyMaps,
+) {
     let _ = writeln!(c, "router bgp {}", settings.local_as.0);
     let _ = writeln!(c, " bgp router-id {}", settings.router_id);
     // Peers are activated in their own family only; our exports need not be in the RIB.
@@ -190,8 +202,10 @@ fn render_router(c: &mut String, settings: &BgpSettings, exports: &BTreeSet<IpNe
         for peer in settings.peers.iter().filter(|p| p.address.is_ipv6() == v6) {
             let a = peer.address;
             let _ = writeln!(c, "  neighbor {a} activate");
-            let _ = writeln!(c, "  neighbor {a} route-map CALICO-IMPORT in");
-            let _ = writeln!(c, "  neighbor {a} route-map {} out", export_map(v6));
+            let import = maps.map(a, false).unwrap_or("CALICO-IMPORT");
+            let export = maps.map(a, true).unwrap_or(export_map(v6));
+            let _ = writeln!(c, "  neighbor {a} route-map {import} in");
+            let _ = writeln!(c, "  neighbor {a} route-map {export} out");
             if peer.route_reflector_client {
                 let _ = writeln!(c, "  neighbor {a} route-reflector-client");
             }
@@ -278,7 +292,7 @@ fn check_peer(peer: &PeerConfig) -> Result<(), ConfError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use calico_core::dataplane::BfdConfig;
     use calico_core::model::AsNumber;
@@ -297,7 +311,7 @@ mod tests {
         }
     }
 
-    fn settings() -> BgpSettings {
+    pub(crate) fn settings() -> BgpSettings {
         let mut rr = peer("192.0.2.2", 64512);
         rr.password = Some("s3cret!#x".into());
         rr.passive = true;
@@ -314,10 +328,11 @@ mod tests {
             listen_port: 179,
             cluster_id: Some("1.1.1.1".parse().unwrap()),
             peers: [rr, peer("fd00::2", 4_200_000_000)].into(),
+            policy: Default::default(),
         }
     }
 
-    fn exports() -> BTreeSet<IpNet> {
+    pub(crate) fn exports() -> BTreeSet<IpNet> {
         ["10.65.0.0/26", "fd00:65::/122"]
             .iter()
             .map(|n| n.parse().unwrap())
@@ -326,7 +341,7 @@ mod tests {
 
     /// FRR's own parser (`vtysh -C` only parses): mandatory where the privileged tests are
     /// (CI installs FRR), skipped elsewhere when vtysh is missing.
-    fn frr_parses(c: &str) -> Option<Result<(), String>> {
+    pub(crate) fn frr_parses(c: &str) -> Option<Result<(), String>> {
         if std::process::Command::new("vtysh")
             .arg("--help")
             .output()
@@ -340,7 +355,10 @@ mod tests {
             eprintln!("FRR's parser skipped: vtysh not installed");
             return None;
         }
-        let file = std::env::temp_dir().join(format!("calico-frr-conf-{}", std::process::id()));
+        // One file per check: tests run in parallel threads of one process.
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let file = std::env::temp_dir().join(format!("calico-frr-conf-{}-{n}", std::process::id()));
         std::fs::write(&file, c).unwrap();
         let out = std::process::Command::new("vtysh")
             .arg("-C")

@@ -37,6 +37,7 @@
 
 pub mod conf;
 mod daemons;
+mod policy;
 pub mod reload;
 pub mod status;
 
@@ -260,7 +261,8 @@ impl Driver {
             true => text.replacen(conf::GRACEFUL_RESTART, "", 1),
             false => text.to_string(),
         };
-        let script = self.write("frr.reload", &format!("{removals}{text}"))?;
+        let stale = reload::stale_policy(&running, settings);
+        let script = self.write("frr.reload", &format!("{removals}{text}{stale}"))?;
         let file = script.to_string_lossy();
         self.vtysh(&["-f", &file]).await.map_err(|e| {
             unavailable(format!(

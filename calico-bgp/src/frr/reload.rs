@@ -34,6 +34,10 @@ pub struct Running {
     pub cluster_id: bool,
     /// BFD profiles.
     pub bfd_profiles: BTreeSet<String>,
+    /// Route policy route-maps (`super::policy`), by name.
+    pub policy_maps: BTreeSet<String>,
+    /// Route policy prefix-lists: (`ip` or `ipv6`, name).
+    pub policy_lists: BTreeSet<(String, String)>,
 }
 
 /// Reads `show running-config`.
@@ -67,6 +71,14 @@ pub fn parse_running(text: &str) -> Running {
             {
                 r.reflecting = true;
             }
+            (0, ["route-map", map, ..]) if map.starts_with(super::policy::PREFIX) => {
+                r.policy_maps.insert(map.to_string());
+            }
+            (0, [ip, "prefix-list", list, ..])
+                if matches!(*ip, "ip" | "ipv6") && list.starts_with(super::policy::PREFIX) =>
+            {
+                r.policy_lists.insert((ip.to_string(), list.to_string()));
+            }
             (1, ["neighbor", addr, "remote-as", ..]) if node == "bgp" => {
                 if let Ok(a) = addr.parse() {
                     r.neighbors.insert(a);
@@ -86,6 +98,15 @@ pub fn parse_running(text: &str) -> Running {
         }
     }
     r
+}
+
+/// The commands removing the route policy objects of `running` that `settings` no longer
+/// uses: to run after the new configuration has pointed the neighbors at their new ones.
+pub fn stale_policy(running: &Running, settings: &BgpSettings) -> String {
+    match super::policy::build(settings) {
+        Ok(maps) => super::policy::stale(&running.policy_maps, &running.policy_lists, &maps),
+        Err(_) => String::new(), // the configuration itself is refused
+    }
 }
 
 /// The commands removing from `running` what `settings` and `exports` no longer have, and
@@ -251,6 +272,7 @@ end
                     add_path: Default::default(),
                 })
                 .collect(),
+            policy: Default::default(),
         }
     }
 

@@ -1,6 +1,8 @@
 //! What each peer is sent (the Adj-RIB-Out as a function of the Loc-RIB): locally originated
 //! routes with ORIGIN IGP and next hop self, learned routes by the rules of RFC 4271 §9.2
-//! (no iBGP-learned route to another iBGP peer) and RFC 4456 (route reflection).
+//! (no iBGP-learned route to another iBGP peer), RFC 4456 (route reflection) and RFC 1997
+//! (well-known communities), then the peer's export filters and the communities of
+//! `prefixAdvertisements` ([`calico_core::dataplane::RoutePolicy`]).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -8,7 +10,10 @@ use std::sync::Arc;
 
 use ipnet::IpNet;
 
+use calico_core::model::Direction;
+
 use super::hash::BuildRibHasher;
+use super::policy::{well_known_allow, Tagger};
 use super::{family_of, Path, PeerId, PeerInfo, Rib, RouteAttrs, DEFAULT_LOCAL_PREF};
 use crate::packet::attribute::FLAG_PARTIAL;
 use crate::packet::{AsPath, Origin, PathAttributes};
@@ -22,6 +27,7 @@ pub struct Exporter<'a> {
     info: &'a PeerInfo,
     local: Option<Arc<RouteAttrs>>,
     cache: HashMap<(usize, PeerId), Option<Arc<RouteAttrs>>, BuildRibHasher>,
+    tagger: Tagger,
 }
 
 impl Rib {
@@ -34,6 +40,7 @@ impl Rib {
             info,
             local: None,
             cache: HashMap::default(),
+            tagger: Tagger::default(),
         })
     }
 }
@@ -58,13 +65,31 @@ impl Exporter<'_> {
         if best.peer == self.to {
             return None; // never back to where it came from
         }
-        let key = (Arc::as_ptr(&best.attrs) as usize, best.peer);
-        if let Some(cached) = self.cache.get(&key) {
-            return cached.clone();
+        if !self.allows(prefix, true) {
+            return None;
         }
-        let out = self.transform(best.peer, &best.attrs);
-        self.cache.insert(key, out.clone());
-        out
+        let key = (Arc::as_ptr(&best.attrs) as usize, best.peer);
+        let out = match self.cache.get(&key) {
+            Some(cached) => cached.clone(),
+            None => {
+                let out = self.transform(best.peer, &best.attrs);
+                self.cache.insert(key, out.clone());
+                out
+            }
+        };
+        Some(self.tag(prefix, out?))
+    }
+
+    /// Whether the peer's export filters let a route to `prefix` through.
+    fn allows(&self, prefix: &IpNet, learned: bool) -> bool {
+        let policy = self.rib.policy();
+        policy.allows(self.info.address, Direction::Export, prefix, learned)
+    }
+
+    /// `attrs` with the communities `prefixAdvertisements` gives `prefix`.
+    fn tag(&mut self, prefix: &IpNet, attrs: Arc<RouteAttrs>) -> Arc<RouteAttrs> {
+        let communities = self.rib.policy().communities_for(prefix);
+        self.tagger.tag(attrs, communities)
     }
 
     /// The prefixes whose advertisement to this peer depends on the RIB: every exported
@@ -80,10 +105,11 @@ impl Exporter<'_> {
     /// Our own route for `prefix` as this peer is sent it (`None` when the peer does not
     /// take the prefix's family).
     pub fn local_route_for(&mut self, prefix: &IpNet) -> Option<Arc<RouteAttrs>> {
-        if !self.info.families.contains(&family_of(prefix)) {
+        if !self.info.families.contains(&family_of(prefix)) || !self.allows(prefix, false) {
             return None;
         }
-        Some(self.local_route())
+        let local = self.local_route();
+        Some(self.tag(prefix, local))
     }
 
     fn local_route(&mut self) -> Arc<RouteAttrs> {
@@ -115,6 +141,9 @@ impl Exporter<'_> {
             return None;
         }
         let source = self.rib.peers.info(from)?;
+        if !well_known_allow(attrs, self.info.ebgp) {
+            return None;
+        }
         let settings = &self.rib.settings;
         let mut out = attrs.clone();
         if self.info.ebgp {

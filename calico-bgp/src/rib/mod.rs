@@ -23,12 +23,14 @@ mod dest;
 pub mod export;
 pub mod hash;
 mod import;
+mod policy;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
-use calico_core::dataplane::LearnedRoute;
+use calico_core::dataplane::{LearnedRoute, RoutePolicy};
+use calico_core::model::Direction;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 pub use attrs::{Interner, RouteAttrs, DEFAULT_LOCAL_PREF};
@@ -169,6 +171,8 @@ pub struct Rib {
     interner: Interner,
     /// Stale prefixes of restarting peers (graceful restart).
     stale: HashMap<PeerId, StaleSet>,
+    /// Filters and communities ([`RoutePolicy`]).
+    policy: Arc<RoutePolicy>,
 }
 
 impl Rib {
@@ -183,7 +187,20 @@ impl Rib {
             exports: BTreeSet::new(),
             interner: Interner::default(),
             stale: HashMap::new(),
+            policy: Arc::default(),
         }
+    }
+
+    /// Sets the route policy: later imports and exports follow it. Routes already taken
+    /// in or sent out are not revisited (the speaker restarts a session whose filters
+    /// changed, and sends its table again when communities change).
+    pub fn set_policy(&mut self, policy: RoutePolicy) {
+        self.policy = Arc::new(policy);
+    }
+
+    /// The route policy.
+    pub fn policy(&self) -> &RoutePolicy {
+        &self.policy
     }
 
     /// The settings.
@@ -362,13 +379,23 @@ impl Rib {
         };
         let attrs_v4 = imported.as_ref().and_then(|(v4, _)| v4.clone());
         let attrs_mp = imported.as_ref().and_then(|(_, mp)| mp.clone());
+        // The peer's import filters: a rejected prefix is handled as withdrawn.
+        let policy = self.policy.clone();
+        let address = self.peers.info(from).map(|i| i.address);
+        let filtered = |prefix: &IpNet, attrs: &Option<Arc<RouteAttrs>>| {
+            let allowed = address.is_none_or(|a| policy.allows(a, Direction::Import, prefix, true));
+            attrs.clone().filter(|_| allowed)
+        };
         for (i, p) in nlri.into_iter().enumerate() {
             let key = (from, id_of(&nlri_path_ids, i));
-            self.set_path(key, IpNet::V4(p), attrs_v4.clone(), &mut changes);
+            let prefix = IpNet::V4(p);
+            let attrs = filtered(&prefix, &attrs_v4);
+            self.set_path(key, prefix, attrs, &mut changes);
         }
         for (i, p) in mp_nlri.into_iter().enumerate() {
             let key = (from, id_of(&mp_ids, i));
-            self.set_path(key, p, attrs_mp.clone(), &mut changes);
+            let attrs = filtered(&p, &attrs_mp);
+            self.set_path(key, p, attrs, &mut changes);
         }
         changes
     }

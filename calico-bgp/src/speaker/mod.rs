@@ -115,6 +115,7 @@
 //!             bfd: None,
 //!             add_path: Default::default(),
 //!         }]),
+//!         policy: Default::default(),
 //!     })
 //!     .await?;
 //! speaker.set_exports(&BTreeSet::from(["10.65.1.0/26".parse().unwrap()])).await?;
@@ -301,5 +302,33 @@ mod tests {
     #[tokio::test]
     async fn inside_a_runtime_creating_a_speaker_works() {
         assert!(Speaker::new().is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_filter_the_model_would_refuse_is_refused_by_configure() {
+        use calico_core::model::{parse_resources, Resource};
+        let text = "kind: BgpFilter\nname: f\nexportV4: [{action: Reject}]\n";
+        let Resource::BgpFilter(mut f) = parse_resources(text).unwrap().remove(0) else {
+            unreachable!("a BgpFilter")
+        };
+        f.export_v4[0].interface = Some("cali*".into());
+        let mut settings = BgpSettings {
+            local_as: calico_core::model::AsNumber(64512),
+            router_id: "10.0.0.1".parse().unwrap(),
+            listen_port: 0,
+            cluster_id: None,
+            peers: Default::default(),
+            policy: Default::default(),
+        };
+        settings
+            .policy
+            .filters
+            .insert("10.0.0.2".parse().unwrap(), vec![f]);
+        let e = Speaker::new()
+            .unwrap()
+            .configure(&settings)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("exportV4[0].interface"), "{e}");
     }
 }

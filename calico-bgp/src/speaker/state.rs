@@ -164,6 +164,10 @@ impl SpeakerState {
                     .map_err(|e| BackendError::Unsupported(e.to_string()))?;
             }
         }
+        settings
+            .policy
+            .validate()
+            .map_err(|e| BackendError::Unsupported(e.to_string()))?;
         let mut seen = BTreeSet::new();
         if let Some(p) = settings.peers.iter().find(|p| !seen.insert(p.address)) {
             return Err(BackendError::Unsupported(format!(
@@ -196,10 +200,23 @@ impl SpeakerState {
         }
         let wanted: HashMap<IpAddr, &PeerConfig> =
             settings.peers.iter().map(|p| (p.address, p)).collect();
+        // A session whose filters change starts again, so that what it took in and sent
+        // out follows the new filters.
+        let refilter =
+            |a: IpAddr| self.rib.policy().peer_filters(a) != settings.policy.peer_filters(a);
+        let refiltered: Vec<IpAddr> = self
+            .peers
+            .addresses()
+            .into_iter()
+            .filter(|a| refilter(*a))
+            .collect();
         for address in self.peers.addresses() {
             let why = match (wanted.get(&address), self.peers.at(address)) {
                 (None, _) => CeaseSubcode::PeerDeconfigured,
                 (Some(cfg), Some(p)) if !same_session(cfg, &p.config) => {
+                    CeaseSubcode::OtherConfigurationChange
+                }
+                (Some(_), Some(_)) if refiltered.contains(&address) => {
                     CeaseSubcode::OtherConfigurationChange
                 }
                 (Some(cfg), Some(_)) => {
@@ -212,6 +229,20 @@ impl SpeakerState {
                 _ => continue,
             };
             self.stop_peer(address, why, &mut out);
+        }
+        let retag = self.rib.policy().communities != settings.policy.communities;
+        self.rib.set_policy(settings.policy.clone());
+        if retag {
+            // New communities: every established peer is sent its table again (each route
+            // replaces the one it had).
+            let established: Vec<(PeerId, Vec<AfiSafi>)> = self
+                .peers
+                .iter_mut()
+                .filter_map(|p| Some((p.id, p.session_families()?.to_vec())))
+                .collect();
+            for (id, families) in established {
+                self.send_table(id, &families, &mut out);
+            }
         }
         for cfg in &settings.peers {
             if self.peers.at(cfg.address).is_none() {

@@ -119,6 +119,7 @@ pub fn settings(local_as: u32, router_id: &str, peers: Vec<PeerConfig>) -> BgpSe
         listen_port: 179,
         cluster_id: None,
         peers: peers.into_iter().collect(),
+        policy: Default::default(),
     }
 }
 
@@ -179,4 +180,13 @@ pub fn via(routes: &[LearnedRoute], prefix: &str, next_hop: &str) -> bool {
 pub fn via_all(routes: &[LearnedRoute], prefix: &str, hops: &[&str]) -> bool {
     let want: BTreeSet<IpAddr> = hops.iter().map(|h| h.parse().unwrap()).collect();
     route(routes, prefix).is_some_and(|r| r.next_hops == want)
+}
+
+/// `s` with the route policy of `yaml` (`BgpFilter`s on every peer, in order, and the
+/// `prefixAdvertisements` of its `BgpConfiguration`).
+pub fn with_policy(mut s: BgpSettings, yaml: &str) -> BgpSettings {
+    let resources = calico_core::model::parse_resources(yaml).unwrap();
+    let peers: Vec<IpAddr> = s.peers.iter().map(|p| p.address).collect();
+    s.policy = calico_core::dataplane::RoutePolicy::from_resources(&resources, &peers);
+    s
 }

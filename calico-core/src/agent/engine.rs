@@ -548,6 +548,9 @@ impl Engine {
                 // Reconfigured at every resync: a line only when the settings changed.
                 if self.bgp_logged.as_ref() != Some(s) {
                     info!(node = %self.node, peers = s.peers.len(), "BGP configured");
+                    for (peer, why) in crate::routes::peering::held_peers(&self.model) {
+                        warn!(%peer, %why, "BGP peering held back");
+                    }
                     self.bgp_logged = Some(s.clone());
                 }
             }

@@ -316,6 +316,8 @@ pub struct BgpSettings {
     pub cluster_id: Option<Ipv4Addr>,
     /// The peerings.
     pub peers: BTreeSet<PeerConfig>,
+    /// Communities and filters for the routes exchanged with the peers.
+    pub policy: super::RoutePolicy,
 }
 
 /// A best route learned from peers, with every equal-cost next hop.

@@ -170,6 +170,7 @@ pub(crate) fn describe(rk: &ResourceKey) -> String {
         | ResourceKey::IpPool(n)
         | ResourceKey::BgpConfiguration(n)
         | ResourceKey::BgpPeer(n)
+        | ResourceKey::BgpFilter(n)
         | ResourceKey::Node(n) => n.clone(),
         ResourceKey::BlockAffinity(net) => net.to_string(),
     }

@@ -22,6 +22,12 @@ pub struct BgpConfiguration {
     /// TCP port the speaker listens on (default 179).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listen_port: Option<u16>,
+    /// Named communities that `prefix_advertisements` may use.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub communities: Vec<super::CommunityDef>,
+    /// Communities to attach to advertised routes, by CIDR.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prefix_advertisements: Vec<super::PrefixAdvertisement>,
 }
 
 /// A node's BGP identity.
@@ -101,4 +107,8 @@ pub struct BgpPeer {
     /// that its clients keep every equal-cost path; absent for none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub add_path: Option<crate::dataplane::AddPathConfig>,
+    /// Names of the `BgpFilter`s applied to the peering, in order. A peering naming a
+    /// filter that does not exist is held (not started) until it does.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub filters: Vec<String>,
 }

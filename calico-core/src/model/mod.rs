@@ -5,6 +5,7 @@
 //! same answers from us as from `calicoctl`.
 
 mod bgp;
+mod bgp_filter;
 mod endpoint;
 mod error;
 mod file;
@@ -28,6 +29,11 @@ pub use crate::labels::{
     SERVICE_ACCOUNT_LABEL_PREFIX,
 };
 pub use bgp::{BgpConfiguration, BgpPeer, Node, NodeBgp};
+pub use bgp_filter::{
+    communities_for, evaluate, resolve_community, BgpFilter, BgpFilterRule, Community,
+    CommunityDef, CommunityRules, Direction, FilterAction, FilterSource, MatchOperator,
+    PrefixAdvertisement, PrefixLength,
+};
 pub use endpoint::{HostEndpoint, MacAddr, NamedPort, WorkloadEndpoint, WorkloadEndpointId};
 pub use error::{clip, Reason, ResourceRef, ValidationError};
 pub use file::{load_file, parse_resources, FileError};

@@ -5,6 +5,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::bgp::{BgpConfiguration, BgpPeer, Node};
+use super::bgp_filter::BgpFilter;
 use super::endpoint::{HostEndpoint, WorkloadEndpoint, WorkloadEndpointId};
 use super::network_set::NetworkSet;
 use super::policy::{Policy, Profile};
@@ -34,6 +35,8 @@ pub enum ResourceKind {
     Node,
     /// [`NetworkSet`] (namespaced `NetworkSet` or `GlobalNetworkSet`).
     NetworkSet,
+    /// [`BgpFilter`].
+    BgpFilter,
 }
 
 impl fmt::Display for ResourceKind {
@@ -67,6 +70,8 @@ pub enum Resource {
     Node(Node),
     /// A network set.
     NetworkSet(NetworkSet),
+    /// A BGP route filter.
+    BgpFilter(BgpFilter),
 }
 
 /// The identity of a resource: what an update replaces or removes.
@@ -103,6 +108,8 @@ pub enum ResourceKey {
         /// The name.
         name: String,
     },
+    /// A BGP filter, by name.
+    BgpFilter(String),
 }
 
 impl Resource {
@@ -119,6 +126,7 @@ impl Resource {
             Resource::BgpPeer(_) => ResourceKind::BgpPeer,
             Resource::Node(_) => ResourceKind::Node,
             Resource::NetworkSet(_) => ResourceKind::NetworkSet,
+            Resource::BgpFilter(_) => ResourceKind::BgpFilter,
         }
     }
 
@@ -141,6 +149,7 @@ impl Resource {
                 namespace: r.namespace.clone(),
                 name: r.name.clone(),
             },
+            Resource::BgpFilter(r) => ResourceKey::BgpFilter(r.name.clone()),
         }
     }
 }

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::bgp::{BgpConfiguration, BgpPeer, Node};
+use super::bgp_filter::BgpFilter;
 use super::endpoint::{HostEndpoint, WorkloadEndpoint, WorkloadEndpointId};
 use super::error::ValidationError;
 use super::network_set::{NetworkSet, NetworkSetKey};
@@ -47,6 +48,8 @@ pub struct Model {
     pub nodes: BTreeMap<String, Node>,
     /// Network sets (namespaced and global), by namespace and name.
     pub network_sets: BTreeMap<NetworkSetKey, NetworkSet>,
+    /// BGP filters, by name.
+    pub bgp_filters: BTreeMap<String, BgpFilter>,
 }
 
 impl Model {
@@ -142,6 +145,10 @@ impl Model {
                 .network_sets
                 .insert((r.namespace.clone(), r.name.clone()), r)
                 .map(Resource::NetworkSet),
+            Resource::BgpFilter(r) => self
+                .bgp_filters
+                .insert(r.name.clone(), r)
+                .map(Resource::BgpFilter),
         }
     }
 
@@ -175,6 +182,7 @@ impl Model {
                 .network_sets
                 .remove(&(namespace.clone(), name.clone()))
                 .map(Resource::NetworkSet),
+            ResourceKey::BgpFilter(n) => self.bgp_filters.remove(n).map(Resource::BgpFilter),
         }
     }
 }

@@ -595,7 +595,7 @@ impl BgpConfiguration {
                 ));
             }
         }
-        Ok(())
+        super::bgp_filter::check_communities(&c, &self.communities, &self.prefix_advertisements)
     }
 }
 
@@ -641,6 +641,13 @@ impl BgpPeer {
                 format!("{} is not a unicast address", self.peer_ip),
             ));
         }
+        let mut seen = BTreeSet::new();
+        for (i, f) in self.filters.iter().enumerate() {
+            c.name(&format!("filters[{i}]"), f)?;
+            if !seen.insert(f) {
+                return Err(c.err(format!("filters[{i}]"), Reason::Duplicate(f.clone())));
+            }
+        }
         Ok(())
     }
 }
@@ -668,6 +675,7 @@ impl Resource {
             Resource::BgpPeer(r) => r.validate(),
             Resource::Node(r) => r.validate(),
             Resource::NetworkSet(r) => r.validate(),
+            Resource::BgpFilter(r) => r.validate(),
         }
     }
 }

@@ -1,12 +1,20 @@
 //! Which BGP sessions a node runs, from the model's `Node`, `BgpConfiguration` and `BgpPeer`
 //! resources, as Calico derives them: the node-to-node mesh (on unless the `default`
-//! configuration turns it off) plus explicit peerings selecting the node.
+//! configuration turns it off) plus explicit peerings selecting the node, with the route
+//! policy of `BgpConfiguration.prefixAdvertisements` and `BgpPeer.filters`.
+//!
+//! A peering naming a `BgpFilter` that does not exist is held (left out) until the filter
+//! exists: running it without its filters could advertise or accept routes the operator
+//! meant to keep out. [`held_peers`] says which and why.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use crate::dataplane::{BgpSettings, PeerConfig};
-use crate::model::{AsNumber, Model, NodeBgp};
+use crate::dataplane::{BgpSettings, PeerConfig, RoutePolicy};
+use crate::model::{
+    resolve_community, AsNumber, BgpConfiguration, BgpFilter, BgpPeer, CommunityRules, Model,
+    NodeBgp,
+};
 
 /// Calico's default AS.
 pub const DEFAULT_AS: AsNumber = AsNumber(64512);
@@ -58,6 +66,7 @@ pub fn bgp_settings(node: &str, model: &Model) -> Option<BgpSettings> {
     };
 
     let mut peers: BTreeMap<IpAddr, PeerConfig> = BTreeMap::new();
+    let mut filters: BTreeMap<IpAddr, Vec<BgpFilter>> = BTreeMap::new();
     if mesh {
         for other in model.nodes.values().filter(|n| n.name != node) {
             let Some(b) = &other.bgp else { continue };
@@ -101,6 +110,10 @@ pub fn bgp_settings(node: &str, model: &Model) -> Option<BgpSettings> {
         if !applies || my_addrs.contains(&p.peer_ip) {
             continue;
         }
+        let Ok(peer_filters) = filters_of(p, model) else {
+            continue; // held until its filters exist
+        };
+        filters.insert(p.peer_ip, peer_filters);
         peers.insert(
             p.peer_ip,
             PeerConfig {
@@ -121,7 +134,66 @@ pub fn bgp_settings(node: &str, model: &Model) -> Option<BgpSettings> {
         listen_port,
         cluster_id,
         peers: peers.into_values().collect(),
+        policy: RoutePolicy {
+            communities: community_rules(config, node_config),
+            filters: filters.into_iter().filter(|(_, f)| !f.is_empty()).collect(),
+        },
     })
+}
+
+/// The filters a peering names, in order; the first missing one's name as the error.
+fn filters_of(peer: &BgpPeer, model: &Model) -> Result<Vec<BgpFilter>, String> {
+    peer.filters
+        .iter()
+        .map(|name| {
+            model
+                .bgp_filters
+                .get(name)
+                .cloned()
+                .ok_or_else(|| name.clone())
+        })
+        .collect()
+}
+
+/// The peerings of the model held back because they name a filter that does not exist:
+/// (peering name, why), for an operator.
+pub fn held_peers(model: &Model) -> Vec<(String, String)> {
+    model
+        .bgp_peers
+        .values()
+        .filter_map(|p| {
+            let missing = filters_of(p, model).err()?;
+            Some((
+                p.name.clone(),
+                format!("filters: BgpFilter {missing:?} does not exist"),
+            ))
+        })
+        .collect()
+}
+
+/// `prefixAdvertisements` resolved: the node's own configuration's when it sets any,
+/// else the `default` one's (as Calico's confd picks them).
+fn community_rules(
+    config: Option<&BgpConfiguration>,
+    node_config: Option<&BgpConfiguration>,
+) -> CommunityRules {
+    let chosen = node_config
+        .filter(|c| !c.prefix_advertisements.is_empty())
+        .or(config);
+    let Some(c) = chosen else {
+        return CommunityRules::new();
+    };
+    c.prefix_advertisements
+        .iter()
+        .map(|ad| {
+            let list = ad
+                .communities
+                .iter()
+                .filter_map(|e| resolve_community(&c.communities, e).ok())
+                .collect();
+            (ad.cidr, list)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -250,5 +322,88 @@ addPath: {{send: true}}
             .iter()
             .filter(|p| p.address.to_string() != "192.0.2.9")
             .all(|p| p.add_path == AddPathConfig::default()));
+    }
+
+    const POLICY: &str = "---
+kind: BgpConfiguration
+name: default
+communities: [{name: gold, value: '65001:100'}]
+prefixAdvertisements: [{cidr: 10.65.0.0/16, communities: [gold, '1:2:3']}]
+---
+kind: BgpConfiguration
+name: node.b
+communities: [{name: gold, value: '65002:200'}]
+prefixAdvertisements: [{cidr: 10.66.0.0/16, communities: [gold]}]
+---
+kind: BgpPeer
+name: tor
+peerIP: 192.0.2.9
+asNumber: 65009
+filters: [second, first]
+---
+kind: BgpFilter
+name: first
+exportV4: [{action: Accept}]
+---
+kind: BgpFilter
+name: second
+exportV4: [{action: Reject, matchOperator: In, cidr: 10.65.0.0/16}]
+";
+
+    #[test]
+    fn communities_and_filters_reach_the_settings() {
+        use crate::model::{Community, Direction};
+        let m = model(&format!("{NODES}{POLICY}"));
+        let a = bgp_settings("a", &m).unwrap();
+        let gold = Community::Standard(65001 << 16 | 100);
+        assert_eq!(
+            a.policy.communities,
+            vec![(
+                "10.65.0.0/16".parse().unwrap(),
+                vec![gold, Community::Large(1, 2, 3)]
+            )]
+        );
+        let tor: IpAddr = "192.0.2.9".parse().unwrap();
+        let names: Vec<_> = a
+            .policy
+            .peer_filters(tor)
+            .iter()
+            .map(|f| f.name.as_str())
+            .collect();
+        assert_eq!(names, ["second", "first"], "in the peer's order");
+        let block = "10.65.1.0/26".parse().unwrap();
+        assert!(!a.policy.allows(tor, Direction::Export, &block, false));
+        let mesh: IpAddr = "192.0.2.2".parse().unwrap();
+        assert!(
+            a.policy.allows(mesh, Direction::Export, &block, false),
+            "mesh: no filters"
+        );
+        // b's own configuration replaces the default advertisements, with its own names.
+        let b = bgp_settings("b", &m).unwrap();
+        let rules = &b.policy.communities;
+        assert_eq!(rules.len(), 1);
+        assert_eq!(rules[0].1, vec![Community::Standard(65002 << 16 | 200)]);
+    }
+
+    #[test]
+    fn a_peer_naming_a_missing_filter_is_held_until_it_exists() {
+        let without = POLICY.replace(
+            "kind: BgpFilter\nname: first",
+            "kind: BgpFilter\nname: other",
+        );
+        let m = model(&format!("{NODES}{without}"));
+        let a = bgp_settings("a", &m).unwrap();
+        let tor: IpAddr = "192.0.2.9".parse().unwrap();
+        assert!(a.peers.iter().all(|p| p.address != tor), "{:?}", a.peers);
+        let held = held_peers(&m);
+        assert_eq!(held.len(), 1);
+        assert!(held[0].1.contains("\"first\" does not exist"), "{held:?}");
+        let m = model(&format!("{NODES}{POLICY}"));
+        assert!(bgp_settings("a", &m)
+            .unwrap()
+            .peers
+            .iter()
+            .any(|p| p.address == tor));
+        assert!(held_peers(&m).is_empty());
     }
 }

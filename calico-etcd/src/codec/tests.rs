@@ -144,6 +144,26 @@ fn validation_failures_name_the_field() {
     assert!(why.contains("spec.ipipMode"), "{why}");
 }
 
+/// A BGPFilter as `calicoctl create` stores it (Calico's documented sample, less the
+/// `interface` rules calico-rs refuses).
+const BGP_FILTER: &str = r#"{"kind":"BGPFilter","apiVersion":"projectcalico.org/v3","metadata":{"name":"my-filter","uid":"6d0e5b0a-7c1f-4f7e-9a55-1e2d3c4b5a69","creationTimestamp":"2025-06-01T09:00:00Z"},"spec":{"exportV4":[{"cidr":"77.0.0.0/16","source":"RemotePeers","matchOperator":"In","action":"Accept"}],"importV4":[{"cidr":"44.0.0.0/16","matchOperator":"NotIn","action":"Reject"}],"importV6":[{"cidr":"5000::/64","prefixLength":{"min":64,"max":96},"matchOperator":"In","action":"Accept"},{"action":"Reject"}]}}"#;
+
+#[test]
+fn a_bgp_filter_decodes_under_its_key_and_encodes_back() {
+    let r = resource("bgpfilters/my-filter", BGP_FILTER);
+    let Resource::BgpFilter(f) = &r else {
+        panic!("{r:?}")
+    };
+    assert_eq!(
+        (f.export_v4.len(), f.import_v4.len(), f.import_v6.len()),
+        (1, 1, 2)
+    );
+    let key = crate::layout::key_of(P, &r).unwrap();
+    assert_eq!(key, format!("{R}bgpfilters/my-filter"));
+    let bad = BGP_FILTER.replace("77.0.0.0/16", "77.0.0.0/33");
+    assert!(refused("bgpfilters/my-filter", &bad).contains("exportV4[0].cidr"));
+}
+
 #[test]
 fn unsupported_kinds_are_ignored_not_refused() {
     let felix = r#"{"kind":"FelixConfiguration","apiVersion":"projectcalico.org/v3","metadata":{"name":"default"},"spec":{}}"#;
@@ -221,7 +241,14 @@ spec: {asNumber: 64512, nodeToNodeMeshEnabled: false, listenPort: 179}
 apiVersion: projectcalico.org/v3
 kind: BGPPeer
 metadata: {name: tor}
-spec: {nodeSelector: "rack == 'a'", peerIP: 192.168.56.1, asNumber: 64513}
+spec: {nodeSelector: "rack == 'a'", peerIP: 192.168.56.1, asNumber: 64513, filters: [edge]}
+---
+apiVersion: projectcalico.org/v3
+kind: BGPConfiguration
+metadata: {name: node.node-1}
+spec:
+  communities: [{name: gold, value: "65001:100"}]
+  prefixAdvertisements: [{cidr: 10.244.0.0/16, communities: [gold, "65001:2:3"]}]
 "#;
     for original in calico_core::integrations::calico_v3::parse_v3(yaml).unwrap() {
         let key = crate::layout::key_of(P, &original).unwrap();

@@ -83,9 +83,11 @@ fn expected_flags(type_code: u8) -> Option<u8> {
         | code::CLUSTER_LIST
         | code::MP_REACH_NLRI
         | code::MP_UNREACH_NLRI => FLAG_OPTIONAL,
-        code::AGGREGATOR | code::COMMUNITIES | code::AS4_PATH | code::AS4_AGGREGATOR => {
-            FLAG_OPTIONAL | FLAG_TRANSITIVE
-        }
+        code::AGGREGATOR
+        | code::COMMUNITIES
+        | code::AS4_PATH
+        | code::AS4_AGGREGATOR
+        | code::LARGE_COMMUNITY => FLAG_OPTIONAL | FLAG_TRANSITIVE,
         _ => return None,
     })
 }
@@ -238,6 +240,7 @@ impl<'e> Decoder<'e> {
             code::ATOMIC_AGGREGATE => self.atomic_aggregate(value),
             code::AGGREGATOR | code::AS4_AGGREGATOR => self.aggregator(raw.type_code, value),
             code::COMMUNITIES => self.communities(value),
+            code::LARGE_COMMUNITY => self.large_communities(value),
             code::ORIGINATOR_ID => self.originator_id(value),
             code::CLUSTER_LIST => self.cluster_list(value),
             code::MP_REACH_NLRI => {
@@ -372,6 +375,30 @@ impl<'e> Decoder<'e> {
         if let Some(list) = self.four_octet_list(code::COMMUNITIES, "COMMUNITIES", value) {
             self.attrs.communities = list;
         }
+    }
+
+    /// LARGE_COMMUNITY (RFC 8092): a non-zero multiple of 12 octets, else treat-as-withdraw
+    /// (§6); repeated values are removed (§5).
+    fn large_communities(&mut self, value: &[u8]) {
+        if value.is_empty() || value.len() % 12 != 0 {
+            self.withdraw(
+                code::LARGE_COMMUNITY,
+                UpdateSubcode::AttributeLengthError,
+                format!(
+                    "LARGE_COMMUNITY length {} is not a non-zero multiple of 12",
+                    value.len()
+                ),
+            );
+            return;
+        }
+        let mut v = Cursor::new(value);
+        let mut list: Vec<[u32; 3]> = Vec::with_capacity(value.len() / 12);
+        while let (Some(a), Some(b), Some(c)) = (v.u32(), v.u32(), v.u32()) {
+            if !list.contains(&[a, b, c]) {
+                list.push([a, b, c]);
+            }
+        }
+        self.attrs.large_communities = list;
     }
 
     /// CLUSTER_LIST (RFC 4456).

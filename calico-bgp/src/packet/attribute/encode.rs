@@ -59,6 +59,14 @@ impl PathAttributes {
             let value = aggregator_value(agg.asn.to_be_bytes(), agg);
             put(out, OPTIONAL_TRANSITIVE, code::AS4_AGGREGATOR, &value)?;
         }
+        if !self.large_communities.is_empty() {
+            let value: Vec<u8> = self
+                .large_communities
+                .iter()
+                .flat_map(|c| c.iter().flat_map(|v| v.to_be_bytes()))
+                .collect();
+            put(out, OPTIONAL_TRANSITIVE, code::LARGE_COMMUNITY, &value)?;
+        }
         for raw in &self.unknown {
             put(out, raw.flags & !FLAG_EXTENDED, raw.type_code, &raw.value)?;
         }

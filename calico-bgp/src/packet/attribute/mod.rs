@@ -1,5 +1,6 @@
 //! Path attributes (RFC 4271 §4.3, §5) with RFC 7606 error handling, AS4_PATH merging
-//! (RFC 6793), route reflection attributes (RFC 4456) and multiprotocol NLRI (RFC 4760).
+//! (RFC 6793), route reflection attributes (RFC 4456), multiprotocol NLRI (RFC 4760) and
+//! communities (RFC 1997) and large communities (RFC 8092).
 //!
 //! One module per concern: [`PathAttributes`] and the small attribute types here; the AS
 //! path and its 2-/4-byte forms in `as_path`; MP_REACH_NLRI / MP_UNREACH_NLRI in `mp`;
@@ -55,6 +56,8 @@ pub mod code {
     pub const AS4_PATH: u8 = 17;
     /// AS4_AGGREGATOR (RFC 6793).
     pub const AS4_AGGREGATOR: u8 = 18;
+    /// LARGE_COMMUNITY (RFC 8092).
+    pub const LARGE_COMMUNITY: u8 = 32;
 }
 
 /// ORIGIN values, in decision-process order (lower is better).
@@ -128,6 +131,9 @@ pub struct PathAttributes {
     pub aggregator: Option<Aggregator>,
     /// COMMUNITIES.
     pub communities: Vec<u32>,
+    /// LARGE_COMMUNITY (RFC 8092): global administrator, local data 1 and 2 of each; no
+    /// value twice (a receiver removes repeats, §5).
+    pub large_communities: Vec<[u32; 3]>,
     /// ORIGINATOR_ID.
     pub originator_id: Option<Ipv4Addr>,
     /// CLUSTER_LIST.

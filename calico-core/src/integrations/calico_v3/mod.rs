@@ -2,7 +2,7 @@
 //!
 //! [`parse_v3`] (module `read`) reads multi-document YAML (and `kind: List`) of
 //! NetworkPolicy, GlobalNetworkPolicy, NetworkSet, GlobalNetworkSet, Profile, HostEndpoint,
-//! IPPool, BGPConfiguration, BGPPeer, Node and WorkloadEndpoint.
+//! IPPool, BGPConfiguration, BGPPeer, BGPFilter, Node and WorkloadEndpoint.
 //! Unknown fields are rejected with their path; features calico-rs does not implement (HTTP
 //! match, service accounts, tiers other than `default`, pre-DNAT/untracked policy, IP-in-IP
 //! or VXLAN pools, ...) are rejected with a message saying so, never silently ignored.
@@ -38,6 +38,7 @@
 //! assert!(err.to_string().contains("spec.ingress[0].http"), "{err}");
 //! ```
 
+mod bgp_filter;
 mod network_set;
 mod read;
 mod write;

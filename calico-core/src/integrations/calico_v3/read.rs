@@ -121,6 +121,10 @@ struct BgpConfigurationSpec {
     node_to_node_mesh_enabled: Option<bool>,
     #[serde(default)]
     listen_port: Option<u16>,
+    #[serde(default)]
+    communities: Vec<crate::model::CommunityDef>,
+    #[serde(default)]
+    prefix_advertisements: Vec<crate::model::PrefixAdvertisement>,
 }
 
 #[derive(Deserialize)]
@@ -133,6 +137,8 @@ struct BgpPeerSpec {
     #[serde(rename = "peerIP")]
     peer_ip: std::net::IpAddr,
     as_number: AsNumber,
+    #[serde(default)]
+    filters: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -362,6 +368,8 @@ fn object(doc: usize, kind: &str, mut v: Mapping) -> Result<Resource, TranslateE
                 as_number: s.as_number,
                 node_to_node_mesh_enabled: s.node_to_node_mesh_enabled,
                 listen_port: s.listen_port,
+                communities: s.communities,
+                prefix_advertisements: s.prefix_advertisements,
             })
         }
         "BGPPeer" => {
@@ -376,13 +384,15 @@ fn object(doc: usize, kind: &str, mut v: Mapping) -> Result<Resource, TranslateE
                 hold_time: None,
                 bfd: None,
                 add_path: None,
+                filters: s.filters,
             })
         }
+        "BGPFilter" => super::bgp_filter::read(meta, spec, &obj)?,
         "Node" => node(meta, spec, &obj)?,
         "WorkloadEndpoint" => workload_endpoint(meta, spec, &obj)?,
         "NetworkSet" | "GlobalNetworkSet" => super::network_set::read(kind, meta, spec, &obj)?,
         other => {
-            return Err(TranslateError::new(&obj, "kind", format!("{other:?} is not a supported kind (NetworkPolicy, GlobalNetworkPolicy, NetworkSet, GlobalNetworkSet, Profile, HostEndpoint, IPPool, BGPConfiguration, BGPPeer, Node, WorkloadEndpoint, List)")));
+            return Err(TranslateError::new(&obj, "kind", format!("{other:?} is not a supported kind (NetworkPolicy, GlobalNetworkPolicy, NetworkSet, GlobalNetworkSet, Profile, HostEndpoint, IPPool, BGPConfiguration, BGPPeer, BGPFilter, Node, WorkloadEndpoint, List)")));
         }
     };
     resource

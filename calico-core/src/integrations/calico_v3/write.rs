@@ -75,6 +75,7 @@ pub fn to_v3(resource: &Resource) -> Result<V3Object, TranslateError> {
         Resource::BgpPeer(p) => ("BGPPeer", None, p.name.clone(), None, bgp_peer(p)?),
         Resource::Node(n) => ("Node", None, n.name.clone(), Some(&n.labels), node(n)),
         Resource::NetworkSet(s) => super::network_set::write(s),
+        Resource::BgpFilter(f) => super::bgp_filter::write(f),
         Resource::BlockAffinity(b) => {
             return Err(TranslateError::new(
                 format!("BlockAffinity {}", b.cidr),
@@ -309,6 +310,7 @@ fn bgp_configuration(c: &BgpConfiguration) -> Value {
     if let Some(v) = c.listen_port {
         spec.insert("listenPort".into(), json!(v));
     }
+    super::bgp_filter::write_communities(&mut spec, &c.communities, &c.prefix_advertisements);
     Value::Object(spec)
 }
 
@@ -351,6 +353,9 @@ fn bgp_peer(p: &BgpPeer) -> Result<Value, TranslateError> {
     }
     spec.insert("peerIP".into(), json!(p.peer_ip));
     spec.insert("asNumber".into(), json!(p.as_number));
+    if !p.filters.is_empty() {
+        spec.insert("filters".into(), json!(p.filters));
+    }
     Ok(Value::Object(spec))
 }
 

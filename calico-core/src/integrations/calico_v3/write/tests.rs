@@ -96,6 +96,8 @@ fn other_kinds() -> impl Strategy<Value = Vec<Resource>> {
                 as_number,
                 node_to_node_mesh_enabled: mesh,
                 listen_port,
+                communities: Vec::new(),
+                prefix_advertisements: Vec::new(),
             })
         });
     let peer = (0u8..3, v4, 1u32..).prop_map(|(which, ip, asn)| {
@@ -109,6 +111,11 @@ fn other_kinds() -> impl Strategy<Value = Vec<Resource>> {
             hold_time: None,
             bfd: None,
             add_path: None,
+            filters: if which == 2 {
+                vec!["f".into()]
+            } else {
+                Vec::new()
+            },
         })
     });
     (node, hep, pool, conf, peer).prop_map(|(a, b, c, d, e)| vec![a, b, c, d, e])
@@ -349,6 +356,7 @@ fn unencodable_resources_are_refused_with_the_reason() {
         hold_time: None,
         bfd: None,
         add_path: None,
+        filters: Vec::new(),
     };
     let e = to_v3(&Resource::BgpPeer(peer.clone())).unwrap_err();
     assert_eq!(e.field, "spec.password", "{e}");

@@ -215,6 +215,7 @@ fn speaker_receiver(
                     route_reflector_client: false,
                     bfd: None,
                     add_path: Default::default(),
+                    session: Default::default(),
                 }]
                 .into(),
             })

@@ -210,6 +210,7 @@ mod tests {
                     route_reflector_client: true,
                     bfd: None,
                     add_path: Default::default(),
+                    session: Default::default(),
                 },
                 PeerConfig {
                     address: "fd00::2".parse().unwrap(),
@@ -220,6 +221,7 @@ mod tests {
                     route_reflector_client: false,
                     bfd: None,
                     add_path: Default::default(),
+                    session: Default::default(),
                 },
             ]
             .into(),

@@ -287,6 +287,7 @@ mod tests {
             route_reflector_client: false,
             bfd: None,
             add_path: AddPathConfig::default(),
+            session: Default::default(),
         }
     }
 

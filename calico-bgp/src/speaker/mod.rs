@@ -114,6 +114,7 @@
 //!             route_reflector_client: false,
 //!             bfd: None,
 //!             add_path: Default::default(),
+//!             session: Default::default(),
 //!         }]),
 //!     })
 //!     .await?;

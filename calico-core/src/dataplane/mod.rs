@@ -55,6 +55,7 @@
 
 pub mod acl;
 pub mod bgp;
+pub mod bgp_session;
 mod change;
 mod diff;
 mod error;
@@ -67,6 +68,7 @@ pub use bgp::{
     AddPathConfig, AsNumber, BfdConfig, BgpBackend, BgpSettings, LearnedRoute, PeerConfig,
     PeerCounters, PeerState, PeerStatus,
 };
+pub use bgp_session::{NextHopMode, SessionOptions};
 pub use change::{ApplyError, Change, ChangeSet};
 pub use diff::diff;
 pub(crate) use diff::{diff_keys, Touched};

@@ -5,6 +5,7 @@
 //! same answers from us as from `calicoctl`.
 
 mod bgp;
+mod bgp_session;
 mod endpoint;
 mod error;
 mod file;
@@ -24,7 +25,7 @@ pub use validate::{
 
 pub use crate::dataplane::AsNumber;
 pub use crate::labels::{Labels, LABEL_NAMESPACE, LABEL_ORCHESTRATOR, NAMESPACE_LABEL_PREFIX};
-pub use bgp::{BgpConfiguration, BgpPeer, Node, NodeBgp};
+pub use bgp::{BgpConfiguration, BgpPeer, Node, NodeBgp, SourceAddress};
 pub use endpoint::{HostEndpoint, MacAddr, NamedPort, WorkloadEndpoint, WorkloadEndpointId};
 pub use error::{clip, Reason, ResourceRef, ValidationError};
 pub use file::{load_file, parse_resources, FileError};

@@ -38,6 +38,9 @@
 //! assert!(err.to_string().contains("spec.ingress[0].http"), "{err}");
 //! ```
 
+#[cfg(test)]
+mod bgp_tests;
+mod duration;
 mod network_set;
 mod read;
 mod write;

@@ -343,6 +343,7 @@ impl SpeakerState {
             remote_as: config.remote_as.0,
             router_id: settings.router_id,
             hold_time: config.hold_time,
+            keepalive: config.session.keepalive_time,
             passive: config.passive,
             families: vec![family],
             add_path: if config.add_path.is_on() {
@@ -355,7 +356,9 @@ impl SpeakerState {
                 Vec::new()
             },
             graceful_restart: self.options.graceful_restart.map(|g| GracefulRestart {
-                restart_time: u16::try_from(g.restart_time.as_secs().min(0x0fff)).unwrap_or(0x0fff),
+                restart_time: config.session.restart_time.unwrap_or(
+                    u16::try_from(g.restart_time.as_secs().min(0x0fff)).unwrap_or(0x0fff),
+                ),
                 restarting: g.restarting,
             }),
             connect_retry_min: self.options.connect_retry_min,
@@ -421,6 +424,8 @@ impl SpeakerState {
             rr_client: p.config.route_reflector_client,
             local_address: local.ip().to_canonical(),
             families: negotiated.families.clone(),
+            allow_local_as: p.config.session.allow_local_as,
+            next_hop_mode: p.config.session.next_hop_mode,
         };
         self.rib.peer_up(id, info);
         // A peer whose routes are stale is back.

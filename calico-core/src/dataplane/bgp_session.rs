@@ -45,7 +45,8 @@ impl fmt::Display for NextHopMode {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SessionOptions {
     /// Seconds between KEEPALIVEs (RFC 4271 §4.4); `None`: a third of the negotiated hold
-    /// time. Never more than a third of the negotiated hold time.
+    /// time. When the peer offers a shorter hold time than ours, it is scaled down in
+    /// proportion (as BIRD does).
     pub keepalive_time: Option<u16>,
     /// The restart time advertised in the graceful restart capability (RFC 4724 §3), in
     /// seconds (at most 4095); `None`: the speaker's default.

@@ -133,6 +133,7 @@
 //! ```
 
 mod add_path;
+pub mod gtsm;
 mod listener;
 pub mod md5;
 mod options;

@@ -63,6 +63,8 @@ pub struct PeerStart {
     pub session: SessionConfig,
     /// The TCP MD5 password of its connections.
     pub password: Option<String>,
+    /// Its socket options: source address and GTSM.
+    pub options: calico_core::dataplane::SessionOptions,
 }
 
 impl std::fmt::Debug for PeerStart {
@@ -73,6 +75,7 @@ impl std::fmt::Debug for PeerStart {
             .field("remote", &self.remote)
             .field("session", &self.session)
             .field("password", &self.password.as_ref().map(|_| "<password>"))
+            .field("options", &self.options)
             .finish()
     }
 }
@@ -158,6 +161,12 @@ impl SpeakerState {
             if let Some(password) = &p.password {
                 md5::validate(p.address, password)
                     .map_err(|e| BackendError::Unsupported(e.to_string()))?;
+            }
+            if let Err((field, why)) = p.session.validate(p.hold_time) {
+                let address = p.address;
+                return Err(BackendError::Unsupported(format!(
+                    "peer {address}: {field}: {why}"
+                )));
             }
         }
         let mut seen = BTreeSet::new();
@@ -367,12 +376,14 @@ impl SpeakerState {
         let remote = SocketAddr::new(config.address, self.options.peer_port);
         tracing::info!(peer = %config.address, remote_as = config.remote_as.0, "starting peering");
         let password = config.password.clone();
+        let options = config.session.clone();
         let peer = self.peers.add(config);
         out.push(Output::StartPeer(PeerStart {
             peer,
             remote,
             session,
             password,
+            options,
         }));
     }
 

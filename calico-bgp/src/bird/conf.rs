@@ -36,6 +36,27 @@ pub enum ConfError {
         /// Why.
         why: String,
     },
+    /// A session option out of range.
+    #[error("peer {peer}: {field}: {why}")]
+    Session {
+        /// The peer's address.
+        peer: IpAddr,
+        /// The field.
+        field: &'static str,
+        /// Why.
+        why: String,
+    },
+}
+
+/// Session options out of range (keepalive, restart time, allowas-in, TTL security).
+fn check_session(peer: &PeerConfig) -> Result<(), ConfError> {
+    peer.session
+        .validate(peer.hold_time)
+        .map_err(|(field, why)| ConfError::Session {
+            peer: peer.address,
+            field,
+            why,
+        })
 }
 
 /// The BIRD protocol name of a peering.
@@ -115,7 +136,7 @@ fn check_peer(peer: &PeerConfig) -> Result<(), ConfError> {
             hold: peer.hold_time,
         });
     }
-    Ok(())
+    check_session(peer)
 }
 
 /// The BGP protocol of one (checked) peering.
@@ -146,11 +167,12 @@ fn render_peer(c: &mut String, settings: &BgpSettings, peer: &PeerConfig) {
     if let Some(p) = &peer.password {
         let _ = writeln!(c, "  password \"{p}\";");
     }
+    let ebgp = peer.remote_as != settings.local_as;
     if let Some(b) = &peer.bfd {
         // BFD here is single hop (RFC 5881): the peer is on a connected network, which BIRD
         // assumes of eBGP peers and must be told of iBGP ones (else it takes them for
         // multihop, whose BFD needs a fixed local address).
-        if peer.remote_as == settings.local_as {
+        if !ebgp {
             c.push_str("  direct;\n");
         }
         let _ = writeln!(
@@ -161,6 +183,7 @@ fn render_peer(c: &mut String, settings: &BgpSettings, peer: &PeerConfig) {
             b.multiplier
         );
     }
+    super::session::render_options(c, peer, ebgp, peer.bfd.is_some());
     if peer.route_reflector_client {
         c.push_str("  rr client;\n");
         if let Some(id) = settings.cluster_id {
@@ -185,7 +208,8 @@ fn render_peer(c: &mut String, settings: &BgpSettings, peer: &PeerConfig) {
     };
     let _ = writeln!(
         c,
-        "  {af} {{ import all; export where {export}; next hop self ebgp;{add_path} }};\n}}"
+        "  {af} {{ import all; export where {export}; {}{add_path} }};\n}}",
+        super::session::next_hop(peer)
     );
 }
 
@@ -357,6 +381,54 @@ mod tests {
             render(&s, &BTreeSet::new(), 251),
             Err(ConfError::Bfd {
                 field: "bfd.multiplier",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn session_options_are_written_as_calico_does_and_bird_parses_them() {
+        use calico_core::dataplane::{NextHopMode, SessionOptions};
+        let mut s = settings();
+        let peers: Vec<PeerConfig> = std::mem::take(&mut s.peers).into_iter().collect();
+        let (mut ibgp, mut ebgp) = (peers[0].clone(), peers[1].clone());
+        ibgp.session = SessionOptions {
+            keepalive_time: Some(2),
+            restart_time: Some(45),
+            ttl_security: Some(1),
+            next_hop_mode: NextHopMode::SelfAddress,
+            source_address: Some("192.0.2.1".parse().unwrap()),
+            ..Default::default()
+        };
+        ebgp.session = SessionOptions {
+            allow_local_as: 2,
+            ttl_security: Some(3),
+            next_hop_mode: NextHopMode::Keep,
+            ..Default::default()
+        };
+        s.peers = [ibgp.clone(), ebgp].into();
+        let c = render(&s, &BTreeSet::new(), 251).unwrap();
+        for want in [
+            "keepalive time 2;",
+            "graceful restart time 45;",
+            "ttl security on;\n  multihop 1;",
+            "source address 192.0.2.1;",
+            "next hop self; };",
+            "allow local as 2;",
+            "ttl security on;\n  multihop 3;",
+            "next hop keep; };",
+        ] {
+            assert!(c.contains(want), "missing {want:?} in\n{c}");
+        }
+        bird_parses(&c);
+
+        s.peers.remove(&ibgp);
+        ibgp.session.keepalive_time = Some(9);
+        s.peers.insert(ibgp);
+        assert!(matches!(
+            render(&s, &BTreeSet::new(), 251),
+            Err(ConfError::Session {
+                field: "keepaliveTime",
                 ..
             })
         ));

@@ -32,6 +32,7 @@
 
 pub mod conf;
 pub mod control;
+mod session;
 mod table;
 
 pub use table::KernelTable;

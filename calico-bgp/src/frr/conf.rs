@@ -55,6 +55,16 @@ pub enum ConfError {
         /// Why.
         why: String,
     },
+    /// A session option out of range.
+    #[error("peer {peer}: {field}: {why}")]
+    Session {
+        /// The peer's address.
+        peer: IpAddr,
+        /// The field.
+        field: &'static str,
+        /// Why.
+        why: String,
+    },
     /// A peer setting this driver does not carry over to FRR.
     #[error("peer {peer}: {field}: not supported by the FRR driver ({why})")]
     Unsupported {
@@ -110,7 +120,7 @@ pub fn render(
     c.push_str("! Written by calico-rs (calico-bgp FRR driver). Do not edit.\n");
     render_policy(&mut c, settings, exports);
     render_bfd(&mut c, settings);
-    render_router(&mut c, settings, exports);
+    render_router(&mut c, settings, exports, super::session::restart_time(settings)?);
     Ok(c)
 }
 
@@ -162,7 +172,12 @@ fn render_bfd(c: &mut String, settings: &BgpSettings) {
     c.push_str("exit\n");
 }
 
-fn render_router(c: &mut String, settings: &BgpSettings, exports: &BTreeSet<IpNet>) {
+fn render_router(
+    c: &mut String,
+    settings: &BgpSettings,
+    exports: &BTreeSet<IpNet>,
+    restart_time: u16,
+) {
     let _ = writeln!(c, "router bgp {}", settings.local_as.0);
     let _ = writeln!(c, " bgp router-id {}", settings.router_id);
     // Peers are activated in their own family only; our exports need not be in the RIB.
@@ -171,6 +186,7 @@ fn render_router(c: &mut String, settings: &BgpSettings, exports: &BTreeSet<IpNe
     // No graceful restart after a NOTIFICATION (RFC 8538): a peer whose hold timer expired
     // is gone, and its routes with it, not kept for the restart time.
     c.push_str(" no bgp graceful-restart notification\n");
+    let _ = writeln!(c, " bgp graceful-restart restart-time {restart_time}");
     c.push_str(" bgp bestpath as-path multipath-relax\n");
     if let Some(id) = settings.cluster_id {
         let _ = writeln!(c, " bgp cluster-id {id}");
@@ -195,6 +211,7 @@ fn render_router(c: &mut String, settings: &BgpSettings, exports: &BTreeSet<IpNe
             if peer.route_reflector_client {
                 let _ = writeln!(c, "  neighbor {a} route-reflector-client");
             }
+            super::session::render_family(c, peer);
         }
         c.push_str(" exit-address-family\n");
     }
@@ -205,8 +222,9 @@ fn render_router(c: &mut String, settings: &BgpSettings, exports: &BTreeSet<IpNe
 fn render_neighbor(c: &mut String, peer: &PeerConfig) {
     let a = peer.address;
     let _ = writeln!(c, " neighbor {a} remote-as {}", peer.remote_as.0);
-    let keepalive = peer.hold_time / 3;
+    let keepalive = super::session::keepalive(peer);
     let _ = writeln!(c, " neighbor {a} timers {keepalive} {}", peer.hold_time);
+    super::session::render_neighbor(c, peer);
     let _ = writeln!(c, " neighbor {a} timers connect {CONNECT_RETRY}");
     if peer.passive {
         let _ = writeln!(c, " neighbor {a} passive");
@@ -267,7 +285,13 @@ fn check_peer(peer: &PeerConfig) -> Result<(), ConfError> {
             hold: peer.hold_time,
         });
     }
-    Ok(())
+    peer.session
+        .validate(peer.hold_time)
+        .map_err(|(field, why)| ConfError::Session {
+            peer: peer.address,
+            field,
+            why,
+        })
 }
 
 #[cfg(test)]
@@ -453,6 +477,53 @@ mod tests {
         assert!(
             with(&|p| p.hold_time = 0).is_ok(),
             "hold time 0: no keepalives"
+        );
+    }
+
+    #[test]
+    fn session_options_are_written_and_frr_parses_them() {
+        use calico_core::dataplane::{NextHopMode, SessionOptions};
+        let mut s = settings();
+        let peers: Vec<PeerConfig> = std::mem::take(&mut s.peers).into_iter().collect();
+        let (mut a, mut b) = (peers[0].clone(), peers[1].clone());
+        a.session = SessionOptions {
+            keepalive_time: Some(2),
+            restart_time: Some(45),
+            ttl_security: Some(1),
+            next_hop_mode: NextHopMode::SelfAddress,
+            source_address: Some("192.0.2.1".parse().unwrap()),
+            ..Default::default()
+        };
+        b.session = SessionOptions {
+            restart_time: Some(45),
+            allow_local_as: 2,
+            next_hop_mode: NextHopMode::Keep,
+            ..Default::default()
+        };
+        s.peers = [a.clone(), b.clone()].into();
+        let c = render(&s, &exports(), Path::new("/run/x/frr.log")).unwrap();
+        for want in [
+            " neighbor 192.0.2.2 timers 2 9\n",
+            " neighbor 192.0.2.2 ttl-security hops 1\n",
+            " neighbor 192.0.2.2 update-source 192.0.2.1\n",
+            "  neighbor 192.0.2.2 next-hop-self force\n",
+            "  neighbor fd00::2 allowas-in 2\n",
+            "  neighbor fd00::2 attribute-unchanged next-hop\n",
+            " bgp graceful-restart restart-time 45\n",
+        ] {
+            assert!(c.contains(want), "missing {want:?} in\n{c}");
+        }
+        if let Some(parsed) = frr_parses(&c) {
+            assert_eq!(parsed, Ok(()), "{c}");
+        }
+        // One restart time per router in FRR: different ones are refused.
+        s.peers.remove(&b);
+        b.session.restart_time = None;
+        s.peers.insert(b);
+        let e = render(&s, &exports(), Path::new("/run/x/frr.log")).unwrap_err();
+        assert!(
+            matches!(e, ConfError::Unsupported { field: "maxRestartTime", .. }),
+            "{e}"
         );
     }
 }

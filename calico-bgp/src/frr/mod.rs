@@ -38,6 +38,7 @@
 pub mod conf;
 mod daemons;
 pub mod reload;
+mod session;
 pub mod status;
 
 use std::collections::{BTreeSet, HashMap};

@@ -589,7 +589,12 @@ fn allowas_in_accepts_our_as_up_to_the_allowed_count() {
     let mut rib = rib();
     let e = peer_with(&mut rib, 1, 65001, false, 2, Auto);
     announce(&mut rib, e, "10.1.0.0/16", attrs(&[65001, LOCAL_AS], 1));
-    announce(&mut rib, e, "10.2.0.0/16", attrs(&[65001, LOCAL_AS, 65002, LOCAL_AS], 1));
+    announce(
+        &mut rib,
+        e,
+        "10.2.0.0/16",
+        attrs(&[65001, LOCAL_AS, 65002, LOCAL_AS], 1),
+    );
     announce(
         &mut rib,
         e,
@@ -598,7 +603,11 @@ fn allowas_in_accepts_our_as_up_to_the_allowed_count() {
     );
     assert_eq!(best_peer(&rib, "10.1.0.0/16"), Some(e));
     assert_eq!(best_peer(&rib, "10.2.0.0/16"), Some(e), "twice is allowed");
-    assert_eq!(best_peer(&rib, "10.3.0.0/16"), None, "three times is a loop");
+    assert_eq!(
+        best_peer(&rib, "10.3.0.0/16"),
+        None,
+        "three times is a loop"
+    );
 }
 
 #[test]
@@ -626,6 +635,11 @@ fn next_hop_self_and_keep_override_bgps_rules() {
     // Our own routes carry our address whatever the mode.
     rib.set_exports(["10.9.0.0/26".parse().unwrap()].into());
     let own: IpNet = "10.9.0.0/26".parse().unwrap();
-    let own_nh = rib.exporter(ext_keep).unwrap().route(&own).unwrap().next_hop;
+    let own_nh = rib
+        .exporter(ext_keep)
+        .unwrap()
+        .route(&own)
+        .unwrap()
+        .next_hop;
     assert_eq!(own_nh, ours);
 }

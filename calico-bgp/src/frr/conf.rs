@@ -120,7 +120,12 @@ pub fn render(
     c.push_str("! Written by calico-rs (calico-bgp FRR driver). Do not edit.\n");
     render_policy(&mut c, settings, exports);
     render_bfd(&mut c, settings);
-    render_router(&mut c, settings, exports, super::session::restart_time(settings)?);
+    render_router(
+        &mut c,
+        settings,
+        exports,
+        super::session::restart_time(settings)?,
+    );
     Ok(c)
 }
 
@@ -522,7 +527,13 @@ mod tests {
         s.peers.insert(b);
         let e = render(&s, &exports(), Path::new("/run/x/frr.log")).unwrap_err();
         assert!(
-            matches!(e, ConfError::Unsupported { field: "maxRestartTime", .. }),
+            matches!(
+                e,
+                ConfError::Unsupported {
+                    field: "maxRestartTime",
+                    ..
+                }
+            ),
             "{e}"
         );
     }

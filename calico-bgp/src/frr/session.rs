@@ -41,9 +41,7 @@ pub(super) fn restart_time(settings: &BgpSettings) -> Result<u16, ConfError> {
 
 /// The keepalive interval written in `timers` (a third of the hold time unless set).
 pub(super) fn keepalive(peer: &PeerConfig) -> u16 {
-    peer.session
-        .keepalive_time
-        .unwrap_or(peer.hold_time / 3)
+    peer.session.keepalive_time.unwrap_or(peer.hold_time / 3)
 }
 
 /// Session-level neighbor lines: GTSM and the source address.
@@ -61,7 +59,11 @@ pub(super) fn render_neighbor(c: &mut String, peer: &PeerConfig) {
 pub(super) fn render_family(c: &mut String, peer: &PeerConfig) {
     let a = peer.address;
     if peer.session.allow_local_as > 0 {
-        let _ = writeln!(c, "  neighbor {a} allowas-in {}", peer.session.allow_local_as);
+        let _ = writeln!(
+            c,
+            "  neighbor {a} allowas-in {}",
+            peer.session.allow_local_as
+        );
     }
     match peer.session.next_hop_mode {
         NextHopMode::Auto => {}

@@ -364,7 +364,11 @@ mod tests {
         // The peer offered 9 s: scaled as BIRD does, so that it stays below the hold time.
         assert_eq!(keepalive_interval(&config(90, Some(60)), 9), 6);
         assert_eq!(keepalive_interval(&config(90, Some(10)), 9), 1);
-        assert_eq!(keepalive_interval(&config(90, Some(10)), 0), 0, "no keepalives");
+        assert_eq!(
+            keepalive_interval(&config(90, Some(10)), 0),
+            0,
+            "no keepalives"
+        );
         assert_eq!(keepalive_interval(&config(3, None), 3), 1);
     }
 }

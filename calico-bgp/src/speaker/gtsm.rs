@@ -6,29 +6,27 @@
 use std::io;
 use std::os::fd::{AsFd, AsRawFd};
 
-use socket2::SockRef;
-
 /// The TTL (hop limit) GTSM sends with.
-pub const GTSM_TTL: u32 = 255;
+pub const GTSM_TTL: libc::c_int = 255;
 
-/// Sends with TTL 255 and, when `min_ttl` is set, drops what arrives with a lower TTL
-/// (`IP_MINTTL`, or `IPV6_MINHOPCOUNT` on an IPv6 socket).
+/// Sends with TTL 255 and, when `min_ttl` is set, drops what arrives with a lower TTL, on
+/// a socket whose traffic is IPv6 (`ipv6`) or IPv4 (`IP_TTL`/`IP_MINTTL`, which also govern
+/// IPv4-mapped connections of an IPv6 socket).
 pub fn apply(socket: &impl AsFd, ipv6: bool, min_ttl: Option<u8>) -> io::Result<()> {
-    let sock = SockRef::from(socket);
-    if ipv6 {
-        sock.set_unicast_hops_v6(GTSM_TTL)?;
+    let (level, ttl, min) = if ipv6 {
+        (
+            libc::IPPROTO_IPV6,
+            libc::IPV6_UNICAST_HOPS,
+            libc::IPV6_MINHOPCOUNT,
+        )
     } else {
-        sock.set_ttl_v4(GTSM_TTL)?;
+        (libc::IPPROTO_IP, libc::IP_TTL, libc::IP_MINTTL)
+    };
+    set_int(socket, level, ttl, GTSM_TTL)?;
+    match min_ttl {
+        Some(m) => set_int(socket, level, min, libc::c_int::from(m)),
+        None => Ok(()),
     }
-    let Some(min) = min_ttl else {
-        return Ok(());
-    };
-    let (level, name) = if ipv6 {
-        (libc::IPPROTO_IPV6, libc::IPV6_MINHOPCOUNT)
-    } else {
-        (libc::IPPROTO_IP, libc::IP_MINTTL)
-    };
-    set_int(socket, level, name, libc::c_int::from(min))
 }
 
 /// Sets an integer socket option.
@@ -104,5 +102,13 @@ mod tests {
             };
             assert_eq!(ttl, 255);
         }
+    }
+
+    #[test]
+    fn ipv4_options_take_on_an_ipv6_socket_for_mapped_traffic() {
+        let s = socket2::Socket::new(socket2::Domain::IPV6, socket2::Type::STREAM, None).unwrap();
+        apply(&s, false, Some(255)).unwrap();
+        assert_eq!(min_ttl(&s, false).unwrap(), 255);
+        assert_eq!(s.ttl_v4().unwrap(), 255);
     }
 }

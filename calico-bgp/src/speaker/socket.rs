@@ -117,7 +117,9 @@ impl SocketFactory {
     pub fn secure_accepted(&self, stream: &tokio::net::TcpStream) -> io::Result<()> {
         match self.gtsm_min_ttl {
             Some(min) => {
-                let ipv6 = stream.local_addr()?.is_ipv6();
+                // The peer's family decides: an IPv4 peer on a dual-stack listener comes as
+                // an IPv4-mapped address, governed by the IPv4 options.
+                let ipv6 = stream.peer_addr()?.ip().to_canonical().is_ipv6();
                 super::gtsm::apply(stream, ipv6, Some(min))
             }
             None => Ok(()),

@@ -75,7 +75,10 @@ impl SessionOptions {
     pub fn validate(&self, hold_time: u16) -> Result<(), (&'static str, String)> {
         if let Some(k) = self.keepalive_time {
             if k == 0 {
-                return Err(("keepaliveTime", "must be at least 1 s (RFC 4271 §4.4)".into()));
+                return Err((
+                    "keepaliveTime",
+                    "must be at least 1 s (RFC 4271 §4.4)".into(),
+                ));
             }
             if hold_time == 0 {
                 return Err((

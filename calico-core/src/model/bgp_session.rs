@@ -26,7 +26,9 @@ impl BgpPeer {
             } else {
                 NextHopMode::Auto
             }),
-            ttl_security: self.ttl_security.map(|h| u8::try_from(h).unwrap_or(u8::MAX)),
+            ttl_security: self
+                .ttl_security
+                .map(|h| u8::try_from(h).unwrap_or(u8::MAX)),
             source_address: match self.source_address.unwrap_or_default() {
                 SourceAddress::UseNodeIP => node_ip,
                 SourceAddress::None => None,

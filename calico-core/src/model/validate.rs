@@ -643,7 +643,10 @@ impl BgpPeer {
                 return Err(c.invalid("password", "a TCP MD5 key must be 1-80 bytes"));
             }
         }
-        if let Some(ip) = self.peer_ip.filter(|ip| ip.is_unspecified() || ip.is_multicast()) {
+        if let Some(ip) = self
+            .peer_ip
+            .filter(|ip| ip.is_unspecified() || ip.is_multicast())
+        {
             return Err(c.invalid("peerIP", format!("{ip} is not a unicast address")));
         }
         self.validate_session(&c)

@@ -37,7 +37,10 @@ pub fn bgp_settings(node: &str, model: &Model) -> Option<BgpSettings> {
         local_as: my_bgp.as_number.unwrap_or(cluster_as),
     };
     let mut peers: BTreeMap<IpAddr, PeerConfig> = BTreeMap::new();
-    if config.and_then(|c| c.node_to_node_mesh_enabled).unwrap_or(true) {
+    if config
+        .and_then(|c| c.node_to_node_mesh_enabled)
+        .unwrap_or(true)
+    {
         mesh_peers(&ctx, config, &mut peers);
     }
     for p in model.bgp_peers.values() {
@@ -343,13 +346,20 @@ nextHopMode: Keep
         ));
         let a = bgp_settings("a", &m).unwrap();
         let addrs: Vec<String> = a.peers.iter().map(|p| p.address.to_string()).collect();
-        assert_eq!(addrs, ["192.0.2.9", "fd00::9"], "one session per common family");
+        assert_eq!(
+            addrs,
+            ["192.0.2.9", "fd00::9"],
+            "one session per common family"
+        );
         let v4 = a.peers.iter().next().unwrap();
         assert_eq!(v4.remote_as, DEFAULT_AS, "the selected node's (cluster) AS");
         assert!(!v4.passive, "the lower address connects");
         assert_eq!(v4.session.keepalive_time, Some(10));
         assert_eq!(v4.session.ttl_security, Some(1));
-        assert_eq!(v4.session.next_hop_mode, crate::dataplane::NextHopMode::Keep);
+        assert_eq!(
+            v4.session.next_hop_mode,
+            crate::dataplane::NextHopMode::Keep
+        );
         assert_eq!(
             v4.session.source_address,
             Some("192.0.2.1".parse().unwrap()),
@@ -405,7 +415,12 @@ numAllowedLocalASNumbers: 3
 "
         ));
         let a = bgp_settings("a", &m).unwrap();
-        let get = |ip: &str| a.peers.iter().find(|p| p.address.to_string() == ip).unwrap();
+        let get = |ip: &str| {
+            a.peers
+                .iter()
+                .find(|p| p.address.to_string() == ip)
+                .unwrap()
+        };
         use crate::dataplane::NextHopMode;
         assert_eq!(get("192.0.2.100").session.next_hop_mode, NextHopMode::Keep);
         assert_eq!(get("192.0.2.100").session.source_address, None);

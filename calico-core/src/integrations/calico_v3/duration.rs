@@ -14,7 +14,9 @@ pub(super) struct GoDuration(pub(super) Duration);
 impl<'de> Deserialize<'de> for GoDuration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
-        parse(&text).map(GoDuration).map_err(serde::de::Error::custom)
+        parse(&text)
+            .map(GoDuration)
+            .map_err(serde::de::Error::custom)
     }
 }
 

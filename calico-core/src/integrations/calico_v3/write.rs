@@ -367,9 +367,18 @@ fn bgp_peer(p: &BgpPeer) -> Result<Value, TranslateError> {
     put("peerIP", json!(p.peer_ip));
     put("asNumber", json!(p.as_number));
     put("peerSelector", json!(p.peer_selector));
-    put("keepaliveTime", json!(p.keepalive_time.map(|s| format!("{s}s"))));
-    put("maxRestartTime", json!(p.max_restart_time.map(|s| format!("{s}s"))));
-    put("numAllowedLocalASNumbers", json!(p.num_allowed_local_as_numbers));
+    put(
+        "keepaliveTime",
+        json!(p.keepalive_time.map(|s| format!("{s}s"))),
+    );
+    put(
+        "maxRestartTime",
+        json!(p.max_restart_time.map(|s| format!("{s}s"))),
+    );
+    put(
+        "numAllowedLocalASNumbers",
+        json!(p.num_allowed_local_as_numbers),
+    );
     put("nextHopMode", json!(p.next_hop_mode));
     put("keepOriginalNextHop", json!(p.keep_original_next_hop));
     put("ttlSecurity", json!(p.ttl_security));

@@ -18,22 +18,24 @@ fn rib() -> Rib {
     })
 }
 
+/// Peer `n` (192.0.2.n, router id 10.0.0.n), taking IPv4 and IPv6.
+fn info(n: u8, remote_as: u32, rr_client: bool) -> PeerInfo {
+    PeerInfo {
+        address: IpAddr::V4(Ipv4Addr::new(192, 0, 2, n)),
+        remote_as,
+        router_id: Ipv4Addr::new(10, 0, 0, n),
+        ebgp: remote_as != LOCAL_AS,
+        rr_client,
+        local_address: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 100)),
+        families: vec![AfiSafi::IPV4_UNICAST, AfiSafi::IPV6_UNICAST],
+        allow_local_as: 0,
+        next_hop_mode: Default::default(),
+    }
+}
+
 fn peer(rib: &mut Rib, n: u8, remote_as: u32, rr_client: bool) -> PeerId {
     let id = PeerId(n.into());
-    rib.peer_up(
-        id,
-        PeerInfo {
-            address: IpAddr::V4(Ipv4Addr::new(192, 0, 2, n)),
-            remote_as,
-            router_id: Ipv4Addr::new(10, 0, 0, n),
-            ebgp: remote_as != LOCAL_AS,
-            rr_client,
-            local_address: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 100)),
-            families: vec![AfiSafi::IPV4_UNICAST, AfiSafi::IPV6_UNICAST],
-            allow_local_as: 0,
-            next_hop_mode: Default::default(),
-        },
-    );
+    rib.peer_up(id, info(n, remote_as, rr_client));
     id
 }
 
@@ -566,20 +568,12 @@ fn peer_with(
     mode: calico_core::dataplane::NextHopMode,
 ) -> PeerId {
     let id = PeerId(n.into());
-    rib.peer_up(
-        id,
-        PeerInfo {
-            address: IpAddr::V4(Ipv4Addr::new(192, 0, 2, n)),
-            remote_as,
-            router_id: Ipv4Addr::new(10, 0, 0, n),
-            ebgp: remote_as != LOCAL_AS,
-            rr_client,
-            local_address: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 100)),
-            families: vec![AfiSafi::IPV4_UNICAST],
-            allow_local_as: allow,
-            next_hop_mode: mode,
-        },
-    );
+    let info = PeerInfo {
+        allow_local_as: allow,
+        next_hop_mode: mode,
+        ..info(n, remote_as, rr_client)
+    };
+    rib.peer_up(id, info);
     id
 }
 

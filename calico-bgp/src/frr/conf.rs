@@ -362,7 +362,10 @@ mod tests {
             eprintln!("FRR's parser skipped: vtysh not installed");
             return None;
         }
-        let file = std::env::temp_dir().join(format!("calico-frr-conf-{}", std::process::id()));
+        // One file per call: the tests run in parallel threads of one process.
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let file = std::env::temp_dir().join(format!("calico-frr-conf-{}-{n}", std::process::id()));
         std::fs::write(&file, c).unwrap();
         let out = std::process::Command::new("vtysh")
             .arg("-C")

@@ -36,21 +36,7 @@ pub(crate) fn set_int(
     name: libc::c_int,
     value: libc::c_int,
 ) -> io::Result<()> {
-    // SAFETY: a valid socket and a c_int option value of the size given.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_fd().as_raw_fd(),
-            level,
-            name,
-            std::ptr::addr_of!(value).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    crate::bfd::socket::set_int(socket.as_fd().as_raw_fd(), level, name, value)
 }
 
 /// The minimum TTL set on `socket` (0: none), for tests and diagnostics.

@@ -1,6 +1,9 @@
 //! Which BGP sessions a node runs, from the model's `Node`, `BgpConfiguration` and `BgpPeer`
 //! resources, as Calico derives them: the node-to-node mesh (on unless the `default`
-//! configuration turns it off) plus explicit peerings selecting the node.
+//! configuration turns it off) plus explicit peerings selecting the node, with a `peerIP`
+//! or with the nodes a `peerSelector` picks (and the reverse peerings on those), each with
+//! its session options (keepalive, restart time, allowas-in, next hop mode, GTSM, source
+//! address: the node's address of the peer's family unless `sourceAddress: None`).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;

@@ -98,7 +98,7 @@ pub struct BgpPeer {
     /// (Calico's `peerSelector`): an IPv4 session where both ends have an IPv4 address, an
     /// IPv6 one where both have an IPv6 address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub peer_selector: Option<Selector>,
+    pub peer_selector: Option<Box<Selector>>,
     /// TCP MD5 password (RFC 2385) for the session, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,

@@ -410,7 +410,7 @@ fn object(doc: usize, kind: &str, mut v: Mapping) -> Result<Resource, TranslateE
                 node_selector: s.node_selector,
                 peer_ip: s.peer_ip,
                 as_number: s.as_number,
-                peer_selector: s.peer_selector,
+                peer_selector: s.peer_selector.map(Box::new),
                 password: None,
                 hold_time: None,
                 bfd: None,

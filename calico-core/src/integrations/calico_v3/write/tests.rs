@@ -127,7 +127,7 @@ fn other_kinds() -> impl Strategy<Value = Vec<Resource>> {
             node_selector: (which == 2).then(|| Selector::parse("rack == 'a'").unwrap()),
             peer_ip: (!by_selector).then_some(IpAddr::V4(ip)),
             as_number: (!by_selector).then_some(AsNumber(asn)),
-            peer_selector: by_selector.then(|| Selector::parse("role == 'rr'").unwrap()),
+            peer_selector: by_selector.then(|| Box::new(Selector::parse("role == 'rr'").unwrap())),
             password: None,
             hold_time: None,
             bfd: None,

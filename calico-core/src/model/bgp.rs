@@ -144,6 +144,11 @@ pub struct BgpPeer {
     /// speaker's choice (`None`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_address: Option<SourceAddress>,
+    /// The gateway through which `peer_ip` is reached: the nodes of this peering get a host
+    /// route to the peer via it (as Calico does for a peer on no connected network, so
+    /// that the session does not follow routes it learns itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reachable_by: Option<IpAddr>,
 }
 
 /// Calico's `sourceAddress` of a `BGPPeer`.

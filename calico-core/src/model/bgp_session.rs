@@ -37,7 +37,7 @@ impl BgpPeer {
     }
 
     /// Checks the peer selection (`peerIP` + `asNumber`, or `peerSelector`), the session
-    /// fields.
+    /// fields and `reachableBy`.
     pub(super) fn validate_session(&self, c: &Check) -> Result<(), ValidationError> {
         match (&self.peer_ip, &self.peer_selector) {
             (Some(_), Some(_)) => {
@@ -85,9 +85,31 @@ impl BgpPeer {
         let hold = self
             .hold_time
             .unwrap_or(crate::routes::peering::DEFAULT_HOLD_TIME);
-        match self.session_options(false, None).validate(hold) {
-            Err((field, why)) => Err(c.invalid(field, why)),
-            Ok(()) => Ok(()),
+        if let Err((field, why)) = self.session_options(false, None).validate(hold) {
+            return Err(c.invalid(field, why));
         }
+        self.validate_reachable_by(c)
+    }
+
+    fn validate_reachable_by(&self, c: &Check) -> Result<(), ValidationError> {
+        let Some(gw) = self.reachable_by else {
+            return Ok(());
+        };
+        let Some(peer) = self.peer_ip else {
+            return Err(c.invalid("reachableBy", "needs peerIP (a route to one address)"));
+        };
+        if gw.is_ipv4() != peer.is_ipv4() {
+            return Err(c.invalid(
+                "reachableBy",
+                format!("{gw} is not of the family of peerIP {peer}"),
+            ));
+        }
+        if gw.is_unspecified() || gw.is_multicast() || gw == peer {
+            return Err(c.invalid(
+                "reachableBy",
+                format!("{gw} is not a usable gateway towards {peer}"),
+            ));
+        }
+        Ok(())
     }
 }

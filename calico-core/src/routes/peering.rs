@@ -8,6 +8,8 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+use ipnet::IpNet;
+
 use crate::dataplane::{BgpSettings, PeerConfig, SessionOptions};
 use crate::model::{AsNumber, BgpConfiguration, BgpPeer, Model, Node, NodeBgp};
 
@@ -155,15 +157,34 @@ fn mesh_peers(
     }
 }
 
+/// Whether peering `p` is for node `n` (its `node`, its `nodeSelector`, or every node).
+fn applies_to(p: &BgpPeer, n: &Node) -> bool {
+    match (&p.node, &p.node_selector) {
+        (Some(name), _) => *name == n.name,
+        (None, Some(sel)) => sel.matches(&n.labels),
+        (None, None) => true,
+    }
+}
+
+/// The host routes `node` needs to reach its peers (`reachableBy`): each peer's address via
+/// its gateway, for the peerings of this node.
+pub fn peer_routes(node: &str, model: &Model) -> Vec<(IpNet, IpAddr)> {
+    let Some(me) = model.nodes.get(node) else {
+        return Vec::new();
+    };
+    model
+        .bgp_peers
+        .values()
+        .filter(|p| applies_to(p, me))
+        .filter_map(|p| Some((IpNet::from(p.peer_ip?), p.reachable_by?)))
+        .collect()
+}
+
 /// The peerings one `BgpPeer` gives this node: with its `peerIP`, or with the nodes its
 /// `peerSelector` picks (and, as Calico's automatic reverse peering does, with the nodes
 /// its `node`/`nodeSelector` picks when this node is among those `peerSelector` picks).
 fn explicit_peers(ctx: &Context, p: &BgpPeer, peers: &mut BTreeMap<IpAddr, PeerConfig>) {
-    let selects = |n: &Node| match (&p.node, &p.node_selector) {
-        (Some(name), _) => *name == n.name,
-        (None, Some(sel)) => sel.matches(&n.labels),
-        (None, None) => true,
-    };
+    let selects = |n: &Node| applies_to(p, n);
     let mut targets: Vec<(IpAddr, AsNumber, bool)> = Vec::new();
     if let (Some(ip), Some(asn)) = (p.peer_ip, p.as_number) {
         if selects(ctx.me) && !ctx.is_mine(ip) {
@@ -429,5 +450,36 @@ numAllowedLocalASNumbers: 3
         assert_eq!(get("192.0.2.100").session.source_address, None);
         assert_eq!(get("192.0.2.101").session.next_hop_mode, NextHopMode::Auto);
         assert_eq!(get("192.0.2.101").session.allow_local_as, 3);
+    }
+
+    #[test]
+    fn reachable_by_gives_the_peerings_nodes_a_host_route() {
+        let m = model(&format!(
+            "{NODES}---
+kind: BgpPeer
+name: tor
+nodeSelector: rack == 'r1'
+peerIP: 198.51.100.1
+asNumber: 65100
+reachableBy: 192.0.2.254
+"
+        ));
+        let want = vec![(
+            "198.51.100.1/32".parse().unwrap(),
+            "192.0.2.254".parse().unwrap(),
+        )];
+        assert_eq!(peer_routes("a", &m), want);
+        assert!(peer_routes("b", &m).is_empty(), "b is not in rack r1");
+        let fib = crate::routes::desired_routes("a", &m, &[]);
+        assert_eq!(
+            fib.get(&"198.51.100.1/32".parse().unwrap()),
+            Some(&crate::dataplane::RouteTarget::Via(
+                [crate::dataplane::NextHop {
+                    gateway: "192.0.2.254".parse().unwrap(),
+                    interface: None,
+                }]
+                .into()
+            ))
+        );
     }
 }

@@ -27,7 +27,7 @@ fn session_fields_are_read() {
     let p = peer(
         "  peerIP: 192.0.2.1\n  asNumber: 65001\n  keepaliveTime: 10s\n  maxRestartTime: 2m\n  \
          numAllowedLocalASNumbers: 2\n  nextHopMode: Self\n  ttlSecurity: 1\n  sourceAddress: None\n  \
-         reversePeering: Auto\n",
+         reversePeering: Auto\n  reachableBy: 192.0.2.254\n",
     )
     .unwrap();
     assert_eq!(p.as_number, Some(AsNumber(65001)));
@@ -37,6 +37,7 @@ fn session_fields_are_read() {
     assert_eq!(p.next_hop_mode, Some(NextHopMode::SelfAddress));
     assert_eq!(p.ttl_security, Some(1));
     assert_eq!(p.source_address, Some(SourceAddress::None));
+    assert_eq!(p.reachable_by, Some("192.0.2.254".parse().unwrap()));
     let s =
         peer("  peerSelector: route-reflector == 'true'\n  keepOriginalNextHop: true\n").unwrap();
     assert!(s.peer_selector.is_some() && s.peer_ip.is_none());
@@ -91,6 +92,14 @@ fn bad_values_are_refused_naming_the_field() {
             "peerSelector",
         ),
         ("  asNumber: 1\n", "peerIP"),
+        (
+            "  peerIP: 192.0.2.1\n  asNumber: 1\n  reachableBy: 'fd00::1'\n",
+            "reachableBy",
+        ),
+        (
+            "  peerSelector: all()\n  reachableBy: 192.0.2.254\n",
+            "reachableBy",
+        ),
     ] {
         let e = peer(spec).unwrap_err();
         assert!(e.field.ends_with(field), "{spec}: {e}");
@@ -100,10 +109,6 @@ fn bad_values_are_refused_naming_the_field() {
 #[test]
 fn unsupported_calico_fields_are_refused_by_name() {
     for (spec, field) in [
-        (
-            "  peerIP: 192.0.2.1\n  asNumber: 1\n  reachableBy: 192.0.2.254\n",
-            "spec.reachableBy",
-        ),
         (
             "  peerIP: 192.0.2.1\n  asNumber: 1\n  localASNumber: 2\n",
             "spec.localASNumber",

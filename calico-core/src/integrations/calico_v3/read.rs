@@ -152,6 +152,8 @@ struct BgpPeerSpec {
     ttl_security: Option<u16>,
     #[serde(default)]
     source_address: Option<crate::model::SourceAddress>,
+    #[serde(default)]
+    reachable_by: Option<std::net::IpAddr>,
 }
 
 #[derive(Deserialize)]
@@ -213,7 +215,6 @@ const UNSUPPORTED: &[(&str, Option<&str>, &str)] = &[
     ("allowSpoofedSourcePrefixes", Some("[]"), "allowing spoofed sources is not supported"),
     ("password", None, "secret references cannot be resolved by calico-rs: set the password on the BgpPeer resource through the orchestrator API"),
     ("nodeMeshPassword", None, "secret references cannot be resolved by calico-rs: set nodeMeshPassword on the BgpConfiguration resource through the orchestrator API"),
-    ("reachableBy", None, "reachableBy is not supported: install the host route to the peer in the node's own network configuration"),
     ("localASNumber", None, "a per-peer local AS is not supported: set the node's asNumber"),
     ("localWorkloadSelector", None, "peering with local workloads is not supported"),
     ("reversePeering", Some("Auto"), "a manual reverse peering is not supported: the reverse peering is always automatic (Auto)"),
@@ -422,6 +423,7 @@ fn object(doc: usize, kind: &str, mut v: Mapping) -> Result<Resource, TranslateE
                 keep_original_next_hop: s.keep_original_next_hop,
                 ttl_security: s.ttl_security,
                 source_address: s.source_address,
+                reachable_by: s.reachable_by,
             })
         }
         "Node" => node(meta, spec, &obj)?,

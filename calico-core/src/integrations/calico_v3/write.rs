@@ -383,6 +383,7 @@ fn bgp_peer(p: &BgpPeer) -> Result<Value, TranslateError> {
     put("keepOriginalNextHop", json!(p.keep_original_next_hop));
     put("ttlSecurity", json!(p.ttl_security));
     put("sourceAddress", json!(p.source_address));
+    put("reachableBy", json!(p.reachable_by));
     Ok(Value::Object(spec))
 }
 

@@ -139,6 +139,8 @@ fn other_kinds() -> impl Strategy<Value = Vec<Resource>> {
             keep_original_next_hop: keep,
             ttl_security: ttl,
             source_address: source,
+            reachable_by: (!by_selector && which == 0)
+                .then_some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 254))),
         })
     });
     (node, hep, pool, conf, peer).prop_map(|(a, b, c, d, e)| vec![a, b, c, d, e])

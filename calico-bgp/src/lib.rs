@@ -26,3 +26,5 @@ pub mod packet;
 pub mod rib;
 pub mod session;
 pub mod speaker;
+#[cfg(test)]
+mod test_support;

@@ -388,24 +388,10 @@ mod tests {
 
     #[test]
     fn session_options_are_written_as_calico_does_and_bird_parses_them() {
-        use calico_core::dataplane::{NextHopMode, SessionOptions};
         let mut s = settings();
         let peers: Vec<PeerConfig> = std::mem::take(&mut s.peers).into_iter().collect();
         let (mut ibgp, mut ebgp) = (peers[0].clone(), peers[1].clone());
-        ibgp.session = SessionOptions {
-            keepalive_time: Some(2),
-            restart_time: Some(45),
-            ttl_security: Some(1),
-            next_hop_mode: NextHopMode::SelfAddress,
-            source_address: Some("192.0.2.1".parse().unwrap()),
-            ..Default::default()
-        };
-        ebgp.session = SessionOptions {
-            allow_local_as: 2,
-            ttl_security: Some(3),
-            next_hop_mode: NextHopMode::Keep,
-            ..Default::default()
-        };
+        [ibgp.session, ebgp.session] = crate::test_support::session_samples();
         s.peers = [ibgp.clone(), ebgp].into();
         let c = render(&s, &BTreeSet::new(), 251).unwrap();
         for want in [

@@ -490,24 +490,10 @@ mod tests {
 
     #[test]
     fn session_options_are_written_and_frr_parses_them() {
-        use calico_core::dataplane::{NextHopMode, SessionOptions};
         let mut s = settings();
         let peers: Vec<PeerConfig> = std::mem::take(&mut s.peers).into_iter().collect();
         let (mut a, mut b) = (peers[0].clone(), peers[1].clone());
-        a.session = SessionOptions {
-            keepalive_time: Some(2),
-            restart_time: Some(45),
-            ttl_security: Some(1),
-            next_hop_mode: NextHopMode::SelfAddress,
-            source_address: Some("192.0.2.1".parse().unwrap()),
-            ..Default::default()
-        };
-        b.session = SessionOptions {
-            restart_time: Some(45),
-            allow_local_as: 2,
-            next_hop_mode: NextHopMode::Keep,
-            ..Default::default()
-        };
+        [a.session, b.session] = crate::test_support::session_samples();
         s.peers = [a.clone(), b.clone()].into();
         let c = render(&s, &exports(), Path::new("/run/x/frr.log")).unwrap();
         for want in [

@@ -219,6 +219,7 @@ fn speaker_receiver(
                     route_reflector_client: false,
                     bfd: None,
                     add_path: Default::default(),
+                    session: Default::default(),
                 }]
                 .into(),
                 policy: Default::default(),

@@ -79,6 +79,7 @@ fn our_reflector(clients: usize) {
                         route_reflector_client: true,
                         bfd: None,
                         add_path: Default::default(),
+                        session: Default::default(),
                     })
                     .collect(),
                 policy: Default::default(),

@@ -28,3 +28,5 @@ mod policy_tests;
 pub mod rib;
 pub mod session;
 pub mod speaker;
+#[cfg(test)]
+mod test_support;

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use calico_bgp::frr::{FrrBgp, FrrConfig};
+use calico_bgp::speaker::Speaker;
 use calico_core::dataplane::{BfdConfig, BgpBackend, LearnedRoute, PeerState, PeerStatus};
 use calico_netns::fixtures::{privileged, Netns};
 use ipnet::IpNet;
@@ -465,4 +466,50 @@ importV4: [{action: Reject, matchOperator: In, cidr: 10.66.2.0/24, prefixLength:
     assert!(!running.contains("CALICO-P-"), "{running}");
     drop(link);
     let _ = std::fs::remove_dir_all(dir_of(name));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frr_ttl_security_and_keepalive_from_the_session_options() {
+    if !privileged("frr_ttl_security_and_keepalive_from_the_session_options") {
+        return;
+    }
+    let name = "fgtsm";
+    let link = Link::new(name);
+    let frr = frr_in(&link.a, name);
+    let mut to_b = peer(B4, 64512, HOLD);
+    to_b.session.ttl_security = Some(1);
+    to_b.session.keepalive_time = Some(1);
+    frr.configure(&settings(64512, A4, vec![to_b]))
+        .await
+        .unwrap();
+    let running = vtysh(name, "show running-config");
+    assert!(
+        running.contains(&format!("neighbor {B4} ttl-security hops 1"))
+            && running.contains(&format!("neighbor {B4} timers 1 {HOLD}")),
+        "{running}"
+    );
+    // Our speaker with GTSM too: up.
+    let speaker = Speaker::with_sockets(sockets_in(link.b.path())).unwrap();
+    let mut to_a = peer(A4, 64512, HOLD);
+    to_a.session.ttl_security = Some(1);
+    speaker
+        .configure(&settings(64512, B4, vec![to_a]))
+        .await
+        .unwrap();
+    wait_for(&frr, 20, "the GTSM session", |_, p| all_up(p, 1)).await;
+    // Without it our TTL-64 packets are dropped by bgpd's socket: never up again.
+    speaker
+        .configure(&settings(64512, B4, vec![peer(A4, 64512, HOLD)]))
+        .await
+        .unwrap();
+    wait_for(&frr, 10, "the GTSM session gone", |_, p| !all_up(p, 1)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while tokio::time::Instant::now() < deadline {
+        let peers = frr.peer_status().await.unwrap();
+        assert!(
+            !all_up(&peers, 1),
+            "TTL-64 packets passed FRR's GTSM: {peers:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

@@ -24,6 +24,7 @@ fn config(passive: bool) -> SessionConfig {
         remote_as: 64513,
         router_id: Ipv4Addr::new(10, 0, 0, 2),
         hold_time: 9,
+        keepalive: None,
         passive,
         families: vec![AfiSafi::IPV4_UNICAST],
         add_path: Vec::new(),

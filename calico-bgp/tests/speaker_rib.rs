@@ -18,20 +18,24 @@ fn rib() -> Rib {
     })
 }
 
+/// Peer `n` (192.0.2.n, router id 10.0.0.n), taking IPv4 and IPv6.
+fn info(n: u8, remote_as: u32, rr_client: bool) -> PeerInfo {
+    PeerInfo {
+        address: IpAddr::V4(Ipv4Addr::new(192, 0, 2, n)),
+        remote_as,
+        router_id: Ipv4Addr::new(10, 0, 0, n),
+        ebgp: remote_as != LOCAL_AS,
+        rr_client,
+        local_address: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 100)),
+        families: vec![AfiSafi::IPV4_UNICAST, AfiSafi::IPV6_UNICAST],
+        allow_local_as: 0,
+        next_hop_mode: Default::default(),
+    }
+}
+
 fn peer(rib: &mut Rib, n: u8, remote_as: u32, rr_client: bool) -> PeerId {
     let id = PeerId(n.into());
-    rib.peer_up(
-        id,
-        PeerInfo {
-            address: IpAddr::V4(Ipv4Addr::new(192, 0, 2, n)),
-            remote_as,
-            router_id: Ipv4Addr::new(10, 0, 0, n),
-            ebgp: remote_as != LOCAL_AS,
-            rr_client,
-            local_address: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 100)),
-            families: vec![AfiSafi::IPV4_UNICAST, AfiSafi::IPV6_UNICAST],
-        },
-    );
+    rib.peer_up(id, info(n, remote_as, rr_client));
     id
 }
 
@@ -667,4 +671,84 @@ fn well_known_communities_are_honoured_on_what_is_passed_on() {
         "NO_ADVERTISE"
     );
     assert!(sent(ibgp, "10.1.3.0/24") && sent(ebgp, "10.1.3.0/24"));
+}
+
+/// A peer set up with allowas-in `allow` and next hop mode `mode`.
+fn peer_with(
+    rib: &mut Rib,
+    n: u8,
+    remote_as: u32,
+    rr_client: bool,
+    allow: u8,
+    mode: calico_core::dataplane::NextHopMode,
+) -> PeerId {
+    let id = PeerId(n.into());
+    let info = PeerInfo {
+        allow_local_as: allow,
+        next_hop_mode: mode,
+        ..info(n, remote_as, rr_client)
+    };
+    rib.peer_up(id, info);
+    id
+}
+
+#[test]
+fn allowas_in_accepts_our_as_up_to_the_allowed_count() {
+    use calico_core::dataplane::NextHopMode::Auto;
+    let mut rib = rib();
+    let e = peer_with(&mut rib, 1, 65001, false, 2, Auto);
+    announce(&mut rib, e, "10.1.0.0/16", attrs(&[65001, LOCAL_AS], 1));
+    announce(
+        &mut rib,
+        e,
+        "10.2.0.0/16",
+        attrs(&[65001, LOCAL_AS, 65002, LOCAL_AS], 1),
+    );
+    announce(
+        &mut rib,
+        e,
+        "10.3.0.0/16",
+        attrs(&[65001, LOCAL_AS, LOCAL_AS, LOCAL_AS], 1),
+    );
+    assert_eq!(best_peer(&rib, "10.1.0.0/16"), Some(e));
+    assert_eq!(best_peer(&rib, "10.2.0.0/16"), Some(e), "twice is allowed");
+    assert_eq!(
+        best_peer(&rib, "10.3.0.0/16"),
+        None,
+        "three times is a loop"
+    );
+}
+
+#[test]
+fn next_hop_self_and_keep_override_bgps_rules() {
+    use calico_core::dataplane::NextHopMode::{Auto, Keep, SelfAddress};
+    let mut rib = Rib::new(RibSettings {
+        local_as: LOCAL_AS,
+        router_id: Ipv4Addr::new(10, 0, 0, 100),
+        cluster_id: Some(Ipv4Addr::new(1, 1, 1, 1)),
+    });
+    let source = peer_with(&mut rib, 1, LOCAL_AS, true, 0, Auto);
+    let auto = peer_with(&mut rib, 2, LOCAL_AS, true, 0, Auto);
+    let selfish = peer_with(&mut rib, 3, LOCAL_AS, true, 0, SelfAddress);
+    let ext_auto = peer_with(&mut rib, 4, 65001, false, 0, Auto);
+    let ext_keep = peer_with(&mut rib, 5, 65001, false, 0, Keep);
+    announce(&mut rib, source, P, attrs(&[], 1));
+    let p: IpNet = P.parse().unwrap();
+    let nh = |rib: &Rib, to| rib.exporter(to).unwrap().route(&p).unwrap().next_hop;
+    let ours: IpAddr = "192.0.2.100".parse().unwrap();
+    let original: IpAddr = "192.0.2.1".parse().unwrap();
+    assert_eq!(nh(&rib, auto), original, "reflected unchanged");
+    assert_eq!(nh(&rib, selfish), ours, "next hop self");
+    assert_eq!(nh(&rib, ext_auto), ours, "eBGP: ours");
+    assert_eq!(nh(&rib, ext_keep), original, "next hop keep");
+    // Our own routes carry our address whatever the mode.
+    rib.set_exports(["10.9.0.0/26".parse().unwrap()].into());
+    let own: IpNet = "10.9.0.0/26".parse().unwrap();
+    let own_nh = rib
+        .exporter(ext_keep)
+        .unwrap()
+        .route(&own)
+        .unwrap()
+        .next_hop;
+    assert_eq!(own_nh, ours);
 }

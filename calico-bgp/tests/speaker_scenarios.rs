@@ -142,6 +142,7 @@ impl Runner {
                         route_reflector_client: parts.contains(&"client"),
                         bfd: None,
                         add_path: Default::default(),
+                        session: Default::default(),
                     };
                     self.remote_as.insert(peer.address, peer.remote_as.0);
                     settings.peers.insert(peer);

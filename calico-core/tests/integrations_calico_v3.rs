@@ -213,7 +213,8 @@ fn unsupported_features_are_rejected_not_ignored() {
         ("kind: IPPool\nmetadata: {name: p}\nspec: {cidr: 10.0.0.0/16, vxlanMode: CrossSubnet}", "spec.vxlanMode", "VXLAN"),
         ("kind: IPPool\nmetadata: {name: p}\nspec: {cidr: 10.0.0.0/16, natOutgoing: true}", "spec.natOutgoing", "outgoing NAT"),
         ("kind: BGPPeer\nmetadata: {name: p}\nspec: {peerIP: 192.0.2.1, asNumber: 1, password: {secretKeyRef: {name: s, key: k}}}", "spec.password", "secret references"),
-        ("kind: BGPPeer\nmetadata: {name: p}\nspec: {peerSelector: all(), asNumber: 1}", "spec.peerSelector", "peerSelector"),
+        ("kind: BGPPeer\nmetadata: {name: p}\nspec: {peerIP: 192.0.2.1, asNumber: 1, localASNumber: 2}", "spec.localASNumber", "not supported"),
+        ("kind: BGPConfiguration\nmetadata: {name: default}\nspec: {bindMode: NodeIP}", "spec.bindMode", "not supported"),
     ];
     for (doc, field, why) in cases {
         let e = err(doc);

@@ -29,6 +29,7 @@ fn settings(router_id: &str, asn: u32, peers: &[(&str, u32)]) -> BgpSettings {
                 route_reflector_client: false,
                 bfd: None,
                 add_path: Default::default(),
+                session: Default::default(),
             })
             .collect(),
         policy: Default::default(),
@@ -252,6 +253,7 @@ async fn a_bird_reflector_spreads_routes_between_its_clients_keeping_their_next_
             route_reflector_client: true,
             bfd: None,
             add_path: Default::default(),
+            session: Default::default(),
         });
     }
     birds[3].configure(&rr).await.unwrap();

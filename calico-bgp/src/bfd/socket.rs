@@ -66,7 +66,8 @@ fn tokio_socket(socket: socket2::Socket) -> io::Result<UdpSocket> {
     UdpSocket::from_std(socket.into())
 }
 
-fn set_int(
+/// Sets an integer socket option.
+pub(crate) fn set_int(
     fd: RawFd,
     level: libc::c_int,
     option: libc::c_int,

@@ -39,6 +39,27 @@ pub enum ConfError {
         /// Why.
         why: String,
     },
+    /// A session option out of range.
+    #[error("peer {peer}: {field}: {why}")]
+    Session {
+        /// The peer's address.
+        peer: IpAddr,
+        /// The field.
+        field: &'static str,
+        /// Why.
+        why: String,
+    },
+}
+
+/// Session options out of range (keepalive, restart time, allowas-in, TTL security).
+fn check_session(peer: &PeerConfig) -> Result<(), ConfError> {
+    peer.session
+        .validate(peer.hold_time)
+        .map_err(|(field, why)| ConfError::Session {
+            peer: peer.address,
+            field,
+            why,
+        })
 }
 
 /// The BIRD protocol name of a peering.
@@ -177,7 +198,7 @@ fn check_peer(peer: &PeerConfig) -> Result<(), ConfError> {
             hold: peer.hold_time,
         });
     }
-    Ok(())
+    check_session(peer)
 }
 
 /// The BGP protocol of one (checked) peering.
@@ -213,11 +234,12 @@ fn render_peer(
     if let Some(p) = &peer.password {
         let _ = writeln!(c, "  password \"{p}\";");
     }
+    let ebgp = peer.remote_as != settings.local_as;
     if let Some(b) = &peer.bfd {
         // BFD here is single hop (RFC 5881): the peer is on a connected network, which BIRD
         // assumes of eBGP peers and must be told of iBGP ones (else it takes them for
         // multihop, whose BFD needs a fixed local address).
-        if peer.remote_as == settings.local_as {
+        if !ebgp {
             c.push_str("  direct;\n");
         }
         let _ = writeln!(
@@ -228,6 +250,7 @@ fn render_peer(
             b.multiplier
         );
     }
+    super::session::render_options(c, peer, ebgp, peer.bfd.is_some());
     if peer.route_reflector_client {
         c.push_str("  rr client;\n");
         if let Some(id) = settings.cluster_id {
@@ -256,7 +279,8 @@ fn render_peer(
     let export = super::policy::export_clause(&settings.policy, (filters, mine), v4, &export);
     let _ = writeln!(
         c,
-        "  {af} {{ {import} {export} next hop self ebgp;{add_path} }};\n}}"
+        "  {af} {{ {import} {export} {}{add_path} }};\n}}",
+        super::session::next_hop(peer)
     );
 }
 
@@ -281,6 +305,7 @@ pub(super) mod tests {
                     route_reflector_client: true,
                     bfd: None,
                     add_path: Default::default(),
+                    session: Default::default(),
                 },
                 PeerConfig {
                     address: "fd00::2".parse().unwrap(),
@@ -291,6 +316,7 @@ pub(super) mod tests {
                     route_reflector_client: false,
                     bfd: None,
                     add_path: Default::default(),
+                    session: Default::default(),
                 },
             ]
             .into(),
@@ -488,6 +514,40 @@ pub(super) mod tests {
             render(&s, &BTreeSet::new(), 251),
             Err(ConfError::Bfd {
                 field: "bfd.authentication.password",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn session_options_are_written_as_calico_does_and_bird_parses_them() {
+        let mut s = settings();
+        let peers: Vec<PeerConfig> = std::mem::take(&mut s.peers).into_iter().collect();
+        let (mut ibgp, mut ebgp) = (peers[0].clone(), peers[1].clone());
+        [ibgp.session, ebgp.session] = crate::test_support::session_samples();
+        s.peers = [ibgp.clone(), ebgp].into();
+        let c = render(&s, &BTreeSet::new(), 251).unwrap();
+        for want in [
+            "keepalive time 2;",
+            "graceful restart time 45;",
+            "ttl security on;\n  multihop 1;",
+            "source address 192.0.2.1;",
+            "next hop self; };",
+            "allow local as 2;",
+            "ttl security on;\n  multihop 3;",
+            "next hop keep; };",
+        ] {
+            assert!(c.contains(want), "missing {want:?} in\n{c}");
+        }
+        bird_parses(&c);
+
+        s.peers.remove(&ibgp);
+        ibgp.session.keepalive_time = Some(9);
+        s.peers.insert(ibgp);
+        assert!(matches!(
+            render(&s, &BTreeSet::new(), 251),
+            Err(ConfError::Session {
+                field: "keepaliveTime",
                 ..
             })
         ));

@@ -33,6 +33,7 @@
 pub mod conf;
 pub mod control;
 mod policy;
+mod session;
 mod table;
 
 pub use table::KernelTable;

@@ -59,6 +59,16 @@ pub enum ConfError {
     /// A route filter the model would not have accepted.
     #[error("{0}")]
     Filter(#[from] calico_core::model::ValidationError),
+    /// A session option out of range.
+    #[error("peer {peer}: {field}: {why}")]
+    Session {
+        /// The peer's address.
+        peer: IpAddr,
+        /// The field.
+        field: &'static str,
+        /// Why.
+        why: String,
+    },
     /// A peer setting this driver does not carry over to FRR.
     #[error("peer {peer}: {field}: not supported by the FRR driver ({why})")]
     Unsupported {
@@ -117,7 +127,13 @@ pub fn render(
     let maps = super::policy::build(settings)?;
     super::policy::render(&mut c, &maps);
     render_bfd(&mut c, settings);
-    render_router(&mut c, settings, exports, &maps);
+    render_router(
+        &mut c,
+        settings,
+        exports,
+        &maps,
+        super::session::restart_time(settings)?,
+    );
     Ok(c)
 }
 
@@ -174,6 +190,7 @@ fn render_router(
     settings: &BgpSettings,
     exports: &BTreeSet<IpNet>,
     maps: &super::policy::PolicyMaps,
+    restart_time: u16,
 ) {
     let _ = writeln!(c, "router bgp {}", settings.local_as.0);
     let _ = writeln!(c, " bgp router-id {}", settings.router_id);
@@ -183,6 +200,7 @@ fn render_router(
     // No graceful restart after a NOTIFICATION (RFC 8538): a peer whose hold timer expired
     // is gone, and its routes with it, not kept for the restart time.
     c.push_str(" no bgp graceful-restart notification\n");
+    let _ = writeln!(c, " bgp graceful-restart restart-time {restart_time}");
     c.push_str(" bgp bestpath as-path multipath-relax\n");
     if let Some(id) = settings.cluster_id {
         let _ = writeln!(c, " bgp cluster-id {id}");
@@ -209,6 +227,7 @@ fn render_router(
             if peer.route_reflector_client {
                 let _ = writeln!(c, "  neighbor {a} route-reflector-client");
             }
+            super::session::render_family(c, peer);
         }
         c.push_str(" exit-address-family\n");
     }
@@ -219,8 +238,9 @@ fn render_router(
 fn render_neighbor(c: &mut String, peer: &PeerConfig) {
     let a = peer.address;
     let _ = writeln!(c, " neighbor {a} remote-as {}", peer.remote_as.0);
-    let keepalive = peer.hold_time / 3;
+    let keepalive = super::session::keepalive(peer);
     let _ = writeln!(c, " neighbor {a} timers {keepalive} {}", peer.hold_time);
+    super::session::render_neighbor(c, peer);
     let _ = writeln!(c, " neighbor {a} timers connect {CONNECT_RETRY}");
     if peer.passive {
         let _ = writeln!(c, " neighbor {a} passive");
@@ -288,7 +308,13 @@ fn check_peer(peer: &PeerConfig) -> Result<(), ConfError> {
             hold: peer.hold_time,
         });
     }
-    Ok(())
+    peer.session
+        .validate(peer.hold_time)
+        .map_err(|(field, why)| ConfError::Session {
+            peer: peer.address,
+            field,
+            why,
+        })
 }
 
 #[cfg(test)]
@@ -308,6 +334,7 @@ pub(super) mod tests {
             route_reflector_client: false,
             bfd: None,
             add_path: AddPathConfig::default(),
+            session: Default::default(),
         }
     }
 
@@ -497,6 +524,45 @@ pub(super) mod tests {
         assert!(
             with(&|p| p.hold_time = 0).is_ok(),
             "hold time 0: no keepalives"
+        );
+    }
+
+    #[test]
+    fn session_options_are_written_and_frr_parses_them() {
+        let mut s = settings();
+        let peers: Vec<PeerConfig> = std::mem::take(&mut s.peers).into_iter().collect();
+        let (mut a, mut b) = (peers[0].clone(), peers[1].clone());
+        [a.session, b.session] = crate::test_support::session_samples();
+        s.peers = [a.clone(), b.clone()].into();
+        let c = render(&s, &exports(), Path::new("/run/x/frr.log")).unwrap();
+        for want in [
+            " neighbor 192.0.2.2 timers 2 9\n",
+            " neighbor 192.0.2.2 ttl-security hops 1\n",
+            " neighbor 192.0.2.2 update-source 192.0.2.1\n",
+            "  neighbor 192.0.2.2 next-hop-self force\n",
+            "  neighbor fd00::2 allowas-in 2\n",
+            "  neighbor fd00::2 attribute-unchanged next-hop\n",
+            " bgp graceful-restart restart-time 45\n",
+        ] {
+            assert!(c.contains(want), "missing {want:?} in\n{c}");
+        }
+        if let Some(parsed) = frr_parses(&c) {
+            assert_eq!(parsed, Ok(()), "{c}");
+        }
+        // One restart time per router in FRR: different ones are refused.
+        s.peers.remove(&b);
+        b.session.restart_time = None;
+        s.peers.insert(b);
+        let e = render(&s, &exports(), Path::new("/run/x/frr.log")).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ConfError::Unsupported {
+                    field: "maxRestartTime",
+                    ..
+                }
+            ),
+            "{e}"
         );
     }
 }

@@ -39,6 +39,7 @@ pub mod conf;
 mod daemons;
 mod policy;
 pub mod reload;
+mod session;
 pub mod status;
 
 use std::collections::{BTreeSet, HashMap};

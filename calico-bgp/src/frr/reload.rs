@@ -270,6 +270,7 @@ end
                     route_reflector_client: false,
                     bfd: None,
                     add_path: Default::default(),
+                    session: Default::default(),
                 })
                 .collect(),
             policy: Default::default(),

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use calico_core::dataplane::NextHopMode;
 use ipnet::IpNet;
 
 use calico_core::model::Direction;
@@ -171,6 +172,20 @@ impl Exporter<'_> {
         // goes with its Partial bit set (some speaker on the way did not understand it).
         for raw in &mut out.path.unknown {
             raw.flags |= FLAG_PARTIAL;
+        }
+        match self.info.next_hop_mode {
+            // BGP's rules above: ours towards eBGP, unchanged towards iBGP.
+            NextHopMode::Auto => {}
+            // "next hop self": ours, reflected iBGP routes included.
+            NextHopMode::SelfAddress => {
+                out.next_hop = self.info.local_address;
+                out.link_local = None;
+            }
+            // "next hop keep": the learned next hop, towards eBGP peers too.
+            NextHopMode::Keep => {
+                out.next_hop = attrs.next_hop;
+                out.link_local = attrs.link_local;
+            }
         }
         // A next hop of another family than the session's (RFC 8950) is replaced by ours.
         match (out.next_hop, family_of_nh(&self.info.local_address)) {

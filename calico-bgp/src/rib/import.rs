@@ -68,11 +68,13 @@ fn check_loops(
     peer: &PeerInfo,
     path: &crate::packet::PathAttributes,
 ) -> Result<(), Rejection> {
-    if path
+    // RFC 4271 §9.1.2: our AS in the path is a loop, unless the peer is allowed that many
+    // occurrences of it (allowas-in).
+    let ours = path
         .as_path
         .as_ref()
-        .is_some_and(|p| p.contains(settings.local_as))
-    {
+        .map_or(0, |p| p.occurrences(settings.local_as));
+    if ours > usize::from(peer.allow_local_as) {
         return Err(Rejection::AsLoop);
     }
     if !peer.ebgp {

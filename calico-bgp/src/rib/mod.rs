@@ -63,6 +63,10 @@ pub struct PeerInfo {
     pub local_address: IpAddr,
     /// Families negotiated with the peer.
     pub families: Vec<AfiSafi>,
+    /// Times our AS may be in an AS_PATH received from the peer (allowas-in; 0: none).
+    pub allow_local_as: u8,
+    /// Next hop handling towards the peer.
+    pub next_hop_mode: calico_core::dataplane::NextHopMode,
 }
 
 /// One path to a prefix: who sent it, under which path identifier and with which

@@ -173,6 +173,10 @@ impl PeerTask {
             tokio::select! {
                 command = commands.recv() => match command {
                     Some(PeerCommand::Accepted(stream)) => {
+                        if let Err(e) = self.sockets.secure_accepted(&stream) {
+                            tracing::warn!(peer = %self.remote, error = %e, "cannot apply TTL security to an incoming connection; closing it");
+                            continue;
+                        }
                         if self.connections[index(Direction::Inbound)].is_some() {
                             self.fsm.handle(Event::Closed(Direction::Inbound, "replaced by a new connection".into()), &mut actions);
                             self.perform(&mut actions, &conn_tx);

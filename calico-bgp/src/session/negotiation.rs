@@ -24,6 +24,10 @@ pub struct SessionConfig {
     pub router_id: Ipv4Addr,
     /// Hold time to offer (0: no keepalives, no hold timer).
     pub hold_time: u16,
+    /// Seconds between KEEPALIVEs when the offered hold time is agreed; scaled down with
+    /// the hold time when the peer offers less (as BIRD does). `None`: a third of the hold
+    /// time (RFC 4271 §10).
+    pub keepalive: Option<u16>,
     /// Never connect; wait for the peer.
     pub passive: bool,
     /// Families to offer.
@@ -103,7 +107,7 @@ pub struct SessionDown {
 pub struct Negotiated {
     /// Hold time: the smaller offer; 0 means no hold timer and no keepalives.
     pub hold_time: u16,
-    /// Keepalive interval (a third of the hold time).
+    /// Keepalive interval (a third of the hold time unless configured).
     pub keepalive: u16,
     /// Both sides speak 4-byte AS numbers.
     pub four_octet_as: bool,
@@ -279,11 +283,7 @@ pub(crate) fn negotiate(
     };
     let negotiated = Negotiated {
         hold_time,
-        keepalive: if hold_time == 0 {
-            0
-        } else {
-            (hold_time / 3).max(1)
-        },
+        keepalive: keepalive_interval(c, hold_time),
         four_octet_as: open.has(65),
         families,
         route_refresh: open.has(2),
@@ -300,6 +300,20 @@ pub(crate) fn negotiate(
             .and_then(|_| peer_graceful_restart(open, &negotiated.families)),
         ..negotiated
     })
+}
+
+/// The keepalive interval for a negotiated hold time: 0 when the hold time is 0, else the
+/// configured interval scaled by negotiated / offered hold time (the configured one when the
+/// peer agreed to ours), or a third of the hold time; never below 1 s (RFC 4271 §4.4).
+fn keepalive_interval(c: &SessionConfig, hold_time: u16) -> u16 {
+    if hold_time == 0 {
+        return 0;
+    }
+    let scaled = c.keepalive.filter(|_| c.hold_time > 0).map(|k| {
+        let k = u32::from(k) * u32::from(hold_time) / u32::from(c.hold_time);
+        u16::try_from(k).unwrap_or(u16::MAX)
+    });
+    scaled.unwrap_or(hold_time / 3).max(1)
 }
 
 /// The peer's graceful restart capability, restricted to the families negotiated.
@@ -320,4 +334,41 @@ fn peer_graceful_restart(open: &Open, negotiated: &[AfiSafi]) -> Option<PeerGrac
         }),
         _ => None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(hold_time: u16, keepalive: Option<u16>) -> SessionConfig {
+        SessionConfig {
+            local_as: 64512,
+            remote_as: 64512,
+            router_id: Ipv4Addr::new(192, 0, 2, 1),
+            hold_time,
+            keepalive,
+            passive: false,
+            families: vec![AfiSafi::IPV4_UNICAST],
+            add_path: Vec::new(),
+            graceful_restart: None,
+            connect_retry_min: Duration::from_secs(1),
+            connect_retry_max: Duration::from_secs(8),
+        }
+    }
+
+    #[test]
+    fn keepalive_is_configured_independently_of_the_hold_time() {
+        assert_eq!(keepalive_interval(&config(90, None), 90), 30, "a third");
+        assert_eq!(keepalive_interval(&config(90, Some(10)), 90), 10);
+        assert_eq!(keepalive_interval(&config(90, Some(60)), 90), 60);
+        // The peer offered 9 s: scaled as BIRD does, so that it stays below the hold time.
+        assert_eq!(keepalive_interval(&config(90, Some(60)), 9), 6);
+        assert_eq!(keepalive_interval(&config(90, Some(10)), 9), 1);
+        assert_eq!(
+            keepalive_interval(&config(90, Some(10)), 0),
+            0,
+            "no keepalives"
+        );
+        assert_eq!(keepalive_interval(&config(3, None), 3), 1);
+    }
 }

@@ -241,6 +241,8 @@ mod tests {
                 rr_client: false,
                 local_address: [192, 0, 2, 100].into(),
                 families: vec![AfiSafi::IPV4_UNICAST],
+                allow_local_as: 0,
+                next_hop_mode: Default::default(),
             };
             rib.peer_up(PeerId(n.into()), info);
         }

@@ -80,6 +80,23 @@ impl Listener {
         let _ = self.task.await;
     }
 
+    /// Sends SYN-ACKs with TTL 255 when a peering uses GTSM (RFC 5082), whose peer drops
+    /// anything arriving with less; the system default otherwise. Each accepted connection
+    /// then gets its peering's own setting.
+    pub(crate) fn sync_ttl(&self, peers: &BTreeSet<PeerConfig>) -> Result<(), BackendError> {
+        let gtsm = peers.iter().any(|p| p.session.ttl_security.is_some());
+        let sock = &*self.socket;
+        // -1: the system default (net.ipv4.ip_default_ttl, net.ipv6.conf.*.hop_limit).
+        let ttl: libc::c_int = if gtsm { 255 } else { -1 };
+        let mut result = super::gtsm::set_int(sock, libc::IPPROTO_IP, libc::IP_TTL, ttl);
+        if self.local.is_ipv6() {
+            // A dual-stack listener: IPv4-mapped connections take IP_TTL, IPv6 ones this.
+            let v6 = super::gtsm::set_int(sock, libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS, ttl);
+            result = v6.and(result.or(Ok(())));
+        }
+        result.map_err(|e| BackendError::Unavailable(format!("listener {}: TTL: {e}", self.local)))
+    }
+
     /// Makes the socket's TCP MD5 keys those of `peers`: sets new and changed passwords,
     /// removes the keys of peers without one (or no longer configured).
     pub(crate) fn sync_keys(&mut self, peers: &BTreeSet<PeerConfig>) -> Result<(), BackendError> {

@@ -114,6 +114,7 @@
 //!             route_reflector_client: false,
 //!             bfd: None,
 //!             add_path: Default::default(),
+//!             session: Default::default(),
 //!         }]),
 //!         policy: Default::default(),
 //!     })
@@ -133,6 +134,7 @@
 //! ```
 
 mod add_path;
+pub mod gtsm;
 mod listener;
 pub mod md5;
 mod options;

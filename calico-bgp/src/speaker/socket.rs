@@ -51,6 +51,8 @@ pub struct SocketFactory {
     opener: Arc<dyn SocketOpener>,
     source: Option<std::net::IpAddr>,
     md5_password: Option<String>,
+    /// GTSM (RFC 5082): the lowest TTL accepted from the peer; `None`: off.
+    gtsm_min_ttl: Option<u8>,
 }
 
 impl Default for SocketFactory {
@@ -66,6 +68,7 @@ impl fmt::Debug for SocketFactory {
             .field("opener", &self.opener)
             .field("source", &self.source)
             .field("md5", &self.md5_password.as_ref().map(|_| "<password>"))
+            .field("gtsm_min_ttl", &self.gtsm_min_ttl)
             .finish()
     }
 }
@@ -77,6 +80,7 @@ impl SocketFactory {
             opener,
             source: None,
             md5_password: None,
+            gtsm_min_ttl: None,
         }
     }
 
@@ -96,8 +100,34 @@ impl SocketFactory {
         }
     }
 
+    /// The sockets of one peering: its session options' source address (when set) in
+    /// place of the speaker's, and GTSM when `ttl_security` is set.
+    pub fn with_session(self, session: &calico_core::dataplane::SessionOptions) -> SocketFactory {
+        let with_source = match session.source_address {
+            Some(source) => self.with_source(source),
+            None => self,
+        };
+        SocketFactory {
+            gtsm_min_ttl: session.min_ttl(),
+            ..with_source
+        }
+    }
+
+    /// Applies the peering's GTSM to a connection accepted on the shared listener.
+    pub fn secure_accepted(&self, stream: &tokio::net::TcpStream) -> io::Result<()> {
+        match self.gtsm_min_ttl {
+            Some(min) => {
+                // The peer's family decides: an IPv4 peer on a dual-stack listener comes as
+                // an IPv4-mapped address, governed by the IPv4 options.
+                let ipv6 = stream.peer_addr()?.ip().to_canonical().is_ipv6();
+                super::gtsm::apply(stream, ipv6, Some(min))
+            }
+            None => Ok(()),
+        }
+    }
+
     /// A socket to connect to `remote` from, bound to the source address when one is set,
-    /// with the TCP MD5 key for `remote` when a password is set.
+    /// with the TCP MD5 key for `remote` when a password is set, and GTSM when on.
     pub fn connecting_socket(&self, remote: &SocketAddr) -> io::Result<TcpSocket> {
         let socket = self.socket_for(remote)?;
         if let Some(source) = self.source.filter(|s| s.is_ipv4() == remote.is_ipv4()) {
@@ -106,6 +136,9 @@ impl SocketFactory {
         if let Some(password) = &self.md5_password {
             super::md5::set_key(socket.as_fd(), remote.ip(), Some(password))
                 .map_err(io::Error::other)?;
+        }
+        if let Some(min) = self.gtsm_min_ttl {
+            super::gtsm::apply(&socket, remote.is_ipv6(), Some(min))?;
         }
         Ok(socket)
     }

@@ -63,6 +63,8 @@ pub struct PeerStart {
     pub session: SessionConfig,
     /// The TCP MD5 password of its connections.
     pub password: Option<String>,
+    /// Its socket options: source address and GTSM.
+    pub options: calico_core::dataplane::SessionOptions,
 }
 
 impl std::fmt::Debug for PeerStart {
@@ -73,6 +75,7 @@ impl std::fmt::Debug for PeerStart {
             .field("remote", &self.remote)
             .field("session", &self.session)
             .field("password", &self.password.as_ref().map(|_| "<password>"))
+            .field("options", &self.options)
             .finish()
     }
 }
@@ -162,6 +165,12 @@ impl SpeakerState {
             if let Some(password) = &p.password {
                 md5::validate(p.address, password)
                     .map_err(|e| BackendError::Unsupported(e.to_string()))?;
+            }
+            if let Err((field, why)) = p.session.validate(p.hold_time) {
+                let address = p.address;
+                return Err(BackendError::Unsupported(format!(
+                    "peer {address}: {field}: {why}"
+                )));
             }
         }
         settings
@@ -378,6 +387,7 @@ impl SpeakerState {
             remote_as: config.remote_as.0,
             router_id: settings.router_id,
             hold_time: config.hold_time,
+            keepalive: config.session.keepalive_time,
             passive: config.passive,
             families: vec![family],
             add_path: if config.add_path.is_on() {
@@ -390,7 +400,9 @@ impl SpeakerState {
                 Vec::new()
             },
             graceful_restart: self.options.graceful_restart.map(|g| GracefulRestart {
-                restart_time: u16::try_from(g.restart_time.as_secs().min(0x0fff)).unwrap_or(0x0fff),
+                restart_time: config.session.restart_time.unwrap_or(
+                    u16::try_from(g.restart_time.as_secs().min(0x0fff)).unwrap_or(0x0fff),
+                ),
                 restarting: g.restarting,
             }),
             connect_retry_min: self.options.connect_retry_min,
@@ -399,12 +411,14 @@ impl SpeakerState {
         let remote = SocketAddr::new(config.address, self.options.peer_port);
         tracing::info!(peer = %config.address, remote_as = config.remote_as.0, "starting peering");
         let password = config.password.clone();
+        let options = config.session.clone();
         let peer = self.peers.add(config);
         out.push(Output::StartPeer(PeerStart {
             peer,
             remote,
             session,
             password,
+            options,
         }));
     }
 
@@ -456,6 +470,8 @@ impl SpeakerState {
             rr_client: p.config.route_reflector_client,
             local_address: local.ip().to_canonical(),
             families: negotiated.families.clone(),
+            allow_local_as: p.config.session.allow_local_as,
+            next_hop_mode: p.config.session.next_hop_mode,
         };
         self.rib.peer_up(id, info);
         // A peer whose routes are stale is back.

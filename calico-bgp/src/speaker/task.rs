@@ -199,6 +199,7 @@ impl Task {
         }
         if let Some(listener) = &mut self.listener {
             listener.sync_keys(&settings.peers)?;
+            listener.sync_ttl(&settings.peers)?;
         }
         self.bfd
             .set_sessions(bfd_sessions(&settings, self.options.listen_address));
@@ -245,8 +246,13 @@ impl Task {
                     remote,
                     session,
                     password,
+                    options,
                 }) => {
-                    let sockets = self.sockets.clone().with_md5_password(password);
+                    let sockets = self
+                        .sockets
+                        .clone()
+                        .with_md5_password(password)
+                        .with_session(&options);
                     let handle =
                         PeerHandle::spawn(peer, session, remote, sockets, self.events_tx.clone());
                     self.peers.insert(peer, handle);

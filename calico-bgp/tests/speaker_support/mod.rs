@@ -109,6 +109,7 @@ pub fn peer(address: &str, remote_as: u32, hold_time: u16) -> PeerConfig {
         route_reflector_client: false,
         bfd: None,
         add_path: Default::default(),
+        session: Default::default(),
     }
 }
 

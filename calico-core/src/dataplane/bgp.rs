@@ -76,6 +76,8 @@ pub struct PeerConfig {
     pub bfd: Option<BfdConfig>,
     /// ADD-PATH (RFC 7911) to offer the peer; off by default.
     pub add_path: AddPathConfig,
+    /// Keepalive, graceful restart time, allowas-in, next hop mode, GTSM, source address.
+    pub session: super::SessionOptions,
 }
 
 /// ADD-PATH (RFC 7911) for a peering: the capability is advertised, for every family of the

@@ -56,6 +56,7 @@
 pub mod acl;
 pub mod bgp;
 mod bgp_policy;
+pub mod bgp_session;
 mod change;
 mod diff;
 mod error;
@@ -69,6 +70,7 @@ pub use bgp::{
     LearnedRoute, PeerConfig, PeerCounters, PeerState, PeerStatus,
 };
 pub use bgp_policy::RoutePolicy;
+pub use bgp_session::{NextHopMode, SessionOptions};
 pub use change::{ApplyError, Change, ChangeSet};
 pub use diff::diff;
 pub(crate) use diff::{diff_keys, Touched};

@@ -28,6 +28,13 @@ pub struct BgpConfiguration {
     /// Communities to attach to advertised routes, by CIDR.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub prefix_advertisements: Vec<super::PrefixAdvertisement>,
+    /// Graceful restart time (seconds) advertised on node-to-node mesh sessions (Calico's
+    /// `nodeMeshMaxRestartTime`); the speaker's default when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_mesh_max_restart_time: Option<u16>,
+    /// TCP MD5 password (RFC 2385) of every node-to-node mesh session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_mesh_password: Option<String>,
 }
 
 /// A node's BGP identity.
@@ -76,7 +83,7 @@ pub struct Node {
 }
 
 /// A BGP peering: the nodes it applies to and the remote speaker.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BgpPeer {
     /// Name of the resource.
@@ -87,12 +94,17 @@ pub struct BgpPeer {
     /// The nodes this peering is for; all nodes when neither this nor `node` is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_selector: Option<Selector>,
-    /// The remote speaker's address.
-    #[serde(rename = "peerIP")]
-    pub peer_ip: IpAddr,
-    /// The remote speaker's AS.
-    #[serde(rename = "asNumber")]
-    pub as_number: AsNumber,
+    /// The remote speaker's address; exclusive with `peer_selector`, one of them is set.
+    #[serde(default, rename = "peerIP", skip_serializing_if = "Option::is_none")]
+    pub peer_ip: Option<IpAddr>,
+    /// The remote speaker's AS; set with `peer_ip`, never with `peer_selector`.
+    #[serde(default, rename = "asNumber", skip_serializing_if = "Option::is_none")]
+    pub as_number: Option<AsNumber>,
+    /// Peer with the nodes this selects, at their node addresses and with their AS numbers
+    /// (Calico's `peerSelector`): an IPv4 session where both ends have an IPv4 address, an
+    /// IPv6 one where both have an IPv6 address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_selector: Option<Box<Selector>>,
     /// TCP MD5 password (RFC 2385) for the session, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
@@ -111,4 +123,50 @@ pub struct BgpPeer {
     /// filter that does not exist is held (not started) until it does.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub filters: Vec<String>,
+    /// Seconds between KEEPALIVEs (default: a third of the hold time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keepalive_time: Option<u16>,
+    /// Graceful restart time (seconds) advertised to the peer (RFC 4724).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_restart_time: Option<u16>,
+    /// How many times our AS may be in a received AS_PATH (allowas-in; default 0).
+    #[serde(
+        default,
+        rename = "numAllowedLocalASNumbers",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub num_allowed_local_as_numbers: Option<u32>,
+    /// Next hop handling towards the peer (default `Auto`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_hop_mode: Option<crate::dataplane::NextHopMode>,
+    /// Deprecated form of `next_hop_mode: Keep`, applied to eBGP peers only (as Calico
+    /// does); ignored when `next_hop_mode` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_original_next_hop: Option<bool>,
+    /// GTSM (RFC 5082): the peer's distance in hops (1: directly connected).
+    #[serde(
+        default,
+        rename = "ttlSecurity",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ttl_security: Option<u16>,
+    /// The session's local address: the node's address (`UseNodeIP`, the default) or the
+    /// speaker's choice (`None`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_address: Option<SourceAddress>,
+    /// The gateway through which `peer_ip` is reached: the nodes of this peering get a host
+    /// route to the peer via it (as Calico does for a peer on no connected network, so
+    /// that the session does not follow routes it learns itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reachable_by: Option<IpAddr>,
+}
+
+/// Calico's `sourceAddress` of a `BGPPeer`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SourceAddress {
+    /// The node's address of the peer's family.
+    #[default]
+    UseNodeIP,
+    /// Whatever the speaker picks (the kernel's source address selection).
+    None,
 }

@@ -315,7 +315,7 @@ bgp: {ipv4Address: 192.0.2.10}
         let r = parse_resources(text).unwrap();
         assert_eq!(r.len(), 8);
         match &r[6] {
-            Resource::BgpPeer(p) => assert_eq!(p.as_number.0, 65546),
+            Resource::BgpPeer(p) => assert_eq!(p.as_number, Some(crate::model::AsNumber(65546))),
             other => panic!("{other:?}"),
         }
     }

@@ -6,6 +6,7 @@
 
 mod bgp;
 mod bgp_filter;
+mod bgp_session;
 mod endpoint;
 mod error;
 mod file;
@@ -28,7 +29,7 @@ pub use crate::labels::{
     Labels, LABEL_NAMESPACE, LABEL_ORCHESTRATOR, LABEL_SERVICE_ACCOUNT, NAMESPACE_LABEL_PREFIX,
     SERVICE_ACCOUNT_LABEL_PREFIX,
 };
-pub use bgp::{BgpConfiguration, BgpPeer, Node, NodeBgp};
+pub use bgp::{BgpConfiguration, BgpPeer, Node, NodeBgp, SourceAddress};
 pub use bgp_filter::{
     communities_for, evaluate, resolve_community, BgpFilter, BgpFilterRule, Community,
     CommunityDef, CommunityRules, Direction, FilterAction, FilterSource, MatchOperator,

@@ -583,6 +583,21 @@ impl BgpConfiguration {
                 },
             ));
         }
+        if let Some(p) = &self.node_mesh_password {
+            if p.is_empty() || p.len() > 80 {
+                return Err(c.invalid("nodeMeshPassword", "a TCP MD5 key must be 1-80 bytes"));
+            }
+        }
+        if let Some(r) = self.node_mesh_max_restart_time.filter(|r| *r > 4095) {
+            return Err(c.err(
+                "nodeMeshMaxRestartTime",
+                Reason::OutOfRange {
+                    value: r.into(),
+                    min: 0,
+                    max: 4095,
+                },
+            ));
+        }
         if let Some(asn) = self.as_number {
             if asn.0 == 0 {
                 return Err(c.err(
@@ -607,7 +622,7 @@ impl BgpPeer {
         if self.node.is_some() && self.node_selector.is_some() {
             return Err(c.err("nodeSelector", Reason::Conflicts("node".into())));
         }
-        if self.as_number.0 == 0 {
+        if self.as_number.is_some_and(|a| a.0 == 0) {
             return Err(c.err(
                 "asNumber",
                 Reason::OutOfRange {
@@ -635,11 +650,11 @@ impl BgpPeer {
                 return Err(c.invalid("password", "a TCP MD5 key must be 1-80 bytes"));
             }
         }
-        if self.peer_ip.is_unspecified() || self.peer_ip.is_multicast() {
-            return Err(c.invalid(
-                "peerIP",
-                format!("{} is not a unicast address", self.peer_ip),
-            ));
+        if let Some(ip) = self
+            .peer_ip
+            .filter(|ip| ip.is_unspecified() || ip.is_multicast())
+        {
+            return Err(c.invalid("peerIP", format!("{ip} is not a unicast address")));
         }
         let mut seen = BTreeSet::new();
         for (i, f) in self.filters.iter().enumerate() {
@@ -648,7 +663,7 @@ impl BgpPeer {
                 return Err(c.err(format!("filters[{i}]"), Reason::Duplicate(f.clone())));
             }
         }
-        Ok(())
+        self.validate_session(&c)
     }
 }
 

@@ -10,7 +10,9 @@
 //! * every route learned from a peer gets a route via its next hops (several means ECMP),
 //!   unless the prefix is one of this host's own workload addresses or blocks (local always
 //!   wins). A workload borrowed from another node's block is a /32 (/128), more specific
-//!   than the block, so the longest-prefix match takes traffic to the right host.
+//!   than the block, so the longest-prefix match takes traffic to the right host;
+//! * every BGP peer of this node with a `reachableBy` gateway gets a host route via it,
+//!   ahead of what BGP learned.
 //!
 //! ```
 //! use calico_core::dataplane::RouteTarget;
@@ -64,6 +66,15 @@ pub fn desired_routes(node: &str, model: &Model, learned: &[LearnedRoute]) -> De
     // The node's blocks: unused addresses are dropped here rather than sent back out.
     for block in own_blocks(node, model) {
         fib.entry(block).or_insert(RouteTarget::Blackhole);
+    }
+    // Peers reached through a gateway (`reachableBy`): configured, so ahead of BGP.
+    for (peer, gateway) in peering::peer_routes(node, model) {
+        let hop = NextHop {
+            gateway,
+            interface: None,
+        };
+        fib.entry(peer)
+            .or_insert_with(|| RouteTarget::Via(BTreeSet::from([hop])));
     }
     for route in learned {
         let prefix = route.prefix.trunc();

@@ -1,7 +1,10 @@
 //! Which BGP sessions a node runs, from the model's `Node`, `BgpConfiguration` and `BgpPeer`
 //! resources, as Calico derives them: the node-to-node mesh (on unless the `default`
-//! configuration turns it off) plus explicit peerings selecting the node, with the route
-//! policy of `BgpConfiguration.prefixAdvertisements` and `BgpPeer.filters`.
+//! configuration turns it off) plus explicit peerings selecting the node, with a `peerIP`
+//! or with the nodes a `peerSelector` picks (and the reverse peerings on those), each with
+//! its session options (keepalive, restart time, allowas-in, next hop mode, GTSM, source
+//! address: the node's address of the peer's family unless `sourceAddress: None`), and
+//! with the route policy of `BgpConfiguration.prefixAdvertisements` and `BgpPeer.filters`.
 //!
 //! A peering naming a `BgpFilter` that does not exist is held (left out) until the filter
 //! exists: running it without its filters could advertise or accept routes the operator
@@ -10,9 +13,11 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use crate::dataplane::{BgpSettings, PeerConfig, RoutePolicy};
+use ipnet::IpNet;
+
+use crate::dataplane::{BgpSettings, PeerConfig, RoutePolicy, SessionOptions};
 use crate::model::{
-    resolve_community, AsNumber, BgpConfiguration, BgpFilter, BgpPeer, CommunityRules, Model,
+    resolve_community, AsNumber, BgpConfiguration, BgpFilter, BgpPeer, CommunityRules, Model, Node,
     NodeBgp,
 };
 
@@ -33,106 +38,38 @@ pub fn bgp_settings(node: &str, model: &Model) -> Option<BgpSettings> {
         .and_then(|c| c.as_number)
         .or(config.and_then(|c| c.as_number))
         .unwrap_or(DEFAULT_AS);
-    let as_of = |b: &NodeBgp| b.as_number.unwrap_or(cluster_as);
     let listen_port = node_config
         .and_then(|c| c.listen_port)
         .or(config.and_then(|c| c.listen_port))
         .unwrap_or(179);
-    let mesh = config
-        .and_then(|c| c.node_to_node_mesh_enabled)
-        .unwrap_or(true);
-    let cluster_id = my_bgp.route_reflector_cluster_id;
-    let my_addrs: Vec<IpAddr> = [
-        my_bgp.ipv4_address.map(IpAddr::V4),
-        my_bgp.ipv6_address.map(IpAddr::V6),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    // A peer that is another node acting as a client of ours, when we reflect.
-    let node_of = |addr: IpAddr| {
-        model.nodes.values().find(|n| {
-            n.bgp.as_ref().is_some_and(|b| {
-                b.ipv4_address.map(IpAddr::V4) == Some(addr)
-                    || b.ipv6_address.map(IpAddr::V6) == Some(addr)
-            })
-        })
+    let ctx = Context {
+        model,
+        me,
+        my_bgp,
+        cluster_as,
+        local_as: my_bgp.as_number.unwrap_or(cluster_as),
     };
-    let is_client = |addr: IpAddr| {
-        cluster_id.is_some()
-            && node_of(addr)
-                .and_then(|n| n.bgp.as_ref())
-                .is_some_and(|b| b.route_reflector_cluster_id.is_none())
-    };
-
     let mut peers: BTreeMap<IpAddr, PeerConfig> = BTreeMap::new();
-    let mut filters: BTreeMap<IpAddr, Vec<BgpFilter>> = BTreeMap::new();
-    if mesh {
-        for other in model.nodes.values().filter(|n| n.name != node) {
-            let Some(b) = &other.bgp else { continue };
-            let pairs = [
-                (
-                    my_bgp.ipv4_address.map(IpAddr::V4),
-                    b.ipv4_address.map(IpAddr::V4),
-                ),
-                (
-                    my_bgp.ipv6_address.map(IpAddr::V6),
-                    b.ipv6_address.map(IpAddr::V6),
-                ),
-            ];
-            for (mine, theirs) in pairs {
-                let (Some(mine), Some(theirs)) = (mine, theirs) else {
-                    continue;
-                };
-                peers.insert(
-                    theirs,
-                    PeerConfig {
-                        address: theirs,
-                        remote_as: as_of(b),
-                        password: None,
-                        hold_time: DEFAULT_HOLD_TIME,
-                        // Only one side of a mesh session connects: the lower address.
-                        passive: mine > theirs,
-                        route_reflector_client: false,
-                        bfd: None,
-                        add_path: Default::default(),
-                    },
-                );
-            }
-        }
+    if config
+        .and_then(|c| c.node_to_node_mesh_enabled)
+        .unwrap_or(true)
+    {
+        mesh_peers(&ctx, config, &mut peers);
     }
+    let mut filters: BTreeMap<IpAddr, Vec<BgpFilter>> = BTreeMap::new();
     for p in model.bgp_peers.values() {
-        let applies = match (&p.node, &p.node_selector) {
-            (Some(n), _) => n == node,
-            (None, Some(sel)) => sel.matches(&me.labels),
-            (None, None) => true,
-        };
-        if !applies || my_addrs.contains(&p.peer_ip) {
-            continue;
-        }
         let Ok(peer_filters) = filters_of(p, model) else {
             continue; // held until its filters exist
         };
-        filters.insert(p.peer_ip, peer_filters);
-        peers.insert(
-            p.peer_ip,
-            PeerConfig {
-                address: p.peer_ip,
-                remote_as: p.as_number,
-                password: p.password.clone(),
-                hold_time: p.hold_time.unwrap_or(DEFAULT_HOLD_TIME),
-                passive: false,
-                route_reflector_client: is_client(p.peer_ip),
-                bfd: p.bfd.clone(),
-                add_path: p.add_path.unwrap_or_default(),
-            },
-        );
+        for address in explicit_peers(&ctx, p, &mut peers) {
+            filters.insert(address, peer_filters.clone());
+        }
     }
     Some(BgpSettings {
-        local_as: as_of(my_bgp),
+        local_as: ctx.local_as,
         router_id,
         listen_port,
-        cluster_id,
+        cluster_id: my_bgp.route_reflector_cluster_id,
         peers: peers.into_values().collect(),
         policy: RoutePolicy {
             communities: community_rules(config, node_config),
@@ -194,6 +131,171 @@ fn community_rules(
             (ad.cidr, list)
         })
         .collect()
+}
+
+/// What the peerings of one node are derived from.
+struct Context<'a> {
+    model: &'a Model,
+    me: &'a Node,
+    my_bgp: &'a NodeBgp,
+    cluster_as: AsNumber,
+    local_as: AsNumber,
+}
+
+impl Context<'_> {
+    fn as_of(&self, b: &NodeBgp) -> AsNumber {
+        b.as_number.unwrap_or(self.cluster_as)
+    }
+
+    /// Our address of `peer`'s family.
+    fn my_addr(&self, peer: IpAddr) -> Option<IpAddr> {
+        match peer {
+            IpAddr::V4(_) => self.my_bgp.ipv4_address.map(IpAddr::V4),
+            IpAddr::V6(_) => self.my_bgp.ipv6_address.map(IpAddr::V6),
+        }
+    }
+
+    fn is_mine(&self, addr: IpAddr) -> bool {
+        self.my_addr(addr) == Some(addr)
+    }
+
+    /// Whether the peer at `addr` is another node acting as a client of ours, when we
+    /// reflect.
+    fn is_client(&self, addr: IpAddr) -> bool {
+        self.my_bgp.route_reflector_cluster_id.is_some()
+            && self
+                .model
+                .nodes
+                .values()
+                .filter_map(|n| n.bgp.as_ref())
+                .find(|b| node_addrs(b).contains(&Some(addr)))
+                .is_some_and(|b| b.route_reflector_cluster_id.is_none())
+    }
+
+    /// The sessions with another node: one per family both of us have an address of. Only
+    /// one side of each connects: the lower address.
+    fn node_sessions(&self, other: &NodeBgp) -> Vec<(IpAddr, IpAddr)> {
+        node_addrs(self.my_bgp)
+            .into_iter()
+            .zip(node_addrs(other))
+            .filter_map(|(mine, theirs)| Some((mine?, theirs?)))
+            .collect()
+    }
+
+    /// A peering at `address` of AS `remote_as` with the defaults.
+    fn peer(&self, address: IpAddr, remote_as: AsNumber) -> PeerConfig {
+        PeerConfig {
+            address,
+            remote_as,
+            password: None,
+            hold_time: DEFAULT_HOLD_TIME,
+            passive: false,
+            route_reflector_client: self.is_client(address),
+            bfd: None,
+            add_path: Default::default(),
+            session: SessionOptions {
+                source_address: self.my_addr(address),
+                ..Default::default()
+            },
+        }
+    }
+}
+
+/// A node's IPv4 and IPv6 addresses.
+fn node_addrs(b: &NodeBgp) -> [Option<IpAddr>; 2] {
+    [
+        b.ipv4_address.map(IpAddr::V4),
+        b.ipv6_address.map(IpAddr::V6),
+    ]
+}
+
+/// The node-to-node mesh: every other BGP node, with the mesh password and restart time of
+/// the `default` configuration.
+fn mesh_peers(
+    ctx: &Context,
+    config: Option<&BgpConfiguration>,
+    peers: &mut BTreeMap<IpAddr, PeerConfig>,
+) {
+    for other in ctx.model.nodes.values().filter(|n| n.name != ctx.me.name) {
+        let Some(b) = &other.bgp else { continue };
+        for (mine, theirs) in ctx.node_sessions(b) {
+            let mut peer = ctx.peer(theirs, ctx.as_of(b));
+            peer.passive = mine > theirs;
+            // Mesh sessions are never reflector-client sessions.
+            peer.route_reflector_client = false;
+            peer.password = config.and_then(|c| c.node_mesh_password.clone());
+            peer.session.restart_time = config.and_then(|c| c.node_mesh_max_restart_time);
+            peers.insert(theirs, peer);
+        }
+    }
+}
+
+/// Whether peering `p` is for node `n` (its `node`, its `nodeSelector`, or every node).
+fn applies_to(p: &BgpPeer, n: &Node) -> bool {
+    match (&p.node, &p.node_selector) {
+        (Some(name), _) => *name == n.name,
+        (None, Some(sel)) => sel.matches(&n.labels),
+        (None, None) => true,
+    }
+}
+
+/// The host routes `node` needs to reach its peers (`reachableBy`): each peer's address via
+/// its gateway, for the peerings of this node.
+pub fn peer_routes(node: &str, model: &Model) -> Vec<(IpNet, IpAddr)> {
+    let Some(me) = model.nodes.get(node) else {
+        return Vec::new();
+    };
+    model
+        .bgp_peers
+        .values()
+        .filter(|p| applies_to(p, me))
+        .filter_map(|p| Some((IpNet::from(p.peer_ip?), p.reachable_by?)))
+        .collect()
+}
+
+/// The peerings one `BgpPeer` gives this node: with its `peerIP`, or with the nodes its
+/// `peerSelector` picks (and, as Calico's automatic reverse peering does, with the nodes
+/// its `node`/`nodeSelector` picks when this node is among those `peerSelector` picks).
+/// Returns the peers' addresses.
+fn explicit_peers(
+    ctx: &Context,
+    p: &BgpPeer,
+    peers: &mut BTreeMap<IpAddr, PeerConfig>,
+) -> Vec<IpAddr> {
+    let selects = |n: &Node| applies_to(p, n);
+    let mut targets: Vec<(IpAddr, AsNumber, bool)> = Vec::new();
+    if let (Some(ip), Some(asn)) = (p.peer_ip, p.as_number) {
+        if selects(ctx.me) && !ctx.is_mine(ip) {
+            targets.push((ip, asn, false));
+        }
+    }
+    if let Some(sel) = &p.peer_selector {
+        let picks = |n: &Node| sel.matches(&n.labels);
+        for other in ctx.model.nodes.values().filter(|n| n.name != ctx.me.name) {
+            let Some(b) = &other.bgp else { continue };
+            let forward = selects(ctx.me) && picks(other);
+            let reverse = picks(ctx.me) && selects(other);
+            if !(forward || reverse) {
+                continue;
+            }
+            for (mine, theirs) in ctx.node_sessions(b) {
+                targets.push((theirs, ctx.as_of(b), mine > theirs));
+            }
+        }
+    }
+    let mut addresses = Vec::new();
+    for (address, remote_as, passive) in targets {
+        let mut peer = ctx.peer(address, remote_as);
+        peer.password = p.password.clone();
+        peer.hold_time = p.hold_time.unwrap_or(DEFAULT_HOLD_TIME);
+        peer.passive = passive;
+        peer.bfd = p.bfd.clone();
+        peer.add_path = p.add_path.unwrap_or_default();
+        peer.session = p.session_options(remote_as != ctx.local_as, ctx.my_addr(address));
+        peers.insert(address, peer);
+        addresses.push(address);
+    }
+    addresses
 }
 
 #[cfg(test)]
@@ -405,5 +507,143 @@ exportV4: [{action: Reject, matchOperator: In, cidr: 10.65.0.0/16}]
             .iter()
             .any(|p| p.address == tor));
         assert!(held_peers(&m).is_empty());
+    }
+
+    #[test]
+    fn a_peer_selector_peers_with_the_selected_nodes_both_ways() {
+        let m = model(&format!(
+            "{NODES}---
+kind: BgpConfiguration
+name: default
+nodeToNodeMeshEnabled: false
+nodeMeshMaxRestartTime: 30
+---
+kind: Node
+name: rr
+labels: {{role: rr}}
+bgp: {{ipv4Address: 192.0.2.9, ipv6Address: 'fd00::9', routeReflectorClusterID: 1.1.1.1}}
+---
+kind: BgpPeer
+name: to-rr
+nodeSelector: rack == 'r1'
+peerSelector: role == 'rr'
+keepaliveTime: 10
+ttlSecurity: 1
+nextHopMode: Keep
+"
+        ));
+        let a = bgp_settings("a", &m).unwrap();
+        let addrs: Vec<String> = a.peers.iter().map(|p| p.address.to_string()).collect();
+        assert_eq!(
+            addrs,
+            ["192.0.2.9", "fd00::9"],
+            "one session per common family"
+        );
+        let v4 = a.peers.iter().next().unwrap();
+        assert_eq!(v4.remote_as, DEFAULT_AS, "the selected node's (cluster) AS");
+        assert!(!v4.passive, "the lower address connects");
+        assert_eq!(v4.session.keepalive_time, Some(10));
+        assert_eq!(v4.session.ttl_security, Some(1));
+        assert_eq!(
+            v4.session.next_hop_mode,
+            crate::dataplane::NextHopMode::Keep
+        );
+        assert_eq!(
+            v4.session.source_address,
+            Some("192.0.2.1".parse().unwrap()),
+            "UseNodeIP by default"
+        );
+        assert_eq!(v4.session.restart_time, None, "not a mesh session");
+        // The reverse peering, on the reflector, with a as its client.
+        let rr = bgp_settings("rr", &m).unwrap();
+        let to_a: Vec<_> = rr.peers.iter().collect();
+        assert_eq!(to_a.len(), 2, "{to_a:?}");
+        assert!(to_a.iter().all(|p| p.passive && p.route_reflector_client));
+        assert!(
+            bgp_settings("b", &m).unwrap().peers.is_empty(),
+            "b is neither selected nor selecting"
+        );
+    }
+
+    #[test]
+    fn mesh_sessions_take_the_mesh_password_and_restart_time() {
+        let m = model(&format!(
+            "{NODES}---
+kind: BgpConfiguration
+name: default
+nodeMeshMaxRestartTime: 45
+nodeMeshPassword: m3sh
+"
+        ));
+        let a = bgp_settings("a", &m).unwrap();
+        let p = a.peers.iter().next().unwrap();
+        assert_eq!(p.password.as_deref(), Some("m3sh"));
+        assert_eq!(p.session.restart_time, Some(45));
+    }
+
+    #[test]
+    fn keep_original_next_hop_applies_to_ebgp_peers_only() {
+        let m = model(&format!(
+            "{NODES}---
+kind: BgpPeer
+name: ext
+node: a
+peerIP: 192.0.2.100
+asNumber: 65100
+keepOriginalNextHop: true
+sourceAddress: None
+---
+kind: BgpPeer
+name: int
+node: a
+peerIP: 192.0.2.101
+asNumber: 64512
+keepOriginalNextHop: true
+numAllowedLocalASNumbers: 3
+"
+        ));
+        let a = bgp_settings("a", &m).unwrap();
+        let get = |ip: &str| {
+            a.peers
+                .iter()
+                .find(|p| p.address.to_string() == ip)
+                .unwrap()
+        };
+        use crate::dataplane::NextHopMode;
+        assert_eq!(get("192.0.2.100").session.next_hop_mode, NextHopMode::Keep);
+        assert_eq!(get("192.0.2.100").session.source_address, None);
+        assert_eq!(get("192.0.2.101").session.next_hop_mode, NextHopMode::Auto);
+        assert_eq!(get("192.0.2.101").session.allow_local_as, 3);
+    }
+
+    #[test]
+    fn reachable_by_gives_the_peerings_nodes_a_host_route() {
+        let m = model(&format!(
+            "{NODES}---
+kind: BgpPeer
+name: tor
+nodeSelector: rack == 'r1'
+peerIP: 198.51.100.1
+asNumber: 65100
+reachableBy: 192.0.2.254
+"
+        ));
+        let want = vec![(
+            "198.51.100.1/32".parse().unwrap(),
+            "192.0.2.254".parse().unwrap(),
+        )];
+        assert_eq!(peer_routes("a", &m), want);
+        assert!(peer_routes("b", &m).is_empty(), "b is not in rack r1");
+        let fib = crate::routes::desired_routes("a", &m, &[]);
+        assert_eq!(
+            fib.get(&"198.51.100.1/32".parse().unwrap()),
+            Some(&crate::dataplane::RouteTarget::Via(
+                [crate::dataplane::NextHop {
+                    gateway: "192.0.2.254".parse().unwrap(),
+                    interface: None,
+                }]
+                .into()
+            ))
+        );
     }
 }

@@ -94,6 +94,14 @@ impl AsPath {
             .and_then(|s| s.asns.first().copied())
     }
 
+    /// How many times `asn` appears in the path (in sequences and sets alike).
+    pub fn occurrences(&self, asn: u32) -> usize {
+        self.segments
+            .iter()
+            .map(|s| s.asns.iter().filter(|a| **a == asn).count())
+            .sum()
+    }
+
     /// Whether `asn` appears anywhere in the path (loop detection).
     pub fn contains(&self, asn: u32) -> bool {
         self.segments.iter().any(|s| s.asns.contains(&asn))

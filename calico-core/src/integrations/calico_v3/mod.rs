@@ -39,6 +39,9 @@
 //! ```
 
 mod bgp_filter;
+#[cfg(test)]
+mod bgp_tests;
+mod duration;
 mod network_set;
 mod read;
 mod write;

@@ -14,6 +14,8 @@ use crate::model::{
 };
 use crate::selector::Selector;
 
+use super::duration::{seconds, GoDuration};
+
 /// The API version accepted.
 pub const API_VERSION: &str = "projectcalico.org/v3";
 
@@ -125,6 +127,8 @@ struct BgpConfigurationSpec {
     communities: Vec<crate::model::CommunityDef>,
     #[serde(default)]
     prefix_advertisements: Vec<crate::model::PrefixAdvertisement>,
+    #[serde(default)]
+    node_mesh_max_restart_time: Option<GoDuration>,
 }
 
 #[derive(Deserialize)]
@@ -134,9 +138,28 @@ struct BgpPeerSpec {
     node: Option<String>,
     #[serde(default)]
     node_selector: Option<Selector>,
-    #[serde(rename = "peerIP")]
-    peer_ip: std::net::IpAddr,
-    as_number: AsNumber,
+    #[serde(default, rename = "peerIP")]
+    peer_ip: Option<std::net::IpAddr>,
+    #[serde(default)]
+    as_number: Option<AsNumber>,
+    #[serde(default)]
+    peer_selector: Option<Selector>,
+    #[serde(default)]
+    keepalive_time: Option<GoDuration>,
+    #[serde(default)]
+    max_restart_time: Option<GoDuration>,
+    #[serde(default, rename = "numAllowedLocalASNumbers")]
+    num_allowed_local_as_numbers: Option<u32>,
+    #[serde(default)]
+    next_hop_mode: Option<crate::dataplane::NextHopMode>,
+    #[serde(default)]
+    keep_original_next_hop: Option<bool>,
+    #[serde(default, rename = "ttlSecurity")]
+    ttl_security: Option<u16>,
+    #[serde(default)]
+    source_address: Option<crate::model::SourceAddress>,
+    #[serde(default)]
+    reachable_by: Option<std::net::IpAddr>,
     #[serde(default)]
     filters: Vec<String>,
 }
@@ -196,9 +219,20 @@ const UNSUPPORTED: &[(&str, Option<&str>, &str)] = &[
     ("natOutgoing", Some("false"), "outgoing NAT is not supported"),
     ("ipNATs", Some("[]"), "1:1 NAT for workloads is not supported"),
     ("allowSpoofedSourcePrefixes", Some("[]"), "allowing spoofed sources is not supported"),
-    ("peerSelector", None, "peerSelector is not supported: list peers by peerIP"),
     ("password", None, "secret references cannot be resolved by calico-rs: set the password on the BgpPeer resource through the orchestrator API"),
-    ("keepOriginalNextHop", Some("false"), "keepOriginalNextHop is not supported"),
+    ("nodeMeshPassword", None, "secret references cannot be resolved by calico-rs: set nodeMeshPassword on the BgpConfiguration resource through the orchestrator API"),
+    ("localASNumber", None, "a per-peer local AS is not supported: set the node's asNumber"),
+    ("localWorkloadSelector", None, "peering with local workloads is not supported"),
+    ("reversePeering", Some("Auto"), "a manual reverse peering is not supported: the reverse peering is always automatic (Auto)"),
+    ("bindMode", Some("None"), "bindMode NodeIP is not supported: the speaker listens on every address"),
+    ("ignoredInterfaces", Some("[]"), "ignoredInterfaces is not supported: calico-rs exports only its pools' blocks, never interface routes"),
+    ("localWorkloadPeeringIPV4", Some(""), "peering with local workloads is not supported"),
+    ("localWorkloadPeeringIPV6", Some(""), "peering with local workloads is not supported"),
+    ("serviceLoadBalancerAggregation", Some("Enabled"), "advertising service IPs is not supported"),
+    ("programClusterRoutes", None, "programClusterRoutes is not supported: BGP-learned routes are always programmed"),
+    ("ipv4NormalRoutePriority", None, "route priorities are not supported"),
+    ("ipv6NormalRoutePriority", None, "route priorities are not supported"),
+    ("logSeverityScreen", Some("Info"), "BIRD log levels other than the default (Info) are not supported"),
     ("serviceClusterIPs", Some("[]"), "advertising service IPs is not supported"),
     ("serviceExternalIPs", Some("[]"), "advertising service IPs is not supported"),
     ("serviceLoadBalancerIPs", Some("[]"), "advertising service IPs is not supported"),
@@ -209,7 +243,6 @@ const UNSUPPORTED: &[(&str, Option<&str>, &str)] = &[
 
 /// Fields accepted and deliberately ignored (they do not change forwarding or policy).
 const IGNORED: &[&str] = &[
-    "logSeverityScreen", // BIRD's log level
     "serviceAccountName",
     "containerID",
     "ipv4Gateway",
@@ -370,6 +403,12 @@ fn object(doc: usize, kind: &str, mut v: Mapping) -> Result<Resource, TranslateE
                 listen_port: s.listen_port,
                 communities: s.communities,
                 prefix_advertisements: s.prefix_advertisements,
+                node_mesh_max_restart_time: seconds(
+                    &obj,
+                    "spec.nodeMeshMaxRestartTime",
+                    s.node_mesh_max_restart_time,
+                )?,
+                node_mesh_password: None,
             })
         }
         "BGPPeer" => {
@@ -380,11 +419,20 @@ fn object(doc: usize, kind: &str, mut v: Mapping) -> Result<Resource, TranslateE
                 node_selector: s.node_selector,
                 peer_ip: s.peer_ip,
                 as_number: s.as_number,
+                peer_selector: s.peer_selector.map(Box::new),
                 password: None,
                 hold_time: None,
                 bfd: None,
                 add_path: None,
                 filters: s.filters,
+                keepalive_time: seconds(&obj, "spec.keepaliveTime", s.keepalive_time)?,
+                max_restart_time: seconds(&obj, "spec.maxRestartTime", s.max_restart_time)?,
+                num_allowed_local_as_numbers: s.num_allowed_local_as_numbers,
+                next_hop_mode: s.next_hop_mode,
+                keep_original_next_hop: s.keep_original_next_hop,
+                ttl_security: s.ttl_security,
+                source_address: s.source_address,
+                reachable_by: s.reachable_by,
             })
         }
         "BGPFilter" => super::bgp_filter::read(meta, spec, &obj)?,

@@ -70,7 +70,7 @@ pub fn to_v3(resource: &Resource) -> Result<V3Object, TranslateError> {
             None,
             c.name.clone(),
             None,
-            bgp_configuration(c),
+            bgp_configuration(c)?,
         ),
         Resource::BgpPeer(p) => ("BGPPeer", None, p.name.clone(), None, bgp_peer(p)?),
         Resource::Node(n) => ("Node", None, n.name.clone(), Some(&n.labels), node(n)),
@@ -299,7 +299,7 @@ fn ip_pool(p: &IpPool) -> Value {
     Value::Object(spec)
 }
 
-fn bgp_configuration(c: &BgpConfiguration) -> Value {
+fn bgp_configuration(c: &BgpConfiguration) -> Result<Value, TranslateError> {
     let mut spec = Map::new();
     if let Some(v) = c.node_to_node_mesh_enabled {
         spec.insert("nodeToNodeMeshEnabled".into(), json!(v));
@@ -311,7 +311,17 @@ fn bgp_configuration(c: &BgpConfiguration) -> Value {
         spec.insert("listenPort".into(), json!(v));
     }
     super::bgp_filter::write_communities(&mut spec, &c.communities, &c.prefix_advertisements);
-    Value::Object(spec)
+    if let Some(v) = c.node_mesh_max_restart_time {
+        spec.insert("nodeMeshMaxRestartTime".into(), json!(format!("{v}s")));
+    }
+    if c.node_mesh_password.is_some() {
+        return Err(TranslateError::new(
+            format!("BGPConfiguration {}", c.name),
+            "spec.nodeMeshPassword",
+            "a v3 BGPConfiguration holds only a Kubernetes secret reference, never the password itself",
+        ));
+    }
+    Ok(Value::Object(spec))
 }
 
 fn bgp_peer(p: &BgpPeer) -> Result<Value, TranslateError> {
@@ -351,10 +361,33 @@ fn bgp_peer(p: &BgpPeer) -> Result<Value, TranslateError> {
     if let Some(s) = &p.node_selector {
         spec.insert("nodeSelector".into(), json!(s));
     }
-    spec.insert("peerIP".into(), json!(p.peer_ip));
-    spec.insert("asNumber".into(), json!(p.as_number));
+    let mut put = |k: &str, v: Value| {
+        if !v.is_null() {
+            spec.insert(k.into(), v);
+        }
+    };
+    put("peerIP", json!(p.peer_ip));
+    put("asNumber", json!(p.as_number));
+    put("peerSelector", json!(p.peer_selector));
+    put(
+        "keepaliveTime",
+        json!(p.keepalive_time.map(|s| format!("{s}s"))),
+    );
+    put(
+        "maxRestartTime",
+        json!(p.max_restart_time.map(|s| format!("{s}s"))),
+    );
+    put(
+        "numAllowedLocalASNumbers",
+        json!(p.num_allowed_local_as_numbers),
+    );
+    put("nextHopMode", json!(p.next_hop_mode));
+    put("keepOriginalNextHop", json!(p.keep_original_next_hop));
+    put("ttlSecurity", json!(p.ttl_security));
+    put("sourceAddress", json!(p.source_address));
+    put("reachableBy", json!(p.reachable_by));
     if !p.filters.is_empty() {
-        spec.insert("filters".into(), json!(p.filters));
+        put("filters", json!(p.filters));
     }
     Ok(Value::Object(spec))
 }

@@ -5,7 +5,8 @@ use serde_json::json;
 
 use super::super::parse_v3;
 use super::*;
-use crate::model::{AsNumber, BlockAffinity, NodeBgp, WorkloadEndpointId};
+use crate::dataplane::NextHopMode;
+use crate::model::{AsNumber, BlockAffinity, NodeBgp, SourceAddress, WorkloadEndpointId};
 use crate::selector::Selector;
 
 /// `to_v3`, then the reader on its JSON text: must give back exactly `r`.
@@ -89,8 +90,9 @@ fn other_kinds() -> impl Strategy<Value = Vec<Resource>> {
         asn,
         prop::option::of(any::<bool>()),
         prop::option::of(1u16..),
+        prop::option::of(0u16..=4095),
     )
-        .prop_map(|(as_number, mesh, listen_port)| {
+        .prop_map(|(as_number, mesh, listen_port, restart)| {
             Resource::BgpConfiguration(BgpConfiguration {
                 name: "default".into(),
                 as_number,
@@ -98,15 +100,36 @@ fn other_kinds() -> impl Strategy<Value = Vec<Resource>> {
                 listen_port,
                 communities: Vec::new(),
                 prefix_advertisements: Vec::new(),
+                node_mesh_max_restart_time: restart,
+                node_mesh_password: None,
             })
         });
-    let peer = (0u8..3, v4, 1u32..).prop_map(|(which, ip, asn)| {
+    let session = (
+        prop::option::of(1u16..90),
+        prop::option::of(0u16..=4095),
+        prop::option::of(0u32..=10),
+        prop::option::of(prop::sample::select(vec![
+            NextHopMode::Auto,
+            NextHopMode::SelfAddress,
+            NextHopMode::Keep,
+        ])),
+        prop::option::of(any::<bool>()),
+        prop::option::of(1u16..=254),
+        prop::option::of(prop::sample::select(vec![
+            SourceAddress::UseNodeIP,
+            SourceAddress::None,
+        ])),
+    );
+    let peer = (0u8..4, v4, 1u32.., session).prop_map(|(which, ip, asn, session)| {
+        let (keepalive, restart, allow, mode, keep, ttl, source) = session;
+        let by_selector = which == 3;
         Resource::BgpPeer(BgpPeer {
             name: "tor".into(),
             node: (which == 1).then(|| "h1".into()),
             node_selector: (which == 2).then(|| Selector::parse("rack == 'a'").unwrap()),
-            peer_ip: IpAddr::V4(ip),
-            as_number: AsNumber(asn),
+            peer_ip: (!by_selector).then_some(IpAddr::V4(ip)),
+            as_number: (!by_selector).then_some(AsNumber(asn)),
+            peer_selector: by_selector.then(|| Box::new(Selector::parse("role == 'rr'").unwrap())),
             password: None,
             hold_time: None,
             bfd: None,
@@ -116,6 +139,15 @@ fn other_kinds() -> impl Strategy<Value = Vec<Resource>> {
             } else {
                 Vec::new()
             },
+            keepalive_time: keepalive,
+            max_restart_time: restart,
+            num_allowed_local_as_numbers: allow,
+            next_hop_mode: mode,
+            keep_original_next_hop: keep,
+            ttl_security: ttl,
+            source_address: source,
+            reachable_by: (!by_selector && which == 0)
+                .then_some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 254))),
         })
     });
     (node, hep, pool, conf, peer).prop_map(|(a, b, c, d, e)| vec![a, b, c, d, e])
@@ -350,13 +382,10 @@ fn unencodable_resources_are_refused_with_the_reason() {
         name: "tor".into(),
         node: None,
         node_selector: None,
-        peer_ip: IpAddr::from([192, 0, 2, 1]),
-        as_number: AsNumber(65000),
+        peer_ip: Some(IpAddr::from([192, 0, 2, 1])),
+        as_number: Some(AsNumber(65000)),
         password: Some("secret".into()),
-        hold_time: None,
-        bfd: None,
-        add_path: None,
-        filters: Vec::new(),
+        ..BgpPeer::default()
     };
     let e = to_v3(&Resource::BgpPeer(peer.clone())).unwrap_err();
     assert_eq!(e.field, "spec.password", "{e}");

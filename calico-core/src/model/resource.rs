@@ -155,6 +155,9 @@ impl Resource {
 }
 
 /// One change from the orchestrator.
+// An update lives only while it is applied, one at a time per datastore event: the
+// ~300 bytes of the largest resource inline cost less than a box per update would.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Update {
     /// Create or replace a resource.

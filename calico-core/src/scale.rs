@@ -96,6 +96,7 @@ impl Scale {
         Policy {
             name: format!("pol{k}"),
             namespace: Some(format!("ns{ns}")),
+            tier: crate::model::DEFAULT_TIER.into(),
             order: Some((k % 10) as f64),
             selector: Selector::parse(&format!("app == 'app{}'", k % self.apps))
                 .expect("a valid selector"),

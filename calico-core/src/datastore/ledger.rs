@@ -170,7 +170,8 @@ pub(crate) fn describe(rk: &ResourceKey) -> String {
         | ResourceKey::IpPool(n)
         | ResourceKey::BgpConfiguration(n)
         | ResourceKey::BgpPeer(n)
-        | ResourceKey::Node(n) => n.clone(),
+        | ResourceKey::Node(n)
+        | ResourceKey::Tier(n) => n.clone(),
         ResourceKey::BlockAffinity(net) => net.to_string(),
     }
 }

@@ -62,7 +62,7 @@ pub enum FileError {
 }
 
 /// The resource kinds a file may hold, by their `kind:` value.
-const KINDS: [&str; 10] = [
+const KINDS: [&str; 11] = [
     "WorkloadEndpoint",
     "HostEndpoint",
     "Policy",
@@ -73,6 +73,7 @@ const KINDS: [&str; 10] = [
     "BgpPeer",
     "Node",
     "NetworkSet",
+    "Tier",
 ];
 
 /// Parses a YAML stream of resources and validates each one.
@@ -153,6 +154,7 @@ fn parse(text: &str, location: &str) -> Result<Vec<Resource>, FileError> {
             "BgpPeer" => typed(value).map(Resource::BgpPeer),
             "Node" => typed(value).map(Resource::Node),
             "NetworkSet" => typed(value).map(Resource::NetworkSet),
+            "Tier" => typed(value).map(Resource::Tier),
             other => {
                 return Err(parse_error(
                     "",

@@ -9,6 +9,7 @@ use super::endpoint::{HostEndpoint, WorkloadEndpoint, WorkloadEndpointId};
 use super::network_set::NetworkSet;
 use super::policy::{Policy, Profile};
 use super::pool::{BlockAffinity, IpPool};
+use super::tier::Tier;
 
 /// The kinds of resource the agent understands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -34,6 +35,8 @@ pub enum ResourceKind {
     Node,
     /// [`NetworkSet`] (namespaced `NetworkSet` or `GlobalNetworkSet`).
     NetworkSet,
+    /// [`Tier`].
+    Tier,
 }
 
 impl fmt::Display for ResourceKind {
@@ -67,6 +70,8 @@ pub enum Resource {
     Node(Node),
     /// A network set.
     NetworkSet(NetworkSet),
+    /// A policy tier.
+    Tier(Tier),
 }
 
 /// The identity of a resource: what an update replaces or removes.
@@ -103,6 +108,8 @@ pub enum ResourceKey {
         /// The name.
         name: String,
     },
+    /// A tier, by name.
+    Tier(String),
 }
 
 impl Resource {
@@ -119,6 +126,7 @@ impl Resource {
             Resource::BgpPeer(_) => ResourceKind::BgpPeer,
             Resource::Node(_) => ResourceKind::Node,
             Resource::NetworkSet(_) => ResourceKind::NetworkSet,
+            Resource::Tier(_) => ResourceKind::Tier,
         }
     }
 
@@ -141,6 +149,7 @@ impl Resource {
                 namespace: r.namespace.clone(),
                 name: r.name.clone(),
             },
+            Resource::Tier(r) => ResourceKey::Tier(r.name.clone()),
         }
     }
 }

@@ -445,6 +445,7 @@ impl Policy {
         if let Some(ns) = &self.namespace {
             c.name("namespace", ns)?;
         }
+        super::tier::tier_name(&c, "tier", &self.tier)?;
         if let Some(order) = self.order {
             if !order.is_finite() {
                 return Err(c.invalid("order", format!("{order} is not a finite number")));
@@ -661,6 +662,7 @@ impl Resource {
             Resource::BgpPeer(r) => r.validate(),
             Resource::Node(r) => r.validate(),
             Resource::NetworkSet(r) => r.validate(),
+            Resource::Tier(r) => r.validate(),
         }
     }
 }

@@ -42,6 +42,8 @@ pub(super) struct Meta {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct PolicySpec {
     #[serde(default)]
+    tier: Option<String>,
+    #[serde(default)]
     order: Option<f64>,
     #[serde(default)]
     selector: Option<Selector>,
@@ -181,7 +183,6 @@ const UNSUPPORTED: &[(&str, Option<&str>, &str)] = &[
     ("serviceAccounts", None, "matching on service accounts is not supported"),
     ("serviceAccountSelector", None, "selecting by service account is not supported"),
     ("services", None, "matching Kubernetes Services in rules is not supported"),
-    ("tier", Some("default"), "only the default tier is supported"),
     ("doNotTrack", Some("false"), "untracked (doNotTrack) policy is not supported"),
     ("preDNAT", Some("false"), "pre-DNAT policy is not supported"),
     ("applyOnForward", Some("false"), "applyOnForward host-endpoint policy is not supported"),
@@ -381,8 +382,9 @@ fn object(doc: usize, kind: &str, mut v: Mapping) -> Result<Resource, TranslateE
         "Node" => node(meta, spec, &obj)?,
         "WorkloadEndpoint" => workload_endpoint(meta, spec, &obj)?,
         "NetworkSet" | "GlobalNetworkSet" => super::network_set::read(kind, meta, spec, &obj)?,
+        "Tier" => super::tier::read(meta, spec, &obj)?,
         other => {
-            return Err(TranslateError::new(&obj, "kind", format!("{other:?} is not a supported kind (NetworkPolicy, GlobalNetworkPolicy, NetworkSet, GlobalNetworkSet, Profile, HostEndpoint, IPPool, BGPConfiguration, BGPPeer, Node, WorkloadEndpoint, List)")));
+            return Err(TranslateError::new(&obj, "kind", format!("{other:?} is not a supported kind (NetworkPolicy, GlobalNetworkPolicy, Tier, NetworkSet, GlobalNetworkSet, Profile, HostEndpoint, IPPool, BGPConfiguration, BGPPeer, Node, WorkloadEndpoint, List)")));
         }
     };
     resource
@@ -416,6 +418,7 @@ fn policy(kind: &str, meta: Meta, spec: Value, obj: &str) -> Result<Resource, Tr
         } else {
             None
         },
+        tier: super::tier::policy_tier(s.tier),
         order: s.order,
         selector,
         types: s.types,

@@ -19,8 +19,8 @@ use crate::model::{
 #[derive(Clone, Debug, PartialEq)]
 pub struct V3Object {
     /// The v3 kind: `NetworkPolicy`, `GlobalNetworkPolicy`, `Profile`, `WorkloadEndpoint`,
-    /// `HostEndpoint`, `IPPool`, `BGPConfiguration`, `BGPPeer`, `Node`, `NetworkSet` or
-    /// `GlobalNetworkSet`.
+    /// `HostEndpoint`, `IPPool`, `BGPConfiguration`, `BGPPeer`, `Node`, `NetworkSet`,
+    /// `GlobalNetworkSet` or `Tier`.
     pub kind: &'static str,
     /// The namespace of a namespaced kind (`NetworkPolicy`, `WorkloadEndpoint`,
     /// `NetworkSet`), else `None`.
@@ -75,6 +75,7 @@ pub fn to_v3(resource: &Resource) -> Result<V3Object, TranslateError> {
         Resource::BgpPeer(p) => ("BGPPeer", None, p.name.clone(), None, bgp_peer(p)?),
         Resource::Node(n) => ("Node", None, n.name.clone(), Some(&n.labels), node(n)),
         Resource::NetworkSet(s) => super::network_set::write(s),
+        Resource::Tier(t) => super::tier::write(t)?,
         Resource::BlockAffinity(b) => {
             return Err(TranslateError::new(
                 format!("BlockAffinity {}", b.cidr),
@@ -134,7 +135,7 @@ fn rules(rules: &[Rule]) -> Value {
 }
 
 /// A number as Go writes a float64: integral values without a fraction.
-fn order_number(order: f64) -> Value {
+pub(super) fn order_number(order: f64) -> Value {
     if order.fract() == 0.0 && order.abs() < 9.0e15 {
         json!(order as i64)
     } else {
@@ -149,6 +150,9 @@ fn policy(p: &Policy) -> Result<Parts<'_>, TranslateError> {
         "GlobalNetworkPolicy"
     };
     let mut spec = Map::new();
+    if p.tier != crate::model::DEFAULT_TIER {
+        spec.insert("tier".into(), Value::String(p.tier.clone()));
+    }
     if let Some(order) = p.order {
         if !order.is_finite() {
             return Err(TranslateError::new(

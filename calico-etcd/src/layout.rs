@@ -76,6 +76,7 @@ pub const KINDS: &[KindInfo] = &[
     k("WorkloadEndpoint", "workloadendpoints", true, true),
     k("NetworkSet", "networksets", true, true),
     k("GlobalNetworkSet", "globalnetworksets", false, true),
+    k("Tier", "tiers", false, true),
     // Known to Calico, not implemented by calico-rs: ignored (debug log, counted).
     k("ClusterInformation", "clusterinformations", false, false),
     k("FelixConfiguration", "felixconfigurations", false, false),
@@ -85,7 +86,6 @@ pub const KINDS: &[KindInfo] = &[
         false,
         false,
     ),
-    k("Tier", "tiers", false, false),
     k("StagedNetworkPolicy", "stagednetworkpolicies", true, false),
     k(
         "StagedGlobalNetworkPolicy",
@@ -280,6 +280,7 @@ pub fn place_of(resource: &Resource) -> Result<(&'static KindInfo, Option<String
         Resource::BgpConfiguration(b) => (info("BGPConfiguration"), None, b.name.clone()),
         Resource::BgpPeer(b) => (info("BGPPeer"), None, b.name.clone()),
         Resource::Node(n) => (info("Node"), None, n.name.clone()),
+        Resource::Tier(t) => (info("Tier"), None, t.name.clone()),
         Resource::NetworkSet(s) => match &s.namespace {
             Some(ns) => (info("NetworkSet"), Some(ns.clone()), s.name.clone()),
             None => (info("GlobalNetworkSet"), None, s.name.clone()),

@@ -5,7 +5,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
 use calico_core::calc::effective;
-use calico_core::compile::{describe, ChainNames, LogRef, LogRule, LogVerdict};
+use calico_core::compile::{
+    describe, ChainNames, ChainOwner, LogRef, LogRule, LogVerdict, DEFAULT_TIER, PROFILE_TIER,
+};
 use calico_core::dataplane::ir::Ruleset;
 use calico_core::model::{Model, PolicyType};
 use calico_linux::flowlog::FiveTuple;
@@ -75,6 +77,7 @@ pub struct Decision {
     pub(super) verdict: LogVerdict,
     pub(super) direction: Option<PolicyType>,
     pub(super) kind: &'static str,
+    pub(super) tier: String,
     pub(super) policy: String,
     pub(super) rule: Option<usize>,
     pub(super) rule_name: Option<String>,
@@ -121,6 +124,12 @@ impl Namer {
             verdict: log.verdict,
             direction: owner.and_then(|o| o.direction()),
             kind: owner.map_or("unknown", |o| o.kind()),
+            tier: match owner {
+                Some(ChainOwner::Profile { .. } | ChainOwner::ProfileList { .. }) => {
+                    PROFILE_TIER.into()
+                }
+                _ => self.names.tier(&log.chain).unwrap_or(DEFAULT_TIER).into(),
+            },
             policy: owner.map_or_else(|| log.chain.clone(), |o| o.name()),
             rule,
             rule_name,
@@ -180,7 +189,7 @@ pub(super) fn record(
         src_labels: src_labels.unwrap_or_default(),
         dst_endpoint,
         dst_labels: dst_labels.unwrap_or_default(),
-        tier: calico_core::compile::DEFAULT_TIER.into(),
+        tier: d.tier.clone(),
         policy_kind: d.kind.into(),
         policy: d.policy.clone(),
         rule: d.rule,

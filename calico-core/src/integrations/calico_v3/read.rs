@@ -36,6 +36,9 @@ pub(super) struct Meta {
     _creation_timestamp: Option<Value>,
     #[serde(default, rename = "generation")]
     _generation: Option<i64>,
+    // Calico 3.32 keeps a Tier while policies still name it with a finalizer.
+    #[serde(default, rename = "finalizers")]
+    _finalizers: Vec<String>,
 }
 
 #[derive(Deserialize)]

@@ -7,17 +7,10 @@ use super::*;
 
 /// A global policy `name` in `tier` (empty: none written, so `default`).
 fn gnp(tier: &str, name: &str, order: &str, selector: &str, body: &str) -> String {
-    let tier = if tier.is_empty() {
-        String::new()
-    } else {
-        format!("tier: {tier}\n")
-    };
-    let order = if order.is_empty() {
-        String::new()
-    } else {
-        format!("order: {order}\n")
-    };
-    format!("---\nkind: Policy\nname: {name}\n{tier}{order}selector: \"{selector}\"\n{body}\n")
+    if tier.is_empty() {
+        return policy("", name, order, selector, body);
+    }
+    policy("", name, order, selector, &format!("tier: {tier}\n{body}"))
 }
 
 /// A tier with an order (empty: none) and a default action.

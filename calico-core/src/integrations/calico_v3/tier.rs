@@ -12,7 +12,7 @@ use serde_json::{Map, Value as Json};
 use serde_yaml_ng::Value;
 
 use super::read::{typed, Meta};
-use super::write::{order_number, Parts};
+use super::write::{finite_order, Parts};
 use crate::integrations::TranslateError;
 use crate::model::{Resource, Tier, TierAction};
 
@@ -47,14 +47,7 @@ pub(super) fn read(meta: Meta, spec: Value, obj: &str) -> Result<Resource, Trans
 pub(super) fn write(t: &Tier) -> Result<Parts<'_>, TranslateError> {
     let mut spec = Map::new();
     if let Some(order) = t.order {
-        if !order.is_finite() {
-            return Err(TranslateError::new(
-                format!("Tier {}", t.name),
-                "spec.order",
-                format!("{order} is not a finite number"),
-            ));
-        }
-        spec.insert("order".into(), order_number(order));
+        spec.insert("order".into(), finite_order("Tier", &t.name, order)?);
     }
     let action = match t.default_action {
         TierAction::Deny => "Deny",

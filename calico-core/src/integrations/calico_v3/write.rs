@@ -135,12 +135,24 @@ fn rules(rules: &[Rule]) -> Value {
 }
 
 /// A number as Go writes a float64: integral values without a fraction.
-pub(super) fn order_number(order: f64) -> Value {
+fn order_number(order: f64) -> Value {
     if order.fract() == 0.0 && order.abs() < 9.0e15 {
         json!(order as i64)
     } else {
         json!(order)
     }
+}
+
+/// An `order` as `spec.order` holds it; a non-finite one has no JSON form and is refused.
+pub(super) fn finite_order(kind: &str, name: &str, order: f64) -> Result<Value, TranslateError> {
+    if !order.is_finite() {
+        return Err(TranslateError::new(
+            format!("{kind} {name}"),
+            "spec.order",
+            format!("{order} is not a finite number"),
+        ));
+    }
+    Ok(order_number(order))
 }
 
 fn policy(p: &Policy) -> Result<Parts<'_>, TranslateError> {
@@ -154,14 +166,7 @@ fn policy(p: &Policy) -> Result<Parts<'_>, TranslateError> {
         spec.insert("tier".into(), Value::String(p.tier.clone()));
     }
     if let Some(order) = p.order {
-        if !order.is_finite() {
-            return Err(TranslateError::new(
-                format!("{kind} {}", p.name),
-                "spec.order",
-                format!("{order} is not a finite number"),
-            ));
-        }
-        spec.insert("order".into(), order_number(order));
+        spec.insert("order".into(), finite_order(kind, &p.name, order)?);
     }
     spec.insert("selector".into(), Value::String(p.selector.to_string()));
     put(&mut spec, "types", json!(p.types));

@@ -124,16 +124,27 @@ impl Namer {
             verdict: log.verdict,
             direction: owner.and_then(|o| o.direction()),
             kind: owner.map_or("unknown", |o| o.kind()),
-            tier: match owner {
-                Some(ChainOwner::Profile { .. } | ChainOwner::ProfileList { .. }) => {
-                    PROFILE_TIER.into()
-                }
-                _ => self.names.tier(&log.chain).unwrap_or(DEFAULT_TIER).into(),
-            },
+            tier: self.tier(owner, log),
             policy: owner.map_or_else(|| log.chain.clone(), |o| o.name()),
             rule,
             rule_name,
             reason,
+        }
+    }
+}
+
+impl Namer {
+    /// The tier a verdict belongs to: a policy's (or, for an end-of-tier drop, the tier's);
+    /// Calico's `__PROFILE__` for profiles and for the drop after the last tier when no
+    /// profile allowed (or none exists); `default` for anti-spoofing.
+    fn tier(&self, owner: Option<&ChainOwner>, log: &LogRef) -> String {
+        if let Some(ChainOwner::Profile { .. } | ChainOwner::ProfileList { .. }) = owner {
+            return PROFILE_TIER.into();
+        }
+        match (self.names.tier(&log.chain), log.rule) {
+            (Some(t), _) => t.into(),
+            (None, LogRule::End) => PROFILE_TIER.into(),
+            (None, _) => DEFAULT_TIER.into(),
         }
     }
 }

@@ -27,6 +27,11 @@
 //! if present, else strips a `default.` prefix from a default-tier policy. calico-rs reads
 //! both the same way ([`policy_name`]) and writes the 3.30 form (plain name and the
 //! annotation), so either Calico version and calico-rs see one name.
+//!
+//! **Tiers** are global (`tiers/<name>`). A policy of another tier is stored under its own
+//! name, which up to Calico 3.31 had to be `<tier>.<name>` (`globalnetworkpolicies/
+//! security.block`) and since 3.32 may be any name; its tier is the value's `spec.tier`,
+//! never read from the name.
 
 use calico_core::model::{Resource, WorkloadEndpointId};
 

@@ -17,6 +17,10 @@
 //!   sets), against `full_compile` of the same run (issue 17: within 1.2×);
 //! * `netset_change`: one network set's IPv4 network replaced, applied incrementally,
 //!   change set taken (issue 17: under 50 µs; set-element changes only).
+//! * `full_compile_tiers_netsets`: `full_compile_netsets` with three tiers holding three
+//!   policies in seven (`Scale::model_with_tiers`; issue 17: within 1.2× of the full compile
+//!   with 500 network sets of a build without tiers, measured by alternating runs of the two
+//!   builds).
 
 use std::time::Duration;
 
@@ -144,6 +148,14 @@ fn network_sets(c: &mut Criterion, config: &CompileConfig) {
         b.iter_batched(
             || (),
             |()| Compiler::from_model(config.clone(), &model),
+            BatchSize::LargeInput,
+        )
+    });
+    let tiered = SCALE.model_with_tiers(SETS);
+    g.bench_function("full_compile_tiers_netsets", |b| {
+        b.iter_batched(
+            || (),
+            |()| Compiler::from_model(config.clone(), &tiered),
             BatchSize::LargeInput,
         )
     });

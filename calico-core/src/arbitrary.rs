@@ -13,8 +13,8 @@ use proptest::prelude::*;
 use crate::eval::Packet;
 use crate::model::{
     Action, EntityRule, IcmpMatch, IpVersion, Labels, Model, NamedPort, NetworkSet, Policy,
-    PolicyType, PortSpec, Profile, Protocol, Resource, Rule, ServiceAccountMatch, WorkloadEndpoint,
-    WorkloadEndpointId,
+    PolicyType, PortSpec, Profile, Protocol, Resource, Rule, ServiceAccountMatch, Tier, TierAction,
+    Update, WorkloadEndpoint, WorkloadEndpointId,
 };
 use crate::selector::Selector;
 
@@ -60,6 +60,11 @@ const NETWORK_SET_NETS: [&str; 8] = [
 ];
 
 const PORTS: [u16; 5] = [53, 80, 443, 8080, 40000];
+
+/// Tiers policies are put in: the default one, two the model may define (`t1`, `t2`, with
+/// random orders and default actions), a built-in `Pass` tier, and one that never exists
+/// (its policies are held).
+const POLICY_TIERS: [&str; 5] = ["default", "t1", "t2", "adminnetworkpolicy", "ghost"];
 
 fn labels() -> impl Strategy<Value = Labels> {
     prop::collection::btree_map(
@@ -219,39 +224,43 @@ fn rules() -> impl Strategy<Value = Vec<Rule>> {
 }
 
 fn policy(i: usize) -> impl Strategy<Value = Policy> {
+    let tier = prop::sample::select(vec![0usize, 0, 0, 1, 1, 2, 3, 4]);
     (
-        prop::sample::select(NAMESPACES.to_vec()),
+        (prop::sample::select(NAMESPACES.to_vec()), tier),
         prop::option::of(0u8..4),
         selector(),
         0u8..4,
         rules(),
         rules(),
     )
-        .prop_map(move |(ns, order, selector, types, ingress, egress)| {
-            let mut types = match types {
-                1 => vec![PolicyType::Ingress],
-                2 => vec![PolicyType::Egress],
-                3 => vec![PolicyType::Ingress, PolicyType::Egress],
-                _ => vec![],
-            };
-            if !types.is_empty() {
-                if !ingress.is_empty() && !types.contains(&PolicyType::Ingress) {
-                    types.push(PolicyType::Ingress);
+        .prop_map(
+            move |((ns, tier), order, selector, types, ingress, egress)| {
+                let mut types = match types {
+                    1 => vec![PolicyType::Ingress],
+                    2 => vec![PolicyType::Egress],
+                    3 => vec![PolicyType::Ingress, PolicyType::Egress],
+                    _ => vec![],
+                };
+                if !types.is_empty() {
+                    if !ingress.is_empty() && !types.contains(&PolicyType::Ingress) {
+                        types.push(PolicyType::Ingress);
+                    }
+                    if !egress.is_empty() && !types.contains(&PolicyType::Egress) {
+                        types.push(PolicyType::Egress);
+                    }
                 }
-                if !egress.is_empty() && !types.contains(&PolicyType::Egress) {
-                    types.push(PolicyType::Egress);
+                Policy {
+                    name: format!("pol{i}"),
+                    namespace: ns.map(String::from),
+                    tier: POLICY_TIERS[tier].into(),
+                    order: order.map(f64::from),
+                    selector,
+                    types,
+                    ingress,
+                    egress,
                 }
-            }
-            Policy {
-                name: format!("pol{i}"),
-                namespace: ns.map(String::from),
-                order: order.map(f64::from),
-                selector,
-                types,
-                ingress,
-                egress,
-            }
-        })
+            },
+        )
 }
 
 fn profile(name: &'static str) -> impl Strategy<Value = Profile> {
@@ -329,16 +338,33 @@ fn network_set(i: usize) -> impl Strategy<Value = NetworkSet> {
         })
 }
 
-/// A random valid model: 2–6 workload endpoints over [`NODES`], up to 3 policies, up to 4
-/// network sets and the profiles `p1` and `kns.a` (random rules) and `p2` (allows
-/// everything).
+/// Tier `name` (`t1` or `t2`), when the model defines it: a random order (or none) and
+/// default action.
+fn tier(name: &'static str) -> impl Strategy<Value = Option<Tier>> {
+    let t = (prop::option::of(0u8..3), any::<bool>()).prop_map(move |(order, pass)| Tier {
+        name: name.into(),
+        order: order.map(|o| f64::from(o) * 1_000_000.0),
+        default_action: if pass {
+            TierAction::Pass
+        } else {
+            TierAction::Deny
+        },
+    });
+    prop::option::weighted(0.8, t)
+}
+
+/// A random valid model: 2–6 workload endpoints over [`NODES`], up to 5 policies in
+/// [`POLICY_TIERS`] (the tiers `t1` and `t2` defined or not: a policy of a tier that does
+/// not exist is held), up to 4 network sets and the profiles `p1` and `kns.a` (random
+/// rules) and `p2` (allows everything).
 pub fn model() -> impl Strategy<Value = Model> {
     let endpoints = (2usize..7).prop_flat_map(|n| (0..n).map(endpoint).collect::<Vec<_>>());
-    let policies = (0usize..4).prop_flat_map(|n| (0..n).map(policy).collect::<Vec<_>>());
+    let policies = (0usize..6).prop_flat_map(|n| (0..n).map(policy).collect::<Vec<_>>());
     let sets = (0usize..5).prop_flat_map(|n| (0..n).map(network_set).collect::<Vec<_>>());
     let profiles = (profile("p1"), profile("kns.a"));
-    let parts = (endpoints, policies, sets, profiles);
-    parts.prop_filter_map("invalid model", |(eps, pols, sets, (p1, kns))| {
+    let tiers = (tier("t1"), tier("t2"));
+    let parts = (endpoints, policies, sets, profiles, tiers);
+    parts.prop_filter_map("invalid model", |(eps, pols, sets, (p1, kns), (t1, t2))| {
         // p2 allows everything, as a Kubernetes namespace profile does.
         let p2 = Profile {
             name: "p2".into(),
@@ -355,8 +381,16 @@ pub fn model() -> impl Strategy<Value = Model> {
                 Resource::Profile(p1),
                 Resource::Profile(kns),
                 Resource::Profile(p2),
-            ]);
-        Model::from_resources(resources).ok()
+            ])
+            .chain([t1, t2].into_iter().flatten().map(Resource::Tier));
+        // As the agent stores what a datastore holds: each resource valid on its own, a
+        // policy of a missing tier kept (held).
+        let mut model = Model::new();
+        for r in resources {
+            r.validate().ok()?;
+            model.apply_valid(Update::Upsert(r));
+        }
+        Some(model)
     })
 }
 

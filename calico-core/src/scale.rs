@@ -11,7 +11,7 @@
 
 use crate::model::{
     Action, EntityRule, Labels, Model, NetworkSet, Policy, PortSpec, Profile, Protocol, Resource,
-    Rule, WorkloadEndpoint, WorkloadEndpointId,
+    Rule, Tier, TierAction, WorkloadEndpoint, WorkloadEndpointId,
 };
 use crate::selector::Selector;
 
@@ -96,6 +96,7 @@ impl Scale {
         Policy {
             name: format!("pol{k}"),
             namespace: Some(format!("ns{ns}")),
+            tier: crate::model::DEFAULT_TIER.into(),
             order: Some((k % 10) as f64),
             selector: Selector::parse(&format!("app == 'app{}'", k % self.apps))
                 .expect("a valid selector"),
@@ -167,6 +168,44 @@ impl Scale {
             model
                 .apply(crate::model::Update::Upsert(set))
                 .expect("the scale network sets are valid");
+        }
+        model
+    }
+
+    /// The tiers of [`Scale::model_with_tiers`]: `security` (order 100, default Deny),
+    /// `platform` (order 200, default Pass) and `late` (order 2,000,000: after the default
+    /// tier, default Pass).
+    pub fn tiers(&self) -> Vec<Tier> {
+        let tier = |name: &str, order: f64, default_action| Tier {
+            name: name.into(),
+            order: Some(order),
+            default_action,
+        };
+        vec![
+            tier("security", 100.0, TierAction::Deny),
+            tier("platform", 200.0, TierAction::Pass),
+            tier("late", 2_000_000.0, TierAction::Pass),
+        ]
+    }
+
+    /// The model with `sets` network sets and three tiers ([`Scale::tiers`]) holding three
+    /// policies in seven (policy `k` in tier `k % 7` for 0–2, the default tier otherwise).
+    pub fn model_with_tiers(&self, sets: usize) -> Model {
+        let mut model = self.model_with_network_sets(sets);
+        let tiers = self.tiers();
+        for t in &tiers {
+            model
+                .apply(crate::model::Update::Upsert(Resource::Tier(t.clone())))
+                .expect("the scale tiers are valid");
+        }
+        for k in 0..self.policies {
+            if let Some(t) = tiers.get(k % 7) {
+                let mut p = self.policy(k, 80);
+                p.tier = t.name.clone();
+                model
+                    .apply(crate::model::Update::Upsert(Resource::Policy(p)))
+                    .expect("the scale policies are valid");
+            }
         }
         model
     }

@@ -205,7 +205,6 @@ fn unknown_fields_are_rejected_with_their_path() {
 fn unsupported_features_are_rejected_not_ignored() {
     let cases = [
         ("kind: NetworkPolicy\nmetadata: {name: p}\nspec: {ingress: [{action: Allow, http: {methods: [GET]}}]}", "spec.ingress[0].http", "application-layer proxy"),
-        ("kind: NetworkPolicy\nmetadata: {name: p}\nspec: {tier: security}", "spec.tier", "only the default tier"),
         ("kind: GlobalNetworkPolicy\nmetadata: {name: p}\nspec: {doNotTrack: true}", "spec.doNotTrack", "untracked"),
         ("kind: GlobalNetworkPolicy\nmetadata: {name: p}\nspec: {preDNAT: true}", "spec.preDNAT", "pre-DNAT"),
         ("kind: NetworkPolicy\nmetadata: {name: p}\nspec: {egress: [{action: Allow, destination: {services: {name: x}}}]}", "spec.egress[0].destination.services", "Services"),
@@ -231,9 +230,9 @@ fn bad_documents_say_which() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("document 1") && e.contains("apiVersion"), "{e}");
-    let e = parse_v3("apiVersion: projectcalico.org/v3\nkind: Profile\nmetadata: {name: ok}\n---\napiVersion: projectcalico.org/v3\nkind: Tier\nmetadata: {name: t}\n").unwrap_err().to_string();
+    let e = parse_v3("apiVersion: projectcalico.org/v3\nkind: Profile\nmetadata: {name: ok}\n---\napiVersion: projectcalico.org/v3\nkind: StagedNetworkPolicy\nmetadata: {name: t}\n").unwrap_err().to_string();
     assert!(
-        e.contains("document 2: Tier t") && e.contains("not a supported kind"),
+        e.contains("document 2: StagedNetworkPolicy t") && e.contains("not a supported kind"),
         "{e}"
     );
     let e = err("kind: NetworkPolicy\nmetadata: {name: p}\nspec: {selector: \"app ==\"}");

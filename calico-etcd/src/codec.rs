@@ -17,7 +17,7 @@
 //!   `projectcalico.org/metadata` annotation's, else the stored name without `default.`.
 //!
 //! Kinds calico-rs does not implement ([`layout::KINDS`] with `supported: false`:
-//! ClusterInformation, FelixConfiguration, KubeControllersConfiguration, Tier, staged
+//! ClusterInformation, FelixConfiguration, KubeControllersConfiguration, staged
 //! policies, IPReservation, CalicoNodeStatus, IPAM
 //! configuration, BlockAffinity under the resources path, LiveMigration and the
 //! Kubernetes-backed kinds) and unknown plurals are [`Decoded::Unsupported`]: ignored with a

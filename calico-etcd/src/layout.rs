@@ -27,6 +27,11 @@
 //! if present, else strips a `default.` prefix from a default-tier policy. calico-rs reads
 //! both the same way ([`policy_name`]) and writes the 3.30 form (plain name and the
 //! annotation), so either Calico version and calico-rs see one name.
+//!
+//! **Tiers** are global (`tiers/<name>`). A policy of another tier is stored under its own
+//! name, which up to Calico 3.31 had to be `<tier>.<name>` (`globalnetworkpolicies/
+//! security.block`) and since 3.32 may be any name; its tier is the value's `spec.tier`,
+//! never read from the name.
 
 use calico_core::model::{Resource, WorkloadEndpointId};
 
@@ -77,6 +82,7 @@ pub const KINDS: &[KindInfo] = &[
     k("WorkloadEndpoint", "workloadendpoints", true, true),
     k("NetworkSet", "networksets", true, true),
     k("GlobalNetworkSet", "globalnetworksets", false, true),
+    k("Tier", "tiers", false, true),
     // Known to Calico, not implemented by calico-rs: ignored (debug log, counted).
     k("ClusterInformation", "clusterinformations", false, false),
     k("FelixConfiguration", "felixconfigurations", false, false),
@@ -86,7 +92,6 @@ pub const KINDS: &[KindInfo] = &[
         false,
         false,
     ),
-    k("Tier", "tiers", false, false),
     k("StagedNetworkPolicy", "stagednetworkpolicies", true, false),
     k(
         "StagedGlobalNetworkPolicy",
@@ -281,6 +286,7 @@ pub fn place_of(resource: &Resource) -> Result<(&'static KindInfo, Option<String
         Resource::BgpPeer(b) => (info("BGPPeer"), None, b.name.clone()),
         Resource::BgpFilter(f) => (info("BGPFilter"), None, f.name.clone()),
         Resource::Node(n) => (info("Node"), None, n.name.clone()),
+        Resource::Tier(t) => (info("Tier"), None, t.name.clone()),
         Resource::NetworkSet(s) => match &s.namespace {
             Some(ns) => (info("NetworkSet"), Some(ns.clone()), s.name.clone()),
             None => (info("GlobalNetworkSet"), None, s.name.clone()),

@@ -28,13 +28,13 @@
 //!
 //! ## Kinds ([`codec`])
 //!
-//! Read: NetworkPolicy, GlobalNetworkPolicy, Profile, HostEndpoint, IPPool,
-//! BGPConfiguration, BGPPeer, BGPFilter, Node, WorkloadEndpoint — each value is checked against its key
+//! Read: NetworkPolicy, GlobalNetworkPolicy, Tier, NetworkSet, GlobalNetworkSet, Profile,
+//! HostEndpoint, IPPool, BGPConfiguration, BGPPeer, BGPFilter, Node, WorkloadEndpoint — each value is checked against its key
 //! (kind, name, namespace) and read by calico-core's `projectcalico.org/v3` reader; a value
 //! that fails is refused alone, with its key and field, and everything else proceeds.
 //! Reported as unsupported and ignored (a debug log and a count,
 //! [`EtcdSource::unsupported`], never a refusal): ClusterInformation, FelixConfiguration,
-//! KubeControllersConfiguration, Tier, the staged policies,
+//! KubeControllersConfiguration, the staged policies,
 //! IPReservation, CalicoNodeStatus, IPAMConfiguration/IPAMConfig, BlockAffinity
 //! (under the resources path), LiveMigration, the Kubernetes-backed kinds, and any plural
 //! Calico does not register.

@@ -640,3 +640,37 @@ async fn ipam_affinities_are_block_affinities_and_other_hosts_status_writes_are_
     assert_eq!(ch.updates.len(), 1, "{ch:?}");
     assert!(matches!(&ch.updates[0], Update::Remove(_)), "{ch:?}");
 }
+
+/// A Tier and a policy of that tier (named `<tier>.<name>`, the form Calico up to 3.31
+/// requires) written by calico-rs are stored under Calico's keys and read back unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tiers_and_tiered_policies_round_trip_through_etcd() {
+    use calico_core::model::{parse_resources, ResourceKey};
+    let Some(server) = EtcdServer::start_or_skip("tiers") else {
+        return;
+    };
+    let writer = EtcdWriter::connect(&config(&server)).await.unwrap();
+    let written = parse_resources(
+        "kind: Tier\nname: security\norder: 100\ndefaultAction: Pass\n---\n\
+         kind: Policy\nname: security.block\ntier: security\nselector: all()\n\
+         ingress: [{action: Pass}]\n",
+    )
+    .unwrap();
+    for r in &written {
+        writer.create(r).await.unwrap();
+    }
+    let mut client = raw(&server).await;
+    for key in ["tiers/security", "globalnetworkpolicies/security.block"] {
+        let got = client.get(format!("{ROOT}{key}"), None).await.unwrap();
+        assert_eq!(got.kvs().len(), 1, "{key}");
+    }
+    let mut source = EtcdSource::new(config(&server)).unwrap();
+    let s = snapshot(&mut source).await;
+    assert!(s.refused.is_empty(), "{:?}", s.refused);
+    let mut got = s.resources.clone();
+    got.sort_by_key(Resource::key);
+    let mut want = written.clone();
+    want.sort_by_key(Resource::key);
+    assert_eq!(got, want);
+    assert!(matches!(want[1].key(), ResourceKey::Tier(_)));
+}

@@ -220,7 +220,8 @@ fn the_senders_pass_mark_does_not_end_the_receivers_policies() {
     assert!(judge(&ruleset, &model, &p, ConnState::New), "{why}");
 }
 
-/// The model as the updates an orchestrator would send, endpoints first.
+/// The model as the updates an orchestrator would send, endpoints first, tiers last (so
+/// that policies of a tier are held until it arrives, then take effect).
 fn updates(model: &Model) -> Vec<Update> {
     let eps = model
         .workload_endpoints
@@ -241,9 +242,11 @@ fn updates(model: &Model) -> Vec<Update> {
         .values()
         .cloned()
         .map(Resource::NetworkSet);
+    let tiers = model.tiers.values().cloned().map(Resource::Tier);
     eps.chain(profiles)
         .chain(policies)
         .chain(sets)
+        .chain(tiers)
         .map(Update::Upsert)
         .collect()
 }
@@ -324,7 +327,9 @@ fn outcome_kinds(e: &calico_core::eval::Evaluation) -> Vec<&'static str> {
                 ..
             } => "log",
             TraceStep::NoRuleMatched { .. } => "no rule matched",
-            TraceStep::EndOfPolicies => "end of policies",
+            TraceStep::EndOfTier(t) if t == "default" => "end of policies",
+            TraceStep::EndOfTier(_) => "end of another tier",
+            TraceStep::TierPassed(_) => "tier passed by default",
             TraceStep::EndOfProfiles => "end of profiles",
             TraceStep::MissingProfile(_) => "missing profile",
             TraceStep::NoPolicyOrProfile => "no policy or profile",
@@ -380,6 +385,8 @@ fn random_models_reach_every_outcome() {
         "log",
         "no rule matched",
         "end of policies",
+        "end of another tier",
+        "tier passed by default",
         "end of profiles",
         "missing profile",
         "no policy or profile",

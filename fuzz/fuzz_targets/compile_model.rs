@@ -8,7 +8,8 @@ use calico_core::compile::{compile, CompileConfig, Compiler};
 use calico_core::dataplane::validate;
 use calico_core::model::{
     Action, EntityRule, IcmpMatch, IpVersion, Model, NamedPort, Policy, PolicyType, PortSpec,
-    Profile, Protocol, Resource, Rule, ServiceAccountMatch, Update, WorkloadEndpoint, WorkloadEndpointId,
+    Profile, Protocol, Resource, Rule, ServiceAccountMatch, Tier, TierAction, Update, WorkloadEndpoint,
+    WorkloadEndpointId,
 };
 use calico_core::selector::Selector;
 
@@ -109,7 +110,7 @@ fn resources(b: &mut Bytes) -> Vec<Resource> {
     let mut i = 0u32;
     while !b.done() && i < 24 {
         i += 1;
-        out.push(match b.byte() % 3 {
+        out.push(match b.byte() % 4 {
             0 => {
                 let mut nets = vec![format!("10.0.0.{}/32", b.byte() % 16).parse().unwrap()];
                 if b.flag() {
@@ -130,11 +131,17 @@ fn resources(b: &mut Bytes) -> Vec<Resource> {
             1 => Resource::Policy(Policy {
                 name: format!("pol{}", b.byte() % 6),
                 namespace: b.pick(&[None, Some("a".to_string())]),
+                tier: b.pick(&["default", "t1", "t2", "adminnetworkpolicy"]).into(),
                 order: if b.flag() { Some(f64::from(b.byte() % 4)) } else { None },
                 selector: Selector::parse(b.pick(&SELECTORS)).unwrap(),
                 types: b.pick(&[vec![], vec![PolicyType::Ingress, PolicyType::Egress]]),
                 ingress: rules(b),
                 egress: rules(b),
+            }),
+            2 => Resource::Tier(Tier {
+                name: b.pick(&["t1", "t2"]).into(),
+                order: if b.flag() { Some(f64::from(b.byte() % 3) * 1e6) } else { None },
+                default_action: if b.flag() { TierAction::Pass } else { TierAction::Deny },
             }),
             _ => Resource::Profile(Profile {
                 name: b.pick(&["p1", "p2", "p3"]).into(),

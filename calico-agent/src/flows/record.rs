@@ -5,7 +5,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
 use calico_core::calc::effective;
-use calico_core::compile::{describe, ChainNames, LogRef, LogRule, LogVerdict};
+use calico_core::compile::{
+    describe, ChainNames, ChainOwner, LogRef, LogRule, LogVerdict, DEFAULT_TIER, PROFILE_TIER,
+};
 use calico_core::dataplane::ir::Ruleset;
 use calico_core::model::{Model, PolicyType};
 use calico_linux::flowlog::FiveTuple;
@@ -75,6 +77,7 @@ pub struct Decision {
     pub(super) verdict: LogVerdict,
     pub(super) direction: Option<PolicyType>,
     pub(super) kind: &'static str,
+    pub(super) tier: String,
     pub(super) policy: String,
     pub(super) rule: Option<usize>,
     pub(super) rule_name: Option<String>,
@@ -121,10 +124,27 @@ impl Namer {
             verdict: log.verdict,
             direction: owner.and_then(|o| o.direction()),
             kind: owner.map_or("unknown", |o| o.kind()),
+            tier: self.tier(owner, log),
             policy: owner.map_or_else(|| log.chain.clone(), |o| o.name()),
             rule,
             rule_name,
             reason,
+        }
+    }
+}
+
+impl Namer {
+    /// The tier a verdict belongs to: a policy's (or, for an end-of-tier drop, the tier's);
+    /// Calico's `__PROFILE__` for profiles and for the drop after the last tier when no
+    /// profile allowed (or none exists); `default` for anti-spoofing.
+    fn tier(&self, owner: Option<&ChainOwner>, log: &LogRef) -> String {
+        if let Some(ChainOwner::Profile { .. } | ChainOwner::ProfileList { .. }) = owner {
+            return PROFILE_TIER.into();
+        }
+        match (self.names.tier(&log.chain), log.rule) {
+            (Some(t), _) => t.into(),
+            (None, LogRule::End) => PROFILE_TIER.into(),
+            (None, _) => DEFAULT_TIER.into(),
         }
     }
 }
@@ -180,7 +200,7 @@ pub(super) fn record(
         src_labels: src_labels.unwrap_or_default(),
         dst_endpoint,
         dst_labels: dst_labels.unwrap_or_default(),
-        tier: calico_core::compile::DEFAULT_TIER.into(),
+        tier: d.tier.clone(),
         policy_kind: d.kind.into(),
         policy: d.policy.clone(),
         rule: d.rule,

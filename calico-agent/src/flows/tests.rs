@@ -186,3 +186,48 @@ fn agg_records(namer: &Namer, prefix: &str) -> Vec<FlowRecord> {
     agg.add(namer, &packet(prefix, "10.0.0.1", 7), 1);
     agg.flush(namer)
 }
+
+/// A verdict names its tier: the policy's rule and the tier's end-of-tier drop (in the
+/// endpoint chain, right after the jump to the tier's only policy).
+#[test]
+fn verdicts_name_their_tier() {
+    let text = MODEL.replace(
+        "namespace: shop\nselector",
+        "namespace: shop\ntier: security\nselector",
+    ) + "---\nkind: Tier\nname: security\norder: 10\n";
+    let model = Model::from_resources(parse_resources(&text).unwrap()).unwrap();
+    let config = CompileConfig {
+        flow_logs: Some(FlowLogConfig::default()),
+        ..CompileConfig::new("h1")
+    };
+    let ruleset = compile(&config, &model);
+    let namer = Namer::new(&model, "h1", &ruleset);
+    let mut seen = Vec::new();
+    for rule in ruleset.chains.values().flat_map(|c| &c.rules) {
+        for s in &rule.statements {
+            if let Statement::NfLog { prefix, .. } = s {
+                let log: LogRef = prefix.parse().unwrap();
+                let d = namer.decision(&log);
+                seen.push(format!(
+                    "{:?} {:?} {} {}",
+                    log.verdict, log.rule, d.kind, d.tier
+                ));
+            }
+        }
+    }
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            // One IR rule per family.
+            "Allow Rule(0) policy security",
+            "Allow Rule(0) policy security",
+            // The server's egress: no policy, no profile.
+            "Deny End endpoint __PROFILE__",
+            "Deny End endpoint security",
+            "Deny Spoof endpoint default",
+            "Deny Spoof endpoint default",
+        ],
+        "{seen:#?}"
+    );
+}

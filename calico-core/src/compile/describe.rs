@@ -42,8 +42,10 @@ use super::{EGRESS_ALLOWED_CHAIN, FORWARD_CHAIN};
 use crate::dataplane::ir::{Chain, Match, Rule as IrRule, Ruleset, Statement, Verdict};
 use crate::model::{Model, PolicyType, Rule, WorkloadEndpointId};
 
-/// The tier every policy is in: calico-rs supports Calico's `default` tier only.
-pub const DEFAULT_TIER: &str = "default";
+pub use crate::model::DEFAULT_TIER;
+
+/// The pseudo-tier Calico's flow logs name for verdicts of profiles.
+pub const PROFILE_TIER: &str = "__PROFILE__";
 
 /// What a compiled chain was made from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -57,7 +59,7 @@ pub enum ChainOwner {
     /// One direction of a policy.
     #[serde(rename_all = "camelCase")]
     Policy {
-        /// The policy's tier (always [`DEFAULT_TIER`]).
+        /// The policy's tier.
         tier: String,
         /// Its namespace; `None` for a global policy.
         namespace: Option<String>,
@@ -82,8 +84,11 @@ pub enum ChainOwner {
         /// Traffic arriving at (ingress) or leaving (egress) it.
         direction: PolicyType,
     },
-    /// The policies of one direction shared by endpoints with the same ones (`pl-*`).
+    /// The policies of one tier and direction shared by endpoints with the same ones
+    /// (`pl-*`).
     PolicyList {
+        /// Their tier (`?` when no member chain is known).
+        tier: String,
         /// The policies (`namespace/name` or `name`), in order; `?` for a chain not known.
         policies: Vec<String>,
         /// Their direction.
@@ -129,6 +134,14 @@ impl ChainOwner {
         }
     }
 
+    /// The tier of a policy or policy-list chain.
+    pub fn tier(&self) -> Option<&str> {
+        match self {
+            ChainOwner::Policy { tier, .. } | ChainOwner::PolicyList { tier, .. } => Some(tier),
+            _ => None,
+        }
+    }
+
     /// The direction of the chain, for all but base chains.
     pub fn direction(&self) -> Option<PolicyType> {
         match self {
@@ -157,8 +170,15 @@ impl fmt::Display for ChainOwner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ChainOwner::Base { chain } => write!(f, "chain {chain}"),
-            ChainOwner::Policy { direction, .. } => {
-                write!(f, "policy {} {}", self.name(), direction_word(*direction))
+            ChainOwner::Policy {
+                direction, tier, ..
+            } => {
+                let dir = direction_word(*direction);
+                if tier == DEFAULT_TIER {
+                    write!(f, "policy {} {dir}", self.name())
+                } else {
+                    write!(f, "policy {} (tier {tier}) {dir}", self.name())
+                }
             }
             ChainOwner::Profile { name, direction } => {
                 write!(f, "profile {name} {}", direction_word(*direction))
@@ -172,10 +192,12 @@ impl fmt::Display for ChainOwner {
                 "endpoint {endpoint} ({interface}) {}",
                 direction_word(*direction)
             ),
-            ChainOwner::PolicyList { direction, .. } => {
+            ChainOwner::PolicyList {
+                direction, tier, ..
+            } => {
                 write!(
                     f,
-                    "{} policies [{}]",
+                    "tier {tier} {} policies [{}]",
                     direction_word(*direction),
                     self.name()
                 )
@@ -245,6 +267,9 @@ struct ChainInfo {
     rules: Vec<RuleInfo>,
     /// Per user rule: its name (policy and profile chains).
     rule_names: Vec<Option<String>>,
+    /// The tier whose end the chain's unconditional drop is (an endpoint chain's drop right
+    /// after the jump to a policy's chain), if any.
+    end_tier: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -260,7 +285,7 @@ pub fn describe(model: &Model, node: &str, ruleset: &Ruleset) -> ChainNames {
     for (key, p) in &model.policies {
         for dir in [PolicyType::Ingress, PolicyType::Egress] {
             let owner = ChainOwner::Policy {
-                tier: DEFAULT_TIER.into(),
+                tier: p.tier.clone(),
                 namespace: p.namespace.clone(),
                 name: p.name.clone(),
                 direction: dir,
@@ -388,6 +413,7 @@ impl ChainNames {
                 .map(|m| m.into_iter().map(RuleInfo::User).collect())
                 .unwrap_or_default(),
             rule_names: rules.iter().map(|r| r.name().map(String::from)).collect(),
+            end_tier: None,
         };
         self.chains.insert(chain, info);
     }
@@ -401,13 +427,43 @@ impl ChainNames {
             .iter()
             .map(|r| RuleInfo::Detail(detail(&owner, r)))
             .collect();
+        let end_tier = self.end_tier(c);
         let info = ChainInfo {
             owner,
             len: c.rules.len(),
             rules,
             rule_names: Vec::new(),
+            end_tier,
         };
         self.chains.insert(chain, info);
+    }
+
+    /// The tier a chain's verdict belongs to: a policy's or a policy list's own, and for an
+    /// endpoint chain the tier whose end its default drop is (`None` for a drop that ends
+    /// the profiles or an endpoint without policy). What a flow log's `end` names.
+    pub fn tier(&self, chain: &str) -> Option<&str> {
+        let info = self.chains.get(chain)?;
+        info.owner.tier().or(info.end_tier.as_deref())
+    }
+
+    /// The tier of the policy chain an endpoint chain jumps to right before its
+    /// unconditional drop.
+    fn end_tier(&self, c: &Chain) -> Option<String> {
+        let drop = c
+            .rules
+            .iter()
+            .rposition(|r| r.matches.is_empty() && r.verdict == Some(Verdict::Drop))?;
+        let before = c.rules[..drop].iter().rev().find(|r| {
+            let log = r
+                .statements
+                .iter()
+                .any(|s| matches!(s, Statement::NfLog { .. }));
+            !(log && r.verdict.is_none())
+        })?;
+        match &before.verdict {
+            Some(Verdict::Jump(target)) => self.chain(target)?.tier().map(String::from),
+            _ => None,
+        }
     }
 
     /// The shared list chains, named after the chains they jump to.
@@ -437,7 +493,12 @@ impl ChainNames {
                     direction: dir,
                 }
             } else {
+                let tier = chain.rules.iter().find_map(|r| match &r.verdict {
+                    Some(Verdict::Jump(t)) => self.chain(t)?.tier().map(String::from),
+                    _ => None,
+                });
                 ChainOwner::PolicyList {
+                    tier: tier.unwrap_or_else(|| "?".into()),
                     policies: members,
                     direction: dir,
                 }
@@ -524,15 +585,19 @@ fn detail(owner: &ChainOwner, rule: &IrRule) -> Option<&'static str> {
         (ChainOwner::Endpoint { .. }, Some(Verdict::Drop)) => {
             Some("no policy allowed: default deny (end of tier)")
         }
-        (ChainOwner::Endpoint { .. }, Some(Verdict::Jump(_))) => Some("applies the policies"),
-        (ChainOwner::Endpoint { .. }, Some(_)) if !unconditional => {
-            Some("a policy passed: on to the profiles")
+        (ChainOwner::Endpoint { .. }, Some(Verdict::Jump(_))) => {
+            Some("applies the policies of a tier")
         }
-        (ChainOwner::Endpoint { .. }, Some(_)) => Some("no policy: on to the profiles"),
+        (ChainOwner::Endpoint { .. }, Some(_)) => {
+            Some("every tier passed (or none applies): on to the profiles")
+        }
         (ChainOwner::PolicyList { .. }, Some(Verdict::Return)) => {
             Some("a policy passed: skip the others")
         }
         (ChainOwner::PolicyList { .. }, Some(Verdict::Jump(_))) => Some("applies a policy"),
+        (ChainOwner::PolicyList { .. }, Some(Verdict::Drop)) => {
+            Some("no policy of the tier allowed or passed: the tier's default deny (end of tier)")
+        }
         (ChainOwner::ProfileList { .. }, Some(Verdict::Jump(_))) => Some("applies a profile"),
         (ChainOwner::ProfileList { .. }, Some(Verdict::Drop)) => {
             Some("no profile allowed: default deny")

@@ -84,7 +84,7 @@ fn every_chain_of_a_compiled_model_is_named() {
         "profile kns.shop egress",
         "endpoint k8s/a/eth0 (cali-a) ingress",
         "endpoint k8s/b/eth0 (cali-b) egress",
-        "ingress policies [shop/allow-web, deny-all]",
+        "tier default ingress policies [shop/allow-web, deny-all]",
         "egress profiles [kns.shop]",
         "chain forward",
         "chain eg-allowed",
@@ -94,6 +94,26 @@ fn every_chain_of_a_compiled_model_is_named() {
             "{want} not in {owners:#?}"
         );
     }
+}
+
+#[test]
+fn verdicts_name_their_tier() {
+    let text = MODEL.to_string()
+        + "---\nkind: Tier\nname: security\norder: 10\n---\nkind: Policy\nname: guard\ntier: security\nselector: app == 'db'\ningress: [{action: Allow, protocol: TCP}]\n";
+    let model = Model::from_resources(parse_resources(&text).unwrap()).unwrap();
+    let r = compile(&flow_config("h1"), &model);
+    let names = describe(&model, "h1", &r);
+    let pol = chain_of(&r, &names, "policy guard (tier security) ingress");
+    assert_eq!(names.tier(&pol), Some("security"));
+    // b's ingress: tier security's only policy directly, then its end-of-tier drop, which a
+    // flow log reports as the endpoint chain's `end`, named after the tier.
+    let ep = chain_of(&r, &names, "endpoint k8s/b/eth0 (cali-b) ingress");
+    assert_eq!(names.tier(&ep), Some("security"));
+    // a's ingress has only default-tier policies; its egress none: no tier.
+    let a_eg = chain_of(&r, &names, "endpoint k8s/a/eth0 (cali-a) egress");
+    assert_eq!(names.tier(&a_eg), None);
+    let json = serde_json::to_value(names.chain(&pol).unwrap()).unwrap();
+    assert_eq!(json["tier"], "security");
 }
 
 #[test]
@@ -129,8 +149,16 @@ fn endpoint_and_list_rules_say_what_they_are_for() {
     let last = r.chains[&chain].rules.len() - 1;
     assert_eq!(
         names.rule(&chain, last).unwrap().to_string(),
-        "endpoint k8s/a/eth0 (cali-a) ingress: no policy allowed: default deny (end of tier)"
+        "endpoint k8s/a/eth0 (cali-a) ingress: applies the policies of a tier"
     );
+    let list = "tier default ingress policies [shop/allow-web, deny-all]";
+    let pl = chain_of(&r, &names, list);
+    let end = r.chains[&pl].rules.len() - 1;
+    assert_eq!(
+        names.rule(&pl, end).unwrap().to_string(),
+        format!("{list}: no policy of the tier allowed or passed: the tier's default deny (end of tier)")
+    );
+    assert_eq!(names.tier(&pl), Some("default"));
     assert_eq!(
         names.rule(&chain, 0).unwrap().detail,
         Some("established or related connection")
@@ -275,7 +303,7 @@ fn flow_logs_name_the_deciding_rule_in_their_prefix() {
         "D policy deny-all ingress rule 0 Rule(0)",
         r#"A profile kns.shop egress rule 0 ("out") Rule(0)"#,
         "D endpoint k8s/a/eth0 (cali-a) egress Spoof",
-        "D endpoint k8s/a/eth0 (cali-a) ingress End",
+        "D tier default ingress policies [shop/allow-web, deny-all] End",
         "D ingress profiles [kns.shop] End",
     ] {
         assert!(seen.iter().any(|s| s == want), "{want} not in {seen:#?}");

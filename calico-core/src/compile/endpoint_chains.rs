@@ -10,7 +10,7 @@ use super::shared_chains::PolicyList;
 use crate::dataplane::ir::{
     CtState, Match, Rule, Set, SetElement, SetKey, Side, Statement, Verdict,
 };
-use crate::model::{Action, Model, Policy, PolicyType, WorkloadEndpoint};
+use crate::model::{Action, Model, Policy, PolicyType, Tier, TierAction, WorkloadEndpoint};
 
 /// One family's anti-spoofing of an endpoint: the match a source must fail to be dropped,
 /// and the own-address set it needs.
@@ -69,33 +69,49 @@ pub(super) fn own_addresses(ep: &WorkloadEndpoint, iface: &str, v4: bool) -> Own
     }
 }
 
+/// The policies of one tier that apply to an endpoint in one direction.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) struct TierSection {
+    /// The tier's name.
+    pub(super) tier: String,
+    /// Whether the tier drops what none of its policies decided (`defaultAction: Deny`).
+    pub(super) deny: bool,
+    /// The policies' chains in order, each with whether it may Pass.
+    pub(super) policies: PolicyList,
+}
+
 /// What one direction of an endpoint's chains is built from.
 pub(super) struct DirectionInputs {
     /// Ingress or egress.
     pub(super) dir: PolicyType,
-    /// The governing policies' chains in order, each with whether it may Pass.
-    pub(super) policies: PolicyList,
+    /// The tiers that apply, in order, with their governing policies.
+    pub(super) tiers: Vec<TierSection>,
     /// The chains of the endpoint's profiles that exist, in order.
     pub(super) profiles: Vec<String>,
 }
 
-/// Per direction, the policies (`policies`: those applying to `ep`, in order) and profiles
-/// its chains jump to.
+/// Per direction, the tiers (`policies`: those applying to `ep` whose tier exists, in tier
+/// order and then policy order) and profiles its chains jump to.
 pub(super) fn direction_inputs(
     model: &Model,
     ep: &WorkloadEndpoint,
-    policies: &[&Policy],
+    policies: &[(&Tier, &Policy)],
 ) -> [DirectionInputs; 2] {
     [PolicyType::Ingress, PolicyType::Egress].map(|dir| {
-        let governing = policies
-            .iter()
-            .filter(|p| p.governs(dir))
-            .map(|p| {
-                let key = (p.namespace.clone(), p.name.clone());
-                let pass = p.rules(dir).iter().any(|r| r.action == Action::Pass);
-                (policy_chain(&key, dir), pass)
-            })
-            .collect();
+        let mut tiers: Vec<TierSection> = Vec::new();
+        for (tier, p) in policies.iter().filter(|(_, p)| p.governs(dir)) {
+            let key = (p.namespace.clone(), p.name.clone());
+            let pass = p.rules(dir).iter().any(|r| r.action == Action::Pass);
+            let entry = (policy_chain(&key, dir), pass);
+            match tiers.last_mut() {
+                Some(s) if s.tier == tier.name => s.policies.push(entry),
+                _ => tiers.push(TierSection {
+                    tier: tier.name.clone(),
+                    deny: tier.default_action == TierAction::Deny,
+                    policies: vec![entry],
+                }),
+            }
+        }
         let profiles = ep
             .profiles
             .iter()
@@ -104,25 +120,38 @@ pub(super) fn direction_inputs(
             .collect();
         DirectionInputs {
             dir,
-            policies: governing,
+            tiers,
             profiles,
         }
     })
 }
 
+/// How an endpoint chain applies one tier: the chain to jump to (the only policy's, or the
+/// tier's shared list, which ends in the tier's drop when it has one) and what follows.
+pub(super) struct TierJump {
+    /// The chain to jump to.
+    pub(super) target: String,
+    /// Whether the tier's policies may Pass (the Pass mark is cleared first).
+    pub(super) any_pass: bool,
+    /// Whether a drop follows the jump in the endpoint chain (the only policy's chain
+    /// jumped to directly, in a tier that denies by default).
+    pub(super) drop_after: bool,
+    /// Whether nothing gets past the tier (it denies by default and none of its policies
+    /// may Pass): later tiers and the profiles are not reached.
+    pub(super) ends: bool,
+}
+
 /// The rules of an endpoint's chain in `dir`.
 ///
 /// * `spoof_checks`: per family (IPv6 first, then IPv4), the anti-spoofing check (egress);
-/// * `policies`: the governing policies, `policy_target` the chain to jump to for them (the
-///   only policy's chain, or the shared list);
-/// * `after_policies`: where a packet goes when no policy decided: the profiles' shared
-///   chain, or drop;
+/// * `tiers`: how each applicable tier is applied, in order;
+/// * `after_policies`: where a packet goes when every tier passed it (or none applies):
+///   the profiles' shared chain, or drop;
 /// * `mark`: the Pass mark.
 pub(super) fn endpoint_rules(
     dir: PolicyType,
     spoof_checks: &[Option<Match>; 2],
-    policies: &PolicyList,
-    policy_target: Option<String>,
+    tiers: &[TierJump],
     after_policies: Verdict,
     mark: u32,
 ) -> Vec<Rule> {
@@ -140,26 +169,24 @@ pub(super) fn endpoint_rules(
             rules.push(Rule::new(matches, Verdict::Drop));
         }
     }
-    let Some(target) = policy_target else {
-        rules.push(Rule::new(vec![], after_policies));
-        return rules;
-    };
-    let any_pass = policies.iter().any(|(_, pass)| *pass);
-    // With nothing to pass to, a Pass ends at the drop below like a miss.
-    let pass_matters = any_pass && after_policies != Verdict::Drop;
-    if any_pass {
-        // A mark left by an earlier chain (the sender's egress) must not read as a Pass of
-        // this endpoint's policies.
-        rules.push(Rule {
-            matches: vec![],
-            statements: vec![Statement::ClearMark(mark)],
-            verdict: None,
-        });
+    for t in tiers {
+        if t.any_pass {
+            // A mark left by an earlier tier or chain (the sender's egress) must not read as
+            // a Pass of this tier's policies.
+            rules.push(Rule {
+                matches: vec![],
+                statements: vec![Statement::ClearMark(mark)],
+                verdict: None,
+            });
+        }
+        rules.push(Rule::new(vec![], Verdict::Jump(t.target.clone())));
+        if t.drop_after {
+            rules.push(Rule::new(vec![], Verdict::Drop));
+        }
+        if t.ends {
+            return rules;
+        }
     }
-    rules.push(Rule::new(vec![], Verdict::Jump(target)));
-    if pass_matters {
-        rules.push(Rule::new(vec![Match::MarkSet(mark)], after_policies));
-    }
-    rules.push(Rule::new(vec![], Verdict::Drop));
+    rules.push(Rule::new(vec![], after_policies));
     rules
 }

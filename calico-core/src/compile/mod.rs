@@ -13,15 +13,18 @@
 //!   ct state established,related accept; ct state invalid drop
 //!   anti-spoofing: source not the endpoint's address (or in the set of its addresses when
 //!   it has several) -> drop; a family it has no address in: drop all of that family
-//!   [clear the Pass mark]      when one of its policies may Pass
-//!   jump pl-eg-<list>          its egress policies, in order (or the only one directly)
-//!   [mark has Pass -> goto prl-eg-<profiles>]
-//!   drop                       end of policies; with no policy: goto prl-eg-<profiles>
-//!                              (drop when the endpoint has no profile)
+//!   for each tier with egress policies of the endpoint, in tier order:
+//!     [clear the Pass mark]    when one of the tier's policies may Pass
+//!     jump pl-eg-<list>        the tier's policies (or the only one directly when it
+//!                              cannot Pass, then drop if the tier denies by default)
+//!     (nothing after a tier that denies by default and none of whose policies may Pass)
+//!   goto prl-eg-<profiles>     every tier passed, or none applies (drop when the endpoint
+//!                              has no profile)
 //! wl-in-<iface>                the same for ingress (no anti-spoofing)
-//! pl-eg-<list>, pl-in-<list>   shared by every endpoint with the same ordered policies:
+//! pl-eg-<list>, pl-in-<list>   one tier's policies, shared by every endpoint with the same:
 //!   jump pol-eg-<policy>       for each, and after one that may Pass:
-//!   mark has Pass -> return
+//!   mark has Pass -> return    (the rest of the tier skipped: on to the next tier)
+//!   drop                       end of the tier, when its defaultAction is Deny
 //! prl-eg-<list>, prl-in-<list> shared by every endpoint with the same profiles:
 //!   jump pro-eg-<profile> for each; drop
 //! pol-eg-<policy>, pol-in-<policy>, pro-eg-<profile>, pro-in-<profile>
@@ -77,7 +80,7 @@ mod set_members;
 mod shared_chains;
 mod updates;
 
-pub use describe::{describe, ChainNames, ChainOwner, RuleRef, DEFAULT_TIER};
+pub use describe::{describe, ChainNames, ChainOwner, RuleRef, DEFAULT_TIER, PROFILE_TIER};
 pub use flow_log::{FlowLogConfig, LogRef, LogRefError, LogRule, LogVerdict};
 
 use crate::dataplane::ir::{
@@ -350,6 +353,7 @@ impl Compiler {
                 };
                 self.profile_changed(model, name, labels_changed);
             }
+            (ResourceKey::Tier(name), _) => self.tier_changed(model, name),
             // Pools, BGP settings and nodes do not affect ACLs.
             _ => {}
         }

@@ -1,5 +1,5 @@
-//! Chains shared by every local endpoint with the same ordered policies (`pl-*`) or the same
-//! profiles (`prl-*`), and their reference counts: a shared chain is created by its first
+//! Chains shared by every local endpoint with the same ordered policies of a tier (`pl-*`) or
+//! the same profiles (`prl-*`), and their reference counts: a shared chain is created by its first
 //! user and deleted with its last.
 
 use std::collections::BTreeMap;
@@ -25,31 +25,43 @@ pub(super) struct SharedChain {
     rules: Vec<Rule>,
 }
 
-/// The chain shared by every endpoint whose policies in `dir` are `policies` (chain, can
-/// Pass), in order: a jump to each, returning early when one passed. Its name hashes the
-/// list, so equal lists share one chain and a different list gets another.
+/// The chain shared by every endpoint whose policies of one tier in `dir` are `policies`
+/// (chain, can Pass), in order: a jump to each, returning early when one passed, and, for a
+/// tier that denies by default (`deny`), a drop at the end (the end of the tier; logged with
+/// `flow_logs`). Its name hashes the list and `deny`, so equal lists share one chain and a
+/// different list gets another.
 pub(super) fn policy_list_chain(
     policies: &[(String, bool)],
+    deny: bool,
     dir: PolicyType,
     mark: u32,
+    flow_logs: Option<&FlowLogConfig>,
 ) -> SharedChain {
-    let mut parts: Vec<&str> = Vec::with_capacity(policies.len() * 2);
-    let mut rules = Vec::with_capacity(policies.len() * 2);
+    let mut parts: Vec<&str> = Vec::with_capacity(policies.len() * 2 + 1);
+    let mut rules = Vec::with_capacity(policies.len() * 2 + 1);
     for (i, (chain, pass)) in policies.iter().enumerate() {
         parts.push(chain);
         parts.push(if *pass { "p" } else { "-" });
         rules.push(Rule::new(vec![], Verdict::Jump(chain.clone())));
-        if *pass && i + 1 < policies.len() {
+        if *pass && (deny || i + 1 < policies.len()) {
             rules.push(Rule::new(vec![Match::MarkSet(mark)], Verdict::Return));
         }
+    }
+    if deny {
+        parts.push("deny");
+        rules.push(Rule::new(vec![], Verdict::Drop));
     }
     let prefix = match dir {
         PolicyType::Ingress => "pl-in",
         PolicyType::Egress => "pl-eg",
     };
+    let name = chain_name(prefix, &parts);
+    if let Some(cfg) = flow_logs {
+        rules = flow_log::chain_drops(cfg, &name, rules);
+    }
     SharedChain {
         prefix,
-        name: chain_name(prefix, &parts),
+        name,
         rules,
     }
 }

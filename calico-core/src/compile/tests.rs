@@ -163,6 +163,7 @@ pub(super) fn updates(a: &Model, b: &Model) -> Vec<Update> {
             .chain(m.policies.values().cloned().map(Resource::Policy))
             .chain(m.profiles.values().cloned().map(Resource::Profile))
             .chain(m.network_sets.values().cloned().map(Resource::NetworkSet))
+            .chain(m.tiers.values().cloned().map(Resource::Tier))
             .collect()
     };
     let new = resources(b);

@@ -10,7 +10,9 @@
 
 use std::collections::BTreeSet;
 
-use super::endpoint_chains::{direction_inputs, endpoint_rules, own_addresses};
+use super::endpoint_chains::{
+    direction_inputs, endpoint_rules, own_addresses, TierJump, TierSection,
+};
 use super::flow_log;
 use super::names::{endpoint_chain, policy_chain, profile_chain};
 use super::rules::{compile_rule, SetSpec, Verdicts};
@@ -19,7 +21,9 @@ use super::shared_chains::{policy_list_chain, profile_list_chain};
 use super::{Compiler, EGRESS_ALLOWED_CHAIN, FROM_WORKLOAD_MAP, TO_WORKLOAD_MAP};
 use crate::calc::effective;
 use crate::dataplane::ir::{Chain, Match, Statement, Verdict};
-use crate::model::{policy_order, Model, Policy, PolicyKey, PolicyType, WorkloadEndpointId};
+use crate::model::{
+    policy_order, tier_order, Model, Policy, PolicyKey, PolicyType, Tier, WorkloadEndpointId,
+};
 
 impl Compiler {
     /// Compiles a policy's or profile's rules for one direction, into the chain `name`.
@@ -218,17 +222,19 @@ impl Compiler {
             }
             spoof_checks[usize::from(v4)] = own.check;
         }
-        let mut policies: Vec<&Policy> = self
+        // Held policies (their tier does not exist) apply nowhere.
+        let tiers: Vec<(Tier, &Policy)> = self
             .local
             .policies_of(&ep.id)
             .filter_map(|k| model.policies.get(k))
+            .filter_map(|p| model.tier(&p.tier).map(|t| (t, p)))
             .collect();
-        policies.sort_by(|a, b| policy_order(a, b));
+        let mut policies: Vec<(&Tier, &Policy)> = tiers.iter().map(|(t, p)| (t, *p)).collect();
+        policies.sort_by(|a, b| tier_order(a.0, b.0).then_with(|| policy_order(a.1, b.1)));
         #[cfg(test)]
         {
             self.rendered += policies.len() + 1;
         }
-        let mark = self.config.pass_mark;
         let flow_logs = self.config.flow_logs;
         // Shared chains are taken before the old ones are let go, so that a chain both
         // versions use stays put.
@@ -243,23 +249,17 @@ impl Compiler {
                 shared.push(name.clone());
                 Verdict::Goto(name)
             };
-            let target = match inputs.policies.as_slice() {
-                [] => None,
-                [(only, _)] => Some(only.clone()),
-                _ => {
-                    let list = policy_list_chain(&inputs.policies, dir, mark);
-                    let name = self.shared.acquire(&mut self.journal, list, iface);
-                    shared.push(name.clone());
-                    Some(name)
-                }
-            };
+            let jumps: Vec<TierJump> = inputs
+                .tiers
+                .iter()
+                .map(|t| self.tier_jump(t, dir, iface, &mut shared))
+                .collect();
             let mut rules = endpoint_rules(
                 dir,
                 &spoof_checks,
-                &inputs.policies,
-                target,
+                &jumps,
                 after_policies,
-                mark,
+                self.config.pass_mark,
             );
             let chain = endpoint_chain(iface, dir);
             if let Some(cfg) = &flow_logs {
@@ -283,6 +283,56 @@ impl Compiler {
                 .map_element(FROM_WORKLOAD_MAP, iface, Some(from));
             self.journal.map_element(TO_WORKLOAD_MAP, iface, Some(to));
         }
+    }
+
+    /// How `iface`'s chain in `dir` applies one tier: the only policy's chain directly when
+    /// it cannot Pass, else the tier's shared list chain (acquired, and recorded in
+    /// `shared`).
+    fn tier_jump(
+        &mut self,
+        t: &TierSection,
+        dir: PolicyType,
+        iface: &str,
+        shared: &mut Vec<String>,
+    ) -> TierJump {
+        let any_pass = t.policies.iter().any(|(_, pass)| *pass);
+        if let [(only, false)] = t.policies.as_slice() {
+            return TierJump {
+                target: only.clone(),
+                any_pass,
+                drop_after: t.deny,
+                ends: t.deny,
+            };
+        }
+        let mark = self.config.pass_mark;
+        let flow_logs = self.config.flow_logs;
+        let list = policy_list_chain(&t.policies, t.deny, dir, mark, flow_logs.as_ref());
+        let name = self.shared.acquire(&mut self.journal, list, iface);
+        shared.push(name.clone());
+        TierJump {
+            target: name,
+            any_pass,
+            drop_after: false,
+            ends: t.deny && !any_pass,
+        }
+    }
+
+    /// A tier was added, changed or removed: the local interfaces with policies in it are
+    /// re-rendered (its order and default action shape their chains; its policies are held
+    /// while it does not exist).
+    pub(super) fn tier_changed(&mut self, model: &Model, name: &str) {
+        let mut ifaces = BTreeSet::new();
+        for (key, p) in &model.policies {
+            if p.tier != name {
+                continue;
+            }
+            for id in self.local.applied_to(key).into_iter().flatten() {
+                if let Some(ep) = model.workload_endpoints.get(id) {
+                    ifaces.insert(ep.interface_name.clone());
+                }
+            }
+        }
+        self.staged.extend(ifaces);
     }
 
     /// No local endpoint owns `iface` (any more): its chains, sets and map entries go.

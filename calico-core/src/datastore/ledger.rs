@@ -171,7 +171,8 @@ pub(crate) fn describe(rk: &ResourceKey) -> String {
         | ResourceKey::BgpConfiguration(n)
         | ResourceKey::BgpPeer(n)
         | ResourceKey::BgpFilter(n)
-        | ResourceKey::Node(n) => n.clone(),
+        | ResourceKey::Node(n)
+        | ResourceKey::Tier(n) => n.clone(),
         ResourceKey::BlockAffinity(net) => net.to_string(),
     }
 }

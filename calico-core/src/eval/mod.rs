@@ -7,20 +7,26 @@
 //! * Direction is relative to a *local* endpoint E: **ingress** is a packet arriving at E,
 //!   **egress** a packet leaving it.
 //! * The policies that apply to E (selector matches E's effective labels; a namespaced policy
-//!   only in its own namespace) and govern the direction are consulted in
-//!   [`policy_order`]. In each, the first `Allow`, `Deny` or
+//!   only in its own namespace) and govern the direction are grouped by tier
+//!   ([`crate::model::Tier`]); the tiers that hold at least one of them are consulted in
+//!   [`tier_order`] (`order`, then name), a tier holding none is skipped. In a tier, its
+//!   policies are consulted in [`policy_order`]; in each, the first `Allow`, `Deny` or
 //!   `Pass` rule that matches decides; `Log` rules record and go on; a policy none of whose
-//!   rules match hands over to the next policy.
-//! * `Allow` and `Deny` are final. `Pass` skips the remaining policies and goes to the
-//!   profiles. If at least one policy governed the direction and none passed, the packet is
-//!   denied at the end of the policies.
+//!   rules match hands over to the next policy of the tier.
+//! * `Allow` and `Deny` are final. `Pass` skips the remaining policies of its tier and goes
+//!   on with the next tier. When no policy of a tier allowed, denied or passed, the tier's
+//!   `defaultAction` applies: `Deny` (the default) denies the packet at the end of the tier,
+//!   `Pass` goes on with the next tier.
+//! * A policy whose tier does not exist is held: it applies to nothing.
 //! * A rule's `selector` (and `notSelector`) matches an address that belongs to an endpoint
 //!   it selects *or* falls in a network of a network set it selects (Calico's
 //!   `NetworkSet`/`GlobalNetworkSet`); a namespaced set carries its namespace label and its
 //!   namespace's `pcns.` labels, so a namespaced policy's rules see only the sets of their
 //!   namespace (or, with `namespaceSelector: global()`, the global ones).
-//! * Otherwise E's profiles are consulted in order, the same way (`Pass` in a profile goes to
-//!   the next profile); if none decides, the packet is denied.
+//! * After the last tier (every tier that applied passed, or none applied) E's profiles are
+//!   consulted in order, the same way (`Pass` in a profile goes to the next profile); if
+//!   none decides, the packet is denied. With no applicable policy and no profile, the
+//!   packet is denied.
 //!
 //! ```
 //! use calico_core::eval::{evaluate_flow, Packet};
@@ -62,7 +68,7 @@
 //! assert!(evaluate_flow(&model, &Packet::tcp(a, 40000, b, 5432)).unwrap().verdict.is_allow());
 //! let denied = evaluate_flow(&model, &Packet::tcp(a, 40000, b, 22)).unwrap();
 //! assert!(!denied.verdict.is_allow());
-//! assert!(denied.to_string().contains("end of policies"));
+//! assert!(denied.to_string().contains("end of tier default"));
 //! ```
 
 mod endpoint_view;
@@ -73,7 +79,9 @@ mod trace;
 use std::net::IpAddr;
 
 use crate::calc::effective;
-use crate::model::{policy_order, Model, Policy, PolicyType, Rule, WorkloadEndpointId};
+use crate::model::{
+    policy_order, tier_order, Model, Policy, PolicyType, Rule, Tier, TierAction, WorkloadEndpointId,
+};
 
 pub use endpoint_view::EndpointView;
 pub use packet::{Direction, Packet};
@@ -124,19 +132,45 @@ pub struct Applicable {
     pub egress: Vec<String>,
 }
 
-/// The policies that apply to `endpoint` and govern `direction`, in order.
+/// The tiers that apply to `endpoint` in `direction`, in order, each with its policies that
+/// apply to it and govern `direction`, in order. Held policies (their tier does not exist)
+/// are left out.
+pub fn tiers_for<'m>(
+    model: &'m Model,
+    endpoint: &EndpointView,
+    direction: PolicyType,
+) -> Vec<(Tier, Vec<&'m Policy>)> {
+    let mut tiers: Vec<(Tier, Vec<&Policy>)> = Vec::new();
+    for p in model.policies.values() {
+        if !p.governs(direction) || !endpoint.is_selected_by(p) {
+            continue;
+        }
+        match tiers.iter_mut().find(|(t, _)| t.name == p.tier) {
+            Some((_, ps)) => ps.push(p),
+            None => {
+                if let Some(t) = model.tier(&p.tier) {
+                    tiers.push((t, vec![p]));
+                }
+            }
+        }
+    }
+    tiers.sort_by(|a, b| tier_order(&a.0, &b.0));
+    for (_, ps) in &mut tiers {
+        ps.sort_by(|a, b| policy_order(a, b));
+    }
+    tiers
+}
+
+/// The policies that apply to `endpoint` and govern `direction`, in order (tier by tier).
 pub fn policies_for<'m>(
     model: &'m Model,
     endpoint: &EndpointView,
     direction: PolicyType,
 ) -> Vec<&'m Policy> {
-    let mut out: Vec<&Policy> = model
-        .policies
-        .values()
-        .filter(|p| p.governs(direction) && endpoint.is_selected_by(p))
-        .collect();
-    out.sort_by(|a, b| policy_order(a, b));
-    out
+    tiers_for(model, endpoint, direction)
+        .into_iter()
+        .flat_map(|(_, ps)| ps)
+        .collect()
 }
 
 /// The policies applying to a workload endpoint, both directions, in order.
@@ -264,33 +298,16 @@ fn judge(
     trace: &mut Vec<TraceStep>,
 ) -> Verdict {
     let ptype = direction.policy_type();
-    let policies = policies_for(model, ep, ptype);
+    let tiers = tiers_for(model, ep, ptype);
     let endpoints = effective::selectable_endpoints(model);
-    let mut passed = false;
-    for p in &policies {
-        let source = RuleSource::Policy(effective::policy_name(p));
-        match run_rules(
-            &endpoints,
-            p.namespace.as_deref(),
-            p.rules(ptype),
-            packet,
-            source,
-            trace,
-        ) {
+    for (tier, policies) in &tiers {
+        match run_tier(&endpoints, tier, policies, ptype, packet, trace) {
             Outcome::Allow => return Verdict::Allow,
             Outcome::Deny => return Verdict::Deny,
-            Outcome::Pass => {
-                passed = true;
-                break;
-            }
-            Outcome::NoMatch => {}
+            Outcome::Pass | Outcome::NoMatch => {}
         }
     }
-    if !policies.is_empty() && !passed {
-        trace.push(TraceStep::EndOfPolicies);
-        return Verdict::Deny;
-    }
-    if ep.profiles.is_empty() && policies.is_empty() {
+    if ep.profiles.is_empty() && tiers.is_empty() {
         trace.push(TraceStep::NoPolicyOrProfile);
         return Verdict::Deny;
     }
@@ -315,6 +332,45 @@ fn judge(
     }
     trace.push(TraceStep::EndOfProfiles);
     Verdict::Deny
+}
+
+/// Runs one tier's applicable policies (in order): `Allow` or `Deny` when a rule or the
+/// tier's default denied, `Pass` when the packet goes on to the next tier.
+fn run_tier(
+    endpoints: &[effective::SelectableEndpoint],
+    tier: &Tier,
+    policies: &[&Policy],
+    ptype: PolicyType,
+    packet: &Packet,
+    trace: &mut Vec<TraceStep>,
+) -> Outcome {
+    for p in policies {
+        let source = RuleSource::Policy(effective::policy_name(p));
+        let rules = p.rules(ptype);
+        match run_rules(
+            endpoints,
+            p.namespace.as_deref(),
+            rules,
+            packet,
+            source,
+            trace,
+        ) {
+            Outcome::Allow => return Outcome::Allow,
+            Outcome::Deny => return Outcome::Deny,
+            Outcome::Pass => return Outcome::Pass,
+            Outcome::NoMatch => {}
+        }
+    }
+    match tier.default_action {
+        TierAction::Deny => {
+            trace.push(TraceStep::EndOfTier(tier.name.clone()));
+            Outcome::Deny
+        }
+        TierAction::Pass => {
+            trace.push(TraceStep::TierPassed(tier.name.clone()));
+            Outcome::Pass
+        }
+    }
 }
 
 #[cfg(test)]

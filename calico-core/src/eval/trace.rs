@@ -75,8 +75,12 @@ pub enum TraceStep {
         /// The policy or profile.
         source: RuleSource,
     },
-    /// Policies governed this direction but none allowed or passed: denied.
-    EndOfPolicies,
+    /// A tier's policies governed this direction but none allowed, denied or passed, and
+    /// the tier's `defaultAction` is `Deny`: denied at the end of the tier (named).
+    EndOfTier(String),
+    /// None of a tier's policies decided and the tier's `defaultAction` is `Pass`: on to
+    /// the next tier (named).
+    TierPassed(String),
     /// No profile decided: denied.
     EndOfProfiles,
     /// An endpoint names a profile that does not exist; it is skipped.
@@ -108,16 +112,21 @@ impl fmt::Display for TraceStep {
                     (Action::Deny, _) => "Deny",
                     (Action::Log, _) => "Log (recorded; evaluation goes on)",
                     (Action::Pass, RuleSource::Policy(_)) => {
-                        "Pass (remaining policies skipped; on to the profiles)"
+                        "Pass (rest of the tier skipped; on to the next tier, then the profiles)"
                     }
                     (Action::Pass, RuleSource::Profile(_)) => "Pass (on to the next profile)",
                 };
                 write!(f, "  {source}: rule {index} matched: {effect}")
             }
             TraceStep::NoRuleMatched { source } => write!(f, "  {source}: no rule matched"),
-            TraceStep::EndOfPolicies => {
-                f.write_str("  end of policies: no policy allowed or passed it: Deny")
-            }
+            TraceStep::EndOfTier(t) => write!(
+                f,
+                "  end of tier {t}: no policy allowed or passed it: Deny (the tier's default)"
+            ),
+            TraceStep::TierPassed(t) => write!(
+                f,
+                "  end of tier {t}: no policy decided: Pass (the tier's default; on to the next tier)"
+            ),
             TraceStep::EndOfProfiles => f.write_str("  end of profiles: nothing allowed it: Deny"),
             TraceStep::MissingProfile(n) => write!(f, "  profile {n} does not exist: skipped"),
             TraceStep::NoPolicyOrProfile => {

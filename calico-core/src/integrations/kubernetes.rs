@@ -646,6 +646,7 @@ pub fn translate_policy(np: &NetworkPolicy) -> Result<Policy, TranslateError> {
     let policy = Policy {
         name: format!("knp.default.{}", np.metadata.name),
         namespace: Some(ns.to_string()),
+        tier: crate::model::DEFAULT_TIER.into(),
         order: Some(1000.0),
         selector,
         types,

@@ -139,6 +139,7 @@ impl KubernetesDriver {
         let stub = Resource::Policy(Policy {
             name: format!("knp.default.{name}"),
             namespace: Some(namespace.to_string()),
+            tier: crate::model::DEFAULT_TIER.into(),
             order: None,
             selector: Selector::all(),
             types: vec![],

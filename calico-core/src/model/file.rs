@@ -62,7 +62,7 @@ pub enum FileError {
 }
 
 /// The resource kinds a file may hold, by their `kind:` value.
-const KINDS: [&str; 11] = [
+const KINDS: [&str; 12] = [
     "WorkloadEndpoint",
     "HostEndpoint",
     "Policy",
@@ -74,6 +74,7 @@ const KINDS: [&str; 11] = [
     "Node",
     "NetworkSet",
     "BgpFilter",
+    "Tier",
 ];
 
 /// Parses a YAML stream of resources and validates each one.
@@ -155,6 +156,7 @@ fn parse(text: &str, location: &str) -> Result<Vec<Resource>, FileError> {
             "Node" => typed(value).map(Resource::Node),
             "NetworkSet" => typed(value).map(Resource::NetworkSet),
             "BgpFilter" => typed(value).map(Resource::BgpFilter),
+            "Tier" => typed(value).map(Resource::Tier),
             other => {
                 return Err(parse_error(
                     "",

@@ -17,6 +17,7 @@ mod pool;
 mod resource;
 mod rule;
 mod store;
+mod tier;
 mod validate;
 
 pub use validate::{
@@ -48,3 +49,8 @@ pub use rule::{
     ServiceAccountMatch, RULE_NAME_ANNOTATION,
 };
 pub use store::{Applied, Model, PolicyKey};
+pub use tier::{
+    builtin_tier, tier_order, Tier, TierAction, ADMIN_NETWORK_POLICY_TIER, ADMIN_TIER_ORDER,
+    BASELINE_ADMIN_NETWORK_POLICY_TIER, BASELINE_TIER_ORDER, DEFAULT_TIER, DEFAULT_TIER_ORDER,
+    KUBE_ADMIN_TIER, KUBE_BASELINE_TIER, MAX_TIER_NAME,
+};

@@ -7,6 +7,7 @@
 //! filtered (issue 17 tracks the enforcement).
 
 use super::endpoint::HostEndpoint;
+use super::policy::Policy;
 use super::store::Model;
 
 /// Why host-endpoint policy has no effect yet.
@@ -32,11 +33,26 @@ impl Model {
     /// Notes on resources the model holds but the dataplane does not enforce, one per
     /// resource (today: one per host endpoint), for status pages and validation reports.
     pub fn notes(&self) -> Vec<String> {
-        self.host_endpoints
+        let heps = self
+            .host_endpoints
             .values()
-            .map(HostEndpoint::enforcement_note)
-            .collect()
+            .map(HostEndpoint::enforcement_note);
+        heps.chain(self.held_policies().map(held_note)).collect()
     }
+}
+
+/// One line saying that a policy is held because its tier does not exist.
+fn held_note(p: &Policy) -> String {
+    format!(
+        "policy {} names tier {:?}, which does not exist: held (applies nowhere) until the tier is created",
+        crate::calc::effective::policy_name(p),
+        p.tier
+    )
+}
+
+/// Logs that a policy entering the model names a tier that does not exist.
+pub(super) fn policy_held(p: &Policy) {
+    tracing::warn!("{}", held_note(p));
 }
 
 /// Logs, once when a host endpoint first enters the model, that its policy is not enforced.

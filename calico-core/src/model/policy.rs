@@ -30,6 +30,9 @@ pub struct Policy {
     /// Namespace of a namespaced policy; `None` for a global one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
+    /// The tier the policy is in ([`super::Tier`]; default `default`).
+    #[serde(default = "default_tier", skip_serializing_if = "is_default_tier")]
+    pub tier: String,
     /// Policies apply in increasing order; unset means after all ordered ones; ties are broken
     /// by name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -47,6 +50,14 @@ pub struct Policy {
     /// Rules for traffic leaving the endpoint.
     #[serde(default)]
     pub egress: Vec<Rule>,
+}
+
+fn default_tier() -> String {
+    super::tier::DEFAULT_TIER.to_string()
+}
+
+fn is_default_tier(tier: &str) -> bool {
+    tier == super::tier::DEFAULT_TIER
 }
 
 impl Policy {
@@ -81,7 +92,7 @@ impl Policy {
     }
 }
 
-/// The order policies apply in: `order` ascending, policies without an order after all
+/// The order policies apply in within their tier: `order` ascending, policies without an order after all
 /// others, ties broken by name and then namespace (global first).
 pub fn policy_order(a: &Policy, b: &Policy) -> Ordering {
     let key = |p: &Policy| p.order.unwrap_or(f64::INFINITY);

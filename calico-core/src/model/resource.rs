@@ -10,6 +10,7 @@ use super::endpoint::{HostEndpoint, WorkloadEndpoint, WorkloadEndpointId};
 use super::network_set::NetworkSet;
 use super::policy::{Policy, Profile};
 use super::pool::{BlockAffinity, IpPool};
+use super::tier::Tier;
 
 /// The kinds of resource the agent understands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -37,6 +38,8 @@ pub enum ResourceKind {
     NetworkSet,
     /// [`BgpFilter`].
     BgpFilter,
+    /// [`Tier`].
+    Tier,
 }
 
 impl fmt::Display for ResourceKind {
@@ -72,6 +75,8 @@ pub enum Resource {
     NetworkSet(NetworkSet),
     /// A BGP route filter.
     BgpFilter(BgpFilter),
+    /// A policy tier.
+    Tier(Tier),
 }
 
 /// The identity of a resource: what an update replaces or removes.
@@ -110,6 +115,8 @@ pub enum ResourceKey {
     },
     /// A BGP filter, by name.
     BgpFilter(String),
+    /// A tier, by name.
+    Tier(String),
 }
 
 impl Resource {
@@ -127,6 +134,7 @@ impl Resource {
             Resource::Node(_) => ResourceKind::Node,
             Resource::NetworkSet(_) => ResourceKind::NetworkSet,
             Resource::BgpFilter(_) => ResourceKind::BgpFilter,
+            Resource::Tier(_) => ResourceKind::Tier,
         }
     }
 
@@ -150,6 +158,7 @@ impl Resource {
                 name: r.name.clone(),
             },
             Resource::BgpFilter(r) => ResourceKey::BgpFilter(r.name.clone()),
+            Resource::Tier(r) => ResourceKey::Tier(r.name.clone()),
         }
     }
 }

@@ -19,7 +19,8 @@ pub enum Action {
     Deny,
     /// Log the packet and go on with the next rule.
     Log,
-    /// Skip the remaining policies (of this tier) and go on with the endpoint's profiles.
+    /// In a policy: skip the remaining policies of its tier and go on with the next tier
+    /// (after the last, the endpoint's profiles). In a profile: go on with the next profile.
     Pass,
 }
 

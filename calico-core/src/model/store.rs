@@ -9,7 +9,8 @@ use super::error::ValidationError;
 use super::network_set::{NetworkSet, NetworkSetKey};
 use super::policy::{Policy, Profile};
 use super::pool::{BlockAffinity, IpPool};
-use super::resource::{Resource, ResourceKey, Update};
+use super::resource::{Resource, ResourceKey, ResourceKind, Update};
+use super::tier::{builtin_tier, Tier};
 
 /// Key of a policy: namespace (`None` for a global policy) and name.
 pub type PolicyKey = (Option<String>, String);
@@ -50,6 +51,8 @@ pub struct Model {
     pub network_sets: BTreeMap<NetworkSetKey, NetworkSet>,
     /// BGP filters, by name.
     pub bgp_filters: BTreeMap<String, BgpFilter>,
+    /// Tiers written down, by name (the built-in ones exist without: see [`Model::tier`]).
+    pub tiers: BTreeMap<String, Tier>,
 }
 
 impl Model {
@@ -59,30 +62,93 @@ impl Model {
     }
 
     /// Builds a model from resources, validating each; the first invalid one is returned as
-    /// the error.
+    /// the error. Tiers are taken first, so that a file may list a tier after its policies.
     pub fn from_resources<I: IntoIterator<Item = Resource>>(
         resources: I,
     ) -> Result<Self, ValidationError> {
         let mut model = Model::new();
-        for r in resources {
+        let (tiers, others): (Vec<Resource>, Vec<Resource>) = resources
+            .into_iter()
+            .partition(|r| matches!(r, Resource::Tier(_)));
+        for r in tiers.into_iter().chain(others) {
             model.apply(Update::Upsert(r))?;
         }
         Ok(model)
     }
 
     /// Applies one update. An invalid resource is rejected with the reason and the model is
-    /// left unchanged.
+    /// left unchanged; so is, as Calico's API server refuses them, a policy naming a tier
+    /// that does not exist (field `tier`) and the removal of a tier policies still name.
     pub fn apply(&mut self, update: Update) -> Result<(), ValidationError> {
         match update {
             Update::Upsert(resource) => {
                 resource.validate()?;
+                if let Resource::Policy(p) = &resource {
+                    if self.tier(&p.tier).is_none() {
+                        return Err(ValidationError {
+                            resource: super::error::ResourceRef {
+                                kind: ResourceKind::Policy,
+                                name: crate::calc::effective::policy_name(p),
+                            },
+                            field: "tier".into(),
+                            reason: super::error::Reason::Invalid(format!(
+                                "tier {:?} does not exist (create the Tier first)",
+                                p.tier
+                            )),
+                        });
+                    }
+                }
                 self.insert(resource);
             }
             Update::Remove(key) => {
+                if let ResourceKey::Tier(name) = &key {
+                    self.check_tier_unused(name)?;
+                }
                 self.remove(&key);
             }
         }
         Ok(())
+    }
+
+    /// The tier `name`: as written down, else the built-in one of that name.
+    pub fn tier(&self, name: &str) -> Option<Tier> {
+        self.tiers.get(name).cloned().or_else(|| builtin_tier(name))
+    }
+
+    /// Policies naming a tier that does not exist: held, applying nowhere until it does.
+    pub fn held_policies(&self) -> impl Iterator<Item = &Policy> + '_ {
+        self.policies
+            .values()
+            .filter(|p| !self.tiers.contains_key(&p.tier) && builtin_tier(&p.tier).is_none())
+    }
+
+    /// Refuses removing a written-down tier that policies still name (a built-in tier
+    /// stays whatever happens: removing it restores Calico's settings).
+    fn check_tier_unused(&self, name: &str) -> Result<(), ValidationError> {
+        if builtin_tier(name).is_some() || !self.tiers.contains_key(name) {
+            return Ok(());
+        }
+        let users: Vec<String> = self
+            .policies
+            .values()
+            .filter(|p| p.tier == name)
+            .map(crate::calc::effective::policy_name)
+            .collect();
+        if users.is_empty() {
+            return Ok(());
+        }
+        Err(ValidationError {
+            resource: super::error::ResourceRef {
+                kind: ResourceKind::Tier,
+                name: name.to_string(),
+            },
+            field: "name".into(),
+            reason: super::error::Reason::Invalid(format!(
+                "the tier still holds {} policies ({}); remove them first",
+                users.len(),
+                super::error::clip(&users.join(", "), 200)
+            )),
+        })
     }
 
     /// Applies one update whose resource has already passed [`Resource::validate`] (the
@@ -116,10 +182,14 @@ impl Model {
                     .insert(r.name.clone(), r)
                     .map(Resource::HostEndpoint)
             }
-            Resource::Policy(r) => self
-                .policies
-                .insert((r.namespace.clone(), r.name.clone()), r)
-                .map(Resource::Policy),
+            Resource::Policy(r) => {
+                if self.tier(&r.tier).is_none() {
+                    super::notes::policy_held(&r);
+                }
+                self.policies
+                    .insert((r.namespace.clone(), r.name.clone()), r)
+                    .map(Resource::Policy)
+            }
             Resource::Profile(r) => self
                 .profiles
                 .insert(r.name.clone(), r)
@@ -149,6 +219,7 @@ impl Model {
                 .bgp_filters
                 .insert(r.name.clone(), r)
                 .map(Resource::BgpFilter),
+            Resource::Tier(r) => self.tiers.insert(r.name.clone(), r).map(Resource::Tier),
         }
     }
 
@@ -183,6 +254,7 @@ impl Model {
                 .remove(&(namespace.clone(), name.clone()))
                 .map(Resource::NetworkSet),
             ResourceKey::BgpFilter(n) => self.bgp_filters.remove(n).map(Resource::BgpFilter),
+            ResourceKey::Tier(n) => self.tiers.remove(n).map(Resource::Tier),
         }
     }
 }

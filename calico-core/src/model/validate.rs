@@ -450,6 +450,7 @@ impl Policy {
         if let Some(ns) = &self.namespace {
             c.name("namespace", ns)?;
         }
+        super::tier::tier_name(&c, "tier", &self.tier)?;
         if let Some(order) = self.order {
             if !order.is_finite() {
                 return Err(c.invalid("order", format!("{order} is not a finite number")));
@@ -691,6 +692,7 @@ impl Resource {
             Resource::Node(r) => r.validate(),
             Resource::NetworkSet(r) => r.validate(),
             Resource::BgpFilter(r) => r.validate(),
+            Resource::Tier(r) => r.validate(),
         }
     }
 }

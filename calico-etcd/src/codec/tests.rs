@@ -172,8 +172,8 @@ fn unsupported_kinds_are_ignored_not_refused() {
         Decoded::Unsupported("FelixConfiguration".into())
     );
     assert_eq!(
-        decode("tiers/t1", "garbage"),
-        Decoded::Unsupported("Tier".into())
+        decode("stagednetworkpolicies/shop/p1", "garbage"),
+        Decoded::Unsupported("StagedNetworkPolicy".into())
     );
     assert_eq!(
         decode("widgets/w1", "{}"),
@@ -279,4 +279,44 @@ fn a_neutron_security_group_policy_decodes_under_its_own_name() {
     // Only a leading `default.` is the tier's prefix.
     assert_eq!(p.name, "ossg.default.0f1e2d3c-sg");
     assert_eq!((p.ingress.len(), p.egress.len()), (2, 2));
+}
+
+/// A Tier as Calico 3.32 stores it (uid, finalizer), and a GlobalNetworkPolicy of that tier
+/// in both name forms: `security.block` (up to 3.31, the tier prefix required) and `block`
+/// (3.32).
+const TIER: &str = r#"{"kind":"Tier","apiVersion":"projectcalico.org/v3","metadata":{"name":"security","uid":"6c0d3a52-3f51-4d8e-9d4e-2a7b1c9e0f11","creationTimestamp":"2026-01-10T09:00:00Z","finalizers":["projectcalico.org/tier-controller"]},"spec":{"order":100,"defaultAction":"Deny"}}"#;
+
+#[test]
+fn tiers_and_their_policies_are_read() {
+    use calico_core::model::{Tier, TierAction};
+    let Decoded::Resource(r) = decode("tiers/security", TIER) else {
+        panic!("{:?}", decode("tiers/security", TIER))
+    };
+    let want = Tier {
+        name: "security".into(),
+        order: Some(100.0),
+        default_action: TierAction::Deny,
+    };
+    assert_eq!(r, Resource::Tier(want));
+    assert_eq!(
+        crate::layout::key_of(P, &r).unwrap(),
+        "/calico/resources/v3/projectcalico.org/tiers/security"
+    );
+    for name in ["security.block", "block"] {
+        let value = format!(
+            r#"{{"kind":"GlobalNetworkPolicy","apiVersion":"projectcalico.org/v3","metadata":{{"name":"{name}","labels":{{"projectcalico.org/tier":"security"}},"annotations":{{"projectcalico.org/metadata":"{{\"name\":\"{name}\"}}"}}}},"spec":{{"tier":"security","order":10,"selector":"all()","types":["Ingress"],"ingress":[{{"action":"Pass"}}]}}}}"#
+        );
+        let Decoded::Resource(Resource::Policy(p)) =
+            decode(&format!("globalnetworkpolicies/{name}"), &value)
+        else {
+            panic!(
+                "{name}: {:?}",
+                decode(&format!("globalnetworkpolicies/{name}"), &value)
+            )
+        };
+        assert_eq!((p.name.as_str(), p.tier.as_str()), (name, "security"));
+    }
+    let bad = TIER.replace("\"Deny\"", "\"Allow\"");
+    let why = refused("tiers/security", &bad);
+    assert!(why.contains("spec.defaultAction"), "{why}");
 }

@@ -139,6 +139,7 @@ fn policy(name: &str, ns: Option<&str>) -> Policy {
     Policy {
         name: name.into(),
         namespace: ns.map(Into::into),
+        tier: calico_core::model::DEFAULT_TIER.into(),
         order: None,
         selector: calico_core::selector::Selector::all(),
         types: vec![],

@@ -80,7 +80,7 @@ fn the_trace_reads_as_an_explanation() {
     let want = format!(
         "Egress of {}:\n  profile kns.shop: rule 0 matched: Allow\n\
          Ingress of {}:\n  policy shop/gate: rule 0 matched: Log (recorded; evaluation goes on)\n  \
-         policy shop/gate: rule 1 matched: Pass (remaining policies skipped; on to the profiles)\n  \
+         policy shop/gate: rule 1 matched: Pass (rest of the tier skipped; on to the next tier, then the profiles)\n  \
          profile kns.shop: rule 0 matched: Allow\nverdict: ALLOW",
         id("shop.fe1"),
         id("shop.be1")

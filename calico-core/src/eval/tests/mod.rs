@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 
 use super::*;
-use crate::model::{parse_resources, Action};
+use crate::model::{parse_resources, Action, Update};
 
 /// Endpoints and profiles every case starts from.
 const BASE: &str = r#"
@@ -200,7 +200,10 @@ enum By {
     Policy(&'static str, usize),
     /// A profile rule at an index.
     Profile(&'static str, usize),
+    /// The end of the default tier (its default deny).
     EndOfPolicies,
+    /// The end of another tier (its default deny).
+    EndOfTier(&'static str),
     EndOfProfiles,
     NoPolicyOrProfile,
 }
@@ -251,7 +254,10 @@ fn run(name: &str, extra: &str, check: Check, verdict: Verdict, by: By) {
     let got = match (eval.deciding_rule(), eval.trace.last()) {
         (Some((RuleSource::Policy(p), i, _)), _) => format!("{:?}", By::Policy(leak(p), i)),
         (Some((RuleSource::Profile(p), i, _)), _) => format!("{:?}", By::Profile(leak(p), i)),
-        (None, Some(TraceStep::EndOfPolicies)) => format!("{:?}", By::EndOfPolicies),
+        (None, Some(TraceStep::EndOfTier(t))) if t == "default" => {
+            format!("{:?}", By::EndOfPolicies)
+        }
+        (None, Some(TraceStep::EndOfTier(t))) => format!("{:?}", By::EndOfTier(leak(t))),
         (None, Some(TraceStep::EndOfProfiles)) => format!("{:?}", By::EndOfProfiles),
         (None, Some(TraceStep::NoPolicyOrProfile)) => format!("{:?}", By::NoPolicyOrProfile),
         (None, other) => format!("unexpected end {other:?}"),
@@ -283,3 +289,4 @@ mod matching;
 mod network_sets;
 mod policies;
 mod service_accounts;
+mod tiers;

@@ -1,10 +1,11 @@
 //! `projectcalico.org/v3` resources, as `calicoctl` users write them, ↔ calico-rs resources.
 //!
 //! [`parse_v3`] (module `read`) reads multi-document YAML (and `kind: List`) of
-//! NetworkPolicy, GlobalNetworkPolicy, NetworkSet, GlobalNetworkSet, Profile, HostEndpoint,
-//! IPPool, BGPConfiguration, BGPPeer, BGPFilter, Node and WorkloadEndpoint.
+//! NetworkPolicy, GlobalNetworkPolicy (with their `tier`), Tier, NetworkSet, GlobalNetworkSet,
+//! Profile, HostEndpoint, IPPool, BGPConfiguration, BGPPeer, BGPFilter, Node and
+//! WorkloadEndpoint.
 //! Unknown fields are rejected with their path; features calico-rs does not implement (HTTP
-//! match, service accounts, tiers other than `default`, pre-DNAT/untracked policy, IP-in-IP
+//! match, Services in rules, pre-DNAT/untracked policy, IP-in-IP
 //! or VXLAN pools, ...) are rejected with a message saying so, never silently ignored.
 //! `HostEndpoint` is read, but its policy is not enforced yet (a warning is logged per host
 //! endpoint; see [`crate::model::HOST_ENDPOINT_NOT_ENFORCED`]).
@@ -44,6 +45,7 @@ mod bgp_tests;
 mod duration;
 mod network_set;
 mod read;
+mod tier;
 mod write;
 
 pub(crate) use read::translate_document;

@@ -38,11 +38,16 @@ pub(super) struct Meta {
     _creation_timestamp: Option<Value>,
     #[serde(default, rename = "generation")]
     _generation: Option<i64>,
+    // Calico 3.32 keeps a Tier while policies still name it with a finalizer.
+    #[serde(default, rename = "finalizers")]
+    _finalizers: Vec<String>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct PolicySpec {
+    #[serde(default)]
+    tier: Option<String>,
     #[serde(default)]
     order: Option<f64>,
     #[serde(default)]
@@ -210,7 +215,6 @@ struct WorkloadEndpointSpec {
 const UNSUPPORTED: &[(&str, Option<&str>, &str)] = &[
     ("http", None, "HTTP match criteria need an application-layer proxy, which calico-rs does not run"),
     ("services", None, "matching Kubernetes Services in rules is not supported"),
-    ("tier", Some("default"), "only the default tier is supported"),
     ("doNotTrack", Some("false"), "untracked (doNotTrack) policy is not supported"),
     ("preDNAT", Some("false"), "pre-DNAT policy is not supported"),
     ("applyOnForward", Some("false"), "applyOnForward host-endpoint policy is not supported"),
@@ -439,8 +443,9 @@ fn object(doc: usize, kind: &str, mut v: Mapping) -> Result<Resource, TranslateE
         "Node" => node(meta, spec, &obj)?,
         "WorkloadEndpoint" => workload_endpoint(meta, spec, &obj)?,
         "NetworkSet" | "GlobalNetworkSet" => super::network_set::read(kind, meta, spec, &obj)?,
+        "Tier" => super::tier::read(meta, spec, &obj)?,
         other => {
-            return Err(TranslateError::new(&obj, "kind", format!("{other:?} is not a supported kind (NetworkPolicy, GlobalNetworkPolicy, NetworkSet, GlobalNetworkSet, Profile, HostEndpoint, IPPool, BGPConfiguration, BGPPeer, BGPFilter, Node, WorkloadEndpoint, List)")));
+            return Err(TranslateError::new(&obj, "kind", format!("{other:?} is not a supported kind (NetworkPolicy, GlobalNetworkPolicy, Tier, NetworkSet, GlobalNetworkSet, Profile, HostEndpoint, IPPool, BGPConfiguration, BGPPeer, BGPFilter, Node, WorkloadEndpoint, List)")));
         }
     };
     resource
@@ -477,6 +482,7 @@ fn policy(kind: &str, meta: Meta, spec: Value, obj: &str) -> Result<Resource, Tr
         } else {
             None
         },
+        tier: super::tier::policy_tier(s.tier),
         order: s.order,
         selector,
         types: s.types,

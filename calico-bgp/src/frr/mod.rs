@@ -299,11 +299,16 @@ impl Driver {
             state.children.push(child);
         }
         state.port = Some(settings.listen_port);
-        for _ in 0..50 {
+        for round in 0..50 {
             tokio::time::sleep(Duration::from_millis(100)).await;
             let vty = |d: &str| self.path(&format!("{d}.vty")).exists();
+            // bgpd learns the interfaces from zebra once it is zebra's client; a session that
+            // comes up before that is taken for multihop (no shared network), and so is its
+            // BFD session, which then never starts. Wait for it, up to 3 s.
+            let registered = round >= 30 || self.zebra_clients_ready().await;
             if daemons::DAEMONS.iter().all(|d| vty(d))
                 && self.vtysh(&["-c", "show bgp summary json"]).await.is_ok()
+                && registered
             {
                 let file = conf.to_string_lossy();
                 self.vtysh(&["-f", &file])
@@ -326,6 +331,18 @@ impl Driver {
         }
         state.children.clear();
         Err(unavailable("bgpd did not answer vtysh within 5 s"))
+    }
+
+    /// Whether bgpd and bfdd are zebra's clients (`show zebra client summary`).
+    async fn zebra_clients_ready(&self) -> bool {
+        let Ok(out) = self.vtysh(&["-c", "show zebra client summary"]).await else {
+            return false;
+        };
+        let client = |name: &str| {
+            out.lines()
+                .any(|l| l.split_whitespace().next() == Some(name))
+        };
+        client("bgp") && client("bfd")
     }
 
     async fn configure(&self, settings: &BgpSettings) -> Result<(), BackendError> {

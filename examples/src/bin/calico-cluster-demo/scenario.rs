@@ -59,11 +59,14 @@ pub fn cluster_yaml() -> String {
         y += &format!("---\nkind: Node\nname: {host}\nbgp: {{ipv4Address: 10.1.0.{i}}}\n");
         // IPAM gave each host a /26: it advertises the block, not each workload.
         y += &format!("---\nkind: BlockAffinity\ncidr: 10.65.{i}.0/26\nnode: {host}\n");
+        // `sourceAddress: None`: each plane's session runs from the host's address on that
+        // plane. With Calico's default (the node's one address, on plane 1) both sessions
+        // would carry the same next hop and ECMP over the planes would be lost.
         for (other, j) in HOSTS.iter().filter(|(h, _)| *h != host) {
             for plane in [1, 2] {
                 y += &format!(
                     "---\nkind: BgpPeer\nname: {host}-{other}-plane{plane}\nnode: {host}\n\
-                     peerIP: 10.{plane}.0.{j}\nasNumber: 64512\nholdTime: 9\n"
+                     peerIP: 10.{plane}.0.{j}\nasNumber: 64512\nholdTime: 9\nsourceAddress: None\n"
                 );
             }
         }

@@ -31,6 +31,8 @@ deps:
 	fi; \
 	command -v cargo >/dev/null || { echo "make: cargo not found: install a Rust toolchain (rustup) first" >&2; exit 1; }
 
+# A clean run builds every test binary once: incremental caches would only double the disk it needs.
+test: export CARGO_INCREMENTAL := 0
 test: deps
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings

@@ -7,7 +7,7 @@ mod speaker_support;
 use std::time::{Duration, Instant};
 
 use calico_bgp::speaker::Speaker;
-use calico_core::dataplane::{BgpBackend, PeerState};
+use calico_core::dataplane::{BgpBackend, BgpSettings, PeerState};
 use calico_netns::fixtures::privileged;
 use speaker_support::bird::{bgp_protocol, Bird};
 use speaker_support::*;
@@ -163,6 +163,24 @@ async fn ebgp_ipv6_with_bird_and_bird_killed() {
     assert_ne!(status[0].state, PeerState::Established);
 }
 
+/// Our speaker (AS 65001, route policy `yaml`) in eBGP with BIRD (AS 65002, exporting
+/// [`STATIC4`]) over link `name`; the settings returned are the speaker's without policy.
+async fn with_bird_eb4(name: &str, yaml: &str) -> (Link, Bird, Speaker, BgpSettings) {
+    let link = Link::new(name);
+    let conf = format!(
+        "{STATIC4}{}",
+        bgp_protocol("calico", B4, 65002, A4, 65001, "ipv4", 3)
+    );
+    let bird = Bird::start(&link.b, B4, &conf);
+    let speaker = Speaker::with_sockets(sockets_in(link.a.path())).unwrap();
+    let plain = settings(65001, A4, vec![peer(B4, 65002, 3)]);
+    speaker
+        .configure(&with_policy(plain.clone(), yaml))
+        .await
+        .unwrap();
+    (link, bird, speaker, plain)
+}
+
 /// Communities of `prefixAdvertisements` and a `BGPFilter`, as BIRD sees what we send.
 const POLICY: &str = "
 kind: BgpConfiguration
@@ -181,18 +199,7 @@ async fn communities_and_filters_as_bird_sees_them() {
     if !privileged("communities_and_filters_as_bird_sees_them") {
         return;
     }
-    let link = Link::new("sbp");
-    let conf = format!(
-        "{STATIC4}{}",
-        bgp_protocol("calico", B4, 65002, A4, 65001, "ipv4", 3)
-    );
-    let bird = Bird::start(&link.b, B4, &conf);
-    let speaker = Speaker::with_sockets(sockets_in(link.a.path())).unwrap();
-    let plain = settings(65001, A4, vec![peer(B4, 65002, 3)]);
-    speaker
-        .configure(&with_policy(plain.clone(), POLICY))
-        .await
-        .unwrap();
+    let (_link, bird, speaker, plain) = with_bird_eb4("sbp", POLICY).await;
     speaker
         .set_exports(&prefixes(&["10.65.1.0/26", "10.65.2.0/26"]))
         .await
@@ -239,4 +246,60 @@ async fn communities_and_filters_as_bird_sees_them() {
         !all.contains("BGP.large_community"),
         "communities gone too: {all}"
     );
+}
+
+/// `interface` rules: ours by each exported address's interface, BIRD's routes by the
+/// interface our session with BIRD runs over (`eth0` in our namespace).
+const BY_INTERFACE: &str = "
+kind: BgpFilter
+name: by-interface
+exportV4: [{action: Reject, interface: 'tap*'}]
+importV4:
+- {action: Reject, interface: 'eth1'}
+- {action: Reject, interface: 'eth*', matchOperator: In, cidr: 10.66.2.0/24}
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interface_filters_as_bird_sees_them() {
+    if !privileged("interface_filters_as_bird_sees_them") {
+        return;
+    }
+    let (_link, bird, speaker, plain) = with_bird_eb4("sbi", BY_INTERFACE).await;
+    let exports = [
+        ("10.65.1.0/26", None),
+        ("10.65.3.7/32", Some("tap7")),
+        ("10.65.3.8/32", Some("cali8")),
+    ]
+    .iter()
+    .map(|(p, i)| (p.parse().unwrap(), i.map(str::to_string)))
+    .collect();
+    speaker.set_exported_routes(&exports).await.unwrap();
+
+    // The block and the cali8 address reach BIRD; the tap7 one does not.
+    bird.wait(
+        10,
+        "show route 10.65.3.8/32",
+        "cali8's address in BIRD",
+        |o| o.contains("via 10.99.0.1"),
+    );
+    let table = bird.cli("show route protocol calico");
+    assert!(table.contains("10.65.1.0/26"), "{table}");
+    assert!(!table.contains("10.65.3.7/32"), "{table}");
+    // BIRD's 10.66.2.0/26 came over eth0: rejected; 10.66.1.0/26 is in no rule.
+    wait_routes(&speaker, 10, "BIRD's route outside the rule", |r| {
+        via(r, "10.66.1.0/26", B4)
+    })
+    .await;
+    let learned = speaker.learned_routes().await.unwrap();
+    assert!(route(&learned, "10.66.2.0/26").is_none(), "{learned:?}");
+
+    // Without the filter, the tap7 address and 10.66.2.0/26 go through.
+    speaker.configure(&plain).await.unwrap();
+    bird.wait(10, "show route 10.65.3.7/32", "tap7's address", |o| {
+        o.contains("via 10.99.0.1")
+    });
+    wait_routes(&speaker, 10, "BIRD's routes, unfiltered", |r| {
+        via(r, "10.66.2.0/26", B4)
+    })
+    .await;
 }

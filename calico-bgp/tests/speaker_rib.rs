@@ -27,10 +27,18 @@ fn info(n: u8, remote_as: u32, rr_client: bool) -> PeerInfo {
         ebgp: remote_as != LOCAL_AS,
         rr_client,
         local_address: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 100)),
+        interface: None,
         families: vec![AfiSafi::IPV4_UNICAST, AfiSafi::IPV6_UNICAST],
         allow_local_as: 0,
         next_hop_mode: Default::default(),
     }
+}
+
+/// Our own routes: prefixes and their interfaces.
+fn exports(list: &[(&str, Option<&str>)]) -> calico_core::dataplane::ExportedRoutes {
+    list.iter()
+        .map(|(p, i)| (p.parse().unwrap(), i.map(str::to_string)))
+        .collect()
 }
 
 fn peer(rib: &mut Rib, n: u8, remote_as: u32, rr_client: bool) -> PeerId {
@@ -325,7 +333,7 @@ fn exports_follow_ibgp_ebgp_and_reflection_rules() {
     let ibgp2 = peer(&mut rib, 2, LOCAL_AS, false);
     let client = peer(&mut rib, 3, LOCAL_AS, true);
     let ebgp = peer(&mut rib, 4, 65001, false);
-    rib.set_exports(["10.9.0.0/26".parse().unwrap()].into());
+    rib.set_exports(exports(&[("10.9.0.0/26", None)]));
     let own: IpNet = "10.9.0.0/26".parse().unwrap();
 
     let to_i = rib.exporter(ibgp).unwrap().route(&own).unwrap();
@@ -607,12 +615,7 @@ prefixAdvertisements:
     ));
     let filtered = peer(&mut rib, 1, 65001, false);
     let other = peer(&mut rib, 2, 65002, false);
-    rib.set_exports(
-        ["10.9.0.0/24", "10.9.1.0/24"]
-            .iter()
-            .map(|p| p.parse().unwrap())
-            .collect(),
-    );
+    rib.set_exports(exports(&[("10.9.0.0/24", None), ("10.9.1.0/24", None)]));
     announce(&mut rib, other, P, attrs(&[65002], 2));
     let mut to_filtered = rib.exporter(filtered).unwrap();
     assert!(
@@ -641,6 +644,66 @@ prefixAdvertisements:
         to_filtered_back.route(&P.parse().unwrap()).is_none(),
         "never back to its source"
     );
+}
+
+/// Peer `n`, whose session runs over `interface`.
+fn peer_on(rib: &mut Rib, n: u8, remote_as: u32, interface: &str) -> PeerId {
+    let id = PeerId(n.into());
+    let info = PeerInfo {
+        interface: Some(interface.into()),
+        ..info(n, remote_as, false)
+    };
+    rib.peer_up(id, info);
+    id
+}
+
+#[test]
+fn interface_rules_match_our_workloads_interfaces_and_the_peers_sessions() {
+    let mut rib = rib();
+    rib.set_policy(policy(
+        "kind: BgpFilter
+name: f
+exportV4:
+- {action: Reject, interface: 'tap*'}
+- {action: Reject, interface: 'wan*', source: RemotePeers}
+importV4:
+- {action: Reject, interface: wan0}
+",
+    ));
+    // The filters are peer 1's, whose session runs over wan0.
+    let filtered = peer_on(&mut rib, 1, 65001, "wan0");
+    let lan = peer_on(&mut rib, 2, 65002, "lan1");
+    let wan = peer_on(&mut rib, 3, 65003, "wan2");
+    rib.set_exports(exports(&[
+        ("10.9.0.0/26", None),
+        ("10.9.1.5/32", Some("tap12")),
+        ("10.9.1.6/32", Some("cali12")),
+    ]));
+    announce(&mut rib, filtered, "10.1.0.0/24", attrs(&[65001], 1));
+    assert_eq!(best_peer(&rib, "10.1.0.0/24"), None, "imported over wan0");
+    announce(&mut rib, lan, P, attrs(&[65002], 2));
+    announce(&mut rib, wan, "10.3.0.0/24", attrs(&[65003], 3));
+    assert_eq!(
+        best_peer(&rib, "10.3.0.0/24"),
+        Some(wan),
+        "wan2 is not wan0"
+    );
+    let mut to = rib.exporter(filtered).unwrap();
+    let sent = |to: &mut calico_bgp::rib::export::Exporter<'_>, p: &str| {
+        to.route(&p.parse().unwrap()).is_some()
+    };
+    assert!(sent(&mut to, "10.9.0.0/26"), "a block has no interface");
+    assert!(!sent(&mut to, "10.9.1.5/32"), "tap*");
+    assert!(sent(&mut to, "10.9.1.6/32"), "cali12 is no tap");
+    assert!(sent(&mut to, P), "learned over lan1");
+    assert!(!sent(&mut to, "10.3.0.0/24"), "learned over wan2: wan*");
+    // A workload moved to a tap interface: judged again.
+    let (added, removed) = rib.set_exports(exports(&[("10.9.1.6/32", Some("tap13"))]));
+    let moved: IpNet = "10.9.1.6/32".parse().unwrap();
+    assert_eq!(added, vec![moved], "the same prefix, another interface");
+    assert_eq!(removed.len(), 2);
+    let mut to = rib.exporter(filtered).unwrap();
+    assert!(!sent(&mut to, "10.9.1.6/32"), "tap13");
 }
 
 #[test]
@@ -742,7 +805,7 @@ fn next_hop_self_and_keep_override_bgps_rules() {
     assert_eq!(nh(&rib, ext_auto), ours, "eBGP: ours");
     assert_eq!(nh(&rib, ext_keep), original, "next hop keep");
     // Our own routes carry our address whatever the mode.
-    rib.set_exports(["10.9.0.0/26".parse().unwrap()].into());
+    rib.set_exports(exports(&[("10.9.0.0/26", None)]));
     let own: IpNet = "10.9.0.0/26".parse().unwrap();
     let own_nh = rib
         .exporter(ext_keep)

@@ -98,7 +98,7 @@ impl Runner {
         let outputs = match *command {
             "configure" => self.configure(args),
             "exports" => {
-                let exports = args.iter().map(|p| p.parse().unwrap()).collect();
+                let exports = args.iter().map(|p| (p.parse().unwrap(), None)).collect();
                 self.state.set_exports(exports)
             }
             "at" => {
@@ -227,6 +227,7 @@ impl Runner {
         PeerEvent::Up {
             negotiated,
             local: SocketAddr::new(local.expect("up: local=ADDR"), 179),
+            interface: None,
         }
     }
 

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use calico_core::dataplane::{
-    BackendError, BgpBackend, BgpSettings, LearnedRoute, PeerState, PeerStatus,
+    BackendError, BgpBackend, BgpSettings, ExportedRoutes, LearnedRoute, PeerState, PeerStatus,
 };
 use ipnet::IpNet;
 use tokio::sync::watch;
@@ -118,8 +118,8 @@ impl BgpBackend for MockBgp {
         Ok(())
     }
 
-    async fn set_exports(&self, prefixes: &BTreeSet<IpNet>) -> Result<(), BackendError> {
-        self.export(prefixes);
+    async fn set_exported_routes(&self, routes: &ExportedRoutes) -> Result<(), BackendError> {
+        self.export(&routes.keys().copied().collect());
         Ok(())
     }
 

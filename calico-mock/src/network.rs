@@ -233,7 +233,8 @@ impl MockNetwork {
     /// Re-exports every host's workload routes and reprograms every FIB.
     pub fn sync(&mut self) {
         for host in self.hosts.values() {
-            host.bgp.export(&local_exports(&host.name, &self.model));
+            host.bgp
+                .export(&local_exports(&host.name, &self.model).into_keys().collect());
             for ep in self.model.workload_endpoints.values() {
                 if ep.node == host.name {
                     host.fib.add_interface(&ep.interface_name);

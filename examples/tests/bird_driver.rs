@@ -400,3 +400,85 @@ async fn a_node_to_node_mesh_from_the_model_spreads_every_block() {
     drop(birds);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `BGPFilter` rules with `interface` through the BIRD driver: A's workload addresses are
+/// device routes of their interfaces (veth ends), and B's routes come over A's `fab0`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bird_driver_matches_filter_interfaces() {
+    if !privileged("the_bird_driver_matches_filter_interfaces") {
+        return;
+    }
+    let a = Netns::create("bird-ifa").unwrap();
+    let b = Netns::create("bird-ifb").unwrap();
+    veth(&a, "fab0", &b, "fab0").unwrap();
+    a.run(&["ip", "addr", "add", "192.168.11.1/24", "dev", "fab0"])
+        .unwrap();
+    b.run(&["ip", "addr", "add", "192.168.11.2/24", "dev", "fab0"])
+        .unwrap();
+    for dev in ["tap7", "cali8"] {
+        let other = format!("{dev}p");
+        a.run(&[
+            "ip", "link", "add", dev, "type", "veth", "peer", "name", &other,
+        ])
+        .unwrap();
+        for end in [dev, &other] {
+            a.run(&["ip", "link", "set", end, "up"]).unwrap();
+        }
+    }
+    let dir = std::env::temp_dir().join(format!("calico-bird-if-{}", std::process::id()));
+    let bird_a = driver_in(&a, &dir.join("a"));
+    let bird_b = driver_in(&b, &dir.join("b"));
+    let plain = settings("192.168.11.1", 64512, &[("192.168.11.2", 64513)]);
+    let policy = "
+kind: BgpFilter
+name: by-interface
+exportV4: [{action: Reject, interface: 'tap*'}]
+importV4:
+- {action: Reject, interface: 'eth1'}
+- {action: Reject, interface: 'fab*', matchOperator: In, cidr: 10.66.2.0/24}
+";
+    let resources = calico_core::model::parse_resources(policy).unwrap();
+    let mut filtered = plain.clone();
+    let peer = "192.168.11.2".parse().unwrap();
+    filtered.policy = calico_core::dataplane::RoutePolicy::from_resources(&resources, &[peer]);
+    bird_a.configure(&filtered).await.unwrap();
+    bird_b
+        .configure(&settings("192.168.11.2", 64513, &[("192.168.11.1", 64512)]))
+        .await
+        .unwrap();
+    let exports = [
+        ("10.65.1.0/26", None),
+        ("10.65.3.7/32", Some("tap7")),
+        ("10.65.3.8/32", Some("cali8")),
+    ]
+    .iter()
+    .map(|(p, i)| (p.parse().unwrap(), i.map(str::to_string)))
+    .collect();
+    bird_a.set_exported_routes(&exports).await.unwrap();
+    bird_b
+        .set_exports(&nets(&["10.66.1.0/26", "10.66.2.0/26"]))
+        .await
+        .unwrap();
+
+    let learned_by = async |bird: &BirdBgp, want: &[&str], what: &str| {
+        wait_for(what, Duration::from_secs(15), async || {
+            let r = bird.learned_routes().await.unwrap();
+            (prefixes(&r) == nets(want)).then_some(())
+        })
+        .await
+    };
+    learned_by(
+        &bird_b,
+        &["10.65.1.0/26", "10.65.3.8/32"],
+        "A's routes but tap7's",
+    )
+    .await;
+    learned_by(&bird_a, &["10.66.1.0/26"], "B's routes but 10.66.2.0/26").await;
+    // Without the filter, all of them (tap7's route is live: the rule kept it back).
+    bird_a.configure(&plain).await.unwrap();
+    let all_a = ["10.65.1.0/26", "10.65.3.7/32", "10.65.3.8/32"];
+    learned_by(&bird_b, &all_a, "all of A's routes").await;
+    learned_by(&bird_a, &["10.66.1.0/26", "10.66.2.0/26"], "all of B's").await;
+    drop((bird_a, bird_b));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -2,11 +2,10 @@
 //! exports, one BGP protocol per peering, and kernel protocols that copy the best BGP routes
 //! (merged into ECMP routes) into a kernel table of their own, where the driver reads them.
 
-use std::collections::BTreeSet;
 use std::fmt::Write;
 use std::net::IpAddr;
 
-use calico_core::dataplane::{BfdAuth, BfdAuthType, BgpSettings, PeerConfig};
+use calico_core::dataplane::{BfdAuth, BfdAuthType, BgpSettings, ExportedRoutes, PeerConfig};
 use ipnet::IpNet;
 
 /// Why a configuration cannot be written.
@@ -25,6 +24,14 @@ pub enum ConfError {
         peer: IpAddr,
         /// The hold time.
         hold: u16,
+    },
+    /// An exported route's interface name BIRD's configuration language cannot carry.
+    #[error("export {prefix}: interface {name:?}: must not contain '\"', '\\\\' or a line break")]
+    ExportInterface {
+        /// The exported prefix.
+        prefix: IpNet,
+        /// Its interface name.
+        name: String,
     },
     /// A route filter the model would not have accepted.
     #[error("{0}")]
@@ -75,7 +82,7 @@ pub fn peer_name(addr: IpAddr) -> String {
 /// Renders the whole configuration.
 pub fn render(
     settings: &BgpSettings,
-    exports: &BTreeSet<IpNet>,
+    exports: &ExportedRoutes,
     kernel_table: u32,
 ) -> Result<String, ConfError> {
     let mut c = String::new();
@@ -87,6 +94,13 @@ pub fn render(
     c.push_str("protocol device { scan time 10; }\n");
     // Connected routes, so that next hops of iBGP routes resolve.
     c.push_str("protocol direct { ipv4; ipv6; interface \"*\"; }\n");
+    if let Some((prefix, name)) = exports
+        .iter()
+        .find_map(|(p, i)| i.as_ref().filter(|i| !bird_string(i)).map(|i| (*p, i)))
+    {
+        let name = name.clone();
+        return Err(ConfError::ExportInterface { prefix, name });
+    }
     for (v, af) in [("4", "ipv4"), ("6", "ipv6")] {
         render_family(&mut c, v, af, exports, kernel_table);
     }
@@ -157,17 +171,24 @@ fn bird_string(p: &str) -> bool {
 
 /// The kernel protocol copying the best BGP routes of one family (`v` is "4" or "6", `af`
 /// BIRD's channel name) into the kernel table, and the static protocol holding its exports.
-fn render_family(c: &mut String, v: &str, af: &str, exports: &BTreeSet<IpNet>, kernel_table: u32) {
+fn render_family(c: &mut String, v: &str, af: &str, exports: &ExportedRoutes, kernel_table: u32) {
     let _ = writeln!(
         c,
         "protocol kernel calico_kernel{v} {{\n  kernel table {kernel_table};\n  merge paths on;\n  learn off;\n  {af} {{ import none; export where source = RTS_BGP; }};\n}}"
     );
     let _ = writeln!(c, "protocol static calico_exports{v} {{\n  {af};");
-    for net in exports
+    for (net, iface) in exports
         .iter()
-        .filter(|n| matches!(n, IpNet::V4(_)) == (v == "4"))
+        .filter(|(n, _)| matches!(n, IpNet::V4(_)) == (v == "4"))
     {
-        let _ = writeln!(c, "  route {net} blackhole;");
+        // A workload address is a device route of its interface, so that filters see its
+        // `ifname` (and BIRD announces it only while the interface is up); a block is a
+        // blackhole.
+        match iface {
+            Some(i) => writeln!(c, "  route {net} via \"{i}\";"),
+            None => writeln!(c, "  route {net} blackhole;"),
+        }
+        .ok();
     }
     c.push_str("}\n");
 }
@@ -326,10 +347,14 @@ pub(super) mod tests {
 
     #[test]
     fn peers_exports_and_kernel_table_are_written() {
-        let exports = ["10.65.0.0/26", "fd00:65::/122"]
-            .iter()
-            .map(|n| n.parse().unwrap())
-            .collect();
+        let exports = [
+            ("10.65.0.0/26", None),
+            ("fd00:65::/122", None),
+            ("10.66.0.7/32", Some("cali12.ab-c_d")),
+        ]
+        .iter()
+        .map(|(n, i)| (n.parse().unwrap(), i.map(str::to_string)))
+        .collect();
         let c = render(&settings(), &exports, 251).unwrap();
         for want in [
             "router id 192.0.2.1;",
@@ -343,11 +368,18 @@ pub(super) mod tests {
             "neighbor fd00::2 as 4200000000;",
             "route 10.65.0.0/26 blackhole;",
             "route fd00:65::/122 blackhole;",
+            "route 10.66.0.7/32 via \"cali12.ab-c_d\";",
             "kernel table 251;",
             "merge paths on;",
         ] {
             assert!(c.contains(want), "missing {want:?} in\n{c}");
         }
+        bird_parses(&c);
+        let bad = [("10.66.0.7/32".parse().unwrap(), Some("x\"; }".to_string()))].into();
+        assert!(matches!(
+            render(&settings(), &bad, 251),
+            Err(ConfError::ExportInterface { .. })
+        ));
     }
 
     #[test]
@@ -357,7 +389,7 @@ pub(super) mod tests {
         p.password = Some("a\"; } protocol evil {".into());
         s.peers.insert(p.clone());
         assert_eq!(
-            render(&s, &BTreeSet::new(), 251),
+            render(&s, &ExportedRoutes::new(), 251),
             Err(ConfError::Password { peer: p.address })
         );
         s.peers.remove(&p);
@@ -365,7 +397,7 @@ pub(super) mod tests {
         p.hold_time = 2;
         s.peers.insert(p.clone());
         assert!(matches!(
-            render(&s, &BTreeSet::new(), 251),
+            render(&s, &ExportedRoutes::new(), 251),
             Err(ConfError::HoldTime { hold: 2, .. })
         ));
     }
@@ -412,12 +444,12 @@ pub(super) mod tests {
             p.add_path = calico_core::dataplane::AddPathConfig { send, receive };
             s.peers.insert(p);
         }
-        let c = render(&s, &BTreeSet::new(), 251).unwrap();
+        let c = render(&s, &ExportedRoutes::new(), 251).unwrap();
         assert!(c.contains("next hop self ebgp; add paths tx; };"), "{c}");
         assert!(c.contains("next hop self ebgp; add paths on; };"), "{c}");
         bird_parses(&c);
         // Off: nothing written.
-        let c = render(&settings(), &BTreeSet::new(), 251).unwrap();
+        let c = render(&settings(), &ExportedRoutes::new(), 251).unwrap();
         assert!(!c.contains("add paths"), "{c}");
     }
 
@@ -432,7 +464,7 @@ pub(super) mod tests {
             authentication: None,
         });
         s.peers.insert(p.clone());
-        let c = render(&s, &BTreeSet::new(), 251).unwrap();
+        let c = render(&s, &ExportedRoutes::new(), 251).unwrap();
         assert!(c.contains("protocol bfd calico_bfd {}"), "{c}");
         assert!(
             c.contains("bfd { min rx interval 250 ms; min tx interval 200 ms; multiplier 4; };"),
@@ -451,7 +483,7 @@ pub(super) mod tests {
         });
         s.peers.insert(p);
         assert!(matches!(
-            render(&s, &BTreeSet::new(), 251),
+            render(&s, &ExportedRoutes::new(), 251),
             Err(ConfError::Bfd {
                 field: "bfd.multiplier",
                 ..
@@ -479,7 +511,7 @@ pub(super) mod tests {
                 ..p
             });
         }
-        let c = render(&s, &BTreeSet::new(), 251).unwrap();
+        let c = render(&s, &ExportedRoutes::new(), 251).unwrap();
         assert!(
             c.contains(
                 "interface \"*\" { authentication meticulous keyed sha1; password \"k3y\" { id 7; }; };"
@@ -493,7 +525,7 @@ pub(super) mod tests {
         first.bfd = Some(with(None));
         s.peers.insert(first);
         assert!(matches!(
-            render(&s, &BTreeSet::new(), 251),
+            render(&s, &ExportedRoutes::new(), 251),
             Err(ConfError::Bfd {
                 field: "bfd.authentication",
                 ..
@@ -511,7 +543,7 @@ pub(super) mod tests {
             });
         }
         assert!(matches!(
-            render(&s, &BTreeSet::new(), 251),
+            render(&s, &ExportedRoutes::new(), 251),
             Err(ConfError::Bfd {
                 field: "bfd.authentication.password",
                 ..
@@ -526,7 +558,7 @@ pub(super) mod tests {
         let (mut ibgp, mut ebgp) = (peers[0].clone(), peers[1].clone());
         [ibgp.session, ebgp.session] = crate::test_support::session_samples();
         s.peers = [ibgp.clone(), ebgp].into();
-        let c = render(&s, &BTreeSet::new(), 251).unwrap();
+        let c = render(&s, &ExportedRoutes::new(), 251).unwrap();
         for want in [
             "keepalive time 2;",
             "graceful restart time 45;",
@@ -545,7 +577,7 @@ pub(super) mod tests {
         ibgp.session.keepalive_time = Some(9);
         s.peers.insert(ibgp);
         assert!(matches!(
-            render(&s, &BTreeSet::new(), 251),
+            render(&s, &ExportedRoutes::new(), 251),
             Err(ConfError::Session {
                 field: "keepaliveTime",
                 ..

@@ -3,8 +3,9 @@
 //! The driver owns one `bird` process (started on the first [`BgpBackend::configure`],
 //! killed when the driver is dropped) and its configuration file:
 //!
-//! * exports become static blackhole routes of protocols `calico_exports4/6`, the only routes
-//!   the BGP protocols export;
+//! * exports become static routes of protocols `calico_exports4/6`, the only routes the BGP
+//!   protocols export: a block a blackhole, a workload address a device route of its
+//!   interface (so that `BGPFilter` rules with `interface` see its `ifname`);
 //! * every peering is one BGP protocol (`peer_<address>`);
 //! * kernel protocols copy the best BGP routes, merged into ECMP routes, into a kernel table
 //!   of their own (251 by default), which the driver reads back as the learned routes
@@ -38,7 +39,6 @@ mod table;
 
 pub use table::KernelTable;
 
-use std::collections::BTreeSet;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -47,9 +47,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use calico_core::dataplane::{
-    BackendError, BgpBackend, BgpSettings, LearnedRoute, PeerStatus, RouteTarget,
+    BackendError, BgpBackend, BgpSettings, ExportedRoutes, LearnedRoute, PeerStatus, RouteTarget,
 };
-use ipnet::IpNet;
 use tokio::process::{Child, Command};
 use tokio::sync::{watch, Mutex};
 
@@ -96,7 +95,7 @@ impl BirdConfig {
 
 struct State {
     settings: Option<BgpSettings>,
-    exports: BTreeSet<IpNet>,
+    exports: ExportedRoutes,
     child: Option<Child>,
     /// A daemon started by an earlier driver is in use.
     adopted: bool,
@@ -140,7 +139,7 @@ impl BirdBgp {
             table,
             state: Mutex::new(State {
                 settings: None,
-                exports: BTreeSet::new(),
+                exports: ExportedRoutes::new(),
                 child: None,
                 adopted: false,
             }),
@@ -278,12 +277,12 @@ impl Driver {
         result
     }
 
-    async fn set_exports(&self, prefixes: &BTreeSet<IpNet>) -> Result<(), BackendError> {
+    async fn set_exported_routes(&self, routes: &ExportedRoutes) -> Result<(), BackendError> {
         let mut state = self.state.lock().await;
-        if state.exports == *prefixes {
+        if state.exports == *routes {
             return Ok(());
         }
-        let previous = std::mem::replace(&mut state.exports, prefixes.clone());
+        let previous = std::mem::replace(&mut state.exports, routes.clone());
         let result = self.converge(&mut state).await;
         if result.is_err() {
             state.exports = previous;
@@ -339,8 +338,8 @@ impl BgpBackend for BirdBgp {
         self.driver.configure(settings).await
     }
 
-    async fn set_exports(&self, prefixes: &BTreeSet<IpNet>) -> Result<(), BackendError> {
-        self.driver.set_exports(prefixes).await
+    async fn set_exported_routes(&self, routes: &ExportedRoutes) -> Result<(), BackendError> {
+        self.driver.set_exported_routes(routes).await
     }
 
     async fn learned_routes(&self) -> Result<Vec<LearnedRoute>, BackendError> {

@@ -67,6 +67,10 @@ fn statement(rule: &BgpFilterRule) -> String {
     if rule.source == Some(FilterSource::RemotePeers) {
         conditions.push("source = RTS_BGP".to_string());
     }
+    if let Some(iface) = &rule.interface {
+        // A blackhole's ifname is "" (and defined): it has no interface to match.
+        conditions.push(format!("(ifname != \"\" && ifname ~ \"{iface}\")"));
+    }
     if conditions.is_empty() {
         return action.to_string();
     }

@@ -51,7 +51,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use calico_core::dataplane::{
-    BackendError, BgpBackend, BgpSettings, LearnedRoute, PeerConfig, PeerStatus,
+    BackendError, BgpBackend, BgpSettings, ExportedRoutes, LearnedRoute, PeerConfig, PeerStatus,
 };
 use ipnet::IpNet;
 use tokio::process::Child;
@@ -417,8 +417,11 @@ impl BgpBackend for FrrBgp {
         self.driver.configure(settings).await
     }
 
-    async fn set_exports(&self, prefixes: &BTreeSet<IpNet>) -> Result<(), BackendError> {
-        self.driver.set_exports(prefixes).await
+    /// The interfaces are not used: the FRR driver refuses `interface` filter rules.
+    async fn set_exported_routes(&self, routes: &ExportedRoutes) -> Result<(), BackendError> {
+        self.driver
+            .set_exports(&routes.keys().copied().collect())
+            .await
     }
 
     async fn learned_routes(&self) -> Result<Vec<LearnedRoute>, BackendError> {

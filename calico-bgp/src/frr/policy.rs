@@ -62,6 +62,14 @@ pub(super) fn build(settings: &BgpSettings) -> Result<PolicyMaps, ConfError> {
             filters.iter().flat_map(|f| f.rules(d, !v6)).collect()
         };
         let (import, export) = (rules(Direction::Import), rules(Direction::Export));
+        if import.iter().chain(&export).any(|r| r.interface.is_some()) {
+            return Err(ConfError::Unsupported {
+                peer: peer.address,
+                field: "filters: interface",
+                why: "bgpd's `match interface` takes no `*` pattern and sees no interface on \
+                      the driver's `network` routes; use the BIRD driver or the native speaker",
+            });
+        }
         let limit = ((u32::from(u16::MAX) - RULES_FROM) / STEP - 1) as usize;
         if import.len().max(export.len()) > limit {
             return Err(ConfError::Unsupported {

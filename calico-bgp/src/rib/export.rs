@@ -11,7 +11,7 @@ use std::sync::Arc;
 use calico_core::dataplane::NextHopMode;
 use ipnet::IpNet;
 
-use calico_core::model::Direction;
+use calico_core::model::{Direction, RouteFacts};
 
 use super::hash::BuildRibHasher;
 use super::policy::{well_known_allow, Tagger};
@@ -66,7 +66,12 @@ impl Exporter<'_> {
         if best.peer == self.to {
             return None; // never back to where it came from
         }
-        if !self.allows(prefix, true) {
+        let rib = self.rib;
+        let via = rib
+            .peers
+            .info(best.peer)
+            .and_then(|i| i.interface.as_deref());
+        if !self.allows(prefix, RouteFacts::learned(via)) {
             return None;
         }
         let key = (Arc::as_ptr(&best.attrs) as usize, best.peer);
@@ -82,9 +87,9 @@ impl Exporter<'_> {
     }
 
     /// Whether the peer's export filters let a route to `prefix` through.
-    fn allows(&self, prefix: &IpNet, learned: bool) -> bool {
+    fn allows(&self, prefix: &IpNet, route: RouteFacts<'_>) -> bool {
         let policy = self.rib.policy();
-        policy.allows(self.info.address, Direction::Export, prefix, learned)
+        policy.allows(self.info.address, Direction::Export, prefix, route)
     }
 
     /// `attrs` with the communities `prefixAdvertisements` gives `prefix`.
@@ -106,7 +111,9 @@ impl Exporter<'_> {
     /// Our own route for `prefix` as this peer is sent it (`None` when the peer does not
     /// take the prefix's family).
     pub fn local_route_for(&mut self, prefix: &IpNet) -> Option<Arc<RouteAttrs>> {
-        if !self.info.families.contains(&family_of(prefix)) || !self.allows(prefix, false) {
+        let rib = self.rib;
+        let route = RouteFacts::local(rib.export_interface(prefix));
+        if !self.info.families.contains(&family_of(prefix)) || !self.allows(prefix, route) {
             return None;
         }
         let local = self.local_route();

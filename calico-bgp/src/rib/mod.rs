@@ -25,12 +25,12 @@ pub mod hash;
 mod import;
 mod policy;
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
-use calico_core::dataplane::{LearnedRoute, RoutePolicy};
-use calico_core::model::Direction;
+use calico_core::dataplane::{ExportedRoutes, LearnedRoute, RoutePolicy};
+use calico_core::model::{Direction, RouteFacts};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 pub use attrs::{Interner, RouteAttrs, DEFAULT_LOCAL_PREF};
@@ -61,6 +61,9 @@ pub struct PeerInfo {
     pub rr_client: bool,
     /// Our address on the session: the next hop we announce ("next hop self").
     pub local_address: IpAddr,
+    /// The interface the session runs over ([`crate::speaker::interface`]): the interface
+    /// `BGPFilter` rules match the peer's routes by.
+    pub interface: Option<String>,
     /// Families negotiated with the peer.
     pub families: Vec<AfiSafi>,
     /// Times our AS may be in an AS_PATH received from the peer (allowas-in; 0: none).
@@ -172,6 +175,8 @@ pub struct Rib {
     v4: HashMap<Ipv4Net, Dest, BuildRibHasher>,
     v6: HashMap<Ipv6Net, Dest, BuildRibHasher>,
     exports: BTreeSet<IpNet>,
+    /// The interfaces of the exports that have one (workload addresses).
+    export_interfaces: BTreeMap<IpNet, String>,
     interner: Interner,
     /// Stale prefixes of restarting peers (graceful restart).
     stale: HashMap<PeerId, StaleSet>,
@@ -189,6 +194,7 @@ impl Rib {
             v4: HashMap::default(),
             v6: HashMap::default(),
             exports: BTreeSet::new(),
+            export_interfaces: BTreeMap::new(),
             interner: Interner::default(),
             stale: HashMap::new(),
             policy: Arc::default(),
@@ -385,9 +391,13 @@ impl Rib {
         let attrs_mp = imported.as_ref().and_then(|(_, mp)| mp.clone());
         // The peer's import filters: a rejected prefix is handled as withdrawn.
         let policy = self.policy.clone();
-        let address = self.peers.info(from).map(|i| i.address);
+        let info = self.peers.info(from);
+        let address = info.map(|i| i.address);
+        let interface = info.and_then(|i| i.interface.clone());
+        let route = RouteFacts::learned(interface.as_deref());
         let filtered = |prefix: &IpNet, attrs: &Option<Arc<RouteAttrs>>| {
-            let allowed = address.is_none_or(|a| policy.allows(a, Direction::Import, prefix, true));
+            let allowed =
+                address.is_none_or(|a| policy.allows(a, Direction::Import, prefix, route));
             attrs.clone().filter(|_| allowed)
         };
         for (i, p) in nlri.into_iter().enumerate() {
@@ -488,17 +498,35 @@ impl Rib {
             .collect()
     }
 
-    /// Sets the locally originated prefixes; returns the prefixes added and removed.
-    pub fn set_exports(&mut self, exports: BTreeSet<IpNet>) -> (Vec<IpNet>, Vec<IpNet>) {
-        let added = exports.difference(&self.exports).copied().collect();
+    /// Sets the locally originated routes; returns the prefixes added (or whose interface
+    /// changed, which filters may judge differently) and removed.
+    pub fn set_exports(&mut self, routes: ExportedRoutes) -> (Vec<IpNet>, Vec<IpNet>) {
+        let exports: BTreeSet<IpNet> = routes.keys().copied().collect();
+        let interfaces: BTreeMap<IpNet, String> = routes
+            .into_iter()
+            .filter_map(|(p, i)| Some((p, i?)))
+            .collect();
+        let moved = |p: &&IpNet| interfaces.get(p) != self.export_interfaces.get(p);
+        let kept = exports.intersection(&self.exports).filter(moved);
+        let added = exports
+            .difference(&self.exports)
+            .chain(kept)
+            .copied()
+            .collect();
         let removed = self.exports.difference(&exports).copied().collect();
         self.exports = exports;
+        self.export_interfaces = interfaces;
         (added, removed)
     }
 
     /// The locally originated prefixes.
     pub fn exports(&self) -> &BTreeSet<IpNet> {
         &self.exports
+    }
+
+    /// The interface of a locally originated prefix (`None`: a blackhole, or not ours).
+    pub fn export_interface(&self, prefix: &IpNet) -> Option<&str> {
+        self.export_interfaces.get(prefix).map(String::as_str)
     }
 
     /// Distinct attribute sets held.

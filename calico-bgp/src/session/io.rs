@@ -63,6 +63,8 @@ pub enum PeerEvent {
         negotiated: Negotiated,
         /// Our end of the connection.
         local: SocketAddr,
+        /// The interface holding our end (see [`crate::speaker::interface`]).
+        interface: Option<String>,
     },
     /// The established session went down.
     Down(SessionDown),
@@ -392,7 +394,12 @@ impl PeerTask {
                         .map(|c| c.local)
                         .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
                     tracing::info!(peer = %self.remote, hold = negotiated.hold_time, "session established");
-                    (self.events)(PeerEvent::Up { negotiated, local });
+                    let interface = self.sockets.interface_of(local);
+                    (self.events)(PeerEvent::Up {
+                        negotiated,
+                        local,
+                        interface,
+                    });
                 }
                 Action::Down(down) => {
                     if !updates.is_empty() {

@@ -240,6 +240,7 @@ mod tests {
                 ebgp: remote_as != 64512,
                 rr_client: false,
                 local_address: [192, 0, 2, 100].into(),
+                interface: None,
                 families: vec![AfiSafi::IPV4_UNICAST],
                 allow_local_as: 0,
                 next_hop_mode: Default::default(),

@@ -135,6 +135,7 @@
 
 mod add_path;
 pub mod gtsm;
+pub mod interface;
 mod listener;
 pub mod md5;
 mod options;
@@ -145,12 +146,12 @@ pub mod socket;
 pub mod state;
 mod task;
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use calico_core::dataplane::{BackendError, BgpBackend, BgpSettings, LearnedRoute, PeerStatus};
-use ipnet::IpNet;
+use calico_core::dataplane::{
+    BackendError, BgpBackend, BgpSettings, ExportedRoutes, LearnedRoute, PeerStatus,
+};
 use tokio::sync::{mpsc, oneshot, watch};
 
 pub use self::options::{GracefulRestartError, GracefulRestartOptions, SpeakerOptions};
@@ -260,9 +261,9 @@ impl BgpBackend for Speaker {
             .await?
     }
 
-    async fn set_exports(&self, prefixes: &BTreeSet<IpNet>) -> Result<(), BackendError> {
-        let prefixes = prefixes.iter().map(IpNet::trunc).collect();
-        self.ask(|tx| Command::SetExports(prefixes, tx)).await
+    async fn set_exported_routes(&self, routes: &ExportedRoutes) -> Result<(), BackendError> {
+        let routes = routes.iter().map(|(p, i)| (p.trunc(), i.clone())).collect();
+        self.ask(|tx| Command::SetExports(routes, tx)).await
     }
 
     async fn learned_routes(&self) -> Result<Vec<LearnedRoute>, BackendError> {
@@ -313,7 +314,7 @@ mod tests {
         let Resource::BgpFilter(mut f) = parse_resources(text).unwrap().remove(0) else {
             unreachable!("a BgpFilter")
         };
-        f.export_v4[0].interface = Some("cali*".into());
+        f.export_v4[0].interface = Some("cali?".into());
         let mut settings = BgpSettings {
             local_as: calico_core::model::AsNumber(64512),
             router_id: "10.0.0.1".parse().unwrap(),

@@ -11,7 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use calico_core::dataplane::{
-    BackendError, BgpSettings, LearnedRoute, PeerConfig, PeerState, PeerStatus,
+    BackendError, BgpSettings, ExportedRoutes, LearnedRoute, PeerConfig, PeerState, PeerStatus,
 };
 use ipnet::IpNet;
 use tokio::time::Instant;
@@ -86,7 +86,7 @@ pub struct SpeakerState {
     options: SpeakerOptions,
     settings: Option<BgpSettings>,
     rib: Rib,
-    exports: BTreeSet<IpNet>,
+    exports: ExportedRoutes,
     peers: Peers,
     /// Exports were set at least once.
     exports_set: bool,
@@ -103,7 +103,7 @@ impl SpeakerState {
                 router_id: [0, 0, 0, 0].into(),
                 cluster_id: None,
             }),
-            exports: BTreeSet::new(),
+            exports: ExportedRoutes::new(),
             peers: Peers::default(),
             exports_set: false,
         }
@@ -263,8 +263,8 @@ impl SpeakerState {
         out
     }
 
-    /// Sets the prefixes we originate (truncated to their network).
-    pub fn set_exports(&mut self, exports: BTreeSet<IpNet>) -> Vec<Output> {
+    /// Sets the routes we originate (prefixes truncated to their network).
+    pub fn set_exports(&mut self, exports: ExportedRoutes) -> Vec<Output> {
         let mut out = Vec::new();
         self.exports_set = true;
         self.exports = exports.clone();
@@ -311,8 +311,13 @@ impl SpeakerState {
                 }
                 out.push(Output::Notify);
             }
-            PeerEvent::Up { negotiated, local } => {
-                self.peer_up((id, address), negotiated, local, now, &mut out);
+            PeerEvent::Up {
+                negotiated,
+                local,
+                interface,
+            } => {
+                let end = (local, interface);
+                self.peer_up((id, address), negotiated, end, now, &mut out);
             }
             PeerEvent::Down(down) => {
                 let Some(p) = self.peers.at_mut(address) else {
@@ -437,7 +442,7 @@ impl SpeakerState {
         &mut self,
         (id, address): (PeerId, IpAddr),
         negotiated: Negotiated,
-        local: SocketAddr,
+        (local, interface): (SocketAddr, Option<String>),
         now: Instant,
         out: &mut Vec<Output>,
     ) {
@@ -469,6 +474,7 @@ impl SpeakerState {
             ebgp: negotiated.remote_as != self.rib.settings().local_as,
             rr_client: p.config.route_reflector_client,
             local_address: local.ip().to_canonical(),
+            interface,
             families: negotiated.families.clone(),
             allow_local_as: p.config.session.allow_local_as,
             next_hop_mode: p.config.session.next_hop_mode,

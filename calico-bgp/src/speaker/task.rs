@@ -2,11 +2,10 @@
 //! listener and the peering tasks, feeds the machine the API's commands, the peerings'
 //! events and the stale-route deadlines, and carries out what the machine returns.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use calico_core::dataplane::{BackendError, BgpSettings, LearnedRoute, PeerStatus};
-use ipnet::IpNet;
+use calico_core::dataplane::{BackendError, BgpSettings, ExportedRoutes, LearnedRoute, PeerStatus};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
@@ -23,7 +22,7 @@ use crate::session::io::{PeerCommand, PeerEvent, PeerHandle};
 /// A request to the speaker's task.
 pub(crate) enum Command {
     Configure(BgpSettings, oneshot::Sender<Result<(), BackendError>>),
-    SetExports(BTreeSet<IpNet>, oneshot::Sender<()>),
+    SetExports(ExportedRoutes, oneshot::Sender<()>),
     Learned(oneshot::Sender<Vec<LearnedRoute>>),
     Status(oneshot::Sender<Vec<PeerStatus>>),
     /// The listener accepted a connection.

@@ -20,6 +20,11 @@ impl SocketOpener for NetnsSockets {
         calico_netns::enter_path(&self.0, || OwnNamespace.udp_socket(addr))
             .unwrap_or_else(|e| Err(std::io::Error::new(e.source.kind(), e.to_string())))
     }
+
+    fn interface_of(&self, local: std::net::SocketAddr) -> std::io::Result<Option<String>> {
+        calico_netns::enter_path(&self.0, || OwnNamespace.interface_of(local))
+            .unwrap_or_else(|e| Err(std::io::Error::new(e.source.kind(), e.to_string())))
+    }
 }
 
 /// The sockets of a speaker in the namespace at `path`.

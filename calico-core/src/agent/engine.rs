@@ -20,7 +20,8 @@ use super::Timing;
 use crate::compile::{CompileConfig, Compiler, FlowLogConfig};
 use crate::dataplane::diff;
 use crate::dataplane::{
-    AclBackend, BackendError, BgpBackend, BgpSettings, FibBackend, LearnedRoute, Route, RouteTarget,
+    AclBackend, BackendError, BgpBackend, BgpSettings, ExportedRoutes, FibBackend, LearnedRoute,
+    Route, RouteTarget,
 };
 use crate::model::{Model, Update};
 use crate::routes::{desired_routes, fib_diff, local_exports, DesiredFib};
@@ -69,7 +70,7 @@ pub(super) struct Engine {
     interface_state: BTreeMap<String, EndpointState>,
     /// Route failures by destination.
     route_errors: BTreeMap<IpNet, String>,
-    exported: Option<BTreeSet<IpNet>>,
+    exported: Option<ExportedRoutes>,
     /// The BGP settings last handed to the backend.
     bgp_configured: Option<Option<BgpSettings>>,
     /// The BGP settings last logged (kept across resyncs, which reconfigure).
@@ -560,7 +561,7 @@ impl Engine {
         if self.exported.as_ref() == Some(&exports) {
             return true;
         }
-        match bgp.set_exports(&exports).await {
+        match bgp.set_exported_routes(&exports).await {
             Ok(()) => {
                 self.exported = Some(exports);
                 self.bgp_health = BackendHealth::default();

@@ -381,7 +381,10 @@ impl BgpBackend for ScriptedBgp {
     async fn configure(&self, _: &crate::dataplane::BgpSettings) -> Result<(), BackendError> {
         Ok(())
     }
-    async fn set_exports(&self, _: &BTreeSet<IpNet>) -> Result<(), BackendError> {
+    async fn set_exported_routes(
+        &self,
+        _: &crate::dataplane::ExportedRoutes,
+    ) -> Result<(), BackendError> {
         Ok(())
     }
     async fn learned_routes(&self) -> Result<Vec<crate::dataplane::LearnedRoute>, BackendError> {

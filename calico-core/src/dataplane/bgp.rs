@@ -1,7 +1,7 @@
 //! The BGP contract: the speaker's settings, what it learned, the state of its peerings, and
 //! the trait a speaker (native or BIRD) implements.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::str::FromStr;
@@ -383,6 +383,11 @@ pub struct PeerCounters {
     pub prefixes_advertised: Option<usize>,
 }
 
+/// This node's own routes to advertise: each prefix with the interface its route leaves by
+/// (a workload's interface), or `None` for a blackhole (an IPAM block). `BGPFilter` rules
+/// with `interface` match on it.
+pub type ExportedRoutes = BTreeMap<IpNet, Option<String>>;
+
 /// Spreads this host's routes and learns the others'.
 ///
 /// Declarative: the agent states the exports it wants; the backend converges on them.
@@ -390,8 +395,14 @@ pub struct PeerCounters {
 pub trait BgpBackend: Send + Sync {
     /// Sets (or changes) the speaker's configuration and peerings.
     async fn configure(&self, settings: &BgpSettings) -> Result<(), BackendError>;
-    /// Sets the complete set of locally originated prefixes to advertise.
-    async fn set_exports(&self, prefixes: &BTreeSet<IpNet>) -> Result<(), BackendError>;
+    /// Sets the complete set of locally originated routes to advertise.
+    async fn set_exported_routes(&self, routes: &ExportedRoutes) -> Result<(), BackendError>;
+    /// Sets the complete set of locally originated prefixes to advertise, none of them
+    /// with an interface (as blocks are).
+    async fn set_exports(&self, prefixes: &BTreeSet<IpNet>) -> Result<(), BackendError> {
+        let routes = prefixes.iter().map(|p| (*p, None)).collect();
+        self.set_exported_routes(&routes).await
+    }
     /// The current best routes learned from peers.
     async fn learned_routes(&self) -> Result<Vec<LearnedRoute>, BackendError>;
     /// A subscription to news: the receiver's `changed()` resolves once what

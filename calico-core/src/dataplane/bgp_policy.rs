@@ -9,7 +9,7 @@ use ipnet::IpNet;
 
 use crate::model::{
     communities_for, evaluate, resolve_community, BgpFilter, Community, CommunityRules, Direction,
-    FilterAction, Resource,
+    FilterAction, Resource, RouteFacts,
 };
 
 /// Route policy of one speaker.
@@ -27,16 +27,16 @@ impl RoutePolicy {
         self.filters.get(&peer).map_or(&[], Vec::as_slice)
     }
 
-    /// Whether a route to `prefix` may cross the peering with `peer` going `direction`
-    /// (`learned`: the route came from a BGP peer, not from this node).
+    /// Whether a route to `prefix` (of which `route` tells where it came from and which
+    /// interface it leaves by) may cross the peering with `peer` going `direction`.
     pub fn allows(
         &self,
         peer: IpAddr,
         direction: Direction,
         prefix: &IpNet,
-        learned: bool,
+        route: RouteFacts<'_>,
     ) -> bool {
-        evaluate(self.peer_filters(peer), direction, prefix, learned) == FilterAction::Accept
+        evaluate(self.peer_filters(peer), direction, prefix, route) == FilterAction::Accept
     }
 
     /// The communities an advertised route to `prefix` gets.

@@ -67,7 +67,7 @@ pub mod validate;
 pub use acl::AclBackend;
 pub use bgp::{
     AddPathConfig, AsNumber, BfdAuth, BfdAuthType, BfdConfig, BgpBackend, BgpSettings,
-    LearnedRoute, PeerConfig, PeerCounters, PeerState, PeerStatus,
+    ExportedRoutes, LearnedRoute, PeerConfig, PeerCounters, PeerState, PeerStatus,
 };
 pub use bgp_policy::RoutePolicy;
 pub use bgp_session::{NextHopMode, SessionOptions};

@@ -15,6 +15,11 @@
 //!   `prefixLength` (with `In` or `NotIn` only) narrows the lengths `cidr` matches to
 //!   `max(len(cidr), min)` ..= `max`. `source: RemotePeers` matches routes learned from
 //!   BGP peers (on import, every route; on export, not this node's own prefixes).
+//!   `interface` (a name where `*` stands for any run of characters) matches a route that
+//!   leaves by an interface of that name, as BIRD's `defined(ifname) && ifname ~ "…"` does
+//!   in Calico's rendering: one of this node's workload addresses by its workload's
+//!   interface; a learned route by the interface toward its next hop. A block (a
+//!   blackhole) has no interface, so no `interface` rule matches it.
 //! * `prefixAdvertisements` attach communities to every advertised route whose prefix lies
 //!   in the CIDR (several matching entries add up). A node's `node.<name>`
 //!   configuration, when it sets `prefixAdvertisements`, replaces the `default` one's.
@@ -61,7 +66,7 @@ pub struct BgpFilterRule {
     /// Only routes learned from BGP peers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<FilterSource>,
-    /// The interface of the route (a BIRD glob); refused: see [`BgpFilter::validate`].
+    /// The interface the route leaves by; `*` matches any run of characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interface: Option<String>,
     /// What to do with a route the rule matches.
@@ -111,6 +116,35 @@ pub enum FilterAction {
     Reject,
 }
 
+/// What a filter rule may know of a route besides its prefix.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RouteFacts<'a> {
+    /// Learned from a BGP peer (not one of this node's own prefixes).
+    pub learned: bool,
+    /// The interface the route leaves by: a workload address's interface, or for a
+    /// learned route the interface toward its next hop. `None` for a blackhole (an IPAM
+    /// block) or when it is not known.
+    pub interface: Option<&'a str>,
+}
+
+impl<'a> RouteFacts<'a> {
+    /// One of this node's own prefixes, routed by `interface` (`None`: a blackhole).
+    pub fn local(interface: Option<&'a str>) -> Self {
+        RouteFacts {
+            learned: false,
+            interface,
+        }
+    }
+
+    /// A route learned from a peer reached by `interface`.
+    pub fn learned(interface: Option<&'a str>) -> Self {
+        RouteFacts {
+            learned: true,
+            interface,
+        }
+    }
+}
+
 /// Which way a route crosses a peering.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Direction {
@@ -146,10 +180,18 @@ impl PrefixLength {
 }
 
 impl BgpFilterRule {
-    /// Whether the rule matches a route to `prefix` (`learned`: from a BGP peer).
-    pub fn matches(&self, prefix: &IpNet, learned: bool) -> bool {
-        if self.source == Some(FilterSource::RemotePeers) && !learned {
+    /// Whether the rule matches a route to `prefix` that `route` tells more of.
+    pub fn matches(&self, prefix: &IpNet, route: RouteFacts<'_>) -> bool {
+        if self.source == Some(FilterSource::RemotePeers) && !route.learned {
             return false;
+        }
+        if let Some(pattern) = &self.interface {
+            if !route
+                .interface
+                .is_some_and(|name| interface_matches(pattern, name))
+            {
+                return false;
+            }
         }
         let Some(cidr) = &self.cidr else {
             return true;
@@ -168,19 +210,40 @@ impl BgpFilterRule {
     }
 }
 
+/// Whether interface `name` matches a rule's `pattern`, where `*` stands for any run of
+/// characters (possibly none) and every other character for itself, over the whole name
+/// (BIRD's `~` on strings, with the characters Calico allows).
+pub fn interface_matches(pattern: &str, name: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or_default();
+    let Some(mut rest) = name.strip_prefix(first) else {
+        return false;
+    };
+    let tail: Vec<&str> = parts.collect();
+    let Some((last, middle)) = tail.split_last() else {
+        return rest.is_empty(); // no `*`: the whole name
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.ends_with(last)
+}
+
 /// The verdict of `filters`, tried in order, on a route to `prefix` crossing a peering
-/// `direction` (`learned`: from a BGP peer): the first matching rule's action, `Accept`
-/// when none matches.
+/// `direction`: the first matching rule's action, `Accept` when none matches.
 pub fn evaluate<'a>(
     filters: impl IntoIterator<Item = &'a BgpFilter>,
     direction: Direction,
     prefix: &IpNet,
-    learned: bool,
+    route: RouteFacts<'_>,
 ) -> FilterAction {
     filters
         .into_iter()
         .flat_map(|f| f.rules(direction, matches!(prefix, IpNet::V4(_))))
-        .find(|r| r.matches(prefix, learned))
+        .find(|r| r.matches(prefix, route))
         .map_or(FilterAction::Accept, |r| r.action)
 }
 

@@ -32,9 +32,9 @@ pub use crate::labels::{
 };
 pub use bgp::{BgpConfiguration, BgpPeer, Node, NodeBgp, SourceAddress};
 pub use bgp_filter::{
-    communities_for, evaluate, resolve_community, BgpFilter, BgpFilterRule, Community,
-    CommunityDef, CommunityRules, Direction, FilterAction, FilterSource, MatchOperator,
-    PrefixAdvertisement, PrefixLength,
+    communities_for, evaluate, interface_matches, resolve_community, BgpFilter, BgpFilterRule,
+    Community, CommunityDef, CommunityRules, Direction, FilterAction, FilterSource, MatchOperator,
+    PrefixAdvertisement, PrefixLength, RouteFacts,
 };
 pub use endpoint::{HostEndpoint, MacAddr, NamedPort, WorkloadEndpoint, WorkloadEndpointId};
 pub use error::{clip, Reason, ResourceRef, ValidationError};

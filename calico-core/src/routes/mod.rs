@@ -39,7 +39,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use ipnet::IpNet;
 
-use crate::dataplane::{FibChangeSet, LearnedRoute, NextHop, Route, RouteTarget};
+use crate::dataplane::{ExportedRoutes, FibChangeSet, LearnedRoute, NextHop, Route, RouteTarget};
 use crate::model::Model;
 
 /// The desired FIB: destination prefix → where it goes.
@@ -104,18 +104,24 @@ pub fn own_blocks(node: &str, model: &Model) -> BTreeSet<IpNet> {
         .collect()
 }
 
-/// The local prefixes this node exports to BGP, as Calico aggregates them: its blocks, plus
-/// the addresses of its workloads that lie outside them (borrowed from another node's block,
-/// or in no block at all).
-pub fn local_exports(node: &str, model: &Model) -> BTreeSet<IpNet> {
+/// The local routes this node exports to BGP, as Calico aggregates them: its blocks (with
+/// no interface: they are blackholes), plus the addresses of its workloads that lie outside
+/// them (borrowed from another node's block, or in no block at all), each with its
+/// workload's interface.
+pub fn local_exports(node: &str, model: &Model) -> ExportedRoutes {
     let blocks = own_blocks(node, model);
     let loose = model
         .workload_endpoints
         .values()
         .filter(|ep| ep.node == node)
-        .flat_map(|ep| ep.ip_networks.iter().map(IpNet::trunc))
-        .filter(|net| !blocks.iter().any(|b| b.contains(net)));
-    blocks.iter().copied().chain(loose).collect()
+        .flat_map(|ep| {
+            let iface = &ep.interface_name;
+            ep.ip_networks
+                .iter()
+                .map(|n| (n.trunc(), Some(iface.clone())))
+        })
+        .filter(|(net, _)| !blocks.iter().any(|b| b.contains(net)));
+    blocks.iter().map(|b| (*b, None)).chain(loose).collect()
 }
 
 /// The smallest change set that turns the `programmed` routes into the `desired` ones:

@@ -302,7 +302,7 @@ fn explicit_peers(
 mod tests {
     use super::*;
     use crate::dataplane::AddPathConfig;
-    use crate::model::parse_resources;
+    use crate::model::{parse_resources, RouteFacts};
 
     fn model(text: &str) -> Model {
         Model::from_resources(parse_resources(text).unwrap()).unwrap()
@@ -474,10 +474,13 @@ exportV4: [{action: Reject, matchOperator: In, cidr: 10.65.0.0/16}]
             .collect();
         assert_eq!(names, ["second", "first"], "in the peer's order");
         let block = "10.65.1.0/26".parse().unwrap();
-        assert!(!a.policy.allows(tor, Direction::Export, &block, false));
+        assert!(!a
+            .policy
+            .allows(tor, Direction::Export, &block, RouteFacts::local(None)));
         let mesh: IpAddr = "192.0.2.2".parse().unwrap();
         assert!(
-            a.policy.allows(mesh, Direction::Export, &block, false),
+            a.policy
+                .allows(mesh, Direction::Export, &block, RouteFacts::local(None)),
             "mesh: no filters"
         );
         // b's own configuration replaces the default advertisements, with its own names.

@@ -126,7 +126,8 @@ fn exports_are_this_nodes_workload_addresses() {
     ]);
     let exports = local_exports("h1", &m);
     assert_eq!(exports.len(), 2);
-    assert!(exports.contains(&"fd00::1/128".parse().unwrap()));
+    let v6 = exports.get(&"fd00::1/128".parse().unwrap());
+    assert_eq!(v6, Some(&Some("cali-a".to_string())), "with its interface");
 }
 
 fn with_blocks(mut m: Model, blocks: &[(&str, &str)]) -> Model {
@@ -155,16 +156,23 @@ fn blocks_are_exported_whole_and_borrowed_addresses_alone() {
         ]),
         &[("10.65.0.0/26", "h1"), ("10.65.0.64/26", "h2")],
     );
-    let exports: Vec<String> = local_exports("h1", &m)
-        .iter()
-        .map(|n| n.to_string())
-        .collect();
-    assert_eq!(exports, ["10.65.0.0/26", "10.65.0.70/32", "192.168.5.5/32"]);
-    let h2: Vec<String> = local_exports("h2", &m)
-        .iter()
-        .map(|n| n.to_string())
-        .collect();
-    assert_eq!(h2, ["10.65.0.64/26"], "d lies in h2's own block");
+    let listed = |node| -> Vec<String> {
+        let routes = local_exports(node, &m);
+        let line =
+            |(n, i): (&IpNet, &Option<String>)| format!("{n} {}", i.as_deref().unwrap_or("-"));
+        routes.iter().map(line).collect()
+    };
+    let blocks_have_no_interface = [
+        "10.65.0.0/26 -",
+        "10.65.0.70/32 cali-b",
+        "192.168.5.5/32 cali-c",
+    ];
+    assert_eq!(listed("h1"), blocks_have_no_interface);
+    assert_eq!(
+        listed("h2"),
+        ["10.65.0.64/26 -"],
+        "d lies in h2's own block"
+    );
 
     // h1 blackholes its block, routes its workloads locally, and takes h2's block from BGP;
     // the borrowed address stays local (more specific than h2's block).

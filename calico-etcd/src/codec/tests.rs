@@ -144,9 +144,8 @@ fn validation_failures_name_the_field() {
     assert!(why.contains("spec.ipipMode"), "{why}");
 }
 
-/// A BGPFilter as `calicoctl create` stores it (Calico's documented sample, less the
-/// `interface` rules calico-rs refuses).
-const BGP_FILTER: &str = r#"{"kind":"BGPFilter","apiVersion":"projectcalico.org/v3","metadata":{"name":"my-filter","uid":"6d0e5b0a-7c1f-4f7e-9a55-1e2d3c4b5a69","creationTimestamp":"2025-06-01T09:00:00Z"},"spec":{"exportV4":[{"cidr":"77.0.0.0/16","source":"RemotePeers","matchOperator":"In","action":"Accept"}],"importV4":[{"cidr":"44.0.0.0/16","matchOperator":"NotIn","action":"Reject"}],"importV6":[{"cidr":"5000::/64","prefixLength":{"min":64,"max":96},"matchOperator":"In","action":"Accept"},{"action":"Reject"}]}}"#;
+/// A BGPFilter as `calicoctl create` stores it (Calico's documented sample).
+const BGP_FILTER: &str = r#"{"kind":"BGPFilter","apiVersion":"projectcalico.org/v3","metadata":{"name":"my-filter","uid":"6d0e5b0a-7c1f-4f7e-9a55-1e2d3c4b5a69","creationTimestamp":"2025-06-01T09:00:00Z"},"spec":{"exportV4":[{"cidr":"77.0.0.0/16","source":"RemotePeers","matchOperator":"In","action":"Accept"},{"interface":"*.calico","action":"Reject"}],"importV4":[{"cidr":"44.0.0.0/16","matchOperator":"NotIn","action":"Reject"}],"importV6":[{"cidr":"5000::/64","prefixLength":{"min":64,"max":96},"matchOperator":"In","action":"Accept"},{"action":"Reject"}]}}"#;
 
 #[test]
 fn a_bgp_filter_decodes_under_its_key_and_encodes_back() {
@@ -156,8 +155,9 @@ fn a_bgp_filter_decodes_under_its_key_and_encodes_back() {
     };
     assert_eq!(
         (f.export_v4.len(), f.import_v4.len(), f.import_v6.len()),
-        (1, 1, 2)
+        (2, 1, 2)
     );
+    assert_eq!(f.export_v4[1].interface.as_deref(), Some("*.calico"));
     let key = crate::layout::key_of(P, &r).unwrap();
     assert_eq!(key, format!("{R}bgpfilters/my-filter"));
     let bad = BGP_FILTER.replace("77.0.0.0/16", "77.0.0.0/33");

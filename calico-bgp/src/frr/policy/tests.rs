@@ -1,7 +1,7 @@
 use std::path::Path;
 
-use crate::frr::conf::render;
 use crate::frr::conf::tests::{exports, frr_parses, settings};
+use crate::frr::conf::{render, ConfError};
 use crate::frr::reload::{parse_running, stale_policy};
 
 fn with_policy(yaml: &str) -> calico_core::dataplane::BgpSettings {
@@ -79,8 +79,25 @@ fn a_changed_policy_gets_new_names_and_the_old_ones_go_after() {
 fn a_filter_the_model_would_refuse_is_refused_here_too() {
     let mut s = with_policy("kind: BgpFilter\nname: f\nimportV6: [{action: Reject}]\n");
     for filters in s.policy.filters.values_mut() {
-        filters[0].import_v6[0].interface = Some("eth0".into());
+        filters[0].import_v6[0].interface = Some("eth?".into());
     }
     let e = render(&s, &exports(), Path::new("/run/x/frr.log")).unwrap_err();
     assert!(e.to_string().contains("importV6[0].interface"), "{e}");
+}
+
+#[test]
+fn interface_rules_are_refused_by_name() {
+    let s =
+        with_policy("kind: BgpFilter\nname: f\nimportV6: [{action: Reject, interface: eth0}]\n");
+    let e = render(&s, &exports(), Path::new("/run/x/frr.log")).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ConfError::Unsupported {
+                field: "filters: interface",
+                ..
+            }
+        ),
+        "{e}"
+    );
 }

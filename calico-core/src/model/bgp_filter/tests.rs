@@ -37,8 +37,14 @@ importV6:
 #[test]
 fn the_first_matching_rule_decides_and_no_match_accepts() {
     let f = filter(DOC_FILTER);
-    let ex = |p: &str, learned| evaluate([&f], Direction::Export, &net(p), learned);
-    let im = |p: &str| evaluate([&f], Direction::Import, &net(p), true);
+    let ex = |p: &str, learned| {
+        let route = RouteFacts {
+            learned,
+            interface: None,
+        };
+        evaluate([&f], Direction::Export, &net(p), route)
+    };
+    let im = |p: &str| evaluate([&f], Direction::Import, &net(p), RouteFacts::learned(None));
     // Learned inside 77/16: accepted by rule 0 before rule 1 rejects it.
     assert_eq!(ex("77.0.1.0/24", true), FilterAction::Accept);
     // Our own route in 77/16: rule 0 wants RemotePeers; rule 1 (not 10/8) rejects.
@@ -58,17 +64,91 @@ fn the_first_matching_rule_decides_and_no_match_accepts() {
     assert_eq!(ex("5000::/64", false), FilterAction::Accept);
 }
 
+/// Calico's sample: learned routes in 77/16 go out, and routes of `*.calico` interfaces
+/// do not; a block (no interface) is not matched by an interface rule.
+const INTERFACE_FILTER: &str = "
+kind: BgpFilter
+name: by-interface
+exportV4:
+- {action: Accept, matchOperator: In, cidr: 77.0.0.0/16, source: RemotePeers}
+- {action: Reject, interface: '*.calico'}
+importV4:
+- {action: Reject, interface: 'eth1', source: RemotePeers}
+";
+
+#[test]
+fn interface_rules_match_the_interface_a_route_leaves_by() {
+    let f = filter(INTERFACE_FILTER);
+    let ex = |p: &str, route| evaluate([&f], Direction::Export, &net(p), route);
+    let local = |i| RouteFacts::local(Some(i));
+    assert_eq!(
+        ex("10.65.0.9/32", local("vxlan.calico")),
+        FilterAction::Reject
+    );
+    assert_eq!(ex("10.65.0.9/32", local("cali1234")), FilterAction::Accept);
+    assert_eq!(
+        ex("10.65.0.0/26", RouteFacts::local(None)),
+        FilterAction::Accept
+    );
+    // Learned via a `*.calico` interface: rule 0 decides first inside 77/16 only.
+    let via = RouteFacts::learned(Some("wg.calico"));
+    assert_eq!(ex("77.0.1.0/24", via), FilterAction::Accept);
+    assert_eq!(ex("78.0.1.0/24", via), FilterAction::Reject);
+    let im = |i| {
+        evaluate(
+            [&f],
+            Direction::Import,
+            &net("10.1.0.0/16"),
+            RouteFacts::learned(i),
+        )
+    };
+    assert_eq!(im(Some("eth1")), FilterAction::Reject);
+    assert_eq!(im(Some("eth10")), FilterAction::Accept, "the whole name");
+    assert_eq!(
+        im(None),
+        FilterAction::Accept,
+        "no interface known: no match"
+    );
+}
+
+#[test]
+fn interface_patterns_match_whole_names_with_star_as_any_run() {
+    let cases = [
+        ("eth0", "eth0", true),
+        ("eth0", "eth01", false),
+        ("eth0", "xeth0", false),
+        ("eth*", "eth", true),
+        ("eth*", "eth12", true),
+        ("eth*", "veth1", false),
+        ("*.calico", "vxlan.calico", true),
+        ("*.calico", "vxlan.calico2", false),
+        ("*", "", true),
+        ("cali*a*b", "cali-a-b", true),
+        ("cali*a*b", "caliab", true),
+        ("cali*a*b", "calib", false),
+        ("a*a", "a", false),
+        ("a*a", "aa", true),
+        ("*a*", "bab", true),
+        ("**", "x", true),
+        ("e.h", "eth", false),
+    ];
+    for (pattern, name, want) in cases {
+        assert_eq!(interface_matches(pattern, name), want, "{pattern} ~ {name}");
+    }
+}
+
 #[test]
 fn filters_are_tried_in_order() {
     let reject = filter("kind: BgpFilter\nname: a\nexportV4: [{action: Reject, matchOperator: In, cidr: 10.0.0.0/8}]\n");
     let accept = filter("kind: BgpFilter\nname: b\nexportV4: [{action: Accept}]\n");
     let p = net("10.1.0.0/16");
+    let local = RouteFacts::local(None);
     assert_eq!(
-        evaluate([&reject, &accept], Direction::Export, &p, false),
+        evaluate([&reject, &accept], Direction::Export, &p, local),
         FilterAction::Reject
     );
     assert_eq!(
-        evaluate([&accept, &reject], Direction::Export, &p, false),
+        evaluate([&accept, &reject], Direction::Export, &p, local),
         FilterAction::Accept
     );
 }
@@ -159,7 +239,10 @@ fn bad_filters_are_refused_naming_the_field() {
         ("exportV4: [{action: Accept, matchOperator: In, cidr: 10.0.0.0/8, prefixLength: {min: 24, max: 20}}]", "exportV4[0].prefixLength"),
         ("exportV4: [{action: Accept, matchOperator: In, cidr: 10.0.0.0/16, prefixLength: {max: 8}}]", "exportV4[0].prefixLength.max"),
         ("exportV4: [{action: Accept, matchOperator: Equal, cidr: 10.0.0.0/16, prefixLength: {max: 24}}]", "exportV4[0].prefixLength"),
-        ("exportV4: [{action: Reject, interface: '*.calico'}]", "exportV4[0].interface"),
+        ("exportV4: [{action: Reject, interface: ''}]", "exportV4[0].interface"),
+        ("exportV4: [{action: Reject, interface: 'cali0123456789ab'}]", "exportV4[0].interface"),
+        ("exportV4: [{action: Reject, interface: 'eth?'}]", "exportV4[0].interface"),
+        ("importV6: [{action: Reject, interface: 'eth\"0'}]", "importV6[0].interface"),
     ];
     for (spec, field) in cases {
         let e = refused(&format!("kind: BgpFilter\nname: f\n{spec}\n"));
@@ -244,4 +327,20 @@ fn a_filter_is_stored_and_removed_by_name() {
     ))
     .unwrap();
     assert!(m.bgp_filters.is_empty());
+}
+
+/// The textbook recursive glob, as a reference for [`interface_matches`].
+fn glob_reference(p: &[u8], s: &[u8]) -> bool {
+    match p.split_first() {
+        None => s.is_empty(),
+        Some((b'*', rest)) => (0..=s.len()).any(|i| glob_reference(rest, &s[i..])),
+        Some((c, rest)) => s.first() == Some(c) && glob_reference(rest, &s[1..]),
+    }
+}
+
+proptest::proptest! {
+    #[test]
+    fn interface_matching_agrees_with_the_reference(p in "[ab*]{0,7}", s in "[ab]{0,8}") {
+        proptest::prop_assert_eq!(interface_matches(&p, &s), glob_reference(p.as_bytes(), s.as_bytes()));
+    }
 }

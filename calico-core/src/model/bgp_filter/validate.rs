@@ -13,8 +13,7 @@ use crate::model::resource::ResourceKind;
 use crate::model::validate::{Check, MAX_RULES_PER_DIRECTION};
 
 impl BgpFilter {
-    /// Checks the filter against Calico's rules; `interface` matching is refused (calico-rs
-    /// does not track the interface of a route).
+    /// Checks the filter against Calico's rules.
     pub fn validate(&self) -> Result<(), ValidationError> {
         let c = Check::new(ResourceKind::BgpFilter, self.name.clone());
         c.name("name", &self.name)?;
@@ -44,10 +43,7 @@ fn check_rule(
     v4: bool,
 ) -> Result<(), ValidationError> {
     if let Some(iface) = &rule.interface {
-        return Err(c.invalid(
-            format!("{field}.interface"),
-            format!("{iface:?}: matching a route's interface is not supported by calico-rs"),
-        ));
+        check_interface(c, &format!("{field}.interface"), iface)?;
     }
     let Some(cidr) = rule.cidr else {
         if rule.match_operator.is_some() {
@@ -92,6 +88,21 @@ fn check_rule(
             ));
         }
         check_lengths(c, &format!("{field}.prefixLength"), len, &cidr)?;
+    }
+    Ok(())
+}
+
+/// Calico's rule for a filter's interface: 1 to 15 of `a-z A-Z 0-9 _ . - *`.
+fn check_interface(c: &Check, field: &str, iface: &str) -> Result<(), ValidationError> {
+    let allowed = |ch: char| ch.is_ascii_alphanumeric() || "_.-*".contains(ch);
+    if iface.is_empty() || iface.len() > 15 || !iface.chars().all(allowed) {
+        return Err(c.invalid(
+            field,
+            format!(
+                "{iface:?}: an interface name (or pattern with `*`) of 1 to 15 letters, \
+                 digits and `_.-*`"
+            ),
+        ));
     }
     Ok(())
 }

@@ -1,7 +1,7 @@
 use crate::integrations::calico_v3::{parse_v3, to_v3};
 use crate::model::{FilterAction, MatchOperator, Resource};
 
-/// Calico's documented sample (without the `interface` rules calico-rs refuses).
+/// Calico's documented sample.
 const SAMPLE: &str = "
 apiVersion: projectcalico.org/v3
 kind: BGPFilter
@@ -13,6 +13,8 @@ spec:
       matchOperator: In
       cidr: 77.0.0.0/16
       source: RemotePeers
+    - action: Reject
+      interface: '*.calico'
   importV4:
     - action: Accept
       matchOperator: In
@@ -42,6 +44,7 @@ fn calicos_sample_filter_reads_and_writes_back() {
     assert_eq!(f.import_v4[0].prefix_length.unwrap().min, Some(30));
     assert_eq!(f.import_v4[1].match_operator, Some(MatchOperator::NotIn));
     assert_eq!(f.import_v6[1].action, FilterAction::Reject);
+    assert_eq!(f.export_v4[1].interface.as_deref(), Some("*.calico"));
     let v3 = to_v3(&rs[0]).unwrap();
     assert_eq!(v3.kind, "BGPFilter");
     assert_eq!(parse_v3(&v3.value.to_string()).unwrap(), rs);
@@ -87,7 +90,8 @@ fn bad_v3_input_is_refused_naming_the_field() {
     };
     for (spec, field) in [
         ("exportV4: [{action: Accept, matchOperator: In, cidr: 'fd00::/8'}]", "exportV4[0].cidr"),
-        ("importV4: [{action: Reject, interface: '*.calico'}]", "importV4[0].interface"),
+        ("importV4: [{action: Reject, interface: 'eth?'}]", "importV4[0].interface"),
+        ("importV4: [{action: Reject, interface: 'a-name-too-long16'}]", "importV4[0].interface"),
         ("exportV6: [{action: Accept, matchOperator: In, cidr: 'fd00::/8', prefixLength: {min: 64, max: 48}}]", "exportV6[0].prefixLength"),
         ("exportV4: [{action: Accept}], bogus: 1", "bogus"),
     ] {

@@ -165,6 +165,26 @@ impl FrrBgp {
 /// changes on the running session): FRR takes most neighbor settings (hold time, for one)
 /// only at the next session, so these are removed and added anew, as BIRD restarts a
 /// changed protocol.
+/// Whether zebra's `show zebra client` lists bfdd and bgpd, and counts interface
+/// addresses sent to bgpd (its `Intf Addr` line, in the `Client: bgp` section).
+fn zebra_clients_ready(out: &str) -> bool {
+    let mut client = "";
+    let (mut bfd, mut bgp_addresses) = (false, false);
+    for line in out.lines() {
+        if let Some(name) = line.strip_prefix("Client:") {
+            client = name.split_whitespace().next().unwrap_or_default();
+            bfd |= client == "bfd";
+        } else if let Some(counts) = line.strip_prefix("Intf Addr") {
+            let added = counts
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse::<u64>().ok());
+            bgp_addresses |= client == "bgp" && added.is_some_and(|n| n > 0);
+        }
+    }
+    bfd && bgp_addresses
+}
+
 fn changed_peers(old: Option<&BgpSettings>, new: &BgpSettings) -> BTreeSet<IpAddr> {
     let Some(old) = old else {
         return BTreeSet::new();
@@ -293,19 +313,30 @@ impl Driver {
             let _ = child.kill().await;
         }
         daemons::stop_leftovers(&self.config).await;
+        // A socket left by an earlier zebra would pass for the new one's.
+        let _ = std::fs::remove_file(self.path("zserv.api"));
         state.adopted = false;
         for d in daemons::DAEMONS {
             let child = daemons::start(&self.config, d, settings.listen_port)?;
             state.children.push(child);
+            if d == "zebra" {
+                // bfdd and bgpd started before zebra listens retry only seconds later
+                // (bfdd after about 7 s): start them once zebra's socket is there.
+                self.wait_for_zserv().await;
+            }
         }
         state.port = Some(settings.listen_port);
-        for round in 0..50 {
+        for round in 0..100 {
             tokio::time::sleep(Duration::from_millis(100)).await;
             let vty = |d: &str| self.path(&format!("{d}.vty")).exists();
-            // bgpd learns the interfaces from zebra once it is zebra's client; a session that
-            // comes up before that is taken for multihop (no shared network), and so is its
-            // BFD session, which then never starts. Wait for it, up to 3 s.
-            let registered = round >= 30 || self.zebra_clients_ready().await;
+            // bgpd learns the interfaces' addresses from zebra once it is zebra's client; a
+            // session that comes up before that is taken for multihop (no shared network),
+            // and so is its BFD session, which then never starts. Wait for it, up to 8 s.
+            let registered = self.zebra_clients_ready().await;
+            if round == 80 && !registered {
+                tracing::warn!(dir = %self.config.dir.display(), "bgpd and bfdd are not zebra's clients with the interfaces' addresses after 8 s; applying the configuration anyway (single-hop BFD sessions may not start)");
+            }
+            let registered = registered || round >= 80;
             if daemons::DAEMONS.iter().all(|d| vty(d))
                 && self.vtysh(&["-c", "show bgp summary json"]).await.is_ok()
                 && registered
@@ -330,19 +361,28 @@ impl Driver {
             }
         }
         state.children.clear();
-        Err(unavailable("bgpd did not answer vtysh within 5 s"))
+        Err(unavailable("bgpd did not answer vtysh within 10 s"))
     }
 
-    /// Whether bgpd and bfdd are zebra's clients (`show zebra client summary`).
+    /// Waits up to 2 s for zebra's API socket.
+    async fn wait_for_zserv(&self) {
+        let socket = self.path("zserv.api");
+        for _ in 0..40 {
+            if socket.exists() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tracing::warn!(socket = %socket.display(), "zebra's API socket is not there after 2 s; starting bfdd and bgpd anyway");
+    }
+
+    /// Whether bgpd and bfdd are zebra's clients and zebra has sent bgpd the interfaces'
+    /// addresses (`show zebra client`).
     async fn zebra_clients_ready(&self) -> bool {
-        let Ok(out) = self.vtysh(&["-c", "show zebra client summary"]).await else {
+        let Ok(out) = self.vtysh(&["-c", "show zebra client"]).await else {
             return false;
         };
-        let client = |name: &str| {
-            out.lines()
-                .any(|l| l.split_whitespace().next() == Some(name))
-        };
-        client("bgp") && client("bfd")
+        zebra_clients_ready(&out)
     }
 
     async fn configure(&self, settings: &BgpSettings) -> Result<(), BackendError> {
@@ -434,5 +474,28 @@ impl BgpBackend for FrrBgp {
 
     async fn peer_status(&self) -> Result<Vec<PeerStatus>, BackendError> {
         self.driver.peer_status().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// `show zebra client` as FRR 8.4 prints it (abridged): bgpd registered with no
+    /// interface address sent yet, then with three.
+    const CLIENTS: &str = "Client: bgp\nFD: 22\nType        Add         Update      Del \n\
+        ==================================================\nIPv4        0           0           0\n\
+        Interface   2           0           0\nIntf Addr   0           0           0\n\
+        BFD peer    0           0           0\n\nClient: bfd\nFD: 23\n\
+        Intf Addr   3           0           0\n";
+
+    #[test]
+    fn bgpd_is_ready_once_zebra_sent_it_the_interfaces_addresses() {
+        assert!(
+            !super::zebra_clients_ready(CLIENTS),
+            "bgpd has no address yet"
+        );
+        let sent = CLIENTS.replacen("Intf Addr   0", "Intf Addr   3", 1);
+        assert!(super::zebra_clients_ready(&sent));
+        let no_bfdd = sent.split("Client: bfd").next().unwrap();
+        assert!(!super::zebra_clients_ready(no_bfdd));
     }
 }

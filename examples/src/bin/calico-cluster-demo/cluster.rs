@@ -284,12 +284,26 @@ pub fn converge(
     }
 }
 
+/// Shows two hosts' routes to another's block, once they have both planes' next hops:
+/// connectivity converges on the first plane's session, the second may come a moment
+/// later (waited for up to 10 s, then shown as it is).
 pub fn ecmp_routes(c: &Cluster, bgp: &str) {
     for (from, to) in [(0, 2), (1, 0)] {
         let (host, block) = (HOSTS[from].0, format!("10.65.{}.0/26", HOSTS[to].1));
-        let out = c.hosts[from]
-            .run(&["ip", "route", "show", "root", &block])
-            .unwrap_or_default();
+        let show = || {
+            c.hosts[from]
+                .run(&["ip", "route", "show", "root", &block])
+                .unwrap_or_default()
+        };
+        let start = Instant::now();
+        let mut out = show();
+        while out.matches("nexthop via").count() < 2 && start.elapsed() < Duration::from_secs(10) {
+            if interrupted().is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+            out = show();
+        }
         println!(
             "\n{host}'s routes within {}'s block {block} (learned by BGP over both planes, {} to {}):",
             HOSTS[to].0,

@@ -520,3 +520,59 @@ async fn frr_ttl_security_and_keepalive_from_the_session_options() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// The ports bgpd listens on in `ns` (from `ss`).
+fn listening(ns: &Netns) -> BTreeSet<u16> {
+    let out = ns.run(&["ss", "-Hltn"]).unwrap();
+    out.lines()
+        .filter_map(|l| l.split_whitespace().nth(3)?.rsplit(':').next()?.parse().ok())
+        .collect()
+}
+
+/// A new `listenPort` restarts bgpd on it (bgpd takes its port at start); the session comes
+/// back, and a second driver on the same directory adopts the running FRR with its port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frr_moves_to_a_new_listen_port() {
+    if !privileged("frr_moves_to_a_new_listen_port") {
+        return;
+    }
+    let name = "fport";
+    let link = Link::new(name);
+    let _ = std::fs::remove_dir_all(dir_of(name));
+    let mut config = config_in(&link.a, name);
+    config.stop_on_drop = false;
+    let frr = FrrBgp::new(config).unwrap();
+    let mut s = settings(64512, A4, vec![peer(B4, 64512, HOLD)]);
+    frr.configure(&s).await.unwrap();
+    let speaker = speaker_at(&link.b, B4);
+    speaker
+        .configure(&settings(64512, B4, vec![peer(A4, 64512, HOLD)]))
+        .await
+        .unwrap();
+    wait_for(&frr, 20, "the session on port 179", |_, p| all_up(p, 1)).await;
+    assert!(listening(&link.a).contains(&179));
+    let before = pid_of(&dir_of(name), "bgpd");
+
+    s.listen_port = 1179;
+    frr.configure(&s).await.unwrap();
+    let ports = listening(&link.a);
+    assert!(ports.contains(&1179) && !ports.contains(&179), "{ports:?}");
+    assert_ne!(pid_of(&dir_of(name), "bgpd"), before, "a new bgpd");
+    // bgpd connects out to our speaker's port 179: the session is back.
+    wait_for(&frr, 20, "the session after the move", |_, p| all_up(p, 1)).await;
+
+    // Adopted by a new driver: the running port is known, so an unchanged one reloads
+    // (same bgpd) and a changed one restarts.
+    drop(frr);
+    let adopter = FrrBgp::new(config_in(&link.a, name)).unwrap();
+    let running = pid_of(&dir_of(name), "bgpd");
+    adopter.configure(&s).await.unwrap();
+    assert_eq!(pid_of(&dir_of(name), "bgpd"), running, "reloaded, not restarted");
+    s.listen_port = 179;
+    adopter.configure(&s).await.unwrap();
+    assert!(listening(&link.a).contains(&179));
+    assert_ne!(pid_of(&dir_of(name), "bgpd"), running);
+    drop(adopter);
+    drop(link); // and the daemons in it
+    let _ = std::fs::remove_dir_all(dir_of(name));
+}

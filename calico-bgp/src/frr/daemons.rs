@@ -73,6 +73,27 @@ pub fn start(config: &FrrConfig, daemon: &str, port: u16) -> Result<Child, Backe
         .map_err(|e| unavailable(format!("cannot start {}: {e}", binary.display())))
 }
 
+/// The port the bgpd of the driver's directory (its pid file) was started to listen on:
+/// the `-p` of its command line, as [`start`] gives it. `None` when there is no such live
+/// bgpd or its command line has no port.
+pub fn running_bgpd_port(config: &FrrConfig) -> Option<u16> {
+    let pid = std::fs::read_to_string(config.dir.join("bgpd.pid")).ok()?;
+    let pid: i32 = pid.trim().parse().ok()?;
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    if comm.trim() != "bgpd" {
+        return None;
+    }
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    port_of_cmdline(&cmdline)
+}
+
+/// The value after `-p` in a NUL-separated command line.
+fn port_of_cmdline(cmdline: &[u8]) -> Option<u16> {
+    let mut args = cmdline.split(|b| *b == 0);
+    args.find(|a| *a == b"-p")?;
+    std::str::from_utf8(args.next()?).ok()?.parse().ok()
+}
+
 /// Stops what is left of an earlier start on the driver's directory (say, zebra and bfdd
 /// when bgpd died), so that a new start does not find them in its way: every daemon whose
 /// pid file in the directory names a live process of that daemon's name gets SIGTERM, then
@@ -158,4 +179,16 @@ pub async fn check(config: &FrrConfig, file: &Path) -> Result<Result<(), String>
         String::from_utf8_lossy(&out.stdout).trim(),
         String::from_utf8_lossy(&out.stderr).trim()
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_port_is_read_from_bgpds_command_line() {
+        let line = b"/usr/lib/frr/bgpd\0-u\0frr\0--no_kernel\0-p\01179\0";
+        assert_eq!(super::port_of_cmdline(line), Some(1179));
+        assert_eq!(super::port_of_cmdline(b"bgpd\0-p\0"), None);
+        assert_eq!(super::port_of_cmdline(b"bgpd\0-p\0x\0"), None);
+        assert_eq!(super::port_of_cmdline(b"bgpd\0"), None);
+    }
 }

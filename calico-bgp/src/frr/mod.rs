@@ -221,7 +221,8 @@ impl Driver {
         }
         let up = self.vtysh(&["-c", "show bgp summary json"]).await.is_ok();
         if up && !state.adopted {
-            tracing::info!(dir = %self.config.dir.display(), "adopting the running FRR");
+            state.port = daemons::running_bgpd_port(&self.config);
+            tracing::info!(dir = %self.config.dir.display(), port = ?state.port, "adopting the running FRR");
             state.adopted = true;
         }
         up
@@ -250,7 +251,14 @@ impl Driver {
                 "FRR rejects the configuration: {why}"
             )));
         }
-        if self.running(state).await {
+        let running = self.running(state).await;
+        let moved = running && state.port.is_some_and(|p| p != settings.listen_port);
+        if moved {
+            // bgpd takes its port at start (`-p`): a new one needs a new bgpd. Its peers
+            // see a restart (graceful when they negotiated it) and reconnect.
+            tracing::info!(from = ?state.port, to = settings.listen_port, "BGP listen port changed: restarting FRR");
+        }
+        if running && !moved {
             self.reload(state, &settings, &text).await?;
         } else {
             self.start(state, &settings, &candidate).await?;
@@ -266,14 +274,6 @@ impl Driver {
         settings: &BgpSettings,
         text: &str,
     ) -> Result<(), BackendError> {
-        if state.port.is_some_and(|p| p != settings.listen_port) {
-            return Err(BackendError::Unsupported(format!(
-                "listen_port: FRR's bgpd listens on port {} since it started and cannot move \
-                 to {} while running; restart the agent with FRR stopped",
-                state.port.unwrap_or_default(),
-                settings.listen_port
-            )));
-        }
         let running = reload::parse_running(&self.vtysh(&["-c", "show running-config"]).await?);
         let reset = changed_peers(state.applied.as_ref(), settings);
         let removals = reload::removals(&running, settings, &state.exports, &reset);

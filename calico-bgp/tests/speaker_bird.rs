@@ -229,7 +229,9 @@ async fn communities_and_filters_as_bird_sees_them() {
     let learned = speaker.learned_routes().await.unwrap();
     assert!(route(&learned, "10.66.2.0/26").is_none(), "{learned:?}");
 
-    // Without the filter (the session starts again), both go through.
+    // Without the filter, both go through, on the same session: our table is sent again
+    // and BIRD's asked for again (ROUTE-REFRESH).
+    let session = the_session(&speaker).await;
     speaker.configure(&plain).await.unwrap();
     bird.wait(
         10,
@@ -246,6 +248,25 @@ async fn communities_and_filters_as_bird_sees_them() {
         !all.contains("BGP.large_community"),
         "communities gone too: {all}"
     );
+    // The filter back: the routes it rejects go again, still on the same session.
+    let filter_only = with_policy(plain.clone(), POLICY.split("---").nth(1).unwrap());
+    speaker.configure(&filter_only).await.unwrap();
+    bird.wait(10, "show route 10.65.2.0/26", "our route withdrawn", |o| {
+        !o.contains("10.65.2.0/26")
+    });
+    wait_routes(&speaker, 10, "BIRD's route dropped", |r| {
+        route(r, "10.66.2.0/26").is_none() && via(r, "10.66.1.0/26", B4)
+    })
+    .await;
+    assert_eq!(the_session(&speaker).await, session, "no new session");
+}
+
+/// The one peering's established time and flap count.
+async fn the_session(speaker: &Speaker) -> (Option<std::time::SystemTime>, Option<u64>) {
+    let status = speaker.peer_status().await.unwrap();
+    assert_eq!(status[0].state, PeerState::Established, "{status:?}");
+    let c = &status[0].counters;
+    (c.established_since, c.flaps)
 }
 
 /// `interface` rules: ours by each exported address's interface, BIRD's routes by the

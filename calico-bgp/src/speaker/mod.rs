@@ -141,6 +141,7 @@ pub mod md5;
 mod options;
 mod outbound;
 mod peers;
+mod refilter;
 mod restart;
 pub mod socket;
 pub mod state;

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use calico_core::dataplane::{
     BackendError, BgpSettings, ExportedRoutes, LearnedRoute, PeerConfig, PeerState, PeerStatus,
+    RoutePolicy,
 };
 use ipnet::IpNet;
 use tokio::time::Instant;
@@ -19,6 +20,7 @@ use tokio::time::Instant;
 use super::add_path::AddPathOut;
 use super::outbound::{deltas_of, merge_changes, Batch, Delta, Now, Old};
 use super::peers::Peers;
+use super::refilter;
 use super::restart::{self, Kept};
 use super::{md5, SpeakerOptions};
 use crate::packet::notification::CeaseSubcode;
@@ -209,8 +211,8 @@ impl SpeakerState {
         }
         let wanted: HashMap<IpAddr, &PeerConfig> =
             settings.peers.iter().map(|p| (p.address, p)).collect();
-        // A session whose filters change starts again, so that what it took in and sent
-        // out follows the new filters.
+        // A session whose filters change follows them in place when it can (see
+        // `refilter`), else starts again.
         let refilter =
             |a: IpAddr| self.rib.policy().peer_filters(a) != settings.policy.peer_filters(a);
         let refiltered: Vec<IpAddr> = self
@@ -218,6 +220,14 @@ impl SpeakerState {
             .addresses()
             .into_iter()
             .filter(|a| refilter(*a))
+            .collect();
+        let mut soft: Vec<Soft> = refiltered
+            .iter()
+            .filter_map(|a| self.soft_refilter(*a, &settings.policy))
+            .collect();
+        let refiltered: Vec<IpAddr> = refiltered
+            .into_iter()
+            .filter(|a| !soft.iter().any(|s| s.address == *a))
             .collect();
         for address in self.peers.addresses() {
             let why = match (wanted.get(&address), self.peers.at(address)) {
@@ -241,6 +251,11 @@ impl SpeakerState {
         }
         let retag = self.rib.policy().communities != settings.policy.communities;
         self.rib.set_policy(settings.policy.clone());
+        // Only for peerings that stayed (not stopped for another change).
+        soft.retain(|s| self.peers.at(s.address).is_some_and(|p| p.id == s.id));
+        for s in soft {
+            self.refilter(s, &mut out);
+        }
         if retag {
             // New communities: every established peer is sent its table again (each route
             // replaces the one it had).
@@ -261,6 +276,52 @@ impl SpeakerState {
         self.settings = Some(settings);
         out.push(Output::Notify);
         out
+    }
+
+    /// How the peering with `address` can follow `new` filters in place: `None` when it
+    /// needs a new session.
+    fn soft_refilter(&mut self, address: IpAddr, new: &RoutePolicy) -> Option<Soft> {
+        let changed = refilter::changed(self.rib.policy(), new, address);
+        let peer = self.peers.at(address)?;
+        let (id, stale) = (peer.id, peer.stale.is_some());
+        let Some((negotiated, _)) = &peer.session else {
+            // No session: the new filters apply when one comes up.
+            let nothing = Soft::nothing(address, id);
+            return (!stale).then_some(nothing);
+        };
+        let export_in_place = !changed.export || peer.add_path_out.is_none();
+        if stale || (changed.import && !negotiated.route_refresh) || !export_in_place {
+            return None;
+        }
+        let families = negotiated.families.clone();
+        let had = match (changed.export, self.rib.exporter(id)) {
+            (true, Some(mut exporter)) => refilter::advertised(&mut exporter, &families),
+            _ => Vec::new(),
+        };
+        let refresh = changed.import.then(|| refilter::refresh_requests(negotiated));
+        Some(Soft {
+            address,
+            id,
+            export: changed.export.then_some((families, had)),
+            refresh,
+        })
+    }
+
+    /// Applies a [`Soft`] refilter once the new policy is in the RIB.
+    fn refilter(&mut self, soft: Soft, out: &mut Vec<Output>) {
+        tracing::info!(peer = %soft.address, "filters changed: following them without a new session");
+        if let Some((families, had)) = soft.export {
+            if let Some(mut exporter) = self.rib.exporter(soft.id) {
+                let batch = refilter::readvertise(&mut exporter, &families, &had);
+                self.send_batch(soft.id, batch, false, out);
+            }
+        }
+        if let Some(bytes) = soft.refresh {
+            out.push(Output::Send {
+                peer: soft.id,
+                bytes,
+            });
+        }
     }
 
     /// Sets the routes we originate (prefixes truncated to their network).
@@ -689,6 +750,28 @@ fn messages_in(bytes: &[u8]) -> u64 {
 
 /// Whether two configurations of a peering give the same BGP session (they may differ in
 /// BFD, which runs beside it).
+/// A peering that follows new filters in place ([`refilter`]).
+struct Soft {
+    address: IpAddr,
+    id: PeerId,
+    /// When the export rules changed: the session's families and what the peer had.
+    export: Option<(Vec<AfiSafi>, Vec<IpNet>)>,
+    /// When the import rules changed: the ROUTE-REFRESH messages to send.
+    refresh: Option<Vec<u8>>,
+}
+
+impl Soft {
+    /// Nothing to send (no session yet).
+    fn nothing(address: IpAddr, id: PeerId) -> Soft {
+        Soft {
+            address,
+            id,
+            export: None,
+            refresh: None,
+        }
+    }
+}
+
 fn same_session(a: &PeerConfig, b: &PeerConfig) -> bool {
     PeerConfig {
         bfd: None,

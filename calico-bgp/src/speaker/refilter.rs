@@ -1,0 +1,80 @@
+//! Soft reconfiguration: a peering whose `BGPFilter`s change follows them without a new
+//! session. What we send is re-judged against the new export rules (what they now keep
+//! back is withdrawn, the rest announced again); what the peer sent is asked for again
+//! with ROUTE-REFRESH (RFC 2918) and re-judged as it arrives. A peering that cannot do
+//! this (an import change with a peer that did not advertise route refresh, an export
+//! change under ADD-PATH, stale routes of a restarting peer) starts a new session instead.
+
+use std::net::IpAddr;
+
+use calico_core::dataplane::RoutePolicy;
+use calico_core::model::{BgpFilterRule, Direction};
+use ipnet::IpNet;
+
+use super::outbound::Batch;
+use crate::packet::{AfiSafi, Message, RouteRefresh};
+use crate::rib::export::Exporter;
+use crate::rib::family_of;
+use crate::session::Negotiated;
+
+/// Which of a peering's rule lists changed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Changed {
+    /// The import rules.
+    pub(crate) import: bool,
+    /// The export rules.
+    pub(crate) export: bool,
+}
+
+/// What changes for `peer` from `old` to `new`.
+pub(crate) fn changed(old: &RoutePolicy, new: &RoutePolicy, peer: IpAddr) -> Changed {
+    let rules = |p: &RoutePolicy, d: Direction| -> Vec<BgpFilterRule> {
+        let filters = p.peer_filters(peer).iter();
+        let both = filters.flat_map(|f| [f.rules(d, true), f.rules(d, false)]);
+        both.flatten().cloned().collect()
+    };
+    Changed {
+        import: rules(old, Direction::Import) != rules(new, Direction::Import),
+        export: rules(old, Direction::Export) != rules(new, Direction::Export),
+    }
+}
+
+/// The prefixes of `families` the peer behind `exporter` has from us.
+pub(crate) fn advertised(exporter: &mut Exporter<'_>, families: &[AfiSafi]) -> Vec<IpNet> {
+    let candidates: Vec<IpNet> = exporter.candidates().collect();
+    candidates
+        .into_iter()
+        .filter(|p| families.contains(&family_of(p)) && exporter.route(p).is_some())
+        .collect()
+}
+
+/// The peer's table under the exporter's (new) policy, and the withdrawal of what it had
+/// (`had`) that the policy now keeps back.
+pub(crate) fn readvertise(
+    exporter: &mut Exporter<'_>,
+    families: &[AfiSafi],
+    had: &[IpNet],
+) -> Batch {
+    let mut batch = Batch::table(exporter, families);
+    for p in had {
+        if exporter.route(p).is_none() {
+            batch.withdraw(*p, 0);
+        }
+    }
+    batch
+}
+
+/// ROUTE-REFRESH messages for every family of the session, encoded.
+pub(crate) fn refresh_requests(negotiated: &Negotiated) -> Vec<u8> {
+    let ctx = negotiated.send_context();
+    let mut bytes = Vec::new();
+    for family in &negotiated.families {
+        let message = Message::RouteRefresh(RouteRefresh {
+            family: *family,
+            subtype: 0,
+        });
+        // A ROUTE-REFRESH is 23 bytes: it always encodes.
+        let _ = message.encode_into(&ctx, &mut bytes);
+    }
+    bytes
+}

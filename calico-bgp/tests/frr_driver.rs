@@ -525,7 +525,14 @@ async fn frr_ttl_security_and_keepalive_from_the_session_options() {
 fn listening(ns: &Netns) -> BTreeSet<u16> {
     let out = ns.run(&["ss", "-Hltn"]).unwrap();
     out.lines()
-        .filter_map(|l| l.split_whitespace().nth(3)?.rsplit(':').next()?.parse().ok())
+        .filter_map(|l| {
+            l.split_whitespace()
+                .nth(3)?
+                .rsplit(':')
+                .next()?
+                .parse()
+                .ok()
+        })
         .collect()
 }
 
@@ -567,7 +574,11 @@ async fn frr_moves_to_a_new_listen_port() {
     let adopter = FrrBgp::new(config_in(&link.a, name)).unwrap();
     let running = pid_of(&dir_of(name), "bgpd");
     adopter.configure(&s).await.unwrap();
-    assert_eq!(pid_of(&dir_of(name), "bgpd"), running, "reloaded, not restarted");
+    assert_eq!(
+        pid_of(&dir_of(name), "bgpd"),
+        running,
+        "reloaded, not restarted"
+    );
     s.listen_port = 179;
     adopter.configure(&s).await.unwrap();
     assert!(listening(&link.a).contains(&179));

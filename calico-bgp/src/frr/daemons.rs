@@ -185,7 +185,7 @@ pub async fn check(config: &FrrConfig, file: &Path) -> Result<Result<(), String>
 mod tests {
     #[test]
     fn the_port_is_read_from_bgpds_command_line() {
-        let line = b"/usr/lib/frr/bgpd\0-u\0frr\0--no_kernel\0-p\01179\0";
+        let line = b"/usr/lib/frr/bgpd\0-u\0frr\0--no_kernel\0-p\x001179\0";
         assert_eq!(super::port_of_cmdline(line), Some(1179));
         assert_eq!(super::port_of_cmdline(b"bgpd\0-p\0"), None);
         assert_eq!(super::port_of_cmdline(b"bgpd\0-p\0x\0"), None);

@@ -78,3 +78,55 @@ pub(crate) fn refresh_requests(negotiated: &Negotiated) -> Vec<u8> {
     }
     bytes
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(yaml: &str) -> RoutePolicy {
+        let resources = calico_core::model::parse_resources(yaml).unwrap();
+        RoutePolicy::from_resources(&resources, &["192.0.2.1".parse().unwrap()])
+    }
+
+    #[test]
+    fn each_direction_is_compared_on_its_own() {
+        let peer: IpAddr = "192.0.2.1".parse().unwrap();
+        let import = policy("kind: BgpFilter\nname: f\nimportV6: [{action: Reject}]\n");
+        let export = policy("kind: BgpFilter\nname: g\nexportV4: [{action: Reject}]\n");
+        let none = RoutePolicy::default();
+        let only = |import, export| Changed { import, export };
+        assert_eq!(changed(&none, &import, peer), only(true, false));
+        assert_eq!(changed(&import, &export, peer), only(true, true));
+        assert_eq!(changed(&export, &none, peer), only(false, true));
+        // Another name for the same rules changes nothing.
+        let renamed = policy("kind: BgpFilter\nname: h\nexportV4: [{action: Reject}]\n");
+        assert_eq!(changed(&export, &renamed, peer), Changed::default());
+        // Another peer's filters are not this one's.
+        assert_eq!(
+            changed(&none, &import, "192.0.2.9".parse().unwrap()),
+            Changed::default()
+        );
+    }
+
+    #[test]
+    fn refresh_requests_ask_for_every_family_of_the_session() {
+        let negotiated = Negotiated {
+            hold_time: 90,
+            keepalive: 30,
+            four_octet_as: true,
+            families: vec![AfiSafi::IPV4_UNICAST, AfiSafi::IPV6_UNICAST],
+            route_refresh: true,
+            remote_id: [192, 0, 2, 1].into(),
+            remote_as: 65001,
+            direction: crate::session::Direction::Outbound,
+            graceful_restart: None,
+            add_path_send: crate::packet::AddPathFamilies::NONE,
+            add_path_receive: crate::packet::AddPathFamilies::NONE,
+        };
+        let bytes = refresh_requests(&negotiated);
+        assert_eq!(bytes.len(), 2 * 23, "two ROUTE-REFRESH messages");
+        assert_eq!(bytes[18], 5, "type ROUTE-REFRESH");
+        assert_eq!(&bytes[19..23], &[0, 1, 0, 1], "IPv4 unicast first");
+        assert_eq!(&bytes[23 + 19..], &[0, 2, 0, 1], "then IPv6 unicast");
+    }
+}

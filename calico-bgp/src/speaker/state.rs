@@ -298,7 +298,9 @@ impl SpeakerState {
             (true, Some(mut exporter)) => refilter::advertised(&mut exporter, &families),
             _ => Vec::new(),
         };
-        let refresh = changed.import.then(|| refilter::refresh_requests(negotiated));
+        let refresh = changed
+            .import
+            .then(|| refilter::refresh_requests(negotiated));
         Some(Soft {
             address,
             id,

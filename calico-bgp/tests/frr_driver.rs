@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use calico_bgp::frr::{FrrBgp, FrrConfig};
 use calico_bgp::speaker::Speaker;
-use calico_core::dataplane::{BfdConfig, BgpBackend, LearnedRoute, PeerState, PeerStatus};
+use calico_core::dataplane::{
+    BfdConfig, BgpBackend, LearnedRoute, NextHopMode, PeerConfig, PeerState, PeerStatus,
+};
 use calico_netns::fixtures::{privileged, Netns};
 use ipnet::IpNet;
 use speaker_support::*;
@@ -585,5 +587,72 @@ async fn frr_moves_to_a_new_listen_port() {
     assert_ne!(pid_of(&dir_of(name), "bgpd"), running);
     drop(adopter);
     drop(link); // and the daemons in it
+    let _ = std::fs::remove_dir_all(dir_of(name));
+}
+
+/// `numAllowedLocalASNumbers` and `nextHopMode` as FRR applies them, with our speakers on
+/// one LAN: host 2 (AS 65001) passes FRR the prefix of host 3, which is in FRR's own AS
+/// 64512, and FRR (a reflector, so that it passes learned routes on) passes host 2's prefix
+/// on to host 4 (AS 65004).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frr_allowas_in_and_next_hop_modes() {
+    if !privileged("frr_allowas_in_and_next_hop_modes") {
+        return;
+    }
+    let name = "fnh";
+    let lan = Lan::new(name, 4);
+    let a = Lan::address;
+    let frr = frr_in(&lan.hosts[0], name);
+    let frr_settings = |allow: u8, mode: NextHopMode| {
+        let mut to2 = peer(&a(2), 65001, HOLD);
+        to2.session.allow_local_as = allow;
+        let mut to4 = peer(&a(4), 65004, HOLD);
+        to4.session.next_hop_mode = mode;
+        let mut s = settings(64512, &a(1), vec![to2, to4]);
+        // A reflector, so that the driver's export maps pass learned routes on at all.
+        s.cluster_id = Some("1.1.1.1".parse().unwrap());
+        s
+    };
+    frr.configure(&frr_settings(0, NextHopMode::Keep))
+        .await
+        .unwrap();
+    let hosts = &lan.hosts;
+    let speaker = |i: usize, asn: u32, peers: Vec<PeerConfig>| async move {
+        let s = speaker_at(&hosts[i - 1], &a(i));
+        s.configure(&settings(asn, &a(i), peers)).await.unwrap();
+        s.set_exports(&prefixes(&[&format!("10.65.{i}.0/26")]))
+            .await
+            .unwrap();
+        s
+    };
+    let to_frr = || peer(&a(1), 64512, HOLD);
+    let s2 = speaker(2, 65001, vec![to_frr(), peer(&a(3), 64512, HOLD)]).await;
+    let _s3 = speaker(3, 64512, vec![peer(&a(2), 65001, HOLD)]).await;
+    let s4 = speaker(4, 65004, vec![to_frr()]).await;
+
+    // Keep: host 4 gets host 2's prefix with host 2 as next hop. Without allowas-in, FRR
+    // drops host 3's prefix, which host 2 has and sends (AS_PATH 65001 64512).
+    wait_routes(&s4, 20, "host 2's prefix, next hop kept", |r| {
+        via(r, "10.65.2.0/26", &a(2))
+    })
+    .await;
+    wait_routes(&s2, 20, "host 3's prefix at host 2", |r| {
+        via(r, "10.65.3.0/26", &a(3))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let frr_has = |r: &[LearnedRoute]| route(r, "10.65.3.0/26").is_some();
+    assert!(!frr_has(&frr.learned_routes().await.unwrap()), "own AS in the path");
+
+    // allowas-in 1 and next hop self.
+    frr.configure(&frr_settings(1, NextHopMode::SelfAddress))
+        .await
+        .unwrap();
+    wait_for(&frr, 20, "host 3's prefix with allowas-in", |r, _| frr_has(r)).await;
+    wait_routes(&s4, 20, "host 2's prefix, next hop self", |r| {
+        via(r, "10.65.2.0/26", &a(1))
+    })
+    .await;
+    drop(frr);
     let _ = std::fs::remove_dir_all(dir_of(name));
 }

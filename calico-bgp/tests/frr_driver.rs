@@ -642,13 +642,19 @@ async fn frr_allowas_in_and_next_hop_modes() {
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let frr_has = |r: &[LearnedRoute]| route(r, "10.65.3.0/26").is_some();
-    assert!(!frr_has(&frr.learned_routes().await.unwrap()), "own AS in the path");
+    assert!(
+        !frr_has(&frr.learned_routes().await.unwrap()),
+        "own AS in the path"
+    );
 
     // allowas-in 1 and next hop self.
     frr.configure(&frr_settings(1, NextHopMode::SelfAddress))
         .await
         .unwrap();
-    wait_for(&frr, 20, "host 3's prefix with allowas-in", |r, _| frr_has(r)).await;
+    wait_for(&frr, 20, "host 3's prefix with allowas-in", |r, _| {
+        frr_has(r)
+    })
+    .await;
     wait_routes(&s4, 20, "host 2's prefix, next hop self", |r| {
         via(r, "10.65.2.0/26", &a(1))
     })

@@ -432,7 +432,9 @@ async fn the_bird_driver_matches_filter_interfaces() {
     let policy = "
 kind: BgpFilter
 name: by-interface
-exportV4: [{action: Reject, interface: 'tap*'}]
+exportV4:
+- {action: Reject, interface: 'tap*'}
+- {action: Reject, interface: '*', matchOperator: In, cidr: 10.65.1.0/24}
 importV4:
 - {action: Reject, interface: 'eth1'}
 - {action: Reject, interface: 'fab*', matchOperator: In, cidr: 10.66.2.0/24}
@@ -467,6 +469,7 @@ importV4:
         })
         .await
     };
+    // The block is a blackhole: no interface, so even `*` does not match it.
     learned_by(
         &bird_b,
         &["10.65.1.0/26", "10.65.3.8/32"],

@@ -4,7 +4,9 @@
 
 use calico_core::eval::Packet;
 use calico_core::integrations::kubernetes::{
-    namespace_profile, pod_endpoint, translate_policy, Namespace, NetworkPolicy, Pod,
+    namespace_profile, pod_endpoint, translate_admin_policy, translate_baseline_policy,
+    translate_policy, AdminNetworkPolicy, BaselineAdminNetworkPolicy, Namespace, NetworkPolicy,
+    Pod,
 };
 use calico_core::model::{Resource, Update};
 use calico_mock::MockNetwork;
@@ -88,13 +90,25 @@ fn ip(pod: &str) -> std::net::IpAddr {
 }
 
 fn network(policies: &[Value]) -> MockNetwork {
+    network_with(policies, &[], None)
+}
+
+/// The network with NetworkPolicies, AdminNetworkPolicies and a BaselineAdminNetworkPolicy.
+fn network_with(policies: &[Value], admin: &[Value], baseline: Option<&Value>) -> MockNetwork {
     let mut net = MockNetwork::new();
     net.add_host("h1", "192.0.2.1".parse().unwrap());
     net.add_host("h2", "192.0.2.2".parse().unwrap());
     let mut resources = Vec::new();
     for (name, labels) in [
-        ("prod", json!({"team": "a", "env": "prod"})),
-        ("dev", json!({"team": "b"})),
+        // With the name label the API server gives every namespace.
+        (
+            "prod",
+            json!({"team": "a", "env": "prod", "kubernetes.io/metadata.name": "prod"}),
+        ),
+        (
+            "dev",
+            json!({"team": "b", "kubernetes.io/metadata.name": "dev"}),
+        ),
     ] {
         let ns: Namespace =
             serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}})).unwrap();
@@ -113,6 +127,18 @@ fn network(policies: &[Value]) -> MockNetwork {
         }
         let np: NetworkPolicy = serde_json::from_value(p).unwrap();
         resources.push(Resource::Policy(translate_policy(&np).unwrap()));
+    }
+    for (i, a) in admin.iter().enumerate() {
+        let mut a = a.clone();
+        a["metadata"] = json!({"name": format!("anp{i}")});
+        let anp: AdminNetworkPolicy = serde_json::from_value(a).unwrap();
+        resources.push(Resource::Policy(translate_admin_policy(&anp).unwrap()));
+    }
+    if let Some(b) = baseline {
+        let mut b = b.clone();
+        b["metadata"] = json!({"name": "default"});
+        let banp: BaselineAdminNetworkPolicy = serde_json::from_value(b).unwrap();
+        resources.push(Resource::Policy(translate_baseline_policy(&banp).unwrap()));
     }
     for r in resources {
         net.apply(Update::Upsert(r)).unwrap();
@@ -774,4 +800,460 @@ fn host_network_pods_are_not_workload_endpoints() {
         .send(&Packet::tcp(ip("prod/web"), 40000, ip("prod/db"), 5432))
         .unwrap();
     assert!(d.delivered, "{d}");
+}
+
+/// The subject, rules and ports of an AdminNetworkPolicy (priority `priority`).
+fn anp(priority: i64, subject: Value, ingress: Value, egress: Value) -> Value {
+    json!({"spec": {"priority": priority, "subject": subject, "ingress": ingress, "egress": egress}})
+}
+
+fn ns_named(name: &str) -> Value {
+    json!({"namespaces": {"matchLabels": {"kubernetes.io/metadata.name": name}}})
+}
+
+fn ns_team(team: &str) -> Value {
+    json!({"namespaces": {"matchLabels": {"team": team}}})
+}
+
+/// AdminNetworkPolicy and BaselineAdminNetworkPolicy semantics, as the network-policy-api
+/// documentation states them: admin rules come before NetworkPolicy (`Allow` and `Deny`
+/// final, `Pass` to NetworkPolicy), lower priority first, first matching rule of a policy;
+/// the baseline only where NetworkPolicy left traffic open.
+#[test]
+fn admin_network_policy_semantics_table() {
+    let prod = ns_team("a");
+    let deny_from_dev = |p| {
+        anp(
+            p,
+            prod.clone(),
+            json!([{"action": "Deny", "from": [ns_team("b")]}]),
+            json!([]),
+        )
+    };
+    let allow_from_dev = |p| {
+        anp(
+            p,
+            prod.clone(),
+            json!([{"action": "Allow", "from": [ns_team("b")]}]),
+            json!([]),
+        )
+    };
+    let pass_from_dev = |p| {
+        anp(
+            p,
+            prod.clone(),
+            json!([{"action": "Pass", "from": [ns_team("b")]}]),
+            json!([]),
+        )
+    };
+    let deny_all_prod = np(
+        "prod",
+        json!({"podSelector": {}, "policyTypes": ["Ingress"]}),
+    );
+    let allow_all_prod = np("prod", json!({"podSelector": {}, "ingress": [{}]}));
+    let baseline_deny_from_dev =
+        json!({"spec": {"subject": prod, "ingress": [{"action": "Deny", "from": [ns_team("b")]}]}});
+    let db =
+        json!({"pods": {"namespaceSelector": {}, "podSelector": {"matchLabels": {"app": "db"}}}});
+    let web_port = |ports: Value| {
+        anp(
+            5,
+            db.clone(),
+            json!([{"action": "Deny", "from": [{"namespaces": {}}], "ports": ports}]),
+            json!([]),
+        )
+    };
+    let client = json!({"pods": {"namespaceSelector": {"matchLabels": {"team": "b"}}, "podSelector": {"matchLabels": {"app": "client"}}}});
+
+    type Case<'a> = (
+        &'a str,
+        Vec<Value>,
+        Vec<Value>,
+        Option<&'a Value>,
+        &'a str,
+        &'a str,
+        u16,
+        bool,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "admin Deny over no NetworkPolicy",
+            vec![],
+            vec![deny_from_dev(10)],
+            None,
+            "dev/client",
+            "prod/db",
+            80,
+            false,
+        ),
+        (
+            "admin Deny beats a NetworkPolicy's allow",
+            vec![allow_all_prod.clone()],
+            vec![deny_from_dev(10)],
+            None,
+            "dev/client",
+            "prod/db",
+            80,
+            false,
+        ),
+        (
+            "admin Deny only for its peers",
+            vec![],
+            vec![deny_from_dev(10)],
+            None,
+            "prod/web",
+            "prod/db",
+            80,
+            true,
+        ),
+        (
+            "admin Allow beats a NetworkPolicy's isolation",
+            vec![deny_all_prod.clone()],
+            vec![allow_from_dev(10)],
+            None,
+            "dev/client",
+            "prod/db",
+            80,
+            true,
+        ),
+        (
+            "admin Pass hands over to NetworkPolicy (isolated)",
+            vec![deny_all_prod.clone()],
+            vec![pass_from_dev(10)],
+            None,
+            "dev/client",
+            "prod/db",
+            80,
+            false,
+        ),
+        (
+            "admin Pass hands over to NetworkPolicy (open)",
+            vec![allow_all_prod.clone()],
+            vec![pass_from_dev(10)],
+            None,
+            "dev/client",
+            "prod/db",
+            80,
+            true,
+        ),
+        (
+            "lower priority first: Allow 5 before Deny 10",
+            vec![],
+            vec![deny_from_dev(10), allow_from_dev(5)],
+            None,
+            "dev/client",
+            "prod/db",
+            80,
+            true,
+        ),
+        (
+            "lower priority first: Deny 5 before Allow 10",
+            vec![],
+            vec![deny_from_dev(5), allow_from_dev(10)],
+            None,
+            "dev/client",
+            "prod/db",
+            80,
+            false,
+        ),
+        (
+            "Pass 1 skips a later Deny",
+            vec![],
+            vec![pass_from_dev(1), deny_from_dev(10)],
+            None,
+            "dev/client",
+            "prod/db",
+            80,
+            true,
+        ),
+        (
+            "first rule of a policy decides",
+            vec![],
+            vec![anp(
+                10,
+                prod.clone(),
+                json!([{"action": "Allow", "from": [ns_named("dev")]}, {"action": "Deny", "from": [{"namespaces": {}}]}]),
+                json!([]),
+            )],
+            None,
+            "dev/client",
+            "prod/db",
+            80,
+            true,
+        ),
+        (
+            "...and the second for the rest",
+            vec![],
+            vec![anp(
+                10,
+                prod.clone(),
+                json!([{"action": "Allow", "from": [ns_named("dev")]}, {"action": "Deny", "from": [{"namespaces": {}}]}]),
+                json!([]),
+            )],
+            None,
+            "prod/web",
+            "prod/db",
+            80,
+            false,
+        ),
+        (
+            "baseline Deny where no NetworkPolicy applies",
+            vec![],
+            vec![],
+            Some(&baseline_deny_from_dev),
+            "dev/client",
+            "prod/db",
+            80,
+            false,
+        ),
+        (
+            "NetworkPolicy allow beats the baseline",
+            vec![allow_all_prod.clone()],
+            vec![],
+            Some(&baseline_deny_from_dev),
+            "dev/client",
+            "prod/db",
+            80,
+            true,
+        ),
+        (
+            "admin Pass then baseline Deny",
+            vec![],
+            vec![pass_from_dev(10)],
+            Some(&baseline_deny_from_dev),
+            "dev/client",
+            "prod/db",
+            80,
+            false,
+        ),
+        (
+            "ports: portNumber matches",
+            vec![],
+            vec![web_port(
+                json!([{"portNumber": {"protocol": "TCP", "port": 80}}]),
+            )],
+            None,
+            "dev/client",
+            "prod/db",
+            80,
+            false,
+        ),
+        (
+            "ports: other port open",
+            vec![],
+            vec![web_port(
+                json!([{"portNumber": {"protocol": "TCP", "port": 80}}]),
+            )],
+            None,
+            "dev/client",
+            "prod/db",
+            81,
+            true,
+        ),
+        (
+            "ports: range",
+            vec![],
+            vec![web_port(
+                json!([{"portRange": {"protocol": "TCP", "start": 70, "end": 90}}]),
+            )],
+            None,
+            "dev/client",
+            "prod/db",
+            85,
+            false,
+        ),
+        (
+            "ports: named port of another pod",
+            vec![],
+            vec![anp(
+                5,
+                json!({"namespaces": {}}),
+                json!([{"action": "Deny", "from": [{"namespaces": {}}], "ports": [{"namedPort": "http"}]}]),
+                json!([]),
+            )],
+            None,
+            "dev/client",
+            "prod/web",
+            8080,
+            false,
+        ),
+        (
+            "ports: named port, other port",
+            vec![],
+            vec![anp(
+                5,
+                json!({"namespaces": {}}),
+                json!([{"action": "Deny", "from": [{"namespaces": {}}], "ports": [{"namedPort": "http"}]}]),
+                json!([]),
+            )],
+            None,
+            "dev/client",
+            "prod/web",
+            80,
+            true,
+        ),
+        (
+            "egress to networks",
+            vec![],
+            vec![anp(
+                5,
+                client.clone(),
+                json!([]),
+                json!([{"action": "Deny", "to": [{"networks": ["10.65.1.0/24"]}]}]),
+            )],
+            None,
+            "dev/client",
+            "prod/db",
+            80,
+            false,
+        ),
+        (
+            "egress to networks, elsewhere",
+            vec![],
+            vec![anp(
+                5,
+                client.clone(),
+                json!([]),
+                json!([{"action": "Deny", "to": [{"networks": ["10.65.1.0/24"]}]}]),
+            )],
+            None,
+            "dev/client",
+            "prod/web",
+            80,
+            true,
+        ),
+        (
+            "egress to pods",
+            vec![],
+            vec![anp(
+                5,
+                client.clone(),
+                json!([]),
+                json!([{"action": "Deny", "to": [db.clone()]}]),
+            )],
+            None,
+            "dev/client",
+            "prod/db",
+            80,
+            false,
+        ),
+        (
+            "subject pods: other pods untouched",
+            vec![],
+            vec![anp(
+                5,
+                client,
+                json!([]),
+                json!([{"action": "Deny", "to": [db.clone()]}]),
+            )],
+            None,
+            "dev/web",
+            "prod/db",
+            80,
+            true,
+        ),
+    ];
+    for (name, policies, admin, baseline, src, dst, port, want) in cases {
+        let net = network_with(&policies, &admin, baseline);
+        let p = Packet::tcp(ip(src), 40000, ip(dst), port);
+        let d = net.send(&p).unwrap();
+        assert_eq!(d.delivered, want, "{name}: {src} -> {dst} tcp/{port}: {d}");
+    }
+}
+
+#[test]
+fn bad_admin_policies_name_the_field() {
+    let bad = |obj: Value| {
+        let mut obj = obj;
+        obj["metadata"] = json!({"name": "bad"});
+        let anp: AdminNetworkPolicy = serde_json::from_value(obj).unwrap();
+        translate_admin_policy(&anp).unwrap_err().to_string()
+    };
+    let all = json!({"namespaces": {}});
+    for (obj, field) in [
+        (
+            anp(1001, all.clone(), json!([]), json!([])),
+            "spec.priority",
+        ),
+        (
+            json!({"spec": {"priority": 1, "subject": {}}}),
+            "spec.subject",
+        ),
+        (
+            anp(
+                1,
+                all.clone(),
+                json!([{"action": "Drop", "from": [all]}]),
+                json!([]),
+            ),
+            "spec.ingress[0].action",
+        ),
+        (
+            anp(
+                1,
+                all.clone(),
+                json!([{"action": "Deny", "from": []}]),
+                json!([]),
+            ),
+            "spec.ingress[0].from",
+        ),
+        (
+            anp(
+                1,
+                all.clone(),
+                json!([{"action": "Deny", "from": [{"networks": ["10.0.0.0/8"]}]}]),
+                json!([]),
+            ),
+            "spec.ingress[0].from[0].networks",
+        ),
+        (
+            anp(
+                1,
+                all.clone(),
+                json!([]),
+                json!([{"action": "Deny", "to": [{"nodes": {}}]}]),
+            ),
+            "spec.egress[0].to[0].nodes",
+        ),
+        (
+            anp(
+                1,
+                all.clone(),
+                json!([]),
+                json!([{"action": "Deny", "to": [{"networks": ["10.0.0.0/33"]}]}]),
+            ),
+            "spec.egress[0].to[0].networks[0]",
+        ),
+        (
+            anp(
+                1,
+                all.clone(),
+                json!([{"action": "Deny", "from": [all], "ports": [{"portNumber": {"port": 0}}]}]),
+                json!([]),
+            ),
+            "spec.ingress[0].ports[0].port",
+        ),
+        (
+            anp(
+                1,
+                all.clone(),
+                json!([{"action": "Deny", "from": [all], "ports": [{}]}]),
+                json!([]),
+            ),
+            "spec.ingress[0].ports[0]",
+        ),
+    ] {
+        let e = bad(obj);
+        assert!(e.contains(field), "{field}: {e}");
+    }
+    let banp = |name: &str, action: &str| {
+        let obj = json!({"metadata": {"name": name}, "spec": {"subject": all, "ingress": [{"action": action, "from": [all]}]}});
+        let b: BaselineAdminNetworkPolicy = serde_json::from_value(obj).unwrap();
+        translate_baseline_policy(&b).map_err(|e| e.to_string())
+    };
+    assert!(banp("other", "Deny").unwrap_err().contains("metadata.name"));
+    assert!(banp("default", "Pass")
+        .unwrap_err()
+        .contains("spec.ingress[0].action"));
+    assert!(banp("default", "Deny").is_ok());
 }

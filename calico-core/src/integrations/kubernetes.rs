@@ -41,7 +41,13 @@ use crate::model::{
 use crate::naming::fnv1a;
 use crate::selector::Selector;
 
+mod admin;
 mod ports;
+pub use admin::{
+    translate_admin_policy, translate_baseline_policy, AdminNetworkPolicy, AdminNetworkPolicySpec,
+    AdminPeer, AdminPort, AdminPortNumber, AdminPortRange, AdminRule, AdminSubject,
+    BaselineAdminNetworkPolicy, BaselineAdminNetworkPolicySpec, NamespacedPods,
+};
 use ports::{port_groups, protocol};
 
 /// Object metadata (the fields we use).

@@ -1,19 +1,25 @@
-//! The Kubernetes side of the datastore: pods, namespaces and NetworkPolicies written through
+//! The Kubernetes side of the datastore: pods, namespaces and policies written through
 //! a [`ResourceWriter`] as they change, as Calico's Kubernetes controllers and CNI plugin do
 //! for an etcd datastore.
 //!
 //! A pod becomes its workload endpoint (a `hostNetwork` pod none, and one written before is
 //! removed); a namespace its `kns.<name>` profile; a service account its
-//! `ksa.<namespace>.<name>` profile; a NetworkPolicy its `knp.default.<name>` policy. Which endpoint key each pod was written under is remembered in memory, so a pod
-//! recreated on another node has its old endpoint removed.
+//! `ksa.<namespace>.<name>` profile; a NetworkPolicy its `knp.default.<name>` policy; an
+//! AdminNetworkPolicy its `kanp.adminnetworkpolicy.<name>` global policy and the
+//! BaselineAdminNetworkPolicy `kbanp.baselineadminnetworkpolicy.default`. Which endpoint
+//! key each pod was written under is remembered in memory, so a pod recreated on another
+//! node has its old endpoint removed.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::kubernetes::{
-    namespace_profile, pod_endpoint, service_account_profile, translate_policy,
+    namespace_profile, pod_endpoint, service_account_profile, translate_admin_policy,
+    translate_baseline_policy, translate_policy,
 };
-use super::kubernetes::{Namespace, NetworkPolicy, Pod, ServiceAccount};
+use super::kubernetes::{
+    AdminNetworkPolicy, BaselineAdminNetworkPolicy, Namespace, NetworkPolicy, Pod, ServiceAccount,
+};
 use super::DriverError;
 use crate::datastore::ResourceWriter;
 use crate::model::{Policy, Profile, Resource};
@@ -136,10 +142,55 @@ impl KubernetesDriver {
         namespace: &str,
         name: &str,
     ) -> Result<bool, DriverError> {
+        let name = format!("knp.default.{name}");
+        let tier = crate::model::DEFAULT_TIER;
+        self.remove_policy(name, Some(namespace), tier).await
+    }
+
+    /// Writes the AdminNetworkPolicy's translation.
+    pub async fn admin_network_policy_updated(
+        &self,
+        anp: &AdminNetworkPolicy,
+    ) -> Result<(), DriverError> {
+        let policy = translate_admin_policy(anp)?;
+        self.writer.upsert(&Resource::Policy(policy)).await?;
+        Ok(())
+    }
+
+    /// Removes the AdminNetworkPolicy's translation; returns whether it existed.
+    pub async fn admin_network_policy_deleted(&self, name: &str) -> Result<bool, DriverError> {
+        let name = format!("kanp.adminnetworkpolicy.{name}");
+        let tier = crate::model::ADMIN_NETWORK_POLICY_TIER;
+        self.remove_policy(name, None, tier).await
+    }
+
+    /// Writes the BaselineAdminNetworkPolicy's translation.
+    pub async fn baseline_admin_network_policy_updated(
+        &self,
+        banp: &BaselineAdminNetworkPolicy,
+    ) -> Result<(), DriverError> {
+        let policy = translate_baseline_policy(banp)?;
+        self.writer.upsert(&Resource::Policy(policy)).await?;
+        Ok(())
+    }
+
+    /// Removes the BaselineAdminNetworkPolicy's translation; returns whether it existed.
+    pub async fn baseline_admin_network_policy_deleted(&self) -> Result<bool, DriverError> {
+        let name = "kbanp.baselineadminnetworkpolicy.default".to_string();
+        let tier = crate::model::BASELINE_ADMIN_NETWORK_POLICY_TIER;
+        self.remove_policy(name, None, tier).await
+    }
+
+    async fn remove_policy(
+        &self,
+        name: String,
+        namespace: Option<&str>,
+        tier: &str,
+    ) -> Result<bool, DriverError> {
         let stub = Resource::Policy(Policy {
-            name: format!("knp.default.{name}"),
-            namespace: Some(namespace.to_string()),
-            tier: crate::model::DEFAULT_TIER.into(),
+            name,
+            namespace: namespace.map(str::to_string),
+            tier: tier.into(),
             order: None,
             selector: Selector::all(),
             types: vec![],

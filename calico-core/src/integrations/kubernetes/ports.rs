@@ -24,7 +24,7 @@ pub(super) fn protocol(
 }
 
 /// A protocol (`None`: any) and the destination ports allowed for it (empty: all).
-type PortGroup = (Option<Protocol>, Vec<PortSpec>);
+pub(super) type PortGroup = (Option<Protocol>, Vec<PortSpec>);
 
 /// Ports grouped by protocol; a protocol listed without a port matches all its ports.
 pub(super) fn port_groups(

@@ -108,3 +108,46 @@ async fn service_accounts_are_profiles_and_pods_name_theirs() {
     assert!(d.service_account_deleted("shop", "api").await.unwrap());
     assert!(!d.service_account_deleted("shop", "api").await.unwrap());
 }
+
+#[tokio::test]
+async fn admin_and_baseline_policies_are_written_and_removed() {
+    use crate::integrations::kubernetes::{AdminNetworkPolicy, BaselineAdminNetworkPolicy};
+    let store = MemoryStore::new();
+    let d = KubernetesDriver::new(Arc::new(store.clone()));
+    let spec = serde_json::json!({"subject": {"namespaces": {}},
+        "ingress": [{"action": "Deny", "from": [{"namespaces": {}}]}]});
+    let anp: AdminNetworkPolicy = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "no-cross-talk"},
+        "spec": {"priority": 3, "subject": spec["subject"], "ingress": spec["ingress"]}
+    }))
+    .unwrap();
+    let banp: BaselineAdminNetworkPolicy =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "default"}, "spec": spec}))
+            .unwrap();
+    d.admin_network_policy_updated(&anp).await.unwrap();
+    d.baseline_admin_network_policy_updated(&banp)
+        .await
+        .unwrap();
+    let tiers: Vec<String> = stored(&store)
+        .await
+        .iter()
+        .filter_map(|r| match r {
+            Resource::Policy(p) => Some(format!("{}/{}", p.tier, p.name)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        tiers,
+        [
+            "adminnetworkpolicy/kanp.adminnetworkpolicy.no-cross-talk",
+            "baselineadminnetworkpolicy/kbanp.baselineadminnetworkpolicy.default"
+        ]
+    );
+    assert!(d
+        .admin_network_policy_deleted("no-cross-talk")
+        .await
+        .unwrap());
+    assert!(d.baseline_admin_network_policy_deleted().await.unwrap());
+    assert!(!d.baseline_admin_network_policy_deleted().await.unwrap());
+    assert!(stored(&store).await.is_empty());
+}

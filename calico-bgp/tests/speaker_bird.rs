@@ -324,3 +324,39 @@ async fn interface_filters_as_bird_sees_them() {
     })
     .await;
 }
+
+/// A multihop session from an address on `lo` runs over the interface of the route to the
+/// peer (as BIRD resolves `ifname`), read in the sockets' namespace.
+#[test]
+fn a_sessions_interface_is_its_routes_not_its_source_addresses() {
+    if !privileged("a_sessions_interface_is_its_routes_not_its_source_addresses") {
+        return;
+    }
+    let link = Link::new("sbr");
+    for cmd in [
+        "ip addr add 10.77.0.1/32 dev lo",
+        "ip route add 10.88.0.0/24 via 10.99.0.2 dev eth0",
+        "ip -6 addr add fd77::1/128 dev lo",
+        "ip -6 route add fd88::/64 via fd99::2 dev eth0",
+    ] {
+        link.a.run(&cmd.split(' ').collect::<Vec<_>>()).unwrap();
+    }
+    let of = |peer: &str, local: &str| {
+        let sockets = sockets_in(link.a.path());
+        sockets
+            .interface_of(peer.parse().unwrap(), local.parse().unwrap())
+            .unwrap()
+    };
+    assert_eq!(of("10.88.0.9", "10.77.0.1:179").as_deref(), Some("eth0"));
+    assert_eq!(of("fd88::9", "[fd77::1]:179").as_deref(), Some("eth0"));
+    assert_eq!(
+        of("10.99.0.2", "10.99.0.1:179").as_deref(),
+        Some("eth0"),
+        "single hop"
+    );
+    assert_eq!(
+        of("10.77.0.1", "10.77.0.1:179").as_deref(),
+        Some("lo"),
+        "ourselves"
+    );
+}

@@ -394,7 +394,7 @@ impl PeerTask {
                         .map(|c| c.local)
                         .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
                     tracing::info!(peer = %self.remote, hold = negotiated.hold_time, "session established");
-                    let interface = self.sockets.interface_of(local);
+                    let interface = self.sockets.interface_of(self.remote.ip(), local);
                     (self.events)(PeerEvent::Up {
                         negotiated,
                         local,

@@ -1,24 +1,96 @@
-//! Which interface a session runs over: the interface holding our end's address (for an
-//! IPv6 link-local address, its scope), found with `getifaddrs(3)` in the calling
-//! thread's network namespace.
+//! Which interface a session runs over, as BIRD resolves a BGP route's `ifname`: for an
+//! IPv6 link-local end, its scope; `lo` for a peer at one of our own addresses (the local
+//! table's routes); else the interface of the kernel's most specific route to the peer
+//! (main table, `/proc/thread-self/net/route` and `ipv6_route`, so in the calling thread's
+//! network namespace); else the interface holding our end's address (`getifaddrs(3)`).
 //!
 //! `BGPFilter` rules with `interface` match a learned route by it. For a peer on a shared
-//! subnet this is the interface BIRD resolves the route's next hop to. For a multihop
-//! session from an address on `lo` or a dummy interface it is that interface, where BIRD
-//! would name the interface its IGP route to the next hop leaves by.
+//! subnet that is the subnet's interface; for a multihop peer, the interface the route to it
+//! leaves by, even when the session runs from an address on `lo` or a dummy interface.
 
 use std::ffi::CStr;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-/// The interface holding `local` (a session's own end), or `None` when no interface holds
-/// it (an unspecified address, or one removed since).
-pub fn interface_of(local: SocketAddr) -> io::Result<Option<String>> {
+/// The interface a session with `peer` whose own end is `local` runs over (see the module
+/// docs), or `None` when neither a route nor an address tells.
+pub fn interface_of(peer: IpAddr, local: SocketAddr) -> io::Result<Option<String>> {
     if let SocketAddr::V6(v6) = local {
         if v6.scope_id() != 0 {
             return Ok(index_to_name(v6.scope_id()));
         }
     }
+    // The local table comes first: a peer at one of our own addresses is reached by `lo`.
+    let peer_socket = SocketAddr::new(peer, 0);
+    if peer.to_canonical().is_loopback() || holding(peer_socket)?.is_some() {
+        return Ok(Some("lo".into()));
+    }
+    let routes = match peer.to_canonical() {
+        IpAddr::V4(_) => std::fs::read_to_string("/proc/thread-self/net/route"),
+        IpAddr::V6(_) => std::fs::read_to_string("/proc/thread-self/net/ipv6_route"),
+    };
+    // Without /proc (a container without it), the address's interface still tells.
+    if let Some(iface) = routes
+        .ok()
+        .and_then(|t| route_interface(&t, peer.to_canonical()))
+    {
+        return Ok(Some(iface));
+    }
+    holding(local)
+}
+
+/// The interface of the most specific usable route to `peer` in a `/proc/net/route` (IPv4)
+/// or `/proc/net/ipv6_route` (IPv6) listing; among equally specific ones, the lowest metric.
+pub(crate) fn route_interface(table: &str, peer: IpAddr) -> Option<String> {
+    let routes = table.lines().filter_map(|l| match peer {
+        IpAddr::V4(p) => ipv4_route(l, p),
+        IpAddr::V6(p) => ipv6_route(l, p),
+    });
+    let best = routes.min_by_key(|(len, metric, _)| (std::cmp::Reverse(*len), *metric));
+    best.map(|(_, _, iface)| iface.to_string())
+}
+
+/// Flags of a route that cannot carry traffic to the peer: down, reject, local.
+const RTF_UP: u32 = 0x1;
+const RTF_REJECT: u32 = 0x200;
+const RTF_LOCAL: u32 = 0x8000_0000;
+
+/// One line of `/proc/net/route` when its route leads to `peer`: prefix length, metric,
+/// interface. The kernel prints addresses as native-endian hex of network-order bytes.
+fn ipv4_route(line: &str, peer: Ipv4Addr) -> Option<(u32, u32, &str)> {
+    let f: Vec<&str> = line.split_whitespace().collect();
+    let hex = |s: &str| u32::from_str_radix(s, 16).ok();
+    let (iface, dest, flags, metric, mask) = (
+        f.first()?,
+        hex(f.get(1)?)?,
+        hex(f.get(3)?)?,
+        f.get(6)?.parse().ok()?,
+        hex(f.get(7)?)?,
+    );
+    let (dest, mask) = (
+        u32::from_be_bytes(dest.to_ne_bytes()),
+        u32::from_be_bytes(mask.to_ne_bytes()),
+    );
+    let usable = flags & RTF_UP != 0 && flags & RTF_REJECT == 0;
+    (usable && u32::from(peer) & mask == dest).then_some((mask.count_ones(), metric, iface))
+}
+
+/// One line of `/proc/net/ipv6_route` when its route leads to `peer`.
+fn ipv6_route(line: &str, peer: Ipv6Addr) -> Option<(u32, u32, &str)> {
+    let f: Vec<&str> = line.split_whitespace().collect();
+    let dest = u128::from_str_radix(f.first()?, 16).ok()?;
+    let len = u32::from_str_radix(f.get(1)?, 16).ok()?.min(128);
+    let metric = u32::from_str_radix(f.get(5)?, 16).ok()?;
+    let flags = u32::from_str_radix(f.get(8)?, 16).ok()?;
+    let iface = f.get(9)?;
+    let mask = u128::MAX.checked_shl(128 - len).unwrap_or(0);
+    let usable = flags & RTF_UP != 0 && flags & (RTF_REJECT | RTF_LOCAL) == 0;
+    (usable && u128::from(peer) & mask == dest).then_some((len, metric, iface))
+}
+
+/// The interface holding `local`, or `None` when no interface holds it (an unspecified
+/// address, or one removed since).
+fn holding(local: SocketAddr) -> io::Result<Option<String>> {
     let wanted = local.ip().to_canonical();
     if wanted.is_unspecified() {
         return Ok(None);
@@ -92,14 +164,61 @@ fn index_to_name(index: u32) -> Option<String> {
 mod tests {
     use super::*;
 
+    /// As the kernel prints them (little-endian hex of network-order addresses).
+    const ROUTES4: &str =
+        "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT
+eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0
+eth0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0
+eth1\t000A000A\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0
+eth2\t000A000A\t00000000\t0001\t0\t0\t5\t00FFFFFF\t0\t0\t0
+eth3\t050A000A\t00000000\t0201\t0\t0\t0\tFFFFFFFF\t0\t0\t0
+";
+
+    const ROUTES6: &str = "\
+fd000000000000000000000000000000 40 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000001 00000000 00000001     eth0
+00000000000000000000000000000000 00 00000000000000000000000000000000 00 fd000000000000000000000000000001 00000400 00000003 00000000 00000003     eth9
+fd000000000000000000000000000002 80 00000000000000000000000000000000 00 00000000000000000000000000000000 00000000 00000004 00000000 80200001     eth0
+";
+
+    #[test]
+    fn the_most_specific_usable_route_names_the_interface() {
+        let v4 = |a: &str| route_interface(ROUTES4, a.parse().unwrap());
+        assert_eq!(v4("192.0.2.7").as_deref(), Some("eth0"), "connected /24");
+        assert_eq!(
+            v4("10.0.10.9").as_deref(),
+            Some("eth1"),
+            "lower metric of two /24s"
+        );
+        assert_eq!(
+            v4("10.0.10.5").as_deref(),
+            Some("eth1"),
+            "a reject /32 is no route"
+        );
+        assert_eq!(
+            v4("198.51.100.1").as_deref(),
+            Some("eth0"),
+            "the default route"
+        );
+        let v6 = |a: &str| route_interface(ROUTES6, a.parse().unwrap());
+        assert_eq!(v6("fd00::9").as_deref(), Some("eth0"), "connected /64");
+        assert_eq!(v6("2001:db8::1").as_deref(), Some("eth9"), "default route");
+        assert_eq!(
+            v6("fd00::2").as_deref(),
+            Some("eth0"),
+            "our own address: its /64"
+        );
+        assert_eq!(route_interface("", "10.0.0.1".parse().unwrap()), None);
+    }
+
     #[test]
     fn loopback_addresses_are_on_lo() {
-        let v4 = interface_of("127.0.0.1:179".parse().unwrap()).unwrap();
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        let v4 = interface_of(lo, "127.0.0.1:179".parse().unwrap()).unwrap();
         assert_eq!(v4.as_deref(), Some("lo"));
-        let none = interface_of("0.0.0.0:179".parse().unwrap()).unwrap();
+        let none = holding("0.0.0.0:179".parse().unwrap()).unwrap();
         assert_eq!(none, None);
         // An address no interface holds (TEST-NET-3).
-        let stray = interface_of("203.0.113.254:179".parse().unwrap()).unwrap();
+        let stray = holding("203.0.113.254:179".parse().unwrap()).unwrap();
         assert_eq!(stray, None);
         // A link-local address names its interface by scope.
         let scoped = SocketAddr::V6(std::net::SocketAddrV6::new(
@@ -108,6 +227,7 @@ mod tests {
             0,
             1,
         ));
-        assert_eq!(interface_of(scoped).unwrap().as_deref(), Some("lo"));
+        let peer: IpAddr = "fe80::2".parse().unwrap();
+        assert_eq!(interface_of(peer, scoped).unwrap().as_deref(), Some("lo"));
     }
 }

@@ -25,11 +25,15 @@ pub trait SocketOpener: Send + Sync + fmt::Debug {
     /// A new UDP socket of the family of `addr`, not bound yet.
     fn udp_socket(&self, addr: &SocketAddr) -> io::Result<socket2::Socket>;
 
-    /// The interface holding `local`, our end of a session, in the sockets' namespace
-    /// ([`super::interface::interface_of`] run there). The default looks in the calling
-    /// thread's namespace: an opener for another namespace looks in that one.
-    fn interface_of(&self, local: SocketAddr) -> io::Result<Option<String>> {
-        super::interface::interface_of(local)
+    /// The interface a session with `peer` from `local` (our end) runs over, in the
+    /// sockets' namespace ([`super::interface::interface_of`] run there). The default looks
+    /// in the calling thread's namespace: an opener for another namespace looks in that one.
+    fn interface_of(
+        &self,
+        peer: std::net::IpAddr,
+        local: SocketAddr,
+    ) -> io::Result<Option<String>> {
+        super::interface::interface_of(peer, local)
     }
 }
 
@@ -120,10 +124,10 @@ impl SocketFactory {
         }
     }
 
-    /// The interface a session whose end is `local` runs over, for `BGPFilter` rules that
-    /// match on it; `None` (logged) when it cannot be found.
-    pub fn interface_of(&self, local: SocketAddr) -> Option<String> {
-        self.opener.interface_of(local).unwrap_or_else(|e| {
+    /// The interface a session with `peer` whose end is `local` runs over, for `BGPFilter`
+    /// rules that match on it; `None` (logged) when it cannot be found.
+    pub fn interface_of(&self, peer: std::net::IpAddr, local: SocketAddr) -> Option<String> {
+        self.opener.interface_of(peer, local).unwrap_or_else(|e| {
             tracing::warn!(%local, error = %e, "cannot list the interfaces: interface rules of BGP filters will not match this session's routes");
             None
         })

@@ -21,8 +21,12 @@ impl SocketOpener for NetnsSockets {
             .unwrap_or_else(|e| Err(std::io::Error::new(e.source.kind(), e.to_string())))
     }
 
-    fn interface_of(&self, local: std::net::SocketAddr) -> std::io::Result<Option<String>> {
-        calico_netns::enter_path(&self.0, || OwnNamespace.interface_of(local))
+    fn interface_of(
+        &self,
+        peer: std::net::IpAddr,
+        local: std::net::SocketAddr,
+    ) -> std::io::Result<Option<String>> {
+        calico_netns::enter_path(&self.0, || OwnNamespace.interface_of(peer, local))
             .unwrap_or_else(|e| Err(std::io::Error::new(e.source.kind(), e.to_string())))
     }
 }

@@ -739,3 +739,28 @@ fn a_malformed_add_path_capability_is_ignored_and_the_session_comes_up() {
         assert!(n.add_path_receive.is_empty(), "{value:?}");
     }
 }
+
+#[test]
+fn only_a_plain_route_refresh_asks_for_the_routes_again() {
+    let mut fsm = Fsm::new(config(false));
+    step(&mut fsm, Event::Start);
+    establish(&mut fsm, OUT, 90);
+    assert_eq!(fsm.state(), PeerState::Established);
+    let refresh = |subtype| {
+        let r = calico_bgp::packet::RouteRefresh {
+            family: AfiSafi::IPV4_UNICAST,
+            subtype,
+        };
+        Event::Received(OUT, Message::RouteRefresh(r))
+    };
+    let asked = |a: &[Action]| a.iter().any(|a| matches!(a, Action::Refresh(_)));
+    assert!(asked(&step(&mut fsm, refresh(0))), "RFC 2918 request");
+    for subtype in [1, 2, 3, 255] {
+        // BoRR, EoRR (RFC 7313, not negotiated) and unknown subtypes: ignored.
+        assert!(
+            !asked(&step(&mut fsm, refresh(subtype))),
+            "subtype {subtype}"
+        );
+    }
+    assert_eq!(fsm.state(), PeerState::Established);
+}

@@ -395,7 +395,11 @@ impl Fsm {
                 let negotiated = self.connections[dir.index()]
                     .as_ref()
                     .and_then(|c| c.negotiated.as_ref());
-                if negotiated.is_some_and(|n| n.families.contains(&r.family)) {
+                // Only subtype 0 asks for the routes again (RFC 2918). 1 and 2 are the
+                // beginning and end markers of RFC 7313's enhanced refresh, which we do not
+                // advertise; any other value is to be ignored (RFC 7313 §5).
+                let request = r.subtype == 0;
+                if request && negotiated.is_some_and(|n| n.families.contains(&r.family)) {
                     out.push(Action::Refresh(r.family));
                 }
             }

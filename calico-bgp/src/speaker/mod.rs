@@ -143,6 +143,7 @@ mod outbound;
 mod peers;
 mod refilter;
 mod restart;
+mod settings;
 pub mod socket;
 pub mod state;
 mod task;

@@ -12,10 +12,57 @@ use calico_core::model::{BgpFilterRule, Direction};
 use ipnet::IpNet;
 
 use super::outbound::Batch;
+use super::peers::Peer;
 use crate::packet::{AfiSafi, Message, RouteRefresh};
 use crate::rib::export::Exporter;
-use crate::rib::family_of;
+use crate::rib::{family_of, PeerId, Rib};
 use crate::session::Negotiated;
+
+/// A peering that follows new filters in place: what to send it once the new policy is in
+/// the RIB.
+pub(crate) struct Soft {
+    /// The peer's address.
+    pub(crate) address: IpAddr,
+    /// The peer.
+    pub(crate) id: PeerId,
+    /// When the export rules changed: the session's families and what the peer had.
+    pub(crate) export: Option<(Vec<AfiSafi>, Vec<IpNet>)>,
+    /// When the import rules changed: the ROUTE-REFRESH messages to send.
+    pub(crate) refresh: Option<Vec<u8>>,
+}
+
+/// How `peer` can follow `new` filters in place, judged against the RIB's current policy
+/// (still the old one): `None` when it needs a new session.
+pub(crate) fn plan(rib: &Rib, peer: &Peer, new: &RoutePolicy) -> Option<Soft> {
+    let address = peer.config.address;
+    let changed = changed(rib.policy(), new, address);
+    let (id, stale) = (peer.id, peer.stale.is_some());
+    let Some((negotiated, _)) = &peer.session else {
+        // No session: the new filters apply when one comes up.
+        let nothing = Soft {
+            address,
+            id,
+            export: None,
+            refresh: None,
+        };
+        return (!stale).then_some(nothing);
+    };
+    let export_in_place = !changed.export || peer.add_path_out.is_none();
+    if stale || (changed.import && !negotiated.route_refresh) || !export_in_place {
+        return None;
+    }
+    let families = negotiated.families.clone();
+    let had = match (changed.export, rib.exporter(id)) {
+        (true, Some(mut exporter)) => advertised(&mut exporter, &families),
+        _ => Vec::new(),
+    };
+    Some(Soft {
+        address,
+        id,
+        export: changed.export.then_some((families, had)),
+        refresh: changed.import.then(|| refresh_requests(negotiated)),
+    })
+}
 
 /// Which of a peering's rule lists changed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -6,13 +6,12 @@
 //!
 //! The speaker's task (`speaker/task.rs`) around it carries the outputs out.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use calico_core::dataplane::{
     BackendError, BgpSettings, ExportedRoutes, LearnedRoute, PeerConfig, PeerState, PeerStatus,
-    RoutePolicy,
 };
 use ipnet::IpNet;
 use tokio::time::Instant;
@@ -20,9 +19,10 @@ use tokio::time::Instant;
 use super::add_path::AddPathOut;
 use super::outbound::{deltas_of, merge_changes, Batch, Delta, Now, Old};
 use super::peers::Peers;
-use super::refilter;
+use super::refilter::{self, Soft};
 use super::restart::{self, Kept};
-use super::{md5, SpeakerOptions};
+use super::settings;
+use super::SpeakerOptions;
 use crate::packet::notification::CeaseSubcode;
 use crate::packet::{AddPathFamilies, AddPathFamily, AfiSafi, Update};
 use crate::rib::{Change, PeerId, PeerInfo, Rib, RibSettings};
@@ -149,44 +149,7 @@ impl SpeakerState {
     /// Checks settings before [`SpeakerState::configure`]: graceful restart options, TCP
     /// MD5 passwords, no peer twice.
     pub fn validate(&self, settings: &BgpSettings) -> Result<(), BackendError> {
-        if let Some(gr) = &self.options.graceful_restart {
-            gr.validate()
-                .map_err(|e| BackendError::Unsupported(e.to_string()))?;
-        }
-        for p in &settings.peers {
-            if let Some(Err((field, why))) = p
-                .bfd
-                .as_ref()
-                .map(calico_core::dataplane::BfdConfig::validate)
-            {
-                let address = p.address;
-                return Err(BackendError::Unsupported(format!(
-                    "peer {address}: {field}: {why}"
-                )));
-            }
-            if let Some(password) = &p.password {
-                md5::validate(p.address, password)
-                    .map_err(|e| BackendError::Unsupported(e.to_string()))?;
-            }
-            if let Err((field, why)) = p.session.validate(p.hold_time) {
-                let address = p.address;
-                return Err(BackendError::Unsupported(format!(
-                    "peer {address}: {field}: {why}"
-                )));
-            }
-        }
-        settings
-            .policy
-            .validate()
-            .map_err(|e| BackendError::Unsupported(e.to_string()))?;
-        let mut seen = BTreeSet::new();
-        if let Some(p) = settings.peers.iter().find(|p| !seen.insert(p.address)) {
-            return Err(BackendError::Unsupported(format!(
-                "peer {} is configured twice",
-                p.address
-            )));
-        }
-        Ok(())
+        settings::validate(&self.options, settings)
     }
 
     /// Applies settings that passed [`SpeakerState::validate`]: a change of our AS, router
@@ -223,7 +186,7 @@ impl SpeakerState {
             .collect();
         let mut soft: Vec<Soft> = refiltered
             .iter()
-            .filter_map(|a| self.soft_refilter(*a, &settings.policy))
+            .filter_map(|a| refilter::plan(&self.rib, self.peers.at(*a)?, &settings.policy))
             .collect();
         let refiltered: Vec<IpAddr> = refiltered
             .into_iter()
@@ -232,7 +195,7 @@ impl SpeakerState {
         for address in self.peers.addresses() {
             let why = match (wanted.get(&address), self.peers.at(address)) {
                 (None, _) => CeaseSubcode::PeerDeconfigured,
-                (Some(cfg), Some(p)) if !same_session(cfg, &p.config) => {
+                (Some(cfg), Some(p)) if !settings::same_session(cfg, &p.config) => {
                     CeaseSubcode::OtherConfigurationChange
                 }
                 (Some(_), Some(_)) if refiltered.contains(&address) => {
@@ -276,37 +239,6 @@ impl SpeakerState {
         self.settings = Some(settings);
         out.push(Output::Notify);
         out
-    }
-
-    /// How the peering with `address` can follow `new` filters in place: `None` when it
-    /// needs a new session.
-    fn soft_refilter(&mut self, address: IpAddr, new: &RoutePolicy) -> Option<Soft> {
-        let changed = refilter::changed(self.rib.policy(), new, address);
-        let peer = self.peers.at(address)?;
-        let (id, stale) = (peer.id, peer.stale.is_some());
-        let Some((negotiated, _)) = &peer.session else {
-            // No session: the new filters apply when one comes up.
-            let nothing = Soft::nothing(address, id);
-            return (!stale).then_some(nothing);
-        };
-        let export_in_place = !changed.export || peer.add_path_out.is_none();
-        if stale || (changed.import && !negotiated.route_refresh) || !export_in_place {
-            return None;
-        }
-        let families = negotiated.families.clone();
-        let had = match (changed.export, self.rib.exporter(id)) {
-            (true, Some(mut exporter)) => refilter::advertised(&mut exporter, &families),
-            _ => Vec::new(),
-        };
-        let refresh = changed
-            .import
-            .then(|| refilter::refresh_requests(negotiated));
-        Some(Soft {
-            address,
-            id,
-            export: changed.export.then_some((families, had)),
-            refresh,
-        })
     }
 
     /// Applies a [`Soft`] refilter once the new policy is in the RIB.
@@ -748,38 +680,4 @@ fn messages_in(bytes: &[u8]) -> u64 {
         n += 1;
     }
     n
-}
-
-/// Whether two configurations of a peering give the same BGP session (they may differ in
-/// BFD, which runs beside it).
-/// A peering that follows new filters in place ([`refilter`]).
-struct Soft {
-    address: IpAddr,
-    id: PeerId,
-    /// When the export rules changed: the session's families and what the peer had.
-    export: Option<(Vec<AfiSafi>, Vec<IpNet>)>,
-    /// When the import rules changed: the ROUTE-REFRESH messages to send.
-    refresh: Option<Vec<u8>>,
-}
-
-impl Soft {
-    /// Nothing to send (no session yet).
-    fn nothing(address: IpAddr, id: PeerId) -> Soft {
-        Soft {
-            address,
-            id,
-            export: None,
-            refresh: None,
-        }
-    }
-}
-
-fn same_session(a: &PeerConfig, b: &PeerConfig) -> bool {
-    PeerConfig {
-        bfd: None,
-        ..a.clone()
-    } == PeerConfig {
-        bfd: None,
-        ..b.clone()
-    }
 }

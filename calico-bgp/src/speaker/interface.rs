@@ -20,23 +20,20 @@ pub fn interface_of(peer: IpAddr, local: SocketAddr) -> io::Result<Option<String
             return Ok(index_to_name(v6.scope_id()));
         }
     }
+    let (peer, ours) = (peer.to_canonical(), addresses()?);
     // The local table comes first: a peer at one of our own addresses is reached by `lo`.
-    let peer_socket = SocketAddr::new(peer, 0);
-    if peer.to_canonical().is_loopback() || holding(peer_socket)?.is_some() {
+    if peer.is_loopback() || holding(&ours, peer).is_some() {
         return Ok(Some("lo".into()));
     }
-    let routes = match peer.to_canonical() {
+    let routes = match peer {
         IpAddr::V4(_) => std::fs::read_to_string("/proc/thread-self/net/route"),
         IpAddr::V6(_) => std::fs::read_to_string("/proc/thread-self/net/ipv6_route"),
     };
     // Without /proc (a container without it), the address's interface still tells.
-    if let Some(iface) = routes
-        .ok()
-        .and_then(|t| route_interface(&t, peer.to_canonical()))
-    {
-        return Ok(Some(iface));
+    match routes.ok().and_then(|t| route_interface(&t, peer)) {
+        Some(iface) => Ok(Some(iface)),
+        None => Ok(holding(&ours, local.ip())),
     }
-    holding(local)
 }
 
 /// The interface of the most specific usable route to `peer` in a `/proc/net/route` (IPv4)
@@ -88,17 +85,16 @@ fn ipv6_route(line: &str, peer: Ipv6Addr) -> Option<(u32, u32, &str)> {
     (usable && u128::from(peer) & mask == dest).then_some((len, metric, iface))
 }
 
-/// The interface holding `local`, or `None` when no interface holds it (an unspecified
-/// address, or one removed since).
-fn holding(local: SocketAddr) -> io::Result<Option<String>> {
-    let wanted = local.ip().to_canonical();
+/// The interface of `ours` (the namespace's addresses) holding `addr`, or `None` when no
+/// interface holds it (an unspecified address, or one removed since).
+fn holding(ours: &[(String, IpAddr)], addr: IpAddr) -> Option<String> {
+    let wanted = addr.to_canonical();
     if wanted.is_unspecified() {
-        return Ok(None);
+        return None;
     }
-    Ok(addresses()?
-        .into_iter()
-        .find(|(_, addr)| *addr == wanted)
-        .map(|(name, _)| name))
+    ours.iter()
+        .find(|(_, a)| *a == wanted)
+        .map(|(name, _)| name.clone())
 }
 
 /// Every (interface, address) pair of the namespace.
@@ -215,11 +211,10 @@ fd000000000000000000000000000002 80 00000000000000000000000000000000 00 00000000
         let lo: IpAddr = "127.0.0.1".parse().unwrap();
         let v4 = interface_of(lo, "127.0.0.1:179".parse().unwrap()).unwrap();
         assert_eq!(v4.as_deref(), Some("lo"));
-        let none = holding("0.0.0.0:179".parse().unwrap()).unwrap();
-        assert_eq!(none, None);
+        let ours = addresses().unwrap();
+        assert_eq!(holding(&ours, "0.0.0.0".parse().unwrap()), None);
         // An address no interface holds (TEST-NET-3).
-        let stray = holding("203.0.113.254:179".parse().unwrap()).unwrap();
-        assert_eq!(stray, None);
+        assert_eq!(holding(&ours, "203.0.113.254".parse().unwrap()), None);
         // A link-local address names its interface by scope.
         let scoped = SocketAddr::V6(std::net::SocketAddrV6::new(
             "fe80::1".parse().unwrap(),

@@ -577,10 +577,21 @@ fn rules(
             .collect::<Result<_, _>>()?
     };
     let groups = port_groups(obj, &format!("{field}.ports"), ports)?;
+    Ok(peer_rules(Action::Allow, &entities, &groups, egress))
+}
+
+/// One rule per peer and protocol group: `action` for traffic from (ingress) or to
+/// (`egress`) each of `peers`, to the group's destination ports.
+fn peer_rules(
+    action: Action,
+    peers: &[EntityRule],
+    groups: &[ports::PortGroup],
+    egress: bool,
+) -> Vec<Rule> {
     let mut out = Vec::new();
-    for entity in &entities {
-        for (proto, ports) in &groups {
-            let mut r = Rule::new(Action::Allow);
+    for entity in peers {
+        for (proto, ports) in groups {
+            let mut r = Rule::new(action);
             r.protocol = *proto;
             if egress {
                 r.destination = entity.clone();
@@ -591,7 +602,7 @@ fn rules(
             out.push(r);
         }
     }
-    Ok(out)
+    out
 }
 
 /// Translates a NetworkPolicy into a namespaced policy with Kubernetes semantics.

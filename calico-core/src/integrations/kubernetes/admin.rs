@@ -24,7 +24,9 @@
 use serde::Deserialize;
 
 use super::ports::{port_groups, PortGroup};
-use super::{pods, selector_text, IntOrString, LabelSelector, NetworkPolicyPort, ObjectMeta};
+use super::{
+    peer_rules, pods, selector_text, IntOrString, LabelSelector, NetworkPolicyPort, ObjectMeta,
+};
 use crate::calc::effective::namespaces_matching;
 use crate::integrations::TranslateError;
 use crate::model::{
@@ -364,22 +366,12 @@ fn rule(
         ));
     }
     let groups = ports(obj, &format!("{field}.ports"), r.ports.as_deref())?;
-    let mut out = Vec::new();
-    for (i, p) in peers.iter().enumerate() {
-        let entity = peer(obj, &format!("{field}.{peer_field}[{i}]"), p, egress)?;
-        for (proto, ports) in &groups {
-            let mut rule = Rule::new(action);
-            rule.protocol = *proto;
-            if egress {
-                rule.destination = entity.clone();
-            } else {
-                rule.source = entity.clone();
-            }
-            rule.destination.ports = ports.clone();
-            out.push(rule);
-        }
-    }
-    Ok(out)
+    let entities = peers
+        .iter()
+        .enumerate()
+        .map(|(i, p)| peer(obj, &format!("{field}.{peer_field}[{i}]"), p, egress))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(peer_rules(action, &entities, &groups, egress))
 }
 
 fn peer(obj: &str, field: &str, p: &AdminPeer, egress: bool) -> Result<EntityRule, TranslateError> {

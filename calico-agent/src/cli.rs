@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use calico_core::compile::{EndpointToHostAction, FailsafePort, HostConfig};
 use clap::{Parser, ValueEnum};
 
 /// Which BGP backend the agent runs.
@@ -224,6 +225,55 @@ pub struct Options {
     /// Flow logs: a file the records are appended to, one JSON object a line.
     #[arg(long, env = "CALICO_AGENT_FLOW_LOG_FILE")]
     pub flow_log_file: Option<PathBuf>,
+
+    /// Traffic from a workload to the host itself, once the workload's egress policy
+    /// allowed it: Drop (Felix's default), Accept, or Return (Accept: nftables cannot hand
+    /// a packet back to another table's rules). IPv6 neighbour discovery always passes.
+    #[arg(long, default_value = "Drop", value_parser = endpoint_to_host,
+          env = "CALICO_AGENT_DEFAULT_ENDPOINT_TO_HOST_ACTION")]
+    pub default_endpoint_to_host_action: EndpointToHostAction,
+
+    /// Ports to the host no host-endpoint policy can close, as protocol:port,
+    /// comma-separated, or `none` (Felix's FailsafeInboundHostPorts; its default).
+    #[arg(long, default_value = DEFAULT_INBOUND, value_parser = failsafe_ports,
+          env = "CALICO_AGENT_FAILSAFE_INBOUND_HOST_PORTS")]
+    pub failsafe_inbound_host_ports: FailsafePorts,
+
+    /// Ports the host may always reach out to, whatever its host-endpoint policy
+    /// (Felix's FailsafeOutboundHostPorts; its default).
+    #[arg(long, default_value = DEFAULT_OUTBOUND, value_parser = failsafe_ports,
+          env = "CALICO_AGENT_FAILSAFE_OUTBOUND_HOST_PORTS")]
+    pub failsafe_outbound_host_ports: FailsafePorts,
+
+    /// OpenStack's special cases: workloads may always reach the host's DHCP (UDP 67,
+    /// 547) and DNS (UDP 53), before their egress policy.
+    #[arg(long, env = "CALICO_AGENT_OPENSTACK_SPECIAL_CASES")]
+    pub openstack_special_cases: bool,
+}
+
+/// Felix's default inbound failsafe ports, as the flag takes them.
+const DEFAULT_INBOUND: &str =
+    "tcp:22,udp:68,tcp:179,tcp:2379,tcp:2380,tcp:5473,tcp:6443,tcp:6666,tcp:6667";
+/// Felix's default outbound failsafe ports.
+const DEFAULT_OUTBOUND: &str =
+    "udp:53,udp:67,tcp:179,tcp:2379,tcp:2380,tcp:5473,tcp:6443,tcp:6666,tcp:6667";
+
+/// A list of failsafe ports (a type of its own so that clap takes the list whole).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FailsafePorts(pub Vec<FailsafePort>);
+
+fn failsafe_ports(s: &str) -> Result<FailsafePorts, String> {
+    if s.trim().eq_ignore_ascii_case("none") || s.trim().is_empty() {
+        return Ok(FailsafePorts(Vec::new()));
+    }
+    s.split(',')
+        .map(|p| p.trim().parse::<FailsafePort>())
+        .collect::<Result<_, _>>()
+        .map(FailsafePorts)
+}
+
+fn endpoint_to_host(s: &str) -> Result<EndpointToHostAction, String> {
+    s.parse()
 }
 
 fn fraction(s: &str) -> Result<f64, String> {
@@ -244,6 +294,17 @@ impl Options {
             BgpChoice::None
         } else {
             self.bgp
+        }
+    }
+
+    /// The host's protection settings.
+    pub fn host_config(&self) -> HostConfig {
+        HostConfig {
+            endpoint_to_host: self.default_endpoint_to_host_action,
+            failsafe_inbound: self.failsafe_inbound_host_ports.0.clone(),
+            failsafe_outbound: self.failsafe_outbound_host_ports.0.clone(),
+            openstack_special_cases: self.openstack_special_cases,
+            ..HostConfig::default()
         }
     }
 
@@ -334,5 +395,37 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("--etcd-key-file"), "{e}");
+    }
+
+    #[test]
+    fn host_protection_takes_felixs_defaults_and_notation() {
+        let o = parse(&[]).unwrap();
+        assert_eq!(o.host_config(), HostConfig::default());
+        let o = parse(&[
+            "--default-endpoint-to-host-action",
+            "Accept",
+            "--failsafe-inbound-host-ports",
+            "tcp:22, udp:68",
+            "--failsafe-outbound-host-ports",
+            "none",
+            "--openstack-special-cases",
+        ])
+        .unwrap();
+        let h = o.host_config();
+        assert_eq!(h.endpoint_to_host, EndpointToHostAction::Accept);
+        let inbound: Vec<String> = h.failsafe_inbound.iter().map(|p| p.to_string()).collect();
+        assert_eq!(inbound, ["tcp:22", "udp:68"]);
+        assert!(h.failsafe_outbound.is_empty() && h.openstack_special_cases);
+        let e = parse(&["--failsafe-inbound-host-ports", "tcp:22,ssh"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("--failsafe-inbound-host-ports") && e.contains("ssh"),
+            "{e}"
+        );
+        let e = parse(&["--default-endpoint-to-host-action", "Allow"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("Drop, Accept or Return"), "{e}");
     }
 }

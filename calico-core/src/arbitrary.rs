@@ -12,9 +12,9 @@ use proptest::prelude::*;
 
 use crate::eval::Packet;
 use crate::model::{
-    Action, EntityRule, IcmpMatch, IpVersion, Labels, Model, NamedPort, NetworkSet, Policy,
-    PolicyType, PortSpec, Profile, Protocol, Resource, Rule, ServiceAccountMatch, Tier, TierAction,
-    Update, WorkloadEndpoint, WorkloadEndpointId,
+    Action, EntityRule, HostEndpoint, IcmpMatch, IpVersion, Labels, Model, NamedPort, NetworkSet,
+    Policy, PolicyType, PortSpec, Profile, Protocol, Resource, Rule, ServiceAccountMatch, Tier,
+    TierAction, Update, WorkloadEndpoint, WorkloadEndpointId,
 };
 use crate::selector::Selector;
 
@@ -229,12 +229,17 @@ fn policy(i: usize) -> impl Strategy<Value = Policy> {
         (prop::sample::select(NAMESPACES.to_vec()), tier),
         prop::option::of(0u8..4),
         selector(),
-        0u8..4,
+        (0u8..4, 0u8..6),
         rules(),
         rules(),
     )
         .prop_map(
-            move |((ns, tier), order, selector, types, ingress, egress)| {
+            move |((ns, tier), order, selector, (types, host), ingress, mut egress)| {
+                // Host-endpoint kinds: 1 applyOnForward, 2 pre-DNAT (global, ingress only).
+                let pre_dnat = host == 2 && ns.is_none();
+                if pre_dnat {
+                    egress.clear();
+                }
                 let mut types = match types {
                     1 => vec![PolicyType::Ingress],
                     2 => vec![PolicyType::Egress],
@@ -258,9 +263,36 @@ fn policy(i: usize) -> impl Strategy<Value = Policy> {
                     types,
                     ingress,
                     egress,
+                    apply_on_forward: host == 1 || pre_dnat,
+                    pre_dnat,
                 }
             },
         )
+        .prop_map(|mut p| {
+            if p.pre_dnat {
+                p.types.retain(|t| *t == PolicyType::Ingress);
+            }
+            p
+        })
+}
+
+/// A host endpoint: on one of [`NODES`], one named interface or all of them.
+fn host_endpoint(i: usize) -> impl Strategy<Value = HostEndpoint> {
+    (
+        prop::sample::select(NODES.to_vec()),
+        prop::sample::select(vec!["eth0", "eth1", "*"]),
+        labels(),
+        prop::sample::select(vec![vec![], vec!["p1".to_string()]]),
+    )
+        .prop_map(move |(node, iface, labels, profiles)| HostEndpoint {
+            name: format!("hep{i}"),
+            node: node.into(),
+            interface_name: Some(iface.into()),
+            expected_ips: vec![],
+            labels,
+            profiles,
+            ports: vec![],
+        })
 }
 
 fn profile(name: &'static str) -> impl Strategy<Value = Profile> {
@@ -363,35 +395,40 @@ pub fn model() -> impl Strategy<Value = Model> {
     let sets = (0usize..5).prop_flat_map(|n| (0..n).map(network_set).collect::<Vec<_>>());
     let profiles = (profile("p1"), profile("kns.a"));
     let tiers = (tier("t1"), tier("t2"));
-    let parts = (endpoints, policies, sets, profiles, tiers);
-    parts.prop_filter_map("invalid model", |(eps, pols, sets, (p1, kns), (t1, t2))| {
-        // p2 allows everything, as a Kubernetes namespace profile does.
-        let p2 = Profile {
-            name: "p2".into(),
-            labels_to_apply: Labels::new(),
-            ingress: vec![Rule::new(Action::Allow)],
-            egress: vec![Rule::new(Action::Allow)],
-        };
-        let resources = eps
-            .into_iter()
-            .map(Resource::WorkloadEndpoint)
-            .chain(pols.into_iter().map(Resource::Policy))
-            .chain(sets.into_iter().map(Resource::NetworkSet))
-            .chain([
-                Resource::Profile(p1),
-                Resource::Profile(kns),
-                Resource::Profile(p2),
-            ])
-            .chain([t1, t2].into_iter().flatten().map(Resource::Tier));
-        // As the agent stores what a datastore holds: each resource valid on its own, a
-        // policy of a missing tier kept (held).
-        let mut model = Model::new();
-        for r in resources {
-            r.validate().ok()?;
-            model.apply_valid(Update::Upsert(r));
-        }
-        Some(model)
-    })
+    let hosts = (0usize..3).prop_flat_map(|n| (0..n).map(host_endpoint).collect::<Vec<_>>());
+    let parts = (endpoints, policies, sets, profiles, tiers, hosts);
+    parts.prop_filter_map(
+        "invalid model",
+        |(eps, pols, sets, (p1, kns), (t1, t2), heps)| {
+            // p2 allows everything, as a Kubernetes namespace profile does.
+            let p2 = Profile {
+                name: "p2".into(),
+                labels_to_apply: Labels::new(),
+                ingress: vec![Rule::new(Action::Allow)],
+                egress: vec![Rule::new(Action::Allow)],
+            };
+            let resources = eps
+                .into_iter()
+                .map(Resource::WorkloadEndpoint)
+                .chain(pols.into_iter().map(Resource::Policy))
+                .chain(sets.into_iter().map(Resource::NetworkSet))
+                .chain([
+                    Resource::Profile(p1),
+                    Resource::Profile(kns),
+                    Resource::Profile(p2),
+                ])
+                .chain([t1, t2].into_iter().flatten().map(Resource::Tier))
+                .chain(heps.into_iter().map(Resource::HostEndpoint));
+            // As the agent stores what a datastore holds: each resource valid on its own, a
+            // policy of a missing tier kept (held).
+            let mut model = Model::new();
+            for r in resources {
+                r.validate().ok()?;
+                model.apply_valid(Update::Upsert(r));
+            }
+            Some(model)
+        },
+    )
 }
 
 /// All addresses of a model's workload endpoints.

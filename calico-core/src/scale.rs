@@ -103,6 +103,8 @@ impl Scale {
             types: vec![],
             ingress: vec![from_peers, from_net],
             egress: vec![],
+            apply_on_forward: false,
+            pre_dnat: false,
         }
     }
 

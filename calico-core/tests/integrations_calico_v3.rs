@@ -206,7 +206,6 @@ fn unsupported_features_are_rejected_not_ignored() {
     let cases = [
         ("kind: NetworkPolicy\nmetadata: {name: p}\nspec: {ingress: [{action: Allow, http: {methods: [GET]}}]}", "spec.ingress[0].http", "application-layer proxy"),
         ("kind: GlobalNetworkPolicy\nmetadata: {name: p}\nspec: {doNotTrack: true}", "spec.doNotTrack", "untracked"),
-        ("kind: GlobalNetworkPolicy\nmetadata: {name: p}\nspec: {preDNAT: true}", "spec.preDNAT", "pre-DNAT"),
         ("kind: NetworkPolicy\nmetadata: {name: p}\nspec: {egress: [{action: Allow, destination: {services: {name: x}}}]}", "spec.egress[0].destination.services", "Services"),
         ("kind: IPPool\nmetadata: {name: p}\nspec: {cidr: 10.0.0.0/16, ipipMode: Always}", "spec.ipipMode", "IP-in-IP"),
         ("kind: IPPool\nmetadata: {name: p}\nspec: {cidr: 10.0.0.0/16, vxlanMode: CrossSubnet}", "spec.vxlanMode", "VXLAN"),
@@ -222,6 +221,27 @@ fn unsupported_features_are_rejected_not_ignored() {
             "{doc}\n{e}"
         );
     }
+}
+
+#[test]
+fn host_endpoint_policy_kinds_read_with_calicos_rules() {
+    let doc = "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {name: p}\nspec: {preDNAT: true, applyOnForward: true, selector: has(host), ingress: [{action: Deny}]}\n";
+    let resources = parse_v3(doc).unwrap();
+    let calico_core::model::Resource::Policy(p) = &resources[0] else {
+        panic!("{resources:?}")
+    };
+    assert!(p.pre_dnat && p.apply_on_forward);
+    // Calico's validation: pre-DNAT needs applyOnForward, governs ingress only, and only
+    // a GlobalNetworkPolicy can be pre-DNAT.
+    let e = err("kind: GlobalNetworkPolicy\nmetadata: {name: p}\nspec: {preDNAT: true}");
+    assert!(e.contains("preDNAT") && e.contains("applyOnForward"), "{e}");
+    let e = err("kind: GlobalNetworkPolicy\nmetadata: {name: p}\nspec: {preDNAT: true, applyOnForward: true, egress: [{action: Allow}]}");
+    assert!(e.contains("egress") && e.contains("ingress only"), "{e}");
+    let e = err("kind: NetworkPolicy\nmetadata: {name: p, namespace: n}\nspec: {preDNAT: true, applyOnForward: true}");
+    assert!(
+        e.contains("preDNAT") && e.contains("GlobalNetworkPolicy"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -60,6 +60,22 @@ impl MockAcl {
     pub fn judge(&self, hook: Hook, ctx: &PacketContext<'_>) -> Outcome {
         interpret(&self.state().ruleset, hook, ctx)
     }
+
+    /// Runs a forwarded packet through the hooks it crosses: prerouting (pre-DNAT policy),
+    /// then forward with the mark prerouting left. The outcome is the forward hook's, or
+    /// prerouting's when it dropped the packet.
+    pub fn judge_forwarded(&self, ctx: &PacketContext<'_>) -> Outcome {
+        let state = self.state();
+        let arriving = PacketContext {
+            oif: "",
+            ..ctx.clone()
+        };
+        let pre = interpret(&state.ruleset, Hook::Prerouting, &arriving);
+        if !pre.accepted {
+            return pre;
+        }
+        crate::interpreter::interpret_marked(&state.ruleset, Hook::Forward, ctx, pre.mark)
+    }
 }
 
 impl MockAcl {

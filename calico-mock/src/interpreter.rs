@@ -50,6 +50,8 @@ pub struct Outcome {
     /// Netlink log statements hit (flow logs), as `(group, prefix)`. A rate limit never
     /// applies to the one packet interpreted.
     pub flow_logged: Vec<(u16, String)>,
+    /// The packet mark the packet leaves the hook with.
+    pub mark: u32,
 }
 
 /// Deepest jump stack followed before giving up (nftables allows 16 levels).
@@ -73,6 +75,18 @@ struct Run<'a> {
 
 /// Runs the packet through every base chain of `hook`.
 pub fn interpret(ruleset: &Ruleset, hook: Hook, ctx: &PacketContext<'_>) -> Outcome {
+    interpret_marked(ruleset, hook, ctx, 0)
+}
+
+/// [`interpret`] for a packet that reaches `hook` carrying the packet mark `mark` (what
+/// an earlier hook left on it: the kernel keeps the mark across hooks); the outcome
+/// holds the mark it leaves.
+pub fn interpret_marked(
+    ruleset: &Ruleset,
+    hook: Hook,
+    ctx: &PacketContext<'_>,
+    mark: u32,
+) -> Outcome {
     let mut bases: Vec<(&String, i32, ChainPolicy)> = ruleset
         .chains
         .iter()
@@ -86,7 +100,7 @@ pub fn interpret(ruleset: &Ruleset, hook: Hook, ctx: &PacketContext<'_>) -> Outc
     let mut run = Run {
         ruleset,
         ctx,
-        mark: 0,
+        mark,
         trace: Vec::new(),
         logged: Vec::new(),
         flow_logged: Vec::new(),
@@ -94,39 +108,27 @@ pub fn interpret(ruleset: &Ruleset, hook: Hook, ctx: &PacketContext<'_>) -> Outc
     let mut decided_by = None;
     for (name, _, policy) in bases {
         match run.chain(name, 0) {
-            Flow::Drop(c, i) => {
-                return Outcome {
-                    accepted: false,
-                    decided_by: Some((c, i)),
-                    trace: run.trace,
-                    logged: run.logged,
-                    flow_logged: run.flow_logged,
-                }
-            }
+            Flow::Drop(c, i) => return run.outcome(false, Some((c, i))),
             Flow::Accept(c, i) => decided_by = Some((c, i)),
-            Flow::Continue => {
-                if policy == ChainPolicy::Drop {
-                    return Outcome {
-                        accepted: false,
-                        decided_by: None,
-                        trace: run.trace,
-                        logged: run.logged,
-                        flow_logged: run.flow_logged,
-                    };
-                }
-            }
+            Flow::Continue if policy == ChainPolicy::Drop => return run.outcome(false, None),
+            Flow::Continue => {}
         }
     }
-    Outcome {
-        accepted: true,
-        decided_by,
-        trace: run.trace,
-        logged: run.logged,
-        flow_logged: run.flow_logged,
-    }
+    run.outcome(true, decided_by)
 }
 
 impl Run<'_> {
+    fn outcome(self, accepted: bool, decided_by: Option<(String, usize)>) -> Outcome {
+        Outcome {
+            accepted,
+            decided_by,
+            trace: self.trace,
+            logged: self.logged,
+            flow_logged: self.flow_logged,
+            mark: self.mark,
+        }
+    }
+
     fn chain(&mut self, name: &str, depth: usize) -> Flow {
         let Some(chain) = self.ruleset.chains.get(name) else {
             // A dangling reference: nftables would have refused the ruleset.

@@ -31,5 +31,5 @@ mod tests;
 pub use acl::MockAcl;
 pub use bgp::{MockBgp, MockBgpFabric};
 pub use fib::MockFib;
-pub use interpreter::{interpret, ConnState, Outcome, PacketContext};
+pub use interpreter::{interpret, interpret_marked, ConnState, Outcome, PacketContext};
 pub use network::{Delivery, Hop, MockHost, MockNetwork, SendError, FABRIC_INTERFACE};

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 
 use calico_core::compile::{describe, CompileConfig, Compiler};
 use calico_core::dataplane::diff;
-use calico_core::dataplane::ir::{Hook, Ruleset};
+use calico_core::dataplane::ir::Ruleset;
 use calico_core::dataplane::RouteTarget;
 use calico_core::eval::Packet;
 use calico_core::model::{Model, Update, ValidationError, WorkloadEndpoint};
@@ -319,7 +319,7 @@ impl MockNetwork {
                 oif: &oif,
                 ct,
             };
-            let outcome = host.acl.judge(Hook::Forward, &ctx);
+            let outcome = host.acl.judge_forwarded(&ctx);
             hops.push(Hop {
                 host: host.name.clone(),
                 iif: iif.clone(),

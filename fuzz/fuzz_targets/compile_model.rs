@@ -137,6 +137,8 @@ fn resources(b: &mut Bytes) -> Vec<Resource> {
                 types: b.pick(&[vec![], vec![PolicyType::Ingress, PolicyType::Egress]]),
                 ingress: rules(b),
                 egress: rules(b),
+                apply_on_forward: false,
+                pre_dnat: false,
             }),
             2 => Resource::Tier(Tier {
                 name: b.pick(&["t1", "t2"]).into(),

@@ -78,7 +78,8 @@ pub async fn run(o: Options) -> Result<(), String> {
         .timing(Timing {
             resync_interval: Duration::from_secs(o.resync_secs),
             ..Timing::default()
-        });
+        })
+        .host_protection(o.host_config());
     if let Some(f) = &flow_settings {
         builder = builder.flow_logs(flowlogs::compile_config(f));
     }

@@ -17,7 +17,7 @@ use tracing::{debug, info, warn};
 use super::metrics::Metrics;
 use super::status::{AgentStatus, BackendHealth, EndpointState, EndpointStatus};
 use super::Timing;
-use crate::compile::{CompileConfig, Compiler, FlowLogConfig};
+use crate::compile::{CompileConfig, Compiler, FlowLogConfig, HostConfig};
 use crate::dataplane::diff;
 use crate::dataplane::{
     AclBackend, BackendError, BgpBackend, BgpSettings, ExportedRoutes, FibBackend, LearnedRoute,
@@ -45,6 +45,8 @@ pub(super) struct Engine {
     node: String,
     /// Flow-log rules compiled in (`AgentBuilder::flow_logs`).
     flow_logs: Option<FlowLogConfig>,
+    /// The host's protection (`AgentBuilder::host_protection`).
+    host: HostConfig,
     fib: Arc<dyn FibBackend>,
     acl: Option<Arc<dyn AclBackend>>,
     bgp: Option<Arc<dyn BgpBackend>>,
@@ -111,6 +113,7 @@ impl Engine {
         Engine {
             node,
             flow_logs: None,
+            host: HostConfig::default(),
             fib,
             acl,
             bgp,
@@ -152,8 +155,9 @@ impl Engine {
         self
     }
 
-    pub(super) fn flow_logs(mut self, flow_logs: Option<FlowLogConfig>) -> Self {
+    pub(super) fn configure(mut self, flow_logs: Option<FlowLogConfig>, host: HostConfig) -> Self {
         self.flow_logs = flow_logs;
+        self.host = host;
         self.compiler = Compiler::new(self.compile_config());
         self
     }
@@ -161,6 +165,7 @@ impl Engine {
     fn compile_config(&self) -> CompileConfig {
         CompileConfig {
             flow_logs: self.flow_logs,
+            host: self.host.clone(),
             ..CompileConfig::new(self.node.clone())
         }
     }
@@ -616,7 +621,7 @@ impl Engine {
                 .host_endpoints
                 .values()
                 .filter(|h| h.node == self.node)
-                .map(crate::model::HostEndpoint::enforcement_note)
+                .filter_map(crate::model::HostEndpoint::enforcement_note)
                 .collect(),
         };
         self.status_tx.send_if_modified(|s| {

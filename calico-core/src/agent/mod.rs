@@ -120,6 +120,7 @@ pub struct AgentBuilder {
     timing: Timing,
     keep_remote_routes: Option<Duration>,
     flow_logs: Option<crate::compile::FlowLogConfig>,
+    host: crate::compile::HostConfig,
 }
 
 impl AgentBuilder {
@@ -175,6 +176,14 @@ impl AgentBuilder {
         self
     }
 
+    /// The host's own protection (see [`crate::compile::HostConfig`]): what happens to
+    /// workload → host traffic, the failsafe ports host-endpoint policy cannot close.
+    /// Felix's defaults unless set.
+    pub fn host_protection(mut self, host: crate::compile::HostConfig) -> Self {
+        self.host = host;
+        self
+    }
+
     /// Starts the agent on the current tokio runtime.
     pub fn start(self) -> Result<Agent, AgentError> {
         let node = self.node.ok_or(AgentError::Missing("node"))?;
@@ -193,7 +202,7 @@ impl AgentBuilder {
             metrics.clone(),
         )
         .keep_remote_routes(self.keep_remote_routes)
-        .flow_logs(self.flow_logs);
+        .configure(self.flow_logs, self.host);
         let task = runtime.spawn(engine.run(rx));
         Ok(Agent {
             handle: AgentHandle {

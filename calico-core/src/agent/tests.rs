@@ -522,7 +522,7 @@ async fn a_batch_is_validated_whole_and_reconciled_in_one_pass() {
 }
 
 #[tokio::test]
-async fn status_notes_this_nodes_host_endpoints_as_not_enforced() {
+async fn status_notes_this_nodes_host_endpoints_without_an_interface_as_not_enforced() {
     let fib = fib_with_interfaces(&[]);
     let agent = start(&fib);
     let h = agent.handle();
@@ -530,16 +530,21 @@ async fn status_notes_this_nodes_host_endpoints_as_not_enforced() {
         Resource::HostEndpoint(crate::model::HostEndpoint {
             name: name.into(),
             node: node.into(),
-            interface_name: Some("eth0".into()),
-            expected_ips: vec![],
+            // Found by expected IPs in Felix; calico-rs needs the name.
+            interface_name: (name == "h1-eth1").then(|| "eth1".into()),
+            expected_ips: vec!["192.0.2.10".parse().unwrap()],
             labels: Default::default(),
             profiles: vec![],
             ports: vec![],
         })
     };
-    h.snapshot(vec![hep("h1-eth0", "h1"), hep("h2-eth0", "h2")])
-        .await
-        .unwrap();
+    h.snapshot(vec![
+        hep("h1-eth0", "h1"),
+        hep("h1-eth1", "h1"),
+        hep("h2-eth0", "h2"),
+    ])
+    .await
+    .unwrap();
     h.flush().await;
     let notes = h.status().notes;
     assert_eq!(notes.len(), 1, "{notes:?}");

@@ -35,10 +35,12 @@ use std::fmt;
 
 use serde::Serialize;
 
+use super::host_chains::HostPath;
 use super::names::{endpoint_chain, policy_chain, profile_chain};
 use super::rules::{compile_rule, Verdicts};
 use super::{flow_log, Compiler};
 use super::{EGRESS_ALLOWED_CHAIN, FORWARD_CHAIN};
+use super::{INPUT_CHAIN, OUTPUT_CHAIN, PREROUTING_CHAIN, WORKLOAD_TO_HOST_CHAIN};
 use crate::dataplane::ir::{Chain, Match, Rule as IrRule, Ruleset, Statement, Verdict};
 use crate::model::{Model, PolicyType, Rule, WorkloadEndpointId};
 
@@ -84,8 +86,17 @@ pub enum ChainOwner {
         /// Traffic arriving at (ingress) or leaving (egress) it.
         direction: PolicyType,
     },
+    /// One host endpoint on one of the paths its policy applies to (`hep-*`).
+    HostEndpoint {
+        /// The host endpoint's name.
+        endpoint: String,
+        /// Its interface (`*`: all of the host's).
+        interface: String,
+        /// The path.
+        path: HostPath,
+    },
     /// The policies of one tier and direction shared by endpoints with the same ones
-    /// (`pl-*`).
+    /// (`pl-*`), or of one host endpoint's path (`hep-t-*`).
     PolicyList {
         /// Their tier (`?` when no member chain is known).
         tier: String,
@@ -110,7 +121,7 @@ impl ChainOwner {
             ChainOwner::Base { .. } => "base",
             ChainOwner::Policy { .. } => "policy",
             ChainOwner::Profile { .. } => "profile",
-            ChainOwner::Endpoint { .. } => "endpoint",
+            ChainOwner::Endpoint { .. } | ChainOwner::HostEndpoint { .. } => "endpoint",
             ChainOwner::PolicyList { .. } | ChainOwner::ProfileList { .. } => "list",
         }
     }
@@ -129,6 +140,7 @@ impl ChainOwner {
             },
             ChainOwner::Profile { name, .. } => name.clone(),
             ChainOwner::Endpoint { endpoint, .. } => endpoint.to_string(),
+            ChainOwner::HostEndpoint { endpoint, .. } => endpoint.clone(),
             ChainOwner::PolicyList { policies: l, .. }
             | ChainOwner::ProfileList { profiles: l, .. } => l.join(", "),
         }
@@ -151,6 +163,7 @@ impl ChainOwner {
             | ChainOwner::Endpoint { direction, .. }
             | ChainOwner::PolicyList { direction, .. }
             | ChainOwner::ProfileList { direction, .. } => Some(*direction),
+            ChainOwner::HostEndpoint { path, .. } => Some(path.direction()),
         }
     }
 }
@@ -191,6 +204,15 @@ impl fmt::Display for ChainOwner {
                 f,
                 "endpoint {endpoint} ({interface}) {}",
                 direction_word(*direction)
+            ),
+            ChainOwner::HostEndpoint {
+                endpoint,
+                interface,
+                path,
+            } => write!(
+                f,
+                "host endpoint {endpoint} ({interface}) {}",
+                path.describe()
             ),
             ChainOwner::PolicyList {
                 direction, tier, ..
@@ -326,7 +348,15 @@ pub fn describe(model: &Model, node: &str, ruleset: &Ruleset) -> ChainNames {
             names.add_other_chain(ruleset, chain, owner);
         }
     }
-    for chain in [FORWARD_CHAIN, EGRESS_ALLOWED_CHAIN] {
+    super::host_endpoints::describe_hosts(model, node, ruleset, &mut names);
+    for chain in [
+        FORWARD_CHAIN,
+        EGRESS_ALLOWED_CHAIN,
+        PREROUTING_CHAIN,
+        INPUT_CHAIN,
+        OUTPUT_CHAIN,
+        WORKLOAD_TO_HOST_CHAIN,
+    ] {
         let owner = ChainOwner::Base {
             chain: chain.into(),
         };
@@ -394,7 +424,7 @@ impl ChainNames {
         self.chains.is_empty()
     }
 
-    fn add_rules_chain(
+    pub(super) fn add_rules_chain(
         &mut self,
         ruleset: &Ruleset,
         chain: String,
@@ -418,7 +448,7 @@ impl ChainNames {
         self.chains.insert(chain, info);
     }
 
-    fn add_other_chain(&mut self, ruleset: &Ruleset, chain: String, owner: ChainOwner) {
+    pub(super) fn add_other_chain(&mut self, ruleset: &Ruleset, chain: String, owner: ChainOwner) {
         let Some(c) = ruleset.chains.get(&chain) else {
             return;
         };
@@ -527,7 +557,7 @@ fn list_direction(chain: &str, kind: &str) -> Option<PolicyType> {
 /// The two layouts differ in length whenever they differ at all.
 fn user_rule_map(rules: &[Rule], namespace: Option<&str>, chain: &Chain) -> Option<Vec<usize>> {
     let verdicts = Verdicts {
-        allow: Verdict::Accept,
+        allow: (vec![], Verdict::Accept),
         pass: (vec![], Verdict::Return),
         log_prefix: String::new(),
     };
@@ -579,6 +609,15 @@ fn detail(owner: &ChainOwner, rule: &IrRule) -> Option<&'static str> {
     }
     let unconditional = rule.matches.is_empty();
     match (owner, &rule.verdict) {
+        (ChainOwner::HostEndpoint { .. }, Some(Verdict::Accept)) if !unconditional => {
+            Some("a failsafe port, or a policy or profile allowed")
+        }
+        (ChainOwner::HostEndpoint { .. }, Some(Verdict::Drop)) => {
+            Some("no policy or profile allowed: default deny")
+        }
+        (ChainOwner::HostEndpoint { .. }, Some(Verdict::Jump(_))) => {
+            Some("applies the policies of a tier, or a profile")
+        }
         (ChainOwner::Endpoint { .. }, Some(Verdict::Drop)) if !unconditional => {
             Some("source address is not the endpoint's (anti-spoofing)")
         }

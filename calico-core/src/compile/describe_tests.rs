@@ -223,7 +223,7 @@ proptest! {
         let node = arbitrary::NODES[0];
         let r = compile(&CompileConfig::new(node), &model);
         let names = describe(&model, node, &r);
-        let v = Verdicts { allow: Verdict::Accept, pass: (vec![], Verdict::Return), log_prefix: String::new() };
+        let v = Verdicts { allow: (vec![], Verdict::Accept), pass: (vec![], Verdict::Return), log_prefix: String::new() };
         for (name, chain) in &r.chains {
             let owner = names.chain(name);
             prop_assert!(owner.is_some(), "{name} not named");

@@ -71,6 +71,9 @@ mod cidr_cover;
 mod describe;
 mod endpoint_chains;
 mod flow_log;
+mod host_chains;
+mod host_config;
+mod host_endpoints;
 mod journal;
 mod local_endpoints;
 mod names;
@@ -82,14 +85,21 @@ mod updates;
 
 pub use describe::{describe, ChainNames, ChainOwner, RuleRef, DEFAULT_TIER, PROFILE_TIER};
 pub use flow_log::{FlowLogConfig, LogRef, LogRefError, LogRule, LogVerdict};
-
-use crate::dataplane::ir::{
-    BaseChain, Chain, ChainPolicy, Hook, IfaceKey, Rule, Ruleset, Verdict, VerdictMap,
+pub use host_chains::{
+    HostPath, INPUT_CHAIN, OUTPUT_CHAIN, PREROUTING_CHAIN, WORKLOAD_IFACES_MAP,
+    WORKLOAD_TO_HOST_CHAIN, WORKLOAD_TO_HOST_MAP,
 };
+pub use host_config::{
+    EndpointToHostAction, FailsafePort, HostConfig, DEFAULT_FAILSAFE_INBOUND,
+    DEFAULT_FAILSAFE_OUTBOUND,
+};
+
+use crate::dataplane::ir::{Ruleset, VerdictMap};
 use crate::dataplane::ChangeSet;
 use std::collections::BTreeSet;
 
 use crate::model::{Applied, Model, PolicyKey, ResourceKey, Update};
+use host_endpoints::HostEndpoints;
 use journal::Journal;
 use local_endpoints::LocalEndpoints;
 use set_members::{EndpointKey, SetMembership};
@@ -119,6 +129,8 @@ pub struct CompileConfig {
     /// Flow logs: verdicts reported to a netlink log group (see [`FlowLogConfig`]); `None`
     /// (the default) compiles exactly the rules without them.
     pub flow_logs: Option<FlowLogConfig>,
+    /// The host's own protection: workload → host traffic, failsafe ports, mark bits.
+    pub host: HostConfig,
 }
 
 impl CompileConfig {
@@ -129,6 +141,7 @@ impl CompileConfig {
             pass_mark: 0x0002_0000,
             forward_priority: 0,
             flow_logs: None,
+            host: HostConfig::default(),
         }
     }
 }
@@ -148,6 +161,7 @@ pub struct Compiler {
     sets: SetMembership,
     local: LocalEndpoints,
     shared: SharedChains,
+    hosts: HostEndpoints,
     /// Local interfaces whose chains updates staged since the last render changed.
     staged: BTreeSet<String>,
     /// Policy-list entries rendered so far (each policy of an interface's lists counts
@@ -165,6 +179,7 @@ impl Compiler {
             sets: SetMembership::default(),
             local: LocalEndpoints::default(),
             shared: SharedChains::default(),
+            hosts: HostEndpoints::default(),
             staged: BTreeSet::new(),
             #[cfg(test)]
             rendered: 0,
@@ -174,43 +189,23 @@ impl Compiler {
     }
 
     fn install_base(&mut self) {
-        for map in [FROM_WORKLOAD_MAP, TO_WORKLOAD_MAP] {
+        for map in [
+            FROM_WORKLOAD_MAP,
+            TO_WORKLOAD_MAP,
+            WORKLOAD_IFACES_MAP,
+            WORKLOAD_TO_HOST_MAP,
+        ] {
             self.journal.put_map(map, Some(VerdictMap::default()));
         }
-        let dispatch_in = Rule::new(
-            vec![],
-            Verdict::Dispatch {
-                key: IfaceKey::Output,
-                map: TO_WORKLOAD_MAP.into(),
-            },
-        );
+        for path in HostPath::ALL {
+            self.journal
+                .put_map(path.map().0, Some(VerdictMap::default()));
+        }
         self.journal.put_chain(
-            EGRESS_ALLOWED_CHAIN,
-            Some(Chain {
-                base: None,
-                rules: vec![dispatch_in.clone(), Rule::new(vec![], Verdict::Accept)],
-            }),
+            WORKLOAD_TO_HOST_CHAIN,
+            Some(host_chains::workload_to_host_chain(&self.config.host)),
         );
-        self.journal.put_chain(
-            FORWARD_CHAIN,
-            Some(Chain {
-                base: Some(BaseChain {
-                    hook: Hook::Forward,
-                    priority: self.config.forward_priority,
-                    policy: ChainPolicy::Accept,
-                }),
-                rules: vec![
-                    Rule::new(
-                        vec![],
-                        Verdict::Dispatch {
-                            key: IfaceKey::Input,
-                            map: FROM_WORKLOAD_MAP.into(),
-                        },
-                    ),
-                    dispatch_in,
-                ],
-            }),
-        );
+        self.render_hosts(&crate::model::Model::new());
     }
 
     /// A compiler that has compiled all of `model`: what [`Compiler::new`] followed by
@@ -241,6 +236,7 @@ impl Compiler {
             c.sets
                 .refresh_endpoint(&mut c.journal, model, EndpointKey::Host(name.clone()));
         }
+        c.hosts.staged = true;
         for key in model.network_sets.keys() {
             c.sets
                 .refresh_endpoint(&mut c.journal, model, EndpointKey::NetworkSet(key.clone()));
@@ -305,6 +301,9 @@ impl Compiler {
         for iface in std::mem::take(&mut self.staged) {
             self.render_interface(model, &iface);
         }
+        if self.hosts.staged {
+            self.render_hosts(model);
+        }
     }
 
     /// What [`Compiler::apply`] does, except that the local interfaces the update reaches
@@ -328,6 +327,7 @@ impl Compiler {
                     model,
                     EndpointKey::Host(name.clone()),
                 );
+                self.hosts.staged = true;
             }
             (ResourceKey::NetworkSet { namespace, name }, _) => {
                 let key = EndpointKey::NetworkSet((namespace.clone(), name.clone()));
@@ -337,6 +337,13 @@ impl Compiler {
                 let key: PolicyKey = (namespace.clone(), name.clone());
                 if old.is_some() || model.policies.contains_key(&key) {
                     self.policy_changed(model, &key);
+                }
+                let node = &self.config.node;
+                if self
+                    .hosts
+                    .policy_reaches(model, node, &key, model.policies.get(&key))
+                {
+                    self.hosts.staged = true;
                 }
             }
             (ResourceKey::Profile(name), old) => {
@@ -352,8 +359,14 @@ impl Compiler {
                     (None, None) => return,
                 };
                 self.profile_changed(model, name, labels_changed);
+                if self.hosts.profile_reaches(model, &self.config.node, name) {
+                    self.hosts.staged = true;
+                }
             }
-            (ResourceKey::Tier(name), _) => self.tier_changed(model, name),
+            (ResourceKey::Tier(name), _) => {
+                self.tier_changed(model, name);
+                self.hosts.staged |= self.hosts.any();
+            }
             // Pools, BGP settings and nodes do not affect ACLs.
             _ => {}
         }

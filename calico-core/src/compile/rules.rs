@@ -77,8 +77,8 @@ impl SetSpec {
 /// The verdicts a rule's actions compile to in the chain being built.
 #[derive(Clone, Debug)]
 pub(crate) struct Verdicts {
-    /// For `Allow`.
-    pub(crate) allow: Verdict,
+    /// For `Allow`: statements and verdict.
+    pub(crate) allow: (Vec<Statement>, Verdict),
     /// Statements and verdict for `Pass`.
     pub(crate) pass: (Vec<Statement>, Verdict),
     /// Log prefix for `Log`.
@@ -334,7 +334,11 @@ fn never_matches(common: &mut Vec<Match>) {
 
 fn action_rule(action: Action, matches: Vec<Match>, v: &Verdicts) -> IrRule {
     match action {
-        Action::Allow => IrRule::new(matches, v.allow.clone()),
+        Action::Allow => IrRule {
+            matches,
+            statements: v.allow.0.clone(),
+            verdict: Some(v.allow.1.clone()),
+        },
         Action::Deny => IrRule::new(matches, Verdict::Drop),
         Action::Pass => IrRule {
             matches,

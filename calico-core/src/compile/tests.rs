@@ -5,7 +5,7 @@ use crate::arbitrary;
 use crate::dataplane::{diff, validate, Change};
 use std::collections::BTreeSet;
 
-use crate::dataplane::ir::{Set, SetElement};
+use crate::dataplane::ir::{Hook, Set, SetElement};
 use crate::model::{parse_resources, PolicyType, Resource, ResourceKey, Update};
 
 fn config() -> CompileConfig {
@@ -164,6 +164,12 @@ pub(super) fn updates(a: &Model, b: &Model) -> Vec<Update> {
             .chain(m.profiles.values().cloned().map(Resource::Profile))
             .chain(m.network_sets.values().cloned().map(Resource::NetworkSet))
             .chain(m.tiers.values().cloned().map(Resource::Tier))
+            .chain(
+                m.host_endpoints
+                    .values()
+                    .cloned()
+                    .map(Resource::HostEndpoint),
+            )
             .collect()
     };
     let new = resources(b);

@@ -18,7 +18,10 @@ use super::names::{endpoint_chain, policy_chain, profile_chain};
 use super::rules::{compile_rule, SetSpec, Verdicts};
 use super::set_members::{EndpointKey, SetOwner};
 use super::shared_chains::{policy_list_chain, profile_list_chain};
-use super::{Compiler, EGRESS_ALLOWED_CHAIN, FROM_WORKLOAD_MAP, TO_WORKLOAD_MAP};
+use super::{
+    Compiler, EGRESS_ALLOWED_CHAIN, FROM_WORKLOAD_MAP, TO_WORKLOAD_MAP, WORKLOAD_IFACES_MAP,
+    WORKLOAD_TO_HOST_CHAIN, WORKLOAD_TO_HOST_MAP,
+};
 use crate::calc::effective;
 use crate::dataplane::ir::{Chain, Match, Statement, Verdict};
 use crate::model::{
@@ -26,6 +29,39 @@ use crate::model::{
 };
 
 impl Compiler {
+    /// What a policy's (`is_policy`) or profile's actions compile to in `dir`: Allow
+    /// accepts (ingress) or goes on to `eg-allowed` (egress), or, for the chains host
+    /// endpoints call (`host`), sets the allowed mark and returns.
+    pub(super) fn verdicts(
+        &self,
+        dir: PolicyType,
+        is_policy: bool,
+        label: &str,
+        host: bool,
+    ) -> Verdicts {
+        let allow = match (host, dir) {
+            (true, _) => (
+                vec![Statement::SetMark(self.config.host.accept_mark)],
+                Verdict::Return,
+            ),
+            (false, PolicyType::Ingress) => (vec![], Verdict::Accept),
+            (false, PolicyType::Egress) => (vec![], Verdict::Goto(EGRESS_ALLOWED_CHAIN.into())),
+        };
+        let pass = if is_policy {
+            (
+                vec![Statement::SetMark(self.config.pass_mark)],
+                Verdict::Return,
+            )
+        } else {
+            (vec![], Verdict::Return)
+        };
+        Verdicts {
+            allow,
+            pass,
+            log_prefix: format!("calico {label} "),
+        }
+    }
+
     /// Compiles a policy's or profile's rules for one direction, into the chain `name`.
     #[allow(clippy::too_many_arguments)]
     fn compile_rules(
@@ -38,23 +74,7 @@ impl Compiler {
         label: &str,
         specs: &mut Vec<SetSpec>,
     ) -> Chain {
-        let allow = match dir {
-            PolicyType::Ingress => Verdict::Accept,
-            PolicyType::Egress => Verdict::Goto(EGRESS_ALLOWED_CHAIN.into()),
-        };
-        let pass = if is_policy {
-            (
-                vec![Statement::SetMark(self.config.pass_mark)],
-                Verdict::Return,
-            )
-        } else {
-            (vec![], Verdict::Return)
-        };
-        let verdicts = Verdicts {
-            allow,
-            pass,
-            log_prefix: format!("calico {label} "),
-        };
+        let verdicts = self.verdicts(dir, is_policy, label, false);
         let mut chain = Chain::default();
         for (i, rule) in rules.iter().enumerate() {
             let (mut ir, sets) = compile_rule(rule, namespace, &verdicts);
@@ -282,6 +302,11 @@ impl Compiler {
             self.journal
                 .map_element(FROM_WORKLOAD_MAP, iface, Some(from));
             self.journal.map_element(TO_WORKLOAD_MAP, iface, Some(to));
+            self.journal
+                .map_element(WORKLOAD_IFACES_MAP, iface, Some(Verdict::Accept));
+            let to_host = Verdict::Goto(WORKLOAD_TO_HOST_CHAIN.into());
+            self.journal
+                .map_element(WORKLOAD_TO_HOST_MAP, iface, Some(to_host));
         }
     }
 
@@ -354,8 +379,14 @@ impl Compiler {
             .get(FROM_WORKLOAD_MAP)
             .is_some_and(|m| m.elements.contains_key(iface));
         if mapped {
-            self.journal.map_element(FROM_WORKLOAD_MAP, iface, None);
-            self.journal.map_element(TO_WORKLOAD_MAP, iface, None);
+            for map in [
+                FROM_WORKLOAD_MAP,
+                TO_WORKLOAD_MAP,
+                WORKLOAD_IFACES_MAP,
+                WORKLOAD_TO_HOST_MAP,
+            ] {
+                self.journal.map_element(map, iface, None);
+            }
         }
     }
 }

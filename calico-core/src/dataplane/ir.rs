@@ -142,6 +142,9 @@ pub struct VerdictMap {
 /// Netfilter hooks the agent's base chains attach to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Hook {
+    /// Every packet arriving at the host, before routing and before DNAT (when the chain's
+    /// priority is below nftables' `dstnat`, -100).
+    Prerouting,
     /// Forwarded traffic (workload to workload, workload to/from outside).
     Forward,
     /// Traffic to the host itself.

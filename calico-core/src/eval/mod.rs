@@ -72,6 +72,7 @@
 //! ```
 
 mod endpoint_view;
+mod host;
 mod packet;
 mod rule_match;
 mod trace;
@@ -84,6 +85,7 @@ use crate::model::{
 };
 
 pub use endpoint_view::EndpointView;
+pub use host::{evaluate_host, HostEvaluation};
 pub use packet::{Direction, Packet};
 pub use trace::{Evaluation, RuleSource, TraceStep, Verdict};
 
@@ -298,7 +300,12 @@ fn judge(
     trace: &mut Vec<TraceStep>,
 ) -> Verdict {
     let ptype = direction.policy_type();
-    let tiers = tiers_for(model, ep, ptype);
+    // Pre-DNAT policy has a path of its own ([`evaluate_host`]).
+    let mut tiers = tiers_for(model, ep, ptype);
+    for (_, ps) in &mut tiers {
+        ps.retain(|p| !p.pre_dnat);
+    }
+    tiers.retain(|(_, ps)| !ps.is_empty());
     let endpoints = effective::selectable_endpoints(model);
     for (tier, policies) in &tiers {
         match run_tier(&endpoints, tier, policies, ptype, packet, trace) {

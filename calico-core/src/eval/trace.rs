@@ -87,6 +87,15 @@ pub enum TraceStep {
     MissingProfile(String),
     /// No policy applies and the endpoint has no profile: denied.
     NoPolicyOrProfile,
+    /// A failsafe port of the host (`tcp:22`): allowed whatever the policy says.
+    Failsafe(String),
+    /// No `applyOnForward` policy of the host endpoint governs the direction: forwarded
+    /// traffic is allowed.
+    NoForwardPolicy,
+    /// No pre-DNAT policy decided: on to the host's normal policy.
+    NoPreDnatDecision,
+    /// `applyOnForward` policies govern the direction, but none allowed: denied.
+    EndOfForwardPolicy,
 }
 
 impl fmt::Display for TraceStep {
@@ -131,6 +140,18 @@ impl fmt::Display for TraceStep {
             TraceStep::MissingProfile(n) => write!(f, "  profile {n} does not exist: skipped"),
             TraceStep::NoPolicyOrProfile => {
                 f.write_str("  no policy applies and the endpoint has no profile: Deny")
+            }
+            TraceStep::Failsafe(port) => {
+                write!(f, "  failsafe port {port}: Allow (no policy can close it)")
+            }
+            TraceStep::NoForwardPolicy => f.write_str(
+                "  no applyOnForward policy governs this direction: Allow (forwarded traffic)",
+            ),
+            TraceStep::EndOfForwardPolicy => f.write_str(
+                "  end of the applyOnForward policies: nothing allowed it: Deny (forwarded traffic)",
+            ),
+            TraceStep::NoPreDnatDecision => {
+                f.write_str("  no pre-DNAT policy decided: on to the normal policy")
             }
         }
     }

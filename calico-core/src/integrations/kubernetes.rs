@@ -669,6 +669,8 @@ pub fn translate_policy(np: &NetworkPolicy) -> Result<Policy, TranslateError> {
         types,
         ingress,
         egress,
+        apply_on_forward: false,
+        pre_dnat: false,
     };
     policy
         .validate()

@@ -196,6 +196,8 @@ impl KubernetesDriver {
             types: vec![],
             ingress: vec![],
             egress: vec![],
+            apply_on_forward: false,
+            pre_dnat: false,
         });
         let key = self.writer.key_of(&stub)?;
         Ok(self.writer.remove(&key).await?.is_some())

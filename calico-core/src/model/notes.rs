@@ -1,42 +1,42 @@
-//! What the model accepts but the dataplane does not act on yet, said out loud: a log
-//! line when such a resource first appears, and notes an orchestrator or the agent's
-//! status can show.
+//! What the model accepts but the dataplane does not act on, said out loud: a log line
+//! when such a resource first appears, and notes an orchestrator or the agent's status can
+//! show.
 //!
-//! Today that is host endpoints: their policy is compiled, but nothing attaches it to
-//! the host's input/output/forward paths, so traffic to and from the host is not
-//! filtered (issue 17 tracks the enforcement).
+//! Today: a host endpoint without an `interfaceName` (Felix finds its interface by
+//! `expectedIPs`; calico-rs programs host endpoints by interface name only), and policies
+//! held because their tier does not exist.
 
 use super::endpoint::HostEndpoint;
 use super::policy::Policy;
 use super::store::Model;
 
-/// Why host-endpoint policy has no effect yet.
-pub const HOST_ENDPOINT_NOT_ENFORCED: &str = "host-endpoint policy is NOT enforced yet: \
-     its rules are compiled but not attached to the host's input/output/forward paths, \
-     so traffic to and from the host is not filtered";
+/// Why a host endpoint without an interface name has no effect.
+pub const HOST_ENDPOINT_NOT_ENFORCED: &str = "host-endpoint policy is NOT enforced for it: \
+     it names no interfaceName, and calico-rs finds a host endpoint's interface by name \
+     only (not by expectedIPs); set interfaceName (or \"*\" for all interfaces)";
 
 impl HostEndpoint {
-    /// One line saying that this host endpoint's policy is not enforced, naming it.
-    pub fn enforcement_note(&self) -> String {
-        format!(
-            "host endpoint {} (node {}, interface {}): {HOST_ENDPOINT_NOT_ENFORCED}",
-            self.name,
-            self.node,
-            self.interface_name
-                .as_deref()
-                .unwrap_or("(by expected IPs)"),
-        )
+    /// One line saying that this host endpoint's policy is not enforced and why, naming it;
+    /// `None` when it is (it names its interface).
+    pub fn enforcement_note(&self) -> Option<String> {
+        if self.interface_name.is_some() {
+            return None;
+        }
+        Some(format!(
+            "host endpoint {} (node {}): {HOST_ENDPOINT_NOT_ENFORCED}",
+            self.name, self.node,
+        ))
     }
 }
 
 impl Model {
     /// Notes on resources the model holds but the dataplane does not enforce, one per
-    /// resource (today: one per host endpoint), for status pages and validation reports.
+    /// resource, for status pages and validation reports.
     pub fn notes(&self) -> Vec<String> {
         let heps = self
             .host_endpoints
             .values()
-            .map(HostEndpoint::enforcement_note);
+            .filter_map(HostEndpoint::enforcement_note);
         heps.chain(self.held_policies().map(held_note)).collect()
     }
 }
@@ -55,14 +55,12 @@ pub(super) fn policy_held(p: &Policy) {
     tracing::warn!("{}", held_note(p));
 }
 
-/// Logs, once when a host endpoint first enters the model, that its policy is not enforced.
+/// Logs, once when a host endpoint first enters the model, that its policy is not
+/// enforced, when it is not.
 pub(super) fn host_endpoint_added(ep: &HostEndpoint) {
-    tracing::warn!(
-        host_endpoint = %ep.name,
-        node = %ep.node,
-        "{}",
-        ep.enforcement_note()
-    );
+    if let Some(note) = ep.enforcement_note() {
+        tracing::warn!(host_endpoint = %ep.name, node = %ep.node, "{note}");
+    }
 }
 
 #[cfg(test)]
@@ -72,12 +70,13 @@ mod tests {
     use super::*;
     use crate::model::{Resource, ResourceKey, Update};
 
+    /// A host endpoint without an interface name (found by its expected IPs in Felix).
     fn hep(name: &str) -> HostEndpoint {
         HostEndpoint {
             name: name.into(),
             node: "host-a".into(),
-            interface_name: Some("eth0".into()),
-            expected_ips: vec![],
+            interface_name: None,
+            expected_ips: vec!["192.0.2.10".parse().unwrap()],
             labels: Default::default(),
             profiles: vec![],
             ports: vec![],
@@ -113,7 +112,7 @@ mod tests {
                 .unwrap();
             // An update of the same endpoint is not a new warning.
             let mut changed = hep("a-eth0");
-            changed.expected_ips = vec!["192.0.2.11".parse().unwrap()];
+            changed.expected_ips.push("192.0.2.11".parse().unwrap());
             model.apply_valid(Update::Upsert(Resource::HostEndpoint(changed)));
             model.apply_valid(Update::Upsert(Resource::HostEndpoint(hep("a-eth1"))));
             // Removed and added again: it is new again.
@@ -141,8 +140,13 @@ mod tests {
         .unwrap();
         let notes = model.notes();
         assert_eq!(notes.len(), 2);
-        assert!(notes[0].starts_with("host endpoint a-eth0 (node host-a, interface eth0)"));
+        assert!(notes[0].starts_with("host endpoint a-eth0 (node host-a)"));
         assert!(notes[1].contains(HOST_ENDPOINT_NOT_ENFORCED));
         assert!(Model::new().notes().is_empty());
+        // Named interfaces are enforced: no note.
+        let mut named = hep("a-eth0");
+        named.interface_name = Some("eth0".into());
+        let model = Model::from_resources([Resource::HostEndpoint(named)]).unwrap();
+        assert!(model.notes().is_empty());
     }
 }

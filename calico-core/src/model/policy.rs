@@ -50,6 +50,22 @@ pub struct Policy {
     /// Rules for traffic leaving the endpoint.
     #[serde(default)]
     pub egress: Vec<Rule>,
+    /// Host endpoints: the policy also applies to traffic the host forwards through the
+    /// endpoint's interface (to or from a local workload, or between host interfaces), not
+    /// only to the host's own traffic. Workload endpoints ignore it.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub apply_on_forward: bool,
+    /// Host endpoints only: the policy judges traffic arriving through a host endpoint
+    /// before any DNAT, whatever its destination (ingress only; needs `applyOnForward`).
+    /// Allowing skips the host's normal policy for traffic to the host itself; a packet no
+    /// rule decides goes on to normal policy (no end-of-tier drop). Never applies to
+    /// workload endpoints.
+    #[serde(default, skip_serializing_if = "is_false", rename = "preDNAT")]
+    pub pre_dnat: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 fn default_tier() -> String {

@@ -473,8 +473,33 @@ impl Policy {
                 ));
             }
         }
+        self.validate_host_flags(&c)?;
         c.rules("ingress", &self.ingress)?;
         c.rules("egress", &self.egress)
+    }
+
+    /// Calico's rules for `preDNAT` and `applyOnForward`: pre-DNAT policy is global,
+    /// governs ingress only and needs `applyOnForward`.
+    fn validate_host_flags(&self, c: &Check) -> Result<(), ValidationError> {
+        if !self.pre_dnat {
+            return Ok(());
+        }
+        if self.namespace.is_some() {
+            return Err(c.invalid(
+                "preDNAT",
+                "only a GlobalNetworkPolicy can be pre-DNAT (it applies to host endpoints)",
+            ));
+        }
+        if !self.apply_on_forward {
+            return Err(c.err("preDNAT", Reason::Requires("applyOnForward: true".into())));
+        }
+        if !self.egress.is_empty() || self.types.contains(&PolicyType::Egress) {
+            return Err(c.invalid(
+                "egress",
+                "a pre-DNAT policy governs ingress only: no egress rules, no Egress type",
+            ));
+        }
+        Ok(())
     }
 }
 

@@ -145,6 +145,8 @@ fn policy(name: &str, ns: Option<&str>) -> Policy {
         types: vec![],
         ingress: vec![],
         egress: vec![],
+        apply_on_forward: false,
+        pre_dnat: false,
     }
 }
 

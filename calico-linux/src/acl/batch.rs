@@ -409,6 +409,7 @@ fn verdict_code(v: &Verdict) -> Result<VerdictCode, RenderError> {
 /// The kernel's hook number for an IR hook.
 pub fn hook_number(hook: Hook) -> u32 {
     match hook {
+        Hook::Prerouting => NF_INET_PRE_ROUTING,
         Hook::Forward => NF_INET_FORWARD,
         Hook::Input => NF_INET_LOCAL_IN,
         Hook::Output => NF_INET_LOCAL_OUT,

@@ -67,6 +67,7 @@ pub fn render(ruleset: &Ruleset, table: &str) -> String {
         let _ = write!(out, "  chain {name} {{");
         if let Some(base) = &chain.base {
             let hook = match base.hook {
+                Hook::Prerouting => "prerouting",
                 Hook::Forward => "forward",
                 Hook::Input => "input",
                 Hook::Output => "output",

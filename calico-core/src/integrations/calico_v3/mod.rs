@@ -5,10 +5,10 @@
 //! Profile, HostEndpoint, IPPool, BGPConfiguration, BGPPeer, BGPFilter, Node and
 //! WorkloadEndpoint.
 //! Unknown fields are rejected with their path; features calico-rs does not implement (HTTP
-//! match, Services in rules, pre-DNAT/untracked policy, IP-in-IP
+//! match, Services in rules, untracked policy, IP-in-IP
 //! or VXLAN pools, ...) are rejected with a message saying so, never silently ignored.
-//! `HostEndpoint` is read, but its policy is not enforced yet (a warning is logged per host
-//! endpoint; see [`crate::model::HOST_ENDPOINT_NOT_ENFORCED`]).
+//! A `HostEndpoint` without `interfaceName` is read, but its policy is not enforced (a
+//! warning is logged; see [`crate::model::HOST_ENDPOINT_NOT_ENFORCED`]).
 //!
 //! [`to_v3`] (module `write`) is its inverse: one resource → the v3 object `calicoctl` (and
 //! the datastore) would hold, with Calico's JSON field names, so that

@@ -62,6 +62,10 @@ struct PolicySpec {
     ingress: Vec<Rule>,
     #[serde(default)]
     egress: Vec<Rule>,
+    #[serde(default)]
+    apply_on_forward: bool,
+    #[serde(default, rename = "preDNAT")]
+    pre_dnat: bool,
 }
 
 #[derive(Deserialize)]
@@ -216,8 +220,6 @@ const UNSUPPORTED: &[(&str, Option<&str>, &str)] = &[
     ("http", None, "HTTP match criteria need an application-layer proxy, which calico-rs does not run"),
     ("services", None, "matching Kubernetes Services in rules is not supported"),
     ("doNotTrack", Some("false"), "untracked (doNotTrack) policy is not supported"),
-    ("preDNAT", Some("false"), "pre-DNAT policy is not supported"),
-    ("applyOnForward", Some("false"), "applyOnForward host-endpoint policy is not supported"),
     ("ipipMode", Some("Never"), "IP-in-IP encapsulation is not supported: calico-rs routes without overlay"),
     ("vxlanMode", Some("Never"), "VXLAN encapsulation is not supported: calico-rs routes without overlay"),
     ("natOutgoing", Some("false"), "outgoing NAT is not supported"),
@@ -488,6 +490,8 @@ fn policy(kind: &str, meta: Meta, spec: Value, obj: &str) -> Result<Resource, Tr
         types: s.types,
         ingress: s.ingress,
         egress: s.egress,
+        apply_on_forward: s.apply_on_forward,
+        pre_dnat: s.pre_dnat,
     }))
 }
 

@@ -173,6 +173,12 @@ fn policy(p: &Policy) -> Result<Parts<'_>, TranslateError> {
     put(&mut spec, "types", json!(p.types));
     put(&mut spec, "ingress", rules(&p.ingress));
     put(&mut spec, "egress", rules(&p.egress));
+    if p.apply_on_forward {
+        spec.insert("applyOnForward".into(), Value::Bool(true));
+    }
+    if p.pre_dnat {
+        spec.insert("preDNAT".into(), Value::Bool(true));
+    }
     Ok((
         kind,
         p.namespace.clone(),

@@ -280,6 +280,8 @@ fn translate(
         types,
         ingress: out.0,
         egress: out.1,
+        apply_on_forward: false,
+        pre_dnat: false,
     })
 }
 

@@ -45,6 +45,7 @@ pub(super) fn chain(m: &Msg, table: &str) -> Result<Option<(String, Chain)>, Wir
 fn base_chain(hook: u32, priority: i32, policy: Option<u32>) -> BaseChain {
     BaseChain {
         hook: match hook {
+            NF_INET_PRE_ROUTING => Hook::Prerouting,
             NF_INET_FORWARD => Hook::Forward,
             NF_INET_LOCAL_IN => Hook::Input,
             NF_INET_LOCAL_OUT => Hook::Output,
@@ -52,7 +53,10 @@ fn base_chain(hook: u32, priority: i32, policy: Option<u32>) -> BaseChain {
             // priority so that it differs from anything desired.
             _ => Hook::Forward,
         },
-        priority: if matches!(hook, NF_INET_FORWARD | NF_INET_LOCAL_IN | NF_INET_LOCAL_OUT) {
+        priority: if matches!(
+            hook,
+            NF_INET_PRE_ROUTING | NF_INET_FORWARD | NF_INET_LOCAL_IN | NF_INET_LOCAL_OUT
+        ) {
             priority
         } else {
             i32::MIN

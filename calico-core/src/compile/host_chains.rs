@@ -1,0 +1,459 @@
+//! The chains that protect the host itself, rendered from the model and the host settings:
+//! pure functions, no state ([`super::host_endpoints`] decides when they change).
+//!
+//! ```text
+//! prerouting (hook prerouting, priority -110: before DNAT)
+//!   iifname vmap @wl-ifaces  -> accept          workloads have no pre-DNAT policy
+//!   iifname vmap @hep-pd     -> goto hep-pd-<iface>
+//!   [goto hep-pd-*]                              the all-interfaces host endpoint
+//! input (hook input)
+//!   mark has pre-DNAT-allowed -> accept          pre-DNAT allow skips normal policy
+//!   iifname vmap @wl-to-host -> goto wl-to-host
+//!   iifname vmap @hep-in     -> goto hep-in-<iface>   (lo -> accept when there is `*`)
+//!   [goto hep-in-*]
+//! output (hook output)
+//!   oifname vmap @wl-ifaces  -> accept          the host may always reach its workloads
+//!   oifname vmap @hep-out    -> goto hep-eg-<iface>
+//!   [goto hep-eg-*]
+//! forward
+//!   iifname vmap @from-wl    -> goto wl-eg-<iface>
+//!   mark has pre-DNAT-allowed -> goto eg-allowed   (skips the arriving endpoint's policy)
+//!   iifname vmap @hep-fwd-in -> goto hep-fi-<iface>  (no such policy: goto eg-allowed)
+//!   [goto hep-fi-*]
+//!   goto eg-allowed
+//! eg-allowed
+//!   mark has to-host -> defaultEndpointToHostAction
+//!   oifname vmap @to-wl      -> goto wl-in-<iface>
+//!   oifname vmap @hep-fwd-out -> goto hep-fo-<iface> (no such policy: accept)
+//!   [goto hep-fo-*]
+//!   accept
+//! wl-to-host
+//!   ICMPv6 MLD, router solicitation, neighbour discovery -> accept
+//!   [OpenStack: DHCP, DHCPv6, DNS -> accept]
+//!   set the to-host mark; iifname vmap @from-wl (the workload's egress policy)
+//!   drop
+//! hep-<path>-<iface>           one host endpoint on one path
+//!   ct state established,related -> on; ct state invalid drop (not pre-DNAT)
+//!   failsafe ports -> accept (host traffic only)
+//!   for each tier: clear marks; jump hep-t-<...>; mark has allowed -> on
+//!   profiles (host traffic only): jump hpr-<dir>-<profile>; mark has allowed -> on
+//!   drop (pre-DNAT: accept, on to normal policy)
+//! hep-t-<...>                  one tier of one host endpoint's path
+//!   jump hpo-<dir>-<policy>; mark has allowed or passed -> return (for each policy)
+//!   drop (the tier denies by default)
+//! hpo-<dir>-<policy>, hpr-<dir>-<profile>
+//!   the rules: Allow -> set the allowed mark, return; Pass -> set the Pass mark, return
+//! ```
+
+use crate::dataplane::ir::{
+    BaseChain, Chain, ChainPolicy, CtState, Hook, IfaceKey, Match, Rule, Side, Statement, Verdict,
+};
+use crate::model::{Policy, PolicyType};
+
+use super::host_config::{EndpointToHostAction, FailsafePort, HostConfig};
+use super::names::chain_name;
+use super::{EGRESS_ALLOWED_CHAIN, FORWARD_CHAIN, FROM_WORKLOAD_MAP, TO_WORKLOAD_MAP};
+
+/// The prerouting base chain (pre-DNAT policy).
+pub const PREROUTING_CHAIN: &str = "prerouting";
+/// The input base chain (traffic to the host).
+pub const INPUT_CHAIN: &str = "input";
+/// The output base chain (traffic from the host).
+pub const OUTPUT_CHAIN: &str = "output";
+/// The chain of workload → host traffic.
+pub const WORKLOAD_TO_HOST_CHAIN: &str = "wl-to-host";
+/// Map: local workload interfaces → accept.
+pub const WORKLOAD_IFACES_MAP: &str = "wl-ifaces";
+/// Map: local workload interfaces → goto `wl-to-host`.
+pub const WORKLOAD_TO_HOST_MAP: &str = "wl-to-host";
+
+/// The five places a host endpoint's policy applies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum HostPath {
+    /// Arriving for the host itself (normal policy, ingress).
+    In,
+    /// Sent by the host itself (normal policy, egress).
+    Out,
+    /// Arriving, before DNAT, whatever its destination (pre-DNAT policy).
+    PreDnat,
+    /// Arriving and forwarded (`applyOnForward` policy, ingress).
+    FwdIn,
+    /// Forwarded and leaving (`applyOnForward` policy, egress).
+    FwdOut,
+}
+
+impl HostPath {
+    /// Every path.
+    pub const ALL: [HostPath; 5] = [
+        HostPath::In,
+        HostPath::Out,
+        HostPath::PreDnat,
+        HostPath::FwdIn,
+        HostPath::FwdOut,
+    ];
+
+    /// The path in words, for people.
+    pub fn describe(self) -> &'static str {
+        match self {
+            HostPath::In => "ingress (to the host)",
+            HostPath::Out => "egress (from the host)",
+            HostPath::PreDnat => "ingress before DNAT (pre-DNAT)",
+            HostPath::FwdIn => "ingress, forwarded (applyOnForward)",
+            HostPath::FwdOut => "egress, forwarded (applyOnForward)",
+        }
+    }
+
+    /// The direction relative to the host endpoint.
+    pub fn direction(self) -> PolicyType {
+        match self {
+            HostPath::In | HostPath::PreDnat | HostPath::FwdIn => PolicyType::Ingress,
+            HostPath::Out | HostPath::FwdOut => PolicyType::Egress,
+        }
+    }
+
+    /// Whether a policy applying to the host endpoint takes part on this path.
+    pub fn admits(self, p: &Policy) -> bool {
+        match self {
+            HostPath::In | HostPath::Out => !p.pre_dnat,
+            HostPath::PreDnat => p.pre_dnat,
+            HostPath::FwdIn | HostPath::FwdOut => p.apply_on_forward && !p.pre_dnat,
+        }
+    }
+
+    /// Whether the path is the host's own traffic: its chain exists even without a
+    /// policy (default deny), consults profiles, and lets the failsafe ports through.
+    pub fn is_local(self) -> bool {
+        matches!(self, HostPath::In | HostPath::Out)
+    }
+
+    /// The dispatch map of the path and the interface it is keyed by.
+    pub fn map(self) -> (&'static str, IfaceKey) {
+        match self {
+            HostPath::In => ("hep-in", IfaceKey::Input),
+            HostPath::Out => ("hep-out", IfaceKey::Output),
+            HostPath::PreDnat => ("hep-pd", IfaceKey::Input),
+            HostPath::FwdIn => ("hep-fwd-in", IfaceKey::Input),
+            HostPath::FwdOut => ("hep-fwd-out", IfaceKey::Output),
+        }
+    }
+
+    /// The chain of the host endpoint on `iface` (`*` for all interfaces).
+    pub fn chain(self, iface: &str) -> String {
+        let prefix = match self {
+            HostPath::In => "hep-in",
+            HostPath::Out => "hep-eg",
+            HostPath::PreDnat => "hep-pd",
+            HostPath::FwdIn => "hep-fi",
+            HostPath::FwdOut => "hep-fo",
+        };
+        chain_name(prefix, &[iface])
+    }
+
+    /// The map verdict of a named host endpoint without a chain on this path: what lets
+    /// it skip the all-interfaces endpoint's chain (a named endpoint takes precedence).
+    pub fn skip(self) -> Verdict {
+        match self {
+            HostPath::FwdIn => Verdict::Goto(EGRESS_ALLOWED_CHAIN.into()),
+            _ => Verdict::Accept,
+        }
+    }
+
+    /// What an allowed packet does next.
+    fn allowed(self, config: &HostConfig) -> (Vec<Statement>, Verdict) {
+        match self {
+            HostPath::PreDnat => (
+                vec![Statement::SetMark(config.pre_dnat_mark)],
+                Verdict::Accept,
+            ),
+            HostPath::FwdIn => (vec![], Verdict::Goto(EGRESS_ALLOWED_CHAIN.into())),
+            _ => (vec![], Verdict::Accept),
+        }
+    }
+}
+
+/// The chain of a policy's rules in one direction as host-endpoint chains call it.
+pub fn host_policy_chain(key: &crate::model::PolicyKey, dir: PolicyType) -> String {
+    let ns = key.0.as_deref().unwrap_or("");
+    match dir {
+        PolicyType::Ingress => chain_name("hpo-in", &[ns, &key.1]),
+        PolicyType::Egress => chain_name("hpo-eg", &[ns, &key.1]),
+    }
+}
+
+/// The chain of a profile's rules in one direction as host-endpoint chains call it.
+pub fn host_profile_chain(name: &str, dir: PolicyType) -> String {
+    match dir {
+        PolicyType::Ingress => chain_name("hpr-in", &[name]),
+        PolicyType::Egress => chain_name("hpr-eg", &[name]),
+    }
+}
+
+/// One tier of a host endpoint's path: its policies' chains, whether each may Pass, and
+/// whether the tier denies by default.
+pub struct HostTier {
+    /// The tier's name.
+    pub tier: String,
+    /// The policies' host chains, in order, each with whether it may Pass.
+    pub policies: Vec<(String, bool)>,
+    /// `defaultAction: Deny`.
+    pub deny: bool,
+}
+
+fn base(hook: Hook, priority: i32, rules: Vec<Rule>) -> Chain {
+    Chain {
+        base: Some(BaseChain {
+            hook,
+            priority,
+            policy: ChainPolicy::Accept,
+        }),
+        rules,
+    }
+}
+
+fn dispatch(key: IfaceKey, map: &str) -> Rule {
+    Rule::new(
+        vec![],
+        Verdict::Dispatch {
+            key,
+            map: map.into(),
+        },
+    )
+}
+
+/// The base chains and `eg-allowed`, for the all-interfaces host endpoint's paths
+/// `wildcard` (those it has a chain on).
+pub fn base_chains(
+    config: &HostConfig,
+    forward_priority: i32,
+    wildcard: &[HostPath],
+) -> Vec<(&'static str, Chain)> {
+    let wild = |path: HostPath| {
+        wildcard
+            .contains(&path)
+            .then(|| Rule::new(vec![], Verdict::Goto(path.chain("*"))))
+    };
+    let with_paths = |mut rules: Vec<Rule>, paths: &[HostPath]| {
+        for &p in paths {
+            let (map, key) = p.map();
+            rules.push(dispatch(key, map));
+            rules.extend(wild(p));
+        }
+        rules
+    };
+    let prerouting = with_paths(
+        vec![dispatch(IfaceKey::Input, WORKLOAD_IFACES_MAP)],
+        &[HostPath::PreDnat],
+    );
+    let input = with_paths(
+        vec![
+            Rule::new(vec![Match::MarkSet(config.pre_dnat_mark)], Verdict::Accept),
+            dispatch(IfaceKey::Input, WORKLOAD_TO_HOST_MAP),
+        ],
+        &[HostPath::In],
+    );
+    let output = with_paths(
+        vec![dispatch(IfaceKey::Output, WORKLOAD_IFACES_MAP)],
+        &[HostPath::Out],
+    );
+    let mut forward = with_paths(
+        vec![
+            dispatch(IfaceKey::Input, FROM_WORKLOAD_MAP),
+            // Pre-DNAT policy allowed it: the arriving endpoint's forward policy is skipped.
+            Rule::new(
+                vec![Match::MarkSet(config.pre_dnat_mark)],
+                Verdict::Goto(EGRESS_ALLOWED_CHAIN.into()),
+            ),
+        ],
+        &[HostPath::FwdIn],
+    );
+    forward.push(Rule::new(
+        vec![],
+        Verdict::Goto(EGRESS_ALLOWED_CHAIN.into()),
+    ));
+    let to_host = match config.endpoint_to_host {
+        EndpointToHostAction::Drop => Verdict::Drop,
+        EndpointToHostAction::Accept | EndpointToHostAction::Return => Verdict::Accept,
+    };
+    let mut allowed = with_paths(
+        vec![
+            Rule::new(vec![Match::MarkSet(config.to_host_mark)], to_host),
+            dispatch(IfaceKey::Output, TO_WORKLOAD_MAP),
+        ],
+        &[HostPath::FwdOut],
+    );
+    allowed.push(Rule::new(vec![], Verdict::Accept));
+    vec![
+        (
+            PREROUTING_CHAIN,
+            base(Hook::Prerouting, config.pre_dnat_priority, prerouting),
+        ),
+        (INPUT_CHAIN, base(Hook::Input, forward_priority, input)),
+        (OUTPUT_CHAIN, base(Hook::Output, forward_priority, output)),
+        (
+            FORWARD_CHAIN,
+            base(Hook::Forward, forward_priority, forward),
+        ),
+        (
+            EGRESS_ALLOWED_CHAIN,
+            Chain {
+                base: None,
+                rules: allowed,
+            },
+        ),
+    ]
+}
+
+/// ICMPv6 types a workload may always send to the host, its router: multicast listener
+/// query, report and done (130–132), router solicitation (133), neighbour solicitation and
+/// advertisement (135, 136). Without them a policy could cut an IPv6 workload off.
+const WORKLOAD_ICMPV6_TO_HOST: [u8; 6] = [130, 131, 132, 133, 135, 136];
+
+fn udp_ports(v4: Option<bool>, sport: Option<u16>, dport: u16) -> Vec<Match> {
+    let mut m: Vec<Match> = v4.map(Match::Ipv4).into_iter().collect();
+    m.push(Match::L4Proto {
+        proto: crate::model::Protocol::UDP.0,
+        negate: false,
+    });
+    if let Some(s) = sport {
+        m.push(Match::Port {
+            side: Side::Src,
+            ranges: vec![(s, s)],
+            negate: false,
+        });
+    }
+    m.push(Match::Port {
+        side: Side::Dst,
+        ranges: vec![(dport, dport)],
+        negate: false,
+    });
+    m
+}
+
+/// The chain of workload → host traffic.
+pub fn workload_to_host_chain(config: &HostConfig) -> Chain {
+    let mut rules: Vec<Rule> = WORKLOAD_ICMPV6_TO_HOST
+        .iter()
+        .map(|&t| {
+            Rule::new(
+                vec![
+                    Match::Ipv4(false),
+                    Match::L4Proto {
+                        proto: crate::dataplane::ir::IPPROTO_ICMPV6,
+                        negate: false,
+                    },
+                    Match::Icmp {
+                        v6: true,
+                        icmp_type: t,
+                        code: None,
+                        negate: false,
+                    },
+                ],
+                Verdict::Accept,
+            )
+        })
+        .collect();
+    if config.openstack_special_cases {
+        for m in [
+            udp_ports(Some(true), Some(68), 67),
+            udp_ports(Some(false), Some(546), 547),
+            udp_ports(None, None, 53),
+        ] {
+            rules.push(Rule::new(m, Verdict::Accept));
+        }
+    }
+    rules.push(Rule {
+        matches: vec![],
+        statements: vec![Statement::SetMark(config.to_host_mark)],
+        verdict: Some(Verdict::Dispatch {
+            key: IfaceKey::Input,
+            map: FROM_WORKLOAD_MAP.into(),
+        }),
+    });
+    rules.push(Rule::new(vec![], Verdict::Drop));
+    Chain { base: None, rules }
+}
+
+fn failsafe_rule(p: &FailsafePort) -> Rule {
+    Rule::new(
+        vec![
+            Match::L4Proto {
+                proto: p.protocol.0,
+                negate: false,
+            },
+            Match::Port {
+                side: Side::Dst,
+                ranges: vec![(p.port, p.port)],
+                negate: false,
+            },
+        ],
+        Verdict::Accept,
+    )
+}
+
+/// The tier chain's name.
+pub fn tier_chain(path: HostPath, iface: &str, tier: &str) -> String {
+    chain_name("hep-t", &[&format!("{path:?}"), iface, tier])
+}
+
+/// One tier's chain: each policy in turn until one allows, passes or denies.
+pub fn tier_rules(t: &HostTier, config: &HostConfig, pass_mark: u32) -> Chain {
+    let mut rules = Vec::new();
+    for (chain, may_pass) in &t.policies {
+        rules.push(Rule::new(vec![], Verdict::Jump(chain.clone())));
+        rules.push(Rule::new(
+            vec![Match::MarkSet(config.accept_mark)],
+            Verdict::Return,
+        ));
+        if *may_pass {
+            rules.push(Rule::new(vec![Match::MarkSet(pass_mark)], Verdict::Return));
+        }
+    }
+    if t.deny {
+        rules.push(Rule::new(vec![], Verdict::Drop));
+    }
+    Chain { base: None, rules }
+}
+
+/// One host endpoint's chain on `path`: `tiers` are the tier chains to jump to (in order),
+/// `profiles` the profile chains (host traffic only).
+pub fn endpoint_rules(
+    path: HostPath,
+    config: &HostConfig,
+    pass_mark: u32,
+    tiers: &[String],
+    profiles: &[String],
+) -> Chain {
+    let (allowed_statements, allowed) = path.allowed(config);
+    let on = |m: Vec<Match>| Rule {
+        matches: m,
+        statements: allowed_statements.clone(),
+        verdict: Some(allowed.clone()),
+    };
+    let mut rules = vec![on(vec![Match::Ct(CtState::EstablishedOrRelated)])];
+    if path != HostPath::PreDnat {
+        rules.push(Rule::new(vec![Match::Ct(CtState::Invalid)], Verdict::Drop));
+    }
+    let failsafe = match path {
+        HostPath::In | HostPath::PreDnat => config.failsafe_inbound.as_slice(),
+        HostPath::Out => config.failsafe_outbound.as_slice(),
+        HostPath::FwdIn | HostPath::FwdOut => &[],
+    };
+    rules.extend(failsafe.iter().map(failsafe_rule));
+    let clear = Rule {
+        matches: vec![],
+        statements: vec![Statement::ClearMark(config.accept_mark | pass_mark)],
+        verdict: None,
+    };
+    for target in tiers.iter().chain(profiles) {
+        rules.push(clear.clone());
+        rules.push(Rule::new(vec![], Verdict::Jump(target.clone())));
+        rules.push(on(vec![Match::MarkSet(config.accept_mark)]));
+    }
+    rules.push(match path {
+        // Pre-DNAT policy has no default deny: on to the normal policy.
+        HostPath::PreDnat => Rule::new(vec![], Verdict::Accept),
+        _ => Rule::new(vec![], Verdict::Drop),
+    });
+    Chain { base: None, rules }
+}

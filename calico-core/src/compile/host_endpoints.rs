@@ -1,0 +1,330 @@
+//! This node's host endpoints as the compiler sees them: which of their chains, tier
+//! chains, policy and profile chains and map entries are rendered, and when to render them
+//! again. A host has a handful of host endpoints, so their part is re-rendered whole when
+//! an update can reach it (a host endpoint, a policy that selects or selected one, one of
+//! their profiles, a tier) and written as the difference.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use tracing::warn;
+
+use super::describe::{ChainNames, ChainOwner};
+use super::host_chains::{
+    base_chains, endpoint_rules, host_policy_chain, host_profile_chain, tier_chain, tier_rules,
+    HostPath, HostTier,
+};
+use super::Compiler;
+use crate::dataplane::ir::{Chain, Ruleset, Verdict};
+use crate::eval::{tiers_for, EndpointRef, EndpointView};
+use crate::model::{Action, HostEndpoint, Model, Policy, PolicyKey, PolicyType, TierAction};
+
+/// What the host-endpoint part rendered last, and whether it must render again.
+#[derive(Clone, Debug, Default)]
+pub(super) struct HostEndpoints {
+    /// Chains it rendered (base chains excluded).
+    chains: BTreeSet<String>,
+    /// Map elements it put, as `(map, interface)`.
+    elements: BTreeSet<(String, String)>,
+    /// Policies that applied to a local host endpoint.
+    policies: BTreeSet<PolicyKey>,
+    /// Profiles of local host endpoints.
+    profiles: BTreeSet<String>,
+    /// Whether this node had a host endpoint.
+    any: bool,
+    /// Whether an update reached the part since it was last rendered.
+    pub(super) staged: bool,
+}
+
+/// The local host endpoints that are programmed, by interface (`*` for all interfaces): the
+/// first by name of those that name an interface (a warning names the others), and none
+/// without an interface name (Felix would find the interface by `expectedIPs`; calico-rs
+/// needs the name, and says so in the model's notes).
+fn local_endpoints<'m>(model: &'m Model, node: &str) -> BTreeMap<String, &'m HostEndpoint> {
+    let mut by_iface: BTreeMap<String, &HostEndpoint> = BTreeMap::new();
+    for ep in model.host_endpoints.values().filter(|ep| ep.node == node) {
+        let Some(iface) = &ep.interface_name else {
+            continue;
+        };
+        match by_iface.get(iface) {
+            Some(first) => warn!(
+                interface = %iface,
+                programmed = %first.name,
+                ignored = %ep.name,
+                "two host endpoints name one interface; only the first is programmed"
+            ),
+            None => {
+                by_iface.insert(iface.clone(), ep);
+            }
+        }
+    }
+    by_iface
+}
+
+/// Everything the part renders.
+#[derive(Default)]
+struct Rendered {
+    chains: BTreeMap<String, Chain>,
+    elements: BTreeMap<(String, String), Verdict>,
+    policies: BTreeSet<PolicyKey>,
+    profiles: BTreeSet<String>,
+    wildcard: Vec<HostPath>,
+}
+
+impl HostEndpoints {
+    /// Whether a change of `policy` (its new version; `None` when removed) can reach the
+    /// local host endpoints.
+    pub(super) fn policy_reaches(
+        &self,
+        model: &Model,
+        node: &str,
+        key: &PolicyKey,
+        policy: Option<&Policy>,
+    ) -> bool {
+        if self.policies.contains(key) {
+            return true;
+        }
+        let Some(p) = policy.filter(|p| p.namespace.is_none()) else {
+            return false;
+        };
+        local_endpoints(model, node).values().any(|ep| {
+            EndpointView::resolve(model, &EndpointRef::Host(ep.name.clone()))
+                .is_some_and(|v| v.is_selected_by(p))
+        })
+    }
+
+    /// Whether a change of the profile `name` can reach the local host endpoints.
+    pub(super) fn profile_reaches(&self, model: &Model, node: &str, name: &str) -> bool {
+        self.profiles.contains(name)
+            || local_endpoints(model, node)
+                .values()
+                .any(|ep| ep.profiles.iter().any(|p| p == name))
+    }
+
+    /// Whether this node had a host endpoint at the last render.
+    pub(super) fn any(&self) -> bool {
+        self.any
+    }
+}
+
+impl Compiler {
+    /// Re-renders the host-endpoint part and the base chains, writing what changed.
+    pub(super) fn render_hosts(&mut self, model: &Model) {
+        let r = self.host_part(model);
+        for (name, chain) in
+            base_chains(&self.config.host, self.config.forward_priority, &r.wildcard)
+        {
+            self.journal.put_chain(name, Some(chain));
+        }
+        let old_chains = std::mem::take(&mut self.hosts.chains);
+        for name in old_chains.iter().filter(|n| !r.chains.contains_key(*n)) {
+            self.journal.put_chain(name, None);
+        }
+        for (name, chain) in r.chains {
+            self.journal.put_chain(&name, Some(chain));
+            self.hosts.chains.insert(name);
+        }
+        let old_elements = std::mem::take(&mut self.hosts.elements);
+        for (map, iface) in old_elements.iter() {
+            if !r.elements.contains_key(&(map.clone(), iface.clone())) {
+                self.journal.map_element(map, iface, None);
+            }
+        }
+        for ((map, iface), verdict) in r.elements {
+            let current = self.journal.ruleset().maps.get(&map);
+            if current.and_then(|m| m.elements.get(&iface)) != Some(&verdict) {
+                self.journal.map_element(&map, &iface, Some(verdict));
+            }
+            self.hosts.elements.insert((map, iface));
+        }
+        self.hosts.any = !local_endpoints(model, &self.config.node).is_empty();
+        self.hosts.policies = r.policies;
+        self.hosts.profiles = r.profiles;
+        self.hosts.staged = false;
+    }
+
+    /// What the host-endpoint part is for `model`.
+    fn host_part(&self, model: &Model) -> Rendered {
+        let mut r = Rendered::default();
+        let endpoints = local_endpoints(model, &self.config.node);
+        let wildcard_exists = endpoints.contains_key("*");
+        for (iface, ep) in &endpoints {
+            let Some(view) = EndpointView::resolve(model, &EndpointRef::Host(ep.name.clone()))
+            else {
+                continue;
+            };
+            for path in HostPath::ALL {
+                let rendered = self.render_path(model, &view, path, iface, &mut r);
+                let (map, _) = path.map();
+                if iface == "*" {
+                    if rendered {
+                        r.wildcard.push(path);
+                    }
+                    continue;
+                }
+                let verdict = if rendered {
+                    Verdict::Goto(path.chain(iface))
+                } else {
+                    path.skip()
+                };
+                r.elements.insert((map.to_string(), iface.clone()), verdict);
+            }
+        }
+        if wildcard_exists && !endpoints.contains_key("lo") {
+            // The all-interfaces endpoint leaves the host's loopback traffic alone.
+            for path in [HostPath::In, HostPath::Out, HostPath::PreDnat] {
+                r.elements
+                    .insert((path.map().0.to_string(), "lo".into()), Verdict::Accept);
+            }
+        }
+        r
+    }
+
+    /// Renders one host endpoint's chain on `path` (with its tier, policy and profile
+    /// chains) into `r`; `false` when it has none (no policy of the path applies, on a
+    /// path that is not the host's own traffic).
+    fn render_path(
+        &self,
+        model: &Model,
+        view: &EndpointView,
+        path: HostPath,
+        iface: &str,
+        r: &mut Rendered,
+    ) -> bool {
+        let dir = path.direction();
+        let tiers: Vec<_> = tiers_for(model, view, dir)
+            .into_iter()
+            .map(|(t, ps)| {
+                let ps: Vec<&Policy> = ps.into_iter().filter(|p| path.admits(p)).collect();
+                (t, ps)
+            })
+            .filter(|(_, ps)| !ps.is_empty())
+            .collect();
+        if tiers.is_empty() && !path.is_local() {
+            return false;
+        }
+        let mut tier_chains = Vec::new();
+        for (tier, policies) in &tiers {
+            let mut entries = Vec::new();
+            for p in policies {
+                let key = (p.namespace.clone(), p.name.clone());
+                let name = host_policy_chain(&key, dir);
+                if !r.chains.contains_key(&name) {
+                    let label = crate::calc::effective::policy_name(p);
+                    let chain = self.host_rules_chain(p.rules(dir), &label, true);
+                    r.chains.insert(name.clone(), chain);
+                }
+                let may_pass = p.rules(dir).iter().any(|rule| rule.action == Action::Pass);
+                entries.push((name, may_pass));
+                r.policies.insert(key);
+            }
+            let t = HostTier {
+                tier: tier.name.clone(),
+                policies: entries,
+                // Pre-DNAT policy has no end-of-tier drop.
+                deny: tier.default_action == TierAction::Deny && path != HostPath::PreDnat,
+            };
+            let name = tier_chain(path, iface, &t.tier);
+            r.chains.insert(
+                name.clone(),
+                tier_rules(&t, &self.config.host, self.config.pass_mark),
+            );
+            tier_chains.push(name);
+        }
+        let mut profiles = Vec::new();
+        if path.is_local() {
+            for name in view.profiles.iter() {
+                let Some(profile) = model.profiles.get(name) else {
+                    continue;
+                };
+                let chain_name = host_profile_chain(name, dir);
+                if !r.chains.contains_key(&chain_name) {
+                    let label = format!("profile {name}");
+                    let chain = self.host_rules_chain(profile.rules(dir), &label, false);
+                    r.chains.insert(chain_name.clone(), chain);
+                }
+                profiles.push(chain_name);
+                r.profiles.insert(name.clone());
+            }
+        }
+        let chain = endpoint_rules(
+            path,
+            &self.config.host,
+            self.config.pass_mark,
+            &tier_chains,
+            &profiles,
+        );
+        r.chains.insert(path.chain(iface), chain);
+        true
+    }
+
+    /// A policy's or profile's rules as host chains call them: Allow sets the allowed
+    /// mark and returns.
+    fn host_rules_chain(
+        &self,
+        rules: &[crate::model::Rule],
+        label: &str,
+        is_policy: bool,
+    ) -> Chain {
+        let verdicts = self.verdicts(PolicyType::Ingress, is_policy, label, true);
+        let mut chain = Chain::default();
+        for rule in rules {
+            // The sets these rules use are the policy's or profile's own (its owner keeps
+            // them while it exists).
+            let (ir, _sets) = super::rules::compile_rule(rule, None, &verdicts);
+            chain.rules.extend(ir);
+        }
+        chain
+    }
+}
+
+/// Names the host-endpoint part's chains of `ruleset` as [`super::describe`] does the rest.
+pub(super) fn describe_hosts(model: &Model, node: &str, ruleset: &Ruleset, names: &mut ChainNames) {
+    for (key, p) in model.policies.iter().filter(|(_, p)| p.namespace.is_none()) {
+        for dir in [PolicyType::Ingress, PolicyType::Egress] {
+            let owner = ChainOwner::Policy {
+                tier: p.tier.clone(),
+                namespace: None,
+                name: p.name.clone(),
+                direction: dir,
+            };
+            let chain = host_policy_chain(key, dir);
+            names.add_rules_chain(ruleset, chain, owner, p.rules(dir), None);
+        }
+    }
+    for (name, p) in &model.profiles {
+        for dir in [PolicyType::Ingress, PolicyType::Egress] {
+            let owner = ChainOwner::Profile {
+                name: name.clone(),
+                direction: dir,
+            };
+            let chain = host_profile_chain(name, dir);
+            names.add_rules_chain(ruleset, chain, owner, p.rules(dir), None);
+        }
+    }
+    for (iface, ep) in local_endpoints(model, node) {
+        let Some(view) = EndpointView::resolve(model, &EndpointRef::Host(ep.name.clone())) else {
+            continue;
+        };
+        for path in HostPath::ALL {
+            let dir = path.direction();
+            for (tier, policies) in tiers_for(model, &view, dir) {
+                let owner = ChainOwner::PolicyList {
+                    tier: tier.name.clone(),
+                    policies: policies
+                        .into_iter()
+                        .filter(|p| path.admits(p))
+                        .map(crate::calc::effective::policy_name)
+                        .collect(),
+                    direction: dir,
+                };
+                names.add_other_chain(ruleset, tier_chain(path, &iface, &tier.name), owner);
+            }
+            let owner = ChainOwner::HostEndpoint {
+                endpoint: ep.name.clone(),
+                interface: iface.clone(),
+                path,
+            };
+            names.add_other_chain(ruleset, path.chain(&iface), owner);
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! Host endpoints: what Calico's policy says about a packet on each path through the host
+//! ([`HostPath`]), with the host settings ([`HostConfig`]: the failsafe ports).
+//!
+//! * **To or from the host itself** (`In`, `Out`): the failsafe ports are allowed; then
+//!   the policies that select the host endpoint, except pre-DNAT ones (tiers as for
+//!   workloads), then its profiles; nothing allowed it: denied, also when no policy and no
+//!   profile applies (a host endpoint with no policy is closed but for the failsafe ports).
+//! * **Forwarded** (`FwdIn`, arriving through the endpoint; `FwdOut`, leaving through it):
+//!   only `applyOnForward` policies, no profiles, no failsafe ports; when none governs the
+//!   direction the packet is allowed, otherwise what they do not allow is denied.
+//! * **Pre-DNAT** (`PreDnat`, arriving through the endpoint, before DNAT, whatever its
+//!   destination): the failsafe ports go on to the normal policy, then pre-DNAT policies
+//!   only; allowed or denied
+//!   when one decides; otherwise no decision (`None`): no end-of-tier drop (a tier's
+//!   `defaultAction: Deny` does not apply), on to the normal policy. An allow skips the normal policy of traffic to the host.
+
+use super::RuleSource;
+use super::{run_rules, run_tier, EndpointRef, EndpointView, EvalError, Outcome, Packet};
+use super::{tiers_for, TraceStep, Verdict};
+use crate::calc::effective;
+use crate::compile::{HostConfig, HostPath};
+use crate::model::{Model, Policy, TierAction};
+
+/// What a host endpoint's policy decided on one path: `None` when pre-DNAT policy did
+/// not decide (the normal policy does).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostEvaluation {
+    /// The verdict, if the path decides.
+    pub verdict: Option<Verdict>,
+    /// The steps that led to it.
+    pub trace: Vec<TraceStep>,
+}
+
+/// Judges a new connection's `packet` on `path` through the host endpoint `name`.
+pub fn evaluate_host(
+    model: &Model,
+    name: &str,
+    path: HostPath,
+    packet: &Packet,
+    config: &HostConfig,
+) -> Result<HostEvaluation, EvalError> {
+    let r = EndpointRef::Host(name.to_string());
+    let view = EndpointView::resolve(model, &r).ok_or(EvalError::UnknownEndpoint(r))?;
+    let mut trace = Vec::new();
+    let verdict = judge_host(model, &view, path, packet, config, &mut trace);
+    Ok(HostEvaluation { verdict, trace })
+}
+
+fn failsafe(path: HostPath, packet: &Packet, config: &HostConfig) -> Option<String> {
+    let ports = match path {
+        HostPath::In | HostPath::PreDnat => &config.failsafe_inbound,
+        HostPath::Out => &config.failsafe_outbound,
+        HostPath::FwdIn | HostPath::FwdOut => return None,
+    };
+    ports
+        .iter()
+        .find(|p| p.protocol == packet.protocol && Some(p.port) == packet.dst_port)
+        .map(|p| p.to_string())
+}
+
+fn judge_host(
+    model: &Model,
+    view: &EndpointView,
+    path: HostPath,
+    packet: &Packet,
+    config: &HostConfig,
+    trace: &mut Vec<TraceStep>,
+) -> Option<Verdict> {
+    if let Some(port) = failsafe(path, packet, config) {
+        trace.push(TraceStep::Failsafe(port));
+        // Pre-DNAT policy cannot close a failsafe port, but does not open the rest of the
+        // way either: the normal (or forward) policy judges the packet next.
+        return (path != HostPath::PreDnat).then_some(Verdict::Allow);
+    }
+    let dir = path.direction();
+    let tiers: Vec<_> = tiers_for(model, view, dir)
+        .into_iter()
+        .map(|(t, ps)| {
+            let ps: Vec<&Policy> = ps.into_iter().filter(|p| path.admits(p)).collect();
+            (t, ps)
+        })
+        .filter(|(_, ps)| !ps.is_empty())
+        .collect();
+    if tiers.is_empty() {
+        match path {
+            HostPath::FwdIn | HostPath::FwdOut => {
+                trace.push(TraceStep::NoForwardPolicy);
+                return Some(Verdict::Allow);
+            }
+            HostPath::PreDnat => {
+                trace.push(TraceStep::NoPreDnatDecision);
+                return None;
+            }
+            HostPath::In | HostPath::Out => {}
+        }
+    }
+    let endpoints = effective::selectable_endpoints(model);
+    for (tier, policies) in &tiers {
+        let mut tier = tier.clone();
+        if path == HostPath::PreDnat {
+            // Pre-DNAT policy has no end-of-tier drop: what it does not decide goes on.
+            tier.default_action = TierAction::Pass;
+        }
+        match run_tier(&endpoints, &tier, policies, dir, packet, trace) {
+            Outcome::Allow => return Some(Verdict::Allow),
+            Outcome::Deny => return Some(Verdict::Deny),
+            Outcome::Pass | Outcome::NoMatch => {}
+        }
+    }
+    match path {
+        HostPath::PreDnat => {
+            trace.push(TraceStep::NoPreDnatDecision);
+            return None;
+        }
+        HostPath::FwdIn | HostPath::FwdOut => {
+            trace.push(TraceStep::EndOfForwardPolicy);
+            return Some(Verdict::Deny);
+        }
+        HostPath::In | HostPath::Out => {}
+    }
+    if view.profiles.is_empty() && tiers.is_empty() {
+        trace.push(TraceStep::NoPolicyOrProfile);
+        return Some(Verdict::Deny);
+    }
+    for name in &view.profiles {
+        let Some(profile) = model.profiles.get(name) else {
+            trace.push(TraceStep::MissingProfile(name.clone()));
+            continue;
+        };
+        let source = RuleSource::Profile(name.clone());
+        match run_rules(&endpoints, None, profile.rules(dir), packet, source, trace) {
+            Outcome::Allow => return Some(Verdict::Allow),
+            Outcome::Deny => return Some(Verdict::Deny),
+            Outcome::Pass | Outcome::NoMatch => {}
+        }
+    }
+    trace.push(TraceStep::EndOfProfiles);
+    Some(Verdict::Deny)
+}

@@ -1,0 +1,262 @@
+//! Host endpoints enforced by the kernel on real packets (issue 17): a host namespace
+//! whose uplink `eth0` is a host endpoint, the fabric beyond it, and one workload. TCP
+//! connections from the fabric to the host and to the workload, from the host to the
+//! fabric, and from the workload to the host, judged by normal, `applyOnForward` and
+//! pre-DNAT policy, the failsafe ports, and `defaultEndpointToHostAction`; each step
+//! programmed through the incremental compiler, and the table read back equal to the IR.
+
+mod support;
+
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::time::Duration;
+
+use calico_core::compile::{CompileConfig, Compiler, EndpointToHostAction, HostConfig};
+use calico_core::dataplane::{diff, AclBackend};
+use calico_core::model::{parse_resources, Model, ResourceKey, Update};
+use calico_linux::acl::LinuxAcl;
+use calico_netns::fixtures::{privileged, Netns};
+use support::{udp_delivers, Topology};
+
+const HOST: &str = "192.168.255.1";
+const FABRIC: &str = "192.168.255.2";
+const BLOCKED: &str = "203.0.113.7";
+const WORKLOAD: &str = "10.65.0.1";
+
+const MODEL: &str = r#"
+kind: WorkloadEndpoint
+orchestrator: k8s
+workload: a
+endpoint: eth0
+node: h1
+interfaceName: calia
+ipNetworks: [10.65.0.1/32]
+profiles: [open]
+---
+kind: Profile
+name: open
+ingress: [{action: Allow}]
+egress: [{action: Allow}]
+---
+kind: HostEndpoint
+name: h1-eth0
+node: h1
+interfaceName: eth0
+labels: {role: uplink}
+---
+kind: Policy
+name: uplink-in
+selector: role == 'uplink'
+types: [Ingress]
+ingress: [{action: Allow, protocol: TCP, destination: {ports: [8080]}}]
+"#;
+
+const FORWARD_POLICY: &str = r#"
+kind: Policy
+name: uplink-forward
+selector: role == 'uplink'
+applyOnForward: true
+types: [Ingress]
+ingress: [{action: Allow, protocol: TCP, destination: {ports: [80]}}]
+"#;
+
+const PRE_DNAT_POLICY: &str = r#"
+kind: Policy
+name: uplink-pre-dnat
+selector: role == 'uplink'
+preDNAT: true
+applyOnForward: true
+ingress:
+  - {action: Deny, source: {nets: [203.0.113.7/32]}}
+  - {action: Allow, protocol: TCP, destination: {ports: [9443]}}
+"#;
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+/// TCP listeners on `ports` of every address of `ns`.
+fn listen(ns: &Netns, ports: &[u16]) -> Vec<TcpListener> {
+    ports
+        .iter()
+        .map(|&p| {
+            ns.enter(move || TcpListener::bind(("0.0.0.0", p)))
+                .unwrap()
+                .unwrap()
+        })
+        .collect()
+}
+
+/// Whether a TCP connection from `ns` (from `src` when given) to `dst:port` is set up.
+fn connects(ns: &Netns, src: Option<&str>, dst: &str, port: u16) -> bool {
+    let src = src.map(|s| SocketAddr::new(ip(s), 0));
+    let dst = SocketAddr::new(ip(dst), port);
+    ns.enter(move || -> std::io::Result<TcpStream> {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+        if let Some(src) = src {
+            socket.bind(&src.into())?;
+        }
+        socket.connect_timeout(&dst.into(), Duration::from_millis(700))?;
+        Ok(socket.into())
+    })
+    .unwrap()
+    .is_ok()
+}
+
+fn udp(ns: &Netns, addr: &str, port: u16) -> UdpSocket {
+    let addr = SocketAddr::new(ip(addr), port);
+    let s = ns.enter(move || UdpSocket::bind(addr)).unwrap().unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(700)))
+        .unwrap();
+    s
+}
+
+/// The model, its compiler and the kernel's table, kept in step.
+struct Host {
+    acl: LinuxAcl,
+    model: Model,
+    compiler: Compiler,
+}
+
+impl Host {
+    async fn update(&mut self, update: Update) {
+        let applied = self.model.apply_valid(update);
+        self.compiler.apply(&self.model, &applied);
+        self.acl.apply(&self.compiler.take_changes()).await.unwrap();
+        assert_eq!(&self.acl.dump().await.unwrap(), self.compiler.ruleset());
+    }
+
+    async fn upsert(&mut self, yaml: &str) {
+        for r in parse_resources(yaml).unwrap() {
+            self.update(Update::Upsert(r)).await;
+        }
+    }
+
+    /// Recompiles with other host settings, programming the difference.
+    async fn reconfigure(&mut self, host: HostConfig) {
+        let config = CompileConfig {
+            host,
+            ..CompileConfig::new("h1")
+        };
+        let mut next = Compiler::from_model(config, &self.model);
+        next.take_changes(); // its snapshot: the kernel gets the difference instead
+        let changes = diff(self.compiler.ruleset(), next.ruleset());
+        self.acl.apply(&changes).await.unwrap();
+        self.compiler = next;
+        assert_eq!(&self.acl.dump().await.unwrap(), self.compiler.ruleset());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_endpoint_policy_failsafe_pre_dnat_and_forwarding_on_real_packets() {
+    if !privileged("host_endpoint_policy_failsafe_pre_dnat_and_forwarding_on_real_packets") {
+        return;
+    }
+    let topo = Topology::with_outside(&[("calia", vec![WORKLOAD])], &[BLOCKED]);
+    let (host_ns, fabric, wl) = (&topo.host, &topo.fabric, &topo.workloads[0].ns);
+    let _host_listeners = listen(host_ns, &[22, 8080, 9090, 9443]);
+    let _wl_listeners = listen(wl, &[80, 81]);
+    let _fabric_listeners = listen(fabric, &[9000]);
+    // Without ACLs everything connects: the refusals below are ours.
+    for port in [22, 8080, 9090, 9443] {
+        assert!(
+            connects(fabric, None, HOST, port),
+            "host port {port} without ACLs"
+        );
+    }
+    assert!(connects(wl, None, HOST, 8080));
+
+    let acl = LinuxAcl::in_netns(topo.host.path().as_ref(), "calico").unwrap();
+    let model = Model::from_resources(parse_resources(MODEL).unwrap()).unwrap();
+    let mut compiler = Compiler::from_model(CompileConfig::new("h1"), &model);
+    acl.apply(&compiler.take_changes()).await.unwrap();
+    let mut h = Host {
+        acl,
+        model,
+        compiler,
+    };
+
+    // Normal policy of the uplink: the host's own traffic.
+    assert!(connects(fabric, None, HOST, 8080), "uplink-in allows 8080");
+    assert!(
+        !connects(fabric, None, HOST, 9090),
+        "no rule allows 9090: default deny"
+    );
+    assert!(connects(fabric, None, HOST, 22), "SSH is a failsafe port");
+    assert!(
+        !connects(host_ns, None, FABRIC, 9000),
+        "no egress policy: default deny"
+    );
+    let dns = udp(fabric, FABRIC, 53);
+    assert!(
+        udp_delivers(&udp(host_ns, HOST, 0), &dns),
+        "DNS is an outbound failsafe port"
+    );
+    assert!(
+        connects(fabric, None, WORKLOAD, 81),
+        "forwarded traffic: no applyOnForward policy, allowed"
+    );
+    assert!(
+        !connects(wl, None, HOST, 8080),
+        "workload to host: defaultEndpointToHostAction Drop"
+    );
+
+    // applyOnForward: the uplink's policy now judges what it forwards to the workload.
+    h.upsert(FORWARD_POLICY).await;
+    assert!(
+        connects(fabric, None, WORKLOAD, 80),
+        "uplink-forward allows 80"
+    );
+    assert!(
+        !connects(fabric, None, WORKLOAD, 81),
+        "uplink-forward applies: 81 denied"
+    );
+
+    // Pre-DNAT: whatever the destination, before the normal policy.
+    h.upsert(PRE_DNAT_POLICY).await;
+    assert!(
+        !connects(fabric, Some(BLOCKED), WORKLOAD, 80),
+        "pre-DNAT deny, forwarded"
+    );
+    assert!(
+        !connects(fabric, Some(BLOCKED), HOST, 8080),
+        "pre-DNAT deny, to the host"
+    );
+    assert!(
+        connects(fabric, Some(BLOCKED), HOST, 22),
+        "failsafe before pre-DNAT"
+    );
+    assert!(
+        connects(fabric, None, HOST, 9443),
+        "pre-DNAT allow skips normal policy"
+    );
+    assert!(connects(fabric, None, WORKLOAD, 80), "the rest as before");
+
+    // Workloads may reach the host once the setting says so.
+    h.reconfigure(HostConfig {
+        endpoint_to_host: EndpointToHostAction::Accept,
+        ..HostConfig::default()
+    })
+    .await;
+    assert!(
+        connects(wl, None, HOST, 8080),
+        "defaultEndpointToHostAction Accept"
+    );
+    assert!(
+        connects(wl, None, HOST, 9090),
+        "the uplink's policy is not the workload's"
+    );
+
+    // Without the host endpoint the host is open again; its policies stay in the model.
+    h.update(Update::Remove(ResourceKey::HostEndpoint("h1-eth0".into())))
+        .await;
+    assert!(connects(fabric, None, HOST, 9090));
+    assert!(connects(fabric, Some(BLOCKED), WORKLOAD, 81));
+    assert!(connects(host_ns, None, FABRIC, 9000));
+    assert_eq!(h.model.policies.len(), 3);
+    let chains = &h.compiler.ruleset().chains;
+    assert!(
+        !chains.keys().any(|c| c.starts_with("hep-")),
+        "{:?}",
+        chains.keys()
+    );
+}

@@ -235,8 +235,10 @@ fn policy(i: usize) -> impl Strategy<Value = Policy> {
     )
         .prop_map(
             move |((ns, tier), order, selector, (types, host), ingress, mut egress)| {
-                // Host-endpoint kinds: 1 applyOnForward, 2 pre-DNAT (global, ingress only).
+                // Host-endpoint kinds: 1 applyOnForward, 2 pre-DNAT (global, ingress only),
+                // 3 untracked (global).
                 let pre_dnat = host == 2 && ns.is_none();
+                let do_not_track = host == 3 && ns.is_none();
                 if pre_dnat {
                     egress.clear();
                 }
@@ -263,8 +265,9 @@ fn policy(i: usize) -> impl Strategy<Value = Policy> {
                     types,
                     ingress,
                     egress,
-                    apply_on_forward: host == 1 || pre_dnat,
+                    apply_on_forward: host == 1 || pre_dnat || do_not_track,
                     pre_dnat,
+                    do_not_track,
                 }
             },
         )

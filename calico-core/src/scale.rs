@@ -105,6 +105,7 @@ impl Scale {
             egress: vec![],
             apply_on_forward: false,
             pre_dnat: false,
+            do_not_track: false,
         }
     }
 

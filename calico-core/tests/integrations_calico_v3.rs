@@ -205,7 +205,6 @@ fn unknown_fields_are_rejected_with_their_path() {
 fn unsupported_features_are_rejected_not_ignored() {
     let cases = [
         ("kind: NetworkPolicy\nmetadata: {name: p}\nspec: {ingress: [{action: Allow, http: {methods: [GET]}}]}", "spec.ingress[0].http", "application-layer proxy"),
-        ("kind: GlobalNetworkPolicy\nmetadata: {name: p}\nspec: {doNotTrack: true}", "spec.doNotTrack", "untracked"),
         ("kind: NetworkPolicy\nmetadata: {name: p}\nspec: {egress: [{action: Allow, destination: {services: {name: x}}}]}", "spec.egress[0].destination.services", "Services"),
         ("kind: IPPool\nmetadata: {name: p}\nspec: {cidr: 10.0.0.0/16, ipipMode: Always}", "spec.ipipMode", "IP-in-IP"),
         ("kind: IPPool\nmetadata: {name: p}\nspec: {cidr: 10.0.0.0/16, vxlanMode: CrossSubnet}", "spec.vxlanMode", "VXLAN"),
@@ -240,6 +239,24 @@ fn host_endpoint_policy_kinds_read_with_calicos_rules() {
     let e = err("kind: NetworkPolicy\nmetadata: {name: p, namespace: n}\nspec: {preDNAT: true, applyOnForward: true}");
     assert!(
         e.contains("preDNAT") && e.contains("GlobalNetworkPolicy"),
+        "{e}"
+    );
+    // Untracked: global, with applyOnForward, never pre-DNAT too.
+    let doc = "apiVersion: projectcalico.org/v3\nkind: GlobalNetworkPolicy\nmetadata: {name: u}\nspec: {doNotTrack: true, applyOnForward: true, ingress: [{action: Allow}], egress: [{action: Allow}]}\n";
+    let calico_core::model::Resource::Policy(u) = &parse_v3(doc).unwrap()[0] else {
+        panic!()
+    };
+    assert!(u.do_not_track && !u.pre_dnat);
+    let e = err("kind: GlobalNetworkPolicy\nmetadata: {name: p}\nspec: {doNotTrack: true}");
+    assert!(
+        e.contains("doNotTrack") && e.contains("applyOnForward"),
+        "{e}"
+    );
+    let e = err("kind: GlobalNetworkPolicy\nmetadata: {name: p}\nspec: {doNotTrack: true, preDNAT: true, applyOnForward: true}");
+    assert!(e.contains("doNotTrack") && e.contains("both"), "{e}");
+    let e = err("kind: NetworkPolicy\nmetadata: {name: p, namespace: n}\nspec: {doNotTrack: true, applyOnForward: true}");
+    assert!(
+        e.contains("doNotTrack") && e.contains("GlobalNetworkPolicy"),
         "{e}"
     );
 }

@@ -70,6 +70,21 @@ ingress:
   - {action: Allow, protocol: TCP, destination: {ports: [9443]}}
 "#;
 
+/// Untracked: TCP 7070 both ways (no conntrack entry: the replies need their own rule),
+/// and a deny for 9443, which pre-DNAT policy allows.
+const UNTRACKED_POLICY: &str = r#"
+kind: Policy
+name: uplink-untracked
+selector: role == 'uplink'
+doNotTrack: true
+applyOnForward: true
+ingress:
+  - {action: Allow, protocol: TCP, destination: {ports: [7070]}}
+  - {action: Deny, protocol: TCP, destination: {ports: [9443]}}
+egress:
+  - {action: Allow, protocol: TCP, source: {ports: [7070]}}
+"#;
+
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
@@ -153,7 +168,7 @@ async fn host_endpoint_policy_failsafe_pre_dnat_and_forwarding_on_real_packets()
     }
     let topo = Topology::with_outside(&[("calia", vec![WORKLOAD])], &[BLOCKED]);
     let (host_ns, fabric, wl) = (&topo.host, &topo.fabric, &topo.workloads[0].ns);
-    let _host_listeners = listen(host_ns, &[22, 8080, 9090, 9443]);
+    let _host_listeners = listen(host_ns, &[22, 7070, 8080, 9090, 9443]);
     let _wl_listeners = listen(wl, &[80, 81]);
     let _fabric_listeners = listen(fabric, &[9000]);
     // Without ACLs everything connects: the refusals below are ours.
@@ -231,6 +246,33 @@ async fn host_endpoint_policy_failsafe_pre_dnat_and_forwarding_on_real_packets()
     );
     assert!(connects(fabric, None, WORKLOAD, 80), "the rest as before");
 
+    // Untracked policy, before conntrack and before pre-DNAT policy.
+    assert!(
+        !connects(fabric, None, HOST, 7070),
+        "no policy allows 7070 yet"
+    );
+    // Ingress alone: the connection is not tracked, so nothing lets the host's replies out.
+    let ingress_only = UNTRACKED_POLICY.split("egress:").next().unwrap();
+    h.upsert(ingress_only).await;
+    assert!(
+        h.compiler.ruleset().chains.contains_key("raw-prerouting"),
+        "untracked policy brings the raw chains"
+    );
+    assert!(
+        !connects(fabric, None, HOST, 7070),
+        "untracked: the replies are not established traffic"
+    );
+    h.upsert(UNTRACKED_POLICY).await;
+    assert!(connects(fabric, None, HOST, 7070), "untracked both ways");
+    assert!(
+        !connects(fabric, None, HOST, 9443),
+        "untracked deny before pre-DNAT allow"
+    );
+    assert!(
+        connects(fabric, None, HOST, 8080),
+        "undecided: on to normal policy"
+    );
+
     // Workloads may reach the host once the setting says so.
     h.reconfigure(HostConfig {
         endpoint_to_host: EndpointToHostAction::Accept,
@@ -252,10 +294,12 @@ async fn host_endpoint_policy_failsafe_pre_dnat_and_forwarding_on_real_packets()
     assert!(connects(fabric, None, HOST, 9090));
     assert!(connects(fabric, Some(BLOCKED), WORKLOAD, 81));
     assert!(connects(host_ns, None, FABRIC, 9000));
-    assert_eq!(h.model.policies.len(), 3);
+    assert_eq!(h.model.policies.len(), 4);
     let chains = &h.compiler.ruleset().chains;
     assert!(
-        !chains.keys().any(|c| c.starts_with("hep-")),
+        !chains
+            .keys()
+            .any(|c| c.starts_with("hep-") || c.starts_with("raw-")),
         "{:?}",
         chains.keys()
     );

@@ -146,6 +146,9 @@ impl Run<'_> {
                 match s {
                     Statement::Log(prefix) => self.logged.push(prefix.clone()),
                     Statement::SetMark(bits) => self.mark |= bits,
+                    // Whether conntrack tracks the packet changes nothing the one packet
+                    // interpreted meets.
+                    Statement::NoTrack => {}
                     Statement::ClearMark(bits) => self.mark &= !bits,
                     Statement::NfLog { group, prefix, .. } => {
                         self.flow_logged.push((*group, prefix.clone()));

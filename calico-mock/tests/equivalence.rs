@@ -4,8 +4,8 @@
 //! their workloads (or outside addresses), host `h1`'s compiled ruleset accepts a forwarded
 //! packet exactly when the reference evaluator allows it: egress of the source if it is a
 //! local workload, and ingress of the destination if it is one; for a packet that arrives
-//! or leaves through the uplink, the policy of the host endpoint on it too (pre-DNAT, then
-//! `applyOnForward`, through the prerouting and forward hooks). The simulated network fed
+//! or leaves through the uplink, the policy of the host endpoint on it too (untracked,
+//! pre-DNAT, then `applyOnForward`, through the prerouting and forward hooks). The simulated network fed
 //! the same models update by update (so through the incremental compiler) delivers a packet
 //! between two workloads exactly when the reference evaluator allows the flow.
 
@@ -64,11 +64,11 @@ fn reference(model: &Model, p: &Packet) -> Option<(bool, String)> {
         e.verdict
     };
     if src.is_none() {
-        match host(HostPath::PreDnat, &mut why) {
-            Some(Verdict::Allow) => {}
-            Some(Verdict::Deny) => allowed = false,
-            None => allowed &= host(HostPath::FwdIn, &mut why) != Some(Verdict::Deny),
-        }
+        // The first stage that decides: untracked, pre-DNAT, then applyOnForward policy
+        // (none governing: allowed).
+        let stages = [HostPath::UntrackedIn, HostPath::PreDnat, HostPath::FwdIn];
+        let first = stages.iter().find_map(|&s| host(s, &mut why));
+        allowed &= first != Some(Verdict::Deny);
     }
     for (ep, dir) in [(src, Direction::Egress), (dst, Direction::Ingress)] {
         if let Some(ep) = ep {
@@ -170,7 +170,14 @@ proptest! {
         let ruleset = compile(&CompileConfig::new(NODE), &model);
         for p in &packets {
             if reference(&model, p).is_none() { continue }
-            prop_assert!(judge(&ruleset, &model, p, ConnState::Established));
+            // Untracked policy judges every packet, established or not (it runs before
+            // conntrack).
+            let untracked_deny = local_owner(&model, p.src).is_none()
+                && uplink_endpoint(&model).is_some_and(|h| {
+                    let e = evaluate_host(&model, h, HostPath::UntrackedIn, p, &HostConfig::default());
+                    e.unwrap().verdict == Some(Verdict::Deny)
+                });
+            prop_assert_eq!(judge(&ruleset, &model, p, ConnState::Established), !untracked_deny);
             prop_assert!(!judge(&ruleset, &model, p, ConnState::Invalid));
         }
     }

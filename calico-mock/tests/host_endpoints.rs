@@ -94,6 +94,17 @@ ingress:
   - {action: Allow, protocol: TCP, destination: {ports: [9443]}}
 ---
 kind: Policy
+name: uplink-untracked
+selector: role == 'uplink'
+doNotTrack: true
+applyOnForward: true
+ingress:
+  - {action: Deny, protocol: UDP, destination: {ports: [5301, 68]}}
+  - {action: Allow, protocol: UDP, destination: {ports: [5300]}}
+egress:
+  - {action: Allow, protocol: UDP, destination: {ports: [5300]}}
+---
+kind: Policy
 name: any-in
 selector: role == 'any'
 types: [Ingress]
@@ -168,7 +179,10 @@ fn reference(model: &Model, config: &HostConfig, p: &Packet, route: Route) -> bo
     match route {
         Route::FromHost(out) => match host_endpoint(out) {
             _ if is_workload(out) => true, // the host may always reach its workloads
-            Some(h) => host(h, HostPath::Out) == Some(Verdict::Allow),
+            Some(h) => match host(h, HostPath::UntrackedOut) {
+                Some(v) => v == Verdict::Allow,
+                None => host(h, HostPath::Out) == Some(Verdict::Allow),
+            },
             None => true,
         },
         Route::ToHost(iface) if is_workload(iface) => {
@@ -181,24 +195,18 @@ fn reference(model: &Model, config: &HostConfig, p: &Packet, route: Route) -> bo
             let Some(h) = host_endpoint(iface) else {
                 return true;
             };
-            match host(h, HostPath::PreDnat) {
-                Some(v) => v == Verdict::Allow,
-                None => host(h, HostPath::In) == Some(Verdict::Allow),
-            }
+            // The first stage that decides: untracked, pre-DNAT, normal policy.
+            let stages = [HostPath::UntrackedIn, HostPath::PreDnat, HostPath::In];
+            stages.iter().find_map(|&s| host(h, s)) == Some(Verdict::Allow)
         }
         Route::Forward(i, o) => {
             if is_workload(i) && !wl(i, Direction::Egress) {
                 return false;
             }
             if let Some(h) = host_endpoint(i).filter(|_| !is_workload(i)) {
-                match host(h, HostPath::PreDnat) {
-                    Some(Verdict::Deny) => return false,
-                    Some(Verdict::Allow) => {}
-                    None => {
-                        if host(h, HostPath::FwdIn) != Some(Verdict::Allow) {
-                            return false;
-                        }
-                    }
+                let stages = [HostPath::UntrackedIn, HostPath::PreDnat, HostPath::FwdIn];
+                if stages.iter().find_map(|&s| host(h, s)) != Some(Verdict::Allow) {
+                    return false;
                 }
             }
             if is_workload(o) {
@@ -318,6 +326,49 @@ fn cases() -> Vec<Case> {
             "loopback is left alone",
             tcp("127.0.0.1", "127.0.0.1", 9090),
             ToHost("lo"),
+            true,
+        ),
+        // Untracked policy, before conntrack.
+        case(
+            "untracked allow skips normal policy",
+            udp(FABRIC, HOST, 5300),
+            ToHost("eth0"),
+            true,
+        ),
+        case(
+            "untracked deny",
+            udp(FABRIC, HOST, 5301),
+            ToHost("eth0"),
+            false,
+        ),
+        case(
+            "untracked deny, forwarded",
+            udp(FABRIC, WL, 5301),
+            Forward("eth0", "calia"),
+            false,
+        ),
+        case(
+            "untracked allow skips forward policy",
+            udp(FABRIC, WL, 5300),
+            Forward("eth0", "calia"),
+            true,
+        ),
+        case(
+            "untracked egress allow",
+            udp(HOST, FABRIC, 5300),
+            FromHost("eth0"),
+            true,
+        ),
+        case(
+            "untracked policy does not decide: normal policy",
+            udp(FABRIC, HOST, 5302),
+            ToHost("eth0"),
+            false,
+        ),
+        case(
+            "failsafe port not closed by untracked deny",
+            udp(FABRIC, HOST, 68),
+            ToHost("eth0"),
             true,
         ),
         // From the host.

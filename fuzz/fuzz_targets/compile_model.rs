@@ -139,6 +139,7 @@ fn resources(b: &mut Bytes) -> Vec<Resource> {
                 egress: rules(b),
                 apply_on_forward: false,
                 pre_dnat: false,
+                do_not_track: false,
             }),
             2 => Resource::Tier(Tier {
                 name: b.pick(&["t1", "t2"]).into(),

@@ -41,6 +41,7 @@ use super::rules::{compile_rule, Verdicts};
 use super::{flow_log, Compiler};
 use super::{EGRESS_ALLOWED_CHAIN, FORWARD_CHAIN};
 use super::{INPUT_CHAIN, OUTPUT_CHAIN, PREROUTING_CHAIN, WORKLOAD_TO_HOST_CHAIN};
+use super::{RAW_OUTPUT_CHAIN, RAW_PREROUTING_CHAIN};
 use crate::dataplane::ir::{Chain, Match, Rule as IrRule, Ruleset, Statement, Verdict};
 use crate::model::{Model, PolicyType, Rule, WorkloadEndpointId};
 
@@ -353,6 +354,8 @@ pub fn describe(model: &Model, node: &str, ruleset: &Ruleset) -> ChainNames {
         FORWARD_CHAIN,
         EGRESS_ALLOWED_CHAIN,
         PREROUTING_CHAIN,
+        RAW_PREROUTING_CHAIN,
+        RAW_OUTPUT_CHAIN,
         INPUT_CHAIN,
         OUTPUT_CHAIN,
         WORKLOAD_TO_HOST_CHAIN,

@@ -2,22 +2,33 @@
 //! pure functions, no state ([`super::host_endpoints`] decides when they change).
 //!
 //! ```text
+//! raw-prerouting (hook prerouting, priority -300: before conntrack; only while some host
+//! endpoint has untracked policy)
+//!   iifname vmap @wl-ifaces  -> accept
+//!   iifname vmap @hep-raw-in -> goto hep-ri-<iface>
+//!   [goto hep-ri-*]
+//! raw-output (hook output, priority -300; the same while some endpoint has untracked policy)
+//!   oifname vmap @wl-ifaces  -> accept
+//!   oifname vmap @hep-raw-out -> goto hep-ro-<iface>
+//!   [goto hep-ro-*]
 //! prerouting (hook prerouting, priority -110: before DNAT)
+//!   mark has allowed-early   -> accept          untracked policy allowed it
 //!   iifname vmap @wl-ifaces  -> accept          workloads have no pre-DNAT policy
 //!   iifname vmap @hep-pd     -> goto hep-pd-<iface>
 //!   [goto hep-pd-*]                              the all-interfaces host endpoint
 //! input (hook input)
-//!   mark has pre-DNAT-allowed -> accept          pre-DNAT allow skips normal policy
+//!   mark has allowed-early   -> accept          untracked or pre-DNAT allow skips normal policy
 //!   iifname vmap @wl-to-host -> goto wl-to-host
 //!   iifname vmap @hep-in     -> goto hep-in-<iface>   (lo -> accept when there is `*`)
 //!   [goto hep-in-*]
 //! output (hook output)
+//!   mark has allowed-early   -> accept          untracked policy allowed it
 //!   oifname vmap @wl-ifaces  -> accept          the host may always reach its workloads
 //!   oifname vmap @hep-out    -> goto hep-eg-<iface>
 //!   [goto hep-eg-*]
 //! forward
 //!   iifname vmap @from-wl    -> goto wl-eg-<iface>
-//!   mark has pre-DNAT-allowed -> goto eg-allowed   (skips the arriving endpoint's policy)
+//!   mark has allowed-early   -> goto eg-allowed (skips the arriving endpoint's policy)
 //!   iifname vmap @hep-fwd-in -> goto hep-fi-<iface>  (no such policy: goto eg-allowed)
 //!   [goto hep-fi-*]
 //!   goto eg-allowed
@@ -33,11 +44,14 @@
 //!   set the to-host mark; iifname vmap @from-wl (the workload's egress policy)
 //!   drop
 //! hep-<path>-<iface>           one host endpoint on one path
-//!   ct state established,related -> on; ct state invalid drop (not pre-DNAT)
-//!   failsafe ports -> accept (host traffic only)
+//!   ct state established,related -> on; ct state invalid drop (neither untracked nor
+//!   pre-DNAT)
+//!   failsafe ports -> accept (not forwarded traffic)
 //!   for each tier: clear marks; jump hep-t-<...>; mark has allowed -> on
 //!   profiles (host traffic only): jump hpr-<dir>-<profile>; mark has allowed -> on
-//!   drop (pre-DNAT: accept, on to normal policy)
+//!   drop (untracked, pre-DNAT: accept, on to the next stage)
+//! on: untracked: notrack, set allowed-early, accept; pre-DNAT: set allowed-early, accept;
+//!   arriving forwarded: goto eg-allowed; otherwise accept
 //! hep-t-<...>                  one tier of one host endpoint's path
 //!   jump hpo-<dir>-<policy>; mark has allowed or passed -> return (for each policy)
 //!   drop (the tier denies by default)
@@ -56,6 +70,10 @@ use super::{EGRESS_ALLOWED_CHAIN, FORWARD_CHAIN, FROM_WORKLOAD_MAP, TO_WORKLOAD_
 
 /// The prerouting base chain (pre-DNAT policy).
 pub const PREROUTING_CHAIN: &str = "prerouting";
+/// The prerouting base chain before conntrack (untracked policy).
+pub const RAW_PREROUTING_CHAIN: &str = "raw-prerouting";
+/// The output base chain before conntrack (untracked policy).
+pub const RAW_OUTPUT_CHAIN: &str = "raw-output";
 /// The input base chain (traffic to the host).
 pub const INPUT_CHAIN: &str = "input";
 /// The output base chain (traffic from the host).
@@ -67,7 +85,7 @@ pub const WORKLOAD_IFACES_MAP: &str = "wl-ifaces";
 /// Map: local workload interfaces → goto `wl-to-host`.
 pub const WORKLOAD_TO_HOST_MAP: &str = "wl-to-host";
 
-/// The five places a host endpoint's policy applies.
+/// The seven places a host endpoint's policy applies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum HostPath {
@@ -81,16 +99,22 @@ pub enum HostPath {
     FwdIn,
     /// Forwarded and leaving (`applyOnForward` policy, egress).
     FwdOut,
+    /// Arriving, before conntrack (untracked policy, ingress).
+    UntrackedIn,
+    /// Sent by the host, before conntrack (untracked policy, egress).
+    UntrackedOut,
 }
 
 impl HostPath {
     /// Every path.
-    pub const ALL: [HostPath; 5] = [
+    pub const ALL: [HostPath; 7] = [
         HostPath::In,
         HostPath::Out,
         HostPath::PreDnat,
         HostPath::FwdIn,
         HostPath::FwdOut,
+        HostPath::UntrackedIn,
+        HostPath::UntrackedOut,
     ];
 
     /// The path in words, for people.
@@ -101,23 +125,30 @@ impl HostPath {
             HostPath::PreDnat => "ingress before DNAT (pre-DNAT)",
             HostPath::FwdIn => "ingress, forwarded (applyOnForward)",
             HostPath::FwdOut => "egress, forwarded (applyOnForward)",
+            HostPath::UntrackedIn => "ingress before conntrack (untracked)",
+            HostPath::UntrackedOut => "egress before conntrack (untracked)",
         }
     }
 
     /// The direction relative to the host endpoint.
     pub fn direction(self) -> PolicyType {
         match self {
-            HostPath::In | HostPath::PreDnat | HostPath::FwdIn => PolicyType::Ingress,
-            HostPath::Out | HostPath::FwdOut => PolicyType::Egress,
+            HostPath::In | HostPath::PreDnat | HostPath::FwdIn | HostPath::UntrackedIn => {
+                PolicyType::Ingress
+            }
+            HostPath::Out | HostPath::FwdOut | HostPath::UntrackedOut => PolicyType::Egress,
         }
     }
 
     /// Whether a policy applying to the host endpoint takes part on this path.
     pub fn admits(self, p: &Policy) -> bool {
         match self {
-            HostPath::In | HostPath::Out => !p.pre_dnat,
+            HostPath::In | HostPath::Out => !p.pre_dnat && !p.do_not_track,
             HostPath::PreDnat => p.pre_dnat,
-            HostPath::FwdIn | HostPath::FwdOut => p.apply_on_forward && !p.pre_dnat,
+            HostPath::FwdIn | HostPath::FwdOut => {
+                p.apply_on_forward && !p.pre_dnat && !p.do_not_track
+            }
+            HostPath::UntrackedIn | HostPath::UntrackedOut => p.do_not_track,
         }
     }
 
@@ -135,6 +166,8 @@ impl HostPath {
             HostPath::PreDnat => ("hep-pd", IfaceKey::Input),
             HostPath::FwdIn => ("hep-fwd-in", IfaceKey::Input),
             HostPath::FwdOut => ("hep-fwd-out", IfaceKey::Output),
+            HostPath::UntrackedIn => ("hep-raw-in", IfaceKey::Input),
+            HostPath::UntrackedOut => ("hep-raw-out", IfaceKey::Output),
         }
     }
 
@@ -146,6 +179,8 @@ impl HostPath {
             HostPath::PreDnat => "hep-pd",
             HostPath::FwdIn => "hep-fi",
             HostPath::FwdOut => "hep-fo",
+            HostPath::UntrackedIn => "hep-ri",
+            HostPath::UntrackedOut => "hep-ro",
         };
         chain_name(prefix, &[iface])
     }
@@ -159,11 +194,27 @@ impl HostPath {
         }
     }
 
+    /// Whether the path judges packets before the normal policy, which a packet it does
+    /// not decide goes on to: no end-of-tier drop, no default deny.
+    pub fn is_early(self) -> bool {
+        matches!(
+            self,
+            HostPath::PreDnat | HostPath::UntrackedIn | HostPath::UntrackedOut
+        )
+    }
+
     /// What an allowed packet does next.
     fn allowed(self, config: &HostConfig) -> (Vec<Statement>, Verdict) {
         match self {
             HostPath::PreDnat => (
-                vec![Statement::SetMark(config.pre_dnat_mark)],
+                vec![Statement::SetMark(config.early_allow_mark)],
+                Verdict::Accept,
+            ),
+            HostPath::UntrackedIn | HostPath::UntrackedOut => (
+                vec![
+                    Statement::NoTrack,
+                    Statement::SetMark(config.early_allow_mark),
+                ],
                 Verdict::Accept,
             ),
             HostPath::FwdIn => (vec![], Verdict::Goto(EGRESS_ALLOWED_CHAIN.into())),
@@ -222,12 +273,15 @@ fn dispatch(key: IfaceKey, map: &str) -> Rule {
 }
 
 /// The base chains and `eg-allowed`, for the all-interfaces host endpoint's paths
-/// `wildcard` (those it has a chain on).
+/// `wildcard` (those it has a chain on); the untracked-policy chains only when `untracked`
+/// (some host endpoint has untracked policy: `None` otherwise, every packet spared two
+/// base chains).
 pub fn base_chains(
     config: &HostConfig,
     forward_priority: i32,
     wildcard: &[HostPath],
-) -> Vec<(&'static str, Chain)> {
+    untracked: bool,
+) -> Vec<(&'static str, Option<Chain>)> {
     let wild = |path: HostPath| {
         wildcard
             .contains(&path)
@@ -241,29 +295,40 @@ pub fn base_chains(
         }
         rules
     };
+    let early =
+        |verdict: Verdict| Rule::new(vec![Match::MarkSet(config.early_allow_mark)], verdict);
     let prerouting = with_paths(
-        vec![dispatch(IfaceKey::Input, WORKLOAD_IFACES_MAP)],
+        vec![
+            early(Verdict::Accept),
+            dispatch(IfaceKey::Input, WORKLOAD_IFACES_MAP),
+        ],
         &[HostPath::PreDnat],
     );
+    let raw = |key: IfaceKey, path: HostPath| {
+        untracked.then(|| with_paths(vec![dispatch(key, WORKLOAD_IFACES_MAP)], &[path]))
+    };
+    let raw_prerouting = raw(IfaceKey::Input, HostPath::UntrackedIn);
+    let raw_output = raw(IfaceKey::Output, HostPath::UntrackedOut);
     let input = with_paths(
         vec![
-            Rule::new(vec![Match::MarkSet(config.pre_dnat_mark)], Verdict::Accept),
+            early(Verdict::Accept),
             dispatch(IfaceKey::Input, WORKLOAD_TO_HOST_MAP),
         ],
         &[HostPath::In],
     );
     let output = with_paths(
-        vec![dispatch(IfaceKey::Output, WORKLOAD_IFACES_MAP)],
+        vec![
+            early(Verdict::Accept),
+            dispatch(IfaceKey::Output, WORKLOAD_IFACES_MAP),
+        ],
         &[HostPath::Out],
     );
     let mut forward = with_paths(
         vec![
             dispatch(IfaceKey::Input, FROM_WORKLOAD_MAP),
-            // Pre-DNAT policy allowed it: the arriving endpoint's forward policy is skipped.
-            Rule::new(
-                vec![Match::MarkSet(config.pre_dnat_mark)],
-                Verdict::Goto(EGRESS_ALLOWED_CHAIN.into()),
-            ),
+            // Untracked or pre-DNAT policy allowed it: the arriving endpoint's forward
+            // policy is skipped.
+            early(Verdict::Goto(EGRESS_ALLOWED_CHAIN.into())),
         ],
         &[HostPath::FwdIn],
     );
@@ -283,23 +348,38 @@ pub fn base_chains(
         &[HostPath::FwdOut],
     );
     allowed.push(Rule::new(vec![], Verdict::Accept));
+    let untracked_priority = config.untracked_priority;
     vec![
         (
-            PREROUTING_CHAIN,
-            base(Hook::Prerouting, config.pre_dnat_priority, prerouting),
+            RAW_PREROUTING_CHAIN,
+            raw_prerouting.map(|r| base(Hook::Prerouting, untracked_priority, r)),
         ),
-        (INPUT_CHAIN, base(Hook::Input, forward_priority, input)),
-        (OUTPUT_CHAIN, base(Hook::Output, forward_priority, output)),
+        (
+            RAW_OUTPUT_CHAIN,
+            raw_output.map(|r| base(Hook::Output, untracked_priority, r)),
+        ),
+        (
+            PREROUTING_CHAIN,
+            Some(base(Hook::Prerouting, config.pre_dnat_priority, prerouting)),
+        ),
+        (
+            INPUT_CHAIN,
+            Some(base(Hook::Input, forward_priority, input)),
+        ),
+        (
+            OUTPUT_CHAIN,
+            Some(base(Hook::Output, forward_priority, output)),
+        ),
         (
             FORWARD_CHAIN,
-            base(Hook::Forward, forward_priority, forward),
+            Some(base(Hook::Forward, forward_priority, forward)),
         ),
         (
             EGRESS_ALLOWED_CHAIN,
-            Chain {
+            Some(Chain {
                 base: None,
                 rules: allowed,
-            },
+            }),
         ),
     ]
 }
@@ -430,13 +510,20 @@ pub fn endpoint_rules(
         statements: allowed_statements.clone(),
         verdict: Some(allowed.clone()),
     };
-    let mut rules = vec![on(vec![Match::Ct(CtState::EstablishedOrRelated)])];
-    if path != HostPath::PreDnat {
+    let mut rules = Vec::new();
+    let untracked = matches!(path, HostPath::UntrackedIn | HostPath::UntrackedOut);
+    if !untracked {
+        // (Before conntrack a packet has no state yet.)
+        rules.push(on(vec![Match::Ct(CtState::EstablishedOrRelated)]));
+    }
+    if !path.is_early() {
         rules.push(Rule::new(vec![Match::Ct(CtState::Invalid)], Verdict::Drop));
     }
     let failsafe = match path {
-        HostPath::In | HostPath::PreDnat => config.failsafe_inbound.as_slice(),
-        HostPath::Out => config.failsafe_outbound.as_slice(),
+        HostPath::In | HostPath::PreDnat | HostPath::UntrackedIn => {
+            config.failsafe_inbound.as_slice()
+        }
+        HostPath::Out | HostPath::UntrackedOut => config.failsafe_outbound.as_slice(),
         HostPath::FwdIn | HostPath::FwdOut => &[],
     };
     rules.extend(failsafe.iter().map(failsafe_rule));
@@ -450,10 +537,14 @@ pub fn endpoint_rules(
         rules.push(Rule::new(vec![], Verdict::Jump(target.clone())));
         rules.push(on(vec![Match::MarkSet(config.accept_mark)]));
     }
-    rules.push(match path {
-        // Pre-DNAT policy has no default deny: on to the normal policy.
-        HostPath::PreDnat => Rule::new(vec![], Verdict::Accept),
-        _ => Rule::new(vec![], Verdict::Drop),
-    });
+    // Untracked and pre-DNAT policy have no default deny: on to the next stage.
+    rules.push(Rule::new(
+        vec![],
+        if path.is_early() {
+            Verdict::Accept
+        } else {
+            Verdict::Drop
+        },
+    ));
     Chain { base: None, rules }
 }

@@ -132,8 +132,11 @@ pub struct HostConfig {
     pub accept_mark: u32,
     /// Mark bit: the packet is going from a workload to the host.
     pub to_host_mark: u32,
-    /// Mark bit: pre-DNAT policy allowed the packet (the host's normal policy is skipped).
-    pub pre_dnat_mark: u32,
+    /// Mark bit: untracked or pre-DNAT policy allowed the packet (what comes after, pre-DNAT
+    /// and normal policy, is skipped).
+    pub early_allow_mark: u32,
+    /// Priority of the untracked-policy chains (before conntrack, -200: nftables' `raw`).
+    pub untracked_priority: i32,
     /// Priority of the pre-DNAT chain (below nftables' `dstnat`, -100).
     pub pre_dnat_priority: i32,
 }
@@ -148,7 +151,8 @@ impl Default for HostConfig {
             openstack_special_cases: false,
             accept_mark: 0x0001_0000,
             to_host_mark: 0x0004_0000,
-            pre_dnat_mark: 0x0008_0000,
+            early_allow_mark: 0x0008_0000,
+            untracked_priority: -300,
             pre_dnat_priority: -110,
         }
     }

@@ -68,6 +68,8 @@ struct Rendered {
     policies: BTreeSet<PolicyKey>,
     profiles: BTreeSet<String>,
     wildcard: Vec<HostPath>,
+    /// Whether some endpoint has an untracked-policy chain.
+    untracked: bool,
 }
 
 impl HostEndpoints {
@@ -110,10 +112,13 @@ impl Compiler {
     /// Re-renders the host-endpoint part and the base chains, writing what changed.
     pub(super) fn render_hosts(&mut self, model: &Model) {
         let r = self.host_part(model);
-        for (name, chain) in
-            base_chains(&self.config.host, self.config.forward_priority, &r.wildcard)
-        {
-            self.journal.put_chain(name, Some(chain));
+        let host = &self.config.host;
+        let bases = base_chains(host, self.config.forward_priority, &r.wildcard, r.untracked);
+        for (name, chain) in bases {
+            let exists = self.journal.ruleset().chains.contains_key(name);
+            if chain.is_some() || exists {
+                self.journal.put_chain(name, chain);
+            }
         }
         let old_chains = std::mem::take(&mut self.hosts.chains);
         for name in old_chains.iter().filter(|n| !r.chains.contains_key(*n)) {
@@ -154,6 +159,8 @@ impl Compiler {
             };
             for path in HostPath::ALL {
                 let rendered = self.render_path(model, &view, path, iface, &mut r);
+                r.untracked |=
+                    rendered && matches!(path, HostPath::UntrackedIn | HostPath::UntrackedOut);
                 let (map, _) = path.map();
                 if iface == "*" {
                     if rendered {
@@ -171,7 +178,13 @@ impl Compiler {
         }
         if wildcard_exists && !endpoints.contains_key("lo") {
             // The all-interfaces endpoint leaves the host's loopback traffic alone.
-            for path in [HostPath::In, HostPath::Out, HostPath::PreDnat] {
+            for path in [
+                HostPath::In,
+                HostPath::Out,
+                HostPath::PreDnat,
+                HostPath::UntrackedIn,
+                HostPath::UntrackedOut,
+            ] {
                 r.elements
                     .insert((path.map().0.to_string(), "lo".into()), Verdict::Accept);
             }
@@ -220,8 +233,8 @@ impl Compiler {
             let t = HostTier {
                 tier: tier.name.clone(),
                 policies: entries,
-                // Pre-DNAT policy has no end-of-tier drop.
-                deny: tier.default_action == TierAction::Deny && path != HostPath::PreDnat,
+                // Untracked and pre-DNAT policy have no end-of-tier drop.
+                deny: tier.default_action == TierAction::Deny && !path.is_early(),
             };
             let name = tier_chain(path, iface, &t.tier);
             r.chains.insert(

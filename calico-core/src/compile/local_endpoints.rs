@@ -35,7 +35,7 @@ impl LocalEndpoints {
 
     /// A policy was added or changed (`Some`) or removed (`None`).
     pub(super) fn set_policy(&mut self, key: &PolicyKey, policy: Option<&Policy>) {
-        match policy.filter(|p| !p.pre_dnat) {
+        match policy.filter(|p| !p.pre_dnat && !p.do_not_track) {
             Some(p) => {
                 self.applies.add_selector(key.clone(), applies_selector(p));
             }

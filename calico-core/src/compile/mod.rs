@@ -86,8 +86,8 @@ mod updates;
 pub use describe::{describe, ChainNames, ChainOwner, RuleRef, DEFAULT_TIER, PROFILE_TIER};
 pub use flow_log::{FlowLogConfig, LogRef, LogRefError, LogRule, LogVerdict};
 pub use host_chains::{
-    HostPath, INPUT_CHAIN, OUTPUT_CHAIN, PREROUTING_CHAIN, WORKLOAD_IFACES_MAP,
-    WORKLOAD_TO_HOST_CHAIN, WORKLOAD_TO_HOST_MAP,
+    HostPath, INPUT_CHAIN, OUTPUT_CHAIN, PREROUTING_CHAIN, RAW_OUTPUT_CHAIN, RAW_PREROUTING_CHAIN,
+    WORKLOAD_IFACES_MAP, WORKLOAD_TO_HOST_CHAIN, WORKLOAD_TO_HOST_MAP,
 };
 pub use host_config::{
     EndpointToHostAction, FailsafePort, HostConfig, DEFAULT_FAILSAFE_INBOUND,

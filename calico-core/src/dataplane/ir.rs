@@ -283,6 +283,10 @@ pub enum Statement {
     SetMark(u32),
     /// `meta mark set meta mark & ~bits`.
     ClearMark(u32),
+    /// `notrack`: conntrack leaves the packet alone (no entry, `ct state untracked`). Only
+    /// in chains that run before conntrack: prerouting and output base chains of priority
+    /// below -200 (`raw`), and the chains they call.
+    NoTrack,
     /// Hands the packet to the netlink log group `group` with `prefix` (nftables `log
     /// prefix "..." group N`, read by NFLOG listeners: the agent's flow logs). With `rate`,
     /// at most `rate` packets a second (burst `rate`) are logged (`limit rate N/second`

@@ -56,12 +56,12 @@ impl EndpointView {
         self.is_workload || !self.addresses.is_empty()
     }
 
-    /// Whether `policy` applies to this endpoint (ignoring direction). Pre-DNAT policy
-    /// applies to host endpoints only.
+    /// Whether `policy` applies to this endpoint (ignoring direction). Pre-DNAT and
+    /// untracked policy apply to host endpoints only.
     pub fn is_selected_by(&self, policy: &Policy) -> bool {
         let in_scope = match &policy.namespace {
             Some(ns) => self.is_workload && self.namespace.as_deref() == Some(ns.as_str()),
-            None => !(self.is_workload && policy.pre_dnat),
+            None => !(self.is_workload && (policy.pre_dnat || policy.do_not_track)),
         };
         in_scope && policy.selector.matches(&self.labels)
     }

@@ -8,6 +8,9 @@
 //! * **Forwarded** (`FwdIn`, arriving through the endpoint; `FwdOut`, leaving through it):
 //!   only `applyOnForward` policies, no profiles, no failsafe ports; when none governs the
 //!   direction the packet is allowed, otherwise what they do not allow is denied.
+//! * **Untracked** (`UntrackedIn`, arriving through the endpoint; `UntrackedOut`, sent by
+//!   the host through it; before conntrack): as pre-DNAT below, with untracked policy
+//!   only; an allow skips pre-DNAT and normal policy (and the packet is not tracked).
 //! * **Pre-DNAT** (`PreDnat`, arriving through the endpoint, before DNAT, whatever its
 //!   destination): the failsafe ports go on to the normal policy, then pre-DNAT policies
 //!   only; allowed or denied
@@ -48,8 +51,8 @@ pub fn evaluate_host(
 
 fn failsafe(path: HostPath, packet: &Packet, config: &HostConfig) -> Option<String> {
     let ports = match path {
-        HostPath::In | HostPath::PreDnat => &config.failsafe_inbound,
-        HostPath::Out => &config.failsafe_outbound,
+        HostPath::In | HostPath::PreDnat | HostPath::UntrackedIn => &config.failsafe_inbound,
+        HostPath::Out | HostPath::UntrackedOut => &config.failsafe_outbound,
         HostPath::FwdIn | HostPath::FwdOut => return None,
     };
     ports
@@ -68,9 +71,9 @@ fn judge_host(
 ) -> Option<Verdict> {
     if let Some(port) = failsafe(path, packet, config) {
         trace.push(TraceStep::Failsafe(port));
-        // Pre-DNAT policy cannot close a failsafe port, but does not open the rest of the
-        // way either: the normal (or forward) policy judges the packet next.
-        return (path != HostPath::PreDnat).then_some(Verdict::Allow);
+        // Untracked and pre-DNAT policy cannot close a failsafe port, but do not open the
+        // rest of the way either: the normal (or forward) policy judges the packet next.
+        return (!path.is_early()).then_some(Verdict::Allow);
     }
     let dir = path.direction();
     let tiers: Vec<_> = tiers_for(model, view, dir)
@@ -87,7 +90,7 @@ fn judge_host(
                 trace.push(TraceStep::NoForwardPolicy);
                 return Some(Verdict::Allow);
             }
-            HostPath::PreDnat => {
+            HostPath::PreDnat | HostPath::UntrackedIn | HostPath::UntrackedOut => {
                 trace.push(TraceStep::NoPreDnatDecision);
                 return None;
             }
@@ -97,8 +100,9 @@ fn judge_host(
     let endpoints = effective::selectable_endpoints(model);
     for (tier, policies) in &tiers {
         let mut tier = tier.clone();
-        if path == HostPath::PreDnat {
-            // Pre-DNAT policy has no end-of-tier drop: what it does not decide goes on.
+        if path.is_early() {
+            // Untracked and pre-DNAT policy have no end-of-tier drop: what they do not
+            // decide goes on.
             tier.default_action = TierAction::Pass;
         }
         match run_tier(&endpoints, &tier, policies, dir, packet, trace) {
@@ -108,7 +112,7 @@ fn judge_host(
         }
     }
     match path {
-        HostPath::PreDnat => {
+        HostPath::PreDnat | HostPath::UntrackedIn | HostPath::UntrackedOut => {
             trace.push(TraceStep::NoPreDnatDecision);
             return None;
         }

@@ -300,10 +300,10 @@ fn judge(
     trace: &mut Vec<TraceStep>,
 ) -> Verdict {
     let ptype = direction.policy_type();
-    // Pre-DNAT policy has a path of its own ([`evaluate_host`]).
+    // Pre-DNAT and untracked policy have paths of their own ([`evaluate_host`]).
     let mut tiers = tiers_for(model, ep, ptype);
     for (_, ps) in &mut tiers {
-        ps.retain(|p| !p.pre_dnat);
+        ps.retain(|p| !p.pre_dnat && !p.do_not_track);
     }
     tiers.retain(|(_, ps)| !ps.is_empty());
     let endpoints = effective::selectable_endpoints(model);

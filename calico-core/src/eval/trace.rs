@@ -92,7 +92,7 @@ pub enum TraceStep {
     /// No `applyOnForward` policy of the host endpoint governs the direction: forwarded
     /// traffic is allowed.
     NoForwardPolicy,
-    /// No pre-DNAT policy decided: on to the host's normal policy.
+    /// No untracked or pre-DNAT policy decided: on to the next stage.
     NoPreDnatDecision,
     /// `applyOnForward` policies govern the direction, but none allowed: denied.
     EndOfForwardPolicy,
@@ -151,7 +151,7 @@ impl fmt::Display for TraceStep {
                 "  end of the applyOnForward policies: nothing allowed it: Deny (forwarded traffic)",
             ),
             TraceStep::NoPreDnatDecision => {
-                f.write_str("  no pre-DNAT policy decided: on to the normal policy")
+                f.write_str("  no untracked or pre-DNAT policy decided: on to the next stage")
             }
         }
     }

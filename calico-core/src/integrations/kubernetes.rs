@@ -671,6 +671,7 @@ pub fn translate_policy(np: &NetworkPolicy) -> Result<Policy, TranslateError> {
         egress,
         apply_on_forward: false,
         pre_dnat: false,
+        do_not_track: false,
     };
     policy
         .validate()

@@ -198,6 +198,7 @@ impl KubernetesDriver {
             egress: vec![],
             apply_on_forward: false,
             pre_dnat: false,
+            do_not_track: false,
         });
         let key = self.writer.key_of(&stub)?;
         Ok(self.writer.remove(&key).await?.is_some())

@@ -62,6 +62,14 @@ pub struct Policy {
     /// workload endpoints.
     #[serde(default, skip_serializing_if = "is_false", rename = "preDNAT")]
     pub pre_dnat: bool,
+    /// Host endpoints only: untracked policy, judged before connection tracking (needs
+    /// `applyOnForward`). An allowed packet is not tracked (its replies must be allowed by
+    /// untracked policy too) and skips pre-DNAT and normal policy; a packet no rule
+    /// decides goes on to them. Ingress rules judge packets arriving through the
+    /// endpoint, egress rules packets the host sends through it. Never applies to workload
+    /// endpoints.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub do_not_track: bool,
 }
 
 fn is_false(b: &bool) -> bool {

@@ -478,9 +478,29 @@ impl Policy {
         c.rules("egress", &self.egress)
     }
 
-    /// Calico's rules for `preDNAT` and `applyOnForward`: pre-DNAT policy is global,
-    /// governs ingress only and needs `applyOnForward`.
+    /// Calico's rules for `preDNAT`, `doNotTrack` and `applyOnForward`: both kinds are
+    /// global, exclusive and need `applyOnForward`; pre-DNAT policy governs ingress only.
     fn validate_host_flags(&self, c: &Check) -> Result<(), ValidationError> {
+        if self.do_not_track {
+            if self.pre_dnat {
+                return Err(c.invalid(
+                    "doNotTrack",
+                    "a policy cannot be both untracked (doNotTrack) and pre-DNAT",
+                ));
+            }
+            if self.namespace.is_some() {
+                return Err(c.invalid(
+                    "doNotTrack",
+                    "only a GlobalNetworkPolicy can be untracked (it applies to host endpoints)",
+                ));
+            }
+            if !self.apply_on_forward {
+                return Err(c.err(
+                    "doNotTrack",
+                    Reason::Requires("applyOnForward: true".into()),
+                ));
+            }
+        }
         if !self.pre_dnat {
             return Ok(());
         }

@@ -147,6 +147,7 @@ fn policy(name: &str, ns: Option<&str>) -> Policy {
         egress: vec![],
         apply_on_forward: false,
         pre_dnat: false,
+        do_not_track: false,
     }
 }
 

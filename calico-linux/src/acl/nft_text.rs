@@ -126,6 +126,7 @@ pub fn rule_text(rule: &Rule) -> String {
         parts.push(match s {
             Statement::Log(prefix) => format!("log prefix \"{}\"", prefix.replace('"', "'")),
             Statement::SetMark(bits) => format!("meta mark set meta mark | {bits:#x}"),
+            Statement::NoTrack => "notrack".to_string(),
             Statement::ClearMark(bits) => format!("meta mark set meta mark & {:#x}", !bits),
             Statement::NfLog {
                 group,

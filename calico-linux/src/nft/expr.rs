@@ -125,6 +125,8 @@ pub enum Expr {
         /// Burst, in packets.
         burst: u32,
     },
+    /// `notrack`: conntrack leaves the packet alone (no attributes).
+    Notrack,
 }
 
 impl Expr {
@@ -141,6 +143,7 @@ impl Expr {
             Expr::Verdict(_) => "immediate",
             Expr::Log { .. } => "log",
             Expr::Limit { .. } => "limit",
+            Expr::Notrack => "notrack",
         }
     }
 
@@ -148,6 +151,11 @@ impl Expr {
     pub fn encode(&self, w: &mut MsgWriter) {
         w.nest(NFTA_LIST_ELEM);
         w.string(NFTA_EXPR_NAME, self.name());
+        if *self == Expr::Notrack {
+            // No data at all, as libnftnl writes it (and the kernel dumps it).
+            w.end_nest();
+            return;
+        }
         w.nest(NFTA_EXPR_DATA);
         match self {
             Expr::Meta { key, dreg } => {
@@ -237,6 +245,7 @@ impl Expr {
                 w.be32(NFTA_LIMIT_TYPE, NFT_LIMIT_PKTS);
                 w.be32(NFTA_LIMIT_FLAGS, 0);
             }
+            Expr::Notrack => {}
         }
         w.end_nest();
         w.end_nest();
@@ -267,6 +276,7 @@ impl Expr {
             "immediate" => decode_immediate(&f),
             "log" => decode_log(&f).map(Some),
             "limit" => decode_limit(&f),
+            "notrack" => Ok(Some(Expr::Notrack)),
             _ => Ok(None),
         }
     }
@@ -582,6 +592,7 @@ mod tests {
                 unit: 1,
                 burst: 10,
             },
+            Expr::Notrack,
         ];
         for e in &all {
             assert_eq!(&round_trip(e), e);

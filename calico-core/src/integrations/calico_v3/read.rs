@@ -66,6 +66,8 @@ struct PolicySpec {
     apply_on_forward: bool,
     #[serde(default, rename = "preDNAT")]
     pre_dnat: bool,
+    #[serde(default)]
+    do_not_track: bool,
 }
 
 #[derive(Deserialize)]
@@ -219,7 +221,6 @@ struct WorkloadEndpointSpec {
 const UNSUPPORTED: &[(&str, Option<&str>, &str)] = &[
     ("http", None, "HTTP match criteria need an application-layer proxy, which calico-rs does not run"),
     ("services", None, "matching Kubernetes Services in rules is not supported"),
-    ("doNotTrack", Some("false"), "untracked (doNotTrack) policy is not supported"),
     ("ipipMode", Some("Never"), "IP-in-IP encapsulation is not supported: calico-rs routes without overlay"),
     ("vxlanMode", Some("Never"), "VXLAN encapsulation is not supported: calico-rs routes without overlay"),
     ("natOutgoing", Some("false"), "outgoing NAT is not supported"),
@@ -492,6 +493,7 @@ fn policy(kind: &str, meta: Meta, spec: Value, obj: &str) -> Result<Resource, Tr
         egress: s.egress,
         apply_on_forward: s.apply_on_forward,
         pre_dnat: s.pre_dnat,
+        do_not_track: s.do_not_track,
     }))
 }
 

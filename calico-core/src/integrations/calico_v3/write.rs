@@ -179,6 +179,9 @@ fn policy(p: &Policy) -> Result<Parts<'_>, TranslateError> {
     if p.pre_dnat {
         spec.insert("preDNAT".into(), Value::Bool(true));
     }
+    if p.do_not_track {
+        spec.insert("doNotTrack".into(), Value::Bool(true));
+    }
     Ok((
         kind,
         p.namespace.clone(),

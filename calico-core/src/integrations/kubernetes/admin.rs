@@ -282,6 +282,7 @@ fn translate(
         egress: out.1,
         apply_on_forward: false,
         pre_dnat: false,
+        do_not_track: false,
     })
 }
 

@@ -136,6 +136,7 @@ fn parse_item(rest: &[Expr], family: Option<bool>, anon: &AnonResolver) -> Optio
                 _ => None,
             }
         }
+        Expr::Notrack => Some((Item::Statement(Statement::NoTrack), 1)),
         Expr::Verdict(v) => Some((Item::Verdict(verdict(v)), 1)),
         Expr::Meta { key, dreg: W1 } if *key == NFT_META_IIFNAME || *key == NFT_META_OIFNAME => {
             Some((Item::Verdict(dispatch(*key, rest.get(1)?)?), 2))
@@ -491,7 +492,7 @@ fn canonical_registers(e: &Expr) -> Expr {
             *sreg = word(*sreg);
             *dreg = word(*dreg);
         }
-        Expr::Verdict(_) | Expr::Log { .. } | Expr::Limit { .. } => {}
+        Expr::Verdict(_) | Expr::Log { .. } | Expr::Limit { .. } | Expr::Notrack => {}
     }
     e
 }

@@ -118,6 +118,7 @@ fn render_statement(s: &Statement, out: &mut Vec<Expr>) -> Result<(), RenderErro
             group: None,
         }),
         Statement::SetMark(bits) => out.extend(set_mark(!bits, *bits)),
+        Statement::NoTrack => out.push(Expr::Notrack),
         Statement::ClearMark(bits) => out.extend(set_mark(!bits, 0)),
         Statement::NfLog {
             group,

@@ -529,3 +529,92 @@ fn another_nodes_host_endpoints_compile_to_nothing_here() {
     );
     assert!(kernel(&h3, &tcp(FABRIC, HOST, 9090), Route::ToHost("eth0")));
 }
+
+#[test]
+fn flow_logs_name_host_endpoint_verdicts() {
+    use calico_core::compile::{describe, FlowLogConfig, LogRef, LogRule, LogVerdict};
+    let model = Model::from_resources(parse_resources(MODEL).unwrap()).unwrap();
+    let config = CompileConfig {
+        flow_logs: Some(FlowLogConfig::default()),
+        ..CompileConfig::new("h1")
+    };
+    let ruleset = compile(&config, &model);
+    let names = describe(&model, "h1", &ruleset);
+    let logged = |p: &Packet| {
+        let ctx = PacketContext {
+            packet: p,
+            iif: "eth0",
+            oif: "",
+            ct: ConnState::New,
+        };
+        let pre = interpret_marked(&ruleset, Hook::Prerouting, &ctx, 0);
+        let mut logs = pre.flow_logged.clone();
+        let mut accepted = pre.accepted;
+        if accepted {
+            let out = interpret_marked(&ruleset, Hook::Input, &ctx, pre.mark);
+            logs.extend(out.flow_logged);
+            accepted = out.accepted;
+        }
+        let logs: Vec<LogRef> = logs.iter().map(|(_, x)| x.parse().unwrap()).collect();
+        (accepted, logs)
+    };
+    // Allowed by a policy rule: the log names the policy and the rule.
+    let (accepted, logs) = logged(&tcp(FABRIC, HOST, 8080));
+    assert!(accepted);
+    let [log] = logs.as_slice() else {
+        panic!("{logs:?}")
+    };
+    assert_eq!(
+        (log.verdict, log.rule),
+        (LogVerdict::Allow, LogRule::Rule(0))
+    );
+    let rule = names.user_rule(&log.chain, 0).unwrap();
+    assert_eq!(rule.to_string(), "policy uplink-in ingress rule 0");
+    // Denied at the end of the tier whose policies apply (as for workloads).
+    let (accepted, logs) = logged(&tcp(FABRIC, HOST, 9090));
+    assert!(!accepted);
+    let [log] = logs.as_slice() else {
+        panic!("{logs:?}")
+    };
+    assert_eq!((log.verdict, log.rule), (LogVerdict::Deny, LogRule::End));
+    assert_eq!(
+        names.chain(&log.chain).unwrap().to_string(),
+        "tier default ingress policies [uplink-forward, uplink-in]"
+    );
+    assert_eq!(names.tier(&log.chain), Some("default"));
+    // A host endpoint no policy applies to: its own default deny, named.
+    let (accepted, logs) = {
+        let p = tcp(FABRIC, HOST, 9090);
+        let ctx = PacketContext {
+            packet: &p,
+            iif: "eth2",
+            oif: "",
+            ct: ConnState::New,
+        };
+        let out = interpret_marked(&ruleset, Hook::Input, &ctx, 0);
+        let logs: Vec<LogRef> = out
+            .flow_logged
+            .iter()
+            .map(|(_, x)| x.parse().unwrap())
+            .collect();
+        (out.accepted, logs)
+    };
+    assert!(!accepted);
+    assert_eq!(
+        names.chain(&logs[0].chain).unwrap().to_string(),
+        "host endpoint h1-eth2 (eth2) ingress (to the host)"
+    );
+    // Denied by pre-DNAT policy: its rule.
+    let (_, logs) = logged(&tcp(BLOCKED, HOST, 8080));
+    let rules: Vec<String> = logs
+        .iter()
+        .filter_map(|l| match l.rule {
+            LogRule::Rule(i) => names.user_rule(&l.chain, i).map(|r| r.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rules, ["policy uplink-pre-dnat ingress rule 0"]);
+    // Untracked policy logs nothing: no first packet of an untracked flow.
+    let (accepted, logs) = logged(&udp(FABRIC, HOST, 5300));
+    assert!(accepted && logs.is_empty(), "{logs:?}");
+}

@@ -98,6 +98,16 @@ impl Namer {
                     .or_insert_with(|| (ep.id.to_string(), labels.clone()));
             }
         }
+        // Host endpoints by their expected addresses, under their names.
+        for ep in model.host_endpoints.values().filter(|ep| ep.node == node) {
+            let labels: BTreeMap<String, String> =
+                effective::host_labels(model, ep).into_iter().collect();
+            for ip in &ep.expected_ips {
+                endpoints
+                    .entry(*ip)
+                    .or_insert_with(|| (format!("host endpoint {}", ep.name), labels.clone()));
+            }
+        }
         Namer {
             names: describe(model, node, ruleset),
             endpoints,

@@ -231,3 +231,20 @@ fn verdicts_name_their_tier() {
         "{seen:#?}"
     );
 }
+
+#[test]
+fn host_endpoints_are_named_by_their_expected_addresses() {
+    let yaml = format!(
+        "{MODEL}---\nkind: HostEndpoint\nname: h1-eth0\nnode: h1\ninterfaceName: eth0\nexpectedIPs: [192.168.0.1]\nlabels: {{role: uplink}}\n---\nkind: HostEndpoint\nname: h2-eth0\nnode: h2\ninterfaceName: eth0\nexpectedIPs: [192.168.0.2]\n"
+    );
+    let model = Model::from_resources(parse_resources(&yaml).unwrap()).unwrap();
+    let ruleset = compile(&CompileConfig::new("h1"), &model);
+    let namer = Namer::new(&model, "h1", &ruleset);
+    let (name, labels) = namer.endpoint("192.168.0.1".parse().unwrap()).unwrap();
+    assert_eq!(name, "host endpoint h1-eth0");
+    assert_eq!(labels.get("role").map(String::as_str), Some("uplink"));
+    assert!(
+        namer.endpoint("192.168.0.2".parse().unwrap()).is_none(),
+        "another node's"
+    );
+}

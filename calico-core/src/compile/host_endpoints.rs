@@ -13,7 +13,7 @@ use super::host_chains::{
     base_chains, endpoint_rules, host_policy_chain, host_profile_chain, tier_chain, tier_rules,
     HostPath, HostTier,
 };
-use super::Compiler;
+use super::{flow_log, Compiler};
 use crate::dataplane::ir::{Chain, Ruleset, Verdict};
 use crate::eval::{tiers_for, EndpointRef, EndpointView};
 use crate::model::{Action, HostEndpoint, Model, Policy, PolicyKey, PolicyType, TierAction};
@@ -223,7 +223,8 @@ impl Compiler {
                 let name = host_policy_chain(&key, dir);
                 if !r.chains.contains_key(&name) {
                     let label = crate::calc::effective::policy_name(p);
-                    let chain = self.host_rules_chain(p.rules(dir), &label, true);
+                    let kind = (label.as_str(), true, p.do_not_track);
+                    let chain = self.host_rules_chain(&name, p.rules(dir), kind);
                     r.chains.insert(name.clone(), chain);
                 }
                 let may_pass = p.rules(dir).iter().any(|rule| rule.action == Action::Pass);
@@ -237,10 +238,9 @@ impl Compiler {
                 deny: tier.default_action == TierAction::Deny && !path.is_early(),
             };
             let name = tier_chain(path, iface, &t.tier);
-            r.chains.insert(
-                name.clone(),
-                tier_rules(&t, &self.config.host, self.config.pass_mark),
-            );
+            let chain = tier_rules(&t, &self.config.host, self.config.pass_mark);
+            r.chains
+                .insert(name.clone(), self.with_drop_logs(&name, path, chain));
             tier_chains.push(name);
         }
         let mut profiles = Vec::new();
@@ -252,7 +252,8 @@ impl Compiler {
                 let chain_name = host_profile_chain(name, dir);
                 if !r.chains.contains_key(&chain_name) {
                     let label = format!("profile {name}");
-                    let chain = self.host_rules_chain(profile.rules(dir), &label, false);
+                    let kind = (label.as_str(), false, false);
+                    let chain = self.host_rules_chain(&chain_name, profile.rules(dir), kind);
                     r.chains.insert(chain_name.clone(), chain);
                 }
                 profiles.push(chain_name);
@@ -266,27 +267,48 @@ impl Compiler {
             &tier_chains,
             &profiles,
         );
-        r.chains.insert(path.chain(iface), chain);
+        let name = path.chain(iface);
+        r.chains
+            .insert(name.clone(), self.with_drop_logs(&name, path, chain));
         true
     }
 
-    /// A policy's or profile's rules as host chains call them: Allow sets the allowed
-    /// mark and returns.
+    /// A policy's or profile's rules (chain `name`) as host chains call them: Allow sets
+    /// the allowed mark and returns. With flow logs on, they report their verdicts as the
+    /// workloads' do, except untracked policy's (`untracked`): every packet of an untracked
+    /// flow reaches its rules, there is no first packet to log once.
     fn host_rules_chain(
         &self,
+        name: &str,
         rules: &[crate::model::Rule],
-        label: &str,
-        is_policy: bool,
+        (label, is_policy, untracked): (&str, bool, bool),
     ) -> Chain {
         let verdicts = self.verdicts(PolicyType::Ingress, is_policy, label, true);
+        let flow_logs = self.config.flow_logs.filter(|_| !untracked);
         let mut chain = Chain::default();
-        for rule in rules {
+        for (i, rule) in rules.iter().enumerate() {
             // The sets these rules use are the policy's or profile's own (its owner keeps
             // them while it exists).
-            let (ir, _sets) = super::rules::compile_rule(rule, None, &verdicts);
+            let (mut ir, _sets) = super::rules::compile_rule(rule, None, &verdicts);
+            if let Some(cfg) = &flow_logs {
+                ir = flow_log::user_rule(cfg, name, i, rule.action, ir);
+            }
             chain.rules.extend(ir);
         }
         chain
+    }
+
+    /// `chain` with flow-log rules before its drops, when flow logs are on (and the path
+    /// is not untracked).
+    fn with_drop_logs(&self, name: &str, path: HostPath, chain: Chain) -> Chain {
+        let untracked = matches!(path, HostPath::UntrackedIn | HostPath::UntrackedOut);
+        match self.config.flow_logs.filter(|_| !untracked) {
+            Some(cfg) => Chain {
+                base: None,
+                rules: flow_log::chain_drops(&cfg, name, chain.rules),
+            },
+            None => chain,
+        }
     }
 }
 

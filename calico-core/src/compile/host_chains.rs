@@ -41,7 +41,8 @@
 //! wl-to-host
 //!   ICMPv6 MLD, router solicitation, neighbour discovery -> accept
 //!   [OpenStack: DHCP, DHCPv6, DNS -> accept]
-//!   set the to-host mark; iifname vmap @from-wl (the workload's egress policy)
+//!   [action Accept/Return: set the to-host mark; iifname vmap @from-wl (the workload's
+//!   egress policy)]
 //!   drop
 //! hep-<path>-<iface>           one host endpoint on one path
 //!   ct state established,related -> on; ct state invalid drop (neither untracked nor
@@ -442,14 +443,20 @@ pub fn workload_to_host_chain(config: &HostConfig) -> Chain {
             rules.push(Rule::new(m, Verdict::Accept));
         }
     }
-    rules.push(Rule {
-        matches: vec![],
-        statements: vec![Statement::SetMark(config.to_host_mark)],
-        verdict: Some(Verdict::Dispatch {
-            key: IfaceKey::Input,
-            map: FROM_WORKLOAD_MAP.into(),
-        }),
-    });
+    // With the Drop action the egress policy's verdict changes nothing: it is not
+    // consulted, and the input hook reaches no workload chain (each base chain that does
+    // makes the kernel validate those chains again whenever a jump is added: an endpoint
+    // added to a host of 1,000 took 1.7 times as long).
+    if config.endpoint_to_host != EndpointToHostAction::Drop {
+        rules.push(Rule {
+            matches: vec![],
+            statements: vec![Statement::SetMark(config.to_host_mark)],
+            verdict: Some(Verdict::Dispatch {
+                key: IfaceKey::Input,
+                map: FROM_WORKLOAD_MAP.into(),
+            }),
+        });
+    }
     rules.push(Rule::new(vec![], Verdict::Drop));
     Chain { base: None, rules }
 }

@@ -249,6 +249,29 @@ pub struct Options {
     /// 547) and DNS (UDP 53), before their egress policy.
     #[arg(long, env = "CALICO_AGENT_OPENSTACK_SPECIAL_CASES")]
     pub openstack_special_cases: bool,
+
+    /// Workloads may send from the networks their endpoints list in
+    /// `allowSpoofedSourcePrefixes` (`Any`), or not (`Disabled`, the default): Felix's
+    /// WorkloadSourceSpoofing. With `Any` their interfaces get no strict reverse-path
+    /// filter; the host's `net.ipv4.conf.all.rp_filter` must then not be 1.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "Disabled",
+        env = "CALICO_AGENT_WORKLOAD_SOURCE_SPOOFING"
+    )]
+    pub workload_source_spoofing: SourceSpoofing,
+}
+
+/// Felix's `WorkloadSourceSpoofing` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SourceSpoofing {
+    /// `allowSpoofedSourcePrefixes` is ignored.
+    #[value(name = "Disabled")]
+    Disabled,
+    /// `allowSpoofedSourcePrefixes` is honoured.
+    #[value(name = "Any")]
+    Any,
 }
 
 /// Felix's default inbound failsafe ports, as the flag takes them.
@@ -412,6 +435,7 @@ mod tests {
         ])
         .unwrap();
         let h = o.host_config();
+        assert_eq!(o.workload_source_spoofing, SourceSpoofing::Disabled);
         assert_eq!(h.endpoint_to_host, EndpointToHostAction::Accept);
         let inbound: Vec<String> = h.failsafe_inbound.iter().map(|p| p.to_string()).collect();
         assert_eq!(inbound, ["tcp:22", "udp:68"]);
@@ -423,6 +447,8 @@ mod tests {
             e.contains("--failsafe-inbound-host-ports") && e.contains("ssh"),
             "{e}"
         );
+        let o = parse(&["--workload-source-spoofing", "Any"]).unwrap();
+        assert_eq!(o.workload_source_spoofing, SourceSpoofing::Any);
         let e = parse(&["--default-endpoint-to-host-action", "Allow"])
             .unwrap_err()
             .to_string();

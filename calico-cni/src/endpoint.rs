@@ -94,6 +94,7 @@ pub fn build(
         labels,
         profiles,
         ports: Vec::new(),
+        allow_spoofed_source_prefixes: vec![],
     }
 }
 

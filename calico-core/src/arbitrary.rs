@@ -354,6 +354,7 @@ fn endpoint(i: usize) -> impl Strategy<Value = WorkloadEndpoint> {
                 labels,
                 profiles: profiles.into_iter().map(String::from).collect(),
                 ports: ports.into_iter().map(|p| named[p].clone()).collect(),
+                allow_spoofed_source_prefixes: vec![],
             }
         })
 }

@@ -71,6 +71,7 @@ impl Scale {
             labels,
             profiles: vec![format!("kns.ns{}", i % self.namespaces)],
             ports: vec![],
+            allow_spoofed_source_prefixes: vec![],
         }
     }
 

@@ -280,3 +280,25 @@ fn bad_documents_say_which() {
     let e = err("kind: WorkloadEndpoint\nmetadata: {name: w}\nspec: {orchestrator: k8s, endpoint: eth0, node: n, interfaceName: c1, ipNetworks: [10.0.0.0/24], pod: p}");
     assert!(e.contains("ipNetworks[0]") && e.contains("/32"), "{e}");
 }
+
+#[test]
+fn allowed_spoofed_source_prefixes_are_read_checked_and_written_back() {
+    let doc = "apiVersion: projectcalico.org/v3\nkind: WorkloadEndpoint\nmetadata: {name: w, namespace: n}\nspec: {orchestrator: k8s, pod: p, endpoint: eth0, node: h, interfaceName: cali1, ipNetworks: [10.0.0.1/32], allowSpoofedSourcePrefixes: [10.99.0.0/24, \"fd00:99::/64\"]}\n";
+    let resources = parse_v3(doc).unwrap();
+    let calico_core::model::Resource::WorkloadEndpoint(ep) = &resources[0] else {
+        panic!("{resources:?}")
+    };
+    let want: Vec<ipnet::IpNet> = vec![
+        "10.99.0.0/24".parse().unwrap(),
+        "fd00:99::/64".parse().unwrap(),
+    ];
+    assert_eq!(ep.allow_spoofed_source_prefixes, want);
+    let back = calico_core::integrations::calico_v3::to_v3(&resources[0]).unwrap();
+    let again = parse_v3(&serde_json::to_string(&back.value).unwrap()).unwrap();
+    assert_eq!(again, resources);
+    let e = err("kind: WorkloadEndpoint\nmetadata: {name: w}\nspec: {orchestrator: k8s, pod: p, endpoint: eth0, node: n, interfaceName: c1, ipNetworks: [10.0.0.1/32], allowSpoofedSourcePrefixes: [10.99.0.1/24]}");
+    assert!(
+        e.contains("allowSpoofedSourcePrefixes[0]") && e.contains("10.99.0.0/24"),
+        "{e}"
+    );
+}

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use calico_core::compile::{compile, CompileConfig};
 use calico_core::dataplane::ir::Ruleset;
-use calico_core::dataplane::{diff, AclBackend, FibBackend, FibChangeSet, Route, RouteTarget};
+use calico_core::dataplane::{
+    diff, AclBackend, FibBackend, FibChangeSet, InterfaceSettings, Route, RouteTarget,
+};
 use calico_core::model::{parse_resources, Model};
 use calico_linux::acl::LinuxAcl;
 use calico_linux::fib::{FibConfig, LinuxFib};
@@ -104,7 +106,9 @@ async fn the_fib_signal_tells_someone_elses_route_and_link_changes() {
     ns.run(&["ip", "link", "set", "drift0p", "up"]).unwrap();
     let fib = LinuxFib::in_netns(ns.path(), FibConfig::default()).unwrap();
     let mut rx = fib.drift().expect("rtnetlink events");
-    fib.configure_interface("calidrift0").await.unwrap();
+    fib.configure_interface("calidrift0", InterfaceSettings::default())
+        .await
+        .unwrap();
     // Bringing the link up is seen (the kernel reports link changes as its own); let it pass.
     let _ = quiet(&mut rx).await;
 

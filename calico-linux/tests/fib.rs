@@ -9,7 +9,9 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use calico_core::dataplane::{BackendError, FibBackend, FibChangeSet, NextHop, Route, RouteTarget};
+use calico_core::dataplane::{
+    BackendError, FibBackend, FibChangeSet, InterfaceSettings, NextHop, Route, RouteTarget,
+};
 use calico_linux::fib::{FibConfig, LinuxFib, DEFAULT_PROTOCOL};
 use calico_netns::fixtures::{privileged, Netns};
 
@@ -180,8 +182,12 @@ async fn workloads_reach_each_other_once_their_routes_and_interfaces_are_program
     assert!(!pings(&a, "fd00:65::2"), "reachable before any route");
 
     let fib = fib_in(&host);
-    fib.configure_interface("cali-a").await.unwrap();
-    fib.configure_interface("cali-b").await.unwrap();
+    fib.configure_interface("cali-a", InterfaceSettings::default())
+        .await
+        .unwrap();
+    fib.configure_interface("cali-b", InterfaceSettings::default())
+        .await
+        .unwrap();
     let routes = [
         workload("10.65.0.1/32", "cali-a"),
         workload("10.65.0.2/32", "cali-b"),
@@ -392,11 +398,13 @@ async fn missing_interfaces_fail_cleanly_and_a_vanished_one_is_cleaned_up() {
     let host = namespace("fib-missing");
     let fib = fib_in(&host);
     assert_eq!(
-        fib.configure_interface("cali-late").await,
+        fib.configure_interface("cali-late", InterfaceSettings::default())
+            .await,
         Err(BackendError::MissingInterface("cali-late".into()))
     );
     assert!(matches!(
-        fib.configure_interface("../../x").await,
+        fib.configure_interface("../../x", InterfaceSettings::default())
+            .await,
         Err(BackendError::Unsupported(_))
     ));
     let report = fib
@@ -424,7 +432,9 @@ async fn missing_interfaces_fail_cleanly_and_a_vanished_one_is_cleaned_up() {
 
     // The interface appears (down, as a CNI plugin may leave it): configuring brings it up.
     dummy(&host, "cali-late");
-    fib.configure_interface("cali-late").await.unwrap();
+    fib.configure_interface("cali-late", InterfaceSettings::default())
+        .await
+        .unwrap();
     let link = host
         .run(&["ip", "-br", "link", "show", "cali-late"])
         .unwrap();
@@ -455,7 +465,9 @@ async fn a_route_deleted_by_hand_shows_in_the_dump_and_is_repaired() {
     let host = namespace("fib-drift");
     dummy(&host, "cali-d");
     let fib = fib_in(&host);
-    fib.configure_interface("cali-d").await.unwrap();
+    fib.configure_interface("cali-d", InterfaceSettings::default())
+        .await
+        .unwrap();
     let routes = [
         workload("10.65.9.1/32", "cali-d"),
         workload("10.65.9.2/32", "cali-d"),
@@ -608,7 +620,9 @@ fn a_fib_made_inside_a_namespace_programs_that_namespace() {
                 .unwrap();
             runtime.block_on(async {
                 let fib = LinuxFib::new(FibConfig::default()).unwrap();
-                let configured = fib.configure_interface("cali-c").await;
+                let configured = fib
+                    .configure_interface("cali-c", InterfaceSettings::default())
+                    .await;
                 let report = fib
                     .apply(&upsert(&[workload("10.65.7.1/32", "cali-c")]))
                     .await
@@ -625,4 +639,66 @@ fn a_fib_made_inside_a_namespace_programs_that_namespace() {
         .run(&["sysctl", "-n", "net.ipv4.conf.cali-c.proxy_arp"])
         .unwrap();
     assert_eq!(proxy_arp.trim(), "1");
+}
+
+/// Whether a UDP datagram from `src` (an address of `from`) reaches `dst:5000` in `to`.
+fn udp_from(from: &Netns, src: &str, to: &Netns, dst: &str) -> bool {
+    use std::net::{SocketAddr, UdpSocket};
+    let dst: SocketAddr = format!("{dst}:5000").parse().unwrap();
+    let src: SocketAddr = format!("{src}:0").parse().unwrap();
+    let server = to.enter(move || UdpSocket::bind(dst)).unwrap().unwrap();
+    server
+        .set_read_timeout(Some(std::time::Duration::from_millis(700)))
+        .unwrap();
+    let client = from.enter(move || UdpSocket::bind(src)).unwrap().unwrap();
+    client.send_to(b"spoof?", dst).unwrap();
+    let mut buf = [0u8; 16];
+    matches!(server.recv_from(&mut buf), Ok((6, _)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interface_allowed_other_sources_gets_no_strict_reverse_path_filter() {
+    if !privileged("an_interface_allowed_other_sources_gets_no_strict_reverse_path_filter") {
+        return;
+    }
+    let host = host();
+    // The per-interface setting decides only when the namespace-wide one is not stricter.
+    host.run(&["sysctl", "-qw", "net.ipv4.conf.all.rp_filter=0"])
+        .unwrap();
+    let a = add_workload(&host, "cali-a", "10.65.0.1", "fd00:65::1");
+    let b = add_workload(&host, "cali-b", "10.65.0.2", "fd00:65::2");
+    a.run(&["ip", "addr", "add", "10.99.0.5/32", "dev", "eth0"])
+        .unwrap();
+    let fib = fib_in(&host);
+    for iface in ["cali-a", "cali-b"] {
+        fib.configure_interface(iface, InterfaceSettings::default())
+            .await
+            .unwrap();
+    }
+    let routes = [
+        workload("10.65.0.1/32", "cali-a"),
+        workload("10.65.0.2/32", "cali-b"),
+    ];
+    assert!(fib.apply(&upsert(&routes)).await.unwrap().failed.is_empty());
+    let sysctl = |key: &str| host.run(&["sysctl", "-n", key]).unwrap().trim().to_string();
+    assert!(udp_from(&a, "10.65.0.1", &b, "10.65.0.2"), "its own source");
+    assert!(
+        !udp_from(&a, "10.99.0.5", &b, "10.65.0.2"),
+        "strict: a source routed elsewhere is dropped by the kernel"
+    );
+    let loose = InterfaceSettings {
+        strict_source_check: false,
+    };
+    fib.configure_interface("cali-a", loose).await.unwrap();
+    assert_eq!(sysctl("net.ipv4.conf.cali-a.rp_filter"), "0");
+    assert_eq!(sysctl("net.ipv4.conf.cali-b.rp_filter"), "1");
+    assert!(
+        udp_from(&a, "10.99.0.5", &b, "10.65.0.2"),
+        "allowed other source"
+    );
+    fib.configure_interface("cali-a", InterfaceSettings::default())
+        .await
+        .unwrap();
+    assert_eq!(sysctl("net.ipv4.conf.cali-a.rp_filter"), "1");
+    assert!(!udp_from(&a, "10.99.0.5", &b, "10.65.0.2"), "strict again");
 }

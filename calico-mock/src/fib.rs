@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use calico_core::dataplane::{
-    BackendError, FibBackend, FibChangeSet, FibReport, Route, RouteTarget,
+    BackendError, FibBackend, FibChangeSet, FibReport, InterfaceSettings, Route, RouteTarget,
 };
 use ipnet::IpNet;
 
@@ -14,7 +14,7 @@ use ipnet::IpNet;
 struct State {
     routes: BTreeMap<IpNet, RouteTarget>,
     interfaces: BTreeSet<String>,
-    configured: BTreeSet<String>,
+    configured: BTreeMap<String, InterfaceSettings>,
     refuse: BTreeSet<IpNet>,
 }
 
@@ -67,9 +67,14 @@ impl MockFib {
         self.state().routes.remove(dst);
     }
 
+    /// The settings an interface was last configured with for routing, if it was.
+    pub fn interface_settings(&self, iface: &str) -> Option<InterfaceSettings> {
+        self.state().configured.get(iface).copied()
+    }
+
     /// Whether an interface was configured for routing.
     pub fn is_configured(&self, iface: &str) -> bool {
-        self.state().configured.contains(iface)
+        self.state().configured.contains_key(iface)
     }
 
     /// Longest-prefix match.
@@ -134,12 +139,16 @@ impl FibBackend for MockFib {
             .collect())
     }
 
-    async fn configure_interface(&self, interface: &str) -> Result<(), BackendError> {
+    async fn configure_interface(
+        &self,
+        interface: &str,
+        settings: InterfaceSettings,
+    ) -> Result<(), BackendError> {
         let mut s = self.state();
         if !s.interfaces.contains(interface) {
             return Err(BackendError::MissingInterface(interface.to_string()));
         }
-        s.configured.insert(interface.to_string());
+        s.configured.insert(interface.to_string(), settings);
         Ok(())
     }
 }

@@ -281,3 +281,63 @@ async fn routes_learned_over_bgp_reach_the_fib_and_follow_withdrawals() {
     a1.shutdown().await;
     a2.shutdown().await;
 }
+
+/// `allowSpoofedSourcePrefixes` reaches both dataplanes only with workload source spoofing
+/// allowed: the ACLs let the listed sources out, and the workload's interface loses its
+/// strict reverse-path filter (IPv4 prefixes only: IPv6 has none); removing the list puts
+/// both back.
+#[tokio::test]
+async fn allowed_spoofed_prefixes_reach_the_acls_and_the_interface_when_allowed() {
+    use calico_core::dataplane::InterfaceSettings;
+    let spoofing_web = |prefixes: &str| {
+        let mut r = resources();
+        for res in &mut r {
+            if let Resource::WorkloadEndpoint(ep) = res {
+                if ep.interface_name == "cali-web" {
+                    ep.allow_spoofed_source_prefixes = serde_json::from_str(prefixes).unwrap();
+                }
+            }
+        }
+        r
+    };
+    let strict = InterfaceSettings::default();
+    let loose = InterfaceSettings {
+        strict_source_check: false,
+    };
+    for allow in [false, true] {
+        let (fib, acl) = backends();
+        let agent = Agent::builder()
+            .node("h1")
+            .fib(Arc::new(fib.clone()))
+            .acl(Arc::new(acl.clone()))
+            .timing(timing())
+            .workload_source_spoofing(allow)
+            .start()
+            .unwrap();
+        let h = agent.handle();
+        h.snapshot(spoofing_web(r#"["10.99.0.0/24"]"#))
+            .await
+            .unwrap();
+        h.flush().await;
+        let spoofed = allowed(&acl, "10.99.0.9", "cali-web", "198.51.100.1", "eth0", 80);
+        assert_eq!(spoofed, allow, "spoofing allowed: {allow}");
+        let want = if allow { loose } else { strict };
+        assert_eq!(fib.interface_settings("cali-web"), Some(want));
+        assert_eq!(fib.interface_settings("cali-db"), Some(strict));
+        // An IPv6 prefix alone needs no change of the IPv4 filter.
+        h.snapshot(spoofing_web(r#"["fd00:99::/64"]"#))
+            .await
+            .unwrap();
+        h.flush().await;
+        assert_eq!(fib.interface_settings("cali-web"), Some(strict));
+        assert!(!allowed(
+            &acl,
+            "10.99.0.9",
+            "cali-web",
+            "10.65.0.2",
+            "cali-db",
+            5432
+        ));
+        agent.shutdown().await;
+    }
+}

@@ -228,6 +228,73 @@ fn a_spoofed_source_is_dropped() {
     assert!(!out.accepted, "{out:?}");
 }
 
+/// Calico's `allowSpoofedSourcePrefixes`: with workload source spoofing allowed, a source
+/// in the listed networks passes anti-spoofing (and then the policy, as the reference
+/// evaluator says), one outside them does not; without it, the list changes nothing. IPv4
+/// and IPv6 alike, a family with no own address included.
+#[test]
+fn allowed_spoofed_prefixes_pass_only_where_spoofing_is_allowed() {
+    let model = calico_core::model::Model::from_resources(
+        calico_core::model::parse_resources(
+            "kind: WorkloadEndpoint\norchestrator: k8s\nworkload: a\nendpoint: eth0\nnode: h1\n\
+             interfaceName: cali-a\nipNetworks: [10.0.0.1/32]\nprofiles: [open]\n\
+             allowSpoofedSourcePrefixes: [10.99.0.0/24, 10.99.1.0/24, \"fd00:99::/64\"]\n---\n\
+             kind: Profile\nname: open\negress: [{action: Allow, protocol: TCP}]\n",
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let a = EndpointRef::Workload(calico_core::model::WorkloadEndpointId {
+        orchestrator: "k8s".into(),
+        workload: "a".into(),
+        endpoint: "eth0".into(),
+    });
+    let tcp = |src: &str| Packet::tcp(src.parse().unwrap(), 1, "198.51.100.1".parse().unwrap(), 80);
+    let tcp6 = |src: &str| Packet::tcp(src.parse().unwrap(), 1, "2001:db8::1".parse().unwrap(), 80);
+    let udp = Packet::udp(
+        "10.99.0.7".parse().unwrap(),
+        1,
+        "198.51.100.1".parse().unwrap(),
+        53,
+    );
+    let cases = [
+        (tcp("10.0.0.1"), true, true),
+        (tcp("10.99.0.7"), false, true),
+        (tcp("10.99.1.200"), false, true),
+        (tcp("10.98.0.1"), false, false),
+        (tcp6("fd00:99::5"), false, true),
+        (tcp6("fd00:98::5"), false, false),
+        // Past anti-spoofing, the policy still decides: the profile allows TCP only.
+        (udp.clone(), false, false),
+    ];
+    for allow in [false, true] {
+        let config = CompileConfig {
+            workload_source_spoofing: allow,
+            ..CompileConfig::new(NODE)
+        };
+        let ruleset = compile(&config, &model);
+        for (p, without, with) in &cases {
+            let ctx = PacketContext {
+                packet: p,
+                iif: "cali-a",
+                oif: UPLINK,
+                ct: ConnState::New,
+            };
+            let want = if allow { *with } else { *without };
+            let got = interpret(&ruleset, Hook::Forward, &ctx).accepted;
+            assert_eq!(got, want, "spoofing allowed: {allow}, {p:?}");
+            if allow && want {
+                let e = evaluate(&model, &a, Direction::Egress, p).unwrap();
+                assert!(e.verdict.is_allow(), "reference: {e}");
+            }
+        }
+    }
+    // The reference takes a listed source as the workload's own; policy decides.
+    let e = evaluate(&model, &a, Direction::Egress, &udp).unwrap();
+    assert!(!e.verdict.is_allow(), "reference: {e}");
+    assert!(evaluate(&model, &a, Direction::Egress, &tcp("10.98.0.1")).is_err());
+}
+
 /// A Pass in the sender's egress policy leaves the Pass mark on the packet; the receiver's
 /// ingress policies (shared policy-list chain, early return after a policy that may Pass)
 /// must not read it as their own Pass. Here the receiver has no profiles, so a stale mark

@@ -32,6 +32,14 @@ interfaceName: calib
 ipNetworks: [10.65.0.2/32]
 profiles: [closed]
 ---
+kind: WorkloadEndpoint
+orchestrator: k8s
+workload: c
+endpoint: eth0
+node: h1
+interfaceName: calic
+ipNetworks: [10.65.0.3/32]
+---
 kind: Profile
 name: closed
 egress: [{action: Allow}]
@@ -153,7 +161,7 @@ fn host_endpoint(iface: &str) -> Option<&'static str> {
     match iface {
         "eth0" => Some("h1-eth0"),
         "eth2" => Some("h1-eth2"),
-        "calia" | "calib" | "lo" => None,
+        "calia" | "calib" | "calic" | "lo" => None,
         _ => Some("h1-all"),
     }
 }
@@ -513,6 +521,13 @@ fn default_endpoint_to_host_action_accept_lets_workloads_reach_the_host() {
             tcp(WL, HOST, 9090),
             Route::ToHost("calia"),
             true,
+        ),
+        // The workload's egress policy does (calic has no policy and no profile).
+        case(
+            "egress policy first",
+            tcp("10.65.0.3", HOST, 8080),
+            Route::ToHost("calic"),
+            false,
         ),
     ];
     check(config, cases);

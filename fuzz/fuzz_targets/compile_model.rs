@@ -126,6 +126,7 @@ fn resources(b: &mut Bytes) -> Vec<Resource> {
                     labels: labels(b),
                     profiles: (0..b.byte() % 3).map(|_| b.pick(&["p1", "p2", "p3"]).to_string()).collect(),
                     ports: if b.flag() { vec![NamedPort { name: "http".into(), protocol: Protocol::TCP, port: 80 }] } else { vec![] },
+                    allow_spoofed_source_prefixes: vec![],
                 })
             }
             1 => Resource::Policy(Policy {

@@ -79,7 +79,8 @@ pub async fn run(o: Options) -> Result<(), String> {
             resync_interval: Duration::from_secs(o.resync_secs),
             ..Timing::default()
         })
-        .host_protection(o.host_config());
+        .host_protection(o.host_config())
+        .workload_source_spoofing(o.workload_source_spoofing == crate::cli::SourceSpoofing::Any);
     if let Some(f) = &flow_settings {
         builder = builder.flow_logs(flowlogs::compile_config(f));
     }

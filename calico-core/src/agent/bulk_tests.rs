@@ -35,7 +35,11 @@ impl FibBackend for AnyFib {
     async fn dump(&self) -> Result<Vec<Route>, BackendError> {
         Ok(vec![])
     }
-    async fn configure_interface(&self, _: &str) -> Result<(), BackendError> {
+    async fn configure_interface(
+        &self,
+        _: &str,
+        _: crate::dataplane::InterfaceSettings,
+    ) -> Result<(), BackendError> {
         Ok(())
     }
 }

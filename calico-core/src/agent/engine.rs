@@ -6,7 +6,7 @@ mod pass;
 
 mod batching;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,8 +20,8 @@ use super::Timing;
 use crate::compile::{CompileConfig, Compiler, FlowLogConfig, HostConfig};
 use crate::dataplane::diff;
 use crate::dataplane::{
-    AclBackend, BackendError, BgpBackend, BgpSettings, ExportedRoutes, FibBackend, LearnedRoute,
-    Route, RouteTarget,
+    AclBackend, BackendError, BgpBackend, BgpSettings, ExportedRoutes, FibBackend,
+    InterfaceSettings, LearnedRoute, Route, RouteTarget,
 };
 use crate::model::{Model, Update};
 use crate::routes::{desired_routes, fib_diff, local_exports, DesiredFib};
@@ -47,6 +47,9 @@ pub(super) struct Engine {
     flow_logs: Option<FlowLogConfig>,
     /// The host's protection (`AgentBuilder::host_protection`).
     host: HostConfig,
+    /// Whether workloads may send from their `allowSpoofedSourcePrefixes`
+    /// (`AgentBuilder::workload_source_spoofing`).
+    spoofing: bool,
     fib: Arc<dyn FibBackend>,
     acl: Option<Arc<dyn AclBackend>>,
     bgp: Option<Arc<dyn BgpBackend>>,
@@ -66,8 +69,8 @@ pub(super) struct Engine {
     acl_health: BackendHealth,
     /// What we believe the FIB holds; `None` means "read it back first".
     programmed_routes: Option<BTreeMap<IpNet, RouteTarget>>,
-    /// Interfaces already configured for routing.
-    configured_interfaces: BTreeSet<String>,
+    /// Interfaces already configured for routing, with the settings they were given.
+    configured_interfaces: BTreeMap<String, InterfaceSettings>,
     /// Interface problems by interface name.
     interface_state: BTreeMap<String, EndpointState>,
     /// Route failures by destination.
@@ -114,6 +117,7 @@ impl Engine {
             node,
             flow_logs: None,
             host: HostConfig::default(),
+            spoofing: false,
             fib,
             acl,
             bgp,
@@ -126,7 +130,7 @@ impl Engine {
             acl_in_step: false,
             acl_health: BackendHealth::default(),
             programmed_routes: None,
-            configured_interfaces: BTreeSet::new(),
+            configured_interfaces: BTreeMap::new(),
             interface_state: BTreeMap::new(),
             route_errors: BTreeMap::new(),
             exported: None,
@@ -155,9 +159,15 @@ impl Engine {
         self
     }
 
-    pub(super) fn configure(mut self, flow_logs: Option<FlowLogConfig>, host: HostConfig) -> Self {
+    pub(super) fn configure(
+        mut self,
+        flow_logs: Option<FlowLogConfig>,
+        host: HostConfig,
+        spoofing: bool,
+    ) -> Self {
         self.flow_logs = flow_logs;
         self.host = host;
+        self.spoofing = spoofing;
         self.compiler = Compiler::new(self.compile_config());
         self
     }
@@ -166,6 +176,7 @@ impl Engine {
         CompileConfig {
             flow_logs: self.flow_logs,
             host: self.host.clone(),
+            workload_source_spoofing: self.spoofing,
             ..CompileConfig::new(self.node.clone())
         }
     }
@@ -371,22 +382,33 @@ impl Engine {
     }
 
     async fn configure_interfaces(&mut self) {
-        let local: BTreeSet<String> = self
-            .model
-            .workload_endpoints
-            .values()
-            .filter(|ep| ep.node == self.node)
-            .map(|ep| ep.interface_name.clone())
-            .collect();
-        self.configured_interfaces.retain(|i| local.contains(i));
-        self.interface_state.retain(|i, _| local.contains(i));
-        for iface in local {
-            if self.configured_interfaces.contains(&iface) {
+        let spoofing = self.spoofing;
+        let mut local: BTreeMap<String, InterfaceSettings> = BTreeMap::new();
+        for ep in self.model.workload_endpoints.values() {
+            if ep.node != self.node {
                 continue;
             }
-            match self.fib.configure_interface(&iface).await {
+            // Another source than its own for IPv4 needs the kernel's reverse-path filter
+            // off on its interface (the ACLs still check the source).
+            let spoofs_v4 = ep
+                .allow_spoofed_source_prefixes
+                .iter()
+                .any(|n| matches!(n, ipnet::IpNet::V4(_)));
+            let settings = InterfaceSettings {
+                strict_source_check: !(spoofing && spoofs_v4),
+            };
+            local.entry(ep.interface_name.clone()).or_insert(settings);
+        }
+        self.configured_interfaces
+            .retain(|i, s| local.get(i) == Some(s));
+        self.interface_state.retain(|i, _| local.contains_key(i));
+        for (iface, settings) in local {
+            if self.configured_interfaces.contains_key(&iface) {
+                continue;
+            }
+            match self.fib.configure_interface(&iface, settings).await {
                 Ok(()) => {
-                    self.configured_interfaces.insert(iface.clone());
+                    self.configured_interfaces.insert(iface.clone(), settings);
                     self.interface_state.remove(&iface);
                 }
                 Err(BackendError::MissingInterface(_)) => {
@@ -455,7 +477,9 @@ impl Engine {
         let mut desired: DesiredFib = desired_routes(&self.node, &self.model, &self.learned);
         // A route to an interface that is not there (or not set up) would be refused.
         desired.retain(|_, target| match target {
-            RouteTarget::Workload { interface } => self.configured_interfaces.contains(interface),
+            RouteTarget::Workload { interface } => {
+                self.configured_interfaces.contains_key(interface)
+            }
             _ => true,
         });
         if self.programmed_routes.is_none() {

@@ -28,7 +28,7 @@
 //! # impl FibBackend for NoFib {
 //! #     async fn apply(&self, _: &FibChangeSet) -> Result<FibReport, BackendError> { Ok(FibReport::default()) }
 //! #     async fn dump(&self) -> Result<Vec<Route>, BackendError> { Ok(vec![]) }
-//! #     async fn configure_interface(&self, _: &str) -> Result<(), BackendError> { Ok(()) }
+//! #     async fn configure_interface(&self, _: &str, _: InterfaceSettings) -> Result<(), BackendError> { Ok(()) }
 //! # }
 //! let agent = Agent::builder().node("host-a").fib(Arc::new(NoFib)).start().unwrap();
 //! let handle = agent.handle();
@@ -121,6 +121,7 @@ pub struct AgentBuilder {
     keep_remote_routes: Option<Duration>,
     flow_logs: Option<crate::compile::FlowLogConfig>,
     host: crate::compile::HostConfig,
+    spoofing: bool,
 }
 
 impl AgentBuilder {
@@ -184,6 +185,15 @@ impl AgentBuilder {
         self
     }
 
+    /// Lets workloads send from the networks their endpoints list in
+    /// `allowSpoofedSourcePrefixes` (Felix's `WorkloadSourceSpoofing: Any`): the ACLs
+    /// accept those sources and the kernel's reverse-path filter is turned off on their
+    /// interfaces. Off by default: such sources are dropped as any spoofed one.
+    pub fn workload_source_spoofing(mut self, allow: bool) -> Self {
+        self.spoofing = allow;
+        self
+    }
+
     /// Starts the agent on the current tokio runtime.
     pub fn start(self) -> Result<Agent, AgentError> {
         let node = self.node.ok_or(AgentError::Missing("node"))?;
@@ -202,7 +212,7 @@ impl AgentBuilder {
             metrics.clone(),
         )
         .keep_remote_routes(self.keep_remote_routes)
-        .configure(self.flow_logs, self.host);
+        .configure(self.flow_logs, self.host, self.spoofing);
         let task = runtime.spawn(engine.run(rx));
         Ok(Agent {
             handle: AgentHandle {

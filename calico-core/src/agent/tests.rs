@@ -71,7 +71,11 @@ impl FibBackend for RecordingFib {
             })
             .collect())
     }
-    async fn configure_interface(&self, interface: &str) -> Result<(), BackendError> {
+    async fn configure_interface(
+        &self,
+        interface: &str,
+        _: crate::dataplane::InterfaceSettings,
+    ) -> Result<(), BackendError> {
         let mut s = self.0.lock().unwrap();
         s.configure_calls += 1;
         if s.broken.contains(interface) {
@@ -110,6 +114,7 @@ fn endpoint(name: &str, node: &str, iface: &str, ip: &str) -> Resource {
         labels: Default::default(),
         profiles: vec![],
         ports: vec![],
+        allow_spoofed_source_prefixes: vec![],
     })
 }
 

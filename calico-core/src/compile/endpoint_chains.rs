@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use super::names::{own_address_set, policy_chain, profile_chain};
+use super::names::{own_address_set, policy_chain, profile_chain, spoof_allowed_set};
 use super::shared_chains::PolicyList;
 use crate::dataplane::ir::{
     CtState, Match, Rule, Set, SetElement, SetKey, Side, Statement, Verdict,
@@ -67,6 +67,39 @@ pub(super) fn own_addresses(ep: &WorkloadEndpoint, iface: &str, v4: bool) -> Own
         set,
         check,
     }
+}
+
+/// The networks of one family an endpoint may send from besides its own addresses
+/// (`allowSpoofedSourcePrefixes`, when the compiler honours them): the set of them, named
+/// `set_name`, and the check a source must fail to be dropped; `None` without any.
+pub(super) fn spoof_allowed(
+    ep: &WorkloadEndpoint,
+    iface: &str,
+    v4: bool,
+) -> (String, Option<(Set, Match)>) {
+    let name = spoof_allowed_set(iface, v4);
+    let nets: Vec<ipnet::IpNet> = ep
+        .allow_spoofed_source_prefixes
+        .iter()
+        .filter(|n| matches!(n, ipnet::IpNet::V4(_)) == v4)
+        .map(ipnet::IpNet::trunc)
+        .collect();
+    if nets.is_empty() {
+        return (name, None);
+    }
+    let set = Set {
+        key: if v4 { SetKey::Ipv4Net } else { SetKey::Ipv6Net },
+        elements: ipnet::IpNet::aggregate(&nets)
+            .into_iter()
+            .map(SetElement::Net)
+            .collect(),
+    };
+    let check = Match::AddrInSet {
+        side: Side::Src,
+        set: name.clone(),
+        negate: true,
+    };
+    (name, Some((set, check)))
 }
 
 /// The policies of one tier that apply to an endpoint in one direction.
@@ -143,14 +176,15 @@ pub(super) struct TierJump {
 
 /// The rules of an endpoint's chain in `dir`.
 ///
-/// * `spoof_checks`: per family (IPv6 first, then IPv4), the anti-spoofing check (egress);
+/// * `spoof_checks`: per family (IPv6 first, then IPv4), the anti-spoofing checks a source
+///   must all pass to be dropped (egress; none: every source of the family is dropped);
 /// * `tiers`: how each applicable tier is applied, in order;
 /// * `after_policies`: where a packet goes when every tier passed it (or none applies):
 ///   the profiles' shared chain, or drop;
 /// * `mark`: the Pass mark.
 pub(super) fn endpoint_rules(
     dir: PolicyType,
-    spoof_checks: &[Option<Match>; 2],
+    spoof_checks: &[Vec<Match>; 2],
     tiers: &[TierJump],
     after_policies: Verdict,
     mark: u32,
@@ -165,7 +199,7 @@ pub(super) fn endpoint_rules(
     if dir == PolicyType::Egress {
         for v4 in [true, false] {
             let mut matches = vec![Match::Ipv4(v4)];
-            matches.extend(spoof_checks[usize::from(v4)].clone());
+            matches.extend(spoof_checks[usize::from(v4)].iter().cloned());
             rules.push(Rule::new(matches, Verdict::Drop));
         }
     }

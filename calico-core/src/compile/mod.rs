@@ -131,6 +131,10 @@ pub struct CompileConfig {
     pub flow_logs: Option<FlowLogConfig>,
     /// The host's own protection: workload → host traffic, failsafe ports, mark bits.
     pub host: HostConfig,
+    /// Whether a workload may send from the networks its endpoint lists in
+    /// `allowSpoofedSourcePrefixes` (Felix's `WorkloadSourceSpoofing: Any`); when not, the
+    /// list is ignored and such sources are dropped as spoofed.
+    pub workload_source_spoofing: bool,
 }
 
 impl CompileConfig {
@@ -142,6 +146,7 @@ impl CompileConfig {
             forward_priority: 0,
             flow_logs: None,
             host: HostConfig::default(),
+            workload_source_spoofing: false,
         }
     }
 }

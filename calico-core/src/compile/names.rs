@@ -34,6 +34,11 @@ pub(super) fn endpoint_chain(iface: &str, dir: PolicyType) -> String {
     }
 }
 
+/// The set of the networks a local interface's workload may also send from, of one family.
+pub(super) fn spoof_allowed_set(iface: &str, v4: bool) -> String {
+    chain_name(if v4 { "wl-sp4" } else { "wl-sp6" }, &[iface])
+}
+
 /// The set of a local interface's own addresses of one family (when it has several).
 pub(super) fn own_address_set(iface: &str, v4: bool) -> String {
     chain_name(if v4 { "wl-ip4" } else { "wl-ip6" }, &[iface])

@@ -11,7 +11,7 @@
 use std::collections::BTreeSet;
 
 use super::endpoint_chains::{
-    direction_inputs, endpoint_rules, own_addresses, TierJump, TierSection,
+    direction_inputs, endpoint_rules, own_addresses, spoof_allowed, TierJump, TierSection,
 };
 use super::flow_log;
 use super::names::{endpoint_chain, policy_chain, profile_chain};
@@ -228,19 +228,17 @@ impl Compiler {
             self.remove_interface(iface, old_shared);
             return;
         };
-        let mut spoof_checks: [Option<Match>; 2] = [None, None];
+        let mut spoof_checks: [Vec<Match>; 2] = [Vec::new(), Vec::new()];
         for v4 in [true, false] {
             let own = own_addresses(ep, iface, v4);
-            match own.set {
-                None if self.journal.ruleset().sets.contains_key(&own.set_name) => {
-                    self.journal.put_set(&own.set_name, None);
-                }
-                Some(set) if self.journal.ruleset().sets.get(&own.set_name) != Some(&set) => {
-                    self.journal.put_set(&own.set_name, Some(set));
-                }
-                _ => {}
-            }
-            spoof_checks[usize::from(v4)] = own.check;
+            self.keep_set(&own.set_name, own.set);
+            let checks = &mut spoof_checks[usize::from(v4)];
+            checks.extend(own.check);
+            let (name, allowed) = spoof_allowed(ep, iface, v4);
+            let allowed = allowed.filter(|_| self.config.workload_source_spoofing);
+            let (set, check) = allowed.unzip();
+            self.keep_set(&name, set);
+            checks.extend(check);
         }
         // Held policies (their tier does not exist) apply nowhere.
         let tiers: Vec<(Tier, &Policy)> = self
@@ -310,6 +308,17 @@ impl Compiler {
         }
     }
 
+    /// Puts `set` under `name` when it differs from what is there, or deletes the set
+    /// `name` when `set` is `None` and it exists.
+    fn keep_set(&mut self, name: &str, set: Option<crate::dataplane::ir::Set>) {
+        let current = self.journal.ruleset().sets.get(name);
+        match set {
+            None if current.is_some() => self.journal.put_set(name, None),
+            Some(set) if current != Some(&set) => self.journal.put_set(name, Some(set)),
+            _ => {}
+        }
+    }
+
     /// How `iface`'s chain in `dir` applies one tier: the only policy's chain directly when
     /// it cannot Pass, else the tier's shared list chain (acquired, and recorded in
     /// `shared`).
@@ -367,10 +376,8 @@ impl Compiler {
         }
         self.shared.release(&mut self.journal, old_shared);
         for v4 in [true, false] {
-            let name = super::names::own_address_set(iface, v4);
-            if self.journal.ruleset().sets.contains_key(&name) {
-                self.journal.put_set(&name, None);
-            }
+            self.keep_set(&super::names::own_address_set(iface, v4), None);
+            self.keep_set(&super::names::spoof_allowed_set(iface, v4), None);
         }
         let mapped = self
             .journal

@@ -63,6 +63,25 @@ pub struct FibReport {
     pub failed: Vec<(IpNet, BackendError)>,
 }
 
+/// How a workload's host-side interface is prepared ([`FibBackend::configure_interface`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct InterfaceSettings {
+    /// Whether the kernel drops IPv4 packets whose source would not be routed back out of
+    /// the interface (strict reverse-path filter: only the workload's own addresses pass).
+    /// Off for a workload allowed to send from other networks (Calico's
+    /// `allowSpoofedSourcePrefixes`); the ACLs still drop every source outside them.
+    pub strict_source_check: bool,
+}
+
+impl Default for InterfaceSettings {
+    /// A strict reverse-path filter, as Felix sets for every workload interface.
+    fn default() -> Self {
+        InterfaceSettings {
+            strict_source_check: true,
+        }
+    }
+}
+
 /// Programs the forwarding table and the workload interfaces.
 #[async_trait]
 pub trait FibBackend: Send + Sync {
@@ -70,9 +89,15 @@ pub trait FibBackend: Send + Sync {
     async fn apply(&self, changes: &FibChangeSet) -> Result<FibReport, BackendError>;
     /// Reads back every agent-owned route.
     async fn dump(&self) -> Result<Vec<Route>, BackendError>;
-    /// Prepares a workload's host-side interface for routing (proxy ARP/NDP, forwarding, ...).
-    /// Returns [`BackendError::MissingInterface`] when the interface does not exist yet.
-    async fn configure_interface(&self, interface: &str) -> Result<(), BackendError>;
+    /// Prepares a workload's host-side interface for routing (proxy ARP/NDP, forwarding,
+    /// the reverse-path filter `settings` asks for, ...). Called again when the settings
+    /// change. Returns [`BackendError::MissingInterface`] when the interface does not exist
+    /// yet.
+    async fn configure_interface(
+        &self,
+        interface: &str,
+        settings: InterfaceSettings,
+    ) -> Result<(), BackendError>;
     /// Drift notification (optional): a counter bumped whenever someone other than this
     /// backend changed the state it owns (its routes, the links of workload interfaces: a
     /// re-created interface has lost its routes and settings). The agent repairs on each bump

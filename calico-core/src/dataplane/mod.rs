@@ -75,5 +75,7 @@ pub use change::{ApplyError, Change, ChangeSet};
 pub use diff::diff;
 pub(crate) use diff::{diff_keys, Touched};
 pub use error::BackendError;
-pub use fib::{FibBackend, FibChangeSet, FibReport, NextHop, Route, RouteTarget};
+pub use fib::{
+    FibBackend, FibChangeSet, FibReport, InterfaceSettings, NextHop, Route, RouteTarget,
+};
 pub use ir::Ruleset;

@@ -19,6 +19,8 @@ pub struct EndpointView {
     pub namespace: Option<String>,
     /// Whether it is a workload endpoint (namespaced policies apply only to those).
     pub is_workload: bool,
+    /// Networks it may also send from (a workload's `allowSpoofedSourcePrefixes`).
+    pub spoofable: Vec<ipnet::IpNet>,
 }
 
 impl EndpointView {
@@ -30,6 +32,7 @@ impl EndpointView {
             profiles: ep.profiles.clone(),
             namespace: ep.namespace.clone(),
             is_workload: true,
+            spoofable: ep.allow_spoofed_source_prefixes.clone(),
         }
     }
 
@@ -46,6 +49,7 @@ impl EndpointView {
                 profiles: ep.profiles.clone(),
                 namespace: None,
                 is_workload: false,
+                spoofable: Vec::new(),
             }),
         }
     }

@@ -203,7 +203,12 @@ pub fn evaluate(
         Direction::Ingress => packet.dst,
         Direction::Egress => packet.src,
     };
-    if view.checks_addresses() && !view.addresses.contains(&own) {
+    // A workload's allowSpoofedSourcePrefixes may be its sources too: judging policy, the
+    // evaluator takes the anti-spoofing check as passed (the agent enforces the list only
+    // with workload source spoofing allowed).
+    let spoofed_ok =
+        direction == Direction::Egress && view.spoofable.iter().any(|n| n.contains(&own));
+    if view.checks_addresses() && !view.addresses.contains(&own) && !spoofed_ok {
         return Err(EvalError::NotEndpointAddress {
             endpoint: endpoint.clone(),
             address: own,

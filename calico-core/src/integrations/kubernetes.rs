@@ -428,6 +428,7 @@ pub fn pod_endpoint(pod: &Pod) -> Result<Option<WorkloadEndpoint>, TranslateErro
         labels,
         profiles,
         ports,
+        allow_spoofed_source_prefixes: vec![],
     }))
 }
 

@@ -211,6 +211,7 @@ pub fn port_endpoint(port: &Port) -> Result<Option<WorkloadEndpoint>, TranslateE
             .map(|sg| profile_name(sg))
             .collect(),
         ports: vec![],
+        allow_spoofed_source_prefixes: vec![],
     };
     ep.validate()
         .map_err(|e| TranslateError::new(&obj, e.field, e.reason.to_string()))?;

@@ -132,6 +132,12 @@ pub struct WorkloadEndpoint {
     /// Named ports that rules can refer to.
     #[serde(default)]
     pub ports: Vec<NamedPort>,
+    /// Networks the workload may send from besides its own addresses (Calico's
+    /// `allowSpoofedSourcePrefixes`: a workload routing for others, a VM with a secondary
+    /// address). Honoured only where the agent allows workload source spoofing (Felix's
+    /// `WorkloadSourceSpoofing: Any`); otherwise such sources are dropped as any spoofed one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_spoofed_source_prefixes: Vec<IpNet>,
 }
 
 /// A host's own interface (or all of them, `*`), protected by policy like a workload.

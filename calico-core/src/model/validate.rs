@@ -407,6 +407,9 @@ impl WorkloadEndpoint {
         for (i, p) in self.profiles.iter().enumerate() {
             c.non_empty(&format!("profiles[{i}]"), p)?;
         }
+        for (i, net) in self.allow_spoofed_source_prefixes.iter().enumerate() {
+            network_address(&c, &format!("allowSpoofedSourcePrefixes[{i}]"), *net)?;
+        }
         Ok(())
     }
 }

@@ -18,6 +18,7 @@ fn endpoint(workload: &str, node: &str, iface: &str, nets: &[&str]) -> WorkloadE
         labels: Default::default(),
         profiles: vec![],
         ports: vec![],
+        allow_spoofed_source_prefixes: vec![],
     }
 }
 

@@ -91,6 +91,7 @@ fn wep(node: &str, orch: &str, workload: &str, endpoint: &str) -> WorkloadEndpoi
         labels: Default::default(),
         profiles: vec![],
         ports: vec![],
+        allow_spoofed_source_prefixes: vec![],
     }
 }
 

@@ -16,7 +16,7 @@
 use std::io::{ErrorKind, Write};
 use std::path::Path;
 
-use calico_core::dataplane::BackendError;
+use calico_core::dataplane::{BackendError, InterfaceSettings};
 
 /// Linux limit on interface names (`IFNAMSIZ` - 1).
 const MAX_NAME_LEN: usize = 15;
@@ -68,10 +68,15 @@ impl Sysctl {
 }
 
 /// The per-interface settings of a workload's host-side interface.
-pub(crate) fn interface_sysctls(name: &str) -> Vec<Sysctl> {
+pub(crate) fn interface_sysctls(name: &str, settings: InterfaceSettings) -> Vec<Sysctl> {
+    let rp_filter = if settings.strict_source_check {
+        "1"
+    } else {
+        "0"
+    };
     vec![
         Sysctl::new(format!("net/ipv4/conf/{name}/forwarding"), "1"),
-        Sysctl::new(format!("net/ipv4/conf/{name}/rp_filter"), "1"),
+        Sysctl::new(format!("net/ipv4/conf/{name}/rp_filter"), rp_filter),
         Sysctl::new(format!("net/ipv4/conf/{name}/proxy_arp"), "1"),
         Sysctl::new(format!("net/ipv4/neigh/{name}/proxy_delay"), "0"),
         Sysctl::new(format!("net/ipv6/conf/{name}/accept_ra"), "0"),
@@ -95,7 +100,11 @@ pub(crate) fn forwarding_sysctls() -> Vec<Sysctl> {
 /// IPv6. A value already in place is not rewritten (writing `ip_forward` resets every
 /// interface's forwarding flag even when unchanged in some kernels' eyes). Returns how many
 /// settings were written.
-pub(crate) fn write_sysctls(name: &str, forwarding: bool) -> Result<usize, BackendError> {
+pub(crate) fn write_sysctls(
+    name: &str,
+    forwarding: bool,
+    interface: InterfaceSettings,
+) -> Result<usize, BackendError> {
     let proc_sys = Path::new("/proc/sys");
     let has_ipv6 = proc_sys.join("net/ipv6").exists();
     let global = if forwarding {
@@ -103,10 +112,11 @@ pub(crate) fn write_sysctls(name: &str, forwarding: bool) -> Result<usize, Backe
     } else {
         Vec::new()
     };
-    let settings = global
-        .into_iter()
-        .map(|s| (s, false))
-        .chain(interface_sysctls(name).into_iter().map(|s| (s, true)));
+    let settings = global.into_iter().map(|s| (s, false)).chain(
+        interface_sysctls(name, interface)
+            .into_iter()
+            .map(|s| (s, true)),
+    );
     let mut written = 0;
     for (setting, per_interface) in settings {
         if setting.is_ipv6() && !has_ipv6 {
@@ -174,7 +184,7 @@ mod tests {
 
     #[test]
     fn a_workload_interface_gets_proxy_arp_ndp_forwarding_and_strict_rpf() {
-        let settings: Vec<String> = interface_sysctls("cali1")
+        let settings: Vec<String> = interface_sysctls("cali1", InterfaceSettings::default())
             .iter()
             .map(Sysctl::describe)
             .collect();

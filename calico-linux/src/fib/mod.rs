@@ -36,7 +36,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use calico_core::dataplane::{
-    BackendError, FibBackend, FibChangeSet, FibReport, Route, RouteTarget,
+    BackendError, FibBackend, FibChangeSet, FibReport, InterfaceSettings, Route, RouteTarget,
 };
 use ipnet::IpNet;
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
@@ -86,11 +86,11 @@ impl Default for FibConfig {
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), calico_core::dataplane::BackendError> {
-/// use calico_core::dataplane::{FibBackend, FibChangeSet, Route, RouteTarget};
+/// use calico_core::dataplane::{FibBackend, FibChangeSet, InterfaceSettings, Route, RouteTarget};
 /// use calico_linux::fib::{FibConfig, LinuxFib};
 ///
 /// let fib = LinuxFib::new(FibConfig::default())?;
-/// fib.configure_interface("cali0123456789a").await?;
+/// fib.configure_interface("cali0123456789a", InterfaceSettings::default()).await?;
 /// let route = Route {
 ///     dst: "10.65.0.10/32".parse().unwrap(),
 ///     target: RouteTarget::Workload { interface: "cali0123456789a".into() },
@@ -501,7 +501,11 @@ impl FibBackend for LinuxFib {
         Ok(routes)
     }
 
-    async fn configure_interface(&self, interface: &str) -> Result<(), BackendError> {
+    async fn configure_interface(
+        &self,
+        interface: &str,
+        settings: InterfaceSettings,
+    ) -> Result<(), BackendError> {
         interface::validate_name(interface)?;
         let netlink = self.netlink()?;
         let link = links::link_by_name(&netlink, interface)
@@ -515,11 +519,11 @@ impl FibBackend for LinuxFib {
         let netns = self.netns.clone();
         let forwarding = self.config.enable_forwarding;
         let written = tokio::task::spawn_blocking(move || match netns {
-            Some(ns) => calico_netns::run_in(&ns, || interface::write_sysctls(&name, forwarding))
-                .map_err(|e| {
-                BackendError::Unavailable(format!("cannot enter the namespace: {e}"))
-            })?,
-            None => interface::write_sysctls(&name, forwarding),
+            Some(ns) => calico_netns::run_in(&ns, || {
+                interface::write_sysctls(&name, forwarding, settings)
+            })
+            .map_err(|e| BackendError::Unavailable(format!("cannot enter the namespace: {e}")))?,
+            None => interface::write_sysctls(&name, forwarding, settings),
         })
         .await
         .map_err(|e| BackendError::Unavailable(format!("sysctl writer failed: {e}")))??;

@@ -6,7 +6,8 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use calico_core::dataplane::{
-    BackendError, BgpBackend, FibBackend, FibChangeSet, NextHop, PeerState, Route, RouteTarget,
+    BackendError, BgpBackend, FibBackend, FibChangeSet, InterfaceSettings, NextHop, PeerState,
+    Route, RouteTarget,
 };
 use ipnet::IpNet;
 
@@ -90,9 +91,14 @@ async fn fib_longest_prefix_and_refusals() {
     // Removing an interface removes its routes, as the kernel does.
     fib.remove_interface("cali-a");
     assert_eq!(lookup("10.0.1.5").unwrap().0, "10.0.1.0/24");
-    assert!(fib.configure_interface("cali-a").await.is_err());
+    assert!(fib
+        .configure_interface("cali-a", InterfaceSettings::default())
+        .await
+        .is_err());
     fib.add_interface("cali-b");
-    fib.configure_interface("cali-b").await.unwrap();
+    fib.configure_interface("cali-b", InterfaceSettings::default())
+        .await
+        .unwrap();
     assert!(fib.is_configured("cali-b"));
 
     // Injected refusals.

@@ -92,7 +92,7 @@ impl Engine {
                     for (dst, target) in desired {
                         if let RouteTarget::Workload { interface } = target {
                             if !present.contains(&dst)
-                                && self.configured_interfaces.remove(&interface)
+                                && self.configured_interfaces.remove(&interface).is_some()
                             {
                                 debug!(%interface, route = %dst, "route gone: the interface is configured again");
                             }

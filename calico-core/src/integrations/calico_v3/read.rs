@@ -211,6 +211,8 @@ struct WorkloadEndpointSpec {
     #[serde(default)]
     ip_networks: Vec<ipnet::IpNet>,
     #[serde(default)]
+    allow_spoofed_source_prefixes: Vec<ipnet::IpNet>,
+    #[serde(default)]
     profiles: Vec<String>,
     #[serde(default)]
     ports: Vec<EndpointPort>,
@@ -225,7 +227,6 @@ const UNSUPPORTED: &[(&str, Option<&str>, &str)] = &[
     ("vxlanMode", Some("Never"), "VXLAN encapsulation is not supported: calico-rs routes without overlay"),
     ("natOutgoing", Some("false"), "outgoing NAT is not supported"),
     ("ipNATs", Some("[]"), "1:1 NAT for workloads is not supported"),
-    ("allowSpoofedSourcePrefixes", Some("[]"), "allowing spoofed sources is not supported"),
     ("password", None, "secret references cannot be resolved by calico-rs: set the password on the BgpPeer resource through the orchestrator API"),
     ("nodeMeshPassword", None, "secret references cannot be resolved by calico-rs: set nodeMeshPassword on the BgpConfiguration resource through the orchestrator API"),
     ("localASNumber", None, "a per-peer local AS is not supported: set the node's asNumber"),
@@ -573,6 +574,7 @@ fn workload_endpoint(meta: Meta, spec: Value, obj: &str) -> Result<Resource, Tra
         labels: meta.labels,
         profiles: s.profiles,
         ports: named_ports(s.ports),
+        allow_spoofed_source_prefixes: s.allow_spoofed_source_prefixes,
     }))
 }
 

@@ -277,6 +277,11 @@ fn workload_endpoint(ep: &WorkloadEndpoint) -> Result<Parts<'_>, TranslateError>
         spec.insert("mac".into(), json!(mac));
     }
     put(&mut spec, "ipNetworks", json!(ep.ip_networks));
+    put(
+        &mut spec,
+        "allowSpoofedSourcePrefixes",
+        json!(ep.allow_spoofed_source_prefixes),
+    );
     put(&mut spec, "profiles", json!(ep.profiles));
     put(&mut spec, "ports", named_ports(&ep.ports, true));
     Ok((

@@ -200,6 +200,7 @@ fn wep(node: &str, orch: &str, workload: &str, endpoint: &str) -> WorkloadEndpoi
                 port: 5432,
             },
         ],
+        allow_spoofed_source_prefixes: vec![],
     }
 }
 

@@ -82,8 +82,13 @@ impl HostEndpoints {
         key: &PolicyKey,
         policy: Option<&Policy>,
     ) -> bool {
-        if self.policies.contains(key) {
+        if self.staged || self.policies.contains(key) {
             return true;
+        }
+        // No host endpoint changed since the last render (else `staged`): with none here
+        // then, none now, and the model's host endpoints of other nodes need no scan.
+        if !self.any {
+            return false;
         }
         let Some(p) = policy.filter(|p| p.namespace.is_none()) else {
             return false;
@@ -96,10 +101,12 @@ impl HostEndpoints {
 
     /// Whether a change of the profile `name` can reach the local host endpoints.
     pub(super) fn profile_reaches(&self, model: &Model, node: &str, name: &str) -> bool {
-        self.profiles.contains(name)
-            || local_endpoints(model, node)
-                .values()
-                .any(|ep| ep.profiles.iter().any(|p| p == name))
+        self.staged
+            || self.profiles.contains(name)
+            || self.any
+                && local_endpoints(model, node)
+                    .values()
+                    .any(|ep| ep.profiles.iter().any(|p| p == name))
     }
 
     /// Whether this node had a host endpoint at the last render.

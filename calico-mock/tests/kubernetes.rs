@@ -5,8 +5,8 @@
 use calico_core::eval::Packet;
 use calico_core::integrations::kubernetes::{
     namespace_profile, pod_endpoint, translate_admin_policy, translate_baseline_policy,
-    translate_policy, AdminNetworkPolicy, BaselineAdminNetworkPolicy, Namespace, NetworkPolicy,
-    Pod,
+    translate_cluster_policy, translate_policy, AdminNetworkPolicy, BaselineAdminNetworkPolicy,
+    ClusterNetworkPolicy, Namespace, NetworkPolicy, Pod,
 };
 use calico_core::model::{Resource, Update};
 use calico_mock::MockNetwork;
@@ -1256,4 +1256,365 @@ fn bad_admin_policies_name_the_field() {
         .unwrap_err()
         .contains("spec.ingress[0].action"));
     assert!(banp("default", "Deny").is_ok());
+}
+
+/// A ClusterNetworkPolicy of `tier` (Admin or Baseline) at `priority`.
+fn cnp(tier: &str, priority: i64, subject: Value, ingress: Value, egress: Value) -> Value {
+    json!({"spec": {"tier": tier, "priority": priority, "subject": subject, "ingress": ingress, "egress": egress}})
+}
+
+/// The network with NetworkPolicies and ClusterNetworkPolicies.
+fn network_cnp(policies: &[Value], cluster: &[Value]) -> MockNetwork {
+    let mut net = network_with(policies, &[], None);
+    for (i, c) in cluster.iter().enumerate() {
+        let mut c = c.clone();
+        c["metadata"] = json!({"name": format!("cnp{i}")});
+        let cnp: ClusterNetworkPolicy = serde_json::from_value(c).unwrap();
+        let policy = translate_cluster_policy(&cnp).unwrap();
+        net.apply(Update::Upsert(Resource::Policy(policy))).unwrap();
+    }
+    net
+}
+
+/// ClusterNetworkPolicy (v1alpha2) semantics, as the network-policy-api documentation
+/// states them: the Admin tier before NetworkPolicy (`Accept`/`Deny` final, `Pass` to
+/// NetworkPolicy), the Baseline tier after it, lower priority first, the first matching
+/// rule of a policy; protocols with port numbers, ranges and named ports; network peers.
+#[test]
+fn cluster_network_policy_semantics_table() {
+    let prod = ns_team("a");
+    let from_dev = |action: &str| json!([{"action": action, "from": [ns_team("b")]}]);
+    let admin = |p, action: &str| cnp("Admin", p, prod.clone(), from_dev(action), json!([]));
+    let baseline = |action: &str| cnp("Baseline", 10, prod.clone(), from_dev(action), json!([]));
+    let deny_all_prod = np(
+        "prod",
+        json!({"podSelector": {}, "policyTypes": ["Ingress"]}),
+    );
+    let allow_all_prod = np("prod", json!({"podSelector": {}, "ingress": [{}]}));
+    let with_protocols = |protocols: Value| {
+        cnp(
+            "Admin",
+            5,
+            prod.clone(),
+            json!([{"action": "Deny", "from": [ns_team("b")], "protocols": protocols}]),
+            json!([]),
+        )
+    };
+    let client = json!({"pods": {"namespaceSelector": {"matchLabels": {"team": "b"}}, "podSelector": {"matchLabels": {"app": "client"}}}});
+    let to_networks = cnp(
+        "Admin",
+        5,
+        client,
+        json!([]),
+        json!([{"action": "Deny", "to": [{"networks": ["10.65.1.0/24"]}]}]),
+    );
+    type Case<'a> = (&'a str, Vec<Value>, Vec<Value>, &'a str, &'a str, u16, bool);
+    let cases: Vec<Case> = vec![
+        (
+            "admin Deny",
+            vec![],
+            vec![admin(10, "Deny")],
+            "dev/client",
+            "prod/db",
+            80,
+            false,
+        ),
+        (
+            "admin Deny over a NetworkPolicy's allow",
+            vec![allow_all_prod.clone()],
+            vec![admin(10, "Deny")],
+            "dev/client",
+            "prod/db",
+            80,
+            false,
+        ),
+        (
+            "admin Accept over a NetworkPolicy's deny",
+            vec![deny_all_prod.clone()],
+            vec![admin(10, "Accept")],
+            "dev/client",
+            "prod/db",
+            80,
+            true,
+        ),
+        (
+            "admin Pass: NetworkPolicy decides",
+            vec![deny_all_prod.clone()],
+            vec![admin(10, "Pass"), admin(20, "Accept")],
+            "dev/client",
+            "prod/db",
+            80,
+            false,
+        ),
+        (
+            "admin Pass, no NetworkPolicy: allowed",
+            vec![],
+            vec![admin(10, "Pass")],
+            "dev/client",
+            "prod/db",
+            80,
+            true,
+        ),
+        (
+            "lower priority first: Accept",
+            vec![],
+            vec![admin(10, "Accept"), admin(20, "Deny")],
+            "dev/client",
+            "prod/db",
+            80,
+            true,
+        ),
+        (
+            "lower priority first: Deny",
+            vec![],
+            vec![admin(20, "Accept"), admin(10, "Deny")],
+            "dev/client",
+            "prod/db",
+            80,
+            false,
+        ),
+        (
+            "admin Deny only for its peers",
+            vec![],
+            vec![admin(10, "Deny")],
+            "prod/web",
+            "prod/db",
+            80,
+            true,
+        ),
+        (
+            "baseline Deny",
+            vec![],
+            vec![baseline("Deny")],
+            "dev/client",
+            "prod/db",
+            80,
+            false,
+        ),
+        (
+            "baseline after NetworkPolicy's allow",
+            vec![allow_all_prod],
+            vec![baseline("Deny")],
+            "dev/client",
+            "prod/db",
+            80,
+            true,
+        ),
+        (
+            "baseline Accept does not undo NetworkPolicy's deny",
+            vec![deny_all_prod],
+            vec![baseline("Accept")],
+            "dev/client",
+            "prod/db",
+            80,
+            false,
+        ),
+        (
+            "baseline Pass: allowed by default",
+            vec![],
+            vec![
+                baseline("Pass"),
+                cnp("Baseline", 20, prod.clone(), from_dev("Deny"), json!([])),
+            ],
+            "dev/client",
+            "prod/db",
+            80,
+            true,
+        ),
+        (
+            "admin before baseline",
+            vec![],
+            vec![baseline("Deny"), admin(999, "Accept")],
+            "dev/client",
+            "prod/db",
+            80,
+            true,
+        ),
+        (
+            "tcp port",
+            vec![],
+            vec![with_protocols(
+                json!([{"tcp": {"destinationPort": {"number": 80}}}]),
+            )],
+            "dev/client",
+            "prod/db",
+            80,
+            false,
+        ),
+        (
+            "tcp port, another",
+            vec![],
+            vec![with_protocols(
+                json!([{"tcp": {"destinationPort": {"number": 80}}}]),
+            )],
+            "dev/client",
+            "prod/db",
+            81,
+            true,
+        ),
+        (
+            "udp port: not tcp",
+            vec![],
+            vec![with_protocols(
+                json!([{"udp": {"destinationPort": {"number": 80}}}]),
+            )],
+            "dev/client",
+            "prod/db",
+            80,
+            true,
+        ),
+        (
+            "tcp range",
+            vec![],
+            vec![with_protocols(
+                json!([{"tcp": {"destinationPort": {"range": {"start": 80, "end": 90}}}}]),
+            )],
+            "dev/client",
+            "prod/db",
+            85,
+            false,
+        ),
+        (
+            "tcp range, outside",
+            vec![],
+            vec![with_protocols(
+                json!([{"tcp": {"destinationPort": {"range": {"start": 80, "end": 90}}}}]),
+            )],
+            "dev/client",
+            "prod/db",
+            91,
+            true,
+        ),
+        (
+            "named port",
+            vec![],
+            vec![with_protocols(json!([{"destinationNamedPort": "http"}]))],
+            "dev/client",
+            "prod/web",
+            8080,
+            false,
+        ),
+        (
+            "named port, another port",
+            vec![],
+            vec![with_protocols(json!([{"destinationNamedPort": "http"}]))],
+            "dev/client",
+            "prod/web",
+            80,
+            true,
+        ),
+        (
+            "egress to networks",
+            vec![],
+            vec![to_networks.clone()],
+            "dev/client",
+            "prod/db",
+            80,
+            false,
+        ),
+        (
+            "egress to networks, elsewhere",
+            vec![],
+            vec![to_networks],
+            "dev/client",
+            "prod/web",
+            80,
+            true,
+        ),
+    ];
+    for (name, policies, cluster, src, dst, port, want) in cases {
+        let net = network_cnp(&policies, &cluster);
+        let d = net
+            .send(&Packet::tcp(ip(src), 40000, ip(dst), port))
+            .unwrap();
+        assert_eq!(d.delivered, want, "{name}: {src} -> {dst} tcp/{port}: {d}");
+    }
+}
+
+#[test]
+fn bad_cluster_network_policies_name_the_field() {
+    let prod = ns_team("a");
+    let rule = |r: Value| cnp("Admin", 5, prod.clone(), json!([r]), json!([]));
+    let egress = |r: Value| cnp("Admin", 5, prod.clone(), json!([]), json!([r]));
+    let cases = [
+        (
+            cnp("Middle", 5, prod.clone(), json!([]), json!([])),
+            "spec.tier",
+            "Admin or Baseline",
+        ),
+        (
+            cnp("Admin", 1001, prod.clone(), json!([]), json!([])),
+            "spec.priority",
+            "0-1000",
+        ),
+        (
+            rule(json!({"action": "Allow", "from": [ns_team("b")]})),
+            "spec.ingress[0].action",
+            "Accept, Deny or Pass",
+        ),
+        (
+            egress(json!({"action": "Accept", "to": [{"domainNames": ["example.com"]}]})),
+            "spec.egress[0].to[0].domainNames",
+            "DNS",
+        ),
+        (
+            egress(json!({"action": "Accept", "to": [{"nodes": {}}]})),
+            "spec.egress[0].to[0].nodes",
+            "node",
+        ),
+        (
+            egress(
+                json!({"action": "Deny", "to": [{"networks": ["10.0.0.0/8"]}], "protocols": [{"destinationNamedPort": "http"}]}),
+            ),
+            "spec.egress[0].protocols",
+            "named",
+        ),
+        (
+            rule(
+                json!({"action": "Deny", "from": [ns_team("b")], "protocols": [{"tcp": {"destinationPort": {"range": {"start": 90, "end": 80}}}}]}),
+            ),
+            "spec.ingress[0].protocols[0].tcp.destinationPort.range",
+            "less than",
+        ),
+        (
+            rule(
+                json!({"action": "Deny", "from": [ns_team("b")], "protocols": [{"tcp": {"destinationPort": {"number": 0}}}]}),
+            ),
+            "spec.ingress[0].protocols[0].tcp.destinationPort.number",
+            "1-65535",
+        ),
+        (
+            rule(
+                json!({"action": "Deny", "from": [ns_team("b")], "protocols": [{"tcp": {}, "udp": {}}]}),
+            ),
+            "spec.ingress[0].protocols[0]",
+            "exactly one",
+        ),
+        (
+            rule(json!({"action": "Deny", "from": []})),
+            "spec.ingress[0].from",
+            "peers",
+        ),
+        (
+            cnp(
+                "Admin",
+                5,
+                prod.clone(),
+                json!(vec![json!({"action": "Deny", "from": [ns_team("b")]}); 26]),
+                json!([]),
+            ),
+            "spec.ingress",
+            "at most 25",
+        ),
+    ];
+    for (obj, field, why) in cases {
+        let mut obj = obj;
+        obj["metadata"] = json!({"name": "bad"});
+        let c: ClusterNetworkPolicy = serde_json::from_value(obj.clone()).unwrap();
+        let e = translate_cluster_policy(&c).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!("field {field}:")) && e.contains(why),
+            "{obj}\n{e}"
+        );
+    }
 }

@@ -42,11 +42,16 @@ use crate::naming::fnv1a;
 use crate::selector::Selector;
 
 mod admin;
+mod cluster;
 mod ports;
 pub use admin::{
     translate_admin_policy, translate_baseline_policy, AdminNetworkPolicy, AdminNetworkPolicySpec,
     AdminPeer, AdminPort, AdminPortNumber, AdminPortRange, AdminRule, AdminSubject,
     BaselineAdminNetworkPolicy, BaselineAdminNetworkPolicySpec, NamespacedPods,
+};
+pub use cluster::{
+    cluster_policy_name, translate_cluster_policy, ClusterNetworkPolicy, ClusterNetworkPolicySpec,
+    ClusterPeer, ClusterPort, ClusterPortMatch, ClusterPortRange, ClusterProtocol, ClusterRule,
 };
 use ports::{port_groups, protocol};
 

@@ -14,13 +14,14 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::kubernetes::{
-    namespace_profile, pod_endpoint, service_account_profile, translate_admin_policy,
-    translate_baseline_policy, translate_policy,
+    cluster_policy_name, namespace_profile, pod_endpoint, service_account_profile,
+    translate_admin_policy, translate_baseline_policy, translate_cluster_policy, translate_policy,
 };
 use super::kubernetes::{
-    AdminNetworkPolicy, BaselineAdminNetworkPolicy, Namespace, NetworkPolicy, Pod, ServiceAccount,
+    AdminNetworkPolicy, BaselineAdminNetworkPolicy, ClusterNetworkPolicy, Namespace, NetworkPolicy,
+    Pod, ServiceAccount,
 };
-use super::DriverError;
+use super::{DriverError, TranslateError};
 use crate::datastore::ResourceWriter;
 use crate::model::{Policy, Profile, Resource};
 use crate::selector::Selector;
@@ -179,6 +180,35 @@ impl KubernetesDriver {
         let name = "kbanp.baselineadminnetworkpolicy.default".to_string();
         let tier = crate::model::BASELINE_ADMIN_NETWORK_POLICY_TIER;
         self.remove_policy(name, None, tier).await
+    }
+
+    /// Writes the ClusterNetworkPolicy's translation.
+    pub async fn cluster_network_policy_updated(
+        &self,
+        cnp: &ClusterNetworkPolicy,
+    ) -> Result<(), DriverError> {
+        let policy = translate_cluster_policy(cnp)?;
+        self.writer.upsert(&Resource::Policy(policy)).await?;
+        Ok(())
+    }
+
+    /// Removes the translation of the ClusterNetworkPolicy `name` of `tier` (`Admin` or
+    /// `Baseline`, as its last version said); returns whether it existed.
+    pub async fn cluster_network_policy_deleted(
+        &self,
+        tier: &str,
+        name: &str,
+    ) -> Result<bool, DriverError> {
+        let obj = format!("ClusterNetworkPolicy {name}");
+        let Some(policy) = cluster_policy_name(tier, name) else {
+            let why = format!("{tier:?} is not Admin or Baseline");
+            return Err(TranslateError::new(obj, "spec.tier", why).into());
+        };
+        let calico_tier = match tier {
+            "Admin" => crate::model::KUBE_ADMIN_TIER,
+            _ => crate::model::KUBE_BASELINE_TIER,
+        };
+        self.remove_policy(policy, None, calico_tier).await
     }
 
     async fn remove_policy(

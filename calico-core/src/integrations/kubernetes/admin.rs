@@ -227,15 +227,16 @@ pub fn translate_baseline_policy(
     checked(&obj, policy)
 }
 
-fn checked(obj: &str, policy: Policy) -> Result<Policy, TranslateError> {
+pub(super) fn checked(obj: &str, policy: Policy) -> Result<Policy, TranslateError> {
     policy
         .validate()
         .map_err(|e| TranslateError::new(obj, e.field, e.reason.to_string()))?;
     Ok(policy)
 }
 
-/// The selector, types and rules shared by both kinds (`pass`: `Pass` is allowed).
-fn translate(
+/// The selector, types and rules shared by both kinds (`pass`: `Pass` is allowed), and
+/// by ClusterNetworkPolicy (`super::cluster`, translated to these rules first).
+pub(super) fn translate(
     obj: &str,
     subject: &AdminSubject,
     (ingress, egress): (&[AdminRule], &[AdminRule]),

@@ -151,3 +151,56 @@ async fn admin_and_baseline_policies_are_written_and_removed() {
     assert!(!d.baseline_admin_network_policy_deleted().await.unwrap());
     assert!(stored(&store).await.is_empty());
 }
+
+#[tokio::test]
+async fn cluster_network_policies_are_written_and_removed_per_tier() {
+    let store = MemoryStore::new();
+    let d = KubernetesDriver::new(Arc::new(store.clone()));
+    let cnp = |tier: &str| -> ClusterNetworkPolicy {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "guard"},
+            "spec": {"tier": tier, "priority": 7, "subject": {"namespaces": {}},
+                "ingress": [{"action": "Deny", "from": [{"namespaces": {}}]}]}
+        }))
+        .unwrap()
+    };
+    d.cluster_network_policy_updated(&cnp("Admin"))
+        .await
+        .unwrap();
+    d.cluster_network_policy_updated(&cnp("Baseline"))
+        .await
+        .unwrap();
+    let names: Vec<String> = stored(&store)
+        .await
+        .iter()
+        .filter_map(|r| match r {
+            Resource::Policy(p) => Some(format!("{}/{} {:?}", p.tier, p.name, p.order)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "kube-admin/kcnp.kube-admin.guard Some(7.0)",
+            "kube-baseline/kcnp.kube-baseline.guard Some(7.0)"
+        ]
+    );
+    assert!(d
+        .cluster_network_policy_deleted("Admin", "guard")
+        .await
+        .unwrap());
+    assert!(!d
+        .cluster_network_policy_deleted("Admin", "guard")
+        .await
+        .unwrap());
+    let e = d
+        .cluster_network_policy_deleted("Middle", "guard")
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("spec.tier"), "{e}");
+    assert!(d
+        .cluster_network_policy_deleted("Baseline", "guard")
+        .await
+        .unwrap());
+    assert!(stored(&store).await.is_empty());
+}

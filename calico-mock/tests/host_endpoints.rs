@@ -629,6 +629,29 @@ fn flow_logs_name_host_endpoint_verdicts() {
         })
         .collect();
     assert_eq!(rules, ["policy uplink-pre-dnat ingress rule 0"]);
+    // A workload's packet to the host, dropped by defaultEndpointToHostAction.
+    let p = tcp(WL, HOST, 8080);
+    let ctx = PacketContext {
+        packet: &p,
+        iif: "calia",
+        oif: "",
+        ct: ConnState::New,
+    };
+    let out = interpret_marked(&ruleset, Hook::Input, &ctx, 0);
+    let logs: Vec<LogRef> = out
+        .flow_logged
+        .iter()
+        .map(|(_, x)| x.parse().unwrap())
+        .collect();
+    assert!(!out.accepted);
+    assert_eq!(
+        logs,
+        [LogRef {
+            verdict: LogVerdict::Deny,
+            chain: "wl-to-host".into(),
+            rule: LogRule::End
+        }]
+    );
     // Untracked policy logs nothing: no first packet of an untracked flow.
     let (accepted, logs) = logged(&udp(FABRIC, HOST, 5300));
     assert!(accepted && logs.is_empty(), "{logs:?}");

@@ -160,9 +160,13 @@ impl Namer {
 }
 
 fn end_reason(owner: Option<&calico_core::compile::ChainOwner>) -> String {
+    use calico_core::compile::{ChainOwner, WORKLOAD_TO_HOST_CHAIN};
     match owner {
-        Some(o @ calico_core::compile::ChainOwner::ProfileList { .. }) => {
+        Some(o @ ChainOwner::ProfileList { .. }) => {
             format!("{o}: no profile allowed: default deny")
+        }
+        Some(ChainOwner::Base { chain }) if chain == WORKLOAD_TO_HOST_CHAIN => {
+            "workload to host: dropped (defaultEndpointToHostAction Drop)".into()
         }
         Some(o) => format!("{o}: no policy allowed: default deny (end of tier)"),
         None => "default deny".into(),

@@ -248,3 +248,19 @@ fn host_endpoints_are_named_by_their_expected_addresses() {
         "another node's"
     );
 }
+
+#[test]
+fn a_workload_to_host_drop_says_so() {
+    let model = Model::from_resources(parse_resources(MODEL).unwrap()).unwrap();
+    let config = CompileConfig {
+        flow_logs: Some(FlowLogConfig::default()),
+        ..CompileConfig::new("h1")
+    };
+    let namer = Namer::new(&model, "h1", &compile(&config, &model));
+    let log: LogRef = "D wl-to-host end".parse().unwrap();
+    let d = namer.decision(&log);
+    assert_eq!(
+        d.reason,
+        "workload to host: dropped (defaultEndpointToHostAction Drop)"
+    );
+}

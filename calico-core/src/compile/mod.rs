@@ -206,10 +206,12 @@ impl Compiler {
             self.journal
                 .put_map(path.map().0, Some(VerdictMap::default()));
         }
-        self.journal.put_chain(
-            WORKLOAD_TO_HOST_CHAIN,
-            Some(host_chains::workload_to_host_chain(&self.config.host)),
-        );
+        let mut to_host = host_chains::workload_to_host_chain(&self.config.host);
+        if let Some(cfg) = &self.config.flow_logs {
+            to_host.rules = flow_log::chain_drops(cfg, WORKLOAD_TO_HOST_CHAIN, to_host.rules);
+        }
+        self.journal
+            .put_chain(WORKLOAD_TO_HOST_CHAIN, Some(to_host));
         self.render_hosts(&crate::model::Model::new());
     }
 

@@ -146,10 +146,15 @@ impl Namer {
 impl Namer {
     /// The tier a verdict belongs to: a policy's (or, for an end-of-tier drop, the tier's);
     /// Calico's `__PROFILE__` for profiles and for the drop after the last tier when no
-    /// profile allowed (or none exists); `default` for anti-spoofing.
+    /// profile allowed (or none exists); `default` for anti-spoofing; none (empty) for a
+    /// drop of a fixed chain (a workload's packet to the host), which no policy decided.
     fn tier(&self, owner: Option<&ChainOwner>, log: &LogRef) -> String {
-        if let Some(ChainOwner::Profile { .. } | ChainOwner::ProfileList { .. }) = owner {
-            return PROFILE_TIER.into();
+        match owner {
+            Some(ChainOwner::Profile { .. } | ChainOwner::ProfileList { .. }) => {
+                return PROFILE_TIER.into()
+            }
+            Some(ChainOwner::Base { .. }) => return String::new(),
+            _ => {}
         }
         match (self.names.tier(&log.chain), log.rule) {
             (Some(t), _) => t.into(),

@@ -222,6 +222,8 @@ fn verdicts_name_their_tier() {
             // One IR rule per family.
             "Allow Rule(0) policy security",
             "Allow Rule(0) policy security",
+            // A workload's packet to the host (defaultEndpointToHostAction Drop): no tier.
+            "Deny End base ",
             // The server's egress: no policy, no profile.
             "Deny End endpoint __PROFILE__",
             "Deny End endpoint security",
@@ -263,4 +265,5 @@ fn a_workload_to_host_drop_says_so() {
         d.reason,
         "workload to host: dropped (defaultEndpointToHostAction Drop)"
     );
+    assert_eq!((d.kind, d.tier.as_str()), ("base", ""));
 }

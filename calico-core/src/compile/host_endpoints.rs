@@ -31,33 +31,40 @@ pub(super) struct HostEndpoints {
     profiles: BTreeSet<String>,
     /// Whether this node had a host endpoint.
     any: bool,
+    /// Host endpoints ignored for naming an interface another one names (warned about once).
+    shadowed: BTreeSet<(String, String, String)>,
     /// Whether an update reached the part since it was last rendered.
     pub(super) staged: bool,
 }
 
 /// The local host endpoints that are programmed, by interface (`*` for all interfaces): the
-/// first by name of those that name an interface (a warning names the others), and none
-/// without an interface name (Felix would find the interface by `expectedIPs`; calico-rs
-/// needs the name, and says so in the model's notes).
+/// first by name of those that name an interface, and none without an interface name
+/// (Felix would find the interface by `expectedIPs`; calico-rs needs the name, and says so
+/// in the model's notes).
 fn local_endpoints<'m>(model: &'m Model, node: &str) -> BTreeMap<String, &'m HostEndpoint> {
     let mut by_iface: BTreeMap<String, &HostEndpoint> = BTreeMap::new();
     for ep in model.host_endpoints.values().filter(|ep| ep.node == node) {
-        let Some(iface) = &ep.interface_name else {
-            continue;
-        };
-        match by_iface.get(iface) {
-            Some(first) => warn!(
-                interface = %iface,
-                programmed = %first.name,
-                ignored = %ep.name,
-                "two host endpoints name one interface; only the first is programmed"
-            ),
-            None => {
-                by_iface.insert(iface.clone(), ep);
-            }
+        if let Some(iface) = &ep.interface_name {
+            by_iface.entry(iface.clone()).or_insert(ep);
         }
     }
     by_iface
+}
+
+/// The local host endpoints not programmed because an earlier one (by name) names the same
+/// interface, as `(interface, programmed, ignored)`.
+fn shadowed(model: &Model, node: &str) -> BTreeSet<(String, String, String)> {
+    let programmed = local_endpoints(model, node);
+    model
+        .host_endpoints
+        .values()
+        .filter(|ep| ep.node == node)
+        .filter_map(|ep| {
+            let iface = ep.interface_name.as_ref()?;
+            let first = programmed.get(iface)?;
+            (first.name != ep.name).then(|| (iface.clone(), first.name.clone(), ep.name.clone()))
+        })
+        .collect()
 }
 
 /// Everything the part renders.
@@ -149,6 +156,16 @@ impl Compiler {
             self.hosts.elements.insert((map, iface));
         }
         self.hosts.any = !local_endpoints(model, &self.config.node).is_empty();
+        let shadowed = shadowed(model, &self.config.node);
+        for (iface, programmed, ignored) in shadowed.difference(&self.hosts.shadowed) {
+            warn!(
+                interface = %iface,
+                programmed = %programmed,
+                ignored = %ignored,
+                "two host endpoints name one interface; only the first is programmed"
+            );
+        }
+        self.hosts.shadowed = shadowed;
         self.hosts.policies = r.policies;
         self.hosts.profiles = r.profiles;
         self.hosts.staged = false;
@@ -368,5 +385,57 @@ pub(super) fn describe_hosts(model: &Model, node: &str, ruleset: &Ruleset, names
             };
             names.add_other_chain(ruleset, path.chain(&iface), owner);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use crate::compile::{CompileConfig, Compiler};
+    use crate::model::{parse_resources, Model};
+
+    /// A `tracing` writer into a shared buffer.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn two_host_endpoints_on_one_interface_are_warned_about_once() {
+        let hep = |name: &str| {
+            format!("kind: HostEndpoint\nname: {name}\nnode: h1\ninterfaceName: eth0\n---\n")
+        };
+        let policy = |port: u16| {
+            format!("kind: Policy\nname: p\nselector: all()\ningress: [{{action: Allow, protocol: TCP, destination: {{ports: [{port}]}}}}]\n")
+        };
+        let out = Captured::default();
+        let writer = out.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let text = hep("a") + &hep("b") + &policy(80);
+        let mut model = Model::from_resources(parse_resources(&text).unwrap()).unwrap();
+        tracing::subscriber::with_default(subscriber, || {
+            let mut c = Compiler::from_model(CompileConfig::new("h1"), &model);
+            // Each policy change re-renders the host part; the conflict is not news.
+            for port in [81, 82] {
+                let r = parse_resources(&policy(port)).unwrap().remove(0);
+                c.apply_updates(&mut model, [crate::model::Update::Upsert(r)]);
+            }
+        });
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let warnings: Vec<&str> = text.lines().filter(|l| l.contains("WARN")).collect();
+        assert_eq!(warnings.len(), 1, "{text}");
+        assert!(warnings[0].contains("programmed=a") && warnings[0].contains("ignored=b"));
     }
 }

@@ -9,11 +9,12 @@ use ipnet::IpNet;
 use super::bgp::{BgpConfiguration, BgpPeer, Node};
 use super::endpoint::{HostEndpoint, NamedPort, WorkloadEndpoint};
 use super::error::{Reason, ResourceRef, ValidationError};
-use super::policy::{Policy, PolicyType, Profile};
 use super::pool::{BlockAffinity, IpPool};
 use super::resource::{Resource, ResourceKind};
 use super::rule::{EntityRule, IcmpMatch, IpVersion, PortSpec, Protocol, Rule};
 use crate::labels::Labels;
+
+mod policy;
 
 /// Most rules in one direction of a policy or profile.
 pub const MAX_RULES_PER_DIRECTION: usize = 1024;
@@ -364,13 +365,6 @@ impl Check {
     }
 }
 
-fn policy_name(p: &Policy) -> String {
-    match &p.namespace {
-        Some(ns) => format!("{ns}/{}", p.name),
-        None => p.name.clone(),
-    }
-}
-
 impl WorkloadEndpoint {
     /// Checks the endpoint against Calico's rules.
     pub fn validate(&self) -> Result<(), ValidationError> {
@@ -442,98 +436,6 @@ impl HostEndpoint {
         }
         c.labels("labels", &self.labels)?;
         c.named_ports(&self.ports)
-    }
-}
-
-impl Policy {
-    /// Checks the policy against Calico's rules and limits.
-    pub fn validate(&self) -> Result<(), ValidationError> {
-        let c = Check::new(ResourceKind::Policy, policy_name(self));
-        c.name("name", &self.name)?;
-        if let Some(ns) = &self.namespace {
-            c.name("namespace", ns)?;
-        }
-        super::tier::tier_name(&c, "tier", &self.tier)?;
-        if let Some(order) = self.order {
-            if !order.is_finite() {
-                return Err(c.invalid("order", format!("{order} is not a finite number")));
-            }
-        }
-        let mut seen = BTreeSet::new();
-        for (i, t) in self.types.iter().enumerate() {
-            if !seen.insert(t) {
-                return Err(c.err(format!("types[{i}]"), Reason::Duplicate(format!("{t:?}"))));
-            }
-        }
-        if !self.types.is_empty() {
-            if !self.egress.is_empty() && !self.types.contains(&PolicyType::Egress) {
-                return Err(c.err("egress", Reason::Requires("types to include Egress".into())));
-            }
-            if !self.ingress.is_empty() && !self.types.contains(&PolicyType::Ingress) {
-                return Err(c.err(
-                    "ingress",
-                    Reason::Requires("types to include Ingress".into()),
-                ));
-            }
-        }
-        self.validate_host_flags(&c)?;
-        c.rules("ingress", &self.ingress)?;
-        c.rules("egress", &self.egress)
-    }
-
-    /// Calico's rules for `preDNAT`, `doNotTrack` and `applyOnForward`: both kinds are
-    /// global, exclusive and need `applyOnForward`; pre-DNAT policy governs ingress only.
-    fn validate_host_flags(&self, c: &Check) -> Result<(), ValidationError> {
-        if self.do_not_track {
-            if self.pre_dnat {
-                return Err(c.invalid(
-                    "doNotTrack",
-                    "a policy cannot be both untracked (doNotTrack) and pre-DNAT",
-                ));
-            }
-            if self.namespace.is_some() {
-                return Err(c.invalid(
-                    "doNotTrack",
-                    "only a GlobalNetworkPolicy can be untracked (it applies to host endpoints)",
-                ));
-            }
-            if !self.apply_on_forward {
-                return Err(c.err(
-                    "doNotTrack",
-                    Reason::Requires("applyOnForward: true".into()),
-                ));
-            }
-        }
-        if !self.pre_dnat {
-            return Ok(());
-        }
-        if self.namespace.is_some() {
-            return Err(c.invalid(
-                "preDNAT",
-                "only a GlobalNetworkPolicy can be pre-DNAT (it applies to host endpoints)",
-            ));
-        }
-        if !self.apply_on_forward {
-            return Err(c.err("preDNAT", Reason::Requires("applyOnForward: true".into())));
-        }
-        if !self.egress.is_empty() || self.types.contains(&PolicyType::Egress) {
-            return Err(c.invalid(
-                "egress",
-                "a pre-DNAT policy governs ingress only: no egress rules, no Egress type",
-            ));
-        }
-        Ok(())
-    }
-}
-
-impl Profile {
-    /// Checks the profile against Calico's rules and limits.
-    pub fn validate(&self) -> Result<(), ValidationError> {
-        let c = Check::new(ResourceKind::Profile, self.name.clone());
-        c.non_empty("name", &self.name)?;
-        c.labels("labelsToApply", &self.labels_to_apply)?;
-        c.rules("ingress", &self.ingress)?;
-        c.rules("egress", &self.egress)
     }
 }
 

@@ -41,4 +41,6 @@ pub mod routes;
 #[doc(hidden)]
 pub mod scale;
 pub mod selector;
+#[cfg(test)]
+mod test_log;
 mod wire;

@@ -305,32 +305,7 @@ enum RuleInfo {
 /// [`ChainNames`]. Chains the model does not explain (drift, a stale model) are left out.
 pub fn describe(model: &Model, node: &str, ruleset: &Ruleset) -> ChainNames {
     let mut names = ChainNames::default();
-    for (key, p) in &model.policies {
-        for dir in [PolicyType::Ingress, PolicyType::Egress] {
-            let owner = ChainOwner::Policy {
-                tier: p.tier.clone(),
-                namespace: p.namespace.clone(),
-                name: p.name.clone(),
-                direction: dir,
-            };
-            names.add_rules_chain(
-                ruleset,
-                policy_chain(key, dir),
-                owner,
-                p.rules(dir),
-                p.namespace.as_deref(),
-            );
-        }
-    }
-    for (name, p) in &model.profiles {
-        for dir in [PolicyType::Ingress, PolicyType::Egress] {
-            let owner = ChainOwner::Profile {
-                name: name.clone(),
-                direction: dir,
-            };
-            names.add_rules_chain(ruleset, profile_chain(name, dir), owner, p.rules(dir), None);
-        }
-    }
+    names.add_policies_and_profiles(model, ruleset, policy_chain, profile_chain);
     for ep in model
         .workload_endpoints
         .values()
@@ -427,7 +402,41 @@ impl ChainNames {
         self.chains.is_empty()
     }
 
-    pub(super) fn add_rules_chain(
+    /// Names the chains of every policy and profile, both directions, that the chain-name
+    /// functions give (the workloads' chains, or the ones host endpoints call).
+    pub(super) fn add_policies_and_profiles(
+        &mut self,
+        model: &Model,
+        ruleset: &Ruleset,
+        policy_chain: fn(&crate::model::PolicyKey, PolicyType) -> String,
+        profile_chain: fn(&str, PolicyType) -> String,
+    ) {
+        for (key, p) in &model.policies {
+            for dir in [PolicyType::Ingress, PolicyType::Egress] {
+                let owner = ChainOwner::Policy {
+                    tier: p.tier.clone(),
+                    namespace: p.namespace.clone(),
+                    name: p.name.clone(),
+                    direction: dir,
+                };
+                let chain = policy_chain(key, dir);
+                let ns = p.namespace.as_deref();
+                self.add_rules_chain(ruleset, chain, owner, p.rules(dir), ns);
+            }
+        }
+        for (name, p) in &model.profiles {
+            for dir in [PolicyType::Ingress, PolicyType::Egress] {
+                let owner = ChainOwner::Profile {
+                    name: name.clone(),
+                    direction: dir,
+                };
+                let chain = profile_chain(name, dir);
+                self.add_rules_chain(ruleset, chain, owner, p.rules(dir), None);
+            }
+        }
+    }
+
+    fn add_rules_chain(
         &mut self,
         ruleset: &Ruleset,
         chain: String,

@@ -195,6 +195,11 @@ impl HostPath {
         }
     }
 
+    /// Whether the path is untracked policy's, before conntrack.
+    pub fn is_untracked(self) -> bool {
+        matches!(self, HostPath::UntrackedIn | HostPath::UntrackedOut)
+    }
+
     /// Whether the path judges packets before the normal policy, which a packet it does
     /// not decide goes on to: no end-of-tier drop, no default deny.
     pub fn is_early(self) -> bool {
@@ -518,8 +523,7 @@ pub fn endpoint_rules(
         verdict: Some(allowed.clone()),
     };
     let mut rules = Vec::new();
-    let untracked = matches!(path, HostPath::UntrackedIn | HostPath::UntrackedOut);
-    if !untracked {
+    if !path.is_untracked() {
         // (Before conntrack a packet has no state yet.)
         rules.push(on(vec![Match::Ct(CtState::EstablishedOrRelated)]));
     }

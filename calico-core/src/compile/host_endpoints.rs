@@ -13,9 +13,10 @@ use super::host_chains::{
     base_chains, endpoint_rules, host_policy_chain, host_profile_chain, tier_chain, tier_rules,
     HostPath, HostTier,
 };
+use super::updates::rules_chain;
 use super::{flow_log, Compiler};
 use crate::dataplane::ir::{Chain, Ruleset, Verdict};
-use crate::eval::{tiers_for, EndpointRef, EndpointView};
+use crate::eval::{tiers_on_path, EndpointView};
 use crate::model::{Action, HostEndpoint, Model, Policy, PolicyKey, PolicyType, TierAction};
 
 /// What the host-endpoint part rendered last, and whether it must render again.
@@ -37,34 +38,37 @@ pub(super) struct HostEndpoints {
     pub(super) staged: bool,
 }
 
-/// The local host endpoints that are programmed, by interface (`*` for all interfaces): the
-/// first by name of those that name an interface, and none without an interface name
-/// (Felix would find the interface by `expectedIPs`; calico-rs needs the name, and says so
-/// in the model's notes).
-fn local_endpoints<'m>(model: &'m Model, node: &str) -> BTreeMap<String, &'m HostEndpoint> {
-    let mut by_iface: BTreeMap<String, &HostEndpoint> = BTreeMap::new();
-    for ep in model.host_endpoints.values().filter(|ep| ep.node == node) {
-        if let Some(iface) = &ep.interface_name {
-            by_iface.entry(iface.clone()).or_insert(ep);
-        }
-    }
-    by_iface
+/// This node's host endpoints as they are programmed.
+struct LocalHosts<'m> {
+    /// By interface (`*` for all interfaces): the first by name of those that name it; none
+    /// without an interface name (Felix would find the interface by `expectedIPs`;
+    /// calico-rs needs the name, and says so in the model's notes).
+    by_iface: BTreeMap<String, &'m HostEndpoint>,
+    /// Those not programmed because an earlier one names the same interface, as
+    /// `(interface, programmed, ignored)`.
+    shadowed: BTreeSet<(String, String, String)>,
 }
 
-/// The local host endpoints not programmed because an earlier one (by name) names the same
-/// interface, as `(interface, programmed, ignored)`.
-fn shadowed(model: &Model, node: &str) -> BTreeSet<(String, String, String)> {
-    let programmed = local_endpoints(model, node);
-    model
-        .host_endpoints
-        .values()
-        .filter(|ep| ep.node == node)
-        .filter_map(|ep| {
-            let iface = ep.interface_name.as_ref()?;
-            let first = programmed.get(iface)?;
-            (first.name != ep.name).then(|| (iface.clone(), first.name.clone(), ep.name.clone()))
-        })
-        .collect()
+fn local_endpoints<'m>(model: &'m Model, node: &str) -> LocalHosts<'m> {
+    let mut local = LocalHosts {
+        by_iface: BTreeMap::new(),
+        shadowed: BTreeSet::new(),
+    };
+    for ep in model.host_endpoints.values().filter(|ep| ep.node == node) {
+        let Some(iface) = &ep.interface_name else {
+            continue;
+        };
+        match local.by_iface.get(iface) {
+            Some(first) => {
+                let conflict = (iface.clone(), first.name.clone(), ep.name.clone());
+                local.shadowed.insert(conflict);
+            }
+            None => {
+                local.by_iface.insert(iface.clone(), ep);
+            }
+        }
+    }
+    local
 }
 
 /// Everything the part renders.
@@ -100,10 +104,10 @@ impl HostEndpoints {
         let Some(p) = policy.filter(|p| p.namespace.is_none()) else {
             return false;
         };
-        local_endpoints(model, node).values().any(|ep| {
-            EndpointView::resolve(model, &EndpointRef::Host(ep.name.clone()))
-                .is_some_and(|v| v.is_selected_by(p))
-        })
+        local_endpoints(model, node)
+            .by_iface
+            .values()
+            .any(|ep| EndpointView::host(model, ep).is_selected_by(p))
     }
 
     /// Whether a change of the profile `name` can reach the local host endpoints.
@@ -112,6 +116,7 @@ impl HostEndpoints {
             || self.profiles.contains(name)
             || self.any
                 && local_endpoints(model, node)
+                    .by_iface
                     .values()
                     .any(|ep| ep.profiles.iter().any(|p| p == name))
     }
@@ -125,7 +130,8 @@ impl HostEndpoints {
 impl Compiler {
     /// Re-renders the host-endpoint part and the base chains, writing what changed.
     pub(super) fn render_hosts(&mut self, model: &Model) {
-        let r = self.host_part(model);
+        let local = local_endpoints(model, &self.config.node);
+        let r = self.host_part(model, &local.by_iface);
         let host = &self.config.host;
         let bases = base_chains(host, self.config.forward_priority, &r.wildcard, r.untracked);
         for (name, chain) in bases {
@@ -155,9 +161,8 @@ impl Compiler {
             }
             self.hosts.elements.insert((map, iface));
         }
-        self.hosts.any = !local_endpoints(model, &self.config.node).is_empty();
-        let shadowed = shadowed(model, &self.config.node);
-        for (iface, programmed, ignored) in shadowed.difference(&self.hosts.shadowed) {
+        self.hosts.any = !local.by_iface.is_empty();
+        for (iface, programmed, ignored) in local.shadowed.difference(&self.hosts.shadowed) {
             warn!(
                 interface = %iface,
                 programmed = %programmed,
@@ -165,26 +170,22 @@ impl Compiler {
                 "two host endpoints name one interface; only the first is programmed"
             );
         }
-        self.hosts.shadowed = shadowed;
+        self.hosts.shadowed = local.shadowed;
         self.hosts.policies = r.policies;
         self.hosts.profiles = r.profiles;
         self.hosts.staged = false;
     }
 
-    /// What the host-endpoint part is for `model`.
-    fn host_part(&self, model: &Model) -> Rendered {
+    /// What the host-endpoint part is for `model`, whose local host endpoints are
+    /// `endpoints` (by interface).
+    fn host_part(&self, model: &Model, endpoints: &BTreeMap<String, &HostEndpoint>) -> Rendered {
         let mut r = Rendered::default();
-        let endpoints = local_endpoints(model, &self.config.node);
         let wildcard_exists = endpoints.contains_key("*");
-        for (iface, ep) in &endpoints {
-            let Some(view) = EndpointView::resolve(model, &EndpointRef::Host(ep.name.clone()))
-            else {
-                continue;
-            };
+        for (iface, ep) in endpoints {
+            let view = EndpointView::host(model, ep);
             for path in HostPath::ALL {
                 let rendered = self.render_path(model, &view, path, iface, &mut r);
-                r.untracked |=
-                    rendered && matches!(path, HostPath::UntrackedIn | HostPath::UntrackedOut);
+                r.untracked |= rendered && path.is_untracked();
                 let (map, _) = path.map();
                 if iface == "*" {
                     if rendered {
@@ -228,14 +229,7 @@ impl Compiler {
         r: &mut Rendered,
     ) -> bool {
         let dir = path.direction();
-        let tiers: Vec<_> = tiers_for(model, view, dir)
-            .into_iter()
-            .map(|(t, ps)| {
-                let ps: Vec<&Policy> = ps.into_iter().filter(|p| path.admits(p)).collect();
-                (t, ps)
-            })
-            .filter(|(_, ps)| !ps.is_empty())
-            .collect();
+        let tiers = tiers_on_path(model, view, path);
         if tiers.is_empty() && !path.is_local() {
             return false;
         }
@@ -308,25 +302,17 @@ impl Compiler {
         (label, is_policy, untracked): (&str, bool, bool),
     ) -> Chain {
         let verdicts = self.verdicts(PolicyType::Ingress, is_policy, label, true);
-        let flow_logs = self.config.flow_logs.filter(|_| !untracked);
-        let mut chain = Chain::default();
-        for (i, rule) in rules.iter().enumerate() {
-            // The sets these rules use are the policy's or profile's own (its owner keeps
-            // them while it exists).
-            let (mut ir, _sets) = super::rules::compile_rule(rule, None, &verdicts);
-            if let Some(cfg) = &flow_logs {
-                ir = flow_log::user_rule(cfg, name, i, rule.action, ir);
-            }
-            chain.rules.extend(ir);
-        }
-        chain
+        let flow_logs = self.config.flow_logs.as_ref().filter(|_| !untracked);
+        // The sets these rules use are the policy's or profile's own (its owner keeps them
+        // while it exists).
+        let mut sets = Vec::new();
+        rules_chain(name, rules, None, &verdicts, flow_logs, &mut sets)
     }
 
     /// `chain` with flow-log rules before its drops, when flow logs are on (and the path
     /// is not untracked).
     fn with_drop_logs(&self, name: &str, path: HostPath, chain: Chain) -> Chain {
-        let untracked = matches!(path, HostPath::UntrackedIn | HostPath::UntrackedOut);
-        match self.config.flow_logs.filter(|_| !untracked) {
+        match self.config.flow_logs.filter(|_| !path.is_untracked()) {
             Some(cfg) => Chain {
                 base: None,
                 rules: flow_log::chain_drops(&cfg, name, chain.rules),
@@ -338,43 +324,18 @@ impl Compiler {
 
 /// Names the host-endpoint part's chains of `ruleset` as [`super::describe`] does the rest.
 pub(super) fn describe_hosts(model: &Model, node: &str, ruleset: &Ruleset, names: &mut ChainNames) {
-    for (key, p) in model.policies.iter().filter(|(_, p)| p.namespace.is_none()) {
-        for dir in [PolicyType::Ingress, PolicyType::Egress] {
-            let owner = ChainOwner::Policy {
-                tier: p.tier.clone(),
-                namespace: None,
-                name: p.name.clone(),
-                direction: dir,
-            };
-            let chain = host_policy_chain(key, dir);
-            names.add_rules_chain(ruleset, chain, owner, p.rules(dir), None);
-        }
-    }
-    for (name, p) in &model.profiles {
-        for dir in [PolicyType::Ingress, PolicyType::Egress] {
-            let owner = ChainOwner::Profile {
-                name: name.clone(),
-                direction: dir,
-            };
-            let chain = host_profile_chain(name, dir);
-            names.add_rules_chain(ruleset, chain, owner, p.rules(dir), None);
-        }
-    }
-    for (iface, ep) in local_endpoints(model, node) {
-        let Some(view) = EndpointView::resolve(model, &EndpointRef::Host(ep.name.clone())) else {
-            continue;
-        };
+    names.add_policies_and_profiles(model, ruleset, host_policy_chain, host_profile_chain);
+    for (iface, ep) in local_endpoints(model, node).by_iface {
+        let view = EndpointView::host(model, ep);
         for path in HostPath::ALL {
-            let dir = path.direction();
-            for (tier, policies) in tiers_for(model, &view, dir) {
+            for (tier, policies) in tiers_on_path(model, &view, path) {
                 let owner = ChainOwner::PolicyList {
                     tier: tier.name.clone(),
                     policies: policies
                         .into_iter()
-                        .filter(|p| path.admits(p))
                         .map(crate::calc::effective::policy_name)
                         .collect(),
-                    direction: dir,
+                    direction: path.direction(),
                 };
                 names.add_other_chain(ruleset, tier_chain(path, &iface, &tier.name), owner);
             }
@@ -390,24 +351,9 @@ pub(super) fn describe_hosts(model: &Model, node: &str, ruleset: &Ruleset, names
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
 
     use crate::compile::{CompileConfig, Compiler};
     use crate::model::{parse_resources, Model};
-
-    /// A `tracing` writer into a shared buffer.
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
 
     #[test]
     fn two_host_endpoints_on_one_interface_are_warned_about_once() {
@@ -417,15 +363,9 @@ mod tests {
         let policy = |port: u16| {
             format!("kind: Policy\nname: p\nselector: all()\ningress: [{{action: Allow, protocol: TCP, destination: {{ports: [{port}]}}}}]\n")
         };
-        let out = Captured::default();
-        let writer = out.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .finish();
         let text = hep("a") + &hep("b") + &policy(80);
         let mut model = Model::from_resources(parse_resources(&text).unwrap()).unwrap();
-        tracing::subscriber::with_default(subscriber, || {
+        let text = crate::test_log::logged(|| {
             let mut c = Compiler::from_model(CompileConfig::new("h1"), &model);
             // Each policy change re-renders the host part; the conflict is not news.
             for port in [81, 82] {
@@ -433,7 +373,6 @@ mod tests {
                 c.apply_updates(&mut model, [crate::model::Update::Upsert(r)]);
             }
         });
-        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
         let warnings: Vec<&str> = text.lines().filter(|l| l.contains("WARN")).collect();
         assert_eq!(warnings.len(), 1, "{text}");
         assert!(warnings[0].contains("programmed=a") && warnings[0].contains("ignored=b"));

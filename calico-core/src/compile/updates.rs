@@ -28,6 +28,29 @@ use crate::model::{
     policy_order, tier_order, Model, Policy, PolicyKey, PolicyType, Tier, WorkloadEndpointId,
 };
 
+/// The chain `name` of `rules` (of a policy in `namespace`, `None` for global policies and
+/// profiles) with `verdicts`, with flow-log rules when `flow_logs`; the sets the rules use
+/// are added to `specs`.
+pub(super) fn rules_chain(
+    name: &str,
+    rules: &[crate::model::Rule],
+    namespace: Option<&str>,
+    verdicts: &Verdicts,
+    flow_logs: Option<&super::FlowLogConfig>,
+    specs: &mut Vec<SetSpec>,
+) -> Chain {
+    let mut chain = Chain::default();
+    for (i, rule) in rules.iter().enumerate() {
+        let (mut ir, sets) = compile_rule(rule, namespace, verdicts);
+        if let Some(cfg) = flow_logs {
+            ir = flow_log::user_rule(cfg, name, i, rule.action, ir);
+        }
+        chain.rules.extend(ir);
+        specs.extend(sets);
+    }
+    chain
+}
+
 impl Compiler {
     /// What a policy's (`is_policy`) or profile's actions compile to in `dir`: Allow
     /// accepts (ingress) or goes on to `eg-allowed` (egress), or, for the chains host
@@ -75,16 +98,8 @@ impl Compiler {
         specs: &mut Vec<SetSpec>,
     ) -> Chain {
         let verdicts = self.verdicts(dir, is_policy, label, false);
-        let mut chain = Chain::default();
-        for (i, rule) in rules.iter().enumerate() {
-            let (mut ir, sets) = compile_rule(rule, namespace, &verdicts);
-            if let Some(cfg) = &self.config.flow_logs {
-                ir = flow_log::user_rule(cfg, name, i, rule.action, ir);
-            }
-            chain.rules.extend(ir);
-            specs.extend(sets);
-        }
-        chain
+        let flow_logs = self.config.flow_logs.as_ref();
+        rules_chain(name, rules, namespace, &verdicts, flow_logs, specs)
     }
 
     /// A policy was added, changed or removed: its chains, its sets, the endpoints it

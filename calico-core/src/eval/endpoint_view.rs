@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use super::EndpointRef;
 use crate::calc::effective;
-use crate::model::{Labels, Model, Policy, WorkloadEndpoint};
+use crate::model::{HostEndpoint, Labels, Model, Policy, WorkloadEndpoint};
 
 /// A local endpoint: effective labels, addresses, profiles, namespace.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,6 +36,18 @@ impl EndpointView {
         }
     }
 
+    /// The view of a host endpoint.
+    pub fn host(model: &Model, ep: &HostEndpoint) -> Self {
+        EndpointView {
+            labels: effective::host_labels(model, ep),
+            addresses: ep.expected_ips.clone(),
+            profiles: ep.profiles.clone(),
+            namespace: None,
+            is_workload: false,
+            spoofable: Vec::new(),
+        }
+    }
+
     /// Looks an endpoint up in the model.
     pub fn resolve(model: &Model, r: &EndpointRef) -> Option<Self> {
         match r {
@@ -43,14 +55,10 @@ impl EndpointView {
                 .workload_endpoints
                 .get(id)
                 .map(|ep| Self::workload(model, ep)),
-            EndpointRef::Host(name) => model.host_endpoints.get(name).map(|ep| EndpointView {
-                labels: effective::host_labels(model, ep),
-                addresses: ep.expected_ips.clone(),
-                profiles: ep.profiles.clone(),
-                namespace: None,
-                is_workload: false,
-                spoofable: Vec::new(),
-            }),
+            EndpointRef::Host(name) => model
+                .host_endpoints
+                .get(name)
+                .map(|ep| Self::host(model, ep)),
         }
     }
 

@@ -22,7 +22,7 @@ use super::{run_rules, run_tier, EndpointRef, EndpointView, EvalError, Outcome, 
 use super::{tiers_for, TraceStep, Verdict};
 use crate::calc::effective;
 use crate::compile::{HostConfig, HostPath};
-use crate::model::{Model, Policy, TierAction};
+use crate::model::{Model, Policy, Tier, TierAction};
 
 /// What a host endpoint's policy decided on one path: `None` when pre-DNAT policy did
 /// not decide (the normal policy does).
@@ -47,6 +47,24 @@ pub fn evaluate_host(
     let mut trace = Vec::new();
     let verdict = judge_host(model, &view, path, packet, config, &mut trace);
     Ok(HostEvaluation { verdict, trace })
+}
+
+/// The tiers that apply to the host endpoint `view` on `path`, in order, each with its
+/// policies that take part on the path ([`HostPath::admits`]), in order; tiers left with
+/// none are left out.
+pub fn tiers_on_path<'m>(
+    model: &'m Model,
+    view: &EndpointView,
+    path: HostPath,
+) -> Vec<(Tier, Vec<&'m Policy>)> {
+    tiers_for(model, view, path.direction())
+        .into_iter()
+        .map(|(t, mut ps)| {
+            ps.retain(|p| path.admits(p));
+            (t, ps)
+        })
+        .filter(|(_, ps)| !ps.is_empty())
+        .collect()
 }
 
 fn failsafe(path: HostPath, packet: &Packet, config: &HostConfig) -> Option<String> {
@@ -76,14 +94,7 @@ fn judge_host(
         return (!path.is_early()).then_some(Verdict::Allow);
     }
     let dir = path.direction();
-    let tiers: Vec<_> = tiers_for(model, view, dir)
-        .into_iter()
-        .map(|(t, ps)| {
-            let ps: Vec<&Policy> = ps.into_iter().filter(|p| path.admits(p)).collect();
-            (t, ps)
-        })
-        .filter(|(_, ps)| !ps.is_empty())
-        .collect();
+    let tiers = tiers_on_path(model, view, path);
     if tiers.is_empty() {
         match path {
             HostPath::FwdIn | HostPath::FwdOut => {

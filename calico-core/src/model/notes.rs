@@ -65,7 +65,6 @@ pub(super) fn host_endpoint_added(ep: &HostEndpoint) {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
 
     use super::*;
     use crate::model::{Resource, ResourceKey, Update};
@@ -83,30 +82,10 @@ mod tests {
         }
     }
 
-    /// A `tracing` writer into a shared buffer.
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
     #[test]
     fn each_host_endpoint_is_logged_once_as_not_enforced() {
-        let out = Captured::default();
-        let writer = out.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .finish();
         let mut model = Model::new();
-        tracing::subscriber::with_default(subscriber, || {
+        let text = crate::test_log::logged(|| {
             model
                 .apply(Update::Upsert(Resource::HostEndpoint(hep("a-eth0"))))
                 .unwrap();
@@ -119,7 +98,6 @@ mod tests {
             model.apply_valid(Update::Remove(ResourceKey::HostEndpoint("a-eth1".into())));
             model.apply_valid(Update::Upsert(Resource::HostEndpoint(hep("a-eth1"))));
         });
-        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3, "{text}");
         assert!(

@@ -89,6 +89,7 @@ async fn allowed_and_denied_flows_are_logged_by_name() {
         flow_logs: Some(FlowLogConfig {
             group: GROUP,
             deny_rate: DENY_RATE,
+            ..FlowLogConfig::default()
         }),
         ..CompileConfig::new("h1")
     };

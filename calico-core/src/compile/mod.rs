@@ -81,6 +81,7 @@ mod rules;
 mod set_elements;
 mod set_members;
 mod shared_chains;
+mod staged;
 mod updates;
 
 pub use describe::{describe, ChainNames, ChainOwner, RuleRef, DEFAULT_TIER, PROFILE_TIER};

@@ -495,6 +495,7 @@ fn policy(kind: &str, meta: Meta, spec: Value, obj: &str) -> Result<Resource, Tr
         apply_on_forward: s.apply_on_forward,
         pre_dnat: s.pre_dnat,
         do_not_track: s.do_not_track,
+        staged_action: None,
     }))
 }
 

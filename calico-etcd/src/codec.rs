@@ -133,7 +133,13 @@ fn normalise(kind: &str, obj: &mut Map<String, Value>) {
         {
             spec.remove("assignmentMode");
         }
-        ("NetworkPolicy" | "GlobalNetworkPolicy", _) => resolve_policy_name(obj),
+        (
+            "NetworkPolicy"
+            | "GlobalNetworkPolicy"
+            | "StagedNetworkPolicy"
+            | "StagedGlobalNetworkPolicy",
+            _,
+        ) => resolve_policy_name(obj),
         _ => {}
     }
 }

@@ -119,7 +119,17 @@ impl Compiler {
     pub(super) fn policy_changed(&mut self, model: &Model, key: &PolicyKey) {
         let before: BTreeSet<WorkloadEndpointId> =
             self.local.applied_to(key).cloned().unwrap_or_default();
-        let policy = model.policies.get(key).filter(|p| self.renders(p));
+        let policy = model.policies.get(key);
+        if let Some(p) = policy.filter(|p| p.is_staged() && !self.renders(p)) {
+            if p.staged_action == Some(StagedAction::Set) {
+                tracing::warn!(
+                    policy = %effective::policy_name(p),
+                    "staged policy not evaluated in the kernel: staged policies report what they \
+                     would deny through the flow logs, which are off (calico-agent --flow-logs)"
+                );
+            }
+        }
+        let policy = policy.filter(|p| self.renders(p));
         let mut specs = Vec::new();
         for dir in [PolicyType::Ingress, PolicyType::Egress] {
             let name = policy_chain(key, dir);

@@ -12,6 +12,14 @@ fn config() -> CompileConfig {
     CompileConfig::new(arbitrary::NODES[0])
 }
 
+/// [`config`] with floating IPs in effect (the random models' endpoints have some).
+fn floating() -> CompileConfig {
+    CompileConfig {
+        floating_ips: true,
+        ..config()
+    }
+}
+
 const SMALL: &str = r#"
 kind: WorkloadEndpoint
 orchestrator: k8s
@@ -188,7 +196,7 @@ proptest! {
 
     #[test]
     fn compiled_ir_keeps_its_invariants(model in arbitrary::model()) {
-        let r = compile(&config(), &model);
+        let r = compile(&floating(), &model);
         if let Err(e) = validate::check(&r) {
             return Err(TestCaseError::fail(format!("{e}\n{r:#?}")));
         }
@@ -196,7 +204,7 @@ proptest! {
 
     #[test]
     fn applying_the_diff_of_a_to_b_on_a_gives_b(a in arbitrary::model(), b in arbitrary::model()) {
-        let (ra, rb) = (compile(&config(), &a), compile(&config(), &b));
+        let (ra, rb) = (compile(&floating(), &a), compile(&floating(), &b));
         let mut state = ra.clone();
         diff(&ra, &rb).apply_to(&mut state).map_err(|e| TestCaseError::fail(e.to_string()))?;
         prop_assert_eq!(&state, &rb);
@@ -207,7 +215,7 @@ proptest! {
     fn incremental_compilation_equals_full(a in arbitrary::model(), b in arbitrary::model()) {
         // The agent's snapshot path (`from_model`), then its update path.
         let mut m = a.clone();
-        let mut c = Compiler::from_model(config(), &m);
+        let mut c = Compiler::from_model(floating(), &m);
         let mut dataplane = Ruleset::default();
         c.take_changes().apply_to(&mut dataplane).map_err(|e| TestCaseError::fail(e.to_string()))?;
         prop_assert_eq!(&dataplane, c.ruleset());
@@ -216,7 +224,7 @@ proptest! {
             // Apply change sets one update at a time, as the agent may.
             c.take_changes().apply_to(&mut dataplane).map_err(|e| TestCaseError::fail(e.to_string()))?;
         }
-        let full = compile(&config(), &b);
+        let full = compile(&floating(), &b);
         prop_assert_eq!(c.ruleset(), &full);
         prop_assert_eq!(&dataplane, &full);
     }

@@ -212,6 +212,7 @@ pub fn port_endpoint(port: &Port) -> Result<Option<WorkloadEndpoint>, TranslateE
             .collect(),
         ports: vec![],
         allow_spoofed_source_prefixes: vec![],
+        ip_nats: vec![],
     };
     ep.validate()
         .map_err(|e| TranslateError::new(&obj, e.field, e.reason.to_string()))?;

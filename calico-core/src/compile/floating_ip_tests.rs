@@ -158,3 +158,15 @@ fn changing_and_removing_ip_nats_updates_the_chains_incrementally() {
     assert!(!c.ruleset().chains.contains_key(NAT_POSTROUTING_CHAIN));
     assert_eq!(c.ruleset(), &compile(&config(true), &model));
 }
+
+#[test]
+fn describe_names_the_nat_rules() {
+    let model = Model::from_resources(vec![vm()]).unwrap();
+    let r = compile(&config(true), &model);
+    let names = describe(&model, "h1", &r);
+    let dnat = names.rule(FIP_DNAT_CHAIN, 0).unwrap().to_string();
+    assert!(dnat.contains("floating IP"), "{dnat}");
+    let snat = names.rule(FIP_SNAT_CHAIN, 0).unwrap().to_string();
+    assert!(snat.contains("hairpin"), "{snat}");
+    assert!(names.rule(NAT_POSTROUTING_CHAIN, 0).is_some());
+}

@@ -263,6 +263,27 @@ pub struct Options {
         env = "CALICO_AGENT_WORKLOAD_SOURCE_SPOOFING"
     )]
     pub workload_source_spoofing: SourceSpoofing,
+
+    /// Workloads' floating IPs (`ipNATs`) are in effect (`Enabled`) or not (`Disabled`, the
+    /// default): Felix's FloatingIPs. An OpenStack endpoint's are in effect either way.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "Disabled",
+        env = "CALICO_AGENT_FLOATING_IPS"
+    )]
+    pub floating_ips: FloatingIps,
+}
+
+/// Felix's `FloatingIPs` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FloatingIps {
+    /// Only OpenStack endpoints' `ipNATs` are in effect.
+    #[value(name = "Disabled")]
+    Disabled,
+    /// Every endpoint's `ipNATs` are in effect.
+    #[value(name = "Enabled")]
+    Enabled,
 }
 
 /// Felix's `WorkloadSourceSpoofing` values.
@@ -451,6 +472,9 @@ mod tests {
         );
         let o = parse(&["--workload-source-spoofing", "Any"]).unwrap();
         assert_eq!(o.workload_source_spoofing, SourceSpoofing::Any);
+        assert_eq!(o.floating_ips, FloatingIps::Disabled);
+        let o = parse(&["--floating-ips", "Enabled"]).unwrap();
+        assert_eq!(o.floating_ips, FloatingIps::Enabled);
         let e = parse(&["--default-endpoint-to-host-action", "Allow"])
             .unwrap_err()
             .to_string();

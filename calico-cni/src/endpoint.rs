@@ -95,6 +95,7 @@ pub fn build(
         profiles,
         ports: Vec::new(),
         allow_spoofed_source_prefixes: vec![],
+        ip_nats: vec![],
     }
 }
 

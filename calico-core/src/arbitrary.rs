@@ -12,9 +12,10 @@ use proptest::prelude::*;
 
 use crate::eval::Packet;
 use crate::model::{
-    Action, EntityRule, HostEndpoint, IcmpMatch, IpVersion, Labels, Model, NamedPort, NetworkSet,
-    Policy, PolicyType, PortSpec, Profile, Protocol, Resource, Rule, ServiceAccountMatch,
-    StagedAction, Tier, TierAction, Update, WorkloadEndpoint, WorkloadEndpointId, STAGED_PREFIX,
+    Action, EntityRule, HostEndpoint, IcmpMatch, IpNat, IpVersion, Labels, Model, NamedPort,
+    NetworkSet, Policy, PolicyType, PortSpec, Profile, Protocol, Resource, Rule,
+    ServiceAccountMatch, StagedAction, Tier, TierAction, Update, WorkloadEndpoint,
+    WorkloadEndpointId, STAGED_PREFIX,
 };
 use crate::selector::Selector;
 
@@ -331,8 +332,9 @@ fn endpoint(i: usize) -> impl Strategy<Value = WorkloadEndpoint> {
         any::<bool>(),
         prop::sample::subsequence(PROFILES.to_vec(), 0..3),
         prop::sample::subsequence(vec![0usize, 1], 0..2),
+        floating_ips(),
     )
-        .prop_map(move |(node, ns, mut labels, v6, profiles, ports)| {
+        .prop_map(move |(node, ns, mut labels, v6, profiles, ports, nats)| {
             // Every other endpoint runs as a service account named after its `app`, with
             // that account's labels (as a `ksa.` profile would give them).
             if let Some(app) = labels.get("app").filter(|_| i % 2 == 0).cloned() {
@@ -356,6 +358,21 @@ fn endpoint(i: usize) -> impl Strategy<Value = WorkloadEndpoint> {
                     port: 53,
                 },
             ];
+            let ip_nats = nats
+                .into_iter()
+                .filter_map(|(v4, ext)| {
+                    let own = nets.iter().find(|n| n.addr().is_ipv4() == v4)?;
+                    let external_ip = if v4 {
+                        format!("172.16.0.{ext}")
+                    } else {
+                        format!("2001:db8::{ext}")
+                    };
+                    Some(IpNat {
+                        internal_ip: own.addr(),
+                        external_ip: external_ip.parse().ok()?,
+                    })
+                })
+                .collect();
             WorkloadEndpoint {
                 id: WorkloadEndpointId {
                     orchestrator: "k8s".into(),
@@ -371,8 +388,18 @@ fn endpoint(i: usize) -> impl Strategy<Value = WorkloadEndpoint> {
                 profiles: profiles.into_iter().map(String::from).collect(),
                 ports: ports.into_iter().map(|p| named[p].clone()).collect(),
                 allow_spoofed_source_prefixes: vec![],
+                ip_nats,
             }
         })
+}
+
+/// Floating IPs (`ipNATs`) of an endpoint, as (IPv4, the last byte of the external address):
+/// few external addresses, so that endpoints clash over them (`10` sorts before `2` as text).
+fn floating_ips() -> impl Strategy<Value = Vec<(bool, u8)>> {
+    prop::collection::vec(
+        (any::<bool>(), prop::sample::select(vec![1u8, 2, 10])),
+        0..3,
+    )
 }
 
 /// Network set `i`: global or namespaced, random labels, 1–4 networks of both families.

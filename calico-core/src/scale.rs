@@ -72,6 +72,7 @@ impl Scale {
             profiles: vec![format!("kns.ns{}", i % self.namespaces)],
             ports: vec![],
             allow_spoofed_source_prefixes: vec![],
+            ip_nats: vec![],
         }
     }
 

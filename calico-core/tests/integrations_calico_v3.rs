@@ -415,3 +415,38 @@ spec:
     );
     assert!(e.contains("field spec.stagedAction"), "{e}");
 }
+
+#[test]
+fn ip_nats_are_read_checked_and_written_back() {
+    let doc = "apiVersion: projectcalico.org/v3\nkind: WorkloadEndpoint\nmetadata: {name: w, namespace: openstack}\nspec: {orchestrator: openstack, workload: vm1, endpoint: tap1, node: h, interfaceName: tap1, ipNetworks: [10.0.0.1/32, \"fd00::1/128\"], ipNATs: [{internalIP: 10.0.0.1, externalIP: 172.16.0.5}, {internalIP: \"fd00::1/128\", externalIP: \"2001:db8::5\"}]}\n";
+    let resources = parse_v3(doc).unwrap();
+    let calico_core::model::Resource::WorkloadEndpoint(ep) = &resources[0] else {
+        panic!("{resources:?}")
+    };
+    let nat = |i: &str, e: &str| calico_core::model::IpNat {
+        internal_ip: i.parse().unwrap(),
+        external_ip: e.parse().unwrap(),
+    };
+    assert_eq!(
+        ep.ip_nats,
+        vec![nat("10.0.0.1", "172.16.0.5"), nat("fd00::1", "2001:db8::5")]
+    );
+    let back = calico_core::integrations::calico_v3::to_v3(&resources[0]).unwrap();
+    assert_eq!(
+        back.value["spec"]["ipNATs"][0],
+        serde_json::json!({"internalIP": "10.0.0.1", "externalIP": "172.16.0.5"})
+    );
+    let again = parse_v3(&serde_json::to_string(&back.value).unwrap()).unwrap();
+    assert_eq!(again, resources);
+    let spec = "kind: WorkloadEndpoint\nmetadata: {name: w}\nspec: {orchestrator: k8s, pod: p, endpoint: eth0, node: n, interfaceName: c1, ipNetworks: [10.0.0.1/32], ";
+    for (nats, field, why) in [
+        ("[{internalIP: 10.0.0.2, externalIP: 172.16.0.5}]", "ipNATs[0].internalIP", "ipNetworks"),
+        ("[{internalIP: 10.0.0.1, externalIP: 172.16.0.5}, {internalIP: 10.0.0.1, externalIP: \"2001:db8::5\"}]", "ipNATs[1].externalIP", "family"),
+        ("[{internalIP: 10.0.0.1, externalIP: 172.16.0.0/24}]", "spec.ipNATs[0].externalIP", "not an IP address"),
+        ("[{internalIP: ten, externalIP: 172.16.0.5}]", "spec.ipNATs[0].internalIP", "not an IP address"),
+        ("[{internalIP: 10.0.0.1, externalIp: 172.16.0.5}]", "externalIp", "unknown field"),
+    ] {
+        let e = err(&format!("{spec}ipNATs: {nats}}}"));
+        assert!(e.contains(field) && e.contains(why), "{nats}\n{e}");
+    }
+}

@@ -36,6 +36,8 @@ fn invalid_resources_name_field_and_reason() {
         (format!("{WEP}interfaceName: c1\nports: [{{name: '80', protocol: TCP, port: 80}}]\n"), "ports[0].name", "not all digits"),
         (format!("{WEP}interfaceName: c1\nports: [{{name: http, protocol: TCP, port: 0}}]\n"), "ports[0].port", "outside the range 1-65535"),
         (format!("{WEP}interfaceName: c1\nnamespace: Bad_NS\n"), "namespace", "not a valid name"),
+        (format!("{WEP}interfaceName: c1\nipNetworks: [10.0.0.1/32]\nipNATs: [{{internalIP: 10.0.0.2, externalIP: 172.16.0.1}}]\n"), "ipNATs[0].internalIP", "not one of the endpoint's ipNetworks"),
+        (format!("{WEP}interfaceName: c1\nipNetworks: [10.0.0.1/32, 'fd00::1/128']\nipNATs: [{{internalIP: 10.0.0.1, externalIP: 172.16.0.1}}, {{internalIP: 'fd00::1', externalIP: 172.16.0.2}}]\n"), "ipNATs[1].externalIP", "not of the family of internalIP fd00::1"),
         ("kind: HostEndpoint\nname: h\nnode: n1\n".into(), "interfaceName", "requires interfaceName or expectedIPs"),
         ("kind: Policy\nname: Bad\n".into(), "name", "not a valid name"),
         ("kind: Policy\nname: p\norder: .nan\n".into(), "order", "not a finite number"),

@@ -22,10 +22,18 @@ fn every_kind_of_set() -> Ruleset {
     let mut ruleset = (0..8)
         .map(|_| {
             let model = strategy.new_tree(&mut runner).unwrap().current();
-            compile(&CompileConfig::new("h1"), &model)
+            // Floating IPs on: the NAT chains and statements load back too.
+            let config = CompileConfig {
+                floating_ips: true,
+                ..CompileConfig::new("h1")
+            };
+            compile(&config, &model)
         })
         .max_by_key(|r| r.chains.values().map(|c| c.rules.len()).sum::<usize>() + r.sets.len())
         .unwrap();
+    assert!(ruleset
+        .chains
+        .contains_key(calico_core::compile::FIP_DNAT_CHAIN));
     let el = |s: &str| -> SetElement {
         match s.parse() {
             Ok(a) => SetElement::Addr(a),

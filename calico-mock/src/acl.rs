@@ -8,7 +8,7 @@ use calico_core::dataplane::validate::check_commit;
 use calico_core::dataplane::ChangeSet;
 use calico_core::dataplane::{AclBackend, BackendError};
 
-use crate::interpreter::{interpret, Outcome, PacketContext};
+use crate::interpreter::{interpret, interpret_marked, Outcome, PacketContext};
 
 #[derive(Debug, Default)]
 struct State {
@@ -61,20 +61,38 @@ impl MockAcl {
         interpret(&self.state().ruleset, hook, ctx)
     }
 
-    /// Runs a forwarded packet through the hooks it crosses: prerouting (pre-DNAT policy),
-    /// then forward with the mark prerouting left. The outcome is the forward hook's, or
-    /// prerouting's when it dropped the packet.
-    pub fn judge_forwarded(&self, ctx: &PacketContext<'_>) -> Outcome {
-        let state = self.state();
+    /// Runs a packet arriving from `ctx.iif` through the prerouting hook (pre-DNAT policy,
+    /// then destination NAT, before the routing decision: `ctx.oif` is not known yet). The
+    /// outcome's packet is what routing sees.
+    pub fn prerouting(&self, ctx: &PacketContext<'_>) -> Outcome {
         let arriving = PacketContext {
             oif: "",
             ..ctx.clone()
         };
-        let pre = interpret(&state.ruleset, Hook::Prerouting, &arriving);
-        if !pre.accepted {
-            return pre;
+        interpret(&self.state().ruleset, Hook::Prerouting, &arriving)
+    }
+
+    /// Runs a routed packet through the forward hook with the mark prerouting left, then,
+    /// if it is accepted, the postrouting hook (source NAT). The outcome is the forward
+    /// hook's, or postrouting's when forward accepted it; its packet is what leaves.
+    pub fn forwarding(&self, ctx: &PacketContext<'_>, mark: u32) -> Outcome {
+        let state = self.state();
+        let fwd = interpret_marked(&state.ruleset, Hook::Forward, ctx, mark);
+        if !fwd.accepted {
+            return fwd;
         }
-        crate::interpreter::interpret_marked(&state.ruleset, Hook::Forward, ctx, pre.mark)
+        let leaving = PacketContext {
+            packet: &fwd.packet,
+            ..ctx.clone()
+        };
+        let post = interpret_marked(&state.ruleset, Hook::Postrouting, &leaving, fwd.mark);
+        Outcome {
+            decided_by: post.decided_by.or(fwd.decided_by),
+            trace: joined(fwd.trace, post.trace),
+            logged: joined(fwd.logged, post.logged),
+            flow_logged: joined(fwd.flow_logged, post.flow_logged),
+            ..post
+        }
     }
 }
 
@@ -114,4 +132,10 @@ impl AclBackend for MockAcl {
     async fn dump(&self) -> Result<Ruleset, BackendError> {
         Ok(self.ruleset())
     }
+}
+
+/// `a` then `b`.
+fn joined<T>(mut a: Vec<T>, b: Vec<T>) -> Vec<T> {
+    a.extend(b);
+    a
 }

@@ -2,11 +2,18 @@
 //! maps to: base chains of the hook in priority order, rules in order, all matches must
 //! hold, statements then verdict; `jump` returns, `goto` does not, `return` or the end of a
 //! regular chain resumes after the last jump, the end of a base chain applies its policy.
+//!
+//! NAT base chains see only a connection's first packet ([`ConnState::New`]), as in the
+//! kernel; a `dnat`/`snat` rewrites the packet's destination/source, accepts it at that base
+//! chain, and later base chains of the hook (and the caller, through
+//! [`Outcome::packet`]) see the rewritten packet. Conntrack's translation of a connection's
+//! later packets and replies is the caller's (calico-mock's network keeps it per host).
 
 use std::net::IpAddr;
 
 use calico_core::dataplane::ir::{
-    ChainPolicy, CtState, Hook, IfaceKey, Match, Ruleset, SetElement, Side, Statement, Verdict,
+    ChainPolicy, ChainType, CtState, Hook, IfaceKey, Match, Ruleset, SetElement, Side, Statement,
+    Verdict,
 };
 use calico_core::eval::Packet;
 
@@ -52,6 +59,9 @@ pub struct Outcome {
     pub flow_logged: Vec<(u16, String)>,
     /// The packet mark the packet leaves the hook with.
     pub mark: u32,
+    /// The packet as it leaves the hook: its addresses rewritten by NAT, if a NAT chain
+    /// translated it.
+    pub packet: Packet,
 }
 
 /// Deepest jump stack followed before giving up (nftables allows 16 levels).
@@ -67,6 +77,8 @@ enum Flow {
 struct Run<'a> {
     ruleset: &'a Ruleset,
     ctx: &'a PacketContext<'a>,
+    /// The packet, as NAT statements rewrote it so far.
+    packet: Packet,
     mark: u32,
     trace: Vec<String>,
     logged: Vec<String>,
@@ -87,12 +99,14 @@ pub fn interpret_marked(
     ctx: &PacketContext<'_>,
     mark: u32,
 ) -> Outcome {
+    // NAT chains see a connection's first packet only.
+    let sees = |kind: ChainType| kind != ChainType::Nat || ctx.ct == ConnState::New;
     let mut bases: Vec<(&String, i32, ChainPolicy)> = ruleset
         .chains
         .iter()
         .filter_map(|(n, c)| {
             c.base
-                .filter(|b| b.hook == hook)
+                .filter(|b| b.hook == hook && sees(b.kind))
                 .map(|b| (n, b.priority, b.policy))
         })
         .collect();
@@ -100,6 +114,7 @@ pub fn interpret_marked(
     let mut run = Run {
         ruleset,
         ctx,
+        packet: ctx.packet.clone(),
         mark,
         trace: Vec::new(),
         logged: Vec::new(),
@@ -126,6 +141,7 @@ impl Run<'_> {
             logged: self.logged,
             flow_logged: self.flow_logged,
             mark: self.mark,
+            packet: self.packet,
         }
     }
 
@@ -152,6 +168,15 @@ impl Run<'_> {
                     Statement::ClearMark(bits) => self.mark &= !bits,
                     Statement::NfLog { group, prefix, .. } => {
                         self.flow_logged.push((*group, prefix.clone()));
+                    }
+                    // The NAT expression sets the verdict: accepted at this base chain.
+                    Statement::Dnat(addr) => {
+                        self.packet.dst = *addr;
+                        return Flow::Accept(name.to_string(), i);
+                    }
+                    Statement::Snat(addr) => {
+                        self.packet.src = *addr;
+                        return Flow::Accept(name.to_string(), i);
                     }
                 }
             }
@@ -194,20 +219,20 @@ impl Run<'_> {
 
     fn addr(&self, side: Side) -> IpAddr {
         match side {
-            Side::Src => self.ctx.packet.src,
-            Side::Dst => self.ctx.packet.dst,
+            Side::Src => self.packet.src,
+            Side::Dst => self.packet.dst,
         }
     }
 
     fn port(&self, side: Side) -> Option<u16> {
         match side {
-            Side::Src => self.ctx.packet.src_port,
-            Side::Dst => self.ctx.packet.dst_port,
+            Side::Src => self.packet.src_port,
+            Side::Dst => self.packet.dst_port,
         }
     }
 
     fn holds(&self, m: &Match) -> bool {
-        let p = self.ctx.packet;
+        let p = &self.packet;
         match m {
             Match::Ipv4(v4) => p.is_ipv4() == *v4,
             Match::L4Proto { proto, negate } => (p.protocol.0 == *proto) != *negate,

@@ -51,6 +51,9 @@ pub struct Hop {
     pub accepted: bool,
     /// The ACL rules that matched (`chain#index`).
     pub trace: Vec<String>,
+    /// The packet as it arrived and as it left, when the host translated it (NAT, or
+    /// conntrack reversing a NAT on a reply).
+    pub nat: Option<(Packet, Packet)>,
 }
 
 /// The fate of a packet sent with [`MockNetwork::send`].
@@ -62,6 +65,9 @@ pub struct Delivery {
     pub hops: Vec<Hop>,
     /// Why it was not delivered.
     pub reason: Option<String>,
+    /// The packet as the destination workload received it (its addresses translated by
+    /// the NATs on the way), when delivered.
+    pub received: Option<Packet>,
 }
 
 impl fmt::Display for Delivery {
@@ -97,6 +103,9 @@ pub enum SendError {
     /// The source address is not a workload of the network.
     #[error("{0} is not the address of any workload")]
     UnknownSource(IpAddr),
+    /// A reply to a packet that was not delivered: there is no connection to reply on.
+    #[error("the packet was not delivered: there is no connection to reply on")]
+    NotDelivered,
     /// The workload's host is not part of the network.
     #[error("workload {workload} is on node {node}, which is not a host of the network")]
     UnknownHost {
@@ -165,6 +174,7 @@ pub struct MockNetwork {
     hosts: BTreeMap<String, MockHost>,
     fabric: MockBgpFabric,
     model: Model,
+    floating_ips: bool,
 }
 
 impl MockNetwork {
@@ -173,9 +183,23 @@ impl MockNetwork {
         Self::default()
     }
 
+    /// An empty network whose hosts put workloads' floating IPs (`ipNATs`) in effect, as
+    /// agents with `AgentBuilder::floating_ips(true)` (Felix's `FloatingIPs: Enabled`) do.
+    /// Without it, only OpenStack endpoints' floating IPs are.
+    pub fn with_floating_ips() -> Self {
+        MockNetwork {
+            floating_ips: true,
+            ..Self::default()
+        }
+    }
+
     /// Adds a host with its fabric address.
     pub fn add_host(&mut self, name: &str, address: IpAddr) {
-        let mut compiler = Compiler::from_model(CompileConfig::new(name), &self.model);
+        let config = CompileConfig {
+            floating_ips: self.floating_ips,
+            ..CompileConfig::new(name)
+        };
+        let mut compiler = Compiler::from_model(config, &self.model);
         let acl = MockAcl::new();
         // Program the fresh table as the agent would: one transaction, checked as the
         // kernel checks it.
@@ -233,8 +257,11 @@ impl MockNetwork {
     /// Re-exports every host's workload routes and reprograms every FIB.
     pub fn sync(&mut self) {
         for host in self.hosts.values() {
-            host.bgp
-                .export(&local_exports(&host.name, &self.model).into_keys().collect());
+            host.bgp.export(
+                &local_exports(&host.name, &self.model, self.floating_ips)
+                    .into_keys()
+                    .collect(),
+            );
             for ep in self.model.workload_endpoints.values() {
                 if ep.node == host.name {
                     host.fib.add_interface(&ep.interface_name);
@@ -243,7 +270,7 @@ impl MockNetwork {
         }
         for host in self.hosts.values() {
             let learned = self.fabric.learned_by(host.address);
-            let desired = desired_routes(&host.name, &self.model, &learned);
+            let desired = desired_routes(&host.name, &self.model, &learned, self.floating_ips);
             let current: Vec<_> = host
                 .fib
                 .routes()
@@ -278,6 +305,26 @@ impl MockNetwork {
 
     /// Sends a packet with a given conntrack state.
     pub fn send_with_state(&self, packet: &Packet, ct: ConnState) -> Result<Delivery, SendError> {
+        self.carry(packet.clone(), ct, &[])
+    }
+
+    /// Sends the reply to a delivered packet, from the workload that received it, as a
+    /// packet of the established connection: each host that translated the original
+    /// reverses it, as conntrack does (a floating IP's replies come back from the floating
+    /// IP).
+    pub fn reply(&self, original: &Delivery) -> Result<Delivery, SendError> {
+        let received = original.received.as_ref().ok_or(SendError::NotDelivered)?;
+        self.carry(reply_to(received), ConnState::Established, &original.hops)
+    }
+
+    /// Routes and filters `packet` from the workload owning its source, hop by hop;
+    /// `connection`: the original's hops, when `packet` is a reply.
+    fn carry(
+        &self,
+        mut packet: Packet,
+        ct: ConnState,
+        connection: &[Hop],
+    ) -> Result<Delivery, SendError> {
         let src = self
             .owner(packet.src)
             .ok_or(SendError::UnknownSource(packet.src))?;
@@ -290,78 +337,118 @@ impl MockNetwork {
             })?;
         let mut iif = src.interface_name.clone();
         let mut hops = Vec::new();
+        let delivery = |delivered: bool, hops, reason: Option<String>, packet: Option<Packet>| {
+            Ok(Delivery {
+                delivered,
+                hops,
+                reason,
+                received: packet.filter(|_| delivered),
+            })
+        };
         for _ in 0..8 {
+            let arrived = packet.clone();
+            // Conntrack's reversal of the original's translations on this host: its source
+            // NAT before routing, its destination NAT after.
+            let undo = connection
+                .iter()
+                .find(|h| h.host == host.name)
+                .and_then(|h| h.nat.as_ref());
+            if let Some((before, after)) = undo {
+                if packet.dst == after.src {
+                    packet.dst = before.src;
+                }
+            }
+            let pre = host.acl.prerouting(&PacketContext {
+                packet: &packet,
+                iif: &iif,
+                oif: "",
+                ct,
+            });
+            packet = pre.packet.clone();
             let route = host.fib.lookup(packet.dst);
             let (oif, next) = match route.map(|(_, t)| t) {
                 Some(RouteTarget::Workload { interface }) => (interface, None),
                 Some(RouteTarget::Via(hops_)) => {
-                    let gw = flow_hash_pick(packet, hops_.iter().map(|h| h.gateway).collect());
+                    let gw = flow_hash_pick(&packet, hops_.iter().map(|h| h.gateway).collect());
                     (FABRIC_INTERFACE.to_string(), Some(gw))
                 }
-                Some(RouteTarget::Blackhole) | None => {
+                Some(RouteTarget::Blackhole) | None if pre.accepted => {
                     hops.push(Hop {
                         host: host.name.clone(),
                         iif: iif.clone(),
                         oif: String::new(),
                         accepted: false,
-                        trace: vec![],
+                        trace: pre.trace,
+                        nat: None,
                     });
-                    return Ok(Delivery {
-                        delivered: false,
-                        hops,
-                        reason: Some(format!("{}: no route to {}", host.name, packet.dst)),
-                    });
+                    let reason = format!("{}: no route to {}", host.name, packet.dst);
+                    return delivery(false, hops, Some(reason), None);
                 }
+                Some(RouteTarget::Blackhole) | None => (String::new(), None),
             };
-            let ctx = PacketContext {
-                packet,
-                iif: &iif,
-                oif: &oif,
-                ct,
+            let outcome = if pre.accepted {
+                let ctx = PacketContext {
+                    packet: &packet,
+                    iif: &iif,
+                    oif: &oif,
+                    ct,
+                };
+                host.acl.forwarding(&ctx, pre.mark)
+            } else {
+                pre
             };
-            let outcome = host.acl.judge_forwarded(&ctx);
+            packet = outcome.packet.clone();
+            if let Some((before, after)) = undo {
+                if packet.src == after.dst {
+                    packet.src = before.dst;
+                }
+            }
             hops.push(Hop {
                 host: host.name.clone(),
                 iif: iif.clone(),
                 oif: oif.clone(),
                 accepted: outcome.accepted,
                 trace: outcome.trace.clone(),
+                nat: (packet != arrived).then(|| (arrived, packet.clone())),
             });
             if !outcome.accepted {
                 let at = outcome
                     .decided_by
                     .map(|(c, i)| format!(": {}", self.rule_named(host, &c, i)))
                     .unwrap_or_default();
-                return Ok(Delivery {
-                    delivered: false,
-                    hops,
-                    reason: Some(format!("{}: dropped by policy{at}", host.name)),
-                });
+                let reason = format!("{}: dropped by policy{at}", host.name);
+                return delivery(false, hops, Some(reason), None);
             }
             let Some(gw) = next else {
-                return Ok(Delivery {
-                    delivered: true,
-                    hops,
-                    reason: None,
-                });
+                return delivery(true, hops, None, Some(packet));
             };
             match self.hosts.values().find(|h| h.address == gw) {
                 Some(h) => host = h,
                 None => {
-                    return Ok(Delivery {
-                        delivered: false,
-                        hops,
-                        reason: Some(format!("next hop {gw} is not a host of the network")),
-                    })
+                    let reason = format!("next hop {gw} is not a host of the network");
+                    return delivery(false, hops, Some(reason), None);
                 }
             }
             iif = FABRIC_INTERFACE.to_string();
         }
-        Ok(Delivery {
-            delivered: false,
-            hops,
-            reason: Some("routing loop".into()),
-        })
+        delivery(false, hops, Some("routing loop".into()), None)
+    }
+}
+
+/// The reply to `p`: addresses and ports swapped; an echo request answered by an echo reply.
+fn reply_to(p: &Packet) -> Packet {
+    let icmp_type = match (p.is_ipv4(), p.icmp_type) {
+        (true, Some(8)) => Some(0),
+        (false, Some(128)) => Some(129),
+        (_, t) => t,
+    };
+    Packet {
+        src: p.dst,
+        dst: p.src,
+        src_port: p.dst_port,
+        dst_port: p.src_port,
+        icmp_type,
+        ..p.clone()
     }
 }
 

@@ -341,3 +341,56 @@ async fn allowed_spoofed_prefixes_reach_the_acls_and_the_interface_when_allowed(
         agent.shutdown().await;
     }
 }
+
+/// Floating IPs reach all three dataplanes only where they are in effect
+/// (`AgentBuilder::floating_ips`, Felix's `FloatingIPs`): the NAT chains, the route to the
+/// workload's interface, the BGP export.
+#[tokio::test]
+async fn floating_ips_reach_the_acls_the_fib_and_bgp_when_enabled() {
+    let with_nat = || {
+        let mut r = resources();
+        for res in &mut r {
+            if let Resource::WorkloadEndpoint(ep) = res {
+                if ep.interface_name == "cali-web" {
+                    ep.ip_nats = serde_json::from_str(
+                        r#"[{"internalIP": "10.65.0.1", "externalIP": "172.16.0.7"}]"#,
+                    )
+                    .unwrap();
+                }
+            }
+        }
+        r
+    };
+    let floating: ipnet::IpNet = "172.16.0.7/32".parse().unwrap();
+    for enabled in [false, true] {
+        let fabric = MockBgpFabric::new();
+        let (fib, acl) = backends();
+        let peer = "192.0.2.2".parse().unwrap();
+        let _peer_speaker = fabric.speaker(peer);
+        let agent = Agent::builder()
+            .node("h1")
+            .fib(Arc::new(fib.clone()))
+            .acl(Arc::new(acl.clone()))
+            .bgp(Arc::new(fabric.speaker("192.0.2.1".parse().unwrap())))
+            .timing(timing())
+            .floating_ips(enabled)
+            .start()
+            .unwrap();
+        let h = agent.handle();
+        h.snapshot(with_nat()).await.unwrap();
+        h.flush().await;
+        let nat = acl
+            .ruleset()
+            .chains
+            .contains_key(calico_core::compile::FIP_DNAT_CHAIN);
+        assert_eq!(nat, enabled, "NAT chains, floating IPs enabled: {enabled}");
+        let route = fib.routes().get(&floating).cloned();
+        let to_web = RouteTarget::Workload {
+            interface: "cali-web".into(),
+        };
+        assert_eq!(route, enabled.then_some(to_web), "enabled: {enabled}");
+        let announced = fabric.learned_by(peer).iter().any(|r| r.prefix == floating);
+        assert_eq!(announced, enabled, "exported, enabled: {enabled}");
+        agent.shutdown().await;
+    }
+}

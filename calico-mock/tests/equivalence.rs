@@ -460,7 +460,7 @@ fn random_models_reach_every_outcome() {
     let mut runner = TestRunner::deterministic();
     let mut seen = std::collections::BTreeMap::<&str, usize>::new();
     let (mut allowed, mut denied, mut by_network_sets, mut by_accounts) = (0, 0, 0, 0);
-    for _ in 0..500 {
+    for _ in 0..600 {
         let (model, packets) = model_and_packets().new_tree(&mut runner).unwrap().current();
         let mut without_sets = model.clone();
         without_sets.network_sets.clear();

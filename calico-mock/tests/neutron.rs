@@ -5,7 +5,8 @@
 
 use calico_core::eval::Packet;
 use calico_core::integrations::neutron::{
-    parse_ports, parse_security_groups, port_endpoint, security_group_profile, SecurityGroup,
+    parse_floating_ips, parse_ports, parse_security_groups, port_endpoint,
+    port_endpoint_with_floating_ips, security_group_profile, SecurityGroup,
 };
 use calico_core::model::{Resource, Update};
 use calico_mock::MockNetwork;
@@ -135,4 +136,55 @@ fn malformed_objects_name_the_object_and_field() {
         .unwrap_err()
         .to_string()
         .contains("Neutron ports JSON"));
+}
+
+/// A port's associated floating IP becomes its endpoint's `ipNATs`, in effect on its host
+/// (OpenStack's endpoints need no floating-IP setting): another VM reaches web at the
+/// floating IP, under web's security groups, and hears back from the floating IP.
+#[test]
+fn a_ports_floating_ip_reaches_the_vm_and_answers_from_the_floating_ip() {
+    let fips = parse_floating_ips(&data("floatingips.json")).unwrap();
+    assert_eq!(fips.len(), 2);
+    let mut net = network();
+    for port in parse_ports(&data("ports.json")).unwrap() {
+        if let Some(ep) = port_endpoint_with_floating_ips(&port, &fips).unwrap() {
+            net.apply(Update::Upsert(Resource::WorkloadEndpoint(ep)))
+                .unwrap();
+        }
+    }
+    let with_nat: Vec<_> = net
+        .model()
+        .workload_endpoints
+        .values()
+        .filter(|ep| !ep.ip_nats.is_empty())
+        .collect();
+    assert_eq!(
+        with_nat.len(),
+        1,
+        "only web's port has an associated floating IP"
+    );
+    assert_eq!(
+        with_nat[0].ip_nats[0].external_ip.to_string(),
+        "172.24.4.10"
+    );
+    let there = net.send(&tcp(DB, "172.24.4.10", 80)).unwrap();
+    assert!(there.delivered, "{there}");
+    let received = there.received.clone().unwrap();
+    assert_eq!(received.dst.to_string(), WEB);
+    let back = net.reply(&there).unwrap();
+    assert_eq!(
+        back.received.as_ref().unwrap().src.to_string(),
+        "172.24.4.10",
+        "{back}"
+    );
+    // web's security groups still apply: 22 is closed to db.
+    assert!(!net.send(&tcp(DB, "172.24.4.10", 22)).unwrap().delivered);
+    // A floating IP that does not translate to one of the port's fixed IPs is refused.
+    let mut wrong = fips.clone();
+    wrong[0].fixed_ip_address = Some("10.1.0.99".into());
+    let ports = parse_ports(&data("ports.json")).unwrap();
+    let e = port_endpoint_with_floating_ips(&ports[0], &wrong)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("ipNATs[0].internalIP"), "{e}");
 }

@@ -7,7 +7,7 @@
 use calico_core::compile::{compile, CompileConfig, Compiler};
 use calico_core::dataplane::validate;
 use calico_core::model::{
-    Action, EntityRule, IcmpMatch, IpVersion, Model, NamedPort, Policy, PolicyType, PortSpec,
+    Action, EntityRule, IcmpMatch, IpNat, IpVersion, Model, NamedPort, Policy, PolicyType, PortSpec,
     Profile, Protocol, Resource, Rule, ServiceAccountMatch, StagedAction, Tier, TierAction, Update,
     WorkloadEndpoint,
     WorkloadEndpointId,
@@ -113,10 +113,18 @@ fn resources(b: &mut Bytes) -> Vec<Resource> {
         i += 1;
         out.push(match b.byte() % 4 {
             0 => {
-                let mut nets = vec![format!("10.0.0.{}/32", b.byte() % 16).parse().unwrap()];
+                let own: std::net::IpAddr = format!("10.0.0.{}", b.byte() % 16).parse().unwrap();
+                let mut nets = vec![own.into()];
                 if b.flag() {
                     nets.push(format!("fd00::{:x}/128", b.byte() % 16).parse().unwrap());
                 }
+                // Floating IPs, a few external addresses so that endpoints clash over them.
+                let ip_nats = (0..b.byte() % 3)
+                    .map(|_| IpNat {
+                        internal_ip: own,
+                        external_ip: format!("172.16.0.{}", b.byte() % 4).parse().unwrap(),
+                    })
+                    .collect();
                 Resource::WorkloadEndpoint(WorkloadEndpoint {
                     id: WorkloadEndpointId { orchestrator: "k8s".into(), workload: format!("w{}", b.byte() % 8), endpoint: "eth0".into() },
                     namespace: b.pick(&[None, Some("a".to_string()), Some("b".to_string())]),
@@ -128,6 +136,7 @@ fn resources(b: &mut Bytes) -> Vec<Resource> {
                     profiles: (0..b.byte() % 3).map(|_| b.pick(&["p1", "p2", "p3"]).to_string()).collect(),
                     ports: if b.flag() { vec![NamedPort { name: "http".into(), protocol: Protocol::TCP, port: 80 }] } else { vec![] },
                     allow_spoofed_source_prefixes: vec![],
+                    ip_nats,
                 })
             }
             1 => {
@@ -166,9 +175,10 @@ fn resources(b: &mut Bytes) -> Vec<Resource> {
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let mut b = Bytes(data);
-    // Flow logs on or off (staged policies are rendered with them only).
+    // Flow logs on or off (staged policies are rendered with them only); floating IPs on.
     let config = CompileConfig {
         flow_logs: b.flag().then(calico_core::compile::FlowLogConfig::default),
+        floating_ips: true,
         ..CompileConfig::new("h1")
     };
     let mut model = Model::new();

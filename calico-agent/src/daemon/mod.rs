@@ -80,7 +80,8 @@ pub async fn run(o: Options) -> Result<(), String> {
             ..Timing::default()
         })
         .host_protection(o.host_config())
-        .workload_source_spoofing(o.workload_source_spoofing == crate::cli::SourceSpoofing::Any);
+        .workload_source_spoofing(o.workload_source_spoofing == crate::cli::SourceSpoofing::Any)
+        .floating_ips(o.floating_ips == crate::cli::FloatingIps::Enabled);
     if let Some(f) = &flow_settings {
         builder = builder.flow_logs(flowlogs::compile_config(f));
     }

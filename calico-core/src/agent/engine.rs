@@ -50,6 +50,8 @@ pub(super) struct Engine {
     /// Whether workloads may send from their `allowSpoofedSourcePrefixes`
     /// (`AgentBuilder::workload_source_spoofing`).
     spoofing: bool,
+    /// Whether workloads' floating IPs are in effect (`AgentBuilder::floating_ips`).
+    floating_ips: bool,
     fib: Arc<dyn FibBackend>,
     acl: Option<Arc<dyn AclBackend>>,
     bgp: Option<Arc<dyn BgpBackend>>,
@@ -118,6 +120,7 @@ impl Engine {
             flow_logs: None,
             host: HostConfig::default(),
             spoofing: false,
+            floating_ips: false,
             fib,
             acl,
             bgp,
@@ -164,10 +167,12 @@ impl Engine {
         flow_logs: Option<FlowLogConfig>,
         host: HostConfig,
         spoofing: bool,
+        floating_ips: bool,
     ) -> Self {
         self.flow_logs = flow_logs;
         self.host = host;
         self.spoofing = spoofing;
+        self.floating_ips = floating_ips;
         self.compiler = Compiler::new(self.compile_config());
         self
     }
@@ -177,6 +182,7 @@ impl Engine {
             flow_logs: self.flow_logs,
             host: self.host.clone(),
             workload_source_spoofing: self.spoofing,
+            floating_ips: self.floating_ips,
             ..CompileConfig::new(self.node.clone())
         }
     }
@@ -474,7 +480,8 @@ impl Engine {
 
     /// Brings the FIB to the desired routes. Returns false if something failed.
     async fn reconcile_routes(&mut self, repairs: &mut u64) -> bool {
-        let mut desired: DesiredFib = desired_routes(&self.node, &self.model, &self.learned);
+        let mut desired: DesiredFib =
+            desired_routes(&self.node, &self.model, &self.learned, self.floating_ips);
         // A route to an interface that is not there (or not set up) would be refused.
         desired.retain(|_, target| match target {
             RouteTarget::Workload { interface } => {
@@ -586,7 +593,7 @@ impl Engine {
             }
             self.bgp_configured = Some(settings);
         }
-        let exports = local_exports(&self.node, &self.model);
+        let exports = local_exports(&self.node, &self.model, self.floating_ips);
         if self.exported.as_ref() == Some(&exports) {
             return true;
         }

@@ -122,6 +122,7 @@ pub struct AgentBuilder {
     flow_logs: Option<crate::compile::FlowLogConfig>,
     host: crate::compile::HostConfig,
     spoofing: bool,
+    floating_ips: bool,
 }
 
 impl AgentBuilder {
@@ -194,6 +195,14 @@ impl AgentBuilder {
         self
     }
 
+    /// Puts workloads' floating IPs (`ipNATs`) in effect (Felix's `FloatingIPs: Enabled`):
+    /// their 1:1 NAT, their routes to the workloads' interfaces and their BGP exports. Off by
+    /// default, as in Felix; an OpenStack endpoint's floating IPs are in effect either way.
+    pub fn floating_ips(mut self, enabled: bool) -> Self {
+        self.floating_ips = enabled;
+        self
+    }
+
     /// Starts the agent on the current tokio runtime.
     pub fn start(self) -> Result<Agent, AgentError> {
         let node = self.node.ok_or(AgentError::Missing("node"))?;
@@ -212,7 +221,7 @@ impl AgentBuilder {
             metrics.clone(),
         )
         .keep_remote_routes(self.keep_remote_routes)
-        .configure(self.flow_logs, self.host, self.spoofing);
+        .configure(self.flow_logs, self.host, self.spoofing, self.floating_ips);
         let task = runtime.spawn(engine.run(rx));
         Ok(Agent {
             handle: AgentHandle {

@@ -115,6 +115,7 @@ fn endpoint(name: &str, node: &str, iface: &str, ip: &str) -> Resource {
         profiles: vec![],
         ports: vec![],
         allow_spoofed_source_prefixes: vec![],
+        ip_nats: vec![],
     })
 }
 

@@ -334,6 +334,11 @@ pub fn describe(model: &Model, node: &str, ruleset: &Ruleset) -> ChainNames {
         INPUT_CHAIN,
         OUTPUT_CHAIN,
         WORKLOAD_TO_HOST_CHAIN,
+        super::NAT_PREROUTING_CHAIN,
+        super::NAT_OUTPUT_CHAIN,
+        super::NAT_POSTROUTING_CHAIN,
+        super::FIP_DNAT_CHAIN,
+        super::FIP_SNAT_CHAIN,
     ] {
         let owner = ChainOwner::Base {
             chain: chain.into(),
@@ -671,6 +676,17 @@ fn detail(owner: &ChainOwner, rule: &IrRule) -> Option<&'static str> {
         .any(|s| matches!(s, Statement::ClearMark(_)))
     {
         return Some("clears the Pass mark (and the staged marks)");
+    }
+    for s in &rule.statements {
+        match s {
+            Statement::Dnat(_) => return Some("a floating IP, to its workload's own address"),
+            Statement::Snat(_) => {
+                return Some(
+                    "a workload reaching its own floating IP (hairpin): from the floating IP",
+                )
+            }
+            _ => {}
+        }
     }
     let unconditional = rule.matches.is_empty();
     match (owner, &rule.verdict) {

@@ -61,7 +61,7 @@
 //! ```
 
 use crate::dataplane::ir::{
-    BaseChain, Chain, ChainPolicy, CtState, Hook, IfaceKey, Match, Rule, Side, Statement, Verdict,
+    BaseChain, Chain, ChainType, CtState, Hook, IfaceKey, Match, Rule, Side, Statement, Verdict,
 };
 use crate::model::{Policy, PolicyType};
 
@@ -259,11 +259,7 @@ pub struct HostTier {
 
 fn base(hook: Hook, priority: i32, rules: Vec<Rule>) -> Chain {
     Chain {
-        base: Some(BaseChain {
-            hook,
-            priority,
-            policy: ChainPolicy::Accept,
-        }),
+        base: Some(BaseChain::accepting(ChainType::Filter, hook, priority)),
         rules,
     }
 }

@@ -64,12 +64,14 @@
 //! * `rules`: one policy or profile rule → IR rules and the sets they need;
 //! * `updates`: what each kind of update recomputes, tying the parts together;
 //! * `names`: the names of chains and sets;
+//! * `floating_ips`: the 1:1 NAT of local workloads' floating IPs (`ipNATs`);
 //! * `flow_log`: the verdicts reported to the agent's flow logs, when on;
 //! * `describe`: the way back, from chain names to what the user wrote ([`describe`]).
 
 mod cidr_cover;
 mod describe;
 mod endpoint_chains;
+mod floating_ips;
 mod flow_log;
 mod host_chains;
 mod host_config;
@@ -85,6 +87,9 @@ mod staged;
 mod updates;
 
 pub use describe::{describe, ChainNames, ChainOwner, RuleRef, DEFAULT_TIER, PROFILE_TIER};
+pub use floating_ips::{
+    FIP_DNAT_CHAIN, FIP_SNAT_CHAIN, NAT_OUTPUT_CHAIN, NAT_POSTROUTING_CHAIN, NAT_PREROUTING_CHAIN,
+};
 pub use flow_log::{FlowLogConfig, LogRef, LogRefError, LogRule, LogVerdict};
 pub use host_chains::{
     HostPath, INPUT_CHAIN, OUTPUT_CHAIN, PREROUTING_CHAIN, RAW_OUTPUT_CHAIN, RAW_PREROUTING_CHAIN,
@@ -100,6 +105,7 @@ use crate::dataplane::ChangeSet;
 use std::collections::BTreeSet;
 
 use crate::model::{Applied, Model, PolicyKey, ResourceKey, Update};
+use floating_ips::FloatingIps;
 use host_endpoints::HostEndpoints;
 use journal::Journal;
 use local_endpoints::LocalEndpoints;
@@ -136,6 +142,9 @@ pub struct CompileConfig {
     /// `allowSpoofedSourcePrefixes` (Felix's `WorkloadSourceSpoofing: Any`); when not, the
     /// list is ignored and such sources are dropped as spoofed.
     pub workload_source_spoofing: bool,
+    /// Whether workloads' floating IPs (`ipNATs`) are in effect (Felix's `FloatingIPs:
+    /// Enabled`); OpenStack's endpoints have theirs in effect either way, as in Felix.
+    pub floating_ips: bool,
 }
 
 impl CompileConfig {
@@ -148,6 +157,7 @@ impl CompileConfig {
             flow_logs: None,
             host: HostConfig::default(),
             workload_source_spoofing: false,
+            floating_ips: false,
         }
     }
 }
@@ -168,6 +178,7 @@ pub struct Compiler {
     local: LocalEndpoints,
     shared: SharedChains,
     hosts: HostEndpoints,
+    floating: FloatingIps,
     /// Local interfaces whose chains updates staged since the last render changed.
     staged: BTreeSet<String>,
     /// Policy-list entries rendered so far (each policy of an interface's lists counts
@@ -186,6 +197,7 @@ impl Compiler {
             local: LocalEndpoints::default(),
             shared: SharedChains::default(),
             hosts: HostEndpoints::default(),
+            floating: FloatingIps::default(),
             staged: BTreeSet::new(),
             #[cfg(test)]
             rendered: 0,
@@ -308,7 +320,9 @@ impl Compiler {
     pub(crate) fn render_staged(&mut self, model: &Model) {
         for iface in std::mem::take(&mut self.staged) {
             self.render_interface(model, &iface);
+            self.floating_ips_changed(model, &iface);
         }
+        self.render_floating_ips();
         if self.hosts.staged {
             self.render_hosts(model);
         }
@@ -392,6 +406,8 @@ fn feed(model: &mut Model, compiler: &mut Compiler, update: crate::model::Update
 mod bulk_tests;
 #[cfg(test)]
 mod describe_tests;
+#[cfg(test)]
+mod floating_ip_tests;
 #[cfg(test)]
 mod network_set_tests;
 #[cfg(test)]

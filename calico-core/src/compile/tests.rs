@@ -12,9 +12,11 @@ fn config() -> CompileConfig {
     CompileConfig::new(arbitrary::NODES[0])
 }
 
-/// [`config`], with flow logs when `logs`.
+/// [`config`] with floating IPs in effect (the random models' endpoints have some), and
+/// flow logs when `logs` (they bring staged policies' chains).
 fn config_with(logs: bool) -> CompileConfig {
     CompileConfig {
+        floating_ips: true,
         flow_logs: logs.then(super::FlowLogConfig::default),
         ..config()
     }
@@ -204,7 +206,7 @@ proptest! {
 
     #[test]
     fn applying_the_diff_of_a_to_b_on_a_gives_b(a in arbitrary::model(), b in arbitrary::model()) {
-        let (ra, rb) = (compile(&config(), &a), compile(&config(), &b));
+        let (ra, rb) = (compile(&config_with(false), &a), compile(&config_with(true), &b));
         let mut state = ra.clone();
         diff(&ra, &rb).apply_to(&mut state).map_err(|e| TestCaseError::fail(e.to_string()))?;
         prop_assert_eq!(&state, &rb);

@@ -8,7 +8,9 @@
 //!   inet_service` for named ports);
 //! * [`VerdictMap`]s are named maps from an interface name to a verdict (`ifname : verdict`),
 //!   used for constant-time dispatch to per-endpoint chains;
-//! * [`Chain`]s are regular or base chains holding [`Rule`]s.
+//! * [`Chain`]s are regular or base chains holding [`Rule`]s. A base chain filters
+//!   ([`ChainType::Filter`]) or translates addresses ([`ChainType::Nat`]: the 1:1 NAT of
+//!   floating IPs, seen by the first packet of each connection only).
 //!
 //! Evaluation is exactly nftables': a packet traverses each base chain of its hook in
 //! priority order; in a chain, rules are tried in order; a rule applies when *all* its
@@ -151,7 +153,29 @@ pub enum Hook {
     Input,
     /// Traffic from the host itself.
     Output,
+    /// Every packet leaving the host, after routing (where source NAT happens: nftables'
+    /// `srcnat` priority, 100).
+    Postrouting,
 }
+
+/// What a base chain is for (nftables' chain type).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ChainType {
+    /// `type filter`: sees every packet; the agent's policy.
+    Filter,
+    /// `type nat`: sees only the first packet of each connection, and may hold
+    /// [`Statement::Dnat`] (prerouting, output) or [`Statement::Snat`] (postrouting, input);
+    /// conntrack applies the translation to the connection's later packets and reverses it
+    /// on its replies. Never on the forward hook.
+    Nat,
+}
+
+/// nftables' `dstnat` priority: destination NAT, after conntrack (-200) and before filter
+/// (0), so policy sees the translated destination.
+pub const PRIORITY_DSTNAT: i32 = -100;
+
+/// nftables' `srcnat` priority: source NAT, after filter.
+pub const PRIORITY_SRCNAT: i32 = 100;
 
 /// What a base chain does with a packet that falls off its end.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -171,6 +195,20 @@ pub struct BaseChain {
     pub priority: i32,
     /// The policy.
     pub policy: ChainPolicy,
+    /// Filter or NAT.
+    pub kind: ChainType,
+}
+
+impl BaseChain {
+    /// A base chain of `kind` on `hook` at `priority` whose policy accepts.
+    pub fn accepting(kind: ChainType, hook: Hook, priority: i32) -> BaseChain {
+        BaseChain {
+            hook,
+            priority,
+            policy: ChainPolicy::Accept,
+            kind,
+        }
+    }
 }
 
 /// A chain: an ordered list of rules, attached to a hook when `base` is set.
@@ -287,6 +325,15 @@ pub enum Statement {
     /// in chains that run before conntrack: prerouting and output base chains of priority
     /// below -200 (`raw`), and the chains they call.
     NoTrack,
+    /// `dnat to <addr>`: the packet's destination becomes `addr` for the whole connection.
+    /// Ends the evaluation of the base chain (the packet is accepted at this hook), so it is
+    /// the last statement of a rule without verdict; only in [`ChainType::Nat`] chains of
+    /// the prerouting and output hooks (and the chains they call); `addr` of the rule's
+    /// family.
+    Dnat(IpAddr),
+    /// `snat to <addr>`: the packet's source becomes `addr` for the whole connection. As
+    /// [`Statement::Dnat`], but on the postrouting and input hooks.
+    Snat(IpAddr),
     /// Hands the packet to the netlink log group `group` with `prefix` (nftables `log
     /// prefix "..." group N`, read by NFLOG listeners: the agent's flow logs). With `rate`,
     /// at most `rate` packets a second (burst `rate`) are logged (`limit rate N/second`

@@ -63,6 +63,7 @@ mod error;
 pub mod fib;
 pub mod ir;
 pub mod validate;
+mod validate_nat;
 
 pub use acl::AclBackend;
 pub use bgp::{

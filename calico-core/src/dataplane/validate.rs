@@ -17,7 +17,10 @@
 //! * `jump`/`goto` never target a base chain (`EOPNOTSUPP`), never loop (`ELOOP`), and never
 //!   nest deeper than the jump stack of [`MAX_JUMP_DEPTH`] (`EMLINK`);
 //! * a verdict map's values are plain verdicts (a map value cannot be another map lookup);
-//! * a netlink log prefix is at most [`MAX_LOG_PREFIX`] bytes without NUL (`EINVAL`).
+//! * a netlink log prefix is at most [`MAX_LOG_PREFIX`] bytes without NUL (`EINVAL`);
+//! * a NAT base chain is not on the forward hook, and a `dnat` (`snat`) statement is only
+//!   reached from NAT base chains of the prerouting or output (postrouting or input) hook
+//!   (`EOPNOTSUPP`).
 //!
 //! Kept by compiled rulesets besides:
 //!
@@ -26,13 +29,17 @@
 //! * an address compared inline, or looked up in a set, is of the family the rule matches
 //!   (and the rule matches one);
 //! * a rate-limited netlink log is the last statement of a rule without verdict (the limit
-//!   would otherwise skip the rest of the rule for packets over it).
+//!   would otherwise skip the rest of the rule for packets over it), and so is a NAT
+//!   statement (it ends the chain: nothing after it would run);
+//! * a NAT statement's address is of the family the rule matches.
 
 use std::collections::BTreeMap;
 
 use ipnet::IpNet;
 
-use super::ir::{Match, Rule, Ruleset, SetElement, Statement, Verdict, MAX_LOG_PREFIX};
+use super::ir::{
+    ChainType, Hook, Match, Rule, Ruleset, SetElement, Statement, Verdict, MAX_LOG_PREFIX,
+};
 
 /// Longest object name (nftables' historical limit, without the NUL).
 pub const MAX_NAME_LEN: usize = 31;
@@ -126,6 +133,37 @@ pub enum IrError {
         /// Where.
         at: String,
     },
+    /// A NAT base chain on a hook where the kernel has no NAT (forward).
+    #[error("chain {chain}: a NAT base chain cannot attach to the {hook:?} hook")]
+    NatHook {
+        /// The base chain.
+        chain: String,
+        /// Its hook.
+        hook: Hook,
+    },
+    /// A NAT statement reached from a filter base chain, or from a hook where that kind of
+    /// NAT cannot happen (destination NAT only at prerouting and output, source NAT only at
+    /// postrouting and input).
+    #[error("{at}: {what} reached from base chain {base}, a {kind:?} chain on the {hook:?} hook")]
+    NatPlacement {
+        /// Where the statement is.
+        at: String,
+        /// `dnat` or `snat`.
+        what: &'static str,
+        /// A base chain that reaches it.
+        base: String,
+        /// That chain's type.
+        kind: ChainType,
+        /// That chain's hook.
+        hook: Hook,
+    },
+    /// A NAT statement is not the last statement of a rule without verdict (compiled
+    /// rulesets).
+    #[error("{at}: a NAT statement must end a rule without verdict")]
+    NatNotLast {
+        /// Where.
+        at: String,
+    },
     /// An address compared in a rule of another family, or of none (compiled rulesets).
     #[error("{at}: address {addr} compared in a rule of another or no family")]
     WrongFamily {
@@ -168,7 +206,8 @@ pub fn check_commit(ruleset: &Ruleset) -> Result<(), IrError> {
             check_verdict(ruleset, v, &|| format!("map {name}"))?;
         }
     }
-    check_nesting(ruleset)
+    check_nesting(ruleset)?;
+    super::validate_nat::check_placement(ruleset)
 }
 
 /// Checks every invariant of a compiled ruleset: [`check_commit`], names, elements and
@@ -196,6 +235,7 @@ pub fn check(ruleset: &Ruleset) -> Result<(), IrError> {
         for (i, rule) in chain.rules.iter().enumerate() {
             check_families(ruleset, rule, &|| format!("chain {name} rule {i}"))?;
             check_limited_log(rule, &|| format!("chain {name} rule {i}"))?;
+            super::validate_nat::check_rule(rule, &|| format!("chain {name} rule {i}"))?;
         }
     }
     Ok(())

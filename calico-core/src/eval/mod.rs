@@ -23,6 +23,10 @@
 //!   `NetworkSet`/`GlobalNetworkSet`); a namespaced set carries its namespace label and its
 //!   namespace's `pcns.` labels, so a namespaced policy's rules see only the sets of their
 //!   namespace (or, with `namespaceSelector: global()`, the global ones).
+//! * A packet sent to a workload's floating IP (`ipNATs`) is judged as sent to the
+//!   workload's own (internal) address: destination NAT happens before policy, as in Felix
+//!   ([`translate_floating_ip`] gives that packet). A rule about the internal address
+//!   applies to it; a rule about the floating IP does not.
 //! * After the last tier (every tier that applied passed, or none applied) E's profiles are
 //!   consulted in order, the same way (`Pass` in a profile goes to the next profile); if
 //!   none decides, the packet is denied. With no applicable policy and no profile, the
@@ -72,6 +76,7 @@
 //! ```
 
 mod endpoint_view;
+mod floating_ip;
 mod host;
 mod packet;
 mod rule_match;
@@ -86,6 +91,7 @@ use crate::model::{
 };
 
 pub use endpoint_view::EndpointView;
+pub use floating_ip::translate_floating_ip;
 pub use host::{evaluate_host, tiers_on_path, HostEvaluation};
 pub use packet::{Direction, Packet};
 pub use staged::{staged_denials, StagedDenial, StagedRule};

@@ -434,6 +434,7 @@ pub fn pod_endpoint(pod: &Pod) -> Result<Option<WorkloadEndpoint>, TranslateErro
         profiles,
         ports,
         allow_spoofed_source_prefixes: vec![],
+        ip_nats: vec![],
     }))
 }
 

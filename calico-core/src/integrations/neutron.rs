@@ -11,6 +11,10 @@
 //!   their allows). `remote_group_id` becomes a selector over the group-membership labels,
 //!   `remote_ip_prefix` a network, `ethertype` the IP version, and the port range the ports
 //!   (or, for ICMP, the type and code).
+//! * a floating IP associated with a port (`port_id`) becomes one of its endpoint's
+//!   `ipNATs` (`fixed_ip_address` → `floating_ip_address`), as networking-calico maps a
+//!   port's floating IPs; an OpenStack endpoint's floating IPs are in effect on its host
+//!   whatever the agent's floating-IP setting, as in Felix.
 //!
 //! Both list envelopes (`{"ports": [...]}`) and bare objects are accepted.
 
@@ -18,7 +22,7 @@ use serde::Deserialize;
 
 use super::TranslateError;
 use crate::model::{
-    Action, EntityRule, IcmpMatch, IpVersion, MacAddr, PortSpec, Profile, Protocol, Rule,
+    Action, EntityRule, IcmpMatch, IpNat, IpVersion, MacAddr, PortSpec, Profile, Protocol, Rule,
     WorkloadEndpoint, WorkloadEndpointId,
 };
 use crate::selector::Selector;
@@ -102,13 +106,31 @@ pub struct SecurityGroup {
     pub security_group_rules: Vec<SecurityGroupRule>,
 }
 
+/// A floating IP, as `GET /v2.0/floatingips` returns it.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct FloatingIp {
+    /// Floating IP id.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// The floating (external) address.
+    pub floating_ip_address: String,
+    /// The port it is associated with; `None` while it is not associated.
+    #[serde(default)]
+    pub port_id: Option<String>,
+    /// The port's fixed IP it translates to.
+    #[serde(default)]
+    pub fixed_ip_address: Option<String>,
+}
+
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum OneOrList<T> {
     Ports { ports: Vec<T> },
     Groups { security_groups: Vec<T> },
+    FloatingIps { floatingips: Vec<T> },
     Port { port: T },
     Group { security_group: T },
+    FloatingIp { floatingip: T },
     List(Vec<T>),
     One(T),
 }
@@ -123,9 +145,11 @@ fn unwrap_envelope<T: serde::de::DeserializeOwned>(
     Ok(match v {
         OneOrList::Ports { ports: l }
         | OneOrList::Groups { security_groups: l }
+        | OneOrList::FloatingIps { floatingips: l }
         | OneOrList::List(l) => l,
         OneOrList::Port { port: o }
         | OneOrList::Group { security_group: o }
+        | OneOrList::FloatingIp { floatingip: o }
         | OneOrList::One(o) => vec![o],
     })
 }
@@ -139,6 +163,52 @@ pub fn parse_ports(json: &str) -> Result<Vec<Port>, TranslateError> {
 /// Parses security groups from Neutron API JSON.
 pub fn parse_security_groups(json: &str) -> Result<Vec<SecurityGroup>, TranslateError> {
     unwrap_envelope(json, "security groups")
+}
+
+/// Parses floating IPs from Neutron API JSON (`{"floatingips": [...]}`, `{"floatingip":
+/// {...}}`, a list or one object).
+pub fn parse_floating_ips(json: &str) -> Result<Vec<FloatingIp>, TranslateError> {
+    unwrap_envelope(json, "floating IPs")
+}
+
+/// [`port_endpoint`] with the floating IPs of `floating_ips` associated with the port as its
+/// `ipNATs`; refused, naming the floating IP, when one does not translate to one of the
+/// port's fixed IPs.
+pub fn port_endpoint_with_floating_ips(
+    port: &Port,
+    floating_ips: &[FloatingIp],
+) -> Result<Option<WorkloadEndpoint>, TranslateError> {
+    let Some(mut ep) = port_endpoint(port)? else {
+        return Ok(None);
+    };
+    let obj = format!("port {}", port.id);
+    let ours = floating_ips
+        .iter()
+        .filter(|f| f.port_id.as_deref() == Some(port.id.as_str()));
+    for fip in ours {
+        ep.ip_nats.push(floating_ip_nat(&obj, fip)?);
+    }
+    ep.validate()
+        .map_err(|e| TranslateError::new(&obj, e.field, e.reason.to_string()))?;
+    Ok(Some(ep))
+}
+
+/// One associated floating IP as a NAT.
+fn floating_ip_nat(obj: &str, fip: &FloatingIp) -> Result<IpNat, TranslateError> {
+    let name = fip.id.as_deref().unwrap_or(&fip.floating_ip_address);
+    let addr = |field: &str, text: Option<&str>| {
+        text.and_then(|t| t.parse().ok()).ok_or_else(|| {
+            TranslateError::new(
+                obj,
+                format!("floating IP {name}: {field}"),
+                format!("{text:?} is not an IP address"),
+            )
+        })
+    };
+    Ok(IpNat {
+        internal_ip: addr("fixed_ip_address", fip.fixed_ip_address.as_deref())?,
+        external_ip: addr("floating_ip_address", Some(&fip.floating_ip_address))?,
+    })
 }
 
 /// The profile name of a security group.
@@ -212,6 +282,7 @@ pub fn port_endpoint(port: &Port) -> Result<Option<WorkloadEndpoint>, TranslateE
             .collect(),
         ports: vec![],
         allow_spoofed_source_prefixes: vec![],
+        ip_nats: vec![],
     };
     ep.validate()
         .map_err(|e| TranslateError::new(&obj, e.field, e.reason.to_string()))?;

@@ -138,6 +138,44 @@ pub struct WorkloadEndpoint {
     /// `WorkloadSourceSpoofing: Any`); otherwise such sources are dropped as any spoofed one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allow_spoofed_source_prefixes: Vec<IpNet>,
+    /// 1:1 NATs (floating IPs, as OpenStack Neutron uses them): each external address is
+    /// translated to one of the endpoint's own addresses for traffic sent to it, and routed
+    /// to the endpoint's interface on its host (Calico's `ipNATs`). In effect only where the
+    /// agent enables floating IPs or the endpoint is OpenStack's
+    /// ([`WorkloadEndpoint::floating_ips`]).
+    #[serde(default, rename = "ipNATs", skip_serializing_if = "Vec::is_empty")]
+    pub ip_nats: Vec<IpNat>,
+}
+
+/// The orchestrator name of OpenStack's endpoints (Calico's `OrchestratorOpenStack`), whose
+/// floating IPs are in effect even where the agent does not enable floating IPs.
+pub const ORCHESTRATOR_OPENSTACK: &str = "openstack";
+
+impl WorkloadEndpoint {
+    /// The 1:1 NATs in effect for this endpoint: all of them when the agent enables floating
+    /// IPs (`enabled`, Felix's `FloatingIPs: Enabled`) or the endpoint is OpenStack's (Felix
+    /// programs those whatever the setting), none otherwise.
+    pub fn floating_ips(&self, enabled: bool) -> &[IpNat] {
+        if enabled || self.id.orchestrator == ORCHESTRATOR_OPENSTACK {
+            &self.ip_nats
+        } else {
+            &[]
+        }
+    }
+}
+
+/// One 1:1 NAT of a workload endpoint (Calico's `IPNAT`): packets sent to `external_ip`
+/// are delivered to the endpoint at `internal_ip`, and the replies come back from
+/// `external_ip`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IpNat {
+    /// One of the endpoint's own addresses (an `ipNetworks` entry).
+    #[serde(rename = "internalIP")]
+    pub internal_ip: IpAddr,
+    /// The floating address, of the same family.
+    #[serde(rename = "externalIP")]
+    pub external_ip: IpAddr,
 }
 
 /// A host's own interface (or all of them, `*`), protected by policy like a workload.

@@ -36,7 +36,10 @@ pub use bgp_filter::{
     Community, CommunityDef, CommunityRules, Direction, FilterAction, FilterSource, MatchOperator,
     PrefixAdvertisement, PrefixLength, RouteFacts,
 };
-pub use endpoint::{HostEndpoint, MacAddr, NamedPort, WorkloadEndpoint, WorkloadEndpointId};
+pub use endpoint::{
+    HostEndpoint, IpNat, MacAddr, NamedPort, WorkloadEndpoint, WorkloadEndpointId,
+    ORCHESTRATOR_OPENSTACK,
+};
 pub use error::{clip, Reason, ResourceRef, ValidationError};
 pub use file::{load_file, parse_resources, FileError};
 pub use network_set::{parse_cidr_or_address, NetworkSet, NetworkSetKey};

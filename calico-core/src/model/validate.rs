@@ -404,6 +404,27 @@ impl WorkloadEndpoint {
         for (i, net) in self.allow_spoofed_source_prefixes.iter().enumerate() {
             network_address(&c, &format!("allowSpoofedSourcePrefixes[{i}]"), *net)?;
         }
+        self.validate_ip_nats(&c)
+    }
+
+    /// Calico's checks of `ipNATs`: both addresses of one family, the internal one an address
+    /// of the endpoint's own (`ipNetworks`).
+    fn validate_ip_nats(&self, c: &Check) -> Result<(), ValidationError> {
+        for (i, nat) in self.ip_nats.iter().enumerate() {
+            let (int, ext) = (nat.internal_ip, nat.external_ip);
+            if int.is_ipv4() != ext.is_ipv4() {
+                return Err(c.invalid(
+                    format!("ipNATs[{i}].externalIP"),
+                    format!("{ext} is not of the family of internalIP {int}: a 1:1 NAT translates within one family"),
+                ));
+            }
+            if !self.ip_networks.iter().any(|n| n.addr() == int) {
+                return Err(c.invalid(
+                    format!("ipNATs[{i}].internalIP"),
+                    format!("{int} is not one of the endpoint's ipNetworks: a floating IP translates to an address the workload owns"),
+                ));
+            }
+        }
         Ok(())
     }
 }

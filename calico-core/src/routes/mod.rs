@@ -5,6 +5,9 @@
 //!
 //! * every address of a workload endpoint on this node gets a scope-link route (`/32` or
 //!   `/128`) to the endpoint's host-side interface;
+//! * every floating IP in effect for such an endpoint (`ipNATs`: all of them with floating
+//!   IPs enabled, an OpenStack endpoint's in any case) gets the same route to the
+//!   endpoint's interface, as Felix routes it (the endpoint's own addresses win a clash);
 //! * every block IPAM gave this node (`BlockAffinity`) gets a blackhole route, so its unused
 //!   addresses are dropped here;
 //! * every route learned from a peer gets a route via its next hops (several means ECMP),
@@ -27,10 +30,10 @@
 //! })).unwrap();
 //! model.apply(calico_core::model::Update::Upsert(Resource::WorkloadEndpoint(ep))).unwrap();
 //!
-//! let fib = desired_routes("host-a", &model, &[]);
+//! let fib = desired_routes("host-a", &model, &[], false);
 //! let target = &fib[&"10.65.0.10/32".parse().unwrap()];
 //! assert_eq!(target, &RouteTarget::Workload { interface: "cali0123456789a".into() });
-//! assert!(desired_routes("host-b", &model, &[]).is_empty());
+//! assert!(desired_routes("host-b", &model, &[], false).is_empty());
 //! ```
 
 pub mod peering;
@@ -46,14 +49,16 @@ use crate::model::Model;
 pub type DesiredFib = BTreeMap<IpNet, RouteTarget>;
 
 /// Computes the routes this node (`node`) should have, from the model and the routes learned
-/// by BGP.
-pub fn desired_routes(node: &str, model: &Model, learned: &[LearnedRoute]) -> DesiredFib {
+/// by BGP; `floating_ips`: whether workloads' floating IPs are in effect (Felix's
+/// `FloatingIPs: Enabled`; OpenStack's are in any case).
+pub fn desired_routes(
+    node: &str,
+    model: &Model,
+    learned: &[LearnedRoute],
+    floating_ips: bool,
+) -> DesiredFib {
     let mut fib = DesiredFib::new();
-    for ep in model
-        .workload_endpoints
-        .values()
-        .filter(|ep| ep.node == node)
-    {
+    for ep in local_endpoints(node, model) {
         for net in &ep.ip_networks {
             fib.insert(
                 net.trunc(),
@@ -62,6 +67,10 @@ pub fn desired_routes(node: &str, model: &Model, learned: &[LearnedRoute]) -> De
                 },
             );
         }
+    }
+    for (net, interface) in floating_ip_routes(node, model, floating_ips) {
+        fib.entry(net)
+            .or_insert(RouteTarget::Workload { interface });
     }
     // The node's blocks: unused addresses are dropped here rather than sent back out.
     for block in own_blocks(node, model) {
@@ -104,22 +113,48 @@ pub fn own_blocks(node: &str, model: &Model) -> BTreeSet<IpNet> {
         .collect()
 }
 
-/// The local routes this node exports to BGP, as Calico aggregates them: its blocks (with
-/// no interface: they are blackholes), plus the addresses of its workloads that lie outside
-/// them (borrowed from another node's block, or in no block at all), each with its
-/// workload's interface.
-pub fn local_exports(node: &str, model: &Model) -> ExportedRoutes {
-    let blocks = own_blocks(node, model);
-    let loose = model
+/// The workload endpoints of `node`.
+fn local_endpoints<'m>(
+    node: &'m str,
+    model: &'m Model,
+) -> impl Iterator<Item = &'m crate::model::WorkloadEndpoint> {
+    model
         .workload_endpoints
         .values()
-        .filter(|ep| ep.node == node)
-        .flat_map(|ep| {
-            let iface = &ep.interface_name;
-            ep.ip_networks
-                .iter()
-                .map(|n| (n.trunc(), Some(iface.clone())))
-        })
+        .filter(move |ep| ep.node == node)
+}
+
+/// The floating IPs in effect on `node`'s workloads, as /32 (/128) networks, each with its
+/// workload's interface.
+fn floating_ip_routes<'m>(
+    node: &'m str,
+    model: &'m Model,
+    enabled: bool,
+) -> impl Iterator<Item = (IpNet, String)> + 'm {
+    local_endpoints(node, model).flat_map(move |ep| {
+        ep.floating_ips(enabled)
+            .iter()
+            .map(|nat| (IpNet::from(nat.external_ip), ep.interface_name.clone()))
+    })
+}
+
+/// The local routes this node exports to BGP, as Calico aggregates them: its blocks (with
+/// no interface: they are blackholes), plus the addresses of its workloads and the floating
+/// IPs in effect for them (`floating_ips` as for [`desired_routes`]) that lie outside them
+/// (borrowed from another node's block, or in no block at all), each with its workload's
+/// interface: a floating IP is announced as a /32 (/128) like a workload's address.
+pub fn local_exports(node: &str, model: &Model, floating_ips: bool) -> ExportedRoutes {
+    let blocks = own_blocks(node, model);
+    let own = local_endpoints(node, model).flat_map(|ep| {
+        let iface = &ep.interface_name;
+        ep.ip_networks
+            .iter()
+            .map(|n| (n.trunc(), Some(iface.clone())))
+    });
+    let floating = floating_ip_routes(node, model, floating_ips).map(|(n, i)| (n, Some(i)));
+    // The endpoints' own addresses last: they win a clash with a floating IP.
+    let loose = floating
+        .chain(own)
         .filter(|(net, _)| !blocks.iter().any(|b| b.contains(net)));
     blocks.iter().map(|b| (*b, None)).chain(loose).collect()
 }

@@ -637,7 +637,7 @@ reachableBy: 192.0.2.254
         )];
         assert_eq!(peer_routes("a", &m), want);
         assert!(peer_routes("b", &m).is_empty(), "b is not in rack r1");
-        let fib = crate::routes::desired_routes("a", &m, &[]);
+        let fib = crate::routes::desired_routes("a", &m, &[], false);
         assert_eq!(
             fib.get(&"198.51.100.1/32".parse().unwrap()),
             Some(&crate::dataplane::RouteTarget::Via(

@@ -92,6 +92,7 @@ fn wep(node: &str, orch: &str, workload: &str, endpoint: &str) -> WorkloadEndpoi
         profiles: vec![],
         ports: vec![],
         allow_spoofed_source_prefixes: vec![],
+        ip_nats: vec![],
     }
 }
 

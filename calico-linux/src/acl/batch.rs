@@ -2,7 +2,9 @@
 
 use std::net::IpAddr;
 
-use calico_core::dataplane::ir::{BaseChain, ChainPolicy, Hook, Rule, SetElement, SetKey, Verdict};
+use calico_core::dataplane::ir::{
+    BaseChain, ChainPolicy, ChainType, Hook, Rule, SetElement, SetKey, Verdict,
+};
 use calico_core::dataplane::{Change, ChangeSet};
 use ipnet::IpNet;
 
@@ -413,6 +415,15 @@ pub fn hook_number(hook: Hook) -> u32 {
         Hook::Forward => NF_INET_FORWARD,
         Hook::Input => NF_INET_LOCAL_IN,
         Hook::Output => NF_INET_LOCAL_OUT,
+        Hook::Postrouting => NF_INET_POST_ROUTING,
+    }
+}
+
+/// The kernel's name of a chain type.
+pub fn chain_type_name(kind: ChainType) -> &'static str {
+    match kind {
+        ChainType::Filter => "filter",
+        ChainType::Nat => "nat",
     }
 }
 
@@ -428,5 +439,5 @@ fn write_base(w: &mut MsgWriter, base: &BaseChain) {
             ChainPolicy::Drop => NF_DROP as u32,
         },
     );
-    w.string(NFTA_CHAIN_TYPE, "filter");
+    w.string(NFTA_CHAIN_TYPE, chain_type_name(base.kind));
 }

@@ -71,6 +71,7 @@ pub fn render(ruleset: &Ruleset, table: &str) -> String {
                 Hook::Forward => "forward",
                 Hook::Input => "input",
                 Hook::Output => "output",
+                Hook::Postrouting => "postrouting",
             };
             let policy = match base.policy {
                 ChainPolicy::Accept => "accept",
@@ -78,7 +79,8 @@ pub fn render(ruleset: &Ruleset, table: &str) -> String {
             };
             let _ = write!(
                 out,
-                " type filter hook {hook} priority {}; policy {policy};",
+                " type {} hook {hook} priority {}; policy {policy};",
+                crate::acl::batch::chain_type_name(base.kind),
                 base.priority
             );
         }
@@ -127,6 +129,8 @@ pub fn rule_text(rule: &Rule) -> String {
             Statement::Log(prefix) => format!("log prefix \"{}\"", prefix.replace('"', "'")),
             Statement::SetMark(bits) => format!("meta mark set meta mark | {bits:#x}"),
             Statement::NoTrack => "notrack".to_string(),
+            Statement::Dnat(a) => format!("dnat {ip} to {a}"),
+            Statement::Snat(a) => format!("snat {ip} to {a}"),
             Statement::ClearMark(bits) => format!("meta mark set meta mark & {:#x}", !bits),
             Statement::NfLog {
                 group,

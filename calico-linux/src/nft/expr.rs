@@ -127,6 +127,27 @@ pub enum Expr {
     },
     /// `notrack`: conntrack leaves the packet alone (no attributes).
     Notrack,
+    /// `immediate` data: `data` into a data register.
+    Immediate {
+        /// Destination register.
+        dreg: u32,
+        /// The value.
+        data: Vec<u8>,
+    },
+    /// `nat`: source or destination NAT to the address in a register.
+    Nat {
+        /// `NFT_NAT_SNAT` or `NFT_NAT_DNAT`.
+        nat_type: u32,
+        /// `NFPROTO_IPV4` or `NFPROTO_IPV6`.
+        family: u32,
+        /// The register holding the (lowest) address.
+        addr_min: u32,
+        /// The register holding the highest address: not written (one address); the
+        /// kernel dumps it equal to `addr_min`.
+        addr_max: Option<u32>,
+        /// `NF_NAT_RANGE_*` flags: not written; the kernel dumps `NF_NAT_RANGE_MAP_IPS`.
+        flags: Option<u32>,
+    },
 }
 
 impl Expr {
@@ -140,7 +161,8 @@ impl Expr {
             Expr::Lookup { .. } => "lookup",
             Expr::Bitwise { .. } => "bitwise",
             Expr::Ct { .. } => "ct",
-            Expr::Verdict(_) => "immediate",
+            Expr::Verdict(_) | Expr::Immediate { .. } => "immediate",
+            Expr::Nat { .. } => "nat",
             Expr::Log { .. } => "log",
             Expr::Limit { .. } => "limit",
             Expr::Notrack => "notrack",
@@ -246,6 +268,27 @@ impl Expr {
                 w.be32(NFTA_LIMIT_FLAGS, 0);
             }
             Expr::Notrack => {}
+            Expr::Immediate { dreg, data } => {
+                w.be32(NFTA_IMMEDIATE_DREG, *dreg);
+                value(w, NFTA_IMMEDIATE_DATA, data);
+            }
+            Expr::Nat {
+                nat_type,
+                family,
+                addr_min,
+                addr_max,
+                flags,
+            } => {
+                w.be32(NFTA_NAT_TYPE, *nat_type);
+                w.be32(NFTA_NAT_FAMILY, *family);
+                w.be32(NFTA_NAT_REG_ADDR_MIN, *addr_min);
+                if let Some(max) = addr_max {
+                    w.be32(NFTA_NAT_REG_ADDR_MAX, *max);
+                }
+                if let Some(f) = flags {
+                    w.be32(NFTA_NAT_FLAGS, *f);
+                }
+            }
         }
         w.end_nest();
         w.end_nest();
@@ -277,6 +320,7 @@ impl Expr {
             "log" => decode_log(&f).map(Some),
             "limit" => decode_limit(&f),
             "notrack" => Ok(Some(Expr::Notrack)),
+            "nat" => decode_nat(&f),
             _ => Ok(None),
         }
     }
@@ -363,13 +407,31 @@ fn decode_ct(f: &Fields) -> Result<Option<Expr>, WireError> {
 }
 
 fn decode_immediate(f: &Fields) -> Result<Option<Expr>, WireError> {
-    if f.req_u32(NFTA_IMMEDIATE_DREG)? != NFT_REG_VERDICT {
-        return Ok(None);
-    }
+    let dreg = f.req_u32(NFTA_IMMEDIATE_DREG)?;
     let data = f
         .get(NFTA_IMMEDIATE_DATA)
         .ok_or(WireError("immediate without data"))?;
+    if dreg != NFT_REG_VERDICT {
+        let data = decode_value(data)?;
+        return Ok(Some(Expr::Immediate { dreg, data }));
+    }
     Ok(decode_verdict_data(data)?.map(Expr::Verdict))
+}
+
+fn decode_nat(f: &Fields) -> Result<Option<Expr>, WireError> {
+    let Some(addr_min) = f.u32(NFTA_NAT_REG_ADDR_MIN)? else {
+        return Ok(None); // a NAT to no address (masquerade-like): never ours
+    };
+    if f.get(NFTA_NAT_REG_PROTO_MIN).is_some() || f.get(NFTA_NAT_REG_PROTO_MAX).is_some() {
+        return Ok(None); // port translation: never ours
+    }
+    Ok(Some(Expr::Nat {
+        nat_type: f.req_u32(NFTA_NAT_TYPE)?,
+        family: f.req_u32(NFTA_NAT_FAMILY)?,
+        addr_min,
+        addr_max: f.u32(NFTA_NAT_REG_ADDR_MAX)?,
+        flags: f.u32(NFTA_NAT_FLAGS)?,
+    }))
 }
 
 fn decode_log(f: &Fields) -> Result<Expr, WireError> {
@@ -593,6 +655,24 @@ mod tests {
                 burst: 10,
             },
             Expr::Notrack,
+            Expr::Immediate {
+                dreg: NFT_REG_1,
+                data: vec![10, 0, 0, 1],
+            },
+            Expr::Nat {
+                nat_type: NFT_NAT_DNAT,
+                family: u32::from(NFPROTO_IPV4),
+                addr_min: NFT_REG_1,
+                addr_max: None,
+                flags: None,
+            },
+            Expr::Nat {
+                nat_type: NFT_NAT_SNAT,
+                family: u32::from(NFPROTO_IPV6),
+                addr_min: NFT_REG_1,
+                addr_max: Some(NFT_REG_1),
+                flags: Some(NF_NAT_RANGE_MAP_IPS),
+            },
         ];
         for e in &all {
             assert_eq!(&round_trip(e), e);

@@ -66,6 +66,7 @@ pub const NF_INET_PRE_ROUTING: u32 = 0;
 pub const NF_INET_LOCAL_IN: u32 = 1;
 pub const NF_INET_FORWARD: u32 = 2;
 pub const NF_INET_LOCAL_OUT: u32 = 3;
+pub const NF_INET_POST_ROUTING: u32 = 4;
 
 // rule
 pub const NFTA_RULE_TABLE: u16 = 1;
@@ -189,6 +190,18 @@ pub const IPS_CONFIRMED: u32 = 1 << 3;
 
 pub const NFTA_IMMEDIATE_DREG: u16 = 1;
 pub const NFTA_IMMEDIATE_DATA: u16 = 2;
+
+pub const NFTA_NAT_TYPE: u16 = 1;
+pub const NFTA_NAT_FAMILY: u16 = 2;
+pub const NFTA_NAT_REG_ADDR_MIN: u16 = 3;
+pub const NFTA_NAT_REG_ADDR_MAX: u16 = 4;
+pub const NFTA_NAT_REG_PROTO_MIN: u16 = 5;
+pub const NFTA_NAT_REG_PROTO_MAX: u16 = 6;
+pub const NFTA_NAT_FLAGS: u16 = 7;
+pub const NFT_NAT_SNAT: u32 = 0;
+pub const NFT_NAT_DNAT: u32 = 1;
+/// `NF_NAT_RANGE_MAP_IPS`: the kernel sets it on a NAT with an address register.
+pub const NF_NAT_RANGE_MAP_IPS: u32 = 1;
 
 pub const NFTA_LOG_GROUP: u16 = 1;
 pub const NFTA_LOG_PREFIX: u16 = 2;

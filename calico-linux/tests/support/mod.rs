@@ -183,3 +183,59 @@ pub fn tcp_round_trip(client: &mut TcpStream, server: &mut TcpStream) -> bool {
     }
     client.read_exact(&mut buf).is_ok() && &buf == b"pong"
 }
+
+/// TCP listeners on `ports` of every address of `ns`.
+pub fn listen_all(ns: &Netns, ports: &[u16]) -> Vec<TcpListener> {
+    ports
+        .iter()
+        .map(|&p| {
+            ns.enter(move || TcpListener::bind(("0.0.0.0", p)))
+                .unwrap()
+                .unwrap()
+        })
+        .collect()
+}
+
+/// A model, its incremental compiler and the kernel's table, kept in step: every update is
+/// compiled, applied, and the table read back equal to the IR.
+pub struct ProgrammedHost {
+    pub acl: calico_linux::acl::LinuxAcl,
+    pub model: calico_core::model::Model,
+    pub compiler: calico_core::compile::Compiler,
+}
+
+impl ProgrammedHost {
+    /// Programs `model` compiled with `config` into the table `calico` of `ns`.
+    pub async fn new(
+        ns: &Netns,
+        config: calico_core::compile::CompileConfig,
+        model: calico_core::model::Model,
+    ) -> ProgrammedHost {
+        use calico_core::dataplane::AclBackend;
+        let acl = calico_linux::acl::LinuxAcl::in_netns(ns.path().as_ref(), "calico").unwrap();
+        let mut compiler = calico_core::compile::Compiler::from_model(config, &model);
+        acl.apply(&compiler.take_changes()).await.unwrap();
+        assert_eq!(&acl.dump().await.unwrap(), compiler.ruleset());
+        ProgrammedHost {
+            acl,
+            model,
+            compiler,
+        }
+    }
+
+    /// Applies one update.
+    pub async fn update(&mut self, update: calico_core::model::Update) {
+        use calico_core::dataplane::AclBackend;
+        let applied = self.model.apply_valid(update);
+        self.compiler.apply(&self.model, &applied);
+        self.acl.apply(&self.compiler.take_changes()).await.unwrap();
+        assert_eq!(&self.acl.dump().await.unwrap(), self.compiler.ruleset());
+    }
+
+    /// Upserts every resource of `yaml`.
+    pub async fn upsert(&mut self, yaml: &str) {
+        for r in calico_core::model::parse_resources(yaml).unwrap() {
+            self.update(calico_core::model::Update::Upsert(r)).await;
+        }
+    }
+}

@@ -564,3 +564,71 @@ fn conntrack_marks_and_logs() {
     let udp = Packet::udp(ip("10.0.0.1"), 1, ip("10.0.0.2"), 1);
     assert!(!run(&r, &udp).accepted, "no mark without the TCP rule");
 }
+
+/// A NAT base chain at `priority` running `st` on every IPv4 packet, then dropping (which a
+/// NAT, ending the chain, skips). On the forward hook, where the kernel has no NAT: the
+/// interpreter runs what it is given, the validator refuses it.
+fn nat_base(priority: i32, st: Statement) -> Chain {
+    let mut c = base(priority, ChainPolicy::Accept, vec![]);
+    if let Some(b) = c.base.as_mut() {
+        b.kind = calico_core::dataplane::ir::ChainType::Nat;
+    }
+    c.rules = vec![
+        Rule {
+            matches: vec![Match::Ipv4(true)],
+            statements: vec![st],
+            verdict: None,
+        },
+        always(Verdict::Drop),
+    ];
+    c
+}
+
+#[test]
+fn nat_rewrites_the_packet_for_later_chains_and_ends_its_own() {
+    let dnat = Statement::Dnat(ip("10.0.0.9"));
+    // The filter chain after it drops what is still for 10.0.0.2.
+    let to_old = Rule::new(
+        vec![
+            Match::Ipv4(true),
+            Match::AddrEq {
+                side: Side::Dst,
+                addr: ip("10.0.0.2"),
+                negate: false,
+            },
+        ],
+        Verdict::Drop,
+    );
+    let r = ruleset(vec![
+        ("nat", nat_base(-100, dnat)),
+        ("filter", base(0, ChainPolicy::Accept, vec![to_old])),
+    ]);
+    let out = run(&r, &tcp(80));
+    // The NAT accepted at its chain (its drop rule never ran); filter saw the new address.
+    assert!(out.accepted, "{out:?}");
+    assert_eq!(out.trace, ["nat#0"]);
+    assert_eq!(out.packet.dst, ip("10.0.0.9"));
+    assert_eq!(out.packet.src, ip("10.0.0.1"));
+    let snat = ruleset(vec![(
+        "nat",
+        nat_base(100, Statement::Snat(ip("172.16.0.1"))),
+    )]);
+    assert_eq!(run(&snat, &tcp(80)).packet.src, ip("172.16.0.1"));
+}
+
+#[test]
+fn nat_chains_see_only_a_connections_first_packet() {
+    let r = ruleset(vec![(
+        "nat",
+        nat_base(-100, Statement::Dnat(ip("10.0.0.9"))),
+    )]);
+    for ct in [
+        ConnState::Established,
+        ConnState::Related,
+        ConnState::Invalid,
+    ] {
+        let out = run_ct(&r, &tcp(80), "cali-a", ct);
+        assert!(out.accepted && out.trace.is_empty(), "{ct:?}: {out:?}");
+        assert_eq!(out.packet, tcp(80));
+    }
+}

@@ -17,6 +17,7 @@ fn base(priority: i32, policy: ChainPolicy, rules: Vec<Rule>) -> Chain {
             hook: Hook::Forward,
             priority,
             policy,
+            kind: calico_core::dataplane::ir::ChainType::Filter,
         }),
         rules,
     }

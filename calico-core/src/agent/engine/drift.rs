@@ -88,7 +88,8 @@ impl Engine {
             match self.fib.dump().await {
                 Ok(routes) => {
                     let present: BTreeSet<IpNet> = routes.iter().map(|r| r.dst).collect();
-                    let desired = desired_routes(&self.node, &self.model, &self.learned);
+                    let desired =
+                        desired_routes(&self.node, &self.model, &self.learned, self.floating_ips);
                     for (dst, target) in desired {
                         if let RouteTarget::Workload { interface } = target {
                             if !present.contains(&dst)

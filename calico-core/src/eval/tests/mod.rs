@@ -285,6 +285,7 @@ fn leak(s: &str) -> &'static str {
 }
 
 mod api;
+mod floating_ips;
 mod matching;
 mod network_sets;
 mod policies;

@@ -9,8 +9,8 @@ use serde_yaml_ng::{Mapping, Value};
 
 use crate::integrations::TranslateError;
 use crate::model::{
-    AsNumber, BgpConfiguration, BgpPeer, HostEndpoint, IpPool, Labels, NamedPort, Node, NodeBgp,
-    Policy, PolicyType, Profile, Resource, Rule, StagedAction, WorkloadEndpoint,
+    AsNumber, BgpConfiguration, BgpPeer, HostEndpoint, IpNat, IpPool, Labels, NamedPort, Node,
+    NodeBgp, Policy, PolicyType, Profile, Resource, Rule, StagedAction, WorkloadEndpoint,
     WorkloadEndpointId, STAGED_PREFIX,
 };
 use crate::selector::Selector;
@@ -215,10 +215,49 @@ struct WorkloadEndpointSpec {
     ip_networks: Vec<ipnet::IpNet>,
     #[serde(default)]
     allow_spoofed_source_prefixes: Vec<ipnet::IpNet>,
+    #[serde(default, rename = "ipNATs")]
+    ip_nats: Vec<IpNatSpec>,
     #[serde(default)]
     profiles: Vec<String>,
     #[serde(default)]
     ports: Vec<EndpointPort>,
+}
+
+/// One `ipNATs` entry: Calico takes an address or a single-address CIDR for each.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IpNatSpec {
+    #[serde(rename = "internalIP")]
+    internal_ip: String,
+    #[serde(rename = "externalIP")]
+    external_ip: String,
+}
+
+/// `ipNATs[i]` of `obj` as the model's [`IpNat`].
+fn ip_nat(obj: &str, i: usize, s: &IpNatSpec) -> Result<IpNat, TranslateError> {
+    let addr = |field: &str, text: &str| {
+        single_address(text).ok_or_else(|| {
+            TranslateError::new(
+                obj,
+                format!("spec.ipNATs[{i}].{field}"),
+                format!("{text:?} is not an IP address (or a /32 or /128 network)"),
+            )
+        })
+    };
+    Ok(IpNat {
+        internal_ip: addr("internalIP", &s.internal_ip)?,
+        external_ip: addr("externalIP", &s.external_ip)?,
+    })
+}
+
+/// An address written alone or as a single-address network (`10.0.0.1/32`).
+fn single_address(text: &str) -> Option<std::net::IpAddr> {
+    text.parse().ok().or_else(|| {
+        text.parse::<ipnet::IpNet>()
+            .ok()
+            .filter(|n| n.prefix_len() == n.max_prefix_len())
+            .map(|n| n.addr())
+    })
 }
 
 /// Fields calico-rs rejects wherever they appear, with the reason; `None`: reject any value;
@@ -229,7 +268,6 @@ const UNSUPPORTED: &[(&str, Option<&str>, &str)] = &[
     ("ipipMode", Some("Never"), "IP-in-IP encapsulation is not supported: calico-rs routes without overlay"),
     ("vxlanMode", Some("Never"), "VXLAN encapsulation is not supported: calico-rs routes without overlay"),
     ("natOutgoing", Some("false"), "outgoing NAT is not supported"),
-    ("ipNATs", Some("[]"), "1:1 NAT for workloads is not supported"),
     ("password", None, "secret references cannot be resolved by calico-rs: set the password on the BgpPeer resource through the orchestrator API"),
     ("nodeMeshPassword", None, "secret references cannot be resolved by calico-rs: set nodeMeshPassword on the BgpConfiguration resource through the orchestrator API"),
     ("localASNumber", None, "a per-peer local AS is not supported: set the node's asNumber"),
@@ -611,6 +649,9 @@ fn workload_endpoint(meta: Meta, spec: Value, obj: &str) -> Result<Resource, Tra
     let workload = s.workload.or(s.pod).ok_or_else(|| {
         TranslateError::new(obj, "spec.workload", "workload (or pod) is required")
     })?;
+    let ip_nats = (s.ip_nats.iter().enumerate())
+        .map(|(i, n)| ip_nat(obj, i, n))
+        .collect::<Result<_, _>>()?;
     Ok(Resource::WorkloadEndpoint(WorkloadEndpoint {
         id: WorkloadEndpointId {
             orchestrator: s.orchestrator,
@@ -626,6 +667,7 @@ fn workload_endpoint(meta: Meta, spec: Value, obj: &str) -> Result<Resource, Tra
         profiles: s.profiles,
         ports: named_ports(s.ports),
         allow_spoofed_source_prefixes: s.allow_spoofed_source_prefixes,
+        ip_nats,
     }))
 }
 

@@ -287,6 +287,7 @@ fn workload_endpoint(ep: &WorkloadEndpoint) -> Result<Parts<'_>, TranslateError>
         "allowSpoofedSourcePrefixes",
         json!(ep.allow_spoofed_source_prefixes),
     );
+    put(&mut spec, "ipNATs", json!(ep.ip_nats));
     put(&mut spec, "profiles", json!(ep.profiles));
     put(&mut spec, "ports", named_ports(&ep.ports, true));
     Ok((

@@ -2,7 +2,7 @@
 //! message type. Each is pure (bytes in, values or a [`WireError`] out), so it is tested
 //! without a kernel.
 
-use calico_core::dataplane::ir::{BaseChain, Chain, ChainPolicy, Hook, Rule};
+use calico_core::dataplane::ir::{BaseChain, Chain, ChainPolicy, ChainType, Hook, Rule};
 
 use super::{RawElement, RawSet};
 use crate::acl::rule_codec::{self, AnonResolver};
@@ -17,9 +17,11 @@ pub(super) fn chain(m: &Msg, table: &str) -> Result<Option<(String, Chain)>, Wir
     let mut hook = None;
     let mut priority = 0i32;
     let mut policy = None;
+    let mut kind = None;
     for a in m.nft_attrs()? {
         match a? {
             (NFTA_CHAIN_TABLE, d) => in_table = parse_string(d)? == table,
+            (NFTA_CHAIN_TYPE, d) => kind = Some(parse_string(d)?),
             (NFTA_CHAIN_NAME, d) => name = Some(parse_string(d)?),
             (NFTA_CHAIN_POLICY, d) => policy = Some(parse_be32(d)?),
             (NFTA_CHAIN_HOOK, d) => {
@@ -37,30 +39,32 @@ pub(super) fn chain(m: &Msg, table: &str) -> Result<Option<(String, Chain)>, Wir
     let (Some(name), true) = (name, in_table) else {
         return Ok(None);
     };
-    let base = hook.map(|h| base_chain(h, priority, policy));
+    let base = hook.map(|h| base_chain(h, priority, policy, kind.as_deref()));
     let rules = Vec::new();
     Ok(Some((name, Chain { base, rules })))
 }
 
-fn base_chain(hook: u32, priority: i32, policy: Option<u32>) -> BaseChain {
+fn base_chain(hook: u32, priority: i32, policy: Option<u32>, kind: Option<&str>) -> BaseChain {
+    let known = |h| match h {
+        NF_INET_PRE_ROUTING => Some(Hook::Prerouting),
+        NF_INET_FORWARD => Some(Hook::Forward),
+        NF_INET_LOCAL_IN => Some(Hook::Input),
+        NF_INET_LOCAL_OUT => Some(Hook::Output),
+        NF_INET_POST_ROUTING => Some(Hook::Postrouting),
+        _ => None,
+    };
+    let kind = match kind {
+        Some("filter") => Some(ChainType::Filter),
+        Some("nat") => Some(ChainType::Nat),
+        _ => None,
+    };
+    // A chain on a hook or of a type calico-rs never uses: reported with an impossible
+    // priority so that it differs from anything desired.
+    let ours = known(hook).zip(kind);
     BaseChain {
-        hook: match hook {
-            NF_INET_PRE_ROUTING => Hook::Prerouting,
-            NF_INET_FORWARD => Hook::Forward,
-            NF_INET_LOCAL_IN => Hook::Input,
-            NF_INET_LOCAL_OUT => Hook::Output,
-            // A chain on a hook calico-rs never uses: report it with an impossible
-            // priority so that it differs from anything desired.
-            _ => Hook::Forward,
-        },
-        priority: if matches!(
-            hook,
-            NF_INET_PRE_ROUTING | NF_INET_FORWARD | NF_INET_LOCAL_IN | NF_INET_LOCAL_OUT
-        ) {
-            priority
-        } else {
-            i32::MIN
-        },
+        hook: known(hook).unwrap_or(Hook::Forward),
+        priority: if ours.is_some() { priority } else { i32::MIN },
+        kind: kind.unwrap_or(ChainType::Filter),
         policy: if policy == Some(NF_DROP as u32) {
             ChainPolicy::Drop
         } else {
@@ -194,15 +198,43 @@ mod tests {
             w.be32(NFTA_HOOK_PRIORITY, -5i32 as u32);
             w.end_nest();
             w.be32(NFTA_CHAIN_POLICY, NF_DROP as u32);
+            w.string(NFTA_CHAIN_TYPE, "filter");
         });
         let (name, read) = parsed(&bytes, |m| chain(m, "calico")).unwrap().unwrap();
         assert_eq!(name, "fwd");
         let base = read.base.unwrap();
         assert_eq!(
-            (base.hook, base.priority, base.policy),
-            (Hook::Forward, -5, ChainPolicy::Drop)
+            (base.hook, base.priority, base.policy, base.kind),
+            (Hook::Forward, -5, ChainPolicy::Drop, ChainType::Filter)
         );
         assert_eq!(parsed(&bytes, |m| chain(m, "other")), Ok(None));
+    }
+
+    fn base_chain_message(hook: u32, priority: i32, kind: &str) -> Vec<u8> {
+        message(NFT_MSG_NEWCHAIN, |w| {
+            w.string(NFTA_CHAIN_TABLE, "calico");
+            w.string(NFTA_CHAIN_NAME, "c");
+            w.nest(NFTA_CHAIN_HOOK);
+            w.be32(NFTA_HOOK_HOOKNUM, hook);
+            w.be32(NFTA_HOOK_PRIORITY, priority as u32);
+            w.end_nest();
+            w.be32(NFTA_CHAIN_POLICY, NF_ACCEPT as u32);
+            w.string(NFTA_CHAIN_TYPE, kind);
+        })
+    }
+
+    #[test]
+    fn a_nat_base_chain_reads_back_and_a_foreign_type_differs() {
+        let bytes = base_chain_message(NF_INET_POST_ROUTING, 100, "nat");
+        let (_, read) = parsed(&bytes, |m| chain(m, "calico")).unwrap().unwrap();
+        let base = read.base.unwrap();
+        assert_eq!(
+            (base.hook, base.priority, base.kind),
+            (Hook::Postrouting, 100, ChainType::Nat)
+        );
+        let route = base_chain_message(NF_INET_LOCAL_OUT, 0, "route");
+        let (_, read) = parsed(&route, |m| chain(m, "calico")).unwrap().unwrap();
+        assert_eq!(read.base.unwrap().priority, i32::MIN);
     }
 
     #[test]

@@ -19,6 +19,7 @@
 //! | `MarkSet`                  | `meta mark` → 1, `bitwise`, `cmp neq 0`                  |
 //! | `Log` / `SetMark` / `ClearMark` | `log prefix` / `meta mark` → 1, `bitwise`, `meta mark set` |
 //! | `NfLog`                    | [`limit` rate/second, burst = rate], `log prefix group`   |
+//! | `Dnat` / `Snat`            | `immediate` address → 1, `nat dnat/snat ip(6) addr_min 1` |
 //! | `Dispatch`                 | `meta iifname/oifname` → 1, `lookup` map → verdict       |
 
 mod parse;

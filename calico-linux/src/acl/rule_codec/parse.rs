@@ -137,6 +137,7 @@ fn parse_item(rest: &[Expr], family: Option<bool>, anon: &AnonResolver) -> Optio
             }
         }
         Expr::Notrack => Some((Item::Statement(Statement::NoTrack), 1)),
+        Expr::Immediate { dreg: W1, data } => Some((Item::Statement(nat(data, rest.get(1)?)?), 2)),
         Expr::Verdict(v) => Some((Item::Verdict(verdict(v)), 1)),
         Expr::Meta { key, dreg: W1 } if *key == NFT_META_IIFNAME || *key == NFT_META_OIFNAME => {
             Some((Item::Verdict(dispatch(*key, rest.get(1)?)?), 2))
@@ -150,6 +151,34 @@ fn nflog(group: u16, prefix: &str, rate: Option<u32>) -> Statement {
         group,
         prefix: prefix.to_string(),
         rate,
+    }
+}
+
+/// An address loaded into register 1, then `nat` from it: as written (no `addr_max`, no
+/// flags) or as the kernel dumps it (`addr_max` the same register, the map-IPs flag).
+fn nat(data: &[u8], nat: &Expr) -> Option<Statement> {
+    let Expr::Nat {
+        nat_type,
+        family,
+        addr_min: W1,
+        addr_max,
+        flags,
+    } = nat
+    else {
+        return None;
+    };
+    let addr = match (u8::try_from(*family).ok()?, data.len()) {
+        (NFPROTO_IPV4, 4) => IpAddr::from(<[u8; 4]>::try_from(data).ok()?),
+        (NFPROTO_IPV6, 16) => IpAddr::from(<[u8; 16]>::try_from(data).ok()?),
+        _ => return None,
+    };
+    if addr_max.is_some_and(|r| r != W1) || flags.is_some_and(|f| f != NF_NAT_RANGE_MAP_IPS) {
+        return None;
+    }
+    match *nat_type {
+        NFT_NAT_DNAT => Some(Statement::Dnat(addr)),
+        NFT_NAT_SNAT => Some(Statement::Snat(addr)),
+        _ => None,
     }
 }
 
@@ -491,6 +520,13 @@ fn canonical_registers(e: &Expr) -> Expr {
         Expr::Bitwise { sreg, dreg, .. } => {
             *sreg = word(*sreg);
             *dreg = word(*dreg);
+        }
+        Expr::Immediate { dreg, .. } => *dreg = word(*dreg),
+        Expr::Nat {
+            addr_min, addr_max, ..
+        } => {
+            *addr_min = word(*addr_min);
+            *addr_max = addr_max.map(word);
         }
         Expr::Verdict(_) | Expr::Log { .. } | Expr::Limit { .. } | Expr::Notrack => {}
     }

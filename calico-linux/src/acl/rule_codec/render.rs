@@ -119,6 +119,8 @@ fn render_statement(s: &Statement, out: &mut Vec<Expr>) -> Result<(), RenderErro
         }),
         Statement::SetMark(bits) => out.extend(set_mark(!bits, *bits)),
         Statement::NoTrack => out.push(Expr::Notrack),
+        Statement::Dnat(addr) => out.extend(nat(NFT_NAT_DNAT, *addr)),
+        Statement::Snat(addr) => out.extend(nat(NFT_NAT_SNAT, *addr)),
         Statement::ClearMark(bits) => out.extend(set_mark(!bits, 0)),
         Statement::NfLog {
             group,
@@ -143,6 +145,37 @@ fn render_statement(s: &Statement, out: &mut Vec<Expr>) -> Result<(), RenderErro
         }
     }
     Ok(())
+}
+
+/// `dnat`/`snat <family> to <addr>`: the address into register 1, then the NAT from it
+/// (what `nft` writes: no `addr_max`, no flags).
+fn nat(nat_type: u32, addr: IpAddr) -> [Expr; 2] {
+    let family = if addr.is_ipv4() {
+        NFPROTO_IPV4
+    } else {
+        NFPROTO_IPV6
+    };
+    [
+        Expr::Immediate {
+            dreg: NFT_REG_1,
+            data: addr_bytes(addr),
+        },
+        Expr::Nat {
+            nat_type,
+            family: u32::from(family),
+            addr_min: NFT_REG_1,
+            addr_max: None,
+            flags: None,
+        },
+    ]
+}
+
+/// An address in network byte order, as registers hold it.
+fn addr_bytes(addr: IpAddr) -> Vec<u8> {
+    match addr {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    }
 }
 
 fn render_verdict(v: &Verdict, out: &mut Vec<Expr>) {
@@ -195,10 +228,7 @@ fn addr_eq(side: Side, addr: IpAddr, negate: bool, v4: bool) -> Result<[Expr; 2]
             "address {addr} compared in a rule of the other family"
         )));
     }
-    let data = match addr {
-        IpAddr::V4(a) => a.octets().to_vec(),
-        IpAddr::V6(a) => a.octets().to_vec(),
-    };
+    let data = addr_bytes(addr);
     Ok([
         load_addr(side, v4, NFT_REG_1),
         Expr::Cmp {

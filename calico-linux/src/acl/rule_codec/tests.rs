@@ -31,6 +31,8 @@ fn round_trip(rule: &Rule) -> Option<Rule> {
 #[test]
 fn hand_picked_rules_round_trip() {
     let rules = [
+        nat_rule(Statement::Dnat("10.65.0.7".parse().unwrap())),
+        nat_rule(Statement::Snat("2001:db8::5".parse().unwrap())),
         Rule::new(
             vec![
                 Match::Ipv4(true),
@@ -148,6 +150,98 @@ fn hand_picked_rules_round_trip() {
     }
 }
 
+/// A rule translating to `st`'s address, matching its family.
+fn nat_rule(st: Statement) -> Rule {
+    let (Statement::Dnat(a) | Statement::Snat(a)) = st else {
+        unreachable!()
+    };
+    Rule {
+        matches: vec![Match::Ipv4(a.is_ipv4())],
+        statements: vec![st],
+        verdict: None,
+    }
+}
+
+#[test]
+fn nat_renders_as_nft_writes_it_and_parses_as_the_kernel_dumps_it() {
+    let rule = nat_rule(Statement::Dnat("10.0.0.1".parse().unwrap()));
+    let exprs = render(&rule, &mut 1, &mut Vec::new()).unwrap();
+    // `nft --debug=netlink`: `ip ... dnat ip to 10.0.0.1` in an inet table.
+    assert_eq!(
+        exprs[2..],
+        [
+            Expr::Immediate {
+                dreg: NFT_REG_1,
+                data: vec![10, 0, 0, 1],
+            },
+            Expr::Nat {
+                nat_type: NFT_NAT_DNAT,
+                family: u32::from(NFPROTO_IPV4),
+                addr_min: NFT_REG_1,
+                addr_max: None,
+                flags: None,
+            },
+        ]
+    );
+    // Read back: `addr_min reg 1 addr_max reg 1 flags 0x1`.
+    let mut dumped = exprs.clone();
+    dumped[3] = Expr::Nat {
+        nat_type: NFT_NAT_DNAT,
+        family: u32::from(NFPROTO_IPV4),
+        addr_min: NFT_REG_1,
+        addr_max: Some(NFT_REG_1),
+        flags: Some(NF_NAT_RANGE_MAP_IPS),
+    };
+    assert_eq!(parse(&dumped, &|_| None), Some(rule));
+}
+
+#[test]
+fn a_nat_calico_never_writes_is_foreign() {
+    let rule = nat_rule(Statement::Snat("10.0.0.1".parse().unwrap()));
+    let exprs = render(&rule, &mut 1, &mut Vec::new()).unwrap();
+    let with_nat = |f: &dyn Fn(&mut Expr)| {
+        let mut e = exprs.clone();
+        f(&mut e[3]);
+        e
+    };
+    let variants = [
+        // An address range, other flags (random ports), the wrong family or type.
+        with_nat(&|e| {
+            if let Expr::Nat { addr_max, .. } = e {
+                *addr_max = Some(NFT_REG32_00 + 1);
+            }
+        }),
+        with_nat(&|e| {
+            if let Expr::Nat { flags, .. } = e {
+                *flags = Some(NF_NAT_RANGE_MAP_IPS | 4);
+            }
+        }),
+        with_nat(&|e| {
+            if let Expr::Nat { family, .. } = e {
+                *family = u32::from(NFPROTO_IPV6);
+            }
+        }),
+        with_nat(&|e| {
+            if let Expr::Nat { nat_type, .. } = e {
+                *nat_type = 2;
+            }
+        }),
+        // The address in another register than the NAT reads.
+        with_nat(&|e| {
+            if let Expr::Nat { addr_min, .. } = e {
+                *addr_min = 2;
+            }
+        }),
+        // A NAT with no address loaded before it.
+        exprs[..2].iter().chain(&exprs[3..]).cloned().collect(),
+        // A data load with nothing after it.
+        exprs[..3].to_vec(),
+    ];
+    for v in variants {
+        assert_eq!(parse(&v, &|_| None), None, "{v:?}");
+    }
+}
+
 #[test]
 fn expressions_out_of_order_are_foreign() {
     let rule = Rule {
@@ -251,7 +345,8 @@ proptest! {
     /// Every rule the compiler produces renders and parses back to itself.
     #[test]
     fn compiled_rules_round_trip(model in arbitrary::model()) {
-        let ruleset = compile(&CompileConfig::new("h1"), &model);
+        let config = CompileConfig { floating_ips: true, ..CompileConfig::new("h1") };
+        let ruleset = compile(&config, &model);
         for chain in ruleset.chains.values() {
             for rule in &chain.rules {
                 let back = round_trip(rule);

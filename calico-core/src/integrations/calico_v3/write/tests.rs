@@ -201,6 +201,7 @@ fn wep(node: &str, orch: &str, workload: &str, endpoint: &str) -> WorkloadEndpoi
             },
         ],
         allow_spoofed_source_prefixes: vec![],
+        ip_nats: vec![],
     }
 }
 

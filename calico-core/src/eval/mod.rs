@@ -85,7 +85,7 @@ use crate::model::{
 };
 
 pub use endpoint_view::EndpointView;
-pub use host::{evaluate_host, tiers_on_path, HostEvaluation};
+pub use host::{evaluate_host, host_endpoint_on, tiers_on_path, HostEvaluation};
 pub use packet::{Direction, Packet};
 pub use trace::{Evaluation, RuleSource, TraceStep, Verdict};
 

@@ -204,20 +204,36 @@ proptest! {
     }
 
     #[test]
-    fn incremental_compilation_equals_full(a in arbitrary::model(), b in arbitrary::model()) {
-        // The agent's snapshot path (`from_model`), then its update path.
+    fn incremental_compilation_equals_full(
+        a in arbitrary::model(),
+        b in arbitrary::model(),
+        addrs_a in arbitrary::interface_addresses(),
+        addrs_b in arbitrary::interface_addresses(),
+        addrs_at in 0usize..8,
+    ) {
+        // The agent's snapshot path (`from_model`), then its update path, the interfaces'
+        // addresses changing somewhere in between.
         let mut m = a.clone();
         let mut c = Compiler::from_model(config(), &m);
+        c.set_interface_addresses(&m, addrs_a);
         let mut dataplane = Ruleset::default();
         c.take_changes().apply_to(&mut dataplane).map_err(|e| TestCaseError::fail(e.to_string()))?;
         prop_assert_eq!(&dataplane, c.ruleset());
-        for u in updates(&a, &b) {
+        let updates = updates(&a, &b);
+        let at = addrs_at.min(updates.len());
+        for (i, u) in updates.into_iter().enumerate() {
+            if i == at {
+                c.set_interface_addresses(&m, addrs_b.clone());
+            }
             feed(&mut m, &mut c, u);
             // Apply change sets one update at a time, as the agent may.
             c.take_changes().apply_to(&mut dataplane).map_err(|e| TestCaseError::fail(e.to_string()))?;
         }
-        let full = compile(&config(), &b);
-        prop_assert_eq!(c.ruleset(), &full);
-        prop_assert_eq!(&dataplane, &full);
+        c.set_interface_addresses(&m, addrs_b.clone());
+        c.take_changes().apply_to(&mut dataplane).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let mut full = Compiler::from_model(config(), &b);
+        full.set_interface_addresses(&b, addrs_b);
+        prop_assert_eq!(c.ruleset(), full.ruleset());
+        prop_assert_eq!(&dataplane, full.ruleset());
     }
 }

@@ -2,7 +2,8 @@
 //! protocol and table added, changed or removed by anyone but the backend's own socket, and
 //! links created, deleted, or brought up or down (a workload interface deleted and created
 //! again has lost its routes and its settings, and the kernel sends no `RTM_DELROUTE` for the
-//! IPv4 routes it flushes with a device).
+//! IPv4 routes it flushes with a device), and addresses added to or removed from an
+//! interface (host endpoints without an interface name follow them).
 //!
 //! Notifications carry in `nlmsg_pid` the port id of the socket whose request caused them,
 //! so the backend's own changes are recognised and ignored (else each repair would trigger
@@ -20,8 +21,9 @@ use rtnetlink::sys::protocols::NETLINK_ROUTE;
 use super::route_msg::{kernel_route, Owner};
 use crate::events::DriftListener;
 
-/// `RTNLGRP_LINK`, `RTNLGRP_IPV4_ROUTE`, `RTNLGRP_IPV6_ROUTE`.
-const GROUPS: [u32; 3] = [1, 7, 11];
+/// `RTNLGRP_LINK`, `RTNLGRP_IPV4_IFADDR`, `RTNLGRP_IPV4_ROUTE`, `RTNLGRP_IPV6_IFADDR`,
+/// `RTNLGRP_IPV6_ROUTE`.
+const GROUPS: [u32; 5] = [1, 5, 7, 9, 11];
 /// Size of a netlink message header.
 const HEADER_LEN: usize = 16;
 
@@ -96,6 +98,7 @@ impl FibEvents {
                 self.links.remove(&link.header.index);
                 true
             }
+            RouteNetlinkMessage::NewAddress(_) | RouteNetlinkMessage::DelAddress(_) => true,
             _ => false,
         }
     }
@@ -174,6 +177,15 @@ mod tests {
         assert!(!events.is_drift(&bytes(RouteNetlinkMessage::NewLink(link(7, false)), 0)));
         assert!(events.is_drift(&bytes(RouteNetlinkMessage::NewLink(link(7, true)), 0)));
         assert!(events.is_drift(&bytes(RouteNetlinkMessage::DelLink(link(7, true)), 0)));
+    }
+
+    #[test]
+    fn an_address_added_or_removed_is_drift() {
+        use netlink_packet_route::address::AddressMessage;
+        let mut events = FibEvents::new(Arc::new(AtomicU32::new(42)), owner());
+        let address = AddressMessage::default();
+        assert!(events.is_drift(&bytes(RouteNetlinkMessage::NewAddress(address.clone()), 0)));
+        assert!(events.is_drift(&bytes(RouteNetlinkMessage::DelAddress(address), 0)));
     }
 
     #[test]

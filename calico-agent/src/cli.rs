@@ -456,7 +456,10 @@ mod tests {
         .unwrap();
         let h = o.host_config();
         let inbound: Vec<String> = h.failsafe_inbound.iter().map(|p| p.to_string()).collect();
-        assert_eq!(inbound, ["tcp:10.0.0.0/8:22", "udp:[fd00::/8]:68", "tcp:179"]);
+        assert_eq!(
+            inbound,
+            ["tcp:10.0.0.0/8:22", "udp:[fd00::/8]:68", "tcp:179"]
+        );
         assert_eq!(h.failsafe_outbound[0].to_string(), "udp:192.0.2.53/32:53");
         let e = parse(&["--failsafe-outbound-host-ports", "udp:10.0.0.0/33:53"])
             .unwrap_err()

@@ -295,17 +295,15 @@ fn host_endpoint(i: usize) -> impl Strategy<Value = HostEndpoint> {
         labels(),
         prop::sample::select(vec![vec![], vec!["p1".to_string()]]),
     )
-        .prop_map(
-            move |(node, iface, ips, labels, profiles)| HostEndpoint {
-                name: format!("hep{i}"),
-                node: node.into(),
-                interface_name: iface.map(str::to_string),
-                expected_ips: ips.iter().map(|ip| ip.parse().unwrap()).collect(),
-                labels,
-                profiles,
-                ports: vec![],
-            },
-        )
+        .prop_map(move |(node, iface, ips, labels, profiles)| HostEndpoint {
+            name: format!("hep{i}"),
+            node: node.into(),
+            interface_name: iface.map(str::to_string),
+            expected_ips: ips.iter().map(|ip| ip.parse().unwrap()).collect(),
+            labels,
+            profiles,
+            ports: vec![],
+        })
 }
 
 /// The host's interfaces with some of [`HOST_ADDRS`] each (an address may be on two).

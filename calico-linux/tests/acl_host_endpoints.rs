@@ -357,7 +357,10 @@ async fn a_host_endpoint_found_by_expected_ips_is_enforced_where_its_address_is(
     };
     follow_addresses(&mut h, &fib).await;
     // No interface holds 192.0.2.1 yet: nothing is enforced.
-    assert!(connects(fabric, None, HOST, 9090), "no interface holds its address");
+    assert!(
+        connects(fabric, None, HOST, 9090),
+        "no interface holds its address"
+    );
 
     // The uplink gets the address: the endpoint's policy applies to the uplink, to every
     // address of the host behind it (host-endpoint policy is per interface).
@@ -383,9 +386,16 @@ async fn a_host_endpoint_found_by_expected_ips_is_enforced_where_its_address_is(
         .expect("the FIB reports the address removed")
         .unwrap();
     follow_addresses(&mut h, &fib).await;
-    assert!(connects(fabric, None, HOST, 9090), "not enforced once the address is gone");
+    assert!(
+        connects(fabric, None, HOST, 9090),
+        "not enforced once the address is gone"
+    );
     let chains = &h.compiler.ruleset().chains;
-    assert!(!chains.contains_key(&HostPath::In.chain("eth0")), "{:?}", chains.keys());
+    assert!(
+        !chains.contains_key(&HostPath::In.chain("eth0")),
+        "{:?}",
+        chains.keys()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -418,5 +428,8 @@ async fn a_failsafe_entry_with_a_network_lets_in_only_sources_inside_it() {
         !connects(fabric, Some(BLOCKED), HOST, 9090),
         "a source outside it"
     );
-    assert!(connects(fabric, Some(BLOCKED), HOST, 8080), "policy still applies");
+    assert!(
+        connects(fabric, Some(BLOCKED), HOST, 8080),
+        "policy still applies"
+    );
 }

@@ -713,11 +713,27 @@ async fn interface_addresses_are_read_from_the_kernel_and_their_changes_are_drif
     host.run(&["ip", "link", "set", "up0", "up"]).unwrap();
     host.run(&["ip", "addr", "add", "192.0.2.1/24", "dev", "up0"])
         .unwrap();
-    host.run(&["ip", "-6", "addr", "add", "2001:db8::1/64", "dev", "up0", "nodad"])
-        .unwrap();
+    host.run(&[
+        "ip",
+        "-6",
+        "addr",
+        "add",
+        "2001:db8::1/64",
+        "dev",
+        "up0",
+        "nodad",
+    ])
+    .unwrap();
     // A point-to-point address: the interface's own is the local one, not the peer.
     host.run(&[
-        "ip", "addr", "add", "198.51.100.1", "peer", "198.51.100.2", "dev", "up0-p",
+        "ip",
+        "addr",
+        "add",
+        "198.51.100.1",
+        "peer",
+        "198.51.100.2",
+        "dev",
+        "up0-p",
     ])
     .unwrap();
     let fib = fib_in(&host);
@@ -730,7 +746,10 @@ async fn interface_addresses_are_read_from_the_kernel_and_their_changes_are_drif
     assert!(up0.iter().any(|a| a.starts_with("fe80:")), "{up0:?}");
     let peer: Vec<String> = addrs["up0-p"].iter().map(|ip| ip.to_string()).collect();
     assert!(peer.contains(&"198.51.100.1".into()) && !peer.contains(&"198.51.100.2".into()));
-    assert!(addrs["lo"].contains(&"127.0.0.1".parse().unwrap()), "{addrs:?}");
+    assert!(
+        addrs["lo"].contains(&"127.0.0.1".parse().unwrap()),
+        "{addrs:?}"
+    );
 
     // Removed by hand: the FIB says so (drift), and the address is gone when read again.
     drift.borrow_and_update();
@@ -741,5 +760,8 @@ async fn interface_addresses_are_read_from_the_kernel_and_their_changes_are_drif
         .expect("an address removed is drift")
         .unwrap();
     let addrs = fib.interface_addresses().await.unwrap();
-    assert!(!addrs["up0"].contains(&"192.0.2.1".parse().unwrap()), "{addrs:?}");
+    assert!(
+        !addrs["up0"].contains(&"192.0.2.1".parse().unwrap()),
+        "{addrs:?}"
+    );
 }

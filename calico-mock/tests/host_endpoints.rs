@@ -247,7 +247,8 @@ fn reference(model: &Model, config: &HostConfig, p: &Packet, route: Route) -> bo
             if is_workload(o) {
                 return wl(o, Direction::Ingress);
             }
-            host_endpoint(model, o).is_none_or(|h| host(&h, HostPath::FwdOut) == Some(Verdict::Allow))
+            host_endpoint(model, o)
+                .is_none_or(|h| host(&h, HostPath::FwdOut) == Some(Verdict::Allow))
         }
     }
 }
@@ -591,24 +592,57 @@ fn default_endpoint_to_host_action_accept_lets_workloads_reach_the_host() {
 fn failsafe_entries_with_a_network_open_their_port_to_it_only() {
     let entry = |s: &str| s.parse::<calico_core::compile::FailsafePort>().unwrap();
     let config = HostConfig {
-        failsafe_inbound: vec![entry("tcp:192.168.255.0/24:2222"), entry("tcp:[fd00:255::/64]:2223")],
+        failsafe_inbound: vec![
+            entry("tcp:192.168.255.0/24:2222"),
+            entry("tcp:[fd00:255::/64]:2223"),
+        ],
         failsafe_outbound: vec![entry("udp:192.168.255.0/24:5454")],
         ..HostConfig::default()
     };
     let v6 = |src: &str, port| Packet::tcp(ip(src), 40000, ip("fd00:255::1"), port);
     let cases = vec![
-        case("inbound, from its network", tcp(FABRIC, HOST, 2222), Route::ToHost("eth0"), true),
-        case("inbound, from outside it", tcp(OUTSIDE, HOST, 2222), Route::ToHost("eth0"), false),
-        case("inbound, IPv6 network", v6("fd00:255::2", 2223), Route::ToHost("eth0"), true),
-        case("inbound, IPv6 outside it", v6("fd00:256::2", 2223), Route::ToHost("eth0"), false),
+        case(
+            "inbound, from its network",
+            tcp(FABRIC, HOST, 2222),
+            Route::ToHost("eth0"),
+            true,
+        ),
+        case(
+            "inbound, from outside it",
+            tcp(OUTSIDE, HOST, 2222),
+            Route::ToHost("eth0"),
+            false,
+        ),
+        case(
+            "inbound, IPv6 network",
+            v6("fd00:255::2", 2223),
+            Route::ToHost("eth0"),
+            true,
+        ),
+        case(
+            "inbound, IPv6 outside it",
+            v6("fd00:256::2", 2223),
+            Route::ToHost("eth0"),
+            false,
+        ),
         case(
             "an IPv4 network opens nothing to IPv6",
             v6("fd00:255::2", 2222),
             Route::ToHost("eth0"),
             false,
         ),
-        case("outbound, to its network", udp(HOST, FABRIC, 5454), Route::FromHost("eth0"), true),
-        case("outbound, to outside it", udp(HOST, OUTSIDE, 5454), Route::FromHost("eth0"), false),
+        case(
+            "outbound, to its network",
+            udp(HOST, FABRIC, 5454),
+            Route::FromHost("eth0"),
+            true,
+        ),
+        case(
+            "outbound, to outside it",
+            udp(HOST, OUTSIDE, 5454),
+            Route::FromHost("eth0"),
+            false,
+        ),
         case(
             "the outbound network is the destination's",
             udp(HOST, OUTSIDE, 5454),
@@ -616,7 +650,12 @@ fn failsafe_entries_with_a_network_open_their_port_to_it_only() {
             false,
         ),
         // The default SSH entry is not in this list: closed.
-        case("entries replace the defaults", tcp(FABRIC, HOST, 22), Route::ToHost("eth0"), false),
+        case(
+            "entries replace the defaults",
+            tcp(FABRIC, HOST, 22),
+            Route::ToHost("eth0"),
+            false,
+        ),
     ];
     check(config, cases);
 }

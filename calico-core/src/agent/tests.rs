@@ -581,7 +581,11 @@ async fn status_notes_this_nodes_host_endpoints_found_by_address_while_no_interf
     drift.send_modify(|n| *n += 1);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while !h.status().notes.is_empty() {
-        assert!(tokio::time::Instant::now() < deadline, "{:?}", h.status().notes);
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{:?}",
+            h.status().notes
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     // A FIB that cannot list addresses: said so.

@@ -65,7 +65,9 @@ pub enum FailsafeReason {
     #[error("{0:?} is not a port number (0-65535)")]
     Port(String),
     /// Not a CIDR or an address.
-    #[error("{0:?} is not a CIDR or an IP address (an IPv6 one goes in brackets: tcp:[fd00::/8]:22)")]
+    #[error(
+        "{0:?} is not a CIDR or an IP address (an IPv6 one goes in brackets: tcp:[fd00::/8]:22)"
+    )]
     Net(String),
 }
 
@@ -257,13 +259,25 @@ mod tests {
         assert_eq!(with_net.protocol, Protocol::UDP);
         assert_eq!(with_net.net, Some("10.1.0.0/16".parse().unwrap()));
         // An address is its /32 (/128); a CIDR's host bits are cleared, as Felix stores it.
-        assert_eq!(entry("tcp:192.0.2.7:22").net, Some("192.0.2.7/32".parse().unwrap()));
-        assert_eq!(entry("tcp:10.1.2.3/8:22").net, Some("10.0.0.0/8".parse().unwrap()));
+        assert_eq!(
+            entry("tcp:192.0.2.7:22").net,
+            Some("192.0.2.7/32".parse().unwrap())
+        );
+        assert_eq!(
+            entry("tcp:10.1.2.3/8:22").net,
+            Some("10.0.0.0/8".parse().unwrap())
+        );
         let v6 = entry("tcp:[fd00::1/64]:179");
         assert_eq!(v6.net, Some("fd00::/64".parse().unwrap()));
         assert_eq!(v6.port, 179);
-        assert_eq!(entry("udp:[2001:db8::5]:53").net, Some("2001:db8::5/128".parse().unwrap()));
-        assert_eq!(entry("tcp:0.0.0.0/0:22").net, Some("0.0.0.0/0".parse().unwrap()));
+        assert_eq!(
+            entry("udp:[2001:db8::5]:53").net,
+            Some("2001:db8::5/128".parse().unwrap())
+        );
+        assert_eq!(
+            entry("tcp:0.0.0.0/0:22").net,
+            Some("0.0.0.0/0".parse().unwrap())
+        );
     }
 
     #[test]
@@ -279,14 +293,21 @@ mod tests {
         let reason = |s: &str| {
             let e = s.parse::<FailsafePort>().unwrap_err();
             assert_eq!(e.entry, s);
-            assert!(e.to_string().starts_with(&format!("failsafe entry {s:?}: ")), "{e}");
+            assert!(
+                e.to_string()
+                    .starts_with(&format!("failsafe entry {s:?}: ")),
+                "{e}"
+            );
             e.reason
         };
         assert_eq!(reason("icmp:1"), FailsafeReason::Protocol("icmp".into()));
         assert_eq!(reason("tcp:70000"), FailsafeReason::Port("70000".into()));
         assert_eq!(reason("tcp:"), FailsafeReason::Port("".into()));
         assert_eq!(reason("ssh"), FailsafeReason::Port("ssh".into()));
-        assert_eq!(reason("tcp:10.0.0.0/33:22"), FailsafeReason::Net("10.0.0.0/33".into()));
+        assert_eq!(
+            reason("tcp:10.0.0.0/33:22"),
+            FailsafeReason::Net("10.0.0.0/33".into())
+        );
         assert_eq!(reason("tcp:eth0:22"), FailsafeReason::Net("eth0".into()));
         // IPv6 without brackets has too many colons; unclosed brackets are no form either.
         assert_eq!(reason("tcp:fd00::/8:22"), FailsafeReason::Form);

@@ -520,9 +520,7 @@ pub fn endpoint_rules(
         HostPath::In | HostPath::PreDnat | HostPath::UntrackedIn => {
             (config.failsafe_inbound.as_slice(), Side::Src)
         }
-        HostPath::Out | HostPath::UntrackedOut => {
-            (config.failsafe_outbound.as_slice(), Side::Dst)
-        }
+        HostPath::Out | HostPath::UntrackedOut => (config.failsafe_outbound.as_slice(), Side::Dst),
         HostPath::FwdIn | HostPath::FwdOut => (&[][..], Side::Src),
     };
     rules.extend(failsafe_rules(failsafe, remote));

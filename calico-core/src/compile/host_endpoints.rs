@@ -9,11 +9,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use tracing::warn;
 
 use super::describe::{ChainNames, ChainOwner};
+use super::failsafe::failsafe_sets;
 use super::host_chains::{
     base_chains, endpoint_rules, host_policy_chain, host_profile_chain, tier_chain, tier_rules,
     HostPath, HostTier,
 };
-use super::failsafe::failsafe_sets;
 use super::updates::rules_chain;
 use super::{flow_log, Compiler};
 use crate::dataplane::ir::{Chain, Ruleset, Set, Verdict};
@@ -579,7 +579,9 @@ ipNetworks: [10.65.0.1/32]
         let by_compiler = governed(&model, &c);
         for iface in ["eth0", "eth1", "eth2", "eth3", "cali1", "lo"] {
             let by_eval = crate::eval::host_endpoint_on(&model, "h1", iface, &a);
-            let wildcard = by_compiler.get("*").filter(|_| !["lo", "cali1"].contains(&iface));
+            let wildcard = by_compiler
+                .get("*")
+                .filter(|_| !["lo", "cali1"].contains(&iface));
             let compiled = by_compiler.get(iface).or(wildcard);
             assert_eq!(by_eval.map(|ep| &ep.name), compiled, "{iface}");
         }
@@ -613,7 +615,9 @@ ipNetworks: [10.65.0.1/32]
             pairs(&[("eth0", "b-eth0"), ("*", "z-all")])
         );
         assert!(!c.ruleset().chains.contains_key(&HostPath::In.chain("eth3")));
-        assert!(!c.ruleset().maps[HostPath::In.map().0].elements.contains_key("eth3"));
+        assert!(!c.ruleset().maps[HostPath::In.map().0]
+            .elements
+            .contains_key("eth3"));
         // The interface becomes a workload's: its addresses no longer count.
         c.set_interface_addresses(&model, addrs(&[("cali2", &["192.0.2.3"])]));
         assert!(governed(&model, &c).contains_key("cali2"));

@@ -84,15 +84,17 @@ mod set_members;
 mod shared_chains;
 mod updates;
 
-pub use describe::{describe, describe_with_interfaces, ChainNames, ChainOwner, RuleRef, DEFAULT_TIER, PROFILE_TIER};
-pub use flow_log::{FlowLogConfig, LogRef, LogRefError, LogRule, LogVerdict};
-pub use host_chains::{
-    HostPath, INPUT_CHAIN, OUTPUT_CHAIN, PREROUTING_CHAIN, RAW_OUTPUT_CHAIN, RAW_PREROUTING_CHAIN,
-    WORKLOAD_IFACES_MAP, WORKLOAD_TO_HOST_CHAIN, WORKLOAD_TO_HOST_MAP,
+pub use describe::{
+    describe, describe_with_interfaces, ChainNames, ChainOwner, RuleRef, DEFAULT_TIER, PROFILE_TIER,
 };
 pub use failsafe::{
     parse_failsafe_list, FailsafeError, FailsafePort, FailsafeReason, DEFAULT_FAILSAFE_INBOUND,
     DEFAULT_FAILSAFE_OUTBOUND,
+};
+pub use flow_log::{FlowLogConfig, LogRef, LogRefError, LogRule, LogVerdict};
+pub use host_chains::{
+    HostPath, INPUT_CHAIN, OUTPUT_CHAIN, PREROUTING_CHAIN, RAW_OUTPUT_CHAIN, RAW_PREROUTING_CHAIN,
+    WORKLOAD_IFACES_MAP, WORKLOAD_TO_HOST_CHAIN, WORKLOAD_TO_HOST_MAP,
 };
 pub use host_config::{EndpointToHostAction, HostConfig};
 

@@ -90,16 +90,28 @@ mod tests {
     #[test]
     fn a_host_endpoint_by_address_is_noted_while_no_interface_holds_its_address() {
         let mut addrs = BTreeMap::new();
-        addrs.insert("eth0".to_string(), BTreeSet::from(["192.0.2.9".parse().unwrap()]));
+        addrs.insert(
+            "eth0".to_string(),
+            BTreeSet::from(["192.0.2.9".parse().unwrap()]),
+        );
         let note = hep("a-eth0").address_note(Ok(&addrs)).unwrap();
-        assert!(note.starts_with("host endpoint a-eth0 (node host-a)"), "{note}");
+        assert!(
+            note.starts_with("host endpoint a-eth0 (node host-a)"),
+            "{note}"
+        );
         assert!(note.contains(HOST_ENDPOINT_NOT_ENFORCED), "{note}");
         // Held by an interface: enforced there, no note.
-        addrs.insert("eth1".into(), BTreeSet::from(["192.0.2.10".parse().unwrap()]));
+        addrs.insert(
+            "eth1".into(),
+            BTreeSet::from(["192.0.2.10".parse().unwrap()]),
+        );
         assert_eq!(hep("a-eth0").address_note(Ok(&addrs)), None);
         // The addresses cannot be read: said, with the reason.
         let note = hep("a-eth0").address_note(Err("no netlink")).unwrap();
-        assert!(note.contains("NOT enforced") && note.contains("no netlink"), "{note}");
+        assert!(
+            note.contains("NOT enforced") && note.contains("no netlink"),
+            "{note}"
+        );
         // Named interfaces are enforced whatever the addresses.
         let mut named = hep("a-eth0");
         named.interface_name = Some("eth0".into());

@@ -206,7 +206,9 @@ pub struct Options {
 
     /// Flow logs: the ACLs log allowed connections and (rate-limited) denied packets to a
     /// netlink log group; the agent aggregates them per interval, named by policy and rule,
-    /// and serves them at `GET /flows`, as metrics and optionally into a file.
+    /// and serves them at `GET /flows`, as metrics and optionally into a file. Staged
+    /// policies are evaluated in the kernel only with flow logs: they report what they would
+    /// deny through them (`staged-deny` records, `calico_agent_staged_policy_denied_packets`).
     #[arg(long, env = "CALICO_AGENT_FLOW_LOGS")]
     pub flow_logs: bool,
 

@@ -13,8 +13,8 @@ use proptest::prelude::*;
 use crate::eval::Packet;
 use crate::model::{
     Action, EntityRule, HostEndpoint, IcmpMatch, IpVersion, Labels, Model, NamedPort, NetworkSet,
-    Policy, PolicyType, PortSpec, Profile, Protocol, Resource, Rule, ServiceAccountMatch, Tier,
-    TierAction, Update, WorkloadEndpoint, WorkloadEndpointId,
+    Policy, PolicyType, PortSpec, Profile, Protocol, Resource, Rule, ServiceAccountMatch,
+    StagedAction, Tier, TierAction, Update, WorkloadEndpoint, WorkloadEndpointId, STAGED_PREFIX,
 };
 use crate::selector::Selector;
 
@@ -229,12 +229,12 @@ fn policy(i: usize) -> impl Strategy<Value = Policy> {
         (prop::sample::select(NAMESPACES.to_vec()), tier),
         prop::option::of(0u8..4),
         selector(),
-        (0u8..4, 0u8..6),
+        (0u8..4, 0u8..6, 0u8..6),
         rules(),
         rules(),
     )
         .prop_map(
-            move |((ns, tier), order, selector, (types, host), ingress, mut egress)| {
+            move |((ns, tier), order, selector, (types, host, staged), mut ingress, mut egress)| {
                 // Host-endpoint kinds: 1 applyOnForward, 2 pre-DNAT (global, ingress only),
                 // 3 untracked (global).
                 let pre_dnat = host == 2 && ns.is_none();
@@ -256,8 +256,23 @@ fn policy(i: usize) -> impl Strategy<Value = Policy> {
                         types.push(PolicyType::Egress);
                     }
                 }
+                // Staged (workload policies only): 0 Set, 1 Delete (no rules).
+                let staged_action = match staged {
+                    0 if !pre_dnat && !do_not_track => Some(StagedAction::Set),
+                    1 if !pre_dnat && !do_not_track => Some(StagedAction::Delete),
+                    _ => None,
+                };
+                if staged_action == Some(StagedAction::Delete) {
+                    ingress.clear();
+                    egress.clear();
+                }
+                let prefix = if staged_action.is_some() {
+                    STAGED_PREFIX
+                } else {
+                    ""
+                };
                 Policy {
-                    name: format!("pol{i}"),
+                    name: format!("{prefix}pol{i}"),
                     namespace: ns.map(String::from),
                     tier: POLICY_TIERS[tier].into(),
                     order: order.map(f64::from),
@@ -268,6 +283,7 @@ fn policy(i: usize) -> impl Strategy<Value = Policy> {
                     apply_on_forward: host == 1 || pre_dnat || do_not_track,
                     pre_dnat,
                     do_not_track,
+                    staged_action,
                 }
             },
         )

@@ -107,6 +107,7 @@ impl Scale {
             apply_on_forward: false,
             pre_dnat: false,
             do_not_track: false,
+            staged_action: None,
         }
     }
 

@@ -267,9 +267,10 @@ fn bad_documents_say_which() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("document 1") && e.contains("apiVersion"), "{e}");
-    let e = parse_v3("apiVersion: projectcalico.org/v3\nkind: Profile\nmetadata: {name: ok}\n---\napiVersion: projectcalico.org/v3\nkind: StagedNetworkPolicy\nmetadata: {name: t}\n").unwrap_err().to_string();
+    let e = parse_v3("apiVersion: projectcalico.org/v3\nkind: Profile\nmetadata: {name: ok}\n---\napiVersion: projectcalico.org/v3\nkind: KubeControllersConfiguration\nmetadata: {name: t}\n").unwrap_err().to_string();
     assert!(
-        e.contains("document 2: StagedNetworkPolicy t") && e.contains("not a supported kind"),
+        e.contains("document 2: KubeControllersConfiguration t")
+            && e.contains("not a supported kind"),
         "{e}"
     );
     let e = err("kind: NetworkPolicy\nmetadata: {name: p}\nspec: {selector: \"app ==\"}");
@@ -301,4 +302,116 @@ fn allowed_spoofed_source_prefixes_are_read_checked_and_written_back() {
         e.contains("allowSpoofedSourcePrefixes[0]") && e.contains("10.99.0.0/24"),
         "{e}"
     );
+}
+
+/// Calico's staged kinds (the examples of Calico's "Stage, preview impacts, and enforce
+/// policy" documentation): read as staged policies named `staged:<name>`, written back as
+/// the same kinds.
+#[test]
+fn staged_policy_kinds_read_and_write_back() {
+    use calico_core::integrations::calico_v3::to_v3;
+    use calico_core::model::StagedAction;
+    let text = r#"
+apiVersion: projectcalico.org/v3
+kind: StagedGlobalNetworkPolicy
+metadata:
+  name: security.allow-tcp-6379
+spec:
+  tier: security
+  selector: role == 'database'
+  types: [Ingress, Egress]
+  ingress:
+    - action: Allow
+      protocol: TCP
+      source: {selector: role == 'frontend'}
+      destination: {ports: [6379]}
+  egress:
+    - action: Allow
+---
+apiVersion: projectcalico.org/v3
+kind: StagedNetworkPolicy
+metadata:
+  name: allow-tcp-6379
+  namespace: production
+spec:
+  selector: role == 'database'
+  stagedAction: Delete
+---
+apiVersion: projectcalico.org/v3
+kind: StagedKubernetesNetworkPolicy
+metadata:
+  name: test-network-policy
+  namespace: default
+spec:
+  podSelector:
+    matchLabels:
+      role: db
+  policyTypes: [Ingress, Egress]
+  ingress:
+    - from:
+        - ipBlock: {cidr: 172.17.0.0/16, except: [172.17.1.0/24]}
+        - podSelector: {matchLabels: {role: frontend}}
+      ports:
+        - {protocol: TCP, port: 6379}
+  egress:
+    - to: [{ipBlock: {cidr: 10.0.0.0/24}}]
+      ports: [{protocol: TCP, port: 5978}]
+"#;
+    let resources = parse_v3(text).unwrap();
+    let policies: Vec<_> = resources
+        .iter()
+        .map(|r| match r {
+            Resource::Policy(p) => p,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let names: Vec<(Option<&str>, &str, Option<StagedAction>)> = policies
+        .iter()
+        .map(|p| (p.namespace.as_deref(), p.name.as_str(), p.staged_action))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            (
+                None,
+                "staged:security.allow-tcp-6379",
+                Some(StagedAction::Set)
+            ),
+            (
+                Some("production"),
+                "staged:allow-tcp-6379",
+                Some(StagedAction::Delete)
+            ),
+            (
+                Some("default"),
+                "staged:knp.default.test-network-policy",
+                Some(StagedAction::Set)
+            ),
+        ]
+    );
+    assert_eq!(policies[0].tier, "security");
+    assert_eq!(
+        policies[2].ingress.len(),
+        2,
+        "one rule per peer, as the driver"
+    );
+    // Written back: the staged kinds under the user's names, read again the same.
+    for r in &resources[..2] {
+        let v3 = to_v3(r).unwrap();
+        assert!(v3.kind.starts_with("Staged"), "{}", v3.kind);
+        assert!(!v3.name.starts_with("staged:"), "{}", v3.name);
+        assert_eq!(parse_v3(&v3.value.to_string()).unwrap(), vec![r.clone()]);
+    }
+    // Refusals name the field.
+    let e = err("kind: NetworkPolicy\nmetadata: {name: p}\nspec: {stagedAction: Set}\n");
+    assert!(e.contains("field spec.stagedAction"), "{e}");
+    let e =
+        err("kind: StagedGlobalNetworkPolicy\nmetadata: {name: p}\nspec: {stagedAction: Later}\n");
+    assert!(e.contains("field spec.stagedAction"), "{e}");
+    let e = err("kind: StagedNetworkPolicy\nmetadata: {name: p}\nspec: {stagedAction: Delete, ingress: [{action: Allow}]}\n");
+    assert!(e.contains("field stagedAction"), "{e}");
+    let e = err(
+        "kind: StagedKubernetesNetworkPolicy\nmetadata: {name: p}\nspec: {stagedAction: Later}\n",
+    );
+    assert!(e.contains("field spec.stagedAction"), "{e}");
 }

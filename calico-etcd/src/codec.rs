@@ -17,8 +17,8 @@
 //!   `projectcalico.org/metadata` annotation's, else the stored name without `default.`.
 //!
 //! Kinds calico-rs does not implement ([`layout::KINDS`] with `supported: false`:
-//! ClusterInformation, FelixConfiguration, KubeControllersConfiguration, staged
-//! policies, IPReservation, CalicoNodeStatus, IPAM
+//! ClusterInformation, FelixConfiguration, KubeControllersConfiguration,
+//! IPReservation, CalicoNodeStatus, IPAM
 //! configuration, BlockAffinity under the resources path, LiveMigration and the
 //! Kubernetes-backed kinds) and unknown plurals are [`Decoded::Unsupported`]: ignored with a
 //! debug log and counted, never a refusal.
@@ -133,7 +133,13 @@ fn normalise(kind: &str, obj: &mut Map<String, Value>) {
         {
             spec.remove("assignmentMode");
         }
-        ("NetworkPolicy" | "GlobalNetworkPolicy", _) => resolve_policy_name(obj),
+        (
+            "NetworkPolicy"
+            | "GlobalNetworkPolicy"
+            | "StagedNetworkPolicy"
+            | "StagedGlobalNetworkPolicy",
+            _,
+        ) => resolve_policy_name(obj),
         _ => {}
     }
 }

@@ -83,6 +83,19 @@ pub const KINDS: &[KindInfo] = &[
     k("NetworkSet", "networksets", true, true),
     k("GlobalNetworkSet", "globalnetworksets", false, true),
     k("Tier", "tiers", false, true),
+    k("StagedNetworkPolicy", "stagednetworkpolicies", true, true),
+    k(
+        "StagedGlobalNetworkPolicy",
+        "stagedglobalnetworkpolicies",
+        false,
+        true,
+    ),
+    k(
+        "StagedKubernetesNetworkPolicy",
+        "stagedkubernetesnetworkpolicies",
+        true,
+        true,
+    ),
     // Known to Calico, not implemented by calico-rs: ignored (debug log, counted).
     k("ClusterInformation", "clusterinformations", false, false),
     k("FelixConfiguration", "felixconfigurations", false, false),
@@ -90,19 +103,6 @@ pub const KINDS: &[KindInfo] = &[
         "KubeControllersConfiguration",
         "kubecontrollersconfigurations",
         false,
-        false,
-    ),
-    k("StagedNetworkPolicy", "stagednetworkpolicies", true, false),
-    k(
-        "StagedGlobalNetworkPolicy",
-        "stagedglobalnetworkpolicies",
-        false,
-        false,
-    ),
-    k(
-        "StagedKubernetesNetworkPolicy",
-        "stagedkubernetesnetworkpolicies",
-        true,
         false,
     ),
     k("IPReservation", "ipreservations", false, false),
@@ -275,9 +275,21 @@ pub struct NoKey {
 pub fn place_of(resource: &Resource) -> Result<(&'static KindInfo, Option<String>, String), NoKey> {
     let info = |k: &str| kind_by_name(k).expect("kind in the table");
     let (kind, ns, name) = match resource {
-        Resource::Policy(p) => match &p.namespace {
-            Some(ns) => (info("NetworkPolicy"), Some(ns.clone()), p.name.clone()),
-            None => (info("GlobalNetworkPolicy"), None, p.name.clone()),
+        // A staged policy under its staged kind and the user's name (a staged Kubernetes
+        // policy is written back as the StagedNetworkPolicy it translates to).
+        Resource::Policy(p) => match (&p.namespace, p.is_staged()) {
+            (Some(ns), false) => (info("NetworkPolicy"), Some(ns.clone()), p.name.clone()),
+            (None, false) => (info("GlobalNetworkPolicy"), None, p.name.clone()),
+            (Some(ns), true) => (
+                info("StagedNetworkPolicy"),
+                Some(ns.clone()),
+                p.user_name().to_string(),
+            ),
+            (None, true) => (
+                info("StagedGlobalNetworkPolicy"),
+                None,
+                p.user_name().to_string(),
+            ),
         },
         Resource::Profile(p) => (info("Profile"), None, p.name.clone()),
         Resource::HostEndpoint(h) => (info("HostEndpoint"), None, h.name.clone()),

@@ -89,6 +89,7 @@ async fn allowed_and_denied_flows_are_logged_by_name() {
         flow_logs: Some(FlowLogConfig {
             group: GROUP,
             deny_rate: DENY_RATE,
+            ..FlowLogConfig::default()
         }),
         ..CompileConfig::new("h1")
     };
@@ -205,4 +206,108 @@ async fn allowed_and_denied_flows_are_logged_by_name() {
     assert!(denied_udp
         .iter()
         .all(|(v, _, port)| *v == LogVerdict::Deny && *port == 5353));
+}
+
+/// Staged policies (issue 17) in the kernel: a staged policy's `Deny` and the end of a tier
+/// only a staged policy brings in are reported to the log group, named, while the
+/// connection they would have denied goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staged_policies_report_what_they_would_deny_and_deny_nothing() {
+    if !privileged("staged_policies_report_what_they_would_deny_and_deny_nothing") {
+        return;
+    }
+    let topo = Topology::new(&[("calia", "10.65.0.10"), ("calib", "10.65.0.20")]);
+    let [client, server] = &topo.workloads[..] else {
+        unreachable!()
+    };
+    let lockdown = r#"
+---
+kind: Policy
+name: staged:lockdown
+namespace: shop
+order: 1
+stagedAction: Set
+selector: app == 'server'
+ingress:
+  - {action: Deny, protocol: TCP, destination: {ports: [8080]}, metadata: {annotations: {name: no-web}}}
+"#;
+    let ssh_only = r#"
+---
+kind: Tier
+name: security
+order: 10
+---
+kind: Policy
+name: staged:ssh-only
+tier: security
+stagedAction: Set
+selector: app == 'server'
+ingress: [{action: Allow, protocol: TCP, destination: {ports: [22]}}]
+"#;
+    let config = CompileConfig {
+        flow_logs: Some(FlowLogConfig {
+            group: GROUP,
+            deny_rate: DENY_RATE,
+            ..FlowLogConfig::default()
+        }),
+        ..CompileConfig::new("h1")
+    };
+    let acl = LinuxAcl::in_netns(topo.host.path().as_ref(), "calico").unwrap();
+    let mut reader = topo
+        .host
+        .enter(|| FlowLogReader::open(GROUP, Duration::from_millis(300)))
+        .unwrap()
+        .unwrap();
+    let mut programmed = Ruleset::default();
+    let _listener = server.listen_tcp(8080);
+    for (extra, want) in [
+        (
+            lockdown,
+            r#"S policy shop/staged:lockdown ingress rule 0 ("no-web")"#,
+        ),
+        (
+            ssh_only,
+            "S policy staged:ssh-only (tier security) ingress (End)",
+        ),
+    ] {
+        let text = format!(
+            "{MODEL}{lockdown}{}",
+            if extra == ssh_only { ssh_only } else { "" }
+        );
+        let model = Model::from_resources(parse_resources(&text).unwrap()).unwrap();
+        let ruleset = compile(&config, &model);
+        let names = describe(&model, "h1", &ruleset);
+        acl.apply(&diff(&programmed, &ruleset)).await.unwrap();
+        programmed = ruleset;
+        assert_eq!(acl.dump().await.unwrap(), programmed);
+
+        let c = client.connect_tcp(server.ip, 8080);
+        assert!(c.is_some(), "a staged policy denies nothing");
+        let got: Vec<String> = drain(&mut reader)
+            .iter()
+            .filter(|p| p.tuple.unwrap().dst_port == 8080)
+            .map(|p| {
+                let log: LogRef = p.prefix.parse().unwrap();
+                let name = match log.rule {
+                    LogRule::Rule(i) => names.user_rule(&log.chain, i).unwrap().to_string(),
+                    _ => format!("{} ({:?})", names.chain(&log.chain).unwrap(), log.rule),
+                };
+                let v = match log.verdict {
+                    LogVerdict::Allow => "A",
+                    LogVerdict::Deny => "D",
+                    LogVerdict::StagedDeny => "S",
+                };
+                format!("{v} {name}")
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "A profile kns.shop egress rule 0".to_string(),
+                want.to_string(),
+                r#"A policy shop/allow-web ingress rule 2 ("web")"#.to_string(),
+            ],
+            "the staged report, once, between the enforced verdicts"
+        );
+    }
 }

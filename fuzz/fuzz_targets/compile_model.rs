@@ -8,7 +8,8 @@ use calico_core::compile::{compile, CompileConfig, Compiler};
 use calico_core::dataplane::validate;
 use calico_core::model::{
     Action, EntityRule, IcmpMatch, IpVersion, Model, NamedPort, Policy, PolicyType, PortSpec,
-    Profile, Protocol, Resource, Rule, ServiceAccountMatch, Tier, TierAction, Update, WorkloadEndpoint,
+    Profile, Protocol, Resource, Rule, ServiceAccountMatch, StagedAction, Tier, TierAction, Update,
+    WorkloadEndpoint,
     WorkloadEndpointId,
 };
 use calico_core::selector::Selector;
@@ -129,8 +130,12 @@ fn resources(b: &mut Bytes) -> Vec<Resource> {
                     allow_spoofed_source_prefixes: vec![],
                 })
             }
-            1 => Resource::Policy(Policy {
-                name: format!("pol{}", b.byte() % 6),
+            1 => {
+                let staged = b.byte() % 4 == 0;
+                Resource::Policy(Policy {
+                // Some staged (rendered with flow logs only).
+                name: format!("{}pol{}", if staged { "staged:" } else { "" }, b.byte() % 6),
+                staged_action: staged.then_some(StagedAction::Set),
                 namespace: b.pick(&[None, Some("a".to_string())]),
                 tier: b.pick(&["default", "t1", "t2", "adminnetworkpolicy"]).into(),
                 order: if b.flag() { Some(f64::from(b.byte() % 4)) } else { None },
@@ -141,7 +146,8 @@ fn resources(b: &mut Bytes) -> Vec<Resource> {
                 apply_on_forward: false,
                 pre_dnat: false,
                 do_not_track: false,
-            }),
+            })
+            }
             2 => Resource::Tier(Tier {
                 name: b.pick(&["t1", "t2"]).into(),
                 order: if b.flag() { Some(f64::from(b.byte() % 3) * 1e6) } else { None },
@@ -160,7 +166,11 @@ fn resources(b: &mut Bytes) -> Vec<Resource> {
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let mut b = Bytes(data);
-    let config = CompileConfig::new("h1");
+    // Flow logs on or off (staged policies are rendered with them only).
+    let config = CompileConfig {
+        flow_logs: b.flag().then(calico_core::compile::FlowLogConfig::default),
+        ..CompileConfig::new("h1")
+    };
     let mut model = Model::new();
     let mut incremental = Compiler::new(config.clone());
     let mut applied = Vec::new();

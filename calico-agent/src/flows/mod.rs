@@ -47,11 +47,22 @@ pub struct PolicyLabels {
     pub verdict: String,
 }
 
+/// Labels of the staged-policy counters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StagedLabels {
+    /// The staged policy (`staged:<name>`, namespaced as `<namespace>/staged:<name>`).
+    pub policy: String,
+    /// Its tier.
+    pub tier: String,
+}
+
 /// The flow-log metrics.
 #[derive(Clone, Debug, Default)]
 pub struct FlowMetrics {
     /// Packets logged, per deciding policy and verdict.
     pub packets: Family<PolicyLabels, Counter>,
+    /// Packets staged policies would have denied, per staged policy.
+    pub staged_denied: Family<StagedLabels, Counter>,
     /// Packets of flows not recorded because the interval's table was full.
     pub dropped: Counter,
 }
@@ -65,10 +76,38 @@ impl FlowMetrics {
             self.packets.clone(),
         );
         r.register(
+            "calico_agent_staged_policy_denied_packets",
+            "Packets a staged policy would have denied, had it been enforced (a connection's first packet; by rule or at the end of its tier), by staged policy. Nothing is denied: staged policies are not enforced.",
+            self.staged_denied.clone(),
+        );
+        r.register(
             "calico_agent_flow_log_dropped_packets",
             "Logged packets of flows not recorded because --flow-log-max-flows were already recorded in the interval.",
             self.dropped.clone(),
         );
+    }
+}
+
+impl FlowMetrics {
+    /// Counts one logged packet's decision.
+    fn count(&self, d: &record::Decision) {
+        let verdict = match d.verdict {
+            LogVerdict::Allow => "allow",
+            LogVerdict::Deny => "deny",
+            LogVerdict::StagedDeny => {
+                let labels = StagedLabels {
+                    policy: d.policy.clone(),
+                    tier: d.tier.clone(),
+                };
+                self.staged_denied.get_or_create(&labels).inc();
+                return;
+            }
+        };
+        let labels = PolicyLabels {
+            policy: d.policy.clone(),
+            verdict: verdict.into(),
+        };
+        self.packets.get_or_create(&labels).inc();
     }
 }
 
@@ -161,17 +200,7 @@ pub fn run(
         let now = now_ms();
         for p in &packets {
             if let Some(d) = agg.add(&namer, p, now) {
-                let verdict = match d.verdict {
-                    LogVerdict::Allow => "allow",
-                    LogVerdict::Deny => "deny",
-                };
-                metrics
-                    .packets
-                    .get_or_create(&PolicyLabels {
-                        policy: d.policy.clone(),
-                        verdict: verdict.into(),
-                    })
-                    .inc();
+                metrics.count(&d);
             }
         }
         metrics.dropped.inc_by(agg.dropped_packets - dropped_seen);

@@ -130,6 +130,14 @@ impl Namer {
             LogRule::End => (None, None, end_reason(owner)),
             LogRule::Spoof => (None, None, spoof_reason(owner)),
         };
+        let reason = match (log.verdict, log.rule) {
+            (LogVerdict::StagedDeny, LogRule::End) => format!(
+                "{}: would deny at the end of its tier (staged: not enforced)",
+                owner.map_or_else(|| log.chain.clone(), |o| o.to_string())
+            ),
+            (LogVerdict::StagedDeny, _) => format!("{reason}: would deny (staged: not enforced)"),
+            _ => reason,
+        };
         Decision {
             verdict: log.verdict,
             direction: owner.and_then(|o| o.direction()),
@@ -213,6 +221,7 @@ pub(super) fn record(
         verdict: match d.verdict {
             LogVerdict::Allow => "allow",
             LogVerdict::Deny => "deny",
+            LogVerdict::StagedDeny => "staged-deny",
         }
         .into(),
         src_endpoint,

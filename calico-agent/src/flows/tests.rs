@@ -267,3 +267,84 @@ fn a_workload_to_host_drop_says_so() {
     );
     assert_eq!((d.kind, d.tier.as_str()), ("base", ""));
 }
+
+/// A staged policy's reports (issue 17): counted per staged policy, never as a verdict, and
+/// recorded as `staged-deny` flows naming the policy and why.
+#[test]
+fn staged_denials_are_counted_per_staged_policy_not_as_verdicts() {
+    let text = format!(
+        "{MODEL}---\nkind: Tier\nname: security\norder: 10\n---\nkind: Policy\nname: staged:lockdown\nnamespace: shop\norder: 1\nstagedAction: Set\nselector: app == 'server'\ningress: [{{action: Deny, protocol: TCP, metadata: {{annotations: {{name: no-tcp}}}}}}]\n---\nkind: Policy\nname: staged:ssh-only\ntier: security\nstagedAction: Set\nselector: app == 'server'\ningress: [{{action: Allow, protocol: TCP, destination: {{ports: [22]}}}}]\n"
+    );
+    let model = Model::from_resources(parse_resources(&text).unwrap()).unwrap();
+    let config = CompileConfig {
+        flow_logs: Some(FlowLogConfig::default()),
+        ..CompileConfig::new("h1")
+    };
+    let ruleset = compile(&config, &model);
+    let namer = Namer::new(&model, "h1", &ruleset);
+    // One prefix per rule (the IPv4 and IPv6 rules of one user rule share it).
+    let staged: std::collections::BTreeSet<String> = ruleset
+        .chains
+        .values()
+        .flat_map(|c| &c.rules)
+        .flat_map(|r| &r.statements)
+        .filter_map(|s| match s {
+            Statement::NfLog { prefix, .. } if prefix.starts_with("S ") => Some(prefix.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(staged.len(), 2, "{staged:?}");
+    let metrics = FlowMetrics::default();
+    let mut agg = Aggregator::new(100);
+    for (i, prefix) in staged.iter().enumerate() {
+        for k in 0..=i {
+            let d = agg
+                .add(&namer, &packet(prefix, "10.9.9.9", 40000 + k as u16), 1000)
+                .unwrap();
+            metrics.count(&d);
+        }
+    }
+    let mut text = String::new();
+    let mut registry = prometheus_client::registry::Registry::default();
+    metrics.register(&mut registry);
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("calico_agent_staged_policy_denied_packets_total"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(r#"policy="shop/staged:lockdown",tier="default"} "#)),
+        "{text}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(r#"policy="staged:ssh-only",tier="security"} "#)),
+        "{text}"
+    );
+    assert!(
+        !text.contains("calico_agent_flow_log_packets_total{"),
+        "no verdict counted: {text}"
+    );
+    let records = agg.flush(&namer);
+    assert_eq!(records.len(), 3);
+    assert!(
+        records.iter().all(|r| r.verdict == "staged-deny"),
+        "{records:?}"
+    );
+    let reasons: std::collections::BTreeSet<&str> =
+        records.iter().map(|r| r.reason.as_str()).collect();
+    assert!(
+        reasons.contains(r#"policy shop/staged:lockdown ingress rule 0 ("no-tcp"): would deny (staged: not enforced)"#),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("staged:ssh-only") && r.contains("end of its tier")),
+        "{reasons:?}"
+    );
+}

@@ -436,7 +436,12 @@ impl ChainNames {
                 };
                 let chain = policy_chain(key, dir);
                 let ns = p.namespace.as_deref();
-                self.add_rules_chain(ruleset, chain, owner, p.rules(dir), ns);
+                let layout = if p.is_staged() {
+                    Layout::Staged
+                } else {
+                    Layout::Enforced
+                };
+                self.add_rules_chain(ruleset, chain, owner, p.rules(dir), ns, layout);
             }
         }
         for (name, p) in &model.profiles {
@@ -446,7 +451,7 @@ impl ChainNames {
                     direction: dir,
                 };
                 let chain = profile_chain(name, dir);
-                self.add_rules_chain(ruleset, chain, owner, p.rules(dir), None);
+                self.add_rules_chain(ruleset, chain, owner, p.rules(dir), None, Layout::Enforced);
             }
         }
     }
@@ -458,17 +463,20 @@ impl ChainNames {
         owner: ChainOwner,
         rules: &[Rule],
         namespace: Option<&str>,
+        layout: Layout,
     ) {
         let Some(c) = ruleset.chains.get(&chain) else {
             return;
         };
-        let rule_map = user_rule_map(rules, namespace, c);
+        let rule_map = match layout {
+            Layout::Enforced => user_rule_map(rules, namespace, c)
+                .map(|m| m.into_iter().map(RuleInfo::User).collect()),
+            Layout::Staged => staged_rule_map(rules, namespace, c),
+        };
         let info = ChainInfo {
             owner,
             len: c.rules.len(),
-            rules: rule_map
-                .map(|m| m.into_iter().map(RuleInfo::User).collect())
-                .unwrap_or_default(),
+            rules: rule_map.unwrap_or_default(),
             rule_names: rules.iter().map(|r| r.name().map(String::from)).collect(),
             end_tier: None,
         };
@@ -606,15 +614,60 @@ fn user_rule_map(rules: &[Rule], namespace: Option<&str>, chain: &Chain) -> Opti
     })
 }
 
+/// How a policy's chain is laid out: an enforced policy's or a staged one's
+/// ([`super::staged`]).
+#[derive(Clone, Copy)]
+enum Layout {
+    Enforced,
+    Staged,
+}
+
+/// [`user_rule_map`] for a staged policy's chain: its head rule, then each user rule's IR
+/// rules as [`super::staged`] lays them out (`None` when the chain has another length).
+fn staged_rule_map(
+    rules: &[Rule],
+    namespace: Option<&str>,
+    chain: &Chain,
+) -> Option<Vec<RuleInfo>> {
+    let verdicts = Verdicts {
+        allow: (vec![], Verdict::Accept),
+        pass: (vec![], Verdict::Return),
+        log_prefix: String::new(),
+    };
+    let mut map = vec![
+        RuleInfo::Detail(Some("staged evaluation closed or passed: return"));
+        super::staged::CHAIN_HEAD
+    ];
+    for (i, rule) in rules.iter().enumerate() {
+        let ir = compile_rule(rule, namespace, &verdicts).0;
+        let n = super::staged::expanded_len(rule.action, &ir);
+        map.extend(std::iter::repeat_n(i, n).map(RuleInfo::User));
+    }
+    (map.len() == chain.rules.len()).then_some(map)
+}
+
 /// What a rule of an endpoint, list or base chain is for, read from the rule itself.
 fn detail(owner: &ChainOwner, rule: &IrRule) -> Option<&'static str> {
     let ends = matches!(rule.verdict, Some(Verdict::Drop));
+    let staged =
+        |s: &Statement| matches!(s, Statement::NfLog { prefix, .. } if prefix.starts_with("S "));
+    if rule.statements.iter().any(staged) {
+        return Some("a staged policy would deny at the end of its tier (flow log only)");
+    }
     if rule
         .statements
         .iter()
         .any(|s| matches!(s, Statement::NfLog { .. }))
     {
         return Some("flow log of the drop that follows (rate-limited)");
+    }
+    if rule
+        .statements
+        .iter()
+        .any(|s| matches!(s, Statement::SetMark(_)))
+        && rule.verdict.is_none()
+    {
+        return Some("staged evaluation closed (the staged end of the tier)");
     }
     if rule.matches.contains(&Match::Ct(
         crate::dataplane::ir::CtState::EstablishedOrRelated,
@@ -632,7 +685,7 @@ fn detail(owner: &ChainOwner, rule: &IrRule) -> Option<&'static str> {
         .iter()
         .any(|s| matches!(s, Statement::ClearMark(_)))
     {
-        return Some("clears the Pass mark");
+        return Some("clears the Pass mark (and the staged marks)");
     }
     let unconditional = rule.matches.is_empty();
     match (owner, &rule.verdict) {

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use super::names::{own_address_set, policy_chain, profile_chain, spoof_allowed_set};
-use super::shared_chains::PolicyList;
+use super::shared_chains::{Listed, PolicyList};
 use crate::dataplane::ir::{
     CtState, Match, Rule, Set, SetElement, SetKey, Side, Statement, Verdict,
 };
@@ -134,8 +134,11 @@ pub(super) fn direction_inputs(
         let mut tiers: Vec<TierSection> = Vec::new();
         for (tier, p) in policies.iter().filter(|(_, p)| p.governs(dir)) {
             let key = (p.namespace.clone(), p.name.clone());
-            let pass = p.rules(dir).iter().any(|r| r.action == Action::Pass);
-            let entry = (policy_chain(&key, dir), pass);
+            let entry = Listed {
+                chain: policy_chain(&key, dir),
+                may_pass: p.rules(dir).iter().any(|r| r.action == Action::Pass),
+                staged: p.is_staged(),
+            };
             match tiers.last_mut() {
                 Some(s) if s.tier == tier.name => s.policies.push(entry),
                 _ => tiers.push(TierSection {
@@ -164,8 +167,9 @@ pub(super) fn direction_inputs(
 pub(super) struct TierJump {
     /// The chain to jump to.
     pub(super) target: String,
-    /// Whether the tier's policies may Pass (the Pass mark is cleared first).
-    pub(super) any_pass: bool,
+    /// The mark bits cleared before the jump: the Pass mark when the tier's policies may
+    /// Pass, the staged marks when it has staged policies ([`super::staged`]).
+    pub(super) clear: u32,
     /// Whether a drop follows the jump in the endpoint chain (the only policy's chain
     /// jumped to directly, in a tier that denies by default).
     pub(super) drop_after: bool,
@@ -180,14 +184,12 @@ pub(super) struct TierJump {
 ///   must all pass to be dropped (egress; none: every source of the family is dropped);
 /// * `tiers`: how each applicable tier is applied, in order;
 /// * `after_policies`: where a packet goes when every tier passed it (or none applies):
-///   the profiles' shared chain, or drop;
-/// * `mark`: the Pass mark.
+///   the profiles' shared chain, or drop.
 pub(super) fn endpoint_rules(
     dir: PolicyType,
     spoof_checks: &[Vec<Match>; 2],
     tiers: &[TierJump],
     after_policies: Verdict,
-    mark: u32,
 ) -> Vec<Rule> {
     let mut rules = vec![
         Rule::new(
@@ -204,12 +206,12 @@ pub(super) fn endpoint_rules(
         }
     }
     for t in tiers {
-        if t.any_pass {
+        if t.clear != 0 {
             // A mark left by an earlier tier or chain (the sender's egress) must not read as
-            // a Pass of this tier's policies.
+            // a Pass of this tier's policies (or a staged decision).
             rules.push(Rule {
                 matches: vec![],
-                statements: vec![Statement::ClearMark(mark)],
+                statements: vec![Statement::ClearMark(t.clear)],
                 verdict: None,
             });
         }

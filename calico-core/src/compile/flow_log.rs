@@ -35,14 +35,23 @@ pub struct FlowLogConfig {
     pub group: u16,
     /// Denied packets logged per second by each denying rule, at most.
     pub deny_rate: u32,
+    /// The packet-mark bit staged policies set once one of them allowed or denied (the
+    /// staged evaluation is closed: [`super::staged`]).
+    pub staged_mark: u32,
+    /// The packet-mark bit a staged policy's `Pass` sets (the staged policies left in its
+    /// tier are skipped).
+    pub staged_pass_mark: u32,
 }
 
 impl Default for FlowLogConfig {
-    /// Group 20, 10 denied packets a second per rule.
+    /// Group 20, 10 denied packets a second per rule; staged marks 0x0010_0000 and
+    /// 0x0020_0000 (next to the host-endpoint marks, in Felix's default mark mask).
     fn default() -> Self {
         FlowLogConfig {
             group: 20,
             deny_rate: 10,
+            staged_mark: 0x0010_0000,
+            staged_pass_mark: 0x0020_0000,
         }
     }
 }
@@ -54,6 +63,8 @@ pub enum LogVerdict {
     Allow,
     /// Denied (`D`).
     Deny,
+    /// A staged policy would have denied it (`S`); the packet's verdict is another log's.
+    StagedDeny,
 }
 
 /// Which rule of its chain decided.
@@ -93,6 +104,7 @@ impl fmt::Display for LogRef {
         let v = match self.verdict {
             LogVerdict::Allow => 'A',
             LogVerdict::Deny => 'D',
+            LogVerdict::StagedDeny => 'S',
         };
         write!(f, "{v} {} ", self.chain)?;
         match self.rule {
@@ -116,7 +128,8 @@ impl std::str::FromStr for LogRef {
         let verdict = match parts.next() {
             Some("A") => LogVerdict::Allow,
             Some("D") => LogVerdict::Deny,
-            _ => return Err(err("does not start with A or D")),
+            Some("S") => LogVerdict::StagedDeny,
+            _ => return Err(err("does not start with A, D or S")),
         };
         let chain = parts
             .next()
@@ -141,7 +154,7 @@ impl std::str::FromStr for LogRef {
     }
 }
 
-fn nflog(cfg: &FlowLogConfig, r: LogRef, rate: Option<u32>) -> Statement {
+pub(super) fn nflog(cfg: &FlowLogConfig, r: LogRef, rate: Option<u32>) -> Statement {
     Statement::NfLog {
         group: cfg.group,
         prefix: r.to_string(),
@@ -174,17 +187,7 @@ pub(super) fn user_rule(
                         .push(nflog(cfg, log_ref(LogVerdict::Allow), None));
                     return vec![r];
                 }
-                let mut logs: Vec<Rule> = split_port_lists(&r.matches)
-                    .into_iter()
-                    .map(|mut matches| {
-                        matches.push(Match::CtUnconfirmed);
-                        Rule {
-                            matches,
-                            statements: vec![nflog(cfg, log_ref(LogVerdict::Allow), None)],
-                            verdict: None,
-                        }
-                    })
-                    .collect();
+                let mut logs = first_packet_logs(cfg, log_ref(LogVerdict::Allow), &r.matches);
                 logs.push(r);
                 logs
             })
@@ -198,6 +201,22 @@ pub(super) fn user_rule(
             .collect(),
         Action::Pass | Action::Log => rules,
     }
+}
+
+/// Rules logging (without rate limit) the first packet of each connection matching
+/// `matches` (`ct status ! confirmed`), one per port range of a port list.
+pub(super) fn first_packet_logs(cfg: &FlowLogConfig, r: LogRef, matches: &[Match]) -> Vec<Rule> {
+    split_port_lists(matches)
+        .into_iter()
+        .map(|mut matches| {
+            matches.push(Match::CtUnconfirmed);
+            Rule {
+                matches,
+                statements: vec![nflog(cfg, r.clone(), None)],
+                verdict: None,
+            }
+        })
+        .collect()
 }
 
 /// A rule logging denied packets (rate-limited) that match `matches`.
@@ -275,7 +294,7 @@ fn split_port_lists(matches: &[Match]) -> Vec<Vec<Match>> {
 /// Whether `rule` matches TCP only. An allowed TCP connection reaches the policy rules with
 /// its SYN alone (a SYN retransmitted before the answer, too): the rule can log in itself,
 /// without a log rule before it, which would cost the kernel a rule to validate and program.
-fn tcp_only(rule: &Rule) -> bool {
+pub(super) fn tcp_only(rule: &Rule) -> bool {
     rule.matches.contains(&Match::L4Proto {
         proto: 6,
         negate: false,

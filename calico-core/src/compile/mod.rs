@@ -82,6 +82,7 @@ mod rules;
 mod set_elements;
 mod set_members;
 mod shared_chains;
+mod staged;
 mod updates;
 
 pub use describe::{

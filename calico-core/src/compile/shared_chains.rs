@@ -12,8 +12,19 @@ use super::names::chain_name;
 use crate::dataplane::ir::{Chain, Match, Rule, Verdict};
 use crate::model::PolicyType;
 
-/// Policy chains in order, each with whether its policy may Pass.
-pub(super) type PolicyList = Vec<(String, bool)>;
+/// One policy of a tier's list: its chain, whether it may Pass, whether it is staged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Listed {
+    /// The policy's chain in the direction.
+    pub(super) chain: String,
+    /// Whether the policy has a `Pass` rule.
+    pub(super) may_pass: bool,
+    /// Whether the policy is staged ([`super::staged`]).
+    pub(super) staged: bool,
+}
+
+/// Policy chains in order.
+pub(super) type PolicyList = Vec<Listed>;
 
 /// A chain several endpoints' chains may jump to.
 pub(super) struct SharedChain {
@@ -25,13 +36,14 @@ pub(super) struct SharedChain {
     rules: Vec<Rule>,
 }
 
-/// The chain shared by every endpoint whose policies of one tier in `dir` are `policies`
-/// (chain, can Pass), in order: a jump to each, returning early when one passed, and, for a
-/// tier that denies by default (`deny`), a drop at the end (the end of the tier; logged with
-/// `flow_logs`). Its name hashes the list and `deny`, so equal lists share one chain and a
-/// different list gets another.
+/// The chain shared by every endpoint whose policies of one tier in `dir` are `policies`,
+/// in order: a jump to each, returning early when an enforced one passed, and, for a tier
+/// that denies by default (`deny`), a drop at the end (the end of the tier; logged with
+/// `flow_logs`), or, when only staged policies are listed, the staged end of the tier
+/// ([`super::staged::tier_end`]). Its name hashes the list and `deny`, so equal lists share
+/// one chain and a different list gets another.
 pub(super) fn policy_list_chain(
-    policies: &[(String, bool)],
+    policies: &[Listed],
     deny: bool,
     dir: PolicyType,
     mark: u32,
@@ -39,17 +51,33 @@ pub(super) fn policy_list_chain(
 ) -> SharedChain {
     let mut parts: Vec<&str> = Vec::with_capacity(policies.len() * 2 + 1);
     let mut rules = Vec::with_capacity(policies.len() * 2 + 1);
-    for (i, (chain, pass)) in policies.iter().enumerate() {
-        parts.push(chain);
-        parts.push(if *pass { "p" } else { "-" });
-        rules.push(Rule::new(vec![], Verdict::Jump(chain.clone())));
-        if *pass && (deny || i + 1 < policies.len()) {
+    for (i, p) in policies.iter().enumerate() {
+        parts.push(&p.chain);
+        parts.push(match (p.staged, p.may_pass) {
+            (true, _) => "s",
+            (false, true) => "p",
+            (false, false) => "-",
+        });
+        rules.push(Rule::new(vec![], Verdict::Jump(p.chain.clone())));
+        if !p.staged && p.may_pass && (deny || i + 1 < policies.len()) {
             rules.push(Rule::new(vec![Match::MarkSet(mark)], Verdict::Return));
         }
     }
-    if deny {
+    let enforced = policies.iter().any(|p| !p.staged);
+    let staged_end = match flow_logs {
+        Some(cfg) if deny && !enforced => {
+            let staged: Vec<&str> = policies.iter().map(|p| p.chain.as_str()).collect();
+            Some(super::staged::tier_end(cfg, &staged))
+        }
+        _ => None,
+    };
+    if deny && enforced {
         parts.push("deny");
         rules.push(Rule::new(vec![], Verdict::Drop));
+    }
+    if let Some(end) = staged_end {
+        parts.push("staged-deny");
+        rules.extend(end);
     }
     let prefix = match dir {
         PolicyType::Ingress => "pl-in",

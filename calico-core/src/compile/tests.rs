@@ -12,6 +12,14 @@ fn config() -> CompileConfig {
     CompileConfig::new(arbitrary::NODES[0])
 }
 
+/// [`config`], with flow logs when `logs`.
+fn config_with(logs: bool) -> CompileConfig {
+    CompileConfig {
+        flow_logs: logs.then(super::FlowLogConfig::default),
+        ..config()
+    }
+}
+
 const SMALL: &str = r#"
 kind: WorkloadEndpoint
 orchestrator: k8s
@@ -187,8 +195,8 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 
     #[test]
-    fn compiled_ir_keeps_its_invariants(model in arbitrary::model()) {
-        let r = compile(&config(), &model);
+    fn compiled_ir_keeps_its_invariants(model in arbitrary::model(), logs in any::<bool>()) {
+        let r = compile(&config_with(logs), &model);
         if let Err(e) = validate::check(&r) {
             return Err(TestCaseError::fail(format!("{e}\n{r:#?}")));
         }
@@ -203,10 +211,12 @@ proptest! {
         prop_assert!(diff(&rb, &rb).is_empty());
     }
 
+    /// With flow logs (`logs`) too, which bring staged policies' chains.
     #[test]
     fn incremental_compilation_equals_full(
         a in arbitrary::model(),
         b in arbitrary::model(),
+        logs in any::<bool>(),
         addrs_a in arbitrary::interface_addresses(),
         addrs_b in arbitrary::interface_addresses(),
         addrs_at in 0usize..8,
@@ -214,7 +224,7 @@ proptest! {
         // The agent's snapshot path (`from_model`), then its update path, the interfaces'
         // addresses changing somewhere in between.
         let mut m = a.clone();
-        let mut c = Compiler::from_model(config(), &m);
+        let mut c = Compiler::from_model(config_with(logs), &m);
         c.set_interface_addresses(&m, addrs_a);
         let mut dataplane = Ruleset::default();
         c.take_changes().apply_to(&mut dataplane).map_err(|e| TestCaseError::fail(e.to_string()))?;
@@ -231,7 +241,7 @@ proptest! {
         }
         c.set_interface_addresses(&m, addrs_b.clone());
         c.take_changes().apply_to(&mut dataplane).map_err(|e| TestCaseError::fail(e.to_string()))?;
-        let mut full = Compiler::from_model(config(), &b);
+        let mut full = Compiler::from_model(config_with(logs), &b);
         full.set_interface_addresses(&b, addrs_b);
         prop_assert_eq!(c.ruleset(), full.ruleset());
         prop_assert_eq!(&dataplane, full.ruleset());

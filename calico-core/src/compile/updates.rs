@@ -18,6 +18,7 @@ use super::names::{endpoint_chain, policy_chain, profile_chain};
 use super::rules::{compile_rule, SetSpec, Verdicts};
 use super::set_members::{EndpointKey, SetOwner};
 use super::shared_chains::{policy_list_chain, profile_list_chain};
+use super::staged::staged_chain;
 use super::{
     Compiler, EGRESS_ALLOWED_CHAIN, FROM_WORKLOAD_MAP, TO_WORKLOAD_MAP, WORKLOAD_IFACES_MAP,
     WORKLOAD_TO_HOST_CHAIN, WORKLOAD_TO_HOST_MAP,
@@ -25,7 +26,8 @@ use super::{
 use crate::calc::effective;
 use crate::dataplane::ir::{Chain, Match, Statement, Verdict};
 use crate::model::{
-    policy_order, tier_order, Model, Policy, PolicyKey, PolicyType, Tier, WorkloadEndpointId,
+    policy_order, tier_order, Model, Policy, PolicyKey, PolicyType, StagedAction, Tier,
+    WorkloadEndpointId,
 };
 
 /// The chain `name` of `rules` (of a policy in `namespace`, `None` for global policies and
@@ -102,25 +104,49 @@ impl Compiler {
         rules_chain(name, rules, namespace, &verdicts, flow_logs, specs)
     }
 
+    /// Whether a policy gets chains: an enforced one always; a staged `Set` one with flow
+    /// logs, which report what it would deny ([`super::staged`]).
+    pub(super) fn renders(&self, p: &Policy) -> bool {
+        match p.staged_action {
+            None => true,
+            Some(StagedAction::Set) => self.config.flow_logs.is_some(),
+            Some(StagedAction::Delete) => false,
+        }
+    }
+
     /// A policy was added, changed or removed: its chains, its sets, the endpoints it
     /// applies to.
     pub(super) fn policy_changed(&mut self, model: &Model, key: &PolicyKey) {
         let before: BTreeSet<WorkloadEndpointId> =
             self.local.applied_to(key).cloned().unwrap_or_default();
         let policy = model.policies.get(key);
+        if let Some(p) = policy.filter(|p| p.is_staged() && !self.renders(p)) {
+            if p.staged_action == Some(StagedAction::Set) {
+                tracing::warn!(
+                    policy = %effective::policy_name(p),
+                    "staged policy not evaluated in the kernel: staged policies report what they \
+                     would deny through the flow logs, which are off (calico-agent --flow-logs)"
+                );
+            }
+        }
+        let policy = policy.filter(|p| self.renders(p));
         let mut specs = Vec::new();
         for dir in [PolicyType::Ingress, PolicyType::Egress] {
             let name = policy_chain(key, dir);
             let chain = policy.filter(|p| p.governs(dir)).map(|p| {
-                self.compile_rules(
-                    &name,
-                    p.rules(dir),
-                    p.namespace.as_deref(),
-                    dir,
-                    true,
-                    &effective::policy_name(p),
-                    &mut specs,
-                )
+                let ns = p.namespace.as_deref();
+                match (p.is_staged(), &self.config.flow_logs) {
+                    (true, Some(cfg)) => staged_chain(&name, p.rules(dir), ns, cfg, &mut specs),
+                    _ => self.compile_rules(
+                        &name,
+                        p.rules(dir),
+                        ns,
+                        dir,
+                        true,
+                        &effective::policy_name(p),
+                        &mut specs,
+                    ),
+                }
             });
             self.journal.put_chain(&name, chain);
         }
@@ -261,6 +287,7 @@ impl Compiler {
             .local
             .policies_of(&ep.id)
             .filter_map(|k| model.policies.get(k))
+            .filter(|p| self.renders(p))
             .filter_map(|p| model.tier(&p.tier).map(|t| (t, p)))
             .collect();
         let mut policies: Vec<(&Tier, &Policy)> = tiers.iter().map(|(t, p)| (t, *p)).collect();
@@ -283,18 +310,13 @@ impl Compiler {
                 shared.push(name.clone());
                 Verdict::Goto(name)
             };
-            let jumps: Vec<TierJump> = inputs
-                .tiers
-                .iter()
-                .map(|t| self.tier_jump(t, dir, iface, &mut shared))
-                .collect();
-            let mut rules = endpoint_rules(
-                dir,
-                &spoof_checks,
-                &jumps,
-                after_policies,
-                self.config.pass_mark,
-            );
+            let mut first_staged = true;
+            let mut jumps: Vec<TierJump> = Vec::with_capacity(inputs.tiers.len());
+            for t in &inputs.tiers {
+                jumps.push(self.tier_jump(t, dir, iface, &mut shared, first_staged));
+                first_staged &= !t.policies.iter().any(|p| p.staged);
+            }
+            let mut rules = endpoint_rules(dir, &spoof_checks, &jumps, after_policies);
             let chain = endpoint_chain(iface, dir);
             if let Some(cfg) = &flow_logs {
                 rules = flow_log::chain_drops(cfg, &chain, rules);
@@ -336,23 +358,39 @@ impl Compiler {
     }
 
     /// How `iface`'s chain in `dir` applies one tier: the only policy's chain directly when
-    /// it cannot Pass, else the tier's shared list chain (acquired, and recorded in
-    /// `shared`).
+    /// it cannot Pass and is not staged, else the tier's shared list chain (acquired, and
+    /// recorded in `shared`). `first_staged`: no earlier tier of the chain has staged
+    /// policies (the staged evaluation starts here, its marks cleared).
     fn tier_jump(
         &mut self,
         t: &TierSection,
         dir: PolicyType,
         iface: &str,
         shared: &mut Vec<String>,
+        first_staged: bool,
     ) -> TierJump {
-        let any_pass = t.policies.iter().any(|(_, pass)| *pass);
-        if let [(only, false)] = t.policies.as_slice() {
-            return TierJump {
-                target: only.clone(),
-                any_pass,
-                drop_after: t.deny,
-                ends: t.deny,
-            };
+        let any_pass = t.policies.iter().any(|p| p.may_pass && !p.staged);
+        let enforced = t.policies.iter().any(|p| !p.staged);
+        let mut clear = if any_pass { self.config.pass_mark } else { 0 };
+        if let Some(cfg) = self
+            .config
+            .flow_logs
+            .filter(|_| t.policies.iter().any(|p| p.staged))
+        {
+            clear |= cfg.staged_pass_mark;
+            if first_staged {
+                clear |= cfg.staged_mark;
+            }
+        }
+        if let [only] = t.policies.as_slice() {
+            if !only.may_pass && !only.staged {
+                return TierJump {
+                    target: only.chain.clone(),
+                    clear,
+                    drop_after: t.deny,
+                    ends: t.deny,
+                };
+            }
         }
         let mark = self.config.pass_mark;
         let flow_logs = self.config.flow_logs;
@@ -361,9 +399,9 @@ impl Compiler {
         shared.push(name.clone());
         TierJump {
             target: name,
-            any_pass,
+            clear,
             drop_after: false,
-            ends: t.deny && !any_pass,
+            ends: t.deny && !any_pass && enforced,
         }
     }
 

@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use super::EndpointRef;
 use crate::calc::effective;
-use crate::model::{HostEndpoint, Labels, Model, Policy, WorkloadEndpoint};
+use crate::model::{HostEndpoint, Labels, Model, Policy, StagedAction, WorkloadEndpoint};
 
 /// A local endpoint: effective labels, addresses, profiles, namespace.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,8 +69,14 @@ impl EndpointView {
     }
 
     /// Whether `policy` applies to this endpoint (ignoring direction). Pre-DNAT and
-    /// untracked policy apply to host endpoints only.
+    /// untracked policy apply to host endpoints only; a staged policy to workload endpoints
+    /// only, and never a staged deletion (it has no rules).
     pub fn is_selected_by(&self, policy: &Policy) -> bool {
+        match policy.staged_action {
+            Some(StagedAction::Delete) => return false,
+            Some(StagedAction::Set) if !self.is_workload => return false,
+            _ => {}
+        }
         let in_scope = match &policy.namespace {
             Some(ns) => self.is_workload && self.namespace.as_deref() == Some(ns.as_str()),
             None => !(self.is_workload && (policy.pre_dnat || policy.do_not_track)),

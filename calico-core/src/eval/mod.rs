@@ -75,6 +75,7 @@ mod endpoint_view;
 mod host;
 mod packet;
 mod rule_match;
+mod staged;
 mod trace;
 
 use std::net::IpAddr;
@@ -87,6 +88,7 @@ use crate::model::{
 pub use endpoint_view::EndpointView;
 pub use host::{evaluate_host, host_endpoint_on, tiers_on_path, HostEvaluation};
 pub use packet::{Direction, Packet};
+pub use staged::{staged_denials, StagedDenial, StagedRule};
 pub use trace::{Evaluation, RuleSource, TraceStep, Verdict};
 
 /// A local endpoint to evaluate against.
@@ -137,14 +139,25 @@ pub struct Applicable {
 /// The tiers that apply to `endpoint` in `direction`, in order, each with its policies that
 /// apply to it and govern `direction`, in order. Held policies (their tier does not exist)
 /// are left out.
+/// Staged policies are not enforced and are left out ([`staged_denials`] has them).
 pub fn tiers_for<'m>(
     model: &'m Model,
     endpoint: &EndpointView,
     direction: PolicyType,
 ) -> Vec<(Tier, Vec<&'m Policy>)> {
+    tiers_with(model, endpoint, direction, false)
+}
+
+/// [`tiers_for`], with the staged policies that apply among the others when `staged`.
+fn tiers_with<'m>(
+    model: &'m Model,
+    endpoint: &EndpointView,
+    direction: PolicyType,
+    staged: bool,
+) -> Vec<(Tier, Vec<&'m Policy>)> {
     let mut tiers: Vec<(Tier, Vec<&Policy>)> = Vec::new();
     for p in model.policies.values() {
-        if !p.governs(direction) || !endpoint.is_selected_by(p) {
+        if (p.is_staged() && !staged) || !p.governs(direction) || !endpoint.is_selected_by(p) {
             continue;
         }
         match tiers.iter_mut().find(|(t, _)| t.name == p.tier) {
@@ -217,7 +230,12 @@ pub fn evaluate(
     }
     let mut trace = Vec::new();
     let verdict = judge(model, &view, direction, packet, &mut trace);
-    Ok(Evaluation { verdict, trace })
+    let staged = staged_denials(model, &view, direction.policy_type(), packet);
+    Ok(Evaluation {
+        verdict,
+        trace,
+        staged,
+    })
 }
 
 /// Judges a packet from one workload to another as the network would: the source endpoint's
@@ -239,6 +257,7 @@ pub fn evaluate_flow(model: &Model, packet: &Packet) -> Result<Evaluation, EvalE
         });
     }
     let mut trace = Vec::new();
+    let mut staged = Vec::new();
     for (ep, direction) in [(src, Direction::Egress), (dst, Direction::Ingress)] {
         let Some(ep) = ep else { continue };
         let mut e = evaluate(model, &ep, direction, packet)?;
@@ -247,16 +266,19 @@ pub fn evaluate_flow(model: &Model, packet: &Packet) -> Result<Evaluation, EvalE
             direction,
         });
         trace.append(&mut e.trace);
+        staged.append(&mut e.staged);
         if e.verdict == Verdict::Deny {
             return Ok(Evaluation {
                 verdict: Verdict::Deny,
                 trace,
+                staged,
             });
         }
     }
     Ok(Evaluation {
         verdict: Verdict::Allow,
         trace,
+        staged,
     })
 }
 

@@ -164,6 +164,9 @@ pub struct Evaluation {
     pub verdict: Verdict,
     /// The steps, in order.
     pub trace: Vec<TraceStep>,
+    /// What staged policies would have denied on the way (they are not enforced and do
+    /// not change the verdict), in the order they were reached.
+    pub staged: Vec<super::StagedDenial>,
 }
 
 impl Evaluation {
@@ -184,6 +187,9 @@ impl fmt::Display for Evaluation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for step in &self.trace {
             writeln!(f, "{step}")?;
+        }
+        for denial in &self.staged {
+            writeln!(f, "{denial}")?;
         }
         write!(f, "verdict: {}", self.verdict)
     }

@@ -678,6 +678,7 @@ pub fn translate_policy(np: &NetworkPolicy) -> Result<Policy, TranslateError> {
         apply_on_forward: false,
         pre_dnat: false,
         do_not_track: false,
+        staged_action: None,
     };
     policy
         .validate()

@@ -229,6 +229,7 @@ impl KubernetesDriver {
             apply_on_forward: false,
             pre_dnat: false,
             do_not_track: false,
+            staged_action: None,
         });
         let key = self.writer.key_of(&stub)?;
         Ok(self.writer.remove(&key).await?.is_some())

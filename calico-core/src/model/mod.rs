@@ -41,7 +41,7 @@ pub use error::{clip, Reason, ResourceRef, ValidationError};
 pub use file::{load_file, parse_resources, FileError};
 pub use network_set::{parse_cidr_or_address, NetworkSet, NetworkSetKey};
 pub use notes::HOST_ENDPOINT_NOT_ENFORCED;
-pub use policy::{policy_order, Policy, PolicyType, Profile};
+pub use policy::{policy_order, Policy, PolicyType, Profile, StagedAction, STAGED_PREFIX};
 pub use pool::{BlockAffinity, IpPool};
 pub use resource::{Resource, ResourceKey, ResourceKind, Update};
 pub use rule::{

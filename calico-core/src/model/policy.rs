@@ -70,6 +70,29 @@ pub struct Policy {
     /// endpoints.
     #[serde(default, skip_serializing_if = "is_false")]
     pub do_not_track: bool,
+    /// Set for a staged policy (Calico's `StagedNetworkPolicy`,
+    /// `StagedGlobalNetworkPolicy`, `StagedKubernetesNetworkPolicy`): evaluated beside the
+    /// enforced policies of workload endpoints, never enforced; what it would deny is
+    /// reported ([`crate::eval::StagedDenial`], flow logs). Its `name` starts with
+    /// [`STAGED_PREFIX`] (as Felix keys staged policies), so it never replaces the
+    /// enforced policy of the same name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staged_action: Option<StagedAction>,
+}
+
+/// The prefix of a staged policy's name: a `StagedNetworkPolicy` `foo` is the policy
+/// `staged:foo`, beside the `NetworkPolicy` `foo`.
+pub const STAGED_PREFIX: &str = "staged:";
+
+/// What a staged policy would do once committed (Calico's `stagedAction`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum StagedAction {
+    /// Create or replace the enforced policy of the same name with this one (its rules are
+    /// evaluated and what they would deny is reported).
+    Set,
+    /// Delete the enforced policy of the same name. Loaded and listed; nothing is evaluated
+    /// for it (it has no rules), so a deletion's effect is not previewed.
+    Delete,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -85,6 +108,20 @@ fn is_default_tier(tier: &str) -> bool {
 }
 
 impl Policy {
+    /// Whether the policy is staged (evaluated, never enforced).
+    pub fn is_staged(&self) -> bool {
+        self.staged_action.is_some()
+    }
+
+    /// The name without the staged prefix: what the user named it.
+    pub fn user_name(&self) -> &str {
+        if self.is_staged() {
+            self.name.strip_prefix(STAGED_PREFIX).unwrap_or(&self.name)
+        } else {
+            &self.name
+        }
+    }
+
     /// The directions the policy governs. When `types` is empty Calico infers them: Egress
     /// alone if there are egress rules but no ingress rules, both if there are both, Ingress
     /// otherwise.

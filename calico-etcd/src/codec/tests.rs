@@ -172,8 +172,8 @@ fn unsupported_kinds_are_ignored_not_refused() {
         Decoded::Unsupported("FelixConfiguration".into())
     );
     assert_eq!(
-        decode("stagednetworkpolicies/shop/p1", "garbage"),
-        Decoded::Unsupported("StagedNetworkPolicy".into())
+        decode("kubecontrollersconfigurations/default", "garbage"),
+        Decoded::Unsupported("KubeControllersConfiguration".into())
     );
     assert_eq!(
         decode("widgets/w1", "{}"),
@@ -319,4 +319,49 @@ fn tiers_and_their_policies_are_read() {
     let bad = TIER.replace("\"Deny\"", "\"Allow\"");
     let why = refused("tiers/security", &bad);
     assert!(why.contains("spec.defaultAction"), "{why}");
+}
+
+/// Staged policies as Calico stores them, under their kinds' keys and the user's names.
+const STAGED_POLICY: &str = r#"{"kind":"StagedNetworkPolicy","apiVersion":"projectcalico.org/v3","metadata":{"name":"allow-web","namespace":"shop","uid":"3b1d4c1e-4f2a-4a7e-9d1e-0c8f2a6b9e12","creationTimestamp":"2025-06-01T10:00:00Z","labels":{"projectcalico.org/tier":"default"},"annotations":{"projectcalico.org/metadata":"{\"name\":\"allow-web\"}"}},"spec":{"stagedAction":"Set","tier":"default","order":100,"selector":"app == 'web'","ingress":[{"action":"Deny","protocol":"TCP","destination":{"ports":[22]}}],"types":["Ingress"]}}"#;
+const STAGED_GLOBAL_POLICY: &str = r#"{"kind":"StagedGlobalNetworkPolicy","apiVersion":"projectcalico.org/v3","metadata":{"name":"default.deny-all","uid":"3b1d4c1e-4f2a-4a7e-9d1e-0c8f2a6b9e13","creationTimestamp":"2025-06-01T10:00:00Z"},"spec":{"stagedAction":"Delete","tier":"default","selector":"all()","types":["Ingress"]}}"#;
+const STAGED_KUBERNETES_POLICY: &str = r#"{"kind":"StagedKubernetesNetworkPolicy","apiVersion":"projectcalico.org/v3","metadata":{"name":"db","namespace":"shop","uid":"3b1d4c1e-4f2a-4a7e-9d1e-0c8f2a6b9e14","creationTimestamp":"2025-06-01T10:00:00Z"},"spec":{"stagedAction":"Set","podSelector":{"matchLabels":{"role":"db"}},"policyTypes":["Ingress"],"ingress":[{"ports":[{"protocol":"TCP","port":5432}]}]}}"#;
+
+#[test]
+fn staged_policies_decode_under_their_kinds_and_write_back() {
+    let staged = resource("stagednetworkpolicies/shop/allow-web", STAGED_POLICY);
+    let global = resource(
+        "stagedglobalnetworkpolicies/default.deny-all",
+        STAGED_GLOBAL_POLICY,
+    );
+    let k8s = resource(
+        "stagedkubernetesnetworkpolicies/shop/db",
+        STAGED_KUBERNETES_POLICY,
+    );
+    let names: Vec<String> = [&staged, &global, &k8s]
+        .iter()
+        .map(|r| match r {
+            Resource::Policy(p) => format!("{:?} {} {:?}", p.namespace, p.name, p.staged_action),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "Some(\"shop\") staged:allow-web Some(Set)",
+            "None staged:deny-all Some(Delete)",
+            "Some(\"shop\") staged:knp.default.db Some(Set)",
+        ]
+    );
+    for original in [staged, global] {
+        let key = crate::layout::key_of(P, &original).unwrap();
+        assert!(key.contains("/staged"), "{key}");
+        let value = calico_core::integrations::calico_v3::to_v3(&original)
+            .unwrap()
+            .value
+            .to_string();
+        match decode_resource(P, &key, value.as_bytes()) {
+            Decoded::Resource(back) => assert_eq!(back, original, "{key}: {value}"),
+            other => panic!("{key}: {value}: {other:?}"),
+        }
+    }
 }

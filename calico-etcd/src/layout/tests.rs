@@ -149,6 +149,7 @@ fn policy(name: &str, ns: Option<&str>) -> Policy {
         apply_on_forward: false,
         pre_dnat: false,
         do_not_track: false,
+        staged_action: None,
     }
 }
 

@@ -289,4 +289,5 @@ mod matching;
 mod network_sets;
 mod policies;
 mod service_accounts;
+mod staged;
 mod tiers;

@@ -10,7 +10,8 @@ use serde_yaml_ng::{Mapping, Value};
 use crate::integrations::TranslateError;
 use crate::model::{
     AsNumber, BgpConfiguration, BgpPeer, HostEndpoint, IpPool, Labels, NamedPort, Node, NodeBgp,
-    Policy, PolicyType, Profile, Resource, Rule, WorkloadEndpoint, WorkloadEndpointId,
+    Policy, PolicyType, Profile, Resource, Rule, StagedAction, WorkloadEndpoint,
+    WorkloadEndpointId, STAGED_PREFIX,
 };
 use crate::selector::Selector;
 
@@ -68,6 +69,8 @@ struct PolicySpec {
     pre_dnat: bool,
     #[serde(default)]
     do_not_track: bool,
+    #[serde(default)]
+    staged_action: Option<StagedAction>,
 }
 
 #[derive(Deserialize)]
@@ -371,7 +374,11 @@ fn object(doc: usize, kind: &str, mut v: Mapping) -> Result<Resource, TranslateE
     }
     screen(&mut spec, "spec", kind, &obj)?;
     let resource = match kind {
-        "NetworkPolicy" | "GlobalNetworkPolicy" => policy(kind, meta, spec, &obj)?,
+        "NetworkPolicy"
+        | "GlobalNetworkPolicy"
+        | "StagedNetworkPolicy"
+        | "StagedGlobalNetworkPolicy" => policy(kind, meta, spec, &obj)?,
+        "StagedKubernetesNetworkPolicy" => staged_kubernetes_policy(meta, spec, &obj)?,
         "Profile" => {
             let s: ProfileSpec = typed(spec, "spec", &obj)?;
             Resource::Profile(Profile {
@@ -449,7 +456,7 @@ fn object(doc: usize, kind: &str, mut v: Mapping) -> Result<Resource, TranslateE
         "NetworkSet" | "GlobalNetworkSet" => super::network_set::read(kind, meta, spec, &obj)?,
         "Tier" => super::tier::read(meta, spec, &obj)?,
         other => {
-            return Err(TranslateError::new(&obj, "kind", format!("{other:?} is not a supported kind (NetworkPolicy, GlobalNetworkPolicy, Tier, NetworkSet, GlobalNetworkSet, Profile, HostEndpoint, IPPool, BGPConfiguration, BGPPeer, BGPFilter, Node, WorkloadEndpoint, List)")));
+            return Err(TranslateError::new(&obj, "kind", format!("{other:?} is not a supported kind (NetworkPolicy, GlobalNetworkPolicy, StagedNetworkPolicy, StagedGlobalNetworkPolicy, StagedKubernetesNetworkPolicy, Tier, NetworkSet, GlobalNetworkSet, Profile, HostEndpoint, IPPool, BGPConfiguration, BGPPeer, BGPFilter, Node, WorkloadEndpoint, List)")));
         }
     };
     resource
@@ -458,11 +465,13 @@ fn object(doc: usize, kind: &str, mut v: Mapping) -> Result<Resource, TranslateE
     Ok(resource)
 }
 
-/// A `NetworkPolicy` or `GlobalNetworkPolicy`.
+/// A `NetworkPolicy` or `GlobalNetworkPolicy`, or their staged kinds (named
+/// `staged:<name>`, [`crate::model::STAGED_PREFIX`]; `stagedAction` `Set` by default).
 fn policy(kind: &str, meta: Meta, spec: Value, obj: &str) -> Result<Resource, TranslateError> {
     let ns = meta.namespace.clone();
     let s: PolicySpec = typed(spec, "spec", obj)?;
-    let namespaced = kind == "NetworkPolicy";
+    let staged = kind.starts_with("Staged");
+    let namespaced = matches!(kind, "NetworkPolicy" | "StagedNetworkPolicy");
     if namespaced && s.namespace_selector.is_some() {
         return Err(TranslateError::new(
             obj,
@@ -470,6 +479,19 @@ fn policy(kind: &str, meta: Meta, spec: Value, obj: &str) -> Result<Resource, Tr
             "only GlobalNetworkPolicy has a namespaceSelector",
         ));
     }
+    if !staged && s.staged_action.is_some() {
+        return Err(TranslateError::new(
+            obj,
+            "spec.stagedAction",
+            "only a staged policy (StagedNetworkPolicy, StagedGlobalNetworkPolicy) has a stagedAction",
+        ));
+    }
+    let (name, staged_action) = if staged {
+        let action = s.staged_action.unwrap_or(StagedAction::Set);
+        (format!("{STAGED_PREFIX}{}", meta.name), Some(action))
+    } else {
+        (meta.name, None)
+    };
     let mut selector = s.selector.unwrap_or_default();
     if let Some(nss) = s.namespace_selector {
         // The same reading as a rule's `namespaceSelector`: `all()` is "any namespaced
@@ -480,7 +502,7 @@ fn policy(kind: &str, meta: Meta, spec: Value, obj: &str) -> Result<Resource, Tr
         selector = selector.and(&service_accounts_matching(&sas, namespaced));
     }
     Ok(Resource::Policy(Policy {
-        name: meta.name,
+        name,
         namespace: if namespaced {
             Some(ns.unwrap_or_else(|| "default".into()))
         } else {
@@ -495,7 +517,36 @@ fn policy(kind: &str, meta: Meta, spec: Value, obj: &str) -> Result<Resource, Tr
         apply_on_forward: s.apply_on_forward,
         pre_dnat: s.pre_dnat,
         do_not_track: s.do_not_track,
+        staged_action,
     }))
+}
+
+/// A `StagedKubernetesNetworkPolicy`: a Kubernetes `NetworkPolicy` spec and a
+/// `stagedAction`, translated as the Kubernetes driver translates the policy
+/// (`knp.default.<name>`), then staged (`staged:knp.default.<name>`, as Calico names it).
+fn staged_kubernetes_policy(
+    meta: Meta,
+    spec: Value,
+    obj: &str,
+) -> Result<Resource, TranslateError> {
+    use crate::integrations::kubernetes::{translate_policy, NetworkPolicy, ObjectMeta};
+    let mut spec = spec;
+    let action = match spec.as_mapping_mut().and_then(|m| m.remove("stagedAction")) {
+        Some(v) => typed(v, "spec.stagedAction", obj)?,
+        None => StagedAction::Set,
+    };
+    let np = NetworkPolicy {
+        metadata: ObjectMeta {
+            name: meta.name,
+            namespace: meta.namespace,
+            labels: meta.labels.into_iter().collect(),
+        },
+        spec: typed(spec, "spec", obj)?,
+    };
+    let mut p = translate_policy(&np).map_err(|e| TranslateError::new(obj, e.field, e.reason))?;
+    p.name = format!("{STAGED_PREFIX}{}", p.name);
+    p.staged_action = Some(action);
+    Ok(Resource::Policy(p))
 }
 
 /// The endpoints whose service account a policy's `serviceAccountSelector` picks: the

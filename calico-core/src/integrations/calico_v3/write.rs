@@ -18,7 +18,8 @@ use crate::model::{
 /// One resource as a `projectcalico.org/v3` object.
 #[derive(Clone, Debug, PartialEq)]
 pub struct V3Object {
-    /// The v3 kind: `NetworkPolicy`, `GlobalNetworkPolicy`, `Profile`, `WorkloadEndpoint`,
+    /// The v3 kind: `NetworkPolicy`, `GlobalNetworkPolicy` (or `StagedNetworkPolicy`,
+    /// `StagedGlobalNetworkPolicy` for a staged policy), `Profile`, `WorkloadEndpoint`,
     /// `HostEndpoint`, `IPPool`, `BGPConfiguration`, `BGPPeer`, `Node`, `NetworkSet`,
     /// `GlobalNetworkSet` or `Tier`.
     pub kind: &'static str,
@@ -157,10 +158,11 @@ pub(super) fn finite_order(kind: &str, name: &str, order: f64) -> Result<Value, 
 }
 
 fn policy(p: &Policy) -> Result<Parts<'_>, TranslateError> {
-    let kind = if p.namespace.is_some() {
-        "NetworkPolicy"
-    } else {
-        "GlobalNetworkPolicy"
+    let kind = match (p.is_staged(), p.namespace.is_some()) {
+        (false, true) => "NetworkPolicy",
+        (false, false) => "GlobalNetworkPolicy",
+        (true, true) => "StagedNetworkPolicy",
+        (true, false) => "StagedGlobalNetworkPolicy",
     };
     let mut spec = Map::new();
     if p.tier != crate::model::DEFAULT_TIER {
@@ -182,10 +184,13 @@ fn policy(p: &Policy) -> Result<Parts<'_>, TranslateError> {
     if p.do_not_track {
         spec.insert("doNotTrack".into(), Value::Bool(true));
     }
+    if let Some(action) = p.staged_action {
+        spec.insert("stagedAction".into(), json!(action));
+    }
     Ok((
         kind,
         p.namespace.clone(),
-        p.name.clone(),
+        p.user_name().to_string(),
         None,
         Value::Object(spec),
     ))

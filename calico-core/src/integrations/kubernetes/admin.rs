@@ -284,6 +284,7 @@ pub(super) fn translate(
         apply_on_forward: false,
         pre_dnat: false,
         do_not_track: false,
+        staged_action: None,
     })
 }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use super::Check;
 use crate::model::error::{Reason, ValidationError};
-use crate::model::policy::{Policy, PolicyType, Profile};
+use crate::model::policy::{Policy, PolicyType, Profile, StagedAction, STAGED_PREFIX};
 use crate::model::resource::ResourceKind;
 
 fn policy_name(p: &Policy) -> String {
@@ -19,7 +19,8 @@ impl Policy {
     /// Checks the policy against Calico's rules and limits.
     pub fn validate(&self) -> Result<(), ValidationError> {
         let c = Check::new(ResourceKind::Policy, policy_name(self));
-        c.name("name", &self.name)?;
+        self.validate_staged(&c)?;
+        c.name("name", self.user_name())?;
         if let Some(ns) = &self.namespace {
             c.name("namespace", ns)?;
         }
@@ -49,6 +50,49 @@ impl Policy {
         self.validate_host_flags(&c)?;
         c.rules("ingress", &self.ingress)?;
         c.rules("egress", &self.egress)
+    }
+
+    /// A staged policy's name carries [`STAGED_PREFIX`] and an enforced one's does not; a
+    /// staged policy judges workload endpoints only (no `preDNAT` or `doNotTrack`), and a
+    /// staged deletion has no rules.
+    fn validate_staged(&self, c: &Check) -> Result<(), ValidationError> {
+        let prefixed = self.name.starts_with(STAGED_PREFIX);
+        let Some(action) = self.staged_action else {
+            if prefixed {
+                return Err(c.err(
+                    "name",
+                    Reason::Requires(format!(
+                        "stagedAction: a name starting with {STAGED_PREFIX:?} is a staged policy's"
+                    )),
+                ));
+            }
+            return Ok(());
+        };
+        if !prefixed {
+            return Err(c.invalid(
+                "name",
+                format!("a staged policy's name starts with {STAGED_PREFIX:?}"),
+            ));
+        }
+        for (field, set) in [
+            ("preDNAT", self.pre_dnat),
+            ("doNotTrack", self.do_not_track),
+        ] {
+            if set {
+                return Err(c.invalid(
+                    field,
+                    "not supported in a staged policy: staged policies are evaluated for \
+                     workload endpoints only",
+                ));
+            }
+        }
+        if action == StagedAction::Delete && !(self.ingress.is_empty() && self.egress.is_empty()) {
+            return Err(c.invalid(
+                "stagedAction",
+                "a staged Delete has no rules (it stands for deleting the policy)",
+            ));
+        }
+        Ok(())
     }
 
     /// Calico's rules for `preDNAT`, `doNotTrack` and `applyOnForward`: both kinds are

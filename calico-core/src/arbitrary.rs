@@ -304,14 +304,16 @@ const HOST_IFACES: [&str; 4] = ["eth0", "eth1", "eth2", "cali0"];
 /// A host endpoint: on one of [`NODES`], one named interface, all of them, or none (found
 /// by its expected addresses, some of [`HOST_ADDRS`]).
 fn host_endpoint(i: usize) -> impl Strategy<Value = HostEndpoint> {
+    // Its addresses follow from `i` (two, the next endpoint's first among them), so that
+    // the values drawn after it, and the fixed-seed tests' models, stay what they were.
+    let ips = [HOST_ADDRS[i % 4], HOST_ADDRS[(i + 1) % 4]];
     (
         prop::sample::select(NODES.to_vec()),
         prop::sample::select(vec![Some("eth0"), Some("eth1"), Some("*"), None]),
-        prop::sample::subsequence(HOST_ADDRS.to_vec(), 1..3),
         labels(),
         prop::sample::select(vec![vec![], vec!["p1".to_string()]]),
     )
-        .prop_map(move |(node, iface, ips, labels, profiles)| HostEndpoint {
+        .prop_map(move |(node, iface, labels, profiles)| HostEndpoint {
             name: format!("hep{i}"),
             node: node.into(),
             interface_name: iface.map(str::to_string),

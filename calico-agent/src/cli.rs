@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use calico_core::compile::{EndpointToHostAction, FailsafePort, HostConfig};
+use calico_core::compile::{
+    parse_failsafe_list, EndpointToHostAction, FailsafeError, FailsafePort, HostConfig,
+};
 use clap::{Parser, ValueEnum};
 
 /// Which BGP backend the agent runs.
@@ -235,14 +237,17 @@ pub struct Options {
           env = "CALICO_AGENT_DEFAULT_ENDPOINT_TO_HOST_ACTION")]
     pub default_endpoint_to_host_action: EndpointToHostAction,
 
-    /// Ports to the host no host-endpoint policy can close, as protocol:port,
-    /// comma-separated, or `none` (Felix's FailsafeInboundHostPorts; its default).
+    /// Ports to the host no host-endpoint policy can close, comma-separated, or `none`
+    /// (Felix's FailsafeInboundHostPorts and notation; its default): `tcp:22`, a bare port
+    /// (TCP), or with the network the source must be in, `tcp:10.0.0.0/8:22` or
+    /// `tcp:[fd00::/8]:22` (an IPv4 network opens nothing to IPv6, and the reverse).
     #[arg(long, default_value = DEFAULT_INBOUND, value_parser = failsafe_ports,
           env = "CALICO_AGENT_FAILSAFE_INBOUND_HOST_PORTS")]
     pub failsafe_inbound_host_ports: FailsafePorts,
 
     /// Ports the host may always reach out to, whatever its host-endpoint policy
-    /// (Felix's FailsafeOutboundHostPorts; its default).
+    /// (Felix's FailsafeOutboundHostPorts; its default), as the inbound list writes them;
+    /// a network is the one the destination must be in (`udp:10.0.0.0/8:53`).
     #[arg(long, default_value = DEFAULT_OUTBOUND, value_parser = failsafe_ports,
           env = "CALICO_AGENT_FAILSAFE_OUTBOUND_HOST_PORTS")]
     pub failsafe_outbound_host_ports: FailsafePorts,
@@ -308,14 +313,8 @@ const DEFAULT_OUTBOUND: &str =
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FailsafePorts(pub Vec<FailsafePort>);
 
-fn failsafe_ports(s: &str) -> Result<FailsafePorts, String> {
-    if s.trim().eq_ignore_ascii_case("none") || s.trim().is_empty() {
-        return Ok(FailsafePorts(Vec::new()));
-    }
-    s.split(',')
-        .map(|p| p.trim().parse::<FailsafePort>())
-        .collect::<Result<_, _>>()
-        .map(FailsafePorts)
+fn failsafe_ports(s: &str) -> Result<FailsafePorts, FailsafeError> {
+    parse_failsafe_list(s).map(FailsafePorts)
 }
 
 fn endpoint_to_host(s: &str) -> Result<EndpointToHostAction, String> {
@@ -468,6 +467,28 @@ mod tests {
             .to_string();
         assert!(
             e.contains("--failsafe-inbound-host-ports") && e.contains("ssh"),
+            "{e}"
+        );
+        // With networks, as Felix writes them; a bad one named with its reason.
+        let o = parse(&[
+            "--failsafe-inbound-host-ports",
+            "tcp:10.0.0.0/8:22,udp:[fd00::/8]:68,179",
+            "--failsafe-outbound-host-ports",
+            "udp:192.0.2.53:53",
+        ])
+        .unwrap();
+        let h = o.host_config();
+        let inbound: Vec<String> = h.failsafe_inbound.iter().map(|p| p.to_string()).collect();
+        assert_eq!(
+            inbound,
+            ["tcp:10.0.0.0/8:22", "udp:[fd00::/8]:68", "tcp:179"]
+        );
+        assert_eq!(h.failsafe_outbound[0].to_string(), "udp:192.0.2.53/32:53");
+        let e = parse(&["--failsafe-outbound-host-ports", "udp:10.0.0.0/33:53"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("udp:10.0.0.0/33:53") && e.contains("not a CIDR"),
             "{e}"
         );
         let o = parse(&["--workload-source-spoofing", "Any"]).unwrap();

@@ -296,23 +296,49 @@ fn policy(i: usize) -> impl Strategy<Value = Policy> {
         })
 }
 
-/// A host endpoint: on one of [`NODES`], one named interface or all of them.
+/// Addresses of the host's interfaces ([`interface_addresses`]) and host endpoints'
+/// `expectedIPs`.
+const HOST_ADDRS: [&str; 4] = ["192.0.2.1", "192.0.2.2", "2001:db8::1", "192.0.2.3"];
+/// Interfaces holding them: uplinks, and one the first workload endpoint uses.
+const HOST_IFACES: [&str; 4] = ["eth0", "eth1", "eth2", "cali0"];
+
+/// A host endpoint: on one of [`NODES`], one named interface, all of them, or none (found
+/// by its expected addresses, some of [`HOST_ADDRS`]).
 fn host_endpoint(i: usize) -> impl Strategy<Value = HostEndpoint> {
+    // Its addresses follow from `i` (two, the next endpoint's first among them), so that
+    // the values drawn after it, and the fixed-seed tests' models, stay what they were.
+    let ips = [HOST_ADDRS[i % 4], HOST_ADDRS[(i + 1) % 4]];
     (
         prop::sample::select(NODES.to_vec()),
-        prop::sample::select(vec!["eth0", "eth1", "*"]),
+        prop::sample::select(vec![Some("eth0"), Some("eth1"), Some("*"), None]),
         labels(),
         prop::sample::select(vec![vec![], vec!["p1".to_string()]]),
     )
         .prop_map(move |(node, iface, labels, profiles)| HostEndpoint {
             name: format!("hep{i}"),
             node: node.into(),
-            interface_name: Some(iface.into()),
-            expected_ips: vec![],
+            interface_name: iface.map(str::to_string),
+            expected_ips: ips.iter().map(|ip| ip.parse().unwrap()).collect(),
             labels,
             profiles,
             ports: vec![],
         })
+}
+
+/// The host's interfaces with some of [`HOST_ADDRS`] each (an address may be on two).
+pub fn interface_addresses() -> impl Strategy<Value = crate::dataplane::InterfaceAddresses> {
+    let one = prop::sample::subsequence(HOST_ADDRS.to_vec(), 0..3);
+    prop::collection::vec(one, HOST_IFACES.len()).prop_map(|held| {
+        HOST_IFACES
+            .iter()
+            .zip(held)
+            .filter(|(_, ips)| !ips.is_empty())
+            .map(|(iface, ips)| {
+                let ips = ips.iter().map(|ip| ip.parse().unwrap()).collect();
+                (iface.to_string(), ips)
+            })
+            .collect()
+    })
 }
 
 fn profile(name: &'static str) -> impl Strategy<Value = Profile> {

@@ -4,16 +4,22 @@
 //! fabric, and from the workload to the host, judged by normal, `applyOnForward` and
 //! pre-DNAT policy, the failsafe ports, and `defaultEndpointToHostAction`; each step
 //! programmed through the incremental compiler, and the table read back equal to the IR.
+//! A host endpoint found by its `expectedIPs` follows its address from interface to none,
+//! as the FIB backend reads and reports the addresses; a failsafe entry with a network
+//! opens its port to sources inside it only.
 
 mod support;
 
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::time::Duration;
 
-use calico_core::compile::{CompileConfig, Compiler, EndpointToHostAction, HostConfig};
-use calico_core::dataplane::{diff, AclBackend};
+use calico_core::compile::{
+    parse_failsafe_list, CompileConfig, Compiler, EndpointToHostAction, HostConfig, HostPath,
+};
+use calico_core::dataplane::{diff, AclBackend, FibBackend};
 use calico_core::model::{parse_resources, Model, ResourceKey, Update};
 use calico_linux::acl::LinuxAcl;
+use calico_linux::fib::{FibConfig, LinuxFib};
 use calico_netns::fixtures::{privileged, Netns};
 use support::{udp_delivers, Topology};
 
@@ -302,5 +308,128 @@ async fn host_endpoint_policy_failsafe_pre_dnat_and_forwarding_on_real_packets()
             .any(|c| c.starts_with("hep-") || c.starts_with("raw-")),
         "{:?}",
         chains.keys()
+    );
+}
+
+/// A host endpoint naming no interface, found by the address `192.0.2.1` (expected on the
+/// uplink, beside the address the fabric talks to).
+const BY_ADDRESS: &str = r#"
+kind: HostEndpoint
+name: h1-uplink-by-ip
+node: h1
+expectedIPs: [192.0.2.1]
+labels: {role: uplink}
+---
+kind: Policy
+name: uplink-in
+selector: role == 'uplink'
+types: [Ingress]
+ingress: [{action: Allow, protocol: TCP, destination: {ports: [8080]}}]
+"#;
+
+/// The agent's round for an address change: read the kernel's interface addresses (the
+/// FIB backend), hand them to the compiler, program what changed.
+async fn follow_addresses(h: &mut Host, fib: &LinuxFib) {
+    let addrs = fib.interface_addresses().await.unwrap();
+    h.compiler.set_interface_addresses(&h.model, addrs);
+    h.acl.apply(&h.compiler.take_changes()).await.unwrap();
+    assert_eq!(&h.acl.dump().await.unwrap(), h.compiler.ruleset());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_endpoint_found_by_expected_ips_is_enforced_where_its_address_is() {
+    if !privileged("a_host_endpoint_found_by_expected_ips_is_enforced_where_its_address_is") {
+        return;
+    }
+    let topo = Topology::new(&[("calia", WORKLOAD)]);
+    let (host_ns, fabric) = (&topo.host, &topo.fabric);
+    let _host_listeners = listen(host_ns, &[8080, 9090]);
+    let fib = LinuxFib::in_netns(host_ns.path(), FibConfig::default()).unwrap();
+    let mut drift = fib.drift().expect("rtnetlink events");
+    let acl = LinuxAcl::in_netns(host_ns.path().as_ref(), "calico").unwrap();
+    let model = Model::from_resources(parse_resources(BY_ADDRESS).unwrap()).unwrap();
+    let mut compiler = Compiler::from_model(CompileConfig::new("h1"), &model);
+    acl.apply(&compiler.take_changes()).await.unwrap();
+    let mut h = Host {
+        acl,
+        model,
+        compiler,
+    };
+    follow_addresses(&mut h, &fib).await;
+    // No interface holds 192.0.2.1 yet: nothing is enforced.
+    assert!(
+        connects(fabric, None, HOST, 9090),
+        "no interface holds its address"
+    );
+
+    // The uplink gets the address: the endpoint's policy applies to the uplink, to every
+    // address of the host behind it (host-endpoint policy is per interface).
+    drift.borrow_and_update();
+    host_ns
+        .run(&["ip", "addr", "add", "192.0.2.1/32", "dev", "eth0"])
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(5), drift.changed())
+        .await
+        .expect("the FIB reports the new address")
+        .unwrap();
+    follow_addresses(&mut h, &fib).await;
+    assert!(connects(fabric, None, HOST, 8080), "uplink-in allows 8080");
+    assert!(!connects(fabric, None, HOST, 9090), "default deny on eth0");
+
+    // The address goes: so does the endpoint, from the uplink.
+    drift.borrow_and_update();
+    host_ns
+        .run(&["ip", "addr", "del", "192.0.2.1/32", "dev", "eth0"])
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(5), drift.changed())
+        .await
+        .expect("the FIB reports the address removed")
+        .unwrap();
+    follow_addresses(&mut h, &fib).await;
+    assert!(
+        connects(fabric, None, HOST, 9090),
+        "not enforced once the address is gone"
+    );
+    let chains = &h.compiler.ruleset().chains;
+    assert!(
+        !chains.contains_key(&HostPath::In.chain("eth0")),
+        "{:?}",
+        chains.keys()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failsafe_entry_with_a_network_lets_in_only_sources_inside_it() {
+    if !privileged("a_failsafe_entry_with_a_network_lets_in_only_sources_inside_it") {
+        return;
+    }
+    let topo = Topology::with_outside(&[("calia", vec![WORKLOAD])], &[BLOCKED]);
+    let (host_ns, fabric) = (&topo.host, &topo.fabric);
+    let _host_listeners = listen(host_ns, &[8080, 9090]);
+    let acl = LinuxAcl::in_netns(host_ns.path().as_ref(), "calico").unwrap();
+    let host = HostConfig {
+        failsafe_inbound: parse_failsafe_list("tcp:192.168.255.0/30:9090").unwrap(),
+        ..HostConfig::default()
+    };
+    let config = CompileConfig {
+        host,
+        ..CompileConfig::new("h1")
+    };
+    let model = Model::from_resources(parse_resources(MODEL).unwrap()).unwrap();
+    let mut compiler = Compiler::from_model(config, &model);
+    acl.apply(&compiler.take_changes()).await.unwrap();
+    assert_eq!(&acl.dump().await.unwrap(), compiler.ruleset());
+    // The uplink's policy allows 8080 only: 9090 is open by the failsafe entry alone.
+    assert!(
+        connects(fabric, None, HOST, 9090),
+        "a source inside the failsafe network"
+    );
+    assert!(
+        !connects(fabric, Some(BLOCKED), HOST, 9090),
+        "a source outside it"
+    );
+    assert!(
+        connects(fabric, Some(BLOCKED), HOST, 8080),
+        "policy still applies"
     );
 }

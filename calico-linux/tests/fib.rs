@@ -702,3 +702,66 @@ async fn an_interface_allowed_other_sources_gets_no_strict_reverse_path_filter()
     assert_eq!(sysctl("net.ipv4.conf.cali-a.rp_filter"), "1");
     assert!(!udp_from(&a, "10.99.0.5", &b, "10.65.0.2"), "strict again");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interface_addresses_are_read_from_the_kernel_and_their_changes_are_drift() {
+    if !privileged("interface_addresses_are_read_from_the_kernel_and_their_changes_are_drift") {
+        return;
+    }
+    let host = namespace("fib-addrs");
+    dummy(&host, "up0");
+    host.run(&["ip", "link", "set", "up0", "up"]).unwrap();
+    host.run(&["ip", "addr", "add", "192.0.2.1/24", "dev", "up0"])
+        .unwrap();
+    host.run(&[
+        "ip",
+        "-6",
+        "addr",
+        "add",
+        "2001:db8::1/64",
+        "dev",
+        "up0",
+        "nodad",
+    ])
+    .unwrap();
+    // A point-to-point address: the interface's own is the local one, not the peer.
+    host.run(&[
+        "ip",
+        "addr",
+        "add",
+        "198.51.100.1",
+        "peer",
+        "198.51.100.2",
+        "dev",
+        "up0-p",
+    ])
+    .unwrap();
+    let fib = fib_in(&host);
+    let mut drift = fib.drift().expect("rtnetlink events");
+    let addrs = fib.interface_addresses().await.unwrap();
+    let up0: Vec<String> = addrs["up0"].iter().map(|ip| ip.to_string()).collect();
+    // Its IPv6 link-local address too: every scope counts, as in Felix.
+    assert_eq!(up0.len(), 3, "{addrs:?}");
+    assert!(up0.contains(&"192.0.2.1".into()) && up0.contains(&"2001:db8::1".into()));
+    assert!(up0.iter().any(|a| a.starts_with("fe80:")), "{up0:?}");
+    let peer: Vec<String> = addrs["up0-p"].iter().map(|ip| ip.to_string()).collect();
+    assert!(peer.contains(&"198.51.100.1".into()) && !peer.contains(&"198.51.100.2".into()));
+    assert!(
+        addrs["lo"].contains(&"127.0.0.1".parse().unwrap()),
+        "{addrs:?}"
+    );
+
+    // Removed by hand: the FIB says so (drift), and the address is gone when read again.
+    drift.borrow_and_update();
+    host.run(&["ip", "addr", "del", "192.0.2.1/24", "dev", "up0"])
+        .unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(5), drift.changed())
+        .await
+        .expect("an address removed is drift")
+        .unwrap();
+    let addrs = fib.interface_addresses().await.unwrap();
+    assert!(
+        !addrs["up0"].contains(&"192.0.2.1".parse().unwrap()),
+        "{addrs:?}"
+    );
+}

@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use calico_core::dataplane::{
-    BackendError, FibBackend, FibChangeSet, FibReport, InterfaceSettings, Route, RouteTarget,
+    BackendError, FibBackend, FibChangeSet, FibReport, InterfaceAddresses, InterfaceSettings,
+    Route, RouteTarget,
 };
 use ipnet::IpNet;
 
@@ -14,6 +15,10 @@ use ipnet::IpNet;
 struct State {
     routes: BTreeMap<IpNet, RouteTarget>,
     interfaces: BTreeSet<String>,
+    /// Addresses of the interfaces (`ip address add` on a host's own interfaces).
+    addrs: InterfaceAddresses,
+    /// Bumped when an address comes or goes (the drift signal).
+    drift: Option<tokio::sync::watch::Sender<u64>>,
     configured: BTreeMap<String, InterfaceSettings>,
     refuse: BTreeSet<IpNet>,
 }
@@ -45,6 +50,27 @@ impl MockFib {
         s.configured.remove(name);
         s.routes
             .retain(|_, t| !matches!(t, RouteTarget::Workload { interface } if interface == name));
+    }
+
+    /// Gives interface `iface` the address `ip` (`ip address add`), telling the agent by the
+    /// drift signal.
+    pub fn add_address(&self, iface: &str, ip: IpAddr) {
+        let mut s = self.state();
+        s.addrs.entry(iface.to_string()).or_default().insert(ip);
+        bump(&s);
+    }
+
+    /// Takes the address `ip` off interface `iface` (`ip address del`), telling the agent by
+    /// the drift signal.
+    pub fn remove_address(&self, iface: &str, ip: IpAddr) {
+        let mut s = self.state();
+        if let Some(held) = s.addrs.get_mut(iface) {
+            held.remove(&ip);
+            if held.is_empty() {
+                s.addrs.remove(iface);
+            }
+        }
+        bump(&s);
     }
 
     /// Makes the FIB refuse routes to `dst` (to test error handling), or accept them again.
@@ -85,6 +111,12 @@ impl MockFib {
             .filter(|(net, _)| net.contains(&dst))
             .max_by_key(|(net, _)| net.prefix_len())
             .map(|(n, t)| (*n, t.clone()))
+    }
+}
+
+fn bump(s: &State) {
+    if let Some(tx) = &s.drift {
+        tx.send_modify(|n| *n = n.wrapping_add(1));
     }
 }
 
@@ -150,5 +182,18 @@ impl FibBackend for MockFib {
         }
         s.configured.insert(interface.to_string(), settings);
         Ok(())
+    }
+
+    async fn interface_addresses(&self) -> Result<InterfaceAddresses, BackendError> {
+        Ok(self.state().addrs.clone())
+    }
+
+    /// Bumped when an interface gains or loses an address ([`MockFib::add_address`]).
+    fn drift(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        let mut s = self.state();
+        let tx = s
+            .drift
+            .get_or_insert_with(|| tokio::sync::watch::channel(0).0);
+        Some(tx.subscribe())
     }
 }

@@ -1,15 +1,21 @@
 //! Host endpoints, case by case: Calico's documented semantics (normal, pre-DNAT and
 //! `applyOnForward` policy, failsafe ports, the all-interfaces endpoint, workload → host
-//! traffic) as a table. Each case is judged twice and must agree with the table both times:
+//! traffic, host endpoints found by `expectedIPs`, failsafe entries with a network) as a
+//! table. Each case is judged twice and must agree with the table both times:
 //! by the reference evaluator (composed along the packet's path through the host, as the
 //! kernel's hooks compose), and by the interpreter running the compiled ruleset through
 //! the hooks the packet crosses, carrying its mark from one hook to the next.
 
 use std::net::IpAddr;
 
-use calico_core::compile::{compile, CompileConfig, EndpointToHostAction, HostConfig, HostPath};
+use calico_core::compile::{
+    compile, CompileConfig, Compiler, EndpointToHostAction, HostConfig, HostPath,
+};
 use calico_core::dataplane::ir::{Hook, Ruleset};
-use calico_core::eval::{evaluate, evaluate_host, Direction, EndpointRef, Packet, Verdict};
+use calico_core::dataplane::InterfaceAddresses;
+use calico_core::eval::{
+    evaluate, evaluate_host, host_endpoint_on, Direction, EndpointRef, Packet, Verdict,
+};
 use calico_core::model::{parse_resources, Model};
 use calico_mock::{interpret_marked, ConnState, PacketContext};
 
@@ -68,6 +74,12 @@ interfaceName: eth2
 labels: {role: backup}
 ---
 kind: HostEndpoint
+name: h1-storage
+node: h1
+expectedIPs: [192.168.254.1]
+labels: {role: storage}
+---
+kind: HostEndpoint
 name: h2-eth0
 node: h2
 interfaceName: eth0
@@ -113,6 +125,12 @@ egress:
   - {action: Allow, protocol: UDP, destination: {ports: [5300]}}
 ---
 kind: Policy
+name: storage-in
+selector: role == 'storage'
+types: [Ingress]
+ingress: [{action: Allow, protocol: TCP, destination: {ports: [3260]}}]
+---
+kind: Policy
 name: any-in
 selector: role == 'any'
 types: [Ingress]
@@ -131,6 +149,18 @@ const FABRIC: &str = "192.168.255.2";
 const BLOCKED: &str = "203.0.113.7";
 const WL: &str = "10.65.0.1";
 const CLOSED_WL: &str = "10.65.0.2";
+/// The host's address on `eth3`, the storage network (found by `h1-storage`'s expectedIPs).
+const STORAGE_HOST: &str = "192.168.254.1";
+const STORAGE_PEER: &str = "192.168.254.2";
+const OUTSIDE: &str = "198.51.100.9";
+
+/// The host's interfaces and their addresses.
+fn interfaces() -> InterfaceAddresses {
+    [("eth0", HOST), ("eth3", STORAGE_HOST), ("lo", "127.0.0.1")]
+        .into_iter()
+        .map(|(iface, ip)| (iface.to_string(), [self::ip(ip)].into()))
+        .collect()
+}
 
 /// Where a packet goes through the host.
 #[derive(Clone, Copy, Debug)]
@@ -155,15 +185,12 @@ fn udp(src: &str, dst: &str, port: u16) -> Packet {
     Packet::udp(ip(src), 40000, ip(dst), port)
 }
 
-/// The host endpoint programmed on `iface`: the named one, else the all-interfaces one
-/// (not for workload interfaces and loopback).
-fn host_endpoint(iface: &str) -> Option<&'static str> {
-    match iface {
-        "eth0" => Some("h1-eth0"),
-        "eth2" => Some("h1-eth2"),
-        "calia" | "calib" | "calic" | "lo" => None,
-        _ => Some("h1-all"),
-    }
+/// The host endpoint governing `iface`, as the reference evaluator resolves it: the one
+/// naming it or expecting one of its addresses, else the all-interfaces one (not on
+/// workload interfaces and loopback).
+fn host_endpoint(model: &Model, iface: &str) -> Option<String> {
+    let ep = host_endpoint_on(model, "h1", iface, &interfaces());
+    ep.map(|ep| ep.name.clone())
 }
 
 fn is_workload(iface: &str) -> bool {
@@ -185,11 +212,11 @@ fn reference(model: &Model, config: &HostConfig, p: &Packet, route: Route) -> bo
     let wl =
         |iface, dir| evaluate(model, &workload(iface), dir, p).unwrap().verdict == Verdict::Allow;
     match route {
-        Route::FromHost(out) => match host_endpoint(out) {
+        Route::FromHost(out) => match host_endpoint(model, out) {
             _ if is_workload(out) => true, // the host may always reach its workloads
-            Some(h) => match host(h, HostPath::UntrackedOut) {
+            Some(h) => match host(&h, HostPath::UntrackedOut) {
                 Some(v) => v == Verdict::Allow,
-                None => host(h, HostPath::Out) == Some(Verdict::Allow),
+                None => host(&h, HostPath::Out) == Some(Verdict::Allow),
             },
             None => true,
         },
@@ -200,27 +227,28 @@ fn reference(model: &Model, config: &HostConfig, p: &Packet, route: Route) -> bo
                 && config.endpoint_to_host != EndpointToHostAction::Drop)
         }
         Route::ToHost(iface) => {
-            let Some(h) = host_endpoint(iface) else {
+            let Some(h) = host_endpoint(model, iface) else {
                 return true;
             };
             // The first stage that decides: untracked, pre-DNAT, normal policy.
             let stages = [HostPath::UntrackedIn, HostPath::PreDnat, HostPath::In];
-            stages.iter().find_map(|&s| host(h, s)) == Some(Verdict::Allow)
+            stages.iter().find_map(|&s| host(&h, s)) == Some(Verdict::Allow)
         }
         Route::Forward(i, o) => {
             if is_workload(i) && !wl(i, Direction::Egress) {
                 return false;
             }
-            if let Some(h) = host_endpoint(i).filter(|_| !is_workload(i)) {
+            if let Some(h) = host_endpoint(model, i).filter(|_| !is_workload(i)) {
                 let stages = [HostPath::UntrackedIn, HostPath::PreDnat, HostPath::FwdIn];
-                if stages.iter().find_map(|&s| host(h, s)) != Some(Verdict::Allow) {
+                if stages.iter().find_map(|&s| host(&h, s)) != Some(Verdict::Allow) {
                     return false;
                 }
             }
             if is_workload(o) {
                 return wl(o, Direction::Ingress);
             }
-            host_endpoint(o).is_none_or(|h| host(h, HostPath::FwdOut) == Some(Verdict::Allow))
+            host_endpoint(model, o)
+                .is_none_or(|h| host(&h, HostPath::FwdOut) == Some(Verdict::Allow))
         }
     }
 }
@@ -471,6 +499,31 @@ fn cases() -> Vec<Case> {
             ToHost("eth2"),
             false,
         ),
+        // Found by expectedIPs: h1-storage governs eth3, which holds its address.
+        case(
+            "endpoint found by expectedIPs: its policy allows",
+            tcp(STORAGE_PEER, STORAGE_HOST, 3260),
+            ToHost("eth3"),
+            true,
+        ),
+        case(
+            "endpoint found by expectedIPs: default deny",
+            tcp(STORAGE_PEER, STORAGE_HOST, 3261),
+            ToHost("eth3"),
+            false,
+        ),
+        case(
+            "endpoint found by expectedIPs: not the wildcard's policy",
+            tcp(STORAGE_PEER, STORAGE_HOST, 7000),
+            ToHost("eth3"),
+            false,
+        ),
+        case(
+            "endpoint found by expectedIPs: failsafe ports stay open",
+            tcp(STORAGE_PEER, STORAGE_HOST, 22),
+            ToHost("eth3"),
+            true,
+        ),
         // Workloads to the host.
         case(
             "workload to host: defaultEndpointToHostAction Drop",
@@ -493,10 +546,12 @@ fn check(config: HostConfig, cases: Vec<Case>) {
         host: config.clone(),
         ..CompileConfig::new("h1")
     };
-    let ruleset = compile(&compile_config, &model);
+    let mut compiler = Compiler::from_model(compile_config, &model);
+    compiler.set_interface_addresses(&model, interfaces());
+    let ruleset = compiler.ruleset();
     for c in cases {
         let by_reference = reference(&model, &config, &c.packet, c.route);
-        let by_kernel = kernel(&ruleset, &c.packet, c.route);
+        let by_kernel = kernel(ruleset, &c.packet, c.route);
         assert_eq!(by_reference, c.allowed, "reference evaluator: {}", c.what);
         assert_eq!(by_kernel, c.allowed, "compiled ruleset: {}", c.what);
     }
@@ -527,6 +582,78 @@ fn default_endpoint_to_host_action_accept_lets_workloads_reach_the_host() {
             "egress policy first",
             tcp("10.65.0.3", HOST, 8080),
             Route::ToHost("calic"),
+            false,
+        ),
+    ];
+    check(config, cases);
+}
+
+#[test]
+fn failsafe_entries_with_a_network_open_their_port_to_it_only() {
+    let entry = |s: &str| s.parse::<calico_core::compile::FailsafePort>().unwrap();
+    let config = HostConfig {
+        failsafe_inbound: vec![
+            entry("tcp:192.168.255.0/24:2222"),
+            entry("tcp:[fd00:255::/64]:2223"),
+        ],
+        failsafe_outbound: vec![entry("udp:192.168.255.0/24:5454")],
+        ..HostConfig::default()
+    };
+    let v6 = |src: &str, port| Packet::tcp(ip(src), 40000, ip("fd00:255::1"), port);
+    let cases = vec![
+        case(
+            "inbound, from its network",
+            tcp(FABRIC, HOST, 2222),
+            Route::ToHost("eth0"),
+            true,
+        ),
+        case(
+            "inbound, from outside it",
+            tcp(OUTSIDE, HOST, 2222),
+            Route::ToHost("eth0"),
+            false,
+        ),
+        case(
+            "inbound, IPv6 network",
+            v6("fd00:255::2", 2223),
+            Route::ToHost("eth0"),
+            true,
+        ),
+        case(
+            "inbound, IPv6 outside it",
+            v6("fd00:256::2", 2223),
+            Route::ToHost("eth0"),
+            false,
+        ),
+        case(
+            "an IPv4 network opens nothing to IPv6",
+            v6("fd00:255::2", 2222),
+            Route::ToHost("eth0"),
+            false,
+        ),
+        case(
+            "outbound, to its network",
+            udp(HOST, FABRIC, 5454),
+            Route::FromHost("eth0"),
+            true,
+        ),
+        case(
+            "outbound, to outside it",
+            udp(HOST, OUTSIDE, 5454),
+            Route::FromHost("eth0"),
+            false,
+        ),
+        case(
+            "the outbound network is the destination's",
+            udp(HOST, OUTSIDE, 5454),
+            Route::FromHost("eth3"),
+            false,
+        ),
+        // The default SSH entry is not in this list: closed.
+        case(
+            "entries replace the defaults",
+            tcp(FABRIC, HOST, 22),
+            Route::ToHost("eth0"),
             false,
         ),
     ];

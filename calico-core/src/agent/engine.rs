@@ -21,7 +21,7 @@ use crate::compile::{CompileConfig, Compiler, FlowLogConfig, HostConfig};
 use crate::dataplane::diff;
 use crate::dataplane::{
     AclBackend, BackendError, BgpBackend, BgpSettings, ExportedRoutes, FibBackend,
-    InterfaceSettings, LearnedRoute, Route, RouteTarget,
+    InterfaceAddresses, InterfaceSettings, LearnedRoute, Route, RouteTarget,
 };
 use crate::model::{Model, Update};
 use crate::routes::{desired_routes, fib_diff, local_exports, DesiredFib};
@@ -71,6 +71,12 @@ pub(super) struct Engine {
     acl_health: BackendHealth,
     /// What we believe the FIB holds; `None` means "read it back first".
     programmed_routes: Option<BTreeMap<IpNet, RouteTarget>>,
+    /// The host's interface addresses as last read (host endpoints without an interface
+    /// name govern the interfaces holding their `expectedIPs`), or why they could not be.
+    interface_addrs: Result<InterfaceAddresses, String>,
+    /// Whether they may have changed since (read again when a local host endpoint needs
+    /// them: after a resync, FIB drift, a new snapshot).
+    interface_addrs_stale: bool,
     /// Interfaces already configured for routing, with the settings they were given.
     configured_interfaces: BTreeMap<String, InterfaceSettings>,
     /// Interface problems by interface name.
@@ -133,6 +139,8 @@ impl Engine {
             acl_in_step: false,
             acl_health: BackendHealth::default(),
             programmed_routes: None,
+            interface_addrs: Ok(InterfaceAddresses::new()),
+            interface_addrs_stale: true,
             configured_interfaces: BTreeMap::new(),
             interface_state: BTreeMap::new(),
             route_errors: BTreeMap::new(),
@@ -263,6 +271,13 @@ impl Engine {
             Command::Snapshot(model) => {
                 self.model = *model;
                 self.compiler = Compiler::from_model(self.compile_config(), &self.model);
+                // Host endpoints found by address stay where they were until the
+                // addresses are read again.
+                if let Ok(addrs) = &self.interface_addrs {
+                    self.compiler
+                        .set_interface_addresses(&self.model, addrs.clone());
+                }
+                self.interface_addrs_stale = true;
                 // The compiler's change log no longer describes the table: diff afresh.
                 self.acl_in_step = false;
                 if !self.in_sync {
@@ -273,6 +288,7 @@ impl Engine {
                 *dirty = true;
             }
             Command::Resync => {
+                self.interface_addrs_stale = true;
                 self.acl_in_step = false;
                 self.programmed_routes = None;
                 self.configured_interfaces.clear();
@@ -315,6 +331,7 @@ impl Engine {
     }
 
     async fn resync(&mut self) {
+        self.interface_addrs_stale = true;
         self.acl_in_step = false;
         self.programmed_routes = None;
         self.configured_interfaces.clear();
@@ -352,6 +369,9 @@ impl Engine {
         let mut failed = false;
 
         self.configure_interfaces().await;
+        if !self.refresh_interface_addresses().await {
+            failed = true;
+        }
         // ACLs before routes: a workload becomes reachable only once its policy is in place.
         // (Routes are not touched at all while the ACLs cannot be programmed.)
         if !self.reconcile_acl(&mut repairs.acl).await
@@ -432,6 +452,45 @@ impl Engine {
                     }
                     self.interface_state.insert(iface, state);
                 }
+            }
+        }
+    }
+
+    /// Reads the host's interface addresses again, when a host endpoint of this node names
+    /// no interface (it governs those holding its `expectedIPs`) and they may have changed,
+    /// and hands them to the compiler. Returns false if reading failed (the compiler keeps
+    /// the addresses it had; retried).
+    async fn refresh_interface_addresses(&mut self) -> bool {
+        let node = &self.node;
+        let needed = self
+            .model
+            .host_endpoints
+            .values()
+            .any(|h| &h.node == node && h.interface_name.is_none());
+        if !needed || !self.interface_addrs_stale {
+            return true;
+        }
+        match self.fib.interface_addresses().await {
+            Ok(addrs) => {
+                debug!(interfaces = addrs.len(), "interface addresses read");
+                self.interface_addrs_stale = false;
+                self.interface_addrs = Ok(addrs.clone());
+                self.compiler.set_interface_addresses(&self.model, addrs);
+                true
+            }
+            Err(BackendError::Unsupported(reason)) => {
+                // Said once, not at every resync.
+                if self.interface_addrs.as_ref().err() != Some(&reason) {
+                    warn!(%reason, "host endpoints without interfaceName cannot be placed: the FIB backend cannot list interface addresses; their policy is not enforced");
+                }
+                self.interface_addrs_stale = false;
+                self.interface_addrs = Err(reason);
+                true
+            }
+            Err(e) => {
+                record_failure(&mut self.fib_health, &e, "read interface addresses");
+                self.interface_addrs = Err(e.to_string());
+                false
             }
         }
     }
@@ -652,7 +711,10 @@ impl Engine {
                 .host_endpoints
                 .values()
                 .filter(|h| h.node == self.node)
-                .filter_map(crate::model::HostEndpoint::enforcement_note)
+                .filter_map(|h| {
+                    let addrs = self.interface_addrs.as_ref().map_err(String::as_str);
+                    h.address_note(addrs)
+                })
                 .collect(),
         };
         self.status_tx.send_if_modified(|s| {

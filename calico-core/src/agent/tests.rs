@@ -31,6 +31,8 @@ struct FibState {
     drift: Option<tokio::sync::watch::Sender<u64>>,
     /// Every route removal asked for, in order.
     removed: Vec<IpNet>,
+    /// The interfaces' addresses; `None`: the FIB cannot list them.
+    addrs: Option<crate::dataplane::InterfaceAddresses>,
 }
 
 #[derive(Default, Clone)]
@@ -87,6 +89,14 @@ impl FibBackend for RecordingFib {
             Ok(())
         } else {
             Err(BackendError::MissingInterface(interface.into()))
+        }
+    }
+    async fn interface_addresses(
+        &self,
+    ) -> Result<crate::dataplane::InterfaceAddresses, BackendError> {
+        match &self.0.lock().unwrap().addrs {
+            Some(addrs) => Ok(addrs.clone()),
+            None => Err(BackendError::Unsupported("test FIB".into())),
         }
     }
     fn drift(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
@@ -528,15 +538,24 @@ async fn a_batch_is_validated_whole_and_reconciled_in_one_pass() {
 }
 
 #[tokio::test]
-async fn status_notes_this_nodes_host_endpoints_without_an_interface_as_not_enforced() {
+async fn status_notes_this_nodes_host_endpoints_found_by_address_while_no_interface_holds_one() {
     let fib = fib_with_interfaces(&[]);
+    let (drift, _) = tokio::sync::watch::channel(0);
+    let address = |ip: &str| {
+        let held = BTreeSet::from([ip.parse().unwrap()]);
+        Some(BTreeMap::from([("eth0".to_string(), held)]))
+    };
+    {
+        let mut state = fib.0.lock().unwrap();
+        state.drift = Some(drift.clone());
+        state.addrs = address("192.0.2.99");
+    }
     let agent = start(&fib);
     let h = agent.handle();
     let hep = |name: &str, node: &str| {
         Resource::HostEndpoint(crate::model::HostEndpoint {
             name: name.into(),
             node: node.into(),
-            // Found by expected IPs in Felix; calico-rs needs the name.
             interface_name: (name == "h1-eth1").then(|| "eth1".into()),
             expected_ips: vec!["192.0.2.10".parse().unwrap()],
             labels: Default::default(),
@@ -556,6 +575,27 @@ async fn status_notes_this_nodes_host_endpoints_without_an_interface_as_not_enfo
     assert_eq!(notes.len(), 1, "{notes:?}");
     assert!(
         notes[0].contains("h1-eth0") && notes[0].contains(crate::model::HOST_ENDPOINT_NOT_ENFORCED),
+        "{notes:?}"
+    );
+    // The address arrives on eth0 (the FIB says so by its drift signal): enforced there.
+    fib.0.lock().unwrap().addrs = address("192.0.2.10");
+    drift.send_modify(|n| *n += 1);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !h.status().notes.is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{:?}",
+            h.status().notes
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // A FIB that cannot list addresses: said so.
+    fib.0.lock().unwrap().addrs = None;
+    h.resync().await.unwrap();
+    h.flush().await;
+    let notes = h.status().notes;
+    assert!(
+        notes.len() == 1 && notes[0].contains("NOT enforced") && notes[0].contains("test FIB"),
         "{notes:?}"
     );
     agent.shutdown().await;

@@ -43,6 +43,7 @@ use super::{EGRESS_ALLOWED_CHAIN, FORWARD_CHAIN};
 use super::{INPUT_CHAIN, OUTPUT_CHAIN, PREROUTING_CHAIN, WORKLOAD_TO_HOST_CHAIN};
 use super::{RAW_OUTPUT_CHAIN, RAW_PREROUTING_CHAIN};
 use crate::dataplane::ir::{Chain, Match, Rule as IrRule, Ruleset, Statement, Verdict};
+use crate::dataplane::InterfaceAddresses;
 use crate::model::{Model, PolicyType, Rule, WorkloadEndpointId};
 
 pub use crate::model::DEFAULT_TIER;
@@ -302,8 +303,22 @@ enum RuleInfo {
 }
 
 /// Names every chain of `ruleset` that the compiler for `node` would make from `model`:
-/// [`ChainNames`]. Chains the model does not explain (drift, a stale model) are left out.
+/// [`ChainNames`]. Chains the model does not explain (drift, a stale model) are left out,
+/// and so are those of host endpoints found by their `expectedIPs`
+/// ([`describe_with_interfaces`] names them).
 pub fn describe(model: &Model, node: &str, ruleset: &Ruleset) -> ChainNames {
+    describe_with_interfaces(model, node, &InterfaceAddresses::new(), ruleset)
+}
+
+/// [`describe`] for a ruleset compiled with the interface addresses `addrs`
+/// ([`super::Compiler::set_interface_addresses`]): the chains of host endpoints found by
+/// their `expectedIPs` are named too.
+pub fn describe_with_interfaces(
+    model: &Model,
+    node: &str,
+    addrs: &InterfaceAddresses,
+    ruleset: &Ruleset,
+) -> ChainNames {
     let mut names = ChainNames::default();
     names.add_policies_and_profiles(model, ruleset, policy_chain, profile_chain);
     for ep in model
@@ -324,7 +339,7 @@ pub fn describe(model: &Model, node: &str, ruleset: &Ruleset) -> ChainNames {
             names.add_other_chain(ruleset, chain, owner);
         }
     }
-    super::host_endpoints::describe_hosts(model, node, ruleset, &mut names);
+    super::host_endpoints::describe_hosts(model, node, addrs, ruleset, &mut names);
     for chain in [
         FORWARD_CHAIN,
         EGRESS_ALLOWED_CHAIN,

@@ -65,7 +65,8 @@ use crate::dataplane::ir::{
 };
 use crate::model::{Policy, PolicyType};
 
-use super::host_config::{EndpointToHostAction, FailsafePort, HostConfig};
+use super::failsafe::failsafe_rules;
+use super::host_config::{EndpointToHostAction, HostConfig};
 use super::names::chain_name;
 use super::{EGRESS_ALLOWED_CHAIN, FORWARD_CHAIN, FROM_WORKLOAD_MAP, TO_WORKLOAD_MAP};
 
@@ -462,23 +463,6 @@ pub fn workload_to_host_chain(config: &HostConfig) -> Chain {
     Chain { base: None, rules }
 }
 
-fn failsafe_rule(p: &FailsafePort) -> Rule {
-    Rule::new(
-        vec![
-            Match::L4Proto {
-                proto: p.protocol.0,
-                negate: false,
-            },
-            Match::Port {
-                side: Side::Dst,
-                ranges: vec![(p.port, p.port)],
-                negate: false,
-            },
-        ],
-        Verdict::Accept,
-    )
-}
-
 /// The tier chain's name.
 pub fn tier_chain(path: HostPath, iface: &str, tier: &str) -> String {
     chain_name("hep-t", &[&format!("{path:?}"), iface, tier])
@@ -526,14 +510,16 @@ pub fn endpoint_rules(
     if !path.is_early() {
         rules.push(Rule::new(vec![Match::Ct(CtState::Invalid)], Verdict::Drop));
     }
-    let failsafe = match path {
+    // A failsafe entry's network is the remote end's: the source of what arrives, the
+    // destination of what leaves.
+    let (failsafe, remote) = match path {
         HostPath::In | HostPath::PreDnat | HostPath::UntrackedIn => {
-            config.failsafe_inbound.as_slice()
+            (config.failsafe_inbound.as_slice(), Side::Src)
         }
-        HostPath::Out | HostPath::UntrackedOut => config.failsafe_outbound.as_slice(),
-        HostPath::FwdIn | HostPath::FwdOut => &[],
+        HostPath::Out | HostPath::UntrackedOut => (config.failsafe_outbound.as_slice(), Side::Dst),
+        HostPath::FwdIn | HostPath::FwdOut => (&[][..], Side::Src),
     };
-    rules.extend(failsafe.iter().map(failsafe_rule));
+    rules.extend(failsafe_rules(failsafe, remote));
     let clear = Rule {
         matches: vec![],
         statements: vec![Statement::ClearMark(config.accept_mark | pass_mark)],

@@ -9,13 +9,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use tracing::warn;
 
 use super::describe::{ChainNames, ChainOwner};
+use super::failsafe::failsafe_sets;
 use super::host_chains::{
     base_chains, endpoint_rules, host_policy_chain, host_profile_chain, tier_chain, tier_rules,
     HostPath, HostTier,
 };
 use super::updates::rules_chain;
 use super::{flow_log, Compiler};
-use crate::dataplane::ir::{Chain, Ruleset, Verdict};
+use crate::dataplane::ir::{Chain, Ruleset, Set, Verdict};
+use crate::dataplane::InterfaceAddresses;
 use crate::eval::{tiers_on_path, EndpointView};
 use crate::model::{Action, HostEndpoint, Model, Policy, PolicyKey, PolicyType, TierAction};
 
@@ -24,6 +26,8 @@ use crate::model::{Action, HostEndpoint, Model, Policy, PolicyKey, PolicyType, T
 pub(super) struct HostEndpoints {
     /// Chains it rendered (base chains excluded).
     chains: BTreeSet<String>,
+    /// Sets it rendered (the failsafe entries' networks).
+    sets: BTreeSet<String>,
     /// Map elements it put, as `(map, interface)`.
     elements: BTreeSet<(String, String)>,
     /// Policies that applied to a local host endpoint.
@@ -32,49 +36,103 @@ pub(super) struct HostEndpoints {
     profiles: BTreeSet<String>,
     /// Whether this node had a host endpoint.
     any: bool,
-    /// Host endpoints ignored for naming an interface another one names (warned about once).
+    /// Host endpoints ignored on an interface another one governs (warned about once).
     shadowed: BTreeSet<(String, String, String)>,
+    /// The host endpoints programmed on some interface.
+    endpoints: BTreeSet<String>,
+    /// The host's interfaces and their addresses (see [`Compiler::set_interface_addresses`]).
+    addrs: InterfaceAddresses,
+    /// Whether a local host endpoint named no interface at the last render (the interfaces
+    /// it governs follow `addrs`).
+    by_address: bool,
     /// Whether an update reached the part since it was last rendered.
     pub(super) staged: bool,
 }
 
-/// This node's host endpoints as they are programmed.
+/// This node's host endpoints as they are programmed, resolved as Felix's endpoint manager
+/// does (`resolveHostEndpoints`): an interface is governed by the first by name of the
+/// endpoints that name it or, naming no interface, expect one of its addresses (a name
+/// match has no precedence over an address match); `*` by the first by name of those
+/// naming `*`, on the interfaces no other endpoint governs.
 struct LocalHosts<'m> {
-    /// By interface (`*` for all interfaces): the first by name of those that name it; none
-    /// without an interface name (Felix would find the interface by `expectedIPs`;
-    /// calico-rs needs the name, and says so in the model's notes).
+    /// By interface (`*` for all interfaces).
     by_iface: BTreeMap<String, &'m HostEndpoint>,
-    /// Those not programmed because an earlier one names the same interface, as
+    /// Those not programmed on an interface because an earlier one by name governs it, as
     /// `(interface, programmed, ignored)`.
     shadowed: BTreeSet<(String, String, String)>,
+    /// Whether some local endpoint names no interface (its interfaces follow addresses).
+    by_address: bool,
 }
 
-fn local_endpoints<'m>(model: &'m Model, node: &str) -> LocalHosts<'m> {
+impl<'m> LocalHosts<'m> {
+    /// `ep` governs `iface` unless an endpoint before it by name does.
+    fn claim(&mut self, iface: &str, ep: &'m HostEndpoint) {
+        match self.by_iface.get(iface) {
+            Some(first) => {
+                let conflict = (iface.to_string(), first.name.clone(), ep.name.clone());
+                self.shadowed.insert(conflict);
+            }
+            None => {
+                self.by_iface.insert(iface.to_string(), ep);
+            }
+        }
+    }
+}
+
+/// The interfaces of `addrs` holding one of `ep`'s expected addresses, but workloads'
+/// (`is_workload`; Felix ignores the addresses of workload interfaces).
+fn interfaces_expecting<'a>(
+    ep: &'a HostEndpoint,
+    addrs: &'a InterfaceAddresses,
+    is_workload: &'a dyn Fn(&str) -> bool,
+) -> impl Iterator<Item = &'a String> + 'a {
+    addrs.iter().filter_map(move |(iface, held)| {
+        let expected = ep.expected_ips.iter().any(|ip| held.contains(ip));
+        (expected && !is_workload(iface)).then_some(iface)
+    })
+}
+
+/// This node's host endpoints on the interfaces holding `addrs`; `is_workload` tells a
+/// local workload's interface.
+fn local_endpoints<'m>(
+    model: &'m Model,
+    node: &str,
+    addrs: &InterfaceAddresses,
+    is_workload: &dyn Fn(&str) -> bool,
+) -> LocalHosts<'m> {
     let mut local = LocalHosts {
         by_iface: BTreeMap::new(),
         shadowed: BTreeSet::new(),
+        by_address: false,
     };
+    // By name: the first claim of an interface is the one that holds.
     for ep in model.host_endpoints.values().filter(|ep| ep.node == node) {
-        let Some(iface) = &ep.interface_name else {
-            continue;
-        };
-        match local.by_iface.get(iface) {
-            Some(first) => {
-                let conflict = (iface.clone(), first.name.clone(), ep.name.clone());
-                local.shadowed.insert(conflict);
-            }
+        match &ep.interface_name {
+            Some(iface) => local.claim(iface, ep),
             None => {
-                local.by_iface.insert(iface.clone(), ep);
+                local.by_address = true;
+                for iface in interfaces_expecting(ep, addrs, is_workload) {
+                    local.claim(iface, ep);
+                }
             }
         }
     }
     local
 }
 
+/// Whether `iface` is the interface of one of `node`'s workload endpoints in `model`.
+fn is_workload_interface(model: &Model, node: &str, iface: &str) -> bool {
+    model
+        .workload_endpoints
+        .values()
+        .any(|ep| ep.node == node && ep.interface_name == iface)
+}
+
 /// Everything the part renders.
 #[derive(Default)]
 struct Rendered {
     chains: BTreeMap<String, Chain>,
+    sets: BTreeMap<String, Set>,
     elements: BTreeMap<(String, String), Verdict>,
     policies: BTreeSet<PolicyKey>,
     profiles: BTreeSet<String>,
@@ -89,7 +147,6 @@ impl HostEndpoints {
     pub(super) fn policy_reaches(
         &self,
         model: &Model,
-        node: &str,
         key: &PolicyKey,
         policy: Option<&Policy>,
     ) -> bool {
@@ -104,21 +161,35 @@ impl HostEndpoints {
         let Some(p) = policy.filter(|p| p.namespace.is_none()) else {
             return false;
         };
-        local_endpoints(model, node)
-            .by_iface
-            .values()
+        self.programmed(model)
             .any(|ep| EndpointView::host(model, ep).is_selected_by(p))
     }
 
     /// Whether a change of the profile `name` can reach the local host endpoints.
-    pub(super) fn profile_reaches(&self, model: &Model, node: &str, name: &str) -> bool {
+    pub(super) fn profile_reaches(&self, model: &Model, name: &str) -> bool {
         self.staged
             || self.profiles.contains(name)
             || self.any
-                && local_endpoints(model, node)
-                    .by_iface
-                    .values()
+                && self
+                    .programmed(model)
                     .any(|ep| ep.profiles.iter().any(|p| p == name))
+    }
+
+    /// The host endpoints programmed at the last render (those of the model now: when one
+    /// changed since, the part is staged).
+    fn programmed<'m>(&'m self, model: &'m Model) -> impl Iterator<Item = &'m HostEndpoint> {
+        self.endpoints
+            .iter()
+            .filter_map(|name| model.host_endpoints.get(name))
+    }
+
+    /// A local workload's interface `iface` came or went: the part renders again if that
+    /// can change which interfaces a host endpoint governs by address (Felix ignores the
+    /// addresses of workload interfaces).
+    pub(super) fn workload_interface_changed(&mut self, iface: &str) {
+        if self.by_address && self.addrs.contains_key(iface) {
+            self.staged = true;
+        }
     }
 
     /// Whether this node had a host endpoint at the last render.
@@ -128,9 +199,30 @@ impl HostEndpoints {
 }
 
 impl Compiler {
+    /// Tells the compiler the host's interfaces and the addresses each holds (the FIB
+    /// backend's [`crate::dataplane::FibBackend::interface_addresses`]): a host endpoint
+    /// naming no interface governs those holding one of its `expectedIPs`. Renders the
+    /// host-endpoint part again when that can change what it holds.
+    pub fn set_interface_addresses(&mut self, model: &Model, addrs: InterfaceAddresses) {
+        if self.hosts.addrs == addrs {
+            return;
+        }
+        self.hosts.addrs = addrs;
+        if self.hosts.by_address {
+            self.hosts.staged = true;
+        }
+        self.render_staged(model);
+    }
+
+    /// The interface addresses the compiler resolves host endpoints with.
+    pub fn interface_addresses(&self) -> &InterfaceAddresses {
+        &self.hosts.addrs
+    }
+
     /// Re-renders the host-endpoint part and the base chains, writing what changed.
     pub(super) fn render_hosts(&mut self, model: &Model) {
-        let local = local_endpoints(model, &self.config.node);
+        let is_workload = |iface: &str| self.local.owner(iface).is_some();
+        let local = local_endpoints(model, &self.config.node, &self.hosts.addrs, &is_workload);
         let r = self.host_part(model, &local.by_iface);
         let host = &self.config.host;
         let bases = base_chains(host, self.config.forward_priority, &r.wildcard, r.untracked);
@@ -139,6 +231,14 @@ impl Compiler {
             if chain.is_some() || exists {
                 self.journal.put_chain(name, chain);
             }
+        }
+        // Sets first: the chains use them.
+        let old_sets = std::mem::take(&mut self.hosts.sets);
+        for (name, set) in r.sets {
+            if self.journal.ruleset().sets.get(&name) != Some(&set) {
+                self.journal.put_set(&name, Some(set));
+            }
+            self.hosts.sets.insert(name);
         }
         let old_chains = std::mem::take(&mut self.hosts.chains);
         for name in old_chains.iter().filter(|n| !r.chains.contains_key(*n)) {
@@ -154,6 +254,9 @@ impl Compiler {
                 self.journal.map_element(map, iface, None);
             }
         }
+        for name in old_sets.difference(&self.hosts.sets) {
+            self.journal.put_set(name, None);
+        }
         for ((map, iface), verdict) in r.elements {
             let current = self.journal.ruleset().maps.get(&map);
             if current.and_then(|m| m.elements.get(&iface)) != Some(&verdict) {
@@ -162,12 +265,15 @@ impl Compiler {
             self.hosts.elements.insert((map, iface));
         }
         self.hosts.any = !local.by_iface.is_empty();
+        self.hosts.by_address = local.by_address;
+        self.hosts.endpoints = local.by_iface.values().map(|ep| ep.name.clone()).collect();
         for (iface, programmed, ignored) in local.shadowed.difference(&self.hosts.shadowed) {
             warn!(
                 interface = %iface,
                 programmed = %programmed,
                 ignored = %ignored,
-                "two host endpoints name one interface; only the first is programmed"
+                "two host endpoints match one interface (by interfaceName or expectedIPs); \
+                 only the first by name is programmed there"
             );
         }
         self.hosts.shadowed = local.shadowed;
@@ -180,6 +286,9 @@ impl Compiler {
     /// `endpoints` (by interface).
     fn host_part(&self, model: &Model, endpoints: &BTreeMap<String, &HostEndpoint>) -> Rendered {
         let mut r = Rendered::default();
+        if !endpoints.is_empty() {
+            r.sets = failsafe_sets(&self.config.host);
+        }
         let wildcard_exists = endpoints.contains_key("*");
         for (iface, ep) in endpoints {
             let view = EndpointView::host(model, ep);
@@ -322,10 +431,18 @@ impl Compiler {
     }
 }
 
-/// Names the host-endpoint part's chains of `ruleset` as [`super::describe`] does the rest.
-pub(super) fn describe_hosts(model: &Model, node: &str, ruleset: &Ruleset, names: &mut ChainNames) {
+/// Names the host-endpoint part's chains of `ruleset` as [`super::describe`] does the rest;
+/// `addrs` are the interface addresses the ruleset was compiled with.
+pub(super) fn describe_hosts(
+    model: &Model,
+    node: &str,
+    addrs: &InterfaceAddresses,
+    ruleset: &Ruleset,
+    names: &mut ChainNames,
+) {
     names.add_policies_and_profiles(model, ruleset, host_policy_chain, host_profile_chain);
-    for (iface, ep) in local_endpoints(model, node).by_iface {
+    let is_workload = |iface: &str| is_workload_interface(model, node, iface);
+    for (iface, ep) in local_endpoints(model, node, addrs, &is_workload).by_iface {
         let view = EndpointView::host(model, ep);
         for path in HostPath::ALL {
             for (tier, policies) in tiers_on_path(model, &view, path) {
@@ -352,8 +469,165 @@ pub(super) fn describe_hosts(model: &Model, node: &str, ruleset: &Ruleset, names
 #[cfg(test)]
 mod tests {
 
-    use crate::compile::{CompileConfig, Compiler};
+    use std::collections::BTreeMap;
+
+    use crate::compile::{describe_with_interfaces, ChainOwner, CompileConfig, Compiler, HostPath};
+    use crate::dataplane::InterfaceAddresses;
     use crate::model::{parse_resources, Model};
+
+    /// Host endpoints of h1: `a-ip` and `c-ip` found by address, `b-eth0` naming eth0,
+    /// `z-all` naming every interface; and a workload on `cali1`.
+    const HOSTS: &str = r#"
+kind: HostEndpoint
+name: a-ip
+node: h1
+expectedIPs: [192.0.2.1, "2001:db8::1"]
+---
+kind: HostEndpoint
+name: b-eth0
+node: h1
+interfaceName: eth0
+---
+kind: HostEndpoint
+name: c-ip
+node: h1
+expectedIPs: [192.0.2.3]
+---
+kind: HostEndpoint
+name: z-all
+node: h1
+interfaceName: "*"
+---
+kind: HostEndpoint
+name: a-other-node
+node: h2
+expectedIPs: [192.0.2.3]
+---
+kind: WorkloadEndpoint
+orchestrator: k8s
+workload: w
+endpoint: eth0
+node: h1
+interfaceName: cali1
+ipNetworks: [10.65.0.1/32]
+"#;
+
+    fn addrs(list: &[(&str, &[&str])]) -> InterfaceAddresses {
+        list.iter()
+            .map(|(iface, ips)| {
+                let held = ips.iter().map(|ip| ip.parse().unwrap()).collect();
+                (iface.to_string(), held)
+            })
+            .collect()
+    }
+
+    /// Which host endpoint each interface's chain (to the host) belongs to, as
+    /// `describe` names them, for `model` compiled on h1 with `a`.
+    fn governed(model: &Model, c: &Compiler) -> BTreeMap<String, String> {
+        let a = c.interface_addresses();
+        let names = describe_with_interfaces(model, "h1", a, c.ruleset());
+        let map = &c.ruleset().maps[HostPath::In.map().0];
+        let mut ifaces: Vec<&str> = map.elements.keys().map(String::as_str).collect();
+        ifaces.push("*");
+        ifaces
+            .into_iter()
+            .filter_map(|iface| match names.chain(&HostPath::In.chain(iface)) {
+                Some(ChainOwner::HostEndpoint { endpoint, .. }) => {
+                    Some((iface.to_string(), endpoint.clone()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn compiled(model: &Model, a: InterfaceAddresses) -> Compiler {
+        let mut c = Compiler::from_model(CompileConfig::new("h1"), model);
+        c.set_interface_addresses(model, a);
+        c
+    }
+
+    fn pairs(list: &[(&str, &str)]) -> BTreeMap<String, String> {
+        list.iter()
+            .map(|(i, e)| (i.to_string(), e.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn host_endpoints_without_an_interface_govern_the_interfaces_holding_their_addresses() {
+        let model = Model::from_resources(parse_resources(HOSTS).unwrap()).unwrap();
+        // As Felix's endpoint manager: eth0 is named by b-eth0 but holds a-ip's address,
+        // and a-ip is first by name (a name match has no precedence); eth1 holds an IPv6
+        // address of a-ip; eth2 holds c-ip's; the workload's interface is ignored (its
+        // address matches nothing); the other interfaces keep z-all.
+        let a = addrs(&[
+            ("eth0", &["192.0.2.1", "192.0.2.3"]),
+            ("eth1", &["2001:db8::1"]),
+            ("eth2", &["192.0.2.3"]),
+            ("eth3", &["192.0.2.200"]),
+            ("cali1", &["192.0.2.3"]),
+        ]);
+        let c = compiled(&model, a.clone());
+        let expect = [
+            ("eth0", "a-ip"),
+            ("eth1", "a-ip"),
+            ("eth2", "c-ip"),
+            ("*", "z-all"),
+        ];
+        assert_eq!(governed(&model, &c), pairs(&expect));
+        // The reference evaluator agrees, interface by interface.
+        // (The compiled all-interfaces endpoint leaves workloads and loopback alone.)
+        let by_compiler = governed(&model, &c);
+        for iface in ["eth0", "eth1", "eth2", "eth3", "cali1", "lo"] {
+            let by_eval = crate::eval::host_endpoint_on(&model, "h1", iface, &a);
+            let wildcard = by_compiler
+                .get("*")
+                .filter(|_| !["lo", "cali1"].contains(&iface));
+            let compiled = by_compiler.get(iface).or(wildcard);
+            assert_eq!(by_eval.map(|ep| &ep.name), compiled, "{iface}");
+        }
+        // Without a-ip's address on eth0, the name holds it.
+        let c = compiled(&model, addrs(&[("eth0", &["192.0.2.3"])]));
+        assert_eq!(
+            governed(&model, &c),
+            pairs(&[("eth0", "b-eth0"), ("*", "z-all")])
+        );
+    }
+
+    #[test]
+    fn an_address_moving_or_going_moves_or_removes_its_host_endpoint_incrementally() {
+        let mut model = Model::from_resources(parse_resources(HOSTS).unwrap()).unwrap();
+        let mut c = compiled(&model, addrs(&[("eth2", &["192.0.2.3"])]));
+        assert_eq!(governed(&model, &c)["eth2"], "c-ip");
+        c.take_changes();
+        // The address moves to eth3: eth2 falls back to the all-interfaces endpoint.
+        let moved = addrs(&[("eth2", &[]), ("eth3", &["192.0.2.3"])]);
+        c.set_interface_addresses(&model, moved.clone());
+        assert!(!c.take_changes().is_empty());
+        assert_eq!(
+            governed(&model, &c),
+            pairs(&[("eth0", "b-eth0"), ("eth3", "c-ip"), ("*", "z-all")])
+        );
+        assert_eq!(c.ruleset(), compiled(&model, moved).ruleset());
+        // The address is gone: c-ip governs nothing, its chains are gone.
+        c.set_interface_addresses(&model, addrs(&[("eth3", &["192.0.2.4"])]));
+        assert_eq!(
+            governed(&model, &c),
+            pairs(&[("eth0", "b-eth0"), ("*", "z-all")])
+        );
+        assert!(!c.ruleset().chains.contains_key(&HostPath::In.chain("eth3")));
+        assert!(!c.ruleset().maps[HostPath::In.map().0]
+            .elements
+            .contains_key("eth3"));
+        // The interface becomes a workload's: its addresses no longer count.
+        c.set_interface_addresses(&model, addrs(&[("cali2", &["192.0.2.3"])]));
+        assert!(governed(&model, &c).contains_key("cali2"));
+        let wl = "kind: WorkloadEndpoint\norchestrator: k8s\nworkload: v\nendpoint: eth0\nnode: h1\ninterfaceName: cali2\nipNetworks: [10.65.0.2/32]\n";
+        let r = parse_resources(wl).unwrap().remove(0);
+        c.apply_updates(&mut model, [crate::model::Update::Upsert(r)]);
+        assert!(!governed(&model, &c).contains_key("cali2"));
+        let full = compiled(&model, addrs(&[("cali2", &["192.0.2.3"])]));
+        assert_eq!(c.ruleset(), full.ruleset());
+    }
 
     #[test]
     fn two_host_endpoints_on_one_interface_are_warned_about_once() {

@@ -71,6 +71,7 @@
 mod cidr_cover;
 mod describe;
 mod endpoint_chains;
+mod failsafe;
 mod floating_ips;
 mod flow_log;
 mod host_chains;
@@ -86,7 +87,13 @@ mod shared_chains;
 mod staged;
 mod updates;
 
-pub use describe::{describe, ChainNames, ChainOwner, RuleRef, DEFAULT_TIER, PROFILE_TIER};
+pub use describe::{
+    describe, describe_with_interfaces, ChainNames, ChainOwner, RuleRef, DEFAULT_TIER, PROFILE_TIER,
+};
+pub use failsafe::{
+    parse_failsafe_list, FailsafeError, FailsafePort, FailsafeReason, DEFAULT_FAILSAFE_INBOUND,
+    DEFAULT_FAILSAFE_OUTBOUND,
+};
 pub use floating_ips::{
     FIP_DNAT_CHAIN, FIP_SNAT_CHAIN, NAT_OUTPUT_CHAIN, NAT_POSTROUTING_CHAIN, NAT_PREROUTING_CHAIN,
 };
@@ -95,10 +102,7 @@ pub use host_chains::{
     HostPath, INPUT_CHAIN, OUTPUT_CHAIN, PREROUTING_CHAIN, RAW_OUTPUT_CHAIN, RAW_PREROUTING_CHAIN,
     WORKLOAD_IFACES_MAP, WORKLOAD_TO_HOST_CHAIN, WORKLOAD_TO_HOST_MAP,
 };
-pub use host_config::{
-    EndpointToHostAction, FailsafePort, HostConfig, DEFAULT_FAILSAFE_INBOUND,
-    DEFAULT_FAILSAFE_OUTBOUND,
-};
+pub use host_config::{EndpointToHostAction, HostConfig};
 
 use crate::dataplane::ir::{Ruleset, VerdictMap};
 use crate::dataplane::ChangeSet;
@@ -360,10 +364,9 @@ impl Compiler {
                 if old.is_some() || model.policies.contains_key(&key) {
                     self.policy_changed(model, &key);
                 }
-                let node = &self.config.node;
                 if self
                     .hosts
-                    .policy_reaches(model, node, &key, model.policies.get(&key))
+                    .policy_reaches(model, &key, model.policies.get(&key))
                 {
                     self.hosts.staged = true;
                 }
@@ -381,7 +384,7 @@ impl Compiler {
                     (None, None) => return,
                 };
                 self.profile_changed(model, name, labels_changed);
-                if self.hosts.profile_reaches(model, &self.config.node, name) {
+                if self.hosts.profile_reaches(model, name) {
                     self.hosts.staged = true;
                 }
             }

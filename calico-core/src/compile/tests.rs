@@ -219,20 +219,33 @@ proptest! {
         a in arbitrary::model(),
         b in arbitrary::model(),
         logs in any::<bool>(),
+        addrs_a in arbitrary::interface_addresses(),
+        addrs_b in arbitrary::interface_addresses(),
+        addrs_at in 0usize..8,
     ) {
-        // The agent's snapshot path (`from_model`), then its update path.
+        // The agent's snapshot path (`from_model`), then its update path, the interfaces'
+        // addresses changing somewhere in between.
         let mut m = a.clone();
         let mut c = Compiler::from_model(config_with(logs), &m);
+        c.set_interface_addresses(&m, addrs_a);
         let mut dataplane = Ruleset::default();
         c.take_changes().apply_to(&mut dataplane).map_err(|e| TestCaseError::fail(e.to_string()))?;
         prop_assert_eq!(&dataplane, c.ruleset());
-        for u in updates(&a, &b) {
+        let updates = updates(&a, &b);
+        let at = addrs_at.min(updates.len());
+        for (i, u) in updates.into_iter().enumerate() {
+            if i == at {
+                c.set_interface_addresses(&m, addrs_b.clone());
+            }
             feed(&mut m, &mut c, u);
             // Apply change sets one update at a time, as the agent may.
             c.take_changes().apply_to(&mut dataplane).map_err(|e| TestCaseError::fail(e.to_string()))?;
         }
-        let full = compile(&config_with(logs), &b);
-        prop_assert_eq!(c.ruleset(), &full);
-        prop_assert_eq!(&dataplane, &full);
+        c.set_interface_addresses(&m, addrs_b.clone());
+        c.take_changes().apply_to(&mut dataplane).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let mut full = Compiler::from_model(config_with(logs), &b);
+        full.set_interface_addresses(&b, addrs_b);
+        prop_assert_eq!(c.ruleset(), full.ruleset());
+        prop_assert_eq!(&dataplane, full.ruleset());
     }
 }

@@ -254,6 +254,7 @@ impl Compiler {
         let mut ifaces: BTreeSet<&str> = old_iface.as_deref().into_iter().collect();
         ifaces.extend(local_ep.map(|ep| ep.interface_name.as_str()));
         for iface in ifaces {
+            self.hosts.workload_interface_changed(iface);
             self.staged.insert(iface.to_string());
         }
     }

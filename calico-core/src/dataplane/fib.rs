@@ -1,6 +1,6 @@
 //! The forwarding-table contract: the routes the agent wants, and the trait that programs them.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use async_trait::async_trait;
@@ -82,6 +82,12 @@ impl Default for InterfaceSettings {
     }
 }
 
+/// The host's network interfaces by name, each with the addresses it holds (`ip address
+/// show`), as [`FibBackend::interface_addresses`] reads them. An interface without an
+/// address may be left out. Host endpoints without `interfaceName` govern the interfaces
+/// holding one of their `expectedIPs`.
+pub type InterfaceAddresses = BTreeMap<String, BTreeSet<IpAddr>>;
+
 /// Programs the forwarding table and the workload interfaces.
 #[async_trait]
 pub trait FibBackend: Send + Sync {
@@ -98,9 +104,19 @@ pub trait FibBackend: Send + Sync {
         interface: &str,
         settings: InterfaceSettings,
     ) -> Result<(), BackendError>;
+    /// Reads the addresses of the host's interfaces (optional): the agent reads them when
+    /// a host endpoint of this node names no interface, to find its interfaces by its
+    /// `expectedIPs` as Felix does. The default says [`BackendError::Unsupported`]: such host
+    /// endpoints are then not enforced (the agent says so in its status notes).
+    async fn interface_addresses(&self) -> Result<InterfaceAddresses, BackendError> {
+        Err(BackendError::Unsupported(
+            "this FIB backend cannot list interface addresses".into(),
+        ))
+    }
     /// Drift notification (optional): a counter bumped whenever someone other than this
     /// backend changed the state it owns (its routes, the links of workload interfaces: a
-    /// re-created interface has lost its routes and settings). The agent repairs on each bump
+    /// re-created interface has lost its routes and settings) or an interface gained or lost
+    /// an address (what [`FibBackend::interface_addresses`] reads). The agent repairs on each bump
     /// instead of waiting for the next periodic resync, which stays the backstop. `None`
     /// (the default) when the backend cannot tell.
     fn drift(&self) -> Option<tokio::sync::watch::Receiver<u64>> {

@@ -77,6 +77,7 @@ pub use diff::diff;
 pub(crate) use diff::{diff_keys, Touched};
 pub use error::BackendError;
 pub use fib::{
-    FibBackend, FibChangeSet, FibReport, InterfaceSettings, NextHop, Route, RouteTarget,
+    FibBackend, FibChangeSet, FibReport, InterfaceAddresses, InterfaceSettings, NextHop, Route,
+    RouteTarget,
 };
 pub use ir::Ruleset;

@@ -22,7 +22,8 @@ use super::{run_rules, run_tier, EndpointRef, EndpointView, EvalError, Outcome, 
 use super::{tiers_for, TraceStep, Verdict};
 use crate::calc::effective;
 use crate::compile::{HostConfig, HostPath};
-use crate::model::{Model, Policy, Tier, TierAction};
+use crate::dataplane::InterfaceAddresses;
+use crate::model::{HostEndpoint, Model, Policy, Tier, TierAction};
 
 /// What a host endpoint's policy decided on one path: `None` when pre-DNAT policy did
 /// not decide (the normal policy does).
@@ -32,6 +33,39 @@ pub struct HostEvaluation {
     pub verdict: Option<Verdict>,
     /// The steps that led to it.
     pub trace: Vec<TraceStep>,
+}
+
+/// The host endpoint of `node` whose policy applies on its interface `iface`, which holds
+/// the addresses `addrs` says, as Felix's endpoint manager decides
+/// (`resolveHostEndpoints`): of the endpoints that name `iface`, or name no interface and
+/// expect one of its addresses, the first by name (naming the interface gives no
+/// precedence); when there is none, the first by name of those naming `*`, except on
+/// loopback. A workload's interface (of an endpoint of `node`) has none: its addresses
+/// match nothing, and the all-interfaces endpoint leaves it alone.
+pub fn host_endpoint_on<'m>(
+    model: &'m Model,
+    node: &str,
+    iface: &str,
+    addrs: &InterfaceAddresses,
+) -> Option<&'m HostEndpoint> {
+    let is_workload = model
+        .workload_endpoints
+        .values()
+        .any(|ep| ep.node == node && ep.interface_name == iface);
+    if is_workload {
+        return None;
+    }
+    let held = addrs.get(iface);
+    let governs = |ep: &HostEndpoint| match &ep.interface_name {
+        Some(name) => name == iface,
+        None => held.is_some_and(|h| ep.expected_ips.iter().any(|ip| h.contains(ip))),
+    };
+    let local = || model.host_endpoints.values().filter(|ep| ep.node == node);
+    // The model keeps them by name: the first found is the first by name.
+    local().find(|ep| governs(ep)).or_else(|| {
+        let all = |ep: &&HostEndpoint| ep.interface_name.as_deref() == Some("*");
+        local().find(all).filter(|_| iface != "lo")
+    })
 }
 
 /// Judges a new connection's `packet` on `path` through the host endpoint `name`.
@@ -67,15 +101,24 @@ pub fn tiers_on_path<'m>(
         .collect()
 }
 
+/// The failsafe entry that lets `packet` through on `path`, if one does: its protocol and
+/// destination port, and the remote end (inbound the source, outbound the destination) in
+/// its network when it names one.
 fn failsafe(path: HostPath, packet: &Packet, config: &HostConfig) -> Option<String> {
-    let ports = match path {
-        HostPath::In | HostPath::PreDnat | HostPath::UntrackedIn => &config.failsafe_inbound,
-        HostPath::Out | HostPath::UntrackedOut => &config.failsafe_outbound,
+    let (ports, remote) = match path {
+        HostPath::In | HostPath::PreDnat | HostPath::UntrackedIn => {
+            (&config.failsafe_inbound, packet.src)
+        }
+        HostPath::Out | HostPath::UntrackedOut => (&config.failsafe_outbound, packet.dst),
         HostPath::FwdIn | HostPath::FwdOut => return None,
     };
     ports
         .iter()
-        .find(|p| p.protocol == packet.protocol && Some(p.port) == packet.dst_port)
+        .find(|p| {
+            p.protocol == packet.protocol
+                && Some(p.port) == packet.dst_port
+                && p.net.is_none_or(|net| net.contains(&remote))
+        })
         .map(|p| p.to_string())
 }
 

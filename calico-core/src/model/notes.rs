@@ -2,30 +2,48 @@
 //! when such a resource first appears, and notes an orchestrator or the agent's status can
 //! show.
 //!
-//! Today: a host endpoint without an `interfaceName` (Felix finds its interface by
-//! `expectedIPs`; calico-rs programs host endpoints by interface name only), and policies
-//! held because their tier does not exist.
+//! Today: policies held because their tier does not exist ([`Model::notes`]), and, in the
+//! agent's status, a host endpoint without an `interfaceName` none of whose `expectedIPs`
+//! is on an interface of the host ([`HostEndpoint::address_note`]): Felix finds its
+//! interfaces by those addresses, and until one holds them its policy applies nowhere.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 
 use super::endpoint::HostEndpoint;
 use super::policy::Policy;
 use super::store::Model;
 
-/// Why a host endpoint without an interface name has no effect.
-pub const HOST_ENDPOINT_NOT_ENFORCED: &str = "host-endpoint policy is NOT enforced for it: \
-     it names no interfaceName, and calico-rs finds a host endpoint's interface by name \
-     only (not by expectedIPs); set interfaceName (or \"*\" for all interfaces)";
+/// Why a host endpoint without an interface name has no effect yet.
+pub const HOST_ENDPOINT_NOT_ENFORCED: &str = "host-endpoint policy is not enforced for it \
+     yet: it names no interfaceName, and no interface of the host holds one of its \
+     expectedIPs (it applies to every interface that does, as soon as one does)";
 
 impl HostEndpoint {
-    /// One line saying that this host endpoint's policy is not enforced and why, naming it;
-    /// `None` when it is (it names its interface).
-    pub fn enforcement_note(&self) -> Option<String> {
+    /// One line, naming it, when this host endpoint names no interface and none of the
+    /// host's interfaces (`addrs`, by name; `None` when they cannot be read, the `reason`
+    /// given) holds one of its expected addresses; `None` otherwise.
+    pub fn address_note(
+        &self,
+        addrs: Result<&BTreeMap<String, BTreeSet<IpAddr>>, &str>,
+    ) -> Option<String> {
         if self.interface_name.is_some() {
             return None;
         }
-        Some(format!(
-            "host endpoint {} (node {}): {HOST_ENDPOINT_NOT_ENFORCED}",
-            self.name, self.node,
-        ))
+        let what = format!("host endpoint {} (node {})", self.name, self.node);
+        match addrs {
+            Ok(addrs) => {
+                let held = addrs
+                    .values()
+                    .any(|h| self.expected_ips.iter().any(|ip| h.contains(ip)));
+                (!held).then(|| format!("{what}: {HOST_ENDPOINT_NOT_ENFORCED}"))
+            }
+            Err(reason) => Some(format!(
+                "{what}: host-endpoint policy is NOT enforced for it: it names no \
+                 interfaceName and the host's interface addresses cannot be read ({reason}); \
+                 set interfaceName (or \"*\" for all interfaces)"
+            )),
+        }
     }
 }
 
@@ -33,11 +51,7 @@ impl Model {
     /// Notes on resources the model holds but the dataplane does not enforce, one per
     /// resource, for status pages and validation reports.
     pub fn notes(&self) -> Vec<String> {
-        let heps = self
-            .host_endpoints
-            .values()
-            .filter_map(HostEndpoint::enforcement_note);
-        heps.chain(self.held_policies().map(held_note)).collect()
+        self.held_policies().map(held_note).collect()
     }
 }
 
@@ -55,21 +69,12 @@ pub(super) fn policy_held(p: &Policy) {
     tracing::warn!("{}", held_note(p));
 }
 
-/// Logs, once when a host endpoint first enters the model, that its policy is not
-/// enforced, when it is not.
-pub(super) fn host_endpoint_added(ep: &HostEndpoint) {
-    if let Some(note) = ep.enforcement_note() {
-        tracing::warn!(host_endpoint = %ep.name, node = %ep.node, "{note}");
-    }
-}
-
 #[cfg(test)]
 mod tests {
 
     use super::*;
-    use crate::model::{Resource, ResourceKey, Update};
 
-    /// A host endpoint without an interface name (found by its expected IPs in Felix).
+    /// A host endpoint without an interface name (found by its expected IPs).
     fn hep(name: &str) -> HostEndpoint {
         HostEndpoint {
             name: name.into(),
@@ -83,48 +88,39 @@ mod tests {
     }
 
     #[test]
-    fn each_host_endpoint_is_logged_once_as_not_enforced() {
-        let mut model = Model::new();
-        let text = crate::test_log::logged(|| {
-            model
-                .apply(Update::Upsert(Resource::HostEndpoint(hep("a-eth0"))))
-                .unwrap();
-            // An update of the same endpoint is not a new warning.
-            let mut changed = hep("a-eth0");
-            changed.expected_ips.push("192.0.2.11".parse().unwrap());
-            model.apply_valid(Update::Upsert(Resource::HostEndpoint(changed)));
-            model.apply_valid(Update::Upsert(Resource::HostEndpoint(hep("a-eth1"))));
-            // Removed and added again: it is new again.
-            model.apply_valid(Update::Remove(ResourceKey::HostEndpoint("a-eth1".into())));
-            model.apply_valid(Update::Upsert(Resource::HostEndpoint(hep("a-eth1"))));
-        });
-        let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 3, "{text}");
-        assert!(
-            lines
-                .iter()
-                .all(|l| l.contains("WARN") && l.contains("NOT enforced")),
-            "{text}"
+    fn a_host_endpoint_by_address_is_noted_while_no_interface_holds_its_address() {
+        let mut addrs = BTreeMap::new();
+        addrs.insert(
+            "eth0".to_string(),
+            BTreeSet::from(["192.0.2.9".parse().unwrap()]),
         );
-        assert!(lines[0].contains("host endpoint a-eth0") && lines[1].contains("a-eth1"));
+        let note = hep("a-eth0").address_note(Ok(&addrs)).unwrap();
+        assert!(
+            note.starts_with("host endpoint a-eth0 (node host-a)"),
+            "{note}"
+        );
+        assert!(note.contains(HOST_ENDPOINT_NOT_ENFORCED), "{note}");
+        // Held by an interface: enforced there, no note.
+        addrs.insert(
+            "eth1".into(),
+            BTreeSet::from(["192.0.2.10".parse().unwrap()]),
+        );
+        assert_eq!(hep("a-eth0").address_note(Ok(&addrs)), None);
+        // The addresses cannot be read: said, with the reason.
+        let note = hep("a-eth0").address_note(Err("no netlink")).unwrap();
+        assert!(
+            note.contains("NOT enforced") && note.contains("no netlink"),
+            "{note}"
+        );
+        // Named interfaces are enforced whatever the addresses.
+        let mut named = hep("a-eth0");
+        named.interface_name = Some("eth0".into());
+        assert_eq!(named.address_note(Err("no netlink")), None);
     }
 
     #[test]
-    fn the_model_lists_a_note_per_host_endpoint() {
-        let model = Model::from_resources([
-            Resource::HostEndpoint(hep("a-eth0")),
-            Resource::HostEndpoint(hep("a-eth1")),
-        ])
-        .unwrap();
-        let notes = model.notes();
-        assert_eq!(notes.len(), 2);
-        assert!(notes[0].starts_with("host endpoint a-eth0 (node host-a)"));
-        assert!(notes[1].contains(HOST_ENDPOINT_NOT_ENFORCED));
-        assert!(Model::new().notes().is_empty());
-        // Named interfaces are enforced: no note.
-        let mut named = hep("a-eth0");
-        named.interface_name = Some("eth0".into());
-        let model = Model::from_resources([Resource::HostEndpoint(named)]).unwrap();
-        assert!(model.notes().is_empty());
+    fn host_endpoints_without_an_interface_are_not_model_notes() {
+        let model = Model::from_resources([crate::model::Resource::HostEndpoint(hep("a"))]);
+        assert!(model.unwrap().notes().is_empty());
     }
 }

@@ -174,14 +174,10 @@ impl Model {
                 .workload_endpoints
                 .insert(r.id.clone(), r)
                 .map(Resource::WorkloadEndpoint),
-            Resource::HostEndpoint(r) => {
-                if !self.host_endpoints.contains_key(&r.name) {
-                    super::notes::host_endpoint_added(&r);
-                }
-                self.host_endpoints
-                    .insert(r.name.clone(), r)
-                    .map(Resource::HostEndpoint)
-            }
+            Resource::HostEndpoint(r) => self
+                .host_endpoints
+                .insert(r.name.clone(), r)
+                .map(Resource::HostEndpoint),
             Resource::Policy(r) => {
                 if self.tier(&r.tier).is_none() {
                     super::notes::policy_held(&r);

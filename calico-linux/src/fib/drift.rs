@@ -2,16 +2,22 @@
 //! protocol and table added, changed or removed by anyone but the backend's own socket, and
 //! links created, deleted, or brought up or down (a workload interface deleted and created
 //! again has lost its routes and its settings, and the kernel sends no `RTM_DELROUTE` for the
-//! IPv4 routes it flushes with a device).
+//! IPv4 routes it flushes with a device), and addresses added to or removed from an
+//! interface (host endpoints without an interface name follow them). IPv6 link-local
+//! addresses are not: every workload interface gets one about a second after it comes up
+//! (once duplicate address detection is done), and each would cost the agent a repair
+//! pass; a host endpoint expecting one is found at the next resync.
 //!
 //! Notifications carry in `nlmsg_pid` the port id of the socket whose request caused them,
 //! so the backend's own changes are recognised and ignored (else each repair would trigger
 //! the next). A message that does not parse is ignored (debug log).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
+use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::link::{LinkFlags, LinkMessage};
 use netlink_packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload};
@@ -20,8 +26,9 @@ use rtnetlink::sys::protocols::NETLINK_ROUTE;
 use super::route_msg::{kernel_route, Owner};
 use crate::events::DriftListener;
 
-/// `RTNLGRP_LINK`, `RTNLGRP_IPV4_ROUTE`, `RTNLGRP_IPV6_ROUTE`.
-const GROUPS: [u32; 3] = [1, 7, 11];
+/// `RTNLGRP_LINK`, `RTNLGRP_IPV4_IFADDR`, `RTNLGRP_IPV4_ROUTE`, `RTNLGRP_IPV6_IFADDR`,
+/// `RTNLGRP_IPV6_ROUTE`.
+const GROUPS: [u32; 5] = [1, 5, 7, 9, 11];
 /// Size of a netlink message header.
 const HEADER_LEN: usize = 16;
 
@@ -37,12 +44,16 @@ pub(crate) fn listener(own_portid: Arc<AtomicU32>, owner: Owner) -> DriftListene
     )
 }
 
-/// The filter's state: the links seen so far, to tell a new or changed link from a repeat.
+/// The filter's state: the links and addresses seen so far, to tell a new or changed one
+/// from a repeat.
 pub(crate) struct FibEvents {
     own_portid: Arc<AtomicU32>,
     owner: Owner,
     /// Up and lower-up flags of each link index seen.
     links: HashMap<u32, (bool, bool)>,
+    /// Addresses seen, by link index (the kernel reports an address again when only its
+    /// flags change, e.g. an IPv6 address done with duplicate address detection).
+    addresses: HashSet<(u32, IpAddr)>,
 }
 
 impl FibEvents {
@@ -51,6 +62,7 @@ impl FibEvents {
             own_portid,
             owner,
             links: HashMap::new(),
+            addresses: HashSet::new(),
         }
     }
 
@@ -93,14 +105,29 @@ impl FibEvents {
             }
             RouteNetlinkMessage::NewLink(link) => self.link_changed(link),
             RouteNetlinkMessage::DelLink(link) => {
-                self.links.remove(&link.header.index);
+                let index = link.header.index;
+                self.links.remove(&index);
+                self.addresses.retain(|(i, _)| *i != index);
                 true
             }
+            RouteNetlinkMessage::NewAddress(address) => match address_key(address) {
+                Some(key) => self.addresses.insert(key),
+                None => false,
+            },
+            RouteNetlinkMessage::DelAddress(address) => match address_key(address) {
+                Some(key) => {
+                    self.addresses.remove(&key);
+                    true
+                }
+                None => false,
+            },
             _ => false,
         }
     }
 
     /// Whether a link notification is of a new link or a link brought up or down.
+    ///
+    /// (An address notification is drift when the address is new to the filter or gone.)
     fn link_changed(&mut self, link: &LinkMessage) -> bool {
         let flags = link.header.flags;
         let state = (
@@ -109,6 +136,17 @@ impl FibEvents {
         );
         self.links.insert(link.header.index, state) != Some(state)
     }
+}
+
+/// The link index and address an address notification is about; `None` for an IPv6
+/// link-local address (see the module docs).
+fn address_key(message: &AddressMessage) -> Option<(u32, IpAddr)> {
+    let ip = message.attributes.iter().find_map(|a| match a {
+        AddressAttribute::Local(ip) | AddressAttribute::Address(ip) => Some(*ip),
+        _ => None,
+    })?;
+    let link_local = matches!(ip, IpAddr::V6(v6) if v6.is_unicast_link_local());
+    (!link_local).then_some((message.header.index, ip))
 }
 
 #[cfg(test)]
@@ -174,6 +212,31 @@ mod tests {
         assert!(!events.is_drift(&bytes(RouteNetlinkMessage::NewLink(link(7, false)), 0)));
         assert!(events.is_drift(&bytes(RouteNetlinkMessage::NewLink(link(7, true)), 0)));
         assert!(events.is_drift(&bytes(RouteNetlinkMessage::DelLink(link(7, true)), 0)));
+    }
+
+    #[test]
+    fn an_address_added_or_removed_is_drift_a_repeat_is_not() {
+        let mut events = FibEvents::new(Arc::new(AtomicU32::new(42)), owner());
+        let address = |ip: &str| {
+            let mut address = AddressMessage::default();
+            address.header.index = 7;
+            address
+                .attributes
+                .push(AddressAttribute::Address(ip.parse().unwrap()));
+            address
+        };
+        let new = bytes(RouteNetlinkMessage::NewAddress(address("2001:db8::1")), 0);
+        assert!(events.is_drift(&new));
+        // Reported again with other flags (duplicate address detection done): no change.
+        assert!(!events.is_drift(&new));
+        let gone = RouteNetlinkMessage::DelAddress(address("2001:db8::1"));
+        assert!(events.is_drift(&bytes(gone, 0)));
+        assert!(events.is_drift(&new), "back again");
+        // Every interface's IPv6 link-local address is not news.
+        let link_local = RouteNetlinkMessage::NewAddress(address("fe80::1"));
+        assert!(!events.is_drift(&bytes(link_local, 0)));
+        let v4 = RouteNetlinkMessage::NewAddress(address("192.0.2.1"));
+        assert!(events.is_drift(&bytes(v4, 0)));
     }
 
     #[test]

@@ -21,6 +21,7 @@
 //! (`dataplanedefs.DefaultRouteProto`), so `ip route show proto 80` shows an operator the same
 //! thing on a calico-rs host as on a Calico one.
 
+mod addresses;
 mod drift;
 mod interface;
 mod links;
@@ -36,7 +37,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use calico_core::dataplane::{
-    BackendError, FibBackend, FibChangeSet, FibReport, InterfaceSettings, Route, RouteTarget,
+    BackendError, FibBackend, FibChangeSet, FibReport, InterfaceAddresses, InterfaceSettings,
+    Route, RouteTarget,
 };
 use ipnet::IpNet;
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
@@ -541,9 +543,16 @@ impl FibBackend for LinuxFib {
         Ok(())
     }
 
+    /// Every interface of the namespace holding an address, with its addresses (both
+    /// families, every scope), read from the kernel.
+    async fn interface_addresses(&self) -> Result<InterfaceAddresses, BackendError> {
+        addresses::read(&*self.netlink()?).await
+    }
+
     /// Bumped by rtnetlink notifications: a route of the agent's protocol and table added,
-    /// changed or removed by anyone but this backend, or a link created, deleted, or
-    /// brought up or down. Listens from the first call on, in the backend's namespace.
+    /// changed or removed by anyone but this backend, a link created, deleted, or brought
+    /// up or down, or an address added to or removed from an interface. Listens from the
+    /// first call on, in the backend's namespace.
     fn drift(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
         self.drift.drift()
     }

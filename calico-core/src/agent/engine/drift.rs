@@ -19,7 +19,7 @@ pub(super) const DEBOUNCE: Duration = Duration::from_millis(20);
 /// Which backends reported drift.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(super) struct Drifted {
-    /// The FIB's routes or the workload interfaces' links.
+    /// The FIB's routes, the workload interfaces' links or the interfaces' addresses.
     pub(super) fib: bool,
     /// The ACL table.
     pub(super) acl: bool,
@@ -84,6 +84,8 @@ impl Engine {
             self.acl_in_step = false;
         }
         if drifted.fib {
+            // An interface may have gained or lost an address.
+            self.interface_addrs_stale = true;
             self.programmed_routes = None;
             match self.fib.dump().await {
                 Ok(routes) => {

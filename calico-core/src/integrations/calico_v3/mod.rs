@@ -7,8 +7,8 @@
 //! Unknown fields are rejected with their path; features calico-rs does not implement (HTTP
 //! match, Services in rules, untracked policy, IP-in-IP
 //! or VXLAN pools, ...) are rejected with a message saying so, never silently ignored.
-//! A `HostEndpoint` without `interfaceName` is read, but its policy is not enforced (a
-//! warning is logged; see [`crate::model::HOST_ENDPOINT_NOT_ENFORCED`]).
+//! A `HostEndpoint` without `interfaceName` governs the host's interfaces holding one of
+//! its `expectedIPs`, as in Felix.
 //!
 //! [`to_v3`] (module `write`) is its inverse: one resource → the v3 object `calicoctl` (and
 //! the datastore) would hold, with Calico's JSON field names, so that

@@ -433,3 +433,50 @@ async fn a_failsafe_entry_with_a_network_lets_in_only_sources_inside_it() {
         "policy still applies"
     );
 }
+
+/// Untracked policy denying all TCP both ways on the uplink: before conntrack a reply is
+/// not established traffic, so the failsafe connections' replies have rules of their own
+/// in the untracked chains, as in Felix's raw chains (the host's BGP connection out to
+/// tcp:179, and SSH in to tcp:22, survive).
+const UNTRACKED_DENY_ALL: &str = r#"
+kind: Policy
+name: uplink-untracked-deny
+selector: role == 'uplink'
+doNotTrack: true
+applyOnForward: true
+ingress: [{action: Deny, protocol: TCP}]
+egress: [{action: Deny, protocol: TCP}]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn untracked_policy_does_not_cut_the_failsafe_connections_replies() {
+    if !privileged("untracked_policy_does_not_cut_the_failsafe_connections_replies") {
+        return;
+    }
+    let topo = Topology::with_outside(&[("calia", vec![WORKLOAD])], &[BLOCKED]);
+    let (host_ns, fabric) = (&topo.host, &topo.fabric);
+    let _host_listeners = listen(host_ns, &[22, 8080]);
+    let _fabric_listeners = listen(fabric, &[179, 8080]);
+    let acl = LinuxAcl::in_netns(host_ns.path().as_ref(), "calico").unwrap();
+    let text = format!("{MODEL}---\n{UNTRACKED_DENY_ALL}");
+    let model = Model::from_resources(parse_resources(&text).unwrap()).unwrap();
+    let mut compiler = Compiler::from_model(CompileConfig::new("h1"), &model);
+    acl.apply(&compiler.take_changes()).await.unwrap();
+    assert_eq!(&acl.dump().await.unwrap(), compiler.ruleset());
+    assert!(
+        connects(fabric, None, HOST, 22),
+        "SSH in: the host's SYN-ACK passes the untracked egress deny"
+    );
+    assert!(
+        connects(host_ns, None, FABRIC, 179),
+        "BGP out: the peer's SYN-ACK passes the untracked ingress deny"
+    );
+    assert!(
+        !connects(fabric, None, HOST, 8080),
+        "what is not failsafe is denied (untracked ingress)"
+    );
+    assert!(
+        !connects(host_ns, None, FABRIC, 8080),
+        "what is not failsafe is denied (untracked egress)"
+    );
+}

@@ -189,6 +189,20 @@ pub(super) fn ports(list: &[(Protocol, u16)]) -> Vec<FailsafePort> {
 /// their networks are about (the source inbound, the destination outbound). An entry
 /// with a network matches the network's family only.
 pub(super) fn failsafe_rules(entries: &[FailsafePort], remote: Side) -> Vec<Rule> {
+    entry_rules(entries, Side::Dst, remote)
+}
+
+/// Rules accepting the replies of the failsafe connections `entries` describe, the other
+/// way (their port the source port; `remote` the side of the remote end's address). Felix
+/// puts them in its raw chains: before conntrack, a reply is no established traffic, and
+/// untracked policy must not cut a failsafe connection by dropping its replies.
+pub(super) fn failsafe_reply_rules(entries: &[FailsafePort], remote: Side) -> Vec<Rule> {
+    entry_rules(entries, Side::Src, remote)
+}
+
+/// One accepting rule per entry: its protocol, its port on `port_side`, its network (if
+/// any) on `remote`.
+fn entry_rules(entries: &[FailsafePort], port_side: Side, remote: Side) -> Vec<Rule> {
     entries
         .iter()
         .map(|p| {
@@ -201,7 +215,7 @@ pub(super) fn failsafe_rules(entries: &[FailsafePort], remote: Side) -> Vec<Rule
                 negate: false,
             });
             matches.push(Match::Port {
-                side: Side::Dst,
+                side: port_side,
                 ranges: vec![(p.port, p.port)],
                 negate: false,
             });

@@ -65,7 +65,7 @@ use crate::dataplane::ir::{
 };
 use crate::model::{Policy, PolicyType};
 
-use super::failsafe::failsafe_rules;
+use super::failsafe::{failsafe_reply_rules, failsafe_rules};
 use super::host_config::{EndpointToHostAction, HostConfig};
 use super::names::chain_name;
 use super::{EGRESS_ALLOWED_CHAIN, FORWARD_CHAIN, FROM_WORKLOAD_MAP, TO_WORKLOAD_MAP};
@@ -520,6 +520,16 @@ pub fn endpoint_rules(
         HostPath::FwdIn | HostPath::FwdOut => (&[][..], Side::Src),
     };
     rules.extend(failsafe_rules(failsafe, remote));
+    // Before conntrack, the replies of the other way's failsafe connections too.
+    match path {
+        HostPath::UntrackedIn => {
+            rules.extend(failsafe_reply_rules(&config.failsafe_outbound, Side::Src));
+        }
+        HostPath::UntrackedOut => {
+            rules.extend(failsafe_reply_rules(&config.failsafe_inbound, Side::Dst));
+        }
+        _ => {}
+    }
     let clear = Rule {
         matches: vec![],
         statements: vec![Statement::ClearMark(config.accept_mark | pass_mark)],

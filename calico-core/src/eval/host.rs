@@ -17,11 +17,13 @@
 //!   when one decides; otherwise no decision (`None`): no end-of-tier drop (a tier's
 //!   `defaultAction: Deny` does not apply), on to the normal policy. An allow skips the normal policy of traffic to the host.
 
+use std::net::IpAddr;
+
 use super::RuleSource;
 use super::{run_rules, run_tier, EndpointRef, EndpointView, EvalError, Outcome, Packet};
 use super::{tiers_for, TraceStep, Verdict};
 use crate::calc::effective;
-use crate::compile::{HostConfig, HostPath};
+use crate::compile::{FailsafePort, HostConfig, HostPath};
 use crate::dataplane::InterfaceAddresses;
 use crate::model::{HostEndpoint, Model, Policy, Tier, TierAction};
 
@@ -105,6 +107,8 @@ pub fn tiers_on_path<'m>(
 /// destination port, and the remote end (inbound the source, outbound the destination) in
 /// its network when it names one.
 fn failsafe(path: HostPath, packet: &Packet, config: &HostConfig) -> Option<String> {
+    // A failsafe entry's network is the remote end's: the source of what arrives, the
+    // destination of what leaves.
     let (ports, remote) = match path {
         HostPath::In | HostPath::PreDnat | HostPath::UntrackedIn => {
             (&config.failsafe_inbound, packet.src)
@@ -112,14 +116,26 @@ fn failsafe(path: HostPath, packet: &Packet, config: &HostConfig) -> Option<Stri
         HostPath::Out | HostPath::UntrackedOut => (&config.failsafe_outbound, packet.dst),
         HostPath::FwdIn | HostPath::FwdOut => return None,
     };
+    let entry = |p: &&FailsafePort, port: Option<u16>, remote: IpAddr| {
+        p.protocol == packet.protocol
+            && Some(p.port) == port
+            && p.net.is_none_or(|net| net.contains(&remote))
+    };
+    if let Some(p) = ports.iter().find(|p| entry(p, packet.dst_port, remote)) {
+        return Some(p.to_string());
+    }
+    // Before conntrack (untracked policy), the replies of the other way's failsafe
+    // connections: their port is the source port.
+    let replies = match path {
+        HostPath::UntrackedIn => Some((&config.failsafe_outbound, packet.src)),
+        HostPath::UntrackedOut => Some((&config.failsafe_inbound, packet.dst)),
+        _ => None,
+    };
+    let (ports, remote) = replies?;
     ports
         .iter()
-        .find(|p| {
-            p.protocol == packet.protocol
-                && Some(p.port) == packet.dst_port
-                && p.net.is_none_or(|net| net.contains(&remote))
-        })
-        .map(|p| p.to_string())
+        .find(|p| entry(p, packet.src_port, remote))
+        .map(|p| format!("{p} (a reply)"))
 }
 
 fn judge_host(
@@ -194,4 +210,67 @@ fn judge_host(
     }
     trace.push(TraceStep::EndOfProfiles);
     Some(Verdict::Deny)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::parse_resources;
+
+    /// Untracked policy denying all TCP on the uplink, both ways.
+    const MODEL: &str = r#"
+kind: HostEndpoint
+name: h1-eth0
+node: h1
+interfaceName: eth0
+labels: {role: uplink}
+---
+kind: Policy
+name: untracked-deny
+selector: role == 'uplink'
+doNotTrack: true
+applyOnForward: true
+ingress: [{action: Deny, protocol: TCP}]
+egress: [{action: Deny, protocol: TCP}]
+"#;
+
+    /// Felix's raw chains: before conntrack, the replies of the failsafe connections (their
+    /// port the source port) pass untracked policy too; other replies do not.
+    #[test]
+    fn untracked_policy_lets_the_failsafe_connections_replies_through() {
+        let model = Model::from_resources(parse_resources(MODEL).unwrap()).unwrap();
+        let config = HostConfig::default();
+        let (host, peer) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+        let judge = |path, p: &Packet| {
+            evaluate_host(&model, "h1-eth0", path, p, &config)
+                .unwrap()
+                .verdict
+        };
+        // The BGP peer's SYN-ACK to the host's connection out to tcp:179 (outbound failsafe).
+        let reply_in = Packet::tcp(peer, 179, host, 40000);
+        assert_eq!(
+            judge(HostPath::UntrackedIn, &reply_in),
+            None,
+            "on to normal policy"
+        );
+        // The host's SYN-ACK to an SSH connection in (inbound failsafe tcp:22).
+        let reply_out = Packet::tcp(host, 22, peer, 40000);
+        assert_eq!(judge(HostPath::UntrackedOut, &reply_out), None);
+        // Not failsafe replies: denied by the untracked policy.
+        let other_in = Packet::tcp(peer, 8080, host, 40000);
+        assert_eq!(judge(HostPath::UntrackedIn, &other_in), Some(Verdict::Deny));
+        // A reply port is only a reply on the untracked paths: inbound, source port 22 is
+        // no failsafe connection (22 is an inbound port).
+        let wrong_way = Packet::tcp(peer, 22, host, 40000);
+        assert_eq!(
+            judge(HostPath::UntrackedIn, &wrong_way),
+            Some(Verdict::Deny)
+        );
+        let e = evaluate_host(&model, "h1-eth0", HostPath::UntrackedIn, &reply_in, &config);
+        let trace = e.unwrap().trace;
+        assert!(
+            matches!(&trace[..], [TraceStep::Failsafe(p)] if p == "tcp:179 (a reply)"),
+            "{trace:?}"
+        );
+    }
 }

@@ -10,7 +10,7 @@
 
 mod support;
 
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
 use std::time::Duration;
 
 use calico_core::compile::{
@@ -21,7 +21,7 @@ use calico_core::model::{parse_resources, Model, ResourceKey, Update};
 use calico_linux::acl::LinuxAcl;
 use calico_linux::fib::{FibConfig, LinuxFib};
 use calico_netns::fixtures::{privileged, Netns};
-use support::{udp_delivers, Topology};
+use support::{connects, udp_delivers, Topology};
 
 const HOST: &str = "192.168.255.1";
 const FABRIC: &str = "192.168.255.2";
@@ -105,22 +105,6 @@ fn listen(ns: &Netns, ports: &[u16]) -> Vec<TcpListener> {
                 .unwrap()
         })
         .collect()
-}
-
-/// Whether a TCP connection from `ns` (from `src` when given) to `dst:port` is set up.
-fn connects(ns: &Netns, src: Option<&str>, dst: &str, port: u16) -> bool {
-    let src = src.map(|s| SocketAddr::new(ip(s), 0));
-    let dst = SocketAddr::new(ip(dst), port);
-    ns.enter(move || -> std::io::Result<TcpStream> {
-        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
-        if let Some(src) = src {
-            socket.bind(&src.into())?;
-        }
-        socket.connect_timeout(&dst.into(), Duration::from_millis(700))?;
-        Ok(socket.into())
-    })
-    .unwrap()
-    .is_ok()
 }
 
 fn udp(ns: &Netns, addr: &str, port: u16) -> UdpSocket {

@@ -18,7 +18,7 @@ use calico_core::model::{parse_resources, Model};
 use calico_linux::acl::LinuxAcl;
 use calico_linux::flowlog::{FlowLogReader, LogPacket};
 use calico_netns::fixtures::privileged;
-use support::Topology;
+use support::{connects, listen_all, ProgrammedHost, Topology};
 
 const GROUP: u16 = 7;
 const DENY_RATE: u32 = 10;
@@ -310,4 +310,109 @@ ingress: [{action: Allow, protocol: TCP, destination: {ports: [22]}}]
             "the staged report, once, between the enforced verdicts"
         );
     }
+}
+
+/// The uplink `eth0` as a host endpoint: normal policy allows TCP 8080 to the host; a staged
+/// policy before it would deny that, and a staged `applyOnForward` policy, alone on the
+/// forwarded path, would end its tier in a deny.
+const STAGED_HOST: &str = r#"
+kind: WorkloadEndpoint
+orchestrator: k8s
+workload: a
+endpoint: eth0
+node: h1
+interfaceName: calia
+ipNetworks: [10.65.0.1/32]
+profiles: [open]
+---
+kind: Profile
+name: open
+ingress: [{action: Allow}]
+egress: [{action: Allow}]
+---
+kind: HostEndpoint
+name: h1-eth0
+node: h1
+interfaceName: eth0
+labels: {role: uplink}
+---
+kind: Policy
+name: uplink-in
+order: 2
+selector: role == 'uplink'
+types: [Ingress]
+ingress: [{action: Allow, protocol: TCP, destination: {ports: [8080]}}]
+---
+kind: Policy
+name: staged:uplink-lockdown
+order: 1
+stagedAction: Set
+selector: role == 'uplink'
+types: [Ingress]
+ingress:
+  - {action: Deny, protocol: TCP, destination: {ports: [8080]}, metadata: {annotations: {name: no-web}}}
+---
+kind: Policy
+name: staged:uplink-forward
+stagedAction: Set
+applyOnForward: true
+selector: role == 'uplink'
+types: [Ingress]
+ingress: [{action: Allow, protocol: TCP, destination: {ports: [22]}}]
+"#;
+
+/// Staged global policies preview host endpoints too (Calico applies them to host
+/// endpoints): on real connections through the uplink, to the host and forwarded to a
+/// workload, what they would deny is reported, named, and nothing is denied; the failsafe
+/// ports reach no policy, staged or not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staged_policies_preview_host_endpoints() {
+    if !privileged("staged_policies_preview_host_endpoints") {
+        return;
+    }
+    let topo = Topology::with_outside(&[("calia", vec!["10.65.0.1"])], &[]);
+    let _host = listen_all(&topo.host, &[22, 8080]);
+    let _workload = listen_all(&topo.workloads[0].ns, &[80]);
+    let config = CompileConfig {
+        flow_logs: Some(FlowLogConfig {
+            group: GROUP,
+            deny_rate: DENY_RATE,
+            ..FlowLogConfig::default()
+        }),
+        ..CompileConfig::new("h1")
+    };
+    let model = Model::from_resources(parse_resources(STAGED_HOST).unwrap()).unwrap();
+    let h = ProgrammedHost::new(&topo.host, config, model).await;
+    let names = describe(&h.model, "h1", h.compiler.ruleset());
+    let mut reader = topo
+        .host
+        .enter(|| FlowLogReader::open(GROUP, Duration::from_millis(300)))
+        .unwrap()
+        .unwrap();
+    let staged_reports = |reader: &mut FlowLogReader, port: u16| -> Vec<String> {
+        drain(reader)
+            .iter()
+            .filter(|p| p.tuple.unwrap().dst_port == port)
+            .filter_map(|p| {
+                let log: LogRef = p.prefix.parse().unwrap();
+                (log.verdict == LogVerdict::StagedDeny).then(|| match log.rule {
+                    LogRule::Rule(i) => names.user_rule(&log.chain, i).unwrap().to_string(),
+                    _ => format!("{} ({:?})", names.chain(&log.chain).unwrap(), log.rule),
+                })
+            })
+            .collect()
+    };
+    let fabric = &topo.fabric;
+    assert!(connects(fabric, None, "192.168.255.1", 8080), "to the host");
+    assert_eq!(
+        staged_reports(&mut reader, 8080),
+        [r#"policy staged:uplink-lockdown ingress rule 0 ("no-web")"#]
+    );
+    assert!(connects(fabric, None, "10.65.0.1", 80), "forwarded");
+    assert_eq!(
+        staged_reports(&mut reader, 80),
+        ["policy staged:uplink-forward ingress (End)"]
+    );
+    assert!(connects(fabric, None, "192.168.255.1", 22), "failsafe");
+    assert_eq!(staged_reports(&mut reader, 22), Vec::<String>::new());
 }

@@ -1,17 +1,24 @@
 //! Staged policies (issue 17): for random models holding staged policies among enforced
-//! ones, host `h1`'s ruleset compiled with flow logs, run by the interpreter, reports through
-//! the flow logs exactly what the reference evaluator says the staged policies would have
-//! denied (policy, and rule or end of tier, in order), and the verdict stays the
+//! ones, and host endpoints, host `h1`'s ruleset compiled with flow logs, run by the
+//! interpreter through the prerouting and forward hooks, reports through the flow logs
+//! exactly what the reference evaluator says the staged policies would have denied
+//! (policy, and rule or end of tier, in order: the uplink's host endpoint on the way in,
+//! the workloads, the uplink's host endpoint on the way out), and the verdict stays the
 //! evaluator's: staged policies are not enforced.
 
 use calico_core::arbitrary;
 use calico_core::compile::{
-    compile, describe, CompileConfig, FlowLogConfig, LogRef, LogRule, LogVerdict,
+    compile, describe, CompileConfig, FlowLogConfig, HostConfig, HostPath, LogRef, LogRule,
+    LogVerdict,
 };
 use calico_core::dataplane::ir::Hook;
-use calico_core::eval::{evaluate, Direction, EndpointRef, Packet, StagedRule, Verdict};
+use calico_core::dataplane::InterfaceAddresses;
+use calico_core::eval::{
+    evaluate, evaluate_host, host_endpoint_on, Direction, EndpointRef, Packet, StagedDenial,
+    StagedRule, Verdict,
+};
 use calico_core::model::{Model, WorkloadEndpoint};
-use calico_mock::{interpret, ConnState, PacketContext};
+use calico_mock::{interpret, interpret_marked, ConnState, PacketContext};
 use proptest::prelude::*;
 
 const NODE: &str = arbitrary::NODES[0];
@@ -26,26 +33,53 @@ fn local_owner(model: &Model, addr: std::net::IpAddr) -> Option<&WorkloadEndpoin
 /// A staged policy's denial: the policy's name and the rule (`None`: the end of its tier).
 type Denial = (String, Option<usize>);
 
-/// The reference's staged denials of `p` on this node's endpoints (egress of a local
-/// source, then ingress of a local destination, up to an enforced deny), and whether the
-/// packet passes.
+fn denials(staged: &[StagedDenial]) -> impl Iterator<Item = Denial> + '_ {
+    staged.iter().map(|d| {
+        let rule = match d.rule {
+            StagedRule::Rule(i) => Some(i),
+            StagedRule::EndOfTier => None,
+        };
+        (d.policy.clone(), rule)
+    })
+}
+
+/// The interface packets from and to outside the node use.
+const UPLINK: &str = "eth0";
+
+/// The reference's staged denials of `p` through this node, and whether the packet
+/// passes: on the way in from outside, the uplink's host endpoint (the first of its
+/// untracked, pre-DNAT and forward stages that decides); the egress of a local source,
+/// the ingress of a local destination; on the way out, the uplink's host endpoint's
+/// forward policy. Up to an enforced deny.
 fn expected(model: &Model, p: &Packet) -> (Vec<Denial>, bool) {
     let mut out = Vec::new();
-    let sides = [
-        (local_owner(model, p.src), Direction::Egress),
-        (local_owner(model, p.dst), Direction::Ingress),
-    ];
-    for (ep, dir) in sides {
+    let no_addrs = InterfaceAddresses::default();
+    let uplink = host_endpoint_on(model, NODE, UPLINK, &no_addrs).map(|h| h.name.as_str());
+    let host = |h: &str, path| evaluate_host(model, h, path, p, &HostConfig::default()).unwrap();
+    let (src, dst) = (local_owner(model, p.src), local_owner(model, p.dst));
+    if let Some(h) = uplink.filter(|_| src.is_none()) {
+        for path in [HostPath::UntrackedIn, HostPath::PreDnat, HostPath::FwdIn] {
+            let e = host(h, path);
+            out.extend(denials(&e.staged));
+            match e.verdict {
+                Some(Verdict::Deny) => return (out, false),
+                Some(Verdict::Allow) => break,
+                None => {}
+            }
+        }
+    }
+    for (ep, dir) in [(src, Direction::Egress), (dst, Direction::Ingress)] {
         let Some(ep) = ep else { continue };
         let e = evaluate(model, &EndpointRef::Workload(ep.id.clone()), dir, p).unwrap();
-        out.extend(e.staged.iter().map(|d| {
-            let rule = match d.rule {
-                StagedRule::Rule(i) => Some(i),
-                StagedRule::EndOfTier => None,
-            };
-            (d.policy.clone(), rule)
-        }));
+        out.extend(denials(&e.staged));
         if e.verdict == Verdict::Deny {
+            return (out, false);
+        }
+    }
+    if let Some(h) = uplink.filter(|_| dst.is_none()) {
+        let e = host(h, HostPath::FwdOut);
+        out.extend(denials(&e.staged));
+        if e.verdict == Some(Verdict::Deny) {
             return (out, false);
         }
     }
@@ -61,8 +95,6 @@ proptest! {
         seed in prop::collection::vec(any::<prop::sample::Index>(), 10),
         proto in prop::sample::select(vec![6u8, 17]),
     ) {
-        let mut model = model;
-        model.host_endpoints.clear();
         let config = CompileConfig {
             flow_logs: Some(FlowLogConfig::default()),
             ..CompileConfig::new(NODE)
@@ -81,14 +113,18 @@ proptest! {
             };
             if local_owner(&model, src).is_none() && local_owner(&model, dst).is_none() { continue }
             let (want, passes) = expected(&model, &p);
-            let ctx = PacketContext {
-                packet: &p,
-                iif: local_owner(&model, src).map_or("eth0", |e| e.interface_name.as_str()),
-                oif: local_owner(&model, dst).map_or("eth0", |e| e.interface_name.as_str()),
-                ct: ConnState::New,
-            };
-            let out = interpret(&ruleset, Hook::Forward, &ctx);
-            let got: Vec<Denial> = out.flow_logged.iter().filter_map(|(_, prefix)| {
+            let iif = local_owner(&model, src).map_or(UPLINK, |e| e.interface_name.as_str());
+            let oif = local_owner(&model, dst).map_or(UPLINK, |e| e.interface_name.as_str());
+            let ctx = |oif| PacketContext { packet: &p, iif, oif, ct: ConnState::New };
+            let pre = interpret(&ruleset, Hook::Prerouting, &ctx(""));
+            let mut logged = pre.flow_logged.clone();
+            let mut accepted = pre.accepted;
+            if accepted {
+                let fwd = interpret_marked(&ruleset, Hook::Forward, &ctx(oif), pre.mark);
+                logged.extend(fwd.flow_logged);
+                accepted = fwd.accepted;
+            }
+            let got: Vec<Denial> = logged.iter().filter_map(|(_, prefix)| {
                 let log: LogRef = prefix.parse().unwrap();
                 (log.verdict == LogVerdict::StagedDeny).then(|| {
                     let owner = names.chain(&log.chain).unwrap().name();
@@ -101,7 +137,7 @@ proptest! {
                 })
             }).collect();
             prop_assert_eq!(&got, &want, "packet {:?}", p);
-            prop_assert_eq!(out.accepted, passes, "packet {:?}", p);
+            prop_assert_eq!(accepted, passes, "packet {:?}", p);
         }
     }
 }

@@ -48,14 +48,18 @@
 //!   ct state established,related -> on; ct state invalid drop (neither untracked nor
 //!   pre-DNAT)
 //!   failsafe ports -> accept (not forwarded traffic)
-//!   for each tier: clear marks; jump hep-t-<...>; mark has allowed -> on
+//!   for each tier: clear marks (and the staged ones); jump hep-t-<...>; mark has allowed
+//!   -> on
 //!   profiles (host traffic only): jump hpr-<dir>-<profile>; mark has allowed -> on
-//!   drop (untracked, pre-DNAT: accept, on to the next stage)
+//!   drop (untracked, pre-DNAT: accept, on to the next stage; forwarded with only staged
+//!   policies: on)
 //! on: untracked: notrack, set allowed-early, accept; pre-DNAT: set allowed-early, accept;
 //!   arriving forwarded: goto eg-allowed; otherwise accept
 //! hep-t-<...>                  one tier of one host endpoint's path
-//!   jump hpo-<dir>-<policy>; mark has allowed or passed -> return (for each policy)
-//!   drop (the tier denies by default)
+//!   jump hpo-<dir>-<policy>; mark has allowed or passed -> return (for each policy;
+//!   a staged policy's chain, with flow logs, only returns)
+//!   drop (the tier denies by default), or, when only staged policies bring the tier in,
+//!   the staged end of the tier (see `super::staged`)
 //! hpo-<dir>-<policy>, hpr-<dir>-<profile>
 //!   the rules: Allow -> set the allowed mark, return; Pass -> set the Pass mark, return
 //! ```
@@ -68,6 +72,7 @@ use crate::model::{Policy, PolicyType};
 use super::failsafe::{failsafe_reply_rules, failsafe_rules};
 use super::host_config::{EndpointToHostAction, HostConfig};
 use super::names::chain_name;
+use super::shared_chains::Listed;
 use super::{EGRESS_ALLOWED_CHAIN, FORWARD_CHAIN, FROM_WORKLOAD_MAP, TO_WORKLOAD_MAP};
 
 /// The prerouting base chain (pre-DNAT policy).
@@ -247,15 +252,18 @@ pub fn host_profile_chain(name: &str, dir: PolicyType) -> String {
     }
 }
 
-/// One tier of a host endpoint's path: its policies' chains, whether each may Pass, and
-/// whether the tier denies by default.
-pub struct HostTier {
+/// One tier of a host endpoint's path: its policies' chains (each with whether it may
+/// Pass and whether it is staged), and how the tier ends.
+pub(super) struct HostTier {
     /// The tier's name.
-    pub tier: String,
-    /// The policies' host chains, in order, each with whether it may Pass.
-    pub policies: Vec<(String, bool)>,
-    /// `defaultAction: Deny`.
-    pub deny: bool,
+    pub(super) tier: String,
+    /// The policies' host chains, in order.
+    pub(super) policies: Vec<Listed>,
+    /// The tier denies by default and an enforced policy of it applies: a drop ends it.
+    pub(super) deny: bool,
+    /// The rules that end a tier only staged policies bring in and that denies by default
+    /// ([`super::staged::tier_end`]; empty otherwise).
+    pub(super) staged_end: Vec<Rule>,
 }
 
 fn base(hook: Hook, priority: i32, rules: Vec<Rule>) -> Chain {
@@ -468,33 +476,48 @@ pub fn tier_chain(path: HostPath, iface: &str, tier: &str) -> String {
     chain_name("hep-t", &[&format!("{path:?}"), iface, tier])
 }
 
-/// One tier's chain: each policy in turn until one allows, passes or denies.
-pub fn tier_rules(t: &HostTier, config: &HostConfig, pass_mark: u32) -> Chain {
+/// One tier's chain: each policy in turn until one allows, passes or denies (a staged
+/// policy's chain only returns: nothing follows its jump).
+pub(super) fn tier_rules(t: &HostTier, config: &HostConfig, pass_mark: u32) -> Chain {
     let mut rules = Vec::new();
-    for (chain, may_pass) in &t.policies {
-        rules.push(Rule::new(vec![], Verdict::Jump(chain.clone())));
+    for p in &t.policies {
+        rules.push(Rule::new(vec![], Verdict::Jump(p.chain.clone())));
+        if p.staged {
+            continue;
+        }
         rules.push(Rule::new(
             vec![Match::MarkSet(config.accept_mark)],
             Verdict::Return,
         ));
-        if *may_pass {
+        if p.may_pass {
             rules.push(Rule::new(vec![Match::MarkSet(pass_mark)], Verdict::Return));
         }
     }
     if t.deny {
         rules.push(Rule::new(vec![], Verdict::Drop));
     }
+    rules.extend(t.staged_end.iter().cloned());
     Chain { base: None, rules }
 }
 
-/// One host endpoint's chain on `path`: `tiers` are the tier chains to jump to (in order),
-/// `profiles` the profile chains (host traffic only).
-pub fn endpoint_rules(
+/// What a host endpoint's chain on one path jumps to.
+pub(super) struct PathTargets<'a> {
+    /// The tier chains, in order, each with the mark bits to clear before its jump besides
+    /// the allowed and Pass marks (the staged marks, [`super::staged`]).
+    pub(super) tiers: &'a [(String, u32)],
+    /// The profile chains (host traffic only).
+    pub(super) profiles: &'a [String],
+    /// Whether an enforced policy applies on the path. Without one a forwarded packet is
+    /// allowed (the tiers are staged policies' only).
+    pub(super) enforced: bool,
+}
+
+/// One host endpoint's chain on `path`, jumping to `targets`.
+pub(super) fn endpoint_rules(
     path: HostPath,
     config: &HostConfig,
     pass_mark: u32,
-    tiers: &[String],
-    profiles: &[String],
+    targets: &PathTargets,
 ) -> Chain {
     let (allowed_statements, allowed) = path.allowed(config);
     let on = |m: Vec<Match>| Rule {
@@ -530,24 +553,25 @@ pub fn endpoint_rules(
         }
         _ => {}
     }
-    let clear = Rule {
+    let clear = |extra: u32| Rule {
         matches: vec![],
-        statements: vec![Statement::ClearMark(config.accept_mark | pass_mark)],
+        statements: vec![Statement::ClearMark(config.accept_mark | pass_mark | extra)],
         verdict: None,
     };
-    for target in tiers.iter().chain(profiles) {
-        rules.push(clear.clone());
+    let profiles = targets.profiles.iter().map(|p| (p, 0));
+    for (target, extra) in targets.tiers.iter().map(|(t, x)| (t, *x)).chain(profiles) {
+        rules.push(clear(extra));
         rules.push(Rule::new(vec![], Verdict::Jump(target.clone())));
         rules.push(on(vec![Match::MarkSet(config.accept_mark)]));
     }
-    // Untracked and pre-DNAT policy have no default deny: on to the next stage.
-    rules.push(Rule::new(
-        vec![],
-        if path.is_early() {
-            Verdict::Accept
-        } else {
-            Verdict::Drop
-        },
-    ));
+    if path.is_early() {
+        // Untracked and pre-DNAT policy have no default deny: on to the next stage.
+        rules.push(Rule::new(vec![], Verdict::Accept));
+    } else if !path.is_local() && !targets.enforced {
+        // Forwarded, and only staged policies apply: no forward policy governs it.
+        rules.push(on(vec![]));
+    } else {
+        rules.push(Rule::new(vec![], Verdict::Drop));
+    }
     Chain { base: None, rules }
 }

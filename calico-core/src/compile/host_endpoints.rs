@@ -12,14 +12,16 @@ use super::describe::{ChainNames, ChainOwner};
 use super::failsafe::failsafe_sets;
 use super::host_chains::{
     base_chains, endpoint_rules, host_policy_chain, host_profile_chain, tier_chain, tier_rules,
-    HostPath, HostTier,
+    HostPath, HostTier, PathTargets,
 };
+use super::shared_chains::Listed;
+use super::staged::{staged_chain, tier_end};
 use super::updates::rules_chain;
 use super::{flow_log, Compiler};
 use crate::dataplane::ir::{Chain, Ruleset, Set, Verdict};
 use crate::dataplane::InterfaceAddresses;
-use crate::eval::{tiers_on_path, EndpointView};
-use crate::model::{Action, HostEndpoint, Model, Policy, PolicyKey, PolicyType, TierAction};
+use crate::eval::{tiers_on_path_with, EndpointView};
+use crate::model::{Action, HostEndpoint, Model, Policy, PolicyKey, PolicyType, Tier, TierAction};
 
 /// What the host-endpoint part rendered last, and whether it must render again.
 #[derive(Clone, Debug, Default)]
@@ -337,39 +339,31 @@ impl Compiler {
         iface: &str,
         r: &mut Rendered,
     ) -> bool {
-        let dir = path.direction();
-        let tiers = tiers_on_path(model, view, path);
+        // With flow logs, the staged policies too ([`super::staged`]).
+        let flow_logs = self.config.flow_logs.as_ref();
+        let tiers = tiers_on_path_with(model, view, path, flow_logs.is_some());
         if tiers.is_empty() && !path.is_local() {
             return false;
         }
         let mut tier_chains = Vec::new();
+        let mut staged_started = false;
         for (tier, policies) in &tiers {
-            let mut entries = Vec::new();
-            for p in policies {
-                let key = (p.namespace.clone(), p.name.clone());
-                let name = host_policy_chain(&key, dir);
-                if !r.chains.contains_key(&name) {
-                    let label = crate::calc::effective::policy_name(p);
-                    let kind = (label.as_str(), true, p.do_not_track);
-                    let chain = self.host_rules_chain(&name, p.rules(dir), kind);
-                    r.chains.insert(name.clone(), chain);
+            let t = self.host_tier(tier, policies, path, r);
+            let mut clear = 0;
+            if let Some(cfg) = flow_logs.filter(|_| t.policies.iter().any(|p| p.staged)) {
+                clear |= cfg.staged_pass_mark;
+                if !staged_started {
+                    clear |= cfg.staged_mark;
+                    staged_started = true;
                 }
-                let may_pass = p.rules(dir).iter().any(|rule| rule.action == Action::Pass);
-                entries.push((name, may_pass));
-                r.policies.insert(key);
             }
-            let t = HostTier {
-                tier: tier.name.clone(),
-                policies: entries,
-                // Untracked and pre-DNAT policy have no end-of-tier drop.
-                deny: tier.default_action == TierAction::Deny && !path.is_early(),
-            };
             let name = tier_chain(path, iface, &t.tier);
             let chain = tier_rules(&t, &self.config.host, self.config.pass_mark);
             r.chains
                 .insert(name.clone(), self.with_drop_logs(&name, path, chain));
-            tier_chains.push(name);
+            tier_chains.push((name, clear));
         }
+        let dir = path.direction();
         let mut profiles = Vec::new();
         if path.is_local() {
             for name in view.profiles.iter() {
@@ -380,24 +374,75 @@ impl Compiler {
                 if !r.chains.contains_key(&chain_name) {
                     let label = format!("profile {name}");
                     let kind = (label.as_str(), false, false);
-                    let chain = self.host_rules_chain(&chain_name, profile.rules(dir), kind);
+                    let rules = profile.rules(dir);
+                    let chain = self.host_rules_chain(&chain_name, rules, kind);
                     r.chains.insert(chain_name.clone(), chain);
                 }
                 profiles.push(chain_name);
                 r.profiles.insert(name.clone());
             }
         }
-        let chain = endpoint_rules(
-            path,
-            &self.config.host,
-            self.config.pass_mark,
-            &tier_chains,
-            &profiles,
-        );
+        let targets = PathTargets {
+            tiers: &tier_chains,
+            profiles: &profiles,
+            enforced: tiers.iter().flat_map(|(_, ps)| ps).any(|p| !p.is_staged()),
+        };
+        let chain = endpoint_rules(path, &self.config.host, self.config.pass_mark, &targets);
         let name = path.chain(iface);
         r.chains
             .insert(name.clone(), self.with_drop_logs(&name, path, chain));
         true
+    }
+
+    /// One tier of a path: its policies' chains rendered into `r` (a staged policy's as
+    /// [`super::staged`] lays it out) and how the tier ends.
+    fn host_tier(
+        &self,
+        tier: &Tier,
+        policies: &[&Policy],
+        path: HostPath,
+        r: &mut Rendered,
+    ) -> HostTier {
+        let dir = path.direction();
+        let mut entries = Vec::new();
+        for p in policies {
+            let key = (p.namespace.clone(), p.name.clone());
+            let name = host_policy_chain(&key, dir);
+            if !r.chains.contains_key(&name) {
+                let chain = match self.config.flow_logs.as_ref().filter(|_| p.is_staged()) {
+                    // The sets its rules use are the policy's own, as below.
+                    Some(cfg) => staged_chain(&name, p.rules(dir), None, cfg, &mut Vec::new()),
+                    None => {
+                        let label = crate::calc::effective::policy_name(p);
+                        let kind = (label.as_str(), true, p.do_not_track);
+                        self.host_rules_chain(&name, p.rules(dir), kind)
+                    }
+                };
+                r.chains.insert(name.clone(), chain);
+            }
+            entries.push(Listed {
+                chain: name,
+                may_pass: p.rules(dir).iter().any(|rule| rule.action == Action::Pass),
+                staged: p.is_staged(),
+            });
+            r.policies.insert(key);
+        }
+        // Untracked and pre-DNAT policy have no end-of-tier drop.
+        let deny = tier.default_action == TierAction::Deny && !path.is_early();
+        let enforced = entries.iter().any(|p| !p.staged);
+        let staged_end = match self.config.flow_logs.as_ref() {
+            Some(cfg) if deny && !enforced => {
+                let staged: Vec<&str> = entries.iter().map(|p| p.chain.as_str()).collect();
+                tier_end(cfg, &staged)
+            }
+            _ => Vec::new(),
+        };
+        HostTier {
+            tier: tier.name.clone(),
+            policies: entries,
+            deny: deny && enforced,
+            staged_end,
+        }
     }
 
     /// A policy's or profile's rules (chain `name`) as host chains call them: Allow sets
@@ -445,11 +490,21 @@ pub(super) fn describe_hosts(
     for (iface, ep) in local_endpoints(model, node, addrs, &is_workload).by_iface {
         let view = EndpointView::host(model, ep);
         for path in HostPath::ALL {
-            for (tier, policies) in tiers_on_path(model, &view, path) {
+            for (tier, policies) in tiers_on_path_with(model, &view, path, true) {
+                // A staged policy is in the tier when the ruleset holds its chain (it was
+                // compiled with flow logs).
+                let rendered = |p: &&Policy| {
+                    let key = (p.namespace.clone(), p.name.clone());
+                    !p.is_staged()
+                        || ruleset
+                            .chains
+                            .contains_key(&host_policy_chain(&key, path.direction()))
+                };
                 let owner = ChainOwner::PolicyList {
                     tier: tier.name.clone(),
                     policies: policies
                         .into_iter()
+                        .filter(rendered)
                         .map(crate::calc::effective::policy_name)
                         .collect(),
                     direction: path.direction(),

@@ -69,13 +69,11 @@ impl EndpointView {
     }
 
     /// Whether `policy` applies to this endpoint (ignoring direction). Pre-DNAT and
-    /// untracked policy apply to host endpoints only; a staged policy to workload endpoints
-    /// only, and never a staged deletion (it has no rules).
+    /// untracked policy apply to host endpoints only; a staged deletion never applies (it
+    /// has no rules).
     pub fn is_selected_by(&self, policy: &Policy) -> bool {
-        match policy.staged_action {
-            Some(StagedAction::Delete) => return false,
-            Some(StagedAction::Set) if !self.is_workload => return false,
-            _ => {}
+        if policy.staged_action == Some(StagedAction::Delete) {
+            return false;
         }
         let in_scope = match &policy.namespace {
             Some(ns) => self.is_workload && self.namespace.as_deref() == Some(ns.as_str()),

@@ -16,12 +16,16 @@
 //!   only; allowed or denied
 //!   when one decides; otherwise no decision (`None`): no end-of-tier drop (a tier's
 //!   `defaultAction: Deny` does not apply), on to the normal policy. An allow skips the normal policy of traffic to the host.
+//!
+//! Staged policies are judged on the paths of normal and forward policy, never changing
+//! the verdict: what they would have denied is [`HostEvaluation::staged`]
+//! ([`super::staged_on_path`]).
 
 use std::net::IpAddr;
 
 use super::RuleSource;
 use super::{run_rules, run_tier, EndpointRef, EndpointView, EvalError, Outcome, Packet};
-use super::{tiers_for, TraceStep, Verdict};
+use super::{staged_on_path, tiers_with, StagedDenial, TraceStep, Verdict};
 use crate::calc::effective;
 use crate::compile::{FailsafePort, HostConfig, HostPath};
 use crate::dataplane::InterfaceAddresses;
@@ -35,6 +39,9 @@ pub struct HostEvaluation {
     pub verdict: Option<Verdict>,
     /// The steps that led to it.
     pub trace: Vec<TraceStep>,
+    /// What the staged policies of the path would have denied (not enforced;
+    /// [`super::staged_on_path`]).
+    pub staged: Vec<StagedDenial>,
 }
 
 /// The host endpoint of `node` whose policy applies on its interface `iface`, which holds
@@ -82,7 +89,12 @@ pub fn evaluate_host(
     let view = EndpointView::resolve(model, &r).ok_or(EvalError::UnknownEndpoint(r))?;
     let mut trace = Vec::new();
     let verdict = judge_host(model, &view, path, packet, config, &mut trace);
-    Ok(HostEvaluation { verdict, trace })
+    let staged = staged_on_path(model, &view, path, packet, config);
+    Ok(HostEvaluation {
+        verdict,
+        trace,
+        staged,
+    })
 }
 
 /// The tiers that apply to the host endpoint `view` on `path`, in order, each with its
@@ -93,7 +105,18 @@ pub fn tiers_on_path<'m>(
     view: &EndpointView,
     path: HostPath,
 ) -> Vec<(Tier, Vec<&'m Policy>)> {
-    tiers_for(model, view, path.direction())
+    tiers_on_path_with(model, view, path, false)
+}
+
+/// [`tiers_on_path`], with the staged policies that apply among the others when `staged`
+/// (the chains compiled with flow logs hold them: [`crate::compile::CompileConfig::flow_logs`]).
+pub fn tiers_on_path_with<'m>(
+    model: &'m Model,
+    view: &EndpointView,
+    path: HostPath,
+    staged: bool,
+) -> Vec<(Tier, Vec<&'m Policy>)> {
+    tiers_with(model, view, path.direction(), staged)
         .into_iter()
         .map(|(t, mut ps)| {
             ps.retain(|p| path.admits(p));
@@ -106,7 +129,7 @@ pub fn tiers_on_path<'m>(
 /// The failsafe entry that lets `packet` through on `path`, if one does: its protocol and
 /// destination port, and the remote end (inbound the source, outbound the destination) in
 /// its network when it names one.
-fn failsafe(path: HostPath, packet: &Packet, config: &HostConfig) -> Option<String> {
+pub(super) fn failsafe(path: HostPath, packet: &Packet, config: &HostConfig) -> Option<String> {
     // A failsafe entry's network is the remote end's: the source of what arrives, the
     // destination of what leaves.
     let (ports, remote) = match path {

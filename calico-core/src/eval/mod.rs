@@ -92,9 +92,11 @@ use crate::model::{
 
 pub use endpoint_view::EndpointView;
 pub use floating_ip::translate_floating_ip;
-pub use host::{evaluate_host, host_endpoint_on, tiers_on_path, HostEvaluation};
+pub use host::{
+    evaluate_host, host_endpoint_on, tiers_on_path, tiers_on_path_with, HostEvaluation,
+};
 pub use packet::{Direction, Packet};
-pub use staged::{staged_denials, StagedDenial, StagedRule};
+pub use staged::{staged_denials, staged_on_path, StagedDenial, StagedRule};
 pub use trace::{Evaluation, RuleSource, TraceStep, Verdict};
 
 /// A local endpoint to evaluate against.

@@ -1,8 +1,11 @@
 //! Staged policies: what they would have denied, had they been enforced.
 //!
-//! A staged policy (`stagedAction: Set`) is evaluated beside the enforced policies of a
-//! workload endpoint, in its place in tier and policy order, and never changes a verdict.
-//! For one endpoint and direction, walking the tiers as enforcement does:
+//! A staged policy (`stagedAction: Set`) is evaluated beside the enforced policies of an
+//! endpoint, in its place in tier and policy order, and never changes a verdict: a
+//! workload endpoint's, or a host endpoint's on the paths of normal policy (to and from
+//! the host) and, when it applies on forward, of forwarded traffic ([`staged_on_path`]; a
+//! staged policy is neither pre-DNAT nor untracked). For one endpoint and direction (or
+//! host path), walking the tiers as enforcement does:
 //!
 //! * An enforced policy's `Allow` or `Deny` ends the walk; its `Pass` skips the rest of
 //!   its tier, as when enforcing.
@@ -21,13 +24,17 @@
 //!
 //! A staged policy is evaluated as well as, not instead of, the enforced policy of the same
 //! name (it is named `staged:<name>`, [`crate::model::STAGED_PREFIX`]); a staged deletion
-//! has no rules and is not evaluated. Each endpoint direction is judged on its own.
+//! has no rules and is not evaluated. Each endpoint direction, and each host path, is
+//! judged on its own. A packet a host's failsafe ports let through reaches no policy of
+//! the path, staged or not: nothing is counted.
 
 use std::fmt;
 
+use super::host::{failsafe, tiers_on_path_with};
 use super::{run_rules, tiers_with, EndpointView, Outcome, Packet, TraceStep};
 use crate::calc::effective;
-use crate::model::{Model, Policy, PolicyType, TierAction};
+use crate::compile::{HostConfig, HostPath};
+use crate::model::{Model, Policy, PolicyType, Tier, TierAction};
 
 /// Where a staged policy would have denied.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -75,13 +82,41 @@ pub fn staged_denials(
     packet: &Packet,
 ) -> Vec<StagedDenial> {
     let tiers = tiers_with(model, endpoint, direction, true);
+    walk(model, &tiers, direction, packet)
+}
+
+/// What the staged policies applying to the host endpoint `endpoint` on `path` would have
+/// denied of `packet` (the module's semantics; none on a path a staged policy does not
+/// take part in, none for what the failsafe ports of `config` let through).
+pub fn staged_on_path(
+    model: &Model,
+    endpoint: &EndpointView,
+    path: HostPath,
+    packet: &Packet,
+    config: &HostConfig,
+) -> Vec<StagedDenial> {
+    if path.is_early() || failsafe(path, packet, config).is_some() {
+        return Vec::new();
+    }
+    let tiers = tiers_on_path_with(model, endpoint, path, true);
+    walk(model, &tiers, path.direction(), packet)
+}
+
+/// The staged denials of `packet` in `direction` through `tiers` (the enforced and staged
+/// policies that apply, tier by tier, in order).
+fn walk(
+    model: &Model,
+    tiers: &[(Tier, Vec<&Policy>)],
+    direction: PolicyType,
+    packet: &Packet,
+) -> Vec<StagedDenial> {
     let mut out = Vec::new();
     if !tiers.iter().flat_map(|(_, ps)| ps).any(|p| p.is_staged()) {
         return out;
     }
     let endpoints = effective::selectable_endpoints(model);
     let mut open = true;
-    'tiers: for (tier, policies) in &tiers {
+    'tiers: for (tier, policies) in tiers {
         let mut staged_passed = false;
         let mut enforced = false;
         for p in policies {

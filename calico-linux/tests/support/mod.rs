@@ -184,6 +184,24 @@ pub fn tcp_round_trip(client: &mut TcpStream, server: &mut TcpStream) -> bool {
     client.read_exact(&mut buf).is_ok() && &buf == b"pong"
 }
 
+/// Whether a TCP connection from `ns` (from `src` when given) to `dst:port` is set up.
+pub fn connects(ns: &Netns, src: Option<&str>, dst: &str, port: u16) -> bool {
+    let parse = |s: &str| -> IpAddr { s.parse().unwrap() };
+    let src = src.map(|s| SocketAddr::new(parse(s), 0));
+    let dst = SocketAddr::new(parse(dst), port);
+    ns.enter(move || -> std::io::Result<TcpStream> {
+        let domain = socket2::Domain::for_address(dst);
+        let socket = socket2::Socket::new(domain, socket2::Type::STREAM, None)?;
+        if let Some(src) = src {
+            socket.bind(&src.into())?;
+        }
+        socket.connect_timeout(&dst.into(), WAIT)?;
+        Ok(socket.into())
+    })
+    .unwrap()
+    .is_ok()
+}
+
 /// TCP listeners on `ports` of every address of `ns`.
 pub fn listen_all(ns: &Netns, ports: &[u16]) -> Vec<TcpListener> {
     ports

@@ -4,7 +4,8 @@
 //! endpoint would bring its tier's default deny with it, and its own `Deny` rules deny.
 
 use super::*;
-use crate::eval::{StagedDenial, StagedRule};
+use crate::compile::{HostConfig, HostPath};
+use crate::eval::{evaluate_host, StagedDenial, StagedRule};
 
 /// A staged global policy `name` (written `staged:<name>`), with a tier line or none.
 fn staged(name: &str, order: &str, selector: &str, body: &str) -> String {
@@ -229,18 +230,74 @@ fn staged_policies_are_judged_per_endpoint_direction_and_by_scope() {
     let shop = other.replace("namespace: other", "namespace: shop");
     let (_, s) = judge(&shop, Flow(tcp("fe1", "be1", 8080)));
     assert_eq!(s, [denial("shop/staged:deny", "default", Some(0))]);
-    // Host endpoints: staged policies are for workloads only.
-    let host = staged("host", "", "role == 'host'", "ingress: [{action: Deny}]")
-        + &policy(
-            "",
-            "host-open",
-            "",
-            "role == 'host'",
-            "ingress: [{action: Allow}]",
-        );
-    let p = Packet::tcp(ip("fe1"), 40000, "192.0.2.10".parse().unwrap(), 22);
-    let (v, s) = judge(&host, HostIngress("h1-eth0", p));
-    assert_eq!((v, s.len()), (A, 0), "{s:?}");
+}
+
+/// [`judge`] for the host endpoint `h1-eth0` on `path` (the default failsafe ports).
+fn judge_path(extra: &str, path: HostPath, p: Packet) -> (Option<Verdict>, Vec<StagedDenial>) {
+    let model = Model::from_resources(parse_resources(&format!("{BASE}{extra}")).unwrap()).unwrap();
+    let e = evaluate_host(&model, "h1-eth0", path, &p, &HostConfig::default()).unwrap();
+    (e.verdict, e.staged)
+}
+
+#[test]
+fn staged_global_policies_preview_host_endpoints_on_their_paths() {
+    // Calico: a StagedGlobalNetworkPolicy applies to host endpoints too.
+    let host = staged(
+        "host",
+        "1",
+        "role == 'host'",
+        "ingress: [{action: Deny, protocol: TCP}]",
+    ) + &policy(
+        "",
+        "host-open",
+        "2",
+        "role == 'host'",
+        "ingress: [{action: Allow}]",
+    );
+    let to_host = |port| Packet::tcp(ip("fe1"), 40000, "192.0.2.10".parse().unwrap(), port);
+    let host_deny = StagedDenial {
+        policy: "staged:host".into(),
+        tier: "default".into(),
+        rule: StagedRule::Rule(0),
+    };
+    let (v, s) = judge_path(&host, HostPath::In, to_host(8080));
+    assert_eq!((v, s), (Some(A), vec![host_deny.clone()]));
+    // What the failsafe ports let through reaches no policy, staged or not.
+    let (v, s) = judge_path(&host, HostPath::In, to_host(22));
+    assert_eq!((v, s.len()), (Some(A), 0), "{s:?}");
+    // Not applying on forward, it is not on the forwarded path.
+    let (v, s) = judge_path(&host, HostPath::FwdIn, to_host(8080));
+    assert_eq!((v, s.len()), (Some(A), 0), "{s:?}");
+    // The endpoint as a whole (ingress) sees it as the path to the host does.
+    let (_, s) = judge(&host, HostIngress("h1-eth0", to_host(8080)));
+    assert_eq!(s, [denial("staged:host", "default", Some(0))]);
+
+    // Applying on forward, alone on the path: the packet is allowed (no forward policy
+    // governs it), and the staged policy's rule, or its tier's end, would deny.
+    let forward = staged(
+        "fwd",
+        "",
+        "role == 'host'",
+        "applyOnForward: true\ningress: [{action: Deny, protocol: UDP}]",
+    );
+    let through = |p: Packet| Packet {
+        dst: ip("be1"),
+        ..p
+    };
+    let (v, s) = judge_path(&forward, HostPath::FwdIn, through(to_host(80)));
+    let end = StagedDenial {
+        policy: "staged:fwd".into(),
+        tier: "default".into(),
+        rule: StagedRule::EndOfTier,
+    };
+    assert_eq!((v, s), (Some(A), vec![end]));
+    let udp = Packet::udp(ip("fe1"), 40000, ip("be1"), 53);
+    let (v, s) = judge_path(&forward, HostPath::FwdIn, udp.clone());
+    assert_eq!(s.first().map(|d| d.rule), Some(StagedRule::Rule(0)));
+    assert_eq!(v, Some(A));
+    // Pre-DNAT and untracked paths have no staged policies.
+    let (_, s) = judge_path(&forward, HostPath::PreDnat, udp);
+    assert!(s.is_empty(), "{s:?}");
 }
 
 #[test]

@@ -10,7 +10,7 @@
 
 mod support;
 
-use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
 use calico_core::compile::{
@@ -21,7 +21,7 @@ use calico_core::model::{parse_resources, Model, ResourceKey, Update};
 use calico_linux::acl::LinuxAcl;
 use calico_linux::fib::{FibConfig, LinuxFib};
 use calico_netns::fixtures::{privileged, Netns};
-use support::{connects, udp_delivers, Topology};
+use support::{connects, listen_all, udp_delivers, Topology};
 
 const HOST: &str = "192.168.255.1";
 const FABRIC: &str = "192.168.255.2";
@@ -95,18 +95,6 @@ fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
-/// TCP listeners on `ports` of every address of `ns`.
-fn listen(ns: &Netns, ports: &[u16]) -> Vec<TcpListener> {
-    ports
-        .iter()
-        .map(|&p| {
-            ns.enter(move || TcpListener::bind(("0.0.0.0", p)))
-                .unwrap()
-                .unwrap()
-        })
-        .collect()
-}
-
 fn udp(ns: &Netns, addr: &str, port: u16) -> UdpSocket {
     let addr = SocketAddr::new(ip(addr), port);
     let s = ns.enter(move || UdpSocket::bind(addr)).unwrap().unwrap();
@@ -158,9 +146,9 @@ async fn host_endpoint_policy_failsafe_pre_dnat_and_forwarding_on_real_packets()
     }
     let topo = Topology::with_outside(&[("calia", vec![WORKLOAD])], &[BLOCKED]);
     let (host_ns, fabric, wl) = (&topo.host, &topo.fabric, &topo.workloads[0].ns);
-    let _host_listeners = listen(host_ns, &[22, 7070, 8080, 9090, 9443]);
-    let _wl_listeners = listen(wl, &[80, 81]);
-    let _fabric_listeners = listen(fabric, &[9000]);
+    let _host_listeners = listen_all(host_ns, &[22, 7070, 8080, 9090, 9443]);
+    let _wl_listeners = listen_all(wl, &[80, 81]);
+    let _fabric_listeners = listen_all(fabric, &[9000]);
     // Without ACLs everything connects: the refusals below are ours.
     for port in [22, 8080, 9090, 9443] {
         assert!(
@@ -327,7 +315,7 @@ async fn a_host_endpoint_found_by_expected_ips_is_enforced_where_its_address_is(
     }
     let topo = Topology::new(&[("calia", WORKLOAD)]);
     let (host_ns, fabric) = (&topo.host, &topo.fabric);
-    let _host_listeners = listen(host_ns, &[8080, 9090]);
+    let _host_listeners = listen_all(host_ns, &[8080, 9090]);
     let fib = LinuxFib::in_netns(host_ns.path(), FibConfig::default()).unwrap();
     let mut drift = fib.drift().expect("rtnetlink events");
     let acl = LinuxAcl::in_netns(host_ns.path().as_ref(), "calico").unwrap();
@@ -389,7 +377,7 @@ async fn a_failsafe_entry_with_a_network_lets_in_only_sources_inside_it() {
     }
     let topo = Topology::with_outside(&[("calia", vec![WORKLOAD])], &[BLOCKED]);
     let (host_ns, fabric) = (&topo.host, &topo.fabric);
-    let _host_listeners = listen(host_ns, &[8080, 9090]);
+    let _host_listeners = listen_all(host_ns, &[8080, 9090]);
     let acl = LinuxAcl::in_netns(host_ns.path().as_ref(), "calico").unwrap();
     let host = HostConfig {
         failsafe_inbound: parse_failsafe_list("tcp:192.168.255.0/30:9090").unwrap(),
@@ -439,8 +427,8 @@ async fn untracked_policy_does_not_cut_the_failsafe_connections_replies() {
     }
     let topo = Topology::with_outside(&[("calia", vec![WORKLOAD])], &[BLOCKED]);
     let (host_ns, fabric) = (&topo.host, &topo.fabric);
-    let _host_listeners = listen(host_ns, &[22, 8080]);
-    let _fabric_listeners = listen(fabric, &[179, 8080]);
+    let _host_listeners = listen_all(host_ns, &[22, 8080]);
+    let _fabric_listeners = listen_all(fabric, &[179, 8080]);
     let acl = LinuxAcl::in_netns(host_ns.path().as_ref(), "calico").unwrap();
     let text = format!("{MODEL}---\n{UNTRACKED_DENY_ALL}");
     let model = Model::from_resources(parse_resources(&text).unwrap()).unwrap();

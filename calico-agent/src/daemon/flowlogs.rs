@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use calico_core::agent::AgentHandle;
-use calico_core::compile::{compile, CompileConfig, FlowLogConfig};
+use calico_core::agent::{AgentHandle, Compiled};
+use calico_core::compile::FlowLogConfig;
 use calico_linux::flowlog::FlowLogReader;
 use hyper::body::Bytes;
 use serde_json::{json, Value};
@@ -39,7 +39,7 @@ pub struct FlowLogs {
 
 impl FlowLogs {
     /// Binds the log group (in this process's network namespace) and starts reading it and
-    /// naming what it reads after `handle`'s model, compiled for `node`.
+    /// naming what it reads after the rules `handle`'s agent compiled for `node`.
     pub fn start(
         settings: FlowSettings,
         handle: AgentHandle,
@@ -51,13 +51,7 @@ impl FlowLogs {
         let state = Arc::new(FlowState::new(settings.recent, MAX_FOLLOWERS));
         let metrics = FlowMetrics::default();
         let stop = Arc::new(AtomicBool::new(false));
-        let namer = tokio::spawn(keep_naming(
-            handle,
-            node,
-            compile_config(&settings),
-            settings.interval,
-            state.clone(),
-        ));
+        let namer = tokio::spawn(keep_naming(handle, node, settings.interval, state.clone()));
         let (s, m, st) = (state.clone(), metrics.clone(), stop.clone());
         let reader = std::thread::Builder::new()
             .name("flow-logs".into())
@@ -85,32 +79,35 @@ impl FlowLogs {
     }
 }
 
-/// Rebuilds the namer whenever the model has changed, checking every `every` or every
-/// second, whichever is more often (records are named at the end of their interval).
-async fn keep_naming(
-    handle: AgentHandle,
-    node: String,
-    flow_logs: FlowLogConfig,
-    every: Duration,
-    state: Arc<FlowState>,
-) {
-    let config = CompileConfig {
-        flow_logs: Some(flow_logs),
-        ..CompileConfig::new(node.clone())
-    };
-    let mut last: Option<Arc<calico_core::model::Model>> = None;
+/// Rebuilds the namer whenever the agent's compiled state has changed, checking every
+/// `every` or every second, whichever is more often (records are named at the end of their
+/// interval). It names the rules the agent compiled, with its own settings and interface
+/// addresses: a compile of its own would miss the chains of host endpoints found by their
+/// `expectedIPs`, among others.
+async fn keep_naming(handle: AgentHandle, node: String, every: Duration, state: Arc<FlowState>) {
+    let mut last: Option<Compiled> = None;
     loop {
-        let Ok(model) = handle.model().await else {
+        let Ok(compiled) = handle.compiled().await else {
             return;
         };
-        if last.as_deref() != Some(&*model) {
-            let ruleset = compile(&config, &model);
-            let namer = Arc::new(Namer::new(&model, &node, &ruleset));
+        if last.as_ref() != Some(&compiled) {
+            let namer = Arc::new(namer_of(&compiled, &node));
             *state.namer.lock().unwrap_or_else(|e| e.into_inner()) = namer;
-            last = Some(model);
+            last = Some(compiled);
         }
         tokio::time::sleep(every.min(Duration::from_secs(1))).await;
     }
+}
+
+/// The naming of what the agent compiled for `node`.
+fn namer_of(compiled: &Compiled, node: &str) -> Namer {
+    let Compiled {
+        model,
+        ruleset,
+        interface_addresses,
+        ..
+    } = compiled;
+    Namer::with_interfaces(model, node, interface_addresses, ruleset)
 }
 
 /// Clients following `/flows` at once, at most.
@@ -178,4 +175,102 @@ pub fn status(flows: Option<&FlowState>, metrics: Option<&FlowMetrics>) -> Value
         "records": flows.map_or(0, |f| f.recorded.load(Ordering::Relaxed)),
         "dropped": metrics.map_or(0, |m| m.dropped.get()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use calico_core::agent::Agent;
+    use calico_core::compile::{HostPath, LogRef, LogRule};
+    use calico_core::dataplane::ir::{Ruleset, Statement};
+    use calico_core::model::parse_resources;
+    use calico_linux::flowlog::{FiveTuple, LogPacket};
+    use calico_mock::{MockAcl, MockFib};
+
+    use super::*;
+    use crate::flows::{Aggregator, FlowRecord};
+
+    /// A host endpoint naming no interface: it governs the one holding its address.
+    const UPLINK: &str =
+        "kind: HostEndpoint\nname: h1-uplink\nnode: h1\nexpectedIPs: [192.0.2.1]\n";
+
+    /// The log prefix of `chain`'s final drop in `ruleset`.
+    fn end_drop_prefix(ruleset: &Ruleset, chain: &str) -> String {
+        let rules = ruleset.chains.get(chain).map(|c| &c.rules);
+        rules
+            .into_iter()
+            .flatten()
+            .flat_map(|r| &r.statements)
+            .filter_map(|s| match s {
+                Statement::NfLog { prefix, .. } => Some(prefix.clone()),
+                _ => None,
+            })
+            .find(|p| p.parse::<LogRef>().is_ok_and(|l| l.rule == LogRule::End))
+            .unwrap_or_else(|| panic!("no logged end-of-chain drop in {chain}: {ruleset:#?}"))
+    }
+
+    /// The record of one packet to 192.0.2.1 logged with `prefix`, named by `state`'s namer.
+    fn record(state: &FlowState, prefix: &str) -> FlowRecord {
+        let namer = state.namer.lock().unwrap().clone();
+        let packet = LogPacket {
+            prefix: prefix.into(),
+            in_ifindex: Some(2),
+            out_ifindex: None,
+            tuple: Some(FiveTuple {
+                src: "198.51.100.7".parse().unwrap(),
+                dst: "192.0.2.1".parse().unwrap(),
+                proto: 6,
+                src_port: 40000,
+                dst_port: 8080,
+            }),
+            bytes: 60,
+        };
+        let mut agg = Aggregator::new(10);
+        agg.add(&namer, &packet, 1);
+        agg.flush(&namer).remove(0)
+    }
+
+    /// The daemon names the chains its agent programmed: those of a host endpoint found by
+    /// its `expectedIPs` (on eth0, which holds the address) too, which a compile without
+    /// the host's interface addresses has not.
+    #[tokio::test]
+    async fn records_of_a_host_endpoint_found_by_its_address_name_it() {
+        let fib = MockFib::new();
+        fib.add_interface("eth0");
+        fib.add_address("eth0", "192.0.2.1".parse().unwrap());
+        let acl = MockAcl::new();
+        let agent = Agent::builder()
+            .node("h1")
+            .fib(Arc::new(fib))
+            .acl(Arc::new(acl.clone()))
+            .flow_logs(FlowLogConfig::default())
+            .start()
+            .unwrap();
+        let handle = agent.handle();
+        handle
+            .snapshot(parse_resources(UPLINK).unwrap())
+            .await
+            .unwrap();
+        handle.flush().await;
+        let prefix = end_drop_prefix(&acl.ruleset(), &HostPath::In.chain("eth0"));
+
+        let state = Arc::new(FlowState::new(10, 1));
+        let every = Duration::from_millis(10);
+        let naming = tokio::spawn(keep_naming(handle, "h1".into(), every, state.clone()));
+        let mut named = record(&state, &prefix);
+        for _ in 0..200 {
+            if named.policy_kind != "unknown" {
+                break;
+            }
+            tokio::time::sleep(every).await;
+            named = record(&state, &prefix);
+        }
+        naming.abort();
+        agent.shutdown().await;
+        assert_eq!(
+            (named.policy_kind.as_str(), named.policy.as_str()),
+            ("endpoint", "h1-uplink"),
+            "{named:#?}"
+        );
+        assert_eq!(named.verdict, "deny", "{named:#?}");
+    }
 }

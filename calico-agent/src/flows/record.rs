@@ -1,14 +1,16 @@
 //! The flow record and how one logged packet is named: endpoints by address, the deciding
-//! policy and rule through [`calico_core::compile::describe`].
+//! policy and rule through [`calico_core::compile::describe_with_interfaces`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
 use calico_core::calc::effective;
 use calico_core::compile::{
-    describe, ChainNames, ChainOwner, LogRef, LogRule, LogVerdict, DEFAULT_TIER, PROFILE_TIER,
+    describe_with_interfaces, ChainNames, ChainOwner, LogRef, LogRule, LogVerdict, DEFAULT_TIER,
+    PROFILE_TIER,
 };
 use calico_core::dataplane::ir::Ruleset;
+use calico_core::dataplane::InterfaceAddresses;
 use calico_core::model::{Model, PolicyType};
 use calico_linux::flowlog::FiveTuple;
 use serde::{Deserialize, Serialize};
@@ -86,8 +88,21 @@ pub struct Decision {
 
 impl Namer {
     /// The names of `ruleset` (compiled for `node` from `model`) and of every workload
-    /// endpoint's addresses.
+    /// endpoint's addresses. The chains of host endpoints found by their `expectedIPs` are
+    /// not named: [`Namer::with_interfaces`] names them.
     pub fn new(model: &Model, node: &str, ruleset: &Ruleset) -> Namer {
+        Namer::with_interfaces(model, node, &InterfaceAddresses::new(), ruleset)
+    }
+
+    /// [`Namer::new`] for a ruleset compiled with the interface addresses `addrs` (as the
+    /// agent's is, [`calico_core::agent::Compiled`]): the chains of host endpoints found by
+    /// their `expectedIPs` are named too.
+    pub fn with_interfaces(
+        model: &Model,
+        node: &str,
+        addrs: &InterfaceAddresses,
+        ruleset: &Ruleset,
+    ) -> Namer {
         let mut endpoints = HashMap::new();
         for ep in model.workload_endpoints.values() {
             let labels: BTreeMap<String, String> =
@@ -109,7 +124,7 @@ impl Namer {
             }
         }
         Namer {
-            names: describe(model, node, ruleset),
+            names: describe_with_interfaces(model, node, addrs, ruleset),
             endpoints,
         }
     }

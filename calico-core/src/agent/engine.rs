@@ -38,6 +38,8 @@ pub(super) enum Command {
     Flush(oneshot::Sender<()>),
     /// A copy of the desired state (every update taken so far).
     Model(oneshot::Sender<Arc<Model>>),
+    /// The desired state with the rules compiled from it.
+    Compiled(oneshot::Sender<super::Compiled>),
     Stop,
 }
 
@@ -301,9 +303,23 @@ impl Engine {
             Command::Model(tx) => {
                 let _ = tx.send(Arc::new(self.model.clone()));
             }
+            Command::Compiled(tx) => {
+                let _ = tx.send(self.compiled());
+            }
             Command::Stop => return false,
         }
         true
+    }
+
+    /// The model and the rules compiled from it, the interfaces updates reached rendered
+    /// now (the pass renders nothing twice: they are no longer staged then).
+    fn compiled(&mut self) -> super::Compiled {
+        self.compiler.render_staged(&self.model);
+        super::Compiled {
+            model: Arc::new(self.model.clone()),
+            ruleset: Arc::new(self.compiler.ruleset().clone()),
+            interface_addresses: self.compiler.interface_addresses().clone(),
+        }
     }
 
     /// Takes one update into the model and the compiler (or counts it rejected).

@@ -49,8 +49,9 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::dataplane::{AclBackend, BgpBackend, FibBackend};
-use crate::model::{Resource, Update, ValidationError};
+use crate::dataplane::ir::Ruleset;
+use crate::dataplane::{AclBackend, BgpBackend, FibBackend, InterfaceAddresses};
+use crate::model::{Model, Resource, Update, ValidationError};
 
 pub use metrics::{Histogram, Metrics, LATENCY_BUCKETS};
 pub use status::{AgentStatus, BackendHealth, EndpointState, EndpointStatus};
@@ -259,6 +260,19 @@ impl Agent {
     }
 }
 
+/// The agent's compiled state, as [`AgentHandle::compiled`] reads it.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Compiled {
+    /// The desired state the rules were compiled from.
+    pub model: Arc<Model>,
+    /// The rules, as the agent programs them (or will, in its next pass).
+    pub ruleset: Arc<Ruleset>,
+    /// The interface addresses the rules were compiled with: they place the host endpoints
+    /// without an `interfaceName` (see [`crate::compile::describe_with_interfaces`]).
+    pub interface_addresses: InterfaceAddresses,
+}
+
 /// Feeds and queries a running [`Agent`].
 #[derive(Clone)]
 pub struct AgentHandle {
@@ -312,9 +326,21 @@ impl AgentHandle {
     /// A copy of the desired state: every update taken so far (those still queued behind
     /// this request are not in it). For tools that explain the agent's decisions (a policy
     /// trace, a connectivity matrix); it costs one copy of the model per call.
-    pub async fn model(&self) -> Result<Arc<crate::model::Model>, AgentError> {
+    pub async fn model(&self) -> Result<Arc<Model>, AgentError> {
         let (tx, rx) = oneshot::channel();
         self.send(engine::Command::Model(tx)).await?;
+        rx.await.map_err(|_| AgentError::Stopped)
+    }
+
+    /// A copy of the desired state with the rules the agent compiled from it: with its own
+    /// settings (flow logs, host protection, floating IPs, ...) and the interface addresses
+    /// it placed host endpoints by. For tools that name what the dataplane reports (flow
+    /// logs), which must see the chains the agent programs, not those a compile of their own
+    /// would make. Updates still queued behind this request are not in it; it costs one copy
+    /// of the model and of the rules per call.
+    pub async fn compiled(&self) -> Result<Compiled, AgentError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(engine::Command::Compiled(tx)).await?;
         rx.await.map_err(|_| AgentError::Stopped)
     }
 

@@ -623,3 +623,63 @@ async fn the_model_handed_out_holds_every_update_taken() {
     agent.shutdown().await;
     assert!(matches!(h.model().await, Err(AgentError::Stopped)));
 }
+
+/// A compile of `model` for h1 with `config` and the interface addresses `addrs`.
+fn compiled_with(
+    config: &crate::compile::CompileConfig,
+    model: &crate::model::Model,
+    addrs: &crate::dataplane::InterfaceAddresses,
+) -> crate::dataplane::ir::Ruleset {
+    let mut c = crate::compile::Compiler::from_model(config.clone(), model);
+    c.set_interface_addresses(model, addrs.clone());
+    c.ruleset().clone()
+}
+
+/// What `compiled` hands out is what the agent compiled: with its own settings (flow logs
+/// here) and the interface addresses it read, which place a host endpoint found by its
+/// `expectedIPs` (chains a compile without them lacks); an update taken but not reconciled
+/// yet is compiled in.
+#[tokio::test]
+async fn the_compiled_state_has_the_agents_settings_and_interface_addresses() {
+    use crate::compile::{compile, CompileConfig, FlowLogConfig};
+    let fib = fib_with_interfaces(&["cali-a"]);
+    let held = BTreeSet::from(["192.0.2.10".parse().unwrap()]);
+    let addrs = BTreeMap::from([("eth0".to_string(), held)]);
+    fib.0.lock().unwrap().addrs = Some(addrs.clone());
+    let agent = Agent::builder()
+        .node("h1")
+        .fib(Arc::new(fib.clone()))
+        .timing(fast_timing())
+        .flow_logs(FlowLogConfig::default())
+        .start()
+        .unwrap();
+    let h = agent.handle();
+    let hep = Resource::HostEndpoint(crate::model::HostEndpoint {
+        name: "h1-eth0".into(),
+        node: "h1".into(),
+        interface_name: None,
+        expected_ips: vec!["192.0.2.10".parse().unwrap()],
+        labels: Default::default(),
+        profiles: vec![],
+        ports: vec![],
+    });
+    h.snapshot(vec![hep]).await.unwrap();
+    h.flush().await;
+    let c = h.compiled().await.unwrap();
+    let config = CompileConfig {
+        flow_logs: Some(FlowLogConfig::default()),
+        ..CompileConfig::new("h1")
+    };
+    assert_eq!(c.interface_addresses, addrs);
+    assert_eq!(*c.ruleset, compiled_with(&config, &c.model, &addrs));
+    assert_ne!(*c.ruleset, compile(&config, &c.model), "h1-eth0's chains");
+
+    h.update(Update::Upsert(endpoint("a", "h1", "cali-a", "10.0.0.1/32")))
+        .await
+        .unwrap();
+    let c = h.compiled().await.unwrap();
+    assert_eq!(c.model.workload_endpoints.len(), 1);
+    assert_eq!(*c.ruleset, compiled_with(&config, &c.model, &addrs));
+    agent.shutdown().await;
+    assert!(matches!(h.compiled().await, Err(AgentError::Stopped)));
+}

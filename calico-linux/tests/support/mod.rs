@@ -1,7 +1,7 @@
 //! A host namespace with workload namespaces attached over veth, wired the way Calico wires
 //! workloads: the workload has its address as a /32 (or /128) and a default route via
-//! 169.254.1.1, which the host answers by proxy ARP; the host routes each workload address
-//! to its veth end.
+//! 169.254.1.1, which the host answers by proxy ARP (IPv6: via the host side's link-local
+//! address); the host routes each workload address to its veth end.
 
 #![allow(dead_code)]
 
@@ -33,11 +33,18 @@ impl Topology {
         Topology::with_outside(&wl, &[])
     }
 
-    /// A host with one workload per `(interface, addresses)` (IPv4), and the `outside`
-    /// addresses reachable through its uplink. Routes are added with `ip` here: the tests
-    /// of the ACL backend do not depend on the FIB backend.
+    /// A host with one workload per `(interface, addresses)`, and the `outside` addresses
+    /// reachable through its uplink. Addresses may be IPv4 or IPv6; with an IPv6 one, the
+    /// uplink carries IPv6 too (`fd00:255::1/64` on the host, `fd00:255::2` the fabric's).
+    /// Routes are added with `ip` here: the tests of the ACL backend do not depend on the
+    /// FIB backend.
     pub fn with_outside(workloads: &[(&str, Vec<&str>)], outside: &[&str]) -> Topology {
-        let host = Netns::create("host").unwrap();
+        let ipv6 = workloads
+            .iter()
+            .flat_map(|(_, ips)| ips)
+            .chain(outside)
+            .any(|a| is_ipv6(a));
+        let host = namespace("host", ipv6);
         for cmd in [
             "net.ipv4.ip_forward=1",
             "net.ipv4.conf.all.rp_filter=0",
@@ -45,9 +52,13 @@ impl Topology {
         ] {
             host.run(&["sysctl", "-qw", cmd]).unwrap();
         }
+        if ipv6 {
+            host.run(&["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"])
+                .unwrap();
+        }
         // The uplink. Proxy ARP answers for 169.254.1.1 only because the host routes that
         // address out of another interface: the default route through the fabric.
-        let fabric = Netns::create("fabric").unwrap();
+        let fabric = namespace("fabric", ipv6);
         veth(&host, "eth0", &fabric, "fab0").unwrap();
         host.run(&["ip", "addr", "add", "192.168.255.1/30", "dev", "eth0"])
             .unwrap();
@@ -59,14 +70,16 @@ impl Topology {
             .unwrap();
         host.run(&["ip", "route", "add", "default", "via", "192.168.255.2"])
             .unwrap();
+        if ipv6 {
+            uplink_ipv6(&host, &fabric);
+        }
         for a in outside {
-            fabric
-                .run(&["ip", "addr", "add", &format!("{a}/32"), "dev", "fab0"])
-                .unwrap();
+            add_address(&fabric, a, "fab0");
         }
         let mut out = Vec::new();
         for (iface, ips) in workloads {
-            let ns = calico_netns::fixtures::workload(&host, iface, ips).unwrap();
+            let v4: Vec<&str> = ips.iter().copied().filter(|a| !is_ipv6(a)).collect();
+            let ns = calico_netns::fixtures::workload(&host, iface, &v4).unwrap();
             for cmd in [
                 format!("net.ipv4.conf.{iface}.proxy_arp=1"),
                 format!("net.ipv4.neigh.{iface}.proxy_delay=0"),
@@ -74,12 +87,15 @@ impl Topology {
             ] {
                 host.run(&["sysctl", "-qw", &cmd]).unwrap();
             }
+            for ip in ips.iter().filter(|a| is_ipv6(a)) {
+                workload_ipv6(&host, iface, &ns, ip);
+            }
             for ip in ips {
                 host.run(&[
                     "ip",
                     "route",
                     "add",
-                    &format!("{ip}/32"),
+                    &host_prefix(ip),
                     "dev",
                     iface,
                     "scope",
@@ -99,6 +115,92 @@ impl Topology {
             host,
         }
     }
+}
+
+fn is_ipv6(addr: &str) -> bool {
+    addr.contains(':')
+}
+
+/// `addr` as a prefix of one address: `/32` or `/128`.
+pub fn host_prefix(addr: &str) -> String {
+    let len = if is_ipv6(addr) { 128 } else { 32 };
+    format!("{addr}/{len}")
+}
+
+/// `addr` alone (`/32`, `/128`) on `dev` of `ns`; IPv6 without duplicate address detection.
+fn add_address(ns: &Netns, addr: &str, dev: &str) {
+    let prefix = host_prefix(addr);
+    let mut cmd = vec!["ip", "addr", "add", &prefix, "dev", dev];
+    if is_ipv6(addr) {
+        cmd.push("nodad");
+    }
+    ns.run(&cmd).unwrap();
+}
+
+/// A namespace; with `ipv6`, its new interfaces skip duplicate address detection, so that
+/// their addresses (link-local ones too) are usable at once.
+fn namespace(prefix: &str, ipv6: bool) -> Netns {
+    let ns = Netns::create(prefix).unwrap();
+    if ipv6 {
+        ns.run(&["sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0"])
+            .unwrap();
+    }
+    ns
+}
+
+/// IPv6 on the uplink: addresses and default routes both ways.
+fn uplink_ipv6(host: &Netns, fabric: &Netns) {
+    host.run(&[
+        "ip",
+        "addr",
+        "add",
+        "fd00:255::1/64",
+        "dev",
+        "eth0",
+        "nodad",
+    ])
+    .unwrap();
+    fabric
+        .run(&[
+            "ip",
+            "addr",
+            "add",
+            "fd00:255::2/64",
+            "dev",
+            "fab0",
+            "nodad",
+        ])
+        .unwrap();
+    fabric
+        .run(&["ip", "-6", "route", "add", "default", "via", "fd00:255::1"])
+        .unwrap();
+    host.run(&["ip", "-6", "route", "add", "default", "via", "fd00:255::2"])
+        .unwrap();
+}
+
+/// The IPv6 address `ip` on workload `ns` (wired to the host by `host_iface`), its default
+/// route via the host side's link-local address, as Calico's CNI plugin sets it up.
+fn workload_ipv6(host: &Netns, host_iface: &str, ns: &Netns, ip: &str) {
+    add_address(ns, ip, "eth0");
+    let gateway = link_local(host, host_iface);
+    ns.run(&[
+        "ip", "-6", "route", "add", "default", "via", &gateway, "dev", "eth0",
+    ])
+    .unwrap();
+}
+
+/// The link-local address of `interface` in `ns`.
+fn link_local(ns: &Netns, interface: &str) -> String {
+    let out = ns
+        .run(&[
+            "ip", "-6", "-o", "addr", "show", "dev", interface, "scope", "link",
+        ])
+        .unwrap();
+    let word = out
+        .split_whitespace()
+        .find(|w| w.starts_with("fe80:"))
+        .unwrap_or_else(|| panic!("no link-local address on {interface}: {out}"));
+    word.split('/').next().unwrap().to_string()
 }
 
 const WAIT: Duration = Duration::from_millis(700);

@@ -751,13 +751,17 @@ impl Compiler {
     /// (the model the compiler was given). Builds the whole map: for many lookups build a
     /// [`ChainNames`] once with [`describe`].
     pub fn describe_chain(&self, model: &Model, chain: &str) -> Option<ChainOwner> {
-        describe(model, &self.config.node, self.ruleset())
-            .chain(chain)
-            .cloned()
+        self.names(model).chain(chain).cloned()
     }
 
     /// The IR rule `index` of `chain`, named (see [`ChainNames::rule`]).
     pub fn describe_rule(&self, model: &Model, chain: &str, index: usize) -> Option<RuleRef> {
-        describe(model, &self.config.node, self.ruleset()).rule(chain, index)
+        self.names(model).rule(chain, index)
+    }
+
+    /// The names of the ruleset's chains, host endpoints found by address included.
+    fn names(&self, model: &Model) -> ChainNames {
+        let addrs = self.interface_addresses();
+        describe_with_interfaces(model, &self.config.node, addrs, self.ruleset())
     }
 }

@@ -629,6 +629,12 @@ ipNetworks: [10.65.0.1/32]
             ("*", "z-all"),
         ];
         assert_eq!(governed(&model, &c), pairs(&expect));
+        // The compiler names them with the addresses it holds.
+        let owner = c.describe_chain(&model, &HostPath::In.chain("eth2"));
+        assert!(
+            matches!(&owner, Some(ChainOwner::HostEndpoint { endpoint, .. }) if endpoint == "c-ip"),
+            "{owner:?}"
+        );
         // The reference evaluator agrees, interface by interface.
         // (The compiled all-interfaces endpoint leaves workloads and loopback alone.)
         let by_compiler = governed(&model, &c);

@@ -85,15 +85,19 @@ impl FlowLogs {
 /// addresses: a compile of its own would miss the chains of host endpoints found by their
 /// `expectedIPs`, among others.
 async fn keep_naming(handle: AgentHandle, node: String, every: Duration, state: Arc<FlowState>) {
-    let mut last: Option<Compiled> = None;
+    let mut last: Option<u64> = None;
     loop {
-        let Ok(compiled) = handle.compiled().await else {
+        let news = match last {
+            Some(revision) => handle.compiled_since(revision).await,
+            None => handle.compiled().await.map(Some),
+        };
+        let Ok(news) = news else {
             return;
         };
-        if last.as_ref() != Some(&compiled) {
+        if let Some(compiled) = news {
             let namer = Arc::new(namer_of(&compiled, &node));
             *state.namer.lock().unwrap_or_else(|e| e.into_inner()) = namer;
-            last = Some(compiled);
+            last = Some(compiled.revision);
         }
         tokio::time::sleep(every.min(Duration::from_secs(1))).await;
     }

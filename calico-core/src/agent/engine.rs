@@ -38,8 +38,9 @@ pub(super) enum Command {
     Flush(oneshot::Sender<()>),
     /// A copy of the desired state (every update taken so far).
     Model(oneshot::Sender<Arc<Model>>),
-    /// The desired state with the rules compiled from it.
-    Compiled(oneshot::Sender<super::Compiled>),
+    /// The desired state with the rules compiled from it, unless its revision is still the
+    /// one given.
+    Compiled(Option<u64>, oneshot::Sender<Option<super::Compiled>>),
     Stop,
 }
 
@@ -110,6 +111,9 @@ pub(super) struct Engine {
     started: Instant,
     /// When the last reconciliation pass ended, and how long it took (adaptive batching).
     last_pass: Option<(tokio::time::Instant, Duration)>,
+    /// Counts the changes of what the compiler compiles from: the model, the settings, the
+    /// interface addresses ([`super::Compiled::revision`]).
+    revision: u64,
 }
 
 impl Engine {
@@ -160,6 +164,7 @@ impl Engine {
             keep_remote_until: None,
             started: Instant::now(),
             last_pass: None,
+            revision: 0,
         }
     }
 
@@ -184,6 +189,7 @@ impl Engine {
         self.spoofing = spoofing;
         self.floating_ips = floating_ips;
         self.compiler = Compiler::new(self.compile_config());
+        self.revision += 1;
         self
     }
 
@@ -280,6 +286,7 @@ impl Engine {
                         .set_interface_addresses(&self.model, addrs.clone());
                 }
                 self.interface_addrs_stale = true;
+                self.revision += 1;
                 // The compiler's change log no longer describes the table: diff afresh.
                 self.acl_in_step = false;
                 if !self.in_sync {
@@ -303,8 +310,9 @@ impl Engine {
             Command::Model(tx) => {
                 let _ = tx.send(Arc::new(self.model.clone()));
             }
-            Command::Compiled(tx) => {
-                let _ = tx.send(self.compiled());
+            Command::Compiled(known, tx) => {
+                let changed = known != Some(self.revision);
+                let _ = tx.send(changed.then(|| self.compiled()));
             }
             Command::Stop => return false,
         }
@@ -316,6 +324,7 @@ impl Engine {
     fn compiled(&mut self) -> super::Compiled {
         self.compiler.render_staged(&self.model);
         super::Compiled {
+            revision: self.revision,
             model: Arc::new(self.model.clone()),
             ruleset: Arc::new(self.compiler.ruleset().clone()),
             interface_addresses: self.compiler.interface_addresses().clone(),
@@ -337,6 +346,7 @@ impl Engine {
             let applied = self.model.apply_valid(u);
             // The interfaces it reaches are rendered once for the pass (reconcile_acl).
             self.compiler.stage(&self.model, &applied);
+            self.revision += 1;
             self.metrics().updates_total += 1;
             *dirty = true;
         }
@@ -491,6 +501,9 @@ impl Engine {
                 debug!(interfaces = addrs.len(), "interface addresses read");
                 self.interface_addrs_stale = false;
                 self.interface_addrs = Ok(addrs.clone());
+                if self.compiler.interface_addresses() != &addrs {
+                    self.revision += 1;
+                }
                 self.compiler.set_interface_addresses(&self.model, addrs);
                 true
             }

@@ -264,6 +264,10 @@ impl Agent {
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct Compiled {
+    /// Counts the changes of what the rules are compiled from (the model, the agent's
+    /// settings, the interface addresses): equal revisions, equal contents
+    /// ([`AgentHandle::compiled_since`]).
+    pub revision: u64,
     /// The desired state the rules were compiled from.
     pub model: Arc<Model>,
     /// The rules, as the agent programs them (or will, in its next pass).
@@ -339,8 +343,20 @@ impl AgentHandle {
     /// would make. Updates still queued behind this request are not in it; it costs one copy
     /// of the model and of the rules per call.
     pub async fn compiled(&self) -> Result<Compiled, AgentError> {
+        let compiled = self.compiled_request(None).await?;
+        compiled.ok_or(AgentError::Stopped)
+    }
+
+    /// [`Self::compiled`] when it has changed since `revision` (a [`Compiled::revision`]
+    /// handed out before), `None` when it has not: a watcher polls it for the price of a
+    /// message, not of a copy.
+    pub async fn compiled_since(&self, revision: u64) -> Result<Option<Compiled>, AgentError> {
+        self.compiled_request(Some(revision)).await
+    }
+
+    async fn compiled_request(&self, known: Option<u64>) -> Result<Option<Compiled>, AgentError> {
         let (tx, rx) = oneshot::channel();
-        self.send(engine::Command::Compiled(tx)).await?;
+        self.send(engine::Command::Compiled(known, tx)).await?;
         rx.await.map_err(|_| AgentError::Stopped)
     }
 

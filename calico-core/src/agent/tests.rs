@@ -673,13 +673,27 @@ async fn the_compiled_state_has_the_agents_settings_and_interface_addresses() {
     assert_eq!(c.interface_addresses, addrs);
     assert_eq!(*c.ruleset, compiled_with(&config, &c.model, &addrs));
     assert_ne!(*c.ruleset, compile(&config, &c.model), "h1-eth0's chains");
+    // Nothing changed since: nothing is copied.
+    assert_eq!(h.compiled_since(c.revision).await.unwrap(), None);
 
     h.update(Update::Upsert(endpoint("a", "h1", "cali-a", "10.0.0.1/32")))
         .await
         .unwrap();
-    let c = h.compiled().await.unwrap();
+    let changed = h.compiled_since(c.revision).await.unwrap();
+    let c = changed.expect("an update taken is a change");
     assert_eq!(c.model.workload_endpoints.len(), 1);
     assert_eq!(*c.ruleset, compiled_with(&config, &c.model, &addrs));
+    // The address moves: a change too (the host endpoint follows it).
+    h.flush().await;
+    let revision = h.compiled().await.unwrap().revision;
+    let moved = BTreeMap::from([("eth1".to_string(), addrs["eth0"].clone())]);
+    fib.0.lock().unwrap().addrs = Some(moved.clone());
+    h.resync().await.unwrap();
+    h.flush().await;
+    let c = h.compiled_since(revision).await.unwrap();
+    let c = c.expect("the addresses moved");
+    assert_eq!(c.interface_addresses, moved);
+    assert_eq!(*c.ruleset, compiled_with(&config, &c.model, &moved));
     agent.shutdown().await;
     assert!(matches!(h.compiled().await, Err(AgentError::Stopped)));
 }

@@ -12,6 +12,7 @@ use calico_bgp::packet::{
 };
 use calico_bgp::session::{
     Action, Direction, Event, Fsm, GracefulRestart, Negotiated, SessionConfig, SessionDown, Timer,
+    GR_RESTART_STATE,
 };
 use calico_core::dataplane::PeerState;
 
@@ -339,11 +340,20 @@ fn gr_config(restarting: bool) -> SessionConfig {
 /// The peer's OPEN with a graceful restart capability listing `families` (with the F bit
 /// when `forwarding`).
 fn gr_open(families: &[AfiSafi], forwarding: bool) -> Message {
+    gr_open_flags(families, forwarding, 0)
+}
+
+/// [`gr_open`] from a peer that has just restarted (the Restart State bit set).
+fn restarted_open(families: &[AfiSafi], forwarding: bool) -> Message {
+    gr_open_flags(families, forwarding, GR_RESTART_STATE)
+}
+
+fn gr_open_flags(families: &[AfiSafi], forwarding: bool, flags: u8) -> Message {
     let Message::Open(mut open) = peer_open(64513, 90, [10, 0, 0, 1]) else {
         unreachable!()
     };
     open.capabilities.push(Capability::GracefulRestart {
-        flags: 0,
+        flags,
         time: 30,
         families: families
             .iter()
@@ -501,10 +511,10 @@ fn a_gr_peer_reconnecting_in_place_of_its_established_session_restarted() {
     assert_eq!(down(&a), None, "{a:?}");
     assert!(matches!(&sent(&a, IN)[..], [Message::Open(_)]), "{a:?}");
     assert!(fsm.established().is_some());
-    // Its OPEN does.
+    // Its OPEN does: it says it restarted.
     let a = step(
         &mut fsm,
-        Event::Received(IN, gr_open(&[AfiSafi::IPV4_UNICAST], true)),
+        Event::Received(IN, restarted_open(&[AfiSafi::IPV4_UNICAST], true)),
     );
     assert_eq!(down(&a).map(|d| d.graceful), Some(true), "{a:?}");
     assert!(a.contains(&Action::Close(OUT)));
@@ -538,6 +548,51 @@ fn a_stray_connection_from_a_gr_peer_does_not_end_the_established_session() {
         assert!(!a.contains(&Action::Close(OUT)), "{a:?}");
         assert_eq!(fsm.established().unwrap().direction, OUT);
     }
+}
+
+/// The two sides of one collision, each arriving after the other side was established:
+/// the session stays up on both peers (it was counted as a flap on both when either OPEN
+/// ended it).
+#[test]
+fn a_late_side_of_a_collision_does_not_end_the_established_session() {
+    let families = [AfiSafi::IPV4_UNICAST];
+    // Our connection connected while the peer's was in OpenConfirm; the peer's OPEN on it
+    // arrives once the peer's is established. The peer restarted (R): still ours is the
+    // stray connection.
+    let mut fsm = Fsm::new(gr_config(false));
+    step(&mut fsm, Event::Start);
+    step(&mut fsm, Event::Connected(IN));
+    step(
+        &mut fsm,
+        Event::Received(IN, restarted_open(&families, true)),
+    );
+    step(&mut fsm, Event::Connected(OUT));
+    let a = step(&mut fsm, Event::Received(IN, Message::Keepalive));
+    assert!(a.iter().any(|a| matches!(a, Action::Up(_))), "{a:?}");
+    let a = step(
+        &mut fsm,
+        Event::Received(OUT, restarted_open(&families, true)),
+    );
+    assert_eq!(down(&a), None, "{a:?}");
+    assert!(a.contains(&Action::Close(OUT)), "{a:?}");
+    assert_eq!(
+        notification_code(&a, OUT),
+        Some(ErrorCode::Cease(
+            CeaseSubcode::ConnectionCollisionResolution
+        ))
+    );
+    assert_eq!(fsm.established().unwrap().direction, IN);
+
+    // The other peer's view: the restarted speaker's session is established, and the
+    // connection the (not restarted) peer opened before that brings its OPEN.
+    let mut fsm = Fsm::new(gr_config(true));
+    step(&mut fsm, Event::Start);
+    establish_with(&mut fsm, OUT, gr_open(&families, true));
+    step(&mut fsm, Event::Connected(IN));
+    let a = step(&mut fsm, Event::Received(IN, gr_open(&families, true)));
+    assert_eq!(down(&a), None, "{a:?}");
+    assert!(a.contains(&Action::Close(IN)), "{a:?}");
+    assert_eq!(fsm.established().unwrap().direction, OUT);
 }
 
 #[test]

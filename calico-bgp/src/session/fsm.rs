@@ -435,7 +435,15 @@ impl Fsm {
                 .negotiated
                 .as_ref()
                 .is_some_and(|n| n.graceful_restart.is_some());
-            if old_gr && negotiated.graceful_restart.is_some() {
+            // Only the peer can open a connection in place of its session, and only a peer
+            // that restarted says so (the Restart State bit). Our own connection, or the
+            // peer's side of a collision, arriving after the other side was established
+            // is a collision like any other: ending the session for it would flap it.
+            let restarted = negotiated
+                .graceful_restart
+                .as_ref()
+                .is_some_and(|g| g.restarted);
+            if old_gr && restarted && dir == Direction::Inbound {
                 // RFC 4724 §4.2: an OPEN from the peer on a new connection while the old
                 // session is established: the peer restarted; keep its routes as stale.
                 self.tear_down(

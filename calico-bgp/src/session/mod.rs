@@ -7,5 +7,5 @@ mod negotiation;
 
 pub use fsm::{
     Action, Direction, Event, Fsm, GracefulRestart, Negotiated, PeerGracefulRestart, SessionConfig,
-    SessionDown, Timer,
+    SessionDown, Timer, GR_FORWARDING_STATE, GR_RESTART_STATE,
 };

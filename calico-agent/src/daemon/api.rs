@@ -54,13 +54,15 @@ impl Api {
         if !matches!(path, "/" | "/api/endpoints" | "/api/trace" | "/api/matrix") {
             return None;
         }
+        if path == "/api/trace" {
+            return Some(self.trace(query).await);
+        }
         let model = match self.handle.model().await {
             Ok(m) => m,
             Err(e) => return Some(error_page(StatusCode::SERVICE_UNAVAILABLE, &e.to_string())),
         };
         Some(match path {
             "/api/endpoints" => json_page(&self.endpoints(&model)),
-            "/api/trace" => self.trace(&model, query).await,
             "/api/matrix" => {
                 let kernel = self.kernel().await;
                 json_page(&explain::matrix(
@@ -85,14 +87,22 @@ impl Api {
         explain::endpoint_list(model, &self.node, &self.handle.status())
     }
 
-    async fn trace(&self, model: &Model, query: &str) -> Page {
+    /// The trace of `query`'s packet: the model, the rules the agent compiled from it (with
+    /// its settings and the interface addresses it read), the kernel's table.
+    async fn trace(&self, query: &str) -> Page {
         let req = match TraceRequest::from_query(query) {
             Ok(r) => r,
             Err(e) => return error_page(StatusCode::BAD_REQUEST, &e.to_string()),
         };
+        let compiled = match self.handle.compiled().await {
+            Ok(c) => c,
+            Err(e) => return error_page(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        };
         let kernel = self.kernel().await;
         match explain::trace(
-            model,
+            &compiled.model,
+            &compiled.ruleset,
+            &compiled.interface_addresses,
             &self.node,
             kernel.as_ref().map_err(Clone::clone),
             &req,

@@ -16,8 +16,8 @@ mod types;
 
 use std::net::IpAddr;
 
-use calico_core::compile::{CompileConfig, Compiler};
 use calico_core::dataplane::ir::{Hook, Ruleset};
+use calico_core::dataplane::InterfaceAddresses;
 use calico_core::eval::{evaluate, Direction, EndpointRef, Packet, TraceStep, Verdict};
 use calico_core::model::Model;
 use calico_linux::acl::FOREIGN_RULE;
@@ -118,11 +118,14 @@ pub fn run_ir(ruleset: &Ruleset, packet: &Packet, iif: &str, oif: &str) -> calic
     )
 }
 
-/// Traces `req` on `node`: the model's verdict and steps, the verdict of the IR compiled
-/// from the model now, and the kernel's (`kernel`: the ruleset read back, or why it could
-/// not be).
+/// Traces `req` on `node`: the model's verdict and steps, the verdict of `compiled` (the
+/// rules the agent compiled from `model`, with its settings, and the interface addresses
+/// `addrs` it placed host endpoints by: [`calico_core::agent::AgentHandle::compiled`]), and
+/// the kernel's (`kernel`: the ruleset read back, or why it could not be).
 pub fn trace(
     model: &Model,
+    compiled: &Ruleset,
+    addrs: &InterfaceAddresses,
     node: &str,
     kernel: Result<&Ruleset, String>,
     req: &TraceRequest,
@@ -144,13 +147,12 @@ pub fn trace(
         ))
     })?;
     let (iif, oif) = interfaces(node, &from, &to);
-    let compiled = Compiler::from_model(CompileConfig::new(node), model);
-    let compiled_allows = run_ir(compiled.ruleset(), &packet, iif, oif).accepted;
+    let compiled_allows = run_ir(compiled, &packet, iif, oif).accepted;
     let mut notes = Vec::new();
     let kernel = match kernel {
         Ok(ruleset) => {
             let out = run_ir(ruleset, &packet, iif, oif);
-            let names = ChainNames::new(model, node, ruleset);
+            let names = ChainNames::with_interfaces(model, node, addrs, ruleset);
             if out.logged.iter().any(|l| l == FOREIGN_RULE) {
                 notes.push(
                     "the packet met rules in the kernel's table that calico-rs did not write \

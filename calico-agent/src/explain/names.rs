@@ -2,8 +2,9 @@
 //! and the user's own rule names for the evaluator's steps.
 
 use calico_core::calc::effective;
-use calico_core::compile::{describe, ChainNames as Described};
+use calico_core::compile::{describe, describe_with_interfaces, ChainNames as Described};
 use calico_core::dataplane::ir::Ruleset;
+use calico_core::dataplane::InterfaceAddresses;
 use calico_core::eval::{Direction, RuleSource};
 use calico_core::model::Model;
 
@@ -14,6 +15,17 @@ impl ChainNames {
     /// The names of `ruleset`'s chains, as compiled from `model` for `node`.
     pub fn new(model: &Model, node: &str, ruleset: &Ruleset) -> ChainNames {
         ChainNames(describe(model, node, ruleset))
+    }
+
+    /// [`Self::new`] for a ruleset compiled with the interface addresses `addrs`: the
+    /// chains of host endpoints found by their `expectedIPs` are named too.
+    pub fn with_interfaces(
+        model: &Model,
+        node: &str,
+        addrs: &InterfaceAddresses,
+        ruleset: &Ruleset,
+    ) -> ChainNames {
+        ChainNames(describe_with_interfaces(model, node, addrs, ruleset))
     }
 
     /// Rule `index` of `chain`, named (`policy shop/web ingress rule 1 ("http")`); a chain

@@ -3,6 +3,7 @@
 
 use calico_core::compile::{compile, CompileConfig};
 use calico_core::dataplane::ir::{Ruleset, Verdict as IrVerdict};
+use calico_core::dataplane::InterfaceAddresses;
 use calico_core::model::{parse_resources, Model};
 
 use super::*;
@@ -57,6 +58,9 @@ fn model() -> Model {
     Model::from_resources(parse_resources(MODEL).unwrap()).unwrap()
 }
 
+/// No interface addresses (no host endpoint of the tests names none).
+const NO_ADDRS: InterfaceAddresses = InterfaceAddresses::new();
+
 fn ir(model: &Model) -> Ruleset {
     compile(&CompileConfig::new("h1"), model)
 }
@@ -70,6 +74,8 @@ fn model_compiled_and_kernel_agree_and_name_the_policy() {
     let m = model();
     let r = trace(
         &m,
+        &ir(&m),
+        &NO_ADDRS,
         "h1",
         Ok(&ir(&m)),
         &req("from=web&to=prod-db&proto=tcp&port=5432"),
@@ -80,6 +86,8 @@ fn model_compiled_and_kernel_agree_and_name_the_policy() {
 
     let r = trace(
         &m,
+        &ir(&m),
+        &NO_ADDRS,
         "h1",
         Ok(&ir(&m)),
         &req("from=web&to=k8s/db/eth0&port=5432"),
@@ -97,7 +105,15 @@ fn model_compiled_and_kernel_agree_and_name_the_policy() {
     assert_eq!(by, "policy prod/db-access ingress rule 1");
     assert_eq!(r.to.local_interface.as_deref(), Some("cali-db"));
 
-    let r = trace(&m, "h1", Ok(&ir(&m)), &req("from=10.0.0.1&to=db&port=22")).unwrap();
+    let r = trace(
+        &m,
+        &ir(&m),
+        &NO_ADDRS,
+        "h1",
+        Ok(&ir(&m)),
+        &req("from=10.0.0.1&to=db&port=22"),
+    )
+    .unwrap();
     assert_eq!(r.model.verdict, "deny");
     assert_eq!(
         r.model.decided_by,
@@ -107,13 +123,11 @@ fn model_compiled_and_kernel_agree_and_name_the_policy() {
     assert!(!r.drift);
 }
 
-#[test]
-fn a_tampered_table_is_drift() {
-    let m = model();
-    let mut kernel = ir(&m);
-    // Someone turns every accept of the policy's ingress chain into a drop.
+/// `model`'s rules with every accept of the policies' ingress chains turned into a drop.
+fn tampered(m: &Model) -> Ruleset {
+    let mut rules = ir(m);
     let mut turned = 0;
-    for (name, chain) in kernel.chains.iter_mut() {
+    for (name, chain) in rules.chains.iter_mut() {
         if name.starts_with("pol-in") {
             for rule in &mut chain.rules {
                 if rule.verdict == Some(IrVerdict::Accept) {
@@ -123,8 +137,23 @@ fn a_tampered_table_is_drift() {
             }
         }
     }
-    assert!(turned > 0, "{:#?}", kernel.chains.keys());
-    let r = trace(&m, "h1", Ok(&kernel), &req("from=web&to=db&port=5432")).unwrap();
+    assert!(turned > 0, "{:#?}", rules.chains.keys());
+    rules
+}
+
+#[test]
+fn a_tampered_table_is_drift() {
+    let m = model();
+    let kernel = tampered(&m);
+    let r = trace(
+        &m,
+        &ir(&m),
+        &NO_ADDRS,
+        "h1",
+        Ok(&kernel),
+        &req("from=web&to=db&port=5432"),
+    )
+    .unwrap();
     assert_eq!(r.model.verdict, "allow");
     assert_eq!(r.kernel.verdict.as_deref(), Some("deny"));
     assert_eq!(r.compiled.as_deref(), Some("allow"));
@@ -134,8 +163,31 @@ fn a_tampered_table_is_drift() {
     let by = r.kernel.decided_by.unwrap();
     assert!(by.starts_with("policy prod/db-access ingress"), "{by}");
     // The untouched port is not drift.
-    let r = trace(&m, "h1", Ok(&kernel), &req("from=web&to=db&port=22")).unwrap();
+    let r = trace(
+        &m,
+        &ir(&m),
+        &NO_ADDRS,
+        "h1",
+        Ok(&kernel),
+        &req("from=web&to=db&port=22"),
+    )
+    .unwrap();
     assert!(!r.drift);
+}
+
+/// The compiled verdict is that of the rules the agent compiled (with its settings), not of
+/// a compile of the trace's own: the agent's rules disagreeing with the model is a compiler
+/// bug, not drift.
+#[test]
+fn the_compiled_verdict_is_the_agents_rules() {
+    let m = model();
+    let rules = tampered(&m);
+    let q = req("from=web&to=db&port=5432");
+    let r = trace(&m, &rules, &NO_ADDRS, "h1", Ok(&rules), &q).unwrap();
+    assert_eq!(r.model.verdict, "allow");
+    assert_eq!(r.compiled.as_deref(), Some("deny"));
+    assert!(r.drift);
+    assert!(r.diagnosis.unwrap().contains("compiler"));
 }
 
 #[test]
@@ -143,6 +195,8 @@ fn an_unreadable_table_is_reported_not_called_drift() {
     let m = model();
     let r = trace(
         &m,
+        &ir(&m),
+        &NO_ADDRS,
         "h1",
         Err("no table".into()),
         &req("from=web&to=db&port=5432"),
@@ -156,15 +210,32 @@ fn an_unreadable_table_is_reported_not_called_drift() {
 #[test]
 fn remote_ends_are_noted_and_a_packet_not_enforced_here_is_refused() {
     let m = model();
-    let r = trace(&m, "h1", Ok(&ir(&m)), &req("from=far&to=db&port=22")).unwrap();
+    let r = trace(
+        &m,
+        &ir(&m),
+        &NO_ADDRS,
+        "h1",
+        Ok(&ir(&m)),
+        &req("from=far&to=db&port=22"),
+    )
+    .unwrap();
     assert!(r.notes[0].contains("node h2"), "{:?}", r.notes);
     assert_eq!(r.model.verdict, "deny");
-    let e = trace(&m, "h1", Ok(&ir(&m)), &req("from=far&to=8.8.8.8&port=53"))
-        .unwrap_err()
-        .to_string();
+    let e = trace(
+        &m,
+        &ir(&m),
+        &NO_ADDRS,
+        "h1",
+        Ok(&ir(&m)),
+        &req("from=far&to=8.8.8.8&port=53"),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("enforces no policy"), "{e}");
     let e = trace(
         &m,
+        &ir(&m),
+        &NO_ADDRS,
         "h1",
         Ok(&ir(&m)),
         &req("from=web&to=2001:db8::1&port=53"),

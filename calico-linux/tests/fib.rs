@@ -641,12 +641,15 @@ fn a_fib_made_inside_a_namespace_programs_that_namespace() {
     assert_eq!(proxy_arp.trim(), "1");
 }
 
-/// Whether a UDP datagram from `src` (an address of `from`) reaches `dst:5000` in `to`.
+/// Whether a UDP datagram from `src` (an address of `from`) reaches `dst` in `to`.
 fn udp_from(from: &Netns, src: &str, to: &Netns, dst: &str) -> bool {
     use std::net::{SocketAddr, UdpSocket};
-    let dst: SocketAddr = format!("{dst}:5000").parse().unwrap();
+    // A port of the kernel's choice: a fixed one can still be held by the socket of the
+    // call before, its descriptor copied into a child another test's thread is forking.
+    let dst: SocketAddr = format!("{dst}:0").parse().unwrap();
     let src: SocketAddr = format!("{src}:0").parse().unwrap();
     let server = to.enter(move || UdpSocket::bind(dst)).unwrap().unwrap();
+    let dst = server.local_addr().unwrap();
     server
         .set_read_timeout(Some(std::time::Duration::from_millis(700)))
         .unwrap();

@@ -21,7 +21,7 @@ use calico_core::model::{parse_resources, Model, ResourceKey, Update};
 use calico_linux::acl::LinuxAcl;
 use calico_linux::fib::{FibConfig, LinuxFib};
 use calico_netns::fixtures::{privileged, Netns};
-use support::{connects, listen_all, udp_delivers, Topology};
+use support::{connects, listen_all, udp_delivers, udp_in, Topology};
 
 const HOST: &str = "192.168.255.1";
 const FABRIC: &str = "192.168.255.2";
@@ -96,11 +96,7 @@ fn ip(s: &str) -> IpAddr {
 }
 
 fn udp(ns: &Netns, addr: &str, port: u16) -> UdpSocket {
-    let addr = SocketAddr::new(ip(addr), port);
-    let s = ns.enter(move || UdpSocket::bind(addr)).unwrap().unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(700)))
-        .unwrap();
-    s
+    udp_in(ns, SocketAddr::new(ip(addr), port))
 }
 
 /// The model, its compiler and the kernel's table, kept in step.

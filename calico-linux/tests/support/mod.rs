@@ -228,14 +228,7 @@ impl Workload {
 
     /// A UDP socket inside this workload, bound to `ip` (its own address unless spoofing).
     pub fn udp(&self, ip: IpAddr, port: u16) -> UdpSocket {
-        let addr = SocketAddr::new(ip, port);
-        let s = self
-            .ns
-            .enter(move || UdpSocket::bind(addr))
-            .unwrap()
-            .unwrap();
-        s.set_read_timeout(Some(WAIT)).unwrap();
-        s
+        udp_in(&self.ns, SocketAddr::new(ip, port))
     }
 
     /// Connects to `dst:port` over TCP from inside this workload.
@@ -249,6 +242,24 @@ impl Workload {
         s.set_read_timeout(Some(WAIT)).unwrap();
         Some(s)
     }
+}
+
+/// A UDP socket in `ns` bound to `addr`, with the read timeout the probes use. A port just
+/// closed can be held a moment longer by a copy of its descriptor in a child another test's
+/// thread is forking (until it execs): `EADDRINUSE` is retried for up to a second.
+pub fn udp_in(ns: &Netns, addr: SocketAddr) -> UdpSocket {
+    let mut tries = 0;
+    let s = loop {
+        match ns.enter(move || UdpSocket::bind(addr)).unwrap() {
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && tries < 50 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            bound => break bound.unwrap(),
+        }
+    };
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    s
 }
 
 /// Whether a datagram sent from `from` reaches `to` (a bound socket), compared by content.

@@ -38,6 +38,15 @@ pub struct MockHost {
     compiler: Compiler,
 }
 
+impl MockHost {
+    /// The compiler that programs its ACL table: the rules it compiled from the model (with
+    /// the host's settings), as an agent's [`calico_core::agent::AgentHandle::compiled`]
+    /// hands them out.
+    pub fn compiler(&self) -> &Compiler {
+        &self.compiler
+    }
+}
+
 /// What happened to a packet at one host.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Hop {

@@ -113,7 +113,9 @@ pub fn simulated(net: &MockNetwork) {
             src_port: DEFAULT_SRC_PORT,
         };
         let ruleset = host.acl.ruleset();
-        match trace(net.model(), &host.name, Ok(&ruleset), &req) {
+        let compiler = host.compiler();
+        let (compiled, addrs) = (compiler.ruleset(), compiler.interface_addresses());
+        match trace(net.model(), compiled, addrs, &host.name, Ok(&ruleset), &req) {
             Ok(report) => print!("{}", indent(&trace_text::render(&report))),
             Err(e) => println!("    {e}"),
         }

@@ -133,3 +133,40 @@ pub(super) fn tier_end(cfg: &FlowLogConfig, staged: &[&str]) -> Vec<Rule> {
     });
     rules
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::compile::{CompileConfig, Compiler, FlowLogConfig};
+    use crate::model::{parse_resources, Model};
+
+    /// The warnings a compile of `text` logs, with flow logs when `flow_logs`.
+    fn warnings(text: &str, flow_logs: bool) -> Vec<String> {
+        let model = Model::from_resources(parse_resources(text).unwrap()).unwrap();
+        let config = CompileConfig {
+            flow_logs: flow_logs.then(FlowLogConfig::default),
+            ..CompileConfig::new("h1")
+        };
+        let log = crate::test_log::logged(|| {
+            Compiler::from_model(config, &model);
+        });
+        log.lines()
+            .filter(|l| l.contains("WARN"))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// An operator who stages a policy learns when nothing will be reported for it.
+    #[test]
+    fn a_staged_policy_without_a_preview_is_warned_about() {
+        let set = "kind: Policy\nname: staged:p\nstagedAction: Set\nselector: all()\ningress: [{action: Deny}]\n";
+        let delete = "kind: Policy\nname: staged:p\nstagedAction: Delete\nselector: all()\n";
+        let w = warnings(set, false);
+        assert!(w.len() == 1 && w[0].contains("flow logs"), "{w:?}");
+        assert!(warnings(set, true).is_empty());
+        for flow_logs in [false, true] {
+            let w = warnings(delete, flow_logs);
+            assert!(w.len() == 1 && w[0].contains("not previewed"), "{w:?}");
+            assert!(w[0].contains("staged:p"), "{w:?}");
+        }
+    }
+}

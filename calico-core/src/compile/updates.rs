@@ -121,13 +121,7 @@ impl Compiler {
             self.local.applied_to(key).cloned().unwrap_or_default();
         let policy = model.policies.get(key);
         if let Some(p) = policy.filter(|p| p.is_staged() && !self.renders(p)) {
-            if p.staged_action == Some(StagedAction::Set) {
-                tracing::warn!(
-                    policy = %effective::policy_name(p),
-                    "staged policy not evaluated in the kernel: staged policies report what they \
-                     would deny through the flow logs, which are off (calico-agent --flow-logs)"
-                );
-            }
+            warn_not_rendered(p);
         }
         let policy = policy.filter(|p| self.renders(p));
         let mut specs = Vec::new();
@@ -449,5 +443,24 @@ impl Compiler {
                 self.journal.map_element(map, iface, None);
             }
         }
+    }
+}
+
+/// Says why the staged policy `p` has no chains: a staged `Set` with flow logs off, or a
+/// staged deletion (whose effect is not previewed).
+fn warn_not_rendered(p: &Policy) {
+    let policy = effective::policy_name(p);
+    match p.staged_action {
+        Some(StagedAction::Set) => tracing::warn!(
+            %policy,
+            "staged policy not evaluated in the kernel: staged policies report what they \
+             would deny through the flow logs, which are off (calico-agent --flow-logs)"
+        ),
+        Some(StagedAction::Delete) => tracing::warn!(
+            %policy,
+            "staged deletion loaded but not previewed: calico-rs reports what staged policies \
+             (stagedAction Set) would deny, not what deleting a policy would change"
+        ),
+        None => {}
     }
 }

@@ -65,6 +65,16 @@ fn ir(model: &Model) -> Ruleset {
     compile(&CompileConfig::new("h1"), model)
 }
 
+/// The trace of the query `q` on h1, the agent having compiled `m` as a default compile
+/// does, against the table `kernel`.
+fn on_h1(
+    m: &Model,
+    kernel: Result<&Ruleset, String>,
+    q: &str,
+) -> Result<TraceReport, RequestError> {
+    trace(m, &ir(m), &NO_ADDRS, "h1", kernel, &req(q))
+}
+
 fn req(q: &str) -> TraceRequest {
     TraceRequest::from_query(q).unwrap()
 }
@@ -72,27 +82,12 @@ fn req(q: &str) -> TraceRequest {
 #[test]
 fn model_compiled_and_kernel_agree_and_name_the_policy() {
     let m = model();
-    let r = trace(
-        &m,
-        &ir(&m),
-        &NO_ADDRS,
-        "h1",
-        Ok(&ir(&m)),
-        &req("from=web&to=prod-db&proto=tcp&port=5432"),
-    );
+    let r = on_h1(&m, Ok(&ir(&m)), "from=web&to=prod-db&proto=tcp&port=5432");
     // "prod-db" is no name of anything: the error names the parameter.
     let e = r.unwrap_err().to_string();
     assert!(e.starts_with("parameter to:"), "{e}");
 
-    let r = trace(
-        &m,
-        &ir(&m),
-        &NO_ADDRS,
-        "h1",
-        Ok(&ir(&m)),
-        &req("from=web&to=k8s/db/eth0&port=5432"),
-    )
-    .unwrap();
+    let r = on_h1(&m, Ok(&ir(&m)), "from=web&to=k8s/db/eth0&port=5432").unwrap();
     assert_eq!(r.model.verdict, "allow");
     assert_eq!(
         r.model.decided_by,
@@ -105,15 +100,7 @@ fn model_compiled_and_kernel_agree_and_name_the_policy() {
     assert_eq!(by, "policy prod/db-access ingress rule 1");
     assert_eq!(r.to.local_interface.as_deref(), Some("cali-db"));
 
-    let r = trace(
-        &m,
-        &ir(&m),
-        &NO_ADDRS,
-        "h1",
-        Ok(&ir(&m)),
-        &req("from=10.0.0.1&to=db&port=22"),
-    )
-    .unwrap();
+    let r = on_h1(&m, Ok(&ir(&m)), "from=10.0.0.1&to=db&port=22").unwrap();
     assert_eq!(r.model.verdict, "deny");
     assert_eq!(
         r.model.decided_by,
@@ -145,15 +132,7 @@ fn tampered(m: &Model) -> Ruleset {
 fn a_tampered_table_is_drift() {
     let m = model();
     let kernel = tampered(&m);
-    let r = trace(
-        &m,
-        &ir(&m),
-        &NO_ADDRS,
-        "h1",
-        Ok(&kernel),
-        &req("from=web&to=db&port=5432"),
-    )
-    .unwrap();
+    let r = on_h1(&m, Ok(&kernel), "from=web&to=db&port=5432").unwrap();
     assert_eq!(r.model.verdict, "allow");
     assert_eq!(r.kernel.verdict.as_deref(), Some("deny"));
     assert_eq!(r.compiled.as_deref(), Some("allow"));
@@ -163,15 +142,7 @@ fn a_tampered_table_is_drift() {
     let by = r.kernel.decided_by.unwrap();
     assert!(by.starts_with("policy prod/db-access ingress"), "{by}");
     // The untouched port is not drift.
-    let r = trace(
-        &m,
-        &ir(&m),
-        &NO_ADDRS,
-        "h1",
-        Ok(&kernel),
-        &req("from=web&to=db&port=22"),
-    )
-    .unwrap();
+    let r = on_h1(&m, Ok(&kernel), "from=web&to=db&port=22").unwrap();
     assert!(!r.drift);
 }
 
@@ -193,15 +164,7 @@ fn the_compiled_verdict_is_the_agents_rules() {
 #[test]
 fn an_unreadable_table_is_reported_not_called_drift() {
     let m = model();
-    let r = trace(
-        &m,
-        &ir(&m),
-        &NO_ADDRS,
-        "h1",
-        Err("no table".into()),
-        &req("from=web&to=db&port=5432"),
-    )
-    .unwrap();
+    let r = on_h1(&m, Err("no table".into()), "from=web&to=db&port=5432").unwrap();
     assert_eq!(r.kernel.verdict, None);
     assert_eq!(r.kernel.error.as_deref(), Some("no table"));
     assert!(!r.drift);
@@ -210,38 +173,16 @@ fn an_unreadable_table_is_reported_not_called_drift() {
 #[test]
 fn remote_ends_are_noted_and_a_packet_not_enforced_here_is_refused() {
     let m = model();
-    let r = trace(
-        &m,
-        &ir(&m),
-        &NO_ADDRS,
-        "h1",
-        Ok(&ir(&m)),
-        &req("from=far&to=db&port=22"),
-    )
-    .unwrap();
+    let r = on_h1(&m, Ok(&ir(&m)), "from=far&to=db&port=22").unwrap();
     assert!(r.notes[0].contains("node h2"), "{:?}", r.notes);
     assert_eq!(r.model.verdict, "deny");
-    let e = trace(
-        &m,
-        &ir(&m),
-        &NO_ADDRS,
-        "h1",
-        Ok(&ir(&m)),
-        &req("from=far&to=8.8.8.8&port=53"),
-    )
-    .unwrap_err()
-    .to_string();
+    let e = on_h1(&m, Ok(&ir(&m)), "from=far&to=8.8.8.8&port=53")
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("enforces no policy"), "{e}");
-    let e = trace(
-        &m,
-        &ir(&m),
-        &NO_ADDRS,
-        "h1",
-        Ok(&ir(&m)),
-        &req("from=web&to=2001:db8::1&port=53"),
-    )
-    .unwrap_err()
-    .to_string();
+    let e = on_h1(&m, Ok(&ir(&m)), "from=web&to=2001:db8::1&port=53")
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("different address families"), "{e}");
 }
 

@@ -14,14 +14,13 @@ use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
 use calico_core::compile::{
-    parse_failsafe_list, CompileConfig, Compiler, EndpointToHostAction, HostConfig, HostPath,
+    parse_failsafe_list, CompileConfig, EndpointToHostAction, HostConfig, HostPath,
 };
-use calico_core::dataplane::{diff, AclBackend, FibBackend};
+use calico_core::dataplane::{AclBackend, FibBackend};
 use calico_core::model::{parse_resources, Model, ResourceKey, Update};
-use calico_linux::acl::LinuxAcl;
 use calico_linux::fib::{FibConfig, LinuxFib};
 use calico_netns::fixtures::{privileged, Netns};
-use support::{connects, listen_all, udp_delivers, udp_in, Topology};
+use support::{connects, listen_all, udp_delivers, udp_in, ProgrammedHost, Topology};
 
 const HOST: &str = "192.168.255.1";
 const FABRIC: &str = "192.168.255.2";
@@ -99,42 +98,6 @@ fn udp(ns: &Netns, addr: &str, port: u16) -> UdpSocket {
     udp_in(ns, SocketAddr::new(ip(addr), port))
 }
 
-/// The model, its compiler and the kernel's table, kept in step.
-struct Host {
-    acl: LinuxAcl,
-    model: Model,
-    compiler: Compiler,
-}
-
-impl Host {
-    async fn update(&mut self, update: Update) {
-        let applied = self.model.apply_valid(update);
-        self.compiler.apply(&self.model, &applied);
-        self.acl.apply(&self.compiler.take_changes()).await.unwrap();
-        assert_eq!(&self.acl.dump().await.unwrap(), self.compiler.ruleset());
-    }
-
-    async fn upsert(&mut self, yaml: &str) {
-        for r in parse_resources(yaml).unwrap() {
-            self.update(Update::Upsert(r)).await;
-        }
-    }
-
-    /// Recompiles with other host settings, programming the difference.
-    async fn reconfigure(&mut self, host: HostConfig) {
-        let config = CompileConfig {
-            host,
-            ..CompileConfig::new("h1")
-        };
-        let mut next = Compiler::from_model(config, &self.model);
-        next.take_changes(); // its snapshot: the kernel gets the difference instead
-        let changes = diff(self.compiler.ruleset(), next.ruleset());
-        self.acl.apply(&changes).await.unwrap();
-        self.compiler = next;
-        assert_eq!(&self.acl.dump().await.unwrap(), self.compiler.ruleset());
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn host_endpoint_policy_failsafe_pre_dnat_and_forwarding_on_real_packets() {
     if !privileged("host_endpoint_policy_failsafe_pre_dnat_and_forwarding_on_real_packets") {
@@ -154,15 +117,8 @@ async fn host_endpoint_policy_failsafe_pre_dnat_and_forwarding_on_real_packets()
     }
     assert!(connects(wl, None, HOST, 8080));
 
-    let acl = LinuxAcl::in_netns(topo.host.path().as_ref(), "calico").unwrap();
     let model = Model::from_resources(parse_resources(MODEL).unwrap()).unwrap();
-    let mut compiler = Compiler::from_model(CompileConfig::new("h1"), &model);
-    acl.apply(&compiler.take_changes()).await.unwrap();
-    let mut h = Host {
-        acl,
-        model,
-        compiler,
-    };
+    let mut h = ProgrammedHost::new(host_ns, CompileConfig::new("h1"), model).await;
 
     // Normal policy of the uplink: the host's own traffic.
     assert!(connects(fabric, None, HOST, 8080), "uplink-in allows 8080");
@@ -248,9 +204,13 @@ async fn host_endpoint_policy_failsafe_pre_dnat_and_forwarding_on_real_packets()
     );
 
     // Workloads may reach the host once the setting says so.
-    h.reconfigure(HostConfig {
+    let accept = HostConfig {
         endpoint_to_host: EndpointToHostAction::Accept,
         ..HostConfig::default()
+    };
+    h.reconfigure(CompileConfig {
+        host: accept,
+        ..CompileConfig::new("h1")
     })
     .await;
     assert!(
@@ -295,9 +255,25 @@ types: [Ingress]
 ingress: [{action: Allow, protocol: TCP, destination: {ports: [8080]}}]
 "#;
 
+/// `ip addr <verb>`s 192.0.2.1 on the host's eth0 and waits until the FIB reports it.
+async fn change_address(
+    host_ns: &Netns,
+    verb: &str,
+    drift: &mut tokio::sync::watch::Receiver<u64>,
+) {
+    drift.borrow_and_update();
+    host_ns
+        .run(&["ip", "addr", verb, "192.0.2.1/32", "dev", "eth0"])
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(5), drift.changed())
+        .await
+        .unwrap_or_else(|_| panic!("the FIB reports the address change ({verb})"))
+        .unwrap();
+}
+
 /// The agent's round for an address change: read the kernel's interface addresses (the
 /// FIB backend), hand them to the compiler, program what changed.
-async fn follow_addresses(h: &mut Host, fib: &LinuxFib) {
+async fn follow_addresses(h: &mut ProgrammedHost, fib: &LinuxFib) {
     let addrs = fib.interface_addresses().await.unwrap();
     h.compiler.set_interface_addresses(&h.model, addrs);
     h.acl.apply(&h.compiler.take_changes()).await.unwrap();
@@ -314,15 +290,8 @@ async fn a_host_endpoint_found_by_expected_ips_is_enforced_where_its_address_is(
     let _host_listeners = listen_all(host_ns, &[8080, 9090]);
     let fib = LinuxFib::in_netns(host_ns.path(), FibConfig::default()).unwrap();
     let mut drift = fib.drift().expect("rtnetlink events");
-    let acl = LinuxAcl::in_netns(host_ns.path().as_ref(), "calico").unwrap();
     let model = Model::from_resources(parse_resources(BY_ADDRESS).unwrap()).unwrap();
-    let mut compiler = Compiler::from_model(CompileConfig::new("h1"), &model);
-    acl.apply(&compiler.take_changes()).await.unwrap();
-    let mut h = Host {
-        acl,
-        model,
-        compiler,
-    };
+    let mut h = ProgrammedHost::new(host_ns, CompileConfig::new("h1"), model).await;
     follow_addresses(&mut h, &fib).await;
     // No interface holds 192.0.2.1 yet: nothing is enforced.
     assert!(
@@ -332,27 +301,13 @@ async fn a_host_endpoint_found_by_expected_ips_is_enforced_where_its_address_is(
 
     // The uplink gets the address: the endpoint's policy applies to the uplink, to every
     // address of the host behind it (host-endpoint policy is per interface).
-    drift.borrow_and_update();
-    host_ns
-        .run(&["ip", "addr", "add", "192.0.2.1/32", "dev", "eth0"])
-        .unwrap();
-    tokio::time::timeout(Duration::from_secs(5), drift.changed())
-        .await
-        .expect("the FIB reports the new address")
-        .unwrap();
+    change_address(host_ns, "add", &mut drift).await;
     follow_addresses(&mut h, &fib).await;
     assert!(connects(fabric, None, HOST, 8080), "uplink-in allows 8080");
     assert!(!connects(fabric, None, HOST, 9090), "default deny on eth0");
 
     // The address goes: so does the endpoint, from the uplink.
-    drift.borrow_and_update();
-    host_ns
-        .run(&["ip", "addr", "del", "192.0.2.1/32", "dev", "eth0"])
-        .unwrap();
-    tokio::time::timeout(Duration::from_secs(5), drift.changed())
-        .await
-        .expect("the FIB reports the address removed")
-        .unwrap();
+    change_address(host_ns, "del", &mut drift).await;
     follow_addresses(&mut h, &fib).await;
     assert!(
         connects(fabric, None, HOST, 9090),
@@ -374,7 +329,6 @@ async fn a_failsafe_entry_with_a_network_lets_in_only_sources_inside_it() {
     let topo = Topology::with_outside(&[("calia", vec![WORKLOAD])], &[BLOCKED]);
     let (host_ns, fabric) = (&topo.host, &topo.fabric);
     let _host_listeners = listen_all(host_ns, &[8080, 9090]);
-    let acl = LinuxAcl::in_netns(host_ns.path().as_ref(), "calico").unwrap();
     let host = HostConfig {
         failsafe_inbound: parse_failsafe_list("tcp:192.168.255.0/30:9090").unwrap(),
         ..HostConfig::default()
@@ -384,9 +338,7 @@ async fn a_failsafe_entry_with_a_network_lets_in_only_sources_inside_it() {
         ..CompileConfig::new("h1")
     };
     let model = Model::from_resources(parse_resources(MODEL).unwrap()).unwrap();
-    let mut compiler = Compiler::from_model(config, &model);
-    acl.apply(&compiler.take_changes()).await.unwrap();
-    assert_eq!(&acl.dump().await.unwrap(), compiler.ruleset());
+    let _programmed = ProgrammedHost::new(host_ns, config, model).await;
     // The uplink's policy allows 8080 only: 9090 is open by the failsafe entry alone.
     assert!(
         connects(fabric, None, HOST, 9090),
@@ -425,12 +377,9 @@ async fn untracked_policy_does_not_cut_the_failsafe_connections_replies() {
     let (host_ns, fabric) = (&topo.host, &topo.fabric);
     let _host_listeners = listen_all(host_ns, &[22, 8080]);
     let _fabric_listeners = listen_all(fabric, &[179, 8080]);
-    let acl = LinuxAcl::in_netns(host_ns.path().as_ref(), "calico").unwrap();
     let text = format!("{MODEL}---\n{UNTRACKED_DENY_ALL}");
     let model = Model::from_resources(parse_resources(&text).unwrap()).unwrap();
-    let mut compiler = Compiler::from_model(CompileConfig::new("h1"), &model);
-    acl.apply(&compiler.take_changes()).await.unwrap();
-    assert_eq!(&acl.dump().await.unwrap(), compiler.ruleset());
+    let _programmed = ProgrammedHost::new(host_ns, CompileConfig::new("h1"), model).await;
     assert!(
         connects(fabric, None, HOST, 22),
         "SSH in: the host's SYN-ACK passes the untracked egress deny"

@@ -134,36 +134,8 @@ fn host() -> Netns {
 /// Calico's CNI plugin does.
 fn add_workload(host: &Netns, host_if: &str, v4: &str, v6: &str) -> Netns {
     let ns = calico_netns::fixtures::workload(host, host_if, &[v4]).unwrap();
-    ns.run(&[
-        "ip",
-        "-6",
-        "addr",
-        "add",
-        &format!("{v6}/128"),
-        "dev",
-        "eth0",
-        "nodad",
-    ])
-    .unwrap();
-    let gateway = link_local(host, host_if);
-    ns.run(&[
-        "ip", "-6", "route", "add", "default", "via", &gateway, "dev", "eth0",
-    ])
-    .unwrap();
+    calico_netns::fixtures::workload_ipv6(host, host_if, &ns, v6).unwrap();
     ns
-}
-
-fn link_local(ns: &Netns, interface: &str) -> String {
-    let out = ns
-        .run(&[
-            "ip", "-6", "-o", "addr", "show", "dev", interface, "scope", "link",
-        ])
-        .unwrap();
-    let word = out
-        .split_whitespace()
-        .find(|w| w.starts_with("fe80:"))
-        .unwrap_or_else(|| panic!("no link-local address on {interface}: {out}"));
-    word.split('/').next().unwrap().to_string()
 }
 
 fn fib_in(ns: &Netns) -> LinuxFib {

@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::time::Duration;
 
-use calico_netns::fixtures::{veth, Netns};
+use calico_netns::fixtures::{veth, workload_ipv6, Netns};
 
 /// One workload: its namespace, host-side interface and address.
 pub struct Workload {
@@ -88,7 +88,7 @@ impl Topology {
                 host.run(&["sysctl", "-qw", &cmd]).unwrap();
             }
             for ip in ips.iter().filter(|a| is_ipv6(a)) {
-                workload_ipv6(&host, iface, &ns, ip);
+                workload_ipv6(&host, iface, &ns, ip).unwrap();
             }
             for ip in ips {
                 host.run(&[
@@ -176,31 +176,6 @@ fn uplink_ipv6(host: &Netns, fabric: &Netns) {
         .unwrap();
     host.run(&["ip", "-6", "route", "add", "default", "via", "fd00:255::2"])
         .unwrap();
-}
-
-/// The IPv6 address `ip` on workload `ns` (wired to the host by `host_iface`), its default
-/// route via the host side's link-local address, as Calico's CNI plugin sets it up.
-fn workload_ipv6(host: &Netns, host_iface: &str, ns: &Netns, ip: &str) {
-    add_address(ns, ip, "eth0");
-    let gateway = link_local(host, host_iface);
-    ns.run(&[
-        "ip", "-6", "route", "add", "default", "via", &gateway, "dev", "eth0",
-    ])
-    .unwrap();
-}
-
-/// The link-local address of `interface` in `ns`.
-fn link_local(ns: &Netns, interface: &str) -> String {
-    let out = ns
-        .run(&[
-            "ip", "-6", "-o", "addr", "show", "dev", interface, "scope", "link",
-        ])
-        .unwrap();
-    let word = out
-        .split_whitespace()
-        .find(|w| w.starts_with("fe80:"))
-        .unwrap_or_else(|| panic!("no link-local address on {interface}: {out}"));
-    word.split('/').next().unwrap().to_string()
 }
 
 const WAIT: Duration = Duration::from_millis(700);
@@ -368,5 +343,16 @@ impl ProgrammedHost {
         for r in calico_core::model::parse_resources(yaml).unwrap() {
             self.update(calico_core::model::Update::Upsert(r)).await;
         }
+    }
+
+    /// Recompiles with `config` (other host settings, say), programming the difference.
+    pub async fn reconfigure(&mut self, config: calico_core::compile::CompileConfig) {
+        use calico_core::dataplane::AclBackend;
+        let mut next = calico_core::compile::Compiler::from_model(config, &self.model);
+        next.take_changes(); // its snapshot: the kernel gets the difference instead
+        let changes = calico_core::dataplane::diff(self.compiler.ruleset(), next.ruleset());
+        self.acl.apply(&changes).await.unwrap();
+        self.compiler = next;
+        assert_eq!(&self.acl.dump().await.unwrap(), self.compiler.ruleset());
     }
 }

@@ -412,6 +412,8 @@ mod describe_tests;
 #[cfg(test)]
 mod floating_ip_tests;
 #[cfg(test)]
+mod host_endpoint_tests;
+#[cfg(test)]
 mod network_set_tests;
 #[cfg(test)]
 mod tests;

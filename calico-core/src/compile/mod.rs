@@ -68,6 +68,7 @@
 //! * `flow_log`: the verdicts reported to the agent's flow logs, when on;
 //! * `describe`: the way back, from chain names to what the user wrote ([`describe`]).
 
+mod chain_owner;
 mod cidr_cover;
 mod describe;
 mod endpoint_chains;

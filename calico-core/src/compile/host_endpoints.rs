@@ -15,7 +15,7 @@ use super::host_chains::{
     HostPath, HostTier, PathTargets,
 };
 use super::shared_chains::Listed;
-use super::staged::{staged_chain, tier_end};
+use super::staged::{marks_to_clear, staged_chain, tier_end};
 use super::updates::rules_chain;
 use super::{flow_log, Compiler};
 use crate::dataplane::ir::{Chain, Ruleset, Set, Verdict};
@@ -346,17 +346,11 @@ impl Compiler {
             return false;
         }
         let mut tier_chains = Vec::new();
-        let mut staged_started = false;
+        let mut first_staged = true;
         for (tier, policies) in &tiers {
             let t = self.host_tier(tier, policies, path, r);
-            let mut clear = 0;
-            if let Some(cfg) = flow_logs.filter(|_| t.policies.iter().any(|p| p.staged)) {
-                clear |= cfg.staged_pass_mark;
-                if !staged_started {
-                    clear |= cfg.staged_mark;
-                    staged_started = true;
-                }
-            }
+            let clear = marks_to_clear(flow_logs, &t.policies, first_staged);
+            first_staged &= !t.policies.iter().any(|p| p.staged);
             let name = tier_chain(path, iface, &t.tier);
             let chain = tier_rules(&t, &self.config.host, self.config.pass_mark);
             r.chains

@@ -20,6 +20,7 @@
 
 use super::flow_log::{self, FlowLogConfig, LogRef, LogRule, LogVerdict};
 use super::rules::{compile_rule, SetSpec, Verdicts};
+use super::shared_chains::Listed;
 use crate::dataplane::ir::{Chain, Match, Rule, Statement, Verdict};
 use crate::model::{Action, Rule as UserRule};
 
@@ -102,6 +103,19 @@ fn staged_rule(
                 out
             })
             .collect(),
+    }
+}
+
+/// The staged mark bits a chain clears before it enters a tier listing `listed`: none when
+/// no staged policy is among them (or flow logs are off, `cfg` `None`); else the
+/// staged-pass mark, and the staged mark too when `first` (no earlier tier of the chain had
+/// staged policies: the staged evaluation starts here).
+pub(super) fn marks_to_clear(cfg: Option<&FlowLogConfig>, listed: &[Listed], first: bool) -> u32 {
+    match cfg {
+        Some(cfg) if listed.iter().any(|p| p.staged) => {
+            cfg.staged_pass_mark | if first { cfg.staged_mark } else { 0 }
+        }
+        _ => 0,
     }
 }
 

@@ -18,7 +18,7 @@ use super::names::{endpoint_chain, policy_chain, profile_chain};
 use super::rules::{compile_rule, SetSpec, Verdicts};
 use super::set_members::{EndpointKey, SetOwner};
 use super::shared_chains::{policy_list_chain, profile_list_chain};
-use super::staged::staged_chain;
+use super::staged::{marks_to_clear, staged_chain};
 use super::{
     Compiler, EGRESS_ALLOWED_CHAIN, FROM_WORKLOAD_MAP, TO_WORKLOAD_MAP, WORKLOAD_IFACES_MAP,
     WORKLOAD_TO_HOST_CHAIN, WORKLOAD_TO_HOST_MAP,
@@ -365,17 +365,9 @@ impl Compiler {
     ) -> TierJump {
         let any_pass = t.policies.iter().any(|p| p.may_pass && !p.staged);
         let enforced = t.policies.iter().any(|p| !p.staged);
-        let mut clear = if any_pass { self.config.pass_mark } else { 0 };
-        if let Some(cfg) = self
-            .config
-            .flow_logs
-            .filter(|_| t.policies.iter().any(|p| p.staged))
-        {
-            clear |= cfg.staged_pass_mark;
-            if first_staged {
-                clear |= cfg.staged_mark;
-            }
-        }
+        let pass = if any_pass { self.config.pass_mark } else { 0 };
+        let flow_logs = self.config.flow_logs.as_ref();
+        let clear = pass | marks_to_clear(flow_logs, &t.policies, first_staged);
         if let [only] = t.policies.as_slice() {
             if !only.may_pass && !only.staged {
                 return TierJump {
@@ -387,8 +379,7 @@ impl Compiler {
             }
         }
         let mark = self.config.pass_mark;
-        let flow_logs = self.config.flow_logs;
-        let list = policy_list_chain(&t.policies, t.deny, dir, mark, flow_logs.as_ref());
+        let list = policy_list_chain(&t.policies, t.deny, dir, mark, flow_logs);
         let name = self.shared.acquire(&mut self.journal, list, iface);
         shared.push(name.clone());
         TierJump {

@@ -7,7 +7,7 @@
 //! * **ACL programming**: the ACL bench's full program (250 local endpoints × 2,000
 //!   policies, 10,000 remote endpoints) into a fresh namespace, compiled with flow logs off
 //!   and on, runs alternating; `nft -f` of the same rulesets beside it; and one endpoint
-//!   added to that host, incrementally (25 each).
+//!   added to that host, incrementally (40 each, the two hosts taking turns).
 //! * **Packet rate**: two workloads of one host, `calico-agent` programming them (with
 //!   `--flow-logs` or without, restarted between runs), iperf3 from one to the other: TCP
 //!   throughput, and one-way UDP in 64-byte datagrams as fast as the sender can (packets
@@ -118,35 +118,43 @@ fn acl_programming() -> [[Vec<f64>; 2]; 2] {
     samples
 }
 
+/// Endpoint adds measured per mode: the same endpoints are added to both hosts.
+const ADDS: usize = 40;
+
 /// Milliseconds to add one endpoint to the programmed ACL benchmark host (compile the update
-/// incrementally, apply its change set), `[off, on]`, 25 samples each.
+/// incrementally, apply its change set), `[off, on]`, [`ADDS`] samples each. The two hosts
+/// (flow logs off and on) exist side by side and take turns, endpoint by endpoint, so that
+/// a change in the machine's load falls on both alike.
 fn endpoint_adds() -> [Vec<f64>; 2] {
     let scale = Scale::default();
-    [None, Some(FlowLogConfig::default())].map(|flow_logs| {
+    let mut hosts = [None, Some(FlowLogConfig::default())].map(|flow_logs| {
         let config = CompileConfig {
             flow_logs,
             ..CompileConfig::new("h1")
         };
-        let mut store = scale.model();
+        let store = scale.model();
         let mut compiler = Compiler::from_model(config, &store);
         let ns = Netns::create("bench-fladd").unwrap();
         let acl = LinuxAcl::in_netns(ns.path().as_ref(), "calico").unwrap();
         acl.apply_blocking(&diff(&Ruleset::default(), compiler.ruleset()))
             .unwrap();
         compiler.take_changes();
-        (0..25)
-            .map(|n| {
-                // A remote endpoint's number, moved to this host.
-                let mut ep = scale.endpoint(scale.local + scale.remote + n);
-                ep.node = "h1".into();
-                let t = Instant::now();
-                let applied = store.apply_valid(Update::Upsert(Resource::WorkloadEndpoint(ep)));
-                compiler.apply(&store, &applied);
-                acl.apply_blocking(&compiler.take_changes()).unwrap();
-                t.elapsed().as_secs_f64() * 1e3
-            })
-            .collect()
-    })
+        (store, compiler, ns, acl)
+    });
+    let mut samples: [Vec<f64>; 2] = Default::default();
+    for n in 0..ADDS {
+        for (i, (store, compiler, _ns, acl)) in hosts.iter_mut().enumerate() {
+            // A new endpoint, numbered after the model's, on this host.
+            let mut ep = scale.endpoint(scale.local + scale.remote + n);
+            ep.node = "h1".into();
+            let t = Instant::now();
+            let applied = store.apply_valid(Update::Upsert(Resource::WorkloadEndpoint(ep)));
+            compiler.apply(store, &applied);
+            acl.apply_blocking(&compiler.take_changes()).unwrap();
+            samples[i].push(t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    samples
 }
 
 /// The agent's user + system CPU time so far, in seconds (`/proc/PID/stat`).
@@ -300,7 +308,7 @@ fn main() {
     host.write("all.yaml", &endpoints_yaml("flo-bench", &wls));
     let [off, on] = packet_rate(&mut host, wls[1].1);
 
-    println!("\nmedian (min–max) of {ROUNDS} runs each, alternating; ratio = loss factor (1.05 = 5 % worse with flow logs)");
+    println!("\nmedian (min–max) of {ROUNDS} runs each ({ADDS} endpoint adds), alternating; ratio = loss factor (1.05 = 5 % worse with flow logs)");
     println!("| what                                   | flow logs off           | flow logs on            | unit     | ratio |");
     println!("|----------------------------------------|-------------------------|-------------------------|----------|-------|");
     row(

@@ -44,6 +44,7 @@ mod bgp_filter;
 mod bgp_tests;
 mod duration;
 mod network_set;
+mod policy;
 mod read;
 mod tier;
 mod write;

@@ -2,6 +2,7 @@
 
 mod converge;
 mod drift;
+mod forget;
 mod pass;
 mod steps;
 
@@ -85,6 +86,8 @@ pub(super) struct Engine {
     interface_state: BTreeMap<String, EndpointState>,
     /// Route failures by destination.
     route_errors: BTreeMap<IpNet, String>,
+    /// Workload addresses that left this host, whose connections are to be forgotten.
+    forgetting: forget::Forgetting,
     exported: Option<ExportedRoutes>,
     /// The BGP settings last handed to the backend.
     bgp_configured: Option<Option<BgpSettings>>,
@@ -149,6 +152,7 @@ impl Engine {
             configured_interfaces: BTreeMap::new(),
             interface_state: BTreeMap::new(),
             route_errors: BTreeMap::new(),
+            forgetting: forget::Forgetting::default(),
             exported: None,
             bgp_configured: None,
             bgp_logged: None,

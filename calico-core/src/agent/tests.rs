@@ -13,6 +13,7 @@ use crate::model::{WorkloadEndpoint, WorkloadEndpointId};
 
 mod drift;
 mod follow;
+mod forget;
 #[cfg(feature = "neutron")]
 mod neutron_status;
 
@@ -33,6 +34,11 @@ struct FibState {
     removed: Vec<IpNet>,
     /// The interfaces' addresses; `None`: the FIB cannot list them.
     addrs: Option<crate::dataplane::InterfaceAddresses>,
+    /// Every `forget_connections` call, with whether a route to each address was still
+    /// programmed at the time.
+    forgotten: Vec<Vec<(std::net::IpAddr, bool)>>,
+    /// Whether `forget_connections` fails.
+    forget_fails: bool,
 }
 
 #[derive(Default, Clone)]
@@ -98,6 +104,18 @@ impl FibBackend for RecordingFib {
             Some(addrs) => Ok(addrs.clone()),
             None => Err(BackendError::Unsupported("test FIB".into())),
         }
+    }
+    async fn forget_connections(&self, addrs: &[std::net::IpAddr]) -> Result<(), BackendError> {
+        let mut s = self.0.lock().unwrap();
+        let call = addrs
+            .iter()
+            .map(|a| (*a, s.routes.contains_key(&IpNet::from(*a))))
+            .collect();
+        s.forgotten.push(call);
+        if s.forget_fails {
+            return Err(BackendError::Unavailable("refused by test".into()));
+        }
+        Ok(())
     }
     fn drift(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
         self.0

@@ -113,6 +113,17 @@ pub trait FibBackend: Send + Sync {
             "this FIB backend cannot list interface addresses".into(),
         ))
     }
+    /// Forgets the connections `addrs` take part in (optional): the agent calls it with the
+    /// addresses that stopped belonging to a workload of this host (its endpoint removed,
+    /// its address or floating IP gone or moved to another workload), after the ACLs and
+    /// routes no longer carry them, so that a packet of a connection made before is judged
+    /// by today's policy rather than let through as established, and a removed floating IP
+    /// stops translating. Felix does the same when it removes a workload's route. The
+    /// default does nothing: a dataplane without connection state has none to forget.
+    async fn forget_connections(&self, addrs: &[IpAddr]) -> Result<(), BackendError> {
+        let _ = addrs;
+        Ok(())
+    }
     /// Drift notification (optional): a counter bumped whenever someone other than this
     /// backend changed the state it owns (its routes, the links of workload interfaces: a
     /// re-created interface has lost its routes and settings) or an interface gained or lost

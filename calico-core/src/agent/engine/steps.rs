@@ -9,7 +9,7 @@ use ipnet::IpNet;
 use tracing::{debug, info, warn};
 
 use super::super::status::{BackendHealth, EndpointState};
-use super::{record_failure, Engine};
+use super::{forget, record_failure, Engine};
 use crate::dataplane::diff;
 use crate::dataplane::{BackendError, InterfaceSettings, Route, RouteTarget};
 use crate::routes::{desired_routes, fib_diff, local_exports, DesiredFib};
@@ -149,9 +149,18 @@ impl Engine {
     }
 
     /// Brings the FIB to the desired routes. Returns false if something failed.
+    /// Brings the FIB in line with the model's routes, then forgets the connections of the
+    /// workload addresses that left this host ([`super::forget`]).
     pub(super) async fn reconcile_routes(&mut self, repairs: &mut u64) -> bool {
+        let ok = self.apply_routes(repairs).await;
+        self.forget_connections().await;
+        ok
+    }
+
+    async fn apply_routes(&mut self, repairs: &mut u64) -> bool {
         let mut desired: DesiredFib =
             desired_routes(&self.node, &self.model, &self.learned, self.floating_ips);
+        let wanted = forget::workload_addresses(&desired);
         // A route to an interface that is not there (or not set up) would be refused.
         desired.retain(|_, target| match target {
             RouteTarget::Workload { interface } => {
@@ -171,6 +180,9 @@ impl Engine {
                 }
             }
         }
+        let before = (!self.forgetting.started())
+            .then(|| forget::workload_addresses(self.programmed_routes.iter().flatten()));
+        self.forgetting.note(wanted, before);
         self.keep_remote_routes_while_converging(&mut desired);
         let programmed = self.programmed_routes.as_mut().expect("just filled");
         let current: Vec<Route> = programmed

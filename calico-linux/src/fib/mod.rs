@@ -22,6 +22,7 @@
 //! thing on a calico-rs host as on a Calico one.
 
 mod addresses;
+mod conntrack;
 mod drift;
 mod interface;
 mod links;
@@ -30,6 +31,7 @@ mod route_msg;
 
 use std::collections::HashMap;
 use std::fs::File;
+use std::net::IpAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -541,6 +543,30 @@ impl FibBackend for LinuxFib {
             tracing::debug!(interface, "workload interface already configured");
         }
         Ok(())
+    }
+
+    /// Removes the kernel's connection-tracking entries in which one of `addrs` is the
+    /// original or reply source or destination (any zone), in the backend's namespace: four
+    /// filtered ctnetlink flushes per address. A kernel that cannot filter flushes refuses
+    /// them (nothing is removed) and the error says so.
+    async fn forget_connections(&self, addrs: &[IpAddr]) -> Result<(), BackendError> {
+        if addrs.is_empty() {
+            return Ok(());
+        }
+        let addrs = addrs.to_vec();
+        let netns = self.netns.clone();
+        let flushed = tokio::task::spawn_blocking(move || match netns {
+            Some(ns) => calico_netns::run_in(&ns, || conntrack::forget(&addrs))
+                .map_err(|e| BackendError::Unavailable(format!("cannot enter the namespace: {e}"))),
+            None => Ok(conntrack::forget(&addrs)),
+        })
+        .await
+        .map_err(|e| BackendError::Unavailable(format!("conntrack flusher failed: {e}")))??;
+        flushed.map_err(|e| {
+            BackendError::Unavailable(format!(
+                "cannot remove connection-tracking entries (ctnetlink filtered flush, Linux 6.x): {e}"
+            ))
+        })
     }
 
     /// Every interface of the namespace holding an address, with its addresses (both

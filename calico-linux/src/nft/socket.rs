@@ -191,6 +191,47 @@ impl NfSocket {
         }
     }
 
+    /// A writer for standalone requests (not a transaction): add messages that ask for an
+    /// ACK (`NLM_F_ACK`), then pass it to [`NfSocket::requests`].
+    pub fn request_writer(&self) -> MsgWriter {
+        MsgWriter::new(self.seq)
+    }
+
+    /// Sends standalone requests written by a [`NfSocket::request_writer`], each asking
+    /// for an ACK, in one datagram, and waits for every answer. The kernel handles each
+    /// on its own (what one changed stays when a later one fails); the first refusal is
+    /// returned.
+    pub fn requests(&mut self, w: MsgWriter) -> Result<(), NlError> {
+        let (first, count) = (self.seq, w.count() as u32);
+        if count == 0 {
+            return Ok(());
+        }
+        self.seq = w.next_seq();
+        self.send(w.finish()?)?;
+        let mut answered = 0u32;
+        let mut first_error = None;
+        self.receive(|msg| {
+            // Anything else is left over from an earlier exchange.
+            if msg.ty != NLMSG_ERROR || msg.seq.wrapping_sub(first) >= count {
+                return Ok(false);
+            }
+            let (code, ext_ack) = msg.error()?;
+            if code != 0 && first_error.is_none() {
+                first_error = Some(NlError::Refused {
+                    seq: msg.seq,
+                    errno: -code,
+                    ext_ack,
+                });
+            }
+            answered += 1;
+            Ok(answered == count)
+        })?;
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
     /// Runs a dump request (`NFT_MSG_GET*` with `NLM_F_DUMP`) whose attributes `attrs`
     /// writes, calling `each` for every message of the answer.
     pub fn dump(

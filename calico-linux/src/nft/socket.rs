@@ -168,27 +168,8 @@ impl NfSocket {
         w.end();
         self.seq = w.next_seq();
         self.send(w.finish()?)?;
-        let mut first_error = None;
-        self.receive(|msg| {
-            // Anything else is left over from an earlier exchange.
-            let ours = msg.seq.wrapping_sub(first) <= last.wrapping_sub(first);
-            if msg.ty == NLMSG_ERROR && ours {
-                let (code, ext_ack) = msg.error()?;
-                if code != 0 && first_error.is_none() {
-                    first_error = Some(NlError::Refused {
-                        seq: msg.seq,
-                        errno: -code,
-                        ext_ack,
-                    });
-                }
-                return Ok(msg.seq == last);
-            }
-            Ok(false)
-        })?;
-        match first_error {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+        // Errors come for any failing message; the ACK of the last one ends the answer.
+        self.answers(first, last, |msg| msg.seq == last)
     }
 
     /// A writer for standalone requests (not a transaction): add messages that ask for an
@@ -209,10 +190,25 @@ impl NfSocket {
         self.seq = w.next_seq();
         self.send(w.finish()?)?;
         let mut answered = 0u32;
+        self.answers(first, first.wrapping_add(count - 1), |_| {
+            answered += 1;
+            answered == count
+        })
+    }
+
+    /// Reads the kernel's answers (`NLMSG_ERROR`: an ACK or a refusal) to the messages
+    /// numbered `first..=last`, until `enough` says so of one; the first refusal is
+    /// returned. Anything else is left over from an earlier exchange and skipped.
+    fn answers(
+        &mut self,
+        first: u32,
+        last: u32,
+        mut enough: impl FnMut(&Msg) -> bool,
+    ) -> Result<(), NlError> {
         let mut first_error = None;
         self.receive(|msg| {
-            // Anything else is left over from an earlier exchange.
-            if msg.ty != NLMSG_ERROR || msg.seq.wrapping_sub(first) >= count {
+            let ours = msg.seq.wrapping_sub(first) <= last.wrapping_sub(first);
+            if msg.ty != NLMSG_ERROR || !ours {
                 return Ok(false);
             }
             let (code, ext_ack) = msg.error()?;
@@ -223,8 +219,7 @@ impl NfSocket {
                     ext_ack,
                 });
             }
-            answered += 1;
-            Ok(answered == count)
+            Ok(enough(msg))
         })?;
         match first_error {
             Some(e) => Err(e),

@@ -186,13 +186,13 @@ fn attributes(four_byte: bool) -> impl Strategy<Value = PathAttributes> {
                         asn,
                         address: Ipv4Addr::from(a),
                     }),
-                    communities,
-                    large_communities: large,
+                    communities: communities.into(),
+                    large_communities: large.into(),
                     originator_id,
-                    cluster_list,
+                    cluster_list: cluster_list.into(),
                     mp_reach,
                     mp_unreach,
-                    unknown,
+                    unknown: unknown.into(),
                 }
             },
         )

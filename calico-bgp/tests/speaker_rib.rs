@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
 
+use calico_bgp::packet::attribute::thin_vec;
 use calico_bgp::packet::{AfiSafi, AsPath, Origin, PathAttributes, Update};
 use calico_bgp::rib::{PeerId, PeerInfo, Rib, RibSettings};
 use ipnet::IpNet;
@@ -217,7 +218,7 @@ fn originator_id_and_cluster_list_break_ties() {
         P,
         PathAttributes {
             originator_id: orig,
-            cluster_list: vec![Ipv4Addr::new(1, 1, 1, 1)],
+            cluster_list: thin_vec![Ipv4Addr::new(1, 1, 1, 1)],
             ..attrs(&[], 1)
         },
     );
@@ -227,7 +228,7 @@ fn originator_id_and_cluster_list_break_ties() {
         P,
         PathAttributes {
             originator_id: orig,
-            cluster_list: vec![Ipv4Addr::new(1, 1, 1, 1), Ipv4Addr::new(2, 2, 2, 2)],
+            cluster_list: thin_vec![Ipv4Addr::new(1, 1, 1, 1), Ipv4Addr::new(2, 2, 2, 2)],
             ..attrs(&[], 2)
         },
     );
@@ -291,7 +292,7 @@ fn loops_are_rejected() {
         i,
         "10.3.0.0/16",
         PathAttributes {
-            cluster_list: vec![Ipv4Addr::new(10, 0, 0, 100)],
+            cluster_list: thin_vec![Ipv4Addr::new(10, 0, 0, 100)],
             ..attrs(&[], 2)
         },
     );
@@ -475,7 +476,7 @@ fn an_unknown_transitive_attribute_is_passed_on_with_the_partial_bit() {
         ebgp,
         P,
         PathAttributes {
-            unknown: vec![unknown.clone()],
+            unknown: thin_vec![unknown.clone()],
             ..attrs(&[65001], 4)
         },
     );
@@ -713,7 +714,7 @@ fn well_known_communities_are_honoured_on_what_is_passed_on() {
     let ibgp = peer(&mut rib, 2, LOCAL_AS, true);
     let ebgp = peer(&mut rib, 3, 65003, false);
     let with = |c: u32| PathAttributes {
-        communities: vec![c],
+        communities: thin_vec![c],
         ..attrs(&[65001], 1)
     };
     announce(&mut rib, from, "10.1.1.0/24", with(0xFFFF_FF01)); // NO_EXPORT

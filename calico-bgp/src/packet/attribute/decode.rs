@@ -16,8 +16,8 @@ use super::super::Context;
 use super::as_path::{merge_as4, parse_segments, Segment};
 use super::mp::{decode_mp_reach, decode_mp_unreach};
 use super::{
-    code, Aggregator, AsPath, Origin, PathAttributes, RawAttribute, FLAG_EXTENDED, FLAG_OPTIONAL,
-    FLAG_PARTIAL, FLAG_TRANSITIVE,
+    code, Aggregator, AsPath, Origin, PathAttributes, RawAttribute, ThinVec, FLAG_EXTENDED,
+    FLAG_OPTIONAL, FLAG_PARTIAL, FLAG_TRANSITIVE,
 };
 
 impl PathAttributes {
@@ -357,7 +357,7 @@ impl<'e> Decoder<'e> {
 
     /// A non-empty list of four-octet values (COMMUNITIES, CLUSTER_LIST); otherwise a
     /// treat-as-withdraw error naming the attribute as `name`.
-    fn four_octet_list(&mut self, type_code: u8, name: &str, value: &[u8]) -> Option<Vec<u32>> {
+    fn four_octet_list(&mut self, type_code: u8, name: &str, value: &[u8]) -> Option<ThinVec<u32>> {
         if value.is_empty() || value.len() % 4 != 0 {
             self.withdraw(
                 type_code,
@@ -392,7 +392,7 @@ impl<'e> Decoder<'e> {
             return;
         }
         let mut v = Cursor::new(value);
-        let mut list: Vec<[u32; 3]> = Vec::with_capacity(value.len() / 12);
+        let mut list: ThinVec<[u32; 3]> = ThinVec::with_capacity(value.len() / 12);
         while let (Some(a), Some(b), Some(c)) = (v.u32(), v.u32(), v.u32()) {
             if !list.contains(&[a, b, c]) {
                 list.push([a, b, c]);

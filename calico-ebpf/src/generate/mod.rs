@@ -1,0 +1,260 @@
+//! The policy program generator: the IR's chains of one hook, for one interface binding,
+//! as one eBPF program, generated at run time.
+//!
+//! Shape: the prologue ([`parse`]) fills the per-CPU state; then each base chain of the
+//! hook, in the interpreter's order (priority, then name), as fall-through compare
+//! blocks, one per rule ([`matches`]). Verdicts are jumps: `Accept` ends the base chain
+//! (later base chains of the hook still run), `Drop` ends the program, `Jump` inlines the
+//! target chain with its end returning after the rule, `Goto` inlines it with its end
+//! being the current chain's, `Return` jumps to the current chain's end. A verdict-map
+//! dispatch is resolved now, for the interfaces the program is generated for
+//! ([`Bindings`]), so it costs nothing per packet. Sets are not in the program: a match
+//! looks the address up in the set maps by the set's id, so a member change is a map
+//! write ([`crate::sets`]).
+//!
+//! Everything the backend does not implement yet is refused with a [`GenerateError`]
+//! naming it, and only when the program would reach it.
+
+mod matches;
+pub mod parse;
+
+use std::collections::BTreeMap;
+
+use calico_core::dataplane::ir::{
+    ChainPolicy, ChainType, Hook, IfaceKey, Ruleset, Statement, Verdict,
+};
+use calico_core::dataplane::validate::MAX_JUMP_DEPTH;
+
+use crate::error::GenerateError;
+use crate::insn::{Alu, Asm, Cond, Label, Program, Reg, Size};
+use crate::layout::{ct, state};
+pub use matches::SetRef;
+
+/// The most instructions a privileged program may have (`BPF_COMPLEXITY_LIMIT_INSNS`).
+pub const MAX_INSNS: usize = 1_000_000;
+
+/// The interfaces a program is generated for: a dispatch on a bound interface is resolved
+/// at generation time; one on an unbound interface is a [`GenerateError::UnboundDispatch`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Bindings {
+    /// The input interface (`iifname`).
+    pub iif: Option<String>,
+    /// The output interface (`oifname`).
+    pub oif: Option<String>,
+}
+
+/// What to do with the IR's log statements, which the backend cannot emit yet.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Logs {
+    /// Refuse a reachable `log` or netlink-log statement
+    /// ([`GenerateError::UnsupportedStatement`]).
+    #[default]
+    Refuse,
+    /// Generate the rule without its log statements. A log never changes a verdict, so
+    /// verdicts stay exact; only the log lines are missing. For tests and measurements.
+    Omit,
+}
+
+/// Generation options.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Options {
+    /// Log statements.
+    pub logs: Logs,
+}
+
+/// Generates the program evaluating every base chain of `hook` in `ruleset` for packets
+/// with the interfaces `bindings`. `set_ids` gives the id of every set of the ruleset in
+/// the set maps.
+pub fn hook_program(
+    ruleset: &Ruleset,
+    hook: Hook,
+    bindings: &Bindings,
+    set_ids: &BTreeMap<String, u32>,
+    options: Options,
+) -> Result<Program, GenerateError> {
+    let mut sets = BTreeMap::new();
+    for (name, set) in &ruleset.sets {
+        let id = *set_ids
+            .get(name)
+            .ok_or_else(|| GenerateError::SetWithoutId { set: name.clone() })?;
+        sets.insert(name.clone(), SetRef { id, key: set.key });
+    }
+    let mut a = Asm::default();
+    let drop = a.label();
+    let accept = a.label();
+    let mut g = Gen {
+        a,
+        ruleset,
+        bindings,
+        options,
+        sets,
+        drop,
+    };
+    parse::emit(&mut g.a);
+
+    let mut bases: Vec<_> = ruleset
+        .chains
+        .iter()
+        .filter_map(|(n, c)| {
+            c.base
+                .filter(|b| b.hook == hook)
+                .map(|b| (b.priority, n, b))
+        })
+        .collect();
+    bases.sort_by(|x, y| (x.0, x.1).cmp(&(y.0, y.1)));
+    for (_, name, base) in bases {
+        let next = g.a.label();
+        if base.kind == ChainType::Nat {
+            // NAT chains see a connection's first packet only.
+            g.a.load(Size::W, Reg::R1, Reg::R7, state::CT);
+            g.a.alu32_imm(Alu::And, Reg::R1, ct::STATE_MASK as i32);
+            g.a.jmp_imm(Cond::Ne, Reg::R1, ct::NEW as i32, next);
+        }
+        let end = g.a.label();
+        g.chain(name, &Frame { end, accept: next }, 0)?;
+        g.a.bind(end);
+        if base.policy == ChainPolicy::Drop {
+            g.a.ja(g.drop);
+        }
+        g.a.bind(next);
+    }
+    g.a.ja(accept);
+    parse::emit_exits(&mut g.a, accept, drop);
+    if g.a.len() > MAX_INSNS {
+        return Err(GenerateError::ProgramTooLarge {
+            insns: g.a.len(),
+            limit: MAX_INSNS,
+        });
+    }
+    g.a.finish()
+}
+
+/// Where the verdicts of the chain being emitted lead.
+struct Frame {
+    /// Where `Return` and the end of the chain go.
+    end: Label,
+    /// Where `Accept` goes: the next base chain of the hook.
+    accept: Label,
+}
+
+struct Gen<'a> {
+    a: Asm,
+    ruleset: &'a Ruleset,
+    bindings: &'a Bindings,
+    options: Options,
+    sets: BTreeMap<String, SetRef>,
+    drop: Label,
+}
+
+impl Gen<'_> {
+    fn chain(&mut self, name: &str, frame: &Frame, depth: usize) -> Result<(), GenerateError> {
+        // As the interpreter: a dangling chain or a too deep one drops (a validated
+        // ruleset has neither).
+        let Some(chain) = self.ruleset.chains.get(name) else {
+            self.a.ja(self.drop);
+            return Ok(());
+        };
+        if depth > MAX_JUMP_DEPTH {
+            self.a.ja(self.drop);
+            return Ok(());
+        }
+        if self.a.len() > MAX_INSNS {
+            return Err(GenerateError::ProgramTooLarge {
+                insns: self.a.len(),
+                limit: MAX_INSNS,
+            });
+        }
+        for (i, rule) in chain.rules.iter().enumerate() {
+            let next = self.a.label();
+            let sets = &self.sets;
+            let resolve = |s: &str| sets.get(s).copied();
+            for m in &rule.matches {
+                matches::emit(&mut self.a, m, &resolve, next);
+            }
+            for s in &rule.statements {
+                self.statement(s, name, i)?;
+            }
+            let verdict = match &rule.verdict {
+                Some(Verdict::Dispatch { key, map }) => {
+                    let (iface, key_name) = match key {
+                        IfaceKey::Input => (&self.bindings.iif, "input"),
+                        IfaceKey::Output => (&self.bindings.oif, "output"),
+                    };
+                    let Some(iface) = iface else {
+                        return Err(GenerateError::UnboundDispatch {
+                            chain: name.into(),
+                            rule: i,
+                            map: map.clone(),
+                            key: key_name,
+                        });
+                    };
+                    self.ruleset
+                        .maps
+                        .get(map)
+                        .and_then(|m| m.elements.get(iface))
+                }
+                v => v.as_ref(),
+            };
+            match verdict {
+                None => {}
+                Some(Verdict::Accept) => self.a.ja(frame.accept),
+                Some(Verdict::Drop) => self.a.ja(self.drop),
+                Some(Verdict::Return) => self.a.ja(frame.end),
+                Some(Verdict::Jump(target)) => {
+                    let back = self.a.label();
+                    let inner = Frame {
+                        end: back,
+                        accept: frame.accept,
+                    };
+                    self.chain(target, &inner, depth + 1)?;
+                    self.a.bind(back);
+                }
+                Some(Verdict::Goto(target)) => {
+                    let inner = Frame {
+                        end: frame.end,
+                        accept: frame.accept,
+                    };
+                    self.chain(target, &inner, depth + 1)?;
+                    self.a.ja(frame.end);
+                }
+                // A map holding a dispatch: invalid, and the interpreter drops.
+                Some(Verdict::Dispatch { .. }) => self.a.ja(self.drop),
+            }
+            self.a.bind(next);
+        }
+        self.a.ja(frame.end);
+        Ok(())
+    }
+
+    fn statement(&mut self, s: &Statement, chain: &str, rule: usize) -> Result<(), GenerateError> {
+        let unsupported = |feature| GenerateError::UnsupportedStatement {
+            chain: chain.into(),
+            rule,
+            feature,
+        };
+        match s {
+            Statement::SetMark(bits) => {
+                self.a.load(Size::W, Reg::R1, Reg::R7, state::MARK);
+                self.a
+                    .alu32_imm(Alu::Or, Reg::R1, i32::from_ne_bytes(bits.to_ne_bytes()));
+                self.a.store(Size::W, Reg::R7, state::MARK, Reg::R1);
+            }
+            Statement::ClearMark(bits) => {
+                self.a.load(Size::W, Reg::R1, Reg::R7, state::MARK);
+                self.a
+                    .alu32_imm(Alu::And, Reg::R1, i32::from_ne_bytes((!bits).to_ne_bytes()));
+                self.a.store(Size::W, Reg::R7, state::MARK, Reg::R1);
+            }
+            Statement::Log(_) | Statement::NfLog { .. } if self.options.logs == Logs::Omit => {}
+            Statement::Log(_) => return Err(unsupported("log")),
+            Statement::NfLog { .. } => return Err(unsupported("log group (flow logs)")),
+            Statement::NoTrack => return Err(unsupported("notrack")),
+            Statement::Dnat(_) => return Err(unsupported("dnat")),
+            Statement::Snat(_) => return Err(unsupported("snat")),
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,22 @@
+//! calico-rs's eBPF ACL backend (issue #21), first slice: the IR's chains of one hook,
+//! generated into an eBPF program at run time and loaded with `bpf(2)`, with IP sets and
+//! named-port sets as BPF maps. See the crate's README for what exists and what does not.
+//!
+//! * [`generate`]: IR → instructions ([`generate::hook_program`]); refuses, by name, what
+//!   is not implemented ([`GenerateError`]);
+//! * [`sets`]: the maps the programs read, and set ids;
+//! * [`program`]: loading, and running a program on a frame (`BPF_PROG_TEST_RUN`);
+//! * [`frame`]: frames for a [`calico_core::eval::Packet`];
+//! * [`layout`]: the byte layouts generator, maps and tests share;
+//! * [`insn`], [`sys`]: the instruction encoding, and the raw `bpf(2)` calls.
+
+pub mod error;
+pub mod frame;
+pub mod generate;
+pub mod insn;
+pub mod layout;
+pub mod program;
+pub mod sets;
+pub mod sys;
+
+pub use error::{Error, GenerateError, SysError};

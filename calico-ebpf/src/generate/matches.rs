@@ -52,18 +52,18 @@ fn has_ports(a: &mut Asm, fail: Label) {
 
 /// Falls through when `inner` (which jumps to its `yes` or `no` label) and `negate`
 /// together make the match hold; jumps to `fail` otherwise.
+///
+/// `inner` should jump on the outcome that leaves the rule (`no`, unless negated) and
+/// fall through on the other where it can: the verifier explores a conditional jump's
+/// fall-through first and stacks the taken branch, so a rule whose mismatches are jumps
+/// leaves at most one pending state behind, whereas one whose matches are jumps leaves
+/// one per rule (and the verifier gives up at 8,192).
 fn negatable(a: &mut Asm, negate: bool, fail: Label, inner: impl FnOnce(&mut Asm, Label, Label)) {
-    let (yes, no) = (a.label(), a.label());
-    inner(a, yes, no);
     let hold = a.label();
     if negate {
-        a.bind(yes);
-        a.ja(fail);
-        a.bind(no);
+        inner(a, fail, hold);
     } else {
-        a.bind(no);
-        a.ja(fail);
-        a.bind(yes);
+        inner(a, hold, fail);
     }
     a.bind(hold);
 }
@@ -201,7 +201,13 @@ pub fn emit(a: &mut Asm, m: &Match, set: &dyn Fn(&str) -> Option<SetRef>, fail: 
             has_ports(a, fail);
             let off = port_off(*side);
             negatable(a, *negate, fail, |a, yes, no| {
-                for &(lo, hi) in ranges {
+                // Every range but the last jumps to `yes` when it holds; the last one
+                // jumps to `no` when it does not (see `negatable`).
+                let Some((&(last_lo, last_hi), rest)) = ranges.split_last() else {
+                    a.ja(no);
+                    return;
+                };
+                for &(lo, hi) in rest {
                     a.load(Size::H, Reg::R1, Reg::R7, off);
                     if lo == hi {
                         a.jmp_imm(Cond::Eq, Reg::R1, i32::from(lo), yes);
@@ -212,7 +218,14 @@ pub fn emit(a: &mut Asm, m: &Match, set: &dyn Fn(&str) -> Option<SetRef>, fail: 
                         a.bind(next);
                     }
                 }
-                a.ja(no);
+                a.load(Size::H, Reg::R1, Reg::R7, off);
+                if last_lo == last_hi {
+                    a.jmp_imm(Cond::Ne, Reg::R1, i32::from(last_lo), no);
+                } else {
+                    a.jmp_imm(Cond::Lt, Reg::R1, i32::from(last_lo), no);
+                    a.jmp_imm(Cond::Gt, Reg::R1, i32::from(last_hi), no);
+                }
+                a.ja(yes);
             });
         }
         Match::Icmp {
@@ -236,12 +249,12 @@ pub fn emit(a: &mut Asm, m: &Match, set: &dyn Fn(&str) -> Option<SetRef>, fail: 
             });
         }
         Match::Ct(CtState::EstablishedOrRelated) => {
-            let hold = a.label();
+            // RELATED is ESTABLISHED + 1: one unsigned range check, no branch to stack.
+            const _: () = assert!(ct::RELATED == ct::ESTABLISHED + 1);
             a.load(Size::W, Reg::R1, Reg::R7, state::CT);
             a.alu32_imm(Alu::And, Reg::R1, ct::STATE_MASK as i32);
-            a.jmp_imm(Cond::Eq, Reg::R1, ct::ESTABLISHED as i32, hold);
-            a.jmp_imm(Cond::Ne, Reg::R1, ct::RELATED as i32, fail);
-            a.bind(hold);
+            a.alu32_imm(Alu::Add, Reg::R1, -(ct::ESTABLISHED as i32));
+            a.jmp_imm(Cond::Gt, Reg::R1, 1, fail);
         }
         Match::Ct(CtState::Invalid) => {
             a.load(Size::W, Reg::R1, Reg::R7, state::CT);

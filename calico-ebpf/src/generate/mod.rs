@@ -3,8 +3,10 @@
 //!
 //! Shape: the prologue ([`parse`]) fills the per-CPU state; then each base chain of the
 //! hook, in the interpreter's order (priority, then name), as fall-through compare
-//! blocks, one per rule ([`matches`]). Verdicts are jumps: `Accept` ends the base chain
-//! (later base chains of the hook still run), `Drop` ends the program, `Jump` inlines the
+//! blocks, one per rule ([`matches`]). Verdicts are jumps or exits: `Accept` ends the
+//! base chain (later base chains of the hook still run; in the last one it is an inline
+//! exit), `Drop` is an inline exit (a BPF jump reaches only ±32K instructions, so the
+//! verdicts of long chains end where they are), `Jump` inlines the
 //! target chain with its end returning after the rule, `Goto` inlines it with its end
 //! being the current chain's, `Return` jumps to the current chain's end. A verdict-map
 //! dispatch is resolved now, for the interfaces the program is generated for
@@ -80,7 +82,6 @@ pub fn hook_program(
         sets.insert(name.clone(), SetRef { id, key: set.key });
     }
     let mut a = Asm::default();
-    let drop = a.label();
     let accept = a.label();
     let mut g = Gen {
         a,
@@ -88,7 +89,7 @@ pub fn hook_program(
         bindings,
         options,
         sets,
-        drop,
+        accept,
     };
     parse::emit(&mut g.a);
 
@@ -102,8 +103,10 @@ pub fn hook_program(
         })
         .collect();
     bases.sort_by(|x, y| (x.0, x.1).cmp(&(y.0, y.1)));
-    for (_, name, base) in bases {
-        let next = g.a.label();
+    let last = bases.len().saturating_sub(1);
+    for (i, (_, name, base)) in bases.into_iter().enumerate() {
+        // The last base chain's accept is the program's.
+        let next = if i == last { accept } else { g.a.label() };
         if base.kind == ChainType::Nat {
             // NAT chains see a connection's first packet only.
             g.a.load(Size::W, Reg::R1, Reg::R7, state::CT);
@@ -114,12 +117,14 @@ pub fn hook_program(
         g.chain(name, &Frame { end, accept: next }, 0)?;
         g.a.bind(end);
         if base.policy == ChainPolicy::Drop {
-            g.a.ja(g.drop);
+            g.drop_here();
         }
-        g.a.bind(next);
+        if i != last {
+            g.a.bind(next);
+        }
     }
-    g.a.ja(accept);
-    parse::emit_exits(&mut g.a, accept, drop);
+    g.a.bind(accept);
+    parse::accept(&mut g.a);
     if g.a.len() > MAX_INSNS {
         return Err(GenerateError::ProgramTooLarge {
             insns: g.a.len(),
@@ -143,19 +148,36 @@ struct Gen<'a> {
     bindings: &'a Bindings,
     options: Options,
     sets: BTreeMap<String, SetRef>,
-    drop: Label,
+    /// The program's final accept.
+    accept: Label,
 }
 
 impl Gen<'_> {
+    /// Drops the packet. Inline rather than a jump to a shared exit: a jump reaches only
+    /// ±32K instructions, so verdicts of long chains end where they are.
+    fn drop_here(&mut self) {
+        parse::drop(&mut self.a);
+    }
+
+    /// Goes where an `Accept` of the current base chain leads: inline exit for the last
+    /// base chain (as [`Gen::drop_here`]), a jump to the next base chain otherwise.
+    fn accept_to(&mut self, to: Label) {
+        if to == self.accept {
+            parse::accept(&mut self.a);
+        } else {
+            self.a.ja(to);
+        }
+    }
+
     fn chain(&mut self, name: &str, frame: &Frame, depth: usize) -> Result<(), GenerateError> {
         // As the interpreter: a dangling chain or a too deep one drops (a validated
         // ruleset has neither).
         let Some(chain) = self.ruleset.chains.get(name) else {
-            self.a.ja(self.drop);
+            self.drop_here();
             return Ok(());
         };
         if depth > MAX_JUMP_DEPTH {
-            self.a.ja(self.drop);
+            self.drop_here();
             return Ok(());
         }
         if self.a.len() > MAX_INSNS {
@@ -197,8 +219,8 @@ impl Gen<'_> {
             };
             match verdict {
                 None => {}
-                Some(Verdict::Accept) => self.a.ja(frame.accept),
-                Some(Verdict::Drop) => self.a.ja(self.drop),
+                Some(Verdict::Accept) => self.accept_to(frame.accept),
+                Some(Verdict::Drop) => self.drop_here(),
                 Some(Verdict::Return) => self.a.ja(frame.end),
                 Some(Verdict::Jump(target)) => {
                     let back = self.a.label();
@@ -218,7 +240,7 @@ impl Gen<'_> {
                     self.a.ja(frame.end);
                 }
                 // A map holding a dispatch: invalid, and the interpreter drops.
-                Some(Verdict::Dispatch { .. }) => self.a.ja(self.drop),
+                Some(Verdict::Dispatch { .. }) => self.drop_here(),
             }
             self.a.bind(next);
         }

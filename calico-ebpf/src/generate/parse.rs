@@ -161,15 +161,17 @@ pub fn emit(a: &mut Asm) {
     a.bind(done);
 }
 
-/// Emits the two exits every program ends with: `accept` writes the mark the rules left
-/// back to the packet and returns `TC_ACT_OK`; `drop` returns `TC_ACT_SHOT`.
-pub fn emit_exits(a: &mut Asm, accept: Label, drop: Label) {
-    a.bind(accept);
+/// Emits the accept exit: the mark the rules left is written back to the packet, and
+/// the program returns `TC_ACT_OK`.
+pub fn accept(a: &mut Asm) {
     a.load(Size::W, Reg::R1, Reg::R7, state::MARK);
     a.store(Size::W, Reg::R6, skb::MARK, Reg::R1);
     a.alu64_imm(Alu::Mov, Reg::R0, TC_ACT_OK);
     a.exit();
-    a.bind(drop);
+}
+
+/// Emits the drop exit: `TC_ACT_SHOT`.
+pub fn drop(a: &mut Asm) {
     a.alu64_imm(Alu::Mov, Reg::R0, TC_ACT_SHOT);
     a.exit();
 }

@@ -66,7 +66,10 @@ fn load(
     b: &Bindings,
 ) -> Result<(Loaded, Duration, Duration), Error> {
     let t = Instant::now();
-    let options = Options { logs: Logs::Omit };
+    let options = Options {
+        logs: Logs::Omit,
+        ..Options::default()
+    };
     let p = hook_program(r, Hook::Forward, b, ids, options)?;
     let generated = t.elapsed();
     let t = Instant::now();
@@ -219,7 +222,10 @@ fn main() {
         Hook::Forward,
         &pair,
         ids.ids(),
-        Options { logs: Logs::Omit },
+        Options {
+            logs: Logs::Omit,
+            ..Options::default()
+        },
     );
     drop(warm);
     match load(&ruleset, &maps, ids.ids(), &pair) {

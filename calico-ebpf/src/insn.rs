@@ -74,6 +74,8 @@ const X: u8 = 0x08;
 const BPF_TO_BE: u8 = 0x08;
 /// `src_reg` of an `ld_imm64` whose immediate is a map file descriptor.
 const PSEUDO_MAP_FD: Reg = Reg::R1;
+/// `src_reg` of a call whose immediate is a kernel function's BTF id.
+const PSEUDO_KFUNC_CALL: Reg = Reg::R2;
 
 /// Width of a memory access.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -252,6 +254,18 @@ impl Asm {
     /// Calls a helper (clobbers `R1`–`R5`, result in `R0`).
     pub fn call(&mut self, h: Helper) {
         self.push(Insn::new(JMP | 0x80, Reg::R0, Reg::R0, 0, h as i32));
+    }
+
+    /// Calls the kernel function of BTF id `btf_id` in vmlinux (a kfunc; clobbers
+    /// `R1`–`R5`, result in `R0`).
+    pub fn call_kfunc(&mut self, btf_id: u32) {
+        self.push(Insn::new(
+            JMP | 0x80,
+            Reg::R0,
+            PSEUDO_KFUNC_CALL,
+            0,
+            i32::from_ne_bytes(btf_id.to_ne_bytes()),
+        ));
     }
 
     /// Returns `R0`.

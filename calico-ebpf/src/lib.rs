@@ -8,8 +8,10 @@
 //! * [`program`]: loading, and running a program on a frame (`BPF_PROG_TEST_RUN`);
 //! * [`frame`]: frames for a [`calico_core::eval::Packet`];
 //! * [`layout`]: the byte layouts generator, maps and tests share;
+//! * [`btf`]: the kernel's BTF, for the conntrack kfuncs;
 //! * [`insn`], [`sys`]: the instruction encoding, and the raw `bpf(2)` calls.
 
+pub mod btf;
 pub mod error;
 pub mod frame;
 pub mod generate;

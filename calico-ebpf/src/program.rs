@@ -1,5 +1,6 @@
 //! Loading a generated program and running it on a frame (`BPF_PROG_TEST_RUN`).
 
+use std::ffi::CStr;
 use std::os::fd::{AsRawFd, OwnedFd};
 
 use crate::error::SysError;
@@ -7,7 +8,7 @@ use crate::generate::parse::{TC_ACT_OK, TC_ACT_SHOT};
 use crate::insn::Program;
 use crate::layout::skb;
 use crate::sets::Maps;
-use crate::sys;
+use crate::sys::{self, TcxDirection};
 
 /// A program the kernel verified and holds.
 #[derive(Debug)]
@@ -15,6 +16,15 @@ pub struct Loaded {
     fd: OwnedFd,
     insns: usize,
 }
+
+/// A program attached to an interface; dropping it detaches the program.
+#[derive(Debug)]
+pub struct Attached {
+    _link: OwnedFd,
+}
+
+/// The license a program declares when nothing else is asked for: the project's.
+pub const LICENSE: &CStr = c"Apache-2.0";
 
 /// What a test run of a policy program decided.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,14 +39,35 @@ impl Loaded {
     /// Loads `program` as a TC classifier named `name`, its map references pointing at
     /// `maps`.
     pub fn load(name: &str, program: &Program, maps: &Maps) -> Result<Loaded, SysError> {
+        Loaded::load_with_license(name, program, maps, LICENSE)
+    }
+
+    /// [`Loaded::load`], declaring `license`. The kernel lets only programs declaring a
+    /// GPL-compatible license call kfuncs, so a program generated with
+    /// [`crate::generate::Conntrack::Lookup`] must declare one; which one is the
+    /// caller's decision.
+    pub fn load_with_license(
+        name: &str,
+        program: &Program,
+        maps: &Maps,
+        license: &CStr,
+    ) -> Result<Loaded, SysError> {
         let mut insns = program.insns.clone();
         for &(at, map) in &program.maps {
             insns[at].imm = maps.fd(map).as_raw_fd();
         }
         let bytes: Vec<u8> = insns.iter().flat_map(|i| i.to_bytes()).collect();
         Ok(Loaded {
-            fd: sys::prog_load(name, &bytes)?,
+            fd: sys::prog_load(name, &bytes, license)?,
             insns: insns.len(),
+        })
+    }
+
+    /// Attaches the program to interface `ifindex` of the calling thread's network
+    /// namespace, in direction `dir` (TCX).
+    pub fn attach(&self, ifindex: u32, dir: TcxDirection) -> Result<Attached, SysError> {
+        Ok(Attached {
+            _link: sys::tcx_attach(&self.fd, ifindex, dir)?,
         })
     }
 

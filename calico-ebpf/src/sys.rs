@@ -13,6 +13,7 @@ const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
 const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
 const BPF_PROG_LOAD: libc::c_long = 5;
 const BPF_PROG_TEST_RUN: libc::c_long = 10;
+const BPF_LINK_CREATE: libc::c_long = 28;
 
 /// `BPF_F_NO_PREALLOC`: LPM tries require it.
 pub const F_NO_PREALLOC: u32 = 1;
@@ -173,9 +174,9 @@ struct ProgLoadAttr {
 /// The verifier log kept on a rejection (its tail says why).
 const LOG_SIZE: usize = 1 << 20;
 
-/// Loads a TC classifier from raw instruction bytes (8 per instruction).
-pub fn prog_load(name: &str, insns: &[u8]) -> Result<OwnedFd, SysError> {
-    let license = c"Apache-2.0";
+/// Loads a TC classifier from raw instruction bytes (8 per instruction), declaring
+/// `license` (the kernel lets only GPL-compatible programs call kfuncs).
+pub fn prog_load(name: &str, insns: &[u8], license: &std::ffi::CStr) -> Result<OwnedFd, SysError> {
     let mut attr = ProgLoadAttr {
         prog_type: PROG_TYPE_SCHED_CLS,
         insn_cnt: (insns.len() / 8) as u32,
@@ -277,6 +278,45 @@ pub fn prog_test_run(
         duration_ns: attr.duration,
         ctx_out,
     })
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct LinkCreateAttr {
+    prog_fd: u32,
+    target_ifindex: u32,
+    attach_type: u32,
+    flags: u32,
+    relative_fd: u32,
+    _pad: u32,
+    expected_revision: u64,
+}
+
+/// Where a TCX link attaches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TcxDirection {
+    /// Packets the interface receives (`BPF_TCX_INGRESS`).
+    Ingress = 46,
+    /// Packets the interface sends (`BPF_TCX_EGRESS`).
+    Egress = 47,
+}
+
+/// Attaches a TC classifier to interface `ifindex` of the calling thread's network
+/// namespace (TCX, kernel 6.6 or later); the link's descriptor: closing it detaches.
+pub fn tcx_attach(prog: &OwnedFd, ifindex: u32, dir: TcxDirection) -> Result<OwnedFd, SysError> {
+    let mut attr = LinkCreateAttr {
+        prog_fd: prog.as_raw_fd() as u32,
+        target_ifindex: ifindex,
+        attach_type: dir as u32,
+        ..Default::default()
+    };
+    // SAFETY: BPF_LINK_CREATE's attribute prefix for TCX, without pointers.
+    let fd = unsafe { bpf(BPF_LINK_CREATE, &mut attr) }.map_err(|source| SysError::Bpf {
+        op: format!("BPF_LINK_CREATE tcx {dir:?} ifindex {ifindex}"),
+        source,
+    })?;
+    // SAFETY: a new descriptor nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
 #[cfg(test)]

@@ -95,7 +95,10 @@ impl<'a> Programs<'a> {
                 oif: Some(oif.into()),
             };
             // Log statements never change a verdict; the backend cannot emit them yet.
-            let options = Options { logs: Logs::Omit };
+            let options = Options {
+                logs: Logs::Omit,
+                ..Options::default()
+            };
             let program = hook_program(self.ruleset, hook, &bindings, self.ids.ids(), options)?;
             let loaded = Loaded::load("cali_test", &program, &self.maps)
                 .unwrap_or_else(|e| panic!("{hook:?} {iif}->{oif}: {e}"));

@@ -17,6 +17,7 @@
 //! Everything the backend does not implement yet is refused with a [`GenerateError`]
 //! naming it, and only when the program would reach it.
 
+pub mod conntrack;
 mod matches;
 pub mod parse;
 
@@ -30,6 +31,7 @@ use calico_core::dataplane::validate::MAX_JUMP_DEPTH;
 use crate::error::GenerateError;
 use crate::insn::{Alu, Asm, Cond, Label, Program, Reg, Size};
 use crate::layout::{ct, state};
+pub use conntrack::{Conntrack, CtKfuncs};
 pub use matches::SetRef;
 
 /// The most instructions a privileged program may have (`BPF_COMPLEXITY_LIMIT_INSNS`).
@@ -62,6 +64,8 @@ pub enum Logs {
 pub struct Options {
     /// Log statements.
     pub logs: Logs,
+    /// Where the conntrack word comes from.
+    pub conntrack: Conntrack,
 }
 
 /// Generates the program evaluating every base chain of `hook` in `ruleset` for packets
@@ -91,7 +95,7 @@ pub fn hook_program(
         sets,
         accept,
     };
-    parse::emit(&mut g.a);
+    parse::emit(&mut g.a, options.conntrack);
 
     let mut bases: Vec<_> = ruleset
         .chains

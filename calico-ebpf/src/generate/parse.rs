@@ -1,5 +1,6 @@
 //! The prologue of every policy program: parse the packet's headers into the per-CPU
-//! state ([`crate::layout::state`]), copy the conntrack word and the mark, and leave
+//! state ([`crate::layout::state`]), copy the mark, get the conntrack word
+//! ([`super::conntrack`]), and leave
 //! non-IP packets alone (the IR governs IP only, like an nftables `inet` table).
 //!
 //! Register use after the prologue: `R6` the `__sk_buff`, `R7` the state (both survive
@@ -9,6 +10,7 @@
 //! the prologue and passes), IPv6 extension headers (the protocol is the first
 //! next-header), and IPv4 non-first fragments (no ports: port matches fail).
 
+use super::conntrack::{self, Conntrack};
 use crate::insn::{Alu, Asm, Cond, Helper, Label, MapRef, Reg, Size};
 use crate::layout::{skb, state, PORTED_PROTOCOLS};
 
@@ -50,7 +52,7 @@ fn copy_words(a: &mut Asm, from: i16, to: i16, len: i16) {
 /// Emits the prologue. Falls through with the state filled for an IP packet; a non-IP
 /// frame exits with `TC_ACT_OK`, an IP packet too short or malformed to parse exits with
 /// `TC_ACT_SHOT` (the kernel's IP input would drop it too).
-pub fn emit(a: &mut Asm) {
+pub fn emit(a: &mut Asm, conntrack: Conntrack) {
     let pass = a.label();
     let malformed = a.label();
     let v4 = a.label();
@@ -71,8 +73,6 @@ pub fn emit(a: &mut Asm) {
     for off in (0..state::SIZE as i16).step_by(8) {
         a.store_imm(Size::DW, Reg::R7, off, 0);
     }
-    a.load(Size::W, Reg::R1, Reg::R6, skb::CB0);
-    a.store(Size::W, Reg::R7, state::CT, Reg::R1);
     a.load(Size::W, Reg::R1, Reg::R6, skb::MARK);
     a.store(Size::W, Reg::R7, state::MARK, Reg::R1);
 
@@ -159,6 +159,7 @@ pub fn emit(a: &mut Asm) {
     a.alu64_imm(Alu::Mov, Reg::R0, TC_ACT_SHOT);
     a.exit();
     a.bind(done);
+    conntrack::emit(a, conntrack);
 }
 
 /// Emits the accept exit: the mark the rules left is written back to the packet, and

@@ -60,7 +60,10 @@ fn log_statements_can_be_omitted_explicitly() {
     });
     r.chains.insert("fw".into(), base(vec![rule]));
     assert!(generate(&r, &Bindings::default(), Options::default()).is_err());
-    let omit = Options { logs: Logs::Omit };
+    let omit = Options {
+        logs: Logs::Omit,
+        ..Options::default()
+    };
     assert!(generate(&r, &Bindings::default(), omit).is_ok());
 }
 

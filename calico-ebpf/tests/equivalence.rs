@@ -4,7 +4,11 @@
 //! (`BPF_PROG_TEST_RUN`) on a crafted frame of a random packet in a random conntrack
 //! state; the verdict and the mark equal the mock interpreter's, the reference for the
 //! IR's semantics (which calico-mock's own equivalence test holds to the reference
-//! evaluator). Prerouting, then forward with the mark prerouting left, as the mock's test.
+//! evaluator). Prerouting, then forward with the mark prerouting left, as the mock's test;
+//! both in one program that knows both interfaces, and split as TC programs must be: at
+//! the ingress of the input interface (prerouting, then forward without an output
+//! interface), then at the egress of the output one (forward without an input
+//! interface), the mark carried from one to the other.
 
 use std::collections::BTreeMap;
 
@@ -13,7 +17,7 @@ use calico_core::compile::{compile, CompileConfig};
 use calico_core::dataplane::ir::{Hook, Ruleset};
 use calico_core::eval::Packet;
 use calico_core::model::Model;
-use calico_ebpf::generate::{hook_program, Bindings, Logs, Options};
+use calico_ebpf::generate::{program, Bindings, Logs, Options, Stage};
 use calico_ebpf::layout::ct;
 use calico_ebpf::program::Loaded;
 use calico_ebpf::sets::{Maps, SetIds};
@@ -63,12 +67,15 @@ fn mock(ruleset: &Ruleset, p: &Packet, iif: &str, oif: &str, c: ConnState) -> (b
     (fwd.accepted, fwd.mark)
 }
 
+/// A program's stages: (hook, input interface, output interface) each.
+type Stages = Vec<(Hook, String, String)>;
+
 /// One model's programs, loaded on first use.
 struct Programs<'a> {
     ruleset: &'a Ruleset,
     maps: Maps,
     ids: SetIds,
-    loaded: BTreeMap<(Hook, String, String), Loaded>,
+    loaded: BTreeMap<Stages, Loaded>,
 }
 
 impl<'a> Programs<'a> {
@@ -87,25 +94,55 @@ impl<'a> Programs<'a> {
         }
     }
 
-    fn get(&mut self, hook: Hook, iif: &str, oif: &str) -> Result<&Loaded, GenerateError> {
-        let key = (hook, iif.to_string(), oif.to_string());
-        if !self.loaded.contains_key(&key) {
-            let bindings = Bindings {
-                iif: Some(iif.into()),
-                oif: Some(oif.into()),
-            };
+    fn get(&mut self, key: &Stages) -> Result<&Loaded, GenerateError> {
+        if !self.loaded.contains_key(key) {
+            let stages: Vec<Stage> = key
+                .iter()
+                .map(|(hook, iif, oif)| Stage {
+                    hook: *hook,
+                    bindings: Bindings {
+                        iif: Some(iif.clone()),
+                        oif: Some(oif.clone()),
+                    },
+                })
+                .collect();
             // Log statements never change a verdict; the backend cannot emit them yet.
             let options = Options {
                 logs: Logs::Omit,
                 ..Options::default()
             };
-            let program = hook_program(self.ruleset, hook, &bindings, self.ids.ids(), options)?;
+            let program = program(self.ruleset, &stages, self.ids.ids(), options)?;
             let loaded = Loaded::load("cali_test", &program, &self.maps)
-                .unwrap_or_else(|e| panic!("{hook:?} {iif}->{oif}: {e}"));
+                .unwrap_or_else(|e| panic!("{key:?}: {e}"));
             self.loaded.insert(key.clone(), loaded);
         }
-        Ok(&self.loaded[&key])
+        Ok(&self.loaded[key])
     }
+}
+
+/// Where programs run for a packet from `iif` to `oif`, each placement a list of programs
+/// the packet meets in turn.
+fn placements(iif: &str, oif: &str) -> [(&'static str, Vec<Stages>); 2] {
+    let s = |hook, i: &str, o: &str| (hook, i.to_string(), o.to_string());
+    [
+        // One program: prerouting then forward, both interfaces known.
+        (
+            "one program",
+            vec![vec![
+                s(Hook::Prerouting, iif, ""),
+                s(Hook::Forward, iif, oif),
+            ]],
+        ),
+        // Split as TC programs are: at the ingress of `iif` the output interface is not
+        // known yet, at the egress of `oif` the input interface is no longer bound.
+        (
+            "split ingress/egress",
+            vec![
+                vec![s(Hook::Prerouting, iif, ""), s(Hook::Forward, iif, "")],
+                vec![s(Hook::Forward, "", oif)],
+            ],
+        ),
+    ]
 }
 
 #[test]
@@ -133,32 +170,32 @@ fn kernel_verdicts_equal_the_interpreter() {
             let iif = local_iface(&model, p.src).unwrap_or(UPLINK);
             let oif = local_iface(&model, p.dst).unwrap_or(UPLINK);
             let want = mock(&ruleset, &p, iif, oif, c);
-            let f = frame::build(&p).expect("one family");
-            let mut got = (true, 0);
-            for (hook, oif) in [(Hook::Prerouting, ""), (Hook::Forward, oif)] {
-                let prog = match programs.get(hook, iif, oif) {
-                    Ok(prog) => prog,
-                    Err(e) => {
-                        refused.push(format!("model #{m}: {e}"));
-                        break 'packets;
-                    }
-                };
-                largest = largest.max(prog.insns());
-                let d = prog.run(&f, ct_word(c), got.1).unwrap();
-                got = (d.accepted, d.mark);
-                if !d.accepted {
-                    break;
-                }
-            }
             // A dropped packet's mark is of no consequence.
-            let (got, want) = (
-                (got.0, got.0.then_some(got.1)),
-                (want.0, want.0.then_some(want.1)),
-            );
-            assert_eq!(
-                got, want,
-                "model #{m}, packet {p:?} ({c:?}, {iif} -> {oif}): kernel (accepted, mark) = {got:?}, interpreter = {want:?}\nruleset: {ruleset:#?}"
-            );
+            let want = (want.0, want.0.then_some(want.1));
+            let f = frame::build(&p).expect("one family");
+            for (placement, programs_met) in placements(iif, oif) {
+                let mut got = (true, 0);
+                for stages in &programs_met {
+                    let prog = match programs.get(stages) {
+                        Ok(prog) => prog,
+                        Err(e) => {
+                            refused.push(format!("model #{m}: {e}"));
+                            break 'packets;
+                        }
+                    };
+                    largest = largest.max(prog.insns());
+                    let d = prog.run(&f, ct_word(c), got.1).unwrap();
+                    got = (d.accepted, d.mark);
+                    if !d.accepted {
+                        break;
+                    }
+                }
+                let got = (got.0, got.0.then_some(got.1));
+                assert_eq!(
+                    got, want,
+                    "{placement}: model #{m}, packet {p:?} ({c:?}, {iif} -> {oif}): kernel (accepted, mark) = {got:?}, interpreter = {want:?}\nruleset: {ruleset:#?}"
+                );
+            }
             compared += 1;
             accepted += usize::from(want.0);
         }

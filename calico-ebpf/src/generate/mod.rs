@@ -68,6 +68,15 @@ pub struct Options {
     pub conntrack: Conntrack,
 }
 
+/// One hook a program evaluates, for packets with the interfaces `bindings`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stage {
+    /// The hook whose base chains run.
+    pub hook: Hook,
+    /// The interfaces dispatches resolve for.
+    pub bindings: Bindings,
+}
+
 /// Generates the program evaluating every base chain of `hook` in `ruleset` for packets
 /// with the interfaces `bindings`. `set_ids` gives the id of every set of the ruleset in
 /// the set maps.
@@ -75,6 +84,23 @@ pub fn hook_program(
     ruleset: &Ruleset,
     hook: Hook,
     bindings: &Bindings,
+    set_ids: &BTreeMap<String, u32>,
+    options: Options,
+) -> Result<Program, GenerateError> {
+    let stage = Stage {
+        hook,
+        bindings: bindings.clone(),
+    };
+    program(ruleset, std::slice::from_ref(&stage), set_ids, options)
+}
+
+/// Generates one program evaluating `stages` in order, as the kernel would run their hooks
+/// one after the other on one packet: a packet a stage accepts goes on to the next stage
+/// with the mark it has; one a stage drops is dropped. (Prerouting then forward, say, at
+/// the ingress of a workload's interface.)
+pub fn program(
+    ruleset: &Ruleset,
+    stages: &[Stage],
     set_ids: &BTreeMap<String, u32>,
     options: Options,
 ) -> Result<Program, GenerateError> {
@@ -87,28 +113,35 @@ pub fn hook_program(
     }
     let mut a = Asm::default();
     let accept = a.label();
+    let no_bindings = Bindings::default();
     let mut g = Gen {
         a,
         ruleset,
-        bindings,
+        bindings: &no_bindings,
         options,
         sets,
         accept,
     };
     parse::emit(&mut g.a, options.conntrack);
 
-    let mut bases: Vec<_> = ruleset
-        .chains
-        .iter()
-        .filter_map(|(n, c)| {
-            c.base
-                .filter(|b| b.hook == hook)
-                .map(|b| (b.priority, n, b))
-        })
-        .collect();
-    bases.sort_by(|x, y| (x.0, x.1).cmp(&(y.0, y.1)));
+    // Every base chain of every stage, in order, each with its stage's bindings.
+    let mut bases = Vec::new();
+    for stage in stages {
+        let mut of_hook: Vec<_> = ruleset
+            .chains
+            .iter()
+            .filter_map(|(n, c)| {
+                c.base
+                    .filter(|b| b.hook == stage.hook)
+                    .map(|b| (b.priority, n, b))
+            })
+            .collect();
+        of_hook.sort_by(|x, y| (x.0, x.1).cmp(&(y.0, y.1)));
+        bases.extend(of_hook.into_iter().map(|(_, n, b)| (n, b, &stage.bindings)));
+    }
     let last = bases.len().saturating_sub(1);
-    for (i, (_, name, base)) in bases.into_iter().enumerate() {
+    for (i, (name, base, bindings)) in bases.into_iter().enumerate() {
+        g.bindings = bindings;
         // The last base chain's accept is the program's.
         let next = if i == last { accept } else { g.a.label() };
         if base.kind == ChainType::Nat {

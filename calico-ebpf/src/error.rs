@@ -115,4 +115,8 @@ pub enum Error {
     /// The kernel refused something.
     #[error(transparent)]
     Sys(#[from] SysError),
+    /// A change the IR's rules refuse (adding what exists, removing what does not, an
+    /// element of the wrong kind, overlapping CIDRs); nothing of it was written.
+    #[error("change refused: {0}")]
+    Refused(String),
 }

@@ -4,7 +4,8 @@
 //!
 //! * [`generate`]: IR → instructions ([`generate::hook_program`]); refuses, by name, what
 //!   is not implemented ([`GenerateError`]);
-//! * [`sets`]: the maps the programs read, and set ids;
+//! * [`sets`]: the maps the programs read, and set ids; [`set_table`]: a change set's set
+//!   changes as map writes;
 //! * [`program`]: loading, and running a program on a frame (`BPF_PROG_TEST_RUN`);
 //! * [`frame`]: frames for a [`calico_core::eval::Packet`];
 //! * [`layout`]: the byte layouts generator, maps and tests share;
@@ -18,6 +19,7 @@ pub mod generate;
 pub mod insn;
 pub mod layout;
 pub mod program;
+pub mod set_table;
 pub mod sets;
 pub mod sys;
 

@@ -133,8 +133,12 @@ pub enum Cond {
 pub enum Helper {
     /// `bpf_map_lookup_elem(map, key)`: the value's address, or 0.
     MapLookupElem = 1,
+    /// `bpf_map_update_elem(map, key, value, flags)`: 0, or a negative errno.
+    MapUpdateElem = 2,
     /// `bpf_skb_load_bytes(skb, offset, to, len)`: 0, or a negative errno.
     SkbLoadBytes = 26,
+    /// `bpf_fib_lookup(ctx, params, len, flags)`: a `BPF_FIB_LKUP_RET_*` code.
+    FibLookup = 69,
 }
 
 /// A map a program refers to; its file descriptor is patched in at load time.
@@ -148,6 +152,8 @@ pub enum MapRef {
     SetsV6,
     /// The hash of (set, address, protocol, port) members.
     NamedPorts,
+    /// The flow table (an LRU hash), for [`crate::generate::Conntrack::Table`].
+    Flows,
 }
 
 /// A jump target, bound to an instruction index with [`Asm::bind`].

@@ -34,18 +34,30 @@ pub mod state {
     pub const DST: i16 = 32;
     /// `u32`: the packet mark as the rules set it; written back to `skb->mark` on exit.
     pub const MARK: i16 = 48;
+    /// `u16`: the flow table's first port: the source port, or an ICMP echo request's id.
+    pub const FLOW_SPORT: i16 = 52;
+    /// `u16`: the flow table's second port: the destination port, or an echo reply's id.
+    pub const FLOW_DPORT: i16 = 54;
+    /// `u8`: 1 when the packet has a flow key (ports, or an ICMP echo id).
+    pub const HAS_FLOW: i16 = 56;
     /// The value's size.
-    pub const SIZE: u32 = 56;
+    pub const SIZE: u32 = 64;
 
     // The fields do not overlap and fit the value.
     const _: () = assert!(SPORT > ICMP_CODE && CT >= DPORT + 2 && SRC >= CT + 4);
-    const _: () = assert!(DST == SRC + 16 && MARK == DST + 16 && MARK as u32 + 4 <= SIZE);
+    const _: () = assert!(DST == SRC + 16 && MARK == DST + 16 && FLOW_SPORT == MARK + 4);
+    const _: () = assert!(FLOW_DPORT == FLOW_SPORT + 2 && HAS_FLOW == FLOW_DPORT + 2);
+    const _: () = assert!((HAS_FLOW as u32) < SIZE);
 }
 
 /// Offsets into `struct __sk_buff` (the TC program's context; stable kernel ABI).
 pub mod skb {
     /// `__u32 mark`.
     pub const MARK: i16 = 8;
+    /// `__u32 ingress_ifindex`: the interface the packet came in on (0: sent by the host).
+    pub const INGRESS_IFINDEX: i16 = 36;
+    /// `__u32 ifindex`: the interface the program runs at.
+    pub const IFINDEX: i16 = 40;
     /// `__u32 cb[5]`: `cb[0]` carries the conntrack word from the fixed program (or, under
     /// `BPF_PROG_TEST_RUN`, from the test).
     pub const CB0: i16 = 48;
@@ -77,6 +89,27 @@ pub const PORTED_PROTOCOLS: [u8; 5] = [6, 17, 33, 132, 136];
 pub const V4_KEY_SIZE: u32 = 4 + 4 + 4;
 /// Key size of the IPv6 LPM trie.
 pub const V6_KEY_SIZE: u32 = 4 + 4 + 16;
+/// Key of the flow table: family, protocol, two bytes of padding, the flow ports
+/// (host order), source and destination address (16 bytes each).
+pub mod flow {
+    /// `u8`: 4 or 6.
+    pub const FAMILY: i16 = 0;
+    /// `u8`: the IP protocol.
+    pub const PROTO: i16 = 1;
+    /// `u16`: the first flow port.
+    pub const SPORT: i16 = 4;
+    /// `u16`: the second flow port.
+    pub const DPORT: i16 = 6;
+    /// 16 bytes: the source address.
+    pub const SRC: i16 = 8;
+    /// 16 bytes: the destination address.
+    pub const DST: i16 = 24;
+    /// The key's size.
+    pub const KEY_SIZE: u32 = 40;
+    /// The value: `u32`, 1 once a packet of the reply direction was seen.
+    pub const VALUE_SIZE: u32 = 4;
+}
+
 /// Key size of the named-port hash: set id, 16 address bytes, protocol, padding, port.
 pub const PORT_KEY_SIZE: u32 = 4 + 16 + 1 + 1 + 2;
 

@@ -2,6 +2,7 @@
 //! generated into an eBPF program at run time and loaded with `bpf(2)`, with IP sets and
 //! named-port sets as BPF maps. See the crate's README for what exists and what does not.
 //!
+//! * [`backend`]: [`backend::EbpfBackend`], the `AclBackend` for the supported subset;
 //! * [`generate`]: IR → instructions ([`generate::hook_program`]); refuses, by name, what
 //!   is not implemented ([`GenerateError`]);
 //! * [`sets`]: the maps the programs read, and set ids; [`set_table`]: a change set's set
@@ -12,6 +13,7 @@
 //! * [`btf`]: the kernel's BTF, for the conntrack kfuncs;
 //! * [`insn`], [`sys`]: the instruction encoding, and the raw `bpf(2)` calls.
 
+pub mod backend;
 pub mod btf;
 pub mod error;
 pub mod frame;

@@ -4,7 +4,7 @@ use std::ffi::CStr;
 use std::os::fd::{AsRawFd, OwnedFd};
 
 use crate::error::SysError;
-use crate::generate::parse::{TC_ACT_OK, TC_ACT_SHOT};
+use crate::generate::parse::{TC_ACT_SHOT, TC_ACT_UNSPEC};
 use crate::insn::Program;
 use crate::layout::skb;
 use crate::sets::Maps;
@@ -20,7 +20,14 @@ pub struct Loaded {
 /// A program attached to an interface; dropping it detaches the program.
 #[derive(Debug)]
 pub struct Attached {
-    _link: OwnedFd,
+    link: OwnedFd,
+}
+
+impl Attached {
+    /// Puts `program` in place of the attached one, atomically.
+    pub fn replace(&self, program: &Loaded) -> Result<(), SysError> {
+        sys::link_update(&self.link, &program.fd)
+    }
 }
 
 /// The license a program declares when nothing else is asked for: the project's.
@@ -67,7 +74,7 @@ impl Loaded {
     /// namespace, in direction `dir` (TCX).
     pub fn attach(&self, ifindex: u32, dir: TcxDirection) -> Result<Attached, SysError> {
         Ok(Attached {
-            _link: sys::tcx_attach(&self.fd, ifindex, dir)?,
+            link: sys::tcx_attach(&self.fd, ifindex, dir)?,
         })
     }
 
@@ -100,12 +107,12 @@ fn context(ct: u32, mark: u32) -> Vec<u8> {
 
 fn decision(out: &sys::TestRun) -> Result<Decision, SysError> {
     let accepted = match out.retval as i32 {
-        TC_ACT_OK => true,
+        TC_ACT_UNSPEC => true,
         TC_ACT_SHOT => false,
         other => {
             return Err(SysError::Unexpected {
                 what: "policy program test run",
-                reason: format!("return value {other} is neither TC_ACT_OK nor TC_ACT_SHOT"),
+                reason: format!("return value {other} is neither TC_ACT_UNSPEC nor TC_ACT_SHOT"),
             })
         }
     };

@@ -55,6 +55,22 @@ impl SetTable {
         &self.sets
     }
 
+    /// The set ids [`SetTable::apply`] of `changes` will leave: for generating programs
+    /// before the sets are written.
+    pub fn preview_ids(&self, changes: &ChangeSet) -> Result<BTreeMap<String, u32>, Error> {
+        let mut ids = self.ids.clone();
+        for c in &changes.changes {
+            match c {
+                Change::AddSet { name, .. } => {
+                    ids.assign(name)?;
+                }
+                Change::DelSet { name } => ids.release(name),
+                _ => {}
+            }
+        }
+        Ok(ids.ids().clone())
+    }
+
     /// Applies the set changes of `changes` (`AddSet`, `AddElements`, `DelElements`,
     /// `DelSet`); the others concern programs and are left to the caller.
     pub fn apply(&mut self, changes: &ChangeSet) -> Result<(), Error> {

@@ -46,14 +46,19 @@ impl SetIds {
     }
 }
 
-/// The maps of one dataplane: the per-CPU packet state and the set members.
+/// The maps of one dataplane: the per-CPU packet state, the set members, and the flow
+/// table.
 #[derive(Debug)]
 pub struct Maps {
     state: OwnedFd,
     v4: OwnedFd,
     v6: OwnedFd,
     ports: OwnedFd,
+    flows: OwnedFd,
 }
+
+/// Entries of the flow table ([`crate::generate::Conntrack::Table`]).
+pub const FLOWS: u32 = 65_536;
 
 /// The value of every set map entry (presence is what counts).
 const PRESENT: [u8; 1] = [1];
@@ -94,6 +99,14 @@ impl Maps {
                 capacity,
                 0,
             )?,
+            flows: sys::map_create(
+                MapType::LruHash,
+                "cali_flows",
+                layout::flow::KEY_SIZE,
+                layout::flow::VALUE_SIZE,
+                FLOWS,
+                0,
+            )?,
         })
     }
 
@@ -104,6 +117,7 @@ impl Maps {
             MapRef::SetsV4 => &self.v4,
             MapRef::SetsV6 => &self.v6,
             MapRef::NamedPorts => &self.ports,
+            MapRef::Flows => &self.flows,
         }
     }
 

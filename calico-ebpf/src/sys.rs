@@ -14,6 +14,7 @@ const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
 const BPF_PROG_LOAD: libc::c_long = 5;
 const BPF_PROG_TEST_RUN: libc::c_long = 10;
 const BPF_LINK_CREATE: libc::c_long = 28;
+const BPF_LINK_UPDATE: libc::c_long = 29;
 
 /// `BPF_F_NO_PREALLOC`: LPM tries require it.
 pub const F_NO_PREALLOC: u32 = 1;
@@ -25,6 +26,8 @@ pub enum MapType {
     Hash = 1,
     /// `BPF_MAP_TYPE_PERCPU_ARRAY`.
     PercpuArray = 6,
+    /// `BPF_MAP_TYPE_LRU_HASH`: the least recently used entry makes room.
+    LruHash = 9,
     /// `BPF_MAP_TYPE_LPM_TRIE`.
     LpmTrie = 11,
 }
@@ -317,6 +320,32 @@ pub fn tcx_attach(prog: &OwnedFd, ifindex: u32, dir: TcxDirection) -> Result<Own
     })?;
     // SAFETY: a new descriptor nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct LinkUpdateAttr {
+    link_fd: u32,
+    new_prog_fd: u32,
+    flags: u32,
+    old_prog_fd: u32,
+}
+
+/// Replaces the program of `link` with `prog` in one step: every packet meets either the
+/// old program or the new one.
+pub fn link_update(link: &OwnedFd, prog: &OwnedFd) -> Result<(), SysError> {
+    let mut attr = LinkUpdateAttr {
+        link_fd: link.as_raw_fd() as u32,
+        new_prog_fd: prog.as_raw_fd() as u32,
+        ..Default::default()
+    };
+    // SAFETY: BPF_LINK_UPDATE's attributes, without pointers.
+    unsafe { bpf(BPF_LINK_UPDATE, &mut attr) }
+        .map(|_| ())
+        .map_err(|source| SysError::Bpf {
+            op: "BPF_LINK_UPDATE".into(),
+            source,
+        })
 }
 
 #[cfg(test)]

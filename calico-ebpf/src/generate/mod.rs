@@ -24,7 +24,7 @@ pub mod parse;
 use std::collections::BTreeMap;
 
 use calico_core::dataplane::ir::{
-    ChainPolicy, ChainType, Hook, IfaceKey, Ruleset, Statement, Verdict,
+    ChainPolicy, ChainType, Hook, IfaceKey, Match, Ruleset, Statement, Verdict,
 };
 use calico_core::dataplane::validate::MAX_JUMP_DEPTH;
 
@@ -104,6 +104,55 @@ pub fn program(
     set_ids: &BTreeMap<String, u32>,
     options: Options,
 ) -> Result<Program, GenerateError> {
+    let plan = Plan::Always(stages.to_vec());
+    Ok(generate(ruleset, &plan, set_ids, options)?.program)
+}
+
+/// Which stages a packet meets, decided per packet where a TC program cannot know it in
+/// advance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Plan {
+    /// These stages, for every packet.
+    Always(Vec<Stage>),
+    /// At an interface's ingress: `local` for a packet the host itself receives (the
+    /// kernel's route lookup from this interface says it is not forwarded: a local,
+    /// broadcast or multicast destination, or an interface that does not forward),
+    /// `forwarded` for the others.
+    ByDestination {
+        /// Stages of a packet to the host.
+        local: Vec<Stage>,
+        /// Stages of a forwarded packet.
+        forwarded: Vec<Stage>,
+    },
+    /// At an interface's egress: `local` for a packet the host itself sent (it came in
+    /// through no interface), `forwarded` for the others.
+    ByOrigin {
+        /// Stages of a packet from the host.
+        local: Vec<Stage>,
+        /// Stages of a forwarded packet.
+        forwarded: Vec<Stage>,
+    },
+}
+
+/// A generated program, and the chains it reached (it must be generated again when one of
+/// them changes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Generated {
+    /// The program.
+    pub program: Program,
+    /// Every chain the program evaluates.
+    pub chains: std::collections::BTreeSet<String>,
+    /// Every set its rules look up (the program holds their ids).
+    pub sets: std::collections::BTreeSet<String>,
+}
+
+/// Generates the program of `plan`.
+pub fn generate(
+    ruleset: &Ruleset,
+    plan: &Plan,
+    set_ids: &BTreeMap<String, u32>,
+    options: Options,
+) -> Result<Generated, GenerateError> {
     let mut sets = BTreeMap::new();
     for (name, set) in &ruleset.sets {
         let id = *set_ids
@@ -121,54 +170,43 @@ pub fn program(
         options,
         sets,
         accept,
+        completes: true,
+        chains: Default::default(),
+        used_sets: Default::default(),
     };
     parse::emit(&mut g.a, options.conntrack);
-
-    // Every base chain of every stage, in order, each with its stage's bindings.
-    let mut bases = Vec::new();
-    for stage in stages {
-        let mut of_hook: Vec<_> = ruleset
-            .chains
-            .iter()
-            .filter_map(|(n, c)| {
-                c.base
-                    .filter(|b| b.hook == stage.hook)
-                    .map(|b| (b.priority, n, b))
-            })
-            .collect();
-        of_hook.sort_by(|x, y| (x.0, x.1).cmp(&(y.0, y.1)));
-        bases.extend(of_hook.into_iter().map(|(_, n, b)| (n, b, &stage.bindings)));
-    }
-    let last = bases.len().saturating_sub(1);
-    for (i, (name, base, bindings)) in bases.into_iter().enumerate() {
-        g.bindings = bindings;
-        // The last base chain's accept is the program's.
-        let next = if i == last { accept } else { g.a.label() };
-        if base.kind == ChainType::Nat {
-            // NAT chains see a connection's first packet only.
-            g.a.load(Size::W, Reg::R1, Reg::R7, state::CT);
-            g.a.alu32_imm(Alu::And, Reg::R1, ct::STATE_MASK as i32);
-            g.a.jmp_imm(Cond::Ne, Reg::R1, ct::NEW as i32, next);
+    // Whether an accept of the stages completes the packet's path through the programs
+    // (a forwarded packet at an ingress meets the egress program next).
+    match plan {
+        Plan::Always(stages) => g.stages(stages, true)?,
+        Plan::ByDestination { local, forwarded } => {
+            let to_host = g.a.label();
+            parse::is_local_destination(&mut g.a, to_host);
+            g.stages(forwarded, false)?;
+            g.a.bind(to_host);
+            g.stages(local, true)?;
         }
-        let end = g.a.label();
-        g.chain(name, &Frame { end, accept: next }, 0)?;
-        g.a.bind(end);
-        if base.policy == ChainPolicy::Drop {
-            g.drop_here();
-        }
-        if i != last {
-            g.a.bind(next);
+        Plan::ByOrigin { local, forwarded } => {
+            let from_host = g.a.label();
+            parse::is_local_origin(&mut g.a, from_host);
+            g.stages(forwarded, true)?;
+            g.a.bind(from_host);
+            g.stages(local, true)?;
         }
     }
-    g.a.bind(accept);
-    parse::accept(&mut g.a);
     if g.a.len() > MAX_INSNS {
         return Err(GenerateError::ProgramTooLarge {
             insns: g.a.len(),
             limit: MAX_INSNS,
         });
     }
-    g.a.finish()
+    let chains = std::mem::take(&mut g.chains);
+    let sets = std::mem::take(&mut g.used_sets);
+    Ok(Generated {
+        program: g.a.finish()?,
+        chains,
+        sets,
+    })
 }
 
 /// Where the verdicts of the chain being emitted lead.
@@ -185,11 +223,74 @@ struct Gen<'a> {
     bindings: &'a Bindings,
     options: Options,
     sets: BTreeMap<String, SetRef>,
-    /// The program's final accept.
+    /// The final accept of the stages being emitted.
     accept: Label,
+    /// Whether that accept completes the packet's path through the programs.
+    completes: bool,
+    /// Every chain reached so far.
+    chains: std::collections::BTreeSet<String>,
+    /// Every set looked up so far.
+    used_sets: std::collections::BTreeSet<String>,
 }
 
-impl Gen<'_> {
+impl<'a> Gen<'a> {
+    /// Emits `stages` in order, ending with the accept exit; `completes`: their accept
+    /// ends the packet's path through the programs.
+    fn stages(&mut self, stages: &'a [Stage], completes: bool) -> Result<(), GenerateError> {
+        let accept = self.a.label();
+        self.accept = accept;
+        self.completes = completes;
+        // Every base chain of every stage, in order, each with its stage's bindings.
+        let mut bases = Vec::new();
+        for stage in stages {
+            let mut of_hook: Vec<_> = self
+                .ruleset
+                .chains
+                .iter()
+                .filter_map(|(n, c)| {
+                    c.base
+                        .filter(|b| b.hook == stage.hook)
+                        .map(|b| (b.priority, n, b))
+                })
+                .collect();
+            of_hook.sort_by(|x, y| (x.0, x.1).cmp(&(y.0, y.1)));
+            bases.extend(of_hook.into_iter().map(|(_, n, b)| (n, b, &stage.bindings)));
+        }
+        let last = bases.len().saturating_sub(1);
+        for (i, (name, base, bindings)) in bases.into_iter().enumerate() {
+            self.bindings = bindings;
+            // The last base chain's accept is the program's.
+            let next = if i == last { accept } else { self.a.label() };
+            if base.kind == ChainType::Nat {
+                // NAT chains see a connection's first packet only.
+                self.a.load(Size::W, Reg::R1, Reg::R7, state::CT);
+                self.a.alu32_imm(Alu::And, Reg::R1, ct::STATE_MASK as i32);
+                self.a.jmp_imm(Cond::Ne, Reg::R1, ct::NEW as i32, next);
+            }
+            let end = self.a.label();
+            self.chain(name, &Frame { end, accept: next }, 0)?;
+            self.a.bind(end);
+            if base.policy == ChainPolicy::Drop {
+                self.drop_here();
+            }
+            if i != last {
+                self.a.bind(next);
+            }
+        }
+        self.a.bind(accept);
+        self.accept_exit();
+        Ok(())
+    }
+
+    /// The accept exit, recording a new flow first where the program keeps a flow table
+    /// and this accept completes the packet's path.
+    fn accept_exit(&mut self) {
+        if self.completes && self.options.conntrack == Conntrack::Table {
+            conntrack::emit_record(&mut self.a);
+        }
+        parse::accept(&mut self.a);
+    }
+
     /// Drops the packet. Inline rather than a jump to a shared exit: a jump reaches only
     /// ±32K instructions, so verdicts of long chains end where they are.
     fn drop_here(&mut self) {
@@ -200,7 +301,7 @@ impl Gen<'_> {
     /// base chain (as [`Gen::drop_here`]), a jump to the next base chain otherwise.
     fn accept_to(&mut self, to: Label) {
         if to == self.accept {
-            parse::accept(&mut self.a);
+            self.accept_exit();
         } else {
             self.a.ja(to);
         }
@@ -209,6 +310,7 @@ impl Gen<'_> {
     fn chain(&mut self, name: &str, frame: &Frame, depth: usize) -> Result<(), GenerateError> {
         // As the interpreter: a dangling chain or a too deep one drops (a validated
         // ruleset has neither).
+        self.chains.insert(name.to_string());
         let Some(chain) = self.ruleset.chains.get(name) else {
             self.drop_here();
             return Ok(());
@@ -229,6 +331,9 @@ impl Gen<'_> {
             let resolve = |s: &str| sets.get(s).copied();
             for m in &rule.matches {
                 matches::emit(&mut self.a, m, &resolve, next);
+                if let Match::AddrInSet { set, .. } | Match::AddrProtoPortInSet { set, .. } = m {
+                    self.used_sets.insert(set.clone());
+                }
             }
             for s in &rule.statements {
                 self.statement(s, name, i)?;

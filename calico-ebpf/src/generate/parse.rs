@@ -14,8 +14,10 @@ use super::conntrack::{self, Conntrack};
 use crate::insn::{Alu, Asm, Cond, Helper, Label, MapRef, Reg, Size};
 use crate::layout::{skb, state, PORTED_PROTOCOLS};
 
-/// TC's "go on" verdict.
-pub const TC_ACT_OK: i32 = 0;
+/// TC's "no opinion" verdict (TCX's `TCX_NEXT`): the packet goes on to the next program
+/// of the interface's TCX chain, or on its way when there is none. The accept of the
+/// policy programs, so that other programs attached after them still run.
+pub const TC_ACT_UNSPEC: i32 = -1;
 /// TC's "drop" verdict.
 pub const TC_ACT_SHOT: i32 = 2;
 
@@ -50,7 +52,7 @@ fn copy_words(a: &mut Asm, from: i16, to: i16, len: i16) {
 }
 
 /// Emits the prologue. Falls through with the state filled for an IP packet; a non-IP
-/// frame exits with `TC_ACT_OK`, an IP packet too short or malformed to parse exits with
+/// frame exits with `TC_ACT_UNSPEC`, an IP packet too short or malformed to parse exits with
 /// `TC_ACT_SHOT` (the kernel's IP input would drop it too).
 pub fn emit(a: &mut Asm, conntrack: Conntrack) {
     let pass = a.label();
@@ -141,6 +143,11 @@ pub fn emit(a: &mut Asm, conntrack: Conntrack) {
     a.be16(Reg::R1);
     a.store(Size::H, Reg::R7, state::DPORT, Reg::R1);
     a.store_imm(Size::B, Reg::R7, state::HAS_PORTS, 1);
+    a.load(Size::H, Reg::R1, Reg::R7, state::SPORT);
+    a.store(Size::H, Reg::R7, state::FLOW_SPORT, Reg::R1);
+    a.load(Size::H, Reg::R1, Reg::R7, state::DPORT);
+    a.store(Size::H, Reg::R7, state::FLOW_DPORT, Reg::R1);
+    a.store_imm(Size::B, Reg::R7, state::HAS_FLOW, 1);
     a.ja(done);
 
     a.bind(icmp);
@@ -150,10 +157,31 @@ pub fn emit(a: &mut Asm, conntrack: Conntrack) {
     a.load(Size::B, Reg::R1, Reg::R10, SMALL + 1);
     a.store(Size::B, Reg::R7, state::ICMP_CODE, Reg::R1);
     a.store_imm(Size::B, Reg::R7, state::HAS_ICMP, 1);
+    // An echo request's or reply's id is its flow port: first for a request, second for
+    // a reply, so that a reply's key reversed is its request's.
+    let (request, reply, v6) = (a.label(), a.label(), a.label());
+    a.load(Size::B, Reg::R1, Reg::R7, state::ICMP_TYPE);
+    a.jmp_imm(Cond::Eq, Reg::R9, 58, v6);
+    a.jmp_imm(Cond::Eq, Reg::R1, 8, request);
+    a.jmp_imm(Cond::Eq, Reg::R1, 0, reply);
     a.ja(done);
+    a.bind(v6);
+    a.jmp_imm(Cond::Eq, Reg::R1, 128, request);
+    a.jmp_imm(Cond::Eq, Reg::R1, 129, reply);
+    a.ja(done);
+    for (label, field) in [(request, state::FLOW_SPORT), (reply, state::FLOW_DPORT)] {
+        a.bind(label);
+        a.alu64_reg(Alu::Mov, Reg::R9, Reg::R8);
+        a.alu64_imm(Alu::Add, Reg::R9, 4);
+        load_bytes(a, Some(Reg::R9), 0, SMALL, 2, done);
+        a.load(Size::H, Reg::R1, Reg::R10, SMALL);
+        a.store(Size::H, Reg::R7, field, Reg::R1);
+        a.store_imm(Size::B, Reg::R7, state::HAS_FLOW, 1);
+        a.ja(done);
+    }
 
     a.bind(pass);
-    a.alu64_imm(Alu::Mov, Reg::R0, TC_ACT_OK);
+    a.alu64_imm(Alu::Mov, Reg::R0, TC_ACT_UNSPEC);
     a.exit();
     a.bind(malformed);
     a.alu64_imm(Alu::Mov, Reg::R0, TC_ACT_SHOT);
@@ -163,11 +191,11 @@ pub fn emit(a: &mut Asm, conntrack: Conntrack) {
 }
 
 /// Emits the accept exit: the mark the rules left is written back to the packet, and
-/// the program returns `TC_ACT_OK`.
+/// the program returns `TC_ACT_UNSPEC`.
 pub fn accept(a: &mut Asm) {
     a.load(Size::W, Reg::R1, Reg::R7, state::MARK);
     a.store(Size::W, Reg::R6, skb::MARK, Reg::R1);
-    a.alu64_imm(Alu::Mov, Reg::R0, TC_ACT_OK);
+    a.alu64_imm(Alu::Mov, Reg::R0, TC_ACT_UNSPEC);
     a.exit();
 }
 
@@ -175,4 +203,55 @@ pub fn accept(a: &mut Asm) {
 pub fn drop(a: &mut Asm) {
     a.alu64_imm(Alu::Mov, Reg::R0, TC_ACT_SHOT);
     a.exit();
+}
+
+/// `bpf_fib_lookup`'s "not forwarded" (a local, broadcast or multicast destination).
+const FIB_NOT_FORWARDED: i32 = 4;
+/// `bpf_fib_lookup`'s "forwarding disabled on the interface": only local delivery is left.
+const FIB_FORWARDING_DISABLED: i32 = 5;
+/// `struct bpf_fib_lookup` on the stack: 64 bytes at `R10-192`.
+const FIB: i16 = -192;
+
+/// Jumps to `local` when the kernel's route lookup, from the interface the packet arrived
+/// on, would deliver it to the host rather than forward it.
+pub fn is_local_destination(a: &mut Asm, local: Label) {
+    for off in (0..64).step_by(8) {
+        a.store_imm(Size::DW, Reg::R10, FIB + off, 0);
+    }
+    let v6 = a.label();
+    let call = a.label();
+    a.load(Size::W, Reg::R1, Reg::R6, skb::IFINDEX);
+    a.store(Size::W, Reg::R10, FIB + 8, Reg::R1);
+    a.load(Size::B, Reg::R1, Reg::R7, state::FAMILY);
+    a.jmp_imm(Cond::Ne, Reg::R1, 4, v6);
+    a.store_imm(Size::B, Reg::R10, FIB, libc::AF_INET);
+    copy_words_from_state(a, state::SRC, FIB + 16, 4);
+    copy_words_from_state(a, state::DST, FIB + 32, 4);
+    a.ja(call);
+    a.bind(v6);
+    a.store_imm(Size::B, Reg::R10, FIB, libc::AF_INET6);
+    copy_words_from_state(a, state::SRC, FIB + 16, 16);
+    copy_words_from_state(a, state::DST, FIB + 32, 16);
+    a.bind(call);
+    a.alu64_reg(Alu::Mov, Reg::R1, Reg::R6);
+    a.alu64_reg(Alu::Mov, Reg::R2, Reg::R10);
+    a.alu64_imm(Alu::Add, Reg::R2, i32::from(FIB));
+    a.alu64_imm(Alu::Mov, Reg::R3, 64);
+    a.alu64_imm(Alu::Mov, Reg::R4, 0);
+    a.call(Helper::FibLookup);
+    a.jmp_imm(Cond::Eq, Reg::R0, FIB_NOT_FORWARDED, local);
+    a.jmp_imm(Cond::Eq, Reg::R0, FIB_FORWARDING_DISABLED, local);
+}
+
+/// Jumps to `local` when the host itself sent the packet (it arrived on no interface).
+pub fn is_local_origin(a: &mut Asm, local: Label) {
+    a.load(Size::W, Reg::R1, Reg::R6, skb::INGRESS_IFINDEX);
+    a.jmp_imm(Cond::Eq, Reg::R1, 0, local);
+}
+
+fn copy_words_from_state(a: &mut Asm, from: i16, to: i16, len: i16) {
+    for i in (0..len).step_by(4) {
+        a.load(Size::W, Reg::R1, Reg::R7, from + i);
+        a.store(Size::W, Reg::R10, to + i, Reg::R1);
+    }
 }

@@ -1,0 +1,448 @@
+//! [`EbpfBackend`]: the [`AclBackend`] of generated eBPF programs, for the subset of the IR
+//! this crate implements; the rest is refused with [`BackendError::Unsupported`] naming it.
+//!
+//! Placement. Every interface the ruleset names in a verdict map (the workloads', the
+//! named host endpoints') and every configured host interface gets two TCX programs:
+//!
+//! * ingress: prerouting, then input for a packet to the host (the kernel's route lookup
+//!   says so) or forward for one to be forwarded, all with the input interface bound
+//!   and no output interface;
+//! * egress: output for a packet the host sent, forward for a forwarded one, with the
+//!   output interface bound and no input interface.
+//!
+//! The forward hook is thus evaluated in two halves, the mark carried between them (the
+//! equivalence test holds this to the interpreter on compiled rulesets). Traffic on
+//! interfaces without programs is not filtered, so a ruleset that filters such traffic
+//! (a wildcard host endpoint, say) is refused rather than half-enforced.
+//!
+//! Updates: a change set's set changes are map writes ([`SetTable`]); a program is
+//! generated again only for the interfaces whose reached chains, sets or map entries
+//! changed, and replaces the attached one atomically (`BPF_LINK_UPDATE`). Not atomic
+//! across interfaces or between sets and programs: see [`AclBackend::apply`] on
+//! [`EbpfBackend`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::CString;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use calico_core::dataplane::ir::{ChainPolicy, ChainType, Hook, Match, Ruleset, Verdict};
+use calico_core::dataplane::{AclBackend, BackendError, Change, ChangeSet};
+
+use crate::error::{Error, GenerateError, SysError};
+use crate::generate::{generate, Bindings, Conntrack, Logs, Options, Plan, Stage};
+use crate::program::{Attached, Loaded};
+use crate::set_table::SetTable;
+use crate::sets::Maps;
+use crate::sys::TcxDirection;
+
+/// How the backend runs.
+#[derive(Clone, Debug)]
+pub struct EbpfConfig {
+    /// The network namespace whose interfaces it programs (`None`: the agent's own).
+    pub netns: Option<PathBuf>,
+    /// Host interfaces to filter besides those the ruleset names (the uplinks).
+    pub host_interfaces: Vec<String>,
+    /// The most elements each set map holds.
+    pub set_capacity: u32,
+    /// The license the programs declare. The kernel lets only programs with a
+    /// GPL-compatible declaration call `bpf_fib_lookup` (and the conntrack kfuncs); which
+    /// one the project's generated programs declare is the maintainers' decision, so there
+    /// is no default.
+    pub license: CString,
+}
+
+/// Why the backend cannot start: each names what the kernel or the process lacks, so the
+/// agent stops before programming anything.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// Creating maps failed (no `CAP_BPF`/root, or a kernel without BPF).
+    #[error("the eBPF dataplane cannot create its maps: {0}")]
+    Maps(SysError),
+    /// The kernel refused a program with everything the policy programs use but rules
+    /// (the route lookup helper, the flow table).
+    #[error("the kernel refuses the eBPF dataplane's programs: {0}")]
+    Load(SysError),
+    /// Attaching a program failed (no TCX: kernel older than 6.6).
+    #[error("the eBPF dataplane cannot attach TC programs (TCX needs kernel 6.6 or later): {0}")]
+    Attach(String),
+}
+
+/// The policy programs' options: log statements refused, conntrack from the programs'
+/// own flow table (the kernel tracks a namespace's connections only when netfilter asks
+/// it to, which this backend does not).
+const OPTIONS: Options = Options {
+    logs: Logs::Refuse,
+    conntrack: Conntrack::Table,
+};
+
+/// A name no interface has (`/` is not allowed in interface names): the bindings of an
+/// interface without programs.
+const UNATTACHED: &str = "/unattached";
+
+struct Hooked {
+    attached: Attached,
+    chains: BTreeSet<String>,
+    sets: BTreeSet<String>,
+}
+
+struct Iface {
+    ingress: Hooked,
+    egress: Hooked,
+}
+
+struct State {
+    programmed: Ruleset,
+    sets: SetTable,
+    ifaces: BTreeMap<String, Iface>,
+}
+
+/// The eBPF ACL backend. See the module documentation.
+pub struct EbpfBackend {
+    config: EbpfConfig,
+    state: Mutex<State>,
+}
+
+fn dataplane(op: &str, e: impl std::fmt::Display) -> BackendError {
+    BackendError::Dataplane {
+        op: op.into(),
+        reason: e.to_string(),
+    }
+}
+
+fn from_generate(e: GenerateError) -> BackendError {
+    BackendError::Unsupported(e.to_string())
+}
+
+impl EbpfBackend {
+    /// Starts the backend: creates the maps, loads a program with everything the policy
+    /// programs use but rules, and attaches it to `lo` (detached at once). Programs nothing
+    /// until the first [`AclBackend::apply`].
+    pub fn new(config: EbpfConfig) -> Result<EbpfBackend, StartError> {
+        let maps = Maps::create(config.set_capacity).map_err(StartError::Maps)?;
+        let probe = generate(
+            &Ruleset::default(),
+            &Plan::ByDestination {
+                local: Vec::new(),
+                forwarded: Vec::new(),
+            },
+            &BTreeMap::new(),
+            OPTIONS,
+        )
+        .map_err(|e| StartError::Attach(e.to_string()))?;
+        let loaded =
+            Loaded::load_with_license("cali_probe", &probe.program, &maps, &config.license)
+                .map_err(StartError::Load)?;
+        in_netns(&config, || attach(&loaded, "lo", TcxDirection::Ingress))
+            .and_then(|r| r)
+            .map_err(|e| StartError::Attach(e.to_string()))?;
+        Ok(EbpfBackend {
+            config,
+            state: Mutex::new(State {
+                programmed: Ruleset::default(),
+                sets: SetTable::new(maps),
+                ifaces: BTreeMap::new(),
+            }),
+        })
+    }
+
+    fn load(
+        &self,
+        ruleset: &Ruleset,
+        plan: &Plan,
+        ids: &BTreeMap<String, u32>,
+        maps: &Maps,
+    ) -> Result<(Loaded, BTreeSet<String>, BTreeSet<String>), BackendError> {
+        let g = generate(ruleset, plan, ids, OPTIONS).map_err(from_generate)?;
+        let loaded = Loaded::load_with_license("cali_pol", &g.program, maps, &self.config.license)
+            .map_err(|e| dataplane("load policy program", e))?;
+        Ok((loaded, g.chains, g.sets))
+    }
+}
+
+/// Runs `f` in the configured namespace.
+fn in_netns<T: Send>(config: &EbpfConfig, f: impl FnOnce() -> T + Send) -> Result<T, Error> {
+    match &config.netns {
+        None => Ok(f()),
+        Some(path) => calico_netns::enter_path(path, f).map_err(|e| {
+            Error::Sys(SysError::Unexpected {
+                what: "enter the network namespace",
+                reason: e.to_string(),
+            })
+        }),
+    }
+}
+
+/// Attaches `p` to `iface` of the calling thread's namespace.
+fn attach(p: &Loaded, iface: &str, dir: TcxDirection) -> Result<Attached, Error> {
+    let name = CString::new(iface).map_err(|_| Error::Refused(format!("interface {iface:?}")))?;
+    // SAFETY: a valid NUL-terminated name.
+    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    if index == 0 {
+        return Err(Error::Refused(format!(
+            "interface {iface:?} does not exist"
+        )));
+    }
+    Ok(p.attach(index, dir)?)
+}
+
+/// The two plans of `iface`.
+fn plans(iface: &str) -> (Plan, Plan) {
+    let stage = |hook, iif: &str, oif: &str| Stage {
+        hook,
+        bindings: Bindings {
+            iif: Some(iif.into()),
+            oif: Some(oif.into()),
+        },
+    };
+    let ingress = Plan::ByDestination {
+        local: vec![
+            stage(Hook::Prerouting, iface, ""),
+            stage(Hook::Input, iface, ""),
+        ],
+        forwarded: vec![
+            stage(Hook::Prerouting, iface, ""),
+            stage(Hook::Forward, iface, ""),
+        ],
+    };
+    let egress = Plan::ByOrigin {
+        local: vec![stage(Hook::Output, "", iface)],
+        forwarded: vec![stage(Hook::Forward, "", iface)],
+    };
+    (ingress, egress)
+}
+
+/// Refuses what the backend cannot enforce, naming it.
+fn check_supported(r: &Ruleset) -> Result<(), BackendError> {
+    for (name, chain) in &r.chains {
+        let Some(base) = chain.base else { continue };
+        if base.kind == ChainType::Nat {
+            return Err(BackendError::Unsupported(format!(
+                "NAT chain {name} (floating IPs): the eBPF backend has no NAT yet"
+            )));
+        }
+        if base.hook == Hook::Postrouting {
+            return Err(BackendError::Unsupported(format!(
+                "postrouting chain {name}: the eBPF backend filters at prerouting, input, forward and output only"
+            )));
+        }
+    }
+    // What an interface without programs would meet must not drop: it is not filtered.
+    // Rules that need a mark only this backend's programs set are exempt.
+    let stage = |hook| Stage {
+        hook,
+        bindings: Bindings {
+            iif: Some(UNATTACHED.into()),
+            oif: Some(UNATTACHED.into()),
+        },
+    };
+    let plan = Plan::Always(
+        [Hook::Prerouting, Hook::Input, Hook::Forward, Hook::Output]
+            .into_iter()
+            .map(stage)
+            .collect(),
+    );
+    let ids: BTreeMap<String, u32> = r.sets.keys().map(|n| (n.clone(), 0)).collect();
+    let options = Options {
+        logs: Logs::Omit,
+        conntrack: Conntrack::Context,
+    };
+    let reached = generate(r, &plan, &ids, options)
+        .map_err(from_generate)?
+        .chains;
+    for name in &reached {
+        let Some(chain) = r.chains.get(name) else {
+            continue;
+        };
+        if chain.base.is_some_and(|b| b.policy == ChainPolicy::Drop) {
+            return Err(BackendError::Unsupported(format!(
+                "base chain {name} drops by policy what interfaces without programs carry: the eBPF backend filters only the interfaces it attaches to"
+            )));
+        }
+        for (i, rule) in chain.rules.iter().enumerate() {
+            let marked = rule.matches.iter().any(|m| matches!(m, Match::MarkSet(_)));
+            if rule.verdict == Some(Verdict::Drop) && !marked {
+                return Err(BackendError::Unsupported(format!(
+                    "chain {name} rule #{i} drops traffic of interfaces the ruleset names in no map (a wildcard host endpoint?): the eBPF backend filters only the interfaces it attaches to"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What a change set touches that programs depend on.
+struct Touched {
+    chains: BTreeSet<String>,
+    sets: BTreeSet<String>,
+    ifaces: BTreeSet<String>,
+    base_chains: bool,
+}
+
+fn touched(changes: &ChangeSet, before: &Ruleset) -> Touched {
+    let mut t = Touched {
+        chains: BTreeSet::new(),
+        sets: BTreeSet::new(),
+        ifaces: BTreeSet::new(),
+        base_chains: false,
+    };
+    for c in &changes.changes {
+        match c {
+            Change::AddChain { name, base } => {
+                t.base_chains |= base.is_some();
+                t.chains.insert(name.clone());
+            }
+            Change::DelChain { name } => {
+                t.base_chains |= before.chains.get(name).is_some_and(|c| c.base.is_some());
+                t.chains.insert(name.clone());
+            }
+            Change::SetRules { chain, .. } => {
+                t.chains.insert(chain.clone());
+            }
+            Change::AddSet { name, .. } | Change::DelSet { name } => {
+                t.sets.insert(name.clone());
+            }
+            Change::AddMapElements { elements, .. } => {
+                t.ifaces.extend(elements.iter().map(|(k, _)| k.clone()));
+            }
+            Change::DelMapElements { keys, .. } => t.ifaces.extend(keys.iter().cloned()),
+            Change::AddElements { .. }
+            | Change::DelElements { .. }
+            | Change::AddMap { .. }
+            | Change::DelMap { .. } => {}
+        }
+    }
+    t
+}
+
+impl Touched {
+    fn affects(&self, iface: &str, h: &Hooked) -> bool {
+        self.base_chains
+            || self.ifaces.contains(iface)
+            || !self.chains.is_disjoint(&h.chains)
+            || !self.sets.is_disjoint(&h.sets)
+    }
+}
+
+/// One interface's new programs, loaded, not attached yet.
+struct Pending {
+    ingress: Option<(Loaded, BTreeSet<String>, BTreeSet<String>)>,
+    egress: Option<(Loaded, BTreeSet<String>, BTreeSet<String>)>,
+}
+
+#[async_trait]
+impl AclBackend for EbpfBackend {
+    /// Applies `changes`. Everything that can fail for the change set's content (the IR's
+    /// rules, unsupported features, the verifier) fails before anything is written, and
+    /// then nothing of it is in effect. After that come the set writes (undone if one
+    /// fails), then the program replacements, interface by interface: a kernel failure
+    /// there (an interface removed meanwhile) leaves the interfaces before it updated.
+    /// Program loads are synchronous `bpf(2)` calls (milliseconds each).
+    async fn apply(&self, changes: &ChangeSet) -> Result<(), BackendError> {
+        let mut st = self
+            .state
+            .lock()
+            .map_err(|_| dataplane("apply", "state lock poisoned"))?;
+        let mut next = st.programmed.clone();
+        changes
+            .apply_to(&mut next)
+            .map_err(|e| dataplane("apply change set", e))?;
+        check_supported(&next)?;
+        let ids = st
+            .sets
+            .preview_ids(changes)
+            .map_err(|e| dataplane("set ids", e))?;
+        let t = touched(changes, &st.programmed);
+        let mut wanted: BTreeSet<String> = next
+            .maps
+            .values()
+            .flat_map(|m| m.elements.keys().cloned())
+            .collect();
+        wanted.extend(self.config.host_interfaces.iter().cloned());
+
+        // Generate and load first: nothing is in effect yet.
+        let mut pending: BTreeMap<String, Pending> = BTreeMap::new();
+        for iface in &wanted {
+            let (ingress_plan, egress_plan) = plans(iface);
+            let old = st.ifaces.get(iface);
+            let redo = |h: Option<&Hooked>| h.is_none_or(|h| t.affects(iface, h));
+            let p = Pending {
+                ingress: if redo(old.map(|o| &o.ingress)) {
+                    Some(self.load(&next, &ingress_plan, &ids, st.sets.maps())?)
+                } else {
+                    None
+                },
+                egress: if redo(old.map(|o| &o.egress)) {
+                    Some(self.load(&next, &egress_plan, &ids, st.sets.maps())?)
+                } else {
+                    None
+                },
+            };
+            pending.insert(iface.clone(), p);
+        }
+
+        st.sets
+            .apply(changes)
+            .map_err(|e| dataplane("set members", e))?;
+        let config = &self.config;
+        for (iface, p) in pending {
+            let old = st.ifaces.remove(&iface);
+            let (old_in, old_eg) = match old {
+                Some(o) => (Some(o.ingress), Some(o.egress)),
+                None => (None, None),
+            };
+            let hook = |new: Option<(Loaded, BTreeSet<String>, BTreeSet<String>)>,
+                        old: Option<Hooked>,
+                        dir|
+             -> Result<Hooked, BackendError> {
+                match (new, old) {
+                    (None, Some(old)) => Ok(old),
+                    (Some((loaded, chains, sets)), Some(old)) => {
+                        old.attached.replace(&loaded).map_err(|e| {
+                            dataplane(&format!("replace the program of {iface}"), e)
+                        })?;
+                        Ok(Hooked {
+                            attached: old.attached,
+                            chains,
+                            sets,
+                        })
+                    }
+                    (Some((loaded, chains, sets)), None) => {
+                        let attached = in_netns(config, || attach(&loaded, &iface, dir))
+                            .and_then(|r| r)
+                            .map_err(|e| match e {
+                                Error::Refused(_) => BackendError::MissingInterface(iface.clone()),
+                                e => dataplane(&format!("attach to {iface}"), e),
+                            })?;
+                        Ok(Hooked {
+                            attached,
+                            chains,
+                            sets,
+                        })
+                    }
+                    (None, None) => Err(dataplane("apply", "an interface without programs")),
+                }
+            };
+            let ingress = hook(p.ingress, old_in, TcxDirection::Ingress)?;
+            let egress = hook(p.egress, old_eg, TcxDirection::Egress)?;
+            st.ifaces.insert(iface, Iface { ingress, egress });
+        }
+        // Interfaces the ruleset no longer names: dropping the links detaches.
+        st.ifaces.retain(|name, _| wanted.contains(name));
+        st.programmed = next;
+        Ok(())
+    }
+
+    /// What this backend programmed. Its links are not pinned: they live as long as the
+    /// backend, so after a restart the dataplane holds nothing of them, and neither does
+    /// this dump.
+    async fn dump(&self) -> Result<Ruleset, BackendError> {
+        let st = self
+            .state
+            .lock()
+            .map_err(|_| dataplane("dump", "state lock poisoned"))?;
+        Ok(st.programmed.clone())
+    }
+}

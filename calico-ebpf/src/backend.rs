@@ -446,3 +446,118 @@ impl AclBackend for EbpfBackend {
         Ok(st.programmed.clone())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use calico_core::compile::{compile, CompileConfig};
+    use calico_core::dataplane::ir::{BaseChain, Chain, Rule};
+    use calico_core::model::Model;
+
+    use super::*;
+
+    fn with_base(hook: Hook, kind: ChainType, rules: Vec<Rule>) -> Ruleset {
+        let mut r = compile(&CompileConfig::new("h1"), &Model::default());
+        r.chains.insert(
+            "extra".into(),
+            Chain {
+                base: Some(BaseChain::accepting(kind, hook, 5)),
+                rules,
+            },
+        );
+        r
+    }
+
+    fn refusal(r: &Ruleset) -> String {
+        match check_supported(r) {
+            Err(BackendError::Unsupported(why)) => why,
+            other => panic!("not refused: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_compilers_base_ruleset_is_supported() {
+        let r = compile(&CompileConfig::new("h1"), &Model::default());
+        assert_eq!(check_supported(&r), Ok(()));
+    }
+
+    #[test]
+    fn what_cannot_be_enforced_is_refused_by_name() {
+        let nat = with_base(Hook::Prerouting, ChainType::Nat, vec![]);
+        assert!(refusal(&nat).contains("NAT chain extra"));
+        let post = with_base(Hook::Postrouting, ChainType::Filter, vec![]);
+        assert!(refusal(&post).contains("postrouting chain extra"));
+        // A drop every interface meets: interfaces without programs would not enforce it.
+        let wildcard = with_base(
+            Hook::Forward,
+            ChainType::Filter,
+            vec![Rule::new(vec![], Verdict::Drop)],
+        );
+        assert!(refusal(&wildcard).contains("chain extra rule #0 drops"));
+        let log = with_base(
+            Hook::Input,
+            ChainType::Filter,
+            vec![Rule {
+                statements: vec![calico_core::dataplane::ir::Statement::NoTrack],
+                ..Rule::default()
+            }],
+        );
+        assert!(refusal(&log).contains("notrack"));
+    }
+
+    #[test]
+    fn a_drop_that_needs_a_mark_only_programs_set_is_not_refused() {
+        let marked = with_base(
+            Hook::Forward,
+            ChainType::Filter,
+            vec![Rule::new(vec![Match::MarkSet(0x10)], Verdict::Drop)],
+        );
+        assert_eq!(check_supported(&marked), Ok(()));
+    }
+
+    #[test]
+    fn programs_are_regenerated_only_where_a_change_reaches() {
+        let hooked = |chains: &[&str], sets: &[&str]| {
+            (
+                chains
+                    .iter()
+                    .map(|c| c.to_string())
+                    .collect::<BTreeSet<_>>(),
+                sets.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>(),
+            )
+        };
+        let before = Ruleset::default();
+        let t = touched(
+            &ChangeSet {
+                changes: vec![
+                    Change::SetRules {
+                        chain: "pol-a".into(),
+                        rules: vec![],
+                    },
+                    Change::AddElements {
+                        set: "s".into(),
+                        elements: vec![],
+                    },
+                ],
+            },
+            &before,
+        );
+        let affects = |(chains, sets): (BTreeSet<String>, BTreeSet<String>)| {
+            t.base_chains || !t.chains.is_disjoint(&chains) || !t.sets.is_disjoint(&sets)
+        };
+        assert!(affects(hooked(&["fw", "pol-a"], &[])));
+        assert!(
+            !affects(hooked(&["fw", "pol-b"], &["s"])),
+            "a member change is a map write"
+        );
+        let added = touched(
+            &ChangeSet {
+                changes: vec![Change::AddMapElements {
+                    map: "m".into(),
+                    elements: vec![("cali1".into(), Verdict::Accept)],
+                }],
+            },
+            &before,
+        );
+        assert!(added.ifaces.contains("cali1") && !added.base_chains);
+    }
+}

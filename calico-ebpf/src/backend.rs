@@ -91,6 +91,8 @@ struct Hooked {
 struct Iface {
     ingress: Hooked,
     egress: Hooked,
+    /// The interface's index when the programs were attached.
+    index: u32,
 }
 
 struct State {
@@ -345,7 +347,9 @@ impl AclBackend for EbpfBackend {
             .state
             .lock()
             .map_err(|_| dataplane("apply", "state lock poisoned"))?;
-        let mut next = st.programmed.clone();
+        // From the state as enforced (what `dump` shows, which change sets are computed
+        // against).
+        let mut next = enforced(&self.config, &st)?;
         changes
             .apply_to(&mut next)
             .map_err(|e| dataplane("apply change set", e))?;
@@ -362,9 +366,21 @@ impl AclBackend for EbpfBackend {
             .collect();
         wanted.extend(self.config.host_interfaces.iter().cloned());
 
+        // Interfaces that do not exist carry no traffic: they get their programs once they
+        // exist, at an apply after the agent's resync notices them missing from the dump.
+        let names: Vec<String> = wanted.iter().cloned().collect();
+        let indexes = ifindexes(&self.config, names).map_err(|e| dataplane("interfaces", e))?;
+        let missing: BTreeSet<String> = indexes
+            .iter()
+            .filter(|(_, &i)| i == 0)
+            .map(|(n, _)| n.clone())
+            .collect();
+        // An interface deleted (and perhaps made again) lost its programs with it.
+        st.ifaces.retain(|n, o| indexes.get(n) == Some(&o.index));
+
         // Generate and load first: nothing is in effect yet.
         let mut pending: BTreeMap<String, Pending> = BTreeMap::new();
-        for iface in &wanted {
+        for iface in wanted.iter().filter(|i| !missing.contains(*i)) {
             let (ingress_plan, egress_plan) = plans(iface);
             let old = st.ifaces.get(iface);
             let redo = |h: Option<&Hooked>| h.is_none_or(|h| t.affects(iface, h));
@@ -386,65 +402,105 @@ impl AclBackend for EbpfBackend {
         st.sets
             .apply(changes)
             .map_err(|e| dataplane("set members", e))?;
-        let config = &self.config;
         for (iface, p) in pending {
-            let old = st.ifaces.remove(&iface);
-            let (old_in, old_eg) = match old {
-                Some(o) => (Some(o.ingress), Some(o.egress)),
-                None => (None, None),
-            };
-            let hook = |new: Option<(Loaded, BTreeSet<String>, BTreeSet<String>)>,
-                        old: Option<Hooked>,
-                        dir|
-             -> Result<Hooked, BackendError> {
-                match (new, old) {
-                    (None, Some(old)) => Ok(old),
-                    (Some((loaded, chains, sets)), Some(old)) => {
-                        old.attached.replace(&loaded).map_err(|e| {
+            let index = indexes.get(&iface).copied().unwrap_or(0);
+            if let Some(o) = st.ifaces.get_mut(&iface) {
+                for (new, hooked) in [(p.ingress, &mut o.ingress), (p.egress, &mut o.egress)] {
+                    if let Some((loaded, chains, sets)) = new {
+                        hooked.attached.replace(&loaded).map_err(|e| {
                             dataplane(&format!("replace the program of {iface}"), e)
                         })?;
-                        Ok(Hooked {
-                            attached: old.attached,
-                            chains,
-                            sets,
-                        })
+                        hooked.chains = chains;
+                        hooked.sets = sets;
                     }
-                    (Some((loaded, chains, sets)), None) => {
-                        let attached = in_netns(config, || attach(&loaded, &iface, dir))
-                            .and_then(|r| r)
-                            .map_err(|e| match e {
-                                Error::Refused(_) => BackendError::MissingInterface(iface.clone()),
-                                e => dataplane(&format!("attach to {iface}"), e),
-                            })?;
-                        Ok(Hooked {
-                            attached,
-                            chains,
-                            sets,
-                        })
-                    }
-                    (None, None) => Err(dataplane("apply", "an interface without programs")),
                 }
+                continue;
+            }
+            let (Some(ingress), Some(egress)) = (p.ingress, p.egress) else {
+                return Err(dataplane("apply", format!("{iface} has no programs")));
             };
-            let ingress = hook(p.ingress, old_in, TcxDirection::Ingress)?;
-            let egress = hook(p.egress, old_eg, TcxDirection::Egress)?;
-            st.ifaces.insert(iface, Iface { ingress, egress });
+            let hook = |(loaded, chains, sets): (Loaded, BTreeSet<String>, BTreeSet<String>),
+                        dir| {
+                let attached = in_netns(&self.config, || attach(&loaded, &iface, dir))
+                    .and_then(|r| r)
+                    .map_err(|e| dataplane(&format!("attach to {iface}"), e))?;
+                Ok::<_, BackendError>(Hooked {
+                    attached,
+                    chains,
+                    sets,
+                })
+            };
+            let ingress = hook(ingress, TcxDirection::Ingress)?;
+            let egress = hook(egress, TcxDirection::Egress)?;
+            st.ifaces.insert(
+                iface,
+                Iface {
+                    ingress,
+                    egress,
+                    index,
+                },
+            );
         }
         // Interfaces the ruleset no longer names: dropping the links detaches.
         st.ifaces.retain(|name, _| wanted.contains(name));
+        // The entries of missing interfaces are not in effect: not recorded as such.
+        for m in next.maps.values_mut() {
+            m.elements.retain(|name, _| !missing.contains(name));
+        }
         st.programmed = next;
         Ok(())
     }
 
-    /// What this backend programmed. Its links are not pinned: they live as long as the
-    /// backend, so after a restart the dataplane holds nothing of them, and neither does
-    /// this dump.
+    /// What this backend enforces: the ruleset it was given, less the verdict-map entries
+    /// of interfaces without their programs (missing when it was applied, or deleted
+    /// since), so that the agent's resync puts them back once the interface exists. Its
+    /// links are not pinned: they live as long as the backend, so after a restart the
+    /// dataplane holds nothing of them, and neither does this dump.
     async fn dump(&self) -> Result<Ruleset, BackendError> {
         let st = self
             .state
             .lock()
             .map_err(|_| dataplane("dump", "state lock poisoned"))?;
-        Ok(st.programmed.clone())
+        enforced(&self.config, &st)
     }
+}
+
+/// The ruleset as enforced: the one programmed, less the verdict-map entries of
+/// interfaces deleted (or made again) since their programs were attached.
+fn enforced(config: &EbpfConfig, st: &State) -> Result<Ruleset, BackendError> {
+    let mut r = st.programmed.clone();
+    let names: BTreeSet<String> = r
+        .maps
+        .values()
+        .flat_map(|m| m.elements.keys().cloned())
+        .collect();
+    let indexes =
+        ifindexes(config, names.into_iter().collect()).map_err(|e| dataplane("interfaces", e))?;
+    let live = |name: &String| {
+        st.ifaces
+            .get(name)
+            .is_some_and(|o| indexes.get(name) == Some(&o.index))
+    };
+    for m in r.maps.values_mut() {
+        m.elements.retain(|name, _| live(name));
+    }
+    Ok(r)
+}
+
+/// The index of each interface in the configured namespace (0: no such interface).
+fn ifindexes(config: &EbpfConfig, names: Vec<String>) -> Result<BTreeMap<String, u32>, Error> {
+    in_netns(config, move || {
+        names
+            .into_iter()
+            .map(|n| {
+                let index = CString::new(n.as_str())
+                    // SAFETY: a valid NUL-terminated name.
+                    .map(|c| unsafe { libc::if_nametoindex(c.as_ptr()) })
+                    .unwrap_or(0);
+                (n, index)
+            })
+            .collect()
+    })
 }
 
 #[cfg(test)]

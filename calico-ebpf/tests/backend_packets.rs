@@ -175,3 +175,45 @@ async fn policy_is_enforced_on_real_packets() {
     assert!(other.ping(back.ip), "no program left");
     assert!(other.connect_tcp(back.ip, 9090).is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_interface_gets_its_programs_at_the_resync_after_it_appears() {
+    if !privileged("a_missing_interface_gets_its_programs_at_the_resync_after_it_appears") {
+        return;
+    }
+    // calic is in the model, not on the host.
+    let topo = Topology::new(&[("calia", "10.65.0.10"), ("calib", "10.65.0.20")]);
+    let acl = backend(&topo);
+    let v1 = compile(&CompileConfig::new("h1"), &model("http"));
+    acl.apply(&diff(&Ruleset::default(), &v1)).await.unwrap();
+    let seen = acl.dump().await.unwrap();
+    assert_ne!(seen, v1, "calic's entries are not in effect");
+    assert!(seen
+        .maps
+        .values()
+        .all(|m| !m.elements.contains_key("calic")));
+    // Nothing changes while it is missing: the resync finds the same difference.
+    acl.apply(&diff(&seen, &v1)).await.unwrap();
+    assert_ne!(acl.dump().await.unwrap(), v1);
+
+    topo.host
+        .run(&[
+            "ip", "link", "add", "calic", "type", "veth", "peer", "name", "calic-p",
+        ])
+        .unwrap();
+    let seen = acl.dump().await.unwrap();
+    acl.apply(&diff(&seen, &v1)).await.unwrap();
+    assert_eq!(acl.dump().await.unwrap(), v1, "attached once it exists");
+
+    // Deleted, it lost its programs: the dump shows it, and the resync attaches anew.
+    topo.host.run(&["ip", "link", "del", "calic"]).unwrap();
+    topo.host
+        .run(&[
+            "ip", "link", "add", "calic", "type", "veth", "peer", "name", "calic-p",
+        ])
+        .unwrap();
+    let seen = acl.dump().await.unwrap();
+    assert_ne!(seen, v1, "made again: its programs went with the old one");
+    acl.apply(&diff(&seen, &v1)).await.unwrap();
+    assert_eq!(acl.dump().await.unwrap(), v1);
+}

@@ -8,7 +8,10 @@
 //!   generator refuses;
 //! * a set member change: one map write, and its removal;
 //! * the benchmarks' model (`Scale::default()`, 250 local endpoints, 2,000 policies): the
-//!   forward program of one local endpoint pair, generated and loaded.
+//!   forward program of one local endpoint pair, generated and loaded;
+//! * `EbpfBackend` in a namespace with 100 and 1,000 local endpoints (veth interfaces,
+//!   `Scale` otherwise): the first apply, then endpoint adds (the incremental compiler's
+//!   change set applied; median of 10) and remote endpoint adds (set members only).
 //!
 //! Times include the test-run harness's own per-run overhead (a few ns), the same for all.
 
@@ -79,6 +82,92 @@ fn load(
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// `EbpfBackend` on a host of `local` endpoints: first apply, endpoint adds, remote
+/// endpoint adds.
+fn backend(local: usize) {
+    use calico_core::compile::Compiler;
+    use calico_core::dataplane::{diff, AclBackend};
+    use calico_core::model::{Resource, Update};
+    use calico_ebpf::backend::{EbpfBackend, EbpfConfig};
+    use calico_netns::fixtures::Netns;
+
+    let scale = Scale {
+        local,
+        ..Scale::default()
+    };
+    let ns = Netns::create("ebpf-bench").unwrap();
+    let dummies = |names: Vec<String>| {
+        let batch = std::env::temp_dir().join(format!("ebpf-bench-{}.ip", std::process::id()));
+        let text: String = names
+            .iter()
+            .map(|n| {
+                static PEERS: std::sync::atomic::AtomicUsize =
+                    std::sync::atomic::AtomicUsize::new(0);
+                let i = PEERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let peer = format!("peer{i}");
+                format!("link add {n} type veth peer name {peer}\nlink set {n} up\n")
+            })
+            .collect();
+        std::fs::write(&batch, text).unwrap();
+        ns.run(&["ip", "-batch", batch.to_str().unwrap()]).unwrap();
+        let _ = std::fs::remove_file(&batch);
+    };
+    dummies(
+        (0..local)
+            .map(|i| scale.endpoint(i).interface_name)
+            .collect(),
+    );
+    let acl = EbpfBackend::new(EbpfConfig {
+        netns: Some(ns.path().into()),
+        host_interfaces: vec![],
+        set_capacity: 100_000,
+        license: c"GPL".into(),
+    })
+    .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut store = scale.model();
+    let mut compiler = Compiler::from_model(CompileConfig::new("h1"), &store);
+    let initial = diff(&Ruleset::default(), compiler.ruleset());
+    compiler.take_changes();
+    let t = Instant::now();
+    if let Err(e) = runtime.block_on(acl.apply(&initial)) {
+        println!("  {local} endpoints: refused: {e}");
+        return;
+    }
+    let first = t.elapsed();
+    let (mut adds, mut remote_adds) = (Vec::new(), Vec::new());
+    for n in 0..10 {
+        for (samples, on_this_host) in [(&mut adds, true), (&mut remote_adds, false)] {
+            let mut ep =
+                scale.endpoint(scale.local + scale.remote + 2 * n + usize::from(on_this_host));
+            if on_this_host {
+                ep.node = "h1".into();
+                dummies(vec![ep.interface_name.clone()]);
+            }
+            let t = Instant::now();
+            let applied = store.apply_valid(Update::Upsert(Resource::WorkloadEndpoint(ep)));
+            compiler.apply(&store, &applied);
+            let changes = compiler.take_changes();
+            runtime.block_on(acl.apply(&changes)).unwrap();
+            samples.push(t.elapsed());
+        }
+    }
+    println!(
+        "  {local:>5} local endpoints: first apply {:>8.1} ms; endpoint add {:>6.2} ms; remote endpoint add {:>5.2} ms (compile included)",
+        ms(first),
+        ms(median(adds)),
+        ms(median(remote_adds))
+    );
 }
 
 fn main() {
@@ -236,5 +325,10 @@ fn main() {
             ms(v)
         ),
         Err(e) => println!("  refused: {e}"),
+    }
+
+    println!("EbpfBackend (Scale, veth interfaces)");
+    for local in [100, 1000] {
+        backend(local);
     }
 }

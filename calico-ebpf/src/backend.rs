@@ -24,7 +24,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::CString;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use calico_core::dataplane::ir::{ChainPolicy, ChainType, Hook, Match, Ruleset, Verdict};
@@ -103,6 +103,10 @@ struct State {
 
 /// The eBPF ACL backend. See the module documentation.
 pub struct EbpfBackend {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     config: EbpfConfig,
     state: Mutex<State>,
 }
@@ -141,27 +145,59 @@ impl EbpfBackend {
             .and_then(|r| r)
             .map_err(|e| StartError::Attach(e.to_string()))?;
         Ok(EbpfBackend {
-            config,
-            state: Mutex::new(State {
-                programmed: Ruleset::default(),
-                sets: SetTable::new(maps),
-                ifaces: BTreeMap::new(),
+            inner: Arc::new(Inner {
+                config,
+                state: Mutex::new(State {
+                    programmed: Ruleset::default(),
+                    sets: SetTable::new(maps),
+                    ifaces: BTreeMap::new(),
+                }),
             }),
         })
     }
 
+    /// [`AclBackend::apply`], on the calling thread (program loads take milliseconds each;
+    /// the async method runs this on tokio's blocking pool).
+    pub fn apply_blocking(&self, changes: &ChangeSet) -> Result<(), BackendError> {
+        self.inner.apply(changes)
+    }
+
+    /// [`AclBackend::dump`], on the calling thread.
+    pub fn dump_blocking(&self) -> Result<Ruleset, BackendError> {
+        self.inner.dump()
+    }
+}
+
+impl Inner {
+    /// Generates and loads the program of `plan`, named `name` (what `bpftool prog`
+    /// shows, at most 15 characters kept).
     fn load(
         &self,
+        name: &str,
         ruleset: &Ruleset,
         plan: &Plan,
         ids: &BTreeMap<String, u32>,
         maps: &Maps,
     ) -> Result<(Loaded, BTreeSet<String>, BTreeSet<String>), BackendError> {
         let g = generate(ruleset, plan, ids, OPTIONS).map_err(from_generate)?;
-        let loaded = Loaded::load_with_license("cali_pol", &g.program, maps, &self.config.license)
-            .map_err(|e| dataplane("load policy program", e))?;
+        let loaded = Loaded::load_with_license(name, &g.program, maps, &self.config.license)
+            .map_err(|e| dataplane(&format!("load program {name}"), e))?;
         Ok((loaded, g.chains, g.sets))
     }
+}
+
+/// A program's name: `i` (ingress) or `e` (egress), then the end of the interface's name
+/// (the kernel keeps 15 characters).
+fn program_name(direction: char, iface: &str) -> String {
+    let tail: String = iface
+        .chars()
+        .rev()
+        .take(13)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    format!("{direction}_{tail}")
 }
 
 /// Runs `f` in the configured namespace.
@@ -334,15 +370,14 @@ struct Pending {
     egress: Option<(Loaded, BTreeSet<String>, BTreeSet<String>)>,
 }
 
-#[async_trait]
-impl AclBackend for EbpfBackend {
+impl Inner {
     /// Applies `changes`. Everything that can fail for the change set's content (the IR's
     /// rules, unsupported features, the verifier) fails before anything is written, and
     /// then nothing of it is in effect. After that come the set writes (undone if one
     /// fails), then the program replacements, interface by interface: a kernel failure
     /// there (an interface removed meanwhile) leaves the interfaces before it updated.
     /// Program loads are synchronous `bpf(2)` calls (milliseconds each).
-    async fn apply(&self, changes: &ChangeSet) -> Result<(), BackendError> {
+    fn apply(&self, changes: &ChangeSet) -> Result<(), BackendError> {
         let mut st = self
             .state
             .lock()
@@ -386,12 +421,24 @@ impl AclBackend for EbpfBackend {
             let redo = |h: Option<&Hooked>| h.is_none_or(|h| t.affects(iface, h));
             let p = Pending {
                 ingress: if redo(old.map(|o| &o.ingress)) {
-                    Some(self.load(&next, &ingress_plan, &ids, st.sets.maps())?)
+                    Some(self.load(
+                        &program_name('i', iface),
+                        &next,
+                        &ingress_plan,
+                        &ids,
+                        st.sets.maps(),
+                    )?)
                 } else {
                     None
                 },
                 egress: if redo(old.map(|o| &o.egress)) {
-                    Some(self.load(&next, &egress_plan, &ids, st.sets.maps())?)
+                    Some(self.load(
+                        &program_name('e', iface),
+                        &next,
+                        &egress_plan,
+                        &ids,
+                        st.sets.maps(),
+                    )?)
                 } else {
                     None
                 },
@@ -456,12 +503,37 @@ impl AclBackend for EbpfBackend {
     /// since), so that the agent's resync puts them back once the interface exists. Its
     /// links are not pinned: they live as long as the backend, so after a restart the
     /// dataplane holds nothing of them, and neither does this dump.
-    async fn dump(&self) -> Result<Ruleset, BackendError> {
+    fn dump(&self) -> Result<Ruleset, BackendError> {
         let st = self
             .state
             .lock()
             .map_err(|_| dataplane("dump", "state lock poisoned"))?;
         enforced(&self.config, &st)
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, BackendError> + Send + 'static,
+) -> Result<T, BackendError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| BackendError::Unavailable(format!("eBPF backend worker thread: {e}")))?
+}
+
+#[async_trait]
+impl AclBackend for EbpfBackend {
+    /// See [`EbpfBackend::apply_blocking`] and the module documentation: what can fail for
+    /// the change set's content fails before anything is written.
+    async fn apply(&self, changes: &ChangeSet) -> Result<(), BackendError> {
+        let inner = self.inner.clone();
+        let changes = changes.clone();
+        blocking(move || inner.apply(&changes)).await
+    }
+
+    /// See [`EbpfBackend::dump_blocking`].
+    async fn dump(&self) -> Result<Ruleset, BackendError> {
+        let inner = self.inner.clone();
+        blocking(move || inner.dump()).await
     }
 }
 

@@ -1,7 +1,7 @@
 //! What the prologue does with frames that are not plain IP packets, run by the kernel:
-//! non-IP frames (ARP, VLAN-tagged) pass untouched; a transport header too short for its ports leaves them unset (port
-//! matches fail, whether negated or not); an IPv4 non-first fragment has no ports.
-//! Malformed IPv4 headers are dropped.
+//! non-IP frames (ARP, VLAN-tagged) pass untouched; malformed IPv4 headers are dropped; a
+//! transport header too short for its ports leaves them unset (port matches fail, whether
+//! negated or not); an IPv4 non-first fragment has no ports.
 
 use std::collections::BTreeMap;
 

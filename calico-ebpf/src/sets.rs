@@ -91,13 +91,15 @@ impl Maps {
                 capacity,
                 sys::F_NO_PREALLOC,
             )?,
+            // Not preallocated: a hash is by default, and the capacity is a bound, not a
+            // size (a million entries would pin tens of MB of kernel memory).
             ports: sys::map_create(
                 MapType::Hash,
                 "cali_named_port",
                 layout::PORT_KEY_SIZE,
                 1,
                 capacity,
-                0,
+                sys::F_NO_PREALLOC,
             )?,
             flows: sys::map_create(
                 MapType::LruHash,

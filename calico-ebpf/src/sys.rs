@@ -16,7 +16,7 @@ const BPF_PROG_TEST_RUN: libc::c_long = 10;
 const BPF_LINK_CREATE: libc::c_long = 28;
 const BPF_LINK_UPDATE: libc::c_long = 29;
 
-/// `BPF_F_NO_PREALLOC`: LPM tries require it.
+/// `BPF_F_NO_PREALLOC`: entries allocated as they are added (LPM tries require it).
 pub const F_NO_PREALLOC: u32 = 1;
 
 /// Map types used here (`enum bpf_map_type`).

@@ -7,8 +7,11 @@ SHELL := /bin/bash
 # Debian packages the privileged tests and the real demo use; protobuf-compiler is for the
 # build (etcd-client compiles etcd's protobuf files); chromium is the headless browser the
 # agent page's test loads the page in. Installed only when missing; without
-# root, a warning and the unprivileged paths.
-DEBS := nftables bird2 frr iproute2 iputils-ping netcat-openbsd procps util-linux etcd-server protobuf-compiler chromium podman runc containernetworking-plugins busybox-static iperf3
+# root, a warning and the unprivileged paths. clang, llvm, libbpf-dev, libelf-dev and
+# bpftool are the eBPF toolchain issue #21 asks for: bpftool inspects what calico-ebpf
+# loads (`bpftool prog`), and the rest builds C eBPF programs should one be wanted. The
+# build needs none of them: calico-ebpf generates its programs in Rust at run time.
+DEBS := nftables bird2 frr iproute2 iputils-ping netcat-openbsd procps util-linux etcd-server protobuf-compiler chromium podman runc containernetworking-plugins busybox-static iperf3 clang llvm libbpf-dev libelf-dev bpftool
 
 .PHONY: deps test demo demo-eval bench fuzz
 

@@ -23,6 +23,16 @@ pub enum BgpChoice {
     None,
 }
 
+/// Which dataplane programs the ACLs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DataplaneChoice {
+    /// nftables: one table the agent owns (the default).
+    Nft,
+    /// eBPF programs on the interfaces (calico-ebpf). A subset of the policy features: what
+    /// it cannot enforce is refused by name (see calico-ebpf's README).
+    Bpf,
+}
+
 /// Where the agent's resources come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum DatastoreChoice {
@@ -139,6 +149,27 @@ pub struct Options {
         env = "CALICO_AGENT_FRR_DIR"
     )]
     pub frr_dir: PathBuf,
+
+    /// Which dataplane programs the ACLs: `nft` (one nftables table) or `bpf` (eBPF
+    /// programs on the interfaces; calico-ebpf's README says what it supports).
+    #[arg(
+        long,
+        value_enum,
+        default_value = "nft",
+        env = "CALICO_AGENT_DATAPLANE"
+    )]
+    pub dataplane: DataplaneChoice,
+
+    /// With `--dataplane bpf`: the license the generated eBPF programs declare. The kernel
+    /// lets only programs declaring a GPL-compatible license use the route lookup they
+    /// need, so there is no default: the operator states it.
+    #[arg(long, env = "CALICO_AGENT_BPF_LICENSE")]
+    pub bpf_license: Option<String>,
+
+    /// With `--dataplane bpf`: host interfaces to filter besides those of workloads and
+    /// named host endpoints (the uplinks), comma-separated.
+    #[arg(long, value_delimiter = ',', env = "CALICO_AGENT_BPF_HOST_INTERFACES")]
+    pub bpf_host_interfaces: Vec<String>,
 
     /// The nftables table (family inet) the agent owns.
     #[arg(long, default_value = "calico", env = "CALICO_AGENT_NFT_TABLE")]

@@ -22,6 +22,7 @@ mod follow;
 pub mod status;
 mod status_back;
 
+use std::ffi::CString;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,13 +30,14 @@ use calico_bgp::speaker::GracefulRestartOptions;
 use calico_core::agent::{Agent, Timing};
 use calico_core::dataplane::AclBackend;
 use calico_core::datastore::follow::Follower;
+use calico_ebpf::backend::{EbpfBackend, EbpfConfig};
 use calico_linux::acl::LinuxAcl;
 use calico_linux::fib::{FibConfig, LinuxFib};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{info, warn};
 
-use crate::cli::Options;
+use crate::cli::{DataplaneChoice, Options};
 use crate::http::{self, Limits};
 use crate::lock::AgentLock;
 use crate::metrics::{registry, DaemonMetrics};
@@ -55,7 +57,71 @@ pub fn check(o: &Options) -> Result<(), String> {
     if o.datastore == crate::cli::DatastoreChoice::Etcd {
         follow::etcd_config(o)?;
     }
+    check_dataplane(o)
+}
+
+/// The eBPF dataplane's options, and the features it does not have yet.
+fn check_dataplane(o: &Options) -> Result<(), String> {
+    if o.dataplane == DataplaneChoice::Nft {
+        if o.bpf_license.is_some() || !o.bpf_host_interfaces.is_empty() {
+            return Err("--bpf-license and --bpf-host-interfaces need --dataplane bpf".into());
+        }
+        return Ok(());
+    }
+    let license = o.bpf_license.as_deref().ok_or(
+        "--dataplane bpf needs --bpf-license: the license the generated programs declare (the kernel lets only GPL-compatible ones use the route lookup)",
+    )?;
+    if license.is_empty() || license.contains('\0') {
+        return Err(format!("--bpf-license {license:?}: not a license name"));
+    }
+    if o.flow_logs {
+        return Err(
+            "--flow-logs needs --dataplane nft: the eBPF dataplane has no flow logs yet".into(),
+        );
+    }
+    if o.floating_ips == crate::cli::FloatingIps::Enabled {
+        return Err(
+            "--floating-ips Enabled needs --dataplane nft: the eBPF dataplane has no NAT yet"
+                .into(),
+        );
+    }
     Ok(())
+}
+
+/// The ACL backend of `--dataplane`, and the one `calico-rs trace` reads back (for bpf the
+/// same: what it programmed).
+struct AclBackends {
+    programs: Arc<dyn AclBackend>,
+    readback: Arc<dyn AclBackend>,
+}
+
+fn acl_backends(o: &Options) -> Result<AclBackends, String> {
+    match o.dataplane {
+        DataplaneChoice::Nft => {
+            let acl = LinuxAcl::new(&o.nft_table).map_err(|e| e.to_string())?;
+            let readback: Arc<dyn AclBackend> = Arc::new(acl.clone());
+            Ok(AclBackends {
+                programs: backends::acl_backend(acl, o.no_acl_drift_watch),
+                readback,
+            })
+        }
+        DataplaneChoice::Bpf => {
+            let license = o.bpf_license.clone().unwrap_or_default();
+            let config = EbpfConfig {
+                netns: None,
+                host_interfaces: o.bpf_host_interfaces.clone(),
+                set_capacity: 1 << 20,
+                license: CString::new(license).map_err(|e| format!("--bpf-license: {e}"))?,
+            };
+            let acl: Arc<dyn AclBackend> =
+                Arc::new(EbpfBackend::new(config).map_err(|e| e.to_string())?);
+            info!("dataplane: eBPF programs on the interfaces");
+            Ok(AclBackends {
+                programs: acl.clone(),
+                readback: acl,
+            })
+        }
+    }
 }
 
 /// How often the BGP backend's peer status is read for the per-peer metrics.
@@ -68,13 +134,15 @@ pub async fn run(o: Options) -> Result<(), String> {
     let lock = AgentLock::acquire(&o.lock_dir, &o.nft_table).map_err(|e| e.to_string())?;
     info!(lock = %lock.path().display(), "agent lock taken");
     let fib = Arc::new(LinuxFib::new(FibConfig::default()).map_err(|e| e.to_string())?);
-    let acl = LinuxAcl::new(&o.nft_table).map_err(|e| e.to_string())?;
-    let readback: Arc<dyn AclBackend> = Arc::new(acl.clone());
+    let AclBackends {
+        programs: acl,
+        readback,
+    } = acl_backends(&o)?;
     let flow_settings = o.flow_settings();
     let mut builder = Agent::builder()
         .node(o.node.clone())
         .fib(fib.clone())
-        .acl(backends::acl_backend(acl, o.no_acl_drift_watch))
+        .acl(acl)
         .timing(Timing {
             resync_interval: Duration::from_secs(o.resync_secs),
             ..Timing::default()
@@ -170,7 +238,13 @@ pub async fn run(o: Options) -> Result<(), String> {
         _ = term.recv() => Ok(()),
         _ = int.recv() => Ok(()),
     };
-    info!("stopping; the dataplane stays as programmed");
+    match o.dataplane {
+        DataplaneChoice::Nft => info!("stopping; the dataplane stays as programmed"),
+        // The TCX links are not pinned: they go with the process.
+        DataplaneChoice::Bpf => {
+            warn!("stopping; routes stay as programmed, the eBPF ACL programs detach as the agent exits")
+        }
+    }
     server.abort();
     beat.abort();
     if let Some(p) = peer_poll {
@@ -228,5 +302,35 @@ mod tests {
         .unwrap_err();
         assert!(e.starts_with("--etcd-ca-cert-file:"), "{e}");
         assert!(check_args(&["--etcd-endpoints", "http://10.0.0.1:2379"]).is_ok());
+    }
+
+    #[test]
+    fn the_bpf_dataplane_needs_a_license_and_refuses_what_it_lacks() {
+        let check_dir = |args: &[&str]| {
+            let base = ["calico-agent", "--node", "a"];
+            check(&Options::try_parse_from(base.iter().chain(args)).unwrap())
+        };
+        assert!(check_dir(&[]).is_ok(), "nft by default");
+        let e = check_dir(&["--dataplane", "bpf"]).unwrap_err();
+        assert!(e.contains("--bpf-license"), "{e}");
+        assert!(check_dir(&["--dataplane", "bpf", "--bpf-license", "GPL"]).is_ok());
+        let e =
+            check_dir(&["--dataplane", "bpf", "--bpf-license", "GPL", "--flow-logs"]).unwrap_err();
+        assert!(e.starts_with("--flow-logs needs --dataplane nft"), "{e}");
+        let e = check_dir(&[
+            "--dataplane",
+            "bpf",
+            "--bpf-license",
+            "GPL",
+            "--floating-ips",
+            "Enabled",
+        ])
+        .unwrap_err();
+        assert!(
+            e.starts_with("--floating-ips Enabled needs --dataplane nft"),
+            "{e}"
+        );
+        let e = check_dir(&["--bpf-host-interfaces", "eth0"]).unwrap_err();
+        assert!(e.contains("need --dataplane bpf"), "{e}");
     }
 }

@@ -1,0 +1,334 @@
+//! What generated policy programs cost in the kernel. Needs root; run with
+//! `cargo bench -p calico-ebpf --bench cost`. Prints a table:
+//!
+//! * per packet: `BPF_PROG_TEST_RUN`'s mean over many runs of an IPv4 TCP frame that
+//!   traverses N linear rules (none matches; the chain's policy accepts), against the
+//!   prologue alone (N = 0); and one set lookup in a 10,000-member set;
+//! * generation and load (the verifier) of N-rule programs, up to the first N the
+//!   generator refuses;
+//! * a set member change: one map write, and its removal;
+//! * the benchmarks' model (`Scale::default()`, 250 local endpoints, 2,000 policies): the
+//!   forward program of one local endpoint pair, generated and loaded;
+//! * `EbpfBackend` in a namespace with 100 and 1,000 local endpoints (veth interfaces,
+//!   `Scale` otherwise): the first apply, then endpoint adds (the incremental compiler's
+//!   change set applied; median of 10) and remote endpoint adds (set members only).
+//!
+//! Times include the test-run harness's own per-run overhead (a few ns), the same for all.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use calico_core::compile::{compile, CompileConfig};
+use calico_core::dataplane::ir::{
+    BaseChain, Chain, ChainType, Hook, Match, Rule, Ruleset, Set, SetElement, SetKey, Side, Verdict,
+};
+use calico_core::eval::Packet;
+use calico_core::scale::Scale;
+use calico_ebpf::generate::{hook_program, Bindings, Logs, Options};
+use calico_ebpf::program::Loaded;
+use calico_ebpf::sets::{Maps, SetIds};
+use calico_ebpf::{frame, layout, Error};
+
+const REPEAT: u32 = 200_000;
+
+fn linear(n: usize) -> Ruleset {
+    let rules = (0..n)
+        .map(|i| {
+            Rule::new(
+                vec![
+                    Match::L4Proto {
+                        proto: 6,
+                        negate: false,
+                    },
+                    Match::Port {
+                        side: Side::Dst,
+                        ranges: vec![(10_000 + i as u16, 10_000 + i as u16)],
+                        negate: false,
+                    },
+                ],
+                Verdict::Drop,
+            )
+        })
+        .collect();
+    let mut r = Ruleset::default();
+    r.chains.insert(
+        "fw".into(),
+        Chain {
+            base: Some(BaseChain::accepting(ChainType::Filter, Hook::Forward, 0)),
+            rules,
+        },
+    );
+    r
+}
+
+/// Generates and loads the forward program of `r`; generation and load times.
+fn load(
+    r: &Ruleset,
+    maps: &Maps,
+    ids: &BTreeMap<String, u32>,
+    b: &Bindings,
+) -> Result<(Loaded, Duration, Duration), Error> {
+    let t = Instant::now();
+    let options = Options {
+        logs: Logs::Omit,
+        ..Options::default()
+    };
+    let p = hook_program(r, Hook::Forward, b, ids, options)?;
+    let generated = t.elapsed();
+    let t = Instant::now();
+    let l = Loaded::load("cali_bench", &p, maps)?;
+    Ok((l, generated, t.elapsed()))
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// `EbpfBackend` on a host of `local` endpoints: first apply, endpoint adds, remote
+/// endpoint adds.
+fn backend(local: usize) {
+    use calico_core::compile::Compiler;
+    use calico_core::dataplane::{diff, AclBackend};
+    use calico_core::model::{Resource, Update};
+    use calico_ebpf::backend::{EbpfBackend, EbpfConfig};
+    use calico_netns::fixtures::Netns;
+
+    let scale = Scale {
+        local,
+        ..Scale::default()
+    };
+    let ns = Netns::create("ebpf-bench").unwrap();
+    let dummies = |names: Vec<String>| {
+        let batch = std::env::temp_dir().join(format!("ebpf-bench-{}.ip", std::process::id()));
+        let text: String = names
+            .iter()
+            .map(|n| {
+                static PEERS: std::sync::atomic::AtomicUsize =
+                    std::sync::atomic::AtomicUsize::new(0);
+                let i = PEERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let peer = format!("peer{i}");
+                format!("link add {n} type veth peer name {peer}\nlink set {n} up\n")
+            })
+            .collect();
+        std::fs::write(&batch, text).unwrap();
+        ns.run(&["ip", "-batch", batch.to_str().unwrap()]).unwrap();
+        let _ = std::fs::remove_file(&batch);
+    };
+    dummies(
+        (0..local)
+            .map(|i| scale.endpoint(i).interface_name)
+            .collect(),
+    );
+    let acl = EbpfBackend::new(EbpfConfig {
+        netns: Some(ns.path().into()),
+        host_interfaces: vec![],
+        set_capacity: 100_000,
+        license: c"GPL".into(),
+    })
+    .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut store = scale.model();
+    let mut compiler = Compiler::from_model(CompileConfig::new("h1"), &store);
+    let initial = diff(&Ruleset::default(), compiler.ruleset());
+    compiler.take_changes();
+    let t = Instant::now();
+    if let Err(e) = runtime.block_on(acl.apply(&initial)) {
+        println!("  {local} endpoints: refused: {e}");
+        return;
+    }
+    let first = t.elapsed();
+    let (mut adds, mut remote_adds) = (Vec::new(), Vec::new());
+    for n in 0..10 {
+        for (samples, on_this_host) in [(&mut adds, true), (&mut remote_adds, false)] {
+            let mut ep =
+                scale.endpoint(scale.local + scale.remote + 2 * n + usize::from(on_this_host));
+            if on_this_host {
+                ep.node = "h1".into();
+                dummies(vec![ep.interface_name.clone()]);
+            }
+            let t = Instant::now();
+            let applied = store.apply_valid(Update::Upsert(Resource::WorkloadEndpoint(ep)));
+            compiler.apply(&store, &applied);
+            let changes = compiler.take_changes();
+            runtime.block_on(acl.apply(&changes)).unwrap();
+            samples.push(t.elapsed());
+        }
+    }
+    println!(
+        "  {local:>5} local endpoints: first apply {:>8.1} ms; endpoint add {:>6.2} ms; remote endpoint add {:>5.2} ms (compile included)",
+        ms(first),
+        ms(median(adds)),
+        ms(median(remote_adds))
+    );
+}
+
+fn main() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("cost bench: skipped: needs root (BPF programs and maps)");
+        return;
+    }
+    let maps = Maps::create(100_000).expect("create the maps");
+    let tcp = Packet::tcp(
+        "10.0.0.1".parse().unwrap(),
+        40_000,
+        "10.0.0.2".parse().unwrap(),
+        80,
+    );
+    let f = frame::build(&tcp).unwrap();
+    let none = BTreeMap::new();
+    let any = Bindings::default();
+    let ct = layout::ct::NEW | layout::ct::UNCONFIRMED;
+
+    println!("per packet (BPF_PROG_TEST_RUN, mean of {REPEAT} runs)");
+    let mut base = 0.0;
+    for n in [0, 10, 100, 1000] {
+        let (l, _, _) = load(&linear(n), &maps, &none, &any).unwrap();
+        let ns = f64::from(l.time(&f, ct, REPEAT).unwrap());
+        if n == 0 {
+            base = ns;
+            println!("  prologue only            {ns:>8.0} ns");
+        } else {
+            let per_rule = (ns - base) / n as f64;
+            println!("  {n:>5} linear rules       {ns:>8.0} ns   ({per_rule:.2} ns a rule)");
+        }
+    }
+
+    // One rule: the source in a 10,000-member set (misses, so the rule does not apply).
+    let mut r = linear(0);
+    let set = Set {
+        key: SetKey::Ipv4Net,
+        elements: (0..10_000u32)
+            .map(|i| {
+                SetElement::Net(
+                    format!("10.{}.{}.0/24", 100 + i / 256, i % 256)
+                        .parse()
+                        .unwrap(),
+                )
+            })
+            .collect(),
+    };
+    let mut ids = SetIds::default();
+    let id = ids.assign("big").unwrap();
+    maps.add_set("big", id, &set).unwrap();
+    r.sets.insert("big".into(), set);
+    r.chains.get_mut("fw").unwrap().rules.push(Rule::new(
+        vec![Match::AddrInSet {
+            side: Side::Src,
+            set: "big".into(),
+            negate: false,
+        }],
+        Verdict::Drop,
+    ));
+    let (l, _, _) = load(&r, &maps, ids.ids(), &any).unwrap();
+    let ns = f64::from(l.time(&f, ct, REPEAT).unwrap());
+    println!(
+        "  1 lookup, 10,000-CIDR set {ns:>7.0} ns   ({:.0} ns the lookup)",
+        ns - base
+    );
+
+    println!("generate + load (verifier), linear rules");
+    for n in [10, 100, 1000, 2000, 4000, 8000, 16_000, 32_000] {
+        match load(&linear(n), &maps, &none, &any) {
+            Ok((l, g, v)) => println!(
+                "  {n:>6} rules  {:>7} insns  generate {:>7.2} ms  load {:>8.2} ms",
+                l.insns(),
+                ms(g),
+                ms(v)
+            ),
+            Err(e) => {
+                println!("  {n:>6} rules  refused: {e}");
+                break;
+            }
+        }
+    }
+
+    println!("set member change (mean of 10,000)");
+    let t = Instant::now();
+    for i in 0..10_000u32 {
+        let e = SetElement::Addr(std::net::IpAddr::V4((0x0b00_0000 + i).into()));
+        maps.add(
+            "big",
+            id,
+            SetKey::Ipv4Net,
+            &SetElement::Net(match e {
+                SetElement::Addr(a) => ipnet::IpNet::new(a, 32).unwrap(),
+                _ => unreachable!(),
+            }),
+        )
+        .unwrap();
+    }
+    let add = t.elapsed() / 10_000;
+    let t = Instant::now();
+    for i in 0..10_000u32 {
+        let a = std::net::IpAddr::V4((0x0b00_0000 + i).into());
+        maps.remove(
+            "big",
+            id,
+            SetKey::Ipv4Net,
+            &SetElement::Net(ipnet::IpNet::new(a, 32).unwrap()),
+        )
+        .unwrap();
+    }
+    let remove = t.elapsed() / 10_000;
+    println!(
+        "  add {:.2} µs, remove {:.2} µs",
+        add.as_secs_f64() * 1e6,
+        remove.as_secs_f64() * 1e6
+    );
+
+    println!("the benchmarks' model (Scale::default()): forward program of one endpoint pair");
+    let scale = Scale::default();
+    let ruleset = compile(&CompileConfig::new("h1"), &scale.model());
+    let mut ids = SetIds::default();
+    let t = Instant::now();
+    for (name, s) in &ruleset.sets {
+        let id = ids.assign(name).unwrap();
+        maps.add_set(name, id, s).unwrap();
+    }
+    let elements: usize = ruleset.sets.values().map(|s| s.elements.len()).sum();
+    println!(
+        "  {} sets, {elements} elements written in {:.1} ms",
+        ruleset.sets.len(),
+        ms(t.elapsed())
+    );
+    let pair = Bindings {
+        iif: Some(scale.endpoint(0).interface_name),
+        oif: Some(scale.endpoint(1).interface_name),
+    };
+    // The first generation after the compile runs tens of ms longer than the next ones
+    // (cold memory); the figure is the warm one, as an agent that generates often sees.
+    let warm = hook_program(
+        &ruleset,
+        Hook::Forward,
+        &pair,
+        ids.ids(),
+        Options {
+            logs: Logs::Omit,
+            ..Options::default()
+        },
+    );
+    drop(warm);
+    match load(&ruleset, &maps, ids.ids(), &pair) {
+        Ok((l, g, v)) => println!(
+            "  {} insns  generate {:.2} ms  load {:.2} ms",
+            l.insns(),
+            ms(g),
+            ms(v)
+        ),
+        Err(e) => println!("  refused: {e}"),
+    }
+
+    println!("EbpfBackend (Scale, veth interfaces)");
+    for local in [100, 1000] {
+        backend(local);
+    }
+}

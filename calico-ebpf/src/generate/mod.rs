@@ -1,0 +1,424 @@
+//! The policy program generator: the IR's chains of one hook, for one interface binding,
+//! as one eBPF program, generated at run time.
+//!
+//! Shape: the prologue ([`parse`]) fills the per-CPU state; then each base chain of the
+//! hook, in the interpreter's order (priority, then name), as fall-through compare
+//! blocks, one per rule ([`matches`]). Verdicts are jumps or exits: `Accept` ends the
+//! base chain (later base chains of the hook still run; in the last one it is an inline
+//! exit), `Drop` is an inline exit (a BPF jump reaches only ±32K instructions, so the
+//! verdicts of long chains end where they are), `Jump` inlines the
+//! target chain with its end returning after the rule, `Goto` inlines it with its end
+//! being the current chain's, `Return` jumps to the current chain's end. A verdict-map
+//! dispatch is resolved now, for the interfaces the program is generated for
+//! ([`Bindings`]), so it costs nothing per packet. Sets are not in the program: a match
+//! looks the address up in the set maps by the set's id, so a member change is a map
+//! write ([`crate::sets`]).
+//!
+//! Everything the backend does not implement yet is refused with a [`GenerateError`]
+//! naming it, and only when the program would reach it.
+
+pub mod conntrack;
+mod matches;
+pub mod parse;
+
+use std::collections::BTreeMap;
+
+use calico_core::dataplane::ir::{
+    ChainPolicy, ChainType, Hook, IfaceKey, Match, Ruleset, Statement, Verdict,
+};
+use calico_core::dataplane::validate::MAX_JUMP_DEPTH;
+
+use crate::error::GenerateError;
+use crate::insn::{Alu, Asm, Cond, Label, Program, Reg, Size};
+use crate::layout::{ct, state};
+pub use conntrack::{Conntrack, CtKfuncs};
+pub use matches::SetRef;
+
+/// The most instructions a privileged program may have (`BPF_COMPLEXITY_LIMIT_INSNS`).
+pub const MAX_INSNS: usize = 1_000_000;
+
+/// The interfaces a program is generated for: a dispatch on a bound interface is resolved
+/// at generation time; one on an unbound interface is a [`GenerateError::UnboundDispatch`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Bindings {
+    /// The input interface (`iifname`).
+    pub iif: Option<String>,
+    /// The output interface (`oifname`).
+    pub oif: Option<String>,
+}
+
+/// What to do with the IR's log statements, which the backend cannot emit yet.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Logs {
+    /// Refuse a reachable `log` or netlink-log statement
+    /// ([`GenerateError::UnsupportedStatement`]).
+    #[default]
+    Refuse,
+    /// Generate the rule without its log statements. A log never changes a verdict, so
+    /// verdicts stay exact; only the log lines are missing. For tests and measurements.
+    Omit,
+}
+
+/// Generation options.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Options {
+    /// Log statements.
+    pub logs: Logs,
+    /// Where the conntrack word comes from.
+    pub conntrack: Conntrack,
+}
+
+/// One hook a program evaluates, for packets with the interfaces `bindings`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stage {
+    /// The hook whose base chains run.
+    pub hook: Hook,
+    /// The interfaces dispatches resolve for.
+    pub bindings: Bindings,
+}
+
+/// Generates the program evaluating every base chain of `hook` in `ruleset` for packets
+/// with the interfaces `bindings`. `set_ids` gives the id of every set of the ruleset in
+/// the set maps.
+pub fn hook_program(
+    ruleset: &Ruleset,
+    hook: Hook,
+    bindings: &Bindings,
+    set_ids: &BTreeMap<String, u32>,
+    options: Options,
+) -> Result<Program, GenerateError> {
+    let stage = Stage {
+        hook,
+        bindings: bindings.clone(),
+    };
+    program(ruleset, std::slice::from_ref(&stage), set_ids, options)
+}
+
+/// Generates one program evaluating `stages` in order, as the kernel would run their hooks
+/// one after the other on one packet: a packet a stage accepts goes on to the next stage
+/// with the mark it has; one a stage drops is dropped. (Prerouting then forward, say, at
+/// the ingress of a workload's interface.)
+pub fn program(
+    ruleset: &Ruleset,
+    stages: &[Stage],
+    set_ids: &BTreeMap<String, u32>,
+    options: Options,
+) -> Result<Program, GenerateError> {
+    let plan = Plan::Always(stages.to_vec());
+    Ok(generate(ruleset, &plan, set_ids, options)?.program)
+}
+
+/// Which stages a packet meets, decided per packet where a TC program cannot know it in
+/// advance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Plan {
+    /// These stages, for every packet.
+    Always(Vec<Stage>),
+    /// At an interface's ingress: `local` for a packet the host itself receives (the
+    /// kernel's route lookup from this interface says it is not forwarded: a local,
+    /// broadcast or multicast destination, or an interface that does not forward),
+    /// `forwarded` for the others.
+    ByDestination {
+        /// Stages of a packet to the host.
+        local: Vec<Stage>,
+        /// Stages of a forwarded packet.
+        forwarded: Vec<Stage>,
+    },
+    /// At an interface's egress: `local` for a packet the host itself sent (it came in
+    /// through no interface), `forwarded` for the others.
+    ByOrigin {
+        /// Stages of a packet from the host.
+        local: Vec<Stage>,
+        /// Stages of a forwarded packet.
+        forwarded: Vec<Stage>,
+    },
+}
+
+/// A generated program, and the chains it reached (it must be generated again when one of
+/// them changes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Generated {
+    /// The program.
+    pub program: Program,
+    /// Every chain the program evaluates.
+    pub chains: std::collections::BTreeSet<String>,
+    /// Every set its rules look up (the program holds their ids).
+    pub sets: std::collections::BTreeSet<String>,
+}
+
+/// Generates the program of `plan`.
+pub fn generate(
+    ruleset: &Ruleset,
+    plan: &Plan,
+    set_ids: &BTreeMap<String, u32>,
+    options: Options,
+) -> Result<Generated, GenerateError> {
+    let mut sets = BTreeMap::new();
+    for (name, set) in &ruleset.sets {
+        let id = *set_ids
+            .get(name)
+            .ok_or_else(|| GenerateError::SetWithoutId { set: name.clone() })?;
+        sets.insert(name.clone(), SetRef { id, key: set.key });
+    }
+    let mut a = Asm::default();
+    let accept = a.label();
+    let no_bindings = Bindings::default();
+    let mut g = Gen {
+        a,
+        ruleset,
+        bindings: &no_bindings,
+        options,
+        sets,
+        accept,
+        completes: true,
+        chains: Default::default(),
+        used_sets: Default::default(),
+    };
+    parse::emit(&mut g.a, options.conntrack);
+    // Whether an accept of the stages completes the packet's path through the programs
+    // (a forwarded packet at an ingress meets the egress program next).
+    match plan {
+        Plan::Always(stages) => g.stages(stages, true)?,
+        Plan::ByDestination { local, forwarded } => {
+            let to_host = g.a.label();
+            parse::is_local_destination(&mut g.a, to_host);
+            g.stages(forwarded, false)?;
+            g.a.bind(to_host);
+            g.stages(local, true)?;
+        }
+        Plan::ByOrigin { local, forwarded } => {
+            let from_host = g.a.label();
+            parse::is_local_origin(&mut g.a, from_host);
+            g.stages(forwarded, true)?;
+            g.a.bind(from_host);
+            g.stages(local, true)?;
+        }
+    }
+    if g.a.len() > MAX_INSNS {
+        return Err(GenerateError::ProgramTooLarge {
+            insns: g.a.len(),
+            limit: MAX_INSNS,
+        });
+    }
+    let chains = std::mem::take(&mut g.chains);
+    let sets = std::mem::take(&mut g.used_sets);
+    Ok(Generated {
+        program: g.a.finish()?,
+        chains,
+        sets,
+    })
+}
+
+/// Where the verdicts of the chain being emitted lead.
+struct Frame {
+    /// Where `Return` and the end of the chain go.
+    end: Label,
+    /// Where `Accept` goes: the next base chain of the hook.
+    accept: Label,
+}
+
+struct Gen<'a> {
+    a: Asm,
+    ruleset: &'a Ruleset,
+    bindings: &'a Bindings,
+    options: Options,
+    sets: BTreeMap<String, SetRef>,
+    /// The final accept of the stages being emitted.
+    accept: Label,
+    /// Whether that accept completes the packet's path through the programs.
+    completes: bool,
+    /// Every chain reached so far.
+    chains: std::collections::BTreeSet<String>,
+    /// Every set looked up so far.
+    used_sets: std::collections::BTreeSet<String>,
+}
+
+impl<'a> Gen<'a> {
+    /// Emits `stages` in order, ending with the accept exit; `completes`: their accept
+    /// ends the packet's path through the programs.
+    fn stages(&mut self, stages: &'a [Stage], completes: bool) -> Result<(), GenerateError> {
+        let accept = self.a.label();
+        self.accept = accept;
+        self.completes = completes;
+        // Every base chain of every stage, in order, each with its stage's bindings.
+        let mut bases = Vec::new();
+        for stage in stages {
+            let mut of_hook: Vec<_> = self
+                .ruleset
+                .chains
+                .iter()
+                .filter_map(|(n, c)| {
+                    c.base
+                        .filter(|b| b.hook == stage.hook)
+                        .map(|b| (b.priority, n, b))
+                })
+                .collect();
+            of_hook.sort_by(|x, y| (x.0, x.1).cmp(&(y.0, y.1)));
+            bases.extend(of_hook.into_iter().map(|(_, n, b)| (n, b, &stage.bindings)));
+        }
+        let last = bases.len().saturating_sub(1);
+        for (i, (name, base, bindings)) in bases.into_iter().enumerate() {
+            self.bindings = bindings;
+            // The last base chain's accept is the program's.
+            let next = if i == last { accept } else { self.a.label() };
+            if base.kind == ChainType::Nat {
+                // NAT chains see a connection's first packet only.
+                self.a.load(Size::W, Reg::R1, Reg::R7, state::CT);
+                self.a.alu32_imm(Alu::And, Reg::R1, ct::STATE_MASK as i32);
+                self.a.jmp_imm(Cond::Ne, Reg::R1, ct::NEW as i32, next);
+            }
+            let end = self.a.label();
+            self.chain(name, &Frame { end, accept: next }, 0)?;
+            self.a.bind(end);
+            if base.policy == ChainPolicy::Drop {
+                self.drop_here();
+            }
+            if i != last {
+                self.a.bind(next);
+            }
+        }
+        self.a.bind(accept);
+        self.accept_exit();
+        Ok(())
+    }
+
+    /// The accept exit, recording a new flow first where the program keeps a flow table
+    /// and this accept completes the packet's path.
+    fn accept_exit(&mut self) {
+        if self.completes && self.options.conntrack == Conntrack::Table {
+            conntrack::emit_record(&mut self.a);
+        }
+        parse::accept(&mut self.a);
+    }
+
+    /// Drops the packet. Inline rather than a jump to a shared exit: a jump reaches only
+    /// ±32K instructions, so verdicts of long chains end where they are.
+    fn drop_here(&mut self) {
+        parse::drop(&mut self.a);
+    }
+
+    /// Goes where an `Accept` of the current base chain leads: inline exit for the last
+    /// base chain (as [`Gen::drop_here`]), a jump to the next base chain otherwise.
+    fn accept_to(&mut self, to: Label) {
+        if to == self.accept {
+            self.accept_exit();
+        } else {
+            self.a.ja(to);
+        }
+    }
+
+    fn chain(&mut self, name: &str, frame: &Frame, depth: usize) -> Result<(), GenerateError> {
+        // As the interpreter: a dangling chain or a too deep one drops (a validated
+        // ruleset has neither).
+        self.chains.insert(name.to_string());
+        let Some(chain) = self.ruleset.chains.get(name) else {
+            self.drop_here();
+            return Ok(());
+        };
+        if depth > MAX_JUMP_DEPTH {
+            self.drop_here();
+            return Ok(());
+        }
+        if self.a.len() > MAX_INSNS {
+            return Err(GenerateError::ProgramTooLarge {
+                insns: self.a.len(),
+                limit: MAX_INSNS,
+            });
+        }
+        for (i, rule) in chain.rules.iter().enumerate() {
+            let next = self.a.label();
+            let sets = &self.sets;
+            let resolve = |s: &str| sets.get(s).copied();
+            for m in &rule.matches {
+                matches::emit(&mut self.a, m, &resolve, next);
+                if let Match::AddrInSet { set, .. } | Match::AddrProtoPortInSet { set, .. } = m {
+                    self.used_sets.insert(set.clone());
+                }
+            }
+            for s in &rule.statements {
+                self.statement(s, name, i)?;
+            }
+            let verdict = match &rule.verdict {
+                Some(Verdict::Dispatch { key, map }) => {
+                    let (iface, key_name) = match key {
+                        IfaceKey::Input => (&self.bindings.iif, "input"),
+                        IfaceKey::Output => (&self.bindings.oif, "output"),
+                    };
+                    let Some(iface) = iface else {
+                        return Err(GenerateError::UnboundDispatch {
+                            chain: name.into(),
+                            rule: i,
+                            map: map.clone(),
+                            key: key_name,
+                        });
+                    };
+                    self.ruleset
+                        .maps
+                        .get(map)
+                        .and_then(|m| m.elements.get(iface))
+                }
+                v => v.as_ref(),
+            };
+            match verdict {
+                None => {}
+                Some(Verdict::Accept) => self.accept_to(frame.accept),
+                Some(Verdict::Drop) => self.drop_here(),
+                Some(Verdict::Return) => self.a.ja(frame.end),
+                Some(Verdict::Jump(target)) => {
+                    let back = self.a.label();
+                    let inner = Frame {
+                        end: back,
+                        accept: frame.accept,
+                    };
+                    self.chain(target, &inner, depth + 1)?;
+                    self.a.bind(back);
+                }
+                Some(Verdict::Goto(target)) => {
+                    let inner = Frame {
+                        end: frame.end,
+                        accept: frame.accept,
+                    };
+                    self.chain(target, &inner, depth + 1)?;
+                    self.a.ja(frame.end);
+                }
+                // A map holding a dispatch: invalid, and the interpreter drops.
+                Some(Verdict::Dispatch { .. }) => self.drop_here(),
+            }
+            self.a.bind(next);
+        }
+        self.a.ja(frame.end);
+        Ok(())
+    }
+
+    fn statement(&mut self, s: &Statement, chain: &str, rule: usize) -> Result<(), GenerateError> {
+        let unsupported = |feature| GenerateError::UnsupportedStatement {
+            chain: chain.into(),
+            rule,
+            feature,
+        };
+        match s {
+            Statement::SetMark(bits) => {
+                self.a.load(Size::W, Reg::R1, Reg::R7, state::MARK);
+                self.a
+                    .alu32_imm(Alu::Or, Reg::R1, i32::from_ne_bytes(bits.to_ne_bytes()));
+                self.a.store(Size::W, Reg::R7, state::MARK, Reg::R1);
+            }
+            Statement::ClearMark(bits) => {
+                self.a.load(Size::W, Reg::R1, Reg::R7, state::MARK);
+                self.a
+                    .alu32_imm(Alu::And, Reg::R1, i32::from_ne_bytes((!bits).to_ne_bytes()));
+                self.a.store(Size::W, Reg::R7, state::MARK, Reg::R1);
+            }
+            Statement::Log(_) | Statement::NfLog { .. } if self.options.logs == Logs::Omit => {}
+            Statement::Log(_) => return Err(unsupported("log")),
+            Statement::NfLog { .. } => return Err(unsupported("log group (flow logs)")),
+            Statement::NoTrack => return Err(unsupported("notrack")),
+            Statement::Dnat(_) => return Err(unsupported("dnat")),
+            Statement::Snat(_) => return Err(unsupported("snat")),
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

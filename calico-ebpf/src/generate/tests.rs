@@ -1,0 +1,143 @@
+//! What the generator refuses, and that it refuses only what a program reaches. (What
+//! the programs compute is tested against the interpreter in the kernel: tests/.)
+
+use std::collections::BTreeMap;
+
+use calico_core::dataplane::ir::{
+    BaseChain, Chain, ChainType, Hook, IfaceKey, Match, Rule, Ruleset, Statement, Verdict,
+    VerdictMap,
+};
+
+use super::*;
+
+fn base(rules: Vec<Rule>) -> Chain {
+    Chain {
+        base: Some(BaseChain::accepting(ChainType::Filter, Hook::Forward, 0)),
+        rules,
+    }
+}
+
+fn with_statement(s: Statement) -> Rule {
+    Rule {
+        matches: vec![Match::Ipv4(true)],
+        statements: vec![s],
+        verdict: None,
+    }
+}
+
+fn generate(r: &Ruleset, b: &Bindings, options: Options) -> Result<Program, GenerateError> {
+    hook_program(r, Hook::Forward, b, &BTreeMap::new(), options)
+}
+
+#[test]
+fn a_reachable_unsupported_statement_is_refused_by_name() {
+    for (s, feature) in [
+        (Statement::Log("x".into()), "log"),
+        (Statement::NoTrack, "notrack"),
+        (Statement::Dnat("10.0.0.1".parse().unwrap()), "dnat"),
+        (Statement::Snat("10.0.0.1".parse().unwrap()), "snat"),
+    ] {
+        let mut r = Ruleset::default();
+        r.chains.insert("fw".into(), base(vec![with_statement(s)]));
+        assert_eq!(
+            generate(&r, &Bindings::default(), Options::default()),
+            Err(GenerateError::UnsupportedStatement {
+                chain: "fw".into(),
+                rule: 0,
+                feature
+            })
+        );
+    }
+}
+
+#[test]
+fn log_statements_can_be_omitted_explicitly() {
+    let mut r = Ruleset::default();
+    let rule = with_statement(Statement::NfLog {
+        group: 1,
+        prefix: "p".into(),
+        rate: None,
+    });
+    r.chains.insert("fw".into(), base(vec![rule]));
+    assert!(generate(&r, &Bindings::default(), Options::default()).is_err());
+    let omit = Options {
+        logs: Logs::Omit,
+        ..Options::default()
+    };
+    assert!(generate(&r, &Bindings::default(), omit).is_ok());
+}
+
+#[test]
+fn dispatch_resolves_for_the_bound_interface_only() {
+    let mut r = Ruleset::default();
+    let mut map = VerdictMap::default();
+    map.elements
+        .insert("cali1".into(), Verdict::Jump("to-cali1".into()));
+    r.maps.insert("to-wl".into(), map);
+    r.chains.insert(
+        "fw".into(),
+        base(vec![Rule::new(
+            vec![],
+            Verdict::Dispatch {
+                key: IfaceKey::Output,
+                map: "to-wl".into(),
+            },
+        )]),
+    );
+    // The chain only the bound interface reaches holds what is not supported.
+    r.chains.insert(
+        "to-cali1".into(),
+        Chain {
+            base: None,
+            rules: vec![with_statement(Statement::NoTrack)],
+        },
+    );
+    assert!(matches!(
+        generate(&r, &Bindings::default(), Options::default()),
+        Err(GenerateError::UnboundDispatch { key: "output", .. })
+    ));
+    let other = Bindings {
+        iif: None,
+        oif: Some("cali2".into()),
+    };
+    assert!(generate(&r, &other, Options::default()).is_ok());
+    let bound = Bindings {
+        iif: None,
+        oif: Some("cali1".into()),
+    };
+    assert!(matches!(
+        generate(&r, &bound, Options::default()),
+        Err(GenerateError::UnsupportedStatement {
+            feature: "notrack",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn every_set_needs_an_id() {
+    let mut r = Ruleset::default();
+    r.sets.insert(
+        "s".into(),
+        calico_core::dataplane::ir::Set {
+            key: calico_core::dataplane::ir::SetKey::Ipv4Addr,
+            elements: Default::default(),
+        },
+    );
+    assert!(matches!(
+        generate(&r, &Bindings::default(), Options::default()),
+        Err(GenerateError::SetWithoutId { set }) if set == "s"
+    ));
+}
+
+#[test]
+fn an_empty_ruleset_is_the_prologue_and_an_accept() {
+    let p = generate(
+        &Ruleset::default(),
+        &Bindings::default(),
+        Options::default(),
+    )
+    .unwrap();
+    assert!(p.insns.len() < 200, "{} instructions", p.insns.len());
+    assert_eq!(p.maps.len(), 1, "the state map only");
+}

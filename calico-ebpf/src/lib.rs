@@ -1,0 +1,31 @@
+//! calico-rs's eBPF ACL backend (issue #21), first slice: the IR's chains generated into
+//! eBPF programs at run time and loaded with `bpf(2)`, IP sets and named-port sets as BPF
+//! maps, and an `AclBackend` attaching the programs to interfaces with TCX, for the subset
+//! of the IR implemented. See the crate's README for what exists and what does not.
+//!
+//! * [`backend`]: [`backend::EbpfBackend`], the `AclBackend` for the supported subset;
+//! * [`generate`]: IR → instructions ([`generate::generate`], [`generate::hook_program`]);
+//!   refuses, by name, what is not implemented ([`GenerateError`]);
+//! * [`sets`]: the maps the programs read, and set ids; [`set_table`]: a change set's set
+//!   changes as map writes;
+//! * [`program`]: loading, and running a program on a frame (`BPF_PROG_TEST_RUN`);
+//! * [`frame`]: frames for a [`calico_core::eval::Packet`];
+//! * [`layout`]: the byte layouts generator, maps and tests share;
+//! * [`btf`]: the kernel's BTF, for the conntrack kfuncs;
+//! * [`generate::conntrack`]: where the conntrack state comes from (a test's context,
+//!   the kernel's kfuncs, or the programs' own flow table);
+//! * [`insn`], [`sys`]: the instruction encoding, and the raw `bpf(2)` calls.
+
+pub mod backend;
+pub mod btf;
+pub mod error;
+pub mod frame;
+pub mod generate;
+pub mod insn;
+pub mod layout;
+pub mod program;
+pub mod set_table;
+pub mod sets;
+pub mod sys;
+
+pub use error::{Error, GenerateError, SysError};

@@ -1,0 +1,184 @@
+//! The maps a policy program reads, and the set members in them.
+//!
+//! IP sets live in two LPM tries (IPv4, IPv6) keyed by (set id, address), so addresses and
+//! CIDRs of every set share one map per family and a member change is one map write,
+//! never a program reload. Named-port sets (address, protocol, port) live in one hash
+//! keyed by (set id, address, protocol, port). Set ids are handed out by [`SetIds`].
+
+use std::collections::BTreeMap;
+use std::os::fd::OwnedFd;
+
+use calico_core::dataplane::ir::{Set, SetElement, SetKey};
+
+use crate::error::{Error, GenerateError, SysError};
+use crate::insn::MapRef;
+use crate::layout::{self, lpm_key, port_key};
+use crate::sys::{self, MapType};
+
+/// Stable ids for set names: a set keeps its id while it exists, so programs that look it
+/// up stay valid across member changes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SetIds {
+    ids: BTreeMap<String, u32>,
+    next: u32,
+}
+
+impl SetIds {
+    /// The id of `name`, handing out a new one the first time.
+    pub fn assign(&mut self, name: &str) -> Result<u32, GenerateError> {
+        if let Some(&id) = self.ids.get(name) {
+            return Ok(id);
+        }
+        let id = self.next;
+        self.next = self.next.checked_add(1).ok_or(GenerateError::TooManySets)?;
+        self.ids.insert(name.to_string(), id);
+        Ok(id)
+    }
+
+    /// Forgets `name` (its id is not reused).
+    pub fn release(&mut self, name: &str) {
+        self.ids.remove(name);
+    }
+
+    /// Every assigned id, by set name.
+    pub fn ids(&self) -> &BTreeMap<String, u32> {
+        &self.ids
+    }
+}
+
+/// The maps of one dataplane: the per-CPU packet state, the set members, and the flow
+/// table.
+#[derive(Debug)]
+pub struct Maps {
+    state: OwnedFd,
+    v4: OwnedFd,
+    v6: OwnedFd,
+    ports: OwnedFd,
+    flows: OwnedFd,
+}
+
+/// Entries of the flow table ([`crate::generate::Conntrack::Table`]).
+pub const FLOWS: u32 = 65_536;
+
+/// The value of every set map entry (presence is what counts).
+const PRESENT: [u8; 1] = [1];
+
+impl Maps {
+    /// Creates the maps, each set map holding up to `capacity` elements.
+    pub fn create(capacity: u32) -> Result<Maps, SysError> {
+        Ok(Maps {
+            state: sys::map_create(
+                MapType::PercpuArray,
+                "cali_state",
+                4,
+                layout::state::SIZE,
+                1,
+                0,
+            )?,
+            v4: sys::map_create(
+                MapType::LpmTrie,
+                "cali_sets_v4",
+                layout::V4_KEY_SIZE,
+                1,
+                capacity,
+                sys::F_NO_PREALLOC,
+            )?,
+            v6: sys::map_create(
+                MapType::LpmTrie,
+                "cali_sets_v6",
+                layout::V6_KEY_SIZE,
+                1,
+                capacity,
+                sys::F_NO_PREALLOC,
+            )?,
+            // Not preallocated: a hash is by default, and the capacity is a bound, not a
+            // size (a million entries would pin tens of MB of kernel memory).
+            ports: sys::map_create(
+                MapType::Hash,
+                "cali_named_port",
+                layout::PORT_KEY_SIZE,
+                1,
+                capacity,
+                sys::F_NO_PREALLOC,
+            )?,
+            flows: sys::map_create(
+                MapType::LruHash,
+                "cali_flows",
+                layout::flow::KEY_SIZE,
+                layout::flow::VALUE_SIZE,
+                FLOWS,
+                0,
+            )?,
+        })
+    }
+
+    /// The map behind a program's map reference.
+    pub fn fd(&self, map: MapRef) -> &OwnedFd {
+        match map {
+            MapRef::State => &self.state,
+            MapRef::SetsV4 => &self.v4,
+            MapRef::SetsV6 => &self.v6,
+            MapRef::NamedPorts => &self.ports,
+            MapRef::Flows => &self.flows,
+        }
+    }
+
+    /// The map and key of `element` of set `name` (id `id`, key type `key`).
+    fn locate(
+        &self,
+        name: &str,
+        id: u32,
+        key: SetKey,
+        element: &SetElement,
+    ) -> Result<(&OwnedFd, Vec<u8>), GenerateError> {
+        if !element.fits(key) {
+            return Err(GenerateError::BadSetElement {
+                set: name.into(),
+                element: format!("{element:?}"),
+            });
+        }
+        let family = |v4: bool| if v4 { &self.v4 } else { &self.v6 };
+        Ok(match *element {
+            SetElement::Addr(a) => {
+                let len = if a.is_ipv4() { 32 } else { 128 };
+                (family(a.is_ipv4()), lpm_key(id, a, len))
+            }
+            SetElement::Net(n) => {
+                let n = n.trunc();
+                (
+                    family(key.is_ipv4()),
+                    lpm_key(id, n.network(), n.prefix_len()),
+                )
+            }
+            SetElement::AddrProtoPort(a, proto, port) => {
+                (&self.ports, port_key(id, a, proto, port).to_vec())
+            }
+        })
+    }
+
+    /// Adds `element` to set `name` (id `id`, key type `key`).
+    pub fn add(&self, name: &str, id: u32, key: SetKey, element: &SetElement) -> Result<(), Error> {
+        let (map, k) = self.locate(name, id, key, element)?;
+        Ok(sys::map_update(map, &k, &PRESENT)?)
+    }
+
+    /// Removes `element` from set `name`; an absent element is not an error.
+    pub fn remove(
+        &self,
+        name: &str,
+        id: u32,
+        key: SetKey,
+        element: &SetElement,
+    ) -> Result<(), Error> {
+        let (map, k) = self.locate(name, id, key, element)?;
+        Ok(sys::map_delete(map, &k)?)
+    }
+
+    /// Writes every element of `set`.
+    pub fn add_set(&self, name: &str, id: u32, set: &Set) -> Result<(), Error> {
+        for e in &set.elements {
+            self.add(name, id, set.key, e)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,361 @@
+//! The few `bpf(2)` commands this crate issues, called directly: map create, update,
+//! delete, program load and test run. No C library is linked, so the crate builds
+//! anywhere the workspace builds; the kernel checks everything at run time.
+
+use std::ffi::c_void;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use crate::error::SysError;
+
+const BPF_MAP_CREATE: libc::c_long = 0;
+const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
+const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
+const BPF_PROG_LOAD: libc::c_long = 5;
+const BPF_PROG_TEST_RUN: libc::c_long = 10;
+const BPF_LINK_CREATE: libc::c_long = 28;
+const BPF_LINK_UPDATE: libc::c_long = 29;
+
+/// `BPF_F_NO_PREALLOC`: entries allocated as they are added (LPM tries require it).
+pub const F_NO_PREALLOC: u32 = 1;
+
+/// Map types used here (`enum bpf_map_type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MapType {
+    /// `BPF_MAP_TYPE_HASH`.
+    Hash = 1,
+    /// `BPF_MAP_TYPE_PERCPU_ARRAY`.
+    PercpuArray = 6,
+    /// `BPF_MAP_TYPE_LRU_HASH`: the least recently used entry makes room.
+    LruHash = 9,
+    /// `BPF_MAP_TYPE_LPM_TRIE`.
+    LpmTrie = 11,
+}
+
+/// `BPF_PROG_TYPE_SCHED_CLS`: a TC classifier.
+const PROG_TYPE_SCHED_CLS: u32 = 3;
+
+/// The kernel's object name length (`BPF_OBJ_NAME_LEN`), NUL included.
+const OBJ_NAME_LEN: usize = 16;
+
+fn obj_name(name: &str) -> [u8; OBJ_NAME_LEN] {
+    let mut n = [0u8; OBJ_NAME_LEN];
+    // Object names are [A-Za-z0-9_.]; others are replaced.
+    for (d, s) in n.iter_mut().zip(name.bytes().take(OBJ_NAME_LEN - 1)) {
+        *d = if s.is_ascii_alphanumeric() || s == b'_' || s == b'.' {
+            s
+        } else {
+            b'_'
+        };
+    }
+    n
+}
+
+/// Issues `bpf(cmd, attr)`; the result or errno.
+///
+/// # Safety
+/// `attr` must be the attribute struct `cmd` expects, and every pointer in it valid for the
+/// sizes it states.
+unsafe fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<libc::c_long> {
+    // SAFETY: the caller passes the right struct; the size is the struct's.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            attr as *mut T as *mut c_void,
+            std::mem::size_of::<T>(),
+        )
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct MapCreateAttr {
+    map_type: u32,
+    key_size: u32,
+    value_size: u32,
+    max_entries: u32,
+    map_flags: u32,
+    inner_map_fd: u32,
+    numa_node: u32,
+    map_name: [u8; OBJ_NAME_LEN],
+}
+
+/// Creates a map; its file descriptor.
+pub fn map_create(
+    kind: MapType,
+    name: &str,
+    key_size: u32,
+    value_size: u32,
+    max_entries: u32,
+    flags: u32,
+) -> Result<OwnedFd, SysError> {
+    let mut attr = MapCreateAttr {
+        map_type: kind as u32,
+        key_size,
+        value_size,
+        max_entries,
+        map_flags: flags,
+        map_name: obj_name(name),
+        ..Default::default()
+    };
+    // SAFETY: the struct is BPF_MAP_CREATE's attribute prefix, without pointers.
+    let fd = unsafe { bpf(BPF_MAP_CREATE, &mut attr) }.map_err(|source| SysError::Bpf {
+        op: format!("BPF_MAP_CREATE {name}"),
+        source,
+    })?;
+    // SAFETY: the kernel returned a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct MapElemAttr {
+    map_fd: u32,
+    _pad: u32,
+    key: u64,
+    value: u64,
+    flags: u64,
+}
+
+/// Writes `key → value` (`BPF_ANY`). The slices must be the map's key and value sizes.
+pub fn map_update(map: &OwnedFd, key: &[u8], value: &[u8]) -> Result<(), SysError> {
+    let mut attr = MapElemAttr {
+        map_fd: map.as_raw_fd() as u32,
+        key: key.as_ptr() as u64,
+        value: value.as_ptr() as u64,
+        ..Default::default()
+    };
+    // SAFETY: key and value outlive the call; the kernel reads the map's sizes, which the
+    // callers' slices have (fixed by `layout`).
+    unsafe { bpf(BPF_MAP_UPDATE_ELEM, &mut attr) }
+        .map(|_| ())
+        .map_err(|source| SysError::Bpf {
+            op: "BPF_MAP_UPDATE_ELEM".into(),
+            source,
+        })
+}
+
+/// Deletes `key`; an absent key is not an error.
+pub fn map_delete(map: &OwnedFd, key: &[u8]) -> Result<(), SysError> {
+    let mut attr = MapElemAttr {
+        map_fd: map.as_raw_fd() as u32,
+        key: key.as_ptr() as u64,
+        ..Default::default()
+    };
+    // SAFETY: as in `map_update`.
+    match unsafe { bpf(BPF_MAP_DELETE_ELEM, &mut attr) } {
+        Ok(_) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+        Err(source) => Err(SysError::Bpf {
+            op: "BPF_MAP_DELETE_ELEM".into(),
+            source,
+        }),
+    }
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct ProgLoadAttr {
+    prog_type: u32,
+    insn_cnt: u32,
+    insns: u64,
+    license: u64,
+    log_level: u32,
+    log_size: u32,
+    log_buf: u64,
+    kern_version: u32,
+    prog_flags: u32,
+    prog_name: [u8; OBJ_NAME_LEN],
+}
+
+/// The verifier log kept on a rejection (its tail says why).
+const LOG_SIZE: usize = 1 << 20;
+
+/// Loads a TC classifier from raw instruction bytes (8 per instruction), declaring
+/// `license` (the kernel lets only GPL-compatible programs call kfuncs).
+pub fn prog_load(name: &str, insns: &[u8], license: &std::ffi::CStr) -> Result<OwnedFd, SysError> {
+    let mut attr = ProgLoadAttr {
+        prog_type: PROG_TYPE_SCHED_CLS,
+        insn_cnt: (insns.len() / 8) as u32,
+        insns: insns.as_ptr() as u64,
+        license: license.as_ptr() as u64,
+        prog_name: obj_name(name),
+        ..Default::default()
+    };
+    // SAFETY: insns and license outlive the call; no log buffer on the first attempt.
+    match unsafe { bpf(BPF_PROG_LOAD, &mut attr) } {
+        // SAFETY: a new descriptor nothing else owns.
+        Ok(fd) => Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) }),
+        Err(source) => {
+            // Again with the log, which only a rejection pays for.
+            let mut log = vec![0u8; LOG_SIZE];
+            attr.log_level = 1;
+            attr.log_size = LOG_SIZE as u32;
+            attr.log_buf = log.as_mut_ptr() as u64;
+            // SAFETY: as above, and the log buffer is LOG_SIZE bytes.
+            if let Ok(fd) = unsafe { bpf(BPF_PROG_LOAD, &mut attr) } {
+                // SAFETY: a new descriptor nothing else owns.
+                return Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) });
+            }
+            let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
+            let text = String::from_utf8_lossy(&log[..end]);
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = lines[lines.len().saturating_sub(30)..].join("\n");
+            Err(SysError::Verifier {
+                name: name.into(),
+                source,
+                log: tail,
+            })
+        }
+    }
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct TestRunAttr {
+    prog_fd: u32,
+    retval: u32,
+    data_size_in: u32,
+    data_size_out: u32,
+    data_in: u64,
+    data_out: u64,
+    repeat: u32,
+    duration: u32,
+    ctx_size_in: u32,
+    ctx_size_out: u32,
+    ctx_in: u64,
+    ctx_out: u64,
+    flags: u32,
+    cpu: u32,
+    batch_size: u32,
+    _pad: u32,
+}
+
+/// What one `BPF_PROG_TEST_RUN` returned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TestRun {
+    /// The program's return value (the last run's).
+    pub retval: u32,
+    /// Mean time per run in nanoseconds, as the kernel measured it.
+    pub duration_ns: u32,
+    /// The context after the run.
+    pub ctx_out: Vec<u8>,
+}
+
+/// Runs a loaded program `repeat` times on `frame` with the context `ctx`.
+pub fn prog_test_run(
+    prog: &OwnedFd,
+    frame: &[u8],
+    ctx: &[u8],
+    repeat: u32,
+) -> Result<TestRun, SysError> {
+    let mut data_out = vec![0u8; frame.len() + 256];
+    let mut ctx_out = vec![0u8; ctx.len()];
+    let mut attr = TestRunAttr {
+        prog_fd: prog.as_raw_fd() as u32,
+        data_size_in: frame.len() as u32,
+        data_size_out: data_out.len() as u32,
+        data_in: frame.as_ptr() as u64,
+        data_out: data_out.as_mut_ptr() as u64,
+        repeat,
+        ctx_size_in: ctx.len() as u32,
+        ctx_size_out: ctx_out.len() as u32,
+        ctx_in: ctx.as_ptr() as u64,
+        ctx_out: ctx_out.as_mut_ptr() as u64,
+        ..Default::default()
+    };
+    // SAFETY: every buffer outlives the call and is as large as its stated size.
+    unsafe { bpf(BPF_PROG_TEST_RUN, &mut attr) }.map_err(|source| SysError::Bpf {
+        op: "BPF_PROG_TEST_RUN".into(),
+        source,
+    })?;
+    ctx_out.truncate(attr.ctx_size_out as usize);
+    Ok(TestRun {
+        retval: attr.retval,
+        duration_ns: attr.duration,
+        ctx_out,
+    })
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct LinkCreateAttr {
+    prog_fd: u32,
+    target_ifindex: u32,
+    attach_type: u32,
+    flags: u32,
+    relative_fd: u32,
+    _pad: u32,
+    expected_revision: u64,
+}
+
+/// Where a TCX link attaches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TcxDirection {
+    /// Packets the interface receives (`BPF_TCX_INGRESS`).
+    Ingress = 46,
+    /// Packets the interface sends (`BPF_TCX_EGRESS`).
+    Egress = 47,
+}
+
+/// Attaches a TC classifier to interface `ifindex` of the calling thread's network
+/// namespace (TCX, kernel 6.6 or later); the link's descriptor: closing it detaches.
+pub fn tcx_attach(prog: &OwnedFd, ifindex: u32, dir: TcxDirection) -> Result<OwnedFd, SysError> {
+    let mut attr = LinkCreateAttr {
+        prog_fd: prog.as_raw_fd() as u32,
+        target_ifindex: ifindex,
+        attach_type: dir as u32,
+        ..Default::default()
+    };
+    // SAFETY: BPF_LINK_CREATE's attribute prefix for TCX, without pointers.
+    let fd = unsafe { bpf(BPF_LINK_CREATE, &mut attr) }.map_err(|source| SysError::Bpf {
+        op: format!("BPF_LINK_CREATE tcx {dir:?} ifindex {ifindex}"),
+        source,
+    })?;
+    // SAFETY: a new descriptor nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct LinkUpdateAttr {
+    link_fd: u32,
+    new_prog_fd: u32,
+    flags: u32,
+    old_prog_fd: u32,
+}
+
+/// Replaces the program of `link` with `prog` in one step: every packet meets either the
+/// old program or the new one.
+pub fn link_update(link: &OwnedFd, prog: &OwnedFd) -> Result<(), SysError> {
+    let mut attr = LinkUpdateAttr {
+        link_fd: link.as_raw_fd() as u32,
+        new_prog_fd: prog.as_raw_fd() as u32,
+        ..Default::default()
+    };
+    // SAFETY: BPF_LINK_UPDATE's attributes, without pointers.
+    unsafe { bpf(BPF_LINK_UPDATE, &mut attr) }
+        .map(|_| ())
+        .map_err(|source| SysError::Bpf {
+            op: "BPF_LINK_UPDATE".into(),
+            source,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn object_names_are_truncated_and_cleaned() {
+        let n = obj_name("cali-fw/very-long-name");
+        assert_eq!(&n[..15], b"cali_fw_very_lo");
+        assert_eq!(n[15], 0);
+    }
+}

@@ -1,0 +1,224 @@
+//! The eBPF backend agrees with the reference evaluator on real packets: calico-linux's
+//! `acl_equivalence.rs` (random models compiled and programmed into a host namespace whose
+//! workloads, and the outside beyond the uplink, are real namespaces; random first packets
+//! delivered exactly when the reference evaluator allows them), with `EbpfBackend` in
+//! place of the nft backend. Models the backend refuses (log actions, untracked or
+//! wildcard host endpoints) are counted and skipped; most must be supported.
+
+#[path = "../../calico-linux/tests/support/mod.rs"]
+mod support;
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
+
+use calico_core::arbitrary;
+use calico_core::compile::{compile, CompileConfig};
+use calico_core::dataplane::ir::Ruleset;
+use calico_core::dataplane::{diff, AclBackend, BackendError};
+use calico_core::eval::{evaluate, Direction, EndpointRef, Packet};
+use calico_core::model::{Model, Protocol};
+use calico_ebpf::backend::{EbpfBackend, EbpfConfig};
+use calico_netns::fixtures::{privileged, Netns};
+use proptest::strategy::{Strategy, ValueTree};
+use proptest::test_runner::TestRunner;
+use support::{udp_delivers, Topology};
+
+const NODE: &str = arbitrary::NODES[0];
+const MODELS: usize = 12;
+const PACKETS_PER_MODEL: usize = 8;
+
+/// The reference verdict for a packet forwarded by `NODE` (egress of a local source, then
+/// ingress of a local destination).
+fn reference(model: &Model, p: &Packet) -> bool {
+    let local = |a: IpAddr| {
+        model
+            .workload_endpoints
+            .values()
+            .find(|ep| ep.node == NODE && ep.ip_networks.iter().any(|n| n.addr() == a))
+    };
+    let mut allowed = true;
+    for (ep, dir) in [
+        (local(p.src), Direction::Egress),
+        (local(p.dst), Direction::Ingress),
+    ] {
+        if let Some(ep) = ep {
+            allowed &= evaluate(model, &EndpointRef::Workload(ep.id.clone()), dir, p)
+                .unwrap()
+                .verdict
+                .is_allow();
+        }
+    }
+    allowed
+}
+
+/// Sends the packet for real; whether it was delivered.
+fn deliver(src: &Netns, dst: &Netns, p: &Packet) -> bool {
+    let (s, d) = (p.src, p.dst);
+    match p.protocol {
+        Protocol::TCP => {
+            let (sport, dport) = (p.src_port.unwrap(), p.dst_port.unwrap());
+            let _listener = dst
+                .enter(move || TcpListener::bind(SocketAddr::new(d, dport)))
+                .unwrap()
+                .unwrap();
+            src.output(&[
+                "nc",
+                "-z",
+                "-w1",
+                "-s",
+                &s.to_string(),
+                "-p",
+                &sport.to_string(),
+                &d.to_string(),
+                &dport.to_string(),
+            ])
+            .unwrap()
+            .status
+            .success()
+        }
+        Protocol::UDP => {
+            let (sport, dport) = (p.src_port.unwrap(), p.dst_port.unwrap());
+            let rx = dst
+                .enter(move || UdpSocket::bind(SocketAddr::new(d, dport)))
+                .unwrap()
+                .unwrap();
+            rx.set_read_timeout(Some(std::time::Duration::from_millis(500)))
+                .unwrap();
+            let tx = src
+                .enter(move || UdpSocket::bind(SocketAddr::new(s, sport)))
+                .unwrap()
+                .unwrap();
+            udp_delivers(&tx, &rx)
+        }
+        _ => src
+            .output(&["ping", "-c1", "-W1", "-I", &s.to_string(), &d.to_string()])
+            .unwrap()
+            .status
+            .success(),
+    }
+}
+
+/// Whether the harness can send this packet: IPv4, between different namespaces, a TCP or
+/// UDP first packet or an echo request.
+fn sendable(p: &Packet) -> bool {
+    p.src.is_ipv4()
+        && p.src != p.dst
+        && match p.protocol {
+            Protocol::TCP | Protocol::UDP => true,
+            Protocol::ICMP => p.icmp_type == Some(8) && p.icmp_code == Some(0),
+            _ => false,
+        }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kernel_verdicts_equal_the_reference_evaluator() {
+    if !privileged("kernel_verdicts_equal_the_reference_evaluator") {
+        return;
+    }
+    let mut runner = TestRunner::deterministic();
+    let (mut compared, mut allowed, mut refused) = (0, 0, Vec::new());
+    for m in 0..MODELS {
+        let model = arbitrary::model().new_tree(&mut runner).unwrap().current();
+        let local: Vec<_> = model
+            .workload_endpoints
+            .values()
+            .filter(|ep| ep.node == NODE)
+            .map(|ep| {
+                let v4: Vec<String> = ep
+                    .ip_networks
+                    .iter()
+                    .map(|n| n.addr())
+                    .filter(IpAddr::is_ipv4)
+                    .map(|a| a.to_string())
+                    .collect();
+                (ep.interface_name.clone(), v4)
+            })
+            .filter(|(_, v4)| !v4.is_empty())
+            .collect();
+        let local_addrs: BTreeSet<String> = local.iter().flat_map(|(_, a)| a.clone()).collect();
+        let mut outside: BTreeSet<String> = arbitrary::endpoint_addresses(&model)
+            .into_iter()
+            .chain(arbitrary::EXTERNAL.iter().map(|a| a.parse().unwrap()))
+            .filter(IpAddr::is_ipv4)
+            .map(|a| a.to_string())
+            .collect();
+        outside.retain(|a| !local_addrs.contains(a));
+        let wl: Vec<(&str, Vec<&str>)> = local
+            .iter()
+            .map(|(i, a)| (i.as_str(), a.iter().map(String::as_str).collect()))
+            .collect();
+        let outside: Vec<&str> = outside.iter().map(String::as_str).collect();
+        let topo = Topology::with_outside(&wl, &outside);
+        let owner = |a: IpAddr| -> Option<&Netns> {
+            if let Some(w) = topo
+                .workloads
+                .iter()
+                .zip(&local)
+                .find(|(_, (_, ips))| ips.contains(&a.to_string()))
+            {
+                return Some(&w.0.ns);
+            }
+            outside
+                .contains(&a.to_string().as_str())
+                .then_some(&topo.fabric)
+        };
+
+        let acl = EbpfBackend::new(EbpfConfig {
+            netns: Some(topo.host.path().into()),
+            host_interfaces: vec!["eth0".into()],
+            set_capacity: 4096,
+            // `bpf_fib_lookup` needs a GPL-compatible declaration (see EbpfConfig).
+            license: c"GPL".into(),
+        })
+        .unwrap();
+        let ruleset = compile(&CompileConfig::new(NODE), &model);
+        match acl.apply(&diff(&Ruleset::default(), &ruleset)).await {
+            Ok(()) => {}
+            Err(BackendError::Unsupported(why)) => {
+                refused.push(format!("model #{m}: {why}"));
+                continue;
+            }
+            Err(e) => panic!("model #{m}: {e}"),
+        }
+
+        let mut seen = BTreeSet::new();
+        let mut sent = 0;
+        let packets = arbitrary::packet(&model);
+        for _ in 0..200 {
+            if sent == PACKETS_PER_MODEL {
+                break;
+            }
+            let p = packets.new_tree(&mut runner).unwrap().current();
+            let (Some(src), Some(dst)) = (owner(p.src), owner(p.dst)) else {
+                continue;
+            };
+            let involves_local =
+                !std::ptr::eq(src, &topo.fabric) || !std::ptr::eq(dst, &topo.fabric);
+            if !sendable(&p)
+                || std::ptr::eq(src, dst)
+                || !involves_local
+                || !seen.insert(format!("{p:?}"))
+            {
+                continue;
+            }
+            sent += 1;
+            let want = reference(&model, &p);
+            let got = deliver(src, dst, &p);
+            assert_eq!(got, want, "model #{m}, packet {p:?}: kernel delivered={got}, reference allows={want}\nmodel: {model:?}");
+            compared += 1;
+            allowed += want as usize;
+        }
+    }
+    eprintln!(
+        "compared {compared} packets, {allowed} allowed; {} of {MODELS} models refused: {refused:#?}",
+        refused.len()
+    );
+    assert!(
+        refused.len() * 2 <= MODELS,
+        "most models must be supported: {refused:#?}"
+    );
+    assert!(
+        allowed > 0 && allowed < compared,
+        "both verdicts must occur: {allowed}/{compared}"
+    );
+}

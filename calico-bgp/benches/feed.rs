@@ -2,9 +2,10 @@
 //! N IPv4 prefixes over eBGP; the table shows how long each receiver takes until all of
 //! them are in its Loc-RIB, and how much its resident memory grew per prefix. BIRD 2, BIRD 3
 //! (a worker thread per core; built from the baselines' source when missing, see
-//! `common::bird3`) and our [`Speaker`] receive the same bytes from the same feeder, one
-//! after the other, in the same run; the ratios are against the fastest baseline and the
-//! one with the least memory per prefix.
+//! `common::bird3`), rustbgpd (likewise, `common::rustbgpd`; its Loc-RIB size read from its
+//! Prometheus endpoint) and our [`Speaker`] receive the same bytes from the same feeder,
+//! one after the other, in the same run; the ratios are against the fastest baseline and
+//! the one with the least memory per prefix.
 //!
 //! Run as root: `cargo bench -p calico-bgp --bench feed` (`FEED_PREFIXES=N` to change the
 //! table size, default 1,000,000; `FEED_PER_PATH=K` prefixes share one AS path, default 4,
@@ -22,7 +23,10 @@ use calico_bgp::speaker::Speaker;
 use calico_core::dataplane::{BgpBackend, BgpSettings, PeerConfig};
 use calico_core::model::AsNumber;
 use calico_netns::fixtures::{veth, Netns};
-use common::{bird3, env_usize, rss_kib, sockets_in, spawn_self, BenchBird, BirdBuild};
+use common::{
+    bird3, env_usize, rss_kib, rustbgpd, sockets_in, spawn_self, BenchBird, BenchRustbgpd,
+    BirdBuild,
+};
 
 mod common;
 use ipnet::{IpNet, Ipv4Net};
@@ -190,6 +194,45 @@ fn bird_receiver(
     }
 }
 
+fn rustbgpd_receiver(
+    program: &std::path::Path,
+    ns: &Netns,
+    prefixes: usize,
+    lines: &mut impl Iterator<Item = std::io::Result<String>>,
+) -> Row {
+    let global = format!("asn = {RECEIVER_AS}\nrouter_id = \"{RECEIVER}\"\nlisten_port = 179\n");
+    let neighbor = format!(
+        "[[neighbors]]\naddress = \"{FEEDER}\"\nremote_asn = {FEEDER_AS}\nhold_time = 90\n\
+         families = [\"ipv4_unicast\"]\n"
+    );
+    let metrics = format!("{RECEIVER}:9179").parse().unwrap();
+    let mut daemon = BenchRustbgpd::start(program, ns, "feed", (&global, &neighbor), Some(metrics));
+    daemon.wait_ready(Duration::from_secs(5));
+    let rss_before = rss_kib(daemon.pid);
+    let start = feed_started(lines);
+    loop {
+        daemon.check_running();
+        let loc = daemon.metric("bgp_rib_loc_prefixes{afi_safi=\"all\"}");
+        if loc.is_some_and(|n| n >= prefixes as f64) {
+            break;
+        }
+        assert!(
+            since(start) < 120.0,
+            "rustbgpd did not receive the table (Loc-RIB: {loc:?})"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let seconds = since(start);
+    let rss_after = rss_kib(daemon.pid);
+    daemon.stop();
+    Row {
+        name: "rustbgpd 0.8.0".into(),
+        prefixes,
+        seconds,
+        rss_delta_kib: rss_after.saturating_sub(rss_before),
+    }
+}
+
 fn speaker_receiver(
     ns: &Netns,
     prefixes: usize,
@@ -295,6 +338,14 @@ fn main() {
     )];
     if let Some(b3) = bird3() {
         rows.push(bird_receiver(&b3, &receiver_ns, prefixes, &mut lines));
+    }
+    if let Some(program) = rustbgpd() {
+        rows.push(rustbgpd_receiver(
+            &program,
+            &receiver_ns,
+            prefixes,
+            &mut lines,
+        ));
     }
 
     rows.push(speaker_receiver(&receiver_ns, prefixes, &mut lines));

@@ -2,10 +2,10 @@
 //! IPv4 prefixes of its own (default 2,000: 100,000 in all); the table shows how long it
 //! takes from the start of the announcements until every client holds every other client's
 //! prefixes (98,000 each by default), with the originating client as next hop. Our
-//! [`Speaker`], BIRD 2 and BIRD 3 (with a worker thread per core; built from the baselines'
-//! source when missing, see `common::bird3`) take turns as the reflector, each in its own
-//! process, in the same run, serving the same clients; each row's ratio is against the
-//! fastest baseline.
+//! [`Speaker`], BIRD 2, BIRD 3 (with a worker thread per core) and rustbgpd (both built
+//! from the baselines' source when missing, see `common::bird3` and `common::rustbgpd`)
+//! take turns as the reflector, each in its own process, in the same run, serving the same
+//! clients; each row's ratio is against the fastest baseline.
 //!
 //! The clients are the same for both reflectors and deliberately light: tokio tasks in the
 //! bench process that speak just enough BGP (OPEN, KEEPALIVE, their pre-encoded UPDATEs) and
@@ -18,7 +18,7 @@
 //! Run as root: `cargo bench -p calico-bgp --bench reflect` (`REFLECT_CLIENTS=C`,
 //! `REFLECT_PER_CLIENT=K`; `REFLECT_FEEDER_PREFIXES=N`: one feeder announces N prefixes
 //! and the C clients must each hold all of them, the fan-out of issue 19 at 200 × 100,000;
-//! `REFLECT_ONLY=ours`, `bird` or `bird3` runs one reflector; each runs
+//! `REFLECT_ONLY=ours`, `bird`, `bird3` or `rustbgpd` runs one reflector; each runs
 //! `REFLECT_RUNS` times, default 3, and the median run is shown with the spread).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -33,7 +33,10 @@ use calico_bgp::speaker::{Speaker, SpeakerOptions};
 use calico_core::dataplane::{BgpBackend, BgpSettings, PeerConfig};
 use calico_core::model::AsNumber;
 use calico_netns::fixtures::Netns;
-use common::{bird3, env_usize, rss_kib, sockets_in, spawn_self, BenchBird, BirdBuild};
+use common::{
+    bird3, env_usize, rss_kib, rustbgpd, sockets_in, spawn_self, BenchBird, BenchRustbgpd,
+    BirdBuild,
+};
 
 mod common;
 use ipnet::{IpNet, Ipv4Net};
@@ -132,6 +135,32 @@ fn start_bird(build: &BirdBuild, ns: &Netns, clients: usize) -> Reflector {
         name: bird.version(),
         pid: bird.pid,
         stop: Box::new(move || bird.stop()),
+    }
+}
+
+/// rustbgpd as the reflector: every client a route-reflector client. It has no passive
+/// mode: its own connection attempts to the clients (which do not listen) are refused, and
+/// the clients' connections are the sessions.
+fn start_rustbgpd(program: &std::path::Path, ns: &Netns, clients: usize) -> Reflector {
+    let global = format!(
+        "asn = {AS}\nrouter_id = \"{REFLECTOR}\"\nlisten_port = 179\ncluster_id = \"{CLUSTER}\"\n"
+    );
+    let mut neighbors = String::new();
+    for i in 0..clients {
+        neighbors.push_str(&format!(
+            "[[neighbors]]\naddress = \"{}\"\nremote_asn = {AS}\nhold_time = 90\n\
+             families = [\"ipv4_unicast\"]\nroute_reflector_client = true\n\n",
+            client_address(i)
+        ));
+    }
+    let metrics = SocketAddr::from((REFLECTOR, 9179));
+    let mut daemon =
+        BenchRustbgpd::start(program, ns, "reflect", (&global, &neighbors), Some(metrics));
+    daemon.wait_ready(Duration::from_secs(10));
+    Reflector {
+        name: "rustbgpd 0.8.0".into(),
+        pid: daemon.pid,
+        stop: Box::new(move || daemon.stop()),
     }
 }
 
@@ -461,7 +490,12 @@ fn main() {
     } else {
         None
     };
-    for kind in ["ours", "bird", "bird3"] {
+    let rustbgpd = if only.is_empty() || only == "rustbgpd" {
+        rustbgpd()
+    } else {
+        None
+    };
+    for kind in ["ours", "bird", "bird3", "rustbgpd"] {
         if !only.is_empty() && only != kind {
             continue;
         }
@@ -471,6 +505,7 @@ fn main() {
                 Some(b) => b.clone(),
                 None => continue,
             },
+            "rustbgpd" if rustbgpd.is_none() => continue,
             _ => BirdBuild::Debian,
         };
         let mut tries: Vec<Row> = (0..runs)
@@ -479,6 +514,10 @@ fn main() {
                 let ns = Netns::create("refl").unwrap();
                 let reflector = match kind {
                     "ours" => start_ours(&ns, clients),
+                    "rustbgpd" => match &rustbgpd {
+                        Some(program) => start_rustbgpd(program, &ns, clients),
+                        None => unreachable!("skipped above"),
+                    },
                     _ => start_bird(&build, &ns, clients),
                 };
                 run(&ns, reflector, shape)

@@ -1,6 +1,6 @@
 //! Pieces the BGP benches share: settings from the environment, a process's resident
-//! memory, and BIRD daemons (Debian's BIRD 2, and BIRD 3 built from the baselines' source)
-//! run as the baselines.
+//! memory, and the baselines: BIRD daemons (Debian's BIRD 2, and BIRD 3 built from the
+//! baselines' source) and rustbgpd (built from the baselines' source, [`rustbgpd`]).
 
 use std::io::{BufRead, BufReader, Lines};
 use std::path::{Path, PathBuf};
@@ -12,6 +12,9 @@ use calico_netns::fixtures::Netns;
 #[path = "../../tests/speaker_support/sockets.rs"]
 mod sockets;
 pub use sockets::sockets_in;
+
+mod rustbgpd;
+pub use rustbgpd::{rustbgpd, BenchRustbgpd};
 
 /// `name` from the environment as a number, or `default`.
 pub fn env_usize(name: &str, default: usize) -> usize {
@@ -112,8 +115,11 @@ fn baseline(env: &str, name: &str, program: &str, script: &str) -> Option<PathBu
     if !script.exists() {
         eprintln!(
             "{name} baseline skipped: no {} (set CALICO_BASELINES to the directory holding \
-             the baselines' build scripts and sources, or {env} to an installed {name})",
-            script.display()
+             the baselines' build scripts and sources, or {env} to an installed {name}; \
+             with them, `bash $CALICO_BASELINES/{} {}` builds it where the benches look)",
+            script.display(),
+            script.file_name().unwrap_or_default().to_string_lossy(),
+            dir.display()
         );
         return None;
     }
@@ -126,8 +132,9 @@ fn baseline(env: &str, name: &str, program: &str, script: &str) -> Option<PathBu
         Ok(s) if s.success() && dir.join(program).exists() => Some(dir),
         other => {
             eprintln!(
-                "{name} baseline skipped: {} failed: {other:?}",
-                script.display()
+                "{name} baseline skipped: `bash {} {}` failed: {other:?}",
+                script.display(),
+                dir.display()
             );
             None
         }

@@ -11,15 +11,19 @@
 //! bench process that speak just enough BGP (OPEN, KEEPALIVE, their pre-encoded UPDATEs) and
 //! count what arrives in a bitmap per client, checking each prefix's NEXT_HOP. On a 2-core
 //! machine, 50 full speakers as clients would spend more CPU than the reflector under test
-//! and blur the comparison. Everything lives on loopback addresses of one namespace: the
-//! reflector on 127.0.0.1, client i on 127.0.1.i. Sessions are iBGP (AS 64512) with hold
+//! and blur the comparison. Everything lives on addresses of the loopback interface of one
+//! namespace: the reflector on 10.200.0.1, client i on 10.201.x.y (not 127/8: rustbgpd
+//! refuses a loopback NEXT_HOP, RFC 4271 §6.3). Sessions are iBGP (AS 64512) with hold
 //! time 0 (no keepalives); the reflector waits passively, the clients connect.
 //!
 //! Run as root: `cargo bench -p calico-bgp --bench reflect` (`REFLECT_CLIENTS=C`,
 //! `REFLECT_PER_CLIENT=K`; `REFLECT_FEEDER_PREFIXES=N`: one feeder announces N prefixes
 //! and the C clients must each hold all of them, the fan-out of issue 19 at 200 × 100,000;
 //! `REFLECT_ONLY=ours`, `bird`, `bird3` or `rustbgpd` runs one reflector; each runs
-//! `REFLECT_RUNS` times, default 3, and the median run is shown with the spread).
+//! `REFLECT_RUNS` times, default 3, and the median run is shown with the spread;
+//! `REFLECT_TIMEOUT=S`, default 300: a reflector whose clients do not all have every
+//! prefix by then is shown as never done). The table shows each reflector's resident
+//! memory at the end and its peak (VmHWM) over the run.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -34,8 +38,8 @@ use calico_core::dataplane::{BgpBackend, BgpSettings, PeerConfig};
 use calico_core::model::AsNumber;
 use calico_netns::fixtures::Netns;
 use common::{
-    bird3, env_usize, rss_kib, rustbgpd, sockets_in, spawn_self, BenchBird, BenchRustbgpd,
-    BirdBuild,
+    bird3, env_usize, peak_rss_kib, rss_kib, rustbgpd, sockets_in, spawn_self, BenchBird,
+    BenchRustbgpd, BirdBuild,
 };
 
 mod common;
@@ -43,13 +47,28 @@ use ipnet::{IpNet, Ipv4Net};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const AS: u32 = 64512;
-const REFLECTOR: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 1);
+const REFLECTOR: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 1);
 const CLUSTER: &str = "10.255.0.1";
 /// First prefix: 16.0.0.0/24; prefix n is 16.0.0.0 + n * 256.
 const BASE: u32 = 16 << 24;
 
 fn client_address(i: usize) -> Ipv4Addr {
-    Ipv4Addr::new(127, 0, 1 + (i / 250) as u8, 1 + (i % 250) as u8)
+    Ipv4Addr::new(10, 201, 1 + (i / 250) as u8, 1 + (i % 250) as u8)
+}
+
+/// A fresh namespace with the reflector's and `clients` clients' addresses on `lo`.
+fn namespace(clients: usize) -> Netns {
+    let ns = Netns::create("refl").unwrap();
+    let mut batch = format!("addr add {REFLECTOR}/32 dev lo\n");
+    for i in 0..clients {
+        batch.push_str(&format!("addr add {}/32 dev lo\n", client_address(i)));
+    }
+    let path = std::env::temp_dir().join(format!("calico-bgp-reflect-{}.ip", std::process::id()));
+    std::fs::write(&path, batch).unwrap();
+    ns.run(&["ip", "-batch", &path.display().to_string()])
+        .unwrap();
+    let _ = std::fs::remove_file(&path);
+    ns
 }
 
 /// The reflector process (ours): started inside the namespace, prints "ready" once it
@@ -138,24 +157,31 @@ fn start_bird(build: &BirdBuild, ns: &Netns, clients: usize) -> Reflector {
     }
 }
 
-/// rustbgpd as the reflector: every client a route-reflector client. It has no passive
-/// mode: its own connection attempts to the clients (which do not listen) are refused, and
-/// the clients' connections are the sessions.
+/// rustbgpd as the reflector: the clients are its dynamic neighbors (accepted by source
+/// range, inheriting a peer group of route-reflector clients). It has no passive mode for
+/// configured neighbors, and in one namespace its own connections to a client address
+/// reach its own listener (bound to 0.0.0.0) and hold the client's real connection back
+/// as a collision; dynamic neighbors never connect out.
 fn start_rustbgpd(program: &std::path::Path, ns: &Netns, clients: usize) -> Reflector {
     let global = format!(
-        "asn = {AS}\nrouter_id = \"{REFLECTOR}\"\nlisten_port = 179\ncluster_id = \"{CLUSTER}\"\n"
+        "asn = {AS}\nrouter_id = \"{REFLECTOR}\"\nlisten_port = 179\ncluster_id = \"{CLUSTER}\"\n\
+         dynamic_neighbor_limit = {clients}\n"
     );
-    let mut neighbors = String::new();
-    for i in 0..clients {
-        neighbors.push_str(&format!(
-            "[[neighbors]]\naddress = \"{}\"\nremote_asn = {AS}\nhold_time = 90\n\
-             families = [\"ipv4_unicast\"]\nroute_reflector_client = true\n\n",
-            client_address(i)
+    let mut rest = "[peer_groups.clients]\nhold_time = 90\nfamilies = [\"ipv4_unicast\"]\n\
+                    route_reflector_client = true\n\n"
+        .to_string();
+    let ranges: std::collections::BTreeSet<[u8; 4]> = (0..clients)
+        .map(|i| client_address(i).octets())
+        .map(|[a, b, c, _]| [a, b, c, 0])
+        .collect();
+    for [a, b, c, _] in ranges {
+        rest.push_str(&format!(
+            "[[dynamic_neighbors]]\nprefix = \"{a}.{b}.{c}.0/24\"\npeer_group = \"clients\"\n\
+             remote_asn = {AS}\n\n"
         ));
     }
     let metrics = SocketAddr::from((REFLECTOR, 9179));
-    let mut daemon =
-        BenchRustbgpd::start(program, ns, "reflect", (&global, &neighbors), Some(metrics));
+    let mut daemon = BenchRustbgpd::start(program, ns, "reflect", (&global, &rest), Some(metrics));
     daemon.wait_ready(Duration::from_secs(10));
     Reflector {
         name: "rustbgpd 0.8.0".into(),
@@ -417,6 +443,8 @@ struct Row {
     updates: usize,
     megabytes: f64,
     rss_kib: u64,
+    /// The reflector's peak resident memory (VmHWM) over the run.
+    peak_kib: u64,
 }
 
 fn run(ns: &Netns, reflector: Reflector, shape: Shape) -> Row {
@@ -433,11 +461,21 @@ fn run(ns: &Netns, reflector: Reflector, shape: Shape) -> Row {
             .map(|i| tokio::spawn(client(ns.path(), i, shape, barrier.clone(), start.clone())))
             .collect();
         let mut results = Vec::new();
+        let limit = Duration::from_secs(env_usize("REFLECT_TIMEOUT", 300) as u64);
+        let deadline = tokio::time::Instant::now() + limit;
         for t in tasks {
-            match tokio::time::timeout(Duration::from_secs(300), t).await {
+            match tokio::time::timeout_at(deadline, t).await {
                 Ok(Ok(r)) => results.push(r),
                 Ok(Err(e)) => panic!("{}: client failed: {e}", reflector.name),
-                Err(_) => panic!("{}: clients did not get every prefix", reflector.name),
+                Err(_) => {
+                    eprintln!(
+                        "{}: {} of {clients} clients had every prefix after {limit:?} \
+                         (REFLECT_TIMEOUT); shown as never",
+                        reflector.name,
+                        results.len()
+                    );
+                    return (f64::INFINITY, 0, 0);
+                }
             }
         }
         let slowest = results.iter().map(|(_, s)| s.done_after).max().unwrap();
@@ -446,6 +484,7 @@ fn run(ns: &Netns, reflector: Reflector, shape: Shape) -> Row {
         (slowest.as_secs_f64(), updates, bytes)
     });
     let rss_kib = rss_kib(reflector.pid);
+    let peak_kib = peak_rss_kib(reflector.pid);
     let name = reflector.name.clone();
     (reflector.stop)();
     drop(runtime);
@@ -456,6 +495,7 @@ fn run(ns: &Netns, reflector: Reflector, shape: Shape) -> Row {
         updates,
         megabytes: bytes as f64 / 1e6,
         rss_kib,
+        peak_kib,
     }
 }
 
@@ -511,7 +551,7 @@ fn main() {
         let mut tries: Vec<Row> = (0..runs)
             .map(|_| {
                 // A fresh namespace per run: no TIME_WAIT or leftovers shared between runs.
-                let ns = Netns::create("refl").unwrap();
+                let ns = namespace(clients);
                 let reflector = match kind {
                     "ours" => start_ours(&ns, clients),
                     "rustbgpd" => match &rustbgpd {
@@ -551,7 +591,7 @@ fn main() {
         );
     }
     println!(
-        "{:<28} {:>10} {:>15} {:>10} {:>14} {:>12} {:>12} {:>12}",
+        "{:<28} {:>10} {:>15} {:>10} {:>14} {:>12} {:>12} {:>12} {:>12}",
         "reflector",
         "seconds",
         "(fastest-slowest)",
@@ -559,7 +599,8 @@ fn main() {
         "deliveries/s",
         "UPDATEs",
         "MB sent",
-        "RSS MiB"
+        "RSS MiB",
+        "peak MiB"
     );
     let deliveries = shape.deliveries() as f64;
     // The fastest baseline of this run.
@@ -571,7 +612,7 @@ fn main() {
     for r in &rows {
         let ratio = bird.map_or("-".to_string(), |b| format!("{:.2}", r.seconds / b));
         println!(
-            "{:<28} {:>10.3} {:>17} {:>10} {:>14.0} {:>12} {:>12.1} {:>12.1}",
+            "{:<28} {:>10.3} {:>17} {:>10} {:>14.0} {:>12} {:>12.1} {:>12.1} {:>12.1}",
             r.name,
             r.seconds,
             format!("({:.3}-{:.3})", r.spread.0, r.spread.1),
@@ -579,7 +620,25 @@ fn main() {
             deliveries / r.seconds,
             r.updates,
             r.megabytes,
-            r.rss_kib as f64 / 1024.0
+            r.rss_kib as f64 / 1024.0,
+            r.peak_kib as f64 / 1024.0
+        );
+    }
+    if let (Some(best), Some(ours)) = (
+        rows.iter()
+            .filter(|r| !r.name.contains("calico-bgp"))
+            .min_by(|a, b| a.seconds.total_cmp(&b.seconds)),
+        rows.iter().find(|r| r.name.contains("calico-bgp")),
+    ) {
+        println!(
+            "fastest baseline: {} ({:.3} s); ours {:.3} s = {:.2}x of it (issue 19's goal: at \
+             most 0.5x); {:.0} deliveries/s, peak RSS {:.1} MiB",
+            best.name,
+            best.seconds,
+            ours.seconds,
+            ours.seconds / best.seconds,
+            deliveries / ours.seconds,
+            ours.peak_kib as f64 / 1024.0
         );
     }
 }

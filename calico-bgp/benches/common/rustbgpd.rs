@@ -32,7 +32,9 @@ impl BenchRustbgpd {
     /// Writes a configuration of `global` (the `[global]` table's keys, without
     /// `runtime_state_dir` and telemetry, which this sets) and `rest` (neighbors) into a
     /// fresh directory named after `tag`, and starts `program` with it in `ns`. With
-    /// `metrics`, its Prometheus endpoint listens there (an address inside `ns`).
+    /// `metrics`, its Prometheus endpoint listens there (an address inside `ns`). It logs
+    /// warnings (`$RUSTBGPD_LOG` to change) into `rustbgpd.log` in that directory, which
+    /// stays there when the bench fails.
     pub fn start(
         program: &Path,
         ns: &Netns,
@@ -56,7 +58,10 @@ impl BenchRustbgpd {
             .args(["netns", "exec", ns.name()])
             .arg(program)
             .arg(&conf_path)
-            .env("RUST_LOG", "warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("RUSTBGPD_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)

@@ -126,6 +126,14 @@ impl BenchRustbgpd {
     }
 }
 
+impl Drop for BenchRustbgpd {
+    /// A bench that fails does not leave the daemon running (its files stay, for its log).
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// The body of `GET /metrics` at `addr`.
 fn http_get(addr: SocketAddr) -> std::io::Result<String> {
     let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;

@@ -26,6 +26,7 @@
 //! memory at the end and its peak (VmHWM) over the run.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -362,10 +363,15 @@ async fn client(
     shape: Shape,
     barrier: Arc<tokio::sync::Barrier>,
     start: Arc<std::sync::OnceLock<Instant>>,
+    progress: Arc<Vec<AtomicUsize>>,
 ) -> (tokio::net::TcpStream, Seen) {
     let me = client_address(i);
     let sockets = SocketFactory::new(sockets_in(ns)).with_source(IpAddr::V4(me));
     let remote = SocketAddr::from((REFLECTOR, 179));
+    // Connections 5 ms apart: with 201 at once, rustbgpd 0.8.0 left some of its dynamic
+    // sessions half-open (the client's OPEN read, never Established). The time measured
+    // starts at the barrier, once every session is up.
+    tokio::time::sleep(Duration::from_millis(5 * i as u64)).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut stream = loop {
         let socket = sockets.connecting_socket(&remote).unwrap();
@@ -421,6 +427,7 @@ async fn client(
             2 => {
                 seen_updates += 1;
                 wrong += apply_update(&body, shape, &mut have, &mut count, i);
+                progress[i].store(count, Ordering::Relaxed);
             }
             3 => panic!("client {me}: NOTIFICATION {body:?}"),
             _ => {}
@@ -457,26 +464,44 @@ fn run(ns: &Netns, reflector: Reflector, shape: Shape) -> Row {
     let (seconds, updates, bytes) = runtime.block_on(async {
         let barrier = Arc::new(tokio::sync::Barrier::new(clients));
         let start = Arc::new(std::sync::OnceLock::new());
+        let progress: Arc<Vec<AtomicUsize>> =
+            Arc::new((0..clients).map(|_| AtomicUsize::new(0)).collect());
         let tasks: Vec<_> = (0..clients)
-            .map(|i| tokio::spawn(client(ns.path(), i, shape, barrier.clone(), start.clone())))
+            .map(|i| {
+                let (barrier, start, progress) = (barrier.clone(), start.clone(), progress.clone());
+                tokio::spawn(client(ns.path(), i, shape, barrier, start, progress))
+            })
             .collect();
         let mut results = Vec::new();
+        let mut short = Vec::new();
         let limit = Duration::from_secs(env_usize("REFLECT_TIMEOUT", 300) as u64);
         let deadline = tokio::time::Instant::now() + limit;
-        for t in tasks {
+        for (i, t) in tasks.into_iter().enumerate() {
             match tokio::time::timeout_at(deadline, t).await {
                 Ok(Ok(r)) => results.push(r),
                 Ok(Err(e)) => panic!("{}: client failed: {e}", reflector.name),
-                Err(_) => {
-                    eprintln!(
-                        "{}: {} of {clients} clients had every prefix after {limit:?} \
-                         (REFLECT_TIMEOUT); shown as never",
-                        reflector.name,
-                        results.len()
-                    );
-                    return (f64::INFINITY, 0, 0);
-                }
+                Err(_) => short.push(i),
             }
+        }
+        if !short.is_empty() {
+            let done = results.iter().map(|(_, s)| s.done_after).max();
+            let missing: Vec<String> = short
+                .iter()
+                .take(5)
+                .map(|&i| {
+                    let (had, want) = (progress[i].load(Ordering::Relaxed), shape.want(i));
+                    format!("{} had {had} of {want}", client_address(i))
+                })
+                .collect();
+            eprintln!(
+                "{}: {} of {clients} clients had every prefix after {limit:?} \
+                 (REFLECT_TIMEOUT; those by {done:?}); {}{}; shown as never done",
+                reflector.name,
+                results.len(),
+                missing.join(", "),
+                if short.len() > 5 { ", ..." } else { "" }
+            );
+            return (f64::INFINITY, 0, 0);
         }
         let slowest = results.iter().map(|(_, s)| s.done_after).max().unwrap();
         let updates = results.iter().map(|(_, s)| s.updates).sum::<usize>();

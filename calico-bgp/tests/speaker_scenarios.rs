@@ -12,7 +12,8 @@
 //!                                      (reject: the peer's export filter rejects CIDR)
 //! exports [PREFIX ...]
 //! state PEER STATE [ERROR ...]         the peering's FSM state report
-//! up PEER local=A [id=A] [gr=SECONDS[/nofwd]] [restarted]
+//! up PEER local=A [id=A] [gr=SECONDS[/nofwd]] [restarted] [addpath]
+//!                                      (addpath: we send the peer path identifiers, RFC 7911)
 //! down PEER graceful|notification REASON ...
 //! announce PEER PREFIX[,PREFIX] nh=A [path=AS,AS] [lp=N] [originator=A] [clusters=A,A]
 //! withdraw PEER PREFIX[,PREFIX]
@@ -61,6 +62,8 @@ struct Runner {
     names: HashMap<PeerId, IpAddr>,
     /// Configured remote AS by address.
     remote_as: HashMap<IpAddr, u32>,
+    /// Peers whose session sends path identifiers (`up ... addpath`).
+    add_path: HashMap<IpAddr, AddPathFamilies>,
 }
 
 fn options(words: &[&str]) -> SpeakerOptions {
@@ -83,6 +86,7 @@ impl Runner {
             now: start,
             names: HashMap::new(),
             remote_as: HashMap::new(),
+            add_path: HashMap::new(),
         }
     }
 
@@ -112,6 +116,10 @@ impl Runner {
             _ => {
                 let id = self.id(args[0]);
                 let event = self.event(command, args);
+                if let PeerEvent::Up { negotiated, .. } = &event {
+                    let peer = args[0].parse().unwrap();
+                    self.add_path.insert(peer, negotiated.add_path_send);
+                }
                 self.state.peer_event(id, event, self.now)
             }
         };
@@ -215,6 +223,7 @@ impl Runner {
         };
         let mut graceful_restart = None;
         let mut restarted = false;
+        let mut add_path = false;
         for arg in args {
             match arg.split_once('=') {
                 Some(("local", a)) => local = Some(a.parse::<IpAddr>().unwrap()),
@@ -227,6 +236,7 @@ impl Runner {
                     graceful_restart = Some((time.parse::<u16>().unwrap(), fwd));
                 }
                 None if *arg == "restarted" => restarted = true,
+                None if *arg == "addpath" => add_path = true,
                 _ => panic!("up: {arg}?"),
             }
         }
@@ -245,7 +255,11 @@ impl Runner {
                 restarted,
                 families: vec![(family, fwd)],
             }),
-            add_path_send: AddPathFamilies::NONE,
+            add_path_send: if add_path {
+                AddPathFamilies::of([family])
+            } else {
+                AddPathFamilies::NONE
+            },
             add_path_receive: AddPathFamilies::NONE,
         };
         PeerEvent::Up {
@@ -305,7 +319,11 @@ impl Runner {
                 vec![line]
             }
             Output::StopPeer { peer, why } => vec![format!("stop {} {why:?}", self.names[peer])],
-            Output::Send { peer, bytes } => render_send(self.names[peer], bytes),
+            Output::Send { peer, bytes } => {
+                let name = self.names[peer];
+                let add_path = self.add_path.get(&name).copied();
+                render_send_with(name, bytes, add_path.unwrap_or(AddPathFamilies::NONE))
+            }
             Output::Notify => vec!["notify".into()],
             other => panic!("unexpected output {other:?}"),
         }
@@ -405,7 +423,23 @@ fn list<T: std::fmt::Display>(items: impl IntoIterator<Item = T>) -> String {
 /// The messages of one send, one line per prefix; prefix lines sorted between End-of-RIB
 /// markers.
 fn render_send(peer: IpAddr, bytes: &[u8]) -> Vec<String> {
-    let ctx = Context::plain(true);
+    render_send_with(peer, bytes, AddPathFamilies::NONE)
+}
+
+/// [`render_send`] for a session that sends path identifiers on `add_path` (shown as
+/// `id=N` after the prefix).
+fn render_send_with(peer: IpAddr, bytes: &[u8], add_path: AddPathFamilies) -> Vec<String> {
+    let ctx = Context {
+        four_octet_as: true,
+        add_path,
+    };
+    let id = |p: &IpNet, id: u32| {
+        if add_path.contains(family_of(p.addr())) {
+            format!(" id={id}")
+        } else {
+            String::new()
+        }
+    };
     let mut lines = Vec::new();
     let mut group: Vec<String> = Vec::new();
     let mut rest = bytes;
@@ -428,12 +462,12 @@ fn render_send(peer: IpAddr, bytes: &[u8]) -> Vec<String> {
             lines.push(format!("send {peer} end-of-rib {name}"));
             continue;
         }
-        for p in update.withdrawn_prefixes() {
-            group.push(format!("send {peer} withdraw {p}"));
+        for (p, n) in update.withdrawn_paths() {
+            group.push(format!("send {peer} withdraw {p}{}", id(&p, n)));
         }
         let attrs = attributes(&update.attributes);
-        for p in update.announced() {
-            group.push(format!("send {peer} announce {p} {attrs}"));
+        for (p, n) in update.announced_paths() {
+            group.push(format!("send {peer} announce {p}{} {attrs}", id(&p, n)));
         }
     }
     group.sort();

@@ -2,13 +2,16 @@
 //! N IPv4 prefixes over eBGP; the table shows how long each receiver takes until all of
 //! them are in its Loc-RIB, and how much its resident memory grew per prefix. BIRD 2, BIRD 3
 //! (a worker thread per core; built from the baselines' source when missing, see
-//! `common::bird3`) and our [`Speaker`] receive the same bytes from the same feeder, one
-//! after the other, in the same run; the ratios are against the fastest baseline and the
-//! one with the least memory per prefix.
+//! `common::bird3`), rustbgpd (likewise, `common::rustbgpd`; its Loc-RIB size read from its
+//! Prometheus endpoint) and our [`Speaker`] receive the same bytes from the same feeder,
+//! one after the other, in the same run; the ratios are against the fastest baseline and
+//! the one with the least memory per prefix.
 //!
 //! Run as root: `cargo bench -p calico-bgp --bench feed` (`FEED_PREFIXES=N` to change the
 //! table size, default 1,000,000; `FEED_PER_PATH=K` prefixes share one AS path, default 4,
-//! so a million prefixes carry 250,000 distinct attribute sets, like a real full table).
+//! so a million prefixes carry 250,000 distinct attribute sets, like a real full table;
+//! `FEED_TIMEOUT=S`, default 300: rustbgpd not done by then is shown as never done, as it
+//! is when it stops taking routes in, see `rustbgpd_receiver`).
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener};
@@ -22,7 +25,10 @@ use calico_bgp::speaker::Speaker;
 use calico_core::dataplane::{BgpBackend, BgpSettings, PeerConfig};
 use calico_core::model::AsNumber;
 use calico_netns::fixtures::{veth, Netns};
-use common::{bird3, env_usize, rss_kib, sockets_in, spawn_self, BenchBird, BirdBuild};
+use common::{
+    bird3, env_usize, rss_kib, rustbgpd, sockets_in, spawn_self, BenchBird, BenchRustbgpd,
+    BirdBuild,
+};
 
 mod common;
 use ipnet::{IpNet, Ipv4Net};
@@ -190,6 +196,94 @@ fn bird_receiver(
     }
 }
 
+/// CPU time process `pid` has used, in clock ticks (0 when it cannot be read).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // After the command name (in parentheses, which may hold spaces): utime and stime are
+    // the 12th and 13th fields.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    field(11) + field(12)
+}
+
+fn rustbgpd_receiver(
+    program: &std::path::Path,
+    ns: &Netns,
+    prefixes: usize,
+    lines: &mut impl Iterator<Item = std::io::Result<String>>,
+) -> Row {
+    let global = format!("asn = {RECEIVER_AS}\nrouter_id = \"{RECEIVER}\"\nlisten_port = 179\n");
+    let neighbor = format!(
+        "[[neighbors]]\naddress = \"{FEEDER}\"\nremote_asn = {FEEDER_AS}\nhold_time = 90\n\
+         families = [\"ipv4_unicast\"]\n"
+    );
+    let metrics = format!("{RECEIVER}:9179").parse().unwrap();
+    let mut daemon = BenchRustbgpd::start(program, ns, "feed", (&global, &neighbor), Some(metrics));
+    daemon.wait_ready(Duration::from_secs(5));
+    let rss_before = rss_kib(daemon.pid);
+    let start = feed_started(lines);
+    // rustbgpd 0.8.0 hands received routes to its RIB task with a `try_send` on a queue of
+    // 4,096 UPDATEs and drops them when it is full: a table sent faster than its RIB takes
+    // it in never completes. Its Loc-RIB not growing while it uses no CPU for STALL means
+    // that; so does not being done within FEED_TIMEOUT.
+    const STALL: Duration = Duration::from_secs(5);
+    let limit = env_usize("FEED_TIMEOUT", 300) as f64;
+    let mut held = 0usize;
+    let mut mark = (std::time::Instant::now(), cpu_ticks(daemon.pid));
+    let complete = loop {
+        daemon.check_running();
+        let loc = daemon.metric("bgp_rib_loc_prefixes{afi_safi=\"all\"}");
+        let now = loc.map_or(0, |n| n as usize);
+        if now >= prefixes {
+            held = now;
+            break true;
+        }
+        let ticks = cpu_ticks(daemon.pid);
+        if now != held || ticks > mark.1 + 10 {
+            held = now;
+            mark = (std::time::Instant::now(), ticks);
+        } else if mark.0.elapsed() > STALL {
+            eprintln!(
+                "rustbgpd 0.8.0 holds {held} of {prefixes} prefixes and has taken none in, \
+                 idle, for {STALL:?}: it dropped the others (its RIB queue was full); shown as \
+                 never done"
+            );
+            break false;
+        }
+        if since(start) > limit {
+            eprintln!(
+                "rustbgpd 0.8.0 holds {held} of {prefixes} prefixes after {limit} s \
+                 (FEED_TIMEOUT); shown as never done"
+            );
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let seconds = if complete {
+        since(start)
+    } else {
+        f64::INFINITY
+    };
+    let rss_after = rss_kib(daemon.pid);
+    daemon.stop();
+    Row {
+        name: if complete {
+            "rustbgpd 0.8.0".into()
+        } else {
+            "rustbgpd 0.8.0 (incomplete)".into()
+        },
+        prefixes: held,
+        seconds,
+        rss_delta_kib: rss_after.saturating_sub(rss_before),
+    }
+}
+
 fn speaker_receiver(
     ns: &Netns,
     prefixes: usize,
@@ -296,6 +390,14 @@ fn main() {
     if let Some(b3) = bird3() {
         rows.push(bird_receiver(&b3, &receiver_ns, prefixes, &mut lines));
     }
+    if let Some(program) = rustbgpd() {
+        rows.push(rustbgpd_receiver(
+            &program,
+            &receiver_ns,
+            prefixes,
+            &mut lines,
+        ));
+    }
 
     rows.push(speaker_receiver(&receiver_ns, prefixes, &mut lines));
     let _ = child.kill();
@@ -317,7 +419,11 @@ fn main() {
         "vs best"
     );
     let per_prefix = |r: &Row| r.rss_delta_kib as f64 * 1024.0 / r.prefixes as f64;
-    let birds = || rows.iter().filter(|r| !r.name.contains("calico-bgp"));
+    // Baselines that took the whole table in.
+    let birds = || {
+        rows.iter()
+            .filter(|r| !r.name.contains("calico-bgp") && r.seconds.is_finite())
+    };
     let best_time = birds().map(|r| r.seconds).min_by(f64::total_cmp);
     let best_memory = birds().map(per_prefix).min_by(f64::total_cmp);
     let ratio = |x: f64, best: Option<f64>| best.map_or("-".into(), |b| format!("{:.2}", x / b));
@@ -332,6 +438,15 @@ fn main() {
             r.rss_delta_kib as f64 / 1024.0,
             per_prefix(r),
             ratio(per_prefix(r), best_memory)
+        );
+    }
+    let ours = rows.iter().find(|r| r.name.contains("calico-bgp"));
+    if let (Some(ours), Some(best)) = (ours, best_time) {
+        println!(
+            "ours: {:.2}x the fastest baseline's time (issue 19's goal: at most 0.5x); {:.0} \
+             bytes/prefix (goal: at most 140)",
+            ours.seconds / best,
+            per_prefix(ours)
         );
     }
 }

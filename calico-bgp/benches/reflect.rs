@@ -2,26 +2,31 @@
 //! IPv4 prefixes of its own (default 2,000: 100,000 in all); the table shows how long it
 //! takes from the start of the announcements until every client holds every other client's
 //! prefixes (98,000 each by default), with the originating client as next hop. Our
-//! [`Speaker`], BIRD 2 and BIRD 3 (with a worker thread per core; built from the baselines'
-//! source when missing, see `common::bird3`) take turns as the reflector, each in its own
-//! process, in the same run, serving the same clients; each row's ratio is against the
-//! fastest baseline.
+//! [`Speaker`], BIRD 2, BIRD 3 (with a worker thread per core) and rustbgpd (both built
+//! from the baselines' source when missing, see `common::bird3` and `common::rustbgpd`)
+//! take turns as the reflector, each in its own process, in the same run, serving the same
+//! clients; each row's ratio is against the fastest baseline.
 //!
 //! The clients are the same for both reflectors and deliberately light: tokio tasks in the
 //! bench process that speak just enough BGP (OPEN, KEEPALIVE, their pre-encoded UPDATEs) and
 //! count what arrives in a bitmap per client, checking each prefix's NEXT_HOP. On a 2-core
 //! machine, 50 full speakers as clients would spend more CPU than the reflector under test
-//! and blur the comparison. Everything lives on loopback addresses of one namespace: the
-//! reflector on 127.0.0.1, client i on 127.0.1.i. Sessions are iBGP (AS 64512) with hold
+//! and blur the comparison. Everything lives on addresses of the loopback interface of one
+//! namespace: the reflector on 10.200.0.1, client i on 10.201.x.y (not 127/8: rustbgpd
+//! refuses a loopback NEXT_HOP, RFC 4271 §6.3). Sessions are iBGP (AS 64512) with hold
 //! time 0 (no keepalives); the reflector waits passively, the clients connect.
 //!
 //! Run as root: `cargo bench -p calico-bgp --bench reflect` (`REFLECT_CLIENTS=C`,
 //! `REFLECT_PER_CLIENT=K`; `REFLECT_FEEDER_PREFIXES=N`: one feeder announces N prefixes
 //! and the C clients must each hold all of them, the fan-out of issue 19 at 200 × 100,000;
-//! `REFLECT_ONLY=ours`, `bird` or `bird3` runs one reflector; each runs
-//! `REFLECT_RUNS` times, default 3, and the median run is shown with the spread).
+//! `REFLECT_ONLY=ours`, `bird`, `bird3` or `rustbgpd` runs one reflector; each runs
+//! `REFLECT_RUNS` times, default 3, and the median run is shown with the spread;
+//! `REFLECT_TIMEOUT=S`, default 300: a reflector whose clients do not all have every
+//! prefix by then is shown as never done). The table shows each reflector's resident
+//! memory at the end and its peak (VmHWM) over the run.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,20 +38,38 @@ use calico_bgp::speaker::{Speaker, SpeakerOptions};
 use calico_core::dataplane::{BgpBackend, BgpSettings, PeerConfig};
 use calico_core::model::AsNumber;
 use calico_netns::fixtures::Netns;
-use common::{bird3, env_usize, rss_kib, sockets_in, spawn_self, BenchBird, BirdBuild};
+use common::{
+    bird3, env_usize, peak_rss_kib, rss_kib, rustbgpd, sockets_in, spawn_self, BenchBird,
+    BenchRustbgpd, BirdBuild,
+};
 
 mod common;
 use ipnet::{IpNet, Ipv4Net};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const AS: u32 = 64512;
-const REFLECTOR: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 1);
+const REFLECTOR: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 1);
 const CLUSTER: &str = "10.255.0.1";
 /// First prefix: 16.0.0.0/24; prefix n is 16.0.0.0 + n * 256.
 const BASE: u32 = 16 << 24;
 
 fn client_address(i: usize) -> Ipv4Addr {
-    Ipv4Addr::new(127, 0, 1 + (i / 250) as u8, 1 + (i % 250) as u8)
+    Ipv4Addr::new(10, 201, 1 + (i / 250) as u8, 1 + (i % 250) as u8)
+}
+
+/// A fresh namespace with the reflector's and `clients` clients' addresses on `lo`.
+fn namespace(clients: usize) -> Netns {
+    let ns = Netns::create("refl").unwrap();
+    let mut batch = format!("addr add {REFLECTOR}/32 dev lo\n");
+    for i in 0..clients {
+        batch.push_str(&format!("addr add {}/32 dev lo\n", client_address(i)));
+    }
+    let path = std::env::temp_dir().join(format!("calico-bgp-reflect-{}.ip", std::process::id()));
+    std::fs::write(&path, batch).unwrap();
+    ns.run(&["ip", "-batch", &path.display().to_string()])
+        .unwrap();
+    let _ = std::fs::remove_file(&path);
+    ns
 }
 
 /// The reflector process (ours): started inside the namespace, prints "ready" once it
@@ -132,6 +155,39 @@ fn start_bird(build: &BirdBuild, ns: &Netns, clients: usize) -> Reflector {
         name: bird.version(),
         pid: bird.pid,
         stop: Box::new(move || bird.stop()),
+    }
+}
+
+/// rustbgpd as the reflector: the clients are its dynamic neighbors (accepted by source
+/// range, inheriting a peer group of route-reflector clients). It has no passive mode for
+/// configured neighbors, and in one namespace its own connections to a client address
+/// reach its own listener (bound to 0.0.0.0) and hold the client's real connection back
+/// as a collision; dynamic neighbors never connect out.
+fn start_rustbgpd(program: &std::path::Path, ns: &Netns, clients: usize) -> Reflector {
+    let global = format!(
+        "asn = {AS}\nrouter_id = \"{REFLECTOR}\"\nlisten_port = 179\ncluster_id = \"{CLUSTER}\"\n\
+         dynamic_neighbor_limit = {clients}\n"
+    );
+    let mut rest = "[peer_groups.clients]\nhold_time = 90\nfamilies = [\"ipv4_unicast\"]\n\
+                    route_reflector_client = true\n\n"
+        .to_string();
+    let ranges: std::collections::BTreeSet<[u8; 4]> = (0..clients)
+        .map(|i| client_address(i).octets())
+        .map(|[a, b, c, _]| [a, b, c, 0])
+        .collect();
+    for [a, b, c, _] in ranges {
+        rest.push_str(&format!(
+            "[[dynamic_neighbors]]\nprefix = \"{a}.{b}.{c}.0/24\"\npeer_group = \"clients\"\n\
+             remote_asn = {AS}\n\n"
+        ));
+    }
+    let metrics = SocketAddr::from((REFLECTOR, 9179));
+    let mut daemon = BenchRustbgpd::start(program, ns, "reflect", (&global, &rest), Some(metrics));
+    daemon.wait_ready(Duration::from_secs(10));
+    Reflector {
+        name: "rustbgpd 0.8.0".into(),
+        pid: daemon.pid,
+        stop: Box::new(move || daemon.stop()),
     }
 }
 
@@ -307,10 +363,15 @@ async fn client(
     shape: Shape,
     barrier: Arc<tokio::sync::Barrier>,
     start: Arc<std::sync::OnceLock<Instant>>,
+    progress: Arc<Vec<AtomicUsize>>,
 ) -> (tokio::net::TcpStream, Seen) {
     let me = client_address(i);
     let sockets = SocketFactory::new(sockets_in(ns)).with_source(IpAddr::V4(me));
     let remote = SocketAddr::from((REFLECTOR, 179));
+    // Connections 5 ms apart: with 201 at once, rustbgpd 0.8.0 left some of its dynamic
+    // sessions half-open (the client's OPEN read, never Established). The time measured
+    // starts at the barrier, once every session is up.
+    tokio::time::sleep(Duration::from_millis(5 * i as u64)).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut stream = loop {
         let socket = sockets.connecting_socket(&remote).unwrap();
@@ -366,6 +427,7 @@ async fn client(
             2 => {
                 seen_updates += 1;
                 wrong += apply_update(&body, shape, &mut have, &mut count, i);
+                progress[i].store(count, Ordering::Relaxed);
             }
             3 => panic!("client {me}: NOTIFICATION {body:?}"),
             _ => {}
@@ -388,6 +450,8 @@ struct Row {
     updates: usize,
     megabytes: f64,
     rss_kib: u64,
+    /// The reflector's peak resident memory (VmHWM) over the run.
+    peak_kib: u64,
 }
 
 fn run(ns: &Netns, reflector: Reflector, shape: Shape) -> Row {
@@ -400,16 +464,44 @@ fn run(ns: &Netns, reflector: Reflector, shape: Shape) -> Row {
     let (seconds, updates, bytes) = runtime.block_on(async {
         let barrier = Arc::new(tokio::sync::Barrier::new(clients));
         let start = Arc::new(std::sync::OnceLock::new());
+        let progress: Arc<Vec<AtomicUsize>> =
+            Arc::new((0..clients).map(|_| AtomicUsize::new(0)).collect());
         let tasks: Vec<_> = (0..clients)
-            .map(|i| tokio::spawn(client(ns.path(), i, shape, barrier.clone(), start.clone())))
+            .map(|i| {
+                let (barrier, start, progress) = (barrier.clone(), start.clone(), progress.clone());
+                tokio::spawn(client(ns.path(), i, shape, barrier, start, progress))
+            })
             .collect();
         let mut results = Vec::new();
-        for t in tasks {
-            match tokio::time::timeout(Duration::from_secs(300), t).await {
+        let mut short = Vec::new();
+        let limit = Duration::from_secs(env_usize("REFLECT_TIMEOUT", 300) as u64);
+        let deadline = tokio::time::Instant::now() + limit;
+        for (i, t) in tasks.into_iter().enumerate() {
+            match tokio::time::timeout_at(deadline, t).await {
                 Ok(Ok(r)) => results.push(r),
                 Ok(Err(e)) => panic!("{}: client failed: {e}", reflector.name),
-                Err(_) => panic!("{}: clients did not get every prefix", reflector.name),
+                Err(_) => short.push(i),
             }
+        }
+        if !short.is_empty() {
+            let done = results.iter().map(|(_, s)| s.done_after).max();
+            let missing: Vec<String> = short
+                .iter()
+                .take(5)
+                .map(|&i| {
+                    let (had, want) = (progress[i].load(Ordering::Relaxed), shape.want(i));
+                    format!("{} had {had} of {want}", client_address(i))
+                })
+                .collect();
+            eprintln!(
+                "{}: {} of {clients} clients had every prefix after {limit:?} \
+                 (REFLECT_TIMEOUT; those by {done:?}); {}{}; shown as never done",
+                reflector.name,
+                results.len(),
+                missing.join(", "),
+                if short.len() > 5 { ", ..." } else { "" }
+            );
+            return (f64::INFINITY, 0, 0);
         }
         let slowest = results.iter().map(|(_, s)| s.done_after).max().unwrap();
         let updates = results.iter().map(|(_, s)| s.updates).sum::<usize>();
@@ -417,6 +509,7 @@ fn run(ns: &Netns, reflector: Reflector, shape: Shape) -> Row {
         (slowest.as_secs_f64(), updates, bytes)
     });
     let rss_kib = rss_kib(reflector.pid);
+    let peak_kib = peak_rss_kib(reflector.pid);
     let name = reflector.name.clone();
     (reflector.stop)();
     drop(runtime);
@@ -427,6 +520,7 @@ fn run(ns: &Netns, reflector: Reflector, shape: Shape) -> Row {
         updates,
         megabytes: bytes as f64 / 1e6,
         rss_kib,
+        peak_kib,
     }
 }
 
@@ -461,7 +555,12 @@ fn main() {
     } else {
         None
     };
-    for kind in ["ours", "bird", "bird3"] {
+    let rustbgpd = if only.is_empty() || only == "rustbgpd" {
+        rustbgpd()
+    } else {
+        None
+    };
+    for kind in ["ours", "bird", "bird3", "rustbgpd"] {
         if !only.is_empty() && only != kind {
             continue;
         }
@@ -471,14 +570,19 @@ fn main() {
                 Some(b) => b.clone(),
                 None => continue,
             },
+            "rustbgpd" if rustbgpd.is_none() => continue,
             _ => BirdBuild::Debian,
         };
         let mut tries: Vec<Row> = (0..runs)
             .map(|_| {
                 // A fresh namespace per run: no TIME_WAIT or leftovers shared between runs.
-                let ns = Netns::create("refl").unwrap();
+                let ns = namespace(clients);
                 let reflector = match kind {
                     "ours" => start_ours(&ns, clients),
+                    "rustbgpd" => match &rustbgpd {
+                        Some(program) => start_rustbgpd(program, &ns, clients),
+                        None => unreachable!("skipped above"),
+                    },
                     _ => start_bird(&build, &ns, clients),
                 };
                 run(&ns, reflector, shape)
@@ -512,7 +616,7 @@ fn main() {
         );
     }
     println!(
-        "{:<28} {:>10} {:>15} {:>10} {:>14} {:>12} {:>12} {:>12}",
+        "{:<28} {:>10} {:>15} {:>10} {:>14} {:>12} {:>12} {:>12} {:>12}",
         "reflector",
         "seconds",
         "(fastest-slowest)",
@@ -520,7 +624,8 @@ fn main() {
         "deliveries/s",
         "UPDATEs",
         "MB sent",
-        "RSS MiB"
+        "RSS MiB",
+        "peak MiB"
     );
     let deliveries = shape.deliveries() as f64;
     // The fastest baseline of this run.
@@ -532,7 +637,7 @@ fn main() {
     for r in &rows {
         let ratio = bird.map_or("-".to_string(), |b| format!("{:.2}", r.seconds / b));
         println!(
-            "{:<28} {:>10.3} {:>17} {:>10} {:>14.0} {:>12} {:>12.1} {:>12.1}",
+            "{:<28} {:>10.3} {:>17} {:>10} {:>14.0} {:>12} {:>12.1} {:>12.1} {:>12.1}",
             r.name,
             r.seconds,
             format!("({:.3}-{:.3})", r.spread.0, r.spread.1),
@@ -540,7 +645,25 @@ fn main() {
             deliveries / r.seconds,
             r.updates,
             r.megabytes,
-            r.rss_kib as f64 / 1024.0
+            r.rss_kib as f64 / 1024.0,
+            r.peak_kib as f64 / 1024.0
+        );
+    }
+    if let (Some(best), Some(ours)) = (
+        rows.iter()
+            .filter(|r| !r.name.contains("calico-bgp"))
+            .min_by(|a, b| a.seconds.total_cmp(&b.seconds)),
+        rows.iter().find(|r| r.name.contains("calico-bgp")),
+    ) {
+        println!(
+            "fastest baseline: {} ({:.3} s); ours {:.3} s = {:.2}x of it (issue 19's goal: at \
+             most 0.5x); {:.0} deliveries/s, peak RSS {:.1} MiB",
+            best.name,
+            best.seconds,
+            ours.seconds,
+            ours.seconds / best.seconds,
+            deliveries / ours.seconds,
+            ours.peak_kib as f64 / 1024.0
         );
     }
 }

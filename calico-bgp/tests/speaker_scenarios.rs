@@ -8,15 +8,18 @@
 //!
 //! ```text
 //! speaker [no-gr] [restarting]        options (before anything else; default: GR 120 s / 360 s)
-//! configure as=N id=A [cluster=A] peer=ADDR/AS[/client][/passive] ...
+//! configure as=N id=A [cluster=A] peer=ADDR/AS[/client][/passive] ... [reject=PEER:CIDR]
+//!                                      (reject: the peer's export filter rejects CIDR)
 //! exports [PREFIX ...]
 //! state PEER STATE [ERROR ...]         the peering's FSM state report
-//! up PEER local=A [id=A] [gr=SECONDS[/nofwd]] [restarted]
+//! up PEER local=A [id=A] [gr=SECONDS[/nofwd]] [restarted] [addpath]
+//!                                      (addpath: we send the peer path identifiers, RFC 7911)
 //! down PEER graceful|notification REASON ...
 //! announce PEER PREFIX[,PREFIX] nh=A [path=AS,AS] [lp=N] [originator=A] [clusters=A,A]
 //! withdraw PEER PREFIX[,PREFIX]
 //! eor PEER [ipv4|ipv6]                 End-of-RIB
 //! refresh PEER [ipv4|ipv6]             ROUTE-REFRESH
+//! stalled PEER | drained PEER          the session's send queue passed its limit / drained
 //! at SECONDS                           the clock moves on (no input to the speaker)
 //! timers                               stale-route timers due now
 //! deadline | routes | status           queries, answered as outputs
@@ -41,7 +44,7 @@ use std::time::Duration;
 use calico_bgp::packet::{self, AfiSafi, AsPath, Context, Message, MpNextHop, MpReach, Update};
 use calico_bgp::packet::{AddPathFamilies, Origin, PathAttributes, HEADER_LEN};
 use calico_bgp::rib::PeerId;
-use calico_bgp::session::io::PeerEvent;
+use calico_bgp::session::io::{PeerEvent, SharedBytes};
 use calico_bgp::session::{Direction, Negotiated, PeerGracefulRestart, SessionDown};
 use calico_bgp::speaker::state::{Output, SpeakerState};
 use calico_bgp::speaker::{GracefulRestartOptions, SpeakerOptions};
@@ -59,6 +62,8 @@ struct Runner {
     names: HashMap<PeerId, IpAddr>,
     /// Configured remote AS by address.
     remote_as: HashMap<IpAddr, u32>,
+    /// Peers whose session sends path identifiers (`up ... addpath`).
+    add_path: HashMap<IpAddr, AddPathFamilies>,
 }
 
 fn options(words: &[&str]) -> SpeakerOptions {
@@ -81,6 +86,7 @@ impl Runner {
             now: start,
             names: HashMap::new(),
             remote_as: HashMap::new(),
+            add_path: HashMap::new(),
         }
     }
 
@@ -110,6 +116,10 @@ impl Runner {
             _ => {
                 let id = self.id(args[0]);
                 let event = self.event(command, args);
+                if let PeerEvent::Up { negotiated, .. } = &event {
+                    let peer = args[0].parse().unwrap();
+                    self.add_path.insert(peer, negotiated.add_path_send);
+                }
                 self.state.peer_event(id, event, self.now)
             }
         };
@@ -131,6 +141,26 @@ impl Runner {
                 "as" => settings.local_as = AsNumber(value.parse().unwrap()),
                 "id" => settings.router_id = value.parse().unwrap(),
                 "cluster" => settings.cluster_id = Some(value.parse().unwrap()),
+                "reject" => {
+                    let (peer, cidr) = value.split_once(':').expect("reject=PEER:CIDR");
+                    let yaml = format!(
+                        "kind: BgpFilter\nname: reject\n\
+                         exportV4: [{{action: Reject, matchOperator: Equal, cidr: {cidr}}}]\n"
+                    );
+                    let resources = calico_core::model::parse_resources(&yaml).unwrap();
+                    let Some(calico_core::model::Resource::BgpFilter(filter)) =
+                        resources.into_iter().next()
+                    else {
+                        panic!("reject: not a BgpFilter");
+                    };
+                    let peer = peer.parse().unwrap();
+                    settings
+                        .policy
+                        .filters
+                        .entry(peer)
+                        .or_default()
+                        .push(filter);
+                }
                 "peer" => {
                     let parts: Vec<&str> = value.split('/').collect();
                     let peer = PeerConfig {
@@ -179,6 +209,8 @@ impl Runner {
             "withdraw" => PeerEvent::Updates(vec![withdrawal(args[1])]),
             "eor" => PeerEvent::Updates(vec![packet::update::end_of_rib(family(1))]),
             "refresh" => PeerEvent::Refresh(family(1)),
+            "stalled" => PeerEvent::Stalled,
+            "drained" => PeerEvent::Drained,
             other => panic!("unknown input {other}"),
         }
     }
@@ -191,6 +223,7 @@ impl Runner {
         };
         let mut graceful_restart = None;
         let mut restarted = false;
+        let mut add_path = false;
         for arg in args {
             match arg.split_once('=') {
                 Some(("local", a)) => local = Some(a.parse::<IpAddr>().unwrap()),
@@ -203,6 +236,7 @@ impl Runner {
                     graceful_restart = Some((time.parse::<u16>().unwrap(), fwd));
                 }
                 None if *arg == "restarted" => restarted = true,
+                None if *arg == "addpath" => add_path = true,
                 _ => panic!("up: {arg}?"),
             }
         }
@@ -221,7 +255,11 @@ impl Runner {
                 restarted,
                 families: vec![(family, fwd)],
             }),
-            add_path_send: AddPathFamilies::NONE,
+            add_path_send: if add_path {
+                AddPathFamilies::of([family])
+            } else {
+                AddPathFamilies::NONE
+            },
             add_path_receive: AddPathFamilies::NONE,
         };
         PeerEvent::Up {
@@ -281,7 +319,11 @@ impl Runner {
                 vec![line]
             }
             Output::StopPeer { peer, why } => vec![format!("stop {} {why:?}", self.names[peer])],
-            Output::Send { peer, bytes } => render_send(self.names[peer], bytes),
+            Output::Send { peer, bytes } => {
+                let name = self.names[peer];
+                let add_path = self.add_path.get(&name).copied();
+                render_send_with(name, bytes, add_path.unwrap_or(AddPathFamilies::NONE))
+            }
             Output::Notify => vec!["notify".into()],
             other => panic!("unexpected output {other:?}"),
         }
@@ -381,7 +423,23 @@ fn list<T: std::fmt::Display>(items: impl IntoIterator<Item = T>) -> String {
 /// The messages of one send, one line per prefix; prefix lines sorted between End-of-RIB
 /// markers.
 fn render_send(peer: IpAddr, bytes: &[u8]) -> Vec<String> {
-    let ctx = Context::plain(true);
+    render_send_with(peer, bytes, AddPathFamilies::NONE)
+}
+
+/// [`render_send`] for a session that sends path identifiers on `add_path` (shown as
+/// `id=N` after the prefix).
+fn render_send_with(peer: IpAddr, bytes: &[u8], add_path: AddPathFamilies) -> Vec<String> {
+    let ctx = Context {
+        four_octet_as: true,
+        add_path,
+    };
+    let id = |p: &IpNet, id: u32| {
+        if add_path.contains(family_of(p.addr())) {
+            format!(" id={id}")
+        } else {
+            String::new()
+        }
+    };
     let mut lines = Vec::new();
     let mut group: Vec<String> = Vec::new();
     let mut rest = bytes;
@@ -404,12 +462,12 @@ fn render_send(peer: IpAddr, bytes: &[u8]) -> Vec<String> {
             lines.push(format!("send {peer} end-of-rib {name}"));
             continue;
         }
-        for p in update.withdrawn_prefixes() {
-            group.push(format!("send {peer} withdraw {p}"));
+        for (p, n) in update.withdrawn_paths() {
+            group.push(format!("send {peer} withdraw {p}{}", id(&p, n)));
         }
         let attrs = attributes(&update.attributes);
-        for p in update.announced() {
-            group.push(format!("send {peer} announce {p} {attrs}"));
+        for (p, n) in update.announced_paths() {
+            group.push(format!("send {peer} announce {p}{} {attrs}", id(&p, n)));
         }
     }
     group.sort();
@@ -541,5 +599,106 @@ fn a_wrong_expectation_fails() {
         failures.len(),
         1,
         "the start output is missing: {failures:?}"
+    );
+}
+
+/// Update groups: the outputs of one change, by peer.
+fn sends(runner: &Runner, outputs: &[Output]) -> HashMap<IpAddr, SharedBytes> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Send { peer, bytes } => Some((runner.names[peer], bytes.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A reflector with clients .1 to .4 (.4 with an export filter rejecting 10.9.0.0/24), a
+/// non-client .5 and an eBGP peer .6, all established.
+fn reflector_with_groups() -> Runner {
+    let mut r = Runner::new(options(&[]));
+    r.input(
+        "configure as=64512 id=10.0.0.100 cluster=10.0.0.99 peer=10.0.0.1/64512/client \
+         peer=10.0.0.2/64512/client peer=10.0.0.3/64512/client peer=10.0.0.4/64512/client \
+         peer=10.0.0.5/64512 peer=10.0.0.6/65006 reject=10.0.0.4:10.9.0.0/24",
+    );
+    for n in 1..=6 {
+        r.input(&format!("up 10.0.0.{n} local=10.0.0.100"));
+    }
+    r
+}
+
+#[test]
+fn peers_with_one_outbound_policy_are_sent_the_same_bytes() {
+    let mut r = reflector_with_groups();
+    let from = r.id("10.0.0.1");
+    let event = r.event(
+        "announce",
+        &["10.0.0.1", "10.1.0.0/24,10.9.0.0/24", "nh=10.0.0.1"],
+    );
+    let outputs = r.state.peer_event(from, event, r.now);
+    let sent = sends(&r, &outputs);
+    let at = |n: u8| IpAddr::V4(Ipv4Addr::new(10, 0, 0, n));
+    // Clients 2 and 3 share a group: one encoding, the same allocation.
+    assert!(std::sync::Arc::ptr_eq(&sent[&at(2)], &sent[&at(3)]));
+    // The source of the routes is sent nothing (never back to where they came from).
+    assert!(!sent.contains_key(&at(1)));
+    // Another filter, a non-client, an eBGP peer: each its own group and bytes.
+    for other in [4, 5, 6] {
+        assert!(
+            !std::sync::Arc::ptr_eq(&sent[&at(2)], &sent[&at(other)]),
+            "10.0.0.{other} shares client 2's bytes"
+        );
+    }
+    // And what each group got is what its policy says.
+    let lines = |n: u8| render_send(at(n), &sent[&at(n)]);
+    let reflected = |n: u8, p: &str| {
+        format!(
+            "send 10.0.0.{n} announce {p} nh=10.0.0.1 path= lp=100 originator=10.0.0.1 \
+             clusters=10.0.0.99"
+        )
+    };
+    for n in [2, 3, 5] {
+        assert_eq!(
+            lines(n),
+            [reflected(n, "10.1.0.0/24"), reflected(n, "10.9.0.0/24")]
+        );
+    }
+    assert_eq!(lines(4), [reflected(4, "10.1.0.0/24")]);
+    assert_eq!(
+        lines(6),
+        [
+            "send 10.0.0.6 announce 10.1.0.0/24 nh=10.0.0.100 path=64512",
+            "send 10.0.0.6 announce 10.9.0.0/24 nh=10.0.0.100 path=64512",
+        ]
+    );
+}
+
+#[test]
+fn a_source_of_some_routes_of_a_change_is_sent_the_others_apart_from_its_group() {
+    let mut r = reflector_with_groups();
+    r.input("announce 10.0.0.2 10.2.0.0/24 nh=10.0.0.2");
+    // A route of client 3: client 2, though it is the source of other routes, is not one of
+    // this change's, so it shares the clients' bytes.
+    let from = r.id("10.0.0.3");
+    let event = r.event("announce", &["10.0.0.3", "10.3.0.0/24", "nh=10.0.0.3"]);
+    let outputs = r.state.peer_event(from, event, r.now);
+    let sent = sends(&r, &outputs);
+    let at = |n: u8| IpAddr::V4(Ipv4Addr::new(10, 0, 0, n));
+    assert!(!sent.contains_key(&at(3)));
+    assert!(std::sync::Arc::ptr_eq(&sent[&at(1)], &sent[&at(2)]));
+    // Client 2's own route withdrawn: 2 is alone (and sent nothing), 1 and 3 share.
+    let withdraw = r.event("withdraw", &["10.0.0.2", "10.2.0.0/24"]);
+    let from = r.id("10.0.0.2");
+    let outputs = r.state.peer_event(from, withdraw, r.now);
+    let sent = sends(&r, &outputs);
+    assert!(
+        !sent.contains_key(&at(2)),
+        "its own withdrawal is not sent back"
+    );
+    assert!(std::sync::Arc::ptr_eq(&sent[&at(1)], &sent[&at(3)]));
+    assert_eq!(
+        render_send(at(1), &sent[&at(1)]),
+        ["send 10.0.0.1 withdraw 10.2.0.0/24"]
     );
 }

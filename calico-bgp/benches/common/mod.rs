@@ -1,6 +1,6 @@
 //! Pieces the BGP benches share: settings from the environment, a process's resident
-//! memory, and BIRD daemons (Debian's BIRD 2, and BIRD 3 built from the baselines' source)
-//! run as the baselines.
+//! memory, and the baselines: BIRD daemons (Debian's BIRD 2, and BIRD 3 built from the
+//! baselines' source) and rustbgpd (built from the baselines' source, [`rustbgpd`]).
 
 use std::io::{BufRead, BufReader, Lines};
 use std::path::{Path, PathBuf};
@@ -13,6 +13,9 @@ use calico_netns::fixtures::Netns;
 mod sockets;
 pub use sockets::sockets_in;
 
+mod rustbgpd;
+pub use rustbgpd::{rustbgpd, BenchRustbgpd};
+
 /// `name` from the environment as a number, or `default`.
 pub fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -23,10 +26,22 @@ pub fn env_usize(name: &str, default: usize) -> usize {
 
 /// Resident memory of process `pid` in KiB (0 when it cannot be read).
 pub fn rss_kib(pid: u32) -> u64 {
+    status_kib(pid, "VmRSS:")
+}
+
+/// The most resident memory process `pid` has had, in KiB (0 when it cannot be read).
+// The reflect bench reads it; this module is compiled into each bench.
+#[allow(dead_code)]
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    status_kib(pid, "VmHWM:")
+}
+
+/// A KiB field of `/proc/<pid>/status`.
+fn status_kib(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
@@ -112,8 +127,11 @@ fn baseline(env: &str, name: &str, program: &str, script: &str) -> Option<PathBu
     if !script.exists() {
         eprintln!(
             "{name} baseline skipped: no {} (set CALICO_BASELINES to the directory holding \
-             the baselines' build scripts and sources, or {env} to an installed {name})",
-            script.display()
+             the baselines' build scripts and sources, or {env} to an installed {name}; \
+             with them, `bash $CALICO_BASELINES/{} {}` builds it where the benches look)",
+            script.display(),
+            script.file_name().unwrap_or_default().to_string_lossy(),
+            dir.display()
         );
         return None;
     }
@@ -126,8 +144,9 @@ fn baseline(env: &str, name: &str, program: &str, script: &str) -> Option<PathBu
         Ok(s) if s.success() && dir.join(program).exists() => Some(dir),
         other => {
             eprintln!(
-                "{name} baseline skipped: {} failed: {other:?}",
-                script.display()
+                "{name} baseline skipped: `bash {} {}` failed: {other:?}",
+                script.display(),
+                dir.display()
             );
             None
         }

@@ -10,25 +10,36 @@ use super::hash::BuildRibHasher;
 use super::{decision, Change, Path, PeerId, PeerTable, RouteAttrs};
 
 /// A prefix's paths, best first, then the rest of the multipath set, then the others. A
-/// single path (the common case) is stored inline: no allocation per prefix.
+/// single path (the common case) is stored inline: no allocation per prefix, and 16 bytes
+/// in the table rather than 24 (the other variant's pointer fits beside the path's `Arc`,
+/// whose null value tells the two apart): ~16 MB less for a million prefixes, whose table
+/// has two million buckets.
 #[derive(Clone, Debug)]
 pub(super) enum Dest {
     One(Path),
-    Many { paths: Box<[Path]>, multipath: u8 },
+    Many(Box<Several>),
+}
+
+/// Several paths to a prefix, ordered by the decision process.
+#[derive(Clone, Debug)]
+pub(super) struct Several {
+    paths: Box<[Path]>,
+    /// How many of the first paths form the multipath set.
+    multipath: u8,
 }
 
 impl Dest {
     pub(super) fn paths(&self) -> &[Path] {
         match self {
             Dest::One(p) => std::slice::from_ref(p),
-            Dest::Many { paths, .. } => paths,
+            Dest::Many(several) => &several.paths,
         }
     }
 
     pub(super) fn multipath(&self) -> usize {
         match self {
             Dest::One(_) => 1,
-            Dest::Many { multipath, .. } => usize::from(*multipath),
+            Dest::Many(several) => usize::from(several.multipath),
         }
     }
 
@@ -39,10 +50,10 @@ impl Dest {
             1 => paths.pop().map(Dest::One),
             _ => {
                 let multipath = decision::select(&mut paths, peers, local_as).min(255) as u8;
-                Some(Dest::Many {
+                Some(Dest::Many(Box::new(Several {
                     paths: paths.into_boxed_slice(),
                     multipath,
-                })
+                })))
             }
         }
     }
@@ -197,4 +208,16 @@ pub(super) fn remove_peer<K: PrefixKey>(
         }
         true
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_takes_sixteen_bytes_beside_its_key() {
+        // What a million prefixes cost in the table: keep it from growing unnoticed.
+        assert_eq!(std::mem::size_of::<Dest>(), 16);
+        assert_eq!(std::mem::size_of::<(Ipv4Net, Dest)>(), 24);
+    }
 }

@@ -2,12 +2,17 @@
 //! back-off), takes connections the shared listener accepted, reads and decodes messages,
 //! writes what the FSM and the RIB want sent, and keeps the timers.
 //!
-//! Each connection has a reader task (decoding frames) and a writer task (draining an
-//! unbounded queue), so the peering task itself never blocks on a socket: two speakers
-//! sending full tables to each other cannot deadlock.
+//! Each connection has a reader task (decoding frames) and a writer task (draining a
+//! queue), so the peering task itself never blocks on a socket: two speakers sending full
+//! tables to each other cannot deadlock. The queue takes every message, but when the bytes
+//! waiting in it pass the peering's limit it reports [`PeerEvent::Stalled`], and
+//! [`PeerEvent::Drained`] once they are written (see `queue.rs`): the owner is to stop
+//! sending UPDATEs meanwhile, so that a peer reading slowly neither holds the others back
+//! nor makes the queue grow without bound.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use calico_core::dataplane::PeerState;
@@ -19,12 +24,16 @@ use tokio::task::{AbortHandle, JoinHandle};
 use tokio::time::Instant;
 
 use super::fsm::{Action, Direction, Event, Fsm, Negotiated, SessionConfig, SessionDown, Timer};
+use super::queue::SendQueue;
 use crate::packet::notification::CeaseSubcode;
 use crate::packet::{self, AfiSafi, Context, DecodeError, Message, Update, HEADER_LEN};
 use crate::speaker::socket::SocketFactory;
 
 /// How long one connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Encoded messages, shared: the same UPDATE bytes go to every peer of an update group.
+pub type SharedBytes = Arc<[u8]>;
 
 /// What the owner of a peering tells it.
 #[derive(Debug)]
@@ -33,7 +42,7 @@ pub enum PeerCommand {
     /// The listener accepted a connection from this peer.
     Accepted(TcpStream),
     /// Encoded messages to send on the established connection.
-    Send(Vec<u8>),
+    Send(SharedBytes),
     /// Stop the peering (with a Cease of this subcode) and end the task.
     Stop(CeaseSubcode),
     /// End the current session with a Cease of this subcode, for this reason (an
@@ -72,6 +81,11 @@ pub enum PeerEvent {
     Updates(Vec<Update>),
     /// The peer asked for a family again.
     Refresh(AfiSafi),
+    /// The established connection's send queue passed its limit: the peer reads slower
+    /// than it is sent to.
+    Stalled,
+    /// The send queue that [`PeerEvent::Stalled`] reported has drained.
+    Drained,
 }
 
 /// A running peering.
@@ -83,13 +97,14 @@ pub struct PeerHandle {
 
 impl PeerHandle {
     /// Starts a peering task for the peer at `remote`. Events go to `events` tagged with
-    /// `tag`.
+    /// `tag`. A connection whose send queue holds more than `queue_limit` bytes not yet
+    /// written reports [`PeerEvent::Stalled`].
     pub fn spawn<T: Copy + Send + 'static>(
         tag: T,
         config: SessionConfig,
         remote: SocketAddr,
         sockets: SocketFactory,
-        events: mpsc::UnboundedSender<(T, PeerEvent)>,
+        (events, queue_limit): (mpsc::UnboundedSender<(T, PeerEvent)>, usize),
     ) -> PeerHandle {
         let (tx, rx) = mpsc::unbounded_channel();
         let task = PeerTask {
@@ -103,6 +118,7 @@ impl PeerHandle {
             timers: HashMap::new(),
             reported: (PeerState::Idle, None),
             closing: Vec::new(),
+            queue_limit,
         };
         let task = tokio::spawn(task.run(rx));
         PeerHandle { commands: tx, task }
@@ -126,7 +142,8 @@ pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 struct Connection {
     generation: u64,
-    writer: mpsc::UnboundedSender<Option<Vec<u8>>>,
+    writer: mpsc::UnboundedSender<Option<SharedBytes>>,
+    queue: Arc<SendQueue>,
     writer_task: JoinHandle<()>,
     reader: AbortHandle,
     local: SocketAddr,
@@ -139,6 +156,8 @@ enum ConnEvent {
     Messages(Vec<Message>),
     Malformed(DecodeError),
     Closed(String),
+    /// The writer emptied a stalled send queue.
+    Drained,
 }
 
 type EventSink = Box<dyn Fn(PeerEvent) -> bool + Send>;
@@ -155,6 +174,8 @@ struct PeerTask {
     reported: (PeerState, Option<String>),
     /// Writers of closed connections still sending their last bytes.
     closing: Vec<JoinHandle<()>>,
+    /// Bytes a connection's send queue may hold before it reports a stall.
+    queue_limit: usize,
 }
 
 fn index(dir: Direction) -> usize {
@@ -189,6 +210,10 @@ impl PeerTask {
                     Some(PeerCommand::Send(bytes)) => {
                         if let Some(n) = self.fsm.established() {
                             if let Some(c) = &self.connections[index(n.direction)] {
+                                if c.queue.pushed(bytes.len()) {
+                                    tracing::debug!(peer = %self.remote, "send queue full: UPDATEs held back until it drains");
+                                    (self.events)(PeerEvent::Stalled);
+                                }
                                 let _ = c.writer.send(Some(bytes));
                             }
                         }
@@ -285,6 +310,13 @@ impl PeerTask {
                         Event::Malformed(dir, e)
                     }
                     ConnEvent::Closed(reason) => Event::Closed(dir, reason),
+                    ConnEvent::Drained => {
+                        // Only the established connection's queue is the owner's concern.
+                        if self.fsm.established().is_some_and(|n| n.direction == dir) {
+                            (self.events)(PeerEvent::Drained);
+                        }
+                        return;
+                    }
                     ConnEvent::Connected(_) | ConnEvent::ConnectFailed(_) => return,
                 };
                 self.fsm.handle(event, actions);
@@ -307,13 +339,26 @@ impl PeerTask {
         let (read, write) = stream.into_split();
         let (wtx, wrx) = mpsc::unbounded_channel();
         let remote = self.remote;
-        let writer_task = tokio::spawn(write_loop(write, wrx, move |reason| {
-            // Not reported as the end of the connection: the peer may have sent a
-            // NOTIFICATION just before closing, still unread, and it decides whether the
-            // close is graceful (RFC 4724). The reader reaches it, then the end, and reports
-            // both in order; the hold timer covers a connection that never ends.
-            tracing::debug!(peer = %remote, direction = ?dir, %reason, "writing to the peer failed; the reader reports the connection's end");
-        }));
+        let queue = Arc::new(SendQueue::new(self.queue_limit));
+        let drained = {
+            let tx = conn_tx.clone();
+            move || {
+                let _ = tx.send((dir, generation, ConnEvent::Drained));
+            }
+        };
+        let writer_task = tokio::spawn(write_loop(
+            write,
+            wrx,
+            queue.clone(),
+            drained,
+            move |reason| {
+                // Not reported as the end of the connection: the peer may have sent a
+                // NOTIFICATION just before closing, still unread, and it decides whether the
+                // close is graceful (RFC 4724). The reader reaches it, then the end, and reports
+                // both in order; the hold timer covers a connection that never ends.
+                tracing::debug!(peer = %remote, direction = ?dir, %reason, "writing to the peer failed; the reader reports the connection's end");
+            },
+        ));
         let tx = conn_tx.clone();
         let config = self.fsm.config().clone();
         let reader = tokio::spawn(read_loop(read, config, move |e| {
@@ -323,6 +368,7 @@ impl PeerTask {
         if let Some(old) = self.connections[index(dir)].replace(Connection {
             generation,
             writer: wtx,
+            queue,
             writer_task,
             reader,
             local,
@@ -369,7 +415,12 @@ impl PeerTask {
                     match message.encode(&ctx) {
                         Ok(bytes) => {
                             if let Some(c) = &self.connections[index(dir)] {
-                                let _ = c.writer.send(Some(bytes));
+                                let established =
+                                    self.fsm.established().is_some_and(|n| n.direction == dir);
+                                if c.queue.pushed(bytes.len()) && established {
+                                    (self.events)(PeerEvent::Stalled);
+                                }
+                                let _ = c.writer.send(Some(bytes.into()));
                             }
                         }
                         Err(e) => {
@@ -446,9 +497,13 @@ async fn connect(sockets: &SocketFactory, remote: SocketAddr) -> std::io::Result
     }
 }
 
+/// Writes what is queued, in order; calls `drained` when a stalled `accounting` has
+/// drained.
 async fn write_loop(
     mut write: OwnedWriteHalf,
-    mut queue: mpsc::UnboundedReceiver<Option<Vec<u8>>>,
+    mut queue: mpsc::UnboundedReceiver<Option<SharedBytes>>,
+    accounting: Arc<SendQueue>,
+    drained: impl Fn(),
     closed: impl FnOnce(String),
 ) {
     while let Some(item) = queue.recv().await {
@@ -459,6 +514,9 @@ async fn write_loop(
         if let Err(e) = write.write_all(&bytes).await {
             closed(format!("write failed: {e}"));
             return;
+        }
+        if accounting.written(bytes.len()) {
+            drained();
         }
     }
 }

@@ -4,6 +4,7 @@
 pub mod fsm;
 pub mod io;
 mod negotiation;
+mod queue;
 
 pub use fsm::{
     Action, Direction, Event, Fsm, GracefulRestart, Negotiated, PeerGracefulRestart, SessionConfig,

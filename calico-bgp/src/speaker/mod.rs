@@ -28,8 +28,8 @@
 //! ```
 //!
 //! The speaker task is the only owner of the RIB and the peers table, so nothing is
-//! locked; a peering task never blocks on a socket (its writer drains an unbounded queue),
-//! so two speakers sending each other full tables cannot deadlock. The decisions (who is
+//! locked; a peering task never blocks on a socket (its writer drains a queue that takes
+//! every message), so two speakers sending each other full tables cannot deadlock. The decisions (who is
 //! sent what, which routes stay stale and until when) are all in [`state::SpeakerState`],
 //! which the scenario tests (`tests/speaker_scenarios.rs`) drive without sockets.
 //!
@@ -88,6 +88,18 @@
 //! When it goes from Up to Down, the BGP session ends at once (Cease, "BFD Down") and its
 //! routes are withdrawn, without waiting for the hold time.
 //!
+//! # Update groups and slow peers
+//!
+//! A change of the Loc-RIB or of our exports is computed and encoded once per update group
+//! (`groups.rs`: peers whose sessions encode alike and whose export rules, filters and next
+//! hop handling are equal) and the same bytes ([`SharedBytes`](crate::session::io::SharedBytes))
+//! are queued for each member; the sources of the change's paths, and ADD-PATH peers, are
+//! handled apart. A session's send queue that holds more than
+//! [`SpeakerOptions::send_queue_limit`] bytes not yet written stalls: the peer is sent no
+//! UPDATEs while the others go on, the prefixes that change meanwhile are noted, and once
+//! the queue has drained the peer is sent the current state of each (`backlog.rs`). A peer
+//! that never reads again is not dropped for it; its hold timer decides.
+//!
 //! End-of-RIB is sent after every table dump (session up, ROUTE-REFRESH), for every
 //! negotiated family.
 //!
@@ -134,6 +146,8 @@
 //! ```
 
 mod add_path;
+mod backlog;
+mod groups;
 pub mod gtsm;
 pub mod interface;
 mod listener;
@@ -156,7 +170,9 @@ use calico_core::dataplane::{
 };
 use tokio::sync::{mpsc, oneshot, watch};
 
-pub use self::options::{GracefulRestartError, GracefulRestartOptions, SpeakerOptions};
+pub use self::options::{
+    GracefulRestartError, GracefulRestartOptions, SpeakerOptions, DEFAULT_SEND_QUEUE_LIMIT,
+};
 use self::task::{Command, Task};
 use crate::bfd::{BfdService, SessionStatus};
 

@@ -26,7 +26,15 @@ pub struct SpeakerOptions {
     /// Graceful restart (RFC 4724); `None`: the capability is not advertised, peers'
     /// routes are withdrawn as soon as their session ends and ours as soon as we stop.
     pub graceful_restart: Option<GracefulRestartOptions>,
+    /// Bytes a session's send queue may hold, not yet written to its socket, before the
+    /// peer is held back: it is sent no UPDATEs until the queue has drained, then the
+    /// current state of what changed meanwhile (so that a peer reading slowly neither
+    /// slows the others nor makes the queue grow without bound). Default 4 MiB.
+    pub send_queue_limit: usize,
 }
+
+/// [`SpeakerOptions::send_queue_limit`] by default.
+pub const DEFAULT_SEND_QUEUE_LIMIT: usize = 4 << 20;
 
 /// Graceful restart settings of a [`Speaker`](super::Speaker) (see the
 /// [module docs](super)).
@@ -94,6 +102,7 @@ impl Default for SpeakerOptions {
             connect_retry_min: Duration::from_secs(1),
             connect_retry_max: Duration::from_secs(60),
             graceful_restart: Some(GracefulRestartOptions::default()),
+            send_queue_limit: DEFAULT_SEND_QUEUE_LIMIT,
         }
     }
 }

@@ -5,7 +5,7 @@
 //! Everything here returns values: the [`state`](super::state) machine decides who gets a
 //! batch and hands the encoded bytes out.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -17,7 +17,7 @@ use crate::packet::{
 };
 use crate::rib::export::Exporter;
 use crate::rib::hash::BuildRibHasher;
-use crate::rib::{family_of, Change, Path, RouteAttrs};
+use crate::rib::{family_of, Change, Path, PeerId, Rib, RouteAttrs};
 
 /// What a peer was sent for a prefix before a change.
 #[derive(Clone, Debug)]
@@ -232,6 +232,26 @@ pub(crate) fn deltas_of(
             (c.prefix, old, Now::Learned(c.new_best.clone()))
         })
         .collect()
+}
+
+/// The peers whose paths `deltas` are about (the paths before and after, and the best
+/// path of a prefix to look up): each of them is to be sent the change apart from its
+/// update group (never a path back to where it came from).
+pub(crate) fn sources_of(deltas: &[Delta], rib: &Rib) -> HashSet<PeerId> {
+    let mut sources = HashSet::new();
+    for (prefix, old, now) in deltas {
+        if let Some(Old::Learned(Some(p))) = old {
+            sources.insert(p.peer);
+        }
+        match now {
+            Now::Learned(Some(p)) => {
+                sources.insert(p.peer);
+            }
+            Now::Learned(None) => {}
+            Now::Lookup => sources.extend(rib.best(prefix).first().map(|p| p.peer)),
+        }
+    }
+    sources
 }
 
 /// Merges repeated changes of one prefix (several UPDATEs in one batch): the first one's

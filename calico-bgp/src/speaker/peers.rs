@@ -8,6 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use calico_core::dataplane::{PeerConfig, PeerCounters, PeerState, PeerStatus};
 
 use super::add_path::AddPathOut;
+use super::backlog::Backlog;
 use super::restart::Stale;
 use crate::packet::AfiSafi;
 use crate::rib::{PeerId, Rib};
@@ -34,6 +35,8 @@ pub(crate) struct Peer {
     /// What the peer was sent on the families it negotiated ADD-PATH send for (`None`
     /// without a session that did).
     pub(crate) add_path_out: Option<AddPathOut>,
+    /// While the session's send queue is stalled: what changed for the peer meanwhile.
+    pub(crate) backlog: Option<Backlog>,
 }
 
 impl Peer {
@@ -70,6 +73,7 @@ impl Peers {
                 eor_owed: false,
                 eor_awaited: Vec::new(),
                 add_path_out: None,
+                backlog: None,
                 counters: PeerCounters {
                     flaps: Some(0),
                     updates_received: Some(0),

@@ -6,7 +6,7 @@
 //!
 //! The speaker's task (`speaker/task.rs`) around it carries the outputs out.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -17,7 +17,9 @@ use ipnet::IpNet;
 use tokio::time::Instant;
 
 use super::add_path::AddPathOut;
-use super::outbound::{deltas_of, merge_changes, Batch, Delta, Now, Old};
+use super::backlog::{self, Backlog};
+use super::groups;
+use super::outbound::{deltas_of, merge_changes, sources_of, Batch, Delta, Now, Old};
 use super::peers::Peers;
 use super::refilter::{self, Soft};
 use super::restart::{self, Kept};
@@ -26,7 +28,7 @@ use super::SpeakerOptions;
 use crate::packet::notification::CeaseSubcode;
 use crate::packet::{AddPathFamilies, AddPathFamily, AfiSafi, Update};
 use crate::rib::{Change, PeerId, PeerInfo, Rib, RibSettings};
-use crate::session::io::PeerEvent;
+use crate::session::io::{PeerEvent, SharedBytes};
 use crate::session::{GracefulRestart, Negotiated, PeerGracefulRestart, SessionConfig};
 
 /// Something the speaker's task is to do.
@@ -46,10 +48,11 @@ pub enum Output {
     Send {
         /// The peering.
         peer: PeerId,
-        /// The messages, encoded for the session.
-        bytes: Vec<u8>,
+        /// The messages, encoded for the session; the same allocation for every peer of
+        /// an update group.
+        bytes: SharedBytes,
     },
-    /// Tell [`BgpBackend::changed`](calico_core::dataplane::BgpBackend::changed) waiters that
+    /// Tell [`BgpBackend::subscribe`](calico_core::dataplane::BgpBackend::subscribe) waiters that
     /// learned routes or peer status changed.
     Notify,
 }
@@ -253,7 +256,7 @@ impl SpeakerState {
         if let Some(bytes) = soft.refresh {
             out.push(Output::Send {
                 peer: soft.id,
-                bytes,
+                bytes: bytes.into(),
             });
         }
     }
@@ -329,6 +332,7 @@ impl SpeakerState {
                 p.eor_owed = false;
                 p.eor_awaited.clear();
                 p.add_path_out = None;
+                p.backlog = None;
                 let gr = negotiated
                     .and_then(|n| n.graceful_restart)
                     .filter(|g| down.graceful && !g.families.is_empty());
@@ -344,8 +348,42 @@ impl SpeakerState {
             }
             PeerEvent::Updates(updates) => self.updates(id, address, updates, &mut out),
             PeerEvent::Refresh(family) => self.send_table(id, &[family], &mut out),
+            PeerEvent::Stalled => {
+                if let Some(p) = self.peers.at_mut(address).filter(|p| p.session.is_some()) {
+                    tracing::debug!(peer = %address, "send queue stalled: changes noted until it drains");
+                    p.backlog.get_or_insert_with(Backlog::default);
+                }
+            }
+            PeerEvent::Drained => self.drained(id, &mut out),
         }
         out
+    }
+
+    /// A stalled peer's send queue drained: it is sent the current state of what changed
+    /// meanwhile (see `backlog.rs`).
+    fn drained(&mut self, id: PeerId, out: &mut Vec<Output>) {
+        let Some(peer) = self.peers.get_mut(id) else {
+            return;
+        };
+        let families = peer.session_families().map(<[AfiSafi]>::to_vec);
+        let (Some(backlog), Some(families)) = (peer.backlog.take(), families) else {
+            return;
+        };
+        let Some(mut exporter) = self.rib.exporter(id) else {
+            return;
+        };
+        tracing::debug!(peer = %peer.config.address, prefixes = backlog.len(), "send queue drained: catching up");
+        let add_path = peer.add_path_out.as_mut();
+        let several = add_path
+            .as_ref()
+            .map_or(Default::default(), |a| a.families());
+        let (multi, single): (Vec<AfiSafi>, Vec<AfiSafi>) =
+            families.iter().partition(|f| several.contains(**f));
+        let mut batch = backlog::catch_up(&mut exporter, &backlog.prefixes(&single));
+        if let Some(add_path) = add_path {
+            batch.merge(add_path.update(&self.rib, &mut exporter, backlog.prefixes(&multi)));
+        }
+        self.send_batch(id, batch, false, out);
     }
 
     /// Removes the stale routes whose time is up at `now`.
@@ -604,11 +642,31 @@ impl SpeakerState {
             .filter(|id| Some(*id) != except && self.peers.is_established(*id))
             .collect();
         targets.sort_unstable();
-        for to in targets {
-            let Some(mut exporter) = self.rib.exporter(to) else {
+        // A peer whose send queue is stalled is left out; what changed is noted for it.
+        targets.retain(
+            |id| match self.peers.get_mut(*id).and_then(|p| p.backlog.as_mut()) {
+                Some(backlog) => {
+                    backlog.note(deltas, touched);
+                    false
+                }
+                None => true,
+            },
+        );
+        let alone = if targets.len() > 1 {
+            sources_of(deltas, &self.rib)
+        } else {
+            HashSet::new()
+        };
+        // Computed from the first member's view, encoded once, sent to each member.
+        for group in groups::partition(&self.rib, &self.peers, &targets, &alone) {
+            let first = group.members[0];
+            let Some(mut exporter) = self.rib.exporter(first) else {
                 continue;
             };
-            let add_path = self.peers.get_mut(to).and_then(|p| p.add_path_out.as_mut());
+            let add_path = self
+                .peers
+                .get_mut(first)
+                .and_then(|p| p.add_path_out.as_mut());
             let skip = add_path
                 .as_ref()
                 .map_or(AddPathFamilies::NONE, |a| a.families());
@@ -617,7 +675,7 @@ impl SpeakerState {
                 let touched = touched.iter().copied();
                 batch.merge(add_path.update(&self.rib, &mut exporter, touched));
             }
-            self.send_batch(to, batch, false, out);
+            self.send_batch_to(&group.members, batch, false, out);
         }
     }
 
@@ -649,20 +707,41 @@ impl SpeakerState {
     }
 
     fn send_batch(&mut self, to: PeerId, batch: Batch, always: bool, out: &mut Vec<Output>) {
+        self.send_batch_to(&[to], batch, always, out);
+    }
+
+    /// Encodes `batch` once, for the session of the first of `members` (an update group:
+    /// the others' sessions encode alike), and sends the same bytes to each.
+    fn send_batch_to(
+        &mut self,
+        members: &[PeerId],
+        batch: Batch,
+        always: bool,
+        out: &mut Vec<Output>,
+    ) {
         if batch.is_empty() && !always {
             return;
         }
-        let Some(peer) = self.peers.get_mut(to) else {
+        let Some(peer) = members.first().and_then(|id| self.peers.get(*id)) else {
             return;
         };
         let Some((negotiated, _)) = &peer.session else {
             return;
         };
         let ctx = negotiated.send_context();
-        let bytes = batch.encode(&ctx, peer.config.address);
-        if !bytes.is_empty() {
-            *peer.counters.updates_sent.get_or_insert(0) += messages_in(&bytes);
-            out.push(Output::Send { peer: to, bytes });
+        let bytes: SharedBytes = batch.encode(&ctx, peer.config.address).into();
+        if bytes.is_empty() {
+            return;
+        }
+        let messages = messages_in(&bytes);
+        for &to in members {
+            if let Some(peer) = self.peers.get_mut(to) {
+                *peer.counters.updates_sent.get_or_insert(0) += messages;
+                out.push(Output::Send {
+                    peer: to,
+                    bytes: bytes.clone(),
+                });
+            }
         }
     }
 }

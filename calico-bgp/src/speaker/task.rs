@@ -252,8 +252,13 @@ impl Task {
                         .clone()
                         .with_md5_password(password)
                         .with_session(&options);
-                    let handle =
-                        PeerHandle::spawn(peer, session, remote, sockets, self.events_tx.clone());
+                    let handle = PeerHandle::spawn(
+                        peer,
+                        session,
+                        remote,
+                        sockets,
+                        (self.events_tx.clone(), self.options.send_queue_limit),
+                    );
                     self.peers.insert(peer, handle);
                 }
                 Output::StopPeer { peer, why } => {

@@ -24,6 +24,7 @@ use tokio::task::{AbortHandle, JoinHandle};
 use tokio::time::Instant;
 
 use super::fsm::{Action, Direction, Event, Fsm, Negotiated, SessionConfig, SessionDown, Timer};
+use super::inbound::{InboundWindow, ReadCredit, INBOUND_WINDOW};
 use super::queue::SendQueue;
 use crate::packet::notification::CeaseSubcode;
 use crate::packet::{self, AfiSafi, Context, DecodeError, Message, Update, HEADER_LEN};
@@ -86,6 +87,10 @@ pub enum PeerEvent {
     Stalled,
     /// The send queue that [`PeerEvent::Stalled`] reported has drained.
     Drained,
+    /// Follows the UPDATEs of the messages the connection's reader passed on with it: drop
+    /// it once they are handled, and the reader may read that many bytes more
+    /// ([`super::inbound`]).
+    Credit(ReadCredit),
 }
 
 /// A running peering.
@@ -119,6 +124,7 @@ impl PeerHandle {
             reported: (PeerState::Idle, None),
             closing: Vec::new(),
             queue_limit,
+            credits: Vec::new(),
         };
         let task = tokio::spawn(task.run(rx));
         PeerHandle { commands: tx, task }
@@ -153,7 +159,7 @@ struct Connection {
 enum ConnEvent {
     Connected(TcpStream),
     ConnectFailed(String),
-    Messages(Vec<Message>),
+    Messages(Vec<Message>, ReadCredit),
     Malformed(DecodeError),
     Closed(String),
     /// The writer emptied a stalled send queue.
@@ -176,6 +182,9 @@ struct PeerTask {
     closing: Vec<JoinHandle<()>>,
     /// Bytes a connection's send queue may hold before it reports a stall.
     queue_limit: usize,
+    /// Credits of the messages handled since the last [`PeerTask::perform`], passed on
+    /// behind what they produced.
+    credits: Vec<ReadCredit>,
 }
 
 fn index(dir: Direction) -> usize {
@@ -299,10 +308,11 @@ impl PeerTask {
                     return;
                 }
                 let event = match other {
-                    ConnEvent::Messages(messages) => {
+                    ConnEvent::Messages(messages, credit) => {
                         for m in messages {
                             self.fsm.handle(Event::Received(dir, m), actions);
                         }
+                        self.credits.push(credit);
                         return;
                     }
                     ConnEvent::Malformed(e) => {
@@ -361,7 +371,8 @@ impl PeerTask {
         ));
         let tx = conn_tx.clone();
         let config = self.fsm.config().clone();
-        let reader = tokio::spawn(read_loop(read, config, move |e| {
+        let window = InboundWindow::new(INBOUND_WINDOW);
+        let reader = tokio::spawn(read_loop(read, config, window, move |e| {
             tx.send((dir, generation, e)).is_ok()
         }))
         .abort_handle();
@@ -468,6 +479,9 @@ impl PeerTask {
         if !updates.is_empty() {
             (self.events)(PeerEvent::Updates(updates));
         }
+        for credit in self.credits.drain(..) {
+            (self.events)(PeerEvent::Credit(credit));
+        }
         let now = (self.fsm.state(), self.fsm.last_error().map(str::to_string));
         if now != self.reported {
             self.reported = now.clone();
@@ -525,10 +539,12 @@ async fn write_loop(
 /// `config` (4-byte AS numbers when the peer offered them: we always do; path identifiers
 /// on the families where we offered to receive them and the peer to send). Every message
 /// complete in one read is passed on in one batch (a full table is hundreds of thousands
-/// of small messages).
+/// of small messages), with a credit of `window` for its bytes: the reader waits for room
+/// in the window before passing a batch on and reading more ([`super::inbound`]).
 async fn read_loop(
     mut read: OwnedReadHalf,
     config: SessionConfig,
+    window: InboundWindow,
     emit: impl Fn(ConnEvent) -> bool,
 ) {
     let mut ctx = Context::plain(false);
@@ -537,6 +553,9 @@ async fn read_loop(
         let mut batch = Vec::new();
         let mut start = 0;
         let mut failure = None;
+        // A batch is at most the window's size (or one message, should a message be bigger),
+        // so that what is passed on and not yet handled never exceeds the window.
+        let mut full = false;
         while let Some(header) = buf
             .get(start..start + HEADER_LEN)
             .and_then(|h| <&[u8; HEADER_LEN]>::try_from(h).ok())
@@ -548,6 +567,10 @@ async fn read_loop(
                     break;
                 }
             };
+            if start > 0 && start + len > window.size() {
+                full = true;
+                break;
+            }
             let Some(body) = buf.get(start + HEADER_LEN..start + len) else {
                 break;
             };
@@ -565,14 +588,21 @@ async fn read_loop(
             }
             start += len;
         }
-        if !batch.is_empty() && !emit(ConnEvent::Messages(batch)) {
-            return;
+        if !batch.is_empty() {
+            let credit = window.take(start).await;
+            if !emit(ConnEvent::Messages(batch, credit)) {
+                return;
+            }
         }
         if let Some(e) = failure {
             emit(ConnEvent::Malformed(e));
             return;
         }
         buf.drain(..start);
+        if full {
+            // More complete messages may be waiting in the buffer: no read before them.
+            continue;
+        }
         if buf.capacity() - buf.len() < packet::MAX_LEN {
             buf.reserve(64 * 1024);
         }
@@ -587,5 +617,86 @@ async fn read_loop(
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+    use std::sync::Mutex;
+
+    use super::*;
+
+    fn config() -> SessionConfig {
+        SessionConfig {
+            local_as: 64512,
+            remote_as: 64512,
+            router_id: Ipv4Addr::new(192, 0, 2, 1),
+            hold_time: 90,
+            keepalive: None,
+            passive: false,
+            families: vec![AfiSafi::IPV4_UNICAST],
+            add_path: Vec::new(),
+            graceful_restart: None,
+            connect_retry_min: Duration::from_secs(1),
+            connect_retry_max: Duration::from_secs(8),
+        }
+    }
+
+    /// The reader passes on no more than its window while the credits are held, however
+    /// much the peer has sent, and reads the rest once they are given back.
+    #[tokio::test]
+    async fn the_reader_stops_at_its_window_until_credits_come_back() {
+        const WINDOW: usize = 16 * 1024;
+        const MESSAGES: usize = 20_000; // 380,000 bytes: over twenty windows
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let sender = tokio::spawn(async move {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            let one = Message::Keepalive.encode(&Context::default()).unwrap();
+            let all: Vec<u8> = one
+                .iter()
+                .copied()
+                .cycle()
+                .take(one.len() * MESSAGES)
+                .collect();
+            s.write_all(&all).await.unwrap();
+            s
+        });
+        let (stream, _) = listener.accept().await.unwrap();
+        let (read, _write) = stream.into_split();
+        let passed = Arc::new(Mutex::new((0usize, Vec::new())));
+        let reader = tokio::spawn(read_loop(read, config(), InboundWindow::new(WINDOW), {
+            let passed = passed.clone();
+            move |e| {
+                if let ConnEvent::Messages(m, credit) = e {
+                    let mut p = passed.lock().unwrap();
+                    p.0 += m.len();
+                    p.1.push(credit);
+                }
+                true
+            }
+        }));
+        let messages = || passed.lock().unwrap().0;
+        // The reader fills its window (within a message of it)...
+        let full = WINDOW / HEADER_LEN - 1;
+        while messages() < full {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // ... and passes on nothing more while the credits are held.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            messages() * HEADER_LEN <= WINDOW,
+            "{} bytes passed on with a window of {WINDOW}",
+            messages() * HEADER_LEN
+        );
+        // Handing the credits back as they come lets everything through.
+        while messages() < MESSAGES {
+            passed.lock().unwrap().1.clear();
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert_eq!(messages(), MESSAGES);
+        reader.abort();
+        drop(sender.await.unwrap());
     }
 }

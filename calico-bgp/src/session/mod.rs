@@ -2,6 +2,7 @@
 //! lives beside it) and the tokio task that runs it over TCP ([`io`]).
 
 pub mod fsm;
+mod inbound;
 pub mod io;
 mod negotiation;
 mod queue;
@@ -10,3 +11,4 @@ pub use fsm::{
     Action, Direction, Event, Fsm, GracefulRestart, Negotiated, PeerGracefulRestart, SessionConfig,
     SessionDown, Timer, GR_FORWARDING_STATE, GR_RESTART_STATE,
 };
+pub use inbound::{ReadCredit, INBOUND_WINDOW};

@@ -20,10 +20,10 @@
 //!   └──▲───────────────────────────┬─────────────────────────────▲─────────────┘
 //!      │ Command::Accepted         │ PeerCommand: Accepted,      │ (PeerId, PeerEvent):
 //!      │ (same channel)            │ Send, Stop, StopForRestart  │ State, Up, Down,
-//!      │                           ▼ (unbounded)                 │ Updates, Refresh
+//!      │                           ▼ (unbounded)                 │ Updates, Refresh, Credit
 //!   listener task            peering task (session::io), one per peer, runs an Fsm
 //!   (listener.rs)              │ bytes (unbounded)    ▲ decoded messages, end
-//!                              ▼                      │
+//!                              ▼                      │ (a window of INBOUND_WINDOW bytes)
 //!                         writer task            reader task   (one pair per connection)
 //! ```
 //!
@@ -32,6 +32,12 @@
 //! every message), so two speakers sending each other full tables cannot deadlock. The decisions (who is
 //! sent what, which routes stay stale and until when) are all in [`state::SpeakerState`],
 //! which the scenario tests (`tests/speaker_scenarios.rs`) drive without sockets.
+//!
+//! What a peer sends is bounded the other way: each connection's reader passes on at most
+//! [`crate::session::INBOUND_WINDOW`] bytes of messages the speaker task has not handled
+//! yet (a credit follows each batch's UPDATEs and is dropped once they are applied), then
+//! stops reading, so that TCP slows a peer sending a full table down to the speed of the
+//! RIB instead of decoded UPDATEs piling up in memory.
 //!
 //! Peerings over IPv4 carry IPv4 unicast, peerings over IPv6 carry IPv6 unicast. The next
 //! hop of our own routes is our address on the session ("next hop self").

@@ -355,6 +355,9 @@ impl SpeakerState {
                 }
             }
             PeerEvent::Drained => self.drained(id, &mut out),
+            // Dropped here, after the UPDATEs it followed were applied: the peer's reader
+            // may read on.
+            PeerEvent::Credit(_) => {}
         }
         out
     }

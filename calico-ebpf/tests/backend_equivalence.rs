@@ -9,106 +9,22 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
+use std::net::IpAddr;
 
 use calico_core::arbitrary;
 use calico_core::compile::{compile, CompileConfig};
 use calico_core::dataplane::ir::Ruleset;
 use calico_core::dataplane::{diff, AclBackend, BackendError};
-use calico_core::eval::{evaluate, Direction, EndpointRef, Packet};
-use calico_core::model::{Model, Protocol};
 use calico_ebpf::backend::{EbpfBackend, EbpfConfig};
 use calico_netns::fixtures::{privileged, Netns};
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::TestRunner;
-use support::{udp_delivers, Topology};
+use support::forwarded::{deliver, reference, sendable};
+use support::Topology;
 
 const NODE: &str = arbitrary::NODES[0];
 const MODELS: usize = 12;
 const PACKETS_PER_MODEL: usize = 8;
-
-/// The reference verdict for a packet forwarded by `NODE` (egress of a local source, then
-/// ingress of a local destination).
-fn reference(model: &Model, p: &Packet) -> bool {
-    let local = |a: IpAddr| {
-        model
-            .workload_endpoints
-            .values()
-            .find(|ep| ep.node == NODE && ep.ip_networks.iter().any(|n| n.addr() == a))
-    };
-    let mut allowed = true;
-    for (ep, dir) in [
-        (local(p.src), Direction::Egress),
-        (local(p.dst), Direction::Ingress),
-    ] {
-        if let Some(ep) = ep {
-            allowed &= evaluate(model, &EndpointRef::Workload(ep.id.clone()), dir, p)
-                .unwrap()
-                .verdict
-                .is_allow();
-        }
-    }
-    allowed
-}
-
-/// Sends the packet for real; whether it was delivered.
-fn deliver(src: &Netns, dst: &Netns, p: &Packet) -> bool {
-    let (s, d) = (p.src, p.dst);
-    match p.protocol {
-        Protocol::TCP => {
-            let (sport, dport) = (p.src_port.unwrap(), p.dst_port.unwrap());
-            let _listener = dst
-                .enter(move || TcpListener::bind(SocketAddr::new(d, dport)))
-                .unwrap()
-                .unwrap();
-            src.output(&[
-                "nc",
-                "-z",
-                "-w1",
-                "-s",
-                &s.to_string(),
-                "-p",
-                &sport.to_string(),
-                &d.to_string(),
-                &dport.to_string(),
-            ])
-            .unwrap()
-            .status
-            .success()
-        }
-        Protocol::UDP => {
-            let (sport, dport) = (p.src_port.unwrap(), p.dst_port.unwrap());
-            let rx = dst
-                .enter(move || UdpSocket::bind(SocketAddr::new(d, dport)))
-                .unwrap()
-                .unwrap();
-            rx.set_read_timeout(Some(std::time::Duration::from_millis(500)))
-                .unwrap();
-            let tx = src
-                .enter(move || UdpSocket::bind(SocketAddr::new(s, sport)))
-                .unwrap()
-                .unwrap();
-            udp_delivers(&tx, &rx)
-        }
-        _ => src
-            .output(&["ping", "-c1", "-W1", "-I", &s.to_string(), &d.to_string()])
-            .unwrap()
-            .status
-            .success(),
-    }
-}
-
-/// Whether the harness can send this packet: IPv4, between different namespaces, a TCP or
-/// UDP first packet or an echo request.
-fn sendable(p: &Packet) -> bool {
-    p.src.is_ipv4()
-        && p.src != p.dst
-        && match p.protocol {
-            Protocol::TCP | Protocol::UDP => true,
-            Protocol::ICMP => p.icmp_type == Some(8) && p.icmp_code == Some(0),
-            _ => false,
-        }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kernel_verdicts_equal_the_reference_evaluator() {
@@ -202,7 +118,7 @@ async fn kernel_verdicts_equal_the_reference_evaluator() {
                 continue;
             }
             sent += 1;
-            let want = reference(&model, &p);
+            let want = reference(&model, NODE, &p);
             let got = deliver(src, dst, &p);
             assert_eq!(got, want, "model #{m}, packet {p:?}: kernel delivered={got}, reference allows={want}\nmodel: {model:?}");
             compared += 1;

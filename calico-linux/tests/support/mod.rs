@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use calico_netns::fixtures::{veth, workload_ipv6, Netns};
 
+pub mod forwarded;
+
 /// One workload: its namespace, host-side interface and address.
 pub struct Workload {
     pub ns: Netns,

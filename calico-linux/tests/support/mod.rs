@@ -12,6 +12,7 @@ use std::time::Duration;
 use calico_netns::fixtures::{veth, workload_ipv6, Netns};
 
 pub mod forwarded;
+pub mod shop;
 
 /// One workload: its namespace, host-side interface and address.
 pub struct Workload {

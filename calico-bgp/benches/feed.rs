@@ -1,5 +1,5 @@
 //! Full-table benchmark: a feeder (a separate process in its own network namespace) sends
-//! N IPv4 prefixes over eBGP; the table shows how long each receiver takes until all of
+//! N IPv4 prefixes (or IPv6 ones, in MP_REACH_NLRI, AFI 2) over eBGP; the table shows how long each receiver takes until all of
 //! them are in its Loc-RIB, and how much its resident memory grew per prefix. BIRD 2, BIRD 3
 //! (a worker thread per core; built from the baselines' source when missing, see
 //! `common::bird3`), rustbgpd (likewise, `common::rustbgpd`; its Loc-RIB size read from its
@@ -7,16 +7,19 @@
 //! one after the other, in the same run; the ratios are against the fastest baseline and
 //! the one with the least memory per prefix.
 //!
-//! Run as root: `cargo bench -p calico-bgp --bench feed` (`FEED_PREFIXES=N` to change the
-//! table size, default 1,000,000; `FEED_PER_PATH=K` prefixes share one AS path, default 4,
+//! Run as root: `cargo bench -p calico-bgp --bench feed` (`FEED_FAMILY=ipv6` feeds IPv6
+//! prefixes, /48s in MP_REACH_NLRI over an IPv6 session, instead of IPv4 ones;
+//! `FEED_PREFIXES=N` to change the table size, default 1,000,000 IPv4 or 500,000 IPv6
+//! prefixes, issue 19's sizes; `FEED_PER_PATH=K` prefixes share one AS path, default 4,
 //! so a million prefixes carry 250,000 distinct attribute sets, like a real full table;
 //! `FEED_TIMEOUT=S`, default 300: rustbgpd not done by then is shown as never done, as it
 //! is when it stops taking routes in, see `rustbgpd_receiver`).
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpListener};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, TcpListener};
 use std::time::Duration;
 
+use calico_bgp::packet::attribute::MpNextHop;
 use calico_bgp::packet::update::{end_of_rib, pack_announcements};
 use calico_bgp::packet::{
     AfiSafi, AsPath, Capability, Context, Message, Open, Origin, PathAttributes,
@@ -31,21 +34,108 @@ use common::{
 };
 
 mod common;
-use ipnet::{IpNet, Ipv4Net};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
+/// The feeder's and the receiver's IPv4 addresses, also their router IDs in both families.
 const FEEDER: &str = "10.98.0.1";
 const RECEIVER: &str = "10.98.0.2";
+/// Their IPv6 addresses, the session's ends with `FEED_FAMILY=ipv6`.
+const FEEDER6: &str = "fd98::1";
+const RECEIVER6: &str = "fd98::2";
 const FEEDER_AS: u32 = 65000;
 const RECEIVER_AS: u32 = 65001;
 
-/// The whole table as UPDATE bytes: prefix i is 16.0.0.0/24 + i; every `per_path` prefixes
-/// share an AS path [65000, x, y].
-fn table(prefixes: usize, per_path: usize) -> Vec<u8> {
+/// The family fed: IPv4 prefixes in the NLRI field over an IPv4 session, or IPv6 ones in
+/// MP_REACH_NLRI (AFI 2) over an IPv6 session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    /// `FEED_FAMILY`: `ipv6`, or IPv4 by default.
+    fn from_env() -> Family {
+        match std::env::var("FEED_FAMILY").as_deref() {
+            Ok("ipv6") | Ok("6") => Family::V6,
+            _ => Family::V4,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Family::V4 => "IPv4",
+            Family::V6 => "IPv6",
+        }
+    }
+
+    /// The feeder's end of the session.
+    fn feeder(self) -> IpAddr {
+        match self {
+            Family::V4 => FEEDER.parse().unwrap(),
+            Family::V6 => FEEDER6.parse().unwrap(),
+        }
+    }
+
+    /// The receiver's end of the session.
+    fn receiver(self) -> IpAddr {
+        match self {
+            Family::V4 => RECEIVER.parse().unwrap(),
+            Family::V6 => RECEIVER6.parse().unwrap(),
+        }
+    }
+
+    fn afi_safi(self) -> AfiSafi {
+        match self {
+            Family::V4 => AfiSafi::IPV4_UNICAST,
+            Family::V6 => AfiSafi::IPV6_UNICAST,
+        }
+    }
+
+    /// Prefix `i`: 16.0.0.0/24 + i, or 2a00::/48 + i.
+    fn prefix(self, i: u32) -> IpNet {
+        match self {
+            Family::V4 => {
+                IpNet::V4(Ipv4Net::new(Ipv4Addr::from((16u32 << 24) + (i << 8)), 24).unwrap())
+            }
+            Family::V6 => {
+                let addr = (0x2a00u128 << 112) | (u128::from(i) << 80);
+                IpNet::V6(Ipv6Net::new(Ipv6Addr::from(addr), 48).unwrap())
+            }
+        }
+    }
+
+    /// The channel's name in a BIRD configuration.
+    fn bird_channel(self) -> &'static str {
+        match self {
+            Family::V4 => "ipv4",
+            Family::V6 => "ipv6",
+        }
+    }
+
+    /// The family's name in a rustbgpd configuration.
+    fn rustbgpd_family(self) -> &'static str {
+        match self {
+            Family::V4 => "ipv4_unicast",
+            Family::V6 => "ipv6_unicast",
+        }
+    }
+}
+
+/// The whole table as UPDATE bytes: prefix i is `family.prefix(i)`; every `per_path`
+/// prefixes share an AS path [65000, x, y].
+fn table(family: Family, prefixes: usize, per_path: usize) -> Vec<u8> {
     let ctx = Context::default();
     let mut bytes = Vec::new();
-    let all: Vec<IpNet> = (0..prefixes as u32)
-        .map(|i| IpNet::V4(Ipv4Net::new(Ipv4Addr::from((16u32 << 24) + (i << 8)), 24).unwrap()))
-        .collect();
+    let all: Vec<IpNet> = (0..prefixes as u32).map(|i| family.prefix(i)).collect();
+    // IPv6 next hops go in MP_REACH_NLRI.
+    let mp_next_hop = match family {
+        Family::V4 => None,
+        Family::V6 => Some(MpNextHop {
+            global: family.feeder(),
+            link_local: None,
+        }),
+    };
     for (g, chunk) in all.chunks(per_path.max(1)).enumerate() {
         let g = g as u32;
         let attrs = PathAttributes {
@@ -59,11 +149,11 @@ fn table(prefixes: usize, per_path: usize) -> Vec<u8> {
             med: Some(g % 7),
             ..PathAttributes::default()
         };
-        for u in pack_announcements(&attrs, None, chunk).unwrap() {
+        for u in pack_announcements(&attrs, mp_next_hop, chunk).unwrap() {
             Message::Update(u).encode_into(&ctx, &mut bytes).unwrap();
         }
     }
-    Message::Update(end_of_rib(AfiSafi::IPV4_UNICAST))
+    Message::Update(end_of_rib(family.afi_safi()))
         .encode_into(&ctx, &mut bytes)
         .unwrap();
     bytes
@@ -71,9 +161,9 @@ fn table(prefixes: usize, per_path: usize) -> Vec<u8> {
 
 /// The feeder process: accepts sessions one after another, sends OPEN (hold time 0, so no
 /// keepalives are needed), waits for the receiver's KEEPALIVE and sends the table.
-fn feeder(prefixes: usize, per_path: usize) {
-    let table = table(prefixes, per_path);
-    let listener = TcpListener::bind((FEEDER, 179)).unwrap();
+fn feeder(family: Family, prefixes: usize, per_path: usize) {
+    let table = table(family, prefixes, per_path);
+    let listener = TcpListener::bind((family.feeder(), 179)).unwrap();
     println!("ready");
     std::io::stdout().flush().unwrap();
     for stream in listener.incoming() {
@@ -85,7 +175,7 @@ fn feeder(prefixes: usize, per_path: usize) {
                 hold_time: 0,
                 router_id: FEEDER.parse().unwrap(),
                 capabilities: vec![
-                    Capability::Multiprotocol(AfiSafi::IPV4_UNICAST),
+                    Capability::Multiprotocol(family.afi_safi()),
                     Capability::FourOctetAs(FEEDER_AS),
                 ],
             });
@@ -151,15 +241,17 @@ fn since(start: std::time::SystemTime) -> f64 {
 fn bird_receiver(
     build: &BirdBuild,
     ns: &Netns,
+    family: Family,
     prefixes: usize,
     lines: &mut impl Iterator<Item = std::io::Result<String>>,
 ) -> Row {
+    let (local, neighbor, channel) = (family.receiver(), family.feeder(), family.bird_channel());
     let bird = BenchBird::start(
         build,
         ns,
         "feed",
         &format!(
-            "router id {RECEIVER};\nprotocol device {{}}\nprotocol bgp feed {{\n  local {RECEIVER} as {RECEIVER_AS};\n  neighbor {FEEDER} as {FEEDER_AS};\n  connect delay time 1;\n  ipv4 {{ import all; export none; }};\n}}\n"
+            "router id {RECEIVER};\nprotocol device {{}}\nprotocol bgp feed {{\n  local {local} as {RECEIVER_AS};\n  neighbor {neighbor} as {FEEDER_AS};\n  connect delay time 1;\n  {channel} {{ import all; export none; }};\n}}\n"
         ),
         Duration::from_secs(2),
     );
@@ -215,13 +307,15 @@ fn cpu_ticks(pid: u32) -> u64 {
 fn rustbgpd_receiver(
     program: &std::path::Path,
     ns: &Netns,
+    family: Family,
     prefixes: usize,
     lines: &mut impl Iterator<Item = std::io::Result<String>>,
 ) -> Row {
     let global = format!("asn = {RECEIVER_AS}\nrouter_id = \"{RECEIVER}\"\nlisten_port = 179\n");
+    let (feeder, families) = (family.feeder(), family.rustbgpd_family());
     let neighbor = format!(
-        "[[neighbors]]\naddress = \"{FEEDER}\"\nremote_asn = {FEEDER_AS}\nhold_time = 90\n\
-         families = [\"ipv4_unicast\"]\n"
+        "[[neighbors]]\naddress = \"{feeder}\"\nremote_asn = {FEEDER_AS}\nhold_time = 90\n\
+         families = [\"{families}\"]\n"
     );
     let metrics = format!("{RECEIVER}:9179").parse().unwrap();
     let mut daemon = BenchRustbgpd::start(program, ns, "feed", (&global, &neighbor), Some(metrics));
@@ -286,6 +380,7 @@ fn rustbgpd_receiver(
 
 fn speaker_receiver(
     ns: &Netns,
+    family: Family,
     prefixes: usize,
     lines: &mut impl Iterator<Item = std::io::Result<String>>,
 ) -> Row {
@@ -305,7 +400,7 @@ fn speaker_receiver(
                 listen_port: 179,
                 cluster_id: None,
                 peers: [PeerConfig {
-                    address: FEEDER.parse().unwrap(),
+                    address: family.feeder(),
                     remote_as: AsNumber(FEEDER_AS),
                     password: None,
                     hold_time: 90,
@@ -346,10 +441,15 @@ fn speaker_receiver(
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let prefixes = env_usize("FEED_PREFIXES", 1_000_000);
+    let family = Family::from_env();
+    let default_size = match family {
+        Family::V4 => 1_000_000,
+        Family::V6 => 500_000,
+    };
+    let prefixes = env_usize("FEED_PREFIXES", default_size);
     let per_path = env_usize("FEED_PER_PATH", 4);
     if args.iter().any(|a| a == "--feeder") {
-        return feeder(prefixes, per_path);
+        return feeder(family, prefixes, per_path);
     }
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
@@ -362,6 +462,19 @@ fn main() {
     feeder_ns
         .run(&["ip", "addr", "add", &format!("{FEEDER}/24"), "dev", "eth0"])
         .unwrap();
+    // No duplicate address detection: the addresses are usable at once.
+    for (ns, addr) in [(&feeder_ns, FEEDER6), (&receiver_ns, RECEIVER6)] {
+        ns.run(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{addr}/64"),
+            "dev",
+            "eth0",
+            "nodad",
+        ])
+        .unwrap();
+    }
     receiver_ns
         .run(&[
             "ip",
@@ -378,34 +491,44 @@ fn main() {
         &[
             ("FEED_PREFIXES", prefixes.to_string()),
             ("FEED_PER_PATH", per_path.to_string()),
+            ("FEED_FAMILY", family.name().to_lowercase()),
         ],
     );
 
     let mut rows = vec![bird_receiver(
         &BirdBuild::Debian,
         &receiver_ns,
+        family,
         prefixes,
         &mut lines,
     )];
     if let Some(b3) = bird3() {
-        rows.push(bird_receiver(&b3, &receiver_ns, prefixes, &mut lines));
+        rows.push(bird_receiver(
+            &b3,
+            &receiver_ns,
+            family,
+            prefixes,
+            &mut lines,
+        ));
     }
     if let Some(program) = rustbgpd() {
         rows.push(rustbgpd_receiver(
             &program,
             &receiver_ns,
+            family,
             prefixes,
             &mut lines,
         ));
     }
 
-    rows.push(speaker_receiver(&receiver_ns, prefixes, &mut lines));
+    rows.push(speaker_receiver(&receiver_ns, family, prefixes, &mut lines));
     let _ = child.kill();
     let _ = child.wait();
 
     println!();
     println!(
-        "full-table feed over eBGP, {prefixes} IPv4 prefixes, {per_path} prefixes per AS path"
+        "full-table feed over eBGP, {prefixes} {} prefixes, {per_path} prefixes per AS path",
+        family.name()
     );
     println!(
         "{:<28} {:>10} {:>12} {:>10} {:>14} {:>14} {:>12} {:>10}",

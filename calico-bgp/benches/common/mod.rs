@@ -109,14 +109,18 @@ pub fn bird3() -> Option<BirdBuild> {
     Some(BirdBuild::Bird3(prefix))
 }
 
-/// A baseline installed under `$env` or `target/baselines/<name>` (`program` inside it),
-/// built there by `script` from the baselines directory (`$CALICO_BASELINES`, default
+/// A baseline installed under `$env` or `baselines/<name>` in the target directory
+/// (`$CARGO_TARGET_DIR`, else the workspace's `target`; `program` inside it), built there by
+/// `script` from the baselines directory (`$CALICO_BASELINES`, default
 /// `../shared/baselines` beside the workspace) when missing.
 fn baseline(env: &str, name: &str, program: &str, script: &str) -> Option<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
     let dir = std::env::var_os(env)
         .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target/baselines").join(name));
+        .unwrap_or_else(|| target.join("baselines").join(name));
     if dir.join(program).exists() {
         return Some(dir);
     }
@@ -139,7 +143,12 @@ fn baseline(env: &str, name: &str, program: &str, script: &str) -> Option<PathBu
         "building {name} into {} (a few minutes, once)",
         dir.display()
     );
-    let built = Command::new("bash").arg(&script).arg(&dir).status();
+    // The rustbgpd script runs cargo and copies from its own `target`: ours must not leak in.
+    let built = Command::new("bash")
+        .arg(&script)
+        .arg(&dir)
+        .env_remove("CARGO_TARGET_DIR")
+        .status();
     match built {
         Ok(s) if s.success() && dir.join(program).exists() => Some(dir),
         other => {

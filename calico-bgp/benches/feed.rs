@@ -29,8 +29,8 @@ use calico_core::dataplane::{BgpBackend, BgpSettings, PeerConfig};
 use calico_core::model::AsNumber;
 use calico_netns::fixtures::{veth, Netns};
 use common::{
-    bird3, env_usize, rss_kib, rustbgpd, sockets_in, spawn_self, BenchBird, BenchRustbgpd,
-    BirdBuild,
+    bird3, cpu_ticks, env_usize, rss_kib, rustbgpd, sockets_in, spawn_self, BenchBird,
+    BenchRustbgpd, BirdBuild,
 };
 
 mod common;
@@ -286,22 +286,6 @@ fn bird_receiver(
         seconds,
         rss_delta_kib: rss_after.saturating_sub(rss_before),
     }
-}
-
-/// CPU time process `pid` has used, in clock ticks (0 when it cannot be read).
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // After the command name (in parentheses, which may hold spaces): utime and stime are
-    // the 12th and 13th fields.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let field = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    field(11) + field(12)
 }
 
 fn rustbgpd_receiver(

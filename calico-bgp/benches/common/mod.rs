@@ -16,6 +16,11 @@ pub use sockets::sockets_in;
 mod rustbgpd;
 pub use rustbgpd::{rustbgpd, BenchRustbgpd};
 
+// The reflect and churn benches use it, the feed bench none of it; this module is compiled
+// into each bench.
+#[allow(dead_code)]
+pub mod reflector;
+
 /// `name` from the environment as a number, or `default`.
 pub fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -45,6 +50,34 @@ fn status_kib(pid: u32, field: &str) -> u64 {
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
+}
+
+/// CPU time process `pid` has used (user and system, all its threads), in clock ticks (0
+/// when it cannot be read).
+// The feed and churn benches read it; this module is compiled into each bench.
+#[allow(dead_code)]
+pub fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // After the command name (in parentheses, which may hold spaces): utime and stime are
+    // the 12th and 13th fields.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    field(11) + field(12)
+}
+
+/// Clock ticks per second, the unit of [`cpu_ticks`].
+// The churn bench reads it; this module is compiled into each bench.
+#[allow(dead_code)]
+pub fn ticks_per_second() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    u64::try_from(n).unwrap_or(100).max(1)
 }
 
 /// Runs this bench binary again inside `ns` with the argument `role` and environment

@@ -17,7 +17,8 @@
 //! (slices follow each other round the base table) and re-announces the slice withdrawn a
 //! second earlier; a last tick re-announces the slices still withdrawn. So every second R
 //! prefixes are withdrawn and R re-announced, and R are missing at any moment (the clients
-//! then hold N - R); each client receives 2 R changes a second.
+//! then hold N - R); each client receives 2 R changes a second (R in the first second,
+//! which has no re-announcements).
 //!
 //! The feeder (client 0) and the clients are `common::reflector`'s light clients, tokio tasks
 //! in the bench process: on a 2-core machine they share the cores with the reflector, as in

@@ -122,15 +122,15 @@ fn policy_rules_name_the_users_rule_and_its_name() {
     let r = compile(&CompileConfig::new("h1"), &model);
     let names = describe(&model, "h1", &r);
     let chain = chain_of(&r, &names, "policy shop/allow-web ingress");
-    // Rule 0 (UDP deny): one IR rule per family; rule 1: per family, numeric ports and the
-    // named port `http` (two alternatives each).
+    // Rule 0 (UDP deny): one IR rule per family; rule 1: per family, ports 80 and 443 (a
+    // short list, split) and the named port `http` (three alternatives each).
     let got: Vec<String> = (0..r.chains[&chain].rules.len())
         .map(|i| names.rule(&chain, i).unwrap().to_string())
         .collect();
     let r0 = "policy shop/allow-web ingress rule 0";
     let r1 = r#"policy shop/allow-web ingress rule 1 ("web")"#;
-    assert_eq!(got, [r0, r0, r1, r1, r1, r1]);
-    assert!(names.rule(&chain, 6).is_none());
+    assert_eq!(got, [r0, r0, r1, r1, r1, r1, r1, r1]);
+    assert!(names.rule(&chain, 8).is_none());
     let user = names.user_rule(&chain, 1).unwrap();
     assert_eq!(user.rule_name.as_deref(), Some("web"));
     let json = serde_json::to_value(&user).unwrap();

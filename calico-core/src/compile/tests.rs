@@ -72,10 +72,10 @@ fn layout_dispatches_local_interfaces_only() {
     assert!(r.maps[TO_WORKLOAD_MAP].elements.contains_key("cali-a"));
     let fwd = &r.chains[FORWARD_CHAIN];
     assert_eq!(fwd.base.unwrap().hook, Hook::Forward);
-    // The policy: one chain, two IR rules (numeric ports, named port), IPv4 only because
-    // of the IPv4 nets; the nets are merged into one interval.
+    // The policy: one chain, three IR rules (ports 80 and 443 split, the named port), IPv4
+    // only because of the IPv4 nets; the nets are merged into one interval.
     let pol = &r.chains[&policy_chain(&(Some("shop".into()), "web".into()), PolicyType::Ingress)];
-    assert_eq!(pol.rules.len(), 2, "{pol:#?}");
+    assert_eq!(pol.rules.len(), 3, "{pol:#?}");
     let net_sets: Vec<&Set> = r
         .sets
         .iter()

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
-use super::hash::BuildRibHasher;
+use super::hash::BuildPrefixHasher;
 use super::{decision, Change, Path, PeerId, PeerTable, RouteAttrs};
 
 /// A prefix's paths, best first, then the rest of the multipath set, then the others. A
@@ -85,7 +85,7 @@ pub(super) type SetResult = Option<(isize, Option<(bool, Option<Path>, Option<Pa
 
 /// Sets (or removes) the path of peer `from` with path identifier `path_id` for `prefix`.
 pub(super) fn set_in<K: PrefixKey>(
-    table: &mut HashMap<K, Dest, BuildRibHasher>,
+    table: &mut HashMap<K, Dest, BuildPrefixHasher>,
     prefix: K,
     (from, path_id): (PeerId, u32),
     attrs: Option<Arc<RouteAttrs>>,
@@ -168,7 +168,7 @@ pub(super) fn set_in<K: PrefixKey>(
 }
 
 pub(super) fn remove_peer<K: PrefixKey>(
-    table: &mut HashMap<K, Dest, BuildRibHasher>,
+    table: &mut HashMap<K, Dest, BuildPrefixHasher>,
     id: PeerId,
     peers: &PeerTable,
     local_as: u32,

@@ -36,7 +36,7 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 pub use attrs::{Interner, RouteAttrs, DEFAULT_LOCAL_PREF};
 pub use decision::PathSource;
 use dest::{remove_peer, set_in, Dest};
-use hash::BuildRibHasher;
+use hash::{BuildPrefixHasher, BuildRibHasher};
 use import::import;
 pub use import::Rejection;
 
@@ -172,8 +172,8 @@ pub struct Rib {
     settings: RibSettings,
     peers: PeerTable,
     received: HashMap<PeerId, usize>,
-    v4: HashMap<Ipv4Net, Dest, BuildRibHasher>,
-    v6: HashMap<Ipv6Net, Dest, BuildRibHasher>,
+    v4: HashMap<Ipv4Net, Dest, BuildPrefixHasher>,
+    v6: HashMap<Ipv6Net, Dest, BuildPrefixHasher>,
     exports: BTreeSet<IpNet>,
     /// The interfaces of the exports that have one (workload addresses).
     export_interfaces: BTreeMap<IpNet, String>,

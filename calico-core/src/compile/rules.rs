@@ -424,8 +424,11 @@ mod tests {
         compile_rule(&rule, None, &v).0
     }
 
-    /// The port matches of each IR rule, as (side, ranges, negate).
-    fn ports(rules: &[IrRule]) -> Vec<Vec<(Side, Vec<(u16, u16)>, bool)>> {
+    /// A port match as (side, ranges, negate).
+    type PortMatch = (Side, Vec<(u16, u16)>, bool);
+
+    /// The port matches of each IR rule.
+    fn ports(rules: &[IrRule]) -> Vec<Vec<PortMatch>> {
         rules
             .iter()
             .map(|r| {

@@ -702,3 +702,51 @@ fn a_source_of_some_routes_of_a_change_is_sent_the_others_apart_from_its_group()
         ["send 10.0.0.1 withdraw 10.2.0.0/24"]
     );
 }
+
+#[test]
+fn a_filter_change_on_many_peers_is_computed_and_encoded_once_per_group() {
+    let mut r = reflector_with_groups();
+    r.input("announce 10.0.0.1 10.1.0.0/24,10.9.0.0/24 nh=10.0.0.1");
+    // .4's filter is put on clients 1 to 3 too (1 being the routes' source): no new session.
+    let outputs = r.configure(&[
+        "as=64512",
+        "id=10.0.0.100",
+        "cluster=10.0.0.99",
+        "peer=10.0.0.1/64512/client",
+        "peer=10.0.0.2/64512/client",
+        "peer=10.0.0.3/64512/client",
+        "peer=10.0.0.4/64512/client",
+        "peer=10.0.0.5/64512",
+        "peer=10.0.0.6/65006",
+        "reject=10.0.0.1:10.9.0.0/24",
+        "reject=10.0.0.2:10.9.0.0/24",
+        "reject=10.0.0.3:10.9.0.0/24",
+        "reject=10.0.0.4:10.9.0.0/24",
+    ]);
+    assert!(
+        !outputs
+            .iter()
+            .any(|o| matches!(o, Output::StopPeer { .. } | Output::StartPeer(_))),
+        "the sessions stay up"
+    );
+    let sent = sends(&r, &outputs);
+    let at = |n: u8| IpAddr::V4(Ipv4Addr::new(10, 0, 0, n));
+    // Clients 2 and 3 had the same and have the same filter now: one table, one encoding.
+    assert!(std::sync::Arc::ptr_eq(&sent[&at(2)], &sent[&at(3)]));
+    assert_eq!(
+        render_send(at(2), &sent[&at(2)]),
+        [
+            "send 10.0.0.2 announce 10.1.0.0/24 nh=10.0.0.1 path= lp=100 originator=10.0.0.1 \
+             clusters=10.0.0.99",
+            "send 10.0.0.2 withdraw 10.9.0.0/24",
+        ]
+    );
+    // The source had none of its routes and has none now; .4's filter did not change; .5
+    // and .6 have no filter.
+    for quiet in [1, 4, 5, 6] {
+        assert!(
+            !sent.contains_key(&at(quiet)),
+            "10.0.0.{quiet} is sent something"
+        );
+    }
+}

@@ -4,19 +4,31 @@
 //! with ROUTE-REFRESH (RFC 2918) and re-judged as it arrives. A peering that cannot do
 //! this (an import change with a peer that did not advertise route refresh, an export
 //! change under ADD-PATH, stale routes of a restarting peer) starts a new session instead.
+//!
+//! A filter change usually reaches many peerings at once (one `BGPFilter` on every client
+//! of a reflector): what they had and what they are sent again is computed once per update
+//! group ([`super::groups`]) and the same bytes are queued for each member, as for
+//! incremental changes. A peer that sent us routes is a group of its own (its table lacks
+//! them), so sharing never depends on where a path came from.
 
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use calico_core::dataplane::RoutePolicy;
 use calico_core::model::{BgpFilterRule, Direction};
 use ipnet::IpNet;
 
+use super::groups::{self, Group};
 use super::outbound::Batch;
-use super::peers::Peer;
+use super::peers::{Peer, Peers};
 use crate::packet::{AfiSafi, Message, RouteRefresh};
 use crate::rib::export::Exporter;
 use crate::rib::{family_of, PeerId, Rib};
 use crate::session::Negotiated;
+
+/// The families of a session whose export rules changed and what the peer had from us.
+pub(crate) type Export = (Vec<AfiSafi>, Arc<[IpNet]>);
 
 /// A peering that follows new filters in place: what to send it once the new policy is in
 /// the RIB.
@@ -25,15 +37,22 @@ pub(crate) struct Soft {
     pub(crate) address: IpAddr,
     /// The peer.
     pub(crate) id: PeerId,
-    /// When the export rules changed: the session's families and what the peer had.
-    pub(crate) export: Option<(Vec<AfiSafi>, Vec<IpNet>)>,
+    /// When the export rules changed: the session's families and what the peer had (shared
+    /// by the peers of its update group, see [`advertised_by_group`]).
+    pub(crate) export: Option<Export>,
     /// When the import rules changed: the ROUTE-REFRESH messages to send.
     pub(crate) refresh: Option<Vec<u8>>,
 }
 
 /// How `peer` can follow `new` filters in place, judged against the RIB's current policy
-/// (still the old one): `None` when it needs a new session.
-pub(crate) fn plan(rib: &Rib, peer: &Peer, new: &RoutePolicy) -> Option<Soft> {
+/// (still the old one): `None` when it needs a new session. What the peer had is taken from
+/// `had` (by peer, from [`advertised_by_group`]) when it is there.
+pub(crate) fn plan(
+    rib: &Rib,
+    peer: &Peer,
+    new: &RoutePolicy,
+    had: &HashMap<PeerId, Arc<[IpNet]>>,
+) -> Option<Soft> {
     let address = peer.config.address;
     let changed = changed(rib.policy(), new, address);
     let (id, stale) = (peer.id, peer.stale.is_some());
@@ -53,8 +72,9 @@ pub(crate) fn plan(rib: &Rib, peer: &Peer, new: &RoutePolicy) -> Option<Soft> {
     }
     let families = negotiated.families.clone();
     let had = match (changed.export, rib.exporter(id)) {
-        (true, Some(mut exporter)) => advertised(&mut exporter, &families),
-        _ => Vec::new(),
+        (true, _) if had.contains_key(&id) => had[&id].clone(),
+        (true, Some(mut exporter)) => advertised(&mut exporter, &families).into(),
+        _ => Vec::new().into(),
     };
     Some(Soft {
         address,
@@ -93,6 +113,40 @@ pub(crate) fn advertised(exporter: &mut Exporter<'_>, families: &[AfiSafi]) -> V
         .into_iter()
         .filter(|p| families.contains(&family_of(p)) && exporter.route(p).is_some())
         .collect()
+}
+
+/// Peers that may share one computation of their whole table: those of `ids` with an
+/// established session in update groups ([`groups::partition`]) under the RIB's current
+/// policy, each peer that sent us routes in a group of its own.
+pub(crate) fn table_groups(rib: &Rib, peers: &Peers, ids: &[PeerId]) -> Vec<Group> {
+    let alone: HashSet<PeerId> = ids
+        .iter()
+        .copied()
+        .filter(|id| rib.received(*id) > 0)
+        .collect();
+    groups::partition(rib, peers, ids, &alone)
+}
+
+/// What each established peer of `ids` has from us ([`advertised`]) under the RIB's current
+/// policy, computed once per group of [`table_groups`]: its members were sent the same.
+pub(crate) fn advertised_by_group(
+    rib: &Rib,
+    peers: &Peers,
+    ids: &[PeerId],
+) -> HashMap<PeerId, Arc<[IpNet]>> {
+    let mut had = HashMap::new();
+    for group in table_groups(rib, peers, ids) {
+        let first = group.members[0];
+        let families = peers.get(first).and_then(Peer::session_families);
+        let (Some(families), Some(mut exporter)) = (families, rib.exporter(first)) else {
+            continue;
+        };
+        let shared: Arc<[IpNet]> = advertised(&mut exporter, families).into();
+        for id in group.members {
+            had.insert(id, shared.clone());
+        }
+    }
+    had
 }
 
 /// The peer's table under the exporter's (new) policy, and the withdrawal of what it had

@@ -21,7 +21,7 @@ use super::backlog::{self, Backlog};
 use super::groups;
 use super::outbound::{deltas_of, merge_changes, sources_of, Batch, Delta, Now, Old};
 use super::peers::Peers;
-use super::refilter::{self, Soft};
+use super::refilter::{self, Export, Soft};
 use super::restart::{self, Kept};
 use super::settings;
 use super::SpeakerOptions;
@@ -187,9 +187,19 @@ impl SpeakerState {
             .into_iter()
             .filter(|a| refilter(*a))
             .collect();
+        // What the peerings whose export rules change had, once per update group.
+        let exporting: Vec<PeerId> = refiltered
+            .iter()
+            .filter_map(|a| self.peers.at(*a))
+            .filter(|p| {
+                refilter::changed(self.rib.policy(), &settings.policy, p.config.address).export
+            })
+            .map(|p| p.id)
+            .collect();
+        let had = refilter::advertised_by_group(&self.rib, &self.peers, &exporting);
         let mut soft: Vec<Soft> = refiltered
             .iter()
-            .filter_map(|a| refilter::plan(&self.rib, self.peers.at(*a)?, &settings.policy))
+            .filter_map(|a| refilter::plan(&self.rib, self.peers.at(*a)?, &settings.policy, &had))
             .collect();
         let refiltered: Vec<IpAddr> = refiltered
             .into_iter()
@@ -219,9 +229,7 @@ impl SpeakerState {
         self.rib.set_policy(settings.policy.clone());
         // Only for peerings that stayed (not stopped for another change).
         soft.retain(|s| self.peers.at(s.address).is_some_and(|p| p.id == s.id));
-        for s in soft {
-            self.refilter(s, &mut out);
-        }
+        self.refilter(soft, &mut out);
         if retag {
             // New communities: every established peer is sent its table again (each route
             // replaces the one it had).
@@ -244,20 +252,48 @@ impl SpeakerState {
         out
     }
 
-    /// Applies a [`Soft`] refilter once the new policy is in the RIB.
-    fn refilter(&mut self, soft: Soft, out: &mut Vec<Output>) {
-        tracing::info!(peer = %soft.address, "filters changed: following them without a new session");
-        if let Some((families, had)) = soft.export {
-            if let Some(mut exporter) = self.rib.exporter(soft.id) {
-                let batch = refilter::readvertise(&mut exporter, &families, &had);
-                self.send_batch(soft.id, batch, false, out);
+    /// Applies [`Soft`] refilters once the new policy is in the RIB: the tables of peers
+    /// whose export rules changed are computed and encoded once per update group of the
+    /// new policy whose members had the same (see `refilter`); then the ROUTE-REFRESH
+    /// requests of those whose import rules changed.
+    fn refilter(&mut self, soft: Vec<Soft>, out: &mut Vec<Output>) {
+        for s in &soft {
+            tracing::info!(peer = %s.address, "filters changed: following them without a new session");
+        }
+        let exports: HashMap<PeerId, &Export> = soft
+            .iter()
+            .filter_map(|s| Some((s.id, s.export.as_ref()?)))
+            .collect();
+        let ids: Vec<PeerId> = soft
+            .iter()
+            .filter(|s| s.export.is_some())
+            .map(|s| s.id)
+            .collect();
+        for group in refilter::table_groups(&self.rib, &self.peers, &ids) {
+            // Within a group, those that had the same (one shared list) and the same families.
+            let mut alike: Vec<(&Export, Vec<PeerId>)> = Vec::new();
+            for id in group.members {
+                let export = exports[&id];
+                let same = |e: &&Export| std::sync::Arc::ptr_eq(&e.1, &export.1) && e.0 == export.0;
+                match alike.iter_mut().find(|(e, _)| same(e)) {
+                    Some((_, members)) => members.push(id),
+                    None => alike.push((export, vec![id])),
+                }
+            }
+            for ((families, had), members) in alike {
+                if let Some(mut exporter) = self.rib.exporter(members[0]) {
+                    let batch = refilter::readvertise(&mut exporter, families, had);
+                    self.send_batch_to(&members, batch, false, out);
+                }
             }
         }
-        if let Some(bytes) = soft.refresh {
-            out.push(Output::Send {
-                peer: soft.id,
-                bytes: bytes.into(),
-            });
+        for s in soft {
+            if let Some(bytes) = s.refresh {
+                out.push(Output::Send {
+                    peer: s.id,
+                    bytes: bytes.into(),
+                });
+            }
         }
     }
 

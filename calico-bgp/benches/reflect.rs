@@ -23,23 +23,19 @@
 //! prefix by then is shown as never done). The table shows each reflector's resident
 //! memory at the end and its peak (VmHWM) over the run.
 
-use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use calico_bgp::packet::update::pack_announcements;
-use calico_bgp::packet::PathAttributes;
-use calico_bgp::packet::{AsPath, Context, Message, Origin};
 use calico_netns::fixtures::Netns;
 use common::reflector::{
-    client_address, namespace, open_session, read_message, reflectors, walk_update, Nlri,
-    Reflector, BASE,
+    announcements, client_address, namespace, open_session, prefix, read_message, reflectors,
+    walk_update, Nlri, Reflector,
 };
 use common::{env_usize, peak_rss_kib, rss_kib};
 
 mod common;
-use ipnet::{IpNet, Ipv4Net};
+use ipnet::IpNet;
 use tokio::io::AsyncWriteExt;
 
 /// Who announces what: every client its own `per_client` prefixes (the default), or one
@@ -98,28 +94,10 @@ struct Seen {
     bytes: usize,
 }
 
-/// The client's own prefixes as UPDATE bytes (iBGP: empty AS_PATH, LOCAL_PREF 100).
+/// The client's own prefixes as UPDATE bytes.
 fn client_updates(shape: Shape, i: usize) -> Vec<u8> {
-    let ctx = Context::plain(true);
-    let prefixes: Vec<IpNet> = shape
-        .own(i)
-        .map(|n| IpNet::V4(Ipv4Net::new(Ipv4Addr::from(BASE + ((n as u32) << 8)), 24).unwrap()))
-        .collect();
-    if prefixes.is_empty() {
-        return Vec::new();
-    }
-    let attrs = PathAttributes {
-        origin: Some(Origin::Igp),
-        as_path: Some(AsPath::default()),
-        next_hop: Some(client_address(i)),
-        local_pref: Some(100),
-        ..PathAttributes::default()
-    };
-    let mut bytes = Vec::new();
-    for u in pack_announcements(&attrs, None, &prefixes).unwrap() {
-        Message::Update(u).encode_into(&ctx, &mut bytes).unwrap();
-    }
-    bytes
+    let prefixes: Vec<IpNet> = shape.own(i).map(prefix).collect();
+    announcements(&prefixes, i)
 }
 
 /// Applies one UPDATE body to the client's bitmap; returns the number of prefixes that

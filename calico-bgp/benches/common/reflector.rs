@@ -12,12 +12,15 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use calico_bgp::packet::{AfiSafi, Capability, Context, Message, Open};
+use calico_bgp::packet::update::pack_announcements;
+use calico_bgp::packet::PathAttributes;
+use calico_bgp::packet::{AfiSafi, AsPath, Capability, Context, Message, Open, Origin};
 use calico_bgp::speaker::socket::SocketFactory;
 use calico_bgp::speaker::{Speaker, SpeakerOptions};
-use calico_core::dataplane::{BgpBackend, BgpSettings, PeerConfig};
+use calico_core::dataplane::{BgpBackend, BgpSettings, PeerConfig, RoutePolicy};
 use calico_core::model::AsNumber;
 use calico_netns::fixtures::Netns;
+use ipnet::{IpNet, Ipv4Net};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{env_usize, sockets_in, spawn_self, BenchBird, BenchRustbgpd, BirdBuild};
@@ -77,31 +80,53 @@ fn our_reflector(clients: usize) {
         })
         .unwrap();
         speaker
-            .configure(&BgpSettings {
-                local_as: AsNumber(AS),
-                router_id: REFLECTOR,
-                listen_port: 179,
-                cluster_id: Some(CLUSTER.parse().unwrap()),
-                peers: (0..clients)
-                    .map(|i| PeerConfig {
-                        address: IpAddr::V4(client_address(i)),
-                        remote_as: AsNumber(AS),
-                        password: None,
-                        hold_time: 90,
-                        passive: true,
-                        route_reflector_client: true,
-                        bfd: None,
-                        add_path: Default::default(),
-                        session: Default::default(),
-                    })
-                    .collect(),
-                policy: Default::default(),
-            })
+            .configure(&settings(clients, RoutePolicy::default()))
             .await
             .unwrap();
         println!("ready");
         std::future::pending::<()>().await;
     });
+}
+
+/// Our reflector's settings: `clients` passive route-reflector clients, under `policy`.
+pub fn settings(clients: usize, policy: RoutePolicy) -> BgpSettings {
+    BgpSettings {
+        local_as: AsNumber(AS),
+        router_id: REFLECTOR,
+        listen_port: 179,
+        cluster_id: Some(CLUSTER.parse().unwrap()),
+        peers: (0..clients)
+            .map(|i| PeerConfig {
+                address: IpAddr::V4(client_address(i)),
+                remote_as: AsNumber(AS),
+                password: None,
+                hold_time: 90,
+                passive: true,
+                route_reflector_client: true,
+                bfd: None,
+                add_path: Default::default(),
+                session: Default::default(),
+            })
+            .collect(),
+        policy,
+    }
+}
+
+/// BIRD's configuration as the reflector of `clients` clients: `extra` (such as filter
+/// definitions) before the clients' template, whose channel exports through `export`
+/// (`all`, `filter name`).
+pub fn bird_config(clients: usize, extra: &str, export: &str) -> String {
+    let mut c = format!(
+        "router id {REFLECTOR};\nprotocol device {{}}\n{extra}\
+         template bgp rrc {{\n  local {REFLECTOR} as {AS};\n  strict bind;\n  passive on;\n  rr client;\n  rr cluster id {CLUSTER};\n  ipv4 {{ import all; export {export}; }};\n}}\n"
+    );
+    for i in 0..clients {
+        c.push_str(&format!(
+            "protocol bgp c{i} from rrc {{ neighbor {} as {AS}; }}\n",
+            client_address(i)
+        ));
+    }
+    c
 }
 
 /// A reflector under test: its pid and how to stop it.
@@ -168,16 +193,7 @@ fn start_ours(ns: &Netns, clients: usize) -> Reflector {
 }
 
 fn start_bird(build: &BirdBuild, ns: &Netns, clients: usize) -> Reflector {
-    let mut c = format!(
-        "router id {REFLECTOR};\nprotocol device {{}}\n\
-         template bgp rrc {{\n  local {REFLECTOR} as {AS};\n  strict bind;\n  passive on;\n  rr client;\n  rr cluster id {CLUSTER};\n  ipv4 {{ import all; export all; }};\n}}\n"
-    );
-    for i in 0..clients {
-        c.push_str(&format!(
-            "protocol bgp c{i} from rrc {{ neighbor {} as {AS}; }}\n",
-            client_address(i)
-        ));
-    }
+    let c = bird_config(clients, "", "all");
     let bird = BenchBird::start(build, ns, "reflect", &c, Duration::from_secs(5));
     Reflector {
         name: bird.version(),
@@ -266,6 +282,33 @@ pub async fn open_session(ns: String, i: usize) -> tokio::net::TcpStream {
         .await
         .unwrap();
     stream
+}
+
+/// Prefix number `n`: the /24 at [`BASE`] + n * 256.
+pub fn prefix(n: usize) -> IpNet {
+    IpNet::V4(Ipv4Net::new(Ipv4Addr::from(BASE + ((n as u32) << 8)), 24).unwrap())
+}
+
+/// `prefixes` announced by client `from` as UPDATE bytes (iBGP: empty AS_PATH, LOCAL_PREF
+/// 100, the client as next hop).
+pub fn announcements(prefixes: &[IpNet], from: usize) -> Vec<u8> {
+    if prefixes.is_empty() {
+        return Vec::new();
+    }
+    let attrs = PathAttributes {
+        origin: Some(Origin::Igp),
+        as_path: Some(AsPath::default()),
+        next_hop: Some(client_address(from)),
+        local_pref: Some(100),
+        ..PathAttributes::default()
+    };
+    let mut bytes = Vec::new();
+    for u in pack_announcements(&attrs, None, prefixes).unwrap() {
+        Message::Update(u)
+            .encode_into(&Context::plain(true), &mut bytes)
+            .unwrap();
+    }
+    bytes
 }
 
 /// Reads one message: (type, body).

@@ -6,7 +6,9 @@
 //! client has lost exactly those, back to accepting everything ("restore"). Each phase is
 //! timed from the moment the change is issued until every client's table equals the
 //! expected one, withdrawals included; the time of the first full delivery ("initial") is
-//! shown too. The clients are those of the reflect bench (`common/clients.rs`).
+//! shown too. The reflector's namespace, addresses and the clients' sessions are the reflect
+//! bench's (`common/reflector.rs`); the clients here only keep a bitmap of what they hold,
+//! each prefix checked to come with the feeder as next hop.
 //!
 //! Each reflector is changed in its own way, without a new session (a client whose session
 //! ends fails the run, shown as incomplete with the reason):

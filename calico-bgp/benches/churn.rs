@@ -34,15 +34,15 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use calico_bgp::packet::update::{pack_announcements, pack_withdrawals};
-use calico_bgp::packet::{AsPath, Context, Message, Origin, PathAttributes};
+use calico_bgp::packet::update::pack_withdrawals;
+use calico_bgp::packet::{Context, Message};
 use calico_netns::fixtures::Netns;
 use common::reflector::{
-    client_address, namespace, open_session, read_message, reflectors, walk_update, Nlri,
-    Reflector, BASE,
+    announcements, client_address, namespace, open_session, prefix, read_message, reflectors,
+    walk_update, Nlri, Reflector,
 };
 use common::{cpu_ticks, env_usize, peak_rss_kib, rss_kib, ticks_per_second};
-use ipnet::{IpNet, Ipv4Net};
+use ipnet::IpNet;
 use tokio::io::AsyncWriteExt;
 
 mod common;
@@ -90,29 +90,6 @@ impl Churn {
     fn window(&self) -> usize {
         (self.secs / 2).clamp(1, 10)
     }
-}
-
-fn prefix(n: usize) -> IpNet {
-    IpNet::V4(Ipv4Net::new((BASE + ((n as u32) << 8)).into(), 24).unwrap())
-}
-
-/// The feeder's announcement of `prefixes` as UPDATE bytes (iBGP: empty AS_PATH,
-/// LOCAL_PREF 100, itself as next hop).
-fn announce(prefixes: &[IpNet]) -> Vec<u8> {
-    let attrs = PathAttributes {
-        origin: Some(Origin::Igp),
-        as_path: Some(AsPath::default()),
-        next_hop: Some(client_address(0)),
-        local_pref: Some(100),
-        ..PathAttributes::default()
-    };
-    let mut bytes = Vec::new();
-    for u in pack_announcements(&attrs, None, prefixes).unwrap() {
-        Message::Update(u)
-            .encode_into(&Context::plain(true), &mut bytes)
-            .unwrap();
-    }
-    bytes
 }
 
 /// The withdrawal of `prefixes` as UPDATE bytes.
@@ -230,11 +207,7 @@ async fn until_complete(stats: &[Arc<Stats>], base: usize, limit: Duration) -> O
 
 fn run(ns: &Netns, reflector: Reflector, c: Churn) -> Row {
     let pid = reflector.pid;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = common::runtime();
     let row = runtime.block_on(async {
         // Clients 1..=C receive; client 0 feeds.
         let stats: Vec<Arc<Stats>> = (0..c.clients).map(|_| Arc::default()).collect();
@@ -255,7 +228,7 @@ fn run(ns: &Netns, reflector: Reflector, c: Churn) -> Row {
         }
 
         let all: Vec<IpNet> = (0..c.base).map(prefix).collect();
-        feed.write_all(&announce(&all)).await.unwrap();
+        feed.write_all(&announcements(&all, 0)).await.unwrap();
         let base_secs = until_complete(&stats, c.base, c.timeout).await;
         if base_secs.is_none() {
             let held: Vec<usize> = stats
@@ -300,12 +273,12 @@ fn run(ns: &Netns, reflector: Reflector, c: Churn) -> Row {
                 bytes.extend(withdraw(&c.slice(j)));
             }
             if j >= TICKS {
-                bytes.extend(announce(&c.slice(j - TICKS)));
+                bytes.extend(announcements(&c.slice(j - TICKS), 0));
             }
             if j == ticks {
                 // The slices still withdrawn.
                 for k in ticks.saturating_sub(TICKS - 1)..ticks {
-                    bytes.extend(announce(&c.slice(k)));
+                    bytes.extend(announcements(&c.slice(k), 0));
                 }
             }
             feed.write_all(&bytes).await.unwrap();

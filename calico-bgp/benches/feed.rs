@@ -368,11 +368,7 @@ fn speaker_receiver(
     prefixes: usize,
     lines: &mut impl Iterator<Item = std::io::Result<String>>,
 ) -> Row {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = common::runtime();
     runtime.block_on(async {
         let speaker = Speaker::with_sockets(sockets_in(ns.path())).unwrap();
         let me = std::process::id();

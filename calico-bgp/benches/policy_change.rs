@@ -125,11 +125,7 @@ fn bird_policy_config(clients: usize, cut: usize, filter: Filter) -> String {
 /// listens; then on SIGUSR1 rejects the first half of the prefixes towards every client,
 /// on SIGUSR2 accepts all again, printing "done" once the speaker has taken each change.
 fn our_reflector(clients: usize, cut: usize) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = common::runtime();
     runtime.block_on(async {
         use tokio::signal::unix::{signal, SignalKind};
         let speaker = Speaker::with_options(SpeakerOptions {
@@ -393,11 +389,7 @@ struct Stage {
 /// One run against `reflector`: every stage, or why one never ended.
 fn run(ns: &Netns, mut reflector: Reflector, size: Size) -> Result<Vec<Stage>, String> {
     let clients = size.clients;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = common::runtime();
     let limit = Duration::from_secs(env_usize("POLICY_TIMEOUT", 300) as u64);
     let result = runtime.block_on(async {
         let barrier = Arc::new(tokio::sync::Barrier::new(clients + 1));

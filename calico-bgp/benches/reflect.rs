@@ -191,11 +191,7 @@ struct Row {
 
 fn run(ns: &Netns, reflector: Reflector, shape: Shape) -> Row {
     let clients = shape.clients;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = common::runtime();
     let (seconds, updates, bytes) = runtime.block_on(async {
         let barrier = Arc::new(tokio::sync::Barrier::new(clients));
         let start = Arc::new(std::sync::OnceLock::new());

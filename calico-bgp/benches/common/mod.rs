@@ -21,6 +21,15 @@ pub use rustbgpd::{rustbgpd, BenchRustbgpd};
 #[allow(dead_code)]
 pub mod reflector;
 
+/// The benches' tokio runtime: two worker threads (the machine's cores), timers and I/O.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 /// `name` from the environment as a number, or `default`.
 pub fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)

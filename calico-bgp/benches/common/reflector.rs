@@ -68,11 +68,7 @@ pub fn serve_if_asked() -> bool {
 /// Our reflector process: started inside the namespace, prints "ready" once it listens,
 /// then serves until killed.
 fn our_reflector(clients: usize) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = super::runtime();
     runtime.block_on(async {
         let speaker = Speaker::with_options(SpeakerOptions {
             listen_address: IpAddr::V4(REFLECTOR),

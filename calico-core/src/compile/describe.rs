@@ -515,6 +515,13 @@ fn detail(owner: &ChainOwner, rule: &IrRule) -> Option<&'static str> {
             Some("dispatch to the workload's chain")
         }
         (ChainOwner::Base { .. }, Some(Verdict::Accept)) => Some("allowed"),
+        (ChainOwner::Base { .. }, Some(Verdict::Goto(to))) if to == EGRESS_ALLOWED_CHAIN => {
+            Some(if unconditional {
+                "the source's checks passed (or it came from no workload): on to the destination's"
+            } else {
+                "allowed by untracked or pre-DNAT policy: on to the destination's checks"
+            })
+        }
         _ if ends => Some("drop"),
         _ => None,
     }

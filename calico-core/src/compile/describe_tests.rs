@@ -348,3 +348,28 @@ proptest! {
         prop_assert_eq!(incremental.ruleset(), &on);
     }
 }
+
+/// `calico-rs trace` walks the base chains on every forwarded packet: none of their rules
+/// may read as drift on a host that has none.
+#[test]
+fn every_rule_of_the_base_chains_is_named() {
+    let model = model();
+    for flow_logs in [None, Some(FlowLogConfig::default())] {
+        let config = CompileConfig {
+            flow_logs,
+            ..CompileConfig::new("h1")
+        };
+        let r = compile(&config, &model);
+        let names = describe(&model, "h1", &r);
+        for chain in [FORWARD_CHAIN, EGRESS_ALLOWED_CHAIN] {
+            for i in 0..r.chains[chain].rules.len() {
+                let rule = names.rule(chain, i).unwrap();
+                assert!(
+                    rule.detail.is_some(),
+                    "{chain} rule {i} unnamed: {:?}",
+                    r.chains[chain].rules[i]
+                );
+            }
+        }
+    }
+}

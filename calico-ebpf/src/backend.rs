@@ -31,10 +31,12 @@ use calico_core::dataplane::ir::{ChainPolicy, ChainType, Hook, Match, Ruleset, V
 use calico_core::dataplane::{AclBackend, BackendError, Change, ChangeSet};
 
 use crate::error::{Error, GenerateError, SysError};
-use crate::generate::{generate, Bindings, Conntrack, Logs, Options, Plan, Stage};
+use crate::generate::params;
+use crate::generate::{generate, Bindings, Conntrack, Logs, Options, Plan, Sharing, Stage};
 use crate::program::{Attached, Loaded};
 use crate::set_table::SetTable;
 use crate::sets::Maps;
+use crate::shared::{Entry, ProgramCache, SharedProgram};
 use crate::sys::TcxDirection;
 
 /// How the backend runs.
@@ -76,14 +78,18 @@ pub enum StartError {
 const OPTIONS: Options = Options {
     logs: Logs::Refuse,
     conntrack: Conntrack::Table,
+    sharing: Sharing::ByInterface,
 };
 
 /// A name no interface has (`/` is not allowed in interface names): the bindings of an
 /// interface without programs.
 const UNATTACHED: &str = "/unattached";
 
+/// One direction of an interface: its link, then its hold on the shared program (so a
+/// drop detaches before the interface's values go).
 struct Hooked {
     attached: Attached,
+    entry: Entry,
     chains: BTreeSet<String>,
     sets: BTreeSet<String>,
 }
@@ -99,6 +105,7 @@ struct State {
     programmed: Ruleset,
     sets: SetTable,
     ifaces: BTreeMap<String, Iface>,
+    programs: ProgramCache,
 }
 
 /// The eBPF ACL backend. See the module documentation.
@@ -151,6 +158,7 @@ impl EbpfBackend {
                     programmed: Ruleset::default(),
                     sets: SetTable::new(maps),
                     ifaces: BTreeMap::new(),
+                    programs: ProgramCache::default(),
                 }),
             }),
         })
@@ -166,38 +174,119 @@ impl EbpfBackend {
     pub fn dump_blocking(&self) -> Result<Ruleset, BackendError> {
         self.inner.dump()
     }
-}
 
-impl Inner {
-    /// Generates and loads the program of `plan`, named `name` (what `bpftool prog`
-    /// shows, at most 15 characters kept).
-    fn load(
-        &self,
-        name: &str,
-        ruleset: &Ruleset,
-        plan: &Plan,
-        ids: &BTreeMap<String, u32>,
-        maps: &Maps,
-    ) -> Result<(Loaded, BTreeSet<String>, BTreeSet<String>), BackendError> {
-        let g = generate(ruleset, plan, ids, OPTIONS).map_err(from_generate)?;
-        let loaded = Loaded::load_with_license(name, &g.program, maps, &self.config.license)
-            .map_err(|e| dataplane(&format!("load program {name}"), e))?;
-        Ok((loaded, g.chains, g.sets))
+    /// The programs the backend holds and what each interface's links run, as the kernel
+    /// reports it.
+    pub fn programs_blocking(&self) -> Result<Programs, BackendError> {
+        let st = self
+            .inner
+            .state
+            .lock()
+            .map_err(|_| dataplane("programs", "state lock poisoned"))?;
+        let mut attached = BTreeMap::new();
+        for (name, o) in &st.ifaces {
+            let id = |h: &Hooked| {
+                h.attached
+                    .program_id()
+                    .map_err(|e| dataplane(&format!("link info of {name}"), e))
+            };
+            attached.insert(name.clone(), (id(&o.ingress)?, id(&o.egress)?));
+        }
+        Ok(Programs {
+            loaded: st.programs.ids().collect(),
+            loads: st.programs.loads(),
+            attached,
+        })
     }
 }
 
-/// A program's name: `i` (ingress) or `e` (egress), then the end of the interface's name
-/// (the kernel keeps 15 characters).
-fn program_name(direction: char, iface: &str) -> String {
-    let tail: String = iface
-        .chars()
-        .rev()
-        .take(13)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
-    format!("{direction}_{tail}")
+/// What [`EbpfBackend::programs_blocking`] reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Programs {
+    /// The kernel ids of the programs loaded, each run by one interface or several.
+    pub loaded: BTreeSet<u32>,
+    /// The program loads (verifier runs) since the backend started.
+    pub loads: u64,
+    /// Per interface, the kernel ids of the programs its ingress and egress links run,
+    /// from the links' info.
+    pub attached: BTreeMap<String, (u32, u32)>,
+}
+
+/// One direction's program for an interface, generated and loaded (or found loaded),
+/// not attached yet.
+struct Prepared {
+    program: Arc<SharedProgram>,
+    /// The interface's values of the program's slots (the params map value).
+    value: Vec<u8>,
+    chains: BTreeSet<String>,
+    sets: BTreeSet<String>,
+}
+
+/// Generates the program of `plan` for `iface` and finds it among the loaded ones, or
+/// loads it (the verifier runs only then).
+fn prepare(
+    config: &EbpfConfig,
+    programs: &mut ProgramCache,
+    maps: &Maps,
+    (iface, ingress): (&str, bool),
+    ruleset: &Ruleset,
+    plan: &Plan,
+    ids: &BTreeMap<String, u32>,
+) -> Result<Prepared, BackendError> {
+    let g = generate(ruleset, plan, ids, OPTIONS).map_err(from_generate)?;
+    let dir = if ingress { "ingress" } else { "egress" };
+    let program = programs
+        .get_or_load(ingress, &g.program, maps, &config.license)
+        .map_err(|e| dataplane(&format!("load the {dir} program of {iface}"), e))?;
+    Ok(Prepared {
+        program,
+        value: params::value(&g.params),
+        chains: g.chains,
+        sets: g.sets,
+    })
+}
+
+impl Hooked {
+    /// Writes the interface's values and attaches the program to `iface` (index
+    /// `index`); the values are deleted again when attaching fails.
+    fn attach(
+        config: &EbpfConfig,
+        p: Prepared,
+        iface: &str,
+        index: u32,
+        dir: TcxDirection,
+    ) -> Result<Hooked, BackendError> {
+        let entry = Entry::write(p.program, index, &p.value)
+            .map_err(|e| dataplane(&format!("write the values of {iface}"), e))?;
+        let attached = in_netns(config, || attach(entry.program().loaded(), iface, dir))
+            .and_then(|r| r)
+            .map_err(|e| dataplane(&format!("attach to {iface}"), e))?;
+        Ok(Hooked {
+            attached,
+            entry,
+            chains: p.chains,
+            sets: p.sets,
+        })
+    }
+
+    /// Puts `p` in effect: the interface's values written, then the link switched to
+    /// the program when it is another one (atomically), then the old program's values
+    /// of the interface deleted. The same program again is only the values' write.
+    fn update(&mut self, p: Prepared, iface: &str, index: u32) -> Result<(), BackendError> {
+        let write = |e| dataplane(&format!("write the values of {iface}"), e);
+        if Arc::ptr_eq(self.entry.program(), &p.program) {
+            p.program.write(index, &p.value).map_err(write)?;
+        } else {
+            let entry = Entry::write(p.program, index, &p.value).map_err(write)?;
+            self.attached
+                .replace(entry.program().loaded())
+                .map_err(|e| dataplane(&format!("replace the program of {iface}"), e))?;
+            self.entry = entry;
+        }
+        self.chains = p.chains;
+        self.sets = p.sets;
+        Ok(())
+    }
 }
 
 /// Runs `f` in the configured namespace.
@@ -286,6 +375,7 @@ fn check_supported(r: &Ruleset) -> Result<(), BackendError> {
     let options = Options {
         logs: Logs::Omit,
         conntrack: Conntrack::Context,
+        sharing: Sharing::Inline,
     };
     let reached = generate(r, &plan, &ids, options)
         .map_err(from_generate)?
@@ -366,8 +456,8 @@ impl Touched {
 
 /// One interface's new programs, loaded, not attached yet.
 struct Pending {
-    ingress: Option<(Loaded, BTreeSet<String>, BTreeSet<String>)>,
-    egress: Option<(Loaded, BTreeSet<String>, BTreeSet<String>)>,
+    ingress: Option<Prepared>,
+    egress: Option<Prepared>,
 }
 
 impl Inner {
@@ -376,15 +466,24 @@ impl Inner {
     /// then nothing of it is in effect. After that come the set writes (undone if one
     /// fails), then the program replacements, interface by interface: a kernel failure
     /// there (an interface removed meanwhile) leaves the interfaces before it updated.
-    /// Program loads are synchronous `bpf(2)` calls (milliseconds each).
+    /// Program loads are synchronous `bpf(2)` calls (milliseconds each); an interface
+    /// whose program is loaded already (another interface's) costs none. Programs no
+    /// interface runs any more are unloaded at the end, whether the apply succeeded or
+    /// not.
     fn apply(&self, changes: &ChangeSet) -> Result<(), BackendError> {
         let mut st = self
             .state
             .lock()
             .map_err(|_| dataplane("apply", "state lock poisoned"))?;
+        let result = self.apply_locked(&mut st, changes);
+        st.programs.purge();
+        result
+    }
+
+    fn apply_locked(&self, st: &mut State, changes: &ChangeSet) -> Result<(), BackendError> {
         // From the state as enforced (what `dump` shows, which change sets are computed
         // against).
-        let mut next = enforced(&self.config, &st)?;
+        let mut next = enforced(&self.config, st)?;
         changes
             .apply_to(&mut next)
             .map_err(|e| dataplane("apply change set", e))?;
@@ -419,29 +518,15 @@ impl Inner {
             let (ingress_plan, egress_plan) = plans(iface);
             let old = st.ifaces.get(iface);
             let redo = |h: Option<&Hooked>| h.is_none_or(|h| t.affects(iface, h));
+            let (redo_in, redo_out) = (redo(old.map(|o| &o.ingress)), redo(old.map(|o| &o.egress)));
+            let State { sets, programs, .. } = &mut *st;
+            let mut one = |ingress: bool, plan: &Plan| {
+                let at = (iface.as_str(), ingress);
+                prepare(&self.config, programs, sets.maps(), at, &next, plan, &ids)
+            };
             let p = Pending {
-                ingress: if redo(old.map(|o| &o.ingress)) {
-                    Some(self.load(
-                        &program_name('i', iface),
-                        &next,
-                        &ingress_plan,
-                        &ids,
-                        st.sets.maps(),
-                    )?)
-                } else {
-                    None
-                },
-                egress: if redo(old.map(|o| &o.egress)) {
-                    Some(self.load(
-                        &program_name('e', iface),
-                        &next,
-                        &egress_plan,
-                        &ids,
-                        st.sets.maps(),
-                    )?)
-                } else {
-                    None
-                },
+                ingress: redo_in.then(|| one(true, &ingress_plan)).transpose()?,
+                egress: redo_out.then(|| one(false, &egress_plan)).transpose()?,
             };
             pending.insert(iface.clone(), p);
         }
@@ -451,42 +536,7 @@ impl Inner {
             .map_err(|e| dataplane("set members", e))?;
         for (iface, p) in pending {
             let index = indexes.get(&iface).copied().unwrap_or(0);
-            if let Some(o) = st.ifaces.get_mut(&iface) {
-                for (new, hooked) in [(p.ingress, &mut o.ingress), (p.egress, &mut o.egress)] {
-                    if let Some((loaded, chains, sets)) = new {
-                        hooked.attached.replace(&loaded).map_err(|e| {
-                            dataplane(&format!("replace the program of {iface}"), e)
-                        })?;
-                        hooked.chains = chains;
-                        hooked.sets = sets;
-                    }
-                }
-                continue;
-            }
-            let (Some(ingress), Some(egress)) = (p.ingress, p.egress) else {
-                return Err(dataplane("apply", format!("{iface} has no programs")));
-            };
-            let hook = |(loaded, chains, sets): (Loaded, BTreeSet<String>, BTreeSet<String>),
-                        dir| {
-                let attached = in_netns(&self.config, || attach(&loaded, &iface, dir))
-                    .and_then(|r| r)
-                    .map_err(|e| dataplane(&format!("attach to {iface}"), e))?;
-                Ok::<_, BackendError>(Hooked {
-                    attached,
-                    chains,
-                    sets,
-                })
-            };
-            let ingress = hook(ingress, TcxDirection::Ingress)?;
-            let egress = hook(egress, TcxDirection::Egress)?;
-            st.ifaces.insert(
-                iface,
-                Iface {
-                    ingress,
-                    egress,
-                    index,
-                },
-            );
+            self.commit(st, iface, index, p)?;
         }
         // Interfaces the ruleset no longer names: dropping the links detaches.
         st.ifaces.retain(|name, _| wanted.contains(name));
@@ -495,6 +545,38 @@ impl Inner {
             m.elements.retain(|name, _| !missing.contains(name));
         }
         st.programmed = next;
+        Ok(())
+    }
+
+    /// Puts the programs of `p` in effect on `iface`.
+    fn commit(
+        &self,
+        st: &mut State,
+        iface: String,
+        index: u32,
+        p: Pending,
+    ) -> Result<(), BackendError> {
+        if let Some(o) = st.ifaces.get_mut(&iface) {
+            for (new, hooked) in [(p.ingress, &mut o.ingress), (p.egress, &mut o.egress)] {
+                if let Some(new) = new {
+                    hooked.update(new, &iface, index)?;
+                }
+            }
+            return Ok(());
+        }
+        let (Some(ingress), Some(egress)) = (p.ingress, p.egress) else {
+            return Err(dataplane("apply", format!("{iface} has no programs")));
+        };
+        let ingress = Hooked::attach(&self.config, ingress, &iface, index, TcxDirection::Ingress)?;
+        let egress = Hooked::attach(&self.config, egress, &iface, index, TcxDirection::Egress)?;
+        st.ifaces.insert(
+            iface,
+            Iface {
+                ingress,
+                egress,
+                index,
+            },
+        );
         Ok(())
     }
 

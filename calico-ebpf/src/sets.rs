@@ -112,14 +112,16 @@ impl Maps {
         })
     }
 
-    /// The map behind a program's map reference.
-    pub fn fd(&self, map: MapRef) -> &OwnedFd {
+    /// The map behind a program's map reference; `None` for [`MapRef::Params`], which
+    /// each shared program has of its own.
+    pub fn fd(&self, map: MapRef) -> Option<&OwnedFd> {
         match map {
-            MapRef::State => &self.state,
-            MapRef::SetsV4 => &self.v4,
-            MapRef::SetsV6 => &self.v6,
-            MapRef::NamedPorts => &self.ports,
-            MapRef::Flows => &self.flows,
+            MapRef::State => Some(&self.state),
+            MapRef::SetsV4 => Some(&self.v4),
+            MapRef::SetsV6 => Some(&self.v6),
+            MapRef::NamedPorts => Some(&self.ports),
+            MapRef::Flows => Some(&self.flows),
+            MapRef::Params => None,
         }
     }
 

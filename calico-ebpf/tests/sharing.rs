@@ -203,3 +203,51 @@ fn workloads_with_the_same_policy_share_one_program_per_direction() {
     assert_ne!(client_programs.1, a.1);
     assert!(!loaded_in_kernel(a.1), "unloaded with its last interface");
 }
+
+#[test]
+fn an_apply_failing_half_way_leaves_the_programs_as_they_were() {
+    if !privileged("an_apply_failing_half_way_leaves_the_programs_as_they_were") {
+        return;
+    }
+    let topo = Topology::new(&[
+        ("calia", "10.65.0.10"),
+        ("calib", "10.65.0.20"),
+        ("calic", "10.65.0.30"),
+    ]);
+    let [web1, _, client] = &topo.workloads[..] else {
+        unreachable!()
+    };
+    let acl = backend(&topo);
+    let v2 = ruleset(&[1, 2]);
+    acl.apply_blocking(&diff(&Ruleset::default(), &v2)).unwrap();
+    let before = acl.programs_blocking().unwrap();
+
+    // The web policy opens 9090 (calia's and calib's new program loads), and the
+    // client's gets a log rule, which the backend refuses when it generates calic's
+    // program, after calia's was loaded.
+    let text = PROFILE_AND_CLIENT
+        .replace(
+            "destination: {ports: [8080]}",
+            "destination: {ports: [8080, 9090]}",
+        )
+        .replace(
+            "  - action: Allow\n    protocol: UDP",
+            "  - action: Log\n  - action: Allow\n    protocol: UDP",
+        );
+    let model = Model::from_resources(parse_resources(&(text + &web(1) + &web(2))).unwrap());
+    let v3 = compile(&CompileConfig::new("h1"), &model.unwrap());
+    let e = acl.apply_blocking(&diff(&v2, &v3)).unwrap_err();
+    assert!(e.to_string().contains("log"), "{e}");
+
+    let after = acl.programs_blocking().unwrap();
+    assert!(after.loads > before.loads, "calia's new program was loaded");
+    assert_eq!(after.loaded, before.loaded, "and unloaded again");
+    assert_eq!(after.attached, before.attached);
+    no_leak(&after);
+    assert_eq!(acl.dump_blocking().unwrap(), v2, "nothing of it recorded");
+    let _listener = web1.listen_tcp(9090);
+    assert!(
+        client.connect_tcp(web1.ip, 9090).is_none(),
+        "9090 still closed"
+    );
+}

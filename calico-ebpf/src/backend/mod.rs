@@ -38,7 +38,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use calico_core::dataplane::ir::Ruleset;
+use calico_core::dataplane::ir::{Ruleset, Verdict};
 use calico_core::dataplane::{AclBackend, BackendError, ChangeSet};
 
 use crate::error::{Error, GenerateError, SysError};
@@ -265,6 +265,8 @@ impl Inner {
         result
     }
 
+    /// [`Inner::apply`] under the lock. The ruleset is changed in place (no copy: it is
+    /// most of what an apply would cost otherwise) and reverted when a later step fails.
     fn apply_locked(&self, st: &mut State, changes: &ChangeSet) -> Result<(), BackendError> {
         let t = touched(changes, &st.programmed);
         let look = self.to_look_at(st, &t);
@@ -275,17 +277,50 @@ impl Inner {
             .retain(|n, o| indexes.get(n).is_none_or(|&i| i == o.index));
         // From the state as enforced (what `dump` shows, which change sets are computed
         // against): without the entries of interfaces that have no programs.
-        let mut next = st.programmed.clone();
-        for name in look.iter().filter(|n| !st.ifaces.contains_key(*n)) {
-            strip(&mut next, name);
+        let mut next = std::mem::take(&mut st.programmed);
+        let unattached = look.iter().filter(|n| !st.ifaces.contains_key(*n));
+        let stripped: Vec<_> = unattached.flat_map(|n| strip(&mut next, n)).collect();
+        let result = changes
+            .apply_undoable(&mut next)
+            .map_err(|e| dataplane("apply change set", e))
+            .and_then(
+                |undo| match self.program(st, changes, &t, (&look, &indexes), &mut next) {
+                    Ok(()) => Ok(()),
+                    Err(e) => {
+                        undo.revert(&mut next);
+                        Err(e)
+                    }
+                },
+            );
+        if result.is_err() {
+            for (map, iface, verdict) in stripped {
+                next.maps
+                    .entry(map)
+                    .or_default()
+                    .elements
+                    .insert(iface, verdict);
+            }
         }
-        changes
-            .apply_to(&mut next)
-            .map_err(|e| dataplane("apply change set", e))?;
+        st.programmed = next;
+        result
+    }
+
+    /// Puts `next` (the ruleset with `changes` applied) in effect on the interfaces
+    /// `look` (with their `indexes`): everything that can fail for its content first, then
+    /// the set writes and the programs. The entries of interfaces missing are taken out
+    /// of `next`, last.
+    fn program(
+        &self,
+        st: &mut State,
+        changes: &ChangeSet,
+        t: &Touched,
+        (look, indexes): (&BTreeSet<String>, &BTreeMap<String, u32>),
+        next: &mut Ruleset,
+    ) -> Result<(), BackendError> {
         let unchanged = |r: &BTreeSet<String>| !t.base_chains && r.is_disjoint(&t.chains);
         let reach = match st.unattached_reach.as_ref().is_some_and(unchanged) {
             true => None,
-            false => Some(check_supported(&next)?),
+            false => Some(check_supported(next)?),
         };
         let ids = st
             .sets
@@ -296,13 +331,13 @@ impl Inner {
         // carry no traffic: they get their programs at the first apply after they appear.
         let mut pending: BTreeMap<String, (u32, Pending)> = BTreeMap::new();
         let mut missing = BTreeSet::new();
-        for iface in look.iter().filter(|i| self.named(&next, i)) {
+        for iface in look.iter().filter(|i| self.named(next, i)) {
             let index = indexes.get(iface).copied().unwrap_or(0);
             if index == 0 {
                 missing.insert(iface.clone());
                 continue;
             }
-            if let Some(p) = self.pending(st, &t, iface, &next, &ids)? {
+            if let Some(p) = self.pending(st, t, iface, next, &ids)? {
                 pending.insert(iface.clone(), (index, p));
             }
         }
@@ -314,15 +349,14 @@ impl Inner {
             self.commit(st, iface, index, p)?;
         }
         // Interfaces the ruleset no longer names: dropping the links detaches.
-        for iface in look.iter().filter(|i| !self.named(&next, i)) {
+        for iface in look.iter().filter(|i| !self.named(next, i)) {
             st.ifaces.remove(iface);
         }
         // The entries of missing interfaces are not in effect: not recorded as such.
         for name in &missing {
-            strip(&mut next, name);
+            strip(next, name);
         }
         st.waiting = missing;
-        st.programmed = next;
         if reach.is_some() {
             st.unattached_reach = reach;
         }
@@ -477,11 +511,16 @@ fn enforced(config: &EbpfConfig, st: &State) -> Result<Ruleset, BackendError> {
     Ok(r)
 }
 
-/// Removes the verdict-map entries of `iface` from `r`.
-fn strip(r: &mut Ruleset, iface: &str) {
-    for m in r.maps.values_mut() {
-        m.elements.remove(iface);
+/// Removes the verdict-map entries of `iface` from `r`; what it removed, as (map,
+/// interface, verdict).
+fn strip(r: &mut Ruleset, iface: &str) -> Vec<(String, String, Verdict)> {
+    let mut removed = Vec::new();
+    for (name, m) in r.maps.iter_mut() {
+        if let Some(v) = m.elements.remove(iface) {
+            removed.push((name.clone(), iface.to_string(), v));
+        }
     }
+    removed
 }
 
 /// The index of each interface in the configured namespace (0: no such interface).

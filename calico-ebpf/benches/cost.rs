@@ -10,10 +10,15 @@
 //! * the benchmarks' model (`Scale::default()`, 250 local endpoints, 2,000 policies): the
 //!   forward program of one local endpoint pair, generated and loaded;
 //! * `EbpfBackend` in a namespace with 100 and 1,000 local endpoints (veth interfaces,
-//!   `Scale` otherwise): the first apply, then endpoint adds (the incremental compiler's
-//!   change set applied; median of 10) and remote endpoint adds (set members only).
+//!   `Scale` otherwise): the first apply, then 20 each of endpoint adds (the incremental
+//!   compiler's change set applied) whose programs are loaded already, endpoint adds whose
+//!   policy has no program yet, and remote endpoint adds (set members only): median and
+//!   range of the compile plus apply, of the apply, of the apply less the TCX attaches
+//!   (which wait for an RCU grace period each in the kernel), and of the compile.
 //!
 //! Times include the test-run harness's own per-run overhead (a few ns), the same for all.
+//! `COST_LOCAL_ENDPOINTS=100,1000,10000` chooses the backend's sizes, `COST_BACKEND_ONLY=1`
+//! skips the rest.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -254,6 +259,15 @@ fn main() {
         eprintln!("cost bench: skipped: needs root (BPF programs and maps)");
         return;
     }
+    if std::env::var_os("COST_BACKEND_ONLY").is_none() {
+        programs();
+    }
+    backends();
+}
+
+/// The program-level figures: per packet, generation and load, set writes, the `Scale`
+/// model's forward program.
+fn programs() {
     let maps = Maps::create(100_000).expect("create the maps");
     let tcp = Packet::tcp(
         "10.0.0.1".parse().unwrap(),
@@ -404,7 +418,10 @@ fn main() {
         ),
         Err(e) => println!("  refused: {e}"),
     }
+}
 
+/// `EbpfBackend` at the sizes `COST_LOCAL_ENDPOINTS` lists (default 100 and 1,000).
+fn backends() {
     println!("EbpfBackend (Scale, veth interfaces)");
     let sizes = std::env::var("COST_LOCAL_ENDPOINTS").unwrap_or_else(|_| "100,1000".into());
     for local in sizes.split(',').filter_map(|n| n.trim().parse().ok()) {

@@ -125,10 +125,15 @@ fn backend(local: usize) {
         ns.run(&["ip", "-batch", batch.to_str().unwrap()]).unwrap();
         let _ = std::fs::remove_file(&batch);
     };
+    let t = Instant::now();
     dummies(
         (0..local)
             .map(|i| scale.endpoint(i).interface_name)
             .collect(),
+    );
+    println!(
+        "  {local:>5} veth pairs made in {:.1} s",
+        t.elapsed().as_secs_f64()
     );
     let acl = EbpfBackend::new(EbpfConfig {
         netns: Some(ns.path().into()),
@@ -422,6 +427,16 @@ fn programs() {
 
 /// `EbpfBackend` at the sizes `COST_LOCAL_ENDPOINTS` lists (default 100 and 1,000).
 fn backends() {
+    // The backend holds two link descriptors per interface: 10,000 interfaces need more
+    // than a usual limit of 20,000 (root may raise it).
+    let files = libc::rlimit {
+        rlim_cur: 1 << 20,
+        rlim_max: 1 << 20,
+    };
+    // SAFETY: a valid rlimit; failing leaves the limit as it was.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &files) } != 0 {
+        println!("  (could not raise the open file limit)");
+    }
     println!("EbpfBackend (Scale, veth interfaces)");
     let sizes = std::env::var("COST_LOCAL_ENDPOINTS").unwrap_or_else(|_| "100,1000".into());
     for local in sizes.split(',').filter_map(|n| n.trim().parse().ok()) {

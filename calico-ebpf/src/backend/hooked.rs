@@ -2,13 +2,12 @@
 //! then attached, or put in place of the ones it has.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::ffi::CString;
 use std::sync::Arc;
 
 use calico_core::dataplane::ir::Ruleset;
 use calico_core::dataplane::BackendError;
 
-use super::{dataplane, from_generate, in_netns, EbpfConfig, OPTIONS};
+use super::{dataplane, from_generate, ifindex, in_netns, EbpfConfig, OPTIONS};
 use crate::error::Error;
 use crate::generate::{generate, params, Plan};
 use crate::program::{Attached, Loaded};
@@ -109,9 +108,7 @@ impl Hooked {
 
 /// Attaches `p` to `iface` of the calling thread's namespace.
 pub(super) fn attach(p: &Loaded, iface: &str, dir: TcxDirection) -> Result<Attached, Error> {
-    let name = CString::new(iface).map_err(|_| Error::Refused(format!("interface {iface:?}")))?;
-    // SAFETY: a valid NUL-terminated name.
-    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    let index = ifindex(iface)?;
     if index == 0 {
         return Err(Error::Refused(format!(
             "interface {iface:?} does not exist"

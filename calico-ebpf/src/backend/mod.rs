@@ -528,13 +528,29 @@ fn ifindexes(config: &EbpfConfig, names: Vec<String>) -> Result<BTreeMap<String,
     in_netns(config, move || {
         names
             .into_iter()
-            .map(|n| {
-                let index = CString::new(n.as_str())
-                    // SAFETY: a valid NUL-terminated name.
-                    .map(|c| unsafe { libc::if_nametoindex(c.as_ptr()) })
-                    .unwrap_or(0);
-                (n, index)
-            })
+            .map(|n| ifindex(&n).map(|i| (n, i)))
             .collect()
-    })
+    })?
+}
+
+/// The index of interface `name` in the calling thread's namespace; 0 when there is no
+/// such interface. Any other failure is an error: taken for a missing interface, it
+/// would detach the programs of every interface (out of file descriptors, say).
+pub(super) fn ifindex(name: &str) -> Result<u32, Error> {
+    let Ok(c) = CString::new(name) else {
+        return Ok(0);
+    };
+    // SAFETY: a valid NUL-terminated name.
+    let index = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    if index != 0 {
+        return Ok(index);
+    }
+    let e = std::io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::ENODEV) | Some(libc::ENXIO) => Ok(0),
+        _ => Err(Error::Sys(SysError::Unexpected {
+            what: "look up an interface's index",
+            reason: format!("{name}: {e}"),
+        })),
+    }
 }

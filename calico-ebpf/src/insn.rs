@@ -157,6 +157,9 @@ pub enum MapRef {
     /// The program's own per-interface values (a hash keyed by ifindex), for a program
     /// shared between interfaces ([`crate::generate::params`]).
     Params,
+    /// The interfaces with an egress program (a hash keyed by ifindex): a forwarded
+    /// packet leaving through another completes its path at the ingress program.
+    Egress,
 }
 
 /// A jump target, bound to an instruction index with [`Asm::bind`].

@@ -45,7 +45,7 @@ use crate::error::{Error, GenerateError, SysError};
 use crate::generate::{generate, Conntrack, Logs, Options, Plan, Sharing};
 use crate::program::Loaded;
 use crate::set_table::SetTable;
-use crate::sets::Maps;
+use crate::sets::{EgressMark, Maps};
 use crate::shared::ProgramCache;
 use crate::sys::TcxDirection;
 
@@ -102,6 +102,10 @@ struct Iface {
     egress: Hooked,
     /// The interface's index when the programs were attached.
     index: u32,
+    /// Its entry among the interfaces with an egress program; dropped last, after the
+    /// programs are detached (until then a forwarded packet's flow is recorded by the
+    /// egress program).
+    _egress_mark: EgressMark,
 }
 
 struct State {
@@ -439,12 +443,20 @@ impl Inner {
         let egress = Hooked::attach(&self.config, egress, &iface, index, TcxDirection::Egress);
         st.attaching += start.elapsed();
         let (ingress, egress) = (ingress?, egress?);
+        // Marked once the egress program is attached: until then the ingress programs
+        // record forwarded flows out of it themselves.
+        let mark = st
+            .sets
+            .maps()
+            .mark_egress(index)
+            .map_err(|e| dataplane(&format!("mark {iface} as having an egress program"), e))?;
         st.ifaces.insert(
             iface,
             Iface {
                 ingress,
                 egress,
                 index,
+                _egress_mark: mark,
             },
         );
         Ok(())

@@ -308,10 +308,16 @@ impl<'a> Gen<'a> {
     }
 
     /// The accept exit, recording a new flow first where the program keeps a flow table
-    /// and this accept completes the packet's path.
+    /// and this accept completes the packet's path: always, or (a forwarded packet at an
+    /// ingress) when the interface it leaves through has no egress program to judge it
+    /// next, such as the uplink to another host.
     fn accept_exit(&mut self) {
-        if self.completes && self.options.conntrack == Conntrack::Table {
-            conntrack::emit_record(&mut self.a);
+        if self.options.conntrack == Conntrack::Table {
+            if self.completes {
+                conntrack::emit_record(&mut self.a);
+            } else {
+                conntrack::emit_record_unless_egress_program(&mut self.a);
+            }
         }
         parse::accept(&mut self.a);
     }

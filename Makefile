@@ -45,7 +45,7 @@ demo: deps
 	@echo "make demo: building calico-agent and the demo (the first build takes a few minutes; cargo shows its progress)"
 	cargo build -p calico-agent -p calico-examples --bins
 	@echo "make demo: running; Ctrl-C stops it and removes everything it made"
-	cargo run -q -p calico-examples --bin calico-cluster-demo
+	cargo run -q -p calico-examples --bin calico-cluster-demo -- $(DEMO_ARGS)
 
 # The reference evaluator on a model file: which policies apply, and why each probe passes.
 demo-eval: deps

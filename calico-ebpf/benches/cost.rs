@@ -10,10 +10,15 @@
 //! * the benchmarks' model (`Scale::default()`, 250 local endpoints, 2,000 policies): the
 //!   forward program of one local endpoint pair, generated and loaded;
 //! * `EbpfBackend` in a namespace with 100 and 1,000 local endpoints (veth interfaces,
-//!   `Scale` otherwise): the first apply, then endpoint adds (the incremental compiler's
-//!   change set applied; median of 10) and remote endpoint adds (set members only).
+//!   `Scale` otherwise): the first apply, then 20 each of endpoint adds (the incremental
+//!   compiler's change set applied) whose programs are loaded already, endpoint adds whose
+//!   policy has no program yet, and remote endpoint adds (set members only): median and
+//!   range of the compile plus apply, of the apply, of the apply less the TCX attaches
+//!   (which wait for an RCU grace period each in the kernel), and of the compile.
 //!
 //! Times include the test-run harness's own per-run overhead (a few ns), the same for all.
+//! `COST_LOCAL_ENDPOINTS=100,1000,10000` chooses the backend's sizes, `COST_BACKEND_ONLY=1`
+//! skips the rest.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -95,6 +100,7 @@ fn backend(local: usize) {
     use calico_core::compile::Compiler;
     use calico_core::dataplane::{diff, AclBackend};
     use calico_core::model::{Resource, Update};
+    use calico_core::selector::Selector;
     use calico_ebpf::backend::{EbpfBackend, EbpfConfig};
     use calico_netns::fixtures::Netns;
 
@@ -119,10 +125,15 @@ fn backend(local: usize) {
         ns.run(&["ip", "-batch", batch.to_str().unwrap()]).unwrap();
         let _ = std::fs::remove_file(&batch);
     };
+    let t = Instant::now();
     dummies(
         (0..local)
             .map(|i| scale.endpoint(i).interface_name)
             .collect(),
+    );
+    println!(
+        "  {local:>5} veth pairs made in {:.1} s",
+        t.elapsed().as_secs_f64()
     );
     let acl = EbpfBackend::new(EbpfConfig {
         netns: Some(ns.path().into()),
@@ -145,28 +156,105 @@ fn backend(local: usize) {
         return;
     }
     let first = t.elapsed();
-    let (mut adds, mut remote_adds) = (Vec::new(), Vec::new());
-    for n in 0..10 {
-        for (samples, on_this_host) in [(&mut adds, true), (&mut remote_adds, false)] {
-            let mut ep =
-                scale.endpoint(scale.local + scale.remote + 2 * n + usize::from(on_this_host));
-            if on_this_host {
-                ep.node = "h1".into();
-                dummies(vec![ep.interface_name.clone()]);
-            }
-            let t = Instant::now();
-            let applied = store.apply_valid(Update::Upsert(Resource::WorkloadEndpoint(ep)));
-            compiler.apply(&store, &applied);
-            let changes = compiler.take_changes();
-            runtime.block_on(acl.apply(&changes)).unwrap();
-            samples.push(t.elapsed());
-        }
-    }
+    drop(initial);
+    let programs = |acl: &EbpfBackend| acl.programs_blocking().unwrap();
+    let loaded = programs(&acl);
     println!(
-        "  {local:>5} local endpoints: first apply {:>8.1} ms; endpoint add {:>6.2} ms; remote endpoint add {:>5.2} ms (compile included)",
+        "  {local:>5} local endpoints: first apply {:>8.1} ms, {} programs loaded for {} interfaces",
         ms(first),
-        ms(median(adds)),
-        ms(median(remote_adds))
+        loaded.loaded.len(),
+        loaded.attached.len()
+    );
+    // Endpoint indexes past every existing one, stepping by `apps`: endpoint `i` has app
+    // `i % apps`, and the policies that apply to it are those of its app.
+    let mut next = (scale.local + scale.remote).div_ceil(scale.apps) * scale.apps;
+    let mut add = |app: Option<usize>, on_this_host: bool| {
+        let mut ep = scale.endpoint(next + app.unwrap_or(0));
+        next += scale.apps;
+        if app.is_none() {
+            // An app of its own, whose policy (added first, not timed: no interface
+            // reaches it yet) nothing has loaded a program for.
+            let fresh = format!("fresh{next}");
+            ep.labels.insert("app".into(), fresh.clone());
+            let mut p = scale.policy(0, 20_000 + (next % 40_000) as u16);
+            p.name = fresh.clone();
+            p.namespace = ep.namespace.clone();
+            p.selector = Selector::parse(&format!("app == '{fresh}'")).unwrap();
+            let applied = store.apply_valid(Update::Upsert(Resource::Policy(p)));
+            compiler.apply(&store, &applied);
+            runtime
+                .block_on(acl.apply(&compiler.take_changes()))
+                .unwrap();
+        }
+        if on_this_host {
+            ep.node = "h1".into();
+            dummies(vec![ep.interface_name.clone()]);
+        }
+        let t = Instant::now();
+        let applied = store.apply_valid(Update::Upsert(Resource::WorkloadEndpoint(ep)));
+        compiler.apply(&store, &applied);
+        let changes = compiler.take_changes();
+        let compiled = t.elapsed();
+        let attaching = programs(&acl).attaching;
+        let t_apply = Instant::now();
+        runtime.block_on(acl.apply(&changes)).unwrap();
+        let applied = t_apply.elapsed();
+        let attach = programs(&acl).attaching - attaching;
+        Sample {
+            compile: compiled,
+            apply: applied,
+            attach,
+        }
+    };
+    let rounds = 20;
+    let shared: Vec<_> = (0..rounds)
+        .map(|n| add(Some(n % scale.apps.min(local)), true))
+        .collect();
+    let after = programs(&acl);
+    report("endpoint add, its programs loaded", &shared);
+    println!(
+        "        program loads during them: {}",
+        after.loads - loaded.loads
+    );
+    let fresh: Vec<_> = (0..rounds).map(|_| add(None, true)).collect();
+    report("endpoint add, its policy's program not loaded yet", &fresh);
+    println!(
+        "        program loads during them: {}",
+        programs(&acl).loads - after.loads
+    );
+    let remote: Vec<_> = (0..rounds).map(|n| add(Some(n), false)).collect();
+    report("remote endpoint add (set members only)", &remote);
+}
+
+/// One endpoint add: the compile, the backend's apply, and the part of the apply spent
+/// attaching (TCX link creation, an RCU grace period each in the kernel).
+struct Sample {
+    compile: Duration,
+    apply: Duration,
+    attach: Duration,
+}
+
+/// Prints the median and range (min–max) of each part of `samples`.
+fn report(what: &str, samples: &[Sample]) {
+    let stats = |f: &dyn Fn(&Sample) -> Duration| {
+        let mut v: Vec<Duration> = samples.iter().map(f).collect();
+        v.sort();
+        let (lo, hi) = (v[0], v[v.len() - 1]);
+        format!("{:.3} ms ({:.3}–{:.3})", ms(median(v)), ms(lo), ms(hi))
+    };
+    println!("        {what}, median (min–max) of {}:", samples.len());
+    println!(
+        "          compile + apply         {}",
+        stats(&|s| s.compile + s.apply)
+    );
+    println!("          apply                   {}", stats(&|s| s.apply));
+    println!(
+        "          apply less TCX attaches {}",
+        stats(&|s| s.apply - s.attach)
+    );
+    println!(
+        "          compile                 {}",
+        stats(&|s| s.compile)
     );
 }
 
@@ -176,6 +264,15 @@ fn main() {
         eprintln!("cost bench: skipped: needs root (BPF programs and maps)");
         return;
     }
+    if std::env::var_os("COST_BACKEND_ONLY").is_none() {
+        programs();
+    }
+    backends();
+}
+
+/// The program-level figures: per packet, generation and load, set writes, the `Scale`
+/// model's forward program.
+fn programs() {
     let maps = Maps::create(100_000).expect("create the maps");
     let tcp = Packet::tcp(
         "10.0.0.1".parse().unwrap(),
@@ -326,9 +423,23 @@ fn main() {
         ),
         Err(e) => println!("  refused: {e}"),
     }
+}
 
+/// `EbpfBackend` at the sizes `COST_LOCAL_ENDPOINTS` lists (default 100 and 1,000).
+fn backends() {
+    // The backend holds two link descriptors per interface: 10,000 interfaces need more
+    // than a usual limit of 20,000 (root may raise it).
+    let files = libc::rlimit {
+        rlim_cur: 1 << 20,
+        rlim_max: 1 << 20,
+    };
+    // SAFETY: a valid rlimit; failing leaves the limit as it was.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &files) } != 0 {
+        println!("  (could not raise the open file limit)");
+    }
     println!("EbpfBackend (Scale, veth interfaces)");
-    for local in [100, 1000] {
+    let sizes = std::env::var("COST_LOCAL_ENDPOINTS").unwrap_or_else(|_| "100,1000".into());
+    for local in sizes.split(',').filter_map(|n| n.trim().parse().ok()) {
         backend(local);
     }
 }

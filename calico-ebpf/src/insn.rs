@@ -25,7 +25,7 @@ pub enum Reg {
 }
 
 /// One 8-byte eBPF instruction, as the kernel reads it (`struct bpf_insn`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Insn {
     /// Opcode: class, size or operation, source.
     pub code: u8,
@@ -154,6 +154,12 @@ pub enum MapRef {
     NamedPorts,
     /// The flow table (an LRU hash), for [`crate::generate::Conntrack::Table`].
     Flows,
+    /// The program's own per-interface values (a hash keyed by ifindex), for a program
+    /// shared between interfaces ([`crate::generate::params`]).
+    Params,
+    /// The interfaces with an egress program (a hash keyed by ifindex): a forwarded
+    /// packet leaving through another completes its path at the ingress program.
+    Egress,
 }
 
 /// A jump target, bound to an instruction index with [`Asm::bind`].
@@ -173,8 +179,9 @@ pub struct Asm {
 }
 
 /// A finished program: instructions with every jump resolved, and the map loads whose
-/// immediates are file descriptors to fill in.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// immediates are file descriptors to fill in. Equal programs behave the same given the
+/// same maps: the backend shares one loaded copy between them.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Program {
     /// The instructions.
     pub insns: Vec<Insn>,
@@ -289,6 +296,12 @@ impl Asm {
     pub fn jmp_imm(&mut self, cond: Cond, dst: Reg, imm: i32, to: Label) {
         self.fixups.push((self.insns.len(), to));
         self.push(Insn::new(JMP | cond as u8, dst, Reg::R0, 0, imm));
+    }
+
+    /// 64-bit `if dst cond src goto to`.
+    pub fn jmp_reg(&mut self, cond: Cond, dst: Reg, src: Reg, to: Label) {
+        self.fixups.push((self.insns.len(), to));
+        self.push(Insn::new(JMP | cond as u8 | X, dst, src, 0, 0));
     }
 
     /// 32-bit `if (u32)dst cond (u32)imm goto to`.

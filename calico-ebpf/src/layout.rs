@@ -40,6 +40,9 @@ pub mod state {
     pub const FLOW_DPORT: i16 = 54;
     /// `u8`: 1 when the packet has a flow key (ports, or an ICMP echo id).
     pub const HAS_FLOW: i16 = 56;
+    /// `u32`: at an ingress, the interface the kernel's route lookup sends a forwarded
+    /// packet out of; 0 when it found none.
+    pub const OUT_IFINDEX: i16 = 60;
     /// The value's size.
     pub const SIZE: u32 = 64;
 
@@ -47,7 +50,8 @@ pub mod state {
     const _: () = assert!(SPORT > ICMP_CODE && CT >= DPORT + 2 && SRC >= CT + 4);
     const _: () = assert!(DST == SRC + 16 && MARK == DST + 16 && FLOW_SPORT == MARK + 4);
     const _: () = assert!(FLOW_DPORT == FLOW_SPORT + 2 && HAS_FLOW == FLOW_DPORT + 2);
-    const _: () = assert!((HAS_FLOW as u32) < SIZE);
+    const _: () = assert!(OUT_IFINDEX > HAS_FLOW && OUT_IFINDEX % 4 == 0);
+    const _: () = assert!((OUT_IFINDEX as u32) + 4 <= SIZE);
 }
 
 /// Offsets into `struct __sk_buff` (the TC program's context; stable kernel ABI).

@@ -8,6 +8,8 @@
 //!   refuses, by name, what is not implemented ([`GenerateError`]);
 //! * [`sets`]: the maps the programs read, and set ids; [`set_table`]: a change set's set
 //!   changes as map writes;
+//! * [`shared`]: loaded programs shared by the interfaces whose generated programs are
+//!   equal, with their per-interface values ([`generate::params`]);
 //! * [`program`]: loading, and running a program on a frame (`BPF_PROG_TEST_RUN`);
 //! * [`frame`]: frames for a [`calico_core::eval::Packet`];
 //! * [`layout`]: the byte layouts generator, maps and tests share;
@@ -26,6 +28,7 @@ pub mod layout;
 pub mod program;
 pub mod set_table;
 pub mod sets;
+pub mod shared;
 pub mod sys;
 
 pub use error::{Error, GenerateError, SysError};

@@ -28,6 +28,11 @@ impl Attached {
     pub fn replace(&self, program: &Loaded) -> Result<(), SysError> {
         sys::link_update(&self.link, &program.fd)
     }
+
+    /// The kernel's id of the program the link runs, as the link reports it.
+    pub fn program_id(&self) -> Result<u32, SysError> {
+        sys::link_prog_id(&self.link)
+    }
 }
 
 /// The license a program declares when nothing else is asked for: the project's.
@@ -59,9 +64,26 @@ impl Loaded {
         maps: &Maps,
         license: &CStr,
     ) -> Result<Loaded, SysError> {
+        Loaded::load_shared(name, program, maps, None, license)
+    }
+
+    /// [`Loaded::load_with_license`] for a program generated to be shared between
+    /// interfaces: its [`crate::insn::MapRef::Params`] references point at `params`
+    /// (see [`crate::generate::params`]).
+    pub fn load_shared(
+        name: &str,
+        program: &Program,
+        maps: &Maps,
+        params: Option<&OwnedFd>,
+        license: &CStr,
+    ) -> Result<Loaded, SysError> {
         let mut insns = program.insns.clone();
         for &(at, map) in &program.maps {
-            insns[at].imm = maps.fd(map).as_raw_fd();
+            let fd = maps.fd(map).or(params).ok_or(SysError::Unexpected {
+                what: "program load",
+                reason: format!("program {name} reads per-interface values but has no map of them"),
+            })?;
+            insns[at].imm = fd.as_raw_fd();
         }
         let bytes: Vec<u8> = insns.iter().flat_map(|i| i.to_bytes()).collect();
         Ok(Loaded {
@@ -81,6 +103,11 @@ impl Loaded {
     /// The program's size in instructions.
     pub fn insns(&self) -> usize {
         self.insns
+    }
+
+    /// The kernel's id of the program (what `bpftool prog show id` takes).
+    pub fn id(&self) -> Result<u32, SysError> {
+        sys::prog_id(&self.fd)
     }
 
     /// Runs the program once on `frame` (an Ethernet frame) with the conntrack word `ct`

@@ -1,8 +1,9 @@
 //! The IR's sets mirrored into the set maps: a change set's set changes become map
 //! writes, and no program is touched (a program looks members up by set id).
 //!
-//! Changes are checked against the IR's rules (the same [`ChangeSet::apply_to`] the
-//! other backends are held to) before anything is written, so a refused change writes
+//! Changes are checked against the IR's rules (the same rules as
+//! [`ChangeSet::apply_to`], which the other backends are held to; applied in place
+//! with [`ChangeSet::apply_undoable`]) before anything is written, so a refused change writes
 //! nothing. The writes themselves are one map operation per element, not one transaction:
 //! a packet may meet some elements of a change before the others (nftables applies a
 //! change set atomically). If the kernel refuses a write midway, the writes already made
@@ -22,6 +23,13 @@ pub struct SetTable {
     maps: Maps,
     ids: SetIds,
     sets: BTreeMap<String, Set>,
+}
+
+/// What the sets named by a change set were before it (see [`SetTable::before`]).
+#[derive(Default)]
+struct Before {
+    keys: BTreeMap<String, SetKey>,
+    members: BTreeMap<String, Vec<SetElement>>,
 }
 
 /// One element write, as done (to undo it on a later failure).
@@ -88,20 +96,27 @@ impl SetTable {
             })
             .cloned()
             .collect();
-        // The IR's rules first: a refused change writes nothing.
+        let before = self.before(&ours);
+        // The IR's rules first: a refused change writes nothing. In place: the sets hold
+        // every member of every set, which a copy per change set would cost.
+        let ours = ChangeSet { changes: ours };
         let mut next = Ruleset {
-            sets: self.sets.clone(),
+            sets: std::mem::take(&mut self.sets),
             ..Ruleset::default()
         };
-        ChangeSet {
-            changes: ours.clone(),
-        }
-        .apply_to(&mut next)
-        .map_err(|e| Error::Refused(e.to_string()))?;
+        let undo = match ours.apply_undoable(&mut next) {
+            Ok(undo) => undo,
+            Err(e) => {
+                self.sets = next.sets;
+                return Err(Error::Refused(e.to_string()));
+            }
+        };
         let mut ids = self.ids.clone();
         let mut done = Vec::new();
-        if let Err(e) = self.write(&ours, &mut ids, &mut done) {
+        if let Err(e) = self.write(&ours.changes, before, &mut ids, &mut done) {
             self.undo(done);
+            undo.revert(&mut next);
+            self.sets = next.sets;
             return Err(e);
         }
         self.ids = ids;
@@ -109,15 +124,42 @@ impl SetTable {
         Ok(())
     }
 
+    /// What [`SetTable::write`] needs of the sets as programmed: the key of each set
+    /// `changes` names, and the members of those it deletes.
+    fn before(&self, changes: &[Change]) -> Before {
+        let mut b = Before::default();
+        for c in changes {
+            let (Change::AddSet { name, .. }
+            | Change::DelSet { name }
+            | Change::AddElements { set: name, .. }
+            | Change::DelElements { set: name, .. }) = c
+            else {
+                continue;
+            };
+            let Some(s) = self.sets.get(name) else {
+                continue;
+            };
+            b.keys.insert(name.clone(), s.key);
+            if matches!(c, Change::DelSet { .. }) {
+                b.members
+                    .insert(name.clone(), s.elements.iter().copied().collect());
+            }
+        }
+        b
+    }
+
     fn write(
         &self,
         changes: &[Change],
+        before: Before,
         ids: &mut SetIds,
         done: &mut Vec<Done>,
     ) -> Result<(), Error> {
         // Keys of the sets as the change set goes (a set may be added and filled in it).
-        let mut keys: BTreeMap<String, SetKey> =
-            self.sets.iter().map(|(n, s)| (n.clone(), s.key)).collect();
+        let Before {
+            mut keys,
+            members: mut held_before,
+        } = before;
         // Checked by `apply_to` already; an error rather than a panic all the same.
         let key_of = |keys: &BTreeMap<String, SetKey>, set: &str| {
             keys.get(set)
@@ -149,7 +191,7 @@ impl SetTable {
                 Change::DelSet { name } => {
                     let (id, key) = (ids.assign(name)?, key_of(&keys, name)?);
                     // What it holds: as programmed, plus what this change set added.
-                    let held = self.sets.get(name).map(|s| s.elements.iter().copied());
+                    let held = held_before.remove(name);
                     let added = members.remove(name).unwrap_or_default();
                     for e in held.into_iter().flatten().chain(added) {
                         self.maps.remove(name, id, key, &e)?;

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;
+use std::sync::Arc;
 
 use calico_core::dataplane::ir::{Set, SetElement, SetKey};
 
@@ -55,10 +56,30 @@ pub struct Maps {
     v6: OwnedFd,
     ports: OwnedFd,
     flows: OwnedFd,
+    egress: Arc<OwnedFd>,
+}
+
+/// An interface's entry in the map of interfaces with an egress program
+/// ([`MapRef::Egress`]), deleted when dropped.
+#[derive(Debug)]
+pub struct EgressMark {
+    map: Arc<OwnedFd>,
+    key: [u8; 4],
+}
+
+impl Drop for EgressMark {
+    fn drop(&mut self) {
+        // A failed delete leaves the entry: forwarded packets out of this ifindex are then
+        // not recorded at the ingress (their replies are judged as new): fail closed.
+        let _ = sys::map_delete(&self.map, &self.key);
+    }
 }
 
 /// Entries of the flow table ([`crate::generate::Conntrack::Table`]).
 pub const FLOWS: u32 = 65_536;
+
+/// Interfaces with an egress program, at most.
+pub const EGRESS_INTERFACES: u32 = 65_536;
 
 /// The value of every set map entry (presence is what counts).
 const PRESENT: [u8; 1] = [1];
@@ -109,17 +130,38 @@ impl Maps {
                 FLOWS,
                 0,
             )?,
+            egress: Arc::new(sys::map_create(
+                MapType::Hash,
+                "cali_egress_if",
+                4,
+                1,
+                EGRESS_INTERFACES,
+                sys::F_NO_PREALLOC,
+            )?),
         })
     }
 
-    /// The map behind a program's map reference.
-    pub fn fd(&self, map: MapRef) -> &OwnedFd {
+    /// Marks interface `ifindex` as having an egress program, until the mark is dropped.
+    pub fn mark_egress(&self, ifindex: u32) -> Result<EgressMark, SysError> {
+        let key = ifindex.to_ne_bytes();
+        sys::map_update(&self.egress, &key, &PRESENT)?;
+        Ok(EgressMark {
+            map: self.egress.clone(),
+            key,
+        })
+    }
+
+    /// The map behind a program's map reference; `None` for [`MapRef::Params`], which
+    /// each shared program has of its own.
+    pub fn fd(&self, map: MapRef) -> Option<&OwnedFd> {
         match map {
-            MapRef::State => &self.state,
-            MapRef::SetsV4 => &self.v4,
-            MapRef::SetsV6 => &self.v6,
-            MapRef::NamedPorts => &self.ports,
-            MapRef::Flows => &self.flows,
+            MapRef::State => Some(&self.state),
+            MapRef::SetsV4 => Some(&self.v4),
+            MapRef::SetsV6 => Some(&self.v6),
+            MapRef::NamedPorts => Some(&self.ports),
+            MapRef::Flows => Some(&self.flows),
+            MapRef::Egress => Some(&self.egress),
+            MapRef::Params => None,
         }
     }
 

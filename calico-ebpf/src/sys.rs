@@ -15,6 +15,7 @@ const BPF_PROG_LOAD: libc::c_long = 5;
 const BPF_PROG_TEST_RUN: libc::c_long = 10;
 const BPF_LINK_CREATE: libc::c_long = 28;
 const BPF_LINK_UPDATE: libc::c_long = 29;
+const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
 
 /// `BPF_F_NO_PREALLOC`: entries allocated as they are added (LPM tries require it).
 pub const F_NO_PREALLOC: u32 = 1;
@@ -346,6 +347,40 @@ pub fn link_update(link: &OwnedFd, prog: &OwnedFd) -> Result<(), SysError> {
             op: "BPF_LINK_UPDATE".into(),
             source,
         })
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct InfoAttr {
+    bpf_fd: u32,
+    info_len: u32,
+    info: u64,
+}
+
+/// The first `N` words of the kernel's info on object `fd` (a program's or a link's).
+fn info_words<const N: usize>(fd: &OwnedFd, what: &str) -> Result<[u32; N], SysError> {
+    let mut info = [0u32; N];
+    let mut attr = InfoAttr {
+        bpf_fd: fd.as_raw_fd() as u32,
+        info_len: (N * 4) as u32,
+        info: info.as_mut_ptr() as u64,
+    };
+    // SAFETY: info is info_len bytes and outlives the call.
+    unsafe { bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr) }.map_err(|source| SysError::Bpf {
+        op: format!("BPF_OBJ_GET_INFO_BY_FD {what}"),
+        source,
+    })?;
+    Ok(info)
+}
+
+/// The kernel's id of program `prog` (`struct bpf_prog_info`: type, id).
+pub fn prog_id(prog: &OwnedFd) -> Result<u32, SysError> {
+    Ok(info_words::<2>(prog, "program")?[1])
+}
+
+/// The id of the program link `link` runs (`struct bpf_link_info`: type, id, prog_id).
+pub fn link_prog_id(link: &OwnedFd) -> Result<u32, SysError> {
+    Ok(info_words::<3>(link, "link")?[2])
 }
 
 #[cfg(test)]

@@ -166,7 +166,9 @@ fn overlapping(s: &Set, e: &SetElement) -> Option<SetElement> {
     })
 }
 
-fn apply_one(r: &mut Ruleset, c: &Change) -> Result<(), String> {
+/// Applies one change, failing where nftables would; on error the change may be half
+/// applied (its callers keep the ruleset as it was).
+pub(super) fn apply_one(r: &mut Ruleset, c: &Change) -> Result<(), String> {
     match c {
         Change::AddSet { name, key } => {
             if r.sets.contains_key(name) {

@@ -62,6 +62,7 @@ mod diff;
 mod error;
 pub mod fib;
 pub mod ir;
+mod undo;
 pub mod validate;
 mod validate_nat;
 
@@ -81,3 +82,4 @@ pub use fib::{
     RouteTarget,
 };
 pub use ir::Ruleset;
+pub use undo::Undo;

@@ -78,6 +78,9 @@ const OPTS: i16 = -128;
 const FLOW: i16 = -232;
 /// The flow value to insert: 4 bytes at `R10-236`.
 const FLOW_VALUE: i16 = -236;
+/// The [`MapRef::Egress`] key (an ifindex) on the stack: `[R10-244, R10-240)`, between
+/// the params key and the flow value.
+const EGRESS_KEY: i16 = -244;
 
 /// Writes the flow key of the packet into the stack, reversed when `reverse`.
 fn flow_key(a: &mut Asm, reverse: bool) {
@@ -161,6 +164,25 @@ pub fn emit_record(a: &mut Asm) {
     // BPF_NOEXIST: a flow recorded meanwhile keeps what it saw.
     a.alu64_imm(Alu::Mov, Reg::R4, 1);
     a.call(Helper::MapUpdateElem);
+    a.bind(done);
+}
+
+/// Records the packet's flow as [`emit_record`] does when the interface the route lookup
+/// sends it out of ([`state::OUT_IFINDEX`]) has no egress program
+/// ([`MapRef::Egress`]): the packet leaves the host with this accept, as a forwarded
+/// packet's conntrack entry is confirmed when it leaves. Nothing when the lookup found
+/// no interface (the kernel drops the packet).
+pub fn emit_record_unless_egress_program(a: &mut Asm) {
+    let done = a.label();
+    a.load(Size::W, Reg::R1, Reg::R7, state::OUT_IFINDEX);
+    a.jmp_imm(Cond::Eq, Reg::R1, 0, done);
+    a.store(Size::W, Reg::R10, EGRESS_KEY, Reg::R1);
+    a.load_map(Reg::R1, MapRef::Egress);
+    a.alu64_reg(Alu::Mov, Reg::R2, Reg::R10);
+    a.alu64_imm(Alu::Add, Reg::R2, i32::from(EGRESS_KEY));
+    a.call(Helper::MapLookupElem);
+    a.jmp_imm(Cond::Ne, Reg::R0, 0, done);
+    emit_record(a);
     a.bind(done);
 }
 

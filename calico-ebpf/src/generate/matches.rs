@@ -12,6 +12,8 @@ use calico_core::dataplane::ir::{icmp_protocol, CtState, Match, SetKey, Side};
 use crate::insn::{Alu, Asm, Cond, Helper, Label, MapRef, Reg, Size};
 use crate::layout::{ct, state};
 
+use super::params;
+
 /// A set a match refers to, as the program knows it: its id and key type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SetRef {
@@ -80,21 +82,34 @@ fn words(addr: IpAddr) -> Vec<u32> {
         .collect()
 }
 
+/// Where a lookup's set id comes from.
+#[derive(Clone, Copy)]
+enum Id {
+    /// The instruction's immediate.
+    Inline,
+    /// A slot of the interface's values ([`params`]; address sets only).
+    Slot(usize),
+}
+
 /// Looks the side's address (and, for `ports`, protocol and port) up in set `id`;
 /// jumps to `yes` when found, `no` otherwise.
-fn lookup(a: &mut Asm, set: SetRef, side: Side, yes: Label, no: Label) {
+fn lookup(a: &mut Asm, set: SetRef, id: Id, side: Side, yes: Label, no: Label) {
     let addr = addr_off(side);
+    let store_id = |a: &mut Asm| match id {
+        Id::Inline => a.store_imm(Size::W, Reg::R10, KEY + 4, be_imm(set.id)),
+        Id::Slot(slot) => params::store_set_id(a, slot, KEY + 4),
+    };
     let map = match set.key {
         SetKey::Ipv4Addr | SetKey::Ipv4Net => {
             a.store_imm(Size::W, Reg::R10, KEY, 64);
-            a.store_imm(Size::W, Reg::R10, KEY + 4, be_imm(set.id));
+            store_id(a);
             a.load(Size::W, Reg::R1, Reg::R7, addr);
             a.store(Size::W, Reg::R10, KEY + 8, Reg::R1);
             MapRef::SetsV4
         }
         SetKey::Ipv6Addr | SetKey::Ipv6Net => {
             a.store_imm(Size::W, Reg::R10, KEY, 160);
-            a.store_imm(Size::W, Reg::R10, KEY + 4, be_imm(set.id));
+            store_id(a);
             for i in (0..16).step_by(4) {
                 a.load(Size::W, Reg::R1, Reg::R7, addr + i);
                 a.store(Size::W, Reg::R10, KEY + 8 + i, Reg::R1);
@@ -170,7 +185,7 @@ pub fn emit(a: &mut Asm, m: &Match, set: &dyn Fn(&str) -> Option<SetRef>, fail: 
                     // An address is never an element of a concatenated set.
                     a.ja(no);
                 } else {
-                    lookup(a, s, *side, yes, no);
+                    lookup(a, s, Id::Inline, *side, yes, no);
                 }
             });
         }
@@ -187,7 +202,7 @@ pub fn emit(a: &mut Asm, m: &Match, set: &dyn Fn(&str) -> Option<SetRef>, fail: 
             family(a, s.key.is_ipv4(), fail);
             negatable(a, *negate, fail, |a, yes, no| {
                 if s.key.is_concat() {
-                    lookup(a, s, *side, yes, no);
+                    lookup(a, s, Id::Inline, *side, yes, no);
                 } else {
                     a.ja(no);
                 }
@@ -271,5 +286,28 @@ pub fn emit(a: &mut Asm, m: &Match, set: &dyn Fn(&str) -> Option<SetRef>, fail: 
             a.alu32_imm(Alu::And, Reg::R1, ct::UNCONFIRMED as i32);
             a.jmp_imm(Cond::Eq, Reg::R1, 0, fail);
         }
+    }
+}
+
+/// [`emit`] of a match whose per-interface constant is slot `slot` of the interface's
+/// values ([`params`]): an `AddrEq`, or an `AddrInSet` of an address set (`set`: its
+/// key type; the id is the slot). Other matches are not lifted: `false`, nothing emitted.
+pub fn emit_lifted(a: &mut Asm, m: &Match, set: Option<SetRef>, slot: usize, fail: Label) -> bool {
+    match (m, set) {
+        (Match::AddrEq { side, addr, negate }, _) => {
+            family(a, addr.is_ipv4(), fail);
+            negatable(a, *negate, fail, |a, yes, no| {
+                params::addr_eq(a, *side, addr.is_ipv4(), slot, yes, no);
+            });
+            true
+        }
+        (Match::AddrInSet { side, negate, .. }, Some(s)) if !s.key.is_concat() => {
+            family(a, s.key.is_ipv4(), fail);
+            negatable(a, *negate, fail, |a, yes, no| {
+                lookup(a, s, Id::Slot(slot), *side, yes, no);
+            });
+            true
+        }
+        _ => false,
     }
 }

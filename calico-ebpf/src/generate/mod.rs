@@ -19,6 +19,7 @@
 
 pub mod conntrack;
 mod matches;
+pub mod params;
 pub mod parse;
 
 use std::collections::BTreeMap;
@@ -59,6 +60,19 @@ pub enum Logs {
     Omit,
 }
 
+/// Whether per-interface constants are in the instructions or read from a map.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Sharing {
+    /// Every constant inline: the program serves the interfaces it was generated for.
+    #[default]
+    Inline,
+    /// The address compares and address-set ids of the chains a verdict-map dispatch
+    /// leads to are read from the program's params map, keyed by the interface it runs
+    /// at ([`params`]); [`Generated::params`] holds their values. Interfaces whose
+    /// programs come out equal can share one loaded program.
+    ByInterface,
+}
+
 /// Generation options.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Options {
@@ -66,6 +80,8 @@ pub struct Options {
     pub logs: Logs,
     /// Where the conntrack word comes from.
     pub conntrack: Conntrack,
+    /// Whether per-interface constants are data.
+    pub sharing: Sharing,
 }
 
 /// One hook a program evaluates, for packets with the interfaces `bindings`.
@@ -144,6 +160,10 @@ pub struct Generated {
     pub chains: std::collections::BTreeSet<String>,
     /// Every set its rules look up (the program holds their ids).
     pub sets: std::collections::BTreeSet<String>,
+    /// With [`Sharing::ByInterface`]: the values of the program's slots for the
+    /// interfaces it was generated for, in slot order ([`params::value`] makes the map
+    /// value). Empty otherwise.
+    pub params: Vec<[u8; params::SLOT_SIZE]>,
 }
 
 /// Generates the program of `plan`.
@@ -173,6 +193,7 @@ pub fn generate(
         completes: true,
         chains: Default::default(),
         used_sets: Default::default(),
+        params: Vec::new(),
     };
     parse::emit(&mut g.a, options.conntrack);
     // Whether an accept of the stages completes the packet's path through the programs
@@ -202,10 +223,12 @@ pub fn generate(
     }
     let chains = std::mem::take(&mut g.chains);
     let sets = std::mem::take(&mut g.used_sets);
+    let params = std::mem::take(&mut g.params);
     Ok(Generated {
         program: g.a.finish()?,
         chains,
         sets,
+        params,
     })
 }
 
@@ -231,6 +254,8 @@ struct Gen<'a> {
     chains: std::collections::BTreeSet<String>,
     /// Every set looked up so far.
     used_sets: std::collections::BTreeSet<String>,
+    /// The values of the slots used so far ([`Sharing::ByInterface`]).
+    params: Vec<[u8; params::SLOT_SIZE]>,
 }
 
 impl<'a> Gen<'a> {
@@ -268,7 +293,7 @@ impl<'a> Gen<'a> {
                 self.a.jmp_imm(Cond::Ne, Reg::R1, ct::NEW as i32, next);
             }
             let end = self.a.label();
-            self.chain(name, &Frame { end, accept: next }, 0)?;
+            self.chain(name, &Frame { end, accept: next }, 0, false)?;
             self.a.bind(end);
             if base.policy == ChainPolicy::Drop {
                 self.drop_here();
@@ -283,10 +308,16 @@ impl<'a> Gen<'a> {
     }
 
     /// The accept exit, recording a new flow first where the program keeps a flow table
-    /// and this accept completes the packet's path.
+    /// and this accept completes the packet's path: always, or (a forwarded packet at an
+    /// ingress) when the interface it leaves through has no egress program to judge it
+    /// next, such as the uplink to another host.
     fn accept_exit(&mut self) {
-        if self.completes && self.options.conntrack == Conntrack::Table {
-            conntrack::emit_record(&mut self.a);
+        if self.options.conntrack == Conntrack::Table {
+            if self.completes {
+                conntrack::emit_record(&mut self.a);
+            } else {
+                conntrack::emit_record_unless_egress_program(&mut self.a);
+            }
         }
         parse::accept(&mut self.a);
     }
@@ -307,7 +338,15 @@ impl<'a> Gen<'a> {
         }
     }
 
-    fn chain(&mut self, name: &str, frame: &Frame, depth: usize) -> Result<(), GenerateError> {
+    /// Emits chain `name`; `lifted`: it is the target of a dispatch, whose address
+    /// constants are slots under [`Sharing::ByInterface`].
+    fn chain(
+        &mut self,
+        name: &str,
+        frame: &Frame,
+        depth: usize,
+        lifted: bool,
+    ) -> Result<(), GenerateError> {
         // As the interpreter: a dangling chain or a too deep one drops (a validated
         // ruleset has neither).
         self.chains.insert(name.to_string());
@@ -327,10 +366,12 @@ impl<'a> Gen<'a> {
         }
         for (i, rule) in chain.rules.iter().enumerate() {
             let next = self.a.label();
-            let sets = &self.sets;
-            let resolve = |s: &str| sets.get(s).copied();
             for m in &rule.matches {
-                matches::emit(&mut self.a, m, &resolve, next);
+                if !(lifted && self.lift(m, next)) {
+                    let sets = &self.sets;
+                    let resolve = |s: &str| sets.get(s).copied();
+                    matches::emit(&mut self.a, m, &resolve, next);
+                }
                 if let Match::AddrInSet { set, .. } | Match::AddrProtoPortInSet { set, .. } = m {
                     self.used_sets.insert(set.clone());
                 }
@@ -338,6 +379,7 @@ impl<'a> Gen<'a> {
             for s in &rule.statements {
                 self.statement(s, name, i)?;
             }
+            let dispatched = matches!(rule.verdict, Some(Verdict::Dispatch { .. }));
             let verdict = match &rule.verdict {
                 Some(Verdict::Dispatch { key, map }) => {
                     let (iface, key_name) = match key {
@@ -370,7 +412,7 @@ impl<'a> Gen<'a> {
                         end: back,
                         accept: frame.accept,
                     };
-                    self.chain(target, &inner, depth + 1)?;
+                    self.chain(target, &inner, depth + 1, dispatched)?;
                     self.a.bind(back);
                 }
                 Some(Verdict::Goto(target)) => {
@@ -378,7 +420,7 @@ impl<'a> Gen<'a> {
                         end: frame.end,
                         accept: frame.accept,
                     };
-                    self.chain(target, &inner, depth + 1)?;
+                    self.chain(target, &inner, depth + 1, dispatched)?;
                     self.a.ja(frame.end);
                 }
                 // A map holding a dispatch: invalid, and the interpreter drops.
@@ -388,6 +430,28 @@ impl<'a> Gen<'a> {
         }
         self.a.ja(frame.end);
         Ok(())
+    }
+
+    /// Emits `m` with its per-interface constant in a new slot, when sharing is on, a
+    /// slot is left and the match is one that has such a constant; `false` otherwise
+    /// (nothing emitted).
+    fn lift(&mut self, m: &Match, fail: Label) -> bool {
+        if self.options.sharing != Sharing::ByInterface || self.params.len() >= params::SLOTS {
+            return false;
+        }
+        let (value, set) = match m {
+            Match::AddrEq { addr, .. } => (params::addr_slot(*addr), None),
+            Match::AddrInSet { set, .. } => match self.sets.get(set) {
+                Some(s) => (params::set_id_slot(s.id), Some(*s)),
+                None => return false,
+            },
+            _ => return false,
+        };
+        let lifted = matches::emit_lifted(&mut self.a, m, set, self.params.len(), fail);
+        if lifted {
+            self.params.push(value);
+        }
+        lifted
     }
 
     fn statement(&mut self, s: &Statement, chain: &str, rule: usize) -> Result<(), GenerateError> {

@@ -207,6 +207,10 @@ pub fn drop(a: &mut Asm) {
 
 /// `bpf_fib_lookup`'s "not forwarded" (a local, broadcast or multicast destination).
 const FIB_NOT_FORWARDED: i32 = 4;
+/// `BPF_FIB_LKUP_RET_SUCCESS`.
+const FIB_SUCCESS: i32 = 0;
+/// `BPF_FIB_LKUP_RET_NO_NEIGH`: forwarded, the next hop's neighbour not resolved yet.
+const FIB_NO_NEIGH: i32 = 7;
 /// `bpf_fib_lookup`'s "forwarding disabled on the interface": only local delivery is left.
 const FIB_FORWARDING_DISABLED: i32 = 5;
 /// `struct bpf_fib_lookup` on the stack: 64 bytes at `R10-192`.
@@ -239,6 +243,17 @@ pub fn is_local_destination(a: &mut Asm, local: Label) {
     a.alu64_imm(Alu::Mov, Reg::R3, 64);
     a.alu64_imm(Alu::Mov, Reg::R4, 0);
     a.call(Helper::FibLookup);
+    // The interface the packet leaves through, when the lookup found one (also when the
+    // next hop's neighbour is not resolved yet: the kernel resolves it and sends it).
+    let found = a.label();
+    let out_done = a.label();
+    a.store_imm(Size::W, Reg::R7, state::OUT_IFINDEX, 0);
+    a.jmp_imm(Cond::Eq, Reg::R0, FIB_SUCCESS, found);
+    a.jmp_imm(Cond::Ne, Reg::R0, FIB_NO_NEIGH, out_done);
+    a.bind(found);
+    a.load(Size::W, Reg::R1, Reg::R10, FIB + 8);
+    a.store(Size::W, Reg::R7, state::OUT_IFINDEX, Reg::R1);
+    a.bind(out_done);
     a.jmp_imm(Cond::Eq, Reg::R0, FIB_NOT_FORWARDED, local);
     a.jmp_imm(Cond::Eq, Reg::R0, FIB_FORWARDING_DISABLED, local);
 }

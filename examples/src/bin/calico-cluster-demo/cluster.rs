@@ -134,7 +134,41 @@ fn host_namespace(fabric: &Netns, host: &str, i: u8) -> Result<Netns, String> {
     Ok(ns)
 }
 
-pub fn build(agent_bin: &Path, bgp: &str, store: Store) -> Result<Cluster, String> {
+/// Which vRouter ACL backend the agents use (`--dataplane`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dataplane {
+    /// nftables (the default), with flow logs on.
+    Nft,
+    /// eBPF programs (`calico-ebpf`), which have no flow logs yet.
+    Bpf,
+}
+
+impl Dataplane {
+    /// The agent's arguments for this dataplane.
+    fn agent_args(self) -> &'static [&'static str] {
+        match self {
+            Dataplane::Nft => &["--flow-logs", "--flow-log-interval-secs", "1"],
+            // The kernel's route lookup helper the programs call needs a GPL-compatible
+            // license; the operator chooses it (see calico-ebpf's README).
+            Dataplane::Bpf => &["--dataplane", "bpf", "--bpf-license", "GPL"],
+        }
+    }
+
+    /// How the demo names it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Dataplane::Nft => "nftables",
+            Dataplane::Bpf => "eBPF",
+        }
+    }
+}
+
+pub fn build(
+    agent_bin: &Path,
+    bgp: &str,
+    store: Store,
+    dataplane: Dataplane,
+) -> Result<Cluster, String> {
     let e = |e: calico_netns::fixtures::NetnsError| e.to_string();
     let dir = std::env::temp_dir().join(format!("calico-demo-{}", std::process::id()));
     let fabric = fabric()?;
@@ -147,8 +181,9 @@ pub fn build(agent_bin: &Path, bgp: &str, store: Store) -> Result<Cluster, Strin
         interrupted()?;
         let host_bgp = bgp_of(host, bgp);
         step(&format!(
-            "{host}: namespace, two fabric links, two workloads, BGP: {}",
-            bgp_label(host, bgp)
+            "{host}: namespace, two fabric links, two workloads, BGP: {}, ACLs: {}",
+            bgp_label(host, bgp),
+            dataplane.label()
         ));
         let ns = host_namespace(&fabric, host, i)?;
         for (_, h, iface, ip, _) in WORKLOADS.iter().filter(|w| w.1 == host) {
@@ -169,7 +204,7 @@ pub fn build(agent_bin: &Path, bgp: &str, store: Store) -> Result<Cluster, Strin
             .args(["netns", "exec", ns.name()])
             .arg(agent_bin)
             .args(["--node", host, "--bgp", host_bgp, "--resync-secs", "10"])
-            .args(["--flow-logs", "--flow-log-interval-secs", "1"])
+            .args(dataplane.agent_args())
             .args(datastore_args(&host_dir, i, etcd.as_ref())?)
             .arg("--bird-dir")
             .arg(host_dir.join("bird"))

@@ -1,0 +1,568 @@
+//! [`EbpfBackend`]: the [`AclBackend`] of generated eBPF programs, for the subset of the IR
+//! this crate implements; the rest is refused with [`BackendError::Unsupported`] naming it.
+//!
+//! Placement. Every interface the ruleset names in a verdict map (the workloads', the
+//! named host endpoints') and every configured host interface gets two TCX programs:
+//!
+//! * ingress: prerouting, then input for a packet to the host (the kernel's route lookup
+//!   says so) or forward for one to be forwarded, all with the input interface bound
+//!   and no output interface;
+//! * egress: output for a packet the host sent, forward for a forwarded one, with the
+//!   output interface bound and no input interface.
+//!
+//! The forward hook is thus evaluated in two halves, the mark carried between them (the
+//! equivalence test holds this to the interpreter on compiled rulesets). Traffic on
+//! interfaces without programs is not filtered, so a ruleset that filters such traffic
+//! (a wildcard host endpoint, say) is refused rather than half-enforced.
+//!
+//! Sharing: the programs are generated with the endpoint's own addresses as data
+//! ([`crate::generate::params`]), and each distinct generated program is loaded once
+//! ([`crate::shared`]): the interfaces of workloads with the same policies run the same
+//! loaded program, each with its entry in the program's params map. Adding an endpoint
+//! whose programs are loaded is generating them (to find them), two map writes and two
+//! TCX attaches; no verifier run. A program no interface runs is unloaded.
+//!
+//! Updates: a change set's set changes are map writes ([`SetTable`]); a program is
+//! generated again only for the interfaces whose reached chains, sets or map entries
+//! changed, and replaces the attached one atomically (`BPF_LINK_UPDATE`), or is only
+//! its values' write when the same program comes out. An apply looks only at the
+//! interfaces the change set names or reaches (and those waiting to exist), so its cost
+//! does not grow with the interfaces it leaves alone; [`EbpfBackend::dump_blocking`]
+//! checks them all. Not atomic across interfaces or between sets and programs: see
+//! [`AclBackend::apply`] on [`EbpfBackend`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::CString;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use calico_core::dataplane::ir::{Ruleset, Verdict};
+use calico_core::dataplane::{AclBackend, BackendError, ChangeSet};
+
+use crate::error::{Error, GenerateError, SysError};
+use crate::generate::{generate, Conntrack, Logs, Options, Plan, Sharing};
+use crate::program::Loaded;
+use crate::set_table::SetTable;
+use crate::sets::{EgressMark, Maps};
+use crate::shared::ProgramCache;
+use crate::sys::TcxDirection;
+
+mod hooked;
+mod scope;
+
+use hooked::{attach, prepare, Hooked, Pending};
+use scope::{check_supported, plans, touched, Touched};
+
+/// How the backend runs.
+#[derive(Clone, Debug)]
+pub struct EbpfConfig {
+    /// The network namespace whose interfaces it programs (`None`: the agent's own).
+    pub netns: Option<PathBuf>,
+    /// Host interfaces to filter besides those the ruleset names (the uplinks).
+    pub host_interfaces: Vec<String>,
+    /// The most elements each set map holds.
+    pub set_capacity: u32,
+    /// The license the programs declare. The kernel lets only programs with a
+    /// GPL-compatible declaration call `bpf_fib_lookup` (and the conntrack kfuncs); which
+    /// one the project's generated programs declare is the maintainers' decision, so there
+    /// is no default.
+    pub license: CString,
+}
+
+/// Why the backend cannot start: each names what the kernel or the process lacks, so the
+/// agent stops before programming anything.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// Creating maps failed (no `CAP_BPF`/root, or a kernel without BPF).
+    #[error("the eBPF dataplane cannot create its maps: {0}")]
+    Maps(SysError),
+    /// The kernel refused a program with everything the policy programs use but rules
+    /// (the route lookup helper, the flow table).
+    #[error("the kernel refuses the eBPF dataplane's programs: {0}")]
+    Load(SysError),
+    /// Attaching a program failed (no TCX: kernel older than 6.6).
+    #[error("the eBPF dataplane cannot attach TC programs (TCX needs kernel 6.6 or later): {0}")]
+    Attach(String),
+}
+
+/// The policy programs' options: log statements refused, conntrack from the programs'
+/// own flow table (the kernel tracks a namespace's connections only when netfilter asks
+/// it to, which this backend does not).
+const OPTIONS: Options = Options {
+    logs: Logs::Refuse,
+    conntrack: Conntrack::Table,
+    sharing: Sharing::ByInterface,
+};
+
+struct Iface {
+    ingress: Hooked,
+    egress: Hooked,
+    /// The interface's index when the programs were attached.
+    index: u32,
+    /// Its entry among the interfaces with an egress program; dropped last, after the
+    /// programs are detached (until then a forwarded packet's flow is recorded by the
+    /// egress program).
+    _egress_mark: EgressMark,
+}
+
+struct State {
+    programmed: Ruleset,
+    sets: SetTable,
+    ifaces: BTreeMap<String, Iface>,
+    programs: ProgramCache,
+    /// Interfaces the ruleset names that did not exist at the last apply (looked at
+    /// again at every apply).
+    waiting: BTreeSet<String>,
+    /// The chains [`check_supported`] reached last time (`None`: not run yet).
+    unattached_reach: Option<BTreeSet<String>>,
+    /// Time spent attaching new interfaces' programs (see [`Programs::attaching`]).
+    attaching: Duration,
+}
+
+/// The eBPF ACL backend. See the module documentation.
+pub struct EbpfBackend {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: EbpfConfig,
+    state: Mutex<State>,
+}
+
+fn dataplane(op: &str, e: impl std::fmt::Display) -> BackendError {
+    BackendError::Dataplane {
+        op: op.into(),
+        reason: e.to_string(),
+    }
+}
+
+fn from_generate(e: GenerateError) -> BackendError {
+    BackendError::Unsupported(e.to_string())
+}
+
+impl EbpfBackend {
+    /// Starts the backend: creates the maps, loads a program with everything the policy
+    /// programs use but rules, and attaches it to `lo` (detached at once). Programs nothing
+    /// until the first [`AclBackend::apply`].
+    pub fn new(config: EbpfConfig) -> Result<EbpfBackend, StartError> {
+        let maps = Maps::create(config.set_capacity).map_err(StartError::Maps)?;
+        let probe = generate(
+            &Ruleset::default(),
+            &Plan::ByDestination {
+                local: Vec::new(),
+                forwarded: Vec::new(),
+            },
+            &BTreeMap::new(),
+            OPTIONS,
+        )
+        .map_err(|e| StartError::Attach(e.to_string()))?;
+        let loaded =
+            Loaded::load_with_license("cali_probe", &probe.program, &maps, &config.license)
+                .map_err(StartError::Load)?;
+        in_netns(&config, || attach(&loaded, "lo", TcxDirection::Ingress))
+            .and_then(|r| r)
+            .map_err(|e| StartError::Attach(e.to_string()))?;
+        Ok(EbpfBackend {
+            inner: Arc::new(Inner {
+                config,
+                state: Mutex::new(State {
+                    programmed: Ruleset::default(),
+                    sets: SetTable::new(maps),
+                    ifaces: BTreeMap::new(),
+                    programs: ProgramCache::default(),
+                    waiting: BTreeSet::new(),
+                    unattached_reach: None,
+                    attaching: Duration::ZERO,
+                }),
+            }),
+        })
+    }
+
+    /// [`AclBackend::apply`], on the calling thread (program loads take milliseconds each;
+    /// the async method runs this on tokio's blocking pool).
+    pub fn apply_blocking(&self, changes: &ChangeSet) -> Result<(), BackendError> {
+        self.inner.apply(changes)
+    }
+
+    /// [`AclBackend::dump`], on the calling thread.
+    pub fn dump_blocking(&self) -> Result<Ruleset, BackendError> {
+        self.inner.dump()
+    }
+
+    /// The programs the backend holds and what each interface's links run, as the kernel
+    /// reports it.
+    pub fn programs_blocking(&self) -> Result<Programs, BackendError> {
+        let st = self
+            .inner
+            .state
+            .lock()
+            .map_err(|_| dataplane("programs", "state lock poisoned"))?;
+        let mut attached = BTreeMap::new();
+        for (name, o) in &st.ifaces {
+            let id = |h: &Hooked| {
+                h.attached
+                    .program_id()
+                    .map_err(|e| dataplane(&format!("link info of {name}"), e))
+            };
+            attached.insert(name.clone(), (id(&o.ingress)?, id(&o.egress)?));
+        }
+        Ok(Programs {
+            loaded: st.programs.ids().collect(),
+            loads: st.programs.loads(),
+            attached,
+            attaching: st.attaching,
+        })
+    }
+}
+
+/// What [`EbpfBackend::programs_blocking`] reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Programs {
+    /// The kernel ids of the programs loaded, each run by one interface or several.
+    pub loaded: BTreeSet<u32>,
+    /// The program loads (verifier runs) since the backend started.
+    pub loads: u64,
+    /// Per interface, the kernel ids of the programs its ingress and egress links run,
+    /// from the links' info.
+    pub attached: BTreeMap<String, (u32, u32)>,
+    /// Time spent attaching the programs of interfaces that had none, since the backend
+    /// started: writing their values and creating their two TCX links. Each link
+    /// creation waits for an RCU grace period in the kernel (TCX swaps its program
+    /// arrays), so this is most of what adding an endpoint whose programs are loaded
+    /// costs.
+    pub attaching: Duration,
+}
+
+/// Runs `f` in the configured namespace.
+fn in_netns<T: Send>(config: &EbpfConfig, f: impl FnOnce() -> T + Send) -> Result<T, Error> {
+    match &config.netns {
+        None => Ok(f()),
+        Some(path) => calico_netns::enter_path(path, f).map_err(|e| {
+            Error::Sys(SysError::Unexpected {
+                what: "enter the network namespace",
+                reason: e.to_string(),
+            })
+        }),
+    }
+}
+
+impl Inner {
+    /// Applies `changes`. Everything that can fail for the change set's content (the IR's
+    /// rules, unsupported features, the verifier) fails before anything is written, and
+    /// then nothing of it is in effect. After that come the set writes (undone if one
+    /// fails), then the program replacements, interface by interface: a kernel failure
+    /// there (an interface removed meanwhile) leaves the interfaces before it updated.
+    /// Program loads are synchronous `bpf(2)` calls (milliseconds each); an interface
+    /// whose program is loaded already (another interface's) costs none. Programs no
+    /// interface runs any more are unloaded at the end, whether the apply succeeded or
+    /// not.
+    fn apply(&self, changes: &ChangeSet) -> Result<(), BackendError> {
+        let mut st = self
+            .state
+            .lock()
+            .map_err(|_| dataplane("apply", "state lock poisoned"))?;
+        let result = self.apply_locked(&mut st, changes);
+        st.programs.purge();
+        result
+    }
+
+    /// [`Inner::apply`] under the lock. The ruleset is changed in place (no copy: it is
+    /// most of what an apply would cost otherwise) and reverted when a later step fails.
+    fn apply_locked(&self, st: &mut State, changes: &ChangeSet) -> Result<(), BackendError> {
+        let t = touched(changes, &st.programmed);
+        let look = self.to_look_at(st, &t);
+        let indexes = ifindexes(&self.config, look.iter().cloned().collect())
+            .map_err(|e| dataplane("interfaces", e))?;
+        // An interface deleted (and perhaps made again) lost its programs with it.
+        st.ifaces
+            .retain(|n, o| indexes.get(n).is_none_or(|&i| i == o.index));
+        // From the state as enforced (what `dump` shows, which change sets are computed
+        // against): without the entries of interfaces that have no programs.
+        let mut next = std::mem::take(&mut st.programmed);
+        let unattached = look.iter().filter(|n| !st.ifaces.contains_key(*n));
+        let stripped: Vec<_> = unattached.flat_map(|n| strip(&mut next, n)).collect();
+        let result = changes
+            .apply_undoable(&mut next)
+            .map_err(|e| dataplane("apply change set", e))
+            .and_then(
+                |undo| match self.program(st, changes, &t, (&look, &indexes), &mut next) {
+                    Ok(()) => Ok(()),
+                    Err(e) => {
+                        undo.revert(&mut next);
+                        Err(e)
+                    }
+                },
+            );
+        if result.is_err() {
+            for (map, iface, verdict) in stripped {
+                next.maps
+                    .entry(map)
+                    .or_default()
+                    .elements
+                    .insert(iface, verdict);
+            }
+        }
+        st.programmed = next;
+        result
+    }
+
+    /// Puts `next` (the ruleset with `changes` applied) in effect on the interfaces
+    /// `look` (with their `indexes`): everything that can fail for its content first, then
+    /// the set writes and the programs. The entries of interfaces missing are taken out
+    /// of `next`, last.
+    fn program(
+        &self,
+        st: &mut State,
+        changes: &ChangeSet,
+        t: &Touched,
+        (look, indexes): (&BTreeSet<String>, &BTreeMap<String, u32>),
+        next: &mut Ruleset,
+    ) -> Result<(), BackendError> {
+        let unchanged = |r: &BTreeSet<String>| !t.base_chains && r.is_disjoint(&t.chains);
+        let reach = match st.unattached_reach.as_ref().is_some_and(unchanged) {
+            true => None,
+            false => Some(check_supported(next)?),
+        };
+        let ids = st
+            .sets
+            .preview_ids(changes)
+            .map_err(|e| dataplane("set ids", e))?;
+
+        // Generate and load first: nothing is in effect yet. Interfaces that do not exist
+        // carry no traffic: they get their programs at the first apply after they appear.
+        let mut pending: BTreeMap<String, (u32, Pending)> = BTreeMap::new();
+        let mut missing = BTreeSet::new();
+        for iface in look.iter().filter(|i| self.named(next, i)) {
+            let index = indexes.get(iface).copied().unwrap_or(0);
+            if index == 0 {
+                missing.insert(iface.clone());
+                continue;
+            }
+            if let Some(p) = self.pending(st, t, iface, next, &ids)? {
+                pending.insert(iface.clone(), (index, p));
+            }
+        }
+
+        st.sets
+            .apply(changes)
+            .map_err(|e| dataplane("set members", e))?;
+        for (iface, (index, p)) in pending {
+            self.commit(st, iface, index, p)?;
+        }
+        // Interfaces the ruleset no longer names: dropping the links detaches.
+        for iface in look.iter().filter(|i| !self.named(next, i)) {
+            st.ifaces.remove(iface);
+        }
+        // The entries of missing interfaces are not in effect: not recorded as such.
+        for name in &missing {
+            strip(next, name);
+        }
+        st.waiting = missing;
+        if reach.is_some() {
+            st.unattached_reach = reach;
+        }
+        Ok(())
+    }
+
+    /// The interfaces an apply of a change set touching `t` looks at (and only these,
+    /// so that its cost does not grow with the interfaces it leaves alone): those it names
+    /// in verdict maps, those whose programs it reaches, and those still to get theirs.
+    fn to_look_at(&self, st: &State, t: &Touched) -> BTreeSet<String> {
+        let mut look = t.ifaces.clone();
+        look.extend(st.waiting.iter().cloned());
+        let hosts = self.config.host_interfaces.iter();
+        look.extend(hosts.filter(|h| !st.ifaces.contains_key(*h)).cloned());
+        if t.reaches_programs() {
+            let reached = st
+                .ifaces
+                .iter()
+                .filter(|(n, o)| t.affects(n, &o.ingress) || t.affects(n, &o.egress));
+            look.extend(reached.map(|(n, _)| n.clone()));
+        }
+        look
+    }
+
+    /// Whether `iface` needs programs under `r`.
+    fn named(&self, r: &Ruleset, iface: &str) -> bool {
+        self.config.host_interfaces.iter().any(|h| h == iface)
+            || r.maps.values().any(|m| m.elements.contains_key(iface))
+    }
+
+    /// The programs `iface` needs under `next` where it has none or `t` reaches them,
+    /// generated and loaded (or found loaded); `None` when it keeps both it has.
+    fn pending(
+        &self,
+        st: &mut State,
+        t: &Touched,
+        iface: &str,
+        next: &Ruleset,
+        ids: &BTreeMap<String, u32>,
+    ) -> Result<Option<Pending>, BackendError> {
+        let old = st.ifaces.get(iface);
+        let redo = |h: Option<&Hooked>| h.is_none_or(|h| t.affects(iface, h));
+        let (redo_in, redo_out) = (redo(old.map(|o| &o.ingress)), redo(old.map(|o| &o.egress)));
+        if !redo_in && !redo_out {
+            return Ok(None);
+        }
+        let (ingress_plan, egress_plan) = plans(iface);
+        let State { sets, programs, .. } = st;
+        let mut one = |ingress: bool, plan: &Plan| {
+            let at = (iface, ingress);
+            prepare(&self.config, programs, sets.maps(), at, next, plan, ids)
+        };
+        Ok(Some(Pending {
+            ingress: redo_in.then(|| one(true, &ingress_plan)).transpose()?,
+            egress: redo_out.then(|| one(false, &egress_plan)).transpose()?,
+        }))
+    }
+
+    /// Puts the programs of `p` in effect on `iface`.
+    fn commit(
+        &self,
+        st: &mut State,
+        iface: String,
+        index: u32,
+        p: Pending,
+    ) -> Result<(), BackendError> {
+        if let Some(o) = st.ifaces.get_mut(&iface) {
+            for (new, hooked) in [(p.ingress, &mut o.ingress), (p.egress, &mut o.egress)] {
+                if let Some(new) = new {
+                    hooked.update(new, &iface, index)?;
+                }
+            }
+            return Ok(());
+        }
+        let (Some(ingress), Some(egress)) = (p.ingress, p.egress) else {
+            return Err(dataplane("apply", format!("{iface} has no programs")));
+        };
+        let start = Instant::now();
+        let ingress = Hooked::attach(&self.config, ingress, &iface, index, TcxDirection::Ingress);
+        let egress = Hooked::attach(&self.config, egress, &iface, index, TcxDirection::Egress);
+        st.attaching += start.elapsed();
+        let (ingress, egress) = (ingress?, egress?);
+        // Marked once the egress program is attached: until then the ingress programs
+        // record forwarded flows out of it themselves.
+        let mark = st
+            .sets
+            .maps()
+            .mark_egress(index)
+            .map_err(|e| dataplane(&format!("mark {iface} as having an egress program"), e))?;
+        st.ifaces.insert(
+            iface,
+            Iface {
+                ingress,
+                egress,
+                index,
+                _egress_mark: mark,
+            },
+        );
+        Ok(())
+    }
+
+    /// What this backend enforces: the ruleset it was given, less the verdict-map entries
+    /// of interfaces without their programs (missing when it was applied, or deleted
+    /// since), so that the agent's resync puts them back once the interface exists. Its
+    /// links are not pinned: they live as long as the backend, so after a restart the
+    /// dataplane holds nothing of them, and neither does this dump.
+    fn dump(&self) -> Result<Ruleset, BackendError> {
+        let st = self
+            .state
+            .lock()
+            .map_err(|_| dataplane("dump", "state lock poisoned"))?;
+        enforced(&self.config, &st)
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, BackendError> + Send + 'static,
+) -> Result<T, BackendError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| BackendError::Unavailable(format!("eBPF backend worker thread: {e}")))?
+}
+
+#[async_trait]
+impl AclBackend for EbpfBackend {
+    /// See [`EbpfBackend::apply_blocking`] and the module documentation: what can fail for
+    /// the change set's content fails before anything is written.
+    async fn apply(&self, changes: &ChangeSet) -> Result<(), BackendError> {
+        let inner = self.inner.clone();
+        let changes = changes.clone();
+        blocking(move || inner.apply(&changes)).await
+    }
+
+    /// See [`EbpfBackend::dump_blocking`].
+    async fn dump(&self) -> Result<Ruleset, BackendError> {
+        let inner = self.inner.clone();
+        blocking(move || inner.dump()).await
+    }
+}
+
+/// The ruleset as enforced: the one programmed, less the verdict-map entries of
+/// interfaces deleted (or made again) since their programs were attached.
+fn enforced(config: &EbpfConfig, st: &State) -> Result<Ruleset, BackendError> {
+    let mut r = st.programmed.clone();
+    let names: BTreeSet<String> = r
+        .maps
+        .values()
+        .flat_map(|m| m.elements.keys().cloned())
+        .collect();
+    let indexes =
+        ifindexes(config, names.into_iter().collect()).map_err(|e| dataplane("interfaces", e))?;
+    let live = |name: &String| {
+        st.ifaces
+            .get(name)
+            .is_some_and(|o| indexes.get(name) == Some(&o.index))
+    };
+    for m in r.maps.values_mut() {
+        m.elements.retain(|name, _| live(name));
+    }
+    Ok(r)
+}
+
+/// Removes the verdict-map entries of `iface` from `r`; what it removed, as (map,
+/// interface, verdict).
+fn strip(r: &mut Ruleset, iface: &str) -> Vec<(String, String, Verdict)> {
+    let mut removed = Vec::new();
+    for (name, m) in r.maps.iter_mut() {
+        if let Some(v) = m.elements.remove(iface) {
+            removed.push((name.clone(), iface.to_string(), v));
+        }
+    }
+    removed
+}
+
+/// The index of each interface in the configured namespace (0: no such interface).
+fn ifindexes(config: &EbpfConfig, names: Vec<String>) -> Result<BTreeMap<String, u32>, Error> {
+    in_netns(config, move || {
+        names
+            .into_iter()
+            .map(|n| ifindex(&n).map(|i| (n, i)))
+            .collect()
+    })?
+}
+
+/// The index of interface `name` in the calling thread's namespace; 0 when there is no
+/// such interface. Any other failure is an error: taken for a missing interface, it
+/// would detach the programs of every interface (out of file descriptors, say).
+pub(super) fn ifindex(name: &str) -> Result<u32, Error> {
+    let Ok(c) = CString::new(name) else {
+        return Ok(0);
+    };
+    // SAFETY: a valid NUL-terminated name.
+    let index = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    if index != 0 {
+        return Ok(index);
+    }
+    let e = std::io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::ENODEV) | Some(libc::ENXIO) => Ok(0),
+        _ => Err(Error::Sys(SysError::Unexpected {
+            what: "look up an interface's index",
+            reason: format!("{name}: {e}"),
+        })),
+    }
+}

@@ -1,0 +1,163 @@
+//! Loaded programs shared between interfaces: the backend loads each distinct generated
+//! program once ([`ProgramCache`]), and every interface whose program comes out equal
+//! runs that copy with its own entry in the program's params map
+//! ([`crate::generate::params`]). An interface's hold on a program ([`Entry`]) deletes its
+//! entry when dropped; the program is unloaded when no interface holds it any more
+//! ([`ProgramCache::purge`]).
+
+use std::collections::HashMap;
+use std::ffi::CStr;
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+
+use crate::error::SysError;
+use crate::generate::params;
+use crate::insn::{MapRef, Program};
+use crate::program::Loaded;
+use crate::sets::Maps;
+use crate::sys::{self, MapType};
+
+/// The most interfaces one shared program serves (its params map's capacity; entries are
+/// allocated as written).
+pub const MAX_INTERFACES: u32 = 65_536;
+
+/// A program loaded once and run by every interface whose generated program equals it.
+#[derive(Debug)]
+pub struct SharedProgram {
+    loaded: Loaded,
+    /// Its per-interface values, keyed by ifindex; `None` when it reads none.
+    params: Option<OwnedFd>,
+    /// The kernel's id of the program.
+    id: u32,
+}
+
+impl SharedProgram {
+    /// The loaded program.
+    pub fn loaded(&self) -> &Loaded {
+        &self.loaded
+    }
+
+    /// The kernel's id of the program.
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// Writes the values `value` ([`params::value`]) the program reads at interface
+    /// `ifindex` (atomically: a packet sees the old value or the new one).
+    pub fn write(&self, ifindex: u32, value: &[u8]) -> Result<(), SysError> {
+        match &self.params {
+            Some(map) => sys::map_update(map, &ifindex.to_ne_bytes(), value),
+            None => Ok(()),
+        }
+    }
+
+    /// Deletes the values of interface `ifindex` (nothing when it has none).
+    fn forget(&self, ifindex: u32) {
+        if let Some(map) = &self.params {
+            // Absent already (never written, a failed write): nothing to undo.
+            let _ = sys::map_delete(map, &ifindex.to_ne_bytes());
+        }
+    }
+}
+
+/// An interface's hold on a shared program: its values in the program's params map,
+/// deleted when the hold is dropped (after the interface's link, which is declared before
+/// it wherever both are kept).
+#[derive(Debug)]
+pub struct Entry {
+    program: Arc<SharedProgram>,
+    ifindex: u32,
+}
+
+impl Entry {
+    /// Writes `value` for `ifindex` into `program`'s params map and holds it.
+    pub fn write(
+        program: Arc<SharedProgram>,
+        ifindex: u32,
+        value: &[u8],
+    ) -> Result<Entry, SysError> {
+        program.write(ifindex, value)?;
+        Ok(Entry { program, ifindex })
+    }
+
+    /// The program held.
+    pub fn program(&self) -> &Arc<SharedProgram> {
+        &self.program
+    }
+}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        self.program.forget(self.ifindex);
+    }
+}
+
+/// The programs loaded, by direction and generated program.
+#[derive(Debug, Default)]
+pub struct ProgramCache {
+    programs: HashMap<(bool, Program), Arc<SharedProgram>>,
+    loads: u64,
+}
+
+impl ProgramCache {
+    /// The loaded program equal to `program` for the direction (`ingress`), loading it
+    /// (a verifier run) when there is none yet. `name` names a new program.
+    pub fn get_or_load(
+        &mut self,
+        ingress: bool,
+        program: &Program,
+        maps: &Maps,
+        license: &CStr,
+    ) -> Result<Arc<SharedProgram>, SysError> {
+        let key = (ingress, program.clone());
+        if let Some(p) = self.programs.get(&key) {
+            return Ok(p.clone());
+        }
+        let uses_params = program.maps.iter().any(|&(_, m)| m == MapRef::Params);
+        let params = if uses_params {
+            Some(sys::map_create(
+                MapType::Hash,
+                "cali_params",
+                params::KEY_SIZE,
+                params::VALUE_SIZE,
+                MAX_INTERFACES,
+                sys::F_NO_PREALLOC,
+            )?)
+        } else {
+            None
+        };
+        self.loads += 1;
+        let name = format!("cali_{}{}", if ingress { 'i' } else { 'e' }, self.loads);
+        let loaded = Loaded::load_shared(&name, program, maps, params.as_ref(), license)?;
+        let id = loaded.id()?;
+        let p = Arc::new(SharedProgram { loaded, params, id });
+        self.programs.insert(key, p.clone());
+        Ok(p)
+    }
+
+    /// Unloads the programs no interface holds any more (and those loaded for an apply
+    /// that failed).
+    pub fn purge(&mut self) {
+        self.programs.retain(|_, p| Arc::strong_count(p) > 1);
+    }
+
+    /// How many programs are loaded.
+    pub fn len(&self) -> usize {
+        self.programs.len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.programs.is_empty()
+    }
+
+    /// The program loads (verifier runs) so far.
+    pub fn loads(&self) -> u64 {
+        self.loads
+    }
+
+    /// The kernel ids of the programs loaded.
+    pub fn ids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.programs.values().map(|p| p.id)
+    }
+}

@@ -8,6 +8,8 @@
 #[path = "../../calico-linux/tests/support/mod.rs"]
 mod support;
 
+mod ebpf_support;
+
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
@@ -15,7 +17,6 @@ use calico_core::arbitrary;
 use calico_core::compile::{compile, CompileConfig};
 use calico_core::dataplane::ir::Ruleset;
 use calico_core::dataplane::{diff, AclBackend, BackendError};
-use calico_ebpf::backend::{EbpfBackend, EbpfConfig};
 use calico_netns::fixtures::{privileged, Netns};
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::TestRunner;
@@ -79,14 +80,7 @@ async fn kernel_verdicts_equal_the_reference_evaluator() {
                 .then_some(&topo.fabric)
         };
 
-        let acl = EbpfBackend::new(EbpfConfig {
-            netns: Some(topo.host.path().into()),
-            host_interfaces: vec!["eth0".into()],
-            set_capacity: 4096,
-            // `bpf_fib_lookup` needs a GPL-compatible declaration (see EbpfConfig).
-            license: c"GPL".into(),
-        })
-        .unwrap();
+        let acl = ebpf_support::backend_in(&topo.host, &["eth0"], 4096);
         let ruleset = compile(&CompileConfig::new(NODE), &model);
         match acl.apply(&diff(&Ruleset::default(), &ruleset)).await {
             Ok(()) => {}

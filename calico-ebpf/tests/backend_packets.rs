@@ -5,24 +5,14 @@
 #[path = "../../calico-linux/tests/support/mod.rs"]
 mod support;
 
+mod ebpf_support;
+
 use calico_core::compile::{compile, CompileConfig};
 use calico_core::dataplane::diff;
 use calico_core::dataplane::ir::Ruleset;
 use calico_core::dataplane::AclBackend;
-use calico_ebpf::backend::{EbpfBackend, EbpfConfig};
 use calico_netns::fixtures::privileged;
 use support::{shop, Topology};
-
-fn backend(topo: &Topology) -> EbpfBackend {
-    EbpfBackend::new(EbpfConfig {
-        netns: Some(topo.host.path().into()),
-        host_interfaces: vec!["eth0".into()],
-        set_capacity: 1024,
-        // The conntrack kfuncs need a GPL-compatible declaration (see EbpfConfig).
-        license: c"GPL".into(),
-    })
-    .unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn policy_is_enforced_on_real_packets() {
@@ -33,7 +23,7 @@ async fn policy_is_enforced_on_real_packets() {
     let [_, back, other] = &topo.workloads[..] else {
         unreachable!()
     };
-    let acl = backend(&topo);
+    let acl = ebpf_support::backend_in(&topo.host, &["eth0"], 1024);
     let v2 = shop::policy_on_real_packets(&topo, &acl).await;
     assert_eq!(acl.dump().await.unwrap(), v2);
 
@@ -52,7 +42,7 @@ async fn a_missing_interface_gets_its_programs_at_the_resync_after_it_appears() 
     }
     // calic is in the model, not on the host.
     let topo = Topology::new(&[("calia", "10.65.0.10"), ("calib", "10.65.0.20")]);
-    let acl = backend(&topo);
+    let acl = ebpf_support::backend_in(&topo.host, &["eth0"], 1024);
     let v1 = compile(&CompileConfig::new("h1"), &shop::model("http"));
     acl.apply(&diff(&Ruleset::default(), &v1)).await.unwrap();
     let seen = acl.dump().await.unwrap();

@@ -7,11 +7,12 @@
 #[path = "../../calico-linux/tests/support/mod.rs"]
 mod support;
 
+mod ebpf_support;
+
 use calico_core::compile::{compile, CompileConfig};
 use calico_core::dataplane::diff;
 use calico_core::dataplane::ir::Ruleset;
 use calico_core::dataplane::AclBackend;
-use calico_ebpf::backend::{EbpfBackend, EbpfConfig};
 use calico_netns::fixtures::privileged;
 use support::{connects, listen_all, shop, udp_delivers, udp_in, Topology};
 
@@ -22,13 +23,8 @@ async fn a_connection_to_another_host_gets_its_replies_and_one_from_it_is_judged
     }
     // The shop's frontend: its profile allows all egress and no ingress.
     let topo = Topology::with_outside(&[("calia", vec!["10.65.0.10"])], &["10.100.0.1"]);
-    let acl = EbpfBackend::new(EbpfConfig {
-        netns: Some(topo.host.path().into()),
-        host_interfaces: vec![],
-        set_capacity: 1024,
-        license: c"GPL".into(),
-    })
-    .unwrap();
+    // No program on the uplink, as on a host without `--bpf-host-interfaces`.
+    let acl = ebpf_support::backend_in(&topo.host, &[], 1024);
     let rules = compile(&CompileConfig::new("h1"), &shop::model("http"));
     acl.apply(&diff(&Ruleset::default(), &rules)).await.unwrap();
     let front = &topo.workloads[0];

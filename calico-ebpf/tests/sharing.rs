@@ -6,6 +6,8 @@
 #[path = "../../calico-linux/tests/support/mod.rs"]
 mod support;
 
+mod ebpf_support;
+
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -13,7 +15,7 @@ use calico_core::compile::{compile, CompileConfig};
 use calico_core::dataplane::diff;
 use calico_core::dataplane::ir::Ruleset;
 use calico_core::model::{parse_resources, Model};
-use calico_ebpf::backend::{EbpfBackend, EbpfConfig, Programs};
+use calico_ebpf::backend::Programs;
 use calico_netns::fixtures::privileged;
 use support::{udp_delivers, Topology, Workload};
 
@@ -121,16 +123,6 @@ fn udp_to_client(from: &Workload, src: &str, client: &Workload) -> bool {
     udp_delivers(&from.udp(src, 0), &server)
 }
 
-fn backend(topo: &Topology) -> EbpfBackend {
-    EbpfBackend::new(EbpfConfig {
-        netns: Some(topo.host.path().into()),
-        host_interfaces: vec!["eth0".into()],
-        set_capacity: 1024,
-        license: c"GPL".into(),
-    })
-    .unwrap()
-}
-
 #[test]
 fn workloads_with_the_same_policy_share_one_program_per_direction() {
     if !privileged("workloads_with_the_same_policy_share_one_program_per_direction") {
@@ -151,7 +143,7 @@ fn workloads_with_the_same_policy_share_one_program_per_direction() {
     web2.ns
         .run(&["ip", "addr", "add", "10.65.0.10/32", "dev", "eth0"])
         .unwrap();
-    let acl = backend(&topo);
+    let acl = ebpf_support::backend_in(&topo.host, &["eth0"], 1024);
 
     let v1 = ruleset(&[1]);
     acl.apply_blocking(&diff(&Ruleset::default(), &v1)).unwrap();
@@ -217,7 +209,7 @@ fn an_apply_failing_half_way_leaves_the_programs_as_they_were() {
     let [web1, _, client] = &topo.workloads[..] else {
         unreachable!()
     };
-    let acl = backend(&topo);
+    let acl = ebpf_support::backend_in(&topo.host, &["eth0"], 1024);
     let v2 = ruleset(&[1, 2]);
     acl.apply_blocking(&diff(&Ruleset::default(), &v2)).unwrap();
     let before = acl.programs_blocking().unwrap();

@@ -1,0 +1,18 @@
+//! What the eBPF backend's tests on real namespaces share.
+
+use calico_ebpf::backend::{EbpfBackend, EbpfConfig};
+use calico_netns::fixtures::Netns;
+
+/// An `EbpfBackend` for the interfaces of `host`, with programs on its host interfaces
+/// `host_interfaces` too, and room for `set_capacity` members in each set map.
+pub fn backend_in(host: &Netns, host_interfaces: &[&str], set_capacity: u32) -> EbpfBackend {
+    EbpfBackend::new(EbpfConfig {
+        netns: Some(host.path().into()),
+        host_interfaces: host_interfaces.iter().map(|i| i.to_string()).collect(),
+        set_capacity,
+        // The kernel's route lookup and conntrack helpers need a GPL-compatible
+        // declaration (see EbpfConfig).
+        license: c"GPL".into(),
+    })
+    .unwrap()
+}

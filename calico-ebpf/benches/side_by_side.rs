@@ -6,18 +6,18 @@
 //! (`SIDE_RULES=10,100,1000` to choose N). Prints a table: datagrams received a second,
 //! median and spread of [`ROUNDS`] alternating runs, and what one rule costs a packet.
 
-use std::process::{Child, Command, Stdio};
-
 use calico_core::dataplane::diff;
 use calico_core::dataplane::ir::{
     BaseChain, Chain, ChainType, Hook, IfaceKey, Match, Rule, Ruleset, Side, Verdict, VerdictMap,
 };
 use calico_ebpf::backend::{EbpfBackend, EbpfConfig};
 use calico_linux::acl::LinuxAcl;
-use calico_netns::fixtures::{veth, Netns};
+use calico_netns::fixtures::{FloodRouter, CLIENT_SIDE};
 
 /// Runs of each backend and size, alternating.
 const ROUNDS: usize = 3;
+/// Seconds of each flood.
+const SECONDS: u32 = 3;
 
 /// A forward chain dispatching packets from the client's side (`c0`, through a verdict map,
 /// as the agent's chains do per workload) to a chain of `n` rules, each dropping UDP to a
@@ -61,74 +61,9 @@ fn linear(n: usize) -> Ruleset {
     r.chains.insert("rules".into(), Chain { base: None, rules });
     let mut map = VerdictMap::default();
     map.elements
-        .insert("c0".into(), Verdict::Jump("rules".into()));
+        .insert(CLIENT_SIDE.into(), Verdict::Jump("rules".into()));
     r.maps.insert("from-client".into(), map);
     r
-}
-
-/// Client, router and server namespaces, routed; the server's iperf3 running.
-fn topology() -> (Netns, Netns, Netns, Child) {
-    let (c, r, s) = (
-        Netns::create("sbc").unwrap(),
-        Netns::create("sbr").unwrap(),
-        Netns::create("sbs").unwrap(),
-    );
-    veth(&c, "eth0", &r, "c0").unwrap();
-    veth(&r, "s0", &s, "eth0").unwrap();
-    let setup: [(&Netns, &[&str]); 3] = [
-        (
-            &c,
-            &[
-                "ip addr add 10.0.1.2/24 dev eth0",
-                "ip route add default via 10.0.1.1",
-            ],
-        ),
-        (
-            &s,
-            &[
-                "ip addr add 10.0.2.2/24 dev eth0",
-                "ip route add default via 10.0.2.1",
-            ],
-        ),
-        (
-            &r,
-            &[
-                "ip addr add 10.0.1.1/24 dev c0",
-                "ip addr add 10.0.2.1/24 dev s0",
-                "sysctl -qw net.ipv4.ip_forward=1",
-            ],
-        ),
-    ];
-    for (ns, cmds) in setup {
-        for cmd in cmds {
-            ns.run(&cmd.split(' ').collect::<Vec<_>>()).unwrap();
-        }
-    }
-    let server = Command::new("ip")
-        .args(["netns", "exec", s.name(), "iperf3", "-s"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("iperf3 (apt install iperf3)");
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    (c, r, s, server)
-}
-
-/// Thousands of datagrams received a second, one 3-second flood.
-fn flood(c: &Netns) -> f64 {
-    let args = [
-        "iperf3", "-c", "10.0.2.2", "-u", "-b", "0", "-l", "64", "-t", "3",
-    ];
-    let out = c.run(&args).unwrap();
-    // The receiver's summary: "... 0.00-3.00 sec  X MBytes  Y Mbits/sec  J ms  L/T (P%)  receiver".
-    let line = out.lines().rfind(|l| l.ends_with("receiver")).unwrap();
-    let lost_total = line
-        .split_whitespace()
-        .find(|w| w.contains('/') && !w.contains("sec"))
-        .unwrap();
-    let (lost, total) = lost_total.split_once('/').unwrap();
-    let got = total.parse::<f64>().unwrap() - lost.parse::<f64>().unwrap();
-    got / 3.0 / 1e3
 }
 
 fn median(v: &[f64]) -> (f64, f64, f64) {
@@ -148,7 +83,8 @@ fn main() {
         .split(',')
         .map(|n| n.trim().parse().expect("SIDE_RULES: numbers"))
         .collect();
-    let (c, r, _s, mut server) = topology();
+    let net = FloodRouter::new().unwrap();
+    let r = &net.router;
     let nft = LinuxAcl::in_netns(r.path().as_ref(), "calico").unwrap();
     let bpf = EbpfBackend::new(EbpfConfig {
         netns: Some(r.path().into()),
@@ -161,21 +97,19 @@ fn main() {
     // kpps[size][backend]
     let mut kpps = vec![[Vec::new(), Vec::new()]; sizes.len()];
     for _ in 0..ROUNDS {
-        none.push(flood(&c));
+        none.push(net.flood(SECONDS).unwrap());
         for (i, &n) in sizes.iter().enumerate() {
             let ruleset = linear(n);
             let on = diff(&Ruleset::default(), &ruleset);
             let off = diff(&ruleset, &Ruleset::default());
             nft.apply_blocking(&on).unwrap();
-            kpps[i][0].push(flood(&c));
+            kpps[i][0].push(net.flood(SECONDS).unwrap());
             nft.apply_blocking(&off).unwrap();
             bpf.apply_blocking(&on).unwrap();
-            kpps[i][1].push(flood(&c));
+            kpps[i][1].push(net.flood(SECONDS).unwrap());
             bpf.apply_blocking(&off).unwrap();
         }
     }
-    let _ = server.kill();
-    let _ = server.wait();
     let (base, lo, hi) = median(&none);
     println!(
         "\n64-byte UDP through a router, every packet walking N forward rules ({ROUNDS} rounds)"

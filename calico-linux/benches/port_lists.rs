@@ -10,16 +10,14 @@
 //! accept, and no established-accept rule: every packet walks them, where the agent's
 //! chains only make a connection's first packets do.
 
-use std::process::{Child, Command, Stdio};
-
-use calico_netns::fixtures::{veth, Netns};
+use calico_netns::fixtures::FloodRouter;
 
 /// Rules with a two-port list the flood passes.
 const RULES: usize = 200;
 /// Runs of each variant, alternating.
 const ROUNDS: usize = 3;
 /// Seconds of each run.
-const SECONDS: &str = "4";
+const SECONDS: u32 = 4;
 
 /// The router's table: `RULES` two-port rules, as a set or split, or none.
 fn script(variant: &str) -> String {
@@ -43,73 +41,14 @@ fn script(variant: &str) -> String {
     )
 }
 
-/// Client, router and server namespaces, wired and routed; the server's iperf3 running.
-fn topology() -> (Netns, Netns, Netns, Child) {
-    let (c, r, s) = (
-        Netns::create("plc").unwrap(),
-        Netns::create("plr").unwrap(),
-        Netns::create("pls").unwrap(),
-    );
-    veth(&c, "eth0", &r, "c0").unwrap();
-    veth(&r, "s0", &s, "eth0").unwrap();
-    for (ns, cmds) in [
-        (
-            &c,
-            vec![
-                "ip addr add 10.0.1.2/24 dev eth0",
-                "ip route add default via 10.0.1.1",
-            ],
-        ),
-        (
-            &s,
-            vec![
-                "ip addr add 10.0.2.2/24 dev eth0",
-                "ip route add default via 10.0.2.1",
-            ],
-        ),
-        (
-            &r,
-            vec![
-                "ip addr add 10.0.1.1/24 dev c0",
-                "ip addr add 10.0.2.1/24 dev s0",
-                "sysctl -qw net.ipv4.ip_forward=1",
-            ],
-        ),
-    ] {
-        for cmd in cmds {
-            ns.run(&cmd.split(' ').collect::<Vec<_>>()).unwrap();
-        }
-    }
-    let server = Command::new("ip")
-        .args(["netns", "exec", s.name(), "iperf3", "-s"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("iperf3 (apt install iperf3)");
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    (c, r, s, server)
-}
-
-/// Thousands of datagrams received a second, one run.
-fn flood(c: &Netns) -> f64 {
-    let out = c
-        .run(&[
-            "iperf3", "-c", "10.0.2.2", "-u", "-b", "0", "-l", "64", "-t", SECONDS, "-J",
-        ])
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let sum = &v["end"]["sum"];
-    let got = sum["packets"].as_f64().unwrap() - sum["lost_packets"].as_f64().unwrap();
-    got / sum["seconds"].as_f64().unwrap() / 1e3
-}
-
 fn main() {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         eprintln!("port_lists bench: skipped: needs root (namespaces, nftables)");
         return;
     }
-    let (c, r, _s, mut server) = topology();
+    let net = FloodRouter::new().unwrap();
+    let r = &net.router;
     let variants = ["none", "set", "split"];
     let mut kpps: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
     for _ in 0..ROUNDS {
@@ -119,11 +58,9 @@ fn main() {
             std::fs::write(&path, script(v)).unwrap();
             r.run(&["nft", "-f", path.to_str().unwrap()]).unwrap();
             let _ = std::fs::remove_file(&path);
-            kpps[i].push(flood(&c));
+            kpps[i].push(net.flood(SECONDS).unwrap());
         }
     }
-    let _ = server.kill();
-    let _ = server.wait();
     let median = |v: &[f64]| {
         let mut v = v.to_vec();
         v.sort_by(f64::total_cmp);

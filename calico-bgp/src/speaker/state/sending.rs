@@ -1,0 +1,169 @@
+//! What the speaker sends its peers: changes propagated to every established peer (once
+//! per update group, and every multipath change to ADD-PATH peers), whole tables, and
+//! batches queued to a peer or held back while its send queue is stalled.
+
+use super::*;
+
+impl SpeakerState {
+    pub(super) fn propagate(
+        &mut self,
+        changes: &[Change],
+        except: Option<PeerId>,
+        out: &mut Vec<Output>,
+    ) {
+        let deltas = deltas_of(changes, self.rib.exports());
+        // Multipath changes matter to ADD-PATH peers only (none: no copy of a full table).
+        let touched: Vec<IpNet> = if self.peers.iter().any(|p| p.add_path_out.is_some()) {
+            changes.iter().map(|c| c.prefix).collect()
+        } else {
+            Vec::new()
+        };
+        self.advertise(&deltas, &touched, except, out);
+    }
+
+    /// Sends every established peer (but `except`) what changed for it: among `deltas` (best
+    /// path changes) for peers sent one path per prefix, among `touched` (every prefix whose
+    /// multipath set changed) on the families a peer is sent every path of (ADD-PATH).
+    pub(super) fn advertise(
+        &mut self,
+        deltas: &[Delta],
+        touched: &[IpNet],
+        except: Option<PeerId>,
+        out: &mut Vec<Output>,
+    ) {
+        if deltas.is_empty() && touched.is_empty() {
+            return;
+        }
+        // Established peers only: a restarting peer is known to the RIB (its stale routes
+        // are) but has no session to send on.
+        let mut targets: Vec<PeerId> = self
+            .rib
+            .peers()
+            .ids()
+            .filter(|id| Some(*id) != except && self.peers.is_established(*id))
+            .collect();
+        targets.sort_unstable();
+        // A peer whose send queue is stalled is left out; what changed is noted for it.
+        targets.retain(
+            |id| match self.peers.get_mut(*id).and_then(|p| p.backlog.as_mut()) {
+                Some(backlog) => {
+                    backlog.note(deltas, touched);
+                    false
+                }
+                None => true,
+            },
+        );
+        let alone = if targets.len() > 1 {
+            sources_of(deltas, &self.rib)
+        } else {
+            HashSet::new()
+        };
+        // Computed from the first member's view, encoded once, sent to each member.
+        for group in groups::partition(&self.rib, &self.peers, &targets, &alone) {
+            let first = group.members[0];
+            let Some(mut exporter) = self.rib.exporter(first) else {
+                continue;
+            };
+            let add_path = self
+                .peers
+                .get_mut(first)
+                .and_then(|p| p.add_path_out.as_mut());
+            let skip = add_path
+                .as_ref()
+                .map_or(AddPathFamilies::NONE, |a| a.families());
+            let mut batch = Batch::for_deltas(&mut exporter, deltas, skip);
+            if let Some(add_path) = add_path {
+                let touched = touched.iter().copied();
+                batch.merge(add_path.update(&self.rib, &mut exporter, touched));
+            }
+            self.send_batch_to(&group.members, batch, false, out);
+        }
+    }
+
+    /// Sends a peer its whole Adj-RIB-Out for `families`, then End-of-RIB (held back while
+    /// a restarting speaker's exports are not known yet).
+    pub(super) fn send_table(&mut self, to: PeerId, families: &[AfiSafi], out: &mut Vec<Output>) {
+        let Some(mut exporter) = self.rib.exporter(to) else {
+            return;
+        };
+        let add_path = self.peers.get_mut(to).and_then(|p| p.add_path_out.as_mut());
+        let (single, several): (Vec<AfiSafi>, Vec<AfiSafi>) = families.iter().partition(|f| {
+            !add_path
+                .as_ref()
+                .is_some_and(|a| a.families().contains(**f))
+        });
+        let mut batch = Batch::table(&mut exporter, &single);
+        if let Some(add_path) = add_path {
+            batch.merge(add_path.table(&self.rib, &mut exporter, &several));
+        }
+        let restarting = self.options.graceful_restart.is_some_and(|g| g.restarting);
+        if restarting && !self.exports_set {
+            if let Some(p) = self.peers.get_mut(to) {
+                p.eor_owed = true;
+            }
+        } else {
+            batch.end_of_rib = families.to_vec();
+        }
+        self.send_batch(to, batch, true, out);
+    }
+
+    pub(super) fn send_batch(
+        &mut self,
+        to: PeerId,
+        batch: Batch,
+        always: bool,
+        out: &mut Vec<Output>,
+    ) {
+        self.send_batch_to(&[to], batch, always, out);
+    }
+
+    /// Encodes `batch` once, for the session of the first of `members` (an update group:
+    /// the others' sessions encode alike), and sends the same bytes to each.
+    pub(super) fn send_batch_to(
+        &mut self,
+        members: &[PeerId],
+        batch: Batch,
+        always: bool,
+        out: &mut Vec<Output>,
+    ) {
+        if batch.is_empty() && !always {
+            return;
+        }
+        let Some(peer) = members.first().and_then(|id| self.peers.get(*id)) else {
+            return;
+        };
+        let Some((negotiated, _)) = &peer.session else {
+            return;
+        };
+        let ctx = negotiated.send_context();
+        let bytes: SharedBytes = batch.encode(&ctx, peer.config.address).into();
+        if bytes.is_empty() {
+            return;
+        }
+        let messages = messages_in(&bytes);
+        for &to in members {
+            if let Some(peer) = self.peers.get_mut(to) {
+                *peer.counters.updates_sent.get_or_insert(0) += messages;
+                out.push(Output::Send {
+                    peer: to,
+                    bytes: bytes.clone(),
+                });
+            }
+        }
+    }
+}
+
+/// How many BGP messages `bytes` (whole messages, back to back) holds: each header's
+/// length field (octets 16–17) says where the next begins.
+fn messages_in(bytes: &[u8]) -> u64 {
+    let (mut at, mut n) = (0usize, 0u64);
+    while let Some(len) = bytes.get(at + 16..at + 18) {
+        let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
+        if len < 19 {
+            break;
+        }
+        at += len;
+        n += 1;
+    }
+    n
+}

@@ -11,7 +11,7 @@
 //! reply is not established, an ICMP error not related), and nothing is ever invalid.
 
 use crate::btf::{Btf, BtfError};
-use crate::insn::{Alu, Asm, Cond, Helper, MapRef, Reg, Size};
+use crate::insn::{Alu, Asm, Cond, Helper, Label, MapRef, Reg, Size};
 use crate::layout::{ct, skb, state};
 
 /// Where the policy program's conntrack word comes from.
@@ -150,10 +150,42 @@ fn emit_table(a: &mut Asm) {
 /// an accept that completes the packet's path through the programs.
 pub fn emit_record(a: &mut Asm) {
     let done = a.label();
+    unless_first_packet(a, done);
+    insert_flow(a);
+    a.bind(done);
+}
+
+/// Records the packet's flow as [`emit_record`] does when the interface the route lookup
+/// sends it out of ([`state::OUT_IFINDEX`]) has no egress program
+/// ([`MapRef::Egress`]): the packet leaves the host with this accept, as a forwarded
+/// packet's conntrack entry is confirmed when it leaves. Nothing when the lookup found
+/// no interface (the kernel drops the packet). The map is looked up for a connection's
+/// first packet only.
+pub fn emit_record_unless_egress_program(a: &mut Asm) {
+    let done = a.label();
+    unless_first_packet(a, done);
+    a.load(Size::W, Reg::R1, Reg::R7, state::OUT_IFINDEX);
+    a.jmp_imm(Cond::Eq, Reg::R1, 0, done);
+    a.store(Size::W, Reg::R10, EGRESS_KEY, Reg::R1);
+    a.load_map(Reg::R1, MapRef::Egress);
+    a.alu64_reg(Alu::Mov, Reg::R2, Reg::R10);
+    a.alu64_imm(Alu::Add, Reg::R2, i32::from(EGRESS_KEY));
+    a.call(Helper::MapLookupElem);
+    a.jmp_imm(Cond::Ne, Reg::R0, 0, done);
+    insert_flow(a);
+    a.bind(done);
+}
+
+/// Jumps to `done` unless the packet has a flow key and is a new, unrecorded connection's.
+fn unless_first_packet(a: &mut Asm, done: Label) {
     a.load(Size::B, Reg::R1, Reg::R7, state::HAS_FLOW);
     a.jmp_imm(Cond::Eq, Reg::R1, 0, done);
     a.load(Size::W, Reg::R1, Reg::R7, state::CT);
     a.jmp_imm(Cond::Ne, Reg::R1, (ct::NEW | ct::UNCONFIRMED) as i32, done);
+}
+
+/// Inserts the packet's flow into the flow table (`BPF_NOEXIST`).
+fn insert_flow(a: &mut Asm) {
     flow_key(a, false);
     a.store_imm(Size::W, Reg::R10, FLOW_VALUE, 0);
     a.load_map(Reg::R1, MapRef::Flows);
@@ -164,26 +196,6 @@ pub fn emit_record(a: &mut Asm) {
     // BPF_NOEXIST: a flow recorded meanwhile keeps what it saw.
     a.alu64_imm(Alu::Mov, Reg::R4, 1);
     a.call(Helper::MapUpdateElem);
-    a.bind(done);
-}
-
-/// Records the packet's flow as [`emit_record`] does when the interface the route lookup
-/// sends it out of ([`state::OUT_IFINDEX`]) has no egress program
-/// ([`MapRef::Egress`]): the packet leaves the host with this accept, as a forwarded
-/// packet's conntrack entry is confirmed when it leaves. Nothing when the lookup found
-/// no interface (the kernel drops the packet).
-pub fn emit_record_unless_egress_program(a: &mut Asm) {
-    let done = a.label();
-    a.load(Size::W, Reg::R1, Reg::R7, state::OUT_IFINDEX);
-    a.jmp_imm(Cond::Eq, Reg::R1, 0, done);
-    a.store(Size::W, Reg::R10, EGRESS_KEY, Reg::R1);
-    a.load_map(Reg::R1, MapRef::Egress);
-    a.alu64_reg(Alu::Mov, Reg::R2, Reg::R10);
-    a.alu64_imm(Alu::Add, Reg::R2, i32::from(EGRESS_KEY));
-    a.call(Helper::MapLookupElem);
-    a.jmp_imm(Cond::Ne, Reg::R0, 0, done);
-    emit_record(a);
-    a.bind(done);
 }
 
 /// Emits the conntrack word into the state, for an IP packet the prologue parsed.

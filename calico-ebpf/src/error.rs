@@ -38,7 +38,7 @@ pub enum GenerateError {
         /// The element, as debug text.
         element: String,
     },
-    /// A set of the ruleset was given no id in the set maps (a caller's bug).
+    /// A set a reached rule matches was given no id in the set maps (a caller's bug).
     #[error("set {set} has no id in the set maps")]
     SetWithoutId {
         /// The set.

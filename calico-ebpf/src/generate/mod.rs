@@ -173,13 +173,6 @@ pub fn generate(
     set_ids: &BTreeMap<String, u32>,
     options: Options,
 ) -> Result<Generated, GenerateError> {
-    let mut sets = BTreeMap::new();
-    for (name, set) in &ruleset.sets {
-        let id = *set_ids
-            .get(name)
-            .ok_or_else(|| GenerateError::SetWithoutId { set: name.clone() })?;
-        sets.insert(name.clone(), SetRef { id, key: set.key });
-    }
     let mut a = Asm::default();
     let accept = a.label();
     let no_bindings = Bindings::default();
@@ -188,7 +181,7 @@ pub fn generate(
         ruleset,
         bindings: &no_bindings,
         options,
-        sets,
+        set_ids,
         accept,
         completes: true,
         chains: Default::default(),
@@ -245,7 +238,9 @@ struct Gen<'a> {
     ruleset: &'a Ruleset,
     bindings: &'a Bindings,
     options: Options,
-    sets: BTreeMap<String, SetRef>,
+    /// The id of every set in the set maps. Looked up only for the sets a reached rule
+    /// matches: a program reaches a few of a host's hundreds of sets.
+    set_ids: &'a BTreeMap<String, u32>,
     /// The final accept of the stages being emitted.
     accept: Label,
     /// Whether that accept completes the packet's path through the programs.
@@ -367,13 +362,17 @@ impl<'a> Gen<'a> {
         for (i, rule) in chain.rules.iter().enumerate() {
             let next = self.a.label();
             for m in &rule.matches {
-                if !(lifted && self.lift(m, next)) {
-                    let sets = &self.sets;
-                    let resolve = |s: &str| sets.get(s).copied();
-                    matches::emit(&mut self.a, m, &resolve, next);
-                }
-                if let Match::AddrInSet { set, .. } | Match::AddrProtoPortInSet { set, .. } = m {
-                    self.used_sets.insert(set.clone());
+                let set = match m {
+                    Match::AddrInSet { set, .. } | Match::AddrProtoPortInSet { set, .. } => {
+                        if !self.used_sets.contains(set) {
+                            self.used_sets.insert(set.clone());
+                        }
+                        self.set_ref(set)?
+                    }
+                    _ => None,
+                };
+                if !(lifted && self.lift(m, set, next)) {
+                    matches::emit(&mut self.a, m, &|_| set, next);
                 }
             }
             for s in &rule.statements {
@@ -432,19 +431,29 @@ impl<'a> Gen<'a> {
         Ok(())
     }
 
+    /// The set `name` as the program refers to it: `None` when the ruleset has no such set
+    /// (the match fails, as in the interpreter), an error when it has no id.
+    fn set_ref(&self, name: &str) -> Result<Option<SetRef>, GenerateError> {
+        let Some(set) = self.ruleset.sets.get(name) else {
+            return Ok(None);
+        };
+        let id = *self
+            .set_ids
+            .get(name)
+            .ok_or_else(|| GenerateError::SetWithoutId { set: name.into() })?;
+        Ok(Some(SetRef { id, key: set.key }))
+    }
+
     /// Emits `m` with its per-interface constant in a new slot, when sharing is on, a
     /// slot is left and the match is one that has such a constant; `false` otherwise
     /// (nothing emitted).
-    fn lift(&mut self, m: &Match, fail: Label) -> bool {
+    fn lift(&mut self, m: &Match, set: Option<SetRef>, fail: Label) -> bool {
         if self.options.sharing != Sharing::ByInterface || self.params.len() >= params::SLOTS {
             return false;
         }
-        let (value, set) = match m {
-            Match::AddrEq { addr, .. } => (params::addr_slot(*addr), None),
-            Match::AddrInSet { set, .. } => match self.sets.get(set) {
-                Some(s) => (params::set_id_slot(s.id), Some(*s)),
-                None => return false,
-            },
+        let (value, set) = match (m, set) {
+            (Match::AddrEq { addr, .. }, _) => (params::addr_slot(*addr), None),
+            (Match::AddrInSet { .. }, Some(s)) => (params::set_id_slot(s.id), Some(s)),
             _ => return false,
         };
         let lifted = matches::emit_lifted(&mut self.a, m, set, self.params.len(), fail);

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use calico_core::dataplane::ir::{
-    BaseChain, Chain, ChainType, Hook, IfaceKey, Match, Rule, Ruleset, Statement, Verdict,
+    BaseChain, Chain, ChainType, Hook, IfaceKey, Match, Rule, Ruleset, Side, Statement, Verdict,
     VerdictMap,
 };
 
@@ -115,7 +115,7 @@ fn dispatch_resolves_for_the_bound_interface_only() {
 }
 
 #[test]
-fn every_set_needs_an_id() {
+fn every_set_a_rule_matches_needs_an_id() {
     let mut r = Ruleset::default();
     r.sets.insert(
         "s".into(),
@@ -124,6 +124,19 @@ fn every_set_needs_an_id() {
             elements: Default::default(),
         },
     );
+    assert!(
+        generate(&r, &Bindings::default(), Options::default()).is_ok(),
+        "a set no rule matches needs no id"
+    );
+    let rule = Rule::new(
+        vec![Match::AddrInSet {
+            side: Side::Src,
+            set: "s".into(),
+            negate: false,
+        }],
+        Verdict::Drop,
+    );
+    r.chains.insert("fw".into(), base(vec![rule]));
     assert!(matches!(
         generate(&r, &Bindings::default(), Options::default()),
         Err(GenerateError::SetWithoutId { set }) if set == "s"

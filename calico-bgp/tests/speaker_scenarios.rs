@@ -731,15 +731,12 @@ fn a_filter_change_on_many_peers_is_computed_and_encoded_once_per_group() {
     );
     let sent = sends(&r, &outputs);
     let at = |n: u8| IpAddr::V4(Ipv4Addr::new(10, 0, 0, n));
-    // Clients 2 and 3 had the same and have the same filter now: one table, one encoding.
+    // Clients 2 and 3 had the same and have the same filter now: one computation, one
+    // encoding. They are sent what the filter changes, not the route they keep.
     assert!(std::sync::Arc::ptr_eq(&sent[&at(2)], &sent[&at(3)]));
     assert_eq!(
         render_send(at(2), &sent[&at(2)]),
-        [
-            "send 10.0.0.2 announce 10.1.0.0/24 nh=10.0.0.1 path= lp=100 originator=10.0.0.1 \
-             clusters=10.0.0.99",
-            "send 10.0.0.2 withdraw 10.9.0.0/24",
-        ]
+        ["send 10.0.0.2 withdraw 10.9.0.0/24"]
     );
     // The source had none of its routes and has none now; .4's filter did not change; .5
     // and .6 have no filter.
@@ -747,6 +744,35 @@ fn a_filter_change_on_many_peers_is_computed_and_encoded_once_per_group() {
         assert!(
             !sent.contains_key(&at(quiet)),
             "10.0.0.{quiet} is sent something"
+        );
+    }
+    // The filter taken off clients 1 to 3 again: 2 and 3 get back the route it kept from
+    // them, and only that.
+    let outputs = r.configure(&[
+        "as=64512",
+        "id=10.0.0.100",
+        "cluster=10.0.0.99",
+        "peer=10.0.0.1/64512/client",
+        "peer=10.0.0.2/64512/client",
+        "peer=10.0.0.3/64512/client",
+        "peer=10.0.0.4/64512/client",
+        "peer=10.0.0.5/64512",
+        "peer=10.0.0.6/65006",
+        "reject=10.0.0.4:10.9.0.0/24",
+    ]);
+    let sent = sends(&r, &outputs);
+    assert!(std::sync::Arc::ptr_eq(&sent[&at(2)], &sent[&at(3)]));
+    assert_eq!(
+        render_send(at(2), &sent[&at(2)]),
+        [
+            "send 10.0.0.2 announce 10.9.0.0/24 nh=10.0.0.1 path= lp=100 originator=10.0.0.1 \
+          clusters=10.0.0.99"
+        ]
+    );
+    for quiet in [1, 4, 5, 6] {
+        assert!(
+            !sent.contains_key(&at(quiet)),
+            "10.0.0.{quiet} is sent something after the filter went"
         );
     }
 }

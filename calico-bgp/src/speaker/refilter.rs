@@ -149,14 +149,29 @@ pub(crate) fn advertised_by_group(
     had
 }
 
-/// The peer's table under the exporter's (new) policy, and the withdrawal of what it had
-/// (`had`) that the policy now keeps back.
+/// What the peer is sent when the exporter's (new) policy replaces the one under which it
+/// was sent `had`: the routes the policy now lets through that it did not have, and the
+/// withdrawal of those it had that the policy now keeps back.
+///
+/// A route it had and still may have is not sent again: export filters only let a route
+/// through or keep it back, so it would be the same route. (New communities, which change
+/// routes, send every peer its whole table: see `SpeakerState::configure`.)
 pub(crate) fn readvertise(
     exporter: &mut Exporter<'_>,
     families: &[AfiSafi],
     had: &[IpNet],
 ) -> Batch {
-    let mut batch = Batch::table(exporter, families);
+    let had_set: HashSet<&IpNet> = had.iter().collect();
+    let mut batch = Batch::default();
+    let candidates: Vec<IpNet> = exporter.candidates().collect();
+    for prefix in candidates {
+        if !families.contains(&family_of(&prefix)) || had_set.contains(&prefix) {
+            continue;
+        }
+        if let Some(attrs) = exporter.route(&prefix) {
+            batch.announce(prefix, 0, attrs);
+        }
+    }
     for p in had {
         if exporter.route(p).is_none() {
             batch.withdraw(*p, 0);

@@ -9,6 +9,7 @@
 //! ```text
 //! speaker [no-gr] [restarting]        options (before anything else; default: GR 120 s / 360 s)
 //! configure as=N id=A [cluster=A] peer=ADDR/AS[/client][/passive] ... [reject=PEER:CIDR]
+//!           [community=CIDR:AA:NN]
 //!                                      (reject: the peer's export filter rejects CIDR)
 //! exports [PREFIX ...]
 //! state PEER STATE [ERROR ...]         the peering's FSM state report
@@ -160,6 +161,16 @@ impl Runner {
                         .entry(peer)
                         .or_default()
                         .push(filter);
+                }
+                "community" => {
+                    // community=CIDR:AA:NN, a standard community for routes in CIDR.
+                    let (cidr, value) = value.split_once(':').expect("community=CIDR:AA:NN");
+                    let (aa, nn) = value.split_once(':').expect("community=CIDR:AA:NN");
+                    let value = aa.parse::<u32>().unwrap() << 16 | nn.parse::<u32>().unwrap();
+                    settings.policy.communities.push((
+                        cidr.parse().unwrap(),
+                        vec![calico_core::model::Community::Standard(value)],
+                    ));
                 }
                 "peer" => {
                     let parts: Vec<&str> = value.split('/').collect();
@@ -775,4 +786,53 @@ fn a_filter_change_on_many_peers_is_computed_and_encoded_once_per_group() {
             "10.0.0.{quiet} is sent something after the filter went"
         );
     }
+}
+
+#[test]
+fn new_communities_send_each_update_group_one_table() {
+    let mut r = reflector_with_groups();
+    r.input("announce 10.0.0.1 10.1.0.0/24,10.9.0.0/24 nh=10.0.0.1");
+    let outputs = r.configure(&[
+        "as=64512",
+        "id=10.0.0.100",
+        "cluster=10.0.0.99",
+        "peer=10.0.0.1/64512/client",
+        "peer=10.0.0.2/64512/client",
+        "peer=10.0.0.3/64512/client",
+        "peer=10.0.0.4/64512/client",
+        "peer=10.0.0.5/64512",
+        "peer=10.0.0.6/65006",
+        "reject=10.0.0.4:10.9.0.0/24",
+        "community=10.0.0.0/8:65001:7",
+    ]);
+    assert!(
+        !outputs
+            .iter()
+            .any(|o| matches!(o, Output::StopPeer { .. } | Output::StartPeer(_))),
+        "the sessions stay up"
+    );
+    let sent = sends(&r, &outputs);
+    let at = |n: u8| IpAddr::V4(Ipv4Addr::new(10, 0, 0, n));
+    // Clients 2 and 3 share a group: their tables are computed and encoded once.
+    assert!(std::sync::Arc::ptr_eq(&sent[&at(2)], &sent[&at(3)]));
+    let lines = render_send(at(2), &sent[&at(2)]);
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(lines[0].starts_with("send 10.0.0.2 announce 10.1.0.0/24 "));
+    assert!(lines[1].starts_with("send 10.0.0.2 announce 10.9.0.0/24 "));
+    assert_eq!(lines[2], "send 10.0.0.2 end-of-rib ipv4");
+    // Every other peer has a policy or a table of its own, and each is sent it: the source
+    // of the routes its End-of-RIB only, .4 without the route its filter keeps back.
+    for n in [1, 4, 5, 6] {
+        assert!(
+            !std::sync::Arc::ptr_eq(&sent[&at(2)], &sent[&at(n)]),
+            "10.0.0.{n} shares client 2's bytes"
+        );
+    }
+    assert_eq!(
+        render_send(at(1), &sent[&at(1)]),
+        ["send 10.0.0.1 end-of-rib ipv4"]
+    );
+    let four = render_send(at(4), &sent[&at(4)]);
+    assert_eq!(four.len(), 2, "{four:?}");
+    assert!(four[0].starts_with("send 10.0.0.4 announce 10.1.0.0/24 "));
 }

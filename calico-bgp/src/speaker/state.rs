@@ -234,15 +234,14 @@ impl SpeakerState {
         self.refilter(soft, &mut out);
         if retag {
             // New communities: every established peer is sent its table again (each route
-            // replaces the one it had).
-            let established: Vec<(PeerId, Vec<AfiSafi>)> = self
+            // replaces the one it had), once per update group.
+            let established: Vec<PeerId> = self
                 .peers
                 .iter_mut()
-                .filter_map(|p| Some((p.id, p.session_families()?.to_vec())))
+                .filter(|p| p.session_families().is_some())
+                .map(|p| p.id)
                 .collect();
-            for (id, families) in established {
-                self.send_table(id, &families, &mut out);
-            }
+            self.send_tables(&established, &mut out);
         }
         for cfg in &settings.peers {
             if self.peers.at(cfg.address).is_none() {

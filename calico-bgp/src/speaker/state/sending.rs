@@ -96,15 +96,48 @@ impl SpeakerState {
         if let Some(add_path) = add_path {
             batch.merge(add_path.table(&self.rib, &mut exporter, &several));
         }
+        batch.end_of_rib = self.end_of_rib(&[to], families);
+        self.send_batch(to, batch, true, out);
+    }
+
+    /// Sends each of `ids` (established peers) its whole table, as [`Self::send_table`]
+    /// does, computed and encoded once per update group of peers whose tables are alike
+    /// (`refilter::table_groups`: a peer that sent us routes, or is sent several paths per
+    /// prefix, is alone).
+    pub(super) fn send_tables(&mut self, ids: &[PeerId], out: &mut Vec<Output>) {
+        for group in super::refilter::table_groups(&self.rib, &self.peers, ids) {
+            let first = group.members[0];
+            let families = self.peers.get(first).and_then(|p| p.session_families());
+            let Some(families) = families.map(<[AfiSafi]>::to_vec) else {
+                continue;
+            };
+            if group.members.len() == 1 {
+                self.send_table(first, &families, out);
+                continue;
+            }
+            let Some(mut exporter) = self.rib.exporter(first) else {
+                continue;
+            };
+            let mut batch = Batch::table(&mut exporter, &families);
+            batch.end_of_rib = self.end_of_rib(&group.members, &families);
+            self.send_batch_to(&group.members, batch, true, out);
+        }
+    }
+
+    /// The End-of-RIB markers that end a whole table sent to `to` on `families`: none while
+    /// we restart and our own routes are not known yet (each of `to` is then owed them, see
+    /// `set_exports`).
+    fn end_of_rib(&mut self, to: &[PeerId], families: &[AfiSafi]) -> Vec<AfiSafi> {
         let restarting = self.options.graceful_restart.is_some_and(|g| g.restarting);
-        if restarting && !self.exports_set {
-            if let Some(p) = self.peers.get_mut(to) {
+        if !restarting || self.exports_set {
+            return families.to_vec();
+        }
+        for id in to {
+            if let Some(p) = self.peers.get_mut(*id) {
                 p.eor_owed = true;
             }
-        } else {
-            batch.end_of_rib = families.to_vec();
         }
-        self.send_batch(to, batch, true, out);
+        Vec::new()
     }
 
     pub(super) fn send_batch(

@@ -1,8 +1,8 @@
 //! Routes: per-peer Adj-RIB-In, the Loc-RIB with the decision process, and what each peer
 //! is sent (Adj-RIB-Out).
 //!
-//! Layout, chosen for a million prefixes: one hash table per address family keyed by the
-//! compact prefix ([`Ipv4Net`] is 5 bytes). Each entry holds every peer's path for that
+//! Layout, chosen for a million prefixes: hash tables keyed by the compact prefix
+//! ([`Ipv4Net`] is 5 bytes, an IPv6 prefix 16, see `tables.rs`). Each entry holds every peer's path for that
 //! prefix (several per peer when it sends path identifiers, RFC 7911: a path is keyed by
 //! peer and path identifier) — the Adj-RIBs-In, stored by destination as holo-routing
 //! does — ordered by the
@@ -23,7 +23,9 @@ mod dest;
 pub mod export;
 pub mod hash;
 mod import;
+mod key6;
 mod policy;
+mod tables;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
@@ -35,10 +37,11 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 pub use attrs::{Interner, RouteAttrs, DEFAULT_LOCAL_PREF};
 pub use decision::PathSource;
-use dest::{remove_peer, set_in, Dest};
-use hash::{BuildPrefixHasher, BuildRibHasher};
+use dest::Dest;
+use hash::BuildRibHasher;
 use import::import;
 pub use import::Rejection;
+use tables::Tables;
 
 use crate::packet::{AfiSafi, Update};
 
@@ -172,8 +175,8 @@ pub struct Rib {
     settings: RibSettings,
     peers: PeerTable,
     received: HashMap<PeerId, usize>,
-    v4: HashMap<Ipv4Net, Dest, BuildPrefixHasher>,
-    v6: HashMap<Ipv6Net, Dest, BuildPrefixHasher>,
+    /// Every prefix's paths (the Adj-RIBs-In and the Loc-RIB).
+    tables: Tables,
     exports: BTreeSet<IpNet>,
     /// The interfaces of the exports that have one (workload addresses).
     export_interfaces: BTreeMap<IpNet, String>,
@@ -191,8 +194,7 @@ impl Rib {
             settings,
             peers: PeerTable::default(),
             received: HashMap::new(),
-            v4: HashMap::default(),
-            v6: HashMap::default(),
+            tables: Tables::default(),
             exports: BTreeSet::new(),
             export_interfaces: BTreeMap::new(),
             interner: Interner::default(),
@@ -246,22 +248,16 @@ impl Rib {
         let keep6 = families.contains(&AfiSafi::IPV6_UNICAST);
         let mut set = self.stale.remove(&id).unwrap_or_default();
         let mut drop = Vec::new();
-        for (prefix, dest) in &self.v4 {
+        for (prefix, dest) in self.tables.iter() {
             for p in dest.paths().iter().filter(|p| p.peer == id) {
-                if keep4 {
-                    set.v4.insert((*prefix, p.path_id));
-                } else {
-                    drop.push((IpNet::V4(*prefix), p.path_id));
-                }
-            }
-        }
-        for (prefix, dest) in &self.v6 {
-            for p in dest.paths().iter().filter(|p| p.peer == id) {
-                if keep6 {
-                    set.v6.insert((*prefix, p.path_id));
-                } else {
-                    drop.push((IpNet::V6(*prefix), p.path_id));
-                }
+                match prefix {
+                    IpNet::V4(v4) if keep4 => set.v4.insert((v4, p.path_id)),
+                    IpNet::V6(v6) if keep6 => set.v6.insert((v6, p.path_id)),
+                    _ => {
+                        drop.push((prefix, p.path_id));
+                        continue;
+                    }
+                };
             }
         }
         for (prefix, path_id) in drop {
@@ -314,8 +310,7 @@ impl Rib {
         let mut changes = Vec::new();
         if self.received.get(&id).copied().unwrap_or(0) > 0 {
             let (peers, local_as) = (&self.peers, self.settings.local_as);
-            remove_peer(&mut self.v4, id, peers, local_as, IpNet::V4, &mut changes);
-            remove_peer(&mut self.v6, id, peers, local_as, IpNet::V6, &mut changes);
+            self.tables.remove_peer(id, peers, local_as, &mut changes);
         }
         self.received.insert(id, 0);
         self.stale.remove(&id);
@@ -337,7 +332,7 @@ impl Rib {
 
     /// Number of prefixes with at least one path.
     pub fn len(&self) -> usize {
-        self.v4.len() + self.v6.len()
+        self.tables.len()
     }
 
     /// Whether no prefix has a path.
@@ -419,7 +414,8 @@ impl Rib {
         self.settings.cluster_id.unwrap_or(self.settings.router_id)
     }
 
-    /// Sets (or with `None` removes) the path `key` (peer, path identifier) to `prefix`.
+    /// Sets (or with `None` removes) the path `key` (peer, path identifier) to `prefix`
+    /// (its host bits cleared).
     fn set_path(
         &mut self,
         key: (PeerId, u32),
@@ -428,6 +424,7 @@ impl Rib {
         changes: &mut Vec<Change>,
     ) {
         let from = key.0;
+        let prefix = prefix.trunc();
         if !self.stale.is_empty() {
             // Announced or withdrawn again: no longer stale.
             if let Some(set) = self.stale.get_mut(&from) {
@@ -438,10 +435,7 @@ impl Rib {
             }
         }
         let (peers, local_as) = (&self.peers, self.settings.local_as);
-        let delta = match prefix {
-            IpNet::V4(p) => set_in(&mut self.v4, p, key, attrs, peers, local_as),
-            IpNet::V6(p) => set_in(&mut self.v6, p, key, attrs, peers, local_as),
-        };
+        let delta = self.tables.set(&prefix, key, attrs, peers, local_as);
         if let Some((count_delta, change)) = delta {
             let n = self.received.entry(from).or_insert(0);
             *n = n.saturating_add_signed(count_delta);
@@ -458,44 +452,30 @@ impl Rib {
 
     /// The best path and the rest of the multipath set for a prefix.
     pub fn best(&self, prefix: &IpNet) -> &[Path] {
-        let dest = match prefix {
-            IpNet::V4(p) => self.v4.get(p),
-            IpNet::V6(p) => self.v6.get(p),
-        };
+        let dest = self.tables.get(prefix);
         dest.map_or(&[], |d| &d.paths()[..d.multipath()])
     }
 
     /// Every path to a prefix (every peer's Adj-RIB-In entries), best first.
     pub fn paths(&self, prefix: &IpNet) -> &[Path] {
-        let dest = match prefix {
-            IpNet::V4(p) => self.v4.get(p),
-            IpNet::V6(p) => self.v6.get(p),
-        };
-        dest.map_or(&[], |d| d.paths())
+        self.tables.get(prefix).map_or(&[], |d| d.paths())
     }
 
     /// Every prefix with a best path.
     pub fn prefixes(&self) -> impl Iterator<Item = IpNet> + '_ {
-        self.v4
-            .keys()
-            .map(|p| IpNet::V4(*p))
-            .chain(self.v6.keys().map(|p| IpNet::V6(*p)))
+        self.tables.iter().map(|(p, _)| p)
     }
 
     /// The learned routes: each prefix's best path with the next hops of its multipath set.
     pub fn learned_routes(&self) -> Vec<LearnedRoute> {
-        let route = |prefix: IpNet, d: &Dest| LearnedRoute {
+        let route = |(prefix, d): (IpNet, &Dest)| LearnedRoute {
             prefix,
             next_hops: d.paths()[..d.multipath()]
                 .iter()
                 .map(|p| p.attrs.next_hop)
                 .collect(),
         };
-        self.v4
-            .iter()
-            .map(|(p, d)| route(IpNet::V4(*p), d))
-            .chain(self.v6.iter().map(|(p, d)| route(IpNet::V6(*p), d)))
-            .collect()
+        self.tables.iter().map(route).collect()
     }
 
     /// Sets the locally originated routes; returns the prefixes added (or whose interface

@@ -6,7 +6,8 @@
 //! Run: `cargo bench -p calico-bgp --bench rib_memory` (`FEED_PREFIXES=N` as in the feed
 //! bench: default 1,000,000 IPv4 and 500,000 IPv6 prefixes). Steps, each from an empty
 //! RIB: every prefix with one shared attribute set (the prefix tables alone), then four
-//! prefixes per attribute set as fed (adds the attribute sets and their interning).
+//! prefixes per attribute set as fed (adds the attribute sets and their interning), with
+//! the growth of resident memory beside it (the feed bench measures that).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -21,6 +22,17 @@ fn heap_in_use() -> usize {
     // SAFETY: mallinfo2 has no preconditions; it only reads the allocator's statistics.
     let info = unsafe { libc::mallinfo2() };
     info.uordblks + info.hblkhd
+}
+
+/// Resident memory of this process in bytes (0 when it cannot be read).
+fn rss() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse::<usize>().ok())
+        .map_or(0, |kib| kib * 1024)
 }
 
 fn attributes(g: u32) -> PathAttributes {
@@ -111,19 +123,22 @@ fn rib(v6: bool) -> Rib {
     rib
 }
 
-/// Heap bytes per prefix the RIB holds once every UPDATE is applied.
-fn per_prefix(v6: bool, prefixes: u32, per_path: u32) -> (f64, usize) {
-    let before = heap_in_use();
+/// Heap bytes per prefix the RIB holds once every UPDATE is applied, the growth of resident
+/// memory per prefix, and the number of attribute sets.
+fn per_prefix(v6: bool, prefixes: u32, per_path: u32) -> (f64, f64, usize) {
+    let (before, rss_before) = (heap_in_use(), rss());
     let mut rib = rib(v6);
     for u in updates(v6, prefixes, per_path) {
         rib.apply_owned(PeerId(1), u);
     }
-    let after = heap_in_use();
+    let (after, rss_after) = (heap_in_use(), rss());
     assert_eq!(rib.len(), prefixes as usize);
     let sets = rib.attribute_sets();
-    let bytes = after.saturating_sub(before) as f64 / f64::from(prefixes);
+    let n = f64::from(prefixes);
+    let bytes = after.saturating_sub(before) as f64 / n;
+    let resident = rss_after.saturating_sub(rss_before) as f64 / n;
     drop(rib);
-    (bytes, sets)
+    (bytes, resident, sets)
 }
 
 fn env_u32(name: &str, default: u32) -> u32 {
@@ -140,20 +155,21 @@ fn main() {
         std::mem::size_of::<PathAttributes>()
     );
     println!(
-        "{:<6} {:>10} {:>22} {:>22} {:>14} {:>16}",
+        "{:<6} {:>10} {:>20} {:>20} {:>12} {:>16} {:>14}",
         "family",
         "prefixes",
         "B/prefix, one set",
         "B/prefix, 4 per set",
         "attr sets",
-        "B per attr set"
+        "B per attr set",
+        "RSS B/prefix"
     );
     for (v6, name, default) in [(false, "IPv4", 1_000_000), (true, "IPv6", 500_000)] {
         let prefixes = env_u32("FEED_PREFIXES", default);
-        let (table, _) = per_prefix(v6, prefixes, prefixes);
-        let (all, sets) = per_prefix(v6, prefixes, 4);
+        let (table, _, _) = per_prefix(v6, prefixes, prefixes);
+        let (all, resident, sets) = per_prefix(v6, prefixes, 4);
         println!(
-            "{name:<6} {prefixes:>10} {table:>22.1} {all:>22.1} {sets:>14} {:>16.0}",
+            "{name:<6} {prefixes:>10} {table:>20.1} {all:>20.1} {sets:>12} {:>16.0} {resident:>14.1}",
             (all - table) * f64::from(prefixes) / sets as f64
         );
     }

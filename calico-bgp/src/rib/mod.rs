@@ -378,7 +378,9 @@ impl Rib {
         let id_of = |ids: &[u32], i: usize| ids.get(i).copied().unwrap_or(0);
         let imported = match self.peers.info(from) {
             Some(info) if !treat_as_withdraw => {
-                import(&mut self.interner, &self.settings, info, attributes)
+                let announcing = (!nlri.is_empty(), !mp_nlri.is_empty());
+                let interner = &mut self.interner;
+                import(interner, &self.settings, info, attributes, announcing)
             }
             _ => None,
         };

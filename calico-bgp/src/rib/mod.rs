@@ -17,6 +17,7 @@
 //! peer announces or withdraws them again, or [`Rib::sweep_stale`] removes those still
 //! stale (on the peer's End-of-RIB, or when the speaker stops waiting).
 
+mod apply;
 pub mod attrs;
 pub mod decision;
 mod dest;
@@ -32,18 +33,16 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 use calico_core::dataplane::{ExportedRoutes, LearnedRoute, RoutePolicy};
-use calico_core::model::{Direction, RouteFacts};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 pub use attrs::{Interner, RouteAttrs, DEFAULT_LOCAL_PREF};
 pub use decision::PathSource;
 use dest::Dest;
 use hash::BuildRibHasher;
-use import::import;
 pub use import::Rejection;
 use tables::Tables;
 
-use crate::packet::{AfiSafi, Update};
+use crate::packet::AfiSafi;
 
 /// A peer as the RIB knows it (an index, stable while the peering exists).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -340,116 +339,9 @@ impl Rib {
         self.len() == 0
     }
 
-    /// Applies an UPDATE from an established peer; returns the prefixes whose entry changed.
-    pub fn apply(&mut self, from: PeerId, update: &Update) -> Vec<Change> {
-        self.apply_owned(from, update.clone())
-    }
-
-    /// [`Rib::apply`] taking the UPDATE by value (its attributes are moved, not copied).
-    pub fn apply_owned(&mut self, from: PeerId, update: Update) -> Vec<Change> {
-        let mut changes = Vec::new();
-        if self.peers.info(from).is_none() {
-            return changes;
-        }
-        for (prefix, path_id) in update.withdrawn_paths() {
-            self.set_path((from, path_id), prefix, None, &mut changes);
-        }
-        if update.announced().next().is_none() {
-            return changes;
-        }
-        let treat_as_withdraw = update.treat_as_withdraw();
-        let Update {
-            nlri,
-            nlri_path_ids,
-            attributes,
-            ..
-        } = update;
-        let mut attributes = attributes;
-        let (mp_nlri, mp_ids) = attributes
-            .mp_reach
-            .as_mut()
-            .map(|mp| {
-                (
-                    std::mem::take(&mut mp.nlri),
-                    std::mem::take(&mut mp.path_ids),
-                )
-            })
-            .unwrap_or_default();
-        let id_of = |ids: &[u32], i: usize| ids.get(i).copied().unwrap_or(0);
-        let imported = match self.peers.info(from) {
-            Some(info) if !treat_as_withdraw => {
-                let announcing = (!nlri.is_empty(), !mp_nlri.is_empty());
-                let interner = &mut self.interner;
-                import(interner, &self.settings, info, attributes, announcing)
-            }
-            _ => None,
-        };
-        let attrs_v4 = imported.as_ref().and_then(|(v4, _)| v4.clone());
-        let attrs_mp = imported.as_ref().and_then(|(_, mp)| mp.clone());
-        // The peer's import filters: a rejected prefix is handled as withdrawn.
-        let policy = self.policy.clone();
-        let info = self.peers.info(from);
-        let address = info.map(|i| i.address);
-        let interface = info.and_then(|i| i.interface.clone());
-        let route = RouteFacts::learned(interface.as_deref());
-        let filtered = |prefix: &IpNet, attrs: &Option<Arc<RouteAttrs>>| {
-            let allowed =
-                address.is_none_or(|a| policy.allows(a, Direction::Import, prefix, route));
-            attrs.clone().filter(|_| allowed)
-        };
-        for (i, p) in nlri.into_iter().enumerate() {
-            let key = (from, id_of(&nlri_path_ids, i));
-            let prefix = IpNet::V4(p);
-            let attrs = filtered(&prefix, &attrs_v4);
-            self.set_path(key, prefix, attrs, &mut changes);
-        }
-        for (i, p) in mp_nlri.into_iter().enumerate() {
-            let key = (from, id_of(&mp_ids, i));
-            let attrs = filtered(&p, &attrs_mp);
-            self.set_path(key, p, attrs, &mut changes);
-        }
-        changes
-    }
-
     /// The cluster id used when reflecting.
     pub fn cluster_id(&self) -> Ipv4Addr {
         self.settings.cluster_id.unwrap_or(self.settings.router_id)
-    }
-
-    /// Sets (or with `None` removes) the path `key` (peer, path identifier) to `prefix`
-    /// (its host bits cleared).
-    fn set_path(
-        &mut self,
-        key: (PeerId, u32),
-        prefix: IpNet,
-        attrs: Option<Arc<RouteAttrs>>,
-        changes: &mut Vec<Change>,
-    ) {
-        let from = key.0;
-        let prefix = prefix.trunc();
-        if !self.stale.is_empty() {
-            // Announced or withdrawn again: no longer stale.
-            if let Some(set) = self.stale.get_mut(&from) {
-                match prefix {
-                    IpNet::V4(p) => set.v4.remove(&(p, key.1)),
-                    IpNet::V6(p) => set.v6.remove(&(p, key.1)),
-                };
-            }
-        }
-        let (peers, local_as) = (&self.peers, self.settings.local_as);
-        let delta = self.tables.set(&prefix, key, attrs, peers, local_as);
-        if let Some((count_delta, change)) = delta {
-            let n = self.received.entry(from).or_insert(0);
-            *n = n.saturating_add_signed(count_delta);
-            if let Some((best, old_best, new_best)) = change {
-                changes.push(Change {
-                    prefix,
-                    best,
-                    old_best,
-                    new_best,
-                });
-            }
-        }
     }
 
     /// The best path and the rest of the multipath set for a prefix.

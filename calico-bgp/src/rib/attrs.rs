@@ -35,7 +35,10 @@ pub const DEFAULT_LOCAL_PREF: u32 = 100;
 /// many) share one allocation.
 ///
 /// Keyed by the 64-bit hash of the attributes, computed once: growing the table never
-/// touches the attribute sets themselves. Two different sets with one hash (rare; a peer
+/// touches the attribute sets themselves. (A table of the bare pointers, 8 bytes a bucket
+/// rather than 16, would save ~4 bytes per prefix of a full table, but it hashes every
+/// set again each time it grows: a cache miss or two per set, 10-15% of a feed's ingest
+/// time when tried.) Two different sets with one hash (rare; a peer
 /// crafting them only loses sharing) are both kept, the second one unshared.
 #[derive(Debug, Default)]
 pub struct Interner {
@@ -56,7 +59,11 @@ impl Interner {
         if self.map.len() >= 2 * self.pruned_at.max(512) {
             self.prune();
         }
-        let shared = Arc::new(attrs);
+        // A copy is kept, not the set as decoded: its lists allocated to their length and
+        // side by side, not among the decoder's short-lived buffers (keeping the decoded
+        // set left pages of freed buffers resident: 113 -> 135 B/prefix of RSS, IPv4 feed).
+        let shared = Arc::new(attrs.clone());
+        drop(attrs);
         self.map.insert(hash, shared.clone());
         shared
     }
@@ -75,5 +82,70 @@ impl Interner {
     /// Whether none are held.
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::net::Ipv4Addr;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn attrs(med: u32) -> RouteAttrs {
+        RouteAttrs {
+            path: PathAttributes {
+                med: Some(med),
+                ..PathAttributes::default()
+            },
+            next_hop: Ipv4Addr::new(10, 0, 0, 1).into(),
+            link_local: None,
+        }
+    }
+
+    #[test]
+    fn equal_sets_are_shared_and_unused_ones_pruned() {
+        let mut i = Interner::default();
+        let a = i.intern(attrs(1));
+        let b = i.intern(attrs(1));
+        assert!(Arc::ptr_eq(&a, &b));
+        let c = i.intern(attrs(2));
+        assert!(!Arc::ptr_eq(&a, &c));
+        assert_eq!(i.len(), 2);
+        drop(c);
+        i.prune();
+        assert_eq!(i.len(), 1);
+    }
+
+    proptest! {
+        /// Against a model keeping every set ever interned (pruning only forgets unused
+        /// ones): equal sets come back as one allocation, different ones never do.
+        #[test]
+        fn interning_shares_exactly_the_equal_sets(
+            ops in prop::collection::vec((0u32..40, any::<bool>()), 1..2000)
+        ) {
+            let mut interner = Interner::default();
+            let mut held: HashMap<u32, Arc<RouteAttrs>> = HashMap::new();
+            for (med, keep) in ops {
+                let shared = interner.intern(attrs(med));
+                prop_assert_eq!(shared.path.med, Some(med));
+                if let Some(h) = held.get(&med) {
+                    prop_assert!(Arc::ptr_eq(h, &shared));
+                }
+                if keep {
+                    held.insert(med, shared);
+                } else {
+                    held.remove(&med);
+                }
+                prop_assert!(interner.len() >= held.len());
+            }
+            interner.prune();
+            prop_assert_eq!(interner.len(), held.len());
+            let distinct: std::collections::HashSet<*const RouteAttrs> =
+                held.values().map(Arc::as_ptr).collect();
+            prop_assert_eq!(distinct.len(), held.len());
+        }
     }
 }

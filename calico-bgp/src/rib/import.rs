@@ -23,28 +23,38 @@ pub enum Rejection {
 /// Attributes for an UPDATE's IPv4 NLRI and for its MP_REACH_NLRI prefixes.
 type Imported = (Option<Arc<RouteAttrs>>, Option<Arc<RouteAttrs>>);
 
+/// Which NLRI fields of an UPDATE announce prefixes: the IPv4 one, MP_REACH_NLRI's.
+pub(super) type Announcing = (bool, bool);
+
 /// Import policy: loop checks, eBGP LOCAL_PREF removal; the attributes for the IPv4 NLRI
-/// and for the MP_REACH_NLRI prefixes (`None`: handle as withdrawn).
+/// and for the MP_REACH_NLRI prefixes (`None`: handle as withdrawn). Only the fields that
+/// announce prefixes get attributes: a NEXT_HOP beside MP_REACH_NLRI alone (RFC 4760 §3
+/// says to ignore it) would otherwise intern a set no route uses, held until pruned.
 pub(super) fn import(
     interner: &mut Interner,
     settings: &RibSettings,
     peer: &PeerInfo,
     mut path: crate::packet::PathAttributes,
+    (v4_nlri, mp_nlri): Announcing,
 ) -> Option<Imported> {
     if let Err(why) = check_loops(settings, peer, &path) {
         tracing::debug!(peer = %peer.address, ?why, "announcement not accepted");
         return None;
     }
-    let mp = path.mp_reach.take();
+    let mp = path.mp_reach.take().filter(|_| mp_nlri);
     path.mp_unreach = None;
-    let v4_next_hop = path.next_hop.take();
+    let v4_next_hop = path.next_hop.take().filter(|_| v4_nlri);
     if peer.ebgp {
         // RFC 4271 §5.1.5: LOCAL_PREF from another AS means nothing here.
         path.local_pref = None;
     }
     let v4 = v4_next_hop.map(|nh| {
         interner.intern(RouteAttrs {
-            path: path.clone(),
+            path: if mp.is_some() {
+                path.clone()
+            } else {
+                std::mem::take(&mut path)
+            },
             next_hop: IpAddr::V4(nh),
             link_local: None,
         })

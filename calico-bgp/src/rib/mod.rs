@@ -1,8 +1,8 @@
 //! Routes: per-peer Adj-RIB-In, the Loc-RIB with the decision process, and what each peer
 //! is sent (Adj-RIB-Out).
 //!
-//! Layout, chosen for a million prefixes: one hash table per address family keyed by the
-//! compact prefix ([`Ipv4Net`] is 5 bytes). Each entry holds every peer's path for that
+//! Layout, chosen for a million prefixes: hash tables keyed by the compact prefix
+//! ([`Ipv4Net`] is 5 bytes, an IPv6 prefix 16, see `tables.rs`). Each entry holds every peer's path for that
 //! prefix (several per peer when it sends path identifiers, RFC 7911: a path is keyed by
 //! peer and path identifier) — the Adj-RIBs-In, stored by destination as holo-routing
 //! does — ordered by the
@@ -17,30 +17,32 @@
 //! peer announces or withdraws them again, or [`Rib::sweep_stale`] removes those still
 //! stale (on the peer's End-of-RIB, or when the speaker stops waiting).
 
+mod apply;
 pub mod attrs;
 pub mod decision;
 mod dest;
 pub mod export;
 pub mod hash;
 mod import;
+mod key6;
 mod policy;
+mod tables;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 use calico_core::dataplane::{ExportedRoutes, LearnedRoute, RoutePolicy};
-use calico_core::model::{Direction, RouteFacts};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 pub use attrs::{Interner, RouteAttrs, DEFAULT_LOCAL_PREF};
 pub use decision::PathSource;
-use dest::{remove_peer, set_in, Dest};
-use hash::{BuildPrefixHasher, BuildRibHasher};
-use import::import;
+use dest::Dest;
+use hash::BuildRibHasher;
 pub use import::Rejection;
+use tables::Tables;
 
-use crate::packet::{AfiSafi, Update};
+use crate::packet::AfiSafi;
 
 /// A peer as the RIB knows it (an index, stable while the peering exists).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -172,8 +174,8 @@ pub struct Rib {
     settings: RibSettings,
     peers: PeerTable,
     received: HashMap<PeerId, usize>,
-    v4: HashMap<Ipv4Net, Dest, BuildPrefixHasher>,
-    v6: HashMap<Ipv6Net, Dest, BuildPrefixHasher>,
+    /// Every prefix's paths (the Adj-RIBs-In and the Loc-RIB).
+    tables: Tables,
     exports: BTreeSet<IpNet>,
     /// The interfaces of the exports that have one (workload addresses).
     export_interfaces: BTreeMap<IpNet, String>,
@@ -191,8 +193,7 @@ impl Rib {
             settings,
             peers: PeerTable::default(),
             received: HashMap::new(),
-            v4: HashMap::default(),
-            v6: HashMap::default(),
+            tables: Tables::default(),
             exports: BTreeSet::new(),
             export_interfaces: BTreeMap::new(),
             interner: Interner::default(),
@@ -246,22 +247,16 @@ impl Rib {
         let keep6 = families.contains(&AfiSafi::IPV6_UNICAST);
         let mut set = self.stale.remove(&id).unwrap_or_default();
         let mut drop = Vec::new();
-        for (prefix, dest) in &self.v4 {
+        for (prefix, dest) in self.tables.iter() {
             for p in dest.paths().iter().filter(|p| p.peer == id) {
-                if keep4 {
-                    set.v4.insert((*prefix, p.path_id));
-                } else {
-                    drop.push((IpNet::V4(*prefix), p.path_id));
-                }
-            }
-        }
-        for (prefix, dest) in &self.v6 {
-            for p in dest.paths().iter().filter(|p| p.peer == id) {
-                if keep6 {
-                    set.v6.insert((*prefix, p.path_id));
-                } else {
-                    drop.push((IpNet::V6(*prefix), p.path_id));
-                }
+                match prefix {
+                    IpNet::V4(v4) if keep4 => set.v4.insert((v4, p.path_id)),
+                    IpNet::V6(v6) if keep6 => set.v6.insert((v6, p.path_id)),
+                    _ => {
+                        drop.push((prefix, p.path_id));
+                        continue;
+                    }
+                };
             }
         }
         for (prefix, path_id) in drop {
@@ -314,8 +309,7 @@ impl Rib {
         let mut changes = Vec::new();
         if self.received.get(&id).copied().unwrap_or(0) > 0 {
             let (peers, local_as) = (&self.peers, self.settings.local_as);
-            remove_peer(&mut self.v4, id, peers, local_as, IpNet::V4, &mut changes);
-            remove_peer(&mut self.v6, id, peers, local_as, IpNet::V6, &mut changes);
+            self.tables.remove_peer(id, peers, local_as, &mut changes);
         }
         self.received.insert(id, 0);
         self.stale.remove(&id);
@@ -337,7 +331,7 @@ impl Rib {
 
     /// Number of prefixes with at least one path.
     pub fn len(&self) -> usize {
-        self.v4.len() + self.v6.len()
+        self.tables.len()
     }
 
     /// Whether no prefix has a path.
@@ -345,157 +339,37 @@ impl Rib {
         self.len() == 0
     }
 
-    /// Applies an UPDATE from an established peer; returns the prefixes whose entry changed.
-    pub fn apply(&mut self, from: PeerId, update: &Update) -> Vec<Change> {
-        self.apply_owned(from, update.clone())
-    }
-
-    /// [`Rib::apply`] taking the UPDATE by value (its attributes are moved, not copied).
-    pub fn apply_owned(&mut self, from: PeerId, update: Update) -> Vec<Change> {
-        let mut changes = Vec::new();
-        if self.peers.info(from).is_none() {
-            return changes;
-        }
-        for (prefix, path_id) in update.withdrawn_paths() {
-            self.set_path((from, path_id), prefix, None, &mut changes);
-        }
-        if update.announced().next().is_none() {
-            return changes;
-        }
-        let treat_as_withdraw = update.treat_as_withdraw();
-        let Update {
-            nlri,
-            nlri_path_ids,
-            attributes,
-            ..
-        } = update;
-        let mut attributes = attributes;
-        let (mp_nlri, mp_ids) = attributes
-            .mp_reach
-            .as_mut()
-            .map(|mp| {
-                (
-                    std::mem::take(&mut mp.nlri),
-                    std::mem::take(&mut mp.path_ids),
-                )
-            })
-            .unwrap_or_default();
-        let id_of = |ids: &[u32], i: usize| ids.get(i).copied().unwrap_or(0);
-        let imported = match self.peers.info(from) {
-            Some(info) if !treat_as_withdraw => {
-                import(&mut self.interner, &self.settings, info, attributes)
-            }
-            _ => None,
-        };
-        let attrs_v4 = imported.as_ref().and_then(|(v4, _)| v4.clone());
-        let attrs_mp = imported.as_ref().and_then(|(_, mp)| mp.clone());
-        // The peer's import filters: a rejected prefix is handled as withdrawn.
-        let policy = self.policy.clone();
-        let info = self.peers.info(from);
-        let address = info.map(|i| i.address);
-        let interface = info.and_then(|i| i.interface.clone());
-        let route = RouteFacts::learned(interface.as_deref());
-        let filtered = |prefix: &IpNet, attrs: &Option<Arc<RouteAttrs>>| {
-            let allowed =
-                address.is_none_or(|a| policy.allows(a, Direction::Import, prefix, route));
-            attrs.clone().filter(|_| allowed)
-        };
-        for (i, p) in nlri.into_iter().enumerate() {
-            let key = (from, id_of(&nlri_path_ids, i));
-            let prefix = IpNet::V4(p);
-            let attrs = filtered(&prefix, &attrs_v4);
-            self.set_path(key, prefix, attrs, &mut changes);
-        }
-        for (i, p) in mp_nlri.into_iter().enumerate() {
-            let key = (from, id_of(&mp_ids, i));
-            let attrs = filtered(&p, &attrs_mp);
-            self.set_path(key, p, attrs, &mut changes);
-        }
-        changes
-    }
-
     /// The cluster id used when reflecting.
     pub fn cluster_id(&self) -> Ipv4Addr {
         self.settings.cluster_id.unwrap_or(self.settings.router_id)
     }
 
-    /// Sets (or with `None` removes) the path `key` (peer, path identifier) to `prefix`.
-    fn set_path(
-        &mut self,
-        key: (PeerId, u32),
-        prefix: IpNet,
-        attrs: Option<Arc<RouteAttrs>>,
-        changes: &mut Vec<Change>,
-    ) {
-        let from = key.0;
-        if !self.stale.is_empty() {
-            // Announced or withdrawn again: no longer stale.
-            if let Some(set) = self.stale.get_mut(&from) {
-                match prefix {
-                    IpNet::V4(p) => set.v4.remove(&(p, key.1)),
-                    IpNet::V6(p) => set.v6.remove(&(p, key.1)),
-                };
-            }
-        }
-        let (peers, local_as) = (&self.peers, self.settings.local_as);
-        let delta = match prefix {
-            IpNet::V4(p) => set_in(&mut self.v4, p, key, attrs, peers, local_as),
-            IpNet::V6(p) => set_in(&mut self.v6, p, key, attrs, peers, local_as),
-        };
-        if let Some((count_delta, change)) = delta {
-            let n = self.received.entry(from).or_insert(0);
-            *n = n.saturating_add_signed(count_delta);
-            if let Some((best, old_best, new_best)) = change {
-                changes.push(Change {
-                    prefix,
-                    best,
-                    old_best,
-                    new_best,
-                });
-            }
-        }
-    }
-
     /// The best path and the rest of the multipath set for a prefix.
     pub fn best(&self, prefix: &IpNet) -> &[Path] {
-        let dest = match prefix {
-            IpNet::V4(p) => self.v4.get(p),
-            IpNet::V6(p) => self.v6.get(p),
-        };
+        let dest = self.tables.get(prefix);
         dest.map_or(&[], |d| &d.paths()[..d.multipath()])
     }
 
     /// Every path to a prefix (every peer's Adj-RIB-In entries), best first.
     pub fn paths(&self, prefix: &IpNet) -> &[Path] {
-        let dest = match prefix {
-            IpNet::V4(p) => self.v4.get(p),
-            IpNet::V6(p) => self.v6.get(p),
-        };
-        dest.map_or(&[], |d| d.paths())
+        self.tables.get(prefix).map_or(&[], |d| d.paths())
     }
 
     /// Every prefix with a best path.
     pub fn prefixes(&self) -> impl Iterator<Item = IpNet> + '_ {
-        self.v4
-            .keys()
-            .map(|p| IpNet::V4(*p))
-            .chain(self.v6.keys().map(|p| IpNet::V6(*p)))
+        self.tables.iter().map(|(p, _)| p)
     }
 
     /// The learned routes: each prefix's best path with the next hops of its multipath set.
     pub fn learned_routes(&self) -> Vec<LearnedRoute> {
-        let route = |prefix: IpNet, d: &Dest| LearnedRoute {
+        let route = |(prefix, d): (IpNet, &Dest)| LearnedRoute {
             prefix,
             next_hops: d.paths()[..d.multipath()]
                 .iter()
                 .map(|p| p.attrs.next_hop)
                 .collect(),
         };
-        self.v4
-            .iter()
-            .map(|(p, d)| route(IpNet::V4(*p), d))
-            .chain(self.v6.iter().map(|(p, d)| route(IpNet::V6(*p), d)))
-            .collect()
+        self.tables.iter().map(route).collect()
     }
 
     /// Sets the locally originated routes; returns the prefixes added (or whose interface

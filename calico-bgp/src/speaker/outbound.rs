@@ -256,7 +256,19 @@ pub(crate) fn sources_of(deltas: &[Delta], rib: &Rib) -> HashSet<PeerId> {
 
 /// Merges repeated changes of one prefix (several UPDATEs in one batch): the first one's
 /// previous best path is what peers had.
+///
+/// Changes in strictly increasing prefix order have no repeats and are returned as they
+/// are, without a table of every prefix: peers that walk a trie (FRR, and the feed bench's
+/// feeder) send a full table in that order.
 pub(crate) fn merge_changes(changes: Vec<Change>) -> Vec<Change> {
+    if changes.windows(2).all(|w| w[0].prefix < w[1].prefix) {
+        return changes;
+    }
+    merge_repeats(changes)
+}
+
+/// [`merge_changes`] by a table of every prefix seen.
+fn merge_repeats(changes: Vec<Change>) -> Vec<Change> {
     let mut at: HashMap<IpNet, usize, BuildRibHasher> = HashMap::default();
     let mut merged: Vec<Change> = Vec::with_capacity(changes.len());
     for c in changes {
@@ -303,5 +315,71 @@ fn pack(
     match pack_path_announcements(path, next_hop, &prefixes, &ids) {
         Ok(updates) => updates.into_iter().for_each(encode),
         Err(e) => tracing::error!(error = %e, "cannot pack announcements; prefixes not sent"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use ipnet::Ipv4Net;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::rib::Path;
+
+    fn change(prefix: u8, best: bool, old: Option<u32>, new: Option<u32>) -> Change {
+        let attrs = Arc::new(RouteAttrs {
+            path: PathAttributes::default(),
+            next_hop: Ipv4Addr::new(10, 0, 0, 1).into(),
+            link_local: None,
+        });
+        let path = |id| Path {
+            peer: PeerId(1),
+            path_id: id,
+            attrs: attrs.clone(),
+        };
+        Change {
+            prefix: IpNet::V4(Ipv4Net::new_assert(Ipv4Addr::new(10, prefix, 0, 0), 16)),
+            best,
+            old_best: old.map(path),
+            new_best: new.map(path),
+        }
+    }
+
+    #[test]
+    fn repeats_merge_into_the_first_change() {
+        let merged = merge_changes(vec![
+            change(1, true, None, Some(1)),
+            change(2, false, Some(5), Some(5)),
+            change(1, false, Some(1), Some(2)),
+        ]);
+        assert_eq!(
+            merged,
+            vec![
+                change(1, true, None, Some(2)),
+                change(2, false, Some(5), Some(5))
+            ]
+        );
+    }
+
+    proptest! {
+        /// In prefix order or not, the result is that of merging by a table.
+        #[test]
+        fn merging_matches_the_table(
+            raw in prop::collection::vec(
+                (0u8..6, any::<bool>(), prop::option::of(0u32..3), prop::option::of(0u32..3)),
+                0..30,
+            ),
+            sort in any::<bool>(),
+        ) {
+            let mut changes: Vec<Change> =
+                raw.into_iter().map(|(p, b, o, n)| change(p, b, o, n)).collect();
+            if sort {
+                changes.sort_by_key(|c| c.prefix);
+                changes.dedup_by_key(|c| c.prefix);
+            }
+            prop_assert_eq!(merge_changes(changes.clone()), merge_repeats(changes));
+        }
     }
 }

@@ -620,14 +620,16 @@ impl SpeakerState {
         updates: Vec<Update>,
         out: &mut Vec<Output>,
     ) {
-        let mut changes = Vec::new();
+        // Room for a change per prefix: one vector for the batch, never grown.
+        let prefixes = updates.iter().map(prefixes_in).sum();
+        let mut changes = Vec::with_capacity(prefixes);
         let mut several = updates.len() > 1;
         if let Some(p) = self.peers.at_mut(address) {
             *p.counters.updates_received.get_or_insert(0) += updates.len() as u64;
         }
         for update in updates {
             let eor = update.end_of_rib_family();
-            changes.extend(self.rib.apply_owned(id, update));
+            self.rib.apply_into(id, update, &mut changes);
             let Some(family) = eor else { continue };
             let Some(p) = self.peers.at_mut(address) else {
                 continue;
@@ -648,4 +650,13 @@ impl SpeakerState {
             out.push(Output::Notify);
         }
     }
+}
+
+/// How many prefixes an UPDATE announces or withdraws.
+fn prefixes_in(update: &Update) -> usize {
+    let attrs = &update.attributes;
+    update.nlri.len()
+        + update.withdrawn.len()
+        + attrs.mp_reach.as_ref().map_or(0, |mp| mp.nlri.len())
+        + attrs.mp_unreach.as_ref().map_or(0, |mp| mp.withdrawn.len())
 }

@@ -30,5 +30,6 @@ pub mod set_table;
 pub mod sets;
 pub mod shared;
 pub mod sys;
+pub mod tc;
 
 pub use error::{Error, GenerateError, SysError};

@@ -200,9 +200,16 @@ fn filters_outlive_the_backend_and_the_next_one_takes_over() {
         none_of_ours(&topo.host, "calib"),
         "calib, not programmed, lost the first backend's filters"
     );
-    let old: Vec<u32> = before.attached.values().flat_map(|&(i, e)| [i, e]).collect();
+    let old: Vec<u32> = before
+        .attached
+        .values()
+        .flat_map(|&(i, e)| [i, e])
+        .collect();
     for id in old {
-        assert!(!loaded_in_kernel(id), "the first backend's program {id} is gone");
+        assert!(
+            !loaded_in_kernel(id),
+            "the first backend's program {id} is gone"
+        );
     }
     enforced(client, web1, "second backend");
     let _listener = web2.listen_tcp(9090);

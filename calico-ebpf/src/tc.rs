@@ -36,6 +36,8 @@ const NETLINK_EXT_ACK: i32 = 11;
 
 const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
+const RTM_NEWLINK: u16 = 16;
+const RTM_GETLINK: u16 = 18;
 const RTM_NEWQDISC: u16 = 36;
 const RTM_DELQDISC: u16 = 37;
 const RTM_GETQDISC: u16 = 38;
@@ -55,6 +57,9 @@ const NLM_F_CAPPED: u16 = 0x100;
 const NLM_F_ACK_TLVS: u16 = 0x200;
 const NLMSGERR_ATTR_MSG: u16 = 1;
 
+const IFLA_IFNAME: u16 = 3;
+/// `IFNAMSIZ`, the NUL included.
+const IFNAMSIZ: usize = 16;
 const TCA_KIND: u16 = 1;
 const TCA_OPTIONS: u16 = 2;
 const TCA_BPF_FD: u16 = 6;
@@ -366,6 +371,15 @@ pub fn encode_dump_filters(seq: u32, ifindex: u32, direction: Direction) -> Vec<
         .finish()
 }
 
+/// `RTM_GETLINK` of the interface named `name` (no acknowledgement: the answer is the
+/// link's message or an error).
+pub fn encode_get_link(seq: u32, name: &str) -> Vec<u8> {
+    let mut m = Msg::new(RTM_GETLINK, NLM_F_REQUEST, seq);
+    // struct ifinfomsg: family, pad, type, index, flags, change.
+    m.buf.extend_from_slice(&[0u8; 16]);
+    m.attr(IFLA_IFNAME, &cstr(name)).finish()
+}
+
 // ---------------------------------------------------------------------------------------
 // Parsing.
 
@@ -476,6 +490,11 @@ fn bpf_options(f: &mut Filter, value: &[u8]) -> Option<()> {
         }
     }
     Some(())
+}
+
+/// A link message's interface index (`ifinfomsg.ifi_index`).
+pub fn parse_link_index(payload: &[u8]) -> Option<u32> {
+    u32_at(payload, 4)
 }
 
 /// A qdisc dump's message: the interface's index and the qdisc's kind.
@@ -698,6 +717,45 @@ impl Netlink {
             Ok(())
         })?;
         Ok(out)
+    }
+
+    /// The index of the interface named `name` in the socket's namespace; 0 when there is
+    /// none (a name no interface can have included). Any other failure is an error.
+    pub fn ifindex(&mut self, name: &str) -> Result<u32, TcError> {
+        if name.is_empty() || name.len() >= IFNAMSIZ || name.contains('\0') {
+            return Ok(0);
+        }
+        let seq = self.next_seq();
+        let ctx = Ctx {
+            op: "look up",
+            what: format!("the index of {name}"),
+            iface: name,
+            direction: None,
+        };
+        self.send(&encode_get_link(seq, name))?;
+        let mut buf = vec![0u8; RECV_SIZE];
+        loop {
+            let n = self.recv(&mut buf)?;
+            let messages = parse_messages(&buf[..n]).map_err(|r| ctx.malformed(r))?;
+            for m in messages.iter().filter(|m| m.seq == seq) {
+                match m.kind {
+                    RTM_NEWLINK => {
+                        return parse_link_index(m.payload)
+                            .ok_or_else(|| ctx.malformed("link message"))
+                    }
+                    NLMSG_ERROR => {
+                        let (errno, extack) =
+                            parse_error(m).ok_or_else(|| ctx.malformed("error message"))?;
+                        return match errno {
+                            libc::ENODEV => Ok(0),
+                            0 => Err(ctx.malformed("acknowledged without the link")),
+                            e => Err(ctx.kernel(e, extack)),
+                        };
+                    }
+                    _ => {}
+                }
+            }
+        }
     }
 
     /// Sends `msg` (sequence number `seq`) and waits for its acknowledgement.

@@ -480,8 +480,7 @@ impl Inner {
     fn apply_locked(&self, st: &mut State, changes: &ChangeSet) -> Result<(), BackendError> {
         let t = touched(changes, &st.programmed);
         let look = self.to_look_at(st, &t);
-        let indexes = ifindexes(&self.config, look.iter().cloned().collect())
-            .map_err(|e| dataplane("interfaces", e))?;
+        let indexes = ifindexes_of(&mut st.tc, &look)?;
         // An interface deleted (and perhaps made again) lost its programs with it.
         st.ifaces
             .retain(|n, o| indexes.get(n).is_none_or(|&i| i == o.index));
@@ -812,7 +811,22 @@ fn strip(r: &mut Ruleset, iface: &str) -> Vec<(String, String, Verdict)> {
     removed
 }
 
-/// The index of each interface in the configured namespace (0: no such interface).
+/// The index of each of `names` (0: no such interface), asked over the netlink socket: an
+/// apply looks at a few interfaces, and this enters no namespace (see [`ifindexes`]).
+fn ifindexes_of(
+    tc: &mut Netlink,
+    names: &BTreeSet<String>,
+) -> Result<BTreeMap<String, u32>, BackendError> {
+    names
+        .iter()
+        .map(|n| Ok((n.clone(), tc.ifindex(n)?)))
+        .collect::<Result<_, TcError>>()
+        .map_err(|e| dataplane("interfaces", e))
+}
+
+/// The index of each interface in the configured namespace (0: no such interface), from
+/// a thread entering it: for many names at once (a dump), where one `if_nametoindex` each
+/// is cheaper than a netlink request each.
 fn ifindexes(config: &EbpfConfig, names: Vec<String>) -> Result<BTreeMap<String, u32>, Error> {
     in_netns(config, move || {
         names

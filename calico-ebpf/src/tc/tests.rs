@@ -245,6 +245,23 @@ fn kernel_errors_name_the_interface_direction_and_message() {
 }
 
 #[test]
+fn a_link_lookup_names_the_interface() {
+    let m = encode_get_link(8, "calia");
+    let expect = [
+        header(16 + 16 + 12, 18, 0x0001, 8),
+        vec![0u8; 16],
+        [&ne16(10)[..], &ne16(3), b"calia\0", &[0, 0]].concat(),
+    ]
+    .concat();
+    assert_eq!(m, expect);
+    let mut payload = vec![0u8; 4];
+    payload.extend_from_slice(&ne32(12));
+    payload.extend_from_slice(&[0u8; 8]);
+    assert_eq!(parse_link_index(&payload), Some(12));
+    assert_eq!(parse_link_index(&payload[..7]), None);
+}
+
+#[test]
 fn a_qdisc_message_gives_its_interface_and_kind() {
     let mut payload = tcmsg(3, 0xffff_0000, 0xffff_fff1, 0);
     put_attr(&mut payload, TCA_KIND, b"clsact\0");
@@ -274,6 +291,7 @@ proptest! {
     fn random_bytes_never_panic_the_parsers(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
         let _ = parse_filter(&bytes);
         let _ = parse_qdisc(&bytes);
+        let _ = parse_link_index(&bytes);
         let _ = parse_attrs(&bytes);
         if let Ok(ms) = parse_messages(&bytes) {
             for m in &ms {

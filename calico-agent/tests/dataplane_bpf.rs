@@ -1,6 +1,7 @@
 //! The daemon on the eBPF dataplane (`--dataplane bpf`): real workloads in namespaces,
 //! policy enforced by the programs the agent attaches (and no nftables table), a policy
-//! change followed, the programs gone with the agent.
+//! change followed, the programs still enforcing it after the agent exits (tc filters stay,
+//! like nftables rules), and gone with the interfaces.
 
 mod support;
 
@@ -100,11 +101,26 @@ fn the_bpf_dataplane_enforces_policy_and_follows_a_change() {
     );
     assert!(host.ping(0, WORKLOADS[1].1));
 
-    // The links are not pinned: the programs go with the agent (the README says so).
+    // The filters stay when the agent exits: the policy is still enforced.
+    let denied: SocketAddr = format!("{}:9090", WORKLOADS[1].1).parse().unwrap();
+    let _other = host.listen(1, denied);
+    assert!(!host.connect(0, denied), "TCP to 9090 is denied");
+    let running: BTreeSet<_> = loaded().difference(&before).cloned().collect();
     host.signal_agent(libc::SIGTERM);
     assert!(
-        wait_until(Duration::from_secs(5), || loaded().is_disjoint(&programs)).is_some(),
-        "programs gone at exit: {programs:?} still in {:?}",
+        running.is_subset(&loaded()),
+        "programs kept at exit: {running:?}, loaded {:?}",
+        loaded()
+    );
+    assert!(host.connect(0, server), "TCP to 8080 still allowed");
+    assert!(host.ping(0, WORKLOADS[1].1), "ICMP still allowed");
+    assert!(!host.connect(0, denied), "TCP to 9090 still denied");
+
+    // They go with the interfaces (the test's namespaces).
+    drop(host);
+    assert!(
+        wait_until(Duration::from_secs(10), || loaded().is_disjoint(&running)).is_some(),
+        "programs gone with the interfaces: {running:?} still in {:?}",
         loaded()
     );
 }

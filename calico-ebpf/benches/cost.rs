@@ -13,8 +13,9 @@
 //!   `Scale` otherwise): the first apply, then 20 each of endpoint adds (the incremental
 //!   compiler's change set applied) whose programs are loaded already, endpoint adds whose
 //!   policy has no program yet, and remote endpoint adds (set members only): median and
-//!   range of the compile plus apply, of the apply, of the apply less the TCX attaches
-//!   (which wait for an RCU grace period each in the kernel), and of the compile.
+//!   range of the compile plus apply, of the apply, of the apply less the attaches (the
+//!   clsact qdisc and two tc filters), of the attaches, and of the compile; and the
+//!   process's open file descriptors (tc filters are none).
 //!
 //! Times include the test-run harness's own per-run overhead (a few ns), the same for all.
 //! `COST_LOCAL_ENDPOINTS=100,1000,10000` chooses the backend's sizes, `COST_BACKEND_ONLY=1`
@@ -157,13 +158,15 @@ fn backend(local: usize) {
     }
     let first = t.elapsed();
     drop(initial);
-    let programs = |acl: &EbpfBackend| acl.programs_blocking().unwrap();
+    // The backend's own records: a kernel query per interface would dominate at 10,000.
+    let programs = |acl: &EbpfBackend| acl.counters_blocking().unwrap();
     let loaded = programs(&acl);
     println!(
-        "  {local:>5} local endpoints: first apply {:>8.1} ms, {} programs loaded for {} interfaces",
+        "  {local:>5} local endpoints: first apply {:>8.1} ms, {} programs loaded for {} interfaces, {} open fds",
         ms(first),
-        loaded.loaded.len(),
-        loaded.attached.len()
+        loaded.loaded,
+        loaded.interfaces,
+        open_fds()
     );
     // Endpoint indexes past every existing one, stepping by `apps`: endpoint `i` has app
     // `i % apps`, and the policies that apply to it are those of its app.
@@ -224,10 +227,20 @@ fn backend(local: usize) {
     );
     let remote: Vec<_> = (0..rounds).map(|n| add(Some(n), false)).collect();
     report("remote endpoint add (set members only)", &remote);
+    println!(
+        "        open fds after the adds: {} ({} interfaces)",
+        open_fds(),
+        programs(&acl).interfaces
+    );
+}
+
+/// The process's open file descriptors (tc filters are none; TCX links were one each).
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
 }
 
 /// One endpoint add: the compile, the backend's apply, and the part of the apply spent
-/// attaching (TCX link creation, an RCU grace period each in the kernel).
+/// attaching (the clsact qdisc and the two tc filters).
 struct Sample {
     compile: Duration,
     apply: Duration,
@@ -249,9 +262,10 @@ fn report(what: &str, samples: &[Sample]) {
     );
     println!("          apply                   {}", stats(&|s| s.apply));
     println!(
-        "          apply less TCX attaches {}",
+        "          apply less attaches     {}",
         stats(&|s| s.apply - s.attach)
     );
+    println!("          attaches                {}", stats(&|s| s.attach));
     println!(
         "          compile                 {}",
         stats(&|s| s.compile)

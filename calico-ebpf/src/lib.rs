@@ -1,7 +1,8 @@
 //! calico-rs's eBPF ACL backend (issue #21), first slice: the IR's chains generated into
 //! eBPF programs at run time and loaded with `bpf(2)`, IP sets and named-port sets as BPF
-//! maps, and an `AclBackend` attaching the programs to interfaces with TCX, for the subset
-//! of the IR implemented. See the crate's README for what exists and what does not.
+//! maps, and an `AclBackend` attaching the programs to interfaces with tc filters (which
+//! stay when the agent exits), for the subset of the IR implemented. See the crate's
+//! README for what exists and what does not.
 //!
 //! * [`backend`]: [`backend::EbpfBackend`], the `AclBackend` for the supported subset;
 //! * [`generate`]: IR → instructions ([`generate::generate`], [`generate::hook_program`]);
@@ -16,7 +17,8 @@
 //! * [`btf`]: the kernel's BTF, for the conntrack kfuncs;
 //! * [`generate::conntrack`]: where the conntrack state comes from (a test's context,
 //!   the kernel's kfuncs, or the programs' own flow table);
-//! * [`insn`], [`sys`]: the instruction encoding, and the raw `bpf(2)` calls.
+//! * [`insn`], [`sys`]: the instruction encoding, and the raw `bpf(2)` calls;
+//! * [`tc`]: the clsact qdisc and `bpf` filters over rtnetlink.
 
 pub mod backend;
 pub mod btf;
@@ -30,5 +32,6 @@ pub mod set_table;
 pub mod sets;
 pub mod shared;
 pub mod sys;
+pub mod tc;
 
 pub use error::{Error, GenerateError, SysError};

@@ -1,7 +1,7 @@
 //! Loading a generated program and running it on a frame (`BPF_PROG_TEST_RUN`).
 
 use std::ffi::CStr;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use crate::error::SysError;
 use crate::generate::parse::{TC_ACT_SHOT, TC_ACT_UNSPEC};
@@ -17,7 +17,15 @@ pub struct Loaded {
     insns: usize,
 }
 
-/// A program attached to an interface; dropping it detaches the program.
+impl AsFd for Loaded {
+    /// The program's descriptor (what a tc filter is given, `TCA_BPF_FD`).
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// A program attached to an interface with a TCX link; dropping it detaches the program.
+/// (The backend attaches with tc filters, [`crate::tc`]; TCX stays for direct use.)
 #[derive(Debug)]
 pub struct Attached {
     link: OwnedFd,

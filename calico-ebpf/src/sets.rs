@@ -65,10 +65,23 @@ pub struct Maps {
 pub struct EgressMark {
     map: Arc<OwnedFd>,
     key: [u8; 4],
+    /// Whether dropping leaves the entry in place.
+    kept: bool,
+}
+
+impl EgressMark {
+    /// Leaves the entry in place when dropped: the programs, attached by filters that
+    /// outlive the backend, go on reading it.
+    pub fn keep(&mut self) {
+        self.kept = true;
+    }
 }
 
 impl Drop for EgressMark {
     fn drop(&mut self) {
+        if self.kept {
+            return;
+        }
         // A failed delete leaves the entry: forwarded packets out of this ifindex are then
         // not recorded at the ingress (their replies are judged as new): fail closed.
         let _ = sys::map_delete(&self.map, &self.key);
@@ -148,6 +161,7 @@ impl Maps {
         Ok(EgressMark {
             map: self.egress.clone(),
             key,
+            kept: false,
         })
     }
 

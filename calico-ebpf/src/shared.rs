@@ -29,9 +29,16 @@ pub struct SharedProgram {
     params: Option<OwnedFd>,
     /// The kernel's id of the program.
     id: u32,
+    /// The name it was loaded with.
+    name: String,
 }
 
 impl SharedProgram {
+    /// The name it was loaded with (`cali_i<n>` or `cali_e<n>`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// The loaded program.
     pub fn loaded(&self) -> &Loaded {
         &self.loaded
@@ -61,12 +68,14 @@ impl SharedProgram {
 }
 
 /// An interface's hold on a shared program: its values in the program's params map,
-/// deleted when the hold is dropped (after the interface's link, which is declared before
-/// it wherever both are kept).
+/// deleted when the hold is dropped (after the interface's filter is deleted), unless
+/// [`Entry::keep`] was called.
 #[derive(Debug)]
 pub struct Entry {
     program: Arc<SharedProgram>,
     ifindex: u32,
+    /// Whether dropping leaves the values in place.
+    kept: bool,
 }
 
 impl Entry {
@@ -77,7 +86,17 @@ impl Entry {
         value: &[u8],
     ) -> Result<Entry, SysError> {
         program.write(ifindex, value)?;
-        Ok(Entry { program, ifindex })
+        Ok(Entry {
+            program,
+            ifindex,
+            kept: false,
+        })
+    }
+
+    /// Leaves the values in place when the hold is dropped: the program, attached by a
+    /// filter that outlives the backend, goes on reading them.
+    pub fn keep(&mut self) {
+        self.kept = true;
     }
 
     /// The program held.
@@ -88,6 +107,9 @@ impl Entry {
 
 impl Drop for Entry {
     fn drop(&mut self) {
+        if self.kept {
+            return;
+        }
         self.program.forget(self.ifindex);
     }
 }
@@ -130,7 +152,12 @@ impl ProgramCache {
         let name = format!("cali_{}{}", if ingress { 'i' } else { 'e' }, self.loads);
         let loaded = Loaded::load_shared(&name, program, maps, params.as_ref(), license)?;
         let id = loaded.id()?;
-        let p = Arc::new(SharedProgram { loaded, params, id });
+        let p = Arc::new(SharedProgram {
+            loaded,
+            params,
+            id,
+            name,
+        });
         self.programs.insert(key, p.clone());
         Ok(p)
     }

@@ -1,29 +1,27 @@
 //! One interface's programs: generated and found among the loaded ones (or loaded),
-//! then attached, or put in place of the ones it has.
+//! then attached with a tc filter, or put in place of the ones it has.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::os::fd::{AsFd, AsRawFd};
 use std::sync::Arc;
 
 use calico_core::dataplane::ir::Ruleset;
 use calico_core::dataplane::BackendError;
 
-use super::{dataplane, from_generate, ifindex, in_netns, EbpfConfig, OPTIONS};
-use crate::error::Error;
+use super::{dataplane, from_generate, EbpfConfig, OPTIONS};
 use crate::generate::{generate, params, Plan};
-use crate::program::{Attached, Loaded};
 use crate::sets::Maps;
 use crate::shared::{Entry, ProgramCache, SharedProgram};
-use crate::sys::TcxDirection;
+use crate::tc::{Dev, Direction, Existing, FilterSpec, Netlink, NAME_PREFIX, PRIORITY};
 
-/// One direction of an interface: its link, then its hold on the shared program (so a
-/// drop detaches before the interface's values go).
+/// One direction of an interface: its hold on the shared program (its values in the
+/// program's params map) and what its program reaches. The filter itself is the
+/// kernel's: it is deleted explicitly ([`detach`]), never by a drop.
 pub(super) struct Hooked {
-    pub(super) attached: Attached,
     pub(super) entry: Entry,
     pub(super) chains: BTreeSet<String>,
     pub(super) sets: BTreeSet<String>,
 }
-
 /// One direction's program for an interface, generated and loaded (or found loaded),
 /// not attached yet.
 pub(super) struct Prepared {
@@ -59,45 +57,42 @@ pub(super) fn prepare(
 }
 
 impl Hooked {
-    /// Writes the interface's values and attaches the program to `iface` (index
-    /// `index`); the values are deleted again when attaching fails.
+    /// Writes the interface's values, then points the filter of `dir` on `dev` at the
+    /// program (creating it, or replacing one a previous backend left); the values are
+    /// deleted again when that fails.
     pub(super) fn attach(
-        config: &EbpfConfig,
+        tc: &mut Netlink,
         p: Prepared,
-        iface: &str,
-        index: u32,
-        dir: TcxDirection,
+        dev: Dev,
+        dir: Direction,
     ) -> Result<Hooked, BackendError> {
-        let entry = Entry::write(p.program, index, &p.value)
-            .map_err(|e| dataplane(&format!("write the values of {iface}"), e))?;
-        let attached = in_netns(config, || attach(entry.program().loaded(), iface, dir))
-            .and_then(|r| r)
-            .map_err(|e| dataplane(&format!("attach to {iface}"), e))?;
+        let entry = Entry::write(p.program, dev.index, &p.value)
+            .map_err(|e| dataplane(&format!("write the values of {}", dev.name), e))?;
+        set_filter(tc, entry.program(), dev, dir)?;
         Ok(Hooked {
-            attached,
             entry,
             chains: p.chains,
             sets: p.sets,
         })
     }
 
-    /// Puts `p` in effect: the interface's values written, then the link switched to
-    /// the program when it is another one (atomically), then the old program's values
-    /// of the interface deleted. The same program again is only the values' write.
+    /// Puts `p` in effect: the interface's values written, then the filter switched to
+    /// the program when it is another one (atomically: one `NLM_F_REPLACE` on the same
+    /// place), then the old program's values of the interface deleted. The same program
+    /// again is only the values' write.
     pub(super) fn update(
         &mut self,
+        tc: &mut Netlink,
         p: Prepared,
-        iface: &str,
-        index: u32,
+        dev: Dev,
+        dir: Direction,
     ) -> Result<(), BackendError> {
-        let write = |e| dataplane(&format!("write the values of {iface}"), e);
+        let write = |e| dataplane(&format!("write the values of {}", dev.name), e);
         if Arc::ptr_eq(self.entry.program(), &p.program) {
-            p.program.write(index, &p.value).map_err(write)?;
+            p.program.write(dev.index, &p.value).map_err(write)?;
         } else {
-            let entry = Entry::write(p.program, index, &p.value).map_err(write)?;
-            self.attached
-                .replace(entry.program().loaded())
-                .map_err(|e| dataplane(&format!("replace the program of {iface}"), e))?;
+            let entry = Entry::write(p.program, dev.index, &p.value).map_err(write)?;
+            set_filter(tc, entry.program(), dev, dir)?;
             self.entry = entry;
         }
         self.chains = p.chains;
@@ -106,15 +101,33 @@ impl Hooked {
     }
 }
 
-/// Attaches `p` to `iface` of the calling thread's namespace.
-pub(super) fn attach(p: &Loaded, iface: &str, dir: TcxDirection) -> Result<Attached, Error> {
-    let index = ifindex(iface)?;
-    if index == 0 {
-        return Err(Error::Refused(format!(
-            "interface {iface:?} does not exist"
-        )));
+/// Points the backend's filter of `dir` on `dev` at `program`, replacing the one there.
+fn set_filter(
+    tc: &mut Netlink,
+    program: &SharedProgram,
+    dev: Dev,
+    dir: Direction,
+) -> Result<(), BackendError> {
+    let name = format!("{NAME_PREFIX}{}", program.name());
+    let spec = FilterSpec {
+        ifindex: dev.index,
+        direction: dir,
+        priority: PRIORITY,
+        program_fd: program.loaded().as_fd().as_raw_fd(),
+        name: &name,
+    };
+    tc.set_filter(dev, &spec, Existing::Replace)
+        .map_err(|e| dataplane(&format!("attach to {}", dev.name), e))
+}
+
+/// Deletes the backend's filters on `dev`, both directions (those it does not have are
+/// no error).
+pub(super) fn detach(tc: &mut Netlink, dev: Dev) -> Result<(), BackendError> {
+    for dir in Direction::BOTH {
+        tc.del_filter(dev, dir, PRIORITY)
+            .map_err(|e| dataplane(&format!("detach from {}", dev.name), e))?;
     }
-    Ok(p.attach(index, dir)?)
+    Ok(())
 }
 
 /// One interface's new programs, loaded, not attached yet.

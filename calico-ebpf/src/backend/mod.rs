@@ -2,7 +2,9 @@
 //! this crate implements; the rest is refused with [`BackendError::Unsupported`] naming it.
 //!
 //! Placement. Every interface the ruleset names in a verdict map (the workloads', the
-//! named host endpoints') and every configured host interface gets two TCX programs:
+//! named host endpoints') and every configured host interface gets two programs, each
+//! attached by a tc filter ([`crate::tc`]: a `clsact` qdisc, a `bpf` classifier in
+//! direct-action mode at the backend's priority and handle):
 //!
 //! * ingress: prerouting, then input for a packet to the host (the kernel's route lookup
 //!   says so) or forward for one to be forwarded, all with the input interface bound
@@ -20,16 +22,32 @@
 //! ([`crate::shared`]): the interfaces of workloads with the same policies run the same
 //! loaded program, each with its entry in the program's params map. Adding an endpoint
 //! whose programs are loaded is generating them (to find them), two map writes and two
-//! TCX attaches; no verifier run. A program no interface runs is unloaded.
+//! filter creations (a netlink request each, which does not wait for an RCU grace period
+//! as a TCX link creation does); no verifier run. A program no interface runs is
+//! unloaded (its filters deleted first).
 //!
 //! Updates: a change set's set changes are map writes ([`SetTable`]); a program is
 //! generated again only for the interfaces whose reached chains, sets or map entries
-//! changed, and replaces the attached one atomically (`BPF_LINK_UPDATE`), or is only
+//! changed, and replaces the attached one atomically (the filter replaced in place,
+//! `NLM_F_REPLACE`), or is only
 //! its values' write when the same program comes out. An apply looks only at the
 //! interfaces the change set names or reaches (and those waiting to exist), so its cost
 //! does not grow with the interfaces it leaves alone; [`EbpfBackend::dump_blocking`]
 //! checks them all. Not atomic across interfaces or between sets and programs: see
 //! [`AclBackend::apply`] on [`EbpfBackend`].
+//!
+//! Lifetime. Filters are not file descriptors: they stay when the backend is dropped (or
+//! the agent exits), with the programs, maps and map entries they use, so the interfaces
+//! stay filtered as they were, like nftables rules stay. A backend started in the same
+//! namespace takes over: [`EbpfBackend::new`] finds the filters a previous one left
+//! (their place and name), its applies replace them on the interfaces it programs, and
+//! the first apply that succeeds deletes them on the interfaces it does not program.
+//! Until then the old programs run with the old maps; what is lost is the old backend's
+//! state: its flow table (connections seen before the take-over of an interface are new
+//! to its new programs, so a reply the policy would not allow as new is dropped), which
+//! is no worse than before, when the programs went with the agent. An interface the
+//! ruleset stops naming has its filters deleted; [`EbpfBackend::remove_all_blocking`]
+//! deletes every filter of the backend in the namespace (leaving the eBPF dataplane).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::CString;
@@ -47,12 +65,12 @@ use crate::program::Loaded;
 use crate::set_table::SetTable;
 use crate::sets::{EgressMark, Maps};
 use crate::shared::ProgramCache;
-use crate::sys::TcxDirection;
+use crate::tc::{Dev, Direction, Existing, FilterSpec, Netlink, TcError};
 
 mod hooked;
 mod scope;
 
-use hooked::{attach, prepare, Hooked, Pending};
+use hooked::{detach, prepare, Hooked, Pending};
 use scope::{check_supported, plans, touched, Touched};
 
 /// How the backend runs.
@@ -83,10 +101,32 @@ pub enum StartError {
     /// (the route lookup helper, the flow table).
     #[error("the kernel refuses the eBPF dataplane's programs: {0}")]
     Load(SysError),
-    /// Attaching a program failed (no TCX: kernel older than 6.6).
-    #[error("the eBPF dataplane cannot attach TC programs (TCX needs kernel 6.6 or later): {0}")]
-    Attach(String),
+    /// The probe's program could not be generated (a bug).
+    #[error("the eBPF dataplane cannot generate its probe program: {0}")]
+    Probe(GenerateError),
+    /// The namespace could not be entered, or a netlink socket opened in it.
+    #[error("the eBPF dataplane cannot open a netlink socket in its namespace: {0}")]
+    Netlink(String),
+    /// Attaching a program with tc failed: `needs` names what the kernel (or the process)
+    /// lacks, the kernel's error says more.
+    #[error("the eBPF dataplane cannot attach its programs with tc (it needs {needs}): {source}")]
+    Attach {
+        /// What is missing, e.g. the clsact qdisc (`CONFIG_NET_SCH_INGRESS`).
+        needs: &'static str,
+        /// The kernel's answer.
+        #[source]
+        source: TcError,
+    },
+    /// The filters a previous backend left could not be listed.
+    #[error("the eBPF dataplane cannot list the tc filters already in place: {0}")]
+    TakeOver(TcError),
 }
+
+/// What a kernel without the clsact qdisc lacks.
+const NEEDS_CLSACT: &str = "the clsact qdisc, CONFIG_NET_SCH_INGRESS, and CAP_NET_ADMIN";
+/// What a kernel without the bpf classifier lacks.
+const NEEDS_CLS_BPF: &str =
+    "the bpf classifier in direct-action mode, CONFIG_NET_CLS_BPF (kernel 4.4 or later)";
 
 /// The policy programs' options: log statements refused, conntrack from the programs'
 /// own flow table (the kernel tracks a namespace's connections only when netfilter asks
@@ -97,6 +137,9 @@ const OPTIONS: Options = Options {
     sharing: Sharing::ByInterface,
 };
 
+/// An interface with the backend's programs. Dropping it deletes its values and its
+/// egress mark but not its filters: where the interface is gone they went with it, and
+/// otherwise [`Inner::remove`] deletes them first.
 struct Iface {
     ingress: Hooked,
     egress: Hooked,
@@ -105,7 +148,16 @@ struct Iface {
     /// Its entry among the interfaces with an egress program; dropped last, after the
     /// programs are detached (until then a forwarded packet's flow is recorded by the
     /// egress program).
-    _egress_mark: EgressMark,
+    egress_mark: EgressMark,
+}
+
+impl Iface {
+    /// Leaves its values and egress mark in place when dropped (with its filters).
+    fn keep(&mut self) {
+        self.ingress.entry.keep();
+        self.egress.entry.keep();
+        self.egress_mark.keep();
+    }
 }
 
 struct State {
@@ -120,6 +172,21 @@ struct State {
     unattached_reach: Option<BTreeSet<String>>,
     /// Time spent attaching new interfaces' programs (see [`Programs::attaching`]).
     attaching: Duration,
+    /// The netlink socket in the configured namespace.
+    tc: Netlink,
+    /// The interfaces (by index) with filters of a previous backend, not yet taken over
+    /// or deleted.
+    inherited: BTreeSet<u32>,
+}
+
+impl Drop for State {
+    /// The filters stay (see the module documentation), and so do the values and marks
+    /// their programs read.
+    fn drop(&mut self) {
+        for o in self.ifaces.values_mut() {
+            o.keep();
+        }
+    }
 }
 
 /// The eBPF ACL backend. See the module documentation.
@@ -145,7 +212,9 @@ fn from_generate(e: GenerateError) -> BackendError {
 
 impl EbpfBackend {
     /// Starts the backend: creates the maps, loads a program with everything the policy
-    /// programs use but rules, and attaches it to `lo` (detached at once). Programs nothing
+    /// programs use but rules, and attaches it to `lo` with a filter of its own priority
+    /// (deleted at once, with the clsact qdisc when the probe added it), then lists the
+    /// filters a previous backend left (see the module documentation). Programs nothing
     /// until the first [`AclBackend::apply`].
     pub fn new(config: EbpfConfig) -> Result<EbpfBackend, StartError> {
         let maps = Maps::create(config.set_capacity).map_err(StartError::Maps)?;
@@ -158,13 +227,13 @@ impl EbpfBackend {
             &BTreeMap::new(),
             OPTIONS,
         )
-        .map_err(|e| StartError::Attach(e.to_string()))?;
+        .map_err(StartError::Probe)?;
         let loaded =
             Loaded::load_with_license("cali_probe", &probe.program, &maps, &config.license)
                 .map_err(StartError::Load)?;
-        in_netns(&config, || attach(&loaded, "lo", TcxDirection::Ingress))
-            .and_then(|r| r)
-            .map_err(|e| StartError::Attach(e.to_string()))?;
+        let (mut tc, lo) = open_netlink(&config).map_err(StartError::Netlink)?;
+        probe_tc(&mut tc, &loaded, lo)?;
+        let inherited = inherited(&mut tc).map_err(StartError::TakeOver)?;
         Ok(EbpfBackend {
             inner: Arc::new(Inner {
                 config,
@@ -176,6 +245,8 @@ impl EbpfBackend {
                     waiting: BTreeSet::new(),
                     unattached_reach: None,
                     attaching: Duration::ZERO,
+                    tc,
+                    inherited,
                 }),
             }),
         })
@@ -192,22 +263,24 @@ impl EbpfBackend {
         self.inner.dump()
     }
 
-    /// The programs the backend holds and what each interface's links run, as the kernel
-    /// reports it.
+    /// The programs the backend holds and what each interface's filters run, as the
+    /// kernel reports it (a filter dump per interface and direction).
     pub fn programs_blocking(&self) -> Result<Programs, BackendError> {
-        let st = self
+        let mut st = self
             .inner
             .state
             .lock()
             .map_err(|_| dataplane("programs", "state lock poisoned"))?;
+        let st = &mut *st;
         let mut attached = BTreeMap::new();
         for (name, o) in &st.ifaces {
-            let id = |h: &Hooked| {
-                h.attached
-                    .program_id()
-                    .map_err(|e| dataplane(&format!("link info of {name}"), e))
+            let dev = Dev {
+                name,
+                index: o.index,
             };
-            attached.insert(name.clone(), (id(&o.ingress)?, id(&o.egress)?));
+            let ingress = running(&mut st.tc, dev, Direction::Ingress)?;
+            let egress = running(&mut st.tc, dev, Direction::Egress)?;
+            attached.insert(name.clone(), (ingress, egress));
         }
         Ok(Programs {
             loaded: st.programs.ids().collect(),
@@ -216,6 +289,126 @@ impl EbpfBackend {
             attaching: st.attaching,
         })
     }
+
+    /// What the backend did so far, from its own records (no kernel query, so cheap at
+    /// any number of interfaces).
+    pub fn counters_blocking(&self) -> Result<Counters, BackendError> {
+        let st = self
+            .inner
+            .state
+            .lock()
+            .map_err(|_| dataplane("counters", "state lock poisoned"))?;
+        Ok(Counters {
+            loaded: st.programs.len(),
+            loads: st.programs.loads(),
+            interfaces: st.ifaces.len(),
+            attaching: st.attaching,
+        })
+    }
+
+    /// Deletes every filter of this backend (or of a previous one) in the namespace, as a
+    /// filter dump finds them, and forgets the interfaces it programmed: leaving the eBPF
+    /// dataplane. The ruleset it enforces is then empty; an apply programs again.
+    pub fn remove_all_blocking(&self) -> Result<(), BackendError> {
+        let mut st = self
+            .inner
+            .state
+            .lock()
+            .map_err(|_| dataplane("remove all", "state lock poisoned"))?;
+        let st = &mut *st;
+        let found = inherited(&mut st.tc).map_err(|e| dataplane("list the filters", e))?;
+        for index in found {
+            detach(&mut st.tc, Dev { name: "", index })?;
+        }
+        // Their filters are gone: dropped, the interfaces' values and marks go too.
+        st.ifaces.clear();
+        st.inherited.clear();
+        st.waiting.clear();
+        st.programmed = Ruleset::default();
+        st.unattached_reach = None;
+        st.programs.purge();
+        Ok(())
+    }
+}
+
+/// The id of the program the backend's filter of `dir` on `dev` runs, from a dump.
+fn running(tc: &mut Netlink, dev: Dev, dir: Direction) -> Result<u32, BackendError> {
+    let what = || format!("the {dir} filter of {}", dev.name);
+    let filters = tc
+        .filters(dev, dir)
+        .map_err(|e| dataplane(&format!("dump {}", what()), e))?;
+    filters
+        .iter()
+        .find(|f| f.is_ours())
+        .and_then(|f| f.program_id)
+        .ok_or_else(|| dataplane("programs", format!("{} is missing", what())))
+}
+
+/// A netlink socket in the configured namespace, and the index of its `lo`.
+fn open_netlink(config: &EbpfConfig) -> Result<(Netlink, u32), String> {
+    let opened = in_netns(config, || -> Result<(Netlink, u32), String> {
+        let tc = Netlink::open().map_err(|e| e.to_string())?;
+        let lo = ifindex("lo").map_err(|e| e.to_string())?;
+        Ok((tc, lo))
+    });
+    opened.map_err(|e| e.to_string())?
+}
+
+/// Attaches `probe` to `lo` (index `lo`) at the probe's priority and deletes it again,
+/// with the clsact qdisc when this added it: nothing is left behind, and a filter a
+/// previous backend left (were `lo` one of its interfaces) is not touched.
+fn probe_tc(tc: &mut Netlink, probe: &Loaded, lo: u32) -> Result<(), StartError> {
+    use std::os::fd::{AsFd, AsRawFd};
+    let dev = Dev {
+        name: "lo",
+        index: lo,
+    };
+    let added = tc.add_clsact(dev).map_err(|source| StartError::Attach {
+        needs: NEEDS_CLSACT,
+        source,
+    })?;
+    let spec = FilterSpec {
+        ifindex: lo,
+        direction: Direction::Ingress,
+        priority: crate::tc::PROBE_PRIORITY,
+        program_fd: probe.as_fd().as_raw_fd(),
+        name: "calico-rs-probe",
+    };
+    let set = tc.set_filter(dev, &spec, Existing::Replace);
+    let deleted = tc.del_filter(dev, Direction::Ingress, crate::tc::PROBE_PRIORITY);
+    let removed = if added { tc.del_clsact(dev) } else { Ok(()) };
+    set.map_err(|source| StartError::Attach {
+        needs: NEEDS_CLS_BPF,
+        source,
+    })?;
+    deleted
+        .and(removed)
+        .map(|_| ())
+        .map_err(|source| StartError::Attach {
+            needs: NEEDS_CLS_BPF,
+            source,
+        })
+}
+
+/// The interfaces (by index) with a filter of the backend's, in either direction, as
+/// dumps find them: only those with a clsact qdisc are looked at.
+fn inherited(tc: &mut Netlink) -> Result<BTreeSet<u32>, TcError> {
+    let mut found = BTreeSet::new();
+    for index in tc.clsact_interfaces()? {
+        let dev = Dev { name: "", index };
+        for dir in Direction::BOTH {
+            match tc.filters(dev, dir) {
+                Ok(fs) if fs.iter().any(|f| f.is_ours()) => {
+                    found.insert(index);
+                }
+                Ok(_) => {}
+                // Deleted since the qdisc dump.
+                Err(e) if e.errno() == Some(libc::ENODEV) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(found)
 }
 
 /// What [`EbpfBackend::programs_blocking`] reports.
@@ -225,14 +418,25 @@ pub struct Programs {
     pub loaded: BTreeSet<u32>,
     /// The program loads (verifier runs) since the backend started.
     pub loads: u64,
-    /// Per interface, the kernel ids of the programs its ingress and egress links run,
-    /// from the links' info.
+    /// Per interface, the kernel ids of the programs its ingress and egress filters run,
+    /// from filter dumps.
     pub attached: BTreeMap<String, (u32, u32)>,
     /// Time spent attaching the programs of interfaces that had none, since the backend
-    /// started: writing their values and creating their two TCX links. Each link
-    /// creation waits for an RCU grace period in the kernel (TCX swaps its program
-    /// arrays), so this is most of what adding an endpoint whose programs are loaded
-    /// costs.
+    /// started: writing their values, adding the clsact qdisc and creating their two
+    /// filters.
+    pub attaching: Duration,
+}
+
+/// What [`EbpfBackend::counters_blocking`] reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Counters {
+    /// How many programs are loaded.
+    pub loaded: usize,
+    /// The program loads (verifier runs) since the backend started.
+    pub loads: u64,
+    /// How many interfaces have the backend's programs.
+    pub interfaces: usize,
+    /// As [`Programs::attaching`].
     pub attaching: Duration,
 }
 
@@ -264,7 +468,9 @@ impl Inner {
             .state
             .lock()
             .map_err(|_| dataplane("apply", "state lock poisoned"))?;
-        let result = self.apply_locked(&mut st, changes);
+        let result = self
+            .apply_locked(&mut st, changes)
+            .and_then(|()| sweep(&mut st));
         st.programs.purge();
         result
     }
@@ -274,8 +480,7 @@ impl Inner {
     fn apply_locked(&self, st: &mut State, changes: &ChangeSet) -> Result<(), BackendError> {
         let t = touched(changes, &st.programmed);
         let look = self.to_look_at(st, &t);
-        let indexes = ifindexes(&self.config, look.iter().cloned().collect())
-            .map_err(|e| dataplane("interfaces", e))?;
+        let indexes = ifindexes_of(&mut st.tc, &look)?;
         // An interface deleted (and perhaps made again) lost its programs with it.
         st.ifaces
             .retain(|n, o| indexes.get(n).is_none_or(|&i| i == o.index));
@@ -352,9 +557,9 @@ impl Inner {
         for (iface, (index, p)) in pending {
             self.commit(st, iface, index, p)?;
         }
-        // Interfaces the ruleset no longer names: dropping the links detaches.
+        // Interfaces the ruleset no longer names: their filters deleted, then their values.
         for iface in look.iter().filter(|i| !self.named(next, i)) {
-            st.ifaces.remove(iface);
+            remove(st, iface)?;
         }
         // The entries of missing interfaces are not in effect: not recorded as such.
         for name in &missing {
@@ -427,10 +632,18 @@ impl Inner {
         index: u32,
         p: Pending,
     ) -> Result<(), BackendError> {
+        let dev = Dev {
+            name: &iface,
+            index,
+        };
         if let Some(o) = st.ifaces.get_mut(&iface) {
-            for (new, hooked) in [(p.ingress, &mut o.ingress), (p.egress, &mut o.egress)] {
+            let both = [
+                (p.ingress, &mut o.ingress, Direction::Ingress),
+                (p.egress, &mut o.egress, Direction::Egress),
+            ];
+            for (new, hooked, dir) in both {
                 if let Some(new) = new {
-                    hooked.update(new, &iface, index)?;
+                    hooked.update(&mut st.tc, new, dev, dir)?;
                 }
             }
             return Ok(());
@@ -439,34 +652,19 @@ impl Inner {
             return Err(dataplane("apply", format!("{iface} has no programs")));
         };
         let start = Instant::now();
-        let ingress = Hooked::attach(&self.config, ingress, &iface, index, TcxDirection::Ingress);
-        let egress = Hooked::attach(&self.config, egress, &iface, index, TcxDirection::Egress);
+        let attached = attach_both(st, dev, ingress, egress);
         st.attaching += start.elapsed();
-        let (ingress, egress) = (ingress?, egress?);
-        // Marked once the egress program is attached: until then the ingress programs
-        // record forwarded flows out of it themselves.
-        let mark = st
-            .sets
-            .maps()
-            .mark_egress(index)
-            .map_err(|e| dataplane(&format!("mark {iface} as having an egress program"), e))?;
-        st.ifaces.insert(
-            iface,
-            Iface {
-                ingress,
-                egress,
-                index,
-                _egress_mark: mark,
-            },
-        );
+        let o = attached?;
+        st.ifaces.insert(iface, o);
         Ok(())
     }
 
     /// What this backend enforces: the ruleset it was given, less the verdict-map entries
     /// of interfaces without their programs (missing when it was applied, or deleted
-    /// since), so that the agent's resync puts them back once the interface exists. Its
-    /// links are not pinned: they live as long as the backend, so after a restart the
-    /// dataplane holds nothing of them, and neither does this dump.
+    /// since), so that the agent's resync puts them back once the interface exists. A new
+    /// backend's dump is empty even where a previous one's filters still run: the agent
+    /// then applies its whole ruleset, which replaces them (see the module
+    /// documentation).
     fn dump(&self) -> Result<Ruleset, BackendError> {
         let st = self
             .state
@@ -523,6 +721,84 @@ fn enforced(config: &EbpfConfig, st: &State) -> Result<Ruleset, BackendError> {
     Ok(r)
 }
 
+/// Attaches `ingress` and `egress` to `dev`, which has no programs of this backend (it may
+/// have a previous backend's): the clsact qdisc added, the two filters set, then the
+/// egress mark written. On a failure the filters set are deleted again (both, so that
+/// no interface is left half programmed, nor with a previous backend's program in one
+/// direction), then the values.
+fn attach_both(
+    st: &mut State,
+    dev: Dev,
+    ingress: hooked::Prepared,
+    egress: hooked::Prepared,
+) -> Result<Iface, BackendError> {
+    let undo = |tc: &mut Netlink, e: BackendError| match detach(tc, dev) {
+        Ok(()) => e,
+        Err(d) => dataplane(&format!("{e}; and then"), d),
+    };
+    st.tc
+        .add_clsact(dev)
+        .map_err(|e| dataplane(&format!("attach to {}", dev.name), e))?;
+    let ingress = Hooked::attach(&mut st.tc, ingress, dev, Direction::Ingress)
+        .map_err(|e| undo(&mut st.tc, e))?;
+    let egress = match Hooked::attach(&mut st.tc, egress, dev, Direction::Egress) {
+        Ok(h) => h,
+        Err(e) => return Err(undo(&mut st.tc, e)),
+    };
+    // Marked once the egress program is attached: until then the ingress programs
+    // record forwarded flows out of it themselves.
+    let marked = st.sets.maps().mark_egress(dev.index);
+    let egress_mark = match marked {
+        Ok(m) => m,
+        Err(e) => {
+            let e = dataplane(&format!("mark {} as having an egress program", dev.name), e);
+            return Err(undo(&mut st.tc, e));
+        }
+    };
+    Ok(Iface {
+        ingress,
+        egress,
+        index: dev.index,
+        egress_mark,
+    })
+}
+
+/// Takes `iface`'s programs off: its filters deleted, then (dropped) its values and its
+/// egress mark. When a deletion fails the interface keeps its place, so that it is not
+/// left with a filter whose program has no values for it.
+fn remove(st: &mut State, iface: &str) -> Result<(), BackendError> {
+    let Some(o) = st.ifaces.remove(iface) else {
+        return Ok(());
+    };
+    let dev = Dev {
+        name: iface,
+        index: o.index,
+    };
+    if let Err(e) = detach(&mut st.tc, dev) {
+        st.ifaces.insert(iface.to_string(), o);
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Deletes the filters a previous backend left on the interfaces this one does not
+/// program (after an apply that succeeded: the ruleset is then in effect on every
+/// interface it names); those it programs were replaced. A failed deletion is tried again
+/// at the next apply.
+fn sweep(st: &mut State) -> Result<(), BackendError> {
+    if st.inherited.is_empty() {
+        return Ok(());
+    }
+    let ours: BTreeSet<u32> = st.ifaces.values().map(|o| o.index).collect();
+    let stale: Vec<u32> = st.inherited.difference(&ours).copied().collect();
+    st.inherited.retain(|i| !ours.contains(i));
+    for index in stale {
+        detach(&mut st.tc, Dev { name: "", index })?;
+        st.inherited.remove(&index);
+    }
+    Ok(())
+}
+
 /// Removes the verdict-map entries of `iface` from `r`; what it removed, as (map,
 /// interface, verdict).
 fn strip(r: &mut Ruleset, iface: &str) -> Vec<(String, String, Verdict)> {
@@ -535,7 +811,22 @@ fn strip(r: &mut Ruleset, iface: &str) -> Vec<(String, String, Verdict)> {
     removed
 }
 
-/// The index of each interface in the configured namespace (0: no such interface).
+/// The index of each of `names` (0: no such interface), asked over the netlink socket: an
+/// apply looks at a few interfaces, and this enters no namespace (see [`ifindexes`]).
+fn ifindexes_of(
+    tc: &mut Netlink,
+    names: &BTreeSet<String>,
+) -> Result<BTreeMap<String, u32>, BackendError> {
+    names
+        .iter()
+        .map(|n| Ok((n.clone(), tc.ifindex(n)?)))
+        .collect::<Result<_, TcError>>()
+        .map_err(|e| dataplane("interfaces", e))
+}
+
+/// The index of each interface in the configured namespace (0: no such interface), from
+/// a thread entering it: for many names at once (a dump), where one `if_nametoindex` each
+/// is cheaper than a netlink request each.
 fn ifindexes(config: &EbpfConfig, names: Vec<String>) -> Result<BTreeMap<String, u32>, Error> {
     in_netns(config, move || {
         names
@@ -564,5 +855,48 @@ pub(super) fn ifindex(name: &str) -> Result<u32, Error> {
             what: "look up an interface's index",
             reason: format!("{name}: {e}"),
         })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a kernel without the bpf classifier answers (`tc_new_tfilter`: ENOENT, "TC
+    /// classifier not found"), as the start-up error shows it: one sentence naming what is
+    /// missing, the interface and the kernel's message.
+    #[test]
+    fn a_kernel_without_cls_bpf_is_named_in_the_start_error() {
+        let msgs = [
+            (
+                NEEDS_CLS_BPF,
+                "CONFIG_NET_CLS_BPF",
+                "TC classifier not found",
+            ),
+            (
+                NEEDS_CLSACT,
+                "CONFIG_NET_SCH_INGRESS",
+                "Specified qdisc kind is unknown",
+            ),
+        ];
+        for (needs, config, extack) in msgs {
+            let source = TcError::Kernel {
+                op: "set",
+                what: "the ingress filter of lo (ifindex 1)".into(),
+                iface: "lo".into(),
+                direction: Some(Direction::Ingress),
+                source: std::io::Error::from_raw_os_error(libc::ENOENT),
+                extack: Some(extack.into()),
+            };
+            let text = StartError::Attach { needs, source }.to_string();
+            for part in [
+                config,
+                extack,
+                "lo (ifindex 1)",
+                "No such file or directory",
+            ] {
+                assert!(text.contains(part), "{text}");
+            }
+        }
     }
 }

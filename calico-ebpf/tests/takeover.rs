@@ -1,0 +1,260 @@
+//! The backend's tc filters on a real kernel: they outlive the backend (a denied
+//! connection stays denied, an allowed one allowed, after it is dropped), a second
+//! backend in the same namespace takes over (exactly one filter of the backend per
+//! interface and direction, the old programs unloaded, the filters of interfaces it does
+//! not program deleted), an endpoint removed loses its filters, the start-up probe
+//! leaves nothing behind, and `remove_all_blocking` leaves the eBPF dataplane.
+
+#[path = "../../calico-linux/tests/support/mod.rs"]
+mod support;
+
+mod ebpf_support;
+
+use std::time::{Duration, Instant};
+
+use calico_core::compile::{compile, CompileConfig};
+use calico_core::dataplane::diff;
+use calico_core::dataplane::ir::Ruleset;
+use calico_core::model::{parse_resources, Model};
+use calico_ebpf::tc::{Dev, Direction, Filter, Netlink};
+use calico_netns::fixtures::{privileged, Netns};
+use support::{Topology, Workload};
+
+const PROFILE_AND_CLIENT: &str = r#"
+kind: Profile
+name: kns.shop
+egress:
+  - action: Allow
+---
+kind: WorkloadEndpoint
+orchestrator: k8s
+workload: shop.client
+endpoint: eth0
+namespace: shop
+node: h1
+interfaceName: calic
+ipNetworks: [10.65.0.30/32]
+labels: {app: client}
+profiles: [kns.shop]
+---
+kind: Policy
+name: web-ingress
+namespace: shop
+order: 100
+selector: app == 'web'
+types: [Ingress]
+ingress:
+  - action: Allow
+    protocol: TCP
+    source: {selector: app == 'client'}
+    destination: {ports: [8080]}
+"#;
+
+/// Web workload `n` (1: `calia`, 10.65.0.10; 2: `calib`, 10.65.0.20).
+fn web(n: usize) -> String {
+    let (iface, ip) = [("calia", "10.65.0.10"), ("calib", "10.65.0.20")][n - 1];
+    format!(
+        r#"
+---
+kind: WorkloadEndpoint
+orchestrator: k8s
+workload: shop.web{n}
+endpoint: eth0
+namespace: shop
+node: h1
+interfaceName: {iface}
+ipNetworks: [{ip}/32]
+labels: {{app: web}}
+profiles: [kns.shop]
+"#
+    )
+}
+
+fn ruleset(webs: &[usize]) -> Ruleset {
+    let mut text = PROFILE_AND_CLIENT.to_string();
+    for &n in webs {
+        text.push_str(&web(n));
+    }
+    let model = Model::from_resources(parse_resources(&text).unwrap()).unwrap();
+    compile(&CompileConfig::new("h1"), &model)
+}
+
+/// The filters of one direction of `iface` in `ns`, as a dump reports them.
+fn filters(ns: &Netns, iface: &str, dir: Direction) -> Vec<Filter> {
+    let name = std::ffi::CString::new(iface).unwrap();
+    ns.enter(move || {
+        // SAFETY: a valid NUL-terminated name.
+        let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+        assert_ne!(index, 0, "no interface {name:?}");
+        let mut tc = Netlink::open().unwrap();
+        let dev = Dev { name: "", index };
+        tc.filters(dev, dir).unwrap()
+    })
+    .unwrap()
+}
+
+/// The program ids of the backend's filters on `iface` (ingress, egress); asserts there is
+/// exactly one per direction and nothing else at that place.
+fn ours(ns: &Netns, iface: &str) -> (u32, u32) {
+    let one = |dir| {
+        let fs = filters(ns, iface, dir);
+        let mine: Vec<_> = fs.iter().filter(|f| f.is_ours()).collect();
+        assert_eq!(mine.len(), 1, "{iface} {dir}: one filter of ours: {fs:?}");
+        assert_eq!(mine[0].flags, 1, "direct action");
+        mine[0].program_id.unwrap()
+    };
+    (one(Direction::Ingress), one(Direction::Egress))
+}
+
+/// Whether `iface` has no filter of the backend's, in either direction.
+fn none_of_ours(ns: &Netns, iface: &str) -> bool {
+    Direction::BOTH
+        .into_iter()
+        .all(|d| !filters(ns, iface, d).iter().any(|f| f.is_ours()))
+}
+
+/// Whether program `id` is loaded, as `bpftool` sees it (freed an RCU grace period after
+/// its last filter goes; a second is allowed).
+fn loaded_in_kernel(id: u32) -> bool {
+    let show = || {
+        std::process::Command::new("bpftool")
+            .args(["prog", "show", "id", &id.to_string()])
+            .output()
+            .expect("bpftool runs")
+            .status
+            .success()
+    };
+    let start = Instant::now();
+    while show() {
+        if start.elapsed() > Duration::from_secs(1) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// The client reaches `web` on 8080 (allowed) and not on 9090 (denied: a listener is
+/// there, so only a drop stops it), nor with a ping.
+fn enforced(client: &Workload, web: &Workload, when: &str) {
+    let _open = web.listen_tcp(8080);
+    let _closed = web.listen_tcp(9090);
+    assert!(
+        client.connect_tcp(web.ip, 8080).is_some(),
+        "{when}: 8080 allowed"
+    );
+    assert!(
+        client.connect_tcp(web.ip, 9090).is_none(),
+        "{when}: 9090 denied"
+    );
+    assert!(!client.ping(web.ip), "{when}: ping denied");
+}
+
+#[test]
+fn filters_outlive_the_backend_and_the_next_one_takes_over() {
+    if !privileged("filters_outlive_the_backend_and_the_next_one_takes_over") {
+        return;
+    }
+    let topo = Topology::new(&[
+        ("calia", "10.65.0.10"),
+        ("calib", "10.65.0.20"),
+        ("calic", "10.65.0.30"),
+    ]);
+    let [web1, web2, client] = &topo.workloads[..] else {
+        unreachable!()
+    };
+    let v2 = ruleset(&[1, 2]);
+    let first = ebpf_support::backend_in(&topo.host, &["eth0"], 1024);
+    first
+        .apply_blocking(&diff(&Ruleset::default(), &v2))
+        .unwrap();
+    let before = first.programs_blocking().unwrap();
+    for iface in ["calia", "calib", "calic", "eth0"] {
+        assert_eq!(ours(&topo.host, iface), before.attached[iface], "{iface}");
+    }
+    enforced(client, web1, "first backend");
+
+    // The agent exits: the filters, and what their programs read, stay.
+    drop(first);
+    for iface in ["calia", "calib", "calic", "eth0"] {
+        assert_eq!(ours(&topo.host, iface), before.attached[iface], "{iface}");
+    }
+    enforced(client, web1, "after the first backend is dropped");
+    enforced(client, web2, "after the first backend is dropped");
+
+    // A second backend: nothing changes until its first apply, which no longer names
+    // calib.
+    let second = ebpf_support::backend_in(&topo.host, &["eth0"], 1024);
+    assert_eq!(ours(&topo.host, "calib"), before.attached["calib"]);
+    let v1 = ruleset(&[1]);
+    second
+        .apply_blocking(&diff(&Ruleset::default(), &v1))
+        .unwrap();
+    let after = second.programs_blocking().unwrap();
+    for iface in ["calia", "calic", "eth0"] {
+        let now = ours(&topo.host, iface);
+        assert_eq!(now, after.attached[iface], "{iface}: the second's programs");
+        assert!(after.loaded.contains(&now.0) && after.loaded.contains(&now.1));
+    }
+    assert!(
+        none_of_ours(&topo.host, "calib"),
+        "calib, not programmed, lost the first backend's filters"
+    );
+    let old: Vec<u32> = before
+        .attached
+        .values()
+        .flat_map(|&(i, e)| [i, e])
+        .collect();
+    for id in old {
+        assert!(
+            !loaded_in_kernel(id),
+            "the first backend's program {id} is gone"
+        );
+    }
+    enforced(client, web1, "second backend");
+    let _listener = web2.listen_tcp(9090);
+    assert!(
+        client.connect_tcp(web2.ip, 9090).is_some(),
+        "calib is not filtered any more"
+    );
+
+    // An endpoint removed loses its filters; the others keep theirs.
+    let v0 = ruleset(&[]);
+    second.apply_blocking(&diff(&v1, &v0)).unwrap();
+    assert!(none_of_ours(&topo.host, "calia"), "calia's filters deleted");
+    assert_eq!(ours(&topo.host, "calic"), after.attached["calic"]);
+    let _listener = web1.listen_tcp(9090);
+    assert!(
+        client.connect_tcp(web1.ip, 9090).is_some(),
+        "calia is not filtered any more"
+    );
+
+    // Leaving the eBPF dataplane deletes the rest.
+    second.remove_all_blocking().unwrap();
+    for iface in ["calia", "calib", "calic", "eth0"] {
+        assert!(none_of_ours(&topo.host, iface), "{iface}");
+    }
+    assert_eq!(second.dump_blocking().unwrap(), Ruleset::default());
+    assert!(second.programs_blocking().unwrap().loaded.is_empty());
+}
+
+#[test]
+fn the_probe_leaves_nothing_behind() {
+    if !privileged("the_probe_leaves_nothing_behind") {
+        return;
+    }
+    let ns = Netns::create("ebpf-probe").unwrap();
+    let qdiscs = || ns.run(&["tc", "qdisc", "show", "dev", "lo"]).unwrap();
+    let acl = ebpf_support::backend_in(&ns, &[], 16);
+    assert!(!qdiscs().contains("clsact"), "{}", qdiscs());
+    drop(acl);
+
+    // A clsact qdisc already there stays, with its filters.
+    ns.run(&["tc", "qdisc", "add", "dev", "lo", "clsact"])
+        .unwrap();
+    let _acl = ebpf_support::backend_in(&ns, &[], 16);
+    assert!(qdiscs().contains("clsact"), "{}", qdiscs());
+    for dir in Direction::BOTH {
+        assert_eq!(filters(&ns, "lo", dir), vec![], "{dir}");
+    }
+}

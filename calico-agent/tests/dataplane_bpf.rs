@@ -1,7 +1,7 @@
 //! The daemon on the eBPF dataplane (`--dataplane bpf`): real workloads in namespaces,
 //! policy enforced by the programs the agent attaches (and no nftables table), a policy
 //! change followed, the programs still enforcing it after the agent exits (tc filters stay,
-//! like nftables rules), and gone with the interfaces.
+//! like nftables rules), and removed by the agent when the host goes over to nftables.
 
 mod support;
 
@@ -116,11 +116,24 @@ fn the_bpf_dataplane_enforces_policy_and_follows_a_change() {
     assert!(host.ping(0, WORKLOADS[1].1), "ICMP still allowed");
     assert!(!host.connect(0, denied), "TCP to 9090 still denied");
 
-    // They go with the interfaces (the test's namespaces).
-    drop(host);
+    // The host goes over to nftables with a policy admitting 9090 too: the agent removes
+    // the filters the eBPF dataplane left, which would still deny it.
+    host.write(
+        "model.yaml",
+        &model(true).replace("ports: [8080]", "ports: [8080, 9090]"),
+    );
+    host.start_agent(&["--no-bgp", "--dataplane", "nft"]);
+    host.wait_programmed(2, Duration::from_secs(30));
     assert!(
         wait_until(Duration::from_secs(10), || loaded().is_disjoint(&running)).is_some(),
-        "programs gone with the interfaces: {running:?} still in {:?}",
-        loaded()
+        "the eBPF filters removed and their programs unloaded: {running:?} still in {:?}\n{}",
+        loaded(),
+        host.log()
     );
+    assert!(
+        wait_until(Duration::from_secs(10), || host.connect(0, denied)).is_some(),
+        "TCP to 9090 admitted by the nftables dataplane\n{}",
+        host.log()
+    );
+    assert!(host.ping(0, WORKLOADS[1].1));
 }

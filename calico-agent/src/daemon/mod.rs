@@ -98,6 +98,17 @@ struct AclBackends {
 fn acl_backends(o: &Options) -> Result<AclBackends, String> {
     match o.dataplane {
         DataplaneChoice::Nft => {
+            // A host leaving the eBPF dataplane: its filters, which outlive the agent, would
+            // go on enforcing their last policy beside the nftables one.
+            let left = calico_ebpf::backend::remove_leftovers().map_err(|e| {
+                format!("removing the filters an earlier --dataplane bpf left: {e}")
+            })?;
+            if left > 0 {
+                info!(
+                    interfaces = left,
+                    "removed the eBPF filters an earlier --dataplane bpf left"
+                );
+            }
             let acl = LinuxAcl::new(&o.nft_table).map_err(|e| e.to_string())?;
             let readback: Arc<dyn AclBackend> = Arc::new(acl.clone());
             Ok(AclBackends {

@@ -316,10 +316,7 @@ impl EbpfBackend {
             .lock()
             .map_err(|_| dataplane("remove all", "state lock poisoned"))?;
         let st = &mut *st;
-        let found = inherited(&mut st.tc).map_err(|e| dataplane("list the filters", e))?;
-        for index in found {
-            detach(&mut st.tc, Dev { name: "", index })?;
-        }
+        remove_filters(&mut st.tc)?;
         // Their filters are gone: dropped, the interfaces' values and marks go too.
         st.ifaces.clear();
         st.inherited.clear();
@@ -329,6 +326,26 @@ impl EbpfBackend {
         st.programs.purge();
         Ok(())
     }
+}
+
+/// Deletes the filters an eBPF backend (this agent's or an earlier one's) left in the
+/// calling thread's network namespace: for a host that leaves the eBPF dataplane, whose
+/// filters would otherwise go on enforcing the last policy they were given beside the new
+/// dataplane's (they stay when the agent exits, like nftables rules). Only filters that
+/// are the backend's by priority, handle and name are touched. Returns how many
+/// interfaces had some.
+pub fn remove_leftovers() -> Result<usize, BackendError> {
+    let mut tc = Netlink::open().map_err(|e| dataplane("open a netlink socket", e))?;
+    remove_filters(&mut tc)
+}
+
+/// Deletes every filter of the backend that a dump finds; how many interfaces had some.
+fn remove_filters(tc: &mut Netlink) -> Result<usize, BackendError> {
+    let found = inherited(tc).map_err(|e| dataplane("list the filters", e))?;
+    for &index in &found {
+        detach(tc, Dev { name: "", index })?;
+    }
+    Ok(found.len())
 }
 
 /// The id of the program the backend's filter of `dir` on `dev` runs, from a dump.

@@ -10,6 +10,7 @@
 //! are undone before the error is returned.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use calico_core::dataplane::ir::{Ruleset, Set, SetElement, SetKey};
 use calico_core::dataplane::{Change, ChangeSet};
@@ -65,7 +66,13 @@ impl SetTable {
 
     /// The set ids [`SetTable::apply`] of `changes` will leave: for generating programs
     /// before the sets are written.
-    pub fn preview_ids(&self, changes: &ChangeSet) -> Result<BTreeMap<String, u32>, Error> {
+    pub fn preview_ids(&self, changes: &ChangeSet) -> Result<Arc<BTreeMap<String, u32>>, Error> {
+        let adds_or_deletes =
+            |c: &Change| matches!(c, Change::AddSet { .. } | Change::DelSet { .. });
+        if !changes.changes.iter().any(adds_or_deletes) {
+            // Most change sets (an endpoint added, a member changed) keep every id.
+            return Ok(self.ids.shared());
+        }
         let mut ids = self.ids.clone();
         for c in &changes.changes {
             match c {
@@ -76,7 +83,7 @@ impl SetTable {
                 _ => {}
             }
         }
-        Ok(ids.ids().clone())
+        Ok(ids.shared())
     }
 
     /// Applies the set changes of `changes` (`AddSet`, `AddElements`, `DelElements`,

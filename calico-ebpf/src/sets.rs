@@ -20,7 +20,9 @@ use crate::sys::{self, MapType};
 /// up stay valid across member changes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SetIds {
-    ids: BTreeMap<String, u32>,
+    /// Shared with the previews of an apply ([`SetIds::shared`]); copied when it changes
+    /// while one is out.
+    ids: Arc<BTreeMap<String, u32>>,
     next: u32,
 }
 
@@ -32,18 +34,25 @@ impl SetIds {
         }
         let id = self.next;
         self.next = self.next.checked_add(1).ok_or(GenerateError::TooManySets)?;
-        self.ids.insert(name.to_string(), id);
+        Arc::make_mut(&mut self.ids).insert(name.to_string(), id);
         Ok(id)
     }
 
     /// Forgets `name` (its id is not reused).
     pub fn release(&mut self, name: &str) {
-        self.ids.remove(name);
+        if self.ids.contains_key(name) {
+            Arc::make_mut(&mut self.ids).remove(name);
+        }
     }
 
     /// Every assigned id, by set name.
     pub fn ids(&self) -> &BTreeMap<String, u32> {
         &self.ids
+    }
+
+    /// Every assigned id, by set name, as a shared copy (no copy of the names).
+    pub fn shared(&self) -> Arc<BTreeMap<String, u32>> {
+        self.ids.clone()
     }
 }
 

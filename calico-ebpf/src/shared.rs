@@ -117,9 +117,14 @@ impl Drop for Entry {
 /// The programs loaded, by direction and generated program.
 #[derive(Debug, Default)]
 pub struct ProgramCache {
-    programs: HashMap<(bool, Program), Arc<SharedProgram>>,
+    /// By direction (ingress first) and [`Program::fingerprint`]: the programs loaded
+    /// with their instructions (more than one only when fingerprints collide).
+    programs: [ByFingerprint; 2],
     loads: u64,
 }
+
+/// Loaded programs by [`Program::fingerprint`], each with its instructions.
+type ByFingerprint = HashMap<u64, Vec<(Program, Arc<SharedProgram>)>>;
 
 impl ProgramCache {
     /// The loaded program equal to `program` for the direction (`ingress`), loading it
@@ -131,8 +136,10 @@ impl ProgramCache {
         maps: &Maps,
         license: &CStr,
     ) -> Result<Arc<SharedProgram>, SysError> {
-        let key = (ingress, program.clone());
-        if let Some(p) = self.programs.get(&key) {
+        let fingerprint = program.fingerprint();
+        let of_direction = &mut self.programs[usize::from(!ingress)];
+        let same = of_direction.get(&fingerprint).into_iter().flatten();
+        if let Some((_, p)) = same.into_iter().find(|(q, _)| q == program) {
             return Ok(p.clone());
         }
         let uses_params = program.maps.iter().any(|&(_, m)| m == MapRef::Params);
@@ -158,24 +165,38 @@ impl ProgramCache {
             id,
             name,
         });
-        self.programs.insert(key, p.clone());
+        self.programs[usize::from(!ingress)]
+            .entry(fingerprint)
+            .or_default()
+            .push((program.clone(), p.clone()));
         Ok(p)
     }
 
     /// Unloads the programs no interface holds any more (and those loaded for an apply
     /// that failed).
     pub fn purge(&mut self) {
-        self.programs.retain(|_, p| Arc::strong_count(p) > 1);
+        for of_direction in &mut self.programs {
+            of_direction.retain(|_, same| {
+                same.retain(|(_, p)| Arc::strong_count(p) > 1);
+                !same.is_empty()
+            });
+        }
+    }
+
+    /// The programs loaded.
+    fn all(&self) -> impl Iterator<Item = &Arc<SharedProgram>> + '_ {
+        let lists = self.programs.iter().flat_map(|d| d.values());
+        lists.flat_map(|same| same.iter().map(|(_, p)| p))
     }
 
     /// How many programs are loaded.
     pub fn len(&self) -> usize {
-        self.programs.len()
+        self.all().count()
     }
 
     /// Whether none is.
     pub fn is_empty(&self) -> bool {
-        self.programs.is_empty()
+        self.all().next().is_none()
     }
 
     /// The program loads (verifier runs) so far.
@@ -185,6 +206,6 @@ impl ProgramCache {
 
     /// The kernel ids of the programs loaded.
     pub fn ids(&self) -> impl Iterator<Item = u32> + '_ {
-        self.programs.values().map(|p| p.id)
+        self.all().map(|p| p.id)
     }
 }

@@ -25,7 +25,7 @@ pub mod parse;
 use std::collections::BTreeMap;
 
 use calico_core::dataplane::ir::{
-    ChainPolicy, ChainType, Hook, IfaceKey, Match, Ruleset, Statement, Verdict,
+    BaseChain, ChainPolicy, ChainType, Hook, IfaceKey, Match, Ruleset, Statement, Verdict,
 };
 use calico_core::dataplane::validate::MAX_JUMP_DEPTH;
 
@@ -187,6 +187,11 @@ pub fn generate(
         chains: Default::default(),
         used_sets: Default::default(),
         params: Vec::new(),
+        bases: ruleset
+            .chains
+            .iter()
+            .filter_map(|(n, c)| Some((n, c.base?)))
+            .collect(),
     };
     parse::emit(&mut g.a, options.conntrack);
     // Whether an accept of the stages completes the packet's path through the programs
@@ -251,6 +256,9 @@ struct Gen<'a> {
     used_sets: std::collections::BTreeSet<String>,
     /// The values of the slots used so far ([`Sharing::ByInterface`]).
     params: Vec<[u8; params::SLOT_SIZE]>,
+    /// The ruleset's base chains, found in one pass over its chains (a host's ruleset has
+    /// thousands; a program's stages look for the base chains of their hooks).
+    bases: Vec<(&'a String, BaseChain)>,
 }
 
 impl<'a> Gen<'a> {
@@ -264,14 +272,10 @@ impl<'a> Gen<'a> {
         let mut bases = Vec::new();
         for stage in stages {
             let mut of_hook: Vec<_> = self
-                .ruleset
-                .chains
+                .bases
                 .iter()
-                .filter_map(|(n, c)| {
-                    c.base
-                        .filter(|b| b.hook == stage.hook)
-                        .map(|b| (b.priority, n, b))
-                })
+                .filter(|(_, b)| b.hook == stage.hook)
+                .map(|&(n, b)| (b.priority, n, b))
                 .collect();
             of_hook.sort_by(|x, y| (x.0, x.1).cmp(&(y.0, y.1)));
             bases.extend(of_hook.into_iter().map(|(_, n, b)| (n, b, &stage.bindings)));

@@ -424,6 +424,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn equal_programs_have_equal_fingerprints_and_any_change_changes_it() {
+        let program = |imm: i32, map: MapRef| {
+            let mut a = Asm::default();
+            a.load_map(Reg::R1, map);
+            a.alu64_imm(Alu::Mov, Reg::R0, imm);
+            a.exit();
+            a.finish().unwrap()
+        };
+        let p = program(2, MapRef::State);
+        assert_eq!(p.fingerprint(), program(2, MapRef::State).fingerprint());
+        assert_ne!(p.fingerprint(), program(3, MapRef::State).fingerprint());
+        assert_ne!(p.fingerprint(), program(2, MapRef::Params).fingerprint());
+    }
+
+    #[test]
     fn encodes_as_the_kernel_reads_it() {
         let mut a = Asm::default();
         a.alu64_imm(Alu::Mov, Reg::R0, 2);

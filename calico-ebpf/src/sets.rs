@@ -247,3 +247,30 @@ impl Maps {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::SetIds;
+
+    #[test]
+    fn a_shared_copy_keeps_the_ids_it_was_taken_with() {
+        let mut ids = SetIds::default();
+        let a = ids.assign("a").unwrap();
+        let before = ids.shared();
+        let b = ids.assign("b").unwrap();
+        ids.release("a");
+        assert_ne!(a, b);
+        assert_eq!(before.get("a"), Some(&a));
+        assert!(
+            !before.contains_key("b"),
+            "a later assignment shows in an earlier copy"
+        );
+        assert_eq!(ids.ids().get("b"), Some(&b));
+        assert!(!ids.ids().contains_key("a"));
+        assert_eq!(
+            ids.assign("a").unwrap(),
+            b + 1,
+            "a released id is not reused"
+        );
+    }
+}

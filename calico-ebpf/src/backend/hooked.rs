@@ -9,7 +9,7 @@ use calico_core::dataplane::ir::Ruleset;
 use calico_core::dataplane::BackendError;
 
 use super::{dataplane, from_generate, EbpfConfig, OPTIONS};
-use crate::generate::{generate, params, Plan};
+use crate::generate::{generate_with, params, BaseChains, Plan};
 use crate::sets::Maps;
 use crate::shared::{Entry, ProgramCache, SharedProgram};
 use crate::tc::{Dev, Direction, Existing, FilterSpec, Netlink, NAME_PREFIX, PRIORITY};
@@ -39,11 +39,11 @@ pub(super) fn prepare(
     programs: &mut ProgramCache,
     maps: &Maps,
     (iface, ingress): (&str, bool),
-    ruleset: &Ruleset,
+    ruleset: (&Ruleset, &BaseChains),
     plan: &Plan,
     ids: &BTreeMap<String, u32>,
 ) -> Result<Prepared, BackendError> {
-    let g = generate(ruleset, plan, ids, OPTIONS).map_err(from_generate)?;
+    let g = generate_with(ruleset, plan, ids, OPTIONS).map_err(from_generate)?;
     let dir = if ingress { "ingress" } else { "egress" };
     let program = programs
         .get_or_load(ingress, &g.program, maps, &config.license)

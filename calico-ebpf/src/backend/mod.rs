@@ -60,7 +60,7 @@ use calico_core::dataplane::ir::{Ruleset, Verdict};
 use calico_core::dataplane::{AclBackend, BackendError, ChangeSet};
 
 use crate::error::{Error, GenerateError, SysError};
-use crate::generate::{generate, Conntrack, Logs, Options, Plan, Sharing};
+use crate::generate::{generate, BaseChains, Conntrack, Logs, Options, Plan, Sharing};
 use crate::program::Loaded;
 use crate::set_table::SetTable;
 use crate::sets::{EgressMark, Maps};
@@ -177,6 +177,9 @@ struct State {
     /// The interfaces (by index) with filters of a previous backend, not yet taken over
     /// or deleted.
     inherited: BTreeSet<u32>,
+    /// The base chains of `programmed` (`None`: not found yet), found again only when a
+    /// change set adds or deletes one.
+    bases: Option<Arc<BaseChains>>,
 }
 
 impl Drop for State {
@@ -247,6 +250,7 @@ impl EbpfBackend {
                     attaching: Duration::ZERO,
                     tc,
                     inherited,
+                    bases: None,
                 }),
             }),
         })
@@ -322,6 +326,7 @@ impl EbpfBackend {
         st.inherited.clear();
         st.waiting.clear();
         st.programmed = Ruleset::default();
+        st.bases = None;
         st.unattached_reach = None;
         st.programs.purge();
         Ok(())
@@ -498,9 +503,13 @@ impl Inner {
         let t = touched(changes, &st.programmed);
         let look = self.to_look_at(st, &t);
         let indexes = ifindexes_of(&mut st.tc, &look)?;
-        // An interface deleted (and perhaps made again) lost its programs with it.
-        st.ifaces
-            .retain(|n, o| indexes.get(n).is_none_or(|&i| i == o.index));
+        // An interface deleted (and perhaps made again) lost its programs with it. (Only
+        // those looked at: the others' indexes were not asked for.)
+        for (name, &index) in &indexes {
+            if st.ifaces.get(name).is_some_and(|o| o.index != index) {
+                st.ifaces.remove(name);
+            }
+        }
         // From the state as enforced (what `dump` shows, which change sets are computed
         // against): without the entries of interfaces that have no programs.
         let mut next = std::mem::take(&mut st.programmed);
@@ -552,6 +561,10 @@ impl Inner {
             .sets
             .preview_ids(changes)
             .map_err(|e| dataplane("set ids", e))?;
+        let bases = match &st.bases {
+            Some(b) if !t.base_chains => b.clone(),
+            _ => Arc::new(BaseChains::of(next)),
+        };
 
         // Generate and load first: nothing is in effect yet. Interfaces that do not exist
         // carry no traffic: they get their programs at the first apply after they appear.
@@ -563,7 +576,7 @@ impl Inner {
                 missing.insert(iface.clone());
                 continue;
             }
-            if let Some(p) = self.pending(st, t, iface, next, &ids)? {
+            if let Some(p) = self.pending(st, t, iface, (next, &bases), &ids)? {
                 pending.insert(iface.clone(), (index, p));
             }
         }
@@ -586,6 +599,7 @@ impl Inner {
         if reach.is_some() {
             st.unattached_reach = reach;
         }
+        st.bases = Some(bases);
         Ok(())
     }
 
@@ -620,7 +634,7 @@ impl Inner {
         st: &mut State,
         t: &Touched,
         iface: &str,
-        next: &Ruleset,
+        next: (&Ruleset, &BaseChains),
         ids: &BTreeMap<String, u32>,
     ) -> Result<Option<Pending>, BackendError> {
         let old = st.ifaces.get(iface);

@@ -166,9 +166,39 @@ pub struct Generated {
     pub params: Vec<[u8; params::SLOT_SIZE]>,
 }
 
+/// The base chains of a ruleset, by name: what a program's stages start from. A host's
+/// ruleset has a handful among thousands of chains (two per local endpoint), so a caller
+/// generating many programs finds them once ([`generate_with`]), and again only when a
+/// change adds or deletes a base chain.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BaseChains(Vec<(String, BaseChain)>);
+
+impl BaseChains {
+    /// The base chains of `ruleset`.
+    pub fn of(ruleset: &Ruleset) -> BaseChains {
+        let bases = ruleset.chains.iter();
+        BaseChains(
+            bases
+                .filter_map(|(n, c)| Some((n.clone(), c.base?)))
+                .collect(),
+        )
+    }
+}
+
 /// Generates the program of `plan`.
 pub fn generate(
     ruleset: &Ruleset,
+    plan: &Plan,
+    set_ids: &BTreeMap<String, u32>,
+    options: Options,
+) -> Result<Generated, GenerateError> {
+    generate_with((ruleset, &BaseChains::of(ruleset)), plan, set_ids, options)
+}
+
+/// [`generate`] with the ruleset's base chains found already (`bases` must be
+/// [`BaseChains::of`] `ruleset`).
+pub fn generate_with(
+    (ruleset, bases): (&Ruleset, &BaseChains),
     plan: &Plan,
     set_ids: &BTreeMap<String, u32>,
     options: Options,
@@ -187,11 +217,7 @@ pub fn generate(
         chains: Default::default(),
         used_sets: Default::default(),
         params: Vec::new(),
-        bases: ruleset
-            .chains
-            .iter()
-            .filter_map(|(n, c)| Some((n, c.base?)))
-            .collect(),
+        bases: &bases.0,
     };
     parse::emit(&mut g.a, options.conntrack);
     // Whether an accept of the stages completes the packet's path through the programs
@@ -256,9 +282,8 @@ struct Gen<'a> {
     used_sets: std::collections::BTreeSet<String>,
     /// The values of the slots used so far ([`Sharing::ByInterface`]).
     params: Vec<[u8; params::SLOT_SIZE]>,
-    /// The ruleset's base chains, found in one pass over its chains (a host's ruleset has
-    /// thousands; a program's stages look for the base chains of their hooks).
-    bases: Vec<(&'a String, BaseChain)>,
+    /// The ruleset's base chains ([`BaseChains`]).
+    bases: &'a [(String, BaseChain)],
 }
 
 impl<'a> Gen<'a> {
@@ -275,7 +300,7 @@ impl<'a> Gen<'a> {
                 .bases
                 .iter()
                 .filter(|(_, b)| b.hook == stage.hook)
-                .map(|&(n, b)| (b.priority, n, b))
+                .map(|(n, b)| (b.priority, n, *b))
                 .collect();
             of_hook.sort_by(|x, y| (x.0, x.1).cmp(&(y.0, y.1)));
             bases.extend(of_hook.into_iter().map(|(_, n, b)| (n, b, &stage.bindings)));

@@ -207,7 +207,7 @@ pub(super) fn apply_one(r: &mut Ruleset, c: &Change) -> Result<(), String> {
         }
         Change::DelSet { name } => {
             r.sets.remove(name).ok_or(format!("no set {name}"))?;
-            if references(r).sets.contains(name) {
+            if referenced(r, Named::Set(name)) {
                 return Err(format!("set {name} is in use"));
             }
         }
@@ -235,7 +235,7 @@ pub(super) fn apply_one(r: &mut Ruleset, c: &Change) -> Result<(), String> {
         }
         Change::DelMap { name } => {
             r.maps.remove(name).ok_or(format!("no map {name}"))?;
-            if references(r).maps.contains(name) {
+            if referenced(r, Named::Map(name)) {
                 return Err(format!("map {name} is in use"));
             }
         }
@@ -264,7 +264,7 @@ pub(super) fn apply_one(r: &mut Ruleset, c: &Change) -> Result<(), String> {
         }
         Change::DelChain { name } => {
             r.chains.remove(name).ok_or(format!("no chain {name}"))?;
-            if references(r).chains.contains(name) {
+            if referenced(r, Named::Chain(name)) {
                 return Err(format!("chain {name} is in use"));
             }
         }
@@ -301,41 +301,111 @@ fn check_rule_refs(r: &Ruleset, rule: &Rule) -> Result<(), String> {
     Ok(())
 }
 
-/// Names referred to by rules and map elements.
-#[derive(Default)]
-struct References {
-    sets: BTreeSet<String>,
-    maps: BTreeSet<String>,
-    chains: BTreeSet<String>,
+/// A name a rule or a map element may refer to.
+#[derive(Clone, Copy)]
+enum Named<'a> {
+    Set(&'a str),
+    Map(&'a str),
+    Chain(&'a str),
 }
 
-fn references(r: &Ruleset) -> References {
-    let mut refs = References::default();
-    let verdict = |v: &Verdict, refs: &mut References| match v {
-        Verdict::Jump(c) | Verdict::Goto(c) => {
-            refs.chains.insert(c.clone());
-        }
-        Verdict::Dispatch { map, .. } => {
-            refs.maps.insert(map.clone());
-        }
-        _ => {}
+/// Whether a rule or a map element of `r` refers to `what`: one walk, stopping at the
+/// first reference, copying nothing (a deletion in a host's ruleset, which has thousands
+/// of chains, pays it).
+fn referenced(r: &Ruleset, what: Named<'_>) -> bool {
+    let by_verdict = |v: &Verdict| match (v, what) {
+        (Verdict::Jump(c) | Verdict::Goto(c), Named::Chain(name)) => c == name,
+        (Verdict::Dispatch { map, .. }, Named::Map(name)) => map == name,
+        _ => false,
     };
-    for chain in r.chains.values() {
-        for rule in &chain.rules {
-            for m in &rule.matches {
-                if let Match::AddrInSet { set, .. } | Match::AddrProtoPortInSet { set, .. } = m {
-                    refs.sets.insert(set.clone());
-                }
-            }
-            if let Some(v) = &rule.verdict {
-                verdict(v, &mut refs);
-            }
-        }
+    let by_match = |m: &Match| match (m, what) {
+        (
+            Match::AddrInSet { set, .. } | Match::AddrProtoPortInSet { set, .. },
+            Named::Set(name),
+        ) => set == name,
+        _ => false,
+    };
+    let in_rules = r.chains.values().flat_map(|c| &c.rules).any(|rule| {
+        rule.matches.iter().any(by_match) || rule.verdict.as_ref().is_some_and(by_verdict)
+    });
+    in_rules
+        || (!matches!(what, Named::Set(_))
+            && r.maps
+                .values()
+                .flat_map(|m| m.elements.values())
+                .any(by_verdict))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataplane::ir::{IfaceKey, SetKey, Side};
+
+    /// A chain `user` that looks up set `s`, dispatches through map `m` and jumps to
+    /// chain `c`; map `m` sends `eth0` to chain `d`.
+    fn ruleset() -> Ruleset {
+        let mut r = Ruleset::default();
+        let set = Change::AddSet {
+            name: "s".into(),
+            key: SetKey::Ipv4Addr,
+        };
+        let chains = ["c", "d", "user"].map(|n| Change::AddChain {
+            name: n.into(),
+            base: None,
+        });
+        let map = Change::AddMap { name: "m".into() };
+        let element = Change::AddMapElements {
+            map: "m".into(),
+            elements: vec![("eth0".into(), Verdict::Goto("d".into()))],
+        };
+        let rules = Change::SetRules {
+            chain: "user".into(),
+            rules: vec![
+                Rule::new(
+                    vec![Match::AddrInSet {
+                        side: Side::Src,
+                        set: "s".into(),
+                        negate: false,
+                    }],
+                    Verdict::Dispatch {
+                        key: IfaceKey::Input,
+                        map: "m".into(),
+                    },
+                ),
+                Rule::new(vec![], Verdict::Jump("c".into())),
+            ],
+        };
+        let mut changes = vec![set];
+        changes.extend(chains);
+        changes.extend([map, element, rules]);
+        ChangeSet { changes }.apply_to(&mut r).unwrap();
+        r
     }
-    for map in r.maps.values() {
-        for v in map.elements.values() {
-            verdict(v, &mut refs);
+
+    #[test]
+    fn what_a_rule_or_a_map_element_refers_to_cannot_be_deleted() {
+        for (c, what) in [
+            (Change::DelSet { name: "s".into() }, "set s is in use"),
+            (Change::DelMap { name: "m".into() }, "map m is in use"),
+            (Change::DelChain { name: "c".into() }, "chain c is in use"),
+            (Change::DelChain { name: "d".into() }, "chain d is in use"),
+        ] {
+            let mut r = ruleset();
+            let e = ChangeSet { changes: vec![c] }.apply_to(&mut r).unwrap_err();
+            assert!(e.to_string().contains(what), "{e}");
         }
+        let mut r = ruleset();
+        let unused = Change::DelChain {
+            name: "user".into(),
+        };
+        ChangeSet {
+            changes: vec![unused, Change::DelChain { name: "c".into() }],
+        }
+        .apply_to(&mut r)
+        .unwrap();
+        assert!(
+            !r.chains.contains_key("c"),
+            "deleted once nothing refers to it"
+        );
     }
-    refs
 }

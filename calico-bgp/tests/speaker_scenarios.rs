@@ -639,6 +639,24 @@ fn reflector_with_groups() -> Runner {
     r
 }
 
+/// `reflector_with_groups`' peers configured again, with `policy` (`reject=`, `community=`
+/// arguments) in place of its filter; the outputs.
+fn reconfigure(r: &mut Runner, policy: &[&str]) -> Vec<Output> {
+    let mut args = vec![
+        "as=64512",
+        "id=10.0.0.100",
+        "cluster=10.0.0.99",
+        "peer=10.0.0.1/64512/client",
+        "peer=10.0.0.2/64512/client",
+        "peer=10.0.0.3/64512/client",
+        "peer=10.0.0.4/64512/client",
+        "peer=10.0.0.5/64512",
+        "peer=10.0.0.6/65006",
+    ];
+    args.extend_from_slice(policy);
+    r.configure(&args)
+}
+
 #[test]
 fn peers_with_one_outbound_policy_are_sent_the_same_bytes() {
     let mut r = reflector_with_groups();
@@ -719,21 +737,15 @@ fn a_filter_change_on_many_peers_is_computed_and_encoded_once_per_group() {
     let mut r = reflector_with_groups();
     r.input("announce 10.0.0.1 10.1.0.0/24,10.9.0.0/24 nh=10.0.0.1");
     // .4's filter is put on clients 1 to 3 too (1 being the routes' source): no new session.
-    let outputs = r.configure(&[
-        "as=64512",
-        "id=10.0.0.100",
-        "cluster=10.0.0.99",
-        "peer=10.0.0.1/64512/client",
-        "peer=10.0.0.2/64512/client",
-        "peer=10.0.0.3/64512/client",
-        "peer=10.0.0.4/64512/client",
-        "peer=10.0.0.5/64512",
-        "peer=10.0.0.6/65006",
-        "reject=10.0.0.1:10.9.0.0/24",
-        "reject=10.0.0.2:10.9.0.0/24",
-        "reject=10.0.0.3:10.9.0.0/24",
-        "reject=10.0.0.4:10.9.0.0/24",
-    ]);
+    let outputs = reconfigure(
+        &mut r,
+        &[
+            "reject=10.0.0.1:10.9.0.0/24",
+            "reject=10.0.0.2:10.9.0.0/24",
+            "reject=10.0.0.3:10.9.0.0/24",
+            "reject=10.0.0.4:10.9.0.0/24",
+        ],
+    );
     assert!(
         !outputs
             .iter()
@@ -759,18 +771,7 @@ fn a_filter_change_on_many_peers_is_computed_and_encoded_once_per_group() {
     }
     // The filter taken off clients 1 to 3 again: 2 and 3 get back the route it kept from
     // them, and only that.
-    let outputs = r.configure(&[
-        "as=64512",
-        "id=10.0.0.100",
-        "cluster=10.0.0.99",
-        "peer=10.0.0.1/64512/client",
-        "peer=10.0.0.2/64512/client",
-        "peer=10.0.0.3/64512/client",
-        "peer=10.0.0.4/64512/client",
-        "peer=10.0.0.5/64512",
-        "peer=10.0.0.6/65006",
-        "reject=10.0.0.4:10.9.0.0/24",
-    ]);
+    let outputs = reconfigure(&mut r, &["reject=10.0.0.4:10.9.0.0/24"]);
     let sent = sends(&r, &outputs);
     assert!(std::sync::Arc::ptr_eq(&sent[&at(2)], &sent[&at(3)]));
     assert_eq!(
@@ -792,19 +793,13 @@ fn a_filter_change_on_many_peers_is_computed_and_encoded_once_per_group() {
 fn new_communities_send_each_update_group_one_table() {
     let mut r = reflector_with_groups();
     r.input("announce 10.0.0.1 10.1.0.0/24,10.9.0.0/24 nh=10.0.0.1");
-    let outputs = r.configure(&[
-        "as=64512",
-        "id=10.0.0.100",
-        "cluster=10.0.0.99",
-        "peer=10.0.0.1/64512/client",
-        "peer=10.0.0.2/64512/client",
-        "peer=10.0.0.3/64512/client",
-        "peer=10.0.0.4/64512/client",
-        "peer=10.0.0.5/64512",
-        "peer=10.0.0.6/65006",
-        "reject=10.0.0.4:10.9.0.0/24",
-        "community=10.0.0.0/8:65001:7",
-    ]);
+    let outputs = reconfigure(
+        &mut r,
+        &[
+            "reject=10.0.0.4:10.9.0.0/24",
+            "community=10.0.0.0/8:65001:7",
+        ],
+    );
     assert!(
         !outputs
             .iter()

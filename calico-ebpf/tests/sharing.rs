@@ -9,7 +9,6 @@ mod support;
 mod ebpf_support;
 
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
 
 use calico_core::compile::{compile, CompileConfig};
 use calico_core::dataplane::diff;
@@ -17,98 +16,8 @@ use calico_core::dataplane::ir::Ruleset;
 use calico_core::model::{parse_resources, Model};
 use calico_ebpf::backend::Programs;
 use calico_netns::fixtures::privileged;
+use ebpf_support::shop::{loaded_in_kernel, shop_ruleset, shop_text, web};
 use support::{udp_delivers, Topology, Workload};
-
-const PROFILE_AND_CLIENT: &str = r#"
-kind: Profile
-name: kns.shop
-egress:
-  - action: Allow
----
-kind: WorkloadEndpoint
-orchestrator: k8s
-workload: shop.client
-endpoint: eth0
-namespace: shop
-node: h1
-interfaceName: calic
-ipNetworks: [10.65.0.30/32]
-labels: {app: client}
-profiles: [kns.shop]
----
-kind: Policy
-name: web-ingress
-namespace: shop
-order: 100
-selector: app == 'web'
-types: [Ingress]
-ingress:
-  - action: Allow
-    protocol: TCP
-    source: {selector: app == 'client'}
-    destination: {ports: [8080]}
----
-kind: Policy
-name: client-ingress
-namespace: shop
-order: 100
-selector: app == 'client'
-types: [Ingress]
-ingress:
-  - action: Allow
-    protocol: UDP
-    destination: {ports: [5353]}
-"#;
-
-/// Web workload `n` (1: `calia`, 10.65.0.10; 2: `calib`, 10.65.0.20).
-fn web(n: usize) -> String {
-    let (iface, ip) = [("calia", "10.65.0.10"), ("calib", "10.65.0.20")][n - 1];
-    format!(
-        r#"
----
-kind: WorkloadEndpoint
-orchestrator: k8s
-workload: shop.web{n}
-endpoint: eth0
-namespace: shop
-node: h1
-interfaceName: {iface}
-ipNetworks: [{ip}/32]
-labels: {{app: web}}
-profiles: [kns.shop]
-"#
-    )
-}
-
-fn ruleset(webs: &[usize]) -> Ruleset {
-    let mut text = PROFILE_AND_CLIENT.to_string();
-    for &n in webs {
-        text.push_str(&web(n));
-    }
-    let model = Model::from_resources(parse_resources(&text).unwrap()).unwrap();
-    compile(&CompileConfig::new("h1"), &model)
-}
-
-/// Whether program `id` is loaded, as `bpftool` sees it (the unload after the last
-/// reference goes is synchronous on current kernels; a second is allowed for it).
-fn loaded_in_kernel(id: u32) -> bool {
-    let show = || {
-        std::process::Command::new("bpftool")
-            .args(["prog", "show", "id", &id.to_string()])
-            .output()
-            .expect("bpftool runs")
-            .status
-            .success()
-    };
-    let start = Instant::now();
-    while show() {
-        if start.elapsed() > Duration::from_secs(1) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
-}
 
 /// Every program loaded is one some interface runs: nothing leaks.
 fn no_leak(p: &Programs) {
@@ -145,13 +54,13 @@ fn workloads_with_the_same_policy_share_one_program_per_direction() {
         .unwrap();
     let acl = ebpf_support::backend_in(&topo.host, &["eth0"], 1024);
 
-    let v1 = ruleset(&[1]);
+    let v1 = shop_ruleset(&[1]);
     acl.apply_blocking(&diff(&Ruleset::default(), &v1)).unwrap();
     let before = acl.programs_blocking().unwrap();
     no_leak(&before);
 
     // The second web workload: no program loaded, the first's run by both.
-    let v2 = ruleset(&[1, 2]);
+    let v2 = shop_ruleset(&[1, 2]);
     acl.apply_blocking(&diff(&v1, &v2)).unwrap();
     let after = acl.programs_blocking().unwrap();
     assert_eq!(after.loads, before.loads, "the second add loads no program");
@@ -181,7 +90,7 @@ fn workloads_with_the_same_policy_share_one_program_per_direction() {
     let one = acl.programs_blocking().unwrap();
     assert_eq!(one.attached["calia"], a);
     no_leak(&one);
-    let v0 = ruleset(&[]);
+    let v0 = shop_ruleset(&[]);
     acl.apply_blocking(&diff(&v1, &v0)).unwrap();
     let none = acl.programs_blocking().unwrap();
     no_leak(&none);
@@ -210,14 +119,14 @@ fn an_apply_failing_half_way_leaves_the_programs_as_they_were() {
         unreachable!()
     };
     let acl = ebpf_support::backend_in(&topo.host, &["eth0"], 1024);
-    let v2 = ruleset(&[1, 2]);
+    let v2 = shop_ruleset(&[1, 2]);
     acl.apply_blocking(&diff(&Ruleset::default(), &v2)).unwrap();
     let before = acl.programs_blocking().unwrap();
 
     // The web policy opens 9090 (calia's and calib's new program loads), and the
     // client's gets a log rule, which the backend refuses when it generates calic's
     // program, after calia's was loaded.
-    let text = PROFILE_AND_CLIENT
+    let text = shop_text()
         .replace(
             "destination: {ports: [8080]}",
             "destination: {ports: [8080, 9090]}",

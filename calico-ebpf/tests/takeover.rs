@@ -10,74 +10,12 @@ mod support;
 
 mod ebpf_support;
 
-use std::time::{Duration, Instant};
-
-use calico_core::compile::{compile, CompileConfig};
 use calico_core::dataplane::diff;
 use calico_core::dataplane::ir::Ruleset;
-use calico_core::model::{parse_resources, Model};
 use calico_ebpf::tc::{Dev, Direction, Filter, Netlink};
 use calico_netns::fixtures::{privileged, Netns};
+use ebpf_support::shop::{loaded_in_kernel, shop_ruleset};
 use support::{Topology, Workload};
-
-const PROFILE_AND_CLIENT: &str = r#"
-kind: Profile
-name: kns.shop
-egress:
-  - action: Allow
----
-kind: WorkloadEndpoint
-orchestrator: k8s
-workload: shop.client
-endpoint: eth0
-namespace: shop
-node: h1
-interfaceName: calic
-ipNetworks: [10.65.0.30/32]
-labels: {app: client}
-profiles: [kns.shop]
----
-kind: Policy
-name: web-ingress
-namespace: shop
-order: 100
-selector: app == 'web'
-types: [Ingress]
-ingress:
-  - action: Allow
-    protocol: TCP
-    source: {selector: app == 'client'}
-    destination: {ports: [8080]}
-"#;
-
-/// Web workload `n` (1: `calia`, 10.65.0.10; 2: `calib`, 10.65.0.20).
-fn web(n: usize) -> String {
-    let (iface, ip) = [("calia", "10.65.0.10"), ("calib", "10.65.0.20")][n - 1];
-    format!(
-        r#"
----
-kind: WorkloadEndpoint
-orchestrator: k8s
-workload: shop.web{n}
-endpoint: eth0
-namespace: shop
-node: h1
-interfaceName: {iface}
-ipNetworks: [{ip}/32]
-labels: {{app: web}}
-profiles: [kns.shop]
-"#
-    )
-}
-
-fn ruleset(webs: &[usize]) -> Ruleset {
-    let mut text = PROFILE_AND_CLIENT.to_string();
-    for &n in webs {
-        text.push_str(&web(n));
-    }
-    let model = Model::from_resources(parse_resources(&text).unwrap()).unwrap();
-    compile(&CompileConfig::new("h1"), &model)
-}
 
 /// The filters of one direction of `iface` in `ns`, as a dump reports them.
 fn filters(ns: &Netns, iface: &str, dir: Direction) -> Vec<Filter> {
@@ -113,27 +51,6 @@ fn none_of_ours(ns: &Netns, iface: &str) -> bool {
         .all(|d| !filters(ns, iface, d).iter().any(|f| f.is_ours()))
 }
 
-/// Whether program `id` is loaded, as `bpftool` sees it (freed an RCU grace period after
-/// its last filter goes; a second is allowed).
-fn loaded_in_kernel(id: u32) -> bool {
-    let show = || {
-        std::process::Command::new("bpftool")
-            .args(["prog", "show", "id", &id.to_string()])
-            .output()
-            .expect("bpftool runs")
-            .status
-            .success()
-    };
-    let start = Instant::now();
-    while show() {
-        if start.elapsed() > Duration::from_secs(1) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
-}
-
 /// The client reaches `web` on 8080 (allowed) and not on 9090 (denied: a listener is
 /// there, so only a drop stops it), nor with a ping.
 fn enforced(client: &Workload, web: &Workload, when: &str) {
@@ -163,7 +80,7 @@ fn filters_outlive_the_backend_and_the_next_one_takes_over() {
     let [web1, web2, client] = &topo.workloads[..] else {
         unreachable!()
     };
-    let v2 = ruleset(&[1, 2]);
+    let v2 = shop_ruleset(&[1, 2]);
     let first = ebpf_support::backend_in(&topo.host, &["eth0"], 1024);
     first
         .apply_blocking(&diff(&Ruleset::default(), &v2))
@@ -186,7 +103,7 @@ fn filters_outlive_the_backend_and_the_next_one_takes_over() {
     // calib.
     let second = ebpf_support::backend_in(&topo.host, &["eth0"], 1024);
     assert_eq!(ours(&topo.host, "calib"), before.attached["calib"]);
-    let v1 = ruleset(&[1]);
+    let v1 = shop_ruleset(&[1]);
     second
         .apply_blocking(&diff(&Ruleset::default(), &v1))
         .unwrap();
@@ -219,7 +136,7 @@ fn filters_outlive_the_backend_and_the_next_one_takes_over() {
     );
 
     // An endpoint removed loses its filters; the others keep theirs.
-    let v0 = ruleset(&[]);
+    let v0 = shop_ruleset(&[]);
     second.apply_blocking(&diff(&v1, &v0)).unwrap();
     assert!(none_of_ours(&topo.host, "calia"), "calia's filters deleted");
     assert_eq!(ours(&topo.host, "calic"), after.attached["calic"]);

@@ -1,5 +1,9 @@
 //! What the eBPF backend's tests on real namespaces share.
 
+// Not every test binary uses every fixture.
+#[allow(dead_code)]
+pub mod shop;
+
 use calico_ebpf::backend::{EbpfBackend, EbpfConfig};
 use calico_netns::fixtures::Netns;
 

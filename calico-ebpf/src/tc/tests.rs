@@ -3,6 +3,7 @@
 
 use proptest::prelude::*;
 
+use super::socket::filter_ctx;
 use super::*;
 
 fn ne16(v: u16) -> [u8; 2] {

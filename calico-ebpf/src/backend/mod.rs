@@ -67,8 +67,16 @@ use crate::sets::{EgressMark, Maps};
 use crate::shared::ProgramCache;
 use crate::tc::{Dev, Direction, Existing, FilterSpec, Netlink, TcError};
 
+mod filters;
 mod hooked;
+mod ifaces;
 mod scope;
+
+pub use filters::remove_leftovers;
+use filters::{
+    attach_both, inherited, open_netlink, probe_tc, remove, remove_filters, running, sweep,
+};
+use ifaces::{ifindex, ifindexes, ifindexes_of};
 
 use hooked::{detach, prepare, Hooked, Pending};
 use scope::{check_supported, plans, touched, Touched};
@@ -331,106 +339,6 @@ impl EbpfBackend {
         st.programs.purge();
         Ok(())
     }
-}
-
-/// Deletes the filters an eBPF backend (this agent's or an earlier one's) left in the
-/// calling thread's network namespace: for a host that leaves the eBPF dataplane, whose
-/// filters would otherwise go on enforcing the last policy they were given beside the new
-/// dataplane's (they stay when the agent exits, like nftables rules). Only filters that
-/// are the backend's by priority, handle and name are touched. Returns how many
-/// interfaces had some.
-pub fn remove_leftovers() -> Result<usize, BackendError> {
-    let mut tc = Netlink::open().map_err(|e| dataplane("open a netlink socket", e))?;
-    remove_filters(&mut tc)
-}
-
-/// Deletes every filter of the backend that a dump finds; how many interfaces had some.
-fn remove_filters(tc: &mut Netlink) -> Result<usize, BackendError> {
-    let found = inherited(tc).map_err(|e| dataplane("list the filters", e))?;
-    for &index in &found {
-        detach(tc, Dev { name: "", index })?;
-    }
-    Ok(found.len())
-}
-
-/// The id of the program the backend's filter of `dir` on `dev` runs, from a dump.
-fn running(tc: &mut Netlink, dev: Dev, dir: Direction) -> Result<u32, BackendError> {
-    let what = || format!("the {dir} filter of {}", dev.name);
-    let filters = tc
-        .filters(dev, dir)
-        .map_err(|e| dataplane(&format!("dump {}", what()), e))?;
-    filters
-        .iter()
-        .find(|f| f.is_ours())
-        .and_then(|f| f.program_id)
-        .ok_or_else(|| dataplane("programs", format!("{} is missing", what())))
-}
-
-/// A netlink socket in the configured namespace, and the index of its `lo`.
-fn open_netlink(config: &EbpfConfig) -> Result<(Netlink, u32), String> {
-    let opened = in_netns(config, || -> Result<(Netlink, u32), String> {
-        let tc = Netlink::open().map_err(|e| e.to_string())?;
-        let lo = ifindex("lo").map_err(|e| e.to_string())?;
-        Ok((tc, lo))
-    });
-    opened.map_err(|e| e.to_string())?
-}
-
-/// Attaches `probe` to `lo` (index `lo`) at the probe's priority and deletes it again,
-/// with the clsact qdisc when this added it: nothing is left behind, and a filter a
-/// previous backend left (were `lo` one of its interfaces) is not touched.
-fn probe_tc(tc: &mut Netlink, probe: &Loaded, lo: u32) -> Result<(), StartError> {
-    use std::os::fd::{AsFd, AsRawFd};
-    let dev = Dev {
-        name: "lo",
-        index: lo,
-    };
-    let added = tc.add_clsact(dev).map_err(|source| StartError::Attach {
-        needs: NEEDS_CLSACT,
-        source,
-    })?;
-    let spec = FilterSpec {
-        ifindex: lo,
-        direction: Direction::Ingress,
-        priority: crate::tc::PROBE_PRIORITY,
-        program_fd: probe.as_fd().as_raw_fd(),
-        name: "calico-rs-probe",
-    };
-    let set = tc.set_filter(dev, &spec, Existing::Replace);
-    let deleted = tc.del_filter(dev, Direction::Ingress, crate::tc::PROBE_PRIORITY);
-    let removed = if added { tc.del_clsact(dev) } else { Ok(()) };
-    set.map_err(|source| StartError::Attach {
-        needs: NEEDS_CLS_BPF,
-        source,
-    })?;
-    deleted
-        .and(removed)
-        .map(|_| ())
-        .map_err(|source| StartError::Attach {
-            needs: NEEDS_CLS_BPF,
-            source,
-        })
-}
-
-/// The interfaces (by index) with a filter of the backend's, in either direction, as
-/// dumps find them: only those with a clsact qdisc are looked at.
-fn inherited(tc: &mut Netlink) -> Result<BTreeSet<u32>, TcError> {
-    let mut found = BTreeSet::new();
-    for index in tc.clsact_interfaces()? {
-        let dev = Dev { name: "", index };
-        for dir in Direction::BOTH {
-            match tc.filters(dev, dir) {
-                Ok(fs) if fs.iter().any(|f| f.is_ours()) => {
-                    found.insert(index);
-                }
-                Ok(_) => {}
-                // Deleted since the qdisc dump.
-                Err(e) if e.errno() == Some(libc::ENODEV) => {}
-                Err(e) => return Err(e),
-            }
-        }
-    }
-    Ok(found)
 }
 
 /// What [`EbpfBackend::programs_blocking`] reports.
@@ -752,84 +660,6 @@ fn enforced(config: &EbpfConfig, st: &State) -> Result<Ruleset, BackendError> {
     Ok(r)
 }
 
-/// Attaches `ingress` and `egress` to `dev`, which has no programs of this backend (it may
-/// have a previous backend's): the clsact qdisc added, the two filters set, then the
-/// egress mark written. On a failure the filters set are deleted again (both, so that
-/// no interface is left half programmed, nor with a previous backend's program in one
-/// direction), then the values.
-fn attach_both(
-    st: &mut State,
-    dev: Dev,
-    ingress: hooked::Prepared,
-    egress: hooked::Prepared,
-) -> Result<Iface, BackendError> {
-    let undo = |tc: &mut Netlink, e: BackendError| match detach(tc, dev) {
-        Ok(()) => e,
-        Err(d) => dataplane(&format!("{e}; and then"), d),
-    };
-    st.tc
-        .add_clsact(dev)
-        .map_err(|e| dataplane(&format!("attach to {}", dev.name), e))?;
-    let ingress = Hooked::attach(&mut st.tc, ingress, dev, Direction::Ingress)
-        .map_err(|e| undo(&mut st.tc, e))?;
-    let egress = match Hooked::attach(&mut st.tc, egress, dev, Direction::Egress) {
-        Ok(h) => h,
-        Err(e) => return Err(undo(&mut st.tc, e)),
-    };
-    // Marked once the egress program is attached: until then the ingress programs
-    // record forwarded flows out of it themselves.
-    let marked = st.sets.maps().mark_egress(dev.index);
-    let egress_mark = match marked {
-        Ok(m) => m,
-        Err(e) => {
-            let e = dataplane(&format!("mark {} as having an egress program", dev.name), e);
-            return Err(undo(&mut st.tc, e));
-        }
-    };
-    Ok(Iface {
-        ingress,
-        egress,
-        index: dev.index,
-        egress_mark,
-    })
-}
-
-/// Takes `iface`'s programs off: its filters deleted, then (dropped) its values and its
-/// egress mark. When a deletion fails the interface keeps its place, so that it is not
-/// left with a filter whose program has no values for it.
-fn remove(st: &mut State, iface: &str) -> Result<(), BackendError> {
-    let Some(o) = st.ifaces.remove(iface) else {
-        return Ok(());
-    };
-    let dev = Dev {
-        name: iface,
-        index: o.index,
-    };
-    if let Err(e) = detach(&mut st.tc, dev) {
-        st.ifaces.insert(iface.to_string(), o);
-        return Err(e);
-    }
-    Ok(())
-}
-
-/// Deletes the filters a previous backend left on the interfaces this one does not
-/// program (after an apply that succeeded: the ruleset is then in effect on every
-/// interface it names); those it programs were replaced. A failed deletion is tried again
-/// at the next apply.
-fn sweep(st: &mut State) -> Result<(), BackendError> {
-    if st.inherited.is_empty() {
-        return Ok(());
-    }
-    let ours: BTreeSet<u32> = st.ifaces.values().map(|o| o.index).collect();
-    let stale: Vec<u32> = st.inherited.difference(&ours).copied().collect();
-    st.inherited.retain(|i| !ours.contains(i));
-    for index in stale {
-        detach(&mut st.tc, Dev { name: "", index })?;
-        st.inherited.remove(&index);
-    }
-    Ok(())
-}
-
 /// Removes the verdict-map entries of `iface` from `r`; what it removed, as (map,
 /// interface, verdict).
 fn strip(r: &mut Ruleset, iface: &str) -> Vec<(String, String, Verdict)> {
@@ -842,92 +672,5 @@ fn strip(r: &mut Ruleset, iface: &str) -> Vec<(String, String, Verdict)> {
     removed
 }
 
-/// The index of each of `names` (0: no such interface), asked over the netlink socket: an
-/// apply looks at a few interfaces, and this enters no namespace (see [`ifindexes`]).
-fn ifindexes_of(
-    tc: &mut Netlink,
-    names: &BTreeSet<String>,
-) -> Result<BTreeMap<String, u32>, BackendError> {
-    names
-        .iter()
-        .map(|n| Ok((n.clone(), tc.ifindex(n)?)))
-        .collect::<Result<_, TcError>>()
-        .map_err(|e| dataplane("interfaces", e))
-}
-
-/// The index of each interface in the configured namespace (0: no such interface), from
-/// a thread entering it: for many names at once (a dump), where one `if_nametoindex` each
-/// is cheaper than a netlink request each.
-fn ifindexes(config: &EbpfConfig, names: Vec<String>) -> Result<BTreeMap<String, u32>, Error> {
-    in_netns(config, move || {
-        names
-            .into_iter()
-            .map(|n| ifindex(&n).map(|i| (n, i)))
-            .collect()
-    })?
-}
-
-/// The index of interface `name` in the calling thread's namespace; 0 when there is no
-/// such interface. Any other failure is an error: taken for a missing interface, it
-/// would detach the programs of every interface (out of file descriptors, say).
-pub(super) fn ifindex(name: &str) -> Result<u32, Error> {
-    let Ok(c) = CString::new(name) else {
-        return Ok(0);
-    };
-    // SAFETY: a valid NUL-terminated name.
-    let index = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    if index != 0 {
-        return Ok(index);
-    }
-    let e = std::io::Error::last_os_error();
-    match e.raw_os_error() {
-        Some(libc::ENODEV) | Some(libc::ENXIO) => Ok(0),
-        _ => Err(Error::Sys(SysError::Unexpected {
-            what: "look up an interface's index",
-            reason: format!("{name}: {e}"),
-        })),
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// What a kernel without the bpf classifier answers (`tc_new_tfilter`: ENOENT, "TC
-    /// classifier not found"), as the start-up error shows it: one sentence naming what is
-    /// missing, the interface and the kernel's message.
-    #[test]
-    fn a_kernel_without_cls_bpf_is_named_in_the_start_error() {
-        let msgs = [
-            (
-                NEEDS_CLS_BPF,
-                "CONFIG_NET_CLS_BPF",
-                "TC classifier not found",
-            ),
-            (
-                NEEDS_CLSACT,
-                "CONFIG_NET_SCH_INGRESS",
-                "Specified qdisc kind is unknown",
-            ),
-        ];
-        for (needs, config, extack) in msgs {
-            let source = TcError::Kernel {
-                op: "set",
-                what: "the ingress filter of lo (ifindex 1)".into(),
-                iface: "lo".into(),
-                direction: Some(Direction::Ingress),
-                source: std::io::Error::from_raw_os_error(libc::ENOENT),
-                extack: Some(extack.into()),
-            };
-            let text = StartError::Attach { needs, source }.to_string();
-            for part in [
-                config,
-                extack,
-                "lo (ifindex 1)",
-                "No such file or directory",
-            ] {
-                assert!(text.contains(part), "{text}");
-            }
-        }
-    }
-}
+mod tests;

@@ -16,7 +16,7 @@ use calico_core::dataplane::ir::Ruleset;
 use calico_core::model::{parse_resources, Model};
 use calico_ebpf::backend::Programs;
 use calico_netns::fixtures::privileged;
-use ebpf_support::shop::{loaded_in_kernel, shop_ruleset, shop_text, web};
+use ebpf_support::shop::{loaded_in_kernel, shop_ruleset, shop_text, web, WORKLOADS};
 use support::{udp_delivers, Topology, Workload};
 
 /// Every program loaded is one some interface runs: nothing leaks.
@@ -37,11 +37,7 @@ fn workloads_with_the_same_policy_share_one_program_per_direction() {
     if !privileged("workloads_with_the_same_policy_share_one_program_per_direction") {
         return;
     }
-    let topo = Topology::new(&[
-        ("calia", "10.65.0.10"),
-        ("calib", "10.65.0.20"),
-        ("calic", "10.65.0.30"),
-    ]);
+    let topo = Topology::new(&WORKLOADS);
     let [web1, web2, client] = &topo.workloads[..] else {
         unreachable!()
     };
@@ -110,11 +106,7 @@ fn an_apply_failing_half_way_leaves_the_programs_as_they_were() {
     if !privileged("an_apply_failing_half_way_leaves_the_programs_as_they_were") {
         return;
     }
-    let topo = Topology::new(&[
-        ("calia", "10.65.0.10"),
-        ("calib", "10.65.0.20"),
-        ("calic", "10.65.0.30"),
-    ]);
+    let topo = Topology::new(&WORKLOADS);
     let [web1, _, client] = &topo.workloads[..] else {
         unreachable!()
     };

@@ -14,7 +14,7 @@ use calico_core::dataplane::diff;
 use calico_core::dataplane::ir::Ruleset;
 use calico_ebpf::tc::{Dev, Direction, Filter, Netlink};
 use calico_netns::fixtures::{privileged, Netns};
-use ebpf_support::shop::{loaded_in_kernel, shop_ruleset};
+use ebpf_support::shop::{loaded_in_kernel, shop_ruleset, WORKLOADS};
 use support::{Topology, Workload};
 
 /// The filters of one direction of `iface` in `ns`, as a dump reports them.
@@ -72,11 +72,7 @@ fn filters_outlive_the_backend_and_the_next_one_takes_over() {
     if !privileged("filters_outlive_the_backend_and_the_next_one_takes_over") {
         return;
     }
-    let topo = Topology::new(&[
-        ("calia", "10.65.0.10"),
-        ("calib", "10.65.0.20"),
-        ("calic", "10.65.0.30"),
-    ]);
+    let topo = Topology::new(&WORKLOADS);
     let [web1, web2, client] = &topo.workloads[..] else {
         unreachable!()
     };

@@ -7,6 +7,14 @@ use calico_core::dataplane::ir::Ruleset;
 use calico_core::model::{parse_resources, Model};
 use std::time::{Duration, Instant};
 
+/// The shop's workloads as (interface, address): web 1, web 2, the client (the
+/// interfaces and addresses the model's endpoints have).
+pub const WORKLOADS: [(&str, &str); 3] = [
+    ("calia", "10.65.0.10"),
+    ("calib", "10.65.0.20"),
+    ("calic", "10.65.0.30"),
+];
+
 /// The profile, the client and the policies, without web workloads.
 pub fn shop_text() -> String {
     SHOP.to_string()
@@ -55,7 +63,7 @@ ingress:
 
 /// Web workload `n` (1: `calia`, 10.65.0.10; 2: `calib`, 10.65.0.20).
 pub fn web(n: usize) -> String {
-    let (iface, ip) = [("calia", "10.65.0.10"), ("calib", "10.65.0.20")][n - 1];
+    let (iface, ip) = WORKLOADS[n - 1];
     format!(
         r#"
 ---

@@ -21,6 +21,7 @@
 #![warn(missing_docs)]
 
 pub mod bird_on_linux;
+pub mod bpf_metrics;
 pub mod cli;
 pub mod daemon;
 pub mod explain;

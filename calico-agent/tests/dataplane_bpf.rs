@@ -1,7 +1,8 @@
 //! The daemon on the eBPF dataplane (`--dataplane bpf`): real workloads in namespaces,
 //! policy enforced by the programs the agent attaches (and no nftables table), a policy
-//! change followed, the programs still enforcing it after the agent exits (tc filters stay,
-//! like nftables rules), and removed by the agent when the host goes over to nftables.
+//! change followed, per-interface counters in the metrics, the programs still enforcing it
+//! after the agent exits (tc filters stay, like nftables rules), and removed by the agent
+//! when the host goes over to nftables.
 
 mod support;
 
@@ -10,7 +11,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use calico_netns::fixtures::privileged;
-use support::{wait_until, Host};
+use support::{http_get, wait_until, Host};
 
 const NODE: &str = "bpf-host";
 const WORKLOADS: [(&str, &str); 2] = [("calib0", "10.74.0.10"), ("calib1", "10.74.0.11")];
@@ -61,6 +62,14 @@ fn loaded() -> BTreeSet<(u32, String)> {
         .collect()
 }
 
+/// The value of the series `series` (name and labels) in a Prometheus text page; 0
+/// when it is absent.
+fn metric(page: &str, series: &str) -> u64 {
+    page.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 #[test]
 fn the_bpf_dataplane_enforces_policy_and_follows_a_change() {
     if !privileged("the_bpf_dataplane_enforces_policy_and_follows_a_change") {
@@ -92,6 +101,23 @@ fn the_bpf_dataplane_enforces_policy_and_follows_a_change() {
         host.log()
     );
     assert!(!host.connect(0, server), "TCP to 8080 is not, yet");
+    // The programs count what they judged, per interface and direction: the SYN was
+    // accepted in from the client's interface and dropped out into the server's.
+    let counted = |name: &str, iface: &str, dir: &str| {
+        metric(
+            &http_get(&host, "/metrics"),
+            &format!("calico_agent_bpf_{name}_total{{interface=\"{iface}\",direction=\"{dir}\"}}"),
+        )
+    };
+    assert!(
+        wait_until(Duration::from_secs(15), || {
+            counted("dropped", WORKLOADS[1].0, "egress") >= 1
+                && counted("accepted", WORKLOADS[0].0, "ingress") >= 1
+        })
+        .is_some(),
+        "the drop and the accept in the metrics:\n{}",
+        http_get(&host, "/metrics")
+    );
 
     host.write("model.yaml", &model(true));
     assert!(

@@ -3,7 +3,8 @@
 //!
 //! * per packet: `BPF_PROG_TEST_RUN`'s mean over many runs of an IPv4 TCP frame that
 //!   traverses N linear rules (none matches; the chain's policy accepts), against the
-//!   prologue alone (N = 0); and one set lookup in a 10,000-member set;
+//!   prologue alone (N = 0); the same with the per-interface counters the backend's
+//!   programs keep; and one set lookup in a 10,000-member set;
 //! * generation and load (the verifier) of N-rule programs, up to the first N the
 //!   generator refuses;
 //! * a set member change: one map write, and its removal;
@@ -30,7 +31,7 @@ use calico_core::dataplane::ir::{
 };
 use calico_core::eval::Packet;
 use calico_core::scale::Scale;
-use calico_ebpf::generate::{hook_program, Bindings, Logs, Options};
+use calico_ebpf::generate::{hook_program, Bindings, Counting, Logs, Options};
 use calico_ebpf::program::Loaded;
 use calico_ebpf::sets::{Maps, SetIds};
 use calico_ebpf::{frame, layout, Error};
@@ -74,9 +75,21 @@ fn load(
     ids: &BTreeMap<String, u32>,
     b: &Bindings,
 ) -> Result<(Loaded, Duration, Duration), Error> {
+    load_counting(r, maps, ids, b, Counting::Off)
+}
+
+/// [`load`], the program counting per interface as `counting` says.
+fn load_counting(
+    r: &Ruleset,
+    maps: &Maps,
+    ids: &BTreeMap<String, u32>,
+    b: &Bindings,
+    counting: Counting,
+) -> Result<(Loaded, Duration, Duration), Error> {
     let t = Instant::now();
     let options = Options {
         logs: Logs::Omit,
+        counting,
         ..Options::default()
     };
     let p = hook_program(r, Hook::Forward, b, ids, options)?;
@@ -312,6 +325,18 @@ fn programs() {
             println!("  {n:>5} linear rules       {ns:>8.0} ns   ({per_rule:.2} ns a rule)");
         }
     }
+
+    // The per-interface counters: a test run's packet is at `lo` (ifindex 1).
+    let rows = maps.counters().add(1).unwrap();
+    for n in [0, 10] {
+        let (l, _, _) = load_counting(&linear(n), &maps, &none, &any, Counting::Ingress).unwrap();
+        let ns = f64::from(l.time(&f, ct, REPEAT).unwrap());
+        println!(
+            "  {n:>5} rules, counted      {ns:>8.0} ns   (counters at lo: {:?})",
+            maps.counters().read(1).unwrap().map(|c| c.ingress.packets)
+        );
+    }
+    drop(rows);
 
     // One rule: the source in a 10,000-member set (misses, so the rule does not apply).
     let mut r = linear(0);

@@ -160,6 +160,8 @@ pub enum MapRef {
     /// The interfaces with an egress program (a hash keyed by ifindex): a forwarded
     /// packet leaving through another completes its path at the ingress program.
     Egress,
+    /// The per-interface counters (a per-CPU hash, [`crate::layout::counters`]).
+    Counters,
 }
 
 /// A jump target, bound to an instruction index with [`Asm::bind`].

@@ -56,6 +56,8 @@ pub mod state {
 
 /// Offsets into `struct __sk_buff` (the TC program's context; stable kernel ABI).
 pub mod skb {
+    /// `__u32 len`: the packet's length.
+    pub const LEN: i16 = 0;
     /// `__u32 mark`.
     pub const MARK: i16 = 8;
     /// `__u32 ingress_ifindex`: the interface the packet came in on (0: sent by the host).
@@ -112,6 +114,43 @@ pub mod flow {
     pub const KEY_SIZE: u32 = 40;
     /// The value: `u32`, 1 once a packet of the reply direction was seen.
     pub const VALUE_SIZE: u32 = 4;
+}
+
+/// The per-interface counters ([`crate::insn::MapRef::Counters`], a per-CPU hash): keyed
+/// by the interface's index and the direction, each value a row of `u64` counters, one
+/// row per CPU.
+pub mod counters {
+    /// `u64`: IP packets the program judged.
+    pub const PACKETS: i16 = 0;
+    /// `u64`: their bytes (`skb->len`).
+    pub const BYTES: i16 = 8;
+    /// `u64`: packets the policy accepted.
+    pub const ACCEPTED: i16 = 16;
+    /// `u64`: packets the policy dropped (a drop rule, a chain's drop policy, an endpoint's
+    /// default deny or anti-spoofing).
+    pub const DROPPED: i16 = 24;
+    /// `u64`: IP packets dropped before any rule, too short or malformed to parse.
+    pub const MALFORMED: i16 = 32;
+    /// `u64`: non-IP frames (ARP, say), left alone.
+    pub const NOT_IP: i16 = 40;
+    /// The value's size (per CPU).
+    pub const VALUE_SIZE: u32 = 48;
+    /// The key's size: `u32` ifindex, `u32` direction.
+    pub const KEY_SIZE: u32 = 8;
+    /// The direction of a tc ingress program.
+    pub const INGRESS: u32 = 0;
+    /// The direction of a tc egress program.
+    pub const EGRESS: u32 = 1;
+
+    /// The key of interface `ifindex`'s counters in `direction` ([`INGRESS`], [`EGRESS`]).
+    pub fn key(ifindex: u32, direction: u32) -> [u8; KEY_SIZE as usize] {
+        let mut k = [0u8; KEY_SIZE as usize];
+        k[..4].copy_from_slice(&ifindex.to_ne_bytes());
+        k[4..].copy_from_slice(&direction.to_ne_bytes());
+        k
+    }
+
+    const _: () = assert!(NOT_IP as u32 + 8 == VALUE_SIZE);
 }
 
 /// Key size of the named-port hash: set id, 16 address bytes, protocol, padding, port.

@@ -22,6 +22,7 @@
 
 pub mod backend;
 pub mod btf;
+pub mod counters;
 pub mod error;
 pub mod frame;
 pub mod generate;

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use calico_core::dataplane::ir::{Set, SetElement, SetKey};
 
+use crate::counters::CounterMap;
 use crate::error::{Error, GenerateError, SysError};
 use crate::insn::MapRef;
 use crate::layout::{self, lpm_key, port_key};
@@ -56,8 +57,8 @@ impl SetIds {
     }
 }
 
-/// The maps of one dataplane: the per-CPU packet state, the set members, and the flow
-/// table.
+/// The maps of one dataplane: the per-CPU packet state, the set members, the flow table,
+/// the interfaces with an egress program and the per-interface counters.
 #[derive(Debug)]
 pub struct Maps {
     state: OwnedFd,
@@ -66,6 +67,7 @@ pub struct Maps {
     ports: OwnedFd,
     flows: OwnedFd,
     egress: Arc<OwnedFd>,
+    counters: CounterMap,
 }
 
 /// An interface's entry in the map of interfaces with an egress program
@@ -160,7 +162,13 @@ impl Maps {
                 EGRESS_INTERFACES,
                 sys::F_NO_PREALLOC,
             )?),
+            counters: CounterMap::create()?,
         })
+    }
+
+    /// The per-interface counters.
+    pub fn counters(&self) -> &CounterMap {
+        &self.counters
     }
 
     /// Marks interface `ifindex` as having an egress program, until the mark is dropped.
@@ -184,6 +192,7 @@ impl Maps {
             MapRef::NamedPorts => Some(&self.ports),
             MapRef::Flows => Some(&self.flows),
             MapRef::Egress => Some(&self.egress),
+            MapRef::Counters => Some(self.counters.fd()),
             MapRef::Params => None,
         }
     }

@@ -9,6 +9,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use crate::error::SysError;
 
 const BPF_MAP_CREATE: libc::c_long = 0;
+const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
 const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
 const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
 const BPF_PROG_LOAD: libc::c_long = 5;
@@ -25,6 +26,8 @@ pub const F_NO_PREALLOC: u32 = 1;
 pub enum MapType {
     /// `BPF_MAP_TYPE_HASH`.
     Hash = 1,
+    /// `BPF_MAP_TYPE_PERCPU_HASH`: a value per possible CPU under each key.
+    PercpuHash = 5,
     /// `BPF_MAP_TYPE_PERCPU_ARRAY`.
     PercpuArray = 6,
     /// `BPF_MAP_TYPE_LRU_HASH`: the least recently used entry makes room.
@@ -140,6 +143,49 @@ pub fn map_update(map: &OwnedFd, key: &[u8], value: &[u8]) -> Result<(), SysErro
             op: "BPF_MAP_UPDATE_ELEM".into(),
             source,
         })
+}
+
+/// Reads the value under `key` into `value` (for a per-CPU map, one value per possible
+/// CPU, each rounded up to 8 bytes: see [`possible_cpus`]); `false` when there is none.
+pub fn map_lookup(map: &OwnedFd, key: &[u8], value: &mut [u8]) -> Result<bool, SysError> {
+    let mut attr = MapElemAttr {
+        map_fd: map.as_raw_fd() as u32,
+        key: key.as_ptr() as u64,
+        value: value.as_mut_ptr() as u64,
+        ..Default::default()
+    };
+    // SAFETY: as in `map_update`; `value` is as long as the kernel writes (the callers
+    // size it from the map's value size and the possible CPUs).
+    match unsafe { bpf(BPF_MAP_LOOKUP_ELEM, &mut attr) } {
+        Ok(_) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+        Err(source) => Err(SysError::Bpf {
+            op: "BPF_MAP_LOOKUP_ELEM".into(),
+            source,
+        }),
+    }
+}
+
+/// The number of possible CPUs, as the kernel sizes per-CPU map values: one more than the
+/// highest CPU in `/sys/devices/system/cpu/possible` (e.g. `0-63`, or `0,2-3`).
+pub fn possible_cpus() -> Result<usize, SysError> {
+    const PATH: &str = "/sys/devices/system/cpu/possible";
+    let unexpected = |reason: String| SysError::Unexpected {
+        what: "read the possible CPUs",
+        reason,
+    };
+    let text = std::fs::read_to_string(PATH).map_err(|e| unexpected(format!("{PATH}: {e}")))?;
+    highest_cpu(&text)
+        .map(|n| n + 1)
+        .ok_or_else(|| unexpected(format!("{PATH}: unexpected content {text:?}")))
+}
+
+/// The highest CPU number in a kernel CPU list (`0-3,8`); `None` when it is not one.
+fn highest_cpu(list: &str) -> Option<usize> {
+    list.trim()
+        .split(',')
+        .map(|r| r.rsplit('-').next()?.parse::<usize>().ok())
+        .try_fold(None, |max: Option<usize>, n| Some(max.max(Some(n?))))?
 }
 
 /// Deletes `key`; an absent key is not an error.
@@ -392,5 +438,14 @@ mod tests {
         let n = obj_name("cali-fw/very-long-name");
         assert_eq!(&n[..15], b"cali_fw_very_lo");
         assert_eq!(n[15], 0);
+    }
+
+    #[test]
+    fn the_highest_cpu_of_a_kernel_cpu_list() {
+        assert_eq!(highest_cpu("0-63\n"), Some(63));
+        assert_eq!(highest_cpu("0,2-3,8"), Some(8));
+        assert_eq!(highest_cpu("0"), Some(0));
+        assert_eq!(highest_cpu(""), None);
+        assert_eq!(highest_cpu("0-x"), None);
     }
 }

@@ -37,6 +37,7 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{info, warn};
 
+use crate::bpf_metrics::BpfMetrics;
 use crate::cli::{DataplaneChoice, Options};
 use crate::http::{self, Limits};
 use crate::lock::AgentLock;
@@ -93,6 +94,8 @@ fn check_dataplane(o: &Options) -> Result<(), String> {
 struct AclBackends {
     programs: Arc<dyn AclBackend>,
     readback: Arc<dyn AclBackend>,
+    /// The eBPF backend, whose per-interface counters become metrics.
+    ebpf: Option<Arc<EbpfBackend>>,
 }
 
 fn acl_backends(o: &Options) -> Result<AclBackends, String> {
@@ -114,6 +117,7 @@ fn acl_backends(o: &Options) -> Result<AclBackends, String> {
             Ok(AclBackends {
                 programs: backends::acl_backend(acl, o.no_acl_drift_watch),
                 readback,
+                ebpf: None,
             })
         }
         DataplaneChoice::Bpf => {
@@ -124,16 +128,20 @@ fn acl_backends(o: &Options) -> Result<AclBackends, String> {
                 set_capacity: 1 << 20,
                 license: CString::new(license).map_err(|e| format!("--bpf-license: {e}"))?,
             };
-            let acl: Arc<dyn AclBackend> =
-                Arc::new(EbpfBackend::new(config).map_err(|e| e.to_string())?);
+            let ebpf = Arc::new(EbpfBackend::new(config).map_err(|e| e.to_string())?);
+            let acl: Arc<dyn AclBackend> = ebpf.clone();
             info!("dataplane: eBPF programs on the interfaces");
             Ok(AclBackends {
                 programs: acl.clone(),
                 readback: acl,
+                ebpf: Some(ebpf),
             })
         }
     }
 }
+
+/// How often the eBPF programs' per-interface counters are read for the metrics.
+const BPF_METRICS_EVERY: Duration = Duration::from_secs(5);
 
 /// How often the BGP backend's peer status is read for the per-peer metrics.
 const PEER_METRICS_EVERY: Duration = Duration::from_secs(5);
@@ -148,6 +156,7 @@ pub async fn run(o: Options) -> Result<(), String> {
     let AclBackends {
         programs: acl,
         readback,
+        ebpf,
     } = acl_backends(&o)?;
     let flow_settings = o.flow_settings();
     let mut builder = Agent::builder()
@@ -177,6 +186,8 @@ pub async fn run(o: Options) -> Result<(), String> {
                 .poll(Arc::downgrade(&b), PEER_METRICS_EVERY),
         )
     });
+    let bpf_metrics = BpfMetrics::default();
+    let bpf_poll = ebpf.map(|b| tokio::spawn(bpf_metrics.clone().poll(b, BPF_METRICS_EVERY)));
     let agent = builder.start().map_err(|e| e.to_string())?;
     let handle = agent.handle();
     let flow_logs = match flow_settings {
@@ -209,6 +220,9 @@ pub async fn run(o: Options) -> Result<(), String> {
         f.metrics.register(&mut registry);
     }
     registry.register_collector(Box::new(peer_metrics));
+    if bpf_poll.is_some() {
+        registry.register_collector(Box::new(bpf_metrics));
+    }
     let pages = DaemonPages {
         handle: handle.clone(),
         shared: shared.clone(),
@@ -251,13 +265,17 @@ pub async fn run(o: Options) -> Result<(), String> {
     };
     match o.dataplane {
         DataplaneChoice::Nft => info!("stopping; the dataplane stays as programmed"),
-        // The TCX links are not pinned: they go with the process.
+        // The tc filters outlive the process, with the programs they hold.
         DataplaneChoice::Bpf => {
-            warn!("stopping; routes stay as programmed, the eBPF ACL programs detach as the agent exits")
+            info!("stopping; the dataplane stays as programmed (the eBPF programs stay attached)")
         }
     }
     server.abort();
     beat.abort();
+    if let Some(p) = bpf_poll {
+        p.abort();
+        let _ = p.await;
+    }
     if let Some(p) = peer_poll {
         // Wait until the poller is gone: the native speaker closes its sessions gracefully
         // only once nothing else holds it.

@@ -119,6 +119,13 @@ pub(super) fn attach_both(
         Ok(()) => e,
         Err(d) => dataplane(&format!("{e}; and then"), d),
     };
+    // Written first, so that the programs count from their first packet.
+    let counters = st
+        .sets
+        .maps()
+        .counters()
+        .add(dev.index)
+        .map_err(|e| dataplane(&format!("write the counter rows of {}", dev.name), e))?;
     st.tc
         .add_clsact(dev)
         .map_err(|e| dataplane(&format!("attach to {}", dev.name), e))?;
@@ -143,6 +150,7 @@ pub(super) fn attach_both(
         egress,
         index: dev.index,
         egress_mark,
+        counters,
     })
 }
 

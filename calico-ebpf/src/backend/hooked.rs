@@ -8,7 +8,7 @@ use std::sync::Arc;
 use calico_core::dataplane::ir::Ruleset;
 use calico_core::dataplane::BackendError;
 
-use super::{dataplane, from_generate, EbpfConfig, OPTIONS};
+use super::{dataplane, from_generate, options, EbpfConfig};
 use crate::generate::{generate_with, params, BaseChains, Plan};
 use crate::sets::Maps;
 use crate::shared::{Entry, ProgramCache, SharedProgram};
@@ -43,7 +43,7 @@ pub(super) fn prepare(
     plan: &Plan,
     ids: &BTreeMap<String, u32>,
 ) -> Result<Prepared, BackendError> {
-    let g = generate_with(ruleset, plan, ids, OPTIONS).map_err(from_generate)?;
+    let g = generate_with(ruleset, plan, ids, options(ingress)).map_err(from_generate)?;
     let dir = if ingress { "ingress" } else { "egress" };
     let program = programs
         .get_or_load(ingress, &g.program, maps, &config.license)

@@ -59,8 +59,9 @@ use async_trait::async_trait;
 use calico_core::dataplane::ir::{Ruleset, Verdict};
 use calico_core::dataplane::{AclBackend, BackendError, ChangeSet};
 
+use crate::counters::{InterfaceCounters, Rows};
 use crate::error::{Error, GenerateError, SysError};
-use crate::generate::{generate, BaseChains, Conntrack, Logs, Options, Plan, Sharing};
+use crate::generate::{generate, BaseChains, Conntrack, Counting, Logs, Options, Plan, Sharing};
 use crate::program::Loaded;
 use crate::set_table::SetTable;
 use crate::sets::{EgressMark, Maps};
@@ -143,7 +144,21 @@ const OPTIONS: Options = Options {
     logs: Logs::Refuse,
     conntrack: Conntrack::Table,
     sharing: Sharing::ByInterface,
+    counting: Counting::Ingress,
 };
+
+/// [`OPTIONS`] for the program of one direction: counted in that direction's row.
+fn options(ingress: bool) -> Options {
+    let counting = if ingress {
+        Counting::Ingress
+    } else {
+        Counting::Egress
+    };
+    Options {
+        counting,
+        ..OPTIONS
+    }
+}
 
 /// An interface with the backend's programs. Dropping it deletes its values and its
 /// egress mark but not its filters: where the interface is gone they went with it, and
@@ -157,6 +172,8 @@ struct Iface {
     /// programs are detached (until then a forwarded packet's flow is recorded by the
     /// egress program).
     egress_mark: EgressMark,
+    /// Its counter rows, written before the programs are attached.
+    counters: Rows,
 }
 
 impl Iface {
@@ -165,6 +182,7 @@ impl Iface {
         self.ingress.entry.keep();
         self.egress.entry.keep();
         self.egress_mark.keep();
+        self.counters.keep();
     }
 }
 
@@ -316,6 +334,29 @@ impl EbpfBackend {
             interfaces: st.ifaces.len(),
             attaching: st.attaching,
         })
+    }
+
+    /// The counters of every interface with the backend's programs, by name: what its
+    /// ingress and egress programs judged, accepted and dropped since it got them. One map
+    /// lookup per interface and direction; no netlink query.
+    pub fn interface_counters_blocking(
+        &self,
+    ) -> Result<BTreeMap<String, InterfaceCounters>, BackendError> {
+        let st = self
+            .inner
+            .state
+            .lock()
+            .map_err(|_| dataplane("counters", "state lock poisoned"))?;
+        let map = st.sets.maps().counters();
+        let mut all = BTreeMap::new();
+        for (name, o) in &st.ifaces {
+            let read = map.read(o.index);
+            let read = read.map_err(|e| dataplane(&format!("read the counters of {name}"), e))?;
+            if let Some(c) = read {
+                all.insert(name.clone(), c);
+            }
+        }
+        Ok(all)
     }
 
     /// Deletes every filter of this backend (or of a previous one) in the namespace, as a

@@ -8,7 +8,9 @@ use calico_core::dataplane::{BackendError, Change, ChangeSet};
 
 use super::from_generate;
 use super::hooked::Hooked;
-use crate::generate::{generate, Bindings, Conntrack, Logs, Options, Plan, Sharing, Stage};
+use crate::generate::{
+    generate, Bindings, Conntrack, Counting, Logs, Options, Plan, Sharing, Stage,
+};
 
 /// A name no interface has (`/` is not allowed in interface names): the bindings of an
 /// interface without programs.
@@ -76,6 +78,7 @@ pub(super) fn check_supported(r: &Ruleset) -> Result<BTreeSet<String>, BackendEr
         logs: Logs::Omit,
         conntrack: Conntrack::Context,
         sharing: Sharing::Inline,
+        counting: Counting::Off,
     };
     let reached = generate(r, &plan, &ids, options)
         .map_err(from_generate)?

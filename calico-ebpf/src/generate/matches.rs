@@ -12,6 +12,7 @@ use calico_core::dataplane::ir::{icmp_protocol, CtState, Match, SetKey, Side};
 use crate::insn::{Alu, Asm, Cond, Helper, Label, MapRef, Reg, Size};
 use crate::layout::{ct, state};
 
+use super::counting::Counting;
 use super::params;
 
 /// A set a match refers to, as the program knows it: its id and key type.
@@ -87,8 +88,9 @@ fn words(addr: IpAddr) -> Vec<u32> {
 enum Id {
     /// The instruction's immediate.
     Inline,
-    /// A slot of the interface's values ([`params`]; address sets only).
-    Slot(usize),
+    /// A slot of the interface's values ([`params`]; address sets only), in a program
+    /// counting as given (an interface without values drops).
+    Slot(usize, Counting),
 }
 
 /// Looks the side's address (and, for `ports`, protocol and port) up in set `id`;
@@ -97,7 +99,7 @@ fn lookup(a: &mut Asm, set: SetRef, id: Id, side: Side, yes: Label, no: Label) {
     let addr = addr_off(side);
     let store_id = |a: &mut Asm| match id {
         Id::Inline => a.store_imm(Size::W, Reg::R10, KEY + 4, be_imm(set.id)),
-        Id::Slot(slot) => params::store_set_id(a, slot, KEY + 4),
+        Id::Slot(slot, counting) => params::store_set_id(a, slot, KEY + 4, counting),
     };
     let map = match set.key {
         SetKey::Ipv4Addr | SetKey::Ipv4Net => {
@@ -292,19 +294,26 @@ pub fn emit(a: &mut Asm, m: &Match, set: &dyn Fn(&str) -> Option<SetRef>, fail: 
 /// [`emit`] of a match whose per-interface constant is slot `slot` of the interface's
 /// values ([`params`]): an `AddrEq`, or an `AddrInSet` of an address set (`set`: its
 /// key type; the id is the slot). Other matches are not lifted: `false`, nothing emitted.
-pub fn emit_lifted(a: &mut Asm, m: &Match, set: Option<SetRef>, slot: usize, fail: Label) -> bool {
+/// `counting`: the program's, for the drop of an interface without values.
+pub fn emit_lifted(
+    a: &mut Asm,
+    m: &Match,
+    (set, slot): (Option<SetRef>, usize),
+    counting: Counting,
+    fail: Label,
+) -> bool {
     match (m, set) {
         (Match::AddrEq { side, addr, negate }, _) => {
             family(a, addr.is_ipv4(), fail);
             negatable(a, *negate, fail, |a, yes, no| {
-                params::addr_eq(a, *side, addr.is_ipv4(), slot, yes, no);
+                params::addr_eq(a, (*side, addr.is_ipv4()), (slot, counting), yes, no);
             });
             true
         }
         (Match::AddrInSet { side, negate, .. }, Some(s)) if !s.key.is_concat() => {
             family(a, s.key.is_ipv4(), fail);
             negatable(a, *negate, fail, |a, yes, no| {
-                lookup(a, s, Id::Slot(slot), *side, yes, no);
+                lookup(a, s, Id::Slot(slot, counting), *side, yes, no);
             });
             true
         }

@@ -18,6 +18,7 @@
 //! naming it, and only when the program would reach it.
 
 pub mod conntrack;
+mod counting;
 mod matches;
 pub mod params;
 pub mod parse;
@@ -31,8 +32,9 @@ use calico_core::dataplane::validate::MAX_JUMP_DEPTH;
 
 use crate::error::GenerateError;
 use crate::insn::{Alu, Asm, Cond, Label, Program, Reg, Size};
-use crate::layout::{ct, state};
+use crate::layout::{counters, ct, state};
 pub use conntrack::{Conntrack, CtKfuncs};
+pub use counting::Counting;
 pub use matches::SetRef;
 
 /// The most instructions a privileged program may have (`BPF_COMPLEXITY_LIMIT_INSNS`).
@@ -82,6 +84,9 @@ pub struct Options {
     pub conntrack: Conntrack,
     /// Whether per-interface constants are data.
     pub sharing: Sharing,
+    /// Whether the program counts its packets per interface, and in which direction's
+    /// row ([`crate::layout::counters`]).
+    pub counting: Counting,
 }
 
 /// One hook a program evaluates, for packets with the interfaces `bindings`.
@@ -219,7 +224,8 @@ pub fn generate_with(
         params: Vec::new(),
         bases: &bases.0,
     };
-    parse::emit(&mut g.a, options.conntrack);
+    parse::emit(&mut g.a, options.conntrack, options.counting);
+    counting::start(&mut g.a, options.counting);
     // Whether an accept of the stages completes the packet's path through the programs
     // (a forwarded packet at an ingress meets the egress program next).
     match plan {
@@ -343,12 +349,14 @@ impl<'a> Gen<'a> {
                 conntrack::emit_record_unless_egress_program(&mut self.a);
             }
         }
+        counting::count(&mut self.a, self.options.counting, counters::ACCEPTED);
         parse::accept(&mut self.a);
     }
 
     /// Drops the packet. Inline rather than a jump to a shared exit: a jump reaches only
     /// ±32K instructions, so verdicts of long chains end where they are.
     fn drop_here(&mut self) {
+        counting::count(&mut self.a, self.options.counting, counters::DROPPED);
         parse::drop(&mut self.a);
     }
 
@@ -485,7 +493,8 @@ impl<'a> Gen<'a> {
             (Match::AddrInSet { .. }, Some(s)) => (params::set_id_slot(s.id), Some(s)),
             _ => return false,
         };
-        let lifted = matches::emit_lifted(&mut self.a, m, set, self.params.len(), fail);
+        let slot = (set, self.params.len());
+        let lifted = matches::emit_lifted(&mut self.a, m, slot, self.options.counting, fail);
         if lifted {
             self.params.push(value);
         }

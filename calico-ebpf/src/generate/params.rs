@@ -18,8 +18,9 @@ use std::net::IpAddr;
 use calico_core::dataplane::ir::Side;
 
 use crate::insn::{Alu, Asm, Cond, Helper, Label, MapRef, Reg, Size};
-use crate::layout::{skb, state};
+use crate::layout::{counters, skb, state};
 
+use super::counting::{self, Counting};
 use super::parse;
 
 /// The most slots a program has; a chain needing more keeps the rest inline (correct,
@@ -67,8 +68,9 @@ fn at(slot: usize, word: usize) -> i16 {
     (slot * SLOT_SIZE + 4 * word) as i16
 }
 
-/// `R0` = this interface's values; drops the packet when it has none. Clobbers `R1`–`R5`.
-pub(super) fn lookup(a: &mut Asm) {
+/// `R0` = this interface's values; drops the packet when it has none (counted as a drop
+/// under `counting`). Clobbers `R1`–`R5`.
+pub(super) fn lookup(a: &mut Asm, counting: Counting) {
     a.load(Size::W, Reg::R1, Reg::R6, skb::IFINDEX);
     a.store(Size::W, Reg::R10, KEY, Reg::R1);
     a.load_map(Reg::R1, MapRef::Params);
@@ -77,14 +79,21 @@ pub(super) fn lookup(a: &mut Asm) {
     a.call(Helper::MapLookupElem);
     let found = a.label();
     a.jmp_imm(Cond::Ne, Reg::R0, 0, found);
+    counting::count(a, counting, counters::DROPPED);
     parse::drop(a);
     a.bind(found);
 }
 
 /// Jumps to `no` unless the side's address (of the family `v4`, already checked) equals
 /// slot `slot`; to `yes` when it does.
-pub(super) fn addr_eq(a: &mut Asm, side: Side, v4: bool, slot: usize, yes: Label, no: Label) {
-    lookup(a);
+pub(super) fn addr_eq(
+    a: &mut Asm,
+    (side, v4): (Side, bool),
+    (slot, counting): (usize, Counting),
+    yes: Label,
+    no: Label,
+) {
+    lookup(a, counting);
     let off = match side {
         Side::Src => state::SRC,
         Side::Dst => state::DST,
@@ -98,8 +107,8 @@ pub(super) fn addr_eq(a: &mut Asm, side: Side, v4: bool, slot: usize, yes: Label
 }
 
 /// Writes the set id of slot `slot` to the stack at `to` (after [`lookup`]'s `R0`).
-pub(super) fn store_set_id(a: &mut Asm, slot: usize, to: i16) {
-    lookup(a);
+pub(super) fn store_set_id(a: &mut Asm, slot: usize, to: i16, counting: Counting) {
+    lookup(a, counting);
     a.load(Size::W, Reg::R1, Reg::R0, at(slot, 0));
     a.store(Size::W, Reg::R10, to, Reg::R1);
 }

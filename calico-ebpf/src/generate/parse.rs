@@ -11,8 +11,9 @@
 //! next-header), and IPv4 non-first fragments (no ports: port matches fail).
 
 use super::conntrack::{self, Conntrack};
+use super::counting::{self, Counting};
 use crate::insn::{Alu, Asm, Cond, Helper, Label, MapRef, Reg, Size};
-use crate::layout::{skb, state, PORTED_PROTOCOLS};
+use crate::layout::{counters, skb, state, PORTED_PROTOCOLS};
 
 /// TC's "no opinion" verdict (TCX's `TCX_NEXT`): the packet goes on to the next program
 /// of the interface's TCX chain, or on its way when there is none. The accept of the
@@ -54,7 +55,7 @@ fn copy_words(a: &mut Asm, from: i16, to: i16, len: i16) {
 /// Emits the prologue. Falls through with the state filled for an IP packet; a non-IP
 /// frame exits with `TC_ACT_UNSPEC`, an IP packet too short or malformed to parse exits with
 /// `TC_ACT_SHOT` (the kernel's IP input would drop it too).
-pub fn emit(a: &mut Asm, conntrack: Conntrack) {
+pub fn emit(a: &mut Asm, conntrack: Conntrack, counting: Counting) {
     let pass = a.label();
     let malformed = a.label();
     let v4 = a.label();
@@ -181,9 +182,11 @@ pub fn emit(a: &mut Asm, conntrack: Conntrack) {
     }
 
     a.bind(pass);
+    counting::count_early(a, counting, counters::NOT_IP);
     a.alu64_imm(Alu::Mov, Reg::R0, TC_ACT_UNSPEC);
     a.exit();
     a.bind(malformed);
+    counting::count_early(a, counting, counters::MALFORMED);
     a.alu64_imm(Alu::Mov, Reg::R0, TC_ACT_SHOT);
     a.exit();
     a.bind(done);

@@ -20,6 +20,7 @@
 //! * [`insn`], [`sys`]: the instruction encoding, and the raw `bpf(2)` calls;
 //! * [`tc`]: the clsact qdisc and `bpf` filters over rtnetlink.
 
+pub mod adopt;
 pub mod backend;
 pub mod btf;
 pub mod counters;

@@ -102,6 +102,10 @@ impl Drop for EgressMark {
 /// Entries of the flow table ([`crate::generate::Conntrack::Table`]).
 pub const FLOWS: u32 = 65_536;
 
+/// The flow table's name in the kernel (what a new backend looks for to adopt it,
+/// [`crate::adopt`]).
+pub const FLOWS_NAME: &str = "cali_flows";
+
 /// Interfaces with an egress program, at most.
 pub const EGRESS_INTERFACES: u32 = 65_536;
 
@@ -111,6 +115,23 @@ const PRESENT: [u8; 1] = [1];
 impl Maps {
     /// Creates the maps, each set map holding up to `capacity` elements.
     pub fn create(capacity: u32) -> Result<Maps, SysError> {
+        Maps::create_with(capacity, None)
+    }
+
+    /// [`Maps::create`], with `flows` (a previous backend's, [`crate::adopt`]) as the flow
+    /// table when given.
+    pub fn create_with(capacity: u32, flows: Option<OwnedFd>) -> Result<Maps, SysError> {
+        let flows = match flows {
+            Some(f) => f,
+            None => sys::map_create(
+                MapType::LruHash,
+                FLOWS_NAME,
+                layout::flow::KEY_SIZE,
+                layout::flow::VALUE_SIZE,
+                FLOWS,
+                0,
+            )?,
+        };
         Ok(Maps {
             state: sys::map_create(
                 MapType::PercpuArray,
@@ -146,14 +167,7 @@ impl Maps {
                 capacity,
                 sys::F_NO_PREALLOC,
             )?,
-            flows: sys::map_create(
-                MapType::LruHash,
-                "cali_flows",
-                layout::flow::KEY_SIZE,
-                layout::flow::VALUE_SIZE,
-                FLOWS,
-                0,
-            )?,
+            flows,
             egress: Arc::new(sys::map_create(
                 MapType::Hash,
                 "cali_egress_if",

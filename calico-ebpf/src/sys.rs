@@ -16,6 +16,8 @@ const BPF_PROG_LOAD: libc::c_long = 5;
 const BPF_PROG_TEST_RUN: libc::c_long = 10;
 const BPF_LINK_CREATE: libc::c_long = 28;
 const BPF_LINK_UPDATE: libc::c_long = 29;
+const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
+const BPF_MAP_GET_FD_BY_ID: libc::c_long = 14;
 const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
 
 /// `BPF_F_NO_PREALLOC`: entries allocated as they are added (LPM tries require it).
@@ -427,6 +429,98 @@ pub fn prog_id(prog: &OwnedFd) -> Result<u32, SysError> {
 /// The id of the program link `link` runs (`struct bpf_link_info`: type, id, prog_id).
 pub fn link_prog_id(link: &OwnedFd) -> Result<u32, SysError> {
     Ok(info_words::<3>(link, "link")?[2])
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct GetFdAttr {
+    id: u32,
+    next_id: u32,
+    open_flags: u32,
+}
+
+/// A new descriptor of the object (`cmd`: program or map) with kernel id `id`.
+fn fd_by_id(cmd: libc::c_long, id: u32, what: &str) -> Result<OwnedFd, SysError> {
+    let mut attr = GetFdAttr {
+        id,
+        ..Default::default()
+    };
+    // SAFETY: the struct is the command's attribute prefix, without pointers.
+    let fd = unsafe { bpf(cmd, &mut attr) }.map_err(|source| SysError::Bpf {
+        op: format!("{what} {id}"),
+        source,
+    })?;
+    // SAFETY: the kernel returned a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// A descriptor of the program with kernel id `id` (`BPF_PROG_GET_FD_BY_ID`).
+pub fn prog_fd_by_id(id: u32) -> Result<OwnedFd, SysError> {
+    fd_by_id(BPF_PROG_GET_FD_BY_ID, id, "BPF_PROG_GET_FD_BY_ID")
+}
+
+/// A descriptor of the map with kernel id `id` (`BPF_MAP_GET_FD_BY_ID`).
+pub fn map_fd_by_id(id: u32) -> Result<OwnedFd, SysError> {
+    fd_by_id(BPF_MAP_GET_FD_BY_ID, id, "BPF_MAP_GET_FD_BY_ID")
+}
+
+/// `struct bpf_prog_info` up to its name: `nr_map_ids` at 52, `map_ids` at 56.
+const PROG_INFO_LEN: usize = 80;
+
+/// The kernel ids of the maps program `prog` uses (at most 64: the policy programs use
+/// fewer than ten).
+pub fn prog_map_ids(prog: &OwnedFd) -> Result<Vec<u32>, SysError> {
+    const MAX: u32 = 64;
+    let mut ids = vec![0u32; MAX as usize];
+    let mut info = [0u8; PROG_INFO_LEN];
+    info[52..56].copy_from_slice(&MAX.to_ne_bytes());
+    info[56..64].copy_from_slice(&(ids.as_mut_ptr() as u64).to_ne_bytes());
+    let mut attr = InfoAttr {
+        bpf_fd: prog.as_raw_fd() as u32,
+        info_len: PROG_INFO_LEN as u32,
+        info: info.as_mut_ptr() as u64,
+    };
+    // SAFETY: info is info_len bytes and points the kernel at `ids`, MAX words long; both
+    // outlive the call.
+    unsafe { bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr) }.map_err(|source| SysError::Bpf {
+        op: "BPF_OBJ_GET_INFO_BY_FD program".into(),
+        source,
+    })?;
+    let n = u32::from_ne_bytes(info[52..56].try_into().expect("4 bytes"));
+    ids.truncate(n.min(MAX) as usize);
+    Ok(ids)
+}
+
+/// What the kernel says of a map (`struct bpf_map_info`'s first fields).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MapInfo {
+    /// `enum bpf_map_type`.
+    pub kind: u32,
+    /// Key size.
+    pub key_size: u32,
+    /// Value size.
+    pub value_size: u32,
+    /// Most entries.
+    pub max_entries: u32,
+    /// Its name.
+    pub name: String,
+}
+
+/// The kernel's [`MapInfo`] of `map`.
+pub fn map_info(map: &OwnedFd) -> Result<MapInfo, SysError> {
+    let w = info_words::<10>(map, "map")?;
+    let name: Vec<u8> = w[6..10]
+        .iter()
+        .flat_map(|x| x.to_ne_bytes())
+        .take_while(|&b| b != 0)
+        .collect();
+    Ok(MapInfo {
+        kind: w[0],
+        key_size: w[2],
+        value_size: w[3],
+        max_entries: w[4],
+        name: String::from_utf8_lossy(&name).into_owned(),
+    })
 }
 
 #[cfg(test)]

@@ -2,20 +2,24 @@
 //! connection stays denied, an allowed one allowed, after it is dropped), a second
 //! backend in the same namespace takes over (exactly one filter of the backend per
 //! interface and direction, the old programs unloaded, the filters of interfaces it does
-//! not program deleted), an endpoint removed loses its filters, the start-up probe
-//! leaves nothing behind, and `remove_all_blocking` leaves the eBPF dataplane.
+//! not program deleted, the flow table carried over so that an open connection goes on),
+//! an endpoint removed loses its filters, the start-up probe leaves nothing behind, and
+//! `remove_all_blocking` leaves the eBPF dataplane.
 
 #[path = "../../calico-linux/tests/support/mod.rs"]
 mod support;
 
 mod ebpf_support;
 
+use std::net::TcpStream;
+
 use calico_core::dataplane::diff;
 use calico_core::dataplane::ir::Ruleset;
+use calico_ebpf::adopt::FlowTable;
 use calico_ebpf::tc::{Dev, Direction, Filter, Netlink};
 use calico_netns::fixtures::{privileged, Netns};
 use ebpf_support::shop::{loaded_in_kernel, shop_ruleset, WORKLOADS};
-use support::{Topology, Workload};
+use support::{tcp_round_trip, Topology, Workload};
 
 /// The filters of one direction of `iface` in `ns`, as a dump reports them.
 fn filters(ns: &Netns, iface: &str, dir: Direction) -> Vec<Filter> {
@@ -67,6 +71,21 @@ fn enforced(client: &Workload, web: &Workload, when: &str) {
     assert!(!client.ping(web.ip), "{when}: ping denied");
 }
 
+/// Whether bytes the server sends first reach the client.
+fn reply_first(conn: &mut TcpStream, served: &mut TcpStream) -> bool {
+    use std::io::{Read, Write};
+    let mut buf = [0u8; 5];
+    served.write_all(b"hello").is_ok() && conn.read_exact(&mut buf).is_ok() && &buf == b"hello"
+}
+
+/// An open TCP connection from `client` to `web` on 8080, the listener closed again.
+fn open_connection(client: &Workload, web: &Workload) -> (TcpStream, TcpStream) {
+    let listener = web.listen_tcp(8080);
+    let conn = client.connect_tcp(web.ip, 8080).expect("8080 allowed");
+    let (served, _) = listener.accept().unwrap();
+    (conn, served)
+}
+
 #[test]
 fn filters_outlive_the_backend_and_the_next_one_takes_over() {
     if !privileged("filters_outlive_the_backend_and_the_next_one_takes_over") {
@@ -86,6 +105,11 @@ fn filters_outlive_the_backend_and_the_next_one_takes_over() {
         assert_eq!(ours(&topo.host, iface), before.attached[iface], "{iface}");
     }
     enforced(client, web1, "first backend");
+    assert_eq!(first.flow_table(), &FlowTable::New);
+    // A connection open across the take-over: its replies into the client pass only as
+    // part of an established flow (the client's policy admits UDP 5353 alone).
+    let (mut conn, mut served) = open_connection(client, web1);
+    assert!(tcp_round_trip(&mut conn, &mut served), "first backend");
 
     // The agent exits: the filters, and what their programs read, stay.
     drop(first);
@@ -125,6 +149,15 @@ fn filters_outlive_the_backend_and_the_next_one_takes_over() {
         );
     }
     enforced(client, web1, "second backend");
+    assert_eq!(second.flow_table(), &FlowTable::Adopted);
+    // The server speaks first: a packet in the reply direction, judged established only
+    // through the carried-over flow (a client packet would record the flow anew, as its
+    // direction is allowed).
+    assert!(
+        reply_first(&mut conn, &mut served),
+        "the connection open before the take-over goes on: its flow was carried over"
+    );
+    assert!(tcp_round_trip(&mut conn, &mut served));
     let _listener = web2.listen_tcp(9090);
     assert!(
         client.connect_tcp(web2.ip, 9090).is_some(),

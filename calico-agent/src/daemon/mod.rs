@@ -30,6 +30,7 @@ use calico_bgp::speaker::GracefulRestartOptions;
 use calico_core::agent::{Agent, Timing};
 use calico_core::dataplane::AclBackend;
 use calico_core::datastore::follow::Follower;
+use calico_ebpf::adopt::FlowTable;
 use calico_ebpf::backend::{EbpfBackend, EbpfConfig};
 use calico_linux::acl::LinuxAcl;
 use calico_linux::fib::{FibConfig, LinuxFib};
@@ -131,6 +132,17 @@ fn acl_backends(o: &Options) -> Result<AclBackends, String> {
             let ebpf = Arc::new(EbpfBackend::new(config).map_err(|e| e.to_string())?);
             let acl: Arc<dyn AclBackend> = ebpf.clone();
             info!("dataplane: eBPF programs on the interfaces");
+            match ebpf.flow_table() {
+                FlowTable::New => {}
+                FlowTable::Adopted => info!(
+                    "took over the flow table of the programs already attached: open connections go on"
+                ),
+                FlowTable::NotAdopted(why) => warn!(
+                    reason = %why,
+                    "programs of an earlier agent are attached but their flow table is not taken over: \
+                     replies of connections open now are judged as new until their next packet the other way"
+                ),
+            }
             Ok(AclBackends {
                 programs: acl.clone(),
                 readback: acl,

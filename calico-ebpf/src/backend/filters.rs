@@ -18,10 +18,10 @@ pub fn remove_leftovers() -> Result<usize, BackendError> {
 /// Deletes every filter of the backend that a dump finds; how many interfaces had some.
 pub(super) fn remove_filters(tc: &mut Netlink) -> Result<usize, BackendError> {
     let found = inherited(tc).map_err(|e| dataplane("list the filters", e))?;
-    for &index in &found {
+    for &index in &found.interfaces {
         detach(tc, Dev { name: "", index })?;
     }
-    Ok(found.len())
+    Ok(found.interfaces.len())
 }
 
 /// The id of the program the backend's filter of `dir` on `dev` runs, from a dump.
@@ -83,18 +83,29 @@ pub(super) fn probe_tc(tc: &mut Netlink, probe: &Loaded, lo: u32) -> Result<(), 
         })
 }
 
-/// The interfaces (by index) with a filter of the backend's, in either direction, as
-/// dumps find them: only those with a clsact qdisc are looked at.
-pub(super) fn inherited(tc: &mut Netlink) -> Result<BTreeSet<u32>, TcError> {
-    let mut found = BTreeSet::new();
+/// What a previous backend left, as filter dumps find it.
+#[derive(Debug, Default)]
+pub(super) struct Inherited {
+    /// The interfaces (by index) with a filter of the backend's, in either direction.
+    pub(super) interfaces: BTreeSet<u32>,
+    /// The kernel ids of the programs those filters run.
+    pub(super) programs: BTreeSet<u32>,
+}
+
+/// The filters of the backend's (this one's or a previous one's) that dumps find: only
+/// interfaces with a clsact qdisc are looked at.
+pub(super) fn inherited(tc: &mut Netlink) -> Result<Inherited, TcError> {
+    let mut found = Inherited::default();
     for index in tc.clsact_interfaces()? {
         let dev = Dev { name: "", index };
         for dir in Direction::BOTH {
             match tc.filters(dev, dir) {
-                Ok(fs) if fs.iter().any(|f| f.is_ours()) => {
-                    found.insert(index);
+                Ok(fs) => {
+                    for f in fs.iter().filter(|f| f.is_ours()) {
+                        found.interfaces.insert(index);
+                        found.programs.extend(f.program_id);
+                    }
                 }
-                Ok(_) => {}
                 // Deleted since the qdisc dump.
                 Err(e) if e.errno() == Some(libc::ENODEV) => {}
                 Err(e) => return Err(e),

@@ -51,6 +51,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::CString;
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -59,6 +60,7 @@ use async_trait::async_trait;
 use calico_core::dataplane::ir::{Ruleset, Verdict};
 use calico_core::dataplane::{AclBackend, BackendError, ChangeSet};
 
+use crate::adopt::FlowTable;
 use crate::counters::{InterfaceCounters, Rows};
 use crate::error::{Error, GenerateError, SysError};
 use crate::generate::{generate, BaseChains, Conntrack, Counting, Logs, Options, Plan, Sharing};
@@ -71,6 +73,7 @@ use crate::tc::{Dev, Direction, Existing, FilterSpec, Netlink, TcError};
 mod filters;
 mod hooked;
 mod ifaces;
+mod reports;
 mod scope;
 
 pub use filters::remove_leftovers;
@@ -78,6 +81,7 @@ use filters::{
     attach_both, inherited, open_netlink, probe_tc, remove, remove_filters, running, sweep,
 };
 use ifaces::{ifindex, ifindexes, ifindexes_of};
+pub use reports::{Counters, Programs};
 
 use hooked::{detach, prepare, Hooked, Pending};
 use scope::{check_supported, plans, touched, Touched};
@@ -225,6 +229,8 @@ pub struct EbpfBackend {
 
 struct Inner {
     config: EbpfConfig,
+    /// Where the flow table came from.
+    flow_table: FlowTable,
     state: Mutex<State>,
 }
 
@@ -246,7 +252,10 @@ impl EbpfBackend {
     /// filters a previous backend left (see the module documentation). Programs nothing
     /// until the first [`AclBackend::apply`].
     pub fn new(config: EbpfConfig) -> Result<EbpfBackend, StartError> {
-        let maps = Maps::create(config.set_capacity).map_err(StartError::Maps)?;
+        let (mut tc, lo) = open_netlink(&config).map_err(StartError::Netlink)?;
+        let inherited = inherited(&mut tc).map_err(StartError::TakeOver)?;
+        let (flows, flow_table) = adopt_flow_table(&inherited.programs);
+        let maps = Maps::create_with(config.set_capacity, flows).map_err(StartError::Maps)?;
         let probe = generate(
             &Ruleset::default(),
             &Plan::ByDestination {
@@ -260,12 +269,11 @@ impl EbpfBackend {
         let loaded =
             Loaded::load_with_license("cali_probe", &probe.program, &maps, &config.license)
                 .map_err(StartError::Load)?;
-        let (mut tc, lo) = open_netlink(&config).map_err(StartError::Netlink)?;
         probe_tc(&mut tc, &loaded, lo)?;
-        let inherited = inherited(&mut tc).map_err(StartError::TakeOver)?;
         Ok(EbpfBackend {
             inner: Arc::new(Inner {
                 config,
+                flow_table,
                 state: Mutex::new(State {
                     programmed: Ruleset::default(),
                     sets: SetTable::new(maps),
@@ -275,11 +283,17 @@ impl EbpfBackend {
                     unattached_reach: None,
                     attaching: Duration::ZERO,
                     tc,
-                    inherited,
+                    inherited: inherited.interfaces,
                     bases: None,
                 }),
             }),
         })
+    }
+
+    /// Where the flow table came from: a previous backend's, whose connections go on
+    /// (see [`crate::adopt`]), or new.
+    pub fn flow_table(&self) -> &FlowTable {
+        &self.inner.flow_table
     }
 
     /// [`AclBackend::apply`], on the calling thread (program loads take milliseconds each;
@@ -291,72 +305,6 @@ impl EbpfBackend {
     /// [`AclBackend::dump`], on the calling thread.
     pub fn dump_blocking(&self) -> Result<Ruleset, BackendError> {
         self.inner.dump()
-    }
-
-    /// The programs the backend holds and what each interface's filters run, as the
-    /// kernel reports it (a filter dump per interface and direction).
-    pub fn programs_blocking(&self) -> Result<Programs, BackendError> {
-        let mut st = self
-            .inner
-            .state
-            .lock()
-            .map_err(|_| dataplane("programs", "state lock poisoned"))?;
-        let st = &mut *st;
-        let mut attached = BTreeMap::new();
-        for (name, o) in &st.ifaces {
-            let dev = Dev {
-                name,
-                index: o.index,
-            };
-            let ingress = running(&mut st.tc, dev, Direction::Ingress)?;
-            let egress = running(&mut st.tc, dev, Direction::Egress)?;
-            attached.insert(name.clone(), (ingress, egress));
-        }
-        Ok(Programs {
-            loaded: st.programs.ids().collect(),
-            loads: st.programs.loads(),
-            attached,
-            attaching: st.attaching,
-        })
-    }
-
-    /// What the backend did so far, from its own records (no kernel query, so cheap at
-    /// any number of interfaces).
-    pub fn counters_blocking(&self) -> Result<Counters, BackendError> {
-        let st = self
-            .inner
-            .state
-            .lock()
-            .map_err(|_| dataplane("counters", "state lock poisoned"))?;
-        Ok(Counters {
-            loaded: st.programs.len(),
-            loads: st.programs.loads(),
-            interfaces: st.ifaces.len(),
-            attaching: st.attaching,
-        })
-    }
-
-    /// The counters of every interface with the backend's programs, by name: what its
-    /// ingress and egress programs judged, accepted and dropped since it got them. One map
-    /// lookup per interface and direction; no netlink query.
-    pub fn interface_counters_blocking(
-        &self,
-    ) -> Result<BTreeMap<String, InterfaceCounters>, BackendError> {
-        let st = self
-            .inner
-            .state
-            .lock()
-            .map_err(|_| dataplane("counters", "state lock poisoned"))?;
-        let map = st.sets.maps().counters();
-        let mut all = BTreeMap::new();
-        for (name, o) in &st.ifaces {
-            let read = map.read(o.index);
-            let read = read.map_err(|e| dataplane(&format!("read the counters of {name}"), e))?;
-            if let Some(c) = read {
-                all.insert(name.clone(), c);
-            }
-        }
-        Ok(all)
     }
 
     /// Deletes every filter of this backend (or of a previous one) in the namespace, as a
@@ -382,33 +330,23 @@ impl EbpfBackend {
     }
 }
 
-/// What [`EbpfBackend::programs_blocking`] reports.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Programs {
-    /// The kernel ids of the programs loaded, each run by one interface or several.
-    pub loaded: BTreeSet<u32>,
-    /// The program loads (verifier runs) since the backend started.
-    pub loads: u64,
-    /// Per interface, the kernel ids of the programs its ingress and egress filters run,
-    /// from filter dumps.
-    pub attached: BTreeMap<String, (u32, u32)>,
-    /// Time spent attaching the programs of interfaces that had none, since the backend
-    /// started: writing their values, adding the clsact qdisc and creating their two
-    /// filters.
-    pub attaching: Duration,
-}
-
-/// What [`EbpfBackend::counters_blocking`] reports.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Counters {
-    /// How many programs are loaded.
-    pub loaded: usize,
-    /// The program loads (verifier runs) since the backend started.
-    pub loads: u64,
-    /// How many interfaces have the backend's programs.
-    pub interfaces: usize,
-    /// As [`Programs::attaching`].
-    pub attaching: Duration,
+/// The flow table a previous backend's programs (kernel ids `programs`) use, if one of
+/// this layout is found, and what became of the search.
+fn adopt_flow_table(programs: &BTreeSet<u32>) -> (Option<OwnedFd>, FlowTable) {
+    if programs.is_empty() {
+        return (None, FlowTable::New);
+    }
+    match crate::adopt::flow_table(programs) {
+        Ok(Some(fd)) => (Some(fd), FlowTable::Adopted),
+        Ok(None) => (
+            None,
+            FlowTable::NotAdopted(format!(
+                "none of the {} programs found uses a flow table of this layout",
+                programs.len()
+            )),
+        ),
+        Err(e) => (None, FlowTable::NotAdopted(e.to_string())),
+    }
 }
 
 /// Runs `f` in the configured namespace.

@@ -1,0 +1,101 @@
+//! What the backend reports of itself: the programs it holds and what each filter runs
+//! (from the kernel), its own counts, and the per-interface packet counters.
+
+use super::*;
+
+impl EbpfBackend {
+    /// The programs the backend holds and what each interface's filters run, as the
+    /// kernel reports it (a filter dump per interface and direction).
+    pub fn programs_blocking(&self) -> Result<Programs, BackendError> {
+        let mut st = self
+            .inner
+            .state
+            .lock()
+            .map_err(|_| dataplane("programs", "state lock poisoned"))?;
+        let st = &mut *st;
+        let mut attached = BTreeMap::new();
+        for (name, o) in &st.ifaces {
+            let dev = Dev {
+                name,
+                index: o.index,
+            };
+            let ingress = running(&mut st.tc, dev, Direction::Ingress)?;
+            let egress = running(&mut st.tc, dev, Direction::Egress)?;
+            attached.insert(name.clone(), (ingress, egress));
+        }
+        Ok(Programs {
+            loaded: st.programs.ids().collect(),
+            loads: st.programs.loads(),
+            attached,
+            attaching: st.attaching,
+        })
+    }
+
+    /// What the backend did so far, from its own records (no kernel query, so cheap at
+    /// any number of interfaces).
+    pub fn counters_blocking(&self) -> Result<Counters, BackendError> {
+        let st = self
+            .inner
+            .state
+            .lock()
+            .map_err(|_| dataplane("counters", "state lock poisoned"))?;
+        Ok(Counters {
+            loaded: st.programs.len(),
+            loads: st.programs.loads(),
+            interfaces: st.ifaces.len(),
+            attaching: st.attaching,
+        })
+    }
+
+    /// The counters of every interface with the backend's programs, by name: what its
+    /// ingress and egress programs judged, accepted and dropped since it got them. One map
+    /// lookup per interface and direction; no netlink query.
+    pub fn interface_counters_blocking(
+        &self,
+    ) -> Result<BTreeMap<String, InterfaceCounters>, BackendError> {
+        let st = self
+            .inner
+            .state
+            .lock()
+            .map_err(|_| dataplane("counters", "state lock poisoned"))?;
+        let map = st.sets.maps().counters();
+        let mut all = BTreeMap::new();
+        for (name, o) in &st.ifaces {
+            let read = map.read(o.index);
+            let read = read.map_err(|e| dataplane(&format!("read the counters of {name}"), e))?;
+            if let Some(c) = read {
+                all.insert(name.clone(), c);
+            }
+        }
+        Ok(all)
+    }
+}
+
+/// What [`EbpfBackend::programs_blocking`] reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Programs {
+    /// The kernel ids of the programs loaded, each run by one interface or several.
+    pub loaded: BTreeSet<u32>,
+    /// The program loads (verifier runs) since the backend started.
+    pub loads: u64,
+    /// Per interface, the kernel ids of the programs its ingress and egress filters run,
+    /// from filter dumps.
+    pub attached: BTreeMap<String, (u32, u32)>,
+    /// Time spent attaching the programs of interfaces that had none, since the backend
+    /// started: writing their values, adding the clsact qdisc and creating their two
+    /// filters.
+    pub attaching: Duration,
+}
+
+/// What [`EbpfBackend::counters_blocking`] reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Counters {
+    /// How many programs are loaded.
+    pub loaded: usize,
+    /// The program loads (verifier runs) since the backend started.
+    pub loads: u64,
+    /// How many interfaces have the backend's programs.
+    pub interfaces: usize,
+    /// As [`Programs::attaching`].
+    pub attaching: Duration,
+}

@@ -19,8 +19,9 @@
 //!   process's open file descriptors (tc filters are none).
 //!
 //! Times include the test-run harness's own per-run overhead (a few ns), the same for all.
-//! `COST_LOCAL_ENDPOINTS=100,1000,10000` chooses the backend's sizes, `COST_BACKEND_ONLY=1`
-//! skips the rest.
+//! `COST_LOCAL_ENDPOINTS=100,1000,10000` chooses the backend's sizes, `COST_ROUNDS=N` the
+//! adds of each kind (default 20; more to profile them), `COST_BACKEND_ONLY=1` skips the
+//! rest.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -31,7 +32,9 @@ use calico_core::dataplane::ir::{
 };
 use calico_core::eval::Packet;
 use calico_core::scale::Scale;
-use calico_ebpf::generate::{hook_program, Bindings, Counting, Logs, Options};
+use calico_ebpf::generate::{
+    hook_program, Bindings, Conntrack, Counting, FlowTimeouts, Logs, Options,
+};
 use calico_ebpf::program::Loaded;
 use calico_ebpf::sets::{Maps, SetIds};
 use calico_ebpf::{frame, layout, Error};
@@ -222,7 +225,10 @@ fn backend(local: usize) {
             attach,
         }
     };
-    let rounds = 20;
+    let rounds = std::env::var("COST_ROUNDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(20);
     let shared: Vec<_> = (0..rounds)
         .map(|n| add(Some(n % scale.apps.min(local)), true))
         .collect();
@@ -324,6 +330,20 @@ fn programs() {
             let per_rule = (ns - base) / n as f64;
             println!("  {n:>5} linear rules       {ns:>8.0} ns   ({per_rule:.2} ns a rule)");
         }
+    }
+
+    // The flow table: the packet's flow recorded by a first run, found (and stamped) by
+    // every later one.
+    {
+        let options = Options {
+            logs: Logs::Omit,
+            conntrack: Conntrack::Table(FlowTimeouts::DEFAULT),
+            ..Options::default()
+        };
+        let p = hook_program(&linear(0), Hook::Forward, &any, &none, options).unwrap();
+        let l = Loaded::load("cali_bench", &p, &maps).unwrap();
+        let ns = f64::from(l.time(&f, 0, REPEAT).unwrap());
+        println!("  0 rules, flow table       {ns:>8.0} ns   (its flow found)");
     }
 
     // The per-interface counters: a test run's packet is at `lo` (ifindex 1).

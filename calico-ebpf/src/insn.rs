@@ -106,6 +106,7 @@ impl Size {
 #[allow(missing_docs)]
 pub enum Alu {
     Add = 0x00,
+    Sub = 0x10,
     Or = 0x40,
     And = 0x50,
     Lsh = 0x60,
@@ -135,6 +136,10 @@ pub enum Helper {
     MapLookupElem = 1,
     /// `bpf_map_update_elem(map, key, value, flags)`: 0, or a negative errno.
     MapUpdateElem = 2,
+    /// `bpf_map_delete_elem(map, key)`: 0, or a negative errno.
+    MapDeleteElem = 3,
+    /// `bpf_ktime_get_ns()`: nanoseconds since boot (`CLOCK_MONOTONIC`).
+    KtimeGetNs = 5,
     /// `bpf_skb_load_bytes(skb, offset, to, len)`: 0, or a negative errno.
     SkbLoadBytes = 26,
     /// `bpf_fib_lookup(ctx, params, len, flags)`: a `BPF_FIB_LKUP_RET_*` code.

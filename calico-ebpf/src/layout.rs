@@ -22,6 +22,9 @@ pub mod state {
     pub const ICMP_TYPE: i16 = 4;
     /// `u8`: ICMP code.
     pub const ICMP_CODE: i16 = 5;
+    /// `u8`: the TCP flags (FIN 0x01, SYN 0x02, RST 0x04, ACK 0x10), read only for the
+    /// programs' own flow table.
+    pub const TCP_FLAGS: i16 = 6;
     /// `u16`, host order: source port.
     pub const SPORT: i16 = 8;
     /// `u16`, host order: destination port.
@@ -47,7 +50,8 @@ pub mod state {
     pub const SIZE: u32 = 64;
 
     // The fields do not overlap and fit the value.
-    const _: () = assert!(SPORT > ICMP_CODE && CT >= DPORT + 2 && SRC >= CT + 4);
+    const _: () =
+        assert!(SPORT > TCP_FLAGS && TCP_FLAGS > ICMP_CODE && CT >= DPORT + 2 && SRC >= CT + 4);
     const _: () = assert!(DST == SRC + 16 && MARK == DST + 16 && FLOW_SPORT == MARK + 4);
     const _: () = assert!(FLOW_DPORT == FLOW_SPORT + 2 && HAS_FLOW == FLOW_DPORT + 2);
     const _: () = assert!(OUT_IFINDEX > HAS_FLOW && OUT_IFINDEX % 4 == 0);
@@ -112,8 +116,16 @@ pub mod flow {
     pub const DST: i16 = 24;
     /// The key's size.
     pub const KEY_SIZE: u32 = 40;
-    /// The value: `u32`, 1 once a packet of the reply direction was seen.
-    pub const VALUE_SIZE: u32 = 4;
+    /// `u32` in the value: [`REPLY_SEEN`], [`CLOSING`].
+    pub const FLAGS: i16 = 0;
+    /// `u64` in the value: `bpf_ktime_get_ns()` at the flow's last packet.
+    pub const LAST_SEEN: i16 = 8;
+    /// The value's size.
+    pub const VALUE_SIZE: u32 = 16;
+    /// Flag: a packet of the reply direction was seen.
+    pub const REPLY_SEEN: i32 = 1;
+    /// Flag: a TCP FIN or RST was seen.
+    pub const CLOSING: i32 = 2;
 }
 
 /// The per-interface counters ([`crate::insn::MapRef::Counters`], a per-CPU hash): keyed

@@ -63,7 +63,9 @@ use calico_core::dataplane::{AclBackend, BackendError, ChangeSet};
 use crate::adopt::FlowTable;
 use crate::counters::{InterfaceCounters, Rows};
 use crate::error::{Error, GenerateError, SysError};
-use crate::generate::{generate, BaseChains, Conntrack, Counting, Logs, Options, Plan, Sharing};
+use crate::generate::{
+    generate, BaseChains, Conntrack, Counting, FlowTimeouts, Logs, Options, Plan, Sharing,
+};
 use crate::program::Loaded;
 use crate::set_table::SetTable;
 use crate::sets::{EgressMark, Maps};
@@ -146,7 +148,7 @@ const NEEDS_CLS_BPF: &str =
 /// it to, which this backend does not).
 const OPTIONS: Options = Options {
     logs: Logs::Refuse,
-    conntrack: Conntrack::Table,
+    conntrack: Conntrack::Table(FlowTimeouts::DEFAULT),
     sharing: Sharing::ByInterface,
     counting: Counting::Ingress,
 };

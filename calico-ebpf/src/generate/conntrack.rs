@@ -10,8 +10,9 @@
 //! kfunc looks up TCP and UDP only, so ICMP and other protocols are always new (an echo
 //! reply is not established, an ICMP error not related), and nothing is ever invalid.
 
+use super::flow_table::FlowTimeouts;
 use crate::btf::{Btf, BtfError};
-use crate::insn::{Alu, Asm, Cond, Helper, Label, MapRef, Reg, Size};
+use crate::insn::{Alu, Asm, Cond, Reg, Size};
 use crate::layout::{ct, skb, state};
 
 /// Where the policy program's conntrack word comes from.
@@ -30,9 +31,10 @@ pub enum Conntrack {
     /// a packet of a recorded flow is new (confirmed) until one of the reverse direction
     /// was seen, established after; a packet whose reversed key is recorded is established
     /// (and marks the flow as having seen a reply). TCP, UDP, SCTP, DCCP, UDP-Lite and
-    /// ICMP echo (its id as the port). Not yet: timeouts and TCP state (a flow lives until
-    /// the LRU evicts it), related (ICMP errors are new), invalid.
-    Table,
+    /// ICMP echo (its id as the port). Flows expire after the idle times given
+    /// ([`FlowTimeouts`]); a TCP FIN or RST closes. Not yet: related (ICMP errors are
+    /// new), invalid.
+    Table(FlowTimeouts),
 }
 
 /// What the lookup needs from the running kernel's BTF.
@@ -74,130 +76,6 @@ const OPTS_SIZE: i32 = 12;
 const TUPLE: i16 = -112;
 const OPTS: i16 = -128;
 
-/// The flow key on the stack: 40 bytes at `R10-232`.
-const FLOW: i16 = -232;
-/// The flow value to insert: 4 bytes at `R10-236`.
-const FLOW_VALUE: i16 = -236;
-/// The [`MapRef::Egress`] key (an ifindex) on the stack: `[R10-244, R10-240)`, between
-/// the params key and the flow value.
-const EGRESS_KEY: i16 = -244;
-
-/// Writes the flow key of the packet into the stack, reversed when `reverse`.
-fn flow_key(a: &mut Asm, reverse: bool) {
-    use crate::layout::flow;
-    a.store_imm(Size::W, Reg::R10, FLOW, 0);
-    a.load(Size::B, Reg::R1, Reg::R7, state::FAMILY);
-    a.store(Size::B, Reg::R10, FLOW + flow::FAMILY, Reg::R1);
-    a.load(Size::B, Reg::R1, Reg::R7, state::PROTO);
-    a.store(Size::B, Reg::R10, FLOW + flow::PROTO, Reg::R1);
-    let (sport, dport, src, dst) = if reverse {
-        (state::FLOW_DPORT, state::FLOW_SPORT, state::DST, state::SRC)
-    } else {
-        (state::FLOW_SPORT, state::FLOW_DPORT, state::SRC, state::DST)
-    };
-    a.load(Size::H, Reg::R1, Reg::R7, sport);
-    a.store(Size::H, Reg::R10, FLOW + flow::SPORT, Reg::R1);
-    a.load(Size::H, Reg::R1, Reg::R7, dport);
-    a.store(Size::H, Reg::R10, FLOW + flow::DPORT, Reg::R1);
-    for i in (0..16).step_by(4) {
-        a.load(Size::W, Reg::R1, Reg::R7, src + i);
-        a.store(Size::W, Reg::R10, FLOW + flow::SRC + i, Reg::R1);
-        a.load(Size::W, Reg::R1, Reg::R7, dst + i);
-        a.store(Size::W, Reg::R10, FLOW + flow::DST + i, Reg::R1);
-    }
-}
-
-/// `R0` = the flow table's value for the key on the stack, or 0.
-fn flow_lookup(a: &mut Asm) {
-    a.load_map(Reg::R1, MapRef::Flows);
-    a.alu64_reg(Alu::Mov, Reg::R2, Reg::R10);
-    a.alu64_imm(Alu::Add, Reg::R2, i32::from(FLOW));
-    a.call(Helper::MapLookupElem);
-}
-
-/// The flow-table lookup ([`Conntrack::Table`]).
-fn emit_table(a: &mut Asm) {
-    let done = a.label();
-    let not_forward = a.label();
-    let established = a.label();
-    a.store_imm(
-        Size::W,
-        Reg::R7,
-        state::CT,
-        (ct::NEW | ct::UNCONFIRMED) as i32,
-    );
-    a.load(Size::B, Reg::R1, Reg::R7, state::HAS_FLOW);
-    a.jmp_imm(Cond::Eq, Reg::R1, 0, done);
-    flow_key(a, false);
-    flow_lookup(a);
-    a.jmp_imm(Cond::Eq, Reg::R0, 0, not_forward);
-    a.load(Size::W, Reg::R1, Reg::R0, 0);
-    a.jmp_imm(Cond::Ne, Reg::R1, 0, established);
-    a.store_imm(Size::W, Reg::R7, state::CT, ct::NEW as i32);
-    a.ja(done);
-    a.bind(not_forward);
-    flow_key(a, true);
-    flow_lookup(a);
-    a.jmp_imm(Cond::Eq, Reg::R0, 0, done);
-    // A reply: the flow has seen both directions from now on.
-    a.store_imm(Size::W, Reg::R0, 0, 1);
-    a.bind(established);
-    a.store_imm(Size::W, Reg::R7, state::CT, ct::ESTABLISHED as i32);
-    a.bind(done);
-}
-
-/// Records the packet's flow when it is a connection's first ([`Conntrack::Table`]): at
-/// an accept that completes the packet's path through the programs.
-pub fn emit_record(a: &mut Asm) {
-    let done = a.label();
-    unless_first_packet(a, done);
-    insert_flow(a);
-    a.bind(done);
-}
-
-/// Records the packet's flow as [`emit_record`] does when the interface the route lookup
-/// sends it out of ([`state::OUT_IFINDEX`]) has no egress program
-/// ([`MapRef::Egress`]): the packet leaves the host with this accept, as a forwarded
-/// packet's conntrack entry is confirmed when it leaves. Nothing when the lookup found
-/// no interface (the kernel drops the packet). The map is looked up for a connection's
-/// first packet only.
-pub fn emit_record_unless_egress_program(a: &mut Asm) {
-    let done = a.label();
-    unless_first_packet(a, done);
-    a.load(Size::W, Reg::R1, Reg::R7, state::OUT_IFINDEX);
-    a.jmp_imm(Cond::Eq, Reg::R1, 0, done);
-    a.store(Size::W, Reg::R10, EGRESS_KEY, Reg::R1);
-    a.load_map(Reg::R1, MapRef::Egress);
-    a.alu64_reg(Alu::Mov, Reg::R2, Reg::R10);
-    a.alu64_imm(Alu::Add, Reg::R2, i32::from(EGRESS_KEY));
-    a.call(Helper::MapLookupElem);
-    a.jmp_imm(Cond::Ne, Reg::R0, 0, done);
-    insert_flow(a);
-    a.bind(done);
-}
-
-/// Jumps to `done` unless the packet has a flow key and is a new, unrecorded connection's.
-fn unless_first_packet(a: &mut Asm, done: Label) {
-    a.load(Size::B, Reg::R1, Reg::R7, state::HAS_FLOW);
-    a.jmp_imm(Cond::Eq, Reg::R1, 0, done);
-    a.load(Size::W, Reg::R1, Reg::R7, state::CT);
-    a.jmp_imm(Cond::Ne, Reg::R1, (ct::NEW | ct::UNCONFIRMED) as i32, done);
-}
-
-/// Inserts the packet's flow into the flow table (`BPF_NOEXIST`).
-fn insert_flow(a: &mut Asm) {
-    flow_key(a, false);
-    a.store_imm(Size::W, Reg::R10, FLOW_VALUE, 0);
-    a.load_map(Reg::R1, MapRef::Flows);
-    a.alu64_reg(Alu::Mov, Reg::R2, Reg::R10);
-    a.alu64_imm(Alu::Add, Reg::R2, i32::from(FLOW));
-    a.alu64_reg(Alu::Mov, Reg::R3, Reg::R10);
-    a.alu64_imm(Alu::Add, Reg::R3, i32::from(FLOW_VALUE));
-    // BPF_NOEXIST: a flow recorded meanwhile keeps what it saw.
-    a.alu64_imm(Alu::Mov, Reg::R4, 1);
-    a.call(Helper::MapUpdateElem);
-}
-
 /// Emits the conntrack word into the state, for an IP packet the prologue parsed.
 pub fn emit(a: &mut Asm, conntrack: Conntrack) {
     let k = match conntrack {
@@ -206,8 +84,8 @@ pub fn emit(a: &mut Asm, conntrack: Conntrack) {
             a.store(Size::W, Reg::R7, state::CT, Reg::R1);
             return;
         }
-        Conntrack::Table => {
-            emit_table(a);
+        Conntrack::Table(timeouts) => {
+            super::flow_table::emit_lookup(a, &timeouts);
             return;
         }
         Conntrack::Lookup(k) => k,

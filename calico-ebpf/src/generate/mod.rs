@@ -19,6 +19,7 @@
 
 pub mod conntrack;
 mod counting;
+pub mod flow_table;
 mod matches;
 pub mod params;
 pub mod parse;
@@ -35,6 +36,7 @@ use crate::insn::{Alu, Asm, Cond, Label, Program, Reg, Size};
 use crate::layout::{counters, ct, state};
 pub use conntrack::{Conntrack, CtKfuncs};
 pub use counting::Counting;
+pub use flow_table::FlowTimeouts;
 pub use matches::SetRef;
 
 /// The most instructions a privileged program may have (`BPF_COMPLEXITY_LIMIT_INSNS`).
@@ -342,11 +344,11 @@ impl<'a> Gen<'a> {
     /// ingress) when the interface it leaves through has no egress program to judge it
     /// next, such as the uplink to another host.
     fn accept_exit(&mut self) {
-        if self.options.conntrack == Conntrack::Table {
+        if matches!(self.options.conntrack, Conntrack::Table(_)) {
             if self.completes {
-                conntrack::emit_record(&mut self.a);
+                flow_table::emit_record(&mut self.a);
             } else {
-                conntrack::emit_record_unless_egress_program(&mut self.a);
+                flow_table::emit_record_unless_egress_program(&mut self.a);
             }
         }
         counting::count(&mut self.a, self.options.counting, counters::ACCEPTED);

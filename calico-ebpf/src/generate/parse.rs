@@ -29,12 +29,17 @@ const HDR: i16 = -64;
 /// Scratch for small loads and the state map's key.
 const SMALL: i16 = -8;
 
-/// Emits `R1 = skb, R2 = off_reg or off, R3 = R10 + to, R4 = len; call skb_load_bytes`;
-/// jumps to `fail` when it fails.
+/// Emits `R1 = skb, R2 = off_reg + off (or off), R3 = R10 + to, R4 = len; call
+/// skb_load_bytes`; jumps to `fail` when it fails.
 fn load_bytes(a: &mut Asm, off: Option<Reg>, off_imm: i32, to: i16, len: i32, fail: Label) {
     a.alu64_reg(Alu::Mov, Reg::R1, Reg::R6);
     match off {
-        Some(r) => a.alu64_reg(Alu::Mov, Reg::R2, r),
+        Some(r) => {
+            a.alu64_reg(Alu::Mov, Reg::R2, r);
+            if off_imm != 0 {
+                a.alu64_imm(Alu::Add, Reg::R2, off_imm);
+            }
+        }
         None => a.alu64_imm(Alu::Mov, Reg::R2, off_imm),
     }
     a.alu64_reg(Alu::Mov, Reg::R3, Reg::R10);
@@ -149,6 +154,9 @@ pub fn emit(a: &mut Asm, conntrack: Conntrack, counting: Counting) {
     a.load(Size::H, Reg::R1, Reg::R7, state::DPORT);
     a.store(Size::H, Reg::R7, state::FLOW_DPORT, Reg::R1);
     a.store_imm(Size::B, Reg::R7, state::HAS_FLOW, 1);
+    if matches!(conntrack, Conntrack::Table(_)) {
+        tcp_flags(a, done);
+    }
     a.ja(done);
 
     a.bind(icmp);
@@ -191,6 +199,15 @@ pub fn emit(a: &mut Asm, conntrack: Conntrack, counting: Counting) {
     a.exit();
     a.bind(done);
     conntrack::emit(a, conntrack);
+}
+
+/// For TCP (`R9` the protocol, `R8` the transport header's offset), reads the flags into
+/// the state (the flow table's TCP state); a header too short leaves them 0.
+fn tcp_flags(a: &mut Asm, done: Label) {
+    a.jmp_imm(Cond::Ne, Reg::R9, 6, done);
+    load_bytes(a, Some(Reg::R8), 13, SMALL, 1, done);
+    a.load(Size::B, Reg::R1, Reg::R10, SMALL);
+    a.store(Size::B, Reg::R7, state::TCP_FLAGS, Reg::R1);
 }
 
 /// Emits the accept exit: the mark the rules left is written back to the packet, and

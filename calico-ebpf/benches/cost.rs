@@ -33,7 +33,7 @@ use calico_core::dataplane::ir::{
 use calico_core::eval::Packet;
 use calico_core::scale::Scale;
 use calico_ebpf::generate::{
-    hook_program, Bindings, Conntrack, Counting, FlowTimeouts, Logs, Options,
+    hook_program, Bindings, Conntrack, Counting, FlowTimeouts, Logs, Options, PieceBudget,
 };
 use calico_ebpf::program::Loaded;
 use calico_ebpf::sets::{Maps, SetIds};
@@ -90,9 +90,11 @@ fn load_counting(
     counting: Counting,
 ) -> Result<(Loaded, Duration, Duration), Error> {
     let t = Instant::now();
+    // One program, as before policies were split (benches/split.rs measures pieces).
     let options = Options {
         logs: Logs::Omit,
         counting,
+        pieces: PieceBudget::UNSPLIT,
         ..Options::default()
     };
     let p = hook_program(r, Hook::Forward, b, ids, options)?;

@@ -47,8 +47,9 @@ pub enum GenerateError {
     /// The program needs more set ids than a `u32` holds.
     #[error("too many sets")]
     TooManySets,
-    /// A jump spans more instructions than a 16-bit offset reaches; the policy must be split
-    /// into chained programs (not implemented yet).
+    /// A jump spans more instructions than a 16-bit offset reaches: a program generated
+    /// unsplit ([`crate::generate::PieceBudget::UNSPLIT`]) too large for one program, or a
+    /// piece with a budget above what a jump reaches.
     #[error(
         "jump from instruction {from} to {to} is beyond the 32K instructions a BPF jump reaches"
     )]
@@ -65,6 +66,43 @@ pub enum GenerateError {
         insns: usize,
         /// The limit.
         limit: usize,
+    },
+    /// The policy needs several programs chained with tail calls, and the caller asked
+    /// for one ([`crate::generate::Pieces::single`]): load it with
+    /// [`crate::program::Loaded::load_pieces`].
+    #[error("the policy needs {pieces} programs chained with tail calls ({insns} instructions in all), not one")]
+    Split {
+        /// How many pieces.
+        pieces: usize,
+        /// Instructions in all pieces.
+        insns: usize,
+    },
+    /// What lies between two places the program may be cut (one rule, with the chains it
+    /// inlines up to their first rule) is larger than one piece may be.
+    #[error("the rules from instruction {at} on need {insns} instructions and {branches} conditional jumps without a place to cut them, over the piece budget of {budget_insns} instructions and {budget_branches} conditional jumps")]
+    PieceTooLarge {
+        /// Where the stretch starts, in the unsplit program.
+        at: usize,
+        /// Its instructions.
+        insns: usize,
+        /// Its conditional jumps.
+        branches: usize,
+        /// The budget's instructions.
+        budget_insns: usize,
+        /// The budget's conditional jumps.
+        budget_branches: usize,
+    },
+    /// The policy needs more pieces than a packet may tail-call through.
+    #[error("the policy ({insns} instructions) needs at least {pieces} programs chained with tail calls; the kernel allows {tail_calls} tail calls per packet, so at most {limit} programs")]
+    TooManyPieces {
+        /// A lower bound of the pieces it needs.
+        pieces: usize,
+        /// Its instructions, unsplit.
+        insns: usize,
+        /// The most pieces.
+        limit: usize,
+        /// The kernel's tail calls per packet.
+        tail_calls: usize,
     },
     /// A bug in the generator.
     #[error("internal generator error: {0}")]

@@ -142,6 +142,9 @@ pub enum Helper {
     KtimeGetNs = 5,
     /// `bpf_skb_load_bytes(skb, offset, to, len)`: 0, or a negative errno.
     SkbLoadBytes = 26,
+    /// `bpf_tail_call(ctx, prog_array, index)`: does not return when the slot holds a
+    /// program; falls through when it is empty (or the per-packet limit is reached).
+    TailCall = 12,
     /// `bpf_fib_lookup(ctx, params, len, flags)`: a `BPF_FIB_LKUP_RET_*` code.
     FibLookup = 69,
 }
@@ -167,6 +170,9 @@ pub enum MapRef {
     Egress,
     /// The per-interface counters (a per-CPU hash, [`crate::layout::counters`]).
     Counters,
+    /// The program array of a policy split into pieces chained with tail calls, one per
+    /// loaded chain of pieces ([`crate::generate::split`]).
+    Pieces,
 }
 
 /// A jump target, bound to an instruction index with [`Asm::bind`].
@@ -183,6 +189,40 @@ pub struct Asm {
     fixups: Vec<(usize, Label)>,
     /// (instruction index, map) of every map load to patch.
     maps: Vec<(usize, MapRef)>,
+    /// Places where the stream may be cut into pieces ([`Asm::cut_point`]).
+    cuts: Vec<usize>,
+}
+
+/// An [`Asm`] taken apart, for cutting it into pieces ([`crate::generate::split`]).
+#[derive(Debug)]
+pub(crate) struct Parts {
+    /// The instructions.
+    pub(crate) insns: Vec<Insn>,
+    /// Instruction index of each label, once bound.
+    pub(crate) labels: Vec<Option<usize>>,
+    /// (instruction index, label) of every jump.
+    pub(crate) fixups: Vec<(usize, Label)>,
+    /// (instruction index, map) of every map load.
+    pub(crate) maps: Vec<(usize, MapRef)>,
+    /// The places it may be cut, ascending.
+    pub(crate) cuts: Vec<usize>,
+}
+
+impl Label {
+    /// The label's index among its assembler's labels.
+    pub(crate) fn index(self) -> usize {
+        self.0
+    }
+}
+
+impl Insn {
+    /// Whether the instruction is a conditional jump: a branch the verifier may have to
+    /// explore both ways (and keep pending while it walks one).
+    pub fn is_conditional_jump(&self) -> bool {
+        let class = self.code & 0x07;
+        let op = self.code & 0xf0;
+        (class == JMP || class == JMP32) && !matches!(op, 0x00 | 0x80 | 0x90)
+    }
 }
 
 /// A finished program: instructions with every jump resolved, and the map loads whose
@@ -237,6 +277,47 @@ impl Asm {
     /// Whether nothing was emitted yet.
     pub fn is_empty(&self) -> bool {
         self.insns.is_empty()
+    }
+
+    /// Marks the next instruction as a place where the program may be cut into pieces
+    /// chained with tail calls: only `R6` (the context), `R7` (the state) and `R9` (the
+    /// counter row) hold anything there, and nothing on the stack is read after it
+    /// before being written.
+    pub fn cut_point(&mut self) {
+        if self.cuts.last() != Some(&self.insns.len()) {
+            self.cuts.push(self.insns.len());
+        }
+    }
+
+    /// Conditional jumps emitted so far.
+    pub fn branches(&self) -> usize {
+        self.insns
+            .iter()
+            .filter(|i| i.is_conditional_jump())
+            .count()
+    }
+
+    /// The assembler taken apart.
+    pub(crate) fn into_parts(self) -> Parts {
+        Parts {
+            insns: self.insns,
+            labels: self.labels,
+            fixups: self.fixups,
+            maps: self.maps,
+            cuts: self.cuts,
+        }
+    }
+
+    /// Emits `insn` as it is, its jump (if it is one) going to `to` and, when `map` is
+    /// given, its immediate the descriptor of `map` (the first slot of an `ld_imm64`).
+    pub(crate) fn copy(&mut self, insn: Insn, to: Option<Label>, map: Option<MapRef>) {
+        if let Some(to) = to {
+            self.fixups.push((self.insns.len(), to));
+        }
+        if let Some(map) = map {
+            self.maps.push((self.insns.len(), map));
+        }
+        self.push(insn);
     }
 
     fn push(&mut self, i: Insn) {

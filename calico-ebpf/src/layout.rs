@@ -46,8 +46,12 @@ pub mod state {
     /// `u32`: at an ingress, the interface the kernel's route lookup sends a forwarded
     /// packet out of; 0 when it found none.
     pub const OUT_IFINDEX: i16 = 60;
-    /// The value's size.
-    pub const SIZE: u32 = 64;
+    /// `u32`: in a policy split into pieces, where the next piece resumes: the position
+    /// of its target in the unsplit program, written before each tail call
+    /// ([`crate::generate::split`]).
+    pub const RESUME: i16 = 64;
+    /// The value's size (a multiple of 8: the prologue zeroes it in 8-byte stores).
+    pub const SIZE: u32 = 72;
 
     // The fields do not overlap and fit the value.
     const _: () =
@@ -55,7 +59,8 @@ pub mod state {
     const _: () = assert!(DST == SRC + 16 && MARK == DST + 16 && FLOW_SPORT == MARK + 4);
     const _: () = assert!(FLOW_DPORT == FLOW_SPORT + 2 && HAS_FLOW == FLOW_DPORT + 2);
     const _: () = assert!(OUT_IFINDEX > HAS_FLOW && OUT_IFINDEX % 4 == 0);
-    const _: () = assert!((OUT_IFINDEX as u32) + 4 <= SIZE);
+    const _: () = assert!(RESUME >= OUT_IFINDEX + 4 && (RESUME as u32) + 4 <= SIZE);
+    const _: () = assert!(SIZE % 8 == 0);
 }
 
 /// Offsets into `struct __sk_buff` (the TC program's context; stable kernel ABI).

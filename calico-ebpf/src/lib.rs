@@ -12,6 +12,7 @@
 //! * [`shared`]: loaded programs shared by the interfaces whose generated programs are
 //!   equal, with their per-interface values ([`generate::params`]);
 //! * [`program`]: loading, and running a program on a frame (`BPF_PROG_TEST_RUN`);
+//!   [`tail`]: the later pieces of a policy split into programs chained with tail calls;
 //! * [`frame`]: frames for a [`calico_core::eval::Packet`];
 //! * [`layout`]: the byte layouts generator, maps and tests share;
 //! * [`btf`]: the kernel's BTF, for the conntrack kfuncs;
@@ -34,6 +35,7 @@ pub mod set_table;
 pub mod sets;
 pub mod shared;
 pub mod sys;
+pub mod tail;
 pub mod tc;
 
 pub use error::{Error, GenerateError, SysError};

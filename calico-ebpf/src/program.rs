@@ -5,16 +5,21 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use crate::error::SysError;
 use crate::generate::parse::{TC_ACT_SHOT, TC_ACT_UNSPEC};
-use crate::insn::Program;
+use crate::generate::Pieces;
+use crate::insn::{MapRef, Program};
 use crate::layout::skb;
 use crate::sets::Maps;
 use crate::sys::{self, TcxDirection};
+use crate::tail::Tail;
 
-/// A program the kernel verified and holds.
+/// A program the kernel verified and holds: one, or the entry of pieces chained with
+/// tail calls, with the others.
 #[derive(Debug)]
 pub struct Loaded {
     fd: OwnedFd,
     insns: usize,
+    /// The pieces after the entry, for a split policy.
+    tail: Option<Tail>,
 }
 
 impl AsFd for Loaded {
@@ -85,19 +90,45 @@ impl Loaded {
         params: Option<&OwnedFd>,
         license: &CStr,
     ) -> Result<Loaded, SysError> {
-        let mut insns = program.insns.clone();
-        for &(at, map) in &program.maps {
-            let fd = maps.fd(map).or(params).ok_or(SysError::Unexpected {
-                what: "program load",
-                reason: format!("program {name} reads per-interface values but has no map of them"),
-            })?;
-            insns[at].imm = fd.as_raw_fd();
-        }
-        let bytes: Vec<u8> = insns.iter().flat_map(|i| i.to_bytes()).collect();
         Ok(Loaded {
-            fd: sys::prog_load(name, &bytes, license)?,
-            insns: insns.len(),
+            fd: load_one(name, program, maps, params, None, license)?,
+            insns: program.insns.len(),
+            tail: None,
         })
+    }
+
+    /// Loads `pieces`: one program as [`Loaded::load_shared`], or the pieces after the
+    /// entry first (last first, each in its slot of a new program array, named
+    /// `<name>_<i>`), then the entry, so that nothing can run before every slot is
+    /// filled. Nothing is left loaded when a load fails.
+    pub fn load_pieces(
+        name: &str,
+        pieces: &Pieces,
+        maps: &Maps,
+        params: Option<&OwnedFd>,
+        license: &CStr,
+    ) -> Result<Loaded, SysError> {
+        let tail = match pieces.len() {
+            1 => None,
+            _ => Some(Tail::load(name, pieces, maps, params, license)?),
+        };
+        let array = tail.as_ref().map(Tail::array);
+        Ok(Loaded {
+            fd: load_one(name, pieces.entry(), maps, params, array, license)?,
+            insns: pieces.insns(),
+            tail,
+        })
+    }
+
+    /// The pieces after the entry, for a split policy.
+    pub fn tail(&self) -> Option<&Tail> {
+        self.tail.as_ref()
+    }
+
+    /// Closes the entry's descriptor and keeps the pieces after it (to empty their slots
+    /// once the kernel has released the entry: [`crate::shared::ProgramCache::purge`]).
+    pub(crate) fn into_tail(self) -> Option<Tail> {
+        self.tail
     }
 
     /// Attaches the program to interface `ifindex` of the calling thread's network
@@ -108,7 +139,7 @@ impl Loaded {
         })
     }
 
-    /// The program's size in instructions.
+    /// The program's size in instructions (all pieces').
     pub fn insns(&self) -> usize {
         self.insns
     }
@@ -130,6 +161,33 @@ impl Loaded {
     pub fn time(&self, frame: &[u8], ct: u32, repeat: u32) -> Result<u32, SysError> {
         Ok(sys::prog_test_run(&self.fd, frame, &context(ct, 0), repeat)?.duration_ns)
     }
+}
+
+/// Loads one program with its map references pointing at `maps`, the params map
+/// `params` and the program array `pieces`.
+pub(crate) fn load_one(
+    name: &str,
+    program: &Program,
+    maps: &Maps,
+    params: Option<&OwnedFd>,
+    pieces: Option<&OwnedFd>,
+    license: &CStr,
+) -> Result<OwnedFd, SysError> {
+    let mut insns = program.insns.clone();
+    for &(at, map) in &program.maps {
+        let (fd, what) = match map {
+            MapRef::Params => (params, "per-interface values"),
+            MapRef::Pieces => (pieces, "pieces"),
+            other => (maps.fd(other), "a map"),
+        };
+        let fd = fd.ok_or(SysError::Unexpected {
+            what: "program load",
+            reason: format!("program {name} reads {what} but was given no map of them"),
+        })?;
+        insns[at].imm = fd.as_raw_fd();
+    }
+    let bytes: Vec<u8> = insns.iter().flat_map(|i| i.to_bytes()).collect();
+    sys::prog_load(name, &bytes, license)
 }
 
 /// The `__sk_buff` a test run starts from: only the mark and `cb[0]` set.

@@ -196,8 +196,8 @@ impl Maps {
         })
     }
 
-    /// The map behind a program's map reference; `None` for [`MapRef::Params`], which
-    /// each shared program has of its own.
+    /// The map behind a program's map reference; `None` for [`MapRef::Params`] and
+    /// [`MapRef::Pieces`], which each loaded program has of its own.
     pub fn fd(&self, map: MapRef) -> Option<&OwnedFd> {
         match map {
             MapRef::State => Some(&self.state),
@@ -207,7 +207,7 @@ impl Maps {
             MapRef::Flows => Some(&self.flows),
             MapRef::Egress => Some(&self.egress),
             MapRef::Counters => Some(self.counters.fd()),
-            MapRef::Params => None,
+            MapRef::Params | MapRef::Pieces => None,
         }
     }
 

@@ -3,7 +3,8 @@
 //! runs that copy with its own entry in the program's params map
 //! ([`crate::generate::params`]). An interface's hold on a program ([`Entry`]) deletes its
 //! entry when dropped; the program is unloaded when no interface holds it any more
-//! ([`ProgramCache::purge`]).
+//! ([`ProgramCache::purge`]). A policy split into pieces is shared whole: one loaded
+//! chain of pieces per distinct generated chain ([`crate::tail`]).
 
 use std::collections::HashMap;
 use std::ffi::CStr;
@@ -11,11 +12,12 @@ use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
 use crate::error::SysError;
-use crate::generate::params;
-use crate::insn::{MapRef, Program};
+use crate::generate::{params, Pieces};
+use crate::insn::MapRef;
 use crate::program::Loaded;
 use crate::sets::Maps;
 use crate::sys::{self, MapType};
+use crate::tail::Tail;
 
 /// The most interfaces one shared program serves (its params map's capacity; entries are
 /// allocated as written).
@@ -117,22 +119,36 @@ impl Drop for Entry {
 /// The programs loaded, by direction and generated program.
 #[derive(Debug, Default)]
 pub struct ProgramCache {
-    /// By direction (ingress first) and [`Program::fingerprint`]: the programs loaded
+    /// By direction (ingress first) and [`Pieces::fingerprint`]: the programs loaded
     /// with their instructions (more than one only when fingerprints collide).
     programs: [ByFingerprint; 2],
     loads: u64,
+    /// The later pieces of split programs no interface runs any more, kept (slots filled)
+    /// until the kernel has released their entry: a filter replaced or deleted lets go
+    /// of its program only after an RCU grace period, and a packet still in the old
+    /// entry must find the pieces it tail-calls.
+    retired: Vec<Retired>,
 }
 
-/// Loaded programs by [`Program::fingerprint`], each with its instructions.
-type ByFingerprint = HashMap<u64, Vec<(Program, Arc<SharedProgram>)>>;
+/// The pieces of a split program whose entry this no longer holds.
+#[derive(Debug)]
+struct Retired {
+    /// The kernel id of the entry.
+    entry: u32,
+    /// The pieces, emptied from their slots when dropped.
+    tail: Tail,
+}
+
+/// Loaded programs by [`Pieces::fingerprint`], each with its instructions.
+type ByFingerprint = HashMap<u64, Vec<(Pieces, Arc<SharedProgram>)>>;
 
 impl ProgramCache {
     /// The loaded program equal to `program` for the direction (`ingress`), loading it
-    /// (a verifier run) when there is none yet. `name` names a new program.
+    /// (a verifier run per piece) when there is none yet.
     pub fn get_or_load(
         &mut self,
         ingress: bool,
-        program: &Program,
+        program: &Pieces,
         maps: &Maps,
         license: &CStr,
     ) -> Result<Arc<SharedProgram>, SysError> {
@@ -142,7 +158,8 @@ impl ProgramCache {
         if let Some((_, p)) = same.into_iter().find(|(q, _)| q == program) {
             return Ok(p.clone());
         }
-        let uses_params = program.maps.iter().any(|&(_, m)| m == MapRef::Params);
+        let mut all_maps = program.all().iter().flat_map(|p| &p.maps);
+        let uses_params = all_maps.any(|&(_, m)| m == MapRef::Params);
         let params = if uses_params {
             Some(sys::map_create(
                 MapType::Hash,
@@ -157,7 +174,7 @@ impl ProgramCache {
         };
         self.loads += 1;
         let name = format!("cali_{}{}", if ingress { 'i' } else { 'e' }, self.loads);
-        let loaded = Loaded::load_shared(&name, program, maps, params.as_ref(), license)?;
+        let loaded = Loaded::load_pieces(&name, program, maps, params.as_ref(), license)?;
         let id = loaded.id()?;
         let p = Arc::new(SharedProgram {
             loaded,
@@ -173,14 +190,31 @@ impl ProgramCache {
     }
 
     /// Unloads the programs no interface holds any more (and those loaded for an apply
-    /// that failed).
+    /// that failed). The later pieces of a split one stay until the kernel has released
+    /// its entry: they go at this purge when nothing holds the entry any more, at a later
+    /// one otherwise.
     pub fn purge(&mut self) {
+        let mut unused = Vec::new();
         for of_direction in &mut self.programs {
             of_direction.retain(|_, same| {
-                same.retain(|(_, p)| Arc::strong_count(p) > 1);
+                let (keep, drop): (Vec<_>, Vec<_>) = std::mem::take(same)
+                    .into_iter()
+                    .partition(|(_, p)| Arc::strong_count(p) > 1);
+                *same = keep;
+                unused.extend(drop);
                 !same.is_empty()
             });
         }
+        for (_, p) in unused {
+            let Ok(p) = Arc::try_unwrap(p) else { continue };
+            let entry = p.id;
+            if let Some(tail) = p.loaded.into_tail() {
+                self.retired.push(Retired { entry, tail });
+            }
+        }
+        // An entry the kernel cannot be asked about is kept for the next purge.
+        self.retired
+            .retain(|r| sys::prog_exists(r.entry).unwrap_or(true));
     }
 
     /// The programs loaded.
@@ -204,8 +238,16 @@ impl ProgramCache {
         self.loads
     }
 
-    /// The kernel ids of the programs loaded.
+    /// The kernel ids of the programs loaded (the entries of split ones).
     pub fn ids(&self) -> impl Iterator<Item = u32> + '_ {
         self.all().map(|p| p.id)
+    }
+
+    /// The kernel ids of the later pieces of split programs: of those loaded, and of
+    /// those whose entry the kernel has not released yet.
+    pub fn piece_ids(&self) -> impl Iterator<Item = u32> + '_ {
+        let loaded = self.all().filter_map(|p| p.loaded.tail());
+        let retired = self.retired.iter().map(|r| &r.tail);
+        loaded.chain(retired).flat_map(|t| t.ids().iter().copied())
     }
 }

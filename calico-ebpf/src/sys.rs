@@ -28,6 +28,8 @@ pub const F_NO_PREALLOC: u32 = 1;
 pub enum MapType {
     /// `BPF_MAP_TYPE_HASH`.
     Hash = 1,
+    /// `BPF_MAP_TYPE_PROG_ARRAY`: program descriptors, for tail calls.
+    ProgArray = 3,
     /// `BPF_MAP_TYPE_PERCPU_HASH`: a value per possible CPU under each key.
     PercpuHash = 5,
     /// `BPF_MAP_TYPE_PERCPU_ARRAY`.
@@ -424,6 +426,18 @@ fn info_words<const N: usize>(fd: &OwnedFd, what: &str) -> Result<[u32; N], SysE
 /// The kernel's id of program `prog` (`struct bpf_prog_info`: type, id).
 pub fn prog_id(prog: &OwnedFd) -> Result<u32, SysError> {
     Ok(info_words::<2>(prog, "program")?[1])
+}
+
+/// Whether the kernel still holds a program of id `id` (something references it: a
+/// descriptor, a tc filter, a program array's slot, a packet running it).
+pub fn prog_exists(id: u32) -> Result<bool, SysError> {
+    match prog_fd_by_id(id) {
+        Ok(_) => Ok(true),
+        Err(SysError::Bpf { source, .. }) if source.raw_os_error() == Some(libc::ENOENT) => {
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// The id of the program link `link` runs (`struct bpf_link_info`: type, id, prog_id).

@@ -46,7 +46,7 @@ pub(super) fn prepare(
     let g = generate_with(ruleset, plan, ids, options(ingress)).map_err(from_generate)?;
     let dir = if ingress { "ingress" } else { "egress" };
     let program = programs
-        .get_or_load(ingress, &g.program, maps, &config.license)
+        .get_or_load(ingress, &g.pieces, maps, &config.license)
         .map_err(|e| dataplane(&format!("load the {dir} program of {iface}"), e))?;
     Ok(Prepared {
         program,

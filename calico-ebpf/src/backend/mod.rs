@@ -64,7 +64,8 @@ use crate::adopt::FlowTable;
 use crate::counters::{InterfaceCounters, Rows};
 use crate::error::{Error, GenerateError, SysError};
 use crate::generate::{
-    generate, BaseChains, Conntrack, Counting, FlowTimeouts, Logs, Options, Plan, Sharing,
+    generate, BaseChains, Conntrack, Counting, FlowTimeouts, Logs, Options, PieceBudget, Plan,
+    Sharing,
 };
 use crate::program::Loaded;
 use crate::set_table::SetTable;
@@ -151,6 +152,7 @@ const OPTIONS: Options = Options {
     conntrack: Conntrack::Table(FlowTimeouts::DEFAULT),
     sharing: Sharing::ByInterface,
     counting: Counting::Ingress,
+    pieces: PieceBudget::DEFAULT,
 };
 
 /// [`OPTIONS`] for the program of one direction: counted in that direction's row.
@@ -268,9 +270,8 @@ impl EbpfBackend {
             OPTIONS,
         )
         .map_err(StartError::Probe)?;
-        let loaded =
-            Loaded::load_with_license("cali_probe", &probe.program, &maps, &config.license)
-                .map_err(StartError::Load)?;
+        let loaded = Loaded::load_pieces("cali_probe", &probe.pieces, &maps, None, &config.license)
+            .map_err(StartError::Load)?;
         probe_tc(&mut tc, &loaded, lo)?;
         Ok(EbpfBackend {
             inner: Arc::new(Inner {

@@ -25,6 +25,7 @@ impl EbpfBackend {
         }
         Ok(Programs {
             loaded: st.programs.ids().collect(),
+            pieces: st.programs.piece_ids().collect(),
             loads: st.programs.loads(),
             attached,
             attaching: st.attaching,
@@ -74,8 +75,13 @@ impl EbpfBackend {
 /// What [`EbpfBackend::programs_blocking`] reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Programs {
-    /// The kernel ids of the programs loaded, each run by one interface or several.
+    /// The kernel ids of the programs loaded, each run by one interface or several (the
+    /// entries of policies split into pieces).
     pub loaded: BTreeSet<u32>,
+    /// The kernel ids of the later pieces of split policies, in their program arrays:
+    /// those of the programs loaded, and those of programs replaced whose entry the kernel
+    /// has not released yet ([`crate::shared::ProgramCache::purge`]).
+    pub pieces: BTreeSet<u32>,
     /// The program loads (verifier runs) since the backend started.
     pub loads: u64,
     /// Per interface, the kernel ids of the programs its ingress and egress filters run,

@@ -9,7 +9,7 @@ use calico_core::dataplane::{BackendError, Change, ChangeSet};
 use super::from_generate;
 use super::hooked::Hooked;
 use crate::generate::{
-    generate, Bindings, Conntrack, Counting, Logs, Options, Plan, Sharing, Stage,
+    reached, Bindings, Conntrack, Counting, Logs, Options, PieceBudget, Plan, Sharing, Stage,
 };
 
 /// A name no interface has (`/` is not allowed in interface names): the bindings of an
@@ -79,10 +79,9 @@ pub(super) fn check_supported(r: &Ruleset) -> Result<BTreeSet<String>, BackendEr
         conntrack: Conntrack::Context,
         sharing: Sharing::Inline,
         counting: Counting::Off,
+        pieces: PieceBudget::DEFAULT,
     };
-    let reached = generate(r, &plan, &ids, options)
-        .map_err(from_generate)?
-        .chains;
+    let reached = reached(r, &plan, &ids, options).map_err(from_generate)?;
     for name in &reached {
         let Some(chain) = r.chains.get(name) else {
             continue;

@@ -77,6 +77,16 @@ pub(super) fn start(a: &mut Asm, counting: Counting) {
     add(a, Reg::R9, counters::BYTES, Some(Reg::R2));
 }
 
+/// In a later piece of a split program ([`super::split`]): `R9` = the row again (or
+/// null), nothing counted (the entry counted the packet). Clobbers `R0`–`R5`.
+pub(super) fn restore(a: &mut Asm, counting: Counting) {
+    let Some(direction) = counting.direction() else {
+        return;
+    };
+    lookup(a, direction);
+    a.alu64_reg(Alu::Mov, Reg::R9, Reg::R0);
+}
+
 /// At an exit after [`start`]: one more in counter `field` (`ACCEPTED`, `DROPPED`).
 /// Clobbers `R1`.
 pub(super) fn count(a: &mut Asm, counting: Counting, field: i16) {

@@ -14,6 +14,9 @@
 //! looks the address up in the set maps by the set's id, so a member change is a map
 //! write ([`crate::sets`]).
 //!
+//! A program larger than a [`PieceBudget`] is cut between rules into pieces chained with
+//! tail calls ([`split`]); [`Generated::pieces`] holds them.
+//!
 //! Everything the backend does not implement yet is refused with a [`GenerateError`]
 //! naming it, and only when the program would reach it.
 
@@ -23,6 +26,7 @@ pub mod flow_table;
 mod matches;
 pub mod params;
 pub mod parse;
+pub mod split;
 
 use std::collections::BTreeMap;
 
@@ -38,6 +42,7 @@ pub use conntrack::{Conntrack, CtKfuncs};
 pub use counting::Counting;
 pub use flow_table::FlowTimeouts;
 pub use matches::SetRef;
+pub use split::{PieceBudget, Pieces, MAX_PIECES, MAX_TAIL_CALLS};
 
 /// The most instructions a privileged program may have (`BPF_COMPLEXITY_LIMIT_INSNS`).
 pub const MAX_INSNS: usize = 1_000_000;
@@ -89,6 +94,8 @@ pub struct Options {
     /// Whether the program counts its packets per interface, and in which direction's
     /// row ([`crate::layout::counters`]).
     pub counting: Counting,
+    /// How large one program may grow before the policy is split into pieces.
+    pub pieces: PieceBudget,
 }
 
 /// One hook a program evaluates, for packets with the interfaces `bindings`.
@@ -102,7 +109,8 @@ pub struct Stage {
 
 /// Generates the program evaluating every base chain of `hook` in `ruleset` for packets
 /// with the interfaces `bindings`. `set_ids` gives the id of every set of the ruleset in
-/// the set maps.
+/// the set maps. One program: a policy the options' budget splits is
+/// [`GenerateError::Split`] ([`generate`] gives its pieces).
 pub fn hook_program(
     ruleset: &Ruleset,
     hook: Hook,
@@ -128,7 +136,7 @@ pub fn program(
     options: Options,
 ) -> Result<Program, GenerateError> {
     let plan = Plan::Always(stages.to_vec());
-    Ok(generate(ruleset, &plan, set_ids, options)?.program)
+    generate(ruleset, &plan, set_ids, options)?.pieces.single()
 }
 
 /// Which stages a packet meets, decided per packet where a TC program cannot know it in
@@ -161,8 +169,8 @@ pub enum Plan {
 /// them changes).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Generated {
-    /// The program.
-    pub program: Program,
+    /// The program: one, or pieces chained with tail calls.
+    pub pieces: Pieces,
     /// Every chain the program evaluates.
     pub chains: std::collections::BTreeSet<String>,
     /// Every set its rules look up (the program holds their ids).
@@ -205,11 +213,36 @@ pub fn generate(
 /// [`generate`] with the ruleset's base chains found already (`bases` must be
 /// [`BaseChains::of`] `ruleset`).
 pub fn generate_with(
-    (ruleset, bases): (&Ruleset, &BaseChains),
+    ruleset: (&Ruleset, &BaseChains),
     plan: &Plan,
     set_ids: &BTreeMap<String, u32>,
     options: Options,
 ) -> Result<Generated, GenerateError> {
+    let (a, mut g) = emit(ruleset, plan, set_ids, options)?;
+    g.pieces = split::split(a, options.pieces, options.counting)?;
+    Ok(g)
+}
+
+/// The chains the program of `plan` reaches, without assembling it (so whatever the
+/// number of pieces it would need): what [`Generated::chains`] would be.
+pub(crate) fn reached(
+    ruleset: &Ruleset,
+    plan: &Plan,
+    set_ids: &BTreeMap<String, u32>,
+    options: Options,
+) -> Result<std::collections::BTreeSet<String>, GenerateError> {
+    let bases = BaseChains::of(ruleset);
+    Ok(emit((ruleset, &bases), plan, set_ids, options)?.1.chains)
+}
+
+/// The instructions of `plan`, not assembled, and what they reached (the pieces left
+/// empty).
+fn emit(
+    (ruleset, bases): (&Ruleset, &BaseChains),
+    plan: &Plan,
+    set_ids: &BTreeMap<String, u32>,
+    options: Options,
+) -> Result<(Asm, Generated), GenerateError> {
     let mut a = Asm::default();
     let accept = a.label();
     let no_bindings = Bindings::default();
@@ -256,12 +289,13 @@ pub fn generate_with(
     let chains = std::mem::take(&mut g.chains);
     let sets = std::mem::take(&mut g.used_sets);
     let params = std::mem::take(&mut g.params);
-    Ok(Generated {
-        program: g.a.finish()?,
+    let generated = Generated {
+        pieces: Pieces::default(),
         chains,
         sets,
         params,
-    })
+    };
+    Ok((g.a, generated))
 }
 
 /// Where the verdicts of the chain being emitted lead.
@@ -399,6 +433,7 @@ impl<'a> Gen<'a> {
             });
         }
         for (i, rule) in chain.rules.iter().enumerate() {
+            self.a.cut_point();
             let next = self.a.label();
             for m in &rule.matches {
                 let set = match m {

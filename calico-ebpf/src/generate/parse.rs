@@ -68,16 +68,7 @@ pub fn emit(a: &mut Asm, conntrack: Conntrack, counting: Counting) {
     let l4 = a.label();
     let done = a.label();
 
-    a.alu64_reg(Alu::Mov, Reg::R6, Reg::R1);
-    // R7 = the state: lookup(state, &0).
-    a.store_imm(Size::W, Reg::R10, SMALL, 0);
-    a.load_map(Reg::R1, MapRef::State);
-    a.alu64_reg(Alu::Mov, Reg::R2, Reg::R10);
-    a.alu64_imm(Alu::Add, Reg::R2, i32::from(SMALL));
-    a.call(Helper::MapLookupElem);
-    // A per-CPU array's key 0 always exists; the verifier wants the check all the same.
-    a.jmp_imm(Cond::Eq, Reg::R0, 0, malformed);
-    a.alu64_reg(Alu::Mov, Reg::R7, Reg::R0);
+    lookup_state(a, malformed);
     for off in (0..state::SIZE as i16).step_by(8) {
         a.store_imm(Size::DW, Reg::R7, off, 0);
     }
@@ -208,6 +199,20 @@ fn tcp_flags(a: &mut Asm, done: Label) {
     load_bytes(a, Some(Reg::R8), 13, SMALL, 1, done);
     a.load(Size::B, Reg::R1, Reg::R10, SMALL);
     a.store(Size::B, Reg::R7, state::TCP_FLAGS, Reg::R1);
+}
+
+/// Emits `R6` = the context (from `R1`), `R7` = the per-CPU state; jumps to `fail` when
+/// the lookup fails (it does not: a per-CPU array's key 0 always exists, but the verifier
+/// wants the check all the same).
+pub fn lookup_state(a: &mut Asm, fail: Label) {
+    a.alu64_reg(Alu::Mov, Reg::R6, Reg::R1);
+    a.store_imm(Size::W, Reg::R10, SMALL, 0);
+    a.load_map(Reg::R1, MapRef::State);
+    a.alu64_reg(Alu::Mov, Reg::R2, Reg::R10);
+    a.alu64_imm(Alu::Add, Reg::R2, i32::from(SMALL));
+    a.call(Helper::MapLookupElem);
+    a.jmp_imm(Cond::Eq, Reg::R0, 0, fail);
+    a.alu64_reg(Alu::Mov, Reg::R7, Reg::R0);
 }
 
 /// Emits the accept exit: the mark the rules left is written back to the packet, and

@@ -9,6 +9,7 @@ use calico_core::dataplane::ir::{
 };
 
 use super::*;
+use crate::insn::MapRef;
 
 fn base(rules: Vec<Rule>) -> Chain {
     Chain {
@@ -153,4 +154,104 @@ fn an_empty_ruleset_is_the_prologue_and_an_accept() {
     .unwrap();
     assert!(p.insns.len() < 200, "{} instructions", p.insns.len());
     assert_eq!(p.maps.len(), 1, "the state map only");
+}
+
+/// `n` rules dropping a TCP port each.
+fn ports(n: u16) -> Ruleset {
+    let rule = |p: u16| {
+        let tcp = Match::L4Proto {
+            proto: 6,
+            negate: false,
+        };
+        let port = Match::Port {
+            side: Side::Dst,
+            ranges: vec![(p, p)],
+            negate: false,
+        };
+        Rule::new(vec![tcp, port], Verdict::Drop)
+    };
+    let mut r = Ruleset::default();
+    r.chains
+        .insert("fw".into(), base((0..n).map(rule).collect()));
+    r
+}
+
+fn in_pieces(r: &Ruleset, insns: usize, branches: usize) -> Result<Pieces, GenerateError> {
+    let options = Options {
+        pieces: PieceBudget { insns, branches },
+        ..Options::default()
+    };
+    let plan = Plan::Always(vec![Stage {
+        hook: Hook::Forward,
+        bindings: Bindings::default(),
+    }]);
+    Ok(super::generate(r, &plan, &BTreeMap::new(), options)?.pieces)
+}
+
+#[test]
+fn a_program_within_the_budget_is_one_piece_as_unsplit() {
+    let r = ports(100);
+    let split = in_pieces(&r, 16_384, 4_096).unwrap();
+    let unsplit = in_pieces(&r, usize::MAX, usize::MAX).unwrap();
+    assert_eq!(split.len(), 1);
+    assert_eq!(split, unsplit);
+    assert!(!split.entry().maps.iter().any(|&(_, m)| m == MapRef::Pieces));
+}
+
+#[test]
+fn pieces_stay_within_the_budget_and_only_later_ones_are_tail_called() {
+    let p = in_pieces(&ports(400), 1_000, 200).unwrap();
+    assert!(p.len() >= 4, "{} pieces", p.len());
+    for (k, piece) in p.all().iter().enumerate() {
+        let branches = piece.insns.iter().filter(|i| i.is_conditional_jump());
+        // The budget, plus the resume prologue's dispatch and lookup.
+        assert!(branches.count() <= 200 + 8, "piece {k}");
+        assert!(piece.insns.len() <= 1_000 + 64, "piece {k}");
+        // Every tail call's index (mov r3, imm before the call) is a later piece.
+        for w in piece.insns.windows(2) {
+            if w[1].code == 0x85 && w[1].imm == 12 {
+                assert_eq!(w[0].code, 0xb7, "piece {k}: mov r3, imm");
+                assert!(w[0].imm as usize > k && (w[0].imm as usize) < p.len());
+            }
+        }
+    }
+    assert_eq!(
+        p.clone().single(),
+        Err(GenerateError::Split {
+            pieces: p.len(),
+            insns: p.insns()
+        })
+    );
+}
+
+#[test]
+fn a_policy_needing_more_pieces_than_tail_calls_allow_is_refused_with_the_numbers() {
+    let e = in_pieces(&ports(2_000), 1_000, 100).unwrap_err();
+    let GenerateError::TooManyPieces {
+        pieces,
+        limit,
+        tail_calls,
+        ..
+    } = e
+    else {
+        panic!("{e}")
+    };
+    assert!(pieces > limit, "{pieces}");
+    assert_eq!((limit, tail_calls), (MAX_PIECES, MAX_TAIL_CALLS));
+}
+
+#[test]
+fn a_rule_larger_than_a_piece_is_refused_with_the_numbers() {
+    let e = in_pieces(&ports(10), 4, 1).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            GenerateError::PieceTooLarge {
+                budget_insns: 4,
+                budget_branches: 1,
+                ..
+            }
+        ),
+        "{e}"
+    );
 }

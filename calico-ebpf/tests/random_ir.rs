@@ -2,7 +2,9 @@
 //! the rulesets the compiler writes, this one draws the IR itself from a small domain, so
 //! that every match kind, negation, range end, CIDR edge, set kind, mark statement and
 //! verdict (jump, goto, return, several base chains with both policies, NAT chains) meets
-//! packets on and around its boundaries.
+//! packets on and around its boundaries. Half the cases are split into pieces chained
+//! with tail calls, under a random budget of a few conditional jumps a piece, so that
+//! cuts fall everywhere a rule may start (inside inlined chains too).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -14,10 +16,11 @@ use calico_core::dataplane::ir::{
 use calico_core::eval::Packet;
 use calico_core::model::Protocol;
 use calico_ebpf::frame;
-use calico_ebpf::generate::{hook_program, Bindings, Options};
+use calico_ebpf::generate::{generate, Options, PieceBudget, Plan, Stage};
 use calico_ebpf::layout::ct;
 use calico_ebpf::program::Loaded;
 use calico_ebpf::sets::{Maps, SetIds};
+use calico_ebpf::GenerateError;
 use calico_mock::{interpret_marked, ConnState, PacketContext};
 use calico_netns::fixtures::privileged;
 use ipnet::IpNet;
@@ -308,6 +311,39 @@ fn conn_state() -> impl Strategy<Value = (ConnState, u32)> {
     ])
 }
 
+/// The forward program of `r`, in pieces of at most `branches` conditional jumps (at
+/// least as many as it takes to make at most the pieces the kernel chains), or of the
+/// default budget.
+fn split(
+    r: &Ruleset,
+    ids: &BTreeMap<String, u32>,
+    branches: Option<usize>,
+) -> Result<calico_ebpf::generate::Pieces, GenerateError> {
+    let plan = Plan::Always(vec![Stage {
+        hook: Hook::Forward,
+        bindings: Default::default(),
+    }]);
+    let mut budget = match branches {
+        None => PieceBudget::DEFAULT,
+        Some(b) => PieceBudget {
+            insns: usize::MAX,
+            branches: b,
+        },
+    };
+    loop {
+        let options = Options {
+            pieces: budget,
+            ..Options::default()
+        };
+        match generate(r, &plan, ids, options) {
+            Err(GenerateError::TooManyPieces { .. } | GenerateError::PieceTooLarge { .. }) => {
+                budget.branches *= 2;
+            }
+            other => return Ok(other?.pieces),
+        }
+    }
+}
+
 #[test]
 fn random_ir_runs_in_the_kernel_as_in_the_interpreter() {
     if !privileged("random_ir_runs_in_the_kernel_as_in_the_interpreter") {
@@ -321,6 +357,9 @@ fn random_ir_runs_in_the_kernel_as_in_the_interpreter() {
         ),
         16,
     );
+    // A budget of conditional jumps a piece (doubled while the program would need more
+    // pieces than the kernel chains, or a rule does not fit), or none.
+    let budget = prop_oneof![Just(None), (4usize..48).prop_map(Some)];
     let mut runner = TestRunner::new(Config {
         cases: 256,
         failure_persistence: None,
@@ -331,7 +370,9 @@ fn random_ir_runs_in_the_kernel_as_in_the_interpreter() {
     // elements earlier cases left in the maps are never looked up again.
     let ids = std::cell::RefCell::new(SetIds::default());
     let case = std::cell::Cell::new(0u32);
-    let result = runner.run(&(ruleset(), packets), |(r, packets)| {
+    // Cases split into 2 pieces or more, and the most pieces of one.
+    let split_cases = std::cell::Cell::new((0u32, 0usize));
+    let result = runner.run(&(ruleset(), packets, budget), |(r, packets, budget)| {
         case.set(case.get() + 1);
         let mut by_name = BTreeMap::new();
         for (name, set) in &r.sets {
@@ -342,15 +383,13 @@ fn random_ir_runs_in_the_kernel_as_in_the_interpreter() {
             maps.add_set(name, id, set).unwrap();
             by_name.insert(name.clone(), id);
         }
-        let program = hook_program(
-            &r,
-            Hook::Forward,
-            &Bindings::default(),
-            &by_name,
-            Options::default(),
-        )
-        .map_err(|e| TestCaseError::fail(format!("generate: {e}")))?;
-        let loaded = Loaded::load("cali_rand", &program, &maps)
+        let program = split(&r, &by_name, budget)
+            .map_err(|e| TestCaseError::fail(format!("generate: {e}")))?;
+        if program.len() > 1 {
+            let (n, most) = split_cases.get();
+            split_cases.set((n + 1, most.max(program.len())));
+        }
+        let loaded = Loaded::load_pieces("cali_rand", &program, &maps, None, c"GPL")
             .map_err(|e| TestCaseError::fail(format!("load: {e}")))?;
         for (p, (c, word), mark) in packets {
             let ctx = PacketContext {
@@ -378,4 +417,7 @@ fn random_ir_runs_in_the_kernel_as_in_the_interpreter() {
     if let Err(e) = result {
         panic!("{e}");
     }
+    let (split, most) = split_cases.get();
+    println!("{split} of {} cases split, up to {most} pieces", case.get());
+    assert!(split >= case.get() / 4, "only {split} cases split");
 }

@@ -12,7 +12,8 @@
 //! * [`shared`]: loaded programs shared by the interfaces whose generated programs are
 //!   equal, with their per-interface values ([`generate::params`]);
 //! * [`program`]: loading, and running a program on a frame (`BPF_PROG_TEST_RUN`);
-//!   [`tail`]: the later pieces of a policy split into programs chained with tail calls;
+//!   [`tail`]: the later pieces of a policy split into programs chained with tail calls,
+//!   their program arrays pinned by [`pins`];
 //! * [`frame`]: frames for a [`calico_core::eval::Packet`];
 //! * [`layout`]: the byte layouts generator, maps and tests share;
 //! * [`btf`]: the kernel's BTF, for the conntrack kfuncs;
@@ -30,6 +31,7 @@ pub mod frame;
 pub mod generate;
 pub mod insn;
 pub mod layout;
+pub mod pins;
 pub mod program;
 pub mod set_table;
 pub mod sets;

@@ -125,6 +125,11 @@ impl Loaded {
         self.tail.as_ref()
     }
 
+    /// The pieces after the entry, to pin them.
+    pub(crate) fn tail_mut(&mut self) -> Option<&mut Tail> {
+        self.tail.as_mut()
+    }
+
     /// Closes the entry's descriptor and keeps the pieces after it (to empty their slots
     /// once the kernel has released the entry: [`crate::shared::ProgramCache::purge`]).
     pub(crate) fn into_tail(self) -> Option<Tail> {

@@ -128,6 +128,9 @@ pub struct ProgramCache {
     /// of its program only after an RCU grace period, and a packet still in the old
     /// entry must find the pieces it tail-calls.
     retired: Vec<Retired>,
+    /// Where the program arrays of split programs are pinned ([`crate::pins`]); `None`:
+    /// not pinned.
+    pins: Option<std::path::PathBuf>,
 }
 
 /// The pieces of a split program whose entry this no longer holds.
@@ -143,6 +146,23 @@ struct Retired {
 type ByFingerprint = HashMap<u64, Vec<(Pieces, Arc<SharedProgram>)>>;
 
 impl ProgramCache {
+    /// An empty cache whose split programs pin their arrays in `pins`.
+    pub fn pinned(pins: Option<std::path::PathBuf>) -> ProgramCache {
+        ProgramCache {
+            pins,
+            ..ProgramCache::default()
+        }
+    }
+
+    /// Leaves the split programs' pieces loaded, their arrays pinned, when the cache is
+    /// dropped: their entries' filters outlive the backend. Those of programs no filter
+    /// runs any more are unpinned now.
+    pub fn keep(&mut self) {
+        let tails = self.all().filter_map(|p| p.loaded.tail());
+        tails.for_each(Tail::keep);
+        self.retired.clear();
+    }
+
     /// The loaded program equal to `program` for the direction (`ingress`), loading it
     /// (a verifier run per piece) when there is none yet.
     pub fn get_or_load(
@@ -174,7 +194,10 @@ impl ProgramCache {
         };
         self.loads += 1;
         let name = format!("cali_{}{}", if ingress { 'i' } else { 'e' }, self.loads);
-        let loaded = Loaded::load_pieces(&name, program, maps, params.as_ref(), license)?;
+        let mut loaded = Loaded::load_pieces(&name, program, maps, params.as_ref(), license)?;
+        if let (Some(dir), Some(tail)) = (&self.pins, loaded.tail_mut()) {
+            tail.pin(dir, &name)?;
+        }
         let id = loaded.id()?;
         let p = Arc::new(SharedProgram {
             loaded,

@@ -19,6 +19,7 @@ const BPF_LINK_UPDATE: libc::c_long = 29;
 const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
 const BPF_MAP_GET_FD_BY_ID: libc::c_long = 14;
 const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
+const BPF_OBJ_PIN: libc::c_long = 6;
 
 /// `BPF_F_NO_PREALLOC`: entries allocated as they are added (LPM tries require it).
 pub const F_NO_PREALLOC: u32 = 1;
@@ -426,6 +427,33 @@ fn info_words<const N: usize>(fd: &OwnedFd, what: &str) -> Result<[u32; N], SysE
 /// The kernel's id of program `prog` (`struct bpf_prog_info`: type, id).
 pub fn prog_id(prog: &OwnedFd) -> Result<u32, SysError> {
     Ok(info_words::<2>(prog, "program")?[1])
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct PinAttr {
+    pathname: u64,
+    bpf_fd: u32,
+    file_flags: u32,
+}
+
+/// Pins object `fd` (a map or a program) at `path`, in a BPF filesystem.
+pub fn obj_pin(fd: &OwnedFd, path: &std::path::Path) -> Result<(), SysError> {
+    use std::os::unix::ffi::OsStrExt;
+    let op = || format!("BPF_OBJ_PIN {}", path.display());
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|e| SysError::Bpf {
+        op: op(),
+        source: io::Error::new(io::ErrorKind::InvalidInput, e),
+    })?;
+    let mut attr = PinAttr {
+        pathname: c.as_ptr() as u64,
+        bpf_fd: fd.as_raw_fd() as u32,
+        ..Default::default()
+    };
+    // SAFETY: the path outlives the call and is NUL-terminated.
+    unsafe { bpf(BPF_OBJ_PIN, &mut attr) }
+        .map(|_| ())
+        .map_err(|source| SysError::Bpf { op: op(), source })
 }
 
 /// Whether the kernel still holds a program of id `id` (something references it: a

@@ -7,10 +7,13 @@
 //! policy change loads a new chain beside the old one and swaps the entry atomically
 //! (the backend's filter replace); the old chain's slots are emptied when it is dropped
 //! ([`Tail`]'s drop), which the backend does only once the kernel has released the old
-//! entry ([`crate::shared::ProgramCache::purge`]).
+//! entry ([`crate::shared::ProgramCache::purge`]). The backend pins each array
+//! ([`crate::pins`]) so that the pieces outlive it.
 
 use std::ffi::CStr;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::error::SysError;
 use crate::generate::Pieces;
@@ -19,7 +22,8 @@ use crate::sets::Maps;
 use crate::sys::{self, MapType};
 
 /// The pieces after the entry, loaded, and the program array holding them. Dropping it
-/// empties the slots (the pieces are unloaded then, unless a packet is in one).
+/// empties the slots (the pieces are unloaded then, unless a packet is in one) and
+/// unpins the array, unless [`Tail::keep`] was called.
 #[derive(Debug)]
 pub struct Tail {
     /// The program array; slot `i` holds piece `i` (slot 0, the entry's, stays empty).
@@ -28,6 +32,10 @@ pub struct Tail {
     ids: Vec<u32>,
     /// Their descriptors (the array holds the pieces too; these are for the ids' sake).
     _fds: Vec<OwnedFd>,
+    /// Where the array is pinned.
+    pin: Option<PathBuf>,
+    /// Whether dropping leaves the slots filled and the pin in place.
+    kept: AtomicBool,
 }
 
 impl Tail {
@@ -51,6 +59,8 @@ impl Tail {
             array,
             ids: Vec::with_capacity(n - 1),
             _fds: Vec::with_capacity(n - 1),
+            pin: None,
+            kept: AtomicBool::new(false),
         };
         for (i, piece) in pieces.all().iter().enumerate().skip(1).rev() {
             let piece_name = format!("{name}_{i}");
@@ -75,12 +85,39 @@ impl Tail {
     pub fn ids(&self) -> &[u32] {
         &self.ids
     }
+
+    /// Pins the array in `dir` (created if need be) as `<name>_<first piece's id>`, so
+    /// that its slots stay filled when this process's descriptors close.
+    pub(crate) fn pin(&mut self, dir: &Path, name: &str) -> Result<(), SysError> {
+        std::fs::create_dir_all(dir).map_err(|e| SysError::Unexpected {
+            what: "pin a program array",
+            reason: format!("create {}: {e}", dir.display()),
+        })?;
+        let first = self.ids.first().copied().unwrap_or_default();
+        let path = dir.join(format!("{name}_{first}"));
+        sys::obj_pin(&self.array, &path)?;
+        self.pin = Some(path);
+        Ok(())
+    }
+
+    /// Leaves the slots filled and the pin in place when dropped: the entry, attached by
+    /// a filter that outlives the backend, goes on tail-calling the pieces.
+    pub(crate) fn keep(&self) {
+        self.kept.store(true, Ordering::Relaxed);
+    }
 }
 
 impl Drop for Tail {
     /// Empties the slots now, rather than when the kernel gets round to it after the
     /// array's last descriptor is closed.
     fn drop(&mut self) {
+        if self.kept.load(Ordering::Relaxed) {
+            return;
+        }
+        if let Some(pin) = &self.pin {
+            // Gone already (removed by hand): nothing to undo.
+            let _ = std::fs::remove_file(pin);
+        }
         for i in 1..=self.ids.len() as u32 {
             // An empty slot already (a failed load) is nothing to undo.
             let _ = sys::map_delete(&self.array, &i.to_ne_bytes());

@@ -4,7 +4,8 @@
 //! chained with tail calls; real connections are decided by rules in the first, middle
 //! and last pieces and past them all. Replaced by the shop's
 //! small policy, the pieces are unloaded and their slots emptied; the workload removed,
-//! nothing is left.
+//! nothing is left. The pieces outlive the backend (their program arrays pinned) until
+//! another backend's first apply replaces its filters.
 
 #[path = "../../calico-linux/tests/support/mod.rs"]
 mod support;
@@ -18,6 +19,7 @@ use calico_core::dataplane::ir::Ruleset;
 use calico_core::dataplane::{diff, ChangeSet};
 use calico_core::model::{parse_resources, Model};
 use calico_ebpf::backend::{EbpfBackend, Programs};
+use calico_ebpf::pins;
 use calico_netns::fixtures::privileged;
 use ebpf_support::shop::{loaded_in_kernel, shop_ruleset, shop_text, web, WORKLOADS};
 use support::Topology;
@@ -126,5 +128,53 @@ fn a_split_policy_is_enforced_replaced_and_removed_without_leftovers() {
     assert!(
         !loaded_in_kernel(split.attached["calia"].1),
         "entry unloaded"
+    );
+}
+
+#[test]
+fn a_split_policy_outlives_its_backend_until_another_takes_over() {
+    if !privileged("a_split_policy_outlives_its_backend_until_another_takes_over") {
+        return;
+    }
+    let topo = Topology::new(&WORKLOADS[..]);
+    let [web1, _, client] = &topo.workloads[..] else {
+        unreachable!()
+    };
+    let Some(dir) = pins::dir(Some(std::path::Path::new(&topo.host.path()))) else {
+        panic!("no BPF filesystem at /sys/fs/bpf: split policies cannot outlive the agent");
+    };
+    let acl = ebpf_support::backend_in(&topo.host, &["eth0"], 1024);
+    acl.apply_blocking(&diff(&Ruleset::default(), &big_ruleset()))
+        .unwrap();
+    let pieces = acl.programs_blocking().unwrap().pieces;
+    assert!(
+        !pins::list(&dir).is_empty(),
+        "the program arrays are pinned"
+    );
+    let last = PORTS + RULES - 1;
+    let _listener = web1.listen_tcp(last);
+    assert!(client.connect_tcp(web1.ip, last).is_some());
+
+    // Dropped (the agent exits): the filters stay, and the pieces with them.
+    drop(acl);
+    assert!(
+        client.connect_tcp(web1.ip, last).is_some(),
+        "{last}: still admitted by the last piece"
+    );
+    for &id in &pieces {
+        assert!(loaded_in_kernel(id), "piece {id}");
+    }
+
+    // A new backend's first apply replaces the filters, then removes the old pins.
+    let acl = ebpf_support::backend_in(&topo.host, &["eth0"], 1024);
+    acl.apply_blocking(&diff(&Ruleset::default(), &shop_ruleset(&[1])))
+        .unwrap();
+    assert!(pins::list(&dir).is_empty(), "{:?}", pins::list(&dir));
+    for &id in &pieces {
+        assert!(!loaded_in_kernel(id), "piece {id} unloaded");
+    }
+    assert!(
+        client.connect_tcp(web1.ip, last).is_none(),
+        "{last}: denied"
     );
 }

@@ -12,7 +12,12 @@ use super::*;
 /// interfaces had some.
 pub fn remove_leftovers() -> Result<usize, BackendError> {
     let mut tc = Netlink::open().map_err(|e| dataplane("open a netlink socket", e))?;
-    remove_filters(&mut tc)
+    let found = remove_filters(&mut tc)?;
+    // The program arrays of split policies, pinned: their filters are gone.
+    if let Some(dir) = crate::pins::dir(None) {
+        crate::pins::remove(Some(&dir), &crate::pins::list(&dir));
+    }
+    Ok(found)
 }
 
 /// Deletes every filter of the backend that a dump finds; how many interfaces had some.
@@ -189,6 +194,7 @@ pub(super) fn remove(st: &mut State, iface: &str) -> Result<(), BackendError> {
 /// at the next apply.
 pub(super) fn sweep(st: &mut State) -> Result<(), BackendError> {
     if st.inherited.is_empty() {
+        unpin_inherited(st);
         return Ok(());
     }
     let ours: BTreeSet<u32> = st.ifaces.values().map(|o| o.index).collect();
@@ -198,5 +204,15 @@ pub(super) fn sweep(st: &mut State) -> Result<(), BackendError> {
         detach(&mut st.tc, Dev { name: "", index })?;
         st.inherited.remove(&index);
     }
+    unpin_inherited(st);
     Ok(())
+}
+
+/// Removes the pins a previous backend left (the program arrays of its split programs),
+/// once none of its filters is left.
+fn unpin_inherited(st: &mut State) {
+    if st.inherited.is_empty() && !st.inherited_pins.is_empty() {
+        let pins = std::mem::take(&mut st.inherited_pins);
+        crate::pins::remove(st.pin_dir.as_deref(), &pins);
+    }
 }

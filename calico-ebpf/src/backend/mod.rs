@@ -211,6 +211,10 @@ struct State {
     /// The interfaces (by index) with filters of a previous backend, not yet taken over
     /// or deleted.
     inherited: BTreeSet<u32>,
+    /// Where split programs pin their program arrays ([`crate::pins`]; `None`: nowhere).
+    pin_dir: Option<PathBuf>,
+    /// The pins a previous backend left there, removed once its filters are gone.
+    inherited_pins: Vec<PathBuf>,
     /// The base chains of `programmed` (`None`: not found yet), found again only when a
     /// change set adds or deletes one.
     bases: Option<Arc<BaseChains>>,
@@ -218,11 +222,14 @@ struct State {
 
 impl Drop for State {
     /// The filters stay (see the module documentation), and so do the values and marks
-    /// their programs read.
+    /// their programs read, and the later pieces of split ones (pinned).
     fn drop(&mut self) {
         for o in self.ifaces.values_mut() {
             o.keep();
         }
+        self.programs.keep();
+        // The pin directory, when nothing is pinned in it.
+        crate::pins::remove(self.pin_dir.as_deref(), &[]);
     }
 }
 
@@ -273,6 +280,8 @@ impl EbpfBackend {
         let loaded = Loaded::load_pieces("cali_probe", &probe.pieces, &maps, None, &config.license)
             .map_err(StartError::Load)?;
         probe_tc(&mut tc, &loaded, lo)?;
+        let pin_dir = crate::pins::dir(config.netns.as_deref());
+        let inherited_pins = pin_dir.as_deref().map(crate::pins::list);
         Ok(EbpfBackend {
             inner: Arc::new(Inner {
                 config,
@@ -281,12 +290,14 @@ impl EbpfBackend {
                     programmed: Ruleset::default(),
                     sets: SetTable::new(maps),
                     ifaces: BTreeMap::new(),
-                    programs: ProgramCache::default(),
+                    programs: ProgramCache::pinned(pin_dir.clone()),
                     waiting: BTreeSet::new(),
                     unattached_reach: None,
                     attaching: Duration::ZERO,
                     tc,
                     inherited: inherited.interfaces,
+                    pin_dir,
+                    inherited_pins: inherited_pins.unwrap_or_default(),
                     bases: None,
                 }),
             }),
@@ -329,6 +340,8 @@ impl EbpfBackend {
         st.bases = None;
         st.unattached_reach = None;
         st.programs.purge();
+        let pins = std::mem::take(&mut st.inherited_pins);
+        crate::pins::remove(st.pin_dir.as_deref(), &pins);
         Ok(())
     }
 }

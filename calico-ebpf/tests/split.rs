@@ -172,6 +172,7 @@ fn a_policy_of_several_pieces_gives_the_interpreters_verdicts() {
     let r = big();
     let p = pieces(&r, PieceBudget::DEFAULT).unwrap();
     assert!(p.len() >= 3, "{} pieces", p.len());
+    println!("{} pieces, {} instructions", p.len(), p.insns());
     let maps = Maps::create(16).unwrap();
     let loaded = Loaded::load_pieces("cali_split", &p, &maps, None, c"GPL").unwrap();
     assert_eq!(loaded.tail().unwrap().ids().len(), p.len() - 1);

@@ -88,6 +88,7 @@ fn a_split_policy_is_enforced_replaced_and_removed_without_leftovers() {
     let split = acl.programs_blocking().unwrap();
     // calia's egress program (its ingress policy) is the split one.
     assert!(split.pieces.len() >= 2, "{} pieces", split.pieces.len());
+    println!("{} later pieces", split.pieces.len());
     for &id in &split.pieces {
         assert!(loaded_in_kernel(id), "piece {id}");
     }

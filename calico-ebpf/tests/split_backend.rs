@@ -5,7 +5,8 @@
 //! and last pieces and past them all. Replaced by the shop's
 //! small policy, the pieces are unloaded and their slots emptied; the workload removed,
 //! nothing is left. The pieces outlive the backend (their program arrays pinned) until
-//! another backend's first apply replaces its filters.
+//! another backend's first apply replaces its filters. Two workloads with the same split
+//! policy run one loaded chain of pieces.
 
 #[path = "../../calico-linux/tests/support/mod.rs"]
 mod support;
@@ -34,7 +35,15 @@ const PER_POLICY: u16 = 1_000;
 /// The shop with web workload 1 and policies, ordered before the shop's, of `RULES`
 /// rules in all: the first and the last admit TCP to their port, the others deny it.
 fn big_ruleset() -> Ruleset {
-    let mut text = shop_text() + &web(1);
+    big_ruleset_with(&[1])
+}
+
+/// [`big_ruleset`] with the web workloads `webs` (1, 2).
+fn big_ruleset_with(webs: &[usize]) -> Ruleset {
+    let mut text = shop_text();
+    for &n in webs {
+        text.push_str(&web(n));
+    }
     for port in PORTS..PORTS + RULES {
         let i = port - PORTS;
         if i % PER_POLICY == 0 {
@@ -178,4 +187,42 @@ fn a_split_policy_outlives_its_backend_until_another_takes_over() {
         client.connect_tcp(web1.ip, last).is_none(),
         "{last}: denied"
     );
+}
+
+#[test]
+fn workloads_with_the_same_split_policy_share_its_pieces() {
+    if !privileged("workloads_with_the_same_split_policy_share_its_pieces") {
+        return;
+    }
+    let topo = Topology::new(&WORKLOADS[..]);
+    let [_, web2, client] = &topo.workloads[..] else {
+        unreachable!()
+    };
+    let acl = ebpf_support::backend_in(&topo.host, &["eth0"], 1024);
+    let (one, two) = (big_ruleset_with(&[1]), big_ruleset_with(&[1, 2]));
+    acl.apply_blocking(&diff(&Ruleset::default(), &one))
+        .unwrap();
+    let before = acl.programs_blocking().unwrap();
+    acl.apply_blocking(&diff(&one, &two)).unwrap();
+    let after = acl.programs_blocking().unwrap();
+    assert_eq!(
+        after.loads, before.loads,
+        "the second workload loads nothing"
+    );
+    assert_eq!(after.pieces, before.pieces, "nor any piece");
+    let (a, b) = (after.attached["calia"], after.attached["calib"]);
+    assert_eq!(a.1, b.1, "calia and calib run the same split program");
+    let last = PORTS + RULES - 1;
+    let _listener = web2.listen_tcp(last);
+    assert!(
+        client.connect_tcp(web2.ip, last).is_some(),
+        "{last}: admitted"
+    );
+
+    // One of them removed: the pieces stay for the other.
+    acl.apply_blocking(&diff(&two, &one)).unwrap();
+    assert_eq!(acl.programs_blocking().unwrap().pieces, before.pieces);
+    for &id in &before.pieces {
+        assert!(loaded_in_kernel(id), "piece {id}");
+    }
 }

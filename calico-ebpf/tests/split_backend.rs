@@ -225,4 +225,15 @@ fn workloads_with_the_same_split_policy_share_its_pieces() {
     for &id in &before.pieces {
         assert!(loaded_in_kernel(id), "piece {id}");
     }
+
+    // Leaving the eBPF dataplane unpins them (dropped, the backend would leave them).
+    let dir = pins::dir(Some(std::path::Path::new(&topo.host.path())));
+    acl.remove_all_blocking().unwrap();
+    drop(acl);
+    if let Some(dir) = dir {
+        assert!(pins::list(&dir).is_empty(), "{:?}", pins::list(&dir));
+    }
+    for &id in &before.pieces {
+        assert!(!loaded_in_kernel(id), "piece {id} unloaded");
+    }
 }

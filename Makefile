@@ -32,6 +32,10 @@ deps:
 	    esac; \
 	  done; \
 	fi; \
+	if [ "$$(id -u)" -eq 0 ] && ! mountpoint -q /sys/fs/bpf 2>/dev/null; then \
+	  echo "make deps: mounting the BPF filesystem at /sys/fs/bpf (the eBPF dataplane pins split policies there)"; \
+	  mount -t bpf bpf /sys/fs/bpf || echo "make: warning: could not mount /sys/fs/bpf: split eBPF policies will not outlive the agent" >&2; \
+	fi; \
 	command -v cargo >/dev/null || { echo "make: cargo not found: install a Rust toolchain (rustup) first" >&2; exit 1; }
 
 # A clean run builds every test binary once: incremental caches would only double the disk it needs.

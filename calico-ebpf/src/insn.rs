@@ -191,6 +191,8 @@ pub struct Asm {
     maps: Vec<(usize, MapRef)>,
     /// Places where the stream may be cut into pieces ([`Asm::cut_point`]).
     cuts: Vec<usize>,
+    /// Shared exit blocks, `[start, end)` ([`Asm::end_block`]).
+    blocks: Vec<(usize, usize)>,
 }
 
 /// An [`Asm`] taken apart, for cutting it into pieces ([`crate::generate::split`]).
@@ -206,6 +208,8 @@ pub(crate) struct Parts {
     pub(crate) maps: Vec<(usize, MapRef)>,
     /// The places it may be cut, ascending.
     pub(crate) cuts: Vec<usize>,
+    /// Shared exit blocks, `[start, end)`.
+    pub(crate) blocks: Vec<(usize, usize)>,
 }
 
 impl Label {
@@ -289,6 +293,15 @@ impl Asm {
         }
     }
 
+    /// Marks the instructions from `start` (an earlier [`Asm::len`]) to here as a shared
+    /// exit block: reached only by jumps, ending every path in an exit, jumping only
+    /// within itself, and reading only what a cut point keeps (`R6`, `R7`, `R9`). A piece
+    /// of a split program that jumps to one gets a copy of its own rather than a tail
+    /// call ([`crate::generate::split`]).
+    pub fn end_block(&mut self, start: usize) {
+        self.blocks.push((start, self.insns.len()));
+    }
+
     /// Conditional jumps emitted so far.
     pub fn branches(&self) -> usize {
         self.insns
@@ -305,6 +318,7 @@ impl Asm {
             fixups: self.fixups,
             maps: self.maps,
             cuts: self.cuts,
+            blocks: self.blocks,
         }
     }
 

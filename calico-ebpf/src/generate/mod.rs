@@ -3,10 +3,10 @@
 //!
 //! Shape: the prologue ([`parse`]) fills the per-CPU state; then each base chain of the
 //! hook, in the interpreter's order (priority, then name), as fall-through compare
-//! blocks, one per rule ([`matches`]). Verdicts are jumps or exits: `Accept` ends the
-//! base chain (later base chains of the hook still run; in the last one it is an inline
-//! exit), `Drop` is an inline exit (a BPF jump reaches only ±32K instructions, so the
-//! verdicts of long chains end where they are), `Jump` inlines the
+//! blocks, one per rule ([`matches`]). Verdicts are jumps: `Accept` ends the base chain
+//! (later base chains of the hook still run; in the last one it goes to the shared accept
+//! exit), `Drop` goes to the shared drop exit (the exits are emitted once, at the end; a
+//! split program's pieces get a copy each, so no jump leaves its piece), `Jump` inlines the
 //! target chain with its end returning after the rule, `Goto` inlines it with its end
 //! being the current chain's, `Return` jumps to the current chain's end. A verdict-map
 //! dispatch is resolved now, for the interfaces the program is generated for
@@ -245,6 +245,7 @@ fn emit(
 ) -> Result<(Asm, Generated), GenerateError> {
     let mut a = Asm::default();
     let accept = a.label();
+    let exits = Exits::new(&mut a);
     let no_bindings = Bindings::default();
     let mut g = Gen {
         a,
@@ -258,6 +259,7 @@ fn emit(
         used_sets: Default::default(),
         params: Vec::new(),
         bases: &bases.0,
+        exits,
     };
     parse::emit(&mut g.a, options.conntrack, options.counting);
     counting::start(&mut g.a, options.counting);
@@ -280,6 +282,7 @@ fn emit(
             g.stages(local, true)?;
         }
     }
+    g.exit_blocks();
     if g.a.len() > MAX_INSNS {
         return Err(GenerateError::ProgramTooLarge {
             insns: g.a.len(),
@@ -326,6 +329,31 @@ struct Gen<'a> {
     params: Vec<[u8; params::SLOT_SIZE]>,
     /// The ruleset's base chains ([`BaseChains`]).
     bases: &'a [(String, BaseChain)],
+    /// The shared exits every verdict jumps to.
+    exits: Exits,
+}
+
+/// The program's shared exit blocks ([`Asm::end_block`]), emitted once at its end when
+/// used: a verdict is one jump, rather than an inline copy of the exit (the flow record
+/// alone is ~45 instructions), and the verifier, finding the same state at an exit it has
+/// walked, prunes it. A split program's pieces each get a copy of the exits they use.
+struct Exits {
+    /// The drop.
+    drop: (Label, bool),
+    /// The accept that completes the packet's path through the programs.
+    accept: (Label, bool),
+    /// The accept of a forwarded packet at an ingress (the egress program may judge it).
+    accept_forwarded: (Label, bool),
+}
+
+impl Exits {
+    fn new(a: &mut Asm) -> Exits {
+        Exits {
+            drop: (a.label(), false),
+            accept: (a.label(), false),
+            accept_forwarded: (a.label(), false),
+        }
+    }
 }
 
 impl<'a> Gen<'a> {
@@ -373,31 +401,64 @@ impl<'a> Gen<'a> {
         Ok(())
     }
 
-    /// The accept exit, recording a new flow first where the program keeps a flow table
-    /// and this accept completes the packet's path: always, or (a forwarded packet at an
-    /// ingress) when the interface it leaves through has no egress program to judge it
-    /// next, such as the uplink to another host.
+    /// Goes to the accept exit of the stages being emitted.
     fn accept_exit(&mut self) {
-        if matches!(self.options.conntrack, Conntrack::Table(_)) {
-            if self.completes {
-                flow_table::emit_record(&mut self.a);
-            } else {
-                flow_table::emit_record_unless_egress_program(&mut self.a);
-            }
-        }
-        counting::count(&mut self.a, self.options.counting, counters::ACCEPTED);
-        parse::accept(&mut self.a);
+        let exit = match self.completes {
+            true => &mut self.exits.accept,
+            false => &mut self.exits.accept_forwarded,
+        };
+        exit.1 = true;
+        let to = exit.0;
+        self.a.ja(to);
     }
 
-    /// Drops the packet. Inline rather than a jump to a shared exit: a jump reaches only
-    /// ±32K instructions, so verdicts of long chains end where they are.
+    /// Drops the packet: a jump to the drop exit.
     fn drop_here(&mut self) {
-        counting::count(&mut self.a, self.options.counting, counters::DROPPED);
-        parse::drop(&mut self.a);
+        self.exits.drop.1 = true;
+        let to = self.exits.drop.0;
+        self.a.ja(to);
     }
 
-    /// Goes where an `Accept` of the current base chain leads: inline exit for the last
-    /// base chain (as [`Gen::drop_here`]), a jump to the next base chain otherwise.
+    /// Emits the exits used, each a shared block: the drop; the accept, recording a new
+    /// flow first where the program keeps a flow table and the accept completes the
+    /// packet's path: always, or (a forwarded packet at an ingress) when the interface
+    /// it leaves through has no egress program to judge it next, such as the uplink to
+    /// another host.
+    fn exit_blocks(&mut self) {
+        let counting = self.options.counting;
+        let table = matches!(self.options.conntrack, Conntrack::Table(_));
+        let Exits {
+            drop,
+            accept,
+            accept_forwarded,
+        } = self.exits;
+        let a = &mut self.a;
+        if drop.1 {
+            a.bind(drop.0);
+            let start = a.len();
+            counting::count(a, counting, counters::DROPPED);
+            parse::drop(a);
+            a.end_block(start);
+        }
+        for (exit, completes) in [(accept, true), (accept_forwarded, false)] {
+            if !exit.1 {
+                continue;
+            }
+            a.bind(exit.0);
+            let start = a.len();
+            match (table, completes) {
+                (true, true) => flow_table::emit_record(a),
+                (true, false) => flow_table::emit_record_unless_egress_program(a),
+                (false, _) => {}
+            }
+            counting::count(a, counting, counters::ACCEPTED);
+            parse::accept(a);
+            a.end_block(start);
+        }
+    }
+
+    /// Goes where an `Accept` of the current base chain leads: the accept exit for the
+    /// last base chain, the next base chain otherwise.
     fn accept_to(&mut self, to: Label) {
         if to == self.accept {
             self.accept_exit();

@@ -18,7 +18,9 @@
 //! chain, a plan's branch) becomes a trampoline in its own piece: it writes the target's
 //! position in the unsplit stream to [`state::RESUME`] and tail-calls the target's
 //! piece, whose prologue looks the state (and the counter row) up again and dispatches
-//! on that position. The
+//! on that position. A jump to a shared exit block (the drop and accept exits every
+//! verdict of the policy jumps to, [`Asm::end_block`]) is not such a jump: each piece
+//! that jumps to one gets a copy of its own. The
 //! per-CPU state survives a tail call (same packet, same CPU, no preemption), and every
 //! jump goes forward, so a packet makes at most one tail call per piece it enters: the
 //! kernel's 33 tail calls per packet allow [`MAX_PIECES`]. A tail call that fails (an
@@ -259,7 +261,8 @@ impl Plan {
             if to < from {
                 return Err(GenerateError::Internal("a jump back across a cut"));
             }
-            if to > from {
+            // A shared exit block is copied into the pieces that jump to it.
+            if to > from && block_at(parts, t).is_none() {
                 plan.entries[to].insert(t);
             }
         }
@@ -305,9 +308,24 @@ impl Plan {
         }
         for (&t, &label) in &far {
             a.bind(label);
-            trampoline(&mut a, t, self.piece_of(t));
+            match block_at(parts, t) {
+                Some(block) => self.copy_block(&mut a, parts, block),
+                None => trampoline(&mut a, t, self.piece_of(t)),
+            }
         }
         a.finish()
+    }
+
+    /// Emits a copy of the shared exit block `[start, end)`, its jumps (all within it)
+    /// going to the copy's own labels.
+    fn copy_block(&self, a: &mut Asm, parts: &Parts, (start, end): (usize, usize)) {
+        let mut local = BTreeMap::new();
+        for at in start..end {
+            if let Some(t) = self.target[at] {
+                local.entry(t).or_insert_with(|| a.label());
+            }
+        }
+        self.copy(a, parts, (start, end), &local, &BTreeMap::new());
     }
 
     /// Emits instructions `start..end` with their jumps going to `local` or `far` labels.
@@ -327,6 +345,11 @@ impl Plan {
             a.copy(parts.insns[at], to.copied(), self.map[at]);
         }
     }
+}
+
+/// The shared exit block starting at `t`, if one does ([`Asm::end_block`]).
+fn block_at(parts: &Parts, t: usize) -> Option<(usize, usize)> {
+    parts.blocks.iter().copied().find(|&(start, _)| start == t)
 }
 
 /// A later piece's prologue: `R6` the context, `R7` the state, `R9` the counter row

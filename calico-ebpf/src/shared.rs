@@ -219,12 +219,9 @@ impl ProgramCache {
     pub fn purge(&mut self) {
         let mut unused = Vec::new();
         for of_direction in &mut self.programs {
+            // Walked at every apply: nothing is allocated unless a program goes.
             of_direction.retain(|_, same| {
-                let (keep, drop): (Vec<_>, Vec<_>) = std::mem::take(same)
-                    .into_iter()
-                    .partition(|(_, p)| Arc::strong_count(p) > 1);
-                *same = keep;
-                unused.extend(drop);
+                unused.extend(same.extract_if(.., |(_, p)| Arc::strong_count(p) == 1));
                 !same.is_empty()
             });
         }

@@ -289,7 +289,7 @@ fn emit(
             limit: MAX_INSNS,
         });
     }
-    let chains = std::mem::take(&mut g.chains);
+    let chains = g.chains.iter().map(|c| c.to_string()).collect();
     let sets = std::mem::take(&mut g.used_sets);
     let params = std::mem::take(&mut g.params);
     let generated = Generated {
@@ -322,7 +322,7 @@ struct Gen<'a> {
     /// Whether that accept completes the packet's path through the programs.
     completes: bool,
     /// Every chain reached so far.
-    chains: std::collections::BTreeSet<String>,
+    chains: std::collections::BTreeSet<&'a str>,
     /// Every set looked up so far.
     used_sets: std::collections::BTreeSet<String>,
     /// The values of the slots used so far ([`Sharing::ByInterface`]).
@@ -471,14 +471,14 @@ impl<'a> Gen<'a> {
     /// constants are slots under [`Sharing::ByInterface`].
     fn chain(
         &mut self,
-        name: &str,
+        name: &'a str,
         frame: &Frame,
         depth: usize,
         lifted: bool,
     ) -> Result<(), GenerateError> {
         // As the interpreter: a dangling chain or a too deep one drops (a validated
         // ruleset has neither).
-        self.chains.insert(name.to_string());
+        self.chains.insert(name);
         let Some(chain) = self.ruleset.chains.get(name) else {
             self.drop_here();
             return Ok(());

@@ -221,7 +221,13 @@ impl ProgramCache {
         for of_direction in &mut self.programs {
             // Walked at every apply: nothing is allocated unless a program goes.
             of_direction.retain(|_, same| {
-                unused.extend(same.extract_if(.., |(_, p)| Arc::strong_count(p) == 1));
+                if same.iter().any(|(_, p)| Arc::strong_count(p) == 1) {
+                    let (keep, drop): (Vec<_>, Vec<_>) = std::mem::take(same)
+                        .into_iter()
+                        .partition(|(_, p)| Arc::strong_count(p) > 1);
+                    *same = keep;
+                    unused.extend(drop);
+                }
                 !same.is_empty()
             });
         }

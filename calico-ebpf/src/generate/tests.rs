@@ -225,6 +225,34 @@ fn pieces_stay_within_the_budget_and_only_later_ones_are_tail_called() {
 }
 
 #[test]
+fn each_piece_exits_by_its_own_copy_of_the_shared_exits() {
+    // Every rule drops: the drop exit is emitted once, at the end of the stream, in the
+    // last piece. The others drop through copies of their own, so that each makes one
+    // tail call only, to the next piece (the fall-through); a drop by tail call into the
+    // last piece would add another.
+    let p = in_pieces(&ports(400), 1_000, 200).unwrap();
+    assert!(p.len() >= 4, "{} pieces", p.len());
+    let exits = |piece: &Program| piece.insns.iter().filter(|i| i.code == 0x95).count();
+    for (k, piece) in p.all().iter().enumerate() {
+        let targets: Vec<i32> = piece
+            .insns
+            .windows(2)
+            .filter(|w| w[1].code == 0x85 && w[1].imm == 12)
+            .map(|w| w[0].imm)
+            .collect();
+        let expected: Vec<i32> = if k + 1 < p.len() {
+            vec![k as i32 + 1]
+        } else {
+            Vec::new()
+        };
+        assert_eq!(targets, expected, "piece {k}: tail calls");
+        // Its own drop exit, the resume prologue's failure exit and the failed tail
+        // call's, and an accept for the last: a handful, not one per rule.
+        assert!(exits(piece) <= 5, "piece {k}: {} exits", exits(piece));
+    }
+}
+
+#[test]
 fn a_policy_needing_more_pieces_than_tail_calls_allow_is_refused_with_the_numbers() {
     let e = in_pieces(&ports(2_000), 1_000, 100).unwrap_err();
     let GenerateError::TooManyPieces {

@@ -57,8 +57,8 @@ pub struct InterfaceCounters {
     pub egress: Counts,
 }
 
-/// The counter map of one dataplane.
-#[derive(Debug)]
+/// The counter map of one dataplane; cheap to clone (the map is shared).
+#[derive(Clone, Debug)]
 pub struct CounterMap {
     map: Arc<OwnedFd>,
     /// The possible CPUs: a per-CPU value is one row each.

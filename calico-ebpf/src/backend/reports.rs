@@ -54,18 +54,27 @@ impl EbpfBackend {
     pub fn interface_counters_blocking(
         &self,
     ) -> Result<BTreeMap<String, InterfaceCounters>, BackendError> {
-        let st = self
-            .inner
-            .state
-            .lock()
-            .map_err(|_| dataplane("counters", "state lock poisoned"))?;
-        let map = st.sets.maps().counters();
+        // The rows are read without the lock: an apply need not wait for 20,000 lookups.
+        let (map, ifaces) = {
+            let st = self
+                .inner
+                .state
+                .lock()
+                .map_err(|_| dataplane("counters", "state lock poisoned"))?;
+            let ifaces: Vec<(String, u32)> = st
+                .ifaces
+                .iter()
+                .map(|(n, o)| (n.clone(), o.index))
+                .collect();
+            (st.sets.maps().counters().clone(), ifaces)
+        };
         let mut all = BTreeMap::new();
-        for (name, o) in &st.ifaces {
-            let read = map.read(o.index);
+        for (name, index) in ifaces {
+            let read = map.read(index);
             let read = read.map_err(|e| dataplane(&format!("read the counters of {name}"), e))?;
+            // None: its programs went since the list was taken.
             if let Some(c) = read {
-                all.insert(name.clone(), c);
+                all.insert(name, c);
             }
         }
         Ok(all)

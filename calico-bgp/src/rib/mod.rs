@@ -1,12 +1,12 @@
 //! Routes: per-peer Adj-RIB-In, the Loc-RIB with the decision process, and what each peer
 //! is sent (Adj-RIB-Out).
 //!
-//! Layout, chosen for a million prefixes: hash tables keyed by the compact prefix
-//! ([`Ipv4Net`] is 5 bytes, an IPv6 prefix 16, see `tables.rs`). Each entry holds every peer's path for that
-//! prefix (several per peer when it sends path identifiers, RFC 7911: a path is keyed by
-//! peer and path identifier) — the Adj-RIBs-In, stored by destination as holo-routing
-//! does — ordered by the
-//! decision process, so the Loc-RIB best path and its ECMP set are the first entries.
+//! Layout, chosen for a million prefixes: per family, the prefixes' entries in blocks of
+//! 256 neighbours found by a hash of the block (`prefix_map.rs`). Each entry holds every
+//! peer's path for that prefix (several per peer when it sends path identifiers, RFC 7911:
+//! a path is keyed by peer and path identifier) — the Adj-RIBs-In, stored by destination
+//! as holo-routing does — ordered by the decision process, so the Loc-RIB best path and its
+//! ECMP set are the first entries.
 //! Attribute sets are interned and shared with [`Arc`]. The Adj-RIB-Out is not stored: what
 //! a peer is sent is a function of the best path ([`Rib::exporter`]); withdrawals go to
 //! every peer that may have had the prefix.
@@ -24,8 +24,8 @@ mod dest;
 pub mod export;
 pub mod hash;
 mod import;
-mod key6;
 mod policy;
+mod prefix_map;
 mod tables;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};

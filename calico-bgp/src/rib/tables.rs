@@ -1,40 +1,33 @@
-//! The Loc-RIB's prefix tables: one hash table for IPv4 prefixes, and for IPv6 one for
-//! prefixes shorter than /128 and one for host routes, each keyed in 16 bytes
-//! ([`key6`](super::key6)). Prefixes are kept with their host bits cleared (they mean
-//! nothing, RFC 4271 §4.3; the decoder clears them already).
+//! The Loc-RIB's prefix tables: one [`PrefixMap`] per family. Prefixes are kept with
+//! their host bits cleared (they mean nothing, RFC 4271 §4.3; the decoder clears them
+//! already).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use ipnet::{IpNet, Ipv4Net};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use super::dest::{remove_peer, set_in, Dest, SetResult};
-use super::hash::BuildPrefixHasher;
-use super::key6::{Host6, Key6, Net6};
+use super::prefix_map::PrefixMap;
 use super::{Change, PeerId, PeerTable, RouteAttrs};
 
 /// Every prefix's [`Dest`], by family.
 #[derive(Debug, Default)]
 pub(super) struct Tables {
-    v4: HashMap<Ipv4Net, Dest, BuildPrefixHasher>,
-    v6: HashMap<Net6, Dest, BuildPrefixHasher>,
-    hosts6: HashMap<Host6, Dest, BuildPrefixHasher>,
+    v4: PrefixMap<Ipv4Net>,
+    v6: PrefixMap<Ipv6Net>,
 }
 
 impl Tables {
     /// Number of prefixes with at least one path.
     pub(super) fn len(&self) -> usize {
-        self.v4.len() + self.v6.len() + self.hosts6.len()
+        self.v4.len() + self.v6.len()
     }
 
     /// The paths to `prefix`.
     pub(super) fn get(&self, prefix: &IpNet) -> Option<&Dest> {
         match prefix {
-            IpNet::V4(p) => self.v4.get(&p.trunc()),
-            IpNet::V6(p) => match Key6::of(p) {
-                Key6::Net(k) => self.v6.get(&k),
-                Key6::Host(k) => self.hosts6.get(&k),
-            },
+            IpNet::V4(p) => self.v4.get(p.trunc()),
+            IpNet::V6(p) => self.v6.get(p.trunc()),
         }
     }
 
@@ -50,10 +43,7 @@ impl Tables {
     ) -> SetResult {
         match prefix {
             IpNet::V4(p) => set_in(&mut self.v4, p.trunc(), key, attrs, peers, local_as),
-            IpNet::V6(p) => match Key6::of(p) {
-                Key6::Net(k) => set_in(&mut self.v6, k, key, attrs, peers, local_as),
-                Key6::Host(k) => set_in(&mut self.hosts6, k, key, attrs, peers, local_as),
-            },
+            IpNet::V6(p) => set_in(&mut self.v6, p.trunc(), key, attrs, peers, local_as),
         }
     }
 
@@ -66,18 +56,14 @@ impl Tables {
         changes: &mut Vec<Change>,
     ) {
         remove_peer(&mut self.v4, id, peers, local_as, IpNet::V4, changes);
-        let net = |k: Net6| IpNet::V6(k.net());
-        remove_peer(&mut self.v6, id, peers, local_as, net, changes);
-        let host = |k: Host6| IpNet::V6(k.net());
-        remove_peer(&mut self.hosts6, id, peers, local_as, host, changes);
+        remove_peer(&mut self.v6, id, peers, local_as, IpNet::V6, changes);
     }
 
     /// Every prefix with its paths, IPv4 first.
     pub(super) fn iter(&self) -> impl Iterator<Item = (IpNet, &Dest)> + '_ {
-        let v4 = self.v4.iter().map(|(p, d)| (IpNet::V4(*p), d));
-        let v6 = self.v6.iter().map(|(k, d)| (IpNet::V6(k.net()), d));
-        let hosts = self.hosts6.iter().map(|(k, d)| (IpNet::V6(k.net()), d));
-        v4.chain(v6).chain(hosts)
+        let v4 = self.v4.iter().map(|(p, d)| (IpNet::V4(p), d));
+        let v6 = self.v6.iter().map(|(p, d)| (IpNet::V6(p), d));
+        v4.chain(v6)
     }
 }
 
@@ -101,12 +87,6 @@ mod tests {
             next_hop: Ipv4Addr::new(10, 0, 0, 1).into(),
             link_local: None,
         })
-    }
-
-    #[test]
-    fn a_v6_bucket_takes_thirty_two_bytes() {
-        assert_eq!(std::mem::size_of::<(Net6, Dest)>(), 32);
-        assert_eq!(std::mem::size_of::<(Host6, Dest)>(), 32);
     }
 
     /// A prefix from a small space, so that operations meet: IPv4 or IPv6, any length

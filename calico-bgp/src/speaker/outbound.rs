@@ -217,12 +217,11 @@ impl Batch {
 
 /// Turns Loc-RIB changes into deltas: only best-path changes matter to peers, and a prefix
 /// we export ourselves is advertised as ours whatever was learned.
-pub(crate) fn deltas_of(
-    changes: &[Change],
+pub(crate) fn deltas_of<'a>(
+    changes: impl Iterator<Item = &'a Change>,
     exports: &std::collections::BTreeSet<IpNet>,
 ) -> Vec<Delta> {
     changes
-        .iter()
         .filter(|c| c.best)
         .map(|c| {
             if exports.contains(&c.prefix) {

@@ -5,20 +5,39 @@
 use super::*;
 
 impl SpeakerState {
+    /// Sends every established peer (but `except`) what `changes` change for it.
     pub(super) fn propagate(
         &mut self,
         changes: &[Change],
         except: Option<PeerId>,
         out: &mut Vec<Output>,
     ) {
-        let deltas = deltas_of(changes, self.rib.exports());
         // Multipath changes matter to ADD-PATH peers only (none: no copy of a full table).
-        let touched: Vec<IpNet> = if self.peers.iter().any(|p| p.add_path_out.is_some()) {
+        let add_path = self.peers.iter().any(|p| p.add_path_out.is_some());
+        let touched: Vec<IpNet> = if add_path {
             changes.iter().map(|c| c.prefix).collect()
         } else {
             Vec::new()
         };
+        // Without ADD-PATH, a peer is sent only best paths, and never its own: the changes
+        // between its own paths (a table it sends us) change nothing it is sent.
+        let targets = self.targets(except);
+        let concerned = |c: &&Change| add_path || concerns(c, &targets);
+        let deltas = deltas_of(changes.iter().filter(concerned), self.rib.exports());
         self.advertise(&deltas, &touched, except, out);
+    }
+
+    /// The established peers but `except`, by id. (A restarting peer is known to the RIB,
+    /// its stale routes are, but has no session to send on.)
+    fn targets(&self, except: Option<PeerId>) -> Vec<PeerId> {
+        let mut targets: Vec<PeerId> = self
+            .rib
+            .peers()
+            .ids()
+            .filter(|id| Some(*id) != except && self.peers.is_established(*id))
+            .collect();
+        targets.sort_unstable();
+        targets
     }
 
     /// Sends every established peer (but `except`) what changed for it: among `deltas` (best
@@ -34,15 +53,7 @@ impl SpeakerState {
         if deltas.is_empty() && touched.is_empty() {
             return;
         }
-        // Established peers only: a restarting peer is known to the RIB (its stale routes
-        // are) but has no session to send on.
-        let mut targets: Vec<PeerId> = self
-            .rib
-            .peers()
-            .ids()
-            .filter(|id| Some(*id) != except && self.peers.is_established(*id))
-            .collect();
-        targets.sort_unstable();
+        let mut targets = self.targets(except);
         // A peer whose send queue is stalled is left out; what changed is noted for it.
         targets.retain(
             |id| match self.peers.get_mut(*id).and_then(|p| p.backlog.as_mut()) {
@@ -199,4 +210,14 @@ fn messages_in(bytes: &[u8]) -> u64 {
         n += 1;
     }
     n
+}
+
+/// Whether a change of best path may change what one of `targets` is sent: whether its
+/// best path before or after comes from another peer than one of them (see
+/// [`crate::rib::export::Exporter::route_with`]: never a path back to its peer).
+fn concerns(change: &Change, targets: &[PeerId]) -> bool {
+    let peers = [&change.old_best, &change.new_best].map(|p| p.as_ref().map(|p| p.peer));
+    targets
+        .iter()
+        .any(|t| peers.iter().any(|p| p.is_some_and(|p| p != *t)))
 }

@@ -49,23 +49,24 @@ pub struct Interner {
 impl Interner {
     /// The shared copy of `attrs`.
     pub fn intern(&mut self, attrs: RouteAttrs) -> Arc<RouteAttrs> {
+        use std::collections::hash_map::Entry;
         let hash = BuildRibHasher::default().hash_one(&attrs);
-        if let Some(existing) = self.map.get(&hash) {
-            if **existing == attrs {
-                return existing.clone();
-            }
-            return Arc::new(attrs);
-        }
         if self.map.len() >= 2 * self.pruned_at.max(512) {
             self.prune();
         }
-        // A copy is kept, not the set as decoded: its lists allocated to their length and
-        // side by side, not among the decoder's short-lived buffers (keeping the decoded
-        // set left pages of freed buffers resident: 113 -> 135 B/prefix of RSS, IPv4 feed).
-        let shared = Arc::new(attrs.clone());
-        drop(attrs);
-        self.map.insert(hash, shared.clone());
-        shared
+        match self.map.entry(hash) {
+            Entry::Occupied(existing) if **existing.get() == attrs => existing.get().clone(),
+            Entry::Occupied(_) => Arc::new(attrs),
+            Entry::Vacant(slot) => {
+                // A copy is kept, not the set as decoded: its lists allocated to their
+                // length and side by side, not among the decoder's short-lived buffers
+                // (keeping the decoded set left pages of freed buffers resident: 113 -> 135
+                // B/prefix of RSS, IPv4 feed).
+                let shared = Arc::new(attrs.clone());
+                drop(attrs);
+                slot.insert(shared).clone()
+            }
+        }
     }
 
     /// Forgets attribute sets no route uses any more.

@@ -192,10 +192,14 @@ pub enum SpeakerError {
     /// The listener handed to [`Speaker::with_listener`] cannot be used.
     #[error("the listener cannot be used: {0}")]
     Listener(#[from] std::io::Error),
+    /// The thread the speaker's state machine runs on cannot be started.
+    #[error("cannot start the speaker's thread: {0}")]
+    Thread(std::io::Error),
 }
 
-/// A native BGP-4 speaker. Create it inside a tokio runtime (elsewhere its constructors
-/// return [`SpeakerError::NoRuntime`]); it starts peering on
+/// A native BGP-4 speaker. Create it inside a tokio runtime, where its peerings run
+/// (elsewhere its constructors return [`SpeakerError::NoRuntime`]); its state machine, the
+/// RIB among it, runs on a thread of its own. It starts peering on
 /// [`BgpBackend::configure`] and closes every session (Cease, administrative shutdown) when
 /// dropped, or without a NOTIFICATION when stopped by [`Speaker::stop_for_restart`].
 #[derive(Debug)]
@@ -245,7 +249,8 @@ impl Speaker {
         let (news_tx, news) = watch::channel(0);
         let (bfd_tx, bfd_events) = mpsc::unbounded_channel();
         let bfd = BfdService::spawn(options.sockets.clone(), bfd_tx);
-        let commands = Task::spawn(options, listener, news_tx, (bfd.clone(), bfd_events));
+        let commands = Task::spawn(options, listener, news_tx, (bfd.clone(), bfd_events))
+            .map_err(SpeakerError::Thread)?;
         Ok(Speaker {
             commands,
             news,

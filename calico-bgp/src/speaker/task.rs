@@ -1,12 +1,22 @@
 //! The speaker's task: the I/O shell around the [`SpeakerState`] machine. It owns the
 //! listener and the peering tasks, feeds the machine the API's commands, the peerings'
 //! events and the stale-route deadlines, and carries out what the machine returns.
+//!
+//! It runs on a thread of its own (a single-threaded runtime driving only it), while the
+//! listener and the peerings (their readers, decoding, and writers) run in the runtime the
+//! speaker was created in. The RIB's work comes in bursts of hundreds of milliseconds (a
+//! full table): there it neither holds up the peerings' I/O (their keepalives among it) nor
+//! is held up by it. In the caller's runtime, a reader woken by a credit the speaker task
+//! gave back was queued behind that task on the same worker (tokio runs a task woken by
+//! the running one next, on that worker, and no other worker may take it over), so
+//! decoding and applying a table mostly took turns on one core; apart, they overlap.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use calico_core::dataplane::{BackendError, BgpSettings, ExportedRoutes, LearnedRoute, PeerStatus};
 use tokio::net::TcpStream;
+use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
@@ -46,17 +56,21 @@ pub(crate) struct Task {
     commands_tx: mpsc::WeakSender<Command>,
     changed: watch::Sender<u64>,
     bfd: BfdService,
+    /// The runtime the speaker was created in: the listener and the peerings are spawned
+    /// there, and their sockets registered with it.
+    io: Handle,
 }
 
 impl Task {
-    /// Starts the task (inside a tokio runtime); returns where to send it commands. It
-    /// ends when every sender is gone or after [`Command::StopForRestart`].
+    /// Starts the task on a thread of its own (called inside a tokio runtime, where the
+    /// peerings are to run); returns where to send it commands. It ends when every sender
+    /// is gone or after [`Command::StopForRestart`].
     pub(crate) fn spawn(
         options: SpeakerOptions,
         listener: Option<tokio::net::TcpListener>,
         changed: watch::Sender<u64>,
         (bfd, bfd_events): (BfdService, BfdEvents),
-    ) -> mpsc::Sender<Command> {
+    ) -> std::io::Result<mpsc::Sender<Command>> {
         let (tx, rx) = mpsc::channel(64);
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let mut task = Task {
@@ -71,12 +85,18 @@ impl Task {
             commands_tx: tx.downgrade(),
             changed,
             bfd,
+            io: Handle::current(),
         };
         if let Some(listener) = listener {
             task.serve(listener);
         }
-        tokio::spawn(task.run(rx, events_rx, bfd_events));
-        tx
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()?;
+        std::thread::Builder::new()
+            .name("bgp-speaker".into())
+            .spawn(move || runtime.block_on(task.run(rx, events_rx, bfd_events)))?;
+        Ok(tx)
     }
 
     async fn run(
@@ -186,6 +206,8 @@ impl Task {
 
     fn configure(&mut self, settings: BgpSettings) -> Result<(), BackendError> {
         self.state.validate(&settings)?;
+        let io = self.io.clone();
+        let _io = io.enter();
         // The listener: bound once, rebound when the port changes (unless handed to us).
         if !self.fixed_listener {
             let want = SocketAddr::new(self.options.listen_address, settings.listen_port);
@@ -238,6 +260,8 @@ impl Task {
     }
 
     fn carry_out(&mut self, outputs: Vec<Output>) {
+        let io = self.io.clone();
+        let _io = io.enter();
         for output in outputs {
             match output {
                 Output::StartPeer(PeerStart {

@@ -90,7 +90,7 @@ pub struct Path {
 /// The established peers.
 #[derive(Clone, Debug, Default)]
 pub struct PeerTable {
-    peers: HashMap<PeerId, (PeerInfo, PathSource)>,
+    peers: HashMap<PeerId, (PeerInfo, PathSource), BuildRibHasher>,
 }
 
 impl PeerTable {
@@ -173,7 +173,8 @@ pub fn family_of(prefix: &IpNet) -> AfiSafi {
 pub struct Rib {
     settings: RibSettings,
     peers: PeerTable,
-    received: HashMap<PeerId, usize>,
+    /// Paths accepted from each peer (looked up once per UPDATE).
+    received: HashMap<PeerId, usize, BuildRibHasher>,
     /// Every prefix's paths (the Adj-RIBs-In and the Loc-RIB).
     tables: Tables,
     exports: BTreeSet<IpNet>,
@@ -192,7 +193,7 @@ impl Rib {
         Rib {
             settings,
             peers: PeerTable::default(),
-            received: HashMap::new(),
+            received: HashMap::default(),
             tables: Tables::default(),
             exports: BTreeSet::new(),
             export_interfaces: BTreeMap::new(),

@@ -144,7 +144,8 @@ pub(super) fn parse_segments(value: &[u8], four: bool) -> Result<Vec<Segment>, S
         let (Some(kind), Some(count)) = (c.u8(), c.u8()) else {
             return Err("segment header truncated".into());
         };
-        let kind = SegmentKind::from_u8(kind).ok_or(format!("segment type {kind} is undefined"))?;
+        let kind = SegmentKind::from_u8(kind)
+            .ok_or_else(|| format!("segment type {kind} is undefined"))?;
         if count == 0 {
             return Err("segment of zero AS numbers".into());
         }
@@ -152,7 +153,8 @@ pub(super) fn parse_segments(value: &[u8], four: bool) -> Result<Vec<Segment>, S
             .take(usize::from(count) * as_size)
             .ok_or("segment overruns the attribute")?;
         let mut b = Cursor::new(bytes);
-        let asns = std::iter::from_fn(|| read_asn(&mut b, four)).collect();
+        let mut asns = Vec::with_capacity(usize::from(count));
+        asns.extend(std::iter::from_fn(|| read_asn(&mut b, four)));
         segments.push(Segment { kind, asns });
     }
     Ok(segments)

@@ -36,8 +36,29 @@ impl BpfMetrics {
         }
     }
 
-    fn reading(&self) -> BTreeMap<String, InterfaceCounters> {
+    /// The last reading, by interface.
+    pub fn reading(&self) -> BTreeMap<String, InterfaceCounters> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The last reading as `/status` shows it: per interface, per direction, the counts.
+    pub fn status_json(&self) -> serde_json::Value {
+        let counts = |c: &Counts| {
+            serde_json::json!({
+                "packets": c.packets, "bytes": c.bytes, "accepted": c.accepted,
+                "dropped": c.dropped, "malformed": c.malformed, "non_ip": c.not_ip,
+            })
+        };
+        let all: serde_json::Map<String, serde_json::Value> = self
+            .reading()
+            .iter()
+            .map(|(iface, c)| {
+                let v =
+                    serde_json::json!({"ingress": counts(&c.ingress), "egress": counts(&c.egress)});
+                (iface.clone(), v)
+            })
+            .collect();
+        serde_json::Value::Object(all)
     }
 }
 

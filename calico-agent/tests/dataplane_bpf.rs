@@ -118,6 +118,14 @@ fn the_bpf_dataplane_enforces_policy_and_follows_a_change() {
         "the drop and the accept in the metrics:\n{}",
         http_get(&host, "/metrics")
     );
+    let status = http_get(&host, "/status");
+    let body = status.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(body).expect("/status is JSON");
+    let to_server = &v["bpf_interfaces"][WORKLOADS[1].0]["egress"];
+    assert!(
+        to_server["dropped"].as_u64() >= Some(1),
+        "/status shows the drop: {status}"
+    );
 
     host.write("model.yaml", &model(true));
     assert!(

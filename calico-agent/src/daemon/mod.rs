@@ -233,7 +233,7 @@ pub async fn run(o: Options) -> Result<(), String> {
     }
     registry.register_collector(Box::new(peer_metrics));
     if bpf_poll.is_some() {
-        registry.register_collector(Box::new(bpf_metrics));
+        registry.register_collector(Box::new(bpf_metrics.clone()));
     }
     let pages = DaemonPages {
         handle: handle.clone(),
@@ -243,6 +243,7 @@ pub async fn run(o: Options) -> Result<(), String> {
         flows: flow_logs
             .as_ref()
             .map(|f| (f.state.clone(), f.metrics.clone())),
+        bpf: bpf_poll.as_ref().map(|_| bpf_metrics.clone()),
         liveness_limit: Duration::from_secs(o.rescan_secs.saturating_mul(3).max(60)),
         api: api::Api {
             handle: handle.clone(),

@@ -73,6 +73,8 @@ pub struct DaemonPages {
     pub api: super::api::Api,
     /// The flow logs' records and metrics (`--flow-logs`), for `/flows` and `/status`.
     pub flows: Option<(Arc<crate::flows::FlowState>, crate::flows::FlowMetrics)>,
+    /// The eBPF programs' per-interface counters (`--dataplane bpf`), for `/status`.
+    pub bpf: Option<crate::bpf_metrics::BpfMetrics>,
 }
 
 const JSON: &str = "application/json";
@@ -228,6 +230,7 @@ impl DaemonPages {
                 "held_deletion": dir.held,
                 "error": dir.error,
             },
+            "bpf_interfaces": self.bpf.as_ref().map(|b| b.status_json()),
         })
     }
 }

@@ -77,10 +77,59 @@ pub fn render(status: &Value) -> String {
             s(&p["prefixes_received"])
         );
     }
+    bpf_drops(&mut t, &status["bpf_interfaces"]);
     for n in status["notes"].as_array().into_iter().flatten() {
         let _ = writeln!(t, "note: {}", s(n));
     }
     t
+}
+
+/// Interfaces listed at most by [`bpf_drops`].
+const DROPS_LISTED: usize = 20;
+
+/// The eBPF dataplane's counters (`--dataplane bpf`): how many interfaces, then those
+/// whose programs dropped packets, the most first.
+fn bpf_drops(t: &mut String, ifaces: &Value) {
+    let Some(ifaces) = ifaces.as_object() else {
+        return;
+    };
+    let n = |v: &Value| v.as_u64().unwrap_or(0);
+    let mut drops: Vec<(u64, &String, &Value)> = ifaces
+        .iter()
+        .map(|(name, c)| {
+            let dropped = |d: &str| n(&c[d]["dropped"]) + n(&c[d]["malformed"]);
+            (dropped("ingress") + dropped("egress"), name, c)
+        })
+        .filter(|(d, _, _)| *d > 0)
+        .collect();
+    drops.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)));
+    let _ = writeln!(
+        t,
+        "eBPF programs: {} interfaces, {} with drops",
+        ifaces.len(),
+        drops.len()
+    );
+    for (_, name, c) in drops.iter().take(DROPS_LISTED) {
+        let dir = |d: &str| {
+            let c = &c[d];
+            format!(
+                "{} packets, {} accepted, {} dropped, {} malformed",
+                n(&c["packets"]),
+                n(&c["accepted"]),
+                n(&c["dropped"]),
+                n(&c["malformed"])
+            )
+        };
+        let _ = writeln!(
+            t,
+            "  {name}: from it {}; to it {}",
+            dir("ingress"),
+            dir("egress")
+        );
+    }
+    if drops.len() > DROPS_LISTED {
+        let _ = writeln!(t, "  ... and {} more", drops.len() - DROPS_LISTED);
+    }
 }
 
 #[cfg(test)]
@@ -102,5 +151,32 @@ mod tests {
         assert!(t.contains("backend acl   ERROR: boom"), "{t}");
         assert!(t.contains("endpoints: 2 (1 error, 1 programmed)"), "{t}");
         assert!(t.contains("k8s/b/eth0 on c2: error: no"), "{t}");
+        assert!(!t.contains("eBPF"), "no eBPF dataplane, no counters: {t}");
+    }
+
+    #[test]
+    fn ebpf_counters_list_the_interfaces_that_dropped_the_most_first() {
+        let row = |dropped: u64| {
+            serde_json::json!({"packets": 10, "accepted": 10 - dropped, "dropped": dropped,
+                               "malformed": 0, "bytes": 840, "non_ip": 0})
+        };
+        let v = serde_json::json!({"in_sync": true, "ready": true, "endpoints": [], "peers": [],
+        "bpf_interfaces": {
+            "cali1": {"ingress": row(0), "egress": row(0)},
+            "cali2": {"ingress": row(1), "egress": row(0)},
+            "cali3": {"ingress": row(0), "egress": row(4)},
+        }});
+        let t = render(&v);
+        assert!(
+            t.contains("eBPF programs: 3 interfaces, 2 with drops"),
+            "{t}"
+        );
+        let (three, two) = (t.find("  cali3: ").unwrap(), t.find("  cali2: ").unwrap());
+        assert!(three < two, "most drops first: {t}");
+        assert!(!t.contains("cali1:"), "no drops, not listed: {t}");
+        assert!(
+            t.contains("cali3: from it 10 packets, 10 accepted, 0 dropped, 0 malformed; to it 10 packets, 6 accepted, 4 dropped, 0 malformed"),
+            "{t}"
+        );
     }
 }

@@ -69,6 +69,25 @@ pub fn flow_table(programs: &BTreeSet<u32>) -> Result<Option<OwnedFd>, SysError>
     Ok(None)
 }
 
+/// The flow table a previous backend's programs (kernel ids `programs`) use, if one of
+/// this layout is found, and what became of the search.
+pub fn take_over(programs: &BTreeSet<u32>) -> (Option<OwnedFd>, FlowTable) {
+    if programs.is_empty() {
+        return (None, FlowTable::New);
+    }
+    match flow_table(programs) {
+        Ok(Some(fd)) => (Some(fd), FlowTable::Adopted),
+        Ok(None) => (
+            None,
+            FlowTable::NotAdopted(format!(
+                "none of the {} programs found uses a flow table of this layout",
+                programs.len()
+            )),
+        ),
+        Err(e) => (None, FlowTable::NotAdopted(e.to_string())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

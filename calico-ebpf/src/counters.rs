@@ -5,6 +5,7 @@
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
+use crate::entries::MapEntries;
 use crate::error::SysError;
 use crate::layout::counters::{self, key};
 use crate::sys;
@@ -95,16 +96,12 @@ impl CounterMap {
     }
 
     /// Writes zeroed rows for interface `ifindex`, both directions, until the returned
-    /// [`Rows`] is dropped.
-    pub fn add(&self, ifindex: u32) -> Result<Rows, SysError> {
+    /// entries are dropped (a failure deletes the row written).
+    pub fn add(&self, ifindex: u32) -> Result<MapEntries, SysError> {
         let zero = self.zero();
-        let rows = Rows {
-            map: self.map.clone(),
-            ifindex,
-            kept: false,
-        };
+        let mut rows = MapEntries::new(self.map.clone());
         for direction in [counters::INGRESS, counters::EGRESS] {
-            sys::map_update(&self.map, &key(ifindex, direction), &zero)?;
+            rows.write(&key(ifindex, direction), &zero)?;
         }
         Ok(rows)
     }
@@ -121,34 +118,6 @@ impl CounterMap {
             return Ok(None);
         };
         Ok(Some(InterfaceCounters { ingress, egress }))
-    }
-}
-
-/// An interface's two rows, deleted when dropped (unless kept).
-#[derive(Debug)]
-pub struct Rows {
-    map: Arc<OwnedFd>,
-    ifindex: u32,
-    kept: bool,
-}
-
-impl Rows {
-    /// Leaves the rows in place when dropped: the programs, attached by filters that
-    /// outlive the backend, go on counting in them.
-    pub fn keep(&mut self) {
-        self.kept = true;
-    }
-}
-
-impl Drop for Rows {
-    fn drop(&mut self) {
-        if self.kept {
-            return;
-        }
-        // A failed delete leaves a row no program counts in any more.
-        for direction in [counters::INGRESS, counters::EGRESS] {
-            let _ = sys::map_delete(&self.map, &key(self.ifindex, direction));
-        }
     }
 }
 

@@ -26,6 +26,7 @@ pub mod adopt;
 pub mod backend;
 pub mod btf;
 pub mod counters;
+pub mod entries;
 pub mod error;
 pub mod frame;
 pub mod generate;

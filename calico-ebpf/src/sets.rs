@@ -12,6 +12,7 @@ use std::sync::Arc;
 use calico_core::dataplane::ir::{Set, SetElement, SetKey};
 
 use crate::counters::CounterMap;
+use crate::entries::MapEntries;
 use crate::error::{Error, GenerateError, SysError};
 use crate::insn::MapRef;
 use crate::layout::{self, lpm_key, port_key};
@@ -68,35 +69,6 @@ pub struct Maps {
     flows: OwnedFd,
     egress: Arc<OwnedFd>,
     counters: CounterMap,
-}
-
-/// An interface's entry in the map of interfaces with an egress program
-/// ([`MapRef::Egress`]), deleted when dropped.
-#[derive(Debug)]
-pub struct EgressMark {
-    map: Arc<OwnedFd>,
-    key: [u8; 4],
-    /// Whether dropping leaves the entry in place.
-    kept: bool,
-}
-
-impl EgressMark {
-    /// Leaves the entry in place when dropped: the programs, attached by filters that
-    /// outlive the backend, go on reading it.
-    pub fn keep(&mut self) {
-        self.kept = true;
-    }
-}
-
-impl Drop for EgressMark {
-    fn drop(&mut self) {
-        if self.kept {
-            return;
-        }
-        // A failed delete leaves the entry: forwarded packets out of this ifindex are then
-        // not recorded at the ingress (their replies are judged as new): fail closed.
-        let _ = sys::map_delete(&self.map, &self.key);
-    }
 }
 
 /// Entries of the flow table ([`crate::generate::Conntrack::Table`]).
@@ -185,15 +157,12 @@ impl Maps {
         &self.counters
     }
 
-    /// Marks interface `ifindex` as having an egress program, until the mark is dropped.
-    pub fn mark_egress(&self, ifindex: u32) -> Result<EgressMark, SysError> {
-        let key = ifindex.to_ne_bytes();
-        sys::map_update(&self.egress, &key, &PRESENT)?;
-        Ok(EgressMark {
-            map: self.egress.clone(),
-            key,
-            kept: false,
-        })
+    /// Marks interface `ifindex` as having an egress program ([`MapRef::Egress`]), until
+    /// the mark is dropped.
+    pub fn mark_egress(&self, ifindex: u32) -> Result<MapEntries, SysError> {
+        let mut mark = MapEntries::new(self.egress.clone());
+        mark.write(&ifindex.to_ne_bytes(), &PRESENT)?;
+        Ok(mark)
     }
 
     /// The map behind a program's map reference; `None` for [`MapRef::Params`] and

@@ -51,7 +51,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::CString;
-use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -61,7 +60,8 @@ use calico_core::dataplane::ir::{Ruleset, Verdict};
 use calico_core::dataplane::{AclBackend, BackendError, ChangeSet};
 
 use crate::adopt::FlowTable;
-use crate::counters::{InterfaceCounters, Rows};
+use crate::counters::InterfaceCounters;
+use crate::entries::MapEntries;
 use crate::error::{Error, GenerateError, SysError};
 use crate::generate::{
     generate, BaseChains, Conntrack, Counting, FlowTimeouts, Logs, Options, PieceBudget, Plan,
@@ -69,7 +69,7 @@ use crate::generate::{
 };
 use crate::program::Loaded;
 use crate::set_table::SetTable;
-use crate::sets::{EgressMark, Maps};
+use crate::sets::Maps;
 use crate::shared::ProgramCache;
 use crate::tc::{Dev, Direction, Existing, FilterSpec, Netlink, TcError};
 
@@ -179,9 +179,9 @@ struct Iface {
     /// Its entry among the interfaces with an egress program; dropped last, after the
     /// programs are detached (until then a forwarded packet's flow is recorded by the
     /// egress program).
-    egress_mark: EgressMark,
+    egress_mark: MapEntries,
     /// Its counter rows, written before the programs are attached.
-    counters: Rows,
+    counters: MapEntries,
 }
 
 impl Iface {
@@ -265,7 +265,7 @@ impl EbpfBackend {
     pub fn new(config: EbpfConfig) -> Result<EbpfBackend, StartError> {
         let (mut tc, lo) = open_netlink(&config).map_err(StartError::Netlink)?;
         let inherited = inherited(&mut tc).map_err(StartError::TakeOver)?;
-        let (flows, flow_table) = adopt_flow_table(&inherited.programs);
+        let (flows, flow_table) = crate::adopt::take_over(&inherited.programs);
         let maps = Maps::create_with(config.set_capacity, flows).map_err(StartError::Maps)?;
         let probe = generate(
             &Ruleset::default(),
@@ -343,25 +343,6 @@ impl EbpfBackend {
         let pins = std::mem::take(&mut st.inherited_pins);
         crate::pins::remove(st.pin_dir.as_deref(), &pins);
         Ok(())
-    }
-}
-
-/// The flow table a previous backend's programs (kernel ids `programs`) use, if one of
-/// this layout is found, and what became of the search.
-fn adopt_flow_table(programs: &BTreeSet<u32>) -> (Option<OwnedFd>, FlowTable) {
-    if programs.is_empty() {
-        return (None, FlowTable::New);
-    }
-    match crate::adopt::flow_table(programs) {
-        Ok(Some(fd)) => (Some(fd), FlowTable::Adopted),
-        Ok(None) => (
-            None,
-            FlowTable::NotAdopted(format!(
-                "none of the {} programs found uses a flow table of this layout",
-                programs.len()
-            )),
-        ),
-        Err(e) => (None, FlowTable::NotAdopted(e.to_string())),
     }
 }
 

@@ -1,15 +1,16 @@
 //! Flow logs from the kernel (issue 20): with flow logs compiled in, the kernel logs an
-//! allowed connection (one-way UDP too) once per policy direction and a denied one
-//! rate-limited, to the
-//! netlink log group; `flowlog::FlowLogReader` reads them with their 5-tuple, and the prefix
-//! resolves to the policy and rule by name.
+//! allowed connection's first packet once (one-way UDP too), and a denied one rate-limited,
+//! to the netlink log group; `flowlog::FlowLogReader` reads them with their 5-tuple and
+//! interfaces. A denial's prefix resolves to the policy and rule by name; the first packet,
+//! replayed through the rules programmed, meets the references of the rules that allowed
+//! it, once per policy direction, which resolve the same way.
 
 mod support;
 
 use std::time::{Duration, Instant};
 
 use calico_core::compile::{
-    compile, describe, CompileConfig, FlowLogConfig, LogRef, LogRule, LogVerdict,
+    compile, describe, first_packet_hook, CompileConfig, FlowLogConfig, LogRef, LogRule, LogVerdict,
 };
 use calico_core::dataplane::diff;
 use calico_core::dataplane::ir::Ruleset;
@@ -17,6 +18,7 @@ use calico_core::dataplane::AclBackend;
 use calico_core::model::{parse_resources, Model};
 use calico_linux::acl::LinuxAcl;
 use calico_linux::flowlog::{FlowLogReader, LogPacket};
+use calico_mock::replay_first_packet;
 use calico_netns::fixtures::privileged;
 use support::{connects, listen_all, ProgrammedHost, Topology};
 
@@ -75,6 +77,26 @@ fn drain(reader: &mut FlowLogReader) -> Vec<LogPacket> {
     out
 }
 
+/// What a logged packet reports: its own prefix (a denial, a staged report), or, for a
+/// connection's first packet logged after the policy, the references of the rules that
+/// allowed it, found by replaying it through `ruleset` (what the agent does).
+fn reports(p: &LogPacket, reader: &FlowLogReader, ruleset: &Ruleset) -> Vec<String> {
+    let Some(hook) = first_packet_hook(&p.prefix) else {
+        return vec![p.prefix.clone()];
+    };
+    let name = |i: Option<u32>| i.and_then(|i| reader.interface_name(i));
+    let (iif, oif) = (name(p.in_ifindex), name(p.out_ifindex));
+    let packet = p.packet().expect("headers copied");
+    let iif = iif.as_deref().unwrap_or("");
+    let oif = oif.as_deref().unwrap_or("");
+    let r = replay_first_packet(ruleset, hook, &packet, iif, oif);
+    assert!(
+        r.allowed,
+        "{packet:?} from {iif:?} to {oif:?} replays as denied"
+    );
+    r.refs
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn allowed_and_denied_flows_are_logged_by_name() {
     if !privileged("allowed_and_denied_flows_are_logged_by_name") {
@@ -115,15 +137,21 @@ async fn allowed_and_denied_flows_are_logged_by_name() {
     assert!(client.connect_tcp(server.ip, 9090).is_none(), "denied");
     let logged = drain(&mut reader);
 
-    let named = |p: &LogPacket| -> (LogVerdict, String, u16) {
-        let log: LogRef = p.prefix.parse().unwrap();
-        let name = match log.rule {
-            LogRule::Rule(i) => names.user_rule(&log.chain, i).unwrap().to_string(),
-            _ => format!("{} ({:?})", names.chain(&log.chain).unwrap(), log.rule),
-        };
-        (log.verdict, name, p.tuple.unwrap().dst_port)
+    let named = |reader: &FlowLogReader, logged: &[LogPacket]| -> Vec<(LogVerdict, String, u16)> {
+        let mut out = Vec::new();
+        for p in logged {
+            for prefix in reports(p, reader, &ruleset) {
+                let log: LogRef = prefix.parse().unwrap();
+                let name = match log.rule {
+                    LogRule::Rule(i) => names.user_rule(&log.chain, i).unwrap().to_string(),
+                    _ => format!("{} ({:?})", names.chain(&log.chain).unwrap(), log.rule),
+                };
+                out.push((log.verdict, name, p.tuple.unwrap().dst_port));
+            }
+        }
+        out
     };
-    let got: Vec<_> = logged.iter().map(named).collect();
+    let got = named(&reader, &logged);
     assert_eq!(
         got,
         [
@@ -138,23 +166,22 @@ async fn allowed_and_denied_flows_are_logged_by_name() {
                 8080
             ),
             (
-                LogVerdict::Allow,
-                "profile kns.shop egress rule 0".into(),
-                9090
-            ),
-            (
                 LogVerdict::Deny,
                 "endpoint k8s/shop.server/eth0 (calib) ingress (End)".into(),
                 9090
             ),
         ],
-        "one log per policy decision of a connection, none for its later packets"
+        "one reference per policy decision of an allowed connection, none for its later packets; the denial"
     );
-    let t = logged[1].tuple.unwrap();
+    let first = &logged[0];
+    assert_eq!(first.prefix, "F forward");
+    let t = first.tuple.unwrap();
     assert_eq!(t.src, client.ip);
     assert_eq!(t.dst, server.ip);
     assert_eq!(t.proto, 6);
-    assert!(logged[1].in_ifindex.is_some() && logged[1].out_ifindex.is_some());
+    let name = |i: Option<u32>| i.and_then(|i| reader.interface_name(i));
+    assert_eq!(name(first.in_ifindex).as_deref(), Some("calia"));
+    assert_eq!(name(first.out_ifindex).as_deref(), Some("calib"));
 
     // A one-way UDP flow stays `ct state new` (no reply is ever seen), yet it is logged
     // once per policy direction, not once per datagram.
@@ -164,7 +191,9 @@ async fn allowed_and_denied_flows_are_logged_by_name() {
     for _ in 0..1_000 {
         sock.send_to(b"x", to).unwrap();
     }
-    let got: Vec<_> = drain(&mut reader).iter().map(named).collect();
+    let logged = drain(&mut reader);
+    assert_eq!(logged.len(), 1, "{logged:?}");
+    let got = named(&reader, &logged);
     assert_eq!(
         got,
         [
@@ -191,9 +220,8 @@ async fn allowed_and_denied_flows_are_logged_by_name() {
     }
     let logged = drain(&mut reader);
     let secs = start.elapsed().as_secs_f64();
-    let denied_udp: Vec<_> = logged
-        .iter()
-        .map(named)
+    let denied_udp: Vec<_> = named(&reader, &logged)
+        .into_iter()
         .filter(|(_, name, _)| name == r#"policy shop/allow-web ingress rule 1 ("no-udp")"#)
         .collect();
     let bound = f64::from(DENY_RATE) * (1.0 + secs) + 1.0;
@@ -283,11 +311,13 @@ ingress: [{action: Allow, protocol: TCP, destination: {ports: [22]}}]
 
         let c = client.connect_tcp(server.ip, 8080);
         assert!(c.is_some(), "a staged policy denies nothing");
-        let got: Vec<String> = drain(&mut reader)
+        let logged = drain(&mut reader);
+        let got: Vec<String> = logged
             .iter()
             .filter(|p| p.tuple.unwrap().dst_port == 8080)
-            .map(|p| {
-                let log: LogRef = p.prefix.parse().unwrap();
+            .flat_map(|p| reports(p, &reader, &programmed))
+            .map(|prefix| {
+                let log: LogRef = prefix.parse().unwrap();
                 let name = match log.rule {
                     LogRule::Rule(i) => names.user_rule(&log.chain, i).unwrap().to_string(),
                     _ => format!("{} ({:?})", names.chain(&log.chain).unwrap(), log.rule),
@@ -303,11 +333,11 @@ ingress: [{action: Allow, protocol: TCP, destination: {ports: [22]}}]
         assert_eq!(
             got,
             [
-                "A profile kns.shop egress rule 0".to_string(),
                 want.to_string(),
+                "A profile kns.shop egress rule 0".to_string(),
                 r#"A policy shop/allow-web ingress rule 2 ("web")"#.to_string(),
             ],
-            "the staged report, once, between the enforced verdicts"
+            "the staged report, once, then the rules that allowed"
         );
     }
 }
@@ -393,6 +423,7 @@ async fn staged_policies_preview_host_endpoints() {
         drain(reader)
             .iter()
             .filter(|p| p.tuple.unwrap().dst_port == port)
+            .filter(|p| first_packet_hook(&p.prefix).is_none())
             .filter_map(|p| {
                 let log: LogRef = p.prefix.parse().unwrap();
                 (log.verdict == LogVerdict::StagedDeny).then(|| match log.rule {

@@ -91,6 +91,7 @@ impl MockAcl {
             trace: joined(fwd.trace, post.trace),
             logged: joined(fwd.logged, post.logged),
             flow_logged: joined(fwd.flow_logged, post.flow_logged),
+            flow_refs: joined(fwd.flow_refs, post.flow_refs),
             ..post
         }
     }

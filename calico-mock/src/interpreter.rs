@@ -57,6 +57,10 @@ pub struct Outcome {
     /// Netlink log statements hit (flow logs), as `(group, prefix)`. A rate limit never
     /// applies to the one packet interpreted.
     pub flow_logged: Vec<(u16, String)>,
+    /// Flow-log references of the rules that matched a connection's first packet
+    /// ([`Statement::FlowRef`]; none for later packets): what the agent names an allowed
+    /// connection by, replaying its first packet.
+    pub flow_refs: Vec<String>,
     /// The packet mark the packet leaves the hook with.
     pub mark: u32,
     /// The packet as it leaves the hook: its addresses rewritten by NAT, if a NAT chain
@@ -83,6 +87,7 @@ struct Run<'a> {
     trace: Vec<String>,
     logged: Vec<String>,
     flow_logged: Vec<(u16, String)>,
+    flow_refs: Vec<String>,
 }
 
 /// Runs the packet through every base chain of `hook`.
@@ -119,6 +124,7 @@ pub fn interpret_marked(
         trace: Vec::new(),
         logged: Vec::new(),
         flow_logged: Vec::new(),
+        flow_refs: Vec::new(),
     };
     let mut decided_by = None;
     for (name, _, policy) in bases {
@@ -140,6 +146,7 @@ impl Run<'_> {
             trace: self.trace,
             logged: self.logged,
             flow_logged: self.flow_logged,
+            flow_refs: self.flow_refs,
             mark: self.mark,
             packet: self.packet,
         }
@@ -169,6 +176,10 @@ impl Run<'_> {
                     Statement::NfLog { group, prefix, .. } => {
                         self.flow_logged.push((*group, prefix.clone()));
                     }
+                    Statement::FlowRef(r) if self.ctx.ct == ConnState::New => {
+                        self.flow_refs.push(r.clone());
+                    }
+                    Statement::FlowRef(_) => {}
                     // The NAT expression sets the verdict: accepted at this base chain.
                     Statement::Dnat(addr) => {
                         self.packet.dst = *addr;

@@ -25,6 +25,7 @@ mod bgp;
 mod fib;
 mod interpreter;
 mod network;
+mod replay;
 #[cfg(test)]
 mod tests;
 
@@ -33,3 +34,4 @@ pub use bgp::{MockBgp, MockBgpFabric};
 pub use fib::MockFib;
 pub use interpreter::{interpret, interpret_marked, ConnState, Outcome, PacketContext};
 pub use network::{Delivery, Hop, MockHost, MockNetwork, SendError, FABRIC_INTERFACE};
+pub use replay::{replay_first_packet, Replay};

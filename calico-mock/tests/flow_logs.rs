@@ -1,12 +1,15 @@
 //! Flow logs name the rule that decided (issue 20): for random models and first packets,
-//! host `h1`'s ruleset compiled with flow logs gives the reference evaluator's verdict, and
-//! the flow logs the interpreter records, resolved through `compile::describe`, name the
+//! host `h1`'s ruleset compiled with flow logs gives the reference evaluator's verdict; the
+//! flow-log references of the rules that allowed (what the agent finds replaying a logged
+//! first packet) and the denials logged, resolved through `compile::describe`, name the
 //! policy or profile rule the reference evaluator says decided each direction (or the
-//! default deny when none did).
+//! default deny when none did); and the first packet is logged for replay exactly when
+//! it is allowed.
 
 use calico_core::arbitrary;
 use calico_core::compile::{
-    compile, describe, ChainOwner, CompileConfig, FlowLogConfig, LogRef, LogRule, LogVerdict,
+    compile, describe, first_packet_hook, ChainOwner, CompileConfig, FlowLogConfig, LogRef,
+    LogRule, LogVerdict,
 };
 use calico_core::dataplane::ir::Hook;
 use calico_core::eval::{evaluate, Direction, EndpointRef, Packet};
@@ -83,10 +86,15 @@ proptest! {
                 ct: ConnState::New,
             };
             let out = interpret(&ruleset, Hook::Forward, &ctx);
-            // Staged policies' reports are `staged`'s test; here, the verdicts.
-            let verdicts = out.flow_logged.iter().filter(|(_, prefix)| !prefix.starts_with("S "));
-            let got: Vec<Decision> = verdicts.map(|(group, prefix)| {
-                assert_eq!(*group, FlowLogConfig::default().group);
+            let group = FlowLogConfig::default().group;
+            let first_packet = out.flow_logged.iter().filter(|(_, prefix)| first_packet_hook(prefix) == Some(Hook::Forward));
+            prop_assert_eq!(first_packet.count(), usize::from(out.accepted), "logged for replay iff allowed");
+            // Staged policies' reports are `staged`'s test; here, the verdicts: the
+            // references of the rules that allowed, then the denial logged.
+            let denials = out.flow_logged.iter().filter(|(_, prefix)| !prefix.starts_with("S ") && first_packet_hook(prefix).is_none());
+            let allows = out.flow_refs.iter().map(|r| (group, r.clone()));
+            let got: Vec<Decision> = allows.chain(denials.cloned()).map(|(g, prefix)| {
+                assert_eq!(g, group);
                 let log: LogRef = prefix.parse().unwrap();
                 let rule = match log.rule {
                     LogRule::Rule(i) => {

@@ -674,7 +674,9 @@ fn another_nodes_host_endpoints_compile_to_nothing_here() {
 
 #[test]
 fn flow_logs_name_host_endpoint_verdicts() {
-    use calico_core::compile::{describe, FlowLogConfig, LogRef, LogRule, LogVerdict};
+    use calico_core::compile::{
+        describe, first_packet_hook, FlowLogConfig, LogRef, LogRule, LogVerdict,
+    };
     let model = Model::from_resources(parse_resources(MODEL).unwrap()).unwrap();
     let config = CompileConfig {
         flow_logs: Some(FlowLogConfig::default()),
@@ -690,14 +692,30 @@ fn flow_logs_name_host_endpoint_verdicts() {
             ct: ConnState::New,
         };
         let pre = interpret_marked(&ruleset, Hook::Prerouting, &ctx, 0);
+        // The references of the rules that allowed (what the agent finds replaying the
+        // first packet logged after the policy), then what the kernel logged itself.
+        let mut refs = pre.flow_refs.clone();
         let mut logs = pre.flow_logged.clone();
         let mut accepted = pre.accepted;
         if accepted {
             let out = interpret_marked(&ruleset, Hook::Input, &ctx, pre.mark);
+            refs.extend(out.flow_refs);
             logs.extend(out.flow_logged);
             accepted = out.accepted;
         }
-        let logs: Vec<LogRef> = logs.iter().map(|(_, x)| x.parse().unwrap()).collect();
+        let first_packet = logs
+            .iter()
+            .any(|(_, x)| first_packet_hook(x) == Some(Hook::Input));
+        assert_eq!(first_packet, accepted, "logged for replay iff allowed");
+        let logs = logs
+            .iter()
+            .map(|(_, x)| x)
+            .filter(|x| first_packet_hook(x).is_none());
+        let logs: Vec<LogRef> = refs
+            .iter()
+            .chain(logs)
+            .map(|x| x.parse().unwrap())
+            .collect();
         (accepted, logs)
     };
     // Allowed by a policy rule: the log names the policy and the rule.

@@ -111,7 +111,7 @@ fn namer_of(compiled: &Compiled, node: &str) -> Namer {
         interface_addresses,
         ..
     } = compiled;
-    Namer::with_interfaces(model, node, interface_addresses, ruleset)
+    Namer::with_interfaces(model, node, interface_addresses, ruleset.clone())
 }
 
 /// Clients following `/flows` at once, at most.
@@ -227,9 +227,10 @@ mod tests {
                 dst_port: 8080,
             }),
             bytes: 60,
+            icmp: None,
         };
         let mut agg = Aggregator::new(10);
-        agg.add(&namer, &packet, 1);
+        agg.add(&namer, &packet, &|_| None, 1);
         agg.flush(&namer).remove(0)
     }
 

@@ -9,7 +9,7 @@ use std::path::Path;
 use calico_core::compile::LogRef;
 use calico_linux::flowlog::{FiveTuple, LogPacket};
 
-use super::record::{record, Decision, FlowRecord, Namer};
+use super::record::{record, Decision, FlowRecord, Namer, Unnamed};
 
 /// Counts of one flow in the current interval.
 #[derive(Clone, Debug)]
@@ -29,6 +29,8 @@ pub struct Aggregator {
     pub dropped_packets: u64,
     /// Packets whose prefix or headers could not be read, so far.
     pub unreadable: u64,
+    /// First packets the rules replayed do not allow, so far ([`Unnamed::Unattributed`]).
+    pub unattributed: u64,
 }
 
 impl Aggregator {
@@ -39,17 +41,50 @@ impl Aggregator {
             flows: HashMap::new(),
             dropped_packets: 0,
             unreadable: 0,
+            unattributed: 0,
         }
     }
 
-    /// Counts one logged packet seen at `now_ms`; returns its decision (for the per-policy
-    /// counters), `None` when unreadable.
-    pub fn add(&mut self, namer: &Namer, p: &LogPacket, now_ms: u64) -> Option<Decision> {
-        let (Ok(log), Some(tuple)) = (p.prefix.parse::<LogRef>(), p.tuple) else {
+    /// Counts one logged packet seen at `now_ms` ([`Namer::reports`] what it reports, `iface`
+    /// naming interfaces by index); returns its decisions (for the per-policy counters),
+    /// none when it names none.
+    pub fn add(
+        &mut self,
+        namer: &Namer,
+        p: &LogPacket,
+        iface: &dyn Fn(u32) -> Option<String>,
+        now_ms: u64,
+    ) -> Vec<Decision> {
+        let (logs, Some(tuple)) = (namer.reports(p, iface), p.tuple) else {
             self.unreadable += 1;
-            return None;
+            return Vec::new();
         };
-        let decision = namer.decision(&log);
+        match logs {
+            Ok(logs) => logs
+                .iter()
+                .filter_map(|log| self.count(namer, p, tuple, log, now_ms))
+                .collect(),
+            Err(Unnamed::Unreadable) => {
+                self.unreadable += 1;
+                Vec::new()
+            }
+            Err(Unnamed::Unattributed) => {
+                self.unattributed += 1;
+                Vec::new()
+            }
+        }
+    }
+
+    /// Counts one decision `log` of the packet `p` (of the flow `tuple`).
+    fn count(
+        &mut self,
+        namer: &Namer,
+        p: &LogPacket,
+        tuple: FiveTuple,
+        log: &LogRef,
+        now_ms: u64,
+    ) -> Option<Decision> {
+        let decision = namer.decision(log);
         let full = self.flows.len() >= self.max_flows;
         let key = (tuple, decision);
         match self.flows.get_mut(&key) {

@@ -65,6 +65,8 @@ pub struct FlowMetrics {
     pub staged_denied: Family<StagedLabels, Counter>,
     /// Packets of flows not recorded because the interval's table was full.
     pub dropped: Counter,
+    /// Allowed first packets the rules replayed do not allow (not recorded).
+    pub unattributed: Counter,
 }
 
 impl FlowMetrics {
@@ -79,6 +81,11 @@ impl FlowMetrics {
             "calico_agent_staged_policy_denied_packets",
             "Packets a staged policy would have denied, had it been enforced (a connection's first packet; by rule or at the end of its tier), by staged policy. Nothing is denied: staged policies are not enforced.",
             self.staged_denied.clone(),
+        );
+        r.register(
+            "calico_agent_flow_log_unattributed_packets",
+            "Connections' first packets the kernel allowed and logged but the rules the agent replays them through do not allow (not recorded): the rules changed in between, or the kernel's table drifted from them (calico-rs trace shows which).",
+            self.unattributed.clone(),
         );
         r.register(
             "calico_agent_flow_log_dropped_packets",
@@ -187,7 +194,7 @@ pub fn run(
 ) {
     let mut agg = Aggregator::new(settings.max_flows);
     let mut next_flush = Instant::now() + settings.interval;
-    let mut dropped_seen = 0;
+    let (mut dropped_seen, mut unattributed_seen) = (0, 0);
     while !stop.load(Ordering::Relaxed) {
         let packets = match reader.recv() {
             Ok((packets, _errors)) => packets,
@@ -198,13 +205,18 @@ pub fn run(
         };
         let namer = state.namer.lock().map(|n| n.clone()).unwrap_or_default();
         let now = now_ms();
+        let iface = |i| reader.interface_name(i);
         for p in &packets {
-            if let Some(d) = agg.add(&namer, p, now) {
+            for d in agg.add(&namer, p, &iface, now) {
                 metrics.count(&d);
             }
         }
         metrics.dropped.inc_by(agg.dropped_packets - dropped_seen);
         dropped_seen = agg.dropped_packets;
+        metrics
+            .unattributed
+            .inc_by(agg.unattributed - unattributed_seen);
+        unattributed_seen = agg.unattributed;
         if Instant::now() >= next_flush {
             next_flush = Instant::now() + settings.interval;
             let records = agg.flush(&namer);

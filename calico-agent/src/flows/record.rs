@@ -3,16 +3,17 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use calico_core::calc::effective;
 use calico_core::compile::{
-    describe_with_interfaces, ChainNames, ChainOwner, LogRef, LogRule, LogVerdict, DEFAULT_TIER,
-    PROFILE_TIER,
+    describe_with_interfaces, first_packet_hook, ChainNames, ChainOwner, LogRef, LogRule,
+    LogVerdict, DEFAULT_TIER, PROFILE_TIER,
 };
 use calico_core::dataplane::ir::Ruleset;
 use calico_core::dataplane::InterfaceAddresses;
 use calico_core::model::{Model, PolicyType};
-use calico_linux::flowlog::FiveTuple;
+use calico_linux::flowlog::{FiveTuple, LogPacket};
 use serde::{Deserialize, Serialize};
 
 /// One flow over one aggregation interval, as `/flows`, the flow-log file and the CLI see
@@ -71,6 +72,20 @@ pub struct FlowRecord {
 pub struct Namer {
     names: ChainNames,
     endpoints: HashMap<IpAddr, (String, BTreeMap<String, String>)>,
+    /// The rules, as the agent programs them: a connection's first packet logged after
+    /// the policy is replayed through them.
+    ruleset: Arc<Ruleset>,
+}
+
+/// Why a logged packet names no decision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unnamed {
+    /// Its prefix or headers could not be read.
+    Unreadable,
+    /// A connection's first packet the kernel allowed, which the rules replayed do not
+    /// allow: they changed since, or the kernel's table drifted from them (`calico-rs
+    /// trace` tells which).
+    Unattributed,
 }
 
 /// The naming part of a record.
@@ -90,7 +105,7 @@ impl Namer {
     /// The names of `ruleset` (compiled for `node` from `model`) and of every workload
     /// endpoint's addresses. The chains of host endpoints found by their `expectedIPs` are
     /// not named: [`Namer::with_interfaces`] names them.
-    pub fn new(model: &Model, node: &str, ruleset: &Ruleset) -> Namer {
+    pub fn new(model: &Model, node: &str, ruleset: Arc<Ruleset>) -> Namer {
         Namer::with_interfaces(model, node, &InterfaceAddresses::new(), ruleset)
     }
 
@@ -101,7 +116,7 @@ impl Namer {
         model: &Model,
         node: &str,
         addrs: &InterfaceAddresses,
-        ruleset: &Ruleset,
+        ruleset: Arc<Ruleset>,
     ) -> Namer {
         let mut endpoints = HashMap::new();
         for ep in model.workload_endpoints.values() {
@@ -124,9 +139,39 @@ impl Namer {
             }
         }
         Namer {
-            names: describe_with_interfaces(model, node, addrs, ruleset),
+            names: describe_with_interfaces(model, node, addrs, &ruleset),
             endpoints,
+            ruleset,
         }
+    }
+
+    /// What a logged packet reports, as flow-log references: its own prefix for a denial
+    /// or a staged policy's report; for a connection's first packet logged after the
+    /// policy (`F <hook>`), the references of the rules that allowed it (one per direction
+    /// of policy it crossed; none when no policy governs it), found by replaying it
+    /// through the rules ([`calico_mock::replay_first_packet`]); `iface` names its
+    /// interfaces by index.
+    pub fn reports(
+        &self,
+        p: &LogPacket,
+        iface: &dyn Fn(u32) -> Option<String>,
+    ) -> Result<Vec<LogRef>, Unnamed> {
+        let Some(hook) = first_packet_hook(&p.prefix) else {
+            let log = p.prefix.parse().map_err(|_| Unnamed::Unreadable)?;
+            return Ok(vec![log]);
+        };
+        let packet = p.packet().ok_or(Unnamed::Unreadable)?;
+        let name = |i: Option<u32>| i.and_then(iface).unwrap_or_default();
+        let (iif, oif) = (name(p.in_ifindex), name(p.out_ifindex));
+        let replay = calico_mock::replay_first_packet(&self.ruleset, hook, &packet, &iif, &oif);
+        if !replay.allowed {
+            return Err(Unnamed::Unattributed);
+        }
+        replay
+            .refs
+            .iter()
+            .map(|r| r.parse().map_err(|_| Unnamed::Unreadable))
+            .collect()
     }
 
     /// The endpoint owning `ip`, with its labels.

@@ -1,6 +1,10 @@
 use std::net::IpAddr;
 
-use calico_core::compile::{compile, CompileConfig, FlowLogConfig, LogRef, LogVerdict};
+use std::sync::Arc;
+
+use calico_core::compile::{
+    compile, first_packet_hook, CompileConfig, FlowLogConfig, LogRef, LogVerdict,
+};
 use calico_core::dataplane::ir::Statement;
 use calico_core::model::{parse_resources, Model};
 use calico_linux::flowlog::{FiveTuple, LogPacket};
@@ -39,11 +43,12 @@ fn setup() -> (Namer, Vec<String>) {
         .flat_map(|c| &c.rules)
         .flat_map(|r| &r.statements)
         .filter_map(|s| match s {
-            Statement::NfLog { prefix, .. } => Some(prefix.clone()),
+            Statement::NfLog { prefix, .. } | Statement::FlowRef(prefix) => Some(prefix.clone()),
             _ => None,
         })
+        .filter(|p| first_packet_hook(p).is_none())
         .collect();
-    (Namer::new(&model, "h1", &ruleset), prefixes)
+    (Namer::new(&model, "h1", Arc::new(ruleset)), prefixes)
 }
 
 fn packet(prefix: &str, src: &str, sport: u16) -> LogPacket {
@@ -59,7 +64,13 @@ fn packet(prefix: &str, src: &str, sport: u16) -> LogPacket {
             dst_port: 80,
         }),
         bytes: 60,
+        icmp: None,
     }
+}
+
+/// Names no interface.
+fn no_ifaces(_: u32) -> Option<String> {
+    None
 }
 
 fn allow_prefix(prefixes: &[String]) -> String {
@@ -76,12 +87,14 @@ fn packets_aggregate_into_named_records() {
     let allow = allow_prefix(&prefixes);
     let mut agg = Aggregator::new(100);
     for t in [1000, 1500] {
-        agg.add(&namer, &packet(&allow, "10.9.9.9", 40000), t)
-            .unwrap();
+        let decisions = agg.add(&namer, &packet(&allow, "10.9.9.9", 40000), &no_ifaces, t);
+        assert_eq!(decisions.len(), 1);
     }
-    agg.add(&namer, &packet(&allow, "10.9.9.9", 40001), 1200)
-        .unwrap();
-    assert!(agg.add(&namer, &packet("junk", "10.9.9.9", 1), 1).is_none());
+    let decisions = agg.add(&namer, &packet(&allow, "10.9.9.9", 40001), &no_ifaces, 1200);
+    assert_eq!(decisions.len(), 1);
+    assert!(agg
+        .add(&namer, &packet("junk", "10.9.9.9", 1), &no_ifaces, 1)
+        .is_empty());
     assert_eq!(agg.unreadable, 1);
     let records = agg.flush(&namer);
     assert!(agg.is_empty());
@@ -141,7 +154,7 @@ fn a_flood_of_distinct_flows_stays_within_the_cap() {
         let src = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
         let mut p = packet(&allow, "10.0.0.1", 1);
         p.tuple.as_mut().unwrap().src = src;
-        agg.add(&namer, &p, 1);
+        agg.add(&namer, &p, &no_ifaces, 1);
     }
     assert_eq!(agg.len(), cap);
     assert_eq!(agg.dropped_packets, u64::from(flood) - cap as u64);
@@ -160,7 +173,12 @@ fn recent_flows_keep_the_newest() {
     let allow = allow_prefix(&prefixes);
     let mut agg = Aggregator::new(10);
     for port in 0..5 {
-        agg.add(&namer, &packet(&allow, "10.0.0.1", port), u64::from(port));
+        agg.add(
+            &namer,
+            &packet(&allow, "10.0.0.1", port),
+            &no_ifaces,
+            u64::from(port),
+        );
     }
     let mut recent = RecentFlows::new(3);
     recent.extend(&agg.flush(&namer));
@@ -183,7 +201,7 @@ fn recent_flows_keep_the_newest() {
 
 fn agg_records(namer: &Namer, prefix: &str) -> Vec<FlowRecord> {
     let mut agg = Aggregator::new(10);
-    agg.add(namer, &packet(prefix, "10.0.0.1", 7), 1);
+    agg.add(namer, &packet(prefix, "10.0.0.1", 7), &no_ifaces, 1);
     agg.flush(namer)
 }
 
@@ -201,11 +219,14 @@ fn verdicts_name_their_tier() {
         ..CompileConfig::new("h1")
     };
     let ruleset = compile(&config, &model);
-    let namer = Namer::new(&model, "h1", &ruleset);
+    let namer = Namer::new(&model, "h1", Arc::new(ruleset.clone()));
     let mut seen = Vec::new();
     for rule in ruleset.chains.values().flat_map(|c| &c.rules) {
         for s in &rule.statements {
-            if let Statement::NfLog { prefix, .. } = s {
+            let (Statement::NfLog { prefix, .. } | Statement::FlowRef(prefix)) = s else {
+                continue;
+            };
+            if first_packet_hook(prefix).is_none() {
                 let log: LogRef = prefix.parse().unwrap();
                 let d = namer.decision(&log);
                 seen.push(format!(
@@ -241,7 +262,7 @@ fn host_endpoints_are_named_by_their_expected_addresses() {
     );
     let model = Model::from_resources(parse_resources(&yaml).unwrap()).unwrap();
     let ruleset = compile(&CompileConfig::new("h1"), &model);
-    let namer = Namer::new(&model, "h1", &ruleset);
+    let namer = Namer::new(&model, "h1", Arc::new(ruleset));
     let (name, labels) = namer.endpoint("192.168.0.1".parse().unwrap()).unwrap();
     assert_eq!(name, "host endpoint h1-eth0");
     assert_eq!(labels.get("role").map(String::as_str), Some("uplink"));
@@ -258,7 +279,7 @@ fn a_workload_to_host_drop_says_so() {
         flow_logs: Some(FlowLogConfig::default()),
         ..CompileConfig::new("h1")
     };
-    let namer = Namer::new(&model, "h1", &compile(&config, &model));
+    let namer = Namer::new(&model, "h1", Arc::new(compile(&config, &model)));
     let log: LogRef = "D wl-to-host end".parse().unwrap();
     let d = namer.decision(&log);
     assert_eq!(
@@ -281,7 +302,7 @@ fn staged_denials_are_counted_per_staged_policy_not_as_verdicts() {
         ..CompileConfig::new("h1")
     };
     let ruleset = compile(&config, &model);
-    let namer = Namer::new(&model, "h1", &ruleset);
+    let namer = Namer::new(&model, "h1", Arc::new(ruleset.clone()));
     // One prefix per rule (the IPv4 and IPv6 rules of one user rule share it).
     let staged: std::collections::BTreeSet<String> = ruleset
         .chains
@@ -298,10 +319,11 @@ fn staged_denials_are_counted_per_staged_policy_not_as_verdicts() {
     let mut agg = Aggregator::new(100);
     for (i, prefix) in staged.iter().enumerate() {
         for k in 0..=i {
-            let d = agg
-                .add(&namer, &packet(prefix, "10.9.9.9", 40000 + k as u16), 1000)
-                .unwrap();
-            metrics.count(&d);
+            let p = packet(prefix, "10.9.9.9", 40000 + k as u16);
+            let [d] = &agg.add(&namer, &p, &no_ifaces, 1000)[..] else {
+                panic!("one decision")
+            };
+            metrics.count(d);
         }
     }
     let mut text = String::new();
@@ -347,4 +369,38 @@ fn staged_denials_are_counted_per_staged_policy_not_as_verdicts() {
             .any(|r| r.contains("staged:ssh-only") && r.contains("end of its tier")),
         "{reasons:?}"
     );
+}
+
+/// A connection's first packet, logged after the policy, is replayed through the rules:
+/// the rule that allowed it names the record; one the rules do not allow (they changed, or
+/// the kernel drifted) is counted, not recorded.
+#[test]
+fn first_packets_are_named_by_replaying_them() {
+    let (namer, _) = setup();
+    let ifaces = |i: u32| match i {
+        3 => Some("eth0".to_string()),
+        4 => Some("calib".to_string()),
+        _ => None,
+    };
+    let mut agg = Aggregator::new(10);
+    let first = packet("F forward", "10.9.9.9", 40000);
+    let decisions = agg.add(&namer, &first, &ifaces, 1000);
+    assert_eq!(decisions.len(), 1, "{decisions:?}");
+    let mut udp = packet("F forward", "10.9.9.9", 40001);
+    udp.tuple.as_mut().unwrap().proto = 17;
+    assert!(agg.add(&namer, &udp, &ifaces, 1000).is_empty());
+    assert_eq!((agg.unattributed, agg.unreadable), (1, 0));
+    let records = agg.flush(&namer);
+    let [r] = &records[..] else {
+        panic!("{records:#?}")
+    };
+    assert_eq!(r.verdict, "allow");
+    assert_eq!(r.direction, "ingress");
+    assert_eq!(r.reason, r#"policy shop/allow-web ingress rule 0 ("web")"#);
+    assert_eq!(r.dst_endpoint.as_deref(), Some("k8s/shop.server/eth0"));
+    // Without its headers it names nothing.
+    let mut bare = packet("F forward", "10.9.9.9", 1);
+    bare.tuple = None;
+    assert!(agg.add(&namer, &bare, &ifaces, 1).is_empty());
+    assert_eq!(agg.unreadable, 1);
 }

@@ -128,6 +128,9 @@ pub fn describe_with_interfaces(
         super::NAT_POSTROUTING_CHAIN,
         super::FIP_DNAT_CHAIN,
         super::FIP_SNAT_CHAIN,
+        super::FIRST_PACKET_FORWARD_CHAIN,
+        super::FIRST_PACKET_INPUT_CHAIN,
+        super::FIRST_PACKET_OUTPUT_CHAIN,
     ] {
         let owner = ChainOwner::Base {
             chain: chain.into(),
@@ -379,13 +382,19 @@ fn user_rule_map(rules: &[Rule], namespace: Option<&str>, chain: &Chain) -> Opti
         .iter()
         .map(|r| compile_rule(r, namespace, &verdicts).0)
         .collect();
-    [false, true].into_iter().find_map(|flow_logs| {
+    // Without flow logs, with them (allows referenced), with them (allows logged: pre-DNAT
+    // policy). Layouts of the same length are the same layout.
+    let layouts = [
+        None,
+        Some(flow_log::AllowLogs::Referenced),
+        Some(flow_log::AllowLogs::Logged),
+    ];
+    layouts.into_iter().find_map(|flow_logs| {
         let mut map = Vec::with_capacity(chain.rules.len());
         for (i, (rule, ir)) in rules.iter().zip(&compiled).enumerate() {
-            let n = if flow_logs {
-                flow_log::expanded_len(rule.action, ir)
-            } else {
-                ir.len()
+            let n = match flow_logs {
+                Some(allows) => flow_log::expanded_len(rule.action, ir, allows),
+                None => ir.len(),
             };
             map.extend(std::iter::repeat_n(i, n));
         }
@@ -432,6 +441,10 @@ fn detail(owner: &ChainOwner, rule: &IrRule) -> Option<&'static str> {
         |s: &Statement| matches!(s, Statement::NfLog { prefix, .. } if prefix.starts_with("S "));
     if rule.statements.iter().any(staged) {
         return Some("a staged policy would deny at the end of its tier (flow log only)");
+    }
+    let first_packet = |s: &Statement| matches!(s, Statement::NfLog { prefix, .. } if super::first_packet_hook(prefix).is_some());
+    if rule.statements.iter().any(first_packet) {
+        return Some("flow log of a connection's first packet, allowed (the rules that allowed it are found by replaying it)");
     }
     if rule
         .statements

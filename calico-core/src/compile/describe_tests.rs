@@ -254,10 +254,17 @@ fn flow_config(node: &str) -> CompileConfig {
     }
 }
 
-/// The rules with flow logs minus their logs: log-only rules dropped, log statements
-/// removed.
+/// The rules with flow logs minus their logs: the first-packet log chains, log-only rules
+/// dropped, log statements and flow-log references removed.
 fn without_flow_logs(mut r: Ruleset) -> Ruleset {
     use crate::dataplane::ir::Statement;
+    for name in [
+        super::FIRST_PACKET_FORWARD_CHAIN,
+        super::FIRST_PACKET_INPUT_CHAIN,
+        super::FIRST_PACKET_OUTPUT_CHAIN,
+    ] {
+        assert!(r.chains.remove(name).is_some(), "no {name}");
+    }
     for chain in r.chains.values_mut() {
         chain.rules.retain(|rule| {
             !(rule.verdict.is_none()
@@ -268,7 +275,7 @@ fn without_flow_logs(mut r: Ruleset) -> Ruleset {
         });
         for rule in &mut chain.rules {
             rule.statements
-                .retain(|s| !matches!(s, Statement::NfLog { .. }));
+                .retain(|s| !matches!(s, Statement::NfLog { .. } | Statement::FlowRef(_)));
         }
     }
     r
@@ -285,7 +292,13 @@ fn flow_logs_name_the_deciding_rule_in_their_prefix() {
     for chain in r.chains.values() {
         for rule in &chain.rules {
             for s in &rule.statements {
-                if let Statement::NfLog { prefix, rate, .. } = s {
+                let (prefix, rate) = match s {
+                    Statement::NfLog { prefix, .. } if prefix.starts_with("F ") => continue,
+                    Statement::NfLog { prefix, rate, .. } => (prefix, *rate),
+                    Statement::FlowRef(prefix) => (prefix, None),
+                    _ => continue,
+                };
+                {
                     let log: LogRef = prefix.parse().unwrap();
                     assert_eq!(rate.is_some(), log.verdict == LogVerdict::Deny, "{prefix}");
                     let named = match log.rule {

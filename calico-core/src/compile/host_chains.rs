@@ -70,6 +70,10 @@ use crate::dataplane::ir::{
 use crate::model::{Policy, PolicyType};
 
 use super::failsafe::{failsafe_reply_rules, failsafe_rules};
+use super::flow_log::{
+    first_packet_chains, FlowLogConfig, FIRST_PACKET_FORWARD_CHAIN, FIRST_PACKET_INPUT_CHAIN,
+    FIRST_PACKET_OUTPUT_CHAIN,
+};
 use super::host_config::{EndpointToHostAction, HostConfig};
 use super::names::chain_name;
 use super::shared_chains::Listed;
@@ -286,12 +290,13 @@ fn dispatch(key: IfaceKey, map: &str) -> Rule {
 /// The base chains and `eg-allowed`, for the all-interfaces host endpoint's paths
 /// `wildcard` (those it has a chain on); the untracked-policy chains only when `untracked`
 /// (some host endpoint has untracked policy: `None` otherwise, every packet spared two
-/// base chains).
+/// base chains); the shared first-packet log chains only with `flow_logs`.
 pub fn base_chains(
     config: &HostConfig,
     forward_priority: i32,
     wildcard: &[HostPath],
     untracked: bool,
+    flow_logs: Option<&FlowLogConfig>,
 ) -> Vec<(&'static str, Option<Chain>)> {
     let wild = |path: HostPath| {
         wildcard
@@ -360,7 +365,16 @@ pub fn base_chains(
     );
     allowed.push(Rule::new(vec![], Verdict::Accept));
     let untracked_priority = config.untracked_priority;
-    vec![
+    let first_packet = flow_logs.map(|cfg| first_packet_chains(cfg, forward_priority + 1));
+    let first_packet = [
+        FIRST_PACKET_FORWARD_CHAIN,
+        FIRST_PACKET_INPUT_CHAIN,
+        FIRST_PACKET_OUTPUT_CHAIN,
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(i, name)| (name, first_packet.as_ref().map(|c| c[i].1.clone())));
+    let mut chains = vec![
         (
             RAW_PREROUTING_CHAIN,
             raw_prerouting.map(|r| base(Hook::Prerouting, untracked_priority, r)),
@@ -392,7 +406,9 @@ pub fn base_chains(
                 rules: allowed,
             }),
         ),
-    ]
+    ];
+    chains.extend(first_packet);
+    chains
 }
 
 /// ICMPv6 types a workload may always send to the host, its router: multicast listener

@@ -227,7 +227,9 @@ impl Compiler {
         let local = local_endpoints(model, &self.config.node, &self.hosts.addrs, &is_workload);
         let r = self.host_part(model, &local.by_iface);
         let host = &self.config.host;
-        let bases = base_chains(host, self.config.forward_priority, &r.wildcard, r.untracked);
+        let flow_logs = self.config.flow_logs.as_ref();
+        let priority = self.config.forward_priority;
+        let bases = base_chains(host, priority, &r.wildcard, r.untracked, flow_logs);
         for (name, chain) in bases {
             let exists = self.journal.ruleset().chains.contains_key(name);
             if chain.is_some() || exists {
@@ -367,7 +369,7 @@ impl Compiler {
                 let chain_name = host_profile_chain(name, dir);
                 if !r.chains.contains_key(&chain_name) {
                     let label = format!("profile {name}");
-                    let kind = (label.as_str(), false, false);
+                    let kind = (label.as_str(), false, HostLogs::Referenced);
                     let rules = profile.rules(dir);
                     let chain = self.host_rules_chain(&chain_name, rules, kind);
                     r.chains.insert(chain_name.clone(), chain);
@@ -408,7 +410,14 @@ impl Compiler {
                     Some(cfg) => staged_chain(&name, p.rules(dir), None, cfg, &mut Vec::new()),
                     None => {
                         let label = crate::calc::effective::policy_name(p);
-                        let kind = (label.as_str(), true, p.do_not_track);
+                        let logs = if p.do_not_track {
+                            HostLogs::Off
+                        } else if p.pre_dnat {
+                            HostLogs::Logged
+                        } else {
+                            HostLogs::Referenced
+                        };
+                        let kind = (label.as_str(), true, logs);
                         self.host_rules_chain(&name, p.rules(dir), kind)
                     }
                 };
@@ -440,17 +449,21 @@ impl Compiler {
     }
 
     /// A policy's or profile's rules (chain `name`) as host chains call them: Allow sets
-    /// the allowed mark and returns. With flow logs on, they report their verdicts as the
-    /// workloads' do, except untracked policy's (`untracked`): every packet of an untracked
-    /// flow reaches its rules, there is no first packet to log once.
+    /// the allowed mark and returns. With flow logs on, they report their verdicts as
+    /// `logs` says.
     fn host_rules_chain(
         &self,
         name: &str,
         rules: &[crate::model::Rule],
-        (label, is_policy, untracked): (&str, bool, bool),
+        (label, is_policy, logs): (&str, bool, HostLogs),
     ) -> Chain {
         let verdicts = self.verdicts(PolicyType::Ingress, is_policy, label, true);
-        let flow_logs = self.config.flow_logs.as_ref().filter(|_| !untracked);
+        let allows = match logs {
+            HostLogs::Off => None,
+            HostLogs::Logged => Some(flow_log::AllowLogs::Logged),
+            HostLogs::Referenced => Some(flow_log::AllowLogs::Referenced),
+        };
+        let flow_logs = self.config.flow_logs.as_ref().zip(allows);
         // The sets these rules use are the policy's or profile's own (its owner keeps them
         // while it exists).
         let mut sets = Vec::new();
@@ -513,4 +526,17 @@ pub(super) fn describe_hosts(
             names.add_other_chain(ruleset, path.chain(&iface), owner);
         }
     }
+}
+
+/// How a host chain's rules report their verdicts with flow logs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum HostLogs {
+    /// Not at all: untracked policy's (every packet of an untracked flow reaches its
+    /// rules, there is no first packet to log once).
+    Off,
+    /// Allows log in their own rules: pre-DNAT policy's, evaluated before the translation
+    /// the shared first-packet rules would see.
+    Logged,
+    /// Allows name themselves, as the workloads' do ([`flow_log::AllowLogs::Referenced`]).
+    Referenced,
 }

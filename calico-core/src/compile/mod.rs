@@ -98,7 +98,10 @@ pub use failsafe::{
 pub use floating_ips::{
     FIP_DNAT_CHAIN, FIP_SNAT_CHAIN, NAT_OUTPUT_CHAIN, NAT_POSTROUTING_CHAIN, NAT_PREROUTING_CHAIN,
 };
-pub use flow_log::{FlowLogConfig, LogRef, LogRefError, LogRule, LogVerdict};
+pub use flow_log::{
+    first_packet_hook, FlowLogConfig, LogRef, LogRefError, LogRule, LogVerdict,
+    FIRST_PACKET_FORWARD_CHAIN, FIRST_PACKET_INPUT_CHAIN, FIRST_PACKET_OUTPUT_CHAIN,
+};
 pub use host_chains::{
     HostPath, INPUT_CHAIN, OUTPUT_CHAIN, PREROUTING_CHAIN, RAW_OUTPUT_CHAIN, RAW_PREROUTING_CHAIN,
     WORKLOAD_IFACES_MAP, WORKLOAD_TO_HOST_CHAIN, WORKLOAD_TO_HOST_MAP,

@@ -31,21 +31,21 @@ use crate::model::{
 };
 
 /// The chain `name` of `rules` (of a policy in `namespace`, `None` for global policies and
-/// profiles) with `verdicts`, with flow-log rules when `flow_logs`; the sets the rules use
-/// are added to `specs`.
+/// profiles) with `verdicts`, with flow-log rules when `flow_logs` (its allows reported as
+/// it says); the sets the rules use are added to `specs`.
 pub(super) fn rules_chain(
     name: &str,
     rules: &[crate::model::Rule],
     namespace: Option<&str>,
     verdicts: &Verdicts,
-    flow_logs: Option<&super::FlowLogConfig>,
+    flow_logs: Option<(&super::FlowLogConfig, flow_log::AllowLogs)>,
     specs: &mut Vec<SetSpec>,
 ) -> Chain {
     let mut chain = Chain::default();
     for (i, rule) in rules.iter().enumerate() {
         let (mut ir, sets) = compile_rule(rule, namespace, verdicts);
-        if let Some(cfg) = flow_logs {
-            ir = flow_log::user_rule(cfg, name, i, rule.action, ir);
+        if let Some((cfg, allows)) = flow_logs {
+            ir = flow_log::user_rule(cfg, name, i, rule.action, ir, allows);
         }
         chain.rules.extend(ir);
         specs.extend(sets);
@@ -101,6 +101,7 @@ impl Compiler {
     ) -> Chain {
         let verdicts = self.verdicts(dir, is_policy, label, false);
         let flow_logs = self.config.flow_logs.as_ref();
+        let flow_logs = flow_logs.map(|cfg| (cfg, flow_log::AllowLogs::Referenced));
         rules_chain(name, rules, namespace, &verdicts, flow_logs, specs)
     }
 

@@ -126,6 +126,13 @@ pub enum IrError {
         /// The prefix.
         prefix: String,
     },
+    /// A flow-log reference is not its rule's last statement, or a rule holds two (the
+    /// kernel keeps it as the rule's one comment).
+    #[error("{at}: a flow-log reference must be its rule's last statement, and only one")]
+    FlowRefNotLast {
+        /// Where.
+        at: String,
+    },
     /// A rate-limited log is not the last statement of a rule without verdict (compiled
     /// rulesets).
     #[error("{at}: a rate-limited log must end a rule without verdict")]
@@ -183,14 +190,18 @@ pub fn check_commit(ruleset: &Ruleset) -> Result<(), IrError> {
             for m in &rule.matches {
                 check_match(ruleset, m, &at)?;
             }
-            for st in &rule.statements {
-                if let Statement::NfLog { prefix, .. } = st {
-                    if prefix.len() > MAX_LOG_PREFIX || prefix.contains('\0') {
-                        return Err(IrError::LogPrefix {
-                            at: at(),
-                            prefix: prefix.clone(),
-                        });
-                    }
+            for (j, st) in rule.statements.iter().enumerate() {
+                let (Statement::NfLog { prefix, .. } | Statement::FlowRef(prefix)) = st else {
+                    continue;
+                };
+                if prefix.len() > MAX_LOG_PREFIX || prefix.contains('\0') {
+                    return Err(IrError::LogPrefix {
+                        at: at(),
+                        prefix: prefix.clone(),
+                    });
+                }
+                if matches!(st, Statement::FlowRef(_)) && j + 1 != rule.statements.len() {
+                    return Err(IrError::FlowRefNotLast { at: at() });
                 }
             }
             if let Some(v) = &rule.verdict {
@@ -473,6 +484,37 @@ mod tests {
             });
             assert!(matches!(check_commit(&r), Err(IrError::LogPrefix { .. })));
         }
+    }
+
+    #[test]
+    fn a_flow_ref_is_the_last_statement_and_fits_a_prefix() {
+        let flow_ref = |s: &str| Statement::FlowRef(s.into());
+        let ok = one_rule(Rule {
+            statements: vec![Statement::SetMark(1), flow_ref("A c 1")],
+            ..Rule::new(vec![], Verdict::Accept)
+        });
+        assert_eq!(check(&ok), Ok(()));
+        for statements in [
+            vec![flow_ref("A c 1"), Statement::SetMark(1)],
+            vec![flow_ref("A c 1"), flow_ref("A c 2")],
+        ] {
+            let r = one_rule(Rule {
+                statements,
+                ..Rule::default()
+            });
+            assert!(matches!(
+                check_commit(&r),
+                Err(IrError::FlowRefNotLast { .. })
+            ));
+        }
+        let long = one_rule(Rule {
+            statements: vec![flow_ref(&"x".repeat(MAX_LOG_PREFIX + 1))],
+            ..Rule::default()
+        });
+        assert!(matches!(
+            check_commit(&long),
+            Err(IrError::LogPrefix { .. })
+        ));
     }
 
     #[test]

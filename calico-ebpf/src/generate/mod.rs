@@ -621,6 +621,9 @@ impl<'a> Gen<'a> {
             Statement::Log(_) | Statement::NfLog { .. } if self.options.logs == Logs::Omit => {}
             Statement::Log(_) => return Err(unsupported("log")),
             Statement::NfLog { .. } => return Err(unsupported("log group (flow logs)")),
+            // A comment naming the rule for flow logs: nothing to run (the logs themselves
+            // are refused above).
+            Statement::FlowRef(_) => {}
             Statement::NoTrack => return Err(unsupported("notrack")),
             Statement::Dnat(_) => return Err(unsupported("dnat")),
             Statement::Snat(_) => return Err(unsupported("snat")),

@@ -3,13 +3,13 @@
 use std::net::IpAddr;
 
 use calico_core::dataplane::ir::{
-    BaseChain, ChainPolicy, ChainType, Hook, Rule, SetElement, SetKey, Verdict,
+    BaseChain, ChainPolicy, ChainType, Hook, Rule, SetElement, SetKey, Statement, Verdict,
 };
 use calico_core::dataplane::{Change, ChangeSet};
 use ipnet::IpNet;
 
 use super::rule_codec::{self, AnonPortSet, RenderError, ANON_SET_NAME};
-use super::{ownership, set_udata};
+use super::{ownership, rule_udata, set_udata};
 use crate::nft::expr::{encode_verdict, VerdictCode};
 use crate::nft::netlink::MsgWriter;
 use crate::nft::proto::*;
@@ -231,6 +231,9 @@ fn set_rules(
             e.encode(w);
         }
         w.end_nest();
+        if let Some(Statement::FlowRef(r)) = rule.statements.last() {
+            w.bytes(NFTA_RULE_USERDATA, &rule_udata::comment(r));
+        }
         w.end();
     }
     Ok(())

@@ -23,6 +23,7 @@ mod nft_text;
 pub(crate) mod ownership;
 pub(crate) mod readback;
 pub(crate) mod rule_codec;
+mod rule_udata;
 mod set_udata;
 
 use std::path::Path;

@@ -124,8 +124,13 @@ pub fn rule_text(rule: &Rule) -> String {
     for m in &rule.matches {
         parts.push(match_text(m, ip));
     }
+    let mut comment = None;
     for s in &rule.statements {
         parts.push(match s {
+            Statement::FlowRef(r) => {
+                comment = Some(format!("comment \"{}\"", r.replace('"', "'")));
+                continue;
+            }
             Statement::Log(prefix) => format!("log prefix \"{}\"", prefix.replace('"', "'")),
             Statement::SetMark(bits) => format!("meta mark set meta mark | {bits:#x}"),
             Statement::NoTrack => "notrack".to_string(),
@@ -151,10 +156,10 @@ pub fn rule_text(rule: &Rule) -> String {
         parts.push(verdict(v));
     }
     if parts.is_empty() {
-        "counter".into()
-    } else {
-        parts.join(" ")
+        parts.push("counter".into());
     }
+    parts.extend(comment);
+    parts.join(" ")
 }
 
 /// One match in `nft` syntax; `ip` is `ip` or `ip6`, the rule's family.

@@ -52,6 +52,8 @@ pub enum FlowLogError {
 #[derive(Debug)]
 pub struct FlowLogReader {
     fd: OwnedFd,
+    /// A datagram socket of the same namespace, which names interfaces by index.
+    names: OwnedFd,
     group: u16,
     buf: Vec<u8>,
     /// Datagrams lost because the socket's buffer overflowed (ENOBUFS), so far.
@@ -103,8 +105,16 @@ impl FlowLogReader {
             tv_usec: libc::suseconds_t::from(timeout.subsec_micros()),
         };
         set_raw_opt(&fd, libc::SO_RCVTIMEO, &tv)?;
+        // SAFETY: plain socket call; the result is checked.
+        let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+        if raw < 0 {
+            return Err(io_err("socket (interface names)"));
+        }
+        // SAFETY: `raw` is a fresh descriptor we own.
+        let names = unsafe { OwnedFd::from_raw_fd(raw) };
         let mut r = FlowLogReader {
             fd,
+            names,
             group,
             buf: vec![0; 1 << 16],
             overruns: 0,
@@ -122,6 +132,26 @@ impl FlowLogReader {
     /// The group this reader is bound to.
     pub fn group(&self) -> u16 {
         self.group
+    }
+
+    /// The name of the interface with index `ifindex` in the reader's namespace (where it
+    /// was opened), now; `None` when there is none (it went away since the packet).
+    pub fn interface_name(&self, ifindex: u32) -> Option<String> {
+        // SAFETY: a zeroed ifreq is valid; the index goes in its union.
+        let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+        req.ifr_ifru.ifru_ifindex = i32::try_from(ifindex).ok()?;
+        // SAFETY: SIOCGIFNAME reads the index and writes the name into `req`, a valid ifreq.
+        let rc = unsafe { libc::ioctl(self.names.as_raw_fd(), libc::SIOCGIFNAME, &mut req) };
+        if rc < 0 {
+            return None;
+        }
+        let name: Vec<u8> = req
+            .ifr_name
+            .iter()
+            .take_while(|&&c| c != 0)
+            .map(|&c| c as u8)
+            .collect();
+        String::from_utf8(name).ok()
     }
 
     fn configure(&mut self, what: &'static str, ty: u16, data: &[u8]) -> Result<(), FlowLogError> {

@@ -47,6 +47,27 @@ pub struct LogPacket {
     pub tuple: Option<FiveTuple>,
     /// The packet's length from its IP header (0 when unknown).
     pub bytes: u32,
+    /// ICMP (or ICMPv6) type and code, for such a packet whose header was copied.
+    pub icmp: Option<(u8, u8)>,
+}
+
+impl LogPacket {
+    /// The packet as the reference evaluator and the interpreter take it (ports only for
+    /// protocols with ports, type and code only for ICMP); `None` without its headers.
+    pub fn packet(&self) -> Option<calico_core::eval::Packet> {
+        let t = self.tuple?;
+        let protocol = calico_core::model::Protocol(t.proto);
+        let ported = protocol.has_ports();
+        Some(calico_core::eval::Packet {
+            src: t.src,
+            dst: t.dst,
+            protocol,
+            src_port: ported.then_some(t.src_port),
+            dst_port: ported.then_some(t.dst_port),
+            icmp_type: self.icmp.map(|(ty, _)| ty),
+            icmp_code: self.icmp.map(|(_, code)| code),
+        })
+    }
 }
 
 /// Why a message could not be read.
@@ -114,6 +135,7 @@ fn parse_message(ty: u16, body: &[u8]) -> Result<Message, ParseError> {
         out_ifindex: None,
         tuple: None,
         bytes: 0,
+        icmp: None,
     };
     let mut rest = attrs;
     while rest.len() >= 4 {
@@ -134,6 +156,7 @@ fn parse_message(ty: u16, body: &[u8]) -> Result<Message, ParseError> {
                 if let Some((tuple, bytes)) = headers(data) {
                     p.tuple = Some(tuple);
                     p.bytes = bytes;
+                    p.icmp = icmp(data);
                 }
             }
             NFULA_PACKET_HDR => {} // hw protocol and hook: the payload says the family
@@ -176,6 +199,20 @@ pub fn headers(pkt: &[u8]) -> Option<(FiveTuple, u32)> {
         }
         _ => None,
     }
+}
+
+/// The ICMP type and code of an ICMP (IPv4) or ICMPv6 packet starting at its IP header
+/// (an IPv6 packet's ICMPv6 header right after the fixed header: extension headers are not
+/// followed).
+fn icmp(pkt: &[u8]) -> Option<(u8, u8)> {
+    let l4 = match pkt.first()? >> 4 {
+        4 if *pkt.get(9)? == 1 && be16(pkt, 6)? & 0x1fff == 0 => {
+            pkt.get(usize::from(pkt.first()? & 0x0f) * 4..)?
+        }
+        6 if *pkt.get(6)? == 58 => pkt.get(40..)?,
+        _ => return None,
+    };
+    Some((*l4.first()?, *l4.get(1)?))
 }
 
 fn tuple(src: IpAddr, dst: IpAddr, proto: u8, l4: Option<&[u8]>) -> FiveTuple {

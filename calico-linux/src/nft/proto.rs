@@ -72,6 +72,7 @@ pub const NF_INET_POST_ROUTING: u32 = 4;
 pub const NFTA_RULE_TABLE: u16 = 1;
 pub const NFTA_RULE_CHAIN: u16 = 2;
 pub const NFTA_RULE_EXPRESSIONS: u16 = 4;
+pub const NFTA_RULE_USERDATA: u16 = 7;
 pub const NFTA_EXPR_NAME: u16 = 1;
 pub const NFTA_EXPR_DATA: u16 = 2;
 
@@ -93,6 +94,7 @@ pub const NFT_DATA_VERDICT: u32 = 0xffff_ff00;
 
 // userdata TLVs (libnftnl `udata.h`): type byte, length byte, value
 pub const NFTNL_UDATA_TABLE_COMMENT: u8 = 0;
+pub const NFTNL_UDATA_RULE_COMMENT: u8 = 0;
 pub const NFTNL_UDATA_SET_KEYBYTEORDER: u8 = 0;
 pub const NFTNL_UDATA_SET_DATABYTEORDER: u8 = 1;
 pub const NFTNL_UDATA_SET_MERGE_ELEMENTS: u8 = 2;

@@ -2,10 +2,11 @@
 //! message type. Each is pure (bytes in, values or a [`WireError`] out), so it is tested
 //! without a kernel.
 
-use calico_core::dataplane::ir::{BaseChain, Chain, ChainPolicy, ChainType, Hook, Rule};
+use calico_core::dataplane::ir::{BaseChain, Chain, ChainPolicy, ChainType, Hook, Rule, Statement};
 
 use super::{RawElement, RawSet};
 use crate::acl::rule_codec::{self, AnonResolver};
+use crate::acl::rule_udata;
 use crate::nft::expr::{decode_value, decode_verdict_data, Expr};
 use crate::nft::netlink::{parse_be32, parse_string, Attrs, Msg, WireError};
 use crate::nft::proto::*;
@@ -142,6 +143,7 @@ pub(super) fn rule(
     let mut in_table = false;
     let mut exprs = Vec::new();
     let mut foreign = false;
+    let mut comment = None;
     for a in m.nft_attrs()? {
         match a? {
             (NFTA_RULE_TABLE, d) => in_table = parse_string(d)? == table,
@@ -155,6 +157,10 @@ pub(super) fn rule(
                     }
                 }
             }
+            (NFTA_RULE_USERDATA, d) => match rule_udata::parse_comment(d) {
+                Some(c) => comment = Some(c),
+                None => foreign = true,
+            },
             _ => {}
         }
     }
@@ -164,7 +170,10 @@ pub(super) fn rule(
     let rule = if foreign {
         None
     } else {
-        rule_codec::parse(&exprs, anon)
+        rule_codec::parse(&exprs, anon).map(|mut r| {
+            r.statements.extend(comment.map(Statement::FlowRef));
+            r
+        })
     };
     Ok(Some((chain, rule.unwrap_or_else(super::foreign_rule))))
 }
@@ -285,6 +294,34 @@ mod tests {
             w.end_nest();
         });
         let got = parsed(&bytes, |m| rule(m, "calico", &|_| None));
+        assert_eq!(
+            got,
+            Ok(Some(("c".to_string(), super::super::foreign_rule())))
+        );
+    }
+
+    /// A rule's comment reads back as its flow-log reference; user data that is no
+    /// comment this backend writes makes the rule foreign.
+    #[test]
+    fn a_rule_comment_is_its_flow_ref_and_other_user_data_is_foreign() {
+        let with = |udata: &[u8]| {
+            message(NFT_MSG_NEWRULE, |w| {
+                w.string(NFTA_RULE_TABLE, "calico");
+                w.string(NFTA_RULE_CHAIN, "c");
+                w.nest(NFTA_RULE_EXPRESSIONS);
+                w.end_nest();
+                w.bytes(NFTA_RULE_USERDATA, udata);
+            })
+        };
+        let got = parsed(&with(b"\x00\x08A pol 1\x00"), |m| {
+            rule(m, "calico", &|_| None)
+        });
+        let want = Rule {
+            statements: vec![Statement::FlowRef("A pol 1".into())],
+            ..Rule::default()
+        };
+        assert_eq!(got, Ok(Some(("c".to_string(), want))));
+        let got = parsed(&with(b"\x01\x02x\x00"), |m| rule(m, "calico", &|_| None));
         assert_eq!(
             got,
             Ok(Some(("c".to_string(), super::super::foreign_rule())))

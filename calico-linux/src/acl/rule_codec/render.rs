@@ -122,6 +122,8 @@ fn render_statement(s: &Statement, out: &mut Vec<Expr>) -> Result<(), RenderErro
         Statement::Dnat(addr) => out.extend(nat(NFT_NAT_DNAT, *addr)),
         Statement::Snat(addr) => out.extend(nat(NFT_NAT_SNAT, *addr)),
         Statement::ClearMark(bits) => out.extend(set_mark(!bits, 0)),
+        // The rule's comment (its user data, `super::super::rule_udata`): no expression.
+        Statement::FlowRef(_) => {}
         Statement::NfLog {
             group,
             prefix,

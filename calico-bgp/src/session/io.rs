@@ -409,7 +409,8 @@ impl PeerTask {
         conn_tx: &mpsc::UnboundedSender<(Direction, u64, ConnEvent)>,
     ) {
         let mut updates = Vec::new();
-        for action in actions.drain(..) {
+        let mut actions = actions.drain(..);
+        while let Some(action) = actions.next() {
             match action {
                 Action::Connect => {
                     self.generation += 1;
@@ -477,7 +478,13 @@ impl PeerTask {
                     tracing::warn!(peer = %self.remote, reason = %down.reason, graceful = down.graceful, "session down");
                     (self.events)(PeerEvent::Down(down));
                 }
-                Action::Deliver(update) => updates.push(self.importer.prepare(update)),
+                Action::Deliver(update) => {
+                    if updates.is_empty() {
+                        // A batch's UPDATEs are most of its actions.
+                        updates.reserve(actions.len() + 1);
+                    }
+                    updates.push(self.importer.prepare(update));
+                }
                 Action::Refresh(family) => {
                     (self.events)(PeerEvent::Refresh(family));
                 }
@@ -556,8 +563,11 @@ async fn read_loop(
 ) {
     let mut ctx = Context::plain(false);
     let mut buf: Vec<u8> = Vec::with_capacity(128 * 1024);
+    // Messages in the last batch: room for as many in the next one, rather than growing
+    // a list of a thousand or more 240-byte messages by doubling, copying it each time.
+    let mut last_batch = 0;
     loop {
-        let mut batch = Vec::new();
+        let mut batch = Vec::with_capacity(last_batch);
         let mut start = 0;
         let mut failure = None;
         // A batch is at most the window's size (or one message, should a message be bigger),
@@ -595,6 +605,7 @@ async fn read_loop(
             }
             start += len;
         }
+        last_batch = batch.len();
         if !batch.is_empty() {
             let credit = window.take(start).await;
             if !emit(ConnEvent::Messages(batch, credit)) {

@@ -89,7 +89,10 @@ impl Rib {
         // The peer's import filters: a rejected prefix is handled as withdrawn.
         let policy = self.policy.clone();
         let filters = policy.peer_filters(info.address);
-        let interface = info.interface.clone();
+        // The interface matters to filters only (a String copied per UPDATE otherwise).
+        let interface = (!filters.is_empty())
+            .then(|| info.interface.clone())
+            .flatten();
         let route = RouteFacts::learned(interface.as_deref());
         let filter = |prefix: &IpNet, attrs: &Option<Arc<RouteAttrs>>| {
             attrs.clone().filter(|_| accepts(filters, prefix, route))

@@ -36,7 +36,9 @@ pub struct Inbound {
 /// MP_REACH_NLRI prefixes (`None`: that field announces nothing, or has no next hop).
 #[derive(Debug, Default)]
 pub(super) struct Prepared {
+    /// The set of the IPv4 NLRI (NEXT_HOP folded in).
     pub(super) v4: Option<Arc<RouteAttrs>>,
+    /// The set of the MP_REACH_NLRI prefixes (its next hop folded in).
     pub(super) mp: Option<Arc<RouteAttrs>>,
 }
 

@@ -12,7 +12,8 @@ use std::sync::Arc;
 use calico_core::model::{evaluate, BgpFilter, Direction, FilterAction, RouteFacts};
 use ipnet::IpNet;
 
-use super::import::import;
+use super::import::{admit, import};
+use super::inbound::Inbound;
 use super::{Change, PeerId, Rib, RouteAttrs};
 use crate::packet::Update;
 
@@ -32,22 +33,29 @@ impl Rib {
     /// [`Rib::apply_owned`] adding the prefixes whose entry changed to `changes` (one
     /// vector for a batch of UPDATEs).
     pub fn apply_into(&mut self, from: PeerId, update: Update, changes: &mut Vec<Change>) {
+        self.apply_inbound(from, update.into(), changes);
+    }
+
+    /// [`Rib::apply_into`] for an UPDATE a peering's task may have prepared
+    /// ([`super::Importer::prepare`] of this RIB's [`Rib::importer`]).
+    pub fn apply_inbound(&mut self, from: PeerId, inbound: Inbound, changes: &mut Vec<Change>) {
         if self.peers.info(from).is_none() {
             return;
         }
         let mut received = 0isize;
-        for (prefix, path_id) in update.withdrawn_paths() {
+        for (prefix, path_id) in inbound.update.withdrawn_paths() {
             received += self.set_path_uncounted((from, path_id), prefix, None, changes);
         }
-        if update.announced().next().is_some() {
-            received += self.announce(from, update, changes);
+        if inbound.update.announced().next().is_some() {
+            received += self.announce(from, inbound, changes);
         }
         self.count_received(from, received);
     }
 
-    /// Applies the announced prefixes of `update`; returns the change in the peer's count
+    /// Applies the announced prefixes of `inbound`; returns the change in the peer's count
     /// of paths.
-    fn announce(&mut self, from: PeerId, update: Update, changes: &mut Vec<Change>) -> isize {
+    fn announce(&mut self, from: PeerId, inbound: Inbound, changes: &mut Vec<Change>) -> isize {
+        let Inbound { update, prepared } = inbound;
         let treat_as_withdraw = update.treat_as_withdraw();
         let Update {
             nlri,
@@ -68,23 +76,23 @@ impl Rib {
         let Some(info) = self.peers.info(from) else {
             return 0;
         };
-        let imported = if treat_as_withdraw {
-            None
-        } else {
-            let announcing = (!nlri.is_empty(), !mp_nlri.is_empty());
-            import(
-                &mut self.interner,
-                &self.settings,
-                info,
-                attributes,
-                announcing,
-            )
+        let imported = match prepared {
+            _ if treat_as_withdraw => None,
+            Some(prepared) => admit(&self.importer, &self.settings, info, prepared),
+            None => {
+                let announcing = (!nlri.is_empty(), !mp_nlri.is_empty());
+                let mut interner = self.importer.lock();
+                import(&mut interner, &self.settings, info, attributes, announcing)
+            }
         };
         let (attrs_v4, attrs_mp) = imported.unwrap_or_default();
         // The peer's import filters: a rejected prefix is handled as withdrawn.
         let policy = self.policy.clone();
         let filters = policy.peer_filters(info.address);
-        let interface = info.interface.clone();
+        // The interface matters to filters only (a String copied per UPDATE otherwise).
+        let interface = (!filters.is_empty())
+            .then(|| info.interface.clone())
+            .flatten();
         let route = RouteFacts::learned(interface.as_deref());
         let filter = |prefix: &IpNet, attrs: &Option<Arc<RouteAttrs>>| {
             attrs.clone().filter(|_| accepts(filters, prefix, route))

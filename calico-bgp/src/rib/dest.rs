@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use ipnet::IpNet;
 
-use super::prefix_map::{PrefixMap, Slotted};
+use super::prefix_map::{PrefixMap, Slot, Slotted};
 use super::{decision, Change, Path, PeerId, PeerTable, RouteAttrs};
 
 /// A prefix's paths, best first, then the rest of the multipath set, then the others. A
@@ -86,14 +86,21 @@ pub(super) fn set_in<K: Slotted>(
     peers: &PeerTable,
     local_as: u32,
 ) -> SetResult {
-    let Some(dest) = table.get_mut(prefix) else {
+    let mut attrs = attrs;
+    let mut added = None;
+    let first = || {
         let path = Path {
             peer: from,
             path_id,
-            attrs: attrs?,
+            attrs: attrs.take()?,
         };
-        table.insert(prefix, Dest::One(path.clone()));
-        return Some((1, Some((true, None, Some(path)))));
+        added = Some(path.clone());
+        Some(Dest::One(path))
+    };
+    let dest = match table.get_or_insert_with(prefix, first) {
+        Slot::Found(dest) => dest,
+        Slot::Inserted => return Some((1, Some((true, None, added)))),
+        Slot::Absent => return None,
     };
     // Fast path: the only path is replaced.
     if let (Dest::One(only), Some(attrs)) = (&mut *dest, &attrs) {

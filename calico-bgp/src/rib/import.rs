@@ -4,7 +4,9 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use super::inbound::Prepared;
 use super::{Interner, PeerInfo, RibSettings, RouteAttrs};
+use crate::packet::PathAttributes;
 
 /// Why an announced path was not accepted (RFC 4271 §9.1.2, RFC 4456 §8).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,7 +36,7 @@ pub(super) fn import(
     interner: &mut Interner,
     settings: &RibSettings,
     peer: &PeerInfo,
-    mut path: crate::packet::PathAttributes,
+    mut path: PathAttributes,
     (v4_nlri, mp_nlri): Announcing,
 ) -> Option<Imported> {
     if let Err(why) = check_loops(settings, peer, &path) {
@@ -60,23 +62,59 @@ pub(super) fn import(
         })
     });
     let mp = mp.map(|mp| {
-        let next_hop = match (mp.next_hop.global, mp.next_hop.link_local) {
-            (IpAddr::V6(g), Some(ll)) if g.is_unspecified() => IpAddr::V6(ll),
-            (g, _) => g,
-        };
         interner.intern(RouteAttrs {
             path,
-            next_hop,
+            next_hop: mp_next_hop(mp.next_hop.global, mp.next_hop.link_local),
             link_local: mp.next_hop.link_local,
         })
     });
     Some((v4, mp))
 }
 
+/// Import policy for attribute sets a peering's task interned already
+/// ([`super::Importer::prepare`]): the loop checks, and an eBGP peer's LOCAL_PREF removed
+/// (the set interned again without it; a conforming peer sends none). As [`import`]
+/// otherwise.
+pub(super) fn admit(
+    interner: &super::Importer,
+    settings: &RibSettings,
+    peer: &PeerInfo,
+    prepared: Prepared,
+) -> Option<Imported> {
+    let Prepared { v4, mp } = prepared;
+    let path = v4.as_ref().or(mp.as_ref()).map(|a| &a.path);
+    if let Some(Err(why)) = path.map(|p| check_loops(settings, peer, p)) {
+        tracing::debug!(peer = %peer.address, ?why, "announcement not accepted");
+        return None;
+    }
+    let local_pref =
+        |a: &Option<Arc<RouteAttrs>>| a.as_ref().is_some_and(|a| a.path.local_pref.is_some());
+    if peer.ebgp && (local_pref(&v4) || local_pref(&mp)) {
+        // RFC 4271 §5.1.5: LOCAL_PREF from another AS means nothing here.
+        let mut interner = interner.lock();
+        let mut strip = |a: Arc<RouteAttrs>| {
+            let mut attrs = RouteAttrs::clone(&a);
+            attrs.path.local_pref = None;
+            interner.intern(attrs)
+        };
+        return Some((v4.map(&mut strip), mp.map(&mut strip)));
+    }
+    Some((v4, mp))
+}
+
+/// The next hop of MP_REACH_NLRI prefixes: the global address, or the link-local one when
+/// the global one is unspecified (`::`).
+pub(super) fn mp_next_hop(global: IpAddr, link_local: Option<std::net::Ipv6Addr>) -> IpAddr {
+    match (global, link_local) {
+        (IpAddr::V6(g), Some(ll)) if g.is_unspecified() => IpAddr::V6(ll),
+        (g, _) => g,
+    }
+}
+
 fn check_loops(
     settings: &RibSettings,
     peer: &PeerInfo,
-    path: &crate::packet::PathAttributes,
+    path: &PathAttributes,
 ) -> Result<(), Rejection> {
     // RFC 4271 §9.1.2: our AS in the path is a loop, unless the peer is allowed that many
     // occurrences of it (allowas-in).

@@ -7,7 +7,9 @@
 //! a path is keyed by peer and path identifier) — the Adj-RIBs-In, stored by destination
 //! as holo-routing does — ordered by the decision process, so the Loc-RIB best path and its
 //! ECMP set are the first entries.
-//! Attribute sets are interned and shared with [`Arc`]. The Adj-RIB-Out is not stored: what
+//! Attribute sets are interned and shared with [`Arc`]; the peerings' tasks intern those of
+//! the UPDATEs they receive before passing them on ([`Importer`], `inbound.rs`). The
+//! Adj-RIB-Out is not stored: what
 //! a peer is sent is a function of the best path ([`Rib::exporter`]); withdrawals go to
 //! every peer that may have had the prefix.
 //!
@@ -24,6 +26,7 @@ mod dest;
 pub mod export;
 pub mod hash;
 mod import;
+mod inbound;
 mod policy;
 mod prefix_map;
 mod tables;
@@ -40,6 +43,7 @@ pub use decision::PathSource;
 use dest::Dest;
 use hash::BuildRibHasher;
 pub use import::Rejection;
+pub use inbound::{Importer, Inbound};
 use tables::Tables;
 
 use crate::packet::AfiSafi;
@@ -180,7 +184,8 @@ pub struct Rib {
     exports: BTreeSet<IpNet>,
     /// The interfaces of the exports that have one (workload addresses).
     export_interfaces: BTreeMap<IpNet, String>,
-    interner: Interner,
+    /// The attribute sets' interner, shared with the peerings' tasks.
+    importer: Importer,
     /// Stale prefixes of restarting peers (graceful restart).
     stale: HashMap<PeerId, StaleSet>,
     /// Filters and communities ([`RoutePolicy`]).
@@ -197,7 +202,7 @@ impl Rib {
             tables: Tables::default(),
             exports: BTreeSet::new(),
             export_interfaces: BTreeMap::new(),
-            interner: Interner::default(),
+            importer: Importer::default(),
             stale: HashMap::new(),
             policy: Arc::default(),
         }
@@ -267,7 +272,7 @@ impl Rib {
         if stale > 0 {
             self.stale.insert(id, set);
         }
-        self.interner.prune();
+        self.importer.lock().prune();
         (stale, changes)
     }
 
@@ -299,7 +304,7 @@ impl Rib {
         for (prefix, path_id) in paths {
             self.set_path((id, path_id), prefix, None, &mut changes);
         }
-        self.interner.prune();
+        self.importer.lock().prune();
         changes
     }
 
@@ -314,7 +319,7 @@ impl Rib {
         }
         self.received.insert(id, 0);
         self.stale.remove(&id);
-        self.interner.prune();
+        self.importer.lock().prune();
         changes
     }
 
@@ -406,6 +411,12 @@ impl Rib {
 
     /// Distinct attribute sets held.
     pub fn attribute_sets(&self) -> usize {
-        self.interner.len()
+        self.importer.lock().len()
+    }
+
+    /// The interner of this RIB's attribute sets, for the tasks decoding peers' UPDATEs to
+    /// prepare them ([`Importer::prepare`]) before [`Rib::apply_inbound`].
+    pub fn importer(&self) -> Importer {
+        self.importer.clone()
     }
 }

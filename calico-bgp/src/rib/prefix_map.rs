@@ -112,6 +112,16 @@ impl Iterator for Slots {
     }
 }
 
+/// What [`PrefixMap::get_or_insert_with`] found or did.
+pub(super) enum Slot<'a> {
+    /// The prefix's entry.
+    Found(&'a mut Dest),
+    /// There was none; the one given was put there.
+    Inserted,
+    /// There was none and none was given.
+    Absent,
+}
+
 /// Prefixes of one family and their entries; see the module docs.
 #[derive(Debug)]
 pub(super) struct PrefixMap<K: Slotted> {
@@ -142,6 +152,7 @@ impl<K: Slotted> PrefixMap<K> {
     }
 
     /// The entry of `prefix`, to change in place.
+    #[cfg(test)]
     pub(super) fn get_mut(&mut self, prefix: K) -> Option<&mut Dest> {
         let (block, slot) = prefix.split();
         let b = self.blocks.get_mut(&block)?;
@@ -149,7 +160,44 @@ impl<K: Slotted> PrefixMap<K> {
         b.has(slot).then(|| &mut b.dests[at])
     }
 
+    /// The entry of `prefix` to change in place or, when there is none, the one `vacant`
+    /// gives (if any) put there: one lookup of the block either way (a full table is a
+    /// million prefixes not there yet).
+    pub(super) fn get_or_insert_with(
+        &mut self,
+        prefix: K,
+        vacant: impl FnOnce() -> Option<Dest>,
+    ) -> Slot<'_> {
+        use std::collections::hash_map::Entry;
+        let (block, slot) = prefix.split();
+        let b = match self.blocks.entry(block) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => match vacant() {
+                Some(dest) => {
+                    let b = e.insert(Block::default());
+                    b.flip(slot);
+                    b.dests.push(dest);
+                    self.len += 1;
+                    return Slot::Inserted;
+                }
+                None => return Slot::Absent,
+            },
+        };
+        let at = b.rank(slot);
+        if b.has(slot) {
+            return Slot::Found(&mut b.dests[at]);
+        }
+        let Some(dest) = vacant() else {
+            return Slot::Absent;
+        };
+        b.flip(slot);
+        b.dests.insert(at, dest);
+        self.len += 1;
+        Slot::Inserted
+    }
+
     /// Sets the entry of `prefix`; returns the one it replaces.
+    #[cfg(test)]
     pub(super) fn insert(&mut self, prefix: K, dest: Dest) -> Option<Dest> {
         let (block, slot) = prefix.split();
         let b = self.blocks.entry(block).or_default();
@@ -277,7 +325,7 @@ mod tests {
     proptest! {
         #[test]
         fn the_map_behaves_as_a_map(
-            ops in prop::collection::vec((prefix(), 0u32..4, 0u8..3), 1..300)
+            ops in prop::collection::vec((prefix(), 0u32..4, 0u8..5), 1..300)
         ) {
             let mut map = PrefixMap::<Ipv6Net>::default();
             let mut model = BTreeMap::new();
@@ -288,6 +336,25 @@ mod tests {
                         model.insert(p, n)
                     ),
                     1 => prop_assert_eq!(map.remove(p).as_ref().map(id), model.remove(&p)),
+                    3 | 4 => {
+                        // Given an entry (3) or not (4) for a prefix not there.
+                        let give = op == 3;
+                        match map.get_or_insert_with(p, || give.then(|| dest(n))) {
+                            Slot::Found(d) => {
+                                prop_assert_eq!(Some(id(d)), model.get(&p).copied());
+                                *d = dest(n);
+                                model.insert(p, n);
+                            }
+                            Slot::Inserted => {
+                                prop_assert!(give);
+                                prop_assert_eq!(model.insert(p, n), None);
+                            }
+                            Slot::Absent => {
+                                prop_assert!(!give);
+                                prop_assert!(!model.contains_key(&p));
+                            }
+                        }
+                    }
                     _ => {
                         if let Some(d) = map.get_mut(p) {
                             *d = dest(n);

@@ -27,7 +27,8 @@ use super::fsm::{Action, Direction, Event, Fsm, Negotiated, SessionConfig, Sessi
 use super::inbound::{InboundWindow, ReadCredit, INBOUND_WINDOW};
 use super::queue::SendQueue;
 use crate::packet::notification::CeaseSubcode;
-use crate::packet::{self, AfiSafi, Context, DecodeError, Message, Update, HEADER_LEN};
+use crate::packet::{self, AfiSafi, Context, DecodeError, Message, HEADER_LEN};
+use crate::rib::{Importer, Inbound};
 use crate::speaker::socket::SocketFactory;
 
 /// How long one connection attempt may take.
@@ -78,8 +79,9 @@ pub enum PeerEvent {
     },
     /// The established session went down.
     Down(SessionDown),
-    /// UPDATEs arrived (as many as were read at once, in order).
-    Updates(Vec<Update>),
+    /// UPDATEs arrived (as many as were read at once, in order), prepared for the RIB
+    /// ([`Importer::prepare`]).
+    Updates(Vec<Inbound>),
     /// The peer asked for a family again.
     Refresh(AfiSafi),
     /// The established connection's send queue passed its limit: the peer reads slower
@@ -103,10 +105,12 @@ pub struct PeerHandle {
 impl PeerHandle {
     /// Starts a peering task for the peer at `remote`. Events go to `events` tagged with
     /// `tag`. A connection whose send queue holds more than `queue_limit` bytes not yet
-    /// written reports [`PeerEvent::Stalled`].
+    /// written reports [`PeerEvent::Stalled`]. Received UPDATEs are prepared with
+    /// `importer` (the RIB's) before they are passed on, so that their attributes are
+    /// interned here rather than on the RIB's thread.
     pub fn spawn<T: Copy + Send + 'static>(
         tag: T,
-        config: SessionConfig,
+        (config, importer): (SessionConfig, Importer),
         remote: SocketAddr,
         sockets: SocketFactory,
         (events, queue_limit): (mpsc::UnboundedSender<(T, PeerEvent)>, usize),
@@ -125,6 +129,7 @@ impl PeerHandle {
             closing: Vec::new(),
             queue_limit,
             credits: Vec::new(),
+            importer,
         };
         let task = tokio::spawn(task.run(rx));
         PeerHandle { commands: tx, task }
@@ -185,6 +190,8 @@ struct PeerTask {
     /// Credits of the messages handled since the last [`PeerTask::perform`], passed on
     /// behind what they produced.
     credits: Vec<ReadCredit>,
+    /// Prepares received UPDATEs for the RIB.
+    importer: Importer,
 }
 
 fn index(dir: Direction) -> usize {
@@ -402,7 +409,8 @@ impl PeerTask {
         conn_tx: &mpsc::UnboundedSender<(Direction, u64, ConnEvent)>,
     ) {
         let mut updates = Vec::new();
-        for action in actions.drain(..) {
+        let mut actions = actions.drain(..);
+        while let Some(action) = actions.next() {
             match action {
                 Action::Connect => {
                     self.generation += 1;
@@ -470,7 +478,13 @@ impl PeerTask {
                     tracing::warn!(peer = %self.remote, reason = %down.reason, graceful = down.graceful, "session down");
                     (self.events)(PeerEvent::Down(down));
                 }
-                Action::Deliver(update) => updates.push(update),
+                Action::Deliver(update) => {
+                    if updates.is_empty() {
+                        // A batch's UPDATEs are most of its actions.
+                        updates.reserve(actions.len() + 1);
+                    }
+                    updates.push(self.importer.prepare(update));
+                }
                 Action::Refresh(family) => {
                     (self.events)(PeerEvent::Refresh(family));
                 }
@@ -549,8 +563,11 @@ async fn read_loop(
 ) {
     let mut ctx = Context::plain(false);
     let mut buf: Vec<u8> = Vec::with_capacity(128 * 1024);
+    // Messages in the last batch: room for as many in the next one, rather than growing
+    // a list of a thousand or more 240-byte messages by doubling, copying it each time.
+    let mut last_batch = 0;
     loop {
-        let mut batch = Vec::new();
+        let mut batch = Vec::with_capacity(last_batch);
         let mut start = 0;
         let mut failure = None;
         // A batch is at most the window's size (or one message, should a message be bigger),
@@ -588,6 +605,7 @@ async fn read_loop(
             }
             start += len;
         }
+        last_batch = batch.len();
         if !batch.is_empty() {
             let credit = window.take(start).await;
             if !emit(ConnEvent::Messages(batch, credit)) {

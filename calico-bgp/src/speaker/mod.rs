@@ -28,7 +28,9 @@
 //! ```
 //!
 //! The speaker task is the only owner of the RIB and the peers table, so nothing is
-//! locked; a peering task never blocks on a socket (its writer drains a queue that takes
+//! locked but the RIB's interner of attribute sets, which the peering tasks share to
+//! intern the attributes of the UPDATEs they pass on (`rib::Importer`: that work is off
+//! the speaker's thread, the bottleneck of a full table); a peering task never blocks on a socket (its writer drains a queue that takes
 //! every message), so two speakers sending each other full tables cannot deadlock. The decisions (who is
 //! sent what, which routes stay stale and until when) are all in [`state::SpeakerState`],
 //! which the scenario tests (`tests/speaker_scenarios.rs`) drive without sockets.

@@ -29,7 +29,7 @@ use super::settings;
 use super::SpeakerOptions;
 use crate::packet::notification::CeaseSubcode;
 use crate::packet::{AddPathFamilies, AddPathFamily, AfiSafi, Update};
-use crate::rib::{Change, PeerId, PeerInfo, Rib, RibSettings};
+use crate::rib::{Change, Inbound, PeerId, PeerInfo, Rib, RibSettings};
 use crate::session::io::{PeerEvent, SharedBytes};
 use crate::session::{GracefulRestart, Negotiated, PeerGracefulRestart, SessionConfig};
 
@@ -617,19 +617,19 @@ impl SpeakerState {
         &mut self,
         id: PeerId,
         address: IpAddr,
-        updates: Vec<Update>,
+        updates: Vec<Inbound>,
         out: &mut Vec<Output>,
     ) {
         // Room for a change per prefix: one vector for the batch, never grown.
-        let prefixes = updates.iter().map(prefixes_in).sum();
+        let prefixes = updates.iter().map(|u| prefixes_in(u.update())).sum();
         let mut changes = Vec::with_capacity(prefixes);
         let mut several = updates.len() > 1;
         if let Some(p) = self.peers.at_mut(address) {
             *p.counters.updates_received.get_or_insert(0) += updates.len() as u64;
         }
         for update in updates {
-            let eor = update.end_of_rib_family();
-            self.rib.apply_into(id, update, &mut changes);
+            let eor = update.update().end_of_rib_family();
+            self.rib.apply_inbound(id, update, &mut changes);
             let Some(family) = eor else { continue };
             let Some(p) = self.peers.at_mut(address) else {
                 continue;

@@ -278,7 +278,7 @@ impl Task {
                         .with_session(&options);
                     let handle = PeerHandle::spawn(
                         peer,
-                        session,
+                        (session, self.state.rib().importer()),
                         remote,
                         sockets,
                         (self.events_tx.clone(), self.options.send_queue_limit),

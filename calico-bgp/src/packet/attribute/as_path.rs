@@ -139,7 +139,8 @@ fn read_asn(c: &mut Cursor, four: bool) -> Option<u32> {
 pub(super) fn parse_segments(value: &[u8], four: bool) -> Result<Vec<Segment>, String> {
     let as_size = if four { 4 } else { 2 };
     let mut c = Cursor::new(value);
-    let mut segments = Vec::new();
+    // Allocated to its length (kept as decoded in the RIB's interned attribute sets).
+    let mut segments = Vec::with_capacity(count_segments(value, as_size));
     while !c.is_empty() {
         let (Some(kind), Some(count)) = (c.u8(), c.u8()) else {
             return Err("segment header truncated".into());
@@ -158,6 +159,17 @@ pub(super) fn parse_segments(value: &[u8], four: bool) -> Result<Vec<Segment>, S
         segments.push(Segment { kind, asns });
     }
     Ok(segments)
+}
+
+/// How many segments `value` holds, by their headers (at most what fits; the parse that
+/// follows finds any error).
+fn count_segments(value: &[u8], as_size: usize) -> usize {
+    let (mut n, mut at) = (0, 0);
+    while let Some(&count) = value.get(at + 1) {
+        n += 1;
+        at += 2 + usize::from(count) * as_size;
+    }
+    n
 }
 
 /// Encodes segments with 4- or 2-byte AS numbers (a segment of more than 255 goes out as
@@ -215,4 +227,37 @@ pub(super) fn merge_as4(as_path: AsPath, as4: Vec<Segment>) -> AsPath {
     segments.retain(|s| !s.asns.is_empty());
     segments.extend(as4.segments);
     AsPath { segments }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decoded_segments_have_no_spare_room() {
+        // The RIB keeps decoded paths as they are: a list grown by pushes would hold room
+        // for four segments where there is one.
+        let mut bytes = Vec::new();
+        let path = AsPath {
+            segments: vec![
+                Segment {
+                    kind: SegmentKind::Sequence,
+                    asns: vec![65000, 65001, 4_200_000_000],
+                },
+                Segment {
+                    kind: SegmentKind::Set,
+                    asns: vec![65002],
+                },
+            ],
+        };
+        encode_segments(&path, true, &mut bytes);
+        let segments = parse_segments(&bytes, true).unwrap();
+        assert_eq!(segments, path.segments);
+        assert_eq!(segments.capacity(), 2);
+        assert!(segments.iter().all(|s| s.asns.capacity() == s.asns.len()));
+        // A header whose count overruns the value still counts as a segment; the parse
+        // reports the error.
+        assert_eq!(count_segments(&[2, 9, 0, 1], 4), 1);
+        assert!(parse_segments(&[2, 9, 0, 1], true).is_err());
+    }
 }

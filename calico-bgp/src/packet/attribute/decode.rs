@@ -367,7 +367,9 @@ impl<'e> Decoder<'e> {
             return None;
         }
         let mut v = Cursor::new(value);
-        Some(std::iter::from_fn(|| v.u32()).collect())
+        let mut list = ThinVec::with_capacity(value.len() / 4);
+        list.extend(std::iter::from_fn(|| v.u32()));
+        Some(list)
     }
 
     /// COMMUNITIES (RFC 1997).

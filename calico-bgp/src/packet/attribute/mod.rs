@@ -152,3 +152,21 @@ pub struct PathAttributes {
     /// Unknown optional transitive attributes.
     pub unknown: ThinVec<RawAttribute>,
 }
+
+impl PathAttributes {
+    /// Gives back the lists' spare capacity, so that a set kept for long (the RIB's
+    /// interned sets) holds no more than its elements. The decoder allocates most lists
+    /// to their length already; then this changes nothing.
+    pub fn shrink_to_fit(&mut self) {
+        if let Some(path) = &mut self.as_path {
+            path.segments.shrink_to_fit();
+            for segment in &mut path.segments {
+                segment.asns.shrink_to_fit();
+            }
+        }
+        self.communities.shrink_to_fit();
+        self.large_communities.shrink_to_fit();
+        self.cluster_list.shrink_to_fit();
+        self.unknown.shrink_to_fit();
+    }
+}

@@ -16,8 +16,9 @@
 //!   (every one a new allowed connection, so logged): the agent's resident memory before and
 //!   after, and its peak, with the default `--flow-log-max-flows`.
 //!
-//! Each row gives the median and the spread (min–max) of its runs, and the ratio of the
-//! medians (on / off; for rates, off / on, so above 1 is a loss either way).
+//! `FLOW_BENCH_ROUNDS` (5) and `FLOW_BENCH_ADDS` (40) set how many runs and endpoint adds
+//! each mode gets. Each row gives the median and the spread (min–max) of its runs, and the
+//! ratio of the medians (on / off; for rates, off / on, so above 1 is a loss either way).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -34,7 +35,19 @@ use calico_linux::acl::{nft_script, LinuxAcl};
 use calico_netns::fixtures::Netns;
 use support::{endpoints_yaml, http_get, Host};
 
-const ROUNDS: usize = 5;
+/// Runs of each measurement, per mode: `FLOW_BENCH_ROUNDS`, 5 by default.
+fn rounds() -> usize {
+    env_count("FLOW_BENCH_ROUNDS", 5)
+}
+
+/// A count from the environment variable `name`, `default` when unset or unreadable.
+fn env_count(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(default)
+}
 
 const IPERF_SECS: u32 = 3;
 
@@ -92,7 +105,7 @@ fn acl_programming() -> [[Vec<f64>; 2]; 2] {
         })
         .collect();
     let mut samples: [[Vec<f64>; 2]; 2] = Default::default();
-    for _ in 0..ROUNDS {
+    for _ in 0..rounds() {
         for (i, ruleset) in rulesets.iter().enumerate() {
             let changes = diff(&Ruleset::default(), ruleset);
             let ns = Netns::create("bench-flacl").unwrap();
@@ -119,10 +132,13 @@ fn acl_programming() -> [[Vec<f64>; 2]; 2] {
 }
 
 /// Endpoint adds measured per mode: the same endpoints are added to both hosts.
-const ADDS: usize = 40;
+/// Endpoint adds per mode: `FLOW_BENCH_ADDS`, 40 by default.
+fn adds() -> usize {
+    env_count("FLOW_BENCH_ADDS", 40)
+}
 
 /// Milliseconds to add one endpoint to the programmed ACL benchmark host (compile the update
-/// incrementally, apply its change set), `[off, on]`, [`ADDS`] samples each. The two hosts
+/// incrementally, apply its change set), `[off, on]`, [`adds`] samples each. The two hosts
 /// (flow logs off and on) exist side by side and take turns, endpoint by endpoint, so that
 /// a change in the machine's load falls on both alike.
 fn endpoint_adds() -> [Vec<f64>; 2] {
@@ -142,7 +158,7 @@ fn endpoint_adds() -> [Vec<f64>; 2] {
         (store, compiler, ns, acl)
     });
     let mut samples: [Vec<f64>; 2] = Default::default();
-    for n in 0..ADDS {
+    for n in 0..adds() {
         for (i, (store, compiler, _ns, acl)) in hosts.iter_mut().enumerate() {
             // A new endpoint, numbered after the model's, on this host.
             let mut ep = scale.endpoint(scale.local + scale.remote + n);
@@ -226,7 +242,7 @@ struct Rates {
 
 fn packet_rate(host: &mut Host, ip: &str) -> [Rates; 2] {
     let mut rates = [Rates::default(), Rates::default()];
-    for _ in 0..ROUNDS {
+    for _ in 0..rounds() {
         for (mode, flow_logs) in [false, true].into_iter().enumerate() {
             let pid = start(host, flow_logs);
             let cpu = cpu_secs(pid);
@@ -308,7 +324,8 @@ fn main() {
     host.write("all.yaml", &endpoints_yaml("flo-bench", &wls));
     let [off, on] = packet_rate(&mut host, wls[1].1);
 
-    println!("\nmedian (min–max) of {ROUNDS} runs each ({ADDS} endpoint adds), alternating; ratio = loss factor (1.05 = 5 % worse with flow logs)");
+    let (rounds, adds) = (rounds(), adds());
+    println!("\nmedian (min–max) of {rounds} runs each ({adds} endpoint adds), alternating; ratio = loss factor (1.05 = 5 % worse with flow logs)");
     println!("| what                                   | flow logs off           | flow logs on            | unit     | ratio |");
     println!("|----------------------------------------|-------------------------|-------------------------|----------|-------|");
     row(

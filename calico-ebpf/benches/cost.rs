@@ -159,6 +159,7 @@ fn backend(local: usize) {
         host_interfaces: vec![],
         set_capacity: 100_000,
         license: c"GPL".into(),
+        blocks: calico_ebpf::tc::Blocks::DEFAULT,
     })
     .unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -2,9 +2,15 @@
 //! this crate implements; the rest is refused with [`BackendError::Unsupported`] naming it.
 //!
 //! Placement. Every interface the ruleset names in a verdict map (the workloads', the
-//! named host endpoints') and every configured host interface gets two programs, each
-//! attached by a tc filter ([`crate::tc`]: a `clsact` qdisc, a `bpf` classifier in
-//! direct-action mode at the backend's priority and handle):
+//! named host endpoints') and every configured host interface gets two programs, one per
+//! direction, which the dispatcher ([`crate::dispatch`]) runs for its packets: the
+//! interface's `clsact` qdisc is bound to two shared tc blocks ([`EbpfConfig::blocks`],
+//! [`crate::tc::Blocks`]), whose one `bpf` filter each (direct action, the backend's
+//! priority and handle) runs the dispatcher, which tail-calls the interface's program by
+//! its index. An interface that has a clsact qdisc not bound to the blocks (another
+//! program's, or one a backend without shared blocks filtered) gets the backend's
+//! filters on that qdisc instead, running the dispatcher too; the qdisc and the other
+//! filters on it are left alone.
 //!
 //! * ingress: prerouting, then input for a packet to the host (the kernel's route lookup
 //!   says so) or forward for one to be forwarded, all with the input interface bound
@@ -21,33 +27,41 @@
 //! ([`crate::generate::params`]), and each distinct generated program is loaded once
 //! ([`crate::shared`]): the interfaces of workloads with the same policies run the same
 //! loaded program, each with its entry in the program's params map. Adding an endpoint
-//! whose programs are loaded is generating them (to find them), two map writes and two
-//! filter creations (a netlink request each, which does not wait for an RCU grace period
-//! as a TCX link creation does); no verifier run. A program no interface runs is
-//! unloaded (its filters deleted first).
+//! whose programs are loaded is generating them (to find them), a few map writes (its
+//! values, its dispatcher slots and entry) and one netlink request, the clsact qdisc
+//! bound to the shared blocks: no filter creation and no verifier run, and the kernel's
+//! cost of the bind does not grow with the interfaces bound (a private block's does:
+//! see [`crate::tc::Blocks`]). A program no interface runs is unloaded (its slots
+//! emptied first).
 //!
 //! Updates: a change set's set changes are map writes ([`SetTable`]); a program is
 //! generated again only for the interfaces whose reached chains, sets or map entries
-//! changed, and replaces the attached one atomically (the filter replaced in place,
-//! `NLM_F_REPLACE`), or is only
-//! its values' write when the same program comes out. An apply looks only at the
-//! interfaces the change set names or reaches (and those waiting to exist), so its cost
-//! does not grow with the interfaces it leaves alone; [`EbpfBackend::dump_blocking`]
-//! checks them all. Not atomic across interfaces or between sets and programs: see
+//! changed, and replaces the attached one atomically (the interface's dispatcher slot
+//! written), or is only its values' write when the same program comes out. An apply
+//! looks only at the interfaces the change set names or reaches (and those waiting to
+//! exist), so its cost does not grow with the interfaces it leaves alone;
+//! [`EbpfBackend::dump_blocking`] checks them all. Not atomic across interfaces or between sets and programs: see
 //! [`AclBackend::apply`] on [`EbpfBackend`].
 //!
-//! Lifetime. Filters are not file descriptors: they stay when the backend is dropped (or
-//! the agent exits), with the programs, maps and map entries they use, so the interfaces
+//! Lifetime. Qdiscs and filters are not file descriptors: they stay when the backend is
+//! dropped (or the agent exits), with the programs, maps and map entries they use (the
+//! dispatcher's maps pinned in the BPF filesystem, [`crate::pins`]), so the interfaces
 //! stay filtered as they were, like nftables rules stay. A backend started in the same
-//! namespace takes over: [`EbpfBackend::new`] finds the filters a previous one left
-//! (their place and name), its applies replace them on the interfaces it programs, and
-//! the first apply that succeeds deletes them on the interfaces it does not program.
-//! Until then the old programs run with the old maps; what is lost is the old backend's
-//! state: its flow table (connections seen before the take-over of an interface are new
-//! to its new programs, so a reply the policy would not allow as new is dropped), which
-//! is no worse than before, when the programs went with the agent. An interface the
-//! ruleset stops naming has its filters deleted; [`EbpfBackend::remove_all_blocking`]
-//! deletes every filter of the backend in the namespace (leaving the eBPF dataplane).
+//! namespace takes over: [`EbpfBackend::new`] opens the dispatcher's pinned maps (the
+//! interfaces' entries), finds the filters a previous one left (their place and name:
+//! also those of a backend without shared blocks) and the qdiscs bound to the blocks,
+//! and puts its dispatcher on the blocks' filters; its applies replace the interfaces'
+//! programs in their slots (or the old per-interface filters with the dispatcher), and
+//! the first apply that succeeds deletes the entries, filters and bound qdiscs of the
+//! interfaces it does not program. Until then the old programs run with the old maps;
+//! what is lost is the old backend's state: its flow table (connections seen before the
+//! take-over of an interface are new to its new programs, so a reply the policy would
+//! not allow as new is dropped), which is no worse than before, when the programs went
+//! with the agent. An interface the ruleset stops naming has its qdisc (or, on a qdisc
+//! not its own, its filters) deleted; [`EbpfBackend::remove_all_blocking`] deletes every
+//! filter and bound qdisc of the backend in the namespace (leaving the eBPF dataplane).
+//! Where the BPF filesystem is not mounted the dispatcher's maps are not pinned, and the
+//! interfaces go unfiltered when the agent exits.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::CString;
@@ -61,6 +75,7 @@ use calico_core::dataplane::{AclBackend, BackendError, ChangeSet};
 
 use crate::adopt::FlowTable;
 use crate::counters::InterfaceCounters;
+use crate::dispatch::{Dispatcher, Slot};
 use crate::entries::MapEntries;
 use crate::error::{Error, GenerateError, SysError};
 use crate::generate::{
@@ -71,7 +86,9 @@ use crate::program::Loaded;
 use crate::set_table::SetTable;
 use crate::sets::Maps;
 use crate::shared::ProgramCache;
-use crate::tc::{Dev, Direction, Existing, FilterSpec, Netlink, TcError};
+use crate::tc::{
+    Blocks, Clsact, Dev, Direction, Existing, FilterSpec, Netlink, TcError, NAME_PREFIX,
+};
 
 mod filters;
 mod hooked;
@@ -81,12 +98,13 @@ mod scope;
 
 pub use filters::remove_leftovers;
 use filters::{
-    attach_both, inherited, open_netlink, probe_tc, remove, remove_filters, running, sweep,
+    attach_both, block_dispatchers, block_filters, inherited, open_netlink, probe_tc, remove,
+    remove_filters, sweep, Hook,
 };
 use ifaces::{ifindex, ifindexes, ifindexes_of};
 pub use reports::{Counters, Programs};
 
-use hooked::{detach, prepare, Hooked, Pending};
+use hooked::{detach, prepare, set_filters, Hooked, Pending};
 use scope::{check_supported, plans, touched, Touched};
 
 /// How the backend runs.
@@ -98,6 +116,9 @@ pub struct EbpfConfig {
     pub host_interfaces: Vec<String>,
     /// The most elements each set map holds.
     pub set_capacity: u32,
+    /// The shared tc blocks the interfaces' clsact qdiscs are bound to
+    /// ([`Blocks::DEFAULT`] unless another program on the host uses those indexes).
+    pub blocks: Blocks,
     /// The license the programs declare. The kernel lets only programs with a
     /// GPL-compatible declaration call `bpf_fib_lookup` (and the conntrack kfuncs); which
     /// one the project's generated programs declare is the maintainers' decision, so there
@@ -136,6 +157,13 @@ pub enum StartError {
     /// The filters a previous backend left could not be listed.
     #[error("the eBPF dataplane cannot list the tc filters already in place: {0}")]
     TakeOver(TcError),
+    /// The configured tc blocks cannot be used.
+    #[error("the eBPF dataplane's tc blocks: {0}")]
+    Blocks(String),
+    /// The dispatcher's maps could not be made (or the pinned ones opened), or its
+    /// programs loaded.
+    #[error("the eBPF dataplane cannot set up its dispatcher: {0}")]
+    Dispatch(SysError),
 }
 
 /// What a kernel without the clsact qdisc lacks.
@@ -168,14 +196,18 @@ fn options(ingress: bool) -> Options {
     }
 }
 
-/// An interface with the backend's programs. Dropping it deletes its values and its
-/// egress mark but not its filters: where the interface is gone they went with it, and
-/// otherwise [`Inner::remove`] deletes them first.
+/// An interface with the backend's programs. Dropping it deletes its dispatcher entry
+/// (first), its values and its egress mark but not its qdisc or filters: where the
+/// interface is gone they went with it, and otherwise `remove` deletes them first.
 struct Iface {
+    /// Its entry in the dispatcher, pointing at its programs.
+    dispatch: Slot,
     ingress: Hooked,
     egress: Hooked,
     /// The interface's index when the programs were attached.
     index: u32,
+    /// How the dispatcher is hooked to its packets.
+    hook: Hook,
     /// Its entry among the interfaces with an egress program; dropped last, after the
     /// programs are detached (until then a forwarded packet's flow is recorded by the
     /// egress program).
@@ -187,6 +219,7 @@ struct Iface {
 impl Iface {
     /// Leaves its values and egress mark in place when dropped (with its filters).
     fn keep(&mut self) {
+        self.dispatch.keep();
         self.ingress.entry.keep();
         self.egress.entry.keep();
         self.egress_mark.keep();
@@ -218,16 +251,26 @@ struct State {
     /// The base chains of `programmed` (`None`: not found yet), found again only when a
     /// change set adds or deletes one.
     bases: Option<Arc<BaseChains>>,
+    /// The dispatcher the shared blocks' filters run.
+    dispatch: Dispatcher,
+    /// The shared blocks (the configuration's).
+    blocks: Blocks,
 }
 
 impl Drop for State {
     /// The filters stay (see the module documentation), and so do the values and marks
-    /// their programs read, and the later pieces of split ones (pinned).
+    /// their programs read, the later pieces of split ones and the dispatcher's maps
+    /// (pinned).
     fn drop(&mut self) {
         for o in self.ifaces.values_mut() {
             o.keep();
         }
         self.programs.keep();
+        // Nothing dispatched (no interface of this backend's or a previous one's): the
+        // dispatcher's maps are not needed after it.
+        if self.ifaces.is_empty() && self.inherited.is_empty() {
+            self.dispatch.unpin();
+        }
         // The pin directory, when nothing is pinned in it.
         crate::pins::remove(self.pin_dir.as_deref(), &[]);
     }
@@ -263,8 +306,25 @@ impl EbpfBackend {
     /// filters a previous backend left (see the module documentation). Programs nothing
     /// until the first [`AclBackend::apply`].
     pub fn new(config: EbpfConfig) -> Result<EbpfBackend, StartError> {
+        config.blocks.check().map_err(StartError::Blocks)?;
         let (mut tc, lo) = open_netlink(&config).map_err(StartError::Netlink)?;
-        let inherited = inherited(&mut tc).map_err(StartError::TakeOver)?;
+        let mut inherited = inherited(&mut tc).map_err(StartError::TakeOver)?;
+        let pin_dir = crate::pins::dir(config.netns.as_deref());
+        // The dispatchers running: on the blocks, else in filters on interfaces.
+        let mut running =
+            block_dispatchers(&mut tc, config.blocks).map_err(StartError::TakeOver)?;
+        for (r, found) in running.iter_mut().zip(inherited.dispatchers) {
+            *r = r.or(found);
+        }
+        let dispatch = Dispatcher::open(running, pin_dir.as_deref(), &config.license)
+            .map_err(StartError::Dispatch)?;
+        inherited.programs.extend(dispatch.inherited_programs());
+        inherited.interfaces.extend(dispatch.inherited().keys());
+        let bound = tc.clsacts().map_err(StartError::TakeOver)?;
+        let bound = bound.iter().filter(|c| c.bound_to(config.blocks));
+        inherited
+            .interfaces
+            .extend(bound.map(|c: &Clsact| c.ifindex));
         let (flows, flow_table) = crate::adopt::take_over(&inherited.programs);
         let maps = Maps::create_with(config.set_capacity, flows).map_err(StartError::Maps)?;
         let probe = generate(
@@ -280,8 +340,23 @@ impl EbpfBackend {
         let loaded = Loaded::load_pieces("cali_probe", &probe.pieces, &maps, None, &config.license)
             .map_err(StartError::Load)?;
         probe_tc(&mut tc, &loaded, lo)?;
-        let pin_dir = crate::pins::dir(config.netns.as_deref());
-        let inherited_pins = pin_dir.as_deref().map(crate::pins::list);
+        // A previous backend's dispatcher, on blocks that exist, replaced by this one's.
+        block_filters(&mut tc, &dispatch, config.blocks, Existing::Replace).map_err(|e| {
+            StartError::Dispatch(SysError::Unexpected {
+                what: "the shared blocks' filters",
+                reason: e.to_string(),
+            })
+        })?;
+        let dispatch_pin = |p: &PathBuf| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            name.starts_with(crate::dispatch::PIN_PREFIX)
+        };
+        let inherited_pins = pin_dir.as_deref().map(|d| {
+            let mut pins = crate::pins::list(d);
+            pins.retain(|p| !dispatch_pin(p));
+            pins
+        });
+        let blocks = config.blocks;
         Ok(EbpfBackend {
             inner: Arc::new(Inner {
                 config,
@@ -299,6 +374,8 @@ impl EbpfBackend {
                     pin_dir,
                     inherited_pins: inherited_pins.unwrap_or_default(),
                     bases: None,
+                    dispatch,
+                    blocks,
                 }),
             }),
         })
@@ -334,6 +411,7 @@ impl EbpfBackend {
         remove_filters(&mut st.tc)?;
         // Their filters are gone: dropped, the interfaces' values and marks go too.
         st.ifaces.clear();
+        st.dispatch.forget_all();
         st.inherited.clear();
         st.waiting.clear();
         st.programmed = Ruleset::default();
@@ -558,7 +636,7 @@ impl Inner {
             ];
             for (new, hooked, dir) in both {
                 if let Some(new) = new {
-                    hooked.update(&mut st.tc, new, dev, dir)?;
+                    hooked.update(&o.dispatch, new, dev, dir)?;
                 }
             }
             return Ok(());
@@ -567,7 +645,7 @@ impl Inner {
             return Err(dataplane("apply", format!("{iface} has no programs")));
         };
         let start = Instant::now();
-        let attached = attach_both(st, dev, ingress, egress);
+        let attached = attach_both(st, self.config.blocks, dev, (ingress, egress));
         st.attaching += start.elapsed();
         let o = attached?;
         st.ifaces.insert(iface, o);

@@ -280,7 +280,8 @@ pub async fn run(o: Options) -> Result<(), String> {
     };
     match o.dataplane {
         DataplaneChoice::Nft => info!("stopping; the dataplane stays as programmed"),
-        // The tc filters outlive the process, with the programs they hold.
+        // The tc qdiscs and filters outlive the process, with the programs they reach
+        // (the dispatcher's program arrays pinned).
         DataplaneChoice::Bpf => {
             info!("stopping; the dataplane stays as programmed (the eBPF programs stay attached)")
         }

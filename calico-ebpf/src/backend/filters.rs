@@ -123,6 +123,19 @@ pub(super) struct Inherited {
     pub(super) dispatchers: [Option<u32>; 2],
 }
 
+/// The id of the program the backend's filter of `dir` on `dev` runs, from a dump.
+pub(super) fn running(tc: &mut Netlink, dev: Dev, dir: Direction) -> Result<u32, BackendError> {
+    let what = || format!("the {dir} filter of {}", dev.name);
+    let filters = tc
+        .filters(dev, dir)
+        .map_err(|e| dataplane(&format!("dump {}", what()), e))?;
+    filters
+        .iter()
+        .find(|f| f.is_ours())
+        .and_then(|f| f.program_id)
+        .ok_or_else(|| dataplane("programs", format!("{} is missing", what())))
+}
+
 /// The name of the backend's filters running the dispatcher of `dir`.
 pub(super) fn dispatcher_name(dir: Direction) -> String {
     format!("{NAME_PREFIX}{}", crate::dispatch::NAMES[dir as usize])
@@ -191,34 +204,72 @@ pub(super) fn attach_both(
         .counters()
         .add(dev.index)
         .map_err(|e| dataplane(&format!("write the counter rows of {}", dev.name), e))?;
+    if st.direct {
+        return attach_direct(st, dev, (ingress, egress), counters);
+    }
     let dispatch = st
         .dispatch
         .hold(dev.index)
         .map_err(|e| dataplane(&format!("dispatch {}", dev.name), e))?;
-    let ingress = Hooked::attach(ingress, &dispatch, dev, Direction::Ingress)?;
-    let egress = Hooked::attach(egress, &dispatch, dev, Direction::Egress)?;
+    let ingress = Hooked::attach(ingress, Target::Slot(&dispatch), dev, Direction::Ingress)?;
+    let egress = Hooked::attach(egress, Target::Slot(&dispatch), dev, Direction::Egress)?;
     dispatch
         .enable()
         .map_err(|e| dataplane(&format!("dispatch {}", dev.name), e))?;
     let hook = hook(st, blocks, dev)?;
-    // Marked once the egress program is attached: until then the ingress programs
-    // record forwarded flows out of it themselves.
-    let egress_mark = match st.sets.maps().mark_egress(dev.index) {
-        Ok(m) => m,
-        Err(e) => {
-            let e = dataplane(&format!("mark {} as having an egress program", dev.name), e);
-            return Err(match unhook(&mut st.tc, dev, hook) {
-                Ok(()) => e,
-                Err(d) => dataplane(&format!("{e}; and then"), d),
-            });
-        }
-    };
+    let egress_mark = mark_egress(st, dev, hook)?;
     Ok(Iface {
-        dispatch,
+        dispatch: Some(dispatch),
         ingress,
         egress,
         index: dev.index,
         hook,
+        egress_mark,
+        counters,
+    })
+}
+
+/// Marks `dev` as having an egress program, once it is attached (until then the ingress
+/// programs record forwarded flows out of it themselves); unhooks it when that fails.
+fn mark_egress(st: &mut State, dev: Dev, hook: Hook) -> Result<MapEntries, BackendError> {
+    st.sets.maps().mark_egress(dev.index).map_err(|e| {
+        let e = dataplane(&format!("mark {} as having an egress program", dev.name), e);
+        match unhook(&mut st.tc, dev, hook) {
+            Ok(()) => e,
+            Err(d) => dataplane(&format!("{e}; and then"), d),
+        }
+    })
+}
+
+/// [`attach_both`] where the dispatcher cannot be pinned: a clsact qdisc of the
+/// interface's own and the backend's filters on it running the programs themselves (as
+/// before the dispatcher existed), so that they outlive the agent.
+fn attach_direct(
+    st: &mut State,
+    dev: Dev,
+    (ingress, egress): (hooked::Prepared, hooked::Prepared),
+    counters: MapEntries,
+) -> Result<Iface, BackendError> {
+    let undo = |tc: &mut Netlink, e: BackendError| match detach(tc, dev) {
+        Ok(()) => e,
+        Err(d) => dataplane(&format!("{e}; and then"), d),
+    };
+    st.tc
+        .add_clsact(dev)
+        .map_err(|e| dataplane(&format!("attach to {}", dev.name), e))?;
+    let ingress = Hooked::attach(ingress, Target::Filter(&mut st.tc), dev, Direction::Ingress)
+        .map_err(|e| undo(&mut st.tc, e))?;
+    let egress = match Hooked::attach(egress, Target::Filter(&mut st.tc), dev, Direction::Egress) {
+        Ok(h) => h,
+        Err(e) => return Err(undo(&mut st.tc, e)),
+    };
+    let egress_mark = mark_egress(st, dev, Hook::Filters)?;
+    Ok(Iface {
+        dispatch: None,
+        ingress,
+        egress,
+        index: dev.index,
+        hook: Hook::Filters,
         egress_mark,
         counters,
     })

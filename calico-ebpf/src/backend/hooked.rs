@@ -1,6 +1,7 @@
 //! One interface's programs: generated and found among the loaded ones (or loaded),
-//! then put in the interface's dispatcher slots ([`crate::dispatch`]), in place of the
-//! ones it has.
+//! then put in the interface's dispatcher slots ([`crate::dispatch`]) or, where the
+//! dispatcher cannot be pinned, attached with a filter of their own, in place of the ones
+//! it has.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::fd::AsRawFd;
@@ -14,7 +15,7 @@ use crate::dispatch::{Dispatcher, Slot};
 use crate::generate::{generate_with, params, BaseChains, Plan};
 use crate::sets::Maps;
 use crate::shared::{Entry, ProgramCache, SharedProgram};
-use crate::tc::{Dev, Direction, Existing, FilterSpec, Netlink, PRIORITY};
+use crate::tc::{Dev, Direction, Existing, FilterSpec, Netlink, NAME_PREFIX, PRIORITY};
 
 /// One direction of an interface: its hold on the shared program (its values in the
 /// program's params map) and what its program reaches. Its dispatcher slot is the
@@ -58,19 +59,29 @@ pub(super) fn prepare(
     })
 }
 
+/// Where an interface's program of one direction is put.
+pub(super) enum Target<'a> {
+    /// Its dispatcher slot.
+    Slot(&'a Slot),
+    /// The backend's filter on the interface, running the program itself: where the
+    /// dispatcher's program arrays cannot be pinned (no BPF filesystem at `/sys/fs/bpf`),
+    /// so that the programs outlive the agent all the same.
+    Filter(&'a mut Netlink),
+}
+
 impl Hooked {
-    /// Writes the interface's values and puts the program in the interface's slot of
-    /// `dir`; the values are deleted again (dropped) when that fails. The slot is not
-    /// dispatched to before [`Slot::enable`].
+    /// Writes the interface's values and puts the program at `target` for `dir`; the
+    /// values are deleted again (dropped) when that fails. A slot is not dispatched to
+    /// before [`Slot::enable`].
     pub(super) fn attach(
         p: Prepared,
-        slot: &Slot,
+        target: Target,
         dev: Dev,
         dir: Direction,
     ) -> Result<Hooked, BackendError> {
         let entry = Entry::write(p.program, dev.index, &p.value)
             .map_err(|e| dataplane(&format!("write the values of {}", dev.name), e))?;
-        set_slot(slot, entry.program(), dev, dir)?;
+        put(target, entry.program(), dev, dir)?;
         Ok(Hooked {
             entry,
             chains: p.chains,
@@ -78,13 +89,13 @@ impl Hooked {
         })
     }
 
-    /// Puts `p` in effect: the interface's values written, then its slot switched to the
-    /// program when it is another one (atomically: one program-array write), then the
-    /// old program's values of the interface deleted. The same program again is only the
-    /// values' write.
+    /// Puts `p` in effect: the interface's values written, then `target` switched to the
+    /// program when it is another one (atomically: one program-array write, or the
+    /// filter replaced in place), then the old program's values of the interface
+    /// deleted. The same program again is only the values' write.
     pub(super) fn update(
         &mut self,
-        slot: &Slot,
+        target: Target,
         p: Prepared,
         dev: Dev,
         dir: Direction,
@@ -94,7 +105,7 @@ impl Hooked {
             p.program.write(dev.index, &p.value).map_err(write)?;
         } else {
             let entry = Entry::write(p.program, dev.index, &p.value).map_err(write)?;
-            set_slot(slot, entry.program(), dev, dir)?;
+            put(target, entry.program(), dev, dir)?;
             self.entry = entry;
         }
         self.chains = p.chains;
@@ -103,15 +114,30 @@ impl Hooked {
     }
 }
 
-/// Puts `program` in the interface's dispatcher slot of `dir`.
-fn set_slot(
-    slot: &Slot,
+/// Puts `program` at `target` for `dir`.
+fn put(
+    target: Target,
     program: &SharedProgram,
     dev: Dev,
     dir: Direction,
 ) -> Result<(), BackendError> {
-    slot.set(dir, program.loaded().fd())
-        .map_err(|e| dataplane(&format!("dispatch {} {dir} to its program", dev.name), e))
+    match target {
+        Target::Slot(slot) => slot
+            .set(dir, program.loaded().fd())
+            .map_err(|e| dataplane(&format!("dispatch {} {dir} to its program", dev.name), e)),
+        Target::Filter(tc) => {
+            let name = format!("{NAME_PREFIX}{}", program.name());
+            let spec = FilterSpec {
+                ifindex: dev.index,
+                direction: dir,
+                priority: PRIORITY,
+                program_fd: program.loaded().fd().as_raw_fd(),
+                name: &name,
+            };
+            tc.set_filter(dev, &spec, Existing::Replace)
+                .map_err(|e| dataplane(&format!("attach to {}", dev.name), e))
+        }
+    }
 }
 
 /// Points the backend's filters on `dev` (both directions) at the dispatcher's programs,

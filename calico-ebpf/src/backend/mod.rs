@@ -99,12 +99,12 @@ mod scope;
 pub use filters::remove_leftovers;
 use filters::{
     attach_both, block_dispatchers, block_filters, inherited, open_netlink, probe_tc, remove,
-    remove_filters, sweep, Hook,
+    remove_filters, running, sweep, Hook,
 };
 use ifaces::{ifindex, ifindexes, ifindexes_of};
 pub use reports::{Counters, Programs};
 
-use hooked::{detach, prepare, set_filters, Hooked, Pending};
+use hooked::{detach, prepare, set_filters, Hooked, Pending, Target};
 use scope::{check_supported, plans, touched, Touched};
 
 /// How the backend runs.
@@ -200,8 +200,9 @@ fn options(ingress: bool) -> Options {
 /// (first), its values and its egress mark but not its qdisc or filters: where the
 /// interface is gone they went with it, and otherwise `remove` deletes them first.
 struct Iface {
-    /// Its entry in the dispatcher, pointing at its programs.
-    dispatch: Slot,
+    /// Its entry in the dispatcher, pointing at its programs (`None`: its programs run
+    /// from filters of their own, [`hooked::Target::Filter`]).
+    dispatch: Option<Slot>,
     ingress: Hooked,
     egress: Hooked,
     /// The interface's index when the programs were attached.
@@ -219,7 +220,9 @@ struct Iface {
 impl Iface {
     /// Leaves its values and egress mark in place when dropped (with its filters).
     fn keep(&mut self) {
-        self.dispatch.keep();
+        if let Some(d) = &mut self.dispatch {
+            d.keep();
+        }
         self.ingress.entry.keep();
         self.egress.entry.keep();
         self.egress_mark.keep();
@@ -255,6 +258,10 @@ struct State {
     dispatch: Dispatcher,
     /// The shared blocks (the configuration's).
     blocks: Blocks,
+    /// Whether programs are attached with filters of their own rather than through the
+    /// dispatcher: where the dispatcher's maps cannot be pinned (no BPF filesystem at
+    /// `/sys/fs/bpf`), whose program arrays would be emptied when the agent exits.
+    direct: bool,
 }
 
 impl Drop for State {
@@ -357,6 +364,7 @@ impl EbpfBackend {
             pins
         });
         let blocks = config.blocks;
+        let direct = pin_dir.is_none();
         Ok(EbpfBackend {
             inner: Arc::new(Inner {
                 config,
@@ -376,6 +384,7 @@ impl EbpfBackend {
                     bases: None,
                     dispatch,
                     blocks,
+                    direct,
                 }),
             }),
         })
@@ -636,7 +645,11 @@ impl Inner {
             ];
             for (new, hooked, dir) in both {
                 if let Some(new) = new {
-                    hooked.update(&o.dispatch, new, dev, dir)?;
+                    let target = match &o.dispatch {
+                        Some(slot) => Target::Slot(slot),
+                        None => Target::Filter(&mut st.tc),
+                    };
+                    hooked.update(target, new, dev, dir)?;
                 }
             }
             return Ok(());

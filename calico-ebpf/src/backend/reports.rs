@@ -15,11 +15,15 @@ impl EbpfBackend {
         let st = &mut *st;
         let mut attached = BTreeMap::new();
         for (name, o) in &st.ifaces {
-            let running = |dir| {
-                let missing = || format!("the {dir} dispatcher slot of {name} is empty");
-                o.dispatch
-                    .program_id(dir)
-                    .ok_or_else(|| dataplane("programs", missing()))
+            let dev = Dev {
+                name,
+                index: o.index,
+            };
+            let mut running = |dir| match &o.dispatch {
+                Some(slot) => slot.program_id(dir).ok_or_else(|| {
+                    dataplane("programs", format!("the {dir} slot of {name} is empty"))
+                }),
+                None => running(&mut st.tc, dev, dir),
             };
             let ingress = running(Direction::Ingress)?;
             let egress = running(Direction::Egress)?;

@@ -20,8 +20,8 @@
 //! (a program array is emptied when its last user reference goes) and the programs keep
 //! enforcing after the agent exits; a backend started later in the namespace opens the
 //! pins again and takes the interfaces' entries over ([`Dispatcher::open`]). Where the
-//! BPF filesystem is not mounted nothing is pinned, and the interfaces go unfiltered
-//! when the agent exits.
+//! BPF filesystem is not mounted nothing can be pinned, and the backend does without the
+//! dispatcher ([`crate::backend`]).
 
 use std::collections::BTreeMap;
 use std::ffi::CStr;

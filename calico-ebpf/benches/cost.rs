@@ -4,7 +4,8 @@
 //! * per packet: `BPF_PROG_TEST_RUN`'s mean over many runs of an IPv4 TCP frame that
 //!   traverses N linear rules (none matches; the chain's policy accepts), against the
 //!   prologue alone (N = 0); the same with the per-interface counters the backend's
-//!   programs keep; and one set lookup in a 10,000-member set;
+//!   programs keep; the same through the dispatcher (its lookup and tail call), against
+//!   the program run directly; and one set lookup in a 10,000-member set;
 //! * generation and load (the verifier) of N-rule programs, up to the first N the
 //!   generator refuses;
 //! * a set member change: one map write, and its removal;
@@ -15,8 +16,9 @@
 //!   compiler's change set applied) whose programs are loaded already, endpoint adds whose
 //!   policy has no program yet, and remote endpoint adds (set members only): median and
 //!   range of the compile plus apply, of the apply, of the apply less the attaches (the
-//!   clsact qdisc and two tc filters), of the attaches, and of the compile; and the
-//!   process's open file descriptors (tc filters are none).
+//!   values and dispatcher entries, the clsact qdisc bound to the shared blocks), of the
+//!   attaches, and of the compile; and the process's open file descriptors (qdiscs are
+//!   none).
 //!
 //! Times include the test-run harness's own per-run overhead (a few ns), the same for all.
 //! `COST_LOCAL_ENDPOINTS=100,1000,10000` chooses the backend's sizes, `COST_ROUNDS=N` the
@@ -159,6 +161,7 @@ fn backend(local: usize) {
         host_interfaces: vec![],
         set_capacity: 100_000,
         license: c"GPL".into(),
+        blocks: calico_ebpf::tc::Blocks::DEFAULT,
     })
     .unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -261,7 +264,7 @@ fn open_fds() -> usize {
 }
 
 /// One endpoint add: the compile, the backend's apply, and the part of the apply spent
-/// attaching (the clsact qdisc and the two tc filters).
+/// attaching (the values and dispatcher entries, the clsact qdisc).
 struct Sample {
     compile: Duration,
     apply: Duration,
@@ -291,6 +294,51 @@ fn report(what: &str, samples: &[Sample]) {
         "          compile                 {}",
         stats(&|s| s.compile)
     );
+}
+
+/// What the dispatcher adds to a packet: the same programs run directly and through the
+/// dispatcher's lookup and tail call, on a packet at a veth interface (a test run's
+/// packet is at the interface its context names, so the dispatcher finds its entry).
+fn dispatch_cost(maps: &Maps, f: &[u8], ct: u32) {
+    use calico_ebpf::dispatch::Dispatcher;
+    use calico_ebpf::sys;
+    use calico_ebpf::tc::Direction;
+    use calico_netns::fixtures::Netns;
+    let ns = Netns::create("ebpf-bench-dispatch").unwrap();
+    ns.run(&[
+        "ip", "link", "add", "dsp0", "type", "veth", "peer", "name", "dsp1",
+    ])
+    .unwrap();
+    let (none, any) = (BTreeMap::new(), Bindings::default());
+    let programs: Vec<(usize, Loaded)> = [0, 10]
+        .into_iter()
+        .map(|n| (n, load(&linear(n), maps, &none, &any).unwrap().0))
+        .collect();
+    let rows = ns.enter(|| {
+        // SAFETY: a NUL-terminated name.
+        let index = unsafe { libc::if_nametoindex(c"dsp0".as_ptr()) };
+        let mut ctx = vec![0u8; layout::skb::SIZE];
+        ctx[layout::skb::CB0 as usize..][..4].copy_from_slice(&ct.to_ne_bytes());
+        ctx[layout::skb::IFINDEX as usize..][..4].copy_from_slice(&index.to_ne_bytes());
+        let mut d = Dispatcher::open([None, None], None, c"GPL").unwrap();
+        let time = |fd: &std::os::fd::OwnedFd| {
+            sys::prog_test_run(fd, f, &ctx, REPEAT).unwrap().duration_ns
+        };
+        let mut rows = Vec::new();
+        for (n, l) in &programs {
+            let slot = d.hold(index).unwrap();
+            slot.set(Direction::Ingress, l.fd()).unwrap();
+            slot.enable().unwrap();
+            rows.push((*n, time(l.fd()), time(d.program(Direction::Ingress))));
+        }
+        rows
+    });
+    for (n, direct, via) in rows.unwrap() {
+        println!(
+            "  {n:>5} rules, dispatched   {via:>8} ns   (run directly: {direct} ns; the dispatcher's lookup and tail call: {} ns)",
+            i64::from(via) - i64::from(direct)
+        );
+    }
 }
 
 fn main() {
@@ -359,6 +407,8 @@ fn programs() {
         );
     }
     drop(rows);
+
+    dispatch_cost(&maps, &f, ct);
 
     // One rule: the source in a 10,000-member set (misses, so the rule does not apply).
     let mut r = linear(0);

@@ -91,6 +91,7 @@ fn main() {
         host_interfaces: vec![],
         set_capacity: 1024,
         license: c"GPL".into(),
+        blocks: calico_ebpf::tc::Blocks::DEFAULT,
     })
     .unwrap();
     let mut none = Vec::new();

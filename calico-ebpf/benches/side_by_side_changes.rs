@@ -69,6 +69,7 @@ impl Hosts {
             host_interfaces: vec![],
             set_capacity: 100_000,
             license: c"GPL".into(),
+            blocks: calico_ebpf::tc::Blocks::DEFAULT,
         })
         .unwrap();
         let store = scale.model();

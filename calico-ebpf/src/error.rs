@@ -93,7 +93,7 @@ pub enum GenerateError {
         budget_branches: usize,
     },
     /// The policy needs more pieces than a packet may tail-call through.
-    #[error("the policy ({insns} instructions) needs at least {pieces} programs chained with tail calls; the kernel allows {tail_calls} tail calls per packet, so at most {limit} programs")]
+    #[error("the policy ({insns} instructions) needs at least {pieces} programs chained with tail calls; the kernel allows {tail_calls} tail calls per packet, one of which the dispatcher makes, so at most {limit} programs")]
     TooManyPieces {
         /// A lower bound of the pieces it needs.
         pieces: usize,

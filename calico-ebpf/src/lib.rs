@@ -1,8 +1,8 @@
 //! calico-rs's eBPF ACL backend (issue #21), first slice: the IR's chains generated into
 //! eBPF programs at run time and loaded with `bpf(2)`, IP sets and named-port sets as BPF
-//! maps, and an `AclBackend` attaching the programs to interfaces with tc filters (which
-//! stay when the agent exits), for the subset of the IR implemented. See the crate's
-//! README for what exists and what does not.
+//! maps, and an `AclBackend` attaching the programs to interfaces through a dispatcher on
+//! shared tc blocks (which stays when the agent exits), for the subset of the IR
+//! implemented. See the crate's README for what exists and what does not.
 //!
 //! * [`backend`]: [`backend::EbpfBackend`], the `AclBackend` for the supported subset;
 //! * [`generate`]: IR → instructions ([`generate::generate`], [`generate::hook_program`]);
@@ -20,12 +20,15 @@
 //! * [`generate::conntrack`]: where the conntrack state comes from (a test's context,
 //!   the kernel's kfuncs, or the programs' own flow table);
 //! * [`insn`], [`sys`]: the instruction encoding, and the raw `bpf(2)` calls;
-//! * [`tc`]: the clsact qdisc and `bpf` filters over rtnetlink.
+//! * [`dispatch`]: the dispatcher the shared tc blocks' filters run, tail-calling each
+//!   interface's programs by its index;
+//! * [`tc`]: the clsact qdisc (bound to shared blocks) and `bpf` filters over rtnetlink.
 
 pub mod adopt;
 pub mod backend;
 pub mod btf;
 pub mod counters;
+pub mod dispatch;
 pub mod entries;
 pub mod error;
 pub mod frame;

@@ -120,6 +120,11 @@ impl Loaded {
         })
     }
 
+    /// The entry's descriptor.
+    pub fn fd(&self) -> &OwnedFd {
+        &self.fd
+    }
+
     /// The pieces after the entry, for a split policy.
     pub fn tail(&self) -> Option<&Tail> {
         self.tail.as_ref()

@@ -20,6 +20,8 @@ const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
 const BPF_MAP_GET_FD_BY_ID: libc::c_long = 14;
 const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
 const BPF_OBJ_PIN: libc::c_long = 6;
+const BPF_OBJ_GET: libc::c_long = 7;
+const BPF_MAP_GET_NEXT_KEY: libc::c_long = 4;
 
 /// `BPF_F_NO_PREALLOC`: entries allocated as they are added (LPM tries require it).
 pub const F_NO_PREALLOC: u32 = 1;
@@ -454,6 +456,49 @@ pub fn obj_pin(fd: &OwnedFd, path: &std::path::Path) -> Result<(), SysError> {
     unsafe { bpf(BPF_OBJ_PIN, &mut attr) }
         .map(|_| ())
         .map_err(|source| SysError::Bpf { op: op(), source })
+}
+
+/// A new descriptor of the object pinned at `path` (`BPF_OBJ_GET`); `None` when nothing
+/// is pinned there.
+pub fn obj_get(path: &std::path::Path) -> Result<Option<OwnedFd>, SysError> {
+    use std::os::unix::ffi::OsStrExt;
+    let op = || format!("BPF_OBJ_GET {}", path.display());
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|e| SysError::Bpf {
+        op: op(),
+        source: io::Error::new(io::ErrorKind::InvalidInput, e),
+    })?;
+    let mut attr = PinAttr {
+        pathname: c.as_ptr() as u64,
+        ..Default::default()
+    };
+    // SAFETY: the path outlives the call and is NUL-terminated.
+    match unsafe { bpf(BPF_OBJ_GET, &mut attr) } {
+        // SAFETY: the kernel returned a new descriptor that nothing else owns.
+        Ok(fd) => Ok(Some(unsafe { OwnedFd::from_raw_fd(fd as i32) })),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+        Err(source) => Err(SysError::Bpf { op: op(), source }),
+    }
+}
+
+/// The key after `key` in `map` (the first one when `key` is `None`), written into
+/// `next`; `false` when there is none. The slices must be the map's key size.
+pub fn map_next_key(map: &OwnedFd, key: Option<&[u8]>, next: &mut [u8]) -> Result<bool, SysError> {
+    let mut attr = MapElemAttr {
+        map_fd: map.as_raw_fd() as u32,
+        key: key.map_or(0, |k| k.as_ptr() as u64),
+        // `next_key` sits where an element command's `value` does.
+        value: next.as_mut_ptr() as u64,
+        ..Default::default()
+    };
+    // SAFETY: both pointers are valid for the map's key size (the caller's contract).
+    match unsafe { bpf(BPF_MAP_GET_NEXT_KEY, &mut attr) } {
+        Ok(_) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+        Err(source) => Err(SysError::Bpf {
+            op: "BPF_MAP_GET_NEXT_KEY".into(),
+            source,
+        }),
+    }
 }
 
 /// Whether the kernel still holds a program of id `id` (something references it: a

@@ -1,6 +1,8 @@
 //! Attaching programs with tc over rtnetlink: a `clsact` qdisc on the interface and a
 //! `bpf` classifier in direct-action mode on its ingress or egress hook, as Calico's own
-//! eBPF dataplane does (and `tc filter add dev X ingress bpf da` would).
+//! eBPF dataplane does (and `tc filter add dev X ingress bpf da` would); or the qdisc's
+//! hooks bound to shared blocks whose filters serve every interface bound to them
+//! ([`Blocks`], the backend's way).
 //!
 //! Unlike a TCX link, a filter is not a file descriptor: it stays when the process that
 //! made it exits, and creating or replacing one does not wait for an RCU grace period.
@@ -15,8 +17,13 @@
 
 use std::io;
 
+mod block;
 mod socket;
 
+pub use block::{
+    encode_add_clsact_blocks, encode_dump_block_filters, encode_get_clsact,
+    encode_set_block_filter, parse_clsact, Blocks, Clsact,
+};
 pub use socket::Netlink;
 
 /// The priority of the backend's filters (`tc filter ... pref`), the same on every
@@ -50,6 +57,7 @@ const RTM_GETTFILTER: u16 = 46;
 
 const NLM_F_REQUEST: u16 = 0x1;
 const NLM_F_ACK: u16 = 0x4;
+const NLM_F_ECHO: u16 = 0x8;
 const NLM_F_DUMP: u16 = 0x300;
 const NLM_F_REPLACE: u16 = 0x100;
 const NLM_F_EXCL: u16 = 0x200;
@@ -336,9 +344,21 @@ pub struct FilterSpec<'a> {
 /// `RTM_NEWTFILTER bpf` in direct-action mode at ([`FilterSpec::priority`], [`HANDLE`])
 /// of the direction's parent.
 pub fn encode_set_filter(seq: u32, spec: &FilterSpec, existing: Existing) -> Vec<u8> {
+    let at = (spec.ifindex, spec.direction.parent(), spec.priority);
+    encode_bpf_filter(seq, at, (spec.program_fd, spec.name), existing)
+}
+
+/// `RTM_NEWTFILTER bpf` in direct-action mode running (`program_fd`, named `name`) at
+/// (`tcm_ifindex`, parent, priority) and [`HANDLE`].
+fn encode_bpf_filter(
+    seq: u32,
+    (ifindex, parent, priority): (u32, u32, u16),
+    (program_fd, name): (i32, &str),
+    existing: Existing,
+) -> Vec<u8> {
     let mut options = Vec::new();
-    put_attr(&mut options, TCA_BPF_FD, &spec.program_fd.to_ne_bytes());
-    put_attr(&mut options, TCA_BPF_NAME, &cstr(spec.name));
+    put_attr(&mut options, TCA_BPF_FD, &program_fd.to_ne_bytes());
+    put_attr(&mut options, TCA_BPF_NAME, &cstr(name));
     put_attr(
         &mut options,
         TCA_BPF_FLAGS,
@@ -351,9 +371,8 @@ pub fn encode_set_filter(seq: u32, spec: &FilterSpec, existing: Existing) -> Vec
             Existing::Replace => NLM_F_REPLACE,
             Existing::Fail => NLM_F_EXCL,
         };
-    let (parent, info) = (spec.direction.parent(), filter_info(spec.priority));
     Msg::new(RTM_NEWTFILTER, flags, seq)
-        .tcmsg(spec.ifindex, HANDLE, parent, info)
+        .tcmsg(ifindex, HANDLE, parent, filter_info(priority))
         .attr(TCA_KIND, &cstr("bpf"))
         .attr(TCA_OPTIONS, &options)
         .finish()

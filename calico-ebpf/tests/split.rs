@@ -4,7 +4,8 @@
 //! chain going on to the next base chain in the last piece, a `Return` from an inlined
 //! chain to a rule several pieces later, drops, and the last base chain's policy. Unsplit,
 //! the same policy is refused. A packet may cross the most pieces the kernel's tail-call
-//! limit allows; a policy needing more is refused.
+//! limit allows after the dispatcher's call (run through the dispatcher too); a policy
+//! needing more is refused.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -14,16 +15,20 @@ use calico_core::dataplane::ir::{
 };
 use calico_core::eval::Packet;
 use calico_core::model::Protocol;
+use calico_ebpf::dispatch::Dispatcher;
 use calico_ebpf::frame;
+use calico_ebpf::generate::parse::{TC_ACT_SHOT, TC_ACT_UNSPEC};
 use calico_ebpf::generate::{
     generate, Options, PieceBudget, Pieces, Plan, Stage, MAX_PIECES, MAX_TAIL_CALLS,
 };
-use calico_ebpf::layout::ct;
+use calico_ebpf::layout::{ct, skb};
 use calico_ebpf::program::Loaded;
 use calico_ebpf::sets::Maps;
+use calico_ebpf::sys;
+use calico_ebpf::tc::Direction;
 use calico_ebpf::GenerateError;
 use calico_mock::{interpret_marked, ConnState, PacketContext};
-use calico_netns::fixtures::privileged;
+use calico_netns::fixtures::{privileged, Netns};
 
 /// TCP to destination port `port`, with `verdict`.
 fn port_rule(port: u16, verdict: Verdict) -> Rule {
@@ -152,6 +157,36 @@ fn same_as_interpreter(r: &Ruleset, loaded: &Loaded, packets: &[Packet]) -> Vec<
         .collect()
 }
 
+/// What `loaded` returns for each of `packets` reached through the dispatcher, as a
+/// packet at a veth interface of a scratch namespace (a test run's packet is at the
+/// interface its context names).
+fn through_dispatcher(loaded: &Loaded, packets: &[Packet]) -> Vec<i32> {
+    let ns = Netns::create("ebpf-split-dispatch").unwrap();
+    ns.run(&[
+        "ip", "link", "add", "sd0", "type", "veth", "peer", "name", "sd1",
+    ])
+    .unwrap();
+    let frames: Vec<Vec<u8>> = packets.iter().map(|p| frame::build(p).unwrap()).collect();
+    ns.enter(|| {
+        // SAFETY: a NUL-terminated name.
+        let index = unsafe { libc::if_nametoindex(c"sd0".as_ptr()) };
+        let mut d = Dispatcher::open([None, None], None, c"GPL").unwrap();
+        let slot = d.hold(index).unwrap();
+        slot.set(Direction::Ingress, loaded.fd()).unwrap();
+        slot.enable().unwrap();
+        let mut ctx = vec![0u8; skb::SIZE];
+        let word = ct::NEW | ct::UNCONFIRMED;
+        ctx[skb::CB0 as usize..][..4].copy_from_slice(&word.to_ne_bytes());
+        ctx[skb::IFINDEX as usize..][..4].copy_from_slice(&index.to_ne_bytes());
+        let run = |f: &Vec<u8>| {
+            let out = sys::prog_test_run(d.program(Direction::Ingress), f, &ctx, 1).unwrap();
+            out.retval as i32
+        };
+        frames.iter().map(run).collect()
+    })
+    .unwrap()
+}
+
 fn tcp(src: &str, dport: u16) -> Packet {
     let (src, dst): (IpAddr, IpAddr) = (src.parse().unwrap(), "10.0.0.2".parse().unwrap());
     Packet::ported(Protocol(6), src, 40_000, dst, dport)
@@ -223,11 +258,17 @@ fn a_packet_crosses_as_many_pieces_as_the_kernel_allows_and_no_more_are_made() {
     };
     let maps = Maps::create(16).unwrap();
     let loaded = Loaded::load_pieces("cali_many", &p, &maps, None, c"GPL").unwrap();
-    // The last rule's packet makes 33 tail calls; one matching nothing too.
+    // The last rule's packet makes 32 tail calls (33 with the dispatcher's, the kernel's
+    // limit); one matching nothing too.
     let last = tcp("10.0.0.1", 10_000 + n - 1);
     let none = tcp("10.0.0.1", 9_999);
-    let verdicts = same_as_interpreter(&r, &loaded, &[last, none]);
+    let verdicts = same_as_interpreter(&r, &loaded, &[last.clone(), none.clone()]);
     assert_eq!(verdicts, [false, true]);
+    // Through the dispatcher, which makes the 33rd tail call: the packet matching
+    // nothing crosses every piece and is accepted (a tail call past the kernel's limit
+    // fails, which drops it), the last rule's is dropped by its rule.
+    let via = through_dispatcher(&loaded, &[last, none]);
+    assert_eq!(via, [TC_ACT_SHOT, TC_ACT_UNSPEC]);
     // A few rules more need a piece more: refused, naming the limit.
     let more = (n..n + 20).map(many).find(|(_, p)| p.is_err());
     let Some((_, Err(e))) = more else {

@@ -5,7 +5,7 @@
 //! and last pieces and past them all. Replaced by the shop's
 //! small policy, the pieces are unloaded and their slots emptied; the workload removed,
 //! nothing is left. The pieces outlive the backend (their program arrays pinned) until
-//! another backend's first apply replaces its filters. Two workloads with the same split
+//! another backend's first apply replaces its programs. Two workloads with the same split
 //! policy run one loaded chain of pieces.
 
 #[path = "../../calico-linux/tests/support/mod.rs"]
@@ -165,7 +165,7 @@ fn a_split_policy_outlives_its_backend_until_another_takes_over() {
     let _listener = web1.listen_tcp(last);
     assert!(client.connect_tcp(web1.ip, last).is_some());
 
-    // Dropped (the agent exits): the filters stay, and the pieces with them.
+    // Dropped (the agent exits): the hooks stay, and the pieces with them.
     drop(acl);
     assert!(
         client.connect_tcp(web1.ip, last).is_some(),
@@ -175,11 +175,18 @@ fn a_split_policy_outlives_its_backend_until_another_takes_over() {
         assert!(loaded_in_kernel(id), "piece {id}");
     }
 
-    // A new backend's first apply replaces the filters, then removes the old pins.
+    // A new backend's first apply replaces the programs, then removes the old pins: only
+    // the dispatcher's are left, which it took over.
     let acl = ebpf_support::backend_in(&topo.host, &["eth0"], 1024);
     acl.apply_blocking(&diff(&Ruleset::default(), &shop_ruleset(&[1])))
         .unwrap();
-    assert!(pins::list(&dir).is_empty(), "{:?}", pins::list(&dir));
+    let left = pins::list(&dir);
+    let dispatcher = |p: &std::path::PathBuf| {
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        name.starts_with(calico_ebpf::dispatch::PIN_PREFIX)
+    };
+    assert!(left.iter().all(dispatcher), "{left:?}");
+    assert_eq!(left.len(), 3, "{left:?}");
     for &id in &pieces {
         assert!(!loaded_in_kernel(id), "piece {id} unloaded");
     }

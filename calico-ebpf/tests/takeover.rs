@@ -1,9 +1,10 @@
-//! The backend's tc filters on a real kernel: they outlive the backend (a denied
-//! connection stays denied, an allowed one allowed, after it is dropped), a second
-//! backend in the same namespace takes over (exactly one filter of the backend per
-//! interface and direction, the old programs unloaded, the filters of interfaces it does
-//! not program deleted, the flow table carried over so that an open connection goes on),
-//! an endpoint removed loses its filters, the start-up probe leaves nothing behind, and
+//! The backend's tc hooks on a real kernel: they outlive the backend (a denied connection
+//! stays denied, an allowed one allowed, after it is dropped), a second backend in the
+//! same namespace takes over (the interfaces' clsact qdiscs bound to the shared blocks,
+//! one filter of the backend per block, the dispatcher's entries pointing at the second
+//! backend's programs, the old programs unloaded, the hooks of interfaces it does not
+//! program deleted, the flow table carried over so that an open connection goes on), an
+//! endpoint removed loses its hook, the start-up probe leaves nothing behind, and
 //! `remove_all_blocking` leaves the eBPF dataplane.
 
 #[path = "../../calico-linux/tests/support/mod.rs"]
@@ -16,44 +17,11 @@ use std::net::TcpStream;
 use calico_core::dataplane::diff;
 use calico_core::dataplane::ir::Ruleset;
 use calico_ebpf::adopt::FlowTable;
-use calico_ebpf::tc::{Dev, Direction, Filter, Netlink};
+use calico_ebpf::tc::Direction;
 use calico_netns::fixtures::{privileged, Netns};
+use ebpf_support::hooks::{filters, none_of_ours, ours};
 use ebpf_support::shop::{loaded_in_kernel, shop_ruleset, WORKLOADS};
 use support::{tcp_round_trip, Topology, Workload};
-
-/// The filters of one direction of `iface` in `ns`, as a dump reports them.
-fn filters(ns: &Netns, iface: &str, dir: Direction) -> Vec<Filter> {
-    let name = std::ffi::CString::new(iface).unwrap();
-    ns.enter(move || {
-        // SAFETY: a valid NUL-terminated name.
-        let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
-        assert_ne!(index, 0, "no interface {name:?}");
-        let mut tc = Netlink::open().unwrap();
-        let dev = Dev { name: "", index };
-        tc.filters(dev, dir).unwrap()
-    })
-    .unwrap()
-}
-
-/// The program ids of the backend's filters on `iface` (ingress, egress); asserts there is
-/// exactly one per direction and nothing else at that place.
-fn ours(ns: &Netns, iface: &str) -> (u32, u32) {
-    let one = |dir| {
-        let fs = filters(ns, iface, dir);
-        let mine: Vec<_> = fs.iter().filter(|f| f.is_ours()).collect();
-        assert_eq!(mine.len(), 1, "{iface} {dir}: one filter of ours: {fs:?}");
-        assert_eq!(mine[0].flags, 1, "direct action");
-        mine[0].program_id.unwrap()
-    };
-    (one(Direction::Ingress), one(Direction::Egress))
-}
-
-/// Whether `iface` has no filter of the backend's, in either direction.
-fn none_of_ours(ns: &Netns, iface: &str) -> bool {
-    Direction::BOTH
-        .into_iter()
-        .all(|d| !filters(ns, iface, d).iter().any(|f| f.is_ours()))
-}
 
 /// The client reaches `web` on 8080 (allowed) and not on 9090 (denied: a listener is
 /// there, so only a drop stops it), nor with a ping.

@@ -128,6 +128,8 @@ fn acl_backends(o: &Options) -> Result<AclBackends, String> {
                 host_interfaces: o.bpf_host_interfaces.clone(),
                 set_capacity: 1 << 20,
                 license: CString::new(license).map_err(|e| format!("--bpf-license: {e}"))?,
+                // The shared tc blocks every workload's clsact qdisc is bound to.
+                blocks: calico_ebpf::tc::Blocks::DEFAULT,
             };
             let ebpf = Arc::new(EbpfBackend::new(config).map_err(|e| e.to_string())?);
             let acl: Arc<dyn AclBackend> = ebpf.clone();
@@ -278,7 +280,8 @@ pub async fn run(o: Options) -> Result<(), String> {
     };
     match o.dataplane {
         DataplaneChoice::Nft => info!("stopping; the dataplane stays as programmed"),
-        // The tc filters outlive the process, with the programs they hold.
+        // The tc qdiscs and filters outlive the process, with the programs they reach
+        // (the dispatcher's program arrays pinned).
         DataplaneChoice::Bpf => {
             info!("stopping; the dataplane stays as programmed (the eBPF programs stay attached)")
         }

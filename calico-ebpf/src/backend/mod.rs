@@ -2,9 +2,15 @@
 //! this crate implements; the rest is refused with [`BackendError::Unsupported`] naming it.
 //!
 //! Placement. Every interface the ruleset names in a verdict map (the workloads', the
-//! named host endpoints') and every configured host interface gets two programs, each
-//! attached by a tc filter ([`crate::tc`]: a `clsact` qdisc, a `bpf` classifier in
-//! direct-action mode at the backend's priority and handle):
+//! named host endpoints') and every configured host interface gets two programs, one per
+//! direction, which the dispatcher ([`crate::dispatch`]) runs for its packets: the
+//! interface's `clsact` qdisc is bound to two shared tc blocks ([`EbpfConfig::blocks`],
+//! [`crate::tc::Blocks`]), whose one `bpf` filter each (direct action, the backend's
+//! priority and handle) runs the dispatcher, which tail-calls the interface's program by
+//! its index. An interface that has a clsact qdisc not bound to the blocks (another
+//! program's, or one a backend without shared blocks filtered) gets the backend's
+//! filters on that qdisc instead, running the dispatcher too; the qdisc and the other
+//! filters on it are left alone.
 //!
 //! * ingress: prerouting, then input for a packet to the host (the kernel's route lookup
 //!   says so) or forward for one to be forwarded, all with the input interface bound
@@ -21,33 +27,44 @@
 //! ([`crate::generate::params`]), and each distinct generated program is loaded once
 //! ([`crate::shared`]): the interfaces of workloads with the same policies run the same
 //! loaded program, each with its entry in the program's params map. Adding an endpoint
-//! whose programs are loaded is generating them (to find them), two map writes and two
-//! filter creations (a netlink request each, which does not wait for an RCU grace period
-//! as a TCX link creation does); no verifier run. A program no interface runs is
-//! unloaded (its filters deleted first).
+//! whose programs are loaded is generating them (to find them), a few map writes (its
+//! values, its dispatcher slots and entry) and one netlink request, the clsact qdisc
+//! bound to the shared blocks: no filter creation and no verifier run, and the kernel's
+//! cost of the bind does not grow with the interfaces bound (a private block's does:
+//! see [`crate::tc::Blocks`]). A program no interface runs is unloaded (its slots
+//! emptied first).
 //!
 //! Updates: a change set's set changes are map writes ([`SetTable`]); a program is
 //! generated again only for the interfaces whose reached chains, sets or map entries
-//! changed, and replaces the attached one atomically (the filter replaced in place,
-//! `NLM_F_REPLACE`), or is only
-//! its values' write when the same program comes out. An apply looks only at the
-//! interfaces the change set names or reaches (and those waiting to exist), so its cost
-//! does not grow with the interfaces it leaves alone; [`EbpfBackend::dump_blocking`]
-//! checks them all. Not atomic across interfaces or between sets and programs: see
+//! changed, and replaces the attached one atomically (the interface's dispatcher slot
+//! written), or is only its values' write when the same program comes out. An apply
+//! looks only at the interfaces the change set names or reaches (and those waiting to
+//! exist), so its cost does not grow with the interfaces it leaves alone;
+//! [`EbpfBackend::dump_blocking`] checks them all. Not atomic across interfaces or between sets and programs: see
 //! [`AclBackend::apply`] on [`EbpfBackend`].
 //!
-//! Lifetime. Filters are not file descriptors: they stay when the backend is dropped (or
-//! the agent exits), with the programs, maps and map entries they use, so the interfaces
+//! Lifetime. Qdiscs and filters are not file descriptors: they stay when the backend is
+//! dropped (or the agent exits), with the programs, maps and map entries they use (the
+//! dispatcher's maps pinned in the BPF filesystem, [`crate::pins`]), so the interfaces
 //! stay filtered as they were, like nftables rules stay. A backend started in the same
-//! namespace takes over: [`EbpfBackend::new`] finds the filters a previous one left
-//! (their place and name), its applies replace them on the interfaces it programs, and
-//! the first apply that succeeds deletes them on the interfaces it does not program.
-//! Until then the old programs run with the old maps; what is lost is the old backend's
-//! state: its flow table (connections seen before the take-over of an interface are new
-//! to its new programs, so a reply the policy would not allow as new is dropped), which
-//! is no worse than before, when the programs went with the agent. An interface the
-//! ruleset stops naming has its filters deleted; [`EbpfBackend::remove_all_blocking`]
-//! deletes every filter of the backend in the namespace (leaving the eBPF dataplane).
+//! namespace takes over: [`EbpfBackend::new`] opens the dispatcher's pinned maps (the
+//! interfaces' entries), finds the filters a previous one left (their place and name:
+//! also those of a backend without shared blocks) and the qdiscs bound to the blocks,
+//! and puts its dispatcher on the blocks' filters; its applies replace the interfaces'
+//! programs in their slots (or the old per-interface filters with the dispatcher), and
+//! the first apply that succeeds deletes the entries, filters and bound qdiscs of the
+//! interfaces it does not program. Until then the old programs run with the old maps;
+//! what is lost is the old backend's state: its flow table (connections seen before the
+//! take-over of an interface are new to its new programs, so a reply the policy would
+//! not allow as new is dropped), which is no worse than before, when the programs went
+//! with the agent. An interface the ruleset stops naming has its qdisc (or, on a qdisc
+//! not its own, its filters) deleted; [`EbpfBackend::remove_all_blocking`] deletes every
+//! filter and bound qdisc of the backend in the namespace (leaving the eBPF dataplane).
+//! Where the BPF filesystem is not mounted at `/sys/fs/bpf` (an agent started under `ip
+//! netns exec`, which remounts `/sys`) the dispatcher's program arrays cannot be pinned,
+//! and would be emptied when the agent exits: there each interface gets its own clsact
+//! qdisc and filters running its programs themselves, as before the dispatcher existed
+//! (its add then costs the private block's bind).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::CString;
@@ -61,6 +78,7 @@ use calico_core::dataplane::{AclBackend, BackendError, ChangeSet};
 
 use crate::adopt::FlowTable;
 use crate::counters::InterfaceCounters;
+use crate::dispatch::{Dispatcher, Slot};
 use crate::entries::MapEntries;
 use crate::error::{Error, GenerateError, SysError};
 use crate::generate::{
@@ -71,78 +89,29 @@ use crate::program::Loaded;
 use crate::set_table::SetTable;
 use crate::sets::Maps;
 use crate::shared::ProgramCache;
-use crate::tc::{Dev, Direction, Existing, FilterSpec, Netlink, TcError};
+use crate::tc::{
+    Blocks, Clsact, Dev, Direction, Existing, FilterSpec, Netlink, TcError, NAME_PREFIX,
+};
 
+mod config;
 mod filters;
 mod hooked;
 mod ifaces;
 mod reports;
 mod scope;
 
+pub use config::{EbpfConfig, StartError};
+use config::{NEEDS_CLSACT, NEEDS_CLS_BPF};
 pub use filters::remove_leftovers;
 use filters::{
-    attach_both, inherited, open_netlink, probe_tc, remove, remove_filters, running, sweep,
+    attach_both, block_dispatchers, block_filters, inherited, open_netlink, probe_tc, remove,
+    remove_filters, running, sweep, Hook,
 };
 use ifaces::{ifindex, ifindexes, ifindexes_of};
 pub use reports::{Counters, Programs};
 
-use hooked::{detach, prepare, Hooked, Pending};
+use hooked::{detach, prepare, set_filters, Hooked, Pending, Target};
 use scope::{check_supported, plans, touched, Touched};
-
-/// How the backend runs.
-#[derive(Clone, Debug)]
-pub struct EbpfConfig {
-    /// The network namespace whose interfaces it programs (`None`: the agent's own).
-    pub netns: Option<PathBuf>,
-    /// Host interfaces to filter besides those the ruleset names (the uplinks).
-    pub host_interfaces: Vec<String>,
-    /// The most elements each set map holds.
-    pub set_capacity: u32,
-    /// The license the programs declare. The kernel lets only programs with a
-    /// GPL-compatible declaration call `bpf_fib_lookup` (and the conntrack kfuncs); which
-    /// one the project's generated programs declare is the maintainers' decision, so there
-    /// is no default.
-    pub license: CString,
-}
-
-/// Why the backend cannot start: each names what the kernel or the process lacks, so the
-/// agent stops before programming anything.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StartError {
-    /// Creating maps failed (no `CAP_BPF`/root, or a kernel without BPF).
-    #[error("the eBPF dataplane cannot create its maps: {0}")]
-    Maps(SysError),
-    /// The kernel refused a program with everything the policy programs use but rules
-    /// (the route lookup helper, the flow table).
-    #[error("the kernel refuses the eBPF dataplane's programs: {0}")]
-    Load(SysError),
-    /// The probe's program could not be generated (a bug).
-    #[error("the eBPF dataplane cannot generate its probe program: {0}")]
-    Probe(GenerateError),
-    /// The namespace could not be entered, or a netlink socket opened in it.
-    #[error("the eBPF dataplane cannot open a netlink socket in its namespace: {0}")]
-    Netlink(String),
-    /// Attaching a program with tc failed: `needs` names what the kernel (or the process)
-    /// lacks, the kernel's error says more.
-    #[error("the eBPF dataplane cannot attach its programs with tc (it needs {needs}): {source}")]
-    Attach {
-        /// What is missing, e.g. the clsact qdisc (`CONFIG_NET_SCH_INGRESS`).
-        needs: &'static str,
-        /// The kernel's answer.
-        #[source]
-        source: TcError,
-    },
-    /// The filters a previous backend left could not be listed.
-    #[error("the eBPF dataplane cannot list the tc filters already in place: {0}")]
-    TakeOver(TcError),
-}
-
-/// What a kernel without the clsact qdisc lacks.
-const NEEDS_CLSACT: &str = "the clsact qdisc, CONFIG_NET_SCH_INGRESS, and CAP_NET_ADMIN";
-/// What a kernel without the bpf classifier lacks.
-const NEEDS_CLS_BPF: &str =
-    "the bpf classifier in direct-action mode, CONFIG_NET_CLS_BPF (kernel 4.4 or later)";
 
 /// The policy programs' options: log statements refused, conntrack from the programs'
 /// own flow table (the kernel tracks a namespace's connections only when netfilter asks
@@ -168,14 +137,19 @@ fn options(ingress: bool) -> Options {
     }
 }
 
-/// An interface with the backend's programs. Dropping it deletes its values and its
-/// egress mark but not its filters: where the interface is gone they went with it, and
-/// otherwise [`Inner::remove`] deletes them first.
+/// An interface with the backend's programs. Dropping it deletes its dispatcher entry
+/// (first), its values and its egress mark but not its qdisc or filters: where the
+/// interface is gone they went with it, and otherwise `remove` deletes them first.
 struct Iface {
+    /// Its entry in the dispatcher, pointing at its programs (`None`: its programs run
+    /// from filters of their own, [`hooked::Target::Filter`]).
+    dispatch: Option<Slot>,
     ingress: Hooked,
     egress: Hooked,
     /// The interface's index when the programs were attached.
     index: u32,
+    /// How the dispatcher is hooked to its packets.
+    hook: Hook,
     /// Its entry among the interfaces with an egress program; dropped last, after the
     /// programs are detached (until then a forwarded packet's flow is recorded by the
     /// egress program).
@@ -187,6 +161,9 @@ struct Iface {
 impl Iface {
     /// Leaves its values and egress mark in place when dropped (with its filters).
     fn keep(&mut self) {
+        if let Some(d) = &mut self.dispatch {
+            d.keep();
+        }
         self.ingress.entry.keep();
         self.egress.entry.keep();
         self.egress_mark.keep();
@@ -218,16 +195,30 @@ struct State {
     /// The base chains of `programmed` (`None`: not found yet), found again only when a
     /// change set adds or deletes one.
     bases: Option<Arc<BaseChains>>,
+    /// The dispatcher the shared blocks' filters run.
+    dispatch: Dispatcher,
+    /// The shared blocks (the configuration's).
+    blocks: Blocks,
+    /// Whether programs are attached with filters of their own rather than through the
+    /// dispatcher: where the dispatcher's maps cannot be pinned (no BPF filesystem at
+    /// `/sys/fs/bpf`), whose program arrays would be emptied when the agent exits.
+    direct: bool,
 }
 
 impl Drop for State {
     /// The filters stay (see the module documentation), and so do the values and marks
-    /// their programs read, and the later pieces of split ones (pinned).
+    /// their programs read, the later pieces of split ones and the dispatcher's maps
+    /// (pinned).
     fn drop(&mut self) {
         for o in self.ifaces.values_mut() {
             o.keep();
         }
         self.programs.keep();
+        // Nothing dispatched (no interface of this backend's or a previous one's): the
+        // dispatcher's maps are not needed after it.
+        if self.ifaces.is_empty() && self.inherited.is_empty() {
+            self.dispatch.unpin();
+        }
         // The pin directory, when nothing is pinned in it.
         crate::pins::remove(self.pin_dir.as_deref(), &[]);
     }
@@ -263,8 +254,25 @@ impl EbpfBackend {
     /// filters a previous backend left (see the module documentation). Programs nothing
     /// until the first [`AclBackend::apply`].
     pub fn new(config: EbpfConfig) -> Result<EbpfBackend, StartError> {
+        config.blocks.check().map_err(StartError::Blocks)?;
         let (mut tc, lo) = open_netlink(&config).map_err(StartError::Netlink)?;
-        let inherited = inherited(&mut tc).map_err(StartError::TakeOver)?;
+        let mut inherited = inherited(&mut tc).map_err(StartError::TakeOver)?;
+        let pin_dir = crate::pins::dir(config.netns.as_deref());
+        // The dispatchers running: on the blocks, else in filters on interfaces.
+        let mut running =
+            block_dispatchers(&mut tc, config.blocks).map_err(StartError::TakeOver)?;
+        for (r, found) in running.iter_mut().zip(inherited.dispatchers) {
+            *r = r.or(found);
+        }
+        let dispatch = Dispatcher::open(running, pin_dir.as_deref(), &config.license)
+            .map_err(StartError::Dispatch)?;
+        inherited.programs.extend(dispatch.inherited_programs());
+        inherited.interfaces.extend(dispatch.inherited().keys());
+        let bound = tc.clsacts().map_err(StartError::TakeOver)?;
+        let bound = bound.iter().filter(|c| c.bound_to(config.blocks));
+        inherited
+            .interfaces
+            .extend(bound.map(|c: &Clsact| c.ifindex));
         let (flows, flow_table) = crate::adopt::take_over(&inherited.programs);
         let maps = Maps::create_with(config.set_capacity, flows).map_err(StartError::Maps)?;
         let probe = generate(
@@ -280,8 +288,24 @@ impl EbpfBackend {
         let loaded = Loaded::load_pieces("cali_probe", &probe.pieces, &maps, None, &config.license)
             .map_err(StartError::Load)?;
         probe_tc(&mut tc, &loaded, lo)?;
-        let pin_dir = crate::pins::dir(config.netns.as_deref());
-        let inherited_pins = pin_dir.as_deref().map(crate::pins::list);
+        // A previous backend's dispatcher, on blocks that exist, replaced by this one's.
+        block_filters(&mut tc, &dispatch, config.blocks, Existing::Replace).map_err(|e| {
+            StartError::Dispatch(SysError::Unexpected {
+                what: "the shared blocks' filters",
+                reason: e.to_string(),
+            })
+        })?;
+        let dispatch_pin = |p: &PathBuf| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            name.starts_with(crate::dispatch::PIN_PREFIX)
+        };
+        let inherited_pins = pin_dir.as_deref().map(|d| {
+            let mut pins = crate::pins::list(d);
+            pins.retain(|p| !dispatch_pin(p));
+            pins
+        });
+        let blocks = config.blocks;
+        let direct = pin_dir.is_none();
         Ok(EbpfBackend {
             inner: Arc::new(Inner {
                 config,
@@ -299,6 +323,9 @@ impl EbpfBackend {
                     pin_dir,
                     inherited_pins: inherited_pins.unwrap_or_default(),
                     bases: None,
+                    dispatch,
+                    blocks,
+                    direct,
                 }),
             }),
         })
@@ -334,6 +361,7 @@ impl EbpfBackend {
         remove_filters(&mut st.tc)?;
         // Their filters are gone: dropped, the interfaces' values and marks go too.
         st.ifaces.clear();
+        st.dispatch.forget_all();
         st.inherited.clear();
         st.waiting.clear();
         st.programmed = Ruleset::default();
@@ -558,7 +586,11 @@ impl Inner {
             ];
             for (new, hooked, dir) in both {
                 if let Some(new) = new {
-                    hooked.update(&mut st.tc, new, dev, dir)?;
+                    let target = match &o.dispatch {
+                        Some(slot) => Target::Slot(slot),
+                        None => Target::Filter(&mut st.tc),
+                    };
+                    hooked.update(target, new, dev, dir)?;
                 }
             }
             return Ok(());
@@ -567,7 +599,7 @@ impl Inner {
             return Err(dataplane("apply", format!("{iface} has no programs")));
         };
         let start = Instant::now();
-        let attached = attach_both(st, dev, ingress, egress);
+        let attached = attach_both(st, self.config.blocks, dev, (ingress, egress));
         st.attaching += start.elapsed();
         let o = attached?;
         st.ifaces.insert(iface, o);

@@ -4,8 +4,8 @@
 use super::*;
 
 impl EbpfBackend {
-    /// The programs the backend holds and what each interface's filters run, as the
-    /// kernel reports it (a filter dump per interface and direction).
+    /// The programs the backend holds and what each interface's dispatcher slots hold,
+    /// as the kernel reports it (a program-array lookup per interface and direction).
     pub fn programs_blocking(&self) -> Result<Programs, BackendError> {
         let mut st = self
             .inner
@@ -19,8 +19,14 @@ impl EbpfBackend {
                 name,
                 index: o.index,
             };
-            let ingress = running(&mut st.tc, dev, Direction::Ingress)?;
-            let egress = running(&mut st.tc, dev, Direction::Egress)?;
+            let mut running = |dir| match &o.dispatch {
+                Some(slot) => slot.program_id(dir).ok_or_else(|| {
+                    dataplane("programs", format!("the {dir} slot of {name} is empty"))
+                }),
+                None => running(&mut st.tc, dev, dir),
+            };
+            let ingress = running(Direction::Ingress)?;
+            let egress = running(Direction::Egress)?;
             attached.insert(name.clone(), (ingress, egress));
         }
         Ok(Programs {
@@ -93,12 +99,12 @@ pub struct Programs {
     pub pieces: BTreeSet<u32>,
     /// The program loads (verifier runs) since the backend started.
     pub loads: u64,
-    /// Per interface, the kernel ids of the programs its ingress and egress filters run,
-    /// from filter dumps.
+    /// Per interface, the kernel ids of the programs the dispatcher runs for its ingress
+    /// and egress packets, from its program arrays.
     pub attached: BTreeMap<String, (u32, u32)>,
     /// Time spent attaching the programs of interfaces that had none, since the backend
-    /// started: writing their values, adding the clsact qdisc and creating their two
-    /// filters.
+    /// started: writing their values and dispatcher entries, and adding their clsact
+    /// qdisc bound to the shared blocks.
     pub attaching: Duration,
 }
 

@@ -42,7 +42,7 @@ pub use conntrack::{Conntrack, CtKfuncs};
 pub use counting::Counting;
 pub use flow_table::FlowTimeouts;
 pub use matches::SetRef;
-pub use split::{PieceBudget, Pieces, MAX_PIECES, MAX_TAIL_CALLS};
+pub use split::{PieceBudget, Pieces, DISPATCH_TAIL_CALLS, MAX_PIECES, MAX_TAIL_CALLS};
 
 /// The most instructions a privileged program may have (`BPF_COMPLEXITY_LIMIT_INSNS`).
 pub const MAX_INSNS: usize = 1_000_000;

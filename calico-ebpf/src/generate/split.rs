@@ -23,8 +23,9 @@
 //! that jumps to one gets a copy of its own. The
 //! per-CPU state survives a tail call (same packet, same CPU, no preemption), and every
 //! jump goes forward, so a packet makes at most one tail call per piece it enters: the
-//! kernel's 33 tail calls per packet allow [`MAX_PIECES`]. A tail call that fails (an
-//! empty slot) drops the packet.
+//! kernel's 33 tail calls per packet, less the one the dispatcher makes to reach the
+//! entry ([`crate::dispatch`]), allow [`MAX_PIECES`]. A tail call that fails (an empty
+//! slot) drops the packet.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -37,8 +38,12 @@ use super::parse;
 
 /// The kernel's limit of tail calls a packet may make (`MAX_TAIL_CALL_CNT`).
 pub const MAX_TAIL_CALLS: usize = 33;
-/// The most pieces a policy is split into: the entry, then one per tail call.
-pub const MAX_PIECES: usize = MAX_TAIL_CALLS + 1;
+/// The tail calls a packet makes before it reaches a policy's entry: the dispatcher's
+/// ([`crate::dispatch`]).
+pub const DISPATCH_TAIL_CALLS: usize = 1;
+/// The most pieces a policy is split into: the entry, then one per tail call left after
+/// the dispatcher's (33 in all).
+pub const MAX_PIECES: usize = MAX_TAIL_CALLS - DISPATCH_TAIL_CALLS + 1;
 
 /// How large one piece may grow (its body: the resume prologue and the trampolines come
 /// on top, a few instructions each).

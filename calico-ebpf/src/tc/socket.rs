@@ -57,6 +57,15 @@ pub(super) fn filter_ctx<'a>(op: &'static str, dev: Dev<'a>, direction: Directio
     }
 }
 
+fn block_ctx(op: &'static str, block: u32) -> Ctx<'static> {
+    Ctx {
+        op,
+        what: format!("the filter of shared tc block {block}"),
+        iface: "",
+        direction: None,
+    }
+}
+
 fn clsact_ctx<'a>(op: &'static str, dev: Dev<'a>) -> Ctx<'a> {
     Ctx {
         op,
@@ -117,6 +126,105 @@ impl Netlink {
         ) {
             Ok(()) => Ok(true),
             Err(e) if e.errno() == Some(libc::EEXIST) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Adds the clsact qdisc to `dev` with its hooks bound to the shared `blocks`;
+    /// whether it was added (`false`: it had a clsact qdisc, bound or not).
+    pub fn add_clsact_shared(&mut self, dev: Dev, blocks: Blocks) -> Result<bool, TcError> {
+        let seq = self.next_seq();
+        let msg = encode_add_clsact_blocks(seq, dev.index, blocks);
+        match self.ack(&msg, seq, &clsact_ctx("add", dev)) {
+            Ok(()) => Ok(true),
+            Err(e) if e.errno() == Some(libc::EEXIST) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The clsact qdisc of `dev` with its blocks; `None` when it has none (another qdisc,
+    /// or none, at the place; or no such interface).
+    pub fn clsact(&mut self, dev: Dev) -> Result<Option<Clsact>, TcError> {
+        let seq = self.next_seq();
+        let ctx = clsact_ctx("look up", dev);
+        // The kernel sends the qdisc's message, or nothing when what is at the place is
+        // a built-in (the no-op qdisc left by a deleted clsact), then the acknowledgement.
+        let mut found = None;
+        self.exchange(
+            &encode_get_clsact(seq, dev.index),
+            seq,
+            &ctx,
+            |reply| match reply {
+                Reply::Message(m) if m.kind == RTM_NEWQDISC => {
+                    found = parse_clsact(m.payload);
+                    Ok(None)
+                }
+                Reply::Message(_) => Ok(None),
+                Reply::Error(0 | libc::ENOENT | libc::EINVAL | libc::ENODEV, _) => Ok(Some(())),
+                Reply::Error(e, extack) => Err(ctx.kernel(e, extack)),
+            },
+        )?;
+        Ok(found)
+    }
+
+    /// Every clsact qdisc in the namespace, with its blocks.
+    pub fn clsacts(&mut self) -> Result<Vec<Clsact>, TcError> {
+        let seq = self.next_seq();
+        let ctx = Ctx {
+            op: "dump",
+            what: "the qdiscs".into(),
+            iface: "",
+            direction: None,
+        };
+        let mut out = Vec::new();
+        self.dump(&encode_dump_qdiscs(seq), seq, &ctx, |m| {
+            if m.kind != RTM_NEWQDISC {
+                return Ok(());
+            }
+            parse_qdisc(m.payload).ok_or_else(|| ctx.malformed("qdisc"))?;
+            out.extend(parse_clsact(m.payload));
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Puts the backend's filter on shared block `block`, running `program_fd` named
+    /// `name`. `EINVAL` when no qdisc is bound to the block (the kernel makes a block
+    /// at its first bind and deletes it, with its filters, at its last unbind).
+    pub fn set_block_filter(
+        &mut self,
+        block: u32,
+        program: (i32, &str),
+        existing: Existing,
+    ) -> Result<(), TcError> {
+        let seq = self.next_seq();
+        let ctx = block_ctx("set", block);
+        self.ack(
+            &encode_set_block_filter(seq, block, program, existing),
+            seq,
+            &ctx,
+        )
+    }
+
+    /// The filters of shared block `block` (none when it does not exist), without the
+    /// entries a dump gives each priority itself.
+    pub fn block_filters(&mut self, block: u32) -> Result<Vec<Filter>, TcError> {
+        let seq = self.next_seq();
+        let ctx = block_ctx("dump", block);
+        let mut out = Vec::new();
+        let dumped = self.dump(&encode_dump_block_filters(seq, block), seq, &ctx, |m| {
+            if m.kind != RTM_NEWTFILTER {
+                return Ok(());
+            }
+            let f = parse_filter(m.payload).ok_or_else(|| ctx.malformed("filter message"))?;
+            if f.handle != 0 {
+                out.push(f);
+            }
+            Ok(())
+        });
+        match dumped {
+            Ok(()) => Ok(out),
+            Err(e) if matches!(e.errno(), Some(libc::EINVAL | libc::ENOENT)) => Ok(Vec::new()),
             Err(e) => Err(e),
         }
     }

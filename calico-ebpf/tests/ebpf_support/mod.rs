@@ -2,6 +2,8 @@
 
 // Not every test binary uses every fixture.
 #[allow(dead_code)]
+pub mod hooks;
+#[allow(dead_code)]
 pub mod shop;
 
 use calico_ebpf::backend::{EbpfBackend, EbpfConfig};
@@ -17,6 +19,7 @@ pub fn backend_in(host: &Netns, host_interfaces: &[&str], set_capacity: u32) -> 
         // The kernel's route lookup and conntrack helpers need a GPL-compatible
         // declaration (see EbpfConfig).
         license: c"GPL".into(),
+        blocks: calico_ebpf::tc::Blocks::DEFAULT,
     })
     .unwrap()
 }

@@ -81,16 +81,23 @@ impl Update {
     /// Whether this is an End-of-RIB marker (RFC 4724 §2).
     pub fn is_end_of_rib(&self) -> bool {
         let a = &self.attributes;
-        let empty_v4 = self.withdrawn.is_empty() && self.nlri.is_empty();
-        (empty_v4 && *a == PathAttributes::default())
-            || (empty_v4
-                && a.mp_unreach
-                    .as_ref()
-                    .is_some_and(|m| m.withdrawn.is_empty())
-                && PathAttributes {
-                    mp_unreach: None,
-                    ..a.clone()
-                } == PathAttributes::default())
+        // Asked of every received UPDATE: one that announces or withdraws IPv4 prefixes or
+        // carries MP_REACH_NLRI is none, known without comparing the other attributes
+        // (which, on an UPDATE a peering's task prepared, are all absent but the
+        // NLRI-carrying ones, so that the comparison went through every field).
+        if !self.withdrawn.is_empty() || !self.nlri.is_empty() || a.mp_reach.is_some() {
+            return false;
+        }
+        match &a.mp_unreach {
+            None => *a == PathAttributes::default(),
+            Some(m) => {
+                m.withdrawn.is_empty()
+                    && PathAttributes {
+                        mp_unreach: None,
+                        ..a.clone()
+                    } == PathAttributes::default()
+            }
+        }
     }
 
     /// The family whose End-of-RIB marker this is (RFC 4724 §2): an UPDATE with nothing in
@@ -380,4 +387,72 @@ pub fn end_of_rib(family: AfiSafi) -> Update {
         }));
     }
     update
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+    use super::*;
+    use crate::packet::attribute::{MpNextHop, MpReach};
+
+    /// RFC 4724 §2's definition, as written: no prefixes, and no attribute but an empty
+    /// MP_UNREACH_NLRI.
+    fn by_definition(u: &Update) -> bool {
+        let a = &u.attributes;
+        let empty_v4 = u.withdrawn.is_empty() && u.nlri.is_empty();
+        let mut rest = a.clone();
+        let unreach = rest.mp_unreach.take();
+        empty_v4
+            && rest == PathAttributes::default()
+            && unreach.is_none_or(|m| m.withdrawn.is_empty())
+    }
+
+    #[test]
+    fn end_of_rib_is_told_apart_from_every_other_update() {
+        let v4 = Ipv4Net::new_assert(Ipv4Addr::new(10, 0, 0, 0), 8);
+        let v6 = IpNet::V6(ipnet::Ipv6Net::new_assert(Ipv6Addr::LOCALHOST, 128));
+        let mut checked = 0;
+        for bits in 0u32..(1 << 8) {
+            let on = |i: u32| bits & (1 << i) != 0;
+            let mut u = Update::default();
+            if on(0) {
+                u.withdrawn.push(v4);
+            }
+            if on(1) {
+                u.nlri.push(v4);
+            }
+            if on(2) {
+                u.attributes.med = Some(1);
+            }
+            if on(3) {
+                u.attributes.mp_reach = Some(Box::new(MpReach {
+                    family: AfiSafi::IPV6_UNICAST,
+                    next_hop: MpNextHop {
+                        global: IpAddr::V6(Ipv6Addr::LOCALHOST),
+                        link_local: None,
+                    },
+                    nlri: if on(4) { vec![v6] } else { Vec::new() },
+                    path_ids: Vec::new(),
+                }));
+            }
+            if on(5) {
+                let mut eor = end_of_rib(AfiSafi::IPV6_UNICAST);
+                if on(6) {
+                    if let Some(m) = eor.attributes.mp_unreach.as_mut() {
+                        m.withdrawn.push(v6);
+                    }
+                }
+                u.attributes.mp_unreach = eor.attributes.mp_unreach.take();
+            }
+            if on(7) {
+                u.attributes.origin = Some(crate::packet::Origin::Igp);
+            }
+            assert_eq!(u.is_end_of_rib(), by_definition(&u), "{u:?}");
+            checked += usize::from(u.is_end_of_rib());
+        }
+        // The IPv4 marker (bits 4 and 6, which then add nothing, either way) and the IPv6
+        // one (bit 4 either way).
+        assert_eq!(checked, 6);
+    }
 }

@@ -46,24 +46,37 @@ fn gone(e: &SysError) -> bool {
     matches!(e, SysError::Bpf { source, .. } if source.raw_os_error() == Some(libc::ENOENT))
 }
 
+/// The maps the program with kernel id `id` uses, each with what the kernel says of it;
+/// `None` when the program is gone (unloaded since it was listed). A map gone meanwhile is
+/// left out.
+pub(crate) fn program_maps(id: u32) -> Result<Option<Vec<(OwnedFd, sys::MapInfo)>>, SysError> {
+    let prog = match sys::prog_fd_by_id(id) {
+        Ok(p) => p,
+        Err(e) if gone(&e) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    for map_id in sys::prog_map_ids(&prog)? {
+        let map = match sys::map_fd_by_id(map_id) {
+            Ok(m) => m,
+            Err(e) if gone(&e) => continue,
+            Err(e) => return Err(e),
+        };
+        let info = sys::map_info(&map)?;
+        out.push((map, info));
+    }
+    Ok(Some(out))
+}
+
 /// The flow table the programs with kernel ids `programs` use; `None` when none of them
 /// uses one of this layout (or they are all gone).
 pub fn flow_table(programs: &BTreeSet<u32>) -> Result<Option<OwnedFd>, SysError> {
     for &id in programs {
-        let prog = match sys::prog_fd_by_id(id) {
-            Ok(p) => p,
-            Err(e) if gone(&e) => continue,
-            Err(e) => return Err(e),
+        let Some(maps) = program_maps(id)? else {
+            continue;
         };
-        for map_id in sys::prog_map_ids(&prog)? {
-            let map = match sys::map_fd_by_id(map_id) {
-                Ok(m) => m,
-                Err(e) if gone(&e) => continue,
-                Err(e) => return Err(e),
-            };
-            if is_flow_table(&sys::map_info(&map)?) {
-                return Ok(Some(map));
-            }
+        if let Some((map, _)) = maps.into_iter().find(|(_, info)| is_flow_table(info)) {
+            return Ok(Some(map));
         }
     }
     Ok(None)

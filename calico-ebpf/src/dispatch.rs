@@ -366,18 +366,10 @@ fn adopt(running: [Option<u32>; 2]) -> Result<Option<[OwnedFd; 3]>, SysError> {
     let mut found: [Option<OwnedFd>; 3] = [None, None, None];
     for id in running {
         let Some(id) = id else { return Ok(None) };
-        let prog = match sys::prog_fd_by_id(id) {
-            Ok(p) => p,
-            Err(e) if gone(&e) => return Ok(None),
-            Err(e) => return Err(e),
+        let Some(maps) = crate::adopt::program_maps(id)? else {
+            return Ok(None);
         };
-        for map_id in sys::prog_map_ids(&prog)? {
-            let map = match sys::map_fd_by_id(map_id) {
-                Ok(m) => m,
-                Err(e) if gone(&e) => continue,
-                Err(e) => return Err(e),
-            };
-            let info = sys::map_info(&map)?;
+        for (map, info) in maps {
             let layout = (info.kind, info.key_size, info.value_size, info.max_entries);
             let at = MAP_NAMES
                 .iter()
@@ -392,11 +384,6 @@ fn adopt(running: [Option<u32>; 2]) -> Result<Option<[OwnedFd; 3]>, SysError> {
         [Some(a), Some(b), Some(c)] => Ok(Some([a, b, c])),
         _ => Ok(None),
     }
-}
-
-/// Whether `e` says the object is gone (unloaded since it was listed).
-fn gone(e: &SysError) -> bool {
-    matches!(e, SysError::Bpf { source, .. } if source.raw_os_error() == Some(libc::ENOENT))
 }
 
 /// New maps.

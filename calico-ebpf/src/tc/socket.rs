@@ -295,29 +295,6 @@ impl Netlink {
         Ok(out)
     }
 
-    /// The indexes of the interfaces that have a clsact qdisc.
-    pub fn clsact_interfaces(&mut self) -> Result<Vec<u32>, TcError> {
-        let seq = self.next_seq();
-        let ctx = Ctx {
-            op: "dump",
-            what: "the qdiscs".into(),
-            iface: "",
-            direction: None,
-        };
-        let mut out = Vec::new();
-        self.dump(&encode_dump_qdiscs(seq), seq, &ctx, |m| {
-            if m.kind != RTM_NEWQDISC {
-                return Ok(());
-            }
-            let (index, kind) = parse_qdisc(m.payload).ok_or_else(|| ctx.malformed("qdisc"))?;
-            if kind == "clsact" {
-                out.push(index);
-            }
-            Ok(())
-        })?;
-        Ok(out)
-    }
-
     /// The index of the interface named `name` in the socket's namespace; 0 when there is
     /// none (a name no interface can have included). Any other failure is an error.
     pub fn ifindex(&mut self, name: &str) -> Result<u32, TcError> {

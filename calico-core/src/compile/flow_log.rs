@@ -201,22 +201,26 @@ pub fn first_packet_hook(prefix: &str) -> Option<Hook> {
         .find(|&h| first_packet_prefix(h) == prefix)
 }
 
-/// The shared chains logging each connection's first packet after the policy: one base
-/// chain per hook where the agent's filter chains allow (forward, input, output), at
-/// `priority` (just after theirs), with one rule: `ct status ! confirmed` logs, unlimited,
-/// with the prefix `F <hook>`. A packet the policy dropped never reaches them; an
-/// untracked packet has no conntrack status and is not logged.
+/// The shared chains logging each connection's first packet after the policy, by name:
+/// with flow logs (`cfg`), one base chain per hook where the agent's filter chains allow
+/// (forward, input, output), one priority after `filter_priority`, theirs, with one rule:
+/// `ct status ! confirmed` logs, unlimited, with the prefix `F <hook>`; without, none. A
+/// packet the policy dropped never reaches them; an untracked packet has no conntrack
+/// status and is not logged.
 pub(super) fn first_packet_chains(
-    cfg: &FlowLogConfig,
-    priority: i32,
-) -> Vec<(&'static str, Chain)> {
+    cfg: Option<&FlowLogConfig>,
+    filter_priority: i32,
+) -> [(&'static str, Option<Chain>); 3] {
+    let priority = filter_priority.saturating_add(1);
     [
         (FIRST_PACKET_FORWARD_CHAIN, Hook::Forward),
         (FIRST_PACKET_INPUT_CHAIN, Hook::Input),
         (FIRST_PACKET_OUTPUT_CHAIN, Hook::Output),
     ]
-    .into_iter()
     .map(|(name, hook)| {
+        let Some(cfg) = cfg else {
+            return (name, None);
+        };
         let log = Rule {
             matches: vec![Match::CtUnconfirmed],
             statements: vec![Statement::NfLog {
@@ -230,9 +234,8 @@ pub(super) fn first_packet_chains(
             base: Some(BaseChain::accepting(ChainType::Filter, hook, priority)),
             rules: vec![log],
         };
-        (name, chain)
+        (name, Some(chain))
     })
-    .collect()
 }
 
 /// The shared first-packet log chain of the forward hook.
@@ -469,6 +472,31 @@ mod tests {
                 1
             );
         }
+    }
+
+    /// The first-packet chains follow the filter chains, even at the highest priority
+    /// (they share it then, not wrap around to run first), and exist only with flow logs.
+    #[test]
+    fn first_packet_chains_follow_the_filter_chains() {
+        let cfg = FlowLogConfig::default();
+        for (filter, want) in [(0, 1), (-5, -4), (i32::MAX, i32::MAX)] {
+            for (name, chain) in first_packet_chains(Some(&cfg), filter) {
+                let base = chain.unwrap().base.unwrap();
+                assert_eq!(base.priority, want, "{name} after {filter}");
+            }
+        }
+        assert!(first_packet_chains(None, 0)
+            .iter()
+            .all(|(_, c)| c.is_none()));
+        let hooks: Vec<_> = first_packet_chains(Some(&cfg), 0)
+            .iter()
+            .map(|(_, c)| c.as_ref().unwrap().base.unwrap().hook)
+            .collect();
+        assert_eq!(hooks, [Hook::Forward, Hook::Input, Hook::Output]);
+        for hook in hooks {
+            assert_eq!(first_packet_hook(first_packet_prefix(hook)), Some(hook));
+        }
+        assert_eq!(first_packet_hook("F prerouting"), None);
     }
 
     #[test]

@@ -70,10 +70,7 @@ use crate::dataplane::ir::{
 use crate::model::{Policy, PolicyType};
 
 use super::failsafe::{failsafe_reply_rules, failsafe_rules};
-use super::flow_log::{
-    first_packet_chains, FlowLogConfig, FIRST_PACKET_FORWARD_CHAIN, FIRST_PACKET_INPUT_CHAIN,
-    FIRST_PACKET_OUTPUT_CHAIN,
-};
+use super::flow_log::{first_packet_chains, FlowLogConfig};
 use super::host_config::{EndpointToHostAction, HostConfig};
 use super::names::chain_name;
 use super::shared_chains::Listed;
@@ -365,15 +362,6 @@ pub fn base_chains(
     );
     allowed.push(Rule::new(vec![], Verdict::Accept));
     let untracked_priority = config.untracked_priority;
-    let first_packet = flow_logs.map(|cfg| first_packet_chains(cfg, forward_priority + 1));
-    let first_packet = [
-        FIRST_PACKET_FORWARD_CHAIN,
-        FIRST_PACKET_INPUT_CHAIN,
-        FIRST_PACKET_OUTPUT_CHAIN,
-    ]
-    .into_iter()
-    .enumerate()
-    .map(|(i, name)| (name, first_packet.as_ref().map(|c| c[i].1.clone())));
     let mut chains = vec![
         (
             RAW_PREROUTING_CHAIN,
@@ -407,7 +395,7 @@ pub fn base_chains(
             }),
         ),
     ];
-    chains.extend(first_packet);
+    chains.extend(first_packet_chains(flow_logs, forward_priority));
     chains
 }
 

@@ -211,19 +211,8 @@ impl Netlink {
     pub fn block_filters(&mut self, block: u32) -> Result<Vec<Filter>, TcError> {
         let seq = self.next_seq();
         let ctx = block_ctx("dump", block);
-        let mut out = Vec::new();
-        let dumped = self.dump(&encode_dump_block_filters(seq, block), seq, &ctx, |m| {
-            if m.kind != RTM_NEWTFILTER {
-                return Ok(());
-            }
-            let f = parse_filter(m.payload).ok_or_else(|| ctx.malformed("filter message"))?;
-            if f.handle != 0 {
-                out.push(f);
-            }
-            Ok(())
-        });
-        match dumped {
-            Ok(()) => Ok(out),
+        match self.dump_filters(&encode_dump_block_filters(seq, block), seq, &ctx) {
+            Ok(out) => Ok(out),
             Err(e) if matches!(e.errno(), Some(libc::EINVAL | libc::ENOENT)) => Ok(Vec::new()),
             Err(e) => Err(e),
         }
@@ -276,22 +265,23 @@ impl Netlink {
     pub fn filters(&mut self, dev: Dev, direction: Direction) -> Result<Vec<Filter>, TcError> {
         let seq = self.next_seq();
         let ctx = filter_ctx("dump", dev, direction);
+        self.dump_filters(&encode_dump_filters(seq, dev.index, direction), seq, &ctx)
+    }
+
+    /// The filters a filter dump request `msg` lists, without the entries a dump gives
+    /// each priority itself (handle 0).
+    fn dump_filters(&mut self, msg: &[u8], seq: u32, ctx: &Ctx) -> Result<Vec<Filter>, TcError> {
         let mut out = Vec::new();
-        self.dump(
-            &encode_dump_filters(seq, dev.index, direction),
-            seq,
-            &ctx,
-            |m| {
-                if m.kind != RTM_NEWTFILTER {
-                    return Ok(());
-                }
-                let f = parse_filter(m.payload).ok_or_else(|| ctx.malformed("filter message"))?;
-                if f.handle != 0 {
-                    out.push(f);
-                }
-                Ok(())
-            },
-        )?;
+        self.dump(msg, seq, ctx, |m| {
+            if m.kind != RTM_NEWTFILTER {
+                return Ok(());
+            }
+            let f = parse_filter(m.payload).ok_or_else(|| ctx.malformed("filter message"))?;
+            if f.handle != 0 {
+                out.push(f);
+            }
+            Ok(())
+        })?;
         Ok(out)
     }
 

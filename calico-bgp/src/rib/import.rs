@@ -23,7 +23,7 @@ pub enum Rejection {
 }
 
 /// Attributes for an UPDATE's IPv4 NLRI and for its MP_REACH_NLRI prefixes.
-type Imported = (Option<Arc<RouteAttrs>>, Option<Arc<RouteAttrs>>);
+pub(super) type Imported = (Option<Arc<RouteAttrs>>, Option<Arc<RouteAttrs>>);
 
 /// Which NLRI fields of an UPDATE announce prefixes: the IPv4 one, MP_REACH_NLRI's.
 pub(super) type Announcing = (bool, bool);
@@ -50,9 +50,22 @@ pub(super) fn import(
         // RFC 4271 §5.1.5: LOCAL_PREF from another AS means nothing here.
         path.local_pref = None;
     }
+    let mp_next_hop = mp.map(|m| (m.next_hop.global, m.next_hop.link_local));
+    Some(intern_sets(interner, path, v4_next_hop, mp_next_hop))
+}
+
+/// The attribute sets of an UPDATE's IPv4 NLRI (`path` with NEXT_HOP `v4_next_hop`) and
+/// of its MP_REACH_NLRI prefixes (`path` with that attribute's global and link-local next
+/// hops, `mp_next_hops`), interned; `None` for a field without a next hop (it announces nothing here).
+pub(super) fn intern_sets(
+    interner: &mut Interner,
+    mut path: PathAttributes,
+    v4_next_hop: Option<std::net::Ipv4Addr>,
+    mp_next_hops: Option<(IpAddr, Option<std::net::Ipv6Addr>)>,
+) -> Imported {
     let v4 = v4_next_hop.map(|nh| {
         interner.intern(RouteAttrs {
-            path: if mp.is_some() {
+            path: if mp_next_hops.is_some() {
                 path.clone()
             } else {
                 std::mem::take(&mut path)
@@ -61,14 +74,14 @@ pub(super) fn import(
             link_local: None,
         })
     });
-    let mp = mp.map(|mp| {
+    let mp = mp_next_hops.map(|(global, link_local)| {
         interner.intern(RouteAttrs {
             path,
-            next_hop: mp_next_hop(mp.next_hop.global, mp.next_hop.link_local),
-            link_local: mp.next_hop.link_local,
+            next_hop: mp_next_hop(global, link_local),
+            link_local,
         })
     });
-    Some((v4, mp))
+    (v4, mp)
 }
 
 /// Import policy for attribute sets a peering's task interned already

@@ -14,7 +14,6 @@
 //! it; sets are handed out under the lock, so a set the interner alone holds cannot be
 //! handed out while it is being pruned.
 
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{Interner, RouteAttrs};
@@ -101,26 +100,7 @@ impl Importer {
             .as_ref()
             .filter(|_| mp)
             .map(|m| (m.next_hop.global, m.next_hop.link_local));
-        let mut interner = self.lock();
-        let v4 = v4_next_hop.map(|nh| {
-            interner.intern(RouteAttrs {
-                path: if mp_next_hop.is_some() {
-                    path.clone()
-                } else {
-                    std::mem::take(&mut path)
-                },
-                next_hop: IpAddr::V4(nh),
-                link_local: None,
-            })
-        });
-        let mp = mp_next_hop.map(|(global, link_local)| {
-            interner.intern(RouteAttrs {
-                path,
-                next_hop: super::import::mp_next_hop(global, link_local),
-                link_local,
-            })
-        });
-        drop(interner);
+        let (v4, mp) = super::import::intern_sets(&mut self.lock(), path, v4_next_hop, mp_next_hop);
         Inbound {
             update,
             prepared: Some(Prepared { v4, mp }),

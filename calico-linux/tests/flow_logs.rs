@@ -81,11 +81,12 @@ fn drain(reader: &mut FlowLogReader) -> Vec<LogPacket> {
 /// connection's first packet logged after the policy, the references of the rules that
 /// allowed it, found by replaying it through `ruleset` (what the agent does).
 fn reports(p: &LogPacket, reader: &FlowLogReader, ruleset: &Ruleset) -> Vec<String> {
-    let Some(hook) = first_packet_hook(&p.prefix) else {
-        return vec![p.prefix.clone()];
-    };
     let name = |i: Option<u32>| i.and_then(|i| reader.interface_name(i));
     let (iif, oif) = (name(p.in_ifindex), name(p.out_ifindex));
+    let Some(hook) = first_packet_hook(&p.prefix) else {
+        let log: LogRef = p.prefix.parse().unwrap();
+        return vec![log.attributed_to(iif.as_deref()).to_string()];
+    };
     let packet = p.packet().expect("headers copied");
     let iif = iif.as_deref().unwrap_or("");
     let oif = oif.as_deref().unwrap_or("");
@@ -234,6 +235,39 @@ async fn allowed_and_denied_flows_are_logged_by_name() {
     assert!(denied_udp
         .iter()
         .all(|(v, _, port)| *v == LogVerdict::Deny && *port == 5353));
+
+    // Spoofed sources: logged by the shared drop, rate-limited, named after the endpoint
+    // whose interface they came in by.
+    let spoofed_ip = "10.65.0.99".parse().unwrap();
+    client
+        .ns
+        .run(&["ip", "addr", "add", "10.65.0.99/32", "dev", "eth0"])
+        .unwrap();
+    let sock = client.udp(spoofed_ip, 0);
+    let start = Instant::now();
+    for _ in 0..10_000 {
+        let _ = sock.send_to(b"x", to);
+    }
+    let logged = drain(&mut reader);
+    let secs = start.elapsed().as_secs_f64();
+    assert!(
+        logged.iter().all(|p| p.prefix == "D spoof-drop spoof"),
+        "{logged:?}"
+    );
+    let bound = f64::from(DENY_RATE) * (1.0 + secs) + 1.0;
+    assert!(
+        !logged.is_empty() && logged.len() as f64 <= bound,
+        "{} logged",
+        logged.len()
+    );
+    assert!(logged.iter().all(|p| p.tuple.unwrap().src == spoofed_ip));
+    let spoofed = named(&reader, &logged);
+    assert!(
+        spoofed.iter().all(|(v, name, port)| *v == LogVerdict::Deny
+            && name == "endpoint k8s/shop.client/eth0 (calia) egress (Spoof)"
+            && *port == 5353),
+        "{spoofed:?}"
+    );
 }
 
 /// Staged policies (issue 17) in the kernel: a staged policy's `Deny` and the end of a tier

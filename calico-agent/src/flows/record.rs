@@ -156,12 +156,12 @@ impl Namer {
         p: &LogPacket,
         iface: &dyn Fn(u32) -> Option<String>,
     ) -> Result<Vec<LogRef>, Unnamed> {
+        let name = |i: Option<u32>| i.and_then(iface).unwrap_or_default();
         let Some(hook) = first_packet_hook(&p.prefix) else {
-            let log = p.prefix.parse().map_err(|_| Unnamed::Unreadable)?;
-            return Ok(vec![log]);
+            let log: LogRef = p.prefix.parse().map_err(|_| Unnamed::Unreadable)?;
+            return Ok(vec![log.attributed_to(Some(&name(p.in_ifindex)))]);
         };
         let packet = p.packet().ok_or(Unnamed::Unreadable)?;
-        let name = |i: Option<u32>| i.and_then(iface).unwrap_or_default();
         let (iif, oif) = (name(p.in_ifindex), name(p.out_ifindex));
         let replay = calico_mock::replay_first_packet(&self.ruleset, hook, &packet, &iif, &oif);
         if !replay.allowed {
@@ -217,6 +217,9 @@ impl Namer {
     /// profile allowed (or none exists); `default` for anti-spoofing; none (empty) for a
     /// drop of a fixed chain (a workload's packet to the host), which no policy decided.
     fn tier(&self, owner: Option<&ChainOwner>, log: &LogRef) -> String {
+        if log.rule == LogRule::Spoof {
+            return DEFAULT_TIER.into();
+        }
         match owner {
             Some(ChainOwner::Profile { .. } | ChainOwner::ProfileList { .. }) => {
                 return PROFILE_TIER.into()
@@ -247,9 +250,13 @@ fn end_reason(owner: Option<&calico_core::compile::ChainOwner>) -> String {
 }
 
 fn spoof_reason(owner: Option<&calico_core::compile::ChainOwner>) -> String {
+    use calico_core::compile::ChainOwner;
     match owner {
+        // The shared drop, its input interface unknown.
+        Some(ChainOwner::Base { .. }) | None => {
+            "a workload's source address is not its own (anti-spoofing)".into()
+        }
         Some(o) => format!("{o}: source address is not the endpoint's (anti-spoofing)"),
-        None => "anti-spoofing".into(),
     }
 }
 

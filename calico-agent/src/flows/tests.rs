@@ -248,8 +248,8 @@ fn verdicts_name_their_tier() {
             // The server's egress: no policy, no profile.
             "Deny End endpoint __PROFILE__",
             "Deny End endpoint security",
-            "Deny Spoof endpoint default",
-            "Deny Spoof endpoint default",
+            // The shared anti-spoofing drop, its interface unknown here.
+            "Deny Spoof base default",
         ],
         "{seen:#?}"
     );
@@ -403,4 +403,34 @@ fn first_packets_are_named_by_replaying_them() {
     bare.tuple = None;
     assert!(agg.add(&namer, &bare, &ifaces, 1).is_empty());
     assert_eq!(agg.unreadable, 1);
+}
+
+/// A spoofed packet is logged by the chain every endpoint's anti-spoofing shares; the
+/// interface it came in by names the endpoint that sent it, as if that endpoint's chain had
+/// logged it.
+#[test]
+fn spoofed_packets_are_named_by_their_input_interface() {
+    let (namer, _) = setup();
+    let ifaces = |i: u32| (i == 4).then(|| "calib".to_string());
+    let mut agg = Aggregator::new(10);
+    let mut spoofed = packet("D spoof-drop spoof", "10.9.9.9", 40000);
+    spoofed.in_ifindex = Some(4);
+    let [d] = &agg.add(&namer, &spoofed, &ifaces, 1000)[..] else {
+        panic!("one decision")
+    };
+    assert_eq!(d.verdict, LogVerdict::Deny);
+    assert_eq!((d.kind, d.tier.as_str()), ("endpoint", "default"));
+    assert_eq!(
+        d.reason,
+        "endpoint k8s/shop.server/eth0 (calib) egress: source address is not the endpoint's (anti-spoofing)"
+    );
+    // Its interface unknown, it is still a spoofing drop.
+    let d = namer.decision(&"D spoof-drop spoof".parse().unwrap());
+    assert_eq!(
+        (d.kind, d.reason.as_str()),
+        (
+            "base",
+            "a workload's source address is not its own (anti-spoofing)"
+        )
+    );
 }

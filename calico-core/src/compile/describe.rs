@@ -35,7 +35,7 @@ use std::collections::HashMap;
 use super::names::{endpoint_chain, policy_chain, profile_chain};
 use super::rules::{compile_rule, Verdicts};
 use super::{flow_log, Compiler};
-use super::{EGRESS_ALLOWED_CHAIN, FORWARD_CHAIN};
+use super::{EGRESS_ALLOWED_CHAIN, FORWARD_CHAIN, SPOOF_DROP_CHAIN};
 use super::{INPUT_CHAIN, OUTPUT_CHAIN, PREROUTING_CHAIN, WORKLOAD_TO_HOST_CHAIN};
 use super::{RAW_OUTPUT_CHAIN, RAW_PREROUTING_CHAIN};
 use crate::dataplane::ir::{Chain, Match, Rule as IrRule, Ruleset, Statement, Verdict};
@@ -131,6 +131,7 @@ pub fn describe_with_interfaces(
         super::FIRST_PACKET_FORWARD_CHAIN,
         super::FIRST_PACKET_INPUT_CHAIN,
         super::FIRST_PACKET_OUTPUT_CHAIN,
+        super::SPOOF_DROP_CHAIN,
     ] {
         let owner = ChainOwner::Base {
             chain: chain.into(),
@@ -507,6 +508,9 @@ fn detail(owner: &ChainOwner, rule: &IrRule) -> Option<&'static str> {
         (ChainOwner::Endpoint { .. }, Some(Verdict::Drop)) => {
             Some("no policy allowed: default deny (end of tier)")
         }
+        (ChainOwner::Endpoint { .. }, Some(Verdict::Goto(to))) if to == SPOOF_DROP_CHAIN => {
+            Some("source address is not the endpoint's (anti-spoofing): logged and dropped")
+        }
         (ChainOwner::Endpoint { .. }, Some(Verdict::Jump(_))) => {
             Some("applies the policies of a tier")
         }
@@ -526,6 +530,9 @@ fn detail(owner: &ChainOwner, rule: &IrRule) -> Option<&'static str> {
         }
         (ChainOwner::Base { .. }, Some(Verdict::Dispatch { .. })) => {
             Some("dispatch to the workload's chain")
+        }
+        (ChainOwner::Base { chain }, Some(Verdict::Drop)) if chain == SPOOF_DROP_CHAIN => {
+            Some("a workload's source address is not its own (anti-spoofing)")
         }
         (ChainOwner::Base { .. }, Some(Verdict::Accept)) => Some("allowed"),
         (ChainOwner::Base { .. }, Some(Verdict::Goto(to))) if to == EGRESS_ALLOWED_CHAIN => {

@@ -262,8 +262,14 @@ fn without_flow_logs(mut r: Ruleset) -> Ruleset {
         super::FIRST_PACKET_FORWARD_CHAIN,
         super::FIRST_PACKET_INPUT_CHAIN,
         super::FIRST_PACKET_OUTPUT_CHAIN,
+        super::SPOOF_DROP_CHAIN,
     ] {
         assert!(r.chains.remove(name).is_some(), "no {name}");
+    }
+    for rule in r.chains.values_mut().flat_map(|c| &mut c.rules) {
+        if rule.verdict == Some(Verdict::Goto(super::SPOOF_DROP_CHAIN.into())) {
+            rule.verdict = Some(Verdict::Drop);
+        }
     }
     for chain in r.chains.values_mut() {
         chain.rules.retain(|rule| {
@@ -303,7 +309,14 @@ fn flow_logs_name_the_deciding_rule_in_their_prefix() {
                     assert_eq!(rate.is_some(), log.verdict == LogVerdict::Deny, "{prefix}");
                     let named = match log.rule {
                         LogRule::Rule(i) => names.user_rule(&log.chain, i).unwrap().to_string(),
-                        _ => names.chain(&log.chain).unwrap().to_string(),
+                        // The shared spoof drop's, as the agent names it: by the interface
+                        // the packet came in by.
+                        LogRule::Spoof => {
+                            assert_eq!(log.chain, super::SPOOF_DROP_CHAIN);
+                            let log = log.clone().attributed_to(Some("cali-a"));
+                            names.chain(&log.chain).unwrap().to_string()
+                        }
+                        LogRule::End => names.chain(&log.chain).unwrap().to_string(),
                     };
                     seen.push(format!("{prefix:.1} {named} {:?}", log.rule));
                 }
@@ -321,6 +334,31 @@ fn flow_logs_name_the_deciding_rule_in_their_prefix() {
     ] {
         assert!(seen.iter().any(|s| s == want), "{want} not in {seen:#?}");
     }
+    let spoof_logs = seen.iter().filter(|s| s.ends_with(" Spoof")).count();
+    assert_eq!(
+        spoof_logs, 1,
+        "one shared log of spoofed packets: {seen:#?}"
+    );
+    // The endpoint's anti-spoofing rules go to the shared drop and say so.
+    let chain = super::names::endpoint_chain("cali-a", PolicyType::Egress);
+    let spoof_rules: Vec<_> = (0..r.chains[&chain].rules.len())
+        .filter(|&i| {
+            r.chains[&chain].rules[i].verdict == Some(Verdict::Goto(super::SPOOF_DROP_CHAIN.into()))
+        })
+        .map(|i| names.rule(&chain, i).unwrap().detail)
+        .collect();
+    assert_eq!(
+        spoof_rules,
+        [Some("source address is not the endpoint's (anti-spoofing): logged and dropped"); 2]
+    );
+    let shared = &r.chains[super::SPOOF_DROP_CHAIN].rules;
+    assert_eq!(
+        names
+            .rule(super::SPOOF_DROP_CHAIN, shared.len() - 1)
+            .unwrap()
+            .detail,
+        Some("a workload's source address is not its own (anti-spoofing)")
+    );
 }
 
 proptest! {

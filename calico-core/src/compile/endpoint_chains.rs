@@ -182,12 +182,15 @@ pub(super) struct TierJump {
 ///
 /// * `spoof_checks`: per family (IPv6 first, then IPv4), the anti-spoofing checks a source
 ///   must all pass to be dropped (egress; none: every source of the family is dropped);
+/// * `spoofed`: what becomes of a spoofed packet: dropped, or, with flow logs, handed to
+///   the shared chain that logs and drops it ([`super::flow_log::spoof_drop_chain`]);
 /// * `tiers`: how each applicable tier is applied, in order;
 /// * `after_policies`: where a packet goes when every tier passed it (or none applies):
 ///   the profiles' shared chain, or drop.
 pub(super) fn endpoint_rules(
     dir: PolicyType,
     spoof_checks: &[Vec<Match>; 2],
+    spoofed: &Verdict,
     tiers: &[TierJump],
     after_policies: Verdict,
 ) -> Vec<Rule> {
@@ -202,7 +205,7 @@ pub(super) fn endpoint_rules(
         for v4 in [true, false] {
             let mut matches = vec![Match::Ipv4(v4)];
             matches.extend(spoof_checks[usize::from(v4)].iter().cloned());
-            rules.push(Rule::new(matches, Verdict::Drop));
+            rules.push(Rule::new(matches, spoofed.clone()));
         }
     }
     for t in tiers {

@@ -21,8 +21,11 @@
 //!   ports: see [`split_port_lists`]).
 //! * A denied packet is logged, rate-limited, just before the rule that drops it: a policy
 //!   or profile `Deny` rule, the endpoint's default deny when no policy allowed (`end`), the
-//!   profiles' default deny, and anti-spoofing (`spoof`). So is a connection a staged
-//!   policy would deny (`S`, once per connection: [`super::staged`]).
+//!   profiles' default deny. So is a connection a staged policy would deny (`S`, once per
+//!   connection: [`super::staged`]).
+//! * A spoofed packet (anti-spoofing, `spoof`) goes from its endpoint's chain to one chain
+//!   shared by all ([`SPOOF_DROP_CHAIN`]) that logs it, rate-limited for the whole host,
+//!   and drops it; its input interface names the endpoint ([`LogRef::attributed_to`]).
 //!
 //! The prefix ([`LogRef`]) is `<A|D> <chain> <rule index | end | spoof>`: the chain's name
 //! and, in a policy or profile chain, the user's rule index; [`super::describe`] turns it
@@ -33,8 +36,9 @@
 
 use std::fmt;
 
+use super::names::endpoint_chain;
 use crate::dataplane::ir::{BaseChain, Chain, ChainType, Hook, Match, Rule, Statement, Verdict};
-use crate::model::Action;
+use crate::model::{Action, PolicyType};
 
 #[cfg(doc)]
 use super::CompileConfig;
@@ -44,10 +48,11 @@ use super::CompileConfig;
 pub struct FlowLogConfig {
     /// The netlink log group the rules log to.
     pub group: u16,
-    /// Denied packets logged per second by each denying rule, at most.
+    /// Denied packets logged per second by each denying rule, at most (by the anti-spoofing
+    /// drop all endpoints share: for the whole host).
     pub deny_rate: u32,
     /// The packet-mark bit staged policies set once one of them allowed or denied (the
-    /// staged evaluation is closed: [`super::staged`]).
+    /// staged evaluation is closed).
     pub staged_mark: u32,
     /// The packet-mark bit a staged policy's `Pass` sets (the staged policies left in its
     /// tier are skipped).
@@ -108,6 +113,22 @@ pub struct LogRefError {
     pub prefix: String,
     /// What is wrong with it.
     pub reason: &'static str,
+}
+
+impl LogRef {
+    /// The reference a report names, for a packet that came in by the interface
+    /// `in_interface`: a spoofed packet's (logged by the shared [`SPOOF_DROP_CHAIN`], with
+    /// the interface known) becomes the anti-spoofing of that interface's endpoint chain,
+    /// the one that sent it there; any other is returned as it is.
+    pub fn attributed_to(self, in_interface: Option<&str>) -> LogRef {
+        match in_interface {
+            Some(iface) if self.chain == SPOOF_DROP_CHAIN && !iface.is_empty() => LogRef {
+                chain: endpoint_chain(iface, PolicyType::Egress),
+                ..self
+            },
+            _ => self,
+        }
+    }
 }
 
 impl fmt::Display for LogRef {
@@ -238,6 +259,43 @@ pub(super) fn first_packet_chains(
     })
 }
 
+/// The chain shared by every workload endpoint's anti-spoofing with flow logs: it logs a
+/// spoofed packet, rate-limited host-wide, as `D spoof-drop spoof`, and drops it. The
+/// agent names the endpoint by the packet's input interface (the spoofing workload's).
+///
+/// One chain instead of a log rule beside each endpoint's anti-spoofing rules: those were
+/// two rules more in every endpoint chain, a ninth more to program at each endpoint add.
+pub const SPOOF_DROP_CHAIN: &str = "spoof-drop";
+
+/// The shared anti-spoofing drop ([`SPOOF_DROP_CHAIN`]) with flow logs (`cfg`); none
+/// without.
+pub(super) fn spoof_drop_chain(cfg: Option<&FlowLogConfig>) -> (&'static str, Option<Chain>) {
+    let chain = cfg.map(|cfg| {
+        let log_ref = LogRef {
+            verdict: LogVerdict::Deny,
+            chain: SPOOF_DROP_CHAIN.into(),
+            rule: LogRule::Spoof,
+        };
+        Chain {
+            base: None,
+            rules: vec![
+                denied_log(cfg, log_ref, vec![]),
+                Rule::new(vec![], Verdict::Drop),
+            ],
+        }
+    });
+    (SPOOF_DROP_CHAIN, chain)
+}
+
+/// What an endpoint's anti-spoofing rules do with a spoofed packet: drop it, or with flow
+/// logs (`cfg`) go to [`SPOOF_DROP_CHAIN`], which logs and drops it.
+pub(super) fn spoofed_verdict(cfg: Option<&FlowLogConfig>) -> Verdict {
+    match cfg {
+        Some(_) => Verdict::Goto(SPOOF_DROP_CHAIN.into()),
+        None => Verdict::Drop,
+    }
+}
+
 /// The shared first-packet log chain of the forward hook.
 pub const FIRST_PACKET_FORWARD_CHAIN: &str = "flow-log-forward";
 /// ... of the input hook.
@@ -321,9 +379,10 @@ fn denied_log(cfg: &FlowLogConfig, r: LogRef, matches: Vec<Match>) -> Rule {
     }
 }
 
-/// Adds a rate-limited log before each drop of an endpoint chain (`end` for the default
-/// deny, `spoof` for anti-spoofing) or a profile-list chain (`end`). The invalid-state drop
-/// is not a policy verdict and is not logged.
+/// Adds a rate-limited log before each drop of an endpoint chain or a profile-list chain:
+/// `end` for an unconditional drop (a default deny), `spoof` for a conditional one (the
+/// anti-spoofing of an endpoint chain compiled without [`spoofed_verdict`]'s shared chain).
+/// The invalid-state drop is not a policy verdict and is not logged.
 pub(super) fn chain_drops(cfg: &FlowLogConfig, chain: &str, rules: Vec<Rule>) -> Vec<Rule> {
     let mut out = Vec::with_capacity(rules.len() + 3);
     for r in rules {

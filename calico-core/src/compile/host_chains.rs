@@ -70,7 +70,7 @@ use crate::dataplane::ir::{
 use crate::model::{Policy, PolicyType};
 
 use super::failsafe::{failsafe_reply_rules, failsafe_rules};
-use super::flow_log::{first_packet_chains, FlowLogConfig};
+use super::flow_log::{first_packet_chains, spoof_drop_chain, FlowLogConfig};
 use super::host_config::{EndpointToHostAction, HostConfig};
 use super::names::chain_name;
 use super::shared_chains::Listed;
@@ -396,6 +396,7 @@ pub fn base_chains(
         ),
     ];
     chains.extend(first_packet_chains(flow_logs, forward_priority));
+    chains.push(spoof_drop_chain(flow_logs));
     chains
 }
 

@@ -12,7 +12,8 @@
 //! wl-eg-<iface>                egress of one workload
 //!   ct state established,related accept; ct state invalid drop
 //!   anti-spoofing: source not the endpoint's address (or in the set of its addresses when
-//!   it has several) -> drop; a family it has no address in: drop all of that family
+//!   it has several) -> drop (with flow logs: goto spoof-drop, which logs and drops); a
+//!   family it has no address in: drop all of that family
 //!   for each tier with egress policies of the endpoint, in tier order:
 //!     [clear the Pass mark]    when one of the tier's policies may Pass
 //!     jump pl-eg-<list>        the tier's policies (or the only one directly when it
@@ -101,6 +102,7 @@ pub use floating_ips::{
 pub use flow_log::{
     first_packet_hook, FlowLogConfig, LogRef, LogRefError, LogRule, LogVerdict,
     FIRST_PACKET_FORWARD_CHAIN, FIRST_PACKET_INPUT_CHAIN, FIRST_PACKET_OUTPUT_CHAIN,
+    SPOOF_DROP_CHAIN,
 };
 pub use host_chains::{
     HostPath, INPUT_CHAIN, OUTPUT_CHAIN, PREROUTING_CHAIN, RAW_OUTPUT_CHAIN, RAW_PREROUTING_CHAIN,

@@ -311,7 +311,8 @@ impl Compiler {
                 jumps.push(self.tier_jump(t, dir, iface, &mut shared, first_staged));
                 first_staged &= !t.policies.iter().any(|p| p.staged);
             }
-            let mut rules = endpoint_rules(dir, &spoof_checks, &jumps, after_policies);
+            let spoofed = flow_log::spoofed_verdict(flow_logs.as_ref());
+            let mut rules = endpoint_rules(dir, &spoof_checks, &spoofed, &jumps, after_policies);
             let chain = endpoint_chain(iface, dir);
             if let Some(cfg) = &flow_logs {
                 rules = flow_log::chain_drops(cfg, &chain, rules);

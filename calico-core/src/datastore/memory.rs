@@ -3,8 +3,8 @@
 //! It behaves as etcd does where a follower can tell: every write gets the next revision, a
 //! follower resumes from its revision, a follower behind the compaction revision gets a new
 //! snapshot, and an outage ([`MemoryStore::set_available`]) stops delivery without losing
-//! anything. It serves orchestrator tests on the mock network and the tests of [`follow`]
-//! (super::follow).
+//! anything. It serves orchestrator tests on the mock network and the tests of
+//! [`follow`](super::follow).
 //!
 //! ```
 //! use calico_core::datastore::memory::MemoryStore;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use calico_core::compile::{
     parse_failsafe_list, EndpointToHostAction, FailsafeError, FailsafePort, HostConfig,
 };
+use calico_ebpf::tc::Blocks;
 use clap::{Parser, ValueEnum};
 
 /// Which BGP backend the agent runs.
@@ -170,6 +171,13 @@ pub struct Options {
     /// named host endpoints (the uplinks), comma-separated.
     #[arg(long, value_delimiter = ',', env = "CALICO_AGENT_BPF_HOST_INTERFACES")]
     pub bpf_host_interfaces: Vec<String>,
+
+    /// With `--dataplane bpf`: the indexes of the two shared tc blocks, `INGRESS,EGRESS`
+    /// (decimal or `0x` hex), that every filtered interface's clsact qdisc is bound to.
+    /// Change them only when another program on the host binds qdiscs to
+    /// `0xca1e0001,0xca1e0002`, the default.
+    #[arg(long, value_parser = tc_blocks, env = "CALICO_AGENT_BPF_TC_BLOCKS")]
+    pub bpf_tc_blocks: Option<Blocks>,
 
     /// The nftables table (family inet) the agent owns.
     #[arg(long, default_value = "calico", env = "CALICO_AGENT_NFT_TABLE")]
@@ -352,6 +360,28 @@ fn endpoint_to_host(s: &str) -> Result<EndpointToHostAction, String> {
     s.parse()
 }
 
+/// Two tc block indexes, `INGRESS,EGRESS`, each decimal or `0x` hex, nonzero and
+/// different.
+fn tc_blocks(s: &str) -> Result<Blocks, String> {
+    let index = |v: &str| {
+        let v = v.trim();
+        let parsed = match v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
+            Some(hex) => u32::from_str_radix(hex, 16),
+            None => v.parse(),
+        };
+        parsed.map_err(|_| format!("{v:?} is not a tc block index (a u32, decimal or 0x hex)"))
+    };
+    let Some((ingress, egress)) = s.split_once(',') else {
+        return Err(format!("{s:?}: want two block indexes, INGRESS,EGRESS"));
+    };
+    let blocks = Blocks {
+        ingress: index(ingress)?,
+        egress: index(egress)?,
+    };
+    blocks.check()?;
+    Ok(blocks)
+}
+
 fn fraction(s: &str) -> Result<f64, String> {
     let v: f64 = s
         .parse()
@@ -432,6 +462,32 @@ mod tests {
         let o = parse(&["--no-bgp", "--no-graceful-restart"]).unwrap();
         assert_eq!(o.bgp_choice(), BgpChoice::None);
         assert_eq!(o.graceful_restart(), None);
+    }
+
+    #[test]
+    fn tc_blocks_are_two_different_nonzero_indexes() {
+        let o = parse(&["--bpf-tc-blocks", "0x10,17"]).unwrap();
+        assert_eq!(
+            o.bpf_tc_blocks,
+            Some(Blocks {
+                ingress: 16,
+                egress: 17
+            })
+        );
+        assert_eq!(parse(&[]).unwrap().bpf_tc_blocks, None);
+        for (bad, why) in [
+            ("7", "two block indexes"),
+            ("0,1", "nonzero"),
+            ("5,5", "must differ"),
+            ("1,0xg", "not a tc block index"),
+            ("1,4294967296", "not a tc block index"),
+        ] {
+            let e = parse(&["--bpf-tc-blocks", bad]).unwrap_err().to_string();
+            assert!(
+                e.contains("--bpf-tc-blocks") && e.contains(why),
+                "{bad}: {e}"
+            );
+        }
     }
 
     #[test]

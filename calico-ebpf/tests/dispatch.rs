@@ -17,6 +17,7 @@ use std::os::fd::{AsFd, AsRawFd};
 
 use calico_core::dataplane::diff;
 use calico_core::dataplane::ir::Ruleset;
+use calico_ebpf::backend::{EbpfBackend, EbpfConfig};
 use calico_ebpf::generate::parse::{TC_ACT_SHOT, TC_ACT_UNSPEC};
 use calico_ebpf::insn::{Alu, Asm, Reg};
 use calico_ebpf::program::Loaded;
@@ -129,6 +130,42 @@ fn interfaces_share_the_blocks_and_are_dispatched_to_their_own_programs() {
     for dir in Direction::BOTH {
         assert!(block_filters(&topo.host, Blocks::DEFAULT.of(dir)).is_empty());
     }
+}
+
+/// Blocks other than the defaults (the agent's `--bpf-tc-blocks`): the qdiscs are bound to
+/// them, their filters dispatch, and the default blocks stay unused.
+#[test]
+fn the_configured_blocks_are_the_ones_bound() {
+    if !privileged("the_configured_blocks_are_the_ones_bound") {
+        return;
+    }
+    let topo = Topology::new(&WORKLOADS);
+    let [web1, _, client] = &topo.workloads[..] else {
+        unreachable!()
+    };
+    let blocks = Blocks {
+        ingress: 0x5eed_0001,
+        egress: 0x5eed_0002,
+    };
+    let acl = EbpfBackend::new(EbpfConfig {
+        blocks,
+        ..ebpf_support::config(&topo.host, &[], 1024)
+    })
+    .unwrap();
+    acl.apply_blocking(&diff(&Ruleset::default(), &shop_ruleset(&[1, 2])))
+        .unwrap();
+    let c = clsact(&topo.host, "calia").unwrap();
+    assert!(c.bound_to(blocks) && !c.bound_to(Blocks::DEFAULT), "{c:?}");
+    for dir in Direction::BOTH {
+        let ours: Vec<_> = block_filters(&topo.host, blocks.of(dir))
+            .into_iter()
+            .filter(|f| f.is_ours())
+            .collect();
+        assert_eq!(ours.len(), 1, "{dir}: {ours:?}");
+        assert!(block_filters(&topo.host, Blocks::DEFAULT.of(dir)).is_empty());
+    }
+    assert!(dispatched(&topo.host, "calia").is_some());
+    web_enforced(client, web1, "through the configured blocks");
 }
 
 #[test]

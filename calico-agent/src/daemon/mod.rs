@@ -65,8 +65,12 @@ pub fn check(o: &Options) -> Result<(), String> {
 /// The eBPF dataplane's options, and the features it does not have yet.
 fn check_dataplane(o: &Options) -> Result<(), String> {
     if o.dataplane == DataplaneChoice::Nft {
-        if o.bpf_license.is_some() || !o.bpf_host_interfaces.is_empty() {
-            return Err("--bpf-license and --bpf-host-interfaces need --dataplane bpf".into());
+        if o.bpf_license.is_some() || !o.bpf_host_interfaces.is_empty() || o.bpf_tc_blocks.is_some()
+        {
+            return Err(
+                "--bpf-license, --bpf-host-interfaces and --bpf-tc-blocks need --dataplane bpf"
+                    .into(),
+            );
         }
         return Ok(());
     }
@@ -129,7 +133,7 @@ fn acl_backends(o: &Options) -> Result<AclBackends, String> {
                 set_capacity: 1 << 20,
                 license: CString::new(license).map_err(|e| format!("--bpf-license: {e}"))?,
                 // The shared tc blocks every workload's clsact qdisc is bound to.
-                blocks: calico_ebpf::tc::Blocks::DEFAULT,
+                blocks: o.bpf_tc_blocks.unwrap_or(calico_ebpf::tc::Blocks::DEFAULT),
             };
             let ebpf = Arc::new(EbpfBackend::new(config).map_err(|e| e.to_string())?);
             let acl: Arc<dyn AclBackend> = ebpf.clone();
@@ -376,6 +380,8 @@ mod tests {
             "{e}"
         );
         let e = check_dir(&["--bpf-host-interfaces", "eth0"]).unwrap_err();
+        assert!(e.contains("need --dataplane bpf"), "{e}");
+        let e = check_dir(&["--bpf-tc-blocks", "1,2"]).unwrap_err();
         assert!(e.contains("need --dataplane bpf"), "{e}");
     }
 }

@@ -12,7 +12,12 @@ use calico_netns::fixtures::Netns;
 /// An `EbpfBackend` for the interfaces of `host`, with programs on its host interfaces
 /// `host_interfaces` too, and room for `set_capacity` members in each set map.
 pub fn backend_in(host: &Netns, host_interfaces: &[&str], set_capacity: u32) -> EbpfBackend {
-    EbpfBackend::new(EbpfConfig {
+    EbpfBackend::new(config(host, host_interfaces, set_capacity)).unwrap()
+}
+
+/// The configuration of [`backend_in`].
+pub fn config(host: &Netns, host_interfaces: &[&str], set_capacity: u32) -> EbpfConfig {
+    EbpfConfig {
         netns: Some(host.path().into()),
         host_interfaces: host_interfaces.iter().map(|i| i.to_string()).collect(),
         set_capacity,
@@ -20,6 +25,5 @@ pub fn backend_in(host: &Netns, host_interfaces: &[&str], set_capacity: u32) -> 
         // declaration (see EbpfConfig).
         license: c"GPL".into(),
         blocks: calico_ebpf::tc::Blocks::DEFAULT,
-    })
-    .unwrap()
+    }
 }

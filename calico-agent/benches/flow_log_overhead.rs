@@ -105,8 +105,9 @@ fn acl_programming() -> [[Vec<f64>; 2]; 2] {
         })
         .collect();
     let mut samples: [[Vec<f64>; 2]; 2] = Default::default();
-    for _ in 0..rounds() {
-        for (i, ruleset) in rulesets.iter().enumerate() {
+    for round in 0..rounds() {
+        for i in turns(round) {
+            let ruleset = &rulesets[i];
             let changes = diff(&Ruleset::default(), ruleset);
             let ns = Netns::create("bench-flacl").unwrap();
             let acl = LinuxAcl::in_netns(ns.path().as_ref(), "calico").unwrap();
@@ -131,7 +132,18 @@ fn acl_programming() -> [[Vec<f64>; 2]; 2] {
     samples
 }
 
-/// Endpoint adds measured per mode: the same endpoints are added to both hosts.
+/// The order the two modes take in round `n`: off first in even rounds, on first in odd
+/// ones. Measured in a fixed order, the second of two identical hosts ran ~2 % faster (a
+/// host's add right after the other's finds the kernel's caches warm), which flattered
+/// whichever mode came second.
+fn turns(n: usize) -> [usize; 2] {
+    if n.is_multiple_of(2) {
+        [0, 1]
+    } else {
+        [1, 0]
+    }
+}
+
 /// Endpoint adds per mode: `FLOW_BENCH_ADDS`, 40 by default.
 fn adds() -> usize {
     env_count("FLOW_BENCH_ADDS", 40)
@@ -140,7 +152,7 @@ fn adds() -> usize {
 /// Milliseconds to add one endpoint to the programmed ACL benchmark host (compile the update
 /// incrementally, apply its change set), `[off, on]`, [`adds`] samples each. The two hosts
 /// (flow logs off and on) exist side by side and take turns, endpoint by endpoint, so that
-/// a change in the machine's load falls on both alike.
+/// a change in the machine's load falls on both alike ([`turns`]).
 fn endpoint_adds() -> [Vec<f64>; 2] {
     let scale = Scale::default();
     let mut hosts = [None, Some(FlowLogConfig::default())].map(|flow_logs| {
@@ -159,7 +171,8 @@ fn endpoint_adds() -> [Vec<f64>; 2] {
     });
     let mut samples: [Vec<f64>; 2] = Default::default();
     for n in 0..adds() {
-        for (i, (store, compiler, _ns, acl)) in hosts.iter_mut().enumerate() {
+        for i in turns(n) {
+            let (store, compiler, _ns, acl) = &mut hosts[i];
             // A new endpoint, numbered after the model's, on this host.
             let mut ep = scale.endpoint(scale.local + scale.remote + n);
             ep.node = "h1".into();

@@ -57,9 +57,10 @@ pub struct Outcome {
     /// Netlink log statements hit (flow logs), as `(group, prefix)`. A rate limit never
     /// applies to the one packet interpreted.
     pub flow_logged: Vec<(u16, String)>,
-    /// Flow-log references of the rules that matched a connection's first packet
-    /// ([`Statement::FlowRef`]; none for later packets): what the agent names an allowed
-    /// connection by, replaying its first packet.
+    /// Flow-log references (`A <chain> <index>`) of the rules that matched a connection's
+    /// first packet ([`Statement::FlowRef`], the index, and the chain the rule is in; none
+    /// for later packets): what the agent names an allowed connection by, replaying its
+    /// first packet.
     pub flow_refs: Vec<String>,
     /// The packet mark the packet leaves the hook with.
     pub mark: u32,
@@ -176,8 +177,8 @@ impl Run<'_> {
                     Statement::NfLog { group, prefix, .. } => {
                         self.flow_logged.push((*group, prefix.clone()));
                     }
-                    Statement::FlowRef(r) if self.ctx.ct == ConnState::New => {
-                        self.flow_refs.push(r.clone());
+                    Statement::FlowRef(index) if self.ctx.ct == ConnState::New => {
+                        self.flow_refs.push(format!("A {name} {index}"));
                     }
                     Statement::FlowRef(_) => {}
                     // The NAT expression sets the verdict: accepted at this base chain.

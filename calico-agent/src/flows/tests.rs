@@ -5,7 +5,7 @@ use std::sync::Arc;
 use calico_core::compile::{
     compile, first_packet_hook, CompileConfig, FlowLogConfig, LogRef, LogVerdict,
 };
-use calico_core::dataplane::ir::Statement;
+use calico_core::dataplane::ir::{Ruleset, Statement};
 use calico_core::model::{parse_resources, Model};
 use calico_linux::flowlog::{FiveTuple, LogPacket};
 
@@ -37,18 +37,30 @@ fn setup() -> (Namer, Vec<String>) {
         ..CompileConfig::new("h1")
     };
     let ruleset = compile(&config, &model);
-    let prefixes = ruleset
-        .chains
-        .values()
-        .flat_map(|c| &c.rules)
-        .flat_map(|r| &r.statements)
-        .filter_map(|s| match s {
-            Statement::NfLog { prefix, .. } | Statement::FlowRef(prefix) => Some(prefix.clone()),
-            _ => None,
-        })
-        .filter(|p| first_packet_hook(p).is_none())
-        .collect();
+    let prefixes = references(&ruleset);
     (Namer::new(&model, "h1", Arc::new(ruleset)), prefixes)
+}
+
+/// The flow-log references of `ruleset`'s rules: their log prefixes (but the shared
+/// first-packet logs') and, for a rule carrying its user rule's index, `A <chain> <index>`.
+fn references(ruleset: &Ruleset) -> Vec<String> {
+    let mut out = Vec::new();
+    for (chain, rule) in ruleset
+        .chains
+        .iter()
+        .flat_map(|(name, c)| c.rules.iter().map(move |r| (name, r)))
+    {
+        for s in &rule.statements {
+            match s {
+                Statement::NfLog { prefix, .. } if first_packet_hook(prefix).is_none() => {
+                    out.push(prefix.clone())
+                }
+                Statement::FlowRef(index) => out.push(format!("A {chain} {index}")),
+                _ => {}
+            }
+        }
+    }
+    out
 }
 
 fn packet(prefix: &str, src: &str, sport: u16) -> LogPacket {
@@ -221,20 +233,13 @@ fn verdicts_name_their_tier() {
     let ruleset = compile(&config, &model);
     let namer = Namer::new(&model, "h1", Arc::new(ruleset.clone()));
     let mut seen = Vec::new();
-    for rule in ruleset.chains.values().flat_map(|c| &c.rules) {
-        for s in &rule.statements {
-            let (Statement::NfLog { prefix, .. } | Statement::FlowRef(prefix)) = s else {
-                continue;
-            };
-            if first_packet_hook(prefix).is_none() {
-                let log: LogRef = prefix.parse().unwrap();
-                let d = namer.decision(&log);
-                seen.push(format!(
-                    "{:?} {:?} {} {}",
-                    log.verdict, log.rule, d.kind, d.tier
-                ));
-            }
-        }
+    for prefix in references(&ruleset) {
+        let log: LogRef = prefix.parse().unwrap();
+        let d = namer.decision(&log);
+        seen.push(format!(
+            "{:?} {:?} {} {}",
+            log.verdict, log.rule, d.kind, d.tier
+        ));
     }
     seen.sort();
     assert_eq!(

@@ -295,13 +295,14 @@ fn flow_logs_name_the_deciding_rule_in_their_prefix() {
     validate::check(&r).unwrap();
     let names = describe(&model, "h1", &r);
     let mut seen = Vec::new();
-    for chain in r.chains.values() {
+    for (name, chain) in &r.chains {
         for rule in &chain.rules {
             for s in &rule.statements {
                 let (prefix, rate) = match s {
                     Statement::NfLog { prefix, .. } if prefix.starts_with("F ") => continue,
-                    Statement::NfLog { prefix, rate, .. } => (prefix, *rate),
-                    Statement::FlowRef(prefix) => (prefix, None),
+                    Statement::NfLog { prefix, rate, .. } => (prefix.clone(), *rate),
+                    // The user rule's index; its chain completes the reference.
+                    Statement::FlowRef(index) => (format!("A {name} {index}"), None),
                     _ => continue,
                 };
                 {

@@ -348,13 +348,14 @@ pub enum Statement {
         /// Packets a second, when rate-limited.
         rate: Option<u32>,
     },
-    /// Names the rule in flow logs (a flow-log reference, e.g. `A <chain> <index>`): no
-    /// effect on the packet and no expression in the kernel, where it is the rule's comment
+    /// Names the rule in flow logs: the index of the user rule it allows for (the compiler's;
+    /// with the chain the rule is in, the flow-log reference `A <chain> <index>`). No effect
+    /// on the packet and no expression in the kernel, where it is the rule's comment
     /// (`comment "..."`, the rule's user data). A connection's first packet is logged by one
     /// shared rule per hook after the policy ([`crate::compile::FlowLogConfig`]); the agent
-    /// replays that packet through the rules it programmed, and the rules carrying a
-    /// reference that the packet matched are what decided. At most [`MAX_LOG_PREFIX`]
-    /// bytes, no NUL; the last statement of its rule, at most one a rule.
+    /// replays that packet through the rules it programmed, and the rules carrying one that
+    /// the packet matched are what decided. At most [`MAX_LOG_PREFIX`] bytes, no NUL; the
+    /// last statement of its rule, at most one a rule.
     FlowRef(String),
 }
 

@@ -28,7 +28,7 @@ use super::inbound::{InboundWindow, ReadCredit, INBOUND_WINDOW};
 use super::queue::SendQueue;
 use crate::packet::notification::CeaseSubcode;
 use crate::packet::{self, AfiSafi, Context, DecodeError, Message, HEADER_LEN};
-use crate::rib::{Importer, Inbound};
+use crate::rib::{Importer, InboundBatch};
 use crate::speaker::socket::SocketFactory;
 
 /// How long one connection attempt may take.
@@ -80,8 +80,8 @@ pub enum PeerEvent {
     /// The established session went down.
     Down(SessionDown),
     /// UPDATEs arrived (as many as were read at once, in order), prepared for the RIB
-    /// ([`Importer::prepare`]).
-    Updates(Vec<Inbound>),
+    /// ([`Importer::prepare_into`]).
+    Updates(InboundBatch),
     /// The peer asked for a family again.
     Refresh(AfiSafi),
     /// The established connection's send queue passed its limit: the peer reads slower
@@ -130,6 +130,7 @@ impl PeerHandle {
             queue_limit,
             credits: Vec::new(),
             importer,
+            last_batch: 0,
         };
         let task = tokio::spawn(task.run(rx));
         PeerHandle { commands: tx, task }
@@ -192,6 +193,9 @@ struct PeerTask {
     credits: Vec<ReadCredit>,
     /// Prepares received UPDATEs for the RIB.
     importer: Importer,
+    /// How many prefixes the last batch of UPDATEs announced: room for as many in the
+    /// next one.
+    last_batch: usize,
 }
 
 fn index(dir: Direction) -> usize {
@@ -408,7 +412,7 @@ impl PeerTask {
         actions: &mut Vec<Action>,
         conn_tx: &mpsc::UnboundedSender<(Direction, u64, ConnEvent)>,
     ) {
-        let mut updates = Vec::new();
+        let mut updates = InboundBatch::default();
         let mut actions = actions.drain(..);
         while let Some(action) = actions.next() {
             match action {
@@ -473,6 +477,7 @@ impl PeerTask {
                 }
                 Action::Down(down) => {
                     if !updates.is_empty() {
+                        self.last_batch = updates.prepared_prefixes();
                         (self.events)(PeerEvent::Updates(std::mem::take(&mut updates)));
                     }
                     tracing::warn!(peer = %self.remote, reason = %down.reason, graceful = down.graceful, "session down");
@@ -481,9 +486,9 @@ impl PeerTask {
                 Action::Deliver(update) => {
                     if updates.is_empty() {
                         // A batch's UPDATEs are most of its actions.
-                        updates.reserve(actions.len() + 1);
+                        updates = InboundBatch::with_capacity(actions.len() + 1, self.last_batch);
                     }
-                    updates.push(self.importer.prepare(update));
+                    self.importer.prepare_into(update, &mut updates);
                 }
                 Action::Refresh(family) => {
                     (self.events)(PeerEvent::Refresh(family));
@@ -491,6 +496,7 @@ impl PeerTask {
             }
         }
         if !updates.is_empty() {
+            self.last_batch = updates.prepared_prefixes();
             (self.events)(PeerEvent::Updates(updates));
         }
         for credit in self.credits.drain(..) {

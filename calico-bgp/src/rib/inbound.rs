@@ -126,6 +126,29 @@ impl InboundBatch {
     pub fn prepared_prefixes(&self) -> usize {
         self.announced.len()
     }
+
+    /// Adds the UPDATEs of `other` after its own.
+    pub fn append(&mut self, mut other: InboundBatch) {
+        if self.is_empty() {
+            *self = other;
+            return;
+        }
+        self.updates.append(&mut other.updates);
+        self.announced.append(&mut other.announced);
+    }
+
+    /// Takes its first `n` UPDATEs (all when it holds fewer) out of it.
+    pub fn take_front(&mut self, n: usize) -> InboundBatch {
+        if n >= self.len() {
+            return std::mem::take(self);
+        }
+        let updates: Vec<Inbound> = self.updates.drain(..n).collect();
+        let prefixes = updates.iter().map(Inbound::announced).sum::<usize>();
+        InboundBatch {
+            updates,
+            announced: self.announced.drain(..prefixes).collect(),
+        }
+    }
 }
 
 /// How many prefixes an UPDATE announces or withdraws.
@@ -147,6 +170,14 @@ impl From<Update> for InboundBatch {
 }
 
 impl Inbound {
+    /// How many prefixes of the batch's list are this UPDATE's.
+    fn announced(&self) -> usize {
+        match self {
+            Inbound::Plain(_) => 0,
+            Inbound::Prepared(p) => p.announced.0 + p.announced.1,
+        }
+    }
+
     /// The family of the End-of-RIB marker this is (RFC 4724 §2), if it is one (a prepared
     /// UPDATE announces prefixes, so it never is).
     pub(super) fn end_of_rib_family(&self) -> Option<AfiSafi> {
@@ -405,17 +436,18 @@ mod tests {
     proptest! {
         /// UPDATEs prepared by a peering's task, several to a batch, change the RIB exactly
         /// as the same UPDATEs applied unprepared one by one: the same changes, the same
-        /// paths, the same sharing, and End-of-RIB markers reported at the same points.
+        /// paths, the same sharing, and End-of-RIB markers reported at the same points;
+        /// batches joined from single UPDATEs and split in two apply as the whole.
         #[test]
         fn prepared_updates_apply_as_unprepared_ones(
             batches in prop::collection::vec(
-                (1u32..3, prop::collection::vec(update_or_marker(), 1..6)),
+                (1u32..3, prop::collection::vec(update_or_marker(), 1..6), 0usize..7),
                 1..12,
             )
         ) {
             let (mut plain, mut prepared) = (rib(), rib());
             let importer = prepared.importer();
-            for (peer, updates) in batches {
+            for (peer, updates, split) in batches {
                 let (mut a, mut b) = (Vec::new(), Vec::new());
                 let mut batch = InboundBatch::default();
                 for update in updates {
@@ -423,10 +455,14 @@ mod tests {
                     if let Some(family) = update.end_of_rib_family() {
                         a.push(marker(family));
                     }
-                    importer.prepare_into(update, &mut batch);
+                    batch.append(importer.prepare(update));
                 }
-                let eor = |_: &mut Rib, family, b: &mut Vec<Change>| b.push(marker(family));
-                prepared.apply_batch(PeerId(peer), batch, &mut b, eor);
+                // Split in two, as a peering's task passes on what its FSM delivers.
+                let front = batch.take_front(split);
+                for part in [front, batch] {
+                    let eor = |_: &mut Rib, family, b: &mut Vec<Change>| b.push(marker(family));
+                    prepared.apply_batch(PeerId(peer), part, &mut b, eor);
+                }
                 prop_assert_eq!(a.iter().map(seen).collect::<Vec<_>>(), b.iter().map(seen).collect::<Vec<_>>());
             }
             prop_assert_eq!(plain.len(), prepared.len());

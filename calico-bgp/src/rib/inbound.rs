@@ -27,12 +27,12 @@ use crate::packet::attribute::MpUnreach;
 use crate::packet::update::with_ids;
 use crate::packet::{AfiSafi, PathAttributes, Update};
 
-/// A peer's UPDATEs as the RIB applies them, in order: each as it came, or prepared by
-/// an [`Importer`].
+/// A peer's UPDATEs as the RIB applies them, in order: each as it came, or prepared
+/// ([`InboundBatch::push_decoded`], [`Importer::prepare_into`]).
 ///
 /// The prefixes the prepared UPDATEs announce are kept together, for the whole batch, in
 /// one list: the per-message lists the decoder made are freed where they were made (on
-/// the peering's task, whose allocator reuses them for the next messages), not one by one
+/// the connection's reader, whose allocator reuses them for the next messages), not one by one
 /// on the RIB's thread, where freeing memory another thread allocated had cost both
 /// threads ~15% of a full table's time.
 #[derive(Debug, Default)]
@@ -56,8 +56,8 @@ pub(super) enum Inbound {
     Prepared(Prepared),
 }
 
-/// An UPDATE an [`Importer`] prepared: what it withdraws, and the attribute sets of what
-/// it announces, interned; the announced prefixes themselves are in the batch's list.
+/// A prepared UPDATE: what it withdraws, and the attribute sets of what it announces
+/// (interned, or to intern); the announced prefixes themselves are in the batch's list.
 #[derive(Debug)]
 pub(super) struct Prepared {
     /// Withdrawn IPv4 prefixes.

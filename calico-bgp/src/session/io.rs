@@ -602,10 +602,10 @@ async fn write_loop(
 /// on the families where we offered to receive them and the peer to send), and prepares
 /// each UPDATE for the RIB as it is decoded (one task and no copy of the message between
 /// decoding and preparing; its attribute sets are interned on the way to the RIB, see
-/// [`crate::speaker`]). Every message complete in one read is passed
-/// on in one batch (a full table is hundreds of thousands of small messages), with a
-/// credit of `window` for its bytes: the reader waits for room in the window before
-/// passing a batch on and reading more ([`super::inbound`]).
+/// [`crate::speaker`]). Every message complete in one read is passed on in one batch (a
+/// full table is hundreds of thousands of small messages), with a credit of `window` for
+/// its bytes: the reader waits for room in the window before passing a batch on and
+/// reading more ([`super::inbound`]).
 async fn read_loop(
     mut read: OwnedReadHalf,
     config: SessionConfig,

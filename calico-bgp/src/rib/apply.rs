@@ -48,9 +48,8 @@ impl Rib {
     }
 
     /// Applies a batch of UPDATEs from peer `from`, in order, some of them perhaps
-    /// prepared ([`InboundBatch::push_decoded`]; their attribute sets interned here when
-    /// [`super::Importer::intern_batch`] of this RIB's [`Rib::importer`] did not), adding
-    /// the prefixes whose entry changed to `changes`. After an
+    /// prepared by a peering's task ([`super::Importer::prepare_into`] of this RIB's
+    /// [`Rib::importer`]), adding the prefixes whose entry changed to `changes`. After an
     /// End-of-RIB marker (RFC 4724 §2) it calls `end_of_rib` with the marker's family,
     /// before the UPDATEs that follow it.
     pub fn apply_batch(
@@ -96,7 +95,7 @@ impl Rib {
             received += self.set_path_uncounted((from, path_id), prefix, None, changes);
         }
         if let Some(info) = self.peers.info(from).filter(|_| !announced.is_empty()) {
-            let sets = prepared.sets.interned(&self.importer);
+            let sets = (prepared.v4, prepared.mp);
             let imported = admit(&self.importer, &self.settings, info, sets);
             let (v4, mp) = announced.split_at(prepared.announced.0);
             let prefixes = (v4.iter().copied(), mp.iter().copied());

@@ -83,8 +83,8 @@ pub(super) fn intern_sets(
     (v4, mp)
 }
 
-/// Import policy for the attribute sets of a prepared UPDATE, interned
-/// ([`super::Importer::intern_batch`]): the loop checks, and an eBGP peer's LOCAL_PREF removed
+/// Import policy for attribute sets a peering's task interned already
+/// ([`super::Importer::prepare_into`]): the loop checks, and an eBGP peer's LOCAL_PREF removed
 /// (the set interned again without it; a conforming peer sends none). As [`import`]
 /// otherwise.
 pub(super) fn admit(

@@ -1,34 +1,30 @@
 //! UPDATEs prepared for the RIB off its thread.
 //!
 //! The speaker's state machine (the RIB) runs on a thread of its own and, during a full
-//! table, was the bottleneck: interning each UPDATE's attribute set (hashing it, probing
-//! the set table, copying a new one) was ~44% of its time. So a connection's reader
-//! splits each UPDATE as it decodes it ([`InboundBatch::push_decoded`]): its prefixes into
-//! one list for the batch, its attributes set apart; the speaker's import thread interns
-//! those ([`Importer::intern_batch`]) on the batch's way to the RIB, which receives the
-//! UPDATEs' prefixes with their attribute sets already shared and only checks what
-//! depends on the peer and our settings (loops, an eBGP peer's LOCAL_PREF, see
-//! `import.rs`).
+//! table, is the bottleneck: interning each UPDATE's attribute set (hashing it, probing
+//! the set table, copying a new one) was ~44% of its time. So each connection's reader,
+//! which runs beside it, interns the attributes of the UPDATEs as it decodes them
+//! ([`Importer`]): the RIB receives an [`InboundBatch`], the UPDATEs' prefixes with their
+//! attribute sets already shared, and only checks what depends on the peer and our
+//! settings (loops, an eBGP peer's LOCAL_PREF, see `import.rs`).
 //!
-//! The interner is shared between the RIB and whatever interns for it behind a mutex,
-//! held once per batch, by the RIB only to prune unused sets or to intern what came
-//! unprepared. Pruning keeps a set only while something besides the interner holds
+//! The interner is shared between the RIB and every connection's reader behind a mutex:
+//! a reader holds it once per UPDATE, the RIB only to prune unused sets or to intern what
+//! came unprepared. Pruning keeps a set only while something besides the interner holds
 //! it; sets are handed out under the lock, so a set the interner alone holds cannot be
 //! handed out while it is being pruned.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use ipnet::{IpNet, Ipv4Net};
 
-use super::import::intern_sets;
 use super::{Interner, RouteAttrs};
 use crate::packet::attribute::MpUnreach;
 use crate::packet::update::with_ids;
-use crate::packet::{AfiSafi, PathAttributes, Update};
+use crate::packet::{AfiSafi, Update};
 
 /// A peer's UPDATEs as the RIB applies them, in order: each as it came, or prepared
-/// ([`InboundBatch::push_decoded`], [`Importer::prepare_into`]).
+/// ([`Importer::prepare_into`]).
 ///
 /// The prefixes the prepared UPDATEs announce are kept together, for the whole batch, in
 /// one list: the per-message lists the decoder made are freed where they were made (on
@@ -46,18 +42,17 @@ pub struct InboundBatch {
 
 /// One UPDATE of an [`InboundBatch`].
 #[derive(Debug)]
-// Prepared UPDATEs are a batch's bulk: the enum is their size.
-#[allow(clippy::large_enum_variant)]
 pub(super) enum Inbound {
     /// Not prepared: the RIB imports its attributes itself. (Boxed: End-of-RIB markers
-    /// and UPDATEs handled as withdrawn are few.)
+    /// and UPDATEs handled as withdrawn are few, and a batch holds thousands of prepared
+    /// ones, each a third of an UPDATE's size.)
     Plain(Box<Update>),
     /// Prepared: its announced prefixes are in the batch's list.
     Prepared(Prepared),
 }
 
-/// A prepared UPDATE: what it withdraws, and the attribute sets of what it announces
-/// (interned, or to intern); the announced prefixes themselves are in the batch's list.
+/// A prepared UPDATE: what it withdraws, and the attribute sets of what it announces,
+/// interned; the announced prefixes themselves are in the batch's list.
 #[derive(Debug)]
 pub(super) struct Prepared {
     /// Withdrawn IPv4 prefixes.
@@ -66,39 +61,13 @@ pub(super) struct Prepared {
     pub(super) withdrawn_path_ids: Vec<u32>,
     /// MP_UNREACH_NLRI.
     pub(super) mp_unreach: Option<Box<MpUnreach>>,
-    /// The attribute sets of the announced prefixes.
-    pub(super) sets: Sets,
+    /// The set of the IPv4 NLRI (NEXT_HOP folded in), before the checks that depend on
+    /// the peer; `None` when that field announces nothing.
+    pub(super) v4: Option<Arc<RouteAttrs>>,
+    /// The set of the MP_REACH_NLRI prefixes (its next hop folded in), likewise.
+    pub(super) mp: Option<Arc<RouteAttrs>>,
     /// How many prefixes the IPv4 NLRI announces, and MP_REACH_NLRI.
     pub(super) announced: (usize, usize),
-}
-
-/// The attribute sets of a prepared UPDATE's announced prefixes: for the IPv4 NLRI
-/// (NEXT_HOP folded in) and for the MP_REACH_NLRI prefixes (its next hop folded in),
-/// before the checks that depend on the peer.
-#[derive(Debug)]
-pub(super) enum Sets {
-    /// Interned (`None`: that field announces nothing).
-    Interned(Option<Arc<RouteAttrs>>, Option<Arc<RouteAttrs>>),
-    /// Not interned yet: the attributes but the NLRI-carrying ones, the IPv4 NLRI's next
-    /// hop and the MP_REACH_NLRI prefixes' (global, link-local), each only when its field
-    /// announces prefixes.
-    Decoded(PathAttributes, Option<Ipv4Addr>, Option<MpHops>),
-}
-
-/// The global and the link-local next hop of MP_REACH_NLRI.
-pub(super) type MpHops = (IpAddr, Option<Ipv6Addr>);
-
-impl Sets {
-    /// The sets, interned in `interner` when they are not yet.
-    pub(super) fn interned(
-        self,
-        interner: &Importer,
-    ) -> (Option<Arc<RouteAttrs>>, Option<Arc<RouteAttrs>>) {
-        match self {
-            Sets::Interned(v4, mp) => (v4, mp),
-            Sets::Decoded(path, v4, mp) => intern_sets(&mut interner.lock(), path, v4, mp),
-        }
-    }
 }
 
 impl Prepared {
@@ -250,42 +219,6 @@ impl Importer {
     /// out, and only for a field that announces prefixes); what depends on the peer and on
     /// our settings is left to the RIB.
     pub fn prepare_into(&self, update: Update, batch: &mut InboundBatch) {
-        batch.push_decoded(update);
-        if let Some(Inbound::Prepared(p)) = batch.updates.last_mut() {
-            let sets = std::mem::replace(&mut p.sets, Sets::Interned(None, None));
-            let (v4, mp) = sets.interned(self);
-            p.sets = Sets::Interned(v4, mp);
-        }
-    }
-
-    /// Interns the attribute sets [`InboundBatch::push_decoded`] left to intern in
-    /// `batch`, holding the interner once for the whole batch.
-    pub fn intern_batch(&self, batch: &mut InboundBatch) {
-        let mut interner = None;
-        for update in &mut batch.updates {
-            let Inbound::Prepared(p) = update else {
-                continue;
-            };
-            if let Sets::Decoded(..) = p.sets {
-                let interner = interner.get_or_insert_with(|| self.lock());
-                let Sets::Decoded(path, v4, mp) =
-                    std::mem::replace(&mut p.sets, Sets::Interned(None, None))
-                else {
-                    unreachable!("matched above");
-                };
-                let (v4, mp) = intern_sets(interner, path, v4, mp);
-                p.sets = Sets::Interned(v4, mp);
-            }
-        }
-    }
-}
-
-impl InboundBatch {
-    /// Adds `update` as [`Importer::prepare_into`] does, but its attribute sets left to
-    /// intern ([`Importer::intern_batch`], or the RIB when it applies the batch): what a
-    /// connection's reader does as it decodes, the interning left to another thread.
-    pub fn push_decoded(&mut self, update: Update) {
-        let batch = self;
         let v4 = !update.nlri.is_empty();
         let mp = update
             .attributes
@@ -311,6 +244,8 @@ impl InboundBatch {
         let mp_next_hop = mp_reach
             .as_ref()
             .map(|m| (m.next_hop.global, m.next_hop.link_local));
+        let (v4_set, mp_set) =
+            super::import::intern_sets(&mut self.lock(), attributes, v4_next_hop, mp_next_hop);
         let v4_count = nlri.len();
         let v4_prefixes = nlri.into_iter().map(IpNet::V4);
         batch
@@ -326,7 +261,8 @@ impl InboundBatch {
             withdrawn,
             withdrawn_path_ids,
             mp_unreach,
-            sets: Sets::Decoded(attributes, v4_next_hop, mp_next_hop),
+            v4: v4_set,
+            mp: mp_set,
             announced: (v4_count, mp_count),
         }));
     }
@@ -498,11 +434,10 @@ mod tests {
     }
 
     proptest! {
-        /// UPDATEs prepared, several to a batch, change the RIB exactly as the same
-        /// UPDATEs applied unprepared one by one: the same changes, the same paths, the
-        /// same sharing, and End-of-RIB markers reported at the same points; whether their
-        /// attribute sets were interned one by one, for a batch, or by the RIB; batches
-        /// joined from single UPDATEs and split in two apply as the whole.
+        /// UPDATEs prepared by a peering's task, several to a batch, change the RIB exactly
+        /// as the same UPDATEs applied unprepared one by one: the same changes, the same
+        /// paths, the same sharing, and End-of-RIB markers reported at the same points;
+        /// batches joined from single UPDATEs and split in two apply as the whole.
         #[test]
         fn prepared_updates_apply_as_unprepared_ones(
             batches in prop::collection::vec(
@@ -515,21 +450,15 @@ mod tests {
             for (peer, updates, split) in batches {
                 let (mut a, mut b) = (Vec::new(), Vec::new());
                 let mut batch = InboundBatch::default();
-                for (i, update) in updates.into_iter().enumerate() {
+                for update in updates {
                     plain.apply_into(PeerId(peer), update.clone(), &mut a);
                     if let Some(family) = update.end_of_rib_family() {
                         a.push(marker(family));
                     }
-                    // Interned one by one, or left to intern.
-                    match i % 2 {
-                        0 => batch.append(importer.prepare(update)),
-                        _ => batch.push_decoded(update),
-                    }
+                    batch.append(importer.prepare(update));
                 }
-                // Split in two, as a peering's task passes on what its FSM delivers; the
-                // front interned as the import thread does, the rest left to the RIB.
-                let mut front = batch.take_front(split);
-                importer.intern_batch(&mut front);
+                // Split in two, as a peering's task passes on what its FSM delivers.
+                let front = batch.take_front(split);
                 for part in [front, batch] {
                     let eor = |_: &mut Rib, family, b: &mut Vec<Change>| b.push(marker(family));
                     prepared.apply_batch(PeerId(peer), part, &mut b, eor);

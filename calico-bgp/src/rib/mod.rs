@@ -414,9 +414,8 @@ impl Rib {
         self.importer.lock().len()
     }
 
-    /// The interner of this RIB's attribute sets, to intern those of peers' UPDATEs
-    /// ([`Importer::intern_batch`], [`Importer::prepare_into`]) before
-    /// [`Rib::apply_batch`].
+    /// The interner of this RIB's attribute sets, for the tasks decoding peers' UPDATEs to
+    /// prepare them ([`Importer::prepare_into`]) before [`Rib::apply_batch`].
     pub fn importer(&self) -> Importer {
         self.importer.clone()
     }

@@ -80,7 +80,7 @@ pub enum PeerEvent {
     /// The established session went down.
     Down(SessionDown),
     /// UPDATEs arrived (as many as were read at once, in order), prepared for the RIB
-    /// ([`InboundBatch::push_decoded`]; their attribute sets perhaps not interned yet).
+    /// ([`Importer::prepare_into`]).
     Updates(InboundBatch),
     /// The peer asked for a family again.
     Refresh(AfiSafi),
@@ -105,10 +105,9 @@ pub struct PeerHandle {
 impl PeerHandle {
     /// Starts a peering task for the peer at `remote`. Events go to `events` tagged with
     /// `tag`. A connection whose send queue holds more than `queue_limit` bytes not yet
-    /// written reports [`PeerEvent::Stalled`]. Received UPDATEs are passed on split as
-    /// [`InboundBatch::push_decoded`] splits them, their attribute sets to intern; those
-    /// the FSM hands over whole ([`Action::Deliver`]) are prepared with `importer` (the
-    /// RIB's).
+    /// written reports [`PeerEvent::Stalled`]. Received UPDATEs are prepared with
+    /// `importer` (the RIB's) as they are decoded, so that their attributes are interned
+    /// here rather than on the RIB's thread.
     pub fn spawn<T: Copy + Send + 'static>(
         tag: T,
         (config, importer): (SessionConfig, Importer),
@@ -177,7 +176,7 @@ enum ConnEvent {
 /// prepared for the RIB where they were decoded, the others as they are.
 #[derive(Debug, Default)]
 struct Received {
-    /// The UPDATEs, prepared ([`InboundBatch::push_decoded`]).
+    /// The UPDATEs, prepared ([`Importer::prepare_into`]).
     updates: InboundBatch,
     /// The other messages, each with how many of the UPDATEs came before it.
     others: Vec<(usize, Message)>,
@@ -214,7 +213,7 @@ struct PeerTask {
     /// Credits of the messages handled since the last [`PeerTask::perform`], passed on
     /// behind what they produced.
     credits: Vec<ReadCredit>,
-    /// Prepares the UPDATEs the FSM hands over whole.
+    /// Prepares received UPDATEs for the RIB (in the connections' readers).
     importer: Importer,
     /// The UPDATEs of the messages handled since the last [`PeerTask::perform`], each
     /// delivered there in turn on [`Action::DeliverReceived`].
@@ -423,7 +422,8 @@ impl PeerTask {
         let tx = conn_tx.clone();
         let config = self.fsm.config().clone();
         let window = InboundWindow::new(INBOUND_WINDOW);
-        let reader = tokio::spawn(read_loop(read, config, window, move |e| {
+        let importer = self.importer.clone();
+        let reader = tokio::spawn(read_loop(read, (config, importer), window, move |e| {
             tx.send((dir, generation, e)).is_ok()
         }))
         .abort_handle();
@@ -600,15 +600,14 @@ async fn write_loop(
 /// Reads frames; decodes each with the encoding negotiated in the peer's OPEN and our
 /// `config` (4-byte AS numbers when the peer offered them: we always do; path identifiers
 /// on the families where we offered to receive them and the peer to send), and prepares
-/// each UPDATE for the RIB as it is decoded (one task and no copy of the message between
-/// decoding and preparing; its attribute sets are interned on the way to the RIB, see
-/// [`crate::speaker`]). Every message complete in one read is passed on in one batch (a
-/// full table is hundreds of thousands of small messages), with a credit of `window` for
-/// its bytes: the reader waits for room in the window before passing a batch on and
-/// reading more ([`super::inbound`]).
+/// each UPDATE for the RIB with `importer` as it is decoded (one task and no copy of the
+/// message between decoding and preparing). Every message complete in one read is passed
+/// on in one batch (a full table is hundreds of thousands of small messages), with a
+/// credit of `window` for its bytes: the reader waits for room in the window before
+/// passing a batch on and reading more ([`super::inbound`]).
 async fn read_loop(
     mut read: OwnedReadHalf,
-    config: SessionConfig,
+    (config, importer): (SessionConfig, Importer),
     window: InboundWindow,
     emit: impl Fn(ConnEvent) -> bool,
 ) {
@@ -646,7 +645,7 @@ async fn read_loop(
                 break;
             };
             match packet::decode_body(header[18], body, &ctx) {
-                Ok(Message::Update(update)) => batch.updates.push_decoded(update),
+                Ok(Message::Update(update)) => importer.prepare_into(update, &mut batch.updates),
                 Ok(message) => {
                     if let Message::Open(open) = &message {
                         ctx = super::negotiation::receive_context(&config, open);
@@ -669,9 +668,9 @@ async fn read_loop(
             // Let the peering task pass the batch on now: tokio runs the task the reader
             // woke (on this worker, and no other worker may take it) only once the reader
             // gives the worker up, and with data waiting the reader decoded on until its
-            // window was full. The import thread and the RIB then got the batches in
-            // bursts, the stages taking turns rather than overlapping (a full table took a
-            // quarter longer).
+            // window was full. The RIB then got the batches in bursts, decoding and
+            // applying taking turns rather than overlapping (a full table took a quarter
+            // longer).
             tokio::task::yield_now().await;
         }
         if let Some(e) = failure {

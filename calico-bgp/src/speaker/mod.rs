@@ -21,9 +21,6 @@
 //!      │ Command::Accepted         │ PeerCommand: Accepted,      │ (PeerId, PeerEvent):
 //!      │ (same channel)            │ Send, Stop, StopForRestart  │ State, Up, Down,
 //!      │                           ▼ (unbounded)                 │ Updates, Refresh, Credit
-//!      │                           │                   bgp-import thread: interns
-//!      │                           │                   the Updates' attribute sets
-//!      │                           │                             ▲ (unbounded)
 //!   listener task            peering task (session::io), one per peer, runs an Fsm
 //!   (listener.rs)              │ bytes (unbounded)    ▲ decoded messages, end
 //!                              ▼                      │ (a window of INBOUND_WINDOW bytes)
@@ -31,10 +28,9 @@
 //! ```
 //!
 //! The speaker task is the only owner of the RIB and the peers table, so nothing is
-//! locked but the RIB's interner of attribute sets, which the import thread shares to
-//! intern the attributes of the UPDATEs the peerings pass on (`rib::Importer`: that work
-//! is off the speaker's thread, and off the tokio worker decoding a full table: the three
-//! overlap); a peering task never blocks on a socket (its writer drains a queue that takes
+//! locked but the RIB's interner of attribute sets, which the peering tasks share to
+//! intern the attributes of the UPDATEs they pass on (`rib::Importer`: that work is off
+//! the speaker's thread, the bottleneck of a full table); a peering task never blocks on a socket (its writer drains a queue that takes
 //! every message), so two speakers sending each other full tables cannot deadlock. The decisions (who is
 //! sent what, which routes stay stale and until when) are all in [`state::SpeakerState`],
 //! which the scenario tests (`tests/speaker_scenarios.rs`) drive without sockets.

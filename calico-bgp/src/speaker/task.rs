@@ -9,8 +9,7 @@
 //! is held up by it. In the caller's runtime, a reader woken by a credit the speaker task
 //! gave back was queued behind that task on the same worker (tokio runs a task woken by
 //! the running one next, on that worker, and no other worker may take it over), so
-//! decoding and applying a table mostly took turns on one core; apart, they overlap. So
-//! does interning the UPDATEs' attribute sets, on a third thread (`interning`).
+//! decoding and applying a table mostly took turns on one core; apart, they overlap.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -27,36 +26,8 @@ use super::state::{Output, PeerStart, SpeakerState};
 use super::SpeakerOptions;
 use crate::bfd::{self, BfdEvent, BfdService, SessionSpec};
 use crate::packet::notification::CeaseSubcode;
-use crate::rib::{Importer, PeerId};
+use crate::rib::PeerId;
 use crate::session::io::{PeerCommand, PeerEvent, PeerHandle};
-
-/// Starts the thread that interns the attribute sets of the peerings' UPDATEs
-/// ([`Importer::intern_batch`]) on their way to the speaker's task, passing every event
-/// on to `speaker` in order; returns where the peerings are to send their events. It
-/// ends when every sender is gone, or the speaker's task.
-///
-/// A connection's reader decodes a full table's UPDATEs on a tokio worker, and the RIB
-/// applies them on the speaker's thread; interning their attributes on either made it
-/// the longer of the two. Here the three overlap.
-fn interning(
-    importer: Importer,
-    speaker: mpsc::UnboundedSender<(PeerId, PeerEvent)>,
-) -> std::io::Result<mpsc::UnboundedSender<(PeerId, PeerEvent)>> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<(PeerId, PeerEvent)>();
-    std::thread::Builder::new()
-        .name("bgp-import".into())
-        .spawn(move || {
-            while let Some((id, mut event)) = rx.blocking_recv() {
-                if let PeerEvent::Updates(batch) = &mut event {
-                    importer.intern_batch(batch);
-                }
-                if speaker.send((id, event)).is_err() {
-                    return;
-                }
-            }
-        })?;
-    Ok(tx)
-}
 
 /// A request to the speaker's task.
 pub(crate) enum Command {
@@ -102,10 +73,8 @@ impl Task {
     ) -> std::io::Result<mpsc::Sender<Command>> {
         let (tx, rx) = mpsc::channel(64);
         let (events_tx, events_rx) = mpsc::unbounded_channel();
-        let state = SpeakerState::new(options.clone());
-        let events_tx = interning(state.rib().importer(), events_tx)?;
         let mut task = Task {
-            state,
+            state: SpeakerState::new(options.clone()),
             sockets: SocketFactory::new(options.sockets.clone())
                 .with_source(options.listen_address),
             options,

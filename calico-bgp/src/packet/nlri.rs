@@ -101,7 +101,12 @@ pub(crate) fn decode_prefixes(
 
 /// Decodes IPv4 prefixes (the withdrawn routes and NLRI fields), with path identifiers when
 /// `add_path`.
+#[inline]
 pub(crate) fn decode_v4(bytes: &[u8], add_path: bool) -> Result<Decoded<Ipv4Net>, String> {
+    if bytes.is_empty() {
+        // Every UPDATE has both fields, and most leave one (an IPv6 one both) empty.
+        return Ok((Vec::new(), Vec::new()));
+    }
     // Room for /24s (a full table's most common length) or longer: rarely grown.
     let room = bytes.len() / if add_path { 8 } else { 4 };
     decode_run(bytes, add_path, room, |a: [u8; 4], bits| {

@@ -310,6 +310,47 @@ fn unexpected_messages_are_fsm_errors() {
     );
 }
 
+/// An UPDATE the I/O task keeps ([`Event::UpdateReceived`]) is handled as the same UPDATE
+/// received whole: in every stage, the same actions, with [`Action::DeliverReceived`] in
+/// place of [`Action::Deliver`], and the same state after.
+#[test]
+fn kept_updates_are_handled_as_received_ones() {
+    // Connected (OpenSent), OPEN received (OpenConfirm), established with a hold time,
+    // established without one.
+    let stages: [&dyn Fn(&mut Fsm); 4] = [
+        &|f| drop(step(f, Event::Connected(OUT))),
+        &|f| {
+            step(f, Event::Connected(OUT));
+            step(f, Event::Received(OUT, peer_open(64513, 90, [10, 0, 0, 1])));
+        },
+        &|f| drop(establish(f, OUT, 90)),
+        &|f| drop(establish(f, OUT, 0)),
+    ];
+    for reach in stages {
+        let (mut whole, mut kept) = (Fsm::new(config(false)), Fsm::new(config(false)));
+        for fsm in [&mut whole, &mut kept] {
+            step(fsm, Event::Start);
+            reach(fsm);
+        }
+        let update = Update::default();
+        let a = step(
+            &mut whole,
+            Event::Received(OUT, Message::Update(update.clone())),
+        );
+        let b = step(&mut kept, Event::UpdateReceived(OUT));
+        let b: Vec<Action> = b
+            .into_iter()
+            .map(|a| match a {
+                Action::DeliverReceived => Action::Deliver(update.clone()),
+                other => other,
+            })
+            .collect();
+        assert_eq!(a, b);
+        assert_eq!(whole.state(), kept.state());
+        assert_eq!(whole.last_error(), kept.last_error());
+    }
+}
+
 #[test]
 fn stop_sends_cease_and_goes_idle() {
     let mut fsm = Fsm::new(config(false));

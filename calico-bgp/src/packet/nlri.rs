@@ -88,48 +88,55 @@ pub(crate) fn decode_prefixes(
     family: Family,
     add_path: bool,
 ) -> Result<Decoded<IpNet>, String> {
-    let mut out = Vec::new();
-    let mut ids = Vec::new();
-    let mut rest = bytes;
-    while !rest.is_empty() {
-        rest = path_id(rest, add_path, &mut ids)?;
-        let Some((&bits, tail)) = rest.split_first() else {
-            return Err("prefix length missing after its path identifier".into());
-        };
-        let max = match family {
-            Family::V4 => 32,
-            Family::V6 => 128,
-        };
-        if bits > max {
-            return Err(format!("prefix length {bits} exceeds {max}"));
-        }
-        let n = usize::from(bits).div_ceil(8);
-        if n > tail.len() {
-            return Err(format!("prefix of /{bits} truncated"));
-        }
-        let (octets, tail) = tail.split_at(n);
-        rest = tail;
-        out.push(match family {
-            Family::V4 => {
-                let mut a = [0u8; 4];
-                a[..n].copy_from_slice(octets);
-                IpNet::V4(Ipv4Net::new_assert(Ipv4Addr::from(a), bits).trunc())
-            }
-            Family::V6 => {
-                let mut a = [0u8; 16];
-                a[..n].copy_from_slice(octets);
-                IpNet::V6(Ipv6Net::new_assert(Ipv6Addr::from(a), bits).trunc())
-            }
-        });
+    let room = count(bytes, add_path);
+    match family {
+        Family::V4 => decode_run(bytes, add_path, room, |a: [u8; 4], bits| {
+            IpNet::V4(Ipv4Net::new_assert(Ipv4Addr::from(a), bits))
+        }),
+        Family::V6 => decode_run(bytes, add_path, room, |a: [u8; 16], bits| {
+            IpNet::V6(Ipv6Net::new_assert(Ipv6Addr::from(a), bits))
+        }),
     }
-    Ok((out, ids))
 }
 
 /// Decodes IPv4 prefixes (the withdrawn routes and NLRI fields), with path identifiers when
 /// `add_path`.
+#[inline]
 pub(crate) fn decode_v4(bytes: &[u8], add_path: bool) -> Result<Decoded<Ipv4Net>, String> {
-    let per = if add_path { 8 } else { 4 };
-    let mut out = Vec::with_capacity(bytes.len() / per);
+    if bytes.is_empty() {
+        // Every UPDATE has both fields, and most leave one (an IPv6 one both) empty.
+        return Ok((Vec::new(), Vec::new()));
+    }
+    // Room for /24s (a full table's most common length) or longer: rarely grown.
+    let room = bytes.len() / if add_path { 8 } else { 4 };
+    decode_run(bytes, add_path, room, |a: [u8; 4], bits| {
+        Ipv4Net::new_assert(Ipv4Addr::from(a), bits)
+    })
+}
+
+/// How many prefixes a run of `bytes` holds, as far as it can be read (room to decode
+/// them into: counting is a fraction of decoding, growing the list by doubling is not).
+fn count(bytes: &[u8], add_path: bool) -> usize {
+    let id = if add_path { 4 } else { 0 };
+    let (mut at, mut n) = (0, 0);
+    while let Some(&bits) = bytes.get(at + id) {
+        at += id + 1 + usize::from(bits).div_ceil(8);
+        n += 1;
+    }
+    n
+}
+
+/// Decodes a run of prefixes of `N`-octet addresses (with path identifiers when
+/// `add_path`) into room for `room` of them, each made by `make` from its address, host
+/// bits cleared, and its length.
+fn decode_run<const N: usize, P>(
+    bytes: &[u8],
+    add_path: bool,
+    room: usize,
+    make: impl Fn([u8; N], u8) -> P,
+) -> Result<Decoded<P>, String> {
+    let max = N * 8;
+    let mut out = Vec::with_capacity(room);
     let mut ids = Vec::new();
     let mut rest = bytes;
     while !rest.is_empty() {
@@ -137,17 +144,21 @@ pub(crate) fn decode_v4(bytes: &[u8], add_path: bool) -> Result<Decoded<Ipv4Net>
         let Some((&bits, tail)) = rest.split_first() else {
             return Err("prefix length missing after its path identifier".into());
         };
-        if bits > 32 {
-            return Err(format!("prefix length {bits} exceeds 32"));
+        if usize::from(bits) > max {
+            return Err(format!("prefix length {bits} exceeds {max}"));
         }
         let n = usize::from(bits).div_ceil(8);
         let Some(octets) = tail.get(..n) else {
             return Err(format!("prefix of /{bits} truncated"));
         };
-        let mut a = [0u8; 4];
+        let mut a = [0u8; N];
         a[..n].copy_from_slice(octets);
+        // Octets past the length are zero already; clear the last one's host bits.
+        if bits % 8 != 0 {
+            a[n - 1] &= 0xff << (8 - bits % 8);
+        }
         rest = &tail[n..];
-        out.push(Ipv4Net::new_assert(Ipv4Addr::from(a), bits).trunc());
+        out.push(make(a, bits));
     }
     Ok((out, ids))
 }
@@ -226,4 +237,101 @@ pub(crate) fn encode_family_prefixes(
     }
     encode_with_ids(prefixes.iter().copied(), ids, out);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Decoding as it was done before `decode_run`: a prefix at a time, truncated by
+    /// `ipnet`.
+    fn reference(bytes: &[u8], family: Family, add_path: bool) -> Result<Decoded<IpNet>, String> {
+        let mut out = Vec::new();
+        let mut ids = Vec::new();
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            rest = path_id(rest, add_path, &mut ids)?;
+            let Some((&bits, tail)) = rest.split_first() else {
+                return Err("prefix length missing after its path identifier".into());
+            };
+            let max = match family {
+                Family::V4 => 32,
+                Family::V6 => 128,
+            };
+            if bits > max {
+                return Err(format!("prefix length {bits} exceeds {max}"));
+            }
+            let n = usize::from(bits).div_ceil(8);
+            if n > tail.len() {
+                return Err(format!("prefix of /{bits} truncated"));
+            }
+            let (octets, tail) = tail.split_at(n);
+            rest = tail;
+            out.push(match family {
+                Family::V4 => {
+                    let mut a = [0u8; 4];
+                    a[..n].copy_from_slice(octets);
+                    IpNet::V4(Ipv4Net::new_assert(Ipv4Addr::from(a), bits).trunc())
+                }
+                Family::V6 => {
+                    let mut a = [0u8; 16];
+                    a[..n].copy_from_slice(octets);
+                    IpNet::V6(Ipv6Net::new_assert(Ipv6Addr::from(a), bits).trunc())
+                }
+            });
+        }
+        Ok((out, ids))
+    }
+
+    /// Runs of prefixes, mostly well formed: lengths up to 128 with their octets (host
+    /// bits set at random), with or without path identifiers, perhaps cut short.
+    fn runs() -> impl Strategy<Value = Vec<u8>> {
+        let prefix = (
+            any::<u32>(),
+            0u8..=130,
+            prop::collection::vec(any::<u8>(), 16),
+        );
+        (
+            prop::collection::vec(prefix, 0..8),
+            any::<bool>(),
+            0usize..4,
+        )
+            .prop_map(|(prefixes, ids, cut)| {
+                let mut out = Vec::new();
+                for (id, bits, octets) in prefixes {
+                    if ids {
+                        out.extend_from_slice(&id.to_be_bytes());
+                    }
+                    out.push(bits);
+                    let n = usize::from(bits).div_ceil(8).min(16);
+                    out.extend_from_slice(&octets[..n]);
+                }
+                out.truncate(out.len().saturating_sub(cut));
+                out
+            })
+    }
+
+    proptest! {
+        /// Both families' runs, with and without path identifiers, decode (or fail) exactly
+        /// as a prefix at a time truncated by `ipnet`, the IPv4 NLRI field too.
+        #[test]
+        fn runs_decode_as_one_prefix_at_a_time(bytes in runs(), add_path in any::<bool>()) {
+            for family in [Family::V4, Family::V6] {
+                prop_assert_eq!(
+                    decode_prefixes(&bytes, family, add_path),
+                    reference(&bytes, family, add_path)
+                );
+            }
+            let v4 = reference(&bytes, Family::V4, add_path).map(|(prefixes, ids)| {
+                let v4 = prefixes.into_iter().map(|p| match p {
+                    IpNet::V4(p) => p,
+                    IpNet::V6(_) => unreachable!("IPv4 run"),
+                });
+                (v4.collect::<Vec<_>>(), ids)
+            });
+            prop_assert_eq!(decode_v4(&bytes, add_path), v4);
+        }
+    }
 }

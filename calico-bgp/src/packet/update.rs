@@ -318,7 +318,7 @@ fn pack_runs(prefixes: &[IpNet], path_ids: &[u32]) -> Vec<Update> {
 }
 
 /// Pairs prefixes with their path identifiers (0 for those without one).
-fn with_ids<'a>(
+pub(crate) fn with_ids<'a>(
     prefixes: impl Iterator<Item = IpNet> + 'a,
     ids: &'a [u32],
 ) -> impl Iterator<Item = (IpNet, u32)> + 'a {

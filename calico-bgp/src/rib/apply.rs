@@ -12,10 +12,11 @@ use std::sync::Arc;
 use calico_core::model::{evaluate, BgpFilter, Direction, FilterAction, RouteFacts};
 use ipnet::IpNet;
 
-use super::import::{admit, import};
-use super::inbound::Inbound;
+use super::import::{admit, import, Imported};
+use super::inbound::{Inbound, InboundBatch, Prepared};
 use super::{Change, PeerId, Rib, RouteAttrs};
-use crate::packet::Update;
+use crate::packet::update::with_ids;
+use crate::packet::{AfiSafi, Update};
 
 impl Rib {
     /// Applies an UPDATE from an established peer; returns the prefixes whose entry changed.
@@ -33,29 +34,79 @@ impl Rib {
     /// [`Rib::apply_owned`] adding the prefixes whose entry changed to `changes` (one
     /// vector for a batch of UPDATEs).
     pub fn apply_into(&mut self, from: PeerId, update: Update, changes: &mut Vec<Change>) {
-        self.apply_inbound(from, update.into(), changes);
-    }
-
-    /// [`Rib::apply_into`] for an UPDATE a peering's task may have prepared
-    /// ([`super::Importer::prepare`] of this RIB's [`Rib::importer`]).
-    pub fn apply_inbound(&mut self, from: PeerId, inbound: Inbound, changes: &mut Vec<Change>) {
         if self.peers.info(from).is_none() {
             return;
         }
         let mut received = 0isize;
-        for (prefix, path_id) in inbound.update.withdrawn_paths() {
+        for (prefix, path_id) in update.withdrawn_paths() {
             received += self.set_path_uncounted((from, path_id), prefix, None, changes);
         }
-        if inbound.update.announced().next().is_some() {
-            received += self.announce(from, inbound, changes);
+        if update.announced().next().is_some() {
+            received += self.announce_plain(from, update, changes);
         }
         self.count_received(from, received);
     }
 
-    /// Applies the announced prefixes of `inbound`; returns the change in the peer's count
-    /// of paths.
-    fn announce(&mut self, from: PeerId, inbound: Inbound, changes: &mut Vec<Change>) -> isize {
-        let Inbound { update, prepared } = inbound;
+    /// Applies a batch of UPDATEs from peer `from`, in order, some of them perhaps
+    /// prepared by a peering's task ([`super::Importer::prepare_into`] of this RIB's
+    /// [`Rib::importer`]), adding the prefixes whose entry changed to `changes`. After an
+    /// End-of-RIB marker (RFC 4724 §2) it calls `end_of_rib` with the marker's family,
+    /// before the UPDATEs that follow it.
+    pub fn apply_batch(
+        &mut self,
+        from: PeerId,
+        batch: InboundBatch,
+        changes: &mut Vec<Change>,
+        mut end_of_rib: impl FnMut(&mut Rib, AfiSafi, &mut Vec<Change>),
+    ) {
+        let InboundBatch { updates, announced } = batch;
+        let mut announced = announced.as_slice();
+        for inbound in updates {
+            let eor = inbound.end_of_rib_family();
+            match inbound {
+                Inbound::Plain(update) => self.apply_into(from, *update, changes),
+                Inbound::Prepared(prepared) => {
+                    let (these, rest) =
+                        announced.split_at(prepared.announced.0 + prepared.announced.1);
+                    announced = rest;
+                    self.apply_prepared(from, prepared, these, changes);
+                }
+            }
+            if let Some(family) = eor {
+                end_of_rib(self, family, changes);
+            }
+        }
+    }
+
+    /// Applies a prepared UPDATE whose announced prefixes are `announced` (its IPv4 NLRI,
+    /// then its MP_REACH_NLRI prefixes).
+    fn apply_prepared(
+        &mut self,
+        from: PeerId,
+        prepared: Prepared,
+        announced: &[(IpNet, u32)],
+        changes: &mut Vec<Change>,
+    ) {
+        if self.peers.info(from).is_none() {
+            return;
+        }
+        let mut received = 0isize;
+        for (prefix, path_id) in prepared.withdrawn_paths() {
+            received += self.set_path_uncounted((from, path_id), prefix, None, changes);
+        }
+        if let Some(info) = self.peers.info(from).filter(|_| !announced.is_empty()) {
+            let sets = (prepared.v4, prepared.mp);
+            let imported = admit(&self.importer, &self.settings, info, sets);
+            let (v4, mp) = announced.split_at(prepared.announced.0);
+            let prefixes = (v4.iter().copied(), mp.iter().copied());
+            received += self.announce(from, imported, prefixes, changes);
+        }
+        self.count_received(from, received);
+    }
+
+    /// Applies the announced prefixes of an UPDATE not prepared, importing its attributes
+    /// here; returns the change in the peer's count of paths.
+    fn announce_plain(&mut self, from: PeerId, update: Update, changes: &mut Vec<Change>) -> isize {
         let treat_as_withdraw = update.treat_as_withdraw();
         let Update {
             nlri,
@@ -76,14 +127,33 @@ impl Rib {
         let Some(info) = self.peers.info(from) else {
             return 0;
         };
-        let imported = match prepared {
-            _ if treat_as_withdraw => None,
-            Some(prepared) => admit(&self.importer, &self.settings, info, prepared),
-            None => {
-                let announcing = (!nlri.is_empty(), !mp_nlri.is_empty());
-                let mut interner = self.importer.lock();
-                import(&mut interner, &self.settings, info, attributes, announcing)
-            }
+        let imported = if treat_as_withdraw {
+            None
+        } else {
+            let announcing = (!nlri.is_empty(), !mp_nlri.is_empty());
+            let mut interner = self.importer.lock();
+            import(&mut interner, &self.settings, info, attributes, announcing)
+        };
+        let v4 = with_ids(nlri.into_iter().map(IpNet::V4), &nlri_path_ids);
+        let mp = with_ids(mp_nlri.into_iter(), &mp_ids);
+        self.announce(from, imported, (v4, mp), changes)
+    }
+
+    /// Applies announced prefixes (with their path identifiers) with the attributes import
+    /// policy gave the IPv4 NLRI and the MP_REACH_NLRI ones (`None`: handled as
+    /// withdrawn); returns the change in the peer's count of paths.
+    fn announce(
+        &mut self,
+        from: PeerId,
+        imported: Option<Imported>,
+        (v4, mp): (
+            impl Iterator<Item = (IpNet, u32)>,
+            impl Iterator<Item = (IpNet, u32)>,
+        ),
+        changes: &mut Vec<Change>,
+    ) -> isize {
+        let Some(info) = self.peers.info(from) else {
+            return 0;
         };
         let (attrs_v4, attrs_mp) = imported.unwrap_or_default();
         // The peer's import filters: a rejected prefix is handled as withdrawn.
@@ -97,17 +167,14 @@ impl Rib {
         let filter = |prefix: &IpNet, attrs: &Option<Arc<RouteAttrs>>| {
             attrs.clone().filter(|_| accepts(filters, prefix, route))
         };
-        let id_of = |ids: &[u32], i: usize| ids.get(i).copied().unwrap_or(0);
         let mut received = 0;
-        for (i, p) in nlri.into_iter().enumerate() {
-            let (key, prefix) = ((from, id_of(&nlri_path_ids, i)), IpNet::V4(p));
+        for (prefix, path_id) in v4 {
             let attrs = filter(&prefix, &attrs_v4);
-            received += self.set_path_uncounted(key, prefix, attrs, changes);
+            received += self.set_path_uncounted((from, path_id), prefix, attrs, changes);
         }
-        for (i, prefix) in mp_nlri.into_iter().enumerate() {
-            let key = (from, id_of(&mp_ids, i));
+        for (prefix, path_id) in mp {
             let attrs = filter(&prefix, &attrs_mp);
-            received += self.set_path_uncounted(key, prefix, attrs, changes);
+            received += self.set_path_uncounted((from, path_id), prefix, attrs, changes);
         }
         received
     }

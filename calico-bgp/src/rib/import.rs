@@ -4,7 +4,6 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use super::inbound::Prepared;
 use super::{Interner, PeerInfo, RibSettings, RouteAttrs};
 use crate::packet::PathAttributes;
 
@@ -85,16 +84,15 @@ pub(super) fn intern_sets(
 }
 
 /// Import policy for attribute sets a peering's task interned already
-/// ([`super::Importer::prepare`]): the loop checks, and an eBGP peer's LOCAL_PREF removed
+/// ([`super::Importer::prepare_into`]): the loop checks, and an eBGP peer's LOCAL_PREF removed
 /// (the set interned again without it; a conforming peer sends none). As [`import`]
 /// otherwise.
 pub(super) fn admit(
     interner: &super::Importer,
     settings: &RibSettings,
     peer: &PeerInfo,
-    prepared: Prepared,
+    (v4, mp): Imported,
 ) -> Option<Imported> {
-    let Prepared { v4, mp } = prepared;
     let path = v4.as_ref().or(mp.as_ref()).map(|a| &a.path);
     if let Some(Err(why)) = path.map(|p| check_loops(settings, peer, p)) {
         tracing::debug!(peer = %peer.address, ?why, "announcement not accepted");

@@ -43,7 +43,7 @@ pub use decision::PathSource;
 use dest::Dest;
 use hash::BuildRibHasher;
 pub use import::Rejection;
-pub use inbound::{Importer, Inbound};
+pub use inbound::{Importer, InboundBatch};
 use tables::Tables;
 
 use crate::packet::AfiSafi;
@@ -415,7 +415,7 @@ impl Rib {
     }
 
     /// The interner of this RIB's attribute sets, for the tasks decoding peers' UPDATEs to
-    /// prepare them ([`Importer::prepare`]) before [`Rib::apply_inbound`].
+    /// prepare them ([`Importer::prepare_into`]) before [`Rib::apply_batch`].
     pub fn importer(&self) -> Importer {
         self.importer.clone()
     }

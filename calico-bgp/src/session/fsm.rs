@@ -79,6 +79,10 @@ pub enum Event {
     Closed(Direction, String),
     /// A message arrived.
     Received(Direction, Message),
+    /// An UPDATE arrived that the I/O task keeps (it was prepared for the RIB where it was
+    /// read): handled as [`Event::Received`] with the UPDATE, but delivered as
+    /// [`Action::DeliverReceived`].
+    UpdateReceived(Direction),
     /// Bytes arrived that are not a valid message.
     Malformed(Direction, DecodeError),
 }
@@ -104,9 +108,15 @@ pub enum Action {
     Down(SessionDown),
     /// Routes arrived.
     Deliver(Update),
+    /// The UPDATE of an [`Event::UpdateReceived`] is to be delivered (the I/O task keeps
+    /// them in order: the next one not delivered yet).
+    DeliverReceived,
     /// The peer asks us to send a family again.
     Refresh(AfiSafi),
 }
+
+/// The message type of an UPDATE (RFC 4271 §4.1).
+const UPDATE_KIND: u8 = 2;
 
 /// How long to wait for the peer's OPEN (RFC 4271 suggests 4 minutes).
 const OPEN_HOLD: Duration = Duration::from_secs(240);
@@ -282,6 +292,7 @@ impl Fsm {
                 }
             }
             Event::Received(dir, message) => self.received(dir, message, out),
+            Event::UpdateReceived(dir) => self.update_received(dir, out),
         }
     }
 
@@ -359,11 +370,10 @@ impl Fsm {
         out.push(Action::StartTimer(Timer::Hold(dir), OPEN_HOLD));
     }
 
-    fn received(&mut self, dir: Direction, message: Message, out: &mut Vec<Action>) {
-        let Some(conn) = &self.connections[dir.index()] else {
-            return;
-        };
-        let stage = conn.stage;
+    /// The stage of the connection a message arrived on (`None`: no such connection
+    /// any more), its hold timer started again.
+    fn heard_from(&mut self, dir: Direction, out: &mut Vec<Action>) -> Option<Stage> {
+        let conn = self.connections[dir.index()].as_ref()?;
         if let Some(n) = &conn.negotiated {
             if n.hold_time > 0 {
                 out.push(Action::StartTimer(
@@ -372,6 +382,23 @@ impl Fsm {
                 ));
             }
         }
+        Some(conn.stage)
+    }
+
+    /// An UPDATE the I/O task keeps: delivered on an established connection, an error
+    /// otherwise, as [`Fsm::received`] handles one.
+    fn update_received(&mut self, dir: Direction, out: &mut Vec<Action>) {
+        match self.heard_from(dir, out) {
+            Some(Stage::Established) => out.push(Action::DeliverReceived),
+            Some(stage) => self.unexpected(dir, stage, UPDATE_KIND, out),
+            None => {}
+        }
+    }
+
+    fn received(&mut self, dir: Direction, message: Message, out: &mut Vec<Action>) {
+        let Some(stage) = self.heard_from(dir, out) else {
+            return;
+        };
         match (stage, message) {
             (_, Message::Notification(n)) => {
                 self.tear_down(dir, format!("peer sent NOTIFICATION: {n}"), false, out);
@@ -403,20 +430,23 @@ impl Fsm {
                     out.push(Action::Refresh(r.family));
                 }
             }
-            (stage, message) => {
-                let subcode = match stage {
-                    Stage::OpenSent => FsmSubcode::UnexpectedMessageInOpenSent,
-                    Stage::OpenConfirm => FsmSubcode::UnexpectedMessageInOpenConfirm,
-                    Stage::Established => FsmSubcode::UnexpectedMessageInEstablished,
-                };
-                self.notify_and_close(
-                    dir,
-                    Notification::new(ErrorCode::FiniteStateMachine(subcode)),
-                    format!("unexpected message type {} in {stage:?}", message.kind()),
-                    out,
-                );
-            }
+            (stage, message) => self.unexpected(dir, stage, message.kind(), out),
         }
+    }
+
+    /// A message of type `kind` that `stage` does not expect: an FSM error (RFC 4271 §6.6).
+    fn unexpected(&mut self, dir: Direction, stage: Stage, kind: u8, out: &mut Vec<Action>) {
+        let subcode = match stage {
+            Stage::OpenSent => FsmSubcode::UnexpectedMessageInOpenSent,
+            Stage::OpenConfirm => FsmSubcode::UnexpectedMessageInOpenConfirm,
+            Stage::Established => FsmSubcode::UnexpectedMessageInEstablished,
+        };
+        self.notify_and_close(
+            dir,
+            Notification::new(ErrorCode::FiniteStateMachine(subcode)),
+            format!("unexpected message type {kind} in {stage:?}"),
+            out,
+        );
     }
 
     fn open_received(&mut self, dir: Direction, open: Open, out: &mut Vec<Action>) {

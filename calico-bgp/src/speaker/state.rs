@@ -28,8 +28,8 @@ use super::restart::{self, Kept};
 use super::settings;
 use super::SpeakerOptions;
 use crate::packet::notification::CeaseSubcode;
-use crate::packet::{AddPathFamilies, AddPathFamily, AfiSafi, Update};
-use crate::rib::{Change, Inbound, PeerId, PeerInfo, Rib, RibSettings};
+use crate::packet::{AddPathFamilies, AddPathFamily, AfiSafi};
+use crate::rib::{Change, InboundBatch, PeerId, PeerInfo, Rib, RibSettings};
 use crate::session::io::{PeerEvent, SharedBytes};
 use crate::session::{GracefulRestart, Negotiated, PeerGracefulRestart, SessionConfig};
 
@@ -617,30 +617,30 @@ impl SpeakerState {
         &mut self,
         id: PeerId,
         address: IpAddr,
-        updates: Vec<Inbound>,
+        updates: InboundBatch,
         out: &mut Vec<Output>,
     ) {
         // Room for a change per prefix: one vector for the batch, never grown.
-        let prefixes = updates.iter().map(|u| prefixes_in(u.update())).sum();
-        let mut changes = Vec::with_capacity(prefixes);
+        let mut changes = Vec::with_capacity(updates.prefixes());
         let mut several = updates.len() > 1;
         if let Some(p) = self.peers.at_mut(address) {
             *p.counters.updates_received.get_or_insert(0) += updates.len() as u64;
         }
-        for update in updates {
-            let eor = update.update().end_of_rib_family();
-            self.rib.apply_inbound(id, update, &mut changes);
-            let Some(family) = eor else { continue };
-            let Some(p) = self.peers.at_mut(address) else {
-                continue;
+        let peers = &mut self.peers;
+        let mut complete = false;
+        let end_of_rib = |rib: &mut Rib, family, changes: &mut Vec<Change>| {
+            let Some(p) = peers.at_mut(address) else {
+                return;
             };
-            let eor = restart::end_of_rib_received(&mut self.rib, p, family);
-            if eor.table_complete {
-                // The peer's initial table is complete: status readers may be waiting.
-                out.push(Output::Notify);
-            }
+            let eor = restart::end_of_rib_received(rib, p, family);
+            // The peer's initial table is complete: status readers may be waiting.
+            complete |= eor.table_complete;
             several |= !eor.swept.is_empty();
             changes.extend(eor.swept);
+        };
+        self.rib.apply_batch(id, updates, &mut changes, end_of_rib);
+        if complete {
+            out.push(Output::Notify);
         }
         if several {
             changes = merge_changes(changes);
@@ -650,13 +650,4 @@ impl SpeakerState {
             out.push(Output::Notify);
         }
     }
-}
-
-/// How many prefixes an UPDATE announces or withdraws.
-fn prefixes_in(update: &Update) -> usize {
-    let attrs = &update.attributes;
-    update.nlri.len()
-        + update.withdrawn.len()
-        + attrs.mp_reach.as_ref().map_or(0, |mp| mp.nlri.len())
-        + attrs.mp_unreach.as_ref().map_or(0, |mp| mp.withdrawn.len())
 }

@@ -42,7 +42,8 @@ async fn the_reader_stops_at_its_window_until_credits_come_back() {
     let (stream, _) = listener.accept().await.unwrap();
     let (read, _write) = stream.into_split();
     let passed = Arc::new(Mutex::new((0usize, Vec::new())));
-    let reader = tokio::spawn(read_loop(read, config(), InboundWindow::new(WINDOW), {
+    let setup = (config(), Importer::default());
+    let reader = tokio::spawn(read_loop(read, setup, InboundWindow::new(WINDOW), {
         let passed = passed.clone();
         move |e| {
             if let ConnEvent::Messages(m, credit) = e {

@@ -12,10 +12,11 @@
 //!   because every byte of it makes each rule larger in the kernel's memory, which its
 //!   validation of the whole table at each endpoint add walks: the whole reference as the
 //!   comment made the ACL benchmark's endpoint add 7-9 % slower, the index alone costs
-//!   nothing measurable. A reference written into the packet instead (a log expression in each allow rule,
-//!   or a conntrack mark or label) costs the kernel an expression per allow rule to
-//!   program: measured, 7 % more time to program the ACL benchmark's table for the log
-//!   expressions of its TCP allows alone, and 19 % with a log rule before each other allow.
+//!   nothing measurable. A reference written into the packet instead (a log expression in
+//!   each allow rule, or a conntrack mark or label) costs the kernel an expression per
+//!   allow rule to program: measured, 7 % more time to program the ACL benchmark's table
+//!   for the log expressions of its TCP allows alone, and 19 % with a log rule before each
+//!   other allow.
 //! * Policy evaluated before DNAT (pre-DNAT host-endpoint policy) logs its allows in its
 //!   own rules ([`AllowLogs::Logged`]): the packet the shared rules log has been translated.
 //!   A TCP connection reaches the policy rules with its SYN alone, so a rule allowing TCP
@@ -201,8 +202,8 @@ pub(super) fn nflog(cfg: &FlowLogConfig, r: LogRef, rate: Option<u32>) -> Statem
 /// How the rules that allow report the connections they allow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum AllowLogs {
-    /// Each carries its user rule's index as its comment ([`Statement::FlowRef`]); the shared rules of
-    /// [`first_packet_chains`] log the connection's first packet.
+    /// Each carries its user rule's index as its comment ([`Statement::FlowRef`]); the
+    /// shared rules of [`first_packet_chains`] log the connection's first packet.
     Referenced,
     /// Each logs the connection's first packet itself (policy evaluated before DNAT).
     Logged,

@@ -84,6 +84,19 @@ unsafe fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<libc::c_long> {
     }
 }
 
+/// A `bpf` command's result where "no such entry" (`ENOENT`: no key, no next key, nothing
+/// pinned) is an answer: `None` then; any other error is `op`'s.
+fn unless_absent(
+    result: io::Result<libc::c_long>,
+    op: impl FnOnce() -> String,
+) -> Result<Option<libc::c_long>, SysError> {
+    match result {
+        Ok(r) => Ok(Some(r)),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+        Err(source) => Err(SysError::Bpf { op: op(), source }),
+    }
+}
+
 #[repr(C)]
 #[derive(Default)]
 struct MapCreateAttr {
@@ -163,14 +176,8 @@ pub fn map_lookup(map: &OwnedFd, key: &[u8], value: &mut [u8]) -> Result<bool, S
     };
     // SAFETY: as in `map_update`; `value` is as long as the kernel writes (the callers
     // size it from the map's value size and the possible CPUs).
-    match unsafe { bpf(BPF_MAP_LOOKUP_ELEM, &mut attr) } {
-        Ok(_) => Ok(true),
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
-        Err(source) => Err(SysError::Bpf {
-            op: "BPF_MAP_LOOKUP_ELEM".into(),
-            source,
-        }),
-    }
+    let r = unsafe { bpf(BPF_MAP_LOOKUP_ELEM, &mut attr) };
+    Ok(unless_absent(r, || "BPF_MAP_LOOKUP_ELEM".into())?.is_some())
 }
 
 /// The number of possible CPUs, as the kernel sizes per-CPU map values: one more than the
@@ -203,14 +210,8 @@ pub fn map_delete(map: &OwnedFd, key: &[u8]) -> Result<(), SysError> {
         ..Default::default()
     };
     // SAFETY: as in `map_update`.
-    match unsafe { bpf(BPF_MAP_DELETE_ELEM, &mut attr) } {
-        Ok(_) => Ok(()),
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
-        Err(source) => Err(SysError::Bpf {
-            op: "BPF_MAP_DELETE_ELEM".into(),
-            source,
-        }),
-    }
+    let r = unsafe { bpf(BPF_MAP_DELETE_ELEM, &mut attr) };
+    unless_absent(r, || "BPF_MAP_DELETE_ELEM".into()).map(|_| ())
 }
 
 #[repr(C)]
@@ -472,12 +473,9 @@ pub fn obj_get(path: &std::path::Path) -> Result<Option<OwnedFd>, SysError> {
         ..Default::default()
     };
     // SAFETY: the path outlives the call and is NUL-terminated.
-    match unsafe { bpf(BPF_OBJ_GET, &mut attr) } {
-        // SAFETY: the kernel returned a new descriptor that nothing else owns.
-        Ok(fd) => Ok(Some(unsafe { OwnedFd::from_raw_fd(fd as i32) })),
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
-        Err(source) => Err(SysError::Bpf { op: op(), source }),
-    }
+    let r = unsafe { bpf(BPF_OBJ_GET, &mut attr) };
+    // SAFETY: the kernel returned a new descriptor that nothing else owns.
+    Ok(unless_absent(r, op)?.map(|fd| unsafe { OwnedFd::from_raw_fd(fd as i32) }))
 }
 
 /// The key after `key` in `map` (the first one when `key` is `None`), written into
@@ -491,14 +489,8 @@ pub fn map_next_key(map: &OwnedFd, key: Option<&[u8]>, next: &mut [u8]) -> Resul
         ..Default::default()
     };
     // SAFETY: both pointers are valid for the map's key size (the caller's contract).
-    match unsafe { bpf(BPF_MAP_GET_NEXT_KEY, &mut attr) } {
-        Ok(_) => Ok(true),
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
-        Err(source) => Err(SysError::Bpf {
-            op: "BPF_MAP_GET_NEXT_KEY".into(),
-            source,
-        }),
-    }
+    let r = unsafe { bpf(BPF_MAP_GET_NEXT_KEY, &mut attr) };
+    Ok(unless_absent(r, || "BPF_MAP_GET_NEXT_KEY".into())?.is_some())
 }
 
 /// Whether the kernel still holds a program of id `id` (something references it: a

@@ -1,7 +1,10 @@
 use std::net::Ipv4Addr;
 use std::sync::Mutex;
 
+use tokio::io::AsyncWriteExt;
+
 use super::*;
+use crate::packet::HEADER_LEN;
 
 fn config() -> SessionConfig {
     SessionConfig {

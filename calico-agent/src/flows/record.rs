@@ -249,8 +249,7 @@ fn end_reason(owner: Option<&calico_core::compile::ChainOwner>) -> String {
     }
 }
 
-fn spoof_reason(owner: Option<&calico_core::compile::ChainOwner>) -> String {
-    use calico_core::compile::ChainOwner;
+fn spoof_reason(owner: Option<&ChainOwner>) -> String {
     match owner {
         // The shared drop, its input interface unknown.
         Some(ChainOwner::Base { .. }) | None => {
